@@ -1,0 +1,1 @@
+"""The govshare HTTP service (FastAPI): catalogue, versions and downloads; pages come later."""

@@ -1,0 +1,85 @@
+"""The FastAPI application: `govshare serve` runs it with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from api.deps import ConsumerDep, SessionDep, TokenDep
+from api.schemas import Problem, ResourcePublic, VersionPublic
+from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
+from delivery.access import audit_read, authorize_read
+from delivery.files import FORMATS, stream_version
+from registry.resources import get_resource, list_resources
+from registry.versions import latest_version, list_versions
+
+DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="govshare 政务数据共享交换平台", version="0.1.0",
+                  description="Catalogue, published versions and downloads of shared government data.")
+
+    @app.exception_handler(AccessDenied)
+    def _denied(_: Request, exc: AccessDenied) -> JSONResponse:
+        status = 401 if isinstance(exc, AuthenticationFailed) else 403
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": exc.en, "detail_zh": exc.zh}, status_code=status, headers=headers)
+
+    @app.exception_handler(NotFound)
+    def _missing(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(ConfigError)
+    def _bad(_: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/catalog", response_model=list[ResourcePublic], responses=DENIED, tags=["catalogue"])
+    def catalog(session: SessionDep, _: ConsumerDep) -> list[ResourcePublic]:
+        """The published catalogue (资源目录): every resource with its sharing attributes."""
+        out = []
+        for resource in list_resources(session):
+            latest = latest_version(session, resource=resource)
+            out.append(ResourcePublic(
+                code=resource.code, name=resource.name, abstract=resource.abstract, provider=resource.agency.name,
+                provider_code=resource.agency.code, sharing_type=resource.sharing_type,
+                sharing_modes=resource.sharing_modes, update_cycle=resource.update_cycle,
+                latest_version=latest.number if latest else None))
+        return out
+
+    @app.get("/api/v1/resources/{code:path}/versions", response_model=list[VersionPublic], responses=DENIED,
+             tags=["versions"])
+    def versions(code: str, session: SessionDep, _: ConsumerDep) -> list[VersionPublic]:
+        """Published versions of a resource, newest first, with their manifest digests."""
+        resource = get_resource(session, code=code)
+        return [VersionPublic(number=v.number, created_at=v.created_at, row_count=v.row_count,
+                              quarantined_count=v.quarantined_count, manifest_sha256=v.manifest_sha256,
+                              watermark=v.manifest.get("watermark", {}), schema_fields=v.manifest.get("schema", []))
+                for v in list_versions(session, resource=resource)]
+
+    @app.get("/api/v1/resources/{code:path}/download", responses=DENIED, tags=["file download"],
+             response_class=StreamingResponse)
+    def download(code: str, session: SessionDep, token: TokenDep,
+                 fmt: Annotated[Literal["parquet", "csv"], Query(alias="format")] = "parquet") -> StreamingResponse:
+        """The latest version as Parquet or CSV (文件下载), for a consumer agency holding a grant."""
+        decision = authorize_read(session, token=token, resource_code=code, channel="file")
+        version = decision.version
+        audit_read(session, decision=decision, rows=version.row_count, fmt=fmt)
+        session.commit()
+        filename = f"{decision.resource.code.replace('/', '_')}_v{version.number}.{fmt}"
+        headers = {
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Govshare-Version": str(version.number),
+            "X-Govshare-Rows": str(version.row_count),
+            "X-Govshare-Manifest-SHA256": version.manifest_sha256,
+        }
+        return StreamingResponse(stream_version(version, fmt=fmt, columns=decision.columns),
+                                 media_type=FORMATS[fmt], headers=headers)
+
+    return app

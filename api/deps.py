@@ -1,0 +1,47 @@
+"""Request dependencies: a registry session per request and the presented bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from registry.db import session_factory
+from registry.models import ApiToken
+from registry.tokens import authenticate
+
+bearer = HTTPBearer(auto_error=False, description="API token issued with `govshare token issue`")
+
+
+def get_session() -> Iterator[Session]:
+    session = session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
+    return credentials.credentials if credentials else None
+
+
+TokenDep = Annotated[str | None, Depends(get_token)]
+
+
+def get_consumer(session: SessionDep, token: TokenDep, request: Request) -> ApiToken:
+    consumer = authenticate(session, token=token)
+    request.state.agency_code = consumer.agency.code
+    return consumer
+
+
+ConsumerDep = Annotated[ApiToken, Depends(get_consumer)]

@@ -1,0 +1,198 @@
+"""`govshare agency|source|resource|token|subscribe`: register who provides what, from where, to whom."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from cli.output import console, reported_errors, table
+from registry.agencies import add_agency, list_agencies
+from registry.dagspecs import write_dag_specs
+from registry.db import session_scope
+from registry.resources import add_resource, get_resource, list_resources
+from registry.sources import add_source, get_source, list_sources, open_connector
+from registry.subscriptions import subscribe
+from registry.tokens import issue_token
+from registry.versions import latest_version
+
+agency_app = typer.Typer(help="Agencies (行政机构) that provide and consume data.", no_args_is_help=True)
+source_app = typer.Typer(help="Sources: connections to agencies' business databases.", no_args_is_help=True)
+resource_app = typer.Typer(help="Catalogue resources (信息资源) and the streams that feed them.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for consumer systems.", no_args_is_help=True)
+
+
+@agency_app.command("add")
+def agency_add(
+    code: Annotated[str, typer.Argument(help="unified social credit code (统一社会信用代码), 18 characters")],
+    name: Annotated[str, typer.Argument(help="full Chinese name")],
+    level: Annotated[str, typer.Option(help="city or district")] = "city",
+    district: Annotated[str | None, typer.Option(help="district name for a district agency")] = None,
+    parent: Annotated[str | None, typer.Option(help="parent agency code or name")] = None,
+) -> None:
+    """Register an agency.
+
+    Example: govshare agency add 11310000002420011X 上海市市场监督管理局
+    """
+    with reported_errors(), session_scope() as session:
+        agency = add_agency(session, code=code, name=name, level=level, district=district, parent=parent)
+        console.print(f"agency {agency.code} {agency.name} registered")
+
+
+@agency_app.command("list")
+def agency_list() -> None:
+    """List agencies.
+
+    Example: govshare agency list
+    """
+    with reported_errors(), session_scope() as session:
+        table("机构 / agencies", ["code", "name", "level", "district"],
+              [(a.code, a.name, a.level, a.district) for a in list_agencies(session)])
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    config = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE")
+        config[key.strip()] = value
+    return config
+
+
+@source_app.command("add")
+def source_add(
+    name: Annotated[str, typer.Argument(help="a short unique name")],
+    agency: Annotated[str, typer.Option(help="owning agency code or name")],
+    kind: Annotated[str, typer.Option(help="connector kind, e.g. postgresql or sqlite")],
+    option: Annotated[list[str], typer.Option("--option", "-o", help="KEY=VALUE connection setting, repeatable")],
+    password_env: Annotated[str | None, typer.Option(help="read the password from this environment variable")] = None,
+) -> None:
+    """Register a source; its password is encrypted at rest and never printed.
+
+    Example: govshare source add scjg-pg --agency 上海市市场监督管理局 --kind postgresql
+    -o host=10.0.0.5 -o dbname=reg -o user=reader --password-env SCJG_PG_PASSWORD
+    """
+    with reported_errors(), session_scope() as session:
+        secret = None
+        if password_env:
+            if password_env not in os.environ:
+                raise typer.BadParameter(f"environment variable {password_env} is not set")
+            secret = {"password": os.environ[password_env]}
+        source = add_source(session, name=name, agency=agency, kind=kind, config=_options(option), secret=secret)
+        console.print(f"source {source.name} ({source.kind}) registered")
+
+
+@source_app.command("check")
+def source_check(name: Annotated[str, typer.Argument(help="source name")],
+                 table_name: Annotated[str | None, typer.Option("--table", help="also check this table")] = None) -> None:
+    """Connect to a source (and a table) and report the first problem in one line.
+
+    Example: govshare source check scjg-pg --table enterprises
+    """
+    from connectors.base import StreamSpec
+
+    with reported_errors(), session_scope() as session:
+        connector = open_connector(get_source(session, name=name))
+        connector.check(StreamSpec(table=table_name) if table_name else None)
+        console.print(f"source {name}: ok")
+
+
+@source_app.command("list")
+def source_list() -> None:
+    """List sources (never their secrets).
+
+    Example: govshare source list
+    """
+    with reported_errors(), session_scope() as session:
+        table("数据源 / sources", ["name", "kind", "agency", "where"],
+              [(s.name, s.kind, s.agency.name, open_connector(s).describe()) for s in list_sources(session)])
+
+
+@resource_app.command("add")
+def resource_add(
+    name: Annotated[str, typer.Argument(help="resource name (信息资源名称)")],
+    agency: Annotated[str, typer.Option(help="provider agency code or name")],
+    classification: Annotated[str, typer.Option(help="classification code, e.g. 101001")],
+    source: Annotated[str | None, typer.Option(help="source feeding the resource")] = None,
+    table_name: Annotated[str | None, typer.Option("--table", help="source table")] = None,
+    query: Annotated[str | None, typer.Option(help="source query instead of a table")] = None,
+    key: Annotated[str | None, typer.Option(help="primary key column(s), comma separated")] = None,
+    cursor: Annotated[str | None, typer.Option(help="cursor column for incremental sync")] = None,
+    abstract: Annotated[str, typer.Option(help="abstract (信息资源摘要)")] = "",
+    sharing: Annotated[str, typer.Option(help="unconditional, conditional or not_shared")] = "unconditional",
+    condition: Annotated[str, typer.Option(help="sharing condition or legal basis")] = "",
+    cycle: Annotated[str, typer.Option(help="update cycle: realtime, hourly, daily, weekly, monthly, ...")] = "daily",
+) -> None:
+    """Register a catalogue resource; its code is generated as classification/sequence.
+
+    Example: govshare resource add 企业基本信息 --agency 上海市市场监督管理局 --classification 101001
+    --source scjg-pg --table enterprises --key id --cursor updated_at
+    """
+    with reported_errors(), session_scope() as session:
+        resource = add_resource(session, name=name, agency=agency, classification=classification, source=source,
+                                table=table_name, query=query, primary_key=key.split(",") if key else None,
+                                cursor_column=cursor, abstract=abstract, sharing_type=sharing,
+                                sharing_condition=condition, update_cycle=cycle)
+        code = resource.code
+    write_dag_specs()
+    console.print(f"resource {code} {name} registered")
+
+
+@resource_app.command("list")
+def resource_list(agency: Annotated[str | None, typer.Option(help="only this agency")] = None) -> None:
+    """List catalogue resources with their latest version.
+
+    Example: govshare resource list --agency 上海市市场监督管理局
+    """
+    with reported_errors(), session_scope() as session:
+        rows = []
+        for r in list_resources(session, agency=agency):
+            latest = latest_version(session, resource=r)
+            rows.append((r.code, r.name, r.agency.name, r.sharing_type, r.update_cycle,
+                         f"v{latest.number} ({latest.row_count} rows)" if latest else "-"))
+        table("资源目录 / catalogue", ["code", "name", "provider", "sharing", "cycle", "latest"], rows)
+
+
+@resource_app.command("show")
+def resource_show(code: Annotated[str, typer.Argument(help="resource code")]) -> None:
+    """Show one resource's metadata and stream.
+
+    Example: govshare resource show 101001/0001
+    """
+    with reported_errors(), session_scope() as session:
+        r = get_resource(session, code=code)
+        latest = latest_version(session, resource=r)
+        table(f"{r.code} {r.name}", ["element", "value"], [
+            ("provider 提供方", f"{r.agency.name} ({r.agency.code})"), ("abstract 摘要", r.abstract),
+            ("sharing 共享类型", r.sharing_type), ("condition 共享条件", r.sharing_condition),
+            ("modes 共享方式", ", ".join(r.sharing_modes)), ("cycle 更新周期", r.update_cycle),
+            ("source 数据源", r.source.name if r.source else "-"), ("stream", r.stream),
+            ("latest version", f"v{latest.number}, {latest.row_count} rows" if latest else "-")])
+
+
+@token_app.command("issue")
+def token_issue(agency: Annotated[str, typer.Argument(help="consumer agency code or name")],
+                name: Annotated[str, typer.Option(help="which system holds it")] = "default",
+                days: Annotated[int, typer.Option(help="validity in days")] = 90) -> None:
+    """Issue an API token to a consumer agency's system; it is shown once.
+
+    Example: govshare token issue 上海市人力资源和社会保障局 --name hr-sync
+    """
+    with reported_errors(), session_scope() as session:
+        console.print(issue_token(session, agency=agency, name=name, days=days), soft_wrap=True)
+
+
+def subscribe_command(
+    resource: Annotated[str, typer.Argument(help="resource code")],
+    agency: Annotated[str, typer.Option(help="consumer agency code or name")],
+    purpose: Annotated[str, typer.Option(help="purpose of use (共享用途)")],
+) -> None:
+    """Subscribe a consumer agency to an unconditionally shared resource (granted at once).
+
+    Example: govshare subscribe 101001/0001 --agency 上海市人力资源和社会保障局 --purpose 就业登记核验
+    """
+    with reported_errors(), session_scope() as session:
+        subscribe(session, resource_code=resource, agency=agency, purpose=purpose)
+        console.print(f"{agency} subscribed to {resource}")

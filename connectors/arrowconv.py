@@ -1,0 +1,122 @@
+"""Python values to Arrow columns, faithfully; a value that does not fit is a per-row problem, not a crash."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.base import ROW_PROBLEM_COLUMN
+
+DECIMAL_TYPE = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
+# Unconstrained NUMERIC has no declared precision; 38 digits with 10 after the point keeps real data exact.
+DEFAULT_DECIMAL = pa.decimal128(38, 10)
+
+
+def arrow_type_for_declared(declared: str) -> pa.DataType:
+    """SQLite-style declared types (and common SQL spellings) to Arrow types."""
+    upper = (declared or "").upper()
+    if match := DECIMAL_TYPE.search(upper):
+        return pa.decimal128(int(match.group(1)), int(match.group(2) or 0))
+    if "INT" in upper:
+        return pa.int64()
+    if "BOOL" in upper:
+        return pa.bool_()
+    if "TIMESTAMPTZ" in upper or "WITH TIME ZONE" in upper:
+        return pa.timestamp("us", tz="UTC")
+    if "DATETIME" in upper or "TIMESTAMP" in upper:
+        return pa.timestamp("us")
+    if "DATE" in upper:
+        return pa.date32()
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return pa.float64()
+    if "NUMERIC" in upper or "DECIMAL" in upper:
+        return DEFAULT_DECIMAL
+    if "BLOB" in upper:
+        return pa.binary()
+    return pa.string()
+
+
+def _convert_one(value: Any, target: pa.DataType) -> Any:
+    if value is None:
+        return None
+    if pa.types.is_decimal(target):
+        number = Decimal(str(value))
+        quantum = Decimal(1).scaleb(-target.scale)
+        exact = number.quantize(quantum)
+        if exact != number:
+            raise ValueError(f"has more than {target.scale} decimal places")
+        if len(exact.as_tuple().digits) > target.precision:
+            raise ValueError(f"exceeds precision {target.precision}")
+        return exact
+    if pa.types.is_date(target):
+        return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    if pa.types.is_timestamp(target):
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if target.tz is None and moment.tzinfo is not None:
+            raise ValueError("carries a time zone in a column declared without one")
+        return moment
+    if pa.types.is_integer(target):
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("is not a whole number")
+        return int(value)
+    if pa.types.is_floating(target):
+        return float(value)
+    if pa.types.is_boolean(target):
+        if value in (0, 1, True, False, "0", "1", "true", "false"):
+            return value in (1, True, "1", "true")
+        raise ValueError("is not a boolean")
+    if pa.types.is_binary(target):
+        return bytes(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def to_arrow_column(name: str, values: list[Any], target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
+    """The column as Arrow plus {row index: problem} for values that could not be converted."""
+    try:
+        if pa.types.is_decimal(target) or pa.types.is_date(target) or pa.types.is_timestamp(target):
+            raise pa.ArrowInvalid("convert value by value")  # text and floats need checked conversion
+        return pa.array(values, type=target), {}
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass
+    converted: list[Any] = []
+    problems: dict[int, str] = {}
+    for index, value in enumerate(values):
+        try:
+            converted.append(_convert_one(value, target))
+        except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
+            converted.append(None)
+            problems[index] = f"{name}={value!r}: {exc or 'cannot be read as ' + str(target)}"
+    return pa.array(converted, type=target), problems
+
+
+def rows_to_batch(names: list[str], types: list[pa.DataType], rows: list[tuple]) -> pa.RecordBatch:
+    """Row tuples to a record batch; adds the row-problem column only when some value did not fit."""
+    columns = list(zip(*rows)) if rows else [() for _ in names]
+    arrays: list[pa.Array] = []
+    problems: dict[int, list[str]] = {}
+    for name, target, values in zip(names, types, columns):
+        array, column_problems = to_arrow_column(name, list(values), target)
+        arrays.append(array)
+        for index, problem in column_problems.items():
+            problems.setdefault(index, []).append(problem)
+    batch = pa.RecordBatch.from_arrays(arrays, names=names)
+    if problems:
+        flags = pa.array(["; ".join(problems[i]) if i in problems else None for i in range(len(rows))], pa.string())
+        batch = batch.append_column(ROW_PROBLEM_COLUMN, flags)
+    return batch
+
+
+def cast_opaque_numeric(column: pa.Array, target: pa.DataType, name: str) -> tuple[pa.Array, pa.Array | None]:
+    """Decimal text from a driver (e.g. PostgreSQL numeric) to exact decimals; unfit values flagged."""
+    storage = column.storage if isinstance(column, pa.ExtensionArray) else column
+    try:
+        return pc.cast(storage, target), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        array, problems = to_arrow_column(name, storage.to_pylist(), target)
+        flags = pa.array([problems.get(i) for i in range(len(storage))], pa.string())
+        return array, flags

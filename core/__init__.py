@@ -1,0 +1,1 @@
+"""Shared foundations every layer may use: settings and the exception families."""

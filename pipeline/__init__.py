@@ -1,0 +1,1 @@
+"""The exchange pipeline: extract, validate, stage, publish atomically, notify."""

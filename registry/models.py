@@ -1,0 +1,157 @@
+"""Registry tables. Every change to this file needs an Alembic migration in registry/migrations/versions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Agency(Base):
+    """行政机构: a government agency that provides or consumes data."""
+
+    __tablename__ = "agencies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(18), unique=True, doc="unified social credit code (统一社会信用代码)")
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    level: Mapped[str] = mapped_column(String(20), default="city", doc="city (市级) or district (区县)")
+    district: Mapped[str | None] = mapped_column(String(50))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Source(Base):
+    """A connection to an agency's business database (业务数据库); the secret part is encrypted at rest."""
+
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    agency: Mapped[Agency] = relationship()
+
+
+class Resource(Base):
+    """信息资源: a catalogue resource, optionally fed by a source stream (table or query)."""
+
+    __tablename__ = "resources"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(60), unique=True, doc="信息资源代码: classification/sequence")
+    classification: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(200))
+    abstract: Mapped[str] = mapped_column(Text, default="")
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"))
+    stream: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="table or query, key, cursor column")
+    sharing_type: Mapped[str] = mapped_column(String(20), default="unconditional")
+    sharing_condition: Mapped[str] = mapped_column(Text, default="")
+    sharing_modes: Mapped[list[Any]] = mapped_column(default=list)
+    update_cycle: Mapped[str] = mapped_column(String(20), default="daily")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    agency: Mapped[Agency] = relationship()
+    source: Mapped[Source | None] = relationship()
+
+
+class DatasetVersion(Base):
+    """An immutable published version of a resource's dataset, with its manifest."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("resource_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str] = mapped_column(String(40), unique=True)
+    path: Mapped[str] = mapped_column(Text, doc="folder relative to the storage root")
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    quarantined_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resource: Mapped[Resource] = relationship()
+
+
+class CursorState(Base):
+    """Where the next incremental read starts; written in the same transaction as its version."""
+
+    __tablename__ = "cursor_states"
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), primary_key=True)
+    cursor_column: Mapped[str | None] = mapped_column(String(100))
+    cursor_value: Mapped[str | None] = mapped_column(Text)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SyncRun(Base):
+    """One attempt to sync a resource, successful or not, for operators and evaluation."""
+
+    __tablename__ = "sync_runs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    mode: Mapped[str] = mapped_column(String(20), default="full")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_published: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Subscription(Base):
+    """A consumer agency's subscription to a resource (获取方); unconditional resources grant at once."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("resource_id", "agency_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resource: Mapped[Resource] = relationship()
+    agency: Mapped[Agency] = relationship()
+
+
+class ApiToken(Base):
+    """A consumer system's credential, issued to an agency; only its SHA-256 digest is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    agency: Mapped[Agency] = relationship()
+
+
+class AuditEvent(Base):
+    """审计日志: append-only and hash-chained; each row's hash covers its content and the previous hash."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    agency_code: Mapped[str | None] = mapped_column(String(18))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    resource_code: Mapped[str | None] = mapped_column(String(60), index=True)
+    result: Mapped[str] = mapped_column(String(20), default="ok")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # a fork in the chain cannot be stored
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,36 @@
+"""Published dataset versions (数据版本) and the cursor state committed with each."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+from registry.models import CursorState, DatasetVersion, Resource
+
+
+def latest_version(session: Session, *, resource: Resource) -> DatasetVersion | None:
+    return session.scalar(
+        select(DatasetVersion).where(DatasetVersion.resource_id == resource.id).order_by(DatasetVersion.number.desc()).limit(1)
+    )
+
+
+def require_latest_version(session: Session, *, resource: Resource) -> DatasetVersion:
+    version = latest_version(session, resource=resource)
+    if version is None:
+        raise NotFound(f"resource {resource.code} has no published version yet; run `govshare sync {resource.code}`")
+    return version
+
+
+def list_versions(session: Session, *, resource: Resource) -> list[DatasetVersion]:
+    return list(session.scalars(
+        select(DatasetVersion).where(DatasetVersion.resource_id == resource.id).order_by(DatasetVersion.number.desc())
+    ))
+
+
+def next_version_number(session: Session, *, resource: Resource) -> int:
+    return (session.scalar(select(func.max(DatasetVersion.number)).where(DatasetVersion.resource_id == resource.id)) or 0) + 1
+
+
+def cursor_state(session: Session, *, resource: Resource) -> CursorState | None:
+    return session.get(CursorState, resource.id)
