@@ -22,7 +22,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def upgrade(*, url: str | None = None, revision: str = "head") -> None:
+def upgrade(*, url: str | None = None, revision: str = "heads") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
@@ -31,9 +31,11 @@ def downgrade(*, url: str | None = None, revision: str = "base") -> None:
 
 
 def current_revision(*, url: str | None = None) -> str | None:
+    """The applied revision(s), comma separated (several while feature branches are not merged)."""
     with engine_for(url or get_settings().database_url).connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) or None
 
 
-def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
+def head_revisions() -> tuple[str, ...]:
+    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())

@@ -1,0 +1,61 @@
+"""Datasets: the catalogue list, a resource's versions, and file download of the latest version."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import ConsumerDep, SessionDep, TokenDep
+from api.schemas import Problem, ResourcePublic, VersionPublic
+from delivery.access import audit_read, authorize_read
+from delivery.files import FORMATS, stream_version
+from registry.resources import get_resource, list_resources
+from registry.versions import latest_version, list_versions
+
+DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
+router = APIRouter()
+
+
+@router.get("/api/v1/catalog", response_model=list[ResourcePublic], responses=DENIED, tags=["catalogue"])
+def catalog(session: SessionDep, _: ConsumerDep) -> list[ResourcePublic]:
+    """The published catalogue (资源目录): every resource with its sharing attributes."""
+    out = []
+    for resource in list_resources(session):
+        latest = latest_version(session, resource=resource)
+        out.append(ResourcePublic(
+            code=resource.code, name=resource.name, abstract=resource.abstract, provider=resource.agency.name,
+            provider_code=resource.agency.code, sharing_type=resource.sharing_type,
+            sharing_modes=resource.sharing_modes, update_cycle=resource.update_cycle,
+            latest_version=latest.number if latest else None))
+    return out
+
+@router.get("/api/v1/resources/{code:path}/versions", response_model=list[VersionPublic], responses=DENIED,
+         tags=["versions"])
+def versions(code: str, session: SessionDep, _: ConsumerDep) -> list[VersionPublic]:
+    """Published versions of a resource, newest first, with their manifest digests."""
+    resource = get_resource(session, code=code)
+    return [VersionPublic(number=v.number, created_at=v.created_at, row_count=v.row_count,
+                          quarantined_count=v.quarantined_count, manifest_sha256=v.manifest_sha256,
+                          watermark=v.manifest.get("watermark", {}), schema_fields=v.manifest.get("schema", []))
+            for v in list_versions(session, resource=resource)]
+
+@router.get("/api/v1/resources/{code:path}/download", responses=DENIED, tags=["file download"],
+         response_class=StreamingResponse)
+def download(code: str, session: SessionDep, token: TokenDep,
+             fmt: Annotated[Literal["parquet", "csv"], Query(alias="format")] = "parquet") -> StreamingResponse:
+    """The latest version as Parquet or CSV (文件下载), for a consumer agency holding a grant."""
+    decision = authorize_read(session, token=token, resource_code=code, channel="file")
+    version = decision.version
+    audit_read(session, decision=decision, rows=version.row_count, fmt=fmt)
+    session.commit()
+    filename = f"{decision.resource.code.replace('/', '_')}_v{version.number}.{fmt}"
+    headers = {
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "X-Govshare-Version": str(version.number),
+        "X-Govshare-Rows": str(version.row_count),
+        "X-Govshare-Manifest-SHA256": version.manifest_sha256,
+    }
+    return StreamingResponse(stream_version(version, fmt=fmt, columns=decision.columns),
+                             media_type=FORMATS[fmt], headers=headers)
