@@ -8,6 +8,7 @@ import typer
 
 from cli import calendar as calendar_cmds
 from cli import registry_cmds
+from cli import validate as validate_cmds
 from cli.output import console, reported_errors, table
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app.add_typer(registry_cmds.source_app, name="source")
 app.add_typer(registry_cmds.resource_app, name="resource")
 app.add_typer(registry_cmds.token_app, name="token")
 app.add_typer(calendar_cmds.app, name="calendar")
+app.add_typer(validate_cmds.app, name="validate")
 app.command("subscribe")(registry_cmds.subscribe_command)
 
 
