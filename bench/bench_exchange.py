@@ -1,0 +1,145 @@
+"""Exchange engine against raw PostgreSQL COPY and dlt, on one table of realistic enterprise rows.
+
+Figures (issue 4): rows/s of raw binary `COPY ... TO STDOUT`, of the engine's full sync (extract, validate,
+publish) and of dlt's `sql_database` (pyarrow backend) to Parquet, the time of an incremental sync of
+10,000 changed rows, and the engine's peak memory. Each contender runs in its own process, so its peak RSS
+is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000); server: GOVSHARE_BENCH_PG_DSN.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DSN = os.environ.get("GOVSHARE_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+ROWS = int(os.environ.get("GOVSHARE_BENCH_ROWS", "5000000"))
+DATABASE = "govshare_bench"
+CHANGED = 10_000
+
+
+def _bench_dsn() -> str:
+    return DSN.rpartition("/")[0] + "/" + DATABASE
+
+
+def _prepare() -> None:
+    import psycopg2
+
+    from samples.loaders import load_postgres
+
+    admin = psycopg2.connect(DSN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DATABASE,))
+        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+        cursor.execute(f"CREATE DATABASE {DATABASE}")
+    admin.close()
+    started = time.monotonic()
+    load_postgres(_bench_dsn(), table="enterprises", rows=ROWS, seed=7)
+    print(f"   loaded {ROWS:,} rows in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def _child(code: str, env: dict[str, str] | None = None) -> dict:
+    """Run a contender in a fresh interpreter; it prints one JSON line with its figures and peak RSS."""
+    wrapped = code + "\nimport resource, json, sys\nRESULT['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\nprint(json.dumps(RESULT))\n"
+    done = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+COPY = """
+import time, psycopg2
+class Sink:
+    n = 0
+    def write(self, data):
+        self.n += len(data)
+connection = psycopg2.connect({dsn!r})
+sink = Sink()
+started = time.perf_counter()
+connection.cursor().copy_expert("COPY enterprises TO STDOUT (FORMAT binary)", sink)
+RESULT = {{"seconds": time.perf_counter() - started, "bytes": sink.n}}
+"""
+
+ENGINE_SETUP = """
+from core.settings import reset_settings
+from registry.db import session_scope
+from registry.migrate import upgrade
+from registry.agencies import add_agency
+from registry.sources import add_source
+from registry.resources import add_resource
+from samples.demo_sources import MARKET
+upgrade()
+with session_scope() as s:
+    add_agency(s, code=MARKET.code, name=MARKET.name)
+    add_source(s, name="bench", agency=MARKET.name, kind="postgresql",
+               config={{"host": {host!r}, "port": {port}, "dbname": {db!r}, "user": {user!r}}})
+    add_resource(s, name="企业基本信息", agency=MARKET.name, classification="101001", source="bench",
+                 table="enterprises", primary_key=["id"], cursor_column="updated_at")
+RESULT = {{}}
+"""
+
+ENGINE_SYNC = """
+import time
+from pipeline.sync import sync_resource
+started = time.perf_counter()
+report = sync_resource(resource_code="101001/0001", full={full})
+RESULT = {{"seconds": time.perf_counter() - started, "rows_read": report.rows_read,
+          "rows_published": report.rows_published, "mode": report.mode}}
+"""
+
+DLT = """
+import time, dlt
+from dlt.sources.sql_database import sql_table
+table = sql_table(credentials={url!r}, table="enterprises", backend="pyarrow", chunk_size=100000)
+pipeline = dlt.pipeline(pipeline_name="bench", destination=dlt.destinations.filesystem({out!r}),
+                        dataset_name="bench", pipelines_dir={pipes!r})
+started = time.perf_counter()
+info = pipeline.run(table, loader_file_format="parquet")
+RESULT = {{"seconds": time.perf_counter() - started}}
+"""
+
+
+def run() -> dict[str, float]:
+    from urllib.parse import urlsplit
+
+    _prepare()
+    parts = urlsplit(_bench_dsn())
+    with tempfile.TemporaryDirectory(prefix="govshare-bench-") as work:
+        copy = _child(COPY.format(dsn=_bench_dsn()))
+        env = {"GOVSHARE_HOME": f"{work}/hub", "GOVSHARE_DEMO": "1"}
+        _child(ENGINE_SETUP.format(host=parts.hostname, port=parts.port or 5432, db=DATABASE,
+                                   user=parts.username or "postgres"), env)
+        full = _child(ENGINE_SYNC.format(full=True), env)
+        from samples.loaders import mutate_postgres
+
+        mutate_postgres(_bench_dsn(), "enterprises", changed=CHANGED, seed=11)
+        incremental = _child(ENGINE_SYNC.format(full=False), env)
+        dlt_run = _child(DLT.format(url=_bench_dsn().replace("postgresql://", "postgresql+psycopg2://"),
+                                    out=f"file://{work}/dlt", pipes=f"{work}/dlt-pipelines"),
+                         {"RUNTIME__LOG_LEVEL": "WARNING", "DLT_DATA_DIR": f"{work}/dlt-data"})
+    copy_rps = ROWS / copy["seconds"]
+    engine_rps = ROWS / full["seconds"]
+    dlt_rps = ROWS / dlt_run["seconds"]
+    return {
+        "bench_rows": float(ROWS),
+        "copy_rows_per_s": copy_rps,
+        "full_rows_per_s": engine_rps,
+        "dlt_rows_per_s": dlt_rps,
+        "full_vs_copy_ratio": engine_rps / copy_rps,
+        "full_vs_dlt_ratio": engine_rps / dlt_rps,
+        "full_seconds": full["seconds"],
+        "incremental_seconds": incremental["seconds"],
+        "incremental_fraction": incremental["seconds"] / full["seconds"],
+        "peak_rss_mib": max(full["peak_rss_mib"], incremental["peak_rss_mib"]),
+        "dlt_peak_rss_mib": dlt_run["peak_rss_mib"],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
