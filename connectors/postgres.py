@@ -12,6 +12,8 @@ import pyarrow.compute as pc
 
 from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric
 from connectors.base import ROW_PROBLEM_COLUMN, ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.postgres_duckdb import can_scan, scan_table
+from connectors.prefetch import prefetched
 from core.errors import ConfigError, RetriableError
 
 PG_TO_ARROW = {
@@ -110,31 +112,60 @@ class PostgresConnector(Connector):
                         """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
                            AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary""",
                         (f'"{schema}"."{name}"',))
+                    key = [r[0] for r in cursor.fetchall()]  # fetched before _columns reuses the cursor
                     tables.append(TableInfo(name=name, columns=self._columns(cursor, f"{schema}.{name}"),
-                                            primary_key=[r[0] for r in cursor.fetchall()]))
+                                            primary_key=key))
                 return tables
         finally:
             connection.close()
 
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
-        import adbc_driver_postgresql.dbapi as adbc  # imported here: only a read needs it
-
-        if stream.table:
+        incremental = bool(stream.cursor_column and state.cursor_value is not None)
+        cursor_type = None
+        columns: list[ColumnInfo] = []
+        if stream.table or incremental:
             connection = self._connect()
             try:
                 with connection.cursor() as cursor:
-                    columns = self._columns(cursor, stream.table)
+                    if stream.table:
+                        columns = self._columns(cursor, stream.table)
+                    if incremental:
+                        cursor_type = self._cursor_type(cursor, stream)
             finally:
                 connection.close()
-            schema, name = self._table_parts(stream.table)
-            select = f'SELECT {", ".join(chr(34) + c.name + chr(34) for c in columns)} FROM "{schema}"."{name}"'
+        if stream.table and not incremental and self.config.get("reader", "auto") != "adbc" \
+                and can_scan([c.source_type for c in columns]):
+            batches = self._scan(stream, columns)
         else:
-            select = f"SELECT * FROM ({stream.query}) AS q"
-        params: tuple = ()
-        if stream.cursor_column and state.cursor_value is not None:
-            # >= not >: rows tied with the last cursor value are read again and merged by key.
-            select += f' WHERE "{stream.cursor_column}" >= $1'
-            params = (state.cursor_value,)
+            if stream.table:
+                schema, name = self._table_parts(stream.table)
+                select = f'SELECT {", ".join(chr(34) + c.name + chr(34) for c in columns)} FROM "{schema}"."{name}"'
+            else:
+                select = f"SELECT * FROM ({stream.query}) AS q"
+            params: tuple = ()
+            if incremental:
+                # >= not >: rows tied with the last cursor value are read again and merged by key.
+                # The driver binds the saved value as text; cast it to the cursor column's own type.
+                select += f' WHERE "{stream.cursor_column}" >= CAST($1 AS {cursor_type})'
+                params = (state.cursor_value,)
+            batches = self._read_adbc(select, params, stream)
+        # Fetching runs ahead in a thread while the pipeline checks and writes the previous batches.
+        yield from prefetched(batches)
+
+    def _scan(self, stream: StreamSpec, columns: list[ColumnInfo]) -> Iterator[pa.RecordBatch]:
+        """Full table read through DuckDB's parallel postgres scanner."""
+        import duckdb
+
+        schema, name = self._table_parts(stream.table)
+        try:
+            yield from scan_table(config=self.config, password=self.secret.get("password"), schema=schema,
+                                  table=name, columns=[c.name for c in columns], batch_rows=stream.batch_rows)
+        except duckdb.Error as exc:
+            raise RetriableError(self.fail(f"read failed: {' '.join(str(exc).split())}")) from exc
+
+    def _read_adbc(self, select: str, params: tuple, stream: StreamSpec) -> Iterator[pa.RecordBatch]:
+        import adbc_driver_postgresql.dbapi as adbc  # imported here: only a read needs it
+
         try:
             with adbc.connect(self._uri()) as connection, connection.cursor() as cursor:
                 cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(16 << 20)})
@@ -149,6 +180,21 @@ class PostgresConnector(Connector):
                     yield self._faithful(pa.RecordBatch.from_pylist([], schema=reader.schema))
         except adbc.Error as exc:
             raise RetriableError(self.fail(f"read failed: {' '.join(str(exc).split())}")) from exc
+
+    def _cursor_type(self, cursor, stream: StreamSpec) -> str:  # noqa: ANN001
+        """The SQL type of the stream's cursor column, for comparing it with the saved cursor text."""
+        if stream.table:
+            schema, name = self._table_parts(stream.table)
+            source = f'"{schema}"."{name}"'
+        else:
+            source = f"({stream.query}) AS q"
+        try:
+            cursor.execute(f'SELECT "{stream.cursor_column}" FROM {source} LIMIT 0')
+            cursor.execute("SELECT format_type(%s, NULL)", (cursor.description[0].type_code,))
+        except psycopg2.Error as exc:
+            problem = " ".join(str(exc).split())
+            raise ConfigError(self.fail(f"cursor column {stream.cursor_column!r}: {problem}")) from exc
+        return cursor.fetchone()[0]
 
     def _faithful(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale."""
