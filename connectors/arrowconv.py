@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
@@ -46,8 +46,14 @@ def _convert_one(value: Any, target: pa.DataType) -> Any:
         return None
     if pa.types.is_decimal(target):
         number = Decimal(str(value))
+        if not number.is_finite():
+            raise ValueError("is not a finite number")
         quantum = Decimal(1).scaleb(-target.scale)
-        exact = number.quantize(quantum)
+        try:
+            # The context's precision is the column's: the default 28 digits would refuse valid decimal128 values.
+            exact = number.quantize(quantum, context=Context(prec=target.precision))
+        except InvalidOperation:
+            raise ValueError(f"exceeds precision {target.precision}") from None
         if exact != number:
             raise ValueError(f"has more than {target.scale} decimal places")
         if len(exact.as_tuple().digits) > target.precision:

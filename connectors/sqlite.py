@@ -41,7 +41,8 @@ class SQLiteConnector(Connector):
     def check(self, stream: StreamSpec | None = None) -> None:
         connection = self._connect()
         try:
-            connection.execute("SELECT 1").fetchone()
+            # Reads the schema, so a file that is not a SQLite database fails here, not at the first sync.
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
             if stream and stream.table:
                 self._columns(connection, stream.table)
             elif stream and stream.query:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core.errors import AccessDenied
+from core.errors import AccessDenied, AuthenticationFailed
 from registry.audit import record_event
 from registry.models import ApiToken, DatasetVersion, Resource
 from registry.resources import SHARING_MODES, get_resource
@@ -27,7 +27,14 @@ class AccessDecision:
 
 def authorize_read(session: Session, *, token: str | None, resource_code: str, channel: str) -> AccessDecision:
     """Allowed access to the latest version, or AccessDenied (audited either way)."""
-    consumer: ApiToken = authenticate(session, token=token)
+    try:
+        consumer: ApiToken = authenticate(session, token=token)
+    except AuthenticationFailed as failed:
+        # An unknown caller's attempt is evidence too; the presented token itself is never logged.
+        record_event(session, actor="anonymous", action="data.read", resource_code=resource_code, result="denied",
+                     detail={"channel": channel, "reason": failed.en})
+        session.commit()
+        raise
     agency_code = consumer.agency.code
     try:
         resource = get_resource(session, code=resource_code)

@@ -1,0 +1,157 @@
+"""The Airflow DAG file: one sync DAG per resource with a source, built from the registry's JSON snapshot without
+opening any connection; and a real run through Airflow's dag.test()."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from samples.loaders import load_sqlite
+from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, latest, read_version, register_resource, versions
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS_FOLDER = REPO / "dags"
+
+# Runs in a fresh interpreter: every way to open a connection is replaced before the DAG file is parsed.
+PARSE_WITHOUT_CONNECTIONS = textwrap.dedent("""
+    import json, socket, sqlite3, sys
+
+    import psycopg2
+
+    attempts = []
+
+    def refuse(what):
+        def refused(*args, **kwargs):
+            attempts.append(what)
+            raise RuntimeError(f"{what} attempted while parsing DAGs")
+        return refused
+
+    socket.socket.connect = refuse("socket.connect")
+    socket.socket.connect_ex = refuse("socket.connect_ex")
+    sqlite3.connect = refuse("sqlite3.connect")
+    psycopg2.connect = refuse("psycopg2.connect")
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=sys.argv[1])
+    dags = {}
+    for dag_id, dag in bag.dags.items():
+        dags[dag_id] = {
+            "tags": sorted(dag.tags),
+            "schedule": str(dag.schedule),
+            "retries": dag.default_args.get("retries"),
+            "task_retries": {task.task_id: task.retries for task in dag.tasks},
+            "max_active_runs": dag.max_active_runs,
+            "catchup": dag.catchup,
+        }
+    print(json.dumps({"dags": dags, "attempts": attempts,
+                      "import_errors": {k: str(v) for k, v in bag.import_errors.items()}}))
+""")
+
+
+def _parse_dags(dag_folder: Path, *, home: Path, airflow_home: Path) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "GOVSHARE_HOME": str(home), "AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dag_folder), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    })
+    done = subprocess.run([sys.executable, "-c", PARSE_WITHOUT_CONNECTIONS, str(dag_folder)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def two_resources(hub_home: Path, tmp_path: Path) -> dict[str, dict]:
+    """Two resources of two agencies, each fed by its own SQLite business database, and one without a source."""
+    from registry.dagspecs import dag_id_for
+
+    market_db, civil_db = tmp_path / "market.db", tmp_path / "civil.db"
+    load_sqlite(market_db, rows=400, seed=41)
+    load_sqlite(civil_db, rows=250, seed=42)
+    market = register_resource(kind="sqlite", config={"path": str(market_db)}, name="企业基本信息",
+                               classification="101001", provider=PROVIDER, update_cycle="daily")
+    civil = register_resource(kind="sqlite", config={"path": str(civil_db)}, name="社会组织登记信息",
+                              classification="102001", provider=OTHER_PROVIDER, update_cycle="weekly")
+    register_resource(kind=None, name="政策文件目录", classification="103001", provider=PROVIDER,
+                      consumer=CONSUMER)  # catalogued only: no source, so no DAG
+    return {
+        dag_id_for(market.resource_code): {"hub": market, "agency": PROVIDER, "schedule": "@daily", "kind": "sqlite"},
+        dag_id_for(civil.resource_code): {"hub": civil, "agency": OTHER_PROVIDER, "schedule": "@weekly",
+                                          "kind": "sqlite"},
+    }
+
+
+def test_dag_file_builds_one_dag_per_resource_without_connecting(two_resources: dict[str, dict], hub_home: Path,
+                                                                   tmp_path: Path) -> None:
+    assert (hub_home / "dag_specs.json").is_file()
+    parsed = _parse_dags(DAGS_FOLDER, home=hub_home, airflow_home=tmp_path / "airflow")
+
+    assert parsed["import_errors"] == {}
+    assert parsed["attempts"] == [], "parsing the DAG file opened a connection"
+    assert set(parsed["dags"]) == set(two_resources)
+    for dag_id, expected in two_resources.items():
+        dag = parsed["dags"][dag_id]
+        code, name = expected["agency"]
+        assert f"agency:{code}" in dag["tags"] and name in dag["tags"]
+        assert "govshare" in dag["tags"] and expected["kind"] in dag["tags"]
+        assert dag["schedule"] == expected["schedule"]
+        assert dag["retries"] == 2
+        assert dag["task_retries"] == {"stage": 2, "publish": 2}
+        assert dag["max_active_runs"] == 1 and dag["catchup"] is False
+
+
+def test_dag_file_reads_only_the_snapshot(two_resources: dict[str, dict], hub_home: Path, tmp_path: Path) -> None:
+    """With the registry database gone, the DAGs still build from the snapshot; without a snapshot there are none."""
+    (hub_home / "govshare.db").rename(tmp_path / "moved-away.db")
+    parsed = _parse_dags(DAGS_FOLDER, home=hub_home, airflow_home=tmp_path / "airflow")
+    assert parsed["import_errors"] == {} and set(parsed["dags"]) == set(two_resources)
+
+    (hub_home / "dag_specs.json").unlink()
+    parsed = _parse_dags(DAGS_FOLDER, home=hub_home, airflow_home=tmp_path / "airflow")
+    assert parsed["import_errors"] == {} and parsed["dags"] == {}
+
+
+def test_the_no_connection_harness_catches_a_connecting_dag_file(hub_home: Path, tmp_path: Path) -> None:
+    """The harness above would notice: a DAG file that opens SQLite at parse time is reported."""
+    folder = tmp_path / "bad_dags"
+    folder.mkdir()
+    (folder / "connects.py").write_text(textwrap.dedent(f"""
+        import sqlite3
+        sqlite3.connect({str(hub_home / "govshare.db")!r})
+        from airflow.sdk import dag
+        @dag(dag_id="connects_at_parse_time", schedule=None)
+        def connects():
+            pass
+        connects()
+    """))
+    parsed = _parse_dags(folder, home=hub_home, airflow_home=tmp_path / "airflow")
+    assert parsed["attempts"] == ["sqlite3.connect"]
+    assert parsed["dags"] == {} and parsed["import_errors"]
+
+
+@pytest.mark.slow
+def test_a_dag_runs_through_airflow_and_publishes(two_resources: dict[str, dict], tmp_path: Path) -> None:
+    from pipeline.airflow_runner import run_dags
+
+    dag_id, expected = next((k, v) for k, v in two_resources.items() if v["schedule"] == "@weekly")
+    code = expected["hub"].resource_code
+    assert latest(code) is None
+
+    states = run_dags([dag_id], airflow_home=tmp_path / "airflow")
+
+    assert states == {dag_id: "success"}
+    assert [v.number for v in versions(code)] == [1]
+    version = latest(code)
+    assert version.row_count == 250
+    assert read_version(version).column("id").to_pylist() == list(range(1, 251))
+    # The other resource's DAG did not run.
+    other = next(v for k, v in two_resources.items() if k != dag_id)
+    assert latest(other["hub"].resource_code) is None
