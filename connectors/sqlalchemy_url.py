@@ -1,0 +1,214 @@
+"""Any database SQLAlchemy reaches through a URL (Oracle, DM, SQL Server, ... with the driver an agency installs).
+
+The URL in the config carries no password; the password lives in the encrypted secret and is set on the URL
+object only when connecting. Column types come from SQLAlchemy's inspector and map to Arrow by their generic
+type (Numeric(p, s) -> decimal128(p, s), DateTime(timezone=True) -> UTC timestamps, ...). Rows stream with a
+server-side cursor (``stream_results`` + ``yield_per``) where the dialect has one. Raw driver values are
+converted by ``rows_to_batch``, so a value that does not fit its column is flagged on its row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Engine, make_url
+
+from connectors.arrowconv import DEFAULT_DECIMAL, rows_to_batch
+from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.credentials import CONN_ID_KEY, airflow_credentials, uses_airflow_connection
+from core.errors import ConfigError, RetriableError
+
+# Driver messages that mean the login or the database name is wrong: retrying will not help.
+LOGIN_WORDS = ("password", "authentication", "access denied", "login failed", "does not exist", "unknown database",
+               "ora-01017")
+
+
+def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine) -> pa.DataType:
+    """A reflected SQLAlchemy type to the Arrow type that keeps its values exactly."""
+    if isinstance(sql_type, sa.Boolean):
+        return pa.bool_()
+    if isinstance(sql_type, sa.Float):  # Float subclasses Numeric: test it first
+        return pa.float64()
+    if isinstance(sql_type, sa.Numeric):
+        precision, scale = sql_type.precision, sql_type.scale
+        if precision is None:
+            return DEFAULT_DECIMAL  # unconstrained NUMERIC: as the PostgreSQL connector does
+        scale = scale or 0
+        return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+    if isinstance(sql_type, sa.SmallInteger):
+        return pa.int16()
+    if isinstance(sql_type, sa.Integer):  # Integer and BigInteger: int64 holds both
+        return pa.int64()
+    if isinstance(sql_type, sa.DateTime):
+        return pa.timestamp("us", tz="UTC") if sql_type.timezone else pa.timestamp("us")
+    if isinstance(sql_type, sa.Date):
+        return pa.date32()
+    if isinstance(sql_type, sa.Time):
+        return pa.time64("us")
+    if isinstance(sql_type, sa.Interval):
+        return pa.duration("us")
+    if isinstance(sql_type, sa.LargeBinary | sa.types._Binary):
+        return pa.binary()
+    return pa.string()  # String, Text, Unicode, Enum, JSON, UUID and dialect types without a generic base
+
+
+class SQLAlchemyConnector(Connector):
+    kind = "sqlalchemy"
+    title = "SQLAlchemy URL 数据库（Oracle、达梦、SQL Server 等）"
+    required_config = ("url",)
+    secret_fields = ("password",)
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        if uses_airflow_connection(config) and not config.get("url"):
+            return
+        super().validate_config(config)
+        try:
+            url = make_url(config["url"])
+        except sa_exc.ArgumentError as exc:
+            raise ConfigError(f"{config['url']!r} is not a SQLAlchemy URL (dialect+driver://user@host/db)") from exc
+        if url.password:
+            raise ConfigError("put the password in the source's secret (--password-env), not in the URL")
+
+    def describe(self) -> str:
+        if not self.config.get("url"):
+            return f"Airflow connection {self.config[CONN_ID_KEY]}"
+        return make_url(self.config["url"]).render_as_string(hide_password=True)
+
+    def _url(self) -> URL:
+        if self.config.get("url"):
+            url = make_url(self.config["url"])
+            password = self.secret.get("password")
+            return url.set(password=password) if password else url
+        # an Airflow connection: its URI, with the password only from the connection itself
+        creds = airflow_credentials(str(self.config[CONN_ID_KEY]), source=self.name)
+        dialect = self.config.get("dialect") or creds.conn_type or ""
+        return URL.create(dialect, username=creds.login, password=creds.password, host=creds.host,
+                          port=creds.port, database=creds.schema)
+
+    def _engine(self) -> Engine:
+        # Built at the first use, never at construction; the pool holds at most the one connection in use.
+        if getattr(self, "_engine_cache", None) is None:
+            try:
+                self._engine_cache = sa.create_engine(self._url(), poolclass=sa.pool.NullPool,
+                                                      connect_args=self.config.get("connect_args", {}))
+            except (sa_exc.NoSuchModuleError, ImportError) as exc:
+                raise ConfigError(self.fail(f"the driver is not installed: {exc}")) from None
+            except sa_exc.ArgumentError as exc:
+                raise ConfigError(self.fail(f"bad URL: {exc}")) from None
+        return self._engine_cache
+
+    def _error(self, exc: BaseException, doing: str) -> ConfigError | RetriableError:
+        # str(exc) of a DBAPIError carries the SQL and its parameters; the driver's own message is enough.
+        original = getattr(exc, "orig", None) or exc
+        reason = " ".join(str(original).split())[:500]
+        password = self.secret.get("password")
+        if password:
+            reason = reason.replace(password, "***")
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return RetriableError(self.fail(f"{doing}: connection lost: {reason}"))
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            if any(word in reason.lower() for word in LOGIN_WORDS) and doing == "cannot connect":
+                return ConfigError(self.fail(f"cannot log in: {reason}"))
+            return RetriableError(self.fail(f"{doing}: {reason}"))
+        if isinstance(exc, sa_exc.NoSuchTableError):
+            return ConfigError(self.fail(f"{doing}: table {exc} does not exist"))
+        return ConfigError(self.fail(f"{doing}: {reason}"))
+
+    def _connect(self) -> sa.Connection:
+        try:
+            return self._engine().connect()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error(exc, "cannot connect") from None
+
+    def _table(self, connection: sa.Connection, table: str) -> tuple[sa.Table, list[ColumnInfo]]:
+        schema, _, name = table.rpartition(".")
+        reflected = sa.Table(name, sa.MetaData(), schema=schema or self.config.get("schema"), autoload_with=connection)
+        columns = [ColumnInfo(name=c.name, source_type=str(c.type), nullable=bool(c.nullable),
+                              arrow_type=arrow_type_for_sqlalchemy(c.type)) for c in reflected.columns]
+        return reflected, columns
+
+    def check(self, stream: StreamSpec | None = None) -> None:
+        with self._connect() as connection:
+            try:
+                connection.execute(sa.select(sa.literal(1))).scalar()
+                if stream and stream.table:
+                    self._table(connection, stream.table)
+                elif stream and stream.query:
+                    connection.execute(sa.select(sa.text("*")).select_from(
+                        sa.text(f"({stream.query}) AS q")).limit(0)).fetchall()
+            except sa_exc.SQLAlchemyError as exc:
+                raise self._error(exc, "check failed") from None
+
+    def discover(self) -> list[TableInfo]:
+        with self._connect() as connection:
+            try:
+                inspector = sa.inspect(connection)
+                schema = self.config.get("schema")
+                tables = []
+                for name in sorted(inspector.get_table_names(schema=schema)):
+                    key = inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
+                    _, columns = self._table(connection, f"{schema}.{name}" if schema else name)
+                    tables.append(TableInfo(name=name, columns=columns, primary_key=list(key)))
+                return tables
+            except sa_exc.SQLAlchemyError as exc:
+                raise self._error(exc, "discover failed") from None
+
+    @staticmethod
+    def _cursor_value(text: str, target: pa.DataType, dialect: str) -> Any:
+        """The saved cursor text as a driver value of the column's kind (aware datetimes keep their offset)."""
+        if dialect == "sqlite":
+            return text  # SQLite stores dates as text: compare text with text, as the sqlite connector does
+        try:
+            if pa.types.is_timestamp(target):
+                return datetime.fromisoformat(text)
+            if pa.types.is_date(target):
+                return date.fromisoformat(text[:10])
+            if pa.types.is_decimal(target):
+                return Decimal(text)
+            if pa.types.is_integer(target):
+                return int(text)
+        except ValueError:
+            pass  # a cursor saved before the column changed type: let the database compare the text
+        return text
+
+    def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
+        if not stream.table:
+            raise ConfigError(self.fail("a sqlalchemy source reads tables; declare a view for a query"))
+        connection = self._connect()
+        try:
+            table, columns = self._table(connection, stream.table)
+            # Raw driver values (type_coerce to NullType): SQLAlchemy's own result processors would parse
+            # e.g. SQLite text dates themselves and raise on one bad value; rows_to_batch flags it instead.
+            raw = [sa.type_coerce(table.c[c.name], sa.types.NullType()).label(c.name) for c in columns]
+            select = sa.select(*raw)
+            if stream.cursor_column and state.cursor_value is not None:
+                if stream.cursor_column not in table.c:
+                    raise ConfigError(self.fail(f"cursor column {stream.cursor_column!r} is not in {stream.label}"))
+                # >= not >: rows tied with the last cursor value are read again and merged by key.
+                target = next(c.arrow_type for c in columns if c.name == stream.cursor_column)
+                value = self._cursor_value(state.cursor_value, target, connection.dialect.name)
+                select = select.where(table.c[stream.cursor_column] >= sa.literal(value, sa.types.NullType()))
+            if stream.cursor_column:
+                select = select.order_by(table.c[stream.cursor_column])
+            names, types = [c.name for c in columns], [c.arrow_type for c in columns]
+            result = connection.execution_options(stream_results=True, yield_per=stream.batch_rows).execute(select)
+            yielded = False
+            for rows in result.partitions(stream.batch_rows):
+                yielded = True
+                yield rows_to_batch(names, types, [tuple(row) for row in rows])
+            if not yielded:  # an empty table still tells its schema
+                yield rows_to_batch(names, types, [])
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error(exc, "read failed") from None
+        finally:
+            try:
+                connection.close()
+            except sa_exc.SQLAlchemyError:  # closing a connection the server already dropped
+                pass

@@ -1,0 +1,178 @@
+"""The sqlalchemy connector against real SQLite files, a real PostgreSQL and a real MariaDB (for a login)."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import uuid
+from contextlib import closing
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pytest
+
+from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
+from connectors.sqlalchemy_url import SQLAlchemyConnector
+from core.errors import ConfigError, RetriableError
+from tests.helpers import pg_execute, pg_scratch_schema
+from tests.services import require_mysql, require_postgres
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PG_TABLE = """CREATE TABLE {schema}.people (
+    id bigint PRIMARY KEY, name text NOT NULL, capital numeric(18,2), huge numeric(40,5), loose numeric,
+    born date, updated_at timestamptz NOT NULL, local_ts timestamp, active boolean, note varchar(20))"""
+PG_ROWS = [
+    (1, "上海市浦东新区", Decimal("12345678901234.56"), Decimal("123456789012345678901234567890123.12345"),
+     Decimal("3.14159"), date(1990, 1, 31), datetime(2026, 1, 2, 8, 0, 0, 123456, tzinfo=SHANGHAI),
+     datetime(2026, 1, 2, 8, 0), True, "备注"),
+    (2, "李雷", Decimal("-0.01"), None, None, None, datetime(2026, 1, 3, 9, 30, tzinfo=SHANGHAI), None, None, None),
+    (3, "韩梅梅", Decimal("0.00"), Decimal("0.00001"), Decimal("1e-10"), date(2000, 2, 29),
+     datetime(2026, 1, 4, 23, 59, 59, tzinfo=SHANGHAI), datetime(2026, 1, 4), False, ""),
+]
+
+
+def _sqlite_file(tmp_path: Path) -> Path:
+    path = tmp_path / "业务库.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("""CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, capital NUMERIC(18, 2),
+                        born DATE, updated_at TEXT NOT NULL, note TEXT)""")
+        conn.executemany("INSERT INTO people VALUES (?,?,?,?,?,?)", [
+            (1, "张三", "1234.56", "1990-01-31", "2026-01-02T08:00:00+08:00", "中文备注"),
+            (2, "李四", None, None, "2026-01-03T09:30:00+08:00", None),
+            (3, "王五", "abc", "2000-02-30", "2026-01-04T10:00:00+08:00", ""),
+        ])
+    return path
+
+
+def _read(connector: SQLAlchemyConnector, *, batch_rows: int = 2, cursor: str | None = "updated_at",
+          since: str | None = None, table: str = "people") -> pa.Table:
+    stream = StreamSpec(table=table, primary_key=("id",), cursor_column=cursor, batch_rows=batch_rows)
+    batches = list(connector.read(stream, ReadState(cursor_value=since)))
+    assert all(b.num_rows <= batch_rows for b in batches)
+    # only batches with a problem carry the flag column: unify for the comparison
+    return pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="default")
+
+
+def test_sqlite_url_discover_read_and_flag(tmp_path: Path) -> None:
+    path = _sqlite_file(tmp_path)
+    connector = SQLAlchemyConnector(name="区县库", config={"url": f"sqlite:///{path}"})
+    connector.check(StreamSpec(table="people"))
+    [info] = connector.discover()
+    assert info.primary_key == ["id"]
+    assert {c.name: c.arrow_type for c in info.columns} == {
+        "id": pa.int64(), "name": pa.string(), "capital": pa.decimal128(18, 2), "born": pa.date32(),
+        "updated_at": pa.string(), "note": pa.string()}
+    table = _read(connector)
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert rows[1]["capital"] == Decimal("1234.56") and rows[1]["note"] == "中文备注"
+    assert rows[1]["born"] == date(1990, 1, 31)
+    assert rows[2]["capital"] is None and rows[2]["note"] is None
+    # 'abc' in a decimal column and 30 February are problems of row 3, not a crashed read
+    assert rows[1][ROW_PROBLEM_COLUMN] is None and rows[2][ROW_PROBLEM_COLUMN] is None
+    assert "capital='abc'" in rows[3][ROW_PROBLEM_COLUMN] and "born='2000-02-30'" in rows[3][ROW_PROBLEM_COLUMN]
+    assert _read(connector, since="2026-01-03T09:30:00+08:00").column("id").to_pylist() == [2, 3]
+
+
+def test_sqlite_missing_table_is_one_line_naming_the_source(tmp_path: Path) -> None:
+    connector = SQLAlchemyConnector(name="区县库", config={"url": f"sqlite:///{_sqlite_file(tmp_path)}"})
+    with pytest.raises(ConfigError) as caught:
+        connector.check(StreamSpec(table="no_such_table"))
+    assert "'区县库'" in str(caught.value) and "no_such_table" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_password_belongs_in_the_secret_not_the_url() -> None:
+    with pytest.raises(ConfigError, match="secret"):
+        SQLAlchemyConnector(name="x", config={"url": "postgresql://u:hunter2@db/x"})
+    with pytest.raises(ConfigError, match="not a SQLAlchemy URL"):
+        SQLAlchemyConnector(name="x", config={"url": "not a url"})
+
+
+@pytest.fixture
+def pg_people() -> tuple[str, str]:
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, PG_TABLE.format(schema=schema))
+        for row in PG_ROWS:
+            pg_execute(dsn, f"INSERT INTO {schema}.people VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", row)
+        yield dsn, schema
+
+
+def _pg_connector(dsn: str, schema: str, **config: object) -> SQLAlchemyConnector:
+    url = dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
+    return SQLAlchemyConnector(name="税务库", config={"url": url, "schema": schema, **config})
+
+
+def test_postgresql_url_types_values_and_incremental(pg_people: tuple[str, str]) -> None:
+    dsn, schema = pg_people
+    connector = _pg_connector(dsn, schema)
+    connector.check(StreamSpec(table="people"))
+    [info] = connector.discover()
+    assert info.name == "people" and info.primary_key == ["id"]
+    assert {c.name: c.arrow_type for c in info.columns} == {
+        "id": pa.int64(), "name": pa.string(), "capital": pa.decimal128(18, 2), "huge": pa.decimal256(40, 5),
+        "loose": pa.decimal128(38, 10), "born": pa.date32(), "updated_at": pa.timestamp("us", tz="UTC"),
+        "local_ts": pa.timestamp("us"), "active": pa.bool_(), "note": pa.string()}
+    table = _read(connector, batch_rows=2)
+    assert ROW_PROBLEM_COLUMN not in table.column_names
+    rows = table.to_pylist()
+    for got, want in zip(rows, PG_ROWS, strict=True):
+        assert (got["id"], got["name"], got["capital"], got["huge"], got["born"], got["active"], got["note"]) == \
+            (want[0], want[1], want[2], want[3], want[5], want[8], want[9])
+        assert got["updated_at"] == want[6] and got["local_ts"] == want[7]
+    assert rows[0]["updated_at"] == datetime(2026, 1, 2, 0, 0, 0, 123456, tzinfo=timezone.utc)
+    assert rows[2]["loose"] == Decimal("1e-10")
+    since = str(datetime(2026, 1, 3, 9, 30, tzinfo=SHANGHAI))
+    assert _read(connector, since=since).column("id").to_pylist() == [2, 3]
+
+
+def test_postgresql_wrong_port_and_database(pg_people: tuple[str, str]) -> None:
+    dsn, schema = pg_people
+    wrong_port = _pg_connector(dsn.replace(":5432/", ":1/"), schema)
+    with pytest.raises(RetriableError, match="'税务库'"):
+        wrong_port.check()
+    no_db = _pg_connector(dsn.rsplit("/", 1)[0] + "/gs_no_such_db", schema)
+    with pytest.raises(ConfigError, match="cannot log in.*gs_no_such_db"):
+        no_db.check()
+    with pytest.raises(ConfigError, match="'税务库'.*nope"):
+        _pg_connector(dsn, schema).check(StreamSpec(table="nope"))
+
+
+def test_postgresql_connection_dropped_mid_read_is_retriable(pg_people: tuple[str, str]) -> None:
+    dsn, schema = pg_people
+    pg_execute(dsn, f"INSERT INTO {schema}.people (id, name, updated_at) "
+                    "SELECT g, 'n' || g, now() FROM generate_series(10, 20000) AS g")
+    application = f"gs_drop_{uuid.uuid4().hex[:8]}"
+    connector = _pg_connector(dsn, schema, connect_args={"application_name": application})
+    reader = connector.read(StreamSpec(table="people", batch_rows=500), ReadState())
+    assert next(reader).num_rows == 500
+    pg_execute(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+               (application,))
+    with pytest.raises(RetriableError) as caught:
+        for _ in reader:
+            pass
+    assert "'税务库'" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_mysql_url_wrong_password_hides_the_secret() -> None:
+    import pymysql
+
+    kwargs = require_mysql()
+    user, password = f"gs_u_{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(16)
+    with closing(pymysql.connect(**kwargs, autocommit=True)) as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+        cursor.execute(f"GRANT SELECT ON `{kwargs['database']}`.* TO '{user}'@'%'")
+    try:
+        url = f"mysql+pymysql://{user}@{kwargs['host']}:{kwargs['port']}/{kwargs['database']}"
+        SQLAlchemyConnector(name="市场库", config={"url": url}, secret={"password": password}).check()
+        wrong = SQLAlchemyConnector(name="市场库", config={"url": url}, secret={"password": password + "x"})
+        with pytest.raises(ConfigError) as caught:
+            wrong.check()
+        message = str(caught.value)
+        assert "'市场库'" in message and "cannot log in" in message and password not in message
+        assert password not in repr(wrong) and password not in wrong.describe()
+    finally:
+        with closing(pymysql.connect(**kwargs, autocommit=True)) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
