@@ -16,7 +16,7 @@ from core.errors import ConfigError, GovshareError
 from core.settings import get_settings
 from pipeline import paths
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.validate import REASON_COLUMN, RULE_COLUMN, duplicated_keys, key_array, split_batch
+from pipeline.validate import REASON_COLUMN, RULE_COLUMN, duplicated_keys, finish_checks, key_array, split_batch
 from registry.db import session_scope
 from registry.models import SyncRun, utcnow
 from registry.resources import get_resource
@@ -39,6 +39,13 @@ def stage_resource(*, resource_code: str, full: bool = False) -> StagedRun:
         previous = latest_version(session, resource=resource)
         state = cursor_state(session, resource=resource)
         stream = StreamSpec.from_stream(resource.stream, batch_rows=get_settings().batch_rows)
+        from schemas.contract_store import contract_for  # the resource's data contract (quality rules), if any
+
+        contract = contract_for(resource_code=resource.code, stream=resource.stream)
+        if contract is not None and contract.key and not stream.primary_key:
+            stream = StreamSpec.from_stream({**resource.stream, "primary_key": contract.key},
+                                            batch_rows=get_settings().batch_rows)
+        previous_rows = previous.row_count if previous else None
         incremental = bool(not full and stream.cursor_column and stream.primary_key and previous
                            and state and state.cursor_value is not None)
         connector = open_connector(resource.source)
@@ -53,7 +60,8 @@ def stage_resource(*, resource_code: str, full: bool = False) -> StagedRun:
         previous_folder = paths.resolve(previous.path) if incremental and previous else None
         read_state = ReadState(cursor_value=state.cursor_value if incremental and state else None)
     try:
-        _extract(staged, connector=connector, stream=stream, state=read_state, previous_folder=previous_folder)
+        _extract(staged, connector=connector, stream=stream, state=read_state, previous_folder=previous_folder,
+                 contract=contract, previous_rows=previous_rows)
     except BaseException as exc:
         shutil.rmtree(staged.folder, ignore_errors=True)
         record_run_failure(run_id, exc)
@@ -64,7 +72,8 @@ def stage_resource(*, resource_code: str, full: bool = False) -> StagedRun:
     return staged
 
 
-def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadState, previous_folder) -> None:  # noqa: ANN001
+def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadState, previous_folder,  # noqa: ANN001
+             contract=None, previous_rows: int | None = None) -> None:  # noqa: ANN001
     folder = paths.staging_dir(staged.run_id)
     (folder / "data").mkdir(parents=True)
     writer = PartWriter(folder / "data")
@@ -74,7 +83,7 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
     try:
         for batch in connector.read(stream, state):
             staged.rows_read += batch.num_rows
-            split = split_batch(batch, key=stream.primary_key)
+            split = split_batch(batch, key=stream.primary_key, contract=contract)
             if split.bad is not None:
                 quarantine.write(split.bad)
             if stream.primary_key:
@@ -105,6 +114,7 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         previous_mark = state.cursor_value
         staged.watermark = {"cursor_column": stream.cursor_column,
                             "value": _cursor_text(high_water) if high_water is not None else previous_mark}
+    finish_checks(staged, contract, previous_rows=previous_rows)  # dataset rules, thresholds: FatalError publishes nothing
     staged.save()
 
 

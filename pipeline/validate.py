@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import ROW_PROBLEM_COLUMN
+
+if TYPE_CHECKING:
+    from quality.contracts import Contract
 
 RULE_COLUMN = "_rule"
 REASON_COLUMN = "_reason"
@@ -33,8 +37,9 @@ def _with_reason(rows: pa.RecordBatch, rule: str, reasons: pa.Array) -> pa.Recor
     return rows.append_column(REASON_COLUMN, reasons)
 
 
-def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...]) -> Split:
-    """Separate rows a connector could not convert, and rows whose key is null."""
+def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contract | None = None) -> Split:
+    """Separate rows a connector could not convert, rows whose key is null, and (with a contract) rows that
+    break one of its blocking row rules; each bad row carries the first rule it broke, in contract order."""
     bad_parts: list[pa.RecordBatch] = []
     if ROW_PROBLEM_COLUMN in batch.schema.names:
         flags = batch.column(ROW_PROBLEM_COLUMN)
@@ -52,6 +57,16 @@ def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...]) -> Split:
             reason = pa.array([f"主键为空 / key column(s) {', '.join(key)} empty"] * rows.num_rows, pa.string())
             bad_parts.append(_with_reason(rows, "key_not_null", reason))
             batch = batch.filter(pc.invert(null_key))
+    if contract is not None:
+        contract.check_schema(batch.schema)
+        for rule in contract.rules_of("row", blocking=True):
+            if not batch.num_rows:
+                break
+            for issue in rule.check_batch(batch):
+                reasons = issue.reasons if isinstance(issue.reasons, pa.Array) else \
+                    pa.array([issue.reasons] * batch.num_rows, pa.string())
+                bad_parts.append(_with_reason(batch.filter(issue.failing), issue.rule, reasons.filter(issue.failing)))
+                batch = batch.filter(pc.invert(issue.failing))
     bad = None
     if bad_parts:
         bad = pa.Table.from_batches(bad_parts[:1]) if len(bad_parts) == 1 else pa.concat_tables(
@@ -66,3 +81,41 @@ def duplicated_keys(keys: list[pa.Array]) -> pa.Array:
         return pa.array([])
     counts = pc.value_counts(pa.chunked_array(keys))
     return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+
+
+def finish_checks(staged, contract: Contract | None, *, previous_rows: int | None) -> list:  # noqa: ANN001 - StagedRun
+    """End of staging: dataset rules (freshness, row-count change) and the thresholds. A blocking failure or a
+    threshold exceeded raises FatalError naming the rule and the counts, so nothing is published; findings
+    of non-blocking rules are returned (and written to the run's quality.json)."""
+    import json
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from core.errors import FatalError
+    from quality.checks import DatasetContext
+
+    if contract is None:
+        return []
+    folder = Path(staged.folder)
+    failures: list[str] = []
+    total = staged.rows_read
+    for rule_id, count in sorted(staged.quarantine_rules.items()):
+        rule = contract.rule(rule_id)
+        why = rule.threshold.exceeded(count, total) if rule is not None and rule.threshold else None
+        if why:
+            failures.append(f"规则 {rule_id} 隔离 {count} 行, 超过阈值 / rule {rule_id} quarantined {count} of {total} rows: {why}")
+    if contract.threshold and (why := contract.threshold.exceeded(staged.rows_quarantined, total)):
+        by_rule = ", ".join(f"{k}={v}" for k, v in sorted(staged.quarantine_rules.items()))
+        failures.append(f"隔离总数超过阈值 / {staged.rows_quarantined} of {total} rows quarantined ({by_rule}): {why}")
+    context = DatasetContext(files=[folder / f for f in staged.files], rows=staged.rows_staged,
+                             run_time=datetime.now(timezone.utc), previous_rows=previous_rows)
+    findings = [issue for rule in contract.rules_of("dataset") for issue in rule.check_dataset(context)]
+    failures.extend(f"规则 {i.rule}: {i.message}" for i in findings if i.blocking)
+    report = {"contract": contract.name, "rows_read": total, "rows_staged": staged.rows_staged,
+              "quarantine_rules": staged.quarantine_rules, "threshold_failures": failures,
+              "dataset_findings": [{"rule": i.rule, "blocking": i.blocking, "message": i.message} for i in findings]}
+    (folder / "quality.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))
+    if failures:
+        raise FatalError(f"资源 {staged.resource_code} 本次运行未发布 / run {staged.run_id} of {staged.resource_code} "
+                         "publishes nothing; the previous version stays served:\n  - " + "\n  - ".join(failures))
+    return [i for i in findings if not i.blocking]

@@ -1,0 +1,78 @@
+"""Where contracts are found (契约库): GOVSHARE_HOME/contracts (an operator's own) first, then the contracts
+shipped in schemas/contracts/. A resource uses the contract named by ``contract:`` in its stream config, else
+the contract whose ``resources:`` list holds its code, else none (only the built-in key checks run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError, NotFound
+from quality.contracts import Contract, load_contract
+
+SHIPPED = Path(__file__).with_name("contracts")
+_CACHE: dict[tuple[str, float], Contract] = {}
+
+
+def contract_dirs() -> list[Path]:
+    from core.settings import get_settings
+
+    return [get_settings().home / "contracts", SHIPPED]
+
+
+def _load_cached(path: Path) -> Contract:
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _CACHE:
+        _CACHE[key] = load_contract(path)
+    return _CACHE[key]
+
+
+def contract_files() -> list[Path]:
+    seen: dict[str, Path] = {}
+    for folder in contract_dirs():
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+            seen.setdefault(path.stem, path)
+    return list(seen.values())
+
+
+def find_contract(name: str) -> Contract:
+    """The contract ``name`` (file ``<name>.yaml``), validated; NotFound lists where it looked."""
+    for folder in contract_dirs():
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            contract = _load_cached(path)
+            if contract.name != name:
+                raise ConfigError(f"contract file {path} declares name {contract.name!r}; rename one to match")
+            return contract
+    raise NotFound(f"no contract {name!r} in {', '.join(str(d) for d in contract_dirs())}")
+
+
+def contract_for(*, resource_code: str, stream: dict[str, Any] | None) -> Contract | None:
+    """The resource's contract, or None when it has none."""
+    name = (stream or {}).get("contract")
+    if name:
+        return find_contract(str(name))
+    for path in contract_files():
+        contract = _load_cached(path)
+        if resource_code in contract.resources:
+            return contract
+    return None
+
+
+def attach_contract(session, *, resource_code: str, name: str, actor: str = "cli") -> Contract:  # noqa: ANN001
+    """Set ``contract: name`` in a resource's stream after validating the contract against the stream."""
+    from registry.audit import record_event
+    from registry.resources import get_resource
+
+    contract = find_contract(name)
+    resource = get_resource(session, code=resource_code)
+    stream = dict(resource.stream or {})
+    stream_key = list(stream.get("primary_key") or [])
+    if contract.key and stream_key and stream_key != contract.key:
+        raise ConfigError(f"contract {name} has key {contract.key} but resource {resource_code} reads key "
+                          f"{stream_key}; make them the same")
+    stream["contract"] = name
+    resource.stream = stream
+    record_event(session, actor=actor, action="resource.contract", resource_code=resource_code,
+                 agency_code=resource.agency.code, detail={"contract": name, "rules": [r.id for r in contract.rules]})
+    return contract
