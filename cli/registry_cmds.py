@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -27,13 +29,13 @@ token_app = typer.Typer(help="API tokens for consumer systems.", no_args_is_help
 def agency_add(
     code: Annotated[str, typer.Argument(help="unified social credit code (统一社会信用代码), 18 characters")],
     name: Annotated[str, typer.Argument(help="full Chinese name")],
-    level: Annotated[str, typer.Option(help="city or district")] = "city",
+    level: Annotated[str, typer.Option(help="city (市级), district (区) or county (县)")] = "city",
     district: Annotated[str | None, typer.Option(help="district name for a district agency")] = None,
     parent: Annotated[str | None, typer.Option(help="parent agency code or name")] = None,
 ) -> None:
     """Register an agency.
 
-    Example: govshare agency add 11310000002420011X 上海市市场监督管理局
+    Example: govshare agency add 113100000024200171 上海市市场监督管理局
     """
     with reported_errors(), session_scope() as session:
         agency = add_agency(session, code=code, name=name, level=level, district=district, parent=parent)
@@ -47,39 +49,65 @@ def agency_list() -> None:
     Example: govshare agency list
     """
     with reported_errors(), session_scope() as session:
-        table("机构 / agencies", ["code", "name", "level", "district"],
-              [(a.code, a.name, a.level, a.district) for a in list_agencies(session)])
+        agencies = list_agencies(session)
+        names = {a.id: a.name for a in agencies}
+        table("机构 / agencies", ["code", "name", "level", "district", "parent 上级"],
+              [(a.code, a.name, a.level, a.district, names.get(a.parent_id, "")) for a in agencies])
 
 
-def _options(pairs: list[str]) -> dict[str, str]:
-    config = {}
+def _options(pairs: list[str]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise typer.BadParameter(f"{pair!r} is not KEY=VALUE")
+        if value.lstrip().startswith(("{", "[")):  # nested settings, e.g. -o 'streams={"enterprises": {...}}'
+            try:
+                config[key.strip()] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise typer.BadParameter(f"{key.strip()}: not valid JSON ({exc})") from None
+            continue
         config[key.strip()] = value
     return config
+
+
+def _secret_from(*, password_env: str | None, token_env: str | None, key_file: Path | None) -> dict[str, str] | None:
+    secret = {}
+    for field, variable in (("password", password_env), ("token", token_env)):
+        if variable:
+            if variable not in os.environ:
+                raise typer.BadParameter(f"environment variable {variable} is not set")
+            secret[field] = os.environ[variable]
+    if key_file:
+        try:
+            secret["private_key"] = key_file.read_text()
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror}") from None
+    return secret or None
 
 
 @source_app.command("add")
 def source_add(
     name: Annotated[str, typer.Argument(help="a short unique name")],
     agency: Annotated[str, typer.Option(help="owning agency code or name")],
-    kind: Annotated[str, typer.Option(help="connector kind, e.g. postgresql or sqlite")],
-    option: Annotated[list[str], typer.Option("--option", "-o", help="KEY=VALUE connection setting, repeatable")],
+    kind: Annotated[str, typer.Option(help="connector kind: postgresql, mysql, sqlite, sqlalchemy, files, sftp, http")],
+    option: Annotated[list[str], typer.Option("--option", "-o", help="KEY=VALUE setting (VALUE may be JSON), repeatable")],
     password_env: Annotated[str | None, typer.Option(help="read the password from this environment variable")] = None,
+    token_env: Annotated[str | None, typer.Option(help="read an API token (http kind) from this environment variable")] = None,
+    key_file: Annotated[Path | None, typer.Option(help="private key file for an sftp source (stored encrypted)")] = None,
 ) -> None:
     """Register a source; its password is encrypted at rest and never printed.
 
     Example: govshare source add scjg-pg --agency 上海市市场监督管理局 --kind postgresql
     -o host=10.0.0.5 -o dbname=reg -o user=reader --password-env SCJG_PG_PASSWORD
+
+    Files, SFTP and HTTP sources take their streams as JSON (see README.md), e.g.
+    govshare source add scjg-sftp --agency 上海市市场监督管理局 --kind sftp -o host=10.0.0.9 -o user=exchange
+    -o path=/outbox -o host_key_fingerprint=SHA256:... -o 'streams={"enterprises": {"pattern": "企业*.csv"}}'
+    --key-file ~/.ssh/scjg_exchange
     """
     with reported_errors(), session_scope() as session:
-        secret = None
-        if password_env:
-            if password_env not in os.environ:
-                raise typer.BadParameter(f"environment variable {password_env} is not set")
-            secret = {"password": os.environ[password_env]}
+        secret = _secret_from(password_env=password_env, token_env=token_env, key_file=key_file)
         source = add_source(session, name=name, agency=agency, kind=kind, config=_options(option), secret=secret)
         console.print(f"source {source.name} ({source.kind}) registered")
 
@@ -120,6 +148,8 @@ def resource_add(
     query: Annotated[str | None, typer.Option(help="source query instead of a table")] = None,
     key: Annotated[str | None, typer.Option(help="primary key column(s), comma separated")] = None,
     cursor: Annotated[str | None, typer.Option(help="cursor column for incremental sync")] = None,
+    mode: Annotated[str, typer.Option(help="sync mode: auto (incremental with --cursor, else full) or cdc "
+                                           "(PostgreSQL change capture, 变更捕获)")] = "auto",
     abstract: Annotated[str, typer.Option(help="abstract (信息资源摘要)")] = "",
     sharing: Annotated[str, typer.Option(help="unconditional, conditional or not_shared")] = "unconditional",
     condition: Annotated[str, typer.Option(help="sharing condition or legal basis")] = "",
@@ -129,11 +159,12 @@ def resource_add(
 
     Example: govshare resource add 企业基本信息 --agency 上海市市场监督管理局 --classification 101001
     --source scjg-pg --table enterprises --key id --cursor updated_at
+    (change capture instead: --source scjg-pg --table enterprises --key id --mode cdc --cycle realtime)
     """
     with reported_errors(), session_scope() as session:
         resource = add_resource(session, name=name, agency=agency, classification=classification, source=source,
                                 table=table_name, query=query, primary_key=key.split(",") if key else None,
-                                cursor_column=cursor, abstract=abstract, sharing_type=sharing,
+                                cursor_column=cursor, sync_mode=mode, abstract=abstract, sharing_type=sharing,
                                 sharing_condition=condition, update_cycle=cycle)
         code = resource.code
     write_dag_specs()

@@ -1,0 +1,278 @@
+"""What the files and sftp kinds share: streams of CSV / Excel files matched by a pattern in a folder.
+
+A stream (the resource's ``--table``) names an entry of the config's ``streams`` mapping; keys at the top of the
+config are defaults for every stream. Files are read in name order. Incremental reads use a file cursor: with
+``--cursor _file_modified`` (or ``_file_name``) each row carries its file's modification time (or name), and a
+later run reads only files whose time (name) is at or after the last one published; files sharing that newest
+time are read again and merged by primary key, so a file written in the same second is never lost.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.fileformats import Record, csv_rows, excel_rows, excerpt
+from connectors.tabular import (
+    UNDECODABLE,
+    BatchBuilder,
+    Column,
+    Normalizer,
+    declared_columns,
+    flag,
+    infer_type,
+    safe_name,
+    zone,
+)
+from core.errors import ConfigError
+
+FILE_NAME, FILE_MODIFIED = "_file_name", "_file_modified"
+FILE_COLUMNS = (Column(FILE_NAME, pa.string(), FILE_NAME),
+                Column(FILE_MODIFIED, pa.timestamp("us", tz="UTC"), FILE_MODIFIED))
+STREAM_KEYS = ("pattern", "format", "columns", "encoding", "delimiter", "quotechar", "sheet", "header", "header_row",
+               "null_values", "timezone", "infer_rows", "file_columns", "primary_key")
+FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel"}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str          # relative to the source folder, with forward slashes
+    modified: datetime  # UTC
+    size: int
+
+
+class FileSourceConnector(Connector):
+    required_config = ("path",)
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        super().validate_config(config)
+        cls.validate_streams(config)
+
+    @staticmethod
+    def validate_streams(config: dict[str, Any]) -> None:
+        streams = config.get("streams") or {}
+        if not isinstance(streams, dict):
+            raise ConfigError('streams must map stream names to settings, e.g. {"enterprises": {"pattern": "企业*.csv"}}')
+        for name, settings in streams.items():
+            unknown = sorted(set(settings or {}) - set(STREAM_KEYS))
+            if unknown:
+                raise ConfigError(f"stream {name!r}: unknown setting(s) {', '.join(unknown)}; "
+                                  f"known: {', '.join(STREAM_KEYS)}")
+            declared_columns((settings or {}).get("columns"))
+        declared_columns(config.get("columns"))
+        zone(config.get("timezone"))
+
+    # --- what a subclass provides -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _session(self) -> AbstractContextManager[Any]:
+        """One connection for a check, discover or read (nothing for a local folder)."""
+
+    @abstractmethod
+    def _list(self, session: Any, folder: str) -> list[FileEntry]:
+        """Regular files directly in ``folder`` (relative to the source path); ConfigError if it is missing."""
+
+    @abstractmethod
+    def _open(self, session: Any, entry: FileEntry) -> AbstractContextManager[BinaryIO]:
+        """The file as a binary stream."""
+
+    @abstractmethod
+    def _local_path(self, session: Any, entry: FileEntry) -> AbstractContextManager[str]:
+        """A local path to the file (a workbook needs random access)."""
+
+    # --- streams ----------------------------------------------------------------------------------------------
+
+    def settings(self, stream: str) -> dict[str, Any]:
+        streams = self.config.get("streams") or {}
+        defaults = {k: v for k, v in self.config.items() if k in STREAM_KEYS}
+        if stream not in streams and streams and "pattern" not in defaults:
+            raise ConfigError(self.fail(f"stream {stream!r} is not declared; declared streams: {', '.join(streams)}"))
+        merged = {**defaults, **(streams.get(stream) or {})}
+        merged.setdefault("pattern", f"{stream}*.csv")
+        return merged
+
+    def _matching(self, session: Any, settings: dict[str, Any]) -> list[FileEntry]:
+        folder, pattern = posixpath.split(str(settings["pattern"]).replace("\\", "/"))
+        if any(ch in folder for ch in "*?["):
+            raise ConfigError(self.fail(f"pattern {settings['pattern']!r}: wildcards only in the file name part"))
+        entries = [e for e in self._list(session, folder)
+                   if fnmatch.fnmatchcase(posixpath.basename(e.path), pattern)
+                   and not posixpath.basename(e.path).startswith((".", "~$"))]  # hidden files, Excel lock files
+        return sorted(entries, key=lambda e: e.path)
+
+    def _format(self, entry: FileEntry, settings: dict[str, Any]) -> str:
+        if settings.get("format"):
+            return str(settings["format"])
+        extension = posixpath.splitext(entry.path)[1].lower()
+        if extension == ".xls":
+            raise ConfigError(self.fail(f"{entry.path}: the old binary .xls format is not read; save it as .xlsx"))
+        return FORMATS.get(extension, "csv")
+
+    @contextmanager
+    def _records(self, session: Any, entry: FileEntry, settings: dict[str, Any]) -> Iterator[Iterator[Record]]:
+        if self._format(entry, settings) == "excel":
+            with self._local_path(session, entry) as path:
+                try:
+                    yield excel_rows(path, sheet=settings.get("sheet"))
+                except ConfigError as exc:
+                    raise ConfigError(self.fail(f"{entry.path}: {exc}")) from None
+        else:
+            with self._open(session, entry) as binary:
+                delimiter = settings.get("delimiter") or ("\t" if entry.path.lower().endswith(".tsv") else ",")
+                yield csv_rows(binary, encoding=settings.get("encoding", "auto"), delimiter=delimiter,
+                               quotechar=settings.get("quotechar") or '"')
+
+    def _heading(self, records: Iterator[Record], entry: FileEntry, settings: dict[str, Any]) -> list[Any] | None:
+        """The heading record's cells (None when the stream says its files have no heading line)."""
+        skip = int(settings.get("header_row", 1)) - 1
+        for record in islice(records, skip):
+            pass
+        if not flag(settings.get("header"), default=True):
+            return None
+        for record in records:
+            if record.fields is None:
+                raise ConfigError(self.fail(f"{entry.path}: the heading line is not readable: {record.problem}"))
+            if any(isinstance(f, str) and UNDECODABLE.search(f) for f in record.fields):
+                raise ConfigError(self.fail(
+                    f"{entry.path}: 标题行无法解码 / the heading line is not {settings.get('encoding', 'auto')} text; "
+                    "set the stream's encoding (gb18030 for GBK/GB2312 exports, utf-8, or auto)"))
+            return record.fields
+        return []
+
+    def _columns(self, session: Any, entries: list[FileEntry], settings: dict[str, Any]) -> list[Column]:
+        """Declared, or inferred from the heading and the first rows of the first file."""
+        declared = declared_columns(settings.get("columns"))
+        if declared:
+            return declared
+        if not entries:
+            raise ConfigError(self.fail(f"no file matches {settings['pattern']!r} and no columns are declared"))
+        entry = entries[0]
+        with self._records(session, entry, settings) as records:
+            heading = self._heading(records, entry, settings)
+            if heading is None:
+                raise ConfigError(self.fail("files without a heading line need their columns declared"))
+            names = [safe_name(h, i) for i, h in enumerate(heading)]
+            if len(set(names)) != len(names):
+                raise ConfigError(self.fail(f"{entry.path}: headings repeat; declare the columns"))
+            sample = [r.fields for r in islice(records, int(settings.get("infer_rows", 1000))) if r.fields]
+        null_values = set(settings.get("null_values", [""]))
+        return [Column(name, infer_type(None if i >= len(row) or row[i] in null_values else row[i] for row in sample), name)
+                for i, name in enumerate(names)]
+
+    def _positions(self, heading: list[Any] | None, columns: list[Column], entry: FileEntry,
+                   settings: dict[str, Any]) -> list[int]:
+        if heading is None:
+            return list(range(len(columns)))
+        names = [safe_name(h, i) for i, h in enumerate(heading)]
+        missing = [c.header for c in columns if c.header not in names]
+        if missing:
+            raise ConfigError(self.fail(f"{entry.path}: heading(s) {', '.join(missing)} missing "
+                                        f"(the file has: {', '.join(names)})"))
+        if not declared_columns(settings.get("columns")):
+            extra = [n for n in names if n not in {c.header for c in columns}]
+            if extra:  # an inferred stream publishes every column; silently dropping one would lose data
+                raise ConfigError(self.fail(f"{entry.path}: heading(s) {', '.join(extra)} are not in the stream's "
+                                            "columns (taken from its first file); declare the columns"))
+        return [names.index(c.header) for c in columns]
+
+    def _wants_file_columns(self, stream: StreamSpec, settings: dict[str, Any]) -> bool:
+        return flag(settings.get("file_columns")) or stream.cursor_column in (FILE_NAME, FILE_MODIFIED)
+
+    # --- the protocol ------------------------------------------------------------------------------------------
+
+    def check(self, stream: StreamSpec | None = None) -> None:
+        with self._session() as session:
+            self._list(session, "")
+            if stream:
+                settings = self.settings(stream.label)
+                entries = self._matching(session, settings)
+                if not entries:
+                    raise ConfigError(self.fail(f"no file matches {settings['pattern']!r}"))
+                columns = self._columns(session, entries, settings)
+                with self._records(session, entries[0], settings) as records:
+                    self._positions(self._heading(records, entries[0], settings), columns, entries[0], settings)
+
+    def discover(self) -> list[TableInfo]:
+        streams = list(self.config.get("streams") or {})
+        tables = []
+        with self._session() as session:
+            if not streams:  # undeclared: one stream per CSV file name, read with the default pattern
+                streams = sorted({posixpath.splitext(e.path)[0] for e in self._list(session, "")
+                                  if e.path.lower().endswith(".csv")})
+            for name in streams:
+                settings = self.settings(name)
+                columns = self._columns(session, self._matching(session, settings), settings)
+                columns += list(FILE_COLUMNS) if flag(settings.get("file_columns")) else []
+                tables.append(TableInfo(name=name, primary_key=list(settings.get("primary_key") or []),
+                                        columns=[ColumnInfo(c.name, f"{c.header}: {c.type}", c.type) for c in columns]))
+        return tables
+
+    def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
+        settings = self.settings(stream.label)
+        with self._session() as session:
+            entries = self._matching(session, settings)
+            columns = self._columns(session, entries, settings)
+            file_columns = self._wants_file_columns(stream, settings)
+            if file_columns and {c.name for c in columns} & {FILE_NAME, FILE_MODIFIED}:
+                raise ConfigError(self.fail(f"the files have a column named {FILE_NAME} or {FILE_MODIFIED}"))
+            if stream.cursor_column and state.cursor_value is not None:
+                entries = self._since(entries, stream.cursor_column, state.cursor_value)
+            normalizer = Normalizer(columns, null_values=settings.get("null_values", [""]),
+                                    timezone=settings.get("timezone"))
+            builder = BatchBuilder(columns + list(FILE_COLUMNS if file_columns else ()), batch_rows=stream.batch_rows,
+                                   normalizer=normalizer)
+            for entry in entries:
+                yield from self._read_file(session, entry, settings, columns, normalizer, builder, file_columns)
+            last = builder.flush(always=True)  # an empty read still tells its schema
+            if last is not None:
+                yield last
+
+    def _since(self, entries: list[FileEntry], cursor: str, value: str) -> list[FileEntry]:
+        if cursor == FILE_MODIFIED:
+            try:
+                mark = datetime.fromisoformat(value)
+            except ValueError:
+                raise ConfigError(self.fail(f"saved cursor {value!r} is not a time; run a full sync")) from None
+            return [e for e in entries if e.modified >= mark]
+        if cursor == FILE_NAME:
+            return [e for e in entries if e.path >= value]
+        return entries  # a cursor inside the data: every file is read, rows are merged by key
+
+    def _read_file(self, session: Any, entry: FileEntry, settings: dict[str, Any], columns: list[Column],
+                   normalizer: Normalizer, builder: BatchBuilder, file_columns: bool) -> Iterator[pa.RecordBatch]:
+        extra = (entry.path, entry.modified) if file_columns else ()
+        width = len(columns)
+        unit = "row" if self._format(entry, settings) == "excel" else "line"
+        with self._records(session, entry, settings) as records:
+            heading = self._heading(records, entry, settings)
+            positions = self._positions(heading, columns, entry, settings)
+            expected = len(heading) if heading is not None else width
+            for record in records:
+                problem = record.problem
+                if record.fields is None:
+                    row: tuple = (None,) * width
+                else:
+                    fields = record.fields
+                    # Excel drops trailing empty cells, so only a CSV line can come short.
+                    if len(fields) > expected or (unit == "line" and len(fields) != expected):
+                        problem = (f"字段数不符 / has {len(fields)} fields where the heading has {expected}: "
+                                   f"{excerpt(record.raw) if record.raw else fields!r}")
+                    row = [fields[p] if p < len(fields) else None for p in positions]
+                    if record.raw and UNDECODABLE.search(record.raw):
+                        row, text_problem = normalizer.text(row)
+                        problem = "; ".join(p for p in (problem, text_problem) if p)
+                    row = tuple(row)
+                batch = builder.add(row + extra, place=f"{entry.path} {unit} {record.number}", problem=problem)
+                if batch is not None:
+                    yield batch

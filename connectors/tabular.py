@@ -1,0 +1,279 @@
+"""Rows of CSV and Excel files (and JSON records) to Arrow record batches, shared by the files, sftp and http kinds.
+
+A table has columns, each with an Arrow type, either declared in the source config (a SQL-like type per column:
+``decimal(18,2)``, ``integer``, ``date``, ``timestamptz``, ``text``, ...) or inferred from the first rows read.
+Text columns are cast by Arrow in one step; a column where that fails is converted value by value. A row that
+cannot be read faithfully (a value that does not fit its column, a CSV line with the wrong number of fields,
+bytes that are not text in the file's encoding) is flagged on its row with its reason and its place (file and
+line), never dropped and never a crashed run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.arrowconv import arrow_type_for_declared, to_arrow_column
+from connectors.base import ROW_PROBLEM_COLUMN
+from core.errors import ConfigError
+
+INTEGER = re.compile(r"^[+-]?(?:0|[1-9]\d{0,17})$")  # no leading zeros: codes such as 0012 stay text
+DECIMAL = re.compile(r"^[+-]?(?:0|[1-9]\d*)\.(\d+)$")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
+UNDECODABLE = re.compile(r"[\udc80-\udcff]")  # bytes surrogateescape could not decode
+TRUE_WORDS, FALSE_WORDS = {"true", "t", "yes", "y", "1", "是"}, {"false", "f", "no", "n", "0", "否"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str          # the column's name in the published dataset
+    type: pa.DataType
+    header: str        # its heading in the file (or key in a JSON record)
+
+
+def declared_columns(spec: Any) -> list[Column] | None:
+    """``{"id": "integer", ...}`` or ``[{"name": "uscc", "type": "text", "header": "统一社会信用代码"}, ...]``."""
+    if not spec:
+        return None
+    items = [{"name": k, "type": v} for k, v in spec.items()] if isinstance(spec, dict) else spec
+    columns = []
+    for item in items:
+        if not isinstance(item, dict) or not item.get("name"):
+            raise ConfigError(f"column declaration {item!r} needs a name and a type, "
+                              'e.g. {"name": "id", "type": "integer"}')
+        columns.append(Column(name=str(item["name"]), type=arrow_type_for_declared(str(item.get("type") or "text")),
+                              header=str(item.get("header") or item["name"])))
+    return columns
+
+
+def flag(value: Any, default: bool = False) -> bool:
+    """A yes/no setting, which may arrive as text from ``-o KEY=VALUE``."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "0", "off")
+    return bool(value)
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "Asia/Shanghai")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"timezone {name!r} is not a known time zone (e.g. Asia/Shanghai)") from None
+
+
+# --- inference ------------------------------------------------------------------------------------------------
+
+def _kind(value: Any) -> tuple[str, int]:
+    """A sample value's kind and, for decimals, its scale."""
+    if isinstance(value, bool):
+        return "bool", 0
+    if isinstance(value, int):
+        return ("int", 0) if -(2**63) <= value < 2**63 else ("decimal", 0)
+    if isinstance(value, Decimal):
+        return ("decimal", max(0, -value.as_tuple().exponent)) if value.is_finite() else ("str", 0)
+    if isinstance(value, float):
+        return "float", 0
+    if isinstance(value, datetime):
+        return ("tstz" if value.tzinfo else "ts"), 0
+    if isinstance(value, date):
+        return "date", 0
+    text = str(value).strip()
+    if INTEGER.match(text):
+        return "int", 0
+    if match := DECIMAL.match(text):
+        return "decimal", len(match.group(1))
+    if text.lower() in ("true", "false"):
+        return "bool", 0
+    if ISO_DATE.match(text):
+        return "date", 0
+    if match := ISO_TIMESTAMP.match(text):
+        return ("tstz" if match.group(1) else "ts"), 0
+    return "str", 0
+
+
+def infer_type(values: Iterable[Any]) -> pa.DataType:
+    """The narrowest Arrow type every sample value fits; text when in doubt, so nothing is lost."""
+    kinds: set[str] = set()
+    scale = 0
+    for value in values:
+        if value is None:
+            continue
+        kind, value_scale = _kind(value)
+        kinds.add(kind)
+        scale = max(scale, value_scale)
+    if not kinds or "str" in kinds:
+        return pa.string()
+    if kinds == {"int"}:
+        return pa.int64()
+    if kinds <= {"int", "decimal"}:
+        return pa.decimal128(38, min(scale, 37))
+    if kinds <= {"int", "float", "decimal"}:
+        return pa.float64()
+    if kinds == {"bool"}:
+        return pa.bool_()
+    if kinds == {"date"}:
+        return pa.date32()
+    if kinds <= {"date", "ts"}:
+        return pa.timestamp("us")
+    if kinds <= {"date", "ts", "tstz"}:
+        return pa.timestamp("us", tz="UTC")
+    return pa.string()
+
+
+def safe_name(header: str, index: int) -> str:
+    """A heading as a column name; a heading that is no plain identifier (e.g. Chinese) is kept as it is."""
+    text = " ".join(str(header).split()) if header is not None else ""
+    return text or f"column_{index + 1}"
+
+
+# --- values ---------------------------------------------------------------------------------------------------
+
+class Normalizer:
+    """Cell values as the Python values ``to_arrow_column`` converts faithfully to each column's type."""
+
+    def __init__(self, columns: list[Column], *, null_values: Iterable[str] = ("",), timezone: str | None = None) -> None:
+        self.names = [c.name for c in columns]
+        self.nulls = set(null_values)
+        self.zone = zone(timezone)
+
+    def text(self, values: list[Any]) -> tuple[list[Any], str | None]:
+        """Text cells with bytes the file's encoding could not decode: repaired for the data, quoted in a problem."""
+        out, problems = [], []
+        for name, value in zip(self.names, values):
+            if isinstance(value, str) and UNDECODABLE.search(value):
+                raw = value.encode("utf-8", "surrogateescape")
+                problems.append(f"{name}={raw!r}: 无法按文件编码解码 / bytes that are not text in the file's encoding")
+                value = UNDECODABLE.sub("\ufffd", value)
+            out.append(value)
+        return out, "; ".join(problems) or None
+
+    def value(self, value: Any, target: pa.DataType) -> Any:
+        """One value for its column; ValueError says why it does not fit."""
+        if value is None or (isinstance(value, str) and value in self.nulls):
+            return None
+        if pa.types.is_string(target):
+            if isinstance(value, float) and value.is_integer():
+                return str(int(value))  # an Excel number in a text column: 91310000 not 91310000.0
+            return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+        if isinstance(value, str):
+            value = value.strip()
+            if not value and "" in self.nulls:
+                return None  # a blank cell in a typed column
+            if pa.types.is_decimal(target) or pa.types.is_integer(target) or pa.types.is_floating(target):
+                try:
+                    number = Decimal(value)
+                except InvalidOperation:
+                    raise ValueError("不是数字 / is not a number") from None
+                if not number.is_finite() and not pa.types.is_floating(target):
+                    raise ValueError("不是有限数字 / is not a finite number")
+                return value  # converted (and checked against precision and scale) by to_arrow_column
+            if pa.types.is_boolean(target):
+                lowered = value.lower()
+                return True if lowered in TRUE_WORDS else False if lowered in FALSE_WORDS else value
+            if pa.types.is_timestamp(target) and target.tz is not None:
+                try:
+                    value = datetime.fromisoformat(value)
+                except ValueError:
+                    return value  # to_arrow_column reports it
+        if pa.types.is_date(target) and isinstance(value, datetime):
+            return value.date()
+        if pa.types.is_timestamp(target) and isinstance(value, datetime) and target.tz is not None \
+                and value.tzinfo is None:
+            return value.replace(tzinfo=self.zone)  # naive wall-clock time in the source's zone
+        if isinstance(value, Decimal) and pa.types.is_integer(target):
+            if not value.is_finite() or value != value.to_integral_value():
+                raise ValueError("不是整数 / is not a whole number")
+            return int(value)
+        if isinstance(value, float) and pa.types.is_decimal(target):
+            return Decimal(repr(value))
+        return value
+
+    def cast_text(self, strings: pa.Array, target: pa.DataType) -> pa.Array | None:
+        """A column of text cells cast in one vectorised step, or None when some cell needs a closer look."""
+        nulls = pa.array(sorted(self.nulls), pa.string())
+        if pa.types.is_string(target):
+            return pc.if_else(pc.is_in(strings, value_set=nulls), pa.scalar(None, pa.string()), strings) \
+                if len(nulls) else strings
+        trimmed = pc.utf8_trim_whitespace(strings)
+        blank = pc.is_in(strings, value_set=nulls)
+        if "" in self.nulls:
+            blank = pc.or_(blank, pc.equal(trimmed, ""))
+        trimmed = pc.if_else(blank, pa.scalar(None, pa.string()), trimmed)
+        try:
+            if pa.types.is_timestamp(target) and target.tz is not None:
+                try:  # wall-clock times without a zone are in the source's zone
+                    naive = pc.cast(trimmed, pa.timestamp(target.unit))
+                    return pc.cast(pc.assume_timezone(naive, timezone=self.zone.key), target)
+                except pa.ArrowInvalid:
+                    return pc.cast(trimmed, target)
+            return pc.cast(trimmed, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return None
+
+
+class BatchBuilder:
+    """Collects rows with their place and problems; flushes record batches of bounded size, column by column:
+    text columns are cast in one vectorised step, and only a column where that fails is converted value by
+    value, so that each value that does not fit is flagged on its row."""
+
+    def __init__(self, columns: list[Column], *, batch_rows: int, normalizer: Normalizer) -> None:
+        self.names = [c.name for c in columns]
+        self.types = [c.type for c in columns]
+        self.batch_rows = batch_rows
+        self.normalizer = normalizer
+        self.rows: list[tuple] = []
+        self.places: list[str] = []
+        self.problems: dict[int, str] = {}
+
+    def add(self, row: tuple, *, place: str, problem: str | None = None) -> pa.RecordBatch | None:
+        if problem:
+            self.problems[len(self.rows)] = problem
+        self.rows.append(row)
+        self.places.append(place)
+        return self.flush() if len(self.rows) >= self.batch_rows else None
+
+    def _column(self, name: str, target: pa.DataType, raw: list[Any]) -> tuple[pa.Array, dict[int, str]]:
+        try:
+            strings = pa.array(raw, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            strings = None  # not all text (Excel cells, JSON values)
+        if strings is not None and (fast := self.normalizer.cast_text(strings, target)) is not None:
+            return fast, {}
+        values: list[Any] = []
+        problems: dict[int, str] = {}
+        for index, value in enumerate(raw):
+            try:
+                values.append(self.normalizer.value(value, target))
+            except ValueError as exc:
+                problems[index] = f"{name}={value!r}: {exc}"
+                values.append(None)
+        array, more = to_arrow_column(name, values, target)
+        return array, {**more, **problems}
+
+    def flush(self, *, always: bool = False) -> pa.RecordBatch | None:
+        if not self.rows and not always:
+            return None
+        arrays = []
+        problems: dict[int, list[str]] = {i: [p] for i, p in self.problems.items()}
+        for position, (name, target) in enumerate(zip(self.names, self.types)):
+            array, column_problems = self._column(name, target, [row[position] for row in self.rows])
+            arrays.append(array)
+            for index, problem in column_problems.items():
+                problems.setdefault(index, []).append(problem)
+        batch = pa.RecordBatch.from_arrays(arrays, names=self.names)
+        if problems:
+            flags = [f"{self.places[i]}: {'; '.join(problems[i])}" if i in problems else None
+                     for i in range(len(self.rows))]
+            batch = batch.append_column(ROW_PROBLEM_COLUMN, pa.array(flags, pa.string()))
+        self.rows, self.places, self.problems = [], [], {}
+        return batch

@@ -1,0 +1,306 @@
+"""The files connector on a real folder: CSV (UTF-8 and GB18030) and Excel read into published versions through
+the pipeline, faithful types, incremental reads by file modification time and name, malformed rows quarantined
+with their reason, and one-line errors for a missing folder or heading."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
+from connectors.files import FilesConnector
+from core.errors import ConfigError
+from tests.helpers import (
+    PROVIDER,
+    cursor_value,
+    ensure_agency,
+    latest,
+    read_version,
+    register_resource,
+    sync_runs,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+HEADINGS = ["编号", "统一社会信用代码", "企业名称", "注册资本", "成立日期", "更新时间", "备注"]
+COLUMNS = [
+    {"name": "id", "type": "integer", "header": "编号"},
+    {"name": "uscc", "type": "text", "header": "统一社会信用代码"},
+    {"name": "name", "type": "text", "header": "企业名称"},
+    {"name": "reg_capital", "type": "decimal(18,2)", "header": "注册资本"},
+    {"name": "established", "type": "date", "header": "成立日期"},
+    {"name": "updated_at", "type": "timestamptz", "header": "更新时间"},
+    {"name": "note", "type": "text", "header": "备注"},
+]
+
+
+def enterprise_rows(start: int, count: int) -> list[list[str]]:
+    """Rows as text, as an agency's export writes them: Chinese names, exact capital, local times, blanks."""
+    rows = []
+    for i in range(start, start + count):
+        rows.append([str(i), f"91310000{i:09d}X", f"上海市第{i}号科技有限公司", f"{i * 1000}.{i % 100:02d}",
+                     f"20{i % 20:02d}-0{1 + i % 9}-1{i % 10}", f"2026-03-0{1 + i % 9} 0{i % 10}:30:00",
+                     "" if i % 3 else f"备注{i}"])
+    return rows
+
+
+def write_csv(path: Path, rows: list[list[str]], *, encoding: str = "utf-8", headings: list[str] = HEADINGS) -> Path:
+    with path.open("w", encoding=encoding, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(headings)
+        writer.writerows(rows)
+    return path
+
+
+def expected(rows: list[list[str]]) -> list[dict]:
+    return [{"id": int(r[0]), "uscc": r[1], "name": r[2], "reg_capital": Decimal(r[3]),
+             "established": date.fromisoformat(r[4]),
+             "updated_at": datetime.fromisoformat(r[5]).replace(tzinfo=SHANGHAI).astimezone(UTC),
+             "note": r[6] or None} for r in rows]
+
+
+def published(resource_code: str) -> list[dict]:
+    table = read_version(latest(resource_code))
+    return [{k: v for k, v in row.items() if not k.startswith("_file")} for row in table.to_pylist()]
+
+
+def _sync(code: str, *, full: bool = False):
+    from pipeline.sync import sync_resource
+
+    return sync_resource(resource_code=code, full=full)
+
+
+def _config(folder: Path, **stream: object) -> dict:
+    return {"path": str(folder), "streams": {"enterprises": {"pattern": "企业*.csv", "columns": COLUMNS, **stream}}}
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "exchange"
+    path.mkdir()
+    return path
+
+
+def test_csv_files_publish_faithful_types(hub_home: Path, folder: Path) -> None:
+    first, second = enterprise_rows(1, 30), enterprise_rows(31, 25)
+    write_csv(folder / "企业-01.csv", first)
+    write_csv(folder / "企业-02.csv", second, encoding="gb18030")  # an older system's export, in GB18030
+    write_csv(folder / "其他.csv", enterprise_rows(900, 3))          # not matched by the pattern
+    hub = register_resource(kind="files", config=_config(folder), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (55, 55, 0)
+    assert published(hub.resource_code) == expected(first + second)
+    schema = read_version(latest(hub.resource_code)).schema
+    assert schema.field("reg_capital").type == pa.decimal128(18, 2)
+    assert schema.field("established").type == pa.date32()
+    assert schema.field("updated_at").type == pa.timestamp("us", tz="UTC")
+
+
+def test_gb18030_detected_and_declared(folder: Path) -> None:
+    rows = [["1", "91310000000000001X", "上海浦东𠀀发展银行股份有限公司", "12.50", "2020-01-01", "2026-01-01 08:00:00", "龘"]]
+    write_csv(folder / "企业.csv", rows, encoding="gb18030")
+    for encoding in ("auto", "gb18030"):
+        connector = FilesConnector(name="gb", config=_config(folder, encoding=encoding))
+        batches = list(connector.read(StreamSpec(table="enterprises"), ReadState()))
+        assert [row["name"] for b in batches for row in b.to_pylist()] == ["上海浦东𠀀发展银行股份有限公司"]
+        assert ROW_PROBLEM_COLUMN not in batches[0].schema.names
+    # Declared UTF-8, the GB18030 heading is refused with the fix in the message.
+    with pytest.raises(ConfigError) as raised:
+        list(FilesConnector(name="gb", config=_config(folder, encoding="utf-8")).read(
+            StreamSpec(table="enterprises"), ReadState()))
+    assert "not utf-8 text" in str(raised.value) and "gb18030" in str(raised.value)
+
+
+def test_undecodable_row_is_flagged_not_garbled(folder: Path) -> None:
+    """A UTF-8 export with one line pasted from a GB18030 file: that row is flagged, the others are read."""
+    path = write_csv(folder / "企业.csv", enterprise_rows(1, 2))
+    with path.open("ab") as handle:
+        handle.write("3,91310000000000003X,黄浦区某公司,1.00,2020-01-01,2026-01-01 08:00:00,\n".encode("gb18030"))
+    batches = list(FilesConnector(name="mixed", config=_config(folder)).read(StreamSpec(table="enterprises"),
+                                                                           ReadState()))
+    rows = [r for b in batches for r in b.to_pylist()]
+    assert [r[ROW_PROBLEM_COLUMN] is None for r in rows] == [True, True, False]
+    assert rows[2][ROW_PROBLEM_COLUMN].startswith("企业.csv line 4: name=b'")
+    assert "not text in the file's encoding" in rows[2][ROW_PROBLEM_COLUMN]
+    pa.array([r["name"] for r in rows], pa.string())  # no lone surrogate reaches the data
+
+
+def test_malformed_rows_are_quarantined_with_their_reason(hub_home: Path, folder: Path) -> None:
+    from pipeline.paths import quarantine_file
+
+    rows = enterprise_rows(1, 10)
+    path = write_csv(folder / "企业.csv", rows)
+    with path.open("a", encoding="utf-8", newline="") as handle:
+        handle.write('11,91310000000000011X,多一列公司,1.00,2020-01-01,2026-01-01 08:00:00,,多余\n')
+        handle.write('12,91310000000000012X,资本有误公司,十万元,2020-01-01,2026-01-01 08:00:00,\n')
+        handle.write('13,91310000000000013X,"引号"未闭合公司,1.00,2020-01-01,2026-01-01 08:00:00,\n')
+        handle.write('14,91310000000000014X,日期有误公司,1.00,2020-02-30,2026-01-01 08:00:00,\n')
+        handle.write('15,91310000000000015X,正常公司,3.50,2021-05-06,2026-01-02 09:00:00,\n')
+    hub = register_resource(kind="files", config=_config(folder), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (15, 11, 4)
+    assert [r["id"] for r in published(hub.resource_code)] == list(range(1, 11)) + [15]
+    run = sync_runs(hub.resource_code)[-1]
+    quarantined = pq.read_table(quarantine_file(hub.resource_id, run.id)).to_pylist()
+    reasons = sorted(row["_reason"] for row in quarantined)
+    assert all(row["_rule"] == "type_conversion" for row in quarantined)
+    assert reasons[0].startswith("企业.csv line 12: ") and "has 8 fields where the heading has 7" in reasons[0]
+    assert "多余" in reasons[0]  # the whole line is kept in its reason
+    assert reasons[1].startswith("企业.csv line 13: ") and "reg_capital='十万元'" in reasons[1]
+    assert reasons[2].startswith("企业.csv line 14: ") and "malformed CSV" in reasons[2] and "引号" in reasons[2]
+    assert reasons[3].startswith("企业.csv line 15: ") and "established='2020-02-30'" in reasons[3]
+
+
+def test_excel_workbook_is_streamed_with_types(hub_home: Path, folder: Path) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("登记")
+    sheet.append(["企业登记信息导出"])  # a title line above the heading
+    sheet.append(HEADINGS)
+    for i in range(1, 41):
+        sheet.append([i, f"91310000{i:09d}X", f"浦东新区第{i}号商店", i * 100 + 0.25, datetime(2020, 1, i % 28 + 1),
+                      datetime(2026, 3, 1, 8, i % 60), None if i % 2 else "分店"])
+    workbook.save(folder / "企业.xlsx")
+    config = _config(folder, pattern="企业*.xlsx", sheet="登记", header_row=2)
+    hub = register_resource(kind="files", config=config, cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_published, report.rows_quarantined) == (40, 0)
+    rows = published(hub.resource_code)
+    assert rows[6] == {"id": 7, "uscc": "91310000000000007X", "name": "浦东新区第7号商店",
+                       "reg_capital": Decimal("700.25"), "established": date(2020, 1, 8),
+                       "updated_at": datetime(2026, 3, 1, 0, 7, tzinfo=UTC), "note": None}
+    batches = list(FilesConnector(name="xl", config=config).read(StreamSpec(table="enterprises", batch_rows=16),
+                                                                  ReadState()))
+    assert [b.num_rows for b in batches] == [16, 16, 8]
+
+
+def _stamp(path: Path, moment: datetime) -> None:
+    os.utime(path, (moment.timestamp(), moment.timestamp()))
+
+
+def test_incremental_by_modification_time_reads_only_new_files(hub_home: Path, folder: Path) -> None:
+    a, b = write_csv(folder / "企业-a.csv", enterprise_rows(1, 5)), write_csv(folder / "企业-b.csv", enterprise_rows(6, 5))
+    _stamp(a, datetime(2026, 3, 1, 8, tzinfo=UTC))
+    _stamp(b, datetime(2026, 3, 2, 8, tzinfo=UTC))
+    hub = register_resource(kind="files", config=_config(folder), cursor="_file_modified")
+    assert _sync(hub.resource_code).rows_published == 10
+    assert cursor_value(hub.resource_code).startswith("2026-03-02 08:00:00")
+
+    # A new file arrives; an old file is rewritten in place with its old time kept: it is not read again.
+    c = write_csv(folder / "企业-c.csv", enterprise_rows(11, 4))
+    _stamp(c, datetime(2026, 3, 3, 8, tzinfo=UTC))
+    write_csv(folder / "企业-a.csv", [["1", "X", "改名不应被读到", "1.00", "2020-01-01", "2026-01-01 00:00:00", ""]])
+    _stamp(a, datetime(2026, 3, 1, 8, tzinfo=UTC))
+    report = _sync(hub.resource_code)
+
+    assert report.mode == "incremental"
+    assert report.rows_read == 5 + 4  # b (the newest time, read again and merged by key) and c; a not at all
+    rows = published(hub.resource_code)
+    assert [r["id"] for r in rows] == list(range(1, 15))
+    assert rows[0]["name"] == "上海市第1号科技有限公司"
+    assert cursor_value(hub.resource_code).startswith("2026-03-03 08:00:00")
+    version = read_version(latest(hub.resource_code))
+    assert version.column("_file_name").to_pylist()[-1] == "企业-c.csv"
+
+
+def test_incremental_by_file_name(folder: Path) -> None:
+    for day, start in (("2026-03-01", 1), ("2026-03-02", 4), ("2026-03-03", 7)):
+        write_csv(folder / f"企业-{day}.csv", enterprise_rows(start, 3))
+    connector = FilesConnector(name="daily", config=_config(folder))
+    stream = StreamSpec(table="enterprises", primary_key=("id",), cursor_column="_file_name")
+    rows = [r for b in connector.read(stream, ReadState("企业-2026-03-02.csv")) for r in b.to_pylist()]
+    assert [r["id"] for r in rows] == [4, 5, 6, 7, 8, 9]
+    assert {r["_file_name"] for r in rows} == {"企业-2026-03-02.csv", "企业-2026-03-03.csv"}
+
+
+def test_inferred_schema_keeps_codes_as_text(folder: Path) -> None:
+    path = folder / "licences.csv"
+    path.write_text("licence_no,area_code,fee,issued,valid\n"
+                    "0012,310115,12.50,2026-01-02,true\n"
+                    "0013,310104,3,2026-01-03,false\n"
+                    "0014,310101,,2026-01-04,\n", encoding="utf-8")
+    connector = FilesConnector(name="lic", config={"path": str(folder)})  # no streams: <stream>*.csv
+    [table] = connector.discover()
+    assert table.name == "licences"
+    assert {c.name: c.arrow_type for c in table.columns} == {
+        "licence_no": pa.string(), "area_code": pa.int64(), "fee": pa.decimal128(38, 2), "issued": pa.date32(),
+        "valid": pa.bool_()}
+    [batch] = list(connector.read(StreamSpec(table="licences"), ReadState()))
+    assert batch.to_pylist()[2] == {"licence_no": "0014", "area_code": 310101, "fee": None,
+                                    "issued": date(2026, 1, 4), "valid": None}
+
+
+def _one_line(raised: pytest.ExceptionInfo, *must_say: str) -> str:
+    message = str(raised.value)
+    assert "source '企业文件'" in message and "\n" not in message, message
+    for text in must_say:
+        assert text in message, message
+    return message
+
+
+def test_missing_folder_and_headings_are_refused_in_one_line(folder: Path) -> None:
+    missing = FilesConnector(name="企业文件", config=_config(folder / "nowhere"))
+    with pytest.raises(ConfigError) as raised:
+        missing.check()
+    _one_line(raised, "nowhere", "does not exist")
+
+    connector = FilesConnector(name="企业文件", config=_config(folder))
+    with pytest.raises(ConfigError) as raised:
+        connector.check(StreamSpec(table="enterprises"))
+    _one_line(raised, "no file matches '企业*.csv'")
+
+    write_csv(folder / "企业.csv", enterprise_rows(1, 2), headings=HEADINGS[:-1] + ["说明"])
+    with pytest.raises(ConfigError) as raised:
+        list(connector.read(StreamSpec(table="enterprises"), ReadState()))
+    _one_line(raised, "企业.csv", "备注", "missing")
+
+    with pytest.raises(ConfigError) as raised:
+        connector.check(StreamSpec(table="licences"))
+    _one_line(raised, "'licences' is not declared")
+
+
+def test_cli_source_add_files_and_check(hub_home: Path, folder: Path) -> None:
+    from cli.main import app
+    from registry.db import session_scope
+
+    write_csv(folder / "企业.csv", enterprise_rows(1, 3))
+    with session_scope() as session:
+        ensure_agency(session, *PROVIDER)
+    streams = json.dumps({"enterprises": {"pattern": "企业*.csv", "columns": COLUMNS}}, ensure_ascii=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["source", "add", "scjg-files", "--agency", PROVIDER[0], "--kind", "files",
+                                 "-o", f"path={folder}", "-o", f"streams={streams}"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["source", "check", "scjg-files", "--table", "enterprises"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0 and "ok" in result.output, result.output
+    result = runner.invoke(app, ["source", "check", "scjg-files", "--table", "people"], env={"COLUMNS": "300"})
+    assert result.exit_code != 0 and "'people' is not declared" in result.output, result.output
+
+
+def test_pattern_in_a_subfolder_and_settings_given_as_text(folder: Path) -> None:
+    """Settings from `-o KEY=VALUE` arrive as text: header_row=1, file_columns=false must mean what they say."""
+    (folder / "2026").mkdir()
+    write_csv(folder / "2026" / "企业-03.csv", enterprise_rows(1, 2))
+    write_csv(folder / "企业-old.csv", enterprise_rows(50, 2))  # not in the subfolder: not read
+    config = _config(folder, pattern="2026/企业-*.csv", header_row="1", file_columns="false")
+    [batch] = list(FilesConnector(name="sub", config=config).read(StreamSpec(table="enterprises"), ReadState()))
+    assert batch.column("id").to_pylist() == [1, 2] and "_file_name" not in batch.schema.names
+    config = _config(folder, pattern="2026/企业-*.csv", file_columns="true")
+    [batch] = list(FilesConnector(name="sub", config=config).read(StreamSpec(table="enterprises"), ReadState()))
+    assert batch.column("_file_name").to_pylist() == ["2026/企业-03.csv"] * 2
