@@ -43,6 +43,7 @@ def _prepare_home() -> tuple[Path, str]:
 
 
 def _register(home: Path) -> dict[str, str]:
+    from cli.demo_catalog import catalogue_enterprises
     from registry.agencies import add_agency
     from registry.dagspecs import write_dag_specs
     from registry.db import session_scope
@@ -74,6 +75,8 @@ def _register(home: Path) -> dict[str, str]:
             subscribe(session, resource_code=resource.code, agency=HR.name, purpose="就业参保登记时核验用人单位信息", actor="demo")
         token = issue_token(session, agency=HR.name, name="hr-employment-system", days=30, actor="demo")
         codes = {"enterprises": enterprises.code, "credit": credit.code}
+        # issue 3: the enterprise entry is catalogued in full and published through review
+        catalogue_enterprises(session, agency=MARKET.name, code=enterprises.code, abstract=enterprises.abstract)
     write_dag_specs()
     return {**codes, "token": token, "market_db": str(market_db)}
 
@@ -133,7 +136,9 @@ def run_demo(*, use_airflow: bool = True) -> None:
     console.print(f"[bold]govshare demo[/bold]: {note}")
     started = time.monotonic()
     made = _register(home)
-    steps = [("registry", "3 agencies, 2 SQLite sources, 2 catalogue resources, 2 subscriptions, 1 API token")]
+    steps = [("registry", "3 agencies, 2 SQLite sources, 2 catalogue resources, 2 subscriptions, 1 API token"),
+             ("catalogue 资源目录", (f"{made['enterprises']}: 13 core elements, submitted, confidentiality-reviewed, "
+                                    "published by the designated reviewer (govshare catalog show)"))]
     codes = [made["enterprises"], made["credit"]]
     if use_airflow:
         console.print("running the sync DAGs through Airflow (dag.test) …")

@@ -1,0 +1,140 @@
+"""Tables of issue 3: the catalogue system (目录管理系统): people and their designations (articles 10, 21),
+catalogue entry revisions and their review (articles 9, 10, 19), update obligations and yearly
+reconfirmations (articles 10, 16).
+
+The catalogue entry itself is `Resource` (信息资源, registry/models.py); each change of its elements is a
+`CatalogRevision` whose `content` is the JSON of `schemas.catalog_metadata.CatalogEntryData`.
+Imported at the end of registry/models.py; migration registry/migrations/versions/0010_catalog.py (label
+"catalog").
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from registry.models import Agency, Base, Resource, utcnow
+
+__all__ = [
+    "DESIGNATION_ROLES",
+    "REVISION_STATUSES",
+    "CatalogRevision",
+    "ConfidentialityReview",
+    "Designation",
+    "Person",
+    "Reconfirmation",
+    "UpdateObligation",
+]
+
+# 编目人员 compiles entries, 审核人员 reviews them (article 10), 数据资源管理员 is filed with the commission (article 21).
+DESIGNATION_ROLES = {"cataloguer": "编目人员", "reviewer": "审核人员", "administrator": "数据资源管理员"}
+# draft: being edited; submitted: awaiting review; returned: sent back with comments; published: the one
+# consumers see; superseded: an older published or an abandoned unpublished revision.
+REVISION_STATUSES = {"draft": "草稿", "submitted": "待审核", "returned": "已退回", "published": "已发布",
+                     "superseded": "已被替代"}
+
+
+class Person(Base):
+    """A staff member of an agency, identified on the platform by an account name."""
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    account: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    office: Mapped[str] = mapped_column(String(200), default="", doc="处室 / department within the agency")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    agency: Mapped[Agency] = relationship()
+
+
+class Designation(Base):
+    """A dated designation of a person to a role (指定专人); ended, never deleted, so history stays answerable."""
+
+    __tablename__ = "designations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date, doc="last day of the designation, inclusive")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    person: Mapped[Person] = relationship()
+
+
+class CatalogRevision(Base):
+    """One immutable version of a catalogue entry's elements, and where it stands in review."""
+
+    __tablename__ = "catalog_revisions"
+    __table_args__ = (UniqueConstraint("resource_id", "number", name="uq_catalog_revisions_resource_number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column()
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_by: Mapped[str | None] = mapped_column(String(100))
+    submitted_at: Mapped[datetime | None] = mapped_column()
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+    review_comments: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="{elements: {...}, data_items: {...}}")
+    published_at: Mapped[datetime | None] = mapped_column()
+    resource: Mapped[Resource] = relationship()
+
+
+class ConfidentialityReview(Base):
+    """保密审查 (article 19): recorded for a revision before it may be published."""
+
+    __tablename__ = "confidentiality_reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("catalog_revisions.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(100))
+    reviewed_on: Mapped[date] = mapped_column(Date)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UpdateObligation(Base):
+    """A duty to bring an entry up to date within 2 working days (articles 10, 16); closed by a publication."""
+
+    __tablename__ = "update_obligations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), doc="elements (要素调整) or data (数据资源变化)")
+    reason: Mapped[str] = mapped_column(Text)
+    opened_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date] = mapped_column(Date)
+    opened_by: Mapped[str] = mapped_column(String(100))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    closed_by_revision_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_revisions.id"))
+    resource: Mapped[Resource] = relationship()
+
+
+class Reconfirmation(Base):
+    """全面维护: the agency confirmed the entry's published elements are still true (at least yearly)."""
+
+    __tablename__ = "catalog_reconfirmations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("catalog_revisions.id"))
+    confirmed_on: Mapped[date] = mapped_column(Date)
+    confirmed_by: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,167 @@
+"""The catalogue's statutory clocks (articles 10, 16): update obligations due 2 working days after the change,
+on the real 2025/2026 calendars and a 2027 day with and without an operator's schedule; overdue listings; the
+yearly full maintenance."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError
+from registry.workdays import UnknownCalendarYear
+from tests.catalog_helpers import (
+    audit_actions,
+    catalog_home_fixture,  # noqa: F401 - the catalog_home fixture
+    entry_data,
+    new_entry,
+    publish,
+    setup_people,
+)
+from tests.helpers import PROVIDER
+
+EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "registry" / "calendars" / "2027.example.json"
+
+# (day the change happened, due day): counted strictly after the day, holidays skipped, 调休 Saturdays worked.
+REAL_DUE_DATES = [
+    ("2025-01-27", "2025-02-06"),  # eve of Spring Festival 2025 (01-28..02-04 off)
+    ("2025-01-25", "2025-01-27"),  # Saturday before: Sunday 01-26 is a 调休 working day
+    ("2025-09-30", "2025-10-10"),  # before National Day 2025 (10-01..10-08 off)
+    ("2025-10-04", "2025-10-10"),  # during the holiday
+    ("2025-10-09", "2025-10-11"),  # Saturday 10-11 is a 调休 working day
+    ("2026-02-13", "2026-02-24"),  # Saturday 02-14 worked, then Spring Festival 2026 (02-15..02-23 off)
+    ("2026-09-30", "2026-10-09"),  # National Day 2026: 10-08 is a working day
+]
+
+
+@pytest.mark.parametrize(("opened", "due"), REAL_DUE_DATES)
+def test_update_obligation_due_two_working_days_later(catalog_home: Path, opened: str, due: str) -> None:
+    from registry.db import session_scope
+    from registry.obligations import open_update_obligation
+
+    with session_scope() as session:
+        setup_people(session)
+        code = new_entry(session)
+        obligation = open_update_obligation(session, resource_code=code, reason="数据源结构变更", actor="sync",
+                                            opened_on=date.fromisoformat(opened))
+        assert obligation.due_on == date.fromisoformat(due)
+        assert "catalog.obligation.open" in audit_actions(session, code)
+
+
+def test_a_2027_deadline_needs_the_state_council_schedule(catalog_home: Path) -> None:
+    from core.settings import get_settings
+    from registry.db import session_scope
+    from registry.obligations import list_obligations, open_update_obligation
+    from registry.workdays import load_schedule_file
+
+    with session_scope() as session:
+        setup_people(session)
+        code = new_entry(session)
+    # 2026-12-30 + 2 working days reaches into 2027, which the library does not know: a clear error, no guess.
+    with session_scope() as session, pytest.raises(UnknownCalendarYear, match="govshare calendar load"):
+        open_update_obligation(session, resource_code=code, reason="变更", actor="sync", opened_on=date(2026, 12, 30))
+    with session_scope() as session:
+        assert list_obligations(session) == []  # nothing half-recorded
+    load_schedule_file(EXAMPLE_2027, calendar_dir=get_settings().calendar_dir)
+    with session_scope() as session:
+        # 2027-01-01..03 off in the loaded schedule: 12-31 is the first working day, 01-04 the second
+        assert open_update_obligation(session, resource_code=code, reason="变更", actor="sync",
+                                      opened_on=date(2026, 12, 30)).due_on == date(2027, 1, 4)
+
+
+def test_a_2027_day_inside_the_loaded_spring_festival(catalog_home: Path) -> None:
+    from core.settings import get_settings
+    from registry.db import session_scope
+    from registry.obligations import open_update_obligation
+
+    with session_scope() as session:
+        setup_people(session)
+        code = new_entry(session)
+        with pytest.raises(UnknownCalendarYear):
+            open_update_obligation(session, resource_code=code, reason="变更", actor="sync", opened_on=date(2027, 2, 4))
+    folder = get_settings().calendar_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(EXAMPLE_2027, folder / "2027.json")  # an operator drops the file in
+    with session_scope() as session:
+        # 2027-02-05..02-13 off: Monday 02-15 and Tuesday 02-16 are the two working days
+        assert open_update_obligation(session, resource_code=code, reason="变更", actor="sync",
+                                      opened_on=date(2027, 2, 4)).due_on == date(2027, 2, 16)
+
+
+def test_overdue_updates_are_listed_until_the_update_is_published(catalog_home: Path) -> None:
+    from registry.catalog import upsert_entry
+    from registry.db import session_scope
+    from registry.obligations import (
+        list_obligations,
+        open_update_obligation,
+        overdue_obligations,
+    )
+
+    with session_scope() as session:
+        setup_people(session)
+        code = new_entry(session)
+        # editing a never-published draft is not an update of the catalogue: no obligation
+        upsert_entry(session, agency=PROVIDER[0], code=code, author="zhang", data=entry_data(update_cycle="weekly"))
+        assert list_obligations(session) == []
+        publish(session, code, on=date(2025, 9, 1))
+        first = open_update_obligation(session, resource_code=code, reason="数据源结构变更：新增列 industry",
+                                       actor="sync", opened_on=date(2025, 9, 30))
+        again = open_update_obligation(session, resource_code=code, reason="又一次变更", actor="sync",
+                                       opened_on=date(2025, 10, 9))
+        assert again.id == first.id and again.due_on == date(2025, 10, 10)  # the earlier, stricter due date holds
+        assert overdue_obligations(session, today=date(2025, 10, 10)) == []  # the due day itself is in time
+        assert [o.resource.code for o in overdue_obligations(session, today=date(2025, 10, 11))] == [code]
+        assert overdue_obligations(session, today=date(2025, 10, 11), agency="上海市民政局") == []
+        upsert_entry(session, agency=PROVIDER[0], code=code, author="zhang",
+                     data=entry_data(update_cycle="weekly", data_items=[
+                         {"name": "统一社会信用代码", "column": "uscc", "data_type": "string", "subject_id": "uscc"},
+                         {"name": "行业", "column": "industry", "data_type": "string"}]))
+        publish(session, code, on=date(2025, 10, 13))
+        assert overdue_obligations(session, today=date(2025, 10, 14)) == []
+        closed = list_obligations(session, open_only=False)
+        assert [(o.closed_on, o.due_on) for o in closed] == [(date(2025, 10, 13), date(2025, 10, 10))]
+
+
+def test_editing_a_published_entry_opens_an_obligation(catalog_home: Path) -> None:
+    from registry.catalog import upsert_entry
+    from registry.db import session_scope
+    from registry.obligations import list_obligations
+
+    with session_scope() as session:
+        setup_people(session)
+        code = new_entry(session)
+        publish(session, code)
+        upsert_entry(session, agency=PROVIDER[0], code=code, author="zhang", data=entry_data(abstract="新的摘要"))
+        [obligation] = list_obligations(session)
+        assert obligation.kind == "elements" and obligation.resource.code == code
+        publish(session, code)
+        assert list_obligations(session) == []
+
+
+def test_every_entry_is_reconfirmed_once_a_calendar_year(catalog_home: Path) -> None:
+    from registry.db import session_scope
+    from registry.obligations import (
+        open_update_obligation,
+        overdue_reconfirmations,
+        reconfirm_entry,
+    )
+
+    with session_scope() as session:
+        setup_people(session)
+        code = new_entry(session)
+        with pytest.raises(ConfigError, match="尚未发布"):
+            reconfirm_entry(session, code=code, account="zhang", on=date(2024, 3, 1))
+        publish(session, code, on=date(2024, 5, 6))  # publication after full review counts for 2024
+        assert overdue_reconfirmations(session, today=date(2025, 12, 31)) == []
+        [late] = overdue_reconfirmations(session, today=date(2026, 1, 1))  # nothing in 2025
+        assert (late.resource.code, late.missed_year, late.due_on) == (code, 2025, date(2025, 12, 31))
+        with pytest.raises(Exception, match="不属于"):
+            reconfirm_entry(session, code=code, account="zhao", on=date(2025, 6, 2))  # another agency's reviewer
+        reconfirm_entry(session, code=code, account="zhang", on=date(2025, 6, 2), note="年度全面维护")
+        assert overdue_reconfirmations(session, today=date(2026, 1, 1)) == []
+        open_update_obligation(session, resource_code=code, reason="变更", actor="sync", opened_on=date(2026, 3, 2))
+        with pytest.raises(ConfigError, match="未完成的更新"):
+            reconfirm_entry(session, code=code, account="zhang", on=date(2026, 3, 3))
+        assert "catalog.reconfirm" in audit_actions(session, code)
