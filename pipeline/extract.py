@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ReadState, StreamSpec
-from core.errors import ConfigError, GovshareError
+from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
+from core.errors import ConfigError, GovshareError, RetriableError
 from core.settings import get_settings
-from pipeline import paths
+from pipeline import locks, paths
+from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
+from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.validate import REASON_COLUMN, RULE_COLUMN, duplicated_keys, finish_checks, key_array, split_batch
+from pipeline.validate import (
+    REASON_COLUMN,
+    RULE_COLUMN,
+    duplicated_keys,
+    finish_checks,
+    key_array,
+    split_batch,
+)
 from registry.db import session_scope
 from registry.models import SyncRun, utcnow
 from registry.resources import get_resource
 from registry.sources import open_connector
 from registry.versions import cursor_state, latest_version
+
+RENEW_SECONDS = 60  # a long read pushes its lock's lease out this often
 
 
 def _cursor_text(value: Any) -> str:
@@ -29,69 +44,143 @@ def _cursor_text(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) and not isinstance(value, datetime) else str(value)
 
 
-def stage_resource(*, resource_code: str, full: bool = False) -> StagedRun:
-    """Read the resource's source into a staged run; on failure the run folder is removed and recorded."""
-    run_id = uuid.uuid4().hex
+@dataclass
+class Previous:
+    """The version a run is compared with: for carrying rows forward, schema changes and the change set."""
+
+    number: int
+    rows: int
+    folder: Path
+    files: list[Path]
+    schema: pa.Schema
+
+
+def _previous(version) -> Previous | None:  # noqa: ANN001 - DatasetVersion | None
+    if version is None:
+        return None
+    folder = paths.resolve(version.path)
+    files = [folder / entry["path"] for entry in version.manifest["files"]]
+    return Previous(number=version.number, rows=version.row_count, folder=folder, files=files, schema=pq.read_schema(files[0]))
+
+
+def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None = None,
+                   wait_seconds: float = 0) -> StagedRun:
+    """Read the resource's source into a staged run, holding the resource's lock (kept for the publish).
+
+    On failure the run folder is removed, the run recorded as failed and the lock released.
+    """
+    run_id = run_id or uuid.uuid4().hex
     with session_scope() as session:
         resource = get_resource(session, code=resource_code)
         if resource.source is None:
             raise ConfigError(f"resource {resource_code} has no source; register one with `govshare resource add --source`")
-        previous = latest_version(session, resource=resource)
+        resource_id = resource.id
+        session.add(SyncRun(id=run_id, resource_id=resource_id, status="staging"))
+    folder = paths.staging_dir(run_id)
+    try:
+        # The lock first: what the run compares with (previous version, cursor) is read once it is ours.
+        locks.acquire(resource_id=resource_id, resource_code=resource_code, run_id=run_id, wait_seconds=wait_seconds)
+        staged, stream, read_state, connector, contract, previous = _prepare(resource_code, run_id, full)
+        try:
+            _extract(staged, connector=connector, stream=stream, state=read_state, previous=previous,
+                     contract=contract)
+        except SchemaMoved:
+            # Rows carried from the previous version would lack the change: read everything again.
+            shutil.rmtree(folder, ignore_errors=True)
+            staged = replace(staged, mode="full", rows_read=0)
+            _extract(staged, connector=connector, stream=stream, state=ReadState(), previous=previous,
+                     contract=contract)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        record_run_failure(run_id, exc)
+        locks.release(resource_id=resource_id, run_id=run_id)
+        raise
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id)
+        run.status, run.mode, run.rows_read, run.rows_quarantined = "staged", staged.mode, staged.rows_read, \
+            staged.rows_quarantined
+    return staged
+
+
+def _prepare(resource_code: str, run_id: str, full: bool):  # noqa: ANN202 - the run's inputs, read under the lock
+    from schemas.contract_store import contract_for  # the resource's data contract (quality rules), if any
+
+    with session_scope() as session:
+        resource = get_resource(session, code=resource_code)
+        previous_version = latest_version(session, resource=resource)
         state = cursor_state(session, resource=resource)
         stream = StreamSpec.from_stream(resource.stream, batch_rows=get_settings().batch_rows)
-        from schemas.contract_store import contract_for  # the resource's data contract (quality rules), if any
-
         contract = contract_for(resource_code=resource.code, stream=resource.stream)
         if contract is not None and contract.key and not stream.primary_key:
             stream = StreamSpec.from_stream({**resource.stream, "primary_key": contract.key},
                                             batch_rows=get_settings().batch_rows)
-        previous_rows = previous.row_count if previous else None
-        incremental = bool(not full and stream.cursor_column and stream.primary_key and previous
-                           and state and state.cursor_value is not None)
+        incremental = bool(not full and stream.cursor_column and stream.primary_key and previous_version
+                           and state and state.cursor_value is not None and not _full_read_due(session, resource))
         connector = open_connector(resource.source)
-        session.add(SyncRun(id=run_id, resource_id=resource.id, status="staging",
-                            mode="incremental" if incremental else "full"))
+        mode = "incremental" if incremental else "full"
+        session.get(SyncRun, run_id).mode = mode
         staged = StagedRun(
-            run_id=run_id, resource_id=resource.id, resource_code=resource.code,
-            mode="incremental" if incremental else "full", folder=str(paths.staging_dir(run_id)),
-            previous_version=previous.id if previous else None,
+            run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
+            folder=str(paths.staging_dir(run_id)), previous_version=previous_version.id if previous_version else None,
             source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
         )
-        previous_folder = paths.resolve(previous.path) if incremental and previous else None
         read_state = ReadState(cursor_value=state.cursor_value if incremental and state else None)
-    try:
-        _extract(staged, connector=connector, stream=stream, state=read_state, previous_folder=previous_folder,
-                 contract=contract, previous_rows=previous_rows)
-    except BaseException as exc:
-        shutil.rmtree(staged.folder, ignore_errors=True)
-        record_run_failure(run_id, exc)
-        raise
-    with session_scope() as session:
-        run = session.get(SyncRun, run_id)
-        run.status, run.rows_read, run.rows_quarantined = "staged", staged.rows_read, staged.rows_quarantined
-    return staged
+        previous = _previous(previous_version)
+    return staged, stream, read_state, connector, contract, previous
 
 
-def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadState, previous_folder,  # noqa: ANN001
-             contract=None, previous_rows: int | None = None) -> None:  # noqa: ANN001
+def _full_read_due(session, resource) -> bool:  # noqa: ANN001
+    """Incremental reads cannot see deletes: read in full again once the last full read is old enough."""
+    days = get_settings().full_refresh_days
+    if not days:
+        return False
+    from datetime import timedelta, timezone
+
+    from registry.versions import list_versions
+
+    for version in list_versions(session, resource=resource):
+        if (version.manifest or {}).get("mode") != "incremental":  # full, or change capture's own snapshot
+            created = version.created_at if version.created_at.tzinfo else version.created_at.replace(tzinfo=timezone.utc)
+            return utcnow() - created >= timedelta(days=days)
+    return True
+
+
+def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadState,  # noqa: ANN001
+             previous: Previous | None, contract=None) -> None:  # noqa: ANN001
     folder = paths.staging_dir(staged.run_id)
     (folder / "data").mkdir(parents=True)
     writer = PartWriter(folder / "data")
     quarantine = QuarantineWriter(folder / "quarantine.parquet")
+    incremental = staged.mode == "incremental"
     keys: list[pa.Array] = []
+    read_keys: list[pa.Table] = []
     high_water = None
+    first = True
+    renewed = time.monotonic()
     try:
-        for batch in connector.read(stream, state):
+        for batch in _guarded(connector, connector.read(stream, state)):
             staged.rows_read += batch.num_rows
+            if first and previous is not None:  # before the contract's own check, so the change is recorded
+                first = False
+                staged.schema_change = guard_schema(
+                    resource_code=staged.resource_code, run_id=staged.run_id, previous_number=previous.number,
+                    previous_schema=previous.schema, schema=_payload_schema(batch), key=stream.primary_key,
+                    cursor=stream.cursor_column, incremental=incremental,
+                    contract_columns={c.name for c in contract.columns} if contract is not None else set())
             split = split_batch(batch, key=stream.primary_key, contract=contract)
             if split.bad is not None:
                 quarantine.write(split.bad)
             if stream.primary_key:
                 keys.append(key_array(split.good, stream.primary_key))
+                if incremental:
+                    read_keys.append(pa.Table.from_batches([split.good.select(list(stream.primary_key))]))
             if stream.cursor_column and split.good.num_rows:
                 batch_max = pc.max(split.good.column(stream.cursor_column)).as_py()
                 high_water = batch_max if high_water is None or (batch_max is not None and batch_max > high_water) else high_water
             writer.write(split.good)
+            if time.monotonic() - renewed > RENEW_SECONDS:
+                locks.renew(resource_id=staged.resource_id, run_id=staged.run_id)
+                renewed = time.monotonic()
         if writer.schema is None:
             raise GovshareError(connector.fail("returned no schema; the table or query yields no columns"))
         writer.close()
@@ -99,8 +188,8 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         if len(dupes):
             _quarantine_duplicates(folder / "data", writer.files, stream.primary_key, dupes, quarantine)
         changed = pa.chunked_array(keys, type=keys[0].type) if keys else None
-        if previous_folder is not None and changed is not None:
-            staged.rows_carried = _carry_forward(previous_folder, writer, stream.primary_key, changed)
+        if incremental and previous is not None and changed is not None:
+            staged.rows_carried = _carry_forward(previous.folder, writer, stream.primary_key, changed)
         writer.ensure_file(writer.schema)
     finally:
         writer.close()
@@ -114,8 +203,44 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         previous_mark = state.cursor_value
         staged.watermark = {"cursor_column": stream.cursor_column,
                             "value": _cursor_text(high_water) if high_water is not None else previous_mark}
-    finish_checks(staged, contract, previous_rows=previous_rows)  # dataset rules, thresholds: FatalError publishes nothing
+    finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
+    staged.changes = _change_set(staged, folder, writer.schema, stream.primary_key, previous,
+                                 pa.concat_tables(read_keys) if incremental and read_keys else None)
     staged.save()
+
+
+def _payload_schema(batch: pa.RecordBatch) -> pa.Schema:
+    """The batch's columns as they will be published (without a connector's row-problem flags)."""
+    index = batch.schema.get_field_index(ROW_PROBLEM_COLUMN)
+    return batch.schema.remove(index) if index >= 0 else batch.schema
+
+
+def _guarded(connector, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
+    """A driver's I/O error in the middle of a read (connection dropped, server restarted) is retriable,
+    whichever connector raised it; errors of the pipeline's own writing are not wrapped."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except OSError as exc:  # pyarrow's IOError and the drivers' socket errors are OSErrors
+            raise RetriableError(connector.fail(f"read interrupted: {' '.join(str(exc).split())}")) from exc
+        yield batch
+
+
+def _change_set(staged: StagedRun, folder: Path, schema: pa.Schema, key: tuple[str, ...],
+                previous: Previous | None, read_keys: pa.Table | None) -> dict:
+    if previous is None:
+        return ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
+                         note="first version: every row is new").summary()
+    if not key:
+        return ChangeSet(since_version=previous.number, note="no primary key: changes are not tracked by key; "
+                         "take the whole version").summary()
+    if staged.mode == "incremental" and read_keys is None:  # nothing read: nothing changed
+        read_keys = pa.table({k: pa.array([], schema.field(k).type) for k in key})
+    return compute_changes(new_files=[folder / f for f in staged.files], previous_files=previous.files, key=key,
+                           schema=schema, previous_schema=previous.schema, out=folder / CHANGES_FILE,
+                           since_version=previous.number, read_keys=read_keys, scratch=folder / "tmp").summary()
 
 
 def _quarantine_duplicates(folder, files: list[str], key: tuple[str, ...], dupes: pa.Array,

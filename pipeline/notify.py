@@ -89,6 +89,13 @@ def _payload(version: DatasetVersion, subscription: Subscription) -> dict[str, A
     return payload
 
 
+def _unchanged(version: DatasetVersion) -> bool:
+    """A version whose change set is known and empty: same keys, same values, same columns."""
+    changes = (version.manifest or {}).get("changes") or {}
+    return bool(changes.get("file")) and not (changes.get("inserted") or changes.get("updated")
+                                              or changes.get("deleted") or changes.get("schema_changed"))
+
+
 def _insert_ignoring_duplicates(session, rows: list[dict[str, Any]]) -> int:  # noqa: ANN001 - Session
     if not rows:
         return 0
@@ -108,6 +115,8 @@ def queue_notices(*, resource_code: str, version_number: int) -> int:
                                                               DatasetVersion.number == version_number))
         if version is None:
             raise NotFound(f"{resource_code} has no version {version_number}; `govshare versions {resource_code}`")
+        if _unchanged(version):
+            return 0  # nothing was updated (article 16 notifies updates): no notice
         now = utcnow()
         rows = []
         for subscription in subscribers(session, resource=resource):

@@ -15,6 +15,7 @@ SCHEDULES = {
     "realtime": "*/15 * * * *", "hourly": "@hourly", "daily": "@daily", "weekly": "@weekly",
     "monthly": "@monthly", "quarterly": "0 0 1 */3 *", "yearly": "@yearly",
 }
+LOCK_WAIT_SECONDS = 300  # a run of the same resource started elsewhere (CLI): wait, then Airflow retries
 DEFAULT_ARGS = {"owner": "govshare", "retries": 2, "retry_delay": timedelta(minutes=5),
                 "retry_exponential_backoff": True, "execution_timeout": timedelta(hours=2)}
 
@@ -29,6 +30,15 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
     import pendulum
     from airflow.sdk import dag, task
 
+    @task(task_id="capture")
+    def cdc_task(params: dict | None = None) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        from pipeline.cdc import sync_cdc
+
+        full = bool((params or {}).get("full", False))
+        return asdict(sync_cdc(resource_code=spec["resource_code"], full=full, wait_seconds=LOCK_WAIT_SECONDS))
+
     @dag(
         dag_id=spec["dag_id"],
         description=f"同步 {spec['name']} ({spec['resource_code']}) from {spec['agency_name']}",
@@ -41,12 +51,17 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
         params={"full": False},
     )
     def sync_dag() -> None:
+        if spec.get("sync_mode") == "cdc":  # change capture: one task guards and streams the slot, publishes,
+            cdc_task()                       # confirms, and queues the notices itself (pipeline/cdc.py)
+            return
+
         @task
         def stage(params: dict | None = None) -> str:
             from pipeline.extract import stage_resource
 
             full = bool((params or {}).get("full", False))
-            return stage_resource(resource_code=spec["resource_code"], full=full).folder
+            return stage_resource(resource_code=spec["resource_code"], full=full,
+                                  wait_seconds=LOCK_WAIT_SECONDS).folder
 
         @task
         def publish(folder: str) -> dict[str, Any]:
@@ -54,9 +69,25 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
 
             from pipeline.sync import publish_run
 
-            return asdict(publish_run(folder=folder))
+            return asdict(publish_run(folder=folder, wait_seconds=LOCK_WAIT_SECONDS))
 
-        publish(stage())
+        @task(execution_timeout=timedelta(minutes=10))
+        def notify(report: dict[str, Any]) -> dict[str, Any]:
+            from pipeline.notify import notify_published
+
+            # Idempotent: a retried task or a re-run never queues a second notice for a subscriber.
+            return notify_published(resource_code=report["resource_code"], version_number=report["version"])
+
+        @task(retries=0, execution_timeout=timedelta(hours=1))
+        def expectations(report: dict[str, Any]) -> dict[str, Any]:
+            from pipeline.expectations import run_after_publish
+
+            # After the commit, beside notify: reports great-expectations results, never blocks or undoes a publish.
+            return run_after_publish(report)
+
+        published = publish(stage())
+        notify(published)
+        expectations(published)
 
     return sync_dag()
 
@@ -68,3 +99,46 @@ def build_sync_dags(specs_path: Path | None = None) -> dict[str, Any]:
 
         specs_path = dag_specs_path()
     return {spec["dag_id"]: build_sync_dag(spec) for spec in read_specs(specs_path)}
+
+
+def build_maintenance_dags() -> dict[str, Any]:
+    """Housekeeping daily, and the notice delivery sweep every five minutes (webhook retries come due)."""
+    import pendulum
+    from airflow.sdk import dag, task
+
+    start = pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai")
+    common = {"start_date": start, "catchup": False, "max_active_runs": 1, "default_args": DEFAULT_ARGS}
+
+    @dag(dag_id="govshare_maintenance", description="运维清理: expired staging, old versions by the retention rule",
+         schedule="30 2 * * *", tags=["govshare", "maintenance"], params={"keep_last": 5, "keep_days": 30}, **common)
+    def maintenance() -> None:
+        @task(execution_timeout=timedelta(minutes=30))
+        def clean_staging() -> list[str]:
+            from pipeline.housekeeping import clean_staging as clean
+
+            return clean(max_age_hours=24)
+
+        @task(execution_timeout=timedelta(minutes=30))
+        def prune_versions(params: dict | None = None) -> list[str]:
+            from pipeline.housekeeping import prune_versions as prune
+
+            params = params or {}
+            return prune(keep_last=int(params.get("keep_last", 5)), keep_days=int(params.get("keep_days", 30)))
+
+        clean_staging() >> prune_versions()
+
+    @dag(dag_id="govshare_notices", description="更新通知: deliver due webhook notices, with retries and backoff",
+         schedule="*/5 * * * *", tags=["govshare", "notices"], **common)
+    def notices() -> None:
+        @task(execution_timeout=timedelta(minutes=4))
+        def deliver() -> dict[str, int]:
+            from pipeline.notify import deliver_pending
+
+            report = deliver_pending()
+            return {"delivered": len(report.delivered), "retrying": len(report.retrying),
+                    "failed": len(report.failed)}
+
+        deliver()
+
+    built = [maintenance(), notices()]
+    return {d.dag_id: d for d in built}

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from core.errors import FatalError, RetriableError
-from pipeline import paths
-from pipeline.manifest import describe_files, schema_fields, write_manifest
+from pipeline import locks, paths
+from pipeline.changes import CHANGES_FILE
+from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
+from pipeline.manifest import describe_files, file_sha256, schema_fields, write_manifest
 from pipeline.staging import StagedRun
 from registry.audit import record_event
 from registry.db import session_scope
 from registry.models import CursorState, DatasetVersion, Resource, SyncRun, utcnow
-from registry.versions import next_version_number
+from registry.versions import latest_version, next_version_number
 
 
 @dataclass
@@ -33,61 +32,74 @@ class PublishReport:
     rows_quarantined: int
     path: str
     manifest_sha256: str
+    changes: dict | None = None  # the change set's counts against the previous version
 
 
-@contextmanager
-def resource_lock(resource_id: int, resource_code: str) -> Iterator[None]:
-    """Only one publish per resource at a time; a second is refused at once, with the reason."""
-    with paths.lock_file(resource_id).open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise RetriableError(
-                f"resource {resource_code} is being published by another run; wait for it to finish and retry") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def publish_staged(staged: StagedRun) -> PublishReport:
+def publish_staged(staged: StagedRun, *, wait_seconds: float = 0) -> PublishReport:
     """Make a staged run the served version. Until the commit, the previous version stays served."""
     source_rows = staged.rows_staged - staged.rows_carried + staged.rows_quarantined
     if source_rows != staged.rows_read:
         # Nothing is dropped silently: every row read is either published or quarantined.
         raise FatalError(f"run {staged.run_id} does not reconcile: read {staged.rows_read} rows, published "
                          f"{staged.rows_staged - staged.rows_carried} and quarantined {staged.rows_quarantined}")
-    with resource_lock(staged.resource_id, staged.resource_code):
-        with session_scope() as session:
-            resource = session.get(Resource, staged.resource_id)
-            number = next_version_number(session, resource=resource)
-        staging = Path(staged.folder)
-        final = paths.version_dir(staged.resource_id, number, staged.run_id)
-        schema = pq.ParquetFile(staging / staged.files[0]).schema_arrow
-        manifest = {
-            "resource": staged.resource_code, "version": number, "run_id": staged.run_id, "mode": staged.mode,
-            "created_at": utcnow().isoformat(), "row_count": staged.rows_staged,
-            "quarantined_count": staged.rows_quarantined, "rows_read": staged.rows_read,
-            "schema": schema_fields(schema), "files": describe_files(staging, staged.files),
-            "watermark": staged.watermark, "source": staged.source,
-        }
-        if manifest["row_count"] != sum(f["rows"] for f in manifest["files"]):
-            raise RetriableError(f"staged run {staged.run_id} is inconsistent (file rows differ); stage it again")
-        manifest_sha256 = write_manifest(staging, manifest)
-        quarantine = staging / "quarantine.parquet"
-        if quarantine.exists():
-            target = paths.quarantine_file(staged.resource_id, staged.run_id)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(quarantine, target)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging, final)  # atomic on one file system: the folder is whole or absent
-        try:
-            report = _record(staged, number=number, final=final, manifest=manifest, manifest_sha256=manifest_sha256,
-                             source_rows=source_rows)
-        except BaseException:
-            shutil.rmtree(final, ignore_errors=True)  # unregistered, so never served; remove the files too
-            raise
+    # Re-entrant for the run that staged (it kept the lock); any other run waits or is refused.
+    fresh = locks.acquire(resource_id=staged.resource_id, resource_code=staged.resource_code, run_id=staged.run_id,
+                          wait_seconds=wait_seconds)
+    try:
+        return _publish_locked(staged, source_rows=source_rows)
+    finally:
+        if fresh:  # a staged run built without stage_resource (benchmarks, replays) holds no lock after this
+            locks.release(resource_id=staged.resource_id, run_id=staged.run_id)
+
+
+def _publish_locked(staged: StagedRun, *, source_rows: int) -> PublishReport:
+    """Publish under the resource's lock (pipeline.sync.publish_run releases a lock kept since staging)."""
+    with session_scope() as session:
+        resource = session.get(Resource, staged.resource_id)
+        current = latest_version(session, resource=resource)
+        if (current.id if current else None) != staged.previous_version:
+            raise RetriableError(
+                f"资源 {staged.resource_code} 在暂存后已发布新版本 / {staged.resource_code} got version "
+                f"v{current.number if current else 0} after run {staged.run_id[:8]} was staged; its change set "
+                "and carried rows are stale: stage it again")
+        number = next_version_number(session, resource=resource)
+    staging = Path(staged.folder)
+    final = paths.version_dir(staged.resource_id, number, staged.run_id)
+    schema = pq.ParquetFile(staging / staged.files[0]).schema_arrow
+    manifest = {
+        "resource": staged.resource_code, "version": number, "run_id": staged.run_id, "mode": staged.mode,
+        "created_at": utcnow().isoformat(), "row_count": staged.rows_staged,
+        "quarantined_count": staged.rows_quarantined, "rows_read": staged.rows_read,
+        "schema": schema_fields(schema), "files": describe_files(staging, staged.files),
+        "watermark": staged.watermark, "source": staged.source,
+        "changes": _changes_entry(staging, staged.changes), "schema_change": staged.schema_change,
+    }
+    if manifest["row_count"] != sum(f["rows"] for f in manifest["files"]):
+        raise RetriableError(f"staged run {staged.run_id} is inconsistent (file rows differ); stage it again")
+    manifest_sha256 = write_manifest(staging, manifest)
+    quarantine = staging / "quarantine.parquet"
+    if quarantine.exists():
+        target = paths.quarantine_file(staged.resource_id, staged.run_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(quarantine, target)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, final)  # atomic on one file system: the folder is whole or absent
+    try:
+        report = _record(staged, number=number, final=final, manifest=manifest, manifest_sha256=manifest_sha256,
+                         source_rows=source_rows)
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)  # unregistered, so never served; remove the files too
+        raise
     return report
+
+
+def _changes_entry(staging: Path, changes: dict) -> dict:
+    """The change set's counts, and its file's rows and SHA-256 like every data file's."""
+    entry = dict(changes)
+    if entry.get("file"):
+        path = staging / CHANGES_FILE
+        entry.update(rows=pq.ParquetFile(path).metadata.num_rows, bytes=path.stat().st_size, sha256=file_sha256(path))
+    return entry
 
 
 def _record(staged: StagedRun, *, number: int, final: Path, manifest: dict, manifest_sha256: str,
@@ -114,6 +126,14 @@ def _record(staged: StagedRun, *, number: int, final: Path, manifest: dict, mani
                      detail={"version": number, "run_id": staged.run_id, "mode": staged.mode,
                              "rows": staged.rows_staged, "quarantined": staged.rows_quarantined,
                              "quarantine_rules": staged.quarantine_rules, "manifest_sha256": manifest_sha256})
+        if staged.rows_quarantined:  # the quarantine store and the provider's correction ticket (issue 5)
+            from registry.quarantine import record_quarantine
+
+            record_quarantine(session, resource_id=staged.resource_id, run_id=staged.run_id, version_id=version.id,
+                              path=paths.quarantine_file(staged.resource_id, staged.run_id).relative_to(
+                                  paths.storage_root()).as_posix(),
+                              rows=staged.rows_quarantined, rules=staged.quarantine_rules)
     return PublishReport(resource_code=staged.resource_code, run_id=staged.run_id, version=number, mode=staged.mode,
                          rows_read=source_rows, rows_published=staged.rows_staged,
-                         rows_quarantined=staged.rows_quarantined, path=relative, manifest_sha256=manifest_sha256)
+                         rows_quarantined=staged.rows_quarantined, path=relative, manifest_sha256=manifest_sha256,
+                         changes=manifest.get("changes"))

@@ -32,6 +32,8 @@ class StagedRun:
     watermark: dict[str, Any] = field(default_factory=dict)
     previous_version: int | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, Any] = field(default_factory=dict)  # the change set's counts against the previous version
+    schema_change: dict[str, Any] | None = None  # columns added, dropped or retyped at the source
 
     def save(self) -> None:
         (Path(self.folder) / "staged.json").write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
@@ -40,7 +42,10 @@ class StagedRun:
     def load(cls, folder: Path) -> StagedRun:
         path = folder / "staged.json"
         if not path.is_file():
-            raise FileNotFoundError(f"{folder} holds no staged run (staged.json missing); run the stage step again")
+            from core.errors import RetriableError
+
+            # e.g. removed by housekeeping or by a run that took over an expired lock
+            raise RetriableError(f"{folder} holds no staged run (staged.json missing); run the stage step again")
         return cls(**json.loads(path.read_text()))
 
 

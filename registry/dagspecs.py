@@ -25,7 +25,8 @@ def write_dag_specs() -> Path:
     with session_scope() as session:
         specs: list[dict[str, Any]] = [
             {"dag_id": dag_id_for(r.code), "resource_code": r.code, "name": r.name, "agency_code": r.agency.code,
-             "agency_name": r.agency.name, "update_cycle": r.update_cycle, "source_kind": r.source.kind}
+             "agency_name": r.agency.name, "update_cycle": r.update_cycle, "source_kind": r.source.kind,
+             "sync_mode": (r.stream or {}).get("mode") or "auto"}
             for r in list_resources(session) if r.source is not None
         ]
     path = dag_specs_path()

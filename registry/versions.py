@@ -34,3 +34,13 @@ def next_version_number(session: Session, *, resource: Resource) -> int:
 
 def cursor_state(session: Session, *, resource: Resource) -> CursorState | None:
     return session.get(CursorState, resource.id)
+
+
+def change_summary(changes: dict | None) -> str:
+    """'+inserted ~updated -deleted' of a version's change set, as the CLI and pages show it."""
+    if not changes:
+        return "-"
+    if changes.get("file") is None and changes.get("since_version") is not None:
+        return "not tracked (no key)"
+    deleted = changes.get("deleted", 0) if changes.get("deletes_detected") else "?"
+    return f"+{changes.get('inserted', 0)} ~{changes.get('updated', 0)} -{deleted}"

@@ -17,6 +17,7 @@ from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, latest, read_versi
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO / "dags"
+MAINTENANCE_DAGS = {"govshare_maintenance", "govshare_notices", "govshare_supervision"}  # always there
 
 # Runs in a fresh interpreter: every way to open a connection is replaced before the DAG file is parsed.
 PARSE_WITHOUT_CONNECTIONS = textwrap.dedent("""
@@ -47,6 +48,8 @@ PARSE_WITHOUT_CONNECTIONS = textwrap.dedent("""
             "schedule": str(dag.schedule),
             "retries": dag.default_args.get("retries"),
             "task_retries": {task.task_id: task.retries for task in dag.tasks},
+            "task_timeouts": {task.task_id: task.execution_timeout.total_seconds() for task in dag.tasks
+                              if task.execution_timeout},
             "max_active_runs": dag.max_active_runs,
             "catchup": dag.catchup,
         }
@@ -96,7 +99,7 @@ def test_dag_file_builds_one_dag_per_resource_without_connecting(two_resources: 
 
     assert parsed["import_errors"] == {}
     assert parsed["attempts"] == [], "parsing the DAG file opened a connection"
-    assert set(parsed["dags"]) == set(two_resources)
+    assert set(parsed["dags"]) == set(two_resources) | MAINTENANCE_DAGS
     for dag_id, expected in two_resources.items():
         dag = parsed["dags"][dag_id]
         code, name = expected["agency"]
@@ -104,19 +107,24 @@ def test_dag_file_builds_one_dag_per_resource_without_connecting(two_resources: 
         assert "govshare" in dag["tags"] and expected["kind"] in dag["tags"]
         assert dag["schedule"] == expected["schedule"]
         assert dag["retries"] == 2
-        assert dag["task_retries"] == {"stage": 2, "publish": 2}
+        assert dag["task_retries"] == {"stage": 2, "publish": 2, "notify": 2, "expectations": 0}
+        assert dag["task_timeouts"] == {"stage": 7200, "publish": 7200, "notify": 600, "expectations": 3600}
         assert dag["max_active_runs"] == 1 and dag["catchup"] is False
+    maintenance = parsed["dags"]["govshare_maintenance"]
+    assert maintenance["schedule"] == "30 2 * * *" and "maintenance" in maintenance["tags"]
+    assert set(maintenance["task_retries"]) == {"clean_staging", "prune_versions"}
+    assert parsed["dags"]["govshare_notices"]["schedule"] == "*/5 * * * *"
 
 
 def test_dag_file_reads_only_the_snapshot(two_resources: dict[str, dict], hub_home: Path, tmp_path: Path) -> None:
     """With the registry database gone, the DAGs still build from the snapshot; without a snapshot there are none."""
     (hub_home / "govshare.db").rename(tmp_path / "moved-away.db")
     parsed = _parse_dags(DAGS_FOLDER, home=hub_home, airflow_home=tmp_path / "airflow")
-    assert parsed["import_errors"] == {} and set(parsed["dags"]) == set(two_resources)
+    assert parsed["import_errors"] == {} and set(parsed["dags"]) == set(two_resources) | MAINTENANCE_DAGS
 
     (hub_home / "dag_specs.json").unlink()
     parsed = _parse_dags(DAGS_FOLDER, home=hub_home, airflow_home=tmp_path / "airflow")
-    assert parsed["import_errors"] == {} and parsed["dags"] == {}
+    assert parsed["import_errors"] == {} and set(parsed["dags"]) == MAINTENANCE_DAGS
 
 
 def test_the_no_connection_harness_catches_a_connecting_dag_file(hub_home: Path, tmp_path: Path) -> None:
@@ -152,6 +160,88 @@ def test_a_dag_runs_through_airflow_and_publishes(two_resources: dict[str, dict]
     version = latest(code)
     assert version.row_count == 250
     assert read_version(version).column("id").to_pylist() == list(range(1, 251))
+    from pipeline.expectations import latest_run
+
+    assert latest_run(resource_code=code).status == "passed"  # the expectations task ran after the publish
     # The other resource's DAG did not run.
     other = next(v for k, v in two_resources.items() if k != dag_id)
     assert latest(other["hub"].resource_code) is None
+
+
+@pytest.mark.slow
+def test_sync_dags_run_against_postgresql_and_mariadb(hub_home: Path, tmp_path: Path) -> None:
+    """dag.test() of two generated DAGs, one per real source database: stage, publish and notify each."""
+    import uuid
+    from contextlib import closing
+
+    import pymysql
+
+    from pipeline.airflow_runner import run_dags
+    from registry.dagspecs import dag_id_for
+    from registry.db import session_scope
+    from registry.notices import list_notices
+    from samples.loaders import load_mysql, load_postgres
+    from tests.helpers import pg_execute, pg_scratch_schema, pg_source_config
+    from tests.services import require_mysql, require_postgres
+
+    dsn, mysql = require_postgres(), require_mysql()
+    database = f"gs_dag_{uuid.uuid4().hex[:8]}"
+    with closing(pymysql.connect(**mysql, autocommit=True)) as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    try:
+        with pg_scratch_schema(dsn) as schema:
+            load_postgres(dsn, rows=300, seed=61, schema=schema)
+            load_mysql(**{**mysql, "database": database}, rows=200, seed=62)
+            config, secret = pg_source_config(dsn, schema=schema)
+            pg_hub = register_resource(kind="postgresql", config=config, secret=secret, subscribe=True)
+            my_hub = register_resource(
+                kind="mysql", provider=OTHER_PROVIDER, classification="102001", name="社会组织登记信息",
+                subscribe=True, secret={"password": mysql["password"]} if mysql["password"] else None,
+                config={"host": mysql["host"], "port": mysql["port"], "database": database, "user": mysql["user"],
+                        "datetime_timezone": "Asia/Shanghai"})
+            dags = [dag_id_for(pg_hub.resource_code), dag_id_for(my_hub.resource_code)]
+
+            states = run_dags(dags, airflow_home=tmp_path / "airflow")
+
+            assert states == {dag: "success" for dag in dags}
+            for hub, rows in ((pg_hub, 300), (my_hub, 200)):
+                assert [v.number for v in versions(hub.resource_code)] == [1]
+                version = latest(hub.resource_code)
+                assert version.row_count == rows
+                assert read_version(version).column("id").to_pylist() == list(range(1, rows + 1))
+            with session_scope() as session:  # the notify task queued one notice per subscriber and version
+                assert sorted((n.resource_code, n.version_number) for n in list_notices(session)) == sorted(
+                    [(pg_hub.resource_code, 1), (my_hub.resource_code, 1)])
+
+            # The source changes; the next DAG run publishes v2 incrementally with its change set, notified once.
+            pg_execute(dsn, f'UPDATE "{schema}".enterprises SET status = \'注销\', updated_at = now() WHERE id <= 7')
+            assert run_dags(dags[:1], airflow_home=tmp_path / "airflow") == {dags[0]: "success"}
+            v2 = latest(pg_hub.resource_code)
+            assert v2.number == 2 and v2.manifest["mode"] == "incremental"
+            assert (v2.manifest["changes"]["updated"], v2.manifest["changes"]["inserted"]) == (7, 0)
+            with session_scope() as session:
+                assert [n.version_number for n in list_notices(session, resource_code=pg_hub.resource_code)] == [1, 2]
+    finally:
+        with closing(pymysql.connect(**mysql, autocommit=True)) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+@pytest.mark.slow
+def test_the_maintenance_and_notices_dags_run(hub_home: Path, tmp_path: Path) -> None:
+    import time as clock
+
+    from pipeline import paths
+    from pipeline.airflow_runner import run_dags
+
+    leftover = paths.staging_dir("killed-long-ago")
+    (leftover / "data").mkdir(parents=True)
+    old = clock.time() - 48 * 3600
+    for item in (leftover, leftover / "data"):
+        os.utime(item, (old, old))
+    fresh = paths.staging_dir("just-started")
+    fresh.mkdir(parents=True)
+
+    states = run_dags(["govshare_maintenance", "govshare_notices"], airflow_home=tmp_path / "airflow")
+
+    assert states == {"govshare_maintenance": "success", "govshare_notices": "success"}
+    assert not leftover.exists() and fresh.exists()

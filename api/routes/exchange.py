@@ -1,0 +1,77 @@
+"""Exchange engine endpoints: changes since a held version, and the pull feed of update notices (article 16)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from api.deps import SessionDep, TokenDep
+from api.schemas import Problem
+from delivery.access import audit_read, authorize_read, restrict, restricted_schema
+from delivery.files import FORMATS, stream_version
+from pipeline.changes import CHANGE_COLUMN
+from pipeline.changes_feed import (
+    VERSION_COLUMN,
+    FullCopyNeeded,
+    changes_schema,
+    changes_since,
+    iter_changes,
+)
+from registry.audit import record_event
+from registry.auth import authenticate_principal
+from registry.notices import list_notices, notice_public, parse_cursor
+
+DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}}
+router = APIRouter()
+
+
+@router.get("/api/v1/resources/{code:path}/changes", responses=DENIED, tags=["versions"],
+            response_class=StreamingResponse)
+def changes(code: str, session: SessionDep, token: TokenDep, since: Annotated[int, Query(ge=0)],
+            fmt: Annotated[Literal["parquet", "csv"], Query(alias="format")] = "parquet"):  # noqa: ANN201
+    """Every change after the version you hold (since=N), oldest first: `_version`, `_change` (insert, update,
+    delete) and the row. 409 when only a whole download can bring your copy up to date."""
+    decision = authorize_read(session, token=token, resource_code=code, channel="interface")
+    try:
+        span = changes_since(session, resource=decision.resource, since=since)
+    except FullCopyNeeded as exc:
+        return JSONResponse({"detail": str(exc), "detail_zh": "无法增量更新，请下载完整的最新版本"}, status_code=409)
+    marks = [VERSION_COLUMN, CHANGE_COLUMN]
+    view = dataclasses.replace(decision, columns=[*decision.columns, *marks]) if decision.columns else decision
+    full_schema = changes_schema(decision.version)
+    counts = span.counts
+    audit_read(session, decision=decision, rows=sum(counts.values()), fmt=f"changes-{fmt}")
+    session.commit()
+    batches = restrict(view, iter_changes(span, schema=full_schema, columns=_file_columns(view)))
+    filename = f"{decision.resource.code.replace('/', '_')}_changes_v{since}-v{span.latest}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"',
+               "X-Govshare-Since-Version": str(since), "X-Govshare-Version": str(span.latest),
+               **{f"X-Govshare-{k.capitalize()}": str(v) for k, v in counts.items()}}
+    return StreamingResponse(stream_version(decision.version, fmt=fmt, batches=batches,
+                                            schema=restricted_schema(view, full_schema)),
+                             media_type=FORMATS[fmt], headers=headers)
+
+
+def _file_columns(view: Any) -> list[str] | None:  # noqa: ANN401 - AccessDecision
+    columns = view.read_columns
+    return [c for c in columns if c != VERSION_COLUMN] if columns else None
+
+
+@router.get("/api/v1/notices", responses=DENIED, tags=["notices"])
+def notices(session: SessionDep, token: TokenDep, after: str | None = None,
+            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+    """Update notices for your agency's subscriptions, oldest first (更新通知拉取). Pass `next_cursor` back as
+    `after` to get only newer ones; the same notices a webhook receives."""
+    principal = authenticate_principal(session, token=token)
+    if principal.agency_id is None:
+        from core.errors import AccessDenied
+
+        raise AccessDenied("该令牌不属于任何机构", "this credential belongs to no agency")
+    page = list_notices(session, agency_id=principal.agency_id, after=parse_cursor(after), limit=limit)
+    record_event(session, actor=principal.actor, action="notice.feed_read", agency_code=principal.agency_code,
+                 detail={"after": after, "returned": len(page)})
+    return {"notices": [notice_public(n) for n in page],
+            "next_cursor": str(page[-1].id) if page else (after or "")}

@@ -1,0 +1,203 @@
+"""`govshare changes|verify|schema-changes|housekeep|notices`: the exchange engine's versions, changes and notices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.output import console, err_console, reported_errors, table
+
+notices_app = typer.Typer(help="Update notices to subscribers (更新通知, article 16).", no_args_is_help=True)
+
+
+def changes_command(
+    resource: Annotated[str, typer.Argument(help="resource code")],
+    since: Annotated[int, typer.Option(help="the version you hold: changes of every later version")],
+    out: Annotated[Path | None, typer.Option(help="also write the change rows to this Parquet file")] = None,
+) -> None:
+    """Changes (inserted, updated, deleted keys) of every version after --since, oldest first.
+
+    Example: govshare changes 101001/0001 --since 3 --out changes.parquet
+    """
+    from pipeline.changes_feed import changes_schema, changes_since, iter_changes
+    from registry.audit import record_event
+    from registry.db import session_scope
+    from registry.resources import get_resource
+    from registry.versions import require_latest_version
+
+    with reported_errors(), session_scope() as session:
+        found = get_resource(session, code=resource)
+        span = changes_since(session, resource=found, since=since)
+        table(f"{resource}: changes since v{since} (to v{span.latest})", ["version", "inserted", "updated", "deleted",
+                                                                           "deletes detected"],
+              [(f"v{v.number}", v.manifest["changes"]["inserted"], v.manifest["changes"]["updated"],
+                v.manifest["changes"]["deleted"], "yes" if v.manifest["changes"]["deletes_detected"] else "no")
+               for v in span.versions])
+        if out is not None:
+            import pyarrow.parquet as pq
+
+            schema = changes_schema(require_latest_version(session, resource=found))
+            rows = 0
+            with pq.ParquetWriter(out, schema) as writer:
+                for batch in iter_changes(span, schema=schema):
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+            record_event(session, actor="cli", action="changes.export", agency_code=found.agency.code,
+                         resource_code=found.code, detail={"since": since, "to": span.latest, "rows": rows,
+                                                           "file": str(out)})
+            console.print(f"{rows} change rows written to {out}")
+
+
+def verify_command(
+    resource: Annotated[str, typer.Argument(help="resource code")],
+    file: Annotated[Path, typer.Argument(help="a downloaded Parquet or CSV copy")],
+    version: Annotated[int | None, typer.Option(help="version to compare with (default: from the file name, "
+                                                     "else the latest)")] = None,
+) -> None:
+    """Check a downloaded copy against a version's manifest and files: prints match or the first difference.
+
+    Example: govshare verify 101001/0001 101001_0001_v3.parquet
+    """
+    from pipeline.verify import verify_copy
+
+    with reported_errors():
+        verdict = verify_copy(resource_code=resource, path=file, version=version)
+    if verdict.match:
+        console.print(f"一致 / match: {file.name} holds exactly v{verdict.version} of {resource} "
+                      f"({verdict.rows} rows, {len(verdict.columns)} columns)")
+        return
+    err_console.print(f"[red]不一致 / differs:[/red] {file.name} against v{verdict.version} of {resource}: "
+                      f"{verdict.difference}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def schema_changes_command(resource: Annotated[str, typer.Argument(help="resource code")]) -> None:
+    """Source schema changes detected for a resource (added, dropped, retyped columns), oldest first.
+
+    Example: govshare schema-changes 101001/0001
+    """
+    from registry.db import session_scope
+    from registry.resources import get_resource
+    from registry.schema_changes import list_schema_changes
+
+    with reported_errors(), session_scope() as session:
+        rows = [(c.detected_at.strftime("%Y-%m-%d %H:%M:%S"), c.actor, f"v{c.previous_version}",
+                 ", ".join(a["name"] for a in c.added) or "-", ", ".join(d["name"] for d in c.dropped) or "-",
+                 ", ".join(f"{r['name']} {r['from']}->{r['to']}" for r in c.retyped) or "-",
+                 "publishes" if c.compatible else "blocked", c.obligation or "-")
+                for c in list_schema_changes(session, resource=get_resource(session, code=resource))]
+        table(f"{resource} 结构变更 / schema changes", ["detected (UTC)", "by", "against", "added", "dropped",
+                                                       "retyped", "outcome", "obligation"], rows)
+
+
+def housekeep_command(
+    staging_hours: Annotated[float, typer.Option(help="remove staging folders older than this")] = 24,
+    keep: Annotated[int, typer.Option(help="always keep this many newest versions per resource")] = 5,
+    keep_days: Annotated[int, typer.Option(help="and every version younger than this many days")] = 30,
+) -> None:
+    """Housekeeping now (the maintenance DAG does it daily): expired staging, old versions by the retention rule.
+
+    Example: govshare housekeep --keep 3 --keep-days 14
+    """
+    from pipeline.housekeeping import clean_staging, prune_versions
+
+    with reported_errors():
+        cleaned = clean_staging(max_age_hours=staging_hours)
+        pruned = prune_versions(keep_last=keep, keep_days=keep_days)
+    console.print(f"staging folders removed: {len(cleaned)}; versions pruned: "
+                  f"{', '.join(pruned) if pruned else 'none'}")
+
+
+@notices_app.command("set-webhook")
+def notices_set_webhook(
+    resource: Annotated[str, typer.Argument(help="resource code")],
+    agency: Annotated[str, typer.Option(help="the subscribing agency (code or name)")],
+    url: Annotated[str, typer.Option(help="the receiver's https URL")],
+) -> None:
+    """Send a subscriber's notices to a webhook; prints the new signing secret once (the old one stops working).
+
+    Example: govshare notices set-webhook 101001/0001 --agency 上海市人力资源和社会保障局 --url https://hr.example/hook
+    """
+    from registry.db import session_scope
+    from registry.notices import find_subscription, set_endpoint
+
+    with reported_errors(), session_scope() as session:
+        subscription = find_subscription(session, resource_code=resource, agency=agency)
+        done = set_endpoint(session, subscription=subscription, url=url)
+    console.print(f"webhook of subscription {done.subscription_id}: {done.url}")
+    console.print(f"signing secret (shown once; verify X-Govshare-Signature with it): {done.secret}", soft_wrap=True)
+
+
+@notices_app.command("subscriptions")
+def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="only this resource")] = None) -> None:
+    """Subscriptions and where their notices go (a webhook, or the pull feed only).
+
+    Example: govshare notices subscriptions --resource 101001/0001
+    """
+    from sqlalchemy import select
+
+    from registry.db import session_scope
+    from registry.models import NoticeEndpoint, Subscription
+
+    with reported_errors(), session_scope() as session:
+        query = select(Subscription).order_by(Subscription.id)
+        rows = []
+        for s in session.scalars(query):
+            if resource and s.resource.code != resource:
+                continue
+            endpoint = session.get(NoticeEndpoint, s.id)
+            rows.append((s.id, s.resource.code, s.agency.name, s.status, endpoint.url if endpoint else "pull feed"))
+        table("订阅 / subscriptions", ["id", "resource", "subscriber", "status", "notices go to"], rows)
+
+
+@notices_app.command("list")
+def notices_list(resource: Annotated[str | None, typer.Option(help="only this resource")] = None,
+                 status: Annotated[str | None, typer.Option(help="pending, delivered, failed or feed")] = None,
+                 limit: Annotated[int, typer.Option(help="at most this many")] = 100) -> None:
+    """Notices, oldest first, with their delivery state; --status failed shows the ones given up.
+
+    Example: govshare notices list --status failed
+    """
+    from registry.db import session_scope
+    from registry.models import Subscription
+    from registry.notices import list_notices
+
+    with reported_errors(), session_scope() as session:
+        rows = []
+        for n in list_notices(session, resource_code=resource, status=status, limit=limit):
+            subscriber = session.get(Subscription, n.subscription_id).agency.name
+            changes = (n.payload or {}).get("changes") or {}
+            rows.append((n.id, n.resource_code, f"v{n.version_number}", subscriber, n.status, n.attempts,
+                         f"+{changes.get('inserted', 0)} ~{changes.get('updated', 0)} -{changes.get('deleted', 0)}",
+                         (n.last_error or "")[:60]))
+        table("更新通知 / notices", ["id", "resource", "version", "subscriber", "status", "attempts", "changes",
+                                    "last error"], rows)
+
+
+@notices_app.command("queue")
+def notices_queue(resource: Annotated[str, typer.Argument(help="resource code")],
+                  version: Annotated[int, typer.Argument(help="version number")]) -> None:
+    """Queue a version's notices (done after every publish; safe to repeat: no subscriber gets two).
+
+    Example: govshare notices queue 101001/0001 4
+    """
+    from pipeline.notify import queue_notices
+
+    with reported_errors():
+        console.print(f"{queue_notices(resource_code=resource, version_number=version)} notice(s) queued")
+
+
+@notices_app.command("deliver")
+def notices_deliver() -> None:
+    """Send the webhook notices that are due now (the notices DAG does this every few minutes).
+
+    Example: govshare notices deliver
+    """
+    from pipeline.notify import deliver_pending
+
+    with reported_errors():
+        report = deliver_pending()
+    console.print(f"delivered {len(report.delivered)}, retrying {len(report.retrying)}, "
+                  f"given up {len(report.failed)}")

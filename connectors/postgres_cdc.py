@@ -1,0 +1,386 @@
+"""PostgreSQL change capture (变更捕获) through logical replication with the pgoutput plugin.
+
+A resource in cdc mode owns one publication (in the source database) and one logical replication slot (in the
+source cluster), both named after the resource. The first run creates the slot over the replication protocol
+with an exported snapshot and reads the table inside that snapshot, so the full read is exactly the state at
+the slot's consistent point: every later commit arrives through the slot, none twice, none missed. Later runs
+stream pgoutput messages from the slot and collapse them by primary key.
+
+The slot is never advanced here while reading: the pipeline confirms a position (pg_replication_slot_advance)
+only after the version holding those changes is committed, so a crash before that re-delivers the changes.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+
+import psycopg2
+import psycopg2.extras
+import pyarrow as pa
+
+from connectors.arrowconv import rows_to_batch
+from connectors.base import ColumnInfo, StreamSpec
+from connectors.pgoutput import UNCHANGED, Begin, Change, Commit, Relation, Truncate, Tuple, decode, lsn_int, lsn_text
+from connectors.postgres import PostgresConnector
+from core.errors import ConfigError, FatalError, RetriableError
+
+# Column added to upsert batches: the comma-separated columns an update left unchanged (TOASTed values the
+# server did not resend); the pipeline fills them from the previous version.
+UNCHANGED_COLUMN = "__govshare_unchanged"
+TEXT_TYPES = ("text", "character", "character varying")
+
+
+class StreamSchemaChanged(Exception):
+    """The table's columns changed while capturing: the stream cannot be merged; re-read the table."""
+
+
+SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601 -c extra_float_digits=3"
+
+
+@dataclass
+class SlotInfo:
+    name: str
+    database: str
+    active: bool
+    restart_lsn: str | None
+    confirmed_flush_lsn: str | None
+    wal_status: str | None
+    retained_bytes: int
+
+
+@dataclass
+class CapturedTable:
+    """The captured table: its columns (with Arrow types) and primary key, checked to be capturable."""
+
+    schema: str
+    name: str
+    columns: list[ColumnInfo]
+    primary_key: tuple[str, ...]
+
+    @property
+    def quoted(self) -> str:
+        return f'"{self.schema}"."{self.name}"'
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
+
+
+@dataclass
+class Collected:
+    """Changes read from the slot, collapsed by key: the row after the last change, or None once deleted."""
+
+    rows: dict[tuple, Tuple | None] = field(default_factory=dict)
+    truncated: bool = False  # a TRUNCATE was read: nothing of the previous version carries over
+    position: int | None = None  # every transaction committed before this LSN is in `rows`
+    changes: int = 0
+    transactions: int = 0
+    skipped: int = 0  # transactions re-delivered although already published (crash before confirmation)
+
+
+def slot_name(prefix: str, resource_code: str) -> str:
+    """Slot and publication name for a resource: lower-case letters, digits and underscores, at most 63."""
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in resource_code.lower())
+    return f"{prefix}_{cleaned}"[:63]
+
+
+class ChangeCapture:
+    def __init__(self, connector: PostgresConnector, *, slot: str) -> None:
+        if not isinstance(connector, PostgresConnector):
+            raise ConfigError(f"change capture (cdc) needs a postgresql source; {connector.name!r} is {connector.kind}")
+        self.connector = connector
+        self.slot = slot
+        self.publication = slot
+
+    def _connect(self):  # noqa: ANN202 - psycopg2 connection
+        kwargs = self.connector._dsn_kwargs()  # noqa: SLF001 - same package
+        try:
+            return psycopg2.connect(**kwargs, options=SESSION_OPTIONS)
+        except psycopg2.OperationalError as exc:
+            raise RetriableError(self.connector.fail(f"cannot connect: {' '.join(str(exc).split())}")) from exc
+
+    def _replication(self):  # noqa: ANN202 - LogicalReplicationConnection
+        kwargs = self.connector._dsn_kwargs()  # noqa: SLF001
+        try:
+            return psycopg2.connect(**kwargs, options=SESSION_OPTIONS,
+                                    connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        except psycopg2.OperationalError as exc:
+            reason = " ".join(str(exc).split())
+            if "replication" in reason and ("pg_hba" in reason or "permission" in reason or "must be" in reason):
+                raise ConfigError(self.connector.fail(
+                    f"replication connection refused: {reason}; grant REPLICATION to {self.connector.config['user']} "
+                    "and allow it in pg_hba.conf (a 'replication' line)")) from exc
+            raise RetriableError(self.connector.fail(f"cannot open a replication connection: {reason}")) from exc
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with closing(self._connect()) as conn, conn, conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+    # --- checks and setup ---------------------------------------------------------------------------------
+
+    def inspect(self, stream: StreamSpec) -> CapturedTable:
+        """The table, refused with the reason when it cannot be captured (no primary key, wrong wal_level)."""
+        if not stream.table:
+            raise ConfigError("变更捕获只支持表 / change capture (cdc) reads a table, not a query: register the "
+                              "resource with --table")
+        schema, name = self.connector._table_parts(stream.table)  # noqa: SLF001
+        with closing(self.connector._connect()) as conn, conn.cursor() as cursor:  # noqa: SLF001
+            cursor.execute("SHOW wal_level")
+            if cursor.fetchone()[0] != "logical":
+                raise ConfigError(self.connector.fail(
+                    "源库未开启逻辑复制 / wal_level is not 'logical': set wal_level = logical in postgresql.conf "
+                    "and restart the source server, or use sync mode full/incremental"))
+            columns = self.connector._columns(cursor, f"{schema}.{name}")  # noqa: SLF001
+            cursor.execute(
+                """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
+                   AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary
+                   ORDER BY array_position(i.indkey, a.attnum)""", (f'"{schema}"."{name}"',))
+            key = tuple(r[0] for r in cursor.fetchall())
+            cursor.execute("SELECT relreplident FROM pg_class WHERE oid = %s::regclass", (f'"{schema}"."{name}"',))
+            identity = cursor.fetchone()[0]
+        if not key:
+            raise ConfigError(self.connector.fail(
+                f"表 {schema}.{name} 没有主键，无法变更捕获 / table {schema}.{name} has no primary key, so its "
+                "changes cannot be merged by key: add one (ALTER TABLE ... ADD PRIMARY KEY (...)) or register the "
+                "resource with sync mode full"))
+        if stream.primary_key and tuple(stream.primary_key) != key:
+            raise ConfigError(self.connector.fail(
+                f"the resource's key ({', '.join(stream.primary_key)}) is not the table's primary key "
+                f"({', '.join(key)}); change capture merges by the primary key: register --key {','.join(key)}"))
+        if identity not in ("d", "f"):
+            raise ConfigError(self.connector.fail(
+                f"table {schema}.{name} has REPLICA IDENTITY {'NOTHING' if identity == 'n' else 'USING INDEX'}; "
+                "deletes would not carry the primary key: ALTER TABLE ... REPLICA IDENTITY DEFAULT"))
+        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key)
+
+    def ensure_publication(self, table: CapturedTable) -> None:
+        """The resource's publication, covering exactly its table (created or corrected)."""
+        try:
+            with closing(self._connect()) as conn, conn, conn.cursor() as cursor:
+                cursor.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+                               (self.publication,))
+                tables = cursor.fetchall()
+                cursor.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.publication,))
+                if not cursor.fetchone():
+                    cursor.execute(f'CREATE PUBLICATION "{self.publication}" FOR TABLE {table.quoted}')
+                elif tables != [(table.schema, table.name)]:
+                    cursor.execute(f'ALTER PUBLICATION "{self.publication}" SET TABLE {table.quoted}')
+        except psycopg2.Error as exc:
+            raise ConfigError(self.connector.fail(
+                f"cannot create publication {self.publication}: {' '.join(str(exc).split())}; the source user must "
+                f"own {table.schema}.{table.name} (or an administrator runs CREATE PUBLICATION \"{self.publication}\" "
+                f"FOR TABLE {table.quoted})")) from exc
+
+    def drop_publication(self) -> None:
+        self._query(f'DROP PUBLICATION IF EXISTS "{self.publication}"')
+
+    # --- the slot -----------------------------------------------------------------------------------------
+
+    def slots(self, *, prefix: str | None = None) -> list[SlotInfo]:
+        """This slot (or every slot whose name starts with prefix) with the WAL it holds back on the server."""
+        where, param = ("slot_name = %s", self.slot) if prefix is None else ("slot_name LIKE %s", prefix + "\\_%")
+        rows = self._query(
+            f"""SELECT slot_name, database, active, restart_lsn::text, confirmed_flush_lsn::text, wal_status,
+                       COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint
+                FROM pg_replication_slots WHERE slot_type = 'logical' AND {where} ORDER BY slot_name""", (param,))
+        return [SlotInfo(*row) for row in rows]
+
+    def slot_info(self) -> SlotInfo | None:
+        found = self.slots()
+        return found[0] if found else None
+
+    def drop_slot(self) -> None:
+        try:
+            self._query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+                        (self.slot,))
+        except psycopg2.errors.ObjectInUse as exc:
+            raise RetriableError(self.connector.fail(
+                f"slot {self.slot} is in use by another run; wait for it to finish and retry")) from exc
+
+    def advance(self, lsn: int) -> None:
+        """Confirm to the server that everything committed before lsn is published: it may recycle that WAL."""
+        info = self.slot_info()
+        if info is None or (info.confirmed_flush_lsn and lsn_int(info.confirmed_flush_lsn) >= lsn):
+            return
+        try:
+            self._query("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, lsn_text(lsn)))
+        except psycopg2.Error as exc:
+            raise RetriableError(self.connector.fail(
+                f"cannot confirm {lsn_text(lsn)} to slot {self.slot}: {' '.join(str(exc).split())}; the next run "
+                "re-reads those changes (merged by key, nothing duplicated)")) from exc
+
+    # --- the initial snapshot -----------------------------------------------------------------------------
+
+    @contextmanager
+    def create_slot_with_snapshot(self, table: CapturedTable, *, batch_rows: int) -> Iterator[tuple[int, Iterator[pa.RecordBatch]]]:
+        """Create the slot and read the table in the snapshot it exports: (consistent LSN, batches)."""
+        replication = self._replication()
+        try:
+            with replication.cursor() as cursor:
+                try:
+                    cursor.execute(f'CREATE_REPLICATION_SLOT "{self.slot}" LOGICAL pgoutput EXPORT_SNAPSHOT')
+                except psycopg2.Error as exc:
+                    raise ConfigError(self.connector.fail(
+                        f"cannot create replication slot {self.slot}: {' '.join(str(exc).split())} (the source user "
+                        "needs REPLICATION; max_replication_slots must leave a free slot)")) from exc
+                _name, consistent_point, snapshot, _plugin = cursor.fetchone()
+            # The exported snapshot lives as long as the replication connection stays open and idle.
+            reader = self._connect()
+            try:
+                reader.set_session(isolation_level="REPEATABLE READ", readonly=True)
+                with reader.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+                yield lsn_int(consistent_point), self._read_table(reader, table, batch_rows)
+            finally:
+                reader.close()
+        finally:
+            replication.close()
+
+    def _read_table(self, conn, table: CapturedTable, batch_rows: int) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
+        # Types psycopg2 would hand back as Python objects with no faithful Arrow form (json, arrays,
+        # intervals, ...) are read as their PostgreSQL text, the same text the change stream carries.
+        # Character types are not cast: char(n)::text would strip the padding the stream keeps.
+        select_list = ", ".join(
+            f'"{c.name}"::text' if pa.types.is_string(c.arrow_type) and not c.source_type.startswith(TEXT_TYPES)
+            else f'"{c.name}"' for c in table.columns)
+        names, types = [c.name for c in table.columns], [c.arrow_type for c in table.columns]
+        with conn.cursor(name="govshare_cdc_snapshot") as cursor:
+            cursor.itersize = batch_rows
+            cursor.execute(f"SELECT {select_list} FROM {table.quoted}")
+            yielded = False
+            while rows := cursor.fetchmany(batch_rows):
+                yielded = True
+                yield rows_to_batch(names, types, [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                                                   for row in rows])
+            if not yielded:
+                yield rows_to_batch(names, types, [])
+
+    # --- the change stream --------------------------------------------------------------------------------
+
+    def collect(self, table: CapturedTable, *, after: int, max_changes: int, wait_seconds: float) -> Collected:
+        """Stream the slot until caught up with the server (or max_changes at a transaction end), collapsing
+        the changes by key. Transactions committed before `after` were published already and are skipped."""
+        target = lsn_int(self._query("SELECT pg_current_wal_flush_lsn()::text")[0][0])
+        key_positions = [[c.name for c in table.columns].index(k) for k in table.primary_key]
+        collected = Collected()
+        with closing(self._replication()) as replication, replication.cursor() as cursor:
+            try:
+                cursor.start_replication(slot_name=self.slot, decode=False, start_lsn=0, status_interval=5,
+                                         options={"proto_version": "1", "publication_names": self.publication})
+            except psycopg2.Error as exc:
+                reason = " ".join(str(exc).split())
+                if "is active" in reason:
+                    raise RetriableError(self.connector.fail(f"slot {self.slot} is read by another run: {reason}")) from exc
+                raise RetriableError(self.connector.fail(f"cannot start replication from {self.slot}: {reason}")) from exc
+            deadline, last_ping = time.monotonic() + wait_seconds, 0.0
+            in_transaction, skipping = False, False
+            while True:
+                message = cursor.read_message()
+                if message is None:
+                    caught_up = cursor.wal_end >= target
+                    if not in_transaction and (caught_up or time.monotonic() > deadline):
+                        if caught_up:  # nothing before wal_end is pending: it is a safe position to confirm
+                            collected.position = max(collected.position or 0, cursor.wal_end, after)
+                        break
+                    if time.monotonic() - last_ping > 0.5:  # ask for a keepalive: it carries the server's position
+                        cursor.send_feedback(reply=True)
+                        last_ping = time.monotonic()
+                    select.select([cursor], [], [], 0.2)
+                    continue
+                item = decode(message.payload)
+                if isinstance(item, Begin):
+                    in_transaction, skipping = True, item.final_lsn < after
+                elif isinstance(item, Commit):
+                    in_transaction = False
+                    if skipping:
+                        collected.skipped += 1
+                    else:
+                        collected.transactions += 1
+                        collected.position = item.end_lsn
+                        if collected.changes >= max_changes:
+                            break
+                elif isinstance(item, Relation):
+                    self._check_relation(item, table)
+                elif skipping:
+                    continue
+                elif isinstance(item, Change):
+                    collected.changes += 1
+                    self._apply(collected, item, key_positions)
+                elif isinstance(item, Truncate):
+                    collected.changes += 1
+                    collected.rows.clear()
+                    collected.truncated = True
+        return collected
+
+    def _check_relation(self, relation: Relation, table: CapturedTable) -> None:
+        expected = [c.name for c in table.columns]
+        if (relation.namespace, relation.name) != (table.schema, table.name):
+            raise FatalError(f"slot {self.slot} carries changes of {relation.qualified}, not {table.schema}.{table.name}; "
+                             f"drop the publication {self.publication} and run `govshare sync --full`")
+        if relation.columns != expected:
+            added = [c for c in relation.columns if c not in expected]
+            dropped = [c for c in expected if c not in relation.columns]
+            raise StreamSchemaChanged(
+                f"the columns of {table.schema}.{table.name} changed while capturing (added: "
+                f"{', '.join(added) or '-'}; dropped: {', '.join(dropped) or '-'}): the table is read again")
+
+    @staticmethod
+    def _apply(collected: Collected, change: Change, key_positions: list[int]) -> None:
+        rows = collected.rows
+        if change.op == "delete":
+            rows[tuple(change.old[i] for i in key_positions)] = None
+            return
+        new = change.new
+        key = tuple(new[i] for i in key_positions)
+        if change.old is not None:
+            old_key = tuple(change.old[i] for i in key_positions)
+            if old_key != key:  # the primary key itself changed: the old key is gone
+                rows[old_key] = None
+        if UNCHANGED in new and (earlier := rows.get(key)) is not None:
+            new = [earlier[i] if value is UNCHANGED else value for i, value in enumerate(new)]
+        rows[key] = new
+
+
+# --- from collected changes to Arrow ---------------------------------------------------------------------------
+
+def _from_text(value: str | None, target: pa.DataType) -> object:
+    """pgoutput text to what arrowconv converts faithfully (other types parse from text there)."""
+    if value is None:
+        return None
+    if pa.types.is_boolean(target):
+        return {"t": True, "f": False}.get(value, value)
+    if pa.types.is_binary(target) and value.startswith("\\x"):
+        return bytes.fromhex(value[2:])
+    return value
+
+
+def upsert_batches(table: CapturedTable, collected: Collected, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows inserted or updated (their last state), as record batches of the table's Arrow schema, with
+    UNCHANGED_COLUMN naming the columns to take from the previous version."""
+    names, types = [c.name for c in table.columns], [c.arrow_type for c in table.columns]
+    rows = [row for row in collected.rows.values() if row is not None]
+    for start in range(0, len(rows), batch_rows):
+        chunk = rows[start:start + batch_rows]
+        unchanged = [",".join(n for n, v in zip(names, row) if v is UNCHANGED) or None for row in chunk]
+        converted = [tuple(None if v is UNCHANGED else _from_text(v, t) for v, t in zip(row, types)) for row in chunk]
+        batch = rows_to_batch(names, types, converted)
+        if any(unchanged):
+            batch = batch.append_column(UNCHANGED_COLUMN, pa.array(unchanged, pa.string()))
+        yield batch
+
+
+def changed_keys(table: CapturedTable, collected: Collected) -> pa.RecordBatch:
+    """Every key the changes touched (upserted or deleted), typed like the table's key columns."""
+    types = {c.name: c.arrow_type for c in table.columns}
+    key_types = [types[k] for k in table.primary_key]
+    keys = [tuple(_from_text(v, t) for v, t in zip(key, key_types)) for key in collected.rows]
+    return rows_to_batch(list(table.primary_key), key_types, keys).select(list(table.primary_key))
+
+
+def deleted_count(collected: Collected) -> int:
+    return sum(1 for row in collected.rows.values() if row is None)

@@ -1,0 +1,332 @@
+"""Change-capture sync (变更捕获同步) of a PostgreSQL resource in cdc mode, published as ordinary versions.
+
+One run, under the resource's lock:
+1. the guard (pipeline/cdc_slots.py) drops the slot if it holds back more WAL than allowed;
+2. without a usable slot (first run, dropped, `--full`, schema change, slot ahead of the published position)
+   a *snapshot run* creates the slot and reads the table in the snapshot the slot exports, so the version is
+   exactly the state at the slot's consistent point;
+3. otherwise a *change run* streams the slot (pgoutput), collapses the changes by primary key and stages the
+   previous version's untouched rows plus the changed rows (deleted keys dropped);
+4. the version is published through pipeline.sync.publish_run: its cursor state (the LSN before which every
+   commit is in the version) commits in the same transaction as the version;
+5. only then is the slot advanced to that LSN. A crash before 5 re-delivers the changes: transactions
+   committed before the stored LSN are skipped, the rest merge by key, so nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from connectors.base import ROW_PROBLEM_COLUMN, StreamSpec
+from connectors.pgoutput import lsn_int, lsn_text
+from connectors.postgres_cdc import (UNCHANGED_COLUMN, CapturedTable, ChangeCapture, Collected, StreamSchemaChanged,
+                                     changed_keys, deleted_count, slot_name, upsert_batches)
+from core.errors import ConfigError
+from core.settings import get_settings
+from pipeline import locks, paths
+from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
+from pipeline.extract import record_run_failure
+from pipeline.schema_drift import compare, guard_schema
+from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
+from pipeline.sync import publish_run, queue_after_publish
+from pipeline.validate import finish_checks, key_array, split_batch
+from registry.audit import record_event
+from registry.db import session_scope
+from registry.models import CursorState, SyncRun, utcnow
+from registry.resources import get_resource
+from registry.sources import open_connector
+from registry.versions import cursor_state, latest_version
+
+RENEW_SECONDS = 60
+CDC_CURSOR = "__cdc_lsn"  # CursorState.cursor_column of a cdc resource; its value is an LSN such as 0/1949108
+
+
+def is_cdc(stream: dict | None) -> bool:
+    return (stream or {}).get("mode") == "cdc"
+
+
+@dataclass
+class CdcReport:
+    resource_code: str
+    mode: str  # cdc-snapshot or cdc
+    version: int | None  # None: no change since the last version
+    position: str
+    upserts: int = 0
+    deletes: int = 0
+    transactions: int = 0
+    redelivered: int = 0
+    rows_published: int = 0
+    rows_quarantined: int = 0
+    manifest_sha256: str = ""
+    note: str = ""
+
+
+@dataclass
+class _Resource:
+    id: int
+    code: str
+    stream: dict
+    source: dict
+    previous_id: int | None
+    previous_number: int | None
+    previous_rows: int | None
+    previous_files: list[Path]
+    cursor: int | None
+
+
+def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource with its source
+    if resource.source is None:
+        raise ConfigError(f"resource {resource.code} has no source; change capture needs a postgresql source")
+    return ChangeCapture(open_connector(resource.source), slot=slot_name(get_settings().cdc_slot_prefix, resource.code))
+
+
+def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
+    from schemas.contract_store import contract_for
+
+    with session_scope() as session:
+        resource = get_resource(session, code=resource_code)
+        capture = capture_for(resource)
+        previous = latest_version(session, resource=resource)
+        state = cursor_state(session, resource=resource)
+        folder = paths.resolve(previous.path) if previous else None
+        info = _Resource(
+            id=resource.id, code=resource.code, stream=dict(resource.stream),
+            source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
+            previous_id=previous.id if previous else None, previous_number=previous.number if previous else None,
+            previous_rows=previous.row_count if previous else None,
+            previous_files=[folder / e["path"] for e in previous.manifest["files"]] if previous else [],
+            cursor=lsn_int(state.cursor_value) if state and state.cursor_column == CDC_CURSOR and state.cursor_value
+            else None)
+        contract = contract_for(resource_code=resource.code, stream=resource.stream)
+    return info, capture, contract
+
+
+def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0, notify: bool = True) -> CdcReport:
+    """One change-capture run of the resource (`govshare sync RESOURCE` for a resource in cdc mode)."""
+    from pipeline.cdc_slots import guard_slot, mark_resync
+
+    with session_scope() as session:
+        found = get_resource(session, code=resource_code)
+        resource_id, code = found.id, found.code
+    run_id = uuid.uuid4().hex
+    with locks.resource_lock(resource_id, code, run_id=run_id, wait_seconds=wait_seconds):
+        resource, capture, contract = _load(code)  # under the lock: the version and position are current
+        stream = StreamSpec.from_stream(resource.stream, batch_rows=get_settings().batch_rows)
+        table = capture.inspect(stream)
+        capture.ensure_publication(table)
+        guard_slot(resource_code=resource.code, capture=capture)
+        slot = capture.slot_info()
+        reason = None
+        if full:
+            reason = "full re-read requested (--full)"
+        elif slot is None:
+            reason = "first run: no slot yet" if resource.cursor is None else "the slot was dropped"
+        elif resource.cursor is None or resource.previous_id is None:
+            reason = "no published position for this slot (an earlier snapshot run did not finish)"
+        elif slot.confirmed_flush_lsn and lsn_int(slot.confirmed_flush_lsn) > resource.cursor:
+            reason = (f"the slot was advanced to {slot.confirmed_flush_lsn} past the published position "
+                      f"{lsn_text(resource.cursor)}: changes in between may be lost")
+            mark_resync(resource_id=resource.id, resource_code=resource.code, slot=capture.slot, reason=reason,
+                        retained_bytes=slot.retained_bytes)
+        elif resource.previous_files and compare(pq.read_schema(resource.previous_files[0]), table.arrow_schema):
+            reason = "the source table's columns changed since the last version"
+        report = None
+        if reason is None:
+            try:
+                report = _change_run(resource, capture, table, contract, run_id)
+            except StreamSchemaChanged as moved:
+                reason = str(moved)
+        if report is None:
+            if capture.slot_info() is not None:
+                capture.drop_slot()  # a new slot, and a snapshot consistent with its start
+            report = _snapshot_run(resource, capture, table, contract, run_id, reason)
+    if notify and report.version is not None:
+        queue_after_publish(report)
+    return report
+
+
+# --- staging ------------------------------------------------------------------------------------------------
+
+def _start(resource: _Resource, run_id: str, mode: str) -> StagedRun:
+    with session_scope() as session:
+        session.add(SyncRun(id=run_id, resource_id=resource.id, status="staging", mode=mode))
+    folder = paths.staging_dir(run_id)
+    (folder / "data").mkdir(parents=True)
+    return StagedRun(run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
+                     folder=str(folder), previous_version=resource.previous_id, source=resource.source)
+
+
+def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter, resource: _Resource,
+            table: CapturedTable, contract) -> None:  # noqa: ANN001
+    folder = Path(staged.folder)
+    writer.ensure_file(writer.schema or table.arrow_schema)
+    writer.close()
+    quarantine.close()
+    staged.files = [f"data/{name}" for name in writer.files]
+    staged.rows_staged = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
+    staged.rows_quarantined, staged.quarantine_rules = quarantine.rows, quarantine.by_rule
+    staged.quarantine = "quarantine.parquet" if quarantine.rows else None
+    finish_checks(staged, contract, previous_rows=resource.previous_rows)
+    if resource.previous_files:  # the version holds the whole table: compare every key, deletions included
+        staged.changes = compute_changes(
+            new_files=[folder / f for f in staged.files], previous_files=resource.previous_files,
+            key=table.primary_key, schema=pq.read_schema(folder / staged.files[0]),
+            previous_schema=pq.read_schema(resource.previous_files[0]), out=folder / CHANGES_FILE,
+            since_version=resource.previous_number, scratch=folder / "tmp").summary()
+    else:
+        staged.changes = ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
+                                   note="first version: every row is new").summary()
+    staged.save()
+    with session_scope() as session:  # the status stays "staging": the same process publishes at once, and a
+        run = session.get(SyncRun, staged.run_id)  # crash before that frees the lock (a dead "staged" run would not)
+        run.rows_read, run.rows_quarantined = staged.rows_read, staged.rows_quarantined
+
+
+def _write(staged: StagedRun, batch: pa.RecordBatch, writer: PartWriter, quarantine: QuarantineWriter,
+           table: CapturedTable, contract) -> None:  # noqa: ANN001
+    staged.rows_read += batch.num_rows
+    split = split_batch(batch, key=table.primary_key, contract=contract)
+    if split.bad is not None:
+        quarantine.write(split.bad)
+    writer.write(split.good)
+
+
+def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTable, contract, run_id: str,
+                  reason: str) -> CdcReport:  # noqa: ANN001
+    with session_scope() as session:
+        record_event(session, actor="pipeline", action="cdc.snapshot", resource_code=resource.code,
+                     detail={"slot": capture.slot, "publication": capture.publication, "reason": reason})
+    staged = _start(resource, run_id, "cdc-snapshot")
+    folder = Path(staged.folder)
+    writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
+    renewed = time.monotonic()
+    try:
+        with capture.create_slot_with_snapshot(table, batch_rows=get_settings().batch_rows) as (lsn, batches):
+            for batch in batches:
+                if writer.schema is None and resource.previous_files:
+                    staged.schema_change = guard_schema(
+                        resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
+                        previous_schema=pq.read_schema(resource.previous_files[0]),
+                        schema=batch.schema.remove(batch.schema.get_field_index(ROW_PROBLEM_COLUMN))
+                        if ROW_PROBLEM_COLUMN in batch.schema.names else batch.schema,
+                        key=table.primary_key, cursor=None, contract_columns=set(), incremental=False)
+                _write(staged, batch, writer, quarantine, table, contract)
+                if time.monotonic() - renewed > RENEW_SECONDS:  # a long read keeps its lock's lease
+                    locks.renew(resource_id=resource.id, run_id=run_id)
+                    renewed = time.monotonic()
+        staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
+                            "snapshot": reason}
+        _finish(staged, writer, quarantine, resource, table, contract)
+    except BaseException as exc:
+        writer.close()
+        quarantine.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        record_run_failure(run_id, exc)
+        raise
+    report = publish_run(folder=staged.folder)
+    return CdcReport(resource_code=resource.code, mode="cdc-snapshot", version=report.version, position=lsn_text(lsn),
+                     upserts=staged.rows_read, rows_published=report.rows_published,
+                     rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256, note=reason)
+
+
+def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTable, contract, run_id: str) -> CdcReport:  # noqa: ANN001
+    settings = get_settings()
+    collected = capture.collect(table, after=resource.cursor, max_changes=settings.cdc_max_changes,
+                                wait_seconds=settings.cdc_wait_seconds)
+    position = max(collected.position or 0, resource.cursor)
+    if not collected.rows and not collected.truncated:
+        _move_cursor(resource, run_id, position, collected)
+        capture.advance(position)
+        return CdcReport(resource_code=resource.code, mode="cdc", version=None, position=lsn_text(position),
+                         redelivered=collected.skipped,
+                         note=f"no change since v{resource.previous_number}" if resource.previous_number else "")
+    staged = _start(resource, run_id, "cdc")
+    folder = Path(staged.folder)
+    writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
+    try:
+        touched = key_array(changed_keys(table, collected), table.primary_key)
+        if not collected.truncated:
+            staged.rows_carried = _carry_forward(resource.previous_files, writer, table.primary_key, touched)
+        for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
+            _write(staged, _fill_unchanged(batch, resource.previous_files, table.primary_key), writer, quarantine,
+                   table, contract)
+        staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
+                            "transactions": collected.transactions, "changes": collected.changes,
+                            "deletes": deleted_count(collected), "truncated": collected.truncated}
+        _finish(staged, writer, quarantine, resource, table, contract)
+    except BaseException as exc:
+        writer.close()
+        quarantine.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        record_run_failure(run_id, exc)
+        raise
+    report = publish_run(folder=staged.folder)  # version and cursor LSN in one transaction
+    capture.advance(position)  # only now may the server forget these changes
+    return CdcReport(resource_code=resource.code, mode="cdc", version=report.version, position=lsn_text(position),
+                     upserts=staged.rows_read, deletes=deleted_count(collected), transactions=collected.transactions,
+                     redelivered=collected.skipped, rows_published=report.rows_published,
+                     rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256)
+
+
+def _carry_forward(files: list[Path], writer: PartWriter, key: tuple[str, ...], touched: pa.Array) -> int:
+    """The previous version's rows whose key no change touched, batch by batch."""
+    carried = 0
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+            kept = batch.filter(pc.invert(pc.is_in(key_array(batch, key), value_set=touched)))
+            if kept.num_rows:
+                writer.write(kept)
+                carried += kept.num_rows
+    return carried
+
+
+def _fill_unchanged(batch: pa.RecordBatch, files: list[Path], key: tuple[str, ...]) -> pa.RecordBatch:
+    """Columns an update left unchanged (TOASTed values the server did not resend) take the previous value."""
+    if UNCHANGED_COLUMN not in batch.schema.names:
+        return batch
+    marks = batch.column(UNCHANGED_COLUMN)
+    batch = batch.drop_columns([UNCHANGED_COLUMN])
+    wanted = key_array(batch, key).filter(pc.is_valid(marks))
+    previous: dict = {}
+    for path in files:
+        for old in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+            hit = old.filter(pc.is_in(key_array(old, key), value_set=wanted))
+            for row in hit.to_pylist():
+                previous[tuple(row[k] for k in key)] = row
+    rows = batch.to_pylist()
+    for row, mark in zip(rows, marks.to_pylist()):
+        if not mark:
+            continue
+        before = previous.get(tuple(row[k] for k in key))
+        for name in mark.split(","):
+            if before is not None:
+                row[name] = before[name]
+            else:
+                row[ROW_PROBLEM_COLUMN] = f"{name}: unchanged large value with no earlier version to take it from"
+    schema = batch.schema
+    if any(ROW_PROBLEM_COLUMN in r for r in rows) and ROW_PROBLEM_COLUMN not in schema.names:
+        schema = schema.append(pa.field(ROW_PROBLEM_COLUMN, pa.string()))
+    return pa.RecordBatch.from_pylist(rows, schema=schema)
+
+
+def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Collected) -> None:
+    """Nothing to publish: the position still moves on (and the run is recorded), so the slot can be
+    advanced and the server recycles WAL even while the table is quiet."""
+    with session_scope() as session:
+        state = session.get(CursorState, resource.id)
+        if state is not None and state.cursor_column == CDC_CURSOR:
+            state.cursor_value = lsn_text(position)
+            state.updated_at = utcnow()
+        session.add(SyncRun(id=run_id, resource_id=resource.id, status="unchanged", mode="cdc",
+                            finished_at=utcnow(), error=None if not collected.skipped else
+                            f"{collected.skipped} re-delivered transaction(s) were already published"))
+
+

@@ -1,0 +1,156 @@
+"""Verify a consumer's copy (副本校验): does a downloaded Parquet or CSV file hold exactly a version's rows?
+
+The file is read batch by batch next to the version's own files and compared column by column in lockstep
+(the download streams the version's files in manifest order), so memory stays bounded whatever the size.
+The answer is "match" or the first difference: row count, columns, or the first row and column that differ.
+A copy restricted to granted columns is compared on those columns. The hub's own files are checked against
+the manifest's SHA-256 first (an altered version is a FatalError, never a silent "match").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from core.errors import ConfigError, FatalError, NotFound
+from pipeline.manifest import file_sha256
+from pipeline.paths import resolve
+from registry.db import session_scope
+from registry.models import DatasetVersion, PrunedVersion
+from registry.resources import get_resource
+from registry.versions import require_latest_version
+
+WINDOW = 65_536
+
+
+@dataclass
+class Verdict:
+    match: bool
+    version: int
+    rows: int
+    columns: list[str]
+    difference: str = ""
+
+
+def _open(path: Path, schema: pa.Schema) -> tuple[str, Iterator[pa.RecordBatch], list[str]]:
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head == b"PAR1":
+        parquet = pq.ParquetFile(path)
+        return "parquet", parquet.iter_batches(batch_size=WINDOW), parquet.schema_arrow.names
+    import pyarrow.csv as pacsv
+
+    with path.open("r", encoding="utf-8-sig") as handle:
+        header = next(__import__("csv").reader([handle.readline()]))
+    unknown = [c for c in header if c not in schema.names]
+    if unknown:
+        raise ConfigError(f"{path.name}: column(s) {', '.join(unknown)} are not in the version; is it the right resource?")
+    convert = pacsv.ConvertOptions(column_types={c: schema.field(c).type for c in header},
+                                   strings_can_be_null=True, quoted_strings_can_be_null=False)
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=convert)
+    return "csv", iter(reader), header
+
+
+def _windows(batches: Iterator[pa.RecordBatch], size: int = WINDOW) -> Iterator[pa.Table]:
+    """Re-cut a batch stream into tables of exactly `size` rows (the last one shorter)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending)
+
+
+def _first_difference(expected: pa.ChunkedArray, actual: pa.ChunkedArray) -> int | None:
+    if expected.type != actual.type:
+        try:
+            actual = actual.cast(expected.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return 0
+    differs = pc.fill_null(pc.not_equal(expected, actual), False)
+    differs = pc.or_(differs, pc.xor(pc.is_null(expected), pc.is_null(actual)))
+    found = pc.index(differs, True).as_py()
+    return None if found < 0 else found
+
+
+def _pick_version(session, resource, number: int | None, path: Path) -> DatasetVersion:  # noqa: ANN001
+    if number is None and (named := re.search(r"_v(\d+)\.(parquet|csv)$", path.name)):
+        number = int(named.group(1))  # downloads are named <resource>_v<N>.<format>
+    if number is None:
+        return require_latest_version(session, resource=resource)
+    from sqlalchemy import select
+
+    version = session.scalar(select(DatasetVersion).where(DatasetVersion.resource_id == resource.id,
+                                                          DatasetVersion.number == number))
+    if version is None:
+        raise NotFound(f"{resource.code} has no version {number}; `govshare versions {resource.code}` lists them")
+    if session.get(PrunedVersion, version.id) is not None:
+        raise ConfigError(f"v{number} of {resource.code} was pruned by the retention rule; only its manifest is kept "
+                          "(rows and file digests in `govshare versions`)")
+    return version
+
+
+def verify_copy(*, resource_code: str, path: Path, version: int | None = None) -> Verdict:
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a file; give the path of the downloaded Parquet or CSV copy")
+    with session_scope() as session:
+        record = _pick_version(session, get_resource(session, code=resource_code), version, path)
+    folder = resolve(record.path)
+    files = [folder / entry["path"] for entry in record.manifest["files"]]
+    schema = pq.read_schema(files[0])
+    fmt, actual_batches, columns = _open(path, schema)
+    verdict = Verdict(match=False, version=record.number, rows=record.row_count, columns=columns)
+    # The reference itself first: the hub's files must still be the ones the manifest lists.
+    for entry, file in zip(record.manifest["files"], files):
+        if file_sha256(file) != entry["sha256"]:
+            raise FatalError(f"the hub's file {entry['path']} of {resource_code} v{record.number} does not match "
+                             "its manifest's SHA-256: it was altered; report it to the hub's operators")
+    digest = file_sha256(path)
+    if any(entry["sha256"] == digest for entry in record.manifest["files"]) and len(files) == 1:
+        verdict.match = True  # byte for byte the version's own file
+        return verdict
+    missing_in_version = [c for c in columns if c not in schema.names]
+    if missing_in_version:
+        verdict.difference = f"column(s) {', '.join(missing_in_version)} are not in v{record.number}"
+        return verdict
+    if fmt == "parquet":
+        wrong = [f"{c} ({schema.field(c).type} in v{record.number}, {t} in the file)"
+                 for c, t in zip(columns, pq.read_schema(path).types) if t != schema.field(c).type]
+        if wrong:
+            verdict.difference = "column types differ: " + "; ".join(wrong)
+            return verdict
+    expected = _windows(b for f in files for b in pq.ParquetFile(f).iter_batches(batch_size=WINDOW, columns=columns))
+    actual = _windows(actual_batches)
+    offset = 0
+    for want in expected:
+        got = next(actual, None)
+        if got is None or got.num_rows < want.num_rows:
+            verdict.difference = (f"the file ends after {offset + (got.num_rows if got else 0)} rows; "
+                                  f"v{record.number} has {record.row_count}")
+            return verdict
+        for name in columns:
+            index = _first_difference(want.column(name), got.column(name))
+            if index is not None:
+                row = offset + index
+                verdict.difference = (f"row {row + 1}, column {name}: v{record.number} has "
+                                      f"{want.column(name)[index].as_py()!r}, the file has {got.column(name)[index].as_py()!r}")
+                return verdict
+        offset += want.num_rows
+    extra = sum(t.num_rows for t in actual)
+    if extra:
+        verdict.difference = f"the file has {extra} rows more than v{record.number} ({record.row_count} rows)"
+        return verdict
+    verdict.match = True
+    return verdict
