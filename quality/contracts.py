@@ -7,6 +7,7 @@
     threshold: {max_fraction: 0.05}     # a run quarantining more publishes nothing
     columns:
       - {name: uscc, type: string, nullable: false, role: subject_id_uscc, label: 统一社会信用代码}
+      - {name: name, type: string, element: DE0001}     # 数据元: compared with its authority (一数一源)
     rules:
       - {type: allowed_values, column: status, values: [存续, 在业, 注销, 吊销, 迁出]}
       - {type: range, column: reg_capital, min: 0, threshold: {max_rows: 100}}
@@ -40,6 +41,7 @@ class ColumnSpec(BaseModel):
     nullable: bool = True
     role: Literal["subject_id_uscc", "subject_id_idcard", "organization_code"] | None = None
     label: str = ""
+    element: str | None = Field(default=None, description="数据元 code this column holds (consistency checks)")
 
 
 class Contract(BaseModel):

@@ -242,6 +242,34 @@ def test_orgcode() -> None:
     assert [level for level, _, _ in arrays.rows()] == [Level.VALID, None, Level.INVALID]
 
 
+@pytest.mark.parametrize("code", ["600037341", "MA2PBM9HX", "L01510128"])
+def test_orgcode_mutations_are_caught_except_where_gb11714_cannot_see_them(code: str) -> None:
+    """GB 11714's mod-11 check catches every change of a digit and every swap of two digits; over its 36-character
+    body alphabet a change by a multiple of 11 (0/B/M/X, 1/C/N/Y, ...) is invisible to any mod-11 check. Inside a
+    USCC such a change is still caught by the USCC's own mod-31 check character (see the USCC mutation test)."""
+    body_alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    digit_changes = [code[:i] + d + code[i + 1:] for i in range(9) if code[i].isdigit()
+                     for d in "0123456789" if d != code[i]]
+    digit_swaps = [code[:i] + code[i + 1] + code[i] + code[i + 2:] for i in range(7)
+                   if code[i].isdigit() and code[i + 1].isdigit() and code[i] != code[i + 1]]
+    assert digit_changes and (digit_swaps or not code[:8].isdigit())
+    assert all(validate_orgcode(m).level is Level.INVALID for m in digit_changes + digit_swaps)
+    for i in range(9):
+        for char in body_alphabet + "X":
+            if char == code[i]:
+                continue
+            mutant = code[:i] + char + code[i + 1:]
+            blind = i < 8 and (int(char, 36) - int(code[i], 36)) % 11 == 0
+            assert (validate_orgcode(mutant).level is Level.VALID) == blind, mutant
+    for mutant in transpositions(code)[:-1]:  # body swaps: invisible only for characters equal mod 11
+        i = next(k for k in range(8) if mutant[k] != code[k])
+        blind = (int(code[i], 36) - int(code[i + 1], 36)) % 11 == 0
+        assert (validate_orgcode(mutant).level is Level.VALID) == blind, mutant
+    fast = validate_orgcode_array(pa.array(substitutions(code, body_alphabet) + transpositions(code)))
+    assert [level for level, _, _ in fast.rows()] == [
+        validate_orgcode(m).level for m in substitutions(code, body_alphabet) + transpositions(code)]
+
+
 def test_divisions_cover_all_time_codes() -> None:
     assert len(all_divisions()) == 6885
     assert division_status("110105") is DivisionStatus.CURRENT

@@ -21,7 +21,7 @@ KIND_LABELS = {"uscc": ("统一社会信用代码", "unified social credit code"
 # Format-only approximations for great-expectations (the hub's validators also verify check characters).
 APPROXIMATE_REGEX = {
     "uscc": r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{9}[0-9A-HJ-NPQRTUWXY]$",
-    "idcard": r"^(\d{6}(18|19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\d{3}[0-9X]|\d{15})$",
+    "idcard": r"^(?:\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9X]|\d{15})$",
     "orgcode": r"^[0-9A-Z]{8}-?[0-9X]$",
 }
 

@@ -1,0 +1,78 @@
+"""Benchmark: the great-expectations suite of the enterprise contract over one version, in bounded batches.
+
+``run()`` streams ``ROWS`` synthetic enterprise rows (samples.enterprises) into a Parquet file, then validates
+it in a child process exactly as the post-publish task does (quality.gx_suite.SuiteRunner over record batches
+of pipeline.expectations.GX_BATCH_ROWS rows), so the child's peak resident memory is GX's alone. Figures:
+``gx_seconds`` (time per version), ``gx_rows_per_s``, ``gx_peak_rss_mb`` (must stay under 1024).
+
+Run: ``PYTHONPATH=. .venv/bin/python -m bench gx``; ``GOVSHARE_BENCH_GX_ROWS`` changes the row count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROWS = int(os.environ.get("GOVSHARE_BENCH_GX_ROWS", "1000000"))
+
+
+def _write_version(path: Path, rows: int) -> None:
+    import pyarrow.parquet as pq
+
+    from samples.enterprises import enterprise_schema, iter_enterprise_batches
+
+    with pq.ParquetWriter(path, enterprise_schema(), compression="snappy") as writer:
+        for batch in iter_enterprise_batches(rows=rows, seed=7, batch_rows=100_000):
+            writer.write_batch(batch)
+
+
+def _measure(path: str) -> dict[str, float]:
+    """In the child: validate the file batch by batch; seconds exclude importing GX (paid once per worker)."""
+    import resource
+    import time
+
+    import pyarrow.parquet as pq
+
+    from pipeline.expectations import GX_BATCH_ROWS
+    from quality.contracts import load_contract
+    from quality.gx_suite import SuiteRunner
+    from schemas.contract_store import SHIPPED
+
+    contract = load_contract(SHIPPED / "enterprises.yaml")
+    runner = SuiteRunner(contract)
+    started = time.perf_counter()
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=GX_BATCH_ROWS):
+        runner.validate(batch)
+    result = runner.results()
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return {"seconds": seconds, "rows": result["rows"], "batches": result["batches"], "peak_rss_mb": peak_mb,
+            "failed": result["failed"], "expectations": result["evaluated"]}
+
+
+def run() -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="govshare-bench-gx-") as folder:
+        path = Path(folder) / "version.parquet"
+        _write_version(path, ROWS)
+        env = {**os.environ, "GX_ANALYTICS_ENABLED": "False",
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        done = subprocess.run([sys.executable, "-m", "bench.bench_gx", "--child", str(path)], env=env,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"GX benchmark child failed:\n{done.stderr[-3000:]}")
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"GX suite ({figures['expectations']} expectations): {figures['rows']:,} rows in {figures['batches']} "
+          f"batches, {figures['seconds']:.1f} s, peak memory {figures['peak_rss_mb']:.0f} MiB")
+    return {"gx_seconds": figures["seconds"], "gx_rows": float(figures["rows"]),
+            "gx_rows_per_s": figures["rows"] / figures["seconds"], "gx_peak_rss_mb": figures["peak_rss_mb"]}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        print(json.dumps(_measure(sys.argv[2])))
+    else:
+        run()

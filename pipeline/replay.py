@@ -1,0 +1,216 @@
+"""Replay (回放) of quarantined rows after the fix: check them again and publish them into a new version.
+
+Replay reads the provider's corrected export (CSV or Excel; or, after a contract fix, the stored rows themselves),
+converts the text to the published types, runs the contract's blocking row rules again, and publishes a new
+version: the latest version's rows with the fixed rows merged in by key (mode ``replay``, the cursor unchanged).
+Rows that still fail go to the new run's quarantine (with a new ticket); nothing is dropped: replayed rows =
+published + quarantined, checked at publish. Dataset rules and thresholds judged the original run and are not
+applied to a replay. The sets replayed (those named by the file's ``_run_id``) and their tickets are closed.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from core.errors import ConfigError
+from pipeline import locks, paths
+from pipeline.quarantine import BATCH_ROWS, RUN_COLUMN, set_batches
+from pipeline.validate import REASON_COLUMN, RULE_COLUMN, duplicated_keys, key_array, split_batch
+
+
+@dataclass
+class ReplayReport:
+    resource_code: str
+    run_id: str
+    version: int
+    rows_replayed: int
+    rows_fixed: int
+    rows_still_failing: int
+    sets: list[str]
+
+
+def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
+    """The provider's corrected export, every value as text (so no spreadsheet guess changes a code)."""
+    if not path.is_file():
+        raise ConfigError(f"corrected file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if not header:
+                raise ConfigError(f"{path.name} is empty; export the quarantined rows first")
+            yield from _rows_to_batches(header, reader)
+    elif suffix == ".xlsx":
+        from openpyxl import load_workbook
+
+        book = load_workbook(path, read_only=True, data_only=True)
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        header = [str(h) if h is not None else "" for h in next(rows, ())]
+        yield from _rows_to_batches(header, rows)
+        book.close()
+    else:
+        raise ConfigError(f"replay reads .csv or .xlsx, not {path.name}")
+
+
+def _rows_to_batches(header: list[str], rows) -> Iterator[pa.RecordBatch]:  # noqa: ANN001 - iterator of rows
+    chunk: list = []
+    for row in rows:
+        if not any(v not in (None, "") for v in row):
+            continue
+        chunk.append(row)
+        if len(chunk) >= BATCH_ROWS:
+            yield _text_batch(header, chunk)
+            chunk = []
+    if chunk:
+        yield _text_batch(header, chunk)
+
+
+def _text_batch(header: list[str], rows: list) -> pa.RecordBatch:
+    def text(value: object) -> str | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, datetime):  # a spreadsheet turned the text into a date: spell it back
+            return value.isoformat(sep=" ") if value.time() != time() else value.date().isoformat()
+        return str(value)
+
+    width = len(header)
+    rows = [(list(row) + [None] * width)[:width] for row in rows]  # a short or long line keeps the header's shape
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in header]
+    return pa.RecordBatch.from_arrays([pa.array([text(v) for v in col], pa.string()) for col in columns],
+                                      names=header)
+
+
+def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.RecordBatch, pa.RecordBatch | None]:
+    """Text -> the published types; rows a value of which does not convert are split off with the reason."""
+    missing = [f.name for f in schema if f.name not in batch.schema.names]
+    if missing:
+        raise ConfigError(f"the replayed rows lack column(s) {', '.join(missing)}; export them again and keep "
+                          "every column")
+    problems: dict[int, str] = {}  # row -> the first value that does not convert
+    arrays = []
+    for field in schema:
+        text = batch.column(field.name)
+        try:
+            arrays.append(pc.cast(text, field.type))
+            continue
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        values = []
+        for index, value in enumerate(text.to_pylist()):
+            try:
+                values.append(pa.scalar(value, pa.string()).cast(field.type).as_py())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                values.append(None)
+                problems.setdefault(index, f"{field.name}={value!r}: 无法转换为 {field.type} / cannot be read as "
+                                           f"{field.type}")
+        arrays.append(pa.array(values, field.type))
+    bad = pa.array([i in problems for i in range(batch.num_rows)])
+    reasons = pa.array([problems.get(i) for i in range(batch.num_rows)], pa.string())
+    typed = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    if not problems:
+        return typed, None
+    failed = batch.select(schema.names).filter(bad)
+    failed = failed.append_column(RULE_COLUMN, pa.array(["type_conversion"] * failed.num_rows, pa.string()))
+    failed = failed.append_column(REASON_COLUMN, reasons.filter(bad))
+    return typed.filter(pc.invert(bad)), failed
+
+
+def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: str | None = None) -> ReplayReport:
+    """Check the fixed rows again and publish them into a new version (see the module docstring)."""
+    from pipeline.extract import (
+        _carry_forward,
+        _quarantine_duplicates,
+        record_run_failure,
+    )
+    from pipeline.manifest import read_manifest
+    from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
+    from pipeline.sync import publish_run
+    from registry.db import session_scope
+    from registry.models import SyncRun
+    from registry.quarantine import mark_replayed, open_sets
+    from registry.resources import get_resource
+    from registry.versions import require_latest_version
+    from schemas.contract_store import contract_for
+
+    new_run = uuid.uuid4().hex
+    with session_scope() as session:
+        resource_id = get_resource(session, code=resource_code).id
+    locks.acquire(resource_id=resource_id, resource_code=resource_code, run_id=new_run)  # released by publish_run
+    folder = paths.staging_dir(new_run)
+    try:
+        with session_scope() as session:
+            resource = get_resource(session, code=resource_code)
+            version = require_latest_version(session, resource=resource)
+            contract = contract_for(resource_code=resource.code, stream=resource.stream)
+            key = tuple((resource.stream or {}).get("primary_key") or (contract.key if contract else ()))
+            if not key:
+                raise ConfigError(f"resource {resource_code} has no key; replayed rows cannot be merged into a version")
+            sets = open_sets(session, resource_code=resource_code, run_id=run_id)
+            set_info = [(s.id, s.path, s.run_id) for s in sets]
+            version_folder = paths.resolve(version.path)
+            session.add(SyncRun(id=new_run, resource_id=resource.id, status="staging", mode="replay"))
+            staged = StagedRun(run_id=new_run, resource_id=resource.id, resource_code=resource.code, mode="replay",
+                               folder=str(folder), previous_version=version.id,
+                               source={"replay_of": [r for _, _, r in set_info], "file": file.name if file else None},
+                               watermark=dict(version.manifest.get("watermark") or {}))
+        manifest = read_manifest(version_folder)
+        schema = pq.ParquetFile(version_folder / manifest["files"][0]["path"]).schema_arrow
+        batches = _read_fixed_file(file) if file else (b for _, p, r in set_info for b in set_batches(p, r))
+        (folder / "data").mkdir(parents=True)
+        writer = PartWriter(folder / "data")
+        quarantine = QuarantineWriter(folder / "quarantine.parquet")
+        keys: list[pa.Array] = []
+        replayed_runs: set[str] = set()  # the runs the corrected rows came from (an export names them)
+        try:
+            for text in batches:
+                staged.rows_read += text.num_rows
+                if RUN_COLUMN in text.schema.names:
+                    replayed_runs.update(r for r in pc.unique(text.column(RUN_COLUMN)).to_pylist() if r)
+                typed, failed = _typed(text, schema)
+                if failed is not None:
+                    quarantine.write(failed)
+                split = split_batch(typed, key=key, contract=contract)
+                if split.bad is not None:
+                    quarantine.write(split.bad)
+                keys.append(key_array(split.good, key))
+                writer.write(split.good)
+            if not staged.rows_read:
+                raise ConfigError("the corrected file holds no rows; export the quarantined rows and fill them in")
+            writer.close()
+            dupes = duplicated_keys(keys)
+            if len(dupes):
+                _quarantine_duplicates(folder / "data", writer.files, key, dupes, quarantine)
+            fixed = sum(pq.ParquetFile(folder / "data" / f).metadata.num_rows for f in writer.files)
+            staged.rows_carried = _carry_forward(version_folder, writer, key, pa.chunked_array(keys))
+            writer.ensure_file(schema)
+        finally:
+            writer.close()
+            quarantine.close()
+        staged.files = [f"data/{name}" for name in writer.files]
+        staged.rows_staged = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
+        staged.rows_quarantined, staged.quarantine_rules = quarantine.rows, quarantine.by_rule
+        staged.quarantine = "quarantine.parquet" if quarantine.rows else None
+        staged.save()
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        record_run_failure(new_run, exc)
+        locks.release(resource_id=resource_id, run_id=new_run)
+        raise
+    report = publish_run(folder=str(folder))
+    with session_scope() as session:
+        done = [i for i, _, r in set_info if not replayed_runs or r in replayed_runs]
+        mark_replayed(session, set_ids=done, replay_run_id=new_run, fixed=fixed, still_failing=staged.rows_quarantined)
+    return ReplayReport(resource_code=resource_code, run_id=new_run, version=report.version,
+                        rows_replayed=staged.rows_read, rows_fixed=fixed, rows_still_failing=staged.rows_quarantined,
+                        sets=[r for i, _, r in set_info if i in done])

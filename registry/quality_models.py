@@ -1,0 +1,117 @@
+"""Tables of issue 5 (articles 11, 12, 23): the quarantine store, error-correction tickets (疑义校核工单), the
+data-element registry (数据元, 一数一源), consistency checks and great-expectations runs.
+
+Imported at the end of registry/models.py so they share its metadata; their migration is
+registry/migrations/versions/0005_quality.py (a branch of its own, label "quality").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from registry.models import Agency, Base, Resource, utcnow
+
+__all__ = ["QuarantineSet", "CorrectionTicket", "DataElement", "ConsistencyCheck", "ExpectationRun",
+           "QUARANTINE_STATUSES", "TICKET_STATUSES", "TICKET_KINDS"]
+
+# open: rows wait for the provider's fix; replayed: the rows were checked again into a later version.
+QUARANTINE_STATUSES = ("open", "replayed")
+TICKET_STATUSES = ("open", "closed")
+TICKET_KINDS = ("quarantine", "consistency")
+
+
+class QuarantineSet(Base):
+    """隔离区: the rows one run quarantined; the rows themselves stay in a Parquet file under the storage root."""
+
+    __tablename__ = "quarantine_sets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    run_id: Mapped[str] = mapped_column(String(40), unique=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"))
+    path: Mapped[str] = mapped_column(Text, doc="Parquet file relative to the storage root")
+    rows: Mapped[int] = mapped_column(BigInteger)
+    rules: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="rows per rule id")
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    replay_run_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resource: Mapped[Resource] = relationship()
+
+
+class CorrectionTicket(Base):
+    """疑义校核工单: asks an agency to check and correct its data (quarantined rows or inconsistent values)."""
+
+    __tablename__ = "correction_tickets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
+    quarantine_set_id: Mapped[int | None] = mapped_column(ForeignKey("quarantine_sets.id"))
+    consistency_check_id: Mapped[int | None] = mapped_column(ForeignKey("consistency_checks.id"))
+    title: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+    agency: Mapped[Agency] = relationship()
+    resource: Mapped[Resource] = relationship()
+
+
+class DataElement(Base):
+    """数据元: one datum about a subject (keyed by USCC or ID number) with exactly one authoritative agency and
+    the resource and column where its authoritative values are published (一数一源, article 11)."""
+
+    __tablename__ = "data_elements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    subject_key: Mapped[str] = mapped_column(String(20), doc="uscc, idcard or orgcode")
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
+    column: Mapped[str] = mapped_column(String(100))
+    key_column: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    agency: Mapped[Agency] = relationship()
+    resource: Mapped[Resource] = relationship()
+
+
+class ConsistencyCheck(Base):
+    """A comparison of a non-authoritative copy with the authoritative versions, by subject key."""
+
+    __tablename__ = "consistency_checks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    copy_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    elements: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="per element: counts and sources")
+    rows_compared: Mapped[int] = mapped_column(BigInteger, default=0)
+    mismatches: Mapped[int] = mapped_column(BigInteger, default=0)
+    missing: Mapped[int] = mapped_column(BigInteger, default=0, doc="copy keys absent from the authority")
+    path: Mapped[str | None] = mapped_column(Text, doc="Parquet file of mismatches, relative to the storage root")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resource: Mapped[Resource] = relationship()
+
+
+class ExpectationRun(Base):
+    """One great-expectations validation of a published version (reported, never blocking)."""
+
+    __tablename__ = "expectation_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), doc="passed, failed or error")
+    success: Mapped[bool] = mapped_column(Boolean, default=False)
+    evaluated: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    report_path: Mapped[str | None] = mapped_column(Text, doc="folder with results.json and report.html")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,292 @@
+"""Quarantine on a real PostgreSQL source with planted bad rows: counts reconcile, the provider gets a ticket,
+the exported rows come back fixed and are replayed into a new version; a run over its threshold publishes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from samples.loaders import load_postgres
+from tests.helpers import (
+    PROVIDER,
+    latest,
+    pg_execute,
+    pg_scratch_schema,
+    pg_source_config,
+    read_version,
+    register_resource,
+    sync_runs,
+    versions,
+)
+from tests.services import require_postgres
+
+ROWS = 300
+ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+@pytest.fixture(params=["sqlite-registry", "postgres-registry"])
+def hub(request: pytest.FixtureRequest) -> Path:
+    return request.getfixturevalue("hub_home" if request.param == "sqlite-registry" else "pg_hub_home")
+
+
+@pytest.fixture
+def source() -> Iterator[tuple[str, str]]:
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        assert load_postgres(dsn, rows=ROWS, seed=5, schema=schema) == ROWS
+        table = f'"{schema}".enterprises'
+        # the business table lost its constraints: it can hold a null or a repeated id
+        pg_execute(dsn, f"ALTER TABLE {table} DROP CONSTRAINT enterprises_pkey")
+        pg_execute(dsn, f"ALTER TABLE {table} ALTER COLUMN id DROP NOT NULL")
+        yield dsn, schema
+
+
+def _typo(code: str) -> str:
+    return code[:-1] + next(c for c in ALPHABET if c != code[-1])
+
+
+def _plant(dsn: str, table: str, new_id: int | None, **changes: object) -> None:
+    """Insert a copy of row 1 under ``new_id`` with some values changed."""
+    columns = ["uscc", "name", "legal_rep", "legal_rep_id", "reg_capital", "established", "status", "address",
+               "industry", "updated_at"]
+    select = ", ".join("%s" if c in changes else f'"{c}"' for c in columns)
+    params = [new_id, *[changes[c] for c in columns if c in changes]]
+    pg_execute(dsn, f'INSERT INTO {table} (id, {", ".join(columns)}) SELECT %s, {select} FROM {table} WHERE id = 1',
+               params)
+
+
+def _register_with_contract(dsn: str, schema: str):  # noqa: ANN202
+    from registry.db import session_scope
+    from schemas.contract_store import attach_contract
+
+    config, secret = pg_source_config(dsn, schema=schema)
+    setup = register_resource(kind="postgresql", config=config, secret=secret)
+    with session_scope() as session:
+        attach_contract(session, resource_code=setup.resource_code, name="enterprises", actor="test")
+    return setup
+
+
+def _sync(code: str):  # noqa: ANN202
+    from pipeline.sync import sync_resource
+
+    return sync_resource(resource_code=code)
+
+
+def test_planted_bad_rows_are_quarantined_counted_ticketed_and_replayed(hub: Path, source: tuple[str, str],
+                                                                       tmp_path: Path) -> None:
+    from registry.db import session_scope
+    from registry.quarantine import list_quarantine
+    from registry.tickets import list_tickets
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    (uscc, person) = pg_execute(dsn, f"SELECT uscc, legal_rep_id FROM {table} WHERE id = 1")[0]
+    _plant(dsn, table, 10001, uscc=_typo(uscc))
+    _plant(dsn, table, 10002, legal_rep_id=_typo(person))
+    _plant(dsn, table, 10003, reg_capital=-5)
+    _plant(dsn, table, None)
+    _plant(dsn, table, 10004, name="重复甲")
+    _plant(dsn, table, 10004, name="重复乙")
+    setup = _register_with_contract(dsn, schema)
+
+    report = _sync(setup.resource_code)
+
+    # source rows = published + quarantined, on the run, the version and its manifest
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (ROWS + 6, ROWS, 6)
+    run = sync_runs(setup.resource_code)[-1]
+    assert run.rows_read == run.rows_published + run.rows_quarantined == ROWS + 6
+    version = latest(setup.resource_code)
+    assert version.row_count == ROWS and version.quarantined_count == 6
+    published_ids = set(read_version(version).column("id").to_pylist())
+    assert published_ids == set(range(1, ROWS + 1))
+
+    with session_scope() as session:
+        (qset,) = list_quarantine(session, resource_code=setup.resource_code)
+        assert (qset.rows, qset.status, qset.run_id) == (6, "open", run.id)
+        assert qset.rules == {"identifier_uscc": 1, "identifier_legal_rep_id": 1, "range_reg_capital": 1,
+                              "key_not_null": 1, "unique_key": 2}
+        (ticket,) = list_tickets(session, agency=PROVIDER[0], status="open")
+        assert (ticket.kind, ticket.rows, ticket.quarantine_set_id) == ("quarantine", 6, qset.id)
+        assert "请核实更正" in ticket.title
+        ticket_id = ticket.id
+
+    # the provider sees its ticket and the rows it lists
+    runner = CliRunner()
+    from cli.main import app
+
+    shown = runner.invoke(app, ["ticket", "show", str(ticket_id)])
+    assert shown.exit_code == 0, shown.output
+    assert "range_reg_capital" in shown.output and "-5.00" in shown.output and "unique_key" in shown.output
+    listed = runner.invoke(app, ["quarantine", "list", setup.resource_code])
+    assert listed.exit_code == 0 and "待处理 open: 6" in listed.output
+
+    # export for the provider: rule, reason and the source values
+    export = tmp_path / "fix.csv"
+    result = runner.invoke(app, ["quarantine", "export", setup.resource_code, "-o", str(export)])
+    assert result.exit_code == 0, result.output
+    with export.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and {r["_run_id"] for r in rows} == {run.id}
+    by_rule = {r["_rule"]: r for r in rows}
+    assert by_rule["identifier_uscc"]["uscc"] == _typo(uscc)
+    assert "统一社会信用代码无效" in by_rule["identifier_uscc"]["_reason"]
+    assert by_rule["range_reg_capital"]["reg_capital"] == "-5.00"
+    assert by_rule["key_not_null"]["id"] == ""
+
+    # the provider fixes four problems and leaves the null key as it is
+    for row in rows:
+        if row["_rule"] == "identifier_uscc":
+            row["uscc"] = uscc
+        elif row["_rule"] == "identifier_legal_rep_id":
+            row["legal_rep_id"] = person
+        elif row["_rule"] == "range_reg_capital":
+            row["reg_capital"] = "5.00"
+        elif row["name"] == "重复乙":
+            row["id"] = "10005"
+    fixed = tmp_path / "fixed.csv"
+    with fixed.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    result = runner.invoke(app, ["quarantine", "replay", setup.resource_code, "--file", str(fixed)])
+    assert result.exit_code == 0, result.output
+    v2 = latest(setup.resource_code)
+    assert [v.number for v in versions(setup.resource_code)] == [1, 2]
+    assert v2.row_count == ROWS + 5 and v2.quarantined_count == 1
+    data = read_version(v2)
+    assert set(data.column("id").to_pylist()) == set(range(1, ROWS + 1)) | {10001, 10002, 10003, 10004, 10005}
+    capital = dict(zip(data.column("id").to_pylist(), data.column("reg_capital").to_pylist()))
+    assert str(capital[10003]) == "5.00"
+    replay_run = sync_runs(setup.resource_code)[-1]
+    assert replay_run.mode == "replay" and replay_run.rows_read == 6 == replay_run.rows_published - ROWS + 1
+
+    with session_scope() as session:
+        sets = list_quarantine(session, resource_code=setup.resource_code)
+        assert [(s.status, s.rows) for s in sets] == [("open", 1), ("replayed", 6)]
+        assert sets[0].rules == {"key_not_null": 1} and sets[1].replay_run_id == replay_run.id
+        tickets = list_tickets(session, resource_code=setup.resource_code)
+        assert [(t.status, t.rows) for t in tickets] == [("open", 1), ("closed", 6)]
+        assert "5 rows published, 1 still failing" in tickets[1].note
+
+    # the excel export carries the remaining row
+    xlsx = tmp_path / "left.xlsx"
+    assert runner.invoke(app, ["quarantine", "export", setup.resource_code, "-o", str(xlsx)]).exit_code == 0
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(xlsx, read_only=True).worksheets[0]
+    header, *left = list(sheet.iter_rows(values_only=True))
+    assert header[:3] == ("_run_id", "_rule", "_reason") and len(left) == 1 and left[0][1] == "key_not_null"
+
+    # the provider fills in the missing id in Excel and hands the workbook back
+    book = load_workbook(xlsx)
+    book.worksheets[0].cell(row=2, column=header.index("id") + 1, value=10006)
+    book.save(xlsx)
+    result = runner.invoke(app, ["quarantine", "replay", setup.resource_code, "--file", str(xlsx)])
+    assert result.exit_code == 0, result.output
+    v3 = latest(setup.resource_code)
+    assert (v3.number, v3.row_count, v3.quarantined_count) == (3, ROWS + 6, 0)
+    assert 10006 in read_version(v3).column("id").to_pylist()
+    with session_scope() as session:
+        assert {s.status for s in list_quarantine(session, resource_code=setup.resource_code)} == {"replayed"}
+        assert list_tickets(session, resource_code=setup.resource_code, status="open") == []
+
+
+def test_a_run_over_its_threshold_publishes_nothing_and_says_why(hub_home: Path, source: tuple[str, str]) -> None:
+    from core.errors import FatalError
+    from pipeline.paths import storage_root
+    from registry.db import session_scope
+    from registry.quarantine import list_quarantine
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    setup = _register_with_contract(dsn, schema)
+    assert _sync(setup.resource_code).version == 1
+    # 20 negative capitals out of 320 rows: 6.25% > the contract's 5%
+    pg_execute(dsn, f"UPDATE {table} SET reg_capital = -1, updated_at = now() WHERE id <= 20")
+    pg_execute(dsn, f"INSERT INTO {table} SELECT id + 1000, uscc, name, legal_rep, legal_rep_id, reg_capital, "
+                    f"established, status, address, industry, now() FROM {table} WHERE id > 280")
+
+    with pytest.raises(FatalError) as caught:
+        from pipeline.sync import sync_resource
+
+        sync_resource(resource_code=setup.resource_code, full=True)
+
+    message = str(caught.value)
+    assert "publishes nothing" in message and "range_reg_capital=20" in message
+    assert "20 of 320 rows quarantined" in message and "max_fraction 5.00%" in message
+    assert [v.number for v in versions(setup.resource_code)] == [1]  # the previous version stays served
+    failed = sync_runs(setup.resource_code)[-1]
+    assert failed.status == "failed" and "隔离总数超过阈值" in failed.error
+    assert not any((storage_root() / "staging").iterdir())
+    with session_scope() as session:
+        assert list_quarantine(session, resource_code=setup.resource_code) == []
+
+
+def test_replay_after_a_contract_fix_rechecks_the_stored_rows(hub_home: Path, source: tuple[str, str],
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import yaml
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    pg_execute(dsn, f"UPDATE {table} SET status = '歇业' WHERE id IN (7, 8)")
+    setup = _register_with_contract(dsn, schema)
+    report = _sync(setup.resource_code)
+    assert report.rows_quarantined == 2
+
+    # the operator learns 歇业 is a lawful status and corrects the contract in GOVSHARE_HOME/contracts
+    from schemas.contract_store import SHIPPED
+
+    own = hub_home / "contracts"
+    own.mkdir(parents=True, exist_ok=True)
+    data = yaml.safe_load((SHIPPED / "enterprises.yaml").read_text(encoding="utf-8"))
+    data["rules"][0]["values"].append("歇业")
+    (own / "enterprises.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    from pipeline.replay import replay_quarantine
+
+    replay = replay_quarantine(resource_code=setup.resource_code)
+    assert (replay.rows_replayed, replay.rows_fixed, replay.rows_still_failing) == (2, 2, 0)
+    v2 = latest(setup.resource_code)
+    assert v2.row_count == ROWS and v2.quarantined_count == 0
+    statuses = dict(zip(read_version(v2).column("id").to_pylist(), read_version(v2).column("status").to_pylist()))
+    assert statuses[7] == statuses[8] == "歇业"
+    # replaying again finds nothing open
+    from core.errors import NotFound
+
+    with pytest.raises(NotFound, match="no open quarantined rows"):
+        replay_quarantine(resource_code=setup.resource_code)
+    shutil.rmtree(own)
+
+
+def test_a_run_that_does_not_reconcile_is_not_published(hub_home: Path, source: tuple[str, str]) -> None:
+    """The check every publish makes: rows read = rows published (new, not carried) + rows quarantined."""
+    import json
+
+    from core.errors import FatalError
+    from pipeline.extract import stage_resource
+    from pipeline.sync import publish_run
+
+    dsn, schema = source
+    _plant(dsn, f'"{schema}".enterprises', None)
+    setup = _register_with_contract(dsn, schema)
+    staged = stage_resource(resource_code=setup.resource_code)
+    assert (staged.rows_read, staged.rows_staged, staged.rows_quarantined) == (ROWS + 1, ROWS, 1)
+    record = Path(staged.folder) / "staged.json"
+    data = json.loads(record.read_text())
+    data["rows_quarantined"] = 0  # as if a quarantined row had been lost on the way
+    record.write_text(json.dumps(data))
+
+    with pytest.raises(FatalError, match=f"does not reconcile: read {ROWS + 1} rows, published {ROWS} and "
+                                         "quarantined 0"):
+        publish_run(folder=staged.folder)
+    assert versions(setup.resource_code) == []
+    assert sync_runs(setup.resource_code)[-1].status == "failed"
+    assert not Path(staged.folder).exists()
