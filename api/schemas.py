@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ResourcePublic(BaseModel):
@@ -19,6 +19,7 @@ class ResourcePublic(BaseModel):
     sharing_modes: list[str]
     update_cycle: str
     latest_version: int | None
+    catalog_status: str = "registered"  # registered (resource add) or published (catalogue review, issue 3)
 
 
 class VersionPublic(BaseModel):
@@ -34,3 +35,29 @@ class VersionPublic(BaseModel):
 class Problem(BaseModel):
     detail: str
     detail_zh: str | None = None
+
+
+class LookupPublic(BaseModel):
+    """Records found by key (接口交换): only granted data items, masked where the grant says so."""
+
+    version: int
+    manifest_sha256: str
+    records: list[dict]
+
+
+class PagePublic(LookupPublic):
+    next_cursor: str | None = None
+
+
+class SignedLinkCreate(BaseModel):
+    format: str = Field(default="parquet", description="parquet, csv or xlsx")
+    version: int | None = Field(default=None, description="a given version; default the latest")
+    since: int | None = Field(default=None, description="only the changes after this version")
+    expires_in: int | None = Field(default=None, ge=1, le=7 * 86400, description="seconds; default an hour")
+
+
+class SignedLinkPublic(BaseModel):
+    url: str
+    expires_at: datetime
+    version: int
+    format: str

@@ -1,18 +1,44 @@
-"""The one access check every delivery channel calls: who asks, what was granted, which columns."""
+"""The one access check every delivery channel calls: who asks, what was granted, which columns and rows.
+
+Every channel (interface, file, browse, offline) does the same three steps:
+
+    decision = authorize_read(session, token=token, resource_code=code, channel="file")   # or AccessDenied
+    batches = restrict(decision, iter_batches(decision.version, columns=decision.read_columns))
+    audit_read(session, decision=decision, rows=n, fmt="csv")
+
+``restrict`` applies the row condition, keeps only the approved data items (in the grant's order) and masks
+personal identifiers (browsing, unless the grant says otherwise), vectorised with pyarrow.compute. Read the
+files with ``decision.read_columns`` (approved columns plus those the row condition needs), never
+``decision.columns``: a row condition on a column outside the approved items must still be applied.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy.orm import Session
 
-from core.errors import AccessDenied, AuthenticationFailed
-from registry.audit import record_event
-from registry.models import ApiToken, DatasetVersion, Resource
+from core.errors import AccessDenied, AuthenticationFailed, FatalError
+from registry.audit import mark_audited, record_event
+from registry.auth import DATA_ROLES, Principal, authenticate_principal
+from registry.grants import (
+    agreement_in_force,
+    filter_columns,
+    live_grant,
+    needs_agreement,
+    sensitivity,
+)
+from registry.models import DatasetVersion, Resource
 from registry.resources import SHARING_MODES, get_resource
-from registry.subscriptions import active_subscription
-from registry.tokens import authenticate
 from registry.versions import require_latest_version
+
+CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
+MASK = "****"
 
 
 @dataclass
@@ -20,46 +46,207 @@ class AccessDecision:
     agency_code: str
     resource: Resource
     version: DatasetVersion
-    columns: list[str] | None  # None: every column of the version
+    columns: list[str] | None  # approved data items as column names; None: every column of the version
     purpose: str
     channel: str
+    grant_id: int | None = None  # None: the provider reading its own resource
+    row_filter: dict[str, Any] | None = None  # e.g. {"column": "district_code", "op": "in", "values": [...]}
+    mask_columns: list[str] = field(default_factory=list)
+    expires_at: datetime | None = None
+    actor: str = "api"
+    external_use: bool = False  # article 17: leave to publish or pass on outside the agency
+
+    @property
+    def read_columns(self) -> list[str] | None:
+        """Columns to read from storage: the approved ones plus those the row condition needs."""
+        if self.columns is None:
+            return None
+        extra = [c for c in filter_columns(self.row_filter) if c not in self.columns]
+        return [*self.columns, *extra]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _refuse(zh: str, en: str) -> AccessDenied:
+    return AccessDenied(zh, en)
+
+
+def _decide(session: Session, principal: Principal, resource: Resource, channel: str) -> AccessDecision:
+    if getattr(resource, "catalog_status", None) == "draft":  # issue 3: consumers see published entries only
+        raise _refuse("该目录条目尚未审核发布", "this catalogue entry is not published yet")
+    if principal.kind == "user" and not principal.has(*DATA_ROLES):
+        raise _refuse("您的角色不能读取共享数据（仅机构管理员、数据资源管理员及其系统）",
+                      "your roles may not read shared data: only agency administrators, data resource "
+                      "administrators and the agency's systems may")
+    if resource.sharing_type == "not_shared":
+        raise _refuse(f"该资源不予共享，依据：{resource.sharing_condition}",
+                      f"resource not shared; legal basis: {resource.sharing_condition}")
+    if channel not in resource.sharing_modes:
+        raise _refuse(f"该资源不提供{SHARING_MODES.get(channel, channel)}方式",
+                      f"resource is not offered through the {channel} channel")
+    if principal.agency_id == resource.agency_id:
+        version = require_latest_version(session, resource=resource)
+        return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
+                              columns=None, purpose="提供方自有数据 / provider's own data", channel=channel,
+                              actor=principal.actor)
+    grant = live_grant(session, resource=resource, agency_id=principal.agency_id or -1)
+    if grant is None:
+        raise _refuse("本机构未获得该资源的共享授权，请先订阅或申请",
+                      "your agency holds no grant for this resource: subscribe or apply first")
+    if grant.status == "pending_agreement":
+        raise _refuse("该资源涉及国家秘密、商业秘密或个人隐私，须先签订共享安全保密协议",
+                      "this resource involves secrets or personal privacy: a secrecy agreement must be recorded "
+                      "before the grant is active (`govshare agreement add`)")
+    if grant.expires_at is not None and _aware(grant.expires_at) <= datetime.now(UTC):
+        raise _refuse("共享授权已过期，请重新申请", "your agency's grant has expired: apply again")
+    if needs_agreement(session, resource=resource) and not agreement_in_force(
+            session, resource=resource, agency_id=grant.agency_id):
+        raise _refuse("共享安全保密协议已到期或被撤销，请续签",
+                      "the secrecy agreement has ended or was revoked: record a renewed one")
+    version = require_latest_version(session, resource=resource)
+    masked = personal_identifiers(session, resource) if channel == "browse" and not grant.unmask else []
+    return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
+                          columns=list(grant.columns) if grant.columns else None, purpose=grant.purpose,
+                          channel=channel, grant_id=grant.id, row_filter=grant.row_filter, mask_columns=masked,
+                          expires_at=grant.expires_at, actor=principal.actor, external_use=grant.external_use)
+
+
+def personal_identifiers(session: Session, resource: Resource) -> list[str]:
+    """Columns holding personal identifiers: those the provider's secrecy review names, and those the resource's
+    data contract gives the role subject_id_idcard (a citizen ID number, article 12)."""
+    from schemas.contract_store import contract_for
+
+    marks = sensitivity(session, resource=resource)
+    columns = list(marks.personal_columns) if marks else []
+    contract = contract_for(resource_code=resource.code, stream=resource.stream)
+    if contract is not None:
+        columns += [c.name for c in contract.columns if c.role == "subject_id_idcard" and c.name not in columns]
+    return columns
 
 
 def authorize_read(session: Session, *, token: str | None, resource_code: str, channel: str) -> AccessDecision:
-    """Allowed access to the latest version, or AccessDenied (audited either way)."""
+    """Allowed access to the latest version, or AccessDenied (audited either way; a refusal is committed)."""
     try:
-        consumer: ApiToken = authenticate(session, token=token)
+        principal = authenticate_principal(session, token=token)
     except AuthenticationFailed as failed:
         # An unknown caller's attempt is evidence too; the presented token itself is never logged.
+        detail = {"channel": channel, "reason": failed.en}
+        if getattr(failed, "token_id", None) is not None:  # a revoked token: which one (issue 8, article 23.4)
+            detail["token"] = failed.token_id
         record_event(session, actor="anonymous", action="data.read", resource_code=resource_code, result="denied",
-                     detail={"channel": channel, "reason": failed.en})
+                     agency_code=getattr(failed, "agency_code", None), detail=detail)
         session.commit()
-        raise
-    agency_code = consumer.agency.code
+        raise mark_audited(failed)
+    return authorize_principal(session, principal=principal, resource_code=resource_code, channel=channel)
+
+
+def authorize_principal(session: Session, *, principal: Principal, resource_code: str,
+                        channel: str) -> AccessDecision:
+    """authorize_read for a caller already identified (a signed link, an SFTP push, an offline package for an
+    agency): the same decision, the same audited refusal."""
     try:
+        if channel not in CHANNELS:
+            raise _refuse(f"未知的共享方式 {channel}", f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
         resource = get_resource(session, code=resource_code)
-        if resource.sharing_type == "not_shared":
-            raise AccessDenied(f"该资源不予共享，依据：{resource.sharing_condition}",
-                               f"resource not shared; legal basis: {resource.sharing_condition}")
-        if channel not in resource.sharing_modes:
-            raise AccessDenied(f"该资源不提供{SHARING_MODES.get(channel, channel)}方式",
-                               f"resource is not offered through the {channel} channel")
-        subscription = active_subscription(session, resource=resource, agency_id=consumer.agency_id)
-        if subscription is None:
-            raise AccessDenied("本机构未获得该资源的共享授权，请先订阅或申请",
-                               "your agency holds no grant for this resource: subscribe or apply first")
-        version = require_latest_version(session, resource=resource)
+        return _decide(session, principal, resource, channel)
     except AccessDenied as denied:
-        record_event(session, actor=f"token:{consumer.name}", action="data.read", agency_code=agency_code,
+        record_event(session, actor=principal.actor, action="data.read", agency_code=principal.agency_code,
                      resource_code=resource_code, result="denied", detail={"channel": channel, "reason": denied.en})
         session.commit()  # the refusal is evidence too: keep it even though the request fails
-        raise
-    return AccessDecision(agency_code=agency_code, resource=resource, version=version, columns=None,
-                          purpose=subscription.purpose, channel=channel)
+        raise mark_audited(denied)
+
+
+# --- applying a decision to record batches ---------------------------------------------------------------------
+
+def _scalar(value: Any, type_: pa.DataType) -> pa.Scalar:
+    try:
+        return pa.scalar(value).cast(type_)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pa.scalar(value)
+
+
+def _condition(batch: pa.RecordBatch, rule: dict[str, Any]) -> pa.Array:
+    if "all" in rule:
+        result = _condition(batch, rule["all"][0])
+        for part in rule["all"][1:]:
+            result = pc.and_kleene(result, _condition(batch, part))
+        return result
+    index = batch.schema.get_field_index(rule["column"])
+    if index < 0:
+        # Fail closed: a condition that cannot be applied must not turn into "every row".
+        raise FatalError(f"the grant's row condition needs column {rule['column']!r}, which this version lacks; "
+                         "ask the provider to update the grant")
+    column = batch.column(index)
+    op = rule["op"]
+    if op in ("in", "not_in"):
+        values = pa.array(rule["values"])
+        try:
+            values = values.cast(column.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass
+        matched = pc.is_in(column, value_set=values)
+        return pc.invert(matched) if op == "not_in" else pc.and_kleene(matched, pc.is_valid(column))
+    compare = {"eq": pc.equal, "ne": pc.not_equal, "lt": pc.less, "le": pc.less_equal, "gt": pc.greater,
+               "ge": pc.greater_equal}[op]
+    return compare(column, _scalar(rule["value"], column.type))
+
+
+def mask_array(array: pa.Array) -> pa.Array:
+    """Personal identifiers hidden: text keeps its first 3 and last 2 characters (first 1 when short), other
+    types become null."""
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return pa.nulls(len(array), type=array.type)
+    text = array.cast(pa.string())
+    long_form = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 3), MASK,
+                                            pc.utf8_slice_codeunits(text, -2), "")
+    short_form = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 1), MASK, "")
+    return pc.if_else(pc.greater_equal(pc.utf8_length(text), 6), long_form, short_form).cast(array.type)
+
+
+def restricted_schema(decision: AccessDecision, schema: pa.Schema) -> pa.Schema:
+    """The schema of what ``restrict`` yields from batches of ``schema`` (writers need it before any batch)."""
+    names = decision.columns if decision.columns is not None else schema.names
+    return pa.schema([schema.field(n) for n in names if schema.get_field_index(n) >= 0])
+
+
+def restrict(decision: AccessDecision, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Only the approved rows and data items, identifiers masked where the decision says so."""
+    for batch in batches:
+        if decision.row_filter:
+            batch = batch.filter(_condition(batch, decision.row_filter), null_selection_behavior="drop")
+        schema = restricted_schema(decision, batch.schema)
+        arrays = [batch.column(batch.schema.get_field_index(f.name)) for f in schema]
+        if decision.mask_columns:
+            arrays = [mask_array(a) if f.name in decision.mask_columns else a for f, a in zip(schema, arrays)]
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def restricted_row_count(decision: AccessDecision) -> int:
+    """Rows the decision lets through, counted before any byte is sent (reads only the condition's columns)."""
+    if not decision.row_filter:
+        return decision.version.row_count
+    from delivery.files import iter_batches
+
+    needed = sorted(set(filter_columns(decision.row_filter)))
+    total = 0
+    for batch in iter_batches(decision.version, columns=needed):
+        total += int(pc.sum(pc.cast(pc.fill_null(_condition(batch, decision.row_filter), False), pa.int64()))
+                     .as_py() or 0)
+    return total
+
+
+def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, Any]:
+    """record_event's arguments for one read (audit_read writes it; the interface channel's group commit
+    writes many at once with registry.audit.record_events)."""
+    return {"actor": decision.actor, "action": "data.read", "agency_code": decision.agency_code,
+            "resource_code": decision.resource.code,
+            "detail": {"channel": decision.channel, "format": fmt, "version": decision.version.number,
+                       "rows": rows, "columns": decision.columns or "all", "purpose": decision.purpose,
+                       "grant": decision.grant_id, "row_filter": decision.row_filter,
+                       "masked": decision.mask_columns}}
 
 
 def audit_read(session: Session, *, decision: AccessDecision, rows: int, fmt: str) -> None:
-    record_event(session, actor="api", action="data.read", agency_code=decision.agency_code,
-                 resource_code=decision.resource.code,
-                 detail={"channel": decision.channel, "format": fmt, "version": decision.version.number,
-                         "rows": rows, "columns": decision.columns or "all", "purpose": decision.purpose})
+    record_event(session, **read_event(decision=decision, rows=rows, fmt=fmt))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -58,9 +58,12 @@ def _schema(version: DatasetVersion, columns: list[str] | None) -> pa.Schema:
     return pa.schema([schema.field(c) for c in columns]) if columns else schema
 
 
-def stream_version(version: DatasetVersion, *, fmt: str, columns: list[str] | None = None) -> Iterator[bytes]:
+def stream_version(version: DatasetVersion, *, fmt: str, columns: list[str] | None = None,
+                   batches: Iterable[pa.RecordBatch] | None = None, schema: pa.Schema | None = None) -> Iterator[bytes]:
+    """The version's bytes in ``fmt``; ``batches`` with their ``schema`` (e.g. from delivery.access.restrict)
+    replace the version's own batches."""
     sink = _ChunkSink()
-    schema = _schema(version, columns)
+    schema = schema if schema is not None else _schema(version, columns)
     if fmt == "parquet":
         writer = pq.ParquetWriter(sink, schema, compression="snappy")
     elif fmt == "csv":
@@ -68,10 +71,15 @@ def stream_version(version: DatasetVersion, *, fmt: str, columns: list[str] | No
         writer = pacsv.CSVWriter(sink, schema)
     else:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    for batch in iter_batches(version, columns=columns):
+    for batch in batches if batches is not None else iter_batches(version, columns=columns):
         writer.write_batch(batch)
         if chunk := sink.drain():
             yield chunk
     writer.close()
     if chunk := sink.drain():
         yield chunk
+
+
+def version_schema(version: DatasetVersion) -> pa.Schema:
+    """The Arrow schema of a version's files (read from the first file's footer)."""
+    return _schema(version, None)

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from registry.models import AuditEvent, utcnow
@@ -37,6 +37,33 @@ def event_hash(event: AuditEvent) -> str:
     return sha256_hex(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
+def _seal_key() -> bytes:
+    import hashlib
+    import hmac
+
+    from core.settings import get_settings
+
+    return hmac.new(get_settings().secret_key.encode(), b"govshare:audit-seal:v1", hashlib.sha256).digest()
+
+
+def event_seal(event_hash_hex: str, *, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of an event's hash; only the platform (which holds the secret key) can make one."""
+    import hashlib
+    import hmac
+
+    return hmac.new(key or _seal_key(), event_hash_hex.encode(), hashlib.sha256).hexdigest()
+
+
+def _lock_chain(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise writers on the chain's tail; released when the transaction ends.
+        session.execute(text("SELECT pg_advisory_xact_lock(7310001)"))
+    elif session.get_bind().dialect.name == "sqlite":
+        # Take SQLite's write lock before reading the tail (a no-op write does), so concurrent API requests
+        # chain one after another instead of two events claiming the same predecessor.
+        session.execute(text("UPDATE audit_events SET id = id WHERE 0"))
+
+
 def record_event(
     session: Session,
     *,
@@ -48,9 +75,7 @@ def record_event(
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction, so it commits or rolls back with the action."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Serialise writers on the chain's tail; released when the transaction ends.
-        session.execute(text("SELECT pg_advisory_xact_lock(7310001)"))
+    _lock_chain(session)
     last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
     event = AuditEvent(
         at=utcnow(),
@@ -63,9 +88,54 @@ def record_event(
         prev_hash=last or GENESIS,
     )
     event.hash = event_hash(event)
+    event.seal = event_seal(event.hash)
     session.add(event)
     session.flush()
     return event
+
+
+def record_events(session: Session, events: list[dict[str, Any]]) -> None:
+    """Append several events in order, exactly as record_event would one by one (each a dict of its keyword
+    arguments), with one read of the chain's tail and one multi-row INSERT: the interface channel's group
+    commit (delivery/audit_batch.py). Keep in step with record_event."""
+    if not events:
+        return
+    _lock_chain(session)
+    last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first() or GENESIS
+    rows = []
+    for spec in events:
+        event = AuditEvent(  # transient: only to hash it the way record_event does
+            at=utcnow(),
+            actor=spec["actor"],
+            agency_code=spec.get("agency_code"),
+            action=spec["action"],
+            resource_code=spec.get("resource_code"),
+            result=spec.get("result", "ok"),
+            detail=json.loads(json.dumps(spec.get("detail") or {}, ensure_ascii=False, default=str)),
+            prev_hash=last,
+        )
+        event.hash = event_hash(event)
+        event.seal = event_seal(event.hash)
+        rows.append({c: getattr(event, c) for c in ("at", "actor", "agency_code", "action", "resource_code",
+                                                    "result", "detail", "prev_hash", "hash", "seal")})
+        last = event.hash
+    session.execute(insert(AuditEvent), rows)  # in order: ids grow as the chain does
+
+
+def record_refusal(*, actor: str, action: str, reason: str, agency_code: str | None = None,
+                   resource_code: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    """A refused request, in a transaction of its own (the request's own transaction was rolled back)."""
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        record_event(session, actor=actor, action=action, agency_code=agency_code, resource_code=resource_code,
+                     result="denied", detail={"reason": reason, **(detail or {})})
+
+
+def mark_audited(error: Exception) -> Exception:
+    """Flag a refusal already written to the log, so the API and CLI boundaries do not write it twice."""
+    error.audited = True  # type: ignore[attr-defined]
+    return error
 
 
 def verify_chain(session: Session) -> list[str]:

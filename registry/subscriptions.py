@@ -5,33 +5,47 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import AccessDenied
+from core.errors import AccessDenied, ConfigError
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit import mark_audited, record_event
+from registry.auth import Principal, console, require
+from registry.grants import create_grant
 from registry.models import Resource, Subscription
 from registry.resources import get_resource
 
 
-def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str, actor: str = "cli") -> Subscription:
-    """Subscribe to an unconditionally shared resource; the grant is immediate (article 14)."""
+def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str, actor: str = "cli",
+              by: Principal | None = None) -> Subscription:
+    """Subscribe to an unconditionally shared resource; the grant is immediate (article 14), or waits for a
+    secrecy agreement when the resource involves secrets or personal privacy."""
+    by = by or console(actor)
     resource = get_resource(session, code=resource_code)
     consumer = get_agency(session, ref=agency)
+    require(by, by.acts_for(consumer.id), zh="只能为本机构订阅（机构管理员或数据资源管理员）",
+            en="you may subscribe only for your own agency, as its agency or data resource administrator")
+    if resource.catalog_status == "draft":  # issue 3: only published entries are offered to consumers
+        raise AccessDenied("该目录条目尚未审核发布，不能订阅", "this catalogue entry is not published yet")
+    refusal = None
     if resource.sharing_type == "not_shared":
-        raise AccessDenied(f"该资源不予共享，依据：{resource.sharing_condition}",
-                           f"this resource is not shared; legal basis: {resource.sharing_condition}")
-    if resource.sharing_type == "conditional":
-        raise AccessDenied("该资源为按需共享，请提交共享申请", "this resource is shared on application: apply for it")
-    existing = session.scalar(select(Subscription).where(
-        Subscription.resource_id == resource.id, Subscription.agency_id == consumer.id))
-    if existing:
-        existing.status, existing.purpose = "active", purpose
-        return existing
-    subscription = Subscription(resource_id=resource.id, agency_id=consumer.id, purpose=purpose)
-    session.add(subscription)
-    session.flush()
-    record_event(session, actor=actor, action="subscription.add", agency_code=consumer.code,
+        refusal = AccessDenied(f"该资源不予共享，依据：{resource.sharing_condition}",
+                               f"this resource is not shared; legal basis: {resource.sharing_condition}")
+    elif resource.sharing_type == "conditional":
+        refusal = AccessDenied("该资源为按需共享，请提交共享申请（govshare apply submit）",
+                               "this resource is shared on application: apply for it (`govshare apply submit`)")
+    if refusal is not None:
+        record_event(session, actor=by.actor, action="subscription.add", agency_code=consumer.code,
+                     resource_code=resource.code, result="denied", detail={"reason": refusal.en, "purpose": purpose})
+        session.commit()  # the refusal is evidence too
+        raise mark_audited(refusal)
+    if not purpose.strip():
+        raise ConfigError("state the purpose of use (共享用途): --purpose")
+    record_event(session, actor=by.actor, action="subscription.add", agency_code=consumer.code,
                  resource_code=resource.code, detail={"purpose": purpose})
-    return subscription
+    # The grant keeps the subscription active (or pending until a secrecy agreement is in force).
+    create_grant(session, resource=resource, agency=consumer, origin="subscription", purpose=purpose, by=by)
+    session.flush()
+    return session.scalar(select(Subscription).where(
+        Subscription.resource_id == resource.id, Subscription.agency_id == consumer.id))
 
 
 def active_subscription(session: Session, *, resource: Resource, agency_id: int) -> Subscription | None:

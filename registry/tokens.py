@@ -4,27 +4,70 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.crypto import sha256_hex
-from core.errors import AuthenticationFailed
+from core.errors import AuthenticationFailed, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.models import ApiToken
 
+if TYPE_CHECKING:
+    from registry.auth import Principal
+
 TOKEN_PREFIX = "gsk_"
 
 
-def issue_token(session: Session, *, agency: str, name: str, days: int = 90, actor: str = "cli") -> str:
-    """Create a token and return it in clear; it cannot be shown again."""
+MAX_DAYS = 366
+
+
+def issue_token(session: Session, *, agency: str, name: str, days: int = 90, actor: str = "cli",
+                by: "Principal | None" = None) -> str:
+    """Create a token and return it in clear; it cannot be shown again. Scoped to one agency, expiring."""
+    from registry.auth import console, require
+
+    by = by or console(actor)
     owner = get_agency(session, ref=agency)
+    require(by, by.acts_for(owner.id, roles=("agency_admin",)) or by.has("operator"),
+            zh="只有本机构管理员或平台运维可以签发令牌",
+            en="only the agency's administrator or the platform operator may issue its tokens")
+    if days > MAX_DAYS:
+        raise ConfigError(f"a token is valid for at most {MAX_DAYS} days; issue a new one before it expires")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(agency_id=owner.id, name=name, token_sha256=sha256_hex(token),
                          expires_at=datetime.now(timezone.utc) + timedelta(days=days)))
-    record_event(session, actor=actor, action="token.issue", agency_code=owner.code, detail={"name": name, "days": days})
+    session.flush()
+    record_event(session, actor=by.actor, action="token.issue", agency_code=owner.code,
+                 detail={"name": name, "days": days})
     return token
+
+
+def list_tokens(session: Session, *, agency: str | None = None) -> list[ApiToken]:
+    query = select(ApiToken).order_by(ApiToken.id)
+    if agency:
+        query = query.where(ApiToken.agency_id == get_agency(session, ref=agency).id)
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, *, token_id: int, by: "Principal | None" = None, actor: str = "cli") -> ApiToken:
+    """Revoke at once: the next request with it is refused (401)."""
+    from registry.auth import console, require
+
+    by = by or console(actor)
+    record = session.get(ApiToken, token_id)
+    if record is None:
+        raise NotFound(f"no API token {token_id}; `govshare token list` shows them")
+    require(by, by.acts_for(record.agency_id, roles=("agency_admin",)) or by.has("operator"),
+            zh="只有本机构管理员或平台运维可以吊销令牌",
+            en="only the agency's administrator or the platform operator may revoke its tokens")
+    if record.revoked_at is None:
+        record.revoked_at = datetime.now(timezone.utc)
+        record_event(session, actor=by.actor, action="token.revoke", agency_code=record.agency.code,
+                     detail={"token": record.id, "name": record.name})
+    return record
 
 
 def _aware(moment: datetime) -> datetime:
@@ -39,7 +82,10 @@ def authenticate(session: Session, *, token: str | None) -> ApiToken:
     if record is None:
         raise AuthenticationFailed("访问令牌无效", "invalid API token")
     if record.revoked_at is not None:
-        raise AuthenticationFailed("访问令牌已吊销", "API token revoked")
+        revoked = AuthenticationFailed("访问令牌已吊销", "API token revoked")
+        # which credential and whose: the audit names them (never the token) so supervision can act (23.4)
+        revoked.token_id, revoked.agency_code = record.id, record.agency.code  # type: ignore[attr-defined]
+        raise revoked
     if record.expires_at is not None and _aware(record.expires_at) <= datetime.now(timezone.utc):
         raise AuthenticationFailed("访问令牌已过期", "API token expired")
     return record

@@ -9,8 +9,8 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ConsumerDep, SessionDep, TokenDep
 from api.schemas import Problem, ResourcePublic, VersionPublic
-from delivery.access import audit_read, authorize_read
-from delivery.files import FORMATS, stream_version
+from delivery.access import audit_read, authorize_read, restrict, restricted_row_count, restricted_schema
+from delivery.files import FORMATS, iter_batches, stream_version, version_schema
 from registry.resources import get_resource, list_resources
 from registry.versions import latest_version, list_versions
 
@@ -20,15 +20,21 @@ router = APIRouter()
 
 @router.get("/api/v1/catalog", response_model=list[ResourcePublic], responses=DENIED, tags=["catalogue"])
 def catalog(session: SessionDep, _: ConsumerDep) -> list[ResourcePublic]:
-    """The published catalogue (资源目录): every resource with its sharing attributes."""
+    """The published catalogue (资源目录): every resource with its sharing attributes.
+
+    Entries compiled in the catalogue appear once a revision is published (their columns mirror it); drafts
+    never do. Streams registered with `resource add` appear as `registered` (ARCHITECTURE.md, issue 3).
+    """
     out = []
     for resource in list_resources(session):
+        if resource.catalog_status == "draft":
+            continue
         latest = latest_version(session, resource=resource)
         out.append(ResourcePublic(
             code=resource.code, name=resource.name, abstract=resource.abstract, provider=resource.agency.name,
             provider_code=resource.agency.code, sharing_type=resource.sharing_type,
             sharing_modes=resource.sharing_modes, update_cycle=resource.update_cycle,
-            latest_version=latest.number if latest else None))
+            latest_version=latest.number if latest else None, catalog_status=resource.catalog_status))
     return out
 
 @router.get("/api/v1/resources/{code:path}/versions", response_model=list[VersionPublic], responses=DENIED,
@@ -48,14 +54,17 @@ def download(code: str, session: SessionDep, token: TokenDep,
     """The latest version as Parquet or CSV (文件下载), for a consumer agency holding a grant."""
     decision = authorize_read(session, token=token, resource_code=code, channel="file")
     version = decision.version
-    audit_read(session, decision=decision, rows=version.row_count, fmt=fmt)
+    rows = restricted_row_count(decision)
+    audit_read(session, decision=decision, rows=rows, fmt=fmt)
     session.commit()
+    schema = restricted_schema(decision, version_schema(version))
+    batches = restrict(decision, iter_batches(version, columns=decision.read_columns))
     filename = f"{decision.resource.code.replace('/', '_')}_v{version.number}.{fmt}"
     headers = {
         "Content-Disposition": f'attachment; filename="{filename}"',
         "X-Govshare-Version": str(version.number),
-        "X-Govshare-Rows": str(version.row_count),
+        "X-Govshare-Rows": str(rows),
         "X-Govshare-Manifest-SHA256": version.manifest_sha256,
     }
-    return StreamingResponse(stream_version(version, fmt=fmt, columns=decision.columns),
+    return StreamingResponse(stream_version(version, fmt=fmt, batches=batches, schema=schema),
                              media_type=FORMATS[fmt], headers=headers)

@@ -1,0 +1,207 @@
+"""`govshare user|audit` and `token list|revoke`: people, system credentials and the audit log (article 18),
+plus the console helpers the sharing commands share.
+
+The CLI is the platform's local console: whoever runs it holds the registry database already, so by default it
+acts as the console (audited as console:<login name>). `--as USERNAME` acts as that person instead, with their
+agency and roles checked exactly as through the API. A refused command is audited too.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.output import console, reported_errors, table
+from core.errors import AccessDenied
+
+user_app = typer.Typer(help="People (用户) of agencies and their roles.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log (审计日志): verify the chain, export a period.", no_args_is_help=True)
+ROLE_HELP = ("role, repeatable: agency_admin, cataloguer, reviewer, data_admin, coordination_office, supervisor, "
+             "operator")
+AsUser = Annotated[Optional[str], typer.Option("--as", help="act as this user (their roles are checked)")]
+
+
+def acting_as(session, as_user: str | None):  # noqa: ANN001, ANN202 - Session -> Principal
+    from registry.auth import console as console_principal
+    from registry.auth import user_principal
+    from registry.users import get_user
+
+    if as_user:
+        return user_principal(get_user(session, username=as_user))
+    return console_principal(getpass.getuser())
+
+
+@contextmanager
+def refusals_audited(as_user: str | None, command: str) -> Iterator[None]:
+    """A refused command is evidence too: logged in its own transaction (the command's was rolled back)."""
+    try:
+        yield
+    except AccessDenied as denied:
+        if not getattr(denied, "audited", False):
+            from registry.audit import record_refusal
+
+            record_refusal(actor=f"user:{as_user}" if as_user else f"console:{getpass.getuser()}",
+                           action="command.refused", reason=denied.en, detail={"command": command})
+        raise
+
+
+def _password(env: str | None) -> str:
+    if env:
+        if env not in os.environ:
+            raise typer.BadParameter(f"environment variable {env} is not set")
+        return os.environ[env]
+    return typer.prompt("password 密码", hide_input=True, confirmation_prompt=True)
+
+
+def parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-09-30") from None
+
+
+@user_app.command("add")
+def user_add(username: str, agency: Annotated[str, typer.Option(help="agency code or name")],
+             role: Annotated[list[str], typer.Option("--role", help=ROLE_HELP)],
+             name: Annotated[str, typer.Option(help="display name")] = "",
+             password_env: Annotated[Optional[str], typer.Option(help="read the password from this variable")] = None,
+             as_user: AsUser = None) -> None:
+    """Add a person to an agency with roles.
+
+    Example: govshare user add zhang.wei --agency 上海市人力资源和社会保障局 --role data_admin --password-env PW
+    """
+    from registry.db import session_scope
+    from registry.users import add_user
+
+    with reported_errors(), refusals_audited(as_user, "user add"), session_scope() as session:
+        user = add_user(session, username=username, agency=agency, roles=role, password=_password(password_env),
+                        display_name=name, by=acting_as(session, as_user))
+        console.print(f"user {user.username} ({', '.join(user.roles)}) added to {user.agency.name}")
+
+
+@user_app.command("list")
+def user_list(as_user: AsUser = None) -> None:
+    """List people and their roles.
+
+    Example: govshare user list
+    """
+    from registry.db import session_scope
+    from registry.users import list_users
+
+    with reported_errors(), refusals_audited(as_user, "user list"), session_scope() as session:
+        table("用户 / users", ["username", "name", "agency", "roles", "active"],
+              [(u.username, u.display_name, u.agency.name, ", ".join(u.roles), u.active)
+               for u in list_users(session, by=acting_as(session, as_user))])
+
+
+@user_app.command("roles")
+def user_roles(username: str, role: Annotated[list[str], typer.Option("--role")], as_user: AsUser = None) -> None:
+    """Replace a person's roles.
+
+    Example: govshare user roles zhang.wei --role data_admin --role reviewer
+    """
+    from registry.db import session_scope
+    from registry.users import set_roles
+
+    with reported_errors(), refusals_audited(as_user, "user roles"), session_scope() as session:
+        user = set_roles(session, username=username, roles=role, by=acting_as(session, as_user))
+        console.print(f"user {user.username}: {', '.join(user.roles)}")
+
+
+@user_app.command("password")
+def user_password(username: str, password_env: Annotated[Optional[str], typer.Option()] = None,
+                  as_user: AsUser = None) -> None:
+    """Set a new password (also unlocks a locked account)."""
+    from registry.db import session_scope
+    from registry.users import set_password
+
+    with reported_errors(), refusals_audited(as_user, "user password"), session_scope() as session:
+        set_password(session, username=username, password=_password(password_env), by=acting_as(session, as_user))
+        console.print(f"password of {username} changed")
+
+
+@user_app.command("deactivate")
+def user_deactivate(username: str, as_user: AsUser = None) -> None:
+    """Deactivate a person; their open sessions end at once."""
+    from registry.db import session_scope
+    from registry.users import deactivate_user
+
+    with reported_errors(), refusals_audited(as_user, "user deactivate"), session_scope() as session:
+        deactivate_user(session, username=username, by=acting_as(session, as_user))
+        console.print(f"user {username} deactivated")
+
+
+def token_list(agency: Annotated[Optional[str], typer.Option(help="only this agency")] = None) -> None:
+    """List API tokens (never the tokens themselves).
+
+    Example: govshare token list --agency 上海市人力资源和社会保障局
+    """
+    from registry.db import session_scope
+    from registry.tokens import list_tokens
+
+    with reported_errors(), session_scope() as session:
+        table("令牌 / API tokens", ["id", "agency", "name", "expires", "revoked"],
+              [(t.id, t.agency.name, t.name, t.expires_at, t.revoked_at or "-")
+               for t in list_tokens(session, agency=agency)])
+
+
+def token_revoke(token_id: int, as_user: AsUser = None) -> None:
+    """Revoke an API token at once.
+
+    Example: govshare token revoke 3
+    """
+    from registry.db import session_scope
+    from registry.tokens import revoke_token
+
+    with reported_errors(), refusals_audited(as_user, "token revoke"), session_scope() as session:
+        record = revoke_token(session, token_id=token_id, by=acting_as(session, as_user))
+        console.print(f"token {record.id} ({record.name}) revoked")
+
+
+@audit_app.command("verify")
+def audit_verify(anchor: Annotated[Optional[str], typer.Option(help="a last hash from an earlier export")] = None,
+                 file: Annotated[Optional[Path], typer.Option(help="an exported file, checked by its anchor")] = None,
+                 ) -> None:
+    """Prove the audit chain intact, or name the first bad record and the kind of tampering (exit 3).
+
+    Example: govshare audit verify
+    """
+    from registry.audit_verify import verify_export, verify_log
+    from registry.db import session_scope
+
+    with reported_errors(), session_scope() as session:
+        report = verify_export(file) if file else verify_log(session, anchor=anchor)
+    if report.ok:
+        console.print(f"审计日志完整 / audit log intact: {report.count} records, last hash {report.last_hash}")
+        return
+    first = report.first
+    console.print(f"[red]审计日志被篡改 / audit log tampered:[/red] first bad record: {first}", soft_wrap=True)
+    for finding in report.findings[1:10]:
+        console.print(f"  also: {finding}", soft_wrap=True)
+    raise typer.Exit(3)
+
+
+@audit_app.command("export")
+def audit_export(start: Annotated[str, typer.Option("--from", help="first day (Beijing time)")],
+                 end: Annotated[str, typer.Option("--to", help="last day (Beijing time)")],
+                 out: Annotated[Path, typer.Option(help="JSON Lines file; the anchor goes beside it")]) -> None:
+    """Write a period's log for inspectors, with its verification anchor (hash before, last hash).
+
+    Example: govshare audit export --from 2026-10-01 --to 2026-10-31 --out audit-2026-10.jsonl
+    """
+    from registry.audit_verify import export_period
+    from registry.db import session_scope
+
+    with reported_errors(), session_scope() as session:
+        anchor = export_period(session, start=parse_day(start), end=parse_day(end), out=out)
+    console.print(f"{anchor['count']} records written to {out}; anchor {out}.anchor.json: hash before "
+                  f"{anchor['hash_before']}, last hash {anchor['last_hash']}, log verified {anchor['log_verified']}")

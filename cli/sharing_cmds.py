@@ -1,0 +1,287 @@
+"""`govshare apply|decide|dispute|agreement|grant`: the sharing workflows (articles 13, 14, 17, 19).
+
+Every command acts as the console unless `--as USERNAME` (see cli/access_cmds.py); refusals say why in Chinese
+and English and are audited.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli import access_cmds
+from cli.access_cmds import AsUser, acting_as, parse_day, refusals_audited
+from cli.output import console, reported_errors, table
+
+apply_app = typer.Typer(help="Applications for conditional resources (按需共享申请, article 14) and for leave to "
+                             "publish or pass on data (article 17).", no_args_is_help=True)
+dispute_app = typer.Typer(help="Disputes (协调处理) decided by the coordination office.", no_args_is_help=True)
+agreement_app = typer.Typer(help="Secrecy review (保密审查) and secrecy agreements (安全保密协议).",
+                            no_args_is_help=True)
+grant_app = typer.Typer(help="Grants (共享授权): who may read what.", no_args_is_help=True)
+
+
+@apply_app.command("submit")
+def apply_submit(resource: str, agency: Annotated[str, typer.Option(help="consumer agency code or name")],
+                 scope: Annotated[str, typer.Option(help="共享范围")],
+                 purpose: Annotated[str, typer.Option(help="共享用途")],
+                 item: Annotated[list[str], typer.Option("--item", help="data item (column) wanted, repeatable")],
+                 row_filter: Annotated[Optional[str], typer.Option("--filter", help='row condition as JSON, e.g. '
+                                       '{"column":"district_code","op":"in","values":["310115"]}')] = None,
+                 kind: Annotated[str, typer.Option(help="use, or external (publish / pass on, article 17)")] = "use",
+                 form: Annotated[Optional[Path], typer.Option(help="also write the PDF form here")] = None,
+                 as_user: AsUser = None) -> None:
+    """Submit an application; prints its number and the decision deadline.
+
+    Example: govshare apply submit 101001/0002 --agency 上海市人力资源和社会保障局 --scope 本市企业
+    --purpose 社保登记核验 --item uscc --item name
+    """
+    from registry.applications import apply
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "apply submit"), session_scope() as session:
+        try:
+            rule = json.loads(row_filter) if row_filter else None
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"--filter is not JSON: {exc}") from None
+        application = apply(session, resource_code=resource, consumer=agency, scope=scope, purpose=purpose,
+                            items=item, row_filter=rule, kind=kind, by=acting_as(session, as_user))
+        if form:
+            from registry.application_form import render_form
+
+            form.write_bytes(render_form(application))
+        console.print(f"application {application.number} submitted; the provider answers by "
+                      f"{application.due_on} (10 working days)")
+
+
+@apply_app.command("list")
+def apply_list(status: Annotated[Optional[str], typer.Option()] = None, as_user: AsUser = None) -> None:
+    """List applications."""
+    from registry.applications import list_applications
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "apply list"), session_scope() as session:
+        table("共享申请 / applications", ["number", "kind", "resource", "consumer", "status", "due", "approved"],
+              [(a.number, a.kind, a.resource.code, a.consumer.name, a.status, a.due_on,
+                ", ".join(a.approved_items or []) or "-")
+               for a in list_applications(session, by=acting_as(session, as_user), status=status)])
+
+
+@apply_app.command("form")
+def apply_form(number: str, out: Annotated[Path, typer.Option(help="PDF file to write")]) -> None:
+    """Write the application form (需求申请表) as a PDF for the written submission.
+
+    Example: govshare apply form XQSQ-20260930-0001 --out 需求申请表.pdf
+    """
+    from registry.application_form import render_form
+    from registry.applications import get_application
+    from registry.db import session_scope
+
+    with reported_errors(), session_scope() as session:
+        out.write_bytes(render_form(get_application(session, number=number)))
+        console.print(f"form written to {out}")
+
+
+@apply_app.command("receive")
+def apply_receive(number: str, on: Annotated[str, typer.Option(help="day the written form arrived")],
+                  as_user: AsUser = None) -> None:
+    """Record the day the written form arrived; the 10-working-day clock runs from it."""
+    from registry.applications import record_receipt
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "apply receive"), session_scope() as session:
+        application = record_receipt(session, number=number, received_on=parse_day(on), by=acting_as(session, as_user))
+        console.print(f"{number}: received {application.received_on}, answer due by {application.due_on}")
+
+
+@apply_app.command("deadlines")
+def apply_deadlines(today: Annotated[Optional[str], typer.Option(help="as of this day (default today)")] = None,
+                    ) -> None:
+    """Send reminders before the deadline and flag overdue applications to the coordination office (run daily)."""
+    from registry.applications import check_deadlines
+    from registry.db import session_scope
+
+    with reported_errors(), session_scope() as session:
+        done = check_deadlines(session, today=parse_day(today), by=acting_as(session, None))
+        table("期限 / deadlines", ["application", "action"], done)
+
+
+@apply_app.command("inbox")
+def apply_inbox(as_user: AsUser = None) -> None:
+    """Messages: applications to answer, reminders, decisions, overdue flags, disputes."""
+    from registry.applications import inbox
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "apply inbox"), session_scope() as session:
+        table("消息 / inbox", ["id", "kind", "message"],
+              [(m.id, m.kind, m.message) for m in inbox(session, by=acting_as(session, as_user))])
+
+
+def decide_command(number: str,
+                   outcome: Annotated[str, typer.Option(help="approve, partial or refuse")],
+                   reason: Annotated[str, typer.Option(help="意见及理由 (always required)")],
+                   item: Annotated[Optional[list[str]], typer.Option("--item", help="approved item")] = None,
+                   unmask: Annotated[bool, typer.Option(help="show personal identifiers unmasked in browsing")] = False,
+                   expires: Annotated[Optional[str], typer.Option(help="grant ends on this day")] = None,
+                   as_user: AsUser = None) -> None:
+    """The provider's decision on an application: approve all or some data items, or refuse; with reasons.
+
+    Example: govshare decide XQSQ-20260930-0001 --outcome partial --item uscc --reason 注册资本不属于核验所需
+    """
+    from registry.applications import decide
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "decide"), session_scope() as session:
+        application = decide(session, number=number, outcome=outcome, reasons=reason, approved_items=item or None,
+                             unmask=unmask, expires_on=parse_day(expires), by=acting_as(session, as_user))
+        console.print(f"{number}: {application.status}; grant {application.grant_id or '-'}")
+
+
+@dispute_app.command("open")
+def dispute_open(number: str, grounds: Annotated[str, typer.Option(help="异议理由")], as_user: AsUser = None) -> None:
+    """The consumer disputes a decision; the coordination office is told."""
+    from registry.db import session_scope
+    from registry.disputes import open_dispute
+
+    with reported_errors(), refusals_audited(as_user, "dispute open"), session_scope() as session:
+        dispute = open_dispute(session, number=number, grounds=grounds, by=acting_as(session, as_user))
+        console.print(f"dispute {dispute.id} opened on {number}")
+
+
+@dispute_app.command("conclude")
+def dispute_conclude(dispute_id: int, outcome: Annotated[str, typer.Option(help="approve, partial or refuse")],
+                     conclusion: Annotated[str, typer.Option(help="协调结论")],
+                     item: Annotated[Optional[list[str]], typer.Option("--item")] = None,
+                     as_user: AsUser = None) -> None:
+    """The coordination office's conclusion, which becomes the decision."""
+    from registry.db import session_scope
+    from registry.disputes import conclude_dispute
+
+    with reported_errors(), refusals_audited(as_user, "dispute conclude"), session_scope() as session:
+        dispute = conclude_dispute(session, dispute_id=dispute_id, outcome=outcome, conclusion=conclusion,
+                                   approved_items=item or None, by=acting_as(session, as_user))
+        console.print(f"dispute {dispute.id}: {dispute.outcome}; grant {dispute.application.grant_id or '-'}")
+
+
+@dispute_app.command("list")
+def dispute_list(as_user: AsUser = None) -> None:
+    from registry.db import session_scope
+    from registry.disputes import list_disputes
+
+    with reported_errors(), refusals_audited(as_user, "dispute list"), session_scope() as session:
+        table("协调处理 / disputes", ["id", "application", "status", "outcome", "conclusion"],
+              [(d.id, d.application.number, d.status, d.outcome or "-", d.conclusion or "-")
+               for d in list_disputes(session, by=acting_as(session, as_user))])
+
+
+@agreement_app.command("review")
+def agreement_review(resource: str,
+                     state_secret: Annotated[bool, typer.Option(help="涉及国家秘密")] = False,
+                     commercial_secret: Annotated[bool, typer.Option(help="涉及商业秘密")] = False,
+                     personal_privacy: Annotated[bool, typer.Option(help="涉及个人隐私")] = False,
+                     personal_column: Annotated[Optional[list[str]], typer.Option(help="identifier column")] = None,
+                     note: str = "", as_user: AsUser = None) -> None:
+    """Record the provider's secrecy review (保密审查) of a resource.
+
+    Example: govshare agreement review 101001/0002 --personal-privacy --personal-column legal_rep_id
+    """
+    from registry.agreements import set_sensitivity
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "agreement review"), session_scope() as session:
+        marks = set_sensitivity(session, resource_code=resource, state_secret=state_secret,
+                                commercial_secret=commercial_secret, personal_privacy=personal_privacy,
+                                personal_columns=personal_column or [], note=note, by=acting_as(session, as_user))
+        console.print(f"{resource}: secrecy review recorded; agreement required: {marks.involves_secrets}")
+
+
+@agreement_app.command("add")
+def agreement_add(resource: str, consumer: Annotated[str, typer.Option(help="consumer agency code or name")],
+                  party: Annotated[list[str], typer.Option("--party", help="a signing party, repeatable")],
+                  signed_on: Annotated[str, typer.Option(help="signing date")],
+                  valid_until: Annotated[str, typer.Option(help="last day of the term")],
+                  scan: Annotated[Path, typer.Option(help="the signed agreement, scanned (PDF or image)")],
+                  as_user: AsUser = None) -> None:
+    """Record a signed secrecy agreement; pending grants on the resource become active.
+
+    Example: govshare agreement add 101001/0002 --consumer 上海市人力资源和社会保障局 --party 上海市市场监督管理局
+    --party 上海市人力资源和社会保障局 --signed-on 2026-10-08 --valid-until 2027-10-07 --scan 协议.pdf
+    """
+    from registry.agreements import add_agreement
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "agreement add"), session_scope() as session:
+        agreement = add_agreement(session, resource_code=resource, consumer=consumer, parties=party,
+                                  signed_on=parse_day(signed_on), valid_until=parse_day(valid_until), scan=scan,
+                                  by=acting_as(session, as_user))
+        console.print(f"agreement {agreement.number} recorded (scan SHA-256 {agreement.scan_sha256[:16]}…)")
+
+
+@agreement_app.command("list")
+def agreement_list(as_user: AsUser = None) -> None:
+    from registry.agreements import list_agreements, verify_scan
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "agreement list"), session_scope() as session:
+        table("保密协议 / agreements", ["number", "resource", "parties", "signed", "until", "scan intact", "revoked"],
+              [(a.number, a.resource_id, " / ".join(a.parties), a.signed_on, a.valid_until, verify_scan(a),
+                a.revoked_at or "-") for a in list_agreements(session, by=acting_as(session, as_user))])
+
+
+@agreement_app.command("revoke")
+def agreement_revoke(number: str, as_user: AsUser = None) -> None:
+    from registry.agreements import revoke_agreement
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "agreement revoke"), session_scope() as session:
+        revoke_agreement(session, number=number, by=acting_as(session, as_user))
+        console.print(f"agreement {number} revoked")
+
+
+@grant_app.command("list")
+def grant_list(resource: Annotated[Optional[str], typer.Option()] = None,
+               agency: Annotated[Optional[str], typer.Option()] = None, as_user: AsUser = None) -> None:
+    """List grants with their data items, row condition, purpose and status."""
+    from registry.agencies import get_agency
+    from registry.db import session_scope
+    from registry.grants import list_grants
+    from registry.resources import get_resource
+
+    with reported_errors(), refusals_audited(as_user, "grant list"), session_scope() as session:
+        rows = list_grants(session, by=acting_as(session, as_user),
+                           resource=get_resource(session, code=resource) if resource else None,
+                           agency=get_agency(session, ref=agency) if agency else None)
+        table("共享授权 / grants", ["id", "resource", "consumer", "status", "items", "rows", "purpose", "expires"],
+              [(g.id, g.resource.code, g.agency.name, g.status, ", ".join(g.columns) if g.columns else "all",
+                json.dumps(g.row_filter, ensure_ascii=False) if g.row_filter else "all", g.purpose,
+                g.expires_at or "-") for g in rows])
+
+
+@grant_app.command("revoke")
+def grant_revoke(grant_id: int, reason: Annotated[str, typer.Option(help="撤销理由")], as_user: AsUser = None) -> None:
+    """Revoke a grant; the next request on any channel is refused.
+
+    Example: govshare grant revoke 7 --reason 超出共享用途使用
+    """
+    from registry.db import session_scope
+    from registry.grants import revoke_grant
+
+    with reported_errors(), refusals_audited(as_user, "grant revoke"), session_scope() as session:
+        revoke_grant(session, grant_id=grant_id, reason=reason, by=acting_as(session, as_user))
+        console.print(f"grant {grant_id} revoked")
+
+
+def install(app: typer.Typer, token_app: typer.Typer) -> None:
+    """Add this module's commands to the `govshare` command (one line in cli/main.py)."""
+    app.add_typer(access_cmds.user_app, name="user")
+    app.add_typer(apply_app, name="apply")
+    app.add_typer(dispute_app, name="dispute")
+    app.add_typer(agreement_app, name="agreement")
+    app.add_typer(grant_app, name="grant")
+    app.add_typer(access_cmds.audit_app, name="audit")
+    app.command("decide")(decide_command)
+    token_app.command("list")(access_cmds.token_list)
+    token_app.command("revoke")(access_cmds.token_revoke)

@@ -1,0 +1,268 @@
+"""Applications for conditional resources (按需共享申请, article 14) and for leave to publish or pass data
+outside (对外提供或发布申请, article 17); the provider's decision within 10 working days; reminders; overdue flags.
+
+Clock: the provider has 10 working days (registry/workdays.py) from receipt of the written form; receipt is the
+submission day in Beijing time unless the provider records another (`govshare apply receive`). Reminders go to
+the provider's inbox REMIND_WORKING_DAYS before the last day; after it an undecided application is flagged to
+the coordination office (领导小组办公室). Disputes are in registry/disputes.py.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import AccessDenied, ConfigError, NotFound
+from registry.agencies import get_agency
+from registry.audit import mark_audited, record_event
+from registry.auth import OVERSIGHT_ROLES, Principal, require
+from registry.grants import create_grant, filter_columns, get_grant, live_grant, validate_row_filter
+from registry.models import Agency, utcnow
+from registry.resources import get_resource
+from registry.sharing_models import Application, InboxMessage
+from registry.versions import latest_version
+from registry.workdays import BEIJING_TIME, deadline, working_days_between
+
+DECISION_WORKING_DAYS = 10
+REMIND_WORKING_DAYS = 2
+KINDS = {"use": "共享使用", "external": "对外提供或发布"}
+OUTCOMES = {"approve": "approved", "partial": "partial", "refuse": "refused"}
+
+
+def beijing_today(now: datetime | None = None) -> date:
+    return (now or datetime.now(timezone.utc)).astimezone(BEIJING_TIME).date()
+
+
+def _known_columns(session: Session, resource) -> list[str] | None:  # noqa: ANN001 - Resource
+    version = latest_version(session, resource=resource)
+    if version is None:
+        return None
+    return [field["name"] for field in version.manifest.get("schema", []) if "name" in field] or None
+
+
+def _next_number(session: Session, kind: str, today: date) -> str:
+    prefix = f"{'XQSQ' if kind == 'use' else 'DWFB'}-{today:%Y%m%d}-"
+    taken = session.scalars(select(Application.number).where(Application.number.like(prefix + "%"))).all()
+    return f"{prefix}{len(taken) + 1:04d}"
+
+
+def notify(session: Session, *, kind: str, message: str, application: Application | None = None,
+           agency_id: int | None = None, role: str | None = None) -> InboxMessage:
+    note = InboxMessage(agency_id=agency_id, role=role, kind=kind, message=message,
+                        application_id=application.id if application else None)
+    session.add(note)
+    return note
+
+
+def _denied(session: Session, by: Principal, action: str, resource_code: str, agency: Agency | None,
+            error: AccessDenied) -> AccessDenied:
+    record_event(session, actor=by.actor, action=action, agency_code=agency.code if agency else None,
+                 resource_code=resource_code, result="denied", detail={"reason": error.en})
+    session.commit()  # a refusal is evidence too
+    return mark_audited(error)
+
+
+def apply(session: Session, *, resource_code: str, consumer: str, scope: str, purpose: str, items: list[str],
+          by: Principal, row_filter: dict[str, Any] | None = None, kind: str = "use",
+          submitted_at: datetime | None = None) -> Application:
+    """Submit an application; its form (需求申请表) is then printed with `govshare apply form NUMBER`."""
+    resource = get_resource(session, code=resource_code)
+    taker = get_agency(session, ref=consumer)
+    require(by, by.acts_for(taker.id), zh="只能以本机构名义申请（机构管理员或数据资源管理员）",
+            en="you may apply only for your own agency, as its agency or data resource administrator")
+    if kind not in KINDS:
+        raise ConfigError(f"application kind {kind!r} must be one of {', '.join(KINDS)}")
+    if resource.sharing_type == "not_shared":
+        raise _denied(session, by, "application.submit", resource.code, taker, AccessDenied(
+            f"该资源不予共享，不能申请，依据：{resource.sharing_condition}",
+            f"this resource is not shared and cannot be applied for; legal basis: {resource.sharing_condition}"))
+    if taker.id == resource.agency_id:
+        raise ConfigError("a provider does not apply for its own resource")
+    if not scope.strip() or not purpose.strip():
+        raise ConfigError("an application states its scope (共享范围) and purpose (共享用途)")
+    items = [i.strip() for i in items if i.strip()]
+    if not items:
+        raise ConfigError("list the data items wanted (申请数据项): --item COLUMN, repeatable")
+    if len(set(items)) != len(items):
+        raise ConfigError("a data item is listed twice")
+    if kind == "use":
+        if resource.sharing_type == "unconditional":
+            raise ConfigError("this resource is shared unconditionally: subscribe instead (`govshare subscribe`)")
+        known = _known_columns(session, resource)
+        wanted = items + filter_columns(validate_row_filter(row_filter))
+        if known is not None and (unknown := [i for i in wanted if i not in known]):
+            raise ConfigError(f"unknown data item(s) {unknown}; the resource has {', '.join(known)}")
+    else:
+        grant = live_grant(session, resource=resource, agency_id=taker.id)
+        if grant is None or grant.status != "active":
+            raise _denied(session, by, "application.submit", resource.code, taker, AccessDenied(
+                "本机构未持有该资源的有效授权，不能申请对外提供或发布",
+                "your agency holds no active grant on this resource, so it cannot ask to publish or pass it on"))
+        if grant.columns is not None and (outside := [i for i in items if i not in grant.columns]):
+            raise ConfigError(f"data item(s) {outside} are not in your grant; only granted items can be passed on")
+    submitted = submitted_at or utcnow()
+    received = beijing_today(submitted)
+    application = Application(
+        number=_next_number(session, kind, received), kind=kind, resource_id=resource.id,
+        consumer_agency_id=taker.id, applicant=by.actor, scope=scope, purpose=purpose, items=items,
+        row_filter=validate_row_filter(row_filter), status="submitted", submitted_at=submitted,
+        received_on=received, due_on=deadline(received, DECISION_WORKING_DAYS))
+    session.add(application)
+    session.flush()
+    record_event(session, actor=by.actor, action="application.submit", agency_code=taker.code,
+                 resource_code=resource.code,
+                 detail={"number": application.number, "kind": kind, "scope": scope, "purpose": purpose,
+                         "items": items, "row_filter": application.row_filter,
+                         "due_on": application.due_on.isoformat()})
+    notify(session, kind="application", application=application, agency_id=resource.agency_id,
+           message=f"{taker.name}提交{KINDS[kind]}申请 {application.number}（{resource.name}），"
+                   f"请于{application.due_on:%Y年%m月%d日}前答复")
+    return application
+
+
+def get_application(session: Session, *, number: str) -> Application:
+    application = session.scalar(select(Application).where(Application.number == number))
+    if application is None:
+        raise NotFound(f"no application {number!r}; `govshare apply list` shows them")
+    return application
+
+
+def may_see(by: Principal, application: Application) -> bool:
+    return (by.kind == "console" or by.has(*OVERSIGHT_ROLES)
+            or by.agency_id in (application.consumer_agency_id, application.resource.agency_id))
+
+
+def list_applications(session: Session, *, by: Principal, status: str | None = None) -> list[Application]:
+    query = select(Application).order_by(Application.id)
+    if status:
+        query = query.where(Application.status == status)
+    return [a for a in session.scalars(query) if may_see(by, a)]
+
+
+def record_receipt(session: Session, *, number: str, received_on: date, by: Principal) -> Application:
+    """The provider records the day the written form arrived; the 10-working-day clock restarts from it."""
+    application = get_application(session, number=number)
+    require(by, by.acts_for(application.resource.agency_id), zh="只有提供方可以登记收到书面申请",
+            en="only the provider records receipt of the written application")
+    if application.status != "submitted":
+        raise ConfigError(f"application {number} is already {application.status}")
+    submitted = application.submitted_at
+    if received_on < beijing_today(submitted if submitted.tzinfo else submitted.replace(tzinfo=timezone.utc)):
+        raise ConfigError("the written form cannot arrive before the application was submitted")
+    application.received_on = received_on
+    application.due_on = deadline(received_on, DECISION_WORKING_DAYS)
+    application.reminded_at = application.overdue_flagged_at = None
+    record_event(session, actor=by.actor, action="application.receive", agency_code=application.consumer.code,
+                 resource_code=application.resource.code,
+                 detail={"number": number, "received_on": received_on.isoformat(),
+                         "due_on": application.due_on.isoformat()})
+    return application
+
+
+def apply_decision(session: Session, *, application: Application, outcome: str, approved_items: list[str] | None,
+                   reasons: str, by: Principal, origin: str, unmask: bool = False,
+                   expires_at: datetime | None = None, row_filter: dict[str, Any] | None = None) -> Application:
+    """Record a decision (the provider's, or the coordination office's conclusion) and grant what it approves."""
+    if outcome not in OUTCOMES:
+        raise ConfigError(f"decision must be one of {', '.join(OUTCOMES)}")
+    if not reasons.strip():
+        raise ConfigError("a decision always gives its reasons (意见及理由): --reason")
+    if outcome == "refuse":
+        approved: list[str] = []
+    else:
+        approved = list(approved_items) if approved_items else list(application.items)
+        if extra := [i for i in approved if i not in application.items]:
+            raise ConfigError(f"approved item(s) {extra} were not applied for")
+        if outcome == "approve" and set(approved) != set(application.items):
+            outcome = "partial"
+        if outcome == "partial" and set(approved) == set(application.items):
+            outcome = "approve"
+    application.status = OUTCOMES[outcome]
+    application.approved_items, application.reasons = approved, reasons
+    application.decided_at, application.decided_by = utcnow(), by.actor
+    resource, taker = application.resource, application.consumer
+    if approved:
+        if application.kind == "use":
+            grant = create_grant(session, resource=resource, agency=taker, origin=origin, by=by,
+                                 columns=approved, purpose=application.purpose, unmask=unmask, expires_at=expires_at,
+                                 row_filter=row_filter if row_filter is not None else application.row_filter,
+                                 application_id=application.id)
+        else:
+            current = live_grant(session, resource=resource, agency_id=taker.id)
+            if current is None:
+                raise ConfigError("the consumer's grant was revoked meanwhile: nothing to extend")
+            grant = create_grant(session, resource=resource, agency=taker, origin=origin, by=by,
+                                 columns=current.columns, row_filter=current.row_filter, unmask=current.unmask,
+                                 purpose=f"{current.purpose}；对外提供或发布：{application.purpose}",
+                                 external_use=True, expires_at=current.expires_at, application_id=application.id)
+        application.grant_id = grant.id
+    today = beijing_today()
+    record_event(session, actor=by.actor, action="application.decide", agency_code=taker.code,
+                 resource_code=resource.code,
+                 detail={"number": application.number, "outcome": application.status, "approved_items": approved,
+                         "reasons": reasons, "origin": origin, "grant": application.grant_id,
+                         "late": today > application.due_on})
+    notify(session, kind="decision", application=application, agency_id=taker.id,
+           message=f"申请 {application.number} 的意见：{application.status}；理由：{reasons}")
+    return application
+
+
+def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Principal,
+           approved_items: list[str] | None = None, unmask: bool = False,
+           expires_on: date | None = None) -> Application:
+    """The provider approves all or some data items, or refuses; always with reasons."""
+    application = get_application(session, number=number)
+    require(by, by.acts_for(application.resource.agency_id),
+            zh="只有提供方的机构管理员或数据资源管理员可以审核申请",
+            en="only the provider's agency or data resource administrator may decide an application")
+    if application.status != "submitted":
+        raise ConfigError(f"application {number} is already {application.status}; a consumer who disagrees opens "
+                          "a dispute (`govshare dispute open`)")
+    expires_at = datetime.combine(expires_on, datetime.max.time(), BEIJING_TIME) if expires_on else None
+    return apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
+                          reasons=reasons, by=by, origin="application", unmask=unmask, expires_at=expires_at)
+
+
+def check_deadlines(session: Session, *, today: date | None = None, by: Principal) -> list[tuple[str, str]]:
+    """Send due reminders and flag overdue applications; returns (number, "reminder"|"overdue") pairs.
+    Run daily (`govshare apply deadlines`); running it twice sends nothing twice."""
+    today = today or beijing_today()
+    done: list[tuple[str, str]] = []
+    for application in session.scalars(select(Application).where(Application.status == "submitted")
+                                       .order_by(Application.id)):
+        resource = application.resource
+        if today > application.due_on:
+            if application.overdue_flagged_at is None:
+                application.overdue_flagged_at = utcnow()
+                notify(session, kind="overdue", application=application, role="coordination_office",
+                       message=f"申请 {application.number}（{resource.agency.name}，{resource.name}）已超过"
+                               f"{application.due_on:%Y年%m月%d日}的答复期限，未作出意见")
+                record_event(session, actor=by.actor, action="application.overdue",
+                             agency_code=resource.agency.code, resource_code=resource.code,
+                             detail={"number": application.number, "due_on": application.due_on.isoformat()})
+                done.append((application.number, "overdue"))
+        elif application.reminded_at is None and working_days_between(today, application.due_on) <= REMIND_WORKING_DAYS:
+            application.reminded_at = utcnow()
+            notify(session, kind="reminder", application=application, agency_id=resource.agency_id,
+                   message=f"申请 {application.number} 须于{application.due_on:%Y年%m月%d日}前答复")
+            record_event(session, actor=by.actor, action="application.reminder", agency_code=resource.agency.code,
+                         resource_code=resource.code,
+                         detail={"number": application.number, "due_on": application.due_on.isoformat()})
+            done.append((application.number, "reminder"))
+    return done
+
+
+def inbox(session: Session, *, by: Principal) -> list[InboxMessage]:
+    query = select(InboxMessage).order_by(InboxMessage.id)
+    rows = list(session.scalars(query))
+    if by.kind == "console":
+        return rows
+    return [m for m in rows if (m.agency_id is not None and m.agency_id == by.agency_id)
+            or (m.role is not None and by.has(m.role))]
+
+
+def grant_for(session: Session, *, application: Application):  # noqa: ANN201 - Grant | None
+    return get_grant(session, grant_id=application.grant_id) if application.grant_id else None

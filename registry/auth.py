@@ -1,0 +1,89 @@
+"""Who is asking (身份认证, article 18): a consumer system's API token or a person's session token, resolved to
+one Principal with an agency and roles, and the role checks every workflow action makes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.crypto import sha256_hex
+from core.errors import AccessDenied, AuthenticationFailed
+from registry.models import Agency
+from registry.sharing_models import ROLES, User, UserSession
+from registry.tokens import TOKEN_PREFIX, authenticate
+
+SESSION_PREFIX = "gsu_"
+# Oversight roles see every agency's grants, applications and the audit log, but never data they hold no grant for.
+OVERSIGHT_ROLES = frozenset({"coordination_office", "supervisor", "operator"})
+# Within an agency, people who handle shared data on its behalf (the agency's systems hold API tokens).
+DATA_ROLES = frozenset({"agency_admin", "data_admin"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "system" (API token), "user" (a person's session) or "console" (the local `govshare` CLI)
+    name: str
+    agency_id: int | None
+    agency_code: str | None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    user_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def has(self, *roles: str) -> bool:
+        return self.kind == "console" or bool(self.roles & set(roles))
+
+    def acts_for(self, agency_id: int, roles: Iterable[str] = DATA_ROLES) -> bool:
+        """A person of this agency holding one of the roles; the console may act for anyone."""
+        return self.kind == "console" or (self.agency_id == agency_id and self.kind == "user" and self.has(*roles))
+
+
+def console(name: str = "cli") -> Principal:
+    """The local administration console: whoever runs `govshare` on the server already holds the database."""
+    return Principal(kind="console", name=name, agency_id=None, agency_code=None, roles=frozenset(ROLES))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def user_principal(user: User) -> Principal:
+    return Principal(kind="user", name=user.username, agency_id=user.agency_id, agency_code=user.agency.code,
+                     roles=frozenset(user.roles), user_id=user.id)
+
+
+def authenticate_principal(session: Session, *, token: str | None) -> Principal:
+    """The principal behind a bearer token, or AuthenticationFailed saying why (in Chinese and English)."""
+    if token and token.startswith(SESSION_PREFIX):
+        record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
+        if record is None:
+            raise AuthenticationFailed("会话令牌无效", "invalid session token: log in again")
+        if record.revoked_at is not None:
+            raise AuthenticationFailed("会话已注销", "session logged out: log in again")
+        if _aware(record.expires_at) <= datetime.now(timezone.utc):
+            raise AuthenticationFailed("会话已过期", "session expired: log in again")
+        if not record.user.active:
+            raise AuthenticationFailed("用户已停用", "user deactivated")
+        return user_principal(record.user)
+    if token and not token.startswith(TOKEN_PREFIX):
+        raise AuthenticationFailed("访问令牌无效", "invalid API token")
+    api_token = authenticate(session, token=token)
+    agency: Agency = api_token.agency
+    return Principal(kind="system", name=api_token.name, agency_id=agency.id, agency_code=agency.code)
+
+
+def require(principal: Principal, allowed: bool, *, zh: str, en: str) -> None:
+    if not allowed:
+        raise AccessDenied(f"{zh}（{principal.actor}）", f"{en} ({principal.actor})")
+
+
+def require_roles(principal: Principal, *roles: str) -> None:
+    names = "、".join(ROLES.get(r, r) for r in roles)
+    require(principal, principal.has(*roles), zh=f"需要以下角色之一：{names}",
+            en=f"this needs one of the roles: {', '.join(roles)}")

@@ -1,0 +1,187 @@
+"""People (用户) of agencies with their roles; passwords hashed with scrypt; login with a rate limit.
+
+Password hashes are ``scrypt$N$r$p$salt$hash`` (hashlib.scrypt, standard library: no extra dependency), so the
+cost can be raised later and old hashes still verify. After MAX_FAILURES failed logins in a row an account is
+locked for LOCK_MINUTES; an unknown username costs the same hashing time as a known one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta, timezone
+from functools import cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.crypto import sha256_hex
+from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
+from registry.agencies import get_agency
+from registry.audit import mark_audited, record_event
+from registry.auth import OVERSIGHT_ROLES, SESSION_PREFIX, Principal, require
+from registry.models import utcnow
+from registry.sharing_models import ROLES, User, UserSession
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+MIN_PASSWORD = 10
+MAX_FAILURES = 5
+LOCK_MINUTES = 15
+SESSION_HOURS = 8
+# Roles only the platform operator may hand out: they see across agencies.
+PLATFORM_ROLES = OVERSIGHT_ROLES
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=2**26, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                                maxmem=2**26, dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+@cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def _check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ConfigError(f"a password needs at least {MIN_PASSWORD} characters (密码至少{MIN_PASSWORD}位)")
+
+
+def _check_roles(roles: list[str]) -> list[str]:
+    if not roles:
+        raise ConfigError(f"give at least one role: {', '.join(ROLES)}")
+    if bad := [r for r in roles if r not in ROLES]:
+        raise ConfigError(f"unknown role(s) {bad}; roles are {', '.join(f'{k} ({v})' for k, v in ROLES.items())}")
+    return sorted(set(roles))
+
+
+def add_user(session: Session, *, username: str, agency: str, roles: list[str], password: str,
+             display_name: str = "", by: Principal) -> User:
+    owner = get_agency(session, ref=agency)
+    roles = _check_roles(roles)
+    require(by, by.acts_for(owner.id, roles=("agency_admin",)) or by.has("operator"),
+            zh="只有本机构管理员或平台运维可以添加用户", en="only the agency's administrator or the platform operator "
+            "may add its users")
+    require(by, by.has("operator") or not (set(roles) & PLATFORM_ROLES),
+            zh="跨机构角色只能由平台运维授予", en="cross-agency roles are granted only by the platform operator")
+    _check_password_rules(password)
+    if session.scalar(select(User).where(User.username == username)):
+        raise ConfigError(f"user {username!r} already exists")
+    user = User(username=username, display_name=display_name, agency_id=owner.id, roles=roles,
+                password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    record_event(session, actor=by.actor, action="user.add", agency_code=owner.code,
+                 detail={"username": username, "roles": roles})
+    return user
+
+
+def get_user(session: Session, *, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}; `govshare user list` shows them")
+    return user
+
+
+def _may_manage(by: Principal, user: User) -> bool:
+    return by.acts_for(user.agency_id, roles=("agency_admin",)) or by.has("operator")
+
+
+def set_roles(session: Session, *, username: str, roles: list[str], by: Principal) -> User:
+    user = get_user(session, username=username)
+    roles = _check_roles(roles)
+    require(by, _may_manage(by, user), zh="无权管理该用户", en="you may not manage this user")
+    require(by, by.has("operator") or not (set(roles) & PLATFORM_ROLES),
+            zh="跨机构角色只能由平台运维授予", en="cross-agency roles are granted only by the platform operator")
+    user.roles = roles
+    record_event(session, actor=by.actor, action="user.roles", agency_code=user.agency.code,
+                 detail={"username": username, "roles": roles})
+    return user
+
+
+def set_password(session: Session, *, username: str, password: str, by: Principal) -> None:
+    user = get_user(session, username=username)
+    require(by, _may_manage(by, user) or by.user_id == user.id, zh="无权修改该用户密码",
+            en="you may not change this user's password")
+    _check_password_rules(password)
+    user.password_hash, user.failed_logins, user.locked_until = hash_password(password), 0, None
+    record_event(session, actor=by.actor, action="user.password", agency_code=user.agency.code,
+                 detail={"username": username})
+
+
+def deactivate_user(session: Session, *, username: str, by: Principal) -> None:
+    user = get_user(session, username=username)
+    require(by, _may_manage(by, user), zh="无权管理该用户", en="you may not manage this user")
+    user.active = False
+    for open_session in session.scalars(select(UserSession).where(UserSession.user_id == user.id,
+                                                                  UserSession.revoked_at.is_(None))):
+        open_session.revoked_at = utcnow()
+    record_event(session, actor=by.actor, action="user.deactivate", agency_code=user.agency.code,
+                 detail={"username": username})
+
+
+def list_users(session: Session, *, by: Principal) -> list[User]:
+    users = list(session.scalars(select(User).order_by(User.username)))
+    return users if by.has(*OVERSIGHT_ROLES) else [u for u in users if u.agency_id == by.agency_id]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def login(session: Session, *, username: str, password: str, source: str = "api") -> str:
+    """A session token (shown once) for a person, or AuthenticationFailed. Every attempt is audited and
+    committed by the caller, including failures (rate limiting relies on them being kept)."""
+    user = session.scalar(select(User).where(User.username == username))
+    now = datetime.now(timezone.utc)
+
+    def fail(zh: str, en: str, **detail: object) -> AuthenticationFailed:
+        record_event(session, actor=f"user:{username}", action="user.login", result="denied",
+                     agency_code=user.agency.code if user else None, detail={"source": source, "reason": en, **detail})
+        return mark_audited(AuthenticationFailed(zh, en))
+
+    if user is None:
+        verify_password(password, _dummy_hash())
+        raise fail("用户名或密码错误", "wrong username or password")
+    if user.locked_until is not None and _aware(user.locked_until) > now:
+        minutes = max(1, int((_aware(user.locked_until) - now).total_seconds() // 60) + 1)
+        raise fail(f"登录失败次数过多，请{minutes}分钟后再试",
+                   f"too many failed logins: try again in {minutes} minutes", locked=True)
+    if not verify_password(password, user.password_hash) or not user.active:
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILURES:
+            user.locked_until, user.failed_logins = now + timedelta(minutes=LOCK_MINUTES), 0
+        raise fail("用户名或密码错误", "wrong username or password")
+    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+    token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    session.add(UserSession(user_id=user.id, token_sha256=sha256_hex(token),
+                            expires_at=now + timedelta(hours=SESSION_HOURS)))
+    record_event(session, actor=f"user:{username}", action="user.login", agency_code=user.agency.code,
+                 detail={"source": source})
+    return token
+
+
+def logout(session: Session, *, token: str) -> None:
+    record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
+    if record is None or record.revoked_at is not None:
+        raise AccessDenied("会话不存在或已注销", "no such session, or already logged out")
+    record.revoked_at = utcnow()
+    record_event(session, actor=f"user:{record.user.username}", action="user.logout",
+                 agency_code=record.user.agency.code)
