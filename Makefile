@@ -30,7 +30,7 @@ serve: $(STAMP)
 	$(BIN)/govshare serve
 
 airflow: $(STAMP)  ## Airflow standalone on the embedded default, with this dags/ folder
-	AIRFLOW_HOME=$(CURDIR)/var/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	GOVSHARE_HOME=$${GOVSHARE_HOME:-$(CURDIR)/var} AIRFLOW_HOME=$(CURDIR)/var/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 PATH=$(CURDIR)/$(BIN):$$PATH \
 	$(BIN)/airflow standalone
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.routes import datasets
+from api.routes import access, catalog, catalog_exchange, datasets, exchange, sharing
+from api.routes import quality as quality_routes
+from api.delivery import install as install_delivery
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
 
 # Each capability's router; a new module in api/routes/ is added here.
-ROUTERS = [datasets.router]
+# catalog_exchange first: its fixed paths (/api/v1/catalog/search, ...) must win over any {code:path} route.
+ROUTERS = [catalog_exchange.router, access.router, sharing.router, datasets.router, exchange.router,
+           catalog.router]
+ROUTERS.append(quality_routes.router)  # issue 5: tickets, data elements, duplicate-collection check
+from api.routes import supervision as supervision_routes  # noqa: E402 - issue 8
+from api.routes import supervision_web  # noqa: E402
+
+ROUTERS += [supervision_routes.router, supervision_web.router]  # issue 8: an agency's standing and open items
 
 
 def create_app() -> FastAPI:
@@ -36,4 +45,5 @@ def create_app() -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    install_delivery(app)  # issue 7: interface, downloads, signed links, web pages
     return app

@@ -23,6 +23,42 @@ app.add_typer(registry_cmds.token_app, name="token")
 app.add_typer(calendar_cmds.app, name="calendar")
 app.add_typer(validate_cmds.app, name="validate")
 app.command("subscribe")(registry_cmds.subscribe_command)
+from cli import cdc_cmds  # noqa: E402 - change capture (issue 4)
+
+app.add_typer(cdc_cmds.cdc_app, name="cdc")
+from cli import catalog_cmds, people_cmds  # noqa: E402 - catalogue system (issue 3)
+
+app.add_typer(catalog_cmds.catalog_app, name="catalog")
+from cli import catalog_io_cmds  # noqa: E402 - offline tool, docking, search, interface services, DCAT (issue 3)
+
+catalog_io_cmds.register(catalog_cmds.catalog_app)
+app.add_typer(people_cmds.person_app, name="person")
+from cli import quality_cmds  # noqa: E402 - quality layer (issue 5)
+
+app.add_typer(quality_cmds.quarantine_app, name="quarantine")
+app.add_typer(quality_cmds.ticket_app, name="ticket")
+app.add_typer(quality_cmds.element_app, name="element")
+app.add_typer(quality_cmds.contract_app, name="contract")
+app.command("consistency")(quality_cmds.consistency_command)
+app.command("expectations")(quality_cmds.expectations_command)
+from cli import exchange_cmds  # noqa: E402 - exchange engine (issue 4)
+
+app.add_typer(exchange_cmds.notices_app, name="notices")
+app.command("changes")(exchange_cmds.changes_command)
+app.command("verify")(exchange_cmds.verify_command)
+app.command("schema-changes")(exchange_cmds.schema_changes_command)
+app.command("housekeep")(exchange_cmds.housekeep_command)
+from cli import delivery_cmds  # noqa: E402 - offline exchange: packages and SFTP push (issue 7)
+
+app.add_typer(delivery_cmds.package_app, name="package")
+app.add_typer(delivery_cmds.push_app, name="push")
+app.add_typer(delivery_cmds.cache_app, name="delivery-cache")
+from cli import sharing_cmds  # noqa: E402 - sharing workflows, users, grants, audit (issue 6)
+
+sharing_cmds.install(app, registry_cmds.token_app)
+from cli import supervision_cmds  # noqa: E402 - evaluation, violations, rectification, notices (issue 8)
+
+supervision_cmds.install(app)
 
 
 @app.command()
@@ -47,18 +83,28 @@ def init() -> None:
 
 @app.command()
 def sync(resource: Annotated[str, typer.Argument(help="resource code")],
-         full: Annotated[bool, typer.Option("--full", help="read everything, not only changes")] = False) -> None:
-    """Extract, check, stage and publish a new version of a resource now.
+         full: Annotated[bool, typer.Option("--full", help="read everything, not only changes")] = False,
+         wait: Annotated[float, typer.Option(help="seconds to wait while another run holds the resource")] = 0,
+         attempts: Annotated[int, typer.Option(help="tries when the source drops or the resource is busy")] = 1) -> None:
+    """Extract, check, stage and publish a new version of a resource now, then queue its update notices.
 
-    Example: govshare sync 101001/0001 --full
+    Example: govshare sync 101001/0001 --full --wait 60 --attempts 3
     """
     from pipeline.sync import sync_resource
 
+    if cdc_cmds.is_cdc_resource(resource):  # change capture: stream the slot instead of reading the table
+        return cdc_cmds.sync_cdc_command(resource, full=full, wait=wait, attempts=attempts)
     with reported_errors():
-        report = sync_resource(resource_code=resource, full=full)
-        table(f"{report.resource_code} v{report.version}", ["mode", "read", "published", "quarantined", "manifest"],
+        report = sync_resource(resource_code=resource, full=full, wait_seconds=wait, attempts=attempts)
+        from registry.versions import change_summary
+
+        table(f"{report.resource_code} v{report.version}", ["mode", "read", "published", "quarantined",
+                                                            "changes +/~/-", "manifest"],
               [(report.mode, report.rows_read, report.rows_published, report.rows_quarantined,
-                report.manifest_sha256[:16])])
+                change_summary(report.changes), report.manifest_sha256[:16])])
+        if report.rows_quarantined:  # issue 5: where the provider's rows wait, and its ticket
+            console.print(f"{report.rows_quarantined} 行已隔离并向提供部门开具疑义校核工单 / rows quarantined, ticket "
+                          f"opened: `govshare quarantine list {resource}`")
 
 
 @app.command()
@@ -69,32 +115,39 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
     """
     from registry.db import session_scope
     from registry.resources import get_resource
-    from registry.versions import list_versions
+    from registry.versions import change_summary, list_versions
 
     with reported_errors(), session_scope() as session:
         rows = [(f"v{v.number}", v.created_at.strftime("%Y-%m-%d %H:%M:%S"), v.row_count, v.quarantined_count,
-                 v.manifest.get("mode"), (v.manifest.get("watermark") or {}).get("value"), v.manifest_sha256[:16])
+                 v.manifest.get("mode"), (v.manifest.get("watermark") or {}).get("value"),
+                 change_summary(v.manifest.get("changes")), v.manifest_sha256[:16])
                 for v in list_versions(session, resource=get_resource(session, code=resource))]
         table(f"{resource} versions", ["version", "published (UTC)", "rows", "quarantined", "mode", "watermark",
-                                       "manifest"], rows)
+                                       "changes +/~/-", "manifest"], rows)
 
 
 @app.command()
 def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_API_HOST)")] = None,
-          port: Annotated[int | None, typer.Option(help="port (GOVSHARE_API_PORT)")] = None) -> None:
+          port: Annotated[int | None, typer.Option(help="port (GOVSHARE_API_PORT)")] = None,
+          workers: Annotated[int, typer.Option(help="server processes (one per core for busy interfaces)")] = 1,
+          ) -> None:
     """Serve the HTTP API (catalogue, versions, downloads; OpenAPI at /openapi.json).
 
-    Example: govshare serve --port 8000
+    Example: govshare serve --port 8000 --workers 2
     """
     import uvicorn
 
-    from api.app import create_app
+    from api.delivery import serving_app
     from core.settings import get_settings
 
     with reported_errors():
         settings = get_settings()
         settings.require_secret()
-        uvicorn.run(create_app(), host=host or settings.api_host, port=port or settings.api_port)
+        if workers > 1:  # worker processes import the app themselves
+            uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host or settings.api_host,
+                        port=port or settings.api_port)
+        else:
+            uvicorn.run(serving_app(), host=host or settings.api_host, port=port or settings.api_port)
 
 
 @app.command()

@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     api_port: int = 8000
     calendar_dir: Path = Field(default=Path(""), description="State Council schedules an operator adds; default home/calendars")
     batch_rows: int = Field(default=65_536, ge=1, description="rows per Arrow record batch read from a source")
+    full_refresh_days: float = Field(default=7, ge=0, description="an incremental resource is read in full again "
+                                     "(deletes detected) once its last full read is this old; 0: never")
+    cdc_slot_prefix: str = Field(default="govshare", pattern=r"^[a-z][a-z0-9_]{0,30}$",
+                                 description="prefix of change-capture slot and publication names")
+    cdc_max_retained_mb: int = Field(default=1024, ge=1, description="WAL a change-capture slot may hold back "
+                                     "before the guard drops it and marks the resource for a full re-read")
+    cdc_max_lag_minutes: int = Field(default=0, ge=0, description="drop a slot not confirmed for this long (0: off)")
+    cdc_max_changes: int = Field(default=100_000, ge=1, description="changes one change-capture run applies at most")
+    cdc_wait_seconds: float = Field(default=30.0, gt=0, description="how long a run waits to catch up with the source")
+    rate_limit_rps: float = Field(default=50.0, ge=0, description="requests per second per consumer credential (0: off)")
+    rate_limit_burst: int = Field(default=100, ge=1, description="requests a consumer may send at once")
+    signed_link_seconds: int = Field(default=3600, ge=1, description="default lifetime of a signed download link")
+    decision_cache_seconds: float = Field(default=1.0, ge=0, description="interface lookups reuse an access decision this long (0: off)")
 
     def model_post_init(self, __context: object) -> None:
         if not self.database_url:

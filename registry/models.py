@@ -60,6 +60,10 @@ class Resource(Base):
     sharing_condition: Mapped[str] = mapped_column(Text, default="")
     sharing_modes: Mapped[list[Any]] = mapped_column(default=list)
     update_cycle: Mapped[str] = mapped_column(String(20), default="daily")
+    # registered: added with `resource add` (stream first, catalogue elements later); draft: compiled in the
+    # catalogue, never published (hidden from consumers); published: the columns above mirror the published
+    # revision (registry/catalog.py). Migration 0010_catalog.
+    catalog_status: Mapped[str] = mapped_column(String(20), default="registered", server_default="registered")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     agency: Mapped[Agency] = relationship()
@@ -155,5 +159,15 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # a fork in the chain cannot be stored
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC of the hash under a key derived from GOVSHARE_SECRET_KEY (migration 0016_sharing): a writer with
+    # database access alone cannot forge a record or re-hash an edited one (registry/audit_verify.py).
+    seal: Mapped[str | None] = mapped_column(String(64))
 
 from registry.notice_models import *  # noqa: E402,F401,F403
+from registry.delivery_models import *  # noqa: E402,F401,F403
+from registry.exchange_models import *  # noqa: E402,F401,F403
+from registry.quality_models import *  # noqa: E402,F401,F403
+from registry.catalog_models import *  # noqa: E402,F401,F403
+from registry.sharing_models import *  # noqa: E402,F401,F403
+from registry.catalog_search_models import *  # noqa: E402,F401,F403
+from registry.supervision_models import *  # noqa: E402,F401,F403

@@ -16,6 +16,8 @@ from registry.sources import get_source
 
 SHARING_TYPES = {"unconditional": "普遍共享/无条件共享", "conditional": "按需共享/有条件共享", "not_shared": "不共享/不予共享"}
 SHARING_MODES = {"interface": "接口交换", "file": "文件下载", "browse": "在线浏览", "offline": "离线交换"}
+# auto: incremental by the cursor column when there is one, else full; cdc: PostgreSQL change capture (pipeline/cdc.py).
+SYNC_MODES = ("auto", "cdc")
 UPDATE_CYCLES = {"realtime": "实时", "hourly": "每小时", "daily": "每日", "weekly": "每周", "monthly": "每月",
                  "quarterly": "每季度", "yearly": "每年"}
 # Classification code: class (1 digit) + item (2) + sub-item (3) + optional detail digits (类/项/目/细目).
@@ -42,6 +44,7 @@ def add_resource(
     query: str | None = None,
     primary_key: list[str] | None = None,
     cursor_column: str | None = None,
+    sync_mode: str | None = None,
     sharing_type: str = "unconditional",
     sharing_condition: str = "",
     sharing_modes: list[str] | None = None,
@@ -69,6 +72,12 @@ def add_resource(
     if src and src.agency_id != owner.id:
         raise ConfigError(f"source {source!r} belongs to another agency; a resource is fed only by its provider's sources")
     stream: dict[str, Any] = {"table": table, "query": query, "primary_key": primary_key or [], "cursor_column": cursor_column}
+    if sync_mode not in (None, "auto"):
+        if sync_mode not in SYNC_MODES:
+            raise ConfigError(f"sync mode {sync_mode!r} must be one of {', '.join(SYNC_MODES)}")
+        if sync_mode == "cdc" and not (src and src.kind == "postgresql" and table):
+            raise ConfigError("sync mode cdc (change capture) needs a postgresql source and --table")
+        stream["mode"] = sync_mode
     resource = Resource(
         code=_next_code(session, classification), classification=classification, name=name, abstract=abstract,
         agency_id=owner.id, source_id=src.id if src else None, stream=stream, sharing_type=sharing_type,

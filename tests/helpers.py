@@ -26,9 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # Agencies used across the tests (18-character unified social credit codes, 统一社会信用代码).
-PROVIDER = ("11310000002420011X", "上海市市场监督管理局")
-CONSUMER = ("11310000002421012B", "上海市人力资源和社会保障局")
-OTHER_PROVIDER = ("11310000MB2F39560D", "上海市民政局")
+# Valid codes (check characters computed per GB 32100 and GB 11714): agencies are validated on registration.
+PROVIDER = ("113100000024200171", "上海市市场监督管理局")
+CONSUMER = ("1131000000242101XC", "上海市人力资源和社会保障局")
+OTHER_PROVIDER = ("11310000MB2F3956X1", "上海市民政局")
 
 # Columns of samples.enterprises, in table order.
 ENTERPRISE_COLUMNS = ("id", "uscc", "name", "legal_rep", "legal_rep_id", "reg_capital", "established", "status",

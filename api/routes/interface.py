@@ -1,0 +1,146 @@
+"""Interface exchange (接口交换): keyed lookups, paged and filtered records, bulk Arrow IPC or Parquet streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+import pyarrow as pa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+
+from api.deps import SessionDep, TokenDep, bearer
+from api.schemas import LookupPublic, PagePublic, Problem
+from delivery import decisions, interface
+from delivery.access import audit_read
+from delivery.audit_batch import group_audit
+from delivery.ratelimit import consumer_key, limiter
+
+LIMITED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 429: {"model": Problem}}
+router = APIRouter(tags=["interface exchange"])
+
+
+async def presented_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
+    # async: no thread hop for what is only a header read (lookups are the hot path)
+    return credentials.credentials if credentials else None
+
+
+FastTokenDep = Annotated[str | None, Depends(presented_token)]
+
+
+async def rate_limited(request: Request, token: FastTokenDep) -> None:
+    """Per-consumer limit, checked before any database work; 429 with Retry-After when exceeded."""
+    limiter().check(consumer_key(token, request.client.host if request.client else None))
+
+
+RateLimitDep = Annotated[None, Depends(rate_limited)]
+
+
+def _fields(fields: str | None) -> list[str] | None:
+    return [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+
+
+@router.get("/api/v1/resources/{code:path}/lookup", response_model=LookupPublic, responses=LIMITED)
+def lookup(code: str, token: FastTokenDep, _: RateLimitDep,
+           column: Annotated[str, Query(description="key column, e.g. uscc (统一社会信用代码)")],
+           value: Annotated[str, Query(description="key value to look up")],
+           fields: Annotated[str | None, Query(description="comma-separated data items; default all granted")] = None,
+           version: Annotated[int | None, Query(description="a given version; default the latest")] = None,
+           ) -> JSONResponse:
+    """Records whose key column equals value (e.g. an enterprise by its USCC), only granted columns and rows."""
+    return _lookup(code, token, column, value, fields, version)
+
+
+def _lookup(code: str, token: str | None, column: str, value: str, fields: str | None,
+            version: int | None) -> JSONResponse:
+    from registry.db import session_scope
+
+    # No registry session unless needed: a recent decision is reused, and the latest version comes with it.
+    decision = decisions.cached_authorize(None, token=token, resource_code=code, channel="interface")
+    if version is None or version == decision.version.number:
+        chosen = decision.version
+    else:
+        with session_scope() as session:
+            chosen = interface.version_for(session, decision, version)
+    found = interface.lookup(decision, chosen, column=column, value=value, fields=_fields(fields))
+    group_audit().record(decision=decision, rows=found.num_rows, fmt="json")  # committed before the answer
+    return _answer(chosen, found)
+
+
+def _answer(version, found: pa.Table) -> JSONResponse:
+    return JSONResponse({"version": version.number, "manifest_sha256": version.manifest_sha256,
+                         "records": interface.json_rows(found)})
+
+
+@router.get("/api/v1/resources/{code:path}/records", response_model=PagePublic, responses=LIMITED)
+def records(code: str, session: SessionDep, token: TokenDep, _: RateLimitDep,
+            fields: Annotated[str | None, Query(description="comma-separated data items; default all granted")] = None,
+            where: Annotated[list[str] | None, Query(description="column:value, repeatable (AND)")] = None,
+            limit: Annotated[int, Query(ge=1, le=interface.MAX_PAGE)] = 100,
+            cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+            version: Annotated[int | None, Query(description="a given version; default the latest")] = None,
+            fmt: Annotated[Literal["json", "arrow", "parquet"], Query(alias="format")] = "json",
+            ) -> JSONResponse | StreamingResponse:
+    """A page of records in key order with a stable cursor (JSON), or every granted row streamed as Arrow IPC
+    (`format=arrow`) or Parquet (`format=parquet`)."""
+    decision = decisions.cached_authorize(session, token=token, resource_code=code, channel="interface")
+    start, order_by = 0, None
+    if cursor:
+        version, order_by, start = interface.decode_cursor(cursor)
+    chosen = interface.version_for(session, decision, version)
+    condition = interface.parse_where(decision, chosen, where or [])
+    if fmt != "json":
+        return _bulk(session, decision, chosen, condition, _fields(fields), fmt)
+    order_by = order_by or interface.order_column(chosen, decision.resource.stream.get("primary_key") or [])
+    result = interface.page(decision, chosen, order_by=order_by, start=start, limit=limit, where=condition,
+                            fields=_fields(fields))
+    group_audit().record(decision=decision, rows=result.rows.num_rows, fmt="json")
+    return JSONResponse({"version": result.version, "manifest_sha256": chosen.manifest_sha256,
+                         "records": interface.json_rows(result.rows), "next_cursor": result.next_cursor})
+
+
+def _bulk(session, decision, version, condition, fields, fmt) -> StreamingResponse:
+    schema, batches = interface.bulk_batches(decision, version, where=condition, fields=fields)
+    media = "application/vnd.apache.arrow.stream" if fmt == "arrow" else "application/vnd.apache.parquet"
+    headers = {"X-Govshare-Version": str(version.number), "X-Govshare-Manifest-SHA256": version.manifest_sha256}
+    return StreamingResponse(_encode_audited(schema, batches, fmt, decision), media_type=media, headers=headers)
+
+
+def _encode_audited(schema: pa.Schema, batches: Iterator[pa.RecordBatch], fmt: str, decision) -> Iterator[bytes]:
+    """The stream, audited when it ends (completed or cut off) with the rows actually sent."""
+    from registry.db import session_scope
+
+    sent = [0]
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            sent[0] += batch.num_rows
+            yield batch
+
+    try:
+        yield from _encode(schema, counted(), fmt)
+    finally:
+        with session_scope() as session:
+            audit_read(session, decision=decision, rows=sent[0], fmt=fmt)
+
+
+def _encode(schema: pa.Schema, batches: Iterator[pa.RecordBatch], fmt: str) -> Iterator[bytes]:
+    import pyarrow.parquet as pq
+
+    from delivery.files import _ChunkSink
+
+    sink = _ChunkSink()
+    writer = pa.ipc.new_stream(sink, schema) if fmt == "arrow" else pq.ParquetWriter(sink, schema)
+    for batch in batches:
+        writer.write_batch(batch)
+        if chunk := sink.drain():
+            yield chunk
+    writer.close()
+    if chunk := sink.drain():
+        yield chunk
+
+
+def too_many(exc) -> JSONResponse:
+    return JSONResponse({"detail": exc.en, "detail_zh": exc.zh}, status_code=429,
+                        headers={"Retry-After": str(exc.retry_after)})

@@ -1,0 +1,136 @@
+"""Supervision over HTTP (issue 8, articles 22 and 23): an agency's own standing in the evaluation and its open
+items (violations with their evidence, rectification orders, update obligations, undecided applications, quality
+tickets). A caller sees only its own agency; the supervisor and the coordination office see every agency."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import SessionDep
+from api.principal import DENIED, AuditedRoute, PrincipalDep
+from registry.audit import record_event
+from registry.auth import Principal, require
+
+# refusals (another agency's standing) are audited by the route class, like every workflow request
+router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"], responses=DENIED, route_class=AuditedRoute)
+SEE_ALL = ("supervisor", "coordination_office")
+
+
+class ViolationPublic(BaseModel):
+    id: int
+    case: int
+    kind: str
+    summary: str
+    status: str
+    detected_on: date
+    resource_code: str | None
+    evidence: dict[str, Any]
+
+
+class OrderPublic(BaseModel):
+    number: str
+    violation_id: int
+    requirement: str
+    issued_on: date
+    due_on: date
+    status: str
+    fixed_on: date | None
+
+
+class StandingPublic(BaseModel):
+    agency_code: str
+    agency_name: str
+    period: str
+    as_of: date
+    score: float | None
+    rank: int | None
+    ranked_agencies: int
+    metrics: dict[str, float | None]
+    counts: dict[str, list[int]]
+    clocks: dict[str, dict[str, int]]
+    violations: list[ViolationPublic]
+    rectification_orders: list[OrderPublic]
+    open_obligations: list[dict[str, Any]]
+    pending_applications: list[dict[str, Any]]
+    open_tickets: list[dict[str, Any]]
+
+
+def standing_view(session: Session, *, principal: Principal, code: str, period: str | None) -> dict[str, Any]:
+    """What an agency sees of itself (the API answer and the web page): refused for another agency unless the
+    caller is the supervisor or the coordination office; the read is audited."""
+    from registry.agencies import get_agency
+    from registry.catalog_models import UpdateObligation
+    from registry.evaluation import beijing_day, evaluate
+    from registry.models import Resource
+    from registry.periods import current_quarter
+    from registry.quality_models import CorrectionTicket
+    from registry.sharing_models import Application
+    from registry.supervision_models import RectificationOrder, Violation
+
+    agency = get_agency(session, ref=code)
+    require(principal, principal.agency_id == agency.id or principal.has(*SEE_ALL),
+            zh="只能查看本机构的评估情况", en="an agency sees only its own standing; the supervisor sees all")
+    today = beijing_day(datetime.now(UTC))
+    result = evaluate(session, period=period or current_quarter(today))
+    standing = result.standing(agency.code)
+    violations = session.scalars(select(Violation).where(Violation.agency_id == agency.id, Violation.status == "open")
+                                 .order_by(Violation.id))
+    orders = session.scalars(select(RectificationOrder).where(
+        RectificationOrder.agency_id == agency.id, RectificationOrder.status.in_(("open", "overdue")))
+        .order_by(RectificationOrder.id))
+    obligations = session.scalars(select(UpdateObligation).join(Resource).where(
+        Resource.agency_id == agency.id, UpdateObligation.closed_on.is_(None)).order_by(UpdateObligation.due_on))
+    applications = session.scalars(select(Application).join(Resource, Resource.id == Application.resource_id).where(
+        Resource.agency_id == agency.id, Application.status == "submitted").order_by(Application.due_on))
+    tickets = session.scalars(select(CorrectionTicket).where(CorrectionTicket.agency_id == agency.id,
+                                                             CorrectionTicket.status == "open"))
+    record_event(session, actor=principal.actor, action="supervision.standing_read", agency_code=agency.code,
+                 detail={"period": result.period})
+    return {
+        "agency_code": agency.code, "agency_name": agency.name, "period": result.period, "as_of": result.as_of,
+        "score": standing.score if standing else None, "rank": standing.rank if standing else None,
+        "ranked_agencies": sum(1 for a in result.agencies if a.rank is not None),
+        "metrics": standing.metrics if standing else {}, "counts": standing.counts if standing else {},
+        "clocks": standing.clocks if standing else {},
+        "violations": [ViolationPublic(id=v.id, case=v.case, kind=v.kind, summary=v.summary, status=v.status,
+                                       detected_on=v.detected_on, evidence=v.evidence,
+                                       resource_code=v.resource.code if v.resource else None) for v in violations],
+        "rectification_orders": [OrderPublic(number=o.number, violation_id=o.violation_id, requirement=o.requirement,
+                                             issued_on=o.issued_on, due_on=o.due_on, status=o.status,
+                                             fixed_on=o.fixed_on) for o in orders],
+        "open_obligations": [{"id": o.id, "resource_code": o.resource.code, "reason": o.reason,
+                              "due_on": o.due_on.isoformat(), "overdue": o.due_on < today} for o in obligations],
+        "pending_applications": [{"number": a.number, "resource_code": a.resource.code, "consumer": a.consumer.code,
+                                  "due_on": a.due_on.isoformat(), "overdue": a.due_on < today} for a in applications],
+        "open_tickets": [{"id": t.id, "kind": t.kind, "resource_code": t.resource.code, "title": t.title,
+                          "rows": t.rows} for t in tickets],
+    }
+
+
+@router.get("/agencies/{code}", response_model=StandingPublic)
+def agency_standing(code: str, session: SessionDep, principal: PrincipalDep,
+                    period: Annotated[str | None, Query(description="2026, 2026Q4 or 2026-11; default this quarter")] = None
+                    ) -> StandingPublic:
+    """The agency's score, rank, metrics and clocks for the period, and what it still has to put right."""
+    return StandingPublic(**standing_view(session, principal=principal, code=code, period=period))
+
+
+@router.get("/evaluation", response_model=list[dict[str, Any]])
+def ranking(session: SessionDep, principal: PrincipalDep,
+            period: Annotated[str | None, Query(description="2026, 2026Q4 or 2026-11; default this quarter")] = None
+            ) -> list[dict[str, Any]]:
+    """Every agency's score and rank (the supervisor and the coordination office only)."""
+    from registry.evaluation import beijing_day, evaluate
+    from registry.periods import current_quarter
+
+    require(principal, principal.has(*SEE_ALL), zh="只有监督机构可以查看全部机构的评估",
+            en="only the supervisor or the coordination office sees every agency's evaluation")
+    result = evaluate(session, period=period or current_quarter(beijing_day(datetime.now(UTC))))
+    return [{"rank": a.rank, "code": a.code, "name": a.name, "score": a.score, "metrics": a.metrics}
+            for a in result.agencies]

@@ -1,0 +1,229 @@
+"""Supervision commands (issue 8, articles 22 and 23): evaluation and its periodic notice, violations,
+rectification orders, and the daily run the Airflow DAG makes."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.output import console, reported_errors, table
+
+report_app = typer.Typer(help="Reports (报告): the periodic evaluation notice (定期通报).", no_args_is_help=True)
+violation_app = typer.Typer(help="Violations of article 23 (违规情形) with their evidence.", no_args_is_help=True)
+rectification_app = typer.Typer(help="Rectification orders (责令限期改正).", no_args_is_help=True)
+supervision_app = typer.Typer(help="Supervision's daily run (clocks, detection, evaluation).", no_args_is_help=True)
+
+Period = Annotated[str, typer.Option("--period", help="2026 (year), 2026Q4 (quarter) or 2026-11 (month)")]
+AsOf = Annotated[str | None, typer.Option("--as-of", help="count clocks as of this day (YYYY-MM-DD; default today)")]
+Config = Annotated[Path | None, typer.Option("--config", help="weights file (default GOVSHARE_HOME/evaluation.yaml "
+                                                                 "or the shipped schemas/supervision/evaluation.yaml)")]
+AsUser = Annotated[str | None, typer.Option("--as", help="act as this user (their roles are checked)")]
+
+
+def _day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD") from None
+
+
+def _by(session, as_user: str | None):
+    from registry.auth import console as console_principal
+    from registry.auth import user_principal
+    from registry.users import get_user
+
+    return user_principal(get_user(session, username=as_user)) if as_user else console_principal(getpass.getuser())
+
+
+def _config(path: Path | None):
+    from schemas.evaluation_config import load_config
+
+    return load_config(path)
+
+
+@report_app.command("evaluation")
+def report_evaluation(period: Period, out: Annotated[Path, typer.Option("--out", help="file to write")],
+                      fmt: Annotated[str, typer.Option("--format", help="html, pdf or xlsx")] = "html",
+                      as_of: AsOf = None, config: Config = None) -> None:
+    """Write the periodic notice (定期通报) of a period: scores, ranking, trend, clocks, violations, orders.
+
+    Example: govshare report evaluation --period 2026Q4 --format pdf --out notice-2026Q4.pdf
+    """
+    from registry.db import session_scope
+    from registry.supervision_report import write_report
+
+    with reported_errors(), session_scope() as session:
+        path = write_report(session, period=period, fmt=fmt, out=out, as_of=_day(as_of), config=_config(config))
+    console.print(f"已生成评估通报 / notice written: {path}")
+
+
+def evaluate_command(period: Period, as_of: AsOf = None, config: Config = None,
+                     save: Annotated[bool, typer.Option("--save", help="keep the result as an evaluation run")] = False
+                     ) -> None:
+    """Score and rank every agency for a period (评估考核, article 22).
+
+    Example: govshare evaluate --period 2026Q4 --save
+    """
+    from registry.db import session_scope
+    from registry.evaluation import evaluate, run_evaluation
+    from registry.supervision_report import fmt_score, pct
+    from schemas.evaluation_config import METRICS
+
+    with reported_errors(), session_scope() as session:
+        weights = _config(config)
+        result = evaluate(session, period=period, as_of=_day(as_of), config=weights)
+        if save:
+            run_evaluation(session, period=period, as_of=_day(as_of), config=weights, actor=f"console:{getpass.getuser()}")
+        table(f"{result.period} 评估（截至 {result.as_of}）", ["排名", "机构", "得分", *METRICS.values()],
+              [(a.rank or "—", a.name, fmt_score(a.score), *[pct(a.metrics[m]) for m in METRICS])
+               for a in result.agencies])
+
+
+@violation_app.command("detect")
+def violation_detect(as_of: AsOf = None) -> None:
+    """Find violations in the records (idempotent); resolve those the records no longer show.
+
+    Example: govshare violation detect
+    """
+    from registry.supervision_daily import run_detection
+
+    with reported_errors():
+        result = run_detection(today=_day(as_of), actor=f"console:{getpass.getuser()}")
+    console.print(f"发现 {result['found']} 项（新增 {len(result['new'])}，消除 {len(result['resolved'])}）"
+                  f" / found {result['found']}, new {len(result['new'])}, resolved {len(result['resolved'])}")
+
+
+@violation_app.command("list")
+def violation_list(agency: Annotated[str | None, typer.Option(help="agency code or name")] = None,
+                   status: Annotated[str | None, typer.Option(help="open, resolved or dismissed")] = None,
+                   case: Annotated[int | None, typer.Option(help="article 23 case, 1-6")] = None,
+                   as_user: AsUser = None) -> None:
+    """List violations with their evidence records.
+
+    Example: govshare violation list --status open --case 4
+    """
+    from registry.db import session_scope
+    from registry.supervision_report import evidence_text
+    from registry.violations import list_violations
+
+    with reported_errors(), session_scope() as session:
+        rows = [(v.id, v.case, v.kind, v.agency.name, v.summary, evidence_text(v.evidence), v.status, v.detected_on)
+                for v in list_violations(session, by=_by(session, as_user), agency=agency, status=status, case=case)]
+        table("违规情形 / violations", ["id", "情形", "kind", "机构", "事实", "证据", "状态", "发现"], rows)
+
+
+@violation_app.command("record")
+def violation_record(case: Annotated[int, typer.Option(help="article 23 case, 1-6")],
+                     agency: Annotated[str, typer.Option(help="agency code or name")],
+                     summary: Annotated[str, typer.Option(help="the facts found (事实)")],
+                     resource: Annotated[str | None, typer.Option(help="resource code")] = None,
+                     record: Annotated[list[str] | None, typer.Option(
+                         help="evidence record TABLE:ID, repeatable (e.g. audit_events:42)")] = None,
+                     as_user: AsUser = None) -> None:
+    """Record the commission's own inspection finding (监督检查).
+
+    Example: govshare violation record --case 5 --agency 1131... --summary "将共享数据提供给第三方" --record grants:7
+    """
+    from registry.db import session_scope
+    from registry.violations import record_finding
+
+    refs = []
+    for item in record or []:
+        table_name, _, ident = item.partition(":")
+        if not table_name or not ident.isdigit():
+            raise typer.BadParameter(f"{item!r}: use TABLE:ID, e.g. audit_events:42")
+        refs.append({"table": table_name, "id": int(ident)})
+    with reported_errors(), session_scope() as session:
+        violation = record_finding(session, case=case, agency=agency, summary=summary, resource_code=resource,
+                                   records=refs, by=_by(session, as_user))
+        console.print(f"已登记违规 {violation.id} / recorded violation {violation.id}")
+
+
+@violation_app.command("dismiss")
+def violation_dismiss(violation_id: int, reason: Annotated[str, typer.Option(help="why it is not a violation")],
+                      as_user: AsUser = None) -> None:
+    """Dismiss a violation after review (不予认定), with the reason."""
+    from registry.db import session_scope
+    from registry.violations import dismiss_violation
+
+    with reported_errors(), session_scope() as session:
+        dismiss_violation(session, violation_id=violation_id, reason=reason, by=_by(session, as_user))
+    console.print(f"违规 {violation_id} 不予认定 / dismissed")
+
+
+@rectification_app.command("issue")
+def rectification_issue(violation_id: int, requirement: Annotated[str, typer.Option(help="what to put right")],
+                        days: Annotated[int | None, typer.Option(help="deadline in working days")] = None,
+                        on: Annotated[str | None, typer.Option(help="issue day (default today)")] = None,
+                        as_user: AsUser = None) -> None:
+    """Order the agency to put a violation right within a number of working days.
+
+    Example: govshare rectification issue 12 --requirement "补充发布数据" --days 10
+    """
+    from registry.db import session_scope
+    from registry.rectification import issue_order
+
+    with reported_errors(), session_scope() as session:
+        order = issue_order(session, violation_id=violation_id, requirement=requirement, working_days=days,
+                            issued_on=_day(on), by=_by(session, as_user))
+        console.print(f"整改通知 {order.number}，限 {order.due_on} 前完成 / order {order.number} due {order.due_on}")
+
+
+@rectification_app.command("fixed")
+def rectification_fixed(number: str, note: Annotated[str, typer.Option(help="what was put right")],
+                        on: Annotated[str | None, typer.Option(help="day fixed (default today)")] = None,
+                        as_user: AsUser = None) -> None:
+    """Report an order fixed (整改完成)."""
+    from registry.db import session_scope
+    from registry.rectification import report_fixed
+
+    with reported_errors(), session_scope() as session:
+        order = report_fixed(session, number=number, note=note, fixed_on=_day(on), by=_by(session, as_user))
+        late = "（逾期，已认定为拒不整改）" if order.refusal_violation_id else ""
+        console.print(f"整改通知 {number} 已完成{late} / reported fixed")
+
+
+@rectification_app.command("check")
+def rectification_check(today: AsOf = None) -> None:
+    """Flag orders past their deadline as refusing rectification (case 6)."""
+    from registry.db import session_scope
+    from registry.rectification import check_orders
+
+    with reported_errors(), session_scope() as session:
+        flagged = check_orders(session, today=_day(today), actor=f"console:{getpass.getuser()}")
+        console.print(f"逾期未整改 {len(flagged)} 份 / overdue: {', '.join(o.number for o in flagged) or 'none'}")
+
+
+@rectification_app.command("list")
+def rectification_list(status: Annotated[str | None, typer.Option(help="open, fixed or overdue")] = None,
+                       as_user: AsUser = None) -> None:
+    from registry.db import session_scope
+    from registry.rectification import list_orders
+
+    with reported_errors(), session_scope() as session:
+        table("整改通知 / rectification orders", ["编号", "机构", "违规", "下达", "期限", "完成", "状态"],
+              [(o.number, o.agency.name, o.violation_id, o.issued_on, o.due_on, o.fixed_on, o.status)
+               for o in list_orders(session, by=_by(session, as_user), status=status)])
+
+
+@supervision_app.command("daily")
+def supervision_daily(today: AsOf = None) -> None:
+    """What the supervision DAG runs each day: clocks, violation detection, the current quarter's evaluation."""
+    from registry.supervision_daily import run_daily
+
+    with reported_errors():
+        console.print(run_daily(today=_day(today), actor=f"console:{getpass.getuser()}"))
+
+
+def install(app: typer.Typer) -> None:
+    app.add_typer(report_app, name="report")
+    app.add_typer(violation_app, name="violation")
+    app.add_typer(rectification_app, name="rectification")
+    app.add_typer(supervision_app, name="supervision")
+    app.command("evaluate")(evaluate_command)

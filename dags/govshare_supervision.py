@@ -1,0 +1,41 @@
+"""Airflow DAG file: supervision's daily run (issue 8, articles 10, 14, 22, 23).
+
+clocks (application reminders and overdue flags, rectification deadlines) >> violation detection >> the current
+quarter's evaluation. Thin: every task calls registry/supervision_daily.py, imported inside the task, so parsing
+this file opens no connection and reads no file.
+"""
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+DEFAULT_ARGS = {"owner": "govshare", "retries": 2, "retry_delay": timedelta(minutes=5)}
+
+
+@dag(dag_id="govshare_supervision", description="监督检查: 时限提醒与逾期标记、违规发现、本季度评估",
+     schedule="0 7 * * *", start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"), catchup=False,
+     max_active_runs=1, default_args=DEFAULT_ARGS, tags=["govshare", "supervision"])
+def supervision() -> None:
+    @task(execution_timeout=timedelta(minutes=30))
+    def clocks() -> dict:
+        from registry.supervision_daily import run_clocks
+
+        return run_clocks()
+
+    @task(execution_timeout=timedelta(minutes=60))
+    def violations() -> dict:
+        from registry.supervision_daily import run_detection
+
+        return run_detection()
+
+    @task(execution_timeout=timedelta(minutes=60))
+    def evaluation() -> dict:
+        from registry.supervision_daily import run_scheduled_evaluation
+
+        return run_scheduled_evaluation()
+
+    clocks() >> violations() >> evaluation()
+
+
+supervision()

@@ -1,0 +1,230 @@
+"""Interface exchange (接口交换, article 15): keyed lookups, filtered pages with a stable cursor, bulk reads.
+
+Every read goes through delivery.access: `authorize_read` decides, `restrict` keeps only the granted columns
+and rows and masks what must be masked. Filters and lookups are accepted only on granted, unmasked columns,
+so a consumer can never probe a value it may not see.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import AccessDenied, ConfigError, NotFound
+from delivery.access import AccessDecision, restrict
+from delivery.keyindex import sorted_copy
+from registry.models import DatasetVersion
+
+ORDINAL = "__govshare_ordinal"
+MAX_PAGE = 1000
+SCAN_BUDGET = 200_000  # rows examined per page request; a sparse filter returns a short page and a cursor
+
+
+def version_for(session: Session, decision: AccessDecision, number: int | None) -> DatasetVersion:
+    """The decision's (latest) version, or a given earlier one of the same resource."""
+    if number is None or number == decision.version.number:
+        return decision.version
+    version = session.scalar(select(DatasetVersion).where(
+        DatasetVersion.resource_id == decision.resource.id, DatasetVersion.number == number))
+    if version is None:
+        raise NotFound(f"resource {decision.resource.code} has no version {number}; list them at "
+                       f"/api/v1/resources/{decision.resource.code}/versions")
+    return version
+
+
+def all_columns(version: DatasetVersion) -> list[str]:
+    return [field["name"] for field in version.manifest.get("schema", [])]
+
+
+def granted_columns(decision: AccessDecision, version: DatasetVersion) -> list[str]:
+    columns = all_columns(version)
+    granted = getattr(decision, "columns", None)
+    return [c for c in granted if c in columns] if granted is not None else columns  # the grant's order
+
+
+def _masked(decision: AccessDecision) -> set[str]:
+    return set(getattr(decision, "mask_columns", None) or [])
+
+
+def choose_fields(decision: AccessDecision, version: DatasetVersion, fields: list[str] | None) -> list[str]:
+    """The fields a consumer asked for, all of them granted; by default every granted column."""
+    granted = granted_columns(decision, version)
+    if not fields:
+        return granted
+    if refused := [f for f in fields if f not in granted]:
+        raise AccessDenied(f"未获授权的数据项：{', '.join(refused)}",
+                           f"fields not granted to your agency: {', '.join(refused)}; granted: {', '.join(granted)}")
+    return fields
+
+
+def searchable(decision: AccessDecision, version: DatasetVersion, column: str) -> None:
+    """Lookups and filters only on granted, unmasked columns: otherwise a match would reveal a hidden value."""
+    if column not in all_columns(version):
+        raise ConfigError(f"no column {column!r} in version {version.number}; columns: {', '.join(all_columns(version))}")
+    if column not in granted_columns(decision, version) or column in _masked(decision):
+        raise AccessDenied(f"数据项“{column}”未获授权或已脱敏，不能作为查询条件",
+                           f"column {column!r} is not granted or is masked, so it cannot be searched")
+
+
+def _restricted(decision: AccessDecision, table: pa.Table, *, keep_ordinal: bool = False) -> pa.Table:
+    """restrict() applied to a table; with keep_ordinal the row positions survive the row filter."""
+    grant_view = decision
+    if keep_ordinal:
+        granted = getattr(decision, "columns", None)
+        if granted is not None:
+            grant_view = dataclasses.replace(decision, columns=[*granted, ORDINAL])
+    batches = list(restrict(grant_view, table.to_batches()))
+    if not batches:
+        schema = pa.schema([f for f in table.schema if granted_or_all(grant_view, f.name)])
+        return schema.empty_table()
+    return pa.Table.from_batches(batches)
+
+
+def granted_or_all(decision: AccessDecision, name: str) -> bool:
+    granted = getattr(decision, "columns", None)
+    return granted is None or name in granted
+
+
+def lookup(decision: AccessDecision, version: DatasetVersion, *, column: str, value: str,
+           fields: list[str] | None) -> pa.Table:
+    """Rows whose column equals value, restricted to the grant and projected on fields."""
+    searchable(decision, version, column)
+    chosen = choose_fields(decision, version, fields)
+    copy = sorted_copy(version, column)
+    key = _typed(value, copy.schema.field(column).type, column)
+    found = copy.find(key, columns=getattr(decision, "read_columns", None))
+    return _restricted(decision, found).select(chosen)
+
+
+def _typed(value: str, kind: pa.DataType, column: str) -> object:
+    try:
+        return pa.scalar(value).cast(kind).as_py()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ConfigError(f"value {value!r} is not a valid {kind} for column {column!r}") from exc
+
+
+def arrow_schema(version: DatasetVersion) -> pa.Schema:
+    from delivery.files import version_files
+
+    return pq.ParquetFile(version_files(version)[0]).schema_arrow
+
+
+def parse_where(decision: AccessDecision, version: DatasetVersion, where: list[str]) -> pc.Expression | None:
+    """`column:value` conditions (AND), each on a granted unmasked column; values typed as the column."""
+    expression = None
+    schema = arrow_schema(version)
+    for condition in where:
+        column, sep, raw = condition.partition(":")
+        if not sep:
+            raise ConfigError(f"filter {condition!r} must read column:value, e.g. status:存续")
+        searchable(decision, version, column)
+        term = pc.field(column) == pc.scalar(_typed(raw, schema.field(column).type, column))
+        expression = term if expression is None else expression & term
+    return expression
+
+
+@dataclasses.dataclass
+class Page:
+    rows: pa.Table
+    next_cursor: str | None
+    version: int
+
+
+def encode_cursor(version: int, column: str, ordinal: int) -> str:
+    raw = json.dumps({"v": version, "k": column, "o": ordinal}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str, int]:
+    try:
+        body = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return int(body["v"]), str(body["k"]), int(body["o"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError("cursor is not one this service issued; start again without a cursor") from exc
+
+
+def order_column(version: DatasetVersion, primary_key: list[str]) -> str:
+    return primary_key[0] if primary_key else all_columns(version)[0]
+
+
+def page(decision: AccessDecision, version: DatasetVersion, *, order_by: str, start: int, limit: int,
+         where: pc.Expression | None, fields: list[str] | None) -> Page:
+    """Rows in key order from ordinal `start`; the cursor pins the version, so pages never shift under a
+    consumer even when a newer version is published meanwhile."""
+    limit = max(1, min(limit, MAX_PAGE))
+    chosen = choose_fields(decision, version, fields)
+    copy = sorted_copy(version, order_by)
+    group, _ = copy.groups_from(start)
+    parts, collected, scanned = [], 0, 0
+    ordinal = start
+    while group < len(copy.starts) and collected < limit and scanned < SCAN_BUDGET:
+        table = copy.read_group(group)
+        first = copy.starts[group]
+        table = table.append_column(ORDINAL, pa.array(range(first, first + table.num_rows), pa.int64()))
+        table = table.filter(pc.field(ORDINAL) >= start)
+        if where is not None:
+            table = table.filter(where)
+        scanned += copy.file.metadata.row_group(group).num_rows
+        kept = _restricted(decision, table, keep_ordinal=True).slice(0, limit - collected)
+        parts.append(kept)
+        collected += kept.num_rows
+        group += 1
+        ordinal = copy.starts[group] if group < len(copy.starts) else copy.rows
+        if collected >= limit and kept.num_rows:
+            ordinal = kept.column(ORDINAL)[-1].as_py() + 1
+    rows = pa.concat_tables(parts) if parts else pa.table({})
+    done = ordinal >= copy.rows
+    cursor = None if done else encode_cursor(version.number, order_by, ordinal)
+    return Page(rows=rows.select(chosen) if rows.num_columns else rows, next_cursor=cursor, version=version.number)
+
+
+def bulk_batches(decision: AccessDecision, version: DatasetVersion, *, where: pc.Expression | None,
+                 fields: list[str] | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Every granted row in the version's own order, batch by batch (bounded memory)."""
+    from delivery.files import iter_batches
+
+    chosen = choose_fields(decision, version, fields)
+
+    def filtered() -> Iterator[pa.RecordBatch]:
+        # Only the approved columns (and those the grant's row condition needs) are read from storage.
+        for batch in iter_batches(version, columns=getattr(decision, "read_columns", None)):
+            yield batch.filter(where) if where is not None else batch
+
+    def projected() -> Iterator[pa.RecordBatch]:
+        for batch in restrict(decision, filtered()):
+            yield batch.select(chosen)
+
+    return output_schema(decision, version, chosen), projected()
+
+
+def output_schema(decision: AccessDecision, version: DatasetVersion, chosen: list[str]) -> pa.Schema:
+    """The schema of what restrict() yields, projected on the chosen fields (writers need it up front)."""
+    from delivery.access import restricted_schema
+
+    produced = restricted_schema(decision, arrow_schema(version))
+    return pa.schema([produced.field(c) for c in chosen])
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)  # exact: a float would change amounts
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def json_rows(table: pa.Table) -> list[dict[str, Any]]:
+    return [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]

@@ -1,0 +1,62 @@
+"""The supervision's daily work (the Airflow DAG dags/govshare_supervision.py and `govshare supervision daily`):
+the statutory clocks (application reminders and overdue flags, rectification deadlines), violation detection,
+and the evaluation of the current quarter. Each step commits on its own, so one failing leaves the others done."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from registry.evaluation import beijing_day
+from registry.periods import current_quarter
+
+ACTOR = "supervision"
+
+
+def _today(today: date | None) -> date:
+    return today or beijing_day(datetime.now(UTC))
+
+
+def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
+    """Application reminders and overdue flags (registry/applications.py), catalogue update obligations past due
+    (registry/obligations.py, listed; flagged as violations by detection), rectification deadlines."""
+    from registry.applications import check_deadlines
+    from registry.auth import console
+    from registry.db import session_scope
+    from registry.obligations import overdue_obligations
+    from registry.rectification import check_orders
+
+    day = _today(today)
+    with session_scope() as session:
+        applications = check_deadlines(session, today=day, by=console(actor))
+        overdue = [o.id for o in overdue_obligations(session, today=day)]
+        flagged = [o.number for o in check_orders(session, today=day, actor=actor)]
+    return {"day": day.isoformat(), "applications": [f"{n}:{what}" for n, what in applications],
+            "overdue_obligations": overdue, "rectification_overdue": flagged}
+
+
+def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
+    from registry.db import session_scope
+    from registry.violations import detect_violations
+
+    day = _today(today)
+    with session_scope() as session:
+        report = detect_violations(session, as_of=day, actor=actor)
+        return {"day": day.isoformat(), "found": len(report.found), "new": [v.id for v in report.new],
+                "resolved": [v.id for v in report.resolved]}
+
+
+def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
+    """Evaluate the current quarter (a notice can be drawn any day from the latest run)."""
+    from registry.db import session_scope
+    from registry.evaluation import run_evaluation
+
+    day = _today(today)
+    with session_scope() as session:
+        run = run_evaluation(session, period=current_quarter(day), as_of=day, actor=actor)
+        return {"run": run.id, "period": run.period, "agencies": len(run.results["agencies"])}
+
+
+def run_daily(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
+    return {"clocks": run_clocks(today=today, actor=actor), "violations": run_detection(today=today, actor=actor),
+            "evaluation": run_scheduled_evaluation(today=today, actor=actor)}

@@ -1,0 +1,83 @@
+"""The evaluation's weights and the violation thresholds as data (schemas/supervision/evaluation.yaml).
+
+Validated on load: every metric has a weight (no typo silently drops one), weights are non-negative and not
+all zero, thresholds are in range. An operator replaces the file with GOVSHARE_HOME/evaluation.yaml or a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.errors import ConfigError
+
+DEFAULT_FILE = Path(__file__).with_name("supervision") / "evaluation.yaml"
+# Metric names in report order, with their Chinese labels (the report's column headers).
+METRICS = {
+    "catalogue_coverage": "目录覆盖率",
+    "catalogue_completeness": "目录要素完整率",
+    "sharing_openness": "共享开放率",
+    "update_timeliness": "更新及时率",
+    "application_timeliness": "申请答复及时率",
+    "quality_pass_rate": "数据质量合格率",
+    "duplicate_collection": "一数一源符合率",
+    "delivery_success": "交付成功率",
+    "reconfirmation": "年度全面维护率",
+}
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    no_data_grace_working_days: int = Field(10, ge=0, le=250)
+    uncatalogued_grace_working_days: int = Field(20, ge=0, le=250)
+    quarantine_rate: float = Field(0.05, ge=0, le=1)
+    stale_grace_working_days: int = Field(2, ge=0, le=60)
+    rectification_working_days: int = Field(10, ge=1, le=250)
+    trend_periods: int = Field(4, ge=1, le=12)
+
+
+class EvaluationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weights: dict[str, float]
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @model_validator(mode="after")
+    def _weights(self) -> EvaluationConfig:
+        unknown = sorted(set(self.weights) - set(METRICS))
+        missing = [m for m in METRICS if m not in self.weights]
+        if unknown or missing:
+            raise ValueError(f"weights: unknown metric(s) {unknown}, missing {missing}; the metrics are "
+                             f"{', '.join(METRICS)}")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("weights must not be negative")
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("at least one weight must be positive")
+        return self
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+def load_config(path: Path | None = None) -> EvaluationConfig:
+    """The given file, else GOVSHARE_HOME/evaluation.yaml when present, else the shipped defaults."""
+    if path is None:
+        from core.settings import get_settings
+
+        own = Path(get_settings().home) / "evaluation.yaml"
+        path = own if own.is_file() else DEFAULT_FILE
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"评估配置文件不存在 / evaluation config {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"评估配置文件 {path} 不是有效的 YAML / not valid YAML: {exc}") from None
+    try:
+        return EvaluationConfig.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"评估配置文件 {path} 有误 / invalid evaluation config {path}: {problems}") from None

@@ -1,0 +1,201 @@
+"""File download on the real API (uvicorn on loopback): Parquet, CSV and Excel of exactly the granted columns and
+rows; an interrupted download resumed with Range; expiring signed links bound to the consumer; the changes since
+a version; a denied consumer."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from tests.delivery_helpers import GRANTED, Delivery, delivery_hub, expected_rows, grant
+from tests.helpers import latest, version_folder
+
+
+@pytest.fixture
+def served(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
+    with delivery_hub(tmp_path) as made:
+        yield made
+
+
+def _files(served: Delivery) -> str:
+    return f"/api/v1/resources/{served.hub.resource_code}/files"
+
+
+def _by_id(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def test_parquet_csv_and_excel_hold_exactly_the_granted_data(served: Delivery) -> None:
+    from openpyxl import load_workbook
+
+    version = latest(served.hub.resource_code)
+    allowed = _by_id(expected_rows(version))
+
+    parquet = served.get(_files(served), token=served.hub.token, params={"format": "parquet"})
+    assert parquet.status_code == 200, parquet.text
+    table = pq.read_table(io.BytesIO(parquet.content))
+    assert table.column_names == GRANTED
+    assert _by_id(table.to_pylist()) == allowed
+    # The consumer can verify: the file's own digest, and the manifest digest of the published version.
+    assert parquet.headers["X-Govshare-File-SHA256"] == hashlib.sha256(parquet.content).hexdigest()
+    assert parquet.headers["ETag"] == f'"{hashlib.sha256(parquet.content).hexdigest()}"'
+    manifest = (version_folder(version) / "manifest.json").read_bytes()
+    assert parquet.headers["X-Govshare-Manifest-SHA256"] == hashlib.sha256(manifest).hexdigest()
+    assert parquet.headers["X-Govshare-Rows"] == str(len(allowed))
+
+    text = served.get(_files(served), token=served.hub.token, params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(text.content.decode("utf-8-sig"))))
+    assert list(rows[0]) == GRANTED
+    assert [r["uscc"] for r in sorted(rows, key=lambda r: int(r["id"]))] == [r["uscc"] for r in allowed]
+
+    excel = served.get(_files(served), token=served.hub.token, params={"format": "xlsx"})
+    assert excel.status_code == 200 and excel.headers["content-type"].startswith("application/vnd.openxmlformats")
+    sheet = load_workbook(io.BytesIO(excel.content), read_only=True).worksheets[0]
+    values = list(sheet.iter_rows(values_only=True))
+    assert list(values[0]) == GRANTED and len(values) - 1 == len(allowed)
+    assert sorted(v[1] for v in values[1:]) == sorted(r["uscc"] for r in allowed)
+
+
+def _interrupted_get(url: str, headers: dict[str, str], *, keep: int) -> bytes:
+    """Read the first `keep` bytes of a body, then drop the connection, as a broken network would."""
+    parts = urlsplit(url)
+    with closing(socket.create_connection((parts.hostname, parts.port), timeout=30)) as sock:
+        lines = [f"GET {parts.path}?{parts.query} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close",
+                 *[f"{k}: {v}" for k, v in headers.items()], "", ""]
+        sock.sendall("\r\n".join(lines).encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        while len(body) < keep:
+            body += sock.recv(65536)
+    return body[:keep]
+
+
+def test_an_interrupted_download_resumes_with_range(served: Delivery) -> None:
+    url = served.url(_files(served)) + "?format=csv"
+    auth = {"Authorization": f"Bearer {served.hub.token}"}
+    whole = requests.get(url, headers=auth, timeout=60)
+    size, etag = len(whole.content), whole.headers["ETag"]
+    assert size > 20_000
+
+    partial = _interrupted_get(url, auth, keep=12_345)
+    rest = requests.get(url, headers={**auth, "Range": f"bytes={len(partial)}-", "If-Range": etag}, timeout=60)
+    assert rest.status_code == 206, rest.text
+    assert rest.headers["Content-Range"] == f"bytes 12345-{size - 1}/{size}"
+    resumed = partial + rest.content
+    assert hashlib.sha256(resumed).hexdigest() == whole.headers["X-Govshare-File-SHA256"]
+
+    tail = requests.get(url, headers={**auth, "Range": "bytes=-100"}, timeout=60)
+    assert tail.status_code == 206 and tail.content == whole.content[-100:]
+    beyond = requests.get(url, headers={**auth, "Range": f"bytes={size}-"}, timeout=60)
+    assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{size}"
+    stale = requests.get(url, headers={**auth, "Range": "bytes=10-", "If-Range": '"0000"'}, timeout=60)
+    assert stale.status_code == 200 and stale.content == whole.content
+
+
+def test_signed_links_expire_and_are_bound_to_what_was_signed(served: Delivery) -> None:
+    links = f"/api/v1/resources/{served.hub.resource_code}/links"
+    made = requests.post(served.url(links), json={"format": "parquet"},
+                         headers={"Authorization": f"Bearer {served.hub.token}"}, timeout=30)
+    assert made.status_code == 200, made.text
+    url = made.json()["url"]
+    fetched = requests.get(url, timeout=60)  # no credential needed
+    assert fetched.status_code == 200
+    assert _by_id(pq.read_table(io.BytesIO(fetched.content)).to_pylist()) == _by_id(
+        expected_rows(latest(served.hub.resource_code)))
+    resumed = requests.get(url, headers={"Range": "bytes=100-"}, timeout=60)
+    assert resumed.status_code == 206 and resumed.content == fetched.content[100:]
+
+    # Any change to the signed part breaks it: e.g. another resource or format swapped in.
+    from delivery.signed_links import LinkClaims, _unb64
+
+    token = url.rsplit("/", 1)[1]
+    body, _, signature = token.partition(".")
+    import base64
+    import json
+
+    claims = json.loads(_unb64(body))
+    claims["fmt"] = "csv"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=") + "." + signature
+    refused = requests.get(url.rsplit("/", 1)[0] + "/" + forged, timeout=30)
+    assert refused.status_code == 403 and "signature" in refused.json()["detail"]
+    assert LinkClaims(**claims).agency == served.hub.consumer_code
+
+    expired = requests.post(served.url(links), json={"format": "csv", "expires_in": 1},
+                            headers={"Authorization": f"Bearer {served.hub.token}"}, timeout=30).json()["url"]
+    from delivery.signed_links import verify
+
+    with pytest.raises(Exception, match="expired"):
+        verify(expired.rsplit("/", 1)[1], now=10**10)
+
+    # Narrowing the grant voids links issued under the old one.
+    grant(served.hub.resource_code, served.hub.consumer_code, columns=["id", "uscc"])
+    voided = requests.get(url, timeout=30)
+    assert voided.status_code == 403 and "grant changed" in voided.json()["detail"]
+
+
+def test_changes_since_a_version(served: Delivery) -> None:
+    from pipeline.sync import sync_resource
+
+    with closing(sqlite3.connect(served.database)) as connection, connection:
+        connection.execute(
+            "UPDATE enterprises SET name = name || '（更名）', updated_at = strftime('%Y-%m-%dT%H:%M:%f', 'now', "
+            "'+8 hours') || '+08:00' WHERE id <= 40")
+    sync_resource(resource_code=served.hub.resource_code)
+    response = served.get(_files(served), token=served.hub.token, params={"format": "parquet", "since": 1})
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Govshare-Since-Version"] == "1" and response.headers["X-Govshare-Version"] == "2"
+    changes = pq.read_table(io.BytesIO(response.content))
+    assert changes.column_names == [*GRANTED, "_version", "_change"]
+    changed = [r for r in expected_rows(latest(served.hub.resource_code)) if r["id"] <= 40]
+    assert _by_id([{c: r[c] for c in GRANTED} for r in changes.to_pylist()]) == _by_id(changed)
+    assert set(changes.column("_change").to_pylist()) == {"update"}
+
+
+def test_a_consumer_without_a_grant_gets_no_file_and_no_link(served: Delivery) -> None:
+    for fmt in ("parquet", "csv", "xlsx"):
+        refused = served.get(_files(served), token=served.denied_token, params={"format": fmt})
+        assert refused.status_code == 403 and "grant" in refused.json()["detail"]
+    link = requests.post(served.url(f"/api/v1/resources/{served.hub.resource_code}/links"), json={},
+                         headers={"Authorization": f"Bearer {served.denied_token}"}, timeout=30)
+    assert link.status_code == 403
+    assert served.get(_files(served)).status_code == 401
+
+
+def test_caches_of_pruned_versions_are_removed(served: Delivery) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from pipeline.paths import storage_root
+    from pipeline.sync import sync_resource
+
+    code = served.hub.resource_code
+    assert served.get(_files(served), token=served.hub.token, params={"format": "csv"}).status_code == 200
+    assert served.get(f"/api/v1/resources/{code}/records", token=served.hub.token).status_code == 200
+    v1 = latest(code)
+    sync_resource(resource_code=code, full=True)
+    assert served.get(_files(served), token=served.hub.token, params={"format": "csv"}).status_code == 200
+    exports = storage_root() / "exports" / str(served.hub.resource_id)
+    assert sorted(p.name for p in exports.iterdir()) == ["v000001", "v000002"]
+
+    shutil.rmtree(version_folder(v1))  # what the retention rule does to an old version
+    done = CliRunner().invoke(app, ["delivery-cache", "prune"])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in exports.iterdir()) == ["v000002"]
+    assert not list((storage_root() / "index").glob(f"*/{version_folder(v1).name}"))
+    assert "removed 2" in done.output

@@ -1,0 +1,168 @@
+"""Interface exchange on the real API (uvicorn on loopback): keyed lookups, filtered pages with a stable cursor,
+bulk Arrow/Parquet streams; only granted columns and rows; a denied consumer; 429 with Retry-After."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.delivery_helpers import GRANTED, Delivery, delivery_hub, expected_rows
+from tests.helpers import latest
+
+
+@pytest.fixture(params=["sqlite-registry", "postgres-registry"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Delivery]:
+    request.getfixturevalue("hub_home" if request.param == "sqlite-registry" else "pg_hub_home")
+    with delivery_hub(tmp_path) as made:
+        yield made
+
+
+def _path(served: Delivery, what: str) -> str:
+    return f"/api/v1/resources/{served.hub.resource_code}/{what}"
+
+
+def test_lookup_by_uscc_returns_only_granted_columns_and_rows(served: Delivery) -> None:
+    version = latest(served.hub.resource_code)
+    allowed = expected_rows(version)
+    hidden = next(r for r in expected_rows(version, statuses=("注销", "吊销")))
+    target = allowed[7]
+
+    found = served.get(_path(served, "lookup"), token=served.hub.token, params={"column": "uscc", "value": target["uscc"]})
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["version"] == 1 and body["manifest_sha256"] == version.manifest_sha256
+    assert len(body["records"]) == 1
+    record = body["records"][0]
+    assert list(record) == GRANTED  # exactly the approved data items, in the grant's order
+    assert record["name"] == target["name"] and Decimal(record["reg_capital"]) == target["reg_capital"]
+
+    # A row outside the grant's row condition is not found, as if it did not exist.
+    outside = served.get(_path(served, "lookup"), token=served.hub.token,
+                         params={"column": "uscc", "value": hidden["uscc"]})
+    assert outside.status_code == 200 and outside.json()["records"] == []
+
+    picked = served.get(_path(served, "lookup"), token=served.hub.token,
+                        params={"column": "id", "value": str(target["id"]), "fields": "uscc,name"})
+    assert picked.json()["records"] == [{"uscc": target["uscc"], "name": target["name"]}]
+
+    # Every lookup answered was audited first, with the grant it was answered under.
+    from sqlalchemy import select
+
+    from registry.db import session_scope
+    from registry.models import AuditEvent
+
+    with session_scope() as session:
+        reads = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "data.read",
+                                                              AuditEvent.result == "ok")))
+    assert len(reads) == 3
+    assert all(e.detail["channel"] == "interface" and e.agency_code == served.hub.consumer_code for e in reads)
+    assert [e.detail["rows"] for e in reads] == [1, 0, 1]
+
+    # Neither reading nor searching on a column outside the grant.
+    for params in ({"column": "uscc", "value": target["uscc"], "fields": "legal_rep_id"},
+                   {"column": "legal_rep_id", "value": "310115197705249557"}):
+        refused = served.get(_path(served, "lookup"), token=served.hub.token, params=params)
+        assert refused.status_code == 403, refused.text
+        assert "legal_rep_id" in refused.json()["detail"] and refused.json()["detail_zh"]
+
+
+def test_pages_follow_a_stable_cursor_with_filters(served: Delivery) -> None:
+    version = latest(served.hub.resource_code)
+    allowed = sorted(expected_rows(version), key=lambda r: r["id"])
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 97, "fields": "id,uscc"}
+        if cursor:
+            params["cursor"] = cursor
+        page = served.get(_path(served, "records"), token=served.hub.token, params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        seen += body["records"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        if pages == 2:
+            # A newer version published mid-way does not shift the pages: the cursor pins version 1.
+            from pipeline.sync import sync_resource
+
+            sync_resource(resource_code=served.hub.resource_code, full=True)
+    assert seen == [{"id": r["id"], "uscc": r["uscc"]} for r in allowed]
+    assert pages > 3
+
+    filtered = served.get(_path(served, "records"), token=served.hub.token,
+                          params={"where": "status:在业", "limit": 1000}).json()
+    assert filtered["records"] and all(r["status"] == "在业" for r in filtered["records"])
+    assert len(filtered["records"]) == sum(1 for r in allowed if r["status"] == "在业")
+    bad = served.get(_path(served, "records"), token=served.hub.token, params={"where": "address:上海"})
+    assert bad.status_code == 403
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
+def test_bulk_read_streams_exactly_the_granted_rows(served: Delivery, fmt: str) -> None:
+    version = latest(served.hub.resource_code)
+    response = served.get(_path(served, "records"), token=served.hub.token, params={"format": fmt})
+    assert response.status_code == 200, response.text
+    table = (pa.ipc.open_stream(response.content).read_all() if fmt == "arrow"
+             else pq.read_table(io.BytesIO(response.content)))
+    assert table.column_names == GRANTED
+    assert sorted(table.to_pylist(), key=lambda r: r["id"]) == sorted(expected_rows(version), key=lambda r: r["id"])
+    assert response.headers["X-Govshare-Manifest-SHA256"] == version.manifest_sha256
+
+
+def test_concurrent_lookups_are_each_audited_on_an_unbroken_chain(served: Delivery) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from registry.audit import verify_chain
+    from registry.db import session_scope
+    from registry.models import AuditEvent
+
+    allowed = expected_rows(latest(served.hub.resource_code))[:60]
+
+    def look(row: dict) -> int:
+        response = served.get(_path(served, "lookup"), token=served.hub.token,
+                              params={"column": "uscc", "value": row["uscc"]})
+        return len(response.json()["records"]) if response.status_code == 200 else -1
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        assert list(pool.map(look, allowed)) == [1] * len(allowed)
+    with session_scope() as session:
+        reads = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "data.read", AuditEvent.result == "ok"))
+        assert reads == len(allowed)  # group commit: every answer had its own record
+        assert verify_chain(session) == []
+
+
+def test_a_consumer_without_a_grant_is_refused(served: Delivery) -> None:
+    for what, params in (("lookup", {"column": "uscc", "value": "x"}), ("records", {}), ("records", {"format": "arrow"})):
+        response = served.get(_path(served, what), token=served.denied_token, params=params)
+        assert response.status_code == 403, response.text
+        assert "grant" in response.json()["detail"]
+        assert served.get(_path(served, what), params=params).status_code == 401
+
+
+def test_rate_limit_answers_429_with_retry_after(hub_home: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import reset_settings
+
+    monkeypatch.setenv("GOVSHARE_RATE_LIMIT_RPS", "0.5")
+    monkeypatch.setenv("GOVSHARE_RATE_LIMIT_BURST", "3")
+    reset_settings()
+    with delivery_hub(tmp_path, rows=50) as made:
+        path = _path(made, "records")
+        codes = [made.get(path, token=made.hub.token, params={"limit": 1}).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        limited = made.get(path, token=made.hub.token, params={"limit": 1})
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert "rate limit" in limited.json()["detail"] and "请求过于频繁" in limited.json()["detail_zh"]
+        # Another consumer has its own bucket.
+        assert made.get(path, token=made.denied_token, params={"limit": 1}).status_code == 403

@@ -1,0 +1,203 @@
+"""Offline exchange: SFTP push to a real OpenSSH sshd on loopback (temporary name then rename, retried, never
+twice) and signed, encrypted packages through the `govshare package` commands (a tampered, foreign or
+misaddressed package is refused)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from tests.delivery_helpers import (
+    DENIED_AGENCY,
+    GRANTED,
+    Delivery,
+    delivery_hub,
+    expected_rows,
+)
+from tests.helpers import OTHER_PROVIDER, latest
+from tests.test_connectors_sftp import SSHServer, outbox, sshd  # noqa: F401 - the shared sshd fixtures
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def hub(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
+    with delivery_hub(tmp_path, rows=600, serve=False) as made:
+        yield made
+
+
+def _by_id(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def _target(hub: Delivery, sshd: SSHServer, folder: str, *, agency: str | None = None, port: int | None = None) -> None:  # noqa: F811
+    from delivery.sftp_push import add_target
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        add_target(session, agency=agency or hub.hub.consumer_code, host="127.0.0.1", port=port or sshd.port,
+                   username=sshd.user, folder=folder, host_key=sshd.host_key_line, private_key=sshd.private_key)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_sftp_push_delivers_the_granted_data_once(hub: Delivery, sshd: SSHServer, outbox: Path) -> None:  # noqa: F811
+    from delivery.sftp_push import push
+    from registry.db import session_scope
+    from registry.delivery_models import Delivery as DeliveryRecord
+
+    _target(hub, sshd, outbox.name)
+    report = push(resource_code=hub.hub.resource_code, agency=hub.hub.consumer_code)
+    assert report.status == "delivered"
+
+    names = sorted(p.name for p in outbox.iterdir())
+    stem = hub.hub.resource_code.replace("/", "_") + "_v1"
+    assert names == [f"{stem}.manifest.json", f"{stem}.parquet"]  # no temporary file left behind
+    data = pq.read_table(outbox / f"{stem}.parquet")
+    assert data.column_names == GRANTED
+    assert _by_id(data.to_pylist()) == _by_id(expected_rows(latest(hub.hub.resource_code)))
+    manifest = json.loads((outbox / f"{stem}.manifest.json").read_text())
+    import hashlib
+
+    assert manifest["files"][0]["sha256"] == hashlib.sha256((outbox / f"{stem}.parquet").read_bytes()).hexdigest()
+    assert manifest["manifest_sha256"] == latest(hub.hub.resource_code).manifest_sha256
+
+    stamp = (outbox / f"{stem}.parquet").stat().st_mtime_ns
+    again = push(resource_code=hub.hub.resource_code, agency=hub.hub.consumer_code)
+    assert again.status == "already-delivered"
+
+    # A crash after the files arrived but before the record said so: recognised by digest, not sent again.
+    with session_scope() as session:
+        for record in session.query(DeliveryRecord):
+            record.status = "pending"
+    assert push(resource_code=hub.hub.resource_code, agency=hub.hub.consumer_code).status == "delivered"
+    assert (outbox / f"{stem}.parquet").stat().st_mtime_ns == stamp
+
+
+def test_sftp_push_retries_then_succeeds_and_refuses_a_consumer_without_grant(hub: Delivery, sshd: SSHServer,  # noqa: F811
+                                                                           outbox: Path) -> None:  # noqa: F811
+    from core.errors import AccessDenied, RetriableError
+    from delivery.sftp_push import push
+    from registry.db import session_scope
+    from registry.delivery_models import Delivery as DeliveryRecord
+
+    _target(hub, sshd, outbox.name, port=_closed_port())
+    with pytest.raises(RetriableError, match="failed after 2 attempts"):
+        push(resource_code=hub.hub.resource_code, agency=hub.hub.consumer_code, attempts=2, backoff=0.01)
+    with session_scope() as session:
+        record = session.query(DeliveryRecord).one()
+        assert (record.status, record.attempts) == ("failed", 2)
+    _target(hub, sshd, outbox.name)
+    assert push(resource_code=hub.hub.resource_code, agency=hub.hub.consumer_code).status == "delivered"
+
+    _target(hub, sshd, outbox.name, agency=DENIED_AGENCY[0])
+    before = sorted(outbox.iterdir())
+    with pytest.raises(AccessDenied, match="no grant"):
+        push(resource_code=hub.hub.resource_code, agency=DENIED_AGENCY[0])
+    assert sorted(outbox.iterdir()) == before
+
+
+def test_sftp_push_of_the_changes_since_a_version(hub: Delivery, sshd: SSHServer, outbox: Path) -> None:  # noqa: F811
+    import sqlite3
+    from contextlib import closing
+
+    from delivery.sftp_push import push
+    from pipeline.sync import sync_resource
+
+    with closing(sqlite3.connect(hub.database)) as connection, connection:
+        connection.execute(
+            "UPDATE enterprises SET name = name || '（更名）', updated_at = strftime('%Y-%m-%dT%H:%M:%f', 'now', "
+            "'+8 hours') || '+08:00' WHERE id <= 25")
+    sync_resource(resource_code=hub.hub.resource_code)
+    _target(hub, sshd, outbox.name)
+    report = push(resource_code=hub.hub.resource_code, agency=hub.hub.consumer_code, since=1)
+    assert report.status == "delivered" and report.version == 2
+    stem = hub.hub.resource_code.replace("/", "_") + "_v2_since_v1"
+    changes = pq.read_table(outbox / f"{stem}.parquet")
+    assert changes.column_names == [*GRANTED, "_version", "_change"]
+    expected = [r for r in expected_rows(latest(hub.hub.resource_code)) if r["id"] <= 25]
+    assert _by_id([{c: r[c] for c in GRANTED} for r in changes.to_pylist()]) == _by_id(expected)
+    assert json.loads((outbox / f"{stem}.manifest.json").read_text())["since"] == 1
+
+
+def _keys(tmp_path: Path, agency: str) -> tuple[Path, Path]:
+    key = runner.invoke(_app(), ["package", "key", agency])
+    assert key.exit_code == 0, key.output
+    hub_key = runner.invoke(_app(), ["package", "hub-key"])
+    assert hub_key.exit_code == 0 and "BEGIN PUBLIC KEY" in hub_key.output
+    (tmp_path / f"{agency}.key").write_text(key.output)
+    (tmp_path / "hub.pem").write_text(hub_key.output)
+    return tmp_path / f"{agency}.key", tmp_path / "hub.pem"
+
+
+def _app():
+    from cli.main import app
+
+    return app
+
+
+def _import(package: Path, key: Path, hub_pem: Path, agency: str, out: Path):
+    return runner.invoke(_app(), ["package", "import", str(package), "--as", agency, "--key", str(key),
+                                  "--hub-key", str(hub_pem), "--out", str(out)])
+
+
+def test_package_round_trip_and_refusals(hub: Delivery, tmp_path: Path) -> None:
+    consumer = hub.hub.consumer_code
+    package = tmp_path / "out" / "package.gspkg"
+    made = runner.invoke(_app(), ["package", "export", hub.hub.resource_code, "--for", consumer, "--out", str(package)])
+    assert made.exit_code == 0, made.output
+    key, hub_pem = _keys(tmp_path, consumer)
+
+    done = _import(package, key, hub_pem, consumer, tmp_path / "in")
+    assert done.exit_code == 0, done.output
+    assert "verified" in done.output
+    data = pq.read_table(tmp_path / "in" / "data" / "part-00000.parquet")
+    assert data.column_names == GRANTED
+    assert _by_id(data.to_pylist()) == _by_id(expected_rows(latest(hub.hub.resource_code)))
+    assert json.loads((tmp_path / "in" / "package.json").read_text())["consumer"] == consumer
+
+    # One byte changed anywhere: refused before decryption, nothing unpacked.
+    tampered = tmp_path / "tampered.gspkg"
+    body = bytearray(package.read_bytes())
+    body[len(body) // 2] ^= 0x01
+    tampered.write_bytes(bytes(body))
+    refused = _import(tampered, key, hub_pem, consumer, tmp_path / "t")
+    assert refused.exit_code == 3 and "signature check failed" in refused.output and "签名" in refused.output
+    assert not (tmp_path / "t").exists()
+
+    # Addressed to another agency, or opened with another agency's key: refused.
+    other_key, _ = _keys(tmp_path, OTHER_PROVIDER[0])
+    misaddressed = _import(package, other_key, hub_pem, OTHER_PROVIDER[0], tmp_path / "m")
+    assert misaddressed.exit_code == 3 and f"addressed to agency {consumer}" in misaddressed.output
+    wrong_key = _import(package, other_key, hub_pem, consumer, tmp_path / "w")
+    assert wrong_key.exit_code == 3 and "cannot decrypt" in wrong_key.output
+    assert not (tmp_path / "w").exists()
+
+    # Signed by another hub (a different signing key): refused.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from delivery.packages import public_pem
+
+    stranger = tmp_path / "stranger.pem"
+    stranger.write_bytes(public_pem(Ed25519PrivateKey.generate()))
+    foreign = _import(package, key, stranger, consumer, tmp_path / "f")
+    assert foreign.exit_code == 3 and "not made by the trusted hub" in foreign.output
+
+
+def test_package_export_for_a_consumer_without_grant_is_denied(hub: Delivery, tmp_path: Path) -> None:
+    package = tmp_path / "denied.gspkg"
+    denied = runner.invoke(_app(), ["package", "export", hub.hub.resource_code, "--for", DENIED_AGENCY[0],
+                                    "--out", str(package)])
+    assert denied.exit_code == 4 and "no grant" in denied.output
+    assert not package.exists() and not os.path.exists(str(package) + ".partial")
