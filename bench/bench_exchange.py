@@ -45,12 +45,16 @@ def _prepare() -> None:
 
 def _child(code: str, env: dict[str, str] | None = None) -> dict:
     """Run a contender in a fresh interpreter; it prints one JSON line with its figures and peak RSS."""
-    wrapped = code + "\nimport resource, json, sys\nRESULT['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\nprint(json.dumps(RESULT))\n"
+    wrapped = code + "\nimport resource, json, sys\nRESULT['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\nprint('BENCH_RESULT ' + json.dumps(RESULT), flush=True)\n"
     done = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    # Libraries log to stdout too (alembic, Airflow's structlog): the result is the line with its marker.
+    marked = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if not marked:
+        raise RuntimeError(f"benchmark child printed no result:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return json.loads(marked[-1].removeprefix("BENCH_RESULT "))
 
 
 COPY = """

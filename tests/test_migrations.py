@@ -127,3 +127,8 @@ def test_init_twice_says_already_up_to_date(backend: str, request: pytest.Fixtur
     assert "migrated" not in second_text
     # The registry address is reported, never the credentials part of a URL.
     assert "@" not in second_text
+
+
+def test_the_migrations_have_one_head() -> None:
+    """Capability branches are merged (0020_merge): an operator's `alembic upgrade head` reaches every table."""
+    assert "," not in _heads(), f"several heads {_heads()}: add a merge migration revising all of them"
