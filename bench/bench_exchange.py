@@ -9,6 +9,7 @@ is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000); server: GOVSHARE_BENC
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -51,10 +52,10 @@ def _child(code: str, env: dict[str, str] | None = None) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
     # Libraries log to stdout too (alembic, Airflow's structlog): the result is the line with its marker.
-    marked = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    marked = re.findall(r"BENCH_RESULT (\{.*\})", done.stdout)
     if not marked:
         raise RuntimeError(f"benchmark child printed no result:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return json.loads(marked[-1].removeprefix("BENCH_RESULT "))
+    return json.loads(marked[-1])
 
 
 COPY = """

@@ -25,7 +25,7 @@ from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
 from pipeline.validate import (
     REASON_COLUMN,
     RULE_COLUMN,
-    duplicated_keys,
+    duplicated_keys_in_files,
     finish_checks,
     key_array,
     split_batch,
@@ -170,10 +170,13 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
             split = split_batch(batch, key=stream.primary_key, contract=contract)
             if split.bad is not None:
                 quarantine.write(split.bad)
-            if stream.primary_key:
-                keys.append(key_array(split.good, stream.primary_key))
+            if stream.primary_key and incremental:
+                # Copies: a column of a connector's batch can pin the whole batch (Arrow's C data interface
+                # releases a batch as one unit), and an incremental run's keys live until its end.
+                keys.append(pa.concat_arrays([key_array(split.good, stream.primary_key)]))
                 if incremental:
-                    read_keys.append(pa.Table.from_batches([split.good.select(list(stream.primary_key))]))
+                    read_keys.append(pa.Table.from_batches([split.good.select(list(stream.primary_key))])
+                                     .combine_chunks())
             if stream.cursor_column and split.good.num_rows:
                 batch_max = pc.max(split.good.column(stream.cursor_column)).as_py()
                 high_water = batch_max if high_water is None or (batch_max is not None and batch_max > high_water) else high_water
@@ -184,7 +187,9 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         if writer.schema is None:
             raise GovshareError(connector.fail("returned no schema; the table or query yields no columns"))
         writer.close()
-        dupes = duplicated_keys(keys)
+        dupes = duplicated_keys_in_files([folder / "data" / name for name in writer.files], stream.primary_key,
+                                         scratch=folder / "scratch") if stream.primary_key else pa.array([])
+        shutil.rmtree(folder / "scratch", ignore_errors=True)
         if len(dupes):
             _quarantine_duplicates(folder / "data", writer.files, stream.primary_key, dupes, quarantine)
         changed = pa.chunked_array(keys, type=keys[0].type) if keys else None

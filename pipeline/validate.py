@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from connectors.base import ROW_PROBLEM_COLUMN
 
@@ -73,6 +74,28 @@ def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contra
             [pa.Table.from_batches([p]) for p in bad_parts], promote_options="permissive")
         bad = bad.combine_chunks().to_batches()[0] if bad.num_rows else None
     return Split(good=batch, bad=bad)
+
+
+def duplicated_keys_in_files(files: list, key: tuple[str, ...], *, scratch) -> pa.Array:  # noqa: ANN001 - paths
+    """Keys that occur more than once across the staged parts, in key_array's form. DuckDB groups them with a
+    bounded memory budget and spills to `scratch`, so the run's memory does not grow with the table (a hash of
+    5 M keys in Arrow alone costs about 1 GB)."""
+    import duckdb
+
+    if not files:
+        return pa.array([])
+    scratch.mkdir(parents=True, exist_ok=True)
+    columns = ", ".join('"' + name.replace('"', '""') + '"' for name in key)
+    connection = duckdb.connect(config={"threads": "2", "memory_limit": "256MB", "temp_directory": str(scratch)})
+    try:
+        found = connection.execute(
+            f"SELECT {columns} FROM read_parquet(?) GROUP BY ALL HAVING count(*) > 1",
+            [[str(f) for f in files]]).fetch_arrow_table()
+    finally:
+        connection.close()
+    schema = pq.ParquetFile(files[0]).schema_arrow
+    found = found.cast(pa.schema([schema.field(name) for name in key]))
+    return key_array(found, key)
 
 
 def duplicated_keys(keys: list[pa.Array]) -> pa.Array:
