@@ -130,6 +130,7 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
 def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_API_HOST)")] = None,
           port: Annotated[int | None, typer.Option(help="port (GOVSHARE_API_PORT)")] = None,
           workers: Annotated[int, typer.Option(help="server processes (one per core for busy interfaces)")] = 1,
+          access_log: Annotated[bool, typer.Option(help="log every HTTP request (reads are audited anyway)")] = True,
           ) -> None:
     """Serve the HTTP API (catalogue, versions, downloads; OpenAPI at /openapi.json).
 
@@ -145,9 +146,10 @@ def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_
         settings.require_secret()
         if workers > 1:  # worker processes import the app themselves
             uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host or settings.api_host,
-                        port=port or settings.api_port)
+                        port=port or settings.api_port, access_log=access_log)
         else:
-            uvicorn.run(serving_app(), host=host or settings.api_host, port=port or settings.api_port)
+            uvicorn.run(serving_app(), host=host or settings.api_host, port=port or settings.api_port,
+                        access_log=access_log)
 
 
 @app.command()

@@ -9,6 +9,7 @@ is unchanged (no answer without its committed audit record); the cost is shared.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from concurrent.futures import Future
@@ -21,6 +22,7 @@ from registry.audit import record_events
 MAX_BATCH = 500
 WAIT_SECONDS = 30.0
 IDLE_SECONDS = 60.0
+CHECKPOINT_SECONDS = 1.0
 
 
 @dataclass
@@ -63,7 +65,13 @@ class GroupAudit:
 
         from registry.db import engine_for
 
-        sessions = sessionmaker(engine_for(self._url), expire_on_commit=False)
+        stopped = threading.Event()  # ends this writer's checkpoint thread with it
+        engine = engine_for(self._url)
+        if engine.dialect.name == "sqlite":
+            engine = _sqlite_writer_engine(self._url)
+            threading.Thread(target=_checkpoints, args=(engine, stopped), daemon=True,
+                             name="govshare-audit-checkpoint").start()
+        sessions = sessionmaker(engine, expire_on_commit=False)
         while True:
             try:
                 batch = [self._queue.get(timeout=IDLE_SECONDS)]
@@ -71,6 +79,7 @@ class GroupAudit:
                 with self._lock:  # idle: end the thread unless a record arrived meanwhile
                     if self._queue.empty():
                         self._thread = None
+                        stopped.set()
                         return
                 continue
             while len(batch) < MAX_BATCH:  # whatever queued up while the previous batch was committed
@@ -87,6 +96,37 @@ class GroupAudit:
                 continue
             for item in batch:
                 item.done.set_result(None)
+
+
+def _sqlite_writer_engine(url: str):
+    """The writer's own SQLite connection, never checkpointing on commit: a checkpoint copies the log into
+    the database file and would hold up every lookup waiting for that commit. _checkpoints does it aside."""
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+
+    def configure(connection, _record) -> None:
+        cursor = connection.cursor()
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", "wal_autocheckpoint=0"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    event.listen(engine, "connect", configure)
+    return engine
+
+
+def _checkpoints(engine, stopped: threading.Event) -> None:
+    """Copy the write-ahead log into the database every second while the writer lives (readers and the writer
+    go on meanwhile: a passive checkpoint waits for no one)."""
+    from sqlalchemy import text
+
+    while not stopped.wait(CHECKPOINT_SECONDS):
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
+        except Exception:
+            logging.getLogger(__name__).warning("audit log checkpoint failed", exc_info=True)
+    engine.dispose()
 
 
 _WRITERS: dict[str, GroupAudit] = {}

@@ -54,10 +54,16 @@ def _store(key: tuple[str, str, str, str], decision: AccessDecision) -> None:
 
 
 def _refresh(key: tuple[str, str, str, str], token: str, resource_code: str, channel: str) -> None:
+    from sqlalchemy.orm import sessionmaker
+
     from core.errors import GovshareError
+    from registry.db import engine_for
 
     try:
-        _store(key, _decide(None, token, resource_code, channel))
+        # The registry the entry was decided against (key[3]), whatever the process's settings are by now.
+        with sessionmaker(engine_for(key[3]), expire_on_commit=False).begin() as session:
+            decision = authorize_read(session, token=token, resource_code=resource_code, channel=channel)
+        _store(key, decision)
     except GovshareError:
         with _LOCK:
             _ENTRIES.pop(key, None)  # refused now: the next request is decided and audited afresh

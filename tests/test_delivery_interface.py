@@ -166,3 +166,26 @@ def test_rate_limit_answers_429_with_retry_after(hub_home: Path, tmp_path: Path,
         assert "rate limit" in limited.json()["detail"] and "请求过于频繁" in limited.json()["detail_zh"]
         # Another consumer has its own bucket.
         assert made.get(path, token=made.denied_token, params={"limit": 1}).status_code == 403
+
+
+def test_a_revoked_grant_stops_lookups(hub_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import reset_settings
+    from registry.agencies import get_agency
+    from registry.auth import console
+    from registry.db import session_scope
+    from registry.grants import live_grant, revoke_grant
+    from registry.resources import get_resource
+
+    monkeypatch.setenv("GOVSHARE_DECISION_CACHE_SECONDS", "0")  # decide every request (default: reuse 1 s)
+    reset_settings()
+    with delivery_hub(tmp_path, rows=50) as made:
+        row = expected_rows(latest(made.hub.resource_code))[0]
+        params = {"column": "uscc", "value": row["uscc"]}
+        assert made.get(_path(made, "lookup"), token=made.hub.token, params=params).status_code == 200
+        with session_scope() as session:
+            resource = get_resource(session, code=made.hub.resource_code)
+            consumer = get_agency(session, ref=made.hub.consumer_code)
+            grant_id = live_grant(session, resource=resource, agency_id=consumer.id).id
+            revoke_grant(session, grant_id=grant_id, reason="用途已结束", by=console("test"))
+        refused = made.get(_path(made, "lookup"), token=made.hub.token, params=params)
+        assert refused.status_code == 403 and "grant" in refused.json()["detail"]

@@ -18,7 +18,7 @@ from tests.delivery_helpers import (
     delivery_hub,
     grant,
 )
-from tests.helpers import CONSUMER, PROVIDER, latest, read_version
+from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, latest, read_version
 from tests.services import services_required
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -132,6 +132,15 @@ def test_search_open_an_entry_and_browse_masked_granted_data(browser, site: Deli
     results = _cells(page, "#results")
     assert [r[0] for r in results] == [code] and results[0][1].startswith("企业基本信息")
     assert "有条件共享" in results[0][3] and "在线浏览" in results[0][4]
+
+    page.select_option("#agency", OTHER_PROVIDER[0])  # another provider: not its entry
+    page.click("#do-search")
+    page.wait_for_load_state()
+    assert "没有符合条件的资源" in page.inner_text("#results")
+    page.select_option("#agency", PROVIDER[0])
+    page.click("#do-search")
+    page.wait_for_load_state()
+    assert [r[0] for r in _cells(page, "#results")] == [code]
 
     page.fill("#q", "不存在的资源名称")
     page.click("#do-search")
