@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api import web
 from api.routes import downloads, interface
+from api.web import sharing_pages
 
 
 def install(app: FastAPI) -> None:
@@ -15,6 +16,7 @@ def install(app: FastAPI) -> None:
     app.include_router(interface.router)
     app.include_router(downloads.router)
     app.include_router(web.router)
+    app.include_router(sharing_pages.router)  # article 14: application and decision pages
 
 
 def tune_gc() -> None:

@@ -1,0 +1,200 @@
+"""Web pages of the sharing workflow (按需共享申请与答复, article 14), in Chinese, beside the browsing pages.
+
+A consumer's person applies for a conditional resource from its catalogue entry (scope, purpose, data items),
+follows its applications (status, the 10-working-day due date, the generated 需求申请表 PDF) and sees the
+decision; a provider's person decides from an inbox (approve all or some data items, or refuse, always with
+reasons). Every action calls the registry.applications services, which check roles and agencies and write the
+audit log; a refusal those services did not already log is logged here, as the API's AuditedRoute does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.deps import SessionDep
+from api.web import (
+    SessionCookie,
+    _entry_content,
+    _login_redirect,
+    _page,
+    _principal,
+    _problem,
+)
+from core.errors import AccessDenied, ConfigError, NotFound
+
+router = APIRouter(prefix="/web/applications", include_in_schema=False)
+STATUSES = {"submitted": "待答复", "approved": "同意共享", "partial": "部分同意", "refused": "不予共享",
+            "disputed": "协调处理中", "withdrawn": "已撤回"}
+GRANT_STATUSES = {"active": "已生效", "pending_agreement": "待签订保密协议", "revoked": "已撤销", "superseded": "已被替代"}
+
+
+def _refused(session, principal, request: Request, exc: AccessDenied, resource_code: str | None = None) -> None:
+    """Roll back the failed action, then keep the refusal as evidence (unless the service logged it)."""
+    from registry.audit import record_refusal
+
+    session.rollback()
+    if not getattr(exc, "audited", False):
+        record_refusal(actor=principal.actor, action="request.refused", agency_code=principal.agency_code,
+                       resource_code=resource_code, reason=exc.en,
+                       detail={"method": request.method, "path": request.url.path, "channel": "web"})
+
+
+def _item_choices(session, resource) -> list[dict[str, str]]:
+    """The entry's data items that name a column; without catalogue items, the published version's columns."""
+    from registry.versions import latest_version
+
+    content, _ = _entry_content(session, resource)
+    items = [{"column": i["column"], "name": i["name"]} for i in content.get("data_items", []) if i.get("column")]
+    if items:
+        return items
+    version = latest_version(session, resource=resource)
+    schema = version.manifest.get("schema", []) if version else []
+    return [{"column": f["name"], "name": f.get("label") or f["name"]} for f in schema if "name" in f]
+
+
+def _labels(session, application) -> dict[str, str]:
+    return {i["column"]: i["name"] for i in _item_choices(session, application.resource)}
+
+
+def _visible(session, principal, number: str):
+    from registry.applications import get_application, may_see
+
+    application = get_application(session, number=number)
+    if not may_see(principal, application):
+        raise AccessDenied("无权查看该申请", "you may not see this application")
+    return application
+
+
+@router.get("", response_class=HTMLResponse)
+def listing(request: Request, session: SessionDep, token: SessionCookie = None) -> Response:
+    """My agency's applications, and the applications to my agency's resources waiting for its decision."""
+    from registry.applications import list_applications
+
+    principal = _principal(session, token)
+    if principal is None:
+        return _login_redirect(request)
+    visible = list_applications(session, by=principal)
+    mine = [a for a in visible if a.consumer_agency_id == principal.agency_id]
+    to_decide = [a for a in visible if a.resource.agency_id == principal.agency_id]
+    others = [a for a in visible if a not in mine and a not in to_decide]  # oversight roles see every agency's
+    return _page(request, "applications.html", principal, mine=mine, to_decide=to_decide, others=others,
+                 statuses=STATUSES)
+
+
+def _form(request: Request, session, principal, resource, status: int = 200, **values: Any) -> HTMLResponse:
+    return _page(request, "apply.html", principal, status, resource=resource,
+                 choices=_item_choices(session, resource), values=values)
+
+
+@router.get("/new", response_class=HTMLResponse)
+def new(request: Request, session: SessionDep, resource: str, token: SessionCookie = None) -> Response:
+    from registry.resources import get_resource
+
+    principal = _principal(session, token)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        found = get_resource(session, code=resource)
+    except NotFound as exc:
+        return _problem(request, principal, exc)
+    return _form(request, session, principal, found, scope="", purpose="", items=[])
+
+
+@router.post("", response_class=HTMLResponse)
+def submit(request: Request, session: SessionDep, resource: Annotated[str, Form()], scope: Annotated[str, Form()],
+           purpose: Annotated[str, Form()], items: Annotated[list[str] | None, Form()] = None,
+           token: SessionCookie = None) -> Response:
+    from registry.applications import apply
+    from registry.resources import get_resource
+
+    principal = _principal(session, token)
+    if principal is None:
+        return _login_redirect(request)
+    values = {"scope": scope, "purpose": purpose, "items": items or []}
+    try:
+        found = get_resource(session, code=resource)
+        application = apply(session, resource_code=resource, consumer=principal.agency_code or "", scope=scope,
+                            purpose=purpose, items=items or [], by=principal)
+    except AccessDenied as exc:
+        _refused(session, principal, request, exc, resource)
+        return _problem(request, principal, exc)
+    except NotFound as exc:
+        return _problem(request, principal, exc)
+    except ConfigError as exc:
+        session.rollback()
+        return _form(request, session, principal, found, 400, error=str(exc), **values)
+    session.commit()
+    return RedirectResponse(f"/web/applications/{application.number}", status_code=303)
+
+
+def _detail(request: Request, session, principal, application, status: int = 200, **extra: Any) -> HTMLResponse:
+    from registry.applications import grant_for
+
+    deciding = (application.status == "submitted" and principal.agency_id == application.resource.agency_id)
+    return _page(request, "application.html", principal, status, application=application, statuses=STATUSES,
+                 labels=_labels(session, application), grant=grant_for(session, application=application),
+                 grant_statuses=GRANT_STATUSES, deciding=deciding, **extra)
+
+
+@router.get("/{number}", response_class=HTMLResponse)
+def detail(number: str, request: Request, session: SessionDep, token: SessionCookie = None) -> Response:
+    principal = _principal(session, token)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        application = _visible(session, principal, number)
+    except (AccessDenied, NotFound) as exc:
+        if isinstance(exc, AccessDenied):
+            _refused(session, principal, request, exc)
+        return _problem(request, principal, exc)
+    return _detail(request, session, principal, application)
+
+
+@router.get("/{number}/form.pdf")
+def form_pdf(number: str, request: Request, session: SessionDep, token: SessionCookie = None) -> Response:
+    """The generated 需求申请表, for the written submission."""
+    from registry.application_form import render_form
+
+    principal = _principal(session, token)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        application = _visible(session, principal, number)
+    except (AccessDenied, NotFound) as exc:
+        if isinstance(exc, AccessDenied):
+            _refused(session, principal, request, exc)
+        return _problem(request, principal, exc)
+    return Response(render_form(application), media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
+
+
+@router.post("/{number}/decision", response_class=HTMLResponse)
+def decision(number: str, request: Request, session: SessionDep, outcome: Annotated[str, Form()],
+             reasons: Annotated[str, Form()] = "", approved_items: Annotated[list[str] | None, Form()] = None,
+             unmask: Annotated[bool, Form()] = False, token: SessionCookie = None) -> Response:
+    """Approve the ticked data items (all of them: approve; some: partial) or refuse; reasons always."""
+    from registry.applications import decide
+
+    principal = _principal(session, token)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        _visible(session, principal, number)  # a stranger is refused (and logged) before anything else
+        if outcome == "approve" and not approved_items:
+            # The service reads "no items" as "all items": an empty tick list must not approve everything.
+            raise ConfigError("tick at least one data item to approve, or choose to refuse (不予共享)")
+        decide(session, number=number, outcome=outcome, reasons=reasons, by=principal,
+               approved_items=approved_items if outcome == "approve" else None, unmask=unmask)
+    except AccessDenied as exc:
+        _refused(session, principal, request, exc)
+        return _problem(request, principal, exc)
+    except NotFound as exc:
+        return _problem(request, principal, exc)
+    except ConfigError as exc:
+        session.rollback()
+        return _detail(request, session, principal, _visible(session, principal, number), 400, error=str(exc))
+    session.commit()
+    return RedirectResponse(f"/web/applications/{number}", status_code=303)
