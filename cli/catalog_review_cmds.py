@@ -94,6 +94,7 @@ def overdue_command(agency: Annotated[str | None, typer.Option(help="只看该�
         list_obligations,
         overdue_obligations,
         overdue_reconfirmations,
+        unscheduled_obligations,
     )
 
     with reported_errors(), session_scope() as session:
@@ -106,11 +107,16 @@ def overdue_command(agency: Annotated[str | None, typer.Option(help="只看该�
         table("逾期未更新 / updates overdue (2 个工作日)", ["信息资源代码", "信息资源名称", "提供方", "类型", "原因", "发生日", "应完成日"],
               [(o.resource.code, o.resource.name, o.resource.agency.name, OBLIGATION_KINDS[o.kind], o.reason,
                 o.opened_on, o.due_on) for o in late])
+        unknown = unscheduled_obligations(session, agency=agency)
+        if unknown:
+            table("到期日未知：缺少国务院节假日安排 / due day unknown: install the year's schedule",
+                  ["信息资源代码", "信息资源名称", "原因", "发生日", "问题 problem"],
+                  [(o.resource.code, o.resource.name, o.reason, o.opened_on, o.due_problem) for o in unknown])
         missed = overdue_reconfirmations(session, agency=agency, today=day)
         table("逾期未全面维护 / yearly reconfirmation overdue", ["信息资源代码", "信息资源名称", "提供方", "上次维护", "未维护年度"],
               [(m.resource.code, m.resource.name, m.resource.agency.name, m.last_maintained, m.missed_year)
                for m in missed])
-        if late or missed:
+        if late or missed or unknown:
             raise typer.Exit(1)  # a health check or cron job notices
 
 

@@ -119,7 +119,9 @@ class UpdateObligation(Base):
     kind: Mapped[str] = mapped_column(String(20), doc="elements (要素调整) or data (数据资源变化)")
     reason: Mapped[str] = mapped_column(Text)
     opened_on: Mapped[date] = mapped_column(Date)
-    due_on: Mapped[date] = mapped_column(Date)
+    # None while the working-day schedule of the due year is not installed: the duty is kept, never guessed.
+    due_on: Mapped[date | None] = mapped_column(Date)
+    due_problem: Mapped[str | None] = mapped_column(Text, doc="why due_on is unknown (the missing schedule)")
     opened_by: Mapped[str] = mapped_column(String(100))
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_on: Mapped[date | None] = mapped_column(Date)

@@ -25,7 +25,7 @@ from registry.audit import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.models import Resource
 from registry.people import act_day, beijing_today, require_designated
-from registry.workdays import add_working_days
+from registry.workdays import UnknownCalendarYear, add_working_days
 
 __all__ = [
     "OBLIGATION_KINDS",
@@ -37,6 +37,8 @@ __all__ = [
     "overdue_obligations",
     "overdue_reconfirmations",
     "reconfirm_entry",
+    "schedule_pending",
+    "unscheduled_obligations",
 ]
 
 UPDATE_WORKING_DAYS = 2
@@ -59,16 +61,50 @@ def open_update_obligation(session: Session, *, resource_code: str, reason: str,
     existing = session.scalar(select(UpdateObligation).where(
         UpdateObligation.resource_id == resource.id, UpdateObligation.closed_on.is_(None)))
     if existing is not None:
+        if existing.due_on is None:  # its year's schedule may have been installed since
+            existing.due_on, existing.due_problem = _due(existing.opened_on)
         return existing
     day = opened_on or beijing_today()
-    due = add_working_days(day, UPDATE_WORKING_DAYS)  # raises UnknownCalendarYear with instructions
+    due, problem = _due(day)
     obligation = UpdateObligation(resource_id=resource.id, kind=kind, reason=reason, opened_on=day, due_on=due,
-                                  opened_by=actor)
+                                  due_problem=problem, opened_by=actor)
     session.add(obligation)
     session.flush()
     record_event(session, actor=actor, action="catalog.obligation.open", agency_code=resource.agency.code,
-                 resource_code=resource.code, detail={"kind": kind, "reason": reason, "opened_on": day, "due_on": due})
+                 resource_code=resource.code, result="ok" if due else "calendar_missing",
+                 detail={"kind": kind, "reason": reason, "opened_on": day, "due_on": due, "problem": problem})
     return obligation
+
+
+def _due(day: date) -> tuple[date | None, str | None]:
+    """The due day, or (None, why) when it falls in a year whose State Council schedule is not installed.
+
+    The duty is recorded either way (a sync that detects a schema change in late December must not fail for a
+    calendar); the due day is never guessed, and `catalog overdue` reports the missing schedule until an
+    operator installs it, after which schedule_pending() fills the day in.
+    """
+    try:
+        return add_working_days(day, UPDATE_WORKING_DAYS), None
+    except UnknownCalendarYear as missing:
+        return None, str(missing)
+
+
+def schedule_pending(session: Session) -> list[UpdateObligation]:
+    """Fill in the due days that were unknown, now that their year's schedule may be installed; the rest."""
+    still: list[UpdateObligation] = []
+    for obligation in session.scalars(select(UpdateObligation).where(
+            UpdateObligation.due_on.is_(None), UpdateObligation.closed_on.is_(None))):
+        obligation.due_on, obligation.due_problem = _due(obligation.opened_on)
+        if obligation.due_on is None:
+            still.append(obligation)
+    session.flush()
+    return still
+
+
+def unscheduled_obligations(session: Session, *, agency: str | None = None) -> list[UpdateObligation]:
+    """Open obligations whose due day cannot be computed yet: an operator must install the year's schedule."""
+    return [o for o in schedule_pending(session) if not agency or o.resource.agency_id == get_agency(
+        session, ref=agency).id]
 
 
 def close_obligations(session: Session, *, resource: Resource, revision: CatalogRevision, on: date,
@@ -80,7 +116,8 @@ def close_obligations(session: Session, *, resource: Resource, revision: Catalog
         obligation.closed_on, obligation.closed_by_revision_id = on, revision.id
         record_event(session, actor=actor, action="catalog.obligation.close", agency_code=resource.agency.code,
                      resource_code=resource.code,
-                     detail={"due_on": obligation.due_on, "closed_on": on, "late": on > obligation.due_on,
+                     detail={"due_on": obligation.due_on, "closed_on": on,
+                             "late": on > obligation.due_on if obligation.due_on else None,
                              "revision": revision.number})
     return closed
 
@@ -98,7 +135,8 @@ def overdue_obligations(session: Session, *, today: date | None = None,
                         agency: str | None = None) -> list[UpdateObligation]:
     """Open obligations whose due day has passed (the due day itself is still in time)."""
     today = today or beijing_today()
-    return [o for o in list_obligations(session, agency=agency) if o.due_on < today]
+    schedule_pending(session)
+    return [o for o in list_obligations(session, agency=agency) if o.due_on is not None and o.due_on < today]
 
 
 def reconfirm_entry(session: Session, *, code: str, account: str, on: date | None = None, note: str = "",

@@ -51,24 +51,33 @@ def test_update_obligation_due_two_working_days_later(catalog_home: Path, opened
 
 
 def test_a_2027_deadline_needs_the_state_council_schedule(catalog_home: Path) -> None:
+    """The duty is recorded at once, its due day is never guessed: `catalog overdue` says which schedule is
+    missing (exit 1) until an operator installs it, and then the day is filled in from that schedule."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
     from core.settings import get_settings
     from registry.db import session_scope
-    from registry.obligations import list_obligations, open_update_obligation
+    from registry.obligations import list_obligations, open_update_obligation, unscheduled_obligations
     from registry.workdays import load_schedule_file
 
     with session_scope() as session:
         setup_people(session)
         code = new_entry(session)
-    # 2026-12-30 + 2 working days reaches into 2027, which the library does not know: a clear error, no guess.
-    with session_scope() as session, pytest.raises(UnknownCalendarYear, match="govshare calendar load"):
-        open_update_obligation(session, resource_code=code, reason="变更", actor="sync", opened_on=date(2026, 12, 30))
+    # 2026-12-30 + 2 working days reaches into 2027, which the library does not know: recorded, no guess.
     with session_scope() as session:
-        assert list_obligations(session) == []  # nothing half-recorded
+        obligation = open_update_obligation(session, resource_code=code, reason="变更", actor="sync",
+                                            opened_on=date(2026, 12, 30))
+        assert obligation.due_on is None and "govshare calendar load" in obligation.due_problem
+    report = CliRunner().invoke(app, ["catalog", "overdue", "--today", "2026-12-30"])
+    assert report.exit_code == 1 and "到期日未知" in report.output and code in report.output
     load_schedule_file(EXAMPLE_2027, calendar_dir=get_settings().calendar_dir)
     with session_scope() as session:
+        assert unscheduled_obligations(session) == []
         # 2027-01-01..03 off in the loaded schedule: 12-31 is the first working day, 01-04 the second
-        assert open_update_obligation(session, resource_code=code, reason="变更", actor="sync",
-                                      opened_on=date(2026, 12, 30)).due_on == date(2027, 1, 4)
+        [scheduled] = list_obligations(session)
+        assert scheduled.due_on == date(2027, 1, 4) and scheduled.due_problem is None
+    assert CliRunner().invoke(app, ["catalog", "overdue", "--today", "2026-12-30"]).exit_code == 0
 
 
 def test_a_2027_day_inside_the_loaded_spring_festival(catalog_home: Path) -> None:
@@ -79,8 +88,8 @@ def test_a_2027_day_inside_the_loaded_spring_festival(catalog_home: Path) -> Non
     with session_scope() as session:
         setup_people(session)
         code = new_entry(session)
-        with pytest.raises(UnknownCalendarYear):
-            open_update_obligation(session, resource_code=code, reason="变更", actor="sync", opened_on=date(2027, 2, 4))
+        assert open_update_obligation(session, resource_code=code, reason="变更", actor="sync",
+                                      opened_on=date(2027, 2, 4)).due_on is None
     folder = get_settings().calendar_dir
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(EXAMPLE_2027, folder / "2027.json")  # an operator drops the file in

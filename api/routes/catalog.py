@@ -34,7 +34,7 @@ from registry.catalog_review import (
     submit_revision,
 )
 from registry.models import ApiToken, Resource
-from registry.obligations import overdue_obligations, overdue_reconfirmations
+from registry.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations
 from schemas.catalog_metadata import CatalogEntryData
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalogue"])
@@ -105,7 +105,7 @@ class OverduePublic(BaseModel):
     name: str
     kind: str
     detail: str
-    due_on: date
+    due_on: date | None  # None: the due year's working-day schedule is not installed (kind calendar_missing)
 
 
 def owned_entry(code: str, session: SessionDep, caller: ConsumerDep) -> Resource:
@@ -221,6 +221,9 @@ def overdue(session: SessionDep, caller: ConsumerDep) -> list[OverduePublic]:
     agency = caller.agency.code
     late = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="update", detail=o.reason, due_on=o.due_on)
             for o in overdue_obligations(session, agency=agency)]
-    return late + [OverduePublic(code=m.resource.code, name=m.resource.name, kind="reconfirmation",
-                                 detail=f"{m.missed_year} 年度未全面维护", due_on=m.due_on)
-                   for m in overdue_reconfirmations(session, agency=agency)]
+    unknown = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="calendar_missing",
+                             detail=f"{o.reason}: {o.due_problem}", due_on=None)
+               for o in unscheduled_obligations(session, agency=agency)]
+    return late + unknown + [OverduePublic(code=m.resource.code, name=m.resource.name, kind="reconfirmation",
+                                           detail=f"{m.missed_year} 年度未全面维护", due_on=m.due_on)
+                             for m in overdue_reconfirmations(session, agency=agency)]
