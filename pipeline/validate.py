@@ -86,7 +86,8 @@ def duplicated_keys_in_files(files: list, key: tuple[str, ...], *, scratch) -> p
         return pa.array([])
     scratch.mkdir(parents=True, exist_ok=True)
     columns = ", ".join('"' + name.replace('"', '""') + '"' for name in key)
-    connection = duckdb.connect(config={"threads": "2", "memory_limit": "256MB", "temp_directory": str(scratch)})
+    connection = duckdb.connect(config={"threads": "1", "memory_limit": "160MB", "temp_directory": str(scratch),
+                                        "preserve_insertion_order": "false"})
     try:
         found = connection.execute(
             f"SELECT {columns} FROM read_parquet(?) GROUP BY ALL HAVING count(*) > 1",
