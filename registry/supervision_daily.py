@@ -20,19 +20,22 @@ def _today(today: date | None) -> date:
 def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     """Application reminders and overdue flags (registry/applications.py), catalogue update obligations past due
     (registry/obligations.py, listed; flagged as violations by detection), rectification deadlines."""
+    from registry import obligations
     from registry.applications import check_deadlines
     from registry.auth import console
     from registry.db import session_scope
-    from registry.obligations import overdue_obligations
     from registry.rectification import check_orders
 
     day = _today(today)
     with session_scope() as session:
         applications = check_deadlines(session, today=day, by=console(actor))
-        overdue = [o.id for o in overdue_obligations(session, today=day)]
+        # overdue_obligations first fills in due days whose year's schedule has since been installed
+        overdue = [o.id for o in obligations.overdue_obligations(session, today=day)]
+        unscheduled = getattr(obligations, "unscheduled_obligations", None)  # the catalogue's, when present
+        waiting = [o.id for o in unscheduled(session)] if unscheduled else []
         flagged = [o.number for o in check_orders(session, today=day, actor=actor)]
     return {"day": day.isoformat(), "applications": [f"{n}:{what}" for n, what in applications],
-            "overdue_obligations": overdue, "rectification_overdue": flagged}
+            "overdue_obligations": overdue, "unscheduled_obligations": waiting, "rectification_overdue": flagged}
 
 
 def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:

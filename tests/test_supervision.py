@@ -457,6 +457,7 @@ def test_the_daily_run_keeps_the_clocks_and_saves_the_evaluation(world) -> None:
                                                          _violation_id("stale_data", B)])
     assert first["clocks"]["rectification_overdue"] == []
     assert first["clocks"]["overdue_obligations"] == [world.ids["B1.obligation"]]
+    assert first["clocks"]["unscheduled_obligations"] == []  # every due day of the seed is in a known year
     with session_scope() as session:
         run = session.scalars(select(EvaluationRun).order_by(EvaluationRun.id.desc())).first()
         assert run.as_of == AS_OF and [a["code"] for a in run.results["agencies"]] == [A, C, B]

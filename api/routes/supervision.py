@@ -104,8 +104,10 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
         "rectification_orders": [OrderPublic(number=o.number, violation_id=o.violation_id, requirement=o.requirement,
                                              issued_on=o.issued_on, due_on=o.due_on, status=o.status,
                                              fixed_on=o.fixed_on) for o in orders],
+        # due_on is None while the due year's working-day schedule is not installed (registry/obligations.py)
         "open_obligations": [{"id": o.id, "resource_code": o.resource.code, "reason": o.reason,
-                              "due_on": o.due_on.isoformat(), "overdue": o.due_on < today} for o in obligations],
+                              "due_on": o.due_on.isoformat() if o.due_on else None,
+                              "overdue": o.due_on is not None and o.due_on < today} for o in obligations],
         "pending_applications": [{"number": a.number, "resource_code": a.resource.code, "consumer": a.consumer.code,
                                   "due_on": a.due_on.isoformat(), "overdue": a.due_on < today} for a in applications],
         "open_tickets": [{"id": t.id, "kind": t.kind, "resource_code": t.resource.code, "title": t.title,
