@@ -95,10 +95,9 @@ def _download_through_api(code: str, token: str) -> list[tuple[str, str, str]]:
     import requests
     import uvicorn
 
-    from api.app import create_app
-
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config("api.app:create_app", factory=True, host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

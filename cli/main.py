@@ -138,18 +138,14 @@ def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_
     """
     import uvicorn
 
-    from api.delivery import serving_app
     from core.settings import get_settings
 
     with reported_errors():
         settings = get_settings()
         settings.require_secret()
-        if workers > 1:  # worker processes import the app themselves
-            uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host or settings.api_host,
-                        port=port or settings.api_port, access_log=access_log)
-        else:
-            uvicorn.run(serving_app(), host=host or settings.api_host, port=port or settings.api_port,
-                        access_log=access_log)
+        # Named, not imported: the CLI and the API are both entry layers, neither imports the other.
+        uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host or settings.api_host,
+                    port=port or settings.api_port, access_log=access_log)
 
 
 @app.command()

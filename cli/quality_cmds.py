@@ -266,7 +266,7 @@ def contract_attach(resource: Annotated[str, typer.Argument(help="resource code"
     Example: govshare contract attach 101001/0001 enterprises
     """
     from registry.db import session_scope
-    from schemas.contract_store import attach_contract
+    from registry.contracts import attach_contract
 
     with reported_errors(), session_scope() as session:
         contract = attach_contract(session, resource_code=resource, name=name)

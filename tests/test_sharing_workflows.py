@@ -431,7 +431,7 @@ def test_citizen_ids_named_by_the_data_contract_are_masked_in_browsing(world: Wo
     from delivery.access import authorize_read, restrict
     from delivery.files import iter_batches
     from registry.db import session_scope
-    from schemas.contract_store import attach_contract
+    from registry.contracts import attach_contract
 
     code = world.resources["unconditional"]
     with session_scope() as session:
