@@ -156,7 +156,8 @@ LogLevel ERROR
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(keys, ignore_errors=True)
         if created:
-            subprocess.run(["userdel", created], capture_output=True, check=False)
+            # --force: a session child of the stopped sshd may still be exiting as this user
+            subprocess.run(["userdel", "--force", created], capture_output=True, check=False)
 
 
 @pytest.fixture
