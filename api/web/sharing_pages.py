@@ -139,17 +139,26 @@ def _detail(request: Request, session, principal, application, status: int = 200
                  grant_statuses=GRANT_STATUSES, deciding=deciding, **extra)
 
 
-@router.get("/{number}", response_class=HTMLResponse)
-def detail(number: str, request: Request, session: SessionDep, token: SessionCookie = None) -> Response:
+def _open_application(request: Request, session, token: str | None, number: str):  # noqa: ANN001, ANN202
+    """(principal, application) for a signed-in person who may see it; otherwise the page to answer with
+    (the sign-in redirect, or the refusal, which is logged)."""
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
     try:
-        application = _visible(session, principal, number)
+        return principal, _visible(session, principal, number)
     except (AccessDenied, NotFound) as exc:
         if isinstance(exc, AccessDenied):
             _refused(session, principal, request, exc)
         return _problem(request, principal, exc)
+
+
+@router.get("/{number}", response_class=HTMLResponse)
+def detail(number: str, request: Request, session: SessionDep, token: SessionCookie = None) -> Response:
+    opened = _open_application(request, session, token, number)
+    if isinstance(opened, Response):
+        return opened
+    principal, application = opened
     return _detail(request, session, principal, application)
 
 
@@ -158,15 +167,10 @@ def form_pdf(number: str, request: Request, session: SessionDep, token: SessionC
     """The generated 需求申请表, for the written submission."""
     from registry.application_form import render_form
 
-    principal = _principal(session, token)
-    if principal is None:
-        return _login_redirect(request)
-    try:
-        application = _visible(session, principal, number)
-    except (AccessDenied, NotFound) as exc:
-        if isinstance(exc, AccessDenied):
-            _refused(session, principal, request, exc)
-        return _problem(request, principal, exc)
+    opened = _open_application(request, session, token, number)
+    if isinstance(opened, Response):
+        return opened
+    _, application = opened
     return Response(render_form(application), media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
 
