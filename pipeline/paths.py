@@ -26,11 +26,5 @@ def quarantine_file(resource_id: int, run_id: str) -> Path:
     return storage_root() / "quarantine" / str(resource_id) / f"{run_id}.parquet"
 
 
-def lock_file(resource_id: int) -> Path:
-    path = storage_root() / "locks" / f"resource-{resource_id}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def resolve(relative: str) -> Path:
     return storage_root() / relative
