@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.paths import resolve
+from pipeline.layers import iter_parts, parts_schema, version_parts
 from registry.models import DatasetVersion
 
 FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
@@ -43,18 +42,14 @@ class _ChunkSink:
         return data
 
 
-def version_files(version: DatasetVersion) -> list[Path]:
-    folder = resolve(version.path)
-    return [folder / entry["path"] for entry in version.manifest["files"]]
-
-
 def iter_batches(version: DatasetVersion, *, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    for path in version_files(version):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=columns)
+    """The version's rows in manifest order: a layered version's files minus their deleted rows
+    (pipeline.layers), never a whole file's rows as they are."""
+    yield from iter_parts(version_parts(version), columns=columns)
 
 
 def _schema(version: DatasetVersion, columns: list[str] | None) -> pa.Schema:
-    schema = pq.ParquetFile(version_files(version)[0]).schema_arrow
+    schema = parts_schema(version_parts(version))
     return pa.schema([schema.field(c) for c in columns]) if columns else schema
 
 
@@ -81,5 +76,5 @@ def stream_version(version: DatasetVersion, *, fmt: str, columns: list[str] | No
 
 
 def version_schema(version: DatasetVersion) -> pa.Schema:
-    """The Arrow schema of a version's files (read from the first file's footer)."""
+    """The Arrow schema of a version's rows (read from its first part's footer)."""
     return _schema(version, None)

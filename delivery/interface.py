@@ -17,7 +17,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -115,9 +114,9 @@ def _typed(value: str, kind: pa.DataType, column: str) -> object:
 
 
 def arrow_schema(version: DatasetVersion) -> pa.Schema:
-    from delivery.files import version_files
+    from delivery.files import version_schema
 
-    return pq.ParquetFile(version_files(version)[0]).schema_arrow
+    return version_schema(version)
 
 
 def parse_where(decision: AccessDecision, version: DatasetVersion, where: list[str]) -> pc.Expression | None:

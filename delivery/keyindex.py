@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError
+from pipeline.layers import live_sql, parts_schema, version_parts
 from pipeline.paths import resolve, storage_root
 from registry.models import DatasetVersion
 
@@ -103,15 +104,16 @@ def _with(columns: list[str] | None, column: str) -> list[str] | None:
 def _build(version: DatasetVersion, column: str, target: Path) -> None:
     import duckdb
 
-    files = [str(resolve(version.path) / entry["path"]) for entry in version.manifest["files"]]
-    schema = pq.ParquetFile(files[0]).schema_arrow
+    parts = version_parts(version)
+    schema = parts_schema(parts)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".partial-{os.getpid()}-{threading.get_ident()}")
     connection = duckdb.connect(config={"threads": 2, "memory_limit": "1GB",
                                         "temp_directory": str(target.parent / "duckdb-spill")})
     try:
         quoted = '"' + column.replace('"', '""') + '"'
-        result = connection.execute(f"SELECT * FROM read_parquet(?) ORDER BY {quoted} NULLS LAST", [files])
+        # The live rows only: a layered version's referenced files minus their deletion vectors.
+        result = connection.execute(f"SELECT * FROM {live_sql(parts)} ORDER BY {quoted} NULLS LAST")
         # pyarrow writes the copy, so its schema (types, time zones, labels) is the version's own and every
         # row group carries min/max statistics.
         with pq.ParquetWriter(partial, schema, compression="snappy") as writer:

@@ -34,6 +34,7 @@ from core.settings import get_settings
 from pipeline import locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
 from pipeline.extract import record_run_failure
+from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.schema_drift import compare, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
 from pipeline.sync import publish_run, queue_after_publish
@@ -78,7 +79,7 @@ class _Resource:
     previous_id: int | None
     previous_number: int | None
     previous_rows: int | None
-    previous_files: list[Path]
+    previous_parts: list[Part]  # the previous version's parts: its rows are their live rows (pipeline.layers)
     cursor: int | None
 
 
@@ -96,13 +97,12 @@ def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
         capture = capture_for(resource)
         previous = latest_version(session, resource=resource)
         state = cursor_state(session, resource=resource)
-        folder = paths.resolve(previous.path) if previous else None
         info = _Resource(
             id=resource.id, code=resource.code, stream=dict(resource.stream),
             source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
             previous_id=previous.id if previous else None, previous_number=previous.number if previous else None,
             previous_rows=previous.row_count if previous else None,
-            previous_files=[folder / e["path"] for e in previous.manifest["files"]] if previous else [],
+            previous_parts=version_parts(previous) if previous else [],
             cursor=lsn_int(state.cursor_value) if state and state.cursor_column == CDC_CURSOR and state.cursor_value
             else None)
         contract = contract_for(resource_code=resource.code, stream=resource.stream)
@@ -136,7 +136,7 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
                       f"{lsn_text(resource.cursor)}: changes in between may be lost")
             mark_resync(resource_id=resource.id, resource_code=resource.code, slot=capture.slot, reason=reason,
                         retained_bytes=slot.retained_bytes)
-        elif resource.previous_files and compare(pq.read_schema(resource.previous_files[0]), table.arrow_schema):
+        elif resource.previous_parts and compare(parts_schema(resource.previous_parts), table.arrow_schema):
             reason = "the source table's columns changed since the last version"
         report = None
         if reason is None:
@@ -175,11 +175,11 @@ def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter,
     staged.rows_quarantined, staged.quarantine_rules = quarantine.rows, quarantine.by_rule
     staged.quarantine = "quarantine.parquet" if quarantine.rows else None
     finish_checks(staged, contract, previous_rows=resource.previous_rows)
-    if resource.previous_files:  # the version holds the whole table: compare every key, deletions included
+    if resource.previous_parts:  # the version holds the whole table: compare every key, deletions included
         staged.changes = compute_changes(
-            new_files=[folder / f for f in staged.files], previous_files=resource.previous_files,
+            new_files=[folder / f for f in staged.files], previous_parts=resource.previous_parts,
             key=table.primary_key, schema=pq.read_schema(folder / staged.files[0]),
-            previous_schema=pq.read_schema(resource.previous_files[0]), out=folder / CHANGES_FILE,
+            previous_schema=parts_schema(resource.previous_parts), out=folder / CHANGES_FILE,
             since_version=resource.previous_number, scratch=folder / "tmp").summary()
     else:
         staged.changes = ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
@@ -211,10 +211,10 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
     try:
         with capture.create_slot_with_snapshot(table, batch_rows=get_settings().batch_rows) as (lsn, batches):
             for batch in batches:
-                if writer.schema is None and resource.previous_files:
+                if writer.schema is None and resource.previous_parts:
                     staged.schema_change = guard_schema(
                         resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
-                        previous_schema=pq.read_schema(resource.previous_files[0]),
+                        previous_schema=parts_schema(resource.previous_parts),
                         schema=batch.schema.remove(batch.schema.get_field_index(ROW_PROBLEM_COLUMN))
                         if ROW_PROBLEM_COLUMN in batch.schema.names else batch.schema,
                         key=table.primary_key, cursor=None, contract_columns=set(), incremental=False)
@@ -254,9 +254,9 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
     try:
         touched = key_array(changed_keys(table, collected), table.primary_key)
         if not collected.truncated:
-            staged.rows_carried = _carry_forward(resource.previous_files, writer, table.primary_key, touched)
+            staged.rows_carried = _carry_forward(resource.previous_parts, writer, table.primary_key, touched)
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
-            _write(staged, _fill_unchanged(batch, resource.previous_files, table.primary_key), writer, quarantine,
+            _write(staged, _fill_unchanged(batch, resource.previous_parts, table.primary_key), writer, quarantine,
                    table, contract)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
@@ -276,19 +276,19 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
                      rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256)
 
 
-def _carry_forward(files: list[Path], writer: PartWriter, key: tuple[str, ...], touched: pa.Array) -> int:
-    """The previous version's rows whose key no change touched, batch by batch."""
+def _carry_forward(parts: list[Part], writer: PartWriter, key: tuple[str, ...], touched: pa.Array) -> int:
+    """The previous version's rows whose key no change touched, batch by batch (its live rows only: a row a
+    deletion vector removed is no longer in that version and must not come back)."""
     carried = 0
-    for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
-            kept = batch.filter(pc.invert(pc.is_in(key_array(batch, key), value_set=touched)))
-            if kept.num_rows:
-                writer.write(kept)
-                carried += kept.num_rows
+    for batch in iter_parts(parts):
+        kept = batch.filter(pc.invert(pc.is_in(key_array(batch, key), value_set=touched)))
+        if kept.num_rows:
+            writer.write(kept)
+            carried += kept.num_rows
     return carried
 
 
-def _fill_unchanged(batch: pa.RecordBatch, files: list[Path], key: tuple[str, ...]) -> pa.RecordBatch:
+def _fill_unchanged(batch: pa.RecordBatch, parts: list[Part], key: tuple[str, ...]) -> pa.RecordBatch:
     """Columns an update left unchanged (TOASTed values the server did not resend) take the previous value."""
     if UNCHANGED_COLUMN not in batch.schema.names:
         return batch
@@ -296,11 +296,10 @@ def _fill_unchanged(batch: pa.RecordBatch, files: list[Path], key: tuple[str, ..
     batch = batch.drop_columns([UNCHANGED_COLUMN])
     wanted = key_array(batch, key).filter(pc.is_valid(marks))
     previous: dict = {}
-    for path in files:
-        for old in pq.ParquetFile(path).iter_batches(batch_size=65_536):
-            hit = old.filter(pc.is_in(key_array(old, key), value_set=wanted))
-            for row in hit.to_pylist():
-                previous[tuple(row[k] for k in key)] = row
+    for old in iter_parts(parts):  # live rows only: a replaced row's old value is not the previous value
+        hit = old.filter(pc.is_in(key_array(old, key), value_set=wanted))
+        for row in hit.to_pylist():
+            previous[tuple(row[k] for k in key)] = row
     rows = batch.to_pylist()
     for row, mark in zip(rows, marks.to_pylist()):
         if not mark:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
 from pipeline.changes import CHANGE_COLUMN, CHANGES_FILE
+from pipeline.layers import parts_schema, version_parts
 from pipeline.paths import resolve
 from registry.models import DatasetVersion, PrunedVersion, Resource
 from registry.versions import require_latest_version
@@ -71,8 +72,7 @@ def changes_since(session: Session, *, resource: Resource, since: int) -> Change
 
 
 def changes_schema(latest: DatasetVersion) -> pa.Schema:
-    folder = resolve(latest.path)
-    schema = pq.read_schema(folder / latest.manifest["files"][0]["path"])
+    schema = parts_schema(version_parts(latest))
     fields = [pa.field(f.name, f.type, nullable=True) for f in schema]
     return pa.schema([*fields, pa.field(VERSION_COLUMN, pa.int32()), pa.field(CHANGE_COLUMN, pa.string())])
 

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from core.errors import ConfigError
 from pipeline import paths
+from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 
 BATCH_ROWS = 65_536
 KEY = "__key"
@@ -51,16 +52,17 @@ def _comparable(a: pa.Array, b: pa.Array) -> tuple[pa.Array, pa.Array]:
     return (pc.utf8_trim_whitespace(pc.cast(a, pa.string())), pc.utf8_trim_whitespace(pc.cast(b, pa.string())))
 
 
-def _version_files(version) -> list[Path]:  # noqa: ANN001 - DatasetVersion
-    folder = paths.resolve(version.path)
-    return [folder / entry["path"] for entry in version.manifest["files"]]
+def _read_columns(parts: list[Part], columns: list[str]) -> pa.Table:
+    """The live rows of a version, only these columns (deleted rows of a layered version left out)."""
+    schema = parts_schema(parts)
+    return pa.Table.from_batches(list(iter_parts(parts, columns=columns, batch_size=BATCH_ROWS)),
+                                 schema=pa.schema([schema.field(c) for c in columns]))
 
 
 def _authority_table(version, key_column: str, columns: list[str]) -> tuple[pa.Table, int]:  # noqa: ANN001
     """Key + compared columns of the authority; keys held more than once are left out (which row is right
     cannot be told) and counted."""
-    parts = [pq.read_table(path, columns=[key_column, *columns]) for path in _version_files(version)]
-    table = pa.concat_tables(parts)
+    table = _read_columns(version_parts(version), [key_column, *columns])
     keys = pc.cast(table.column(key_column), pa.string())
     table = table.drop_columns([key_column]).add_column(0, KEY, keys)
     table = table.rename_columns([KEY, *[f"a.{c}" for c in columns]]).filter(pc.is_valid(keys))
@@ -135,35 +137,34 @@ def check_consistency(*, resource_code: str, mapping: dict[str, str] | None = No
             counts = {column: 0 for column, _ in pairs}
             compared = missing = 0
             copy_columns = [column for column, _ in pairs]
-            for path in _version_files(copy_version):
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS,
-                                                               columns=[key_column, *copy_columns]):
-                    keys = pc.cast(batch.column(key_column), pa.string())
-                    left = pa.table([keys, *[batch.column(c) for c in copy_columns]],
-                                    names=[KEY, *[f"c.{c}" for c in copy_columns]]).filter(pc.is_valid(keys))
-                    joined = left.join(authority, keys=KEY, join_type="inner")
-                    compared += joined.num_rows
-                    missing += left.num_rows - pc.sum(pc.is_in(left.column(KEY), value_set=authority.column(KEY))
-                                                      ).as_py() if left.num_rows else 0
-                    for column, element in pairs:
-                        mine, theirs = joined.column(f"c.{column}"), joined.column(f"a.{element.column}")
-                        a, b = _comparable(mine.combine_chunks(), theirs.combine_chunks())
-                        same = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
-                        differ = pc.invert(same)
-                        n = pc.sum(pc.cast(differ, pa.int64())).as_py() or 0
-                        if not n:
-                            continue
-                        counts[column] += n
-                        rows = joined.filter(differ)
-                        writer.write_table(pa.table({
-                            "key": rows.column(KEY),
-                            "element": pa.array([element.code] * n, pa.string()),
-                            "copy_column": pa.array([column] * n, pa.string()),
-                            "copy_value": pc.cast(rows.column(f"c.{column}"), pa.string()),
-                            "authoritative_value": pc.cast(rows.column(f"a.{element.column}"), pa.string()),
-                            "authoritative_agency": pa.array([agency_name] * n, pa.string()),
-                            "authoritative_resource": pa.array([authority_code] * n, pa.string()),
-                        }, schema=MISMATCH_SCHEMA))
+            for batch in iter_parts(version_parts(copy_version), columns=[key_column, *copy_columns],
+                                    batch_size=BATCH_ROWS):
+                keys = pc.cast(batch.column(key_column), pa.string())
+                left = pa.table([keys, *[batch.column(c) for c in copy_columns]],
+                                names=[KEY, *[f"c.{c}" for c in copy_columns]]).filter(pc.is_valid(keys))
+                joined = left.join(authority, keys=KEY, join_type="inner")
+                compared += joined.num_rows
+                missing += left.num_rows - pc.sum(pc.is_in(left.column(KEY), value_set=authority.column(KEY))
+                                                  ).as_py() if left.num_rows else 0
+                for column, element in pairs:
+                    mine, theirs = joined.column(f"c.{column}"), joined.column(f"a.{element.column}")
+                    a, b = _comparable(mine.combine_chunks(), theirs.combine_chunks())
+                    same = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
+                    differ = pc.invert(same)
+                    n = pc.sum(pc.cast(differ, pa.int64())).as_py() or 0
+                    if not n:
+                        continue
+                    counts[column] += n
+                    rows = joined.filter(differ)
+                    writer.write_table(pa.table({
+                        "key": rows.column(KEY),
+                        "element": pa.array([element.code] * n, pa.string()),
+                        "copy_column": pa.array([column] * n, pa.string()),
+                        "copy_value": pc.cast(rows.column(f"c.{column}"), pa.string()),
+                        "authoritative_value": pc.cast(rows.column(f"a.{element.column}"), pa.string()),
+                        "authoritative_agency": pa.array([agency_name] * n, pa.string()),
+                        "authoritative_resource": pa.array([authority_code] * n, pa.string()),
+                    }, schema=MISMATCH_SCHEMA))
             compared_total += compared
             missing_total += missing
             for column, element in pairs:

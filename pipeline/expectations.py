@@ -1,7 +1,7 @@
 """great-expectations on each published version: its own Airflow task after publish, never in its way.
 
-The version's Parquet files are read in bounded record batches (``GX_BATCH_ROWS`` rows, one column set at a
-time in memory), validated with the contract's suite (quality/gx_suite.py) and the results stored per run:
+The version's live rows (pipeline.layers) are read in bounded record batches (``GX_BATCH_ROWS`` rows, one column
+set at a time in memory), validated with the contract's suite (quality/gx_suite.py) and the results stored per run:
 ``storage/expectations/<resource id>/<version folder>/results.json`` and a readable ``report.html``, plus one
 ``expectation_runs`` row. The version folder itself is not touched (its manifest and hashes stay as published).
 A resource without a contract gets the key's not-null and unique expectations.
@@ -13,12 +13,15 @@ import json
 import logging
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any
-
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from pipeline import paths
+from pipeline.layers import iter_parts, version_parts
+
+if TYPE_CHECKING:
+    from quality.checks import BatchReader
 
 GX_BATCH_ROWS = 100_000
 log = logging.getLogger(__name__)
@@ -37,6 +40,12 @@ def _contract(resource) -> Any:  # noqa: ANN001, ANN401 - Resource -> Contract
 
 def report_folder(version) -> Path:  # noqa: ANN001 - DatasetVersion
     return paths.storage_root() / "expectations" / str(version.resource_id) / Path(version.path).name
+
+
+def version_batches(version, *, batch_rows: int = GX_BATCH_ROWS) -> BatchReader:  # noqa: ANN001 - DatasetVersion
+    """The version's live rows for the suite and the dataset rules; never its files whole: a layered version's
+    files hold rows it no longer has (pipeline.layers)."""
+    return partial(iter_parts, version_parts(version), batch_size=batch_rows)
 
 
 def validate_version(*, resource_code: str, version_number: int | None = None,
@@ -63,13 +72,11 @@ def validate_version(*, resource_code: str, version_number: int | None = None,
         contract = _contract(resource)
         session.expunge(version)
     started = time.monotonic()
-    folder = paths.resolve(version.path)
-    files = [folder / entry["path"] for entry in version.manifest["files"]]
+    read = version_batches(version, batch_rows=batch_rows)
     runner = SuiteRunner(contract)
-    for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-            runner.validate(batch)
-    dataset = DatasetContext(files=files, rows=version.row_count, run_time=datetime.now(timezone.utc),
+    for batch in read():
+        runner.validate(batch)
+    dataset = DatasetContext(batches=read, rows=version.row_count, run_time=datetime.now(timezone.utc),
                              previous_rows=previous_rows)
     result = runner.results(dataset=dataset)
     result.update({"resource": resource_code, "version": version.number, "run_id": version.run_id,

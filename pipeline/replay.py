@@ -133,6 +133,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
         _quarantine_duplicates,
         record_run_failure,
     )
+    from pipeline.layers import parts_of, parts_schema
     from pipeline.manifest import read_manifest
     from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
     from pipeline.sync import publish_run
@@ -165,7 +166,8 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
                                source={"replay_of": [r for _, _, r in set_info], "file": file.name if file else None},
                                watermark=dict(version.manifest.get("watermark") or {}))
         manifest = read_manifest(version_folder)
-        schema = pq.ParquetFile(version_folder / manifest["files"][0]["path"]).schema_arrow
+        parts = parts_of(version_folder, manifest)
+        schema = parts_schema(parts)
         batches = _read_fixed_file(file) if file else (b for _, p, r in set_info for b in set_batches(p, r))
         (folder / "data").mkdir(parents=True)
         writer = PartWriter(folder / "data")
@@ -192,7 +194,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
             if len(dupes):
                 _quarantine_duplicates(folder / "data", writer.files, key, dupes, quarantine)
             fixed = sum(pq.ParquetFile(folder / "data" / f).metadata.num_rows for f in writer.files)
-            staged.rows_carried = _carry_forward(version_folder, writer, key, pa.chunked_array(keys))
+            staged.rows_carried = _carry_forward(parts, writer, key, pa.chunked_array(keys))
             writer.ensure_file(schema)
         finally:
             writer.close()

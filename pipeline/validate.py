@@ -107,16 +107,18 @@ def duplicated_keys(keys: list[pa.Array]) -> pa.Array:
     return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
 
 
-def finish_checks(staged, contract: Contract | None, *, previous_rows: int | None) -> list:  # noqa: ANN001 - StagedRun
+def finish_checks(staged, contract: Contract | None, *, previous_rows: int | None,  # noqa: ANN001 - StagedRun
+                  batches=None) -> list:  # noqa: ANN001 - quality.checks.BatchReader | None
     """End of staging: dataset rules (freshness, row-count change) and the thresholds. A blocking failure or a
     threshold exceeded raises FatalError naming the rule and the counts, so nothing is published; findings
-    of non-blocking rules are returned (and written to the run's quality.json)."""
+    of non-blocking rules are returned (and written to the run's quality.json). ``batches``: the rows the
+    version will hold, when they are more than the staged files (a layer on the previous version)."""
     import json
     from datetime import datetime, timezone
     from pathlib import Path
 
     from core.errors import FatalError
-    from quality.checks import DatasetContext
+    from quality.checks import DatasetContext, file_batches
 
     if contract is None:
         return []
@@ -131,7 +133,9 @@ def finish_checks(staged, contract: Contract | None, *, previous_rows: int | Non
     if contract.threshold and (why := contract.threshold.exceeded(staged.rows_quarantined, total)):
         by_rule = ", ".join(f"{k}={v}" for k, v in sorted(staged.quarantine_rules.items()))
         failures.append(f"隔离总数超过阈值 / {staged.rows_quarantined} of {total} rows quarantined ({by_rule}): {why}")
-    context = DatasetContext(files=[folder / f for f in staged.files], rows=staged.rows_staged,
+    # A staged run's files are plain: each holds only rows of the run, whole.
+    context = DatasetContext(batches=batches or file_batches([folder / f for f in staged.files]),
+                             rows=staged.rows_staged,
                              run_time=datetime.now(timezone.utc), previous_rows=previous_rows)
     findings = [issue for rule in contract.rules_of("dataset") for issue in rule.check_dataset(context)]
     failures.extend(f"规则 {i.rule}: {i.message}" for i in findings if i.blocking)

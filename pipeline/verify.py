@@ -1,10 +1,12 @@
 """Verify a consumer's copy (副本校验): does a downloaded Parquet or CSV file hold exactly a version's rows?
 
-The file is read batch by batch next to the version's own files and compared column by column in lockstep
-(the download streams the version's files in manifest order), so memory stays bounded whatever the size.
+The file is read batch by batch next to the version's own rows and compared column by column in lockstep
+(the download streams the version's live rows in manifest order, pipeline.layers), so memory stays bounded
+whatever the size.
 The answer is "match" or the first difference: row count, columns, or the first row and column that differ.
 A copy restricted to granted columns is compared on those columns. The hub's own files are checked against
-the manifest's SHA-256 first (an altered version is a FatalError, never a silent "match").
+the manifest's SHA-256 first, deletion vectors included (an altered version is a FatalError, never a silent
+"match").
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import pyarrow.parquet as pq
 
 from core.errors import ConfigError, FatalError, NotFound
 from pipeline.manifest import file_sha256
-from pipeline.paths import resolve
+from pipeline.layers import Part, iter_parts, parts_schema, version_parts
+from pipeline.paths import storage_root
 from registry.db import session_scope
 from registry.models import DatasetVersion, PrunedVersion
 from registry.resources import get_resource
@@ -102,24 +105,40 @@ def _pick_version(session, resource, number: int | None, path: Path) -> DatasetV
     return version
 
 
+def _check_own_files(parts: list[Part], *, resource_code: str, number: int) -> None:
+    """The reference itself first: the hub's files, and the deletion vectors that say which of their rows the
+    version holds, must still be the ones the manifest lists."""
+    for part in parts:
+        checks = [(part.path, part.entry["sha256"])]
+        if part.deleted is not None:
+            checks.append((part.deleted, part.entry["deleted"]["sha256"]))
+        for file, expected in checks:
+            if file_sha256(file) != expected:
+                raise FatalError(f"the hub's file {file.relative_to(storage_root())} of {resource_code} v{number} "
+                                 "does not match its manifest's SHA-256: it was altered; report it to the hub's "
+                                 "operators")
+
+
+def _is_own_file(parts: list[Part], path: Path) -> bool:
+    """The copy is the version's file byte for byte. Only a version of one part without deletion vector is its
+    file: otherwise the file holds rows the version does not, or only some of the version's rows."""
+    if len(parts) != 1 or parts[0].deleted is not None:
+        return False
+    return file_sha256(path) == parts[0].entry["sha256"]
+
+
 def verify_copy(*, resource_code: str, path: Path, version: int | None = None) -> Verdict:
     if not path.is_file():
         raise ConfigError(f"{path} is not a file; give the path of the downloaded Parquet or CSV copy")
     with session_scope() as session:
         record = _pick_version(session, get_resource(session, code=resource_code), version, path)
-    folder = resolve(record.path)
-    files = [folder / entry["path"] for entry in record.manifest["files"]]
-    schema = pq.read_schema(files[0])
+    parts = version_parts(record)
+    schema = parts_schema(parts)
     fmt, actual_batches, columns = _open(path, schema)
     verdict = Verdict(match=False, version=record.number, rows=record.row_count, columns=columns)
-    # The reference itself first: the hub's files must still be the ones the manifest lists.
-    for entry, file in zip(record.manifest["files"], files):
-        if file_sha256(file) != entry["sha256"]:
-            raise FatalError(f"the hub's file {entry['path']} of {resource_code} v{record.number} does not match "
-                             "its manifest's SHA-256: it was altered; report it to the hub's operators")
-    digest = file_sha256(path)
-    if any(entry["sha256"] == digest for entry in record.manifest["files"]) and len(files) == 1:
-        verdict.match = True  # byte for byte the version's own file
+    _check_own_files(parts, resource_code=resource_code, number=record.number)
+    if _is_own_file(parts, path):
+        verdict.match = True  # byte for byte the version's own (only) file
         return verdict
     missing_in_version = [c for c in columns if c not in schema.names]
     if missing_in_version:
@@ -131,7 +150,7 @@ def verify_copy(*, resource_code: str, path: Path, version: int | None = None) -
         if wrong:
             verdict.difference = "column types differ: " + "; ".join(wrong)
             return verdict
-    expected = _windows(b for f in files for b in pq.ParquetFile(f).iter_batches(batch_size=WINDOW, columns=columns))
+    expected = _windows(iter_parts(parts, batch_size=WINDOW, columns=columns))
     actual = _windows(actual_batches)
     offset = 0
     for want in expected:

@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 # Agencies used across the tests (18-character unified social credit codes, 统一社会信用代码).
 # Valid codes (check characters computed per GB 32100 and GB 11714): agencies are validated on registration.
@@ -219,6 +218,22 @@ def cursor_value(resource_code: str) -> str | None:
         return state.cursor_value if state else None
 
 
+def sync(hub: Hub, *, full: bool = False):  # noqa: ANN201 - PublishReport
+    """One sync of the hub's resource, as `govshare sync` runs it."""
+    from pipeline.sync import sync_resource
+
+    return sync_resource(resource_code=hub.resource_code, full=full)
+
+
+def sqlite_execute(database: Path, *statements: str) -> None:
+    """Change a SQLite source database: the statements in one transaction."""
+    import sqlite3
+
+    with closing(sqlite3.connect(database)) as conn, conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
 def sync_runs(resource_code: str) -> list:
     """Every sync run of the resource, oldest first."""
     from sqlalchemy import select
@@ -240,9 +255,11 @@ def version_folder(version) -> Path:  # noqa: ANN001 - DatasetVersion
 
 
 def read_version(version, *, sort_by: str | None = "id") -> pa.Table:  # noqa: ANN001 - DatasetVersion
-    """A published version's rows, read from the files its manifest lists."""
-    folder = version_folder(version)
-    table = pa.concat_tables([pq.read_table(folder / entry["path"]) for entry in version.manifest["files"]])
+    """A published version's rows: the live rows of the parts its manifest lists (pipeline.layers)."""
+    from pipeline.layers import iter_parts, parts_schema, version_parts
+
+    parts = version_parts(version)
+    table = pa.Table.from_batches(list(iter_parts(parts)), schema=parts_schema(parts))
     return table.sort_by(sort_by) if sort_by else table
 
 

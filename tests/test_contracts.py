@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.errors import ConfigError, FatalError
-from quality.checks import BUILTIN, DatasetContext, check_types, rule_class
+from quality.checks import BUILTIN, DatasetContext, check_types, file_batches, rule_class
 from quality.contracts import load_contract, parse_contract
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,7 +220,7 @@ def test_dataset_rules_yield_findings(tmp_path: Path) -> None:
     path = tmp_path / "part.parquet"
     pq.write_table(pa.table({"at": pa.array([now - timedelta(hours=30), now - timedelta(hours=50)],
                                             pa.timestamp("us", tz="UTC"))}), path)
-    context = DatasetContext(files=[path], rows=2, run_time=now, previous_rows=10)
+    context = DatasetContext(batches=file_batches([path]), rows=2, run_time=now, previous_rows=10)
     fresh = _rule({"type": "freshness", "column": "at", "max_age_hours": 48})
     stale = _rule({"type": "freshness", "column": "at", "max_age_hours": 24})
     assert list(fresh.check_dataset(context)) == []
@@ -229,7 +229,7 @@ def test_dataset_rules_yield_findings(tmp_path: Path) -> None:
     change = _rule({"type": "row_count_change", "max_change": 0.5, "blocking": False})
     (drop,) = change.check_dataset(context)
     assert not drop.blocking and "-80.0%" in drop.message_en
-    assert list(change.check_dataset(DatasetContext(files=[path], rows=2, run_time=now))) == []
+    assert list(change.check_dataset(DatasetContext(batches=file_batches([path]), rows=2, run_time=now))) == []
 
 
 def test_every_row_rule_type_has_a_great_expectations_form() -> None:

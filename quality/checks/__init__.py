@@ -8,7 +8,8 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from core.errors import ConfigError
-from quality.checks.base import DatasetContext, ExpectationSpec, Issue, RowIssue, Rule, Threshold
+from quality.checks.base import (BatchReader, DatasetContext, ExpectationSpec, Issue, RowIssue, Rule, Threshold,
+                                 file_batches)
 
 ENTRY_POINT_GROUP = "govshare.checks"
 # The same list as setup.cfg; used only when the package metadata is not installed (e.g. a source checkout).
@@ -47,4 +48,5 @@ def rule_class(type_name: str) -> type[Rule]:
     return cls
 
 
-__all__ = ["DatasetContext", "ExpectationSpec", "Issue", "RowIssue", "Rule", "Threshold", "check_types", "rule_class"]
+__all__ = ["BatchReader", "DatasetContext", "ExpectationSpec", "Issue", "RowIssue", "Rule", "Threshold", "check_types",
+           "file_batches", "rule_class"]

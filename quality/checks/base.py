@@ -8,13 +8,14 @@ decides what a finding means (quarantine, fail the run, or only report it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Scope = Literal["row", "dataset", "key"]
@@ -66,11 +67,28 @@ class Issue:
         return f"{self.message_zh} / {self.message_en}"
 
 
+class BatchReader(Protocol):
+    """Streams a dataset's rows, only the named columns (all when None), in bounded record batches."""
+
+    def __call__(self, *, columns: list[str] | None = None) -> Iterable[pa.RecordBatch]: ...
+
+
+def file_batches(files: list[Path], *, batch_rows: int = 65_536) -> BatchReader:
+    """Plain Parquet files whose every row is in the dataset (a staged run's parts), as a BatchReader."""
+    def batches(*, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        for path in files:
+            yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns)
+
+    return batches
+
+
 @dataclass
 class DatasetContext:
-    """What a dataset rule may look at: the staged (or published) Parquet files and the previous version."""
+    """What a dataset rule may look at: the staged run's (or published version's) rows and the previous
+    version's row count. Rows are read through ``batches``, never from files directly: a layered published
+    version's files hold rows it no longer has (pipeline.layers knows which)."""
 
-    files: list[Path]
+    batches: BatchReader
     rows: int
     run_time: datetime
     previous_rows: int | None = None

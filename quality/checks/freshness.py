@@ -1,26 +1,26 @@
 """freshness (时效性, article 11): the newest value of a timestamp or date column is at most ``max_age_hours``
-old when the run ends. A dataset rule: it looks at the whole staged run (Parquet column statistics)."""
+old when the run ends. A dataset rule: it streams the column over the whole staged run or version."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import ClassVar, Literal
 
+import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from quality.checks.base import DatasetContext, Issue, Rule, Scope
 
 
-def newest_value(files: list, column: str) -> datetime | date | None:  # noqa: ANN001 - paths
+def newest_value(batches: Iterable[pa.RecordBatch], column: str) -> datetime | date | None:
+    """The largest value of the column over all batches (one batch of one column in memory at a time)."""
     newest = None
-    for path in files:
-        table = pq.read_table(path, columns=[column])
-        if table.num_rows == 0:
+    for batch in batches:
+        if batch.num_rows == 0:
             continue
-        value = pc.max(table.column(column)).as_py()
+        value = pc.max(batch.column(column)).as_py()
         if value is not None and (newest is None or value > newest):
             newest = value
     return newest
@@ -37,7 +37,7 @@ class FreshnessRule(Rule):
     def check_dataset(self, context: DatasetContext) -> Iterator[Issue]:
         if context.rows == 0:
             return
-        newest = newest_value(context.files, self.column)
+        newest = newest_value(context.batches(columns=[self.column]), self.column)
         if newest is None:
             yield Issue(self.id, self.blocking, f"{self.column} 全部为空, 无法判断时效",
                         f"{self.column} holds no value; freshness unknown")

@@ -1,0 +1,133 @@
+"""Layered versions (分层版本): how a version's rows are read, whether it is a snapshot or built on another.
+
+A version's manifest lists its data files. A snapshot (a full refresh, change capture, replay, or a compacted
+incremental run) owns every file it lists. An incremental run instead lists the previous version's files
+as they are, by reference (``folder``: the storage-relative folder of the version that owns the file), plus
+its own delta part with the rows it read, and gives each referenced file whose rows it replaced a deletion
+vector (删除向量, ``deleted``): the sorted row positions of that file that are no longer in the version. Files
+are immutable, so a version's rows are always: every listed file's rows, minus its deletion vector, in
+manifest order. Every reader of a version goes through this module, so that rule lives in one place.
+
+Entry fields: ``path`` (relative to the owner's folder), ``rows`` (rows in the file), ``bytes``, ``sha256``;
+optionally ``folder`` (owner, when not this version), ``deleted`` {path, rows, sha256, and ``folder`` when an
+earlier version wrote it},
+and ``locator`` (a sorted key file, see pipeline.locator, relative to the owner's folder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.paths import resolve, storage_root
+
+POSITION = "position"
+DELETES_DIR = "deletes"
+BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class Part:
+    """One data file of a version, and the rows of it the version no longer holds."""
+
+    path: Path
+    rows: int
+    deleted: Path | None = None
+    deleted_rows: int = 0
+    locator: Path | None = None
+    entry: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def live_rows(self) -> int:
+        return self.rows - self.deleted_rows
+
+    @property
+    def owned(self) -> bool:
+        """Written by the version listing it (not referenced from an earlier one)."""
+        return not self.entry.get("folder")
+
+
+def parts_of(folder: Path, manifest: dict) -> list[Part]:
+    """The parts a manifest lists; ``folder`` is the version's own folder."""
+    root = storage_root()
+    parts = []
+    for entry in manifest["files"]:
+        owner = root / entry["folder"] if entry.get("folder") else folder
+        deleted = entry.get("deleted") or {}
+        deleted_owner = root / deleted["folder"] if deleted.get("folder") else folder
+        parts.append(Part(path=owner / entry["path"], rows=int(entry["rows"]),
+                          deleted=deleted_owner / deleted["path"] if deleted else None,
+                          deleted_rows=int(deleted.get("rows", 0)),
+                          locator=owner / entry["locator"] if entry.get("locator") else None, entry=entry))
+    return parts
+
+
+def version_parts(version) -> list[Part]:  # noqa: ANN001 - registry DatasetVersion
+    return parts_of(resolve(version.path), version.manifest)
+
+
+def live_rows(manifest: dict) -> int:
+    return sum(int(e["rows"]) - int((e.get("deleted") or {}).get("rows", 0)) for e in manifest["files"])
+
+
+def deleted_positions(part: Part) -> np.ndarray:
+    """The part's deleted row positions, sorted (an empty array when it has none)."""
+    if part.deleted is None:
+        return np.empty(0, dtype=np.int64)
+    return pq.read_table(part.deleted, columns=[POSITION]).column(0).to_numpy()
+
+
+def write_deleted(path: Path, positions: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({POSITION: pa.array(np.sort(positions).astype(np.int64))}), path, compression="snappy")
+
+
+def iter_part(part: Part, *, columns: list[str] | None = None,
+              batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The part's live rows in file order, in record batches of at most ``batch_size`` rows."""
+    dead = deleted_positions(part)
+    start = 0
+    for batch in pq.ParquetFile(part.path).iter_batches(batch_size=batch_size, columns=columns):
+        end = start + batch.num_rows
+        if len(dead):
+            low, high = np.searchsorted(dead, [start, end])
+            if high > low:
+                keep = np.ones(batch.num_rows, dtype=bool)
+                keep[dead[low:high] - start] = False
+                batch = batch.filter(pa.array(keep))
+        start = end
+        if batch.num_rows:
+            yield batch
+
+
+def iter_parts(parts: list[Part], *, columns: list[str] | None = None,
+               batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    for part in parts:
+        yield from iter_part(part, columns=columns, batch_size=batch_size)
+
+
+def parts_schema(parts: list[Part]) -> pa.Schema:
+    return pq.read_schema(parts[0].path)
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def live_sql(parts: list[Part]) -> str:
+    """A DuckDB subquery (in parentheses) over the version's live rows, for out-of-core joins and sorts."""
+    plain = [p for p in parts if p.deleted is None]
+    pieces = []
+    if plain:
+        pieces.append(f"SELECT * FROM read_parquet([{', '.join(_literal(p.path) for p in plain)}])")
+    for part in parts:
+        if part.deleted is not None:
+            pieces.append(f"SELECT * EXCLUDE (file_row_number) FROM read_parquet({_literal(part.path)}, "
+                          f"file_row_number = true) WHERE file_row_number NOT IN "
+                          f"(SELECT {POSITION} FROM read_parquet({_literal(part.deleted)}))")
+    return "(" + " UNION ALL ".join(pieces) + ")"
