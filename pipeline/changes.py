@@ -17,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.layers import Part, live_sql
+
 CHANGE_COLUMN = "_change"
 CHANGES_FILE = "changes.parquet"
 
@@ -57,7 +59,7 @@ def _files(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
-def compute_changes(*, new_files: list[Path], previous_files: list[Path], key: tuple[str, ...], schema: pa.Schema,
+def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: tuple[str, ...], schema: pa.Schema,
                     previous_schema: pa.Schema, out: Path, since_version: int, read_keys: pa.Table | None = None,
                     scratch: Path) -> ChangeSet:
     """Write `out` and return the counts. `read_keys` (incremental runs): only these keys can have changed."""
@@ -70,18 +72,26 @@ def compute_changes(*, new_files: list[Path], previous_files: list[Path], key: t
                        compared_columns=unchanged_type)
     scratch.mkdir(parents=True, exist_ok=True)
     # The budget keeps a whole sync under 512 MiB (`make bench`: peak_rss_mib); the join spills beyond it.
-    connection = duckdb.connect(config={"threads": "2", "memory_limit": "160MB", "temp_directory": str(scratch)})
+    connection = duckdb.connect(config={"threads": "2", "memory_limit": "96MB", "temp_directory": str(scratch),
+                                        "preserve_insertion_order": False})
     target = change_schema(schema)
     writer = pq.ParquetWriter(out, target, compression="snappy")
     try:
-        new, old = f"read_parquet({_files(new_files)})", f"read_parquet({_files(previous_files)})"
+        new, old = f"read_parquet({_files(new_files)})", live_sql(previous_parts)
         on = " AND ".join(f"n.{_q(k)} = o.{_q(k)}" for k in key)
         def order(alias: str) -> str:  # by key: the same change set reads the same way every time
             return ", ".join(f"{alias}.{_q(k)}" for k in key)
 
-        differs = " OR ".join(f"n.{_q(c)} IS DISTINCT FROM o.{_q(c)}" for c in unchanged_type) or "FALSE"
-        old_columns = ", ".join(_q(c) for c in (*key, *unchanged_type))
-        source, before = new, f"(SELECT {old_columns}, TRUE AS __present FROM {old})"
+        # The old side carries one 64-bit hash of its compared columns, not the columns: the join's table stays
+        # small (5 M rows: about 80 MB instead of gigabytes spilled). Two different rows share a hash with a
+        # chance of about one in 2^64 per row.
+        def row_hash(alias: str) -> str:
+            return f"hash({', '.join(f'{alias}.{_q(c)}' for c in unchanged_type)})"
+
+        differs = f"{row_hash('n')} IS DISTINCT FROM o.__hash" if unchanged_type else "FALSE"
+        old_columns = ", ".join([*(f"x.{_q(k)}" for k in key),
+                                 f"{row_hash('x') if unchanged_type else 'NULL'} AS __hash"])
+        source, before = new, f"(SELECT {old_columns}, TRUE AS __present FROM {old} x)"
         if read_keys is not None:
             # Only the keys read can have changed: both sides shrink to them before the join.
             connection.register("read_keys", read_keys)

@@ -18,8 +18,10 @@ import pyarrow.parquet as pq
 from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
 from core.errors import ConfigError, GovshareError, RetriableError
 from core.settings import get_settings
-from pipeline import locks, paths
+from pipeline import locator, locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
+from pipeline.layering import layerable, stack
+from pipeline.layers import Part, iter_parts, parts_of, parts_schema, version_parts
 from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
 from pipeline.validate import (
@@ -46,21 +48,21 @@ def _cursor_text(value: Any) -> str:
 
 @dataclass
 class Previous:
-    """The version a run is compared with: for carrying rows forward, schema changes and the change set."""
+    """The version a run is compared with: for layering on it, schema changes and the change set."""
 
     number: int
     rows: int
-    folder: Path
-    files: list[Path]
+    path: str  # storage-relative folder
+    parts: list[Part]
     schema: pa.Schema
 
 
 def _previous(version) -> Previous | None:  # noqa: ANN001 - DatasetVersion | None
     if version is None:
         return None
-    folder = paths.resolve(version.path)
-    files = [folder / entry["path"] for entry in version.manifest["files"]]
-    return Previous(number=version.number, rows=version.row_count, folder=folder, files=files, schema=pq.read_schema(files[0]))
+    parts = version_parts(version)
+    return Previous(number=version.number, rows=version.row_count, path=version.path, parts=parts,
+                    schema=parts_schema(parts))
 
 
 def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None = None,
@@ -187,20 +189,33 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         if writer.schema is None:
             raise GovshareError(connector.fail("returned no schema; the table or query yields no columns"))
         writer.close()
-        dupes = duplicated_keys_in_files([folder / "data" / name for name in writer.files], stream.primary_key,
-                                         scratch=folder / "scratch") if stream.primary_key else pa.array([])
-        shutil.rmtree(folder / "scratch", ignore_errors=True)
-        if len(dupes):
-            _quarantine_duplicates(folder / "data", writer.files, stream.primary_key, dupes, quarantine)
-        changed = pa.chunked_array(keys, type=keys[0].type) if keys else None
-        if incremental and previous is not None and changed is not None:
-            staged.rows_carried = _carry_forward(previous.folder, writer, stream.primary_key, changed)
-        writer.ensure_file(writer.schema)
+        data = folder / "data"
+        if stream.primary_key:
+            located = not incremental and locator.supports(writer.schema, stream.primary_key)
+            if located:  # sorted keys first: they also tell the duplicates
+                _build_locators(staged, folder, writer.files, stream.primary_key)
+                dupes = locator.duplicates([folder / stem for stem in staged.locators.values()])
+            else:
+                dupes = _duplicated_keys(data, writer.files, stream.primary_key, keys=keys if incremental else None,
+                                         scratch=folder / "scratch")
+            if len(dupes):
+                _quarantine_duplicates(data, writer.files, stream.primary_key, dupes, quarantine)
+                if located:  # the parts lost rows: their positions moved
+                    _build_locators(staged, folder, writer.files, stream.primary_key)
+        layered = bool(incremental and previous is not None and stream.primary_key
+                       and layerable(previous.parts, writer.schema, previous.schema))
+        if incremental and previous is not None and keys and not layered:
+            staged.rows_carried = _carry_forward(previous.parts, writer, stream.primary_key,
+                                                 pa.chunked_array(keys, type=keys[0].type))
+        if not layered:
+            writer.ensure_file(writer.schema)
     finally:
         writer.close()
         quarantine.close()
     staged.files = [f"data/{name}" for name in writer.files]
-    staged.rows_staged = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
+    if layered:  # a layer that read nothing adds no file: its version is the previous one's files
+        staged.files = [f for f in staged.files if pq.ParquetFile(folder / f).metadata.num_rows]
+    own_rows = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
     staged.rows_quarantined = quarantine.rows
     staged.quarantine_rules = quarantine.by_rule
     staged.quarantine = "quarantine.parquet" if quarantine.rows else None
@@ -208,10 +223,35 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         previous_mark = state.cursor_value
         staged.watermark = {"cursor_column": stream.cursor_column,
                             "value": _cursor_text(high_water) if high_water is not None else previous_mark}
-    finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
-    staged.changes = _change_set(staged, folder, writer.schema, stream.primary_key, previous,
-                                 pa.concat_tables(read_keys) if incremental and read_keys else None)
+    if incremental and stream.primary_key and locator.supports(writer.schema, stream.primary_key):
+        _build_locators(staged, folder, [Path(f).name for f in staged.files], stream.primary_key)
+    if layered:
+        layer = stack(folder=folder, delta_files=staged.files, key=stream.primary_key, parts=previous.parts,
+                      previous_path=previous.path, previous_number=previous.number, schema=previous.schema,
+                      cursor=stream.cursor_column, previous_mark=state.cursor_value)
+        staged.referenced, staged.rows_carried = layer.referenced, layer.rows_carried
+        staged.rows_staged = layer.rows_carried + own_rows
+        version = parts_of(folder, {"files": layer.referenced}) + [
+            Part(path=folder / f, rows=pq.ParquetFile(folder / f).metadata.num_rows) for f in staged.files]
+        finish_checks(staged, contract, previous_rows=previous.rows,
+                      batches=lambda *, columns=None: iter_parts(version, columns=columns))
+        staged.changes = layer.changes
+    else:
+        staged.rows_staged = own_rows
+        finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
+        staged.changes = _change_set(staged, folder, writer.schema, stream.primary_key, previous,
+                                     pa.concat_tables(read_keys) if incremental and read_keys else None)
     staged.save()
+
+
+def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple[str, ...]) -> None:
+    """A sorted key file beside each part the run wrote (names under data/), so later incremental runs find
+    keys by bisection."""
+    for name in names:
+        part = f"data/{name}"
+        stem = locator.locator_name(part)
+        locator.build(folder / part, key[0], folder / stem)
+        staged.locators[part] = stem
 
 
 def _payload_schema(batch: pa.RecordBatch) -> pa.Schema:
@@ -243,13 +283,28 @@ def _change_set(staged: StagedRun, folder: Path, schema: pa.Schema, key: tuple[s
                          "take the whole version").summary()
     if staged.mode == "incremental" and read_keys is None:  # nothing read: nothing changed
         read_keys = pa.table({k: pa.array([], schema.field(k).type) for k in key})
-    return compute_changes(new_files=[folder / f for f in staged.files], previous_files=previous.files, key=key,
+    return compute_changes(new_files=[folder / f for f in staged.files], previous_parts=previous.parts, key=key,
                            schema=schema, previous_schema=previous.schema, out=folder / CHANGES_FILE,
                            since_version=previous.number, read_keys=read_keys, scratch=folder / "tmp").summary()
 
 
-def _quarantine_duplicates(folder, files: list[str], key: tuple[str, ...], dupes: pa.Array,
-                           quarantine: QuarantineWriter) -> None:  # noqa: ANN001
+def _duplicated_keys(folder: Path, files: list[str], key: tuple[str, ...], *, keys: list[pa.Array] | None,
+                     scratch: Path) -> pa.Array:
+    """Keys read more than once. An incremental run already holds the keys it read (few), so it counts them
+    in memory; a full read asks DuckDB over its parts, which spills to disk."""
+    if keys is not None:
+        if not keys:
+            return pa.array([])
+        counts = pc.value_counts(pa.chunked_array(keys, type=keys[0].type).combine_chunks())
+        return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    try:
+        return duplicated_keys_in_files([folder / name for name in files], key, scratch=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _quarantine_duplicates(folder: Path, files: list[str], key: tuple[str, ...], dupes: pa.Array,
+                           quarantine: QuarantineWriter) -> None:
     """One data, one row: every row of a key seen twice in one read goes to quarantine, none is guessed."""
     for name in files:
         table = pq.read_table(folder / name)
@@ -264,19 +319,15 @@ def _quarantine_duplicates(folder, files: list[str], key: tuple[str, ...], dupes
         pq.write_table(table.filter(pc.invert(is_dupe)), folder / name, compression="snappy")
 
 
-def _carry_forward(previous_folder, writer: PartWriter, key: tuple[str, ...], changed: pa.ChunkedArray) -> int:  # noqa: ANN001
-    """Incremental run: the previous version's rows whose keys did not change are carried into the new one."""
-    from pipeline.manifest import read_manifest
-
+def _carry_forward(parts: list[Part], writer: PartWriter, key: tuple[str, ...], changed: pa.ChunkedArray) -> int:
+    """Compacting incremental run: the previous version's live rows whose keys did not change are written
+    into the new snapshot."""
     changed_set = pc.unique(changed.combine_chunks()) if len(changed) else changed.combine_chunks()
     carried = 0
-    for entry in read_manifest(previous_folder)["files"]:
-        parquet = pq.ParquetFile(previous_folder / entry["path"])
-        for batch in parquet.iter_batches(batch_size=65_536):
-            keep = pc.invert(pc.is_in(key_array(batch, key), value_set=changed_set))
-            kept = batch.filter(keep)
-            writer.write(kept)
-            carried += kept.num_rows
+    for batch in iter_parts(parts):
+        kept = batch.filter(pc.invert(pc.is_in(key_array(batch, key), value_set=changed_set)))
+        writer.write(kept)
+        carried += kept.num_rows
     return carried
 
 

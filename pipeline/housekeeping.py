@@ -6,7 +6,9 @@
 - Retention of versions: a version's files are removed only when it is none of: the latest, one of the
   newest ``keep_last``, younger than ``keep_days``, or a version whose change set a subscriber still needs
   (the oldest version an active subscriber last read and every later one: that subscriber verifies
-  its copy and asks for "changes since" it). The registry row and manifest stay, marked pruned, as the record.
+  its copy and asks for "changes since" it), or a version whose files a kept layered version still reads
+  (pipeline.layers: until a full refresh or a compaction writes a new snapshot). The registry row and
+  manifest stay, marked pruned, as the record.
 """
 
 from __future__ import annotations
@@ -82,6 +84,15 @@ def _held_versions(session, resource: Resource) -> list[int]:  # noqa: ANN001 - 
     return list(newest.values())
 
 
+def _referenced_folders(versions: list[DatasetVersion]) -> set[str]:
+    """The folders whose files (data parts or deletion vectors) these layered versions list."""
+    folders: set[str] = set()
+    for version in versions:
+        for entry in (version.manifest or {}).get("files", []):
+            folders.update(f for f in (entry.get("folder"), (entry.get("deleted") or {}).get("folder")) if f)
+    return folders
+
+
 def prune_versions(*, keep_last: int = 5, keep_days: int = 30, now: datetime | None = None) -> list[str]:
     """Apply the retention rule to every resource; returns "<code> v<N>" for each version pruned."""
     now = _aware(now or utcnow())
@@ -94,11 +105,19 @@ def prune_versions(*, keep_last: int = 5, keep_days: int = 30, now: datetime | N
                                             .order_by(DatasetVersion.number.desc())))
             held = _held_versions(session, resource)
             oldest_needed = min(held) if held else None
+            kept: list[DatasetVersion] = []
             for index, version in enumerate(versions):
-                if version.id in already or index < keep_last or now - _aware(version.created_at) < timedelta(days=keep_days):
+                if version.id in already:
+                    continue
+                if index < keep_last or now - _aware(version.created_at) < timedelta(days=keep_days):
+                    kept.append(version)
                     continue
                 if oldest_needed is not None and version.number >= oldest_needed:
+                    kept.append(version)
                     continue  # a subscriber holds it (to verify) or needs its change set (changes since)
+                if version.path in _referenced_folders(kept):
+                    kept.append(version)  # a later layered version reads this version's files
+                    continue
                 shutil.rmtree(paths.resolve(version.path), ignore_errors=True)
                 reason = (f"retention: not among the newest {keep_last}, older than {keep_days} days"
                           + (f", no subscriber holds a version before v{oldest_needed}" if held else ""))

@@ -13,6 +13,7 @@ from core.errors import FatalError, RetriableError
 from pipeline import locks, paths
 from pipeline.changes import CHANGES_FILE
 from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
+from pipeline.layers import live_rows, parts_of, parts_schema
 from pipeline.manifest import describe_files, file_sha256, schema_fields, write_manifest
 from pipeline.staging import StagedRun
 from registry.audit import record_event
@@ -65,16 +66,20 @@ def _publish_locked(staged: StagedRun, *, source_rows: int) -> PublishReport:
         number = next_version_number(session, resource=resource)
     staging = Path(staged.folder)
     final = paths.version_dir(staged.resource_id, number, staged.run_id)
-    schema = pq.ParquetFile(staging / staged.files[0]).schema_arrow
+    files = [*staged.referenced, *describe_files(staging, staged.files)]
+    for entry in files:
+        if entry["path"] in staged.locators and not entry.get("folder"):
+            entry["locator"] = staged.locators[entry["path"]]
+    schema = parts_schema(parts_of(staging, {"files": files}))
     manifest = {
         "resource": staged.resource_code, "version": number, "run_id": staged.run_id, "mode": staged.mode,
         "created_at": utcnow().isoformat(), "row_count": staged.rows_staged,
         "quarantined_count": staged.rows_quarantined, "rows_read": staged.rows_read,
-        "schema": schema_fields(schema), "files": describe_files(staging, staged.files),
+        "schema": schema_fields(schema), "files": files,
         "watermark": staged.watermark, "source": staged.source,
         "changes": _changes_entry(staging, staged.changes), "schema_change": staged.schema_change,
     }
-    if manifest["row_count"] != sum(f["rows"] for f in manifest["files"]):
+    if manifest["row_count"] != live_rows(manifest):
         raise RetriableError(f"staged run {staged.run_id} is inconsistent (file rows differ); stage it again")
     manifest_sha256 = write_manifest(staging, manifest)
     quarantine = staging / "quarantine.parquet"

@@ -34,6 +34,8 @@ class StagedRun:
     source: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, Any] = field(default_factory=dict)  # the change set's counts against the previous version
     schema_change: dict[str, Any] | None = None  # columns added, dropped or retyped at the source
+    referenced: list[dict[str, Any]] = field(default_factory=list)  # a layer: the previous version's file entries
+    locators: dict[str, str] = field(default_factory=dict)  # own file -> its key locator (pipeline.locator)
 
     def save(self) -> None:
         (Path(self.folder) / "staged.json").write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))

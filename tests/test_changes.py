@@ -4,8 +4,6 @@ downloaded copy against the manifest (`govshare verify`)."""
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +14,8 @@ from typer.testing import CliRunner
 
 from samples.loaders import load_sqlite
 from tests.helpers import (
+    sqlite_execute,
+    sync,
     Hub,
     bearer,
     latest,
@@ -29,16 +29,7 @@ ROWS = 300
 LATER = "2026-07-01T10:00:00+08:00"
 
 
-def _sync(hub: Hub, *, full: bool = False):  # noqa: ANN202
-    from pipeline.sync import sync_resource
-
-    return sync_resource(resource_code=hub.resource_code, full=full)
-
-
-def _sql(database: Path, *statements: str) -> None:
-    with closing(sqlite3.connect(database)) as conn, conn:
-        for statement in statements:
-            conn.execute(statement)
+_sync, _sql = sync, sqlite_execute
 
 
 def _change_rows(version) -> dict[int, str]:  # noqa: ANN001

@@ -45,10 +45,12 @@ def source(hub_home: Path, tmp_path: Path) -> tuple[Hub, Path]:
 
 
 def _new_version(hub: Hub, database: Path, n: int) -> None:
+    """A snapshot version (a full read): each stands alone, so retention is only about subscribers and age.
+    Layered versions, which keep the versions they read, are covered in test_layered_versions.py."""
     with closing(sqlite3.connect(database)) as conn, conn:
         conn.execute(f"UPDATE enterprises SET status = '变更{n}', updated_at = '2026-0{n}-01T08:00:00+08:00' "
                      f"WHERE id = {n}")
-    _sync(hub)
+    _sync(hub, full=True)
 
 
 def _backdate_versions(hub: Hub, days: int) -> None:

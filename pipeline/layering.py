@@ -1,0 +1,170 @@
+"""An incremental run published as a layer (增量分层) on the previous version, at the cost of its changes only.
+
+The rows read become the new version's own delta part; every file of the previous version is referenced, not
+copied, and the rows the delta replaces get a deletion vector (pipeline.layers). The change set comes from
+the delta alone: a key the previous version held is an update, any other an insert, and a row re-read at the
+previous watermark (cursor ties are read again on purpose) that is identical to its published row is not a
+change. Layers stack up to a limit; past it, or once too many referenced rows are dead, the run compacts
+instead: it writes a whole snapshot, as a full refresh does (pipeline.extract).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.changes import CHANGE_COLUMN, ChangeSet, change_schema
+from pipeline.layers import DELETES_DIR, Part, deleted_positions, write_deleted
+from pipeline.locator import Found, find_live
+from pipeline.manifest import file_sha256
+from pipeline.validate import key_array
+
+MAX_PARTS = 24  # a version read as more files than this is compacted by its next incremental run
+MAX_DEAD_FRACTION = 0.2  # ... and so is one whose referenced files are a fifth dead rows
+
+
+def layerable(parts: list[Part], schema: pa.Schema, previous_schema: pa.Schema) -> bool:
+    """Whether the next incremental run may stack a layer, or must compact into a snapshot."""
+    total = sum(p.rows for p in parts)
+    dead = sum(p.deleted_rows for p in parts)
+    return schema == previous_schema and len(parts) < MAX_PARTS and dead <= MAX_DEAD_FRACTION * max(total, 1)
+
+
+@dataclass
+class Layer:
+    referenced: list[dict] = field(default_factory=list)  # manifest entries of the previous version's files
+    rows_carried: int = 0
+    changes: dict = field(default_factory=dict)
+
+
+def _entry_for(part: Part, previous_path: str) -> dict:
+    """The previous version's entry, pointing at the folder that owns the file (and its deletion vector)."""
+    entry = dict(part.entry)
+    entry.setdefault("folder", previous_path)
+    if entry.get("deleted"):
+        entry["deleted"] = {**entry["deleted"], "folder": entry["deleted"].get("folder") or previous_path}
+    return entry
+
+
+def stack(*, folder: Path, delta_files: list[str], key: tuple[str, ...], parts: list[Part], previous_path: str,
+          previous_number: int, schema: pa.Schema, cursor: str | None, previous_mark: str | None) -> Layer:
+    """Reference the previous version's files, mark the rows the delta replaces, and write the change set."""
+    delta = [folder / name for name in delta_files]
+    wanted = _distinct_keys(delta, key)
+    dead_before = [deleted_positions(part) for part in parts]
+    found = find_live(parts, key, wanted, dead_before)
+    existed = np.zeros(len(wanted), dtype=bool)
+    for hit in found:
+        existed[hit.wanted] = True
+    unchanged = _unchanged_ties(delta, key, wanted, found, parts, cursor=cursor, mark=previous_mark, schema=schema)
+    layer = Layer()
+    newly_dead = 0
+    by_part = {hit.part_index: hit for hit in found}
+    for index, part in enumerate(parts):
+        entry = _entry_for(part, previous_path)
+        hit = by_part.get(index)
+        if hit is not None:
+            dead = np.union1d(dead_before[index], hit.positions)
+            name = f"{DELETES_DIR}/{index:05d}.parquet"
+            write_deleted(folder / name, dead)
+            entry["deleted"] = {"path": name, "rows": int(len(dead)), "sha256": file_sha256(folder / name)}
+            newly_dead += len(hit.positions)
+        layer.referenced.append(entry)
+    layer.rows_carried = sum(p.live_rows for p in parts) - newly_dead
+    layer.changes = _write_changes(delta, key, wanted, existed, unchanged, schema=schema,
+                                   out=folder / "changes.parquet", since=previous_number)
+    return layer
+
+
+def _distinct_keys(files: list[Path], key: tuple[str, ...]) -> pa.Array:
+    arrays = [key_array(pq.read_table(path, columns=list(key)), key) for path in files]
+    if not arrays:
+        return pa.array([])
+    return pc.unique(pa.chunked_array(arrays).combine_chunks())
+
+
+def _rows_at(part: Part, positions: np.ndarray) -> pa.Table:
+    """The rows of a file at some positions, decoding only the row groups that hold them."""
+    parquet = pq.ParquetFile(part.path)
+    starts = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
+    groups = np.searchsorted(starts, positions, side="right") - 1
+    pieces = []
+    for group in np.unique(groups):
+        local = positions[groups == group] - starts[group]
+        pieces.append(parquet.read_row_group(int(group)).take(pa.array(local)))
+    return pa.concat_tables(pieces) if pieces else parquet.schema_arrow.empty_table()
+
+
+def _at_or_before(values: pa.ChunkedArray | pa.Array, mark: str | None) -> pa.Array:
+    """Rows whose cursor is not past the previous watermark: only these can be unchanged re-reads (every
+    published row's cursor is at or before the watermark, so a row past it differs at least there)."""
+    if mark is None:
+        return pa.array(np.ones(len(values), dtype=bool))
+    try:
+        bound = pa.scalar(mark).cast(values.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pa.array(np.ones(len(values), dtype=bool))  # compare every re-read row: slower, still right
+    return pc.fill_null(pc.less_equal(values, bound), True)
+
+
+def _unchanged_ties(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, found: list[Found],
+                    parts: list[Part], *, cursor: str | None, mark: str | None, schema: pa.Schema) -> np.ndarray:
+    """Which wanted keys were re-read exactly as published (indexes into ``wanted``)."""
+    if not found:
+        return np.zeros(len(wanted), dtype=bool)
+    candidates = []
+    for path in delta:
+        table = pq.read_table(path)
+        if cursor:
+            table = table.filter(_at_or_before(table.column(cursor), mark))
+        if table.num_rows:
+            candidates.append(table)
+    unchanged = np.zeros(len(wanted), dtype=bool)
+    if not candidates:
+        return unchanged
+    new = pa.concat_tables(candidates)
+    new_index = pc.index_in(key_array(new, key), value_set=wanted).to_numpy(zero_copy_only=False)
+    for hit in found:
+        wanted_here = np.isin(hit.wanted, new_index)
+        if not wanted_here.any():
+            continue
+        old = _rows_at(parts[hit.part_index], hit.positions[wanted_here])
+        old_index = pc.index_in(key_array(old, key), value_set=wanted).to_numpy(zero_copy_only=False)
+        mine = new.take(pa.array(np.flatnonzero(np.isin(new_index, old_index))))
+        mine_index = pc.index_in(key_array(mine, key), value_set=wanted).to_numpy(zero_copy_only=False)
+        order = pc.index_in(key_array(mine, key), value_set=key_array(old, key))
+        aligned = old.take(order)
+        same = np.ones(mine.num_rows, dtype=bool)
+        for name in schema.names:
+            a, b = mine.column(name), aligned.column(name)
+            equal = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
+            both_null = pc.and_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
+            same &= equal | both_null
+        unchanged[mine_index[same]] = True
+    return unchanged
+
+
+def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, existed: np.ndarray,
+                   unchanged: np.ndarray, *, schema: pa.Schema, out: Path, since: int) -> dict:
+    target = change_schema(schema)
+    result = ChangeSet(since_version=since, file=out.name, deletes_detected=False)
+    with pq.ParquetWriter(out, target, compression="snappy") as writer:
+        for path in delta:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+                index = pc.index_in(key_array(batch, key), value_set=wanted).to_numpy(zero_copy_only=False)
+                keep = ~unchanged[index]
+                if not keep.any():
+                    continue
+                batch = batch.filter(pa.array(keep))
+                updates = existed[index[keep]]
+                kinds = pa.array(np.where(updates, "update", "insert"), pa.string())
+                arrays = [batch.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds for f in target]
+                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target))
+                result.updated += int(updates.sum())
+                result.inserted += int((~updates).sum())
+    return result.summary()

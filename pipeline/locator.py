@@ -1,0 +1,122 @@
+"""Key locators (键位索引): where a key's live row is in a version, found without scanning the version.
+
+An incremental run must find, for each key it read, the file and row position of that key's current row, to
+mark it deleted there (pipeline.layers) and to tell an insert from an update. Scanning the key column of a
+5-million-row version costs about 0.1 s per run; a locator answers in milliseconds. A locator is written
+beside each data part whose key is one integer column (the common surrogate key): the part's keys sorted,
+and their row positions, as two .npy files memory-mapped at lookup time. Other keys (text, composite) are
+found by scanning the key column, which stays correct, only slower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.layers import Part, deleted_positions
+from pipeline.validate import key_array
+
+LOCATOR_DIR = "locator"
+
+
+def supports(schema: pa.Schema, key: tuple[str, ...]) -> bool:
+    return len(key) == 1 and key[0] in schema.names and pa.types.is_integer(schema.field(key[0]).type)
+
+
+def locator_name(part_name: str) -> str:
+    """The locator's stem for a part ("data/part-00000.parquet" -> "locator/part-00000")."""
+    return f"{LOCATOR_DIR}/{Path(part_name).stem}"
+
+
+def _files(stem: Path) -> tuple[Path, Path]:
+    return stem.with_name(stem.name + ".keys.npy"), stem.with_name(stem.name + ".rows.npy")
+
+
+def build(part_path: Path, key: str, stem: Path) -> None:
+    """Sort the part's keys once, at staging time, so every later run looks keys up by bisection."""
+    keys = pq.read_table(part_path, columns=[key]).column(0).to_numpy()
+    if keys.dtype == object:  # NULL keys never reach a part (a blocking rule), but a float here would mislead
+        raise ValueError(f"{part_path.name}: key {key} holds NULLs; it cannot be located")
+    order = np.argsort(keys, kind="stable")
+    keys_file, rows_file = _files(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    np.save(keys_file, keys[order].astype(np.int64, copy=False))
+    np.save(rows_file, order.astype(np.int64, copy=False))
+
+
+def duplicates(stems: list[Path]) -> pa.Array:
+    """Keys held more than once across these parts' locators: their sorted keys merged, equal neighbours
+    taken. On an integer key this replaces the DuckDB check (a tenth of the time, no spill, ~80 MB)."""
+    if not stems:
+        return pa.array([], pa.int64())
+    keys = np.concatenate([np.load(_files(stem)[0]) for stem in stems])
+    keys.sort(kind="stable")  # sorted runs: a merge
+    repeated = keys[1:][keys[1:] == keys[:-1]]
+    return pa.array(np.unique(repeated))
+
+
+@dataclass
+class Found:
+    """The live rows of some keys in one part: positions in the file, and which of the wanted keys they are."""
+
+    part_index: int
+    positions: np.ndarray
+    wanted: np.ndarray  # indexes into the array of wanted keys
+
+
+def _by_locator(part: Part, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keys_file, rows_file = _files(part.locator)
+    keys, rows = np.load(keys_file, mmap_mode="r"), np.load(rows_file, mmap_mode="r")
+    at = np.searchsorted(keys, wanted)
+    inside = at < len(keys)
+    hit = np.zeros(len(wanted), dtype=bool)
+    hit[inside] = keys[at[inside]] == wanted[inside]
+    return np.asarray(rows[at[hit]]), np.flatnonzero(hit)
+
+
+def _by_scan(part: Part, key: tuple[str, ...], wanted: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    positions, which = [], []
+    start = 0
+    for batch in pq.ParquetFile(part.path).iter_batches(batch_size=262_144, columns=list(key)):
+        keys = key_array(batch, key)
+        hits = pc.indices_nonzero(pc.is_in(keys, value_set=wanted)).to_numpy()
+        if len(hits):
+            positions.append(hits + start)
+            which.append(pc.index_in(keys.take(pa.array(hits)), value_set=wanted).to_numpy())
+        start += batch.num_rows
+    if not positions:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(positions).astype(np.int64), np.concatenate(which).astype(np.int64)
+
+
+def find_live(parts: list[Part], key: tuple[str, ...], wanted: pa.Array,
+              dead: list[np.ndarray] | None = None) -> list[Found]:
+    """Where each wanted key (distinct values) has its live row. A key lives in the newest part that holds
+    it, so parts are searched newest first and a key found is not searched further; a key found only at a
+    deleted position has no live row. ``dead``: each part's deleted positions, when the caller has them."""
+    remaining = np.ones(len(wanted), dtype=bool)
+    numeric = wanted.to_numpy(zero_copy_only=False) if len(key) == 1 and pa.types.is_integer(wanted.type) else None
+    found: list[Found] = []
+    for index in range(len(parts) - 1, -1, -1):
+        if not remaining.any():
+            break
+        part = parts[index]
+        todo = np.flatnonzero(remaining)
+        if part.locator is not None and numeric is not None:
+            positions, local = _by_locator(part, numeric[todo])
+        else:
+            positions, local = _by_scan(part, key, wanted.take(pa.array(todo)))
+        which = todo[local]
+        remaining[which] = False
+        gone = dead[index] if dead is not None else deleted_positions(part)
+        if len(gone):
+            alive = ~np.isin(positions, gone)
+            positions, which = positions[alive], which[alive]
+        if len(positions):
+            found.append(Found(part_index=index, positions=positions, wanted=which))
+    return found
