@@ -2,7 +2,8 @@
 
 Figures (issue 4): rows/s of raw binary `COPY ... TO STDOUT`, of the engine's full sync (extract, validate,
 publish) and of dlt's `sql_database` (pyarrow backend) to Parquet, the time of an incremental sync of
-10,000 changed rows, and the engine's peak memory. Each contender runs in its own process, so its peak RSS
+10,000 changed rows (a worker's second run: its first, a quiet run that pays the process's one-time imports,
+is reported as `incremental_first_run_seconds`), and the engine's peak memory. Each contender runs in its own process, so its peak RSS
 is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000); server: GOVSHARE_BENCH_PG_DSN.
 """
 
@@ -98,6 +99,23 @@ RESULT = {{"seconds": time.perf_counter() - started, "rows_read": report.rows_re
           "rows_published": report.rows_published, "mode": report.mode}}
 """
 
+ENGINE_INCREMENTAL = """
+import time
+from pipeline.sync import sync_resource
+from samples.loaders import mutate_postgres
+# A worker's first run pays the process's one-time costs (pyarrow's pandas shim, the database driver, the
+# registry engine): about 0.3 s whatever the change. It is measured on a quiet run (nothing changed since
+# the full sync) and reported on its own; the figure is the next run, after {changed} rows changed.
+started = time.perf_counter()
+sync_resource(resource_code="101001/0001")
+first = time.perf_counter() - started
+mutate_postgres({dsn!r}, "enterprises", changed={changed}, seed=11)
+started = time.perf_counter()
+report = sync_resource(resource_code="101001/0001")
+RESULT = {{"seconds": time.perf_counter() - started, "first_run_seconds": first, "rows_read": report.rows_read,
+          "rows_published": report.rows_published, "mode": report.mode, "changes": report.changes}}
+"""
+
 DLT = """
 import time, dlt
 from dlt.sources.sql_database import sql_table
@@ -121,10 +139,9 @@ def run() -> dict[str, float]:
         _child(ENGINE_SETUP.format(host=parts.hostname, port=parts.port or 5432, db=DATABASE,
                                    user=parts.username or "postgres"), env)
         full = _child(ENGINE_SYNC.format(full=True), env)
-        from samples.loaders import mutate_postgres
-
-        mutate_postgres(_bench_dsn(), "enterprises", changed=CHANGED, seed=11)
-        incremental = _child(ENGINE_SYNC.format(full=False), env)
+        incremental = _child(ENGINE_INCREMENTAL.format(dsn=_bench_dsn(), changed=CHANGED), env)
+        if incremental["mode"] != "incremental" or incremental["changes"]["updated"] != CHANGED:
+            raise RuntimeError(f"the incremental run did not see the {CHANGED} changed rows: {incremental}")
         dlt_run = _child(DLT.format(url=_bench_dsn().replace("postgresql://", "postgresql+psycopg2://"),
                                     out=f"file://{work}/dlt", pipes=f"{work}/dlt-pipelines"),
                          {"RUNTIME__LOG_LEVEL": "WARNING", "DLT_DATA_DIR": f"{work}/dlt-data"})
@@ -141,6 +158,7 @@ def run() -> dict[str, float]:
         "full_seconds": full["seconds"],
         "incremental_seconds": incremental["seconds"],
         "incremental_fraction": incremental["seconds"] / full["seconds"],
+        "incremental_first_run_seconds": incremental["first_run_seconds"],
         "peak_rss_mib": max(full["peak_rss_mib"], incremental["peak_rss_mib"]),
         "dlt_peak_rss_mib": dlt_run["peak_rss_mib"],
     }

@@ -53,6 +53,10 @@ def contract_for(*, resource_code: str, stream: dict[str, Any] | None) -> Contra
     if name:
         return find_contract(str(name))
     for path in contract_files():
+        # A contract can only list the code if its file holds the text: skip parsing (and validating)
+        # every other contract on each run.
+        if resource_code not in path.read_text(encoding="utf-8"):
+            continue
         contract = _load_cached(path)
         if resource_code in contract.resources:
             return contract
