@@ -138,7 +138,7 @@ class PostgresConnector(Connector):
 
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         incremental = bool(stream.cursor_column and state.cursor_value is not None)
-        cursor_type = None
+        since = None
         columns: list[ColumnInfo] = []
         if stream.table or incremental:
             connection = self._connect()
@@ -147,7 +147,10 @@ class PostgresConnector(Connector):
                     if stream.table:
                         columns = self._columns(cursor, stream.table)
                     if incremental:
-                        cursor_type = self._cursor_type(cursor, stream)
+                        # The saved cursor as a quoted literal (the driver's own quoting), cast to the column's
+                        # type: a query without bound parameters is read through COPY, twice as fast.
+                        since = (f"CAST({cursor.mogrify('%s', (state.cursor_value,)).decode()} AS "
+                                 f"{self._cursor_type(cursor, stream)})")
             finally:
                 connection.close()
         if stream.table and not incremental and self.config.get("reader", "auto") != "adbc" \
@@ -159,13 +162,10 @@ class PostgresConnector(Connector):
                 select = f'SELECT {", ".join(chr(34) + c.name + chr(34) for c in columns)} FROM "{schema}"."{name}"'
             else:
                 select = f"SELECT * FROM ({stream.query}) AS q"
-            params: tuple = ()
             if incremental:
                 # >= not >: rows tied with the last cursor value are read again and merged by key.
-                # The driver binds the saved value as text; cast it to the cursor column's own type.
-                select += f' WHERE "{stream.cursor_column}" >= CAST($1 AS {cursor_type})'
-                params = (state.cursor_value,)
-            batches = self._read_adbc(select, params, stream)
+                select += f' WHERE "{stream.cursor_column}" >= {since}'
+            batches = self._read_adbc(select, stream)
         # Fetching runs ahead in a thread while the pipeline checks and writes the previous batches.
         yield from prefetched(batches)
 
@@ -180,7 +180,7 @@ class PostgresConnector(Connector):
         except duckdb.Error as exc:
             raise RetriableError(self.fail(f"read failed: {' '.join(str(exc).split())}")) from exc
 
-    def _read_adbc(self, select: str, params: tuple, stream: StreamSpec) -> Iterator[pa.RecordBatch]:
+    def _read_adbc(self, select: str, stream: StreamSpec) -> Iterator[pa.RecordBatch]:
         # The low-level ADBC API: its DB-API layer imports pandas, which alone costs more than a small
         # incremental read (about 0.15 s per process).
         import adbc_driver_manager
@@ -190,9 +190,6 @@ class PostgresConnector(Connector):
                     adbc_driver_manager.AdbcStatement(connection) as statement:
                 statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(16 << 20)})
                 statement.set_sql_query(select)
-                if params:
-                    statement.bind(pa.record_batch([pa.array([p]) for p in params],
-                                                   names=[f"p{i}" for i in range(len(params))]))
                 handle, _ = statement.execute_query()
                 reader = pa.RecordBatchReader._import_from_c(handle.address)
                 yielded = False

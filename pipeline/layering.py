@@ -119,9 +119,13 @@ def _unchanged_ties(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, f
         return np.zeros(len(wanted), dtype=bool)
     candidates = []
     for path in delta:
-        table = pq.read_table(path)
-        if cursor:
-            table = table.filter(_at_or_before(table.column(cursor), mark))
+        if cursor:  # the cursor column first: usually only a few rows sit at the watermark
+            at_mark = _at_or_before(pq.read_table(path, columns=[cursor]).column(0), mark)
+            if not pc.any(at_mark).as_py():
+                continue
+            table = pq.read_table(path).filter(at_mark)
+        else:
+            table = pq.read_table(path)
         if table.num_rows:
             candidates.append(table)
     unchanged = np.zeros(len(wanted), dtype=bool)
@@ -162,7 +166,7 @@ def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, ex
                     continue
                 batch = batch.filter(pa.array(keep))
                 updates = existed[index[keep]]
-                kinds = pa.array(np.where(updates, "update", "insert"), pa.string())
+                kinds = pc.if_else(pa.array(updates), "update", "insert")
                 arrays = [batch.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds for f in target]
                 writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target))
                 result.updated += int(updates.sum())

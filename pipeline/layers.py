@@ -84,7 +84,9 @@ def deleted_positions(part: Part) -> np.ndarray:
 
 def write_deleted(path: Path, positions: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({POSITION: pa.array(np.sort(positions).astype(np.int64))}), path, compression="snappy")
+    # Plain encoding, no statistics: a handful of these small files is written by every incremental run.
+    pq.write_table(pa.table({POSITION: pa.array(np.sort(positions).astype(np.int64))}), path, compression="snappy",
+                   use_dictionary=False, write_statistics=False)
 
 
 def iter_part(part: Part, *, columns: list[str] | None = None,

@@ -101,6 +101,11 @@ def find_live(parts: list[Part], key: tuple[str, ...], wanted: pa.Array,
     deleted position has no live row. ``dead``: each part's deleted positions, when the caller has them."""
     remaining = np.ones(len(wanted), dtype=bool)
     numeric = wanted.to_numpy(zero_copy_only=False) if len(key) == 1 and pa.types.is_integer(wanted.type) else None
+    if numeric is not None:  # bisecting in key order walks each locator's pages once, front to back
+        order = np.argsort(numeric, kind="stable")
+        wanted, numeric = wanted.take(pa.array(order)), numeric[order]
+    else:
+        order = None
     found: list[Found] = []
     for index in range(len(parts) - 1, -1, -1):
         if not remaining.any():
@@ -114,9 +119,11 @@ def find_live(parts: list[Part], key: tuple[str, ...], wanted: pa.Array,
         which = todo[local]
         remaining[which] = False
         gone = dead[index] if dead is not None else deleted_positions(part)
-        if len(gone):
-            alive = ~np.isin(positions, gone)
+        if len(gone):  # sorted: bisect rather than np.isin, which sorts both sides again
+            at = np.minimum(np.searchsorted(gone, positions), len(gone) - 1)
+            alive = gone[at] != positions
             positions, which = positions[alive], which[alive]
         if len(positions):
-            found.append(Found(part_index=index, positions=positions, wanted=which))
+            found.append(Found(part_index=index, positions=positions,
+                               wanted=order[which] if order is not None else which))
     return found

@@ -203,8 +203,11 @@ def load_postgres(dsn: str, *, table: str = "enterprises", rows: int, seed: int 
     return counter[0]
 
 
-def mutate_postgres(dsn: str, table: str, *, changed: int, seed: int, schema: str = "public") -> int:
-    """Give ``changed`` random existing rows a new status, capital and address, and ``updated_at = now()``.
+def mutate_postgres(dsn: str, table: str, *, changed: int, seed: int, schema: str = "public",
+                    one_by_one: bool = False) -> int:
+    """Give ``changed`` random existing rows a new status, capital and address, and ``updated_at = now()``
+    (one instant, as one batch job writes them), or with ``one_by_one`` each its own instant
+    (``clock_timestamp()``, as separate transactions over time write them).
 
     Rows are chosen deterministically from ``seed`` among the ids present (gaps allowed); returns the number
     of rows changed, which is ``min(changed, row count)``.
@@ -242,7 +245,8 @@ def mutate_postgres(dsn: str, table: str, *, changed: int, seed: int, schema: st
         cursor.copy_expert("COPY govshare_sample_changes FROM STDIN WITH (FORMAT csv)", sink)
         cursor.execute(sql.SQL(
             "UPDATE {} AS t SET status = c.status, reg_capital = c.reg_capital, address = c.address, "
-            "updated_at = now() FROM govshare_sample_changes AS c WHERE t.id = c.id").format(target))
+            "updated_at = {} FROM govshare_sample_changes AS c WHERE t.id = c.id").format(
+                target, sql.SQL("clock_timestamp()" if one_by_one else "now()")))
         return cursor.rowcount
 
 
