@@ -192,8 +192,9 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         data = folder / "data"
         if stream.primary_key:
             located = not incremental and locator.supports(writer.schema, stream.primary_key)
-            if located:  # sorted keys first: they also tell the duplicates
+            if located:  # sorted keys first: up to a size, they also tell the duplicates
                 _build_locators(staged, folder, writer.files, stream.primary_key)
+            if located and writer.rows <= locator.DUPLICATES_IN_MEMORY_ROWS:
                 dupes = locator.duplicates([folder / stem for stem in staged.locators.values()])
             else:
                 dupes = _duplicated_keys(data, writer.files, stream.primary_key, keys=keys if incremental else None,

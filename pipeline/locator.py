@@ -22,6 +22,9 @@ from pipeline.layers import Part, deleted_positions
 from pipeline.validate import key_array
 
 LOCATOR_DIR = "locator"
+# Merging every part's sorted keys holds 8 bytes a row (twice, while sorting): beyond this many rows the
+# duplicate check goes back to DuckDB, which spills, so memory stays bounded whatever the table's size.
+DUPLICATES_IN_MEMORY_ROWS = 8_000_000
 
 
 def supports(schema: pa.Schema, key: tuple[str, ...]) -> bool:

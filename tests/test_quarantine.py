@@ -290,3 +290,21 @@ def test_a_run_that_does_not_reconcile_is_not_published(hub_home: Path, source: 
     assert versions(setup.resource_code) == []
     assert sync_runs(setup.resource_code)[-1].status == "failed"
     assert not Path(staged.folder).exists()
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["sorted-keys", "duckdb-spilling"])
+def test_both_duplicate_checks_quarantine_every_row_of_a_repeated_key(hub_home: Path, source: tuple[str, str],
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       in_memory: bool) -> None:
+    """An integer key is checked on the merged sorted keys up to a size, by DuckDB (spilling) beyond it."""
+    from pipeline import locator
+
+    if not in_memory:
+        monkeypatch.setattr(locator, "DUPLICATES_IN_MEMORY_ROWS", 0)
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    _plant(dsn, table, 10004, name="重复甲")
+    _plant(dsn, table, 10004, name="重复乙")
+    setup = _register_with_contract(dsn, schema)
+    report = _sync(setup.resource_code)
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (ROWS + 2, ROWS, 2)
