@@ -99,6 +99,8 @@ def housekeep_command(
 ) -> None:
     """Housekeeping now (the maintenance DAG does it daily): expired staging, old versions by the retention rule.
 
+    A version stays while a subscriber still needs it or a kept layered version reads its files.
+
     Example: govshare housekeep --keep 3 --keep-days 14
     """
     from pipeline.housekeeping import clean_staging, prune_versions
