@@ -34,6 +34,7 @@ from core.settings import get_settings
 from pipeline import locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
 from pipeline.extract import record_run_failure
+from pipeline.layering import carry_forward, layerable, stack, version_batches
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.schema_drift import compare, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
@@ -80,6 +81,7 @@ class _Resource:
     previous_number: int | None
     previous_rows: int | None
     previous_parts: list[Part]  # the previous version's parts: its rows are their live rows (pipeline.layers)
+    previous_path: str | None  # its storage-relative folder, which a layer's entries point at
     cursor: int | None
 
 
@@ -103,6 +105,7 @@ def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
             previous_id=previous.id if previous else None, previous_number=previous.number if previous else None,
             previous_rows=previous.row_count if previous else None,
             previous_parts=version_parts(previous) if previous else [],
+            previous_path=previous.path if previous else None,
             cursor=lsn_int(state.cursor_value) if state and state.cursor_column == CDC_CURSOR and state.cursor_value
             else None)
         contract = contract_for(resource_code=resource.code, stream=resource.stream)
@@ -165,15 +168,31 @@ def _start(resource: _Resource, run_id: str, mode: str) -> StagedRun:
 
 
 def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter, resource: _Resource,
-            table: CapturedTable, contract) -> None:  # noqa: ANN001
+            table: CapturedTable, contract, removed: pa.Array | None = None) -> None:  # noqa: ANN001
+    """``removed``: the keys the changes touched, when they are published as a layer on the previous version."""
     folder = Path(staged.folder)
-    writer.ensure_file(writer.schema or table.arrow_schema)
+    if removed is None:
+        writer.ensure_file(writer.schema or table.arrow_schema)
     writer.close()
     quarantine.close()
-    staged.files = [f"data/{name}" for name in writer.files]
-    staged.rows_staged = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
+    staged.files = [f"data/{name}" for name in writer.files
+                    if removed is None or pq.ParquetFile(folder / "data" / name).metadata.num_rows]
+    own_rows = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
     staged.rows_quarantined, staged.quarantine_rules = quarantine.rows, quarantine.by_rule
     staged.quarantine = "quarantine.parquet" if quarantine.rows else None
+    if removed is not None:
+        parts = resource.previous_parts
+        layer = stack(folder=folder, delta_files=staged.files, key=table.primary_key, parts=parts,
+                      previous_path=resource.previous_path, previous_number=resource.previous_number,
+                      schema=parts_schema(parts), cursor=None, previous_mark=None, removed=removed)
+        staged.referenced, staged.rows_carried = layer.referenced, layer.rows_carried
+        staged.rows_staged = layer.rows_carried + own_rows
+        finish_checks(staged, contract, previous_rows=resource.previous_rows,
+                      batches=version_batches(folder, layer, staged.files))
+        staged.changes = layer.changes
+        _save(staged)
+        return
+    staged.rows_staged = own_rows
     finish_checks(staged, contract, previous_rows=resource.previous_rows)
     if resource.previous_parts:  # the version holds the whole table: compare every key, deletions included
         staged.changes = compute_changes(
@@ -184,6 +203,10 @@ def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter,
     else:
         staged.changes = ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
                                    note="first version: every row is new").summary()
+    _save(staged)
+
+
+def _save(staged: StagedRun) -> None:
     staged.save()
     with session_scope() as session:  # the status stays "staging": the same process publishes at once, and a
         run = session.get(SyncRun, staged.run_id)  # crash before that frees the lock (a dead "staged" run would not)
@@ -253,15 +276,20 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
     try:
         touched = key_array(changed_keys(table, collected), table.primary_key)
-        if not collected.truncated:
-            staged.rows_carried = _carry_forward(resource.previous_parts, writer, table.primary_key, touched)
+        previous_schema = parts_schema(resource.previous_parts) if resource.previous_parts else None
+        layered = bool(not collected.truncated and resource.previous_parts
+                       and layerable(resource.previous_parts, table.arrow_schema, previous_schema))
+        if layered:  # the changes become a layer on the previous version (pipeline.layering)
+            writer.schema = previous_schema
+        elif not collected.truncated:
+            staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
             _write(staged, _fill_unchanged(batch, resource.previous_parts, table.primary_key), writer, quarantine,
                    table, contract)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}
-        _finish(staged, writer, quarantine, resource, table, contract)
+        _finish(staged, writer, quarantine, resource, table, contract, removed=touched if layered else None)
     except BaseException as exc:
         writer.close()
         quarantine.close()
@@ -274,18 +302,6 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
                      upserts=staged.rows_read, deletes=deleted_count(collected), transactions=collected.transactions,
                      redelivered=collected.skipped, rows_published=report.rows_published,
                      rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256)
-
-
-def _carry_forward(parts: list[Part], writer: PartWriter, key: tuple[str, ...], touched: pa.Array) -> int:
-    """The previous version's rows whose key no change touched, batch by batch (its live rows only: a row a
-    deletion vector removed is no longer in that version and must not come back)."""
-    carried = 0
-    for batch in iter_parts(parts):
-        kept = batch.filter(pc.invert(pc.is_in(key_array(batch, key), value_set=touched)))
-        if kept.num_rows:
-            writer.write(kept)
-            carried += kept.num_rows
-    return carried
 
 
 def _fill_unchanged(batch: pa.RecordBatch, parts: list[Part], key: tuple[str, ...]) -> pa.RecordBatch:

@@ -20,8 +20,8 @@ from core.errors import ConfigError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.layering import layerable, stack
-from pipeline.layers import Part, iter_parts, parts_of, parts_schema, version_parts
+from pipeline.layering import carry_forward, layerable, stack, version_batches
+from pipeline.layers import Part, parts_schema, version_parts
 from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
 from pipeline.validate import (
@@ -206,7 +206,7 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         layered = bool(incremental and previous is not None and stream.primary_key
                        and layerable(previous.parts, writer.schema, previous.schema))
         if incremental and previous is not None and keys and not layered:
-            staged.rows_carried = _carry_forward(previous.parts, writer, stream.primary_key,
+            staged.rows_carried = carry_forward(previous.parts, writer, stream.primary_key,
                                                  pa.chunked_array(keys, type=keys[0].type))
         if not layered:
             writer.ensure_file(writer.schema)
@@ -232,10 +232,8 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
                       cursor=stream.cursor_column, previous_mark=state.cursor_value)
         staged.referenced, staged.rows_carried = layer.referenced, layer.rows_carried
         staged.rows_staged = layer.rows_carried + own_rows
-        version = parts_of(folder, {"files": layer.referenced}) + [
-            Part(path=folder / f, rows=pq.ParquetFile(folder / f).metadata.num_rows) for f in staged.files]
         finish_checks(staged, contract, previous_rows=previous.rows,
-                      batches=lambda *, columns=None: iter_parts(version, columns=columns))
+                      batches=version_batches(folder, layer, staged.files))
         staged.changes = layer.changes
     else:
         staged.rows_staged = own_rows
@@ -318,18 +316,6 @@ def _quarantine_duplicates(folder: Path, files: list[str], key: tuple[str, ...],
         for batch in bad.to_batches():
             quarantine.write(batch)
         pq.write_table(table.filter(pc.invert(is_dupe)), folder / name, compression="snappy")
-
-
-def _carry_forward(parts: list[Part], writer: PartWriter, key: tuple[str, ...], changed: pa.ChunkedArray) -> int:
-    """Compacting incremental run: the previous version's live rows whose keys did not change are written
-    into the new snapshot."""
-    changed_set = pc.unique(changed.combine_chunks()) if len(changed) else changed.combine_chunks()
-    carried = 0
-    for batch in iter_parts(parts):
-        kept = batch.filter(pc.invert(pc.is_in(key_array(batch, key), value_set=changed_set)))
-        writer.write(kept)
-        carried += kept.num_rows
-    return carried
 
 
 def record_run_failure(run_id: str, exc: BaseException) -> None:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.changes import CHANGE_COLUMN, ChangeSet, change_schema
-from pipeline.layers import DELETES_DIR, Part, deleted_positions, write_deleted
+from pipeline.layers import DELETES_DIR, Part, deleted_positions, iter_parts, parts_of, write_deleted
 from pipeline.locator import Found, find_live
 from pipeline.manifest import file_sha256
 from pipeline.validate import key_array
@@ -52,10 +52,18 @@ def _entry_for(part: Part, previous_path: str) -> dict:
 
 
 def stack(*, folder: Path, delta_files: list[str], key: tuple[str, ...], parts: list[Part], previous_path: str,
-          previous_number: int, schema: pa.Schema, cursor: str | None, previous_mark: str | None) -> Layer:
-    """Reference the previous version's files, mark the rows the delta replaces, and write the change set."""
+          previous_number: int, schema: pa.Schema, cursor: str | None, previous_mark: str | None,
+          removed: pa.Array | None = None) -> Layer:
+    """Reference the previous version's files, mark the rows the delta replaces, and write the change set.
+
+    ``removed`` (change capture): more keys whose rows go, deleted at the source or quarantined, with no
+    new row; they are deletes in the change set, carrying the row as it was. Without a cursor (change
+    capture), every re-read key is compared with its published row; with one, only rows at the watermark.
+    """
     delta = [folder / name for name in delta_files]
-    wanted = _distinct_keys(delta, key)
+    read = _distinct_keys(delta, key)
+    wanted = read if removed is None or not len(removed) else pc.unique(pa.concat_arrays(
+        [read.cast(removed.type) if len(read) else pa.array([], removed.type), removed]))
     dead_before = [deleted_positions(part) for part in parts]
     found = find_live(parts, key, wanted, dead_before)
     existed = np.zeros(len(wanted), dtype=bool)
@@ -76,9 +84,38 @@ def stack(*, folder: Path, delta_files: list[str], key: tuple[str, ...], parts: 
             newly_dead += len(hit.positions)
         layer.referenced.append(entry)
     layer.rows_carried = sum(p.live_rows for p in parts) - newly_dead
+    in_delta = (pc.is_in(wanted, value_set=read.cast(wanted.type)).to_numpy(zero_copy_only=False) if len(read)
+                else np.zeros(len(wanted), dtype=bool))
+    gone = [Found(part_index=h.part_index, positions=h.positions[~in_delta[h.wanted]],
+                  wanted=h.wanted[~in_delta[h.wanted]]) for h in found] if removed is not None else []
     layer.changes = _write_changes(delta, key, wanted, existed, unchanged, schema=schema,
-                                   out=folder / "changes.parquet", since=previous_number)
+                                   out=folder / "changes.parquet", since=previous_number,
+                                   deletes=[(parts[g.part_index], g.positions) for g in gone if len(g.positions)],
+                                   deletes_detected=removed is not None)
     return layer
+
+
+def version_batches(folder: Path, layer: Layer, own_files: list[str]):  # noqa: ANN201 - quality.checks.BatchReader
+    """The rows the layered version will hold (the previous files minus the new marks, and the delta), for the
+    dataset rules that run before it is published."""
+    parts = parts_of(folder, {"files": layer.referenced}) + [
+        Part(path=folder / name, rows=pq.ParquetFile(folder / name).metadata.num_rows) for name in own_files]
+    return lambda *, columns=None: iter_parts(parts, columns=columns)
+
+
+def carry_forward(parts: list[Part], writer, key: tuple[str, ...], changed: pa.Array | pa.ChunkedArray) -> int:  # noqa: ANN001 - PartWriter
+    """A snapshot instead of a layer (compaction, a TRUNCATE, a replay): the previous version's live rows whose
+    key did not change are written into the new version, batch by batch."""
+    if isinstance(changed, pa.ChunkedArray):
+        changed = changed.combine_chunks()
+    changed = pc.unique(changed) if len(changed) else changed
+    carried = 0
+    for batch in iter_parts(parts):
+        kept = batch.filter(pc.invert(pc.is_in(key_array(batch, key), value_set=changed)))
+        if kept.num_rows:
+            writer.write(kept)
+            carried += kept.num_rows
+    return carried
 
 
 def _distinct_keys(files: list[Path], key: tuple[str, ...]) -> pa.Array:
@@ -103,7 +140,7 @@ def _rows_at(part: Part, positions: np.ndarray) -> pa.Table:
 def _at_or_before(values: pa.ChunkedArray | pa.Array, mark: str | None) -> pa.Array:
     """Rows whose cursor is not past the previous watermark: only these can be unchanged re-reads (every
     published row's cursor is at or before the watermark, so a row past it differs at least there)."""
-    if mark is None:
+    if mark is None:  # no watermark to go by: every row is compared
         return pa.array(np.ones(len(values), dtype=bool))
     try:
         bound = pa.scalar(mark).cast(values.type)
@@ -154,9 +191,10 @@ def _unchanged_ties(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, f
 
 
 def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, existed: np.ndarray,
-                   unchanged: np.ndarray, *, schema: pa.Schema, out: Path, since: int) -> dict:
+                   unchanged: np.ndarray, *, schema: pa.Schema, out: Path, since: int,
+                   deletes: list[tuple[Part, np.ndarray]] = (), deletes_detected: bool = False) -> dict:
     target = change_schema(schema)
-    result = ChangeSet(since_version=since, file=out.name, deletes_detected=False)
+    result = ChangeSet(since_version=since, file=out.name, deletes_detected=deletes_detected)
     with pq.ParquetWriter(out, target, compression="snappy") as writer:
         for path in delta:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
@@ -171,4 +209,10 @@ def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, ex
                 writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target))
                 result.updated += int(updates.sum())
                 result.inserted += int((~updates).sum())
+        for part, positions in deletes:  # a delete carries the row as last published
+            rows = _rows_at(part, np.sort(positions))
+            kinds = pa.array(["delete"] * rows.num_rows, pa.string())
+            arrays = [rows.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds for f in target]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=target))
+            result.deleted += rows.num_rows
     return result.summary()

@@ -129,10 +129,10 @@ def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.RecordBatch, pa
 def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: str | None = None) -> ReplayReport:
     """Check the fixed rows again and publish them into a new version (see the module docstring)."""
     from pipeline.extract import (
-        _carry_forward,
         _quarantine_duplicates,
         record_run_failure,
     )
+    from pipeline.layering import carry_forward
     from pipeline.layers import parts_of, parts_schema
     from pipeline.manifest import read_manifest
     from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
@@ -194,7 +194,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
             if len(dupes):
                 _quarantine_duplicates(folder / "data", writer.files, key, dupes, quarantine)
             fixed = sum(pq.ParquetFile(folder / "data" / f).metadata.num_rows for f in writer.files)
-            staged.rows_carried = _carry_forward(parts, writer, key, pa.chunked_array(keys))
+            staged.rows_carried = carry_forward(parts, writer, key, pa.chunked_array(keys))
             writer.ensure_file(schema)
         finally:
             writer.close()

@@ -10,6 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -149,6 +150,15 @@ def test_inserts_updates_and_deletes_are_captured_and_published(source: str) -> 
     assert_published_matches_source(code, source)
     changes = version.manifest["changes"]
     assert (changes["inserted"], changes["updated"], changes["deleted"]) == (3, 1, 2)
+    # The changes are a layer on v1's files (pipeline.layering): v1's rows are referenced, not rewritten,
+    # and a delete carries the row as last published.
+    from pipeline.paths import resolve
+
+    v1 = versions(code)[0]
+    assert {e.get("folder") for e in version.manifest["files"]} == {v1.path, None}  # v1's files, and the delta
+    deleted = pq.read_table(resolve(version.path) / "changes.parquet").to_pylist()
+    assert {(r["id"], r["name"]) for r in deleted if r["_change"] == "delete"} == {
+        (row[0], row[2]) for row in table_rows(read_version(v1), COLUMNS) if row[0] in (2, 3)}
     published = {row[0]: row for row in table_rows(read_version(version), COLUMNS)}
     assert published[1][2] == "上海申城数字科技有限公司" and 2 not in published and 99 not in published
     # The position confirmed to the slot is the one committed with the version.

@@ -162,11 +162,12 @@ def test_dataset_rules_over_a_version_ignore_deleted_rows(layered: Layered) -> N
 def test_change_capture_carries_and_fills_from_the_live_rows(layered: Layered, tmp_path: Path) -> None:
     from connectors.base import ROW_PROBLEM_COLUMN
     from connectors.postgres_cdc import UNCHANGED_COLUMN
-    from pipeline.cdc import _carry_forward, _fill_unchanged
+    from pipeline.cdc import _fill_unchanged
+    from pipeline.layering import carry_forward
     from pipeline.staging import PartWriter
 
     writer = PartWriter(tmp_path)
-    carried = _carry_forward(layered.parts, writer, ("id",), pa.array([3, 11], pa.int64()))
+    carried = carry_forward(layered.parts, writer, ("id",), pa.array([3, 11], pa.int64()))
     writer.close()
     kept = [r for r in EXPECTED if r[0] not in (3, 11)]
     assert carried == len(kept)
