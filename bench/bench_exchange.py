@@ -2,7 +2,7 @@
 
 Figures (issue 4): rows/s of raw binary `COPY ... TO STDOUT`, of the engine's full sync (extract, validate,
 publish) and of dlt's `sql_database` (pyarrow backend) to Parquet, the time of an incremental sync of
-10,000 changed rows (the median of three runs of one worker, each after 10,000 more changes; the worker's
+10,000 changed rows (the median of five runs of one worker, each after 10,000 more changes; the worker's
 first run, a quiet one that pays the process's one-time imports, is reported as
 `incremental_first_run_seconds`), and the engine's peak memory. Each contender runs in its own process, so its peak RSS
 is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000); server: GOVSHARE_BENCH_PG_DSN.
@@ -23,7 +23,7 @@ DSN = os.environ.get("GOVSHARE_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5
 ROWS = int(os.environ.get("GOVSHARE_BENCH_ROWS", "5000000"))
 DATABASE = "govshare_bench"
 CHANGED = 10_000
-REPEATS = 3  # incremental runs measured; the figure is their median
+REPEATS = 5  # incremental runs measured; the figure is their median (single runs vary by ±30% here)
 
 
 def _bench_dsn() -> str:

@@ -33,6 +33,14 @@ def _decimal_from_typmod(typmod: int) -> pa.DataType:
     return pa.decimal128(precision, scale)
 
 
+def _dollar_quoted(value: str) -> str:
+    """A PostgreSQL dollar-quoted literal: no escaping to get wrong, whatever the server's string settings."""
+    tag = "$gs$"
+    while tag in value:
+        tag = tag[:-1] + "x$"
+    return f"{tag}{value}{tag}"
+
+
 _DATABASES: dict[str, Any] = {}
 _DATABASES_LOCK = threading.Lock()
 
@@ -138,19 +146,12 @@ class PostgresConnector(Connector):
 
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         incremental = bool(stream.cursor_column and state.cursor_value is not None)
-        since = None
         columns: list[ColumnInfo] = []
-        if stream.table or incremental:
+        if stream.table and not incremental:
             connection = self._connect()
             try:
                 with connection.cursor() as cursor:
-                    if stream.table:
-                        columns = self._columns(cursor, stream.table)
-                    if incremental:
-                        # The saved cursor as a quoted literal (the driver's own quoting), cast to the column's
-                        # type: a query without bound parameters is read through COPY, twice as fast.
-                        since = (f"CAST({cursor.mogrify('%s', (state.cursor_value,)).decode()} AS "
-                                 f"{self._cursor_type(cursor, stream)})")
+                    columns = self._columns(cursor, stream.table)
             finally:
                 connection.close()
         if stream.table and not incremental and self.config.get("reader", "auto") != "adbc" \
@@ -159,12 +160,16 @@ class PostgresConnector(Connector):
         else:
             if stream.table:
                 schema, name = self._table_parts(stream.table)
-                select = f'SELECT {", ".join(chr(34) + c.name + chr(34) for c in columns)} FROM "{schema}"."{name}"'
+                listed = ", ".join(chr(34) + c.name + chr(34) for c in columns) if columns else "*"
+                select = f'SELECT {listed} FROM "{schema}"."{name}"'
             else:
                 select = f"SELECT * FROM ({stream.query}) AS q"
             if incremental:
-                # >= not >: rows tied with the last cursor value are read again and merged by key.
-                select += f' WHERE "{stream.cursor_column}" >= {since}'
+                # >= not >: rows tied with the last cursor value are read again and merged by key. The saved
+                # value goes in as an untyped literal, which PostgreSQL reads as the cursor column's own type;
+                # a query without bound parameters is read through COPY, twice as fast, and an incremental
+                # read needs no catalogue lookup first (a wrong column is reported from the query's error).
+                select += f' WHERE "{stream.cursor_column}" >= {_dollar_quoted(str(state.cursor_value))}'
             batches = self._read_adbc(select, stream)
         # Fetching runs ahead in a thread while the pipeline checks and writes the previous batches.
         yield from prefetched(batches)
@@ -200,22 +205,11 @@ class PostgresConnector(Connector):
                 if not yielded:  # an empty table still tells its schema
                     yield self._faithful(pa.RecordBatch.from_pylist([], schema=reader.schema))
         except adbc_driver_manager.Error as exc:
-            raise RetriableError(self.fail(f"read failed: {' '.join(str(exc).split())}")) from exc
-
-    def _cursor_type(self, cursor, stream: StreamSpec) -> str:  # noqa: ANN001
-        """The SQL type of the stream's cursor column, for comparing it with the saved cursor text."""
-        if stream.table:
-            schema, name = self._table_parts(stream.table)
-            source = f'"{schema}"."{name}"'
-        else:
-            source = f"({stream.query}) AS q"
-        try:
-            cursor.execute(f'SELECT "{stream.cursor_column}" FROM {source} LIMIT 0')
-            cursor.execute("SELECT format_type(%s, NULL)", (cursor.description[0].type_code,))
-        except psycopg2.Error as exc:
             problem = " ".join(str(exc).split())
-            raise ConfigError(self.fail(f"cursor column {stream.cursor_column!r}: {problem}")) from exc
-        return cursor.fetchone()[0]
+            if (getattr(exc, "sqlstate", None) or "")[:2] in ("42", "22"):  # the query itself: retrying won't help
+                raise ConfigError(self.fail(f"the query was refused ({problem}); check the stream's table, "
+                                            f"columns and cursor column ({stream.cursor_column})")) from exc
+            raise RetriableError(self.fail(f"read failed: {problem}")) from exc
 
     def _faithful(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale."""

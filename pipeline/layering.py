@@ -195,7 +195,8 @@ def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, ex
                    deletes: list[tuple[Part, np.ndarray]] = (), deletes_detected: bool = False) -> dict:
     target = change_schema(schema)
     result = ChangeSet(since_version=since, file=out.name, deletes_detected=deletes_detected)
-    with pq.ParquetWriter(out, target, compression="snappy") as writer:
+    # No dictionaries: a layer's change file is small and written on every run, where they cost a third.
+    with pq.ParquetWriter(out, target, compression="snappy", use_dictionary=False) as writer:
         for path in delta:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
                 index = pc.index_in(key_array(batch, key), value_set=wanted).to_numpy(zero_copy_only=False)

@@ -215,6 +215,21 @@ def test_postgres_read_from_a_cursor_returns_rows_at_or_after_it(pg_source: tupl
     assert sum(b.num_rows for b in _read_all(_pg(dsn, schema), query, ReadState(cursor_value=str(cut)))) == expected
 
 
+def test_postgres_incremental_read_quotes_the_cursor_and_reports_a_wrong_column_as_configuration(
+        pg_source: tuple[str, str]) -> None:
+    dsn, schema = pg_source
+    wrong = StreamSpec(table="enterprises", cursor_column="no_such_column")
+    with pytest.raises(ConfigError, match="no_such_column") as raised:
+        _read_all(_pg(dsn, schema), wrong, ReadState(cursor_value="2020-01-01"))
+    assert not isinstance(raised.value, RetriableError)  # retrying a wrong column cannot help
+    # The saved value is a literal, never SQL: quotes and dollar signs in it are compared, not run.
+    hostile = "$gs$'; DROP TABLE enterprises; --"
+    by_name = StreamSpec(table="enterprises", cursor_column="name")
+    (expected,) = pg_execute(dsn, f'SELECT count(*) FROM "{schema}".enterprises WHERE name >= %s', (hostile,))[0]
+    assert sum(b.num_rows for b in _read_all(_pg(dsn, schema), by_name, ReadState(cursor_value=hostile))) == expected
+    assert pg_execute(dsn, f'SELECT count(*) FROM "{schema}".enterprises')[0][0] == ROWS
+
+
 def test_read_of_an_empty_table_still_tells_the_schema(pg_source: tuple[str, str], sqlite_source: Path) -> None:
     dsn, schema = pg_source
     pg_execute(dsn, f'CREATE TABLE "{schema}".empty_t (id bigint PRIMARY KEY, amount numeric(12,4))')
