@@ -206,8 +206,11 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
         layered = bool(incremental and previous is not None and stream.primary_key
                        and layerable(previous.parts, writer.schema, previous.schema))
         if incremental and previous is not None and keys and not layered:
+            # The keys of the rows kept: a key quarantined as repeated keeps its published row, as in a layer.
+            kept = [key_array(pq.read_table(data / name, columns=list(stream.primary_key)), stream.primary_key)
+                    for name in writer.files]
             staged.rows_carried = carry_forward(previous.parts, writer, stream.primary_key,
-                                                 pa.chunked_array(keys, type=keys[0].type))
+                                                 pa.chunked_array(kept, type=kept[0].type))
         if not layered:
             writer.ensure_file(writer.schema)
     finally:
