@@ -115,9 +115,9 @@ def find_live(parts: list[Part], key: tuple[str, ...], wanted: pa.Array,
             break
         part = parts[index]
         todo = np.flatnonzero(remaining)
-        if part.locator is not None and numeric is not None:
+        if part.locator is not None and numeric is not None and all(f.is_file() for f in _files(part.locator)):
             positions, local = _by_locator(part, numeric[todo])
-        else:
+        else:  # no locator (a text or composite key, a version from before locators, a lost file): scan
             positions, local = _by_scan(part, key, wanted.take(pa.array(todo)))
         which = todo[local]
         remaining[which] = False

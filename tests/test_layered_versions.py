@@ -235,3 +235,17 @@ def test_a_key_read_twice_is_quarantined_and_keeps_its_published_row(hub_home: P
     assert report.rows_quarantined == 2 and version.row_count == ROWS
     assert _published(version)[7] == before  # which of the two is right cannot be told: the last good row stays
     assert any(e.get("folder") for e in version.manifest["files"]) is not compact
+
+
+def test_a_lost_locator_falls_back_to_scanning(source) -> None:  # noqa: ANN001
+    from pipeline.paths import resolve
+
+    hub, database = source
+    v1 = latest(hub.resource_code)
+    for stem in {e["locator"] for e in v1.manifest["files"]}:
+        for suffix in (".keys.npy", ".rows.npy"):
+            (resolve(v1.path) / (stem + suffix)).unlink()
+    _sql(database, f"UPDATE enterprises SET status = '注销', updated_at = '{LATER}' WHERE id = 8")
+    _sync(hub)
+    version = latest(hub.resource_code)
+    assert version.manifest["changes"]["updated"] == 1 and _published(version) == _source_rows(database)
