@@ -67,6 +67,11 @@ def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclus
     return dispute
 
 
+def disputes_of(session: Session, *, application_id: int) -> list[Dispute]:
+    """An application's disputes, oldest first (a concluded one may be followed by a new one)."""
+    return list(session.scalars(select(Dispute).where(Dispute.application_id == application_id).order_by(Dispute.id)))
+
+
 def list_disputes(session: Session, *, by: Principal) -> list[Dispute]:
     from registry.applications import may_see
 

@@ -180,10 +180,22 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
 
     code = site.hub.resource_code
     with session_scope() as session:
-        number = apply(session, resource_code=code, consumer=DENIED_AGENCY[0], scope="全部", purpose="核验",
-                       items=["uscc"], by=console("test")).number
+        submitted = apply(session, resource_code=code, consumer=DENIED_AGENCY[0], scope="全部", purpose="核验",
+                          items=["uscc"], by=console("test"))
+        number, received_on = submitted.number, submitted.received_on
     page = browser.new_page()
     _sign_in_as(page, site, "liu", f"/web/applications/{number}")
+    # The written form arrived the next day: the provider records it and the 10 working days run from then.
+    due_before = page.inner_text("#due")
+    page.evaluate("document.querySelector('#received-on').type = 'text'")  # a browser's date field hides typos
+    page.fill("#received-on", "2026-13-01")
+    page.click("#submit-receipt")
+    page.wait_for_load_state()
+    assert "YYYY-MM-DD" in page.inner_text("#decision-error")
+    page.fill("#received-on", (received_on + timedelta(days=1)).isoformat())
+    page.click("#submit-receipt")
+    page.wait_for_load_state()
+    assert page.inner_text("#due") != due_before
     page.uncheck("input[name=approved_items][value=uscc]")  # "approve" with nothing ticked approves nothing
     page.fill("#reasons-input", "同意")
     page.click("#submit-decision")
@@ -204,3 +216,28 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     response = page.request.post(site.url(f"/web/applications/{number}/decision"),
                                  form={"outcome": "approve", "reasons": "自行批准", "approved_items": "uscc"})
     assert response.status == 403 and "只有提供方" in response.text()
+
+    # 协调处理: the consumer disputes the refusal; the coordination office's conclusion becomes the decision.
+    page.goto(site.url(f"/web/applications/{number}"))
+    page.fill("#grounds-input", "核验企业登记信息为法定职责，请予协调")
+    page.click("#submit-dispute")
+    page.wait_for_load_state()
+    assert page.inner_text("#status") == "协调处理中" and "请予协调" in page.inner_text("#disputes")
+    assert page.query_selector("#conclusion-form") is None  # only the coordination office concludes
+    response = page.request.post(site.url(f"/web/applications/{number}/conclusion"),
+                                 form={"outcome": "approve", "conclusion": "自行结论", "approved_items": "uscc"})
+    assert response.status == 403
+    with session_scope() as session:
+        from registry.users import add_user
+        from tests.helpers import ensure_agency
+
+        ensure_agency(session, "113100000024240108", "上海市人民政府办公厅")
+        add_user(session, username="ban", agency="113100000024240108", roles=["coordination_office"],
+                 password=PASSWORD, by=console("test"))
+    _sign_in_as(page, site, "ban", f"/web/applications/{number}")
+    page.fill("#conclusion-input", "同意共享统一社会信用代码，用于企业登记核验")
+    page.click("#submit-conclusion")
+    page.wait_for_load_state()
+    assert page.inner_text("#status") == "同意共享" and "用于企业登记核验" in page.inner_text("#disputes")
+    actions = [a for a, _, _ in _audit_actions(code)]
+    assert {"application.receive", "dispute.open", "dispute.conclude"} <= set(actions)

@@ -3,7 +3,8 @@
 A consumer's person applies for a conditional resource from its catalogue entry (scope, purpose, data items),
 follows its applications (status, the 10-working-day due date, the generated 需求申请表 PDF) and sees the
 decision; a provider's person decides from an inbox (approve all or some data items, or refuse, always with
-reasons). Every action calls the registry.applications services, which check roles and agencies and write the
+reasons) and records the day the written form arrived; a consumer disputes a refusal or partial approval
+(协调处理) and the coordination office's conclusion becomes the decision. Every action calls the registry.applications services, which check roles and agencies and write the
 audit log; a refusal those services did not already log is logged here, as the API's AuditedRoute does.
 """
 
@@ -133,10 +134,15 @@ def submit(request: Request, session: SessionDep, resource: Annotated[str, Form(
 def _detail(request: Request, session, principal, application, status: int = 200, **extra: Any) -> HTMLResponse:
     from registry.applications import grant_for
 
+    from registry.disputes import DISPUTABLE, disputes_of
+
     deciding = (application.status == "submitted" and principal.agency_id == application.resource.agency_id)
+    disputing = application.status in DISPUTABLE and principal.agency_id == application.consumer_agency_id
+    concluding = application.status == "disputed" and principal.kind == "user" and principal.has("coordination_office")
     return _page(request, "application.html", principal, status, application=application, statuses=STATUSES,
                  labels=_labels(session, application), grant=grant_for(session, application=application),
-                 grant_statuses=GRANT_STATUSES, deciding=deciding, **extra)
+                 grant_statuses=GRANT_STATUSES, deciding=deciding, disputing=disputing, concluding=concluding,
+                 disputes=disputes_of(session, application_id=application.id), **extra)
 
 
 def _open_application(request: Request, session, token: str | None, number: str):  # noqa: ANN001, ANN202
@@ -175,23 +181,15 @@ def form_pdf(number: str, request: Request, session: SessionDep, token: SessionC
                     headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
 
 
-@router.post("/{number}/decision", response_class=HTMLResponse)
-def decision(number: str, request: Request, session: SessionDep, outcome: Annotated[str, Form()],
-             reasons: Annotated[str, Form()] = "", approved_items: Annotated[list[str] | None, Form()] = None,
-             unmask: Annotated[bool, Form()] = False, token: SessionCookie = None) -> Response:
-    """Approve the ticked data items (all of them: approve; some: partial) or refuse; reasons always."""
-    from registry.applications import decide
-
+def _act(request: Request, session, token: str | None, number: str, action) -> Response:  # noqa: ANN001
+    """Run one workflow action for the signed-in person: a stranger is refused (and logged) before anything
+    else, a refused action is logged, a wrong input shows the page again with the reason; done, the page."""
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
     try:
-        _visible(session, principal, number)  # a stranger is refused (and logged) before anything else
-        if outcome == "approve" and not approved_items:
-            # The service reads "no items" as "all items": an empty tick list must not approve everything.
-            raise ConfigError("tick at least one data item to approve, or choose to refuse (不予共享)")
-        decide(session, number=number, outcome=outcome, reasons=reasons, by=principal,
-               approved_items=approved_items if outcome == "approve" else None, unmask=unmask)
+        application = _visible(session, principal, number)
+        action(principal, application)
     except AccessDenied as exc:
         _refused(session, principal, request, exc)
         return _problem(request, principal, exc)
@@ -202,3 +200,70 @@ def decision(number: str, request: Request, session: SessionDep, outcome: Annota
         return _detail(request, session, principal, _visible(session, principal, number), 400, error=str(exc))
     session.commit()
     return RedirectResponse(f"/web/applications/{number}", status_code=303)
+
+
+@router.post("/{number}/decision", response_class=HTMLResponse)
+def decision(number: str, request: Request, session: SessionDep, outcome: Annotated[str, Form()],
+             reasons: Annotated[str, Form()] = "", approved_items: Annotated[list[str] | None, Form()] = None,
+             unmask: Annotated[bool, Form()] = False, token: SessionCookie = None) -> Response:
+    """Approve the ticked data items (all of them: approve; some: partial) or refuse; reasons always."""
+    from registry.applications import decide
+
+    def act(principal, application) -> None:  # noqa: ANN001
+        if outcome == "approve" and not approved_items:
+            # The service reads "no items" as "all items": an empty tick list must not approve everything.
+            raise ConfigError("tick at least one data item to approve, or choose to refuse (不予共享)")
+        decide(session, number=number, outcome=outcome, reasons=reasons, by=principal,
+               approved_items=approved_items if outcome == "approve" else None, unmask=unmask)
+
+    return _act(request, session, token, number, act)
+
+
+@router.post("/{number}/receipt", response_class=HTMLResponse)
+def receipt(number: str, request: Request, session: SessionDep, received_on: Annotated[str, Form()],
+            token: SessionCookie = None) -> Response:
+    """The provider records the day the written 需求申请表 arrived; the 10 working days run from it."""
+    from datetime import date
+
+    from registry.applications import record_receipt
+
+    def act(principal, application) -> None:  # noqa: ANN001
+        try:
+            day = date.fromisoformat(received_on)
+        except ValueError:
+            raise ConfigError(f"收到日期应为 YYYY-MM-DD / the day the form arrived, as YYYY-MM-DD (got {received_on!r})") \
+                from None
+        record_receipt(session, number=number, received_on=day, by=principal)
+
+    return _act(request, session, token, number, act)
+
+
+@router.post("/{number}/dispute", response_class=HTMLResponse)
+def dispute(number: str, request: Request, session: SessionDep, grounds: Annotated[str, Form()] = "",
+            token: SessionCookie = None) -> Response:
+    """The consumer disagrees with a refusal or a partial approval and asks for coordination (协调处理)."""
+    from registry.disputes import open_dispute
+
+    return _act(request, session, token, number,
+                lambda principal, application: open_dispute(session, number=number, grounds=grounds, by=principal))
+
+
+@router.post("/{number}/conclusion", response_class=HTMLResponse)
+def conclusion(number: str, request: Request, session: SessionDep, outcome: Annotated[str, Form()],
+               conclusion: Annotated[str, Form()] = "", approved_items: Annotated[list[str] | None, Form()] = None,
+               token: SessionCookie = None) -> Response:
+    """The coordination office concludes the open dispute; its conclusion becomes the decision."""
+    from registry.disputes import conclude_dispute, disputes_of
+
+    def act(principal, application) -> None:  # noqa: ANN001
+        open_ones = [d for d in disputes_of(session, application_id=application.id) if d.status == "open"]
+        if not open_ones:
+            raise ConfigError(f"application {number} has no open dispute")
+        if outcome == "approve" and not approved_items:
+            raise ConfigError("tick at least one data item to approve, or choose to refuse (不予共享)")
+        if not conclusion.strip():
+            raise ConfigError("写明协调结论 / state the conclusion")
+        conclude_dispute(session, dispute_id=open_ones[-1].id, outcome=outcome, conclusion=conclusion, by=principal,
+                         approved_items=approved_items if outcome == "approve" else None)
+
+    return _act(request, session, token, number, act)
