@@ -20,7 +20,8 @@ DESIGNATED_FROM = date(2024, 1, 1)
 
 @pytest.fixture(params=BACKENDS, name="catalog_home")
 def catalog_home_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A migrated registry on each backend, with an empty calendar folder (no operator schedule leaks in)."""
+    """A migrated registry on each backend, with a calendar folder of its own (no operator schedule leaks in;
+    it holds only the test schedule conftest installs in December, see ``without_schedules``)."""
     from core.settings import reset_settings
     from registry.workdays import reload_calendars
 
@@ -29,6 +30,16 @@ def catalog_home_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeyp
     reset_settings()
     reload_calendars()
     yield home
+    reload_calendars()
+
+
+def without_schedules() -> None:
+    """Empty the hub's calendar folder: for tests of a year the library does not know, whatever the date."""
+    from core.settings import get_settings
+    from registry.workdays import reload_calendars
+
+    for schedule in get_settings().calendar_dir.glob("*.json"):
+        schedule.unlink()
     reload_calendars()
 
 

@@ -19,6 +19,26 @@ def _reset_caches() -> None:
     dispose_engines()
 
 
+def _schedule_for_next_year() -> None:
+    """Statutory deadlines reach up to a few weeks ahead (10 working days), so from mid-December a test that
+    applies "today" needs next year's working-day schedule, which the bundled library lacks until a release
+    after the State Council's notice. Then the repository's example schedule of that year is installed in
+    the hub's calendar folder as test data, so the suite does not depend on the day it runs. Tests of the
+    missing-year behaviour use a calendar folder of their own (tests/catalog_helpers.py)."""
+    import shutil
+    from datetime import date
+
+    from core.settings import get_settings
+    from registry.workdays import library_years
+
+    year = date.today().year + 1
+    example = Path(__file__).resolve().parents[1] / "registry" / "calendars" / f"{year}.example.json"
+    if year not in library_years() and example.is_file():
+        folder = get_settings().calendar_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(example, folder / f"{year}.json")
+
+
 @pytest.fixture
 def hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh GOVSHARE_HOME with a migrated SQLite registry; demo mode so the placeholder key is accepted."""
@@ -28,6 +48,7 @@ def hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in ("GOVSHARE_DATABASE_URL", "GOVSHARE_STORAGE", "GOVSHARE_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     _reset_caches()
+    _schedule_for_next_year()
     from registry.migrate import upgrade
 
     upgrade()
@@ -64,6 +85,7 @@ def pg_hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_database: st
     monkeypatch.setenv("GOVSHARE_DEMO", "1")
     monkeypatch.setenv("GOVSHARE_DATABASE_URL", pg_database.replace("postgresql://", "postgresql+psycopg2://", 1))
     _reset_caches()
+    _schedule_for_next_year()
     from registry.migrate import upgrade
 
     upgrade()

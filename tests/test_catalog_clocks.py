@@ -19,6 +19,7 @@ from tests.catalog_helpers import (
     new_entry,
     publish,
     setup_people,
+    without_schedules,
 )
 from tests.helpers import PROVIDER
 
@@ -61,6 +62,7 @@ def test_a_2027_deadline_needs_the_state_council_schedule(catalog_home: Path) ->
     from registry.obligations import list_obligations, open_update_obligation, unscheduled_obligations
     from registry.workdays import load_schedule_file
 
+    without_schedules()
     with session_scope() as session:
         setup_people(session)
         code = new_entry(session)
@@ -85,6 +87,7 @@ def test_a_2027_day_inside_the_loaded_spring_festival(catalog_home: Path) -> Non
     from registry.db import session_scope
     from registry.obligations import open_update_obligation
 
+    without_schedules()
     with session_scope() as session:
         setup_people(session)
         code = new_entry(session)
