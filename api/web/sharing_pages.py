@@ -4,8 +4,9 @@ A consumer's person applies for a conditional resource from its catalogue entry 
 follows its applications (status, the 10-working-day due date, the generated 需求申请表 PDF) and sees the
 decision; a provider's person decides from an inbox (approve all or some data items, or refuse, always with
 reasons) and records the day the written form arrived; a consumer disputes a refusal or partial approval
-(协调处理) and the coordination office's conclusion becomes the decision. Every action calls the registry.applications services, which check roles and agencies and write the
-audit log; a refusal those services did not already log is logged here, as the API's AuditedRoute does.
+(协调处理) and the coordination office's conclusion becomes the decision. Every action calls the registry
+services, which check roles and agencies and write the audit log; a refusal those services did not already log
+is logged here, as the API's AuditedRoute does.
 """
 
 from __future__ import annotations
@@ -133,7 +134,6 @@ def submit(request: Request, session: SessionDep, resource: Annotated[str, Form(
 
 def _detail(request: Request, session, principal, application, status: int = 200, **extra: Any) -> HTMLResponse:
     from registry.applications import grant_for
-
     from registry.disputes import DISPUTABLE, disputes_of
 
     deciding = (application.status == "submitted" and principal.agency_id == application.resource.agency_id)
@@ -181,6 +181,16 @@ def form_pdf(number: str, request: Request, session: SessionDep, token: SessionC
                     headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
 
 
+def _approved(outcome: str, approved_items: list[str] | None) -> list[str] | None:
+    """The ticked items of an approval (None for a refusal). The services read "no items" as "all items", so
+    an approval with nothing ticked is refused here rather than approving everything."""
+    if outcome != "approve":
+        return None
+    if not approved_items:
+        raise ConfigError("tick at least one data item to approve, or choose to refuse (不予共享)")
+    return approved_items
+
+
 def _act(request: Request, session, token: str | None, number: str, action) -> Response:  # noqa: ANN001
     """Run one workflow action for the signed-in person: a stranger is refused (and logged) before anything
     else, a refused action is logged, a wrong input shows the page again with the reason; done, the page."""
@@ -210,11 +220,8 @@ def decision(number: str, request: Request, session: SessionDep, outcome: Annota
     from registry.applications import decide
 
     def act(principal, application) -> None:  # noqa: ANN001
-        if outcome == "approve" and not approved_items:
-            # The service reads "no items" as "all items": an empty tick list must not approve everything.
-            raise ConfigError("tick at least one data item to approve, or choose to refuse (不予共享)")
         decide(session, number=number, outcome=outcome, reasons=reasons, by=principal,
-               approved_items=approved_items if outcome == "approve" else None, unmask=unmask)
+               approved_items=_approved(outcome, approved_items), unmask=unmask)
 
     return _act(request, session, token, number, act)
 
@@ -259,11 +266,9 @@ def conclusion(number: str, request: Request, session: SessionDep, outcome: Anno
         open_ones = [d for d in disputes_of(session, application_id=application.id) if d.status == "open"]
         if not open_ones:
             raise ConfigError(f"application {number} has no open dispute")
-        if outcome == "approve" and not approved_items:
-            raise ConfigError("tick at least one data item to approve, or choose to refuse (不予共享)")
         if not conclusion.strip():
             raise ConfigError("写明协调结论 / state the conclusion")
         conclude_dispute(session, dispute_id=open_ones[-1].id, outcome=outcome, conclusion=conclusion, by=principal,
-                         approved_items=approved_items if outcome == "approve" else None)
+                         approved_items=_approved(outcome, approved_items))
 
     return _act(request, session, token, number, act)
