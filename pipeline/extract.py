@@ -27,6 +27,7 @@ from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
 from pipeline.validate import (
     REASON_COLUMN,
     RULE_COLUMN,
+    duplicated_keys,
     duplicated_keys_in_files,
     finish_checks,
     key_array,
@@ -295,10 +296,7 @@ def _duplicated_keys(folder: Path, files: list[str], key: tuple[str, ...], *, ke
     """Keys read more than once. An incremental run already holds the keys it read (few), so it counts them
     in memory; a full read asks DuckDB over its parts, which spills to disk."""
     if keys is not None:
-        if not keys:
-            return pa.array([])
-        counts = pc.value_counts(pa.chunked_array(keys, type=keys[0].type).combine_chunks())
-        return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        return duplicated_keys(keys)
     try:
         return duplicated_keys_in_files([folder / name for name in files], key, scratch=scratch)
     finally:
