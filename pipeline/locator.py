@@ -42,9 +42,10 @@ def _files(stem: Path) -> tuple[Path, Path]:
 
 def build(part_path: Path, key: str, stem: Path) -> None:
     """Sort the part's keys once, at staging time, so every later run looks keys up by bisection."""
-    keys = pq.read_table(part_path, columns=[key]).column(0).to_numpy()
-    if keys.dtype == object:  # NULL keys never reach a part (a blocking rule), but a float here would mislead
+    column = pq.read_table(part_path, columns=[key]).column(0)
+    if column.null_count:  # NULL keys never reach a part (a blocking rule); NumPy would turn them into floats
         raise ValueError(f"{part_path.name}: key {key} holds NULLs; it cannot be located")
+    keys = column.to_numpy()
     order = np.argsort(keys, kind="stable")
     keys_file, rows_file = _files(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)

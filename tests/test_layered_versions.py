@@ -249,3 +249,14 @@ def test_a_lost_locator_falls_back_to_scanning(source) -> None:  # noqa: ANN001
     _sync(hub)
     version = latest(hub.resource_code)
     assert version.manifest["changes"]["updated"] == 1 and _published(version) == _source_rows(database)
+
+
+def test_a_locator_is_never_built_over_null_keys(tmp_path: Path) -> None:
+    """NULL keys never reach a part (a blocking rule); if one did, positions must not be guessed from floats."""
+    import pyarrow as pa
+
+    from pipeline import locator
+
+    pq.write_table(pa.table({"id": pa.array([3, None, 1], pa.int64())}), tmp_path / "part.parquet")
+    with pytest.raises(ValueError, match="holds NULLs"):
+        locator.build(tmp_path / "part.parquet", "id", tmp_path / "locator" / "part")
