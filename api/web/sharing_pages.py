@@ -194,11 +194,11 @@ def _approved(outcome: str, approved_items: list[str] | None) -> list[str] | Non
 def _act(request: Request, session, token: str | None, number: str, action) -> Response:  # noqa: ANN001
     """Run one workflow action for the signed-in person: a stranger is refused (and logged) before anything
     else, a refused action is logged, a wrong input shows the page again with the reason; done, the page."""
-    principal = _principal(session, token)
-    if principal is None:
-        return _login_redirect(request)
+    opened = _open_application(request, session, token, number)
+    if isinstance(opened, Response):
+        return opened
+    principal, application = opened
     try:
-        application = _visible(session, principal, number)
         action(principal, application)
     except AccessDenied as exc:
         _refused(session, principal, request, exc)
