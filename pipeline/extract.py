@@ -156,7 +156,7 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
     quarantine = QuarantineWriter(folder / "quarantine.parquet")
     incremental = staged.mode == "incremental"
     keys: list[pa.Array] = []
-    read_keys: list[pa.Table] = []
+    delta_keys: pa.Table | None = None  # a compacting run's kept keys: the only ones its change set compares
     high_water = None
     first = True
     renewed = time.monotonic()
@@ -177,9 +177,6 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
                 # Copies: a column of a connector's batch can pin the whole batch (Arrow's C data interface
                 # releases a batch as one unit), and an incremental run's keys live until its end.
                 keys.append(pa.concat_arrays([key_array(split.good, stream.primary_key)]))
-                if incremental:
-                    read_keys.append(pa.Table.from_batches([split.good.select(list(stream.primary_key))])
-                                     .combine_chunks())
             if stream.cursor_column and split.good.num_rows:
                 batch_max = pc.max(split.good.column(stream.cursor_column)).as_py()
                 high_water = batch_max if high_water is None or (batch_max is not None and batch_max > high_water) else high_water
@@ -208,10 +205,10 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
                        and layerable(previous.parts, writer.schema, previous.schema))
         if incremental and previous is not None and keys and not layered:
             # The keys of the rows kept: a key quarantined as repeated keeps its published row, as in a layer.
-            kept = [key_array(pq.read_table(data / name, columns=list(stream.primary_key)), stream.primary_key)
-                    for name in writer.files]
+            delta_keys = pa.concat_tables([pq.read_table(data / name, columns=list(stream.primary_key))
+                                           for name in writer.files])
             staged.rows_carried = carry_forward(previous.parts, writer, stream.primary_key,
-                                                 pa.chunked_array(kept, type=kept[0].type))
+                                                 key_array(delta_keys, stream.primary_key))
         if not layered:
             writer.ensure_file(writer.schema)
     finally:
@@ -242,8 +239,7 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
     else:
         staged.rows_staged = own_rows
         finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
-        staged.changes = _change_set(staged, folder, writer.schema, stream.primary_key, previous,
-                                     pa.concat_tables(read_keys) if incremental and read_keys else None)
+        staged.changes = _change_set(staged, folder, writer.schema, stream.primary_key, previous, delta_keys)
     staged.save()
 
 
