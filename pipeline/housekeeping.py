@@ -84,12 +84,11 @@ def _held_versions(session, resource: Resource) -> list[int]:  # noqa: ANN001 - 
     return list(newest.values())
 
 
-def _referenced_folders(versions: list[DatasetVersion]) -> set[str]:
-    """The folders whose files (data parts or deletion vectors) these layered versions list."""
+def _referenced_folders(version: DatasetVersion) -> set[str]:
+    """The folders of earlier versions whose files (data parts or deletion vectors) this layered version lists."""
     folders: set[str] = set()
-    for version in versions:
-        for entry in (version.manifest or {}).get("files", []):
-            folders.update(f for f in (entry.get("folder"), (entry.get("deleted") or {}).get("folder")) if f)
+    for entry in (version.manifest or {}).get("files", []):
+        folders.update(f for f in (entry.get("folder"), (entry.get("deleted") or {}).get("folder")) if f)
     return folders
 
 
@@ -105,18 +104,16 @@ def prune_versions(*, keep_last: int = 5, keep_days: int = 30, now: datetime | N
                                             .order_by(DatasetVersion.number.desc())))
             held = _held_versions(session, resource)
             oldest_needed = min(held) if held else None
-            kept: list[DatasetVersion] = []
+            read_by_kept: set[str] = set()  # folders a kept (newer) version reads files from
             for index, version in enumerate(versions):
                 if version.id in already:
                     continue
-                if index < keep_last or now - _aware(version.created_at) < timedelta(days=keep_days):
-                    kept.append(version)
-                    continue
-                if oldest_needed is not None and version.number >= oldest_needed:
-                    kept.append(version)
-                    continue  # a subscriber holds it (to verify) or needs its change set (changes since)
-                if version.path in _referenced_folders(kept):
-                    kept.append(version)  # a later layered version reads this version's files
+                # Kept: among the newest, young enough, held by a subscriber (to verify, or for the change sets
+                # after it), or read by a later layered version that is kept.
+                if (index < keep_last or now - _aware(version.created_at) < timedelta(days=keep_days)
+                        or (oldest_needed is not None and version.number >= oldest_needed)
+                        or version.path in read_by_kept):
+                    read_by_kept |= _referenced_folders(version)
                     continue
                 shutil.rmtree(paths.resolve(version.path), ignore_errors=True)
                 reason = (f"retention: not among the newest {keep_last}, older than {keep_days} days"
