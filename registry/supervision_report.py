@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError
+from registry.due_days import AWAITING_SCHEDULE, DUE_STATUS_LABELS
 from registry.evaluation import CLOCKS, Evaluation, evaluate, trend
 from registry.periods import Period, parse_period
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder, Violation
@@ -83,7 +84,7 @@ def build_report(session: Session, *, period: str, as_of: date | None = None,
             or_(Violation.status == "open", Violation.resolved_on >= span.start)).order_by(Violation.case, Violation.id))]
     orders = [{
         "number": o.number, "agency": o.agency.name, "violation": o.violation_id, "issued_on": o.issued_on.isoformat(),
-        "due_on": o.due_on.isoformat(), "fixed_on": o.fixed_on.isoformat() if o.fixed_on else "—",
+        "due_on": o.due_on.isoformat() if o.due_on else DUE_STATUS_LABELS[AWAITING_SCHEDULE], "fixed_on": o.fixed_on.isoformat() if o.fixed_on else "—",
         "status": STATUS_LABELS.get(o.status, o.status), "requirement": o.requirement}
         for o in session.scalars(select(RectificationOrder).where(
             RectificationOrder.issued_on <= span.end,

@@ -9,6 +9,7 @@ delivery.access (authorize_read, restrict, audit_read) on the "browse" channel.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -19,10 +20,13 @@ from fastapi.templating import Jinja2Templates
 
 from api.deps import SessionDep
 from core.errors import AccessDenied, ConfigError, NotFound
+from registry.due_days import due_text
 
 COOKIE = "govshare_session"
 PAGE_ROWS = 20
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+# A statutory due day as a person reads it: 2026年12月18日, or 待国务院公布节假日安排 while its year has no schedule.
+templates.env.filters["due"] = lambda value: due_text(date.fromisoformat(value) if isinstance(value, str) else value)
 router = APIRouter(prefix="/web", include_in_schema=False)
 SessionCookie = Annotated[str | None, Cookie(alias=COOKIE)]
 
