@@ -24,6 +24,8 @@ from tests.sharing_world import (
     build_world,
 )
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 ROWS = 300
 DATA_ROLES = {"agency_admin", "data_admin"}
 SITUATIONS = ("unconditional", "conditional", "pending", "not_shared")

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 EVENTS = 8
 
 

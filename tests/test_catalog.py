@@ -20,6 +20,8 @@ from tests.catalog_helpers import (
 )
 from tests.helpers import OTHER_PROVIDER, PROVIDER
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 # --- agencies and people (articles 4, 21, 25) ------------------------------------------------------------------
 
 def test_agency_codes_are_validated_and_districts_sit_under_the_city(catalog_home: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import requests
 from typer.testing import CliRunner
 
@@ -18,6 +19,8 @@ from tests.helpers import (
     running_api,
 )
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 
 def run(*args: str, ok: bool = True) -> str:
     from cli.main import app
@@ -28,6 +31,7 @@ def run(*args: str, ok: bool = True) -> str:
     return text
 
 
+@pytest.mark.usefixtures("ordinary_day")  # the workflow of an ordinary day; year-end: test_due_days.py
 def test_cli_compiles_reviews_and_publishes(catalog_home: Path, tmp_path: Path) -> None:
     run("agency", "add", PROVIDER[0], PROVIDER[1])
     assert "校验码错误" in run("agency", "add", "91110000600037341N", "坏机构", ok=False)

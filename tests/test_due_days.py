@@ -21,6 +21,8 @@ from tests.clock import on, pinned
 from tests.helpers import CONSUMER, PROVIDER, bearer, ensure_agency, running_api
 from tests.sharing_world import COMMISSION, PASSWORD
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 AWAITING = "待国务院公布节假日安排"
 runner = CliRunner()
 # A 2027 schedule declared by the test itself (not the State Council's): New Year's Day 1-3 January.

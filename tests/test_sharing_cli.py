@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from tests.helpers import CONSUMER, PROVIDER, ensure_agency
 from tests.sharing_world import OFFICE
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 
 @pytest.fixture
 def cli(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
@@ -43,6 +45,7 @@ def run(cli: CliRunner, *args: str, code: int = 0) -> str:
     return " ".join(result.output.split())
 
 
+@pytest.mark.usefixtures("ordinary_day")  # the workflow of an ordinary day; year-end: test_due_days.py
 def test_the_whole_workflow_from_the_command_line(cli: CliRunner, tmp_path: Path) -> None:
     for username, agency, role in (("p.admin", PROVIDER[0], "data_admin"), ("c.admin", CONSUMER[0], "data_admin"),
                                    ("c.cat", CONSUMER[0], "cataloguer"), ("c.boss", CONSUMER[0], "agency_admin")):

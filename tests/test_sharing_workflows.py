@@ -27,6 +27,8 @@ from tests.helpers import (
 )
 from tests.sharing_world import APPROVED_ITEMS, OFFICE, PASSWORD, World, build_world
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 
 @pytest.fixture(autouse=True)
 def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -346,11 +348,12 @@ def test_the_application_form_is_a_chinese_pdf_with_its_number(world: World) -> 
     from registry.application_form import render_form
     from registry.applications import get_application
     from registry.db import session_scope
+    from registry.due_days import due_text
 
     with session_scope() as session:
         application = get_application(session, number=world.application)
         pdf = render_form(application)
-        due = f"{application.due_on:%Y年%m月%d日}"
+        due = due_text(application.due_on)
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     for expected in ("上海市政务数据资源共享需求申请表", world.application, "上海市人力资源和社会保障局",
                      "上海市市场监督管理局", "社保登记核验", "本市存续企业", "legal_rep_id", "reg_capital", due,
@@ -448,6 +451,8 @@ def test_citizen_ids_named_by_the_data_contract_are_masked_in_browsing(world: Wo
 
 
 def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
+    from registry.due_days import DECISION_WORKING_DAYS, due_after
+
     code = world.resources["pending"]
     consumer, provider = world.tokens["consumer:data_admin"], world.tokens["provider:data_admin"]
     with running_api() as api:
@@ -460,7 +465,9 @@ def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
             "row_filter": {"column": "industry", "op": "ne", "value": "农业"}})
         assert submitted.status_code == 201, submitted.text
         number = submitted.json()["number"]
-        assert submitted.json()["due_on"] > submitted.json()["received_on"]
+        received, due = date.fromisoformat(submitted.json()["received_on"]), submitted.json()["due_on"]
+        expected = due_after(received, DECISION_WORKING_DAYS)[0]  # None while that year has no schedule
+        assert due == (expected.isoformat() if expected else None) and (due is None or due > received.isoformat())
         bad = call("POST", "/applications", consumer, json={"resource_code": code, "scope": "x", "purpose": "y",
                                                              "items": ["no_such_column"]})
         assert bad.status_code == 400 and "no_such_column" in bad.json()["detail"]
