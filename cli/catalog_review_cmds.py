@@ -14,7 +14,7 @@ from registry.db import session_scope
 
 @catalog_app.command("submit")
 def submit_command(code: Annotated[str, typer.Argument(help="信息资源代码")],
-                   by: Annotated[str, typer.Option("--by", help="编目人员账号 cataloguer's account")],
+                   by: Annotated[str, typer.Option("--as", "--by", help="编目人员账号 cataloguer's account")],
                    on: DayOption = None) -> None:
     """提交审核 Submit the entry's latest revision for review.
 
@@ -30,7 +30,7 @@ def submit_command(code: Annotated[str, typer.Argument(help="信息资源代码"
 @catalog_app.command("confidentiality")
 def confidentiality_command(
     code: Annotated[str, typer.Argument(help="信息资源代码")],
-    by: Annotated[str, typer.Option("--by", help="审查人账号 (审核人员或数据资源管理员)")],
+    by: Annotated[str, typer.Option("--as", "--by", help="审查人账号 (审核人员或数据资源管理员)")],
     passed: Annotated[bool, typer.Option("--passed/--failed", help="审查结论")] = True,
     note: Annotated[str, typer.Option(help="审查意见 (required when failed)")] = "",
     on: DayOption = None,
@@ -59,7 +59,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 @catalog_app.command("review")
 def review_command(
     code: Annotated[str, typer.Argument(help="信息资源代码")],
-    by: Annotated[str, typer.Option("--by", help="审核人员账号 reviewer's account")],
+    by: Annotated[str, typer.Option("--as", "--by", help="审核人员账号 reviewer's account")],
     approve: Annotated[bool, typer.Option("--approve/--return", help="通过并发布，或退回修改")],
     comment: Annotated[list[str] | None, typer.Option(help="要素意见 ELEMENT=COMMENT, e.g. 共享条件=请写明依据")] = None,
     item_comment: Annotated[list[str] | None, typer.Option(help="信息项意见 ITEM=COMMENT")] = None,
@@ -122,7 +122,7 @@ def overdue_command(agency: Annotated[str | None, typer.Option(help="只看该�
 
 @catalog_app.command("reconfirm")
 def reconfirm_command(code: Annotated[str, typer.Argument(help="信息资源代码")],
-                      by: Annotated[str, typer.Option("--by", help="本机构指定人员账号")],
+                      by: Annotated[str, typer.Option("--as", "--by", help="本机构指定人员账号")],
                       note: Annotated[str, typer.Option(help="维护说明")] = "", on: DayOption = None) -> None:
     """全面维护确认 Record that the published entry was fully reviewed and is still true (yearly duty).
 

@@ -30,15 +30,15 @@ def catalogue_enterprises(session: Session, *, agency: str, code: str, abstract:
     since = date(2025, 1, 1)
     for account, name, role in [("scjg-zhang", "张敏", "cataloguer"), ("scjg-li", "李强", "reviewer"),
                                 ("scjg-chen", "陈静", "administrator")]:
-        add_person(session, agency=agency, account=account, name=name, office="信息中心", actor="demo")
-        designate(session, account=account, role=role, valid_from=since, actor="demo")
+        add_person(session, agency=agency, account=account, name=name, office="信息中心")
+        designate(session, account=account, role=role, valid_from=since)
     data = CatalogEntryData(
         classification=code.split("/")[0], name="企业基本信息", abstract=abstract, format="database",
         data_items=[{"name": n, "column": c, "data_type": t, "subject_id": s} for n, c, t, s in ENTERPRISE_ITEMS],
         sharing_type="unconditional", sharing_modes=["interface", "file"], update_cycle="daily")
-    revision = upsert_entry(session, agency=agency, data=data, code=code, author="scjg-zhang", actor="demo")
-    submit_revision(session, code=code, account="scjg-zhang", actor="demo")
+    revision = upsert_entry(session, agency=agency, data=data, code=code, author="scjg-zhang")
+    submit_revision(session, code=code, account="scjg-zhang")
     record_confidentiality_review(session, code=code, account="scjg-li", passed=True,
-                                  note="不涉及国家秘密；法定代表人身份证号码按申请授权提供", actor="demo")
-    review_revision(session, code=code, account="scjg-li", approve=True, actor="demo")
+                                  note="不涉及国家秘密；法定代表人身份证号码按申请授权提供")
+    review_revision(session, code=code, account="scjg-li", approve=True)
     return revision.number

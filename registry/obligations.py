@@ -24,7 +24,7 @@ from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.models import Resource
-from registry.people import act_day, beijing_today, require_designated
+from registry.people import act_day, beijing_today, person_actor, require_designated
 from registry.workdays import UnknownCalendarYear, add_working_days
 
 __all__ = [
@@ -139,8 +139,8 @@ def overdue_obligations(session: Session, *, today: date | None = None,
     return [o for o in list_obligations(session, agency=agency) if o.due_on is not None and o.due_on < today]
 
 
-def reconfirm_entry(session: Session, *, code: str, account: str, on: date | None = None, note: str = "",
-                    actor: str = "cli") -> Reconfirmation:
+def reconfirm_entry(session: Session, *, code: str, account: str, on: date | None = None,
+                    note: str = "") -> Reconfirmation:
     """Record the yearly full maintenance of a published entry by a person designated by its agency."""
     resource = _resource(session, code)
     day = act_day(on)
@@ -159,7 +159,7 @@ def reconfirm_entry(session: Session, *, code: str, account: str, on: date | Non
                                   confirmed_by=account, note=note)
     session.add(confirmation)
     session.flush()
-    record_event(session, actor=actor, action="catalog.reconfirm", agency_code=resource.agency.code,
+    record_event(session, actor=person_actor(account), action="catalog.reconfirm", agency_code=resource.agency.code,
                  resource_code=code, detail={"by": account, "on": day, "revision": published.number, "note": note})
     return confirmation
 

@@ -86,9 +86,9 @@ def _publish(code: str, prefix: str = "scjg") -> None:
     from registry.db import session_scope
 
     with session_scope() as session:
-        submit_revision(session, code=code, account=f"{prefix}.cat", actor="test")
-        record_confidentiality_review(session, code=code, account=f"{prefix}.rev", passed=True, actor="test")
-        review_revision(session, code=code, account=f"{prefix}.rev", approve=True, actor="test")
+        submit_revision(session, code=code, account=f"{prefix}.cat")
+        record_confidentiality_review(session, code=code, account=f"{prefix}.rev", passed=True)
+        review_revision(session, code=code, account=f"{prefix}.rev", approve=True)
 
 
 def _catalogue() -> dict[str, str]:
