@@ -79,6 +79,22 @@ def review_command(
         console.print(f"{code} 第{revision.number}版{verdict}")
 
 
+@catalog_app.command("withdraw")
+def withdraw_command(code: Annotated[str, typer.Argument(help="信息资源代码")],
+                     by: Annotated[str, typer.Option("--as", "--by", help="审核人员账号 reviewer's account")],
+                     reason: Annotated[str, typer.Option(help="撤销理由")],
+                     on: DayOption = None) -> None:
+    """撤销发布 Withdraw a published entry: it leaves the catalogue and every grant on it ends at once.
+
+    Example: govshare catalog withdraw 101001/0001 --as lisi --reason 数据来源停止采集
+    """
+    from registry.catalog_review import withdraw_entry
+
+    with reported_errors(), session_scope() as session:
+        withdraw_entry(session, code=code, account=by, reason=reason, on=parse_day(on))
+        console.print(f"{code} 已撤销发布，相关共享授权已终止 / withdrawn; its grants ended")
+
+
 @catalog_app.command("overdue")
 def overdue_command(agency: Annotated[str | None, typer.Option(help="只看该机构")] = None,
                     today: Annotated[str | None, typer.Option(help="按该日判断 as of day YYYY-MM-DD")] = None,

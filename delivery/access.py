@@ -31,6 +31,7 @@ from registry.grants import (
     filter_columns,
     live_grant,
     needs_agreement,
+    require_published,
     sensitivity,
 )
 from registry.models import DatasetVersion, Resource
@@ -74,8 +75,6 @@ def _refuse(zh: str, en: str) -> AccessDenied:
 
 
 def _decide(session: Session, principal: Principal, resource: Resource, channel: str) -> AccessDecision:
-    if getattr(resource, "catalog_status", None) == "draft":  # issue 3: consumers see published entries only
-        raise _refuse("该目录条目尚未审核发布", "this catalogue entry is not published yet")
     if principal.kind == "user" and not principal.has(*DATA_ROLES):
         raise _refuse("您的角色不能读取共享数据（仅机构管理员、数据资源管理员及其系统）",
                       "your roles may not read shared data: only agency administrators, data resource "
@@ -91,6 +90,7 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
         return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
                               columns=None, purpose="提供方自有数据 / provider's own data", channel=channel,
                               actor=principal.actor)
+    require_published(resource, doing_zh="共享", doing_en="shared")
     grant = live_grant(session, resource=resource, agency_id=principal.agency_id or -1)
     if grant is None:
         raise _refuse("本机构未获得该资源的共享授权，请先订阅或申请",

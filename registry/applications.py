@@ -19,7 +19,16 @@ from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
-from registry.grants import create_grant, filter_columns, get_grant, live_grant, validate_row_filter
+from registry.grants import (
+    LIVE,
+    create_grant,
+    end_grant,
+    filter_columns,
+    get_grant,
+    live_grant,
+    unpublished,
+    validate_row_filter,
+)
 from registry.models import Agency, utcnow
 from registry.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
@@ -75,6 +84,8 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
             en="you may apply only for your own agency, as its agency or data resource administrator")
     if kind not in KINDS:
         raise ConfigError(f"application kind {kind!r} must be one of {', '.join(KINDS)}")
+    if refusal := unpublished(resource, doing_zh="申请", doing_en="applied for"):
+        raise _denied(session, by, "application.submit", resource.code, taker, refusal)
     if resource.sharing_type == "not_shared":
         raise _denied(session, by, "application.submit", resource.code, taker, AccessDenied(
             f"该资源不予共享，不能申请，依据：{resource.sharing_condition}",
@@ -180,6 +191,11 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
             outcome = "partial"
         if outcome == "partial" and set(approved) == set(application.items):
             outcome = "approve"
+    if not approved and application.grant_id is not None:
+        # A refusal (a dispute concluded "refuse" included) takes back what an earlier decision granted.
+        earlier = get_grant(session, grant_id=application.grant_id)
+        if earlier.status in LIVE:
+            end_grant(session, grant=earlier, reason=f"申请 {application.number} 的意见为不予共享：{reasons}", by=by)
     application.status = OUTCOMES[outcome]
     application.approved_items, application.reasons = approved, reasons
     application.decided_at, application.decided_by = utcnow(), by.actor

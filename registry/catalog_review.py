@@ -27,7 +27,8 @@ from registry.obligations import close_obligations
 from registry.people import act_day, person_actor, require_designated
 from schemas.catalog_metadata import CatalogEntryData, label_of, metadata
 
-__all__ = ["confidentiality_of", "record_confidentiality_review", "review_revision", "submit_revision"]
+__all__ = ["confidentiality_of", "record_confidentiality_review", "review_revision", "submit_revision",
+           "withdraw_entry"]
 
 
 def _open_revision(session: Session, resource: Resource, allowed: tuple[str, ...], doing: str) -> CatalogRevision:
@@ -135,6 +136,34 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
                  resource_code=code, detail=detail)
     close_obligations(session, resource=resource, revision=revision, on=day, actor=actor)
     return revision
+
+
+def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
+                   on: date | None = None) -> Resource:
+    """Withdraw a published entry (撤销发布), by a reviewer designated by its agency: it leaves the catalogue
+    consumers see and every grant on it ends at once (only published entries are shared)."""
+    from registry.auth import Principal
+    from registry.grants import LIVE, end_grant
+    from registry.sharing_models import Grant
+
+    resource = get_entry(session, code=code)
+    day = act_day(on)
+    require_designated(session, account=account, agency_id=resource.agency_id, roles=("reviewer",), on=day)
+    if resource.catalog_status != "published":
+        raise ConfigError(f"目录条目 {code} 未发布（{resource.catalog_status}），无需撤销 / the entry is not published")
+    if not reason.strip():
+        raise ConfigError("撤销发布须说明理由 / a withdrawal needs its reason (--reason)")
+    for revision in session.scalars(select(CatalogRevision).where(
+            CatalogRevision.resource_id == resource.id, CatalogRevision.status == "published")):
+        revision.status = "superseded"
+    resource.catalog_status = "withdrawn"
+    actor = person_actor(account)
+    record_event(session, actor=actor, action="catalog.withdraw", agency_code=resource.agency.code,
+                 resource_code=code, detail={"by": account, "on": day, "reason": reason})
+    by = Principal(kind="user", name=account, agency_id=resource.agency_id, agency_code=resource.agency.code)
+    for grant in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.status.in_(LIVE))):
+        end_grant(session, grant=grant, reason=f"目录条目已撤销发布：{reason}", by=by)
+    return resource
 
 
 def comment_lines(revision: CatalogRevision) -> list[tuple[str, str]]:

@@ -59,6 +59,22 @@ def filter_columns(rule: dict[str, Any] | None) -> list[str]:
     return [rule["column"]]
 
 
+def unpublished(resource: Resource, *, doing_zh: str, doing_en: str) -> AccessDenied | None:
+    """Only an entry that passed the confidentiality review and its reviewer's approval is shared (articles 10,
+    19): a registered, draft or withdrawn one is neither subscribed to, applied for, granted nor delivered.
+    The refusal to raise, or None for a published entry."""
+    if resource.catalog_status == "published":
+        return None
+    return AccessDenied(f"目录条目 {resource.code} 未经保密审查和审核发布（当前：{resource.catalog_status}），不能{doing_zh}",
+                        f"catalogue entry {resource.code} has not passed confidentiality review and publication "
+                        f"({resource.catalog_status}): it cannot be {doing_en}")
+
+
+def require_published(resource: Resource, *, doing_zh: str, doing_en: str) -> None:
+    if refusal := unpublished(resource, doing_zh=doing_zh, doing_en=doing_en):
+        raise refusal
+
+
 def sensitivity(session: Session, *, resource: Resource) -> ResourceSensitivity | None:
     return session.get(ResourceSensitivity, resource.id)
 
@@ -105,6 +121,7 @@ def create_grant(session: Session, *, resource: Resource, agency: Agency, origin
                            f"a not-shared resource can never be granted; legal basis: {resource.sharing_condition}")
     if agency.id == resource.agency_id:
         raise ConfigError("a provider needs no grant on its own resource")
+    require_published(resource, doing_zh="授权", doing_en="granted")
     if not purpose.strip():
         raise ConfigError("a grant needs its purpose (共享用途)")
     for old in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.agency_id == agency.id,
@@ -159,6 +176,11 @@ def revoke_grant(session: Session, *, grant_id: int, reason: str, by: Principal)
         raise ConfigError("revoking a grant needs a reason (撤销理由)")
     if grant.status not in LIVE:
         raise ConfigError(f"grant {grant_id} is already {grant.status}")
+    return end_grant(session, grant=grant, reason=reason, by=by)
+
+
+def end_grant(session: Session, *, grant: Grant, reason: str, by: Principal) -> Grant:
+    """Revoke a live grant whose basis is gone (a refusal, a withdrawn entry), or on request; audited."""
     grant.status, grant.revoked_at, grant.revoked_by, grant.revoke_reason = "revoked", utcnow(), by.actor, reason
     _sync_subscription(session, grant=grant)
     record_event(session, actor=by.actor, action="grant.revoke", agency_code=grant.agency.code,

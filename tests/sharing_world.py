@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency
+from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency, publish_entry
 
 OFFICE = ("113100000024240108", "上海市人民政府办公厅")
 COMMISSION = ("11310000002424021C", "上海市经济和信息化委员会")
@@ -67,6 +67,7 @@ def build_world(database: Path, tmp_path: Path) -> World:
                                     sharing_type=sharing, sharing_condition=condition,
                                     sharing_modes=list(CHANNELS), actor="test")
             world.resources[key] = resource.code
+            publish_entry(session, resource.code)
     for code in world.resources.values():
         sync_resource(resource_code=code, notify=False)
     scan = tmp_path / "signed-agreement.pdf"

@@ -11,7 +11,7 @@ import pypdf
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import CONSUMER, PROVIDER, ensure_agency
+from tests.helpers import CONSUMER, PROVIDER, ensure_agency, publish_entry
 from tests.sharing_world import OFFICE
 
 
@@ -27,11 +27,13 @@ def cli(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     with session_scope() as session:
         for code, name in (PROVIDER, CONSUMER, OFFICE):
             ensure_agency(session, code, name)
-        add_resource(session, name="企业纳税信用信息", agency=PROVIDER[0], classification="101001",
-                     sharing_type="conditional", sharing_condition="限于行政审批核验", actor="test")
-        add_resource(session, name="涉密企业名录", agency=PROVIDER[0], classification="101002",
-                     sharing_type="not_shared", sharing_condition="《中华人民共和国保守国家秘密法》第九条",
-                     actor="test")
+        for resource in (
+                add_resource(session, name="企业纳税信用信息", agency=PROVIDER[0], classification="101001",
+                             sharing_type="conditional", sharing_condition="限于行政审批核验", actor="test"),
+                add_resource(session, name="涉密企业名录", agency=PROVIDER[0], classification="101002",
+                             sharing_type="not_shared", sharing_condition="《中华人民共和国保守国家秘密法》第九条",
+                             actor="test")):
+            publish_entry(session, resource.code, columns=("uscc", "credit_level", "district"))
     return CliRunner()
 
 

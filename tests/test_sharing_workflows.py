@@ -23,6 +23,7 @@ from tests.helpers import (
     PROVIDER,
     bearer,
     ensure_agency,
+    publish_entry,
     running_api,
 )
 from tests.sharing_world import APPROVED_ITEMS, OFFICE, PASSWORD, World, build_world
@@ -62,6 +63,8 @@ def desk(hub_home: Path) -> Iterator[dict[str, str]]:
                                                                               ["coordination_office"])):
             add_user(session, username=username, agency=agency, roles=roles, password=PASSWORD, by=admin)
         codes = {"conditional": conditional.code, "closed": closed.code}
+        for code in codes.values():
+            publish_entry(session, code)
     yield codes
 
 
