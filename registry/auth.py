@@ -13,14 +13,16 @@ from sqlalchemy.orm import Session
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, AuthenticationFailed
 from registry.models import Agency
+from registry.roles import PLATFORM_ROLES, roles_that
 from registry.sharing_models import ROLES, User, UserSession
 from registry.tokens import TOKEN_PREFIX, authenticate
 
 SESSION_PREFIX = "gsu_"
-# Oversight roles see every agency's grants, applications and the audit log, but never data they hold no grant for.
-OVERSIGHT_ROLES = frozenset({"coordination_office", "supervisor", "operator"})
-# Within an agency, people who handle shared data on its behalf (the agency's systems hold API tokens).
-DATA_ROLES = frozenset({"agency_admin", "data_admin"})
+# From the declared role table (registry/roles.py): oversight roles see every agency's grants, applications and
+# the audit log, but never data; data roles handle shared data for their agency (its systems hold API tokens).
+OVERSIGHT_ROLES = roles_that("oversee")
+DATA_ROLES = roles_that("read_data")
+PEOPLE_ROLES = roles_that("manage_people")
 
 
 @dataclass(frozen=True)

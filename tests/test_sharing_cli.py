@@ -52,7 +52,7 @@ def test_the_whole_workflow_from_the_command_line(cli: CliRunner, tmp_path: Path
     run(cli, "user", "add", "o.office", "--agency", OFFICE[0], "--role", "coordination_office", "--password-env", "PW")
     refused = run(cli, "user", "add", "rogue", "--agency", CONSUMER[0], "--role", "operator", "--password-env", "PW",
                   "--as", "c.boss", code=4)
-    assert "跨机构角色" in refused and "platform operator" in refused
+    assert "跨机构角色" in refused and "platform's console" in refused
     from sqlalchemy import select
 
     from registry.db import session_scope
