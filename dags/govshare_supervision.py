@@ -45,8 +45,14 @@ def supervision() -> None:
             raise RuntimeError(f"grants in force without a basis: {found['baseless_grants']} (govshare sharing check)")
         return found
 
+    @task(execution_timeout=timedelta(minutes=30))
+    def audit_anchor() -> dict:
+        from registry.supervision_daily import run_audit_anchor
+
+        return run_audit_anchor()  # fails (and says why) when the log does not verify
+
     clocks() >> violations() >> evaluation()
-    sharing_check()
+    sharing_check() >> audit_anchor()
 
 
 supervision()

@@ -63,6 +63,16 @@ def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
         return {"baseless_grants": [g.grant_id for g in found]}
 
 
+def run_audit_anchor() -> dict[str, Any]:
+    """Write the audit chain's head outside the database (GOVSHARE_AUDIT_ANCHOR_DIR) after verifying the log."""
+    from registry.audit_verify import write_anchor
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        path, anchor = write_anchor(session)
+    return {"anchor": str(path), "id": anchor["id"], "hash": anchor["hash"]}
+
+
 def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     """Evaluate the current quarter (a notice can be drawn any day from the latest run)."""
     from registry.db import session_scope

@@ -501,7 +501,7 @@ def test_the_supervision_dag_parses_without_io(tmp_path: Path) -> None:
     assert parsed["import_errors"] == {} and parsed["attempts"] == []
     dag = parsed["dags"]["govshare_supervision"]
     assert dag["schedule"] == "0 7 * * *" and "supervision" in dag["tags"] and dag["catchup"] is False
-    assert set(dag["task_retries"]) == {"clocks", "violations", "evaluation"}
+    assert set(dag["task_retries"]) == {"clocks", "violations", "evaluation", "sharing_check", "audit_anchor"}
     assert not (tmp_path / "no-home").exists()  # nothing was written either
 
 
@@ -524,3 +524,5 @@ def test_the_supervision_dag_runs_through_airflow(hub_home: Path, tmp_path: Path
         run = session.scalars(select(EvaluationRun)).one()
         assert run.actor == "supervision" and [a["code"] for a in run.results["agencies"]] == [PROVIDER[0]]
         assert "supervision.evaluate" in session.scalars(select(AuditEvent.action)).all()
+        assert "sharing.check" in session.scalars(select(AuditEvent.action)).all()
+    assert list((hub_home / "audit-anchors").glob("audit-anchor-*.json"))  # the head, kept outside the database
