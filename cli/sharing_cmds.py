@@ -148,7 +148,9 @@ def decide_command(number: str,
                    outcome: Annotated[str, typer.Option(help="approve, partial or refuse")],
                    reason: Annotated[str, typer.Option(help="意见及理由 (always required)")],
                    item: Annotated[Optional[list[str]], typer.Option("--item", help="approved item")] = None,
-                   unmask: Annotated[bool, typer.Option(help="show personal identifiers unmasked in browsing")] = False,
+                   unmask: Annotated[bool, typer.Option(help="show every personal identifier unmasked")] = False,
+                   unmask_column: Annotated[Optional[list[str]], typer.Option(
+                       "--unmask-column", help="show this personal identifier unmasked; repeatable")] = None,
                    expires: Annotated[Optional[str], typer.Option(help="grant ends on this day")] = None,
                    as_user: AsUser = None) -> None:
     """The provider's decision on an application: approve all or some data items, or refuse; with reasons.
@@ -160,7 +162,8 @@ def decide_command(number: str,
 
     with reported_errors(), refusals_audited(as_user, "decide"), session_scope() as session:
         application = decide(session, number=number, outcome=outcome, reasons=reason, approved_items=item or None,
-                             unmask=unmask, expires_on=parse_day(expires), by=acting_as(session, as_user))
+                             unmask=unmask or list(unmask_column or []), expires_on=parse_day(expires),
+                             by=acting_as(session, as_user))
         console.print(f"{number}: {application.status}; grant {application.grant_id or '-'}")
 
 

@@ -7,7 +7,7 @@ Every channel (interface, file, browse, offline) does the same three steps:
     audit_read(session, decision=decision, rows=n, fmt="csv")
 
 ``restrict`` applies the row condition, keeps only the approved data items (in the grant's order) and masks
-personal identifiers (browsing, unless the grant says otherwise), vectorised with pyarrow.compute. Read the
+personal identifiers (on every channel, unless the provider's decision lifted them), vectorised with pyarrow.compute. Read the
 files with ``decision.read_columns`` (approved columns plus those the row condition needs), never
 ``decision.columns``: a row condition on a column outside the approved items must still be applied.
 """
@@ -29,6 +29,7 @@ from registry.auth import DATA_ROLES, Principal, authenticate_principal
 from registry.grants import (
     agreement_in_force,
     filter_columns,
+    lifted_masks,
     live_grant,
     needs_agreement,
     require_published,
@@ -36,7 +37,7 @@ from registry.grants import (
 )
 from registry.models import DatasetVersion, Resource
 from registry.resources import SHARING_MODES, get_resource
-from registry.versions import require_latest_version
+from registry.versions import latest_version, require_latest_version
 
 CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
 MASK = "****"
@@ -46,7 +47,7 @@ MASK = "****"
 class AccessDecision:
     agency_code: str
     resource: Resource
-    version: DatasetVersion
+    version: DatasetVersion  # None only for a metadata read of a resource without data yet
     columns: list[str] | None  # approved data items as column names; None: every column of the version
     purpose: str
     channel: str
@@ -82,11 +83,11 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     if resource.sharing_type == "not_shared":
         raise _refuse(f"该资源不予共享，依据：{resource.sharing_condition}",
                       f"resource not shared; legal basis: {resource.sharing_condition}")
-    if channel not in resource.sharing_modes:
+    if channel != "metadata" and channel not in resource.sharing_modes:
         raise _refuse(f"该资源不提供{SHARING_MODES.get(channel, channel)}方式",
                       f"resource is not offered through the {channel} channel")
     if principal.agency_id == resource.agency_id:
-        version = require_latest_version(session, resource=resource)
+        version = _version_for(session, resource, channel)
         return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
                               columns=None, purpose="提供方自有数据 / provider's own data", channel=channel,
                               actor=principal.actor)
@@ -105,25 +106,42 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
             session, resource=resource, agency_id=grant.agency_id):
         raise _refuse("共享安全保密协议已到期或被撤销，请续签",
                       "the secrecy agreement has ended or was revoked: record a renewed one")
-    version = require_latest_version(session, resource=resource)
-    masked = personal_identifiers(session, resource) if channel == "browse" and not grant.unmask else []
+    version = _version_for(session, resource, channel)
+    # Private by default: personal identifiers are masked on every channel unless the decision lifted them.
+    lifted = lifted_masks(grant)
+    masked = [] if lifted is True else [c for c in personal_identifiers(session, resource) if c not in lifted]
     return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
                           columns=list(grant.columns) if grant.columns else None, purpose=grant.purpose,
                           channel=channel, grant_id=grant.id, row_filter=grant.row_filter, mask_columns=masked,
                           expires_at=grant.expires_at, actor=principal.actor, external_use=grant.external_use)
 
 
+def _version_for(session: Session, resource: Resource, channel: str) -> DatasetVersion | None:
+    # Metadata (the interface service's description) exists before any data; every other read needs a version.
+    if channel == "metadata":
+        return latest_version(session, resource=resource)
+    return require_latest_version(session, resource=resource)
+
+
 def personal_identifiers(session: Session, resource: Resource) -> list[str]:
-    """Columns holding personal identifiers: those the provider's secrecy review names, and those the resource's
-    data contract gives the role subject_id_idcard (a citizen ID number, article 12)."""
+    """Columns holding personal identifiers (个人信息): those the published catalogue entry marks (主体标识
+    身份证号码, or a 个人信息 kind: ID number, name, phone or address of a natural person), those the provider's
+    secrecy review names, and those the resource's data contract gives the role subject_id_idcard."""
+    from registry.catalog import published_revision
+    from schemas.catalog_metadata import CatalogEntryData
     from schemas.contract_store import contract_for
 
+    columns: list[str] = []
+    revision = published_revision(session, resource=resource)
+    if revision is not None:
+        columns += [item.column for item in CatalogEntryData.model_validate(revision.content).data_items
+                    if item.is_personal and item.column]
     marks = sensitivity(session, resource=resource)
-    columns = list(marks.personal_columns) if marks else []
+    columns += list(marks.personal_columns) if marks else []
     contract = contract_for(resource_code=resource.code, stream=resource.stream)
     if contract is not None:
-        columns += [c.name for c in contract.columns if c.role == "subject_id_idcard" and c.name not in columns]
-    return columns
+        columns += [c.name for c in contract.columns if c.role == "subject_id_idcard"]
+    return list(dict.fromkeys(columns))
 
 
 def authorize_read(session: Session, *, token: str | None, resource_code: str, channel: str) -> AccessDecision:
@@ -147,7 +165,7 @@ def authorize_principal(session: Session, *, principal: Principal, resource_code
     """authorize_read for a caller already identified (a signed link, an SFTP push, an offline package for an
     agency): the same decision, the same audited refusal."""
     try:
-        if channel not in CHANNELS:
+        if channel not in (*CHANNELS, "metadata"):  # metadata: any channel's reader may see what it reads
             raise _refuse(f"未知的共享方式 {channel}", f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
         resource = get_resource(session, code=resource_code)
         return _decide(session, principal, resource, channel)

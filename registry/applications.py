@@ -25,6 +25,7 @@ from registry.grants import (
     end_grant,
     filter_columns,
     get_grant,
+    lifted_masks,
     live_grant,
     unpublished,
     validate_row_filter,
@@ -174,7 +175,7 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
 
 
 def apply_decision(session: Session, *, application: Application, outcome: str, approved_items: list[str] | None,
-                   reasons: str, by: Principal, origin: str, unmask: bool = False,
+                   reasons: str, by: Principal, origin: str, unmask: bool | list[str] = False,
                    expires_at: datetime | None = None, row_filter: dict[str, Any] | None = None) -> Application:
     """Record a decision (the provider's, or the coordination office's conclusion) and grant what it approves."""
     if outcome not in OUTCOMES:
@@ -211,7 +212,8 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
             if current is None:
                 raise ConfigError("the consumer's grant was revoked meanwhile: nothing to extend")
             grant = create_grant(session, resource=resource, agency=taker, origin=origin, by=by,
-                                 columns=current.columns, row_filter=current.row_filter, unmask=current.unmask,
+                                 columns=current.columns, row_filter=current.row_filter,
+                                 unmask=lifted_masks(current),
                                  purpose=f"{current.purpose}；对外提供或发布：{application.purpose}",
                                  external_use=True, expires_at=current.expires_at, application_id=application.id)
         application.grant_id = grant.id
@@ -227,7 +229,7 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
 
 
 def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Principal,
-           approved_items: list[str] | None = None, unmask: bool = False,
+           approved_items: list[str] | None = None, unmask: bool | list[str] = False,
            expires_on: date | None = None) -> Application:
     """The provider approves all or some data items, or refuses; always with reasons."""
     application = get_application(session, number=number)

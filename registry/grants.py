@@ -75,6 +75,11 @@ def require_published(resource: Resource, *, doing_zh: str, doing_en: str) -> No
         raise refusal
 
 
+def lifted_masks(grant: Grant) -> bool | list[str]:
+    """What a grant's decision lifted: True for every personal identifier, else the named columns."""
+    return True if grant.unmask else list(grant.unmasked_columns or [])
+
+
 def sensitivity(session: Session, *, resource: Resource) -> ResourceSensitivity | None:
     return session.get(ResourceSensitivity, resource.id)
 
@@ -113,9 +118,10 @@ def _sync_subscription(session: Session, *, grant: Grant) -> None:
 
 def create_grant(session: Session, *, resource: Resource, agency: Agency, origin: str, purpose: str,
                  by: Principal, columns: list[str] | None = None, row_filter: dict[str, Any] | None = None,
-                 unmask: bool = False, external_use: bool = False, expires_at: datetime | None = None,
+                 unmask: bool | list[str] = False, external_use: bool = False, expires_at: datetime | None = None,
                  application_id: int | None = None) -> Grant:
-    """Record a grant; active at once unless the resource needs a secrecy agreement not yet in force."""
+    """Record a grant; active at once unless the resource needs a secrecy agreement not yet in force.
+    ``unmask``: the provider lifts the masking of personal identifiers, for every column (True) or the named ones."""
     if resource.sharing_type == "not_shared":
         raise AccessDenied(f"该资源不予共享，不能授权，依据：{resource.sharing_condition}",
                            f"a not-shared resource can never be granted; legal basis: {resource.sharing_condition}")
@@ -129,7 +135,8 @@ def create_grant(session: Session, *, resource: Resource, agency: Agency, origin
         old.status = "superseded"
     grant = Grant(resource_id=resource.id, agency_id=agency.id, origin=origin, application_id=application_id,
                   columns=list(columns) if columns else None, row_filter=validate_row_filter(row_filter),
-                  unmask=unmask, external_use=external_use, purpose=purpose, expires_at=expires_at,
+                  unmask=unmask is True, unmasked_columns=sorted(set(unmask)) if isinstance(unmask, list) else None,
+                  external_use=external_use, purpose=purpose, expires_at=expires_at,
                   status="pending_agreement")
     session.add(grant)
     session.flush()

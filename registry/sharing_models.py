@@ -152,7 +152,8 @@ class Grant(Base):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("sharing_applications.id"))
     columns: Mapped[list[Any] | None] = mapped_column(JSON)
     row_filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    unmask: Mapped[bool] = mapped_column(Boolean, default=False)
+    unmask: Mapped[bool] = mapped_column(Boolean, default=False)  # every personal identifier shown
+    unmasked_columns: Mapped[list[Any] | None] = mapped_column(JSON)  # only these shown (migration 0031)
     external_use: Mapped[bool] = mapped_column(Boolean, default=False)
     purpose: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
