@@ -211,6 +211,11 @@ def _condition(batch: pa.RecordBatch, rule: dict[str, Any]) -> pa.Array:
     return compare(column, _scalar(rule["value"], column.type))
 
 
+def condition_mask(batch: pa.RecordBatch, rule: dict[str, Any]) -> pa.Array:
+    """Which rows of a batch meet a grant's row condition (null where a compared value is null)."""
+    return _condition(batch, rule)
+
+
 def mask_array(array: pa.Array) -> pa.Array:
     """Personal identifiers hidden: text keeps its first 3 and last 2 characters (first 1 when short), other
     types become null."""
