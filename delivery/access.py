@@ -15,7 +15,7 @@ files with ``decision.read_columns`` (approved columns plus those the row condit
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,8 @@ class AccessDecision:
     expires_at: datetime | None = None
     actor: str = "api"
     external_use: bool = False  # article 17: leave to publish or pass on outside the agency
+    declared_purpose: str | None = None  # the purpose the request declared (article 17), when it did
+    onward_to: str | None = None  # whom the request passes the data on to ("public": publication), when it does
 
     @property
     def read_columns(self) -> list[str] | None:
@@ -260,6 +262,40 @@ def restricted_row_count(decision: AccessDecision) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class ReadUse:
+    """What a request says it reads for (article 17): a purpose, and whether it passes the data on (to whom)."""
+
+    purpose: str | None = None
+    onward_to: str | None = None
+
+
+def apply_use(session: Session, decision: AccessDecision, use: ReadUse | None) -> AccessDecision:
+    """Article 17 at read time: a read for another purpose than the grant's, or for publication or onward
+    transfer without an approved article-17 application (the grant's external use), is refused and recorded
+    (violation case 5 is found from that record). The provider reading its own data is not judged."""
+    if use is None or (use.purpose is None and use.onward_to is None):
+        return decision
+    if decision.grant_id is not None:
+        misuse = None
+        if use.purpose is not None and use.purpose.strip() != decision.purpose.strip():
+            misuse, zh, en = "purpose", f"声明的用途“{use.purpose}”不是授权用途“{decision.purpose}”", (
+                f"the declared purpose is not the grant's purpose ({decision.purpose})")
+        elif use.onward_to is not None and not decision.external_use:
+            misuse, zh, en = "onward", "对外提供或发布须先经对外提供申请批准（第十七条）", (
+                "publishing or passing data on needs an approved article-17 application (`apply submit --kind "
+                "external`)")
+        if misuse is not None:
+            record_event(session, actor=decision.actor, action="data.read", agency_code=decision.agency_code,
+                         resource_code=decision.resource.code, result="denied",
+                         detail={"channel": decision.channel, "reason": en, "misuse": misuse,
+                                 "grant": decision.grant_id, "purpose": use.purpose,
+                                 "granted_purpose": decision.purpose, "onward_to": use.onward_to})
+            session.commit()  # the refused misuse is the evidence
+            raise mark_audited(AccessDenied(zh, en))
+    return replace(decision, declared_purpose=use.purpose, onward_to=use.onward_to)
+
+
 def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, Any]:
     """record_event's arguments for one read (audit_read writes it; the interface channel's group commit
     writes many at once with registry.audit.record_events)."""
@@ -268,7 +304,9 @@ def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, An
             "detail": {"channel": decision.channel, "format": fmt, "version": decision.version.number,
                        "rows": rows, "columns": decision.columns or "all", "purpose": decision.purpose,
                        "grant": decision.grant_id, "row_filter": decision.row_filter,
-                       "masked": decision.mask_columns}}
+                       "masked": decision.mask_columns,
+                       **({"declared_purpose": decision.declared_purpose} if decision.declared_purpose else {}),
+                       **({"onward_to": decision.onward_to} if decision.onward_to else {})}}
 
 
 def audit_read(session: Session, *, decision: AccessDecision, rows: int, fmt: str) -> None:

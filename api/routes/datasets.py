@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import SessionDep, TokenDep
+from api.deps import ReadUseDep, SessionDep, TokenDep
 from api.principal import PrincipalDep
 from api.schemas import Problem, ResourcePublic, VersionPublic
-from delivery.access import audit_read, authorize_read, restrict, restricted_row_count, restricted_schema
+from delivery.access import apply_use, audit_read, authorize_read, restrict, restricted_row_count, restricted_schema
 from delivery.metadata import authorize_metadata, version_view
 from delivery.files import FORMATS, iter_batches, stream_version, version_schema
 from registry.resources import list_resources
@@ -52,10 +52,10 @@ def versions(code: str, session: SessionDep, token: TokenDep) -> list[VersionPub
 
 @router.get("/api/v1/resources/{code:path}/download", responses=DENIED, tags=["file download"],
          response_class=StreamingResponse)
-def download(code: str, session: SessionDep, token: TokenDep,
+def download(code: str, session: SessionDep, token: TokenDep, use: ReadUseDep,
              fmt: Annotated[Literal["parquet", "csv"], Query(alias="format")] = "parquet") -> StreamingResponse:
     """The latest version as Parquet or CSV (文件下载), for a consumer agency holding a grant."""
-    decision = authorize_read(session, token=token, resource_code=code, channel="file")
+    decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="file"), use)
     version = decision.version
     rows = restricted_row_count(decision)
     audit_read(session, decision=decision, rows=rows, fmt=fmt)
