@@ -107,3 +107,12 @@ def build_world(database: Path, tmp_path: Path) -> World:
                 world.tokens[f"{key}:{role}"] = login(session, username=f"{key}-{role}", password=PASSWORD)
         world.tokens["other:data_admin"] = login(session, username="other-data_admin", password=PASSWORD)
     return world
+
+
+def small_world(tmp_path: Path, *, rows: int, seed: int) -> World:
+    """A sharing world over a fresh SQLite business database of ``rows`` enterprises."""
+    from samples.loaders import load_sqlite
+
+    database = tmp_path / "market.db"
+    load_sqlite(database, rows=rows, seed=seed)
+    return build_world(database, tmp_path)

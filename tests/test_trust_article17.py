@@ -11,9 +11,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from samples.loaders import load_sqlite
 from tests.helpers import CONSUMER, bearer, running_api
-from tests.sharing_world import World, build_world
+from tests.sharing_world import World, small_world
 
 
 @pytest.fixture(autouse=True)
@@ -23,9 +22,7 @@ def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def world(hub_home: Path, tmp_path: Path) -> World:
-    database = tmp_path / "market.db"
-    load_sqlite(database, rows=60, seed=17)
-    return build_world(database, tmp_path)
+    return small_world(tmp_path, rows=60, seed=17)
 
 
 def _events(**where: object) -> list:

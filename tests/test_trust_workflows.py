@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from samples.loaders import load_sqlite
 from tests.helpers import CONSUMER, PROVIDER, bearer, ensure_agency, running_api
-from tests.sharing_world import World, build_world
+from tests.sharing_world import World, small_world
 
 
 @pytest.fixture(autouse=True)
@@ -22,9 +22,7 @@ def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def world(hub_home: Path, tmp_path: Path) -> World:
-    database = tmp_path / "market.db"
-    load_sqlite(database, rows=80, seed=73)
-    return build_world(database, tmp_path)
+    return small_world(tmp_path, rows=80, seed=73)
 
 
 def _as(session, username: str):  # noqa: ANN001, ANN202
