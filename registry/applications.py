@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
-from registry.auth import OVERSIGHT_ROLES, Principal, require
+from registry.auth import OVERSIGHT_ROLES, Principal, require, require_person
 from registry.grants import (
     LIVE,
     create_grant,
@@ -233,6 +233,7 @@ def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Pri
            expires_on: date | None = None) -> Application:
     """The provider approves all or some data items, or refuses; always with reasons."""
     application = get_application(session, number=number)
+    require_person(by, doing_zh="审核共享申请", doing_en="deciding an application")
     require(by, by.acts_for(application.resource.agency_id),
             zh="只有提供方的机构管理员或数据资源管理员可以审核申请",
             en="only the provider's agency or data resource administrator may decide an application")

@@ -85,6 +85,14 @@ def require(principal: Principal, allowed: bool, *, zh: str, en: str) -> None:
         raise AccessDenied(f"{zh}（{principal.actor}）", f"{en} ({principal.actor})")
 
 
+def require_person(principal: Principal, *, doing_zh: str, doing_en: str) -> None:
+    """What the measures give to a person (a decision, a conclusion) is done by a signed-in person (or the console
+    acting `--as` one), never by a system token or the bare console; that person is what is recorded."""
+    require(principal, principal.kind == "user",
+            zh=f"{doing_zh}须由本人登录办理（命令行请用 --as 指定账号）",
+            en=f"{doing_en} must be done by a signed-in person (on the console: --as ACCOUNT)")
+
+
 def require_roles(principal: Principal, *roles: str) -> None:
     names = "、".join(ROLES.get(r, r) for r in roles)
     require(principal, principal.has(*roles), zh=f"需要以下角色之一：{names}",

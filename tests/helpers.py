@@ -101,6 +101,16 @@ def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COL
     review_revision(session, code=code, account=reviewer, approve=True)
 
 
+def person_of(session, agency_code: str, *roles: str, name: str = "staff"):  # noqa: ANN001, ANN201 - Principal
+    """A signed-in person of an agency holding roles, as the API or the console's `--as` would identify them."""
+    from registry.agencies import get_agency
+    from registry.auth import Principal
+
+    agency = get_agency(session, ref=agency_code)
+    return Principal(kind="user", name=f"{name}-{agency.code[-6:]}", agency_id=agency.id, agency_code=agency.code,
+                     roles=frozenset(roles))
+
+
 def register_resource(
     *,
     kind: str | None,

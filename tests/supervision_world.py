@@ -20,7 +20,7 @@ from typing import Any
 from registry.periods import BEIJING
 from samples.loaders import load_sqlite
 from tests.catalog_helpers import DISTRICT
-from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency
+from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency, person_of
 from tests.sharing_world import COMMISSION, PASSWORD
 
 AS_OF = date(2026, 11, 25)
@@ -240,7 +240,8 @@ def build(tmp_path: Path) -> SupervisionWorld:
         a2_application = apply(session, resource_code=world.codes["A2"], consumer=CONSUMER[0], scope="本市企业",
                                purpose="社保稽核", items=["uscc", "name"], by=admin,
                                submitted_at=_on(date(2026, 10, 9)))
-        decide(session, number=a2_application.number, outcome="approve", reasons="符合履职需要", by=admin)
+        decide(session, number=a2_application.number, outcome="approve", reasons="符合履职需要",
+               by=person_of(session, a2_application.resource.agency.code, "data_admin"))
         a2_application.decided_at = _on(date(2026, 10, 20))
         b2_application = apply(session, resource_code=world.codes["B2"], consumer=CONSUMER[0], scope="养老机构",
                                purpose="养老保险核验", items=["uscc", "name"], by=admin,

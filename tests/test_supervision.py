@@ -204,15 +204,16 @@ def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(wor
 
 def test_a_violation_the_records_no_longer_show_is_resolved(world) -> None:
     from registry.applications import decide
-    from registry.auth import console
     from registry.db import session_scope
     from registry.sharing_models import Application
     from registry.violations import detect_violations
+    from tests.helpers import person_of
 
     with session_scope() as session:
         detect_violations(session, as_of=AS_OF, actor="test")
-        number = session.get(Application, world.ids["B2.application"]).number
-        decide(session, number=number, outcome="refuse", reasons="尚无数据可供共享", by=console("test"))
+        application = session.get(Application, world.ids["B2.application"])
+        decide(session, number=application.number, outcome="refuse", reasons="尚无数据可供共享",
+               by=person_of(session, application.resource.agency.code, "data_admin"))
     with session_scope() as session:
         report = detect_violations(session, as_of=AS_OF, actor="test")
         assert [(v.kind, v.status, v.resolved_on) for v in report.resolved] == [
