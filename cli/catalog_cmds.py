@@ -115,7 +115,7 @@ def add_command(
 ) -> None:
     """新建目录条目 Compile a new catalogue entry (draft revision 1); its code is classification/sequence.
 
-    Example: govshare catalog add --agency 上海市市场监督管理局 --author zhangsan --classification 101001
+    Example: govshare catalog add --agency 上海市市场监督管理局 --as zhangsan --classification 101001
     --name 企业基本信息 --abstract 本市登记企业的基本信息 --item 统一社会信用代码:字符型:uscc --item 企业名称:字符型
     --sharing unconditional --mode interface --mode file
     """
@@ -156,7 +156,7 @@ def edit_command(
 
     --item replaces the whole data item list. An entry registered with `resource add` is catalogued this way.
 
-    Example: govshare catalog edit 101001/0001 --author zhangsan --cycle weekly
+    Example: govshare catalog edit 101001/0001 --as zhangsan --cycle weekly
     """
     from registry.catalog import get_entry, latest_revision, upsert_entry
     from registry.people import person_actor

@@ -18,7 +18,7 @@ def submit_command(code: Annotated[str, typer.Argument(help="信息资源代码"
                    on: DayOption = None) -> None:
     """提交审核 Submit the entry's latest revision for review.
 
-    Example: govshare catalog submit 101001/0001 --by zhangsan
+    Example: govshare catalog submit 101001/0001 --as zhangsan
     """
     from registry.catalog_review import submit_revision
 
@@ -37,7 +37,7 @@ def confidentiality_command(
 ) -> None:
     """保密审查 Record the agency's confidentiality review of the pending revision (article 19).
 
-    Example: govshare catalog confidentiality 101001/0001 --by lisi --passed --note 不涉及国家秘密
+    Example: govshare catalog confidentiality 101001/0001 --as lisi --passed --note 不涉及国家秘密
     """
     from registry.catalog_review import record_confidentiality_review
 
@@ -67,7 +67,7 @@ def review_command(
 ) -> None:
     """审核 Approve (publish) or return the submitted revision with comments per element and data item.
 
-    Example: govshare catalog review 101001/0001 --by lisi --return --comment 共享条件=请写明法律依据
+    Example: govshare catalog review 101001/0001 --as lisi --return --comment 共享条件=请写明法律依据
     """
     from registry.catalog_review import review_revision
 
@@ -142,7 +142,7 @@ def reconfirm_command(code: Annotated[str, typer.Argument(help="信息资源代�
                       note: Annotated[str, typer.Option(help="维护说明")] = "", on: DayOption = None) -> None:
     """全面维护确认 Record that the published entry was fully reviewed and is still true (yearly duty).
 
-    Example: govshare catalog reconfirm 101001/0001 --by zhangsan --note 年度全面维护
+    Example: govshare catalog reconfirm 101001/0001 --as zhangsan --note 年度全面维护
     """
     from registry.obligations import reconfirm_entry
 
