@@ -38,6 +38,7 @@ from registry.catalog_review import (
     submit_revision,
 )
 from registry.auth import Principal
+from registry.due_days import AWAITING_SCHEDULE
 from registry.models import Resource
 from registry.people import act_day, require_designated
 from registry.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations
@@ -114,7 +115,8 @@ class OverduePublic(BaseModel):
     name: str
     kind: str
     detail: str
-    due_on: date | None  # None: the due year's working-day schedule is not installed (kind calendar_missing)
+    due_on: date | None = Field(description="null while the due year's working-day schedule is not installed")
+    due_status: str = Field(description="overdue, or awaiting_schedule (due day unknown: 待国务院公布节假日安排)")
 
 
 def owned_entry(code: str, session: SessionDep, caller: PrincipalDep) -> Resource:
@@ -244,11 +246,13 @@ def overdue(session: SessionDep, caller: PrincipalDep) -> list[OverduePublic]:
     if caller.agency_code is None:
         raise AccessDenied("调用方不属于任何机构", "the caller belongs to no agency")
     agency = caller.agency_code
-    late = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="update", detail=o.reason, due_on=o.due_on)
+    late = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="update", detail=o.reason, due_on=o.due_on,
+                          due_status="overdue")
             for o in overdue_obligations(session, agency=agency)]
     unknown = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="calendar_missing",
-                             detail=f"{o.reason}: {o.due_problem}", due_on=None)
+                             detail=f"{o.reason}: {o.due_problem}", due_on=None, due_status=AWAITING_SCHEDULE)
                for o in unscheduled_obligations(session, agency=agency)]
     return late + unknown + [OverduePublic(code=m.resource.code, name=m.resource.name, kind="reconfirmation",
-                                           detail=f"{m.missed_year} 年度未全面维护", due_on=m.due_on)
+                                           detail=f"{m.missed_year} 年度未全面维护", due_on=m.due_on,
+                                           due_status="overdue")
                              for m in overdue_reconfirmations(session, agency=agency)]

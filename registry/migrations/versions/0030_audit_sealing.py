@@ -1,7 +1,7 @@
 """record when audit sealing began, sealed, so stripping seals is tampering
 
 Revision ID: 0030_audit_sealing
-Revises: 0020_merge
+Revises: 0021_due_days
 
 From the first sealed record on (or, on a log without seals, from the next record written), every audit record
 must carry a valid seal. The marker row is sealed with the audit key (registry/audit.py), so it can be neither
@@ -11,13 +11,13 @@ has records.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import sqlalchemy as sa
 from alembic import op
 
+from core import clock
+
 revision = "0030_audit_sealing"
-down_revision = "0020_merge"
+down_revision = "0021_due_days"
 branch_labels = None
 depends_on = None
 
@@ -36,7 +36,7 @@ def upgrade() -> None:
     first_sealed = bind.execute(sa.text("SELECT MIN(id) FROM audit_events WHERE seal IS NOT NULL")).scalar()
     last = bind.execute(sa.text("SELECT MAX(id) FROM audit_events")).scalar()
     sealed_from = first_sealed if first_sealed is not None else (last or 0) + 1
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = clock.now().replace(tzinfo=None)
     op.bulk_insert(table, [{"id": 1, "sealed_from_id": sealed_from, "started_at": started,
                             "seal": sealing_seal(sealed_from, started)}])
 
