@@ -23,6 +23,7 @@ from tests.helpers import (
     PROVIDER,
     bearer,
     ensure_agency,
+    publish_entry,
     running_api,
 )
 from tests.sharing_world import APPROVED_ITEMS, OFFICE, PASSWORD, World, build_world
@@ -64,6 +65,8 @@ def desk(hub_home: Path) -> Iterator[dict[str, str]]:
                                                                               ["coordination_office"])):
             add_user(session, username=username, agency=agency, roles=roles, password=PASSWORD, by=admin)
         codes = {"conditional": conditional.code, "closed": closed.code}
+        for code in codes.values():
+            publish_entry(session, code)
     yield codes
 
 
@@ -430,8 +433,8 @@ def test_an_expired_grant_is_refused_and_unmasking_is_the_providers_choice(world
         assert browse.mask_columns == [] and browse.columns == ["id", "legal_rep_id"] and browse.row_filter is None
 
 
-def test_citizen_ids_named_by_the_data_contract_are_masked_in_browsing(world: World) -> None:
-    from delivery.access import authorize_read, restrict
+def test_citizen_ids_named_by_the_data_contract_are_masked_on_every_channel(world: World) -> None:
+    from delivery.access import CHANNELS, authorize_read, restrict
     from delivery.files import iter_batches
     from registry.db import session_scope
     from registry.contracts import attach_contract
@@ -440,12 +443,12 @@ def test_citizen_ids_named_by_the_data_contract_are_masked_in_browsing(world: Wo
     with session_scope() as session:
         attach_contract(session, resource_code=code, name="enterprises", actor="test")
     with session_scope() as session:
-        browse = authorize_read(session, token=world.tokens["system:consumer"], resource_code=code, channel="browse")
-        file = authorize_read(session, token=world.tokens["system:consumer"], resource_code=code, channel="file")
-        owner = authorize_read(session, token=world.tokens["system:provider"], resource_code=code, channel="browse")
-        assert browse.mask_columns == ["legal_rep_id"] and file.mask_columns == [] and owner.mask_columns == []
-        shown = next(restrict(browse, iter_batches(browse.version))).column("legal_rep_id").to_pylist()
-        plain = next(restrict(file, iter_batches(file.version))).column("legal_rep_id").to_pylist()
+        seen = {channel: authorize_read(session, token=world.tokens["system:consumer"], resource_code=code,
+                                        channel=channel) for channel in CHANNELS}
+        owner = authorize_read(session, token=world.tokens["system:provider"], resource_code=code, channel="file")
+        assert all(d.mask_columns == ["legal_rep_id"] for d in seen.values()) and owner.mask_columns == []
+        shown = next(restrict(seen["file"], iter_batches(seen["file"].version))).column("legal_rep_id").to_pylist()
+        plain = next(restrict(owner, iter_batches(owner.version))).column("legal_rep_id").to_pylist()
     assert all(s == p[:3] + "****" + p[-2:] for s, p in zip(shown, plain, strict=True))
     assert not set(shown) & set(plain)
 
