@@ -35,6 +35,9 @@ def _prepare() -> None:
 
     from samples.loaders import load_postgres
 
+    if os.environ.get("GOVSHARE_BENCH_KEEP_DATA") == "1" and _loaded_rows() == ROWS:
+        print(f"   reusing the {ROWS:,} rows already loaded (GOVSHARE_BENCH_KEEP_DATA=1)", flush=True)
+        return
     admin = psycopg2.connect(DSN)
     admin.autocommit = True
     with admin.cursor() as cursor:
@@ -47,11 +50,31 @@ def _prepare() -> None:
     print(f"   loaded {ROWS:,} rows in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def _child(code: str, env: dict[str, str] | None = None) -> dict:
-    """Run a contender in a fresh interpreter; it prints one JSON line with its figures and peak RSS."""
-    wrapped = code + "\nimport resource, json, sys\nRESULT['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\nprint('BENCH_RESULT ' + json.dumps(RESULT), flush=True)\n"
-    done = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+def _loaded_rows() -> int | None:
+    import psycopg2
+
+    try:
+        with psycopg2.connect(_bench_dsn()) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM enterprises")
+            return cursor.fetchone()[0]
+    except psycopg2.Error:
+        return None
+
+
+def _child(code: str, env: dict[str, str] | None = None, *, profile: str | None = None) -> dict:
+    """Run a contender in a fresh interpreter; it prints one JSON line with its figures, its peak RSS and the
+    CPU seconds it used (every thread of it: the figure that tells a slow run from a disturbed one)."""
+    wrapped = code + (
+        "\nimport resource, json, sys\nUSAGE = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "RESULT['peak_rss_mib'] = USAGE.ru_maxrss / 1024\nRESULT['cpu_seconds'] = USAGE.ru_utime + USAGE.ru_stime\n"
+        "print('BENCH_RESULT ' + json.dumps(RESULT), flush=True)\n")
+    command = [sys.executable, "-c", wrapped]
+    if profile and (folder := os.environ.get("GOVSHARE_BENCH_PROFILE_DIR")):
+        # py-spy samples the contender (every thread, native frames off): where its time goes
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "200", "--threads",
+                   "--format", "speedscope", "--output", f"{folder}/{profile}.json", "--", *command]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
     # Libraries log to stdout too (alembic, Airflow's structlog): the result is the line with its marker.
@@ -151,7 +174,7 @@ def run() -> dict[str, float]:
                                    user=parts.username or "postgres"), env)
         os.sync()
         load_before = os.getloadavg()[0]
-        full = _child(ENGINE_SYNC.format(full=True), env)
+        full = _child(ENGINE_SYNC.format(full=True), env, profile="full-sync")
         os.sync()  # the full version's files are written out before the next measurement starts
         incremental = _child(ENGINE_INCREMENTAL.format(dsn=_bench_dsn(), changed=CHANGED, repeats=REPEATS), env)
         if incremental["mode"] != "incremental" or incremental["changes"]["updated"] != CHANGED:

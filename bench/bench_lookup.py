@@ -57,7 +57,10 @@ with session_scope() as s:
     resource = add_resource(s, name="企业基本信息", agency=provider.code, classification="101001",
                             sharing_type="conditional", sharing_condition="仅限就业登记核验",
                             sharing_modes=["interface", "file"])
-    resource.stream = {{"primary_key": ["id"]}}
+    # The enterprise contract names uscc a subject identifier: the publish builds its lookup structures.
+    resource.stream = {{"primary_key": ["id"], "contract": "enterprises"}}
+    # Shared only once published (article 19); the catalogue's review workflow is not what is measured here.
+    resource.catalog_status = "published"
     create_grant(s, resource=resource, agency=consumer, origin="approval", purpose="就业登记核验", by=console("bench"),
                  columns=["id", "uscc", "name", "status", "reg_capital", "established"],
                  row_filter={{"column": "status", "op": "ne", "value": "迁出"}})
@@ -240,6 +243,18 @@ def _downloads(port: int, world: dict, server) -> dict[str, float]:
     return figures
 
 
+def _profile(pid: int) -> subprocess.Popen | None:
+    """With GOVSHARE_BENCH_PROFILE=FILE, py-spy samples the server through the load (a flame graph in SVG,
+    or speedscope JSON when FILE ends in .json): where a lookup's CPU goes."""
+    target = os.environ.get("GOVSHARE_BENCH_PROFILE")
+    if not target:
+        return None
+    fmt = "speedscope" if target.endswith(".json") else "flamegraph"
+    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--rate",
+                             "250", "--duration", str(int(SECONDS)), "--format", fmt, "--output", target,
+                             "--nonblocking", *(["--gil"] if os.environ.get("GOVSHARE_BENCH_PROFILE_GIL") else [])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -277,7 +292,10 @@ def run() -> dict[str, float | int]:
             return sum(sum(p.cpu_times()[:2]) for p in processes)
 
         cpu_before = cpu_seconds()
+        profiler = _profile(server.pid)
         latencies, errors, elapsed = _load(url, world["token"], world["keys"])
+        if profiler is not None:
+            profiler.wait(timeout=60)
         cpu = cpu_seconds() - cpu_before
         downloads = _downloads(port, world, processes[0])
     finally:

@@ -60,6 +60,16 @@ class GroupAudit:
         except TimeoutError as exc:
             raise RetriableError("the audit log did not accept the record in time; retry the request") from exc
 
+    async def record_async(self, *, decision: AccessDecision, rows: int, fmt: str) -> None:
+        """record() for a coroutine: the event loop serves other requests while the batch commits."""
+        import asyncio
+
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.submit(decision=decision, rows=rows, fmt=fmt)),
+                                   WAIT_SECONDS)
+        except TimeoutError as exc:
+            raise RetriableError("the audit log did not accept the record in time; retry the request") from exc
+
     def _run(self) -> None:
         from sqlalchemy.orm import sessionmaker
 
@@ -107,7 +117,10 @@ def _sqlite_writer_engine(url: str):
 
     def configure(connection, _record) -> None:
         cursor = connection.cursor()
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", "wal_autocheckpoint=0"):
+        # synchronous=NORMAL as the registry's own connections (registry/db.py): a commit survives a crash of
+        # the process; without it every group commit waited for an fsync.
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000",
+                       "wal_autocheckpoint=0"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 

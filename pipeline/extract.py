@@ -127,6 +127,7 @@ def _prepare(resource_code: str, run_id: str, full: bool):  # noqa: ANN202 - the
             run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
             folder=str(paths.staging_dir(run_id)), previous_version=previous_version.id if previous_version else None,
             source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
+            row_stores="interface" in (resource.sharing_modes or []),
         )
         read_state = ReadState(cursor_value=state.cursor_value if incremental and state else None)
         previous = _previous(previous_version)
@@ -153,7 +154,7 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
              previous: Previous | None, contract=None) -> None:  # noqa: ANN001
     folder = paths.staging_dir(staged.run_id)
     (folder / "data").mkdir(parents=True)
-    writer = PartWriter(folder / "data")
+    writer = PartWriter(folder / "data", lookup_owner=folder if staged.row_stores else None)
     quarantine = QuarantineWriter(folder / "quarantine.parquet")
     incremental = staged.mode == "incremental"
     keys: list[pa.Array] = []

@@ -36,6 +36,7 @@ class StagedRun:
     schema_change: dict[str, Any] | None = None  # columns added, dropped or retyped at the source
     referenced: list[dict[str, Any]] = field(default_factory=list)  # a layer: the previous version's file entries
     locators: dict[str, str] = field(default_factory=dict)  # own file -> its key locator (pipeline.locator)
+    row_stores: bool = False  # offered through the interface: parts get row stores as written (pipeline.lookup_index)
 
     def save(self) -> None:
         (Path(self.folder) / "staged.json").write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
@@ -52,9 +53,12 @@ class StagedRun:
 
 
 class PartWriter:
-    """Writes record batches into Parquet parts of bounded size, so no file grows without limit."""
+    """Writes record batches into Parquet parts of bounded size, so no file grows without limit.
 
-    def __init__(self, folder: Path, *, prefix: str = "part") -> None:
+    With ``lookup_owner`` (the run folder of a resource offered through the interface), each part's row store
+    (pipeline.lookup_index) is written from the same batches, so the publish does not read the part back."""
+
+    def __init__(self, folder: Path, *, prefix: str = "part", lookup_owner: Path | None = None) -> None:
         self.folder = folder
         self.prefix = prefix
         self.files: list[str] = []
@@ -62,6 +66,8 @@ class PartWriter:
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._rows_in_file = 0
+        self._lookup_owner = lookup_owner
+        self._row_store = None
 
     def _open(self) -> None:
         name = f"{self.prefix}-{len(self.files):05d}.parquet"
@@ -69,6 +75,11 @@ class PartWriter:
                                         write_statistics=True)
         self.files.append(name)
         self._rows_in_file = 0
+        if self._lookup_owner is not None:
+            from pipeline.lookup_index import RowStoreWriter, published_stem
+
+            stem = published_stem(self._lookup_owner, f"{self.folder.name}/{name}")
+            self._row_store = RowStoreWriter(stem, self.schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.schema is None:
@@ -79,6 +90,8 @@ class PartWriter:
             self.close()
             self._open()
         self._writer.write_batch(batch)
+        if self._row_store is not None:
+            self._row_store.write(batch)
         self._rows_in_file += batch.num_rows
         self.rows += batch.num_rows
 
@@ -92,6 +105,9 @@ class PartWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._row_store is not None:
+            self._row_store.close()
+            self._row_store = None
 
 
 class QuarantineWriter:
