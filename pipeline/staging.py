@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROWS_PER_FILE = 1_000_000
+PARALLEL_FROM_ROWS = 262_144  # a run reading more than this writes two parts at a time
 
 
 @dataclass
@@ -52,8 +55,44 @@ class StagedRun:
         return cls(**json.loads(path.read_text()))
 
 
+class _Lane:
+    """One file being written at a time: its Parquet writer and, for the interface, its row store."""
+
+    def __init__(self) -> None:
+        self.writer: pq.ParquetWriter | None = None
+        self.row_store = None
+        self.rows_in_file = 0
+        self.pending: Future | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.writer.write_batch(batch)
+        if self.row_store is not None:
+            self.row_store.write(batch)
+
+    def settle(self) -> None:
+        """Wait for the batch in flight; its error, if any, is raised here."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def close(self) -> None:
+        self.settle()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.row_store is not None:
+            self.row_store.close()
+            self.row_store = None
+
+
 class PartWriter:
     """Writes record batches into Parquet parts of bounded size, so no file grows without limit.
+
+    Encoding a part is the costliest step of a full read, so a large run writes two parts at a time, each in
+    its own thread (Parquet encoding and compression release the GIL): batches alternate between them once
+    PARALLEL_FROM_ROWS rows are in, so a small run (an incremental one) still makes one part. Dictionary
+    encoding is kept for the columns whose first batch repeats values; on near-unique columns (keys, codes,
+    names) it would be built and thrown away for every row group.
 
     With ``lookup_owner`` (the run folder of a resource offered through the interface), each part's row store
     (pipeline.lookup_index) is written from the same batches, so the publish does not read the part back."""
@@ -64,50 +103,74 @@ class PartWriter:
         self.files: list[str] = []
         self.schema: pa.Schema | None = None
         self.rows = 0
-        self._writer: pq.ParquetWriter | None = None
-        self._rows_in_file = 0
         self._lookup_owner = lookup_owner
-        self._row_store = None
+        self._lanes = [_Lane(), _Lane()]
+        self._next = 0
+        self._dictionary: list[str] | bool = True
+        self._threads: ThreadPoolExecutor | None = None
 
-    def _open(self) -> None:
+    def _open(self, lane: _Lane) -> None:
         name = f"{self.prefix}-{len(self.files):05d}.parquet"
-        self._writer = pq.ParquetWriter(self.folder / name, self.schema, compression="snappy",
-                                        write_statistics=True)
+        lane.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="snappy",
+                                       write_statistics=True, use_dictionary=self._dictionary)
         self.files.append(name)
-        self._rows_in_file = 0
+        lane.rows_in_file = 0
         if self._lookup_owner is not None:
             from pipeline.lookup_index import RowStoreWriter, published_stem
 
             stem = published_stem(self._lookup_owner, f"{self.folder.name}/{name}")
-            self._row_store = RowStoreWriter(stem, self.schema)
+            lane.row_store = RowStoreWriter(stem, self.schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.schema is None:
             self.schema = batch.schema
+            self._dictionary = _repeating_columns(batch)
         elif batch.schema != self.schema:
             batch = batch.cast(self.schema)  # a type that cannot be cast raises: the run fails, nothing publishes
-        if self._writer is None or self._rows_in_file >= ROWS_PER_FILE:
-            self.close()
-            self._open()
-        self._writer.write_batch(batch)
-        if self._row_store is not None:
-            self._row_store.write(batch)
-        self._rows_in_file += batch.num_rows
+        if self.rows >= PARALLEL_FROM_ROWS:
+            self._next = 1 - self._next
+        lane = self._lanes[self._next]
+        lane.settle()  # one batch in flight per lane: memory stays bounded, order within a part is kept
+        if lane.writer is None or lane.rows_in_file >= ROWS_PER_FILE:
+            lane.close()
+            self._open(lane)
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(max_workers=len(self._lanes), thread_name_prefix="govshare-part")
+        lane.pending = self._threads.submit(lane.write, batch)
+        lane.rows_in_file += batch.num_rows
         self.rows += batch.num_rows
 
     def ensure_file(self, schema: pa.Schema) -> None:
         """An empty dataset still publishes one file, so consumers see its schema."""
         if not self.files:
             self.schema = self.schema or schema
-            self._open()
+            self._open(self._lanes[0])
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._row_store is not None:
-            self._row_store.close()
-            self._row_store = None
+        """Finish every part (a later write starts new ones); raises what a writing thread raised."""
+        try:
+            for lane in self._lanes:
+                lane.close()
+        finally:
+            if self._threads is not None:
+                self._threads.shutdown(wait=True)
+                self._threads = None
+            self._next = 0
+
+
+def _repeating_columns(batch: pa.RecordBatch) -> list[str] | bool:
+    """Columns worth dictionary encoding: at most half of the first batch's values distinct."""
+    if batch.num_rows < 1_000:
+        return True  # too few rows to judge; a small part costs little either way
+    chosen = []
+    for field, column in zip(batch.schema, batch.columns):
+        try:
+            distinct = pc.count_distinct(column).as_py()
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            distinct = 0
+        if distinct <= batch.num_rows // 2:
+            chosen.append(field.name)
+    return chosen
 
 
 class QuarantineWriter:

@@ -154,3 +154,41 @@ def test_text_keys_past_the_prefix_and_odd_values_are_found_exactly(hub_home: Pa
     assert positions("at", at) == [4]
     keys = np.load(folder / "lookup/data/part-00000.name.keys.npy")
     assert len(keys) == 7 and keys.dtype.itemsize == MAX_KEY_BYTES  # nulls are never keys
+
+
+def test_a_large_run_writes_two_parts_at_a_time_and_each_row_store_matches_its_part(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past PARALLEL_FROM_ROWS batches alternate between two parts written in two threads: every row is in
+    exactly one part, each part's row store holds that part's rows in its order, and near-unique columns
+    are written without a dictionary."""
+    from pipeline.lookup_index import published_stem, row_store_path
+    from pipeline.staging import PartWriter
+
+    monkeypatch.setattr("pipeline.staging.PARALLEL_FROM_ROWS", 100_000)  # the sizes scaled down tenfold
+    monkeypatch.setattr("pipeline.staging.ROWS_PER_FILE", 100_000)
+    batch_rows = 5_000
+    total = 437_000  # both lanes roll over to new parts; the last batch is short
+    writer = PartWriter(tmp_path / "data", lookup_owner=tmp_path)
+    (tmp_path / "data").mkdir()
+    for start in range(0, total, batch_rows):
+        ids = np.arange(start, min(start + batch_rows, total), dtype=np.int64)
+        writer.write(pa.record_batch({"id": ids, "kind": pa.array(ids % 3).cast(pa.string()),
+                                      "code": pa.array([f"C{i:09d}" for i in ids])}))
+    writer.close()
+    assert len(writer.files) >= 3 and writer.rows == total
+    seen = []
+    for name in writer.files:
+        part = pq.read_table(tmp_path / "data" / name)
+        with pa.memory_map(str(row_store_path(published_stem(tmp_path, f"data/{name}")))) as source:
+            assert pa.ipc.open_file(source).read_all().equals(part)
+        seen += part.column("id").to_pylist()
+        metadata = pq.ParquetFile(tmp_path / "data" / name).metadata.row_group(0)
+        encodings = {metadata.column(i).path_in_schema: metadata.column(i).encodings for i in range(3)}
+        assert "RLE_DICTIONARY" in encodings["kind"] and "RLE_DICTIONARY" not in encodings["code"]
+    assert sorted(seen) == list(range(total))
+    small = PartWriter(tmp_path / "small", lookup_owner=tmp_path)
+    (tmp_path / "small").mkdir()
+    for start in range(0, 100_000, batch_rows):
+        small.write(pa.record_batch({"id": np.arange(start, start + batch_rows, dtype=np.int64)}))
+    small.close()
+    assert small.files == ["part-00000.parquet"]  # an incremental run's delta stays one part
