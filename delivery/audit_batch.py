@@ -9,6 +9,7 @@ is unchanged (no answer without its committed audit record); the cost is shared.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from core.errors import RetriableError
 from delivery.access import AccessDecision, read_event
-from registry.audit import record_events
+from registry.audit import ChainWriter
 
 MAX_BATCH = 500
 WAIT_SECONDS = 30.0
@@ -30,7 +31,8 @@ class _Pending:
     decision: AccessDecision
     rows: int
     fmt: str
-    done: Future
+    done: Future | None = None  # a thread waits on it (record)
+    waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None  # or a coroutine (record_async)
 
 
 class GroupAudit:
@@ -61,27 +63,28 @@ class GroupAudit:
             raise RetriableError("the audit log did not accept the record in time; retry the request") from exc
 
     async def record_async(self, *, decision: AccessDecision, rows: int, fmt: str) -> None:
-        """record() for a coroutine: the event loop serves other requests while the batch commits."""
-        import asyncio
-
+        """record() for a coroutine: the event loop serves other requests while the batch commits, and the
+        writer wakes the loop once per batch (not a thread future chained to a loop future per record)."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._queue.put(_Pending(decision=decision, rows=rows, fmt=fmt, waiter=(loop, waiter)))
+        self._start()
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self.submit(decision=decision, rows=rows, fmt=fmt)),
-                                   WAIT_SECONDS)
+            async with asyncio.timeout(WAIT_SECONDS):
+                await waiter
         except TimeoutError as exc:
             raise RetriableError("the audit log did not accept the record in time; retry the request") from exc
 
     def _run(self) -> None:
-        from sqlalchemy.orm import sessionmaker
-
         from registry.db import engine_for
 
         stopped = threading.Event()  # ends this writer's checkpoint thread with it
+        writer: ChainWriter | None = None
         engine = engine_for(self._url)
         if engine.dialect.name == "sqlite":
             engine = _sqlite_writer_engine(self._url)
             threading.Thread(target=_checkpoints, args=(engine, stopped), daemon=True,
                              name="govshare-audit-checkpoint").start()
-        sessions = sessionmaker(engine, expire_on_commit=False)
         while True:
             try:
                 batch = [self._queue.get(timeout=IDLE_SECONDS)]
@@ -90,6 +93,7 @@ class GroupAudit:
                     if self._queue.empty():
                         self._thread = None
                         stopped.set()
+                        _discard(writer)
                         return
                 continue
             while len(batch) < MAX_BATCH:  # whatever queued up while the previous batch was committed
@@ -98,14 +102,44 @@ class GroupAudit:
                 except queue.Empty:
                     break
             try:
-                with sessions.begin() as session:
-                    record_events(session, [read_event(decision=i.decision, rows=i.rows, fmt=i.fmt) for i in batch])
+                if writer is None:
+                    writer = ChainWriter(engine)
+                writer.append([read_event(decision=i.decision, rows=i.rows, fmt=i.fmt) for i in batch])
             except Exception as exc:  # noqa: BLE001 - every waiting request must learn of the failure
-                for item in batch:
-                    item.done.set_exception(exc)
+                writer = _discard(writer)  # a broken connection is not reused
+                _settle(batch, exc)
                 continue
-            for item in batch:
-                item.done.set_result(None)
+            _settle(batch, None)
+
+
+def _settle(batch: list[_Pending], error: Exception | None) -> None:
+    """Tell every waiter of a batch how it ended: threads directly, each event loop with one wake-up."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+    for item in batch:
+        if item.done is not None:
+            item.done.set_exception(error) if error is not None else item.done.set_result(None)
+        elif item.waiter is not None:
+            by_loop.setdefault(item.waiter[0], []).append(item.waiter[1])
+    for loop, waiters in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, waiters, error)
+        except RuntimeError:  # the loop has closed: nobody waits any more
+            pass
+
+
+def _resolve(waiters: list[asyncio.Future], error: Exception | None) -> None:
+    for waiter in waiters:
+        if not waiter.done():  # a request that timed out has stopped waiting
+            waiter.set_exception(error) if error is not None else waiter.set_result(None)
+
+
+def _discard(writer: ChainWriter | None) -> None:
+    if writer is not None:
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+            pass
+    return None
 
 
 def _sqlite_writer_engine(url: str):
