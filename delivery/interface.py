@@ -235,4 +235,12 @@ def json_value(value: Any) -> Any:
 
 
 def json_rows(table: pa.Table) -> list[dict[str, Any]]:
-    return [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]
+    rows = table.to_pylist()
+    # Only decimals, times and bytes need converting; text, numbers and booleans are JSON already.
+    for field in table.schema:
+        kind = field.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+                or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+            for row in rows:
+                row[field.name] = json_value(row[field.name])
+    return rows
