@@ -5,7 +5,13 @@ publish) and of dlt's `sql_database` (pyarrow backend) to Parquet, the time of a
 10,000 changed rows (the median of five runs of one worker, each after 10,000 more changes; the worker's
 first run, a quiet one that pays the process's one-time imports, is reported as
 `incremental_first_run_seconds`), and the engine's peak memory. Each contender runs in its own process, so its peak RSS
-is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000); server: GOVSHARE_BENCH_PG_DSN.
+is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000; another count suffixes every figure, e.g.
+`full_peak_rss_mib_20m`); server: GOVSHARE_BENCH_PG_DSN. GOVSHARE_BENCH_FULL_ONLY=1 measures COPY and the full
+sync only (the memory bound on a large table); GOVSHARE_BENCH_KEEP_DATA=1 reuses a table already loaded.
+
+Beside each figure: the CPU seconds of the measured process (`*_cpu_seconds`, every thread of it; the
+database server's own work is not in it) and the machine's load average when it started: on a shared
+2-core machine other work moves every elapsed figure, far less the CPU seconds.
 """
 
 from __future__ import annotations
@@ -162,45 +168,68 @@ RESULT = {{"seconds": time.perf_counter() - started}}
 """
 
 
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def run() -> dict[str, float]:
     from urllib.parse import urlsplit
 
     _prepare()
     parts = urlsplit(_bench_dsn())
+    suffix = "" if ROWS == 5_000_000 else f"_{ROWS // 1_000_000}m"
     with tempfile.TemporaryDirectory(prefix="govshare-bench-") as work:
+        copy_load = _load()
         copy = _child(COPY.format(dsn=_bench_dsn()))
         env = {"GOVSHARE_HOME": f"{work}/hub", "GOVSHARE_DEMO": "1"}
         _child(ENGINE_SETUP.format(host=parts.hostname, port=parts.port or 5432, db=DATABASE,
                                    user=parts.username or "postgres"), env)
         os.sync()
-        load_before = os.getloadavg()[0]
+        load_before = _load()
         full = _child(ENGINE_SYNC.format(full=True), env, profile="full-sync")
+        if os.environ.get("GOVSHARE_BENCH_FULL_ONLY") == "1":
+            return {f"{key}{suffix}": value for key, value in {
+                "bench_rows": float(ROWS), "copy_seconds": copy["seconds"], "copy_cpu_seconds": copy["cpu_seconds"],
+                "copy_load_average_1m": copy_load, "full_seconds": full["seconds"],
+                "full_cpu_seconds": full["cpu_seconds"], "full_vs_copy_ratio": copy["seconds"] / full["seconds"],
+                "full_peak_rss_mib": full["peak_rss_mib"], "full_load_average_1m": load_before}.items()}
         os.sync()  # the full version's files are written out before the next measurement starts
+        incremental_load = _load()
         incremental = _child(ENGINE_INCREMENTAL.format(dsn=_bench_dsn(), changed=CHANGED, repeats=REPEATS), env)
         if incremental["mode"] != "incremental" or incremental["changes"]["updated"] != CHANGED:
             raise RuntimeError(f"the incremental run did not see the {CHANGED} changed rows: {incremental}")
+        dlt_load = _load()
         dlt_run = _child(DLT.format(url=_bench_dsn().replace("postgresql://", "postgresql+psycopg2://"),
                                     out=f"file://{work}/dlt", pipes=f"{work}/dlt-pipelines"),
                          {"RUNTIME__LOG_LEVEL": "WARNING", "DLT_DATA_DIR": f"{work}/dlt-data"})
     copy_rps = ROWS / copy["seconds"]
     engine_rps = ROWS / full["seconds"]
     dlt_rps = ROWS / dlt_run["seconds"]
-    return {
+    return {f"{key}{suffix}": value for key, value in {
         "bench_rows": float(ROWS),
         "copy_rows_per_s": copy_rps,
+        "copy_cpu_seconds": copy["cpu_seconds"],
+        "copy_load_average_1m": copy_load,
         "full_rows_per_s": engine_rps,
         "dlt_rows_per_s": dlt_rps,
         "full_vs_copy_ratio": engine_rps / copy_rps,
         "full_vs_dlt_ratio": engine_rps / dlt_rps,
         "full_seconds": full["seconds"],
+        "full_cpu_seconds": full["cpu_seconds"],
+        "full_peak_rss_mib": full["peak_rss_mib"],
         "incremental_seconds": incremental["seconds"],
         "incremental_fraction": incremental["seconds"] / full["seconds"],
         "incremental_first_run_seconds": incremental["first_run_seconds"],
         "incremental_max_seconds": max(incremental["runs"]),
+        "incremental_cpu_seconds": incremental["cpu_seconds"],  # the worker: first run and five measured ones
+        "incremental_load_average_1m": incremental_load,
         "peak_rss_mib": max(full["peak_rss_mib"], incremental["peak_rss_mib"]),
         "dlt_peak_rss_mib": dlt_run["peak_rss_mib"],
-        "exchange_load_average_1m": round(load_before, 2),  # other work on the machine moves every figure
-    }
+        "dlt_cpu_seconds": dlt_run["cpu_seconds"],
+        "dlt_load_average_1m": dlt_load,
+        "exchange_load_average_1m": load_before,  # when the full sync started: other work moves every figure
+        "full_vs_copy_target_ratio": 0.75,
+    }.items()}
 
 
 if __name__ == "__main__":

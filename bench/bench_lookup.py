@@ -6,7 +6,10 @@ in its own process. An open-loop load generator on loopback then sends GOVSHARE_
 second (default 200) by USCC for GOVSHARE_BENCH_LOOKUP_SECONDS (default 20): each request is due at a fixed
 time and its latency counts from then, so a slow server cannot hide its queue (no coordinated omission).
 Every request goes the whole way: token check, grant decision, index lookup, restriction, audit record.
-Target (issue 7): lookup_p99_ms < 50. Then the whole granted version is downloaded as Parquet and CSV (the
+Targets: lookup_p99_ms < 50 at 200 req/s on 5 M rows, the server's CPU per lookup
+(`lookup_server_cpu_ms_per_request`: token, grant, index probe, row fetch, JSON, audit record) <= 0.5 ms, and
+the first lookup after the publish (`lookup_first_after_publish_s`: the structures are built by the publish,
+the server only maps them) <= 1 s. `lookup_load_average_1m` says how busy the machine was meanwhile. Then the whole granted version is downloaded as Parquet and CSV (the
 export written once, then served from disk), with the server's memory growth: it stays flat whatever the size.
 """
 
@@ -271,17 +274,18 @@ def run() -> dict[str, float | int]:
     if setup.returncode != 0:
         raise RuntimeError(f"publishing the benchmark version failed:\n{setup.stderr[-3000:]}")
     world = json.loads(setup.stdout.strip().splitlines()[-1])
-    print(f"   published {ROWS:,} rows in {time.monotonic() - started:.1f} s", flush=True)
+    published = time.monotonic() - started
+    print(f"   published {ROWS:,} rows in {published:.1f} s (lookup structures included)", flush=True)
     port = _free_port()
     server = _serve(port)
     try:
         url = f"http://127.0.0.1:{port}/api/v1/resources/{world['code']}/lookup"
         auth = {"Authorization": f"Bearer {world['token']}"}
         started = time.monotonic()
-        first = requests.get(url, params={"column": "uscc", "value": world["keys"][0]}, headers=auth, timeout=600)
-        if first.status_code != 200:
-            raise RuntimeError(f"warm-up lookup failed: {first.status_code} {first.text[:500]}")
-        build = time.monotonic() - started  # the key-sorted copy is built on first use
+        answer = requests.get(url, params={"column": "uscc", "value": world["keys"][0]}, headers=auth, timeout=600)
+        if answer.status_code != 200:
+            raise RuntimeError(f"warm-up lookup failed: {answer.status_code} {answer.text[:500]}")
+        first = time.monotonic() - started  # the publish built the structures: the server maps them
         for key in world["keys"][:50]:  # warm the connection pool and caches, as a running service is
             requests.get(url, params={"column": "uscc", "value": key}, headers=auth, timeout=30)
         import psutil
@@ -306,6 +310,7 @@ def run() -> dict[str, float | int]:
           f"{'met' if p99 < TARGET_P99_MS and not errors else 'NOT met'}", flush=True)
     return {
         "lookup_rows": ROWS,
+        "lookup_setup_and_publish_s": round(published, 1),
         "lookup_server_workers": WORKERS,
         "lookup_priority_nice": PRIORITY if os.geteuid() == 0 else 0,
         "lookup_rate_target_rps": RATE,
@@ -316,9 +321,12 @@ def run() -> dict[str, float | int]:
         "lookup_p99_ms": round(p99, 2),
         "lookup_max_ms": round(max(latencies) * 1000, 2),
         "lookup_p99_target_ms": TARGET_P99_MS,
-        "lookup_index_build_s": round(build, 1),
+        "lookup_first_after_publish_s": round(first, 2),
+        "lookup_first_target_s": 1.0,
         **downloads,
         "lookup_server_cpu_ms_per_request": round(cpu / max(len(latencies), 1) * 1000, 2),
+        "lookup_server_cpu_target_ms": 0.5,
+        "lookup_server_cpu_seconds": round(cpu, 2),
         # other work on the machine during the run (a shared 2-core machine): read p99 with it in mind
         "lookup_load_average_1m": round(os.getloadavg()[0], 2),
     }
