@@ -194,7 +194,7 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
             located = not incremental and locator.supports(writer.schema, stream.primary_key)
             if located:  # sorted keys first: up to a size, they also tell the duplicates
                 _build_locators(staged, folder, writer.files, stream.primary_key)
-            if located and writer.rows <= locator.DUPLICATES_IN_MEMORY_ROWS:
+            if located:  # merged one key range at a time: bounded memory at any size
                 dupes = locator.duplicates([folder / stem for stem in staged.locators.values()])
             else:
                 dupes = _duplicated_keys(data, writer.files, stream.primary_key, keys=keys if incremental else None,
