@@ -9,7 +9,6 @@ import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import ReadUseDep, SessionDep, TokenDep, bearer
 from api.schemas import LookupPublic, PagePublic, Problem
@@ -43,23 +42,15 @@ def _fields(fields: str | None) -> list[str] | None:
 
 
 @router.get("/api/v1/resources/{code:path}/lookup", response_model=LookupPublic, responses=LIMITED)
-async def lookup(code: str, token: FastTokenDep, _: RateLimitDep, use: ReadUseDep,
-                 column: Annotated[str, Query(description="key column, e.g. uscc (统一社会信用代码)")],
-                 value: Annotated[str, Query(description="key value to look up")],
-                 fields: Annotated[str | None, Query(description="comma-separated data items; default all granted")] = None,
-                 version: Annotated[int | None, Query(description="a given version; default the latest")] = None,
-                 ) -> JSONResponse:
-    """Records whose key column equals value (e.g. an enterprise by its USCC), only granted columns and rows."""
-    # The hot path stays on the event loop (no thread hop): a recent decision, the latest version, lookup
-    # structures already loaded, a declared-use check not needed. Anything that may touch the registry or
-    # build a structure runs in a worker thread instead.
-    decision = decisions.cached_decision(token=token, resource_code=code, channel="interface")
-    if (decision is None or use.purpose is not None or use.onward_to is not None
-            or version not in (None, decision.version.number) or not interface.lookup_ready(decision, column)):
-        return await run_in_threadpool(_lookup, code, token, column, value, fields, version, use)
-    found = interface.lookup(decision, decision.version, column=column, value=value, fields=_fields(fields))
-    await group_audit().record_async(decision=decision, rows=found.num_rows, fmt="json")  # committed first
-    return _answer(decision.version, found)
+def lookup(code: str, token: FastTokenDep, _: RateLimitDep, use: ReadUseDep,
+           column: Annotated[str, Query(description="key column, e.g. uscc (统一社会信用代码)")],
+           value: Annotated[str, Query(description="key value to look up")],
+           fields: Annotated[str | None, Query(description="comma-separated data items; default all granted")] = None,
+           version: Annotated[int | None, Query(description="a given version; default the latest")] = None,
+           ) -> JSONResponse:
+    """Records whose key column equals value (e.g. an enterprise by its USCC), only granted columns and rows.
+    A lookup that needs no registry query is answered by FastLookup in front of the app, the same way."""
+    return _lookup(code, token, column, value, fields, version, use)
 
 
 def _lookup(code: str, token: str | None, column: str, value: str, fields: str | None,
