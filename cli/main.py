@@ -9,7 +9,7 @@ import typer
 from cli import calendar as calendar_cmds
 from cli import registry_cmds
 from cli import validate as validate_cmds
-from cli.output import console, reported_errors, table
+from cli.output import console, err_console, reported_errors, table
 
 app = typer.Typer(
     help="govshare: government data sharing and exchange hub (政务数据资源共享交换平台).",
@@ -98,13 +98,17 @@ def sync(resource: Annotated[str, typer.Argument(help="resource code")],
         report = sync_resource(resource_code=resource, full=full, wait_seconds=wait, attempts=attempts)
         from registry.versions import change_summary
 
-        table(f"{report.resource_code} v{report.version}", ["mode", "read", "published", "quarantined",
-                                                            "changes +/~/-", "manifest"],
-              [(report.mode, report.rows_read, report.rows_published, report.rows_quarantined,
-                change_summary(report.changes), report.manifest_sha256[:16])])
-        if report.rows_quarantined:  # issue 5: where the provider's rows wait, and its ticket
-            console.print(f"{report.rows_quarantined} 行已隔离并向提供部门开具疑义校核工单 / rows quarantined, ticket "
-                          f"opened: `govshare quarantine list {resource}`")
+        title = (f"{report.resource_code} v{report.version}" if report.published else
+                 f"{report.resource_code}: 无变化，未发布新版本 / unchanged, v{report.previous_version} stays current")
+        table(title, ["mode", "read", "published", "quarantined", "version rows", "changes +/~/-", "manifest"],
+              [(report.mode, report.rows_read, report.rows_published, report.rows_quarantined, report.version_rows,
+                change_summary(report.changes), report.manifest_sha256[:16] or "-")])
+        if report.rows_quarantined:  # where the provider's rows wait, and its ticket
+            console.print(f"{report.rows_quarantined} 行已隔离并通知提供部门更正 / rows quarantined, the provider's "
+                          f"ticket lists them: `govshare quarantine list {resource}`")
+        for step, problem in report.after.get("errors", {}).items():
+            err_console.print(f"[yellow]发布后步骤未完成 / after the publish, {step} failed:[/yellow] {problem}",
+                              soft_wrap=True)
 
 
 @app.command()
