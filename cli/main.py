@@ -46,6 +46,7 @@ from cli import exchange_cmds  # noqa: E402 - exchange engine (issue 4)
 app.add_typer(exchange_cmds.notices_app, name="notices")
 app.command("changes")(exchange_cmds.changes_command)
 app.command("verify")(exchange_cmds.verify_command)
+app.command("export")(exchange_cmds.export_command)
 app.command("schema-changes")(exchange_cmds.schema_changes_command)
 app.command("housekeep")(exchange_cmds.housekeep_command)
 from cli import delivery_cmds  # noqa: E402 - offline exchange: packages and SFTP push (issue 7)
@@ -165,7 +166,15 @@ def demo(airflow: Annotated[bool, typer.Option(help="run the sync DAGs through A
 
 
 def main() -> None:
-    app()
+    """The `govshare` command; an error no command caught still ends in one clear line, never a traceback."""
+    import sys
+
+    from cli.output import unexpected
+
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last net under every command
+        sys.exit(unexpected(exc))
 
 
 if __name__ == "__main__":

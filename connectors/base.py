@@ -79,6 +79,7 @@ class ColumnInfo:
     source_type: str
     arrow_type: pa.DataType
     nullable: bool = True
+    comment: str = ""  # the column's description at the source, where the database keeps one
 
 
 @dataclass

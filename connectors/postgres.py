@@ -93,7 +93,8 @@ class PostgresConnector(Connector):
     def _columns(self, cursor, table: str) -> list[ColumnInfo]:  # noqa: ANN001
         schema, name = self._table_parts(table)
         cursor.execute(
-            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.atttypmod, NOT a.attnotnull
+            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.atttypmod, NOT a.attnotnull,
+                      col_description(c.oid, a.attnum)
                FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_type t ON t.oid = a.atttypid
                WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
@@ -102,10 +103,11 @@ class PostgresConnector(Connector):
         if not rows:
             raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to {self.config['user']}"))
         columns = []
-        for col, formatted, typname, typmod, nullable in rows:
+        for col, formatted, typname, typmod, nullable, comment in rows:
             base = formatted.split("(")[0]
             arrow = _decimal_from_typmod(typmod) if typname == "numeric" else PG_TO_ARROW.get(base, pa.string())
-            columns.append(ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable))
+            columns.append(ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable,
+                                      comment=comment or ""))
         return columns
 
     def check(self, stream: StreamSpec | None = None) -> None:

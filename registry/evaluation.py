@@ -10,9 +10,9 @@ Computed from what the platform already records, never from self-reports:
   update notices delivered or failed;
 - one data, one source: registry/elements.py `check_duplicate_collection` on the published data items.
 
-Each metric is a share in [0, 1] with its numerator and denominator; a metric with nothing to measure is None
-and left out of the score, whose weights come from schemas/supervision/evaluation.yaml:
-score = 100 x sum(weight x metric) / sum(weights of the metrics that are not None).
+Each metric is a share in [0, 1] with its numerator and denominator, defined once with its formula in
+schemas/evaluation_config.py (METRIC_FORMULAS, printed in the report's notes); a metric with nothing to measure
+is None and left out of the score, whose weights come from schemas/supervision/evaluation.yaml (SCORE_FORMULA).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from registry.audit import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.delivery_models import Delivery
@@ -67,8 +68,14 @@ def _utc(moment: datetime) -> datetime:
 
 @dataclass
 class Ratio:
+    """numerator (kept) of denominator (total): every metric is one, so it lies in [0, 1] or is None."""
+
     kept: int
     total: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.kept <= self.total:  # a metric counted outside its denominator is a bug, never shown
+            raise ValueError(f"a metric's numerator {self.kept} is not part of its denominator {self.total}")
 
     @property
     def value(self) -> float | None:
@@ -175,18 +182,20 @@ def _clocks(session: Session, agency: Agency, period: Period, as_of: date) -> di
 
 def _runs(session: Session, agency: Agency, period: Period) -> dict[str, Ratio]:
     window = (_utc(period.start_at), _utc(period.end_at))
-    read = published = 0
-    for rows_read, rows_published in session.execute(select(SyncRun.rows_read, SyncRun.rows_published).join(
+    read = passed = 0
+    # Rows of the runs' own reads (not the versions' sizes): a run that found no change read rows too.
+    for rows_read, rows_quarantined in session.execute(select(SyncRun.rows_read, SyncRun.rows_quarantined).join(
             Resource, Resource.id == SyncRun.resource_id).where(
-            Resource.agency_id == agency.id, SyncRun.status == "published", SyncRun.mode != "replay",
+            Resource.agency_id == agency.id, SyncRun.status.in_(("published", "unchanged")), SyncRun.mode != "replay",
             SyncRun.finished_at >= window[0], SyncRun.finished_at < window[1])):
-        read, published = read + (rows_read or 0), published + (rows_published or 0)
+        read += rows_read or 0
+        passed += (rows_read or 0) - min(rows_quarantined or 0, rows_read or 0)
     outcomes: list[str] = []
     for model in (Delivery, Notice):
         outcomes += session.scalars(select(model.status).join(Resource, Resource.id == model.resource_id).where(
             Resource.agency_id == agency.id, model.status.in_(("delivered", "failed")),
             model.created_at >= window[0], model.created_at < window[1])).all()
-    return {"quality_pass_rate": Ratio(published, read),
+    return {"quality_pass_rate": Ratio(passed, read),
             "delivery_success": Ratio(outcomes.count("delivered"), len(outcomes))}
 
 
@@ -214,7 +223,7 @@ def evaluate(session: Session, *, period: str, as_of: date | None = None,
     ``as_of`` (default today, Beijing time) caps the clocks: a deadline after it is not yet missed."""
     span = parse_period(period)
     config = config or load_config()
-    today = as_of or beijing_day(datetime.now(UTC))
+    today = as_of or clock.today()
     as_of = min(today, span.end) if today >= span.start else today
     providers = session.scalars(select(Agency).where(Agency.id.in_(
         select(Resource.agency_id).where(Resource.created_at < _utc(span.end_at)))).order_by(Agency.code))

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from connectors.base import ROW_ORIGIN_COLUMN, ROW_PROBLEM_COLUMN, ReadState, StreamSpec
+from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
 from connectors.files import FilesConnector
 from core.errors import ConfigError
 from tests.helpers import (
@@ -243,8 +243,7 @@ def test_inferred_schema_keeps_codes_as_text(folder: Path) -> None:
         "valid": pa.bool_()}
     [batch] = list(connector.read(StreamSpec(table="licences"), ReadState()))
     assert batch.to_pylist()[2] == {"licence_no": "0014", "area_code": 310101, "fee": None,
-                                    "issued": date(2026, 1, 4), "valid": None,
-                                    ROW_ORIGIN_COLUMN: 0}  # the file's rank (newest row wins), never published
+                                    "issued": date(2026, 1, 4), "valid": None}
 
 
 def _one_line(raised: pytest.ExceptionInfo, *must_say: str) -> str:
