@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import click
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.table import Table
 
@@ -48,8 +48,8 @@ def reported_errors() -> Iterator[None]:
     except (ConfigError, GovshareError) as exc:
         err_console.print(f"[red]错误 / error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
-    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-        raise  # usage errors and exits: click says them itself
+    except (TyperException, typer.Exit, typer.Abort):
+        raise  # usage errors and exits: the command-line parser says them itself
     except Exception as exc:  # noqa: BLE001 - no command ever shows a traceback
         raise typer.Exit(unexpected(exc)) from exc
 

@@ -144,6 +144,8 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
     from registry.versions import require_latest_version
     from schemas.contract_store import contract_for
 
+    if file is not None and not file.is_file():
+        raise ConfigError(f"corrected file {file} does not exist")
     new_run = uuid.uuid4().hex
     with session_scope() as session:
         resource_id = get_resource(session, code=resource_code).id
