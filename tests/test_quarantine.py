@@ -311,6 +311,26 @@ def test_a_run_over_its_threshold_publishes_nothing_and_says_why(hub_home: Path,
         assert list_quarantine(session, resource_code=setup.resource_code) == []
 
 
+def test_the_threshold_is_a_share_of_the_dataset_not_of_the_run(hub_home: Path, source: tuple[str, str]) -> None:
+    """max_fraction (5 % here) is measured against the dataset's rows: an incremental run that reads 25 rows,
+    3 of them bad (12 % of the run, 1 % of the table), publishes the 22 good ones."""
+    from pipeline.expectations import latest_run
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    setup = _register_with_contract(dsn, schema)
+    assert _sync(setup.resource_code).version == 1
+    pg_execute(dsn, f"UPDATE {table} SET status = '注销', updated_at = now() WHERE id BETWEEN 1 AND 22")
+    pg_execute(dsn, f"UPDATE {table} SET reg_capital = -1, updated_at = now() WHERE id BETWEEN 23 AND 25")
+    report = _sync(setup.resource_code)
+    assert report.mode == "incremental" and report.version == 2
+    # 25 changed rows and the row at the previous watermark, read again (cursor ties)
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (26, 23, 3)
+    assert latest(setup.resource_code).row_count == ROWS  # ids 23-25 keep their published rows
+    # the post-publish path ran after this command-line sync too: the version's great-expectations report
+    assert latest_run(resource_code=setup.resource_code).version_id == latest(setup.resource_code).id
+
+
 def test_replay_after_a_contract_fix_rechecks_the_stored_rows(hub_home: Path, source: tuple[str, str],
                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
@@ -339,6 +359,18 @@ def test_replay_after_a_contract_fix_rechecks_the_stored_rows(hub_home: Path, so
     assert (replay.rows_replayed, replay.rows_fixed, replay.rows_still_failing) == (2, 2, 0)
     v2 = latest(setup.resource_code)
     assert v2.row_count == ROWS and v2.quarantined_count == 0
+
+    # A replay version has a change set and its own expectations report, like any version: a consumer holding
+    # v1 follows the changes.
+    from pipeline.changes_feed import changes_since
+    from pipeline.expectations import latest_run
+    from registry.db import session_scope
+    from registry.resources import get_resource
+
+    assert v2.manifest["changes"]["inserted"] == 2 and latest_run(resource_code=setup.resource_code).version_id == v2.id
+    with session_scope() as session:
+        span = changes_since(session, resource=get_resource(session, code=setup.resource_code), since=1)
+        assert span.counts == {"inserted": 2, "updated": 0, "deleted": 0}  # rows 7 and 8, never published before
     statuses = dict(zip(read_version(v2).column("id").to_pylist(), read_version(v2).column("status").to_pylist()))
     assert statuses[7] == statuses[8] == "歇业"
     # replaying again finds nothing open
