@@ -5,7 +5,6 @@ status by cause (1 configuration, 2 retriable, 3 fatal)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
