@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from api.routes import access, catalog, catalog_exchange, datasets, exchange, sharing
 from api.routes import quality as quality_routes
@@ -38,6 +39,14 @@ def create_app() -> FastAPI:
     @app.exception_handler(ConfigError)
     def _bad(_: Request, exc: ConfigError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
+        # An id or number beyond what the registry stores (SQLite and PostgreSQL hold 64-bit integers): no such
+        # record can exist, so the request is wrong, not the server.
+        return JSONResponse({"detail": "a number in the request is out of range: no such record",
+                             "detail_zh": "请求中的数字超出范围，没有这样的记录"}, status_code=400)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

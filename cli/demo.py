@@ -43,7 +43,7 @@ def _prepare_home() -> tuple[Path, str]:
 
 
 def _register(home: Path) -> dict[str, str]:
-    from cli.demo_catalog import catalogue_enterprises
+    from cli.demo_catalog import catalogue_credit, catalogue_enterprises
     from registry.agencies import add_agency
     from registry.dagspecs import write_dag_specs
     from registry.db import session_scope
@@ -71,12 +71,13 @@ def _register(home: Path) -> dict[str, str]:
             session, name="企业纳税信用等级", agency=TAX.name, classification="102003", source="tax-credit",
             table="taxpayer_credit", primary_key=["uscc"], cursor_column="updated_at", update_cycle="monthly",
             abstract="纳税人年度纳税信用等级评价结果（A/B/M/C/D）", actor="demo")
+        # only published entries are shared: both are catalogued in full and published through review first
+        catalogue_enterprises(session, agency=MARKET.name, code=enterprises.code, abstract=enterprises.abstract)
+        catalogue_credit(session, agency=TAX.name, code=credit.code, abstract=credit.abstract)
         for resource in (enterprises, credit):
             subscribe(session, resource_code=resource.code, agency=HR.name, purpose="就业参保登记时核验用人单位信息", actor="demo")
         token = issue_token(session, agency=HR.name, name="hr-employment-system", days=30, actor="demo")
         codes = {"enterprises": enterprises.code, "credit": credit.code}
-        # issue 3: the enterprise entry is catalogued in full and published through review
-        catalogue_enterprises(session, agency=MARKET.name, code=enterprises.code, abstract=enterprises.abstract)
     write_dag_specs()
     return {**codes, "token": token, "market_db": str(market_db)}
 
@@ -136,8 +137,9 @@ def run_demo(*, use_airflow: bool = True) -> None:
     started = time.monotonic()
     made = _register(home)
     steps = [("registry", "3 agencies, 2 SQLite sources, 2 catalogue resources, 2 subscriptions, 1 API token"),
-             ("catalogue 资源目录", (f"{made['enterprises']}: 13 core elements, submitted, confidentiality-reviewed, "
-                                    "published by the designated reviewer (govshare catalog show)"))]
+             ("catalogue 资源目录", (f"{made['enterprises']} and {made['credit']}: 13 core elements, submitted, "
+                                    "confidentiality-reviewed, published by each provider's designated reviewer "
+                                    "(govshare catalog show)"))]
     codes = [made["enterprises"], made["credit"]]
     if use_airflow:
         console.print("running the sync DAGs through Airflow (dag.test) …")

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.base import ROW_PROBLEM_COLUMN
+from core import clock
 
 if TYPE_CHECKING:
     from quality.contracts import Contract
@@ -163,7 +164,6 @@ def finish_checks(staged, contract: Contract | None, *, previous_rows: int | Non
     import json
     from pathlib import Path
 
-    from core import clock
     from core.errors import FatalError
     from quality.checks import DatasetContext, file_batches
 

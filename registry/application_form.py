@@ -15,6 +15,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
 from registry.applications import KINDS
+from registry.due_days import due_text
 from registry.resources import SHARING_TYPES
 from registry.sharing_models import Application
 
@@ -48,7 +49,8 @@ def _rows(application: Application) -> list[tuple[str, str]]:
         ("数据范围条件", filter_text),
         ("申请人", application.applicant),
         ("提交日期", f"{application.received_on:%Y年%m月%d日}"),
-        ("答复期限", f"收到书面申请后10个工作日内（{application.due_on:%Y年%m月%d日}前）"),
+        ("答复期限", f"收到书面申请后10个工作日内（{due_text(application.due_on)}"
+                     f"{'前' if application.due_on else ''}）"),
     ]
 
 

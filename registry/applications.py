@@ -2,38 +2,47 @@
 outside (对外提供或发布申请, article 17); the provider's decision within 10 working days; reminders; overdue flags.
 
 Clock: the provider has 10 working days (registry/workdays.py) from receipt of the written form; receipt is the
-submission day in Beijing time unless the provider records another (`govshare apply receive`). Reminders go to
+submission day in Beijing time unless the provider records another (`govshare apply receive`). A deadline in a
+year whose holiday schedule is not installed is recorded as unknown (registry/due_days.py): the application is
+accepted, never refused for want of a calendar, and neither reminded nor flagged until the schedule arrives. Reminders go to
 the provider's inbox REMIND_WORKING_DAYS before the last day; after it an undecided application is flagged to
 the coordination office (领导小组办公室). Disputes are in registry/disputes.py.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
-from registry.auth import OVERSIGHT_ROLES, Principal, require
-from registry.grants import create_grant, filter_columns, get_grant, live_grant, validate_row_filter
-from registry.models import Agency, utcnow
+from registry.auth import OVERSIGHT_ROLES, Principal, require, require_person
+from registry.due_days import DECISION_WORKING_DAYS, due_after, due_status, due_text
+from registry.grants import (
+    LIVE,
+    create_grant,
+    end_grant,
+    filter_columns,
+    get_grant,
+    lifted_masks,
+    live_grant,
+    unpublished,
+    validate_row_filter,
+)
+from registry.models import Agency
 from registry.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
 from registry.versions import latest_version
-from registry.workdays import BEIJING_TIME, deadline, working_days_between
+from registry.workdays import working_days_between
 
-DECISION_WORKING_DAYS = 10
 REMIND_WORKING_DAYS = 2
 KINDS = {"use": "共享使用", "external": "对外提供或发布"}
 OUTCOMES = {"approve": "approved", "partial": "partial", "refuse": "refused"}
-
-
-def beijing_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(timezone.utc)).astimezone(BEIJING_TIME).date()
 
 
 def _known_columns(session: Session, resource) -> list[str] | None:  # noqa: ANN001 - Resource
@@ -75,6 +84,8 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
             en="you may apply only for your own agency, as its agency or data resource administrator")
     if kind not in KINDS:
         raise ConfigError(f"application kind {kind!r} must be one of {', '.join(KINDS)}")
+    if refusal := unpublished(resource, doing_zh="申请", doing_en="applied for"):
+        raise _denied(session, by, "application.submit", resource.code, taker, refusal)
     if resource.sharing_type == "not_shared":
         raise _denied(session, by, "application.submit", resource.code, taker, AccessDenied(
             f"该资源不予共享，不能申请，依据：{resource.sharing_condition}",
@@ -103,23 +114,25 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
                 "your agency holds no active grant on this resource, so it cannot ask to publish or pass it on"))
         if grant.columns is not None and (outside := [i for i in items if i not in grant.columns]):
             raise ConfigError(f"data item(s) {outside} are not in your grant; only granted items can be passed on")
-    submitted = submitted_at or utcnow()
-    received = beijing_today(submitted)
+    submitted = submitted_at or clock.now()
+    received = clock.beijing_day(submitted)
     application = Application(
         number=_next_number(session, kind, received), kind=kind, resource_id=resource.id,
         consumer_agency_id=taker.id, applicant=by.actor, scope=scope, purpose=purpose, items=items,
         row_filter=validate_row_filter(row_filter), status="submitted", submitted_at=submitted,
-        received_on=received, due_on=deadline(received, DECISION_WORKING_DAYS))
+        received_on=received)
+    application.due_on, application.due_problem = due_after(received, DECISION_WORKING_DAYS)
     session.add(application)
     session.flush()
     record_event(session, actor=by.actor, action="application.submit", agency_code=taker.code,
                  resource_code=resource.code,
                  detail={"number": application.number, "kind": kind, "scope": scope, "purpose": purpose,
                          "items": items, "row_filter": application.row_filter,
-                         "due_on": application.due_on.isoformat()})
+                         "due_on": application.due_on, "due_status": due_status(application.due_on)})
     notify(session, kind="application", application=application, agency_id=resource.agency_id,
            message=f"{taker.name}提交{KINDS[kind]}申请 {application.number}（{resource.name}），"
-                   f"请于{application.due_on:%Y年%m月%d日}前答复")
+                   + (f"请于{application.due_on:%Y年%m月%d日}前答复" if application.due_on
+                      else f"答复期限{due_text(application.due_on)}后确定"))
     return application
 
 
@@ -150,20 +163,20 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
     if application.status != "submitted":
         raise ConfigError(f"application {number} is already {application.status}")
     submitted = application.submitted_at
-    if received_on < beijing_today(submitted if submitted.tzinfo else submitted.replace(tzinfo=timezone.utc)):
+    if received_on < clock.beijing_day(submitted):
         raise ConfigError("the written form cannot arrive before the application was submitted")
     application.received_on = received_on
-    application.due_on = deadline(received_on, DECISION_WORKING_DAYS)
+    application.due_on, application.due_problem = due_after(received_on, DECISION_WORKING_DAYS)
     application.reminded_at = application.overdue_flagged_at = None
     record_event(session, actor=by.actor, action="application.receive", agency_code=application.consumer.code,
                  resource_code=application.resource.code,
                  detail={"number": number, "received_on": received_on.isoformat(),
-                         "due_on": application.due_on.isoformat()})
+                         "due_on": application.due_on, "due_status": due_status(application.due_on)})
     return application
 
 
 def apply_decision(session: Session, *, application: Application, outcome: str, approved_items: list[str] | None,
-                   reasons: str, by: Principal, origin: str, unmask: bool = False,
+                   reasons: str, by: Principal, origin: str, unmask: bool | list[str] = False,
                    expires_at: datetime | None = None, row_filter: dict[str, Any] | None = None) -> Application:
     """Record a decision (the provider's, or the coordination office's conclusion) and grant what it approves."""
     if outcome not in OUTCOMES:
@@ -180,9 +193,14 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
             outcome = "partial"
         if outcome == "partial" and set(approved) == set(application.items):
             outcome = "approve"
+    if not approved and application.grant_id is not None:
+        # A refusal (a dispute concluded "refuse" included) takes back what an earlier decision granted.
+        earlier = get_grant(session, grant_id=application.grant_id)
+        if earlier.status in LIVE:
+            end_grant(session, grant=earlier, reason=f"申请 {application.number} 的意见为不予共享：{reasons}", by=by)
     application.status = OUTCOMES[outcome]
     application.approved_items, application.reasons = approved, reasons
-    application.decided_at, application.decided_by = utcnow(), by.actor
+    application.decided_at, application.decided_by = clock.now(), by.actor
     resource, taker = application.resource, application.consumer
     if approved:
         if application.kind == "use":
@@ -195,33 +213,35 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
             if current is None:
                 raise ConfigError("the consumer's grant was revoked meanwhile: nothing to extend")
             grant = create_grant(session, resource=resource, agency=taker, origin=origin, by=by,
-                                 columns=current.columns, row_filter=current.row_filter, unmask=current.unmask,
+                                 columns=current.columns, row_filter=current.row_filter,
+                                 unmask=lifted_masks(current),
                                  purpose=f"{current.purpose}；对外提供或发布：{application.purpose}",
                                  external_use=True, expires_at=current.expires_at, application_id=application.id)
         application.grant_id = grant.id
-    today = beijing_today()
+    today = clock.today()
     record_event(session, actor=by.actor, action="application.decide", agency_code=taker.code,
                  resource_code=resource.code,
                  detail={"number": application.number, "outcome": application.status, "approved_items": approved,
                          "reasons": reasons, "origin": origin, "grant": application.grant_id,
-                         "late": today > application.due_on})
+                         "late": today > application.due_on if application.due_on else None})
     notify(session, kind="decision", application=application, agency_id=taker.id,
            message=f"申请 {application.number} 的意见：{application.status}；理由：{reasons}")
     return application
 
 
 def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Principal,
-           approved_items: list[str] | None = None, unmask: bool = False,
+           approved_items: list[str] | None = None, unmask: bool | list[str] = False,
            expires_on: date | None = None) -> Application:
     """The provider approves all or some data items, or refuses; always with reasons."""
     application = get_application(session, number=number)
+    require_person(by, doing_zh="审核共享申请", doing_en="deciding an application")
     require(by, by.acts_for(application.resource.agency_id),
             zh="只有提供方的机构管理员或数据资源管理员可以审核申请",
             en="only the provider's agency or data resource administrator may decide an application")
     if application.status != "submitted":
         raise ConfigError(f"application {number} is already {application.status}; a consumer who disagrees opens "
                           "a dispute (`govshare dispute open`)")
-    expires_at = datetime.combine(expires_on, datetime.max.time(), BEIJING_TIME) if expires_on else None
+    expires_at = datetime.combine(expires_on, datetime.max.time(), clock.BEIJING_TIME) if expires_on else None
     return apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
                           reasons=reasons, by=by, origin="application", unmask=unmask, expires_at=expires_at)
 
@@ -229,28 +249,30 @@ def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Pri
 def check_deadlines(session: Session, *, today: date | None = None, by: Principal) -> list[tuple[str, str]]:
     """Send due reminders and flag overdue applications; returns (number, "reminder"|"overdue") pairs.
     Run daily (`govshare apply deadlines`); running it twice sends nothing twice."""
-    today = today or beijing_today()
+    today = today or clock.today()
     done: list[tuple[str, str]] = []
     for application in session.scalars(select(Application).where(Application.status == "submitted")
                                        .order_by(Application.id)):
         resource = application.resource
+        if application.due_on is None:
+            continue  # its year's schedule is not installed: neither reminded nor overdue until it is
         if today > application.due_on:
             if application.overdue_flagged_at is None:
-                application.overdue_flagged_at = utcnow()
+                application.overdue_flagged_at = clock.now()
                 notify(session, kind="overdue", application=application, role="coordination_office",
                        message=f"申请 {application.number}（{resource.agency.name}，{resource.name}）已超过"
                                f"{application.due_on:%Y年%m月%d日}的答复期限，未作出意见")
                 record_event(session, actor=by.actor, action="application.overdue",
                              agency_code=resource.agency.code, resource_code=resource.code,
-                             detail={"number": application.number, "due_on": application.due_on.isoformat()})
+                             detail={"number": application.number, "due_on": application.due_on})
                 done.append((application.number, "overdue"))
         elif application.reminded_at is None and working_days_between(today, application.due_on) <= REMIND_WORKING_DAYS:
-            application.reminded_at = utcnow()
+            application.reminded_at = clock.now()
             notify(session, kind="reminder", application=application, agency_id=resource.agency_id,
                    message=f"申请 {application.number} 须于{application.due_on:%Y年%m月%d日}前答复")
             record_event(session, actor=by.actor, action="application.reminder", agency_code=resource.agency.code,
                          resource_code=resource.code,
-                         detail={"number": application.number, "due_on": application.due_on.isoformat()})
+                         detail={"number": application.number, "due_on": application.due_on})
             done.append((application.number, "reminder"))
     return done
 

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry.models import Agency, Base, Resource, utcnow
+from core import clock
+from registry.models import Agency, Base, Resource
 
 __all__ = ["QuarantineSet", "QuarantineRecord", "CorrectionTicket", "DataElement", "ConsistencyCheck",
            "ExpectationRun", "QUARANTINE_STATUSES", "RECORD_STATUSES", "TICKET_STATUSES", "TICKET_KINDS"]
@@ -41,7 +42,7 @@ class QuarantineSet(Base):
     rules: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="rows per rule id")
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     replay_run_id: Mapped[str | None] = mapped_column(String(40))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     resolved_at: Mapped[datetime | None] = mapped_column()
     resource: Mapped[Resource] = relationship()
 
@@ -64,8 +65,8 @@ class QuarantineRecord(Base):
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     closed_reason: Mapped[str | None] = mapped_column(String(20), doc="fixed or deleted")
     superseded_by: Mapped[int | None] = mapped_column(Integer)
-    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow, doc="when the key first broke the rule")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_seen_at: Mapped[datetime] = mapped_column(default=clock.now, doc="when the key first broke the rule")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     closed_at: Mapped[datetime | None] = mapped_column()
 
 
@@ -87,7 +88,7 @@ class CorrectionTicket(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     closed_at: Mapped[datetime | None] = mapped_column()
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource] = relationship()
@@ -107,7 +108,7 @@ class DataElement(Base):
     column: Mapped[str] = mapped_column(String(100))
     key_column: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource] = relationship()
 
@@ -124,7 +125,7 @@ class ConsistencyCheck(Base):
     mismatches: Mapped[int] = mapped_column(BigInteger, default=0)
     missing: Mapped[int] = mapped_column(BigInteger, default=0, doc="copy keys absent from the authority")
     path: Mapped[str | None] = mapped_column(Text, doc="Parquet file of mismatches, relative to the storage root")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     resource: Mapped[Resource] = relationship()
 
 
@@ -144,4 +145,4 @@ class ExpectationRun(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     report_path: Mapped[str | None] = mapped_column(Text, doc="folder with results.json and report.html")
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

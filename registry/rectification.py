@@ -8,26 +8,22 @@ inbox messages to the agency and the supervisor). A fix reported after the deadl
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError, NotFound
 from registry.applications import notify
 from registry.audit import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
-from registry.evaluation import beijing_day
+from registry.due_days import due_after, due_status, due_text
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder
 from registry.violations import Finding, get_violation, upsert_violation
-from registry.workdays import add_working_days
 from schemas.evaluation_config import load_config
 
 __all__ = ["check_orders", "get_order", "issue_order", "list_orders", "report_fixed"]
-
-
-def _today() -> date:
-    return beijing_day(datetime.now(UTC))
 
 
 def _number(session: Session, day: date) -> str:
@@ -50,18 +46,20 @@ def issue_order(session: Session, *, violation_id: int, requirement: str, by: Pr
     days = working_days if working_days is not None else load_config().thresholds.rectification_working_days
     if days < 1:
         raise ConfigError("整改期限至少 1 个工作日 / the deadline is at least 1 working day")
-    day = issued_on or _today()
+    day = issued_on or clock.today()
     order = RectificationOrder(number=_number(session, day), violation_id=violation.id, agency_id=violation.agency_id,
                                requirement=requirement.strip(), issued_on=day, working_days=days,
-                               due_on=add_working_days(day, days), issued_by=by.actor, status="open", fix_note="")
+                               issued_by=by.actor, status="open", fix_note="")
+    order.due_on, order.due_problem = due_after(day, days)
     session.add(order)
     session.flush()
     record_event(session, actor=by.actor, action="rectification.issue", agency_code=violation.agency.code,
                  detail={"order": order.number, "violation": violation.id, "case": violation.case,
-                         "due_on": order.due_on.isoformat(), "working_days": days})
+                         "due_on": order.due_on, "due_status": due_status(order.due_on), "working_days": days})
     notify(session, kind="rectification", agency_id=violation.agency_id,
            message=f"责令整改通知 {order.number}：{violation.summary}。整改要求：{order.requirement}。"
-                   f"请于{order.due_on:%Y年%m月%d日}前完成整改并报告")
+                   + (f"请于{order.due_on:%Y年%m月%d日}前完成整改并报告" if order.due_on
+                      else f"整改期限{days}个工作日，到期日{due_text(None)}后确定"))
     return order
 
 
@@ -108,23 +106,24 @@ def report_fixed(session: Session, *, number: str, note: str, by: Principal,
         raise ConfigError(f"整改通知 {number} 已于 {order.fixed_on} 报告完成 / already reported fixed")
     if not note.strip():
         raise ConfigError("报告整改须说明整改情况 / say what was put right (--note)")
-    day = fixed_on or _today()
+    day = fixed_on or clock.today()
     if day < order.issued_on:
         raise ConfigError("整改完成日期不能早于通知日期 / the fix cannot predate the order")
     order.fixed_on, order.fixed_by, order.fix_note, order.status = day, by.actor, note.strip(), "fixed"
+    late = day > order.due_on if order.due_on is not None else None
     violation = order.violation
     if violation.status == "open":
         violation.status, violation.resolved_on = "resolved", day
     record_event(session, actor=by.actor, action="rectification.fixed", agency_code=order.agency.code,
-                 detail={"order": number, "fixed_on": day.isoformat(), "late": day > order.due_on, "note": note})
-    if day > order.due_on and order.refusal_violation_id is None:
+                 detail={"order": number, "fixed_on": day.isoformat(), "late": late, "note": note})
+    if late and order.refusal_violation_id is None:
         _flag(session, order, on=day, actor=by.actor)
     return order
 
 
 def check_orders(session: Session, *, today: date | None = None, actor: str = "supervision") -> list[RectificationOrder]:
     """Flag each order not fixed by its deadline, once; returns the orders flagged now."""
-    today = today or _today()
+    today = today or clock.today()
     flagged = []
     for order in session.scalars(select(RectificationOrder).where(
             RectificationOrder.status == "open", RectificationOrder.due_on < today,

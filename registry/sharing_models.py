@@ -12,21 +12,14 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry.models import Agency, Base, Resource, utcnow
+from core import clock
+from registry.models import Agency, Base, Resource
+from registry.roles import ROLES
 
 __all__ = ["User", "UserSession", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
            "InboxMessage", "ROLES", "GRANT_STATUSES", "APPLICATION_STATUSES"]
 
-# Roles people hold (角色); a person holds several, always within their own agency.
-ROLES = {
-    "agency_admin": "机构管理员",
-    "cataloguer": "编目人员",
-    "reviewer": "审核人员",
-    "data_admin": "数据资源管理员",
-    "coordination_office": "领导小组办公室",
-    "supervisor": "市经济信息化委（监督）",
-    "operator": "平台运维",
-}
+# Roles people hold (角色), always within their own agency: the declared table is registry/roles.py.
 # pending_agreement: approved, waiting for a secrecy agreement (article 14); superseded: replaced by a newer grant.
 GRANT_STATUSES = ("pending_agreement", "active", "revoked", "superseded")
 APPLICATION_STATUSES = ("submitted", "approved", "partial", "refused", "disputed", "withdrawn")
@@ -46,7 +39,7 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
     last_login_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
 
 
@@ -57,7 +50,7 @@ class UserSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     user: Mapped[User] = relationship()
@@ -75,7 +68,7 @@ class ResourceSensitivity(Base):
     personal_columns: Mapped[list[Any]] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(Text, default="")
     reviewed_by: Mapped[str] = mapped_column(String(100))
-    reviewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     @property
     def involves_secrets(self) -> bool:
@@ -98,9 +91,10 @@ class Application(Base):
     items: Mapped[list[Any]] = mapped_column(JSON)
     row_filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="submitted", index=True)
-    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime] = mapped_column(default=clock.now)
     received_on: Mapped[date] = mapped_column(Date)
-    due_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date | None] = mapped_column(Date, doc="answer deadline; None while its year's schedule is missing")
+    due_problem: Mapped[str | None] = mapped_column(Text, doc="why due_on is unknown (the missing schedule)")
     reminded_at: Mapped[datetime | None] = mapped_column()
     overdue_flagged_at: Mapped[datetime | None] = mapped_column()
     decided_at: Mapped[datetime | None] = mapped_column()
@@ -120,7 +114,7 @@ class Dispute(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("sharing_applications.id"), index=True)
     opened_by: Mapped[str] = mapped_column(String(100))
     grounds: Mapped[str] = mapped_column(Text)
-    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime] = mapped_column(default=clock.now)
     status: Mapped[str] = mapped_column(String(20), default="open")
     outcome: Mapped[str | None] = mapped_column(String(20))
     approved_items: Mapped[list[Any] | None] = mapped_column(JSON)
@@ -145,7 +139,7 @@ class SecrecyAgreement(Base):
     scan_path: Mapped[str] = mapped_column(Text)
     scan_sha256: Mapped[str] = mapped_column(String(64))
     recorded_by: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     revoked_at: Mapped[datetime | None] = mapped_column()
 
 
@@ -160,12 +154,13 @@ class Grant(Base):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("sharing_applications.id"))
     columns: Mapped[list[Any] | None] = mapped_column(JSON)
     row_filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    unmask: Mapped[bool] = mapped_column(Boolean, default=False)
+    unmask: Mapped[bool] = mapped_column(Boolean, default=False)  # every personal identifier shown
+    unmasked_columns: Mapped[list[Any] | None] = mapped_column(JSON)  # only these shown (migration 0031)
     external_use: Mapped[bool] = mapped_column(Boolean, default=False)
     purpose: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
     expires_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     activated_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     revoked_by: Mapped[str | None] = mapped_column(String(100))
@@ -184,4 +179,4 @@ class InboxMessage(Base):
     kind: Mapped[str] = mapped_column(String(30))
     application_id: Mapped[int | None] = mapped_column(ForeignKey("sharing_applications.id"))
     message: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -4,49 +4,78 @@ and the evaluation of the current quarter. Each step commits on its own, so one 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import logging
+from datetime import date
 from typing import Any
 
-from registry.evaluation import beijing_day
+from core import clock
+from registry.due_days import fill_pending, schedule_warning
 from registry.periods import current_quarter
 
 ACTOR = "supervision"
-
-
-def _today(today: date | None) -> date:
-    return today or beijing_day(datetime.now(UTC))
+log = logging.getLogger(__name__)
 
 
 def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
-    """Application reminders and overdue flags (registry/applications.py), catalogue update obligations past due
-    (registry/obligations.py, listed; flagged as violations by detection), rectification deadlines."""
+    """Due days whose year's schedule has since been installed (filled in and audited), application reminders and
+    overdue flags (registry/applications.py), catalogue update obligations past due (registry/obligations.py,
+    listed; flagged as violations by detection), rectification deadlines. A missing working-day schedule the
+    clocks need is logged as a warning naming the command that installs it."""
     from registry import obligations
     from registry.applications import check_deadlines
     from registry.auth import console
     from registry.db import session_scope
     from registry.rectification import check_orders
 
-    day = _today(today)
+    day = (today or clock.today())
+    warning = schedule_warning(day)
+    if warning:
+        log.warning("%s", warning)
     with session_scope() as session:
+        scheduled = fill_pending(session, actor=actor)
         applications = check_deadlines(session, today=day, by=console(actor))
-        # overdue_obligations first fills in due days whose year's schedule has since been installed
         overdue = [o.id for o in obligations.overdue_obligations(session, today=day)]
-        unscheduled = getattr(obligations, "unscheduled_obligations", None)  # the catalogue's, when present
-        waiting = [o.id for o in unscheduled(session)] if unscheduled else []
+        waiting = [o.id for o in obligations.unscheduled_obligations(session)]
         flagged = [o.number for o in check_orders(session, today=day, actor=actor)]
-    return {"day": day.isoformat(), "applications": [f"{n}:{what}" for n, what in applications],
-            "overdue_obligations": overdue, "unscheduled_obligations": waiting, "rectification_overdue": flagged}
+    return {"day": day.isoformat(), "scheduled": [f"{s.kind}:{s.reference}:{s.due_on}" for s in scheduled],
+            "applications": [f"{n}:{what}" for n, what in applications],
+            "overdue_obligations": overdue, "unscheduled_obligations": waiting, "rectification_overdue": flagged,
+            "schedule_warning": str(warning) if warning else None}
 
 
 def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     from registry.db import session_scope
     from registry.violations import detect_violations
 
-    day = _today(today)
+    day = (today or clock.today())
     with session_scope() as session:
         report = detect_violations(session, as_of=day, actor=actor)
         return {"day": day.isoformat(), "found": len(report.found), "new": [v.id for v in report.new],
                 "resolved": [v.id for v in report.resolved]}
+
+
+def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
+    """Grants in force without a basis (registry/sharing_check.py); each finding is audited so it is kept."""
+    from registry.audit import record_event
+    from registry.db import session_scope
+    from registry.sharing_check import baseless_grants
+
+    with session_scope() as session:
+        found = baseless_grants(session)
+        record_event(session, actor=actor, action="sharing.check", result="failed" if found else "ok",
+                     detail={"baseless": [{"grant": g.grant_id, "resource": g.resource_code, "agency": g.agency_code,
+                                           "problem": g.problem_en} for g in found]})
+        return {"baseless_grants": [g.grant_id for g in found]}
+
+
+def run_audit_anchor() -> dict[str, Any]:
+    """Write the audit chain's head outside the database (GOVSHARE_AUDIT_ANCHOR_DIR) after verifying the log."""
+    from registry.audit_verify import write_anchor
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        path, anchor = write_anchor(session)
+    return {"anchor": str(path), "id": anchor["id"], "hash": anchor["hash"]}
 
 
 def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
@@ -54,7 +83,7 @@ def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -
     from registry.db import session_scope
     from registry.evaluation import run_evaluation
 
-    day = _today(today)
+    day = (today or clock.today())
     with session_scope() as session:
         run = run_evaluation(session, period=current_quarter(day), as_of=day, actor=actor)
         return {"run": run.id, "period": run.period, "agencies": len(run.results["agencies"])}
@@ -62,4 +91,5 @@ def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -
 
 def run_daily(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     return {"clocks": run_clocks(today=today, actor=actor), "violations": run_detection(today=today, actor=actor),
+            "sharing": run_sharing_check(actor=actor),
             "evaluation": run_scheduled_evaluation(today=today, actor=actor)}

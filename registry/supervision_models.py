@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry.models import Agency, Base, Resource, utcnow
+from core import clock
+from registry.models import Agency, Base, Resource
 
 __all__ = [
     "ORDER_STATUSES",
@@ -50,7 +51,7 @@ class EvaluationRun(Base):
     weights: Mapped[dict[str, Any]] = mapped_column()
     results: Mapped[dict[str, Any]] = mapped_column(doc="{agencies: [{code, name, metrics, score, rank}, ...]}")
     actor: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Violation(Base):
@@ -71,7 +72,7 @@ class Violation(Base):
     last_seen_on: Mapped[date] = mapped_column(Date)
     resolved_on: Mapped[date | None] = mapped_column(Date)
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource | None] = relationship()
 
@@ -87,13 +88,14 @@ class RectificationOrder(Base):
     requirement: Mapped[str] = mapped_column(Text)
     issued_on: Mapped[date] = mapped_column(Date)
     working_days: Mapped[int] = mapped_column(Integer)
-    due_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date | None] = mapped_column(Date, doc="deadline; None while its year's schedule is missing")
+    due_problem: Mapped[str | None] = mapped_column(Text, doc="why due_on is unknown (the missing schedule)")
     issued_by: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     fixed_on: Mapped[date | None] = mapped_column(Date)
     fixed_by: Mapped[str | None] = mapped_column(String(100))
     fix_note: Mapped[str] = mapped_column(Text, default="")
     refusal_violation_id: Mapped[int | None] = mapped_column(ForeignKey("violations.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     violation: Mapped[Violation] = relationship(foreign_keys=[violation_id])
     agency: Mapped[Agency] = relationship()

@@ -5,7 +5,7 @@ PDF (registry/supervision_pdf.py) or Excel (registry/supervision_xlsx.py). All t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError
-from registry.evaluation import CLOCKS, Evaluation, beijing_day, evaluate, trend
+from registry.due_days import AWAITING_SCHEDULE, DUE_STATUS_LABELS
+from registry.evaluation import CLOCKS, Evaluation, evaluate, trend
 from registry.periods import Period, parse_period
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder, Violation
 from schemas.evaluation_config import METRIC_FORMULAS, METRICS, SCORE_FORMULA, EvaluationConfig, load_config
@@ -31,7 +33,7 @@ class ReportData:
     trend: dict[str, dict[str, float | None]]  # period code -> agency code -> score
     violations: list[dict[str, Any]]
     orders: list[dict[str, Any]]
-    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    generated_at: datetime = field(default_factory=lambda: clock.now())
 
     @property
     def title(self) -> str:
@@ -90,7 +92,7 @@ def build_report(session: Session, *, period: str, as_of: date | None = None,
             or_(Violation.status == "open", Violation.resolved_on >= span.start)).order_by(Violation.case, Violation.id))]
     orders = [{
         "number": o.number, "agency": o.agency.name, "violation": o.violation_id, "issued_on": o.issued_on.isoformat(),
-        "due_on": o.due_on.isoformat(), "fixed_on": o.fixed_on.isoformat() if o.fixed_on else "—",
+        "due_on": o.due_on.isoformat() if o.due_on else DUE_STATUS_LABELS[AWAITING_SCHEDULE], "fixed_on": o.fixed_on.isoformat() if o.fixed_on else "—",
         "status": STATUS_LABELS.get(o.status, o.status), "requirement": o.requirement}
         for o in session.scalars(select(RectificationOrder).where(
             RectificationOrder.issued_on <= span.end,
@@ -202,4 +204,4 @@ def write_report(session: Session, *, period: str, fmt: str, out: Path, as_of: d
 
 
 def generated_on(data: ReportData) -> str:
-    return f"{beijing_day(data.generated_at):%Y年%m月%d日}"
+    return f"{clock.beijing_day(data.generated_at):%Y年%m月%d日}"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.crypto import sha256_hex
 from core.errors import AuthenticationFailed, ConfigError, NotFound
 from registry.agencies import get_agency
@@ -27,18 +28,19 @@ MAX_DAYS = 366
 def issue_token(session: Session, *, agency: str, name: str, days: int = 90, actor: str = "cli",
                 by: "Principal | None" = None) -> str:
     """Create a token and return it in clear; it cannot be shown again. Scoped to one agency, expiring."""
-    from registry.auth import console, require
+    from registry.auth import PEOPLE_ROLES, console, require
 
     by = by or console(actor)
     owner = get_agency(session, ref=agency)
-    require(by, by.acts_for(owner.id, roles=("agency_admin",)) or by.has("operator"),
-            zh="只有本机构管理员或平台运维可以签发令牌",
-            en="only the agency's administrator or the platform operator may issue its tokens")
+    # The operator runs the platform and acts for no agency: it cannot mint an agency's credentials.
+    require(by, by.kind == "console" or by.acts_for(owner.id, roles=PEOPLE_ROLES),
+            zh="只有本机构管理员可以签发本机构令牌（平台运维不代表任何机构）",
+            en="only the agency's own administrator may issue its tokens (the platform operator acts for no agency)")
     if days > MAX_DAYS:
         raise ConfigError(f"a token is valid for at most {MAX_DAYS} days; issue a new one before it expires")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(agency_id=owner.id, name=name, token_sha256=sha256_hex(token),
-                         expires_at=datetime.now(timezone.utc) + timedelta(days=days)))
+                         expires_at=clock.now() + timedelta(days=days)))
     session.flush()
     record_event(session, actor=by.actor, action="token.issue", agency_code=owner.code,
                  detail={"name": name, "days": days})
@@ -53,25 +55,22 @@ def list_tokens(session: Session, *, agency: str | None = None) -> list[ApiToken
 
 
 def revoke_token(session: Session, *, token_id: int, by: "Principal | None" = None, actor: str = "cli") -> ApiToken:
-    """Revoke at once: the next request with it is refused (401)."""
-    from registry.auth import console, require
+    """Revoke at once: the next request with it is refused (401). The platform operator may disable any token."""
+    from registry.auth import PEOPLE_ROLES, console, require
 
     by = by or console(actor)
     record = session.get(ApiToken, token_id)
     if record is None:
         raise NotFound(f"no API token {token_id}; `govshare token list` shows them")
-    require(by, by.acts_for(record.agency_id, roles=("agency_admin",)) or by.has("operator"),
+    require(by, by.kind == "console" or by.acts_for(record.agency_id, roles=PEOPLE_ROLES)
+            or "operator" in by.roles,
             zh="只有本机构管理员或平台运维可以吊销令牌",
             en="only the agency's administrator or the platform operator may revoke its tokens")
     if record.revoked_at is None:
-        record.revoked_at = datetime.now(timezone.utc)
+        record.revoked_at = clock.now()
         record_event(session, actor=by.actor, action="token.revoke", agency_code=record.agency.code,
                      detail={"token": record.id, "name": record.name})
     return record
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def authenticate(session: Session, *, token: str | None) -> ApiToken:
@@ -86,6 +85,6 @@ def authenticate(session: Session, *, token: str | None) -> ApiToken:
         # which credential and whose: the audit names them (never the token) so supervision can act (23.4)
         revoked.token_id, revoked.agency_code = record.id, record.agency.code  # type: ignore[attr-defined]
         raise revoked
-    if record.expires_at is not None and _aware(record.expires_at) <= datetime.now(timezone.utc):
+    if record.expires_at is not None and clock.as_utc(record.expires_at) <= clock.now():
         raise AuthenticationFailed("访问令牌已过期", "API token expired")
     return record

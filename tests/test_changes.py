@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 
 from samples.loaders import load_sqlite
 from tests.helpers import (
-    sqlite_execute,
-    sync,
     Hub,
     bearer,
     latest,
     read_version,
     register_resource,
     running_api,
+    sqlite_execute,
+    sync,
     versions,
 )
 

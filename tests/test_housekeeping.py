@@ -56,12 +56,13 @@ def _new_version(hub: Hub, database: Path, n: int) -> None:
 def _backdate_versions(hub: Hub, days: int) -> None:
     from sqlalchemy import update
 
+    from core import clock
     from registry.db import session_scope
-    from registry.models import DatasetVersion, utcnow
+    from registry.models import DatasetVersion
 
     with session_scope() as session:
         session.execute(update(DatasetVersion).where(DatasetVersion.resource_id == hub.resource_id)
-                        .values(created_at=utcnow() - timedelta(days=days)))
+                        .values(created_at=clock.now() - timedelta(days=days)))
 
 
 def test_clean_staging_removes_only_what_no_run_needs(source: tuple[Hub, Path]) -> None:
@@ -85,6 +86,7 @@ def test_clean_staging_removes_only_what_no_run_needs(source: tuple[Hub, Path]) 
     _age(dead, hours=30)
     fresh = paths.staging_dir("fresh-run")
     fresh.mkdir(parents=True)
+    _age(fresh, hours=0)  # made now by the hub's clock, which a test may pin ahead of the file system's
     # A version folder the registry never recorded (a crash between the rename and the commit).
     orphan = paths.storage_root() / "datasets" / str(hub.resource_id) / "v000009-deadbeef"
     (orphan / "data").mkdir(parents=True)

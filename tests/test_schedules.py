@@ -20,7 +20,7 @@ def _cycles(home: Path) -> dict[str, str]:
     return {spec["resource_code"]: spec["update_cycle"] for spec in specs}
 
 
-def test_review_and_stream_changes_reschedule_the_dag(hub_home: Path, tmp_path: Path) -> None:
+def test_review_and_stream_changes_reschedule_the_dag(hub_home: Path, tmp_path: Path, cheap_hashing: None) -> None:
     from registry.catalog import attach_stream
     from registry.db import session_scope
     from registry.sources import add_source
@@ -36,18 +36,21 @@ def test_review_and_stream_changes_reschedule_the_dag(hub_home: Path, tmp_path: 
                       cursor_column="updated_at", actor="test")
     assert _cycles(hub_home) == {code: "daily"}  # the stream made a DAG
 
-    # Through the API: the provider's system edits the cycle, its people submit, review and publish.
+    # Through the API: the provider's system edits the cycle, its signed-in people submit, review and publish.
+    from tests.test_catalog_cli_api import person_sessions
+
     token = issue_token(PROVIDER[0])
-    body = {"data": entry_data(update_cycle="weekly").model_dump(mode="json"), "author": "zhang"}
+    people = person_sessions("zhang", "li")
+    body = {"data": entry_data(update_cycle="weekly").model_dump(mode="json")}
     with running_api() as api:
         base = f"{api.base_url}/api/v1/catalog/entries/{code}"
         with session_scope() as session:
             publish(session, code)  # revision 1, daily
         assert requests.put(base, json=body, headers=bearer(token), timeout=30).status_code == 200
         assert _cycles(hub_home) == {code: "daily"}  # a draft changes nothing consumers or the scheduler see
-        for step, payload in (("submit", {"submitted_by": "zhang"}), ("confidentiality", {"reviewer": "li", "passed": True}),
-                              ("review", {"reviewer": "li", "approve": True})):
-            answer = requests.post(f"{base}/{step}", json=payload, headers=bearer(token), timeout=30)
+        for step, payload, person in (("submit", {}, "zhang"), ("confidentiality", {"passed": True}, "li"),
+                                      ("review", {"approve": True}, "li")):
+            answer = requests.post(f"{base}/{step}", json=payload, headers=bearer(people[person]), timeout=30)
             assert answer.status_code in (200, 201), answer.text
     assert _cycles(hub_home) == {code: "weekly"}
 

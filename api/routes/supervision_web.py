@@ -11,6 +11,7 @@ from api.deps import SessionDep
 from api.routes.supervision import standing_view
 from api.web import SessionCookie, _login_redirect, _page, _principal, _problem
 from core.errors import GovshareError
+from registry.due_days import schedule_warning
 from registry.supervision_models import VIOLATION_CASES
 from schemas.evaluation_config import METRICS
 
@@ -31,5 +32,6 @@ def standing_page(request: Request, session: SessionDep, token: SessionCookie = 
     except GovshareError as exc:
         session.commit()
         return _problem(request, principal, exc)
+    warning = schedule_warning()
     return _page(request, "supervision.html", principal, view=view, metrics=METRICS, clocks=CLOCK_LABELS,
-                 cases=VIOLATION_CASES)
+                 cases=VIOLATION_CASES, schedule_warning=warning.zh if warning else None)

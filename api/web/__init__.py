@@ -9,6 +9,7 @@ delivery.access (authorize_read, restrict, audit_read) on the "browse" channel.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -19,10 +20,13 @@ from fastapi.templating import Jinja2Templates
 
 from api.deps import SessionDep
 from core.errors import AccessDenied, ConfigError, NotFound
+from registry.due_days import due_text
 
 COOKIE = "govshare_session"
 PAGE_ROWS = 20
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+# A statutory due day as a person reads it: 2026年12月18日, or 待国务院公布节假日安排 while its year has no schedule.
+templates.env.filters["due"] = lambda value: due_text(date.fromisoformat(value) if isinstance(value, str) else value)
 router = APIRouter(prefix="/web", include_in_schema=False)
 SessionCookie = Annotated[str | None, Cookie(alias=COOKIE)]
 
@@ -87,14 +91,14 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form()
 def logout(session: SessionDep, token: SessionCookie = None) -> RedirectResponse:
     from sqlalchemy import select
 
+    from core import clock
     from core.crypto import sha256_hex
-    from registry.models import utcnow
     from registry.sharing_models import UserSession
 
     if token:
         record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
         if record is not None and record.revoked_at is None:
-            record.revoked_at = utcnow()
+            record.revoked_at = clock.now()
     response = RedirectResponse("/web/login", status_code=303)
     response.delete_cookie(COOKIE, path="/web")
     return response

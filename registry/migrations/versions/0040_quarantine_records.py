@@ -1,7 +1,7 @@
 """quarantine records per key and rule; one quarantine ticket per resource and rule
 
 Revision ID: 0040_quarantine_records
-Revises: 0020_merge
+Revises: 0031_grant_unmasked_columns
 Create Date: 2026-12-07 09:00:00
 
 A quarantined row used to be recorded once per run that read it, so re-reading the same bad rows piled up
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0040_quarantine_records"
-down_revision = "0020_merge"
+down_revision = "0031_grant_unmasked_columns"
 branch_labels = None
 depends_on = None
 
