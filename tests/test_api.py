@@ -188,10 +188,8 @@ def test_catalog_versions_and_openapi(served: Served) -> None:
     assert entry["provider_code"] == served.hub.provider_code
     assert entry["latest_version"] == 1 and entry["sharing_type"] == "unconditional"
 
-    sync_resource(resource_code=served.hub.resource_code, full=True)  # nothing changed: no new version
-    listed = requests.get(served.url(f"/api/v1/resources/{served.hub.resource_code}/versions"),
-                          headers=bearer(token), timeout=30)
-    assert [v["number"] for v in listed.json()] == [1]
+    assert sync_resource(resource_code=served.hub.resource_code, full=True).version is None  # nothing changed
+    assert latest(served.hub.resource_code).number == 1
     sqlite_execute(served.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
     sync_resource(resource_code=served.hub.resource_code, full=True)
     versions_url = served.url(f"/api/v1/resources/{served.hub.resource_code}/versions")
