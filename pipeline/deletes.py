@@ -170,3 +170,11 @@ def _anti_join(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[
 
 def _key_type(schema: pa.Schema, key: tuple[str, ...]) -> pa.DataType:
     return schema.field(key[0]).type if len(key) == 1 else pa.string()
+
+
+def key_table(keys: pa.Array, key: tuple[str, ...], schema: pa.Schema) -> pa.Table:
+    """key_array's form back to the key's columns (a composite key is joined text)."""
+    if len(key) == 1:
+        return pa.table({key[0]: keys.cast(schema.field(key[0]).type)})
+    parts = pc.split_pattern(keys, "\x1f")
+    return pa.table({name: pc.list_element(parts, i).cast(schema.field(name).type) for i, name in enumerate(key)})

@@ -76,3 +76,21 @@ def _newest(folder: Path, files: list[str], key: tuple[str, ...], dupes: pa.Arra
             found[value] = (rank, 1) if rank > best else (best, count + (rank == best))
         offset += len(keys)
     return found
+
+
+class FileRanks:
+    """Each staged row's file rank (file sources), in a side file aligned with the parts' rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.rows, self._writer = path, 0, None
+
+    def write(self, ranks: pa.Array) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, pa.schema([("rank", pa.int32())]))
+        self._writer.write_batch(pa.record_batch([ranks.cast(pa.int32())], names=["rank"]))
+        self.rows += len(ranks)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

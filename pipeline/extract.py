@@ -20,7 +20,8 @@ from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.duplicates import settle_duplicates
+from pipeline.deletes import key_table
+from pipeline.duplicates import FileRanks, settle_duplicates
 from pipeline.layering import carry_forward, layerable, stack, version_batches
 from pipeline.layers import Part, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
@@ -166,7 +167,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     (folder / "data").mkdir(parents=True)
     writer = PartWriter(folder / "data")
     quarantine = QuarantineWriter(folder / "quarantine.parquet")
-    origins = _Origins(folder / "origins.parquet")
+    origins = FileRanks(folder / "origins.parquet")
     incremental = staged.mode == "incremental"
     keys: list[pa.Array] = []  # an incremental run's keys read (few): its delta
     watch = pa.array(inputs.watch, pa.string())
@@ -257,7 +258,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
 
 
 def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine: QuarantineWriter,
-                 origins: _Origins, key: tuple[str, ...], keys: list[pa.Array], inputs: Inputs) -> pa.Array | None:
+                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array], inputs: Inputs) -> pa.Array | None:
     """Repeated keys (the newest file's row kept, else every row quarantined), sorted key locators, and in an
     incremental run the keys deleted at the source (None when the source cannot tell them)."""
     data = folder / "data"
@@ -291,24 +292,6 @@ def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine
     staged.key_scan = {"source_keys": scan.source_keys, "deleted": len(scan.deleted), "method": scan.method,
                        "seconds": round(time.monotonic() - started, 3)}
     return scan.deleted
-
-
-class _Origins:
-    """Each staged row's file rank (file sources), in a side file aligned with the parts' rows."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.rows, self._writer = path, 0, None
-
-    def write(self, ranks: pa.Array) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, pa.schema([("rank", pa.int32())]))
-        self._writer.write_batch(pa.record_batch([ranks.cast(pa.int32())], names=["rank"]))
-        self.rows += len(ranks)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
 
 def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple[str, ...]) -> None:
@@ -356,16 +339,8 @@ def _change_set(staged: StagedRun, folder: Path, schema: pa.Schema, key: tuple[s
         read_keys = pa.table({k: pa.array([], schema.field(k).type) for k in key})
     gone = None
     if staged.mode == "incremental" and deleted is not None:
-        gone = _key_table(deleted, key, previous.schema)
+        gone = key_table(deleted, key, previous.schema)
     return compute_changes(new_files=[folder / f for f in staged.files], previous_parts=previous.parts, key=key,
                            schema=schema, previous_schema=previous.schema, out=folder / CHANGES_FILE,
                            since_version=previous.number, read_keys=read_keys, deleted_keys=gone,
                            scratch=folder / "tmp").summary()
-
-
-def _key_table(keys: pa.Array, key: tuple[str, ...], schema: pa.Schema) -> pa.Table:
-    """key_array's form back to the key's columns (a composite key is joined text)."""
-    if len(key) == 1:
-        return pa.table({key[0]: keys.cast(schema.field(key[0]).type)})
-    parts = pc.split_pattern(keys, "\x1f")
-    return pa.table({name: pc.list_element(parts, i).cast(schema.field(name).type) for i, name in enumerate(key)})
