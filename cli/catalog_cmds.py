@@ -17,12 +17,12 @@ from cli.output import console, reported_errors, table
 from core.errors import ConfigError
 from registry.db import session_scope
 from schemas.catalog_metadata import CatalogEntryData, code_list, metadata, problems_of
+from schemas.presentation import labels
 
 catalog_app = typer.Typer(help="资源目录 Resource catalogue: compile, review, publish, keep up (articles 8-10, 19).",
                           no_args_is_help=True)
 
-STATUS_LABELS = {"registered": "已登记未编目", "draft": "草稿", "submitted": "待审核", "returned": "已退回",
-                 "published": "已发布", "superseded": "已被替代"}
+STATUS_LABELS = labels("catalog_statuses")
 
 ItemOption = Annotated[list[str] | None, typer.Option(
     "--item", help="信息项 data item NAME:TYPE[:SUBJECT_ID[:COLUMN]], e.g. 统一社会信用代码:字符型:uscc:uscc; repeatable")]

@@ -26,6 +26,7 @@ from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateOblig
 from registry.models import Resource
 from registry.people import act_day, beijing_today, require_designated
 from registry.workdays import UnknownCalendarYear, add_working_days
+from schemas.presentation import labels
 
 __all__ = [
     "OBLIGATION_KINDS",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 UPDATE_WORKING_DAYS = 2
-OBLIGATION_KINDS = {"elements": "目录要素调整", "data": "数据资源变化"}
+OBLIGATION_KINDS = labels("obligation_kinds")
 
 
 def _resource(session: Session, code: str) -> Resource:

@@ -13,23 +13,16 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.models import Agency, Base, Resource, utcnow
+from schemas.presentation import labels
 
 __all__ = ["User", "UserSession", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
            "InboxMessage", "ROLES", "GRANT_STATUSES", "APPLICATION_STATUSES"]
 
 # Roles people hold (角色); a person holds several, always within their own agency.
-ROLES = {
-    "agency_admin": "机构管理员",
-    "cataloguer": "编目人员",
-    "reviewer": "审核人员",
-    "data_admin": "数据资源管理员",
-    "coordination_office": "领导小组办公室",
-    "supervisor": "市经济信息化委（监督）",
-    "operator": "平台运维",
-}
+ROLES = labels("roles")
 # pending_agreement: approved, waiting for a secrecy agreement (article 14); superseded: replaced by a newer grant.
-GRANT_STATUSES = ("pending_agreement", "active", "revoked", "superseded")
-APPLICATION_STATUSES = ("submitted", "approved", "partial", "refused", "disputed", "withdrawn")
+GRANT_STATUSES = tuple(labels("grant_statuses"))
+APPLICATION_STATUSES = tuple(labels("application_statuses"))
 
 
 class User(Base):
