@@ -81,7 +81,7 @@ def _grid(rows: list[list[Any]], font: str, heights: list[float | None] | None =
     table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), font), ("GRID", (0, 0), (-1, -1), 0.5, colors.black),
                                ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f2f2f2")),
                                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-                               ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+                               ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
     return table
 
 
@@ -96,7 +96,7 @@ def render_form(application: Application) -> bytes:
         ("资源提供方意见及理由", f"□ 同意共享{BLANK * 4}□ 部分同意共享{BLANK * 4}□ 不予共享<br/>理由："),
         ("资源提供方（盖章）", f"<br/><br/>日期：{BLANK * 8}年{BLANK * 4}月{BLANK * 4}日"))]
     story = [Paragraph(title, styles["title"]), Paragraph(f"编号：{application.number}", styles["number"]),
-             _grid(cells, font), Spacer(1, 5 * mm), _grid(signatures, font, [None, 34 * mm, None]), Spacer(1, 4 * mm),
+             _grid(cells, font), Spacer(1, 5 * mm), _grid(signatures, font, [None, 26 * mm, None]), Spacer(1, 4 * mm),
              Paragraph(LEGAL_BASIS, styles["note"])]
 
     def every_page(canvas: Any, document: Any) -> None:  # noqa: ANN401 - reportlab's canvas and template

@@ -90,7 +90,7 @@ def _trend(data: ReportData, *, font: str) -> Drawing:
     chart.x, chart.y, chart.width, chart.height = 15 * mm, 10 * mm, 150 * mm, 60 * mm
     # reportlab draws None as a gap
     chart.data = [[data.trend[p].get(code) for p in periods] for code in names] or [[0]]
-    chart.categoryAxis.categoryNames = periods
+    chart.categoryAxis.categoryNames = [parse_period(p).label for p in periods]
     chart.categoryAxis.labels.fontName = chart.valueAxis.labels.fontName = font
     chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 25
     for i in range(len(chart.data)):
