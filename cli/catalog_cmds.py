@@ -17,7 +17,7 @@ from cli.output import console, reported_errors, table
 from core.errors import ConfigError
 from registry.db import session_scope
 from schemas.catalog_metadata import CatalogEntryData, code_list, metadata, problems_of
-from schemas.presentation import labels
+from schemas.presentation import labels, moment_compact
 
 catalog_app = typer.Typer(help="资源目录 Resource catalogue: compile, review, publish, keep up (articles 8-10, 19).",
                           no_args_is_help=True)
@@ -256,9 +256,7 @@ def history_command(code: Annotated[str, typer.Argument(help="信息资源代码
     from registry.catalog import get_entry, list_revisions
     from registry.catalog_review import confidentiality_of
 
-    def when(moment: Any) -> str:
-        return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
-
+    when = moment_compact
     with reported_errors(), session_scope() as session:
         entry = get_entry(session, code=code)
         rows = []
@@ -269,7 +267,7 @@ def history_command(code: Annotated[str, typer.Argument(help="信息资源代码
                          "" if secrecy is None else f"{'通过' if secrecy.passed else '未通过'} {secrecy.reviewer}",
                          f"{r.reviewed_by or ''} {when(r.reviewed_at)}".strip(), r.content_sha256[:12]))
         table(f"{entry.code} {entry.name} 修订历史 / history",
-              ["版本", "状态", "编制人", "编制时间(UTC)", "提交", "保密审查", "审核", "内容摘要"], rows)
+              ["版本", "状态", "编制人", "编制时间（北京时间）", "提交", "保密审查", "审核", "内容摘要"], rows)
 
 
 @catalog_app.command("diff")
