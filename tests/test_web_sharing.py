@@ -113,8 +113,12 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
     assert page.inner_text("#items") == "企业名称、法定代表人身份证号"
     from registry.workdays import deadline
 
-    received = date.fromisoformat(page.inner_text("#application tr:nth-child(7) td"))
-    assert page.inner_text("#due").startswith(deadline(received, 10).isoformat())
+    from core import clock
+
+    received = clock.today()  # submitted, and so received, today in Beijing
+    due = deadline(received, 10)
+    assert page.inner_text("#received") == f"{received.year}年{received.month}月{received.day}日"
+    assert page.inner_text("#due").startswith(f"{due.year}年{due.month}月{due.day}日")
     with page.expect_download() as download:
         page.click("#form-pdf")
     pdf = Path(download.value.path()).read_bytes()
@@ -191,7 +195,7 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     page.fill("#received-on", "2026-13-01")
     page.click("#submit-receipt")
     page.wait_for_load_state()
-    assert "YYYY-MM-DD" in page.inner_text("#decision-error")
+    assert "收到日期应为" in page.inner_text("#decision-error")
     page.fill("#received-on", (received_on + timedelta(days=1)).isoformat())
     page.click("#submit-receipt")
     page.wait_for_load_state()
@@ -200,7 +204,7 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     page.fill("#reasons-input", "同意")
     page.click("#submit-decision")
     page.wait_for_load_state()
-    assert "tick at least one data item" in page.inner_text("#decision-error")
+    assert "请至少勾选一个同意共享的数据项" in page.inner_text("#decision-error")
     assert page.inner_text("#status") == "待答复"
     page.check("#outcome-refuse")
     page.fill("#reasons-input", "该数据项涉及商业秘密，不予共享")

@@ -232,7 +232,8 @@ def _entry_content(session, resource) -> tuple[dict[str, Any], list[tuple[str, s
             value = (presentation.label_list(element["codes"], value) if isinstance(value, list)
                      else presentation.label(element["codes"], value))
         elif field == "release_date":
-            value = presentation.day(value)
+            # an entry compiled without its release date shows the day its revision was published
+            value = presentation.day(value or (revision.published_at if revision is not None else None))
         elif isinstance(value, list):
             value = "、".join(str(v) for v in value)
         shown.append((element["label"], "" if value is None else str(value)))
