@@ -350,7 +350,7 @@ def test_the_application_form_is_a_chinese_pdf_with_its_number(world: World) -> 
     with session_scope() as session:
         application = get_application(session, number=world.application)
         pdf = render_form(application)
-        due = f"{application.due_on:%Y年%m月%d日}"
+        due = f"{application.due_on.year}年{application.due_on.month}月{application.due_on.day}日"  # no zero padding
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     for expected in ("上海市政务数据资源共享需求申请表", world.application, "上海市人力资源和社会保障局",
                      "上海市市场监督管理局", "社保登记核验", "本市存续企业", "legal_rep_id", "reg_capital", due,
