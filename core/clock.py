@@ -7,16 +7,15 @@
   naive datetime in the registry is always UTC.
 
 Tests pin the instant they mean with ``time-machine``, which moves ``datetime.now`` itself, so this module has
-no test hook of its own. A process started by a pinned test (the demo, a CLI in a subprocess) is pinned through
-``GOVSHARE_CLOCK_AT`` (an ISO instant with its offset). It is honoured only together with ``GOVSHARE_DEMO=1``,
-so a production hub can never be told what time it is: its audit trail keeps the real time. A pinned clock
-still ticks, from that instant, at the real pace.
+no test hook of its own. A process that a pinned test starts (the demo, a CLI or Airflow in a subprocess) follows
+the same pinned clock through ``GOVSHARE_CLOCK_SHIFT_SECONDS``: the pinned instant minus the real one, so the
+parent and its children agree to the second however long they run. It is honoured only together with
+``GOVSHARE_DEMO=1``, so a production hub can never be told what time it is: its audit trail keeps the real time.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 __all__ = ["BEIJING_TIME", "UTC", "as_utc", "beijing_day", "now", "to_beijing", "today"]
@@ -24,33 +23,26 @@ __all__ = ["BEIJING_TIME", "UTC", "as_utc", "beijing_day", "now", "to_beijing", 
 # China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exact and needs no tzdata.
 BEIJING_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 
-_PIN_VARIABLE = "GOVSHARE_CLOCK_AT"
+_SHIFT_VARIABLE = "GOVSHARE_CLOCK_SHIFT_SECONDS"
 
 
-def _read_pin() -> tuple[datetime, float] | None:
-    """The pinned start instant and the monotonic reading it corresponds to, when this process is pinned."""
-    raw = os.environ.get(_PIN_VARIABLE, "").strip()
-    if not raw or os.environ.get("GOVSHARE_DEMO", "") not in ("1", "true", "True", "yes"):
+def _read_shift() -> timedelta | None:
+    raw = os.environ.get(_SHIFT_VARIABLE, "").strip()
+    if not raw or os.environ.get("GOVSHARE_DEMO", "").lower() not in ("1", "true", "yes"):
         return None
     try:
-        start = datetime.fromisoformat(raw)
-    except ValueError as error:
-        raise SystemExit(f"{_PIN_VARIABLE}={raw!r} is not an ISO instant such as 2026-12-17T10:00:00+08:00 "
-                         f"({error})") from None
-    if start.tzinfo is None:
-        raise SystemExit(f"{_PIN_VARIABLE}={raw!r} needs its offset, e.g. 2026-12-17T10:00:00+08:00")
-    return start.astimezone(UTC), time.monotonic()
+        return timedelta(seconds=float(raw))
+    except ValueError:
+        raise SystemExit(f"{_SHIFT_VARIABLE}={raw!r} is not a number of seconds") from None
 
 
-_PIN = _read_pin()
+_SHIFT = _read_shift()
 
 
 def now() -> datetime:
     """The current instant (aware, UTC)."""
-    if _PIN is not None:
-        start, at = _PIN
-        return start + timedelta(seconds=time.monotonic() - at)
-    return datetime.now(UTC)
+    moment = datetime.now(UTC)
+    return moment if _SHIFT is None else moment + _SHIFT
 
 
 def as_utc(moment: datetime) -> datetime:

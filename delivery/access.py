@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit import mark_audited, record_event
 from registry.auth import DATA_ROLES, Principal, authenticate_principal
@@ -65,10 +66,6 @@ class AccessDecision:
         return [*self.columns, *extra]
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _refuse(zh: str, en: str) -> AccessDenied:
     return AccessDenied(zh, en)
 
@@ -99,7 +96,7 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
         raise _refuse("该资源涉及国家秘密、商业秘密或个人隐私，须先签订共享安全保密协议",
                       "this resource involves secrets or personal privacy: a secrecy agreement must be recorded "
                       "before the grant is active (`govshare agreement add`)")
-    if grant.expires_at is not None and _aware(grant.expires_at) <= datetime.now(UTC):
+    if grant.expires_at is not None and clock.as_utc(grant.expires_at) <= clock.now():
         raise _refuse("共享授权已过期，请重新申请", "your agency's grant has expired: apply again")
     if needs_agreement(session, resource=resource) and not agreement_in_force(
             session, resource=resource, agency_id=grant.agency_id):

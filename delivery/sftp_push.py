@@ -21,13 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound, RetriableError
 from core.settings import get_settings
 from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.delivery_models import Delivery, SftpTarget
-from registry.models import utcnow
 
 
 def add_target(session: Session, *, agency: str, host: str, username: str, host_key: str, port: int = 22,
@@ -186,7 +186,7 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
             session.commit()
             raise RetriableError(f"SFTP push of {resource_code} v{version.number} to {consumer.code} failed after "
                                  f"{attempts} attempts: {last_error}; run `govshare push sftp` again")
-        record.status, record.delivered_at, record.remote_path, record.last_error = "delivered", utcnow(), remote, None
+        record.status, record.delivered_at, record.remote_path, record.last_error = "delivered", clock.now(), remote, None
         audit_read(session, decision=decision, rows=export.rows, fmt="sftp")
         return PushReport(status="delivered", resource=resource_code, version=version.number, consumer=consumer.code,
                           remote_path=remote, rows=export.rows, attempts=record.attempts)

@@ -12,9 +12,9 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from dataclasses import asdict, dataclass
 
+from core import clock
 from core.errors import AccessDenied
 from core.settings import get_settings
 
@@ -66,7 +66,7 @@ def verify(token: str, *, now: float | None = None) -> LinkClaims:
         claims = LinkClaims(**json.loads(_unb64(body)))
     except (ValueError, TypeError) as exc:
         raise AccessDenied("下载链接无效", "invalid download link") from exc
-    if claims.expires <= (now if now is not None else time.time()):
+    if claims.expires <= (now if now is not None else clock.now().timestamp()):
         raise AccessDenied("下载链接已过期，请重新获取", "download link expired: ask for a new one")
     return claims
 
@@ -75,7 +75,7 @@ def new_claims(*, agency: str, caller: str, resource: str, version: int, fmt: st
                grant: str, seconds: int | None = None) -> LinkClaims:
     lifetime = seconds or get_settings().signed_link_seconds
     return LinkClaims(agency=agency, caller=caller, resource=resource, version=version, fmt=fmt, since=since,
-                      grant=grant, expires=int(time.time()) + lifetime)
+                      grant=grant, expires=int(clock.now().timestamp()) + lifetime)
 
 
 def authorize_link(session, claims: LinkClaims):

@@ -27,8 +27,18 @@ import pyarrow.parquet as pq
 
 from connectors.base import ROW_PROBLEM_COLUMN, StreamSpec
 from connectors.pgoutput import lsn_int, lsn_text
-from connectors.postgres_cdc import (UNCHANGED_COLUMN, CapturedTable, ChangeCapture, Collected, StreamSchemaChanged,
-                                     changed_keys, deleted_count, slot_name, upsert_batches)
+from connectors.postgres_cdc import (
+    UNCHANGED_COLUMN,
+    CapturedTable,
+    ChangeCapture,
+    Collected,
+    StreamSchemaChanged,
+    changed_keys,
+    deleted_count,
+    slot_name,
+    upsert_batches,
+)
+from core import clock
 from core.errors import ConfigError
 from core.settings import get_settings
 from pipeline import locks, paths
@@ -42,7 +52,7 @@ from pipeline.sync import publish_run, queue_after_publish
 from pipeline.validate import finish_checks, key_array, split_batch
 from registry.audit import record_event
 from registry.db import session_scope
-from registry.models import CursorState, SyncRun, utcnow
+from registry.models import CursorState, SyncRun
 from registry.resources import get_resource
 from registry.sources import open_connector
 from registry.versions import cursor_state, latest_version
@@ -339,9 +349,9 @@ def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Col
         state = session.get(CursorState, resource.id)
         if state is not None and state.cursor_column == CDC_CURSOR:
             state.cursor_value = lsn_text(position)
-            state.updated_at = utcnow()
+            state.updated_at = clock.now()
         session.add(SyncRun(id=run_id, resource_id=resource.id, status="unchanged", mode="cdc",
-                            finished_at=utcnow(), error=None if not collected.skipped else
+                            finished_at=clock.now(), error=None if not collected.skipped else
                             f"{collected.skipped} re-delivered transaction(s) were already published"))
 
 

@@ -12,17 +12,18 @@ is down entirely, also set max_slot_wal_keep_size on the source server; the guar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from connectors.postgres_cdc import ChangeCapture
+from core import clock
 from core.errors import GovshareError
 from core.settings import get_settings
 from pipeline.cdc import CDC_CURSOR, capture_for, is_cdc
 from registry.audit import record_event
 from registry.db import session_scope
-from registry.models import CdcResync, CursorState, utcnow
+from registry.models import CdcResync, CursorState
 from registry.resources import get_resource, list_resources
 
 MIB = 1024 * 1024
@@ -63,8 +64,7 @@ def _last_confirmed(resource_id: int):  # noqa: ANN202 - datetime | None
         state = session.get(CursorState, resource_id)
         if state is None or state.cursor_column != CDC_CURSOR:
             return None
-        moment = state.updated_at
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+        return clock.as_utc(state.updated_at)
 
 
 def guard_slot(*, resource_code: str, capture: ChangeCapture | None = None) -> GuardResult | None:
@@ -86,7 +86,7 @@ def guard_slot(*, resource_code: str, capture: ChangeCapture | None = None) -> G
                        f"{settings.cdc_max_retained_mb} MB (GOVSHARE_CDC_MAX_RETAINED_MB)")
     confirmed = _last_confirmed(resource_id)
     if settings.cdc_max_lag_minutes and confirmed is not None \
-            and utcnow() - confirmed > timedelta(minutes=settings.cdc_max_lag_minutes):
+            and clock.now() - confirmed > timedelta(minutes=settings.cdc_max_lag_minutes):
         reasons.append(f"no run confirmed a position since {confirmed:%Y-%m-%d %H:%M} UTC, over "
                        f"{settings.cdc_max_lag_minutes} minutes (GOVSHARE_CDC_MAX_LAG_MINUTES)")
     if not reasons:
@@ -133,9 +133,9 @@ def cdc_status() -> list[SlotStatus]:
                                   .order_by(CdcResync.marked_at.desc()).limit(1))
             pending = None
             if mark is not None:
-                marked = mark.marked_at.replace(tzinfo=timezone.utc) if mark.marked_at.tzinfo is None else mark.marked_at
+                marked = clock.as_utc(mark.marked_at)
                 updated = state.updated_at if state else None
-                updated = updated.replace(tzinfo=timezone.utc) if updated is not None and updated.tzinfo is None else updated
+                updated = clock.as_utc(updated) if updated is not None else None
                 if updated is None or updated < marked:
                     pending = mark.reason
         status = SlotStatus(resource_code=code, slot=capture.slot, exists=False, published_lsn=published,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import clock
 from pipeline import paths
 from pipeline.layers import iter_parts, version_parts
 
@@ -76,11 +76,11 @@ def validate_version(*, resource_code: str, version_number: int | None = None,
     runner = SuiteRunner(contract)
     for batch in read():
         runner.validate(batch)
-    dataset = DatasetContext(batches=read, rows=version.row_count, run_time=datetime.now(timezone.utc),
+    dataset = DatasetContext(batches=read, rows=version.row_count, run_time=clock.now(),
                              previous_rows=previous_rows)
     result = runner.results(dataset=dataset)
     result.update({"resource": resource_code, "version": version.number, "run_id": version.run_id,
-                   "seconds": time.monotonic() - started, "validated_at": datetime.now(timezone.utc).isoformat()})
+                   "seconds": time.monotonic() - started, "validated_at": clock.now().isoformat()})
     out = report_folder(version)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str), encoding="utf-8")

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
+from core import clock
 from core.errors import ConfigError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
@@ -34,7 +35,7 @@ from pipeline.validate import (
     split_batch,
 )
 from registry.db import session_scope
-from registry.models import SyncRun, utcnow
+from registry.models import SyncRun
 from registry.resources import get_resource
 from registry.sources import open_connector
 from registry.versions import cursor_state, latest_version
@@ -137,14 +138,14 @@ def _full_read_due(session, resource) -> bool:  # noqa: ANN001
     days = get_settings().full_refresh_days
     if not days:
         return False
-    from datetime import timedelta, timezone
+    from datetime import timedelta
 
     from registry.versions import list_versions
 
     for version in list_versions(session, resource=resource):
         if (version.manifest or {}).get("mode") != "incremental":  # full, or change capture's own snapshot
-            created = version.created_at if version.created_at.tzinfo else version.created_at.replace(tzinfo=timezone.utc)
-            return utcnow() - created >= timedelta(days=days)
+            created = clock.as_utc(version.created_at)
+            return clock.now() - created >= timedelta(days=days)
     return True
 
 
@@ -320,6 +321,6 @@ def record_run_failure(run_id: str, exc: BaseException) -> None:
         with session_scope() as session:
             run = session.get(SyncRun, run_id)
             if run is not None:
-                run.status, run.finished_at, run.error = "failed", utcnow(), str(exc)[:2000]
+                run.status, run.finished_at, run.error = "failed", clock.now(), str(exc)[:2000]
     except Exception:  # noqa: BLE001 - the original error matters more than the bookkeeping
         pass

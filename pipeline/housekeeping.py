@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from core import clock
 from pipeline import paths
 from registry.audit import record_event
 from registry.db import session_scope
@@ -30,12 +31,7 @@ from registry.models import (
     ResourceLock,
     Subscription,
     SyncRun,
-    utcnow,
 )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 def _age(path: Path, now: datetime) -> timedelta:
@@ -44,12 +40,12 @@ def _age(path: Path, now: datetime) -> timedelta:
 
 def clean_staging(*, max_age_hours: float = 24, now: datetime | None = None) -> list[str]:
     """Remove expired staging folders and unrecorded version folders; the names removed."""
-    now = _aware(now or utcnow())
+    now = clock.as_utc(now or clock.now())
     limit = timedelta(hours=max_age_hours)
     removed: list[str] = []
     staging = paths.storage_root() / "staging"
     with session_scope() as session:
-        held = {lock.run_id for lock in session.scalars(select(ResourceLock)) if _aware(lock.expires_at) > now}
+        held = {lock.run_id for lock in session.scalars(select(ResourceLock)) if clock.as_utc(lock.expires_at) > now}
         for folder in sorted(staging.iterdir()) if staging.is_dir() else []:
             if folder.name in held or _age(folder, now) < limit:
                 continue
@@ -94,7 +90,7 @@ def _referenced_folders(version: DatasetVersion) -> set[str]:
 
 def prune_versions(*, keep_last: int = 5, keep_days: int = 30, now: datetime | None = None) -> list[str]:
     """Apply the retention rule to every resource; returns "<code> v<N>" for each version pruned."""
-    now = _aware(now or utcnow())
+    now = clock.as_utc(now or clock.now())
     keep_last = max(1, keep_last)  # the latest is never pruned, whatever the setting
     pruned: list[str] = []
     with session_scope() as session:
@@ -110,7 +106,7 @@ def prune_versions(*, keep_last: int = 5, keep_days: int = 30, now: datetime | N
                     continue
                 # Kept: among the newest, young enough, held by a subscriber (to verify, or for the change sets
                 # after it), or read by a later layered version that is kept.
-                if (index < keep_last or now - _aware(version.created_at) < timedelta(days=keep_days)
+                if (index < keep_last or now - clock.as_utc(version.created_at) < timedelta(days=keep_days)
                         or (oldest_needed is not None and version.number >= oldest_needed)
                         or version.path in read_by_kept):
                     read_by_kept |= _referenced_folders(version)

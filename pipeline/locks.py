@@ -15,24 +15,21 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from core import clock
 from core.errors import RetriableError
 from pipeline import paths
 from registry.audit import record_event
 from registry.db import session_scope
-from registry.models import ResourceLock, SyncRun, utcnow
+from registry.models import ResourceLock, SyncRun
 
 LEASE_SECONDS = 15 * 60
 POLL_SECONDS = 0.5
 HOST = socket.gethostname()[:255]
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 def _process_alive(pid: int) -> bool:
@@ -53,8 +50,8 @@ def _abandoned(lock: ResourceLock, run_status: str | None, now: datetime) -> str
     """
     if run_status in ("failed", "published"):
         return f"run {lock.run_id[:8]} already ended ({run_status}) without releasing its lock"
-    if _utc(lock.expires_at) <= now:
-        return f"lease expired at {_utc(lock.expires_at).isoformat()}"
+    if clock.as_utc(lock.expires_at) <= now:
+        return f"lease expired at {clock.as_utc(lock.expires_at).isoformat()}"
     if run_status != "staged" and lock.host == HOST and lock.pid != os.getpid() and not _process_alive(lock.pid):
         return f"holder process {lock.pid} on {lock.host} is gone"
     return None
@@ -65,7 +62,7 @@ _REENTERED = ResourceLock(resource_id=0, run_id="(re-entered)", host="", pid=0)
 
 def _try_acquire(resource_id: int, run_id: str, resource_code: str) -> ResourceLock | None:
     """Take the lock: None when taken fresh, _REENTERED when this run held it already, else the holder."""
-    now = utcnow()
+    now = clock.now()
     expires = now + timedelta(seconds=LEASE_SECONDS)
     try:
         with session_scope() as session:
@@ -105,7 +102,7 @@ def _try_acquire(resource_id: int, run_id: str, resource_code: str) -> ResourceL
 def _fail_abandoned_run(session, run_id: str, why: str) -> None:  # noqa: ANN001 - Session
     run = session.get(SyncRun, run_id)
     if run is not None and run.status in ("running", "staging", "staged"):
-        run.status, run.finished_at = "failed", utcnow()
+        run.status, run.finished_at = "failed", clock.now()
         run.error = f"abandoned: {why}; its lock was taken over and its staging folder removed"
 
 
@@ -126,7 +123,7 @@ def acquire(*, resource_id: int, resource_code: str, run_id: str, wait_seconds: 
             raise RetriableError(
                 f"资源 {resource_code} 正由另一运行发布 / resource {resource_code} is being published by another run "
                 f"({holder.run_id[:8]} on {holder.host}, pid {holder.pid}, since "
-                f"{_utc(holder.acquired_at).strftime('%H:%M:%S')} UTC){waited}; wait for it to finish and retry")
+                f"{clock.as_utc(holder.acquired_at).strftime('%H:%M:%S')} UTC){waited}; wait for it to finish and retry")
         time.sleep(POLL_SECONDS)
 
 
@@ -135,7 +132,7 @@ def renew(*, resource_id: int, run_id: str) -> None:
     with session_scope() as session:
         session.execute(update(ResourceLock).where(ResourceLock.resource_id == resource_id,
                                                    ResourceLock.run_id == run_id)
-                        .values(expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS)))
+                        .values(expires_at=clock.now() + timedelta(seconds=LEASE_SECONDS)))
 
 
 def release(*, resource_id: int, run_id: str) -> None:

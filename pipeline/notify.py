@@ -30,17 +30,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
+from core import clock
 from core.errors import NotFound
 from registry.audit import record_event
 from registry.db import session_scope
-from registry.models import DatasetVersion, Notice, NoticeEndpoint, Subscription, utcnow
+from registry.models import DatasetVersion, Notice, NoticeEndpoint, Subscription
 from registry.notices import endpoint_for
 from registry.resources import get_resource
 from registry.subscriptions import subscribers
@@ -117,7 +117,7 @@ def queue_notices(*, resource_code: str, version_number: int) -> int:
             raise NotFound(f"{resource_code} has no version {version_number}; `govshare versions {resource_code}`")
         if _unchanged(version):
             return 0  # nothing was updated (article 16 notifies updates): no notice
-        now = utcnow()
+        now = clock.now()
         rows = []
         for subscription in subscribers(session, resource=resource):
             webhook = session.get(NoticeEndpoint, subscription.id) is not None
@@ -133,10 +133,6 @@ def queue_notices(*, resource_code: str, version_number: int) -> int:
         return created
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
 def backoff(attempts: int, *, base_seconds: float, max_seconds: float) -> timedelta:
     """Delay after the n-th failed attempt: base, 2 x base, 4 x base, ... capped."""
     return timedelta(seconds=min(max_seconds, base_seconds * 2 ** max(0, attempts - 1)))
@@ -148,7 +144,7 @@ def deliver_pending(*, now: datetime | None = None, max_attempts: int = 8, base_
     """Send every webhook notice that is due at `now`; see the module docstring for the guarantees."""
     import requests  # only a sweep needs it
 
-    now = _utc(now or utcnow())
+    now = clock.as_utc(now or clock.now())
     report = DeliveryReport()
     with session_scope() as session:
         due = list(session.execute(
@@ -173,7 +169,7 @@ def deliver_pending(*, now: datetime | None = None, max_attempts: int = 8, base_
             continue
         url, secret = target
         body = notice_body(notice_id, payload)
-        timestamp = str(int(time.time()))  # the real clock, as the receiver compares it with its own
+        timestamp = str(int(clock.now().timestamp()))  # the real clock, as the receiver compares it with its own
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "govshare-notices/1",
                    NOTICE_ID_HEADER: str(notice_id), TIMESTAMP_HEADER: timestamp,
                    SIGNATURE_HEADER: sign(secret=secret, timestamp=timestamp, body=body),

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from core import clock
 from core.errors import FatalError, RetriableError
 from pipeline import locks, paths
 from pipeline.changes import CHANGES_FILE
-from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
 from pipeline.layers import live_rows, parts_of, parts_schema
+from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
 from pipeline.manifest import describe_files, file_sha256, schema_fields, write_manifest
 from pipeline.staging import StagedRun
 from registry.audit import record_event
 from registry.db import session_scope
-from registry.models import CursorState, DatasetVersion, Resource, SyncRun, utcnow
+from registry.models import CursorState, DatasetVersion, Resource, SyncRun
 from registry.versions import latest_version, next_version_number
 
 
@@ -73,7 +74,7 @@ def _publish_locked(staged: StagedRun, *, source_rows: int) -> PublishReport:
     schema = parts_schema(parts_of(staging, {"files": files}))
     manifest = {
         "resource": staged.resource_code, "version": number, "run_id": staged.run_id, "mode": staged.mode,
-        "created_at": utcnow().isoformat(), "row_count": staged.rows_staged,
+        "created_at": clock.now().isoformat(), "row_count": staged.rows_staged,
         "quarantined_count": staged.rows_quarantined, "rows_read": staged.rows_read,
         "schema": schema_fields(schema), "files": files,
         "watermark": staged.watermark, "source": staged.source,
@@ -125,7 +126,7 @@ def _record(staged: StagedRun, *, number: int, final: Path, manifest: dict, mani
         session.add(state)
         run = session.get(SyncRun, staged.run_id)
         if run is not None:
-            run.status, run.finished_at, run.version_id = "published", utcnow(), version.id
+            run.status, run.finished_at, run.version_id = "published", clock.now(), version.id
             run.rows_read, run.rows_published, run.rows_quarantined = source_rows, staged.rows_staged, staged.rows_quarantined
         record_event(session, actor="pipeline", action="version.publish", resource_code=staged.resource_code,
                      detail={"version": number, "run_id": staged.run_id, "mode": staged.mode,

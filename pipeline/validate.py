@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.base import ROW_PROBLEM_COLUMN
+from core import clock
 
 if TYPE_CHECKING:
     from quality.contracts import Contract
@@ -114,7 +115,6 @@ def finish_checks(staged, contract: Contract | None, *, previous_rows: int | Non
     of non-blocking rules are returned (and written to the run's quality.json). ``batches``: the rows the
     version will hold, when they are more than the staged files (a layer on the previous version)."""
     import json
-    from datetime import datetime, timezone
     from pathlib import Path
 
     from core.errors import FatalError
@@ -136,7 +136,7 @@ def finish_checks(staged, contract: Contract | None, *, previous_rows: int | Non
     # A staged run's files are plain: each holds only rows of the run, whole.
     context = DatasetContext(batches=batches or file_batches([folder / f for f in staged.files]),
                              rows=staged.rows_staged,
-                             run_time=datetime.now(timezone.utc), previous_rows=previous_rows)
+                             run_time=clock.now(), previous_rows=previous_rows)
     findings = [issue for rule in contract.rules_of("dataset") for issue in rule.check_dataset(context)]
     failures.extend(f"规则 {i.rule}: {i.message}" for i in findings if i.blocking)
     report = {"contract": contract.name, "rows_read": total, "rows_staged": staged.rows_staged,

@@ -16,13 +16,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
 from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
 from registry.grants import activate_if_ready
-from registry.models import utcnow
 from registry.resources import get_resource
 from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement
 
@@ -46,7 +46,7 @@ def set_sensitivity(session: Session, *, resource_code: str, by: Principal, stat
     marks.state_secret, marks.commercial_secret = state_secret, commercial_secret
     marks.personal_privacy = personal_privacy
     marks.personal_columns, marks.note = list(personal_columns or []), note
-    marks.reviewed_by, marks.reviewed_at = by.actor, utcnow()
+    marks.reviewed_by, marks.reviewed_at = by.actor, clock.now()
     session.flush()
     record_event(session, actor=by.actor, action="resource.secrecy_review", agency_code=resource.agency.code,
                  resource_code=resource.code,
@@ -94,7 +94,7 @@ def add_agreement(session: Session, *, resource_code: str, consumer: str, partie
     if len([p for p in parties if p.strip()]) < 2:
         raise ConfigError("name both parties (协议双方): --party 提供方 --party 需求方")
     path, sha = _store_scan(Path(scan))
-    agreement = SecrecyAgreement(number=_next_number(session, utcnow().date()), resource_id=resource.id,
+    agreement = SecrecyAgreement(number=_next_number(session, clock.now().date()), resource_id=resource.id,
                                  provider_agency_id=resource.agency_id, consumer_agency_id=taker.id,
                                  parties=[p.strip() for p in parties], signed_on=signed_on, valid_until=valid_until,
                                  scan_path=path, scan_sha256=sha, recorded_by=by.actor)
@@ -121,7 +121,7 @@ def revoke_agreement(session: Session, *, number: str, by: Principal) -> Secrecy
     agreement = get_agreement(session, number=number)
     require(by, by.acts_for(agreement.provider_agency_id) or by.acts_for(agreement.consumer_agency_id)
             or by.has("coordination_office"), zh="无权撤销该保密协议", en="you may not revoke this agreement")
-    agreement.revoked_at = utcnow()
+    agreement.revoked_at = clock.now()
     record_event(session, actor=by.actor, action="agreement.revoke", resource_code=None,
                  detail={"number": number})
     return agreement

@@ -9,32 +9,29 @@ the coordination office (领导小组办公室). Disputes are in registry/disput
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
 from registry.grants import create_grant, filter_columns, get_grant, live_grant, validate_row_filter
-from registry.models import Agency, utcnow
+from registry.models import Agency
 from registry.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
 from registry.versions import latest_version
-from registry.workdays import BEIJING_TIME, deadline, working_days_between
+from registry.workdays import deadline, working_days_between
 from schemas.presentation import labels
 
 DECISION_WORKING_DAYS = 10
 REMIND_WORKING_DAYS = 2
 KINDS = labels("application_kinds")
 OUTCOMES = {"approve": "approved", "partial": "partial", "refuse": "refused"}
-
-
-def beijing_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(timezone.utc)).astimezone(BEIJING_TIME).date()
 
 
 def _known_columns(session: Session, resource) -> list[str] | None:  # noqa: ANN001 - Resource
@@ -106,8 +103,8 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
                 "your agency holds no active grant on this resource, so it cannot ask to publish or pass it on"))
         if grant.columns is not None and (outside := [i for i in items if i not in grant.columns]):
             raise ConfigError(f"data item(s) {outside} are not in your grant; only granted items can be passed on")
-    submitted = submitted_at or utcnow()
-    received = beijing_today(submitted)
+    submitted = submitted_at or clock.now()
+    received = clock.beijing_day(submitted)
     application = Application(
         number=_next_number(session, kind, received), kind=kind, resource_id=resource.id,
         consumer_agency_id=taker.id, applicant=by.actor, scope=scope, purpose=purpose, items=items,
@@ -154,7 +151,7 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
         raise ConfigError(f"申请 {number} 已答复，不能再登记收到日期 / application {number} is already "
                           f"{application.status}")
     submitted = application.submitted_at
-    if received_on < beijing_today(submitted if submitted.tzinfo else submitted.replace(tzinfo=timezone.utc)):
+    if received_on < clock.beijing_day(submitted):
         raise ConfigError("收到书面申请的日期不能早于提交申请的日期 / the written form cannot arrive before the "
                           "application was submitted")
     application.received_on = received_on
@@ -187,7 +184,7 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
             outcome = "approve"
     application.status = OUTCOMES[outcome]
     application.approved_items, application.reasons = approved, reasons
-    application.decided_at, application.decided_by = utcnow(), by.actor
+    application.decided_at, application.decided_by = clock.now(), by.actor
     resource, taker = application.resource, application.consumer
     if approved:
         if application.kind == "use":
@@ -204,7 +201,7 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
                                  purpose=f"{current.purpose}；对外提供或发布：{application.purpose}",
                                  external_use=True, expires_at=current.expires_at, application_id=application.id)
         application.grant_id = grant.id
-    today = beijing_today()
+    today = clock.today()
     record_event(session, actor=by.actor, action="application.decide", agency_code=taker.code,
                  resource_code=resource.code,
                  detail={"number": application.number, "outcome": application.status, "approved_items": approved,
@@ -226,7 +223,7 @@ def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Pri
     if application.status != "submitted":
         raise ConfigError(f"申请 {number} 已答复；需求方如有异议可申请协调处理 / application {number} is already "
                           f"{application.status}; a consumer who disagrees opens a dispute (`govshare dispute open`)")
-    expires_at = datetime.combine(expires_on, datetime.max.time(), BEIJING_TIME) if expires_on else None
+    expires_at = datetime.combine(expires_on, datetime.max.time(), clock.BEIJING_TIME) if expires_on else None
     return apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
                           reasons=reasons, by=by, origin="application", unmask=unmask, expires_at=expires_at)
 
@@ -234,14 +231,14 @@ def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Pri
 def check_deadlines(session: Session, *, today: date | None = None, by: Principal) -> list[tuple[str, str]]:
     """Send due reminders and flag overdue applications; returns (number, "reminder"|"overdue") pairs.
     Run daily (`govshare apply deadlines`); running it twice sends nothing twice."""
-    today = today or beijing_today()
+    today = today or clock.today()
     done: list[tuple[str, str]] = []
     for application in session.scalars(select(Application).where(Application.status == "submitted")
                                        .order_by(Application.id)):
         resource = application.resource
         if today > application.due_on:
             if application.overdue_flagged_at is None:
-                application.overdue_flagged_at = utcnow()
+                application.overdue_flagged_at = clock.now()
                 notify(session, kind="overdue", application=application, role="coordination_office",
                        message=f"申请 {application.number}（{resource.agency.name}，{resource.name}）已超过"
                                f"{application.due_on:%Y年%m月%d日}的答复期限，未作出意见")
@@ -250,7 +247,7 @@ def check_deadlines(session: Session, *, today: date | None = None, by: Principa
                              detail={"number": application.number, "due_on": application.due_on.isoformat()})
                 done.append((application.number, "overdue"))
         elif application.reminded_at is None and working_days_between(today, application.due_on) <= REMIND_WORKING_DAYS:
-            application.reminded_at = utcnow()
+            application.reminded_at = clock.now()
             notify(session, kind="reminder", application=application, agency_id=resource.agency_id,
                    message=f"申请 {application.number} 须于{application.due_on:%Y年%m月%d日}前答复")
             record_event(session, actor=by.actor, action="application.reminder", agency_code=resource.agency.code,

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from registry.models import AuditEvent, utcnow
+from core import clock
+from registry.models import AuditEvent
 
 GENESIS = "0" * 64
 
 
 def _canonical_time(at: datetime) -> str:
-    # SQLite hands datetimes back without a zone; they were written in UTC.
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return clock.as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_hash(event: AuditEvent) -> str:
@@ -78,7 +76,7 @@ def record_event(
     _lock_chain(session)
     last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
     event = AuditEvent(
-        at=utcnow(),
+        at=clock.now(),
         actor=actor,
         agency_code=agency_code,
         action=action,
@@ -105,7 +103,7 @@ def record_events(session: Session, events: list[dict[str, Any]]) -> None:
     rows = []
     for spec in events:
         event = AuditEvent(  # transient: only to hash it the way record_event does
-            at=utcnow(),
+            at=clock.now(),
             actor=spec["actor"],
             agency_code=spec.get("agency_code"),
             action=spec["action"],

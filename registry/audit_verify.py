@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from registry.audit import GENESIS, _canonical_time, _seal_key, event_hash, event_seal
 from registry.models import AuditEvent
-from registry.workdays import BEIJING_TIME
 
 KINDS = {"edited": "被修改", "deleted": "被删除", "inserted": "被插入", "reordered": "顺序被调换",
          "forged": "被伪造", "truncated": "被截断"}
@@ -126,8 +126,8 @@ def verify_log(session: Session, *, anchor: str | None = None) -> VerifyReport:
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    return (datetime.combine(start, time.min, BEIJING_TIME).astimezone(timezone.utc),
-            datetime.combine(end + timedelta(days=1), time.min, BEIJING_TIME).astimezone(timezone.utc))
+    return (datetime.combine(start, time.min, clock.BEIJING_TIME).astimezone(timezone.utc),
+            datetime.combine(end + timedelta(days=1), time.min, clock.BEIJING_TIME).astimezone(timezone.utc))
 
 
 def export_period(session: Session, *, start: date, end: date, out: Path) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def export_period(session: Session, *, start: date, end: date, out: Path) -> dic
         "hash_before": first["prev_hash"] if first else None, "last_hash": last["hash"] if last else None,
         "file": out.name, "file_sha256": digest.hexdigest(),
         "log_verified": whole.ok, "log_findings": [str(f) for f in whole.findings],
-        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "exported_at": clock.now().isoformat(),
         "how_to_verify": "each line's SHA-256 over its canonical content (registry/audit.py event_hash) equals its "
                          "hash; the first line's prev_hash equals hash_before; every next line's prev_hash equals "
                          "the line before's hash; the last hash equals last_hash",

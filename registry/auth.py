@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, AuthenticationFailed
 from registry.models import Agency
@@ -51,10 +51,6 @@ def console(name: str = "cli") -> Principal:
     return Principal(kind="console", name=name, agency_id=None, agency_code=None, roles=frozenset(ROLES))
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def user_principal(user: User) -> Principal:
     return Principal(kind="user", name=user.username, agency_id=user.agency_id, agency_code=user.agency.code,
                      roles=frozenset(user.roles), user_id=user.id, display_name=user.display_name or user.username,
@@ -69,7 +65,7 @@ def authenticate_principal(session: Session, *, token: str | None) -> Principal:
             raise AuthenticationFailed("会话令牌无效", "invalid session token: log in again")
         if record.revoked_at is not None:
             raise AuthenticationFailed("会话已注销", "session logged out: log in again")
-        if _aware(record.expires_at) <= datetime.now(timezone.utc):
+        if clock.as_utc(record.expires_at) <= clock.now():
             raise AuthenticationFailed("会话已过期", "session expired: log in again")
         if not record.user.active:
             raise AuthenticationFailed("用户已停用", "user deactivated")

@@ -24,7 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry.models import Agency, Base, Resource, utcnow
+from core import clock
+from registry.models import Agency, Base, Resource
 from schemas.presentation import labels
 
 __all__ = [
@@ -56,7 +57,7 @@ class Person(Base):
     phone: Mapped[str] = mapped_column(String(40), default="")
     email: Mapped[str] = mapped_column(String(200), default="")
     office: Mapped[str] = mapped_column(String(200), default="", doc="处室 / department within the agency")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
 
 
@@ -71,7 +72,7 @@ class Designation(Base):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date, doc="last day of the designation, inclusive")
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     person: Mapped[Person] = relationship()
 
 
@@ -87,7 +88,7 @@ class CatalogRevision(Base):
     content_sha256: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
     author: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     submitted_by: Mapped[str | None] = mapped_column(String(100))
     submitted_at: Mapped[datetime | None] = mapped_column()
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
@@ -107,7 +108,7 @@ class ConfidentialityReview(Base):
     reviewed_on: Mapped[date] = mapped_column(Date)
     passed: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class UpdateObligation(Base):
@@ -123,7 +124,7 @@ class UpdateObligation(Base):
     due_on: Mapped[date | None] = mapped_column(Date)
     due_problem: Mapped[str | None] = mapped_column(Text, doc="why due_on is unknown (the missing schedule)")
     opened_by: Mapped[str] = mapped_column(String(100))
-    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime] = mapped_column(default=clock.now)
     closed_on: Mapped[date | None] = mapped_column(Date)
     closed_by_revision_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_revisions.id"))
     resource: Mapped[Resource] = relationship()
@@ -139,4 +140,4 @@ class Reconfirmation(Base):
     confirmed_on: Mapped[date] = mapped_column(Date)
     confirmed_by: Mapped[str] = mapped_column(String(100))
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -14,6 +14,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import AccessDenied, ConfigError
 from registry.audit import record_event
 from registry.catalog import apply_to_resource, get_entry, latest_revision
@@ -22,7 +23,7 @@ from registry.catalog_models import (
     ConfidentialityReview,
     Reconfirmation,
 )
-from registry.models import Resource, utcnow
+from registry.models import Resource
 from registry.obligations import close_obligations
 from registry.people import act_day, require_designated
 from schemas.catalog_metadata import CatalogEntryData, label_of, metadata
@@ -47,7 +48,7 @@ def submit_revision(session: Session, *, code: str, account: str, on: date | Non
     day = act_day(on)
     require_designated(session, account=account, agency_id=resource.agency_id, roles=("cataloguer",), on=day)
     revision = _open_revision(session, resource, ("draft", "returned"), "提交 submitted")
-    revision.status, revision.submitted_by, revision.submitted_at = "submitted", account, utcnow()
+    revision.status, revision.submitted_by, revision.submitted_at = "submitted", account, clock.now()
     record_event(session, actor=actor, action="catalog.submit", agency_code=resource.agency.code,
                  resource_code=code, detail={"revision": revision.number, "by": account, "on": day})
     return revision
@@ -105,7 +106,7 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
     item_notes = {k: v for k, v in (item_comments or {}).items() if v.strip()}
     if not approve and not (element_notes or item_notes):
         raise ConfigError("退回修改须逐条说明意见（针对要素或信息项） / a return needs comments per element or data item")
-    revision.reviewed_by, revision.reviewed_at = account, utcnow()
+    revision.reviewed_by, revision.reviewed_at = account, clock.now()
     revision.review_comments = {"elements": element_notes, "data_items": item_notes}
     detail = {"revision": revision.number, "by": account, "on": day, "comments": revision.review_comments}
     if not approve:
@@ -122,7 +123,7 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
     for previous in session.scalars(select(CatalogRevision).where(
             CatalogRevision.resource_id == resource.id, CatalogRevision.status == "published")):
         previous.status = "superseded"
-    revision.status, revision.published_at = "published", utcnow()
+    revision.status, revision.published_at = "published", clock.now()
     apply_to_resource(resource, CatalogEntryData.model_validate(revision.content))
     resource.catalog_status = "published"
     # A publication after element-by-element review is also that year's full maintenance (全面维护).

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry.models import Agency, Base, Resource, utcnow
+from core import clock
+from registry.models import Agency, Base, Resource
 
 __all__ = ["CatalogSearchEntry", "InterfaceService"]
 
@@ -33,7 +34,7 @@ class CatalogSearchEntry(Base):
     sharing_modes: Mapped[str] = mapped_column(String(100), doc="space-delimited, e.g. ' interface file '")
     name: Mapped[str] = mapped_column(String(200))
     search_text: Mapped[str] = mapped_column(Text, doc="lower-cased name, abstract and data item names")
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     resource: Mapped[Resource] = relationship()
     agency: Mapped[Agency] = relationship()
 
@@ -52,6 +53,6 @@ class InterfaceService(Base):
     invocation: Mapped[str] = mapped_column(Text, doc="调用方法: how a consumer system calls it")
     openapi: Mapped[dict[str, Any]] = mapped_column()
     status: Mapped[str] = mapped_column(String(20), default="active", doc="active or withdrawn")
-    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    registered_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     resource: Mapped[Resource] = relationship()

@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry.models import Base, utcnow
+from core import clock
+from registry.models import Base
 
 __all__ = ["DELIVERY_STATUSES", "Delivery", "SftpTarget"]
 
@@ -31,7 +32,7 @@ class SftpTarget(Base):
     folder: Mapped[str] = mapped_column(Text, default=".")
     host_key: Mapped[str | None] = mapped_column(Text, doc="known_hosts line or SHA256: fingerprint of the server key")
     secret_encrypted: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Delivery(Base):
@@ -49,5 +50,5 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     remote_path: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     delivered_at: Mapped[datetime | None] = mapped_column()

@@ -6,11 +6,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError, NotFound
 from registry.applications import apply_decision, get_application, notify
 from registry.audit import record_event
 from registry.auth import Principal, require, require_roles
-from registry.models import utcnow
 from registry.sharing_models import Dispute
 
 DISPUTABLE = ("partial", "refused")
@@ -57,7 +57,7 @@ def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclus
                    reasons=f"协调结论：{conclusion}", by=by, origin="dispute")
     dispute.status, dispute.outcome = "concluded", application.status
     dispute.approved_items = application.approved_items
-    dispute.conclusion, dispute.concluded_by, dispute.concluded_at = conclusion, by.actor, utcnow()
+    dispute.conclusion, dispute.concluded_by, dispute.concluded_at = conclusion, by.actor, clock.now()
     record_event(session, actor=by.actor, action="dispute.conclude", agency_code=application.consumer.code,
                  resource_code=application.resource.code,
                  detail={"dispute": dispute.id, "number": application.number, "outcome": dispute.outcome,

@@ -18,19 +18,20 @@ score = 100 x sum(weight x metric) / sum(weights of the metrics that are not Non
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from registry.audit import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.delivery_models import Delivery
 from registry.elements import check_duplicate_collection
 from registry.models import Agency, Resource, SyncRun
 from registry.notice_models import Notice
-from registry.periods import BEIJING, Period, parse_period, trailing
+from registry.periods import Period, parse_period, trailing
 from registry.sharing_models import Application
 from registry.supervision_models import EvaluationRun, RectificationOrder, Violation
 from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
@@ -38,7 +39,6 @@ from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
 __all__ = [
     "AgencyStanding",
     "Evaluation",
-    "beijing_day",
     "evaluate",
     "latest_run",
     "published_as_of",
@@ -50,19 +50,6 @@ __all__ = [
 SHARED_TYPES = ("unconditional", "conditional")
 CLOCKS = {"update": "目录更新（2个工作日）", "application": "申请答复（10个工作日）",
           "reconfirmation": "年度全面维护", "rectification": "限期整改"}
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def beijing_day(moment: datetime) -> date:
-    return _aware(moment).astimezone(BEIJING).date()
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite keeps datetimes as UTC digits without a zone: bind UTC so the comparison is right on both backends.
-    return moment.astimezone(UTC)
 
 
 @dataclass
@@ -114,7 +101,7 @@ def published_as_of(session: Session, *, resource: Resource, moment: datetime) -
     """The revision consumers saw at `moment`: the last one published before it (later ones may supersede it)."""
     return session.scalars(select(CatalogRevision).where(
         CatalogRevision.resource_id == resource.id, CatalogRevision.published_at.is_not(None),
-        CatalogRevision.published_at < _utc(moment)).order_by(CatalogRevision.published_at.desc(),
+        CatalogRevision.published_at < clock.as_utc(moment)).order_by(CatalogRevision.published_at.desc(),
                                                                 CatalogRevision.number.desc())).first()
 
 
@@ -126,7 +113,7 @@ def _complete(content: dict[str, Any]) -> bool:
 
 def _catalogue(session: Session, agency: Agency, period: Period, as_of: date) -> dict[str, Ratio]:
     resources = list(session.scalars(select(Resource).where(
-        Resource.agency_id == agency.id, Resource.created_at < _utc(period.end_at)).order_by(Resource.id)))
+        Resource.agency_id == agency.id, Resource.created_at < clock.as_utc(period.end_at)).order_by(Resource.id)))
     published = [(r, rev) for r in resources if (rev := published_as_of(session, resource=r, moment=period.end_at))]
     year_start, last = date(period.end.year, 1, 1), min(period.end, as_of)
     maintained = 0
@@ -163,7 +150,7 @@ def _clocks(session: Session, agency: Agency, period: Period, as_of: date) -> di
     applications = session.execute(select(Application.due_on, Application.decided_at, Application.status)
                                    .join(Resource, Resource.id == Application.resource_id).where(
         Resource.agency_id == agency.id, Application.due_on >= period.start, Application.due_on <= period.end))
-    decided = [(due, beijing_day(at) if at else None) for due, at, status in applications
+    decided = [(due, clock.beijing_day(at) if at else None) for due, at, status in applications
                if not (status == "withdrawn" and at is None)]
     orders = session.execute(select(RectificationOrder.due_on, RectificationOrder.fixed_on).where(
         RectificationOrder.agency_id == agency.id, RectificationOrder.due_on >= period.start,
@@ -174,7 +161,7 @@ def _clocks(session: Session, agency: Agency, period: Period, as_of: date) -> di
 
 
 def _runs(session: Session, agency: Agency, period: Period) -> dict[str, Ratio]:
-    window = (_utc(period.start_at), _utc(period.end_at))
+    window = (clock.as_utc(period.start_at), clock.as_utc(period.end_at))
     read = published = 0
     for rows_read, rows_published in session.execute(select(SyncRun.rows_read, SyncRun.rows_published).join(
             Resource, Resource.id == SyncRun.resource_id).where(
@@ -214,10 +201,10 @@ def evaluate(session: Session, *, period: str, as_of: date | None = None,
     ``as_of`` (default today, Beijing time) caps the clocks: a deadline after it is not yet missed."""
     span = parse_period(period)
     config = config or load_config()
-    today = as_of or beijing_day(datetime.now(UTC))
+    today = as_of or clock.today()
     as_of = min(today, span.end) if today >= span.start else today
     providers = session.scalars(select(Agency).where(Agency.id.in_(
-        select(Resource.agency_id).where(Resource.created_at < _utc(span.end_at)))).order_by(Agency.code))
+        select(Resource.agency_id).where(Resource.created_at < clock.as_utc(span.end_at)))).order_by(Agency.code))
     standings = [_standing(session, a, span, as_of, config.weights) for a in providers]
     ranked = sorted((s for s in standings if s.score is not None), key=lambda s: (-s.score, s.code))
     for index, standing in enumerate(ranked):

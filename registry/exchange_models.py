@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry.models import Base, utcnow
+from core import clock
+from registry.models import Base
 
 __all__ = ["ResourceLock", "SchemaChange", "PrunedVersion"]
 
@@ -29,7 +30,7 @@ class ResourceLock(Base):
     run_id: Mapped[str] = mapped_column(String(40))
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
-    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acquired_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime] = mapped_column()
 
 
@@ -49,7 +50,7 @@ class SchemaChange(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(100), default="pipeline")
     obligation: Mapped[str | None] = mapped_column(Text, doc="the catalogue update obligation opened, if any")
-    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    detected_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class PrunedVersion(Base):
@@ -58,4 +59,4 @@ class PrunedVersion(Base):
     __tablename__ = "pruned_versions"
     version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
-    pruned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    pruned_at: Mapped[datetime] = mapped_column(default=clock.now)

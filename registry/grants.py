@@ -10,16 +10,17 @@ supersedes the old. Revocation takes effect on the next request (the access chec
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.audit import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
-from registry.models import Agency, Resource, Subscription, utcnow
+from registry.models import Agency, Resource, Subscription
 from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement
 
 ROW_FILTER_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge")
@@ -65,7 +66,7 @@ def sensitivity(session: Session, *, resource: Resource) -> ResourceSensitivity 
 
 def agreement_in_force(session: Session, *, resource: Resource, agency_id: int,
                        on: date | None = None) -> SecrecyAgreement | None:
-    today = on or datetime.now(timezone.utc).date()
+    today = on or clock.today()
     return session.scalars(select(SecrecyAgreement).where(
         SecrecyAgreement.resource_id == resource.id, SecrecyAgreement.consumer_agency_id == agency_id,
         SecrecyAgreement.revoked_at.is_(None), SecrecyAgreement.signed_on <= today,
@@ -134,7 +135,7 @@ def activate_if_ready(session: Session, *, grant: Grant, by: Principal) -> bool:
     if needs_agreement(session, resource=resource) and not agreement_in_force(
             session, resource=resource, agency_id=grant.agency_id):
         return False
-    grant.status, grant.activated_at = "active", utcnow()
+    grant.status, grant.activated_at = "active", clock.now()
     _sync_subscription(session, grant=grant)
     session.flush()
     record_event(session, actor=by.actor, action="grant.activate", agency_code=grant.agency.code,
@@ -159,7 +160,7 @@ def revoke_grant(session: Session, *, grant_id: int, reason: str, by: Principal)
         raise ConfigError("revoking a grant needs a reason (撤销理由)")
     if grant.status not in LIVE:
         raise ConfigError(f"grant {grant_id} is already {grant.status}")
-    grant.status, grant.revoked_at, grant.revoked_by, grant.revoke_reason = "revoked", utcnow(), by.actor, reason
+    grant.status, grant.revoked_at, grant.revoked_by, grant.revoke_reason = "revoked", clock.now(), by.actor, reason
     _sync_subscription(session, grant=grant)
     record_event(session, actor=by.actor, action="grant.revoke", agency_code=grant.agency.code,
                  resource_code=grant.resource.code, detail={"grant": grant.id, "reason": reason})

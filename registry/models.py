@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from core import clock
 
 
 class Base(DeclarativeBase):
@@ -27,7 +25,7 @@ class Agency(Base):
     level: Mapped[str] = mapped_column(String(20), default="city", doc="city (市级) or district (区县)")
     district: Mapped[str | None] = mapped_column(String(50))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Source(Base):
@@ -40,7 +38,7 @@ class Source(Base):
     kind: Mapped[str] = mapped_column(String(40))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secret_encrypted: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
 
 
@@ -64,8 +62,8 @@ class Resource(Base):
     # catalogue, never published (hidden from consumers); published: the columns above mirror the published
     # revision (registry/catalog.py). Migration 0010_catalog.
     catalog_status: Mapped[str] = mapped_column(String(20), default="registered", server_default="registered")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     agency: Mapped[Agency] = relationship()
     source: Mapped[Source | None] = relationship()
 
@@ -84,7 +82,7 @@ class DatasetVersion(Base):
     quarantined_count: Mapped[int] = mapped_column(BigInteger, default=0)
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[dict[str, Any]] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     resource: Mapped[Resource] = relationship()
 
 
@@ -96,7 +94,7 @@ class CursorState(Base):
     cursor_column: Mapped[str | None] = mapped_column(String(100))
     cursor_value: Mapped[str | None] = mapped_column(Text)
     version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class SyncRun(Base):
@@ -107,7 +105,7 @@ class SyncRun(Base):
     resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), default="running")
     mode: Mapped[str] = mapped_column(String(20), default="full")
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(default=clock.now)
     finished_at: Mapped[datetime | None] = mapped_column()
     rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
     rows_published: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -126,7 +124,7 @@ class Subscription(Base):
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
     status: Mapped[str] = mapped_column(String(20), default="active")
     purpose: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     resource: Mapped[Resource] = relationship()
     agency: Mapped[Agency] = relationship()
 
@@ -139,7 +137,7 @@ class ApiToken(Base):
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
     name: Mapped[str] = mapped_column(String(100))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     agency: Mapped[Agency] = relationship()
@@ -150,7 +148,7 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
     actor: Mapped[str] = mapped_column(String(100))
     agency_code: Mapped[str | None] = mapped_column(String(18))
     action: Mapped[str] = mapped_column(String(60), index=True)
@@ -163,11 +161,11 @@ class AuditEvent(Base):
     # database access alone cannot forge a record or re-hash an edited one (registry/audit_verify.py).
     seal: Mapped[str | None] = mapped_column(String(64))
 
-from registry.notice_models import *  # noqa: E402,F401,F403
+from registry.catalog_models import *  # noqa: E402,F401,F403
+from registry.catalog_search_models import *  # noqa: E402,F401,F403
 from registry.delivery_models import *  # noqa: E402,F401,F403
 from registry.exchange_models import *  # noqa: E402,F401,F403
+from registry.notice_models import *  # noqa: E402,F401,F403
 from registry.quality_models import *  # noqa: E402,F401,F403
-from registry.catalog_models import *  # noqa: E402,F401,F403
 from registry.sharing_models import *  # noqa: E402,F401,F403
-from registry.catalog_search_models import *  # noqa: E402,F401,F403
 from registry.supervision_models import *  # noqa: E402,F401,F403

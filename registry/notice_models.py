@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry.models import Base, utcnow
+from core import clock
+from registry.models import Base
 
 __all__ = ["NoticeEndpoint", "Notice", "CdcResync", "NOTICE_STATUSES"]
 
@@ -28,8 +29,8 @@ class NoticeEndpoint(Base):
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), primary_key=True)
     url: Mapped[str] = mapped_column(Text)
     secret_encrypted: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class Notice(Base):
@@ -50,7 +51,7 @@ class Notice(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     delivered_at: Mapped[datetime | None] = mapped_column()
 
 
@@ -63,4 +64,4 @@ class CdcResync(Base):
     slot: Mapped[str] = mapped_column(String(63))
     reason: Mapped[str] = mapped_column(Text)
     retained_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    marked_at: Mapped[datetime] = mapped_column(default=clock.now)

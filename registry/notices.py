@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
 from registry.agencies import get_agency
 from registry.audit import record_event
-from registry.models import Notice, NoticeEndpoint, Subscription, utcnow
+from registry.models import Notice, NoticeEndpoint, Subscription
 from registry.resources import get_resource
 
 FEED_PAGE_MAX = 500
@@ -68,7 +69,7 @@ def set_endpoint(session: Session, *, subscription: Subscription, url: str, acto
         endpoint = NoticeEndpoint(subscription_id=subscription.id, url=url, secret_encrypted=encrypted)
         session.add(endpoint)
     else:
-        endpoint.url, endpoint.secret_encrypted, endpoint.updated_at = url, encrypted, utcnow()
+        endpoint.url, endpoint.secret_encrypted, endpoint.updated_at = url, encrypted, clock.now()
     session.flush()
     # the URL is recorded, never the secret
     record_event(session, actor=actor, action="notice.endpoint_set", agency_code=subscription.agency.code,

@@ -19,12 +19,13 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.models import Resource
-from registry.people import act_day, beijing_today, require_designated
+from registry.people import act_day, require_designated
 from registry.workdays import UnknownCalendarYear, add_working_days
 from schemas.presentation import labels
 
@@ -65,7 +66,7 @@ def open_update_obligation(session: Session, *, resource_code: str, reason: str,
         if existing.due_on is None:  # its year's schedule may have been installed since
             existing.due_on, existing.due_problem = _due(existing.opened_on)
         return existing
-    day = opened_on or beijing_today()
+    day = opened_on or clock.today()
     due, problem = _due(day)
     obligation = UpdateObligation(resource_id=resource.id, kind=kind, reason=reason, opened_on=day, due_on=due,
                                   due_problem=problem, opened_by=actor)
@@ -135,7 +136,7 @@ def list_obligations(session: Session, *, agency: str | None = None, open_only: 
 def overdue_obligations(session: Session, *, today: date | None = None,
                         agency: str | None = None) -> list[UpdateObligation]:
     """Open obligations whose due day has passed (the due day itself is still in time)."""
-    today = today or beijing_today()
+    today = today or clock.today()
     schedule_pending(session)
     return [o for o in list_obligations(session, agency=agency) if o.due_on is not None and o.due_on < today]
 
@@ -179,7 +180,7 @@ class OverdueReconfirmation:
 def overdue_reconfirmations(session: Session, *, today: date | None = None,
                             agency: str | None = None) -> list[OverdueReconfirmation]:
     """Published entries with a calendar year before this one in which they were not fully maintained."""
-    today = today or beijing_today()
+    today = today or clock.today()
     last = (select(Reconfirmation.resource_id, func.max(Reconfirmation.confirmed_on).label("last"))
             .group_by(Reconfirmation.resource_id).subquery())
     query = (select(Resource, last.c.last).join(last, last.c.resource_id == Resource.id)

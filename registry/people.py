@@ -9,24 +9,23 @@ The data resource administrators (数据资源管理员) are filed with the comm
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.catalog_models import DESIGNATION_ROLES, Designation, Person
-from registry.workdays import BEIJING_TIME
 
 __all__ = [
     "ADMINISTRATOR_HEADERS",
     "act_day",
     "add_person",
     "administrators_rows",
-    "beijing_today",
     "designate",
     "designated_people",
     "designations",
@@ -41,13 +40,9 @@ ADMINISTRATOR_HEADERS = ("机构名称", "统一社会信用代码", "层级", "
                          "指定日期", "终止日期")
 
 
-def beijing_today() -> date:
-    return datetime.now(BEIJING_TIME).date()
-
-
 def act_day(on: date | None) -> date:
     """The day an act (submission, review, reconfirmation) counts for: today, or an earlier day being recorded."""
-    today = beijing_today()
+    today = clock.today()
     if on is not None and on > today:
         raise ConfigError(f"日期 {on} 晚于今天 {today}，不能预先办理 / an act cannot be dated in the future")
     return on or today
@@ -95,7 +90,7 @@ def designate(session: Session, *, account: str, role: str, valid_from: date | N
     """Designate a person of an agency for a role from `valid_from` (default today, Beijing time)."""
     person = get_person(session, account=account)
     role = _role(role)
-    start = valid_from or beijing_today()
+    start = valid_from or clock.today()
     if valid_to is not None and valid_to < start:
         raise ConfigError(f"终止日期 {valid_to} 早于指定日期 {start} / the designation would end before it starts")
     for existing in _designations_of(session, person=person, role=role):
@@ -117,7 +112,7 @@ def end_designation(session: Session, *, account: str, role: str, last_day: date
     """End a person's open designation for a role; `last_day` (default yesterday) is its last valid day."""
     person = get_person(session, account=account)
     role = _role(role)
-    last_day = last_day or beijing_today() - timedelta(days=1)
+    last_day = last_day or clock.today() - timedelta(days=1)
     current = [d for d in _designations_of(session, person=person, role=role) if d.valid_to is None]
     if not current:
         raise ConfigError(f"{person.name}（{account}）没有在任的{DESIGNATION_ROLES[role]}指定 / no open designation to end")
@@ -151,7 +146,7 @@ def designations(session: Session, *, agency: str | None = None, role: str | Non
 
 def designated_people(session: Session, *, agency: str, role: str, on: date | None = None) -> list[Person]:
     """Who held the role at the agency on that day (default today)."""
-    return [d.person for d in designations(session, agency=agency, role=role, on=on or beijing_today())]
+    return [d.person for d in designations(session, agency=agency, role=role, on=on or clock.today())]
 
 
 def require_designated(session: Session, *, account: str, agency_id: int, roles: tuple[str, ...],
@@ -174,7 +169,7 @@ def require_designated(session: Session, *, account: str, agency_id: int, roles:
 def administrators_rows(session: Session, *, agency: str | None = None, on: date | None = None) -> list[tuple]:
     """The data resource administrators in force on `on` (default today), one row each, for filing."""
     rows = []
-    for d in designations(session, agency=agency, role="administrator", on=on or beijing_today()):
+    for d in designations(session, agency=agency, role="administrator", on=on or clock.today()):
         a, p = d.person.agency, d.person
         rows.append((a.name, a.code, {"city": "市级"}.get(a.level, "区县级"), a.district or "", p.name, p.account,
                      p.office, p.phone, p.email, d.valid_from.isoformat(), d.valid_to.isoformat() if d.valid_to else ""))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
+from core import clock
 from core.errors import ConfigError
 
-BEIJING = timezone(timedelta(hours=8))
 _PATTERN = re.compile(r"^(?P<year>\d{4})(?:[Qq](?P<quarter>[1-4])|-(?P<month>0[1-9]|1[0-2]))?$")
 
 
@@ -31,12 +31,12 @@ class Period:
     @property
     def start_at(self) -> datetime:
         """First instant of the period (Beijing midnight), as an aware datetime."""
-        return datetime.combine(self.start, time.min, BEIJING)
+        return datetime.combine(self.start, time.min, clock.BEIJING_TIME)
 
     @property
     def end_at(self) -> datetime:
         """First instant after the period."""
-        return datetime.combine(self.end + timedelta(days=1), time.min, BEIJING)
+        return datetime.combine(self.end + timedelta(days=1), time.min, clock.BEIJING_TIME)
 
     def previous(self) -> Period:
         return parse_period(_shift(self.code, -1))

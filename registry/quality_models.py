@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry.models import Agency, Base, Resource, utcnow
+from core import clock
+from registry.models import Agency, Base, Resource
 from schemas.presentation import labels
 
 __all__ = ["QuarantineSet", "CorrectionTicket", "DataElement", "ConsistencyCheck", "ExpectationRun",
@@ -38,7 +39,7 @@ class QuarantineSet(Base):
     rules: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="rows per rule id")
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     replay_run_id: Mapped[str | None] = mapped_column(String(40))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     resolved_at: Mapped[datetime | None] = mapped_column()
     resource: Mapped[Resource] = relationship()
 
@@ -58,7 +59,7 @@ class CorrectionTicket(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     closed_at: Mapped[datetime | None] = mapped_column()
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource] = relationship()
@@ -78,7 +79,7 @@ class DataElement(Base):
     column: Mapped[str] = mapped_column(String(100))
     key_column: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource] = relationship()
 
@@ -95,7 +96,7 @@ class ConsistencyCheck(Base):
     mismatches: Mapped[int] = mapped_column(BigInteger, default=0)
     missing: Mapped[int] = mapped_column(BigInteger, default=0, doc="copy keys absent from the authority")
     path: Mapped[str | None] = mapped_column(Text, doc="Parquet file of mismatches, relative to the storage root")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     resource: Mapped[Resource] = relationship()
 
 
@@ -115,4 +116,4 @@ class ExpectationRun(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     report_path: Mapped[str | None] = mapped_column(Text, doc="folder with results.json and report.html")
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

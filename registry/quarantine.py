@@ -9,9 +9,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError, NotFound
 from registry.audit import record_event
-from registry.models import Resource, utcnow
+from registry.models import Resource
 from registry.quality_models import QUARANTINE_STATUSES, CorrectionTicket, QuarantineSet
 from registry.resources import get_resource
 from registry.tickets import open_ticket
@@ -59,10 +60,10 @@ def mark_replayed(session: Session, *, set_ids: list[int], replay_run_id: str, f
     """The sets were checked again into a new version: close them and their tickets."""
     for set_id in set_ids:
         record = session.get(QuarantineSet, set_id)
-        record.status, record.replay_run_id, record.resolved_at = "replayed", replay_run_id, utcnow()
+        record.status, record.replay_run_id, record.resolved_at = "replayed", replay_run_id, clock.now()
         for ticket in session.scalars(select(CorrectionTicket).where(CorrectionTicket.quarantine_set_id == set_id,
                                                                      CorrectionTicket.status == "open")):
-            ticket.status, ticket.closed_at = "closed", utcnow()
+            ticket.status, ticket.closed_at = "closed", clock.now()
             ticket.note = (f"已回放: {fixed} 行更正后发布, {still_failing} 行仍未通过 / replayed in run "
                            f"{replay_run_id[:8]}: {fixed} rows published, {still_failing} still failing")
         record_event(session, actor=actor, action="quarantine.replay", resource_code=record.resource.code,

@@ -8,26 +8,22 @@ inbox messages to the agency and the supervisor). A fix reported after the deadl
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError, NotFound
 from registry.applications import notify
 from registry.audit import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
-from registry.evaluation import beijing_day
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder
 from registry.violations import Finding, get_violation, upsert_violation
 from registry.workdays import add_working_days
 from schemas.evaluation_config import load_config
 
 __all__ = ["check_orders", "get_order", "issue_order", "list_orders", "report_fixed"]
-
-
-def _today() -> date:
-    return beijing_day(datetime.now(UTC))
 
 
 def _number(session: Session, day: date) -> str:
@@ -50,7 +46,7 @@ def issue_order(session: Session, *, violation_id: int, requirement: str, by: Pr
     days = working_days if working_days is not None else load_config().thresholds.rectification_working_days
     if days < 1:
         raise ConfigError("整改期限至少 1 个工作日 / the deadline is at least 1 working day")
-    day = issued_on or _today()
+    day = issued_on or clock.today()
     order = RectificationOrder(number=_number(session, day), violation_id=violation.id, agency_id=violation.agency_id,
                                requirement=requirement.strip(), issued_on=day, working_days=days,
                                due_on=add_working_days(day, days), issued_by=by.actor, status="open", fix_note="")
@@ -108,7 +104,7 @@ def report_fixed(session: Session, *, number: str, note: str, by: Principal,
         raise ConfigError(f"整改通知 {number} 已于 {order.fixed_on} 报告完成 / already reported fixed")
     if not note.strip():
         raise ConfigError("报告整改须说明整改情况 / say what was put right (--note)")
-    day = fixed_on or _today()
+    day = fixed_on or clock.today()
     if day < order.issued_on:
         raise ConfigError("整改完成日期不能早于通知日期 / the fix cannot predate the order")
     order.fixed_on, order.fixed_by, order.fix_note, order.status = day, by.actor, note.strip(), "fixed"
@@ -124,7 +120,7 @@ def report_fixed(session: Session, *, number: str, note: str, by: Principal,
 
 def check_orders(session: Session, *, today: date | None = None, actor: str = "supervision") -> list[RectificationOrder]:
     """Flag each order not fixed by its deadline, once; returns the orders flagged now."""
-    today = today or _today()
+    today = today or clock.today()
     flagged = []
     for order in session.scalars(select(RectificationOrder).where(
             RectificationOrder.status == "open", RectificationOrder.due_on < today,

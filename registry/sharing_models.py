@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry.models import Agency, Base, Resource, utcnow
+from core import clock
+from registry.models import Agency, Base, Resource
 from schemas.presentation import labels
 
 __all__ = ["User", "UserSession", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
@@ -39,7 +40,7 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
     last_login_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
 
 
@@ -50,7 +51,7 @@ class UserSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     user: Mapped[User] = relationship()
@@ -68,7 +69,7 @@ class ResourceSensitivity(Base):
     personal_columns: Mapped[list[Any]] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(Text, default="")
     reviewed_by: Mapped[str] = mapped_column(String(100))
-    reviewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     @property
     def involves_secrets(self) -> bool:
@@ -91,7 +92,7 @@ class Application(Base):
     items: Mapped[list[Any]] = mapped_column(JSON)
     row_filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="submitted", index=True)
-    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime] = mapped_column(default=clock.now)
     received_on: Mapped[date] = mapped_column(Date)
     due_on: Mapped[date] = mapped_column(Date)
     reminded_at: Mapped[datetime | None] = mapped_column()
@@ -113,7 +114,7 @@ class Dispute(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("sharing_applications.id"), index=True)
     opened_by: Mapped[str] = mapped_column(String(100))
     grounds: Mapped[str] = mapped_column(Text)
-    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime] = mapped_column(default=clock.now)
     status: Mapped[str] = mapped_column(String(20), default="open")
     outcome: Mapped[str | None] = mapped_column(String(20))
     approved_items: Mapped[list[Any] | None] = mapped_column(JSON)
@@ -138,7 +139,7 @@ class SecrecyAgreement(Base):
     scan_path: Mapped[str] = mapped_column(Text)
     scan_sha256: Mapped[str] = mapped_column(String(64))
     recorded_by: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     revoked_at: Mapped[datetime | None] = mapped_column()
 
 
@@ -158,7 +159,7 @@ class Grant(Base):
     purpose: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
     expires_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     activated_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     revoked_by: Mapped[str | None] = mapped_column(String(100))
@@ -177,4 +178,4 @@ class InboxMessage(Base):
     kind: Mapped[str] = mapped_column(String(30))
     application_id: Mapped[int | None] = mapped_column(ForeignKey("sharing_applications.id"))
     message: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -4,17 +4,13 @@ and the evaluation of the current quarter. Each step commits on its own, so one 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
-from registry.evaluation import beijing_day
+from core import clock
 from registry.periods import current_quarter
 
 ACTOR = "supervision"
-
-
-def _today(today: date | None) -> date:
-    return today or beijing_day(datetime.now(UTC))
 
 
 def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
@@ -26,7 +22,7 @@ def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, An
     from registry.db import session_scope
     from registry.rectification import check_orders
 
-    day = _today(today)
+    day = (today or clock.today())
     with session_scope() as session:
         applications = check_deadlines(session, today=day, by=console(actor))
         # overdue_obligations first fills in due days whose year's schedule has since been installed
@@ -42,7 +38,7 @@ def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str,
     from registry.db import session_scope
     from registry.violations import detect_violations
 
-    day = _today(today)
+    day = (today or clock.today())
     with session_scope() as session:
         report = detect_violations(session, as_of=day, actor=actor)
         return {"day": day.isoformat(), "found": len(report.found), "new": [v.id for v in report.new],
@@ -54,7 +50,7 @@ def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -
     from registry.db import session_scope
     from registry.evaluation import run_evaluation
 
-    day = _today(today)
+    day = (today or clock.today())
     with session_scope() as session:
         run = run_evaluation(session, period=current_quarter(day), as_of=day, actor=actor)
         return {"run": run.id, "period": run.period, "agencies": len(run.results["agencies"])}

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry.models import Agency, Base, Resource, utcnow
+from core import clock
+from registry.models import Agency, Base, Resource
 from schemas.presentation import labels
 
 __all__ = [
@@ -51,7 +52,7 @@ class EvaluationRun(Base):
     weights: Mapped[dict[str, Any]] = mapped_column()
     results: Mapped[dict[str, Any]] = mapped_column(doc="{agencies: [{code, name, metrics, score, rank}, ...]}")
     actor: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Violation(Base):
@@ -72,7 +73,7 @@ class Violation(Base):
     last_seen_on: Mapped[date] = mapped_column(Date)
     resolved_on: Mapped[date | None] = mapped_column(Date)
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource | None] = relationship()
 
@@ -95,6 +96,6 @@ class RectificationOrder(Base):
     fixed_by: Mapped[str | None] = mapped_column(String(100))
     fix_note: Mapped[str] = mapped_column(Text, default="")
     refusal_violation_id: Mapped[int | None] = mapped_column(ForeignKey("violations.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     violation: Mapped[Violation] = relationship(foreign_keys=[violation_id])
     agency: Mapped[Agency] = relationship()

@@ -5,7 +5,7 @@ PDF (registry/supervision_pdf.py) or Excel (registry/supervision_xlsx.py). All t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError
 from registry.evaluation import CLOCKS, Evaluation, evaluate, trend
 from registry.periods import Period, parse_period
@@ -31,7 +32,7 @@ class ReportData:
     trend: dict[str, dict[str, float | None]]  # period code -> agency code -> score
     violations: list[dict[str, Any]]
     orders: list[dict[str, Any]]
-    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    generated_at: datetime = field(default_factory=lambda: clock.now())
 
     @property
     def title(self) -> str:

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import record_event
-from registry.models import Agency, Resource, utcnow
+from registry.models import Agency, Resource
 from registry.quality_models import TICKET_KINDS, TICKET_STATUSES, CorrectionTicket
 
 
@@ -62,7 +63,7 @@ def close_ticket(session: Session, *, ticket_id: int, note: str, actor: str = "c
         raise ConfigError(f"工单 {ticket_id} 已关闭 / ticket {ticket_id} is already closed ({ticket.note})")
     if not note.strip():
         raise ConfigError("closing a ticket needs a note saying what was corrected (--note)")
-    ticket.status, ticket.note, ticket.closed_at = "closed", note.strip(), utcnow()
+    ticket.status, ticket.note, ticket.closed_at = "closed", note.strip(), clock.now()
     record_event(session, actor=actor, action="ticket.close", agency_code=ticket.agency.code,
                  resource_code=ticket.resource.code, detail={"ticket": ticket.id, "note": ticket.note})
     return ticket

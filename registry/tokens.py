@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.crypto import sha256_hex
 from core.errors import AuthenticationFailed, ConfigError, NotFound
 from registry.agencies import get_agency
@@ -38,7 +39,7 @@ def issue_token(session: Session, *, agency: str, name: str, days: int = 90, act
         raise ConfigError(f"a token is valid for at most {MAX_DAYS} days; issue a new one before it expires")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(agency_id=owner.id, name=name, token_sha256=sha256_hex(token),
-                         expires_at=datetime.now(timezone.utc) + timedelta(days=days)))
+                         expires_at=clock.now() + timedelta(days=days)))
     session.flush()
     record_event(session, actor=by.actor, action="token.issue", agency_code=owner.code,
                  detail={"name": name, "days": days})
@@ -64,14 +65,10 @@ def revoke_token(session: Session, *, token_id: int, by: "Principal | None" = No
             zh="只有本机构管理员或平台运维可以吊销令牌",
             en="only the agency's administrator or the platform operator may revoke its tokens")
     if record.revoked_at is None:
-        record.revoked_at = datetime.now(timezone.utc)
+        record.revoked_at = clock.now()
         record_event(session, actor=by.actor, action="token.revoke", agency_code=record.agency.code,
                      detail={"token": record.id, "name": record.name})
     return record
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def authenticate(session: Session, *, token: str | None) -> ApiToken:
@@ -86,6 +83,6 @@ def authenticate(session: Session, *, token: str | None) -> ApiToken:
         # which credential and whose: the audit names them (never the token) so supervision can act (23.4)
         revoked.token_id, revoked.agency_code = record.id, record.agency.code  # type: ignore[attr-defined]
         raise revoked
-    if record.expires_at is not None and _aware(record.expires_at) <= datetime.now(timezone.utc):
+    if record.expires_at is not None and clock.as_utc(record.expires_at) <= clock.now():
         raise AuthenticationFailed("访问令牌已过期", "API token expired")
     return record

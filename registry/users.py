@@ -11,18 +11,18 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
 from registry.auth import OVERSIGHT_ROLES, SESSION_PREFIX, Principal, require
-from registry.models import utcnow
 from registry.sharing_models import ROLES, User, UserSession
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -132,7 +132,7 @@ def deactivate_user(session: Session, *, username: str, by: Principal) -> None:
     user.active = False
     for open_session in session.scalars(select(UserSession).where(UserSession.user_id == user.id,
                                                                   UserSession.revoked_at.is_(None))):
-        open_session.revoked_at = utcnow()
+        open_session.revoked_at = clock.now()
     record_event(session, actor=by.actor, action="user.deactivate", agency_code=user.agency.code,
                  detail={"username": username})
 
@@ -142,15 +142,11 @@ def list_users(session: Session, *, by: Principal) -> list[User]:
     return users if by.has(*OVERSIGHT_ROLES) else [u for u in users if u.agency_id == by.agency_id]
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def login(session: Session, *, username: str, password: str, source: str = "api") -> str:
     """A session token (shown once) for a person, or AuthenticationFailed. Every attempt is audited and
     committed by the caller, including failures (rate limiting relies on them being kept)."""
     user = session.scalar(select(User).where(User.username == username))
-    now = datetime.now(timezone.utc)
+    now = clock.now()
 
     def fail(zh: str, en: str, **detail: object) -> AuthenticationFailed:
         record_event(session, actor=f"user:{username}", action="user.login", result="denied",
@@ -163,10 +159,10 @@ def login(session: Session, *, username: str, password: str, source: str = "api"
         # whether the account exists: its tries are counted from the audit trail's recent refusals
         failures = _recent_failures(session, username=username, since=now - timedelta(minutes=LOCK_MINUTES))
         if len(failures) >= MAX_FAILURES:
-            raise fail(*_locked(_aware(failures[-MAX_FAILURES]) + timedelta(minutes=LOCK_MINUTES) - now), locked=True)
+            raise fail(*_locked(clock.as_utc(failures[-MAX_FAILURES]) + timedelta(minutes=LOCK_MINUTES) - now), locked=True)
         raise fail(*_wrong(MAX_FAILURES - len(failures) - 1))
-    if user.locked_until is not None and _aware(user.locked_until) > now:
-        raise fail(*_locked(_aware(user.locked_until) - now), locked=True)
+    if user.locked_until is not None and clock.as_utc(user.locked_until) > now:
+        raise fail(*_locked(clock.as_utc(user.locked_until) - now), locked=True)
     if not verify_password(password, user.password_hash) or not user.active:
         user.failed_logins += 1
         left = MAX_FAILURES - user.failed_logins
@@ -211,6 +207,6 @@ def logout(session: Session, *, token: str) -> None:
     record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
     if record is None or record.revoked_at is not None:
         raise AccessDenied("会话不存在或已注销", "no such session, or already logged out")
-    record.revoked_at = utcnow()
+    record.revoked_at = clock.now()
     record_event(session, actor=f"user:{record.user.username}", action="user.logout",
                  agency_code=record.user.agency.code)

@@ -29,19 +29,19 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
 from registry.catalog_models import CatalogRevision, UpdateObligation
 from registry.elements import check_duplicate_collection
-from registry.evaluation import beijing_day
 from registry.exchange_models import SchemaChange
 from registry.models import (
     Agency,
@@ -105,10 +105,6 @@ class DetectionReport:
     resolved: list[Violation]
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _ref(table: str, id_: Any) -> dict[str, Any]:
     return {"table": table, "id": id_}
 
@@ -141,7 +137,7 @@ def _not_provided(session: Session, as_of: date, config: EvaluationConfig) -> It
             continue
         first = session.scalar(select(func.min(CatalogRevision.published_at)).where(
             CatalogRevision.resource_id == resource.id))  # a later revision does not restart the grace
-        since = beijing_day(first or revision.published_at or revision.created_at)
+        since = clock.beijing_day(first or revision.published_at or revision.created_at)
         if _past_grace(since, grace.no_data_grace_working_days, as_of):
             yield Finding(1, "no_data", resource.agency_id, str(resource.id), resource_id=resource.id,
                           summary=f"目录条目 {resource.code}（{resource.name}）{since} 发布后超过"
@@ -150,7 +146,7 @@ def _not_provided(session: Session, as_of: date, config: EvaluationConfig) -> It
                           facts={"published_on": since.isoformat(), "versions": 0})
     for resource in session.scalars(select(Resource).where(Resource.catalog_status.in_(("registered", "draft")))
                                     .order_by(Resource.id)):
-        since = beijing_day(resource.created_at)
+        since = clock.beijing_day(resource.created_at)
         if _past_grace(since, grace.uncatalogued_grace_working_days, as_of):
             yield Finding(1, "uncatalogued", resource.agency_id, str(resource.id), resource_id=resource.id,
                           summary=f"资源 {resource.code}（{resource.name}）{since} 登记后超过"
@@ -254,7 +250,7 @@ def _late_or_inaccurate(session: Session, as_of: date, config: EvaluationConfig)
         run = session.scalars(select(SyncRun).where(
             SyncRun.resource_id == resource.id, SyncRun.status.in_(("published", "unchanged")),
             SyncRun.finished_at.is_not(None)).order_by(SyncRun.finished_at.desc())).first()
-        made = max(beijing_day(version.created_at), beijing_day(run.finished_at) if run else date.min)
+        made = max(clock.beijing_day(version.created_at), clock.beijing_day(run.finished_at) if run else date.min)
         if _past_grace(made + timedelta(days=days), grace, as_of):
             cycle = code_list("update_cycles").get(resource.update_cycle, resource.update_cycle)
             yield Finding(3, "stale_data", resource.agency_id, str(resource.id), resource_id=resource.id,
@@ -281,13 +277,13 @@ def _read_problem(event: AuditEvent, grant: Grant | None, resource: Resource, ag
         return "no_grant"
     if grant.agency_id != agency.id or grant.resource_id != resource.id:
         return "grant_of_another"
-    at = _aware(event.at)
-    if grant.activated_at is None or _aware(grant.activated_at) > at:
+    at = clock.as_utc(event.at)
+    if grant.activated_at is None or clock.as_utc(grant.activated_at) > at:
         return "grant_not_active"
     # `lag`: the interface channel may answer from an access decision made just before (delivery/decisions.py)
-    if grant.revoked_at is not None and _aware(grant.revoked_at) + lag <= at:
+    if grant.revoked_at is not None and clock.as_utc(grant.revoked_at) + lag <= at:
         return "grant_revoked"
-    if grant.expires_at is not None and _aware(grant.expires_at) + lag <= at:
+    if grant.expires_at is not None and clock.as_utc(grant.expires_at) + lag <= at:
         return "grant_expired"
     read = event.detail.get("columns")
     if grant.columns is not None and (read == "all" or not set(read or []) <= set(grant.columns)):
@@ -354,7 +350,7 @@ def _use(session: Session) -> Iterator[Finding]:
         yield Finding(4, "revoked_token_use", token.agency_id, str(token_id),
                       records=[_ref("api_tokens", token_id)] + [_ref("audit_events", i) for i in ids[:MAX_EVENT_IDS]],
                       summary=f"{token.agency.name} 的访问令牌“{token.name}”吊销后仍被使用 {len(ids)} 次（凭证失控）",
-                      facts={"attempts": len(ids), "revoked_at": _aware(token.revoked_at).isoformat()
+                      facts={"attempts": len(ids), "revoked_at": clock.as_utc(token.revoked_at).isoformat()
                              if token.revoked_at else None})
 
 
@@ -435,7 +431,7 @@ def record_finding(session: Session, *, case: int, agency: str, summary: str, by
         from registry.resources import get_resource
 
         resource = get_resource(session, code=resource_code)
-    day = on or beijing_day(datetime.now(UTC))
+    day = on or clock.today()
     count = session.scalar(select(func.count(Violation.id)).where(Violation.origin == "inspection")) or 0
     finding = Finding(case, "inspection", owner.id, f"{owner.id}:{day}:{count + 1}", summary=summary.strip(),
                       records=list(records or []), facts={"recorded_by": by.actor},

@@ -34,7 +34,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -43,6 +43,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core import clock
 from core.errors import ConfigError
 from core.settings import get_settings
 
@@ -68,8 +69,6 @@ __all__ = [
 
 SCHEDULE_SUFFIXES = (".json", ".yaml", ".yml")
 EXAMPLE_SCHEDULE = "registry/calendars/2027.example.json"
-# China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exact and needs no tzdata.
-BEIJING_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 # A single holiday period longer than this is almost certainly a typo (wrong month), not a real notice.
 LONGEST_HOLIDAY_PERIOD_DAYS = 31
 DEFAULT_HOLIDAY_NAME = "法定节假日"
@@ -526,7 +525,7 @@ def deadline(start: datetime | date, working_days: int, *, calendar_dir: Path | 
     one is assumed to be Beijing time already.
     """
     if isinstance(start, datetime):
-        start = (start.astimezone(BEIJING_TIME) if start.tzinfo is not None else start).date()
+        start = (clock.to_beijing(start) if start.tzinfo is not None else start).date()
     return add_working_days(start, working_days, calendar_dir=calendar_dir)
 
 

@@ -1,14 +1,48 @@
-"""Shared fixtures: an isolated hub home per test, and scratch PostgreSQL databases."""
+"""Shared fixtures: the pinned clock, an isolated hub home per test, and scratch PostgreSQL databases."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.services import require_postgres
+
+# The suite never runs on the machine's day: it runs on an ordinary working Wednesday, or on the day
+# GOVSHARE_TEST_DAY names (YYYY-MM-DD at 10:00 Beijing time, or a full ISO instant), which is how CI re-runs the
+# date-sensitive tests on the days that broke them before (`make test-days`). A test that means a particular day
+# pins it itself with time_machine.travel, inside this pin.
+DEFAULT_TEST_INSTANT = "2026-06-10T10:00:00+08:00"
+_PIN = pytest.StashKey["object"]()
+
+
+def _pinned_instant() -> datetime:
+    raw = os.environ.get("GOVSHARE_TEST_DAY", "").strip() or DEFAULT_TEST_INSTANT
+    instant = datetime.fromisoformat(raw if "T" in raw else f"{raw}T10:00:00+08:00")
+    if instant.tzinfo is None:
+        raise pytest.UsageError(f"GOVSHARE_TEST_DAY={raw!r} needs a day (YYYY-MM-DD) or an instant with its offset")
+    return instant
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import core.clock  # noqa: F401 - imported before the shift exists: this process follows time-machine
+    from tests.clock import Pin
+
+    config.stash[_PIN] = Pin(_pinned_instant())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if (pin := config.stash.get(_PIN, None)) is not None:
+        pin.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"govshare clock pinned at {_pinned_instant().isoformat()} (GOVSHARE_TEST_DAY to change it)"
+
 
 
 def _reset_caches() -> None:
@@ -17,26 +51,6 @@ def _reset_caches() -> None:
 
     reset_settings()
     dispose_engines()
-
-
-def _schedule_for_next_year() -> None:
-    """Statutory deadlines reach up to a few weeks ahead (10 working days), so from mid-December a test that
-    applies "today" needs next year's working-day schedule, which the bundled library lacks until a release
-    after the State Council's notice. Then the repository's example schedule of that year is installed in
-    the hub's calendar folder as test data, so the suite does not depend on the day it runs. Tests of the
-    missing-year behaviour use a calendar folder of their own (tests/catalog_helpers.py)."""
-    import shutil
-    from datetime import date
-
-    from core.settings import get_settings
-    from registry.workdays import library_years
-
-    year = date.today().year + 1
-    example = Path(__file__).resolve().parents[1] / "registry" / "calendars" / f"{year}.example.json"
-    if year not in library_years() and example.is_file():
-        folder = get_settings().calendar_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(example, folder / f"{year}.json")
 
 
 @pytest.fixture
@@ -48,7 +62,6 @@ def hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in ("GOVSHARE_DATABASE_URL", "GOVSHARE_STORAGE", "GOVSHARE_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     _reset_caches()
-    _schedule_for_next_year()
     from registry.migrate import upgrade
 
     upgrade()
@@ -85,7 +98,6 @@ def pg_hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_database: st
     monkeypatch.setenv("GOVSHARE_DEMO", "1")
     monkeypatch.setenv("GOVSHARE_DATABASE_URL", pg_database.replace("postgresql://", "postgresql+psycopg2://", 1))
     _reset_caches()
-    _schedule_for_next_year()
     from registry.migrate import upgrade
 
     upgrade()

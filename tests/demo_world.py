@@ -15,13 +15,12 @@ STORY_ROWS = 120
 @pytest.fixture
 def story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     from cli.demo import stage_story
-    from tests.conftest import _reset_caches, _schedule_for_next_year
+    from tests.conftest import _reset_caches
 
     monkeypatch.setenv("GOVSHARE_HOME", str(tmp_path / "demo-home"))
     monkeypatch.setenv("GOVSHARE_DEMO", "1")
     for name in ("GOVSHARE_DATABASE_URL", "GOVSHARE_STORAGE", "GOVSHARE_SECRET_KEY", "GOVSHARE_CALENDAR_DIR"):
         monkeypatch.delenv(name, raising=False)
     _reset_caches()
-    _schedule_for_next_year()
     yield stage_story(rows=STORY_ROWS)
     _reset_caches()

@@ -131,14 +131,15 @@ def revoke_token(token: str) -> None:
     """Mark a token revoked in the registry (the registry has no revoke service yet)."""
     from sqlalchemy import select
 
+    from core import clock
     from core.crypto import sha256_hex
     from registry.db import session_scope
-    from registry.models import ApiToken, utcnow
+    from registry.models import ApiToken
 
     with session_scope() as session:
         record = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == sha256_hex(token)))
         assert record is not None, "token to revoke is not registered"
-        record.revoked_at = utcnow()
+        record.revoked_at = clock.now()
 
 
 # --- sources --------------------------------------------------------------------------------------------------

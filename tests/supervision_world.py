@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from registry.periods import BEIJING
+from core.clock import BEIJING_TIME as BEIJING
 from samples.loaders import load_sqlite
 from tests.catalog_helpers import DISTRICT
 from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency
@@ -28,7 +28,7 @@ A, B, C = PROVIDER, OTHER_PROVIDER, DISTRICT
 ROWS = 50  # rows in each sample source table
 
 
-def _on(day: date, hour: int = 10) -> datetime:
+def on_day(day: date, hour: int = 10) -> datetime:
     return datetime.combine(day, time(hour), BEIJING)
 
 
@@ -86,7 +86,7 @@ def _publish(session, code: str, key: str, day: date) -> None:
     record_confidentiality_review(session, code=code, account=f"{key}_reviewer", passed=True, note="不涉密", on=day,
                                   actor="test")
     revision = review_revision(session, code=code, account=f"{key}_reviewer", approve=True, on=day, actor="test")
-    revision.published_at = _on(day)
+    revision.published_at = on_day(day)
     assert session.scalar(select(CatalogRevision.id).where(CatalogRevision.id == revision.id))
 
 
@@ -94,7 +94,7 @@ def _new(session, world: SupervisionWorld, name: str, agency: tuple[str, str], d
     from registry.catalog import upsert_entry
 
     revision = upsert_entry(session, agency=agency[0], data=data, author=f"{name[0].lower()}_cataloguer", actor="test")
-    revision.resource.created_at = _on(created)
+    revision.resource.created_at = on_day(created)
     world.codes[name], world.ids[name] = revision.resource.code, revision.resource.id
     return revision.resource.code
 
@@ -113,9 +113,9 @@ def _sync(world: SupervisionWorld, name: str, source: str, finished: date) -> No
     sync_resource(resource_code=world.codes[name], full=True)
     with session_scope() as session:
         for run in session.scalars(select(SyncRun).where(SyncRun.resource_id == world.ids[name])):
-            run.started_at, run.finished_at = _on(finished, 9), _on(finished)
+            run.started_at, run.finished_at = on_day(finished, 9), on_day(finished)
         for version in session.scalars(select(DatasetVersion).where(DatasetVersion.resource_id == world.ids[name])):
-            version.created_at = _on(finished)
+            version.created_at = on_day(finished)
             world.ids[f"{name}.version"] = version.id
 
 
@@ -161,7 +161,7 @@ def build(tmp_path: Path) -> SupervisionWorld:
              date(2026, 2, 20))
         _publish(session, world.codes["A2"], "a", date(2026, 3, 2))
         a3 = add_resource(session, name="企业变更记录", agency=A[0], classification="101003", actor="test")
-        a3.created_at, world.codes["A3"], world.ids["A3"] = _on(date(2026, 11, 20)), a3.code, a3.id
+        a3.created_at, world.codes["A3"], world.ids["A3"] = on_day(date(2026, 11, 20)), a3.code, a3.id
         # B: B1 carries the enterprise-name element A is authoritative for; B2 never gets data; B3 not shared,
         # last maintained in 2024
         _new(session, world, "B1", B, _entry("102001", "社会组织登记信息", cycle="weekly", items=[
@@ -219,7 +219,7 @@ def build(tmp_path: Path) -> SupervisionWorld:
         session.add(change)
         # a run of C1 in which 30 of 200 rows failed the quality rules (15% > 5%), not yet corrected
         session.add(SyncRun(id="run-c1-bad", resource_id=world.ids["C1"], status="published", mode="incremental",
-                            started_at=_on(date(2026, 11, 10), 9), finished_at=_on(date(2026, 11, 10)),
+                            started_at=on_day(date(2026, 11, 10), 9), finished_at=on_day(date(2026, 11, 10)),
                             rows_read=200, rows_published=170, rows_quarantined=30))
         session.flush()
         world.ids["C1.change"] = change.id
@@ -240,12 +240,12 @@ def build(tmp_path: Path) -> SupervisionWorld:
         world.ids["C1.grant"] = session.scalar(select(Grant.id).where(Grant.resource_id == world.ids["C1"]))
         a2_application = apply(session, resource_code=world.codes["A2"], consumer=CONSUMER[0], scope="本市企业",
                                purpose="社保稽核", items=["uscc", "name"], by=admin,
-                               submitted_at=_on(date(2026, 10, 9)))
+                               submitted_at=on_day(date(2026, 10, 9)))
         decide(session, number=a2_application.number, outcome="approve", reasons="符合履职需要", by=admin)
-        a2_application.decided_at = _on(date(2026, 10, 20))
+        a2_application.decided_at = on_day(date(2026, 10, 20))
         b2_application = apply(session, resource_code=world.codes["B2"], consumer=CONSUMER[0], scope="养老机构",
                                purpose="养老保险核验", items=["uscc", "name"], by=admin,
-                               submitted_at=_on(date(2026, 10, 26)))
+                               submitted_at=on_day(date(2026, 10, 26)))
         world.ids["A2.application"], world.ids["B2.application"] = a2_application.id, b2_application.id
 
         # delivery outcomes: A1's update notice delivered and its SFTP push failed; C1's notice delivered
@@ -255,10 +255,10 @@ def build(tmp_path: Path) -> SupervisionWorld:
         for name in ("A1", "C1"):
             session.add(Notice(subscription_id=subscriptions[world.ids[name]], version_id=world.ids[f"{name}.version"],
                                resource_id=world.ids[name], agency_id=consumer_id, resource_code=world.codes[name],
-                               version_number=1, payload={}, status="delivered", created_at=_on(date(2026, 11, 12))))
+                               version_number=1, payload={}, status="delivered", created_at=on_day(date(2026, 11, 12))))
         session.add(Delivery(agency_id=consumer_id, resource_id=world.ids["A1"], version_id=world.ids["A1.version"],
                              kind="full", channel="sftp", status="failed", attempts=5, last_error="connection refused",
-                             created_at=_on(date(2026, 11, 12))))
+                             created_at=on_day(date(2026, 11, 12))))
         world.consumer_token = issue_token(session, agency=CONSUMER[0], name="hr-system", days=30, actor="test")
         world.provider_b_token = issue_token(session, agency=B[0], name="mz-system", days=30, actor="test")
         add_user(session, username="inspector", agency=COMMISSION[0], roles=["supervisor"], password=PASSWORD,

@@ -148,7 +148,7 @@ def test_cutting_the_tail_is_caught_by_an_anchor(chain: list[int]) -> None:
 
 def test_cli_verify_and_export_for_inspectors(chain: list[int], tmp_path: Path) -> None:
     from cli.main import app
-    from registry.applications import beijing_today
+    from core.clock import today as beijing_today
     from registry.audit_verify import verify_export
 
     runner = CliRunner()

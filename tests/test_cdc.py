@@ -14,8 +14,19 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import (CONSUMER, PROVIDER, ensure_agency, first_difference, latest, pg_execute, pg_rows,
-                           pg_source_config, read_version, table_rows, versions)
+from tests.helpers import (
+    CONSUMER,
+    PROVIDER,
+    ensure_agency,
+    first_difference,
+    latest,
+    pg_execute,
+    pg_rows,
+    pg_source_config,
+    read_version,
+    table_rows,
+    versions,
+)
 from tests.pg_cluster import pg_logical_cluster, pg_logical_database  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,11 +260,12 @@ def test_stale_slot_is_dropped_and_the_next_run_reads_everything(source: str, mo
 def test_a_slot_nobody_confirmed_for_too_long_is_dropped(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
+    from core import clock
     from core.settings import reset_settings
     from pipeline.cdc import sync_cdc
     from pipeline.cdc_slots import guard_all
     from registry.db import session_scope
-    from registry.models import CursorState, utcnow
+    from registry.models import CursorState
 
     code = register(source)
     sync_cdc(resource_code=code)
@@ -262,7 +274,7 @@ def test_a_slot_nobody_confirmed_for_too_long_is_dropped(source: str, monkeypatc
     assert guard_all() == []
     with session_scope() as session:  # the hub was last heard of two hours ago
         for state in session.query(CursorState).all():
-            state.updated_at = utcnow() - timedelta(hours=2)
+            state.updated_at = clock.now() - timedelta(hours=2)
     results = guard_all()
     assert [r.dropped for r in results] == [True] and "GOVSHARE_CDC_MAX_LAG_MINUTES" in results[0].reason
     assert slot(source, slot_name_of(code)) is None

@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 
 from samples.loaders import load_sqlite
 from tests.helpers import (
-    sqlite_execute,
-    sync,
     Hub,
     bearer,
     latest,
     read_version,
     register_resource,
     running_api,
+    sqlite_execute,
+    sync,
     versions,
 )
 
@@ -246,9 +246,10 @@ def test_an_incremental_resource_is_read_in_full_again_to_find_deletes(source: t
 
     from sqlalchemy import update
 
+    from core import clock
     from core.settings import reset_settings
     from registry.db import session_scope
-    from registry.models import DatasetVersion, utcnow
+    from registry.models import DatasetVersion
 
     hub, database = source
     _sql(database, "DELETE FROM enterprises WHERE id = 20")
@@ -256,7 +257,7 @@ def test_an_incremental_resource_is_read_in_full_again_to_find_deletes(source: t
     assert latest(hub.resource_code).row_count == ROWS
     with session_scope() as session:  # the last full read (v1) is now 8 days old
         session.execute(update(DatasetVersion).where(DatasetVersion.number == 1)
-                        .values(created_at=utcnow() - timedelta(days=8)))
+                        .values(created_at=clock.now() - timedelta(days=8)))
     report = _sync(hub)
     assert report.mode == "full" and latest(hub.resource_code).row_count == ROWS - 1
     assert latest(hub.resource_code).manifest["changes"]["deleted"] == 1
@@ -265,5 +266,5 @@ def test_an_incremental_resource_is_read_in_full_again_to_find_deletes(source: t
     monkeypatch.setenv("GOVSHARE_FULL_REFRESH_DAYS", "0")  # 0: never
     reset_settings()
     with session_scope() as session:
-        session.execute(update(DatasetVersion).values(created_at=utcnow() - timedelta(days=90)))
+        session.execute(update(DatasetVersion).values(created_at=clock.now() - timedelta(days=90)))
     assert _sync(hub).mode == "incremental"

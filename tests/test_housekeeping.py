@@ -56,12 +56,13 @@ def _new_version(hub: Hub, database: Path, n: int) -> None:
 def _backdate_versions(hub: Hub, days: int) -> None:
     from sqlalchemy import update
 
+    from core import clock
     from registry.db import session_scope
-    from registry.models import DatasetVersion, utcnow
+    from registry.models import DatasetVersion
 
     with session_scope() as session:
         session.execute(update(DatasetVersion).where(DatasetVersion.resource_id == hub.resource_id)
-                        .values(created_at=utcnow() - timedelta(days=days)))
+                        .values(created_at=clock.now() - timedelta(days=days)))
 
 
 def test_clean_staging_removes_only_what_no_run_needs(source: tuple[Hub, Path]) -> None:

@@ -105,9 +105,9 @@ def _notices(**filters) -> list:  # noqa: ANN003
 
 
 def _later(minutes: float):  # noqa: ANN202
-    from registry.models import utcnow
+    from core import clock
 
-    return utcnow() + timedelta(minutes=minutes)
+    return clock.now() + timedelta(minutes=minutes)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import time_machine
 from pypdf import PdfReader
 
+from tests.clock import pinned
 from tests.demo_world import story  # noqa: F401 - fixture
 from tests.pdf_checks import fonts, glyph_match, render_without_fonts, require_poppler
 
@@ -38,8 +38,8 @@ def _assert_every_font_embedded(pdf: Path) -> None:
 
 
 @pytest.fixture
-def pinned_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    with time_machine.travel(SUBMITTED, tick=True):
+def pinned_story():  # noqa: ANN201 - the story and its documents on SUBMITTED
+    with pinned(SUBMITTED):
         yield
 
 

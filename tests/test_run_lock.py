@@ -39,9 +39,10 @@ def _dead_pid() -> int:
 def _plant_lock(hub: Hub, *, run_status: str | None, pid: int, host: str | None = None,
                 expires_in: timedelta = timedelta(minutes=10)) -> str:
     """A lock row as another run would have left it, with its run record and staging folder."""
+    from core import clock
     from pipeline import locks, paths
     from registry.db import session_scope
-    from registry.models import ResourceLock, SyncRun, utcnow
+    from registry.models import ResourceLock, SyncRun
 
     run_id = uuid.uuid4().hex
     with session_scope() as session:
@@ -49,7 +50,7 @@ def _plant_lock(hub: Hub, *, run_status: str | None, pid: int, host: str | None 
             session.add(SyncRun(id=run_id, resource_id=hub.resource_id, status=run_status))
             session.flush()
         session.add(ResourceLock(resource_id=hub.resource_id, run_id=run_id, host=host or locks.HOST, pid=pid,
-                                 acquired_at=utcnow(), expires_at=utcnow() + expires_in))
+                                 acquired_at=clock.now(), expires_at=clock.now() + expires_in))
     (paths.staging_dir(run_id) / "data").mkdir(parents=True)
     return run_id
 
@@ -109,11 +110,12 @@ def test_leases_on_other_hosts(hub: Hub) -> None:
     with pytest.raises(RetriableError, match="exchange-node-2"):
         _sync(hub)
 
+    from core import clock
     from registry.db import session_scope
-    from registry.models import ResourceLock, utcnow
+    from registry.models import ResourceLock
 
     with session_scope() as session:  # that host stopped renewing: the lease runs out
-        session.get(ResourceLock, hub.resource_id).expires_at = utcnow() - timedelta(seconds=1)
+        session.get(ResourceLock, hub.resource_id).expires_at = clock.now() - timedelta(seconds=1)
     assert _sync(hub).version == 1
     assert _takeovers(hub.resource_code)[0]["abandoned_run"] == live
 
@@ -148,16 +150,17 @@ def test_a_stale_staged_run_is_not_published(hub: Hub) -> None:
     carried rows are stale: publishing it is refused and nothing is published twice."""
     import shutil
 
+    from core import clock
     from core.errors import RetriableError
     from pipeline.extract import stage_resource
     from pipeline.sync import publish_run
     from registry.db import session_scope
-    from registry.models import ResourceLock, utcnow
+    from registry.models import ResourceLock
 
     _sync(hub)
     slow = stage_resource(resource_code=hub.resource_code)
     with session_scope() as session:
-        session.get(ResourceLock, hub.resource_id).expires_at = utcnow() - timedelta(seconds=1)
+        session.get(ResourceLock, hub.resource_id).expires_at = clock.now() - timedelta(seconds=1)
     kept = Path(slow.folder).with_name("kept-aside")
     shutil.copytree(slow.folder, kept)
     assert _sync(hub).version == 2  # takes the expired lock over and removes the stale staging folder

@@ -507,7 +507,7 @@ def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
                                    json={"username": "commission", "password": PASSWORD}).json()["token"]
         verified = call("GET", "/audit/verify", commission).json()
         assert verified["ok"] is True and verified["count"] > 50
-        from registry.applications import beijing_today
+        from core.clock import today as beijing_today
 
         today = beijing_today().isoformat()
         exported = call("GET", "/audit/export", commission, params={"from": today, "to": today})

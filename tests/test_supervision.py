@@ -71,6 +71,15 @@ def _scratch_postgres() -> Iterator[str]:
         admin.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _on_the_seeded_day():
+    """The seeded world is a year's records up to AS_OF (Wednesday 2026-11-25): the suite runs on that day."""
+    from tests.clock import on, pinned
+
+    with pinned(on(AS_OF)):
+        yield
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """One seeded registry per backend for the module (building it runs four real syncs). Tests that need the

@@ -4,7 +4,7 @@ tickets). A caller sees only its own agency; the supervisor and the coordination
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
 from api.principal import DENIED, AuditedRoute, PrincipalDep
+from core import clock
 from registry.audit import record_event
 from registry.auth import Principal, require
 
@@ -66,7 +67,7 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
     caller is the supervisor or the coordination office; the read is audited."""
     from registry.agencies import get_agency
     from registry.catalog_models import UpdateObligation
-    from registry.evaluation import beijing_day, evaluate
+    from registry.evaluation import evaluate
     from registry.models import Resource
     from registry.periods import current_quarter
     from registry.quality_models import CorrectionTicket
@@ -76,7 +77,7 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
     agency = get_agency(session, ref=code)
     require(principal, principal.agency_id == agency.id or principal.has(*SEE_ALL),
             zh="只能查看本机构的评估情况", en="an agency sees only its own standing; the supervisor sees all")
-    today = beijing_day(datetime.now(UTC))
+    today = clock.today()
     result = evaluate(session, period=period or current_quarter(today))
     standing = result.standing(agency.code)
     violations = session.scalars(select(Violation).where(Violation.agency_id == agency.id, Violation.status == "open")
@@ -128,11 +129,11 @@ def ranking(session: SessionDep, principal: PrincipalDep,
             period: Annotated[str | None, Query(description="2026, 2026Q4 or 2026-11; default this quarter")] = None
             ) -> list[dict[str, Any]]:
     """Every agency's score and rank (the supervisor and the coordination office only)."""
-    from registry.evaluation import beijing_day, evaluate
+    from registry.evaluation import evaluate
     from registry.periods import current_quarter
 
     require(principal, principal.has(*SEE_ALL), zh="只有监督机构可以查看全部机构的评估",
             en="only the supervisor or the coordination office sees every agency's evaluation")
-    result = evaluate(session, period=period or current_quarter(beijing_day(datetime.now(UTC))))
+    result = evaluate(session, period=period or current_quarter(clock.today()))
     return [{"rank": a.rank, "code": a.code, "name": a.name, "score": a.score, "metrics": a.metrics}
             for a in result.agencies]

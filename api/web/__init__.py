@@ -139,14 +139,14 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form()
 def logout(session: SessionDep, token: SessionCookie = None) -> RedirectResponse:
     from sqlalchemy import select
 
+    from core import clock
     from core.crypto import sha256_hex
-    from registry.models import utcnow
     from registry.sharing_models import UserSession
 
     if token:
         record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
         if record is not None and record.revoked_at is None:
-            record.revoked_at = utcnow()
+            record.revoked_at = clock.now()
     response = RedirectResponse("/web/login", status_code=303)
     response.delete_cookie(COOKIE, path="/web")
     return response

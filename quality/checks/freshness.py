@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from core import clock
 from quality.checks.base import DatasetContext, Issue, Rule, Scope
 
 
@@ -44,8 +45,8 @@ class FreshnessRule(Rule):
             return
         if not isinstance(newest, datetime):
             newest = datetime(newest.year, newest.month, newest.day, tzinfo=timezone.utc) + timedelta(days=1)
-        elif newest.tzinfo is None:
-            newest = newest.replace(tzinfo=timezone.utc)
+        else:
+            newest = clock.as_utc(newest)
         age = context.run_time - newest
         if age > timedelta(hours=self.max_age_hours):
             hours = age.total_seconds() / 3600

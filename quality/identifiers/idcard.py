@@ -34,6 +34,7 @@ from functools import cache
 
 import numpy as np
 
+from core import clock
 from quality.identifiers.divisions import IN_FORCE_YEAR, division_tables, lookup_division
 from quality.identifiers.outcomes import REASON_INDEX, Level, Outcome, Reason
 
@@ -74,7 +75,7 @@ def validate_idcard(value: str | None, *, today: date | None = None) -> Outcome 
     """Check one citizen ID number (身份证号码); None in, None out. ``today`` bounds the birth date."""
     if value is None:
         return None
-    today = today or date.today()
+    today = today or clock.today()
     stripped = value.strip()
     if len(stripped) == 15:
         return _validate_legacy(value, stripped, today)

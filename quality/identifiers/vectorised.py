@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core import clock
 from quality.identifiers.idcard import evaluate_idcard_matrix, validate_idcard
 from quality.identifiers.orgcode import validate_orgcode
 from quality.identifiers.outcomes import REASON_DICTIONARY, REASON_INDEX, ArrayOutcome, Level, Outcome, Reason
@@ -74,7 +75,7 @@ def validate_array(
     if engine == "vectorised" and kind is IdentifierKind.USCC:
         fast, width, short_below = evaluate_uscc_matrix, 18, 18
     elif engine == "vectorised" and kind is IdentifierKind.IDCARD:
-        day = today or date.today()
+        day = today or clock.today()
         fast = lambda matrix: evaluate_idcard_matrix(matrix, today=day)  # noqa: E731
         width, short_below = 18, 15
     elif engine not in ("vectorised", "python"):
@@ -115,7 +116,7 @@ def _scalar_validator(kind: IdentifierKind, today: date | None) -> ScalarValidat
         return validate_uscc
     if kind is IdentifierKind.ORGCODE:
         return validate_orgcode
-    day = today or date.today()
+    day = today or clock.today()
     return lambda value: validate_idcard(value, today=day)
 
 
