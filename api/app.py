@@ -8,9 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.delivery import install as install_delivery
 from api.routes import access, catalog, catalog_exchange, datasets, exchange, sharing
 from api.routes import quality as quality_routes
-from api.delivery import install as install_delivery
 from api.web import for_people, http_error_page
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from core import clock
-
 from samples.demo_sources import HR, MARKET, TAX, DemoAgency, agency_code
 
 PASSWORD = "govshare-demo"  # demo accounts only: `govshare user password NAME` sets a real one

@@ -28,7 +28,6 @@ from registry.supervision_report import (
 )
 
 
-
 def _styles(font: str) -> dict[str, ParagraphStyle]:
     return {
         "title": ParagraphStyle("title", fontName=font, fontSize=18, leading=24, alignment=1, spaceAfter=6),

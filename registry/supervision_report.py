@@ -19,7 +19,8 @@ from registry.evaluation import CLOCKS, Evaluation, evaluate, trend
 from registry.periods import Period, parse_period
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder, Violation
 from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
-from schemas.presentation import day, label
+from schemas import presentation
+from schemas.presentation import day
 
 FORMATS = ("html", "pdf", "xlsx")
 PALETTE = ["#1f5fa8", "#d9534f", "#5cb85c", "#f0ad4e", "#6f42c1", "#17a2b8", "#8c564b", "#e377c2"]
@@ -77,14 +78,14 @@ def build_report(session: Session, *, period: str, as_of: date | None = None,
     violations = [{
         "id": v.id, "case": v.case, "case_label": VIOLATION_CASES[v.case], "agency": v.agency.name,
         "agency_code": v.agency.code, "summary": v.summary, "evidence": evidence_text(v.evidence),
-        "status": label("violation_statuses", v.status), "detected_on": day(v.detected_on)}
+        "status": presentation.label("violation_statuses", v.status), "detected_on": day(v.detected_on)}
         for v in session.scalars(select(Violation).where(
             Violation.detected_on <= span.end, Violation.status != "dismissed",
             or_(Violation.status == "open", Violation.resolved_on >= span.start)).order_by(Violation.case, Violation.id))]
     orders = [{
         "number": o.number, "agency": o.agency.name, "violation": o.violation_id, "issued_on": day(o.issued_on),
         "due_on": day(o.due_on), "fixed_on": day(o.fixed_on) or "—",
-        "status": label("order_statuses", o.status), "requirement": o.requirement}
+        "status": presentation.label("order_statuses", o.status), "requirement": o.requirement}
         for o in session.scalars(select(RectificationOrder).where(
             RectificationOrder.issued_on <= span.end,
             or_(RectificationOrder.fixed_on.is_(None), RectificationOrder.fixed_on >= span.start))

@@ -49,9 +49,9 @@ def _person_sees_chinese(page, *, name: str | None = None, agency: str | None = 
     return text
 
 
-def _signed_in(browser, base: str, username: str, start: str = "/"):  # noqa: ANN001, ANN202
+def _signed_in(chromium, base: str, username: str, start: str = "/"):  # noqa: ANN001, ANN202
     """A fresh browser context for one person, signed in through the login page the start page leads to."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(base + start)
     assert "/web/login" in page.url
     page.fill("#username", username)

@@ -111,9 +111,8 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
     number = page.inner_text("#number")
     assert number.startswith("XQSQ-") and page.inner_text("#status") == "待答复"
     assert page.inner_text("#items") == "企业名称、法定代表人身份证号"
-    from registry.workdays import deadline
-
     from core import clock
+    from registry.workdays import deadline
 
     received = clock.today()  # submitted, and so received, today in Beijing
     due = deadline(received, 10)

@@ -26,10 +26,10 @@ router = APIRouter(prefix="/web/supervision", include_in_schema=False)
 def notice_pdf(request: Request, session: SessionDep, token: SessionCookie = None, period: str | None = None
                ) -> Response:
     """The periodic notice of every agency (the supervisor and the coordination office only)."""
+    from core import clock
     from registry.audit import record_event
     from registry.periods import current_quarter
     from registry.supervision_report import write_report
-    from core import clock
 
     principal = _principal(session, token)
     if principal is None:

@@ -212,7 +212,8 @@ def _act(request: Request, session, token: str | None, number: str, action) -> R
         return _problem(request, principal, exc)
     except ConfigError as exc:
         session.rollback()
-        return _detail(request, session, principal, _visible(session, principal, number), 400, error=chinese_message(exc))
+        return _detail(request, session, principal, _visible(session, principal, number), 400,
+                       error=chinese_message(exc))
     session.commit()
     return RedirectResponse(f"/web/applications/{number}", status_code=303)
 
