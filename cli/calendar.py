@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
+from cli.access_cmds import AsUser
 from core.errors import ConfigError
+from core.settings import get_settings
 from registry.workdays import (
     DayKind,
     DayStatus,
@@ -84,10 +86,13 @@ def _reason(status: DayStatus) -> str:
 def load_command(
     file: Annotated[Path, typer.Argument(help="国务院节假日安排文件 schedule file (.json or .yaml)")],
     calendar_dir: CalendarDirOption = None,
+    as_user: AsUser = None,
 ) -> None:
     """校验并安装国务院节假日安排 Validate a State Council holiday schedule and install it as <year>.json.
 
-    The file replaces the library's data for that year if the library has it (an operator correction).
+    The file replaces the library's data for that year if the library has it (an operator correction). A file
+    with a mistake is refused with the line that is wrong. Installed in the hub's calendar folder, it fills in
+    every due day that was waiting for it (applications, catalogue updates, rectification orders; audited).
 
     Example: govshare calendar load 2027.json
     """
@@ -103,6 +108,27 @@ def load_command(
     )
     if schedule.note:
         typer.echo(f"note: {schedule.note}")
+    if installed.parent.resolve() == get_settings().calendar_dir.resolve():
+        _schedule_pending(as_user)
+
+
+def _schedule_pending(as_user: str | None) -> None:
+    """Fill in the due days that waited for this schedule, in the hub's registry when it has one."""
+    from cli.access_cmds import acting_as
+    from cli.output import reported_errors
+    from registry.db import session_scope
+    from registry.due_days import fill_pending
+    from registry.migrate import current_revision
+
+    url = get_settings().database_url
+    if (url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file()) or not current_revision():
+        typer.echo("登记库尚未初始化，无待计算期限 / the registry is not initialised (govshare init): no due day waits")
+        return
+    with reported_errors(), session_scope() as session:
+        filled = fill_pending(session, actor=acting_as(session, as_user).actor)
+    for item in filled:
+        typer.echo(f"期限已确定 / due day set: {item.kind} {item.reference} -> {item.due_on.isoformat()}")
+    typer.echo(f"{len(filled)} 个待定期限已计算 / due day(s) filled in")
 
 
 @app.command("check")
@@ -159,6 +185,10 @@ def years_command(calendar_dir: CalendarDirOption = None) -> None:
             continue
         overrides = " (overrides the library / 覆盖库数据)" if source.overrides_library else ""
         typer.echo(f"{source.year}  file  {source.location}{overrides}  source: {source.notice}")
+    from registry.due_days import schedule_warning
+
+    if calendar_dir is None and (warning := schedule_warning()):
+        typer.echo(f"警告 / warning: {warning}")
     if any(source.error for source in files):
         # Non-zero so a health check notices an unusable schedule before a deadline needs it.
         raise typer.Exit(code=1)

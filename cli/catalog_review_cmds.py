@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.catalog_cmds import DayOption, catalog_app, parse_day
-from cli.output import console, reported_errors, table
+from cli.output import console, due, reported_errors, table
 from registry.db import session_scope
 
 
@@ -102,7 +102,7 @@ def overdue_command(agency: Annotated[str | None, typer.Option(help="只看该�
         late = overdue_obligations(session, agency=agency, today=day)
         if pending:
             table("待完成的更新 / open update obligations", ["信息资源代码", "信息资源名称", "类型", "原因", "发生日", "应完成日"],
-                  [(o.resource.code, o.resource.name, OBLIGATION_KINDS[o.kind], o.reason, o.opened_on, o.due_on)
+                  [(o.resource.code, o.resource.name, OBLIGATION_KINDS[o.kind], o.reason, o.opened_on, due(o.due_on))
                    for o in list_obligations(session, agency=agency)])
         table("逾期未更新 / updates overdue (2 个工作日)", ["信息资源代码", "信息资源名称", "提供方", "类型", "原因", "发生日", "应完成日"],
               [(o.resource.code, o.resource.name, o.resource.agency.name, OBLIGATION_KINDS[o.kind], o.reason,

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.errors import AccessDenied, ConfigError, FatalError, GovshareError, RetriableError
+from core.errors import (
+    AccessDenied,
+    ConfigError,
+    FatalError,
+    GovshareError,
+    RetriableError,
+)
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def due(day: date | None) -> str:
+    """A statutory due day for the console; unknown while its year's State Council schedule is not installed."""
+    from registry.due_days import due_text
+
+    return day.isoformat() if day is not None else due_text(None)
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -14,7 +14,7 @@ import typer
 
 from cli import access_cmds
 from cli.access_cmds import AsUser, acting_as, parse_day, refusals_audited
-from cli.output import console, reported_errors, table
+from cli.output import console, due, reported_errors, table
 from schemas.presentation import label
 
 apply_app = typer.Typer(help="Applications for conditional resources (按需共享申请, article 14) and for leave to "
@@ -55,7 +55,7 @@ def apply_submit(resource: str, agency: Annotated[str, typer.Option(help="consum
 
             form.write_bytes(render_form(application))
         console.print(f"application {application.number} submitted; the provider answers by "
-                      f"{application.due_on} (10 working days)")
+                      f"{due(application.due_on)} (10 working days)")
 
 
 @apply_app.command("list")
@@ -67,7 +67,7 @@ def apply_list(status: Annotated[Optional[str], typer.Option()] = None, as_user:
     with reported_errors(), refusals_audited(as_user, "apply list"), session_scope() as session:
         table("共享申请 / applications", ["number", "kind", "resource", "consumer", "status", "due", "approved"],
               [(a.number, label("application_kinds", a.kind), a.resource.code, a.consumer.name,
-                label("application_statuses", a.status), a.due_on,
+                label("application_statuses", a.status), due(a.due_on),
                 ", ".join(a.approved_items or []) or "-")
                for a in list_applications(session, by=acting_as(session, as_user), status=status)])
 
@@ -96,7 +96,7 @@ def apply_receive(number: str, on: Annotated[str, typer.Option(help="day the wri
 
     with reported_errors(), refusals_audited(as_user, "apply receive"), session_scope() as session:
         application = record_receipt(session, number=number, received_on=parse_day(on), by=acting_as(session, as_user))
-        console.print(f"{number}: received {application.received_on}, answer due by {application.due_on}")
+        console.print(f"{number}: received {application.received_on}, answer due by {due(application.due_on)}")
 
 
 @apply_app.command("deadlines")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.output import console, reported_errors, table
+from cli.output import console, due, reported_errors, table
 
 report_app = typer.Typer(help="Reports (报告): the periodic evaluation notice (定期通报).", no_args_is_help=True)
 violation_app = typer.Typer(help="Violations of article 23 (违规情形) with their evidence.", no_args_is_help=True)
@@ -172,7 +172,7 @@ def rectification_issue(violation_id: int, requirement: Annotated[str, typer.Opt
     with reported_errors(), session_scope() as session:
         order = issue_order(session, violation_id=violation_id, requirement=requirement, working_days=days,
                             issued_on=_day(on), by=_by(session, as_user))
-        console.print(f"整改通知 {order.number}，限 {order.due_on} 前完成 / order {order.number} due {order.due_on}")
+        console.print(f"整改通知 {order.number}，整改期限 / order {order.number} due: {due(order.due_on)}")
 
 
 @rectification_app.command("fixed")
@@ -208,7 +208,7 @@ def rectification_list(status: Annotated[str | None, typer.Option(help="open, fi
 
     with reported_errors(), session_scope() as session:
         table("整改通知 / rectification orders", ["编号", "机构", "违规", "下达", "期限", "完成", "状态"],
-              [(o.number, o.agency.name, o.violation_id, o.issued_on, o.due_on, o.fixed_on, o.status)
+              [(o.number, o.agency.name, o.violation_id, o.issued_on, due(o.due_on), o.fixed_on, o.status)
                for o in list_orders(session, by=_by(session, as_user), status=status)])
 
 

@@ -19,7 +19,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy.orm import object_session
 
-from registry.applications import DECISION_WORKING_DAYS
+from registry.due_days import DECISION_WORKING_DAYS
 from registry.names import actor_name, condition_text, item_names
 from registry.pdf_font import cjk_font
 from registry.sharing_models import Application
@@ -53,8 +53,8 @@ def _rows(application: Application) -> list[tuple[str, str]]:
     names = item_names(session, resource)
     items = "<br/>".join(f"{n}. {escape(names.get(column, column))}"
                          for n, column in enumerate(application.items, start=1))
-    due = (f"收到书面申请之日起{DECISION_WORKING_DAYS}个工作日内（最迟{due_day(application.due_on)}）"
-           if application.due_on else due_day(None))
+    latest = f"最迟{due_day(application.due_on)}" if application.due_on else due_day(None)
+    due = f"收到书面申请之日起{DECISION_WORKING_DAYS}个工作日内（{latest}）"
     return [
         ("申请编号", application.number),
         ("申请类型", label("application_kinds", application.kind)),

@@ -2,7 +2,9 @@
 outside (对外提供或发布申请, article 17); the provider's decision within 10 working days; reminders; overdue flags.
 
 Clock: the provider has 10 working days (registry/workdays.py) from receipt of the written form; receipt is the
-submission day in Beijing time unless the provider records another (`govshare apply receive`). Reminders go to
+submission day in Beijing time unless the provider records another (`govshare apply receive`). A deadline in a
+year whose holiday schedule is not installed is recorded as unknown (registry/due_days.py): the application is
+accepted, never refused for want of a calendar, and neither reminded nor flagged until the schedule arrives. Reminders go to
 the provider's inbox REMIND_WORKING_DAYS before the last day; after it an undecided application is flagged to
 the coordination office (领导小组办公室). Disputes are in registry/disputes.py.
 """
@@ -20,15 +22,15 @@ from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
+from registry.due_days import DECISION_WORKING_DAYS, due_after, due_status, due_text
 from registry.grants import create_grant, filter_columns, get_grant, live_grant, validate_row_filter
 from registry.models import Agency
 from registry.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
 from registry.versions import latest_version
-from registry.workdays import deadline, working_days_between
+from registry.workdays import working_days_between
 from schemas.presentation import labels
 
-DECISION_WORKING_DAYS = 10
 REMIND_WORKING_DAYS = 2
 KINDS = labels("application_kinds")
 OUTCOMES = {"approve": "approved", "partial": "partial", "refuse": "refused"}
@@ -109,17 +111,19 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
         number=_next_number(session, kind, received), kind=kind, resource_id=resource.id,
         consumer_agency_id=taker.id, applicant=by.actor, scope=scope, purpose=purpose, items=items,
         row_filter=validate_row_filter(row_filter), status="submitted", submitted_at=submitted,
-        received_on=received, due_on=deadline(received, DECISION_WORKING_DAYS))
+        received_on=received)
+    application.due_on, application.due_problem = due_after(received, DECISION_WORKING_DAYS)
     session.add(application)
     session.flush()
     record_event(session, actor=by.actor, action="application.submit", agency_code=taker.code,
                  resource_code=resource.code,
                  detail={"number": application.number, "kind": kind, "scope": scope, "purpose": purpose,
                          "items": items, "row_filter": application.row_filter,
-                         "due_on": application.due_on.isoformat()})
+                         "due_on": application.due_on, "due_status": due_status(application.due_on)})
     notify(session, kind="application", application=application, agency_id=resource.agency_id,
            message=f"{taker.name}提交{KINDS[kind]}申请 {application.number}（{resource.name}），"
-                   f"请于{application.due_on:%Y年%m月%d日}前答复")
+                   + (f"请于{application.due_on:%Y年%m月%d日}前答复" if application.due_on
+                      else f"答复期限{due_text(application.due_on)}后确定"))
     return application
 
 
@@ -155,12 +159,12 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
         raise ConfigError("收到书面申请的日期不能早于提交申请的日期 / the written form cannot arrive before the "
                           "application was submitted")
     application.received_on = received_on
-    application.due_on = deadline(received_on, DECISION_WORKING_DAYS)
+    application.due_on, application.due_problem = due_after(received_on, DECISION_WORKING_DAYS)
     application.reminded_at = application.overdue_flagged_at = None
     record_event(session, actor=by.actor, action="application.receive", agency_code=application.consumer.code,
                  resource_code=application.resource.code,
                  detail={"number": number, "received_on": received_on.isoformat(),
-                         "due_on": application.due_on.isoformat()})
+                         "due_on": application.due_on, "due_status": due_status(application.due_on)})
     return application
 
 
@@ -206,7 +210,7 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
                  resource_code=resource.code,
                  detail={"number": application.number, "outcome": application.status, "approved_items": approved,
                          "reasons": reasons, "origin": origin, "grant": application.grant_id,
-                         "late": today > application.due_on})
+                         "late": today > application.due_on if application.due_on else None})
     notify(session, kind="decision", application=application, agency_id=taker.id,
            message=f"申请 {application.number} 的意见：{application.status}；理由：{reasons}")
     return application
@@ -236,6 +240,8 @@ def check_deadlines(session: Session, *, today: date | None = None, by: Principa
     for application in session.scalars(select(Application).where(Application.status == "submitted")
                                        .order_by(Application.id)):
         resource = application.resource
+        if application.due_on is None:
+            continue  # its year's schedule is not installed: neither reminded nor overdue until it is
         if today > application.due_on:
             if application.overdue_flagged_at is None:
                 application.overdue_flagged_at = clock.now()
@@ -244,7 +250,7 @@ def check_deadlines(session: Session, *, today: date | None = None, by: Principa
                                f"{application.due_on:%Y年%m月%d日}的答复期限，未作出意见")
                 record_event(session, actor=by.actor, action="application.overdue",
                              agency_code=resource.agency.code, resource_code=resource.code,
-                             detail={"number": application.number, "due_on": application.due_on.isoformat()})
+                             detail={"number": application.number, "due_on": application.due_on})
                 done.append((application.number, "overdue"))
         elif application.reminded_at is None and working_days_between(today, application.due_on) <= REMIND_WORKING_DAYS:
             application.reminded_at = clock.now()
@@ -252,7 +258,7 @@ def check_deadlines(session: Session, *, today: date | None = None, by: Principa
                    message=f"申请 {application.number} 须于{application.due_on:%Y年%m月%d日}前答复")
             record_event(session, actor=by.actor, action="application.reminder", agency_code=resource.agency.code,
                          resource_code=resource.code,
-                         detail={"number": application.number, "due_on": application.due_on.isoformat()})
+                         detail={"number": application.number, "due_on": application.due_on})
             done.append((application.number, "reminder"))
     return done
 

@@ -25,8 +25,8 @@ from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.models import Resource
+from registry.due_days import SCHEDULER, UPDATE_WORKING_DAYS, due_after, fill_pending
 from registry.people import act_day, require_designated
-from registry.workdays import UnknownCalendarYear, add_working_days
 from schemas.presentation import labels
 
 __all__ = [
@@ -39,11 +39,9 @@ __all__ = [
     "overdue_obligations",
     "overdue_reconfirmations",
     "reconfirm_entry",
-    "schedule_pending",
     "unscheduled_obligations",
 ]
 
-UPDATE_WORKING_DAYS = 2
 OBLIGATION_KINDS = labels("obligation_kinds")
 
 
@@ -64,10 +62,10 @@ def open_update_obligation(session: Session, *, resource_code: str, reason: str,
         UpdateObligation.resource_id == resource.id, UpdateObligation.closed_on.is_(None)))
     if existing is not None:
         if existing.due_on is None:  # its year's schedule may have been installed since
-            existing.due_on, existing.due_problem = _due(existing.opened_on)
+            existing.due_on, existing.due_problem = due_after(existing.opened_on, UPDATE_WORKING_DAYS)
         return existing
     day = opened_on or clock.today()
-    due, problem = _due(day)
+    due, problem = due_after(day, UPDATE_WORKING_DAYS)
     obligation = UpdateObligation(resource_id=resource.id, kind=kind, reason=reason, opened_on=day, due_on=due,
                                   due_problem=problem, opened_by=actor)
     session.add(obligation)
@@ -78,35 +76,15 @@ def open_update_obligation(session: Session, *, resource_code: str, reason: str,
     return obligation
 
 
-def _due(day: date) -> tuple[date | None, str | None]:
-    """The due day, or (None, why) when it falls in a year whose State Council schedule is not installed.
-
-    The duty is recorded either way (a sync that detects a schema change in late December must not fail for a
-    calendar); the due day is never guessed, and `catalog overdue` reports the missing schedule until an
-    operator installs it, after which schedule_pending() fills the day in.
-    """
-    try:
-        return add_working_days(day, UPDATE_WORKING_DAYS), None
-    except UnknownCalendarYear as missing:
-        return None, str(missing)
-
-
-def schedule_pending(session: Session) -> list[UpdateObligation]:
-    """Fill in the due days that were unknown, now that their year's schedule may be installed; the rest."""
-    still: list[UpdateObligation] = []
-    for obligation in session.scalars(select(UpdateObligation).where(
-            UpdateObligation.due_on.is_(None), UpdateObligation.closed_on.is_(None))):
-        obligation.due_on, obligation.due_problem = _due(obligation.opened_on)
-        if obligation.due_on is None:
-            still.append(obligation)
-    session.flush()
-    return still
-
-
 def unscheduled_obligations(session: Session, *, agency: str | None = None) -> list[UpdateObligation]:
-    """Open obligations whose due day cannot be computed yet: an operator must install the year's schedule."""
-    return [o for o in schedule_pending(session) if not agency or o.resource.agency_id == get_agency(
-        session, ref=agency).id]
+    """Open obligations whose due day cannot be computed yet: an operator must install the year's schedule.
+    Due days whose schedule has arrived meanwhile are filled in first (and audited)."""
+    fill_pending(session, actor=SCHEDULER)
+    query = select(UpdateObligation).join(Resource).where(
+        UpdateObligation.due_on.is_(None), UpdateObligation.closed_on.is_(None)).order_by(Resource.code)
+    if agency:
+        query = query.where(Resource.agency_id == get_agency(session, ref=agency).id)
+    return list(session.scalars(query))
 
 
 def close_obligations(session: Session, *, resource: Resource, revision: CatalogRevision, on: date,
@@ -137,7 +115,7 @@ def overdue_obligations(session: Session, *, today: date | None = None,
                         agency: str | None = None) -> list[UpdateObligation]:
     """Open obligations whose due day has passed (the due day itself is still in time)."""
     today = today or clock.today()
-    schedule_pending(session)
+    fill_pending(session, actor=SCHEDULER)
     return [o for o in list_obligations(session, agency=agency) if o.due_on is not None and o.due_on < today]
 
 

@@ -18,9 +18,9 @@ from core.errors import ConfigError, NotFound
 from registry.applications import notify
 from registry.audit import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
+from registry.due_days import due_after, due_status, due_text
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder
 from registry.violations import Finding, get_violation, upsert_violation
-from registry.workdays import add_working_days
 from schemas.evaluation_config import load_config
 
 __all__ = ["check_orders", "get_order", "issue_order", "list_orders", "report_fixed"]
@@ -49,15 +49,17 @@ def issue_order(session: Session, *, violation_id: int, requirement: str, by: Pr
     day = issued_on or clock.today()
     order = RectificationOrder(number=_number(session, day), violation_id=violation.id, agency_id=violation.agency_id,
                                requirement=requirement.strip(), issued_on=day, working_days=days,
-                               due_on=add_working_days(day, days), issued_by=by.actor, status="open", fix_note="")
+                               issued_by=by.actor, status="open", fix_note="")
+    order.due_on, order.due_problem = due_after(day, days)
     session.add(order)
     session.flush()
     record_event(session, actor=by.actor, action="rectification.issue", agency_code=violation.agency.code,
                  detail={"order": order.number, "violation": violation.id, "case": violation.case,
-                         "due_on": order.due_on.isoformat(), "working_days": days})
+                         "due_on": order.due_on, "due_status": due_status(order.due_on), "working_days": days})
     notify(session, kind="rectification", agency_id=violation.agency_id,
            message=f"责令整改通知 {order.number}：{violation.summary}。整改要求：{order.requirement}。"
-                   f"请于{order.due_on:%Y年%m月%d日}前完成整改并报告")
+                   + (f"请于{order.due_on:%Y年%m月%d日}前完成整改并报告" if order.due_on
+                      else f"整改期限{days}个工作日，到期日{due_text(None)}后确定"))
     return order
 
 
@@ -108,12 +110,13 @@ def report_fixed(session: Session, *, number: str, note: str, by: Principal,
     if day < order.issued_on:
         raise ConfigError("整改完成日期不能早于通知日期 / the fix cannot predate the order")
     order.fixed_on, order.fixed_by, order.fix_note, order.status = day, by.actor, note.strip(), "fixed"
+    late = day > order.due_on if order.due_on is not None else None
     violation = order.violation
     if violation.status == "open":
         violation.status, violation.resolved_on = "resolved", day
     record_event(session, actor=by.actor, action="rectification.fixed", agency_code=order.agency.code,
-                 detail={"order": number, "fixed_on": day.isoformat(), "late": day > order.due_on, "note": note})
-    if day > order.due_on and order.refusal_violation_id is None:
+                 detail={"order": number, "fixed_on": day.isoformat(), "late": late, "note": note})
+    if late and order.refusal_violation_id is None:
         _flag(session, order, on=day, actor=by.actor)
     return order
 

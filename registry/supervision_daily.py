@@ -4,18 +4,23 @@ and the evaluation of the current quarter. Each step commits on its own, so one 
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
 from core import clock
+from registry.due_days import fill_pending, schedule_warning
 from registry.periods import current_quarter
 
 ACTOR = "supervision"
+log = logging.getLogger(__name__)
 
 
 def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
-    """Application reminders and overdue flags (registry/applications.py), catalogue update obligations past due
-    (registry/obligations.py, listed; flagged as violations by detection), rectification deadlines."""
+    """Due days whose year's schedule has since been installed (filled in and audited), application reminders and
+    overdue flags (registry/applications.py), catalogue update obligations past due (registry/obligations.py,
+    listed; flagged as violations by detection), rectification deadlines. A missing working-day schedule the
+    clocks need is logged as a warning naming the command that installs it."""
     from registry import obligations
     from registry.applications import check_deadlines
     from registry.auth import console
@@ -23,15 +28,19 @@ def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, An
     from registry.rectification import check_orders
 
     day = (today or clock.today())
+    warning = schedule_warning(day)
+    if warning:
+        log.warning("%s", warning)
     with session_scope() as session:
+        scheduled = fill_pending(session, actor=actor)
         applications = check_deadlines(session, today=day, by=console(actor))
-        # overdue_obligations first fills in due days whose year's schedule has since been installed
         overdue = [o.id for o in obligations.overdue_obligations(session, today=day)]
-        unscheduled = getattr(obligations, "unscheduled_obligations", None)  # the catalogue's, when present
-        waiting = [o.id for o in unscheduled(session)] if unscheduled else []
+        waiting = [o.id for o in obligations.unscheduled_obligations(session)]
         flagged = [o.number for o in check_orders(session, today=day, actor=actor)]
-    return {"day": day.isoformat(), "applications": [f"{n}:{what}" for n, what in applications],
-            "overdue_obligations": overdue, "unscheduled_obligations": waiting, "rectification_overdue": flagged}
+    return {"day": day.isoformat(), "scheduled": [f"{s.kind}:{s.reference}:{s.due_on}" for s in scheduled],
+            "applications": [f"{n}:{what}" for n, what in applications],
+            "overdue_obligations": overdue, "unscheduled_obligations": waiting, "rectification_overdue": flagged,
+            "schedule_warning": str(warning) if warning else None}
 
 
 def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:

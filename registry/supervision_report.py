@@ -84,7 +84,7 @@ def build_report(session: Session, *, period: str, as_of: date | None = None,
             or_(Violation.status == "open", Violation.resolved_on >= span.start)).order_by(Violation.case, Violation.id))]
     orders = [{
         "number": o.number, "agency": o.agency.name, "violation": o.violation_id, "issued_on": day(o.issued_on),
-        "due_on": day(o.due_on), "fixed_on": day(o.fixed_on) or "—",
+        "due_on": presentation.due_day(o.due_on), "fixed_on": day(o.fixed_on) or "—",
         "status": presentation.label("order_statuses", o.status), "requirement": o.requirement}
         for o in session.scalars(select(RectificationOrder).where(
             RectificationOrder.issued_on <= span.end,

@@ -28,9 +28,7 @@ forgets everything explicitly (e.g. after a file was replaced in place within th
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -39,13 +37,19 @@ from enum import StrEnum
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing import Literal
 
 from core import clock
 from core.errors import ConfigError
 from core.settings import get_settings
+from registry.schedule_file import (
+    EXAMPLE_SCHEDULE,
+    SCHEDULE_SUFFIXES,
+    HolidayPeriod,
+    InvalidScheduleFile,
+    ScheduleFile,
+    read_schedule_file,
+)
 
 __all__ = [
     "DayKind",
@@ -67,26 +71,9 @@ __all__ = [
     "working_days_between",
 ]
 
-SCHEDULE_SUFFIXES = (".json", ".yaml", ".yml")
-EXAMPLE_SCHEDULE = "registry/calendars/2027.example.json"
-# A single holiday period longer than this is almost certainly a typo (wrong month), not a real notice.
-LONGEST_HOLIDAY_PERIOD_DAYS = 31
-DEFAULT_HOLIDAY_NAME = "法定节假日"
 
 
 # --------------------------------------------------------------------------------------------- errors
-
-
-class InvalidScheduleFile(ConfigError):
-    """A State Council schedule file (节假日安排文件) that cannot be used; the message names file and problem."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(
-            f"calendar schedule file {path}: {problem} "
-            f"(format: see {EXAMPLE_SCHEDULE}; fix the file, then `govshare calendar load {path.name}`)"
-        )
-        self.path = path
-        self.problem = problem
 
 
 class UnknownCalendarYear(ConfigError):
@@ -107,194 +94,6 @@ class UnknownCalendarYear(ConfigError):
         )
         self.year = year
         self.calendar_dir = calendar_dir
-
-
-# ---------------------------------------------------------------------------------- schedule file model
-
-
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _parse_calendar_day(value: object) -> object:
-    # Only YYYY-MM-DD: pydantic's lax date parsing would also take integers as Unix timestamps,
-    # and date.fromisoformat takes "20270205" or week dates, which in a hand-written file are typos.
-    if isinstance(value, datetime):
-        raise ValueError(f"expected a date without a time (YYYY-MM-DD), got {value.isoformat()!r}")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and _ISO_DAY.fullmatch(value.strip()):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a real date ({exc})") from None
-    raise ValueError(f"expected a date written YYYY-MM-DD, got {value!r}")
-
-
-CalendarDay = Annotated[date, BeforeValidator(_parse_calendar_day)]
-
-
-class HolidayPeriod(BaseModel):
-    """One holiday of the notice (放假), e.g. 国庆节 2025-10-01..2025-10-08, both ends included."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, description="holiday name as in the notice, e.g. 春节, 国庆节")
-    start: CalendarDay
-    end: CalendarDay
-
-    @model_validator(mode="after")
-    def _check_span(self) -> Self:
-        if self.end < self.start:
-            raise ValueError(f"{self.name}: end {self.end} is before start {self.start}")
-        if (self.end - self.start).days + 1 > LONGEST_HOLIDAY_PERIOD_DAYS:
-            raise ValueError(
-                f"{self.name}: {self.start}..{self.end} is longer than {LONGEST_HOLIDAY_PERIOD_DAYS} days; "
-                "check the month"
-            )
-        return self
-
-    def days(self) -> list[date]:
-        return [self.start + timedelta(days=offset) for offset in range((self.end - self.start).days + 1)]
-
-
-class ScheduleFile(BaseModel):
-    """A State Council holiday schedule (国务院节假日安排) for one year, as an operator writes it.
-
-    ``holidays`` lists the off days (放假), either as periods ``{"name", "start", "end"}`` or as plain
-    ``"YYYY-MM-DD"`` days; ``workdays`` lists the weekend days that become working days (调休上班).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    year: int = Field(ge=1949, le=2100)
-    holidays: list[HolidayPeriod] = Field(min_length=1)
-    workdays: list[CalendarDay] = Field(default_factory=list)
-    source: str = Field(min_length=1, description="the notice, e.g. 国办发明电〔2026〕X号")
-    note: str | None = None
-
-    @field_validator("holidays", mode="before")
-    @classmethod
-    def _plain_days_are_one_day_holidays(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        return [
-            item if isinstance(item, dict) else {"name": DEFAULT_HOLIDAY_NAME, "start": item, "end": item}
-            for item in value
-        ]
-
-    @field_validator("source")
-    @classmethod
-    def _source_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("name the State Council notice the schedule comes from")
-        return value.strip()
-
-    @model_validator(mode="after")
-    def _check_days_belong_together(self) -> Self:
-        # A year-Y notice may reach back into December Y-1 for the New Year's holiday, never further.
-        first_allowed, last_allowed = date(self.year - 1, 12, 1), date(self.year, 12, 31)
-        problems: list[str] = []
-        off_day_owner: dict[date, str] = {}
-        for index, period in enumerate(self.holidays):
-            label = f"holidays[{index}] {period.name}"
-            if period.start < first_allowed or period.end > last_allowed:
-                problems.append(
-                    f"{label}: {period.start}..{period.end} is outside {self.year} "
-                    f"(only December {self.year - 1} may appear, for the New Year's holiday)"
-                )
-            overlapping = [day for day in period.days() if day in off_day_owner]
-            if overlapping:
-                problems.append(f"{label}: {overlapping[0]} is already in {off_day_owner[overlapping[0]]}")
-            for day in period.days():
-                off_day_owner.setdefault(day, label)
-        seen_workdays: set[date] = set()
-        for index, day in enumerate(self.workdays):
-            label = f"workdays[{index}] {day}"
-            if not first_allowed <= day <= last_allowed:
-                problems.append(f"{label} is outside {self.year}")
-            if day.weekday() < 5:
-                problems.append(
-                    f"{label} is a {day.strftime('%A')}; workdays lists only the weekend days that become "
-                    "working days (调休上班日)"
-                )
-            if day in off_day_owner:
-                problems.append(f"{label} is also an off day in {off_day_owner[day]}")
-            if day in seen_workdays:
-                problems.append(f"{label} is listed twice")
-            seen_workdays.add(day)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-
-def read_schedule_file(path: Path) -> ScheduleFile:
-    """Parse and validate a schedule file (JSON or YAML); raises :class:`InvalidScheduleFile`."""
-    path = Path(path)
-    if path.suffix.lower() not in SCHEDULE_SUFFIXES:
-        raise InvalidScheduleFile(path, f"expected a .json or .yaml file, got {path.suffix or 'no suffix'!r}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidScheduleFile(path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidScheduleFile(path, f"cannot read it ({exc})") from None
-    raw = _parse_text(path, text)
-    if not isinstance(raw, dict):
-        raise InvalidScheduleFile(
-            path, f"expected an object with year, holidays, workdays, source; got {type(raw).__name__}"
-        )
-    try:
-        return ScheduleFile.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidScheduleFile(path, _describe_validation_error(exc)) from None
-
-
-def _parse_text(path: Path, text: str) -> object:
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            problem = f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-            raise InvalidScheduleFile(path, problem) from None
-    try:
-        import yaml  # only YAML schedules need PyYAML
-    except ImportError:
-        problem = "YAML needs PyYAML (pip install PyYAML); or write the schedule as JSON"
-        raise InvalidScheduleFile(path, problem) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidScheduleFile(path, f"not valid YAML: {exc}") from None
-
-
-def _describe_validation_error(exc: ValidationError) -> str:
-    problems: list[str] = []
-    reported: set[tuple[str, str]] = set()
-    for error in exc.errors():
-        loc = error["loc"]
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown field (allowed: year, holidays, workdays, source, note; name, start, end in a holiday)"
-        elif error["type"] == "missing":
-            message = "required field is missing"
-        elif error["type"] == "too_short" and loc == ("holidays",):
-            message = "lists no holiday; a State Council schedule has at least one"
-        if loc and loc[-1] in ("start", "end"):
-            # A plain "YYYY-MM-DD" off day becomes start == end: report a bad one once, not twice.
-            key = (_format_location(loc[:-1]), message)
-            if key in reported:
-                continue
-            reported.add(key)
-        where = _format_location(loc)
-        problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)
-
-
-def _format_location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 # --------------------------------------------------------------------------------- per-year calendars

@@ -19,7 +19,7 @@ from core.errors import ConfigError
 
 LABELS_FILE = Path(__file__).with_name("labels.yaml")
 # An application's or obligation's due day while the year's State Council working-day schedule is unknown.
-DUE_UNKNOWN = "待国务院公布节假日安排"
+DUE_UNKNOWN_CODE = "awaiting_schedule"
 
 
 @cache
@@ -84,7 +84,7 @@ def day(value: date | datetime | str | None) -> str:
 
 def due_day(value: date | str | None) -> str:
     """A due day, or the reason it is not known yet (the year's working-day schedule is missing)."""
-    return day(value) if value else DUE_UNKNOWN
+    return day(value) if value else label("due_statuses", DUE_UNKNOWN_CODE)
 
 
 def moment(value: datetime | None) -> str:

@@ -112,12 +112,12 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
     assert number.startswith("XQSQ-") and page.inner_text("#status") == "待答复"
     assert page.inner_text("#items") == "企业名称、法定代表人身份证号"
     from core import clock
-    from registry.workdays import deadline
+    from registry.due_days import DECISION_WORKING_DAYS, due_after
+    from schemas.presentation import day, due_day
 
     received = clock.today()  # submitted, and so received, today in Beijing
-    due = deadline(received, 10)
-    assert page.inner_text("#received") == f"{received.year}年{received.month}月{received.day}日"
-    assert page.inner_text("#due").startswith(f"{due.year}年{due.month}月{due.day}日")
+    assert page.inner_text("#received") == day(received)
+    assert page.inner_text("#due").startswith(due_day(due_after(received, DECISION_WORKING_DAYS)[0]))
     with page.expect_download() as download:
         page.click("#form-pdf")
     pdf = Path(download.value.path()).read_bytes()
@@ -180,6 +180,7 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     from registry.applications import apply
     from registry.auth import console
     from registry.db import session_scope
+    from registry.due_days import DECISION_WORKING_DAYS, due_after, due_text
 
     code = site.hub.resource_code
     with session_scope() as session:
@@ -195,10 +196,14 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     page.click("#submit-receipt")
     page.wait_for_load_state()
     assert "收到日期应为" in page.inner_text("#decision-error")
-    page.fill("#received-on", (received_on + timedelta(days=1)).isoformat())
+    arrived = received_on + timedelta(days=1)
+    page.fill("#received-on", arrived.isoformat())
     page.click("#submit-receipt")
     page.wait_for_load_state()
-    assert page.inner_text("#due") != due_before
+    # 10 working days from the arrival (a weekend or holiday arrival moves nothing; a deadline in a year
+    # without a schedule reads 待国务院公布节假日安排 before and after)
+    assert page.inner_text("#due").startswith(due_text(due_after(arrived, DECISION_WORKING_DAYS)[0]))
+    assert due_before.startswith(due_text(due_after(received_on, DECISION_WORKING_DAYS)[0]))
     page.uncheck("input[name=approved_items][value=uscc]")  # "approve" with nothing ticked approves nothing
     page.fill("#reasons-input", "同意")
     page.click("#submit-decision")

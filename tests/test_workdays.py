@@ -50,7 +50,7 @@ def empty_calendar_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def write_schedule(folder: Path, name: str, content: dict | str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text(content if isinstance(content, str) else json.dumps(content, ensure_ascii=False), encoding="utf-8")
+    path.write_text(content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
     return path
 
 
@@ -203,16 +203,25 @@ def test_a_file_dropped_into_the_folder_is_picked_up(empty_calendar_dir: Path) -
     assert not is_working_day(date(2027, 10, 4))
 
 
-def test_yaml_schedule_with_plain_off_days(empty_calendar_dir: Path, tmp_path: Path) -> None:
+def test_yaml_schedule(empty_calendar_dir: Path, tmp_path: Path) -> None:
     source = write_schedule(
         tmp_path,
         "guoban-2028.yaml",
-        "year: 2028\nsource: test notice\nholidays:\n  - 2028-01-03\n  - name: 国庆节\n    start: 2028-10-01\n"
-        "    end: 2028-10-07\nworkdays:\n  - 2028-10-08\n",
+        "year: 2028\nsource: test notice\nholidays:\n  - name: 元旦\n    start: 2028-01-03\n    end: 2028-01-03\n"
+        "  - name: 国庆节\n    start: 2028-10-01\n    end: 2028-10-07\nworkdays:\n  - 2028-10-08\n",
     )
     assert load_schedule_file(source) == empty_calendar_dir / "2028.yaml"
-    assert not is_working_day(date(2028, 1, 3))
+    assert day_status(date(2028, 1, 3)).holiday_name == "元旦"
     assert is_working_day(date(2028, 10, 8))  # a Sunday made a working day
+
+
+def test_a_holiday_without_its_name_is_refused_at_its_line(tmp_path: Path) -> None:
+    source = write_schedule(tmp_path, "2028.yaml", "year: 2028\nsource: test notice\nholidays:\n"
+                            "  - name: 国庆节\n    start: 2028-10-01\n    end: 2028-10-07\n  - 2028-01-03\n")
+    with pytest.raises(InvalidScheduleFile) as raised:
+        load_schedule_file(source)
+    assert "line 7: holidays[1]: 2028-01-03: write each holiday with its name" in str(raised.value)
+    assert '"name": "春节"' in str(raised.value) and '"name": "春节"' in str(raised.value)
 
 
 def test_a_schedule_may_reach_back_into_december(empty_calendar_dir: Path) -> None:
@@ -262,15 +271,25 @@ BAD_SCHEDULES = [
     ),
     (
         "2027.json",
-        {"year": 2027, "source": "x", "holidays": ["2027-02-05"], "workdays": ["2027-02-10"]},
+        {"year": 2027, "source": "x", "holidays": [{"name": "春节", "start": "2027-02-05", "end": "2027-02-05"}], "workdays": ["2027-02-10"]},
         "Wednesday",
     ),
-    ("2027.json", {"year": 2027, "source": "x", "holidays": ["2027/02/05"]}, "YYYY-MM-DD"),
-    ("2027.json", {"year": 2027, "source": "x", "holidays": ["2028-02-05"]}, "outside 2027"),
-    ("2027.json", {"year": 2027, "source": "x", "holidays": ["2027-02-05"], "workday": []}, "unknown field"),
+    ("2027.json", {"year": 2027, "source": "x", "holidays": [{"name": "春节", "start": "2027/02/05", "end": "2027-02-05"}]},
+     "YYYY-MM-DD"),
+    ("2027.json", {"year": 2027, "source": "x", "holidays": ["2027-02-05"]}, "write each holiday with its name"),
+    ("2027.json", {"year": 2027, "source": "x", "holidays": [{"name": " ", "start": "2027-02-05", "end": "2027-02-05"}]},
+     "name the holiday"),
+    ("2027.json", {"year": 2027, "source": "x", "holidays": [
+        {"name": "春节", "start": "2027-02-05", "end": "2027-02-13"},
+        {"name": "元宵", "start": "2027-02-13", "end": "2027-02-13"}]}, "2027-02-13 is already in holidays[0] 春节"),
+    ("2027.json", {"year": 2027, "source": "x", "holidays": [{"name": "春节", "start": "2027-02-05", "end": "2027-02-13"}],
+                   "workdays": ["2027-02-20", "2027-02-20"]}, "listed twice"),
+    ("2027.json", {"year": 2027, "source": "x", "holidays": [{"name": "春节", "start": "2028-02-05", "end": "2028-02-05"}]}, "outside 2027"),
+    ("2027.json", {"year": 2027, "source": "x", "holidays": [{"name": "春节", "start": "2027-02-05", "end": "2027-02-05"}], "workday": []}, "unknown field"),
     (
         "2027.json",
-        {"year": 2027, "source": "x", "holidays": ["2027-02-06"], "workdays": ["2027-02-06"]},
+        {"year": 2027, "source": "x", "holidays": [{"name": "春节", "start": "2027-02-06", "end": "2027-02-06"}],
+         "workdays": ["2027-02-06"]},
         "also an off day",
     ),
 ]
@@ -295,7 +314,8 @@ def test_a_bad_file_in_the_folder_fails_lookups_for_its_year_only(empty_calendar
 
 
 def test_file_name_must_match_its_year(empty_calendar_dir: Path) -> None:
-    write_schedule(empty_calendar_dir, "2027.json", {"year": 2028, "source": "x", "holidays": ["2028-01-03"]})
+    write_schedule(empty_calendar_dir, "2027.json",
+                   {"year": 2028, "source": "x", "holidays": [{"name": "元旦", "start": "2028-01-03", "end": "2028-01-03"}]})
     with pytest.raises(InvalidScheduleFile, match="name it 2028.json"):
         is_working_day(date(2027, 3, 1))
 
@@ -350,11 +370,14 @@ def test_cli_load_then_years(tmp_path: Path) -> None:
 
 
 def test_cli_load_refuses_a_bad_file(tmp_path: Path) -> None:
-    weekday_as_workday = {"year": 2027, "source": "x", "holidays": ["2027-02-05"], "workdays": ["2027-02-10"]}
+    weekday_as_workday = {"year": 2027, "source": "x", "workdays": ["2027-02-20", "2027-02-10"],
+                          "holidays": [{"name": "春节", "start": "2027-02-05", "end": "2027-02-13"}]}
     bad = write_schedule(tmp_path, "2027.json", weekday_as_workday)
     result = runner.invoke(calendar_app, ["load", str(bad)])
     assert result.exit_code == 1
-    assert str(bad) in result.output and "Wednesday" in result.output
+    # the line of "2027-02-10" in the indented JSON file: the operator goes straight to it
+    line = bad.read_text(encoding="utf-8").splitlines().index('    "2027-02-10"') + 1
+    assert str(bad) in result.output and f"line {line}: workdays[1] 2027-02-10 is a Wednesday" in result.output
 
 
 @pytest.mark.parametrize("command", ["load", "check", "add", "years"])

@@ -33,6 +33,7 @@ from registry.catalog_review import (
     review_revision,
     submit_revision,
 )
+from registry.due_days import AWAITING_SCHEDULE
 from registry.models import ApiToken, Resource
 from registry.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations
 from schemas.catalog_metadata import CatalogEntryData
@@ -105,7 +106,8 @@ class OverduePublic(BaseModel):
     name: str
     kind: str
     detail: str
-    due_on: date | None  # None: the due year's working-day schedule is not installed (kind calendar_missing)
+    due_on: date | None = Field(description="null while the due year's working-day schedule is not installed")
+    due_status: str = Field(description="overdue, or awaiting_schedule (due day unknown: 待国务院公布节假日安排)")
 
 
 def owned_entry(code: str, session: SessionDep, caller: ConsumerDep) -> Resource:
@@ -219,11 +221,13 @@ def entry(code: str, session: SessionDep, _: ConsumerDep) -> EntryPublic:
 def overdue(session: SessionDep, caller: ConsumerDep) -> list[OverduePublic]:
     """The calling agency's late updates (2 working days) and missed yearly reconfirmations."""
     agency = caller.agency.code
-    late = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="update", detail=o.reason, due_on=o.due_on)
+    late = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="update", detail=o.reason, due_on=o.due_on,
+                          due_status="overdue")
             for o in overdue_obligations(session, agency=agency)]
     unknown = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="calendar_missing",
-                             detail=f"{o.reason}: {o.due_problem}", due_on=None)
+                             detail=f"{o.reason}: {o.due_problem}", due_on=None, due_status=AWAITING_SCHEDULE)
                for o in unscheduled_obligations(session, agency=agency)]
     return late + unknown + [OverduePublic(code=m.resource.code, name=m.resource.name, kind="reconfirmation",
-                                           detail=f"{m.missed_year} 年度未全面维护", due_on=m.due_on)
+                                           detail=f"{m.missed_year} 年度未全面维护", due_on=m.due_on,
+                                           due_status="overdue")
                              for m in overdue_reconfirmations(session, agency=agency)]

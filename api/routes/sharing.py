@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
@@ -22,6 +22,7 @@ from api.principal import DENIED, AuditedRoute, PrincipalDep, committed
 from core.errors import AccessDenied
 from registry import agreements, applications, disputes, grants
 from registry.auth import Principal
+from registry.due_days import due_status
 from registry.resources import get_resource
 from registry.subscriptions import subscribe
 
@@ -53,7 +54,10 @@ class ApplicationPublic(BaseModel):
     row_filter: dict[str, Any] | None
     status: str
     received_on: date
-    due_on: date
+    due_on: date | None = Field(description="the last day of the working-day clock; null while that year's "
+                                "State Council holiday schedule is not installed")
+    due_status: str = Field(description="awaiting_schedule (due day unknown: 待国务院公布节假日安排), pending, "
+                            "overdue or closed")
     approved_items: list[str] | None
     reasons: str | None
     decided_by: str | None
@@ -112,6 +116,7 @@ def _application(a: Any) -> ApplicationPublic:
     return ApplicationPublic(number=a.number, kind=a.kind, resource_code=a.resource.code, consumer_code=a.consumer.code,
                              scope=a.scope, purpose=a.purpose, items=a.items, row_filter=a.row_filter,
                              status=a.status, received_on=a.received_on, due_on=a.due_on,
+                             due_status=due_status(a.due_on, closed=a.status != "submitted"),
                              approved_items=a.approved_items, reasons=a.reasons, decided_by=a.decided_by,
                              grant_id=a.grant_id)
 

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,7 @@ from api.principal import DENIED, AuditedRoute, PrincipalDep
 from core import clock
 from registry.audit import record_event
 from registry.auth import Principal, require
+from registry.due_days import due_status, schedule_warning
 
 # refusals (another agency's standing) are audited by the route class, like every workflow request
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"], responses=DENIED, route_class=AuditedRoute)
@@ -39,7 +40,10 @@ class OrderPublic(BaseModel):
     violation_id: int
     requirement: str
     issued_on: date
-    due_on: date
+    due_on: date | None = Field(description="the last day of the working-day clock; null while that year's "
+                                "State Council holiday schedule is not installed")
+    due_status: str = Field(description="awaiting_schedule (due day unknown: 待国务院公布节假日安排), pending, "
+                            "overdue or closed")
     status: str
     fixed_on: date | None
 
@@ -60,6 +64,8 @@ class StandingPublic(BaseModel):
     open_obligations: list[dict[str, Any]]
     pending_applications: list[dict[str, Any]]
     open_tickets: list[dict[str, Any]]
+    schedule_warning: str | None = Field(description="set while a working-day schedule the clocks need is "
+                                         "not installed: what the operator must run")
 
 
 def standing_view(session: Session, *, principal: Principal, code: str, period: str | None) -> dict[str, Any]:
@@ -104,13 +110,18 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
                                        resource_code=v.resource.code if v.resource else None) for v in violations],
         "rectification_orders": [OrderPublic(number=o.number, violation_id=o.violation_id, requirement=o.requirement,
                                              issued_on=o.issued_on, due_on=o.due_on, status=o.status,
+                                             due_status=due_status(o.due_on, closed=o.status == "fixed", today=today),
                                              fixed_on=o.fixed_on) for o in orders],
-        # due_on is None while the due year's working-day schedule is not installed (registry/obligations.py)
+        # due_on is None while the due year's working-day schedule is not installed (registry/due_days.py)
         "open_obligations": [{"id": o.id, "resource_code": o.resource.code, "reason": o.reason,
                               "due_on": o.due_on.isoformat() if o.due_on else None,
-                              "overdue": o.due_on is not None and o.due_on < today} for o in obligations],
+                              "due_status": due_status(o.due_on, today=today),
+                              "overdue": due_status(o.due_on, today=today) == "overdue"} for o in obligations],
         "pending_applications": [{"number": a.number, "resource_code": a.resource.code, "consumer": a.consumer.code,
-                                  "due_on": a.due_on.isoformat(), "overdue": a.due_on < today} for a in applications],
+                                  "due_on": a.due_on.isoformat() if a.due_on else None,
+                                  "due_status": due_status(a.due_on, today=today),
+                                  "overdue": due_status(a.due_on, today=today) == "overdue"} for a in applications],
+        "schedule_warning": str(warning) if (warning := schedule_warning(today)) else None,
         "open_tickets": [{"id": t.id, "kind": t.kind, "resource_code": t.resource.code, "title": t.title,
                           "rows": t.rows} for t in tickets],
     }

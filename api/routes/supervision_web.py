@@ -15,6 +15,7 @@ from api.deps import SessionDep
 from api.routes.supervision import SEE_ALL, standing_view
 from api.web import SessionCookie, _login_redirect, _page, _principal, _problem
 from core.errors import AccessDenied, GovshareError
+from registry.due_days import schedule_warning
 from registry.evaluation import CLOCKS
 from registry.supervision_models import VIOLATION_CASES
 from schemas.evaluation_config import METRICS
@@ -66,5 +67,7 @@ def standing_page(request: Request, session: SessionDep, token: SessionCookie = 
         session.commit()
         return _problem(request, principal, exc)
     ranking = evaluate(session, period=view["period"]).agencies if principal.has(*SEE_ALL) else []
+    warning = schedule_warning()
     return _page(request, "supervision.html", principal, view=view, metrics=METRICS, clocks=CLOCKS,
-                 cases=VIOLATION_CASES, period_label=parse_period(view["period"]).label, ranking=ranking)
+                 cases=VIOLATION_CASES, period_label=parse_period(view["period"]).label, ranking=ranking,
+                 schedule_warning=warning.zh if warning else None)
