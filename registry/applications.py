@@ -122,7 +122,7 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
                          "due_on": application.due_on, "due_status": due_status(application.due_on)})
     notify(session, kind="application", application=application, agency_id=resource.agency_id,
            message=f"{taker.name}提交{KINDS[kind]}申请 {application.number}（{resource.name}），"
-                   + (f"请于{application.due_on:%Y年%m月%d日}前答复" if application.due_on
+                   + (f"请于{due_text(application.due_on)}前答复" if application.due_on
                       else f"答复期限{due_text(application.due_on)}后确定"))
     return application
 
@@ -247,7 +247,7 @@ def check_deadlines(session: Session, *, today: date | None = None, by: Principa
                 application.overdue_flagged_at = clock.now()
                 notify(session, kind="overdue", application=application, role="coordination_office",
                        message=f"申请 {application.number}（{resource.agency.name}，{resource.name}）已超过"
-                               f"{application.due_on:%Y年%m月%d日}的答复期限，未作出意见")
+                               f"{due_text(application.due_on)}的答复期限，未作出意见")
                 record_event(session, actor=by.actor, action="application.overdue",
                              agency_code=resource.agency.code, resource_code=resource.code,
                              detail={"number": application.number, "due_on": application.due_on})
@@ -255,7 +255,7 @@ def check_deadlines(session: Session, *, today: date | None = None, by: Principa
         elif application.reminded_at is None and working_days_between(today, application.due_on) <= REMIND_WORKING_DAYS:
             application.reminded_at = clock.now()
             notify(session, kind="reminder", application=application, agency_id=resource.agency_id,
-                   message=f"申请 {application.number} 须于{application.due_on:%Y年%m月%d日}前答复")
+                   message=f"申请 {application.number} 须于{due_text(application.due_on)}前答复")
             record_event(session, actor=by.actor, action="application.reminder", agency_code=resource.agency.code,
                          resource_code=resource.code,
                          detail={"number": application.number, "due_on": application.due_on})
