@@ -7,6 +7,7 @@ from fastapi.exception_handlers import http_exception_handler, request_validatio
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from sqlalchemy.exc import DataError
 
 from api.delivery import install as install_delivery
 from api.routes import access, catalog, catalog_exchange, datasets, exchange, sharing
@@ -54,6 +55,14 @@ def create_app() -> FastAPI:
         if for_people(request):
             return http_error_page(request, 400)
         return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
+        # An id or number beyond what the registry stores (SQLite and PostgreSQL hold 64-bit integers): no such
+        # record can exist, so the request is wrong, not the server.
+        return JSONResponse({"detail": "a number in the request is out of range: no such record",
+                             "detail_zh": "请求中的数字超出范围，没有这样的记录"}, status_code=400)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

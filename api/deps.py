@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from delivery.access import ReadUse
 from registry.db import session_factory
 from registry.models import ApiToken
 from registry.tokens import authenticate
@@ -36,6 +38,17 @@ def get_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depend
 
 
 TokenDep = Annotated[str | None, Depends(get_token)]
+
+
+async def get_read_use(request: Request) -> ReadUse:
+    """Article 17: `X-Govshare-Purpose` (the use the read is for) and `X-Govshare-Onward-To` (whom the data is
+    passed on to, `public` for publication), UTF-8 percent-encoded; checked against the grant on every read."""
+    purpose = request.headers.get("x-govshare-purpose")
+    onward = request.headers.get("x-govshare-onward-to")
+    return ReadUse(purpose=unquote(purpose) if purpose else None, onward_to=unquote(onward) if onward else None)
+
+
+ReadUseDep = Annotated[ReadUse, Depends(get_read_use)]
 
 
 def get_consumer(session: SessionDep, token: TokenDep, request: Request) -> ApiToken:

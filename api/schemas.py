@@ -23,11 +23,13 @@ class ResourcePublic(BaseModel):
 
 
 class VersionPublic(BaseModel):
+    """A version as the reader may see it (null: withheld because the grant restricts it)."""
+
     number: int
     created_at: datetime
-    row_count: int
-    quarantined_count: int
-    manifest_sha256: str
+    row_count: int | None
+    quarantined_count: int | None
+    manifest_sha256: str | None
     watermark: dict
     schema_fields: list[dict]
 

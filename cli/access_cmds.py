@@ -169,12 +169,16 @@ def token_revoke(token_id: int, as_user: AsUser = None) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(anchor: Annotated[Optional[str], typer.Option(help="a last hash from an earlier export")] = None,
+def audit_verify(anchor: Annotated[Optional[str], typer.Option(
+                     help="an anchor file written by `audit anchor` (or an export's .anchor.json), or a last hash")
+                 ] = None,
                  file: Annotated[Optional[Path], typer.Option(help="an exported file, checked by its anchor")] = None,
                  ) -> None:
     """Prove the audit chain intact, or name the first bad record and the kind of tampering (exit 3).
 
-    Example: govshare audit verify
+    Every record since sealing began must carry its seal; with --anchor, the anchored head must still be there.
+
+    Example: govshare audit verify --anchor /mnt/anchors/audit-anchor-2026-12-06-1042.json
     """
     from registry.audit_verify import verify_export, verify_log
     from registry.db import session_scope
@@ -189,6 +193,30 @@ def audit_verify(anchor: Annotated[Optional[str], typer.Option(help="a last hash
     for finding in report.findings[1:10]:
         console.print(f"  also: {finding}", soft_wrap=True)
     raise typer.Exit(3)
+
+
+@audit_app.command("anchor")
+def audit_anchor(out: Annotated[Optional[Path], typer.Option(
+                     help="file to write; default GOVSHARE_AUDIT_ANCHOR_DIR/audit-anchor-DAY-ID.json")] = None
+                 ) -> None:
+    """Write the audit chain's head (id, hash, seal) outside the database, after verifying the log.
+
+    Keep the files where a database writer cannot reach them; `audit verify --anchor FILE` then catches records
+    deleted from the end or a rewritten log. The daily supervision DAG writes one too.
+
+    Example: govshare audit anchor --out /mnt/anchors/audit-anchor.json
+    """
+    from registry.audit_verify import write_anchor
+    from registry.db import session_scope
+
+    with reported_errors(), session_scope() as session:
+        try:
+            path, anchor = write_anchor(session, out=out)
+        except ValueError as refused:
+            from core.errors import ConfigError
+
+            raise ConfigError(f"审计日志校验未通过，不写锚点 / {refused}") from None
+    console.print(f"锚点已写入 / anchor written: {path} (record {anchor['id']}, hash {anchor['hash']})")
 
 
 @audit_app.command("export")

@@ -74,6 +74,16 @@ def build_entry(base: dict[str, Any], *, file: Path | None = None, **options: An
         raise ConfigError(f"目录条目有误 / invalid entry: {lines}") from None
 
 
+def cataloguer(session, account: str, agency: str) -> str:  # noqa: ANN001 - Session
+    """The account `--as` names, if it exists and is the agency's designated cataloguer today; else refused."""
+    from registry.agencies import get_agency
+    from registry.people import act_day, require_designated
+
+    owner = get_agency(session, ref=agency)
+    return require_designated(session, account=account, agency_id=owner.id, roles=("cataloguer",),
+                              on=act_day(None)).account
+
+
 def _display(field: str, value: Any) -> str:
     element = next((e for e in metadata()["elements"] if e["field"] == field), None)
     codes = code_list(element["codes"]) if element and element.get("codes") else {}
@@ -87,7 +97,7 @@ def _display(field: str, value: Any) -> str:
 @catalog_app.command("add")
 def add_command(
     agency: Annotated[str, typer.Option(help="提供方 provider agency code or name")],
-    author: Annotated[str, typer.Option(help="编目人员账号 author's account")],
+    author: Annotated[str, typer.Option("--as", "--author", help="编目人员账号: the designated cataloguer compiling it")],
     file: Annotated[Path | None, typer.Option(help="目录条目 JSON/YAML file with the elements")] = None,
     classification: Annotated[str | None, typer.Option(help="信息资源分类 e.g. 101001")] = None,
     name: Annotated[str | None, typer.Option(help="信息资源名称")] = None,
@@ -105,11 +115,12 @@ def add_command(
 ) -> None:
     """新建目录条目 Compile a new catalogue entry (draft revision 1); its code is classification/sequence.
 
-    Example: govshare catalog add --agency 上海市市场监督管理局 --author zhangsan --classification 101001
+    Example: govshare catalog add --agency 上海市市场监督管理局 --as zhangsan --classification 101001
     --name 企业基本信息 --abstract 本市登记企业的基本信息 --item 统一社会信用代码:字符型:uscc --item 企业名称:字符型
     --sharing unconditional --mode interface --mode file
     """
     from registry.catalog import upsert_entry
+    from registry.people import person_actor
 
     with reported_errors():
         data = build_entry({}, file=file, classification=classification, name=name, abstract=abstract, format=fmt,
@@ -117,7 +128,8 @@ def add_command(
                            open_to_public=open_to_public, open_condition=open_condition, update_cycle=cycle,
                            release_date=release_date, related_codes=related)
         with session_scope() as session:
-            revision = upsert_entry(session, agency=agency, data=data, author=author)
+            revision = upsert_entry(session, agency=agency, data=data, author=cataloguer(session, author, agency),
+                                    actor=person_actor(author))
             code, number = revision.resource.code, revision.number
         console.print(f"目录条目 {code} {data.name}：第{number}版（草稿） / entry {code} revision {number} (draft)")
 
@@ -125,7 +137,7 @@ def add_command(
 @catalog_app.command("edit")
 def edit_command(
     code: Annotated[str, typer.Argument(help="信息资源代码 resource code")],
-    author: Annotated[str, typer.Option(help="编目人员账号 author's account")],
+    author: Annotated[str, typer.Option("--as", "--author", help="编目人员账号: the designated cataloguer compiling it")],
     file: Annotated[Path | None, typer.Option(help="JSON/YAML file with the elements to change")] = None,
     name: Annotated[str | None, typer.Option(help="信息资源名称")] = None,
     abstract: Annotated[str | None, typer.Option(help="信息资源摘要")] = None,
@@ -144,9 +156,10 @@ def edit_command(
 
     --item replaces the whole data item list. An entry registered with `resource add` is catalogued this way.
 
-    Example: govshare catalog edit 101001/0001 --author zhangsan --cycle weekly
+    Example: govshare catalog edit 101001/0001 --as zhangsan --cycle weekly
     """
     from registry.catalog import get_entry, latest_revision, upsert_entry
+    from registry.people import person_actor
 
     with reported_errors():
         with session_scope() as session:
@@ -160,7 +173,8 @@ def edit_command(
                                sharing_type=sharing, sharing_condition=condition, sharing_modes=mode,
                                open_to_public=open_to_public, open_condition=open_condition, update_cycle=cycle,
                                release_date=release_date, related_codes=related)
-            revision = upsert_entry(session, agency=entry.agency.code, data=data, code=code, author=author)
+            revision = upsert_entry(session, agency=entry.agency.code, data=data, code=code,
+                                    author=cataloguer(session, author, entry.agency.code), actor=person_actor(author))
             same = latest is not None and revision.id == latest.id
             number = revision.number
         if same:

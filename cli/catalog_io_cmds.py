@@ -45,7 +45,11 @@ def import_command(
     with reported_errors():
         try:
             with session_scope() as session:  # one transaction: every entry, or (on any problem) none
-                report = import_file(session, path=path, agency=agency, author=author, actor=author)
+                from cli.catalog_cmds import cataloguer
+                from registry.people import person_actor
+
+                report = import_file(session, path=path, agency=agency, author=cataloguer(session, author, agency),
+                                     actor=person_actor(author))
         except ImportRefused as refused:
             err_console.print(f"[red]未导入 / not imported:[/red] {refused}", soft_wrap=True)
             grid = [(p.sheet, "" if p.row is None else p.row, p.column or "", p.message) for p in refused.problems]

@@ -14,11 +14,11 @@ from registry.db import session_scope
 
 @catalog_app.command("submit")
 def submit_command(code: Annotated[str, typer.Argument(help="信息资源代码")],
-                   by: Annotated[str, typer.Option("--by", help="编目人员账号 cataloguer's account")],
+                   by: Annotated[str, typer.Option("--as", "--by", help="编目人员账号 cataloguer's account")],
                    on: DayOption = None) -> None:
     """提交审核 Submit the entry's latest revision for review.
 
-    Example: govshare catalog submit 101001/0001 --by zhangsan
+    Example: govshare catalog submit 101001/0001 --as zhangsan
     """
     from registry.catalog_review import submit_revision
 
@@ -30,14 +30,14 @@ def submit_command(code: Annotated[str, typer.Argument(help="信息资源代码"
 @catalog_app.command("confidentiality")
 def confidentiality_command(
     code: Annotated[str, typer.Argument(help="信息资源代码")],
-    by: Annotated[str, typer.Option("--by", help="审查人账号 (审核人员或数据资源管理员)")],
+    by: Annotated[str, typer.Option("--as", "--by", help="审查人账号 (审核人员或数据资源管理员)")],
     passed: Annotated[bool, typer.Option("--passed/--failed", help="审查结论")] = True,
     note: Annotated[str, typer.Option(help="审查意见 (required when failed)")] = "",
     on: DayOption = None,
 ) -> None:
     """保密审查 Record the agency's confidentiality review of the pending revision (article 19).
 
-    Example: govshare catalog confidentiality 101001/0001 --by lisi --passed --note 不涉及国家秘密
+    Example: govshare catalog confidentiality 101001/0001 --as lisi --passed --note 不涉及国家秘密
     """
     from registry.catalog_review import record_confidentiality_review
 
@@ -59,7 +59,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 @catalog_app.command("review")
 def review_command(
     code: Annotated[str, typer.Argument(help="信息资源代码")],
-    by: Annotated[str, typer.Option("--by", help="审核人员账号 reviewer's account")],
+    by: Annotated[str, typer.Option("--as", "--by", help="审核人员账号 reviewer's account")],
     approve: Annotated[bool, typer.Option("--approve/--return", help="通过并发布，或退回修改")],
     comment: Annotated[list[str] | None, typer.Option(help="要素意见 ELEMENT=COMMENT, e.g. 共享条件=请写明依据")] = None,
     item_comment: Annotated[list[str] | None, typer.Option(help="信息项意见 ITEM=COMMENT")] = None,
@@ -67,7 +67,7 @@ def review_command(
 ) -> None:
     """审核 Approve (publish) or return the submitted revision with comments per element and data item.
 
-    Example: govshare catalog review 101001/0001 --by lisi --return --comment 共享条件=请写明法律依据
+    Example: govshare catalog review 101001/0001 --as lisi --return --comment 共享条件=请写明法律依据
     """
     from registry.catalog_review import review_revision
 
@@ -77,6 +77,22 @@ def review_command(
                                    on=parse_day(on))
         verdict = "审核通过，已发布 / published" if approve else "已退回修改 / returned"
         console.print(f"{code} 第{revision.number}版{verdict}")
+
+
+@catalog_app.command("withdraw")
+def withdraw_command(code: Annotated[str, typer.Argument(help="信息资源代码")],
+                     by: Annotated[str, typer.Option("--as", "--by", help="审核人员账号 reviewer's account")],
+                     reason: Annotated[str, typer.Option(help="撤销理由")],
+                     on: DayOption = None) -> None:
+    """撤销发布 Withdraw a published entry: it leaves the catalogue and every grant on it ends at once.
+
+    Example: govshare catalog withdraw 101001/0001 --as lisi --reason 数据来源停止采集
+    """
+    from registry.catalog_review import withdraw_entry
+
+    with reported_errors(), session_scope() as session:
+        withdraw_entry(session, code=code, account=by, reason=reason, on=parse_day(on))
+        console.print(f"{code} 已撤销发布，相关共享授权已终止 / withdrawn; its grants ended")
 
 
 @catalog_app.command("overdue")
@@ -122,11 +138,11 @@ def overdue_command(agency: Annotated[str | None, typer.Option(help="只看该�
 
 @catalog_app.command("reconfirm")
 def reconfirm_command(code: Annotated[str, typer.Argument(help="信息资源代码")],
-                      by: Annotated[str, typer.Option("--by", help="本机构指定人员账号")],
+                      by: Annotated[str, typer.Option("--as", "--by", help="本机构指定人员账号")],
                       note: Annotated[str, typer.Option(help="维护说明")] = "", on: DayOption = None) -> None:
     """全面维护确认 Record that the published entry was fully reviewed and is still true (yearly duty).
 
-    Example: govshare catalog reconfirm 101001/0001 --by zhangsan --note 年度全面维护
+    Example: govshare catalog reconfirm 101001/0001 --as zhangsan --note 年度全面维护
     """
     from registry.obligations import reconfirm_entry
 

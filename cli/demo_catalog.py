@@ -1,5 +1,6 @@
 """The demo's catalogue step: each provider's people, and its entry catalogued with all core elements, submitted,
-confidentiality-reviewed and published by a designated reviewer (the real catalogue review, article 10)."""
+confidentiality-reviewed and published by a designated reviewer (the real catalogue review, article 10). Only a
+published entry is shared, so both of the demo's entries go through this review before anyone takes them."""
 
 from __future__ import annotations
 
@@ -54,16 +55,17 @@ def _publish(session: Session, *, agency: str, code: str, people: Cataloguers, n
         review_revision,
         submit_revision,
     )
+    from registry.people import person_actor
     from schemas.catalog_metadata import CatalogEntryData
 
     _designate(session, agency=agency, people=people)
     author, reviewer = people.cataloguer[0], people.reviewer[0]
     revision = upsert_entry(session, agency=agency, data=CatalogEntryData.model_validate(
         {"classification": code.split("/")[0], "format": "database", **elements}), code=code, author=author,
-        actor="demo")
-    submit_revision(session, code=code, account=author, actor="demo")
-    record_confidentiality_review(session, code=code, account=reviewer, passed=True, note=note, actor="demo")
-    review_revision(session, code=code, account=reviewer, approve=True, actor="demo")
+        actor=person_actor(author))
+    submit_revision(session, code=code, account=author)
+    record_confidentiality_review(session, code=code, account=reviewer, passed=True, note=note)
+    review_revision(session, code=code, account=reviewer, approve=True)
     return revision.number
 
 

@@ -23,6 +23,30 @@ dispute_app = typer.Typer(help="Disputes (协调处理) decided by the coordinat
 agreement_app = typer.Typer(help="Secrecy review (保密审查) and secrecy agreements (安全保密协议).",
                             no_args_is_help=True)
 grant_app = typer.Typer(help="Grants (共享授权): who may read what.", no_args_is_help=True)
+sharing_app = typer.Typer(help="The sharing invariant (共享授权核查): every grant rests on a live basis.",
+                          no_args_is_help=True)
+
+
+@sharing_app.command("check")
+def sharing_check() -> None:
+    """List every grant in force without an approved application or a live subscription on a published entry.
+
+    Exits 1 when any is found (a cron job or health check notices); the daily supervision DAG runs it too.
+
+    Example: govshare sharing check
+    """
+    from registry.db import session_scope
+    from registry.sharing_check import baseless_grants
+
+    with reported_errors(), session_scope() as session:
+        found = baseless_grants(session)
+        table("无依据的授权 / grants without a basis", ["授权 grant", "资源 resource", "获取方 consumer", "来源 origin",
+                                                 "问题 problem"],
+              [(g.grant_id, g.resource_code, g.agency_code, g.origin, f"{g.problem_zh} / {g.problem_en}")
+               for g in found])
+        if found:
+            raise typer.Exit(1)
+        console.print("每项有效授权均有已批准的申请或有效订阅 / every grant in force has its basis")
 
 
 @apply_app.command("submit")
@@ -126,7 +150,9 @@ def decide_command(number: str,
                    outcome: Annotated[str, typer.Option(help="approve, partial or refuse")],
                    reason: Annotated[str, typer.Option(help="意见及理由 (always required)")],
                    item: Annotated[Optional[list[str]], typer.Option("--item", help="approved item")] = None,
-                   unmask: Annotated[bool, typer.Option(help="show personal identifiers unmasked in browsing")] = False,
+                   unmask: Annotated[bool, typer.Option(help="show every personal identifier unmasked")] = False,
+                   unmask_column: Annotated[Optional[list[str]], typer.Option(
+                       "--unmask-column", help="show this personal identifier unmasked; repeatable")] = None,
                    expires: Annotated[Optional[str], typer.Option(help="grant ends on this day")] = None,
                    as_user: AsUser = None) -> None:
     """The provider's decision on an application: approve all or some data items, or refuse; with reasons.
@@ -138,7 +164,8 @@ def decide_command(number: str,
 
     with reported_errors(), refusals_audited(as_user, "decide"), session_scope() as session:
         application = decide(session, number=number, outcome=outcome, reasons=reason, approved_items=item or None,
-                             unmask=unmask, expires_on=parse_day(expires), by=acting_as(session, as_user))
+                             unmask=unmask or list(unmask_column or []), expires_on=parse_day(expires),
+                             by=acting_as(session, as_user))
         console.print(f"{number}: {label('application_statuses', application.status)} / {application.status}; "
                       f"grant {application.grant_id or '-'}")
 
@@ -286,6 +313,7 @@ def install(app: typer.Typer, token_app: typer.Typer) -> None:
     app.add_typer(dispute_app, name="dispute")
     app.add_typer(agreement_app, name="agreement")
     app.add_typer(grant_app, name="grant")
+    app.add_typer(sharing_app, name="sharing")
     app.add_typer(access_cmds.audit_app, name="audit")
     app.command("decide")(decide_command)
     token_app.command("list")(access_cmds.token_list)

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     calendar_dir: Path = Field(default=Path(""), description="State Council schedules an operator adds; default home/calendars")
+    audit_anchor_dir: Path = Field(default=Path(""), description="where `audit anchor` and the daily DAG write the "
+                                   "audit chain's head; keep it off the database host; default home/audit-anchors")
     batch_rows: int = Field(default=65_536, ge=1, description="rows per Arrow record batch read from a source")
     full_refresh_days: float = Field(default=7, ge=0, description="an incremental resource is read in full again "
                                      "(deletes detected) once its last full read is this old; 0: never")
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
             self.storage = self.home / "storage"
         if str(self.calendar_dir) in ("", "."):
             self.calendar_dir = self.home / "calendars"
+        if str(self.audit_anchor_dir) in ("", "."):
+            self.audit_anchor_dir = self.home / "audit-anchors"
 
     def require_secret(self) -> str:
         """The secret key, refused while it is the placeholder (allowed only in demo mode)."""

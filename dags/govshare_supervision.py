@@ -1,7 +1,8 @@
 """Airflow DAG file: supervision's daily run (issue 8, articles 10, 14, 22, 23).
 
 clocks (application reminders and overdue flags, rectification deadlines) >> violation detection >> the current
-quarter's evaluation. Thin: every task calls registry/supervision_daily.py, imported inside the task, so parsing
+quarter's evaluation; beside them the sharing check (every grant in force has its basis) and the audit anchor
+(the head of the sealed chain written outside the database). Thin: every task calls registry/supervision_daily.py, imported inside the task, so parsing
 this file opens no connection and reads no file.
 """
 
@@ -35,7 +36,23 @@ def supervision() -> None:
 
         return run_scheduled_evaluation()
 
+    @task(execution_timeout=timedelta(minutes=30))
+    def sharing_check() -> dict:
+        from registry.supervision_daily import run_sharing_check
+
+        found = run_sharing_check()
+        if found["baseless_grants"]:  # recorded and audited; failing the task makes the operator look
+            raise RuntimeError(f"grants in force without a basis: {found['baseless_grants']} (govshare sharing check)")
+        return found
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def audit_anchor() -> dict:
+        from registry.supervision_daily import run_audit_anchor
+
+        return run_audit_anchor()  # fails (and says why) when the log does not verify
+
     clocks() >> violations() >> evaluation()
+    sharing_check() >> audit_anchor()
 
 
 supervision()

@@ -7,7 +7,7 @@ Every channel (interface, file, browse, offline) does the same three steps:
     audit_read(session, decision=decision, rows=n, fmt="csv")
 
 ``restrict`` applies the row condition, keeps only the approved data items (in the grant's order) and masks
-personal identifiers (browsing, unless the grant says otherwise), vectorised with pyarrow.compute. Read the
+personal identifiers (on every channel, unless the provider's decision lifted them), vectorised with pyarrow.compute. Read the
 files with ``decision.read_columns`` (approved columns plus those the row condition needs), never
 ``decision.columns``: a row condition on a column outside the approved items must still be applied.
 """
@@ -15,7 +15,7 @@ files with ``decision.read_columns`` (approved columns plus those the row condit
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,13 +30,15 @@ from registry.auth import DATA_ROLES, Principal, authenticate_principal
 from registry.grants import (
     agreement_in_force,
     filter_columns,
+    lifted_masks,
     live_grant,
     needs_agreement,
+    require_published,
     sensitivity,
 )
 from registry.models import DatasetVersion, Resource
 from registry.resources import SHARING_MODES, get_resource
-from registry.versions import require_latest_version
+from registry.versions import latest_version, require_latest_version
 
 CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
 MASK = "****"
@@ -46,7 +48,7 @@ MASK = "****"
 class AccessDecision:
     agency_code: str
     resource: Resource
-    version: DatasetVersion
+    version: DatasetVersion  # None only for a metadata read of a resource without data yet
     columns: list[str] | None  # approved data items as column names; None: every column of the version
     purpose: str
     channel: str
@@ -56,6 +58,8 @@ class AccessDecision:
     expires_at: datetime | None = None
     actor: str = "api"
     external_use: bool = False  # article 17: leave to publish or pass on outside the agency
+    declared_purpose: str | None = None  # the purpose the request declared (article 17), when it did
+    onward_to: str | None = None  # whom the request passes the data on to ("public": publication), when it does
 
     @property
     def read_columns(self) -> list[str] | None:
@@ -71,8 +75,6 @@ def _refuse(zh: str, en: str) -> AccessDenied:
 
 
 def _decide(session: Session, principal: Principal, resource: Resource, channel: str) -> AccessDecision:
-    if getattr(resource, "catalog_status", None) == "draft":  # issue 3: consumers see published entries only
-        raise _refuse("该目录条目尚未审核发布", "this catalogue entry is not published yet")
     if principal.kind == "user" and not principal.has(*DATA_ROLES):
         raise _refuse("您的角色不能读取共享数据（仅机构管理员、数据资源管理员及其系统）",
                       "your roles may not read shared data: only agency administrators, data resource "
@@ -80,14 +82,15 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     if resource.sharing_type == "not_shared":
         raise _refuse(f"该资源不予共享，依据：{resource.sharing_condition}",
                       f"resource not shared; legal basis: {resource.sharing_condition}")
-    if channel not in resource.sharing_modes:
+    if channel != "metadata" and channel not in resource.sharing_modes:
         raise _refuse(f"该资源不提供{SHARING_MODES.get(channel, channel)}方式",
                       f"resource is not offered through the {channel} channel")
     if principal.agency_id == resource.agency_id:
-        version = require_latest_version(session, resource=resource)
+        version = _version_for(session, resource, channel)
         return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
                               columns=None, purpose="提供方自有数据 / provider's own data", channel=channel,
                               actor=principal.actor)
+    require_published(resource, doing_zh="共享", doing_en="shared")
     grant = live_grant(session, resource=resource, agency_id=principal.agency_id or -1)
     if grant is None:
         raise _refuse("本机构未获得该资源的共享授权，请先订阅或申请",
@@ -102,25 +105,42 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
             session, resource=resource, agency_id=grant.agency_id):
         raise _refuse("共享安全保密协议已到期或被撤销，请续签",
                       "the secrecy agreement has ended or was revoked: record a renewed one")
-    version = require_latest_version(session, resource=resource)
-    masked = personal_identifiers(session, resource) if channel == "browse" and not grant.unmask else []
+    version = _version_for(session, resource, channel)
+    # Private by default: personal identifiers are masked on every channel unless the decision lifted them.
+    lifted = lifted_masks(grant)
+    masked = [] if lifted is True else [c for c in personal_identifiers(session, resource) if c not in lifted]
     return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
                           columns=list(grant.columns) if grant.columns else None, purpose=grant.purpose,
                           channel=channel, grant_id=grant.id, row_filter=grant.row_filter, mask_columns=masked,
                           expires_at=grant.expires_at, actor=principal.actor, external_use=grant.external_use)
 
 
+def _version_for(session: Session, resource: Resource, channel: str) -> DatasetVersion | None:
+    # Metadata (the interface service's description) exists before any data; every other read needs a version.
+    if channel == "metadata":
+        return latest_version(session, resource=resource)
+    return require_latest_version(session, resource=resource)
+
+
 def personal_identifiers(session: Session, resource: Resource) -> list[str]:
-    """Columns holding personal identifiers: those the provider's secrecy review names, and those the resource's
-    data contract gives the role subject_id_idcard (a citizen ID number, article 12)."""
+    """Columns holding personal identifiers (个人信息): those the published catalogue entry marks (主体标识
+    身份证号码, or a 个人信息 kind: ID number, name, phone or address of a natural person), those the provider's
+    secrecy review names, and those the resource's data contract gives the role subject_id_idcard."""
+    from registry.catalog import published_revision
+    from schemas.catalog_metadata import CatalogEntryData
     from schemas.contract_store import contract_for
 
+    columns: list[str] = []
+    revision = published_revision(session, resource=resource)
+    if revision is not None:
+        columns += [item.column for item in CatalogEntryData.model_validate(revision.content).data_items
+                    if item.is_personal and item.column]
     marks = sensitivity(session, resource=resource)
-    columns = list(marks.personal_columns) if marks else []
+    columns += list(marks.personal_columns) if marks else []
     contract = contract_for(resource_code=resource.code, stream=resource.stream)
     if contract is not None:
-        columns += [c.name for c in contract.columns if c.role == "subject_id_idcard" and c.name not in columns]
-    return columns
+        columns += [c.name for c in contract.columns if c.role == "subject_id_idcard"]
+    return list(dict.fromkeys(columns))
 
 
 def authorize_read(session: Session, *, token: str | None, resource_code: str, channel: str) -> AccessDecision:
@@ -144,7 +164,7 @@ def authorize_principal(session: Session, *, principal: Principal, resource_code
     """authorize_read for a caller already identified (a signed link, an SFTP push, an offline package for an
     agency): the same decision, the same audited refusal."""
     try:
-        if channel not in CHANNELS:
+        if channel not in (*CHANNELS, "metadata"):  # metadata: any channel's reader may see what it reads
             raise _refuse(f"未知的共享方式 {channel}", f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
         resource = get_resource(session, code=resource_code)
         return _decide(session, principal, resource, channel)
@@ -188,6 +208,11 @@ def _condition(batch: pa.RecordBatch, rule: dict[str, Any]) -> pa.Array:
     compare = {"eq": pc.equal, "ne": pc.not_equal, "lt": pc.less, "le": pc.less_equal, "gt": pc.greater,
                "ge": pc.greater_equal}[op]
     return compare(column, _scalar(rule["value"], column.type))
+
+
+def condition_mask(batch: pa.RecordBatch, rule: dict[str, Any]) -> pa.Array:
+    """Which rows of a batch meet a grant's row condition (null where a compared value is null)."""
+    return _condition(batch, rule)
 
 
 def mask_array(array: pa.Array) -> pa.Array:
@@ -234,6 +259,40 @@ def restricted_row_count(decision: AccessDecision) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class ReadUse:
+    """What a request says it reads for (article 17): a purpose, and whether it passes the data on (to whom)."""
+
+    purpose: str | None = None
+    onward_to: str | None = None
+
+
+def apply_use(session: Session, decision: AccessDecision, use: ReadUse | None) -> AccessDecision:
+    """Article 17 at read time: a read for another purpose than the grant's, or for publication or onward
+    transfer without an approved article-17 application (the grant's external use), is refused and recorded
+    (violation case 5 is found from that record). The provider reading its own data is not judged."""
+    if use is None or (use.purpose is None and use.onward_to is None):
+        return decision
+    if decision.grant_id is not None:
+        misuse = None
+        if use.purpose is not None and use.purpose.strip() != decision.purpose.strip():
+            misuse, zh, en = "purpose", f"声明的用途“{use.purpose}”不是授权用途“{decision.purpose}”", (
+                f"the declared purpose is not the grant's purpose ({decision.purpose})")
+        elif use.onward_to is not None and not decision.external_use:
+            misuse, zh, en = "onward", "对外提供或发布须先经对外提供申请批准（第十七条）", (
+                "publishing or passing data on needs an approved article-17 application (`apply submit --kind "
+                "external`)")
+        if misuse is not None:
+            record_event(session, actor=decision.actor, action="data.read", agency_code=decision.agency_code,
+                         resource_code=decision.resource.code, result="denied",
+                         detail={"channel": decision.channel, "reason": en, "misuse": misuse,
+                                 "grant": decision.grant_id, "purpose": use.purpose,
+                                 "granted_purpose": decision.purpose, "onward_to": use.onward_to})
+            session.commit()  # the refused misuse is the evidence
+            raise mark_audited(AccessDenied(zh, en))
+    return replace(decision, declared_purpose=use.purpose, onward_to=use.onward_to)
+
+
 def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, Any]:
     """record_event's arguments for one read (audit_read writes it; the interface channel's group commit
     writes many at once with registry.audit.record_events)."""
@@ -242,7 +301,9 @@ def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, An
             "detail": {"channel": decision.channel, "format": fmt, "version": decision.version.number,
                        "rows": rows, "columns": decision.columns or "all", "purpose": decision.purpose,
                        "grant": decision.grant_id, "row_filter": decision.row_filter,
-                       "masked": decision.mask_columns}}
+                       "masked": decision.mask_columns,
+                       **({"declared_purpose": decision.declared_purpose} if decision.declared_purpose else {}),
+                       **({"onward_to": decision.onward_to} if decision.onward_to else {})}}
 
 
 def audit_read(session: Session, *, decision: AccessDecision, rows: int, fmt: str) -> None:

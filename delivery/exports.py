@@ -67,24 +67,21 @@ def _batches(session: Session, decision: AccessDecision, version: DatasetVersion
         schema = restricted_schema(decision, version_schema(version))
         return schema, restrict(decision, iter_batches(version, columns=decision.read_columns))
     from pipeline.changes import CHANGE_COLUMN
-    from pipeline.changes_feed import (
-        VERSION_COLUMN,
-        changes_schema,
-        changes_since,
-        iter_changes,
-    )
+    from delivery.change_filter import filtered_changes
+    from pipeline.changes_feed import VERSION_COLUMN, changes_schema, changes_since
 
     if version.number != decision.version.number:
         raise ConfigError("changes are offered up to the latest version only; leave out `version`")
     change_range = changes_since(session, resource=decision.resource, since=since)
     full = changes_schema(version)
-    # The change columns travel with the approved data items; the row condition still applies (a delete
-    # carries only its key, so a condition on another column cannot pass it: download in full to re-sync).
+    # The change columns travel with the approved data items; the row condition is applied to the changes as
+    # a view (rows entering or leaving it become inserts or deletes, delivery/change_filter.py), not again.
     view = decision
     if decision.columns is not None:
         view = dataclasses.replace(decision, columns=[*decision.columns, VERSION_COLUMN, CHANGE_COLUMN])
     read = None if view.read_columns is None else [c for c in view.read_columns if c != VERSION_COLUMN]
-    return restricted_schema(view, full), restrict(view, iter_changes(change_range, schema=full, columns=read))
+    changes = filtered_changes(session, decision, change_range, schema=full, columns=read)
+    return restricted_schema(view, full), restrict(dataclasses.replace(view, row_filter=None), changes)
 
 
 class _Hashing:

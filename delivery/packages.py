@@ -127,6 +127,7 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
     from delivery.access import audit_read
     from delivery.agency_access import authorize_agency
     from delivery.exports import materialise
+    from delivery.metadata import consumer_manifest, restricted
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -136,14 +137,20 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
         export = materialise(session, decision, version, fmt="parquet", since=since)
         from pipeline.paths import resolve
 
-        manifest_bytes = (resolve(version.path) / "manifest.json").read_bytes()
         data_name = "data/changes.parquet" if since is not None else "data/part-00000.parquet"
+        files = [{"path": data_name, "rows": export.rows, "bytes": export.size, "sha256": export.sha256}]
+        if restricted(decision):  # what it receives, never the whole version's manifest
+            manifest_bytes = json.dumps(consumer_manifest(decision, version, files=files, rows=export.rows,
+                                                          since=since), ensure_ascii=False, indent=2,
+                                        sort_keys=True, default=str).encode()
+        else:
+            manifest_bytes = (resolve(version.path) / "manifest.json").read_bytes()
+        manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         package_json = {
             "format": 1, "resource": decision.resource.code, "resource_name": decision.resource.name,
             "version": version.number, "since": since, "consumer": decision.agency_code,
             "columns": decision.columns, "row_filter": decision.row_filter, "purpose": decision.purpose,
-            "manifest_sha256": version.manifest_sha256,
-            "files": [{"path": data_name, "rows": export.rows, "bytes": export.size, "sha256": export.sha256}],
+            "manifest_sha256": manifest_sha256, "files": files,
         }
         signer = hub_private_key()
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +166,7 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
             size = _seal(tar_path, out, signer=signer, header={
                 "format": 1, "hub": _fingerprint(signer.public_key()), "consumer": decision.agency_code,
                 "resource": decision.resource.code, "version": version.number, "since": since,
-                "manifest_sha256": version.manifest_sha256, "tar_sha256": _sha256_file(tar_path),
+                "manifest_sha256": manifest_sha256, "tar_sha256": _sha256_file(tar_path),
                 "nonce_prefix": base64.b64encode(secrets.token_bytes(8)).decode(), "segment": SEGMENT})
         audit_read(session, decision=decision, rows=export.rows, fmt="package")
     return PackageReport(path=out, consumer=decision.agency_code, resource=decision.resource.code,

@@ -129,6 +129,7 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
     from delivery.access import audit_read
     from delivery.agency_access import authorize_agency
     from delivery.exports import materialise
+    from delivery.metadata import consumer_manifest, restricted
     from pipeline.paths import resolve
     from registry.db import session_scope
 
@@ -150,14 +151,18 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
                               consumer=consumer.code, remote_path=record.remote_path or remote, rows=0,
                               attempts=record.attempts)
         export = materialise(session, decision, version, fmt="parquet", since=since)
-        manifest = {
-            "resource": decision.resource.code, "version": version.number, "since": since,
-            "consumer": consumer.code, "columns": decision.columns, "row_filter": decision.row_filter,
-            "manifest_sha256": version.manifest_sha256,
-            "version_manifest": json.loads((resolve(version.path) / "manifest.json").read_text()),
-            "files": [{"path": data_name, "rows": export.rows, "bytes": export.size, "sha256": export.sha256}],
-        }
-        body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode()
+        files = [{"path": data_name, "rows": export.rows, "bytes": export.size, "sha256": export.sha256}]
+        if restricted(decision):  # what it receives, never the whole version's manifest
+            manifest = consumer_manifest(decision, version, files=files, rows=export.rows, since=since)
+        else:
+            manifest = {
+                "resource": decision.resource.code, "version": version.number, "since": since,
+                "consumer": consumer.code, "columns": decision.columns, "row_filter": decision.row_filter,
+                "manifest_sha256": version.manifest_sha256,
+                "version_manifest": json.loads((resolve(version.path) / "manifest.json").read_text()),
+                "files": files,
+            }
+        body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
         connector = _connector(target)
         last_error: Exception | None = None
         for attempt in range(1, attempts + 1):

@@ -21,9 +21,19 @@ from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
-from registry.auth import OVERSIGHT_ROLES, Principal, require
+from registry.auth import OVERSIGHT_ROLES, Principal, require, require_person
 from registry.due_days import DECISION_WORKING_DAYS, due_after, due_status, due_text
-from registry.grants import create_grant, filter_columns, get_grant, live_grant, validate_row_filter
+from registry.grants import (
+    LIVE,
+    create_grant,
+    end_grant,
+    filter_columns,
+    get_grant,
+    lifted_masks,
+    live_grant,
+    unpublished,
+    validate_row_filter,
+)
 from registry.models import Agency
 from registry.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
@@ -75,6 +85,8 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
             en="you may apply only for your own agency, as its agency or data resource administrator")
     if kind not in KINDS:
         raise ConfigError(f"application kind {kind!r} must be one of {', '.join(KINDS)}")
+    if refusal := unpublished(resource, doing_zh="申请", doing_en="applied for"):
+        raise _denied(session, by, "application.submit", resource.code, taker, refusal)
     if resource.sharing_type == "not_shared":
         raise _denied(session, by, "application.submit", resource.code, taker, AccessDenied(
             f"该资源不予共享，不能申请，依据：{resource.sharing_condition}",
@@ -169,7 +181,7 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
 
 
 def apply_decision(session: Session, *, application: Application, outcome: str, approved_items: list[str] | None,
-                   reasons: str, by: Principal, origin: str, unmask: bool = False,
+                   reasons: str, by: Principal, origin: str, unmask: bool | list[str] = False,
                    expires_at: datetime | None = None, row_filter: dict[str, Any] | None = None) -> Application:
     """Record a decision (the provider's, or the coordination office's conclusion) and grant what it approves."""
     if outcome not in OUTCOMES:
@@ -186,6 +198,11 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
             outcome = "partial"
         if outcome == "partial" and set(approved) == set(application.items):
             outcome = "approve"
+    if not approved and application.grant_id is not None:
+        # A refusal (a dispute concluded "refuse" included) takes back what an earlier decision granted.
+        earlier = get_grant(session, grant_id=application.grant_id)
+        if earlier.status in LIVE:
+            end_grant(session, grant=earlier, reason=f"申请 {application.number} 的意见为不予共享：{reasons}", by=by)
     application.status = OUTCOMES[outcome]
     application.approved_items, application.reasons = approved, reasons
     application.decided_at, application.decided_by = clock.now(), by.actor
@@ -201,7 +218,8 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
             if current is None:
                 raise ConfigError("the consumer's grant was revoked meanwhile: nothing to extend")
             grant = create_grant(session, resource=resource, agency=taker, origin=origin, by=by,
-                                 columns=current.columns, row_filter=current.row_filter, unmask=current.unmask,
+                                 columns=current.columns, row_filter=current.row_filter,
+                                 unmask=lifted_masks(current),
                                  purpose=f"{current.purpose}；对外提供或发布：{application.purpose}",
                                  external_use=True, expires_at=current.expires_at, application_id=application.id)
         application.grant_id = grant.id
@@ -217,10 +235,11 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
 
 
 def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Principal,
-           approved_items: list[str] | None = None, unmask: bool = False,
+           approved_items: list[str] | None = None, unmask: bool | list[str] = False,
            expires_on: date | None = None) -> Application:
     """The provider approves all or some data items, or refuses; always with reasons."""
     application = get_application(session, number=number)
+    require_person(by, doing_zh="审核共享申请", doing_en="deciding an application")
     require(by, by.acts_for(application.resource.agency_id),
             zh="只有提供方的机构管理员或数据资源管理员可以审核申请",
             en="only the provider's agency or data resource administrator may decide an application")

@@ -52,6 +52,16 @@ def event_seal(event_hash_hex: str, *, key: bytes | None = None) -> str:
     return hmac.new(key or _seal_key(), event_hash_hex.encode(), hashlib.sha256).hexdigest()
 
 
+def sealing_seal(sealed_from_id: int, started_at: datetime, *, key: bytes | None = None) -> str:
+    """The seal of the "sealing began" marker: moving its start or forging it needs the secret key."""
+    return event_seal(f"sealing-began:{int(sealed_from_id)}:{_canonical_time(started_at)}", key=key)
+
+
+def anchor_seal(event_id: int, event_hash_hex: str, written_at: str, *, key: bytes | None = None) -> str:
+    """The seal of an anchor written outside the database: a forged anchor file does not verify."""
+    return event_seal(f"anchor:{int(event_id)}:{event_hash_hex}:{written_at}", key=key)
+
+
 def _lock_chain(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Serialise writers on the chain's tail; released when the transaction ends.

@@ -8,8 +8,13 @@ Three things are checked for every record, in id order:
 
 A broken link at record r is classified: r's prev_hash names a record that comes later -> reordered; a later
 record links to the last good one -> r (and those up to it) inserted; r's prev_hash names no record -> records
-before r deleted. Deleting the newest records leaves no break; an anchor (the last hash of an earlier export,
-`govshare audit verify --anchor HASH`) catches that: it must still be in the chain.
+before r deleted. Deleting the newest records leaves no break; an anchor catches that: the head written outside
+the database by `govshare audit anchor` (and the daily supervision DAG), or the last hash of an earlier export,
+must still be in the chain (`govshare audit verify --anchor FILE|HASH`).
+
+Sealing cannot be switched off by editing the table: the platform recorded when sealing began (the sealed
+`audit_sealing` row, migration 0030), and from that record on a missing seal is tampering ("unsealed"), so
+setting every seal to NULL, or rewriting a record, recomputing the chain and stripping the seals, is found.
 """
 
 from __future__ import annotations
@@ -26,11 +31,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock
-from registry.audit import GENESIS, _canonical_time, _seal_key, event_hash, event_seal
-from registry.models import AuditEvent
+from registry.audit import GENESIS, _canonical_time, _seal_key, anchor_seal, event_hash, event_seal, sealing_seal
+from registry.models import AuditEvent, AuditSealing
 
 KINDS = {"edited": "被修改", "deleted": "被删除", "inserted": "被插入", "reordered": "顺序被调换",
-         "forged": "被伪造", "truncated": "被截断"}
+         "forged": "被伪造", "truncated": "被截断", "unsealed": "封印被去除", "sealing": "封印起点被篡改"}
 
 
 @dataclass
@@ -77,13 +82,17 @@ def _content_hash(row: dict[str, Any]) -> str:
 
 
 def verify_rows(rows: list[dict[str, Any]], *, hash_before: str = GENESIS, key: bytes | None = None,
-                anchor: str | None = None) -> VerifyReport:
-    """Check a run of records (the whole log, or an export starting after ``hash_before``)."""
+                anchor: str | None = None, sealed_from_id: int | None = None) -> VerifyReport:
+    """Check a run of records (the whole log, or an export starting after ``hash_before``). With ``key`` and
+    ``sealed_from_id`` (when sealing began), every record from that id on must carry its valid seal."""
     report = VerifyReport(count=len(rows), hash_before=hash_before)
     if rows:
         report.first_id, report.last_id, report.last_hash = rows[0]["id"], rows[-1]["id"], rows[-1]["hash"]
     position = {row["hash"]: index for index, row in enumerate(rows)}
-    sealed_from = next((i for i, row in enumerate(rows) if row.get("seal")), None)
+    if sealed_from_id is not None:
+        sealed_from = next((i for i, row in enumerate(rows) if row["id"] >= sealed_from_id), None)
+    else:
+        sealed_from = next((i for i, row in enumerate(rows) if row.get("seal")), None)
     expected = hash_before
     add = report.findings.append
     for index, row in enumerate(rows):
@@ -105,8 +114,11 @@ def verify_rows(rows: list[dict[str, Any]], *, hash_before: str = GENESIS, key: 
                 add(Finding(row["id"], "deleted", "the record it follows is gone (deleted before this one)"))
         elif _content_hash(row) != row["hash"]:
             add(Finding(row["id"], "edited", "its content does not match its hash"))
+        elif key is not None and sealed_from is not None and index >= sealed_from and not row.get("seal"):
+            add(Finding(row["id"], "unsealed", "it has no seal although sealing began before it (seals stripped, "
+                                               "or the record rewritten and re-chained without the key)"))
         elif key is not None and sealed_from is not None and index >= sealed_from and (
-                not row.get("seal") or event_seal(row["hash"], key=key) != row["seal"]):
+                event_seal(row["hash"], key=key) != row["seal"]):
             if following is not None and following["prev_hash"] != row["hash"]:
                 add(Finding(row["id"], "edited", "content and hash were rewritten (its seal does not match)"))
                 expected = following["prev_hash"]  # the original hash: the next record still follows it
@@ -120,9 +132,79 @@ def verify_rows(rows: list[dict[str, Any]], *, hash_before: str = GENESIS, key: 
     return report
 
 
-def verify_log(session: Session, *, anchor: str | None = None) -> VerifyReport:
+def _sealing_start(session: Session, key: bytes, rows: list[dict[str, Any]]) -> tuple[int, list[Finding]]:
+    """The id sealing began at, from the sealed marker; a missing or altered marker is itself tampering (and
+    then every record must be sealed)."""
+    marker = session.get(AuditSealing, 1)
+    if marker is None:
+        return 0, [Finding(None, "sealing", "the record of when sealing began is missing (deleted)")] if rows else []
+    if sealing_seal(marker.sealed_from_id, marker.started_at, key=key) != marker.seal:
+        return 0, [Finding(None, "sealing", "the record of when sealing began was altered (its seal does not "
+                                            "match)")]
+    return marker.sealed_from_id, []
+
+
+def read_anchor(text: str) -> dict[str, Any]:
+    """An anchor given to `audit verify --anchor`: a file written by `audit anchor` or an export's
+    .anchor.json, or a bare last hash."""
+    path = Path(text)
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return {"hash": text}
+    if not path.is_file():
+        raise FileNotFoundError(f"anchor {text!r} is neither a 64-hex hash nor a file; give the file "
+                                "`govshare audit anchor` wrote")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if "last_hash" in data and "hash" not in data:  # an export's anchor
+        return {"hash": data["last_hash"]}
+    return data
+
+
+def verify_log(session: Session, *, anchor: str | dict[str, Any] | None = None) -> VerifyReport:
+    key = _seal_key()
     rows = [_row(e) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id)).yield_per(5000)]
-    return verify_rows(rows, key=_seal_key(), anchor=anchor)
+    sealed_from, marker_findings = _sealing_start(session, key, rows)
+    given = read_anchor(anchor) if isinstance(anchor, str) else anchor
+    report = verify_rows(rows, key=key, anchor=given["hash"] if given else None, sealed_from_id=sealed_from)
+    report.findings[:0] = marker_findings
+    if given and "id" in given:
+        report.findings.extend(_check_anchor(given, rows, key))
+    return report
+
+
+def _check_anchor(anchor: dict[str, Any], rows: list[dict[str, Any]], key: bytes) -> list[Finding]:
+    if anchor_seal(anchor["id"], anchor["hash"], anchor["written_at"], key=key) != anchor.get("seal"):
+        return [Finding(None, "forged", "the anchor's seal does not match: it was not written by the platform")]
+    at = next((row for row in rows if row["id"] == anchor["id"]), None)
+    if at is None or at["hash"] != anchor["hash"]:
+        return [Finding(anchor["id"], "truncated", f"the anchored record {anchor['id']} (written "
+                                                   f"{anchor['written_at']}) is gone or changed: the log was cut "
+                                                   "back or rewritten after the anchor")]
+    return []
+
+
+def write_anchor(session: Session, *, folder: Path | None = None, out: Path | None = None) -> tuple[Path, dict]:
+    """Write the head of the chain (id, hash, its seal) with the anchor's own seal to a file outside the
+    database, after checking the log; the operator keeps these files (or copies them to an object store)."""
+    from core.settings import get_settings
+
+    report = verify_log(session)
+    if not report.ok:
+        raise ValueError(f"the audit log does not verify ({report.first}); an anchor would bless tampering")
+    head = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).first()
+    if head is None:
+        raise ValueError("the audit log is empty: nothing to anchor yet")
+    written_at = clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    anchor = {"id": head.id, "hash": head.hash, "event_seal": head.seal, "count": report.count,
+              "written_at": written_at, "seal": anchor_seal(head.id, head.hash, written_at),
+              "how_to_verify": "govshare audit verify --anchor THIS_FILE"}
+    if out is None:
+        folder = folder or get_settings().audit_anchor_dir
+        out = folder / f"audit-anchor-{written_at[:10]}-{head.id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".part")
+    partial.write_text(json.dumps(anchor, ensure_ascii=False, indent=2), encoding="utf-8")
+    partial.replace(out)
+    return out, anchor
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:

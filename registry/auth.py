@@ -13,14 +13,16 @@ from core import clock
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, AuthenticationFailed
 from registry.models import Agency
+from registry.roles import roles_that
 from registry.sharing_models import ROLES, User, UserSession
 from registry.tokens import TOKEN_PREFIX, authenticate
 
 SESSION_PREFIX = "gsu_"
-# Oversight roles see every agency's grants, applications and the audit log, but never data they hold no grant for.
-OVERSIGHT_ROLES = frozenset({"coordination_office", "supervisor", "operator"})
-# Within an agency, people who handle shared data on its behalf (the agency's systems hold API tokens).
-DATA_ROLES = frozenset({"agency_admin", "data_admin"})
+# From the declared role table (registry/roles.py): oversight roles see every agency's grants, applications and
+# the audit log, but never data; data roles handle shared data for their agency (its systems hold API tokens).
+OVERSIGHT_ROLES = roles_that("oversee")
+DATA_ROLES = roles_that("read_data")
+PEOPLE_ROLES = roles_that("manage_people")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,14 @@ def authenticate_principal(session: Session, *, token: str | None) -> Principal:
 def require(principal: Principal, allowed: bool, *, zh: str, en: str) -> None:
     if not allowed:
         raise AccessDenied(f"{zh}（{principal.actor}）", f"{en} ({principal.actor})")
+
+
+def require_person(principal: Principal, *, doing_zh: str, doing_en: str) -> None:
+    """What the measures give to a person (a decision, a conclusion) is done by a signed-in person (or the console
+    acting `--as` one), never by a system token or the bare console; that person is what is recorded."""
+    require(principal, principal.kind == "user",
+            zh=f"{doing_zh}须由本人登录办理（命令行请用 --as 指定账号）",
+            en=f"{doing_en} must be done by a signed-in person (on the console: --as ACCOUNT)")
 
 
 def require_roles(principal: Principal, *roles: str) -> None:

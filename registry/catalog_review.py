@@ -25,10 +25,11 @@ from registry.catalog_models import (
 )
 from registry.models import Resource
 from registry.obligations import close_obligations
-from registry.people import act_day, require_designated
+from registry.people import act_day, person_actor, require_designated
 from schemas.catalog_metadata import CatalogEntryData, label_of, metadata
 
-__all__ = ["confidentiality_of", "record_confidentiality_review", "review_revision", "submit_revision"]
+__all__ = ["confidentiality_of", "record_confidentiality_review", "review_revision", "submit_revision",
+           "withdraw_entry"]
 
 
 def _open_revision(session: Session, resource: Resource, allowed: tuple[str, ...], doing: str) -> CatalogRevision:
@@ -42,11 +43,12 @@ def _open_revision(session: Session, resource: Resource, allowed: tuple[str, ...
 
 
 def submit_revision(session: Session, *, code: str, account: str, on: date | None = None,
-                    actor: str = "cli") -> CatalogRevision:
+                    actor: str | None = None) -> CatalogRevision:
     """Submit the entry's latest draft (or a returned revision, unchanged) for review."""
     resource = get_entry(session, code=code)
     day = act_day(on)
     require_designated(session, account=account, agency_id=resource.agency_id, roles=("cataloguer",), on=day)
+    actor = person_actor(account)  # the acting person is what is recorded
     revision = _open_revision(session, resource, ("draft", "returned"), "提交 submitted")
     revision.status, revision.submitted_by, revision.submitted_at = "submitted", account, clock.now()
     record_event(session, actor=actor, action="catalog.submit", agency_code=resource.agency.code,
@@ -61,12 +63,13 @@ def confidentiality_of(session: Session, *, revision: CatalogRevision) -> Confid
 
 
 def record_confidentiality_review(session: Session, *, code: str, account: str, passed: bool, note: str = "",
-                                  on: date | None = None, actor: str = "cli") -> ConfidentialityReview:
+                                  on: date | None = None) -> ConfidentialityReview:
     """Record the agency's own confidentiality review (保密审查) of the entry's pending revision."""
     resource = get_entry(session, code=code)
     day = act_day(on)
     require_designated(session, account=account, agency_id=resource.agency_id,
                        roles=("reviewer", "administrator"), on=day)
+    actor = person_actor(account)  # the acting person is what is recorded
     revision = _open_revision(session, resource, ("draft", "submitted", "returned"), "保密审查 reviewed")
     if not passed and not note.strip():
         raise ConfigError("保密审查未通过时须说明原因 / a failed confidentiality review needs its reason (--note)")
@@ -90,11 +93,12 @@ def _element_field(key: str) -> str:
 
 def review_revision(session: Session, *, code: str, account: str, approve: bool,
                     comments: dict[str, str] | None = None, item_comments: dict[str, str] | None = None,
-                    on: date | None = None, actor: str = "cli") -> CatalogRevision:
+                    on: date | None = None) -> CatalogRevision:
     """Approve (publish) or return the submitted revision, by a reviewer designated by the entry's agency."""
     resource = get_entry(session, code=code)
     day = act_day(on)
     reviewer = require_designated(session, account=account, agency_id=resource.agency_id, roles=("reviewer",), on=day)
+    actor = person_actor(account)  # the acting person is what is recorded
     revision = _open_revision(session, resource, ("submitted",), "审核 reviewed")
     if {reviewer.account, reviewer.name} & {revision.author, revision.submitted_by}:
         raise AccessDenied(f"审核人员不能审核自己编制或提交的目录（第{revision.number}版由 {revision.author} 编制）",
@@ -133,6 +137,34 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
                  resource_code=code, detail=detail)
     close_obligations(session, resource=resource, revision=revision, on=day, actor=actor)
     return revision
+
+
+def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
+                   on: date | None = None) -> Resource:
+    """Withdraw a published entry (撤销发布), by a reviewer designated by its agency: it leaves the catalogue
+    consumers see and every grant on it ends at once (only published entries are shared)."""
+    from registry.auth import Principal
+    from registry.grants import LIVE, end_grant
+    from registry.sharing_models import Grant
+
+    resource = get_entry(session, code=code)
+    day = act_day(on)
+    require_designated(session, account=account, agency_id=resource.agency_id, roles=("reviewer",), on=day)
+    if resource.catalog_status != "published":
+        raise ConfigError(f"目录条目 {code} 未发布（{resource.catalog_status}），无需撤销 / the entry is not published")
+    if not reason.strip():
+        raise ConfigError("撤销发布须说明理由 / a withdrawal needs its reason (--reason)")
+    for revision in session.scalars(select(CatalogRevision).where(
+            CatalogRevision.resource_id == resource.id, CatalogRevision.status == "published")):
+        revision.status = "superseded"
+    resource.catalog_status = "withdrawn"
+    actor = person_actor(account)
+    record_event(session, actor=actor, action="catalog.withdraw", agency_code=resource.agency.code,
+                 resource_code=code, detail={"by": account, "on": day, "reason": reason})
+    by = Principal(kind="user", name=account, agency_id=resource.agency_id, agency_code=resource.agency.code)
+    for grant in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.status.in_(LIVE))):
+        end_grant(session, grant=grant, reason=f"目录条目已撤销发布：{reason}", by=by)
+    return resource
 
 
 def comment_lines(revision: CatalogRevision) -> list[tuple[str, str]]:

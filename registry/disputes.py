@@ -10,7 +10,7 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from registry.applications import apply_decision, get_application, notify
 from registry.audit import record_event
-from registry.auth import Principal, require, require_roles
+from registry.auth import Principal, require, require_person, require_roles
 from registry.sharing_models import Dispute
 
 DISPUTABLE = ("partial", "refused")
@@ -47,6 +47,7 @@ def get_dispute(session: Session, *, dispute_id: int) -> Dispute:
 def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclusion: str, by: Principal,
                      approved_items: list[str] | None = None) -> Dispute:
     """The coordination office's conclusion replaces the provider's decision (and grants what it approves)."""
+    require_person(by, doing_zh="协调结论", doing_en="concluding a dispute")
     require_roles(by, "coordination_office")
     dispute = get_dispute(session, dispute_id=dispute_id)
     if dispute.status != "open":

@@ -60,6 +60,27 @@ def filter_columns(rule: dict[str, Any] | None) -> list[str]:
     return [rule["column"]]
 
 
+def unpublished(resource: Resource, *, doing_zh: str, doing_en: str) -> AccessDenied | None:
+    """Only an entry that passed the confidentiality review and its reviewer's approval is shared (articles 10,
+    19): a registered, draft or withdrawn one is neither subscribed to, applied for, granted nor delivered.
+    The refusal to raise, or None for a published entry."""
+    if resource.catalog_status == "published":
+        return None
+    return AccessDenied(f"目录条目 {resource.code} 未经保密审查和审核发布（当前：{resource.catalog_status}），不能{doing_zh}",
+                        f"catalogue entry {resource.code} has not passed confidentiality review and publication "
+                        f"({resource.catalog_status}): it cannot be {doing_en}")
+
+
+def require_published(resource: Resource, *, doing_zh: str, doing_en: str) -> None:
+    if refusal := unpublished(resource, doing_zh=doing_zh, doing_en=doing_en):
+        raise refusal
+
+
+def lifted_masks(grant: Grant) -> bool | list[str]:
+    """What a grant's decision lifted: True for every personal identifier, else the named columns."""
+    return True if grant.unmask else list(grant.unmasked_columns or [])
+
+
 def sensitivity(session: Session, *, resource: Resource) -> ResourceSensitivity | None:
     return session.get(ResourceSensitivity, resource.id)
 
@@ -98,14 +119,16 @@ def _sync_subscription(session: Session, *, grant: Grant) -> None:
 
 def create_grant(session: Session, *, resource: Resource, agency: Agency, origin: str, purpose: str,
                  by: Principal, columns: list[str] | None = None, row_filter: dict[str, Any] | None = None,
-                 unmask: bool = False, external_use: bool = False, expires_at: datetime | None = None,
+                 unmask: bool | list[str] = False, external_use: bool = False, expires_at: datetime | None = None,
                  application_id: int | None = None) -> Grant:
-    """Record a grant; active at once unless the resource needs a secrecy agreement not yet in force."""
+    """Record a grant; active at once unless the resource needs a secrecy agreement not yet in force.
+    ``unmask``: the provider lifts the masking of personal identifiers, for every column (True) or the named ones."""
     if resource.sharing_type == "not_shared":
         raise AccessDenied(f"该资源不予共享，不能授权，依据：{resource.sharing_condition}",
                            f"a not-shared resource can never be granted; legal basis: {resource.sharing_condition}")
     if agency.id == resource.agency_id:
         raise ConfigError("a provider needs no grant on its own resource")
+    require_published(resource, doing_zh="授权", doing_en="granted")
     if not purpose.strip():
         raise ConfigError("a grant needs its purpose (共享用途)")
     for old in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.agency_id == agency.id,
@@ -113,7 +136,8 @@ def create_grant(session: Session, *, resource: Resource, agency: Agency, origin
         old.status = "superseded"
     grant = Grant(resource_id=resource.id, agency_id=agency.id, origin=origin, application_id=application_id,
                   columns=list(columns) if columns else None, row_filter=validate_row_filter(row_filter),
-                  unmask=unmask, external_use=external_use, purpose=purpose, expires_at=expires_at,
+                  unmask=unmask is True, unmasked_columns=sorted(set(unmask)) if isinstance(unmask, list) else None,
+                  external_use=external_use, purpose=purpose, expires_at=expires_at,
                   status="pending_agreement")
     session.add(grant)
     session.flush()
@@ -160,6 +184,11 @@ def revoke_grant(session: Session, *, grant_id: int, reason: str, by: Principal)
         raise ConfigError("revoking a grant needs a reason (撤销理由)")
     if grant.status not in LIVE:
         raise ConfigError(f"grant {grant_id} is already {grant.status}")
+    return end_grant(session, grant=grant, reason=reason, by=by)
+
+
+def end_grant(session: Session, *, grant: Grant, reason: str, by: Principal) -> Grant:
+    """Revoke a live grant whose basis is gone (a refusal, a withdrawn entry), or on request; audited."""
     grant.status, grant.revoked_at, grant.revoked_by, grant.revoke_reason = "revoked", clock.now(), by.actor, reason
     _sync_subscription(session, grant=grant)
     record_event(session, actor=by.actor, action="grant.revoke", agency_code=grant.agency.code,

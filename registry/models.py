@@ -161,6 +161,19 @@ class AuditEvent(Base):
     # database access alone cannot forge a record or re-hash an edited one (registry/audit_verify.py).
     seal: Mapped[str | None] = mapped_column(String(64))
 
+
+class AuditSealing(Base):
+    """When sealing began (migration 0030_audit_sealing): every record from ``sealed_from_id`` on must carry a
+    valid seal, so setting seals to NULL is tampering, not an "unsealed old log". The row is itself sealed
+    (HMAC under the audit key) and must exist whenever the log has records."""
+
+    __tablename__ = "audit_sealing"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sealed_from_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    started_at: Mapped[datetime] = mapped_column()
+    seal: Mapped[str] = mapped_column(String(64))
+
+
 from registry.catalog_models import *  # noqa: E402,F401,F403
 from registry.catalog_search_models import *  # noqa: E402,F401,F403
 from registry.delivery_models import *  # noqa: E402,F401,F403

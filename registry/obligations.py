@@ -26,7 +26,7 @@ from registry.audit import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.models import Resource
 from registry.due_days import SCHEDULER, UPDATE_WORKING_DAYS, due_after, fill_pending
-from registry.people import act_day, require_designated
+from registry.people import act_day, person_actor, require_designated
 from schemas.presentation import labels
 
 __all__ = [
@@ -119,8 +119,8 @@ def overdue_obligations(session: Session, *, today: date | None = None,
     return [o for o in list_obligations(session, agency=agency) if o.due_on is not None and o.due_on < today]
 
 
-def reconfirm_entry(session: Session, *, code: str, account: str, on: date | None = None, note: str = "",
-                    actor: str = "cli") -> Reconfirmation:
+def reconfirm_entry(session: Session, *, code: str, account: str, on: date | None = None,
+                    note: str = "") -> Reconfirmation:
     """Record the yearly full maintenance of a published entry by a person designated by its agency."""
     resource = _resource(session, code)
     day = act_day(on)
@@ -139,7 +139,7 @@ def reconfirm_entry(session: Session, *, code: str, account: str, on: date | Non
                                   confirmed_by=account, note=note)
     session.add(confirmation)
     session.flush()
-    record_event(session, actor=actor, action="catalog.reconfirm", agency_code=resource.agency.code,
+    record_event(session, actor=person_actor(account), action="catalog.reconfirm", agency_code=resource.agency.code,
                  resource_code=code, detail={"by": account, "on": day, "revision": published.number, "note": note})
     return confirmation
 

@@ -32,6 +32,7 @@ __all__ = [
     "end_designation",
     "get_person",
     "list_people",
+    "person_actor",
     "require_designated",
     "write_administrators",
 ]
@@ -147,6 +148,11 @@ def designations(session: Session, *, agency: str | None = None, role: str | Non
 def designated_people(session: Session, *, agency: str, role: str, on: date | None = None) -> list[Person]:
     """Who held the role at the agency on that day (default today)."""
     return [d.person for d in designations(session, agency=agency, role=role, on=on or clock.today())]
+
+
+def person_actor(account: str) -> str:
+    """How the audit names a person acting on their own designation (the same as a signed-in user)."""
+    return f"user:{account}"
 
 
 def require_designated(session: Session, *, account: str, agency_id: int, roles: tuple[str, ...],

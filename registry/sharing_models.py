@@ -14,13 +14,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
 from registry.models import Agency, Base, Resource
-from schemas.presentation import labels
+from registry.roles import ROLES
 
 __all__ = ["User", "UserSession", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
            "InboxMessage", "ROLES", "GRANT_STATUSES", "APPLICATION_STATUSES"]
 
-# Roles people hold (角色); a person holds several, always within their own agency.
-ROLES = labels("roles")
+# Roles people hold (角色), always within their own agency: the declared table is registry/roles.py.
 # pending_agreement: approved, waiting for a secrecy agreement (article 14); superseded: replaced by a newer grant.
 GRANT_STATUSES = tuple(labels("grant_statuses"))
 APPLICATION_STATUSES = tuple(labels("application_statuses"))
@@ -155,7 +154,8 @@ class Grant(Base):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("sharing_applications.id"))
     columns: Mapped[list[Any] | None] = mapped_column(JSON)
     row_filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    unmask: Mapped[bool] = mapped_column(Boolean, default=False)
+    unmask: Mapped[bool] = mapped_column(Boolean, default=False)  # every personal identifier shown
+    unmasked_columns: Mapped[list[Any] | None] = mapped_column(JSON)  # only these shown (migration 0031)
     external_use: Mapped[bool] = mapped_column(Boolean, default=False)
     purpose: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)

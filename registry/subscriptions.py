@@ -9,7 +9,7 @@ from core.errors import AccessDenied, ConfigError
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
 from registry.auth import Principal, console, require
-from registry.grants import create_grant
+from registry.grants import create_grant, unpublished
 from registry.models import Resource, Subscription
 from registry.resources import get_resource
 
@@ -23,13 +23,11 @@ def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str
     consumer = get_agency(session, ref=agency)
     require(by, by.acts_for(consumer.id), zh="只能为本机构订阅（机构管理员或数据资源管理员）",
             en="you may subscribe only for your own agency, as its agency or data resource administrator")
-    if resource.catalog_status == "draft":  # issue 3: only published entries are offered to consumers
-        raise AccessDenied("该目录条目尚未审核发布，不能订阅", "this catalogue entry is not published yet")
-    refusal = None
-    if resource.sharing_type == "not_shared":
+    refusal = unpublished(resource, doing_zh="订阅", doing_en="subscribed to")
+    if refusal is None and resource.sharing_type == "not_shared":
         refusal = AccessDenied(f"该资源不予共享，依据：{resource.sharing_condition}",
                                f"this resource is not shared; legal basis: {resource.sharing_condition}")
-    elif resource.sharing_type == "conditional":
+    elif refusal is None and resource.sharing_type == "conditional":
         refusal = AccessDenied("该资源为按需共享，请提交共享申请（govshare apply submit）",
                                "this resource is shared on application: apply for it (`govshare apply submit`)")
     if refusal is not None:

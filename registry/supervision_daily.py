@@ -54,6 +54,30 @@ def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str,
                 "resolved": [v.id for v in report.resolved]}
 
 
+def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
+    """Grants in force without a basis (registry/sharing_check.py); each finding is audited so it is kept."""
+    from registry.audit import record_event
+    from registry.db import session_scope
+    from registry.sharing_check import baseless_grants
+
+    with session_scope() as session:
+        found = baseless_grants(session)
+        record_event(session, actor=actor, action="sharing.check", result="failed" if found else "ok",
+                     detail={"baseless": [{"grant": g.grant_id, "resource": g.resource_code, "agency": g.agency_code,
+                                           "problem": g.problem_en} for g in found]})
+        return {"baseless_grants": [g.grant_id for g in found]}
+
+
+def run_audit_anchor() -> dict[str, Any]:
+    """Write the audit chain's head outside the database (GOVSHARE_AUDIT_ANCHOR_DIR) after verifying the log."""
+    from registry.audit_verify import write_anchor
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        path, anchor = write_anchor(session)
+    return {"anchor": str(path), "id": anchor["id"], "hash": anchor["hash"]}
+
+
 def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     """Evaluate the current quarter (a notice can be drawn any day from the latest run)."""
     from registry.db import session_scope
@@ -67,4 +91,5 @@ def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -
 
 def run_daily(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     return {"clocks": run_clocks(today=today, actor=actor), "violations": run_detection(today=today, actor=actor),
+            "sharing": run_sharing_check(actor=actor),
             "evaluation": run_scheduled_evaluation(today=today, actor=actor)}

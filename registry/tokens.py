@@ -28,13 +28,14 @@ MAX_DAYS = 366
 def issue_token(session: Session, *, agency: str, name: str, days: int = 90, actor: str = "cli",
                 by: "Principal | None" = None) -> str:
     """Create a token and return it in clear; it cannot be shown again. Scoped to one agency, expiring."""
-    from registry.auth import console, require
+    from registry.auth import PEOPLE_ROLES, console, require
 
     by = by or console(actor)
     owner = get_agency(session, ref=agency)
-    require(by, by.acts_for(owner.id, roles=("agency_admin",)) or by.has("operator"),
-            zh="只有本机构管理员或平台运维可以签发令牌",
-            en="only the agency's administrator or the platform operator may issue its tokens")
+    # The operator runs the platform and acts for no agency: it cannot mint an agency's credentials.
+    require(by, by.kind == "console" or by.acts_for(owner.id, roles=PEOPLE_ROLES),
+            zh="只有本机构管理员可以签发本机构令牌（平台运维不代表任何机构）",
+            en="only the agency's own administrator may issue its tokens (the platform operator acts for no agency)")
     if days > MAX_DAYS:
         raise ConfigError(f"a token is valid for at most {MAX_DAYS} days; issue a new one before it expires")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -54,14 +55,15 @@ def list_tokens(session: Session, *, agency: str | None = None) -> list[ApiToken
 
 
 def revoke_token(session: Session, *, token_id: int, by: "Principal | None" = None, actor: str = "cli") -> ApiToken:
-    """Revoke at once: the next request with it is refused (401)."""
-    from registry.auth import console, require
+    """Revoke at once: the next request with it is refused (401). The platform operator may disable any token."""
+    from registry.auth import PEOPLE_ROLES, console, require
 
     by = by or console(actor)
     record = session.get(ApiToken, token_id)
     if record is None:
         raise NotFound(f"no API token {token_id}; `govshare token list` shows them")
-    require(by, by.acts_for(record.agency_id, roles=("agency_admin",)) or by.has("operator"),
+    require(by, by.kind == "console" or by.acts_for(record.agency_id, roles=PEOPLE_ROLES)
+            or "operator" in by.roles,
             zh="只有本机构管理员或平台运维可以吊销令牌",
             en="only the agency's administrator or the platform operator may revoke its tokens")
     if record.revoked_at is None:

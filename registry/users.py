@@ -22,7 +22,8 @@ from core.crypto import sha256_hex
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
-from registry.auth import OVERSIGHT_ROLES, SESSION_PREFIX, Principal, require
+from registry.auth import OVERSIGHT_ROLES, PEOPLE_ROLES, SESSION_PREFIX, Principal, require
+from registry.roles import PLATFORM_ROLES
 from registry.sharing_models import ROLES, User, UserSession
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -30,8 +31,6 @@ MIN_PASSWORD = 10
 MAX_FAILURES = 5
 LOCK_MINUTES = 15
 SESSION_HOURS = 8
-# Roles only the platform operator may hand out: they see across agencies.
-PLATFORM_ROLES = OVERSIGHT_ROLES
 
 
 def hash_password(password: str) -> str:
@@ -76,11 +75,9 @@ def add_user(session: Session, *, username: str, agency: str, roles: list[str], 
              display_name: str = "", by: Principal) -> User:
     owner = get_agency(session, ref=agency)
     roles = _check_roles(roles)
-    require(by, by.acts_for(owner.id, roles=("agency_admin",)) or by.has("operator"),
-            zh="只有本机构管理员或平台运维可以添加用户", en="only the agency's administrator or the platform operator "
-            "may add its users")
-    require(by, by.has("operator") or not (set(roles) & PLATFORM_ROLES),
-            zh="跨机构角色只能由平台运维授予", en="cross-agency roles are granted only by the platform operator")
+    require(by, may_manage_agency(by, owner.id), zh="只有本机构管理员可以添加本机构用户（平台运维不代表任何机构）",
+            en="only the agency's own administrator may add its users (the platform operator acts for no agency)")
+    _check_platform_roles(by, roles)
     _check_password_rules(password)
     if session.scalar(select(User).where(User.username == username)):
         raise ConfigError(f"user {username!r} already exists")
@@ -100,16 +97,26 @@ def get_user(session: Session, *, username: str) -> User:
     return user
 
 
+def may_manage_agency(by: Principal, agency_id: int) -> bool:
+    """The agency's own administrator, or the server's console (which creates the first one)."""
+    return by.kind == "console" or by.acts_for(agency_id, roles=PEOPLE_ROLES)
+
+
+def _check_platform_roles(by: Principal, roles: list[str]) -> None:
+    # Cross-agency roles are set up from the server's console, never by an agency or the operator.
+    require(by, by.kind == "console" or not (set(roles) & PLATFORM_ROLES),
+            zh="跨机构角色只能在平台控制台授予", en="cross-agency roles are granted only from the platform's console")
+
+
 def _may_manage(by: Principal, user: User) -> bool:
-    return by.acts_for(user.agency_id, roles=("agency_admin",)) or by.has("operator")
+    return may_manage_agency(by, user.agency_id)
 
 
 def set_roles(session: Session, *, username: str, roles: list[str], by: Principal) -> User:
     user = get_user(session, username=username)
     roles = _check_roles(roles)
     require(by, _may_manage(by, user), zh="无权管理该用户", en="you may not manage this user")
-    require(by, by.has("operator") or not (set(roles) & PLATFORM_ROLES),
-            zh="跨机构角色只能由平台运维授予", en="cross-agency roles are granted only by the platform operator")
+    _check_platform_roles(by, roles)
     user.roles = roles
     record_event(session, actor=by.actor, action="user.roles", agency_code=user.agency.code,
                  detail={"username": username, "roles": roles})

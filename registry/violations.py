@@ -315,10 +315,16 @@ def _use(session: Session) -> Iterator[Finding]:
         if problem:
             outside[(agency.id, resource.id, grant_id, problem)].append(event.id)
             continue
-        declared = event.detail.get("purpose")
+        declared = event.detail.get("declared_purpose", event.detail.get("purpose"))
         onward = bool(event.detail.get("external") or event.detail.get("onward_to"))
         if (declared is not None and declared != grant.purpose) or (onward and not grant.external_use):
             purpose[(agency.id, resource.id, grant.id, "onward" if onward else "purpose")].append(event.id)
+    # Article 17 is enforced at read time: an attempted misuse is refused, and the refusal is the evidence.
+    for event in _events(session, result="denied"):
+        why, grant_id = event.detail.get("misuse"), event.detail.get("grant")
+        agency, resource = agencies.get(event.agency_code or ""), resources.get(event.resource_code or "")
+        if why in ("purpose", "onward") and isinstance(grant_id, int) and agency and resource:
+            purpose[(agency.id, resource.id, grant_id, why)].append(event.id)
     for (agency_id, resource_id, grant_id, problem), ids in outside.items():
         resource = session.get(Resource, resource_id)
         records = [_ref("audit_events", i) for i in ids[:MAX_EVENT_IDS]]
@@ -331,7 +337,7 @@ def _use(session: Session) -> Iterator[Finding]:
                       facts={"problem": problem, "reads": len(ids), "grant": grant_id})
     for (agency_id, resource_id, grant_id, why), ids in purpose.items():
         resource, grant = session.get(Resource, resource_id), session.get(Grant, grant_id)
-        what = "对外提供或发布（未获同意）" if why == "onward" else "用于授权用途以外"
+        what = "对外提供或发布（未获同意）" if why == "onward" else "用于授权用途以外"  # read, or attempted and refused
         yield Finding(5, "purpose_mismatch", agency_id, f"{agency_id}:{resource_id}:{grant_id}:{why}",
                       resource_id=resource_id,
                       records=[_ref("audit_events", i) for i in ids[:MAX_EVENT_IDS]] + [_ref("grants", grant_id)],

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from schemas.presentation import code_of, labels
 
@@ -61,6 +61,7 @@ class DataItem(BaseModel):
     data_type: str
     length: int | None = Field(default=None, ge=1)
     subject_id: str | None = None  # uscc / idcard / orgcode: the item identifies a subject (article 12)
+    personal: str | None = None  # a natural person's ID number, name, phone or address: masked unless granted
     element_code: str | None = None  # 数据元代码 (one data, one source, article 11)
     description: str = ""
 
@@ -73,6 +74,24 @@ class DataItem(BaseModel):
     @classmethod
     def _subject(cls, value: str | None) -> str | None:
         return _coded(value, "subject_ids", "subject_id", data_item=True) if value else None
+
+    @field_validator("personal")
+    @classmethod
+    def _personal(cls, value: str | None) -> str | None:
+        return _coded(value, "personal_kinds", "personal", data_item=True) if value else None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_personal(self, handler):  # noqa: ANN001, ANN202 - pydantic's wrap serializer
+        # Revisions stored before the mark existed keep their canonical JSON (and digest): no mark, no key.
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("personal") is None:
+            dumped.pop("personal", None)
+        return dumped
+
+    @property
+    def is_personal(self) -> bool:
+        """Personal identifier (个人信息): masked on every channel unless the provider's decision lifts it."""
+        return self.subject_id == "idcard" or self.personal is not None
 
     @field_validator("column")
     @classmethod

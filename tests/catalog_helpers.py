@@ -80,9 +80,9 @@ def publish(session, code: str, *, on: date | None = None, reviewer: str = "li")
         submit_revision,
     )
 
-    submit_revision(session, code=code, account="zhang", on=on, actor="test")
-    record_confidentiality_review(session, code=code, account=reviewer, passed=True, note="不涉密", on=on, actor="test")
-    review_revision(session, code=code, account=reviewer, approve=True, on=on, actor="test")
+    submit_revision(session, code=code, account="zhang", on=on)
+    record_confidentiality_review(session, code=code, account=reviewer, passed=True, note="不涉密", on=on)
+    review_revision(session, code=code, account=reviewer, approve=True, on=on)
 
 
 def new_entry(session, **changes: Any) -> str:

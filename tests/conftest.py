@@ -45,6 +45,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 
+@pytest.fixture
+def ordinary_day() -> Iterator[datetime]:
+    """For a test that means an ordinary working day, whatever day GOVSHARE_TEST_DAY names for the run."""
+    from tests.clock import pinned
+
+    with pinned(datetime.fromisoformat(DEFAULT_TEST_INSTANT)) as instant:
+        yield instant
+
+
 def _reset_caches() -> None:
     from core.settings import reset_settings
     from registry.db import dispose_engines

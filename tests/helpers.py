@@ -59,6 +59,58 @@ def ensure_agency(session, code: str, name: str):  # noqa: ANN001, ANN201 - Sess
         return add_agency(session, code=code, name=name, actor="test")
 
 
+def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COLUMNS,  # noqa: ANN001 - Session
+                  personal: dict[str, str] | None = None) -> None:
+    """Publish a registered entry as the measures require before anything is shared: its elements compiled
+    (one data item per column; `personal` marks columns: {"legal_rep_id": "idcard"} as the 主体标识, or a
+    personal-information kind), submitted by a designated cataloguer, confidentiality-reviewed and approved by
+    a designated reviewer of its agency (people created once per agency)."""
+    from sqlalchemy import select
+
+    from registry.catalog import upsert_entry
+    from registry.catalog_models import Person
+    from registry.catalog_review import record_confidentiality_review, review_revision, submit_revision
+    from registry.people import add_person, designate
+    from registry.resources import get_resource
+    from schemas.catalog_metadata import CatalogEntryData
+
+    resource = get_resource(session, code=code)
+    suffix = resource.agency.code[-8:].lower()
+    cataloguer, reviewer = f"cat-{suffix}", f"rev-{suffix}"
+    if session.scalar(select(Person).where(Person.account == cataloguer)) is None:
+        for account, role in ((cataloguer, "cataloguer"), (reviewer, "reviewer")):
+            add_person(session, agency=resource.agency.code, account=account, name=f"{role}{suffix}", actor="test")
+            designate(session, account=account, role=role, valid_from=date(2024, 1, 1), actor="test")
+    personal = personal or {}
+    items = []
+    for column in columns:
+        mark = personal.get(column)
+        item = {"name": column, "column": column, "data_type": "string"}
+        if mark == "idcard":
+            item["subject_id"] = "idcard"
+        elif mark:
+            item["personal"] = mark
+        items.append(item)
+    data = CatalogEntryData(classification=resource.classification, name=resource.name,
+                            abstract=resource.abstract or resource.name, format="database", data_items=items,
+                            sharing_type=resource.sharing_type, sharing_condition=resource.sharing_condition,
+                            sharing_modes=list(resource.sharing_modes), update_cycle=resource.update_cycle)
+    upsert_entry(session, agency=resource.agency.code, data=data, code=code, author=cataloguer, actor="test")
+    submit_revision(session, code=code, account=cataloguer)
+    record_confidentiality_review(session, code=code, account=reviewer, passed=True, note="不涉及国家秘密")
+    review_revision(session, code=code, account=reviewer, approve=True)
+
+
+def person_of(session, agency_code: str, *roles: str, name: str = "staff"):  # noqa: ANN001, ANN201 - Principal
+    """A signed-in person of an agency holding roles, as the API or the console's `--as` would identify them."""
+    from registry.agencies import get_agency
+    from registry.auth import Principal
+
+    agency = get_agency(session, ref=agency_code)
+    return Principal(kind="user", name=f"{name}-{agency.code[-6:]}", agency_id=agency.id, agency_code=agency.code,
+                     roles=frozenset(roles))
+
+
 def register_resource(
     *,
     kind: str | None,
@@ -78,6 +130,7 @@ def register_resource(
     subscribe: bool = False,
     token_days: int = 30,
     source_name: str | None = None,
+    publish: bool = True,
 ) -> Hub:
     """Register provider and consumer agencies, a source (unless kind is None), a resource fed by it, and an
     API token for the consumer; optionally subscribe the consumer. Writes the DAG snapshot afterwards."""
@@ -102,6 +155,8 @@ def register_resource(
             primary_key=list(key) if kind is not None else None, cursor_column=cursor if kind is not None else None,
             update_cycle=update_cycle, sharing_type=sharing_type, sharing_condition=sharing_condition, actor="test")
         code, resource_id = resource.code, resource.id
+        if publish:
+            publish_entry(session, code)
         if subscribe:
             subscribe_to(session, resource_code=code, agency=consumer[0], purpose="就业登记核验", actor="test")
         token = issue_token(session, agency=consumer[0], name=f"system-{uuid.uuid4().hex[:6]}", days=token_days,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency
+from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency, person_of, publish_entry
 
 OFFICE = ("113100000024240108", "上海市人民政府办公厅")
 COMMISSION = ("11310000002424021C", "上海市经济和信息化委员会")
@@ -67,6 +67,7 @@ def build_world(database: Path, tmp_path: Path) -> World:
                                     sharing_type=sharing, sharing_condition=condition,
                                     sharing_modes=list(CHANNELS), actor="test")
             world.resources[key] = resource.code
+            publish_entry(session, resource.code)
     for code in world.resources.values():
         sync_resource(resource_code=code, notify=False)
     scan = tmp_path / "signed-agreement.pdf"
@@ -80,7 +81,7 @@ def build_world(database: Path, tmp_path: Path) -> World:
                             scope="本市存续企业", purpose="社保登记核验", items=[*APPROVED_ITEMS, "reg_capital"],
                             row_filter={"column": "status", "op": "in", "values": APPROVED_STATUSES}, by=admin)
         decide(session, number=application.number, outcome="partial", approved_items=APPROVED_ITEMS,
-               reasons="注册资本不属于核验所需数据项", by=admin)
+               reasons="注册资本不属于核验所需数据项", by=person_of(session, PROVIDER[0], "data_admin"))
         add_agreement(session, resource_code=world.resources["conditional"], consumer=CONSUMER[0],
                       parties=[PROVIDER[1], CONSUMER[1]], signed_on=date(2026, 1, 5), valid_until=date(2030, 12, 31),
                       scan=scan, by=admin)
@@ -106,3 +107,12 @@ def build_world(database: Path, tmp_path: Path) -> World:
                 world.tokens[f"{key}:{role}"] = login(session, username=f"{key}-{role}", password=PASSWORD)
         world.tokens["other:data_admin"] = login(session, username="other-data_admin", password=PASSWORD)
     return world
+
+
+def small_world(tmp_path: Path, *, rows: int, seed: int) -> World:
+    """A sharing world over a fresh SQLite business database of ``rows`` enterprises."""
+    from samples.loaders import load_sqlite
+
+    database = tmp_path / "market.db"
+    load_sqlite(database, rows=rows, seed=seed)
+    return build_world(database, tmp_path)

@@ -20,7 +20,7 @@ from typing import Any
 from core.clock import BEIJING_TIME as BEIJING
 from samples.loaders import load_sqlite
 from tests.catalog_helpers import DISTRICT
-from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency
+from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency, person_of
 from tests.sharing_world import COMMISSION, PASSWORD
 
 AS_OF = date(2026, 11, 25)
@@ -82,10 +82,9 @@ def _publish(session, code: str, key: str, day: date) -> None:
         submit_revision,
     )
 
-    submit_revision(session, code=code, account=f"{key}_cataloguer", on=day, actor="test")
-    record_confidentiality_review(session, code=code, account=f"{key}_reviewer", passed=True, note="不涉密", on=day,
-                                  actor="test")
-    revision = review_revision(session, code=code, account=f"{key}_reviewer", approve=True, on=day, actor="test")
+    submit_revision(session, code=code, account=f"{key}_cataloguer", on=day)
+    record_confidentiality_review(session, code=code, account=f"{key}_reviewer", passed=True, note="不涉密", on=day)
+    revision = review_revision(session, code=code, account=f"{key}_reviewer", approve=True, on=day)
     revision.published_at = on_day(day)
     assert session.scalar(select(CatalogRevision.id).where(CatalogRevision.id == revision.id))
 
@@ -192,7 +191,7 @@ def build(tmp_path: Path) -> SupervisionWorld:
     with session_scope() as session:
         add_element(session, code="QYMC", name="企业名称", agency=A[0], resource_code=world.codes["A1"], column="name",
                     key_column="uscc", actor="test")
-        reconfirm_entry(session, code=world.codes["C2"], account="c_reviewer", on=date(2026, 11, 3), actor="test")
+        reconfirm_entry(session, code=world.codes["C2"], account="c_reviewer", on=date(2026, 11, 3))
         # update clocks: A2 kept (opened 10-12, published 10-13), B1 missed (still open), C1 missed (closed late)
         world.ids["A2.obligation"] = open_update_obligation(
             session, resource_code=world.codes["A2"], reason="信息项调整", actor="test", kind="elements",
@@ -241,7 +240,8 @@ def build(tmp_path: Path) -> SupervisionWorld:
         a2_application = apply(session, resource_code=world.codes["A2"], consumer=CONSUMER[0], scope="本市企业",
                                purpose="社保稽核", items=["uscc", "name"], by=admin,
                                submitted_at=on_day(date(2026, 10, 9)))
-        decide(session, number=a2_application.number, outcome="approve", reasons="符合履职需要", by=admin)
+        decide(session, number=a2_application.number, outcome="approve", reasons="符合履职需要",
+               by=person_of(session, a2_application.resource.agency.code, "data_admin"))
         a2_application.decided_at = on_day(date(2026, 10, 20))
         b2_application = apply(session, resource_code=world.codes["B2"], consumer=CONSUMER[0], scope="养老机构",
                                purpose="养老保险核验", items=["uscc", "name"], by=admin,

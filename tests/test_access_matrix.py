@@ -1,6 +1,8 @@
-"""The access matrix: every role (and every agency's systems) against every sharing situation and every channel,
-through the one access check (authorize_read + restrict) and through the real API download endpoint.
-Nothing leaks (no unapproved column, row or unmasked identifier), nothing approved is refused."""
+"""The access matrix, driven by the declared role table (registry/roles.py): every role (and every agency's
+systems) against every sharing situation and every channel, through the one access check (authorize_read +
+restrict), and over every data and metadata route of the real API (downloads, files, changes, records, lookups,
+signed links, versions, the per-resource OpenAPI, the browsing page; the catalogue and DCAT for anyone signed
+in). Nothing leaks (no unapproved column, row or unmasked identifier), nothing approved is refused."""
 
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ from tests.sharing_world import (
     build_world,
 )
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 ROWS = 300
-DATA_ROLES = {"agency_admin", "data_admin"}
 SITUATIONS = ("unconditional", "conditional", "pending", "not_shared")
 
 
@@ -42,12 +45,20 @@ def principals(world: World) -> list[str]:
     return sorted(world.tokens)
 
 
+def role_of(principal: str):  # noqa: ANN201 - registry.roles.Role
+    from registry.roles import ROLE_TABLE, SYSTEM
+
+    agency, _, who = principal.partition(":")
+    return SYSTEM if agency == "system" else ROLE_TABLE[who]
+
+
 def expected(principal: str, situation: str) -> str | None:
-    """The policy, stated once: None when refused, else "all" or "approved" (the partial grant)."""
+    """The policy, from the declared role table: None when refused, else "all" or "approved" (the partial
+    grant). Only roles that may read data read it, and only their own agency's grants or resources."""
     agency, _, who = principal.partition(":")
     if agency == "system":
-        agency, who = who, "system"
-    if who != "system" and who not in DATA_ROLES:
+        agency = who
+    if "read_data" not in role_of(principal).may:
         return None  # catalogue and oversight roles read no data
     if situation == "not_shared":
         return None
@@ -67,9 +78,8 @@ def expected_rows(published: pa.Table, scope: str, channel: str) -> list[dict]:
     if scope == "all":
         return rows
     kept = [{k: r[k] for k in APPROVED_ITEMS} for r in rows if r["status"] in APPROVED_STATUSES]
-    if channel == "browse":
-        kept = [{k: (mask(v) if k in PERSONAL_COLUMNS else v) for k, v in r.items()} for r in kept]
-    return kept
+    # private by default: personal identifiers masked on every channel (the decision did not lift them)
+    return [{k: (mask(v) if k in PERSONAL_COLUMNS else v) for k, v in r.items()} for r in kept]
 
 
 def test_every_role_sharing_type_and_channel(world: World) -> None:
@@ -108,7 +118,7 @@ def test_every_role_sharing_type_and_channel(world: World) -> None:
 
 def test_the_partial_grant_never_shows_more(world: World) -> None:
     """The conditional grant, looked at directly: approved items only, in their order, the row condition applied
-    even though it is on a column the grant lists, identifiers masked in browsing and only there."""
+    even though it is on a column the grant lists, identifiers masked on every channel."""
     from delivery.access import authorize_read
     from registry.db import session_scope
 
@@ -122,7 +132,7 @@ def test_the_partial_grant_never_shows_more(world: World) -> None:
         assert "reg_capital" not in (decision.read_columns or [])
         filed = authorize_read(session, token=world.tokens["system:consumer"],
                                resource_code=world.resources["conditional"], channel="file")
-        assert filed.mask_columns == []
+        assert filed.mask_columns == PERSONAL_COLUMNS
 
 
 def test_download_endpoint_follows_the_matrix(world: World) -> None:
@@ -145,3 +155,104 @@ def test_download_endpoint_follows_the_matrix(world: World) -> None:
                 want = expected_rows(published[situation], scope, "file")
                 assert table.to_pylist() == want, (principal, situation)
                 assert response.headers["X-Govshare-Rows"] == str(len(want))
+
+
+def test_the_role_table_is_the_one_the_services_use() -> None:
+    from registry.auth import DATA_ROLES, OVERSIGHT_ROLES
+    from registry.roles import PLATFORM_ROLES, ROLE_TABLE
+    from registry.sharing_models import ROLES
+
+    assert set(ROLES) == set(ROLE_TABLE)
+    assert DATA_ROLES == {c for c, r in ROLE_TABLE.items() if "read_data" in r.may}
+    assert OVERSIGHT_ROLES <= PLATFORM_ROLES and not PLATFORM_ROLES & DATA_ROLES  # platform roles read no data
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for role in ROLE_TABLE.values():  # the docs show the same table
+        assert f"`{role.code}`" in readme and role.label in readme, role.code
+
+
+ROUTES = (  # (method, path with {code}, query or JSON body, channel)
+    ("GET", "/api/v1/resources/{code}/download", {"format": "parquet"}, "file"),
+    ("GET", "/api/v1/resources/{code}/files", {"format": "csv"}, "file"),
+    ("POST", "/api/v1/resources/{code}/links", {"format": "csv"}, "file"),
+    ("GET", "/api/v1/resources/{code}/changes", {"since": 1}, "interface"),
+    ("GET", "/api/v1/resources/{code}/records", {"limit": 5}, "interface"),
+    ("GET", "/api/v1/resources/{code}/lookup", {"column": "id", "value": "3"}, "interface"),
+    ("GET", "/api/v1/resources/{code}/versions", {}, "metadata"),
+    ("GET", "/api/v1/catalog/{code}/openapi.json", {}, "metadata"),
+)
+
+
+def _call(api_url: str, method: str, path: str, params: dict, token: str | None) -> requests.Response:
+    headers = bearer(token) if token else {}
+    if method == "POST":
+        return requests.post(api_url + path, json=params, headers=headers, timeout=60)
+    return requests.get(api_url + path, params=params, headers=headers, timeout=60)
+
+
+def test_every_route_and_channel_follows_the_role_table(world: World) -> None:
+    """Each principal of the table against each data and metadata route: allowed exactly when the table and the
+    grants say so, anonymous always 401; what is allowed carries only granted columns, masked identifiers."""
+    with running_api() as api:
+        for situation in SITUATIONS:
+            code = world.resources[situation]
+            for method, path, params, channel in ROUTES:
+                url_path = path.format(code=code)
+                anonymous = _call(api.base_url, method, url_path, params, None)
+                assert anonymous.status_code == 401, (path, anonymous.text)
+                for principal in principals(world):
+                    response = _call(api.base_url, method, url_path, params, world.tokens[principal])
+                    scope = expected(principal, situation)
+                    where = (principal, situation, path)
+                    if scope is None:
+                        assert response.status_code == 403, (*where, response.status_code, response.text[:200])
+                        assert response.json()["detail_zh"], where
+                        continue
+                    assert response.status_code == 200, (*where, response.text[:300])
+                    if method == "POST":  # a signed link: following it re-checks the grant
+                        followed = requests.get(response.json()["url"], timeout=60)
+                        assert followed.status_code == 200, where
+                        body = followed.text
+                    else:
+                        body = response.text
+                    if scope == "approved" and channel != "metadata":
+                        assert "reg_capital" not in body and "310107" not in body.replace("310****", ""), where
+                    if scope == "approved" and path.endswith("/versions"):
+                        fields = {f["name"] for v in response.json() for f in v["schema_fields"]}
+                        assert fields == set(APPROVED_ITEMS), where
+                        assert all(v["row_count"] is None and v["manifest_sha256"] is None for v in response.json())
+                    if scope == "approved" and path.endswith("openapi.json"):
+                        record = response.json()["components"]["schemas"]["Record"]["properties"]
+                        assert set(record) == set(APPROVED_ITEMS), where
+
+
+def test_catalogue_level_routes_need_a_caller_only(world: World) -> None:
+    """The published catalogue itself (entries, search, services, DCAT) is for every signed-in caller: it is how
+    agencies find what to apply for; it carries no version, count or data."""
+    with running_api() as api:
+        for path in ("/api/v1/catalog", "/api/v1/catalog/entries", "/api/v1/catalog/search",
+                     "/api/v1/catalog/services", "/api/v1/catalog/dcat.jsonld"):
+            assert requests.get(api.base_url + path, timeout=30).status_code == 401, path
+            for principal in principals(world):
+                answer = requests.get(api.base_url + path, headers=bearer(world.tokens[principal]), timeout=30)
+                assert answer.status_code == 200, (principal, path, answer.text[:200])
+                assert "row_count" not in answer.text and "watermark" not in answer.text
+
+
+def test_the_browsing_page_follows_the_role_table(world: World) -> None:
+    """Online browsing (在线浏览) for each signed-in person: the table decides; masked identifiers say 已脱敏."""
+    from api.web import COOKIE
+
+    with running_api() as api:
+        for principal in principals(world):
+            if principal.startswith("system:"):
+                continue  # systems do not browse: pages need a person
+            for situation in SITUATIONS:
+                page = requests.get(f"{api.base_url}/web/data/{world.resources[situation]}", timeout=30,
+                                    cookies={COOKIE: world.tokens[principal]})
+                scope = expected(principal, situation)
+                if scope is None:
+                    assert page.status_code == 403, (principal, situation, page.status_code)
+                    continue
+                assert page.status_code == 200, (principal, situation, page.text[:300])
+                if scope == "approved":
+                    assert "已脱敏" in page.text and "****" in page.text and "注册资本" not in page.text

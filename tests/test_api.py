@@ -188,14 +188,20 @@ def test_catalog_versions_and_openapi(served: Served) -> None:
     assert entry["latest_version"] == 1 and entry["sharing_type"] == "unconditional"
 
     sync_resource(resource_code=served.hub.resource_code, full=True)
-    listed = requests.get(served.url(f"/api/v1/resources/{served.hub.resource_code}/versions"),
-                          headers=bearer(token), timeout=30)
+    versions_url = served.url(f"/api/v1/resources/{served.hub.resource_code}/versions")
+    # metadata is data: without a grant, no schema, counts or watermark (refused and audited)
+    ungranted = requests.get(versions_url, headers=bearer(token), timeout=30)
+    assert ungranted.status_code == 403 and "schema_fields" not in ungranted.text
+    assert _audit()[-1].result == "denied" and _audit()[-1].detail["channel"] == "metadata"
+    subscribe_consumer(served.hub.resource_code)
+    listed = requests.get(versions_url, headers=bearer(token), timeout=30)
     assert listed.status_code == 200
     body = listed.json()
     assert [v["number"] for v in body] == [2, 1]
     assert body[0]["manifest_sha256"] == latest(served.hub.resource_code).manifest_sha256
-    assert body[0]["row_count"] == ROWS and body[0]["quarantined_count"] == 0
+    assert body[0]["row_count"] == ROWS and body[0]["quarantined_count"] is None  # the provider's own business
     assert {f["name"] for f in body[0]["schema_fields"]} >= {"id", "name", "reg_capital"}
+    assert _audit("data.metadata")[-1].detail["what"] == "versions"
 
     missing = requests.get(served.url("/api/v1/resources/999999/0001/versions"), headers=bearer(token), timeout=30)
     assert missing.status_code == 404 and "999999/0001" in missing.json()["detail"]

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, ensure_agency
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 EVENTS = 8
 
 
@@ -179,3 +181,68 @@ def test_cli_verify_and_export_for_inspectors(chain: list[int], tmp_path: Path) 
     assert f"event {chain[6]}: deleted" in " ".join(tampered.output.split())
     cut = runner.invoke(app, ["audit", "verify", "--anchor", anchor["last_hash"]])
     assert cut.exit_code == 3
+
+
+def test_stripping_every_seal_is_tampering(chain: list[int]) -> None:
+    """The attack: sealing "switched off" by setting every seal to NULL. The platform recorded when sealing
+    began, so from that record on a missing seal is tampering."""
+    _sql("UPDATE audit_events SET seal = NULL")
+    report = _verify()
+    assert _first(report) == (chain[0], "unsealed")
+    assert {f.kind for f in report.findings} == {"unsealed"}
+
+
+def test_a_rewritten_rechained_and_unsealed_log_is_caught(chain: list[int]) -> None:
+    """The attack: rewrite a record, recompute every hash after it (the recipe is public), strip the seals."""
+    from registry.audit import GENESIS, event_hash
+    from registry.db import session_scope
+    from registry.models import AuditEvent
+
+    victim = chain[3]
+    with session_scope() as session:
+        events = list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+        rows, previous = [], GENESIS
+        for event in events:
+            detail = {"rows": 0, "channel": "file"} if event.id == victim else event.detail
+            probe = AuditEvent(at=event.at, actor=event.actor, agency_code=event.agency_code, action=event.action,
+                               resource_code=event.resource_code, result=event.result, detail=detail,
+                               prev_hash=previous)
+            rows.append((event.id, detail, previous, event_hash(probe)))
+            previous = rows[-1][3]
+    _sql("UPDATE audit_events SET prev_hash = 'x' || id, hash = 'y' || id, seal = NULL")  # unique while rewriting
+    for event_id, detail, prev, digest in rows:
+        _sql("UPDATE audit_events SET detail = :detail, prev_hash = :prev, hash = :hash WHERE id = :id",
+             detail=json.dumps(detail, ensure_ascii=False), prev=prev, hash=digest, id=event_id)
+    report = _verify()
+    assert report.findings and report.first.kind == "unsealed" and report.first.event_id == chain[0]
+    assert "edited" not in {f.kind for f in report.findings}  # the chain itself is consistent: only seals tell
+
+
+def test_the_sealing_start_cannot_be_moved_or_deleted(chain: list[int]) -> None:
+    _sql("UPDATE audit_events SET seal = NULL")
+    _sql("UPDATE audit_sealing SET sealed_from_id = 100000")  # "sealing began later": its own seal breaks
+    assert _first(_verify()) == (None, "sealing")
+    _sql("DELETE FROM audit_sealing")
+    report = _verify()
+    assert _first(report) == (None, "sealing") and "missing" in report.first.detail
+    assert "unsealed" in {f.kind for f in report.findings}  # without the marker every record must be sealed
+
+
+def test_the_tail_deleted_after_an_anchor_is_caught(chain: list[int], tmp_path: Path) -> None:
+    from cli.main import app
+
+    runner = CliRunner()
+    anchor_file = tmp_path / "kept-elsewhere" / "anchor.json"
+    written = runner.invoke(app, ["audit", "anchor", "--out", str(anchor_file)])
+    assert written.exit_code == 0, written.output
+    anchor = json.loads(anchor_file.read_text(encoding="utf-8"))
+    assert anchor["id"] == chain[-1] and anchor["hash"] == _hash_of(chain[-1]) and anchor["seal"]
+    assert runner.invoke(app, ["audit", "verify", "--anchor", str(anchor_file)]).exit_code == 0
+    _sql("DELETE FROM audit_events WHERE id >= :id", id=chain[-2])
+    assert _verify().ok  # the remaining chain is consistent and sealed ...
+    cut = runner.invoke(app, ["audit", "verify", "--anchor", str(anchor_file)])
+    assert cut.exit_code == 3 and "truncated" in cut.output  # ... the anchor kept outside says what is missing
+    forged = {**anchor, "id": chain[0], "hash": _hash_of(chain[0])}  # a forger "moves" the anchor back
+    anchor_file.write_text(json.dumps(forged), encoding="utf-8")
+    moved = runner.invoke(app, ["audit", "verify", "--anchor", str(anchor_file)])
+    assert moved.exit_code == 3 and "forged" in moved.output

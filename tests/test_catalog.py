@@ -20,6 +20,8 @@ from tests.catalog_helpers import (
 )
 from tests.helpers import OTHER_PROVIDER, PROVIDER
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 # --- agencies and people (articles 4, 21, 25) ------------------------------------------------------------------
 
 def test_agency_codes_are_validated_and_districts_sit_under_the_city(catalog_home: Path) -> None:
@@ -280,7 +282,7 @@ def test_a_draft_entry_is_not_offered_to_consumers(catalog_home: Path) -> None:
         setup_people(session)
         ensure_agency(session, *CONSUMER)
         code = new_entry(session)
-        with pytest.raises(AccessDenied, match="尚未审核发布"):
+        with pytest.raises(AccessDenied, match="未经保密审查和审核发布"):
             subscribe(session, resource_code=code, agency=CONSUMER[0], purpose="核验")
         publish(session, code)
         assert subscribe(session, resource_code=code, agency=CONSUMER[0], purpose="核验").status

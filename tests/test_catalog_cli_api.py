@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import requests
 from typer.testing import CliRunner
 
@@ -18,6 +19,8 @@ from tests.helpers import (
     running_api,
 )
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 
 def run(*args: str, ok: bool = True) -> str:
     from cli.main import app
@@ -28,6 +31,7 @@ def run(*args: str, ok: bool = True) -> str:
     return text
 
 
+@pytest.mark.usefixtures("ordinary_day")  # the workflow of an ordinary day; year-end: test_due_days.py
 def test_cli_compiles_reviews_and_publishes(catalog_home: Path, tmp_path: Path) -> None:
     run("agency", "add", PROVIDER[0], PROVIDER[1])
     assert "校验码错误" in run("agency", "add", "91110000600037341N", "坏机构", ok=False)
@@ -77,15 +81,34 @@ def test_cli_compiles_reviews_and_publishes(catalog_home: Path, tmp_path: Path) 
     assert "陈五" in run("person", "list", "--role", "administrator")
 
 
-def test_api_online_compilation_and_published_view(catalog_home: Path) -> None:
+def person_sessions(*accounts: str) -> dict[str, str]:
+    """A signed-in person (session token) for each designated person of setup_people, same account name."""
+    from registry.auth import console
+    from registry.db import session_scope
+    from registry.people import get_person
+    from registry.users import add_user, login
+
+    password = "correct-horse-battery"
+    with session_scope() as session:
+        for account in accounts:
+            person = get_person(session, account=account)
+            add_user(session, username=account, agency=person.agency.code, roles=["cataloguer"], password=password,
+                     by=console("test"))
+    with session_scope() as session:
+        return {account: login(session, username=account, password=password) for account in accounts}
+
+
+def test_api_online_compilation_and_published_view(catalog_home: Path, monkeypatch) -> None:  # noqa: ANN001
     from registry.db import session_scope
 
+    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
     with session_scope() as session:
         setup_people(session)
         ensure_agency(session, *CONSUMER)
     provider_token, other_token, consumer_token = issue_token(PROVIDER[0]), issue_token(OTHER_PROVIDER[0]), \
         issue_token(CONSUMER[0])
-    body = {"data": entry_data().model_dump(mode="json"), "author": "zhang"}
+    people = person_sessions("zhang", "li", "chen")
+    body = {"data": entry_data().model_dump(mode="json")}
     with running_api() as api:
         base = f"{api.base_url}/api/v1/catalog"
         created = requests.post(f"{base}/entries", json=body, headers=bearer(provider_token), timeout=30)
@@ -101,16 +124,39 @@ def test_api_online_compilation_and_published_view(catalog_home: Path) -> None:
         assert code not in {e["code"] for e in listing}
         assert requests.get(f"{base}/entries/{code}/draft", headers=bearer(other_token), timeout=30).status_code == 403
 
-        submitted = requests.post(f"{base}/entries/{code}/submit", json={"submitted_by": "li"},
-                                  headers=bearer(provider_token), timeout=30)
-        assert submitted.status_code == 403 and "编目人员" in submitted.json()["detail_zh"]  # li is no cataloguer
-        steps = [("submit", {"submitted_by": "zhang"}), ("confidentiality", {"reviewer": "li", "passed": True}),
-                 ("review", {"reviewer": "li", "approve": True})]
-        for step, payload in steps:
-            answer = requests.post(f"{base}/entries/{code}/{step}", json=payload, headers=bearer(provider_token),
+        # the attack: one agency token names whoever it likes as submitter and reviewer
+        for step, payload in [("submit", {}), ("confidentiality", {"passed": True}), ("review", {"approve": True})]:
+            walked = requests.post(f"{base}/entries/{code}/{step}", json=payload, headers=bearer(provider_token),
                                    timeout=30)
-            assert answer.status_code in (200, 201), (step, answer.text)
-        changed = {"data": {**body["data"], "update_cycle": "weekly"}, "author": "zhang"}
+            assert walked.status_code == 403 and "本人登录" in walked.json()["detail_zh"], (step, walked.text)
+        named = requests.post(f"{base}/entries/{code}/review", json={"reviewer": "li", "approve": True},
+                              headers=bearer(people["zhang"]), timeout=30)
+        assert named.status_code == 422  # a name in the body is refused, never taken for the caller
+        submitted = requests.post(f"{base}/entries/{code}/submit", headers=bearer(people["li"]), timeout=30)
+        assert submitted.status_code == 403 and "编目人员" in submitted.json()["detail_zh"]  # li is no cataloguer
+        assert requests.post(f"{base}/entries/{code}/submit", headers=bearer(people["zhang"]),
+                             timeout=30).status_code == 200
+        assert requests.post(f"{base}/entries/{code}/confidentiality", json={"passed": True},
+                             headers=bearer(people["chen"]), timeout=30).status_code == 201
+        own = requests.post(f"{base}/entries/{code}/review", json={"approve": True}, headers=bearer(people["zhang"]),
+                            timeout=30)
+        assert own.status_code == 403  # the submitter is no reviewer, and never reviews their own revision
+        answer = requests.post(f"{base}/entries/{code}/review", json={"approve": True}, headers=bearer(people["li"]),
+                               timeout=30)
+        assert answer.status_code == 200, answer.text
+        revision = answer.json()
+        assert (revision["author"], revision["submitted_by"], revision["reviewed_by"]) == (
+            "system:" + revision["author"].split(":", 1)[1], "zhang", "li")
+        with session_scope() as session:
+            from sqlalchemy import select
+
+            from registry.models import AuditEvent
+
+            actors = dict(session.execute(select(AuditEvent.action, AuditEvent.actor).where(
+                AuditEvent.resource_code == code, AuditEvent.action.like("catalog.%"))).all())
+        assert (actors["catalog.submit"], actors["catalog.confidentiality"], actors["catalog.publish"]) == (
+            "user:zhang", "user:chen", "user:li")
+        changed = {"data": {**body["data"], "update_cycle": "weekly"}}
         assert requests.put(f"{base}/entries/{code}", json=changed, headers=bearer(other_token),
                             timeout=30).status_code == 403
         edited = requests.put(f"{base}/entries/{code}", json=changed, headers=bearer(provider_token), timeout=30)

@@ -23,6 +23,8 @@ from tests.catalog_helpers import (
 )
 from tests.helpers import PROVIDER
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "registry" / "calendars" / "2027.example.json"
 
 # (day the change happened, due day): counted strictly after the day, holidays skipped, 调休 Saturdays worked.

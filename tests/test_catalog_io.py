@@ -5,6 +5,7 @@ round trips; hostile files refused; the bulk API through the real FastAPI app; d
 from __future__ import annotations
 
 import json
+from datetime import date
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -39,9 +40,14 @@ SECOND = {
 def _agencies() -> None:
     from registry.db import session_scope
 
+    from registry.people import add_person, designate
+
     with session_scope() as session:
         ensure_agency(session, *PROVIDER)
         ensure_agency(session, *OTHER_PROVIDER)
+        # the CLI imports as a named, designated cataloguer (`--as`)
+        add_person(session, agency=PROVIDER[0], account="zhang.san", name="张三", actor="test")
+        designate(session, account="zhang.san", role="cataloguer", valid_from=date(2024, 1, 1), actor="test")
 
 
 def _revisions() -> int:

@@ -55,9 +55,25 @@ def test_registration_round_trip(hub_home, tmp_path) -> None:  # noqa: ANN001
          "--source", "biz", "--table", "enterprises", "--key", "id", "--cursor", "updated_at"],
         ["sync", "101001/0001"],
         ["versions", "101001/0001"],
-        ["subscribe", "101001/0001", "--agency", HR.name, "--purpose", "核验"],
     ]
     for step in steps:
+        result = runner.invoke(app, step, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (step, result.output)
+    # registered is not published: nothing is shared before the catalogue review (articles 10, 19)
+    refused = runner.invoke(app, ["subscribe", "101001/0001", "--agency", HR.name, "--purpose", "核验"])
+    assert refused.exit_code == 4 and "未经保密审查和审核发布" in refused.output
+    publish = [
+        ["person", "add", "zhang", "张三", "--agency", MARKET.name], ["person", "add", "li", "李四", "--agency", MARKET.name],
+        ["person", "designate", "zhang", "cataloguer", "--from", "2025-01-01"],
+        ["person", "designate", "li", "reviewer", "--from", "2025-01-01"],
+        ["catalog", "edit", "101001/0001", "--as", "zhang", "--format", "database", "--abstract", "企业登记信息",
+         "--item", "统一社会信用代码:字符型:uscc:uscc", "--item", "企业名称:字符型::name"],
+        ["catalog", "submit", "101001/0001", "--as", "zhang"],
+        ["catalog", "confidentiality", "101001/0001", "--as", "li", "--passed", "--note", "不涉密"],
+        ["catalog", "review", "101001/0001", "--as", "li", "--approve"],
+        ["subscribe", "101001/0001", "--agency", HR.name, "--purpose", "核验"],
+    ]
+    for step in publish:
         result = runner.invoke(app, step, env={"COLUMNS": "200"})
         assert result.exit_code == 0, (step, result.output)
     listed = runner.invoke(app, ["resource", "list"], env={"COLUMNS": "200"})

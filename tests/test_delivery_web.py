@@ -21,6 +21,8 @@ from tests.delivery_helpers import (
 from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, latest, read_version
 from tests.services import services_required
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct-horse-battery"
 WEB_COLUMNS = ["id", "uscc", "name", "legal_rep", "legal_rep_id", "status"]

@@ -18,8 +18,10 @@ from typer.testing import CliRunner
 
 from cli.main import app as cli
 from tests.clock import on, pinned
-from tests.helpers import CONSUMER, PROVIDER, bearer, ensure_agency, running_api
+from tests.helpers import CONSUMER, PROVIDER, bearer, ensure_agency, publish_entry, running_api
 from tests.sharing_world import COMMISSION, PASSWORD
+
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
 
 AWAITING = "待国务院公布节假日安排"
 runner = CliRunner()
@@ -61,6 +63,7 @@ def office(hub_home: Path) -> Iterator[dict[str, str]]:
                                         ("commission", COMMISSION[0], ["supervisor"])):
             add_user(session, username=username, agency=agency, roles=roles, password=PASSWORD, by=console("test"))
         code = entry.code
+        publish_entry(session, code, columns=("uscc", "name", "credit_level"))  # only published entries are shared
     yield {"code": code}
 
 

@@ -83,6 +83,7 @@ def test_clean_staging_removes_only_what_no_run_needs(source: tuple[Hub, Path]) 
     _age(dead, hours=30)
     fresh = paths.staging_dir("fresh-run")
     fresh.mkdir(parents=True)
+    _age(fresh, hours=0)  # made now by the hub's clock, which a test may pin ahead of the file system's
     # An old staged run that still holds its lock (waiting for its publish task) is kept.
     waiting = stage_resource(resource_code=hub.resource_code)
     _age(Path(waiting.folder), hours=30)

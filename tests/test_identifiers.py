@@ -32,6 +32,8 @@ from quality.identifiers import (
     validate_uscc_array,
 )
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 TODAY = date(2025, 6, 30)
 
 # Public examples (python-stdnum docs and tests, Hutool tests), from the shared reference.

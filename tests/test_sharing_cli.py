@@ -11,8 +11,10 @@ import pypdf
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import CONSUMER, PROVIDER, ensure_agency
+from tests.helpers import CONSUMER, PROVIDER, ensure_agency, publish_entry
 from tests.sharing_world import OFFICE
+
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
 
 
 @pytest.fixture
@@ -27,11 +29,13 @@ def cli(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     with session_scope() as session:
         for code, name in (PROVIDER, CONSUMER, OFFICE):
             ensure_agency(session, code, name)
-        add_resource(session, name="企业纳税信用信息", agency=PROVIDER[0], classification="101001",
-                     sharing_type="conditional", sharing_condition="限于行政审批核验", actor="test")
-        add_resource(session, name="涉密企业名录", agency=PROVIDER[0], classification="101002",
-                     sharing_type="not_shared", sharing_condition="《中华人民共和国保守国家秘密法》第九条",
-                     actor="test")
+        for resource in (
+                add_resource(session, name="企业纳税信用信息", agency=PROVIDER[0], classification="101001",
+                             sharing_type="conditional", sharing_condition="限于行政审批核验", actor="test"),
+                add_resource(session, name="涉密企业名录", agency=PROVIDER[0], classification="101002",
+                             sharing_type="not_shared", sharing_condition="《中华人民共和国保守国家秘密法》第九条",
+                             actor="test")):
+            publish_entry(session, resource.code, columns=("uscc", "credit_level", "district"))
     return CliRunner()
 
 
@@ -43,6 +47,7 @@ def run(cli: CliRunner, *args: str, code: int = 0) -> str:
     return " ".join(result.output.split())
 
 
+@pytest.mark.usefixtures("ordinary_day")  # the workflow of an ordinary day; year-end: test_due_days.py
 def test_the_whole_workflow_from_the_command_line(cli: CliRunner, tmp_path: Path) -> None:
     for username, agency, role in (("p.admin", PROVIDER[0], "data_admin"), ("c.admin", CONSUMER[0], "data_admin"),
                                    ("c.cat", CONSUMER[0], "cataloguer"), ("c.boss", CONSUMER[0], "agency_admin")):
@@ -50,7 +55,7 @@ def test_the_whole_workflow_from_the_command_line(cli: CliRunner, tmp_path: Path
     run(cli, "user", "add", "o.office", "--agency", OFFICE[0], "--role", "coordination_office", "--password-env", "PW")
     refused = run(cli, "user", "add", "rogue", "--agency", CONSUMER[0], "--role", "operator", "--password-env", "PW",
                   "--as", "c.boss", code=4)
-    assert "跨机构角色" in refused and "platform operator" in refused
+    assert "跨机构角色" in refused and "platform's console" in refused
     from sqlalchemy import select
 
     from registry.db import session_scope

@@ -23,9 +23,12 @@ from tests.helpers import (
     PROVIDER,
     bearer,
     ensure_agency,
+    publish_entry,
     running_api,
 )
 from tests.sharing_world import APPROVED_ITEMS, OFFICE, PASSWORD, World, build_world
+
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +65,8 @@ def desk(hub_home: Path) -> Iterator[dict[str, str]]:
                                                                               ["coordination_office"])):
             add_user(session, username=username, agency=agency, roles=roles, password=PASSWORD, by=admin)
         codes = {"conditional": conditional.code, "closed": closed.code}
+        for code in codes.values():
+            publish_entry(session, code)
     yield codes
 
 
@@ -346,11 +351,12 @@ def test_the_application_form_is_a_chinese_pdf_with_its_number(world: World) -> 
     from registry.application_form import render_form
     from registry.applications import get_application
     from registry.db import session_scope
+    from registry.due_days import due_text
 
     with session_scope() as session:
         application = get_application(session, number=world.application)
         pdf = render_form(application)
-        due = f"{application.due_on.year}年{application.due_on.month}月{application.due_on.day}日"  # no zero padding
+        due = due_text(application.due_on)
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     for expected in ("上海市政务数据资源共享需求申请表", world.application, "上海市人力资源和社会保障局",
                      "上海市市场监督管理局", "社保登记核验", "本市存续企业", "legal_rep_id", "reg_capital", due,
@@ -435,8 +441,8 @@ def test_an_expired_grant_is_refused_and_unmasking_is_the_providers_choice(world
         assert browse.mask_columns == [] and browse.columns == ["id", "legal_rep_id"] and browse.row_filter is None
 
 
-def test_citizen_ids_named_by_the_data_contract_are_masked_in_browsing(world: World) -> None:
-    from delivery.access import authorize_read, restrict
+def test_citizen_ids_named_by_the_data_contract_are_masked_on_every_channel(world: World) -> None:
+    from delivery.access import CHANNELS, authorize_read, restrict
     from delivery.files import iter_batches
     from registry.db import session_scope
     from registry.contracts import attach_contract
@@ -445,17 +451,19 @@ def test_citizen_ids_named_by_the_data_contract_are_masked_in_browsing(world: Wo
     with session_scope() as session:
         attach_contract(session, resource_code=code, name="enterprises", actor="test")
     with session_scope() as session:
-        browse = authorize_read(session, token=world.tokens["system:consumer"], resource_code=code, channel="browse")
-        file = authorize_read(session, token=world.tokens["system:consumer"], resource_code=code, channel="file")
-        owner = authorize_read(session, token=world.tokens["system:provider"], resource_code=code, channel="browse")
-        assert browse.mask_columns == ["legal_rep_id"] and file.mask_columns == [] and owner.mask_columns == []
-        shown = next(restrict(browse, iter_batches(browse.version))).column("legal_rep_id").to_pylist()
-        plain = next(restrict(file, iter_batches(file.version))).column("legal_rep_id").to_pylist()
+        seen = {channel: authorize_read(session, token=world.tokens["system:consumer"], resource_code=code,
+                                        channel=channel) for channel in CHANNELS}
+        owner = authorize_read(session, token=world.tokens["system:provider"], resource_code=code, channel="file")
+        assert all(d.mask_columns == ["legal_rep_id"] for d in seen.values()) and owner.mask_columns == []
+        shown = next(restrict(seen["file"], iter_batches(seen["file"].version))).column("legal_rep_id").to_pylist()
+        plain = next(restrict(owner, iter_batches(owner.version))).column("legal_rep_id").to_pylist()
     assert all(s == p[:3] + "****" + p[-2:] for s, p in zip(shown, plain, strict=True))
     assert not set(shown) & set(plain)
 
 
 def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
+    from registry.due_days import DECISION_WORKING_DAYS, due_after
+
     code = world.resources["pending"]
     consumer, provider = world.tokens["consumer:data_admin"], world.tokens["provider:data_admin"]
     with running_api() as api:
@@ -468,7 +476,9 @@ def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
             "row_filter": {"column": "industry", "op": "ne", "value": "农业"}})
         assert submitted.status_code == 201, submitted.text
         number = submitted.json()["number"]
-        assert submitted.json()["due_on"] > submitted.json()["received_on"]
+        received, due = date.fromisoformat(submitted.json()["received_on"]), submitted.json()["due_on"]
+        expected = due_after(received, DECISION_WORKING_DAYS)[0]  # None while that year has no schedule
+        assert due == (expected.isoformat() if expected else None) and (due is None or due > received.isoformat())
         bad = call("POST", "/applications", consumer, json={"resource_code": code, "scope": "x", "purpose": "y",
                                                              "items": ["no_such_column"]})
         assert bad.status_code == 400 and "no_such_column" in bad.json()["detail"]

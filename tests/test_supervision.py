@@ -213,15 +213,16 @@ def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(wor
 
 def test_a_violation_the_records_no_longer_show_is_resolved(world) -> None:
     from registry.applications import decide
-    from registry.auth import console
     from registry.db import session_scope
     from registry.sharing_models import Application
     from registry.violations import detect_violations
+    from tests.helpers import person_of
 
     with session_scope() as session:
         detect_violations(session, as_of=AS_OF, actor="test")
-        number = session.get(Application, world.ids["B2.application"]).number
-        decide(session, number=number, outcome="refuse", reasons="尚无数据可供共享", by=console("test"))
+        application = session.get(Application, world.ids["B2.application"])
+        decide(session, number=application.number, outcome="refuse", reasons="尚无数据可供共享",
+               by=person_of(session, application.resource.agency.code, "data_admin"))
     with session_scope() as session:
         report = detect_violations(session, as_of=AS_OF, actor="test")
         assert [(v.kind, v.status, v.resolved_on) for v in report.resolved] == [
@@ -510,7 +511,7 @@ def test_the_supervision_dag_parses_without_io(tmp_path: Path) -> None:
     assert parsed["import_errors"] == {} and parsed["attempts"] == []
     dag = parsed["dags"]["govshare_supervision"]
     assert dag["schedule"] == "0 7 * * *" and "supervision" in dag["tags"] and dag["catchup"] is False
-    assert set(dag["task_retries"]) == {"clocks", "violations", "evaluation"}
+    assert set(dag["task_retries"]) == {"clocks", "violations", "evaluation", "sharing_check", "audit_anchor"}
     assert not (tmp_path / "no-home").exists()  # nothing was written either
 
 
@@ -533,3 +534,5 @@ def test_the_supervision_dag_runs_through_airflow(hub_home: Path, tmp_path: Path
         run = session.scalars(select(EvaluationRun)).one()
         assert run.actor == "supervision" and [a["code"] for a in run.results["agencies"]] == [PROVIDER[0]]
         assert "supervision.evaluate" in session.scalars(select(AuditEvent.action)).all()
+        assert "sharing.check" in session.scalars(select(AuditEvent.action)).all()
+    assert list((hub_home / "audit-anchors").glob("audit-anchor-*.json"))  # the head, kept outside the database

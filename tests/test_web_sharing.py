@@ -16,6 +16,8 @@ from tests.delivery_helpers import ALL_MODES, DENIED_AGENCY, Delivery, delivery_
 from tests.helpers import PROVIDER, latest, read_version
 from tests.test_delivery_web import PASSWORD, _cells, _snap, browser  # noqa: F401 - browser is a fixture
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 REASON = "企业名称可通过公示系统查询，仅同意共享法定代表人身份证号用于核验"
 
 

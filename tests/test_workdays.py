@@ -28,6 +28,8 @@ from registry.workdays import (
     working_days_between,
 )
 
+pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
+
 EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "registry" / "calendars" / "2027.example.json"
 
 # Weekend days the State Council turned into working days (调休上班日), from the 2025 and 2026 notices.

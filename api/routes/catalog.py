@@ -1,8 +1,11 @@
 """The catalogue online (在线编制, article 9) and its review (article 10, 19) over HTTP.
 
-An agency's system authenticates with its API token: it may compile and submit its own agency's entries; the
-designated people act by their account (`submitted_by`, `reviewer`), checked against their dated designations
-exactly as on the command line. Anyone authenticated reads published entries.
+Every action acts as the caller the bearer token authenticates, never as a name in the request. An agency's
+system (API token) may compile drafts of its own agency's entries (the author recorded is the system); what the
+measures give to a person (submit, confidentiality review, review decision) needs a person signed in with a
+session token, checked against their dated designation on the day exactly as on the command line (`--as`), and
+that person is what the revision and the audit record. A person compiling an entry must be its agency's
+designated cataloguer. Anyone authenticated reads published entries.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from api.deps import ConsumerDep, SessionDep
+from api.deps import SessionDep
+from api.principal import AuditedRoute, PrincipalDep
 from api.schemas import Problem
 from core.errors import AccessDenied, NotFound
 from registry.catalog import (
@@ -33,20 +37,23 @@ from registry.catalog_review import (
     review_revision,
     submit_revision,
 )
+from registry.auth import Principal
 from registry.due_days import AWAITING_SCHEDULE
-from registry.models import ApiToken, Resource
+from registry.models import Resource
+from registry.people import act_day, require_designated
 from registry.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations
 from schemas.catalog_metadata import CatalogEntryData
 
-router = APIRouter(prefix="/api/v1/catalog", tags=["catalogue"])
+router = APIRouter(prefix="/api/v1/catalog", tags=["catalogue"], route_class=AuditedRoute)
 ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
 
 
 class EntryCreate(BaseModel):
     """A new entry: its elements; the provider is the calling system's agency."""
 
+    model_config = ConfigDict(extra="forbid")  # no author name in the body: the caller is the author
+
     data: CatalogEntryData
-    author: str | None = Field(default=None, description="编目人员账号; default the calling system")
 
 
 class EntryUpdate(EntryCreate):
@@ -84,18 +91,20 @@ class ChangePublic(BaseModel):
     new: Any
 
 
-class SubmitCreate(BaseModel):
-    submitted_by: str = Field(description="编目人员账号 (designated cataloguer)")
-
-
 class ConfidentialityCreate(BaseModel):
-    reviewer: str = Field(description="审查人账号 (designated reviewer or administrator)")
+    """The signed-in person (a designated reviewer or data resource administrator) records it."""
+
+    model_config = ConfigDict(extra="forbid")
+
     passed: bool
     note: str = ""
 
 
 class ReviewCreate(BaseModel):
-    reviewer: str = Field(description="审核人员账号 (designated reviewer, not the author)")
+    """The signed-in person decides: a designated reviewer of the entry's agency, never its author or submitter."""
+
+    model_config = ConfigDict(extra="forbid")
+
     approve: bool
     comments: dict[str, str] = Field(default_factory=dict, description="要素 (field or Chinese label) -> 意见")
     item_comments: dict[str, str] = Field(default_factory=dict, description="信息项名称 -> 意见")
@@ -110,7 +119,7 @@ class OverduePublic(BaseModel):
     due_status: str = Field(description="overdue, or awaiting_schedule (due day unknown: 待国务院公布节假日安排)")
 
 
-def owned_entry(code: str, session: SessionDep, caller: ConsumerDep) -> Resource:
+def owned_entry(code: str, session: SessionDep, caller: PrincipalDep) -> Resource:
     entry = get_entry(session, code=code)
     if entry.agency_id != caller.agency_id:
         raise AccessDenied("只有提供方机构可以查看或修改该目录条目的未发布内容",
@@ -131,12 +140,25 @@ def _public(entry: Resource, revision: CatalogRevision | None) -> EntryPublic:
     return EntryPublic.model_validate(entry_view(entry, revision))
 
 
-def _author(body: EntryCreate, caller: ApiToken) -> str:
-    return body.author or f"system:{caller.name}"
+def person_account(caller: Principal) -> str:
+    """The signed-in person's account; a system token cannot act for a person (article 10: designated staff)."""
+    if caller.kind != "user":
+        raise AccessDenied("该操作须由指定人员本人登录办理，系统令牌不能代替个人",
+                           f"a designated person must sign in to do this; {caller.actor} is not a person")
+    return caller.name
+
+
+def _author(session: Session, caller: Principal, entry_agency_id: int) -> str:
+    """A system compiles as itself; a person must be the agency's designated cataloguer on the day."""
+    if caller.kind != "user":
+        return caller.actor
+    require_designated(session, account=caller.name, agency_id=entry_agency_id, roles=("cataloguer",),
+                       on=act_day(None))
+    return caller.name
 
 
 @router.get("/entries", response_model=list[EntryPublic], responses=ERRORS)
-def entries(session: SessionDep, _: ConsumerDep,
+def entries(session: SessionDep, _: PrincipalDep,
             agency: Annotated[str | None, Query(description="提供方代码或名称")] = None) -> list[EntryPublic]:
     """Published entries (已发布目录) with every core element."""
     return [_public(e, published_revision(session, resource=e))
@@ -144,10 +166,12 @@ def entries(session: SessionDep, _: ConsumerDep,
 
 
 @router.post("/entries", response_model=EntryPublic, status_code=201, responses=ERRORS)
-def create_entry(body: EntryCreate, session: SessionDep, caller: ConsumerDep) -> EntryPublic:
-    """Compile a new entry (draft revision 1) for the calling system's agency."""
-    revision = upsert_entry(session, agency=caller.agency.code, data=body.data, author=_author(body, caller),
-                            actor=f"token:{caller.name}")
+def create_entry(body: EntryCreate, session: SessionDep, caller: PrincipalDep) -> EntryPublic:
+    """Compile a new entry (draft revision 1) for the caller's agency."""
+    if caller.agency_id is None:
+        raise AccessDenied("调用方不属于任何机构", "the caller belongs to no agency")
+    revision = upsert_entry(session, agency=caller.agency_code or "", data=body.data,
+                            author=_author(session, caller, caller.agency_id), actor=caller.actor)
     committed(session)
     return _public(revision.resource, revision)
 
@@ -171,44 +195,43 @@ def draft(entry: OwnedEntryDep, session: SessionDep) -> EntryPublic:
 
 
 @router.post("/entries/{code:path}/submit", response_model=RevisionPublic, responses=ERRORS)
-def submit(entry: OwnedEntryDep, body: SubmitCreate, session: SessionDep, caller: ConsumerDep) -> RevisionPublic:
-    revision = submit_revision(session, code=entry.code, account=body.submitted_by,
-                               actor=f"token:{caller.name}")
+def submit(entry: OwnedEntryDep, session: SessionDep, caller: PrincipalDep) -> RevisionPublic:
+    """Submit the latest draft for review, as the signed-in designated cataloguer."""
+    revision = submit_revision(session, code=entry.code, account=person_account(caller))
     committed(session)
     return RevisionPublic.model_validate(revision, from_attributes=True)
 
 
 @router.post("/entries/{code:path}/confidentiality", status_code=201, responses=ERRORS)
 def confidentiality(entry: OwnedEntryDep, body: ConfidentialityCreate, session: SessionDep,
-                    caller: ConsumerDep) -> dict[str, Any]:
+                    caller: PrincipalDep) -> dict[str, Any]:
     """Record the agency's confidentiality review (保密审查, article 19) of the pending revision."""
-    review = record_confidentiality_review(session, code=entry.code, account=body.reviewer, passed=body.passed,
-                                           note=body.note, actor=f"token:{caller.name}")
+    review = record_confidentiality_review(session, code=entry.code, account=person_account(caller),
+                                           passed=body.passed, note=body.note)
     committed(session)
     return {"code": entry.code, "passed": review.passed, "reviewed_on": review.reviewed_on}
 
 
 @router.post("/entries/{code:path}/review", response_model=RevisionPublic, responses=ERRORS)
-def review(entry: OwnedEntryDep, body: ReviewCreate, session: SessionDep, caller: ConsumerDep) -> RevisionPublic:
+def review(entry: OwnedEntryDep, body: ReviewCreate, session: SessionDep, caller: PrincipalDep) -> RevisionPublic:
     """Approve (publish) or return the submitted revision with comments per element and data item."""
-    revision = review_revision(session, code=entry.code, account=body.reviewer, approve=body.approve,
-                               comments=body.comments, item_comments=body.item_comments,
-                               actor=f"token:{caller.name}")
+    revision = review_revision(session, code=entry.code, account=person_account(caller), approve=body.approve,
+                               comments=body.comments, item_comments=body.item_comments)
     committed(session)
     return RevisionPublic.model_validate(revision, from_attributes=True)
 
 
 @router.put("/entries/{code:path}", response_model=EntryPublic, responses=ERRORS)
-def update_entry(entry: OwnedEntryDep, body: EntryUpdate, session: SessionDep, caller: ConsumerDep) -> EntryPublic:
+def update_entry(entry: OwnedEntryDep, body: EntryUpdate, session: SessionDep, caller: PrincipalDep) -> EntryPublic:
     """Change an own entry: a new draft revision; the published one stays visible until review."""
-    revision = upsert_entry(session, agency=caller.agency.code, data=body.data, code=entry.code,
-                            author=_author(body, caller), actor=f"token:{caller.name}")
+    revision = upsert_entry(session, agency=entry.agency.code, data=body.data, code=entry.code,
+                            author=_author(session, caller, entry.agency_id), actor=caller.actor)
     committed(session)
     return _public(entry, revision)
 
 
 @router.get("/entries/{code:path}", response_model=EntryPublic, responses=ERRORS)
-def entry(code: str, session: SessionDep, _: ConsumerDep) -> EntryPublic:
+def entry(code: str, session: SessionDep, _: PrincipalDep) -> EntryPublic:
     """The published elements of an entry (404 while it has none)."""
     found = get_entry(session, code=code)
     published = published_revision(session, resource=found)
@@ -218,9 +241,11 @@ def entry(code: str, session: SessionDep, _: ConsumerDep) -> EntryPublic:
 
 
 @router.get("/overdue", response_model=list[OverduePublic], responses=ERRORS)
-def overdue(session: SessionDep, caller: ConsumerDep) -> list[OverduePublic]:
+def overdue(session: SessionDep, caller: PrincipalDep) -> list[OverduePublic]:
     """The calling agency's late updates (2 working days) and missed yearly reconfirmations."""
-    agency = caller.agency.code
+    if caller.agency_code is None:
+        raise AccessDenied("调用方不属于任何机构", "the caller belongs to no agency")
+    agency = caller.agency_code
     late = [OverduePublic(code=o.resource.code, name=o.resource.name, kind="update", detail=o.reason, due_on=o.due_on,
                           due_status="overdue")
             for o in overdue_obligations(session, agency=agency)]

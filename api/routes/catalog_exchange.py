@@ -15,8 +15,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.deps import ConsumerDep, SessionDep
+from api.deps import ConsumerDep, SessionDep, TokenDep
+from api.principal import PrincipalDep
 from api.schemas import Problem
+from delivery.metadata import authorize_metadata, restrict_openapi
 from registry.catalog_dcat import dcat_catalog
 from registry.catalog_io import MAX_BULK, bulk_upsert
 from registry.catalog_search import MAX_LIMIT, search_catalog
@@ -90,7 +92,7 @@ def bulk(body: BulkCreate, session: SessionDep, caller: ConsumerDep) -> BulkPubl
 
 
 @router.get("/search", response_model=SearchPublic, responses=ERRORS)
-def search(session: SessionDep, _: ConsumerDep,
+def search(session: SessionDep, _: PrincipalDep,
            q: Annotated[str | None, Query(description="关键词（空格分隔，且） keywords")] = None,
            agency: Annotated[str | None, Query(description="提供方代码或名称")] = None,
            classification: Annotated[str | None, Query(description="分类代码或前缀")] = None,
@@ -105,20 +107,24 @@ def search(session: SessionDep, _: ConsumerDep,
 
 
 @router.get("/services", response_model=list[ServicePublic], responses=ERRORS)
-def services(session: SessionDep, _: ConsumerDep) -> list[ServicePublic]:
+def services(session: SessionDep, _: PrincipalDep) -> list[ServicePublic]:
     """已注册的接口服务 The registered interface services, with their invocation method."""
     return [ServicePublic(code=s.code, path=s.path, description=s.description, invocation=s.invocation,
                           openapi_url=f"/api/v1/catalog/{s.code}/openapi.json") for s in list_services(session)]
 
 
 @router.get("/dcat.jsonld", responses=ERRORS)
-def dcat(request: Request, session: SessionDep, _: ConsumerDep) -> JSONResponse:
+def dcat(request: Request, session: SessionDep, _: PrincipalDep) -> JSONResponse:
     """The published catalogue as DCAT (JSON-LD)."""
     document = dcat_catalog(session, base_url=str(request.base_url))
     return JSONResponse(document, media_type="application/ld+json")
 
 
 @router.get("/{code:path}/openapi.json", responses=ERRORS)
-def openapi(code: str, session: SessionDep, _: ConsumerDep) -> JSONResponse:
-    """The interface service of a published entry offered through the interface mode, as OpenAPI 3."""
-    return JSONResponse(get_service(session, code=code).openapi)
+def openapi(code: str, session: SessionDep, token: TokenDep) -> JSONResponse:
+    """The interface service of a published entry offered through the interface mode, as OpenAPI 3: for a
+    reader the access check allows, describing only its granted columns (metadata is data; audited)."""
+    service = get_service(session, code=code)
+    decision = authorize_metadata(session, token=token, resource_code=code, what="openapi")
+    session.commit()
+    return JSONResponse(restrict_openapi(service.openapi, decision))

@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import ConsumerDep, SessionDep, TokenDep
+from api.deps import ReadUseDep, SessionDep, TokenDep
+from api.principal import PrincipalDep
 from api.schemas import Problem, ResourcePublic, VersionPublic
-from delivery.access import audit_read, authorize_read, restrict, restricted_row_count, restricted_schema
+from delivery.access import apply_use, audit_read, authorize_read, restrict, restricted_row_count, restricted_schema
+from delivery.metadata import authorize_metadata, version_view
 from delivery.files import FORMATS, iter_batches, stream_version, version_schema
-from registry.resources import get_resource, list_resources
+from registry.resources import list_resources
 from registry.versions import latest_version, list_versions
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
@@ -19,15 +21,15 @@ router = APIRouter()
 
 
 @router.get("/api/v1/catalog", response_model=list[ResourcePublic], responses=DENIED, tags=["catalogue"])
-def catalog(session: SessionDep, _: ConsumerDep) -> list[ResourcePublic]:
+def catalog(session: SessionDep, _: PrincipalDep) -> list[ResourcePublic]:
     """The published catalogue (资源目录): every resource with its sharing attributes.
 
-    Entries compiled in the catalogue appear once a revision is published (their columns mirror it); drafts
-    never do. Streams registered with `resource add` appear as `registered` (ARCHITECTURE.md, issue 3).
+    Only published entries are shared, so only they are listed: a stream registered with `resource add`, a draft
+    or a withdrawn entry appears once its catalogue entry passes review (ARCHITECTURE.md).
     """
     out = []
     for resource in list_resources(session):
-        if resource.catalog_status == "draft":
+        if resource.catalog_status != "published":
             continue
         latest = latest_version(session, resource=resource)
         out.append(ResourcePublic(
@@ -38,21 +40,22 @@ def catalog(session: SessionDep, _: ConsumerDep) -> list[ResourcePublic]:
     return out
 
 @router.get("/api/v1/resources/{code:path}/versions", response_model=list[VersionPublic], responses=DENIED,
-         tags=["versions"])
-def versions(code: str, session: SessionDep, _: ConsumerDep) -> list[VersionPublic]:
-    """Published versions of a resource, newest first, with their manifest digests."""
-    resource = get_resource(session, code=code)
-    return [VersionPublic(number=v.number, created_at=v.created_at, row_count=v.row_count,
-                          quarantined_count=v.quarantined_count, manifest_sha256=v.manifest_sha256,
-                          watermark=v.manifest.get("watermark", {}), schema_fields=v.manifest.get("schema", []))
-            for v in list_versions(session, resource=resource)]
+            tags=["versions"])
+def versions(code: str, session: SessionDep, token: TokenDep) -> list[VersionPublic]:
+    """Published versions of a resource, newest first, for a reader the access check allows: granted columns
+    only; counts, watermark and manifest digest only where the grant does not restrict them. Audited."""
+    decision = authorize_metadata(session, token=token, resource_code=code, what="versions")
+    listed = [VersionPublic(**version_view(decision, v)) for v in list_versions(session, resource=decision.resource)]
+    session.commit()
+    return listed
+
 
 @router.get("/api/v1/resources/{code:path}/download", responses=DENIED, tags=["file download"],
          response_class=StreamingResponse)
-def download(code: str, session: SessionDep, token: TokenDep,
+def download(code: str, session: SessionDep, token: TokenDep, use: ReadUseDep,
              fmt: Annotated[Literal["parquet", "csv"], Query(alias="format")] = "parquet") -> StreamingResponse:
     """The latest version as Parquet or CSV (文件下载), for a consumer agency holding a grant."""
-    decision = authorize_read(session, token=token, resource_code=code, channel="file")
+    decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="file"), use)
     version = decision.version
     rows = restricted_row_count(decision)
     audit_read(session, decision=decision, rows=rows, fmt=fmt)

@@ -11,11 +11,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.deps import SessionDep, TokenDep
+from api.deps import ReadUseDep, SessionDep, TokenDep
 from api.routes.interface import LIMITED, RateLimitDep
 from api.schemas import SignedLinkCreate, SignedLinkPublic
 from delivery import signed_links
-from delivery.access import audit_read, authorize_read
+from delivery.access import apply_use, audit_read, authorize_read
 from delivery.exports import MEDIA_TYPES, Export, materialise, read_range
 from delivery.interface import version_for
 from delivery.ratelimit import limiter
@@ -67,13 +67,13 @@ def serve(request: Request, export: Export) -> Response:
 
 
 @router.get("/api/v1/resources/{code:path}/files", responses=LIMITED, response_class=StreamingResponse)
-def download_file(code: str, request: Request, session: SessionDep, token: TokenDep, _: RateLimitDep,
+def download_file(code: str, request: Request, session: SessionDep, token: TokenDep, _: RateLimitDep, use: ReadUseDep,
                   fmt: Annotated[Format, Query(alias="format")] = "parquet",
                   version: Annotated[int | None, Query(description="a given version; default the latest")] = None,
                   since: Annotated[int | None, Query(description="only the changes after this version")] = None,
                   ) -> Response:
     """A version (or the changes since one) as a file; send `Range: bytes=N-` to resume a broken download."""
-    decision = authorize_read(session, token=token, resource_code=code, channel="file")
+    decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="file"), use)
     export = materialise(session, decision, version_for(session, decision, version), fmt=fmt, since=since)
     audit_read(session, decision=decision, rows=export.rows, fmt=fmt)
     session.commit()
@@ -82,13 +82,14 @@ def download_file(code: str, request: Request, session: SessionDep, token: Token
 
 @router.post("/api/v1/resources/{code:path}/links", response_model=SignedLinkPublic, responses=LIMITED)
 def create_link(code: str, body: SignedLinkCreate, request: Request, session: SessionDep, token: TokenDep,
+                use: ReadUseDep,
                 _: RateLimitDep) -> SignedLinkPublic:
     """A signed link to a file that works without a credential until it expires (default an hour)."""
     if body.format not in MEDIA_TYPES:
         from core.errors import ConfigError
 
         raise ConfigError(f"unknown format {body.format!r}; use one of {', '.join(MEDIA_TYPES)}")
-    decision = authorize_read(session, token=token, resource_code=code, channel="file")
+    decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="file"), use)
     version = version_for(session, decision, body.version)
     claims = signed_links.new_claims(
         agency=decision.agency_code, caller=decision.actor, resource=decision.resource.code, version=version.number,

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import SessionDep, TokenDep
+from api.deps import ReadUseDep, SessionDep, TokenDep
 from api.schemas import Problem
-from delivery.access import audit_read, authorize_read, restrict, restricted_schema
+from delivery.access import apply_use, audit_read, authorize_read, restrict, restricted_schema
+from delivery.change_filter import filtered_changes
 from delivery.files import FORMATS, stream_version
 from pipeline.changes import CHANGE_COLUMN
 from pipeline.changes_feed import (
@@ -18,7 +19,6 @@ from pipeline.changes_feed import (
     FullCopyNeeded,
     changes_schema,
     changes_since,
-    iter_changes,
 )
 from registry.audit import record_event
 from registry.auth import authenticate_principal
@@ -30,11 +30,11 @@ router = APIRouter()
 
 @router.get("/api/v1/resources/{code:path}/changes", responses=DENIED, tags=["versions"],
             response_class=StreamingResponse)
-def changes(code: str, session: SessionDep, token: TokenDep, since: Annotated[int, Query(ge=0)],
+def changes(code: str, session: SessionDep, token: TokenDep, use: ReadUseDep, since: Annotated[int, Query(ge=0)],
             fmt: Annotated[Literal["parquet", "csv"], Query(alias="format")] = "parquet"):  # noqa: ANN201
     """Every change after the version you hold (since=N), oldest first: `_version`, `_change` (insert, update,
     delete) and the row. 409 when only a whole download can bring your copy up to date."""
-    decision = authorize_read(session, token=token, resource_code=code, channel="interface")
+    decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="interface"), use)
     try:
         span = changes_since(session, resource=decision.resource, since=since)
     except FullCopyNeeded as exc:
@@ -45,7 +45,8 @@ def changes(code: str, session: SessionDep, token: TokenDep, since: Annotated[in
     counts = span.counts
     audit_read(session, decision=decision, rows=sum(counts.values()), fmt=f"changes-{fmt}")
     session.commit()
-    batches = restrict(view, iter_changes(span, schema=full_schema, columns=_file_columns(view)))
+    changes = filtered_changes(session, decision, span, schema=full_schema, columns=_file_columns(view))
+    batches = restrict(dataclasses.replace(view, row_filter=None), changes)  # the feed applied the condition
     filename = f"{decision.resource.code.replace('/', '_')}_changes_v{since}-v{span.latest}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"',
                "X-Govshare-Since-Version": str(since), "X-Govshare-Version": str(span.latest),

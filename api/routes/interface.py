@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from api.deps import SessionDep, TokenDep, bearer
+from api.deps import ReadUseDep, SessionDep, TokenDep, bearer
 from api.schemas import LookupPublic, PagePublic, Problem
 from delivery import decisions, interface
-from delivery.access import audit_read
+from delivery.access import ReadUse, apply_use, audit_read
 from delivery.audit_batch import group_audit
 from delivery.ratelimit import consumer_key, limiter
 
@@ -42,22 +42,25 @@ def _fields(fields: str | None) -> list[str] | None:
 
 
 @router.get("/api/v1/resources/{code:path}/lookup", response_model=LookupPublic, responses=LIMITED)
-def lookup(code: str, token: FastTokenDep, _: RateLimitDep,
+def lookup(code: str, token: FastTokenDep, _: RateLimitDep, use: ReadUseDep,
            column: Annotated[str, Query(description="key column, e.g. uscc (统一社会信用代码)")],
            value: Annotated[str, Query(description="key value to look up")],
            fields: Annotated[str | None, Query(description="comma-separated data items; default all granted")] = None,
            version: Annotated[int | None, Query(description="a given version; default the latest")] = None,
            ) -> JSONResponse:
     """Records whose key column equals value (e.g. an enterprise by its USCC), only granted columns and rows."""
-    return _lookup(code, token, column, value, fields, version)
+    return _lookup(code, token, column, value, fields, version, use)
 
 
 def _lookup(code: str, token: str | None, column: str, value: str, fields: str | None,
-            version: int | None) -> JSONResponse:
+            version: int | None, use: ReadUse) -> JSONResponse:
     from registry.db import session_scope
 
     # No registry session unless needed: a recent decision is reused, and the latest version comes with it.
     decision = decisions.cached_authorize(None, token=token, resource_code=code, channel="interface")
+    if use.purpose is not None or use.onward_to is not None:
+        with session_scope() as session:
+            decision = apply_use(session, decision, use)
     if version is None or version == decision.version.number:
         chosen = decision.version
     else:
@@ -74,7 +77,7 @@ def _answer(version, found: pa.Table) -> JSONResponse:
 
 
 @router.get("/api/v1/resources/{code:path}/records", response_model=PagePublic, responses=LIMITED)
-def records(code: str, session: SessionDep, token: TokenDep, _: RateLimitDep,
+def records(code: str, session: SessionDep, token: TokenDep, _: RateLimitDep, use: ReadUseDep,
             fields: Annotated[str | None, Query(description="comma-separated data items; default all granted")] = None,
             where: Annotated[list[str] | None, Query(description="column:value, repeatable (AND)")] = None,
             limit: Annotated[int, Query(ge=1, le=interface.MAX_PAGE)] = 100,
@@ -84,7 +87,8 @@ def records(code: str, session: SessionDep, token: TokenDep, _: RateLimitDep,
             ) -> JSONResponse | StreamingResponse:
     """A page of records in key order with a stable cursor (JSON), or every granted row streamed as Arrow IPC
     (`format=arrow`) or Parquet (`format=parquet`)."""
-    decision = decisions.cached_authorize(session, token=token, resource_code=code, channel="interface")
+    decision = apply_use(session, decisions.cached_authorize(session, token=token, resource_code=code,
+                                                             channel="interface"), use)
     start, order_by = 0, None
     if cursor:
         version, order_by, start = interface.decode_cursor(cursor)

@@ -72,7 +72,8 @@ class DecisionCreate(BaseModel):
     outcome: Literal["approve", "partial", "refuse"]
     reasons: str
     approved_items: list[str] | None = None
-    unmask: bool = False
+    unmask: bool | list[str] = Field(default=False, description="lift the masking of personal identifiers: "
+                                     "true for every one, or the column names")
     expires_on: date | None = None
 
 
@@ -104,6 +105,7 @@ class GrantPublic(BaseModel):
     row_filter: dict[str, Any] | None
     purpose: str
     unmask: bool
+    unmasked_columns: list[str] | None = None
     external_use: bool
     expires_at: datetime | None
 
@@ -124,6 +126,7 @@ def _application(a: Any) -> ApplicationPublic:
 def _grant(g: Any) -> GrantPublic:
     return GrantPublic(id=g.id, resource_code=g.resource.code, agency_code=g.agency.code, origin=g.origin,
                        status=g.status, columns=g.columns, row_filter=g.row_filter, purpose=g.purpose, unmask=g.unmask,
+                       unmasked_columns=g.unmasked_columns,
                        external_use=g.external_use, expires_at=g.expires_at)
 
 
