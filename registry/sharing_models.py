@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from core import clock
 from registry.models import Agency, Base, Resource
 from registry.roles import ROLES
+from schemas.presentation import labels
 
 __all__ = ["User", "UserSession", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
            "InboxMessage", "ROLES", "GRANT_STATUSES", "APPLICATION_STATUSES"]

@@ -39,7 +39,8 @@ def test_the_catalogue_metadata_names_lists_of_the_table() -> None:
     from schemas.catalog_metadata import metadata
 
     named = {e["codes"] for key in ("elements", "data_item_elements") for e in metadata()[key] if e.get("codes")}
-    assert named == {"formats", "sharing_types", "sharing_modes", "yes_no", "update_cycles", "data_types", "subject_ids"}
+    assert named == {"formats", "sharing_types", "sharing_modes", "yes_no", "update_cycles", "data_types", "subject_ids",
+                     "personal_kinds"}
     for kind in named:
         assert labels(kind)
 
