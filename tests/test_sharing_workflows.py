@@ -28,12 +28,8 @@ from tests.helpers import (
 )
 from tests.sharing_world import APPROVED_ITEMS, OFFICE, PASSWORD, World, build_world
 
-pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
-
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)  # hashes carry their cost; verification is unchanged
+pytestmark = [pytest.mark.clock,  # re-run on several pinned days by `make test-days`
+              pytest.mark.usefixtures("cheap_hashing")]
 
 
 @pytest.fixture

@@ -18,10 +18,7 @@ from tests.helpers import bearer, running_api
 from tests.sharing_world import APPROVED_STATUSES, World, build_world
 
 
-@pytest.fixture(autouse=True)
-def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
-
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 @pytest.fixture(params=["sqlite-registry", "postgres-registry"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[World, Path]:
