@@ -15,13 +15,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
 from registry.models import Agency, Base, Resource
+from schemas.presentation import labels
 
 __all__ = ["QuarantineSet", "CorrectionTicket", "DataElement", "ConsistencyCheck", "ExpectationRun",
            "QUARANTINE_STATUSES", "TICKET_STATUSES", "TICKET_KINDS"]
 
 # open: rows wait for the provider's fix; replayed: the rows were checked again into a later version.
-QUARANTINE_STATUSES = ("open", "replayed")
-TICKET_STATUSES = ("open", "closed")
+QUARANTINE_STATUSES = tuple(labels("quarantine_statuses"))
+TICKET_STATUSES = tuple(labels("ticket_statuses"))
 TICKET_KINDS = ("quarantine", "consistency")
 
 
