@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.output import console, err_console, reported_errors, table
+from schemas.presentation import moment_compact
 
 notices_app = typer.Typer(help="Update notices to subscribers (更新通知, article 16).", no_args_is_help=True)
 
@@ -102,12 +103,12 @@ def schema_changes_command(resource: Annotated[str, typer.Argument(help="resourc
     from registry.schema_changes import list_schema_changes
 
     with reported_errors(), session_scope() as session:
-        rows = [(c.detected_at.strftime("%Y-%m-%d %H:%M:%S"), c.actor, f"v{c.previous_version}",
+        rows = [(moment_compact(c.detected_at), c.actor, f"v{c.previous_version}",
                  ", ".join(a["name"] for a in c.added) or "-", ", ".join(d["name"] for d in c.dropped) or "-",
                  ", ".join(f"{r['name']} {r['from']}->{r['to']}" for r in c.retyped) or "-",
                  "publishes" if c.compatible else "blocked", c.obligation or "-")
                 for c in list_schema_changes(session, resource=get_resource(session, code=resource))]
-        table(f"{resource} 结构变更 / schema changes", ["detected (UTC)", "by", "against", "added", "dropped",
+        table(f"{resource} 结构变更 / schema changes", ["detected 北京时间", "by", "against", "added", "dropped",
                                                        "retyped", "outcome", "obligation"], rows)
 
 

@@ -10,6 +10,7 @@ from cli import calendar as calendar_cmds
 from cli import registry_cmds
 from cli import validate as validate_cmds
 from cli.output import console, err_console, reported_errors, table
+from schemas.presentation import moment_compact
 
 app = typer.Typer(
     help="govshare: government data sharing and exchange hub (政务数据资源共享交换平台).",
@@ -123,11 +124,11 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
     from registry.versions import change_summary, list_versions
 
     with reported_errors(), session_scope() as session:
-        rows = [(f"v{v.number}", v.created_at.strftime("%Y-%m-%d %H:%M:%S"), v.row_count, v.quarantined_count,
+        rows = [(f"v{v.number}", moment_compact(v.created_at), v.row_count, v.quarantined_count,
                  v.manifest.get("mode"), (v.manifest.get("watermark") or {}).get("value"),
                  change_summary(v.manifest.get("changes")), v.manifest_sha256[:16])
                 for v in list_versions(session, resource=get_resource(session, code=resource))]
-        table(f"{resource} versions", ["version", "published (UTC)", "rows", "quarantined", "mode", "watermark",
+        table(f"{resource} versions", ["version", "published 北京时间", "rows", "quarantined", "mode", "watermark",
                                        "changes +/~/-", "manifest"], rows)
 
 

@@ -15,17 +15,18 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
 from registry.models import Agency, Base, Resource
+from schemas.presentation import labels
 
 __all__ = ["QuarantineSet", "QuarantineRecord", "CorrectionTicket", "DataElement", "ConsistencyCheck",
            "ExpectationRun", "QUARANTINE_STATUSES", "RECORD_STATUSES", "TICKET_STATUSES", "TICKET_KINDS"]
 
 # open: some of its rows wait for the provider's fix; resolved: each of its rows was read again, fixed or
 # deleted (their records say which); replayed: checked again into a later version (sets from before records).
-QUARANTINE_STATUSES = ("open", "resolved", "replayed")
+QUARANTINE_STATUSES = tuple(labels("quarantine_statuses"))
 # A record is one key's break of one rule: open until the key is read again (superseded by the new reading,
 # or closed as fixed) or is gone from the source (closed as deleted).
-RECORD_STATUSES = ("open", "superseded", "closed")
-TICKET_STATUSES = ("open", "closed")
+RECORD_STATUSES = tuple(labels("quarantine_record_statuses"))
+TICKET_STATUSES = tuple(labels("ticket_statuses"))
 TICKET_KINDS = ("quarantine", "consistency")
 
 

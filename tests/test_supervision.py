@@ -370,7 +370,7 @@ def test_the_periodic_notice_as_pdf_through_the_cli(world, tmp_path: Path) -> No
     for formula in METRIC_FORMULAS.values():  # each metric's one definition, in the notice's notes
         assert formula.split(" / ")[0].replace(" ", "") in compact
     assert "拒不整改" in compact and "rectification_orders#" in compact
-    assert "2026Q1" in compact and "2026Q4" in compact  # the trend's periods
+    assert "2026年第一季度" in compact and "2026Q1" not in compact  # the trend's periods, by their Chinese names
     assert reader.metadata.title == "政务数据资源共享评估定期通报（2026年第四季度）"
 
 
