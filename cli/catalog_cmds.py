@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from cli.output import console, reported_errors, table
+from cli.output import note as show_note
 from core.errors import ConfigError
 from registry.db import session_scope
 from schemas.catalog_metadata import CatalogEntryData, code_list, metadata, problems_of
@@ -324,13 +325,14 @@ def stream_command(code: Annotated[str, typer.Argument(help="信息资源代码"
     Example: govshare catalog stream 101001/0001 --source scjg-pg --table enterprises --key id --cursor updated_at
     """
     from registry.catalog import attach_stream
-    from registry.dagspecs import write_dag_specs
+    from registry.streams import verify_stream
 
     with reported_errors():
         with session_scope() as session:
-            attach_stream(session, code=code, source=source, table=table_name, query=query,
-                          primary_key=key.split(",") if key else None, cursor_column=cursor)
-        write_dag_specs()
+            entry = attach_stream(session, code=code, source=source, table=table_name, query=query,
+                                  primary_key=key.split(",") if key else None, cursor_column=cursor)
+            note = verify_stream(entry)  # a missing key or cursor column refuses it
+        show_note(note)
         console.print(f"{code} 已接入数据源 {source} / stream attached")
 
 

@@ -51,6 +51,25 @@ def changes_command(
             console.print(f"{rows} change rows written to {out}")
 
 
+def export_command(
+    resource: Annotated[str, typer.Argument(help="resource code")],
+    out: Annotated[Path, typer.Option(help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv (UTF-8 with BOM)")] = "parquet",
+    version: Annotated[int | None, typer.Option(help="version number (default: the latest)")] = None,
+) -> None:
+    """Write a published version to a file (Parquet or CSV), as the console: no API needed. Audited.
+
+    Example: govshare export 101001/0001 --version 3 --format csv --out 企业基本信息_v3.csv
+    """
+    from delivery.files import export_version
+
+    with reported_errors():
+        done = export_version(resource_code=resource, fmt=fmt, out=out, version=version)
+    console.print(f"{resource} v{done['version']}: {done['rows']} 行写入 / rows written to {out} ({done['bytes']:,} "
+                  f"bytes, SHA-256 {done['sha256'][:16]}…; `govshare verify {resource} {out} --version "
+                  f"{done['version']}` checks it)", soft_wrap=True)
+
+
 def verify_command(
     resource: Annotated[str, typer.Argument(help="resource code")],
     file: Annotated[Path, typer.Argument(help="a downloaded Parquet or CSV copy")],

@@ -26,6 +26,7 @@ class StagedRun:
     rows_staged: int = 0
     rows_quarantined: int = 0
     rows_carried: int = 0  # incremental: unchanged rows taken over from the previous version
+    rows_superseded: int = 0  # file sources: rows of a key a newer file of the same read replaced
     files: list[str] = field(default_factory=list)
     quarantine: str | None = None
     quarantine_rules: dict[str, int] = field(default_factory=dict)
@@ -36,6 +37,9 @@ class StagedRun:
     schema_change: dict[str, Any] | None = None  # columns added, dropped or retyped at the source
     referenced: list[dict[str, Any]] = field(default_factory=list)  # a layer: the previous version's file entries
     locators: dict[str, str] = field(default_factory=dict)  # own file -> its key locator (pipeline.locator)
+    key: list[str] = field(default_factory=list)  # the key the run merged and quarantined by
+    findings: dict[str, Any] = field(default_factory=dict)  # open quarantine keys seen / gone (registry.quarantine)
+    key_scan: dict[str, Any] | None = None  # an incremental run's scan of the source's keys (pipeline.deletes)
 
     def save(self) -> None:
         (Path(self.folder) / "staged.json").write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
@@ -125,7 +129,10 @@ class QuarantineWriter:
 
 
 def _rule_counts(rows: pa.RecordBatch) -> tuple[list[str], list[int]]:
-    import pyarrow.compute as pc
+    """Rows per rule; a row that broke several rules counts for each (pipeline.validate lists them all)."""
+    from collections import Counter
 
-    counts = pc.value_counts(rows.column("_rule"))
-    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+    from pipeline.validate import RULE_COLUMN, rules_of
+
+    counts = Counter(rule for rules in rules_of(rows.column(RULE_COLUMN)) for rule in rules)
+    return list(counts), list(counts.values())

@@ -158,10 +158,11 @@ def render_pdf(data: ReportData, out: Path) -> Path:
                                 o["fixed_on"], o["status"]] for o in data.orders]]))
     else:
         story.append(Paragraph("本期无责令整改事项。", styles["body"]))
-    story += [Paragraph("附：评估指标与权重", styles["h2"]),
-              table([["指标", "权重"], *[[label, evaluation.weights[key]] for key, label in labels.items()]],
-                     [90 * mm, 25 * mm]),
-              Paragraph("得分 = 100 × Σ(权重 × 指标值) ÷ Σ(本期适用指标的权重)；本期无可统计事项的指标不计入。", styles["body"])]
+    story += [Paragraph("附：评估指标、计算方法与权重", styles["h2"]),
+              table([["指标", "计算方法", "权重"], *[[label, formula, weight]
+                                                  for label, key, weight, formula in data.metric_notes()]],
+                    [60 * mm, 180 * mm, 15 * mm]),
+              Paragraph(data.score_formula, styles["body"])]
     document = SimpleDocTemplate(str(out), pagesize=landscape(A4), title=data.title, author="govshare", initialFontName=font,
                                  leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=12 * mm)
 

@@ -18,8 +18,8 @@ from core.errors import ConfigError
 from registry.evaluation import CLOCKS, Evaluation, evaluate, trend
 from registry.periods import Period, parse_period
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder, Violation
-from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
 from schemas import presentation
+from schemas.evaluation_config import METRIC_FORMULAS, METRICS, SCORE_FORMULA, EvaluationConfig, load_config
 from schemas.presentation import day
 
 FORMATS = ("html", "pdf", "xlsx")
@@ -42,6 +42,14 @@ class ReportData:
     @property
     def metric_labels(self) -> dict[str, str]:
         return dict(METRICS)
+
+    def metric_notes(self) -> list[tuple[str, str, float, str]]:
+        """(label, key, weight, formula) of every metric: the report's notes."""
+        return [(label, key, self.evaluation.weights[key], METRIC_FORMULAS[key]) for key, label in METRICS.items()]
+
+    @property
+    def score_formula(self) -> str:
+        return SCORE_FORMULA
 
     @property
     def clock_labels(self) -> dict[str, str]:

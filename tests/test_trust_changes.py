@@ -86,7 +86,7 @@ def test_applying_every_change_file_gives_the_filtered_snapshot(world: tuple[Wor
         assert {r["status"] for r in copy.values()} <= set(APPROVED_STATUSES)
         for round_no in range(1, 4):
             _source_round(database, round_no)
-            report = sync_resource(resource_code=code, full=True, notify=False)
+            report = sync_resource(resource_code=code, full=True, after=())
             since = report.version - 1
             for path, params in ((f"/api/v1/resources/{code}/changes", {"since": since}),
                                  (f"/api/v1/resources/{code}/files", {"since": since, "format": "parquet"})):
