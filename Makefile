@@ -15,6 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)  ## create .venv, install, run the whole story on SQLite + ./var/storage
+	@.ci/system-packages demo
 	$(BIN)/govshare demo
 
 test: $(STAMP)  ## the whole suite (GOVSHARE_REQUIRE_SERVICES=1 turns skips for missing services into failures)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import DataError
 
+from api.delivery import install as install_delivery
 from api.routes import access, catalog, catalog_exchange, datasets, exchange, sharing
 from api.routes import quality as quality_routes
-from api.delivery import install as install_delivery
+from api.web import for_people, http_error_page
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
 
 # Each capability's router; a new module in api/routes/ is added here.
@@ -39,6 +43,18 @@ def create_app() -> FastAPI:
     @app.exception_handler(ConfigError)
     def _bad(_: Request, exc: ConfigError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if for_people(request):  # a person in a browser gets a Chinese page; programs keep the JSON answer
+            return http_error_page(request, exc.status_code)
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if for_people(request):
+            return http_error_page(request, 400)
+        return await request_validation_exception_handler(request, exc)
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)

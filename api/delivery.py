@@ -17,6 +17,7 @@ def install(app: FastAPI) -> None:
     app.include_router(interface.router)
     app.include_router(downloads.router)
     app.include_router(web.router)
+    app.include_router(web.root_router)  # `/` leads to the catalogue (or the login page)
     app.include_router(sharing_pages.router)  # article 14: application and decision pages
 
 

@@ -1,13 +1,14 @@
 """Exchange engine against raw PostgreSQL COPY and dlt, on one table of realistic enterprise rows.
 
-Figures (issue 4): rows/s of raw binary `COPY ... TO STDOUT`, of the engine's full sync (extract, validate,
-publish) and of dlt's `sql_database` (pyarrow backend) to Parquet, the time of an incremental sync of
-10,000 changed rows (the median of five runs of one worker, each after 10,000 more changes; the worker's
-first run, a quiet one that pays the process's one-time imports, is reported as
-`incremental_first_run_seconds`), and the engine's peak memory. Each contender runs in its own process, so its peak RSS
+Figures: rows/s of raw binary `COPY ... TO STDOUT`, of the engine's full sync (extract, validate, publish) and
+of dlt's `sql_database` (pyarrow backend) to Parquet, the time of an incremental sync with deletes (the median
+of five runs of one worker, each after 10,000 rows changed, 1,000 deleted and 1,000 inserted; each run scans
+every key of the table to find the deletes; the worker's first run, a quiet one that pays the process's
+one-time imports, is reported as `incremental_first_run_seconds`), and the engine's peak memory. Each contender runs in its own process, so its peak RSS
 is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000; another count suffixes every figure, e.g.
 `full_peak_rss_mib_20m`); server: GOVSHARE_BENCH_PG_DSN. GOVSHARE_BENCH_FULL_ONLY=1 measures COPY and the full
-sync only (the memory bound on a large table); GOVSHARE_BENCH_KEEP_DATA=1 reuses a table already loaded.
+sync only (the memory bound on a large table); GOVSHARE_BENCH_PROFILE_DIR=DIR records a py-spy profile of the
+full sync there.
 
 Beside each figure: the CPU seconds of the measured process (`*_cpu_seconds`, every thread of it; the
 database server's own work is not in it) and the machine's load average when it started: on a shared
@@ -27,8 +28,9 @@ from pathlib import Path
 
 DSN = os.environ.get("GOVSHARE_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 ROWS = int(os.environ.get("GOVSHARE_BENCH_ROWS", "5000000"))
-DATABASE = "govshare_bench"
+DATABASE = f"govshare_bench_{os.getpid()}"  # one of its own: other benchmarks may run on the same server
 CHANGED = 10_000
+DELETED = 1_000  # and as many inserted, in each measured incremental run
 REPEATS = 5  # incremental runs measured; the figure is their median (single runs vary by ±30% here)
 
 
@@ -41,9 +43,6 @@ def _prepare() -> None:
 
     from samples.loaders import load_postgres
 
-    if os.environ.get("GOVSHARE_BENCH_KEEP_DATA") == "1" and _loaded_rows() == ROWS:
-        print(f"   reusing the {ROWS:,} rows already loaded (GOVSHARE_BENCH_KEEP_DATA=1)", flush=True)
-        return
     admin = psycopg2.connect(DSN)
     admin.autocommit = True
     with admin.cursor() as cursor:
@@ -56,17 +55,6 @@ def _prepare() -> None:
     print(f"   loaded {ROWS:,} rows in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def _loaded_rows() -> int | None:
-    import psycopg2
-
-    try:
-        with psycopg2.connect(_bench_dsn()) as connection, connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM enterprises")
-            return cursor.fetchone()[0]
-    except psycopg2.Error:
-        return None
-
-
 def _child(code: str, env: dict[str, str] | None = None, *, profile: str | None = None) -> dict:
     """Run a contender in a fresh interpreter; it prints one JSON line with its figures, its peak RSS and the
     CPU seconds it used (every thread of it: the figure that tells a slow run from a disturbed one)."""
@@ -76,7 +64,7 @@ def _child(code: str, env: dict[str, str] | None = None, *, profile: str | None 
         "print('BENCH_RESULT ' + json.dumps(RESULT), flush=True)\n")
     command = [sys.executable, "-c", wrapped]
     if profile and (folder := os.environ.get("GOVSHARE_BENCH_PROFILE_DIR")):
-        # py-spy samples the contender (every thread, native frames off): where its time goes
+        # py-spy samples the contender (every thread): where its time goes
         Path(folder).mkdir(parents=True, exist_ok=True)
         command = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "200", "--threads",
                    "--format", "speedscope", "--output", f"{folder}/{profile}.json", "--", *command]
@@ -125,7 +113,7 @@ ENGINE_SYNC = """
 import time
 from pipeline.sync import sync_resource
 started = time.perf_counter()
-report = sync_resource(resource_code="101001/0001", full={full})
+report = sync_resource(resource_code="101001/0001", full={full}, after=("notices",))
 RESULT = {{"seconds": time.perf_counter() - started, "rows_read": report.rows_read,
           "rows_published": report.rows_published, "mode": report.mode}}
 """
@@ -133,27 +121,37 @@ RESULT = {{"seconds": time.perf_counter() - started, "rows_read": report.rows_re
 ENGINE_INCREMENTAL = """
 import os, statistics, time
 from pipeline.sync import sync_resource
-from samples.loaders import mutate_postgres
+from registry.db import session_scope
+from registry.resources import get_resource
+from registry.versions import latest_version
+from samples.loaders import churn_postgres, mutate_postgres
 # A worker's first run pays the process's one-time costs (pyarrow's pandas shim, the database driver, the
 # registry engine): about 0.3 s whatever the change. It is measured on a quiet run (nothing changed since
-# the full sync) and reported on its own. The figure is the median of the next {repeats} runs, each after
-# {changed} more rows changed (each run stacks one more layer). The rows change one by one, each at its own
-# instant: rows changed by one batch job share one instant, and the next run reads them again (cursor ties
-# are re-read on purpose), which is a different workload.
+# the full sync: nothing is published) and reported on its own. The figure is the median of the next
+# {repeats} runs, each after {changed} rows changed one by one (each at its own instant: rows changed by one
+# batch job share one instant, and the next run reads them again, which is a different workload), {deleted}
+# rows deleted and {deleted} inserted. Each run reads the changed rows by the cursor and scans every key of the
+# table to find the deletes (pipeline/deletes.py); each stacks one more layer. The sync is measured up to its
+# commit: the post-publish path (notices, the great-expectations report: bench_gx) is left out.
+AFTER = ("notices",)
 started = time.perf_counter()
-sync_resource(resource_code="101001/0001")
+sync_resource(resource_code="101001/0001", after=AFTER)
 first = time.perf_counter() - started
-runs, reports = [], []
+runs, reports, scans = [], [], []
 for seed in range(11, 11 + {repeats}):
     mutate_postgres({dsn!r}, "enterprises", changed={changed}, seed=seed, one_by_one=True)
+    churn_postgres({dsn!r}, "enterprises", deleted={deleted}, inserted={deleted}, seed=seed)
     os.sync()  # the writes of the change and of the run before are on disk, not competing with this run
     started = time.perf_counter()
-    reports.append(sync_resource(resource_code="101001/0001"))
+    reports.append(sync_resource(resource_code="101001/0001", after=AFTER))
     runs.append(time.perf_counter() - started)
+    with session_scope() as session:
+        scans.append(latest_version(session, resource=get_resource(session, code="101001/0001")).manifest["key_scan"])
 report = reports[0]
 RESULT = {{"seconds": statistics.median(runs), "runs": runs, "first_run_seconds": first,
           "rows_read": report.rows_read, "rows_published": report.rows_published, "mode": report.mode,
-          "changes": report.changes}}
+          "changes": report.changes, "key_scan_seconds": statistics.median(s["seconds"] for s in scans),
+          "key_scan_method": scans[0]["method"]}}
 """
 
 DLT = """
@@ -168,11 +166,29 @@ RESULT = {{"seconds": time.perf_counter() - started}}
 """
 
 
+def _drop() -> None:
+    import psycopg2
+
+    admin = psycopg2.connect(DSN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DATABASE,))
+        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+    admin.close()
+
+
+def run() -> dict[str, float]:
+    try:
+        return _run()
+    finally:
+        _drop()
+
+
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def run() -> dict[str, float]:
+def _run() -> dict[str, float]:
     from urllib.parse import urlsplit
 
     _prepare()
@@ -195,9 +211,13 @@ def run() -> dict[str, float]:
                 "full_peak_rss_mib": full["peak_rss_mib"], "full_load_average_1m": load_before}.items()}
         os.sync()  # the full version's files are written out before the next measurement starts
         incremental_load = _load()
-        incremental = _child(ENGINE_INCREMENTAL.format(dsn=_bench_dsn(), changed=CHANGED, repeats=REPEATS), env)
-        if incremental["mode"] != "incremental" or incremental["changes"]["updated"] != CHANGED:
-            raise RuntimeError(f"the incremental run did not see the {CHANGED} changed rows: {incremental}")
+        incremental = _child(ENGINE_INCREMENTAL.format(dsn=_bench_dsn(), changed=CHANGED, deleted=DELETED,
+                                                       repeats=REPEATS), env)
+        changes = incremental["changes"]
+        if incremental["mode"] != "incremental" or (changes["inserted"], changes["deleted"]) != (DELETED, DELETED) \
+                or changes["updated"] + DELETED < CHANGED:  # a changed row may be among the deleted
+            raise RuntimeError(f"the incremental run did not see the {CHANGED} changed, {DELETED} deleted and "
+                               f"{DELETED} inserted rows: {incremental}")
         dlt_load = _load()
         dlt_run = _child(DLT.format(url=_bench_dsn().replace("postgresql://", "postgresql+psycopg2://"),
                                     out=f"file://{work}/dlt", pipes=f"{work}/dlt-pipelines"),
@@ -217,8 +237,11 @@ def run() -> dict[str, float]:
         "full_seconds": full["seconds"],
         "full_cpu_seconds": full["cpu_seconds"],
         "full_peak_rss_mib": full["peak_rss_mib"],
-        "incremental_seconds": incremental["seconds"],
-        "incremental_fraction": incremental["seconds"] / full["seconds"],
+        "full_vs_copy_target_ratio": 0.75,
+        # incremental with deletes: 10,000 updated, 1,000 deleted, 1,000 inserted; target under 0.10 of the full sync
+        "incremental_deletes_seconds": incremental["seconds"],
+        "incremental_deletes_fraction": incremental["seconds"] / full["seconds"],
+        "incremental_key_scan_seconds": incremental["key_scan_seconds"],
         "incremental_first_run_seconds": incremental["first_run_seconds"],
         "incremental_max_seconds": max(incremental["runs"]),
         "incremental_cpu_seconds": incremental["cpu_seconds"],  # the worker: first run and five measured ones
@@ -228,7 +251,6 @@ def run() -> dict[str, float]:
         "dlt_cpu_seconds": dlt_run["cpu_seconds"],
         "dlt_load_average_1m": dlt_load,
         "exchange_load_average_1m": load_before,  # when the full sync started: other work moves every figure
-        "full_vs_copy_target_ratio": 0.75,
     }.items()}
 
 

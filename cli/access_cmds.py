@@ -20,6 +20,7 @@ import typer
 
 from cli.output import console, reported_errors, table
 from core.errors import AccessDenied
+from schemas.presentation import label_list
 
 user_app = typer.Typer(help="People (用户) of agencies and their roles.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log (审计日志): verify the chain, export a period.", no_args_is_help=True)
@@ -99,7 +100,7 @@ def user_list(as_user: AsUser = None) -> None:
 
     with reported_errors(), refusals_audited(as_user, "user list"), session_scope() as session:
         table("用户 / users", ["username", "name", "agency", "roles", "active"],
-              [(u.username, u.display_name, u.agency.name, ", ".join(u.roles), u.active)
+              [(u.username, u.display_name, u.agency.name, label_list("roles", u.roles), u.active)
                for u in list_users(session, by=acting_as(session, as_user))])
 
 

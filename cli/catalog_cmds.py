@@ -14,15 +14,16 @@ import typer
 from pydantic import ValidationError
 
 from cli.output import console, reported_errors, table
+from cli.output import note as show_note
 from core.errors import ConfigError
 from registry.db import session_scope
 from schemas.catalog_metadata import CatalogEntryData, code_list, metadata, problems_of
+from schemas.presentation import labels, moment_compact
 
 catalog_app = typer.Typer(help="资源目录 Resource catalogue: compile, review, publish, keep up (articles 8-10, 19).",
                           no_args_is_help=True)
 
-STATUS_LABELS = {"registered": "已登记未编目", "draft": "草稿", "submitted": "待审核", "returned": "已退回",
-                 "published": "已发布", "superseded": "已被替代"}
+STATUS_LABELS = labels("catalog_statuses")
 
 ItemOption = Annotated[list[str] | None, typer.Option(
     "--item", help="信息项 data item NAME:TYPE[:SUBJECT_ID[:COLUMN]], e.g. 统一社会信用代码:字符型:uscc:uscc; repeatable")]
@@ -270,9 +271,7 @@ def history_command(code: Annotated[str, typer.Argument(help="信息资源代码
     from registry.catalog import get_entry, list_revisions
     from registry.catalog_review import confidentiality_of
 
-    def when(moment: Any) -> str:
-        return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
-
+    when = moment_compact
     with reported_errors(), session_scope() as session:
         entry = get_entry(session, code=code)
         rows = []
@@ -283,7 +282,7 @@ def history_command(code: Annotated[str, typer.Argument(help="信息资源代码
                          "" if secrecy is None else f"{'通过' if secrecy.passed else '未通过'} {secrecy.reviewer}",
                          f"{r.reviewed_by or ''} {when(r.reviewed_at)}".strip(), r.content_sha256[:12]))
         table(f"{entry.code} {entry.name} 修订历史 / history",
-              ["版本", "状态", "编制人", "编制时间(UTC)", "提交", "保密审查", "审核", "内容摘要"], rows)
+              ["版本", "状态", "编制人", "编制时间（北京时间）", "提交", "保密审查", "审核", "内容摘要"], rows)
 
 
 @catalog_app.command("diff")
@@ -326,13 +325,14 @@ def stream_command(code: Annotated[str, typer.Argument(help="信息资源代码"
     Example: govshare catalog stream 101001/0001 --source scjg-pg --table enterprises --key id --cursor updated_at
     """
     from registry.catalog import attach_stream
-    from registry.dagspecs import write_dag_specs
+    from registry.streams import verify_stream
 
     with reported_errors():
         with session_scope() as session:
-            attach_stream(session, code=code, source=source, table=table_name, query=query,
-                          primary_key=key.split(",") if key else None, cursor_column=cursor)
-        write_dag_specs()
+            entry = attach_stream(session, code=code, source=source, table=table_name, query=query,
+                                  primary_key=key.split(",") if key else None, cursor_column=cursor)
+            note = verify_stream(entry)  # a missing key or cursor column refuses it
+        show_note(note)
         console.print(f"{code} 已接入数据源 {source} / stream attached")
 
 

@@ -42,8 +42,9 @@ def _prepare_home() -> tuple[Path, str]:
     return home, note
 
 
-def _register(home: Path) -> dict[str, str]:
-    from cli.demo_catalog import catalogue_credit, catalogue_enterprises
+def _register(home: Path, *, rows: int = ENTERPRISE_ROWS) -> dict[str, str]:
+    from cli.demo_catalog import CREDIT_CONDITION, catalogue_credit, catalogue_enterprises
+    from cli.demo_story import add_oversight_agencies, add_people, mask_identifiers
     from registry.agencies import add_agency
     from registry.dagspecs import write_dag_specs
     from registry.db import session_scope
@@ -56,11 +57,12 @@ def _register(home: Path) -> dict[str, str]:
 
     upgrade()
     market_db, tax_db = home / "sources" / "market.db", home / "sources" / "tax.db"
-    make_market_db(market_db, rows=ENTERPRISE_ROWS)
-    make_tax_db(tax_db, rows=ENTERPRISE_ROWS // 2)
+    make_market_db(market_db, rows=rows)
+    make_tax_db(tax_db, rows=rows // 2)
     with session_scope() as session:
         for agency in (MARKET, TAX, HR):
             add_agency(session, code=agency.code, name=agency.name, actor="demo")
+        add_oversight_agencies(session)
         add_source(session, name="scjg-registry", agency=MARKET.name, kind="sqlite", config={"path": str(market_db)}, actor="demo")
         add_source(session, name="tax-credit", agency=TAX.name, kind="sqlite", config={"path": str(tax_db)}, actor="demo")
         enterprises = add_resource(
@@ -70,16 +72,40 @@ def _register(home: Path) -> dict[str, str]:
         credit = add_resource(
             session, name="企业纳税信用等级", agency=TAX.name, classification="102003", source="tax-credit",
             table="taxpayer_credit", primary_key=["uscc"], cursor_column="updated_at", update_cycle="monthly",
+            sharing_type="conditional", sharing_condition=CREDIT_CONDITION,
             abstract="纳税人年度纳税信用等级评价结果（A/B/M/C/D）", actor="demo")
-        # only published entries are shared: both are catalogued in full and published through review first
+        # both entries are catalogued in full and published through the catalogue review before anyone takes them
         catalogue_enterprises(session, agency=MARKET.name, code=enterprises.code, abstract=enterprises.abstract)
         catalogue_credit(session, agency=TAX.name, code=credit.code, abstract=credit.abstract)
-        for resource in (enterprises, credit):
-            subscribe(session, resource_code=resource.code, agency=HR.name, purpose="就业参保登记时核验用人单位信息", actor="demo")
+        add_people(session)
+        mask_identifiers(session, resource_code=enterprises.code, scan_folder=home / "sources")
+        subscribe(session, resource_code=enterprises.code, agency=HR.name, purpose="就业参保登记时核验用人单位信息",
+                  actor="demo")
         token = issue_token(session, agency=HR.name, name="hr-employment-system", days=30, actor="demo")
         codes = {"enterprises": enterprises.code, "credit": credit.code}
     write_dag_specs()
     return {**codes, "token": token, "market_db": str(market_db)}
+
+
+def _apply(made: dict[str, str]) -> str:
+    """The application a new user follows in the browser (after the first versions exist)."""
+    from cli.demo_story import apply_for_credit
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        return apply_for_credit(session, resource_code=made["credit"])
+
+
+def stage_story(*, rows: int) -> dict[str, str]:
+    """The demo's registry, versions and application without Airflow or the consumer's download (for tests of
+    the pages a new user walks through); GOVSHARE_HOME must be a demo home."""
+    from pipeline.sync import sync_resource
+
+    home, _ = _prepare_home()
+    made = _register(home, rows=rows)
+    for code in (made["enterprises"], made["credit"]):
+        sync_resource(resource_code=code)
+    return {**made, "application": _apply(made)}
 
 
 def _free_port() -> int:
@@ -136,10 +162,11 @@ def run_demo(*, use_airflow: bool = True) -> None:
     console.print(f"[bold]govshare demo[/bold]: {note}")
     started = time.monotonic()
     made = _register(home)
-    steps = [("registry", "3 agencies, 2 SQLite sources, 2 catalogue resources, 2 subscriptions, 1 API token"),
-             ("catalogue 资源目录", (f"{made['enterprises']} and {made['credit']}: 13 core elements, submitted, "
-                                    "confidentiality-reviewed, published by each provider's designated reviewer "
-                                    "(govshare catalog show)"))]
+    steps = [("registry", "5 agencies, 2 SQLite sources, 2 catalogue entries, 1 subscription, 5 web accounts, "
+                          "1 API token"),
+             ("catalogue 资源目录", (f"{made['enterprises']} (普遍共享) and {made['credit']} (按需共享): 13 core "
+                                    "elements, submitted, confidentiality-reviewed, published by each agency's "
+                                    "designated reviewer (govshare catalog show)"))]
     codes = [made["enterprises"], made["credit"]]
     if use_airflow:
         console.print("running the sync DAGs through Airflow (dag.test) …")
@@ -158,8 +185,18 @@ def run_demo(*, use_airflow: bool = True) -> None:
                   f"v{report.version} ({report.mode}): read {report.rows_read}, published {report.rows_published}"))
     steps += [(f"consumer {what}", f"{status} {detail}") for what, status, detail in
               _download_through_api(made["enterprises"], made["token"])]
+    steps.append(("application 共享申请", f"{_apply(made)}: 张伟 (HR) applied for {made['credit']}, waiting for 王芳 (tax)"))
     table(f"what the demo did ({time.monotonic() - started:.0f} s)", ["step", "result"], steps)
+    _print_next_steps(home, made)
+
+
+def _print_next_steps(home: Path, made: dict[str, str]) -> None:
+    from cli.demo_story import PASSWORD, USERS
+
     port = get_settings().api_port
     console.print(f"\nconsumer token (上海市人力资源和社会保障局): {made['token']}", soft_wrap=True)
-    console.print(f"serve the API:  GOVSHARE_DEMO=1 GOVSHARE_HOME={home} govshare serve", soft_wrap=True)
-    console.print(f"then open:      http://127.0.0.1:{port}/docs", soft_wrap=True)
+    console.print(f"serve the hub:  GOVSHARE_DEMO=1 GOVSHARE_HOME={home} govshare serve", soft_wrap=True)
+    console.print(f"then open in a browser: http://127.0.0.1:{port}/  (API docs: http://127.0.0.1:{port}/docs)",
+                  soft_wrap=True)
+    table(f"demo accounts (演示账号), password {PASSWORD}", ["用户名", "姓名", "机构", "做什么"],
+          [(u.username, u.name, u.agency.name, u.does) for u in USERS])

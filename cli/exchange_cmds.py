@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.output import console, err_console, reported_errors, table
+from schemas.presentation import moment_compact
 
 notices_app = typer.Typer(help="Update notices to subscribers (更新通知, article 16).", no_args_is_help=True)
 
@@ -50,6 +51,25 @@ def changes_command(
             console.print(f"{rows} change rows written to {out}")
 
 
+def export_command(
+    resource: Annotated[str, typer.Argument(help="resource code")],
+    out: Annotated[Path, typer.Option(help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv (UTF-8 with BOM)")] = "parquet",
+    version: Annotated[int | None, typer.Option(help="version number (default: the latest)")] = None,
+) -> None:
+    """Write a published version to a file (Parquet or CSV), as the console: no API needed. Audited.
+
+    Example: govshare export 101001/0001 --version 3 --format csv --out 企业基本信息_v3.csv
+    """
+    from delivery.files import export_version
+
+    with reported_errors():
+        done = export_version(resource_code=resource, fmt=fmt, out=out, version=version)
+    console.print(f"{resource} v{done['version']}: {done['rows']} 行写入 / rows written to {out} ({done['bytes']:,} "
+                  f"bytes, SHA-256 {done['sha256'][:16]}…; `govshare verify {resource} {out} --version "
+                  f"{done['version']}` checks it)", soft_wrap=True)
+
+
 def verify_command(
     resource: Annotated[str, typer.Argument(help="resource code")],
     file: Annotated[Path, typer.Argument(help="a downloaded Parquet or CSV copy")],
@@ -83,12 +103,12 @@ def schema_changes_command(resource: Annotated[str, typer.Argument(help="resourc
     from registry.schema_changes import list_schema_changes
 
     with reported_errors(), session_scope() as session:
-        rows = [(c.detected_at.strftime("%Y-%m-%d %H:%M:%S"), c.actor, f"v{c.previous_version}",
+        rows = [(moment_compact(c.detected_at), c.actor, f"v{c.previous_version}",
                  ", ".join(a["name"] for a in c.added) or "-", ", ".join(d["name"] for d in c.dropped) or "-",
                  ", ".join(f"{r['name']} {r['from']}->{r['to']}" for r in c.retyped) or "-",
                  "publishes" if c.compatible else "blocked", c.obligation or "-")
                 for c in list_schema_changes(session, resource=get_resource(session, code=resource))]
-        table(f"{resource} 结构变更 / schema changes", ["detected (UTC)", "by", "against", "added", "dropped",
+        table(f"{resource} 结构变更 / schema changes", ["detected 北京时间", "by", "against", "added", "dropped",
                                                        "retyped", "outcome", "obligation"], rows)
 
 

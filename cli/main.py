@@ -9,7 +9,8 @@ import typer
 from cli import calendar as calendar_cmds
 from cli import registry_cmds
 from cli import validate as validate_cmds
-from cli.output import console, reported_errors, table
+from cli.output import console, err_console, reported_errors, table
+from schemas.presentation import moment_compact
 
 app = typer.Typer(
     help="govshare: government data sharing and exchange hub (政务数据资源共享交换平台).",
@@ -46,6 +47,7 @@ from cli import exchange_cmds  # noqa: E402 - exchange engine (issue 4)
 app.add_typer(exchange_cmds.notices_app, name="notices")
 app.command("changes")(exchange_cmds.changes_command)
 app.command("verify")(exchange_cmds.verify_command)
+app.command("export")(exchange_cmds.export_command)
 app.command("schema-changes")(exchange_cmds.schema_changes_command)
 app.command("housekeep")(exchange_cmds.housekeep_command)
 from cli import delivery_cmds  # noqa: E402 - offline exchange: packages and SFTP push (issue 7)
@@ -98,13 +100,17 @@ def sync(resource: Annotated[str, typer.Argument(help="resource code")],
         report = sync_resource(resource_code=resource, full=full, wait_seconds=wait, attempts=attempts)
         from registry.versions import change_summary
 
-        table(f"{report.resource_code} v{report.version}", ["mode", "read", "published", "quarantined",
-                                                            "changes +/~/-", "manifest"],
-              [(report.mode, report.rows_read, report.rows_published, report.rows_quarantined,
-                change_summary(report.changes), report.manifest_sha256[:16])])
-        if report.rows_quarantined:  # issue 5: where the provider's rows wait, and its ticket
-            console.print(f"{report.rows_quarantined} 行已隔离并向提供部门开具疑义校核工单 / rows quarantined, ticket "
-                          f"opened: `govshare quarantine list {resource}`")
+        title = (f"{report.resource_code} v{report.version}" if report.published else
+                 f"{report.resource_code}: 无变化，未发布新版本 / unchanged, v{report.previous_version} stays current")
+        table(title, ["mode", "read", "published", "quarantined", "version rows", "changes +/~/-", "manifest"],
+              [(report.mode, report.rows_read, report.rows_published, report.rows_quarantined, report.version_rows,
+                change_summary(report.changes), report.manifest_sha256[:16] or "-")])
+        if report.rows_quarantined:  # where the provider's rows wait, and its ticket
+            console.print(f"{report.rows_quarantined} 行已隔离并通知提供部门更正 / rows quarantined, the provider's "
+                          f"ticket lists them: `govshare quarantine list {resource}`")
+        for step, problem in report.after.get("errors", {}).items():
+            err_console.print(f"[yellow]发布后步骤未完成 / after the publish, {step} failed:[/yellow] {problem}",
+                              soft_wrap=True)
 
 
 @app.command()
@@ -118,11 +124,11 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
     from registry.versions import change_summary, list_versions
 
     with reported_errors(), session_scope() as session:
-        rows = [(f"v{v.number}", v.created_at.strftime("%Y-%m-%d %H:%M:%S"), v.row_count, v.quarantined_count,
+        rows = [(f"v{v.number}", moment_compact(v.created_at), v.row_count, v.quarantined_count,
                  v.manifest.get("mode"), (v.manifest.get("watermark") or {}).get("value"),
                  change_summary(v.manifest.get("changes")), v.manifest_sha256[:16])
                 for v in list_versions(session, resource=get_resource(session, code=resource))]
-        table(f"{resource} versions", ["version", "published (UTC)", "rows", "quarantined", "mode", "watermark",
+        table(f"{resource} versions", ["version", "published 北京时间", "rows", "quarantined", "mode", "watermark",
                                        "changes +/~/-", "manifest"], rows)
 
 
@@ -161,7 +167,15 @@ def demo(airflow: Annotated[bool, typer.Option(help="run the sync DAGs through A
 
 
 def main() -> None:
-    app()
+    """The `govshare` command; an error no command caught still ends in one clear line, never a traceback."""
+    import sys
+
+    from cli.output import unexpected
+
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last net under every command
+        sys.exit(unexpected(exc))
 
 
 if __name__ == "__main__":

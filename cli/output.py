@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import date
 
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.table import Table
 
@@ -38,6 +39,12 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
     console.print(grid)
 
 
+def note(text: str | None) -> None:
+    """A warning the person should read, on stderr (nothing when there is none)."""
+    if text:
+        err_console.print(f"[yellow]注意 / note:[/yellow] {text}", soft_wrap=True)
+
+
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn the hub's errors into one clear line and an exit status (1 usage/config, 2 retriable, 3 fatal)."""
@@ -55,3 +62,51 @@ def reported_errors() -> Iterator[None]:
     except (ConfigError, GovshareError) as exc:
         err_console.print(f"[red]错误 / error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
+    except (TyperException, typer.Exit, typer.Abort):
+        raise  # usage errors and exits: the command-line parser says them itself
+    except Exception as exc:  # noqa: BLE001 - no command ever shows a traceback
+        raise typer.Exit(unexpected(exc)) from exc
+
+
+def unexpected(exc: BaseException) -> int:
+    """One clear line for an error the hub did not foresee, the traceback kept in GOVSHARE_HOME/logs; the exit
+    status (2: the registry database could not be reached, retry; 1: a file problem; 70: a bug to report)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+    detail = " ".join(str(getattr(exc, "orig", None) or exc).split())[:400]
+    if isinstance(exc, OperationalError) and "no such table" not in detail:
+        err_console.print(f"[yellow]登记库无法访问，可重试 / the registry database cannot be reached:[/yellow] {detail}; "
+                          "check GOVSHARE_DATABASE_URL and that the database is running", soft_wrap=True)
+        return 2
+    if isinstance(exc, (OperationalError, ProgrammingError)):
+        err_console.print(f"[red]登记库结构不是最新 / the registry database is not up to date:[/red] {detail}; run "
+                          "`govshare init`", soft_wrap=True)
+        return 1
+    if isinstance(exc, OSError) and not isinstance(exc, DBAPIError):
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        err_console.print(f"[red]文件或网络错误 / file or network error:[/red]{where}: {exc.strerror or detail}",
+                          soft_wrap=True)
+        return 1
+    log = _log_traceback(exc)
+    err_console.print(f"[red]内部错误 / internal error ({type(exc).__name__}):[/red] {detail}. "
+                      + (f"The details are in {log}; " if log else "") + "please report it to the platform's operator",
+                      soft_wrap=True)
+    return 70
+
+
+def _log_traceback(exc: BaseException) -> str | None:
+    import traceback
+
+    from core import clock
+    from core.settings import get_settings
+
+    try:
+        folder = get_settings().home / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "cli-errors.log"
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"--- {clock.now().isoformat()}\n")
+            handle.write("".join(traceback.format_exception(exc)))
+        return str(path)
+    except Exception:  # noqa: BLE001 - the message above matters more than the log
+        return None

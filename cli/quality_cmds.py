@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 from cli.output import console, reported_errors, table
+from cli.output import note as show_note
+from core.errors import ConfigError
+from schemas.presentation import label, moment_compact
 
 quarantine_app = typer.Typer(help="隔离数据 Quarantined rows: list, export for the provider, replay after the fix.",
                              no_args_is_help=True)
@@ -21,8 +24,7 @@ element_app = typer.Typer(help="数据元 Data elements and their one authoritat
                           no_args_is_help=True)
 
 
-def _when(value) -> str:  # noqa: ANN001 - datetime | None
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+_when = moment_compact
 
 
 @quarantine_app.command("list")
@@ -37,9 +39,10 @@ def quarantine_list(resource: Annotated[str, typer.Argument(help="resource code"
 
     with reported_errors(), session_scope() as session:
         sets = list_quarantine(session, resource_code=resource, status=status)
-        table(f"{resource} 隔离数据 / quarantined rows", ["run", "隔离时间 (UTC)", "行数 rows", "规则 rules", "状态 status"],
+        table(f"{resource} 隔离数据 / quarantined rows", ["run", "隔离时间（北京时间）", "行数 rows", "规则 rules", "状态 status"],
               [(s.run_id[:12], _when(s.created_at), s.rows,
-                ", ".join(f"{k}={v}" for k, v in sorted(s.rules.items())), s.status) for s in sets])
+                ", ".join(f"{k}={v}" for k, v in sorted(s.rules.items())), label("quarantine_statuses", s.status))
+               for s in sets])
         console.print(f"待处理 open: {sum(s.rows for s in sets if s.status == 'open')} 行 rows")
 
 
@@ -89,8 +92,9 @@ def ticket_list(agency: Annotated[str | None, typer.Option(help="agency code or 
     with reported_errors(), session_scope() as session:
         tickets = list_tickets(session, agency=agency, status=status, resource_code=resource)
         table("疑义校核工单 / tickets", ["id", "类型 kind", "机构 agency", "资源 resource", "行数 rows", "状态 status",
-                                     "开具 opened (UTC)"],
-              [(t.id, t.kind, t.agency.name, t.resource.code, t.rows, t.status, _when(t.created_at)) for t in tickets])
+                                     "开具 opened 北京时间"],
+              [(t.id, t.kind, t.agency.name, t.resource.code, t.rows, label("ticket_statuses", t.status),
+                _when(t.created_at)) for t in tickets])
 
 
 @ticket_app.command("show")
@@ -258,6 +262,32 @@ def contract_check(path: Annotated[Path, typer.Argument(help="contract YAML file
         console.print(f"契约有效 / contract {contract.name} is valid")
 
 
+@contract_app.command("draft")
+def contract_draft(source: Annotated[str, typer.Option(help="source name")],
+                   table_name: Annotated[str, typer.Option("--table", help="table (or stream) to describe")],
+                   out: Annotated[Path | None, typer.Option(help="file to write (default: print it)")] = None,
+                   name: Annotated[str | None, typer.Option(help="contract name (default: the table's)")] = None) -> None:
+    """起草数据契约 Draft a contract from a source table's columns, for you to edit (docs/contracts.md).
+
+    Example: govshare contract draft --source scjg-pg --table enterprises --out ~/govshare/contracts/enterprises.yaml
+    """
+    from registry.contracts import draft_contract
+    from registry.db import session_scope
+
+    with reported_errors(), session_scope() as session:
+        text = draft_contract(session, source=source, table=table_name, name=name)
+    if out is None:
+        typer.echo(text)
+        return
+    with reported_errors():
+        if out.exists():
+            raise ConfigError(f"{out} exists; give another --out (a draft never overwrites an edited contract)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    console.print(f"契约草稿已写入 / draft written to {out}; edit it, then `govshare contract check {out}`",
+                  soft_wrap=True)
+
+
 @contract_app.command("attach")
 def contract_attach(resource: Annotated[str, typer.Argument(help="resource code")],
                     name: Annotated[str, typer.Argument(help="contract name (file name without .yaml)")]) -> None:
@@ -265,9 +295,13 @@ def contract_attach(resource: Annotated[str, typer.Argument(help="resource code"
 
     Example: govshare contract attach 101001/0001 enterprises
     """
-    from registry.db import session_scope
     from registry.contracts import attach_contract
+    from registry.db import session_scope
+    from registry.resources import get_resource
+    from registry.streams import verify_stream
 
     with reported_errors(), session_scope() as session:
         contract = attach_contract(session, resource_code=resource, name=name)
+        note = verify_stream(get_resource(session, code=resource))  # the source must have the contract's columns
+        show_note(note)
         console.print(f"资源 {resource} 使用契约 {contract.name} ({len(contract.rules)} 条规则 rules)")

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.output import console, reported_errors, table
+from cli.output import console, err_console, reported_errors, table
+from cli.output import note as show_note
 from registry.agencies import add_agency, list_agencies
-from registry.dagspecs import write_dag_specs
 from registry.db import session_scope
 from registry.resources import add_resource, get_resource, list_resources
-from registry.sources import add_source, get_source, list_sources, open_connector
+from registry.sources import add_source, edit_source, get_source, list_sources, open_connector
+from registry.streams import set_stream, verify_stream
 from registry.subscriptions import subscribe
 from registry.tokens import issue_token
 from registry.versions import latest_version
@@ -112,6 +113,42 @@ def source_add(
         console.print(f"source {source.name} ({source.kind}) registered")
 
 
+@source_app.command("edit")
+def source_edit(
+    name: Annotated[str, typer.Argument(help="source name")],
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE setting to set (VALUE may be JSON), repeatable")] = None,
+    unset: Annotated[list[str] | None, typer.Option(help="a setting to remove, repeatable")] = None,
+    password_env: Annotated[str | None, typer.Option(help="new password from this environment variable")] = None,
+    token_env: Annotated[str | None, typer.Option(help="new API token (http kind) from this environment variable")] = None,
+    key_file: Annotated[Path | None, typer.Option(help="new private key file for an sftp source")] = None,
+    check: Annotated[bool, typer.Option(help="connect with the new settings and report")] = True,
+) -> None:
+    """Change a source's settings or rotate its secret; the resources it feeds keep it. Audited, secrets never shown.
+
+    Example: SCJG_PG_PASSWORD=... govshare source edit scjg-pg --password-env SCJG_PG_PASSWORD -o port=6432
+    """
+    with reported_errors():
+        with session_scope() as session:
+            secret = _secret_from(password_env=password_env, token_env=token_env, key_file=key_file)
+            source = edit_source(session, name=name, config=_options(option or []), unset=unset, secret=secret)
+            connector = open_connector(source)
+        console.print(f"source {name} updated" + (f" (secret: {', '.join(sorted(secret))} replaced)" if secret else ""))
+        if check:
+            _report_check(connector)
+
+
+def _report_check(connector) -> None:  # noqa: ANN001 - connectors.base.Connector
+    """Connect and say how it went; the change is kept either way (a database may learn its new password later)."""
+    from core.errors import GovshareError
+
+    try:
+        connector.check(None)
+    except GovshareError as exc:
+        err_console.print(f"[yellow]连接检查未通过 / check failed:[/yellow] {exc}", soft_wrap=True)
+        return
+    console.print(f"source {connector.name}: ok")
+
+
 @source_app.command("check")
 def source_check(name: Annotated[str, typer.Argument(help="source name")],
                  table_name: Annotated[str | None, typer.Option("--table", help="also check this table")] = None) -> None:
@@ -166,9 +203,33 @@ def resource_add(
                                 table=table_name, query=query, primary_key=key.split(",") if key else None,
                                 cursor_column=cursor, sync_mode=mode, abstract=abstract, sharing_type=sharing,
                                 sharing_condition=condition, update_cycle=cycle)
+        note = verify_stream(resource)  # a missing key or cursor column refuses the whole registration
         code = resource.code
-    write_dag_specs()
+    show_note(note)
     console.print(f"resource {code} {name} registered")
+
+
+@resource_app.command("edit")
+def resource_edit(
+    code: Annotated[str, typer.Argument(help="resource code")],
+    source: Annotated[str | None, typer.Option(help="move to this source (of the same agency)")] = None,
+    table_name: Annotated[str | None, typer.Option("--table", help="source table")] = None,
+    query: Annotated[str | None, typer.Option(help="source query instead of a table")] = None,
+    key: Annotated[str | None, typer.Option(help="primary key column(s), comma separated")] = None,
+    cursor: Annotated[str | None, typer.Option(help="cursor column for incremental sync ('' for none)")] = None,
+) -> None:
+    """Change what feeds a resource: another source of its agency, table, key or cursor; checked against the source.
+
+    The versions stay; the next sync reads in full (and publishes nothing if nothing changed).
+    Example: govshare resource edit 101001/0001 --source scjg-pg-2024
+    """
+    with reported_errors(), session_scope() as session:
+        resource = get_resource(session, code=code)
+        changed = set_stream(session, resource=resource, source=source, table=table_name, query=query,
+                             primary_key=key.split(",") if key is not None else None, cursor_column=cursor)
+        note = verify_stream(resource) if changed else None
+    show_note(note)
+    console.print(f"resource {code}: " + ("stream updated; the next sync reads in full" if changed else "unchanged"))
 
 
 @resource_app.command("list")

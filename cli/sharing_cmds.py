@@ -15,6 +15,7 @@ import typer
 from cli import access_cmds
 from cli.access_cmds import AsUser, acting_as, parse_day, refusals_audited
 from cli.output import console, due, reported_errors, table
+from schemas.presentation import label
 
 apply_app = typer.Typer(help="Applications for conditional resources (按需共享申请, article 14) and for leave to "
                              "publish or pass on data (article 17).", no_args_is_help=True)
@@ -89,7 +90,8 @@ def apply_list(status: Annotated[Optional[str], typer.Option()] = None, as_user:
 
     with reported_errors(), refusals_audited(as_user, "apply list"), session_scope() as session:
         table("共享申请 / applications", ["number", "kind", "resource", "consumer", "status", "due", "approved"],
-              [(a.number, a.kind, a.resource.code, a.consumer.name, a.status, due(a.due_on),
+              [(a.number, label("application_kinds", a.kind), a.resource.code, a.consumer.name,
+                label("application_statuses", a.status), due(a.due_on),
                 ", ".join(a.approved_items or []) or "-")
                for a in list_applications(session, by=acting_as(session, as_user), status=status)])
 
@@ -164,7 +166,8 @@ def decide_command(number: str,
         application = decide(session, number=number, outcome=outcome, reasons=reason, approved_items=item or None,
                              unmask=unmask or list(unmask_column or []), expires_on=parse_day(expires),
                              by=acting_as(session, as_user))
-        console.print(f"{number}: {application.status}; grant {application.grant_id or '-'}")
+        console.print(f"{number}: {label('application_statuses', application.status)} / {application.status}; "
+                      f"grant {application.grant_id or '-'}")
 
 
 @dispute_app.command("open")
@@ -200,7 +203,8 @@ def dispute_list(as_user: AsUser = None) -> None:
 
     with reported_errors(), refusals_audited(as_user, "dispute list"), session_scope() as session:
         table("协调处理 / disputes", ["id", "application", "status", "outcome", "conclusion"],
-              [(d.id, d.application.number, d.status, d.outcome or "-", d.conclusion or "-")
+              [(d.id, d.application.number, label("dispute_statuses", d.status),
+                label("application_statuses", d.outcome) or "-", d.conclusion or "-")
                for d in list_disputes(session, by=acting_as(session, as_user))])
 
 
@@ -282,7 +286,8 @@ def grant_list(resource: Annotated[Optional[str], typer.Option()] = None,
                            resource=get_resource(session, code=resource) if resource else None,
                            agency=get_agency(session, ref=agency) if agency else None)
         table("共享授权 / grants", ["id", "resource", "consumer", "status", "items", "rows", "purpose", "expires"],
-              [(g.id, g.resource.code, g.agency.name, g.status, ", ".join(g.columns) if g.columns else "all",
+              [(g.id, g.resource.code, g.agency.name, label("grant_statuses", g.status),
+                ", ".join(g.columns) if g.columns else "all",
                 json.dumps(g.row_filter, ensure_ascii=False) if g.row_filter else "all", g.purpose,
                 g.expires_at or "-") for g in rows])
 

@@ -10,12 +10,32 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from core.errors import ConfigError
+from core.errors import ConfigError, RetriableError
 
 # A column a connector adds to a batch to flag rows it could not convert faithfully: the value is the
 # problem (column, raw value, reason); the pipeline quarantines those rows instead of publishing them.
 ROW_PROBLEM_COLUMN = "__govshare_row_problem"
+# A column a file source adds: the rank of the row's file among those read, by modification time then name. When
+# several files hold a key, the pipeline keeps the newest file's row (an update) and only repeats within one
+# file are duplicates (pipeline/extract.py). Never published.
+ROW_ORIGIN_COLUMN = "__govshare_row_origin"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+# A source that refuses the credential or the right to read is a configuration problem: trying again with the
+# same password or grants cannot succeed, so it is never retried (sync --attempts, Airflow task retries).
+# SQLSTATE class 28 (invalid authorization), 42501 (insufficient privilege), 3D000 (no such database).
+REFUSED_SQLSTATES = ("28", "42501", "3D000")
+REFUSED_WORDS = ("password authentication failed", "authentication failed", "no pg_hba.conf entry",
+                 "permission denied", "access denied", "login failed", "login refused", "not authorized",
+                 "unauthorized", "must be superuser", "must be owner", "must have replication")
+_MISSING_LOGIN = re.compile(r"(role|user|database) \S+ does not exist", re.I)
+
+
+def refused(reason: str, sqlstate: str | None = None) -> bool:
+    """Whether a source's error says the hub may not log in or read (wrong password, no grant, no database)."""
+    if sqlstate and sqlstate.upper().startswith(REFUSED_SQLSTATES):
+        return True
+    text = reason.lower()
+    return any(word in text for word in REFUSED_WORDS) or bool(_MISSING_LOGIN.search(reason))
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,7 @@ class ColumnInfo:
     source_type: str
     arrow_type: pa.DataType
     nullable: bool = True
+    comment: str = ""  # the column's description at the source, where the database keeps one
 
 
 @dataclass
@@ -93,6 +114,18 @@ class Connector(ABC):
         """A one-line error naming the source, for check() and read()."""
         return f"source {self.name!r} ({self.kind} {self.describe()}): {problem}"
 
+    def error(self, reason: str, *, doing: str, sqlstate: str | None = None) -> ConfigError | RetriableError:
+        """The error a failed call to the source raises, by its cause: refused credentials or rights are a
+        ConfigError (fix the source's secret or grants: `govshare source edit`), anything else retriable."""
+        reason = " ".join(reason.split())
+        for value in self.secret.values():  # a driver may echo a connection string
+            if isinstance(value, str) and len(value) >= 4:
+                reason = reason.replace(value, "***")
+        if refused(reason, sqlstate):
+            return ConfigError(self.fail(f"登录或读取被拒绝 / the source refused the hub ({doing}): {reason}; check "
+                                         f"the credential and grants (`govshare source edit {self.name}`)"))
+        return RetriableError(self.fail(f"{doing}: {reason}"))
+
     @abstractmethod
     def describe(self) -> str:
         """Where the source is, without secrets."""
@@ -108,3 +141,35 @@ class Connector(ABC):
     @abstractmethod
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         """Record batches of at most stream.batch_rows rows; rows with cursor >= state.cursor_value."""
+
+    # A source that can read a stream's key columns alone (a database) says so; the pipeline then finds the
+    # keys deleted at the source in every incremental run (pipeline/deletes.py). Others (files, HTTP APIs)
+    # find them only by a full read.
+    reads_keys: ClassVar[bool] = False
+
+    def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
+        """Every row's key columns only, in record batches; sorted by the key when ``ordered`` (the caller
+        checks the order and copes when it is not)."""
+        raise NotImplementedError(f"a {self.kind} source cannot read its keys alone")
+
+    def stream_schema(self, stream: StreamSpec) -> pa.Schema:
+        """The stream's columns as a read would deliver them, without reading its rows (the default reads the
+        first batch; database connectors ask their catalogue)."""
+        first = next(iter(self.read(stream, ReadState())), None)
+        if first is None:
+            raise ConfigError(self.fail(f"{stream.label} yields no columns"))
+        return payload_schema(first.schema)
+
+
+def payload_schema(schema: pa.Schema) -> pa.Schema:
+    """A read's columns as they will be published (without a connector's row flags)."""
+    for name in (ROW_PROBLEM_COLUMN, ROW_ORIGIN_COLUMN):
+        index = schema.get_field_index(name)
+        if index >= 0:
+            schema = schema.remove(index)
+    return schema
+
+
+def quoted_names(names: tuple[str, ...] | list[str], quote: str = '"') -> str:
+    """Column names for a SQL statement (each already a plain identifier, StreamSpec checks that)."""
+    return ", ".join(f"{quote}{name}{quote}" for name in names)

@@ -232,8 +232,12 @@ class FileSourceConnector(Connector):
                                     timezone=settings.get("timezone"))
             builder = BatchBuilder(columns + list(FILE_COLUMNS if file_columns else ()), batch_rows=stream.batch_rows,
                                    normalizer=normalizer)
+            # A keyed stream's rows carry their file's rank, newest last: a key in several files takes the newest
+            # file's row (pipeline/duplicates.py).
+            ranks = {e.path: rank for rank, e in enumerate(sorted(entries, key=lambda e: (e.modified, e.path)))}
             for entry in entries:
-                yield from self._read_file(session, entry, settings, columns, normalizer, builder, file_columns)
+                yield from self._read_file(session, entry, settings, columns, normalizer, builder, file_columns,
+                                           ranks[entry.path] if stream.primary_key else None)
             last = builder.flush(always=True)  # an empty read still tells its schema
             if last is not None:
                 yield last
@@ -250,7 +254,8 @@ class FileSourceConnector(Connector):
         return entries  # a cursor inside the data: every file is read, rows are merged by key
 
     def _read_file(self, session: Any, entry: FileEntry, settings: dict[str, Any], columns: list[Column],
-                   normalizer: Normalizer, builder: BatchBuilder, file_columns: bool) -> Iterator[pa.RecordBatch]:
+                   normalizer: Normalizer, builder: BatchBuilder, file_columns: bool,
+                   rank: int | None) -> Iterator[pa.RecordBatch]:
         extra = (entry.path, entry.modified) if file_columns else ()
         width = len(columns)
         unit = "row" if self._format(entry, settings) == "excel" else "line"
@@ -273,6 +278,7 @@ class FileSourceConnector(Connector):
                         row, text_problem = normalizer.text(row)
                         problem = "; ".join(p for p in (problem, text_problem) if p)
                     row = tuple(row)
-                batch = builder.add(row + extra, place=f"{entry.path} {unit} {record.number}", problem=problem)
+                batch = builder.add(row + extra, place=f"{entry.path} {unit} {record.number}", problem=problem,
+                                    origin=rank)
                 if batch is not None:
                     yield batch

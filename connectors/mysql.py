@@ -21,12 +21,12 @@ import pymysql.cursors
 from pymysql.constants import FIELD_TYPE, FLAG
 
 from connectors.arrowconv import rows_to_batch
-from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo, quoted_names
 from connectors.credentials import overlay, required_unless_airflow, uses_airflow_connection
 from core.errors import ConfigError, RetriableError
 
 # Server error codes that mean the configuration is wrong: retrying will not help.
-LOGIN_ERRORS = {1044, 1045, 1049, 1698, 1251}
+LOGIN_ERRORS = {1044, 1045, 1049, 1227, 1698, 1251}
 # A missing table or column, bad SQL: the stream's definition is wrong.
 DEFINITION_ERRORS = {1054, 1064, 1146, 1142, 1143}
 INTEGERS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "integer": 32, "bigint": 64}
@@ -212,7 +212,6 @@ class MySQLConnector(Connector):
 
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         connection = self._connect()
-        stream_cursor = None
         try:
             with connection.cursor() as cursor:  # buffered: the metadata queries
                 if stream.table:
@@ -231,27 +230,69 @@ class MySQLConnector(Connector):
                     params = (self._cursor_param(state.cursor_value, cursor_info),)
                 if stream.cursor_column:
                     select += f" ORDER BY `{stream.cursor_column}`"
-            names, types = [c.name for c in columns], [c.arrow_type for c in columns]
-            zoned = [i for i, t in enumerate(types) if pa.types.is_timestamp(t) and t.tz]
-            # Unbuffered: rows come off the socket batch by batch, the table is never held in memory. The
-            # cursor is not closed explicitly: SSCursor.close() would drain every remaining row of an
-            # abandoned read, and fails on a dropped connection; closing the connection ends both.
+        except pymysql.MySQLError as exc:
+            self._close(connection)
+            raise self._error(exc, "read failed") from None
+        except BaseException:
+            self._close(connection)
+            raise
+        yield from self._stream(connection, select, params, columns, stream.batch_rows, doing="read failed",
+                                always=True)
+
+    reads_keys = True
+
+    def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                columns = self._columns(cursor, stream.table) if stream.table else \
+                    self._query_columns(cursor, stream.query)
+        except pymysql.MySQLError as exc:
+            self._close(connection)
+            raise self._error(exc, "reading the keys failed") from None
+        except BaseException:
+            self._close(connection)
+            raise
+        found = {c.name: c for c in columns}
+        missing = [k for k in stream.primary_key if k not in found]
+        if missing:
+            self._close(connection)
+            raise ConfigError(self.fail(f"key column(s) {', '.join(missing)} not in {stream.label}"))
+        keys = quoted_names(stream.primary_key, "`")
+        source = self._quoted(stream.table) if stream.table else f"({stream.query}) AS q"
+        yield from self._stream(connection, f"SELECT {keys} FROM {source}" + (f" ORDER BY {keys}" if ordered else ""),
+                                (), [found[k] for k in stream.primary_key], stream.batch_rows,
+                                doing="reading the keys failed", always=False)
+
+    def _stream(self, connection: pymysql.Connection, select: str, params: tuple, columns: list[ColumnInfo],
+                batch_rows: int, *, doing: str, always: bool) -> Iterator[pa.RecordBatch]:
+        """An unbuffered read: rows come off the socket batch by batch, the table is never held in memory.
+        The cursor is not closed explicitly: SSCursor.close() would drain every remaining row of an abandoned
+        read, and fails on a dropped connection; closing the connection ends both."""
+        names, types = [c.name for c in columns], [c.arrow_type for c in columns]
+        zoned = [i for i, t in enumerate(types) if pa.types.is_timestamp(t) and t.tz]
+        stream_cursor = None
+        try:
             stream_cursor = connection.cursor(pymysql.cursors.SSCursor)
             stream_cursor.execute(select, params or None)
             yielded = False
-            while rows := stream_cursor.fetchmany(stream.batch_rows):
+            while rows := stream_cursor.fetchmany(batch_rows):
                 yielded = True
                 yield rows_to_batch(names, types, self._localized(rows, zoned, types) if zoned else rows)
-            if not yielded:  # an empty table still tells its schema
+            if always and not yielded:  # an empty table still tells its schema
                 yield rows_to_batch(names, types, [])
         except pymysql.MySQLError as exc:
-            raise self._error(exc, "read failed") from None
+            raise self._error(exc, doing) from None
         finally:
             self._abandon(stream_cursor)
-            try:
-                connection.close()
-            except Exception:  # noqa: BLE001 - closing a connection the server already dropped
-                pass
+            self._close(connection)
+
+    @staticmethod
+    def _close(connection: pymysql.Connection) -> None:
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - closing a connection the server already dropped
+            pass
 
     @staticmethod
     def _abandon(cursor: pymysql.cursors.SSCursor | None) -> None:

@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric
-from connectors.base import ROW_PROBLEM_COLUMN, ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.base import (ROW_PROBLEM_COLUMN, ColumnInfo, Connector, ReadState, StreamSpec, TableInfo, quoted_names,
+                             refused)
 from connectors.postgres_duckdb import can_scan, scan_table
 from connectors.prefetch import prefetched
-from core.errors import ConfigError, RetriableError
+from core.errors import ConfigError
 
 PG_TO_ARROW = {
     "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(),
@@ -83,10 +84,7 @@ class PostgresConnector(Connector):
         try:
             return psycopg2.connect(**self._dsn_kwargs())
         except psycopg2.OperationalError as exc:
-            reason = " ".join(str(exc).split())
-            if "password" in reason or "does not exist" in reason or "authentication" in reason:
-                raise ConfigError(self.fail(f"cannot log in: {reason}")) from exc
-            raise RetriableError(self.fail(f"cannot connect: {reason}")) from exc
+            raise self.error(str(exc), doing="cannot connect", sqlstate=exc.pgcode) from exc
 
     def _table_parts(self, table: str) -> tuple[str, str]:
         schema, _, name = table.rpartition(".")
@@ -95,7 +93,8 @@ class PostgresConnector(Connector):
     def _columns(self, cursor, table: str) -> list[ColumnInfo]:  # noqa: ANN001
         schema, name = self._table_parts(table)
         cursor.execute(
-            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.atttypmod, NOT a.attnotnull
+            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.atttypmod, NOT a.attnotnull,
+                      col_description(c.oid, a.attnum)
                FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_type t ON t.oid = a.atttypid
                WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
@@ -104,10 +103,11 @@ class PostgresConnector(Connector):
         if not rows:
             raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to {self.config['user']}"))
         columns = []
-        for col, formatted, typname, typmod, nullable in rows:
+        for col, formatted, typname, typmod, nullable, comment in rows:
             base = formatted.split("(")[0]
             arrow = _decimal_from_typmod(typmod) if typname == "numeric" else PG_TO_ARROW.get(base, pa.string())
-            columns.append(ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable))
+            columns.append(ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable,
+                                      comment=comment or ""))
         return columns
 
     def check(self, stream: StreamSpec | None = None) -> None:
@@ -174,6 +174,31 @@ class PostgresConnector(Connector):
         # Fetching runs ahead in a thread while the pipeline checks and writes the previous batches.
         yield from prefetched(batches)
 
+    reads_keys = True
+
+    def _from(self, stream: StreamSpec) -> str:
+        if stream.table:
+            schema, name = self._table_parts(stream.table)
+            return f'"{schema}"."{name}"'
+        return f"({stream.query}) AS q"
+
+    def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
+        keys = quoted_names(stream.primary_key)
+        # Ordered by the primary key's index: an index-only scan where the table is vacuumed.
+        select = f"SELECT {keys} FROM {self._from(stream)}" + (f" ORDER BY {keys}" if ordered else "")
+        yield from prefetched(self._read_adbc(select, stream))
+
+    def stream_schema(self, stream: StreamSpec) -> pa.Schema:
+        if stream.table:
+            connection = self._connect()
+            try:
+                with connection.cursor() as cursor:
+                    return pa.schema([pa.field(c.name, c.arrow_type) for c in self._columns(cursor, stream.table)])
+            finally:
+                connection.close()
+        batch = next(self._read_adbc(f"SELECT * FROM ({stream.query}) AS q LIMIT 0", stream))
+        return batch.schema
+
     def _scan(self, stream: StreamSpec, columns: list[ColumnInfo]) -> Iterator[pa.RecordBatch]:
         """Full table read through DuckDB's parallel postgres scanner."""
         import duckdb
@@ -183,7 +208,7 @@ class PostgresConnector(Connector):
             yield from scan_table(config=self.config, password=self.secret.get("password"), schema=schema,
                                   table=name, columns=[c.name for c in columns], batch_rows=stream.batch_rows)
         except duckdb.Error as exc:
-            raise RetriableError(self.fail(f"read failed: {' '.join(str(exc).split())}")) from exc
+            raise self.error(str(exc), doing="read failed") from exc
 
     def _read_adbc(self, select: str, stream: StreamSpec) -> Iterator[pa.RecordBatch]:
         # The low-level ADBC API: its DB-API layer imports pandas, which alone costs more than a small
@@ -206,10 +231,13 @@ class PostgresConnector(Connector):
                     yield self._faithful(pa.RecordBatch.from_pylist([], schema=reader.schema))
         except adbc_driver_manager.Error as exc:
             problem = " ".join(str(exc).split())
-            if (getattr(exc, "sqlstate", None) or "")[:2] in ("42", "22"):  # the query itself: retrying won't help
+            sqlstate = getattr(exc, "sqlstate", None) or ""
+            if refused(problem, sqlstate):
+                raise self.error(problem, doing="read failed", sqlstate=sqlstate) from exc
+            if sqlstate[:2] in ("42", "22"):  # the query itself: retrying won't help
                 raise ConfigError(self.fail(f"the query was refused ({problem}); check the stream's table, "
                                             f"columns and cursor column ({stream.cursor_column})")) from exc
-            raise RetriableError(self.fail(f"read failed: {problem}")) from exc
+            raise self.error(problem, doing="read failed", sqlstate=sqlstate) from exc
 
     def _faithful(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale."""

@@ -101,7 +101,7 @@ class ChangeCapture:
         try:
             return psycopg2.connect(**kwargs, options=SESSION_OPTIONS)
         except psycopg2.OperationalError as exc:
-            raise RetriableError(self.connector.fail(f"cannot connect: {' '.join(str(exc).split())}")) from exc
+            raise self.connector.error(str(exc), doing="cannot connect", sqlstate=exc.pgcode) from exc
 
     def _replication(self):  # noqa: ANN202 - LogicalReplicationConnection
         kwargs = self.connector._dsn_kwargs()  # noqa: SLF001
@@ -114,7 +114,7 @@ class ChangeCapture:
                 raise ConfigError(self.connector.fail(
                     f"replication connection refused: {reason}; grant REPLICATION to {self.connector.config['user']} "
                     "and allow it in pg_hba.conf (a 'replication' line)")) from exc
-            raise RetriableError(self.connector.fail(f"cannot open a replication connection: {reason}")) from exc
+            raise self.connector.error(reason, doing="cannot open a replication connection", sqlstate=exc.pgcode) from exc
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with closing(self._connect()) as conn, conn, conn.cursor() as cursor:

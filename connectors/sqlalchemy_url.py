@@ -114,9 +114,9 @@ class SQLAlchemyConnector(Connector):
         if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
             return RetriableError(self.fail(f"{doing}: connection lost: {reason}"))
         if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-            if any(word in reason.lower() for word in LOGIN_WORDS) and doing == "cannot connect":
+            if doing == "cannot connect" and any(word in reason.lower() for word in LOGIN_WORDS):
                 return ConfigError(self.fail(f"cannot log in: {reason}"))
-            return RetriableError(self.fail(f"{doing}: {reason}"))
+            return self.error(reason, doing=doing, sqlstate=getattr(original, "pgcode", None))
         if isinstance(exc, sa_exc.NoSuchTableError):
             return ConfigError(self.fail(f"{doing}: table {exc} does not exist"))
         return ConfigError(self.fail(f"{doing}: {reason}"))
@@ -177,6 +177,31 @@ class SQLAlchemyConnector(Connector):
         except ValueError:
             pass  # a cursor saved before the column changed type: let the database compare the text
         return text
+
+    reads_keys = True
+
+    def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
+        if not stream.table:
+            raise ConfigError(self.fail("a sqlalchemy source reads tables; declare a view for a query"))
+        connection = self._connect()
+        try:
+            table, columns = self._table(connection, stream.table)
+            types = {c.name: c.arrow_type for c in columns}
+            keys = [sa.type_coerce(table.c[k], sa.types.NullType()).label(k) for k in stream.primary_key]
+            select = sa.select(*keys)
+            if ordered:
+                select = select.order_by(*(table.c[k] for k in stream.primary_key))
+            result = connection.execution_options(stream_results=True, yield_per=stream.batch_rows).execute(select)
+            names = list(stream.primary_key)
+            for rows in result.partitions(stream.batch_rows):
+                yield rows_to_batch(names, [types[n] for n in names], [tuple(row) for row in rows])
+        except (sa_exc.SQLAlchemyError, KeyError) as exc:
+            raise self._error(exc, "reading the keys failed") from None
+        finally:
+            try:
+                connection.close()
+            except sa_exc.SQLAlchemyError:
+                pass
 
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         if not stream.table:

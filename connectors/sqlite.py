@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from connectors.arrowconv import arrow_type_for_declared, rows_to_batch
-from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo, quoted_names
 from core.errors import ConfigError, RetriableError
 
 
@@ -63,6 +63,38 @@ class SQLiteConnector(Connector):
                 key = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5]]
                 tables.append(TableInfo(name=name, columns=self._columns(connection, name), primary_key=key))
             return tables
+        finally:
+            connection.close()
+
+    reads_keys = True
+
+    def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
+        connection = self._connect()
+        try:
+            source = f'"{stream.table}"' if stream.table else f"({stream.query})"
+            columns = {c.name: c for c in self._columns(connection, stream.table)} if stream.table else {}
+            keys = quoted_names(stream.primary_key)
+            cursor = connection.execute(f"SELECT {keys} FROM {source}" + (f" ORDER BY {keys}" if ordered else ""))
+            names = list(stream.primary_key)
+            types = [columns[n].arrow_type if n in columns else pa.string() for n in names]
+            while rows := cursor.fetchmany(stream.batch_rows):
+                yield rows_to_batch(names, types, rows)
+        except sqlite3.Error as exc:
+            raise RetriableError(self.fail(f"reading the keys failed: {exc}")) from exc
+        finally:
+            connection.close()
+
+    def stream_schema(self, stream: StreamSpec) -> pa.Schema:
+        connection = self._connect()
+        try:
+            if stream.table:
+                columns = self._columns(connection, stream.table)
+            else:
+                connection.execute(f"CREATE TEMP VIEW govshare_stream AS {stream.query}")
+                columns = self._columns(connection, "govshare_stream")
+            return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
+        except sqlite3.Error as exc:
+            raise ConfigError(self.fail(str(exc))) from exc
         finally:
             connection.close()
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.arrowconv import arrow_type_for_declared, to_arrow_column
-from connectors.base import ROW_PROBLEM_COLUMN
+from connectors.base import ROW_ORIGIN_COLUMN, ROW_PROBLEM_COLUMN
 from core.errors import ConfigError
 
 INTEGER = re.compile(r"^[+-]?(?:0|[1-9]\d{0,17})$")  # no leading zeros: codes such as 0012 stay text
@@ -234,12 +234,17 @@ class BatchBuilder:
         self.rows: list[tuple] = []
         self.places: list[str] = []
         self.problems: dict[int, str] = {}
+        self.origins: list[int] = []
 
-    def add(self, row: tuple, *, place: str, problem: str | None = None) -> pa.RecordBatch | None:
+    def add(self, row: tuple, *, place: str, problem: str | None = None,
+            origin: int | None = None) -> pa.RecordBatch | None:
+        """``origin``: the rank of the row's file among those read (connectors.base.ROW_ORIGIN_COLUMN)."""
         if problem:
             self.problems[len(self.rows)] = problem
         self.rows.append(row)
         self.places.append(place)
+        if origin is not None:
+            self.origins.append(origin)
         return self.flush() if len(self.rows) >= self.batch_rows else None
 
     def _column(self, name: str, target: pa.DataType, raw: list[Any]) -> tuple[pa.Array, dict[int, str]]:
@@ -275,5 +280,7 @@ class BatchBuilder:
             flags = [f"{self.places[i]}: {'; '.join(problems[i])}" if i in problems else None
                      for i in range(len(self.rows))]
             batch = batch.append_column(ROW_PROBLEM_COLUMN, pa.array(flags, pa.string()))
-        self.rows, self.places, self.problems = [], [], {}
+        if self.origins:
+            batch = batch.append_column(ROW_ORIGIN_COLUMN, pa.array(self.origins, pa.int32()))
+        self.rows, self.places, self.problems, self.origins = [], [], {}, []
         return batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -78,3 +79,56 @@ def stream_version(version: DatasetVersion, *, fmt: str, columns: list[str] | No
 def version_schema(version: DatasetVersion) -> pa.Schema:
     """The Arrow schema of a version's rows (read from its first part's footer)."""
     return _schema(version, None)
+
+
+def export_version(*, resource_code: str, fmt: str, out: Path, version: int | None = None,
+                   actor: str = "cli") -> dict:
+    """Write a published version (default: the latest) to ``out`` as Parquet or CSV, streamed, never a whole
+    table in memory; written beside ``out`` and renamed, so a failed export leaves no partial file. Audited.
+    Returns the version, rows, bytes and SHA-256 of the file."""
+    import hashlib
+    import os
+
+    from core.errors import ConfigError, NotFound
+    from registry.audit import record_event
+    from registry.db import session_scope
+    from registry.models import PrunedVersion
+    from registry.resources import get_resource
+    from registry.versions import list_versions, require_latest_version
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"格式 {fmt!r} 无效 / format must be one of {', '.join(FORMATS)}")
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder; give the file to write, e.g. {out / (resource_code.replace('/', '_') + '.' + fmt)}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"folder {out.parent} does not exist; create it first")
+    with session_scope() as session:
+        resource = get_resource(session, code=resource_code)
+        if version is None:
+            found = require_latest_version(session, resource=resource)
+        else:
+            found = next((v for v in list_versions(session, resource=resource) if v.number == version), None)
+            if found is None:
+                raise NotFound(f"资源 {resource_code} 没有第 {version} 版 / {resource_code} has no version {version}; "
+                               f"`govshare versions {resource_code}` lists them")
+        if session.get(PrunedVersion, found.id) is not None:
+            raise NotFound(f"{resource_code} v{found.number} was removed by retention (its record stays); export a "
+                           "later version")
+        session.expunge(found)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with temporary.open("wb") as handle:
+            for chunk in stream_version(found, fmt=fmt):
+                handle.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
+    result = {"version": found.number, "rows": found.row_count, "bytes": size, "sha256": digest.hexdigest(),
+              "manifest_sha256": found.manifest_sha256}
+    with session_scope() as session:
+        record_event(session, actor=actor, action="data.export", resource_code=resource_code,
+                     detail={**result, "format": fmt, "file": out.name})
+    return result

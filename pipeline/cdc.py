@@ -16,7 +16,6 @@ One run, under the resource's lock:
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +42,14 @@ from core.errors import ConfigError
 from core.settings import get_settings
 from pipeline import locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.extract import record_run_failure
 from pipeline.layering import carry_forward, layerable, stack, version_batches
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.schema_drift import compare, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.sync import publish_run, queue_after_publish
+from pipeline.after_publish import STEPS, after_publish
+from pipeline.quarantine import seen_keys
+from pipeline.runs import record_run_failure, start_run
+from pipeline.sync import publish_run
 from pipeline.validate import finish_checks, key_array, split_batch
 from registry.audit import record_event
 from registry.db import session_scope
@@ -57,7 +58,6 @@ from registry.resources import get_resource
 from registry.sources import open_connector
 from registry.versions import cursor_state, latest_version
 
-RENEW_SECONDS = 60
 CDC_CURSOR = "__cdc_lsn"  # CursorState.cursor_column of a cdc resource; its value is an LSN such as 0/1949108
 
 
@@ -93,6 +93,7 @@ class _Resource:
     previous_parts: list[Part]  # the previous version's parts: its rows are their live rows (pipeline.layers)
     previous_path: str | None  # its storage-relative folder, which a layer's entries point at
     cursor: int | None
+    watch: list[str]  # keys with open quarantine records (registry.quarantine)
 
 
 def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource with its source
@@ -102,6 +103,7 @@ def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource 
 
 
 def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
+    from registry.quarantine import open_keys
     from schemas.contract_store import contract_for
 
     with session_scope() as session:
@@ -117,12 +119,13 @@ def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
             previous_parts=version_parts(previous) if previous else [],
             previous_path=previous.path if previous else None,
             cursor=lsn_int(state.cursor_value) if state and state.cursor_column == CDC_CURSOR and state.cursor_value
-            else None)
+            else None, watch=open_keys(session, resource_id=resource.id))
         contract = contract_for(resource_code=resource.code, stream=resource.stream)
     return info, capture, contract
 
 
-def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0, notify: bool = True) -> CdcReport:
+def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
+             after: tuple[str, ...] = STEPS) -> CdcReport:
     """One change-capture run of the resource (`govshare sync RESOURCE` for a resource in cdc mode)."""
     from pipeline.cdc_slots import guard_slot, mark_resync
 
@@ -161,26 +164,29 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
             if capture.slot_info() is not None:
                 capture.drop_slot()  # a new slot, and a snapshot consistent with its start
             report = _snapshot_run(resource, capture, table, contract, run_id, reason)
-    if notify and report.version is not None:
-        queue_after_publish(report)
+    after_publish(resource_code=report.resource_code, version=report.version, steps=after)
     return report
 
 
 # --- staging ------------------------------------------------------------------------------------------------
 
 def _start(resource: _Resource, run_id: str, mode: str) -> StagedRun:
-    with session_scope() as session:
-        session.add(SyncRun(id=run_id, resource_id=resource.id, status="staging", mode=mode))
+    start_run(run_id=run_id, resource_id=resource.id, mode=mode)
     folder = paths.staging_dir(run_id)
     (folder / "data").mkdir(parents=True)
     return StagedRun(run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
-                     folder=str(folder), previous_version=resource.previous_id, source=resource.source)
+                     folder=str(folder), previous_version=resource.previous_id, source=resource.source,
+                     findings={"seen": [], "complete": mode == "cdc-snapshot"})
 
 
 def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter, resource: _Resource,
             table: CapturedTable, contract, removed: pa.Array | None = None) -> None:  # noqa: ANN001
     """``removed``: the keys the changes touched, when they are published as a layer on the previous version."""
     folder = Path(staged.folder)
+    staged.key = list(table.primary_key)
+    if removed is not None:  # a touched key with no new row was deleted at the source
+        touched = set(seen_keys(pa.record_batch([removed], names=["k"]), ("k",), pa.array(resource.watch, pa.string())))
+        staged.findings["gone"] = sorted(touched - set(staged.findings["seen"]))
     if removed is None:
         writer.ensure_file(writer.schema or table.arrow_schema)
     writer.close()
@@ -224,8 +230,9 @@ def _save(staged: StagedRun) -> None:
 
 
 def _write(staged: StagedRun, batch: pa.RecordBatch, writer: PartWriter, quarantine: QuarantineWriter,
-           table: CapturedTable, contract) -> None:  # noqa: ANN001
+           table: CapturedTable, contract, watch: list[str]) -> None:  # noqa: ANN001
     staged.rows_read += batch.num_rows
+    staged.findings["seen"] += seen_keys(batch, table.primary_key, pa.array(watch, pa.string()))
     split = split_batch(batch, key=table.primary_key, contract=contract)
     if split.bad is not None:
         quarantine.write(split.bad)
@@ -240,7 +247,6 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
     staged = _start(resource, run_id, "cdc-snapshot")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
-    renewed = time.monotonic()
     try:
         with capture.create_slot_with_snapshot(table, batch_rows=get_settings().batch_rows) as (lsn, batches):
             for batch in batches:
@@ -251,10 +257,7 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
                         schema=batch.schema.remove(batch.schema.get_field_index(ROW_PROBLEM_COLUMN))
                         if ROW_PROBLEM_COLUMN in batch.schema.names else batch.schema,
                         key=table.primary_key, cursor=None, contract_columns=set(), incremental=False)
-                _write(staged, batch, writer, quarantine, table, contract)
-                if time.monotonic() - renewed > RENEW_SECONDS:  # a long read keeps its lock's lease
-                    locks.renew(resource_id=resource.id, run_id=run_id)
-                    renewed = time.monotonic()
+                _write(staged, batch, writer, quarantine, table, contract, resource.watch)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
                             "snapshot": reason}
         _finish(staged, writer, quarantine, resource, table, contract)
@@ -295,7 +298,7 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
             staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
             _write(staged, _fill_unchanged(batch, resource.previous_parts, table.primary_key), writer, quarantine,
-                   table, contract)
+                   table, contract, resource.watch)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}

@@ -3,8 +3,9 @@
 Computed by key with DuckDB over the two versions' Parquet files, out of core (a memory limit and a spill
 folder), and handed back as Arrow record batches: no table is ever loaded whole. A full refresh also finds
 deletions (keys of the previous version the source no longer has); an incremental run compares only the
-keys it read, and cannot see deletions. The result is ``changes.parquet`` next to the version's data: the
-new row for inserts and updates, the last published row for deletes, and a ``_change`` column.
+keys it read, plus the keys its scan of the source's keys found deleted (pipeline/deletes.py). The result is
+``changes.parquet`` next to the version's data: the new row for inserts and updates, the last published row
+for deletes, and a ``_change`` column.
 """
 
 from __future__ import annotations
@@ -61,13 +62,15 @@ def _files(paths: list[Path]) -> str:
 
 def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: tuple[str, ...], schema: pa.Schema,
                     previous_schema: pa.Schema, out: Path, since_version: int, read_keys: pa.Table | None = None,
-                    scratch: Path) -> ChangeSet:
-    """Write `out` and return the counts. `read_keys` (incremental runs): only these keys can have changed."""
+                    deleted_keys: pa.Table | None = None, scratch: Path) -> ChangeSet:
+    """Write `out` and return the counts. `read_keys` (incremental runs): only these keys can have changed;
+    `deleted_keys` (with them): the keys the source no longer has (pipeline.deletes), written as deletes."""
     import duckdb
 
     unchanged_type = [n for n in schema.names if n in previous_schema.names and n not in key
                       and previous_schema.field(n).type == schema.field(n).type]
-    result = ChangeSet(since_version=since_version, file=out.name, deletes_detected=read_keys is None,
+    result = ChangeSet(since_version=since_version, file=out.name,
+                       deletes_detected=read_keys is None or deleted_keys is not None,
                        schema_changed=schema.names != previous_schema.names or len(unchanged_type) + len(key) != len(schema),
                        compared_columns=unchanged_type)
     scratch.mkdir(parents=True, exist_ok=True)
@@ -111,12 +114,17 @@ def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: t
             inserted = int((kinds == "insert").sum())
             result.inserted += inserted
             result.updated += batch.num_rows - inserted
-        if read_keys is None:
+        if read_keys is None or deleted_keys is not None:
             # A delete carries the row as it was, so a consumer's row condition and columns apply to it too.
             kept = [n for n in schema.names if n in previous_schema.names]
+            gone = f"NOT EXISTS (SELECT 1 FROM {new} n WHERE {on})"
+            if deleted_keys is not None:
+                connection.register("deleted_keys", deleted_keys)
+                gone = "EXISTS (SELECT 1 FROM deleted_keys d WHERE " + \
+                    " AND ".join(f"d.{_q(c)} = o.{_q(c)}" for c in key) + ")"
             deletes = connection.execute(
                 f"SELECT {', '.join('o.' + _q(n) for n in kept)} FROM {old} o "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {new} n WHERE {on}) ORDER BY {order('o')}").fetch_record_batch(65_536)
+                f"WHERE {gone} ORDER BY {order('o')}").fetch_record_batch(65_536)
             for batch in deletes:
                 writer.write_batch(_deleted_rows(batch, target))
                 result.deleted += batch.num_rows

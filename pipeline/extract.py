@@ -6,7 +6,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,32 +15,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
-from core import clock
-from core.errors import ConfigError, GovshareError, RetriableError
+from connectors.base import ROW_ORIGIN_COLUMN, ROW_PROBLEM_COLUMN, Connector, ReadState, StreamSpec, payload_schema
+from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
+from pipeline.deletes import key_table
+from pipeline.duplicates import FileRanks, settle_duplicates
 from pipeline.layering import carry_forward, layerable, stack, version_batches
 from pipeline.layers import Part, parts_schema, version_parts
+from pipeline.quarantine import seen_keys
+from pipeline.runs import full_read_due, record_run_failure, start_run
 from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.validate import (
-    REASON_COLUMN,
-    RULE_COLUMN,
-    duplicated_keys,
-    duplicated_keys_in_files,
-    finish_checks,
-    key_array,
-    split_batch,
-)
+from pipeline.validate import duplicated_keys, duplicated_keys_in_files, finish_checks, key_array, split_batch
 from registry.db import session_scope
 from registry.models import SyncRun
 from registry.resources import get_resource
 from registry.sources import open_connector
 from registry.versions import cursor_state, latest_version
 
-RENEW_SECONDS = 60  # a long read pushes its lock's lease out this often
+__all__ = ["record_run_failure", "stage_resource"]
 
 
 def _cursor_text(value: Any) -> str:
@@ -59,6 +54,18 @@ class Previous:
     schema: pa.Schema
 
 
+@dataclass
+class Inputs:
+    """What a run reads and compares with, read once under the resource's lock."""
+
+    stream: StreamSpec
+    state: ReadState
+    connector: Connector
+    contract: Any  # quality.contracts.Contract | None
+    previous: Previous | None
+    watch: list[str] = field(default_factory=list)  # keys with open quarantine records
+
+
 def _previous(version) -> Previous | None:  # noqa: ANN001 - DatasetVersion | None
     if version is None:
         return None
@@ -67,11 +74,13 @@ def _previous(version) -> Previous | None:  # noqa: ANN001 - DatasetVersion | No
                     schema=parts_schema(parts))
 
 
-def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None = None,
-                   wait_seconds: float = 0) -> StagedRun:
+def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None = None, wait_seconds: float = 0,
+                   hand_over: bool = False) -> StagedRun:
     """Read the resource's source into a staged run, holding the resource's lock (kept for the publish).
 
-    On failure the run folder is removed, the run recorded as failed and the lock released.
+    ``hand_over``: this process ends after staging (Airflow's stage task) and its publish task takes the lock
+    back (pipeline.locks.hand_over). On failure the run folder is removed, the run recorded as failed and the
+    lock released.
     """
     run_id = run_id or uuid.uuid4().hex
     with session_scope() as session:
@@ -79,21 +88,22 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
         if resource.source is None:
             raise ConfigError(f"resource {resource_code} has no source; register one with `govshare resource add --source`")
         resource_id = resource.id
-        session.add(SyncRun(id=run_id, resource_id=resource_id, status="staging"))
+    try:  # the lock first: what the run compares with (previous version, cursor) is read once it is ours
+        locks.acquire(resource_id=resource_id, resource_code=resource_code, run_id=run_id, wait_seconds=wait_seconds)
+    except BaseException as exc:
+        record_run_failure(run_id, exc, resource_id=resource_id)
+        raise
     folder = paths.staging_dir(run_id)
     try:
-        # The lock first: what the run compares with (previous version, cursor) is read once it is ours.
-        locks.acquire(resource_id=resource_id, resource_code=resource_code, run_id=run_id, wait_seconds=wait_seconds)
-        staged, stream, read_state, connector, contract, previous = _prepare(resource_code, run_id, full)
+        start_run(run_id=run_id, resource_id=resource_id, mode="full")
+        staged, inputs = _prepare(resource_code, run_id, full)
         try:
-            _extract(staged, connector=connector, stream=stream, state=read_state, previous=previous,
-                     contract=contract)
+            _extract(staged, inputs)
         except SchemaMoved:
             # Rows carried from the previous version would lack the change: read everything again.
             shutil.rmtree(folder, ignore_errors=True)
             staged = replace(staged, mode="full", rows_read=0)
-            _extract(staged, connector=connector, stream=stream, state=ReadState(), previous=previous,
-                     contract=contract)
+            _extract(staged, replace(inputs, state=ReadState()))
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)
         record_run_failure(run_id, exc)
@@ -103,10 +113,13 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
         run = session.get(SyncRun, run_id)
         run.status, run.mode, run.rows_read, run.rows_quarantined = "staged", staged.mode, staged.rows_read, \
             staged.rows_quarantined
+    if hand_over:
+        locks.hand_over(resource_id=resource_id, run_id=run_id)
     return staged
 
 
-def _prepare(resource_code: str, run_id: str, full: bool):  # noqa: ANN202 - the run's inputs, read under the lock
+def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, Inputs]:
+    from registry.quarantine import open_keys
     from schemas.contract_store import contract_for  # the resource's data contract (quality rules), if any
 
     with session_scope() as session:
@@ -116,10 +129,10 @@ def _prepare(resource_code: str, run_id: str, full: bool):  # noqa: ANN202 - the
         stream = StreamSpec.from_stream(resource.stream, batch_rows=get_settings().batch_rows)
         contract = contract_for(resource_code=resource.code, stream=resource.stream)
         if contract is not None and contract.key and not stream.primary_key:
-            stream = StreamSpec.from_stream({**resource.stream, "primary_key": contract.key},
-                                            batch_rows=get_settings().batch_rows)
+            stream = replace(stream, primary_key=tuple(contract.key))
         incremental = bool(not full and stream.cursor_column and stream.primary_key and previous_version
-                           and state and state.cursor_value is not None and not _full_read_due(session, resource))
+                           and state and state.cursor_value is not None
+                           and not full_read_due(session, resource_id=resource.id))
         connector = open_connector(resource.source)
         mode = "incremental" if incremental else "full"
         session.get(SyncRun, run_id).mode = mode
@@ -127,95 +140,95 @@ def _prepare(resource_code: str, run_id: str, full: bool):  # noqa: ANN202 - the
             run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
             folder=str(paths.staging_dir(run_id)), previous_version=previous_version.id if previous_version else None,
             source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
+            key=list(stream.primary_key),
             row_stores="interface" in (resource.sharing_modes or []),
         )
-        read_state = ReadState(cursor_value=state.cursor_value if incremental and state else None)
-        previous = _previous(previous_version)
-    return staged, stream, read_state, connector, contract, previous
+        inputs = Inputs(stream=stream, state=ReadState(cursor_value=state.cursor_value if incremental else None),
+                        connector=connector, contract=contract, previous=_previous(previous_version),
+                        watch=open_keys(session, resource_id=resource.id) if stream.primary_key else [])
+    return staged, inputs
 
 
-def _full_read_due(session, resource) -> bool:  # noqa: ANN001
-    """Incremental reads cannot see deletes: read in full again once the last full read is old enough."""
-    days = get_settings().full_refresh_days
-    if not days:
-        return False
-    from datetime import timedelta
-
-    from registry.versions import list_versions
-
-    for version in list_versions(session, resource=resource):
-        if (version.manifest or {}).get("mode") != "incremental":  # full, or change capture's own snapshot
-            created = clock.as_utc(version.created_at)
-            return clock.now() - created >= timedelta(days=days)
-    return True
+def _required_columns(schema: pa.Schema, stream: StreamSpec, connector: Connector, resource_code: str) -> None:
+    """A key or cursor column the source does not have stops the run at once, naming it."""
+    missing = [f"主键 key {name}" for name in stream.primary_key if name not in schema.names]
+    if stream.cursor_column and stream.cursor_column not in schema.names:
+        missing.append(f"游标 cursor {stream.cursor_column}")
+    if missing:
+        raise FatalError(connector.fail(
+            f"资源 {resource_code} 所需的列不存在 / the column(s) {', '.join(missing)} of resource {resource_code} "
+            f"are not in {stream.label} (it has: {', '.join(schema.names)}); nothing was published. Correct the "
+            f"resource (`govshare resource edit {resource_code} --key ... --cursor ...`) or the source"))
 
 
-def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadState,  # noqa: ANN001
-             previous: Previous | None, contract=None) -> None:  # noqa: ANN001
+def _extract(staged: StagedRun, inputs: Inputs) -> None:
+    stream, connector, contract, previous = inputs.stream, inputs.connector, inputs.contract, inputs.previous
+    key = stream.primary_key
     folder = paths.staging_dir(staged.run_id)
     (folder / "data").mkdir(parents=True)
     writer = PartWriter(folder / "data", lookup_owner=folder if staged.row_stores else None)
     quarantine = QuarantineWriter(folder / "quarantine.parquet")
+    origins = FileRanks(folder / "origins.parquet")
     incremental = staged.mode == "incremental"
-    keys: list[pa.Array] = []
-    delta_keys: pa.Table | None = None  # a compacting run's kept keys: the only ones its change set compares
+    keys: list[pa.Array] = []  # an incremental run's keys read (few): its delta
+    watch = pa.array(inputs.watch, pa.string())
+    seen: set[str] = set()
     high_water = None
     first = True
-    renewed = time.monotonic()
     try:
-        for batch in _guarded(connector, connector.read(stream, state)):
+        for batch in _guarded(connector, connector.read(stream, inputs.state)):
             staged.rows_read += batch.num_rows
-            if first and previous is not None:  # before the contract's own check, so the change is recorded
+            origin = batch.column(ROW_ORIGIN_COLUMN) if ROW_ORIGIN_COLUMN in batch.schema.names else None
+            if origin is not None:
+                batch = batch.drop_columns([ROW_ORIGIN_COLUMN])
+                writer.keep_arrival_order()  # the ranks side file is aligned with the parts' rows in order
+            if first:
                 first = False
-                staged.schema_change = guard_schema(
-                    resource_code=staged.resource_code, run_id=staged.run_id, previous_number=previous.number,
-                    previous_schema=previous.schema, schema=_payload_schema(batch), key=stream.primary_key,
-                    cursor=stream.cursor_column, incremental=incremental,
-                    contract_columns={c.name for c in contract.columns} if contract is not None else set())
-            split = split_batch(batch, key=stream.primary_key, contract=contract)
+                _required_columns(batch.schema, stream, connector, staged.resource_code)
+                if previous is not None:  # before the contract's own check, so the change is recorded
+                    staged.schema_change = guard_schema(
+                        resource_code=staged.resource_code, run_id=staged.run_id, previous_number=previous.number,
+                        previous_schema=previous.schema, schema=_published_schema(batch, contract), key=key,
+                        cursor=stream.cursor_column, incremental=incremental,
+                        contract_columns={c.name for c in contract.columns} if contract is not None else set())
+            seen.update(seen_keys(batch, key, watch))  # open quarantine records read again, good or bad
+            split = split_batch(batch, key=key, contract=contract)
             if split.bad is not None:
                 quarantine.write(split.bad)
-            if stream.primary_key and incremental:
+            if key and incremental:
                 # Copies: a column of a connector's batch can pin the whole batch (Arrow's C data interface
                 # releases a batch as one unit), and an incremental run's keys live until its end.
-                keys.append(pa.concat_arrays([key_array(split.good, stream.primary_key)]))
-            if stream.cursor_column and split.good.num_rows:
-                batch_max = pc.max(split.good.column(stream.cursor_column)).as_py()
-                high_water = batch_max if high_water is None or (batch_max is not None and batch_max > high_water) else high_water
+                keys.append(pa.concat_arrays([key_array(split.good, key)]))
+            if stream.cursor_column and split.good.num_rows:  # the watermark in the source's own terms
+                batch_max = pc.max(split.kept(batch.column(stream.cursor_column))).as_py()
+                if batch_max is not None and (high_water is None or batch_max > high_water):
+                    high_water = batch_max
             writer.write(split.good)
-            if time.monotonic() - renewed > RENEW_SECONDS:
-                locks.renew(resource_id=staged.resource_id, run_id=staged.run_id)
-                renewed = time.monotonic()
+            if origin is not None:
+                origins.write(split.kept(origin))
         if writer.schema is None:
             raise GovshareError(connector.fail("returned no schema; the table or query yields no columns"))
         writer.close()
-        data = folder / "data"
-        if stream.primary_key:
-            located = not incremental and locator.supports(writer.schema, stream.primary_key)
-            if located:  # sorted keys first: up to a size, they also tell the duplicates
-                _build_locators(staged, folder, writer.files, stream.primary_key)
-            if located:  # merged one key range at a time: bounded memory at any size
-                dupes = locator.duplicates([folder / stem for stem in staged.locators.values()])
-            else:
-                dupes = _duplicated_keys(data, writer.files, stream.primary_key, keys=keys if incremental else None,
-                                         scratch=folder / "scratch")
-            if len(dupes):
-                _quarantine_duplicates(data, writer.files, stream.primary_key, dupes, quarantine)
-                if located:  # the parts lost rows: their positions moved
-                    _build_locators(staged, folder, writer.files, stream.primary_key)
-        layered = bool(incremental and previous is not None and stream.primary_key
-                       and layerable(previous.parts, writer.schema, previous.schema))
-        if incremental and previous is not None and keys and not layered:
+        origins.close()
+        deleted = _finish_keys(staged, folder, writer, quarantine, origins, key, keys, inputs) if key else None
+        delta_keys = layered = None
+        if incremental and previous is not None and key:
+            layered = layerable(previous.parts, writer.schema, previous.schema)
+        if incremental and previous is not None and key and not layered:
             # The keys of the rows kept: a key quarantined as repeated keeps its published row, as in a layer.
-            delta_keys = pa.concat_tables([pq.read_table(data / name, columns=list(stream.primary_key))
-                                           for name in writer.files])
-            staged.rows_carried = carry_forward(previous.parts, writer, stream.primary_key,
-                                                 key_array(delta_keys, stream.primary_key))
+            delta_keys = pa.concat_tables([pq.read_table(folder / "data" / name, columns=list(key))
+                                           for name in writer.files] or
+                                          [pa.table({k: pa.array([], writer.schema.field(k).type) for k in key})])
+            changed = key_array(delta_keys, key)
+            if deleted is not None and len(deleted):
+                changed = pa.concat_arrays([changed, deleted.cast(changed.type)])
+            staged.rows_carried = carry_forward(previous.parts, writer, key, changed)
         if not layered:
             writer.ensure_file(writer.schema)
     finally:
         writer.close()
         quarantine.close()
+        origins.close()
     staged.files = [f"data/{name}" for name in writer.files]
     if layered:  # a layer that read nothing adds no file: its version is the previous one's files
         staged.files = [f for f in staged.files if pq.ParquetFile(folder / f).metadata.num_rows]
@@ -223,16 +236,17 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
     staged.rows_quarantined = quarantine.rows
     staged.quarantine_rules = quarantine.by_rule
     staged.quarantine = "quarantine.parquet" if quarantine.rows else None
+    staged.findings["seen"] = sorted(seen)
+    staged.findings["complete"] = not incremental
     if stream.cursor_column:
-        previous_mark = state.cursor_value
         staged.watermark = {"cursor_column": stream.cursor_column,
-                            "value": _cursor_text(high_water) if high_water is not None else previous_mark}
-    if incremental and stream.primary_key and locator.supports(writer.schema, stream.primary_key):
-        _build_locators(staged, folder, [Path(f).name for f in staged.files], stream.primary_key)
+                            "value": _cursor_text(high_water) if high_water is not None else inputs.state.cursor_value}
+    if incremental and key and locator.supports(writer.schema, key):
+        _build_locators(staged, folder, [Path(f).name for f in staged.files], key)
     if layered:
-        layer = stack(folder=folder, delta_files=staged.files, key=stream.primary_key, parts=previous.parts,
+        layer = stack(folder=folder, delta_files=staged.files, key=key, parts=previous.parts,
                       previous_path=previous.path, previous_number=previous.number, schema=previous.schema,
-                      cursor=stream.cursor_column, previous_mark=state.cursor_value)
+                      cursor=stream.cursor_column, previous_mark=inputs.state.cursor_value, removed=deleted)
         staged.referenced, staged.rows_carried = layer.referenced, layer.rows_carried
         staged.rows_staged = layer.rows_carried + own_rows
         finish_checks(staged, contract, previous_rows=previous.rows,
@@ -241,8 +255,44 @@ def _extract(staged: StagedRun, *, connector, stream: StreamSpec, state: ReadSta
     else:
         staged.rows_staged = own_rows
         finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
-        staged.changes = _change_set(staged, folder, writer.schema, stream.primary_key, previous, delta_keys)
+        staged.changes = _change_set(staged, folder, writer.schema, key, previous, delta_keys, deleted)
     staged.save()
+
+
+def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine: QuarantineWriter,
+                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array], inputs: Inputs) -> pa.Array | None:
+    """Repeated keys (the newest file's row kept, else every row quarantined), sorted key locators, and in an
+    incremental run the keys deleted at the source (None when the source cannot tell them)."""
+    data = folder / "data"
+    incremental = staged.mode == "incremental"
+    located = not incremental and locator.supports(writer.schema, key)
+    if located:  # sorted keys first: they also tell the duplicates, one key range at a time (bounded memory)
+        _build_locators(staged, folder, writer.files, key)
+        dupes = locator.duplicates([folder / stem for stem in staged.locators.values()])
+    elif incremental:  # the keys read are few: counted in memory
+        dupes = duplicated_keys(keys)
+    else:  # DuckDB over the parts, spilling to disk
+        try:
+            dupes = duplicated_keys_in_files([data / name for name in writer.files], key, scratch=folder / "scratch")
+        finally:
+            shutil.rmtree(folder / "scratch", ignore_errors=True)
+    if len(dupes):
+        staged.rows_superseded = settle_duplicates(data, writer.files, key, dupes, quarantine,
+                                                   origins.path if origins.rows else None)
+        if located:  # the parts lost rows: their positions moved
+            _build_locators(staged, folder, writer.files, key)
+    if not (incremental and inputs.previous is not None and inputs.connector.reads_keys):
+        return None
+    from pipeline.deletes import scan_deletes
+
+    started = time.monotonic()
+    read = pa.chunked_array(keys, type=keys[0].type).combine_chunks() if keys else pa.array([])
+    scan = scan_deletes(connector=inputs.connector, stream=inputs.stream, parts=inputs.previous.parts, key=key,
+                        schema=inputs.previous.schema, exclude=read, watch=inputs.watch, scratch=folder / "keys")
+    staged.findings["gone"] = sorted(scan.watched_gone)
+    staged.key_scan = {"source_keys": scan.source_keys, "deleted": len(scan.deleted), "method": scan.method,
+                       "seconds": round(time.monotonic() - started, 3)}
+    return scan.deleted
 
 
 def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple[str, ...]) -> None:
@@ -255,13 +305,17 @@ def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tupl
         staged.locators[part] = stem
 
 
-def _payload_schema(batch: pa.RecordBatch) -> pa.Schema:
-    """The batch's columns as they will be published (without a connector's row-problem flags)."""
-    index = batch.schema.get_field_index(ROW_PROBLEM_COLUMN)
-    return batch.schema.remove(index) if index >= 0 else batch.schema
+def _published_schema(batch: pa.RecordBatch, contract) -> pa.Schema:  # noqa: ANN001 - Contract | None
+    """The batch's columns as they will be published: without a connector's row flags, and with the text
+    columns the contract declares with another type converted."""
+    if contract is None:
+        return payload_schema(batch.schema)
+    if ROW_PROBLEM_COLUMN in batch.schema.names:
+        batch = batch.drop_columns([ROW_PROBLEM_COLUMN])
+    return contract.convert(batch)[0].schema
 
 
-def _guarded(connector, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
+def _guarded(connector: Connector, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """A driver's I/O error in the middle of a read (connection dropped, server restarted) is retriable,
     whichever connector raised it; errors of the pipeline's own writing are not wrapped."""
     while True:
@@ -275,7 +329,7 @@ def _guarded(connector, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Record
 
 
 def _change_set(staged: StagedRun, folder: Path, schema: pa.Schema, key: tuple[str, ...],
-                previous: Previous | None, read_keys: pa.Table | None) -> dict:
+                previous: Previous | None, read_keys: pa.Table | None, deleted: pa.Array | None) -> dict:
     if previous is None:
         return ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
                          note="first version: every row is new").summary()
@@ -284,44 +338,10 @@ def _change_set(staged: StagedRun, folder: Path, schema: pa.Schema, key: tuple[s
                          "take the whole version").summary()
     if staged.mode == "incremental" and read_keys is None:  # nothing read: nothing changed
         read_keys = pa.table({k: pa.array([], schema.field(k).type) for k in key})
+    gone = None
+    if staged.mode == "incremental" and deleted is not None:
+        gone = key_table(deleted, key, previous.schema)
     return compute_changes(new_files=[folder / f for f in staged.files], previous_parts=previous.parts, key=key,
                            schema=schema, previous_schema=previous.schema, out=folder / CHANGES_FILE,
-                           since_version=previous.number, read_keys=read_keys, scratch=folder / "tmp").summary()
-
-
-def _duplicated_keys(folder: Path, files: list[str], key: tuple[str, ...], *, keys: list[pa.Array] | None,
-                     scratch: Path) -> pa.Array:
-    """Keys read more than once. An incremental run already holds the keys it read (few), so it counts them
-    in memory; a full read asks DuckDB over its parts, which spills to disk."""
-    if keys is not None:
-        return duplicated_keys(keys)
-    try:
-        return duplicated_keys_in_files([folder / name for name in files], key, scratch=scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _quarantine_duplicates(folder: Path, files: list[str], key: tuple[str, ...], dupes: pa.Array,
-                           quarantine: QuarantineWriter) -> None:
-    """One data, one row: every row of a key seen twice in one read goes to quarantine, none is guessed."""
-    for name in files:
-        table = pq.read_table(folder / name)
-        is_dupe = pc.is_in(key_array(table, key), value_set=dupes)
-        if not pc.any(is_dupe).as_py():
-            continue
-        bad = table.filter(is_dupe)
-        bad = bad.append_column(RULE_COLUMN, pa.array(["unique_key"] * bad.num_rows, pa.string()))
-        bad = bad.append_column(REASON_COLUMN, pa.array([f"主键重复 / duplicate key ({', '.join(key)})"] * bad.num_rows))
-        for batch in bad.to_batches():
-            quarantine.write(batch)
-        pq.write_table(table.filter(pc.invert(is_dupe)), folder / name, compression="snappy")
-
-
-def record_run_failure(run_id: str, exc: BaseException) -> None:
-    try:
-        with session_scope() as session:
-            run = session.get(SyncRun, run_id)
-            if run is not None:
-                run.status, run.finished_at, run.error = "failed", clock.now(), str(exc)[:2000]
-    except Exception:  # noqa: BLE001 - the original error matters more than the bookkeeping
-        pass
+                           since_version=previous.number, read_keys=read_keys, deleted_keys=gone,
+                           scratch=folder / "tmp").summary()

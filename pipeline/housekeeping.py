@@ -2,7 +2,8 @@
 
 - Expired staging: run folders under storage/staging older than a limit whose run no longer holds the
   resource's lock (crashed, killed or abandoned runs) are removed, and their runs marked failed. Version
-  folders the registry never recorded (a crash between the rename and the commit) are removed too.
+  folders no registry row names (a run killed between the rename and the commit) are removed at once, unless
+  their run is alive and about to commit (its lock's holder lives: pipeline.locks.live_runs).
 - Retention of versions: a version's files are removed only when it is none of: the latest, one of the
   newest ``keep_last``, younger than ``keep_days``, or a version whose change set a subscriber still needs
   (the oldest version an active subscriber last read and every later one: that subscriber verifies
@@ -28,7 +29,6 @@ from registry.models import (
     DatasetVersion,
     PrunedVersion,
     Resource,
-    ResourceLock,
     Subscription,
     SyncRun,
 )
@@ -39,13 +39,16 @@ def _age(path: Path, now: datetime) -> timedelta:
 
 
 def clean_staging(*, max_age_hours: float = 24, now: datetime | None = None) -> list[str]:
-    """Remove expired staging folders and unrecorded version folders; the names removed."""
+    """Remove expired staging folders, and version folders no registry row names (whatever their age) unless
+    their run is still publishing; the names removed."""
+    from pipeline.locks import live_runs
+
     now = clock.as_utc(now or clock.now())
     limit = timedelta(hours=max_age_hours)
     removed: list[str] = []
     staging = paths.storage_root() / "staging"
+    held = live_runs()
     with session_scope() as session:
-        held = {lock.run_id for lock in session.scalars(select(ResourceLock)) if clock.as_utc(lock.expires_at) > now}
         for folder in sorted(staging.iterdir()) if staging.is_dir() else []:
             if folder.name in held or _age(folder, now) < limit:
                 continue
@@ -56,10 +59,11 @@ def clean_staging(*, max_age_hours: float = 24, now: datetime | None = None) -> 
                 run.status, run.finished_at = "failed", now
                 run.error = f"abandoned: its staging folder expired after {max_age_hours:g} h and was removed"
         recorded = set(session.scalars(select(DatasetVersion.path)))
+        publishing = {run_id[:8] for run_id in held}  # a folder renamed a moment before its commit
         datasets = paths.storage_root() / "datasets"
         for folder in sorted(datasets.glob("*/*")) if datasets.is_dir() else []:
             relative = folder.relative_to(paths.storage_root()).as_posix()
-            if relative not in recorded and _age(folder, now) >= limit:
+            if relative not in recorded and folder.name.rpartition("-")[2] not in publishing:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(relative)
         if removed:

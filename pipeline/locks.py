@@ -2,22 +2,35 @@
 
 The lock is a row of ``resource_locks`` keyed by the resource, so it works the same on SQLite and PostgreSQL
 and across hosts (the storage folder may be shared, the registry always is). A second run waits up to
-``wait_seconds`` and is then refused with a RetriableError naming the holder. A holder that crashed cannot
-block for ever: its lease runs out (long runs renew it while they read), and on the same host a dead holder
-process is noticed at once, its run marked failed and its staging folder removed.
+``wait_seconds`` and is then refused with a RetriableError naming the holder.
+
+A holder that is gone never blocks the resource, whatever its run was doing (staging, staged, publishing):
+
+- the holder process renews its lease from a heartbeat thread while it holds the lock, so a lease that ran
+  out means the holder stopped beating (killed, frozen, its host down): the lock is taken over;
+- on the same host, a holder process that no longer exists is noticed at once (a SIGKILL);
+- a run that already ended (failed, published, unchanged) without releasing is taken over.
+
+Airflow runs stage and publish in two processes. The stage task hands the lock over explicitly
+(:func:`hand_over`): the row then names no process, only a deadline (``HANDOVER_SECONDS``) by which the
+publish task of the same run takes it back (:func:`acquire` with the same run id). A takeover is audited,
+the abandoned run is marked failed, its staging folder and any version folder it renamed but never committed
+are removed, and runs of the resource left in ``staging`` (killed before they held the lock) are closed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import clock
@@ -25,11 +38,15 @@ from core.errors import RetriableError
 from pipeline import paths
 from registry.audit import record_event
 from registry.db import session_scope
-from registry.models import ResourceLock, SyncRun
+from registry.models import DatasetVersion, ResourceLock, SyncRun
 
-LEASE_SECONDS = 15 * 60
+LEASE_SECONDS = 120  # a holder that has not beaten for this long is gone
+HEARTBEAT_SECONDS = 20  # how often a holder's heartbeat renews its lease
+HANDOVER_SECONDS = 10 * 60  # how long a lock handed over by a stage task waits for its publish task
 POLL_SECONDS = 0.5
 HOST = socket.gethostname()[:255]
+LIVE_RUN_STATES = ("running", "staging", "staged")
+log = logging.getLogger(__name__)
 
 
 def _process_alive(pid: int) -> bool:
@@ -43,21 +60,56 @@ def _process_alive(pid: int) -> bool:
 
 
 def _abandoned(lock: ResourceLock, run_status: str | None, now: datetime) -> str | None:
-    """Why the holder's lock may be taken over, or None while it is held.
-
-    A run that is "staged" holds the lock between its stage and publish tasks (two processes under Airflow),
-    so a dead stage process is normal then: only its lease counts.
-    """
-    if run_status in ("failed", "published"):
+    """Why the holder's lock may be taken over, or None while it is held."""
+    if run_status is not None and run_status not in LIVE_RUN_STATES:
         return f"run {lock.run_id[:8]} already ended ({run_status}) without releasing its lock"
     if clock.as_utc(lock.expires_at) <= now:
-        return f"lease expired at {clock.as_utc(lock.expires_at).isoformat()}"
-    if run_status != "staged" and lock.host == HOST and lock.pid != os.getpid() and not _process_alive(lock.pid):
+        what = "hand-over to its publish task expired" if not lock.pid else "heartbeat missed"
+        return f"{what}: lease ran out at {clock.as_utc(lock.expires_at).isoformat()}"
+    if lock.pid and lock.host == HOST and lock.pid != os.getpid() and not _process_alive(lock.pid):
         return f"holder process {lock.pid} on {lock.host} is gone"
     return None
 
 
+# --- the heartbeat: a holder's lease stays fresh while its process lives --------------------------------------
+
+_BEATING: dict[tuple[int, str], threading.Event] = {}
+_BEATING_LOCK = threading.Lock()
+
+
+def _beat(resource_id: int, run_id: str, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            if not renew(resource_id=resource_id, run_id=run_id):
+                return  # taken over or released meanwhile: nothing to keep alive
+        except Exception:  # noqa: BLE001 - a missed beat is retried; the lease allows several
+            log.warning("heartbeat of run %s could not renew its lock", run_id[:8], exc_info=True)
+
+
+def _start_heartbeat(resource_id: int, run_id: str) -> None:
+    with _BEATING_LOCK:
+        if (resource_id, run_id) in _BEATING:
+            return
+        stop = threading.Event()
+        _BEATING[(resource_id, run_id)] = stop
+    threading.Thread(target=_beat, args=(resource_id, run_id, stop), daemon=True,
+                     name=f"govshare-lock-{run_id[:8]}").start()
+
+
+def _stop_heartbeat(resource_id: int, run_id: str) -> None:
+    with _BEATING_LOCK:
+        stop = _BEATING.pop((resource_id, run_id), None)
+    if stop is not None:
+        stop.set()
+
+
+# --- taking and giving up the lock ----------------------------------------------------------------------------
+
 _REENTERED = ResourceLock(resource_id=0, run_id="(re-entered)", host="", pid=0)
+
+
+def _retry(now: datetime) -> ResourceLock:
+    return ResourceLock(resource_id=0, run_id="", host="", pid=0, expires_at=now)  # the row changed: look again
 
 
 def _try_acquire(resource_id: int, run_id: str, resource_code: str) -> ResourceLock | None:
@@ -68,14 +120,16 @@ def _try_acquire(resource_id: int, run_id: str, resource_code: str) -> ResourceL
         with session_scope() as session:
             session.add(ResourceLock(resource_id=resource_id, run_id=run_id, host=HOST, pid=os.getpid(),
                                      acquired_at=now, expires_at=expires))
+            _close_stray_runs(session, resource_id, keep=run_id)
         return None
     except IntegrityError:
         pass
+    abandoned = None
     with session_scope() as session:
         held = session.get(ResourceLock, resource_id)
         if held is None:
-            return ResourceLock(resource_id=resource_id, run_id="", host="", pid=0, expires_at=now)  # freed: retry
-        if held.run_id == run_id:  # the same run in another task (stage, then publish): re-entrant
+            return _retry(now)
+        if held.run_id == run_id:  # the same run in another task (stage, then publish): it takes the lock back
             held.host, held.pid, held.expires_at = HOST, os.getpid(), expires
             return _REENTERED
         holder_run = session.get(SyncRun, held.run_id)
@@ -91,54 +145,105 @@ def _try_acquire(resource_id: int, run_id: str, resource_code: str) -> ResourceL
             run_id=run_id, host=HOST, pid=os.getpid(), acquired_at=now, expires_at=expires),
             execution_options={"synchronize_session": False})
         if taken.rowcount != 1:
-            return ResourceLock(resource_id=resource_id, run_id="", host="", pid=0, expires_at=now)
-        _fail_abandoned_run(session, abandoned, why)
+            return _retry(now)
+        removed = _remove_leftovers(session, resource_id, abandoned)
+        _close_stray_runs(session, resource_id, keep=run_id, why=f"abandoned: {why}")
         record_event(session, actor="pipeline", action="run.lock_takeover", resource_code=resource_code,
-                     detail={"run_id": run_id, "abandoned_run": abandoned, "reason": why})
-    shutil.rmtree(paths.staging_dir(abandoned), ignore_errors=True)
+                     detail={"run_id": run_id, "abandoned_run": abandoned, "reason": why,
+                             "holder": {"host": held.host, "pid": held.pid}, "removed": removed})
     return None
 
 
-def _fail_abandoned_run(session, run_id: str, why: str) -> None:  # noqa: ANN001 - Session
-    run = session.get(SyncRun, run_id)
-    if run is not None and run.status in ("running", "staging", "staged"):
+def _close_stray_runs(session, resource_id: int, *, keep: str, why: str | None = None) -> None:  # noqa: ANN001
+    """Runs of the resource still marked live are not: only the lock's holder runs, and it is ``keep`` now.
+    (A run killed before it held the lock, or whose lock was just taken over.)"""
+    for run in session.scalars(select(SyncRun).where(SyncRun.resource_id == resource_id, SyncRun.id != keep,
+                                                     SyncRun.status.in_(LIVE_RUN_STATES))):
         run.status, run.finished_at = "failed", clock.now()
-        run.error = f"abandoned: {why}; its lock was taken over and its staging folder removed"
+        run.error = (why or "abandoned: it ended without holding the resource's lock (killed before taking it)") \
+            + "; its staging folder was removed"
+        shutil.rmtree(paths.staging_dir(run.id), ignore_errors=True)
+
+
+def _remove_leftovers(session, resource_id: int, run_id: str) -> list[str]:  # noqa: ANN001
+    """The abandoned run's staging folder, and a version folder it renamed but never recorded (killed between
+    the rename and the commit): neither is served, and neither will ever be."""
+    removed = []
+    staging = paths.staging_dir(run_id)
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        removed.append(f"staging/{run_id}")
+    recorded = set(session.scalars(select(DatasetVersion.path).where(DatasetVersion.resource_id == resource_id)))
+    folder = paths.storage_root() / "datasets" / str(resource_id)
+    for leftover in sorted(folder.glob(f"v*-{run_id[:8]}")) if folder.is_dir() else []:
+        relative = leftover.relative_to(paths.storage_root()).as_posix()
+        if relative not in recorded:
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(relative)
+    return removed
 
 
 def acquire(*, resource_id: int, resource_code: str, run_id: str, wait_seconds: float = 0) -> bool:
     """Hold the resource's lock for `run_id`, waiting at most `wait_seconds`; RetriableError when refused.
 
-    True when taken now, False when `run_id` held it already (its stage task, then its publish task).
+    True when taken now, False when `run_id` held it already (its stage task, then its publish task). While
+    held, a heartbeat thread of this process keeps the lease fresh.
     """
     deadline = time.monotonic() + max(0.0, wait_seconds)
     while True:
         holder = _try_acquire(resource_id, run_id, resource_code)
         if holder is None or holder is _REENTERED:
+            _start_heartbeat(resource_id, run_id)
             return holder is None
         if not holder.run_id:  # the row changed under us: look again at once
             continue
         if time.monotonic() >= deadline:
             waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
+            who = (f"handed over to its publish task until {clock.as_utc(holder.expires_at).strftime('%H:%M:%S')} UTC"
+                   if not holder.pid else f"on {holder.host}, pid {holder.pid}")
             raise RetriableError(
                 f"资源 {resource_code} 正由另一运行发布 / resource {resource_code} is being published by another run "
-                f"({holder.run_id[:8]} on {holder.host}, pid {holder.pid}, since "
-                f"{clock.as_utc(holder.acquired_at).strftime('%H:%M:%S')} UTC){waited}; wait for it to finish and retry")
+                f"({holder.run_id[:8]} {who}, since {clock.as_utc(holder.acquired_at).strftime('%H:%M:%S')} UTC)"
+                f"{waited}; wait for it to finish and retry")
         time.sleep(POLL_SECONDS)
 
 
-def renew(*, resource_id: int, run_id: str) -> None:
-    """Push the lease out again; long reads call this so a live run never looks abandoned."""
+def renew(*, resource_id: int, run_id: str) -> bool:
+    """Push the lease out again (the heartbeat does this); False when ``run_id`` no longer holds the lock."""
+    with session_scope() as session:
+        done = session.execute(update(ResourceLock).where(ResourceLock.resource_id == resource_id,
+                                                          ResourceLock.run_id == run_id, ResourceLock.pid != 0)
+                               .values(expires_at=clock.now() + timedelta(seconds=LEASE_SECONDS)))
+        return done.rowcount == 1
+
+
+def hand_over(*, resource_id: int, run_id: str, seconds: float = HANDOVER_SECONDS) -> None:
+    """A stage task ends: the lock stays the run's, held by no process, until its publish task takes it back
+    (or the deadline passes and another run takes it over)."""
+    _stop_heartbeat(resource_id, run_id)
     with session_scope() as session:
         session.execute(update(ResourceLock).where(ResourceLock.resource_id == resource_id,
                                                    ResourceLock.run_id == run_id)
-                        .values(expires_at=clock.now() + timedelta(seconds=LEASE_SECONDS)))
+                        .values(pid=0, host=HOST, expires_at=clock.now() + timedelta(seconds=seconds)))
 
 
 def release(*, resource_id: int, run_id: str) -> None:
+    _stop_heartbeat(resource_id, run_id)
     with session_scope() as session:
         session.execute(delete(ResourceLock).where(ResourceLock.resource_id == resource_id,
                                                    ResourceLock.run_id == run_id))
+
+
+def live_runs() -> set[str]:
+    """Run ids whose lock is held by a live holder now (housekeeping leaves their folders alone)."""
+    now = clock.now()
+    with session_scope() as session:
+        live = set()
+        for lock in session.scalars(select(ResourceLock)):
+            run = session.get(SyncRun, lock.run_id)
+            if _abandoned(lock, run.status if run else None, now) is None:
+                live.add(lock.run_id)
+        return live
 
 
 @contextmanager

@@ -26,6 +26,19 @@ def read_specs(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()).get("resources", [])
 
 
+def _by_cause(call):  # noqa: ANN001, ANN202 - a task's body
+    """Run a task's body; an error retrying cannot fix (configuration: a refused password, a missing column;
+    fatal: a broken contract; access) fails the task at once, without Airflow's retries."""
+    from core.errors import AccessDenied, ConfigError, FatalError
+
+    try:
+        return call()
+    except (ConfigError, FatalError, AccessDenied) as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
+
+
 def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
     import pendulum
     from airflow.sdk import dag, task
@@ -37,7 +50,8 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
         from pipeline.cdc import sync_cdc
 
         full = bool((params or {}).get("full", False))
-        return asdict(sync_cdc(resource_code=spec["resource_code"], full=full, wait_seconds=LOCK_WAIT_SECONDS))
+        return _by_cause(lambda: asdict(sync_cdc(resource_code=spec["resource_code"], full=full,
+                                                 wait_seconds=LOCK_WAIT_SECONDS)))
 
     @dag(
         dag_id=spec["dag_id"],
@@ -52,7 +66,7 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
     )
     def sync_dag() -> None:
         if spec.get("sync_mode") == "cdc":  # change capture: one task guards and streams the slot, publishes,
-            cdc_task()                       # confirms, and queues the notices itself (pipeline/cdc.py)
+            cdc_task()                       # confirms, and runs the post-publish path itself (pipeline/cdc.py)
             return
 
         @task
@@ -60,8 +74,9 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
             from pipeline.extract import stage_resource
 
             full = bool((params or {}).get("full", False))
-            return stage_resource(resource_code=spec["resource_code"], full=full,
-                                  wait_seconds=LOCK_WAIT_SECONDS).folder
+            # This process ends with the task: the lock is handed over to the publish task explicitly.
+            return _by_cause(lambda: stage_resource(resource_code=spec["resource_code"], full=full,
+                                                    wait_seconds=LOCK_WAIT_SECONDS, hand_over=True).folder)
 
         @task
         def publish(folder: str) -> dict[str, Any]:
@@ -69,25 +84,17 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
 
             from pipeline.sync import publish_run
 
-            return asdict(publish_run(folder=folder, wait_seconds=LOCK_WAIT_SECONDS))
-
-        @task(execution_timeout=timedelta(minutes=10))
-        def notify(report: dict[str, Any]) -> dict[str, Any]:
-            from pipeline.notify import notify_published
-
-            # Idempotent: a retried task or a re-run never queues a second notice for a subscriber.
-            return notify_published(resource_code=report["resource_code"], version_number=report["version"])
+            return _by_cause(lambda: asdict(publish_run(folder=folder, wait_seconds=LOCK_WAIT_SECONDS)))
 
         @task(retries=0, execution_timeout=timedelta(hours=1))
-        def expectations(report: dict[str, Any]) -> dict[str, Any]:
-            from pipeline.expectations import run_after_publish
+        def after_publish(report: dict[str, Any]) -> dict[str, Any]:
+            from pipeline.after_publish import after_publish as follow_up
 
-            # After the commit, beside notify: reports great-expectations results, never blocks or undoes a publish.
-            return run_after_publish(report)
+            # The one post-publish path (notices, expectations, schedules), as after a CLI sync or a replay;
+            # each step reports its own failure and never undoes the publish.
+            return follow_up(resource_code=report["resource_code"], version=report["version"])
 
-        published = publish(stage())
-        notify(published)
-        expectations(published)
+        after_publish(publish(stage()))
 
     return sync_dag()
 

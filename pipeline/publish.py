@@ -1,4 +1,9 @@
-"""Atomic publish: a staged run becomes an immutable version in one rename and one transaction."""
+"""Atomic publish: a staged run becomes an immutable version in one rename and one transaction.
+
+A run that found no change (a change set with nothing inserted, updated or deleted, and no schema change)
+publishes nothing: no version, no notice. It is still recorded, as ``unchanged`` with its rows and cursor, so
+the update clock and supervision see that the resource was kept up, and its quarantine findings are settled.
+"""
 
 from __future__ import annotations
 
@@ -28,34 +33,49 @@ from registry.versions import latest_version, next_version_number
 class PublishReport:
     resource_code: str
     run_id: str
-    version: int
+    version: int | None  # None: nothing changed, nothing published (the run is recorded as unchanged)
     mode: str
     rows_read: int
-    rows_published: int
+    rows_published: int  # rows of this read that were published (read = published + quarantined + superseded)
     rows_quarantined: int
     path: str
     manifest_sha256: str
     changes: dict | None = None  # the change set's counts against the previous version
+    version_rows: int = 0  # rows of the version now served
+    previous_version: int | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.version is not None
+
+
+def unchanged(staged: StagedRun) -> bool:
+    """Nothing to publish: the version it would make holds exactly the previous one's rows."""
+    changes = staged.changes or {}
+    return (staged.previous_version is not None and changes.get("file") is not None and not staged.schema_change
+            and not (changes.get("inserted") or changes.get("updated") or changes.get("deleted")
+                     or changes.get("schema_changed")))
 
 
 def publish_staged(staged: StagedRun, *, wait_seconds: float = 0) -> PublishReport:
     """Make a staged run the served version. Until the commit, the previous version stays served."""
-    source_rows = staged.rows_staged - staged.rows_carried + staged.rows_quarantined
+    source_rows = staged.rows_staged - staged.rows_carried + staged.rows_quarantined + staged.rows_superseded
     if source_rows != staged.rows_read:
-        # Nothing is dropped silently: every row read is either published or quarantined.
+        # Nothing is dropped silently: every row read is published, quarantined, or replaced by a newer file's.
         raise FatalError(f"run {staged.run_id} does not reconcile: read {staged.rows_read} rows, published "
-                         f"{staged.rows_staged - staged.rows_carried} and quarantined {staged.rows_quarantined}")
+                         f"{staged.rows_staged - staged.rows_carried}, quarantined {staged.rows_quarantined} and "
+                         f"superseded {staged.rows_superseded}")
     # Re-entrant for the run that staged (it kept the lock); any other run waits or is refused.
     fresh = locks.acquire(resource_id=staged.resource_id, resource_code=staged.resource_code, run_id=staged.run_id,
                           wait_seconds=wait_seconds)
     try:
-        return _publish_locked(staged, source_rows=source_rows)
+        return _publish_locked(staged)
     finally:
         if fresh:  # a staged run built without stage_resource (benchmarks, replays) holds no lock after this
             locks.release(resource_id=staged.resource_id, run_id=staged.run_id)
 
 
-def _publish_locked(staged: StagedRun, *, source_rows: int) -> PublishReport:
+def _publish_locked(staged: StagedRun) -> PublishReport:
     """Publish under the resource's lock (pipeline.sync.publish_run releases a lock kept since staging)."""
     with session_scope() as session:
         resource = session.get(Resource, staged.resource_id)
@@ -66,9 +86,13 @@ def _publish_locked(staged: StagedRun, *, source_rows: int) -> PublishReport:
                 f"v{current.number if current else 0} after run {staged.run_id[:8]} was staged; its change set "
                 "and carried rows are stale: stage it again")
         number = next_version_number(session, resource=resource)
+        previous_number = current.number if current else None
         primary_key = list((resource.stream or {}).get("primary_key") or [])
         lookups = lookup_columns(session, resource, version_parts(current) if current else [])
     staging = Path(staged.folder)
+    findings = _findings(staged, staging)
+    if unchanged(staged):
+        return _record_unchanged(staged, findings=findings, previous_number=previous_number)
     final = paths.version_dir(staged.resource_id, number, staged.run_id)
     files = [*staged.referenced, *describe_files(staging, staged.files)]
     for entry in files:
@@ -85,23 +109,42 @@ def _publish_locked(staged: StagedRun, *, source_rows: int) -> PublishReport:
         "watermark": staged.watermark, "source": staged.source,
         "changes": _changes_entry(staging, staged.changes), "schema_change": staged.schema_change,
     }
+    if staged.key_scan:
+        manifest["key_scan"] = staged.key_scan
     if manifest["row_count"] != live_rows(manifest):
         raise RetriableError(f"staged run {staged.run_id} is inconsistent (file rows differ); stage it again")
     manifest_sha256 = write_manifest(staging, manifest)
-    quarantine = staging / "quarantine.parquet"
-    if quarantine.exists():
-        target = paths.quarantine_file(staged.resource_id, staged.run_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(quarantine, target)
+    quarantine = _keep_quarantine(staged, staging)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.rename(staging, final)  # atomic on one file system: the folder is whole or absent
     try:
         report = _record(staged, number=number, final=final, manifest=manifest, manifest_sha256=manifest_sha256,
-                         source_rows=source_rows)
+                         findings=findings, quarantine=quarantine, previous_number=previous_number)
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)  # unregistered, so never served; remove the files too
         raise
     return report
+
+
+def _findings(staged: StagedRun, staging: Path):  # noqa: ANN202 - registry.quarantine.Findings
+    from pipeline.quarantine import entries_of
+    from registry.quarantine import Findings
+
+    findings = Findings.from_dict(staged.findings)
+    if staged.rows_quarantined:
+        findings.entries = entries_of(staging / "quarantine.parquet", tuple(staged.key))
+    return findings
+
+
+def _keep_quarantine(staged: StagedRun, staging: Path) -> str | None:
+    """Move the run's quarantined rows into the quarantine store; their storage path."""
+    source = staging / "quarantine.parquet"
+    if not source.exists():
+        return None
+    target = paths.quarantine_file(staged.resource_id, staged.run_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, target)
+    return target.relative_to(paths.storage_root()).as_posix()
 
 
 def _changes_entry(staging: Path, changes: dict) -> dict:
@@ -113,8 +156,47 @@ def _changes_entry(staging: Path, changes: dict) -> dict:
     return entry
 
 
-def _record(staged: StagedRun, *, number: int, final: Path, manifest: dict, manifest_sha256: str,
-            source_rows: int) -> PublishReport:
+def _close_run(session, staged: StagedRun, *, status: str, version_id: int | None) -> None:  # noqa: ANN001
+    run = session.get(SyncRun, staged.run_id)
+    if run is None:
+        return
+    run.status, run.finished_at, run.version_id, run.mode = status, clock.now(), version_id, staged.mode
+    run.rows_read, run.rows_quarantined = staged.rows_read, staged.rows_quarantined
+    run.rows_published = staged.rows_read - staged.rows_quarantined - staged.rows_superseded
+
+
+def _settle(session, staged: StagedRun, *, findings, version_id: int | None, quarantine: str | None) -> None:  # noqa: ANN001
+    """The run's quarantined rows and what it learnt about the open ones (registry.quarantine)."""
+    from registry.quarantine import settle_quarantine
+
+    settle_quarantine(session, resource_id=staged.resource_id, run_id=staged.run_id, version_id=version_id,
+                      path=quarantine, rows=staged.rows_quarantined, rules=staged.quarantine_rules,
+                      findings=findings)
+
+
+def _record_unchanged(staged: StagedRun, *, findings, previous_number: int | None) -> PublishReport:  # noqa: ANN001
+    """Checked, nothing changed: no version and no notice, but the run, its cursor and its quarantine count."""
+    staging = Path(staged.folder)
+    quarantine = _keep_quarantine(staged, staging)
+    with session_scope() as session:
+        state = session.get(CursorState, staged.resource_id)
+        if state is not None and staged.watermark.get("value") is not None:
+            state.cursor_column, state.cursor_value = staged.watermark.get("cursor_column"), staged.watermark["value"]
+        _close_run(session, staged, status="unchanged", version_id=None)
+        _settle(session, staged, findings=findings, version_id=None, quarantine=quarantine)
+        record_event(session, actor="pipeline", action="run.unchanged", resource_code=staged.resource_code,
+                     detail={"run_id": staged.run_id, "mode": staged.mode, "rows_read": staged.rows_read,
+                             "quarantined": staged.rows_quarantined, "version": previous_number})
+    shutil.rmtree(staging, ignore_errors=True)
+    return PublishReport(resource_code=staged.resource_code, run_id=staged.run_id, version=None, mode=staged.mode,
+                         rows_read=staged.rows_read, rows_published=staged.rows_read - staged.rows_quarantined
+                         - staged.rows_superseded, rows_quarantined=staged.rows_quarantined, path="",
+                         manifest_sha256="", changes=staged.changes, version_rows=staged.rows_staged,
+                         previous_version=previous_number)
+
+
+def _record(staged: StagedRun, *, number: int, final: Path, manifest: dict, manifest_sha256: str, findings,  # noqa: ANN001
+            quarantine: str | None, previous_number: int | None) -> PublishReport:
     relative = final.relative_to(paths.storage_root()).as_posix()
     with session_scope() as session:
         version = DatasetVersion(
@@ -129,22 +211,15 @@ def _record(staged: StagedRun, *, number: int, final: Path, manifest: dict, mani
         state.cursor_value = staged.watermark.get("value")
         state.version_id = version.id
         session.add(state)
-        run = session.get(SyncRun, staged.run_id)
-        if run is not None:
-            run.status, run.finished_at, run.version_id = "published", clock.now(), version.id
-            run.rows_read, run.rows_published, run.rows_quarantined = source_rows, staged.rows_staged, staged.rows_quarantined
+        _close_run(session, staged, status="published", version_id=version.id)
         record_event(session, actor="pipeline", action="version.publish", resource_code=staged.resource_code,
                      detail={"version": number, "run_id": staged.run_id, "mode": staged.mode,
                              "rows": staged.rows_staged, "quarantined": staged.rows_quarantined,
                              "quarantine_rules": staged.quarantine_rules, "manifest_sha256": manifest_sha256})
-        if staged.rows_quarantined:  # the quarantine store and the provider's correction ticket (issue 5)
-            from registry.quarantine import record_quarantine
-
-            record_quarantine(session, resource_id=staged.resource_id, run_id=staged.run_id, version_id=version.id,
-                              path=paths.quarantine_file(staged.resource_id, staged.run_id).relative_to(
-                                  paths.storage_root()).as_posix(),
-                              rows=staged.rows_quarantined, rules=staged.quarantine_rules)
+        _settle(session, staged, findings=findings, version_id=version.id, quarantine=quarantine)
     return PublishReport(resource_code=staged.resource_code, run_id=staged.run_id, version=number, mode=staged.mode,
-                         rows_read=source_rows, rows_published=staged.rows_staged,
+                         rows_read=staged.rows_read,
+                         rows_published=staged.rows_read - staged.rows_quarantined - staged.rows_superseded,
                          rows_quarantined=staged.rows_quarantined, path=relative, manifest_sha256=manifest_sha256,
-                         changes=manifest.get("changes"))
+                         changes=manifest.get("changes"), version_rows=staged.rows_staged,
+                         previous_version=previous_number)

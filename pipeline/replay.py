@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from core.errors import ConfigError
 from pipeline import locks, paths
-from pipeline.quarantine import BATCH_ROWS, RUN_COLUMN, set_batches
+from pipeline.after_publish import after_publish
+from pipeline.quarantine import BATCH_ROWS, KEY_COLUMN, RUN_COLUMN
 from pipeline.validate import REASON_COLUMN, RULE_COLUMN, duplicated_keys, key_array, split_batch
 
 
@@ -32,7 +33,7 @@ from pipeline.validate import REASON_COLUMN, RULE_COLUMN, duplicated_keys, key_a
 class ReplayReport:
     resource_code: str
     run_id: str
-    version: int
+    version: int | None  # None: the replayed rows changed nothing (they all still fail)
     rows_replayed: int
     rows_fixed: int
     rows_still_failing: int
@@ -128,22 +129,23 @@ def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.RecordBatch, pa
 
 def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: str | None = None) -> ReplayReport:
     """Check the fixed rows again and publish them into a new version (see the module docstring)."""
-    from pipeline.extract import (
-        _quarantine_duplicates,
-        record_run_failure,
-    )
+    from pipeline.changes import CHANGES_FILE, compute_changes
+    from pipeline.duplicates import settle_duplicates
     from pipeline.layering import carry_forward
+    from pipeline.quarantine import open_rows, resource_key, seen_keys
+    from pipeline.runs import record_run_failure, start_run
     from pipeline.layers import parts_of, parts_schema
     from pipeline.manifest import read_manifest
     from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
     from pipeline.sync import publish_run
     from registry.db import session_scope
-    from registry.models import SyncRun
-    from registry.quarantine import mark_replayed, open_sets
+    from registry.quarantine import mark_replayed, open_keys, open_sets
     from registry.resources import get_resource
     from registry.versions import require_latest_version
     from schemas.contract_store import contract_for
 
+    if file is not None and not file.is_file():
+        raise ConfigError(f"corrected file {file} does not exist")
     new_run = uuid.uuid4().hex
     with session_scope() as session:
         resource_id = get_resource(session, code=resource_code).id
@@ -154,21 +156,25 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
             resource = get_resource(session, code=resource_code)
             version = require_latest_version(session, resource=resource)
             contract = contract_for(resource_code=resource.code, stream=resource.stream)
-            key = tuple((resource.stream or {}).get("primary_key") or (contract.key if contract else ()))
+            key = resource_key(resource)
             if not key:
                 raise ConfigError(f"resource {resource_code} has no key; replayed rows cannot be merged into a version")
             sets = open_sets(session, resource_code=resource_code, run_id=run_id)
             set_info = [(s.id, s.path, s.run_id) for s in sets]
             version_folder = paths.resolve(version.path)
-            session.add(SyncRun(id=new_run, resource_id=resource.id, status="staging", mode="replay"))
+            watch = pa.array(open_keys(session, resource_id=resource.id), pa.string())
+            stored = None if file else open_rows(session, resource=resource, run_id=run_id)[1]
             staged = StagedRun(run_id=new_run, resource_id=resource.id, resource_code=resource.code, mode="replay",
                                folder=str(folder), previous_version=version.id,
                                source={"replay_of": [r for _, _, r in set_info], "file": file.name if file else None},
-                               watermark=dict(version.manifest.get("watermark") or {}))
+                               watermark=dict(version.manifest.get("watermark") or {}), key=list(key),
+                               findings={"seen": [], "complete": False})
+            previous_number = version.number
+        start_run(run_id=new_run, resource_id=resource_id, mode="replay")
         manifest = read_manifest(version_folder)
         parts = parts_of(version_folder, manifest)
         schema = parts_schema(parts)
-        batches = _read_fixed_file(file) if file else (b for _, p, r in set_info for b in set_batches(p, r))
+        batches = _read_fixed_file(file) if file else stored  # the stored rows: those still open
         (folder / "data").mkdir(parents=True)
         writer = PartWriter(folder / "data")
         quarantine = QuarantineWriter(folder / "quarantine.parquet")
@@ -182,6 +188,9 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
                 typed, failed = _typed(text, schema)
                 if failed is not None:
                     quarantine.write(failed)
+                staged.findings["seen"] += seen_keys(typed, key, watch)
+                if KEY_COLUMN in text.schema.names:  # the records the provider's rows came from, key changed or not
+                    staged.findings["seen"] += [k for k in text.column(KEY_COLUMN).to_pylist() if k]
                 split = split_batch(typed, key=key, contract=contract)
                 if split.bad is not None:
                     quarantine.write(split.bad)
@@ -192,8 +201,11 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
             writer.close()
             dupes = duplicated_keys(keys)
             if len(dupes):
-                _quarantine_duplicates(folder / "data", writer.files, key, dupes, quarantine)
-            fixed = sum(pq.ParquetFile(folder / "data" / f).metadata.num_rows for f in writer.files)
+                settle_duplicates(folder / "data", writer.files, key, dupes, quarantine)
+            fixed_files = list(writer.files)
+            fixed = sum(pq.ParquetFile(folder / "data" / f).metadata.num_rows for f in fixed_files)
+            replayed_keys = pa.concat_tables([pq.read_table(folder / "data" / f, columns=list(key))
+                                              for f in fixed_files])
             staged.rows_carried = carry_forward(parts, writer, key, pa.chunked_array(keys))
             writer.ensure_file(schema)
         finally:
@@ -203,6 +215,12 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
         staged.rows_staged = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
         staged.rows_quarantined, staged.quarantine_rules = quarantine.rows, quarantine.by_rule
         staged.quarantine = "quarantine.parquet" if quarantine.rows else None
+        # Only the replayed keys can have changed: the change set compares them alone (a consumer holding the
+        # previous version takes the fixed rows from `changes --since`).
+        staged.changes = compute_changes(
+            new_files=[folder / f for f in staged.files], previous_parts=parts, key=key, schema=schema,
+            previous_schema=schema, out=folder / CHANGES_FILE, since_version=previous_number,
+            read_keys=replayed_keys, scratch=folder / "tmp").summary()
         staged.save()
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)
@@ -213,6 +231,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
     with session_scope() as session:
         done = [i for i, _, r in set_info if not replayed_runs or r in replayed_runs]
         mark_replayed(session, set_ids=done, replay_run_id=new_run, fixed=fixed, still_failing=staged.rows_quarantined)
+    after_publish(resource_code=resource_code, version=report.version)
     return ReplayReport(resource_code=resource_code, run_id=new_run, version=report.version,
                         rows_replayed=staged.rows_read, rows_fixed=fixed, rows_still_failing=staged.rows_quarantined,
                         sets=[r for i, _, r in set_info if i in done])

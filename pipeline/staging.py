@@ -29,6 +29,7 @@ class StagedRun:
     rows_staged: int = 0
     rows_quarantined: int = 0
     rows_carried: int = 0  # incremental: unchanged rows taken over from the previous version
+    rows_superseded: int = 0  # file sources: rows of a key a newer file of the same read replaced
     files: list[str] = field(default_factory=list)
     quarantine: str | None = None
     quarantine_rules: dict[str, int] = field(default_factory=dict)
@@ -40,6 +41,9 @@ class StagedRun:
     referenced: list[dict[str, Any]] = field(default_factory=list)  # a layer: the previous version's file entries
     locators: dict[str, str] = field(default_factory=dict)  # own file -> its key locator (pipeline.locator)
     row_stores: bool = False  # offered through the interface: parts get row stores as written (pipeline.lookup_index)
+    key: list[str] = field(default_factory=list)  # the key the run merged and quarantined by
+    findings: dict[str, Any] = field(default_factory=dict)  # open quarantine keys seen / gone (registry.quarantine)
+    key_scan: dict[str, Any] | None = None  # an incremental run's scan of the source's keys (pipeline.deletes)
 
     def save(self) -> None:
         (Path(self.folder) / "staged.json").write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
@@ -108,6 +112,8 @@ class PartWriter:
         self._next = 0
         self._dictionary: list[str] | bool = True
         self._threads: ThreadPoolExecutor | None = None
+        self._serial = False
+        self._alternated = False
 
     def _open(self, lane: _Lane) -> None:
         name = f"{self.prefix}-{len(self.files):05d}.parquet"
@@ -121,14 +127,22 @@ class PartWriter:
             stem = published_stem(self._lookup_owner, f"{self.folder.name}/{name}")
             lane.row_store = RowStoreWriter(stem, self.schema)
 
+    def keep_arrival_order(self) -> None:
+        """Write one part at a time, so the parts' rows, file after file, are the rows in the order they came
+        (what a side file aligned with them, such as file sources' ranks, relies on)."""
+        if self._alternated:
+            raise RuntimeError("keep_arrival_order() must be called before two parts are written at a time")
+        self._serial = True
+
     def write(self, batch: pa.RecordBatch) -> None:
         if self.schema is None:
             self.schema = batch.schema
             self._dictionary = _repeating_columns(batch)
         elif batch.schema != self.schema:
             batch = batch.cast(self.schema)  # a type that cannot be cast raises: the run fails, nothing publishes
-        if self.rows >= PARALLEL_FROM_ROWS:
+        if self.rows >= PARALLEL_FROM_ROWS and not self._serial:
             self._next = 1 - self._next
+            self._alternated = True
         lane = self._lanes[self._next]
         lane.settle()  # one batch in flight per lane: memory stays bounded, order within a part is kept
         if lane.writer is None or lane.rows_in_file >= ROWS_PER_FILE:
@@ -204,7 +218,10 @@ class QuarantineWriter:
 
 
 def _rule_counts(rows: pa.RecordBatch) -> tuple[list[str], list[int]]:
-    import pyarrow.compute as pc
+    """Rows per rule; a row that broke several rules counts for each (pipeline.validate lists them all)."""
+    from collections import Counter
 
-    counts = pc.value_counts(rows.column("_rule"))
-    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+    from pipeline.validate import RULE_COLUMN, rules_of
+
+    counts = Counter(rule for rules in rules_of(rows.column(RULE_COLUMN)) for rule in rules)
+    return list(counts), list(counts.values())

@@ -1,4 +1,4 @@
-"""One sync of a resource: stage, then publish, then queue the update notices; the entry points the CLI and
+"""One sync of a resource: stage, then publish, then the one post-publish path; the entry points the CLI and
 the Airflow tasks call."""
 
 from __future__ import annotations
@@ -7,21 +7,32 @@ import logging
 import shutil
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import RetriableError
 from pipeline import locks
-from pipeline.extract import record_run_failure, stage_resource
+from pipeline.after_publish import STEPS, after_publish
+from pipeline.extract import stage_resource
 from pipeline.publish import PublishReport, publish_staged
+from pipeline.runs import record_run_failure
 from pipeline.staging import StagedRun
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class SyncReport(PublishReport):
+    """A publish and what followed it (notices queued, expectations, schedules)."""
+
+    after: dict[str, Any] = field(default_factory=dict)
+
+
 def publish_run(*, folder: str, wait_seconds: float = 0) -> PublishReport:
     """Publish a run staged earlier (the Airflow publish task); a failure leaves the previous version served.
 
-    The resource's lock, held since staging, is released however this ends.
+    The resource's lock, held since staging (or handed over to this task), is released however this ends.
     """
     staged = StagedRun.load(Path(folder))
     try:
@@ -34,25 +45,13 @@ def publish_run(*, folder: str, wait_seconds: float = 0) -> PublishReport:
         locks.release(resource_id=staged.resource_id, run_id=staged.run_id)
 
 
-def queue_after_publish(report: PublishReport) -> int | None:
-    """Queue the version's update notices once it is committed; None when queueing failed (it is idempotent,
-    so `govshare notices queue` or the DAG's notify task can do it again)."""
-    from pipeline.notify import queue_notices
-
-    try:
-        return queue_notices(resource_code=report.resource_code, version_number=report.version)
-    except Exception:  # noqa: BLE001 - the version is published; a notice problem must not hide that
-        log.exception("version %s v%s published, but its notices were not queued", report.resource_code,
-                      report.version)
-        return None
-
-
 def sync_resource(*, resource_code: str, full: bool = False, attempts: int = 1, wait_seconds: float = 0,
-                  retry_delay_seconds: float = 2.0, notify: bool = True) -> PublishReport:
-    """Extract, check, stage and publish one resource (`govshare sync`), then queue its notices.
+                  retry_delay_seconds: float = 2.0, after: tuple[str, ...] = STEPS) -> SyncReport:
+    """Extract, check, stage and publish one resource (`govshare sync`), then the post-publish path.
 
     A RetriableError (a dropped connection, a busy lock) is tried again up to `attempts` times, with a
-    growing delay; each attempt is a run of its own, so a failed one leaves nothing behind.
+    growing delay; each attempt is a run of its own, so a failed one leaves nothing behind. Configuration
+    errors (a refused password, a missing column) and fatal ones are never retried.
     """
     for attempt in range(1, max(1, attempts) + 1):
         try:
@@ -65,6 +64,5 @@ def sync_resource(*, resource_code: str, full: bool = False, attempts: int = 1, 
                 raise
             log.warning("sync of %s failed (attempt %d of %d), retrying: %s", resource_code, attempt, attempts, exc)
             time.sleep(retry_delay_seconds * 2 ** (attempt - 1))
-    if notify:
-        queue_after_publish(report)
-    return report
+    done = after_publish(resource_code=report.resource_code, version=report.version, steps=after)
+    return SyncReport(**vars(report), after=done)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -19,10 +20,19 @@ RULE_COLUMN = "_rule"
 REASON_COLUMN = "_reason"
 
 
+RULE_SEPARATOR = ";"  # a quarantined row lists every rule it broke in _rule ...
+REASON_SEPARATOR = "\n"  # ... and their reasons, in the same order, in _reason
+
+
 @dataclass
 class Split:
     good: pa.RecordBatch
-    bad: pa.RecordBatch | None  # the failing rows, with _rule and _reason columns added
+    bad: pa.RecordBatch | None  # the failing rows as read, with _rule and _reason columns added
+    keep: pa.Array | None = None  # which rows of the batch are good (None: all), to filter what goes with them
+
+    def kept(self, values: pa.Array) -> pa.Array:
+        """Values aligned with the batch (e.g. its cursor column as read), for the good rows."""
+        return values if self.keep is None else values.filter(self.keep)
 
 
 def key_array(batch: pa.RecordBatch | pa.Table, key: tuple[str, ...]) -> pa.Array:
@@ -34,47 +44,84 @@ def key_array(batch: pa.RecordBatch | pa.Table, key: tuple[str, ...]) -> pa.Arra
     return pc.binary_join_element_wise(*parts, "\x1f")
 
 
-def _with_reason(rows: pa.RecordBatch, rule: str, reasons: pa.Array) -> pa.RecordBatch:
-    rows = rows.append_column(RULE_COLUMN, pa.array([rule] * rows.num_rows, pa.string()))
-    return rows.append_column(REASON_COLUMN, reasons)
+class _Breaks:
+    """Rules broken per row of one batch: every rule a row breaks is kept, in the order they were checked."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.by_row: dict[int, tuple[list[str], list[str]]] = {}
+
+    def add(self, rule: str, rows: np.ndarray, reasons: list[str]) -> None:
+        for row, reason in zip(rows.tolist(), reasons):
+            rules, why = self.by_row.setdefault(row, ([], []))
+            rules.append(rule)
+            why.append(reason or rule)
+
+    def mask(self) -> np.ndarray:
+        failing = np.zeros(self.rows, dtype=bool)
+        failing[list(self.by_row)] = True
+        return failing
+
+    def columns(self, rows: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        return (pa.array([RULE_SEPARATOR.join(self.by_row[r][0]) for r in rows.tolist()], pa.string()),
+                pa.array([REASON_SEPARATOR.join(self.by_row[r][1]) for r in rows.tolist()], pa.string()))
+
+
+def _reasons_of(issue, rows: int) -> pa.Array:  # noqa: ANN001 - quality.checks.RowIssue
+    if isinstance(issue.reasons, pa.Array):
+        return issue.reasons
+    return pa.array([issue.reasons] * rows, pa.string())
 
 
 def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contract | None = None) -> Split:
-    """Separate rows a connector could not convert, rows whose key is null, and (with a contract) rows that
-    break one of its blocking row rules; each bad row carries the first rule it broke, in contract order."""
-    bad_parts: list[pa.RecordBatch] = []
+    """Separate the rows that may be published from those that may not, recording every rule each bad row
+    breaks: values the connector (or the contract's declared type) could not read faithfully, a NULL key,
+    and (with a contract) its blocking row rules. A row whose value could not be read is checked no further."""
+    breaks = _Breaks(batch.num_rows)
+    payload = batch
     if ROW_PROBLEM_COLUMN in batch.schema.names:
         flags = batch.column(ROW_PROBLEM_COLUMN)
-        failing = pc.is_valid(flags)
         payload = batch.drop_columns([ROW_PROBLEM_COLUMN])
-        if pc.any(failing).as_py():
-            bad_parts.append(_with_reason(payload.filter(failing), "type_conversion", flags.filter(failing)))
-        batch = payload.filter(pc.invert(failing))
-    if key:
-        null_key = pc.is_null(key_array(batch, key))
-        for name in key[1:]:
-            null_key = pc.or_(null_key, pc.is_null(batch.column(name)))
-        if pc.any(null_key).as_py():
-            rows = batch.filter(null_key)
-            reason = pa.array([f"主键为空 / key column(s) {', '.join(key)} empty"] * rows.num_rows, pa.string())
-            bad_parts.append(_with_reason(rows, "key_not_null", reason))
-            batch = batch.filter(pc.invert(null_key))
+        rows = pc.indices_nonzero(pc.is_valid(flags)).to_numpy()
+        breaks.add("type_conversion", rows, flags.take(pa.array(rows)).to_pylist())
+    original = payload  # quarantined rows keep the values as they were read
     if contract is not None:
-        contract.check_schema(batch.schema)
+        payload, problems = contract.convert(payload)
+        rows = np.array(sorted(set(problems) - set(breaks.by_row)), dtype=np.int64)
+        breaks.add("type_conversion", rows, [problems[r] for r in rows.tolist()])
+        contract.check_schema(payload.schema)
+    unreadable = breaks.mask()
+    checked_rows = np.flatnonzero(~unreadable)
+    checked = payload.filter(pa.array(~unreadable)) if unreadable.any() else payload
+    if key:
+        null_key = pc.is_null(key_array(checked, key))
+        for name in key[1:]:
+            null_key = pc.or_(null_key, pc.is_null(checked.column(name)))
+        found = pc.indices_nonzero(null_key).to_numpy()
+        breaks.add("key_not_null", checked_rows[found],
+                   [f"主键为空 / key column(s) {', '.join(key)} empty"] * len(found))
+    if contract is not None and checked.num_rows:
         for rule in contract.rules_of("row", blocking=True):
-            if not batch.num_rows:
-                break
-            for issue in rule.check_batch(batch):
-                reasons = issue.reasons if isinstance(issue.reasons, pa.Array) else \
-                    pa.array([issue.reasons] * batch.num_rows, pa.string())
-                bad_parts.append(_with_reason(batch.filter(issue.failing), issue.rule, reasons.filter(issue.failing)))
-                batch = batch.filter(pc.invert(issue.failing))
-    bad = None
-    if bad_parts:
-        bad = pa.Table.from_batches(bad_parts[:1]) if len(bad_parts) == 1 else pa.concat_tables(
-            [pa.Table.from_batches([p]) for p in bad_parts], promote_options="permissive")
-        bad = bad.combine_chunks().to_batches()[0] if bad.num_rows else None
-    return Split(good=batch, bad=bad)
+            if rule.type == "not_null" and set(rule.columns_used()) <= set(key):
+                continue  # key_not_null above says it already
+            for issue in rule.check_batch(checked):
+                found = pc.indices_nonzero(issue.failing).to_numpy()
+                breaks.add(issue.rule, checked_rows[found],
+                           _reasons_of(issue, checked.num_rows).take(pa.array(found)).to_pylist())
+    if not breaks.by_row:
+        return Split(good=payload, bad=None)
+    failing = breaks.mask()
+    keep = pa.array(~failing)
+    bad_rows = np.flatnonzero(failing)
+    bad = original.take(pa.array(bad_rows))
+    rules, reasons = breaks.columns(bad_rows)
+    bad = bad.append_column(RULE_COLUMN, rules).append_column(REASON_COLUMN, reasons)
+    return Split(good=payload.filter(keep), bad=bad, keep=keep)
+
+
+def rules_of(rule_column: pa.Array) -> list[list[str]]:
+    """Each quarantined row's rules (its _rule value split)."""
+    return [value.split(RULE_SEPARATOR) if value else [] for value in rule_column.to_pylist()]
 
 
 def duplicated_keys_in_files(files: list, key: tuple[str, ...], *, scratch) -> pa.Array:  # noqa: ANN001 - paths
@@ -124,22 +171,27 @@ def finish_checks(staged, contract: Contract | None, *, previous_rows: int | Non
         return []
     folder = Path(staged.folder)
     failures: list[str] = []
-    total = staged.rows_read
+    # max_fraction is a share of the dataset, not of the run: the rows the version will hold plus those the
+    # run quarantined. An incremental run that reads 25 rows, 3 of them bad, is judged against the whole table.
+    total = staged.rows_staged + staged.rows_quarantined
     for rule_id, count in sorted(staged.quarantine_rules.items()):
         rule = contract.rule(rule_id)
         why = rule.threshold.exceeded(count, total) if rule is not None and rule.threshold else None
         if why:
-            failures.append(f"规则 {rule_id} 隔离 {count} 行, 超过阈值 / rule {rule_id} quarantined {count} of {total} rows: {why}")
+            failures.append(f"规则 {rule_id} 隔离 {count} 行, 超过阈值 / rule {rule_id} quarantined {count} rows of a "
+                            f"dataset of {total}: {why}")
     if contract.threshold and (why := contract.threshold.exceeded(staged.rows_quarantined, total)):
         by_rule = ", ".join(f"{k}={v}" for k, v in sorted(staged.quarantine_rules.items()))
-        failures.append(f"隔离总数超过阈值 / {staged.rows_quarantined} of {total} rows quarantined ({by_rule}): {why}")
+        failures.append(f"隔离总数超过阈值 / {staged.rows_quarantined} rows quarantined ({by_rule}) of a dataset of "
+                        f"{total}: {why}")
     # A staged run's files are plain: each holds only rows of the run, whole.
     context = DatasetContext(batches=batches or file_batches([folder / f for f in staged.files]),
                              rows=staged.rows_staged,
                              run_time=clock.now(), previous_rows=previous_rows)
     findings = [issue for rule in contract.rules_of("dataset") for issue in rule.check_dataset(context)]
     failures.extend(f"规则 {i.rule}: {i.message}" for i in findings if i.blocking)
-    report = {"contract": contract.name, "rows_read": total, "rows_staged": staged.rows_staged,
+    report = {"contract": contract.name, "rows_read": staged.rows_read, "dataset_rows": total,
+              "rows_staged": staged.rows_staged,
               "quarantine_rules": staged.quarantine_rules, "threshold_failures": failures,
               "dataset_findings": [{"rule": i.rule, "blocking": i.blocking, "message": i.message} for i in findings]}
     (folder / "quality.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))

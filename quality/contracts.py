@@ -68,15 +68,37 @@ class Contract(BaseModel):
         return {c.name: c.label for c in self.columns if c.label}
 
     def check_schema(self, schema: pa.Schema) -> None:
-        """A source whose columns do not match the contract cannot run (FatalError naming the columns)."""
+        """A source whose columns do not match the contract cannot run (FatalError naming the columns). A text
+        column declared with another type is converted (:meth:`convert`), so it matches."""
         missing = [c.name for c in self.columns if c.name not in schema.names]
         if missing:
             raise FatalError(f"契约 {self.name} 声明的字段在数据源中不存在 / contract {self.name}: the source has no "
                              f"column(s) {', '.join(missing)}; fix the source or the contract")
         wrong = [f"{c.name} ({c.type} expected, source has {schema.field(c.name).type})"
-                 for c in self.columns if not _type_matches(c.type, schema.field(c.name).type)]
+                 for c in self.columns if not _type_matches(c.type, schema.field(c.name).type)
+                 and not _convertible(c.type, schema.field(c.name).type)]
         if wrong:
             raise FatalError(f"契约 {self.name} 字段类型不符 / contract {self.name}: column type mismatch: {'; '.join(wrong)}")
+
+    def convert(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[int, str]]:
+        """Text columns declared with another type, read as that type (SQLite, CSV and JSON sources deliver
+        dates and numbers as text). Returns the converted batch and {row: reason} for values that do not
+        convert; those rows are quarantined as ``type_conversion`` with the value as it was."""
+        problems: dict[int, str] = {}
+        arrays = list(batch.columns)
+        fields = list(batch.schema)
+        for spec in self.columns:
+            index = batch.schema.get_field_index(spec.name)
+            if index < 0 or not _convertible(spec.type, batch.schema.field(index).type):
+                continue
+            arrays[index], failed = convert_text(batch.column(index), spec.type)
+            fields[index] = pa.field(spec.name, arrays[index].type)
+            for row, value in failed.items():
+                problems.setdefault(row, f"{spec.name}={value!r}: 不是有效的{TYPE_LABELS[spec.type]} / cannot be "
+                                         f"read as {spec.type}")
+        if len(arrays) == batch.num_columns and all(a is b for a, b in zip(arrays, batch.columns)):
+            return batch, problems
+        return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)), problems
 
 
 def _type_matches(declared: str, actual: pa.DataType) -> bool:
@@ -90,6 +112,48 @@ def _type_matches(declared: str, actual: pa.DataType) -> bool:
         "timestamp": t.is_timestamp(actual),
         "boolean": t.is_boolean(actual),
     }[declared] or t.is_null(actual)
+
+
+TYPE_LABELS = {"string": "文本", "integer": "整数", "decimal": "数值", "float": "数值", "date": "日期",
+               "timestamp": "时间", "boolean": "布尔值"}
+# What a text value declared as each type becomes; decimals without a declared scale keep 10 places.
+TEXT_TARGETS = {"integer": [pa.int64()], "decimal": [pa.decimal128(38, 10)], "float": [pa.float64()],
+                "date": [pa.date32()], "timestamp": [pa.timestamp("us", tz="UTC"), pa.timestamp("us")],
+                "boolean": [pa.bool_()]}
+
+
+def _convertible(declared: str, actual: pa.DataType) -> bool:
+    return declared != "string" and (pa.types.is_string(actual) or pa.types.is_large_string(actual))
+
+
+def convert_text(values: pa.Array, declared: str) -> tuple[pa.Array, dict[int, str]]:
+    """Text to the declared type; blank text is NULL. A timestamp with a zone offset becomes UTC, one without
+    stays as written (the first value that parses decides which). Returns the array and {row: raw value} for
+    values that do not convert (NULL in the array)."""
+    import pyarrow.compute as pc
+
+    text = pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""), pa.scalar(None, values.type), values)
+    for target in TEXT_TARGETS[declared]:
+        try:
+            return pc.cast(text, target), {}
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    chosen, converted, failed = None, [], {}
+    for row, value in enumerate(text.to_pylist()):
+        if value is None:
+            converted.append(None)
+            continue
+        for target in ([chosen] if chosen is not None else TEXT_TARGETS[declared]):
+            try:
+                converted.append(pa.scalar(value.strip(), pa.string()).cast(target).as_py())
+                chosen = target
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        else:
+            converted.append(None)
+            failed[row] = value
+    return pa.array(converted, chosen or TEXT_TARGETS[declared][0]), failed
 
 
 def _describe(error: ValidationError) -> str:

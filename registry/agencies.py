@@ -8,9 +8,10 @@ from sqlalchemy.orm import Session
 from core.errors import ConfigError, NotFound
 from registry.audit import record_event
 from registry.models import Agency
+from schemas.presentation import labels
 
 LEVELS = ("city", "district", "county")  # 市级, 区级, 县级 (article 25: districts and counties follow the same rules)
-LEVEL_LABELS = {"city": "市级", "district": "区级", "county": "县级"}
+LEVEL_LABELS = labels("agency_levels")
 
 
 def checked_uscc(code: str) -> tuple[str, str | None]:

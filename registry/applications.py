@@ -39,9 +39,10 @@ from registry.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
 from registry.versions import latest_version
 from registry.workdays import working_days_between
+from schemas.presentation import labels
 
 REMIND_WORKING_DAYS = 2
-KINDS = {"use": "共享使用", "external": "对外提供或发布"}
+KINDS = labels("application_kinds")
 OUTCOMES = {"approve": "approved", "partial": "partial", "refuse": "refused"}
 
 
@@ -91,21 +92,23 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
             f"该资源不予共享，不能申请，依据：{resource.sharing_condition}",
             f"this resource is not shared and cannot be applied for; legal basis: {resource.sharing_condition}"))
     if taker.id == resource.agency_id:
-        raise ConfigError("a provider does not apply for its own resource")
+        raise ConfigError("提供方无需申请本机构的资源 / a provider does not apply for its own resource")
     if not scope.strip() or not purpose.strip():
-        raise ConfigError("an application states its scope (共享范围) and purpose (共享用途)")
+        raise ConfigError("请填写共享范围和共享用途 / an application states its scope (共享范围) and purpose (共享用途)")
     items = [i.strip() for i in items if i.strip()]
     if not items:
-        raise ConfigError("list the data items wanted (申请数据项): --item COLUMN, repeatable")
+        raise ConfigError("请至少选择一个申请数据项 / list the data items wanted (申请数据项): --item COLUMN, repeatable")
     if len(set(items)) != len(items):
-        raise ConfigError("a data item is listed twice")
+        raise ConfigError("申请数据项重复 / a data item is listed twice")
     if kind == "use":
         if resource.sharing_type == "unconditional":
-            raise ConfigError("this resource is shared unconditionally: subscribe instead (`govshare subscribe`)")
+            raise ConfigError("该资源为无条件共享，请直接订阅，无需申请 / this resource is shared unconditionally: subscribe "
+                              "instead (`govshare subscribe`)")
         known = _known_columns(session, resource)
         wanted = items + filter_columns(validate_row_filter(row_filter))
         if known is not None and (unknown := [i for i in wanted if i not in known]):
-            raise ConfigError(f"unknown data item(s) {unknown}; the resource has {', '.join(known)}")
+            raise ConfigError(f"该资源没有数据项 {'、'.join(unknown)} / unknown data item(s) {unknown}; the resource has "
+                              f"{', '.join(known)}")
     else:
         grant = live_grant(session, resource=resource, agency_id=taker.id)
         if grant is None or grant.status != "active":
@@ -131,7 +134,7 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
                          "due_on": application.due_on, "due_status": due_status(application.due_on)})
     notify(session, kind="application", application=application, agency_id=resource.agency_id,
            message=f"{taker.name}提交{KINDS[kind]}申请 {application.number}（{resource.name}），"
-                   + (f"请于{application.due_on:%Y年%m月%d日}前答复" if application.due_on
+                   + (f"请于{due_text(application.due_on)}前答复" if application.due_on
                       else f"答复期限{due_text(application.due_on)}后确定"))
     return application
 
@@ -161,10 +164,12 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
     require(by, by.acts_for(application.resource.agency_id), zh="只有提供方可以登记收到书面申请",
             en="only the provider records receipt of the written application")
     if application.status != "submitted":
-        raise ConfigError(f"application {number} is already {application.status}")
+        raise ConfigError(f"申请 {number} 已答复，不能再登记收到日期 / application {number} is already "
+                          f"{application.status}")
     submitted = application.submitted_at
     if received_on < clock.beijing_day(submitted):
-        raise ConfigError("the written form cannot arrive before the application was submitted")
+        raise ConfigError("收到书面申请的日期不能早于提交申请的日期 / the written form cannot arrive before the "
+                          "application was submitted")
     application.received_on = received_on
     application.due_on, application.due_problem = due_after(received_on, DECISION_WORKING_DAYS)
     application.reminded_at = application.overdue_flagged_at = None
@@ -182,13 +187,13 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
     if outcome not in OUTCOMES:
         raise ConfigError(f"decision must be one of {', '.join(OUTCOMES)}")
     if not reasons.strip():
-        raise ConfigError("a decision always gives its reasons (意见及理由): --reason")
+        raise ConfigError("请填写意见及理由 / a decision always gives its reasons (意见及理由): --reason")
     if outcome == "refuse":
         approved: list[str] = []
     else:
         approved = list(approved_items) if approved_items else list(application.items)
         if extra := [i for i in approved if i not in application.items]:
-            raise ConfigError(f"approved item(s) {extra} were not applied for")
+            raise ConfigError(f"同意的数据项 {'、'.join(extra)} 不在申请范围内 / approved item(s) {extra} were not applied for")
         if outcome == "approve" and set(approved) != set(application.items):
             outcome = "partial"
         if outcome == "partial" and set(approved) == set(application.items):
@@ -239,8 +244,8 @@ def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Pri
             zh="只有提供方的机构管理员或数据资源管理员可以审核申请",
             en="only the provider's agency or data resource administrator may decide an application")
     if application.status != "submitted":
-        raise ConfigError(f"application {number} is already {application.status}; a consumer who disagrees opens "
-                          "a dispute (`govshare dispute open`)")
+        raise ConfigError(f"申请 {number} 已答复；需求方如有异议可申请协调处理 / application {number} is already "
+                          f"{application.status}; a consumer who disagrees opens a dispute (`govshare dispute open`)")
     expires_at = datetime.combine(expires_on, datetime.max.time(), clock.BEIJING_TIME) if expires_on else None
     return apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
                           reasons=reasons, by=by, origin="application", unmask=unmask, expires_at=expires_at)
@@ -261,7 +266,7 @@ def check_deadlines(session: Session, *, today: date | None = None, by: Principa
                 application.overdue_flagged_at = clock.now()
                 notify(session, kind="overdue", application=application, role="coordination_office",
                        message=f"申请 {application.number}（{resource.agency.name}，{resource.name}）已超过"
-                               f"{application.due_on:%Y年%m月%d日}的答复期限，未作出意见")
+                               f"{due_text(application.due_on)}的答复期限，未作出意见")
                 record_event(session, actor=by.actor, action="application.overdue",
                              agency_code=resource.agency.code, resource_code=resource.code,
                              detail={"number": application.number, "due_on": application.due_on})
@@ -269,7 +274,7 @@ def check_deadlines(session: Session, *, today: date | None = None, by: Principa
         elif application.reminded_at is None and working_days_between(today, application.due_on) <= REMIND_WORKING_DAYS:
             application.reminded_at = clock.now()
             notify(session, kind="reminder", application=application, agency_id=resource.agency_id,
-                   message=f"申请 {application.number} 须于{application.due_on:%Y年%m月%d日}前答复")
+                   message=f"申请 {application.number} 须于{due_text(application.due_on)}前答复")
             record_event(session, actor=by.actor, action="application.reminder", agency_code=resource.agency.code,
                          resource_code=resource.code,
                          detail={"number": application.number, "due_on": application.due_on})

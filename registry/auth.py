@@ -33,6 +33,8 @@ class Principal:
     agency_code: str | None
     roles: frozenset[str] = field(default_factory=frozenset)
     user_id: int | None = None
+    display_name: str = ""  # a person's name as pages show it (张伟); the account name stays `name`
+    agency_name: str = ""
 
     @property
     def actor(self) -> str:
@@ -53,7 +55,8 @@ def console(name: str = "cli") -> Principal:
 
 def user_principal(user: User) -> Principal:
     return Principal(kind="user", name=user.username, agency_id=user.agency_id, agency_code=user.agency.code,
-                     roles=frozenset(user.roles), user_id=user.id)
+                     roles=frozenset(user.roles), user_id=user.id, display_name=user.display_name or user.username,
+                     agency_name=user.agency.name)
 
 
 def authenticate_principal(session: Session, *, token: str | None) -> Principal:
@@ -73,7 +76,8 @@ def authenticate_principal(session: Session, *, token: str | None) -> Principal:
         raise AuthenticationFailed("访问令牌无效", "invalid API token")
     api_token = authenticate(session, token=token)
     agency: Agency = api_token.agency
-    return Principal(kind="system", name=api_token.name, agency_id=agency.id, agency_code=agency.code)
+    return Principal(kind="system", name=api_token.name, agency_id=agency.id, agency_code=agency.code,
+                     display_name=api_token.name, agency_name=agency.name)
 
 
 def require(principal: Principal, allowed: bool, *, zh: str, en: str) -> None:

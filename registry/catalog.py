@@ -32,6 +32,7 @@ __all__ = [
     "Change",
     "apply_to_resource",
     "attach_stream",
+    "canonical",
     "diff_revisions",
     "entry_view",
     "get_entry",
@@ -47,7 +48,7 @@ __all__ = [
 UNPUBLISHED = ("draft", "submitted", "returned")
 
 
-def _canonical(data: CatalogEntryData) -> tuple[dict[str, Any], str]:
+def canonical(data: CatalogEntryData) -> tuple[dict[str, Any], str]:
     content = data.model_dump(mode="json")
     return content, sha256_hex(json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
 
@@ -76,7 +77,6 @@ def upsert_entry(
     the classification creates the entry under that code (a catalogue carried over from an earlier platform).
     """
     owner = get_agency(session, ref=agency)
-    content, digest = _canonical(data)
     resource = None
     if code is None:
         resource = session.scalar(select(Resource).where(
@@ -111,6 +111,9 @@ def upsert_entry(
             raise RetriableError(f"信息资源代码 {resource.code} 刚被并发占用，请重试 / the code was taken concurrently: "
                                  "retry") from None
     latest = latest_revision(session, resource=resource)
+    if data.release_date is None and (released := _released_on(session, resource)):
+        data = data.model_copy(update={"release_date": released})  # set at publication, kept by later revisions
+    content, digest = canonical(data)
     if latest is not None and latest.content_sha256 == digest:
         return latest
     # An unreviewed draft or a pending submission is replaced by the new revision; a returned one keeps its
@@ -133,6 +136,16 @@ def upsert_entry(
         open_update_obligation(session, resource_code=resource.code, kind="elements", actor=actor,
                                reason=f"目录要素调整（第{revision.number}版待发布） / elements changed")
     return revision
+
+
+def _released_on(session: Session, resource: Resource):  # noqa: ANN202 - date | None
+    """The release date (发布日期) the entry got at its first publication, if it was published."""
+    from datetime import date
+
+    dates = [r.content.get("release_date") for r in session.scalars(select(CatalogRevision).where(
+        CatalogRevision.resource_id == resource.id, CatalogRevision.published_at.is_not(None)))]
+    found = min((d for d in dates if d), default=None)
+    return date.fromisoformat(found) if found else None
 
 
 def duplicate_collection_findings(session: Session, *, resource: Resource, data: CatalogEntryData) -> list:
@@ -270,17 +283,11 @@ def attach_stream(session: Session, *, code: str, source: str, table: str | None
                   primary_key: list[str] | None = None, cursor_column: str | None = None,
                   actor: str = "cli") -> Resource:
     """Feed a catalogue entry from one of its provider's sources (the exchange side of the entry)."""
-    from registry.sources import get_source
+    from registry.streams import set_stream
 
     entry = get_entry(session, code=code)
     if bool(table) == bool(query):
         raise ConfigError("给出 --table 或 --query 之一 / give either a table or a query")
-    src = get_source(session, name=source)
-    if src.agency_id != entry.agency_id:
-        raise ConfigError(f"数据源 {source} 属于其他机构 / source {source!r} belongs to another agency; an entry is fed "
-                          "only by its provider's sources")
-    entry.source_id = src.id
-    entry.stream = {"table": table, "query": query, "primary_key": primary_key or [], "cursor_column": cursor_column}
-    record_event(session, actor=actor, action="catalog.stream", agency_code=entry.agency.code, resource_code=code,
-                 detail={"source": source, "table": table, "query": bool(query)})
+    set_stream(session, resource=entry, source=source, table=table, query=query, primary_key=primary_key,
+               cursor_column=cursor_column, actor=actor, action="catalog.stream")
     return entry

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
 from registry.models import Agency, Base, Resource
+from schemas.presentation import labels
 
 __all__ = [
     "DESIGNATION_ROLES",
@@ -39,11 +40,10 @@ __all__ = [
 ]
 
 # 编目人员 compiles entries, 审核人员 reviews them (article 10), 数据资源管理员 is filed with the commission (article 21).
-DESIGNATION_ROLES = {"cataloguer": "编目人员", "reviewer": "审核人员", "administrator": "数据资源管理员"}
+DESIGNATION_ROLES = labels("designation_roles")
 # draft: being edited; submitted: awaiting review; returned: sent back with comments; published: the one
 # consumers see; superseded: an older published or an abandoned unpublished revision.
-REVISION_STATUSES = {"draft": "草稿", "submitted": "待审核", "returned": "已退回", "published": "已发布",
-                     "superseded": "已被替代"}
+REVISION_STATUSES = {code: text for code, text in labels("catalog_statuses").items() if code != "registered"}
 
 
 class Person(Base):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError
 from registry.audit import record_event
-from registry.catalog import apply_to_resource, get_entry, latest_revision
+from registry.catalog import apply_to_resource, canonical, get_entry, latest_revision
 from registry.catalog_models import (
     CatalogRevision,
     ConfidentialityReview,
@@ -127,6 +127,7 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
     for previous in session.scalars(select(CatalogRevision).where(
             CatalogRevision.resource_id == resource.id, CatalogRevision.status == "published")):
         previous.status = "superseded"
+    _set_release_date(session, resource, revision, day)
     revision.status, revision.published_at = "published", clock.now()
     apply_to_resource(resource, CatalogEntryData.model_validate(revision.content))
     resource.catalog_status = "published"
@@ -139,6 +140,17 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
     return revision
 
 
+def _set_release_date(session: Session, resource: Resource, revision: CatalogRevision, day: date) -> None:
+    """发布日期 is set at publication when the revision leaves it empty: the entry's first publication day (an
+    earlier published revision's date), else this one. The revision's digest follows its content."""
+    if revision.content.get("release_date"):
+        return
+    earlier = [r.content.get("release_date") for r in session.scalars(select(CatalogRevision).where(
+        CatalogRevision.resource_id == resource.id, CatalogRevision.published_at.is_not(None),
+        CatalogRevision.id != revision.id))]
+    released = min((d for d in earlier if d), default=None) or day.isoformat()
+    content, digest = canonical(CatalogEntryData.model_validate({**revision.content, "release_date": released}))
+    revision.content, revision.content_sha256 = content, digest
 def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
                    on: date | None = None) -> Resource:
     """Withdraw a published entry (撤销发布), by a reviewer designated by its agency: it leaves the catalogue

@@ -21,10 +21,10 @@ def open_dispute(session: Session, *, number: str, grounds: str, by: Principal) 
     require(by, by.acts_for(application.consumer_agency_id), zh="只有资源需求方可以申请协调处理",
             en="only the consumer agency may open a dispute on its application")
     if application.status not in DISPUTABLE:
-        raise ConfigError(f"application {number} is {application.status}; only a partial approval or a refusal "
-                          "can be disputed")
+        raise ConfigError(f"只有部分同意或不予共享的答复可以申请协调处理 / application {number} is "
+                          f"{application.status}; only a partial approval or a refusal can be disputed")
     if not grounds.strip():
-        raise ConfigError("state the grounds of the dispute (异议理由): --grounds")
+        raise ConfigError("请填写异议理由 / state the grounds of the dispute (异议理由): --grounds")
     dispute = Dispute(application_id=application.id, opened_by=by.actor, grounds=grounds)
     application.status = "disputed"
     session.add(dispute)
@@ -51,7 +51,7 @@ def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclus
     require_roles(by, "coordination_office")
     dispute = get_dispute(session, dispute_id=dispute_id)
     if dispute.status != "open":
-        raise ConfigError(f"dispute {dispute_id} is already concluded")
+        raise ConfigError(f"该协调事项已作出结论 / dispute {dispute_id} is already concluded")
     application = dispute.application
     application.status = "submitted"  # reopened for the decision the conclusion makes
     apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,

@@ -23,6 +23,7 @@ from registry.catalog_models import UpdateObligation
 from registry.sharing_models import Application
 from registry.supervision_models import RectificationOrder
 from registry.workdays import UnknownCalendarYear, add_working_days, known_years
+from schemas.presentation import due_day, labels
 
 __all__ = [
     "AWAITING_SCHEDULE",
@@ -45,8 +46,7 @@ DECISION_WORKING_DAYS = 10  # the provider's answer to an application (article 1
 
 AWAITING_SCHEDULE = "awaiting_schedule"
 SCHEDULER = "system:calendar"  # the actor of due days filled in when a reader finds their schedule installed
-DUE_STATUS_LABELS = {AWAITING_SCHEDULE: "待国务院公布节假日安排", "pending": "未到期", "overdue": "已逾期",
-                     "closed": "已办结"}
+DUE_STATUS_LABELS = labels("due_statuses")
 # The State Council publishes next year's schedule in the autumn or winter; from November a missing one is
 # worth a warning, since 10-working-day clocks started in late November already reach into it.
 WARN_FROM_MONTH = 11
@@ -72,7 +72,7 @@ def due_status(due_on: date | None, *, closed: bool = False, today: date | None 
 
 def due_text(due_on: date | None) -> str:
     """The due day as a person reads it: 2026年12月18日, or 待国务院公布节假日安排."""
-    return f"{due_on:%Y年%m月%d日}" if due_on is not None else DUE_STATUS_LABELS[AWAITING_SCHEDULE]
+    return due_day(due_on)
 
 
 def _installed(year: int) -> bool:

@@ -19,8 +19,9 @@ from registry.audit import record_event
 from registry.quality_models import DataElement
 from registry.resources import get_resource
 from registry.versions import latest_version
+from schemas.presentation import labels
 
-SUBJECT_KEYS = {"uscc": "统一社会信用代码", "idcard": "身份证号码", "orgcode": "组织机构代码"}
+SUBJECT_KEYS = labels("subject_ids")
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ Computed from what the platform already records, never from self-reports:
   update notices delivered or failed;
 - one data, one source: registry/elements.py `check_duplicate_collection` on the published data items.
 
-Each metric is a share in [0, 1] with its numerator and denominator; a metric with nothing to measure is None
-and left out of the score, whose weights come from schemas/supervision/evaluation.yaml:
-score = 100 x sum(weight x metric) / sum(weights of the metrics that are not None).
+Each metric is a share in [0, 1] with its numerator and denominator, defined once with its formula in
+schemas/evaluation_config.py (METRIC_FORMULAS, printed in the report's notes); a metric with nothing to measure
+is None and left out of the score, whose weights come from schemas/supervision/evaluation.yaml (SCORE_FORMULA).
 """
 
 from __future__ import annotations
@@ -54,8 +54,14 @@ CLOCKS = {"update": "目录更新（2个工作日）", "application": "申请答
 
 @dataclass
 class Ratio:
+    """numerator (kept) of denominator (total): every metric is one, so it lies in [0, 1] or is None."""
+
     kept: int
     total: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.kept <= self.total:  # a metric counted outside its denominator is a bug, never shown
+            raise ValueError(f"a metric's numerator {self.kept} is not part of its denominator {self.total}")
 
     @property
     def value(self) -> float | None:
@@ -162,18 +168,20 @@ def _clocks(session: Session, agency: Agency, period: Period, as_of: date) -> di
 
 def _runs(session: Session, agency: Agency, period: Period) -> dict[str, Ratio]:
     window = (clock.as_utc(period.start_at), clock.as_utc(period.end_at))
-    read = published = 0
-    for rows_read, rows_published in session.execute(select(SyncRun.rows_read, SyncRun.rows_published).join(
+    read = passed = 0
+    # Rows of the runs' own reads (not the versions' sizes): a run that found no change read rows too.
+    for rows_read, rows_quarantined in session.execute(select(SyncRun.rows_read, SyncRun.rows_quarantined).join(
             Resource, Resource.id == SyncRun.resource_id).where(
-            Resource.agency_id == agency.id, SyncRun.status == "published", SyncRun.mode != "replay",
+            Resource.agency_id == agency.id, SyncRun.status.in_(("published", "unchanged")), SyncRun.mode != "replay",
             SyncRun.finished_at >= window[0], SyncRun.finished_at < window[1])):
-        read, published = read + (rows_read or 0), published + (rows_published or 0)
+        read += rows_read or 0
+        passed += (rows_read or 0) - min(rows_quarantined or 0, rows_read or 0)
     outcomes: list[str] = []
     for model in (Delivery, Notice):
         outcomes += session.scalars(select(model.status).join(Resource, Resource.id == model.resource_id).where(
             Resource.agency_id == agency.id, model.status.in_(("delivered", "failed")),
             model.created_at >= window[0], model.created_at < window[1])).all()
-    return {"quality_pass_rate": Ratio(published, read),
+    return {"quality_pass_rate": Ratio(passed, read),
             "delivery_success": Ratio(outcomes.count("delivered"), len(outcomes))}
 
 

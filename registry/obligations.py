@@ -27,6 +27,7 @@ from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateOblig
 from registry.models import Resource
 from registry.due_days import SCHEDULER, UPDATE_WORKING_DAYS, due_after, fill_pending
 from registry.people import act_day, person_actor, require_designated
+from schemas.presentation import labels
 
 __all__ = [
     "OBLIGATION_KINDS",
@@ -41,7 +42,7 @@ __all__ = [
     "unscheduled_obligations",
 ]
 
-OBLIGATION_KINDS = {"elements": "目录要素调整", "data": "数据资源变化"}
+OBLIGATION_KINDS = labels("obligation_kinds")
 
 
 def _resource(session: Session, code: str) -> Resource:

@@ -10,18 +10,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
 from registry.models import Agency, Base, Resource
+from schemas.presentation import labels
 
-__all__ = ["QuarantineSet", "CorrectionTicket", "DataElement", "ConsistencyCheck", "ExpectationRun",
-           "QUARANTINE_STATUSES", "TICKET_STATUSES", "TICKET_KINDS"]
+__all__ = ["QuarantineSet", "QuarantineRecord", "CorrectionTicket", "DataElement", "ConsistencyCheck",
+           "ExpectationRun", "QUARANTINE_STATUSES", "RECORD_STATUSES", "TICKET_STATUSES", "TICKET_KINDS"]
 
-# open: rows wait for the provider's fix; replayed: the rows were checked again into a later version.
-QUARANTINE_STATUSES = ("open", "replayed")
-TICKET_STATUSES = ("open", "closed")
+# open: some of its rows wait for the provider's fix; resolved: each of its rows was read again, fixed or
+# deleted (their records say which); replayed: checked again into a later version (sets from before records).
+QUARANTINE_STATUSES = tuple(labels("quarantine_statuses"))
+# A record is one key's break of one rule: open until the key is read again (superseded by the new reading,
+# or closed as fixed) or is gone from the source (closed as deleted).
+RECORD_STATUSES = tuple(labels("quarantine_record_statuses"))
+TICKET_STATUSES = tuple(labels("ticket_statuses"))
 TICKET_KINDS = ("quarantine", "consistency")
 
 
@@ -43,6 +48,29 @@ class QuarantineSet(Base):
     resource: Mapped[Resource] = relationship()
 
 
+class QuarantineRecord(Base):
+    """One key's break of one rule (隔离记录): at most one open per (resource, key, rule), migration 0040.
+
+    ``key`` is the key's text (composite keys joined by U+001F); a row without a key is known by the digest
+    of its values (``row:<sha256>``). The row's values are in its set's Parquet file."""
+
+    __tablename__ = "quarantine_records"
+    __table_args__ = (Index("uq_quarantine_records_open", "resource_id", "key", "rule", unique=True,
+                            sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    key: Mapped[str] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    set_id: Mapped[int] = mapped_column(ForeignKey("quarantine_sets.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    closed_reason: Mapped[str | None] = mapped_column(String(20), doc="fixed or deleted")
+    superseded_by: Mapped[int | None] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = mapped_column(default=clock.now, doc="when the key first broke the rule")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
 class CorrectionTicket(Base):
     """疑义校核工单: asks an agency to check and correct its data (quarantined rows or inconsistent values)."""
 
@@ -53,6 +81,9 @@ class CorrectionTicket(Base):
     resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
     quarantine_set_id: Mapped[int | None] = mapped_column(ForeignKey("quarantine_sets.id"))
     consistency_check_id: Mapped[int | None] = mapped_column(ForeignKey("consistency_checks.id"))
+    # quarantine tickets: the rule whose open records the ticket asks about (one open ticket per resource and
+    # rule; migration 0040). Empty on tickets opened per run before that.
+    rule: Mapped[str | None] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(Text)
     rows: Mapped[int] = mapped_column(BigInteger, default=0)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -58,7 +58,7 @@ def issue_order(session: Session, *, violation_id: int, requirement: str, by: Pr
                          "due_on": order.due_on, "due_status": due_status(order.due_on), "working_days": days})
     notify(session, kind="rectification", agency_id=violation.agency_id,
            message=f"责令整改通知 {order.number}：{violation.summary}。整改要求：{order.requirement}。"
-                   + (f"请于{order.due_on:%Y年%m月%d日}前完成整改并报告" if order.due_on
+                   + (f"请于{due_text(order.due_on)}前完成整改并报告" if order.due_on
                       else f"整改期限{days}个工作日，到期日{due_text(None)}后确定"))
     return order
 
@@ -87,7 +87,7 @@ def _flag(session: Session, order: RectificationOrder, *, on: date, actor: str) 
                  detail={"order": order.number, "due_on": order.due_on.isoformat(), "violation": refusal.id})
     for target in ({"agency_id": order.agency_id}, {"role": "supervisor"}):
         notify(session, kind="rectification_overdue", **target,
-               message=f"整改通知 {order.number} 已过 {order.due_on:%Y年%m月%d日} 的整改期限，{state}，"
+               message=f"整改通知 {order.number} 已过 {due_text(order.due_on)} 的整改期限，{state}，"
                        f"已认定为拒不整改（第二十三条第六项）")
 
 

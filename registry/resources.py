@@ -13,13 +13,13 @@ from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.models import Resource
 from registry.sources import get_source
+from schemas.presentation import labels
 
-SHARING_TYPES = {"unconditional": "普遍共享/无条件共享", "conditional": "按需共享/有条件共享", "not_shared": "不共享/不予共享"}
-SHARING_MODES = {"interface": "接口交换", "file": "文件下载", "browse": "在线浏览", "offline": "离线交换"}
+SHARING_TYPES = labels("sharing_types")
+SHARING_MODES = labels("sharing_modes")
 # auto: incremental by the cursor column when there is one, else full; cdc: PostgreSQL change capture (pipeline/cdc.py).
 SYNC_MODES = ("auto", "cdc")
-UPDATE_CYCLES = {"realtime": "实时", "hourly": "每小时", "daily": "每日", "weekly": "每周", "monthly": "每月",
-                 "quarterly": "每季度", "yearly": "每年"}
+UPDATE_CYCLES = labels("update_cycles")
 # Classification code: class (1 digit) + item (2) + sub-item (3) + optional detail digits (类/项/目/细目).
 CLASSIFICATION = re.compile(r"^[1-9]\d{2}(\d{3}(\d{1,6})?)?$")
 

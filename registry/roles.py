@@ -10,14 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.presentation import label
+
 
 @dataclass(frozen=True)
 class Role:
     code: str
-    label: str
     scope: str  # "agency": acts within its own agency; "platform": oversees every agency, acts for none
     may: frozenset[str]
     article: str
+
+    @property
+    def label(self) -> str:
+        """The role's Chinese name, from the one label table (schemas/labels.yaml)."""
+        return label("roles", self.code)
 
 
 # What a role may do; each word is checked somewhere (the module in brackets).
@@ -35,19 +41,19 @@ CAPABILITIES = {
 }
 
 ROLE_TABLE: dict[str, Role] = {r.code: r for r in (
-    Role("agency_admin", "机构管理员", "agency", frozenset({"read_data", "manage_people", "revoke_tokens",
+    Role("agency_admin", "agency", frozenset({"read_data", "manage_people", "revoke_tokens",
                                                           "request_sharing", "decide_sharing"}), "18, 21"),
-    Role("data_admin", "数据资源管理员", "agency", frozenset({"read_data", "request_sharing", "decide_sharing"}),
+    Role("data_admin", "agency", frozenset({"read_data", "request_sharing", "decide_sharing"}),
          "14, 21"),
-    Role("cataloguer", "编目人员", "agency", frozenset({"compile_catalogue"}), "10"),
-    Role("reviewer", "审核人员", "agency", frozenset({"review_catalogue"}), "10, 19"),
-    Role("coordination_office", "领导小组办公室", "platform", frozenset({"conclude_disputes", "oversee",
+    Role("cataloguer", "agency", frozenset({"compile_catalogue"}), "10"),
+    Role("reviewer", "agency", frozenset({"review_catalogue"}), "10, 19"),
+    Role("coordination_office", "platform", frozenset({"conclude_disputes", "oversee",
                                                                        "read_evaluations"}), "14, 22"),
-    Role("supervisor", "市经济信息化委（监督）", "platform", frozenset({"oversee", "read_evaluations"}), "22, 23"),
-    Role("operator", "平台运维", "platform", frozenset({"revoke_tokens", "oversee"}), "18"),
+    Role("supervisor", "platform", frozenset({"oversee", "read_evaluations"}), "22, 23"),
+    Role("operator", "platform", frozenset({"revoke_tokens", "oversee"}), "18"),
 )}
 # A consumer system (API token of one agency): reads what its agency's grants allow, and docks its catalogue.
-SYSTEM = Role("system", "系统令牌（获取方或提供方系统）", "agency", frozenset({"read_data"}), "15, 18")
+SYSTEM = Role("system", "agency", frozenset({"read_data"}), "15, 18")
 
 ROLES = {code: role.label for code, role in ROLE_TABLE.items()}
 

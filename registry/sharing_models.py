@@ -15,14 +15,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from core import clock
 from registry.models import Agency, Base, Resource
 from registry.roles import ROLES
+from schemas.presentation import labels
 
 __all__ = ["User", "UserSession", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
            "InboxMessage", "ROLES", "GRANT_STATUSES", "APPLICATION_STATUSES"]
 
 # Roles people hold (角色), always within their own agency: the declared table is registry/roles.py.
 # pending_agreement: approved, waiting for a secrecy agreement (article 14); superseded: replaced by a newer grant.
-GRANT_STATUSES = ("pending_agreement", "active", "revoked", "superseded")
-APPLICATION_STATUSES = ("submitted", "approved", "partial", "refused", "disputed", "withdrawn")
+GRANT_STATUSES = tuple(labels("grant_statuses"))
+APPLICATION_STATUSES = tuple(labels("application_statuses"))
 
 
 class User(Base):

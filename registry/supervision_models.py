@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
 from registry.models import Agency, Base, Resource
+from schemas.presentation import labels
 
 __all__ = [
     "ORDER_STATUSES",
@@ -35,9 +36,9 @@ VIOLATION_CASES = {
 }
 # open: found and not yet put right; resolved: the condition no longer holds (detected again and gone) or the
 # rectification order was fixed; dismissed: the supervisor judged it not a violation (with a reason).
-VIOLATION_STATUSES = ("open", "resolved", "dismissed")
+VIOLATION_STATUSES = tuple(labels("violation_statuses"))
 # open: waiting for the agency; fixed: reported fixed (fixed_on says when); overdue: not fixed by the deadline.
-ORDER_STATUSES = ("open", "fixed", "overdue")
+ORDER_STATUSES = tuple(labels("order_statuses"))
 
 
 class EvaluationRun(Base):

@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError
-from registry.due_days import AWAITING_SCHEDULE, DUE_STATUS_LABELS
 from registry.evaluation import CLOCKS, Evaluation, evaluate, trend
 from registry.periods import Period, parse_period
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder, Violation
-from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
+from schemas import presentation
+from schemas.evaluation_config import METRIC_FORMULAS, METRICS, SCORE_FORMULA, EvaluationConfig, load_config
+from schemas.presentation import day
 
 FORMATS = ("html", "pdf", "xlsx")
-STATUS_LABELS = {"open": "未整改", "resolved": "已消除", "dismissed": "不予认定", "fixed": "已整改", "overdue": "逾期未整改"}
 PALETTE = ["#1f5fa8", "#d9534f", "#5cb85c", "#f0ad4e", "#6f42c1", "#17a2b8", "#8c564b", "#e377c2"]
 
 
@@ -42,6 +42,14 @@ class ReportData:
     @property
     def metric_labels(self) -> dict[str, str]:
         return dict(METRICS)
+
+    def metric_notes(self) -> list[tuple[str, str, float, str]]:
+        """(label, key, weight, formula) of every metric: the report's notes."""
+        return [(label, key, self.evaluation.weights[key], METRIC_FORMULAS[key]) for key, label in METRICS.items()]
+
+    @property
+    def score_formula(self) -> str:
+        return SCORE_FORMULA
 
     @property
     def clock_labels(self) -> dict[str, str]:
@@ -78,14 +86,14 @@ def build_report(session: Session, *, period: str, as_of: date | None = None,
     violations = [{
         "id": v.id, "case": v.case, "case_label": VIOLATION_CASES[v.case], "agency": v.agency.name,
         "agency_code": v.agency.code, "summary": v.summary, "evidence": evidence_text(v.evidence),
-        "status": STATUS_LABELS.get(v.status, v.status), "detected_on": v.detected_on.isoformat()}
+        "status": presentation.label("violation_statuses", v.status), "detected_on": day(v.detected_on)}
         for v in session.scalars(select(Violation).where(
             Violation.detected_on <= span.end, Violation.status != "dismissed",
             or_(Violation.status == "open", Violation.resolved_on >= span.start)).order_by(Violation.case, Violation.id))]
     orders = [{
-        "number": o.number, "agency": o.agency.name, "violation": o.violation_id, "issued_on": o.issued_on.isoformat(),
-        "due_on": o.due_on.isoformat() if o.due_on else DUE_STATUS_LABELS[AWAITING_SCHEDULE], "fixed_on": o.fixed_on.isoformat() if o.fixed_on else "—",
-        "status": STATUS_LABELS.get(o.status, o.status), "requirement": o.requirement}
+        "number": o.number, "agency": o.agency.name, "violation": o.violation_id, "issued_on": day(o.issued_on),
+        "due_on": presentation.due_day(o.due_on), "fixed_on": day(o.fixed_on) or "—",
+        "status": presentation.label("order_statuses", o.status), "requirement": o.requirement}
         for o in session.scalars(select(RectificationOrder).where(
             RectificationOrder.issued_on <= span.end,
             or_(RectificationOrder.fixed_on.is_(None), RectificationOrder.fixed_on >= span.start))
@@ -173,7 +181,7 @@ def render_html(data: ReportData) -> str:
                                       for k, (kept, missed) in data.clock_totals().items()])),
     }
     return env.get_template("evaluation_report.html.j2").render(
-        data=data, charts=charts, pct=pct, fmt_score=fmt_score, periods=periods, names=names)
+        data=data, charts=charts, pct=pct, fmt_score=fmt_score, span_text=span_text, periods=periods, names=names)
 
 
 def write_report(session: Session, *, period: str, fmt: str, out: Path, as_of: date | None = None,
@@ -196,4 +204,9 @@ def write_report(session: Session, *, period: str, fmt: str, out: Path, as_of: d
 
 
 def generated_on(data: ReportData) -> str:
-    return f"{clock.beijing_day(data.generated_at):%Y年%m月%d日}"
+    return day(data.generated_at)
+
+
+def span_text(data: ReportData) -> str:
+    """评估期 and 统计截至 as the notice states them: 2026年10月1日至2026年12月31日，统计截至2026年11月25日."""
+    return f"评估期：{day(data.period.start)}至{day(data.period.end)}　统计截至：{day(data.evaluation.as_of)}"

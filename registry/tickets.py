@@ -1,7 +1,8 @@
 """Error-correction tickets (疑义校核工单, article 23): the hub asks an agency to check and correct its data.
 
-A ticket is opened for the provider whenever a run quarantines rows (kind ``quarantine``, listing them through
-its quarantine set) and for both agencies when a copy disagrees with the authoritative data (kind
+A ticket is opened for the provider when a run quarantines rows under a rule that has no open ticket yet (kind
+``quarantine``: one open ticket per resource and rule, listing that rule's open records, registry/quarantine.py)
+and for both agencies when a copy disagrees with the authoritative data (kind
 ``consistency``). Closing a ticket records who closed it and why; a replay of the fixed rows closes it too.
 """
 
@@ -22,16 +23,17 @@ from registry.quality_models import TICKET_KINDS, TICKET_STATUSES, CorrectionTic
 
 def open_ticket(session: Session, *, kind: str, agency: Agency, resource: Resource, title: str, rows: int,
                 detail: dict[str, Any] | None = None, quarantine_set_id: int | None = None,
-                consistency_check_id: int | None = None, actor: str = "pipeline") -> CorrectionTicket:
+                consistency_check_id: int | None = None, rule: str | None = None,
+                actor: str = "pipeline") -> CorrectionTicket:
     if kind not in TICKET_KINDS:
         raise ConfigError(f"ticket kind {kind!r} must be one of {', '.join(TICKET_KINDS)}")
     ticket = CorrectionTicket(kind=kind, agency_id=agency.id, resource_id=resource.id, title=title, rows=rows,
                               detail=detail or {}, quarantine_set_id=quarantine_set_id,
-                              consistency_check_id=consistency_check_id, status="open", note="")
+                              consistency_check_id=consistency_check_id, rule=rule, status="open", note="")
     session.add(ticket)
     session.flush()
     record_event(session, actor=actor, action="ticket.open", agency_code=agency.code, resource_code=resource.code,
-                 detail={"ticket": ticket.id, "kind": kind, "rows": rows})
+                 detail={"ticket": ticket.id, "kind": kind, "rows": rows, **({"rule": rule} if rule else {})})
     return ticket
 
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import select
@@ -162,16 +162,20 @@ def login(session: Session, *, username: str, password: str, source: str = "api"
 
     if user is None:
         verify_password(password, _dummy_hash())
-        raise fail("用户名或密码错误", "wrong username or password")
+        # an unknown name is answered like a known one (tries left, then "locked"), so the answer does not tell
+        # whether the account exists: its tries are counted from the audit trail's recent refusals
+        failures = _recent_failures(session, username=username, since=now - timedelta(minutes=LOCK_MINUTES))
+        if len(failures) >= MAX_FAILURES:
+            raise fail(*_locked(clock.as_utc(failures[-MAX_FAILURES]) + timedelta(minutes=LOCK_MINUTES) - now), locked=True)
+        raise fail(*_wrong(MAX_FAILURES - len(failures) - 1))
     if user.locked_until is not None and clock.as_utc(user.locked_until) > now:
-        minutes = max(1, int((clock.as_utc(user.locked_until) - now).total_seconds() // 60) + 1)
-        raise fail(f"登录失败次数过多，请{minutes}分钟后再试",
-                   f"too many failed logins: try again in {minutes} minutes", locked=True)
+        raise fail(*_locked(clock.as_utc(user.locked_until) - now), locked=True)
     if not verify_password(password, user.password_hash) or not user.active:
         user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILURES:
+        left = MAX_FAILURES - user.failed_logins
+        if left <= 0:
             user.locked_until, user.failed_logins = now + timedelta(minutes=LOCK_MINUTES), 0
-        raise fail("用户名或密码错误", "wrong username or password")
+        raise fail(*_wrong(left))
     user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     session.add(UserSession(user_id=user.id, token_sha256=sha256_hex(token),
@@ -179,6 +183,31 @@ def login(session: Session, *, username: str, password: str, source: str = "api"
     record_event(session, actor=f"user:{username}", action="user.login", agency_code=user.agency.code,
                  detail={"source": source})
     return token
+
+
+def _wrong(left: int) -> tuple[str, str]:
+    """The answer to a wrong password: how many tries are left before the account locks."""
+    if left > 0:
+        return (f"用户名或密码错误。还可尝试{left}次，连续失败{MAX_FAILURES}次账户将锁定{LOCK_MINUTES}分钟",
+                f"wrong username or password: {left} tries left before the account locks for {LOCK_MINUTES} minutes")
+    return (f"用户名或密码错误。已连续失败{MAX_FAILURES}次，账户锁定{LOCK_MINUTES}分钟，请稍后再试或联系本机构管理员重置密码",
+            f"wrong username or password: {MAX_FAILURES} failures in a row, the account is locked for "
+            f"{LOCK_MINUTES} minutes")
+
+
+def _locked(remaining: timedelta) -> tuple[str, str]:
+    minutes = max(1, int(remaining.total_seconds() // 60) + 1)
+    return (f"登录失败次数过多，账户已锁定，请{minutes}分钟后再试",
+            f"too many failed logins: try again in {minutes} minutes")
+
+
+def _recent_failures(session: Session, *, username: str, since: datetime) -> list[datetime]:
+    """When this name's refused logins happened since `since`, oldest first (from the audit trail)."""
+    from registry.models import AuditEvent
+
+    return list(session.scalars(select(AuditEvent.at).where(
+        AuditEvent.action == "user.login", AuditEvent.actor == f"user:{username}", AuditEvent.result == "denied",
+        AuditEvent.at >= since.replace(tzinfo=None)).order_by(AuditEvent.id)))
 
 
 def logout(session: Session, *, token: str) -> None:

@@ -250,6 +250,27 @@ def mutate_postgres(dsn: str, table: str, *, changed: int, seed: int, schema: st
         return cursor.rowcount
 
 
+def churn_postgres(dsn: str, table: str, *, deleted: int, inserted: int, seed: int, schema: str = "public") -> None:
+    """Delete ``deleted`` random existing rows and insert ``inserted`` new enterprises after the highest id, each
+    stamped ``updated_at = clock_timestamp()`` (written now, as a business system would)."""
+    import psycopg2
+    from psycopg2 import sql
+
+    target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    rng = np.random.default_rng(seed)
+    with closing(psycopg2.connect(dsn)) as conn, conn, conn.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT id FROM {} ORDER BY id").format(target))
+        ids = np.fromiter((r[0] for r in cursor), dtype=np.int64)
+        gone = rng.choice(ids, size=min(deleted, len(ids)), replace=False)
+        cursor.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(target), (gone.tolist(),))
+        first_new = int(ids.max()) + 1 if len(ids) else 1
+    load_postgres(dsn, table=table, rows=inserted, seed=seed, schema=schema, start_id=first_new,
+                  drop_existing=False)
+    with closing(psycopg2.connect(dsn)) as conn, conn, conn.cursor() as cursor:
+        cursor.execute(sql.SQL("UPDATE {} SET updated_at = clock_timestamp() WHERE id >= %s").format(target),
+                       (first_new,))
+
+
 # --- MySQL / MariaDB ------------------------------------------------------------------------------------------
 
 def _mysql_name(identifier: str) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
+from schemas.presentation import code_of, labels
+
 METADATA_FILE = Path(__file__).with_name("catalog") / "metadata.yaml"
 # Classification code: class (1 digit) + item (2) + sub-item (3) + optional detail digits (类/项/目/细目).
 CLASSIFICATION = re.compile(r"^[1-9]\d{2}(\d{3}(\d{1,6})?)?$")
@@ -32,8 +34,8 @@ def metadata() -> dict[str, Any]:
 
 
 def code_list(name: str) -> dict[str, str]:
-    """A code list: {code: Chinese label}, e.g. code_list("sharing_types")."""
-    return {str(k): v for k, v in metadata()["code_lists"][name].items()}
+    """A code list: {code: Chinese label}, e.g. code_list("sharing_types"), from the one label table."""
+    return labels(name)
 
 
 def label_of(field: str, *, data_item: bool = False) -> str:
@@ -42,14 +44,10 @@ def label_of(field: str, *, data_item: bool = False) -> str:
 
 
 def _coded(value: str, list_name: str, field: str, *, data_item: bool = False) -> str:
+    # A workbook or a person may give the code, the Chinese label or its short form before the brackets.
+    if (code := code_of(list_name, value)) is not None:
+        return code
     codes = code_list(list_name)
-    if value in codes:
-        return value
-    by_label = {label: code for code, label in codes.items()}
-    # A workbook or a person may give the Chinese label (or its short form before the brackets).
-    for label, code in by_label.items():
-        if value in (label, label.split("（")[0]):
-            return code
     raise ValueError(f"{label_of(field, data_item=data_item)} 的取值 {value!r} 无效，可选：{'、'.join(codes.values())}"
                      f" / {field} must be one of {', '.join(codes)}")
 

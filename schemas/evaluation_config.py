@@ -28,6 +28,33 @@ METRICS = {
     "delivery_success": "交付成功率",
     "reconfirmation": "年度全面维护率",
 }
+# Each metric's one definition: numerator ÷ denominator, the numerator always a part of the denominator, so a
+# metric is a share in [0, 1] (0-100 %). registry/evaluation.py computes them, the report prints these notes.
+METRIC_FORMULAS = {
+    "catalogue_coverage": "经审核发布的目录条目数 ÷ 期末前登记的目录条目数 / entries published after review ÷ "
+                          "entries registered by the period's end",
+    "catalogue_completeness": "要素完整的已发布条目数 ÷ 已发布条目数（完整：有发布日期，且每个信息项都有对应列和说明） / "
+                              "published entries with a release date and every data item's column and description ÷ "
+                              "published entries",
+    "sharing_openness": "无条件或有条件共享的已发布条目数 ÷ 已发布条目数 / published entries shared unconditionally or "
+                        "on application ÷ published entries",
+    "update_timeliness": "2个工作日内完成的目录更新义务数 ÷ 本期到期且已完成或已逾期的更新义务数 / update obligations "
+                         "closed within 2 working days ÷ obligations due in the period, done or overdue",
+    "application_timeliness": "10个工作日内答复的共享申请数 ÷ 本期到期且已答复或已逾期的申请数 / applications decided "
+                              "within 10 working days ÷ applications due in the period, decided or overdue",
+    "quality_pass_rate": "（读取行数 − 隔离行数）÷ 读取行数，本期全部同步运行（含无变化的运行，不含回放） / (rows read − "
+                         "rows quarantined) ÷ rows read, over the period's sync runs (unchanged ones included, replays "
+                         "excluded)",
+    "duplicate_collection": "无重复采集发现的已发布条目数 ÷ 已发布条目数 / published entries with no duplicate-"
+                            "collection finding ÷ published entries",
+    "delivery_success": "成功送达的SFTP推送与更新通知数 ÷（成功 + 放弃）数 / SFTP pushes and update notices delivered "
+                        "÷ delivered + given up",
+    "reconfirmation": "本年度已全面维护的已发布条目数 ÷ 已发布条目数 / published entries maintained (reconfirmed or "
+                      "published after review) this year ÷ published entries",
+}
+SCORE_FORMULA = ("得分 = 100 × Σ(权重 × 指标值) ÷ Σ(本期适用指标的权重)；本期无可统计事项的指标不计入 / score = "
+                 "100 × Σ(weight × metric) ÷ Σ(weights of the metrics that apply); a metric with nothing to measure "
+                 "is left out")
 
 
 class Thresholds(BaseModel):

@@ -46,6 +46,12 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap password hashes for tests that log people in: each hash carries its cost, so login still verifies."""
+    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
+
+
+@pytest.fixture
 def ordinary_day() -> Iterator[datetime]:
     """For a test that means an ordinary working day, whatever day GOVSHARE_TEST_DAY names for the run."""
     from tests.clock import pinned

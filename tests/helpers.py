@@ -281,6 +281,49 @@ def sync(hub: Hub, *, full: bool = False):  # noqa: ANN201 - PublishReport
     return sync_resource(resource_code=hub.resource_code, full=full)
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment (the test's hub home) with this repository importable."""
+    import os
+
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+
+@contextmanager
+def hub_child(code: str, *args: str) -> Iterator[Any]:
+    """A Python child process running ``code`` with this repository importable; killed if still running when
+    the block ends (a test that strikes it with SIGKILL uses :func:`sigkill`)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=child_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def sigkill(child: Any) -> None:  # noqa: ANN401 - subprocess.Popen
+    """A real SIGKILL: the process gets no chance to clean up."""
+    import signal
+
+    child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=30) == -signal.SIGKILL
+
+
+def sqlite_query(database: Path, sql: str) -> list[tuple]:
+    """Rows of a query on a SQLite source database, as the driver returns them."""
+    import sqlite3
+
+    with closing(sqlite3.connect(database)) as conn:
+        return conn.execute(sql).fetchall()
+
+
 def sqlite_execute(database: Path, *statements: str) -> None:
     """Change a SQLite source database: the statements in one transaction."""
     import sqlite3

@@ -69,7 +69,7 @@ def build_world(database: Path, tmp_path: Path) -> World:
             world.resources[key] = resource.code
             publish_entry(session, resource.code)
     for code in world.resources.values():
-        sync_resource(resource_code=code, notify=False)
+        sync_resource(resource_code=code, after=())
     scan = tmp_path / "signed-agreement.pdf"
     scan.write_bytes(b"%PDF-1.4 signed scan of the secrecy agreement " + uuid.uuid4().bytes)
     with session_scope() as session:

@@ -131,7 +131,8 @@ def build(tmp_path: Path) -> SupervisionWorld:
     from registry.notice_models import Notice
     from registry.obligations import open_update_obligation, reconfirm_entry
     from registry.quality_models import ConsistencyCheck
-    from registry.quarantine import record_quarantine
+    from registry.quality_models import QuarantineSet
+    from registry.quarantine import Findings, settle_quarantine
     from registry.resources import add_resource
     from registry.sharing_models import Grant
     from registry.sources import add_source
@@ -222,9 +223,12 @@ def build(tmp_path: Path) -> SupervisionWorld:
                             rows_read=200, rows_published=170, rows_quarantined=30))
         session.flush()
         world.ids["C1.change"] = change.id
-        world.ids["C1.quarantine"] = record_quarantine(session, resource_id=world.ids["C1"], run_id="run-c1-bad",
-                                                       version_id=None, path="quarantine/c1/run-c1-bad.parquet",
-                                                       rows=30, rules={"identifier:uscc": 30}).id
+        settle_quarantine(session, resource_id=world.ids["C1"], run_id="run-c1-bad", version_id=None,
+                          path="quarantine/c1/run-c1-bad.parquet", rows=30, rules={"identifier_uscc": 30},
+                          findings=Findings(entries=[(str(k), "identifier_uscc", "统一社会信用代码无效 / invalid")
+                                                     for k in range(1, 31)]))
+        world.ids["C1.quarantine"] = session.scalar(select(QuarantineSet.id).where(
+            QuarantineSet.run_id == "run-c1-bad"))
         # B1 is a copy that disagrees with the authority in 3 places
         check = ConsistencyCheck(resource_id=world.ids["B1"], copy_version_id=world.ids["B1.version"],
                                  elements={"QYMC": {"mismatches": 3}}, rows_compared=ROWS, mismatches=3, missing=0)

@@ -28,6 +28,7 @@ from tests.helpers import (
     register_resource,
     revoke_token,
     rows_digest,
+    sqlite_execute,
     subscribe_consumer,
     table_rows,
     version_folder,
@@ -187,6 +188,9 @@ def test_catalog_versions_and_openapi(served: Served) -> None:
     assert entry["provider_code"] == served.hub.provider_code
     assert entry["latest_version"] == 1 and entry["sharing_type"] == "unconditional"
 
+    assert sync_resource(resource_code=served.hub.resource_code, full=True).version is None  # nothing changed
+    assert latest(served.hub.resource_code).number == 1
+    sqlite_execute(served.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
     sync_resource(resource_code=served.hub.resource_code, full=True)
     versions_url = served.url(f"/api/v1/resources/{served.hub.resource_code}/versions")
     # metadata is data: without a grant, no schema, counts or watermark (refused and audited)

@@ -154,6 +154,7 @@ def test_editing_a_published_entry_opens_an_obligation(catalog_home: Path) -> No
         assert list_obligations(session) == []
 
 
+@pytest.mark.usefixtures("ordinary_day")  # it records acts up to March 2026, so it runs after them
 def test_every_entry_is_reconfirmed_once_a_calendar_year(catalog_home: Path) -> None:
     from registry.db import session_scope
     from registry.obligations import (

@@ -174,6 +174,10 @@ def test_inserts_updates_and_deletes_are_captured_and_published(source: str) -> 
     assert published[1][2] == "上海申城数字科技有限公司" and 2 not in published and 99 not in published
     # The position confirmed to the slot is the one committed with the version.
     assert slot(source, slot_name_of(code))[0] == cursor(code)
+    # The one post-publish path ran after the change capture too: the version has its expectations report.
+    from pipeline.expectations import latest_run
+
+    assert latest_run(resource_code=code).version_id == version.id
 
     quiet = runner.invoke(app, ["sync", code], env=env)
     assert quiet.exit_code == 0, quiet.output

@@ -59,52 +59,58 @@ def test_each_publish_records_its_change_set(source: tuple[Hub, Path]) -> None:
     v1 = latest(hub.resource_code)
     assert v1.manifest["changes"]["inserted"] == ROWS and v1.manifest["changes"]["since_version"] is None
 
-    # Incremental: 4 rows renamed (cursor moved), 2 new rows; a row updated without moving the cursor is not seen.
+    # Incremental: 4 rows renamed (cursor moved), 2 new rows, 3 deleted; the deletes are found by the scan of
+    # the source's keys. A row updated without moving the cursor is not seen.
     _sql(database,
          f"UPDATE enterprises SET name = name || '（更名）', updated_at = '{LATER}' WHERE id IN (1, 2, 3, 4)",
          f"INSERT INTO enterprises SELECT 5001, uscc, '上海新设甲有限公司', legal_rep, legal_rep_id, reg_capital, "
          f"established, status, address, industry, '{LATER}' FROM enterprises WHERE id = 5",
          f"INSERT INTO enterprises SELECT 5002, uscc, '上海新设乙有限公司', legal_rep, legal_rep_id, reg_capital, "
          f"established, status, address, industry, '{LATER}' FROM enterprises WHERE id = 6",
-         "DELETE FROM enterprises WHERE id IN (10, 11, 12)")
+         "DELETE FROM enterprises WHERE id IN (10, 11, 12)",
+         "UPDATE enterprises SET status = '吊销' WHERE id = 20")
     report = _sync(hub)
     v2 = latest(hub.resource_code)
-    assert report.mode == "incremental"
+    assert report.mode == "incremental" and report.version == 2
     changes = v2.manifest["changes"]
-    assert (changes["inserted"], changes["updated"], changes["deleted"]) == (2, 4, 0)
-    assert changes["deletes_detected"] is False and changes["since_version"] == 1
-    assert _change_rows(v2) == {1: "update", 2: "update", 3: "update", 4: "update", 5001: "insert", 5002: "insert"}
+    assert (changes["inserted"], changes["updated"], changes["deleted"]) == (2, 4, 3)
+    assert changes["deletes_detected"] is True and changes["since_version"] == 1
+    assert _change_rows(v2) == {1: "update", 2: "update", 3: "update", 4: "update", 5001: "insert", 5002: "insert",
+                                10: "delete", 11: "delete", 12: "delete"}
+    assert v2.row_count == ROWS + 2 - 3 and v2.manifest["key_scan"]["source_keys"] == ROWS - 1
 
-    # Nothing changed since: the tied rows are read again but are not "updated".
-    _sync(hub)
-    v3 = latest(hub.resource_code)
-    assert (v3.manifest["changes"]["inserted"], v3.manifest["changes"]["updated"]) == (0, 0)
+    # Nothing changed since: the tied rows are read again, found identical, and no version is published.
+    report = _sync(hub)
+    assert report.version is None and report.previous_version == 2 and report.rows_read == 6
+    assert [v.number for v in versions(hub.resource_code)] == [1, 2]
 
-    # A full refresh compares keys with the previous version and finds the deletes.
+    # A full refresh compares every row: it finds the update the cursor could not see.
     report = _sync(hub, full=True)
-    v4 = latest(hub.resource_code)
-    assert report.mode == "full" and v4.row_count == ROWS + 2 - 3
-    changes = v4.manifest["changes"]
-    assert (changes["inserted"], changes["updated"], changes["deleted"], changes["deletes_detected"]) == (0, 0, 3, True)
-    deleted = _change_rows(v4)
-    assert deleted == {10: "delete", 11: "delete", 12: "delete"}
+    v3 = latest(hub.resource_code)
+    assert report.mode == "full" and v3.number == 3 and v3.row_count == ROWS + 2 - 3
+    changes = v3.manifest["changes"]
+    assert (changes["inserted"], changes["updated"], changes["deleted"], changes["deletes_detected"]) == (0, 1, 0, True)
+    assert _change_rows(v3) == {20: "update"}
 
     # The change file is part of the manifest like the data: rows and SHA-256.
     from pipeline.manifest import file_sha256
     from pipeline.paths import resolve
 
-    folder = resolve(v4.path)
-    assert changes["rows"] == 3 and changes["sha256"] == file_sha256(folder / "changes.parquet")
+    folder = resolve(v2.path)
+    assert v2.manifest["changes"]["rows"] == 9
+    assert v2.manifest["changes"]["sha256"] == file_sha256(folder / "changes.parquet")
     # A delete carries the row as last published, so a consumer's row condition and columns apply to it.
-    gone = pq.read_table(folder / "changes.parquet").to_pylist()
+    gone = [r for r in pq.read_table(folder / "changes.parquet").to_pylist() if r["_change"] == "delete"]
     v1_rows = {r["id"]: r for r in read_version(v1).to_pylist()}
-    assert all(row["name"] == v1_rows[row["id"]]["name"] for row in gone)
+    assert len(gone) == 3 and all(row["name"] == v1_rows[row["id"]]["name"] for row in gone)
 
-    # The command line shows each version's change set; an incremental run cannot know about deletes ("?").
+    # The command line shows each version's change set, exact deletes included; a run with nothing new says so.
     result = _cli("sync", hub.resource_code)
-    assert result.exit_code == 0 and "+0 ~0 -?" in result.output, result.output
+    assert result.exit_code == 0 and "unchanged" in result.output and "v3 stays current" in result.output, \
+        result.output
     result = _cli("versions", hub.resource_code)
-    assert result.exit_code == 0 and "+0 ~0 -3" in result.output and "+2 ~4 -?" in result.output, result.output
+    assert result.exit_code == 0 and "+0 ~1 -0" in result.output and "+2 ~4 -3" in result.output, result.output
+    assert "-?" not in result.output
 
 
 def test_changes_since_a_version_through_service_cli_and_api(source: tuple[Hub, Path], tmp_path: Path) -> None:
@@ -240,8 +246,8 @@ def test_verify_refuses_to_compare_with_an_altered_version(source: tuple[Hub, Pa
     assert result.exit_code == 3 and "does not match its manifest" in result.output, result.output
 
 
-def test_an_incremental_resource_is_read_in_full_again_to_find_deletes(source: tuple[Hub, Path],
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_incremental_resource_is_read_in_full_again_as_a_safety_net(source: tuple[Hub, Path],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -249,22 +255,21 @@ def test_an_incremental_resource_is_read_in_full_again_to_find_deletes(source: t
     from core import clock
     from core.settings import reset_settings
     from registry.db import session_scope
-    from registry.models import DatasetVersion
+    from registry.models import SyncRun
 
     hub, database = source
-    _sql(database, "DELETE FROM enterprises WHERE id = 20")
-    assert _sync(hub).mode == "incremental"  # the delete is invisible to a cursor
-    assert latest(hub.resource_code).row_count == ROWS
-    with session_scope() as session:  # the last full read (v1) is now 8 days old
-        session.execute(update(DatasetVersion).where(DatasetVersion.number == 1)
-                        .values(created_at=clock.now() - timedelta(days=8)))
+    _sql(database, "DELETE FROM enterprises WHERE id = 20", "UPDATE enterprises SET status = '吊销' WHERE id = 21")
     report = _sync(hub)
-    assert report.mode == "full" and latest(hub.resource_code).row_count == ROWS - 1
-    assert latest(hub.resource_code).manifest["changes"]["deleted"] == 1
-    assert _sync(hub).mode == "incremental"  # the full read just happened
+    assert report.mode == "incremental" and latest(hub.resource_code).row_count == ROWS - 1  # the delete, at once
+    with session_scope() as session:  # the last full read is now 8 days old
+        session.execute(update(SyncRun).where(SyncRun.mode == "full").values(finished_at=clock.now() - timedelta(days=8)))
+    report = _sync(hub)
+    assert report.mode == "full" and latest(hub.resource_code).manifest["changes"]["updated"] == 1  # what no cursor saw
+    report = _sync(hub)
+    assert report.mode == "incremental" and report.version is None  # the full read just happened; nothing new
 
     monkeypatch.setenv("GOVSHARE_FULL_REFRESH_DAYS", "0")  # 0: never
     reset_settings()
     with session_scope() as session:
-        session.execute(update(DatasetVersion).values(created_at=clock.now() - timedelta(days=90)))
+        session.execute(update(SyncRun).values(finished_at=clock.now() - timedelta(days=90)))
     assert _sync(hub).mode == "incremental"

@@ -219,6 +219,40 @@ def test_incremental_by_modification_time_reads_only_new_files(hub_home: Path, f
     assert version.column("_file_name").to_pylist()[-1] == "企业-c.csv"
 
 
+def test_a_key_in_several_files_takes_the_newest_files_row(hub_home: Path, folder: Path) -> None:
+    """Files deliver updates: a key a newer file holds again takes that file's row (by modification time, then
+    name), the older row superseded, not quarantined; only a key repeated within the newest file is a duplicate."""
+    def renamed(rows: list[list[str]], suffix: str) -> list[list[str]]:
+        return [[r[0], r[1], r[2] + suffix, *r[3:]] for r in rows]
+
+    a = write_csv(folder / "企业-a.csv", enterprise_rows(1, 5))
+    _stamp(a, datetime(2026, 3, 1, 8, tzinfo=UTC))
+    hub = register_resource(kind="files", config=_config(folder), cursor="_file_modified")
+    assert _sync(hub.resource_code).version == 1
+
+    b = write_csv(folder / "企业-b.csv", renamed(enterprise_rows(2, 2), "（更名）") + enterprise_rows(6, 1))
+    _stamp(b, datetime(2026, 3, 2, 8, tzinfo=UTC))
+    report = _sync(hub.resource_code)  # reads a again (the tie at the watermark) and b: ids 2 and 3 twice
+    assert report.mode == "incremental" and (report.rows_read, report.rows_quarantined) == (8, 0)
+    assert report.rows_published == 6  # a's rows of ids 2 and 3 were replaced by b's, not published
+    names = {r["id"]: r["name"] for r in published(hub.resource_code)}
+    assert names[2] == "上海市第2号科技有限公司（更名）" and names[3] == "上海市第3号科技有限公司（更名）"
+    assert names[1] == "上海市第1号科技有限公司" and set(names) == {1, 2, 3, 4, 5, 6}
+    changes = latest(hub.resource_code).manifest["changes"]
+    assert (changes["inserted"], changes["updated"]) == (1, 2)
+
+    c = write_csv(folder / "企业-c.csv", renamed(enterprise_rows(4, 1), "甲") + renamed(enterprise_rows(4, 1), "乙"))
+    _stamp(c, datetime(2026, 3, 3, 8, tzinfo=UTC))
+    report = _sync(hub.resource_code)  # b again and c, whose two rows of id 4 cannot both be right
+    assert report.rows_quarantined == 2 and report.version is None  # nothing else changed
+    assert {r["id"]: r["name"] for r in published(hub.resource_code)}[4] == "上海市第4号科技有限公司"
+
+    report = _sync(hub.resource_code, full=True)  # every file: 10 rows = 5 published + 2 quarantined + 3 replaced
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (10, 5, 2)
+    assert sorted(r["id"] for r in published(hub.resource_code)) == [1, 2, 3, 5, 6]
+    assert sync_runs(hub.resource_code)[-1].rows_published == 5
+
+
 def test_incremental_by_file_name(folder: Path) -> None:
     for day, start in (("2026-03-01", 1), ("2026-03-02", 4), ("2026-03-03", 7)):
         write_csv(folder / f"企业-{day}.csv", enterprise_rows(start, 3))

@@ -253,10 +253,30 @@ def test_a_source_that_does_not_match_the_contract_cannot_run() -> None:
     contract = parse_contract(_contract([]))
     with pytest.raises(FatalError, match="no column"):
         contract.check_schema(pa.schema([("id", pa.int64())]))
-    schema = pa.schema([("id", pa.string()), ("uscc", pa.string()), ("status", pa.string()),
+    schema = pa.schema([("id", pa.date32()), ("uscc", pa.string()), ("status", pa.string()),
                         ("capital", pa.decimal128(18, 2)), ("day", pa.date32()), ("at", pa.timestamp("us"))])
-    with pytest.raises(FatalError, match="id \\(integer expected, source has string\\)"):
+    with pytest.raises(FatalError, match="id \\(integer expected, source has date32"):
         contract.check_schema(schema)
+
+
+def test_text_columns_are_read_as_the_declared_type_and_bad_values_quarantined() -> None:
+    """SQLite, CSV and JSON sources deliver dates and numbers as text: the contract's type converts them; a
+    value that does not convert sends its row to quarantine with the value as it was read."""
+    from pipeline.validate import split_batch
+
+    contract = parse_contract(_contract([]))
+    batch = pa.record_batch({
+        "id": pa.array(["1", "2", "x3"]), "uscc": pa.array(["113100000024200171"] * 3), "status": pa.array(["存续"] * 3),
+        "capital": pa.array(["10.50", "7", "1"]), "day": pa.array(["2020-01-02", "2021-13-01", "2022-03-04"]),
+        "at": pa.array(["2026-03-01T10:00:00+08:00", "2026-03-02T10:00:00+08:00", None])})
+    contract.check_schema(batch.schema)  # text for every declared type: convertible, no FatalError
+    split = split_batch(batch, key=("id",), contract=contract)
+    assert split.good.schema.field("id").type == pa.int64() and split.good.schema.field("day").type == pa.date32()
+    assert split.good.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    assert split.good.column("id").to_pylist() == [1]
+    bad = split.bad.to_pylist()
+    assert [(r["id"], r["_rule"]) for r in bad] == [("2", "type_conversion"), ("x3", "type_conversion")]
+    assert "day='2021-13-01'" in bad[0]["_reason"] and bad[0]["day"] == "2021-13-01"  # kept as it was read
 
 
 def test_contract_check_command_lists_every_problem(tmp_path: Path) -> None:

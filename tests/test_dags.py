@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from samples.loaders import load_sqlite
-from tests.helpers import CONSUMER, OTHER_PROVIDER, PROVIDER, latest, read_version, register_resource, versions
+from tests.helpers import (CONSUMER, OTHER_PROVIDER, PROVIDER, latest, read_version, register_resource, sync_runs,
+                           versions)
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO / "dags"
@@ -107,8 +108,8 @@ def test_dag_file_builds_one_dag_per_resource_without_connecting(two_resources: 
         assert "govshare" in dag["tags"] and expected["kind"] in dag["tags"]
         assert dag["schedule"] == expected["schedule"]
         assert dag["retries"] == 2
-        assert dag["task_retries"] == {"stage": 2, "publish": 2, "notify": 2, "expectations": 0}
-        assert dag["task_timeouts"] == {"stage": 7200, "publish": 7200, "notify": 600, "expectations": 3600}
+        assert dag["task_retries"] == {"stage": 2, "publish": 2, "after_publish": 0}
+        assert dag["task_timeouts"] == {"stage": 7200, "publish": 7200, "after_publish": 3600}
         assert dag["max_active_runs"] == 1 and dag["catchup"] is False
     maintenance = parsed["dags"]["govshare_maintenance"]
     assert maintenance["schedule"] == "30 2 * * *" and "maintenance" in maintenance["tags"]
@@ -221,6 +222,13 @@ def test_sync_dags_run_against_postgresql_and_mariadb(hub_home: Path, tmp_path: 
             assert (v2.manifest["changes"]["updated"], v2.manifest["changes"]["inserted"]) == (7, 0)
             with session_scope() as session:
                 assert [n.version_number for n in list_notices(session, resource_code=pg_hub.resource_code)] == [1, 2]
+
+            # A scheduled run that finds no change publishes no version and notifies nobody, but is recorded.
+            assert run_dags(dags[:1], airflow_home=tmp_path / "airflow") == {dags[0]: "success"}
+            assert latest(pg_hub.resource_code).number == 2
+            with session_scope() as session:
+                assert [n.version_number for n in list_notices(session, resource_code=pg_hub.resource_code)] == [1, 2]
+            assert sync_runs(pg_hub.resource_code)[-1].status == "unchanged"
     finally:
         with closing(pymysql.connect(**mysql, autocommit=True)) as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")

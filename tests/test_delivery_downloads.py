@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.delivery_helpers import GRANTED, Delivery, delivery_hub, expected_rows, grant
-from tests.helpers import latest, version_folder
+from tests.helpers import latest, sqlite_execute, version_folder
 
 
 @pytest.fixture
@@ -188,6 +188,7 @@ def test_caches_of_pruned_versions_are_removed(served: Delivery) -> None:
     assert served.get(_files(served), token=served.hub.token, params={"format": "csv"}).status_code == 200
     assert served.get(f"/api/v1/resources/{code}/records", token=served.hub.token).status_code == 200
     v1 = latest(code)
+    sqlite_execute(served.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")  # v2 differs
     sync_resource(resource_code=code, full=True)
     assert served.get(_files(served), token=served.hub.token, params={"format": "csv"}).status_code == 200
     exports = storage_root() / "exports" / str(served.hub.resource_id)

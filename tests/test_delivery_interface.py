@@ -59,7 +59,7 @@ def test_lookup_by_uscc_returns_only_granted_columns_and_rows(served: Delivery) 
 
     with session_scope() as session:
         reads = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "data.read",
-                                                              AuditEvent.result == "ok")))
+                                                              AuditEvent.result == "ok").order_by(AuditEvent.id)))
     assert len(reads) == 3
     assert all(e.detail["channel"] == "interface" and e.agency_code == served.hub.consumer_code for e in reads)
     assert [e.detail["rows"] for e in reads] == [1, 0, 1]

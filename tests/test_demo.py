@@ -29,6 +29,9 @@ def test_demo_runs_the_whole_story_and_can_run_again(tmp_path: Path) -> None:
     assert "401" in out and "缺少访问令牌" in out  # the anonymous request was refused
     assert "200 20000 rows, v2" in out  # the consumer got the incremental v2 as Parquet
     assert "govshare serve" in out and "http://127.0.0.1:8000/docs" in out
+    # what a new user does next in the browser: the URL, the accounts, the application waiting for an answer
+    assert "http://127.0.0.1:8000/ " in out and "govshare-demo" in out and "XQSQ-" in out
+    assert all(name in out for name in ("zhang.wei", "wang.fang", "li.na", "zhao.lei", "sun.min"))
 
     storage = tmp_path / "var" / "storage" / "datasets"
     versions = sorted(p for p in storage.glob("*/v*") if p.is_dir())

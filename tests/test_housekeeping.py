@@ -74,6 +74,9 @@ def test_clean_staging_removes_only_what_no_run_needs(source: tuple[Hub, Path]) 
 
     hub, _ = source
     _sync(hub)
+    # An old staged run that still holds its lock (waiting for its publish task) is kept.
+    waiting = stage_resource(resource_code=hub.resource_code, hand_over=True)
+    _age(Path(waiting.folder), hours=30)
     # A run killed mid-stage a day ago: its folder and its run record are left behind.
     with session_scope() as session:
         session.add(SyncRun(id="killed-run", resource_id=hub.resource_id, status="staging"))
@@ -84,9 +87,6 @@ def test_clean_staging_removes_only_what_no_run_needs(source: tuple[Hub, Path]) 
     fresh = paths.staging_dir("fresh-run")
     fresh.mkdir(parents=True)
     _age(fresh, hours=0)  # made now by the hub's clock, which a test may pin ahead of the file system's
-    # An old staged run that still holds its lock (waiting for its publish task) is kept.
-    waiting = stage_resource(resource_code=hub.resource_code)
-    _age(Path(waiting.folder), hours=30)
     # A version folder the registry never recorded (a crash between the rename and the commit).
     orphan = paths.storage_root() / "datasets" / str(hub.resource_id) / "v000009-deadbeef"
     (orphan / "data").mkdir(parents=True)

@@ -83,32 +83,39 @@ def test_layers_stack_a_tied_re_read_is_no_change_and_a_row_updated_twice_is_rep
     _sync(hub)
     v2 = latest(hub.resource_code)
 
-    # Nothing changed: rows 1 and 2 sit at the watermark and are read again, identical, so no change is counted.
+    # Nothing changed: rows 1 and 2 sit at the watermark and are read again, identical: no change, no version.
     report = _sync(hub)
-    v3 = latest(hub.resource_code)
-    assert report.rows_read == 2 and (v3.manifest["changes"]["inserted"], v3.manifest["changes"]["updated"]) == (0, 0)
-    assert _published(v3) == _source_rows(database)
+    assert report.rows_read == 2 and report.version is None and latest(hub.resource_code).number == 2
+    assert _published(v2) == _source_rows(database)
 
     # Row 1 changes again: its live copy is in a delta part, which gets the deletion mark this time.
     _sql(database, f"UPDATE enterprises SET status = '迁出', updated_at = '{LATEST}' WHERE id = 1")
     _sync(hub)
-    v4 = latest(hub.resource_code)
-    assert v4.manifest["changes"]["updated"] == 1 and v4.row_count == ROWS
-    assert _published(v4) == _source_rows(database) and _published(v4)[1][1] == "迁出"
-    marked = {e["folder"] for e in v4.manifest["files"] if e.get("folder") and e.get("deleted")}
-    assert v3.path in marked or v2.path in marked  # the delta that held row 1's live copy
+    v3 = latest(hub.resource_code)
+    assert v3.manifest["changes"]["updated"] == 1 and v3.row_count == ROWS
+    assert _published(v3) == _source_rows(database) and _published(v3)[1][1] == "迁出"
+    marked = {e["folder"] for e in v3.manifest["files"] if e.get("folder") and e.get("deleted")}
+    assert v2.path in marked  # the delta that held row 1's live copy
 
 
-def test_a_full_refresh_after_layers_is_a_snapshot_and_finds_deletes(source) -> None:  # noqa: ANN001
+def test_a_layer_marks_deletes_and_a_full_refresh_after_layers_is_a_snapshot(source) -> None:  # noqa: ANN001
     hub, database = source
     _sql(database, f"UPDATE enterprises SET status = '注销', updated_at = '{LATER}' WHERE id = 1",
          "DELETE FROM enterprises WHERE id IN (20, 21)")
     _sync(hub)
+    v2 = latest(hub.resource_code)
+    changes = v2.manifest["changes"]
+    assert (changes["inserted"], changes["updated"], changes["deleted"]) == (0, 1, 2)  # the deletes, in the layer
+    referenced = [e for e in v2.manifest["files"] if e.get("folder")]  # a layer: v1's part, rows marked deleted
+    assert referenced and sum((e.get("deleted") or {}).get("rows", 0) for e in referenced) >= 3
+    assert _published(v2) == _source_rows(database)
+
+    _sql(database, "UPDATE enterprises SET status = '吊销' WHERE id = 30")  # the cursor does not move: unseen
     report = _sync(hub, full=True)
     v3 = latest(hub.resource_code)
     assert report.mode == "full" and not any(e.get("folder") for e in v3.manifest["files"])
     changes = v3.manifest["changes"]
-    assert (changes["inserted"], changes["updated"], changes["deleted"]) == (0, 0, 2)  # compared with the layers
+    assert (changes["inserted"], changes["updated"], changes["deleted"]) == (0, 1, 0)  # compared with the layers
     assert _published(v3) == _source_rows(database)
 
 
@@ -158,6 +165,7 @@ def test_retention_keeps_the_versions_a_layer_reads(source) -> None:  # noqa: AN
     assert prune_versions(keep_last=1, keep_days=0) == []  # v2 reads v1's files
     assert resolve(v1.path).is_dir() and _published(v2) == _source_rows(database)
 
+    _sql(database, "UPDATE enterprises SET status = '吊销' WHERE id = 30")  # unseen by the cursor
     _sync(hub, full=True)  # a snapshot: nothing reads v1 or v2 any more
     assert sorted(prune_versions(keep_last=1, keep_days=0)) == [f"{hub.resource_code} v1", f"{hub.resource_code} v2"]
 
@@ -204,7 +212,8 @@ def test_dataset_rules_of_a_layer_see_the_whole_version(hub_home: Path) -> None:
                         f'(SELECT max(updated_at) FROM "{schema}".enterprises)')
         report = _sync(hub)
         version = latest(hub.resource_code)
-        assert report.mode == "incremental" and report.rows_read == 0 and version.row_count == ROWS
+        assert report.mode == "incremental" and report.rows_read == 0 and version.row_count == ROWS - 1
+        assert version.manifest["changes"]["deleted"] == 1  # found by the scan of the source's keys
         assert all(e.get("folder") for e in version.manifest["files"])  # a layer that adds no file
 
         declare(1)  # the newest row is months old: a blocking freshness rule stops the run
@@ -228,12 +237,14 @@ def test_a_key_read_twice_is_quarantined_and_keeps_its_published_row(hub_home: P
     if compact:
         monkeypatch.setattr(layering, "MAX_PARTS", 1)
     _sql(database, f"UPDATE enterprises SET name = '上海甲有限公司', updated_at = '{LATER}' WHERE id = 7",
+         f"UPDATE enterprises SET name = '上海丙有限公司', updated_at = '{LATER}' WHERE id = 8",
          f"INSERT INTO extra SELECT id, uscc, '上海乙有限公司', legal_rep, legal_rep_id, reg_capital, established, "
          f"status, address, industry, '{LATER}' FROM enterprises WHERE id = 7")
     report = _sync(hub)
     version = latest(hub.resource_code)
-    assert report.rows_quarantined == 2 and version.row_count == ROWS
+    assert report.rows_quarantined == 2 and report.version == 2 and version.row_count == ROWS
     assert _published(version)[7] == before  # which of the two is right cannot be told: the last good row stays
+    assert _published(version)[8][0] == "上海丙有限公司"
     assert any(e.get("folder") for e in version.manifest["files"]) is not compact
 
 

@@ -192,3 +192,27 @@ def test_a_large_run_writes_two_parts_at_a_time_and_each_row_store_matches_its_p
         small.write(pa.record_batch({"id": np.arange(start, start + batch_rows, dtype=np.int64)}))
     small.close()
     assert small.files == ["part-00000.parquet"]  # an incremental run's delta stays one part
+
+
+def test_a_writer_kept_in_arrival_order_writes_one_part_at_a_time(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """File sources align a side file of ranks with the parts' rows in order: their writer never alternates."""
+    from pipeline.staging import PartWriter
+
+    monkeypatch.setattr("pipeline.staging.PARALLEL_FROM_ROWS", 10)
+    monkeypatch.setattr("pipeline.staging.ROWS_PER_FILE", 40)
+    (tmp_path / "data").mkdir()
+    writer = PartWriter(tmp_path / "data")
+    writer.keep_arrival_order()
+    for start in range(0, 100, 10):
+        writer.write(pa.record_batch({"id": np.arange(start, start + 10, dtype=np.int64)}))
+    writer.close()
+    ids = [i for name in writer.files for i in pq.read_table(tmp_path / "data" / name).column("id").to_pylist()]
+    assert ids == list(range(100)) and len(writer.files) == 3
+    late = PartWriter(tmp_path / "late")
+    (tmp_path / "late").mkdir()
+    for start in range(0, 30, 10):
+        late.write(pa.record_batch({"id": np.arange(start, start + 10, dtype=np.int64)}))
+    with pytest.raises(RuntimeError):
+        late.keep_arrival_order()
+    late.close()

@@ -71,10 +71,29 @@ def _register_with_contract(dsn: str, schema: str):  # noqa: ANN202
     return setup
 
 
-def _sync(code: str):  # noqa: ANN202
+def _sync(code: str, *, full: bool = False):  # noqa: ANN202
     from pipeline.sync import sync_resource
 
-    return sync_resource(resource_code=code)
+    return sync_resource(resource_code=code, full=full)
+
+
+def _open_records(code: str) -> dict[tuple[str, str], str]:
+    """(key, rule) -> reason of the resource's open quarantine records."""
+    from registry.db import session_scope
+    from registry.quarantine import open_records
+    from registry.resources import get_resource
+
+    with session_scope() as session:
+        resource = get_resource(session, code=code)
+        return {(r.key, r.rule): r.reason for r in open_records(session, resource_id=resource.id)}
+
+
+def _tickets(code: str, status: str | None = "open") -> dict[str, int]:
+    from registry.db import session_scope
+    from registry.tickets import list_tickets
+
+    with session_scope() as session:
+        return {t.rule: t.rows for t in list_tickets(session, resource_code=code, status=status)}
 
 
 def test_planted_bad_rows_are_quarantined_counted_ticketed_and_replayed(hub: Path, source: tuple[str, str],
@@ -92,61 +111,74 @@ def test_planted_bad_rows_are_quarantined_counted_ticketed_and_replayed(hub: Pat
     _plant(dsn, table, None)
     _plant(dsn, table, 10004, name="重复甲")
     _plant(dsn, table, 10004, name="重复乙")
+    _plant(dsn, table, 10007, uscc=_typo(uscc), reg_capital=-7)  # one row, two broken rules
     setup = _register_with_contract(dsn, schema)
 
     report = _sync(setup.resource_code)
 
     # source rows = published + quarantined, on the run, the version and its manifest
-    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (ROWS + 6, ROWS, 6)
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (ROWS + 7, ROWS, 7)
     run = sync_runs(setup.resource_code)[-1]
-    assert run.rows_read == run.rows_published + run.rows_quarantined == ROWS + 6
+    assert run.rows_read == run.rows_published + run.rows_quarantined == ROWS + 7
     version = latest(setup.resource_code)
-    assert version.row_count == ROWS and version.quarantined_count == 6
+    assert version.row_count == ROWS and version.quarantined_count == 7
     published_ids = set(read_version(version).column("id").to_pylist())
     assert published_ids == set(range(1, ROWS + 1))
 
+    # every rule a row breaks is recorded; one record per key and rule (a repeated key is one record)
+    records = _open_records(setup.resource_code)
+    null_key = next(k for k, rule in records if rule == "key_not_null")
+    assert set(records) == {("10001", "identifier_uscc"), ("10002", "identifier_legal_rep_id"),
+                            ("10003", "range_reg_capital"), (null_key, "key_not_null"), ("10004", "unique_key"),
+                            ("10007", "identifier_uscc"), ("10007", "range_reg_capital")}
+    assert null_key.startswith("row:") and "统一社会信用代码无效" in records[("10007", "identifier_uscc")]
     with session_scope() as session:
         (qset,) = list_quarantine(session, resource_code=setup.resource_code)
-        assert (qset.rows, qset.status, qset.run_id) == (6, "open", run.id)
-        assert qset.rules == {"identifier_uscc": 1, "identifier_legal_rep_id": 1, "range_reg_capital": 1,
+        assert (qset.rows, qset.status, qset.run_id) == (7, "open", run.id)
+        assert qset.rules == {"identifier_uscc": 2, "identifier_legal_rep_id": 1, "range_reg_capital": 2,
                               "key_not_null": 1, "unique_key": 2}
-        (ticket,) = list_tickets(session, agency=PROVIDER[0], status="open")
-        assert (ticket.kind, ticket.rows, ticket.quarantine_set_id) == ("quarantine", 6, qset.id)
-        assert "请核实更正" in ticket.title
-        ticket_id = ticket.id
+        # one open ticket per rule, for the provider
+        tickets = list_tickets(session, agency=PROVIDER[0], status="open")
+        assert {t.rule: (t.kind, t.rows) for t in tickets} == {
+            "identifier_uscc": ("quarantine", 2), "identifier_legal_rep_id": ("quarantine", 1),
+            "range_reg_capital": ("quarantine", 2), "key_not_null": ("quarantine", 1), "unique_key": ("quarantine", 1)}
+        assert all("请核实更正" in t.title for t in tickets)
+        ticket_id = next(t.id for t in tickets if t.rule == "range_reg_capital")
 
-    # the provider sees its ticket and the rows it lists
+    # the provider sees its ticket and the rows it lists: both rows breaking the range rule, with all their rules
     runner = CliRunner()
     from cli.main import app
 
-    shown = runner.invoke(app, ["ticket", "show", str(ticket_id)])
+    shown = runner.invoke(app, ["ticket", "show", str(ticket_id)], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
-    assert "range_reg_capital" in shown.output and "-5.00" in shown.output and "unique_key" in shown.output
+    assert "-5.00" in shown.output and "-7.00" in shown.output and "identifier_uscc;range_reg_capital" in shown.output
     listed = runner.invoke(app, ["quarantine", "list", setup.resource_code])
-    assert listed.exit_code == 0 and "待处理 open: 6" in listed.output
+    assert listed.exit_code == 0 and "待处理 open: 7" in listed.output
 
-    # export for the provider: rule, reason and the source values
+    # export for the provider: rules, reasons and the source values, each bad row once
     export = tmp_path / "fix.csv"
     result = runner.invoke(app, ["quarantine", "export", setup.resource_code, "-o", str(export)])
     assert result.exit_code == 0, result.output
     with export.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 6 and {r["_run_id"] for r in rows} == {run.id}
+    assert len(rows) == 7 and {r["_run_id"] for r in rows} == {run.id}
     by_rule = {r["_rule"]: r for r in rows}
     assert by_rule["identifier_uscc"]["uscc"] == _typo(uscc)
     assert "统一社会信用代码无效" in by_rule["identifier_uscc"]["_reason"]
     assert by_rule["range_reg_capital"]["reg_capital"] == "-5.00"
     assert by_rule["key_not_null"]["id"] == ""
+    both = by_rule["identifier_uscc;range_reg_capital"]
+    assert both["id"] == "10007" and len(both["_reason"].splitlines()) == 2
 
-    # the provider fixes four problems and leaves the null key as it is
+    # the provider fixes five problems and leaves the null key as it is
     for row in rows:
-        if row["_rule"] == "identifier_uscc":
+        if "identifier_uscc" in row["_rule"]:
             row["uscc"] = uscc
-        elif row["_rule"] == "identifier_legal_rep_id":
+        if row["_rule"] == "identifier_legal_rep_id":
             row["legal_rep_id"] = person
-        elif row["_rule"] == "range_reg_capital":
+        if "range_reg_capital" in row["_rule"]:
             row["reg_capital"] = "5.00"
-        elif row["name"] == "重复乙":
+        if row["name"] == "重复乙":
             row["id"] = "10005"
     fixed = tmp_path / "fixed.csv"
     with fixed.open("w", encoding="utf-8-sig", newline="") as handle:
@@ -158,21 +190,26 @@ def test_planted_bad_rows_are_quarantined_counted_ticketed_and_replayed(hub: Pat
     assert result.exit_code == 0, result.output
     v2 = latest(setup.resource_code)
     assert [v.number for v in versions(setup.resource_code)] == [1, 2]
-    assert v2.row_count == ROWS + 5 and v2.quarantined_count == 1
+    assert v2.row_count == ROWS + 6 and v2.quarantined_count == 1
     data = read_version(v2)
-    assert set(data.column("id").to_pylist()) == set(range(1, ROWS + 1)) | {10001, 10002, 10003, 10004, 10005}
+    assert set(data.column("id").to_pylist()) == set(range(1, ROWS + 1)) | {10001, 10002, 10003, 10004, 10005,
+                                                                              10007}
     capital = dict(zip(data.column("id").to_pylist(), data.column("reg_capital").to_pylist()))
-    assert str(capital[10003]) == "5.00"
+    assert str(capital[10003]) == str(capital[10007]) == "5.00"
     replay_run = sync_runs(setup.resource_code)[-1]
-    assert replay_run.mode == "replay" and replay_run.rows_read == 6 == replay_run.rows_published - ROWS + 1
+    assert replay_run.mode == "replay" and (replay_run.rows_read, replay_run.rows_published) == (7, 6)
+    # a replay version has a change set like any other: consumers keep following `changes --since`
+    assert v2.manifest["changes"]["inserted"] == 6 and v2.manifest["changes"]["file"] == "changes.parquet"
 
+    # the replayed keys' records are closed as fixed; the null key is recorded again, its ticket still open
+    assert set(_open_records(setup.resource_code)) == {(null_key, "key_not_null")}
+    assert _tickets(setup.resource_code) == {"key_not_null": 1}
     with session_scope() as session:
         sets = list_quarantine(session, resource_code=setup.resource_code)
-        assert [(s.status, s.rows) for s in sets] == [("open", 1), ("replayed", 6)]
+        assert [(s.status, s.rows) for s in sets] == [("open", 1), ("resolved", 7)]
         assert sets[0].rules == {"key_not_null": 1} and sets[1].replay_run_id == replay_run.id
-        tickets = list_tickets(session, resource_code=setup.resource_code)
-        assert [(t.status, t.rows) for t in tickets] == [("open", 1), ("closed", 6)]
-        assert "5 rows published, 1 still failing" in tickets[1].note
+        closed = list_tickets(session, resource_code=setup.resource_code, status="closed")
+        assert len(closed) == 4 and all("更正" in t.note for t in closed)
 
     # the excel export carries the remaining row
     xlsx = tmp_path / "left.xlsx"
@@ -190,11 +227,56 @@ def test_planted_bad_rows_are_quarantined_counted_ticketed_and_replayed(hub: Pat
     result = runner.invoke(app, ["quarantine", "replay", setup.resource_code, "--file", str(xlsx)])
     assert result.exit_code == 0, result.output
     v3 = latest(setup.resource_code)
-    assert (v3.number, v3.row_count, v3.quarantined_count) == (3, ROWS + 6, 0)
+    assert (v3.number, v3.row_count, v3.quarantined_count) == (3, ROWS + 7, 0)
     assert 10006 in read_version(v3).column("id").to_pylist()
+    assert _open_records(setup.resource_code) == {} and _tickets(setup.resource_code) == {}
     with session_scope() as session:
-        assert {s.status for s in list_quarantine(session, resource_code=setup.resource_code)} == {"replayed"}
-        assert list_tickets(session, resource_code=setup.resource_code, status="open") == []
+        assert {s.status for s in list_quarantine(session, resource_code=setup.resource_code)} == {"resolved"}
+
+
+def test_reading_bad_rows_again_keeps_one_record_per_key_and_rule(hub: Path, source: tuple[str, str]) -> None:
+    """Re-read: superseded, not piled up; fixed at the source: closed as fixed; deleted: closed as deleted; one
+    open ticket per rule throughout."""
+    from registry.db import session_scope
+    from registry.quality_models import QuarantineRecord
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    (uscc, person) = pg_execute(dsn, f"SELECT uscc, legal_rep_id FROM {table} WHERE id = 1")[0]
+    _plant(dsn, table, 10001, uscc=_typo(uscc))
+    _plant(dsn, table, 10002, legal_rep_id=_typo(person))
+    _plant(dsn, table, 10007, uscc=_typo(uscc), reg_capital=-7)
+    setup = _register_with_contract(dsn, schema)
+    code = setup.resource_code
+    assert _sync(code).rows_quarantined == 3
+    first = _open_records(code)
+    assert len(first) == 4
+
+    for _ in range(3):  # three more full reads of the same bad rows: still four records, three tickets
+        report = _sync(code, full=True)
+        assert report.rows_quarantined == 3 and report.version is None  # nothing else changed: no version
+    assert _open_records(code) == first
+    assert _tickets(code) == {"identifier_uscc": 2, "identifier_legal_rep_id": 1, "range_reg_capital": 1}
+    with session_scope() as session:
+        statuses = [r.status for r in session.query(QuarantineRecord).order_by(QuarantineRecord.id)]
+        assert statuses.count("open") == 4 and statuses.count("superseded") == 12
+
+    # At the source: 10001's code corrected, 10002 deleted, 10007's capital corrected (its code still wrong).
+    pg_execute(dsn, f"UPDATE {table} SET uscc = %s, updated_at = now() WHERE id = 10001", (uscc,))
+    pg_execute(dsn, f"DELETE FROM {table} WHERE id = 10002")
+    pg_execute(dsn, f"UPDATE {table} SET reg_capital = 7, updated_at = now() WHERE id = 10007")
+    report = _sync(code)
+    assert report.mode == "incremental" and report.rows_quarantined == 1
+    assert set(_open_records(code)) == {("10007", "identifier_uscc")}
+    assert _tickets(code) == {"identifier_uscc": 1}
+    assert set(_tickets(code, status="closed")) == {"identifier_legal_rep_id", "range_reg_capital"}
+    with session_scope() as session:
+        closed = {(r.key, r.rule): r.closed_reason for r in session.query(QuarantineRecord)
+                  .filter(QuarantineRecord.status == "closed")}
+    assert closed == {("10001", "identifier_uscc"): "fixed", ("10002", "identifier_legal_rep_id"): "deleted",
+                      ("10007", "range_reg_capital"): "fixed"}
+    version = latest(code)
+    assert 10001 in read_version(version).column("id").to_pylist()
 
 
 def test_a_run_over_its_threshold_publishes_nothing_and_says_why(hub_home: Path, source: tuple[str, str]) -> None:
@@ -219,13 +301,34 @@ def test_a_run_over_its_threshold_publishes_nothing_and_says_why(hub_home: Path,
 
     message = str(caught.value)
     assert "publishes nothing" in message and "range_reg_capital=20" in message
-    assert "20 of 320 rows quarantined" in message and "max_fraction 5.00%" in message
+    assert "20 rows quarantined (range_reg_capital=20) of a dataset of 320" in message
+    assert "max_fraction 5.00%" in message
     assert [v.number for v in versions(setup.resource_code)] == [1]  # the previous version stays served
     failed = sync_runs(setup.resource_code)[-1]
     assert failed.status == "failed" and "隔离总数超过阈值" in failed.error
     assert not any((storage_root() / "staging").iterdir())
     with session_scope() as session:
         assert list_quarantine(session, resource_code=setup.resource_code) == []
+
+
+def test_the_threshold_is_a_share_of_the_dataset_not_of_the_run(hub_home: Path, source: tuple[str, str]) -> None:
+    """max_fraction (5 % here) is measured against the dataset's rows: an incremental run that reads 25 rows,
+    3 of them bad (12 % of the run, 1 % of the table), publishes the 22 good ones."""
+    from pipeline.expectations import latest_run
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    setup = _register_with_contract(dsn, schema)
+    assert _sync(setup.resource_code).version == 1
+    pg_execute(dsn, f"UPDATE {table} SET status = '注销', updated_at = now() WHERE id BETWEEN 1 AND 22")
+    pg_execute(dsn, f"UPDATE {table} SET reg_capital = -1, updated_at = now() WHERE id BETWEEN 23 AND 25")
+    report = _sync(setup.resource_code)
+    assert report.mode == "incremental" and report.version == 2
+    # 25 changed rows and the row at the previous watermark, read again (cursor ties)
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (26, 23, 3)
+    assert latest(setup.resource_code).row_count == ROWS  # ids 23-25 keep their published rows
+    # the post-publish path ran after this command-line sync too: the version's great-expectations report
+    assert latest_run(resource_code=setup.resource_code).version_id == latest(setup.resource_code).id
 
 
 def test_replay_after_a_contract_fix_rechecks_the_stored_rows(hub_home: Path, source: tuple[str, str],
@@ -256,6 +359,18 @@ def test_replay_after_a_contract_fix_rechecks_the_stored_rows(hub_home: Path, so
     assert (replay.rows_replayed, replay.rows_fixed, replay.rows_still_failing) == (2, 2, 0)
     v2 = latest(setup.resource_code)
     assert v2.row_count == ROWS and v2.quarantined_count == 0
+
+    # A replay version has a change set and its own expectations report, like any version: a consumer holding
+    # v1 follows the changes.
+    from pipeline.changes_feed import changes_since
+    from pipeline.expectations import latest_run
+    from registry.db import session_scope
+    from registry.resources import get_resource
+
+    assert v2.manifest["changes"]["inserted"] == 2 and latest_run(resource_code=setup.resource_code).version_id == v2.id
+    with session_scope() as session:
+        span = changes_since(session, resource=get_resource(session, code=setup.resource_code), since=1)
+        assert span.counts == {"inserted": 2, "updated": 0, "deleted": 0}  # rows 7 and 8, never published before
     statuses = dict(zip(read_version(v2).column("id").to_pylist(), read_version(v2).column("status").to_pylist()))
     assert statuses[7] == statuses[8] == "歇业"
     # replaying again finds nothing open
@@ -284,8 +399,8 @@ def test_a_run_that_does_not_reconcile_is_not_published(hub_home: Path, source: 
     data["rows_quarantined"] = 0  # as if a quarantined row had been lost on the way
     record.write_text(json.dumps(data))
 
-    with pytest.raises(FatalError, match=f"does not reconcile: read {ROWS + 1} rows, published {ROWS} and "
-                                         "quarantined 0"):
+    with pytest.raises(FatalError, match=f"does not reconcile: read {ROWS + 1} rows, published {ROWS}, "
+                                         "quarantined 0 and superseded 0"):
         publish_run(folder=staged.folder)
     assert versions(setup.resource_code) == []
     assert sync_runs(setup.resource_code)[-1].status == "failed"

@@ -10,10 +10,6 @@ knows the read is under way (wait event PgSleep) when it strikes."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +20,7 @@ import pytest
 from samples.loaders import load_postgres
 from tests.helpers import (
     Hub,
+    hub_child,
     latest,
     pg_execute,
     pg_rows,
@@ -32,6 +29,7 @@ from tests.helpers import (
     read_version,
     register_resource,
     rows_digest,
+    sigkill,
     sync_runs,
     table_rows,
     versions,
@@ -40,7 +38,6 @@ from tests.services import require_postgres
 
 ROWS = 2_000
 SLOW_ID = 1_500
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -132,22 +129,14 @@ def test_a_run_killed_mid_stage_leaves_the_previous_version_and_a_rerun_complete
     pg_execute(dsn, f"""UPDATE "{schema}".enterprises SET name = name || '（迁址）' WHERE id <= 100""")
     pg_execute(dsn, f'UPDATE "{schema}".knob SET sleep_seconds = 120')
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    child = subprocess.Popen(
-        [sys.executable, "-c", f"from pipeline.sync import sync_resource; sync_resource(resource_code={hub.resource_code!r})"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with hub_child(f"from pipeline.sync import sync_resource; sync_resource(resource_code={hub.resource_code!r})") \
+            as child:
         _wait_for(lambda: _sleepers(dsn, schema) or child.poll() is not None, "the child's read to start")
         assert child.poll() is None, child.stderr.read().decode()[-2000:]
         staging = paths.storage_root() / "staging"
         (killed_folder,) = list(staging.iterdir())  # the run is mid-stage: its folder exists, nothing published
         assert (killed_folder / "data").is_dir()
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        sigkill(child)
     _terminate_sleepers(dsn, schema)
 
     # The previous version is untouched and still the one served; the killed run left its lock and folder.

@@ -1,11 +1,14 @@
 """One run per resource at a time: a lease row in the registry (SQLite and PostgreSQL alike). A second run is
-refused with the holder named, or waits a bounded time; a crashed holder or an expired lease is taken over."""
+refused with the holder named, or waits a bounded time. A holder that is gone is taken over at once in every
+run state (staging, staged, publishing), a real SIGKILL in the publish phase included; Airflow's stage task
+hands the lock over to its publish task explicitly."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -13,15 +16,44 @@ from pathlib import Path
 import pytest
 
 from samples.loaders import load_sqlite
-from tests.helpers import Hub, register_resource, sync_runs, versions
+from tests.helpers import (
+    REPO,
+    Hub,
+    child_env,
+    hub_child,
+    latest,
+    read_version,
+    register_resource,
+    sigkill,
+    sqlite_execute,
+    sqlite_query,
+    sync_runs,
+    table_rows,
+    versions,
+)
+
+ROWS = 120
 
 
 @pytest.fixture(params=["sqlite-registry", "postgres-registry"])
 def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Hub:
     request.getfixturevalue("hub_home" if request.param == "sqlite-registry" else "pg_hub_home")
     database = tmp_path / "biz.db"
-    load_sqlite(database, rows=120, seed=5)
+    load_sqlite(database, rows=ROWS, seed=5)
     return register_resource(kind="sqlite", config={"path": str(database)})
+
+
+def _source(hub: Hub) -> Path:
+    from registry.db import session_scope
+    from registry.sources import get_source
+
+    with session_scope() as session:
+        return Path(get_source(session, name=hub.source_name).config["path"])
+
+
+def _change(hub: Hub, row: int, stamp: str = "2030-01-01T00:00:00+08:00") -> None:
+    sqlite_execute(_source(hub), f"UPDATE enterprises SET name = name || '（变更）', updated_at = '{stamp}' "
+                                 f"WHERE id = {row}")
 
 
 def _sync(hub: Hub, **kwargs):  # noqa: ANN003, ANN202
@@ -37,7 +69,7 @@ def _dead_pid() -> int:
 
 
 def _plant_lock(hub: Hub, *, run_status: str | None, pid: int, host: str | None = None,
-                expires_in: timedelta = timedelta(minutes=10)) -> str:
+                expires_in: timedelta = timedelta(minutes=1)) -> str:
     """A lock row as another run would have left it, with its run record and staging folder."""
     from core import clock
     from pipeline import locks, paths
@@ -66,8 +98,20 @@ def _takeovers(code: str) -> list[dict]:
             AuditEvent.action == "run.lock_takeover", AuditEvent.resource_code == code))]
 
 
+def _lock(hub: Hub):  # noqa: ANN202 - ResourceLock | None
+    from registry.db import session_scope
+    from registry.models import ResourceLock
+
+    with session_scope() as session:
+        lock = session.get(ResourceLock, hub.resource_id)
+        if lock is not None:
+            session.expunge(lock)
+        return lock
+
+
 def test_a_second_run_is_refused_or_waits(hub: Hub) -> None:
     from core.errors import RetriableError
+    from pipeline import locks
     from pipeline.locks import resource_lock
 
     with resource_lock(hub.resource_id, hub.resource_code) as holder:
@@ -77,8 +121,6 @@ def test_a_second_run_is_refused_or_waits(hub: Hub) -> None:
         assert versions(hub.resource_code) == []
 
     # Held now, released in a moment: a run that may wait goes through once it is free.
-    from pipeline import locks
-
     locks.acquire(resource_id=hub.resource_id, resource_code=hub.resource_code, run_id="other-run")
     releaser = threading.Timer(1.0, locks.release, kwargs={"resource_id": hub.resource_id, "run_id": "other-run"})
     releaser.start()
@@ -87,66 +129,94 @@ def test_a_second_run_is_refused_or_waits(hub: Hub) -> None:
     finally:
         releaser.join()
     assert report.version == 1
-    assert [r.status for r in sync_runs(hub.resource_code)] == ["failed", "published"]
+    assert [r.status for r in sync_runs(hub.resource_code)] == ["failed", "published"]  # the refused run, recorded
 
 
-def test_a_crashed_holder_is_taken_over(hub: Hub) -> None:
+@pytest.mark.parametrize("state", ["staging", "staged"])
+def test_a_gone_holder_is_taken_over_at_once_in_every_run_state(hub: Hub, state: str) -> None:
     from pipeline import paths
 
-    abandoned = _plant_lock(hub, run_status="staging", pid=_dead_pid())
-    report = _sync(hub)
-    assert report.version == 1
+    abandoned = _plant_lock(hub, run_status=state, pid=_dead_pid())
+    started = time.monotonic()
+    report = _sync(hub)  # no wait: a refusal would raise
+    assert report.version == 1 and time.monotonic() - started < 60
     runs = {r.id: r for r in sync_runs(hub.resource_code)}
     assert runs[abandoned].status == "failed" and "abandoned" in runs[abandoned].error
     assert not paths.staging_dir(abandoned).exists()
     (takeover,) = _takeovers(hub.resource_code)
     assert takeover["abandoned_run"] == abandoned and "is gone" in takeover["reason"]
+    assert takeover["removed"] == [f"staging/{abandoned}"]
 
 
-def test_leases_on_other_hosts(hub: Hub) -> None:
+def test_leases_on_other_hosts_end_when_the_heartbeat_stops(hub: Hub) -> None:
+    from core import clock
     from core.errors import RetriableError
+    from registry.db import session_scope
+    from registry.models import ResourceLock
 
     live = _plant_lock(hub, run_status="staging", pid=1, host="exchange-node-2")
     with pytest.raises(RetriableError, match="exchange-node-2"):
         _sync(hub)
-
-    from core import clock
-    from registry.db import session_scope
-    from registry.models import ResourceLock
-
-    with session_scope() as session:  # that host stopped renewing: the lease runs out
+    with session_scope() as session:  # that host stopped beating: its lease runs out
         session.get(ResourceLock, hub.resource_id).expires_at = clock.now() - timedelta(seconds=1)
     assert _sync(hub).version == 1
-    assert _takeovers(hub.resource_code)[0]["abandoned_run"] == live
+    (takeover,) = _takeovers(hub.resource_code)
+    assert takeover["abandoned_run"] == live and "heartbeat missed" in takeover["reason"]
 
 
-def test_a_staged_run_keeps_its_lock_between_tasks(hub: Hub) -> None:
-    """Under Airflow, stage and publish run in two processes: a staged run's dead stage process is normal."""
+def test_a_holder_beats_while_it_works(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import clock
+    from pipeline import locks
+
+    monkeypatch.setattr(locks, "HEARTBEAT_SECONDS", 0.2)
+    with locks.resource_lock(hub.resource_id, hub.resource_code):
+        first = clock.as_utc(_lock(hub).expires_at)
+        deadline = time.monotonic() + 30
+        while clock.as_utc(_lock(hub).expires_at) == first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert clock.as_utc(_lock(hub).expires_at) > first
+    assert _lock(hub) is None
+
+
+STAGE_AND_HAND_OVER = """
+from pipeline.extract import stage_resource
+print(stage_resource(resource_code={code!r}, hand_over=True).folder)
+"""
+
+
+def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub) -> None:
+    """Under Airflow, stage and publish run in two processes: the stage process ends after handing over."""
+    from core import clock
     from core.errors import RetriableError
-    from pipeline.extract import stage_resource
     from pipeline.sync import publish_run
-
-    _plant_lock(hub, run_status="staged", pid=_dead_pid())
-    with pytest.raises(RetriableError, match="being published by another run"):
-        _sync(hub)
-
     from registry.db import session_scope
     from registry.models import ResourceLock
 
-    with session_scope() as session:
-        session.delete(session.get(ResourceLock, hub.resource_id))
+    staged = subprocess.run([sys.executable, "-c", STAGE_AND_HAND_OVER.format(code=hub.resource_code)],
+                            cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=300)
+    assert staged.returncode == 0, staged.stderr[-2000:]
+    folder = staged.stdout.strip().splitlines()[-1]
+    lock = _lock(hub)
+    assert lock.pid == 0 and lock.run_id == Path(folder).name  # no process holds it: handed over
+    with pytest.raises(RetriableError, match="handed over to its publish task"):
+        _sync(hub)  # the stage process is gone, but the run is not abandoned
 
-    # The stage task keeps the lock; the publish task (same run) re-enters it and releases it.
-    staged = stage_resource(resource_code=hub.resource_code)
-    with pytest.raises(RetriableError):
-        _sync(hub)
-    report = publish_run(folder=staged.folder)
-    assert report.version == 1
+    report = publish_run(folder=folder)  # the publish task takes it back and releases it
+    assert report.version == 1 and _lock(hub) is None and _takeovers(hub.resource_code) == []
+
+    # A hand-over nobody takes back (the publish task never came) lasts only until its deadline.
+    _change(hub, 3)
+    subprocess.run([sys.executable, "-c", STAGE_AND_HAND_OVER.format(code=hub.resource_code)], cwd=REPO,
+                   env=child_env(), check=True, capture_output=True, timeout=300)
+    with session_scope() as session:
+        session.get(ResourceLock, hub.resource_id).expires_at = clock.now() - timedelta(seconds=1)
     assert _sync(hub).version == 2
+    (takeover,) = _takeovers(hub.resource_code)
+    assert "hand-over to its publish task expired" in takeover["reason"]
 
 
 def test_a_stale_staged_run_is_not_published(hub: Hub) -> None:
-    """If a staged run lost its lock (lease ran out) and another run published meanwhile, its change set and
+    """If a staged run lost its lock (taken over) and another run published meanwhile, its change set and
     carried rows are stale: publishing it is refused and nothing is published twice."""
     import shutil
 
@@ -158,7 +228,8 @@ def test_a_stale_staged_run_is_not_published(hub: Hub) -> None:
     from registry.models import ResourceLock
 
     _sync(hub)
-    slow = stage_resource(resource_code=hub.resource_code)
+    _change(hub, 5)
+    slow = stage_resource(resource_code=hub.resource_code, hand_over=True)
     with session_scope() as session:
         session.get(ResourceLock, hub.resource_id).expires_at = clock.now() - timedelta(seconds=1)
     kept = Path(slow.folder).with_name("kept-aside")
@@ -174,4 +245,89 @@ def test_a_stale_staged_run_is_not_published(hub: Hub) -> None:
         publish_run(folder=slow.folder)
     assert [v.number for v in versions(hub.resource_code)] == [1, 2]
     assert not Path(slow.folder).exists()
+    _change(hub, 6, "2030-02-01T00:00:00+08:00")
     assert _sync(hub).version == 3
+
+
+# --- a real SIGKILL in the publish phase -----------------------------------------------------------------------
+
+PAUSED_PUBLISH = """
+import sys, time
+from pathlib import Path
+import pipeline.publish as publish
+marker, where = Path(sys.argv[1]), sys.argv[2]
+def pause(original):
+    def paused(*args, **kwargs):
+        marker.write_text("paused")
+        time.sleep(600)
+        return original(*args, **kwargs)
+    return paused
+if where == "before-rename":  # staged, lock re-entered for the publish, manifest about to be written
+    publish.write_manifest = pause(publish.write_manifest)
+else:  # the folder renamed into datasets/, the registry transaction not yet committed
+    publish._record = pause(publish._record)
+from pipeline.sync import sync_resource
+sync_resource(resource_code={code!r})
+"""
+
+
+def _kill_in_publish(hub: Hub, where: str, tmp_path: Path) -> None:
+    marker = tmp_path / f"paused-{where}"
+    with hub_child(PAUSED_PUBLISH.format(code=hub.resource_code), str(marker), where) as child:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the child never reached the publish phase"
+            time.sleep(0.05)
+        sigkill(child)
+
+
+@pytest.mark.parametrize("where", ["before-rename", "after-rename"])
+def test_a_publish_killed_with_sigkill_is_taken_over_at_once(hub: Hub, where: str, tmp_path: Path) -> None:
+    from pipeline import paths
+
+    _sync(hub)
+    v1_rows = table_rows(read_version(versions(hub.resource_code)[0]))
+    _change(hub, 7)
+    _kill_in_publish(hub, where, tmp_path)
+
+    # The previous version is untouched and served; the killed run holds the lock, staged, its pid dead.
+    assert [v.number for v in versions(hub.resource_code)] == [1]
+    assert table_rows(read_version(versions(hub.resource_code)[0])) == v1_rows
+    killed = sync_runs(hub.resource_code)[-1]
+    assert killed.status == "staged" and _lock(hub).run_id == killed.id and _lock(hub).pid != 0
+    orphans = list((paths.storage_root() / "datasets" / str(hub.resource_id)).glob(f"v*-{killed.id[:8]}"))
+    assert len(orphans) == (1 if where == "after-rename" else 0)
+
+    # The next run takes the lock over at once (no lease to wait out), clears what the killed run left and
+    # publishes exactly the source.
+    started = time.monotonic()
+    report = _sync(hub)
+    assert report.version == 2 and time.monotonic() - started < 60
+    assert table_rows(read_version(latest(hub.resource_code)), ("id", "name", "status")) == \
+        sqlite_query(_source(hub), "SELECT id, name, status FROM enterprises ORDER BY id")
+    runs = {r.id: r for r in sync_runs(hub.resource_code)}
+    assert runs[killed.id].status == "failed" and "abandoned" in runs[killed.id].error
+    (takeover,) = _takeovers(hub.resource_code)
+    assert takeover["abandoned_run"] == killed.id and "is gone" in takeover["reason"]
+    assert not any(o.exists() for o in orphans) and not paths.staging_dir(killed.id).exists()
+    assert set(takeover["removed"]) == {f"staging/{killed.id}"} if where == "before-rename" else \
+        {o.relative_to(paths.storage_root()).as_posix() for o in orphans}
+
+
+def test_housekeeping_removes_a_version_folder_no_registry_row_names(hub: Hub, tmp_path: Path) -> None:
+    """A publish killed between its rename and its commit leaves a folder no version names; housekeeping
+    removes it at once (no age limit): its run is dead, so it will never be committed."""
+    from pipeline import paths
+    from pipeline.housekeeping import clean_staging
+
+    _sync(hub)
+    _change(hub, 9)
+    _kill_in_publish(hub, "after-rename", tmp_path)
+    killed = sync_runs(hub.resource_code)[-1]
+    (orphan,) = (paths.storage_root() / "datasets" / str(hub.resource_id)).glob(f"v*-{killed.id[:8]}")
+    served = paths.resolve(latest(hub.resource_code).path)
+
+    removed = clean_staging(max_age_hours=24)
+    assert orphan.relative_to(paths.storage_root()).as_posix() in removed
+    assert not orphan.exists() and served.exists()

@@ -26,7 +26,7 @@ W = {"catalogue_coverage": 15, "catalogue_completeness": 10, "sharing_openness":
 # What the seeded records say for 2026Q4 as of 2026-11-25, metric by metric ([kept, total]):
 EXPECTED_COUNTS = {
     A: {"catalogue_coverage": [2, 3],  # A1, A2 published; A3 only registered
-        "catalogue_completeness": [1, 2],  # A2 has no release date
+        "catalogue_completeness": [2, 2],  # A2 was drafted without a release date: set when published
         "sharing_openness": [2, 2], "update_timeliness": [1, 1], "application_timeliness": [1, 1],
         "quality_pass_rate": [100, 100], "duplicate_collection": [2, 2], "delivery_success": [1, 2],
         "reconfirmation": [2, 2]},
@@ -42,7 +42,7 @@ EXPECTED_COUNTS = {
         "duplicate_collection": [2, 2], "delivery_success": [1, 1], "reconfirmation": [2, 2]},
 }
 # score = 100 x sum(w x m) / sum(w of metrics that apply)
-SCORE_A = 100 * (15 * 2 / 3 + 10 * 1 / 2 + 15 + 15 + 10 + 10 + 10 + 5 * 1 / 2 + 10) / 100  # 87.5
+SCORE_A = 100 * (15 * 2 / 3 + 10 + 15 + 15 + 10 + 10 + 10 + 5 * 1 / 2 + 10) / 100  # 92.5
 SCORE_B = 100 * (15 + 10 * 2 / 3 + 15 * 2 / 3 + 0 + 0 + 10 + 10 * 2 / 3 + 10 * 2 / 3) / 95  # no delivery: 57.89
 SCORE_C = 100 * (15 * 2 / 3 + 10 + 15 / 2 + 0 + 10 * 0.88 + 10 + 5 + 10) / 90  # no application: 68.11
 
@@ -131,7 +131,7 @@ def test_scores_follow_the_weights_file(world) -> None:
     for code, counts in EXPECTED_COUNTS.items():
         standing = result.standing(code)
         assert standing.counts == counts, code
-    assert result.standing(A).score == round(SCORE_A, 2) == 87.5
+    assert result.standing(A).score == round(SCORE_A, 2) == 92.5
     assert result.standing(B).score == round(SCORE_B, 2) == 57.89
     assert result.standing(C).score == round(SCORE_C, 2) == 68.11
     assert [a.rank for a in result.agencies] == [1, 2, 3]
@@ -361,12 +361,16 @@ def test_the_periodic_notice_as_pdf_through_the_cli(world, tmp_path: Path) -> No
     assert "政务数据资源共享评估定期通报（2026年第四季度）" in compact
     for name in _names():
         assert name in compact
-    for score in ("87.50", "68.11", "57.89"):
+    for score in ("92.50", "68.11", "57.89"):
         assert score in compact
-    for heading in ("评估得分与排名", "得分趋势", "时限执行情况", "违规情形", "责令整改情况", "评估指标与权重"):
+    for heading in ("评估得分与排名", "得分趋势", "时限执行情况", "违规情形", "责令整改情况", "评估指标、计算方法与权重"):
         assert heading in compact
+    from schemas.evaluation_config import METRIC_FORMULAS
+
+    for formula in METRIC_FORMULAS.values():  # each metric's one definition, in the notice's notes
+        assert formula.split(" / ")[0].replace(" ", "") in compact
     assert "拒不整改" in compact and "rectification_orders#" in compact
-    assert "2026Q1" in compact and "2026Q4" in compact  # the trend's periods
+    assert "2026年第一季度" in compact and "2026Q1" not in compact  # the trend's periods, by their Chinese names
     assert reader.metadata.title == "政务数据资源共享评估定期通报（2026年第四季度）"
 
 
@@ -381,13 +385,13 @@ def test_the_notice_as_html_with_svg_charts_and_as_xlsx_with_charts(world, tmp_p
         html = write_report(session, period="2026Q4", fmt="html", out=tmp_path / "n.html", as_of=AS_OF).read_text()
         xlsx = write_report(session, period="2026Q4", fmt="xlsx", out=tmp_path / "n.xlsx", as_of=AS_OF)
     assert html.count("<svg") == 3 and "<polyline" in html and "图2 近4期得分趋势" in html
-    assert "87.50" in html and "按时 / 超时" in html and all(name in html for name in _names())
+    assert "92.50" in html and "按时 / 超时" in html and all(name in html for name in _names())
     assert "<script" not in html
     workbook = load_workbook(xlsx)
     assert workbook.sheetnames == ["得分排名", "得分趋势", "时限执行", "时限汇总", "违规情形", "整改情况", "指标权重"]
     scores = workbook["得分排名"]
     assert [(row[0], row[1], row[3]) for row in scores.iter_rows(min_row=2, values_only=True)] == [
-        (1, PROVIDER[1], 87.5), (2, DISTRICT[1], 68.11), (3, OTHER_PROVIDER[1], 57.89)]
+        (1, PROVIDER[1], 92.5), (2, DISTRICT[1], 68.11), (3, OTHER_PROVIDER[1], 57.89)]
     assert len(scores._charts) == 1 and len(workbook["得分趋势"]._charts) == 1 and len(workbook["时限汇总"]._charts) == 1
     assert workbook["得分趋势"].max_row == 5  # header + 2026Q1..Q4
     cases = {row[1] for row in workbook["违规情形"].iter_rows(min_row=2, values_only=True)}
@@ -471,7 +475,7 @@ def test_the_daily_run_keeps_the_clocks_and_saves_the_evaluation(world) -> None:
     with session_scope() as session:
         run = session.scalars(select(EvaluationRun).order_by(EvaluationRun.id.desc())).first()
         assert run.as_of == AS_OF and [a["code"] for a in run.results["agencies"]] == [A, C, B]
-        assert run.results["agencies"][0]["score"] == 87.5 and run.weights["weights"] == W
+        assert run.results["agencies"][0]["score"] == 92.5 and run.weights["weights"] == W
 
 
 def test_weights_come_from_the_configuration_file_and_are_validated(world, tmp_path: Path) -> None:

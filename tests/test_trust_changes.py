@@ -18,10 +18,7 @@ from tests.helpers import bearer, running_api
 from tests.sharing_world import APPROVED_STATUSES, World, build_world
 
 
-@pytest.fixture(autouse=True)
-def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
-
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 @pytest.fixture(params=["sqlite-registry", "postgres-registry"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[World, Path]:
@@ -89,7 +86,7 @@ def test_applying_every_change_file_gives_the_filtered_snapshot(world: tuple[Wor
         assert {r["status"] for r in copy.values()} <= set(APPROVED_STATUSES)
         for round_no in range(1, 4):
             _source_round(database, round_no)
-            report = sync_resource(resource_code=code, full=True, notify=False)
+            report = sync_resource(resource_code=code, full=True, after=())
             since = report.version - 1
             for path, params in ((f"/api/v1/resources/{code}/changes", {"since": since}),
                                  (f"/api/v1/resources/{code}/files", {"since": since, "format": "parquet"})):

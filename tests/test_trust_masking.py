@@ -15,10 +15,7 @@ from tests.helpers import CONSUMER, bearer, person_of, publish_entry, running_ap
 from tests.sharing_world import PROVIDER, World, small_world
 
 
-@pytest.fixture(autouse=True)
-def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
-
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 @pytest.fixture
 def world(hub_home: Path, tmp_path: Path) -> World:

@@ -15,10 +15,7 @@ from tests.helpers import CONSUMER, PROVIDER, bearer, ensure_agency, running_api
 from tests.sharing_world import World, small_world
 
 
-@pytest.fixture(autouse=True)
-def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
-
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 @pytest.fixture
 def world(hub_home: Path, tmp_path: Path) -> World:
@@ -55,7 +52,7 @@ def test_a_registered_uncatalogued_resource_is_never_shared(hub_home: Path, tmp_
     database = tmp_path / "market.db"
     load_sqlite(database, rows=20, seed=5)
     hub = register_resource(kind="sqlite", config={"path": str(database)}, publish=False)
-    sync_resource(resource_code=hub.resource_code, notify=False)
+    sync_resource(resource_code=hub.resource_code, after=())
     with session_scope() as session:
         with pytest.raises(AccessDenied, match="未经保密审查和审核发布"):
             subscribe(session, resource_code=hub.resource_code, agency=CONSUMER[0], purpose="核验", actor="test")

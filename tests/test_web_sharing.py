@@ -113,10 +113,13 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
     number = page.inner_text("#number")
     assert number.startswith("XQSQ-") and page.inner_text("#status") == "待答复"
     assert page.inner_text("#items") == "企业名称、法定代表人身份证号"
-    from registry.due_days import DECISION_WORKING_DAYS, due_after, due_text
+    from core import clock
+    from registry.due_days import DECISION_WORKING_DAYS, due_after
+    from schemas.presentation import day, due_day
 
-    received = date.fromisoformat(page.inner_text("#application tr:nth-child(7) td"))
-    assert page.inner_text("#due").startswith(due_text(due_after(received, DECISION_WORKING_DAYS)[0]))
+    received = clock.today()  # submitted, and so received, today in Beijing
+    assert page.inner_text("#received") == day(received)
+    assert page.inner_text("#due").startswith(due_day(due_after(received, DECISION_WORKING_DAYS)[0]))
     with page.expect_download() as download:
         page.click("#form-pdf")
     pdf = Path(download.value.path()).read_bytes()
@@ -194,7 +197,7 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     page.fill("#received-on", "2026-13-01")
     page.click("#submit-receipt")
     page.wait_for_load_state()
-    assert "YYYY-MM-DD" in page.inner_text("#decision-error")
+    assert "收到日期应为" in page.inner_text("#decision-error")
     arrived = received_on + timedelta(days=1)
     page.fill("#received-on", arrived.isoformat())
     page.click("#submit-receipt")
@@ -207,7 +210,7 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     page.fill("#reasons-input", "同意")
     page.click("#submit-decision")
     page.wait_for_load_state()
-    assert "tick at least one data item" in page.inner_text("#decision-error")
+    assert "请至少勾选一个同意共享的数据项" in page.inner_text("#decision-error")
     assert page.inner_text("#status") == "待答复"
     page.check("#outcome-refuse")
     page.fill("#reasons-input", "该数据项涉及商业秘密，不予共享")

@@ -1,29 +1,63 @@
 """The supervision web page (issue 8): a signed-in person sees their agency's standing in the evaluation and its
-open items; the supervisor and the coordination office may open any agency's. Same session cookie and checks as
-the other web pages (api/web); the data comes from api/routes/supervision.py `standing_view`."""
+open items; the supervisor and the coordination office see every agency's score, may open any agency's page and
+download the periodic notice (评估定期通报) as a PDF. Same session cookie and checks as the other web pages
+(api/web); the data comes from api/routes/supervision.py `standing_view` and registry/supervision_report.py."""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import SessionDep
-from api.routes.supervision import standing_view
+from api.routes.supervision import SEE_ALL, standing_view
 from api.web import SessionCookie, _login_redirect, _page, _principal, _problem
-from core.errors import GovshareError
+from core.errors import AccessDenied, GovshareError
 from registry.due_days import schedule_warning
+from registry.evaluation import CLOCKS
 from registry.supervision_models import VIOLATION_CASES
 from schemas.evaluation_config import METRICS
 
 router = APIRouter(prefix="/web/supervision", include_in_schema=False)
-CLOCK_LABELS = {"update": "目录更新（2个工作日）", "application": "申请答复（10个工作日）",
-                "reconfirmation": "年度全面维护", "rectification": "限期整改"}
+
+
+@router.get("/report.pdf")
+def notice_pdf(request: Request, session: SessionDep, token: SessionCookie = None, period: str | None = None
+               ) -> Response:
+    """The periodic notice of every agency (the supervisor and the coordination office only)."""
+    from core import clock
+    from registry.audit import record_event
+    from registry.periods import current_quarter
+    from registry.supervision_report import write_report
+
+    principal = _principal(session, token)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        if not principal.has(*SEE_ALL):
+            raise AccessDenied("只有监督机构和领导小组办公室可以下载评估定期通报",
+                               "only the supervisor or the coordination office downloads the periodic notice")
+        with tempfile.TemporaryDirectory() as folder:
+            out = write_report(session, period=period or current_quarter(clock.today()), fmt="pdf",
+                               out=Path(folder) / "notice.pdf")
+            body = out.read_bytes()
+    except GovshareError as exc:
+        return _problem(request, principal, exc)
+    record_event(session, actor=principal.actor, action="supervision.notice_read", detail={"period": period})
+    session.commit()
+    return Response(body, media_type="application/pdf",
+                    headers={"Content-Disposition": 'attachment; filename="evaluation-notice.pdf"'})
 
 
 @router.get("", response_class=HTMLResponse)
 @router.get("/{code}", response_class=HTMLResponse)
 def standing_page(request: Request, session: SessionDep, token: SessionCookie = None, code: str | None = None,
                   period: str | None = None) -> Response:
+    from registry.evaluation import evaluate
+    from registry.periods import parse_period
+
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
@@ -32,6 +66,8 @@ def standing_page(request: Request, session: SessionDep, token: SessionCookie = 
     except GovshareError as exc:
         session.commit()
         return _problem(request, principal, exc)
+    ranking = evaluate(session, period=view["period"]).agencies if principal.has(*SEE_ALL) else []
     warning = schedule_warning()
-    return _page(request, "supervision.html", principal, view=view, metrics=METRICS, clocks=CLOCK_LABELS,
-                 cases=VIOLATION_CASES, schedule_warning=warning.zh if warning else None)
+    return _page(request, "supervision.html", principal, view=view, metrics=METRICS, clocks=CLOCKS,
+                 cases=VIOLATION_CASES, period_label=parse_period(view["period"]).label, ranking=ranking,
+                 schedule_warning=warning.zh if warning else None)

@@ -9,7 +9,6 @@ delivery.access (authorize_read, restrict, audit_read) on the "browse" channel.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -20,15 +19,26 @@ from fastapi.templating import Jinja2Templates
 
 from api.deps import SessionDep
 from core.errors import AccessDenied, ConfigError, NotFound
-from registry.due_days import due_text
+from schemas import presentation
 
 COOKIE = "govshare_session"
 PAGE_ROWS = 20
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
-# A statutory due day as a person reads it: 2026年12月18日, or 待国务院公布节假日安排 while its year has no schedule.
-templates.env.filters["due"] = lambda value: due_text(date.fromisoformat(value) if isinstance(value, str) else value)
+# Every code and time a page shows goes through schemas/presentation.py: {{ a.status | label("application_statuses") }}
+templates.env.filters.update(label=lambda code, kind: presentation.label(kind, code),
+                             labels=lambda codes, kind: presentation.label_list(kind, codes),
+                             day=presentation.day, due_day=presentation.due_day, moment=presentation.moment)
+templates.env.globals.update(labels_of=presentation.labels, named=presentation.named)
 router = APIRouter(prefix="/web", include_in_schema=False)
+root_router = APIRouter(include_in_schema=False)
 SessionCookie = Annotated[str | None, Cookie(alias=COOKIE)]
+# What a person can do next, by what went wrong (error pages are for people: Chinese only).
+ADVICE = {
+    403: "如需使用该资源：普遍共享的资源由本机构数据资源管理员在平台订阅，按需共享的资源请在资源目录中打开该条目并点击"
+         "“申请共享”。如认为不应拒绝，请联系本机构数据资源管理员或资源提供方。",
+    404: "请返回资源目录重新查找，或检查网址是否完整。",
+    400: "请检查填写的内容，修改后重新提交。",
+}
 
 
 def _principal(session, token: str | None):
@@ -51,17 +61,55 @@ def _page(request: Request, name: str, principal: Any, status: int = 200, **cont
     return templates.TemplateResponse(request, name, {"principal": principal, **context}, status_code=status)
 
 
+def error_page(request: Request, principal: Any, status: int, *, title: str, problem: str) -> HTMLResponse:
+    """The Chinese error page: what went wrong and what to do next (no developer's English)."""
+    return _page(request, "error.html", principal, status, title=title, problem=problem, advice=ADVICE.get(status, ""))
+
+
 def _problem(request: Request, principal: Any, exc: Exception) -> HTMLResponse:
     if isinstance(exc, AccessDenied):
-        return _page(request, "error.html", principal, 403, title="无权访问", zh=exc.zh, en=exc.en)
+        return error_page(request, principal, 403, title="无权访问", problem=exc.zh)
     if isinstance(exc, NotFound):
-        return _page(request, "error.html", principal, 404, title="未找到", zh="未找到该资源", en=str(exc))
-    return _page(request, "error.html", principal, 400, title="请求有误", zh="请求参数有误", en=str(exc))
+        return error_page(request, principal, 404, title="未找到", problem="未找到要查看的资源、申请或页面。")
+    return error_page(request, principal, 400, title="请求有误", problem=chinese_message(exc))
 
 
+def chinese_message(exc: Exception) -> str:
+    """The Chinese part of a service's message ("中文 / English" or "English (中文)"), else a general one."""
+    text = str(exc)
+    zh, sep, _ = text.partition(" / ")
+    if sep and any("\u4e00" <= c <= "\u9fff" for c in zh):
+        return zh
+    return text if all(not c.isascii() or not c.isalpha() for c in text) else "填写的内容不符合要求。"
+
+
+def for_people(request: Request) -> bool:
+    """A request from a browser to a page (not the API, whose errors stay JSON with English and Chinese)."""
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def http_error_page(request: Request, status: int) -> HTMLResponse:
+    """The Chinese page for a request the app could not route or read (an unknown address, a form sent
+    incomplete), for the person signed in, if any."""
+    from registry.db import session_factory
+
+    session = session_factory()()
+    try:
+        principal = _principal(session, request.cookies.get(COOKIE))
+        if status == 404:
+            return error_page(request, principal, 404, title="页面不存在", problem="没有这个页面。")
+        if status == 400:
+            return error_page(request, principal, 400, title="请求有误", problem="提交的内容不完整或格式不对。")
+        return error_page(request, principal, status, title="无法完成请求", problem="该操作不能以这种方式进行。")
+    finally:
+        session.close()
+
+
+@root_router.get("/")
 @router.get("", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
 def home() -> RedirectResponse:
+    """The hub's front door is the catalogue (which sends a person who is not signed in to the login page)."""
     return RedirectResponse("/web/catalog", status_code=303)
 
 
@@ -128,12 +176,6 @@ def _search(session, *, keyword: str, agency: str, sharing_type: str, mode: str,
                        for r in rows[(page - 1) * PAGE_ROWS: page * PAGE_ROWS]]
 
 
-def _labels() -> dict[str, dict[str, str]]:
-    from registry.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
-
-    return {"sharing_types": SHARING_TYPES, "sharing_modes": SHARING_MODES, "update_cycles": UPDATE_CYCLES}
-
-
 @router.get("/catalog", response_class=HTMLResponse)
 def catalog(request: Request, session: SessionDep, token: SessionCookie = None, q: str = "", agency: str = "",
             sharing_type: str = "", mode: str = "", page: Annotated[int, Query(ge=1)] = 1) -> Response:
@@ -147,8 +189,7 @@ def catalog(request: Request, session: SessionDep, token: SessionCookie = None, 
     except (ConfigError, AccessDenied) as exc:
         return _problem(request, principal, exc)
     return _page(request, "catalog.html", principal, hits=hits, total=total, page=page, pages=max(1, -(-total // PAGE_ROWS)),
-                 q=q, agency=agency, sharing_type=sharing_type, mode=mode, agencies=list_agencies(session),
-                 labels=_labels())
+                 q=q, agency=agency, sharing_type=sharing_type, mode=mode, agencies=list_agencies(session))
 
 
 @router.get("/catalog/{code:path}", response_class=HTMLResponse)
@@ -165,46 +206,37 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
         return _problem(request, principal, exc)
     content, elements = _entry_content(session, resource)
     return _page(request, "entry.html", principal, resource=resource, content=content, elements=elements,
-                 latest=latest_version(session, resource=resource), labels=_labels())
+                 latest=latest_version(session, resource=resource))
 
 
 def _entry_content(session, resource) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The published catalogue revision's elements (all of them, labelled), or the resource's own fields."""
-    try:
-        from registry.catalog import entry_view, published_revision
-        from schemas.catalog_metadata import label_of
-    except ImportError:
-        entry_view = None
-    content: dict[str, Any] = {}
-    if entry_view is not None:
-        revision = published_revision(session, resource=resource)
-        if revision is not None:
-            content = entry_view(resource, revision)
+    """The published catalogue revision's elements, each under its Chinese label with its value as a person
+    reads it (coded values labelled, days as 2026年12月6日), or the resource's own fields before cataloguing."""
+    from registry.catalog import entry_view, published_revision
+    from schemas.catalog_metadata import metadata
+
+    revision = published_revision(session, resource=resource)
+    content: dict[str, Any] = entry_view(resource, revision) if revision is not None else {}
     if not content:
         content = {"code": resource.code, "name": resource.name, "provider": resource.agency.name,
                    "provider_code": resource.agency.code, "abstract": resource.abstract,
                    "sharing_type": resource.sharing_type, "sharing_condition": resource.sharing_condition,
                    "sharing_modes": resource.sharing_modes, "update_cycle": resource.update_cycle, "data_items": []}
-    labels = _labels()
     shown = []
-    for field, value in content.items():
-        if field in ("data_items", "status", "revision"):
+    for element in metadata()["elements"]:
+        field = element["field"]
+        if field == "data_items" or field not in content:
             continue
-        if field == "sharing_type":
-            value = labels["sharing_types"].get(value, value)
-        elif field == "sharing_modes":
-            value = "、".join(labels["sharing_modes"].get(m, m) for m in value)
-        elif field == "update_cycle":
-            value = labels["update_cycles"].get(value, value)
-        elif isinstance(value, bool):
-            value = "是" if value else "否"
+        value = content[field]
+        if element.get("codes"):
+            value = (presentation.label_list(element["codes"], value) if isinstance(value, list)
+                     else presentation.label(element["codes"], value))
+        elif field == "release_date":
+            # an entry compiled without its release date shows the day its revision was published
+            value = presentation.day(value or (revision.published_at if revision is not None else None))
         elif isinstance(value, list):
             value = "、".join(str(v) for v in value)
-        try:
-            label = label_of(field) if entry_view is not None else field
-        except Exception:  # noqa: BLE001 - an element the metadata file does not list keeps its name
-            label = field
-        shown.append((label, "" if value is None else str(value)))
+        shown.append((element["label"], "" if value is None else str(value)))
     return content, shown
 
 
@@ -231,12 +263,15 @@ def browse(code: str, request: Request, session: SessionDep, token: SessionCooki
         return _problem(request, principal, exc)
     audit_read(session, decision=decision, rows=result.rows.num_rows, fmt="html")
     session.commit()
-    # Column headings: the catalogue's data item names, else the label the contract gave the column.
+    # Column headings: the catalogue's data item names, else the label the contract gave the column. Columns the
+    # catalogue does not list as data items (a technical key such as `id`) are the exchange's, not shown here.
     labels = {f.name: (f.metadata or {}).get(b"label", b"").decode() for f in interface.arrow_schema(version)}
     content, _ = _entry_content(session, decision.resource)
-    labels.update({item["column"]: item["name"] for item in content.get("data_items", []) if item.get("column")})
-    columns = result.rows.column_names
-    rows = [[interface.json_value(row[c]) for c in columns] for row in result.rows.to_pylist()]
+    items = {item["column"]: item for item in content.get("data_items", []) if item.get("column")}
+    labels.update({column: item["name"] for column, item in items.items()})
+    columns = [c for c in result.rows.column_names if not items or c in items]
+    types = {column: item.get("data_type") for column, item in items.items()}
+    rows = [[presentation.cell(row[c], types.get(c)) for c in columns] for row in result.rows.to_pylist()]
     return _page(request, "data.html", principal, resource=decision.resource, version=version, columns=columns,
                  labels=labels, rows=rows, masked=decision.mask_columns, next_cursor=result.next_cursor, page=page,
                  total=version.row_count)

@@ -24,13 +24,11 @@ from api.web import (
     _page,
     _principal,
     _problem,
+    chinese_message,
 )
 from core.errors import AccessDenied, ConfigError, NotFound
 
 router = APIRouter(prefix="/web/applications", include_in_schema=False)
-STATUSES = {"submitted": "待答复", "approved": "同意共享", "partial": "部分同意", "refused": "不予共享",
-            "disputed": "协调处理中", "withdrawn": "已撤回"}
-GRANT_STATUSES = {"active": "已生效", "pending_agreement": "待签订保密协议", "revoked": "已撤销", "superseded": "已被替代"}
 
 
 def _refused(session, principal, request: Request, exc: AccessDenied, resource_code: str | None = None) -> None:
@@ -58,7 +56,9 @@ def _item_choices(session, resource) -> list[dict[str, str]]:
 
 
 def _labels(session, application) -> dict[str, str]:
-    return {i["column"]: i["name"] for i in _item_choices(session, application.resource)}
+    from registry.names import item_names
+
+    return item_names(session, application.resource)
 
 
 def _visible(session, principal, number: str):
@@ -82,8 +82,7 @@ def listing(request: Request, session: SessionDep, token: SessionCookie = None) 
     mine = [a for a in visible if a.consumer_agency_id == principal.agency_id]
     to_decide = [a for a in visible if a.resource.agency_id == principal.agency_id]
     others = [a for a in visible if a not in mine and a not in to_decide]  # oversight roles see every agency's
-    return _page(request, "applications.html", principal, mine=mine, to_decide=to_decide, others=others,
-                 statuses=STATUSES)
+    return _page(request, "applications.html", principal, mine=mine, to_decide=to_decide, others=others)
 
 
 def _form(request: Request, session, principal, resource, status: int = 200, **values: Any) -> HTMLResponse:
@@ -127,7 +126,7 @@ def submit(request: Request, session: SessionDep, resource: Annotated[str, Form(
         return _problem(request, principal, exc)
     except ConfigError as exc:
         session.rollback()
-        return _form(request, session, principal, found, 400, error=str(exc), **values)
+        return _form(request, session, principal, found, 400, error=chinese_message(exc), **values)
     session.commit()
     return RedirectResponse(f"/web/applications/{application.number}", status_code=303)
 
@@ -135,14 +134,19 @@ def submit(request: Request, session: SessionDep, resource: Annotated[str, Form(
 def _detail(request: Request, session, principal, application, status: int = 200, **extra: Any) -> HTMLResponse:
     from registry.applications import grant_for
     from registry.disputes import DISPUTABLE, disputes_of
+    from registry.names import actor_names, condition_text
 
     deciding = (application.status == "submitted" and principal.agency_id == application.resource.agency_id)
     disputing = application.status in DISPUTABLE and principal.agency_id == application.consumer_agency_id
     concluding = application.status == "disputed" and principal.kind == "user" and principal.has("coordination_office")
-    return _page(request, "application.html", principal, status, application=application, statuses=STATUSES,
-                 labels=_labels(session, application), grant=grant_for(session, application=application),
-                 grant_statuses=GRANT_STATUSES, deciding=deciding, disputing=disputing, concluding=concluding,
-                 disputes=disputes_of(session, application_id=application.id), **extra)
+    disputes = disputes_of(session, application_id=application.id)
+    names = actor_names(session, [application.applicant, application.decided_by,
+                                  *[d.opened_by for d in disputes], *[d.concluded_by for d in disputes]])
+    labels = _labels(session, application)
+    return _page(request, "application.html", principal, status, application=application, labels=labels,
+                 grant=grant_for(session, application=application), deciding=deciding, disputing=disputing,
+                 concluding=concluding, disputes=disputes, names=names,
+                 condition=condition_text(application.row_filter, labels), **extra)
 
 
 def _open_application(request: Request, session, token: str | None, number: str):  # noqa: ANN001, ANN202
@@ -187,7 +191,8 @@ def _approved(outcome: str, approved_items: list[str] | None) -> list[str] | Non
     if outcome != "approve":
         return None
     if not approved_items:
-        raise ConfigError("tick at least one data item to approve, or choose to refuse (不予共享)")
+        raise ConfigError("请至少勾选一个同意共享的数据项，或选择“不予共享” / tick at least one data item to approve, "
+                          "or choose to refuse (不予共享)")
     return approved_items
 
 
@@ -207,7 +212,8 @@ def _act(request: Request, session, token: str | None, number: str, action) -> R
         return _problem(request, principal, exc)
     except ConfigError as exc:
         session.rollback()
-        return _detail(request, session, principal, _visible(session, principal, number), 400, error=str(exc))
+        return _detail(request, session, principal, _visible(session, principal, number), 400,
+                       error=chinese_message(exc))
     session.commit()
     return RedirectResponse(f"/web/applications/{number}", status_code=303)
 
@@ -265,7 +271,7 @@ def conclusion(number: str, request: Request, session: SessionDep, outcome: Anno
     def act(principal, application) -> None:  # noqa: ANN001
         open_ones = [d for d in disputes_of(session, application_id=application.id) if d.status == "open"]
         if not open_ones:
-            raise ConfigError(f"application {number} has no open dispute")
+            raise ConfigError(f"申请 {number} 没有待协调的异议 / application {number} has no open dispute")
         if not conclusion.strip():
             raise ConfigError("写明协调结论 / state the conclusion")
         conclude_dispute(session, dispute_id=open_ones[-1].id, outcome=outcome, conclusion=conclusion, by=principal,

@@ -25,7 +25,8 @@ class Threshold(BaseModel):
     """How many failures a run may have before it publishes nothing (最大隔离比例/行数)."""
 
     model_config = ConfigDict(extra="forbid")
-    max_fraction: float | None = Field(default=None, ge=0, le=1, description="share of rows read, 0..1")
+    max_fraction: float | None = Field(default=None, ge=0, le=1, description="share of the dataset's rows (the "
+                                       "version's rows plus those the run quarantined), 0..1")
     max_rows: int | None = Field(default=None, ge=0, description="number of rows")
 
     @model_validator(mode="after")

@@ -1,0 +1,180 @@
+"""Deletes in every incremental run (删除检测): the source's key column, streamed, against the published keys.
+
+A cursor read cannot see a deleted row. So an incremental run of a keyed database stream also reads the key
+columns alone (``Connector.read_keys``) and compares them with the live keys of the version it builds on:
+a published key the source no longer has, and the run did not just read, was deleted. Memory stays bounded
+whatever the table's size:
+
+- a single integer key, sorted by the source (``ORDER BY`` the primary key's index) and located in every
+  published part (pipeline/locator.py: sorted keys, memory-mapped), is compared by a streaming merge: each
+  batch of source keys is checked against the slice of every part's sorted keys it covers, with NumPy;
+- any other key (text, composite, or a source that did not sort) is written to a Parquet file in the run's
+  scratch folder and anti-joined with the published keys by DuckDB, under a memory limit with spill.
+
+The keys are read after the cursor read: a row deleted in between was read by the cursor and is kept (its
+delete is found by the next run); a row inserted in between is in the source's keys, so it is never taken
+for a delete. Keys of open quarantine records (``watch``) are checked too: one the source no longer has closes
+its records as deleted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from connectors.base import Connector, StreamSpec
+from pipeline.layers import Part, deleted_positions, live_sql
+from pipeline.locator import _files as locator_files
+from pipeline.quarantine import seen_keys
+from pipeline.validate import key_array
+
+
+@dataclass
+class KeyScan:
+    deleted: pa.Array  # published keys the source no longer has (key_array's form)
+    watched_gone: set[str] = field(default_factory=set)  # watched keys (text) the source no longer has
+    source_keys: int = 0
+    method: str = ""
+
+
+class _Unordered(Exception):
+    """The source's keys did not come sorted: the merge cannot be used."""
+
+
+def scan_deletes(*, connector: Connector, stream: StreamSpec, parts: list[Part], key: tuple[str, ...],
+                 schema: pa.Schema, exclude: pa.Array, watch: list[str], scratch: Path) -> KeyScan:
+    """Find the published keys the source no longer has (except the ``exclude`` keys the run just read)."""
+    watch_set = pa.array(sorted(set(watch)), pa.string())
+    mergeable = (len(key) == 1 and pa.types.is_integer(schema.field(key[0]).type) and parts
+                 and all(p.locator is not None and all(f.is_file() for f in locator_files(p.locator)) for p in parts))
+    if mergeable:
+        try:
+            scan = _merge(connector.read_keys(stream, ordered=True), parts, key, watch_set)
+            scan.deleted = _without(scan.deleted, exclude)
+            return scan
+        except _Unordered:
+            pass  # read again, unordered, and let DuckDB compare
+    return _anti_join(connector.read_keys(stream, ordered=False), parts, key, schema, exclude, watch_set, scratch)
+
+
+def _without(keys: pa.Array, exclude: pa.Array) -> pa.Array:
+    if not len(keys) or not len(exclude):
+        return keys
+    return keys.filter(pc.invert(pc.is_in(keys, value_set=exclude.cast(keys.type))))
+
+
+# --- a single integer key: streaming merge against the locators ----------------------------------------------
+
+@dataclass
+class _Sorted:
+    keys: np.ndarray  # the part's keys, sorted (memory-mapped)
+    rows: np.ndarray  # their row positions
+    dead: np.ndarray  # the part's deleted positions, sorted
+    at: int = 0  # how far the merge has come
+
+    def missing(self, upto: int | None, present: np.ndarray) -> np.ndarray:
+        """Live keys of this part up to ``upto`` (all that remain: None) that are not in ``present``."""
+        end = len(self.keys) if upto is None else int(np.searchsorted(self.keys, upto, side="right"))
+        segment = self.keys[self.at:end]
+        rows = self.rows[self.at:end]
+        self.at = end
+        if not len(segment):
+            return np.empty(0, np.int64)
+        if len(present):
+            index = np.minimum(np.searchsorted(present, segment), len(present) - 1)
+            absent = present[index] != segment
+        else:
+            absent = np.ones(len(segment), dtype=bool)
+        gone, positions = np.asarray(segment[absent]), np.asarray(rows[absent])
+        if len(self.dead) and len(gone):
+            index = np.minimum(np.searchsorted(self.dead, positions), len(self.dead) - 1)
+            gone = gone[self.dead[index] != positions]  # a dead row is not a published key
+        return gone
+
+
+def _merge(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[str, ...], watch: pa.Array) -> KeyScan:
+    sorted_parts = []
+    for part in parts:
+        keys_file, rows_file = locator_files(part.locator)
+        sorted_parts.append(_Sorted(np.load(keys_file, mmap_mode="r"), np.load(rows_file, mmap_mode="r"),
+                                    deleted_positions(part)))
+    found: list[np.ndarray] = []
+    seen: set[str] = set()
+    count, last = 0, None
+    for batch in batches:
+        column = batch.column(0)
+        if column.null_count:
+            column = column.drop_null()
+        values = column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        if not len(values):
+            continue
+        if (last is not None and values[0] < last) or (len(values) > 1 and bool(np.any(values[1:] < values[:-1]))):
+            raise _Unordered
+        last = int(values[-1])
+        count += len(values)
+        seen.update(seen_keys(batch, key, watch))
+        found += [part.missing(last, values) for part in sorted_parts]
+    found += [part.missing(None, np.empty(0, np.int64)) for part in sorted_parts]
+    deleted = np.sort(np.concatenate(found)) if found else np.empty(0, np.int64)
+    return KeyScan(deleted=pa.array(deleted).cast(pq.read_schema(parts[0].path).field(key[0]).type),
+                   watched_gone=set(watch.to_pylist()) - seen, source_keys=count, method="merge")
+
+
+# --- any key: DuckDB anti-join, spilling to the scratch folder -------------------------------------------------
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _anti_join(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[str, ...], schema: pa.Schema,
+               exclude: pa.Array, watch: pa.Array, scratch: Path) -> KeyScan:
+    import duckdb
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    target = pa.schema([schema.field(name) for name in key])
+    source = scratch / "source_keys.parquet"
+    seen: set[str] = set()
+    count = 0
+    try:
+        with pq.ParquetWriter(source, target) as writer:
+            for batch in batches:
+                batch = pa.RecordBatch.from_arrays([batch.column(n).cast(target.field(n).type) for n in key],
+                                                   schema=target)
+                count += batch.num_rows
+                seen.update(seen_keys(batch, key, watch))
+                writer.write_batch(batch)
+        connection = duckdb.connect(config={"threads": "2", "memory_limit": "96MB", "temp_directory": str(scratch),
+                                            "preserve_insertion_order": False})
+        try:
+            columns = ", ".join(_quoted(n) for n in key)
+            on = " AND ".join(f"s.{_quoted(n)} = p.{_quoted(n)}" for n in key)
+            query = (f"SELECT {', '.join('p.' + _quoted(n) for n in key)} FROM (SELECT {columns} FROM "
+                     f"{live_sql(parts)}) p WHERE NOT EXISTS (SELECT 1 FROM read_parquet('"
+                     + str(source).replace("'", "''") + f"') s WHERE {on})")
+            found = connection.execute(query).fetch_arrow_table()
+        finally:
+            connection.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    deleted = key_array(found.cast(target), key) if found.num_rows else pa.array([], _key_type(target, key))
+    return KeyScan(deleted=_without(deleted, exclude), watched_gone=set(watch.to_pylist()) - seen,
+                   source_keys=count, method="anti-join")
+
+
+def _key_type(schema: pa.Schema, key: tuple[str, ...]) -> pa.DataType:
+    return schema.field(key[0]).type if len(key) == 1 else pa.string()
+
+
+def key_table(keys: pa.Array, key: tuple[str, ...], schema: pa.Schema) -> pa.Table:
+    """key_array's form back to the key's columns (a composite key is joined text)."""
+    if len(key) == 1:
+        return pa.table({key[0]: keys.cast(schema.field(key[0]).type)})
+    parts = pc.split_pattern(keys, "\x1f")
+    return pa.table({name: pc.list_element(parts, i).cast(schema.field(name).type) for i, name in enumerate(key)})

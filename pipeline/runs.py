@@ -1,0 +1,50 @@
+"""Sync runs (同步运行) as the registry records them: started only once the resource's lock is held, ended
+failed (with the error), published, or unchanged (checked, nothing to publish), so the update clock and
+supervision see every run that kept the resource up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from core import clock
+from core.settings import get_settings
+from registry.db import session_scope
+from registry.models import SyncRun
+
+FULL_MODES = ("full", "cdc-snapshot")  # runs that read every row of the source
+DONE_STATES = ("published", "unchanged")
+
+
+def start_run(*, run_id: str, resource_id: int, mode: str, status: str = "staging") -> None:
+    """Record a run that holds its resource's lock (a run never shows as live without it)."""
+    with session_scope() as session:
+        session.add(SyncRun(id=run_id, resource_id=resource_id, status=status, mode=mode))
+
+
+def record_run_failure(run_id: str, exc: BaseException, *, resource_id: int | None = None,
+                       mode: str = "full") -> None:
+    """The run failed: recorded with its error (a run refused before it started gets a row of its own)."""
+    try:
+        with session_scope() as session:
+            run = session.get(SyncRun, run_id)
+            if run is None and resource_id is not None:
+                run = SyncRun(id=run_id, resource_id=resource_id, mode=mode)
+                session.add(run)
+            if run is not None:
+                run.status, run.finished_at, run.error = "failed", clock.now(), str(exc)[:2000]
+    except Exception:  # noqa: BLE001 - the original error matters more than the bookkeeping
+        pass
+
+
+def full_read_due(session, *, resource_id: int) -> bool:  # noqa: ANN001 - Session
+    """The periodic full read (safety net: every row compared, whatever the source can tell): due once the
+    last run that read everything, published or unchanged, is GOVSHARE_FULL_REFRESH_DAYS old."""
+    days = get_settings().full_refresh_days
+    if not days:
+        return False
+    last = session.scalar(select(SyncRun.finished_at).where(
+        SyncRun.resource_id == resource_id, SyncRun.mode.in_(FULL_MODES), SyncRun.status.in_(DONE_STATES),
+        SyncRun.finished_at.is_not(None)).order_by(SyncRun.finished_at.desc()).limit(1))
+    return last is None or clock.now() - clock.as_utc(last) >= timedelta(days=days)

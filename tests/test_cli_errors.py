@@ -1,0 +1,136 @@
+"""No command ever prints a traceback: the real `govshare` program, run as a person would, with bad input of
+each kind (unknown names, malformed options, a missing environment variable, a column the source lacks, a
+refused login, a lost file, an unreachable or unmigrated registry), answers in one clear line and an exit
+status by cause (1 configuration, 2 retriable, 3 fatal)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from samples.loaders import load_sqlite
+from tests.helpers import PROVIDER, REPO, child_env, pg_execute, pg_scratch_schema, pg_source_config, sqlite_execute
+from tests.services import require_postgres
+
+
+def govshare(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The installed command's entry point (cli.main:main), in a process of its own."""
+    return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *args], cwd=REPO,
+                          env={**child_env(), "COLUMNS": "200", **(env or {})}, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _clear(done: subprocess.CompletedProcess, status: int, *says: str) -> str:
+    text = done.stdout + done.stderr
+    assert "Traceback" not in text and 'File "' not in text, text
+    assert done.returncode == status, f"exit {done.returncode}, expected {status}:\n{text}"
+    flat = " ".join(text.split())
+    for part in says:
+        assert part in flat, f"{part!r} not in:\n{text}"
+    return text
+
+
+@pytest.fixture
+def world(hub_home: Path, tmp_path: Path) -> dict[str, str]:
+    database = tmp_path / "market.db"
+    load_sqlite(database, rows=50, seed=3)
+    _clear(govshare("agency", "add", PROVIDER[0], PROVIDER[1]), 0)
+    _clear(govshare("source", "add", "scjg", "--agency", PROVIDER[1], "--kind", "sqlite", "-o",
+                    f"path={database}"), 0, "registered")
+    done = _clear(govshare("resource", "add", "企业基本信息", "--agency", PROVIDER[1], "--classification", "101001",
+                           "--source", "scjg", "--table", "enterprises", "--key", "id", "--cursor", "updated_at"), 0)
+    assert "101001/0001" in done
+    return {"code": "101001/0001", "database": str(database)}
+
+
+def test_bad_names_options_and_values_answer_in_one_line(world: dict[str, str], tmp_path: Path) -> None:
+    code = world["code"]
+    _clear(govshare("sync", "999999/0001"), 1, "no resource '999999/0001'")
+    _clear(govshare("sync"), 2, "Missing argument")  # usage: click's own message
+    _clear(govshare("source", "add", "x", "--agency", PROVIDER[1], "--kind", "sqlite", "-o", "path"), 2,
+           "is not KEY=VALUE")
+    _clear(govshare("source", "add", "x", "--agency", PROVIDER[1], "--kind", "files", "-o", "streams={bad json"), 2,
+           "not valid JSON")
+    _clear(govshare("source", "add", "x", "--agency", PROVIDER[1], "--kind", "oracle", "-o", "host=h"), 1, "oracle")
+    _clear(govshare("source", "add", "x", "--agency", PROVIDER[1], "--kind", "postgresql", "-o", "host=h",
+                    "-o", "dbname=d", "-o", "user=u", "--password-env", "NO_SUCH_VARIABLE_X"), 2,
+           "NO_SUCH_VARIABLE_X is not set")
+    _clear(govshare("source", "edit", "scjg", "-o", "password=oops"), 1, "is a secret")
+    _clear(govshare("resource", "add", "另一资源", "--agency", PROVIDER[1], "--classification", "bad"), 1,
+           "classification 'bad'")
+    _clear(govshare("export", code, "--out", str(tmp_path / "x.parquet")), 1, "has no published version yet")
+    _clear(govshare("export", code, "--format", "xml", "--out", str(tmp_path / "x.xml")), 1, "format must be one of")
+    _clear(govshare("quarantine", "replay", code, "--file", str(tmp_path / "missing.csv")), 1, "does not exist")
+    bad_contract = tmp_path / "bad.yaml"
+    bad_contract.write_text("name: [unclosed\n", encoding="utf-8")
+    _clear(govshare("contract", "check", str(bad_contract)), 1, "not valid YAML")
+    _clear(govshare("calendar", "check", "2026-13-45"), 2)
+    _clear(govshare("evaluate", "--period", "2026Q9"), 1)
+
+
+def test_columns_the_source_lacks_are_refused_when_named_and_stop_a_sync_naming_them(world: dict[str, str]) -> None:
+    code = world["code"]
+    _clear(govshare("resource", "add", "企业名录", "--agency", PROVIDER[1], "--classification", "101002",
+                    "--source", "scjg", "--table", "enterprises", "--key", "enterprise_no", "--cursor", "changed"), 1,
+           "主键 key enterprise_no", "游标 cursor changed", "has no column(s)")
+    _clear(govshare("resource", "list"), 0)
+    _clear(govshare("resource", "edit", code, "--cursor", "modified_at"), 1, "游标 cursor modified_at")
+    _clear(govshare("sync", code), 0)
+    # The column goes at the source after registration: the next sync stops, naming it; nothing is published.
+    sqlite_execute(Path(world["database"]), "ALTER TABLE enterprises RENAME COLUMN updated_at TO modified")
+    _clear(govshare("sync", code, "--full"), 3, "游标 cursor updated_at", "nothing was published")
+    _clear(govshare("versions", code), 0, "v1")
+
+
+def test_a_lost_file_and_a_registry_that_cannot_be_used_are_explained(world: dict[str, str], hub_home: Path,
+                                                                       tmp_path: Path) -> None:
+    code = world["code"]
+    _clear(govshare("sync", code), 0)
+    from pipeline.paths import resolve
+    from tests.helpers import latest
+
+    version = latest(code)
+    (resolve(version.path) / version.manifest["files"][0]["path"]).unlink()  # someone removed a published file
+    _clear(govshare("export", code, "--out", str(tmp_path / "copy.parquet")), 1, "file or network error")
+    assert not (tmp_path / "copy.parquet").exists()
+
+    unmigrated = tmp_path / "fresh-home"
+    _clear(govshare("resource", "list", env={"GOVSHARE_HOME": str(unmigrated)}), 1, "run `govshare init`")
+    down = "postgresql+psycopg2://nobody@127.0.0.1:1/govshare"
+    _clear(govshare("resource", "list", env={"GOVSHARE_DATABASE_URL": down}), 2, "registry database cannot be reached")
+
+
+def test_a_refused_login_is_a_configuration_error_on_every_path_and_never_retried(hub_home: Path) -> None:
+    """The hub may not log in (here: a role the server does not know): `source check`, a full read and an
+    incremental read (two different drivers) all say so as a configuration error, and `--attempts` does not
+    try again; a `source edit` that fixes the login lets the next sync through."""
+    from tests.helpers import sync_runs
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        from samples.loaders import load_postgres
+
+        load_postgres(dsn, rows=40, seed=9, schema=schema)
+        config, _ = pg_source_config(dsn, schema=schema)
+        options = [arg for key, value in config.items() for arg in ("-o", f"{key}={value}")]
+        _clear(govshare("agency", "add", PROVIDER[0], PROVIDER[1]), 0)
+        _clear(govshare("source", "add", "pg", "--agency", PROVIDER[1], "--kind", "postgresql", *options), 0)
+        _clear(govshare("resource", "add", "企业基本信息", "--agency", PROVIDER[1], "--classification", "101001",
+                        "--source", "pg", "--table", "enterprises", "--key", "id", "--cursor", "updated_at"), 0)
+        code = "101001/0001"
+        _clear(govshare("sync", code), 0)
+        pg_execute(dsn, f'UPDATE "{schema}".enterprises SET status = \'注销\', updated_at = now() WHERE id = 3')
+
+        _clear(govshare("source", "edit", "pg", "-o", "user=govshare_no_such_role", "--no-check"), 0, "updated")
+        _clear(govshare("source", "check", "pg"), 1, "the source refused the hub", "govshare_no_such_role")
+        runs_before = len(sync_runs(code))
+        _clear(govshare("sync", code, "--attempts", "3"), 1, "the source refused the hub")  # incremental: ADBC
+        _clear(govshare("sync", code, "--full", "--attempts", "3"), 1, "the source refused the hub")  # psycopg2
+        assert len(sync_runs(code)) == runs_before + 2  # one failed run each: no retry
+        assert all(r.status == "failed" for r in sync_runs(code)[runs_before:])
+
+        _clear(govshare("source", "edit", "pg", "-o", f"user={config['user']}"), 0, "source pg: ok")
+        _clear(govshare("sync", code), 0, "v2")
