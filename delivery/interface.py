@@ -238,9 +238,12 @@ def json_rows(table: pa.Table) -> list[dict[str, Any]]:
     rows = table.to_pylist()
     # Only decimals, times and bytes need converting; text, numbers and booleans are JSON already.
     for field in table.schema:
-        kind = field.type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
-                or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        if field.type.id not in _JSON_READY:
             for row in rows:
                 row[field.name] = json_value(row[field.name])
     return rows
+
+
+_JSON_READY = {kind.id for kind in (pa.string(), pa.large_string(), pa.bool_(), pa.float16(), pa.float32(),
+                                    pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(),
+                                    pa.uint16(), pa.uint32(), pa.uint64())}

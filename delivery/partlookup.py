@@ -89,15 +89,19 @@ class PartLookup:
             if not files[0].is_file():
                 files = key_files(cached, column)
                 _built(files[0], lambda: build_keys(self.part.path, column, cached))
-            loaded = self.keys[column] = (np.load(files[0], mmap_mode="r"), np.load(files[1], mmap_mode="r"))
+            # Plain arrays over the mappings: np.memmap's Python-level indexing costs more than the search.
+            loaded = self.keys[column] = (np.load(files[0], mmap_mode="r").view(np.ndarray),
+                                          np.load(files[1], mmap_mode="r").view(np.ndarray))
         return loaded
 
     def positions(self, column: str, value: object, kind: pa.DataType) -> np.ndarray:
         """Row positions (ascending) whose key may equal value; a text prefix may over-select."""
         keys, rows = self.sorted_keys(column)
         probe = encode_probe(value, kind, keys.dtype.itemsize if keys.dtype.kind == "S" else 0)
-        low, high = np.searchsorted(keys, probe, "left"), np.searchsorted(keys, probe, "right")
-        return np.sort(np.asarray(rows[low:high]))
+        low, high = keys.searchsorted(probe, "left"), keys.searchsorted(probe, "right")
+        if high - low <= 1:
+            return rows[low:high]
+        return np.sort(rows[low:high])
 
 
 def _built(target: Path, build) -> Path:  # noqa: ANN001 - a callable writing target
