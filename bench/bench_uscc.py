@@ -110,9 +110,10 @@ def run() -> dict[str, float]:
                                 ("idcard", make_idcard_array(ROWS), validate_idcard_array)):
         check(values.slice(0, 1_000))  # load division data and build lookup tables outside the clock
         load = os.getloadavg()[0]
-        seconds, cpu = _best_seconds(lambda: check(values), REPEATS)
+        seconds, cpu = _best_seconds(lambda check=check, values=values: check(values), REPEATS)
         sample = values.slice(0, PYTHON_SAMPLE)
-        python = PYTHON_SAMPLE / _best_seconds(lambda: check(sample, engine="python"), 1)[0]
+        python = PYTHON_SAMPLE / _best_seconds(lambda check=check, sample=sample: check(sample, engine="python"),
+                                               1)[0]
         vectorised = ROWS / seconds
         print(f"{name} vectorised: {vectorised:,.0f} values/s, {ROWS / cpu:,.0f} per CPU second ({ROWS:,} rows, "
               f"best of {REPEATS}, load average {load:.2f}); per-value Python {python:,.0f} values/s; "

@@ -188,9 +188,8 @@ def _discard(writer: ChainWriter | None) -> None:
     if writer is not None:
         try:
             writer.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail too
             pass
-    return None
 
 
 def _sqlite_writer_engine(url: str, *, busy_ms: int = 30_000):

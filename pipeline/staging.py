@@ -177,13 +177,13 @@ def _repeating_columns(batch: pa.RecordBatch) -> list[str] | bool:
     if batch.num_rows < 1_000:
         return True  # too few rows to judge; a small part costs little either way
     chosen = []
-    for field, column in zip(batch.schema, batch.columns):
+    for name, column in zip(batch.schema.names, batch.columns):
         try:
             distinct = pc.count_distinct(column).as_py()
         except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
             distinct = 0
         if distinct <= batch.num_rows // 2:
-            chosen.append(field.name)
+            chosen.append(name)
     return chosen
 
 

@@ -180,7 +180,7 @@ async def _fast_answer(scope, code: str) -> JSONResponse | None:  # noqa: ANN001
 
     headers = dict(scope["headers"])
     credentials = headers.get(b"authorization", b"")
-    if not credentials[:7].lower() == b"bearer " or b"x-govshare-purpose" in headers \
+    if credentials[:7].lower() != b"bearer " or b"x-govshare-purpose" in headers \
             or b"x-govshare-onward-to" in headers:
         return None
     query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
