@@ -13,6 +13,7 @@ def install(app: FastAPI) -> None:
     from delivery.ratelimit import RateLimited
 
     app.add_exception_handler(RateLimited, lambda _request, exc: interface.too_many(exc))
+    app.add_middleware(interface.FastLookup)  # answers keyed lookups that need no registry query itself
     app.include_router(interface.router)
     app.include_router(downloads.router)
     app.include_router(web.router)

@@ -5,7 +5,14 @@ of dlt's `sql_database` (pyarrow backend) to Parquet, the time of an incremental
 of five runs of one worker, each after 10,000 rows changed, 1,000 deleted and 1,000 inserted; each run scans
 every key of the table to find the deletes; the worker's first run, a quiet one that pays the process's
 one-time imports, is reported as `incremental_first_run_seconds`), and the engine's peak memory. Each contender runs in its own process, so its peak RSS
-is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000); server: GOVSHARE_BENCH_PG_DSN.
+is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000; another count suffixes every figure, e.g.
+`full_peak_rss_mib_20m`); server: GOVSHARE_BENCH_PG_DSN. GOVSHARE_BENCH_FULL_ONLY=1 measures COPY and the full
+sync only (the memory bound on a large table); GOVSHARE_BENCH_PROFILE_DIR=DIR records a py-spy profile of the
+full sync there.
+
+Beside each figure: the CPU seconds of the measured process (`*_cpu_seconds`, every thread of it; the
+database server's own work is not in it) and the machine's load average when it started: on a shared
+2-core machine other work moves every elapsed figure, far less the CPU seconds.
 """
 
 from __future__ import annotations
@@ -48,11 +55,20 @@ def _prepare() -> None:
     print(f"   loaded {ROWS:,} rows in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def _child(code: str, env: dict[str, str] | None = None) -> dict:
-    """Run a contender in a fresh interpreter; it prints one JSON line with its figures and peak RSS."""
-    wrapped = code + "\nimport resource, json, sys\nRESULT['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\nprint('BENCH_RESULT ' + json.dumps(RESULT), flush=True)\n"
-    done = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+def _child(code: str, env: dict[str, str] | None = None, *, profile: str | None = None) -> dict:
+    """Run a contender in a fresh interpreter; it prints one JSON line with its figures, its peak RSS and the
+    CPU seconds it used (every thread of it: the figure that tells a slow run from a disturbed one)."""
+    wrapped = code + (
+        "\nimport resource, json, sys\nUSAGE = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "RESULT['peak_rss_mib'] = USAGE.ru_maxrss / 1024\nRESULT['cpu_seconds'] = USAGE.ru_utime + USAGE.ru_stime\n"
+        "print('BENCH_RESULT ' + json.dumps(RESULT), flush=True)\n")
+    command = [sys.executable, "-c", wrapped]
+    if profile and (folder := os.environ.get("GOVSHARE_BENCH_PROFILE_DIR")):
+        # py-spy samples the contender (every thread): where its time goes
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "200", "--threads",
+                   "--format", "speedscope", "--output", f"{folder}/{profile}.json", "--", *command]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
     # Libraries log to stdout too (alembic, Airflow's structlog): the result is the line with its marker.
@@ -168,20 +184,33 @@ def run() -> dict[str, float]:
         _drop()
 
 
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def _run() -> dict[str, float]:
     from urllib.parse import urlsplit
 
     _prepare()
     parts = urlsplit(_bench_dsn())
+    suffix = "" if ROWS == 5_000_000 else f"_{ROWS // 1_000_000}m"
     with tempfile.TemporaryDirectory(prefix="govshare-bench-") as work:
+        copy_load = _load()
         copy = _child(COPY.format(dsn=_bench_dsn()))
         env = {"GOVSHARE_HOME": f"{work}/hub", "GOVSHARE_DEMO": "1"}
         _child(ENGINE_SETUP.format(host=parts.hostname, port=parts.port or 5432, db=DATABASE,
                                    user=parts.username or "postgres"), env)
         os.sync()
-        load_before = os.getloadavg()[0]
-        full = _child(ENGINE_SYNC.format(full=True), env)
+        load_before = _load()
+        full = _child(ENGINE_SYNC.format(full=True), env, profile="full-sync")
+        if os.environ.get("GOVSHARE_BENCH_FULL_ONLY") == "1":
+            return {f"{key}{suffix}": value for key, value in {
+                "bench_rows": float(ROWS), "copy_seconds": copy["seconds"], "copy_cpu_seconds": copy["cpu_seconds"],
+                "copy_load_average_1m": copy_load, "full_seconds": full["seconds"],
+                "full_cpu_seconds": full["cpu_seconds"], "full_vs_copy_ratio": copy["seconds"] / full["seconds"],
+                "full_peak_rss_mib": full["peak_rss_mib"], "full_load_average_1m": load_before}.items()}
         os.sync()  # the full version's files are written out before the next measurement starts
+        incremental_load = _load()
         incremental = _child(ENGINE_INCREMENTAL.format(dsn=_bench_dsn(), changed=CHANGED, deleted=DELETED,
                                                        repeats=REPEATS), env)
         changes = incremental["changes"]
@@ -189,30 +218,40 @@ def _run() -> dict[str, float]:
                 or changes["updated"] + DELETED < CHANGED:  # a changed row may be among the deleted
             raise RuntimeError(f"the incremental run did not see the {CHANGED} changed, {DELETED} deleted and "
                                f"{DELETED} inserted rows: {incremental}")
+        dlt_load = _load()
         dlt_run = _child(DLT.format(url=_bench_dsn().replace("postgresql://", "postgresql+psycopg2://"),
                                     out=f"file://{work}/dlt", pipes=f"{work}/dlt-pipelines"),
                          {"RUNTIME__LOG_LEVEL": "WARNING", "DLT_DATA_DIR": f"{work}/dlt-data"})
     copy_rps = ROWS / copy["seconds"]
     engine_rps = ROWS / full["seconds"]
     dlt_rps = ROWS / dlt_run["seconds"]
-    return {
+    return {f"{key}{suffix}": value for key, value in {
         "bench_rows": float(ROWS),
         "copy_rows_per_s": copy_rps,
+        "copy_cpu_seconds": copy["cpu_seconds"],
+        "copy_load_average_1m": copy_load,
         "full_rows_per_s": engine_rps,
         "dlt_rows_per_s": dlt_rps,
         "full_vs_copy_ratio": engine_rps / copy_rps,
         "full_vs_dlt_ratio": engine_rps / dlt_rps,
         "full_seconds": full["seconds"],
+        "full_cpu_seconds": full["cpu_seconds"],
+        "full_peak_rss_mib": full["peak_rss_mib"],
+        "full_vs_copy_target_ratio": 0.75,
         # incremental with deletes: 10,000 updated, 1,000 deleted, 1,000 inserted; target under 0.10 of the full sync
         "incremental_deletes_seconds": incremental["seconds"],
         "incremental_deletes_fraction": incremental["seconds"] / full["seconds"],
         "incremental_key_scan_seconds": incremental["key_scan_seconds"],
         "incremental_first_run_seconds": incremental["first_run_seconds"],
         "incremental_max_seconds": max(incremental["runs"]),
+        "incremental_cpu_seconds": incremental["cpu_seconds"],  # the worker: first run and five measured ones
+        "incremental_load_average_1m": incremental_load,
         "peak_rss_mib": max(full["peak_rss_mib"], incremental["peak_rss_mib"]),
         "dlt_peak_rss_mib": dlt_run["peak_rss_mib"],
-        "exchange_load_average_1m": round(load_before, 2),  # other work on the machine moves every figure
-    }
+        "dlt_cpu_seconds": dlt_run["cpu_seconds"],
+        "dlt_load_average_1m": dlt_load,
+        "exchange_load_average_1m": load_before,  # when the full sync started: other work moves every figure
+    }.items()}
 
 
 if __name__ == "__main__":

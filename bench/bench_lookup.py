@@ -6,7 +6,10 @@ in its own process. An open-loop load generator on loopback then sends GOVSHARE_
 second (default 200) by USCC for GOVSHARE_BENCH_LOOKUP_SECONDS (default 20): each request is due at a fixed
 time and its latency counts from then, so a slow server cannot hide its queue (no coordinated omission).
 Every request goes the whole way: token check, grant decision, index lookup, restriction, audit record.
-Target (issue 7): lookup_p99_ms < 50. Then the whole granted version is downloaded as Parquet and CSV (the
+Targets: lookup_p99_ms < 50 at 200 req/s on 5 M rows, the server's CPU per lookup
+(`lookup_server_cpu_ms_per_request`: token, grant, index probe, row fetch, JSON, audit record) <= 0.5 ms, and
+the first lookup after the publish (`lookup_first_after_publish_s`: the structures are built by the publish,
+the server only maps them) <= 1 s. `lookup_load_average_1m` says how busy the machine was meanwhile. Then the whole granted version is downloaded as Parquet and CSV (the
 export written once, then served from disk), with the server's memory growth: it stays flat whatever the size.
 """
 
@@ -57,7 +60,10 @@ with session_scope() as s:
     resource = add_resource(s, name="企业基本信息", agency=provider.code, classification="101001",
                             sharing_type="conditional", sharing_condition="仅限就业登记核验",
                             sharing_modes=["interface", "file"])
-    resource.stream = {{"primary_key": ["id"]}}
+    # The enterprise contract names uscc a subject identifier: the publish builds its lookup structures.
+    resource.stream = {{"primary_key": ["id"], "contract": "enterprises"}}
+    # Shared only once published (article 19); the catalogue's review workflow is not what is measured here.
+    resource.catalog_status = "published"
     create_grant(s, resource=resource, agency=consumer, origin="approval", purpose="就业登记核验", by=console("bench"),
                  columns=["id", "uscc", "name", "status", "reg_capital", "established"],
                  row_filter={{"column": "status", "op": "ne", "value": "迁出"}})
@@ -240,6 +246,18 @@ def _downloads(port: int, world: dict, server) -> dict[str, float]:
     return figures
 
 
+def _profile(pid: int) -> subprocess.Popen | None:
+    """With GOVSHARE_BENCH_PROFILE=FILE, py-spy samples the server through the load (a flame graph in SVG,
+    or speedscope JSON when FILE ends in .json): where a lookup's CPU goes."""
+    target = os.environ.get("GOVSHARE_BENCH_PROFILE")
+    if not target:
+        return None
+    fmt = "speedscope" if target.endswith(".json") else "flamegraph"
+    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--rate",
+                             "250", "--duration", str(int(SECONDS)), "--format", fmt, "--output", target,
+                             "--nonblocking", *(["--gil"] if os.environ.get("GOVSHARE_BENCH_PROFILE_GIL") else [])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -256,17 +274,18 @@ def run() -> dict[str, float | int]:
     if setup.returncode != 0:
         raise RuntimeError(f"publishing the benchmark version failed:\n{setup.stderr[-3000:]}")
     world = json.loads(setup.stdout.strip().splitlines()[-1])
-    print(f"   published {ROWS:,} rows in {time.monotonic() - started:.1f} s", flush=True)
+    published = time.monotonic() - started
+    print(f"   published {ROWS:,} rows in {published:.1f} s (lookup structures included)", flush=True)
     port = _free_port()
     server = _serve(port)
     try:
         url = f"http://127.0.0.1:{port}/api/v1/resources/{world['code']}/lookup"
         auth = {"Authorization": f"Bearer {world['token']}"}
         started = time.monotonic()
-        first = requests.get(url, params={"column": "uscc", "value": world["keys"][0]}, headers=auth, timeout=600)
-        if first.status_code != 200:
-            raise RuntimeError(f"warm-up lookup failed: {first.status_code} {first.text[:500]}")
-        build = time.monotonic() - started  # the key-sorted copy is built on first use
+        answer = requests.get(url, params={"column": "uscc", "value": world["keys"][0]}, headers=auth, timeout=600)
+        if answer.status_code != 200:
+            raise RuntimeError(f"warm-up lookup failed: {answer.status_code} {answer.text[:500]}")
+        first = time.monotonic() - started  # the publish built the structures: the server maps them
         for key in world["keys"][:50]:  # warm the connection pool and caches, as a running service is
             requests.get(url, params={"column": "uscc", "value": key}, headers=auth, timeout=30)
         import psutil
@@ -277,7 +296,10 @@ def run() -> dict[str, float | int]:
             return sum(sum(p.cpu_times()[:2]) for p in processes)
 
         cpu_before = cpu_seconds()
+        profiler = _profile(server.pid)
         latencies, errors, elapsed = _load(url, world["token"], world["keys"])
+        if profiler is not None:
+            profiler.wait(timeout=60)
         cpu = cpu_seconds() - cpu_before
         downloads = _downloads(port, world, processes[0])
     finally:
@@ -288,6 +310,7 @@ def run() -> dict[str, float | int]:
           f"{'met' if p99 < TARGET_P99_MS and not errors else 'NOT met'}", flush=True)
     return {
         "lookup_rows": ROWS,
+        "lookup_setup_and_publish_s": round(published, 1),
         "lookup_server_workers": WORKERS,
         "lookup_priority_nice": PRIORITY if os.geteuid() == 0 else 0,
         "lookup_rate_target_rps": RATE,
@@ -298,9 +321,12 @@ def run() -> dict[str, float | int]:
         "lookup_p99_ms": round(p99, 2),
         "lookup_max_ms": round(max(latencies) * 1000, 2),
         "lookup_p99_target_ms": TARGET_P99_MS,
-        "lookup_index_build_s": round(build, 1),
+        "lookup_first_after_publish_s": round(first, 2),
+        "lookup_first_target_s": 1.0,
         **downloads,
         "lookup_server_cpu_ms_per_request": round(cpu / max(len(latencies), 1) * 1000, 2),
+        "lookup_server_cpu_target_ms": 0.5,
+        "lookup_server_cpu_seconds": round(cpu, 2),
         # other work on the machine during the run (a shared 2-core machine): read p99 with it in mind
         "lookup_load_average_1m": round(os.getloadavg()[0], 2),
     }

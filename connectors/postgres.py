@@ -171,8 +171,9 @@ class PostgresConnector(Connector):
                 # read needs no catalogue lookup first (a wrong column is reported from the query's error).
                 select += f' WHERE "{stream.cursor_column}" >= {_dollar_quoted(str(state.cursor_value))}'
             batches = self._read_adbc(select, stream)
-        # Fetching runs ahead in a thread while the pipeline checks and writes the previous batches.
-        yield from prefetched(batches)
+        # Fetching runs ahead in a thread while the pipeline checks and writes the previous batches; two batches
+        # ahead are enough now that parts are written in threads of their own (and each holds 13 MB or so).
+        yield from prefetched(batches, depth=2)
 
     reads_keys = True
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -179,6 +180,14 @@ def authorize_principal(session: Session, *, principal: Principal, resource_code
 
 def _scalar(value: Any, type_: pa.DataType) -> pa.Scalar:
     try:
+        return _typed_scalar(value, type_)  # the same few grant values again and again: made once
+    except TypeError:  # an unhashable value
+        return _typed_scalar.__wrapped__(value, type_)
+
+
+@lru_cache(maxsize=1024)
+def _typed_scalar(value: Any, type_: pa.DataType) -> pa.Scalar:
+    try:
         return pa.scalar(value).cast(type_)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return pa.scalar(value)
@@ -295,7 +304,7 @@ def apply_use(session: Session, decision: AccessDecision, use: ReadUse | None) -
 
 def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, Any]:
     """record_event's arguments for one read (audit_read writes it; the interface channel's group commit
-    writes many at once with registry.audit.record_events)."""
+    writes many at once with registry.audit.ChainWriter)."""
     return {"actor": decision.actor, "action": "data.read", "agency_code": decision.agency_code,
             "resource_code": decision.resource.code,
             "detail": {"channel": decision.channel, "format": fmt, "version": decision.version.number,

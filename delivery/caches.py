@@ -1,6 +1,7 @@
 """Derived files of the delivery channels, removed with the versions they derive from.
 
-Key-sorted copies (<storage>/index/<resource>/<version folder>/) and materialised exports
+Key-sorted copies and lookup structures built on demand (<storage>/index/<resource>/<version folder>/) and
+materialised exports
 (<storage>/exports/<resource id>/v<number>/) are rebuilt on demand, so they may go at any time; once their
 version's folder is gone (pruned by the retention rule, `govshare housekeep`), nothing can use them again.
 """

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from core.errors import AccessDenied, ConfigError, NotFound
 from delivery.access import AccessDecision, restrict
 from delivery.keyindex import sorted_copy
+from delivery.partlookup import loaded, version_lookup
 from registry.models import DatasetVersion
 
 ORDINAL = "__govshare_ordinal"
@@ -100,13 +101,21 @@ def lookup(decision: AccessDecision, version: DatasetVersion, *, column: str, va
     """Rows whose column equals value, restricted to the grant and projected on fields."""
     searchable(decision, version, column)
     chosen = choose_fields(decision, version, fields)
-    copy = sorted_copy(version, column)
-    key = _typed(value, copy.schema.field(column).type, column)
-    found = copy.find(key, columns=getattr(decision, "read_columns", None))
+    index = version_lookup(version, primary_key=decision.resource.stream.get("primary_key"))
+    key = _typed(value, index.schema.field(column).type, column)
+    found = index.find(column, key, columns=getattr(decision, "read_columns", None))
     return _restricted(decision, found).select(chosen)
 
 
+def lookup_ready(decision: AccessDecision, column: str) -> bool:
+    """Whether a lookup of the decision's version by column would only read loaded, memory-mapped structures
+    (no registry query, no file to build), so it may run on the server's event loop."""
+    return loaded(decision.version, column)
+
+
 def _typed(value: str, kind: pa.DataType, column: str) -> object:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return value
     try:
         return pa.scalar(value).cast(kind).as_py()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -226,4 +235,15 @@ def json_value(value: Any) -> Any:
 
 
 def json_rows(table: pa.Table) -> list[dict[str, Any]]:
-    return [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]
+    rows = table.to_pylist()
+    # Only decimals, times and bytes need converting; text, numbers and booleans are JSON already.
+    for field in table.schema:
+        if field.type.id not in _JSON_READY:
+            for row in rows:
+                row[field.name] = json_value(row[field.name])
+    return rows
+
+
+_JSON_READY = {kind.id for kind in (pa.string(), pa.large_string(), pa.bool_(), pa.float16(), pa.float32(),
+                                    pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(),
+                                    pa.uint16(), pa.uint32(), pa.uint64())}

@@ -1,4 +1,6 @@
-"""Key-sorted copies of a published version, so a keyed lookup or a page reads one small row group.
+"""Key-sorted copies of a published version, so a page of records (`records`, in key order with a stable
+cursor) reads one small row group. Keyed lookups use the per-part structures built at publish time instead
+(delivery.partlookup).
 
 A version is immutable, so its sorted copy (one per key column) is built once, lazily, on first use, with
 DuckDB's external sort (bounded memory whatever the size), into small row groups whose min/max statistics are

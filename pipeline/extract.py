@@ -141,6 +141,7 @@ def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, In
             folder=str(paths.staging_dir(run_id)), previous_version=previous_version.id if previous_version else None,
             source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
             key=list(stream.primary_key),
+            row_stores="interface" in (resource.sharing_modes or []),
         )
         inputs = Inputs(stream=stream, state=ReadState(cursor_value=state.cursor_value if incremental else None),
                         connector=connector, contract=contract, previous=_previous(previous_version),
@@ -165,7 +166,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     key = stream.primary_key
     folder = paths.staging_dir(staged.run_id)
     (folder / "data").mkdir(parents=True)
-    writer = PartWriter(folder / "data")
+    writer = PartWriter(folder / "data", lookup_owner=folder if staged.row_stores else None)
     quarantine = QuarantineWriter(folder / "quarantine.parquet")
     origins = FileRanks(folder / "origins.parquet")
     incremental = staged.mode == "incremental"
@@ -180,6 +181,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             origin = batch.column(ROW_ORIGIN_COLUMN) if ROW_ORIGIN_COLUMN in batch.schema.names else None
             if origin is not None:
                 batch = batch.drop_columns([ROW_ORIGIN_COLUMN])
+                writer.keep_arrival_order()  # the ranks side file is aligned with the parts' rows in order
             if first:
                 first = False
                 _required_columns(batch.schema, stream, connector, staged.resource_code)
@@ -264,9 +266,8 @@ def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine
     data = folder / "data"
     incremental = staged.mode == "incremental"
     located = not incremental and locator.supports(writer.schema, key)
-    if located:  # sorted keys first: up to a size, they also tell the duplicates
+    if located:  # sorted keys first: they also tell the duplicates, one key range at a time (bounded memory)
         _build_locators(staged, folder, writer.files, key)
-    if located and writer.rows <= locator.DUPLICATES_IN_MEMORY_ROWS:
         dupes = locator.duplicates([folder / stem for stem in staged.locators.values()])
     elif incremental:  # the keys read are few: counted in memory
         dupes = duplicated_keys(keys)

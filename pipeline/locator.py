@@ -22,9 +22,9 @@ from pipeline.layers import Part, deleted_positions
 from pipeline.validate import key_array
 
 LOCATOR_DIR = "locator"
-# Merging every part's sorted keys holds 8 bytes a row (twice, while sorting): beyond this many rows the
-# duplicate check goes back to DuckDB, which spills, so memory stays bounded whatever the table's size.
-DUPLICATES_IN_MEMORY_ROWS = 8_000_000
+# The duplicate check merges the parts' sorted keys one key range at a time, about this many keys a range:
+# its memory (some 30 MB) does not grow with the table.
+DUPLICATES_RANGE_ROWS = 1_000_000
 
 
 def supports(schema: pa.Schema, key: tuple[str, ...]) -> bool:
@@ -55,13 +55,42 @@ def build(part_path: Path, key: str, stem: Path) -> None:
 
 def duplicates(stems: list[Path]) -> pa.Array:
     """Keys held more than once across these parts' locators: their sorted keys merged, equal neighbours
-    taken. On an integer key this replaces the DuckDB check (a tenth of the time, no spill, ~80 MB)."""
-    if not stems:
+    taken, one key range at a time (a key's every copy falls in the same range). On an integer key this
+    replaces the DuckDB check: a tenth of the time, no spill, and bounded memory whatever the table's size."""
+    files = [_files(stem)[0] for stem in stems]
+    # Read, never memory-mapped: mapped pages count in the process's resident memory (the kernel maps whole
+    # neighbourhoods of a touched page), and all parts' keys are 8 bytes a row. One part is held at a time
+    # to find the ranges, then each range's slices are read from every part.
+    samples, total = [], 0
+    for path in files:
+        keys = np.load(path)
+        total += len(keys)
+        samples.append(keys[:: max(1, len(keys) // 64)].copy())  # a copy: a view would keep the part alive
+    if not total:
         return pa.array([], pa.int64())
-    keys = np.concatenate([np.load(_files(stem)[0]) for stem in stems])
-    keys.sort(kind="stable")  # sorted runs: a merge
-    repeated = keys[1:][keys[1:] == keys[:-1]]
-    return pa.array(np.unique(repeated))
+    ranges = -(-total // DUPLICATES_RANGE_ROWS)
+    sample = np.sort(np.concatenate(samples))
+    bounds = np.unique(sample[np.linspace(0, len(sample) - 1, ranges + 1).astype(np.int64)[1:-1]])
+    edges = []
+    for path in files:
+        keys = np.load(path)
+        edges.append([0, *np.searchsorted(keys, bounds).tolist(), len(keys)])
+    found = []
+    for index in range(len(bounds) + 1):
+        pieces = [_read_slice(path, cuts[index], cuts[index + 1]) for path, cuts in zip(files, edges)]
+        merged = np.sort(np.concatenate(pieces), kind="stable")  # sorted runs: a merge
+        found.append(np.unique(merged[1:][merged[1:] == merged[:-1]]))
+    return pa.array(np.concatenate(found))
+
+
+def _read_slice(path: Path, start: int, stop: int) -> np.ndarray:
+    """Elements start..stop of a one-dimensional .npy file, read without loading or mapping the rest."""
+    with path.open("rb") as handle:
+        major, _ = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        _, _, dtype = read_header(handle)
+        handle.seek(handle.tell() + start * dtype.itemsize)
+        return np.fromfile(handle, dtype=dtype, count=max(stop - start, 0))
 
 
 @dataclass

@@ -18,7 +18,8 @@ from core import clock
 from core.errors import FatalError, RetriableError
 from pipeline import locks, paths
 from pipeline.changes import CHANGES_FILE
-from pipeline.layers import live_rows, parts_of, parts_schema
+from pipeline.layers import live_rows, parts_of, parts_schema, version_parts
+from pipeline.lookup_publish import build_for_publish, lookup_columns
 from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
 from pipeline.manifest import describe_files, file_sha256, schema_fields, write_manifest
 from pipeline.staging import StagedRun
@@ -86,6 +87,8 @@ def _publish_locked(staged: StagedRun) -> PublishReport:
                 "and carried rows are stale: stage it again")
         number = next_version_number(session, resource=resource)
         previous_number = current.number if current else None
+        primary_key = list((resource.stream or {}).get("primary_key") or [])
+        lookups = lookup_columns(session, resource, version_parts(current) if current else [])
     staging = Path(staged.folder)
     findings = _findings(staged, staging)
     if unchanged(staged):
@@ -95,6 +98,8 @@ def _publish_locked(staged: StagedRun) -> PublishReport:
     for entry in files:
         if entry["path"] in staged.locators and not entry.get("folder"):
             entry["locator"] = staged.locators[entry["path"]]
+    # What a keyed lookup needs, before the version exists: its first lookup finds it ready.
+    build_for_publish(staging=staging, files=files, columns=lookups, primary_key=primary_key)
     schema = parts_schema(parts_of(staging, {"files": files}))
     manifest = {
         "resource": staged.resource_code, "version": number, "run_id": staged.run_id, "mode": staged.mode,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROWS_PER_FILE = 1_000_000
+PARALLEL_FROM_ROWS = 262_144  # a run reading more than this writes two parts at a time
 
 
 @dataclass
@@ -37,6 +40,7 @@ class StagedRun:
     schema_change: dict[str, Any] | None = None  # columns added, dropped or retyped at the source
     referenced: list[dict[str, Any]] = field(default_factory=list)  # a layer: the previous version's file entries
     locators: dict[str, str] = field(default_factory=dict)  # own file -> its key locator (pipeline.locator)
+    row_stores: bool = False  # offered through the interface: parts get row stores as written (pipeline.lookup_index)
     key: list[str] = field(default_factory=list)  # the key the run merged and quarantined by
     findings: dict[str, Any] = field(default_factory=dict)  # open quarantine keys seen / gone (registry.quarantine)
     key_scan: dict[str, Any] | None = None  # an incremental run's scan of the source's keys (pipeline.deletes)
@@ -55,47 +59,132 @@ class StagedRun:
         return cls(**json.loads(path.read_text()))
 
 
-class PartWriter:
-    """Writes record batches into Parquet parts of bounded size, so no file grows without limit."""
+class _Lane:
+    """One file being written at a time: its Parquet writer and, for the interface, its row store."""
 
-    def __init__(self, folder: Path, *, prefix: str = "part") -> None:
+    def __init__(self) -> None:
+        self.writer: pq.ParquetWriter | None = None
+        self.row_store = None
+        self.rows_in_file = 0
+        self.pending: Future | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.writer.write_batch(batch)
+        if self.row_store is not None:
+            self.row_store.write(batch)
+
+    def settle(self) -> None:
+        """Wait for the batch in flight; its error, if any, is raised here."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def close(self) -> None:
+        self.settle()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.row_store is not None:
+            self.row_store.close()
+            self.row_store = None
+
+
+class PartWriter:
+    """Writes record batches into Parquet parts of bounded size, so no file grows without limit.
+
+    Encoding a part is the costliest step of a full read, so a large run writes two parts at a time, each in
+    its own thread (Parquet encoding and compression release the GIL): batches alternate between them once
+    PARALLEL_FROM_ROWS rows are in, so a small run (an incremental one) still makes one part. Dictionary
+    encoding is kept for the columns whose first batch repeats values; on near-unique columns (keys, codes,
+    names) it would be built and thrown away for every row group.
+
+    With ``lookup_owner`` (the run folder of a resource offered through the interface), each part's row store
+    (pipeline.lookup_index) is written from the same batches, so the publish does not read the part back."""
+
+    def __init__(self, folder: Path, *, prefix: str = "part", lookup_owner: Path | None = None) -> None:
         self.folder = folder
         self.prefix = prefix
         self.files: list[str] = []
         self.schema: pa.Schema | None = None
         self.rows = 0
-        self._writer: pq.ParquetWriter | None = None
-        self._rows_in_file = 0
+        self._lookup_owner = lookup_owner
+        self._lanes = [_Lane(), _Lane()]
+        self._next = 0
+        self._dictionary: list[str] | bool = True
+        self._threads: ThreadPoolExecutor | None = None
+        self._serial = False
+        self._alternated = False
 
-    def _open(self) -> None:
+    def _open(self, lane: _Lane) -> None:
         name = f"{self.prefix}-{len(self.files):05d}.parquet"
-        self._writer = pq.ParquetWriter(self.folder / name, self.schema, compression="snappy",
-                                        write_statistics=True)
+        lane.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="snappy",
+                                       write_statistics=True, use_dictionary=self._dictionary)
         self.files.append(name)
-        self._rows_in_file = 0
+        lane.rows_in_file = 0
+        if self._lookup_owner is not None:
+            from pipeline.lookup_index import RowStoreWriter, published_stem
+
+            stem = published_stem(self._lookup_owner, f"{self.folder.name}/{name}")
+            lane.row_store = RowStoreWriter(stem, self.schema)
+
+    def keep_arrival_order(self) -> None:
+        """Write one part at a time, so the parts' rows, file after file, are the rows in the order they came
+        (what a side file aligned with them, such as file sources' ranks, relies on)."""
+        if self._alternated:
+            raise RuntimeError("keep_arrival_order() must be called before two parts are written at a time")
+        self._serial = True
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.schema is None:
             self.schema = batch.schema
+            self._dictionary = _repeating_columns(batch)
         elif batch.schema != self.schema:
             batch = batch.cast(self.schema)  # a type that cannot be cast raises: the run fails, nothing publishes
-        if self._writer is None or self._rows_in_file >= ROWS_PER_FILE:
-            self.close()
-            self._open()
-        self._writer.write_batch(batch)
-        self._rows_in_file += batch.num_rows
+        if self.rows >= PARALLEL_FROM_ROWS and not self._serial:
+            self._next = 1 - self._next
+            self._alternated = True
+        lane = self._lanes[self._next]
+        lane.settle()  # one batch in flight per lane: memory stays bounded, order within a part is kept
+        if lane.writer is None or lane.rows_in_file >= ROWS_PER_FILE:
+            lane.close()
+            self._open(lane)
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(max_workers=len(self._lanes), thread_name_prefix="govshare-part")
+        lane.pending = self._threads.submit(lane.write, batch)
+        lane.rows_in_file += batch.num_rows
         self.rows += batch.num_rows
 
     def ensure_file(self, schema: pa.Schema) -> None:
         """An empty dataset still publishes one file, so consumers see its schema."""
         if not self.files:
             self.schema = self.schema or schema
-            self._open()
+            self._open(self._lanes[0])
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Finish every part (a later write starts new ones); raises what a writing thread raised."""
+        try:
+            for lane in self._lanes:
+                lane.close()
+        finally:
+            if self._threads is not None:
+                self._threads.shutdown(wait=True)
+                self._threads = None
+            self._next = 0
+
+
+def _repeating_columns(batch: pa.RecordBatch) -> list[str] | bool:
+    """Columns worth dictionary encoding: at most half of the first batch's values distinct."""
+    if batch.num_rows < 1_000:
+        return True  # too few rows to judge; a small part costs little either way
+    chosen = []
+    for name, column in zip(batch.schema.names, batch.columns):
+        try:
+            distinct = pc.count_distinct(column).as_py()
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            distinct = 0
+        if distinct <= batch.num_rows // 2:
+            chosen.append(name)
+    return chosen
 
 
 class QuarantineWriter:

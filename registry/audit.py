@@ -63,10 +63,11 @@ def anchor_seal(event_id: int, event_hash_hex: str, written_at: str, *, key: byt
 
 
 def _lock_chain(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         # Serialise writers on the chain's tail; released when the transaction ends.
         session.execute(text("SELECT pg_advisory_xact_lock(7310001)"))
-    elif session.get_bind().dialect.name == "sqlite":
+    elif dialect == "sqlite":
         # Take SQLite's write lock before reading the tail (a no-op write does), so concurrent API requests
         # chain one after another instead of two events claiming the same predecessor.
         session.execute(text("UPDATE audit_events SET id = id WHERE 0"))
@@ -102,17 +103,14 @@ def record_event(
     return event
 
 
-def record_events(session: Session, events: list[dict[str, Any]]) -> None:
-    """Append several events in order, exactly as record_event would one by one (each a dict of its keyword
-    arguments), with one read of the chain's tail and one multi-row INSERT: the interface channel's group
-    commit (delivery/audit_batch.py). Keep in step with record_event."""
-    if not events:
-        return
-    _lock_chain(session)
-    last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first() or GENESIS
+def _chained(events: list[dict[str, Any]], last: str) -> list[dict[str, Any]]:
+    """The rows of events appended after the hash ``last``, hashed and sealed as record_event does."""
+    from types import SimpleNamespace
+
+    key = _seal_key()
     rows = []
     for spec in events:
-        event = AuditEvent(  # transient: only to hash it the way record_event does
+        event = SimpleNamespace(  # a plain record: hashed like an AuditEvent, without an ORM instance each
             at=clock.now(),
             actor=spec["actor"],
             agency_code=spec.get("agency_code"),
@@ -123,11 +121,51 @@ def record_events(session: Session, events: list[dict[str, Any]]) -> None:
             prev_hash=last,
         )
         event.hash = event_hash(event)
-        event.seal = event_seal(event.hash)
-        rows.append({c: getattr(event, c) for c in ("at", "actor", "agency_code", "action", "resource_code",
-                                                    "result", "detail", "prev_hash", "hash", "seal")})
+        event.seal = event_seal(event.hash, key=key)
+        rows.append(vars(event))
         last = event.hash
-    session.execute(insert(AuditEvent), rows)  # in order: ids grow as the chain does
+    return rows
+
+
+_COLUMNS = ("at", "actor", "agency_code", "action", "resource_code", "result", "detail", "prev_hash", "hash", "seal")
+_LOCKS = {"postgresql": "SELECT pg_advisory_xact_lock(7310001)", "sqlite": "UPDATE audit_events SET id = id WHERE 0"}
+
+
+class ChainWriter:
+    """Appends events to the chain over one driver connection of its own, with the INSERT compiled once:
+    the interface channel's group commit (delivery/audit_batch.py), where SQLAlchemy's per-statement work
+    cost 50 times the database's (0.4 ms against 6 us a transaction on SQLite). Same rows, same lock and
+    tail read as record_event; the columns' own bind processing (times, JSON) is applied."""
+
+    def __init__(self, engine) -> None:  # noqa: ANN001 - sqlalchemy Engine
+        dialect = engine.dialect
+        compiled = insert(AuditEvent.__table__).compile(dialect=dialect, column_keys=list(_COLUMNS))
+        self._sql, self._order = compiled.string, compiled.positiontup if compiled.positional else None
+        columns = AuditEvent.__table__.c
+        self._process = {name: columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _COLUMNS}
+        self._lock = _LOCKS.get(dialect.name)
+        self._connection = engine.raw_connection()
+
+    def append(self, events: list[dict[str, Any]]) -> None:
+        """Append and commit; on any error roll back and raise (nothing of the batch is kept)."""
+        cursor = self._connection.cursor()
+        try:
+            if self._lock:
+                cursor.execute(self._lock)
+            cursor.execute("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            tail = cursor.fetchone()
+            rows = [{name: (process(row[name]) if process else row[name]) for name, process in self._process.items()}
+                    for row in _chained(events, tail[0] if tail else GENESIS)]
+            cursor.executemany(self._sql, [tuple(r[n] for n in self._order) for r in rows] if self._order else rows)
+            self._connection.commit()
+        except BaseException:
+            self._connection.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 def record_refusal(*, actor: str, action: str, reason: str, agency_code: str | None = None,

@@ -246,3 +246,33 @@ def test_the_tail_deleted_after_an_anchor_is_caught(chain: list[int], tmp_path: 
     anchor_file.write_text(json.dumps(forged), encoding="utf-8")
     moved = runner.invoke(app, ["audit", "verify", "--anchor", str(anchor_file)])
     assert moved.exit_code == 3 and "forged" in moved.output
+
+
+def test_records_the_interface_group_writer_appends_verify_like_any_other(chain: list[int]) -> None:
+    """The group commit writes over its own driver connection (registry.audit.ChainWriter): its records chain
+    on the ones before and after them, read back as written, and an edit of one is still caught."""
+    from registry.audit import ChainWriter, record_event
+    from registry.db import get_engine, session_scope
+    from registry.models import AuditEvent
+
+    writer = ChainWriter(get_engine())
+    detail = {"channel": "interface", "rows": 1, "purpose": "就业登记核验", "columns": ["uscc", "name"],
+              "row_filter": {"column": "status", "op": "ne", "value": "迁出"}}
+    try:
+        writer.append([{"actor": "agency:1131", "action": "data.read", "agency_code": CONSUMER[0],
+                        "resource_code": "101001/0001", "detail": {**detail, "rows": n}} for n in range(3)])
+        with session_scope() as session:
+            record_event(session, actor="pipeline", action="version.publish", resource_code="101001/0001")
+        writer.append([{"actor": "agency:1131", "action": "data.read", "agency_code": CONSUMER[0],
+                        "resource_code": "101001/0001", "detail": detail}])
+    finally:
+        writer.close()
+    assert _verify().ok
+    with session_scope() as session:
+        written = session.scalars(select(AuditEvent).where(AuditEvent.id > chain[-1]).order_by(AuditEvent.id)).all()
+        assert [e.action for e in written] == ["data.read"] * 3 + ["version.publish", "data.read"]
+        assert [e.detail["rows"] for e in written if e.action == "data.read"] == [0, 1, 2, 1]
+        assert written[0].detail["purpose"] == "就业登记核验" and written[0].prev_hash == _hash_of(chain[-1])
+        target = written[1].id
+    _sql("UPDATE audit_events SET actor = 'agency:other' WHERE id = :id", id=target)
+    assert _first(_verify()) == (target, "edited")

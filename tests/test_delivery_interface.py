@@ -72,6 +72,41 @@ def test_lookup_by_uscc_returns_only_granted_columns_and_rows(served: Delivery) 
         assert "legal_rep_id" in refused.json()["detail"] and refused.json()["detail_zh"]
 
 
+def test_a_lookup_answered_in_front_of_the_app_is_the_routes_answer_and_audited_alike(served: Delivery) -> None:
+    """The first lookup is decided by the route; the next ones reuse the decision and are answered by the ASGI
+    layer in front of FastAPI: the same bytes, each with its audit record. A declared purpose, a column
+    outside the grant and a bad value still go to the route, which checks, refuses and records."""
+    from urllib.parse import quote
+
+    from sqlalchemy import select
+
+    from registry.db import session_scope
+    from registry.models import AuditEvent
+
+    target = expected_rows(latest(served.hub.resource_code))[3]
+    params = {"column": "uscc", "value": target["uscc"]}
+    answers = [served.get(_path(served, "lookup"), token=served.hub.token, params=params) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200] * 3
+    assert answers[0].content == answers[1].content == answers[2].content
+    assert answers[1].headers["content-type"] == answers[0].headers["content-type"]
+    declared = served.get(_path(served, "lookup"), token=served.hub.token, params=params,
+                          headers={"X-Govshare-Purpose": quote("就业登记核验")})
+    assert declared.status_code == 200 and declared.content == answers[0].content
+    wrong = served.get(_path(served, "lookup"), token=served.hub.token, params=params,
+                       headers={"X-Govshare-Purpose": quote("商业营销")})
+    assert wrong.status_code == 403
+    bad = served.get(_path(served, "lookup"), token=served.hub.token, params={"column": "id", "value": "x1"})
+    assert bad.status_code == 400 and "int64" in bad.json()["detail"]
+    with session_scope() as session:
+        reads = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "data.read")
+                                     .order_by(AuditEvent.id)))
+    assert [(e.result, e.detail.get("declared_purpose"), e.detail.get("misuse")) for e in reads] == [
+        ("ok", None, None), ("ok", None, None), ("ok", None, None), ("ok", "就业登记核验", None),
+        ("denied", None, "purpose")]
+    assert reads[-1].detail["purpose"] == "商业营销"
+    assert reads[0].detail == reads[1].detail == reads[2].detail
+
+
 def test_pages_follow_a_stable_cursor_with_filters(served: Delivery) -> None:
     version = latest(served.hub.resource_code)
     allowed = sorted(expected_rows(version), key=lambda r: r["id"])

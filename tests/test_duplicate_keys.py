@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.validate import duplicated_keys_in_files, key_array
 
@@ -48,3 +49,25 @@ def test_composite_key_with_dates_decimals_and_timestamps_matches_key_array(tmp_
 
 def test_no_parts_no_duplicates(tmp_path: Path) -> None:
     assert len(duplicated_keys_in_files([], ("id",), scratch=tmp_path / "scratch")) == 0
+
+
+def test_sorted_key_ranges_find_exactly_the_repeated_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The locators' merge, one key range at a time, against a plain count, with keys repeated inside a part,
+    across parts, on range edges, and negative ones."""
+    import numpy as np
+
+    from pipeline import locator
+
+    rng = np.random.default_rng(5)
+    parts = [rng.integers(-5_000, 5_000, size=n) for n in (3_000, 1, 0, 4_000)]
+    stems = []
+    for index, keys in enumerate(parts):
+        path = tmp_path / f"part-{index}.parquet"
+        pq.write_table(pa.table({"id": pa.array(keys, pa.int64())}), path)
+        stems.append(tmp_path / f"locator/part-{index}")
+        locator.build(path, "id", stems[-1])
+    values, counts = np.unique(np.concatenate(parts), return_counts=True)
+    for range_rows in (1_000_000, 500, 7, 1):
+        monkeypatch.setattr(locator, "DUPLICATES_RANGE_ROWS", range_rows)
+        assert sorted(locator.duplicates(stems).to_pylist()) == values[counts > 1].tolist()
+    assert locator.duplicates([]).to_pylist() == []

@@ -387,6 +387,30 @@ def test_vectorised_and_scalar_idcard_agree_on_random_mixed_values() -> None:
     assert {Reason.RETIRED_DIVISION, Reason.FUTURE_BIRTH_DATE, Reason.LEGACY_15_DIGIT} <= reasons
 
 
+def test_fixed_width_columns_agree_whatever_their_null_slots_hold() -> None:
+    """The zero-copy paths: every slot 18 bytes (nulls keeping bytes behind them, as some writers leave them),
+    and 18-byte values with empty nulls between them (as read from Parquet)."""
+    import numpy as np
+
+    for kind, values in (("uscc", _random_usccs(random.Random(7), 40_000)),
+                         ("idcard", _random_idcards(random.Random(8), 40_000))):
+        width18 = [v for v in values if v is not None and len(v.encode()) == 18]
+        valid = np.array([i % 13 != 0 for i in range(len(width18))])
+        plain = pa.array(width18, type=pa.string())
+        hidden = pa.Array.from_buffers(pa.string(), len(width18),
+                                       [pa.py_buffer(np.packbits(valid, bitorder="little")), plain.buffers()[1],
+                                        plain.buffers()[2]], int((~valid).sum()))
+        gaps = pa.array([v if ok else None for v, ok in zip(width18, valid)], type=pa.string())
+        judge = validate_uscc if kind == "uscc" else (lambda v: validate_idcard(v, today=TODAY))
+        outcomes = [judge(v) for v in width18]
+        expected = [(o.level, o.reason, o.normalized) for o in outcomes]
+        masked = [row if ok else (None, None, None) for row, ok in zip(expected, valid)]
+        assert list(validate_array(plain, kind=kind, today=TODAY).rows()) == expected
+        assert list(validate_array(hidden, kind=kind, today=TODAY).rows()) == masked
+        assert list(validate_array(gaps, kind=kind, today=TODAY).rows()) == masked
+        assert {o.level for o in outcomes} == set(Level)  # warnings (with their normal forms) among them
+
+
 def test_nulls_pass_through_as_null_outcomes() -> None:
     result = validate_uscc_array(pa.array([None, USCC_VALID[0], None, "bad"], type=pa.string()))
     assert result.status.to_pylist() == [None, 0, None, 2]

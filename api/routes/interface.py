@@ -48,7 +48,8 @@ def lookup(code: str, token: FastTokenDep, _: RateLimitDep, use: ReadUseDep,
            fields: Annotated[str | None, Query(description="comma-separated data items; default all granted")] = None,
            version: Annotated[int | None, Query(description="a given version; default the latest")] = None,
            ) -> JSONResponse:
-    """Records whose key column equals value (e.g. an enterprise by its USCC), only granted columns and rows."""
+    """Records whose key column equals value (e.g. an enterprise by its USCC), only granted columns and rows.
+    A lookup that needs no registry query is answered by FastLookup in front of the app, the same way."""
     return _lookup(code, token, column, value, fields, version, use)
 
 
@@ -143,6 +144,65 @@ def _encode(schema: pa.Schema, batches: Iterator[pa.RecordBatch], fmt: str) -> I
     writer.close()
     if chunk := sink.drain():
         yield chunk
+
+
+class FastLookup:
+    """The keyed lookup's hot path as a thin ASGI layer in front of the app (a busy consumer system sends
+    hundreds a second, and FastAPI's routing, dependencies and middleware cost more than the lookup itself).
+
+    A request is answered here only when nothing needs the registry or a file: a bearer token with a granted
+    decision of the last second (delivery.decisions), the latest version, no declared purpose or onward
+    recipient, lookup structures already loaded. It goes through the same steps as the route: rate limit,
+    interface.lookup (grant, columns, rows, masking), the audit record committed before the answer, the same
+    JSON. Anything else, an error included, goes to the route unchanged, which decides, refuses and audits
+    as always (a request refused there may have taken one more rate-limit token here)."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001 - an ASGI app
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+        path = scope.get("path", "")
+        if scope["type"] == "http" and scope["method"] == "GET" and path.startswith(_PREFIX) \
+                and path.endswith(_SUFFIX):
+            answer = await _fast_answer(scope, path[len(_PREFIX):-len(_SUFFIX)])
+            if answer is not None:
+                return await answer(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+_PREFIX, _SUFFIX = "/api/v1/resources/", "/lookup"
+
+
+async def _fast_answer(scope, code: str) -> JSONResponse | None:  # noqa: ANN001 - ASGI scope
+    from urllib.parse import parse_qs
+
+    from delivery.ratelimit import RateLimited
+
+    headers = dict(scope["headers"])
+    credentials = headers.get(b"authorization", b"")
+    if credentials[:7].lower() != b"bearer " or b"x-govshare-purpose" in headers \
+            or b"x-govshare-onward-to" in headers:
+        return None
+    query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    if any(len(values) != 1 for values in query.values()) or "column" not in query or "value" not in query:
+        return None
+    token, column = credentials[7:].decode("latin-1").strip(), query["column"][0]
+    decision = decisions.cached_decision(token=token, resource_code=code, channel="interface")
+    version = query.get("version", [None])[0]
+    if decision is None or version not in (None, str(decision.version.number)) \
+            or not interface.lookup_ready(decision, column):
+        return None
+    client = scope.get("client")
+    try:
+        limiter().check(consumer_key(token, client[0] if client else None))
+        found = interface.lookup(decision, decision.version, column=column, value=query["value"][0],
+                                 fields=_fields(query.get("fields", [None])[0]))
+    except RateLimited as exc:
+        return too_many(exc)
+    except Exception:  # noqa: BLE001 - the route answers it (and refuses, audits or reports it) as always
+        return None
+    await group_audit().record_async(decision=decision, rows=found.num_rows, fmt="json")  # committed first
+    return _answer(decision.version, found)
 
 
 def too_many(exc) -> JSONResponse:

@@ -153,17 +153,25 @@ def _validate_chunk(
     needs_scalar = ~null
     if fast is not None and size:
         lengths = _byte_lengths(chunk)
-        # Fewer bytes than the shortest form can never strip down to a valid length.
-        short = ~null & (lengths < short_below)
-        reason[short] = REASON_INDEX[Reason.BAD_LENGTH]
-        fixed = ~null & (lengths == width)
-        rows = np.flatnonzero(fixed)
-        matrix = _fixed_width_matrix(chunk, fixed, rows, width)
-        level, why, scalar_rows = fast(matrix)
-        status[rows] = level
-        reason[rows] = why
-        needs_scalar = ~null & ~short & ~fixed
-        needs_scalar[rows[scalar_rows]] = True
+        fixed = lengths == width
+        if fixed.all():
+            # Every slot (nulls' too) holds exactly width bytes: the data buffer is the matrix, and the verdicts
+            # are the column's as they are (a null's is masked below); no gather, no scatter.
+            level, why, scalar_rows = fast(_fixed_width_matrix(chunk, fixed, np.arange(size), width))
+            status, reason = level, np.where(null, NO_REASON, why).astype(np.int8) if chunk.null_count else why
+            needs_scalar = scalar_rows & ~null
+        else:
+            # Fewer bytes than the shortest form can never strip down to a valid length.
+            short = ~null & (lengths < short_below)
+            reason[short] = REASON_INDEX[Reason.BAD_LENGTH]
+            fixed &= ~null
+            rows = np.flatnonzero(fixed)
+            matrix = _fixed_width_matrix(chunk, fixed, rows, width, lengths=lengths)
+            level, why, scalar_rows = fast(matrix)
+            status[rows] = level
+            reason[rows] = why
+            needs_scalar = ~null & ~short & ~fixed
+            needs_scalar[rows[scalar_rows]] = True
     normalized = _run_scalar(chunk, np.flatnonzero(needs_scalar), scalar, status, reason)
     return ArrayOutcome(
         status=pa.array(status, type=pa.int8(), mask=null if chunk.null_count else None),
@@ -209,11 +217,14 @@ def _offsets(chunk: pa.Array) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype)[chunk.offset : chunk.offset + len(chunk) + 1]
 
 
-def _fixed_width_matrix(chunk: pa.Array, fixed: np.ndarray, rows: np.ndarray, width: int) -> np.ndarray:
-    """The selected rows' bytes as an (m x width) uint8 matrix; zero-copy when every row is selected."""
+def _fixed_width_matrix(chunk: pa.Array, fixed: np.ndarray, rows: np.ndarray, width: int,
+                        lengths: np.ndarray | None = None) -> np.ndarray:
+    """The selected rows' bytes as an (m x width) uint8 matrix; zero-copy when the selected rows lie back to
+    back in the data buffer (every row selected, or every other one empty: nulls read from Parquet)."""
     if len(rows) == 0:
         return np.zeros((0, width), dtype=np.uint8)
-    if len(rows) < len(chunk):
+    back_to_back = len(rows) == len(chunk) or (lengths is not None and not lengths[~fixed].any())
+    if not back_to_back:
         # Arrow's filter lays the kept strings out back to back, so the matrix is a plain reshape again.
         chunk = chunk.filter(pa.array(fixed))
     start = int(_offsets(chunk)[0])
