@@ -114,7 +114,7 @@ def _assert_v1_still_served(state: Published, *, error_fragment: str) -> None:
     assert not any(failed.id[:8] in p.name for p in _storage().rglob("*"))
 
     # The API still serves v1's rows.
-    response = requests.get(f"{state.api.base_url}/api/v1/resources/{hub.resource_code}/download",
+    response = requests.get(f"{state.api.base_url}/api/v1/resources/{hub.resource_code}/files",
                             params={"format": "parquet"}, headers=bearer(hub.token), timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["X-Govshare-Version"] == "1"
