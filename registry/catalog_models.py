@@ -1,4 +1,4 @@
-"""Tables of issue 3: the catalogue system (目录管理系统): people and their designations (articles 10, 21),
+"""Tables of the catalogue system (目录管理系统): people and their designations (articles 10, 21),
 catalogue entry revisions and their review (articles 9, 10, 19), update obligations and yearly
 reconfirmations (articles 10, 16).
 

@@ -1,4 +1,4 @@
-"""Tables of the exchange engine (issue 4): the per-resource run lock, detected source schema changes, and
+"""Tables of the exchange engine: the per-resource run lock, detected source schema changes, and
 pruned versions (articles 7 and 16).
 
 Imported at the end of registry/models.py so they share its metadata; their migration is

@@ -1,4 +1,4 @@
-"""Tables of issue 5 (articles 11, 12, 23): the quarantine store, error-correction tickets (疑义校核工单), the
+"""Tables of the quality layer (articles 11, 12, 23): the quarantine store, error-correction tickets (疑义校核工单), the
 data-element registry (数据元, 一数一源), consistency checks and great-expectations runs.
 
 Imported at the end of registry/models.py so they share its metadata; their migration is

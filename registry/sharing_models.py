@@ -1,4 +1,4 @@
-"""Tables of issue 6: people and their roles, grants, applications, disputes, secrecy agreements, inbox.
+"""Tables of the sharing workflows: people and their roles, grants, applications, disputes, secrecy agreements, inbox.
 
 Imported at the end of registry/models.py so they share its metadata; their migration is
 registry/migrations/versions/0016_sharing.py (a branch of its own, label "sharing").
