@@ -1,29 +1,22 @@
-"""Looks connectors up by their ``kind`` through the ``govshare.connectors`` entry points."""
+"""Source connectors by their ``kind``: the ``govshare.connectors`` entry points, through core.plugins."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib.metadata import entry_points
-
 from connectors.base import Connector
 from core.errors import ConfigError
+from core.plugins import kinds, lookup
 
-
-@lru_cache(maxsize=1)
-def _entry_points() -> dict[str, object]:
-    return {ep.name: ep for ep in entry_points(group="govshare.connectors")}
+ENTRY_POINT_GROUP = "govshare.connectors"
 
 
 def available_kinds() -> list[str]:
-    return sorted(_entry_points())
+    return kinds(ENTRY_POINT_GROUP)
 
 
 def connector_class(kind: str) -> type[Connector]:
-    ep = _entry_points().get(kind)
-    if ep is None:
-        known = ", ".join(available_kinds()) or "none (is govshare installed? run `pip install -e .`)"
-        raise ConfigError(f"unknown source kind {kind!r}; known kinds: {known}")
-    cls = ep.load()  # type: ignore[attr-defined]
-    if not (isinstance(cls, type) and issubclass(cls, Connector)) or cls.kind != kind:
-        raise ConfigError(f"entry point {kind!r} does not name a Connector whose kind is {kind!r}")
+    """The connector registered as ``kind``; an unknown kind is a ConfigError listing the known ones."""
+    cls = lookup(ENTRY_POINT_GROUP, kind, base=Connector)
+    if cls.kind != kind:
+        raise ConfigError(f"插件 {kind} 声明的类型是 {cls.kind!r} / entry point {kind!r} names a connector whose "
+                          f"kind is {cls.kind!r}")
     return cls

@@ -281,7 +281,7 @@ def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine
                                                    origins.path if origins.rows else None)
         if located:  # the parts lost rows: their positions moved
             _build_locators(staged, folder, writer.files, key)
-    if not (incremental and inputs.previous is not None and inputs.connector.reads_keys):
+    if not (incremental and inputs.previous is not None and "key_scan" in inputs.connector.capabilities):
         return None
     from pipeline.deletes import scan_deletes
 
