@@ -25,7 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Agency, Base, Resource
+from registry.models import Agency, Resource
+from registry.orm import Base
 from schemas.presentation import labels
 
 __all__ = [

@@ -12,7 +12,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import clock
-from registry.models import Base
+from registry.orm import Base
 
 __all__ = ["DELIVERY_STATUSES", "Delivery", "SftpTarget"]
 

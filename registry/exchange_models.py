@@ -14,7 +14,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import clock
-from registry.models import Base
+from registry.orm import Base
 
 __all__ = ["ResourceLock", "SchemaChange", "PrunedVersion"]
 

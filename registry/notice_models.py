@@ -13,7 +13,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueCons
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import clock
-from registry.models import Base
+from registry.orm import Base
 
 __all__ = ["NoticeEndpoint", "Notice", "CdcResync", "NOTICE_STATUSES"]
 

@@ -13,7 +13,8 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Agency, Base, Resource
+from registry.models import Agency, Resource
+from registry.orm import Base
 from registry.roles import ROLES
 from schemas.presentation import labels
 

@@ -448,7 +448,7 @@ def record_finding(session: Session, *, case: int, agency: str, summary: str, by
 
 def _check_records(session: Session, records: list[dict[str, Any]]) -> None:
     """Evidence must point at rows that exist: a typo would make the finding unverifiable."""
-    from registry.models import Base
+    from registry.orm import Base
 
     for record in records:
         table = Base.metadata.tables.get(str(record.get("table")))

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from registry.db import engine_for
-from registry.models import Base
+from registry.orm import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
