@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
+import registry.models  # noqa: F401 - every capability's tables, so the metadata is complete
 from registry.db import engine_for
 from registry.orm import Base
 
