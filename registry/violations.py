@@ -448,6 +448,7 @@ def record_finding(session: Session, *, case: int, agency: str, summary: str, by
 
 def _check_records(session: Session, records: list[dict[str, Any]]) -> None:
     """Evidence must point at rows that exist: a typo would make the finding unverifiable."""
+    import registry.models  # noqa: F401 - evidence may name any table: the complete metadata
     from registry.orm import Base
 
     for record in records:
