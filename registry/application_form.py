@@ -19,7 +19,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy.orm import object_session
 
-from registry.due_days import DECISION_WORKING_DAYS
+from core.calendar.due_days import DECISION_WORKING_DAYS
 from registry.names import actor_name, condition_text, item_names
 from registry.pdf_font import cjk_font
 from registry.sharing_models import Application

@@ -1,7 +1,7 @@
 """Applications for conditional resources (按需共享申请, article 14) and for leave to publish or pass data
 outside (对外提供或发布申请, article 17); the provider's decision within 10 working days; reminders; overdue flags.
 
-Clock: the provider has 10 working days (registry/workdays.py) from receipt of the written form; receipt is the
+Clock: the provider has 10 working days (core/calendar/workdays.py) from receipt of the written form; receipt is the
 submission day in Beijing time unless the provider records another (`govshare apply receive`). A deadline in a
 year whose holiday schedule is not installed is recorded as unknown (registry/due_days.py): the application is
 accepted, never refused for want of a calendar, and neither reminded nor flagged until the schedule arrives. Reminders go to
@@ -22,7 +22,8 @@ from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
 from registry.audit import mark_audited, record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require, require_person
-from registry.due_days import DECISION_WORKING_DAYS, due_after, due_status, due_text
+from core.calendar.due_days import DECISION_WORKING_DAYS, due_after, due_status
+from registry.due_days import due_text
 from registry.grants import (
     LIVE,
     create_grant,
@@ -38,7 +39,7 @@ from registry.models import Agency
 from registry.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
 from registry.versions import latest_version
-from registry.workdays import working_days_between
+from core.calendar.workdays import working_days_between
 from schemas.presentation import labels
 
 REMIND_WORKING_DAYS = 2

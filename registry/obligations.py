@@ -2,7 +2,7 @@
 
 - Update obligation (更新义务): when an entry's elements change, or its shared data resource changes (e.g. a
   sync detects a schema change at the source), the catalogue must be updated within 2 working days. An
-  obligation opens on that day (Beijing time), is due 2 working days later (registry/workdays.py: counted
+  obligation opens on that day (Beijing time), is due 2 working days later (core/calendar/workdays.py: counted
   strictly after the day; a year without a known calendar raises, never guesses) and closes when a revision
   of the entry is published. One open obligation per entry: a further change while one is open keeps the
   earlier (stricter) due date.
@@ -25,7 +25,8 @@ from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.models import Resource
-from registry.due_days import SCHEDULER, UPDATE_WORKING_DAYS, due_after, fill_pending
+from core.calendar.due_days import UPDATE_WORKING_DAYS, due_after
+from registry.due_days import SCHEDULER, fill_pending
 from registry.people import act_day, person_actor, require_designated
 from schemas.presentation import labels
 

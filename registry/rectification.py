@@ -18,7 +18,8 @@ from core.errors import ConfigError, NotFound
 from registry.applications import notify
 from registry.audit import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
-from registry.due_days import due_after, due_status, due_text
+from core.calendar.due_days import due_after, due_status
+from registry.due_days import due_text
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder
 from registry.violations import Finding, get_violation, upsert_violation
 from schemas.evaluation_config import load_config

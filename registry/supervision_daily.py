@@ -9,7 +9,8 @@ from datetime import date
 from typing import Any
 
 from core import clock
-from registry.due_days import fill_pending, schedule_warning
+from core.calendar.due_days import schedule_warning
+from registry.due_days import fill_pending
 from registry.periods import current_quarter
 
 ACTOR = "supervision"

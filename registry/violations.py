@@ -55,7 +55,7 @@ from registry.obligations import overdue_reconfirmations
 from registry.quality_models import ConsistencyCheck, DataElement, QuarantineSet
 from registry.sharing_models import Application, Grant
 from registry.supervision_models import VIOLATION_CASES, Violation
-from registry.workdays import UnknownCalendarYear, add_working_days
+from core.calendar.workdays import UnknownCalendarYear, add_working_days
 from schemas.catalog_metadata import code_list
 from schemas.evaluation_config import EvaluationConfig, load_config
 

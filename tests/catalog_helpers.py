@@ -23,7 +23,7 @@ def catalog_home_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeyp
     """A migrated registry on each backend, with a calendar folder of its own (no operator schedule leaks in;
     it holds only the test schedule conftest installs in December, see ``without_schedules``)."""
     from core.settings import reset_settings
-    from registry.workdays import reload_calendars
+    from core.calendar.workdays import reload_calendars
 
     monkeypatch.setenv("GOVSHARE_CALENDAR_DIR", str(tmp_path / "calendars"))
     home = request.getfixturevalue("hub_home" if request.param == "sqlite" else "pg_hub_home")
@@ -36,7 +36,7 @@ def catalog_home_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeyp
 def without_schedules() -> None:
     """Empty the hub's calendar folder: for tests of a year the library does not know, whatever the date."""
     from core.settings import get_settings
-    from registry.workdays import reload_calendars
+    from core.calendar.workdays import reload_calendars
 
     for schedule in get_settings().calendar_dir.glob("*.json"):
         schedule.unlink()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from registry.workdays import UnknownCalendarYear
+from core.calendar.workdays import UnknownCalendarYear
 from tests.catalog_helpers import (
     audit_actions,
     catalog_home_fixture,  # noqa: F401 - the catalog_home fixture
@@ -25,7 +25,7 @@ from tests.helpers import PROVIDER
 
 pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
 
-EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "registry" / "calendars" / "2027.example.json"
+EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "core" / "calendar" / "schedules" / "2027.example.json"
 
 # (day the change happened, due day): counted strictly after the day, holidays skipped, 调休 Saturdays worked.
 REAL_DUE_DATES = [
@@ -62,7 +62,7 @@ def test_a_2027_deadline_needs_the_state_council_schedule(catalog_home: Path) ->
     from core.settings import get_settings
     from registry.db import session_scope
     from registry.obligations import list_obligations, open_update_obligation, unscheduled_obligations
-    from registry.workdays import load_schedule_file
+    from core.calendar.workdays import load_schedule_file
 
     without_schedules()
     with session_scope() as session:

@@ -163,7 +163,7 @@ def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[st
 
     with pinned(on(date(2027, 1, 5))), session_scope() as session:
         assert (number, "overdue") in check_deadlines(session, by=console("scheduler"))
-        from registry.due_days import due_status
+        from core.calendar.due_days import due_status
         from registry.sharing_models import Application
 
         application = session.scalar(select(Application).where(Application.number == number))

@@ -458,7 +458,7 @@ def test_citizen_ids_named_by_the_data_contract_are_masked_on_every_channel(worl
 
 
 def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
-    from registry.due_days import DECISION_WORKING_DAYS, due_after
+    from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
 
     code = world.resources["pending"]
     consumer, provider = world.tokens["consumer:data_admin"], world.tokens["provider:data_admin"]

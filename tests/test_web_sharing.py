@@ -114,7 +114,7 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
     assert number.startswith("XQSQ-") and page.inner_text("#status") == "待答复"
     assert page.inner_text("#items") == "企业名称、法定代表人身份证号"
     from core import clock
-    from registry.due_days import DECISION_WORKING_DAYS, due_after
+    from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
     from schemas.presentation import day, due_day
 
     received = clock.today()  # submitted, and so received, today in Beijing
@@ -182,7 +182,8 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     from registry.applications import apply
     from registry.auth import console
     from registry.db import session_scope
-    from registry.due_days import DECISION_WORKING_DAYS, due_after, due_text
+    from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
+    from registry.due_days import due_text
 
     code = site.hub.resource_code
     with session_scope() as session:

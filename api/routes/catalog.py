@@ -38,7 +38,7 @@ from registry.catalog_review import (
     submit_revision,
 )
 from registry.auth import Principal
-from registry.due_days import AWAITING_SCHEDULE
+from core.calendar.due_days import AWAITING_SCHEDULE
 from registry.models import Resource
 from registry.people import act_day, require_designated
 from registry.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations

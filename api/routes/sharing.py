@@ -22,7 +22,7 @@ from api.principal import DENIED, AuditedRoute, PrincipalDep, committed
 from core.errors import AccessDenied
 from registry import agreements, applications, disputes, grants
 from registry.auth import Principal
-from registry.due_days import due_status
+from core.calendar.due_days import due_status
 from registry.resources import get_resource
 from registry.subscriptions import subscribe
 

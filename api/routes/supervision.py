@@ -17,7 +17,7 @@ from api.principal import DENIED, AuditedRoute, PrincipalDep
 from core import clock
 from registry.audit import record_event
 from registry.auth import Principal, require
-from registry.due_days import due_status, schedule_warning
+from core.calendar.due_days import due_status, schedule_warning
 
 # refusals (another agency's standing) are audited by the route class, like every workflow request
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"], responses=DENIED, route_class=AuditedRoute)

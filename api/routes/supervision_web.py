@@ -15,7 +15,7 @@ from api.deps import SessionDep
 from api.routes.supervision import SEE_ALL, standing_view
 from api.web import SessionCookie, _login_redirect, _page, _principal, _problem
 from core.errors import AccessDenied, GovshareError
-from registry.due_days import schedule_warning
+from core.calendar.due_days import schedule_warning
 from registry.evaluation import CLOCKS
 from registry.supervision_models import VIOLATION_CASES
 from schemas.evaluation_config import METRICS

@@ -10,7 +10,7 @@ Where the calendar comes from, per year:
 - ``chinesecalendar`` (bundled library) for the years it ships data for (2004-2026 in 1.11.0);
 - a schedule file an operator drops into the calendar folder (``GOVSHARE_CALENDAR_DIR``, default
   ``var/calendars``), one per year, named ``2027.json`` (or ``2027.yaml``), transcribing the State Council
-  notice (国务院办公厅关于部分节假日安排的通知). See ``registry/calendars/2027.example.json``.
+  notice (国务院办公厅关于部分节假日安排的通知). See ``core/calendar/schedules/2027.example.json``.
   **A file for a year the library also covers overrides the library for that whole year** (an operator
   correction), so such a file must hold the complete schedule of that year.
 
@@ -42,7 +42,7 @@ from typing import Literal
 from core import clock
 from core.errors import ConfigError
 from core.settings import get_settings
-from registry.schedule_file import (
+from core.calendar.schedule_file import (
     EXAMPLE_SCHEDULE,
     SCHEDULE_SUFFIXES,
     HolidayPeriod,

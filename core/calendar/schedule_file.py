@@ -2,7 +2,7 @@
 
 The State Council publishes each year's schedule (国务院办公厅关于部分节假日安排的通知) in the autumn or winter;
 until a release of the calendar library carries it, an operator transcribes it into ``<year>.json`` (or .yaml)
-and installs it with ``govshare calendar load`` (registry/workdays.py). See ``registry/calendars/2027.example.json``.
+and installs it with ``govshare calendar load`` (core/calendar/workdays.py). See ``core/calendar/schedules/2027.example.json``.
 
 A file is refused, with the line that is wrong, unless: every holiday is named (春节, 国庆节, ...) and lies in its
 year (December of the year before may appear, for the New Year's holiday); every day appears at most once (no
@@ -33,7 +33,7 @@ __all__ = ["EXAMPLE_SCHEDULE", "SCHEDULE_SUFFIXES", "HolidayPeriod", "InvalidSch
            "read_schedule_file"]
 
 SCHEDULE_SUFFIXES = (".json", ".yaml", ".yml")
-EXAMPLE_SCHEDULE = "registry/calendars/2027.example.json"
+EXAMPLE_SCHEDULE = "core/calendar/schedules/2027.example.json"
 # A single holiday period longer than this is almost certainly a typo (wrong month), not a real notice.
 LONGEST_HOLIDAY_PERIOD_DAYS = 31
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
