@@ -46,7 +46,7 @@ def refusals_audited(as_user: str | None, command: str) -> Iterator[None]:
         yield
     except AccessDenied as denied:
         if not getattr(denied, "audited", False):
-            from registry.audit import record_refusal
+            from registry.audit.log import record_refusal
 
             record_refusal(actor=f"user:{as_user}" if as_user else f"console:{getpass.getuser()}",
                            action="command.refused", reason=denied.en, detail={"command": command})
@@ -180,7 +180,7 @@ def audit_verify(anchor: Annotated[Optional[str], typer.Option(
 
     Example: govshare audit verify --anchor /mnt/anchors/audit-anchor-2026-12-06-1042.json
     """
-    from registry.audit_verify import verify_export, verify_log
+    from registry.audit.verify import verify_export, verify_log
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
@@ -206,7 +206,7 @@ def audit_anchor(out: Annotated[Optional[Path], typer.Option(
 
     Example: govshare audit anchor --out /mnt/anchors/audit-anchor.json
     """
-    from registry.audit_verify import write_anchor
+    from registry.audit.verify import write_anchor
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
@@ -227,7 +227,7 @@ def audit_export(start: Annotated[str, typer.Option("--from", help="first day (B
 
     Example: govshare audit export --from 2026-10-01 --to 2026-10-31 --out audit-2026-10.jsonl
     """
-    from registry.audit_verify import export_period
+    from registry.audit.verify import export_period
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:

@@ -23,7 +23,7 @@ def changes_command(
     Example: govshare changes 101001/0001 --since 3 --out changes.parquet
     """
     from pipeline.changes_feed import changes_schema, changes_since, iter_changes
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.resources import get_resource
     from registry.versions import require_latest_version

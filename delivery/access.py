@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, AuthenticationFailed, FatalError
-from registry.audit import mark_audited, record_event
+from registry.audit.log import mark_audited, record_event
 from registry.auth import DATA_ROLES, Principal, authenticate_principal
 from registry.grants import (
     agreement_in_force,
@@ -304,7 +304,7 @@ def apply_use(session: Session, decision: AccessDecision, use: ReadUse | None) -
 
 def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, Any]:
     """record_event's arguments for one read (audit_read writes it; the interface channel's group commit
-    writes many at once with registry.audit.ChainWriter)."""
+    writes many at once with registry.audit.log.ChainWriter)."""
     return {"actor": decision.actor, "action": "data.read", "agency_code": decision.agency_code,
             "resource_code": decision.resource.code,
             "detail": {"channel": decision.channel, "format": fmt, "version": decision.version.number,

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from delivery import access
 from registry.agencies import get_agency
-from registry.audit import mark_audited, record_event
+from registry.audit.log import mark_audited, record_event
 from registry.auth import Principal
 
 

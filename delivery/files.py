@@ -90,7 +90,7 @@ def export_version(*, resource_code: str, fmt: str, out: Path, version: int | No
     import os
 
     from core.errors import ConfigError, NotFound
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.models import PrunedVersion
     from registry.resources import get_resource

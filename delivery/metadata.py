@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from delivery.access import AccessDecision, authorize_read
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import DatasetVersion
 
 METADATA = "metadata"

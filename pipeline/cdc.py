@@ -51,7 +51,7 @@ from pipeline.quarantine import seen_keys
 from pipeline.runs import record_run_failure, start_run
 from pipeline.sync import publish_run
 from pipeline.validate import finish_checks, key_array, split_batch
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.models import CursorState, SyncRun
 from registry.resources import get_resource

@@ -21,7 +21,7 @@ from core import clock
 from core.errors import GovshareError
 from core.settings import get_settings
 from pipeline.cdc import CDC_CURSOR, capture_for, is_cdc
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.models import CdcResync, CursorState
 from registry.resources import get_resource, list_resources

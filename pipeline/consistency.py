@@ -181,7 +181,7 @@ def check_consistency(*, resource_code: str, mapping: dict[str, str] | None = No
 
 def _record(*, resource_code: str, copy_version_id: int, summary: list[dict], compared: int, mismatches: int,
             missing: int, out: Path) -> ConsistencyReport:
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.models import Resource
     from registry.quality_models import ConsistencyCheck

@@ -93,7 +93,7 @@ def validate_version(*, resource_code: str, version_number: int | None = None,
 
 
 def _record(version, *, result: dict[str, Any] | None, report: Path | None, error: str | None = None) -> None:  # noqa: ANN001
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.models import Resource
     from registry.quality_models import ExpectationRun

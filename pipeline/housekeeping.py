@@ -22,16 +22,10 @@ from sqlalchemy import select
 
 from core import clock
 from pipeline import paths
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import (
-    AuditEvent,
-    DatasetVersion,
-    PrunedVersion,
-    Resource,
-    Subscription,
-    SyncRun,
-)
+from registry.audit.models import AuditEvent
+from registry.models import DatasetVersion, PrunedVersion, Resource, Subscription, SyncRun
 
 
 def _age(path: Path, now: datetime) -> timedelta:

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from core import clock
 from core.errors import RetriableError
 from pipeline import paths
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.models import DatasetVersion, ResourceLock, SyncRun
 

@@ -38,7 +38,7 @@ from sqlalchemy import select, update
 
 from core import clock
 from core.errors import NotFound
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.models import DatasetVersion, Notice, NoticeEndpoint, Subscription
 from registry.notices import endpoint_for

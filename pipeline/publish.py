@@ -23,7 +23,7 @@ from pipeline.lookup_publish import build_for_publish, lookup_columns
 from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
 from pipeline.manifest import describe_files, file_sha256, schema_fields, write_manifest
 from pipeline.staging import StagedRun
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.models import CursorState, DatasetVersion, Resource, SyncRun
 from registry.versions import latest_version, next_version_number

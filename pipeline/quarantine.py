@@ -186,7 +186,7 @@ def _write_excel(path: Path, columns: list[str], batches: Iterator[pa.RecordBatc
 
 
 def _audit_export(resource_code: str, path: Path, rows: int) -> None:
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
 
     with session_scope() as session:

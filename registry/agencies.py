@@ -6,7 +6,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import Agency
 from schemas.presentation import labels
 

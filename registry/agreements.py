@@ -20,7 +20,7 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
 from registry.grants import activate_if_ready
 from registry.resources import get_resource

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.agencies import get_agency
-from registry.audit import mark_audited, record_event
+from registry.audit.log import mark_audited, record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require, require_person
 from core.calendar.due_days import DECISION_WORKING_DAYS, due_after, due_status
 from registry.due_days import due_text

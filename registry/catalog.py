@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, ConfigError, NotFound, RetriableError
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.catalog_models import CatalogRevision
 from registry.models import Resource
 from registry.resources import _next_code

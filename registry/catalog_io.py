@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, GovshareError, NotFound
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.catalog import (
     latest_revision,
     list_entries,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, ConfigError
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.catalog import apply_to_resource, canonical, get_entry, latest_revision
 from registry.catalog_models import (
     CatalogRevision,

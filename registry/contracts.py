@@ -6,7 +6,7 @@ import json
 
 from core.errors import ConfigError
 from quality.contracts import Contract
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.resources import get_resource
 from schemas.contract_store import find_contract
 

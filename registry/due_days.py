@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.calendar.due_days import DECISION_WORKING_DAYS, UPDATE_WORKING_DAYS, due_after
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.catalog_models import UpdateObligation
 from registry.sharing_models import Application
 from registry.supervision_models import RectificationOrder

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.quality_models import DataElement
 from registry.resources import get_resource
 from registry.versions import latest_version

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.delivery_models import Delivery
 from registry.elements import check_duplicate_collection

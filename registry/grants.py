@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
 from registry.models import Agency, Resource, Subscription
 from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement

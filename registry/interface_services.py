@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.catalog_search_models import InterfaceService
 from registry.models import Resource
 from schemas.catalog_metadata import code_list

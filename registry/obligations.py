@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import ConfigError, NotFound
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.models import Resource
 from core.calendar.due_days import UPDATE_WORKING_DAYS, due_after

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError, NotFound
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import Resource
 from registry.quality_models import QUARANTINE_STATUSES, CorrectionTicket, QuarantineRecord, QuarantineSet
 from registry.resources import get_resource

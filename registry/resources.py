@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import Resource
 from registry.sources import get_source
 from schemas.presentation import labels

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import Resource, SchemaChange
 
 

@@ -14,7 +14,7 @@ from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import Source
 
 SECRET_NAMES = {"password", "token", "private_key", "passphrase", "secret"}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, RetriableError
 from core.settings import get_settings
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import CursorState, Resource
 from registry.sources import get_source, open_connector
 

@@ -57,7 +57,7 @@ def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str,
 
 def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
     """Grants in force without a basis (registry/sharing_check.py); each finding is audited so it is kept."""
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.sharing_check import baseless_grants
 
@@ -71,7 +71,7 @@ def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
 
 def run_audit_anchor() -> dict[str, Any]:
     """Write the audit chain's head outside the database (GOVSHARE_AUDIT_ANCHOR_DIR) after verifying the log."""
-    from registry.audit_verify import write_anchor
+    from registry.audit.verify import write_anchor
     from registry.db import session_scope
 
     with session_scope() as session:

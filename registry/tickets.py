@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import ConfigError, NotFound
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import Agency, Resource
 from registry.quality_models import TICKET_KINDS, TICKET_STATUSES, CorrectionTicket
 

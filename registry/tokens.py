@@ -13,7 +13,7 @@ from core import clock
 from core.crypto import sha256_hex
 from core.errors import AuthenticationFailed, ConfigError, NotFound
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.models import ApiToken
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from core import clock
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
 from registry.agencies import get_agency
-from registry.audit import mark_audited, record_event
+from registry.audit.log import mark_audited, record_event
 from registry.auth import OVERSIGHT_ROLES, PEOPLE_ROLES, SESSION_PREFIX, Principal, require
 from registry.roles import PLATFORM_ROLES
 from registry.sharing_models import ROLES, User, UserSession
@@ -203,7 +203,7 @@ def _locked(remaining: timedelta) -> tuple[str, str]:
 
 def _recent_failures(session: Session, *, username: str, since: datetime) -> list[datetime]:
     """When this name's refused logins happened since `since`, oldest first (from the audit trail)."""
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     return list(session.scalars(select(AuditEvent.at).where(
         AuditEvent.action == "user.login", AuditEvent.actor == f"user:{username}", AuditEvent.result == "denied",

@@ -38,19 +38,13 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import ConfigError, NotFound
 from registry.agencies import get_agency
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require
 from registry.catalog_models import CatalogRevision, UpdateObligation
 from registry.elements import check_duplicate_collection
 from registry.exchange_models import SchemaChange
-from registry.models import (
-    Agency,
-    ApiToken,
-    AuditEvent,
-    DatasetVersion,
-    Resource,
-    SyncRun,
-)
+from registry.audit.models import AuditEvent
+from registry.models import Agency, ApiToken, DatasetVersion, Resource, SyncRun
 from registry.obligations import overdue_reconfirmations
 from registry.quality_models import ConsistencyCheck, DataElement, QuarantineSet
 from registry.sharing_models import Application, Grant

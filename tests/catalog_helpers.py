@@ -94,7 +94,7 @@ def new_entry(session, **changes: Any) -> str:
 def audit_actions(session, code: str) -> list[str]:
     from sqlalchemy import select
 
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     return list(session.scalars(select(AuditEvent.action).where(AuditEvent.resource_code == code)
                                 .order_by(AuditEvent.id)))

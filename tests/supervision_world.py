@@ -282,7 +282,7 @@ def _reads(world: SupervisionWorld) -> None:
 
     from core.errors import AuthenticationFailed
     from delivery.access import audit_read, authorize_read
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.auth import console
     from registry.db import session_scope
     from registry.grants import revoke_grant

@@ -230,7 +230,7 @@ def test_confidentiality_review_is_required_before_publication(catalog_home: Pat
 
 
 def test_a_published_entry_stays_visible_while_its_edit_is_reviewed(catalog_home: Path) -> None:
-    from registry.audit import verify_chain
+    from registry.audit.log import verify_chain
     from registry.catalog import get_entry, published_content, upsert_entry
     from registry.catalog_review import review_revision, submit_revision
     from registry.db import session_scope

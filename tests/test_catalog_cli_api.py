@@ -150,7 +150,7 @@ def test_api_online_compilation_and_published_view(catalog_home: Path, monkeypat
         with session_scope() as session:
             from sqlalchemy import select
 
-            from registry.models import AuditEvent
+            from registry.audit.models import AuditEvent
 
             actors = dict(session.execute(select(AuditEvent.action, AuditEvent.actor).where(
                 AuditEvent.resource_code == code, AuditEvent.action.like("catalog.%"))).all())

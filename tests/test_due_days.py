@@ -105,7 +105,7 @@ def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[st
     from registry.applications import check_deadlines
     from registry.auth import console
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with pinned(on(date(2026, 12, 20))), running_api() as api:  # a Sunday: 10 working days reach into 2027
         consumer = _token(api.base_url, "cons")

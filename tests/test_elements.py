@@ -183,7 +183,7 @@ def test_a_catalogue_entry_collecting_another_agencys_element_is_flagged(hub_hom
 
     from registry.catalog import upsert_entry
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
     from schemas.catalog_metadata import CatalogEntryData
     from tests.helpers import ensure_agency
 

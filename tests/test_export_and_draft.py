@@ -59,7 +59,7 @@ def test_export_writes_any_published_version_and_it_verifies(hub_home: Path, tmp
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         exports = [e.detail for e in session.scalars(select(AuditEvent).where(AuditEvent.action == "data.export"))]

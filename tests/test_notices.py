@@ -166,7 +166,7 @@ def test_an_unreachable_webhook_is_given_up_and_reported(source: tuple[Hub, Path
     from pipeline.notify import deliver_pending
     from pipeline.sync import sync_resource
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     hub, _ = source
     from tests.helpers import ensure_agency, subscribe_consumer

@@ -91,7 +91,7 @@ def _takeovers(code: str) -> list[dict]:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         return [e.detail for e in session.scalars(select(AuditEvent).where(

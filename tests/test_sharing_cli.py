@@ -59,7 +59,7 @@ def test_the_whole_workflow_from_the_command_line(cli: CliRunner, tmp_path: Path
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         attempt = session.scalars(select(AuditEvent).where(AuditEvent.action == "command.refused")).one()

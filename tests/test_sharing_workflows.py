@@ -153,7 +153,7 @@ def test_a_dispute_conclusion_becomes_the_decision(desk: dict[str, str]) -> None
     from registry.db import session_scope
     from registry.disputes import conclude_dispute, open_dispute
     from registry.grants import get_grant
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         number = _apply(session, desk["conditional"], when=datetime.now(timezone.utc)).number
@@ -193,7 +193,8 @@ def test_not_shared_is_never_granted_and_says_why(desk: dict[str, str]) -> None:
     from registry.applications import apply
     from registry.db import session_scope
     from registry.grants import create_grant
-    from registry.models import AuditEvent, Resource
+    from registry.audit.models import AuditEvent
+    from registry.models import Resource
     from registry.subscriptions import subscribe
 
     basis = "保守国家秘密法》第九条"
@@ -313,7 +314,7 @@ def test_revoking_a_grant_refuses_the_very_next_request(world: World) -> None:
                                 headers=bearer(world.tokens["provider:cataloguer"]), timeout=30)
         assert refused.status_code == 403 and refused.json()["detail_zh"]
         from registry.db import session_scope
-        from registry.models import AuditEvent
+        from registry.audit.models import AuditEvent
 
         with session_scope() as session:  # the refused attempt is on the record, with who and what
             attempt = session.scalars(select(AuditEvent).where(AuditEvent.action == "request.refused")).one()
@@ -371,7 +372,7 @@ def test_the_application_form_is_a_chinese_pdf_with_its_number(world: World) -> 
 def test_failed_logins_are_rate_limited_and_audited(desk: dict[str, str]) -> None:
     from core.errors import AuthenticationFailed
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
     from registry.sharing_models import User
     from registry.users import MAX_FAILURES, login
 

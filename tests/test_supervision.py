@@ -202,7 +202,7 @@ def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(wor
         assert ("api_tokens", ids["leaked.token"]) in refs("revoked_token_use", CONSUMER[0])
         assert leaked["facts"]["attempts"] == 2 and len(leaked["records"]) == 3
         # the records behind the evidence are real rows
-        from registry.models import AuditEvent
+        from registry.audit.models import AuditEvent
 
         event = session.get(AuditEvent, ids["outside.event"])
         assert event.action == "data.read" and event.result == "ok"
@@ -425,7 +425,7 @@ def test_the_api_shows_an_agency_its_own_standing_and_the_supervisor_all(world) 
         assert other.status_code == 403 and "本机构" in other.json()["detail_zh"]
         from sqlalchemy import select
 
-        from registry.models import AuditEvent
+        from registry.audit.models import AuditEvent
 
         with session_scope() as session:  # the refusal is evidence too
             refused = session.scalars(select(AuditEvent).where(AuditEvent.action == "request.refused")
@@ -526,7 +526,7 @@ def test_the_supervision_dag_runs_through_airflow(hub_home: Path, tmp_path: Path
 
     from pipeline.airflow_runner import run_dags
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
     from registry.supervision_models import EvaluationRun
     from tests.helpers import register_resource
 

@@ -24,7 +24,7 @@ def world(hub_home: Path, tmp_path: Path) -> World:
 
 def _events(**where: object) -> list:
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         query = select(AuditEvent).where(AuditEvent.action == "data.read").order_by(AuditEvent.id)

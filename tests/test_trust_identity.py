@@ -52,7 +52,7 @@ def test_the_operator_cannot_impersonate_an_agency(world: World) -> None:
         assert requests.delete(f"{base}/tokens/{token_id}", headers=bearer(operator), timeout=30).status_code == 204
         gone = requests.get(f"{base}/me", headers=bearer(issued.json()["token"]), timeout=30)
         assert gone.status_code == 401
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         refused = session.scalars(select(AuditEvent).where(AuditEvent.action == "request.refused",
@@ -79,7 +79,7 @@ def test_decisions_and_conclusions_need_a_person(world: World) -> None:
     assert done.exit_code == 0, done.output
     from registry.applications import get_application
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         assert get_application(session, number=world.pending_application).decided_by == "user:provider-data_admin"

@@ -77,7 +77,7 @@ def _audit_actions(code: str) -> list[tuple[str, str, str]]:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         return [(e.action, e.actor, e.result) for e in session.scalars(

@@ -20,7 +20,7 @@ from pipeline.changes_feed import (
     changes_schema,
     changes_since,
 )
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.auth import authenticate_principal
 from registry.notices import list_notices, notice_public, parse_cursor
 

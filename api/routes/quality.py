@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from api.deps import ConsumerDep, SessionDep
 from api.schemas import Problem
 from core.errors import AccessDenied
-from registry.audit import record_event
+from registry.audit.log import record_event
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
 router = APIRouter(tags=["data quality"])

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep
 from api.principal import DENIED, AuditedRoute, PrincipalDep
 from core import clock
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.auth import Principal, require
 from core.calendar.due_days import due_status, schedule_warning
 

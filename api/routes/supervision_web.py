@@ -28,7 +28,7 @@ def notice_pdf(request: Request, session: SessionDep, token: SessionCookie = Non
                ) -> Response:
     """The periodic notice of every agency (the supervisor and the coordination office only)."""
     from core import clock
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.periods import current_quarter
     from registry.supervision_report import write_report
 

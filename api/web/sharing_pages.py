@@ -33,7 +33,7 @@ router = APIRouter(prefix="/web/applications", include_in_schema=False)
 
 def _refused(session, principal, request: Request, exc: AccessDenied, resource_code: str | None = None) -> None:
     """Roll back the failed action, then keep the refusal as evidence (unless the service logged it)."""
-    from registry.audit import record_refusal
+    from registry.audit.log import record_refusal
 
     session.rollback()
     if not getattr(exc, "audited", False):

@@ -31,8 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock
-from registry.audit import GENESIS, _canonical_time, _seal_key, anchor_seal, event_hash, event_seal, sealing_seal
-from registry.models import AuditEvent, AuditSealing
+from registry.audit.log import GENESIS, _canonical_time, _seal_key, anchor_seal, event_hash, event_seal, sealing_seal
+from registry.audit.models import AuditEvent, AuditSealing
 
 KINDS = {"edited": "被修改", "deleted": "被删除", "inserted": "被插入", "reordered": "顺序被调换",
          "forged": "被伪造", "truncated": "被截断", "unsealed": "封印被去除", "sealing": "封印起点被篡改"}
@@ -240,7 +240,7 @@ def export_period(session: Session, *, start: date, end: date, out: Path) -> dic
         "file": out.name, "file_sha256": digest.hexdigest(),
         "log_verified": whole.ok, "log_findings": [str(f) for f in whole.findings],
         "exported_at": clock.now().isoformat(),
-        "how_to_verify": "each line's SHA-256 over its canonical content (registry/audit.py event_hash) equals its "
+        "how_to_verify": "each line's SHA-256 over its canonical content (registry/audit/log.py event_hash) equals its "
                          "hash; the first line's prev_hash equals hash_before; every next line's prev_hash equals "
                          "the line before's hash; the last hash equals last_hash",
     }

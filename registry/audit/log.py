@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from core import clock
-from registry.models import AuditEvent
+from registry.audit.models import AuditEvent
 
 GENESIS = "0" * 64
 
