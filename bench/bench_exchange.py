@@ -95,7 +95,7 @@ ENGINE_SETUP = """
 from core.settings import reset_settings
 from registry.db import session_scope
 from registry.migrate import upgrade
-from registry.agencies import add_agency
+from registry.people.agencies import add_agency
 from registry.sources import add_source
 from registry.resources import add_resource
 from samples.demo_sources import MARKET

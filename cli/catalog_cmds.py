@@ -77,8 +77,8 @@ def build_entry(base: dict[str, Any], *, file: Path | None = None, **options: An
 
 def cataloguer(session, account: str, agency: str) -> str:  # noqa: ANN001 - Session
     """The account `--as` names, if it exists and is the agency's designated cataloguer today; else refused."""
-    from registry.agencies import get_agency
-    from registry.people import act_day, require_designated
+    from registry.people.agencies import get_agency
+    from registry.people.persons import act_day, require_designated
 
     owner = get_agency(session, ref=agency)
     return require_designated(session, account=account, agency_id=owner.id, roles=("cataloguer",),
@@ -121,7 +121,7 @@ def add_command(
     --sharing unconditional --mode interface --mode file
     """
     from registry.catalog import upsert_entry
-    from registry.people import person_actor
+    from registry.people.persons import person_actor
 
     with reported_errors():
         data = build_entry({}, file=file, classification=classification, name=name, abstract=abstract, format=fmt,
@@ -160,7 +160,7 @@ def edit_command(
     Example: govshare catalog edit 101001/0001 --as zhangsan --cycle weekly
     """
     from registry.catalog import get_entry, latest_revision, upsert_entry
-    from registry.people import person_actor
+    from registry.people.persons import person_actor
 
     with reported_errors():
         with session_scope() as session:

@@ -46,7 +46,7 @@ def import_command(
         try:
             with session_scope() as session:  # one transaction: every entry, or (on any problem) none
                 from cli.catalog_cmds import cataloguer
-                from registry.people import person_actor
+                from registry.people.persons import person_actor
 
                 report = import_file(session, path=path, agency=agency, author=cataloguer(session, author, agency),
                                      actor=person_actor(author))

@@ -38,7 +38,7 @@ TAX_PEOPLE = Cataloguers(("sw-wu", "吴刚"), ("sw-zheng", "郑丽"), ("sw-he", 
 
 
 def _designate(session: Session, *, agency: str, people: Cataloguers) -> None:
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     since = date(2025, 1, 1)
     for role in ("cataloguer", "reviewer", "administrator"):
@@ -55,7 +55,7 @@ def _publish(session: Session, *, agency: str, code: str, people: Cataloguers, n
         review_revision,
         submit_revision,
     )
-    from registry.people import person_actor
+    from registry.people.persons import person_actor
     from schemas.catalog_metadata import CatalogEntryData
 
     _designate(session, agency=agency, people=people)

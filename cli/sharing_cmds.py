@@ -276,7 +276,7 @@ def agreement_revoke(number: str, as_user: AsUser = None) -> None:
 def grant_list(resource: Annotated[Optional[str], typer.Option()] = None,
                agency: Annotated[Optional[str], typer.Option()] = None, as_user: AsUser = None) -> None:
     """List grants with their data items, row condition, purpose and status."""
-    from registry.agencies import get_agency
+    from registry.people.agencies import get_agency
     from registry.db import session_scope
     from registry.grants import list_grants
     from registry.resources import get_resource

@@ -34,9 +34,9 @@ def _day(value: str | None) -> date | None:
 
 
 def _by(session, as_user: str | None):
-    from registry.auth import console as console_principal
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.people.auth import console as console_principal
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     return user_principal(get_user(session, username=as_user)) if as_user else console_principal(getpass.getuser())
 

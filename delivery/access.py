@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit.log import mark_audited, record_event
-from registry.auth import DATA_ROLES, Principal, authenticate_principal
+from registry.people.auth import DATA_ROLES, Principal
+from registry.people.bearer import authenticate_principal
 from registry.grants import (
     agreement_in_force,
     filter_columns,

@@ -25,7 +25,7 @@ from core import clock
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound, RetriableError
 from core.settings import get_settings
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.delivery_models import Delivery, SftpTarget
 

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.auth import OVERSIGHT_ROLES, Principal, require
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.grants import activate_if_ready
 from registry.resources import get_resource
 from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import mark_audited, record_event
-from registry.auth import OVERSIGHT_ROLES, Principal, require, require_person
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require, require_person
 from core.calendar.due_days import DECISION_WORKING_DAYS, due_after, due_status
 from registry.due_days import due_text
 from registry.grants import (
@@ -35,7 +35,7 @@ from registry.grants import (
     unpublished,
     validate_row_filter,
 )
-from registry.models import Agency
+from registry.people.models import Agency
 from registry.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
 from registry.versions import latest_version

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, ConfigError, NotFound, RetriableError
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.catalog_models import CatalogRevision
 from registry.models import Resource
@@ -193,7 +193,7 @@ def list_entries(session: Session, *, agency: str | None = None, published_only:
 
 
 def _agency_tree(session: Session, root: int) -> list[int]:
-    from registry.models import Agency
+    from registry.people.models import Agency
 
     found, frontier = [root], [root]
     while frontier:

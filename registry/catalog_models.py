@@ -25,56 +25,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Agency, Resource
+from registry.models import Resource
 from registry.orm import Base
 from schemas.presentation import labels
 
 __all__ = [
-    "DESIGNATION_ROLES",
     "REVISION_STATUSES",
     "CatalogRevision",
     "ConfidentialityReview",
-    "Designation",
-    "Person",
     "Reconfirmation",
     "UpdateObligation",
 ]
 
-# 编目人员 compiles entries, 审核人员 reviews them (article 10), 数据资源管理员 is filed with the commission (article 21).
-DESIGNATION_ROLES = labels("designation_roles")
 # draft: being edited; submitted: awaiting review; returned: sent back with comments; published: the one
 # consumers see; superseded: an older published or an abandoned unpublished revision.
 REVISION_STATUSES = {code: text for code, text in labels("catalog_statuses").items() if code != "registered"}
-
-
-class Person(Base):
-    """A staff member of an agency, identified on the platform by an account name."""
-
-    __tablename__ = "people"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
-    account: Mapped[str] = mapped_column(String(100), unique=True)
-    name: Mapped[str] = mapped_column(String(100))
-    phone: Mapped[str] = mapped_column(String(40), default="")
-    email: Mapped[str] = mapped_column(String(200), default="")
-    office: Mapped[str] = mapped_column(String(200), default="", doc="处室 / department within the agency")
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    agency: Mapped[Agency] = relationship()
-
-
-class Designation(Base):
-    """A dated designation of a person to a role (指定专人); ended, never deleted, so history stays answerable."""
-
-    __tablename__ = "designations"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
-    role: Mapped[str] = mapped_column(String(20))
-    valid_from: Mapped[date] = mapped_column(Date)
-    valid_to: Mapped[date | None] = mapped_column(Date, doc="last day of the designation, inclusive")
-    note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    person: Mapped[Person] = relationship()
 
 
 class CatalogRevision(Base):

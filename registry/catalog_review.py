@@ -25,7 +25,7 @@ from registry.catalog_models import (
 )
 from registry.models import Resource
 from registry.obligations import close_obligations
-from registry.people import act_day, person_actor, require_designated
+from registry.people.persons import act_day, person_actor, require_designated
 from schemas.catalog_metadata import CatalogEntryData, label_of, metadata
 
 __all__ = ["confidentiality_of", "record_confidentiality_review", "review_revision", "submit_revision",
@@ -155,7 +155,7 @@ def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
                    on: date | None = None) -> Resource:
     """Withdraw a published entry (撤销发布), by a reviewer designated by its agency: it leaves the catalogue
     consumers see and every grant on it ends at once (only published entries are shared)."""
-    from registry.auth import Principal
+    from registry.people.auth import Principal
     from registry.grants import LIVE, end_grant
     from registry.sharing_models import Grant
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.catalog_models import CatalogRevision
 from registry.catalog_search_models import CatalogSearchEntry, InterfaceService
 from registry.interface_services import register_service, withdraw_service

@@ -15,7 +15,8 @@ from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Agency, Resource
+from registry.models import Resource
+from registry.people.models import Agency
 from registry.orm import Base
 
 __all__ = ["CatalogSearchEntry", "InterfaceService"]

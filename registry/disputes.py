@@ -10,7 +10,7 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from registry.applications import apply_decision, get_application, notify
 from registry.audit.log import record_event
-from registry.auth import Principal, require, require_person, require_roles
+from registry.people.auth import Principal, require, require_person, require_roles
 from registry.sharing_models import Dispute
 
 DISPUTABLE = ("partial", "refused")

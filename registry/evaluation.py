@@ -29,7 +29,8 @@ from registry.audit.log import record_event
 from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.delivery_models import Delivery
 from registry.elements import check_duplicate_collection
-from registry.models import Agency, Resource, SyncRun
+from registry.models import Resource, SyncRun
+from registry.people.models import Agency
 from registry.notice_models import Notice
 from registry.periods import Period, parse_period, trailing
 from registry.sharing_models import Application

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.audit.log import record_event
-from registry.auth import OVERSIGHT_ROLES, Principal, require
-from registry.models import Agency, Resource, Subscription
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require
+from registry.models import Resource, Subscription
+from registry.people.models import Agency
 from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement
 
 ROW_FILTER_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge")

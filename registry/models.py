@@ -10,19 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
 from registry.orm import Base
-
-
-class Agency(Base):
-    """行政机构: a government agency that provides or consumes data."""
-
-    __tablename__ = "agencies"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(18), unique=True, doc="unified social credit code (统一社会信用代码)")
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    level: Mapped[str] = mapped_column(String(20), default="city", doc="city (市级) or district (区县)")
-    district: Mapped[str | None] = mapped_column(String(50))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+from registry.people.models import Agency
 
 
 class Source(Base):
@@ -126,20 +114,6 @@ class Subscription(Base):
     agency: Mapped[Agency] = relationship()
 
 
-class ApiToken(Base):
-    """A consumer system's credential, issued to an agency; only its SHA-256 digest is stored."""
-
-    __tablename__ = "api_tokens"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
-    name: Mapped[str] = mapped_column(String(100))
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    expires_at: Mapped[datetime | None] = mapped_column()
-    revoked_at: Mapped[datetime | None] = mapped_column()
-    agency: Mapped[Agency] = relationship()
-
-
 from registry.audit.models import *  # noqa: E402,F401,F403
 from registry.catalog_models import *  # noqa: E402,F401,F403
 from registry.catalog_search_models import *  # noqa: E402,F401,F403
@@ -147,5 +121,6 @@ from registry.delivery_models import *  # noqa: E402,F401,F403
 from registry.exchange_models import *  # noqa: E402,F401,F403
 from registry.notice_models import *  # noqa: E402,F401,F403
 from registry.quality_models import *  # noqa: E402,F401,F403
+from registry.people.models import *  # noqa: E402,F401,F403
 from registry.sharing_models import *  # noqa: E402,F401,F403
 from registry.supervision_models import *  # noqa: E402,F401,F403

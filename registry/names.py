@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.catalog_models import Person
+from registry.people.models import Person
 from registry.models import Resource
-from registry.sharing_models import User
+from registry.people.models import User
 from schemas.presentation import label, named
 
 

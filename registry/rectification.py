@@ -17,7 +17,7 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from registry.applications import notify
 from registry.audit.log import record_event
-from registry.auth import OVERSIGHT_ROLES, Principal, require
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from core.calendar.due_days import due_after, due_status
 from registry.due_days import due_text
 from registry.supervision_models import VIOLATION_CASES, RectificationOrder

@@ -13,49 +13,17 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Agency, Resource
+from registry.models import Resource
+from registry.people.models import Agency
 from registry.orm import Base
-from registry.roles import ROLES
 from schemas.presentation import labels
 
-__all__ = ["User", "UserSession", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
-           "InboxMessage", "ROLES", "GRANT_STATUSES", "APPLICATION_STATUSES"]
+__all__ = ["ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
+           "InboxMessage", "GRANT_STATUSES", "APPLICATION_STATUSES"]
 
-# Roles people hold (角色), always within their own agency: the declared table is registry/roles.py.
 # pending_agreement: approved, waiting for a secrecy agreement (article 14); superseded: replaced by a newer grant.
 GRANT_STATUSES = tuple(labels("grant_statuses"))
 APPLICATION_STATUSES = tuple(labels("application_statuses"))
-
-
-class User(Base):
-    """A person (用户) of an agency; the password is kept only as a scrypt hash."""
-
-    __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(60), unique=True)
-    display_name: Mapped[str] = mapped_column(String(100), default="")
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
-    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column()
-    last_login_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    agency: Mapped[Agency] = relationship()
-
-
-class UserSession(Base):
-    """A person's API session after login; only the token's SHA-256 is stored."""
-
-    __tablename__ = "user_sessions"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    expires_at: Mapped[datetime] = mapped_column()
-    revoked_at: Mapped[datetime | None] = mapped_column()
-    user: Mapped[User] = relationship()
 
 
 class ResourceSensitivity(Base):

@@ -13,7 +13,7 @@ from connectors.registry import connector_class
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.models import Source
 

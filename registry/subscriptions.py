@@ -6,9 +6,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import AccessDenied, ConfigError
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import mark_audited, record_event
-from registry.auth import Principal, console, require
+from registry.people.auth import Principal, console, require
 from registry.grants import create_grant, unpublished
 from registry.models import Resource, Subscription
 from registry.resources import get_resource

@@ -24,7 +24,7 @@ def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, An
     clocks need is logged as a warning naming the command that installs it."""
     from registry import obligations
     from registry.applications import check_deadlines
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.rectification import check_orders
 

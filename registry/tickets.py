@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError, NotFound
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.models import Agency, Resource
+from registry.models import Resource
+from registry.people.models import Agency
 from registry.quality_models import TICKET_KINDS, TICKET_STATUSES, CorrectionTicket
 
 

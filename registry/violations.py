@@ -37,14 +37,15 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError, NotFound
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.auth import OVERSIGHT_ROLES, Principal, require
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.catalog_models import CatalogRevision, UpdateObligation
 from registry.elements import check_duplicate_collection
 from registry.exchange_models import SchemaChange
 from registry.audit.models import AuditEvent
-from registry.models import Agency, ApiToken, DatasetVersion, Resource, SyncRun
+from registry.models import DatasetVersion, Resource, SyncRun
+from registry.people.models import Agency, ApiToken
 from registry.obligations import overdue_reconfirmations
 from registry.quality_models import ConsistencyCheck, DataElement, QuarantineSet
 from registry.sharing_models import Application, Grant

@@ -60,7 +60,7 @@ def entry_data(**changes: Any):
 
 def setup_people(session) -> None:
     """Provider with cataloguer zhang, reviewer li, administrator chen; another agency with reviewer zhao."""
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
     from tests.helpers import ensure_agency
 
     ensure_agency(session, *PROVIDER)

@@ -47,8 +47,8 @@ class Delivery:
 
 def grant(resource_code: str, agency_code: str, *, columns: list[str] | None = GRANTED,
           row_filter: dict | None = ROW_FILTER, purpose: str = "就业登记核验") -> int:
-    from registry.agencies import get_agency
-    from registry.auth import console
+    from registry.people.agencies import get_agency
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.grants import create_grant
     from registry.resources import get_resource

@@ -51,7 +51,7 @@ class Hub:
 
 def ensure_agency(session, code: str, name: str):  # noqa: ANN001, ANN201 - Session -> Agency
     from core.errors import NotFound
-    from registry.agencies import add_agency, get_agency
+    from registry.people.agencies import add_agency, get_agency
 
     try:
         return get_agency(session, ref=code)
@@ -68,9 +68,9 @@ def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COL
     from sqlalchemy import select
 
     from registry.catalog import upsert_entry
-    from registry.catalog_models import Person
+    from registry.people.models import Person
     from registry.catalog_review import record_confidentiality_review, review_revision, submit_revision
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
     from registry.resources import get_resource
     from schemas.catalog_metadata import CatalogEntryData
 
@@ -103,8 +103,8 @@ def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COL
 
 def person_of(session, agency_code: str, *roles: str, name: str = "staff"):  # noqa: ANN001, ANN201 - Principal
     """A signed-in person of an agency holding roles, as the API or the console's `--as` would identify them."""
-    from registry.agencies import get_agency
-    from registry.auth import Principal
+    from registry.people.agencies import get_agency
+    from registry.people.auth import Principal
 
     agency = get_agency(session, ref=agency_code)
     return Principal(kind="user", name=f"{name}-{agency.code[-6:]}", agency_id=agency.id, agency_code=agency.code,
@@ -139,7 +139,7 @@ def register_resource(
     from registry.resources import add_resource
     from registry.sources import add_source
     from registry.subscriptions import subscribe as subscribe_to
-    from registry.tokens import issue_token
+    from registry.people.tokens import issue_token
 
     with session_scope() as session:
         ensure_agency(session, *provider)
@@ -176,7 +176,7 @@ def subscribe_consumer(resource_code: str, agency_code: str = CONSUMER[0]) -> No
 
 def issue_token(agency_code: str = CONSUMER[0], *, days: int = 30) -> str:
     from registry.db import session_scope
-    from registry.tokens import issue_token as issue
+    from registry.people.tokens import issue_token as issue
 
     with session_scope() as session:
         return issue(session, agency=agency_code, name=f"system-{uuid.uuid4().hex[:6]}", days=days, actor="test")
@@ -189,7 +189,7 @@ def revoke_token(token: str) -> None:
     from core import clock
     from core.crypto import sha256_hex
     from registry.db import session_scope
-    from registry.models import ApiToken
+    from registry.people.models import ApiToken
 
     with session_scope() as session:
         record = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == sha256_hex(token)))

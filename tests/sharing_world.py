@@ -43,12 +43,12 @@ def build_world(database: Path, tmp_path: Path) -> World:
     from pipeline.sync import sync_resource
     from registry.agreements import add_agreement, set_sensitivity
     from registry.applications import apply, decide
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.resources import add_resource
     from registry.subscriptions import subscribe
-    from registry.tokens import issue_token
-    from registry.users import add_user, login
+    from registry.people.tokens import issue_token
+    from registry.people.users import add_user, login
 
     admin = console("test")
     world = World(resources={}, agencies={"provider": PROVIDER[0], "consumer": CONSUMER[0],

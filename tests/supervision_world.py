@@ -62,7 +62,7 @@ class SupervisionWorld:
 
 
 def _people(session) -> None:
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     for key, agency in (("a", A), ("b", B), ("c", C)):
         for role in ("cataloguer", "reviewer"):
@@ -122,7 +122,7 @@ def build(tmp_path: Path) -> SupervisionWorld:
     from sqlalchemy import select
 
     from registry.applications import apply, decide
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.delivery_models import Delivery
     from registry.elements import add_element
@@ -137,8 +137,8 @@ def build(tmp_path: Path) -> SupervisionWorld:
     from registry.sharing_models import Grant
     from registry.sources import add_source
     from registry.subscriptions import subscribe
-    from registry.tokens import issue_token
-    from registry.users import add_user, login
+    from registry.people.tokens import issue_token
+    from registry.people.users import add_user, login
 
     admin = console("test")
     world = SupervisionWorld()
@@ -283,11 +283,11 @@ def _reads(world: SupervisionWorld) -> None:
     from core.errors import AuthenticationFailed
     from delivery.access import audit_read, authorize_read
     from registry.audit.log import record_event
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.grants import revoke_grant
-    from registry.models import ApiToken
-    from registry.tokens import issue_token, revoke_token
+    from registry.people.models import ApiToken
+    from registry.people.tokens import issue_token, revoke_token
 
     with session_scope() as session:
         decision = authorize_read(session, token=world.consumer_token, resource_code=world.codes["A1"], channel="file")

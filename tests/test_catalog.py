@@ -25,7 +25,7 @@ pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-da
 # --- agencies and people (articles 4, 21, 25) ------------------------------------------------------------------
 
 def test_agency_codes_are_validated_and_districts_sit_under_the_city(catalog_home: Path) -> None:
-    from registry.agencies import add_agency, get_agency
+    from registry.people.agencies import add_agency, get_agency
     from registry.catalog import list_entries, upsert_entry
     from registry.db import session_scope
 
@@ -57,7 +57,7 @@ def test_who_was_the_reviewer_on_that_day(catalog_home: Path, tmp_path: Path) ->
     from openpyxl import load_workbook
 
     from registry.db import session_scope
-    from registry.people import (
+    from registry.people.persons import (
         add_person,
         administrators_rows,
         designate,
@@ -177,7 +177,7 @@ def test_only_a_reviewer_designated_by_the_same_agency_on_that_day_decides(catal
         submit_revision,
     )
     from registry.db import session_scope
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     day = date(2025, 3, 3)
     with session_scope() as session:

@@ -40,7 +40,7 @@ SECOND = {
 def _agencies() -> None:
     from registry.db import session_scope
 
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     with session_scope() as session:
         ensure_agency(session, *PROVIDER)

@@ -54,7 +54,7 @@ def registry(request: pytest.FixtureRequest) -> Path:
 
 def _people() -> None:
     from registry.db import session_scope
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     with session_scope() as session:
         for code, name in (PROVIDER, OTHER_PROVIDER, CONSUMER):

@@ -205,8 +205,8 @@ def test_rate_limit_answers_429_with_retry_after(hub_home: Path, tmp_path: Path,
 
 def test_a_revoked_grant_stops_lookups(hub_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.settings import reset_settings
-    from registry.agencies import get_agency
-    from registry.auth import console
+    from registry.people.agencies import get_agency
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.grants import live_grant, revoke_grant
     from registry.resources import get_resource

@@ -42,10 +42,10 @@ def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def office(hub_home: Path) -> Iterator[dict[str, str]]:
     """Provider, consumer and supervisor with their people; a conditional entry; no 2027 schedule installed."""
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.resources import add_resource
-    from registry.users import add_user
+    from registry.people.users import add_user
 
     from core.settings import get_settings
 
@@ -80,7 +80,7 @@ def _page(base_url: str, username: str, path: str) -> str:
 
 def _unknown_duties(code: str) -> tuple[str, str]:
     """An update obligation and a rectification order whose due days fall in 2027, opened on 31 December."""
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.obligations import open_update_obligation
     from registry.rectification import issue_order
@@ -103,7 +103,7 @@ def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[st
     from sqlalchemy import select
 
     from registry.applications import check_deadlines
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.audit.models import AuditEvent
 

@@ -22,7 +22,7 @@ def cli(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     from registry.db import session_scope
     from registry.resources import add_resource
 
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
+    monkeypatch.setattr("registry.people.users.SCRYPT_N", 2**10)
     monkeypatch.setenv("PW", "a-long-enough-password")
     monkeypatch.setattr("cli.output.console._width", 400)  # whole table cells, not ellipses
     monkeypatch.setattr("cli.output.err_console._width", 400)

@@ -42,10 +42,10 @@ def world(hub_home: Path, tmp_path: Path) -> World:
 @pytest.fixture
 def desk(hub_home: Path) -> Iterator[dict[str, str]]:
     """Agencies, a conditional and a not-shared resource (no data needed for paperwork), and people."""
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.resources import add_resource
-    from registry.users import add_user
+    from registry.people.users import add_user
 
     admin = console("test")
     with session_scope() as session:
@@ -67,8 +67,8 @@ def desk(hub_home: Path) -> Iterator[dict[str, str]]:
 
 
 def _as(session, username: str):  # noqa: ANN001, ANN202
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     return user_principal(get_user(session, username=username))
 
@@ -82,7 +82,7 @@ def _apply(session, code: str, *, when: datetime, items: list[str] | None = None
 
 def test_ten_working_days_run_across_national_day_with_reminder_and_overdue_flag(desk: dict[str, str]) -> None:
     from registry.applications import check_deadlines, inbox
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -210,8 +210,8 @@ def test_not_shared_is_never_granted_and_says_why(desk: dict[str, str]) -> None:
         assert basis in applied.value.zh and "不予共享" in applied.value.zh and basis in applied.value.en
     with session_scope() as session:
         resource = session.scalar(select(Resource).where(Resource.code == desk["closed"]))
-        from registry.agencies import get_agency
-        from registry.auth import console
+        from registry.people.agencies import get_agency
+        from registry.people.auth import console
 
         with pytest.raises(AccessDenied, match="never be granted"):
             create_grant(session, resource=resource, agency=get_agency(session, ref=CONSUMER[0]),
@@ -227,12 +227,12 @@ def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None
     from core.errors import AccessDenied
     from delivery.access import authorize_read
     from registry.agreements import add_agreement, revoke_agreement, set_sensitivity
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from registry.grants import live_grant
     from registry.resources import get_resource
     from registry.subscriptions import subscribe
-    from registry.users import add_user
+    from registry.people.users import add_user
 
     code, admin, token = world.resources["unconditional"], console("test"), world.tokens["system:other"]
     with session_scope() as session:
@@ -334,7 +334,7 @@ def test_revoking_a_grant_refuses_the_very_next_request(world: World) -> None:
         fresh = tokens.json()["token"]
         assert requests.get(f"{api.base_url}/api/v1/me", headers=bearer(fresh), timeout=30).status_code == 200
         from registry.db import session_scope
-        from registry.tokens import list_tokens
+        from registry.people.tokens import list_tokens
 
         with session_scope() as session:
             token_id = next(t.id for t in list_tokens(session) if t.name == "batch")
@@ -373,8 +373,8 @@ def test_failed_logins_are_rate_limited_and_audited(desk: dict[str, str]) -> Non
     from core.errors import AuthenticationFailed
     from registry.db import session_scope
     from registry.audit.models import AuditEvent
-    from registry.sharing_models import User
-    from registry.users import MAX_FAILURES, login
+    from registry.people.models import User
+    from registry.people.users import MAX_FAILURES, login
 
     with running_api() as api:
         url = f"{api.base_url}/api/v1/auth/login"

@@ -162,7 +162,7 @@ def _planted(world) -> set[tuple]:
 def _evidence(session, kind: str, agency: str):
     from sqlalchemy import select
 
-    from registry.agencies import get_agency
+    from registry.people.agencies import get_agency
     from registry.supervision_models import Violation
 
     return session.scalar(select(Violation).where(Violation.kind == kind, Violation.agency_id == get_agency(
@@ -232,7 +232,7 @@ def test_a_violation_the_records_no_longer_show_is_resolved(world) -> None:
 
 def test_inspection_findings_point_at_real_records_and_can_be_dismissed(world) -> None:  # noqa: ANN001
     from core.errors import AccessDenied, ConfigError
-    from registry.auth import Principal, console
+    from registry.people.auth import Principal, console
     from registry.db import session_scope
     from registry.violations import dismiss_violation, list_violations, record_finding
 
@@ -264,7 +264,7 @@ def test_inspection_findings_point_at_real_records_and_can_be_dismissed(world) -
 def _violation_id(kind: str, agency: str) -> int:
     from sqlalchemy import select
 
-    from registry.agencies import get_agency
+    from registry.people.agencies import get_agency
     from registry.db import session_scope
     from registry.supervision_models import Violation
 
@@ -278,7 +278,7 @@ def _story(world) -> dict:
     time; then the daily deadline check. Later tests see this state whichever of them runs first."""
     if "story" in world.ids:
         return world.ids["story"]
-    from registry.auth import Principal, console
+    from registry.people.auth import Principal, console
     from registry.db import session_scope
     from registry.rectification import check_orders, issue_order, report_fixed
     from registry.supervision_models import Violation

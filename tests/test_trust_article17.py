@@ -35,9 +35,9 @@ def test_purpose_and_onward_transfer_are_checked_on_every_read(world: World) -> 
     from datetime import date
 
     from registry.applications import apply, decide
-    from registry.auth import user_principal
+    from registry.people.auth import user_principal
     from registry.db import session_scope
-    from registry.users import get_user
+    from registry.people.users import get_user
     from registry.violations import find_violations
 
     code, token = world.resources["conditional"], world.tokens["system:consumer"]

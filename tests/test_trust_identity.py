@@ -45,7 +45,7 @@ def test_the_operator_cannot_impersonate_an_agency(world: World) -> None:
                               headers=bearer(world.tokens["consumer:agency_admin"]), timeout=30)
         assert other.status_code == 403  # and only its own agency's
         from registry.db import session_scope
-        from registry.tokens import list_tokens
+        from registry.people.tokens import list_tokens
 
         with session_scope() as session:
             token_id = next(t.id for t in list_tokens(session) if t.name == "hr-batch")

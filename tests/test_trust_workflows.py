@@ -23,8 +23,8 @@ def world(hub_home: Path, tmp_path: Path) -> World:
 
 
 def _as(session, username: str):  # noqa: ANN001, ANN202
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     return user_principal(get_user(session, username=username))
 
@@ -43,8 +43,8 @@ def test_a_registered_uncatalogued_resource_is_never_shared(hub_home: Path, tmp_
     from pipeline.sync import sync_resource
     from registry.db import session_scope
     from registry.grants import create_grant
-    from registry.auth import console
-    from registry.agencies import get_agency
+    from registry.people.auth import console
+    from registry.people.agencies import get_agency
     from registry.resources import get_resource
     from registry.subscriptions import subscribe
     from tests.helpers import publish_entry, register_resource
@@ -134,7 +134,7 @@ def test_every_workflow_path_leaves_no_grant_without_its_basis(world: World) -> 
     assert _baseless() == []
     # withdrawing the entry ends its grants, and nothing can be taken again
     with session_scope() as session:
-        from registry.people import add_person, designate
+        from registry.people.persons import add_person, designate
 
         add_person(session, agency=PROVIDER[0], account="provider-reviewer", name="审核人", actor="test")
         designate(session, account="provider-reviewer", role="reviewer", actor="test")

@@ -26,10 +26,10 @@ def site(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
     """A published conditional entry whose legal representative's ID is personal, a secrecy agreement with the
     statistics bureau (which holds no grant yet), one person there and one data administrator at the provider."""
     from registry.agreements import add_agreement, set_sensitivity
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.catalog import upsert_entry
     from registry.db import session_scope
-    from registry.users import add_user
+    from registry.people.users import add_user
     from tests.catalog_helpers import entry_data, publish, setup_people
 
     with delivery_hub(tmp_path, rows=60) as made:
@@ -180,7 +180,7 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
 
 def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F811
     from registry.applications import apply
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
     from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
     from registry.due_days import due_text
@@ -239,7 +239,7 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
                                  form={"outcome": "approve", "conclusion": "自行结论", "approved_items": "uscc"})
     assert response.status == 403
     with session_scope() as session:
-        from registry.users import add_user
+        from registry.people.users import add_user
         from tests.helpers import ensure_agency
 
         ensure_agency(session, "113100000024240108", "上海市人民政府办公厅")

@@ -37,10 +37,10 @@ from registry.catalog_review import (
     review_revision,
     submit_revision,
 )
-from registry.auth import Principal
+from registry.people.auth import Principal
 from core.calendar.due_days import AWAITING_SCHEDULE
 from registry.models import Resource
-from registry.people import act_day, require_designated
+from registry.people.persons import act_day, require_designated
 from registry.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations
 from schemas.catalog_metadata import CatalogEntryData
 

@@ -21,7 +21,7 @@ from pipeline.changes_feed import (
     changes_since,
 )
 from registry.audit.log import record_event
-from registry.auth import authenticate_principal
+from registry.people.bearer import authenticate_principal
 from registry.notices import list_notices, notice_public, parse_cursor
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}}

@@ -21,7 +21,7 @@ from api.deps import SessionDep
 from api.principal import DENIED, AuditedRoute, PrincipalDep, committed
 from core.errors import AccessDenied
 from registry import agreements, applications, disputes, grants
-from registry.auth import Principal
+from registry.people.auth import Principal
 from core.calendar.due_days import due_status
 from registry.resources import get_resource
 from registry.subscriptions import subscribe

@@ -16,7 +16,7 @@ from api.deps import SessionDep
 from api.principal import DENIED, AuditedRoute, PrincipalDep
 from core import clock
 from registry.audit.log import record_event
-from registry.auth import Principal, require
+from registry.people.auth import Principal, require
 from core.calendar.due_days import due_status, schedule_warning
 
 # refusals (another agency's standing) are audited by the route class, like every workflow request
@@ -71,7 +71,7 @@ class StandingPublic(BaseModel):
 def standing_view(session: Session, *, principal: Principal, code: str, period: str | None) -> dict[str, Any]:
     """What an agency sees of itself (the API answer and the web page): refused for another agency unless the
     caller is the supervisor or the coordination office; the read is audited."""
-    from registry.agencies import get_agency
+    from registry.people.agencies import get_agency
     from registry.catalog_models import UpdateObligation
     from registry.evaluation import evaluate
     from registry.models import Resource

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
 from registry.audit.log import record_event
-from registry.models import Agency
+from registry.people.models import Agency
 from schemas.presentation import labels
 
 LEVELS = ("city", "district", "county")  # 市级, 区级, 县级 (article 25: districts and counties follow the same rules)

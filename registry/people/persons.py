@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.catalog_models import DESIGNATION_ROLES, Designation, Person
+from registry.people.models import DESIGNATION_ROLES, Designation, Person
 
 __all__ = [
     "ADMINISTRATOR_HEADERS",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,12 +11,10 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.crypto import sha256_hex
 from core.errors import AuthenticationFailed, ConfigError, NotFound
-from registry.agencies import get_agency
+from registry.people.agencies import get_agency
+from registry.people.auth import PEOPLE_ROLES, Principal, console, require
 from registry.audit.log import record_event
-from registry.models import ApiToken
-
-if TYPE_CHECKING:
-    from registry.auth import Principal
+from registry.people.models import ApiToken
 
 TOKEN_PREFIX = "gsk_"
 
@@ -28,8 +25,6 @@ MAX_DAYS = 366
 def issue_token(session: Session, *, agency: str, name: str, days: int = 90, actor: str = "cli",
                 by: "Principal | None" = None) -> str:
     """Create a token and return it in clear; it cannot be shown again. Scoped to one agency, expiring."""
-    from registry.auth import PEOPLE_ROLES, console, require
-
     by = by or console(actor)
     owner = get_agency(session, ref=agency)
     # The operator runs the platform and acts for no agency: it cannot mint an agency's credentials.
@@ -56,8 +51,6 @@ def list_tokens(session: Session, *, agency: str | None = None) -> list[ApiToken
 
 def revoke_token(session: Session, *, token_id: int, by: "Principal | None" = None, actor: str = "cli") -> ApiToken:
     """Revoke at once: the next request with it is refused (401). The platform operator may disable any token."""
-    from registry.auth import PEOPLE_ROLES, console, require
-
     by = by or console(actor)
     record = session.get(ApiToken, token_id)
     if record is None:

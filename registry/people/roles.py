@@ -1,6 +1,6 @@
 """The declared role table (角色与权限): who may do what on the platform, stated once.
 
-Every check in the services reads these sets (registry/auth.py re-exports them), the access matrix test
+Every check in the services reads these sets (registry/people/auth.py re-exports them), the access matrix test
 (tests/test_access_matrix.py) is driven by this table over every route and channel, and README.md shows it.
 A person holds roles within their own agency; a consumer system (API token) belongs to one agency and reads
 only what its agency's grants allow. Platform roles see across agencies but read no data and act for no agency.
@@ -61,7 +61,7 @@ ROLES = {code: role.label for code, role in ROLE_TABLE.items()}
 def roles_that(capability: str) -> frozenset[str]:
     """The role codes holding a capability."""
     if capability not in CAPABILITIES:
-        raise KeyError(f"unknown capability {capability!r}; see registry/roles.py")
+        raise KeyError(f"unknown capability {capability!r}; see registry/people/roles.py")
     return frozenset(code for code, role in ROLE_TABLE.items() if capability in role.may)
 
 

@@ -1,24 +1,18 @@
 """Who is asking (身份认证, article 18): a consumer system's API token or a person's session token, resolved to
-one Principal with an agency and roles, and the role checks every workflow action makes."""
+one Principal with an agency and roles (registry/people/bearer.py), and the role checks every workflow action
+makes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from core import clock
-from core.crypto import sha256_hex
-from core.errors import AccessDenied, AuthenticationFailed
-from registry.models import Agency
-from registry.roles import roles_that
-from registry.sharing_models import ROLES, User, UserSession
-from registry.tokens import TOKEN_PREFIX, authenticate
+from core.errors import AccessDenied
+from registry.people.models import User
+from registry.people.roles import ROLES, roles_that
 
 SESSION_PREFIX = "gsu_"
-# From the declared role table (registry/roles.py): oversight roles see every agency's grants, applications and
+# From the declared role table (registry/people/roles.py): oversight roles see every agency's grants, applications and
 # the audit log, but never data; data roles handle shared data for their agency (its systems hold API tokens).
 OVERSIGHT_ROLES = roles_that("oversee")
 DATA_ROLES = roles_that("read_data")
@@ -57,27 +51,6 @@ def user_principal(user: User) -> Principal:
     return Principal(kind="user", name=user.username, agency_id=user.agency_id, agency_code=user.agency.code,
                      roles=frozenset(user.roles), user_id=user.id, display_name=user.display_name or user.username,
                      agency_name=user.agency.name)
-
-
-def authenticate_principal(session: Session, *, token: str | None) -> Principal:
-    """The principal behind a bearer token, or AuthenticationFailed saying why (in Chinese and English)."""
-    if token and token.startswith(SESSION_PREFIX):
-        record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
-        if record is None:
-            raise AuthenticationFailed("会话令牌无效", "invalid session token: log in again")
-        if record.revoked_at is not None:
-            raise AuthenticationFailed("会话已注销", "session logged out: log in again")
-        if clock.as_utc(record.expires_at) <= clock.now():
-            raise AuthenticationFailed("会话已过期", "session expired: log in again")
-        if not record.user.active:
-            raise AuthenticationFailed("用户已停用", "user deactivated")
-        return user_principal(record.user)
-    if token and not token.startswith(TOKEN_PREFIX):
-        raise AuthenticationFailed("访问令牌无效", "invalid API token")
-    api_token = authenticate(session, token=token)
-    agency: Agency = api_token.agency
-    return Principal(kind="system", name=api_token.name, agency_id=agency.id, agency_code=agency.code,
-                     display_name=api_token.name, agency_name=agency.name)
 
 
 def require(principal: Principal, allowed: bool, *, zh: str, en: str) -> None:
