@@ -96,8 +96,8 @@ from core.settings import reset_settings
 from registry.db import session_scope
 from registry.migrate import upgrade
 from registry.people.agencies import add_agency
-from registry.sources import add_source
-from registry.resources import add_resource
+from registry.catalog.sources import add_source
+from registry.catalog.resources import add_resource
 from samples.demo_sources import MARKET
 upgrade()
 with session_scope() as s:
@@ -122,7 +122,7 @@ ENGINE_INCREMENTAL = """
 import os, statistics, time
 from pipeline.sync import sync_resource
 from registry.db import session_scope
-from registry.resources import get_resource
+from registry.catalog.resources import get_resource
 from registry.versions import latest_version
 from samples.loaders import churn_postgres, mutate_postgres
 # A worker's first run pays the process's one-time costs (pyarrow's pandas shim, the database driver, the

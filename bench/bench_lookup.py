@@ -48,7 +48,7 @@ from registry.people.auth import console
 from registry.db import session_scope
 from registry.grants import create_grant
 from registry.migrate import upgrade
-from registry.resources import add_resource
+from registry.catalog.resources import add_resource
 from registry.people.tokens import issue_token
 from samples.enterprises import iter_enterprise_batches
 

@@ -49,8 +49,8 @@ def _designate(session: Session, *, agency: str, people: Cataloguers) -> None:
 
 def _publish(session: Session, *, agency: str, code: str, people: Cataloguers, note: str, **elements: object) -> int:
     """Compile the entry's elements, submit, record the confidentiality review, publish; the revision number."""
-    from registry.catalog import upsert_entry
-    from registry.catalog_review import (
+    from registry.catalog.entries import upsert_entry
+    from registry.catalog.review import (
         record_confidentiality_review,
         review_revision,
         submit_revision,

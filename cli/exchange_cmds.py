@@ -25,7 +25,7 @@ def changes_command(
     from pipeline.changes_feed import changes_schema, changes_since, iter_changes
     from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.versions import require_latest_version
 
     with reported_errors(), session_scope() as session:
@@ -99,7 +99,7 @@ def schema_changes_command(resource: Annotated[str, typer.Argument(help="resourc
     Example: govshare schema-changes 101001/0001
     """
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.schema_changes import list_schema_changes
 
     with reported_errors(), session_scope() as session:

@@ -70,7 +70,7 @@ def init() -> None:
     Example: GOVSHARE_DATABASE_URL=postgresql+psycopg2://govshare@db/govshare govshare init
     """
     from core.settings import get_settings
-    from registry.dagspecs import write_dag_specs
+    from registry.catalog.dagspecs import write_dag_specs
     from registry.migrate import current_revision, upgrade
 
     with reported_errors():
@@ -120,7 +120,7 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
     Example: govshare versions 101001/0001
     """
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.versions import change_summary, list_versions
 
     with reported_errors(), session_scope() as session:

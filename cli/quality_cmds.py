@@ -159,7 +159,7 @@ def element_add(
     Example: govshare element add DE0001 企业名称 --agency 上海市市场监督管理局 --resource 101001/0001 --column name
     """
     from registry.db import session_scope
-    from registry.elements import add_element
+    from registry.catalog.elements import add_element
 
     with reported_errors(), session_scope() as session:
         element = add_element(session, code=code, name=name, agency=agency, resource_code=resource, column=column,
@@ -175,7 +175,7 @@ def element_list() -> None:
     Example: govshare element list
     """
     from registry.db import session_scope
-    from registry.elements import list_elements
+    from registry.catalog.elements import list_elements
 
     with reported_errors(), session_scope() as session:
         table("数据元 / data elements", ["code", "名称 name", "主体标识 key", "权威部门 agency", "资源 resource", "字段 column"],
@@ -297,7 +297,7 @@ def contract_attach(resource: Annotated[str, typer.Argument(help="resource code"
     """
     from registry.contracts import attach_contract
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.streams import verify_stream
 
     with reported_errors(), session_scope() as session:

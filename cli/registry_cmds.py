@@ -13,8 +13,8 @@ from cli.output import console, err_console, reported_errors, table
 from cli.output import note as show_note
 from registry.people.agencies import add_agency, list_agencies
 from registry.db import session_scope
-from registry.resources import add_resource, get_resource, list_resources
-from registry.sources import add_source, edit_source, get_source, list_sources, open_connector
+from registry.catalog.resources import add_resource, get_resource, list_resources
+from registry.catalog.sources import add_source, edit_source, get_source, list_sources, open_connector
 from registry.streams import set_stream, verify_stream
 from registry.subscriptions import subscribe
 from registry.people.tokens import issue_token

@@ -279,7 +279,7 @@ def grant_list(resource: Annotated[Optional[str], typer.Option()] = None,
     from registry.people.agencies import get_agency
     from registry.db import session_scope
     from registry.grants import list_grants
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     with reported_errors(), refusals_audited(as_user, "grant list"), session_scope() as session:
         rows = list_grants(session, by=acting_as(session, as_user),

@@ -38,8 +38,9 @@ from registry.grants import (
     require_published,
     sensitivity,
 )
-from registry.models import DatasetVersion, Resource
-from registry.resources import SHARING_MODES, get_resource
+from registry.catalog.models import Resource
+from registry.models import DatasetVersion
+from registry.catalog.resources import SHARING_MODES, get_resource
 from registry.versions import latest_version, require_latest_version
 
 CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
@@ -128,7 +129,7 @@ def personal_identifiers(session: Session, resource: Resource) -> list[str]:
     """Columns holding personal identifiers (个人信息): those the published catalogue entry marks (主体标识
     身份证号码, or a 个人信息 kind: ID number, name, phone or address of a natural person), those the provider's
     secrecy review names, and those the resource's data contract gives the role subject_id_idcard."""
-    from registry.catalog import published_revision
+    from registry.catalog.entries import published_revision
     from schemas.catalog_metadata import CatalogEntryData
     from schemas.contract_store import contract_for
 

@@ -93,7 +93,7 @@ def export_version(*, resource_code: str, fmt: str, out: Path, version: int | No
     from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.models import PrunedVersion
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.versions import list_versions, require_latest_version
 
     if fmt not in FORMATS:

@@ -25,7 +25,8 @@ from pipeline import paths
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.audit.models import AuditEvent
-from registry.models import DatasetVersion, PrunedVersion, Resource, Subscription, SyncRun
+from registry.catalog.models import Resource
+from registry.models import DatasetVersion, PrunedVersion, Subscription, SyncRun
 
 
 def _age(path: Path, now: datetime) -> timedelta:

@@ -42,7 +42,7 @@ from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.models import DatasetVersion, Notice, NoticeEndpoint, Subscription
 from registry.notices import endpoint_for
-from registry.resources import get_resource
+from registry.catalog.resources import get_resource
 from registry.subscriptions import subscribers
 
 SIGNATURE_HEADER = "X-Govshare-Signature"

@@ -25,7 +25,8 @@ from pipeline.manifest import describe_files, file_sha256, schema_fields, write_
 from pipeline.staging import StagedRun
 from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import CursorState, DatasetVersion, Resource, SyncRun
+from registry.catalog.models import Resource
+from registry.models import CursorState, DatasetVersion, SyncRun
 from registry.versions import latest_version, next_version_number
 
 

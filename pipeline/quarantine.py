@@ -139,7 +139,7 @@ def open_rows(session, *, resource, run_id: str | None = None,  # noqa: ANN001 -
 def export_quarantine(*, resource_code: str, path: Path, run_id: str | None = None) -> int:
     """Write the open quarantined rows (all runs, or one) to ``path`` (.csv or .xlsx); the number of rows."""
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx"):

@@ -114,7 +114,7 @@ def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previ
     """Compare with the previous version; record a change (once) and stop the run when it is incompatible."""
     from core.errors import FatalError
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.schema_changes import record_schema_change
 
     diff = compare(previous_schema, schema)

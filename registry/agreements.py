@@ -23,7 +23,7 @@ from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.grants import activate_if_ready
-from registry.resources import get_resource
+from registry.catalog.resources import get_resource
 from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement
 
 SCAN_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".ofd")

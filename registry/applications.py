@@ -36,7 +36,7 @@ from registry.grants import (
     validate_row_filter,
 )
 from registry.people.models import Agency
-from registry.resources import get_resource
+from registry.catalog.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
 from registry.versions import latest_version
 from core.calendar.workdays import working_days_between

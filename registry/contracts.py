@@ -7,7 +7,7 @@ import json
 from core.errors import ConfigError
 from quality.contracts import Contract
 from registry.audit.log import record_event
-from registry.resources import get_resource
+from registry.catalog.resources import get_resource
 from schemas.contract_store import find_contract
 
 
@@ -51,7 +51,7 @@ def draft_contract(session, *, source: str, table: str, name: str | None = None)
     from connectors.base import StreamSpec
     from core import clock
     from quality.contracts import NAME, parse_contract
-    from registry.sources import get_source, open_connector
+    from registry.catalog.sources import get_source, open_connector
 
     connector = open_connector(get_source(session, name=source))
     bare = table.rpartition(".")[2]

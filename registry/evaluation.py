@@ -4,11 +4,11 @@ Computed from what the platform already records, never from self-reports:
 
 - catalogue (registry/catalog*): entries registered by the period's end, the revision published as of its end
   (published_at), its elements (sharing type, release date, data items); reconfirmations (全面维护);
-- clocks: update obligations (registry/obligations.py, 2 working days), applications (registry/applications.py,
+- clocks: update obligations (registry/catalog/obligations.py, 2 working days), applications (registry/applications.py,
   10 working days), rectification orders (registry/rectification.py);
 - runs: sync runs' rows read / published (quarantined rows failed the quality rules); SFTP deliveries and
   update notices delivered or failed;
-- one data, one source: registry/elements.py `check_duplicate_collection` on the published data items.
+- one data, one source: registry/catalog/elements.py `check_duplicate_collection` on the published data items.
 
 Each metric is a share in [0, 1] with its numerator and denominator, defined once with its formula in
 schemas/evaluation_config.py (METRIC_FORMULAS, printed in the report's notes); a metric with nothing to measure
@@ -26,10 +26,11 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from registry.audit.log import record_event
-from registry.catalog_models import CatalogRevision, Reconfirmation, UpdateObligation
+from registry.catalog.models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.delivery_models import Delivery
-from registry.elements import check_duplicate_collection
-from registry.models import Resource, SyncRun
+from registry.catalog.elements import check_duplicate_collection
+from registry.catalog.models import Resource
+from registry.models import SyncRun
 from registry.people.models import Agency
 from registry.notice_models import Notice
 from registry.periods import Period, parse_period, trailing

@@ -20,7 +20,8 @@ from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
-from registry.models import Resource, Subscription
+from registry.catalog.models import Resource
+from registry.models import Subscription
 from registry.people.models import Agency
 from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement
 

@@ -9,48 +9,9 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueCons
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
+from registry.catalog.models import Resource
 from registry.orm import Base
 from registry.people.models import Agency
-
-
-class Source(Base):
-    """A connection to an agency's business database (业务数据库); the secret part is encrypted at rest."""
-
-    __tablename__ = "sources"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
-    kind: Mapped[str] = mapped_column(String(40))
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    secret_encrypted: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    agency: Mapped[Agency] = relationship()
-
-
-class Resource(Base):
-    """信息资源: a catalogue resource, optionally fed by a source stream (table or query)."""
-
-    __tablename__ = "resources"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(60), unique=True, doc="信息资源代码: classification/sequence")
-    classification: Mapped[str] = mapped_column(String(30))
-    name: Mapped[str] = mapped_column(String(200))
-    abstract: Mapped[str] = mapped_column(Text, default="")
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
-    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"))
-    stream: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="table or query, key, cursor column")
-    sharing_type: Mapped[str] = mapped_column(String(20), default="unconditional")
-    sharing_condition: Mapped[str] = mapped_column(Text, default="")
-    sharing_modes: Mapped[list[Any]] = mapped_column(default=list)
-    update_cycle: Mapped[str] = mapped_column(String(20), default="daily")
-    # registered: added with `resource add` (stream first, catalogue elements later); draft: compiled in the
-    # catalogue, never published (hidden from consumers); published: the columns above mirror the published
-    # revision (registry/catalog.py). Migration 0010_catalog.
-    catalog_status: Mapped[str] = mapped_column(String(20), default="registered", server_default="registered")
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
-    agency: Mapped[Agency] = relationship()
-    source: Mapped[Source | None] = relationship()
 
 
 class DatasetVersion(Base):
@@ -115,8 +76,8 @@ class Subscription(Base):
 
 
 from registry.audit.models import *  # noqa: E402,F401,F403
-from registry.catalog_models import *  # noqa: E402,F401,F403
-from registry.catalog_search_models import *  # noqa: E402,F401,F403
+from registry.catalog.models import *  # noqa: E402,F401,F403
+from registry.catalog.search_models import *  # noqa: E402,F401,F403
 from registry.delivery_models import *  # noqa: E402,F401,F403
 from registry.exchange_models import *  # noqa: E402,F401,F403
 from registry.notice_models import *  # noqa: E402,F401,F403

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.people.models import Person
-from registry.models import Resource
+from registry.catalog.models import Resource
 from registry.people.models import User
 from schemas.presentation import label, named
 
@@ -51,7 +51,7 @@ def actor_name(session: Session, actor: str | None) -> str:
 def item_names(session: Session, resource: Resource) -> dict[str, str]:
     """{column: data item name} from the published catalogue revision; a column it does not name keeps the
     label its contract gave it in the latest version's schema, else its own name."""
-    from registry.catalog import published_revision
+    from registry.catalog.entries import published_revision
     from registry.versions import latest_version
 
     names: dict[str, str] = {}

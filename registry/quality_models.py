@@ -14,12 +14,12 @@ from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, S
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Resource
+from registry.catalog.models import Resource
 from registry.people.models import Agency
 from registry.orm import Base
 from schemas.presentation import labels
 
-__all__ = ["QuarantineSet", "QuarantineRecord", "CorrectionTicket", "DataElement", "ConsistencyCheck",
+__all__ = ["QuarantineSet", "QuarantineRecord", "CorrectionTicket", "ConsistencyCheck",
            "ExpectationRun", "QUARANTINE_STATUSES", "RECORD_STATUSES", "TICKET_STATUSES", "TICKET_KINDS"]
 
 # open: some of its rows wait for the provider's fix; resolved: each of its rows was read again, fixed or
@@ -93,25 +93,6 @@ class CorrectionTicket(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     closed_at: Mapped[datetime | None] = mapped_column()
-    agency: Mapped[Agency] = relationship()
-    resource: Mapped[Resource] = relationship()
-
-
-class DataElement(Base):
-    """数据元: one datum about a subject (keyed by USCC or ID number) with exactly one authoritative agency and
-    the resource and column where its authoritative values are published (一数一源, article 11)."""
-
-    __tablename__ = "data_elements"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    subject_key: Mapped[str] = mapped_column(String(20), doc="uscc, idcard or orgcode")
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
-    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
-    column: Mapped[str] = mapped_column(String(100))
-    key_column: Mapped[str] = mapped_column(String(100))
-    description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource] = relationship()
 

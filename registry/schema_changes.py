@@ -8,13 +8,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.audit.log import record_event
-from registry.models import Resource, SchemaChange
+from registry.catalog.models import Resource
+from registry.models import SchemaChange
 
 
 def _open_obligation(session: Session, *, resource_code: str, reason: str, actor: str) -> str | None:
     """The catalogue's update obligation (资源目录更新义务), when the catalogue module is installed."""
     try:
-        from registry.obligations import open_update_obligation
+        from registry.catalog.obligations import open_update_obligation
     except ImportError:
         return None
     opened = open_update_obligation(session, resource_code=resource_code, reason=reason, actor=actor)

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from core.errors import ConfigError, RetriableError
 from core.settings import get_settings
 from registry.audit.log import record_event
-from registry.models import CursorState, Resource
-from registry.sources import get_source, open_connector
+from registry.catalog.models import Resource
+from registry.models import CursorState
+from registry.catalog.sources import get_source, open_connector
 
 STREAM_FIELDS = ("table", "query", "primary_key", "cursor_column")
 

@@ -10,8 +10,9 @@ from registry.people.agencies import get_agency
 from registry.audit.log import mark_audited, record_event
 from registry.people.auth import Principal, console, require
 from registry.grants import create_grant, unpublished
-from registry.models import Resource, Subscription
-from registry.resources import get_resource
+from registry.catalog.models import Resource
+from registry.models import Subscription
+from registry.catalog.resources import get_resource
 
 
 def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str, actor: str = "cli",

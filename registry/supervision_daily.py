@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 
 def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     """Due days whose year's schedule has since been installed (filled in and audited), application reminders and
-    overdue flags (registry/applications.py), catalogue update obligations past due (registry/obligations.py,
+    overdue flags (registry/applications.py), catalogue update obligations past due (registry/catalog/obligations.py,
     listed; flagged as violations by detection), rectification deadlines. A missing working-day schedule the
     clocks need is logged as a warning naming the command that installs it."""
-    from registry import obligations
+    from registry.catalog import obligations
     from registry.applications import check_deadlines
     from registry.people.auth import console
     from registry.db import session_scope

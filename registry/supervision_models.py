@@ -13,7 +13,7 @@ from sqlalchemy import Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Resource
+from registry.catalog.models import Resource
 from registry.people.models import Agency
 from registry.orm import Base
 from schemas.presentation import labels

@@ -17,7 +17,7 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.models import Resource
+from registry.catalog.models import Resource
 from registry.people.models import Agency
 from registry.quality_models import TICKET_KINDS, TICKET_STATUSES, CorrectionTicket
 

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
-from registry.models import CursorState, DatasetVersion, Resource
+from registry.catalog.models import Resource
+from registry.models import CursorState, DatasetVersion
 
 
 def latest_version(session: Session, *, resource: Resource) -> DatasetVersion | None:

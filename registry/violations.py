@@ -7,7 +7,7 @@ evidence refreshed while it lasts, resolved when the records no longer show it, 
     registered or draft, never reviewed and published (``uncatalogued``); an application left undecided past its
     10-working-day deadline (``application_unanswered``).
 (2) 重复或扩大采集: a published data item carrying a data element another agency is authoritative for
-    (``duplicate_collection``, registry/elements.py); columns added at the source that the published catalogue
+    (``duplicate_collection``, registry/catalog/elements.py); columns added at the source that the published catalogue
     does not declare (``widened_collection``, from the recorded schema changes).
 (3) 不真实、不准确或未按时: an update obligation missed (``late_update``), a yearly full maintenance missed
     (``reconfirmation_overdue``), a copy disagreeing with the authoritative source (``inconsistent_copy``), an
@@ -40,14 +40,16 @@ from core.errors import ConfigError, NotFound
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
-from registry.catalog_models import CatalogRevision, UpdateObligation
-from registry.elements import check_duplicate_collection
+from registry.catalog.models import CatalogRevision, UpdateObligation
+from registry.catalog.elements import check_duplicate_collection
 from registry.exchange_models import SchemaChange
 from registry.audit.models import AuditEvent
-from registry.models import DatasetVersion, Resource, SyncRun
+from registry.catalog.models import Resource
+from registry.models import DatasetVersion, SyncRun
 from registry.people.models import Agency, ApiToken
-from registry.obligations import overdue_reconfirmations
-from registry.quality_models import ConsistencyCheck, DataElement, QuarantineSet
+from registry.catalog.obligations import overdue_reconfirmations
+from registry.catalog.models import DataElement
+from registry.quality_models import ConsistencyCheck, QuarantineSet
 from registry.sharing_models import Application, Grant
 from registry.supervision_models import VIOLATION_CASES, Violation
 from core.calendar.workdays import UnknownCalendarYear, add_working_days
@@ -429,7 +431,7 @@ def record_finding(session: Session, *, case: int, agency: str, summary: str, by
     _check_records(session, records or [])
     resource = None
     if resource_code:
-        from registry.resources import get_resource
+        from registry.catalog.resources import get_resource
 
         resource = get_resource(session, code=resource_code)
     day = on or clock.today()

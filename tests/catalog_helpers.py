@@ -74,7 +74,7 @@ def setup_people(session) -> None:
 
 def publish(session, code: str, *, on: date | None = None, reviewer: str = "li") -> None:
     """Submit, pass the confidentiality review and approve the entry's latest revision."""
-    from registry.catalog_review import (
+    from registry.catalog.review import (
         record_confidentiality_review,
         review_revision,
         submit_revision,
@@ -86,7 +86,7 @@ def publish(session, code: str, *, on: date | None = None, reviewer: str = "li")
 
 
 def new_entry(session, **changes: Any) -> str:
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
 
     return upsert_entry(session, agency=PROVIDER[0], data=entry_data(**changes), author="zhang", actor="test").resource.code
 

@@ -67,11 +67,11 @@ def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COL
     a designated reviewer of its agency (people created once per agency)."""
     from sqlalchemy import select
 
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
     from registry.people.models import Person
-    from registry.catalog_review import record_confidentiality_review, review_revision, submit_revision
+    from registry.catalog.review import record_confidentiality_review, review_revision, submit_revision
     from registry.people.persons import add_person, designate
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from schemas.catalog_metadata import CatalogEntryData
 
     resource = get_resource(session, code=code)
@@ -134,10 +134,10 @@ def register_resource(
 ) -> Hub:
     """Register provider and consumer agencies, a source (unless kind is None), a resource fed by it, and an
     API token for the consumer; optionally subscribe the consumer. Writes the DAG snapshot afterwards."""
-    from registry.dagspecs import write_dag_specs
+    from registry.catalog.dagspecs import write_dag_specs
     from registry.db import session_scope
-    from registry.resources import add_resource
-    from registry.sources import add_source
+    from registry.catalog.resources import add_resource
+    from registry.catalog.sources import add_source
     from registry.subscriptions import subscribe as subscribe_to
     from registry.people.tokens import issue_token
 
@@ -247,7 +247,7 @@ def pg_rows(dsn: str, table: str, *, columns: Sequence[str] = ENTERPRISE_COLUMNS
 
 def latest(resource_code: str):  # noqa: ANN201 - DatasetVersion | None
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.versions import latest_version
 
     with session_scope() as session:
@@ -257,7 +257,7 @@ def latest(resource_code: str):  # noqa: ANN201 - DatasetVersion | None
 def versions(resource_code: str) -> list:
     """Published versions, oldest first."""
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.versions import list_versions
 
     with session_scope() as session:
@@ -266,7 +266,7 @@ def versions(resource_code: str) -> list:
 
 def cursor_value(resource_code: str) -> str | None:
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.versions import cursor_state
 
     with session_scope() as session:
@@ -339,7 +339,7 @@ def sync_runs(resource_code: str) -> list:
 
     from registry.db import session_scope
     from registry.models import SyncRun
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         resource = get_resource(session, code=resource_code)

@@ -62,7 +62,7 @@ def _catalogue_and_people(code: str, tmp_path: Path) -> None:
     personal), a signed agreement with the consumer, and three people who sign in."""
     from registry.agreements import add_agreement, set_sensitivity
     from registry.people.auth import console
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
     from registry.people.users import add_user
     from tests.catalog_helpers import entry_data, publish, setup_people

@@ -16,7 +16,7 @@ def test_the_demo_syncs_with_the_shipped_contract_attached(hub_home: Path) -> No
     from pipeline.sync import sync_resource
     from registry.contracts import attach_contract
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.streams import verify_stream
     from samples.demo_sources import change_market_rows
 

@@ -44,7 +44,7 @@ def office(hub_home: Path) -> Iterator[dict[str, str]]:
     """Provider, consumer and supervisor with their people; a conditional entry; no 2027 schedule installed."""
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.resources import add_resource
+    from registry.catalog.resources import add_resource
     from registry.people.users import add_user
 
     from core.settings import get_settings
@@ -82,7 +82,7 @@ def _unknown_duties(code: str) -> tuple[str, str]:
     """An update obligation and a rectification order whose due days fall in 2027, opened on 31 December."""
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.obligations import open_update_obligation
+    from registry.catalog.obligations import open_update_obligation
     from registry.rectification import issue_order
     from registry.violations import record_finding
 

@@ -110,7 +110,7 @@ def test_retention_keeps_the_latest_and_what_a_subscriber_needs(source: tuple[Hu
     from pipeline.paths import resolve
     from pipeline.verify import verify_copy
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     hub, database = source
     _sync(hub)

@@ -23,7 +23,7 @@ LATER = "2026-07-01T10:00:00+08:00"
 
 def _stream(code: str, **extra) -> None:  # noqa: ANN003 - stream settings
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         resource = get_resource(session, code=code)

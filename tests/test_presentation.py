@@ -13,12 +13,12 @@ from schemas.presentation import cell, code_of, day, due_day, label, label_list,
 def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
     from registry.people.agencies import LEVEL_LABELS
     from registry.applications import KINDS
-    from registry.catalog_models import REVISION_STATUSES
+    from registry.catalog.models import REVISION_STATUSES
     from registry.people.models import DESIGNATION_ROLES
     from registry.grants import ROW_FILTER_OPS
-    from registry.obligations import OBLIGATION_KINDS
+    from registry.catalog.obligations import OBLIGATION_KINDS
     from registry.quality_models import QUARANTINE_STATUSES, TICKET_STATUSES
-    from registry.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
+    from registry.catalog.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
     from registry.people.roles import ROLES
     from registry.sharing_models import APPLICATION_STATUSES, GRANT_STATUSES
     from registry.supervision_models import ORDER_STATUSES, VIOLATION_STATUSES

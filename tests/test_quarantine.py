@@ -81,7 +81,7 @@ def _open_records(code: str) -> dict[tuple[str, str], str]:
     """(key, rule) -> reason of the resource's open quarantine records."""
     from registry.db import session_scope
     from registry.quarantine import open_records
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         resource = get_resource(session, code=code)
@@ -365,7 +365,7 @@ def test_replay_after_a_contract_fix_rechecks_the_stored_rows(hub_home: Path, so
     from pipeline.changes_feed import changes_since
     from pipeline.expectations import latest_run
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     assert v2.manifest["changes"]["inserted"] == 2 and latest_run(resource_code=setup.resource_code).version_id == v2.id
     with session_scope() as session:

@@ -45,7 +45,7 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Hub:
 
 def _source(hub: Hub) -> Path:
     from registry.db import session_scope
-    from registry.sources import get_source
+    from registry.catalog.sources import get_source
 
     with session_scope() as session:
         return Path(get_source(session, name=hub.source_name).config["path"])

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-da
 @pytest.fixture
 def cli(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     from registry.db import session_scope
-    from registry.resources import add_resource
+    from registry.catalog.resources import add_resource
 
     monkeypatch.setattr("registry.people.users.SCRYPT_N", 2**10)
     monkeypatch.setenv("PW", "a-long-enough-password")

@@ -44,7 +44,7 @@ def desk(hub_home: Path) -> Iterator[dict[str, str]]:
     """Agencies, a conditional and a not-shared resource (no data needed for paperwork), and people."""
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.resources import add_resource
+    from registry.catalog.resources import add_resource
     from registry.people.users import add_user
 
     admin = console("test")
@@ -194,7 +194,7 @@ def test_not_shared_is_never_granted_and_says_why(desk: dict[str, str]) -> None:
     from registry.db import session_scope
     from registry.grants import create_grant
     from registry.audit.models import AuditEvent
-    from registry.models import Resource
+    from registry.catalog.models import Resource
     from registry.subscriptions import subscribe
 
     basis = "保守国家秘密法》第九条"
@@ -230,7 +230,7 @@ def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None
     from registry.people.auth import console
     from registry.db import session_scope
     from registry.grants import live_grant
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.subscriptions import subscribe
     from registry.people.users import add_user
 

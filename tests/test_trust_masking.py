@@ -30,7 +30,7 @@ def test_the_catalogue_mark_alone_masks_on_every_channel_until_the_decision_lift
     from api.web import COOKIE
     from registry.applications import apply, decide
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.sharing_models import ResourceSensitivity
 
     code = world.resources["pending"]  # conditional, no secrecy review, no contract

@@ -45,7 +45,7 @@ def test_a_registered_uncatalogued_resource_is_never_shared(hub_home: Path, tmp_
     from registry.grants import create_grant
     from registry.people.auth import console
     from registry.people.agencies import get_agency
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.subscriptions import subscribe
     from tests.helpers import publish_entry, register_resource
 
@@ -97,7 +97,7 @@ def test_a_refusing_conclusion_revokes_the_grant_and_the_next_read_fails(world: 
 def test_every_workflow_path_leaves_no_grant_without_its_basis(world: World) -> None:
     from core.errors import AccessDenied
     from registry.applications import apply, decide
-    from registry.catalog_review import withdraw_entry
+    from registry.catalog.review import withdraw_entry
     from registry.db import session_scope
     from registry.disputes import conclude_dispute, open_dispute
     from registry.grants import list_grants, revoke_grant

@@ -27,7 +27,7 @@ def site(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
     statistics bureau (which holds no grant yet), one person there and one data administrator at the provider."""
     from registry.agreements import add_agreement, set_sensitivity
     from registry.people.auth import console
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
     from registry.people.users import add_user
     from tests.catalog_helpers import entry_data, publish, setup_people

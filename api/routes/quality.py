@@ -100,7 +100,7 @@ def ticket(ticket_id: int, session: SessionDep, consumer: ConsumerDep,
 @router.get("/api/v1/elements", response_model=list[ElementPublic], responses=DENIED)
 def elements(session: SessionDep, _: ConsumerDep) -> list[ElementPublic]:
     """Data elements (数据元) and the one authoritative agency and resource of each."""
-    from registry.elements import list_elements
+    from registry.catalog.elements import list_elements
 
     return [ElementPublic(code=e.code, name=e.name, subject_key=e.subject_key, agency_code=e.agency.code,
                           agency_name=e.agency.name, resource_code=e.resource.code, column=e.column)
@@ -110,7 +110,7 @@ def elements(session: SessionDep, _: ConsumerDep) -> list[ElementPublic]:
 @router.post("/api/v1/elements/duplicate-check", response_model=list[FindingPublic], responses=DENIED)
 def duplicate_check(body: DuplicateCheckCreate, session: SessionDep, consumer: ConsumerDep) -> list[FindingPublic]:
     """Would the caller's agency collect an element another agency is authoritative for? (一数一源)"""
-    from registry.elements import check_duplicate_collection
+    from registry.catalog.elements import check_duplicate_collection
 
     findings = check_duplicate_collection(session, agency_code=consumer.agency.code, element_codes=body.element_codes)
     return [FindingPublic(kind=f.kind, element_code=f.element_code, element_name=f.element_name, message=f.message,

@@ -23,7 +23,7 @@ from core.errors import AccessDenied
 from registry import agreements, applications, disputes, grants
 from registry.people.auth import Principal
 from core.calendar.due_days import due_status
-from registry.resources import get_resource
+from registry.catalog.resources import get_resource
 from registry.subscriptions import subscribe
 
 router = APIRouter(prefix="/api/v1", responses=DENIED, route_class=AuditedRoute)

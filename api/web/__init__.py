@@ -155,7 +155,7 @@ def logout(session: SessionDep, token: SessionCookie = None) -> RedirectResponse
 def _search(session, *, keyword: str, agency: str, sharing_type: str, mode: str, page: int) -> tuple[int, list]:
     """The catalogue helper's search of published entries when present, else a plain listing of resources."""
     try:
-        from registry.catalog_search import search_catalog
+        from registry.catalog.search import search_catalog
     except ImportError:
         search_catalog = None
     if search_catalog is not None:
@@ -165,7 +165,7 @@ def _search(session, *, keyword: str, agency: str, sharing_type: str, mode: str,
         return result.total, [{"code": h.code, "name": h.name, "abstract": h.abstract, "provider": h.provider,
                                "sharing_type": h.sharing_type, "sharing_modes": h.sharing_modes,
                                "update_cycle": h.update_cycle, "matched": h.matched_items} for h in result.hits]
-    from registry.resources import list_resources
+    from registry.catalog.resources import list_resources
 
     rows = [r for r in list_resources(session, agency=agency or None)
             if (not keyword or keyword in r.name or keyword in r.abstract)
@@ -197,7 +197,7 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
     from registry.versions import latest_version
 
     try:
@@ -212,7 +212,7 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
 def _entry_content(session, resource) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The published catalogue revision's elements, each under its Chinese label with its value as a person
     reads it (coded values labelled, days as 2026年12月6日), or the resource's own fields before cataloguing."""
-    from registry.catalog import entry_view, published_revision
+    from registry.catalog.entries import entry_view, published_revision
     from schemas.catalog_metadata import metadata
 
     revision = published_revision(session, resource=resource)

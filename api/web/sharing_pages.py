@@ -92,7 +92,7 @@ def _form(request: Request, session, principal, resource, status: int = 200, **v
 
 @router.get("/new", response_class=HTMLResponse)
 def new(request: Request, session: SessionDep, resource: str, token: SessionCookie = None) -> Response:
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     principal = _principal(session, token)
     if principal is None:
@@ -109,7 +109,7 @@ def submit(request: Request, session: SessionDep, resource: Annotated[str, Form(
            purpose: Annotated[str, Form()], items: Annotated[list[str] | None, Form()] = None,
            token: SessionCookie = None) -> Response:
     from registry.applications import apply
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     principal = _principal(session, token)
     if principal is None:

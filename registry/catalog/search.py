@@ -17,12 +17,12 @@ from sqlalchemy import and_, delete, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.errors import ConfigError
+from core.errors import ConfigError, NotFound
 from registry.people.agencies import get_agency
-from registry.catalog_models import CatalogRevision
-from registry.catalog_search_models import CatalogSearchEntry, InterfaceService
-from registry.interface_services import register_service, withdraw_service
-from registry.models import Resource
+from registry.catalog.models import CatalogRevision
+from registry.catalog.search_models import CatalogSearchEntry, InterfaceService
+from registry.catalog.interface_services import register_service, withdraw_service
+from registry.catalog.models import Resource
 from schemas.catalog_metadata import CLASSIFICATION, code_list
 
 MAX_LIMIT = 500
@@ -156,4 +156,21 @@ def _code(list_name: str, value: str) -> str:
     raise ConfigError(f"{value!r} 无效，可选：{'、'.join(codes.values())} / must be one of {', '.join(codes)}")
 
 
-__all__ = ["CLASSIFICATION", "SearchHit", "SearchResult", "refresh_published", "search_catalog"]
+def get_service(session: Session, *, code: str) -> InterfaceService:
+    refresh_published(session)
+    service = session.scalar(select(InterfaceService).where(InterfaceService.code == code,
+                                                            InterfaceService.status == "active"))
+    if service is None:
+        raise NotFound(f"目录条目 {code} 没有已注册的接口服务（须已发布且共享方式含接口交换）"
+                       f" / entry {code} has no registered interface service (published with the interface mode)")
+    return service
+
+
+def list_services(session: Session) -> list[InterfaceService]:
+    refresh_published(session)
+    return list(session.scalars(select(InterfaceService).where(InterfaceService.status == "active")
+                                .order_by(InterfaceService.code)))
+
+
+__all__ = ["CLASSIFICATION", "SearchHit", "SearchResult", "get_service", "list_services", "refresh_published",
+           "search_catalog"]

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from core.errors import ConfigError, NotFound
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.quality_models import DataElement
-from registry.resources import get_resource
+from registry.catalog.models import DataElement
+from registry.catalog.resources import get_resource
 from registry.versions import latest_version
 from schemas.presentation import labels
 

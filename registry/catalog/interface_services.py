@@ -4,8 +4,9 @@ data items, describing the exchange system's own endpoints (api/routes/interface
 and a paged list (records), every field typed from its data type.
 
 The key is the first data item that identifies a subject (统一社会信用代码, 身份证号码, ...), else the first
-data item. Registration follows publication: `registry.catalog_search.refresh_published` registers, updates
-and withdraws services as published revisions change (audited as interface.register / interface.withdraw).
+data item. Registration follows publication: `registry.catalog.search.refresh_published` registers, updates
+and withdraws services as published revisions change (audited as interface.register / interface.withdraw);
+reading them (`get_service`, `list_services`) refreshes first, so both live there.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import NotFound
 from registry.audit.log import record_event
-from registry.catalog_search_models import InterfaceService
-from registry.models import Resource
+from registry.catalog.search_models import InterfaceService
+from registry.catalog.models import Resource
 from schemas.catalog_metadata import code_list
 
 OPENAPI_VERSION = "3.0.3"
@@ -176,23 +176,3 @@ def withdraw_service(session: Session, *, resource: Resource, actor: str = "syst
         service.status = "withdrawn"
         record_event(session, actor=actor, action="interface.withdraw", agency_code=resource.agency.code,
                      resource_code=resource.code, detail={"path": service.path})
-
-
-def get_service(session: Session, *, code: str) -> InterfaceService:
-    from registry.catalog_search import refresh_published
-
-    refresh_published(session)
-    service = session.scalar(select(InterfaceService).where(InterfaceService.code == code,
-                                                            InterfaceService.status == "active"))
-    if service is None:
-        raise NotFound(f"目录条目 {code} 没有已注册的接口服务（须已发布且共享方式含接口交换）"
-                       f" / entry {code} has no registered interface service (published with the interface mode)")
-    return service
-
-
-def list_services(session: Session) -> list[InterfaceService]:
-    from registry.catalog_search import refresh_published
-
-    refresh_published(session)
-    return list(session.scalars(select(InterfaceService).where(InterfaceService.status == "active")
-                                .order_by(InterfaceService.code)))

@@ -15,7 +15,7 @@ from core.errors import ConfigError, NotFound
 from core.settings import get_settings
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.models import Source
+from registry.catalog.models import Source
 
 SECRET_NAMES = {"password", "token", "private_key", "passphrase", "secret"}
 

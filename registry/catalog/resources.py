@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from core.errors import ConfigError, NotFound
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.models import Resource
-from registry.sources import get_source
+from registry.catalog.models import Resource
+from registry.catalog.sources import get_source
 from schemas.presentation import labels
 
 SHARING_TYPES = labels("sharing_types")

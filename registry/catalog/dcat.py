@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.catalog_models import CatalogRevision
-from registry.catalog_search import refresh_published
-from registry.catalog_search_models import CatalogSearchEntry, InterfaceService
+from registry.catalog.models import CatalogRevision
+from registry.catalog.search import refresh_published
+from registry.catalog.search_models import CatalogSearchEntry, InterfaceService
 from schemas.catalog_metadata import code_list
 
 CONTEXT = {

@@ -3,7 +3,7 @@ entries in bulk for an agency's own system, and prefill data items from a connec
 
 An import is all or nothing: the file is read and checked in full (cells, entry rules, codes against the
 registry), and only a file without a single problem is written, in the caller's one transaction, through
-`registry.catalog.upsert_entry` (idempotent, so exporting and importing again changes nothing).
+`registry.catalog.entries.upsert_entry` (idempotent, so exporting and importing again changes nothing).
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from sqlalchemy.orm import Session
 from core.errors import ConfigError, GovshareError, NotFound
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.catalog import (
+from registry.catalog.entries import (
     latest_revision,
     list_entries,
     published_revision,
     upsert_entry,
 )
-from registry.catalog_models import CatalogRevision
-from registry.models import Resource
-from registry.sources import get_source, open_connector
+from registry.catalog.models import CatalogRevision
+from registry.catalog.models import Resource
+from registry.catalog.sources import get_source, open_connector
 from schemas.catalog_json import json_document, parse_json, parse_json_entry
 from schemas.catalog_tabular import ParsedEntry, csv_text, parse_csv
 from schemas.catalog_workbook import ENTRY_SHEET, ITEM_COLUMNS, Problem

@@ -3,7 +3,7 @@
 The entry is the `Resource` row (code, provider, stream); its elements live in `CatalogRevision.content`, the
 JSON of `CatalogEntryData` (the one validated shape of schemas/catalog_metadata.py, article 8 rules included).
 The provider and provider code (elements 4 and 5) are the owning agency's name and unified social credit code,
-never typed in. On publication (registry/catalog_review.py) the published revision's elements are copied into
+never typed in. On publication (registry/catalog/review.py) the published revision's elements are copied into
 the Resource columns the exchange reads (sharing type, modes, ...), so an edit under review changes nothing
 consumers see until it is published.
 """
@@ -22,9 +22,9 @@ from core.crypto import sha256_hex
 from core.errors import AccessDenied, ConfigError, NotFound, RetriableError
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.catalog_models import CatalogRevision
-from registry.models import Resource
-from registry.resources import _next_code
+from registry.catalog.models import CatalogRevision
+from registry.catalog.models import Resource
+from registry.catalog.resources import _next_code
 from schemas.catalog_metadata import RESOURCE_CODE, CatalogEntryData, label_of
 
 __all__ = [
@@ -130,7 +130,7 @@ def upsert_entry(
                  detail={"revision": revision.number, "author": author, "name": data.name})
     flag_duplicate_collection(session, resource=resource, revision=revision, data=data, actor=actor)
     if resource.catalog_status == "published":
-        from registry.obligations import open_update_obligation
+        from registry.catalog.obligations import open_update_obligation
 
         # Article 10: the elements changed, so the published entry must be brought up to date in 2 working days.
         open_update_obligation(session, resource_code=resource.code, kind="elements", actor=actor,
@@ -150,7 +150,7 @@ def _released_on(session: Session, resource: Resource):  # noqa: ANN202 - date |
 
 def duplicate_collection_findings(session: Session, *, resource: Resource, data: CatalogEntryData) -> list:
     """一数一源 (article 11): findings for data items carrying an element another agency is authoritative for."""
-    from registry.elements import check_duplicate_collection
+    from registry.catalog.elements import check_duplicate_collection
 
     codes = [item.element_code for item in data.data_items if item.element_code]
     if not codes:

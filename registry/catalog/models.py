@@ -1,11 +1,9 @@
-"""Tables of issue 3: the catalogue system (目录管理系统): people and their designations (articles 10, 21),
-catalogue entry revisions and their review (articles 9, 10, 19), update obligations and yearly
-reconfirmations (articles 10, 16).
+"""Tables of the catalogue system (目录管理系统): sources, resources, catalogue entry revisions and their review
+(articles 9, 10, 19), update obligations and yearly reconfirmations (articles 10, 16), data elements.
 
-The catalogue entry itself is `Resource` (信息资源, registry/models.py); each change of its elements is a
-`CatalogRevision` whose `content` is the JSON of `schemas.catalog_metadata.CatalogEntryData`.
-Imported at the end of registry/models.py; migration registry/migrations/versions/0010_catalog.py (label
-"catalog").
+The catalogue entry itself is `Resource` (信息资源); each change of its elements is a `CatalogRevision` whose
+`content` is the JSON of `schemas.catalog_metadata.CatalogEntryData`. Migrations: registry/migrations/versions/
+0001 (sources, resources), 0010_catalog.py (label "catalog").
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Resource
+from registry.people.models import Agency
 from registry.orm import Base
 from schemas.presentation import labels
 
@@ -33,6 +31,9 @@ __all__ = [
     "REVISION_STATUSES",
     "CatalogRevision",
     "ConfidentialityReview",
+    "DataElement",
+    "Resource",
+    "Source",
     "Reconfirmation",
     "UpdateObligation",
 ]
@@ -40,6 +41,46 @@ __all__ = [
 # draft: being edited; submitted: awaiting review; returned: sent back with comments; published: the one
 # consumers see; superseded: an older published or an abandoned unpublished revision.
 REVISION_STATUSES = {code: text for code, text in labels("catalog_statuses").items() if code != "registered"}
+
+
+class Source(Base):
+    """A connection to an agency's business database (业务数据库); the secret part is encrypted at rest."""
+
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    agency: Mapped[Agency] = relationship()
+
+
+class Resource(Base):
+    """信息资源: a catalogue resource, optionally fed by a source stream (table or query)."""
+
+    __tablename__ = "resources"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(60), unique=True, doc="信息资源代码: classification/sequence")
+    classification: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(200))
+    abstract: Mapped[str] = mapped_column(Text, default="")
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"))
+    stream: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="table or query, key, cursor column")
+    sharing_type: Mapped[str] = mapped_column(String(20), default="unconditional")
+    sharing_condition: Mapped[str] = mapped_column(Text, default="")
+    sharing_modes: Mapped[list[Any]] = mapped_column(default=list)
+    update_cycle: Mapped[str] = mapped_column(String(20), default="daily")
+    # registered: added with `resource add` (stream first, catalogue elements later); draft: compiled in the
+    # catalogue, never published (hidden from consumers); published: the columns above mirror the published
+    # revision (registry/catalog/entries.py). Migration 0010_catalog.
+    catalog_status: Mapped[str] = mapped_column(String(20), default="registered", server_default="registered")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+    agency: Mapped[Agency] = relationship()
+    source: Mapped[Source | None] = relationship()
 
 
 class CatalogRevision(Base):
@@ -107,3 +148,22 @@ class Reconfirmation(Base):
     confirmed_by: Mapped[str] = mapped_column(String(100))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class DataElement(Base):
+    """数据元: one datum about a subject (keyed by USCC or ID number) with exactly one authoritative agency and
+    the resource and column where its authoritative values are published (一数一源, article 11)."""
+
+    __tablename__ = "data_elements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    subject_key: Mapped[str] = mapped_column(String(20), doc="uscc, idcard or orgcode")
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
+    column: Mapped[str] = mapped_column(String(100))
+    key_column: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    agency: Mapped[Agency] = relationship()
+    resource: Mapped[Resource] = relationship()

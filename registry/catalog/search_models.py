@@ -1,8 +1,8 @@
 """Tables of issue 3, article 15: the search index of the published catalogue and the registered interface
 services (接口服务) of entries shared through the interface mode.
 
-Both are projections of the published revisions (registry/catalog.py) kept in step by
-registry/catalog_search.py `refresh_published`; imported at the end of registry/models.py; migration
+Both are projections of the published revisions (registry/catalog/entries.py) kept in step by
+registry/catalog/search.py `refresh_published`; imported at the end of registry/models.py; migration
 registry/migrations/versions/0012_catalog_search.py (label "catalog_search").
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.models import Resource
+from registry.catalog.models import Resource
 from registry.people.models import Agency
 from registry.orm import Base
 

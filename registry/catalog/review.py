@@ -17,14 +17,14 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError
 from registry.audit.log import record_event
-from registry.catalog import apply_to_resource, canonical, get_entry, latest_revision
-from registry.catalog_models import (
+from registry.catalog.entries import apply_to_resource, canonical, get_entry, latest_revision
+from registry.catalog.models import (
     CatalogRevision,
     ConfidentialityReview,
     Reconfirmation,
 )
-from registry.models import Resource
-from registry.obligations import close_obligations
+from registry.catalog.models import Resource
+from registry.catalog.obligations import close_obligations
 from registry.people.persons import act_day, person_actor, require_designated
 from schemas.catalog_metadata import CatalogEntryData, label_of, metadata
 
