@@ -123,7 +123,7 @@ import os, statistics, time
 from pipeline.sync import sync_resource
 from registry.db import session_scope
 from registry.catalog.resources import get_resource
-from registry.versions import latest_version
+from registry.exchange.versions import latest_version
 from samples.loaders import churn_postgres, mutate_postgres
 # A worker's first run pays the process's one-time costs (pyarrow's pandas shim, the database driver, the
 # registry engine): about 0.3 s whatever the change. It is measured on a quiet run (nothing changed since

@@ -325,7 +325,7 @@ def stream_command(code: Annotated[str, typer.Argument(help="信息资源代码"
     Example: govshare catalog stream 101001/0001 --source scjg-pg --table enterprises --key id --cursor updated_at
     """
     from registry.catalog.entries import attach_stream
-    from registry.streams import verify_stream
+    from registry.exchange.streams import verify_stream
 
     with reported_errors():
         with session_scope() as session:

@@ -98,7 +98,7 @@ def sync(resource: Annotated[str, typer.Argument(help="resource code")],
         return cdc_cmds.sync_cdc_command(resource, full=full, wait=wait, attempts=attempts)
     with reported_errors():
         report = sync_resource(resource_code=resource, full=full, wait_seconds=wait, attempts=attempts)
-        from registry.versions import change_summary
+        from registry.exchange.versions import change_summary
 
         title = (f"{report.resource_code} v{report.version}" if report.published else
                  f"{report.resource_code}: 无变化，未发布新版本 / unchanged, v{report.previous_version} stays current")
@@ -121,7 +121,7 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
     """
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.versions import change_summary, list_versions
+    from registry.exchange.versions import change_summary, list_versions
 
     with reported_errors(), session_scope() as session:
         rows = [(f"v{v.number}", moment_compact(v.created_at), v.row_count, v.quarantined_count,

@@ -271,7 +271,7 @@ def contract_draft(source: Annotated[str, typer.Option(help="source name")],
 
     Example: govshare contract draft --source scjg-pg --table enterprises --out ~/govshare/contracts/enterprises.yaml
     """
-    from registry.contracts import draft_contract
+    from registry.exchange.contracts import draft_contract
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
@@ -295,10 +295,10 @@ def contract_attach(resource: Annotated[str, typer.Argument(help="resource code"
 
     Example: govshare contract attach 101001/0001 enterprises
     """
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.streams import verify_stream
+    from registry.exchange.streams import verify_stream
 
     with reported_errors(), session_scope() as session:
         contract = attach_contract(session, resource_code=resource, name=name)

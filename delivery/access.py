@@ -39,9 +39,9 @@ from registry.grants import (
     sensitivity,
 )
 from registry.catalog.models import Resource
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 from registry.catalog.resources import SHARING_MODES, get_resource
-from registry.versions import latest_version, require_latest_version
+from registry.exchange.versions import latest_version, require_latest_version
 
 CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
 MASK = "****"

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from delivery.access import AccessDecision, authorize_read
 from registry.audit.log import record_event
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 METADATA = "metadata"
 

@@ -27,7 +27,7 @@ from core.errors import ConfigError, NotFound, RetriableError
 from core.settings import get_settings
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.delivery_models import Delivery, SftpTarget
+from registry.exchange.delivery_models import Delivery, SftpTarget
 
 
 def add_target(session: Session, *, agency: str, host: str, username: str, host_key: str, port: int = 22,

@@ -53,10 +53,10 @@ from pipeline.sync import publish_run
 from pipeline.validate import finish_checks, key_array, split_batch
 from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import CursorState, SyncRun
+from registry.exchange.models import CursorState, SyncRun
 from registry.catalog.resources import get_resource
 from registry.catalog.sources import open_connector
-from registry.versions import cursor_state, latest_version
+from registry.exchange.versions import cursor_state, latest_version
 
 CDC_CURSOR = "__cdc_lsn"  # CursorState.cursor_column of a cdc resource; its value is an LSN such as 0/1949108
 

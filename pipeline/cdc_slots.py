@@ -23,7 +23,8 @@ from core.settings import get_settings
 from pipeline.cdc import CDC_CURSOR, capture_for, is_cdc
 from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import CdcResync, CursorState
+from registry.exchange.models import CursorState
+from registry.exchange.notice_models import CdcResync
 from registry.catalog.resources import get_resource, list_resources
 
 MIB = 1024 * 1024

@@ -102,7 +102,7 @@ def check_consistency(*, resource_code: str, mapping: dict[str, str] | None = No
     """Compare the copy's latest version with each authority's latest version; record and report the result."""
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.versions import require_latest_version
+    from registry.exchange.versions import require_latest_version
     from schemas.contract_store import contract_for
 
     with session_scope() as session:

@@ -58,7 +58,7 @@ def validate_version(*, resource_code: str, version_number: int | None = None,
     from quality.gx_suite import SuiteRunner, render_html
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.versions import list_versions, require_latest_version
+    from registry.exchange.versions import list_versions, require_latest_version
 
     with session_scope() as session:
         resource = get_resource(session, code=resource_code)
@@ -130,7 +130,7 @@ def run_after_publish(report: dict[str, Any]) -> dict[str, Any]:
 def _record_error(report: dict[str, Any], exc: Exception) -> None:
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.versions import list_versions
+    from registry.exchange.versions import list_versions
 
     try:
         with session_scope() as session:

@@ -26,7 +26,8 @@ from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.audit.models import AuditEvent
 from registry.catalog.models import Resource
-from registry.models import DatasetVersion, PrunedVersion, Subscription, SyncRun
+from registry.exchange.models import DatasetVersion, PrunedVersion, SyncRun
+from registry.models import Subscription
 
 
 def _age(path: Path, now: datetime) -> timedelta:

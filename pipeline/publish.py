@@ -26,8 +26,8 @@ from pipeline.staging import StagedRun
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.catalog.models import Resource
-from registry.models import CursorState, DatasetVersion, SyncRun
-from registry.versions import latest_version, next_version_number
+from registry.exchange.models import CursorState, DatasetVersion, SyncRun
+from registry.exchange.versions import latest_version, next_version_number
 
 
 @dataclass

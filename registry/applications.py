@@ -38,7 +38,7 @@ from registry.grants import (
 from registry.people.models import Agency
 from registry.catalog.resources import get_resource
 from registry.sharing_models import Application, InboxMessage
-from registry.versions import latest_version
+from registry.exchange.versions import latest_version
 from core.calendar.workdays import working_days_between
 from schemas.presentation import labels
 

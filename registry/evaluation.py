@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 from core import clock
 from registry.audit.log import record_event
 from registry.catalog.models import CatalogRevision, Reconfirmation, UpdateObligation
-from registry.delivery_models import Delivery
+from registry.exchange.delivery_models import Delivery
 from registry.catalog.elements import check_duplicate_collection
 from registry.catalog.models import Resource
-from registry.models import SyncRun
+from registry.exchange.models import SyncRun
 from registry.people.models import Agency
-from registry.notice_models import Notice
+from registry.exchange.notice_models import Notice
 from registry.periods import Period, parse_period, trailing
 from registry.sharing_models import Application
 from registry.supervision_models import EvaluationRun, RectificationOrder, Violation

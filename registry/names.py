@@ -52,7 +52,7 @@ def item_names(session: Session, resource: Resource) -> dict[str, str]:
     """{column: data item name} from the published catalogue revision; a column it does not name keeps the
     label its contract gave it in the latest version's schema, else its own name."""
     from registry.catalog.entries import published_revision
-    from registry.versions import latest_version
+    from registry.exchange.versions import latest_version
 
     names: dict[str, str] = {}
     version = latest_version(session, resource=resource)

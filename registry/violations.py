@@ -42,10 +42,10 @@ from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.catalog.models import CatalogRevision, UpdateObligation
 from registry.catalog.elements import check_duplicate_collection
-from registry.exchange_models import SchemaChange
+from registry.exchange.models import SchemaChange
 from registry.audit.models import AuditEvent
 from registry.catalog.models import Resource
-from registry.models import DatasetVersion, SyncRun
+from registry.exchange.models import DatasetVersion, SyncRun
 from registry.people.models import Agency, ApiToken
 from registry.catalog.obligations import overdue_reconfirmations
 from registry.catalog.models import DataElement

@@ -248,7 +248,7 @@ def pg_rows(dsn: str, table: str, *, columns: Sequence[str] = ENTERPRISE_COLUMNS
 def latest(resource_code: str):  # noqa: ANN201 - DatasetVersion | None
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.versions import latest_version
+    from registry.exchange.versions import latest_version
 
     with session_scope() as session:
         return latest_version(session, resource=get_resource(session, code=resource_code))
@@ -258,7 +258,7 @@ def versions(resource_code: str) -> list:
     """Published versions, oldest first."""
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.versions import list_versions
+    from registry.exchange.versions import list_versions
 
     with session_scope() as session:
         return list(reversed(list_versions(session, resource=get_resource(session, code=resource_code))))
@@ -267,7 +267,7 @@ def versions(resource_code: str) -> list:
 def cursor_value(resource_code: str) -> str | None:
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.versions import cursor_state
+    from registry.exchange.versions import cursor_state
 
     with session_scope() as session:
         state = cursor_state(session, resource=get_resource(session, code=resource_code))
@@ -338,7 +338,7 @@ def sync_runs(resource_code: str) -> list:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import SyncRun
+    from registry.exchange.models import SyncRun
     from registry.catalog.resources import get_resource
 
     with session_scope() as session:

@@ -104,7 +104,7 @@ def _sync(world: SupervisionWorld, name: str, source: str, finished: date) -> No
     from pipeline.sync import sync_resource
     from registry.catalog.entries import attach_stream
     from registry.db import session_scope
-    from registry.models import DatasetVersion, SyncRun
+    from registry.exchange.models import DatasetVersion, SyncRun
 
     with session_scope() as session:
         attach_stream(session, code=world.codes[name], source=source, table="enterprises", primary_key=["id"],
@@ -124,11 +124,12 @@ def build(tmp_path: Path) -> SupervisionWorld:
     from registry.applications import apply, decide
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.delivery_models import Delivery
+    from registry.exchange.delivery_models import Delivery
     from registry.catalog.elements import add_element
-    from registry.exchange_models import SchemaChange
-    from registry.models import Subscription, SyncRun
-    from registry.notice_models import Notice
+    from registry.exchange.models import SchemaChange
+    from registry.exchange.models import SyncRun
+    from registry.models import Subscription
+    from registry.exchange.notice_models import Notice
     from registry.catalog.obligations import open_update_obligation, reconfirm_entry
     from registry.quality_models import ConsistencyCheck
     from registry.quality_models import QuarantineSet

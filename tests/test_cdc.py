@@ -228,7 +228,7 @@ def test_stale_slot_is_dropped_and_the_next_run_reads_everything(source: str, mo
     from pipeline.cdc import sync_cdc
     from pipeline.cdc_slots import cdc_status, guard_all
     from registry.db import session_scope
-    from registry.models import CdcResync
+    from registry.exchange.notice_models import CdcResync
 
     code = register(source)
     sync_cdc(resource_code=code)
@@ -269,7 +269,7 @@ def test_a_slot_nobody_confirmed_for_too_long_is_dropped(source: str, monkeypatc
     from pipeline.cdc import sync_cdc
     from pipeline.cdc_slots import guard_all
     from registry.db import session_scope
-    from registry.models import CursorState
+    from registry.exchange.models import CursorState
 
     code = register(source)
     sync_cdc(resource_code=code)

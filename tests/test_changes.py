@@ -255,7 +255,7 @@ def test_an_incremental_resource_is_read_in_full_again_as_a_safety_net(source: t
     from core import clock
     from core.settings import reset_settings
     from registry.db import session_scope
-    from registry.models import SyncRun
+    from registry.exchange.models import SyncRun
 
     hub, database = source
     _sql(database, "DELETE FROM enterprises WHERE id = 20", "UPDATE enterprises SET status = '吊销' WHERE id = 21")

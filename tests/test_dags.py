@@ -180,7 +180,7 @@ def test_sync_dags_run_against_postgresql_and_mariadb(hub_home: Path, tmp_path: 
     from pipeline.airflow_runner import run_dags
     from registry.catalog.dagspecs import dag_id_for
     from registry.db import session_scope
-    from registry.notices import list_notices
+    from registry.exchange.notices import list_notices
     from samples.loaders import load_mysql, load_postgres
     from tests.helpers import pg_execute, pg_scratch_schema, pg_source_config
     from tests.services import require_mysql, require_postgres

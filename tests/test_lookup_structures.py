@@ -118,7 +118,7 @@ def test_text_keys_past_the_prefix_and_odd_values_are_found_exactly(hub_home: Pa
     their text; floats."""
     from pipeline.lookup_index import MAX_KEY_BYTES, build_part, published_stem
     from pipeline.paths import storage_root
-    from registry.models import DatasetVersion
+    from registry.exchange.models import DatasetVersion
 
     shared = "上海市浦东新区" * 5  # 105 bytes of UTF-8
     names = [shared + "甲", shared + "乙", "", "a", "a\x00", None, shared + "甲", "b" * MAX_KEY_BYTES]

@@ -98,7 +98,7 @@ def _set_webhook(hub: Hub, agency: str, receiver: Receiver) -> None:
 
 def _notices(**filters) -> list:  # noqa: ANN003
     from registry.db import session_scope
-    from registry.notices import list_notices
+    from registry.exchange.notices import list_notices
 
     with session_scope() as session:
         return list_notices(session, **filters)

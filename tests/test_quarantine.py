@@ -62,7 +62,7 @@ def _plant(dsn: str, table: str, new_id: int | None, **changes: object) -> None:
 
 def _register_with_contract(dsn: str, schema: str):  # noqa: ANN202
     from registry.db import session_scope
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
 
     config, secret = pg_source_config(dsn, schema=schema)
     setup = register_resource(kind="postgresql", config=config, secret=secret)

@@ -44,7 +44,7 @@ def _retype(database: Path, replacements: dict[str, str]) -> None:
 def _recorded(code: str) -> list:
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
-    from registry.schema_changes import list_schema_changes
+    from registry.exchange.schema_changes import list_schema_changes
 
     with session_scope() as session:
         return list_schema_changes(session, resource=get_resource(session, code=code))

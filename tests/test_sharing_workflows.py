@@ -442,7 +442,7 @@ def test_citizen_ids_named_by_the_data_contract_are_masked_on_every_channel(worl
     from delivery.access import CHANNELS, authorize_read, restrict
     from delivery.files import iter_batches
     from registry.db import session_scope
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
 
     code = world.resources["unconditional"]
     with session_scope() as session:

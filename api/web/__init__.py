@@ -198,7 +198,7 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
     if principal is None:
         return _login_redirect(request)
     from registry.catalog.resources import get_resource
-    from registry.versions import latest_version
+    from registry.exchange.versions import latest_version
 
     try:
         resource = get_resource(session, code=code)

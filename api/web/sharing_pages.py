@@ -44,7 +44,7 @@ def _refused(session, principal, request: Request, exc: AccessDenied, resource_c
 
 def _item_choices(session, resource) -> list[dict[str, str]]:
     """The entry's data items that name a column; without catalogue items, the published version's columns."""
-    from registry.versions import latest_version
+    from registry.exchange.versions import latest_version
 
     content, _ = _entry_content(session, resource)
     items = [{"column": i["column"], "name": i["name"]} for i in content.get("data_items", []) if i.get("column")]

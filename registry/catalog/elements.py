@@ -18,7 +18,7 @@ from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.catalog.models import DataElement
 from registry.catalog.resources import get_resource
-from registry.versions import latest_version
+from registry.exchange.versions import latest_version
 from schemas.presentation import labels
 
 SUBJECT_KEYS = labels("subject_ids")

@@ -283,7 +283,7 @@ def attach_stream(session: Session, *, code: str, source: str, table: str | None
                   primary_key: list[str] | None = None, cursor_column: str | None = None,
                   actor: str = "cli") -> Resource:
     """Feed a catalogue entry from one of its provider's sources (the exchange side of the entry)."""
-    from registry.streams import set_stream
+    from registry.exchange.streams import set_stream
 
     entry = get_entry(session, code=code)
     if bool(table) == bool(query):

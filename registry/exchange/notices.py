@@ -20,7 +20,8 @@ from core.errors import ConfigError, NotFound
 from core.settings import get_settings
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.models import Notice, NoticeEndpoint, Subscription
+from registry.exchange.notice_models import Notice, NoticeEndpoint
+from registry.models import Subscription
 from registry.catalog.resources import get_resource
 
 FEED_PAGE_MAX = 500

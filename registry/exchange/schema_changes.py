@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
-from registry.models import SchemaChange
+from registry.exchange.models import SchemaChange
 
 
 def _open_obligation(session: Session, *, resource_code: str, reason: str, actor: str) -> str | None:

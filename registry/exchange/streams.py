@@ -16,7 +16,7 @@ from core.errors import ConfigError, RetriableError
 from core.settings import get_settings
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
-from registry.models import CursorState
+from registry.exchange.models import CursorState
 from registry.catalog.sources import get_source, open_connector
 
 STREAM_FIELDS = ("table", "query", "primary_key", "cursor_column")

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound
 from registry.catalog.models import Resource
-from registry.models import CursorState, DatasetVersion
+from registry.exchange.models import CursorState, DatasetVersion
 
 
 def latest_version(session: Session, *, resource: Resource) -> DatasetVersion | None:
