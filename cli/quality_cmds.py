@@ -35,7 +35,7 @@ def quarantine_list(resource: Annotated[str, typer.Argument(help="resource code"
     Example: govshare quarantine list 101001/0001 --status open
     """
     from registry.db import session_scope
-    from registry.quarantine import list_quarantine
+    from registry.quality.quarantine import list_quarantine
 
     with reported_errors(), session_scope() as session:
         sets = list_quarantine(session, resource_code=resource, status=status)
@@ -87,7 +87,7 @@ def ticket_list(agency: Annotated[str | None, typer.Option(help="agency code or 
     Example: govshare ticket list --agency 上海市市场监督管理局 --status open
     """
     from registry.db import session_scope
-    from registry.tickets import list_tickets
+    from registry.quality.tickets import list_tickets
 
     with reported_errors(), session_scope() as session:
         tickets = list_tickets(session, agency=agency, status=status, resource_code=resource)
@@ -106,7 +106,7 @@ def ticket_show(ticket_id: Annotated[int, typer.Argument(help="ticket id")],
     """
     from pipeline.quarantine import ticket_rows
     from registry.db import session_scope
-    from registry.tickets import get_ticket
+    from registry.quality.tickets import get_ticket
 
     with reported_errors(), session_scope() as session:
         ticket = get_ticket(session, ticket_id=ticket_id)
@@ -136,7 +136,7 @@ def ticket_close(ticket_id: Annotated[int, typer.Argument(help="ticket id")],
     Example: govshare ticket close 3 --note "源系统已更正注册资本"
     """
     from registry.db import session_scope
-    from registry.tickets import close_ticket
+    from registry.quality.tickets import close_ticket
 
     with reported_errors(), session_scope() as session:
         ticket = close_ticket(session, ticket_id=ticket_id, note=note)

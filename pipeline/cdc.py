@@ -93,7 +93,7 @@ class _Resource:
     previous_parts: list[Part]  # the previous version's parts: its rows are their live rows (pipeline.layers)
     previous_path: str | None  # its storage-relative folder, which a layer's entries point at
     cursor: int | None
-    watch: list[str]  # keys with open quarantine records (registry.quarantine)
+    watch: list[str]  # keys with open quarantine records (registry.quality.quarantine)
 
 
 def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource with its source
@@ -103,7 +103,7 @@ def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource 
 
 
 def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
-    from registry.quarantine import open_keys
+    from registry.quality.quarantine import open_keys
     from schemas.contract_store import contract_for
 
     with session_scope() as session:

@@ -184,9 +184,9 @@ def _record(*, resource_code: str, copy_version_id: int, summary: list[dict], co
     from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.catalog.models import Resource
-    from registry.quality_models import ConsistencyCheck
+    from registry.quality.models import ConsistencyCheck
     from registry.catalog.resources import get_resource
-    from registry.tickets import open_ticket
+    from registry.quality.tickets import open_ticket
 
     relative = out.relative_to(paths.storage_root()).as_posix() if mismatches else None
     if not mismatches:

@@ -96,7 +96,7 @@ def _record(version, *, result: dict[str, Any] | None, report: Path | None, erro
     from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.catalog.models import Resource
-    from registry.quality_models import ExpectationRun
+    from registry.quality.models import ExpectationRun
 
     result = result or {}
     with session_scope() as session:
@@ -146,7 +146,7 @@ def latest_run(*, resource_code: str) -> Any:  # noqa: ANN401 - ExpectationRun |
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.quality_models import ExpectationRun
+    from registry.quality.models import ExpectationRun
     from registry.catalog.resources import get_resource
 
     with session_scope() as session:

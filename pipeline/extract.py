@@ -119,7 +119,7 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
 
 
 def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, Inputs]:
-    from registry.quarantine import open_keys
+    from registry.quality.quarantine import open_keys
     from schemas.contract_store import contract_for  # the resource's data contract (quality rules), if any
 
     with session_scope() as session:

@@ -127,9 +127,9 @@ def _publish_locked(staged: StagedRun) -> PublishReport:
     return report
 
 
-def _findings(staged: StagedRun, staging: Path):  # noqa: ANN202 - registry.quarantine.Findings
+def _findings(staged: StagedRun, staging: Path):  # noqa: ANN202 - registry.quality.quarantine.Findings
     from pipeline.quarantine import entries_of
-    from registry.quarantine import Findings
+    from registry.quality.quarantine import Findings
 
     findings = Findings.from_dict(staged.findings)
     if staged.rows_quarantined:
@@ -167,8 +167,8 @@ def _close_run(session, staged: StagedRun, *, status: str, version_id: int | Non
 
 
 def _settle(session, staged: StagedRun, *, findings, version_id: int | None, quarantine: str | None) -> None:  # noqa: ANN001
-    """The run's quarantined rows and what it learnt about the open ones (registry.quarantine)."""
-    from registry.quarantine import settle_quarantine
+    """The run's quarantined rows and what it learnt about the open ones (registry.quality.quarantine)."""
+    from registry.quality.quarantine import settle_quarantine
 
     settle_quarantine(session, resource_id=staged.resource_id, run_id=staged.run_id, version_id=version_id,
                       path=quarantine, rows=staged.rows_quarantined, rules=staged.quarantine_rules,

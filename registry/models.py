@@ -34,7 +34,7 @@ from registry.catalog.search_models import *  # noqa: E402,F401,F403
 from registry.exchange.delivery_models import *  # noqa: E402,F401,F403
 from registry.exchange.models import *  # noqa: E402,F401,F403
 from registry.exchange.notice_models import *  # noqa: E402,F401,F403
-from registry.quality_models import *  # noqa: E402,F401,F403
+from registry.quality.models import *  # noqa: E402,F401,F403
 from registry.people.models import *  # noqa: E402,F401,F403
 from registry.sharing_models import *  # noqa: E402,F401,F403
 from registry.supervision_models import *  # noqa: E402,F401,F403

@@ -49,7 +49,7 @@ from registry.exchange.models import DatasetVersion, SyncRun
 from registry.people.models import Agency, ApiToken
 from registry.catalog.obligations import overdue_reconfirmations
 from registry.catalog.models import DataElement
-from registry.quality_models import ConsistencyCheck, QuarantineSet
+from registry.quality.models import ConsistencyCheck, QuarantineSet
 from registry.sharing_models import Application, Grant
 from registry.supervision_models import VIOLATION_CASES, Violation
 from core.calendar.workdays import UnknownCalendarYear, add_working_days

@@ -131,9 +131,9 @@ def build(tmp_path: Path) -> SupervisionWorld:
     from registry.models import Subscription
     from registry.exchange.notice_models import Notice
     from registry.catalog.obligations import open_update_obligation, reconfirm_entry
-    from registry.quality_models import ConsistencyCheck
-    from registry.quality_models import QuarantineSet
-    from registry.quarantine import Findings, settle_quarantine
+    from registry.quality.models import ConsistencyCheck
+    from registry.quality.models import QuarantineSet
+    from registry.quality.quarantine import Findings, settle_quarantine
     from registry.catalog.resources import add_resource
     from registry.sharing_models import Grant
     from registry.catalog.sources import add_source

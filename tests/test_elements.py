@@ -85,7 +85,7 @@ def test_a_copy_is_compared_with_the_authority_and_both_agencies_hear_of_mismatc
     from cli.main import app
     from pipeline.paths import resolve
     from registry.db import session_scope
-    from registry.tickets import list_tickets
+    from registry.quality.tickets import list_tickets
 
     market = _market(tmp_path)
     tax_db = tmp_path / "tax.db"
@@ -119,7 +119,7 @@ def test_a_copy_is_compared_with_the_authority_and_both_agencies_hear_of_mismatc
 
     from sqlalchemy import select
 
-    from registry.quality_models import ConsistencyCheck
+    from registry.quality.models import ConsistencyCheck
 
     with session_scope() as session:
         check = session.scalar(select(ConsistencyCheck))

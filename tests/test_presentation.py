@@ -17,7 +17,7 @@ def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
     from registry.people.models import DESIGNATION_ROLES
     from registry.grants import ROW_FILTER_OPS
     from registry.catalog.obligations import OBLIGATION_KINDS
-    from registry.quality_models import QUARANTINE_STATUSES, TICKET_STATUSES
+    from registry.quality.models import QUARANTINE_STATUSES, TICKET_STATUSES
     from registry.catalog.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
     from registry.people.roles import ROLES
     from registry.sharing_models import APPLICATION_STATUSES, GRANT_STATUSES

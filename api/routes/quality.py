@@ -73,7 +73,7 @@ def _public(ticket) -> dict[str, Any]:  # noqa: ANN001 - CorrectionTicket
 def tickets(session: SessionDep, consumer: ConsumerDep,
             status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None) -> list[TicketPublic]:
     """The caller's agency's error-correction tickets (疑义校核工单), newest first."""
-    from registry.tickets import list_tickets
+    from registry.quality.tickets import list_tickets
 
     return [TicketPublic(**_public(t)) for t in list_tickets(session, agency=consumer.agency.code, status=status)]
 
@@ -83,7 +83,7 @@ def ticket(ticket_id: int, session: SessionDep, consumer: ConsumerDep,
            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> TicketRowsPublic:
     """One ticket with the rows it lists (quarantined rows with rule and reason, or value mismatches)."""
     from pipeline.quarantine import ticket_rows
-    from registry.tickets import get_ticket
+    from registry.quality.tickets import get_ticket
 
     found = get_ticket(session, ticket_id=ticket_id)
     if found.agency_id != consumer.agency_id:

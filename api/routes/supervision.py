@@ -76,7 +76,7 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
     from registry.evaluation import evaluate
     from registry.catalog.models import Resource
     from registry.periods import current_quarter
-    from registry.quality_models import CorrectionTicket
+    from registry.quality.models import CorrectionTicket
     from registry.sharing_models import Application
     from registry.supervision_models import RectificationOrder, Violation
 

@@ -1,5 +1,6 @@
-"""Tables of issue 5 (articles 11, 12, 23): the quarantine store, error-correction tickets (疑义校核工单), the
-data-element registry (数据元, 一数一源), consistency checks and great-expectations runs.
+"""Tables of issue 5 (articles 11, 12, 23): the quarantine store, error-correction tickets (疑义校核工单),
+consistency checks and great-expectations runs (the data-element registry, 数据元, is the catalogue's:
+registry/catalog/models.py).
 
 Imported at the end of registry/models.py so they share its metadata; their migration is
 registry/migrations/versions/0005_quality.py (a branch of its own, label "quality").

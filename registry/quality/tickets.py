@@ -1,7 +1,7 @@
 """Error-correction tickets (疑义校核工单, article 23): the hub asks an agency to check and correct its data.
 
 A ticket is opened for the provider when a run quarantines rows under a rule that has no open ticket yet (kind
-``quarantine``: one open ticket per resource and rule, listing that rule's open records, registry/quarantine.py)
+``quarantine``: one open ticket per resource and rule, listing that rule's open records, registry/quality/quarantine.py)
 and for both agencies when a copy disagrees with the authoritative data (kind
 ``consistency``). Closing a ticket records who closed it and why; a replay of the fixed rows closes it too.
 """
@@ -19,7 +19,7 @@ from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
 from registry.people.models import Agency
-from registry.quality_models import TICKET_KINDS, TICKET_STATUSES, CorrectionTicket
+from registry.quality.models import TICKET_KINDS, TICKET_STATUSES, CorrectionTicket
 
 
 def open_ticket(session: Session, *, kind: str, agency: Agency, resource: Resource, title: str, rows: int,
