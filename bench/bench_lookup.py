@@ -46,7 +46,7 @@ from pipeline.staging import StagedRun
 from registry.people.agencies import add_agency
 from registry.people.auth import console
 from registry.db import session_scope
-from registry.grants import create_grant
+from registry.sharing.grants import create_grant
 from registry.migrate import upgrade
 from registry.catalog.resources import add_resource
 from registry.people.tokens import issue_token

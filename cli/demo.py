@@ -51,7 +51,7 @@ def _register(home: Path, *, rows: int = ENTERPRISE_ROWS) -> dict[str, str]:
     from registry.migrate import upgrade
     from registry.catalog.resources import add_resource
     from registry.catalog.sources import add_source
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
     from registry.people.tokens import issue_token
     from samples.demo_sources import HR, MARKET, TAX, make_market_db, make_tax_db
 

@@ -58,7 +58,7 @@ def mask_identifiers(session: Session, *, resource_code: str, scan_folder: Path)
     """The market regulator's secrecy review marks the legal representatives' ID numbers as personal data, so
     every consumer browses them masked (unless a decision lifts it), and records the secrecy agreement the HR
     bureau signed, without which a marked resource is not shared at all (article 14)."""
-    from registry.agreements import add_agreement, set_sensitivity
+    from registry.sharing.agreements import add_agreement, set_sensitivity
     from registry.people.auth import user_principal
     from registry.people.users import get_user
 
@@ -89,7 +89,7 @@ def _agreement_scan(path: Path) -> Path:
 
 def apply_for_credit(session: Session, *, resource_code: str) -> str:
     """张伟 of the HR bureau applies for three data items of the tax credit entry; its number."""
-    from registry.applications import apply
+    from registry.sharing.applications import apply
     from registry.people.auth import user_principal
     from registry.people.users import get_user
 

@@ -162,7 +162,7 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
 
     from registry.db import session_scope
     from registry.exchange.notice_models import NoticeEndpoint
-    from registry.models import Subscription
+    from registry.sharing.models import Subscription
 
     with reported_errors(), session_scope() as session:
         query = select(Subscription).order_by(Subscription.id)
@@ -184,7 +184,7 @@ def notices_list(resource: Annotated[str | None, typer.Option(help="only this re
     Example: govshare notices list --status failed
     """
     from registry.db import session_scope
-    from registry.models import Subscription
+    from registry.sharing.models import Subscription
     from registry.exchange.notices import list_notices
 
     with reported_errors(), session_scope() as session:

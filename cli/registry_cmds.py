@@ -16,7 +16,7 @@ from registry.db import session_scope
 from registry.catalog.resources import add_resource, get_resource, list_resources
 from registry.catalog.sources import add_source, edit_source, get_source, list_sources, open_connector
 from registry.exchange.streams import set_stream, verify_stream
-from registry.subscriptions import subscribe
+from registry.sharing.subscriptions import subscribe
 from registry.people.tokens import issue_token
 from registry.exchange.versions import latest_version
 

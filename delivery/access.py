@@ -29,7 +29,7 @@ from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit.log import mark_audited, record_event
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
-from registry.grants import (
+from registry.sharing.grants import (
     agreement_in_force,
     filter_columns,
     lifted_masks,

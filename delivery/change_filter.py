@@ -24,7 +24,7 @@ from delivery.access import AccessDecision, condition_mask
 from delivery.files import iter_batches
 from pipeline.changes import CHANGE_COLUMN
 from pipeline.changes_feed import VERSION_COLUMN, ChangeRange, FullCopyNeeded, iter_changes
-from registry.grants import filter_columns
+from registry.sharing.grants import filter_columns
 from registry.exchange.models import DatasetVersion, PrunedVersion
 
 

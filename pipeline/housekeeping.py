@@ -27,7 +27,7 @@ from registry.db import session_scope
 from registry.audit.models import AuditEvent
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion, PrunedVersion, SyncRun
-from registry.models import Subscription
+from registry.sharing.models import Subscription
 
 
 def _age(path: Path, now: datetime) -> timedelta:

@@ -42,10 +42,10 @@ from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.models import DatasetVersion
 from registry.exchange.notice_models import Notice, NoticeEndpoint
-from registry.models import Subscription
+from registry.sharing.models import Subscription
 from registry.exchange.notices import endpoint_for
 from registry.catalog.resources import get_resource
-from registry.subscriptions import subscribers
+from registry.sharing.subscriptions import subscribers
 
 SIGNATURE_HEADER = "X-Govshare-Signature"
 TIMESTAMP_HEADER = "X-Govshare-Timestamp"

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.calendar.due_days import DECISION_WORKING_DAYS, UPDATE_WORKING_DAYS, due_after
 from registry.audit.log import record_event
 from registry.catalog.models import UpdateObligation
-from registry.sharing_models import Application
+from registry.sharing.models import Application
 from registry.supervision_models import RectificationOrder
 from schemas.presentation import due_day, labels
 

@@ -4,7 +4,7 @@ Computed from what the platform already records, never from self-reports:
 
 - catalogue (registry/catalog*): entries registered by the period's end, the revision published as of its end
   (published_at), its elements (sharing type, release date, data items); reconfirmations (全面维护);
-- clocks: update obligations (registry/catalog/obligations.py, 2 working days), applications (registry/applications.py,
+- clocks: update obligations (registry/catalog/obligations.py, 2 working days), applications (registry/sharing/applications.py,
   10 working days), rectification orders (registry/rectification.py);
 - runs: sync runs' rows read / published (quarantined rows failed the quality rules); SFTP deliveries and
   update notices delivered or failed;
@@ -34,7 +34,7 @@ from registry.exchange.models import SyncRun
 from registry.people.models import Agency
 from registry.exchange.notice_models import Notice
 from registry.periods import Period, parse_period, trailing
-from registry.sharing_models import Application
+from registry.sharing.models import Application
 from registry.supervision_models import EvaluationRun, RectificationOrder, Violation
 from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError, NotFound
-from registry.applications import notify
+from registry.sharing.applications import notify
 from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from core.calendar.due_days import due_after, due_status

@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     """Due days whose year's schedule has since been installed (filled in and audited), application reminders and
-    overdue flags (registry/applications.py), catalogue update obligations past due (registry/catalog/obligations.py,
+    overdue flags (registry/sharing/applications.py), catalogue update obligations past due (registry/catalog/obligations.py,
     listed; flagged as violations by detection), rectification deadlines. A missing working-day schedule the
     clocks need is logged as a warning naming the command that installs it."""
     from registry.catalog import obligations
-    from registry.applications import check_deadlines
+    from registry.sharing.applications import check_deadlines
     from registry.people.auth import console
     from registry.db import session_scope
     from registry.rectification import check_orders
@@ -56,10 +56,10 @@ def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str,
 
 
 def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
-    """Grants in force without a basis (registry/sharing_check.py); each finding is audited so it is kept."""
+    """Grants in force without a basis (registry/sharing/check.py); each finding is audited so it is kept."""
     from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.sharing_check import baseless_grants
+    from registry.sharing.check import baseless_grants
 
     with session_scope() as session:
         found = baseless_grants(session)

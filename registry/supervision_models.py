@@ -1,6 +1,6 @@
 """Tables of issue 8 (articles 22, 23): evaluation runs, violations with their evidence, rectification orders.
 
-Imported at the end of registry/models.py so they share its metadata; their migration is
+registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0018_supervision.py (a branch of its own, label "supervision").
 """
 

@@ -50,7 +50,7 @@ from registry.people.models import Agency, ApiToken
 from registry.catalog.obligations import overdue_reconfirmations
 from registry.catalog.models import DataElement
 from registry.quality.models import ConsistencyCheck, QuarantineSet
-from registry.sharing_models import Application, Grant
+from registry.sharing.models import Application, Grant
 from registry.supervision_models import VIOLATION_CASES, Violation
 from core.calendar.workdays import UnknownCalendarYear, add_working_days
 from schemas.catalog_metadata import code_list
@@ -383,7 +383,7 @@ def upsert_violation(session: Session, *, finding: Finding, on: date, actor: str
         if violation.status == "resolved":
             violation.status, violation.resolved_on, fresh = "open", None, True
     if fresh:
-        from registry.applications import notify
+        from registry.sharing.applications import notify
 
         notify(session, kind="violation", agency_id=violation.agency_id,
                message=f"监督发现（第二十三条第{'一二三四五六'[violation.case - 1]}项）：{violation.summary}")

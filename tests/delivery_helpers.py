@@ -50,7 +50,7 @@ def grant(resource_code: str, agency_code: str, *, columns: list[str] | None = G
     from registry.people.agencies import get_agency
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.grants import create_grant
+    from registry.sharing.grants import create_grant
     from registry.catalog.resources import get_resource
 
     with session_scope() as session:

@@ -138,7 +138,7 @@ def register_resource(
     from registry.db import session_scope
     from registry.catalog.resources import add_resource
     from registry.catalog.sources import add_source
-    from registry.subscriptions import subscribe as subscribe_to
+    from registry.sharing.subscriptions import subscribe as subscribe_to
     from registry.people.tokens import issue_token
 
     with session_scope() as session:
@@ -168,7 +168,7 @@ def register_resource(
 
 def subscribe_consumer(resource_code: str, agency_code: str = CONSUMER[0]) -> None:
     from registry.db import session_scope
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
 
     with session_scope() as session:
         subscribe(session, resource_code=resource_code, agency=agency_code, purpose="就业登记核验", actor="test")

@@ -41,12 +41,12 @@ def _source(session, database: Path, agency_code: str) -> str:  # noqa: ANN001
 
 def build_world(database: Path, tmp_path: Path) -> World:
     from pipeline.sync import sync_resource
-    from registry.agreements import add_agreement, set_sensitivity
-    from registry.applications import apply, decide
+    from registry.sharing.agreements import add_agreement, set_sensitivity
+    from registry.sharing.applications import apply, decide
     from registry.people.auth import console
     from registry.db import session_scope
     from registry.catalog.resources import add_resource
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
     from registry.people.tokens import issue_token
     from registry.people.users import add_user, login
 

@@ -121,23 +121,23 @@ def _sync(world: SupervisionWorld, name: str, source: str, finished: date) -> No
 def build(tmp_path: Path) -> SupervisionWorld:
     from sqlalchemy import select
 
-    from registry.applications import apply, decide
+    from registry.sharing.applications import apply, decide
     from registry.people.auth import console
     from registry.db import session_scope
     from registry.exchange.delivery_models import Delivery
     from registry.catalog.elements import add_element
     from registry.exchange.models import SchemaChange
     from registry.exchange.models import SyncRun
-    from registry.models import Subscription
+    from registry.sharing.models import Subscription
     from registry.exchange.notice_models import Notice
     from registry.catalog.obligations import open_update_obligation, reconfirm_entry
     from registry.quality.models import ConsistencyCheck
     from registry.quality.models import QuarantineSet
     from registry.quality.quarantine import Findings, settle_quarantine
     from registry.catalog.resources import add_resource
-    from registry.sharing_models import Grant
+    from registry.sharing.models import Grant
     from registry.catalog.sources import add_source
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
     from registry.people.tokens import issue_token
     from registry.people.users import add_user, login
 
@@ -286,7 +286,7 @@ def _reads(world: SupervisionWorld) -> None:
     from registry.audit.log import record_event
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.grants import revoke_grant
+    from registry.sharing.grants import revoke_grant
     from registry.people.models import ApiToken
     from registry.people.tokens import issue_token, revoke_token
 

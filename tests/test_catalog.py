@@ -275,7 +275,7 @@ def test_a_published_entry_stays_visible_while_its_edit_is_reviewed(catalog_home
 
 def test_a_draft_entry_is_not_offered_to_consumers(catalog_home: Path) -> None:
     from registry.db import session_scope
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
     from tests.helpers import CONSUMER, ensure_agency
 
     with session_scope() as session:

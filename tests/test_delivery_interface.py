@@ -208,7 +208,7 @@ def test_a_revoked_grant_stops_lookups(hub_home: Path, tmp_path: Path, monkeypat
     from registry.people.agencies import get_agency
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.grants import live_grant, revoke_grant
+    from registry.sharing.grants import live_grant, revoke_grant
     from registry.catalog.resources import get_resource
 
     monkeypatch.setenv("GOVSHARE_DECISION_CACHE_SECONDS", "0")  # decide every request (default: reuse 1 s)

@@ -102,7 +102,7 @@ def _unknown_duties(code: str) -> tuple[str, str]:
 def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[str, str], tmp_path: Path) -> None:
     from sqlalchemy import select
 
-    from registry.applications import check_deadlines
+    from registry.sharing.applications import check_deadlines
     from registry.people.auth import console
     from registry.db import session_scope
     from registry.audit.models import AuditEvent
@@ -164,7 +164,7 @@ def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[st
     with pinned(on(date(2027, 1, 5))), session_scope() as session:
         assert (number, "overdue") in check_deadlines(session, by=console("scheduler"))
         from core.calendar.due_days import due_status
-        from registry.sharing_models import Application
+        from registry.sharing.models import Application
 
         application = session.scalar(select(Application).where(Application.number == number))
         assert due_status(application.due_on) == "overdue"

@@ -140,7 +140,7 @@ def test_retention_keeps_the_latest_and_what_a_subscriber_needs(source: tuple[Hu
     # Once the subscriber is gone, everything but the latest may go; the latest never does.
     from sqlalchemy import update
 
-    from registry.models import Subscription
+    from registry.sharing.models import Subscription
 
     with session_scope() as session:
         session.execute(update(Subscription).values(status="cancelled"))

@@ -46,8 +46,8 @@ def pinned_story():  # noqa: ANN201 - the story and its documents on SUBMITTED
 def test_the_application_form_embeds_its_font_and_names_people_agencies_and_items(
         pinned_story, story: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
     require_poppler()
-    from registry.application_form import render_form
-    from registry.applications import get_application
+    from registry.sharing.application_form import render_form
+    from registry.sharing.applications import get_application
     from registry.db import session_scope
     from registry.pdf_font import font_file
     from samples.demo_sources import HR, TAX

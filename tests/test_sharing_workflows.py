@@ -74,14 +74,14 @@ def _as(session, username: str):  # noqa: ANN001, ANN202
 
 
 def _apply(session, code: str, *, when: datetime, items: list[str] | None = None):  # noqa: ANN001, ANN202
-    from registry.applications import apply
+    from registry.sharing.applications import apply
 
     return apply(session, resource_code=code, consumer=CONSUMER[0], scope="本市企业", purpose="行政审批核验",
                  items=items or ["uscc", "name", "credit_level"], by=_as(session, "cons"), submitted_at=when)
 
 
 def test_ten_working_days_run_across_national_day_with_reminder_and_overdue_flag(desk: dict[str, str]) -> None:
-    from registry.applications import check_deadlines, inbox
+    from registry.sharing.applications import check_deadlines, inbox
     from registry.people.auth import console
     from registry.db import session_scope
 
@@ -111,7 +111,7 @@ def test_ten_working_days_run_across_national_day_with_reminder_and_overdue_flag
 
 def test_the_2025_clock_and_a_recorded_receipt_restart_the_deadline(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied
-    from registry.applications import record_receipt
+    from registry.sharing.applications import record_receipt
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -126,7 +126,7 @@ def test_the_2025_clock_and_a_recorded_receipt_restart_the_deadline(desk: dict[s
 
 def test_decisions_need_reasons_and_the_provider(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied, ConfigError
-    from registry.applications import decide
+    from registry.sharing.applications import decide
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -149,10 +149,10 @@ def test_decisions_need_reasons_and_the_provider(desk: dict[str, str]) -> None:
 
 def test_a_dispute_conclusion_becomes_the_decision(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied, ConfigError
-    from registry.applications import decide, get_application
+    from registry.sharing.applications import decide, get_application
     from registry.db import session_scope
-    from registry.disputes import conclude_dispute, open_dispute
-    from registry.grants import get_grant
+    from registry.sharing.disputes import conclude_dispute, open_dispute
+    from registry.sharing.grants import get_grant
     from registry.audit.models import AuditEvent
 
     with session_scope() as session:
@@ -190,12 +190,12 @@ def test_a_dispute_conclusion_becomes_the_decision(desk: dict[str, str]) -> None
 
 def test_not_shared_is_never_granted_and_says_why(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied
-    from registry.applications import apply
+    from registry.sharing.applications import apply
     from registry.db import session_scope
-    from registry.grants import create_grant
+    from registry.sharing.grants import create_grant
     from registry.audit.models import AuditEvent
     from registry.catalog.models import Resource
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
 
     basis = "保守国家秘密法》第九条"
     with session_scope() as session:
@@ -226,12 +226,12 @@ def test_not_shared_is_never_granted_and_says_why(desk: dict[str, str]) -> None:
 def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None:
     from core.errors import AccessDenied
     from delivery.access import authorize_read
-    from registry.agreements import add_agreement, revoke_agreement, set_sensitivity
+    from registry.sharing.agreements import add_agreement, revoke_agreement, set_sensitivity
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.grants import live_grant
+    from registry.sharing.grants import live_grant
     from registry.catalog.resources import get_resource
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
     from registry.people.users import add_user
 
     code, admin, token = world.resources["unconditional"], console("test"), world.tokens["system:other"]
@@ -276,9 +276,9 @@ def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None
 
 def test_article_17_external_use_is_its_own_application(world: World) -> None:
     from core.errors import AccessDenied
-    from registry.applications import apply, decide
+    from registry.sharing.applications import apply, decide
     from registry.db import session_scope
-    from registry.grants import get_grant
+    from registry.sharing.grants import get_grant
 
     code = world.resources["conditional"]
     with session_scope() as session:
@@ -345,8 +345,8 @@ def test_revoking_a_grant_refuses_the_very_next_request(world: World) -> None:
 
 
 def test_the_application_form_is_a_chinese_pdf_with_its_number(world: World) -> None:
-    from registry.application_form import render_form
-    from registry.applications import get_application
+    from registry.sharing.application_form import render_form
+    from registry.sharing.applications import get_application
     from registry.db import session_scope
     from registry.due_days import due_text
 
@@ -413,7 +413,7 @@ def test_failed_logins_are_rate_limited_and_audited(desk: dict[str, str]) -> Non
 def test_an_expired_grant_is_refused_and_unmasking_is_the_providers_choice(world: World) -> None:
     from core.errors import AccessDenied
     from delivery.access import authorize_read
-    from registry.applications import decide
+    from registry.sharing.applications import decide
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -424,7 +424,7 @@ def test_an_expired_grant_is_refused_and_unmasking_is_the_providers_choice(world
                        channel="interface")
     assert "expired" in refused.value.en and "过期" in refused.value.zh
 
-    from registry.applications import apply
+    from registry.sharing.applications import apply
 
     with session_scope() as session:
         again = apply(session, resource_code=world.resources["conditional"], consumer=CONSUMER[0], scope="本市存续企业",

@@ -212,9 +212,9 @@ def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(wor
 
 
 def test_a_violation_the_records_no_longer_show_is_resolved(world) -> None:
-    from registry.applications import decide
+    from registry.sharing.applications import decide
     from registry.db import session_scope
-    from registry.sharing_models import Application
+    from registry.sharing.models import Application
     from registry.violations import detect_violations
     from tests.helpers import person_of
 

@@ -34,7 +34,7 @@ def _events(**where: object) -> list:
 def test_purpose_and_onward_transfer_are_checked_on_every_read(world: World) -> None:
     from datetime import date
 
-    from registry.applications import apply, decide
+    from registry.sharing.applications import apply, decide
     from registry.people.auth import user_principal
     from registry.db import session_scope
     from registry.people.users import get_user

@@ -77,7 +77,7 @@ def test_decisions_and_conclusions_need_a_person(world: World) -> None:
     done = runner.invoke(app, ["decide", world.pending_application, "--outcome", "approve", "--reason", "同意执法检查",
                                "--as", "provider-data_admin"])
     assert done.exit_code == 0, done.output
-    from registry.applications import get_application
+    from registry.sharing.applications import get_application
     from registry.db import session_scope
     from registry.audit.models import AuditEvent
 

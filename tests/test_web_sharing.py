@@ -25,7 +25,7 @@ REASON = "企业名称可通过公示系统查询，仅同意共享法定代表�
 def site(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
     """A published conditional entry whose legal representative's ID is personal, a secrecy agreement with the
     statistics bureau (which holds no grant yet), one person there and one data administrator at the provider."""
-    from registry.agreements import add_agreement, set_sensitivity
+    from registry.sharing.agreements import add_agreement, set_sensitivity
     from registry.people.auth import console
     from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
@@ -179,7 +179,7 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
 
 
 def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F811
-    from registry.applications import apply
+    from registry.sharing.applications import apply
     from registry.people.auth import console
     from registry.db import session_scope
     from core.calendar.due_days import DECISION_WORKING_DAYS, due_after

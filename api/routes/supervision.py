@@ -77,7 +77,7 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
     from registry.catalog.models import Resource
     from registry.periods import current_quarter
     from registry.quality.models import CorrectionTicket
-    from registry.sharing_models import Application
+    from registry.sharing.models import Application
     from registry.supervision_models import RectificationOrder, Violation
 
     agency = get_agency(session, ref=code)

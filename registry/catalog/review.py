@@ -156,8 +156,8 @@ def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
     """Withdraw a published entry (撤销发布), by a reviewer designated by its agency: it leaves the catalogue
     consumers see and every grant on it ends at once (only published entries are shared)."""
     from registry.people.auth import Principal
-    from registry.grants import LIVE, end_grant
-    from registry.sharing_models import Grant
+    from registry.sharing.grants import LIVE, end_grant
+    from registry.sharing.models import Grant
 
     resource = get_entry(session, code=code)
     day = act_day(on)

@@ -2,7 +2,7 @@
 services (接口服务) of entries shared through the interface mode.
 
 Both are projections of the published revisions (registry/catalog/entries.py) kept in step by
-registry/catalog/search.py `refresh_published`; imported at the end of registry/models.py; migration
+registry/catalog/search.py `refresh_published`; imported by registry/models.py; migration
 registry/migrations/versions/0012_catalog_search.py (label "catalog_search").
 """
 

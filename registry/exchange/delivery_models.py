@@ -1,6 +1,6 @@
 """Tables of issue 7: offline exchange targets (SFTP) and the delivery record that prevents a double delivery.
 
-Imported at the end of registry/models.py so they share its metadata; their migration is
+registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0007_delivery.py (a branch of its own, label "delivery").
 """
 

@@ -1,6 +1,6 @@
 """Tables of issue 4: update notices to subscribers (article 16) and change-capture resync marks (article 7).
 
-Imported at the end of registry/models.py so they share its metadata; their migration is
+registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0006_notices.py (a branch of its own, label "notices").
 """
 

@@ -21,7 +21,7 @@ from core.settings import get_settings
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.exchange.notice_models import Notice, NoticeEndpoint
-from registry.models import Subscription
+from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
 
 FEED_PAGE_MAX = 500

@@ -2,7 +2,7 @@
 consistency checks and great-expectations runs (the data-element registry, 数据元, is the catalogue's:
 registry/catalog/models.py).
 
-Imported at the end of registry/models.py so they share its metadata; their migration is
+registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0005_quality.py (a branch of its own, label "quality").
 """
 

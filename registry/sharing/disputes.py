@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError, NotFound
-from registry.applications import apply_decision, get_application, notify
+from registry.sharing.applications import apply_decision, get_application, notify
 from registry.audit.log import record_event
 from registry.people.auth import Principal, require, require_person, require_roles
-from registry.sharing_models import Dispute
+from registry.sharing.models import Dispute
 
 DISPUTABLE = ("partial", "refused")
 
@@ -74,6 +74,6 @@ def disputes_of(session: Session, *, application_id: int) -> list[Dispute]:
 
 
 def list_disputes(session: Session, *, by: Principal) -> list[Dispute]:
-    from registry.applications import may_see
+    from registry.sharing.applications import may_see
 
     return [d for d in session.scalars(select(Dispute).order_by(Dispute.id)) if may_see(by, d.application)]

@@ -9,9 +9,9 @@ from core.errors import AccessDenied, ConfigError
 from registry.people.agencies import get_agency
 from registry.audit.log import mark_audited, record_event
 from registry.people.auth import Principal, console, require
-from registry.grants import create_grant, unpublished
+from registry.sharing.grants import create_grant, unpublished
 from registry.catalog.models import Resource
-from registry.models import Subscription
+from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
 
 

@@ -21,9 +21,9 @@ from core.errors import AccessDenied, ConfigError, NotFound
 from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.catalog.models import Resource
-from registry.models import Subscription
+from registry.sharing.models import Subscription
 from registry.people.models import Agency
-from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement
+from registry.sharing.models import Grant, ResourceSensitivity, SecrecyAgreement
 
 ROW_FILTER_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge")
 LIVE = ("active", "pending_agreement")

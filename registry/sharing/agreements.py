@@ -22,9 +22,9 @@ from core.settings import get_settings
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
-from registry.grants import activate_if_ready
+from registry.sharing.grants import activate_if_ready
 from registry.catalog.resources import get_resource
-from registry.sharing_models import Grant, ResourceSensitivity, SecrecyAgreement
+from registry.sharing.models import Grant, ResourceSensitivity, SecrecyAgreement
 
 SCAN_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".ofd")
 

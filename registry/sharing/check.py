@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.grants import LIVE
-from registry.models import Subscription
-from registry.sharing_models import Application, Grant
+from registry.sharing.grants import LIVE
+from registry.sharing.models import Subscription
+from registry.sharing.models import Application, Grant
 
 APPROVED = ("approved", "partial")
 

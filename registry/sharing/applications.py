@@ -6,7 +6,7 @@ submission day in Beijing time unless the provider records another (`govshare ap
 year whose holiday schedule is not installed is recorded as unknown (registry/due_days.py): the application is
 accepted, never refused for want of a calendar, and neither reminded nor flagged until the schedule arrives. Reminders go to
 the provider's inbox REMIND_WORKING_DAYS before the last day; after it an undecided application is flagged to
-the coordination office (领导小组办公室). Disputes are in registry/disputes.py.
+the coordination office (领导小组办公室). Disputes are in registry/sharing/disputes.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from registry.audit.log import mark_audited, record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require, require_person
 from core.calendar.due_days import DECISION_WORKING_DAYS, due_after, due_status
 from registry.due_days import due_text
-from registry.grants import (
+from registry.sharing.grants import (
     LIVE,
     create_grant,
     end_grant,
@@ -37,7 +37,7 @@ from registry.grants import (
 )
 from registry.people.models import Agency
 from registry.catalog.resources import get_resource
-from registry.sharing_models import Application, InboxMessage
+from registry.sharing.models import Application, InboxMessage
 from registry.exchange.versions import latest_version
 from core.calendar.workdays import working_days_between
 from schemas.presentation import labels

@@ -1,6 +1,7 @@
-"""Tables of issue 6: people and their roles, grants, applications, disputes, secrecy agreements, inbox.
+"""Tables of issue 6: subscriptions, grants, applications, disputes, secrecy agreements, inbox (people and their
+roles: registry/people/models.py).
 
-Imported at the end of registry/models.py so they share its metadata; their migration is
+registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0016_sharing.py (a branch of its own, label "sharing").
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
@@ -18,12 +19,27 @@ from registry.people.models import Agency
 from registry.orm import Base
 from schemas.presentation import labels
 
-__all__ = ["ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
+__all__ = ["Subscription", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",
            "InboxMessage", "GRANT_STATUSES", "APPLICATION_STATUSES"]
 
 # pending_agreement: approved, waiting for a secrecy agreement (article 14); superseded: replaced by a newer grant.
 GRANT_STATUSES = tuple(labels("grant_statuses"))
 APPLICATION_STATUSES = tuple(labels("application_statuses"))
+
+
+class Subscription(Base):
+    """A consumer agency's subscription to a resource (获取方); unconditional resources grant at once."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("resource_id", "agency_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    resource: Mapped[Resource] = relationship()
+    agency: Mapped[Agency] = relationship()
 
 
 class ResourceSensitivity(Base):
