@@ -117,7 +117,7 @@ def _schedule_pending(as_user: str | None) -> None:
     from cli.access_cmds import acting_as
     from cli.output import reported_errors
     from registry.db import session_scope
-    from registry.due_days import fill_pending
+    from registry.supervision.due_days import fill_pending
     from registry.migrate import current_revision
 
     url = get_settings().database_url

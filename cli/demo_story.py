@@ -75,7 +75,7 @@ def _agreement_scan(path: Path) -> Path:
     """A stand-in for the signed scan of the agreement (a one-page PDF saying what it stands for)."""
     from reportlab.pdfgen import canvas
 
-    from registry.pdf_font import cjk_font
+    from schemas.pdf_font import cjk_font
 
     font = cjk_font()
     page = canvas.Canvas(str(path), initialFontName=font)

@@ -15,4 +15,4 @@ import registry.exchange.notice_models  # noqa: F401
 import registry.people.models  # noqa: F401
 import registry.quality.models  # noqa: F401
 import registry.sharing.models  # noqa: F401
-import registry.supervision_models  # noqa: F401
+import registry.supervision.models  # noqa: F401

@@ -1,4 +1,4 @@
-"""Statutory due days in a year whose State Council schedule is not installed (registry/due_days.py): accepted
+"""Statutory due days in a year whose State Council schedule is not installed (registry/supervision/due_days.py): accepted
 and shown as 待国务院公布节假日安排 everywhere (API, page, PDF form, CLI, supervision), never overdue and never
 guessed; loading the schedule fills every due day in (audited), and a passed one is overdue from then on. From
 November the operator is told, with the command to run, while next year's schedule is missing."""
@@ -83,8 +83,8 @@ def _unknown_duties(code: str) -> tuple[str, str]:
     from registry.people.auth import console
     from registry.db import session_scope
     from registry.catalog.obligations import open_update_obligation
-    from registry.rectification import issue_order
-    from registry.violations import record_finding
+    from registry.supervision.rectification import issue_order
+    from registry.supervision.violations import record_finding
 
     supervisor = console("commission")
     with session_scope() as session:
@@ -174,7 +174,7 @@ def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[st
                                              (date(2026, 12, 31), True)])
 def test_the_operator_is_told_from_november_while_next_year_is_missing(office: dict[str, str], day: date,
                                                                       warned: bool) -> None:
-    from registry.supervision_daily import run_clocks
+    from registry.supervision.daily import run_clocks
 
     with pinned(on(day)):
         years = runner.invoke(cli, ["calendar", "years"])

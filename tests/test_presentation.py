@@ -21,7 +21,7 @@ def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
     from registry.catalog.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
     from registry.people.roles import ROLES
     from registry.sharing.models import APPLICATION_STATUSES, GRANT_STATUSES
-    from registry.supervision_models import ORDER_STATUSES, VIOLATION_STATUSES
+    from registry.supervision.models import ORDER_STATUSES, VIOLATION_STATUSES
 
     kept = {"application_statuses": APPLICATION_STATUSES, "grant_statuses": GRANT_STATUSES, "roles": ROLES,
             "application_kinds": KINDS, "designation_roles": DESIGNATION_ROLES, "catalog_statuses": REVISION_STATUSES,

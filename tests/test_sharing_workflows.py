@@ -348,7 +348,7 @@ def test_the_application_form_is_a_chinese_pdf_with_its_number(world: World) -> 
     from registry.sharing.application_form import render_form
     from registry.sharing.applications import get_application
     from registry.db import session_scope
-    from registry.due_days import due_text
+    from registry.supervision.due_days import due_text
 
     with session_scope() as session:
         application = get_application(session, number=world.application)

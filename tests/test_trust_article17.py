@@ -38,7 +38,7 @@ def test_purpose_and_onward_transfer_are_checked_on_every_read(world: World) -> 
     from registry.people.auth import user_principal
     from registry.db import session_scope
     from registry.people.users import get_user
-    from registry.violations import find_violations
+    from registry.supervision.violations import find_violations
 
     code, token = world.resources["conditional"], world.tokens["system:consumer"]
     with running_api() as api:

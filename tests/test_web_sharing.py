@@ -183,7 +183,7 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     from registry.people.auth import console
     from registry.db import session_scope
     from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
-    from registry.due_days import due_text
+    from registry.supervision.due_days import due_text
 
     code = site.hub.resource_code
     with session_scope() as session:

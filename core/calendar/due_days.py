@@ -6,7 +6,7 @@ falls in a year whose State Council holiday schedule (国务院节假日安排) 
 duty is recorded at once with its due day unknown and the reason, and shown everywhere as
 待国务院公布节假日安排 (API: ``due_on: null``, ``due_status: "awaiting_schedule"``), never as overdue.
 Installing the schedule (``govshare calendar load``, or the daily supervision run finding a file an operator
-put in the calendar folder) computes every pending due day and audits each one (``fill_pending`` in registry/due_days.py).
+put in the calendar folder) computes every pending due day and audits each one (``fill_pending`` in registry/supervision/due_days.py).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from registry.audit.log import record_event
 from registry.catalog.models import CatalogRevision, Reconfirmation, UpdateObligation
 from registry.catalog.models import Resource
 from core.calendar.due_days import UPDATE_WORKING_DAYS, due_after
-from registry.due_days import SCHEDULER, fill_pending
+from registry.supervision.due_days import SCHEDULER, fill_pending
 from registry.people.persons import act_day, person_actor, require_designated
 from schemas.presentation import labels
 

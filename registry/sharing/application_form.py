@@ -1,6 +1,6 @@
 """The application form (需求申请表) as a PDF in Chinese, for the written submission article 14 asks for.
 
-The form embeds a subset of a TrueType Chinese font (registry/pdf_font.py), so it reads the same in any viewer.
+The form embeds a subset of a TrueType Chinese font (schemas/pdf_font.py), so it reads the same in any viewer.
 It names the agencies and the applicant (codes and accounts beside the names, each on its own line so a code
 never breaks), lists the data items by their catalogue names one per line, writes days as 2026年12月6日 and
 carries the application number on every page.
@@ -21,7 +21,7 @@ from sqlalchemy.orm import object_session
 
 from core.calendar.due_days import DECISION_WORKING_DAYS
 from registry.sharing.names import actor_name, condition_text, item_names
-from registry.pdf_font import cjk_font
+from schemas.pdf_font import cjk_font
 from registry.sharing.models import Application
 from schemas.presentation import day, due_day, label
 

@@ -3,7 +3,7 @@ outside (对外提供或发布申请, article 17); the provider's decision withi
 
 Clock: the provider has 10 working days (core/calendar/workdays.py) from receipt of the written form; receipt is the
 submission day in Beijing time unless the provider records another (`govshare apply receive`). A deadline in a
-year whose holiday schedule is not installed is recorded as unknown (registry/due_days.py): the application is
+year whose holiday schedule is not installed is recorded as unknown (registry/supervision/due_days.py): the application is
 accepted, never refused for want of a calendar, and neither reminded nor flagged until the schedule arrives. Reminders go to
 the provider's inbox REMIND_WORKING_DAYS before the last day; after it an undecided application is flagged to
 the coordination office (领导小组办公室). Disputes are in registry/sharing/disputes.py.
@@ -23,7 +23,7 @@ from registry.people.agencies import get_agency
 from registry.audit.log import mark_audited, record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require, require_person
 from core.calendar.due_days import DECISION_WORKING_DAYS, due_after, due_status
-from registry.due_days import due_text
+from registry.supervision.due_days import due_text
 from registry.sharing.grants import (
     LIVE,
     create_grant,

@@ -1,6 +1,7 @@
 """The periodic notice (定期通报, article 22): the evaluation of a period with its trend, clocks kept and missed,
 violations and rectification orders, as one data structure rendered to HTML (Jinja2, charts as inline SVG),
-PDF (registry/supervision_pdf.py) or Excel (registry/supervision_xlsx.py). All text is Chinese."""
+PDF (registry/supervision/report_pdf.py) or Excel (registry/supervision/report_xlsx.py), written to a file by
+registry/supervision/report_writer.py. All text is Chinese."""
 
 from __future__ import annotations
 
@@ -14,15 +15,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.errors import ConfigError
-from registry.evaluation import CLOCKS, Evaluation, evaluate, trend
-from registry.periods import Period, parse_period
-from registry.supervision_models import VIOLATION_CASES, RectificationOrder, Violation
+from registry.supervision.evaluation import CLOCKS, Evaluation, evaluate, trend
+from registry.supervision.periods import Period, parse_period
+from registry.supervision.models import VIOLATION_CASES, RectificationOrder, Violation
 from schemas import presentation
 from schemas.evaluation_config import METRIC_FORMULAS, METRICS, SCORE_FORMULA, EvaluationConfig, load_config
 from schemas.presentation import day
 
-FORMATS = ("html", "pdf", "xlsx")
 PALETTE = ["#1f5fa8", "#d9534f", "#5cb85c", "#f0ad4e", "#6f42c1", "#17a2b8", "#8c564b", "#e377c2"]
 
 
@@ -182,25 +181,6 @@ def render_html(data: ReportData) -> str:
     }
     return env.get_template("evaluation_report.html.j2").render(
         data=data, charts=charts, pct=pct, fmt_score=fmt_score, span_text=span_text, periods=periods, names=names)
-
-
-def write_report(session: Session, *, period: str, fmt: str, out: Path, as_of: date | None = None,
-                 config: EvaluationConfig | None = None) -> Path:
-    if fmt not in FORMATS:
-        raise ConfigError(f"报告格式 {fmt!r} 无效，可选 {', '.join(FORMATS)} / format must be one of {', '.join(FORMATS)}")
-    data = build_report(session, period=period, as_of=as_of, config=config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "html":
-        out.write_text(render_html(data), encoding="utf-8")
-    elif fmt == "pdf":
-        from registry.supervision_pdf import render_pdf
-
-        render_pdf(data, out)
-    else:
-        from registry.supervision_xlsx import render_xlsx
-
-        render_xlsx(data, out)
-    return out
 
 
 def generated_on(data: ReportData) -> str:

@@ -9,7 +9,7 @@ from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from registry.supervision_report import ReportData
+from registry.supervision.report import ReportData
 
 HEADER_FILL = PatternFill("solid", fgColor="EEF3FA")
 

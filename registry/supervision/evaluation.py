@@ -5,7 +5,7 @@ Computed from what the platform already records, never from self-reports:
 - catalogue (registry/catalog*): entries registered by the period's end, the revision published as of its end
   (published_at), its elements (sharing type, release date, data items); reconfirmations (全面维护);
 - clocks: update obligations (registry/catalog/obligations.py, 2 working days), applications (registry/sharing/applications.py,
-  10 working days), rectification orders (registry/rectification.py);
+  10 working days), rectification orders (registry/supervision/rectification.py);
 - runs: sync runs' rows read / published (quarantined rows failed the quality rules); SFTP deliveries and
   update notices delivered or failed;
 - one data, one source: registry/catalog/elements.py `check_duplicate_collection` on the published data items.
@@ -33,9 +33,9 @@ from registry.catalog.models import Resource
 from registry.exchange.models import SyncRun
 from registry.people.models import Agency
 from registry.exchange.notice_models import Notice
-from registry.periods import Period, parse_period, trailing
+from registry.supervision.periods import Period, parse_period, trailing
 from registry.sharing.models import Application
-from registry.supervision_models import EvaluationRun, RectificationOrder, Violation
+from registry.supervision.models import EvaluationRun, RectificationOrder, Violation
 from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
 
 __all__ = [

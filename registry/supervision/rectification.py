@@ -19,9 +19,9 @@ from registry.sharing.applications import notify
 from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from core.calendar.due_days import due_after, due_status
-from registry.due_days import due_text
-from registry.supervision_models import VIOLATION_CASES, RectificationOrder
-from registry.violations import Finding, get_violation, upsert_violation
+from registry.supervision.due_days import due_text
+from registry.supervision.models import VIOLATION_CASES, RectificationOrder
+from registry.supervision.violations import Finding, get_violation, upsert_violation
 from schemas.evaluation_config import load_config
 
 __all__ = ["check_orders", "get_order", "issue_order", "list_orders", "report_fixed"]

@@ -1,5 +1,5 @@
 """The periodic notice as PDF: reportlab platypus tables and reportlab graphics charts, in the embedded subset of
-a TrueType Chinese font (registry/pdf_font.py), so the notice reads the same in every viewer."""
+a TrueType Chinese font (schemas/pdf_font.py), so the notice reads the same in every viewer."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from registry.pdf_font import cjk_font
-from registry.periods import parse_period
-from registry.supervision_report import (
+from schemas.pdf_font import cjk_font
+from registry.supervision.periods import parse_period
+from registry.supervision.report import (
     PALETTE,
     ReportData,
     fmt_score,

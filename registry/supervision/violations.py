@@ -17,7 +17,7 @@ evidence refreshed while it lasts, resolved when the records no longer show it, 
     (``read_outside_grant``); a revoked API token still presented (``revoked_token_use``).
 (5) 超范围使用: a read recorded for a purpose other than the grant's, or for onward provision without the
     grant's leave (article 17) (``purpose_mismatch``).
-(6) 拒不整改: a rectification order not fixed by its deadline (registry/rectification.py).
+(6) 拒不整改: a rectification order not fixed by its deadline (registry/supervision/rectification.py).
 
 Evidence is ``{"records": [{"table", "id"}, ...], "facts": {...}}``: the rows to open to see it for oneself.
 The commission's own inspection findings (监督检查) are recorded with ``record_finding``.
@@ -51,7 +51,7 @@ from registry.catalog.obligations import overdue_reconfirmations
 from registry.catalog.models import DataElement
 from registry.quality.models import ConsistencyCheck, QuarantineSet
 from registry.sharing.models import Application, Grant
-from registry.supervision_models import VIOLATION_CASES, Violation
+from registry.supervision.models import VIOLATION_CASES, Violation
 from core.calendar.workdays import UnknownCalendarYear, add_working_days
 from schemas.catalog_metadata import code_list
 from schemas.evaluation_config import EvaluationConfig, load_config

@@ -10,8 +10,8 @@ from typing import Any
 
 from core import clock
 from core.calendar.due_days import schedule_warning
-from registry.due_days import fill_pending
-from registry.periods import current_quarter
+from registry.supervision.due_days import fill_pending
+from registry.supervision.periods import current_quarter
 
 ACTOR = "supervision"
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, An
     from registry.sharing.applications import check_deadlines
     from registry.people.auth import console
     from registry.db import session_scope
-    from registry.rectification import check_orders
+    from registry.supervision.rectification import check_orders
 
     day = (today or clock.today())
     warning = schedule_warning(day)
@@ -46,7 +46,7 @@ def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, An
 
 def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     from registry.db import session_scope
-    from registry.violations import detect_violations
+    from registry.supervision.violations import detect_violations
 
     day = (today or clock.today())
     with session_scope() as session:
@@ -82,7 +82,7 @@ def run_audit_anchor() -> dict[str, Any]:
 def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     """Evaluate the current quarter (a notice can be drawn any day from the latest run)."""
     from registry.db import session_scope
-    from registry.evaluation import run_evaluation
+    from registry.supervision.evaluation import run_evaluation
 
     day = (today or clock.today())
     with session_scope() as session:

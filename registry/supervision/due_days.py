@@ -13,7 +13,7 @@ from core.calendar.due_days import DECISION_WORKING_DAYS, UPDATE_WORKING_DAYS, d
 from registry.audit.log import record_event
 from registry.catalog.models import UpdateObligation
 from registry.sharing.models import Application
-from registry.supervision_models import RectificationOrder
+from registry.supervision.models import RectificationOrder
 from schemas.presentation import due_day, labels
 
 __all__ = ["DUE_STATUS_LABELS", "SCHEDULER", "Scheduled", "due_text", "fill_pending"]
