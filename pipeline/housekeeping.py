@@ -23,9 +23,9 @@ from sqlalchemy import select
 from core import clock
 from pipeline import paths
 from registry.audit.log import record_event
-from registry.db import session_scope
 from registry.audit.models import AuditEvent
 from registry.catalog.models import Resource
+from registry.db import session_scope
 from registry.exchange.models import DatasetVersion, PrunedVersion, SyncRun
 from registry.sharing.models import Subscription
 

@@ -126,16 +126,13 @@ def build(tmp_path: Path) -> SupervisionWorld:
     from registry.db import session_scope
     from registry.exchange.delivery_models import Delivery
     from registry.catalog.elements import add_element
-    from registry.exchange.models import SchemaChange
-    from registry.exchange.models import SyncRun
-    from registry.sharing.models import Subscription
+    from registry.exchange.models import SchemaChange, SyncRun
+    from registry.sharing.models import Grant, Subscription
     from registry.exchange.notice_models import Notice
     from registry.catalog.obligations import open_update_obligation, reconfirm_entry
-    from registry.quality.models import ConsistencyCheck
-    from registry.quality.models import QuarantineSet
+    from registry.quality.models import ConsistencyCheck, QuarantineSet
     from registry.quality.quarantine import Findings, settle_quarantine
     from registry.catalog.resources import add_resource
-    from registry.sharing.models import Grant
     from registry.catalog.sources import add_source
     from registry.sharing.subscriptions import subscribe
     from registry.people.tokens import issue_token

@@ -159,8 +159,7 @@ def test_download_endpoint_follows_the_matrix(world: World) -> None:
 
 def test_the_role_table_is_the_one_the_services_use() -> None:
     from registry.people.auth import DATA_ROLES, OVERSIGHT_ROLES
-    from registry.people.roles import PLATFORM_ROLES, ROLE_TABLE
-    from registry.people.roles import ROLES
+    from registry.people.roles import PLATFORM_ROLES, ROLE_TABLE, ROLES
 
     assert set(ROLES) == set(ROLE_TABLE)
     assert DATA_ROLES == {c for c, r in ROLE_TABLE.items() if "read_data" in r.may}

@@ -71,8 +71,8 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
 
 
 def _audit(action: str = "data.read") -> list:
-    from registry.db import session_scope
     from registry.audit.models import AuditEvent
+    from registry.db import session_scope
 
     with session_scope() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))

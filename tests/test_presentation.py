@@ -11,15 +11,15 @@ from schemas.presentation import cell, code_of, day, due_day, label, label_list,
 
 
 def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
-    from registry.people.agencies import LEVEL_LABELS
-    from registry.sharing.applications import KINDS
     from registry.catalog.models import REVISION_STATUSES
-    from registry.people.models import DESIGNATION_ROLES
-    from registry.sharing.grants import ROW_FILTER_OPS
     from registry.catalog.obligations import OBLIGATION_KINDS
-    from registry.quality.models import QUARANTINE_STATUSES, TICKET_STATUSES
     from registry.catalog.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
+    from registry.people.agencies import LEVEL_LABELS
+    from registry.people.models import DESIGNATION_ROLES
     from registry.people.roles import ROLES
+    from registry.quality.models import QUARANTINE_STATUSES, TICKET_STATUSES
+    from registry.sharing.applications import KINDS
+    from registry.sharing.grants import ROW_FILTER_OPS
     from registry.sharing.models import APPLICATION_STATUSES, GRANT_STATUSES
     from registry.supervision.models import ORDER_STATUSES, VIOLATION_STATUSES
 

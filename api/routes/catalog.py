@@ -31,7 +31,7 @@ from registry.catalog.entries import (
     published_revision,
     upsert_entry,
 )
-from registry.catalog.models import CatalogRevision
+from registry.catalog.models import CatalogRevision, Resource
 from registry.catalog.review import (
     record_confidentiality_review,
     review_revision,
@@ -39,7 +39,6 @@ from registry.catalog.review import (
 )
 from registry.people.auth import Principal
 from core.calendar.due_days import AWAITING_SCHEDULE
-from registry.catalog.models import Resource
 from registry.people.persons import act_day, require_designated
 from registry.catalog.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations
 from schemas.catalog_metadata import CatalogEntryData

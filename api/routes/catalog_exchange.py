@@ -21,8 +21,7 @@ from api.schemas import Problem
 from delivery.metadata import authorize_metadata, restrict_openapi
 from registry.catalog.dcat import dcat_catalog
 from registry.catalog.import_export import MAX_BULK, bulk_upsert
-from registry.catalog.search import MAX_LIMIT, search_catalog
-from registry.catalog.search import get_service, list_services
+from registry.catalog.search import MAX_LIMIT, get_service, list_services, search_catalog
 
 ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalogue exchange"])

@@ -72,9 +72,8 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
     """What an agency sees of itself (the API answer and the web page): refused for another agency unless the
     caller is the supervisor or the coordination office; the read is audited."""
     from registry.people.agencies import get_agency
-    from registry.catalog.models import UpdateObligation
+    from registry.catalog.models import Resource, UpdateObligation
     from registry.supervision.evaluation import evaluate
-    from registry.catalog.models import Resource
     from registry.supervision.periods import current_quarter
     from registry.quality.models import CorrectionTicket
     from registry.sharing.models import Application

@@ -108,8 +108,8 @@ def new(request: Request, session: SessionDep, resource: str, token: SessionCook
 def submit(request: Request, session: SessionDep, resource: Annotated[str, Form()], scope: Annotated[str, Form()],
            purpose: Annotated[str, Form()], items: Annotated[list[str] | None, Form()] = None,
            token: SessionCookie = None) -> Response:
-    from registry.sharing.applications import apply
     from registry.catalog.resources import get_resource
+    from registry.sharing.applications import apply
 
     principal = _principal(session, token)
     if principal is None:

@@ -18,9 +18,9 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from core.settings import get_settings
-from registry.db import session_scope
 from registry.catalog.models import Resource
 from registry.catalog.resources import list_resources
+from registry.db import session_scope
 
 log = logging.getLogger(__name__)
 # A resource field the DAG snapshot shows: a change to one of these reschedules or renames its DAG.

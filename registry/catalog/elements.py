@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.catalog.models import DataElement
 from registry.catalog.resources import get_resource
 from registry.exchange.versions import latest_version
+from registry.people.agencies import get_agency
 from schemas.presentation import labels
 
 SUBJECT_KEYS = labels("subject_ids")

@@ -20,11 +20,10 @@ from sqlalchemy.orm import Session
 
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, ConfigError, NotFound, RetriableError
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.catalog.models import CatalogRevision
-from registry.catalog.models import Resource
+from registry.catalog.models import CatalogRevision, Resource
 from registry.catalog.resources import _next_code
+from registry.people.agencies import get_agency
 from schemas.catalog_metadata import RESOURCE_CODE, CatalogEntryData, label_of
 
 __all__ = [

@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, GovshareError, NotFound
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.catalog.entries import (
     latest_revision,
@@ -27,9 +26,9 @@ from registry.catalog.entries import (
     published_revision,
     upsert_entry,
 )
-from registry.catalog.models import CatalogRevision
-from registry.catalog.models import Resource
+from registry.catalog.models import CatalogRevision, Resource
 from registry.catalog.sources import get_source, open_connector
+from registry.people.agencies import get_agency
 from schemas.catalog_json import json_document, parse_json, parse_json_entry
 from schemas.catalog_tabular import ParsedEntry, csv_text, parse_csv
 from schemas.catalog_workbook import ENTRY_SHEET, ITEM_COLUMNS, Problem

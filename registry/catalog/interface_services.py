@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.audit.log import record_event
-from registry.catalog.search_models import InterfaceService
 from registry.catalog.models import Resource
+from registry.catalog.search_models import InterfaceService
 from schemas.catalog_metadata import code_list
 
 OPENAPI_VERSION = "3.0.3"

@@ -23,8 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
-from registry.people.models import Agency
 from registry.orm import Base
+from registry.people.models import Agency
 from schemas.presentation import labels
 
 __all__ = [

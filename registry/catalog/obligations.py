@@ -23,8 +23,7 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.catalog.models import CatalogRevision, Reconfirmation, UpdateObligation
-from registry.catalog.models import Resource
+from registry.catalog.models import CatalogRevision, Reconfirmation, Resource, UpdateObligation
 from core.calendar.due_days import UPDATE_WORKING_DAYS, due_after
 from registry.supervision.due_days import SCHEDULER, fill_pending
 from registry.people.persons import act_day, person_actor, require_designated

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
 from registry.catalog.sources import get_source
+from registry.people.agencies import get_agency
 from schemas.presentation import labels
 
 SHARING_TYPES = labels("sharing_types")

@@ -22,8 +22,8 @@ from registry.catalog.models import (
     CatalogRevision,
     ConfidentialityReview,
     Reconfirmation,
+    Resource,
 )
-from registry.catalog.models import Resource
 from registry.catalog.obligations import close_obligations
 from registry.people.persons import act_day, person_actor, require_designated
 from schemas.catalog_metadata import CatalogEntryData, label_of, metadata

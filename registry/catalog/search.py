@@ -18,11 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
-from registry.people.agencies import get_agency
-from registry.catalog.models import CatalogRevision
-from registry.catalog.search_models import CatalogSearchEntry, InterfaceService
 from registry.catalog.interface_services import register_service, withdraw_service
-from registry.catalog.models import Resource
+from registry.catalog.models import CatalogRevision, Resource
+from registry.catalog.search_models import CatalogSearchEntry, InterfaceService
+from registry.people.agencies import get_agency
 from schemas.catalog_metadata import CLASSIFICATION, code_list
 
 MAX_LIMIT = 500

@@ -13,9 +13,9 @@ from connectors.registry import connector_class
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.catalog.models import Source
+from registry.people.agencies import get_agency
 
 SECRET_NAMES = {"password", "token", "private_key", "passphrase", "secret"}
 

@@ -18,11 +18,11 @@ from core import clock
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.exchange.notice_models import Notice, NoticeEndpoint
-from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
+from registry.exchange.notice_models import Notice, NoticeEndpoint
+from registry.people.agencies import get_agency
+from registry.sharing.models import Subscription
 
 FEED_PAGE_MAX = 500
 

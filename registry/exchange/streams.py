@@ -16,8 +16,8 @@ from core.errors import ConfigError, RetriableError
 from core.settings import get_settings
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
-from registry.exchange.models import CursorState
 from registry.catalog.sources import get_source, open_connector
+from registry.exchange.models import CursorState
 
 STREAM_FIELDS = ("table", "query", "primary_key", "cursor_column")
 

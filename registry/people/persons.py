@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
+from registry.people.agencies import get_agency
 from registry.people.models import DESIGNATION_ROLES, Designation, Person
 
 __all__ = [

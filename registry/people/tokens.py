@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.crypto import sha256_hex
 from core.errors import AuthenticationFailed, ConfigError, NotFound
+from registry.audit.log import record_event
 from registry.people.agencies import get_agency
 from registry.people.auth import PEOPLE_ROLES, Principal, console, require
-from registry.audit.log import record_event
 from registry.people.models import ApiToken
 
 TOKEN_PREFIX = "gsk_"

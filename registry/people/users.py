@@ -20,12 +20,11 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
-from registry.people.agencies import get_agency
 from registry.audit.log import mark_audited, record_event
+from registry.people.agencies import get_agency
 from registry.people.auth import OVERSIGHT_ROLES, PEOPLE_ROLES, SESSION_PREFIX, Principal, require
-from registry.people.roles import PLATFORM_ROLES
 from registry.people.models import User, UserSession
-from registry.people.roles import ROLES
+from registry.people.roles import PLATFORM_ROLES, ROLES
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 MIN_PASSWORD = 10

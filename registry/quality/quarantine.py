@@ -22,8 +22,8 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
-from registry.quality.models import QUARANTINE_STATUSES, CorrectionTicket, QuarantineRecord, QuarantineSet
 from registry.catalog.resources import get_resource
+from registry.quality.models import QUARANTINE_STATUSES, CorrectionTicket, QuarantineRecord, QuarantineSet
 from registry.quality.tickets import open_ticket
 
 ROW_KEY_PREFIX = "row:"  # a row without a key is known by the digest of its values

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError, NotFound
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
+from registry.people.agencies import get_agency
 from registry.people.models import Agency
 from registry.quality.models import TICKET_KINDS, TICKET_STATUSES, CorrectionTicket
 

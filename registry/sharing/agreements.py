@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
+from registry.catalog.resources import get_resource
+from registry.people.agencies import get_agency
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.sharing.grants import activate_if_ready
-from registry.catalog.resources import get_resource
 from registry.sharing.models import Grant, ResourceSensitivity, SecrecyAgreement
 
 SCAN_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".ofd")

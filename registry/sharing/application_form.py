@@ -20,9 +20,9 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from sqlalchemy.orm import object_session
 
 from core.calendar.due_days import DECISION_WORKING_DAYS
+from registry.sharing.models import Application
 from registry.sharing.names import actor_name, condition_text, item_names
 from schemas.pdf_font import cjk_font
-from registry.sharing.models import Application
 from schemas.presentation import day, due_day, label
 
 TITLES = {"use": "上海市政务数据资源共享需求申请表", "external": "共享数据资源对外提供或发布申请表"}

@@ -18,12 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.errors import AccessDenied, ConfigError, NotFound
-from registry.people.agencies import get_agency
-from registry.audit.log import mark_audited, record_event
-from registry.people.auth import OVERSIGHT_ROLES, Principal, require, require_person
 from core.calendar.due_days import DECISION_WORKING_DAYS, due_after, due_status
-from registry.supervision.due_days import due_text
+from core.calendar.workdays import working_days_between
+from core.errors import AccessDenied, ConfigError, NotFound
+from registry.audit.log import mark_audited, record_event
+from registry.catalog.resources import get_resource
+from registry.exchange.versions import latest_version
+from registry.people.agencies import get_agency
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require, require_person
+from registry.people.models import Agency
 from registry.sharing.grants import (
     LIVE,
     create_grant,
@@ -35,11 +38,8 @@ from registry.sharing.grants import (
     unpublished,
     validate_row_filter,
 )
-from registry.people.models import Agency
-from registry.catalog.resources import get_resource
 from registry.sharing.models import Application, InboxMessage
-from registry.exchange.versions import latest_version
-from core.calendar.workdays import working_days_between
+from registry.supervision.due_days import due_text
 from schemas.presentation import labels
 
 REMIND_WORKING_DAYS = 2

@@ -16,8 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.sharing.grants import LIVE
-from registry.sharing.models import Subscription
-from registry.sharing.models import Application, Grant
+from registry.sharing.models import Application, Grant, Subscription
 
 APPROVED = ("approved", "partial")
 

@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError, NotFound
-from registry.sharing.applications import apply_decision, get_application, notify
 from registry.audit.log import record_event
 from registry.people.auth import Principal, require, require_person, require_roles
+from registry.sharing.applications import apply_decision, get_application, notify
 from registry.sharing.models import Dispute
 
 DISPUTABLE = ("partial", "refused")

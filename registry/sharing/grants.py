@@ -19,11 +19,10 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.audit.log import record_event
-from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.catalog.models import Resource
-from registry.sharing.models import Subscription
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.people.models import Agency
-from registry.sharing.models import Grant, ResourceSensitivity, SecrecyAgreement
+from registry.sharing.models import Grant, ResourceSensitivity, SecrecyAgreement, Subscription
 
 ROW_FILTER_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge")
 LIVE = ("active", "pending_agreement")

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import clock
 from registry.catalog.models import Resource
-from registry.people.models import Agency
 from registry.orm import Base
+from registry.people.models import Agency
 from schemas.presentation import labels
 
 __all__ = ["Subscription", "ResourceSensitivity", "Grant", "Application", "Dispute", "SecrecyAgreement",

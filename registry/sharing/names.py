@@ -13,9 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.people.models import Person
 from registry.catalog.models import Resource
-from registry.people.models import User
+from registry.people.models import Person, User
 from schemas.presentation import label, named
 
 

@@ -6,13 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import AccessDenied, ConfigError
-from registry.people.agencies import get_agency
 from registry.audit.log import mark_audited, record_event
+from registry.catalog.models import Resource
+from registry.catalog.resources import get_resource
+from registry.people.agencies import get_agency
 from registry.people.auth import Principal, console, require
 from registry.sharing.grants import create_grant, unpublished
-from registry.catalog.models import Resource
 from registry.sharing.models import Subscription
-from registry.catalog.resources import get_resource
 
 
 def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str, actor: str = "cli",

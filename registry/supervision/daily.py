@@ -23,9 +23,9 @@ def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, An
     listed; flagged as violations by detection), rectification deadlines. A missing working-day schedule the
     clocks need is logged as a warning naming the command that installs it."""
     from registry.catalog import obligations
-    from registry.sharing.applications import check_deadlines
-    from registry.people.auth import console
     from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.sharing.applications import check_deadlines
     from registry.supervision.rectification import check_orders
 
     day = (today or clock.today())

@@ -26,16 +26,15 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from registry.audit.log import record_event
-from registry.catalog.models import CatalogRevision, Reconfirmation, UpdateObligation
-from registry.exchange.delivery_models import Delivery
 from registry.catalog.elements import check_duplicate_collection
-from registry.catalog.models import Resource
+from registry.catalog.models import CatalogRevision, Reconfirmation, Resource, UpdateObligation
+from registry.exchange.delivery_models import Delivery
 from registry.exchange.models import SyncRun
-from registry.people.models import Agency
 from registry.exchange.notice_models import Notice
-from registry.supervision.periods import Period, parse_period, trailing
+from registry.people.models import Agency
 from registry.sharing.models import Application
 from registry.supervision.models import EvaluationRun, RectificationOrder, Violation
+from registry.supervision.periods import Period, parse_period, trailing
 from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
 
 __all__ = [

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.calendar.due_days import due_after, due_status
 from core.errors import ConfigError, NotFound
-from registry.sharing.applications import notify
 from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
-from core.calendar.due_days import due_after, due_status
+from registry.sharing.applications import notify
 from registry.supervision.due_days import due_text
 from registry.supervision.models import VIOLATION_CASES, RectificationOrder
 from registry.supervision.violations import Finding, get_violation, upsert_violation

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from registry.supervision.evaluation import CLOCKS, Evaluation, evaluate, trend
-from registry.supervision.periods import Period, parse_period
 from registry.supervision.models import VIOLATION_CASES, RectificationOrder, Violation
+from registry.supervision.periods import Period, parse_period
 from schemas import presentation
 from schemas.evaluation_config import METRIC_FORMULAS, METRICS, SCORE_FORMULA, EvaluationConfig, load_config
 from schemas.presentation import day

@@ -16,7 +16,6 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from schemas.pdf_font import cjk_font
 from registry.supervision.periods import parse_period
 from registry.supervision.report import (
     PALETTE,
@@ -26,6 +25,7 @@ from registry.supervision.report import (
     pct,
     span_text,
 )
+from schemas.pdf_font import cjk_font
 
 
 def _styles(font: str) -> dict[str, ParagraphStyle]:

@@ -36,23 +36,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.calendar.workdays import UnknownCalendarYear, add_working_days
 from core.errors import ConfigError, NotFound
-from registry.people.agencies import get_agency
 from registry.audit.log import record_event
-from registry.people.auth import OVERSIGHT_ROLES, Principal, require
-from registry.catalog.models import CatalogRevision, UpdateObligation
-from registry.catalog.elements import check_duplicate_collection
-from registry.exchange.models import SchemaChange
 from registry.audit.models import AuditEvent
-from registry.catalog.models import Resource
-from registry.exchange.models import DatasetVersion, SyncRun
-from registry.people.models import Agency, ApiToken
+from registry.catalog.elements import check_duplicate_collection
+from registry.catalog.models import CatalogRevision, DataElement, Resource, UpdateObligation
 from registry.catalog.obligations import overdue_reconfirmations
-from registry.catalog.models import DataElement
+from registry.exchange.models import DatasetVersion, SchemaChange, SyncRun
+from registry.people.agencies import get_agency
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require
+from registry.people.models import Agency, ApiToken
 from registry.quality.models import ConsistencyCheck, QuarantineSet
 from registry.sharing.models import Application, Grant
 from registry.supervision.models import VIOLATION_CASES, Violation
-from core.calendar.workdays import UnknownCalendarYear, add_working_days
 from schemas.catalog_metadata import code_list
 from schemas.evaluation_config import EvaluationConfig, load_config
 
