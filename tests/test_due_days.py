@@ -1,4 +1,5 @@
-"""Statutory due days in a year whose State Council schedule is not installed (registry/supervision/due_days.py): accepted
+"""Statutory due days in a year whose State Council schedule is not installed (core/calendar/due_days.py, filled in by
+registry/supervision/due_days.py): accepted
 and shown as 待国务院公布节假日安排 everywhere (API, page, PDF form, CLI, supervision), never overdue and never
 guessed; loading the schedule fills every due day in (audited), and a passed one is overdue from then on. From
 November the operator is told, with the command to run, while next year's schedule is missing."""

@@ -3,7 +3,7 @@ outside (对外提供或发布申请, article 17); the provider's decision withi
 
 Clock: the provider has 10 working days (core/calendar/workdays.py) from receipt of the written form; receipt is the
 submission day in Beijing time unless the provider records another (`govshare apply receive`). A deadline in a
-year whose holiday schedule is not installed is recorded as unknown (registry/supervision/due_days.py): the application is
+year whose holiday schedule is not installed is recorded as unknown (core/calendar/due_days.py): the application is
 accepted, never refused for want of a calendar, and neither reminded nor flagged until the schedule arrives. Reminders go to
 the provider's inbox REMIND_WORKING_DAYS before the last day; after it an undecided application is flagged to
 the coordination office (领导小组办公室). Disputes are in registry/sharing/disputes.py.
