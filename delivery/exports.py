@@ -26,7 +26,7 @@ from core.errors import ConfigError
 from delivery.access import AccessDecision, restrict, restricted_schema
 from delivery.files import FORMATS, iter_batches, version_schema, write_batches
 from pipeline.paths import storage_root
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 MEDIA_TYPES = {**FORMATS, "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 EXCEL_MAX_ROWS = 1_048_575  # a sheet holds 1,048,576 rows, one of them the header

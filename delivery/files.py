@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from core.errors import ConfigError
 from pipeline.layers import iter_parts, parts_schema, version_parts
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 
@@ -100,11 +100,11 @@ def export_version(*, resource_code: str, fmt: str, out: Path, version: int | No
     import os
 
     from core.errors import NotFound
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.models import PrunedVersion
-    from registry.resources import get_resource
-    from registry.versions import list_versions, require_latest_version
+    from registry.exchange.models import PrunedVersion
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import list_versions, require_latest_version
 
     if fmt not in FORMATS:
         raise ConfigError(f"格式 {fmt!r} 无效 / format must be one of {', '.join(FORMATS)}")

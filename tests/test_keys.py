@@ -66,7 +66,7 @@ def test_the_secret_is_not_shown_with_the_settings(secret: str) -> None:
 
 def test_the_audit_seal_refuses_the_placeholder_secret(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.settings import reset_settings
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
 
     monkeypatch.delenv("GOVSHARE_DEMO")

@@ -8,8 +8,8 @@ from api.deps import SessionDep, TokenDep
 from api.principal import PrincipalDep
 from api.schemas import Problem, ResourcePublic, VersionPublic
 from delivery.metadata import authorize_metadata, version_view
-from registry.resources import list_resources
-from registry.versions import latest_version, list_versions
+from registry.catalog.resources import list_resources
+from registry.exchange.versions import latest_version, list_versions
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
 router = APIRouter()
