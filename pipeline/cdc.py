@@ -172,8 +172,8 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
 
 def _start(resource: _Resource, run_id: str, mode: str) -> StagedRun:
     start_run(run_id=run_id, resource_id=resource.id, mode=mode)
-    folder = paths.staging_dir(run_id)
-    (folder / "data").mkdir(parents=True)
+    folder = paths.run_dir(resource.id, run_id)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
     return StagedRun(run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
                      folder=str(folder), previous_version=resource.previous_id, source=resource.source,
                      findings={"seen": [], "complete": mode == "cdc-snapshot"})

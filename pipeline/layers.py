@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.paths import resolve, storage_root
+from pipeline.paths import resolve
 
 POSITION = "position"
 DELETES_DIR = "deletes"
@@ -54,12 +54,11 @@ class Part:
 
 def parts_of(folder: Path, manifest: dict) -> list[Part]:
     """The parts a manifest lists; ``folder`` is the version's own folder."""
-    root = storage_root()
     parts = []
     for entry in manifest["files"]:
-        owner = root / entry["folder"] if entry.get("folder") else folder
+        owner = resolve(entry["folder"]) if entry.get("folder") else folder
         deleted = entry.get("deleted") or {}
-        deleted_owner = root / deleted["folder"] if deleted.get("folder") else folder
+        deleted_owner = resolve(deleted["folder"]) if deleted.get("folder") else folder
         parts.append(Part(path=owner / entry["path"], rows=int(entry["rows"]),
                           deleted=deleted_owner / deleted["path"] if deleted else None,
                           deleted_rows=int(deleted.get("rows", 0)),

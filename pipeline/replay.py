@@ -150,7 +150,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
     with session_scope() as session:
         resource_id = get_resource(session, code=resource_code).id
     locks.acquire(resource_id=resource_id, resource_code=resource_code, run_id=new_run)  # released by publish_run
-    folder = paths.staging_dir(new_run)
+    folder = paths.run_dir(resource_id, new_run)
     try:
         with session_scope() as session:
             resource = get_resource(session, code=resource_code)
@@ -175,7 +175,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
         parts = parts_of(version_folder, manifest)
         schema = parts_schema(parts)
         batches = _read_fixed_file(file) if file else stored  # the stored rows: those still open
-        (folder / "data").mkdir(parents=True)
+        (folder / "data").mkdir(parents=True, exist_ok=True)
         writer = PartWriter(folder / "data")
         quarantine = QuarantineWriter(folder / "quarantine.parquet")
         keys: list[pa.Array] = []

@@ -48,9 +48,20 @@ class StagedRun:
     def save(self) -> None:
         (Path(self.folder) / "staged.json").write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
 
+    def push(self) -> None:
+        """Copy the staged files to the store under the run's prefix (an object store; nothing locally), so a
+        publish task on another worker finds them. No manifest yet: the prefix is no version."""
+        from core.storage import get_storage
+
+        get_storage().push(self.folder)
+
     @classmethod
     def load(cls, folder: Path) -> StagedRun:
+        from core.storage import get_storage
+
         path = folder / "staged.json"
+        if not path.is_file():
+            get_storage().pull(folder)  # staged by another worker: its files are in the store
         if not path.is_file():
             from core.errors import RetriableError
 
