@@ -3,8 +3,9 @@
 - Unreferenced run prefixes: a run writes under its own prefix ``datasets/<resource>/<run_id>/`` and only the
   registry's transaction makes it a version. A prefix no version names is a crashed, killed or abandoned
   run's leftover (staged, or even with its manifest written): removed from the storage (the object store and
-  this worker's copy) once its run no longer holds the resource's lock (pipeline.locks.live_runs), at once if
-  the run is recorded as ended, else once older than the limit; its run is marked failed.
+  this worker's copy) at once when its run no longer holds the resource's lock (pipeline.locks.live_runs; a
+  run still marked live is then marked failed); a prefix whose run the registry does not know only once it
+  is older than the limit.
 - Retention of versions: a version's files are removed only when it is none of: the latest, one of the
   newest ``keep_last``, younger than ``keep_days``, or a version whose change set a subscriber still needs
   (the oldest version an active subscriber last read and every later one: that subscriber verifies
@@ -68,15 +69,14 @@ def clean_staging(*, max_age_hours: float = 24, now: datetime | None = None) -> 
             if relative in recorded or run_id in held:
                 continue
             run = session.get(SyncRun, run_id)
+            if run is None and (modified is None or now - modified < limit):
+                continue  # no run recorded (yet): only an old prefix is surely nobody's
             live = run is not None and run.status in ("running", "staging", "staged")
-            modified = modified or (clock.as_utc(run.started_at) if live and run.started_at else None)
-            if live and modified is not None and now - modified < limit:
-                continue  # e.g. staged, its publish task not started yet
             storage.delete(relative)
             removed.append(relative)
             if live:
                 run.status, run.finished_at = "failed", now
-                run.error = f"abandoned: its staged files expired after {max_age_hours:g} h and were removed"
+                run.error = "abandoned: its run no longer held the resource's lock; its staged files were removed"
         if removed:
             record_event(session, actor="maintenance", action="housekeeping.staging", detail={"removed": removed})
     return removed
