@@ -67,8 +67,8 @@ def _batches(session: Session, decision: AccessDecision, version: DatasetVersion
     if since is None:
         schema = restricted_schema(decision, version_schema(version))
         return schema, restrict(decision, iter_batches(version, columns=decision.read_columns))
-    from pipeline.changes import CHANGE_COLUMN
     from delivery.change_filter import filtered_changes
+    from pipeline.changes import CHANGE_COLUMN
     from pipeline.changes_feed import VERSION_COLUMN, changes_schema, changes_since
 
     if version.number != decision.version.number:

@@ -15,21 +15,34 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ROW_ORIGIN_COLUMN, ROW_PROBLEM_COLUMN, Connector, ReadState, StreamSpec, payload_schema
+from connectors.base import (
+    ROW_ORIGIN_COLUMN,
+    ROW_PROBLEM_COLUMN,
+    Connector,
+    ReadState,
+    StreamSpec,
+    payload_schema,
+)
 from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
-from pipeline.run import lifecycle
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
 from pipeline.deletes import key_table
 from pipeline.duplicates import FileRanks, settle_duplicates
 from pipeline.layering import carry_forward, layerable, stack, version_batches
 from pipeline.layers import Part, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
+from pipeline.run import lifecycle
 from pipeline.runs import full_read_due, record_run_failure
 from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.validate import duplicated_keys, duplicated_keys_in_files, finish_checks, key_array, split_batch
+from pipeline.validate import (
+    duplicated_keys,
+    duplicated_keys_in_files,
+    finish_checks,
+    key_array,
+    split_batch,
+)
 from registry.db import session_scope
 from registry.models import SyncRun
 from registry.resources import get_resource
@@ -113,7 +126,9 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
 
 def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, Inputs]:
     from registry.quarantine import open_keys
-    from schemas.contract_store import contract_for  # the resource's data contract (quality rules), if any
+    from schemas.contract_store import (
+        contract_for,  # the resource's data contract (quality rules), if any
+    )
 
     with session_scope() as session:
         resource = get_resource(session, code=resource_code)

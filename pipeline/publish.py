@@ -20,9 +20,15 @@ from core.storage import get_storage
 from pipeline import locks, paths
 from pipeline.changes import CHANGES_FILE
 from pipeline.layers import live_rows, parts_of, parts_schema, version_parts
-from pipeline.lookup_publish import build_for_publish, lookup_columns
 from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
-from pipeline.manifest import MANIFEST, describe_files, file_sha256, schema_fields, write_manifest
+from pipeline.lookup_publish import build_for_publish, lookup_columns
+from pipeline.manifest import (
+    MANIFEST,
+    describe_files,
+    file_sha256,
+    schema_fields,
+    write_manifest,
+)
 from pipeline.staging import StagedRun
 from registry.audit import record_event
 from registry.db import session_scope

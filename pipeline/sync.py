@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import RetriableError
-from pipeline.run import lifecycle
 from pipeline.after_publish import STEPS
 from pipeline.extract import stage_resource
 from pipeline.publish import PublishReport
+from pipeline.run import lifecycle
 
 log = logging.getLogger(__name__)
 

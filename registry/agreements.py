@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.storage import get_storage
 from core.errors import ConfigError, NotFound
+from core.storage import get_storage
 from registry.agencies import get_agency
 from registry.audit import record_event
 from registry.auth import OVERSIGHT_ROLES, Principal, require

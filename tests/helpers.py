@@ -69,7 +69,11 @@ def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COL
 
     from registry.catalog import upsert_entry
     from registry.catalog_models import Person
-    from registry.catalog_review import record_confidentiality_review, review_revision, submit_revision
+    from registry.catalog_review import (
+        record_confidentiality_review,
+        review_revision,
+        submit_revision,
+    )
     from registry.people import add_person, designate
     from registry.resources import get_resource
     from schemas.catalog_metadata import CatalogEntryData
