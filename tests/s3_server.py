@@ -3,7 +3,8 @@
 No MinIO, SeaweedFS or Garage server build installs from the package registries this project reaches (PyPI,
 Debian, npm were searched), so the store is moto's standalone server: a real HTTP server on 127.0.0.1 that
 speaks the S3 protocol (signed requests, multipart uploads, ranged GETs, listings), implemented in Python.
-It is started once per test session, on a free port; each test gets a bucket of its own.
+It is started once per test session, on a free port; each test gets a bucket of its own. `make bench`
+(bench/bench_storage.py) starts one the same way.
 """
 
 from __future__ import annotations
@@ -50,10 +51,7 @@ class S3Server:
     def start(self) -> S3Server:
         command = _server_command(self.port)
         if command is None:
-            reason = "moto_server is not installed (pip install 'moto[server]'), so the object-store tests cannot run"
-            if services_required():
-                pytest.fail(reason, pytrace=False)
-            pytest.skip(reason)
+            raise FileNotFoundError("moto_server is not installed (pip install 'moto[server]'): no S3 server to start")
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -65,7 +63,7 @@ class S3Server:
                     break
                 time.sleep(0.2)
         self.stop()
-        pytest.fail(f"the S3 server did not start on port {self.port}", pytrace=False)
+        raise RuntimeError(f"the S3 server did not start on port {self.port}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -98,7 +96,12 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    server = S3Server().start()
+    try:
+        server = S3Server().start()
+    except FileNotFoundError as missing:
+        if services_required():
+            pytest.fail(f"{missing} (GOVSHARE_REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.skip(f"{missing}; the object-store tests cannot run")
     try:
         yield server
     finally:
