@@ -201,6 +201,12 @@ def materialise(session: Session, decision: AccessDecision, version: DatasetVers
                   version=version.number, since=since, manifest_sha256=version.manifest_sha256, filename=filename)
 
 
+def local_copy(export: Export) -> Path:
+    """The export as a file of this worker (SFTP push and offline packages hand a file to their library):
+    copied from the store if another worker wrote it."""
+    return get_storage().pull(export.path)
+
+
 def read_range(path: Path, start: int, end: int) -> Iterator[bytes]:
     """Bytes start..end (inclusive) of a file, a chunk at a time, read from the storage itself (on an object
     store, one ranged GET per chunk: an HTTP Range request passes through, nothing is copied whole)."""

@@ -21,6 +21,9 @@ import requests
 from tests.delivery_helpers import GRANTED, Delivery, delivery_hub, expected_rows, grant
 from tests.helpers import latest, sqlite_execute, version_folder
 
+# Every delivery test runs on the local folder and on an S3 object store (tests/s3_server.py).
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 
 @pytest.fixture
 def served(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
