@@ -74,13 +74,16 @@ STORAGE_VARIABLES = ("GOVSHARE_STORAGE", "GOVSHARE_STORAGE_ENDPOINT", "GOVSHARE_
 
 
 @pytest.fixture(params=BACKENDS)
-def storage_backend(request: pytest.FixtureRequest) -> dict[str, str]:
+def storage_backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """The storage a test runs on, each in turn: the local folder, then an S3 object store (tests/s3_server.py).
     A module opts in with ``pytestmark = pytest.mark.usefixtures("storage_backend")``; the hub fixtures apply it."""
     if request.param == "local":
-        return {}
+        yield {}
+        return
     server = request.getfixturevalue("s3_server")
-    return server.environment(server.new_bucket())
+    bucket = server.new_bucket()
+    yield server.environment(bucket)
+    server.remove_bucket(bucket)  # the server keeps objects in memory
 
 
 def _apply_storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:

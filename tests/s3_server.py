@@ -87,6 +87,9 @@ class S3Server:
         self.filesystem().create_dir(bucket)
         return bucket
 
+    def remove_bucket(self, bucket: str) -> None:
+        self.filesystem().delete_dir(bucket)
+
     def environment(self, bucket: str) -> dict[str, str]:
         """The settings that point the hub at ``bucket``."""
         return {"GOVSHARE_STORAGE": f"s3://{bucket}/govshare", "GOVSHARE_STORAGE_ENDPOINT": self.endpoint,
