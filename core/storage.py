@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -101,8 +103,8 @@ class Storage:
             return target
         if target.is_file() or (target / PULLED).exists():
             return target
-        info = self.fs.get_file_info(self.key(relative))
         try:
+            info = self.fs.get_file_info(self.key(relative))
             if info.type == pafs.FileType.File:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -120,18 +122,33 @@ class Storage:
 
     def open_input(self, relative: Path | str) -> pafs.NativeFile:
         """A random-access reader on the store's object (ranged reads: nothing is copied whole)."""
-        return self.fs.open_input_file(self.key(relative))
+        with self._failing("reading", relative):
+            return self.fs.open_input_file(self.key(relative))
 
     def size(self, relative: Path | str) -> int:
-        return self.fs.get_file_info(self.key(relative)).size
+        with self._failing("reading", relative):
+            return self.fs.get_file_info(self.key(relative)).size
 
     def exists(self, relative: Path | str) -> bool:
-        return self.fs.get_file_info(self.key(relative)).type != pafs.FileType.NotFound
+        with self._failing("reading", relative):
+            return self.fs.get_file_info(self.key(relative)).type != pafs.FileType.NotFound
 
     def children(self, relative: Path | str) -> list[pafs.FileInfo]:
         """The store's entries directly under a folder (none when it is absent)."""
         selector = pafs.FileSelector(self.key(relative), allow_not_found=True, recursive=False)
-        return sorted(self.fs.get_file_info(selector), key=lambda info: info.path)
+        with self._failing("listing", relative):
+            return sorted(self.fs.get_file_info(selector), key=lambda info: info.path)
+
+    @contextmanager
+    def _failing(self, doing: str, relative: Path | str) -> Iterator[None]:
+        """An unreachable or refusing store is a RetriableError naming it (a CLI shows one line, a task retries)."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise RetriableError(f"对象存储访问失败 / {doing} {self.relative(relative) or '/'} in {self.url} failed: "
+                                 f"{exc}") from exc
 
     # --- removing --------------------------------------------------------------------------------------------
     def delete(self, relative: Path | str) -> None:
@@ -144,11 +161,12 @@ class Storage:
         if not self.remote:
             return
         key = self.key(relative)
-        info = self.fs.get_file_info(key)
-        if info.type == pafs.FileType.Directory:
-            self.fs.delete_dir(key)
-        elif info.type == pafs.FileType.File:
-            self.fs.delete_file(key)
+        with self._failing("deleting", relative):
+            info = self.fs.get_file_info(key)
+            if info.type == pafs.FileType.Directory:
+                self.fs.delete_dir(key)
+            elif info.type == pafs.FileType.File:
+                self.fs.delete_file(key)
 
 
 def _object_store(url: str, cache: Path) -> Storage:
@@ -169,6 +187,14 @@ def _object_store(url: str, cache: Path) -> Storage:
         options["access_key"] = settings.storage_access_key
         options["secret_key"] = settings.storage_secret_key.get_secret_value()
     fs = pafs.S3FileSystem(**options)
+    try:
+        found = fs.get_file_info(parsed.netloc).type
+    except OSError as exc:
+        raise RetriableError(f"对象存储不可达 / the object store of GOVSHARE_STORAGE={url} cannot be reached "
+                             f"({settings.storage_endpoint or 'AWS'}): {exc}") from exc
+    if found != pafs.FileType.Directory:
+        raise ConfigError(f"对象存储桶不存在 / bucket {parsed.netloc} of GOVSHARE_STORAGE={url} does not exist; "
+                          "create it (the hub never creates buckets)")
     cache.mkdir(parents=True, exist_ok=True)
     return Storage(fs=fs, base=base, root=cache.resolve(), remote=True, url=url)
 
