@@ -55,7 +55,11 @@ def _clear_object_store() -> None:
 
 
 def _register(home: Path, *, rows: int = ENTERPRISE_ROWS) -> dict[str, str]:
-    from cli.demo_catalog import CREDIT_CONDITION, catalogue_credit, catalogue_enterprises
+    from cli.demo_catalog import (
+        CREDIT_CONDITION,
+        catalogue_credit,
+        catalogue_enterprises,
+    )
     from cli.demo_story import add_oversight_agencies, add_people, mask_identifiers
     from registry.agencies import add_agency
     from registry.dagspecs import write_dag_specs
