@@ -81,5 +81,4 @@ def test_demo_runs_the_whole_story_on_an_object_store(tmp_path: Path, s3_server)
         own = [f for f in manifest["files"] if not f.get("folder")]
         assert own and all(store.get_file_info(f"{folder}/{f['path']}").size == f["bytes"] for f in own)
     assert any("/expectations/" in n and n.endswith("report.html") for n in names)
-    assert any("/exports/" in n for n in names)
     assert not (tmp_path / "var" / "storage" / "datasets").exists()  # nothing went to the local folder
