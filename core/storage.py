@@ -115,6 +115,9 @@ class Storage:
                 target.mkdir(parents=True, exist_ok=True)
                 pafs.copy_files(self.key(relative), str(target), source_filesystem=self.fs,
                                 destination_filesystem=pafs.LocalFileSystem(), chunk_size=CHUNK, use_threads=False)
+                # Everything here is in the store already: a later push sends only what is written after.
+                (target / PUSHED).write_text("".join(f"{p.relative_to(target).as_posix()}\n"
+                                                     for p in target.rglob("*") if p.is_file()))
                 (target / PULLED).touch()
         except OSError as exc:
             raise RetriableError(f"对象存储读取失败 / reading {self.relative(relative)} from {self.url} failed: {exc}") from exc

@@ -192,7 +192,7 @@ print(stage_resource(resource_code={code!r}, hand_over=True).folder)
 """
 
 
-def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub) -> None:
+def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub, tmp_path: Path) -> None:
     """Under Airflow, stage and publish run in two processes: the stage process ends after handing over."""
     from core import clock
     from core.errors import RetriableError
@@ -200,8 +200,11 @@ def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub) -> Non
     from registry.db import session_scope
     from registry.models import ResourceLock
 
+    # The stage task runs on another worker: on an object store, a working copy of its own (the publish task
+    # here finds the staged run in the store).
+    other_worker = {**child_env(), "GOVSHARE_STORAGE_CACHE": str(tmp_path / "other-worker")}
     staged = subprocess.run([sys.executable, "-c", STAGE_AND_HAND_OVER.format(code=hub.resource_code)],
-                            cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=300)
+                            cwd=REPO, env=other_worker, capture_output=True, text=True, timeout=300)
     assert staged.returncode == 0, staged.stderr[-2000:]
     folder = staged.stdout.strip().splitlines()[-1]
     lock = _lock(hub)
@@ -211,6 +214,7 @@ def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub) -> Non
 
     report = publish_run(folder=folder)  # the publish task takes it back and releases it
     assert report.version == 1 and _lock(hub) is None and _takeovers(hub.resource_code) == []
+    assert read_version(latest(hub.resource_code)).num_rows == ROWS
 
     # A hand-over nobody takes back (the publish task never came) lasts only until its deadline.
     _change(hub, 3)
