@@ -22,8 +22,8 @@ DOWNLOAD = """
 import time
 from delivery.files import stream_version
 from registry.db import session_scope
-from registry.resources import get_resource
-from registry.versions import latest_version
+from registry.catalog.resources import get_resource
+from registry.exchange.versions import latest_version
 with session_scope() as s:
     version = latest_version(s, resource=get_resource(s, code="101001/0001"))
     s.expunge(version)

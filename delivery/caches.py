@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from core.storage import get_storage
 from registry.db import session_scope
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 
 def prune_delivery_caches() -> list[str]:

@@ -29,7 +29,7 @@ from core.storage import get_storage
 from delivery.access import AccessDecision, restrict, restricted_schema
 from delivery.files import iter_batches, version_schema
 from pipeline.paths import storage_root
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
