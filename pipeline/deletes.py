@@ -45,7 +45,7 @@ class KeyScan:
 
 
 class _Unordered(Exception):
-    """The source's keys did not come sorted: the merge cannot be used."""
+    """The source's keys did not come sorted as integers: the merge cannot be used."""
 
 
 def scan_deletes(*, connector: Connector, stream: StreamSpec, parts: list[Part], key: tuple[str, ...],
@@ -112,6 +112,11 @@ def _merge(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[str,
         column = batch.column(0)
         if column.null_count:
             column = column.drop_null()
+        if not pa.types.is_integer(column.type):  # e.g. ids kept as text, published as integers by a contract
+            try:                                  # (the source sorts them as text: the order check says so)
+                column = column.cast(pa.int64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise _Unordered from None
         values = column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         if not len(values):
             continue
