@@ -20,6 +20,8 @@ its records as deleted.
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ import pyarrow.parquet as pq
 
 from connectors.base import Connector, StreamSpec
 from pipeline.layers import Part, deleted_positions, live_sql
+from pipeline.locator import Mapped
 from pipeline.locator import _files as locator_files
 from pipeline.quarantine import seen_keys
 from pipeline.validate import key_array
@@ -49,23 +52,88 @@ class _Unordered(Exception):
 
 
 def scan_deletes(*, connector: Connector, stream: StreamSpec, parts: list[Part], key: tuple[str, ...],
-                 schema: pa.Schema, exclude: pa.Array, watch: list[str], scratch: Path) -> KeyScan:
-    """Find the published keys the source no longer has (except the ``exclude`` keys the run just read)."""
+                 schema: pa.Schema, exclude: pa.Array, watch: list[str], scratch: Path,
+                 stop: threading.Event | None = None) -> KeyScan:
+    """Find the published keys the source no longer has (except the ``exclude`` keys the run just read).
+    ``stop``: set by another thread to end the scan early (it then raises _Stopped)."""
     watch_set = pa.array(sorted(set(watch)), pa.string())
     mergeable = (len(key) == 1 and pa.types.is_integer(schema.field(key[0]).type) and parts
                  and all(p.locator is not None and all(f.is_file() for f in locator_files(p.locator)) for p in parts))
     if mergeable:
         try:
-            scan = _merge(connector.read_keys(stream, ordered=True), parts, key, watch_set)
+            scan = _merge(_until(connector.read_keys(stream, ordered=True), stop), parts, key, watch_set)
             scan.deleted = _without(scan.deleted, exclude)
             return scan
         except _Unordered:
             pass  # read again, unordered, and let DuckDB compare
-    return _anti_join(connector.read_keys(stream, ordered=False), parts, key, schema, exclude, watch_set, scratch)
+    return _anti_join(_until(connector.read_keys(stream, ordered=False), stop), parts, key, schema, exclude,
+                      watch_set, scratch)
+
+
+class _Stopped(Exception):
+    """The run that started the scan ended first."""
+
+
+def _until(batches: Iterator[pa.RecordBatch], stop: threading.Event | None) -> Iterator[pa.RecordBatch]:
+    try:
+        for batch in batches:
+            if stop is not None and stop.is_set():
+                raise _Stopped
+            yield batch
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+class BackgroundScan:
+    """The key scan run beside the cursor read, in a thread of its own: the source's key stream (the database
+    server's work, most of the scan's time) overlaps the run's own reading, checks and writing.
+
+    Why starting it before the cursor read is as exact as after: a published key is taken for deleted only if
+    the key scan did not see it *and* the cursor read did not read it (``result(exclude=...)``). A row deleted
+    after the key scan saw it is found by the next run; one deleted after the cursor read read it is kept, with
+    the values read, and found by the next run; a row inserted while the two reads run is not a published key,
+    so it is never taken for a delete, and the cursor reads it (now or next run)."""
+
+    def __init__(self, **scan: object) -> None:
+        self._stop = threading.Event()
+        self._result: KeyScan | None = None
+        self._error: BaseException | None = None
+        self._started = time.monotonic()
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, kwargs=scan, name="govshare-key-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self, **scan: object) -> None:
+        try:
+            self._result = scan_deletes(**scan, exclude=pa.array([], pa.int64()), stop=self._stop)
+        except _Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - raised in the run's thread by result()
+            self._error = exc
+        finally:
+            self.seconds = time.monotonic() - self._started
+
+    def result(self, *, exclude: pa.Array) -> KeyScan:
+        """Wait for the scan; the deletes without the ``exclude`` keys (the keys the run read)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        scan = self._result
+        scan.deleted = _without(scan.deleted, exclude)
+        return scan
+
+    def cancel(self) -> None:
+        """The run failed or took another path: end the scan (its connection closes with its stream)."""
+        self._stop.set()
+        self._thread.join()
 
 
 def _without(keys: pa.Array, exclude: pa.Array) -> pa.Array:
     if not len(keys) or not len(exclude):
+        return keys
+    if pa.types.is_null(exclude.type):
         return keys
     return keys.filter(pc.invert(pc.is_in(keys, value_set=exclude.cast(keys.type))))
 
@@ -74,16 +142,18 @@ def _without(keys: pa.Array, exclude: pa.Array) -> pa.Array:
 
 @dataclass
 class _Sorted:
-    keys: np.ndarray  # the part's keys, sorted (memory-mapped)
-    rows: np.ndarray  # their row positions
+    mapped: Mapped  # the part's keys, sorted (memory-mapped, read front to back)
+    positions: Mapped  # their row positions (read where a key is missing)
     dead: np.ndarray  # the part's deleted positions, sorted
     at: int = 0  # how far the merge has come
 
     def missing(self, upto: int | None, present: np.ndarray) -> np.ndarray:
         """Live keys of this part up to ``upto`` (all that remain: None) that are not in ``present``."""
-        end = len(self.keys) if upto is None else int(np.searchsorted(self.keys, upto, side="right"))
-        segment = self.keys[self.at:end]
-        rows = self.rows[self.at:end]
+        keys = self.mapped.array
+        end = len(keys) if upto is None else self.at + int(np.searchsorted(keys[self.at:], upto, side="right"))
+        segment = keys[self.at:end]
+        rows = self.positions.array[self.at:end]
+        self.mapped.release(self.at)  # the keys passed are not read again
         self.at = end
         if not len(segment):
             return np.empty(0, np.int64)
@@ -103,8 +173,18 @@ def _merge(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[str,
     sorted_parts = []
     for part in parts:
         keys_file, rows_file = locator_files(part.locator)
-        sorted_parts.append(_Sorted(np.load(keys_file, mmap_mode="r"), np.load(rows_file, mmap_mode="r"),
+        sorted_parts.append(_Sorted(Mapped(keys_file, random=False), Mapped(rows_file, random=True),
                                     deleted_positions(part)))
+    try:
+        return _merged(batches, sorted_parts, parts, key, watch)
+    finally:
+        for part in sorted_parts:
+            part.mapped.close()
+            part.positions.close()
+
+
+def _merged(batches: Iterator[pa.RecordBatch], sorted_parts: list[_Sorted], parts: list[Part],
+            key: tuple[str, ...], watch: pa.Array) -> KeyScan:
     found: list[np.ndarray] = []
     seen: set[str] = set()
     count, last = 0, None

@@ -154,17 +154,34 @@ def _stored_rows_at(part: Part, positions: np.ndarray) -> pa.Table | None:
     path = row_store_path(published_stem(Path(str(part.path)[: -len(name)].rstrip("/")), name))
     if not path.is_file():
         return None
-    with pa.memory_map(str(path)) as source:
-        reader = pa.ipc.open_file(source)
+    import mmap
+
+    # Pages mapped count in the process's resident memory, and the kernel maps whole neighbourhoods (large
+    # folios) of a touched page: rows spread over the file would map most of it. So no read-ahead, and the
+    # pages are given back after each record batch (they stay in the page cache).
+    with path.open("rb") as handle:
+        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    mapping.madvise(mmap.MADV_RANDOM)
+    try:
+        reader = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapping)))
         batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
         if sum(b.num_rows for b in batches) != part.rows or not batches \
                 or batches[0].schema.names != pq.read_schema(part.path).names:
             return None
         starts = np.cumsum([0] + [b.num_rows for b in batches[:-1]])
         which = np.searchsorted(starts, positions, side="right") - 1
-        taken = [batches[b].take(pa.array(positions[which == b] - starts[b])) for b in np.unique(which)]
+        taken = []
+        for b in np.unique(which):
+            taken.append(batches[b].take(pa.array(positions[which == b] - starts[b])))
+            mapping.madvise(mmap.MADV_DONTNEED)
         return pa.Table.from_batches(taken, schema=batches[0].schema) if taken else \
-            batches[0].schema.empty_table()
+            batches[0].schema.empty_table()  # take copies: nothing returned points into the mapping
+    finally:
+        reader = batches = None
+        try:
+            mapping.close()
+        except BufferError:  # a buffer of it still lives: the mapping goes with it
+            pass
 
 
 def _at_or_before(values: pa.ChunkedArray | pa.Array, mark: str | None) -> pa.Array:
