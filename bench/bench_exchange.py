@@ -147,9 +147,9 @@ from registry.versions import latest_version
 # written by a process of their own: picking the rows to change reads every id of the table into Python (some
 # 300 MB), which is the benchmark's work, not the worker's, and would count in the worker's peak memory.
 AFTER = ("notices",)
-CHANGE = ("from samples.loaders import churn_postgres, mutate_postgres\n"
-          "mutate_postgres({{dsn!r}}, 'enterprises', changed={{changed}}, seed={{seed}}, one_by_one=True)\n"
-          "churn_postgres({{dsn!r}}, 'enterprises', deleted={{deleted}}, inserted={{deleted}}, seed={{seed}})\n")
+CHANGE = ("from samples.loaders import churn_postgres, mutate_postgres\\n"
+          "mutate_postgres({{dsn!r}}, 'enterprises', changed={{changed}}, seed={{seed}}, one_by_one=True)\\n"
+          "churn_postgres({{dsn!r}}, 'enterprises', deleted={{deleted}}, inserted={{deleted}}, seed={{seed}})\\n")
 started = time.perf_counter()
 sync_resource(resource_code="101001/0001", after=AFTER)
 first = time.perf_counter() - started
