@@ -8,12 +8,11 @@ whatever the table's size:
 - a single integer key, sorted by the source (``ORDER BY`` the primary key's index) and located in every
   published part (pipeline/locator.py: sorted keys, memory-mapped), is compared by a streaming merge: each
   batch of source keys is checked against the slice of every part's sorted keys it covers, with NumPy;
-- any other key (text, composite, or a source that did not sort) is written to a Parquet file in the run's
-  scratch folder and anti-joined with the published keys by DuckDB, under a memory limit with spill.
+- any other key (text, composite, or a source that did not sort as published, e.g. integer ids kept as text)
+  is written to a Parquet file in the run's scratch folder and anti-joined with the published keys by DuckDB,
+  under a memory limit with spill.
 
-The keys are read after the cursor read: a row deleted in between was read by the cursor and is kept (its
-delete is found by the next run); a row inserted in between is in the source's keys, so it is never taken
-for a delete. Keys of open quarantine records (``watch``) are checked too: one the source no longer has closes
+The scan runs beside the cursor read (``BackgroundScan``, which says why that is as exact as after it). Keys of open quarantine records (``watch``) are checked too: one the source no longer has closes
 its records as deleted.
 """
 
@@ -125,9 +124,10 @@ class BackgroundScan:
         return scan
 
     def cancel(self) -> None:
-        """The run failed or took another path: end the scan (its connection closes with its stream)."""
+        """The run failed or took another path: end the scan (its connection closes with its stream). A
+        source that hangs is left to its daemon thread after a while: the run's own error matters more."""
         self._stop.set()
-        self._thread.join()
+        self._thread.join(timeout=60)
 
 
 def _without(keys: pa.Array, exclude: pa.Array) -> pa.Array:

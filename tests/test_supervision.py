@@ -235,7 +235,7 @@ def test_a_violation_the_records_no_longer_show_is_resolved(world) -> None:
 def test_inaccurate_data_is_one_violation_per_resource_and_rule(world) -> None:
     """Re-reading the same bad rows keeps one violation (not one per run); a second broken rule is a second
     one; fixing a rule's rows resolves its violation only."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from sqlalchemy import select
 
@@ -252,7 +252,7 @@ def test_inaccurate_data_is_one_violation_per_resource_and_rule(world) -> None:
 
     def run(run_id: str, entries: list[tuple[str, str, str]], seen: set[str] = frozenset()) -> None:
         with session_scope() as session:
-            moment = datetime(2026, 11, 20, 2, tzinfo=timezone.utc)
+            moment = datetime(2026, 11, 20, 2, tzinfo=UTC)
             session.add(SyncRun(id=run_id, resource_id=world.ids["C1"], status="published", mode="incremental",
                                 started_at=moment, finished_at=moment, rows_read=200,
                                 rows_published=200 - len(entries), rows_quarantined=len(entries)))
