@@ -44,6 +44,7 @@ class KeyScan:
     watched_gone: set[str] = field(default_factory=set)  # watched keys (text) the source no longer has
     source_keys: int = 0
     method: str = ""
+    ranges: int = 1  # key ranges read at once (the merge of an integer key, where the source can)
 
 
 class _Unordered(Exception):
@@ -60,7 +61,7 @@ def scan_deletes(*, connector: Connector, stream: StreamSpec, parts: list[Part],
                  and all(p.locator is not None and all(f.is_file() for f in locator_files(p.locator)) for p in parts))
     if mergeable:
         try:
-            scan = _merge(_until(connector.read_keys(stream, ordered=True), stop), parts, key, watch_set)
+            scan = _merge(_ranges(connector, stream, parts, stop), parts, key, watch_set)
             scan.deleted = _without(scan.deleted, exclude)
             return scan
         except _Unordered:
@@ -140,17 +141,60 @@ def _without(keys: pa.Array, exclude: pa.Array) -> pa.Array:
 
 # --- a single integer key: streaming merge against the locators ----------------------------------------------
 
+KEY_RANGES = 2  # ranges of an integer key read at once, each over its own connection, where the source can
+
+
+def _ranges(connector: Connector, stream: StreamSpec, parts: list[Part],
+            stop: threading.Event | None) -> list[tuple[Iterator[pa.RecordBatch], int | None, int | None]]:
+    """The sorted key streams to merge, with the key range each covers: KEY_RANGES ranges split at the
+    published keys' quantiles where the source reads key ranges of an integer column, else one stream."""
+    whole = [(_until(connector.read_keys(stream, ordered=True), stop), None, None)]
+    if not connector.reads_key_ranges or KEY_RANGES < 2:
+        return whole
+    try:
+        source_type = connector.stream_schema(stream).field(stream.primary_key[0]).type
+    except (KeyError, NotImplementedError):
+        return whole
+    bounds = _quantiles(parts, KEY_RANGES) if pa.types.is_integer(source_type) else []
+    if not bounds:
+        return whole
+    edges = [None, *bounds, None]
+    return [(_until(connector.read_key_range(stream, low=low, high=high), stop), low, high)
+            for low, high in zip(edges[:-1], edges[1:])]
+
+
+def _quantiles(parts: list[Part], count: int) -> list[int]:
+    """Keys splitting the published keys into ``count`` ranges of about as many keys (from a sample)."""
+    samples = []
+    for part in parts:
+        mapped = Mapped(locator_files(part.locator)[0], random=True)
+        try:
+            keys = mapped.array
+            if len(keys):
+                samples.append(keys[np.linspace(0, len(keys) - 1, max(2, 256 * len(keys) // max(
+                    sum(p.rows for p in parts), 1))).astype(np.int64)])
+        finally:
+            keys = None
+            mapped.close()
+    if not samples:
+        return []
+    sample = np.sort(np.concatenate(samples))
+    return sorted({int(sample[len(sample) * i // count]) for i in range(1, count)} - {int(sample[0])})
+
+
 @dataclass
 class _Sorted:
     mapped: Mapped  # the part's keys, sorted (memory-mapped, read front to back)
     positions: Mapped  # their row positions (read where a key is missing)
     dead: np.ndarray  # the part's deleted positions, sorted
     at: int = 0  # how far the merge has come
+    stop: int = 0  # where its key range ends
 
     def missing(self, upto: int | None, present: np.ndarray) -> np.ndarray:
-        """Live keys of this part up to ``upto`` (all that remain: None) that are not in ``present``."""
+        """Live keys of this part up to ``upto`` (all that remain in its range: None) not in ``present``."""
         keys = self.mapped.array
-        end = len(keys) if upto is None else self.at + int(np.searchsorted(keys[self.at:], upto, side="right"))
+        end = self.stop if upto is None else \
+            self.at + int(np.searchsorted(keys[self.at:self.stop], upto, side="right"))
         segment = keys[self.at:end]
         rows = self.positions.array[self.at:end]
         self.mapped.release(self.at)  # the keys passed are not read again
@@ -169,18 +213,52 @@ class _Sorted:
         return gone
 
 
-def _merge(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[str, ...], watch: pa.Array) -> KeyScan:
-    sorted_parts = []
-    for part in parts:
-        keys_file, rows_file = locator_files(part.locator)
-        sorted_parts.append(_Sorted(Mapped(keys_file, random=False), Mapped(rows_file, random=True),
-                                    deleted_positions(part)))
-    try:
-        return _merged(batches, sorted_parts, parts, key, watch)
-    finally:
-        for part in sorted_parts:
-            part.mapped.close()
-            part.positions.close()
+def _merge(streams: list[tuple[Iterator[pa.RecordBatch], int | None, int | None]], parts: list[Part],
+           key: tuple[str, ...], watch: pa.Array) -> KeyScan:
+    """Each key range's stream merged against the slice of every part's sorted keys it covers; the ranges
+    at once, each in a thread of its own (the first in this one)."""
+    results: list[KeyScan | BaseException | None] = [None] * len(streams)
+
+    def merge_range(index: int) -> None:
+        batches, low, high = streams[index]
+        sorted_parts = []
+        try:
+            for part in parts:
+                keys_file, rows_file = locator_files(part.locator)
+                mapped = Mapped(keys_file, random=False)
+                keys = mapped.array
+                start = 0 if low is None else int(np.searchsorted(keys, low, side="left"))
+                stop = len(keys) if high is None else int(np.searchsorted(keys, high, side="left"))
+                keys = None
+                sorted_parts.append(_Sorted(mapped, Mapped(rows_file, random=True), deleted_positions(part),
+                                            at=start, stop=stop))
+            results[index] = _merged(batches, sorted_parts, parts, key, watch)
+        except BaseException as exc:  # noqa: BLE001 - raised by the caller
+            results[index] = exc
+        finally:
+            for part in sorted_parts:
+                part.mapped.close()
+                part.positions.close()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    others = [threading.Thread(target=merge_range, args=(i,), name="govshare-key-range", daemon=True)
+              for i in range(1, len(streams))]
+    for thread in others:
+        thread.start()
+    merge_range(0)
+    for thread in others:
+        thread.join()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    scans = [r for r in results if isinstance(r, KeyScan)]
+    watched = set(watch.to_pylist())
+    return KeyScan(deleted=pa.concat_arrays([s.deleted for s in scans]).sort() if len(scans) > 1
+                   else scans[0].deleted,
+                   watched_gone=watched - set().union(*(watched - s.watched_gone for s in scans)),
+                   source_keys=sum(s.source_keys for s in scans), method="merge", ranges=len(scans))
 
 
 def _merged(batches: Iterator[pa.RecordBatch], sorted_parts: list[_Sorted], parts: list[Part],

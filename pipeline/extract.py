@@ -307,7 +307,8 @@ def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine
     staged.findings["gone"] = sorted(found.watched_gone)
     # seconds: the scan's own time; waited: how long the run waited for it after its own reading
     staged.key_scan = {"source_keys": found.source_keys, "deleted": len(found.deleted), "method": found.method,
-                       "seconds": round(scan.seconds, 3), "waited": round(time.monotonic() - started, 3)}
+                       "ranges": found.ranges, "seconds": round(scan.seconds, 3),
+                       "waited": round(time.monotonic() - started, 3)}
     return found.deleted
 
 
