@@ -101,6 +101,13 @@ class CorrectionTicket(Base):
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource] = relationship()
 
+    @property
+    def resource_codes(self) -> list[str]:
+        """The resources the ticket asks about: a provider-and-rule ticket's resources with open records (all
+        it ever named once closed), else its one resource."""
+        named = (self.detail or {}).get("resources") or {}
+        return [code for code, rows in named.items() if rows] or list(named) or [self.resource.code]
+
 
 class DataElement(Base):
     """数据元: one datum about a subject (keyed by USCC or ID number) with exactly one authoritative agency and

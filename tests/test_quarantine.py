@@ -310,8 +310,11 @@ def test_one_open_ticket_per_provider_and_rule_across_its_resources(hub: Path, s
         assert mine[0].detail["resources"] == {first.resource_code: 1, second.resource_code: 2}
         assert [(t.rule, t.rows) for t in theirs] == [("identifier_uscc", 1)]
         ticket_id = mine[0].id
-    # listed under either resource of the provider, once
+    # listed under either resource of the provider, once, naming both
     assert _tickets(first.resource_code) == _tickets(second.resource_code) == {"identifier_uscc": 3}
+    listed = CliRunner().invoke(app, ["ticket", "list", "--resource", second.resource_code],
+                                env={"COLUMNS": "250"})
+    assert listed.exit_code == 0 and f"{first.resource_code}, {second.resource_code}" in listed.output
     shown = CliRunner().invoke(app, ["ticket", "show", str(ticket_id)], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     for key in ("10001", "10002", "10003"):
