@@ -133,7 +133,7 @@ def test_a_source_that_cannot_order_its_keys_still_yields_exact_deletes(hub_home
     sorts its keys as text ("1", "10", "100", "1000", "1001", ...), not in the published order, so the
     streaming merge gives up and the keys are compared by the anti-join: the deletes are still exact."""
     from pipeline.sync import sync_resource
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
     from registry.db import session_scope
 
     dsn, schema = source
