@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 from tests.helpers import REPO, child_env
@@ -73,12 +74,12 @@ def test_concurrent_writers_leave_one_valid_chain(pg_hub_home: Path, tmp_path: P
     assert Counter(e.actor for e in written) == {f"writer-{n}": EVENTS_EACH for n in range(WRITERS)}
     assert not [e for e in written if e.action == "concurrency.rolled_back"]
     # The writers really interleaved (otherwise this test would prove nothing about concurrency).
-    switches = sum(1 for a, b in zip(written, written[1:]) if a.actor != b.actor)
+    switches = sum(1 for a, b in pairwise(written) if a.actor != b.actor)
     assert switches >= WRITERS, f"the writers ran one after another ({switches} switches)"
     # One chain: each event follows the one before it, and no predecessor is claimed twice.
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
     assert max(Counter(e.prev_hash for e in events).values()) == 1
 
     verified = subprocess.run([sys.executable, "-m", "cli.main", "audit", "verify"], cwd=REPO, env=child_env(),
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=300, check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -386,7 +386,7 @@ def test_every_airflow_service_of_the_scale_profile_uses_celery_on_one_broker(sc
         brokers.add(env["AIRFLOW__CELERY__BROKER_URL"])
         backends.add(env["AIRFLOW__CELERY__RESULT_BACKEND"])
     assert brokers == {"redis://redis:6379/0"}
-    assert backends == {f"db+postgresql://airflow:{REQUIRED_ENV['AIRFLOW_DB_PASSWORD']}@postgres:5432/airflow"}
+    assert backends == {f"db+postgresql+psycopg2://airflow:{REQUIRED_ENV['AIRFLOW_DB_PASSWORD']}@postgres:5432/airflow"}
     # The long-running Airflow services wait for the broker when it runs.
     for name in AIRFLOW_LONG_RUNNING:
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
