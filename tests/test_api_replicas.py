@@ -104,3 +104,19 @@ def test_replicas_share_rate_limits_and_signed_links(pg_hub_home: Path, tmp_path
         # Each consumer has its own allowance, shared or not.
         assert requests.get(f"{second}{records}", headers=bearer(made.hub.token), params={"limit": 1},
                             timeout=60).status_code == 200
+
+
+def test_without_redis_each_process_keeps_limiting_on_its_own(caplog: pytest.LogCaptureFixture) -> None:
+    """Redis down (nothing listens on the port): consumers are still limited, by this process alone, and the
+    operator is told once."""
+    from delivery.ratelimit import RateLimited, SharedRateLimiter
+
+    limiter = SharedRateLimiter(rate=0.01, burst=2, url=f"redis://127.0.0.1:{_free_port()}/0")
+    with caplog.at_level("WARNING", logger="delivery.ratelimit"):
+        limiter.check("token:a")
+        limiter.check("token:a")
+        with pytest.raises(RateLimited, match="rate limit exceeded"):
+            limiter.check("token:a")
+        limiter.check("token:b")  # another consumer's own allowance
+    warnings = [r.getMessage() for r in caplog.records if "shared rate limits unavailable" in r.getMessage()]
+    assert len(warnings) == 1, warnings
