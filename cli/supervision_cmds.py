@@ -109,11 +109,12 @@ def violation_list(agency: Annotated[str | None, typer.Option(help="agency code 
     Example: govshare violation list --status open --case 4
     """
     from registry.db import session_scope
-    from registry.supervision_report import evidence_text
+    from schemas import presentation
     from registry.violations import list_violations
 
     with reported_errors(), session_scope() as session:
-        rows = [(v.id, v.case, v.kind, v.agency.name, v.summary, evidence_text(v.evidence), v.status, v.detected_on)
+        rows = [(v.id, v.case, v.kind, v.agency.name, v.summary, presentation.evidence(v.evidence.get("records", [])),
+                 presentation.label("violation_statuses", v.status), v.detected_on)
                 for v in list_violations(session, by=_by(session, as_user), agency=agency, status=status, case=case)]
         table("违规情形 / violations", ["id", "情形", "kind", "机构", "事实", "证据", "状态", "发现"], rows)
 

@@ -71,12 +71,6 @@ def fmt_score(value: float | None) -> str:
     return "不参与评分" if value is None else f"{value:.2f}"
 
 
-def evidence_text(evidence: dict[str, Any]) -> str:
-    records = evidence.get("records", [])
-    shown = "，".join(f"{r['table']}#{r['id']}" for r in records[:6])
-    return shown + (f" 等{len(records)}条" if len(records) > 6 else "")
-
-
 def build_report(session: Session, *, period: str, as_of: date | None = None,
                  config: EvaluationConfig | None = None) -> ReportData:
     config = config or load_config()
@@ -85,7 +79,7 @@ def build_report(session: Session, *, period: str, as_of: date | None = None,
     scores = trend(session, period=span.code, as_of=as_of, config=config)
     violations = [{
         "id": v.id, "case": v.case, "case_label": VIOLATION_CASES[v.case], "agency": v.agency.name,
-        "agency_code": v.agency.code, "summary": v.summary, "evidence": evidence_text(v.evidence),
+        "agency_code": v.agency.code, "summary": v.summary, "evidence": presentation.evidence(v.evidence.get("records", [])),
         "status": presentation.label("violation_statuses", v.status), "detected_on": day(v.detected_on)}
         for v in session.scalars(select(Violation).where(
             Violation.detected_on <= span.end, Violation.status != "dismissed",

@@ -79,9 +79,9 @@ def render_xlsx(data: ReportData, out: Path) -> Path:
     _sheet(workbook, "整改情况", ["通知编号", "行政机构", "违规编号", "整改要求", "下达日期", "整改期限", "完成日期", "状态"],
            [[o["number"], o["agency"], o["violation"], o["requirement"], o["issued_on"], o["due_on"], o["fixed_on"],
              o["status"]] for o in data.orders])
-    _sheet(workbook, "指标权重", ["指标", "代码", "计算方法", "权重"],
-           [[label, key, formula, weight] for label, key, weight, formula in data.metric_notes()]
-           + [["得分", "score", data.score_formula, None]])
+    _sheet(workbook, "指标权重", ["指标", "计算方法", "权重"],
+           [[label, formula, weight] for label, _key, weight, formula in data.metric_notes()]
+           + [["得分", data.score_formula, None]])
     workbook.properties.title = data.title
     workbook.save(out)
     return out

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -62,6 +63,14 @@ def code_of(kind: str, text: str) -> str | None:
         if text in (shown, shown.split("（")[0]):
             return code
     return None
+
+
+def evidence(records: Iterable[dict[str, Any]], shown: int = 6) -> str:
+    """A violation's evidence records by their Chinese table names: 共享申请第12号，同步运行 run-7 等8条."""
+    records = list(records)
+    text = "，".join(f"{label('record_tables', r['table'])}第{r['id']}号" if str(r["id"]).isdigit()
+                    else f"{label('record_tables', r['table'])} {r['id']}" for r in records[:shown])
+    return text + (f" 等{len(records)}条" if len(records) > shown else "")
 
 
 def named(name: str | None, code: str | None) -> str:

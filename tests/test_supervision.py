@@ -6,6 +6,8 @@ DAG file parses without any I/O."""
 
 from __future__ import annotations
 
+import re
+
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -369,7 +371,7 @@ def test_the_periodic_notice_as_pdf_through_the_cli(world, tmp_path: Path) -> No
 
     for formula in METRIC_FORMULAS.values():  # each metric's one definition, in the notice's notes
         assert formula.split(" / ")[0].replace(" ", "") in compact
-    assert "拒不整改" in compact and "rectification_orders#" in compact
+    assert "拒不整改" in compact and "整改通知第" in compact and "rectification_orders#" not in compact
     assert "2026年第一季度" in compact and "2026Q1" not in compact  # the trend's periods, by their Chinese names
     assert reader.metadata.title == "政务数据资源共享评估定期通报（2026年第四季度）"
 
@@ -396,6 +398,14 @@ def test_the_notice_as_html_with_svg_charts_and_as_xlsx_with_charts(world, tmp_p
     assert workbook["得分趋势"].max_row == 5  # header + 2026Q1..Q4
     cases = {row[1] for row in workbook["违规情形"].iter_rows(min_row=2, values_only=True)}
     assert cases == {1, 2, 3, 4, 5, 6}
+    # Evidence and metrics are read by people: table names and metric codes in Chinese, never the English codes.
+    evidence = [row[5] for row in workbook["违规情形"].iter_rows(min_row=2, values_only=True)]
+    part = r"[\u4e00-\u9fff]+(第\d+号| [\w-]+)"
+    assert all(re.fullmatch(rf"{part}(，{part})*( 等\d+条)?", text) for text in evidence), evidence
+    assert "数据资源第" in html and "resources#" not in html and "catalogue_coverage" not in html
+    notes = list(workbook["指标权重"].iter_rows(values_only=True))
+    assert notes[0] == ("指标", "计算方法", "权重") and not any(re.search(r"\b[a-z]+_[a-z_]+\b", str(row[0]))
+                                                          for row in notes)
 
 
 def test_the_api_shows_an_agency_its_own_standing_and_the_supervisor_all(world) -> None:
@@ -447,7 +457,8 @@ def test_the_api_shows_an_agency_its_own_standing_and_the_supervisor_all(world) 
                                 cookies={"govshare_session": world.provider_b_session}, timeout=30)
         assert own_page.status_code == 200 and OTHER_PROVIDER[1] in own_page.text
         assert "未整改的违规情形" in own_page.text and "逾期未整改" in own_page.text
-        assert f"第 {body['rank']} 名" in own_page.text and "update_obligations#" in own_page.text
+        assert f"第 {body['rank']} 名" in own_page.text and "更新义务第" in own_page.text
+        assert "update_obligations#" not in own_page.text
         assert requests.get(f"{api.base_url}/web/supervision/{A}", cookies={"govshare_session": world.provider_b_session},
                             timeout=30).status_code == 403
         assert requests.get(f"{api.base_url}/web/supervision/{A}", cookies={"govshare_session": world.supervisor_session},
