@@ -10,7 +10,7 @@ FROM ${AIRFLOW_IMAGE}
 # The hub's data folder. A fresh named volume mounted here copies this directory's ownership, so the
 # `airflow` user (uid 50000, gid 0) can write to it; group 0 gets the same rights (arbitrary-uid runs).
 USER root
-# PDFs (需求申请表, 评估定期通报) embed a subset of this TrueType Chinese font (registry/pdf_font.py).
+# PDFs (需求申请表, 评估定期通报) embed a subset of this TrueType Chinese font (schemas/pdf_font.py).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei \
  && rm -rf /var/lib/apt/lists/*

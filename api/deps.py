@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from delivery.access import ReadUse
 from registry.db import session_factory
-from registry.models import ApiToken
-from registry.tokens import authenticate
+from registry.people.models import ApiToken
+from registry.people.tokens import authenticate
 
 bearer = HTTPBearer(auto_error=False, description="API token issued with `govshare token issue`")
 

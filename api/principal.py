@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep, TokenDep
 from api.schemas import Problem
 from core.errors import AccessDenied
-from registry.audit import record_refusal
-from registry.auth import Principal, authenticate_principal
+from registry.audit.log import record_refusal
+from registry.people.auth import Principal
+from registry.people.bearer import authenticate_principal
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
 

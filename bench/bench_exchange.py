@@ -95,9 +95,9 @@ ENGINE_SETUP = """
 from core.settings import reset_settings
 from registry.db import session_scope
 from registry.migrate import upgrade
-from registry.agencies import add_agency
-from registry.sources import add_source
-from registry.resources import add_resource
+from registry.people.agencies import add_agency
+from registry.catalog.sources import add_source
+from registry.catalog.resources import add_resource
 from samples.demo_sources import MARKET
 upgrade()
 with session_scope() as s:
@@ -122,8 +122,8 @@ ENGINE_INCREMENTAL = """
 import os, statistics, time
 from pipeline.sync import sync_resource
 from registry.db import session_scope
-from registry.resources import get_resource
-from registry.versions import latest_version
+from registry.catalog.resources import get_resource
+from registry.exchange.versions import latest_version
 from samples.loaders import churn_postgres, mutate_postgres
 # A worker's first run pays the process's one-time costs (pyarrow's pandas shim, the database driver, the
 # registry engine): about 0.3 s whatever the change. It is measured on a quiet run (nothing changed since

@@ -43,13 +43,13 @@ import pyarrow.parquet as pq
 from pipeline import paths
 from pipeline.publish import publish_staged
 from pipeline.staging import StagedRun
-from registry.agencies import add_agency
-from registry.auth import console
+from registry.people.agencies import add_agency
+from registry.people.auth import console
 from registry.db import session_scope
-from registry.grants import create_grant
+from registry.sharing.grants import create_grant
 from registry.migrate import upgrade
-from registry.resources import add_resource
-from registry.tokens import issue_token
+from registry.catalog.resources import add_resource
+from registry.people.tokens import issue_token
 from samples.enterprises import iter_enterprise_batches
 
 ROWS = {rows}

@@ -30,9 +30,9 @@ AsUser = Annotated[Optional[str], typer.Option("--as", help="act as this user (t
 
 
 def acting_as(session, as_user: str | None):  # noqa: ANN001, ANN202 - Session -> Principal
-    from registry.auth import console as console_principal
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.people.auth import console as console_principal
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     if as_user:
         return user_principal(get_user(session, username=as_user))
@@ -46,7 +46,7 @@ def refusals_audited(as_user: str | None, command: str) -> Iterator[None]:
         yield
     except AccessDenied as denied:
         if not getattr(denied, "audited", False):
-            from registry.audit import record_refusal
+            from registry.audit.log import record_refusal
 
             record_refusal(actor=f"user:{as_user}" if as_user else f"console:{getpass.getuser()}",
                            action="command.refused", reason=denied.en, detail={"command": command})
@@ -81,7 +81,7 @@ def user_add(username: str, agency: Annotated[str, typer.Option(help="agency cod
     Example: govshare user add zhang.wei --agency 上海市人力资源和社会保障局 --role data_admin --password-env PW
     """
     from registry.db import session_scope
-    from registry.users import add_user
+    from registry.people.users import add_user
 
     with reported_errors(), refusals_audited(as_user, "user add"), session_scope() as session:
         user = add_user(session, username=username, agency=agency, roles=role, password=_password(password_env),
@@ -96,7 +96,7 @@ def user_list(as_user: AsUser = None) -> None:
     Example: govshare user list
     """
     from registry.db import session_scope
-    from registry.users import list_users
+    from registry.people.users import list_users
 
     with reported_errors(), refusals_audited(as_user, "user list"), session_scope() as session:
         table("用户 / users", ["username", "name", "agency", "roles", "active"],
@@ -111,7 +111,7 @@ def user_roles(username: str, role: Annotated[list[str], typer.Option("--role")]
     Example: govshare user roles zhang.wei --role data_admin --role reviewer
     """
     from registry.db import session_scope
-    from registry.users import set_roles
+    from registry.people.users import set_roles
 
     with reported_errors(), refusals_audited(as_user, "user roles"), session_scope() as session:
         user = set_roles(session, username=username, roles=role, by=acting_as(session, as_user))
@@ -123,7 +123,7 @@ def user_password(username: str, password_env: Annotated[Optional[str], typer.Op
                   as_user: AsUser = None) -> None:
     """Set a new password (also unlocks a locked account)."""
     from registry.db import session_scope
-    from registry.users import set_password
+    from registry.people.users import set_password
 
     with reported_errors(), refusals_audited(as_user, "user password"), session_scope() as session:
         set_password(session, username=username, password=_password(password_env), by=acting_as(session, as_user))
@@ -134,7 +134,7 @@ def user_password(username: str, password_env: Annotated[Optional[str], typer.Op
 def user_deactivate(username: str, as_user: AsUser = None) -> None:
     """Deactivate a person; their open sessions end at once."""
     from registry.db import session_scope
-    from registry.users import deactivate_user
+    from registry.people.users import deactivate_user
 
     with reported_errors(), refusals_audited(as_user, "user deactivate"), session_scope() as session:
         deactivate_user(session, username=username, by=acting_as(session, as_user))
@@ -147,7 +147,7 @@ def token_list(agency: Annotated[Optional[str], typer.Option(help="only this age
     Example: govshare token list --agency 上海市人力资源和社会保障局
     """
     from registry.db import session_scope
-    from registry.tokens import list_tokens
+    from registry.people.tokens import list_tokens
 
     with reported_errors(), session_scope() as session:
         table("令牌 / API tokens", ["id", "agency", "name", "expires", "revoked"],
@@ -161,7 +161,7 @@ def token_revoke(token_id: int, as_user: AsUser = None) -> None:
     Example: govshare token revoke 3
     """
     from registry.db import session_scope
-    from registry.tokens import revoke_token
+    from registry.people.tokens import revoke_token
 
     with reported_errors(), refusals_audited(as_user, "token revoke"), session_scope() as session:
         record = revoke_token(session, token_id=token_id, by=acting_as(session, as_user))
@@ -180,7 +180,7 @@ def audit_verify(anchor: Annotated[Optional[str], typer.Option(
 
     Example: govshare audit verify --anchor /mnt/anchors/audit-anchor-2026-12-06-1042.json
     """
-    from registry.audit_verify import verify_export, verify_log
+    from registry.audit.verify import verify_export, verify_log
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
@@ -206,7 +206,7 @@ def audit_anchor(out: Annotated[Optional[Path], typer.Option(
 
     Example: govshare audit anchor --out /mnt/anchors/audit-anchor.json
     """
-    from registry.audit_verify import write_anchor
+    from registry.audit.verify import write_anchor
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
@@ -227,7 +227,7 @@ def audit_export(start: Annotated[str, typer.Option("--from", help="first day (B
 
     Example: govshare audit export --from 2026-10-01 --to 2026-10-31 --out audit-2026-10.jsonl
     """
-    from registry.audit_verify import export_period
+    from registry.audit.verify import export_period
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:

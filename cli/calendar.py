@@ -14,7 +14,7 @@ import typer
 from cli.access_cmds import AsUser
 from core.errors import ConfigError
 from core.settings import get_settings
-from registry.workdays import (
+from core.calendar.workdays import (
     DayKind,
     DayStatus,
     add_working_days,
@@ -117,7 +117,7 @@ def _schedule_pending(as_user: str | None) -> None:
     from cli.access_cmds import acting_as
     from cli.output import reported_errors
     from registry.db import session_scope
-    from registry.due_days import fill_pending
+    from registry.supervision.due_days import fill_pending
     from registry.migrate import current_revision
 
     url = get_settings().database_url
@@ -185,7 +185,7 @@ def years_command(calendar_dir: CalendarDirOption = None) -> None:
             continue
         overrides = " (overrides the library / 覆盖库数据)" if source.overrides_library else ""
         typer.echo(f"{source.year}  file  {source.location}{overrides}  source: {source.notice}")
-    from registry.due_days import schedule_warning
+    from core.calendar.due_days import schedule_warning
 
     if calendar_dir is None and (warning := schedule_warning()):
         typer.echo(f"警告 / warning: {warning}")

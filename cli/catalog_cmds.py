@@ -77,8 +77,8 @@ def build_entry(base: dict[str, Any], *, file: Path | None = None, **options: An
 
 def cataloguer(session, account: str, agency: str) -> str:  # noqa: ANN001 - Session
     """The account `--as` names, if it exists and is the agency's designated cataloguer today; else refused."""
-    from registry.agencies import get_agency
-    from registry.people import act_day, require_designated
+    from registry.people.agencies import get_agency
+    from registry.people.persons import act_day, require_designated
 
     owner = get_agency(session, ref=agency)
     return require_designated(session, account=account, agency_id=owner.id, roles=("cataloguer",),
@@ -120,8 +120,8 @@ def add_command(
     --name 企业基本信息 --abstract 本市登记企业的基本信息 --item 统一社会信用代码:字符型:uscc --item 企业名称:字符型
     --sharing unconditional --mode interface --mode file
     """
-    from registry.catalog import upsert_entry
-    from registry.people import person_actor
+    from registry.catalog.entries import upsert_entry
+    from registry.people.persons import person_actor
 
     with reported_errors():
         data = build_entry({}, file=file, classification=classification, name=name, abstract=abstract, format=fmt,
@@ -159,8 +159,8 @@ def edit_command(
 
     Example: govshare catalog edit 101001/0001 --as zhangsan --cycle weekly
     """
-    from registry.catalog import get_entry, latest_revision, upsert_entry
-    from registry.people import person_actor
+    from registry.catalog.entries import get_entry, latest_revision, upsert_entry
+    from registry.people.persons import person_actor
 
     with reported_errors():
         with session_scope() as session:
@@ -192,13 +192,13 @@ def show_command(code: Annotated[str, typer.Argument(help="信息资源代码")]
 
     Example: govshare catalog show 101001/0001
     """
-    from registry.catalog import (
+    from registry.catalog.entries import (
         get_entry,
         get_revision,
         latest_revision,
         published_revision,
     )
-    from registry.catalog_review import comment_lines
+    from registry.catalog.review import comment_lines
 
     with reported_errors(), session_scope() as session:
         entry = get_entry(session, code=code)
@@ -225,7 +225,7 @@ def show_command(code: Annotated[str, typer.Argument(help="信息资源代码")]
                    for i in shown.content.get("data_items", [])])
             if notes := comment_lines(shown):
                 table("审核意见 review comments", ["针对", "意见"], notes)
-            from registry.catalog import duplicate_collection_findings
+            from registry.catalog.entries import duplicate_collection_findings
             from schemas.catalog_metadata import CatalogEntryData
 
             findings = duplicate_collection_findings(session, resource=entry,
@@ -249,7 +249,7 @@ def list_command(agency: Annotated[str | None, typer.Option(help="只列出该�
 
     Example: govshare catalog list --agency 上海市市场监督管理局
     """
-    from registry.catalog import latest_revision, list_entries, published_revision
+    from registry.catalog.entries import latest_revision, list_entries, published_revision
 
     with reported_errors(), session_scope() as session:
         rows = []
@@ -268,8 +268,8 @@ def history_command(code: Annotated[str, typer.Argument(help="信息资源代码
 
     Example: govshare catalog history 101001/0001
     """
-    from registry.catalog import get_entry, list_revisions
-    from registry.catalog_review import confidentiality_of
+    from registry.catalog.entries import get_entry, list_revisions
+    from registry.catalog.review import confidentiality_of
 
     when = moment_compact
     with reported_errors(), session_scope() as session:
@@ -293,7 +293,7 @@ def diff_command(code: Annotated[str, typer.Argument(help="信息资源代码")]
 
     Example: govshare catalog diff 101001/0001 1 2
     """
-    from registry.catalog import diff_revisions
+    from registry.catalog.entries import diff_revisions
 
     kinds = {"changed": "修改", "added": "新增", "removed": "删除"}
 
@@ -324,8 +324,8 @@ def stream_command(code: Annotated[str, typer.Argument(help="信息资源代码"
 
     Example: govshare catalog stream 101001/0001 --source scjg-pg --table enterprises --key id --cursor updated_at
     """
-    from registry.catalog import attach_stream
-    from registry.streams import verify_stream
+    from registry.catalog.entries import attach_stream
+    from registry.exchange.streams import verify_stream
 
     with reported_errors():
         with session_scope() as session:

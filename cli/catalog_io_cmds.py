@@ -40,13 +40,13 @@ def import_command(
 
     Example: govshare catalog import 目录.xlsx --agency 上海市市场监督管理局 --as zhang.san
     """
-    from registry.catalog_io import ImportRefused, import_file
+    from registry.catalog.import_export import ImportRefused, import_file
 
     with reported_errors():
         try:
             with session_scope() as session:  # one transaction: every entry, or (on any problem) none
                 from cli.catalog_cmds import cataloguer
-                from registry.people import person_actor
+                from registry.people.persons import person_actor
 
                 report = import_file(session, path=path, agency=agency, author=cataloguer(session, author, agency),
                                      actor=person_actor(author))
@@ -70,7 +70,7 @@ def export_command(
 
     Example: govshare catalog export 目录.xlsx --agency 上海市市场监督管理局
     """
-    from registry.catalog_io import export_file
+    from registry.catalog.import_export import export_file
 
     with reported_errors(), session_scope() as session:
         count = export_file(session, path=path, agency=agency, published_only=published)
@@ -89,8 +89,8 @@ def discover_command(
 
     Example: govshare catalog discover scjg-pg enterprises --out 企业基本信息.xlsx --name 企业基本信息
     """
-    from registry.catalog_io import discover_items, draft_document, write_draft_workbook
-    from registry.sources import get_source
+    from registry.catalog.import_export import discover_items, draft_document, write_draft_workbook
+    from registry.catalog.sources import get_source
 
     with reported_errors(), session_scope() as session:
         src = get_source(session, name=source)
@@ -125,7 +125,7 @@ def search_command(
 
     Example: govshare catalog search 企业 --mode interface
     """
-    from registry.catalog_search import search_catalog
+    from registry.catalog.search import search_catalog
 
     with reported_errors(), session_scope() as session:
         result = search_catalog(session, keyword=keyword, agency=agency, classification=classification,
@@ -143,7 +143,7 @@ def services_command() -> None:
 
     Example: govshare catalog services
     """
-    from registry.interface_services import list_services
+    from registry.catalog.search import list_services
 
     with reported_errors(), session_scope() as session:
         table("接口服务 interface services", ["信息资源代码", "说明", "调用方法"],
@@ -156,7 +156,7 @@ def openapi_command(code: Annotated[str, typer.Argument(help="信息资源代码
 
     Example: govshare catalog openapi 101001/0001 --out 101001-0001.openapi.json
     """
-    from registry.interface_services import get_service
+    from registry.catalog.search import get_service
 
     with reported_errors(), session_scope() as session:
         text = json.dumps(get_service(session, code=code).openapi, ensure_ascii=False, indent=2)
@@ -174,7 +174,7 @@ def dcat_command(out: Annotated[Path | None, typer.Option(help="写入文件 wri
 
     Example: govshare catalog dcat --out catalog.jsonld --base-url https://data.example.gov.cn
     """
-    from registry.catalog_dcat import dcat_catalog
+    from registry.catalog.dcat import dcat_catalog
 
     with reported_errors(), session_scope() as session:
         text = json.dumps(dcat_catalog(session, base_url=base_url), ensure_ascii=False, indent=2)
@@ -189,8 +189,8 @@ def show_service(session, code: str) -> None:
     """The interface service lines `catalog show` prints for an entry offered through the interface mode."""
     from sqlalchemy import select
 
-    from registry.catalog_search import refresh_published
-    from registry.catalog_search_models import InterfaceService
+    from registry.catalog.search import refresh_published
+    from registry.catalog.search_models import InterfaceService
 
     refresh_published(session)
     service = session.scalar(select(InterfaceService).where(InterfaceService.code == code,

@@ -111,7 +111,7 @@ def sync_cdc_command(resource: str, *, full: bool, wait: float = 0, attempts: in
 def is_cdc_resource(resource: str) -> bool:
     from pipeline.cdc import is_cdc
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     with reported_errors(), session_scope() as session:
         return is_cdc(get_resource(session, code=resource).stream)

@@ -45,14 +45,14 @@ def _prepare_home() -> tuple[Path, str]:
 def _register(home: Path, *, rows: int = ENTERPRISE_ROWS) -> dict[str, str]:
     from cli.demo_catalog import CREDIT_CONDITION, catalogue_credit, catalogue_enterprises
     from cli.demo_story import add_oversight_agencies, add_people, mask_identifiers
-    from registry.agencies import add_agency
-    from registry.dagspecs import write_dag_specs
+    from registry.people.agencies import add_agency
+    from registry.catalog.dagspecs import write_dag_specs
     from registry.db import session_scope
     from registry.migrate import upgrade
-    from registry.resources import add_resource
-    from registry.sources import add_source
-    from registry.subscriptions import subscribe
-    from registry.tokens import issue_token
+    from registry.catalog.resources import add_resource
+    from registry.catalog.sources import add_source
+    from registry.sharing.subscriptions import subscribe
+    from registry.people.tokens import issue_token
     from samples.demo_sources import HR, MARKET, TAX, make_market_db, make_tax_db
 
     upgrade()
@@ -155,7 +155,7 @@ def _download_through_api(code: str, token: str) -> list[tuple[str, str, str]]:
 def run_demo(*, use_airflow: bool = True) -> None:
     from pipeline.airflow_runner import run_dags
     from pipeline.sync import sync_resource
-    from registry.dagspecs import dag_id_for
+    from registry.catalog.dagspecs import dag_id_for
     from samples.demo_sources import change_market_rows
 
     home, note = _prepare_home()

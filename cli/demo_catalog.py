@@ -38,7 +38,7 @@ TAX_PEOPLE = Cataloguers(("sw-wu", "吴刚"), ("sw-zheng", "郑丽"), ("sw-he", 
 
 
 def _designate(session: Session, *, agency: str, people: Cataloguers) -> None:
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     since = date(2025, 1, 1)
     for role in ("cataloguer", "reviewer", "administrator"):
@@ -49,13 +49,13 @@ def _designate(session: Session, *, agency: str, people: Cataloguers) -> None:
 
 def _publish(session: Session, *, agency: str, code: str, people: Cataloguers, note: str, **elements: object) -> int:
     """Compile the entry's elements, submit, record the confidentiality review, publish; the revision number."""
-    from registry.catalog import upsert_entry
-    from registry.catalog_review import (
+    from registry.catalog.entries import upsert_entry
+    from registry.catalog.review import (
         record_confidentiality_review,
         review_revision,
         submit_revision,
     )
-    from registry.people import person_actor
+    from registry.people.persons import person_actor
     from schemas.catalog_metadata import CatalogEntryData
 
     _designate(session, agency=agency, people=people)

@@ -38,7 +38,7 @@ USERS = (
 
 
 def add_oversight_agencies(session: Session) -> None:
-    from registry.agencies import add_agency
+    from registry.people.agencies import add_agency
 
     for agency in (OFFICE, COMMISSION):
         add_agency(session, code=agency.code, name=agency.name, actor="demo")
@@ -46,8 +46,8 @@ def add_oversight_agencies(session: Session) -> None:
 
 def add_people(session: Session) -> None:
     """One web account per role a new user plays, with their names (shown on every page) and the demo password."""
-    from registry.auth import console
-    from registry.users import add_user
+    from registry.people.auth import console
+    from registry.people.users import add_user
 
     for user in USERS:
         add_user(session, username=user.username, display_name=user.name, agency=user.agency.code, roles=[user.role],
@@ -58,9 +58,9 @@ def mask_identifiers(session: Session, *, resource_code: str, scan_folder: Path)
     """The market regulator's secrecy review marks the legal representatives' ID numbers as personal data, so
     every consumer browses them masked (unless a decision lifts it), and records the secrecy agreement the HR
     bureau signed, without which a marked resource is not shared at all (article 14)."""
-    from registry.agreements import add_agreement, set_sensitivity
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.sharing.agreements import add_agreement, set_sensitivity
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     provider = user_principal(get_user(session, username="li.na"))
     set_sensitivity(session, resource_code=resource_code, by=provider, personal_privacy=True,
@@ -75,7 +75,7 @@ def _agreement_scan(path: Path) -> Path:
     """A stand-in for the signed scan of the agreement (a one-page PDF saying what it stands for)."""
     from reportlab.pdfgen import canvas
 
-    from registry.pdf_font import cjk_font
+    from schemas.pdf_font import cjk_font
 
     font = cjk_font()
     page = canvas.Canvas(str(path), initialFontName=font)
@@ -89,9 +89,9 @@ def _agreement_scan(path: Path) -> Path:
 
 def apply_for_credit(session: Session, *, resource_code: str) -> str:
     """张伟 of the HR bureau applies for three data items of the tax credit entry; its number."""
-    from registry.applications import apply
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.sharing.applications import apply
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     applicant = user_principal(get_user(session, username="zhang.wei"))
     application = apply(session, resource_code=resource_code, consumer=HR.code, scope="本市新办就业参保登记的用人单位",

@@ -23,10 +23,10 @@ def changes_command(
     Example: govshare changes 101001/0001 --since 3 --out changes.parquet
     """
     from pipeline.changes_feed import changes_schema, changes_since, iter_changes
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.versions import require_latest_version
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import require_latest_version
 
     with reported_errors(), session_scope() as session:
         found = get_resource(session, code=resource)
@@ -99,8 +99,8 @@ def schema_changes_command(resource: Annotated[str, typer.Argument(help="resourc
     Example: govshare schema-changes 101001/0001
     """
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.schema_changes import list_schema_changes
+    from registry.catalog.resources import get_resource
+    from registry.exchange.schema_changes import list_schema_changes
 
     with reported_errors(), session_scope() as session:
         rows = [(moment_compact(c.detected_at), c.actor, f"v{c.previous_version}",
@@ -143,7 +143,7 @@ def notices_set_webhook(
     Example: govshare notices set-webhook 101001/0001 --agency 上海市人力资源和社会保障局 --url https://hr.example/hook
     """
     from registry.db import session_scope
-    from registry.notices import find_subscription, set_endpoint
+    from registry.exchange.notices import find_subscription, set_endpoint
 
     with reported_errors(), session_scope() as session:
         subscription = find_subscription(session, resource_code=resource, agency=agency)
@@ -161,7 +161,8 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import NoticeEndpoint, Subscription
+    from registry.exchange.notice_models import NoticeEndpoint
+    from registry.sharing.models import Subscription
 
     with reported_errors(), session_scope() as session:
         query = select(Subscription).order_by(Subscription.id)
@@ -183,8 +184,8 @@ def notices_list(resource: Annotated[str | None, typer.Option(help="only this re
     Example: govshare notices list --status failed
     """
     from registry.db import session_scope
-    from registry.models import Subscription
-    from registry.notices import list_notices
+    from registry.sharing.models import Subscription
+    from registry.exchange.notices import list_notices
 
     with reported_errors(), session_scope() as session:
         rows = []

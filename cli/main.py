@@ -70,7 +70,7 @@ def init() -> None:
     Example: GOVSHARE_DATABASE_URL=postgresql+psycopg2://govshare@db/govshare govshare init
     """
     from core.settings import get_settings
-    from registry.dagspecs import write_dag_specs
+    from registry.catalog.dagspecs import write_dag_specs
     from registry.migrate import current_revision, upgrade
 
     with reported_errors():
@@ -98,7 +98,7 @@ def sync(resource: Annotated[str, typer.Argument(help="resource code")],
         return cdc_cmds.sync_cdc_command(resource, full=full, wait=wait, attempts=attempts)
     with reported_errors():
         report = sync_resource(resource_code=resource, full=full, wait_seconds=wait, attempts=attempts)
-        from registry.versions import change_summary
+        from registry.exchange.versions import change_summary
 
         title = (f"{report.resource_code} v{report.version}" if report.published else
                  f"{report.resource_code}: 无变化，未发布新版本 / unchanged, v{report.previous_version} stays current")
@@ -120,8 +120,8 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
     Example: govshare versions 101001/0001
     """
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.versions import change_summary, list_versions
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import change_summary, list_versions
 
     with reported_errors(), session_scope() as session:
         rows = [(f"v{v.number}", moment_compact(v.created_at), v.row_count, v.quarantined_count,

@@ -25,7 +25,7 @@ err_console = Console(stderr=True)
 
 def due(day: date | None) -> str:
     """A statutory due day for the console; unknown while its year's State Council schedule is not installed."""
-    from registry.due_days import due_text
+    from registry.supervision.due_days import due_text
 
     return day.isoformat() if day is not None else due_text(None)
 

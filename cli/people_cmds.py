@@ -9,7 +9,7 @@ import typer
 
 from cli.catalog_cmds import parse_day
 from cli.output import console, reported_errors, table
-from registry.catalog_models import DESIGNATION_ROLES
+from registry.people.models import DESIGNATION_ROLES
 from registry.db import session_scope
 
 person_app = typer.Typer(help="人员与指定 People of agencies and their designations (articles 10, 21).",
@@ -28,7 +28,7 @@ def add_command(account: Annotated[str, typer.Argument(help="平台账号 accoun
 
     Example: govshare person add zhangsan 张三 --agency 上海市市场监督管理局 --office 信息中心 --phone 021-12345678
     """
-    from registry.people import add_person
+    from registry.people.persons import add_person
 
     with reported_errors(), session_scope() as session:
         person = add_person(session, agency=agency, account=account, name=name, phone=phone, email=email,
@@ -46,7 +46,7 @@ def designate_command(account: Annotated[str, typer.Argument(help="账号")],
 
     Example: govshare person designate lisi reviewer --from 2025-01-01
     """
-    from registry.people import designate
+    from registry.people.persons import designate
 
     with reported_errors(), session_scope() as session:
         d = designate(session, account=account, role=role, valid_from=parse_day(valid_from),
@@ -63,7 +63,7 @@ def undesignate_command(account: Annotated[str, typer.Argument(help="账号")],
 
     Example: govshare person undesignate lisi reviewer --last-day 2025-06-30
     """
-    from registry.people import end_designation
+    from registry.people.persons import end_designation
 
     with reported_errors(), session_scope() as session:
         d = end_designation(session, account=account, role=role, last_day=parse_day(last_day))
@@ -78,7 +78,7 @@ def list_command(agency: Annotated[str | None, typer.Option(help="机构")] = No
 
     Example: govshare person list --role reviewer --on 2025-10-09
     """
-    from registry.people import designations
+    from registry.people.persons import designations
 
     with reported_errors(), session_scope() as session:
         rows = [(d.person.agency.name, DESIGNATION_ROLES[d.role], d.person.name, d.person.account, d.valid_from,
@@ -94,7 +94,7 @@ def administrators_command(agency: Annotated[str | None, typer.Option(help="机�
 
     Example: govshare person administrators --output 数据资源管理员备案.xlsx
     """
-    from registry.people import (
+    from registry.people.persons import (
         ADMINISTRATOR_HEADERS,
         administrators_rows,
         write_administrators,

@@ -35,7 +35,7 @@ def quarantine_list(resource: Annotated[str, typer.Argument(help="resource code"
     Example: govshare quarantine list 101001/0001 --status open
     """
     from registry.db import session_scope
-    from registry.quarantine import list_quarantine
+    from registry.quality.quarantine import list_quarantine
 
     with reported_errors(), session_scope() as session:
         sets = list_quarantine(session, resource_code=resource, status=status)
@@ -87,7 +87,7 @@ def ticket_list(agency: Annotated[str | None, typer.Option(help="agency code or 
     Example: govshare ticket list --agency 上海市市场监督管理局 --status open
     """
     from registry.db import session_scope
-    from registry.tickets import list_tickets
+    from registry.quality.tickets import list_tickets
 
     with reported_errors(), session_scope() as session:
         tickets = list_tickets(session, agency=agency, status=status, resource_code=resource)
@@ -106,7 +106,7 @@ def ticket_show(ticket_id: Annotated[int, typer.Argument(help="ticket id")],
     """
     from pipeline.quarantine import ticket_rows
     from registry.db import session_scope
-    from registry.tickets import get_ticket
+    from registry.quality.tickets import get_ticket
 
     with reported_errors(), session_scope() as session:
         ticket = get_ticket(session, ticket_id=ticket_id)
@@ -136,7 +136,7 @@ def ticket_close(ticket_id: Annotated[int, typer.Argument(help="ticket id")],
     Example: govshare ticket close 3 --note "源系统已更正注册资本"
     """
     from registry.db import session_scope
-    from registry.tickets import close_ticket
+    from registry.quality.tickets import close_ticket
 
     with reported_errors(), session_scope() as session:
         ticket = close_ticket(session, ticket_id=ticket_id, note=note)
@@ -159,7 +159,7 @@ def element_add(
     Example: govshare element add DE0001 企业名称 --agency 上海市市场监督管理局 --resource 101001/0001 --column name
     """
     from registry.db import session_scope
-    from registry.elements import add_element
+    from registry.catalog.elements import add_element
 
     with reported_errors(), session_scope() as session:
         element = add_element(session, code=code, name=name, agency=agency, resource_code=resource, column=column,
@@ -175,7 +175,7 @@ def element_list() -> None:
     Example: govshare element list
     """
     from registry.db import session_scope
-    from registry.elements import list_elements
+    from registry.catalog.elements import list_elements
 
     with reported_errors(), session_scope() as session:
         table("数据元 / data elements", ["code", "名称 name", "主体标识 key", "权威部门 agency", "资源 resource", "字段 column"],
@@ -271,7 +271,7 @@ def contract_draft(source: Annotated[str, typer.Option(help="source name")],
 
     Example: govshare contract draft --source scjg-pg --table enterprises --out ~/govshare/contracts/enterprises.yaml
     """
-    from registry.contracts import draft_contract
+    from registry.exchange.contracts import draft_contract
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
@@ -295,10 +295,10 @@ def contract_attach(resource: Annotated[str, typer.Argument(help="resource code"
 
     Example: govshare contract attach 101001/0001 enterprises
     """
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.streams import verify_stream
+    from registry.catalog.resources import get_resource
+    from registry.exchange.streams import verify_stream
 
     with reported_errors(), session_scope() as session:
         contract = attach_contract(session, resource_code=resource, name=name)

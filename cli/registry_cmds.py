@@ -11,14 +11,14 @@ import typer
 
 from cli.output import console, err_console, reported_errors, table
 from cli.output import note as show_note
-from registry.agencies import add_agency, list_agencies
+from registry.people.agencies import add_agency, list_agencies
 from registry.db import session_scope
-from registry.resources import add_resource, get_resource, list_resources
-from registry.sources import add_source, edit_source, get_source, list_sources, open_connector
-from registry.streams import set_stream, verify_stream
-from registry.subscriptions import subscribe
-from registry.tokens import issue_token
-from registry.versions import latest_version
+from registry.catalog.resources import add_resource, get_resource, list_resources
+from registry.catalog.sources import add_source, edit_source, get_source, list_sources, open_connector
+from registry.exchange.streams import set_stream, verify_stream
+from registry.sharing.subscriptions import subscribe
+from registry.people.tokens import issue_token
+from registry.exchange.versions import latest_version
 
 agency_app = typer.Typer(help="Agencies (行政机构) that provide and consume data.", no_args_is_help=True)
 source_app = typer.Typer(help="Sources: connections to agencies' business databases.", no_args_is_help=True)

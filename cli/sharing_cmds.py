@@ -36,7 +36,7 @@ def sharing_check() -> None:
     Example: govshare sharing check
     """
     from registry.db import session_scope
-    from registry.sharing_check import baseless_grants
+    from registry.sharing.check import baseless_grants
 
     with reported_errors(), session_scope() as session:
         found = baseless_grants(session)
@@ -64,7 +64,7 @@ def apply_submit(resource: str, agency: Annotated[str, typer.Option(help="consum
     Example: govshare apply submit 101001/0002 --agency 上海市人力资源和社会保障局 --scope 本市企业
     --purpose 社保登记核验 --item uscc --item name
     """
-    from registry.applications import apply
+    from registry.sharing.applications import apply
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "apply submit"), session_scope() as session:
@@ -75,7 +75,7 @@ def apply_submit(resource: str, agency: Annotated[str, typer.Option(help="consum
         application = apply(session, resource_code=resource, consumer=agency, scope=scope, purpose=purpose,
                             items=item, row_filter=rule, kind=kind, by=acting_as(session, as_user))
         if form:
-            from registry.application_form import render_form
+            from registry.sharing.application_form import render_form
 
             form.write_bytes(render_form(application))
         console.print(f"application {application.number} submitted; the provider answers by "
@@ -85,7 +85,7 @@ def apply_submit(resource: str, agency: Annotated[str, typer.Option(help="consum
 @apply_app.command("list")
 def apply_list(status: Annotated[Optional[str], typer.Option()] = None, as_user: AsUser = None) -> None:
     """List applications."""
-    from registry.applications import list_applications
+    from registry.sharing.applications import list_applications
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "apply list"), session_scope() as session:
@@ -102,8 +102,8 @@ def apply_form(number: str, out: Annotated[Path, typer.Option(help="PDF file to 
 
     Example: govshare apply form XQSQ-20260930-0001 --out 需求申请表.pdf
     """
-    from registry.application_form import render_form
-    from registry.applications import get_application
+    from registry.sharing.application_form import render_form
+    from registry.sharing.applications import get_application
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
@@ -115,7 +115,7 @@ def apply_form(number: str, out: Annotated[Path, typer.Option(help="PDF file to 
 def apply_receive(number: str, on: Annotated[str, typer.Option(help="day the written form arrived")],
                   as_user: AsUser = None) -> None:
     """Record the day the written form arrived; the 10-working-day clock runs from it."""
-    from registry.applications import record_receipt
+    from registry.sharing.applications import record_receipt
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "apply receive"), session_scope() as session:
@@ -127,7 +127,7 @@ def apply_receive(number: str, on: Annotated[str, typer.Option(help="day the wri
 def apply_deadlines(today: Annotated[Optional[str], typer.Option(help="as of this day (default today)")] = None,
                     ) -> None:
     """Send reminders before the deadline and flag overdue applications to the coordination office (run daily)."""
-    from registry.applications import check_deadlines
+    from registry.sharing.applications import check_deadlines
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
@@ -138,7 +138,7 @@ def apply_deadlines(today: Annotated[Optional[str], typer.Option(help="as of thi
 @apply_app.command("inbox")
 def apply_inbox(as_user: AsUser = None) -> None:
     """Messages: applications to answer, reminders, decisions, overdue flags, disputes."""
-    from registry.applications import inbox
+    from registry.sharing.applications import inbox
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "apply inbox"), session_scope() as session:
@@ -159,7 +159,7 @@ def decide_command(number: str,
 
     Example: govshare decide XQSQ-20260930-0001 --outcome partial --item uscc --reason 注册资本不属于核验所需
     """
-    from registry.applications import decide
+    from registry.sharing.applications import decide
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "decide"), session_scope() as session:
@@ -174,7 +174,7 @@ def decide_command(number: str,
 def dispute_open(number: str, grounds: Annotated[str, typer.Option(help="异议理由")], as_user: AsUser = None) -> None:
     """The consumer disputes a decision; the coordination office is told."""
     from registry.db import session_scope
-    from registry.disputes import open_dispute
+    from registry.sharing.disputes import open_dispute
 
     with reported_errors(), refusals_audited(as_user, "dispute open"), session_scope() as session:
         dispute = open_dispute(session, number=number, grounds=grounds, by=acting_as(session, as_user))
@@ -188,7 +188,7 @@ def dispute_conclude(dispute_id: int, outcome: Annotated[str, typer.Option(help=
                      as_user: AsUser = None) -> None:
     """The coordination office's conclusion, which becomes the decision."""
     from registry.db import session_scope
-    from registry.disputes import conclude_dispute
+    from registry.sharing.disputes import conclude_dispute
 
     with reported_errors(), refusals_audited(as_user, "dispute conclude"), session_scope() as session:
         dispute = conclude_dispute(session, dispute_id=dispute_id, outcome=outcome, conclusion=conclusion,
@@ -199,7 +199,7 @@ def dispute_conclude(dispute_id: int, outcome: Annotated[str, typer.Option(help=
 @dispute_app.command("list")
 def dispute_list(as_user: AsUser = None) -> None:
     from registry.db import session_scope
-    from registry.disputes import list_disputes
+    from registry.sharing.disputes import list_disputes
 
     with reported_errors(), refusals_audited(as_user, "dispute list"), session_scope() as session:
         table("协调处理 / disputes", ["id", "application", "status", "outcome", "conclusion"],
@@ -219,7 +219,7 @@ def agreement_review(resource: str,
 
     Example: govshare agreement review 101001/0002 --personal-privacy --personal-column legal_rep_id
     """
-    from registry.agreements import set_sensitivity
+    from registry.sharing.agreements import set_sensitivity
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "agreement review"), session_scope() as session:
@@ -241,7 +241,7 @@ def agreement_add(resource: str, consumer: Annotated[str, typer.Option(help="con
     Example: govshare agreement add 101001/0002 --consumer 上海市人力资源和社会保障局 --party 上海市市场监督管理局
     --party 上海市人力资源和社会保障局 --signed-on 2026-10-08 --valid-until 2027-10-07 --scan 协议.pdf
     """
-    from registry.agreements import add_agreement
+    from registry.sharing.agreements import add_agreement
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "agreement add"), session_scope() as session:
@@ -253,7 +253,7 @@ def agreement_add(resource: str, consumer: Annotated[str, typer.Option(help="con
 
 @agreement_app.command("list")
 def agreement_list(as_user: AsUser = None) -> None:
-    from registry.agreements import list_agreements, verify_scan
+    from registry.sharing.agreements import list_agreements, verify_scan
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "agreement list"), session_scope() as session:
@@ -264,7 +264,7 @@ def agreement_list(as_user: AsUser = None) -> None:
 
 @agreement_app.command("revoke")
 def agreement_revoke(number: str, as_user: AsUser = None) -> None:
-    from registry.agreements import revoke_agreement
+    from registry.sharing.agreements import revoke_agreement
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "agreement revoke"), session_scope() as session:
@@ -276,10 +276,10 @@ def agreement_revoke(number: str, as_user: AsUser = None) -> None:
 def grant_list(resource: Annotated[Optional[str], typer.Option()] = None,
                agency: Annotated[Optional[str], typer.Option()] = None, as_user: AsUser = None) -> None:
     """List grants with their data items, row condition, purpose and status."""
-    from registry.agencies import get_agency
+    from registry.people.agencies import get_agency
     from registry.db import session_scope
-    from registry.grants import list_grants
-    from registry.resources import get_resource
+    from registry.sharing.grants import list_grants
+    from registry.catalog.resources import get_resource
 
     with reported_errors(), refusals_audited(as_user, "grant list"), session_scope() as session:
         rows = list_grants(session, by=acting_as(session, as_user),
@@ -299,7 +299,7 @@ def grant_revoke(grant_id: int, reason: Annotated[str, typer.Option(help="撤销
     Example: govshare grant revoke 7 --reason 超出共享用途使用
     """
     from registry.db import session_scope
-    from registry.grants import revoke_grant
+    from registry.sharing.grants import revoke_grant
 
     with reported_errors(), refusals_audited(as_user, "grant revoke"), session_scope() as session:
         revoke_grant(session, grant_id=grant_id, reason=reason, by=acting_as(session, as_user))

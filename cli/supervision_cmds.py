@@ -34,9 +34,9 @@ def _day(value: str | None) -> date | None:
 
 
 def _by(session, as_user: str | None):
-    from registry.auth import console as console_principal
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.people.auth import console as console_principal
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     return user_principal(get_user(session, username=as_user)) if as_user else console_principal(getpass.getuser())
 
@@ -56,7 +56,7 @@ def report_evaluation(period: Period, out: Annotated[Path, typer.Option("--out",
     Example: govshare report evaluation --period 2026Q4 --format pdf --out notice-2026Q4.pdf
     """
     from registry.db import session_scope
-    from registry.supervision_report import write_report
+    from registry.supervision.report_writer import write_report
 
     with reported_errors(), session_scope() as session:
         path = write_report(session, period=period, fmt=fmt, out=out, as_of=_day(as_of), config=_config(config))
@@ -71,8 +71,8 @@ def evaluate_command(period: Period, as_of: AsOf = None, config: Config = None,
     Example: govshare evaluate --period 2026Q4 --save
     """
     from registry.db import session_scope
-    from registry.evaluation import evaluate, run_evaluation
-    from registry.supervision_report import fmt_score, pct
+    from registry.supervision.evaluation import evaluate, run_evaluation
+    from registry.supervision.report import fmt_score, pct
     from schemas.evaluation_config import METRICS
 
     with reported_errors(), session_scope() as session:
@@ -91,7 +91,7 @@ def violation_detect(as_of: AsOf = None) -> None:
 
     Example: govshare violation detect
     """
-    from registry.supervision_daily import run_detection
+    from registry.supervision.daily import run_detection
 
     with reported_errors():
         result = run_detection(today=_day(as_of), actor=f"console:{getpass.getuser()}")
@@ -109,8 +109,8 @@ def violation_list(agency: Annotated[str | None, typer.Option(help="agency code 
     Example: govshare violation list --status open --case 4
     """
     from registry.db import session_scope
+    from registry.supervision.violations import list_violations
     from schemas import presentation
-    from registry.violations import list_violations
 
     with reported_errors(), session_scope() as session:
         rows = [(v.id, v.case, v.kind, v.agency.name, v.summary, presentation.evidence(v.evidence.get("records", [])),
@@ -132,7 +132,7 @@ def violation_record(case: Annotated[int, typer.Option(help="article 23 case, 1-
     Example: govshare violation record --case 5 --agency 1131... --summary "将共享数据提供给第三方" --record grants:7
     """
     from registry.db import session_scope
-    from registry.violations import record_finding
+    from registry.supervision.violations import record_finding
 
     refs = []
     for item in record or []:
@@ -151,7 +151,7 @@ def violation_dismiss(violation_id: int, reason: Annotated[str, typer.Option(hel
                       as_user: AsUser = None) -> None:
     """Dismiss a violation after review (不予认定), with the reason."""
     from registry.db import session_scope
-    from registry.violations import dismiss_violation
+    from registry.supervision.violations import dismiss_violation
 
     with reported_errors(), session_scope() as session:
         dismiss_violation(session, violation_id=violation_id, reason=reason, by=_by(session, as_user))
@@ -168,7 +168,7 @@ def rectification_issue(violation_id: int, requirement: Annotated[str, typer.Opt
     Example: govshare rectification issue 12 --requirement "补充发布数据" --days 10
     """
     from registry.db import session_scope
-    from registry.rectification import issue_order
+    from registry.supervision.rectification import issue_order
 
     with reported_errors(), session_scope() as session:
         order = issue_order(session, violation_id=violation_id, requirement=requirement, working_days=days,
@@ -182,7 +182,7 @@ def rectification_fixed(number: str, note: Annotated[str, typer.Option(help="wha
                         as_user: AsUser = None) -> None:
     """Report an order fixed (整改完成)."""
     from registry.db import session_scope
-    from registry.rectification import report_fixed
+    from registry.supervision.rectification import report_fixed
 
     with reported_errors(), session_scope() as session:
         order = report_fixed(session, number=number, note=note, fixed_on=_day(on), by=_by(session, as_user))
@@ -194,7 +194,7 @@ def rectification_fixed(number: str, note: Annotated[str, typer.Option(help="wha
 def rectification_check(today: AsOf = None) -> None:
     """Flag orders past their deadline as refusing rectification (case 6)."""
     from registry.db import session_scope
-    from registry.rectification import check_orders
+    from registry.supervision.rectification import check_orders
 
     with reported_errors(), session_scope() as session:
         flagged = check_orders(session, today=_day(today), actor=f"console:{getpass.getuser()}")
@@ -205,7 +205,7 @@ def rectification_check(today: AsOf = None) -> None:
 def rectification_list(status: Annotated[str | None, typer.Option(help="open, fixed or overdue")] = None,
                        as_user: AsUser = None) -> None:
     from registry.db import session_scope
-    from registry.rectification import list_orders
+    from registry.supervision.rectification import list_orders
 
     with reported_errors(), session_scope() as session:
         table("整改通知 / rectification orders", ["编号", "机构", "违规", "下达", "期限", "完成", "状态"],
@@ -216,7 +216,7 @@ def rectification_list(status: Annotated[str | None, typer.Option(help="open, fi
 @supervision_app.command("daily")
 def supervision_daily(today: AsOf = None) -> None:
     """What the supervision DAG runs each day: clocks, violation detection, the current quarter's evaluation."""
-    from registry.supervision_daily import run_daily
+    from registry.supervision.daily import run_daily
 
     with reported_errors():
         console.print(run_daily(today=_day(today), actor=f"console:{getpass.getuser()}"))

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     signed_link_seconds: int = Field(default=3600, ge=1, description="default lifetime of a signed download link")
     decision_cache_seconds: float = Field(default=1.0, ge=0, description="interface lookups reuse an access decision this long (0: off)")
     pdf_font: Path | None = Field(default=None, description="TrueType (.ttf/.ttc) CJK font embedded in PDFs; "
-                                  "default: the first of the Debian fonts registry/pdf_font.py lists that is installed")
+                                  "default: the first of the Debian fonts schemas/pdf_font.py lists that is installed")
 
     def model_post_init(self, __context: object) -> None:
         if not self.database_url:

@@ -2,7 +2,7 @@
 
 clocks (application reminders and overdue flags, rectification deadlines) >> violation detection >> the current
 quarter's evaluation; beside them the sharing check (every grant in force has its basis) and the audit anchor
-(the head of the sealed chain written outside the database). Thin: every task calls registry/supervision_daily.py, imported inside the task, so parsing
+(the head of the sealed chain written outside the database). Thin: every task calls registry/supervision/daily.py, imported inside the task, so parsing
 this file opens no connection and reads no file.
 """
 
@@ -20,25 +20,25 @@ DEFAULT_ARGS = {"owner": "govshare", "retries": 2, "retry_delay": timedelta(minu
 def supervision() -> None:
     @task(execution_timeout=timedelta(minutes=30))
     def clocks() -> dict:
-        from registry.supervision_daily import run_clocks
+        from registry.supervision.daily import run_clocks
 
         return run_clocks()
 
     @task(execution_timeout=timedelta(minutes=60))
     def violations() -> dict:
-        from registry.supervision_daily import run_detection
+        from registry.supervision.daily import run_detection
 
         return run_detection()
 
     @task(execution_timeout=timedelta(minutes=60))
     def evaluation() -> dict:
-        from registry.supervision_daily import run_scheduled_evaluation
+        from registry.supervision.daily import run_scheduled_evaluation
 
         return run_scheduled_evaluation()
 
     @task(execution_timeout=timedelta(minutes=30))
     def sharing_check() -> dict:
-        from registry.supervision_daily import run_sharing_check
+        from registry.supervision.daily import run_sharing_check
 
         found = run_sharing_check()
         if found["baseless_grants"]:  # recorded and audited; failing the task makes the operator look
@@ -47,7 +47,7 @@ def supervision() -> None:
 
     @task(execution_timeout=timedelta(minutes=30))
     def audit_anchor() -> dict:
-        from registry.supervision_daily import run_audit_anchor
+        from registry.supervision.daily import run_audit_anchor
 
         return run_audit_anchor()  # fails (and says why) when the log does not verify
 

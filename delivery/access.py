@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, AuthenticationFailed, FatalError
-from registry.audit import mark_audited, record_event
-from registry.auth import DATA_ROLES, Principal, authenticate_principal
-from registry.grants import (
+from registry.audit.log import mark_audited, record_event
+from registry.people.auth import DATA_ROLES, Principal
+from registry.people.bearer import authenticate_principal
+from registry.sharing.grants import (
     agreement_in_force,
     filter_columns,
     lifted_masks,
@@ -37,9 +38,10 @@ from registry.grants import (
     require_published,
     sensitivity,
 )
-from registry.models import DatasetVersion, Resource
-from registry.resources import SHARING_MODES, get_resource
-from registry.versions import latest_version, require_latest_version
+from registry.catalog.models import Resource
+from registry.exchange.models import DatasetVersion
+from registry.catalog.resources import SHARING_MODES, get_resource
+from registry.exchange.versions import latest_version, require_latest_version
 
 CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
 MASK = "****"
@@ -127,7 +129,7 @@ def personal_identifiers(session: Session, resource: Resource) -> list[str]:
     """Columns holding personal identifiers (个人信息): those the published catalogue entry marks (主体标识
     身份证号码, or a 个人信息 kind: ID number, name, phone or address of a natural person), those the provider's
     secrecy review names, and those the resource's data contract gives the role subject_id_idcard."""
-    from registry.catalog import published_revision
+    from registry.catalog.entries import published_revision
     from schemas.catalog_metadata import CatalogEntryData
     from schemas.contract_store import contract_for
 
@@ -304,7 +306,7 @@ def apply_use(session: Session, decision: AccessDecision, use: ReadUse | None) -
 
 def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, Any]:
     """record_event's arguments for one read (audit_read writes it; the interface channel's group commit
-    writes many at once with registry.audit.ChainWriter)."""
+    writes many at once with registry.audit.log.ChainWriter)."""
     return {"actor": decision.actor, "action": "data.read", "agency_code": decision.agency_code,
             "resource_code": decision.resource.code,
             "detail": {"channel": decision.channel, "format": fmt, "version": decision.version.number,

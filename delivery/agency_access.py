@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from delivery import access
-from registry.agencies import get_agency
-from registry.audit import mark_audited, record_event
-from registry.auth import Principal
+from registry.people.agencies import get_agency
+from registry.audit.log import mark_audited, record_event
+from registry.people.auth import Principal
 
 
 def authorize_agency(session: Session, *, agency: str, resource_code: str, channel: str, actor: str,

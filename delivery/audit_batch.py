@@ -9,7 +9,7 @@ is unchanged (no answer without its committed audit record); the cost is shared.
 On SQLite a coroutine first tries to append its record itself, on the event loop, when the write lock is
 free at once (a commit there is a write to the log, no fsync): most lookups are then answered without any
 thread hop; under contention they queue for the writer as before. Appends go through
-registry.audit.ChainWriter (one driver connection, the INSERT compiled once).
+registry.audit.log.ChainWriter (one driver connection, the INSERT compiled once).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from core.errors import RetriableError
 from delivery.access import AccessDecision, read_event
-from registry.audit import ChainWriter
+from registry.audit.log import ChainWriter
 
 MAX_BATCH = 500
 WAIT_SECONDS = 30.0

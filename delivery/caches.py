@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from pipeline.paths import resolve, storage_root
 from registry.db import session_scope
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 
 def prune_delivery_caches() -> list[str]:

@@ -24,8 +24,8 @@ from delivery.access import AccessDecision, condition_mask
 from delivery.files import iter_batches
 from pipeline.changes import CHANGE_COLUMN
 from pipeline.changes_feed import VERSION_COLUMN, ChangeRange, FullCopyNeeded, iter_changes
-from registry.grants import filter_columns
-from registry.models import DatasetVersion, PrunedVersion
+from registry.sharing.grants import filter_columns
+from registry.exchange.models import DatasetVersion, PrunedVersion
 
 
 def _key_text(batch: pa.RecordBatch, key: list[str]) -> pa.Array:

@@ -28,7 +28,7 @@ from core.errors import ConfigError
 from delivery.access import AccessDecision, restrict, restricted_schema
 from delivery.files import iter_batches, version_schema
 from pipeline.paths import storage_root
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",

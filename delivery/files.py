@@ -10,7 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.layers import iter_parts, parts_schema, version_parts
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 
@@ -90,11 +90,11 @@ def export_version(*, resource_code: str, fmt: str, out: Path, version: int | No
     import os
 
     from core.errors import ConfigError, NotFound
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.models import PrunedVersion
-    from registry.resources import get_resource
-    from registry.versions import list_versions, require_latest_version
+    from registry.exchange.models import PrunedVersion
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import list_versions, require_latest_version
 
     if fmt not in FORMATS:
         raise ConfigError(f"格式 {fmt!r} 无效 / format must be one of {', '.join(FORMATS)}")

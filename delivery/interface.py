@@ -24,7 +24,7 @@ from core.errors import AccessDenied, ConfigError, NotFound
 from delivery.access import AccessDecision, restrict
 from delivery.keyindex import sorted_copy
 from delivery.partlookup import loaded, version_lookup
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 ORDINAL = "__govshare_ordinal"
 MAX_PAGE = 1000

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from core.errors import ConfigError
 from pipeline.layers import live_sql, parts_schema, version_parts
 from pipeline.paths import resolve, storage_root
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 ROW_GROUP_ROWS = 1024  # small groups: a lookup decodes about a thousand rows of the columns it needs
 _CACHE: dict[str, SortedCopy] = {}

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from delivery.access import AccessDecision, authorize_read
-from registry.audit import record_event
-from registry.models import DatasetVersion
+from registry.audit.log import record_event
+from registry.exchange.models import DatasetVersion
 
 METADATA = "metadata"
 

@@ -32,7 +32,7 @@ from pipeline.lookup_index import (
     row_store_path,
 )
 from pipeline.lookup_publish import owner_of
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 _MAX_CACHED = 512
 _LOCK = threading.Lock()

@@ -25,9 +25,9 @@ from core import clock
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound, RetriableError
 from core.settings import get_settings
-from registry.agencies import get_agency
-from registry.audit import record_event
-from registry.delivery_models import Delivery, SftpTarget
+from registry.people.agencies import get_agency
+from registry.audit.log import record_event
+from registry.exchange.delivery_models import Delivery, SftpTarget
 
 
 def add_target(session: Session, *, agency: str, host: str, username: str, host_key: str, port: int = 22,

@@ -81,7 +81,7 @@ def new_claims(*, agency: str, caller: str, resource: str, version: int, fmt: st
 def authorize_link(session, claims: LinkClaims):
     """The consumer's grant re-checked at download time: a revoked, expired or narrowed grant stops the link."""
     from delivery.agency_access import authorize_agency, refuse
-    from registry.auth import Principal
+    from registry.people.auth import Principal
 
     decision = authorize_agency(session, agency=claims.agency, resource_code=claims.resource, channel="file",
                                 actor=claims.caller, kind="link")

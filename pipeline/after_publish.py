@@ -2,7 +2,7 @@
 
 1. update notices (更新通知, article 16) to the subscribers, once per version (pipeline/notify.py, idempotent);
 2. the great-expectations report of the new version (pipeline/expectations.py: reported, never blocking);
-3. the DAG schedules (dag_specs.json, registry/dagspecs.py), so Airflow runs each resource on its current cycle.
+3. the DAG schedules (dag_specs.json, registry/catalog/dagspecs.py), so Airflow runs each resource on its current cycle.
 
 A run that published nothing (no change) sends no notice and has no new version to validate; the schedules
 are still refreshed. Each step's failure is logged and returned, never raised: the version is already
@@ -47,7 +47,7 @@ def _expectations(resource_code: str, version: int) -> dict[str, Any]:
 
 
 def _schedule(resource_code: str, version: int | None) -> str:
-    from registry.dagspecs import write_dag_specs
+    from registry.catalog.dagspecs import write_dag_specs
 
     return str(write_dag_specs())
 

@@ -51,12 +51,12 @@ from pipeline.quarantine import seen_keys
 from pipeline.runs import record_run_failure, start_run
 from pipeline.sync import publish_run
 from pipeline.validate import finish_checks, key_array, split_batch
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import CursorState, SyncRun
-from registry.resources import get_resource
-from registry.sources import open_connector
-from registry.versions import cursor_state, latest_version
+from registry.exchange.models import CursorState, SyncRun
+from registry.catalog.resources import get_resource
+from registry.catalog.sources import open_connector
+from registry.exchange.versions import cursor_state, latest_version
 
 CDC_CURSOR = "__cdc_lsn"  # CursorState.cursor_column of a cdc resource; its value is an LSN such as 0/1949108
 
@@ -93,7 +93,7 @@ class _Resource:
     previous_parts: list[Part]  # the previous version's parts: its rows are their live rows (pipeline.layers)
     previous_path: str | None  # its storage-relative folder, which a layer's entries point at
     cursor: int | None
-    watch: list[str]  # keys with open quarantine records (registry.quarantine)
+    watch: list[str]  # keys with open quarantine records (registry.quality.quarantine)
 
 
 def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource with its source
@@ -103,7 +103,7 @@ def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource 
 
 
 def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
-    from registry.quarantine import open_keys
+    from registry.quality.quarantine import open_keys
     from schemas.contract_store import contract_for
 
     with session_scope() as session:

@@ -21,10 +21,11 @@ from core import clock
 from core.errors import GovshareError
 from core.settings import get_settings
 from pipeline.cdc import CDC_CURSOR, capture_for, is_cdc
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import CdcResync, CursorState
-from registry.resources import get_resource, list_resources
+from registry.exchange.models import CursorState
+from registry.exchange.notice_models import CdcResync
+from registry.catalog.resources import get_resource, list_resources
 
 MIB = 1024 * 1024
 
@@ -178,7 +179,7 @@ def set_cdc_mode(*, resource_code: str, enabled: bool, actor: str = "cli") -> st
             capture.drop_slot()
             dropped = capture.slot
         capture.drop_publication()
-    from registry.dagspecs import write_dag_specs
+    from registry.catalog.dagspecs import write_dag_specs
 
     write_dag_specs()
     return dropped

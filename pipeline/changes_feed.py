@@ -20,8 +20,9 @@ from core.errors import ConfigError
 from pipeline.changes import CHANGE_COLUMN, CHANGES_FILE
 from pipeline.layers import parts_schema, version_parts
 from pipeline.paths import resolve
-from registry.models import DatasetVersion, PrunedVersion, Resource
-from registry.versions import require_latest_version
+from registry.catalog.models import Resource
+from registry.exchange.models import DatasetVersion, PrunedVersion
+from registry.exchange.versions import require_latest_version
 
 VERSION_COLUMN = "_version"
 

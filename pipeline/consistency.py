@@ -74,7 +74,7 @@ def _authority_table(version, key_column: str, columns: list[str]) -> tuple[pa.T
 
 
 def _resolve(session, *, resource, contract, mapping: dict[str, str] | None, key_column: str | None):  # noqa: ANN001, ANN202
-    from registry.elements import get_element
+    from registry.catalog.elements import get_element
 
     if mapping is None:
         mapping = {c.name: c.element for c in (contract.columns if contract else []) if c.element}
@@ -101,8 +101,8 @@ def check_consistency(*, resource_code: str, mapping: dict[str, str] | None = No
                       key_column: str | None = None) -> ConsistencyReport:
     """Compare the copy's latest version with each authority's latest version; record and report the result."""
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.versions import require_latest_version
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import require_latest_version
     from schemas.contract_store import contract_for
 
     with session_scope() as session:
@@ -181,12 +181,12 @@ def check_consistency(*, resource_code: str, mapping: dict[str, str] | None = No
 
 def _record(*, resource_code: str, copy_version_id: int, summary: list[dict], compared: int, mismatches: int,
             missing: int, out: Path) -> ConsistencyReport:
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.models import Resource
-    from registry.quality_models import ConsistencyCheck
-    from registry.resources import get_resource
-    from registry.tickets import open_ticket
+    from registry.catalog.models import Resource
+    from registry.quality.models import ConsistencyCheck
+    from registry.catalog.resources import get_resource
+    from registry.quality.tickets import open_ticket
 
     relative = out.relative_to(paths.storage_root()).as_posix() if mismatches else None
     if not mismatches:

@@ -57,8 +57,8 @@ def validate_version(*, resource_code: str, version_number: int | None = None,
     from quality.checks import DatasetContext
     from quality.gx_suite import SuiteRunner, render_html
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.versions import list_versions, require_latest_version
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import list_versions, require_latest_version
 
     with session_scope() as session:
         resource = get_resource(session, code=resource_code)
@@ -93,10 +93,10 @@ def validate_version(*, resource_code: str, version_number: int | None = None,
 
 
 def _record(version, *, result: dict[str, Any] | None, report: Path | None, error: str | None = None) -> None:  # noqa: ANN001
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.models import Resource
-    from registry.quality_models import ExpectationRun
+    from registry.catalog.models import Resource
+    from registry.quality.models import ExpectationRun
 
     result = result or {}
     with session_scope() as session:
@@ -129,8 +129,8 @@ def run_after_publish(report: dict[str, Any]) -> dict[str, Any]:
 
 def _record_error(report: dict[str, Any], exc: Exception) -> None:
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.versions import list_versions
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import list_versions
 
     try:
         with session_scope() as session:
@@ -146,8 +146,8 @@ def latest_run(*, resource_code: str) -> Any:  # noqa: ANN401 - ExpectationRun |
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.quality_models import ExpectationRun
-    from registry.resources import get_resource
+    from registry.quality.models import ExpectationRun
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         resource = get_resource(session, code=resource_code)

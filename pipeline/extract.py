@@ -30,10 +30,10 @@ from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
 from pipeline.validate import duplicated_keys, duplicated_keys_in_files, finish_checks, key_array, split_batch
 from registry.db import session_scope
-from registry.models import SyncRun
-from registry.resources import get_resource
-from registry.sources import open_connector
-from registry.versions import cursor_state, latest_version
+from registry.exchange.models import SyncRun
+from registry.catalog.resources import get_resource
+from registry.catalog.sources import open_connector
+from registry.exchange.versions import cursor_state, latest_version
 
 __all__ = ["record_run_failure", "stage_resource"]
 
@@ -119,7 +119,7 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
 
 
 def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, Inputs]:
-    from registry.quarantine import open_keys
+    from registry.quality.quarantine import open_keys
     from schemas.contract_store import contract_for  # the resource's data contract (quality rules), if any
 
     with session_scope() as session:

@@ -22,16 +22,12 @@ from sqlalchemy import select
 
 from core import clock
 from pipeline import paths
-from registry.audit import record_event
+from registry.audit.log import record_event
+from registry.audit.models import AuditEvent
+from registry.catalog.models import Resource
 from registry.db import session_scope
-from registry.models import (
-    AuditEvent,
-    DatasetVersion,
-    PrunedVersion,
-    Resource,
-    Subscription,
-    SyncRun,
-)
+from registry.exchange.models import DatasetVersion, PrunedVersion, SyncRun
+from registry.sharing.models import Subscription
 
 
 def _age(path: Path, now: datetime) -> timedelta:

@@ -36,9 +36,9 @@ from sqlalchemy.exc import IntegrityError
 from core import clock
 from core.errors import RetriableError
 from pipeline import paths
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import DatasetVersion, ResourceLock, SyncRun
+from registry.exchange.models import DatasetVersion, ResourceLock, SyncRun
 
 LEASE_SECONDS = 120  # a holder that has not beaten for this long is gone
 HEARTBEAT_SECONDS = 20  # how often a holder's heartbeat renews its lease

@@ -44,7 +44,7 @@ def lookup_columns(session, resource, previous_parts: list[Part]) -> list[str]: 
 
 
 def _catalogue_subjects(session, resource) -> list[str]:  # noqa: ANN001
-    from registry.catalog import published_revision
+    from registry.catalog.entries import published_revision
     from schemas.catalog_metadata import CatalogEntryData
 
     revision = published_revision(session, resource=resource)

@@ -38,12 +38,14 @@ from sqlalchemy import select, update
 
 from core import clock
 from core.errors import NotFound
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import DatasetVersion, Notice, NoticeEndpoint, Subscription
-from registry.notices import endpoint_for
-from registry.resources import get_resource
-from registry.subscriptions import subscribers
+from registry.exchange.models import DatasetVersion
+from registry.exchange.notice_models import Notice, NoticeEndpoint
+from registry.sharing.models import Subscription
+from registry.exchange.notices import endpoint_for
+from registry.catalog.resources import get_resource
+from registry.sharing.subscriptions import subscribers
 
 SIGNATURE_HEADER = "X-Govshare-Signature"
 TIMESTAMP_HEADER = "X-Govshare-Timestamp"

@@ -1,6 +1,6 @@
 """Airflow DAGs built from the registry's snapshot: one per resource with a source (TaskFlow, airflow.sdk).
 
-Parsing reads only the JSON snapshot the registry writes (registry/dagspecs.py): no source and no
+Parsing reads only the JSON snapshot the registry writes (registry/catalog/dagspecs.py): no source and no
 registry connection is opened at parse time. Connections open inside the tasks, when they run.
 """
 
@@ -102,7 +102,7 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
 def build_sync_dags(specs_path: Path | None = None) -> dict[str, Any]:
     """{dag_id: DAG} for the DAG file's globals()."""
     if specs_path is None:
-        from registry.dagspecs import dag_specs_path
+        from registry.catalog.dagspecs import dag_specs_path
 
         specs_path = dag_specs_path()
     return {spec["dag_id"]: build_sync_dag(spec) for spec in read_specs(specs_path)}

@@ -23,10 +23,11 @@ from pipeline.lookup_publish import build_for_publish, lookup_columns
 from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
 from pipeline.manifest import describe_files, file_sha256, schema_fields, write_manifest
 from pipeline.staging import StagedRun
-from registry.audit import record_event
+from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.models import CursorState, DatasetVersion, Resource, SyncRun
-from registry.versions import latest_version, next_version_number
+from registry.catalog.models import Resource
+from registry.exchange.models import CursorState, DatasetVersion, SyncRun
+from registry.exchange.versions import latest_version, next_version_number
 
 
 @dataclass
@@ -126,9 +127,9 @@ def _publish_locked(staged: StagedRun) -> PublishReport:
     return report
 
 
-def _findings(staged: StagedRun, staging: Path):  # noqa: ANN202 - registry.quarantine.Findings
+def _findings(staged: StagedRun, staging: Path):  # noqa: ANN202 - registry.quality.quarantine.Findings
     from pipeline.quarantine import entries_of
-    from registry.quarantine import Findings
+    from registry.quality.quarantine import Findings
 
     findings = Findings.from_dict(staged.findings)
     if staged.rows_quarantined:
@@ -166,8 +167,8 @@ def _close_run(session, staged: StagedRun, *, status: str, version_id: int | Non
 
 
 def _settle(session, staged: StagedRun, *, findings, version_id: int | None, quarantine: str | None) -> None:  # noqa: ANN001
-    """The run's quarantined rows and what it learnt about the open ones (registry.quarantine)."""
-    from registry.quarantine import settle_quarantine
+    """The run's quarantined rows and what it learnt about the open ones (registry.quality.quarantine)."""
+    from registry.quality.quarantine import settle_quarantine
 
     settle_quarantine(session, resource_id=staged.resource_id, run_id=staged.run_id, version_id=version_id,
                       path=quarantine, rows=staged.rows_quarantined, rules=staged.quarantine_rules,

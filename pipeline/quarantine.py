@@ -4,7 +4,7 @@ Export writes CSV (UTF-8 with BOM, opens in Excel) or Excel, one row per quarant
 newest reading): ``_run_id``, ``_rule`` (every rule it breaks, ``;``-separated), ``_reason``, ``_key`` (the row's
 name in the records) and the source values as they were read (text). The provider corrects the values in that file and hands it back to ``pipeline.replay``.
 A quarantined row is known by its key's text, or without a key by the digest of its values (``row_keys``),
-the same way the registry's records name it (registry/quarantine.py).
+the same way the registry's records name it (registry/quality/quarantine.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ RUN_COLUMN = "_run_id"
 KEY_COLUMN = "_key"  # the row's name in the records, so a replay closes them even when the fix changed the key
 EXCEL_MAX_ROWS = 1_048_575
 BATCH_ROWS = 65_536
-ROW_KEY_PREFIX = "row:"  # registry.quarantine.ROW_KEY_PREFIX: a row without a key, known by its values
+ROW_KEY_PREFIX = "row:"  # registry.quality.quarantine.ROW_KEY_PREFIX: a row without a key, known by its values
 
 
 def row_keys(batch: pa.RecordBatch | pa.Table, key: tuple[str, ...]) -> list[str]:
@@ -105,14 +105,14 @@ def open_rows(session, *, resource, run_id: str | None = None,  # noqa: ANN001 -
               rule: str | None = None) -> tuple[list[str], Iterator[pa.RecordBatch], int]:
     """The quarantined rows still open (of one run, or of one rule), newest reading of each: (columns,
     batches, rows). Sets from before per-key records give all their rows."""
-    from registry.quarantine import open_keys_of_sets, open_records, open_sets
+    from registry.quality.quarantine import open_keys_of_sets, open_records, open_sets
 
     if rule is not None:
         records = open_records(session, resource_id=resource.id, rule=rule)
         by_set: dict[int, set[str] | None] = {}
         for record in records:
             by_set.setdefault(record.set_id, set()).add(record.key)
-        from registry.quality_models import QuarantineSet
+        from registry.quality.models import QuarantineSet
 
         sets = [session.get(QuarantineSet, i) for i in sorted(by_set)]
     else:
@@ -139,7 +139,7 @@ def open_rows(session, *, resource, run_id: str | None = None,  # noqa: ANN001 -
 def export_quarantine(*, resource_code: str, path: Path, run_id: str | None = None) -> int:
     """Write the open quarantined rows (all runs, or one) to ``path`` (.csv or .xlsx); the number of rows."""
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
@@ -186,7 +186,7 @@ def _write_excel(path: Path, columns: list[str], batches: Iterator[pa.RecordBatc
 
 
 def _audit_export(resource_code: str, path: Path, rows: int) -> None:
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -196,7 +196,7 @@ def _audit_export(resource_code: str, path: Path, rows: int) -> None:
 
 def ticket_rows(session, *, ticket, limit: int = 50) -> tuple[list[str], list[tuple]]:  # noqa: ANN001
     """The first ``limit`` rows a ticket lists: its rule's open quarantined rows, or its consistency mismatches."""
-    from registry.quality_models import ConsistencyCheck, QuarantineSet
+    from registry.quality.models import ConsistencyCheck, QuarantineSet
 
     if ticket.kind == "quarantine" and ticket.rule:
         columns, batches, _ = open_rows(session, resource=ticket.resource, rule=ticket.rule)

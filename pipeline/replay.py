@@ -139,9 +139,9 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
     from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
     from pipeline.sync import publish_run
     from registry.db import session_scope
-    from registry.quarantine import mark_replayed, open_keys, open_sets
-    from registry.resources import get_resource
-    from registry.versions import require_latest_version
+    from registry.quality.quarantine import mark_replayed, open_keys, open_sets
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import require_latest_version
     from schemas.contract_store import contract_for
 
     if file is not None and not file.is_file():

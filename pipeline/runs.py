@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core import clock
 from core.settings import get_settings
 from registry.db import session_scope
-from registry.models import SyncRun
+from registry.exchange.models import SyncRun
 
 FULL_MODES = ("full", "cdc-snapshot")  # runs that read every row of the source
 DONE_STATES = ("published", "unchanged")

@@ -4,7 +4,7 @@ Compatible changes publish: an added column, or a retype that widens (int32 -> i
 decimal(14,2), float32 -> float64, string -> large_string). A dropped or narrowed/changed key column, cursor
 column or column the data contract declares cannot publish: consumers and checks depend on it, so the run
 stops with a FatalError naming the columns and what to do. Either way the change is recorded and opens the
-catalogue update obligation (registry/schema_changes.py).
+catalogue update obligation (registry/exchange/schema_changes.py).
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previ
     """Compare with the previous version; record a change (once) and stop the run when it is incompatible."""
     from core.errors import FatalError
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.schema_changes import record_schema_change
+    from registry.catalog.resources import get_resource
+    from registry.exchange.schema_changes import record_schema_change
 
     diff = compare(previous_schema, schema)
     if not diff:

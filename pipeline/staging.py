@@ -42,7 +42,7 @@ class StagedRun:
     locators: dict[str, str] = field(default_factory=dict)  # own file -> its key locator (pipeline.locator)
     row_stores: bool = False  # offered through the interface: parts get row stores as written (pipeline.lookup_index)
     key: list[str] = field(default_factory=list)  # the key the run merged and quarantined by
-    findings: dict[str, Any] = field(default_factory=dict)  # open quarantine keys seen / gone (registry.quarantine)
+    findings: dict[str, Any] = field(default_factory=dict)  # open quarantine keys seen / gone (registry.quality.quarantine)
     key_scan: dict[str, Any] | None = None  # an incremental run's scan of the source's keys (pipeline.deletes)
 
     def save(self) -> None:

@@ -25,9 +25,9 @@ from pipeline.manifest import file_sha256
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.paths import storage_root
 from registry.db import session_scope
-from registry.models import DatasetVersion, PrunedVersion
-from registry.resources import get_resource
-from registry.versions import require_latest_version
+from registry.exchange.models import DatasetVersion, PrunedVersion
+from registry.catalog.resources import get_resource
+from registry.exchange.versions import require_latest_version
 
 WINDOW = 65_536
 

@@ -59,8 +59,6 @@ def get_engine() -> Engine:
 
 
 def session_factory() -> sessionmaker[Session]:
-    import registry.dagspecs  # noqa: F401 - its session hooks keep the DAG snapshot current after every commit
-
     return sessionmaker(get_engine(), expire_on_commit=False)
 
 

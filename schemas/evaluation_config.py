@@ -29,7 +29,7 @@ METRICS = {
     "reconfirmation": "年度全面维护率",
 }
 # Each metric's one definition: numerator ÷ denominator, the numerator always a part of the denominator, so a
-# metric is a share in [0, 1] (0-100 %). registry/evaluation.py computes them, the report prints these notes.
+# metric is a share in [0, 1] (0-100 %). registry/supervision/evaluation.py computes them, the report prints these notes.
 METRIC_FORMULAS = {
     "catalogue_coverage": "经审核发布的目录条目数 ÷ 期末前登记的目录条目数 / entries published after review ÷ "
                           "entries registered by the period's end",

@@ -23,7 +23,7 @@ def catalog_home_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeyp
     """A migrated registry on each backend, with a calendar folder of its own (no operator schedule leaks in;
     it holds only the test schedule conftest installs in December, see ``without_schedules``)."""
     from core.settings import reset_settings
-    from registry.workdays import reload_calendars
+    from core.calendar.workdays import reload_calendars
 
     monkeypatch.setenv("GOVSHARE_CALENDAR_DIR", str(tmp_path / "calendars"))
     home = request.getfixturevalue("hub_home" if request.param == "sqlite" else "pg_hub_home")
@@ -36,7 +36,7 @@ def catalog_home_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeyp
 def without_schedules() -> None:
     """Empty the hub's calendar folder: for tests of a year the library does not know, whatever the date."""
     from core.settings import get_settings
-    from registry.workdays import reload_calendars
+    from core.calendar.workdays import reload_calendars
 
     for schedule in get_settings().calendar_dir.glob("*.json"):
         schedule.unlink()
@@ -60,7 +60,7 @@ def entry_data(**changes: Any):
 
 def setup_people(session) -> None:
     """Provider with cataloguer zhang, reviewer li, administrator chen; another agency with reviewer zhao."""
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
     from tests.helpers import ensure_agency
 
     ensure_agency(session, *PROVIDER)
@@ -74,7 +74,7 @@ def setup_people(session) -> None:
 
 def publish(session, code: str, *, on: date | None = None, reviewer: str = "li") -> None:
     """Submit, pass the confidentiality review and approve the entry's latest revision."""
-    from registry.catalog_review import (
+    from registry.catalog.review import (
         record_confidentiality_review,
         review_revision,
         submit_revision,
@@ -86,7 +86,7 @@ def publish(session, code: str, *, on: date | None = None, reviewer: str = "li")
 
 
 def new_entry(session, **changes: Any) -> str:
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
 
     return upsert_entry(session, agency=PROVIDER[0], data=entry_data(**changes), author="zhang", actor="test").resource.code
 
@@ -94,7 +94,7 @@ def new_entry(session, **changes: Any) -> str:
 def audit_actions(session, code: str) -> list[str]:
     from sqlalchemy import select
 
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     return list(session.scalars(select(AuditEvent.action).where(AuditEvent.resource_code == code)
                                 .order_by(AuditEvent.id)))

@@ -48,7 +48,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap password hashes for tests that log people in: each hash carries its cost, so login still verifies."""
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
+    monkeypatch.setattr("registry.people.users.SCRYPT_N", 2**10)
 
 
 @pytest.fixture

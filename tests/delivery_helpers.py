@@ -47,11 +47,11 @@ class Delivery:
 
 def grant(resource_code: str, agency_code: str, *, columns: list[str] | None = GRANTED,
           row_filter: dict | None = ROW_FILTER, purpose: str = "就业登记核验") -> int:
-    from registry.agencies import get_agency
-    from registry.auth import console
+    from registry.people.agencies import get_agency
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.grants import create_grant
-    from registry.resources import get_resource
+    from registry.sharing.grants import create_grant
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         made = create_grant(session, resource=get_resource(session, code=resource_code),
@@ -62,7 +62,7 @@ def grant(resource_code: str, agency_code: str, *, columns: list[str] | None = G
 
 def set_modes(resource_code: str, modes: list[str]) -> None:
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         get_resource(session, code=resource_code).sharing_modes = list(modes)

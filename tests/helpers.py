@@ -51,7 +51,7 @@ class Hub:
 
 def ensure_agency(session, code: str, name: str):  # noqa: ANN001, ANN201 - Session -> Agency
     from core.errors import NotFound
-    from registry.agencies import add_agency, get_agency
+    from registry.people.agencies import add_agency, get_agency
 
     try:
         return get_agency(session, ref=code)
@@ -67,11 +67,11 @@ def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COL
     a designated reviewer of its agency (people created once per agency)."""
     from sqlalchemy import select
 
-    from registry.catalog import upsert_entry
-    from registry.catalog_models import Person
-    from registry.catalog_review import record_confidentiality_review, review_revision, submit_revision
-    from registry.people import add_person, designate
-    from registry.resources import get_resource
+    from registry.catalog.entries import upsert_entry
+    from registry.people.models import Person
+    from registry.catalog.review import record_confidentiality_review, review_revision, submit_revision
+    from registry.people.persons import add_person, designate
+    from registry.catalog.resources import get_resource
     from schemas.catalog_metadata import CatalogEntryData
 
     resource = get_resource(session, code=code)
@@ -103,8 +103,8 @@ def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COL
 
 def person_of(session, agency_code: str, *roles: str, name: str = "staff"):  # noqa: ANN001, ANN201 - Principal
     """A signed-in person of an agency holding roles, as the API or the console's `--as` would identify them."""
-    from registry.agencies import get_agency
-    from registry.auth import Principal
+    from registry.people.agencies import get_agency
+    from registry.people.auth import Principal
 
     agency = get_agency(session, ref=agency_code)
     return Principal(kind="user", name=f"{name}-{agency.code[-6:]}", agency_id=agency.id, agency_code=agency.code,
@@ -134,12 +134,12 @@ def register_resource(
 ) -> Hub:
     """Register provider and consumer agencies, a source (unless kind is None), a resource fed by it, and an
     API token for the consumer; optionally subscribe the consumer. Writes the DAG snapshot afterwards."""
-    from registry.dagspecs import write_dag_specs
+    from registry.catalog.dagspecs import write_dag_specs
     from registry.db import session_scope
-    from registry.resources import add_resource
-    from registry.sources import add_source
-    from registry.subscriptions import subscribe as subscribe_to
-    from registry.tokens import issue_token
+    from registry.catalog.resources import add_resource
+    from registry.catalog.sources import add_source
+    from registry.sharing.subscriptions import subscribe as subscribe_to
+    from registry.people.tokens import issue_token
 
     with session_scope() as session:
         ensure_agency(session, *provider)
@@ -168,7 +168,7 @@ def register_resource(
 
 def subscribe_consumer(resource_code: str, agency_code: str = CONSUMER[0]) -> None:
     from registry.db import session_scope
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
 
     with session_scope() as session:
         subscribe(session, resource_code=resource_code, agency=agency_code, purpose="就业登记核验", actor="test")
@@ -176,7 +176,7 @@ def subscribe_consumer(resource_code: str, agency_code: str = CONSUMER[0]) -> No
 
 def issue_token(agency_code: str = CONSUMER[0], *, days: int = 30) -> str:
     from registry.db import session_scope
-    from registry.tokens import issue_token as issue
+    from registry.people.tokens import issue_token as issue
 
     with session_scope() as session:
         return issue(session, agency=agency_code, name=f"system-{uuid.uuid4().hex[:6]}", days=days, actor="test")
@@ -189,7 +189,7 @@ def revoke_token(token: str) -> None:
     from core import clock
     from core.crypto import sha256_hex
     from registry.db import session_scope
-    from registry.models import ApiToken
+    from registry.people.models import ApiToken
 
     with session_scope() as session:
         record = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == sha256_hex(token)))
@@ -247,8 +247,8 @@ def pg_rows(dsn: str, table: str, *, columns: Sequence[str] = ENTERPRISE_COLUMNS
 
 def latest(resource_code: str):  # noqa: ANN201 - DatasetVersion | None
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.versions import latest_version
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import latest_version
 
     with session_scope() as session:
         return latest_version(session, resource=get_resource(session, code=resource_code))
@@ -257,8 +257,8 @@ def latest(resource_code: str):  # noqa: ANN201 - DatasetVersion | None
 def versions(resource_code: str) -> list:
     """Published versions, oldest first."""
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.versions import list_versions
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import list_versions
 
     with session_scope() as session:
         return list(reversed(list_versions(session, resource=get_resource(session, code=resource_code))))
@@ -266,8 +266,8 @@ def versions(resource_code: str) -> list:
 
 def cursor_value(resource_code: str) -> str | None:
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.versions import cursor_state
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import cursor_state
 
     with session_scope() as session:
         state = cursor_state(session, resource=get_resource(session, code=resource_code))
@@ -338,8 +338,8 @@ def sync_runs(resource_code: str) -> list:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import SyncRun
-    from registry.resources import get_resource
+    from registry.exchange.models import SyncRun
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         resource = get_resource(session, code=resource_code)

@@ -32,7 +32,7 @@ class World:
 
 
 def _source(session, database: Path, agency_code: str) -> str:  # noqa: ANN001
-    from registry.sources import add_source
+    from registry.catalog.sources import add_source
 
     name = f"sqlite-{uuid.uuid4().hex[:6]}"
     add_source(session, name=name, agency=agency_code, kind="sqlite", config={"path": str(database)}, actor="test")
@@ -41,14 +41,14 @@ def _source(session, database: Path, agency_code: str) -> str:  # noqa: ANN001
 
 def build_world(database: Path, tmp_path: Path) -> World:
     from pipeline.sync import sync_resource
-    from registry.agreements import add_agreement, set_sensitivity
-    from registry.applications import apply, decide
-    from registry.auth import console
+    from registry.sharing.agreements import add_agreement, set_sensitivity
+    from registry.sharing.applications import apply, decide
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.resources import add_resource
-    from registry.subscriptions import subscribe
-    from registry.tokens import issue_token
-    from registry.users import add_user, login
+    from registry.catalog.resources import add_resource
+    from registry.sharing.subscriptions import subscribe
+    from registry.people.tokens import issue_token
+    from registry.people.users import add_user, login
 
     admin = console("test")
     world = World(resources={}, agencies={"provider": PROVIDER[0], "consumer": CONSUMER[0],

@@ -62,7 +62,7 @@ class SupervisionWorld:
 
 
 def _people(session) -> None:
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     for key, agency in (("a", A), ("b", B), ("c", C)):
         for role in ("cataloguer", "reviewer"):
@@ -75,8 +75,8 @@ def _publish(session, code: str, key: str, day: date) -> None:
     """Submit, pass the confidentiality review and approve on `day`; the publication is stamped that day."""
     from sqlalchemy import select
 
-    from registry.catalog_models import CatalogRevision
-    from registry.catalog_review import (
+    from registry.catalog.models import CatalogRevision
+    from registry.catalog.review import (
         record_confidentiality_review,
         review_revision,
         submit_revision,
@@ -90,7 +90,7 @@ def _publish(session, code: str, key: str, day: date) -> None:
 
 
 def _new(session, world: SupervisionWorld, name: str, agency: tuple[str, str], data, created: date) -> str:
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
 
     revision = upsert_entry(session, agency=agency[0], data=data, author=f"{name[0].lower()}_cataloguer", actor="test")
     revision.resource.created_at = on_day(created)
@@ -102,9 +102,9 @@ def _sync(world: SupervisionWorld, name: str, source: str, finished: date) -> No
     from sqlalchemy import select
 
     from pipeline.sync import sync_resource
-    from registry.catalog import attach_stream
+    from registry.catalog.entries import attach_stream
     from registry.db import session_scope
-    from registry.models import DatasetVersion, SyncRun
+    from registry.exchange.models import DatasetVersion, SyncRun
 
     with session_scope() as session:
         attach_stream(session, code=world.codes[name], source=source, table="enterprises", primary_key=["id"],
@@ -121,24 +121,22 @@ def _sync(world: SupervisionWorld, name: str, source: str, finished: date) -> No
 def build(tmp_path: Path) -> SupervisionWorld:
     from sqlalchemy import select
 
-    from registry.applications import apply, decide
-    from registry.auth import console
+    from registry.sharing.applications import apply, decide
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.delivery_models import Delivery
-    from registry.elements import add_element
-    from registry.exchange_models import SchemaChange
-    from registry.models import Subscription, SyncRun
-    from registry.notice_models import Notice
-    from registry.obligations import open_update_obligation, reconfirm_entry
-    from registry.quality_models import ConsistencyCheck
-    from registry.quality_models import QuarantineSet
-    from registry.quarantine import Findings, settle_quarantine
-    from registry.resources import add_resource
-    from registry.sharing_models import Grant
-    from registry.sources import add_source
-    from registry.subscriptions import subscribe
-    from registry.tokens import issue_token
-    from registry.users import add_user, login
+    from registry.exchange.delivery_models import Delivery
+    from registry.catalog.elements import add_element
+    from registry.exchange.models import SchemaChange, SyncRun
+    from registry.sharing.models import Grant, Subscription
+    from registry.exchange.notice_models import Notice
+    from registry.catalog.obligations import open_update_obligation, reconfirm_entry
+    from registry.quality.models import ConsistencyCheck, QuarantineSet
+    from registry.quality.quarantine import Findings, settle_quarantine
+    from registry.catalog.resources import add_resource
+    from registry.catalog.sources import add_source
+    from registry.sharing.subscriptions import subscribe
+    from registry.people.tokens import issue_token
+    from registry.people.users import add_user, login
 
     admin = console("test")
     world = SupervisionWorld()
@@ -197,7 +195,7 @@ def build(tmp_path: Path) -> SupervisionWorld:
         world.ids["A2.obligation"] = open_update_obligation(
             session, resource_code=world.codes["A2"], reason="信息项调整", actor="test", kind="elements",
             opened_on=date(2026, 10, 12)).id
-        from registry.catalog import upsert_entry
+        from registry.catalog.entries import upsert_entry
 
         upsert_entry(session, agency=A[0], code=world.codes["A2"], author="a_cataloguer", actor="test",
                      data=_entry("101002", "企业年报信息", items=ENTERPRISE_ITEMS[:2], release=False,
@@ -282,12 +280,12 @@ def _reads(world: SupervisionWorld) -> None:
 
     from core.errors import AuthenticationFailed
     from delivery.access import audit_read, authorize_read
-    from registry.audit import record_event
-    from registry.auth import console
+    from registry.audit.log import record_event
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.grants import revoke_grant
-    from registry.models import ApiToken
-    from registry.tokens import issue_token, revoke_token
+    from registry.sharing.grants import revoke_grant
+    from registry.people.models import ApiToken
+    from registry.people.tokens import issue_token, revoke_token
 
     with session_scope() as session:
         decision = authorize_read(session, token=world.consumer_token, resource_code=world.codes["A1"], channel="file")

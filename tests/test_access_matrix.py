@@ -1,4 +1,4 @@
-"""The access matrix, driven by the declared role table (registry/roles.py): every role (and every agency's
+"""The access matrix, driven by the declared role table (registry/people/roles.py): every role (and every agency's
 systems) against every sharing situation and every channel, through the one access check (authorize_read +
 restrict), and over every data and metadata route of the real API (downloads, files, changes, records, lookups,
 signed links, versions, the per-resource OpenAPI, the browsing page; the catalogue and DCAT for anyone signed
@@ -34,7 +34,7 @@ SITUATIONS = ("unconditional", "conditional", "pending", "not_shared")
 
 @pytest.fixture(params=["sqlite-registry", "postgres-registry"])
 def world(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)  # stored hashes carry their cost: login still verifies
+    monkeypatch.setattr("registry.people.users.SCRYPT_N", 2**10)  # stored hashes carry their cost: login still verifies
     request.getfixturevalue("hub_home" if request.param == "sqlite-registry" else "pg_hub_home")
     database = tmp_path / "market.db"
     load_sqlite(database, rows=ROWS, seed=61)
@@ -45,8 +45,8 @@ def principals(world: World) -> list[str]:
     return sorted(world.tokens)
 
 
-def role_of(principal: str):  # noqa: ANN201 - registry.roles.Role
-    from registry.roles import ROLE_TABLE, SYSTEM
+def role_of(principal: str):  # noqa: ANN201 - registry.people.roles.Role
+    from registry.people.roles import ROLE_TABLE, SYSTEM
 
     agency, _, who = principal.partition(":")
     return SYSTEM if agency == "system" else ROLE_TABLE[who]
@@ -158,9 +158,8 @@ def test_download_endpoint_follows_the_matrix(world: World) -> None:
 
 
 def test_the_role_table_is_the_one_the_services_use() -> None:
-    from registry.auth import DATA_ROLES, OVERSIGHT_ROLES
-    from registry.roles import PLATFORM_ROLES, ROLE_TABLE
-    from registry.sharing_models import ROLES
+    from registry.people.auth import DATA_ROLES, OVERSIGHT_ROLES
+    from registry.people.roles import PLATFORM_ROLES, ROLE_TABLE, ROLES
 
     assert set(ROLES) == set(ROLE_TABLE)
     assert DATA_ROLES == {c for c, r in ROLE_TABLE.items() if "read_data" in r.may}

@@ -71,15 +71,15 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
 
 
 def _audit(action: str = "data.read") -> list:
+    from registry.audit.models import AuditEvent
     from registry.db import session_scope
-    from registry.models import AuditEvent
 
     with session_scope() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
 
 
 def _verify_chain() -> list[str]:
-    from registry.audit import verify_chain
+    from registry.audit.log import verify_chain
     from registry.db import session_scope
 
     with session_scope() as session:

@@ -83,8 +83,8 @@ def _storage() -> Path:
 def _publish_events(resource_code: str) -> int:
     from sqlalchemy import func, select
 
+    from registry.audit.models import AuditEvent
     from registry.db import session_scope
-    from registry.models import AuditEvent
 
     with session_scope() as session:
         return session.scalar(select(func.count()).select_from(AuditEvent).where(

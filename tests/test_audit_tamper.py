@@ -23,9 +23,9 @@ EVENTS = 8
 def chain(request: pytest.FixtureRequest) -> Iterator[list[int]]:
     """A registry with a few audited actions; the ids of its events in order."""
     request.getfixturevalue("hub_home" if request.param == "sqlite-registry" else "pg_hub_home")
-    from registry.audit import record_event
+    from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         for code, name in (PROVIDER, CONSUMER, OTHER_PROVIDER):
@@ -47,7 +47,7 @@ def _sql(statement: str, **params: object) -> None:
 
 
 def _verify(anchor: str | None = None):  # noqa: ANN202 - VerifyReport
-    from registry.audit_verify import verify_log
+    from registry.audit.verify import verify_log
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -56,7 +56,7 @@ def _verify(anchor: str | None = None):  # noqa: ANN202 - VerifyReport
 
 def _hash_of(event_id: int) -> str:
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         return session.get(AuditEvent, event_id).hash
@@ -82,9 +82,9 @@ def test_an_edited_record_is_named(chain: list[int]) -> None:
 
 
 def test_an_edit_with_a_recomputed_hash_is_caught_by_the_seal(chain: list[int]) -> None:
-    from registry.audit import event_hash
+    from registry.audit.log import event_hash
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     victim = chain[3]
     with session_scope() as session:  # the forger knows the hash recipe but not the platform's key
@@ -116,9 +116,9 @@ def test_an_inserted_record_is_named(chain: list[int]) -> None:
 
 
 def test_a_forged_record_appended_with_a_correct_hash_is_caught_by_the_seal(chain: list[int]) -> None:
-    from registry.audit import event_hash
+    from registry.audit.log import event_hash
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         last = session.get(AuditEvent, chain[-1])
@@ -151,7 +151,7 @@ def test_cutting_the_tail_is_caught_by_an_anchor(chain: list[int]) -> None:
 def test_cli_verify_and_export_for_inspectors(chain: list[int], tmp_path: Path) -> None:
     from cli.main import app
     from core.clock import today as beijing_today
-    from registry.audit_verify import verify_export
+    from registry.audit.verify import verify_export
 
     runner = CliRunner()
     intact = runner.invoke(app, ["audit", "verify"])
@@ -194,9 +194,9 @@ def test_stripping_every_seal_is_tampering(chain: list[int]) -> None:
 
 def test_a_rewritten_rechained_and_unsealed_log_is_caught(chain: list[int]) -> None:
     """The attack: rewrite a record, recompute every hash after it (the recipe is public), strip the seals."""
-    from registry.audit import GENESIS, event_hash
+    from registry.audit.log import GENESIS, event_hash
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     victim = chain[3]
     with session_scope() as session:
@@ -249,11 +249,11 @@ def test_the_tail_deleted_after_an_anchor_is_caught(chain: list[int], tmp_path: 
 
 
 def test_records_the_interface_group_writer_appends_verify_like_any_other(chain: list[int]) -> None:
-    """The group commit writes over its own driver connection (registry.audit.ChainWriter): its records chain
+    """The group commit writes over its own driver connection (registry.audit.log.ChainWriter): its records chain
     on the ones before and after them, read back as written, and an edit of one is still caught."""
-    from registry.audit import ChainWriter, record_event
+    from registry.audit.log import ChainWriter, record_event
     from registry.db import get_engine, session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     writer = ChainWriter(get_engine())
     detail = {"channel": "interface", "rows": 1, "purpose": "就业登记核验", "columns": ["uscc", "name"],

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-da
 # --- agencies and people (articles 4, 21, 25) ------------------------------------------------------------------
 
 def test_agency_codes_are_validated_and_districts_sit_under_the_city(catalog_home: Path) -> None:
-    from registry.agencies import add_agency, get_agency
-    from registry.catalog import list_entries, upsert_entry
+    from registry.people.agencies import add_agency, get_agency
+    from registry.catalog.entries import list_entries, upsert_entry
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -57,7 +57,7 @@ def test_who_was_the_reviewer_on_that_day(catalog_home: Path, tmp_path: Path) ->
     from openpyxl import load_workbook
 
     from registry.db import session_scope
-    from registry.people import (
+    from registry.people.persons import (
         add_person,
         administrators_rows,
         designate,
@@ -96,7 +96,7 @@ def test_who_was_the_reviewer_on_that_day(catalog_home: Path, tmp_path: Path) ->
 # --- entries, codes, revisions (articles 8, 9) -----------------------------------------------------------------
 
 def test_codes_are_generated_per_classification_and_unique(catalog_home: Path) -> None:
-    from registry.catalog import entry_view, get_entry, latest_revision, upsert_entry
+    from registry.catalog.entries import entry_view, get_entry, latest_revision, upsert_entry
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -139,7 +139,7 @@ def test_article_8_rules_refuse_incomplete_entries() -> None:
 
 
 def test_every_change_is_a_revision_and_identical_content_is_not(catalog_home: Path) -> None:
-    from registry.catalog import diff_revisions, get_entry, list_revisions, upsert_entry
+    from registry.catalog.entries import diff_revisions, get_entry, list_revisions, upsert_entry
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -170,14 +170,14 @@ def test_every_change_is_a_revision_and_identical_content_is_not(catalog_home: P
 # --- review and publication (articles 10, 19) ------------------------------------------------------------------
 
 def test_only_a_reviewer_designated_by_the_same_agency_on_that_day_decides(catalog_home: Path) -> None:
-    from registry.catalog import get_entry
-    from registry.catalog_review import (
+    from registry.catalog.entries import get_entry
+    from registry.catalog.review import (
         record_confidentiality_review,
         review_revision,
         submit_revision,
     )
     from registry.db import session_scope
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     day = date(2025, 3, 3)
     with session_scope() as session:
@@ -207,7 +207,7 @@ def test_only_a_reviewer_designated_by_the_same_agency_on_that_day_decides(catal
 
 
 def test_confidentiality_review_is_required_before_publication(catalog_home: Path) -> None:
-    from registry.catalog_review import (
+    from registry.catalog.review import (
         record_confidentiality_review,
         review_revision,
         submit_revision,
@@ -230,9 +230,9 @@ def test_confidentiality_review_is_required_before_publication(catalog_home: Pat
 
 
 def test_a_published_entry_stays_visible_while_its_edit_is_reviewed(catalog_home: Path) -> None:
-    from registry.audit import verify_chain
-    from registry.catalog import get_entry, published_content, upsert_entry
-    from registry.catalog_review import review_revision, submit_revision
+    from registry.audit.log import verify_chain
+    from registry.catalog.entries import get_entry, published_content, upsert_entry
+    from registry.catalog.review import review_revision, submit_revision
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -275,7 +275,7 @@ def test_a_published_entry_stays_visible_while_its_edit_is_reviewed(catalog_home
 
 def test_a_draft_entry_is_not_offered_to_consumers(catalog_home: Path) -> None:
     from registry.db import session_scope
-    from registry.subscriptions import subscribe
+    from registry.sharing.subscriptions import subscribe
     from tests.helpers import CONSUMER, ensure_agency
 
     with session_scope() as session:
@@ -290,9 +290,9 @@ def test_a_draft_entry_is_not_offered_to_consumers(catalog_home: Path) -> None:
 
 def test_registered_resource_is_catalogued_through_review(catalog_home: Path) -> None:
     """`resource add` registers entry and stream; `catalog edit` compiles its elements; review publishes them."""
-    from registry.catalog import get_entry, upsert_entry
+    from registry.catalog.entries import get_entry, upsert_entry
     from registry.db import session_scope
-    from registry.resources import add_resource
+    from registry.catalog.resources import add_resource
 
     with session_scope() as session:
         setup_people(session)

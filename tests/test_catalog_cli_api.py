@@ -83,10 +83,10 @@ def test_cli_compiles_reviews_and_publishes(catalog_home: Path, tmp_path: Path) 
 
 def person_sessions(*accounts: str) -> dict[str, str]:
     """A signed-in person (session token) for each designated person of setup_people, same account name."""
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.people import get_person
-    from registry.users import add_user, login
+    from registry.people.persons import get_person
+    from registry.people.users import add_user, login
 
     password = "correct-horse-battery"
     with session_scope() as session:
@@ -101,7 +101,7 @@ def person_sessions(*accounts: str) -> dict[str, str]:
 def test_api_online_compilation_and_published_view(catalog_home: Path, monkeypatch) -> None:  # noqa: ANN001
     from registry.db import session_scope
 
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
+    monkeypatch.setattr("registry.people.users.SCRYPT_N", 2**10)
     with session_scope() as session:
         setup_people(session)
         ensure_agency(session, *CONSUMER)
@@ -150,7 +150,7 @@ def test_api_online_compilation_and_published_view(catalog_home: Path, monkeypat
         with session_scope() as session:
             from sqlalchemy import select
 
-            from registry.models import AuditEvent
+            from registry.audit.models import AuditEvent
 
             actors = dict(session.execute(select(AuditEvent.action, AuditEvent.actor).where(
                 AuditEvent.resource_code == code, AuditEvent.action.like("catalog.%"))).all())

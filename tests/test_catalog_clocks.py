@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from registry.workdays import UnknownCalendarYear
+from core.calendar.workdays import UnknownCalendarYear
 from tests.catalog_helpers import (
     audit_actions,
     catalog_home_fixture,  # noqa: F401 - the catalog_home fixture
@@ -25,7 +25,7 @@ from tests.helpers import PROVIDER
 
 pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
 
-EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "registry" / "calendars" / "2027.example.json"
+EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "core" / "calendar" / "schedules" / "2027.example.json"
 
 # (day the change happened, due day): counted strictly after the day, holidays skipped, 调休 Saturdays worked.
 REAL_DUE_DATES = [
@@ -42,7 +42,7 @@ REAL_DUE_DATES = [
 @pytest.mark.parametrize(("opened", "due"), REAL_DUE_DATES)
 def test_update_obligation_due_two_working_days_later(catalog_home: Path, opened: str, due: str) -> None:
     from registry.db import session_scope
-    from registry.obligations import open_update_obligation
+    from registry.catalog.obligations import open_update_obligation
 
     with session_scope() as session:
         setup_people(session)
@@ -61,8 +61,8 @@ def test_a_2027_deadline_needs_the_state_council_schedule(catalog_home: Path) ->
     from cli.main import app
     from core.settings import get_settings
     from registry.db import session_scope
-    from registry.obligations import list_obligations, open_update_obligation, unscheduled_obligations
-    from registry.workdays import load_schedule_file
+    from registry.catalog.obligations import list_obligations, open_update_obligation, unscheduled_obligations
+    from core.calendar.workdays import load_schedule_file
 
     without_schedules()
     with session_scope() as session:
@@ -87,7 +87,7 @@ def test_a_2027_deadline_needs_the_state_council_schedule(catalog_home: Path) ->
 def test_a_2027_day_inside_the_loaded_spring_festival(catalog_home: Path) -> None:
     from core.settings import get_settings
     from registry.db import session_scope
-    from registry.obligations import open_update_obligation
+    from registry.catalog.obligations import open_update_obligation
 
     without_schedules()
     with session_scope() as session:
@@ -105,9 +105,9 @@ def test_a_2027_day_inside_the_loaded_spring_festival(catalog_home: Path) -> Non
 
 
 def test_overdue_updates_are_listed_until_the_update_is_published(catalog_home: Path) -> None:
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
-    from registry.obligations import (
+    from registry.catalog.obligations import (
         list_obligations,
         open_update_obligation,
         overdue_obligations,
@@ -139,9 +139,9 @@ def test_overdue_updates_are_listed_until_the_update_is_published(catalog_home: 
 
 
 def test_editing_a_published_entry_opens_an_obligation(catalog_home: Path) -> None:
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
-    from registry.obligations import list_obligations
+    from registry.catalog.obligations import list_obligations
 
     with session_scope() as session:
         setup_people(session)
@@ -157,7 +157,7 @@ def test_editing_a_published_entry_opens_an_obligation(catalog_home: Path) -> No
 @pytest.mark.usefixtures("ordinary_day")  # it records acts up to March 2026, so it runs after them
 def test_every_entry_is_reconfirmed_once_a_calendar_year(catalog_home: Path) -> None:
     from registry.db import session_scope
-    from registry.obligations import (
+    from registry.catalog.obligations import (
         open_update_obligation,
         overdue_reconfirmations,
         reconfirm_entry,

@@ -40,7 +40,7 @@ SECOND = {
 def _agencies() -> None:
     from registry.db import session_scope
 
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     with session_scope() as session:
         ensure_agency(session, *PROVIDER)
@@ -51,7 +51,7 @@ def _agencies() -> None:
 
 
 def _revisions() -> int:
-    from registry.catalog_models import CatalogRevision
+    from registry.catalog.models import CatalogRevision
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -59,7 +59,7 @@ def _revisions() -> int:
 
 
 def _import(path: Path, agency: str = PROVIDER[0]):
-    from registry.catalog_io import import_file
+    from registry.catalog.import_export import import_file
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -67,7 +67,7 @@ def _import(path: Path, agency: str = PROVIDER[0]):
 
 
 def _export(path: Path, **options: object) -> int:
-    from registry.catalog_io import export_file
+    from registry.catalog.import_export import export_file
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -148,7 +148,7 @@ def test_filled_workbook_imports_then_export_and_reimport_change_nothing(hub_hom
     wb.save(tmp_path / "edited.xlsx")
     edited = _import(tmp_path / "edited.xlsx")
     assert edited.updated == ["101001/0001"] and edited.unchanged == ["102003/0001"]
-    from registry.catalog import get_entry, latest_revision
+    from registry.catalog.entries import get_entry, latest_revision
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -177,7 +177,7 @@ def test_bad_workbook_lists_every_problem_with_its_cell_and_imports_nothing(hub_
     result = CliRunner().invoke(app, ["catalog", "import", str(path), "--agency", PROVIDER[0], "--as", "zhang.san"],
                                 env={"COLUMNS": "250"})
     assert result.exit_code == 1, result.output
-    from registry.catalog_io import ImportRefused
+    from registry.catalog.import_export import ImportRefused
 
     with pytest.raises(ImportRefused) as refused:
         _import(path)
@@ -195,7 +195,7 @@ def test_bad_workbook_lists_every_problem_with_its_cell_and_imports_nothing(hub_
 
 
 def test_code_of_another_agency_and_wrong_provider_are_refused(hub_home: Path, tmp_path: Path) -> None:
-    from registry.catalog_io import ImportRefused
+    from registry.catalog.import_export import ImportRefused
     from schemas.catalog_xlsx import write_workbook
 
     _agencies()
@@ -244,7 +244,7 @@ def test_csv_and_json_round_trip(hub_home: Path, tmp_path: Path, suffix: str) ->
 
 
 def test_csv_rows_of_one_entry_must_agree(hub_home: Path, tmp_path: Path) -> None:
-    from registry.catalog_io import ImportRefused
+    from registry.catalog.import_export import ImportRefused
 
     _agencies()
     out = tmp_path / "out.csv"
@@ -259,7 +259,7 @@ def test_csv_rows_of_one_entry_must_agree(hub_home: Path, tmp_path: Path) -> Non
 
 
 def test_json_problems_name_the_entry_and_element(hub_home: Path, tmp_path: Path) -> None:
-    from registry.catalog_io import ImportRefused
+    from registry.catalog.import_export import ImportRefused
 
     _agencies()
     bad = dict(ENTRY, sharing_type="not_shared", sharing_condition="", sharing_modes=[])
@@ -281,7 +281,7 @@ def test_json_problems_name_the_entry_and_element(hub_home: Path, tmp_path: Path
 
 def test_hostile_files_are_refused_clearly(hub_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.errors import ConfigError
-    from registry.catalog_io import parse_file
+    from registry.catalog.import_export import parse_file
 
     not_a_workbook = tmp_path / "目录.xlsx"
     not_a_workbook.write_text("名称,分类\n企业,101001\n", encoding="utf-8")
@@ -354,7 +354,7 @@ def test_bulk_api_upserts_own_entries_idempotently(hub_home: Path) -> None:
 
 def _discover_and_check(source: str, table: str, tmp_path: Path) -> None:
     from cli.main import app
-    from registry.catalog_io import discover_items
+    from registry.catalog.import_export import discover_items
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -388,7 +388,7 @@ ENTERPRISES_DDL = ("CREATE TABLE enterprises (id INTEGER PRIMARY KEY, uscc VARCH
 
 def test_discover_prefills_data_items_from_sqlite(hub_home: Path, tmp_path: Path) -> None:
     from registry.db import session_scope
-    from registry.sources import add_source
+    from registry.catalog.sources import add_source
 
     _agencies()
     db = tmp_path / "scjg.db"
@@ -401,7 +401,7 @@ def test_discover_prefills_data_items_from_sqlite(hub_home: Path, tmp_path: Path
 
 def test_discover_prefills_data_items_from_postgresql(hub_home: Path, tmp_path: Path) -> None:
     from registry.db import session_scope
-    from registry.sources import add_source
+    from registry.catalog.sources import add_source
     from tests.helpers import pg_execute, pg_scratch_schema, pg_source_config
     from tests.services import require_postgres
 
@@ -417,7 +417,7 @@ def test_discover_prefills_data_items_from_postgresql(hub_home: Path, tmp_path: 
 
 
 def test_text_that_looks_like_a_formula_stays_text_through_a_workbook(hub_home: Path, tmp_path: Path) -> None:
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
     from schemas.catalog_metadata import CatalogEntryData
 
@@ -444,7 +444,7 @@ def test_hand_written_csv_with_only_the_needed_columns_imports(hub_home: Path, t
         "1,,,,,,,,,统一社会信用代码,字符型\n", encoding=encoding)
     report = _import(path)
     assert report.created == ["101001/0001"]
-    from registry.catalog import get_entry, latest_revision
+    from registry.catalog.entries import get_entry, latest_revision
     from registry.db import session_scope
 
     with session_scope() as session:

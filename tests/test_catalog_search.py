@@ -54,7 +54,7 @@ def registry(request: pytest.FixtureRequest) -> Path:
 
 def _people() -> None:
     from registry.db import session_scope
-    from registry.people import add_person, designate
+    from registry.people.persons import add_person, designate
 
     with session_scope() as session:
         for code, name in (PROVIDER, OTHER_PROVIDER, CONSUMER):
@@ -67,7 +67,7 @@ def _people() -> None:
 
 
 def _compile(content: dict, *, agency: str = PROVIDER[0], code: str | None = None, prefix: str = "scjg") -> str:
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
     from schemas.catalog_metadata import CatalogEntryData
 
@@ -78,7 +78,7 @@ def _compile(content: dict, *, agency: str = PROVIDER[0], code: str | None = Non
 
 
 def _publish(code: str, prefix: str = "scjg") -> None:
-    from registry.catalog_review import (
+    from registry.catalog.review import (
         record_confidentiality_review,
         review_revision,
         submit_revision,
@@ -103,7 +103,7 @@ def _catalogue() -> dict[str, str]:
 
 
 def _search(**filters: object) -> list[str]:
-    from registry.catalog_search import search_catalog
+    from registry.catalog.search import search_catalog
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -132,7 +132,7 @@ def test_search_shows_the_published_revision_while_an_edit_is_under_review(regis
     codes = _catalogue()
     _compile(dict(ENTERPRISES, name="法人基本信息"), code=codes["enterprises"])  # a draft revision 2
     assert _search(keyword="企业") == [codes["enterprises"]] and _search(keyword="法人") == []
-    from registry.catalog_io import export_rows
+    from registry.catalog.import_export import export_rows
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -150,7 +150,7 @@ def test_interface_entry_gets_a_valid_openapi_service(registry: Path) -> None:
 
     from core.errors import NotFound
     from registry.db import session_scope
-    from registry.interface_services import get_service, list_services
+    from registry.catalog.search import get_service, list_services
 
     codes = _catalogue()
     code = codes["enterprises"]
@@ -181,7 +181,7 @@ def test_interface_entry_gets_a_valid_openapi_service(registry: Path) -> None:
 
 
 def test_dcat_export_describes_each_published_entry(registry: Path) -> None:
-    from registry.catalog_dcat import dcat_catalog
+    from registry.catalog.dcat import dcat_catalog
     from registry.db import session_scope
 
     codes = _catalogue()

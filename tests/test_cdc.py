@@ -56,8 +56,8 @@ def source(pg_logical_database: str, hub_home: Path, monkeypatch: pytest.MonkeyP
 
 def register(dsn: str, table: str = "enterprises", key: tuple[str, ...] = ("id",)) -> str:
     from registry.db import session_scope
-    from registry.resources import add_resource
-    from registry.sources import add_source
+    from registry.catalog.resources import add_resource
+    from registry.catalog.sources import add_source
 
     config, secret = pg_source_config(dsn)
     name = f"pg-{uuid.uuid4().hex[:6]}"
@@ -228,7 +228,7 @@ def test_stale_slot_is_dropped_and_the_next_run_reads_everything(source: str, mo
     from pipeline.cdc import sync_cdc
     from pipeline.cdc_slots import cdc_status, guard_all
     from registry.db import session_scope
-    from registry.models import CdcResync
+    from registry.exchange.notice_models import CdcResync
 
     code = register(source)
     sync_cdc(resource_code=code)
@@ -269,7 +269,7 @@ def test_a_slot_nobody_confirmed_for_too_long_is_dropped(source: str, monkeypatc
     from pipeline.cdc import sync_cdc
     from pipeline.cdc_slots import guard_all
     from registry.db import session_scope
-    from registry.models import CursorState
+    from registry.exchange.models import CursorState
 
     code = register(source)
     sync_cdc(resource_code=code)
@@ -375,7 +375,7 @@ def test_disabling_capture_drops_the_slot_and_enabling_starts_with_a_snapshot(so
 @pytest.mark.slow
 def test_a_cdc_resource_runs_as_one_capture_task_in_airflow(source: str, tmp_path: Path) -> None:
     from pipeline.airflow_runner import run_dags
-    from registry.dagspecs import dag_id_for, write_dag_specs
+    from registry.catalog.dagspecs import dag_id_for, write_dag_specs
 
     code = register(source)
     write_dag_specs()

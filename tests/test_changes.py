@@ -116,7 +116,7 @@ def test_each_publish_records_its_change_set(source: tuple[Hub, Path]) -> None:
 def test_changes_since_a_version_through_service_cli_and_api(source: tuple[Hub, Path], tmp_path: Path) -> None:
     from pipeline.changes_feed import changes_schema, changes_since, iter_changes
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     hub, database = source
     _sql(database, f"UPDATE enterprises SET status = '注销', updated_at = '{LATER}' WHERE id IN (7, 8)")
@@ -255,7 +255,7 @@ def test_an_incremental_resource_is_read_in_full_again_as_a_safety_net(source: t
     from core import clock
     from core.settings import reset_settings
     from registry.db import session_scope
-    from registry.models import SyncRun
+    from registry.exchange.models import SyncRun
 
     hub, database = source
     _sql(database, "DELETE FROM enterprises WHERE id = 20", "UPDATE enterprises SET status = '吊销' WHERE id = 21")

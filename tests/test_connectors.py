@@ -116,7 +116,7 @@ def test_cli_source_check_prints_one_line(hub_home: Path, pg_source: tuple[str, 
     """`govshare source check` on an unreachable server: one line naming the source, the retriable status."""
     from cli.main import app
     from registry.db import session_scope
-    from registry.sources import add_source
+    from registry.catalog.sources import add_source
 
     dsn, schema = pg_source
     config, _ = pg_source_config(dsn, schema=schema)
@@ -259,7 +259,7 @@ def test_connector_kinds_come_from_entry_points() -> None:
 def test_unknown_kind_is_a_clear_error(hub_home: Path) -> None:
     from connectors.registry import connector_class
     from registry.db import session_scope
-    from registry.sources import add_source
+    from registry.catalog.sources import add_source
 
     with pytest.raises(ConfigError) as raised:
         connector_class("oracle")
@@ -274,7 +274,7 @@ def test_unknown_kind_is_a_clear_error(hub_home: Path) -> None:
 
 def test_missing_configuration_is_named(hub_home: Path) -> None:
     from registry.db import session_scope
-    from registry.sources import add_source
+    from registry.catalog.sources import add_source
 
     with session_scope() as session:
         ensure_agency(session, *PROVIDER)
@@ -300,7 +300,7 @@ def test_source_password_is_encrypted_at_rest(keyed_hub: Path, pg_source: tuple[
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from core.settings import reset_settings
     from registry.db import get_engine, session_scope
-    from registry.sources import add_source, get_source, open_connector
+    from registry.catalog.sources import add_source, get_source, open_connector
 
     dsn, schema = pg_source
     config, _ = pg_source_config(dsn, schema=schema)

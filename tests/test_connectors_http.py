@@ -241,7 +241,7 @@ def test_http_into_published_versions_incrementally(hub_home: Path, api: Api) ->
     assert by_id[46]["name"] == "徐汇区第46号餐饮店"
     # The token is stored encrypted, never in the source's configuration.
     from registry.db import session_scope
-    from registry.sources import get_source
+    from registry.catalog.sources import get_source
 
     with session_scope() as session:
         source = get_source(session, name=hub.source_name)

@@ -198,7 +198,7 @@ def test_registered_source_keeps_the_password_encrypted(hub_home, scratch: dict)
     from sqlalchemy import text
 
     from registry.db import session_scope
-    from registry.sources import add_source, get_source, open_connector
+    from registry.catalog.sources import add_source, get_source, open_connector
     from tests.helpers import PROVIDER, ensure_agency
 
     with session_scope() as session:

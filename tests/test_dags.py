@@ -75,7 +75,7 @@ def _parse_dags(dag_folder: Path, *, home: Path, airflow_home: Path) -> dict:
 @pytest.fixture
 def two_resources(hub_home: Path, tmp_path: Path) -> dict[str, dict]:
     """Two resources of two agencies, each fed by its own SQLite business database, and one without a source."""
-    from registry.dagspecs import dag_id_for
+    from registry.catalog.dagspecs import dag_id_for
 
     market_db, civil_db = tmp_path / "market.db", tmp_path / "civil.db"
     load_sqlite(market_db, rows=400, seed=41)
@@ -178,9 +178,9 @@ def test_sync_dags_run_against_postgresql_and_mariadb(hub_home: Path, tmp_path: 
     import pymysql
 
     from pipeline.airflow_runner import run_dags
-    from registry.dagspecs import dag_id_for
+    from registry.catalog.dagspecs import dag_id_for
     from registry.db import session_scope
-    from registry.notices import list_notices
+    from registry.exchange.notices import list_notices
     from samples.loaders import load_mysql, load_postgres
     from tests.helpers import pg_execute, pg_scratch_schema, pg_source_config
     from tests.services import require_mysql, require_postgres

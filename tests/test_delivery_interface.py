@@ -55,7 +55,7 @@ def test_lookup_by_uscc_returns_only_granted_columns_and_rows(served: Delivery) 
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         reads = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "data.read",
@@ -81,7 +81,7 @@ def test_a_lookup_answered_in_front_of_the_app_is_the_routes_answer_and_audited_
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     target = expected_rows(latest(served.hub.resource_code))[3]
     params = {"column": "uscc", "value": target["uscc"]}
@@ -156,9 +156,9 @@ def test_concurrent_lookups_are_each_audited_on_an_unbroken_chain(served: Delive
 
     from sqlalchemy import func, select
 
-    from registry.audit import verify_chain
+    from registry.audit.log import verify_chain
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     allowed = expected_rows(latest(served.hub.resource_code))[:60]
 
@@ -205,11 +205,11 @@ def test_rate_limit_answers_429_with_retry_after(hub_home: Path, tmp_path: Path,
 
 def test_a_revoked_grant_stops_lookups(hub_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.settings import reset_settings
-    from registry.agencies import get_agency
-    from registry.auth import console
+    from registry.people.agencies import get_agency
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.grants import live_grant, revoke_grant
-    from registry.resources import get_resource
+    from registry.sharing.grants import live_grant, revoke_grant
+    from registry.catalog.resources import get_resource
 
     monkeypatch.setenv("GOVSHARE_DECISION_CACHE_SECONDS", "0")  # decide every request (default: reuse 1 s)
     reset_settings()

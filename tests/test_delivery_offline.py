@@ -55,7 +55,7 @@ def _closed_port() -> int:
 def test_sftp_push_delivers_the_granted_data_once(hub: Delivery, sshd: SSHServer, outbox: Path) -> None:  # noqa: F811
     from delivery.sftp_push import push
     from registry.db import session_scope
-    from registry.delivery_models import Delivery as DeliveryRecord
+    from registry.exchange.delivery_models import Delivery as DeliveryRecord
 
     _target(hub, sshd, outbox.name)
     report = push(resource_code=hub.hub.resource_code, agency=hub.hub.consumer_code)
@@ -93,7 +93,7 @@ def test_sftp_push_retries_then_succeeds_and_refuses_a_consumer_without_grant(hu
     from core.errors import AccessDenied, RetriableError
     from delivery.sftp_push import push
     from registry.db import session_scope
-    from registry.delivery_models import Delivery as DeliveryRecord
+    from registry.exchange.delivery_models import Delivery as DeliveryRecord
 
     _target(hub, sshd, outbox.name, port=_closed_port())
     with pytest.raises(RetriableError, match="failed after 2 attempts"):

@@ -60,11 +60,11 @@ def browser() -> Iterator:
 def _catalogue_and_people(code: str, tmp_path: Path) -> None:
     """A published catalogue entry for the resource, its secrecy review (legal representative's name and ID are
     personal), a signed agreement with the consumer, and three people who sign in."""
-    from registry.agreements import add_agreement, set_sensitivity
-    from registry.auth import console
-    from registry.catalog import upsert_entry
+    from registry.sharing.agreements import add_agreement, set_sensitivity
+    from registry.people.auth import console
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
-    from registry.users import add_user
+    from registry.people.users import add_user
     from tests.catalog_helpers import entry_data, publish, setup_people
 
     with session_scope() as session:

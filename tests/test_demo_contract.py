@@ -14,10 +14,10 @@ from tests.helpers import latest, read_version
 def test_the_demo_syncs_with_the_shipped_contract_attached(hub_home: Path) -> None:
     from cli.demo import ENTERPRISE_ROWS, _register
     from pipeline.sync import sync_resource
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.streams import verify_stream
+    from registry.catalog.resources import get_resource
+    from registry.exchange.streams import verify_stream
     from samples.demo_sources import change_market_rows
 
     (hub_home / "sources").mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Statutory due days in a year whose State Council schedule is not installed (registry/due_days.py): accepted
+"""Statutory due days in a year whose State Council schedule is not installed (core/calendar/due_days.py, filled in by
+registry/supervision/due_days.py): accepted
 and shown as 待国务院公布节假日安排 everywhere (API, page, PDF form, CLI, supervision), never overdue and never
 guessed; loading the schedule fills every due day in (audited), and a passed one is overdue from then on. From
 November the operator is told, with the command to run, while next year's schedule is missing."""
@@ -42,10 +43,10 @@ def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def office(hub_home: Path) -> Iterator[dict[str, str]]:
     """Provider, consumer and supervisor with their people; a conditional entry; no 2027 schedule installed."""
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.resources import add_resource
-    from registry.users import add_user
+    from registry.catalog.resources import add_resource
+    from registry.people.users import add_user
 
     from core.settings import get_settings
 
@@ -80,11 +81,11 @@ def _page(base_url: str, username: str, path: str) -> str:
 
 def _unknown_duties(code: str) -> tuple[str, str]:
     """An update obligation and a rectification order whose due days fall in 2027, opened on 31 December."""
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.obligations import open_update_obligation
-    from registry.rectification import issue_order
-    from registry.violations import record_finding
+    from registry.catalog.obligations import open_update_obligation
+    from registry.supervision.rectification import issue_order
+    from registry.supervision.violations import record_finding
 
     supervisor = console("commission")
     with session_scope() as session:
@@ -102,10 +103,10 @@ def _unknown_duties(code: str) -> tuple[str, str]:
 def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[str, str], tmp_path: Path) -> None:
     from sqlalchemy import select
 
-    from registry.applications import check_deadlines
-    from registry.auth import console
+    from registry.sharing.applications import check_deadlines
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with pinned(on(date(2026, 12, 20))), running_api() as api:  # a Sunday: 10 working days reach into 2027
         consumer = _token(api.base_url, "cons")
@@ -163,8 +164,8 @@ def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[st
 
     with pinned(on(date(2027, 1, 5))), session_scope() as session:
         assert (number, "overdue") in check_deadlines(session, by=console("scheduler"))
-        from registry.due_days import due_status
-        from registry.sharing_models import Application
+        from core.calendar.due_days import due_status
+        from registry.sharing.models import Application
 
         application = session.scalar(select(Application).where(Application.number == number))
         assert due_status(application.due_on) == "overdue"
@@ -174,7 +175,7 @@ def test_an_application_waits_for_the_schedule_then_gets_its_day(office: dict[st
                                              (date(2026, 12, 31), True)])
 def test_the_operator_is_told_from_november_while_next_year_is_missing(office: dict[str, str], day: date,
                                                                       warned: bool) -> None:
-    from registry.supervision_daily import run_clocks
+    from registry.supervision.daily import run_clocks
 
     with pinned(on(day)):
         years = runner.invoke(cli, ["calendar", "years"])

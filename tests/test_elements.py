@@ -39,7 +39,7 @@ def _sync(code: str) -> None:
 
 def _add_name_element(resource_code: str, code: str = "DE0001") -> None:
     from registry.db import session_scope
-    from registry.elements import add_element
+    from registry.catalog.elements import add_element
 
     with session_scope() as session:
         add_element(session, code=code, name="企业名称", agency=PROVIDER[0], resource_code=resource_code,
@@ -49,7 +49,7 @@ def _add_name_element(resource_code: str, code: str = "DE0001") -> None:
 def test_duplicate_collection_between_two_agencies_names_the_authority(hub_home: Path, tmp_path: Path) -> None:
     from core.errors import ConfigError
     from registry.db import session_scope
-    from registry.elements import add_element, check_duplicate_collection
+    from registry.catalog.elements import add_element, check_duplicate_collection
 
     market = _market(tmp_path)
     _sync(market.resource_code)
@@ -85,7 +85,7 @@ def test_a_copy_is_compared_with_the_authority_and_both_agencies_hear_of_mismatc
     from cli.main import app
     from pipeline.paths import resolve
     from registry.db import session_scope
-    from registry.tickets import list_tickets
+    from registry.quality.tickets import list_tickets
 
     market = _market(tmp_path)
     tax_db = tmp_path / "tax.db"
@@ -119,7 +119,7 @@ def test_a_copy_is_compared_with_the_authority_and_both_agencies_hear_of_mismatc
 
     from sqlalchemy import select
 
-    from registry.quality_models import ConsistencyCheck
+    from registry.quality.models import ConsistencyCheck
 
     with session_scope() as session:
         check = session.scalar(select(ConsistencyCheck))
@@ -181,9 +181,9 @@ def test_a_catalogue_entry_collecting_another_agencys_element_is_flagged(hub_hom
     """Article 11: the tax office catalogues an enterprise-name item the market regulator is authoritative for."""
     from sqlalchemy import select
 
-    from registry.catalog import upsert_entry
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
     from schemas.catalog_metadata import CatalogEntryData
     from tests.helpers import ensure_agency
 

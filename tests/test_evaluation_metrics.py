@@ -23,7 +23,7 @@ def _period() -> str:
 
 def test_the_quality_pass_rate_counts_the_rows_runs_read(hub_home: Path, tmp_path: Path) -> None:
     from registry.db import session_scope
-    from registry.evaluation import evaluate
+    from registry.supervision.evaluation import evaluate
 
     database = tmp_path / "market.db"
     load_sqlite(database, rows=300, seed=23)
@@ -48,7 +48,7 @@ def test_the_quality_pass_rate_counts_the_rows_runs_read(hub_home: Path, tmp_pat
 
 
 def test_a_metric_cannot_leave_its_range_and_each_has_one_formula() -> None:
-    from registry.evaluation import Ratio, weighted_score
+    from registry.supervision.evaluation import Ratio, weighted_score
     from schemas.evaluation_config import METRIC_FORMULAS, METRICS
 
     assert Ratio(0, 0).value is None and Ratio(3, 4).value == 0.75

@@ -28,7 +28,7 @@ def published(hub_home: Path) -> Iterator[str]:
     """A PostgreSQL-fed resource with the enterprise contract, published with advisory (non-blocking) problems."""
     from pipeline.sync import sync_resource
     from registry.db import session_scope
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
 
     dsn = require_postgres()
     with pg_scratch_schema(dsn) as schema:

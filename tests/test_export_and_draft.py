@@ -58,8 +58,8 @@ def test_export_writes_any_published_version_and_it_verifies(hub_home: Path, tmp
     assert refused.exit_code == 1 and "has no version 9" in refused.output
     from sqlalchemy import select
 
+    from registry.audit.models import AuditEvent
     from registry.db import session_scope
-    from registry.models import AuditEvent
 
     with session_scope() as session:
         exports = [e.detail for e in session.scalars(select(AuditEvent).where(AuditEvent.action == "data.export"))]

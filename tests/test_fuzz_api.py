@@ -29,7 +29,7 @@ def fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         patch.setenv("GOVSHARE_DEMO", "1")
         for name in ("GOVSHARE_DATABASE_URL", "GOVSHARE_STORAGE", "GOVSHARE_SECRET_KEY"):
             patch.delenv(name, raising=False)
-        patch.setattr("registry.users.SCRYPT_N", 2**10)
+        patch.setattr("registry.people.users.SCRYPT_N", 2**10)
         _reset_caches()
         upgrade()
         yield small_world(base, rows=40, seed=29)

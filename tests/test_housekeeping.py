@@ -58,7 +58,7 @@ def _backdate_versions(hub: Hub, days: int) -> None:
 
     from core import clock
     from registry.db import session_scope
-    from registry.models import DatasetVersion
+    from registry.exchange.models import DatasetVersion
 
     with session_scope() as session:
         session.execute(update(DatasetVersion).where(DatasetVersion.resource_id == hub.resource_id)
@@ -70,7 +70,7 @@ def test_clean_staging_removes_only_what_no_run_needs(source: tuple[Hub, Path]) 
     from pipeline.extract import stage_resource
     from pipeline.housekeeping import clean_staging
     from registry.db import session_scope
-    from registry.models import SyncRun
+    from registry.exchange.models import SyncRun
 
     hub, _ = source
     _sync(hub)
@@ -110,7 +110,7 @@ def test_retention_keeps_the_latest_and_what_a_subscriber_needs(source: tuple[Hu
     from pipeline.paths import resolve
     from pipeline.verify import verify_copy
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     hub, database = source
     _sync(hub)
@@ -140,7 +140,7 @@ def test_retention_keeps_the_latest_and_what_a_subscriber_needs(source: tuple[Hu
     # Once the subscriber is gone, everything but the latest may go; the latest never does.
     from sqlalchemy import update
 
-    from registry.models import Subscription
+    from registry.sharing.models import Subscription
 
     with session_scope() as session:
         session.execute(update(Subscription).values(status="cancelled"))

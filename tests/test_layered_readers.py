@@ -19,7 +19,7 @@ import pytest
 
 from core.errors import FatalError
 from pipeline.layers import DELETES_DIR, Part, iter_parts, live_rows, live_sql, version_parts, write_deleted
-from registry.models import DatasetVersion
+from registry.exchange.models import DatasetVersion
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
 SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string()),

@@ -23,7 +23,7 @@ LATER = "2026-07-01T10:00:00+08:00"
 
 def _stream(code: str, **extra) -> None:  # noqa: ANN003 - stream settings
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         resource = get_resource(session, code=code)
@@ -118,7 +118,7 @@ def test_text_keys_past_the_prefix_and_odd_values_are_found_exactly(hub_home: Pa
     their text; floats."""
     from pipeline.lookup_index import MAX_KEY_BYTES, build_part, published_stem
     from pipeline.paths import storage_root
-    from registry.models import DatasetVersion
+    from registry.exchange.models import DatasetVersion
 
     shared = "上海市浦东新区" * 5  # 105 bytes of UTF-8
     names = [shared + "甲", shared + "乙", "", "a", "a\x00", None, shared + "甲", "b" * MAX_KEY_BYTES]

@@ -79,8 +79,8 @@ def test_postgres_upgrade_downgrade_upgrade(pg_database: str) -> None:
 
 def test_upgraded_schema_is_usable_after_a_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After downgrade and upgrade again, the registry accepts writes (no half-dropped constraint remains)."""
-    from registry.agencies import add_agency, list_agencies
-    from registry.audit import verify_chain
+    from registry.people.agencies import add_agency, list_agencies
+    from registry.audit.log import verify_chain
     from registry.db import session_scope
     from registry.migrate import downgrade, upgrade
 

@@ -98,7 +98,7 @@ def _set_webhook(hub: Hub, agency: str, receiver: Receiver) -> None:
 
 def _notices(**filters) -> list:  # noqa: ANN003
     from registry.db import session_scope
-    from registry.notices import list_notices
+    from registry.exchange.notices import list_notices
 
     with session_scope() as session:
         return list_notices(session, **filters)
@@ -166,7 +166,7 @@ def test_an_unreachable_webhook_is_given_up_and_reported(source: tuple[Hub, Path
     from pipeline.notify import deliver_pending
     from pipeline.sync import sync_resource
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     hub, _ = source
     from tests.helpers import ensure_agency, subscribe_consumer

@@ -30,7 +30,7 @@ def _chinese_day(value) -> str:  # noqa: ANN001 - date
 
 
 def _assert_every_font_embedded(pdf: Path) -> None:
-    from registry.pdf_font import font_file
+    from schemas.pdf_font import font_file
 
     used = fonts(pdf)
     assert used and all(f.embedded and f.subset for f in used), used
@@ -46,10 +46,10 @@ def pinned_story():  # noqa: ANN201 - the story and its documents on SUBMITTED
 def test_the_application_form_embeds_its_font_and_names_people_agencies_and_items(
         pinned_story, story: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
     require_poppler()
-    from registry.application_form import render_form
-    from registry.applications import get_application
+    from registry.sharing.application_form import render_form
+    from registry.sharing.applications import get_application
     from registry.db import session_scope
-    from registry.pdf_font import font_file
+    from schemas.pdf_font import font_file
     from samples.demo_sources import HR, TAX
 
     with session_scope() as session:
@@ -102,8 +102,8 @@ def test_the_evaluation_notice_embeds_its_font_and_shows_agencies_with_codes(
         pinned_story, story: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
     require_poppler()
     from registry.db import session_scope
-    from registry.pdf_font import font_file
-    from registry.supervision_report import write_report
+    from schemas.pdf_font import font_file
+    from registry.supervision.report_writer import write_report
     from samples.demo_sources import MARKET, TAX
 
     with session_scope() as session:

@@ -11,15 +11,17 @@ from schemas.presentation import cell, code_of, day, due_day, label, label_list,
 
 
 def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
-    from registry.agencies import LEVEL_LABELS
-    from registry.applications import KINDS
-    from registry.catalog_models import DESIGNATION_ROLES, REVISION_STATUSES
-    from registry.grants import ROW_FILTER_OPS
-    from registry.obligations import OBLIGATION_KINDS
-    from registry.quality_models import QUARANTINE_STATUSES, TICKET_STATUSES
-    from registry.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
-    from registry.sharing_models import APPLICATION_STATUSES, GRANT_STATUSES, ROLES
-    from registry.supervision_models import ORDER_STATUSES, VIOLATION_STATUSES
+    from registry.catalog.models import REVISION_STATUSES
+    from registry.catalog.obligations import OBLIGATION_KINDS
+    from registry.catalog.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
+    from registry.people.agencies import LEVEL_LABELS
+    from registry.people.models import DESIGNATION_ROLES
+    from registry.people.roles import ROLES
+    from registry.quality.models import QUARANTINE_STATUSES, TICKET_STATUSES
+    from registry.sharing.applications import KINDS
+    from registry.sharing.grants import ROW_FILTER_OPS
+    from registry.sharing.models import APPLICATION_STATUSES, GRANT_STATUSES
+    from registry.supervision.models import ORDER_STATUSES, VIOLATION_STATUSES
 
     kept = {"application_statuses": APPLICATION_STATUSES, "grant_statuses": GRANT_STATUSES, "roles": ROLES,
             "application_kinds": KINDS, "designation_roles": DESIGNATION_ROLES, "catalog_statuses": REVISION_STATUSES,

@@ -62,7 +62,7 @@ def _plant(dsn: str, table: str, new_id: int | None, **changes: object) -> None:
 
 def _register_with_contract(dsn: str, schema: str):  # noqa: ANN202
     from registry.db import session_scope
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
 
     config, secret = pg_source_config(dsn, schema=schema)
     setup = register_resource(kind="postgresql", config=config, secret=secret)
@@ -80,8 +80,8 @@ def _sync(code: str, *, full: bool = False):  # noqa: ANN202
 def _open_records(code: str) -> dict[tuple[str, str], str]:
     """(key, rule) -> reason of the resource's open quarantine records."""
     from registry.db import session_scope
-    from registry.quarantine import open_records
-    from registry.resources import get_resource
+    from registry.quality.quarantine import open_records
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         resource = get_resource(session, code=code)
@@ -90,7 +90,7 @@ def _open_records(code: str) -> dict[tuple[str, str], str]:
 
 def _tickets(code: str, status: str | None = "open") -> dict[str, int]:
     from registry.db import session_scope
-    from registry.tickets import list_tickets
+    from registry.quality.tickets import list_tickets
 
     with session_scope() as session:
         return {t.rule: t.rows for t in list_tickets(session, resource_code=code, status=status)}
@@ -99,8 +99,8 @@ def _tickets(code: str, status: str | None = "open") -> dict[str, int]:
 def test_planted_bad_rows_are_quarantined_counted_ticketed_and_replayed(hub: Path, source: tuple[str, str],
                                                                        tmp_path: Path) -> None:
     from registry.db import session_scope
-    from registry.quarantine import list_quarantine
-    from registry.tickets import list_tickets
+    from registry.quality.quarantine import list_quarantine
+    from registry.quality.tickets import list_tickets
 
     dsn, schema = source
     table = f'"{schema}".enterprises'
@@ -238,7 +238,7 @@ def test_reading_bad_rows_again_keeps_one_record_per_key_and_rule(hub: Path, sou
     """Re-read: superseded, not piled up; fixed at the source: closed as fixed; deleted: closed as deleted; one
     open ticket per rule throughout."""
     from registry.db import session_scope
-    from registry.quality_models import QuarantineRecord
+    from registry.quality.models import QuarantineRecord
 
     dsn, schema = source
     table = f'"{schema}".enterprises'
@@ -283,7 +283,7 @@ def test_a_run_over_its_threshold_publishes_nothing_and_says_why(hub_home: Path,
     from core.errors import FatalError
     from pipeline.paths import storage_root
     from registry.db import session_scope
-    from registry.quarantine import list_quarantine
+    from registry.quality.quarantine import list_quarantine
 
     dsn, schema = source
     table = f'"{schema}".enterprises'
@@ -365,7 +365,7 @@ def test_replay_after_a_contract_fix_rechecks_the_stored_rows(hub_home: Path, so
     from pipeline.changes_feed import changes_since
     from pipeline.expectations import latest_run
     from registry.db import session_scope
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     assert v2.manifest["changes"]["inserted"] == 2 and latest_run(resource_code=setup.resource_code).version_id == v2.id
     with session_scope() as session:

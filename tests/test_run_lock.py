@@ -45,7 +45,7 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Hub:
 
 def _source(hub: Hub) -> Path:
     from registry.db import session_scope
-    from registry.sources import get_source
+    from registry.catalog.sources import get_source
 
     with session_scope() as session:
         return Path(get_source(session, name=hub.source_name).config["path"])
@@ -74,7 +74,7 @@ def _plant_lock(hub: Hub, *, run_status: str | None, pid: int, host: str | None 
     from core import clock
     from pipeline import locks, paths
     from registry.db import session_scope
-    from registry.models import ResourceLock, SyncRun
+    from registry.exchange.models import ResourceLock, SyncRun
 
     run_id = uuid.uuid4().hex
     with session_scope() as session:
@@ -91,7 +91,7 @@ def _takeovers(code: str) -> list[dict]:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         return [e.detail for e in session.scalars(select(AuditEvent).where(
@@ -100,7 +100,7 @@ def _takeovers(code: str) -> list[dict]:
 
 def _lock(hub: Hub):  # noqa: ANN202 - ResourceLock | None
     from registry.db import session_scope
-    from registry.models import ResourceLock
+    from registry.exchange.models import ResourceLock
 
     with session_scope() as session:
         lock = session.get(ResourceLock, hub.resource_id)
@@ -152,7 +152,7 @@ def test_leases_on_other_hosts_end_when_the_heartbeat_stops(hub: Hub) -> None:
     from core import clock
     from core.errors import RetriableError
     from registry.db import session_scope
-    from registry.models import ResourceLock
+    from registry.exchange.models import ResourceLock
 
     live = _plant_lock(hub, run_status="staging", pid=1, host="exchange-node-2")
     with pytest.raises(RetriableError, match="exchange-node-2"):
@@ -190,7 +190,7 @@ def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub) -> Non
     from core.errors import RetriableError
     from pipeline.sync import publish_run
     from registry.db import session_scope
-    from registry.models import ResourceLock
+    from registry.exchange.models import ResourceLock
 
     staged = subprocess.run([sys.executable, "-c", STAGE_AND_HAND_OVER.format(code=hub.resource_code)],
                             cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=300)
@@ -225,7 +225,7 @@ def test_a_stale_staged_run_is_not_published(hub: Hub) -> None:
     from pipeline.extract import stage_resource
     from pipeline.sync import publish_run
     from registry.db import session_scope
-    from registry.models import ResourceLock
+    from registry.exchange.models import ResourceLock
 
     _sync(hub)
     _change(hub, 5)

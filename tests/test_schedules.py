@@ -21,9 +21,9 @@ def _cycles(home: Path) -> dict[str, str]:
 
 
 def test_review_and_stream_changes_reschedule_the_dag(hub_home: Path, tmp_path: Path, cheap_hashing: None) -> None:
-    from registry.catalog import attach_stream
+    from registry.catalog.entries import attach_stream
     from registry.db import session_scope
-    from registry.sources import add_source
+    from registry.catalog.sources import add_source
 
     database = tmp_path / "market.db"
     load_sqlite(database, rows=20, seed=1)
@@ -67,10 +67,10 @@ def test_review_and_stream_changes_reschedule_the_dag(hub_home: Path, tmp_path: 
     assert _cycles(hub_home) == {code: "monthly"}
 
     # The release date (发布日期) was set at the first publication and kept by every later revision.
-    from registry.catalog import published_revision
+    from registry.catalog.entries import published_revision
 
     with session_scope() as session:
-        from registry.resources import get_resource
+        from registry.catalog.resources import get_resource
 
         revision = published_revision(session, resource=get_resource(session, code=code))
         assert revision.content["release_date"] and revision.number == 3

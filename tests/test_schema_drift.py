@@ -43,8 +43,8 @@ def _retype(database: Path, replacements: dict[str, str]) -> None:
 
 def _recorded(code: str) -> list:
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.schema_changes import list_schema_changes
+    from registry.catalog.resources import get_resource
+    from registry.exchange.schema_changes import list_schema_changes
 
     with session_scope() as session:
         return list_schema_changes(session, resource=get_resource(session, code=code))
@@ -54,8 +54,8 @@ def _open_obligations(code: str) -> list:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import UpdateObligation
-    from registry.resources import get_resource
+    from registry.catalog.models import UpdateObligation
+    from registry.catalog.resources import get_resource
 
     with session_scope() as session:
         resource = get_resource(session, code=code)

@@ -20,9 +20,9 @@ pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-da
 @pytest.fixture
 def cli(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     from registry.db import session_scope
-    from registry.resources import add_resource
+    from registry.catalog.resources import add_resource
 
-    monkeypatch.setattr("registry.users.SCRYPT_N", 2**10)
+    monkeypatch.setattr("registry.people.users.SCRYPT_N", 2**10)
     monkeypatch.setenv("PW", "a-long-enough-password")
     monkeypatch.setattr("cli.output.console._width", 400)  # whole table cells, not ellipses
     monkeypatch.setattr("cli.output.err_console._width", 400)
@@ -59,7 +59,7 @@ def test_the_whole_workflow_from_the_command_line(cli: CliRunner, tmp_path: Path
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         attempt = session.scalars(select(AuditEvent).where(AuditEvent.action == "command.refused")).one()

@@ -42,10 +42,10 @@ def world(hub_home: Path, tmp_path: Path) -> World:
 @pytest.fixture
 def desk(hub_home: Path) -> Iterator[dict[str, str]]:
     """Agencies, a conditional and a not-shared resource (no data needed for paperwork), and people."""
-    from registry.auth import console
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.resources import add_resource
-    from registry.users import add_user
+    from registry.catalog.resources import add_resource
+    from registry.people.users import add_user
 
     admin = console("test")
     with session_scope() as session:
@@ -67,22 +67,22 @@ def desk(hub_home: Path) -> Iterator[dict[str, str]]:
 
 
 def _as(session, username: str):  # noqa: ANN001, ANN202
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     return user_principal(get_user(session, username=username))
 
 
 def _apply(session, code: str, *, when: datetime, items: list[str] | None = None):  # noqa: ANN001, ANN202
-    from registry.applications import apply
+    from registry.sharing.applications import apply
 
     return apply(session, resource_code=code, consumer=CONSUMER[0], scope="本市企业", purpose="行政审批核验",
                  items=items or ["uscc", "name", "credit_level"], by=_as(session, "cons"), submitted_at=when)
 
 
 def test_ten_working_days_run_across_national_day_with_reminder_and_overdue_flag(desk: dict[str, str]) -> None:
-    from registry.applications import check_deadlines, inbox
-    from registry.auth import console
+    from registry.sharing.applications import check_deadlines, inbox
+    from registry.people.auth import console
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -111,7 +111,7 @@ def test_ten_working_days_run_across_national_day_with_reminder_and_overdue_flag
 
 def test_the_2025_clock_and_a_recorded_receipt_restart_the_deadline(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied
-    from registry.applications import record_receipt
+    from registry.sharing.applications import record_receipt
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -126,7 +126,7 @@ def test_the_2025_clock_and_a_recorded_receipt_restart_the_deadline(desk: dict[s
 
 def test_decisions_need_reasons_and_the_provider(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied, ConfigError
-    from registry.applications import decide
+    from registry.sharing.applications import decide
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -149,11 +149,11 @@ def test_decisions_need_reasons_and_the_provider(desk: dict[str, str]) -> None:
 
 def test_a_dispute_conclusion_becomes_the_decision(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied, ConfigError
-    from registry.applications import decide, get_application
+    from registry.sharing.applications import decide, get_application
     from registry.db import session_scope
-    from registry.disputes import conclude_dispute, open_dispute
-    from registry.grants import get_grant
-    from registry.models import AuditEvent
+    from registry.sharing.disputes import conclude_dispute, open_dispute
+    from registry.sharing.grants import get_grant
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         number = _apply(session, desk["conditional"], when=datetime.now(timezone.utc)).number
@@ -190,11 +190,12 @@ def test_a_dispute_conclusion_becomes_the_decision(desk: dict[str, str]) -> None
 
 def test_not_shared_is_never_granted_and_says_why(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied
-    from registry.applications import apply
+    from registry.sharing.applications import apply
     from registry.db import session_scope
-    from registry.grants import create_grant
-    from registry.models import AuditEvent, Resource
-    from registry.subscriptions import subscribe
+    from registry.sharing.grants import create_grant
+    from registry.audit.models import AuditEvent
+    from registry.catalog.models import Resource
+    from registry.sharing.subscriptions import subscribe
 
     basis = "保守国家秘密法》第九条"
     with session_scope() as session:
@@ -209,8 +210,8 @@ def test_not_shared_is_never_granted_and_says_why(desk: dict[str, str]) -> None:
         assert basis in applied.value.zh and "不予共享" in applied.value.zh and basis in applied.value.en
     with session_scope() as session:
         resource = session.scalar(select(Resource).where(Resource.code == desk["closed"]))
-        from registry.agencies import get_agency
-        from registry.auth import console
+        from registry.people.agencies import get_agency
+        from registry.people.auth import console
 
         with pytest.raises(AccessDenied, match="never be granted"):
             create_grant(session, resource=resource, agency=get_agency(session, ref=CONSUMER[0]),
@@ -225,13 +226,13 @@ def test_not_shared_is_never_granted_and_says_why(desk: dict[str, str]) -> None:
 def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None:
     from core.errors import AccessDenied
     from delivery.access import authorize_read
-    from registry.agreements import add_agreement, revoke_agreement, set_sensitivity
-    from registry.auth import console
+    from registry.sharing.agreements import add_agreement, revoke_agreement, set_sensitivity
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.grants import live_grant
-    from registry.resources import get_resource
-    from registry.subscriptions import subscribe
-    from registry.users import add_user
+    from registry.sharing.grants import live_grant
+    from registry.catalog.resources import get_resource
+    from registry.sharing.subscriptions import subscribe
+    from registry.people.users import add_user
 
     code, admin, token = world.resources["unconditional"], console("test"), world.tokens["system:other"]
     with session_scope() as session:
@@ -275,9 +276,9 @@ def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None
 
 def test_article_17_external_use_is_its_own_application(world: World) -> None:
     from core.errors import AccessDenied
-    from registry.applications import apply, decide
+    from registry.sharing.applications import apply, decide
     from registry.db import session_scope
-    from registry.grants import get_grant
+    from registry.sharing.grants import get_grant
 
     code = world.resources["conditional"]
     with session_scope() as session:
@@ -313,7 +314,7 @@ def test_revoking_a_grant_refuses_the_very_next_request(world: World) -> None:
                                 headers=bearer(world.tokens["provider:cataloguer"]), timeout=30)
         assert refused.status_code == 403 and refused.json()["detail_zh"]
         from registry.db import session_scope
-        from registry.models import AuditEvent
+        from registry.audit.models import AuditEvent
 
         with session_scope() as session:  # the refused attempt is on the record, with who and what
             attempt = session.scalars(select(AuditEvent).where(AuditEvent.action == "request.refused")).one()
@@ -333,7 +334,7 @@ def test_revoking_a_grant_refuses_the_very_next_request(world: World) -> None:
         fresh = tokens.json()["token"]
         assert requests.get(f"{api.base_url}/api/v1/me", headers=bearer(fresh), timeout=30).status_code == 200
         from registry.db import session_scope
-        from registry.tokens import list_tokens
+        from registry.people.tokens import list_tokens
 
         with session_scope() as session:
             token_id = next(t.id for t in list_tokens(session) if t.name == "batch")
@@ -344,10 +345,10 @@ def test_revoking_a_grant_refuses_the_very_next_request(world: World) -> None:
 
 
 def test_the_application_form_is_a_chinese_pdf_with_its_number(world: World) -> None:
-    from registry.application_form import render_form
-    from registry.applications import get_application
+    from registry.sharing.application_form import render_form
+    from registry.sharing.applications import get_application
     from registry.db import session_scope
-    from registry.due_days import due_text
+    from registry.supervision.due_days import due_text
 
     with session_scope() as session:
         application = get_application(session, number=world.application)
@@ -371,9 +372,9 @@ def test_the_application_form_is_a_chinese_pdf_with_its_number(world: World) -> 
 def test_failed_logins_are_rate_limited_and_audited(desk: dict[str, str]) -> None:
     from core.errors import AuthenticationFailed
     from registry.db import session_scope
-    from registry.models import AuditEvent
-    from registry.sharing_models import User
-    from registry.users import MAX_FAILURES, login
+    from registry.audit.models import AuditEvent
+    from registry.people.models import User
+    from registry.people.users import MAX_FAILURES, login
 
     with running_api() as api:
         url = f"{api.base_url}/api/v1/auth/login"
@@ -412,7 +413,7 @@ def test_failed_logins_are_rate_limited_and_audited(desk: dict[str, str]) -> Non
 def test_an_expired_grant_is_refused_and_unmasking_is_the_providers_choice(world: World) -> None:
     from core.errors import AccessDenied
     from delivery.access import authorize_read
-    from registry.applications import decide
+    from registry.sharing.applications import decide
     from registry.db import session_scope
 
     with session_scope() as session:
@@ -423,7 +424,7 @@ def test_an_expired_grant_is_refused_and_unmasking_is_the_providers_choice(world
                        channel="interface")
     assert "expired" in refused.value.en and "过期" in refused.value.zh
 
-    from registry.applications import apply
+    from registry.sharing.applications import apply
 
     with session_scope() as session:
         again = apply(session, resource_code=world.resources["conditional"], consumer=CONSUMER[0], scope="本市存续企业",
@@ -441,7 +442,7 @@ def test_citizen_ids_named_by_the_data_contract_are_masked_on_every_channel(worl
     from delivery.access import CHANNELS, authorize_read, restrict
     from delivery.files import iter_batches
     from registry.db import session_scope
-    from registry.contracts import attach_contract
+    from registry.exchange.contracts import attach_contract
 
     code = world.resources["unconditional"]
     with session_scope() as session:
@@ -458,7 +459,7 @@ def test_citizen_ids_named_by_the_data_contract_are_masked_on_every_channel(worl
 
 
 def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
-    from registry.due_days import DECISION_WORKING_DAYS, due_after
+    from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
 
     code = world.resources["pending"]
     consumer, provider = world.tokens["consumer:data_admin"], world.tokens["provider:data_admin"]

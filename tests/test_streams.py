@@ -24,8 +24,8 @@ def test_a_resource_moves_to_another_source_of_its_agency(hub_home: Path, tmp_pa
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
-    from registry.sources import add_source
+    from registry.audit.models import AuditEvent
+    from registry.catalog.sources import add_source
 
     old, new, foreign = tmp_path / "old.db", tmp_path / "new.db", tmp_path / "foreign.db"
     for path in (old, new, foreign):
@@ -58,8 +58,8 @@ def test_source_edit_rotates_the_secret_without_showing_it(hub_home: Path, monke
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
-    from registry.sources import get_source, open_connector
+    from registry.audit.models import AuditEvent
+    from registry.catalog.sources import get_source, open_connector
 
     secret = "Sh-2027-新口令-" + "x" * 8
     assert _cli("agency", "add", PROVIDER[0], PROVIDER[1]).exit_code == 0

@@ -115,7 +115,7 @@ def _detected(world) -> set[tuple]:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.supervision_models import Violation
+    from registry.supervision.models import Violation
 
     with session_scope() as session:
         return {(v.case, v.kind, v.agency.code, v.resource.code if v.resource else None)
@@ -124,7 +124,7 @@ def _detected(world) -> set[tuple]:
 
 def test_scores_follow_the_weights_file(world) -> None:
     from registry.db import session_scope
-    from registry.evaluation import evaluate
+    from registry.supervision.evaluation import evaluate
 
     with session_scope() as session:
         result = evaluate(session, period="2026Q4", as_of=AS_OF)
@@ -164,8 +164,8 @@ def _planted(world) -> set[tuple]:
 def _evidence(session, kind: str, agency: str):
     from sqlalchemy import select
 
-    from registry.agencies import get_agency
-    from registry.supervision_models import Violation
+    from registry.people.agencies import get_agency
+    from registry.supervision.models import Violation
 
     return session.scalar(select(Violation).where(Violation.kind == kind, Violation.agency_id == get_agency(
         session, ref=agency).id)).evidence
@@ -173,7 +173,7 @@ def _evidence(session, kind: str, agency: str):
 
 def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(world) -> None:
     from registry.db import session_scope
-    from registry.violations import detect_violations
+    from registry.supervision.violations import detect_violations
 
     with session_scope() as session:
         report = detect_violations(session, as_of=AS_OF, actor="test")
@@ -204,7 +204,7 @@ def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(wor
         assert ("api_tokens", ids["leaked.token"]) in refs("revoked_token_use", CONSUMER[0])
         assert leaked["facts"]["attempts"] == 2 and len(leaked["records"]) == 3
         # the records behind the evidence are real rows
-        from registry.models import AuditEvent
+        from registry.audit.models import AuditEvent
 
         event = session.get(AuditEvent, ids["outside.event"])
         assert event.action == "data.read" and event.result == "ok"
@@ -214,10 +214,10 @@ def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(wor
 
 
 def test_a_violation_the_records_no_longer_show_is_resolved(world) -> None:
-    from registry.applications import decide
+    from registry.sharing.applications import decide
     from registry.db import session_scope
-    from registry.sharing_models import Application
-    from registry.violations import detect_violations
+    from registry.sharing.models import Application
+    from registry.supervision.violations import detect_violations
     from tests.helpers import person_of
 
     with session_scope() as session:
@@ -234,9 +234,9 @@ def test_a_violation_the_records_no_longer_show_is_resolved(world) -> None:
 
 def test_inspection_findings_point_at_real_records_and_can_be_dismissed(world) -> None:  # noqa: ANN001
     from core.errors import AccessDenied, ConfigError
-    from registry.auth import Principal, console
+    from registry.people.auth import Principal, console
     from registry.db import session_scope
-    from registry.violations import dismiss_violation, list_violations, record_finding
+    from registry.supervision.violations import dismiss_violation, list_violations, record_finding
 
     inspector = console("inspector")
     with session_scope() as session:
@@ -266,9 +266,9 @@ def test_inspection_findings_point_at_real_records_and_can_be_dismissed(world) -
 def _violation_id(kind: str, agency: str) -> int:
     from sqlalchemy import select
 
-    from registry.agencies import get_agency
+    from registry.people.agencies import get_agency
     from registry.db import session_scope
-    from registry.supervision_models import Violation
+    from registry.supervision.models import Violation
 
     with session_scope() as session:
         return session.scalar(select(Violation.id).where(Violation.kind == kind, Violation.agency_id == get_agency(
@@ -280,11 +280,11 @@ def _story(world) -> dict:
     time; then the daily deadline check. Later tests see this state whichever of them runs first."""
     if "story" in world.ids:
         return world.ids["story"]
-    from registry.auth import Principal, console
+    from registry.people.auth import Principal, console
     from registry.db import session_scope
-    from registry.rectification import check_orders, issue_order, report_fixed
-    from registry.supervision_models import Violation
-    from registry.violations import detect_violations
+    from registry.supervision.rectification import check_orders, issue_order, report_fixed
+    from registry.supervision.models import Violation
+    from registry.supervision.violations import detect_violations
 
     supervisor = console("inspector")
     with session_scope() as session:
@@ -316,9 +316,9 @@ def test_rectification_not_fixed_by_the_deadline_is_case_6(world) -> None:
 
     from core.errors import AccessDenied
     from registry.db import session_scope
-    from registry.evaluation import evaluate
-    from registry.rectification import issue_order
-    from registry.supervision_models import RectificationOrder, Violation
+    from registry.supervision.evaluation import evaluate
+    from registry.supervision.rectification import issue_order
+    from registry.supervision.models import RectificationOrder, Violation
 
     story = _story(world)
     assert story["due"] == (date(2026, 11, 9), date(2026, 11, 4), date(2026, 11, 30))  # 5, 2, 10 working days
@@ -381,7 +381,7 @@ def test_the_notice_as_html_with_svg_charts_and_as_xlsx_with_charts(world, tmp_p
     from openpyxl import load_workbook
 
     from registry.db import session_scope
-    from registry.supervision_report import write_report
+    from registry.supervision.report_writer import write_report
 
     with session_scope() as session:
         html = write_report(session, period="2026Q4", fmt="html", out=tmp_path / "n.html", as_of=AS_OF).read_text()
@@ -413,7 +413,7 @@ def test_the_api_shows_an_agency_its_own_standing_and_the_supervisor_all(world) 
     import requests
 
     from registry.db import session_scope
-    from registry.evaluation import evaluate
+    from registry.supervision.evaluation import evaluate
     from tests.helpers import bearer, running_api
 
     with session_scope() as session:
@@ -435,7 +435,7 @@ def test_the_api_shows_an_agency_its_own_standing_and_the_supervisor_all(world) 
         assert other.status_code == 403 and "本机构" in other.json()["detail_zh"]
         from sqlalchemy import select
 
-        from registry.models import AuditEvent
+        from registry.audit.models import AuditEvent
 
         with session_scope() as session:  # the refusal is evidence too
             refused = session.scalars(select(AuditEvent).where(AuditEvent.action == "request.refused")
@@ -472,8 +472,8 @@ def test_the_daily_run_keeps_the_clocks_and_saves_the_evaluation(world) -> None:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.supervision_daily import run_daily
-    from registry.supervision_models import EvaluationRun
+    from registry.supervision.daily import run_daily
+    from registry.supervision.models import EvaluationRun
 
     first = run_daily(today=AS_OF, actor="test")
     assert first["evaluation"]["period"] == "2026Q4" and first["evaluation"]["agencies"] == 3
@@ -494,7 +494,7 @@ def test_weights_come_from_the_configuration_file_and_are_validated(world, tmp_p
 
     from core.errors import ConfigError
     from registry.db import session_scope
-    from registry.evaluation import evaluate
+    from registry.supervision.evaluation import evaluate
     from schemas.evaluation_config import DEFAULT_FILE, load_config
 
     only_updates = yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))
@@ -537,8 +537,8 @@ def test_the_supervision_dag_runs_through_airflow(hub_home: Path, tmp_path: Path
 
     from pipeline.airflow_runner import run_dags
     from registry.db import session_scope
-    from registry.models import AuditEvent
-    from registry.supervision_models import EvaluationRun
+    from registry.audit.models import AuditEvent
+    from registry.supervision.models import EvaluationRun
     from tests.helpers import register_resource
 
     register_resource(kind=None, name="政策文件目录", classification="103001")

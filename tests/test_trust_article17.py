@@ -24,7 +24,7 @@ def world(hub_home: Path, tmp_path: Path) -> World:
 
 def _events(**where: object) -> list:
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         query = select(AuditEvent).where(AuditEvent.action == "data.read").order_by(AuditEvent.id)
@@ -34,11 +34,11 @@ def _events(**where: object) -> list:
 def test_purpose_and_onward_transfer_are_checked_on_every_read(world: World) -> None:
     from datetime import date
 
-    from registry.applications import apply, decide
-    from registry.auth import user_principal
+    from registry.sharing.applications import apply, decide
+    from registry.people.auth import user_principal
     from registry.db import session_scope
-    from registry.users import get_user
-    from registry.violations import find_violations
+    from registry.people.users import get_user
+    from registry.supervision.violations import find_violations
 
     code, token = world.resources["conditional"], world.tokens["system:consumer"]
     with running_api() as api:

@@ -45,14 +45,14 @@ def test_the_operator_cannot_impersonate_an_agency(world: World) -> None:
                               headers=bearer(world.tokens["consumer:agency_admin"]), timeout=30)
         assert other.status_code == 403  # and only its own agency's
         from registry.db import session_scope
-        from registry.tokens import list_tokens
+        from registry.people.tokens import list_tokens
 
         with session_scope() as session:
             token_id = next(t.id for t in list_tokens(session) if t.name == "hr-batch")
         assert requests.delete(f"{base}/tokens/{token_id}", headers=bearer(operator), timeout=30).status_code == 204
         gone = requests.get(f"{base}/me", headers=bearer(issued.json()["token"]), timeout=30)
         assert gone.status_code == 401
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         refused = session.scalars(select(AuditEvent).where(AuditEvent.action == "request.refused",
@@ -77,9 +77,9 @@ def test_decisions_and_conclusions_need_a_person(world: World) -> None:
     done = runner.invoke(app, ["decide", world.pending_application, "--outcome", "approve", "--reason", "同意执法检查",
                                "--as", "provider-data_admin"])
     assert done.exit_code == 0, done.output
-    from registry.applications import get_application
+    from registry.sharing.applications import get_application
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         assert get_application(session, number=world.pending_application).decided_by == "user:provider-data_admin"

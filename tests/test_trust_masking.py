@@ -28,10 +28,10 @@ def _masked(value: str) -> bool:
 
 def test_the_catalogue_mark_alone_masks_on_every_channel_until_the_decision_lifts_it(world: World) -> None:
     from api.web import COOKIE
-    from registry.applications import apply, decide
+    from registry.sharing.applications import apply, decide
     from registry.db import session_scope
-    from registry.resources import get_resource
-    from registry.sharing_models import ResourceSensitivity
+    from registry.catalog.resources import get_resource
+    from registry.sharing.models import ResourceSensitivity
 
     code = world.resources["pending"]  # conditional, no secrecy review, no contract
     with session_scope() as session:

@@ -23,15 +23,15 @@ def world(hub_home: Path, tmp_path: Path) -> World:
 
 
 def _as(session, username: str):  # noqa: ANN001, ANN202
-    from registry.auth import user_principal
-    from registry.users import get_user
+    from registry.people.auth import user_principal
+    from registry.people.users import get_user
 
     return user_principal(get_user(session, username=username))
 
 
 def _baseless() -> list[int]:
     from registry.db import session_scope
-    from registry.sharing_check import baseless_grants
+    from registry.sharing.check import baseless_grants
 
     with session_scope() as session:
         return [g.grant_id for g in baseless_grants(session)]
@@ -42,11 +42,11 @@ def test_a_registered_uncatalogued_resource_is_never_shared(hub_home: Path, tmp_
     from core.errors import AccessDenied
     from pipeline.sync import sync_resource
     from registry.db import session_scope
-    from registry.grants import create_grant
-    from registry.auth import console
-    from registry.agencies import get_agency
-    from registry.resources import get_resource
-    from registry.subscriptions import subscribe
+    from registry.sharing.grants import create_grant
+    from registry.people.auth import console
+    from registry.people.agencies import get_agency
+    from registry.catalog.resources import get_resource
+    from registry.sharing.subscriptions import subscribe
     from tests.helpers import publish_entry, register_resource
 
     database = tmp_path / "market.db"
@@ -72,10 +72,10 @@ def test_a_registered_uncatalogued_resource_is_never_shared(hub_home: Path, tmp_
 
 
 def test_a_refusing_conclusion_revokes_the_grant_and_the_next_read_fails(world: World) -> None:
-    from registry.applications import get_application
+    from registry.sharing.applications import get_application
     from registry.db import session_scope
-    from registry.disputes import conclude_dispute, open_dispute
-    from registry.grants import get_grant
+    from registry.sharing.disputes import conclude_dispute, open_dispute
+    from registry.sharing.grants import get_grant
 
     code = world.resources["conditional"]
     with running_api() as api:
@@ -96,13 +96,13 @@ def test_a_refusing_conclusion_revokes_the_grant_and_the_next_read_fails(world: 
 
 def test_every_workflow_path_leaves_no_grant_without_its_basis(world: World) -> None:
     from core.errors import AccessDenied
-    from registry.applications import apply, decide
-    from registry.catalog_review import withdraw_entry
+    from registry.sharing.applications import apply, decide
+    from registry.catalog.review import withdraw_entry
     from registry.db import session_scope
-    from registry.disputes import conclude_dispute, open_dispute
-    from registry.grants import list_grants, revoke_grant
-    from registry.sharing_models import Application, Grant
-    from registry.subscriptions import subscribe
+    from registry.sharing.disputes import conclude_dispute, open_dispute
+    from registry.sharing.grants import list_grants, revoke_grant
+    from registry.sharing.models import Application, Grant
+    from registry.sharing.subscriptions import subscribe
 
     assert _baseless() == []  # subscription, partial approval with an agreement, a pending application
     with session_scope() as session:
@@ -134,7 +134,7 @@ def test_every_workflow_path_leaves_no_grant_without_its_basis(world: World) -> 
     assert _baseless() == []
     # withdrawing the entry ends its grants, and nothing can be taken again
     with session_scope() as session:
-        from registry.people import add_person, designate
+        from registry.people.persons import add_person, designate
 
         add_person(session, agency=PROVIDER[0], account="provider-reviewer", name="审核人", actor="test")
         designate(session, account="provider-reviewer", role="reviewer", actor="test")

@@ -25,11 +25,11 @@ REASON = "企业名称可通过公示系统查询，仅同意共享法定代表�
 def site(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
     """A published conditional entry whose legal representative's ID is personal, a secrecy agreement with the
     statistics bureau (which holds no grant yet), one person there and one data administrator at the provider."""
-    from registry.agreements import add_agreement, set_sensitivity
-    from registry.auth import console
-    from registry.catalog import upsert_entry
+    from registry.sharing.agreements import add_agreement, set_sensitivity
+    from registry.people.auth import console
+    from registry.catalog.entries import upsert_entry
     from registry.db import session_scope
-    from registry.users import add_user
+    from registry.people.users import add_user
     from tests.catalog_helpers import entry_data, publish, setup_people
 
     with delivery_hub(tmp_path, rows=60) as made:
@@ -77,7 +77,7 @@ def _audit_actions(code: str) -> list[tuple[str, str, str]]:
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         return [(e.action, e.actor, e.result) for e in session.scalars(
@@ -114,7 +114,7 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
     assert number.startswith("XQSQ-") and page.inner_text("#status") == "待答复"
     assert page.inner_text("#items") == "企业名称、法定代表人身份证号"
     from core import clock
-    from registry.due_days import DECISION_WORKING_DAYS, due_after
+    from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
     from schemas.presentation import day, due_day
 
     received = clock.today()  # submitted, and so received, today in Beijing
@@ -179,10 +179,11 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
 
 
 def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F811
-    from registry.applications import apply
-    from registry.auth import console
+    from registry.sharing.applications import apply
+    from registry.people.auth import console
     from registry.db import session_scope
-    from registry.due_days import DECISION_WORKING_DAYS, due_after, due_text
+    from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
+    from registry.supervision.due_days import due_text
 
     code = site.hub.resource_code
     with session_scope() as session:
@@ -238,7 +239,7 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
                                  form={"outcome": "approve", "conclusion": "自行结论", "approved_items": "uscc"})
     assert response.status == 403
     with session_scope() as session:
-        from registry.users import add_user
+        from registry.people.users import add_user
         from tests.helpers import ensure_agency
 
         ensure_agency(session, "113100000024240108", "上海市人民政府办公厅")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from cli.calendar import app as calendar_app
 from core.errors import ConfigError
 from core.settings import reset_settings
-from registry.workdays import (
+from core.calendar.workdays import (
     DayKind,
     InvalidScheduleFile,
     UnknownCalendarYear,
@@ -30,7 +30,7 @@ from registry.workdays import (
 
 pytestmark = pytest.mark.clock  # re-run on several pinned days by `make test-days`
 
-EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "registry" / "calendars" / "2027.example.json"
+EXAMPLE_2027 = Path(__file__).resolve().parents[1] / "core" / "calendar" / "schedules" / "2027.example.json"
 
 # Weekend days the State Council turned into working days (调休上班日), from the 2025 and 2026 notices.
 WEEKEND_WORKING_DAYS_2025 = ["2025-01-26", "2025-02-08", "2025-04-27", "2025-09-28", "2025-10-11"]

@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 from api.deps import SessionDep, TokenDep
 from api.principal import DENIED, AuditedRoute, PrincipalDep, commit_then_raise, committed
 from core.errors import AccessDenied
-from registry import tokens, users
-from registry.audit_verify import export_period, verify_log
-from registry.auth import OVERSIGHT_ROLES, require_roles
+from registry.people import tokens, users
+from registry.audit.verify import export_period, verify_log
+from registry.people.auth import OVERSIGHT_ROLES, require_roles
 
 router = APIRouter(prefix="/api/v1", responses=DENIED, route_class=AuditedRoute)
 

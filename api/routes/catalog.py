@@ -21,7 +21,7 @@ from api.deps import SessionDep
 from api.principal import AuditedRoute, PrincipalDep
 from api.schemas import Problem
 from core.errors import AccessDenied, NotFound
-from registry.catalog import (
+from registry.catalog.entries import (
     diff_revisions,
     entry_view,
     get_entry,
@@ -31,17 +31,16 @@ from registry.catalog import (
     published_revision,
     upsert_entry,
 )
-from registry.catalog_models import CatalogRevision
-from registry.catalog_review import (
+from registry.catalog.models import CatalogRevision, Resource
+from registry.catalog.review import (
     record_confidentiality_review,
     review_revision,
     submit_revision,
 )
-from registry.auth import Principal
-from registry.due_days import AWAITING_SCHEDULE
-from registry.models import Resource
-from registry.people import act_day, require_designated
-from registry.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations
+from registry.people.auth import Principal
+from core.calendar.due_days import AWAITING_SCHEDULE
+from registry.people.persons import act_day, require_designated
+from registry.catalog.obligations import overdue_obligations, unscheduled_obligations, overdue_reconfirmations
 from schemas.catalog_metadata import CatalogEntryData
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalogue"], route_class=AuditedRoute)

@@ -19,10 +19,9 @@ from api.deps import ConsumerDep, SessionDep, TokenDep
 from api.principal import PrincipalDep
 from api.schemas import Problem
 from delivery.metadata import authorize_metadata, restrict_openapi
-from registry.catalog_dcat import dcat_catalog
-from registry.catalog_io import MAX_BULK, bulk_upsert
-from registry.catalog_search import MAX_LIMIT, search_catalog
-from registry.interface_services import get_service, list_services
+from registry.catalog.dcat import dcat_catalog
+from registry.catalog.import_export import MAX_BULK, bulk_upsert
+from registry.catalog.search import MAX_LIMIT, get_service, list_services, search_catalog
 
 ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalogue exchange"])

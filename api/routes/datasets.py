@@ -13,8 +13,8 @@ from api.schemas import Problem, ResourcePublic, VersionPublic
 from delivery.access import apply_use, audit_read, authorize_read, restrict, restricted_row_count, restricted_schema
 from delivery.metadata import authorize_metadata, version_view
 from delivery.files import FORMATS, iter_batches, stream_version, version_schema
-from registry.resources import list_resources
-from registry.versions import latest_version, list_versions
+from registry.catalog.resources import list_resources
+from registry.exchange.versions import latest_version, list_versions
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
 router = APIRouter()

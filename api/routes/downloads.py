@@ -19,7 +19,7 @@ from delivery.access import apply_use, audit_read, authorize_read
 from delivery.exports import MEDIA_TYPES, Export, materialise, read_range
 from delivery.interface import version_for
 from delivery.ratelimit import limiter
-from registry.audit import record_event
+from registry.audit.log import record_event
 
 router = APIRouter(tags=["file download"])
 Format = Literal["parquet", "csv", "xlsx"]
@@ -109,7 +109,7 @@ def create_link(code: str, body: SignedLinkCreate, request: Request, session: Se
 def follow_link(link: str, request: Request, session: SessionDep) -> Response:
     """Download through a signed link; Range works here too."""
     from core.errors import AccessDenied
-    from registry.audit import mark_audited
+    from registry.audit.log import mark_audited
 
     try:
         claims = signed_links.verify(link)

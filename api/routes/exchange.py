@@ -20,9 +20,9 @@ from pipeline.changes_feed import (
     changes_schema,
     changes_since,
 )
-from registry.audit import record_event
-from registry.auth import authenticate_principal
-from registry.notices import list_notices, notice_public, parse_cursor
+from registry.audit.log import record_event
+from registry.people.bearer import authenticate_principal
+from registry.exchange.notices import list_notices, notice_public, parse_cursor
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}}
 router = APIRouter()

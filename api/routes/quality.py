@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from api.deps import ConsumerDep, SessionDep
 from api.schemas import Problem
 from core.errors import AccessDenied
-from registry.audit import record_event
+from registry.audit.log import record_event
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
 router = APIRouter(tags=["data quality"])
@@ -73,7 +73,7 @@ def _public(ticket) -> dict[str, Any]:  # noqa: ANN001 - CorrectionTicket
 def tickets(session: SessionDep, consumer: ConsumerDep,
             status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None) -> list[TicketPublic]:
     """The caller's agency's error-correction tickets (疑义校核工单), newest first."""
-    from registry.tickets import list_tickets
+    from registry.quality.tickets import list_tickets
 
     return [TicketPublic(**_public(t)) for t in list_tickets(session, agency=consumer.agency.code, status=status)]
 
@@ -83,7 +83,7 @@ def ticket(ticket_id: int, session: SessionDep, consumer: ConsumerDep,
            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> TicketRowsPublic:
     """One ticket with the rows it lists (quarantined rows with rule and reason, or value mismatches)."""
     from pipeline.quarantine import ticket_rows
-    from registry.tickets import get_ticket
+    from registry.quality.tickets import get_ticket
 
     found = get_ticket(session, ticket_id=ticket_id)
     if found.agency_id != consumer.agency_id:
@@ -100,7 +100,7 @@ def ticket(ticket_id: int, session: SessionDep, consumer: ConsumerDep,
 @router.get("/api/v1/elements", response_model=list[ElementPublic], responses=DENIED)
 def elements(session: SessionDep, _: ConsumerDep) -> list[ElementPublic]:
     """Data elements (数据元) and the one authoritative agency and resource of each."""
-    from registry.elements import list_elements
+    from registry.catalog.elements import list_elements
 
     return [ElementPublic(code=e.code, name=e.name, subject_key=e.subject_key, agency_code=e.agency.code,
                           agency_name=e.agency.name, resource_code=e.resource.code, column=e.column)
@@ -110,7 +110,7 @@ def elements(session: SessionDep, _: ConsumerDep) -> list[ElementPublic]:
 @router.post("/api/v1/elements/duplicate-check", response_model=list[FindingPublic], responses=DENIED)
 def duplicate_check(body: DuplicateCheckCreate, session: SessionDep, consumer: ConsumerDep) -> list[FindingPublic]:
     """Would the caller's agency collect an element another agency is authoritative for? (一数一源)"""
-    from registry.elements import check_duplicate_collection
+    from registry.catalog.elements import check_duplicate_collection
 
     findings = check_duplicate_collection(session, agency_code=consumer.agency.code, element_codes=body.element_codes)
     return [FindingPublic(kind=f.kind, element_code=f.element_code, element_name=f.element_name, message=f.message,

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep
 from api.principal import DENIED, AuditedRoute, PrincipalDep, committed
 from core.errors import AccessDenied
-from registry import agreements, applications, disputes, grants
-from registry.auth import Principal
-from registry.due_days import due_status
-from registry.resources import get_resource
-from registry.subscriptions import subscribe
+from registry.sharing import agreements, applications, disputes, grants
+from registry.people.auth import Principal
+from core.calendar.due_days import due_status
+from registry.catalog.resources import get_resource
+from registry.sharing.subscriptions import subscribe
 
 router = APIRouter(prefix="/api/v1", responses=DENIED, route_class=AuditedRoute)
 
@@ -169,7 +169,7 @@ def get_application(number: str, session: SessionDep, principal: PrincipalDep) -
 @router.get("/applications/{number}/form.pdf", tags=["sharing"], response_class=Response)
 def application_form(number: str, session: SessionDep, principal: PrincipalDep) -> Response:
     """The application form (需求申请表) as a PDF, for the written submission."""
-    from registry.application_form import render_form
+    from registry.sharing.application_form import render_form
 
     application = _visible(session, principal, number)
     return Response(render_form(application), media_type="application/pdf",

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep
 from api.principal import DENIED, AuditedRoute, PrincipalDep
 from core import clock
-from registry.audit import record_event
-from registry.auth import Principal, require
-from registry.due_days import due_status, schedule_warning
+from registry.audit.log import record_event
+from registry.people.auth import Principal, require
+from core.calendar.due_days import due_status, schedule_warning
 
 # refusals (another agency's standing) are audited by the route class, like every workflow request
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"], responses=DENIED, route_class=AuditedRoute)
@@ -71,14 +71,13 @@ class StandingPublic(BaseModel):
 def standing_view(session: Session, *, principal: Principal, code: str, period: str | None) -> dict[str, Any]:
     """What an agency sees of itself (the API answer and the web page): refused for another agency unless the
     caller is the supervisor or the coordination office; the read is audited."""
-    from registry.agencies import get_agency
-    from registry.catalog_models import UpdateObligation
-    from registry.evaluation import evaluate
-    from registry.models import Resource
-    from registry.periods import current_quarter
-    from registry.quality_models import CorrectionTicket
-    from registry.sharing_models import Application
-    from registry.supervision_models import RectificationOrder, Violation
+    from registry.people.agencies import get_agency
+    from registry.catalog.models import Resource, UpdateObligation
+    from registry.supervision.evaluation import evaluate
+    from registry.supervision.periods import current_quarter
+    from registry.quality.models import CorrectionTicket
+    from registry.sharing.models import Application
+    from registry.supervision.models import RectificationOrder, Violation
 
     agency = get_agency(session, ref=code)
     require(principal, principal.agency_id == agency.id or principal.has(*SEE_ALL),
@@ -112,7 +111,7 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
                                              issued_on=o.issued_on, due_on=o.due_on, status=o.status,
                                              due_status=due_status(o.due_on, closed=o.status == "fixed", today=today),
                                              fixed_on=o.fixed_on) for o in orders],
-        # due_on is None while the due year's working-day schedule is not installed (registry/due_days.py)
+        # due_on is None while the due year's working-day schedule is not installed (registry/supervision/due_days.py)
         "open_obligations": [{"id": o.id, "resource_code": o.resource.code, "reason": o.reason,
                               "due_on": o.due_on.isoformat() if o.due_on else None,
                               "due_status": due_status(o.due_on, today=today),
@@ -140,8 +139,8 @@ def ranking(session: SessionDep, principal: PrincipalDep,
             period: Annotated[str | None, Query(description="2026, 2026Q4 or 2026-11; default this quarter")] = None
             ) -> list[dict[str, Any]]:
     """Every agency's score and rank (the supervisor and the coordination office only)."""
-    from registry.evaluation import evaluate
-    from registry.periods import current_quarter
+    from registry.supervision.evaluation import evaluate
+    from registry.supervision.periods import current_quarter
 
     require(principal, principal.has(*SEE_ALL), zh="只有监督机构可以查看全部机构的评估",
             en="only the supervisor or the coordination office sees every agency's evaluation")

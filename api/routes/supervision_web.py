@@ -1,7 +1,7 @@
 """The supervision web page (issue 8): a signed-in person sees their agency's standing in the evaluation and its
 open items; the supervisor and the coordination office see every agency's score, may open any agency's page and
 download the periodic notice (评估定期通报) as a PDF. Same session cookie and checks as the other web pages
-(api/web); the data comes from api/routes/supervision.py `standing_view` and registry/supervision_report.py."""
+(api/web); the data comes from api/routes/supervision.py `standing_view` and registry/supervision/report.py."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from api.deps import SessionDep
 from api.routes.supervision import SEE_ALL, standing_view
 from api.web import SessionCookie, _login_redirect, _page, _principal, _problem
 from core.errors import AccessDenied, GovshareError
-from registry.due_days import schedule_warning
-from registry.evaluation import CLOCKS
-from registry.supervision_models import VIOLATION_CASES
+from core.calendar.due_days import schedule_warning
+from registry.supervision.evaluation import CLOCKS
+from registry.supervision.models import VIOLATION_CASES
 from schemas.evaluation_config import METRICS
 
 router = APIRouter(prefix="/web/supervision", include_in_schema=False)
@@ -28,9 +28,9 @@ def notice_pdf(request: Request, session: SessionDep, token: SessionCookie = Non
                ) -> Response:
     """The periodic notice of every agency (the supervisor and the coordination office only)."""
     from core import clock
-    from registry.audit import record_event
-    from registry.periods import current_quarter
-    from registry.supervision_report import write_report
+    from registry.audit.log import record_event
+    from registry.supervision.periods import current_quarter
+    from registry.supervision.report_writer import write_report
 
     principal = _principal(session, token)
     if principal is None:
@@ -55,8 +55,8 @@ def notice_pdf(request: Request, session: SessionDep, token: SessionCookie = Non
 @router.get("/{code}", response_class=HTMLResponse)
 def standing_page(request: Request, session: SessionDep, token: SessionCookie = None, code: str | None = None,
                   period: str | None = None) -> Response:
-    from registry.evaluation import evaluate
-    from registry.periods import parse_period
+    from registry.supervision.evaluation import evaluate
+    from registry.supervision.periods import parse_period
 
     principal = _principal(session, token)
     if principal is None:

@@ -2,8 +2,8 @@
 
 The catalogue (search, filters, an entry's full metadata and data items) and, for a signed-in person whose
 agency holds a grant, a paged table of the data with personal identifiers masked. A person signs in with the
-account of registry.users; the session token lives in an HttpOnly cookie and is checked on every page exactly
-like a bearer token (registry.auth.authenticate_principal), and every data page goes through
+account of registry.people.users; the session token lives in an HttpOnly cookie and is checked on every page exactly
+like a bearer token (registry.people.bearer.authenticate_principal), and every data page goes through
 delivery.access (authorize_read, restrict, audit_read) on the "browse" channel.
 """
 
@@ -42,7 +42,7 @@ ADVICE = {
 
 
 def _principal(session, token: str | None):
-    from registry.auth import authenticate_principal
+    from registry.people.bearer import authenticate_principal
 
     if not token:
         return None
@@ -121,7 +121,7 @@ def login_form(request: Request, next: str = "/web/catalog") -> HTMLResponse:
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, session: SessionDep, username: Annotated[str, Form()], password: Annotated[str, Form()],
           next: Annotated[str, Form()] = "/web/catalog") -> Response:
-    from registry.users import login as sign_in
+    from registry.people.users import login as sign_in
 
     target = next if next.startswith("/web") else "/web/catalog"
     try:
@@ -141,7 +141,7 @@ def logout(session: SessionDep, token: SessionCookie = None) -> RedirectResponse
 
     from core import clock
     from core.crypto import sha256_hex
-    from registry.sharing_models import UserSession
+    from registry.people.models import UserSession
 
     if token:
         record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
@@ -155,7 +155,7 @@ def logout(session: SessionDep, token: SessionCookie = None) -> RedirectResponse
 def _search(session, *, keyword: str, agency: str, sharing_type: str, mode: str, page: int) -> tuple[int, list]:
     """The catalogue helper's search of published entries when present, else a plain listing of resources."""
     try:
-        from registry.catalog_search import search_catalog
+        from registry.catalog.search import search_catalog
     except ImportError:
         search_catalog = None
     if search_catalog is not None:
@@ -165,7 +165,7 @@ def _search(session, *, keyword: str, agency: str, sharing_type: str, mode: str,
         return result.total, [{"code": h.code, "name": h.name, "abstract": h.abstract, "provider": h.provider,
                                "sharing_type": h.sharing_type, "sharing_modes": h.sharing_modes,
                                "update_cycle": h.update_cycle, "matched": h.matched_items} for h in result.hits]
-    from registry.resources import list_resources
+    from registry.catalog.resources import list_resources
 
     rows = [r for r in list_resources(session, agency=agency or None)
             if (not keyword or keyword in r.name or keyword in r.abstract)
@@ -182,7 +182,7 @@ def catalog(request: Request, session: SessionDep, token: SessionCookie = None, 
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
-    from registry.agencies import list_agencies
+    from registry.people.agencies import list_agencies
 
     try:
         total, hits = _search(session, keyword=q, agency=agency, sharing_type=sharing_type, mode=mode, page=page)
@@ -197,8 +197,8 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
-    from registry.resources import get_resource
-    from registry.versions import latest_version
+    from registry.catalog.resources import get_resource
+    from registry.exchange.versions import latest_version
 
     try:
         resource = get_resource(session, code=code)
@@ -212,7 +212,7 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
 def _entry_content(session, resource) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The published catalogue revision's elements, each under its Chinese label with its value as a person
     reads it (coded values labelled, days as 2026年12月6日), or the resource's own fields before cataloguing."""
-    from registry.catalog import entry_view, published_revision
+    from registry.catalog.entries import entry_view, published_revision
     from schemas.catalog_metadata import metadata
 
     revision = published_revision(session, resource=resource)

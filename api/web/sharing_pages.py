@@ -33,7 +33,7 @@ router = APIRouter(prefix="/web/applications", include_in_schema=False)
 
 def _refused(session, principal, request: Request, exc: AccessDenied, resource_code: str | None = None) -> None:
     """Roll back the failed action, then keep the refusal as evidence (unless the service logged it)."""
-    from registry.audit import record_refusal
+    from registry.audit.log import record_refusal
 
     session.rollback()
     if not getattr(exc, "audited", False):
@@ -44,7 +44,7 @@ def _refused(session, principal, request: Request, exc: AccessDenied, resource_c
 
 def _item_choices(session, resource) -> list[dict[str, str]]:
     """The entry's data items that name a column; without catalogue items, the published version's columns."""
-    from registry.versions import latest_version
+    from registry.exchange.versions import latest_version
 
     content, _ = _entry_content(session, resource)
     items = [{"column": i["column"], "name": i["name"]} for i in content.get("data_items", []) if i.get("column")]
@@ -56,13 +56,13 @@ def _item_choices(session, resource) -> list[dict[str, str]]:
 
 
 def _labels(session, application) -> dict[str, str]:
-    from registry.names import item_names
+    from registry.sharing.names import item_names
 
     return item_names(session, application.resource)
 
 
 def _visible(session, principal, number: str):
-    from registry.applications import get_application, may_see
+    from registry.sharing.applications import get_application, may_see
 
     application = get_application(session, number=number)
     if not may_see(principal, application):
@@ -73,7 +73,7 @@ def _visible(session, principal, number: str):
 @router.get("", response_class=HTMLResponse)
 def listing(request: Request, session: SessionDep, token: SessionCookie = None) -> Response:
     """My agency's applications, and the applications to my agency's resources waiting for its decision."""
-    from registry.applications import list_applications
+    from registry.sharing.applications import list_applications
 
     principal = _principal(session, token)
     if principal is None:
@@ -92,7 +92,7 @@ def _form(request: Request, session, principal, resource, status: int = 200, **v
 
 @router.get("/new", response_class=HTMLResponse)
 def new(request: Request, session: SessionDep, resource: str, token: SessionCookie = None) -> Response:
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
 
     principal = _principal(session, token)
     if principal is None:
@@ -108,8 +108,8 @@ def new(request: Request, session: SessionDep, resource: str, token: SessionCook
 def submit(request: Request, session: SessionDep, resource: Annotated[str, Form()], scope: Annotated[str, Form()],
            purpose: Annotated[str, Form()], items: Annotated[list[str] | None, Form()] = None,
            token: SessionCookie = None) -> Response:
-    from registry.applications import apply
-    from registry.resources import get_resource
+    from registry.catalog.resources import get_resource
+    from registry.sharing.applications import apply
 
     principal = _principal(session, token)
     if principal is None:
@@ -132,9 +132,9 @@ def submit(request: Request, session: SessionDep, resource: Annotated[str, Form(
 
 
 def _detail(request: Request, session, principal, application, status: int = 200, **extra: Any) -> HTMLResponse:
-    from registry.applications import grant_for
-    from registry.disputes import DISPUTABLE, disputes_of
-    from registry.names import actor_names, condition_text
+    from registry.sharing.applications import grant_for
+    from registry.sharing.disputes import DISPUTABLE, disputes_of
+    from registry.sharing.names import actor_names, condition_text
 
     deciding = (application.status == "submitted" and principal.agency_id == application.resource.agency_id)
     disputing = application.status in DISPUTABLE and principal.agency_id == application.consumer_agency_id
@@ -175,7 +175,7 @@ def detail(number: str, request: Request, session: SessionDep, token: SessionCoo
 @router.get("/{number}/form.pdf")
 def form_pdf(number: str, request: Request, session: SessionDep, token: SessionCookie = None) -> Response:
     """The generated 需求申请表, for the written submission."""
-    from registry.application_form import render_form
+    from registry.sharing.application_form import render_form
 
     opened = _open_application(request, session, token, number)
     if isinstance(opened, Response):
@@ -223,7 +223,7 @@ def decision(number: str, request: Request, session: SessionDep, outcome: Annota
              reasons: Annotated[str, Form()] = "", approved_items: Annotated[list[str] | None, Form()] = None,
              unmask: Annotated[bool, Form()] = False, token: SessionCookie = None) -> Response:
     """Approve the ticked data items (all of them: approve; some: partial) or refuse; reasons always."""
-    from registry.applications import decide
+    from registry.sharing.applications import decide
 
     def act(principal, application) -> None:  # noqa: ANN001
         decide(session, number=number, outcome=outcome, reasons=reasons, by=principal,
@@ -238,7 +238,7 @@ def receipt(number: str, request: Request, session: SessionDep, received_on: Ann
     """The provider records the day the written 需求申请表 arrived; the 10 working days run from it."""
     from datetime import date
 
-    from registry.applications import record_receipt
+    from registry.sharing.applications import record_receipt
 
     def act(principal, application) -> None:  # noqa: ANN001
         try:
@@ -255,7 +255,7 @@ def receipt(number: str, request: Request, session: SessionDep, received_on: Ann
 def dispute(number: str, request: Request, session: SessionDep, grounds: Annotated[str, Form()] = "",
             token: SessionCookie = None) -> Response:
     """The consumer disagrees with a refusal or a partial approval and asks for coordination (协调处理)."""
-    from registry.disputes import open_dispute
+    from registry.sharing.disputes import open_dispute
 
     return _act(request, session, token, number,
                 lambda principal, application: open_dispute(session, number=number, grounds=grounds, by=principal))
@@ -266,7 +266,7 @@ def conclusion(number: str, request: Request, session: SessionDep, outcome: Anno
                conclusion: Annotated[str, Form()] = "", approved_items: Annotated[list[str] | None, Form()] = None,
                token: SessionCookie = None) -> Response:
     """The coordination office concludes the open dispute; its conclusion becomes the decision."""
-    from registry.disputes import conclude_dispute, disputes_of
+    from registry.sharing.disputes import conclude_dispute, disputes_of
 
     def act(principal, application) -> None:  # noqa: ANN001
         open_ones = [d for d in disputes_of(session, application_id=application.id) if d.status == "open"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
+import registry.models  # noqa: F401 - every capability's tables, so the metadata is complete
 from registry.db import engine_for
-from registry.models import Base
+from registry.orm import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

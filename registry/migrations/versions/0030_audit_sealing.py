@@ -23,7 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from registry.audit import sealing_seal
+    from registry.audit.log import sealing_seal
 
     table = op.create_table(
         "audit_sealing",

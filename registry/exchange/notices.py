@@ -1,0 +1,117 @@
+"""Update notices (更新通知, article 16): webhook endpoints per subscription, and reading notices back.
+
+Queueing and delivery live in pipeline/notify.py; this module holds the registry side every channel uses
+(the CLI, the API's pull feed, the delivery sweep).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.crypto import decrypt, encrypt
+from core.errors import ConfigError, NotFound
+from core.settings import get_settings
+from registry.audit.log import record_event
+from registry.catalog.resources import get_resource
+from registry.exchange.notice_models import Notice, NoticeEndpoint
+from registry.people.agencies import get_agency
+from registry.sharing.models import Subscription
+
+FEED_PAGE_MAX = 500
+
+
+@dataclass
+class EndpointSet:
+    subscription_id: int
+    url: str
+    secret: str  # shown once to the operator; only its encrypted form is stored
+
+
+def find_subscription(session: Session, *, subscription_id: int | None = None, resource_code: str | None = None,
+                      agency: str | None = None) -> Subscription:
+    """A subscription by its id, or by resource code and consumer agency (code or name)."""
+    if subscription_id is not None:
+        found = session.get(Subscription, subscription_id)
+        if found is None:
+            raise NotFound(f"no subscription {subscription_id}; `govshare notices subscriptions` lists them")
+        return found
+    if not (resource_code and agency):
+        raise ConfigError("name a subscription by its id, or by resource code and agency")
+    resource = get_resource(session, code=resource_code)
+    consumer = get_agency(session, ref=agency)
+    found = session.scalar(select(Subscription).where(Subscription.resource_id == resource.id,
+                                                      Subscription.agency_id == consumer.id))
+    if found is None:
+        raise NotFound(f"{consumer.name} does not subscribe to {resource.code}; "
+                       f"`govshare subscribe {resource.code} --agency {consumer.code}` first")
+    return found
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{url!r} is not an http(s) URL; give the receiver's full address, e.g. https://host/hook")
+
+
+def set_endpoint(session: Session, *, subscription: Subscription, url: str, actor: str = "cli") -> EndpointSet:
+    """Set (or replace) the webhook URL and generate a new signing secret; the old secret stops working."""
+    _check_url(url)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    encrypted = encrypt(secret, secret_key=get_settings().require_secret())
+    endpoint = session.get(NoticeEndpoint, subscription.id)
+    if endpoint is None:
+        endpoint = NoticeEndpoint(subscription_id=subscription.id, url=url, secret_encrypted=encrypted)
+        session.add(endpoint)
+    else:
+        endpoint.url, endpoint.secret_encrypted, endpoint.updated_at = url, encrypted, clock.now()
+    session.flush()
+    # the URL is recorded, never the secret
+    record_event(session, actor=actor, action="notice.endpoint_set", agency_code=subscription.agency.code,
+                 resource_code=subscription.resource.code, detail={"subscription_id": subscription.id, "url": url})
+    return EndpointSet(subscription_id=subscription.id, url=url, secret=secret)
+
+
+def endpoint_for(session: Session, *, subscription_id: int) -> tuple[str, str] | None:
+    """(url, secret) of a subscription's webhook, or None when it reads the pull feed only."""
+    endpoint = session.get(NoticeEndpoint, subscription_id)
+    if endpoint is None:
+        return None
+    return endpoint.url, decrypt(endpoint.secret_encrypted, secret_key=get_settings().require_secret())
+
+
+def list_notices(session: Session, *, resource_code: str | None = None, status: str | None = None,
+                 agency_id: int | None = None, after: int | None = None, limit: int = 100) -> list[Notice]:
+    """Notices oldest first (by id); `after` is the pull feed's cursor, the id of the last notice seen."""
+    query = select(Notice).order_by(Notice.id)
+    if resource_code:
+        query = query.where(Notice.resource_code == resource_code)
+    if status:
+        query = query.where(Notice.status == status)
+    if agency_id is not None:
+        query = query.where(Notice.agency_id == agency_id)
+    if after is not None:
+        query = query.where(Notice.id > after)
+    return list(session.scalars(query.limit(max(1, min(limit, FEED_PAGE_MAX)))))
+
+
+def parse_cursor(after: str | None) -> int | None:
+    if after in (None, ""):
+        return None
+    if not after.isdigit():
+        raise ConfigError(f"cursor {after!r} is not one this feed returned; pass next_cursor from the last page, "
+                          "or nothing to start from the beginning")
+    return int(after)
+
+
+def notice_public(notice: Notice) -> dict[str, Any]:
+    """What a consumer sees of a notice in the feed: the payload the webhook carries plus delivery state."""
+    return {"id": str(notice.id), "resource": notice.resource_code, "version": notice.version_number,
+            "created_at": notice.created_at.isoformat(), "webhook_status": notice.status,
+            "payload": notice.payload}

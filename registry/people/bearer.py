@@ -1,0 +1,35 @@
+"""Who a bearer token belongs to: a person's session token or a consumer system's API token, resolved to one
+Principal (registry/people/auth.py) or AuthenticationFailed saying why."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.crypto import sha256_hex
+from core.errors import AuthenticationFailed
+from registry.people.auth import SESSION_PREFIX, Principal, user_principal
+from registry.people.models import Agency, UserSession
+from registry.people.tokens import TOKEN_PREFIX, authenticate
+
+
+def authenticate_principal(session: Session, *, token: str | None) -> Principal:
+    """The principal behind a bearer token, or AuthenticationFailed saying why (in Chinese and English)."""
+    if token and token.startswith(SESSION_PREFIX):
+        record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
+        if record is None:
+            raise AuthenticationFailed("会话令牌无效", "invalid session token: log in again")
+        if record.revoked_at is not None:
+            raise AuthenticationFailed("会话已注销", "session logged out: log in again")
+        if clock.as_utc(record.expires_at) <= clock.now():
+            raise AuthenticationFailed("会话已过期", "session expired: log in again")
+        if not record.user.active:
+            raise AuthenticationFailed("用户已停用", "user deactivated")
+        return user_principal(record.user)
+    if token and not token.startswith(TOKEN_PREFIX):
+        raise AuthenticationFailed("访问令牌无效", "invalid API token")
+    api_token = authenticate(session, token=token)
+    agency: Agency = api_token.agency
+    return Principal(kind="system", name=api_token.name, agency_id=agency.id, agency_code=agency.code,
+                     display_name=api_token.name, agency_name=agency.name)

@@ -1,0 +1,66 @@
+"""The sharing invariant (共享授权核查): every grant in force rests on a live basis.
+
+A grant is in force (active, or pending its secrecy agreement) only while its resource's catalogue entry is
+published and either the subscription it came from is live on an unconditionally shared entry, or the
+application it came from stands approved (in whole or in part) with this very grant as its outcome. A refusal,
+a withdrawn entry or a revoked subscription ends the grant where it happens; this check finds any grant that
+escaped (a bug, an edited table) so supervision sees it. `govshare sharing check` and the daily supervision
+DAG run it; it reads only the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.sharing.grants import LIVE
+from registry.sharing.models import Application, Grant, Subscription
+
+APPROVED = ("approved", "partial")
+
+
+@dataclass(frozen=True)
+class BaselessGrant:
+    grant_id: int
+    resource_code: str
+    agency_code: str
+    origin: str
+    problem_zh: str
+    problem_en: str
+
+
+def _problem(session: Session, grant: Grant) -> tuple[str, str] | None:
+    resource = grant.resource
+    if resource.catalog_status != "published":
+        return (f"目录条目状态为 {resource.catalog_status}，未发布", f"the catalogue entry is {resource.catalog_status}, "
+                "not published")
+    if resource.sharing_type == "not_shared":
+        return "资源不予共享", "the resource is not shared"
+    if grant.application_id is not None:
+        application = session.get(Application, grant.application_id)
+        if application is None or application.status not in APPROVED:
+            status = application.status if application else "missing"
+            return f"申请状态为 {status}，未获批准", f"its application is {status}, not approved"
+        if application.grant_id != grant.id:
+            return "申请的结果已是另一授权", "its application's outcome is another grant"
+        return None
+    subscription = session.scalar(select(Subscription).where(Subscription.resource_id == grant.resource_id,
+                                                             Subscription.agency_id == grant.agency_id))
+    if subscription is None or subscription.status not in ("active", "pending"):
+        return "没有有效的订阅或已批准的申请", "neither a live subscription nor an approved application"
+    if resource.sharing_type != "unconditional":
+        return "按需共享资源的授权须经申请批准", "a conditional resource is granted only by an approved application"
+    return None
+
+
+def baseless_grants(session: Session) -> list[BaselessGrant]:
+    """Every grant in force without an approved application or a live subscription on a published entry."""
+    found = []
+    for grant in session.scalars(select(Grant).where(Grant.status.in_(LIVE)).order_by(Grant.id)):
+        if problem := _problem(session, grant):
+            found.append(BaselessGrant(grant_id=grant.id, resource_code=grant.resource.code,
+                                       agency_code=grant.agency.code, origin=grant.origin,
+                                       problem_zh=problem[0], problem_en=problem[1]))
+    return found

@@ -1,0 +1,79 @@
+"""Disputes (协调处理, article 14): a consumer who disagrees with a provider's decision asks for coordination;
+the coordination office (领导小组办公室) records its conclusion, which becomes the decision."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.errors import ConfigError, NotFound
+from registry.audit.log import record_event
+from registry.people.auth import Principal, require, require_person, require_roles
+from registry.sharing.applications import apply_decision, get_application, notify
+from registry.sharing.models import Dispute
+
+DISPUTABLE = ("partial", "refused")
+
+
+def open_dispute(session: Session, *, number: str, grounds: str, by: Principal) -> Dispute:
+    application = get_application(session, number=number)
+    require(by, by.acts_for(application.consumer_agency_id), zh="只有资源需求方可以申请协调处理",
+            en="only the consumer agency may open a dispute on its application")
+    if application.status not in DISPUTABLE:
+        raise ConfigError(f"只有部分同意或不予共享的答复可以申请协调处理 / application {number} is "
+                          f"{application.status}; only a partial approval or a refusal can be disputed")
+    if not grounds.strip():
+        raise ConfigError("请填写异议理由 / state the grounds of the dispute (异议理由): --grounds")
+    dispute = Dispute(application_id=application.id, opened_by=by.actor, grounds=grounds)
+    application.status = "disputed"
+    session.add(dispute)
+    session.flush()
+    record_event(session, actor=by.actor, action="dispute.open", agency_code=application.consumer.code,
+                 resource_code=application.resource.code,
+                 detail={"dispute": dispute.id, "number": number, "grounds": grounds})
+    notify(session, kind="dispute", application=application, role="coordination_office",
+           message=f"{application.consumer.name}对申请 {number} 的意见有异议，申请协调处理：{grounds}")
+    return dispute
+
+
+def get_dispute(session: Session, *, dispute_id: int) -> Dispute:
+    dispute = session.get(Dispute, dispute_id)
+    if dispute is None:
+        raise NotFound(f"no dispute {dispute_id}; `govshare dispute list` shows them")
+    return dispute
+
+
+def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclusion: str, by: Principal,
+                     approved_items: list[str] | None = None) -> Dispute:
+    """The coordination office's conclusion replaces the provider's decision (and grants what it approves)."""
+    require_person(by, doing_zh="协调结论", doing_en="concluding a dispute")
+    require_roles(by, "coordination_office")
+    dispute = get_dispute(session, dispute_id=dispute_id)
+    if dispute.status != "open":
+        raise ConfigError(f"该协调事项已作出结论 / dispute {dispute_id} is already concluded")
+    application = dispute.application
+    application.status = "submitted"  # reopened for the decision the conclusion makes
+    apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
+                   reasons=f"协调结论：{conclusion}", by=by, origin="dispute")
+    dispute.status, dispute.outcome = "concluded", application.status
+    dispute.approved_items = application.approved_items
+    dispute.conclusion, dispute.concluded_by, dispute.concluded_at = conclusion, by.actor, clock.now()
+    record_event(session, actor=by.actor, action="dispute.conclude", agency_code=application.consumer.code,
+                 resource_code=application.resource.code,
+                 detail={"dispute": dispute.id, "number": application.number, "outcome": dispute.outcome,
+                         "approved_items": dispute.approved_items, "conclusion": conclusion})
+    notify(session, kind="dispute", application=application, agency_id=application.resource.agency_id,
+           message=f"申请 {application.number} 的协调结论：{conclusion}")
+    return dispute
+
+
+def disputes_of(session: Session, *, application_id: int) -> list[Dispute]:
+    """An application's disputes, oldest first (a concluded one may be followed by a new one)."""
+    return list(session.scalars(select(Dispute).where(Dispute.application_id == application_id).order_by(Dispute.id)))
+
+
+def list_disputes(session: Session, *, by: Principal) -> list[Dispute]:
+    from registry.sharing.applications import may_see
+
+    return [d for d in session.scalars(select(Dispute).order_by(Dispute.id)) if may_see(by, d.application)]

@@ -1,0 +1,211 @@
+"""Grants (共享授权): what one consumer agency may read of one resource, for which purpose, until when.
+
+A grant is made by subscribing to an unconditional resource, by a provider's approval of an application, or
+by the coordination office's conclusion of a dispute. It holds the approved data items (columns, None = all),
+an optional row condition (rule as data), the purpose, the expiry and whether personal identifiers are shown
+unmasked in browsing. A resource whose secrecy review says it involves secrets needs a secrecy agreement in
+force before its grant becomes active (article 14). One live grant per resource and agency: a new one
+supersedes the old. Revocation takes effect on the next request (the access check reads the grant each time).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.errors import AccessDenied, ConfigError, NotFound
+from registry.audit.log import record_event
+from registry.catalog.models import Resource
+from registry.people.auth import OVERSIGHT_ROLES, Principal, require
+from registry.people.models import Agency
+from registry.sharing.models import Grant, ResourceSensitivity, SecrecyAgreement, Subscription
+
+ROW_FILTER_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge")
+LIVE = ("active", "pending_agreement")
+
+
+def validate_row_filter(rule: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A row condition as data: {"column", "op", "value"|"values"} or {"all": [conditions]}."""
+    if rule is None:
+        return None
+    if not isinstance(rule, dict):
+        raise ConfigError("a row condition must be an object such as "
+                          '{"column": "district_code", "op": "in", "values": ["310115"]}')
+    if "all" in rule:
+        if not isinstance(rule["all"], list) or not rule["all"]:
+            raise ConfigError('"all" needs a non-empty list of row conditions')
+        return {"all": [validate_row_filter(part) for part in rule["all"]]}
+    column, op = rule.get("column"), rule.get("op")
+    if not isinstance(column, str) or not column:
+        raise ConfigError('a row condition needs "column"')
+    if op not in ROW_FILTER_OPS:
+        raise ConfigError(f"row condition op {op!r} must be one of {', '.join(ROW_FILTER_OPS)}")
+    if op in ("in", "not_in"):
+        if not isinstance(rule.get("values"), list) or not rule["values"]:
+            raise ConfigError(f'row condition op {op} needs a non-empty "values" list')
+        return {"column": column, "op": op, "values": list(rule["values"])}
+    if "value" not in rule:
+        raise ConfigError(f'row condition op {op} needs "value"')
+    return {"column": column, "op": op, "value": rule["value"]}
+
+
+def filter_columns(rule: dict[str, Any] | None) -> list[str]:
+    if not rule:
+        return []
+    if "all" in rule:
+        return [c for part in rule["all"] for c in filter_columns(part)]
+    return [rule["column"]]
+
+
+def unpublished(resource: Resource, *, doing_zh: str, doing_en: str) -> AccessDenied | None:
+    """Only an entry that passed the confidentiality review and its reviewer's approval is shared (articles 10,
+    19): a registered, draft or withdrawn one is neither subscribed to, applied for, granted nor delivered.
+    The refusal to raise, or None for a published entry."""
+    if resource.catalog_status == "published":
+        return None
+    return AccessDenied(f"目录条目 {resource.code} 未经保密审查和审核发布（当前：{resource.catalog_status}），不能{doing_zh}",
+                        f"catalogue entry {resource.code} has not passed confidentiality review and publication "
+                        f"({resource.catalog_status}): it cannot be {doing_en}")
+
+
+def require_published(resource: Resource, *, doing_zh: str, doing_en: str) -> None:
+    if refusal := unpublished(resource, doing_zh=doing_zh, doing_en=doing_en):
+        raise refusal
+
+
+def lifted_masks(grant: Grant) -> bool | list[str]:
+    """What a grant's decision lifted: True for every personal identifier, else the named columns."""
+    return True if grant.unmask else list(grant.unmasked_columns or [])
+
+
+def sensitivity(session: Session, *, resource: Resource) -> ResourceSensitivity | None:
+    return session.get(ResourceSensitivity, resource.id)
+
+
+def agreement_in_force(session: Session, *, resource: Resource, agency_id: int,
+                       on: date | None = None) -> SecrecyAgreement | None:
+    today = on or clock.today()
+    return session.scalars(select(SecrecyAgreement).where(
+        SecrecyAgreement.resource_id == resource.id, SecrecyAgreement.consumer_agency_id == agency_id,
+        SecrecyAgreement.revoked_at.is_(None), SecrecyAgreement.signed_on <= today,
+        SecrecyAgreement.valid_until >= today).order_by(SecrecyAgreement.valid_until.desc())).first()
+
+
+def needs_agreement(session: Session, *, resource: Resource) -> bool:
+    marks = sensitivity(session, resource=resource)
+    return bool(marks and marks.involves_secrets)
+
+
+def live_grant(session: Session, *, resource: Resource, agency_id: int) -> Grant | None:
+    return session.scalars(select(Grant).where(
+        Grant.resource_id == resource.id, Grant.agency_id == agency_id, Grant.status.in_(LIVE))
+        .order_by(Grant.id.desc())).first()
+
+
+def _sync_subscription(session: Session, *, grant: Grant) -> None:
+    # Update notices (article 16) go to subscribers: an active grant keeps a subscription in step.
+    subscription = session.scalar(select(Subscription).where(
+        Subscription.resource_id == grant.resource_id, Subscription.agency_id == grant.agency_id))
+    status = {"active": "active", "pending_agreement": "pending"}.get(grant.status, "revoked")
+    if subscription is None:
+        session.add(Subscription(resource_id=grant.resource_id, agency_id=grant.agency_id, purpose=grant.purpose,
+                                 status=status))
+    else:
+        subscription.status, subscription.purpose = status, grant.purpose
+
+
+def create_grant(session: Session, *, resource: Resource, agency: Agency, origin: str, purpose: str,
+                 by: Principal, columns: list[str] | None = None, row_filter: dict[str, Any] | None = None,
+                 unmask: bool | list[str] = False, external_use: bool = False, expires_at: datetime | None = None,
+                 application_id: int | None = None) -> Grant:
+    """Record a grant; active at once unless the resource needs a secrecy agreement not yet in force.
+    ``unmask``: the provider lifts the masking of personal identifiers, for every column (True) or the named ones."""
+    if resource.sharing_type == "not_shared":
+        raise AccessDenied(f"该资源不予共享，不能授权，依据：{resource.sharing_condition}",
+                           f"a not-shared resource can never be granted; legal basis: {resource.sharing_condition}")
+    if agency.id == resource.agency_id:
+        raise ConfigError("a provider needs no grant on its own resource")
+    require_published(resource, doing_zh="授权", doing_en="granted")
+    if not purpose.strip():
+        raise ConfigError("a grant needs its purpose (共享用途)")
+    for old in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.agency_id == agency.id,
+                                                   Grant.status.in_(LIVE))):
+        old.status = "superseded"
+    grant = Grant(resource_id=resource.id, agency_id=agency.id, origin=origin, application_id=application_id,
+                  columns=list(columns) if columns else None, row_filter=validate_row_filter(row_filter),
+                  unmask=unmask is True, unmasked_columns=sorted(set(unmask)) if isinstance(unmask, list) else None,
+                  external_use=external_use, purpose=purpose, expires_at=expires_at,
+                  status="pending_agreement")
+    session.add(grant)
+    session.flush()
+    record_event(session, actor=by.actor, action="grant.create", agency_code=agency.code, resource_code=resource.code,
+                 detail={"grant": grant.id, "origin": origin, "columns": grant.columns or "all",
+                         "row_filter": grant.row_filter, "purpose": purpose, "unmask": unmask,
+                         "external_use": external_use, "application": application_id,
+                         "expires_at": expires_at.isoformat() if expires_at else None})
+    if not activate_if_ready(session, grant=grant, by=by):
+        _sync_subscription(session, grant=grant)
+        session.flush()
+    return grant
+
+
+def activate_if_ready(session: Session, *, grant: Grant, by: Principal) -> bool:
+    if grant.status != "pending_agreement":
+        return grant.status == "active"
+    resource = grant.resource or session.get(Resource, grant.resource_id)
+    if needs_agreement(session, resource=resource) and not agreement_in_force(
+            session, resource=resource, agency_id=grant.agency_id):
+        return False
+    grant.status, grant.activated_at = "active", clock.now()
+    _sync_subscription(session, grant=grant)
+    session.flush()
+    record_event(session, actor=by.actor, action="grant.activate", agency_code=grant.agency.code,
+                 resource_code=resource.code, detail={"grant": grant.id})
+    return True
+
+
+def get_grant(session: Session, *, grant_id: int) -> Grant:
+    grant = session.get(Grant, grant_id)
+    if grant is None:
+        raise NotFound(f"no grant {grant_id}; `govshare grant list` shows them")
+    return grant
+
+
+def revoke_grant(session: Session, *, grant_id: int, reason: str, by: Principal) -> Grant:
+    """Revoke at once: the next request of any channel is refused."""
+    grant = get_grant(session, grant_id=grant_id)
+    require(by, by.acts_for(grant.resource.agency_id) or by.acts_for(grant.agency_id) or by.has(*OVERSIGHT_ROLES),
+            zh="只有提供方、获取方或领导小组办公室可以撤销授权",
+            en="only the provider, the consumer or the coordination office may revoke a grant")
+    if not reason.strip():
+        raise ConfigError("revoking a grant needs a reason (撤销理由)")
+    if grant.status not in LIVE:
+        raise ConfigError(f"grant {grant_id} is already {grant.status}")
+    return end_grant(session, grant=grant, reason=reason, by=by)
+
+
+def end_grant(session: Session, *, grant: Grant, reason: str, by: Principal) -> Grant:
+    """Revoke a live grant whose basis is gone (a refusal, a withdrawn entry), or on request; audited."""
+    grant.status, grant.revoked_at, grant.revoked_by, grant.revoke_reason = "revoked", clock.now(), by.actor, reason
+    _sync_subscription(session, grant=grant)
+    record_event(session, actor=by.actor, action="grant.revoke", agency_code=grant.agency.code,
+                 resource_code=grant.resource.code, detail={"grant": grant.id, "reason": reason})
+    return grant
+
+
+def list_grants(session: Session, *, by: Principal, resource: Resource | None = None,
+                agency: Agency | None = None) -> list[Grant]:
+    """Grants the principal may see: its own agency's (as consumer or provider), or all for oversight roles."""
+    query = select(Grant).order_by(Grant.id)
+    if resource is not None:
+        query = query.where(Grant.resource_id == resource.id)
+    if agency is not None:
+        query = query.where(Grant.agency_id == agency.id)
+    grants = list(session.scalars(query))
+    if by.kind == "console" or by.has(*OVERSIGHT_ROLES):
+        return grants
+    return [g for g in grants if by.agency_id in (g.agency_id, g.resource.agency_id)]

@@ -1,0 +1,57 @@
+"""Subscriptions (订阅): a consumer agency takes a resource and is notified of its updates (article 16)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import AccessDenied, ConfigError
+from registry.audit.log import mark_audited, record_event
+from registry.catalog.models import Resource
+from registry.catalog.resources import get_resource
+from registry.people.agencies import get_agency
+from registry.people.auth import Principal, console, require
+from registry.sharing.grants import create_grant, unpublished
+from registry.sharing.models import Subscription
+
+
+def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str, actor: str = "cli",
+              by: Principal | None = None) -> Subscription:
+    """Subscribe to an unconditionally shared resource; the grant is immediate (article 14), or waits for a
+    secrecy agreement when the resource involves secrets or personal privacy."""
+    by = by or console(actor)
+    resource = get_resource(session, code=resource_code)
+    consumer = get_agency(session, ref=agency)
+    require(by, by.acts_for(consumer.id), zh="只能为本机构订阅（机构管理员或数据资源管理员）",
+            en="you may subscribe only for your own agency, as its agency or data resource administrator")
+    refusal = unpublished(resource, doing_zh="订阅", doing_en="subscribed to")
+    if refusal is None and resource.sharing_type == "not_shared":
+        refusal = AccessDenied(f"该资源不予共享，依据：{resource.sharing_condition}",
+                               f"this resource is not shared; legal basis: {resource.sharing_condition}")
+    elif refusal is None and resource.sharing_type == "conditional":
+        refusal = AccessDenied("该资源为按需共享，请提交共享申请（govshare apply submit）",
+                               "this resource is shared on application: apply for it (`govshare apply submit`)")
+    if refusal is not None:
+        record_event(session, actor=by.actor, action="subscription.add", agency_code=consumer.code,
+                     resource_code=resource.code, result="denied", detail={"reason": refusal.en, "purpose": purpose})
+        session.commit()  # the refusal is evidence too
+        raise mark_audited(refusal)
+    if not purpose.strip():
+        raise ConfigError("state the purpose of use (共享用途): --purpose")
+    record_event(session, actor=by.actor, action="subscription.add", agency_code=consumer.code,
+                 resource_code=resource.code, detail={"purpose": purpose})
+    # The grant keeps the subscription active (or pending until a secrecy agreement is in force).
+    create_grant(session, resource=resource, agency=consumer, origin="subscription", purpose=purpose, by=by)
+    session.flush()
+    return session.scalar(select(Subscription).where(
+        Subscription.resource_id == resource.id, Subscription.agency_id == consumer.id))
+
+
+def active_subscription(session: Session, *, resource: Resource, agency_id: int) -> Subscription | None:
+    return session.scalar(select(Subscription).where(
+        Subscription.resource_id == resource.id, Subscription.agency_id == agency_id, Subscription.status == "active"))
+
+
+def subscribers(session: Session, *, resource: Resource) -> list[Subscription]:
+    return list(session.scalars(select(Subscription).where(
+        Subscription.resource_id == resource.id, Subscription.status == "active")))

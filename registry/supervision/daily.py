@@ -1,0 +1,96 @@
+"""The supervision's daily work (the Airflow DAG dags/govshare_supervision.py and `govshare supervision daily`):
+the statutory clocks (application reminders and overdue flags, rectification deadlines), violation detection,
+and the evaluation of the current quarter. Each step commits on its own, so one failing leaves the others done."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from core import clock
+from core.calendar.due_days import schedule_warning
+from registry.supervision.due_days import fill_pending
+from registry.supervision.periods import current_quarter
+
+ACTOR = "supervision"
+log = logging.getLogger(__name__)
+
+
+def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
+    """Due days whose year's schedule has since been installed (filled in and audited), application reminders and
+    overdue flags (registry/sharing/applications.py), catalogue update obligations past due (registry/catalog/obligations.py,
+    listed; flagged as violations by detection), rectification deadlines. A missing working-day schedule the
+    clocks need is logged as a warning naming the command that installs it."""
+    from registry.catalog import obligations
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.sharing.applications import check_deadlines
+    from registry.supervision.rectification import check_orders
+
+    day = (today or clock.today())
+    warning = schedule_warning(day)
+    if warning:
+        log.warning("%s", warning)
+    with session_scope() as session:
+        scheduled = fill_pending(session, actor=actor)
+        applications = check_deadlines(session, today=day, by=console(actor))
+        overdue = [o.id for o in obligations.overdue_obligations(session, today=day)]
+        waiting = [o.id for o in obligations.unscheduled_obligations(session)]
+        flagged = [o.number for o in check_orders(session, today=day, actor=actor)]
+    return {"day": day.isoformat(), "scheduled": [f"{s.kind}:{s.reference}:{s.due_on}" for s in scheduled],
+            "applications": [f"{n}:{what}" for n, what in applications],
+            "overdue_obligations": overdue, "unscheduled_obligations": waiting, "rectification_overdue": flagged,
+            "schedule_warning": str(warning) if warning else None}
+
+
+def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
+    from registry.db import session_scope
+    from registry.supervision.violations import detect_violations
+
+    day = (today or clock.today())
+    with session_scope() as session:
+        report = detect_violations(session, as_of=day, actor=actor)
+        return {"day": day.isoformat(), "found": len(report.found), "new": [v.id for v in report.new],
+                "resolved": [v.id for v in report.resolved]}
+
+
+def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
+    """Grants in force without a basis (registry/sharing/check.py); each finding is audited so it is kept."""
+    from registry.audit.log import record_event
+    from registry.db import session_scope
+    from registry.sharing.check import baseless_grants
+
+    with session_scope() as session:
+        found = baseless_grants(session)
+        record_event(session, actor=actor, action="sharing.check", result="failed" if found else "ok",
+                     detail={"baseless": [{"grant": g.grant_id, "resource": g.resource_code, "agency": g.agency_code,
+                                           "problem": g.problem_en} for g in found]})
+        return {"baseless_grants": [g.grant_id for g in found]}
+
+
+def run_audit_anchor() -> dict[str, Any]:
+    """Write the audit chain's head outside the database (GOVSHARE_AUDIT_ANCHOR_DIR) after verifying the log."""
+    from registry.audit.verify import write_anchor
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        path, anchor = write_anchor(session)
+    return {"anchor": str(path), "id": anchor["id"], "hash": anchor["hash"]}
+
+
+def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
+    """Evaluate the current quarter (a notice can be drawn any day from the latest run)."""
+    from registry.db import session_scope
+    from registry.supervision.evaluation import run_evaluation
+
+    day = (today or clock.today())
+    with session_scope() as session:
+        run = run_evaluation(session, period=current_quarter(day), as_of=day, actor=actor)
+        return {"run": run.id, "period": run.period, "agencies": len(run.results["agencies"])}
+
+
+def run_daily(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
+    return {"clocks": run_clocks(today=today, actor=actor), "violations": run_detection(today=today, actor=actor),
+            "sharing": run_sharing_check(actor=actor),
+            "evaluation": run_scheduled_evaluation(today=today, actor=actor)}
