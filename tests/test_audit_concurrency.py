@@ -23,7 +23,7 @@ WRITER = """
 import sys, time
 from pathlib import Path
 
-from registry.audit import ChainWriter, record_event
+from registry.audit.log import ChainWriter, record_event
 from registry.db import engine_for, session_scope
 from core.settings import get_settings
 
@@ -51,7 +51,7 @@ def test_concurrent_writers_leave_one_valid_chain(pg_hub_home: Path, tmp_path: P
     from sqlalchemy import func, select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     with session_scope() as session:
         before = session.scalar(select(func.count()).select_from(AuditEvent))

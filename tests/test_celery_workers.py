@@ -28,7 +28,7 @@ FINISHED = ("success", "failed")
 
 
 def test_two_sync_dags_run_at_once_on_two_celery_workers(pg_hub_home: Path, tmp_path: Path) -> None:
-    from registry.dagspecs import dag_id_for
+    from registry.catalog.dagspecs import dag_id_for
     from tests.airflow_celery import celery_airflow
     from tests.services import require_postgres, require_redis
 

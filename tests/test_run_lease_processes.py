@@ -91,7 +91,7 @@ def _children() -> Iterator[list[subprocess.Popen]]:
 
 def _holder(hub: Hub) -> str | None:
     from registry.db import session_scope
-    from registry.models import ResourceLock
+    from registry.exchange.models import ResourceLock
 
     with session_scope() as session:
         lock = session.get(ResourceLock, hub.resource_id)
@@ -151,7 +151,7 @@ def test_a_holder_killed_on_another_host_is_taken_over_when_its_lease_runs_out(h
     from sqlalchemy import select
 
     from registry.db import session_scope
-    from registry.models import AuditEvent
+    from registry.audit.models import AuditEvent
 
     go, release = tmp_path / "go", tmp_path / "release"
     go.touch()
