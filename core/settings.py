@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     cdc_wait_seconds: float = Field(default=30.0, gt=0, description="how long a run waits to catch up with the source")
     rate_limit_rps: float = Field(default=50.0, ge=0, description="requests per second per consumer credential (0: off)")
     rate_limit_burst: int = Field(default=100, ge=1, description="requests a consumer may send at once")
+    redis_url: str = Field(default="", description="Redis (redis://host:6379/1) where every API process and "
+                           "replica counts rate limits together; empty: each process counts its own")
     signed_link_seconds: int = Field(default=3600, ge=1, description="default lifetime of a signed download link")
     decision_cache_seconds: float = Field(default=1.0, ge=0, description="interface lookups reuse an access decision this long (0: off)")
     pdf_font: Path | None = Field(default=None, description="TrueType (.ttf/.ttc) CJK font embedded in PDFs; "

@@ -181,6 +181,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     seen: set[str] = set()
     high_water = None
     first = True
+    scan = _start_key_scan(staged, inputs, folder)
     try:
         for batch in _guarded(connector, connector.read(stream, inputs.state)):
             staged.rows_read += batch.num_rows
@@ -216,7 +217,8 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             raise GovshareError(connector.fail("returned no schema; the table or query yields no columns"))
         writer.close()
         origins.close()
-        deleted = _finish_keys(staged, folder, writer, quarantine, origins, key, keys, inputs) if key else None
+        deleted = _finish_keys(staged, folder, writer, quarantine, origins, key, keys, inputs, scan) if key else None
+        scan = None
         delta_keys = layered = None
         if incremental and previous is not None and key:
             layered = layerable(previous.parts, writer.schema, previous.schema)
@@ -232,6 +234,8 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         if not layered:
             writer.ensure_file(writer.schema)
     finally:
+        if scan is not None:  # the run failed before it needed the deletes
+            scan.cancel()
         writer.close()
         quarantine.close()
         origins.close()
@@ -265,8 +269,22 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     staged.save()
 
 
+def _start_key_scan(staged: StagedRun, inputs: Inputs, folder: Path):  # noqa: ANN202 - BackgroundScan | None
+    """An incremental run of a keyed stream whose source reads its keys alone scans them for deletes beside
+    the cursor read (pipeline.deletes.BackgroundScan)."""
+    if not (staged.mode == "incremental" and inputs.previous is not None and inputs.stream.primary_key
+            and inputs.connector.reads_keys):
+        return None
+    from pipeline.deletes import BackgroundScan
+
+    return BackgroundScan(connector=inputs.connector, stream=inputs.stream, parts=inputs.previous.parts,
+                          key=inputs.stream.primary_key, schema=inputs.previous.schema, watch=inputs.watch,
+                          scratch=folder / "keys")
+
+
 def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine: QuarantineWriter,
-                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array], inputs: Inputs) -> pa.Array | None:
+                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array], inputs: Inputs,
+                 scan) -> pa.Array | None:  # noqa: ANN001 - pipeline.deletes.BackgroundScan | None
     """Repeated keys (the newest file's row kept, else every row quarantined), sorted key locators, and in an
     incremental run the keys deleted at the source (None when the source cannot tell them)."""
     data = folder / "data"
@@ -287,18 +305,17 @@ def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine
                                                    origins.path if origins.rows else None)
         if located:  # the parts lost rows: their positions moved
             _build_locators(staged, folder, writer.files, key)
-    if not (incremental and inputs.previous is not None and inputs.connector.reads_keys):
+    if scan is None:
         return None
-    from pipeline.deletes import scan_deletes
-
     started = time.monotonic()
     read = pa.chunked_array(keys, type=keys[0].type).combine_chunks() if keys else pa.array([])
-    scan = scan_deletes(connector=inputs.connector, stream=inputs.stream, parts=inputs.previous.parts, key=key,
-                        schema=inputs.previous.schema, exclude=read, watch=inputs.watch, scratch=folder / "keys")
-    staged.findings["gone"] = sorted(scan.watched_gone)
-    staged.key_scan = {"source_keys": scan.source_keys, "deleted": len(scan.deleted), "method": scan.method,
-                       "seconds": round(time.monotonic() - started, 3)}
-    return scan.deleted
+    found = scan.result(exclude=read)
+    staged.findings["gone"] = sorted(found.watched_gone)
+    # seconds: the scan's own time; waited: how long the run waited for it after its own reading
+    staged.key_scan = {"source_keys": found.source_keys, "deleted": len(found.deleted), "method": found.method,
+                       "ranges": found.ranges, "seconds": round(scan.seconds, 3),
+                       "waited": round(time.monotonic() - started, 3)}
+    return found.deleted
 
 
 def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple[str, ...]) -> None:
