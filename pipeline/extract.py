@@ -15,7 +15,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ROW_ORIGIN_COLUMN, ROW_PROBLEM_COLUMN, Connector, ReadState, StreamSpec, payload_schema
+from connectors.base import (
+    ROW_ORIGIN_COLUMN,
+    ROW_PROBLEM_COLUMN,
+    Connector,
+    ReadState,
+    StreamSpec,
+    payload_schema,
+)
 from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
@@ -25,10 +32,17 @@ from pipeline.duplicates import FileRanks, settle_duplicates
 from pipeline.layering import carry_forward, layerable, stack, version_batches
 from pipeline.layers import Part, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
-from pipeline.runs import full_read_due, record_run_failure, start_run
+from pipeline.run import lifecycle
+from pipeline.runs import full_read_due, record_run_failure
 from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.validate import duplicated_keys, duplicated_keys_in_files, finish_checks, key_array, split_batch
+from pipeline.validate import (
+    duplicated_keys,
+    duplicated_keys_in_files,
+    finish_checks,
+    key_array,
+    split_batch,
+)
 from registry.db import session_scope
 from registry.exchange.models import SyncRun
 from registry.catalog.resources import get_resource
@@ -88,14 +102,10 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
         if resource.source is None:
             raise ConfigError(f"resource {resource_code} has no source; register one with `govshare resource add --source`")
         resource_id = resource.id
-    try:  # the lock first: what the run compares with (previous version, cursor) is read once it is ours
-        locks.acquire(resource_id=resource_id, resource_code=resource_code, run_id=run_id, wait_seconds=wait_seconds)
-    except BaseException as exc:
-        record_run_failure(run_id, exc, resource_id=resource_id)
-        raise
-    folder = paths.staging_dir(run_id)
-    try:
-        start_run(run_id=run_id, resource_id=resource_id, mode="full")
+    # The lease first: what the run compares with (previous version, cursor) is read once it is ours.
+    folder = lifecycle.begin(resource_id=resource_id, resource_code=resource_code, run_id=run_id, mode="full",
+                                      wait_seconds=wait_seconds)
+    with lifecycle.staging(resource_id=resource_id, run_id=run_id):
         staged, inputs = _prepare(resource_code, run_id, full)
         try:
             _extract(staged, inputs)
@@ -104,16 +114,12 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
             shutil.rmtree(folder, ignore_errors=True)
             staged = replace(staged, mode="full", rows_read=0)
             _extract(staged, replace(inputs, state=ReadState()))
-    except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        record_run_failure(run_id, exc)
-        locks.release(resource_id=resource_id, run_id=run_id)
-        raise
     with session_scope() as session:
         run = session.get(SyncRun, run_id)
         run.status, run.mode, run.rows_read, run.rows_quarantined = "staged", staged.mode, staged.rows_read, \
             staged.rows_quarantined
     if hand_over:
+        staged.push()  # the publish task may run on another worker: it finds the run in the store
         locks.hand_over(resource_id=resource_id, run_id=run_id)
     return staged
 
@@ -138,7 +144,7 @@ def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, In
         session.get(SyncRun, run_id).mode = mode
         staged = StagedRun(
             run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
-            folder=str(paths.staging_dir(run_id)), previous_version=previous_version.id if previous_version else None,
+            folder=str(paths.run_dir(resource.id, run_id)), previous_version=previous_version.id if previous_version else None,
             source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
             key=list(stream.primary_key),
             row_stores="interface" in (resource.sharing_modes or []),
@@ -164,8 +170,8 @@ def _required_columns(schema: pa.Schema, stream: StreamSpec, connector: Connecto
 def _extract(staged: StagedRun, inputs: Inputs) -> None:
     stream, connector, contract, previous = inputs.stream, inputs.connector, inputs.contract, inputs.previous
     key = stream.primary_key
-    folder = paths.staging_dir(staged.run_id)
-    (folder / "data").mkdir(parents=True)
+    folder = Path(staged.folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
     writer = PartWriter(folder / "data", lookup_owner=folder if staged.row_stores else None)
     quarantine = QuarantineWriter(folder / "quarantine.parquet")
     origins = FileRanks(folder / "origins.parquet")

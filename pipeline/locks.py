@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -35,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import clock
 from core.errors import RetriableError
+from core.storage import get_storage
 from pipeline import paths
 from registry.audit.log import record_event
 from registry.db import session_scope
@@ -162,25 +162,25 @@ def _close_stray_runs(session, resource_id: int, *, keep: str, why: str | None =
         run.status, run.finished_at = "failed", clock.now()
         run.error = (why or "abandoned: it ended without holding the resource's lock (killed before taking it)") \
             + "; its staging folder was removed"
-        shutil.rmtree(paths.staging_dir(run.id), ignore_errors=True)
+        _remove_prefix(session, resource_id, run.id)
 
 
 def _remove_leftovers(session, resource_id: int, run_id: str) -> list[str]:
-    """The abandoned run's staging folder, and a version folder it renamed but never recorded (killed between
-    the rename and the commit): neither is served, and neither will ever be."""
-    removed = []
-    staging = paths.staging_dir(run_id)
-    if staging.exists():
-        shutil.rmtree(staging, ignore_errors=True)
-        removed.append(f"staging/{run_id}")
-    recorded = set(session.scalars(select(DatasetVersion.path).where(DatasetVersion.resource_id == resource_id)))
-    folder = paths.storage_root() / "datasets" / str(resource_id)
-    for leftover in sorted(folder.glob(f"v*-{run_id[:8]}")) if folder.is_dir() else []:
-        relative = leftover.relative_to(paths.storage_root()).as_posix()
-        if relative not in recorded:
-            shutil.rmtree(leftover, ignore_errors=True)
-            removed.append(relative)
-    return removed
+    """The abandoned run's own prefix, staged or even with its manifest written (killed before the commit): no
+    version names it, so it is not served, and never will be."""
+    return [prefix] if (prefix := _remove_prefix(session, resource_id, run_id)) else []
+
+
+def _remove_prefix(session, resource_id: int, run_id: str) -> str | None:
+    """Remove a run's prefix from the storage unless a version names it; the prefix, if it existed."""
+    prefix = paths.run_prefix(resource_id, run_id)
+    if session.scalar(select(DatasetVersion.id).where(DatasetVersion.path == prefix)) is not None:
+        return None
+    storage = get_storage()
+    if not (storage.local(prefix).exists() or storage.exists(prefix)):
+        return None
+    storage.delete(prefix)
+    return prefix
 
 
 def acquire(*, resource_id: int, resource_code: str, run_id: str, wait_seconds: float = 0) -> bool:

@@ -241,12 +241,12 @@ def test_the_maintenance_and_notices_dags_run(hub_home: Path, tmp_path: Path) ->
     from pipeline import paths
     from pipeline.airflow_runner import run_dags
 
-    leftover = paths.staging_dir("killed-long-ago")
+    leftover = paths.run_dir(1, "killed-long-ago")
     (leftover / "data").mkdir(parents=True)
     old = clock.time() - 48 * 3600
     for item in (leftover, leftover / "data"):
         os.utime(item, (old, old))
-    fresh = paths.staging_dir("just-started")
+    fresh = paths.run_dir(1, "just-started")
     fresh.mkdir(parents=True)
 
     states = run_dags(["govshare_maintenance", "govshare_notices"], airflow_home=tmp_path / "airflow")

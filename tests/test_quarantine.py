@@ -365,7 +365,8 @@ def test_a_run_over_its_threshold_publishes_nothing_and_says_why(hub_home: Path,
     assert [v.number for v in versions(setup.resource_code)] == [1]  # the previous version stays served
     failed = sync_runs(setup.resource_code)[-1]
     assert failed.status == "failed" and "隔离总数超过阈值" in failed.error
-    assert not any((storage_root() / "staging").iterdir())
+    assert [p.name for p in (storage_root() / "datasets" / str(setup.resource_id)).iterdir()] == \
+        [Path(versions(setup.resource_code)[0].path).name]  # the failed run's own folder is gone
     with session_scope() as session:
         assert list_quarantine(session, resource_code=setup.resource_code) == []
 
