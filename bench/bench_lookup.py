@@ -70,7 +70,7 @@ with session_scope() as s:
     code, resource_id = resource.code, resource.id
     token = issue_token(s, agency=consumer.code, name="bench-system", days=1)
 run_id = uuid.uuid4().hex
-folder = paths.staging_dir(run_id)
+folder = paths.run_dir(resource_id, run_id)
 folder.mkdir(parents=True)
 files, writer, in_file, keys = [], None, 0, []
 rng = random.Random(7)

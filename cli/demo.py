@@ -34,6 +34,7 @@ def _prepare_home() -> tuple[Path, str]:
             (home / name).unlink(missing_ok=True)
         for folder in ("storage", "sources"):
             shutil.rmtree(home / folder, ignore_errors=True)
+        _clear_object_store()
         note = f"found an earlier demo in {home}: starting over (Airflow's metadata database is reused)"
     else:
         note = f"fresh demo in {home}"
@@ -42,8 +43,23 @@ def _prepare_home() -> tuple[Path, str]:
     return home, note
 
 
+def _clear_object_store() -> None:
+    """An earlier demo's objects, when GOVSHARE_STORAGE names an object store (its prefix is the demo's)."""
+    from core.storage import get_storage
+
+    storage = get_storage()
+    if storage.remote:
+        for entry in storage.children(""):
+            storage.delete(entry.path[len(storage.base) + 1:])
+        shutil.rmtree(storage.root, ignore_errors=True)
+
+
 def _register(home: Path, *, rows: int = ENTERPRISE_ROWS) -> dict[str, str]:
-    from cli.demo_catalog import CREDIT_CONDITION, catalogue_credit, catalogue_enterprises
+    from cli.demo_catalog import (
+        CREDIT_CONDITION,
+        catalogue_credit,
+        catalogue_enterprises,
+    )
     from cli.demo_story import add_oversight_agencies, add_people, mask_identifiers
     from registry.people.agencies import add_agency
     from registry.catalog.dagspecs import write_dag_specs

@@ -113,11 +113,13 @@ def schema_changes_command(resource: Annotated[str, typer.Argument(help="resourc
 
 
 def housekeep_command(
-    staging_hours: Annotated[float, typer.Option(help="remove staging folders older than this")] = 24,
+    staging_hours: Annotated[float, typer.Option(help="remove the unpublished run folders of runs the registry "
+                                                 "does not know once older than this (hours)")] = 24,
     keep: Annotated[int, typer.Option(help="always keep this many newest versions per resource")] = 5,
     keep_days: Annotated[int, typer.Option(help="and every version younger than this many days")] = 30,
 ) -> None:
-    """Housekeeping now (the maintenance DAG does it daily): expired staging, old versions by the retention rule.
+    """Housekeeping now (the maintenance DAG does it daily): run folders no version names (crashed or abandoned
+    runs, in the local folder or the object store), old versions by the retention rule.
 
     A version stays while a subscriber still needs it or a kept layered version reads its files.
 
@@ -128,7 +130,7 @@ def housekeep_command(
     with reported_errors():
         cleaned = clean_staging(max_age_hours=staging_hours)
         pruned = prune_versions(keep_last=keep, keep_days=keep_days)
-    console.print(f"staging folders removed: {len(cleaned)}; versions pruned: "
+    console.print(f"unpublished run folders removed: {len(cleaned)}; versions pruned: "
                   f"{', '.join(pruned) if pruned else 'none'}")
 
 

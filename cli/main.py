@@ -134,7 +134,8 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
 @app.command()
 def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_API_HOST)")] = None,
           port: Annotated[int | None, typer.Option(help="port (GOVSHARE_API_PORT)")] = None,
-          workers: Annotated[int, typer.Option(help="server processes (one per core for busy interfaces)")] = 1,
+          workers: Annotated[int, typer.Option(help="server processes (one per core for busy interfaces); with "
+                                               "GOVSHARE_REDIS_URL they share the rate limits")] = 1,
           access_log: Annotated[bool, typer.Option(help="log every HTTP request (reads are audited anyway)")] = True,
           ) -> None:
     """Serve the HTTP API (catalogue, versions, downloads; OpenAPI at /openapi.json).

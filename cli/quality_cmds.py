@@ -81,7 +81,9 @@ def quarantine_replay(resource: Annotated[str, typer.Argument(help="resource cod
 @ticket_app.command("list")
 def ticket_list(agency: Annotated[str | None, typer.Option(help="agency code or name")] = None,
                 status: Annotated[str | None, typer.Option(help="open or closed")] = None,
-                resource: Annotated[str | None, typer.Option(help="resource code")] = None) -> None:
+                resource: Annotated[str | None, typer.Option(
+                    help="resource code (a ticket for a rule across the provider's resources is listed under "
+                         "each)")] = None) -> None:
     """列出疑义校核工单 List error-correction tickets.
 
     Example: govshare ticket list --agency 上海市市场监督管理局 --status open
@@ -93,7 +95,7 @@ def ticket_list(agency: Annotated[str | None, typer.Option(help="agency code or 
         tickets = list_tickets(session, agency=agency, status=status, resource_code=resource)
         table("疑义校核工单 / tickets", ["id", "类型 kind", "机构 agency", "资源 resource", "行数 rows", "状态 status",
                                      "开具 opened 北京时间"],
-              [(t.id, t.kind, t.agency.name, t.resource.code, t.rows, label("ticket_statuses", t.status),
+              [(t.id, t.kind, t.agency.name, ", ".join(t.resource_codes), t.rows, label("ticket_statuses", t.status),
                 _when(t.created_at)) for t in tickets])
 
 

@@ -159,6 +159,14 @@ class Connector(ABC):
         (files, HTTP APIs) find deleted keys only by a full read."""
         raise NotImplementedError(f"a {self.kind} source cannot read its keys alone")
 
+    # A source that can read one range of a single integer key, sorted, says so: the key scan then reads two
+    # ranges over two connections at once (the server's index scan is most of the scan's time).
+    reads_key_ranges: ClassVar[bool] = False
+
+    def read_key_range(self, stream: StreamSpec, *, low: int | None, high: int | None) -> Iterator[pa.RecordBatch]:
+        """The single integer key's values with low <= key < high (None: unbounded), sorted."""
+        raise NotImplementedError(f"a {self.kind} source cannot read a range of its keys")
+
     def stream_schema(self, stream: StreamSpec) -> pa.Schema:
         """The stream's columns as a read would deliver them, without reading its rows (the default reads the
         first batch; database connectors ask their catalogue)."""

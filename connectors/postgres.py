@@ -209,6 +209,15 @@ class PostgresConnector(Connector):
         select = f"SELECT {keys} FROM {self._from(stream)}" + (f" ORDER BY {keys}" if ordered else "")
         yield from prefetched(self._read_adbc(select, stream))
 
+    reads_key_ranges = True
+
+    def read_key_range(self, stream: StreamSpec, *, low: int | None, high: int | None) -> Iterator[pa.RecordBatch]:
+        key = quoted_names(stream.primary_key[:1])
+        bounds = [f"{key} >= {int(low)}" if low is not None else "", f"{key} < {int(high)}" if high is not None else ""]
+        where = " AND ".join(b for b in bounds if b)
+        select = f"SELECT {key} FROM {self._from(stream)}" + (f" WHERE {where}" if where else "") + f" ORDER BY {key}"
+        yield from prefetched(self._read_adbc(select, stream))
+
     def stream_schema(self, stream: StreamSpec) -> pa.Schema:
         if stream.table:
             connection = self._connect()

@@ -18,7 +18,15 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path("var"), description="working folder for the embedded default")
     database_url: str = Field(default="", description="registry database; default a SQLite file under home")
-    storage: Path = Field(default=Path(""), description="published versions and staging; default home/storage")
+    storage: str = Field(default="", description="where versions, runs, quarantine files, reports and exports live: "
+                         "a folder (default home/storage) or an S3-compatible store, s3://bucket/prefix")
+    storage_endpoint: str = Field(default="", description="the object store's URL, e.g. http://127.0.0.1:9000 "
+                                  "(default: AWS's for the region)")
+    storage_access_key: str = Field(default="", description="object store access key (default: the AWS chain)")
+    storage_secret_key: SecretStr = Field(default=SecretStr(""), description="object store secret key")
+    storage_region: str = Field(default="us-east-1", description="object store region")
+    storage_cache: Path = Field(default=Path(""), description="this worker's working copy of an object store; "
+                                "default home/objects (unused for a local folder)")
     secret_key: SecretStr = Field(default=SecretStr(PLACEHOLDER_SECRET), description="every key the hub derives "
                                   "(core/keys.py): signed links, stored credentials, audit seals, offline packages")
     demo: bool = Field(default=False, description="demo mode: the placeholder secret is allowed")
@@ -39,6 +47,8 @@ class Settings(BaseSettings):
     cdc_wait_seconds: float = Field(default=30.0, gt=0, description="how long a run waits to catch up with the source")
     rate_limit_rps: float = Field(default=50.0, ge=0, description="requests per second per consumer credential (0: off)")
     rate_limit_burst: int = Field(default=100, ge=1, description="requests a consumer may send at once")
+    redis_url: str = Field(default="", description="Redis (redis://host:6379/1) where every API process and "
+                           "replica counts rate limits together; empty: each process counts its own")
     signed_link_seconds: int = Field(default=3600, ge=1, description="default lifetime of a signed download link")
     decision_cache_seconds: float = Field(default=1.0, ge=0, description="interface lookups reuse an access decision this long (0: off)")
     pdf_font: Path | None = Field(default=None, description="TrueType (.ttf/.ttc) CJK font embedded in PDFs; "
@@ -47,8 +57,10 @@ class Settings(BaseSettings):
     def model_post_init(self, __context: object) -> None:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.home / 'govshare.db').as_posix()}"
-        if str(self.storage) in ("", "."):
-            self.storage = self.home / "storage"
+        if self.storage in ("", "."):
+            self.storage = str(self.home / "storage")
+        if str(self.storage_cache) in ("", "."):
+            self.storage_cache = self.home / "objects"
         if str(self.calendar_dir) in ("", "."):
             self.calendar_dir = self.home / "calendars"
         if str(self.audit_anchor_dir) in ("", "."):
@@ -79,3 +91,6 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     """Forget the cached settings (after the environment changed, e.g. in tests or the demo)."""
     get_settings.cache_clear()
+    from core.storage import forget_storages
+
+    forget_storages()

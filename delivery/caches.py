@@ -9,10 +9,11 @@ version's folder is gone (pruned by the retention rule, `govshare housekeep`), n
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from sqlalchemy import select
 
-from pipeline.paths import resolve, storage_root
+from core.storage import get_storage
 from registry.db import session_scope
 from registry.exchange.models import DatasetVersion
 
@@ -20,21 +21,26 @@ from registry.exchange.models import DatasetVersion
 def prune_delivery_caches() -> list[str]:
     """Remove the copies and exports of versions whose published folder no longer exists; what was removed."""
     removed: list[str] = []
-    index_root, exports_root = storage_root() / "index", storage_root() / "exports"
-    datasets = storage_root() / "datasets"
-    if index_root.is_dir():
+    storage = get_storage()
+    index_root = storage.root / "index"
+    with session_scope() as session:  # a version whose files are still in the storage (not pruned)
+        versions = list(session.scalars(select(DatasetVersion)))
+        kept = {v.path for v in versions if storage.local(v.path).is_dir() or storage.exists(v.path)}
+        live = {(v.resource_id, v.number) for v in versions if v.path in kept}
+    if index_root.is_dir():  # lookup structures built on demand: this worker's own
         for resource_dir in index_root.iterdir():
             for version_dir in (p for p in resource_dir.iterdir() if p.is_dir()):
-                if not (datasets / resource_dir.name / version_dir.name).is_dir():
+                if f"datasets/{resource_dir.name}/{version_dir.name}" not in kept:
                     shutil.rmtree(version_dir, ignore_errors=True)
-                    removed.append(str(version_dir.relative_to(storage_root())))
-    if exports_root.is_dir():
-        with session_scope() as session:
-            live = {(v.resource_id, v.number) for v in session.scalars(select(DatasetVersion))
-                    if resolve(v.path).is_dir()}
-        for resource_dir in (p for p in exports_root.iterdir() if p.is_dir() and p.name.isdigit()):
-            for version_dir in (p for p in resource_dir.iterdir() if p.is_dir() and p.name.startswith("v")):
-                if (int(resource_dir.name), int(version_dir.name[1:])) not in live:
-                    shutil.rmtree(version_dir, ignore_errors=True)
-                    removed.append(str(version_dir.relative_to(storage_root())))
+                    removed.append(str(version_dir.relative_to(storage.root)))
+    exports = {Path(info.path).name: info for info in storage.children("exports")} if storage.remote else {}
+    for resource in sorted(set(exports) | {p.name for p in (storage.root / "exports").glob("*") if p.is_dir()}):
+        if not resource.isdigit():
+            continue
+        names = {Path(i.path).name for i in storage.children(f"exports/{resource}")} if storage.remote else set()
+        names |= {p.name for p in (storage.root / "exports" / resource).glob("v*") if p.is_dir()}
+        for name in sorted(n for n in names if n.startswith("v") and n[1:].isdigit()):
+            if (int(resource), int(name[1:])) not in live:
+                storage.delete(f"exports/{resource}/{name}")  # the store's copy and this worker's
+                removed.append(f"exports/{resource}/{name}")
     return removed

@@ -23,6 +23,7 @@ import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
+from core.storage import get_storage
 from delivery.access import AccessDecision, restrict, restricted_schema
 from delivery.files import FORMATS, iter_batches, version_schema, write_batches
 from pipeline.paths import storage_root
@@ -60,8 +61,8 @@ def _batches(session: Session, decision: AccessDecision, version: DatasetVersion
     if since is None:
         schema = restricted_schema(decision, version_schema(version))
         return schema, restrict(decision, iter_batches(version, columns=decision.read_columns))
-    from pipeline.changes import CHANGE_COLUMN
     from delivery.change_filter import filtered_changes
+    from pipeline.changes import CHANGE_COLUMN
     from pipeline.changes_feed import VERSION_COLUMN, changes_schema, changes_since
 
     if version.number != decision.version.number:
@@ -157,6 +158,9 @@ def materialise(session: Session, decision: AccessDecision, version: DatasetVers
     target, sidecar = folder / f"{key}.{fmt}", folder / f"{key}.json"
     stem = decision.resource.code.replace("/", "_")
     filename = f"{stem}_v{version.number}{f'_since_v{since}' if since is not None else ''}.{fmt}"
+    storage = get_storage()
+    if not sidecar.exists() and storage.remote and storage.exists(sidecar):
+        storage.pull(sidecar)  # another worker wrote it: the export is whole in the store
     if not sidecar.exists():
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / f"{key}.lock").open("w") as lock:
@@ -167,10 +171,12 @@ def materialise(session: Session, decision: AccessDecision, version: DatasetVers
                     partial = folder / f".{key}.{os.getpid()}.partial.{fmt}"
                     sha256, size, rows = _write(partial, fmt, schema, batches)
                     os.replace(partial, target)
+                    storage.push(target)
                     tmp = folder / f".{key}.json.partial"
                     tmp.write_text(json.dumps({"sha256": sha256, "size": size, "rows": rows, "shape": shape},
                                               default=str))
                     os.replace(tmp, sidecar)  # the sidecar appears last: its presence means the file is whole
+                    storage.push(sidecar)  # in the store too
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
     meta = json.loads(sidecar.read_text())
@@ -178,9 +184,16 @@ def materialise(session: Session, decision: AccessDecision, version: DatasetVers
                   version=version.number, since=since, manifest_sha256=version.manifest_sha256, filename=filename)
 
 
+def local_copy(export: Export) -> Path:
+    """The export as a file of this worker (SFTP push and offline packages hand a file to their library):
+    copied from the store if another worker wrote it."""
+    return get_storage().pull(export.path)
+
+
 def read_range(path: Path, start: int, end: int) -> Iterator[bytes]:
-    """Bytes start..end (inclusive) of a file, a chunk at a time."""
-    with path.open("rb") as handle:
+    """Bytes start..end (inclusive) of a file, a chunk at a time, read from the storage itself (on an object
+    store, one ranged GET per chunk: an HTTP Range request passes through, nothing is copied whole)."""
+    with get_storage().open_input(path) as handle:
         handle.seek(start)
         left = end - start + 1
         while left > 0:

@@ -48,11 +48,11 @@ class _ChunkSink:
 def iter_batches(version: DatasetVersion, *, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The version's rows in manifest order: a layered version's files minus their deleted rows
     (pipeline.layers), never a whole file's rows as they are."""
-    yield from iter_parts(version_parts(version), columns=columns)
+    yield from iter_parts(version_parts(version, pull=False), columns=columns)  # streamed from an object store
 
 
 def _schema(version: DatasetVersion, columns: list[str] | None) -> pa.Schema:
-    schema = parts_schema(version_parts(version))
+    schema = parts_schema(version_parts(version, pull=False))
     return pa.schema([schema.field(c) for c in columns]) if columns else schema
 
 

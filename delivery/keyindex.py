@@ -45,7 +45,7 @@ def copy_path(version: DatasetVersion, column: str) -> Path:
     return known
 
 
-def storage_root_setting() -> Path:
+def storage_root_setting() -> str:
     from core.settings import get_settings
 
     return get_settings().storage

@@ -126,7 +126,7 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
     """Write the consumer's package of the latest version (or its changes since a version)."""
     from delivery.access import audit_read
     from delivery.agency_access import authorize_agency
-    from delivery.exports import materialise
+    from delivery.exports import local_copy, materialise
     from delivery.metadata import consumer_manifest, restricted
     from registry.db import session_scope
 
@@ -162,7 +162,7 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
                     info = tarfile.TarInfo(name)
                     info.size = len(body)
                     tar.addfile(info, io.BytesIO(body))
-                tar.add(export.path, arcname=data_name)
+                tar.add(local_copy(export), arcname=data_name)
             size = _seal(tar_path, out, signer=signer, header={
                 "format": 1, "hub": _fingerprint(signer.public_key()), "consumer": decision.agency_code,
                 "resource": decision.resource.code, "version": version.number, "since": since,

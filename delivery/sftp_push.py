@@ -128,7 +128,7 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
     """Deliver the latest version (or its changes since a version) to the agency's SFTP server, once."""
     from delivery.access import audit_read
     from delivery.agency_access import authorize_agency
-    from delivery.exports import materialise
+    from delivery.exports import local_copy, materialise
     from delivery.metadata import consumer_manifest, restricted
     from pipeline.paths import resolve
     from registry.db import session_scope
@@ -173,7 +173,7 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
                                and _remote_sha256(client, posixpath.join(target.folder, manifest_name))
                                == hashlib.sha256(body).hexdigest())
                     if not already:  # a previous attempt may have finished on the server before its record
-                        _upload(client, target.folder, data_name, local=export.path)
+                        _upload(client, target.folder, data_name, local=local_copy(export))
                         _upload(client, target.folder, manifest_name, body=body)
                 last_error = None
                 break

@@ -82,17 +82,17 @@ def build_sync_dag(spec: dict[str, Any]):  # noqa: ANN201 - an airflow.sdk DAG
         def publish(folder: str) -> dict[str, Any]:
             from dataclasses import asdict
 
-            from pipeline.sync import publish_run
+            from pipeline.run import lifecycle
 
-            return _by_cause(lambda: asdict(publish_run(folder=folder, wait_seconds=LOCK_WAIT_SECONDS)))
+            return _by_cause(lambda: asdict(lifecycle.publish(folder=folder, wait_seconds=LOCK_WAIT_SECONDS)))
 
         @task(retries=0, execution_timeout=timedelta(hours=1))
         def after_publish(report: dict[str, Any]) -> dict[str, Any]:
-            from pipeline.after_publish import after_publish as follow_up
+            from pipeline.run import lifecycle
 
-            # The one post-publish path (notices, expectations, schedules), as after a CLI sync or a replay;
-            # each step reports its own failure and never undoes the publish.
-            return follow_up(resource_code=report["resource_code"], version=report["version"])
+            # The one post-publish path (notices, expectations, schedules), as after a CLI sync, a change
+            # capture run or a replay; each step reports its own failure and never undoes the publish.
+            return lifecycle.follow_up(resource_code=report["resource_code"], version=report["version"])
 
         after_publish(publish(stage()))
 

@@ -7,7 +7,7 @@ One run, under the resource's lock:
    exactly the state at the slot's consistent point;
 3. otherwise a *change run* streams the slot (pgoutput), collapses the changes by primary key and stages the
    previous version's untouched rows plus the changed rows (deleted keys dropped);
-4. the version is published through pipeline.sync.publish_run: its cursor state (the LSN before which every
+4. the version is published through the one run lifecycle (pipeline.run): its cursor state (the LSN before which every
    commit is in the version) commits in the same transaction as the version;
 5. only then is the slot advanced to that LSN. A crash before 5 re-delivers the changes: transactions
    committed before the stored LSN are skipped, the rest merge by key, so nothing is lost or doubled.
@@ -15,7 +15,6 @@ One run, under the resource's lock:
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,16 +39,15 @@ from connectors.postgres_cdc import (
 from core import clock
 from core.errors import ConfigError
 from core.settings import get_settings
-from pipeline import locks, paths
+from pipeline import locks
+from pipeline.after_publish import STEPS
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
 from pipeline.layering import carry_forward, layerable, stack, version_batches
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
+from pipeline.quarantine import seen_keys
+from pipeline.run import lifecycle
 from pipeline.schema_drift import compare, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.after_publish import STEPS, after_publish
-from pipeline.quarantine import seen_keys
-from pipeline.runs import record_run_failure, start_run
-from pipeline.sync import publish_run
 from pipeline.validate import finish_checks, key_array, split_batch
 from registry.audit.log import record_event
 from registry.db import session_scope
@@ -164,16 +162,16 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
             if capture.slot_info() is not None:
                 capture.drop_slot()  # a new slot, and a snapshot consistent with its start
             report = _snapshot_run(resource, capture, table, contract, run_id, reason)
-    after_publish(resource_code=report.resource_code, version=report.version, steps=after)
+    lifecycle.follow_up(resource_code=report.resource_code, version=report.version, steps=after)
     return report
 
 
 # --- staging ------------------------------------------------------------------------------------------------
 
 def _start(resource: _Resource, run_id: str, mode: str) -> StagedRun:
-    start_run(run_id=run_id, resource_id=resource.id, mode=mode)
-    folder = paths.staging_dir(run_id)
-    (folder / "data").mkdir(parents=True)
+    # The lease is held for the whole run (sync_cdc): record the run, take its own folder.
+    folder = lifecycle.begin(resource_id=resource.id, resource_code=resource.code, run_id=run_id, mode=mode,
+                             leased=True)
     return StagedRun(run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
                      folder=str(folder), previous_version=resource.previous_id, source=resource.source,
                      findings={"seen": [], "complete": mode == "cdc-snapshot"})
@@ -264,10 +262,9 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
     except BaseException as exc:
         writer.close()
         quarantine.close()
-        shutil.rmtree(folder, ignore_errors=True)
-        record_run_failure(run_id, exc)
+        lifecycle.discard(resource_id=resource.id, run_id=run_id, exc=exc, release=False)
         raise
-    report = publish_run(folder=staged.folder)
+    report = lifecycle.publish(folder=staged.folder)
     return CdcReport(resource_code=resource.code, mode="cdc-snapshot", version=report.version, position=lsn_text(lsn),
                      upserts=staged.rows_read, rows_published=report.rows_published,
                      rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256, note=reason)
@@ -306,10 +303,9 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
     except BaseException as exc:
         writer.close()
         quarantine.close()
-        shutil.rmtree(folder, ignore_errors=True)
-        record_run_failure(run_id, exc)
+        lifecycle.discard(resource_id=resource.id, run_id=run_id, exc=exc, release=False)
         raise
-    report = publish_run(folder=staged.folder)  # version and cursor LSN in one transaction
+    report = lifecycle.publish(folder=staged.folder)  # version and cursor LSN in one transaction
     capture.advance(position)  # only now may the server forget these changes
     return CdcReport(resource_code=resource.code, mode="cdc", version=report.version, position=lsn_text(position),
                      upserts=staged.rows_read, deletes=deleted_count(collected), transactions=collected.transactions,

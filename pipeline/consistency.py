@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError
+from core.storage import get_storage
 from pipeline import paths
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 
@@ -191,6 +192,8 @@ def _record(*, resource_code: str, copy_version_id: int, summary: list[dict], co
     relative = out.relative_to(paths.storage_root()).as_posix() if mismatches else None
     if not mismatches:
         out.unlink(missing_ok=True)
+    else:
+        get_storage().push(out)
     tickets: list[int] = []
     with session_scope() as session:
         copy = get_resource(session, code=resource_code)

@@ -8,18 +8,19 @@ whatever the table's size:
 - a single integer key, sorted by the source (``ORDER BY`` the primary key's index) and located in every
   published part (pipeline/locator.py: sorted keys, memory-mapped), is compared by a streaming merge: each
   batch of source keys is checked against the slice of every part's sorted keys it covers, with NumPy;
-- any other key (text, composite, or a source that did not sort) is written to a Parquet file in the run's
-  scratch folder and anti-joined with the published keys by DuckDB, under a memory limit with spill.
+- any other key (text, composite, or a source that did not sort as published, e.g. integer ids kept as text)
+  is written to a Parquet file in the run's scratch folder and anti-joined with the published keys by DuckDB,
+  under a memory limit with spill.
 
-The keys are read after the cursor read: a row deleted in between was read by the cursor and is kept (its
-delete is found by the next run); a row inserted in between is in the source's keys, so it is never taken
-for a delete. Keys of open quarantine records (``watch``) are checked too: one the source no longer has closes
+The scan runs beside the cursor read (``BackgroundScan``, which says why that is as exact as after it). Keys of open quarantine records (``watch``) are checked too: one the source no longer has closes
 its records as deleted.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 
 from connectors.base import Connector, StreamSpec
 from pipeline.layers import Part, deleted_positions, live_sql
+from pipeline.locator import Mapped
 from pipeline.locator import _files as locator_files
 from pipeline.quarantine import seen_keys
 from pipeline.validate import key_array
@@ -42,48 +44,160 @@ class KeyScan:
     watched_gone: set[str] = field(default_factory=set)  # watched keys (text) the source no longer has
     source_keys: int = 0
     method: str = ""
+    ranges: int = 1  # key ranges read at once (the merge of an integer key, where the source can)
 
 
 class _Unordered(Exception):
-    """The source's keys did not come sorted: the merge cannot be used."""
+    """The source's keys did not come sorted as integers: the merge cannot be used."""
 
 
 def scan_deletes(*, connector: Connector, stream: StreamSpec, parts: list[Part], key: tuple[str, ...],
-                 schema: pa.Schema, exclude: pa.Array, watch: list[str], scratch: Path) -> KeyScan:
-    """Find the published keys the source no longer has (except the ``exclude`` keys the run just read)."""
+                 schema: pa.Schema, exclude: pa.Array, watch: list[str], scratch: Path,
+                 stop: threading.Event | None = None) -> KeyScan:
+    """Find the published keys the source no longer has (except the ``exclude`` keys the run just read).
+    ``stop``: set by another thread to end the scan early (it then raises _Stopped)."""
     watch_set = pa.array(sorted(set(watch)), pa.string())
     mergeable = (len(key) == 1 and pa.types.is_integer(schema.field(key[0]).type) and parts
                  and all(p.locator is not None and all(f.is_file() for f in locator_files(p.locator)) for p in parts))
     if mergeable:
         try:
-            scan = _merge(connector.read_keys(stream, ordered=True), parts, key, watch_set)
+            scan = _merge(_ranges(connector, stream, parts, stop), parts, key, watch_set)
             scan.deleted = _without(scan.deleted, exclude)
             return scan
         except _Unordered:
             pass  # read again, unordered, and let DuckDB compare
-    return _anti_join(connector.read_keys(stream, ordered=False), parts, key, schema, exclude, watch_set, scratch)
+    return _anti_join(_until(connector.read_keys(stream, ordered=False), stop), parts, key, schema, exclude,
+                      watch_set, scratch)
+
+
+class _Stopped(Exception):
+    """The run that started the scan ended first."""
+
+
+def _until(batches: Iterator[pa.RecordBatch], stop: threading.Event | None) -> Iterator[pa.RecordBatch]:
+    try:
+        for batch in batches:
+            if stop is not None and stop.is_set():
+                raise _Stopped
+            yield batch
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+class BackgroundScan:
+    """The key scan run beside the cursor read, in a thread of its own: the source's key stream (the database
+    server's work, most of the scan's time) overlaps the run's own reading, checks and writing.
+
+    Why starting it before the cursor read is as exact as after: a published key is taken for deleted only if
+    the key scan did not see it *and* the cursor read did not read it (``result(exclude=...)``). A row deleted
+    after the key scan saw it is found by the next run; one deleted after the cursor read read it is kept, with
+    the values read, and found by the next run; a row inserted while the two reads run is not a published key,
+    so it is never taken for a delete, and the cursor reads it (now or next run)."""
+
+    def __init__(self, **scan: object) -> None:
+        self._stop = threading.Event()
+        self._result: KeyScan | None = None
+        self._error: BaseException | None = None
+        self._started = time.monotonic()
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, kwargs=scan, name="govshare-key-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self, **scan: object) -> None:
+        try:
+            self._result = scan_deletes(**scan, exclude=pa.array([], pa.int64()), stop=self._stop)
+        except _Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - raised in the run's thread by result()
+            self._error = exc
+        finally:
+            self.seconds = time.monotonic() - self._started
+
+    def result(self, *, exclude: pa.Array) -> KeyScan:
+        """Wait for the scan; the deletes without the ``exclude`` keys (the keys the run read)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        scan = self._result
+        scan.deleted = _without(scan.deleted, exclude)
+        return scan
+
+    def cancel(self) -> None:
+        """The run failed or took another path: end the scan (its connection closes with its stream). A
+        source that hangs is left to its daemon thread after a while: the run's own error matters more."""
+        self._stop.set()
+        self._thread.join(timeout=60)
 
 
 def _without(keys: pa.Array, exclude: pa.Array) -> pa.Array:
     if not len(keys) or not len(exclude):
+        return keys
+    if pa.types.is_null(exclude.type):
         return keys
     return keys.filter(pc.invert(pc.is_in(keys, value_set=exclude.cast(keys.type))))
 
 
 # --- a single integer key: streaming merge against the locators ----------------------------------------------
 
+KEY_RANGES = 2  # ranges of an integer key read at once, each over its own connection, where the source can
+
+
+def _ranges(connector: Connector, stream: StreamSpec, parts: list[Part],
+            stop: threading.Event | None) -> list[tuple[Iterator[pa.RecordBatch], int | None, int | None]]:
+    """The sorted key streams to merge, with the key range each covers: KEY_RANGES ranges split at the
+    published keys' quantiles where the source reads key ranges of an integer column, else one stream."""
+    whole = [(_until(connector.read_keys(stream, ordered=True), stop), None, None)]
+    if not connector.reads_key_ranges or KEY_RANGES < 2:
+        return whole
+    try:
+        source_type = connector.stream_schema(stream).field(stream.primary_key[0]).type
+    except (KeyError, NotImplementedError):
+        return whole
+    bounds = _quantiles(parts, KEY_RANGES) if pa.types.is_integer(source_type) else []
+    if not bounds:
+        return whole
+    edges = [None, *bounds, None]
+    return [(_until(connector.read_key_range(stream, low=low, high=high), stop), low, high)
+            for low, high in zip(edges[:-1], edges[1:])]
+
+
+def _quantiles(parts: list[Part], count: int) -> list[int]:
+    """Keys splitting the published keys into ``count`` ranges of about as many keys (from a sample)."""
+    samples = []
+    for part in parts:
+        mapped = Mapped(locator_files(part.locator)[0], random=True)
+        try:
+            keys = mapped.array
+            if len(keys):
+                samples.append(keys[np.linspace(0, len(keys) - 1, max(2, 256 * len(keys) // max(
+                    sum(p.rows for p in parts), 1))).astype(np.int64)])
+        finally:
+            keys = None
+            mapped.close()
+    if not samples:
+        return []
+    sample = np.sort(np.concatenate(samples))
+    return sorted({int(sample[len(sample) * i // count]) for i in range(1, count)} - {int(sample[0])})
+
+
 @dataclass
 class _Sorted:
-    keys: np.ndarray  # the part's keys, sorted (memory-mapped)
-    rows: np.ndarray  # their row positions
+    mapped: Mapped  # the part's keys, sorted (memory-mapped, read front to back)
+    positions: Mapped  # their row positions (read where a key is missing)
     dead: np.ndarray  # the part's deleted positions, sorted
     at: int = 0  # how far the merge has come
+    stop: int = 0  # where its key range ends
 
     def missing(self, upto: int | None, present: np.ndarray) -> np.ndarray:
-        """Live keys of this part up to ``upto`` (all that remain: None) that are not in ``present``."""
-        end = len(self.keys) if upto is None else int(np.searchsorted(self.keys, upto, side="right"))
-        segment = self.keys[self.at:end]
-        rows = self.rows[self.at:end]
+        """Live keys of this part up to ``upto`` (all that remain in its range: None) not in ``present``."""
+        keys = self.mapped.array
+        end = self.stop if upto is None else \
+            self.at + int(np.searchsorted(keys[self.at:self.stop], upto, side="right"))
+        segment = keys[self.at:end]
+        rows = self.positions.array[self.at:end]
+        self.mapped.release(self.at)  # the keys passed are not read again
         self.at = end
         if not len(segment):
             return np.empty(0, np.int64)
@@ -99,12 +213,56 @@ class _Sorted:
         return gone
 
 
-def _merge(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[str, ...], watch: pa.Array) -> KeyScan:
-    sorted_parts = []
-    for part in parts:
-        keys_file, rows_file = locator_files(part.locator)
-        sorted_parts.append(_Sorted(np.load(keys_file, mmap_mode="r"), np.load(rows_file, mmap_mode="r"),
-                                    deleted_positions(part)))
+def _merge(streams: list[tuple[Iterator[pa.RecordBatch], int | None, int | None]], parts: list[Part],
+           key: tuple[str, ...], watch: pa.Array) -> KeyScan:
+    """Each key range's stream merged against the slice of every part's sorted keys it covers; the ranges
+    at once, each in a thread of its own (the first in this one)."""
+    results: list[KeyScan | BaseException | None] = [None] * len(streams)
+
+    def merge_range(index: int) -> None:
+        batches, low, high = streams[index]
+        sorted_parts = []
+        try:
+            for part in parts:
+                keys_file, rows_file = locator_files(part.locator)
+                mapped = Mapped(keys_file, random=False)
+                keys = mapped.array
+                start = 0 if low is None else int(np.searchsorted(keys, low, side="left"))
+                stop = len(keys) if high is None else int(np.searchsorted(keys, high, side="left"))
+                keys = None
+                sorted_parts.append(_Sorted(mapped, Mapped(rows_file, random=True), deleted_positions(part),
+                                            at=start, stop=stop))
+            results[index] = _merged(batches, sorted_parts, parts, key, watch)
+        except BaseException as exc:  # noqa: BLE001 - raised by the caller
+            results[index] = exc
+        finally:
+            for part in sorted_parts:
+                part.mapped.close()
+                part.positions.close()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    others = [threading.Thread(target=merge_range, args=(i,), name="govshare-key-range", daemon=True)
+              for i in range(1, len(streams))]
+    for thread in others:
+        thread.start()
+    merge_range(0)
+    for thread in others:
+        thread.join()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    scans = [r for r in results if isinstance(r, KeyScan)]
+    watched = set(watch.to_pylist())
+    return KeyScan(deleted=pa.concat_arrays([s.deleted for s in scans]).sort() if len(scans) > 1
+                   else scans[0].deleted,
+                   watched_gone=watched - set().union(*(watched - s.watched_gone for s in scans)),
+                   source_keys=sum(s.source_keys for s in scans), method="merge", ranges=len(scans))
+
+
+def _merged(batches: Iterator[pa.RecordBatch], sorted_parts: list[_Sorted], parts: list[Part],
+            key: tuple[str, ...], watch: pa.Array) -> KeyScan:
     found: list[np.ndarray] = []
     seen: set[str] = set()
     count, last = 0, None
@@ -112,6 +270,11 @@ def _merge(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[str,
         column = batch.column(0)
         if column.null_count:
             column = column.drop_null()
+        if not pa.types.is_integer(column.type):  # e.g. ids kept as text, published as integers by a contract
+            try:                                  # (the source sorts them as text: the order check says so)
+                column = column.cast(pa.int64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise _Unordered from None
         values = column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         if not len(values):
             continue

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import clock
+from core.storage import get_storage
 from pipeline import paths
 from pipeline.layers import iter_parts, version_parts
 
@@ -88,6 +89,7 @@ def validate_version(*, resource_code: str, version_number: int | None = None,
     (out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     (out / "report.html").write_text(render_html(result), encoding="utf-8")
     result["report_html"] = str(out / "report.html")
+    get_storage().push(out)
     _record(version, result=result, report=out)
     return result
 

@@ -15,7 +15,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ROW_ORIGIN_COLUMN, ROW_PROBLEM_COLUMN, Connector, ReadState, StreamSpec, payload_schema
+from connectors.base import (
+    ROW_ORIGIN_COLUMN,
+    ROW_PROBLEM_COLUMN,
+    Connector,
+    ReadState,
+    StreamSpec,
+    payload_schema,
+)
 from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
@@ -25,10 +32,17 @@ from pipeline.duplicates import FileRanks, settle_duplicates
 from pipeline.layering import carry_forward, layerable, stack, version_batches
 from pipeline.layers import Part, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
-from pipeline.runs import full_read_due, record_run_failure, start_run
+from pipeline.run import lifecycle
+from pipeline.runs import full_read_due, record_run_failure
 from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.validate import duplicated_keys, duplicated_keys_in_files, finish_checks, key_array, split_batch
+from pipeline.validate import (
+    duplicated_keys,
+    duplicated_keys_in_files,
+    finish_checks,
+    key_array,
+    split_batch,
+)
 from registry.db import session_scope
 from registry.exchange.models import SyncRun
 from registry.catalog.resources import get_resource
@@ -88,14 +102,10 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
         if resource.source is None:
             raise ConfigError(f"resource {resource_code} has no source; register one with `govshare resource add --source`")
         resource_id = resource.id
-    try:  # the lock first: what the run compares with (previous version, cursor) is read once it is ours
-        locks.acquire(resource_id=resource_id, resource_code=resource_code, run_id=run_id, wait_seconds=wait_seconds)
-    except BaseException as exc:
-        record_run_failure(run_id, exc, resource_id=resource_id)
-        raise
-    folder = paths.staging_dir(run_id)
-    try:
-        start_run(run_id=run_id, resource_id=resource_id, mode="full")
+    # The lease first: what the run compares with (previous version, cursor) is read once it is ours.
+    folder = lifecycle.begin(resource_id=resource_id, resource_code=resource_code, run_id=run_id, mode="full",
+                                      wait_seconds=wait_seconds)
+    with lifecycle.staging(resource_id=resource_id, run_id=run_id):
         staged, inputs = _prepare(resource_code, run_id, full)
         try:
             _extract(staged, inputs)
@@ -104,16 +114,12 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
             shutil.rmtree(folder, ignore_errors=True)
             staged = replace(staged, mode="full", rows_read=0)
             _extract(staged, replace(inputs, state=ReadState()))
-    except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        record_run_failure(run_id, exc)
-        locks.release(resource_id=resource_id, run_id=run_id)
-        raise
     with session_scope() as session:
         run = session.get(SyncRun, run_id)
         run.status, run.mode, run.rows_read, run.rows_quarantined = "staged", staged.mode, staged.rows_read, \
             staged.rows_quarantined
     if hand_over:
+        staged.push()  # the publish task may run on another worker: it finds the run in the store
         locks.hand_over(resource_id=resource_id, run_id=run_id)
     return staged
 
@@ -138,7 +144,7 @@ def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, In
         session.get(SyncRun, run_id).mode = mode
         staged = StagedRun(
             run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
-            folder=str(paths.staging_dir(run_id)), previous_version=previous_version.id if previous_version else None,
+            folder=str(paths.run_dir(resource.id, run_id)), previous_version=previous_version.id if previous_version else None,
             source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
             key=list(stream.primary_key),
             row_stores="interface" in (resource.sharing_modes or []),
@@ -164,8 +170,8 @@ def _required_columns(schema: pa.Schema, stream: StreamSpec, connector: Connecto
 def _extract(staged: StagedRun, inputs: Inputs) -> None:
     stream, connector, contract, previous = inputs.stream, inputs.connector, inputs.contract, inputs.previous
     key = stream.primary_key
-    folder = paths.staging_dir(staged.run_id)
-    (folder / "data").mkdir(parents=True)
+    folder = Path(staged.folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
     writer = PartWriter(folder / "data", lookup_owner=folder if staged.row_stores else None)
     quarantine = QuarantineWriter(folder / "quarantine.parquet")
     origins = FileRanks(folder / "origins.parquet")
@@ -175,6 +181,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     seen: set[str] = set()
     high_water = None
     first = True
+    scan = _start_key_scan(staged, inputs, folder)
     try:
         for batch in _guarded(connector, connector.read(stream, inputs.state)):
             staged.rows_read += batch.num_rows
@@ -210,7 +217,8 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             raise GovshareError(connector.fail("returned no schema; the table or query yields no columns"))
         writer.close()
         origins.close()
-        deleted = _finish_keys(staged, folder, writer, quarantine, origins, key, keys, inputs) if key else None
+        deleted = _finish_keys(staged, folder, writer, quarantine, origins, key, keys, inputs, scan) if key else None
+        scan = None
         delta_keys = layered = None
         if incremental and previous is not None and key:
             layered = layerable(previous.parts, writer.schema, previous.schema)
@@ -226,6 +234,8 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         if not layered:
             writer.ensure_file(writer.schema)
     finally:
+        if scan is not None:  # the run failed before it needed the deletes
+            scan.cancel()
         writer.close()
         quarantine.close()
         origins.close()
@@ -259,8 +269,22 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     staged.save()
 
 
+def _start_key_scan(staged: StagedRun, inputs: Inputs, folder: Path):  # noqa: ANN202 - BackgroundScan | None
+    """An incremental run of a keyed stream whose source reads its keys alone scans them for deletes beside
+    the cursor read (pipeline.deletes.BackgroundScan)."""
+    if not (staged.mode == "incremental" and inputs.previous is not None and inputs.stream.primary_key
+            and "key_scan" in inputs.connector.capabilities):
+        return None
+    from pipeline.deletes import BackgroundScan
+
+    return BackgroundScan(connector=inputs.connector, stream=inputs.stream, parts=inputs.previous.parts,
+                          key=inputs.stream.primary_key, schema=inputs.previous.schema, watch=inputs.watch,
+                          scratch=folder / "keys")
+
+
 def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine: QuarantineWriter,
-                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array], inputs: Inputs) -> pa.Array | None:
+                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array], inputs: Inputs,
+                 scan) -> pa.Array | None:  # noqa: ANN001 - pipeline.deletes.BackgroundScan | None
     """Repeated keys (the newest file's row kept, else every row quarantined), sorted key locators, and in an
     incremental run the keys deleted at the source (None when the source cannot tell them)."""
     data = folder / "data"
@@ -281,18 +305,17 @@ def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine
                                                    origins.path if origins.rows else None)
         if located:  # the parts lost rows: their positions moved
             _build_locators(staged, folder, writer.files, key)
-    if not (incremental and inputs.previous is not None and "key_scan" in inputs.connector.capabilities):
+    if scan is None:
         return None
-    from pipeline.deletes import scan_deletes
-
     started = time.monotonic()
     read = pa.chunked_array(keys, type=keys[0].type).combine_chunks() if keys else pa.array([])
-    scan = scan_deletes(connector=inputs.connector, stream=inputs.stream, parts=inputs.previous.parts, key=key,
-                        schema=inputs.previous.schema, exclude=read, watch=inputs.watch, scratch=folder / "keys")
-    staged.findings["gone"] = sorted(scan.watched_gone)
-    staged.key_scan = {"source_keys": scan.source_keys, "deleted": len(scan.deleted), "method": scan.method,
-                       "seconds": round(time.monotonic() - started, 3)}
-    return scan.deleted
+    found = scan.result(exclude=read)
+    staged.findings["gone"] = sorted(found.watched_gone)
+    # seconds: the scan's own time; waited: how long the run waited for it after its own reading
+    staged.key_scan = {"source_keys": found.source_keys, "deleted": len(found.deleted), "method": found.method,
+                       "ranges": found.ranges, "seconds": round(scan.seconds, 3),
+                       "waited": round(time.monotonic() - started, 3)}
+    return found.deleted
 
 
 def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple[str, ...]) -> None:

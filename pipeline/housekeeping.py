@@ -1,9 +1,11 @@
 """Housekeeping (运维清理), run daily by the maintenance DAG or `govshare housekeep`.
 
-- Expired staging: run folders under storage/staging older than a limit whose run no longer holds the
-  resource's lock (crashed, killed or abandoned runs) are removed, and their runs marked failed. Version
-  folders no registry row names (a run killed between the rename and the commit) are removed at once, unless
-  their run is alive and about to commit (its lock's holder lives: pipeline.locks.live_runs).
+- Unreferenced run prefixes: a run writes under its own prefix ``datasets/<resource>/<run_id>/`` and only the
+  registry's transaction makes it a version. A prefix no version names is a crashed, killed or abandoned
+  run's leftover (staged, or even with its manifest written): removed from the storage (the object store and
+  this worker's copy) at once when its run no longer holds the resource's lock (pipeline.locks.live_runs; a
+  run still marked live is then marked failed); a prefix whose run the registry does not know only once it
+  is older than the limit.
 - Retention of versions: a version's files are removed only when it is none of: the latest, one of the
   newest ``keep_last``, younger than ``keep_days``, or a version whose change set a subscriber still needs
   (the oldest version an active subscriber last read and every later one: that subscriber verifies
@@ -14,14 +16,14 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import select
 
 from core import clock
-from pipeline import paths
+from core.storage import Storage, get_storage
+from pipeline.paths import DATASETS
 from registry.audit.log import record_event
 from registry.audit.models import AuditEvent
 from registry.catalog.models import Resource
@@ -30,8 +32,20 @@ from registry.exchange.models import DatasetVersion, PrunedVersion, SyncRun
 from registry.sharing.models import Subscription
 
 
-def _age(path: Path, now: datetime) -> timedelta:
-    return now - datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+def _run_prefixes(storage: Storage) -> list[tuple[str, datetime | None]]:
+    """Every ``datasets/<resource>/<run>`` prefix in the store and in this worker's copy, with the time it was
+    last written (the store's, where it keeps one)."""
+    found: dict[str, datetime | None] = {}
+    for resource in storage.children(DATASETS):
+        for entry in storage.children(f"{DATASETS}/{Path(resource.path).name}"):
+            relative = f"{DATASETS}/{Path(resource.path).name}/{Path(entry.path).name}"
+            found[relative] = clock.as_utc(entry.mtime) if entry.mtime is not None else None
+    local = storage.root / DATASETS
+    for folder in sorted(local.glob("*/*")) if local.is_dir() else []:
+        relative = folder.relative_to(storage.root).as_posix()
+        if relative not in found or found[relative] is None:
+            found[relative] = datetime.fromtimestamp(folder.stat().st_mtime, tz=timezone.utc)
+    return sorted(found.items())
 
 
 def clean_staging(*, max_age_hours: float = 24, now: datetime | None = None) -> list[str]:
@@ -42,26 +56,23 @@ def clean_staging(*, max_age_hours: float = 24, now: datetime | None = None) -> 
     now = clock.as_utc(now or clock.now())
     limit = timedelta(hours=max_age_hours)
     removed: list[str] = []
-    staging = paths.storage_root() / "staging"
+    storage = get_storage()
     held = live_runs()
     with session_scope() as session:
-        for folder in sorted(staging.iterdir()) if staging.is_dir() else []:
-            if folder.name in held or _age(folder, now) < limit:
-                continue
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(f"staging/{folder.name}")
-            run = session.get(SyncRun, folder.name)
-            if run is not None and run.status in ("running", "staging", "staged"):
-                run.status, run.finished_at = "failed", now
-                run.error = f"abandoned: its staging folder expired after {max_age_hours:g} h and was removed"
         recorded = set(session.scalars(select(DatasetVersion.path)))
-        publishing = {run_id[:8] for run_id in held}  # a folder renamed a moment before its commit
-        datasets = paths.storage_root() / "datasets"
-        for folder in sorted(datasets.glob("*/*")) if datasets.is_dir() else []:
-            relative = folder.relative_to(paths.storage_root()).as_posix()
-            if relative not in recorded and folder.name.rpartition("-")[2] not in publishing:
-                shutil.rmtree(folder, ignore_errors=True)
-                removed.append(relative)
+        for relative, modified in _run_prefixes(storage):
+            run_id = relative.rpartition("/")[2]
+            if relative in recorded or run_id in held:
+                continue
+            run = session.get(SyncRun, run_id)
+            if run is None and (modified is None or now - modified < limit):
+                continue  # no run recorded (yet): only an old prefix is surely nobody's
+            live = run is not None and run.status in ("running", "staging", "staged")
+            storage.delete(relative)
+            removed.append(relative)
+            if live:
+                run.status, run.finished_at = "failed", now
+                run.error = "abandoned: its run no longer held the resource's lock; its staged files were removed"
         if removed:
             record_event(session, actor="maintenance", action="housekeeping.staging", detail={"removed": removed})
     return removed
@@ -111,7 +122,7 @@ def prune_versions(*, keep_last: int = 5, keep_days: int = 30, now: datetime | N
                         or version.path in read_by_kept):
                     read_by_kept |= _referenced_folders(version)
                     continue
-                shutil.rmtree(paths.resolve(version.path), ignore_errors=True)
+                get_storage().delete(version.path)
                 reason = (f"retention: not among the newest {keep_last}, older than {keep_days} days"
                           + (f", no subscriber holds a version before v{oldest_needed}" if held else ""))
                 session.add(PrunedVersion(version_id=version.id, reason=reason, pruned_at=now))

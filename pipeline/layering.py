@@ -126,7 +126,12 @@ def _distinct_keys(files: list[Path], key: tuple[str, ...]) -> pa.Array:
 
 
 def _rows_at(part: Part, positions: np.ndarray) -> pa.Table:
-    """The rows of a file at some positions, decoding only the row groups that hold them."""
+    """The rows of a file at some positions (ascending): copied out of the part's row store where the publish
+    wrote one, else decoding only the row groups that hold them (rows spread over a whole table, such as
+    random deletes, touch every row group: the whole part is decoded)."""
+    stored = _stored_rows_at(part, positions)
+    if stored is not None:
+        return stored
     parquet = pq.ParquetFile(part.path)
     starts = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
     groups = np.searchsorted(starts, positions, side="right") - 1
@@ -135,6 +140,48 @@ def _rows_at(part: Part, positions: np.ndarray) -> pa.Table:
         local = positions[groups == group] - starts[group]
         pieces.append(parquet.read_row_group(int(group)).take(pa.array(local)))
     return pa.concat_tables(pieces) if pieces else parquet.schema_arrow.empty_table()
+
+
+def _stored_rows_at(part: Part, positions: np.ndarray) -> pa.Table | None:
+    """The rows from the part's row store (pipeline.lookup_index: uncompressed Arrow, memory-mapped, so a row
+    costs a copy of its values), or None when the part has none, or one that does not hold the part row
+    for row."""
+    from pipeline.lookup_index import published_stem, row_store_path
+
+    name = part.entry.get("path")
+    if not name:
+        return None
+    path = row_store_path(published_stem(Path(str(part.path)[: -len(name)].rstrip("/")), name))
+    if not path.is_file():
+        return None
+    import mmap
+
+    # Pages mapped count in the process's resident memory, and the kernel maps whole neighbourhoods (large
+    # folios) of a touched page: rows spread over the file would map most of it. So no read-ahead, and the
+    # pages are given back after each record batch (they stay in the page cache).
+    with path.open("rb") as handle:
+        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    mapping.madvise(mmap.MADV_RANDOM)
+    try:
+        reader = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapping)))
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        if sum(b.num_rows for b in batches) != part.rows or not batches \
+                or batches[0].schema.names != pq.read_schema(part.path).names:
+            return None
+        starts = np.cumsum([0] + [b.num_rows for b in batches[:-1]])
+        which = np.searchsorted(starts, positions, side="right") - 1
+        taken = []
+        for b in np.unique(which):
+            taken.append(batches[b].take(pa.array(positions[which == b] - starts[b])))
+            mapping.madvise(mmap.MADV_DONTNEED)
+        return pa.Table.from_batches(taken, schema=batches[0].schema) if taken else \
+            batches[0].schema.empty_table()  # take copies: nothing returned points into the mapping
+    finally:
+        reader = batches = None
+        try:
+            mapping.close()
+        except BufferError:  # a buffer of it still lives: the mapping goes with it
+            pass
 
 
 def _at_or_before(values: pa.ChunkedArray | pa.Array, mark: str | None) -> pa.Array:

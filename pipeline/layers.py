@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.paths import resolve, storage_root
+from core.storage import get_storage
+from pipeline.paths import resolve
 
 POSITION = "position"
 DELETES_DIR = "deletes"
@@ -52,14 +53,16 @@ class Part:
         return not self.entry.get("folder")
 
 
-def parts_of(folder: Path, manifest: dict) -> list[Part]:
-    """The parts a manifest lists; ``folder`` is the version's own folder."""
-    root = storage_root()
+def parts_of(folder: Path, manifest: dict, *, pull: bool = True) -> list[Part]:
+    """The parts a manifest lists; ``folder`` is the version's own folder. ``pull``: the folders of the parts
+    are copied into this worker's working copy first (an object store); without it, a part this worker does
+    not hold is read from the store by ranged reads (streaming readers: downloads)."""
+    owner_of = resolve if pull else (lambda relative: get_storage().local(relative))
     parts = []
     for entry in manifest["files"]:
-        owner = root / entry["folder"] if entry.get("folder") else folder
+        owner = owner_of(entry["folder"]) if entry.get("folder") else folder
         deleted = entry.get("deleted") or {}
-        deleted_owner = root / deleted["folder"] if deleted.get("folder") else folder
+        deleted_owner = owner_of(deleted["folder"]) if deleted.get("folder") else folder
         parts.append(Part(path=owner / entry["path"], rows=int(entry["rows"]),
                           deleted=deleted_owner / deleted["path"] if deleted else None,
                           deleted_rows=int(deleted.get("rows", 0)),
@@ -67,8 +70,15 @@ def parts_of(folder: Path, manifest: dict) -> list[Part]:
     return parts
 
 
-def version_parts(version) -> list[Part]:  # noqa: ANN001 - registry DatasetVersion
-    return parts_of(resolve(version.path), version.manifest)
+def version_parts(version, *, pull: bool = True) -> list[Part]:  # noqa: ANN001 - registry DatasetVersion
+    folder = resolve(version.path) if pull else get_storage().local(version.path)
+    return parts_of(folder, version.manifest, pull=pull)
+
+
+def _source(path: Path):  # noqa: ANN202 - str | pyarrow.NativeFile
+    """A file of this worker, or else the store's object (random access: a Parquet reader reads the footer and
+    the column chunks it needs by ranged reads, never the object whole)."""
+    return str(path) if path.exists() else get_storage().open_input(path)
 
 
 def live_rows(manifest: dict) -> int:
@@ -79,7 +89,7 @@ def deleted_positions(part: Part) -> np.ndarray:
     """The part's deleted row positions, sorted (an empty array when it has none)."""
     if part.deleted is None:
         return np.empty(0, dtype=np.int64)
-    return pq.read_table(part.deleted, columns=[POSITION]).column(0).to_numpy()
+    return pq.read_table(_source(part.deleted), columns=[POSITION]).column(0).to_numpy()
 
 
 def write_deleted(path: Path, positions: np.ndarray) -> None:
@@ -96,7 +106,8 @@ def iter_part(part: Part, *, columns: list[str] | None = None,
     start = 0
     # pre_buffer=False: a pre-buffering reader keeps every row group's raw bytes until the part is read to
     # its end (about 55 MB a million rows); a reader's memory is then one batch's, whatever the part's size.
-    for batch in pq.ParquetFile(part.path, pre_buffer=False).iter_batches(batch_size=batch_size, columns=columns):
+    for batch in pq.ParquetFile(_source(part.path), pre_buffer=False).iter_batches(batch_size=batch_size,
+                                                                                  columns=columns):
         end = start + batch.num_rows
         if len(dead):
             low, high = np.searchsorted(dead, [start, end])
@@ -116,7 +127,7 @@ def iter_parts(parts: list[Part], *, columns: list[str] | None = None,
 
 
 def parts_schema(parts: list[Part]) -> pa.Schema:
-    return pq.read_schema(parts[0].path)
+    return pq.read_schema(_source(parts[0].path))
 
 
 def _literal(path: Path) -> str:

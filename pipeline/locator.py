@@ -93,6 +93,39 @@ def _read_slice(path: Path, start: int, stop: int) -> np.ndarray:
         return np.fromfile(handle, dtype=dtype, count=max(stop - start, 0))
 
 
+class Mapped:
+    """A one-dimensional .npy file, memory-mapped with the kernel told how it will be read, so a run's resident
+    memory holds the pages it reads, not their neighbourhoods: ``random`` (bisection: no read-ahead) or
+    sequential (a merge front to back, which gives back the pages it passed: ``release``)."""
+
+    def __init__(self, path: Path, *, random: bool) -> None:
+        import mmap
+
+        with path.open("rb") as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+            self._offset = handle.tell()
+            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        self._map.madvise(mmap.MADV_RANDOM if random else mmap.MADV_SEQUENTIAL)
+        self.array = np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape)), offset=self._offset)
+
+    def release(self, upto: int) -> None:
+        """Drop the pages before element ``upto`` from the process (they stay in the page cache)."""
+        import mmap
+
+        end = (self._offset + upto * self.array.itemsize) // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > 0:
+            self._map.madvise(mmap.MADV_DONTNEED, 0, end)
+
+    def close(self) -> None:
+        self.array = None
+        try:
+            self._map.close()
+        except BufferError:  # a view of it still lives: the mapping goes with it
+            pass
+
+
 @dataclass
 class Found:
     """The live rows of some keys in one part: positions in the file, and which of the wanted keys they are."""
@@ -104,12 +137,16 @@ class Found:
 
 def _by_locator(part: Part, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keys_file, rows_file = _files(part.locator)
-    keys, rows = np.load(keys_file, mmap_mode="r"), np.load(rows_file, mmap_mode="r")
-    at = np.searchsorted(keys, wanted)
-    inside = at < len(keys)
-    hit = np.zeros(len(wanted), dtype=bool)
-    hit[inside] = keys[at[inside]] == wanted[inside]
-    return np.asarray(rows[at[hit]]), np.flatnonzero(hit)
+    keys, rows = Mapped(keys_file, random=True), Mapped(rows_file, random=True)
+    try:
+        at = np.searchsorted(keys.array, wanted)
+        inside = at < len(keys.array)
+        hit = np.zeros(len(wanted), dtype=bool)
+        hit[inside] = keys.array[at[inside]] == wanted[inside]
+        return rows.array[at[hit]], np.flatnonzero(hit)  # fancy indexing copies: no view of the mapping left
+    finally:
+        keys.close()
+        rows.close()
 
 
 def _by_scan(part: Part, key: tuple[str, ...], wanted: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -35,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import clock
 from core.errors import RetriableError
+from core.storage import get_storage
 from pipeline import paths
 from registry.audit.log import record_event
 from registry.db import session_scope
@@ -82,7 +82,7 @@ def _beat(resource_id: int, run_id: str, stop: threading.Event) -> None:
         try:
             if not renew(resource_id=resource_id, run_id=run_id):
                 return  # taken over or released meanwhile: nothing to keep alive
-        except Exception:  # noqa: BLE001 - a missed beat is retried; the lease allows several
+        except Exception:
             log.warning("heartbeat of run %s could not renew its lock", run_id[:8], exc_info=True)
 
 
@@ -154,7 +154,7 @@ def _try_acquire(resource_id: int, run_id: str, resource_code: str) -> ResourceL
     return None
 
 
-def _close_stray_runs(session, resource_id: int, *, keep: str, why: str | None = None) -> None:  # noqa: ANN001
+def _close_stray_runs(session, resource_id: int, *, keep: str, why: str | None = None) -> None:
     """Runs of the resource still marked live are not: only the lock's holder runs, and it is ``keep`` now.
     (A run killed before it held the lock, or whose lock was just taken over.)"""
     for run in session.scalars(select(SyncRun).where(SyncRun.resource_id == resource_id, SyncRun.id != keep,
@@ -162,25 +162,25 @@ def _close_stray_runs(session, resource_id: int, *, keep: str, why: str | None =
         run.status, run.finished_at = "failed", clock.now()
         run.error = (why or "abandoned: it ended without holding the resource's lock (killed before taking it)") \
             + "; its staging folder was removed"
-        shutil.rmtree(paths.staging_dir(run.id), ignore_errors=True)
+        _remove_prefix(session, resource_id, run.id)
 
 
-def _remove_leftovers(session, resource_id: int, run_id: str) -> list[str]:  # noqa: ANN001
-    """The abandoned run's staging folder, and a version folder it renamed but never recorded (killed between
-    the rename and the commit): neither is served, and neither will ever be."""
-    removed = []
-    staging = paths.staging_dir(run_id)
-    if staging.exists():
-        shutil.rmtree(staging, ignore_errors=True)
-        removed.append(f"staging/{run_id}")
-    recorded = set(session.scalars(select(DatasetVersion.path).where(DatasetVersion.resource_id == resource_id)))
-    folder = paths.storage_root() / "datasets" / str(resource_id)
-    for leftover in sorted(folder.glob(f"v*-{run_id[:8]}")) if folder.is_dir() else []:
-        relative = leftover.relative_to(paths.storage_root()).as_posix()
-        if relative not in recorded:
-            shutil.rmtree(leftover, ignore_errors=True)
-            removed.append(relative)
-    return removed
+def _remove_leftovers(session, resource_id: int, run_id: str) -> list[str]:
+    """The abandoned run's own prefix, staged or even with its manifest written (killed before the commit): no
+    version names it, so it is not served, and never will be."""
+    return [prefix] if (prefix := _remove_prefix(session, resource_id, run_id)) else []
+
+
+def _remove_prefix(session, resource_id: int, run_id: str) -> str | None:
+    """Remove a run's prefix from the storage unless a version names it; the prefix, if it existed."""
+    prefix = paths.run_prefix(resource_id, run_id)
+    if session.scalar(select(DatasetVersion.id).where(DatasetVersion.path == prefix)) is not None:
+        return None
+    storage = get_storage()
+    if not (storage.local(prefix).exists() or storage.exists(prefix)):
+        return None
+    storage.delete(prefix)
+    return prefix
 
 
 def acquire(*, resource_id: int, resource_code: str, run_id: str, wait_seconds: float = 0) -> bool:
@@ -190,6 +190,7 @@ def acquire(*, resource_id: int, resource_code: str, run_id: str, wait_seconds: 
     held, a heartbeat thread of this process keeps the lease fresh.
     """
     deadline = time.monotonic() + max(0.0, wait_seconds)
+    announced = False
     while True:
         holder = _try_acquire(resource_id, run_id, resource_code)
         if holder is None or holder is _REENTERED:
@@ -199,13 +200,18 @@ def acquire(*, resource_id: int, resource_code: str, run_id: str, wait_seconds: 
             continue
         if time.monotonic() >= deadline:
             waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
-            who = (f"handed over to its publish task until {clock.as_utc(holder.expires_at).strftime('%H:%M:%S')} UTC"
-                   if not holder.pid else f"on {holder.host}, pid {holder.pid}")
-            raise RetriableError(
-                f"资源 {resource_code} 正由另一运行发布 / resource {resource_code} is being published by another run "
-                f"({holder.run_id[:8]} {who}, since {clock.as_utc(holder.acquired_at).strftime('%H:%M:%S')} UTC)"
-                f"{waited}; wait for it to finish and retry")
+            raise RetriableError(f"{_busy(resource_code, holder)}{waited}; wait for it to finish and retry")
+        if not announced:  # a waiting run says once what it waits for (the CLI shows it on stderr)
+            log.warning("%s; waiting up to %g s (等待中)", _busy(resource_code, holder), wait_seconds)
+            announced = True
         time.sleep(POLL_SECONDS)
+
+
+def _busy(resource_code: str, holder: ResourceLock) -> str:
+    who = (f"handed over to its publish task until {clock.as_utc(holder.expires_at).strftime('%H:%M:%S')} UTC"
+           if not holder.pid else f"on {holder.host}, pid {holder.pid}")
+    return (f"资源 {resource_code} 正由另一运行发布 / resource {resource_code} is being published by another run "
+            f"({holder.run_id[:8]} {who}, since {clock.as_utc(holder.acquired_at).strftime('%H:%M:%S')} UTC)")
 
 
 def renew(*, resource_id: int, run_id: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 CHUNK = 1 << 20
+MANIFEST = "manifest.json"
 
 
 def file_sha256(path: Path) -> str:

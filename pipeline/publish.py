@@ -1,4 +1,5 @@
-"""Atomic publish: a staged run becomes an immutable version in one rename and one transaction.
+"""Atomic publish without a rename: a staged run's own prefix becomes an immutable version by its manifest,
+written last, and one registry transaction; until that commit nothing serves it.
 
 A run that found no change (a change set with nothing inserted, updated or deleted, and no schema change)
 publishes nothing: no version, no notice. It is still recorded, as ``unchanged`` with its rows and cursor, so
@@ -7,7 +8,6 @@ the update clock and supervision see that the resource was kept up, and its quar
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +16,19 @@ import pyarrow.parquet as pq
 
 from core import clock
 from core.errors import FatalError, RetriableError
+from core.storage import get_storage
 from pipeline import locks, paths
 from pipeline.changes import CHANGES_FILE
 from pipeline.layers import live_rows, parts_of, parts_schema, version_parts
-from pipeline.lookup_publish import build_for_publish, lookup_columns
 from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
-from pipeline.manifest import describe_files, file_sha256, schema_fields, write_manifest
+from pipeline.lookup_publish import build_for_publish, lookup_columns
+from pipeline.manifest import (
+    MANIFEST,
+    describe_files,
+    file_sha256,
+    schema_fields,
+    write_manifest,
+)
 from pipeline.staging import StagedRun
 from registry.audit.log import record_event
 from registry.db import session_scope
@@ -94,7 +101,7 @@ def _publish_locked(staged: StagedRun) -> PublishReport:
     findings = _findings(staged, staging)
     if unchanged(staged):
         return _record_unchanged(staged, findings=findings, previous_number=previous_number)
-    final = paths.version_dir(staged.resource_id, number, staged.run_id)
+    final = staging  # the run's own prefix is the version's folder: nothing moves
     files = [*staged.referenced, *describe_files(staging, staged.files)]
     for entry in files:
         if entry["path"] in staged.locators and not entry.get("folder"):
@@ -114,16 +121,14 @@ def _publish_locked(staged: StagedRun) -> PublishReport:
         manifest["key_scan"] = staged.key_scan
     if manifest["row_count"] != live_rows(manifest):
         raise RetriableError(f"staged run {staged.run_id} is inconsistent (file rows differ); stage it again")
-    manifest_sha256 = write_manifest(staging, manifest)
     quarantine = _keep_quarantine(staged, staging)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staging, final)  # atomic on one file system: the folder is whole or absent
-    try:
-        report = _record(staged, number=number, final=final, manifest=manifest, manifest_sha256=manifest_sha256,
-                         findings=findings, quarantine=quarantine, previous_number=previous_number)
-    except BaseException:
-        shutil.rmtree(final, ignore_errors=True)  # unregistered, so never served; remove the files too
-        raise
+    storage = get_storage()
+    storage.push(final, skip=(MANIFEST,))  # every part first (an object store; locally they are in place) ...
+    manifest_sha256 = write_manifest(staging, manifest)
+    storage.push(final / MANIFEST)  # ... the manifest last: a prefix without one was never published
+    report = _record(staged, number=number, final=final, manifest=manifest, manifest_sha256=manifest_sha256,
+                     findings=findings, quarantine=quarantine, previous_number=previous_number)
+    storage.mark_whole(final)  # this worker wrote the folder: readers here never copy it back
     return report
 
 
@@ -145,6 +150,7 @@ def _keep_quarantine(staged: StagedRun, staging: Path) -> str | None:
     target = paths.quarantine_file(staged.resource_id, staged.run_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(source, target)
+    get_storage().push(target)
     return target.relative_to(paths.storage_root()).as_posix()
 
 
@@ -188,7 +194,7 @@ def _record_unchanged(staged: StagedRun, *, findings, previous_number: int | Non
         record_event(session, actor="pipeline", action="run.unchanged", resource_code=staged.resource_code,
                      detail={"run_id": staged.run_id, "mode": staged.mode, "rows_read": staged.rows_read,
                              "quarantined": staged.rows_quarantined, "version": previous_number})
-    shutil.rmtree(staging, ignore_errors=True)
+    get_storage().delete(paths.run_prefix(staged.resource_id, staged.run_id))
     return PublishReport(resource_code=staged.resource_code, run_id=staged.run_id, version=None, mode=staged.mode,
                          rows_read=staged.rows_read, rows_published=staged.rows_read - staged.rows_quarantined
                          - staged.rows_superseded, rows_quarantined=staged.rows_quarantined, path="",

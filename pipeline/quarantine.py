@@ -24,6 +24,7 @@ from pipeline.validate import REASON_COLUMN, REASON_SEPARATOR, RULE_COLUMN, key_
 
 RUN_COLUMN = "_run_id"
 KEY_COLUMN = "_key"  # the row's name in the records, so a replay closes them even when the fix changed the key
+RESOURCE_COLUMN = "_resource"  # which resource a row of a provider-and-rule ticket comes from
 EXCEL_MAX_ROWS = 1_048_575
 BATCH_ROWS = 65_536
 ROW_KEY_PREFIX = "row:"  # registry.quality.quarantine.ROW_KEY_PREFIX: a row without a key, known by its values
@@ -199,14 +200,7 @@ def ticket_rows(session, *, ticket, limit: int = 50) -> tuple[list[str], list[tu
     from registry.quality.models import ConsistencyCheck, QuarantineSet
 
     if ticket.kind == "quarantine" and ticket.rule:
-        columns, batches, _ = open_rows(session, resource=ticket.resource, rule=ticket.rule)
-        columns = [c for c in columns if c != RUN_COLUMN]
-        rows: list[tuple] = []
-        for batch in batches:
-            rows += list(zip(*(batch.column(c).to_pylist() for c in columns)))
-            if len(rows) >= limit:
-                break
-        return _rule_first(columns), [_reorder(columns, r) for r in rows[:limit]]
+        return _rule_rows(session, ticket=ticket, limit=limit)
     storage_path = None
     if ticket.quarantine_set_id:
         storage_path = session.get(QuarantineSet, ticket.quarantine_set_id).path
@@ -221,6 +215,32 @@ def ticket_rows(session, *, ticket, limit: int = 50) -> tuple[list[str], list[tu
     batch = batch.slice(0, limit)
     names = batch.schema.names
     return _rule_first(names), [_reorder(names, r) for r in zip(*(batch.column(n).to_pylist() for n in names))]
+
+
+def _rule_rows(session, *, ticket, limit: int) -> tuple[list[str], list[tuple]]:  # noqa: ANN001
+    """A provider-and-rule ticket's open rows, resource by resource (``_resource`` first when it names more
+    than one: their columns differ)."""
+    from registry.catalog.resources import get_resource
+
+    codes = [c for c, n in (ticket.detail or {}).get("resources", {}).items() if n] or [ticket.resource.code]
+    several = len(codes) > 1
+    names: list[str] = [RESOURCE_COLUMN] if several else []
+    rows: list[dict] = []
+    for code in codes:
+        columns, batches, _ = open_rows(session, resource=get_resource(session, code=code), rule=ticket.rule)
+        columns = [c for c in columns if c != RUN_COLUMN]
+        names += [c for c in columns if c not in names]
+        for batch in batches:
+            rows += [{RESOURCE_COLUMN: code, **dict(zip(columns, r))}
+                     for r in zip(*(batch.column(c).to_pylist() for c in columns))]
+            if len(rows) >= limit:
+                break
+        if len(rows) >= limit:
+            break
+    ordered = _rule_first(names)
+    if several:
+        ordered = [RESOURCE_COLUMN, *[n for n in ordered if n != RESOURCE_COLUMN]]
+    return ordered, [tuple(row.get(n) for n in ordered) for row in rows[:limit]]
 
 
 def _rule_first(names: list[str]) -> list[str]:

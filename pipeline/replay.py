@@ -11,7 +11,6 @@ applied to a replay. The sets replayed (those named by the file's ``_run_id``) a
 from __future__ import annotations
 
 import csv
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +22,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError
-from pipeline import locks, paths
-from pipeline.after_publish import after_publish
+from pipeline import paths
 from pipeline.quarantine import BATCH_ROWS, KEY_COLUMN, RUN_COLUMN
-from pipeline.validate import REASON_COLUMN, RULE_COLUMN, duplicated_keys, key_array, split_batch
+from pipeline.run import lifecycle
+from pipeline.validate import (
+    REASON_COLUMN,
+    RULE_COLUMN,
+    duplicated_keys,
+    key_array,
+    split_batch,
+)
 
 
 @dataclass
@@ -132,12 +137,10 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
     from pipeline.changes import CHANGES_FILE, compute_changes
     from pipeline.duplicates import settle_duplicates
     from pipeline.layering import carry_forward
-    from pipeline.quarantine import open_rows, resource_key, seen_keys
-    from pipeline.runs import record_run_failure, start_run
     from pipeline.layers import parts_of, parts_schema
     from pipeline.manifest import read_manifest
+    from pipeline.quarantine import open_rows, resource_key, seen_keys
     from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-    from pipeline.sync import publish_run
     from registry.db import session_scope
     from registry.quality.quarantine import mark_replayed, open_keys, open_sets
     from registry.catalog.resources import get_resource
@@ -149,9 +152,9 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
     new_run = uuid.uuid4().hex
     with session_scope() as session:
         resource_id = get_resource(session, code=resource_code).id
-    locks.acquire(resource_id=resource_id, resource_code=resource_code, run_id=new_run)  # released by publish_run
-    folder = paths.staging_dir(new_run)
-    try:
+    # The run lifecycle: lease (released by the publish), the run recorded, its own folder.
+    folder = lifecycle.begin(resource_id=resource_id, resource_code=resource_code, run_id=new_run, mode="replay")
+    with lifecycle.staging(resource_id=resource_id, run_id=new_run):
         with session_scope() as session:
             resource = get_resource(session, code=resource_code)
             version = require_latest_version(session, resource=resource)
@@ -170,12 +173,11 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
                                watermark=dict(version.manifest.get("watermark") or {}), key=list(key),
                                findings={"seen": [], "complete": False})
             previous_number = version.number
-        start_run(run_id=new_run, resource_id=resource_id, mode="replay")
         manifest = read_manifest(version_folder)
         parts = parts_of(version_folder, manifest)
         schema = parts_schema(parts)
         batches = _read_fixed_file(file) if file else stored  # the stored rows: those still open
-        (folder / "data").mkdir(parents=True)
+        (folder / "data").mkdir(parents=True, exist_ok=True)
         writer = PartWriter(folder / "data")
         quarantine = QuarantineWriter(folder / "quarantine.parquet")
         keys: list[pa.Array] = []
@@ -222,16 +224,11 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
             previous_schema=schema, out=folder / CHANGES_FILE, since_version=previous_number,
             read_keys=replayed_keys, scratch=folder / "tmp").summary()
         staged.save()
-    except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        record_run_failure(new_run, exc)
-        locks.release(resource_id=resource_id, run_id=new_run)
-        raise
-    report = publish_run(folder=str(folder))
+    report = lifecycle.publish(folder=str(folder))
     with session_scope() as session:
         done = [i for i, _, r in set_info if not replayed_runs or r in replayed_runs]
         mark_replayed(session, set_ids=done, replay_run_id=new_run, fixed=fixed, still_failing=staged.rows_quarantined)
-    after_publish(resource_code=resource_code, version=report.version)
+    lifecycle.follow_up(resource_code=resource_code, version=report.version)
     return ReplayReport(resource_code=resource_code, run_id=new_run, version=report.version,
                         rows_replayed=staged.rows_read, rows_fixed=fixed, rows_still_failing=staged.rows_quarantined,
                         sets=[r for i, _, r in set_info if i in done])

@@ -48,15 +48,30 @@ class StagedRun:
     def save(self) -> None:
         (Path(self.folder) / "staged.json").write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
 
+    def push(self) -> None:
+        """Copy the staged files to the store under the run's prefix (an object store; nothing locally), so a
+        publish task on another worker finds them. No manifest yet: the prefix is no version."""
+        from core.storage import get_storage
+
+        get_storage().push(self.folder)
+
     @classmethod
     def load(cls, folder: Path) -> StagedRun:
+        """The staged run saved in ``folder``: this worker's copy of the run's prefix (a folder another worker
+        named is the same ``datasets/<resource>/<run>`` here), pulled from an object store if it is not here."""
+        from core.storage import get_storage
+
+        storage = get_storage()
+        folder = storage.root / Path(*Path(folder).parts[-3:])  # datasets/<resource>/<run> of this worker
         path = folder / "staged.json"
+        if not path.is_file():
+            storage.pull(folder)  # staged by another worker: its files are in the store
         if not path.is_file():
             from core.errors import RetriableError
 
             # e.g. removed by housekeeping or by a run that took over an expired lock
             raise RetriableError(f"{folder} holds no staged run (staged.json missing); run the stage step again")
-        return cls(**json.loads(path.read_text()))
+        return cls(**{**json.loads(path.read_text()), "folder": str(folder)})
 
 
 class _Lane:

@@ -4,20 +4,16 @@ the Airflow tasks call."""
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from core.errors import RetriableError
-from pipeline import locks
-from pipeline.after_publish import STEPS, after_publish
+from pipeline.after_publish import STEPS
 from pipeline.extract import stage_resource
-from pipeline.publish import PublishReport, publish_staged
-from pipeline.runs import record_run_failure
-from pipeline.staging import StagedRun
+from pipeline.publish import PublishReport
+from pipeline.run import lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +26,8 @@ class SyncReport(PublishReport):
 
 
 def publish_run(*, folder: str, wait_seconds: float = 0) -> PublishReport:
-    """Publish a run staged earlier (the Airflow publish task); a failure leaves the previous version served.
-
-    The resource's lock, held since staging (or handed over to this task), is released however this ends.
-    """
-    staged = StagedRun.load(Path(folder))
-    try:
-        return publish_staged(staged, wait_seconds=wait_seconds)
-    except BaseException as exc:
-        record_run_failure(staged.run_id, exc)
-        shutil.rmtree(staged.folder, ignore_errors=True)
-        raise
-    finally:
-        locks.release(resource_id=staged.resource_id, run_id=staged.run_id)
+    """Publish a run staged earlier (the Airflow publish task): pipeline.run.publish."""
+    return lifecycle.publish(folder=folder, wait_seconds=wait_seconds)
 
 
 def sync_resource(*, resource_code: str, full: bool = False, attempts: int = 1, wait_seconds: float = 0,
@@ -64,5 +49,5 @@ def sync_resource(*, resource_code: str, full: bool = False, attempts: int = 1, 
                 raise
             log.warning("sync of %s failed (attempt %d of %d), retrying: %s", resource_code, attempt, attempts, exc)
             time.sleep(retry_delay_seconds * 2 ** (attempt - 1))
-    done = after_publish(resource_code=report.resource_code, version=report.version, steps=after)
+    done = lifecycle.follow_up(resource_code=report.resource_code, version=report.version, steps=after)
     return SyncReport(**vars(report), after=done)

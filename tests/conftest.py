@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from tests.s3_server import BACKENDS, s3_server  # noqa: F401 - the session's object store, a fixture
 from tests.services import require_postgres
 
 # The suite never runs on the machine's day: it runs on an ordinary working Wednesday, or on the day
@@ -68,14 +69,40 @@ def _reset_caches() -> None:
     dispose_engines()
 
 
+STORAGE_VARIABLES = ("GOVSHARE_STORAGE", "GOVSHARE_STORAGE_ENDPOINT", "GOVSHARE_STORAGE_ACCESS_KEY",
+                     "GOVSHARE_STORAGE_SECRET_KEY", "GOVSHARE_STORAGE_REGION", "GOVSHARE_STORAGE_CACHE")
+
+
+@pytest.fixture(params=BACKENDS)
+def storage_backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The storage a test runs on, each in turn: the local folder, then an S3 object store (tests/s3_server.py).
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("storage_backend")``; the hub fixtures apply it."""
+    if request.param == "local":
+        yield {}
+        return
+    server = request.getfixturevalue("s3_server")
+    bucket = server.new_bucket()
+    yield server.environment(bucket)
+    server.remove_bucket(bucket)  # the server keeps objects in memory
+
+
+def _apply_storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in STORAGE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if "storage_backend" in request.fixturenames:
+        for name, value in request.getfixturevalue("storage_backend").items():
+            monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
-def hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Path]:
     """A fresh GOVSHARE_HOME with a migrated SQLite registry; demo mode so the placeholder key is accepted."""
     home = tmp_path / "var"
     monkeypatch.setenv("GOVSHARE_HOME", str(home))
     monkeypatch.setenv("GOVSHARE_DEMO", "1")
-    for name in ("GOVSHARE_DATABASE_URL", "GOVSHARE_STORAGE", "GOVSHARE_SECRET_KEY"):
+    for name in ("GOVSHARE_DATABASE_URL", "GOVSHARE_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
+    _apply_storage(request, monkeypatch)
     _reset_caches()
     from registry.migrate import upgrade
 
@@ -106,11 +133,13 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_database: str) -> Iterator[Path]:
+def pg_hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_database: str,
+                request: pytest.FixtureRequest) -> Iterator[Path]:
     """Like hub_home, but the registry lives in a scratch PostgreSQL database."""
     home = tmp_path / "var"
     monkeypatch.setenv("GOVSHARE_HOME", str(home))
     monkeypatch.setenv("GOVSHARE_DEMO", "1")
+    _apply_storage(request, monkeypatch)
     monkeypatch.setenv("GOVSHARE_DATABASE_URL", pg_database.replace("postgresql://", "postgresql+psycopg2://", 1))
     _reset_caches()
     from registry.migrate import upgrade

@@ -347,6 +347,31 @@ def sync_runs(resource_code: str) -> list:
                                     .order_by(SyncRun.started_at)))
 
 
+def run_prefixes(resource_id: int) -> list[str]:
+    """The run prefixes ``datasets/<resource>/<name>`` in the storage: in the store (an object store) and in
+    this process's working copy; their names, sorted."""
+    from core.storage import get_storage
+
+    storage = get_storage()
+    names = {Path(info.path).name for info in storage.children(f"datasets/{resource_id}")}
+    local = storage.root / "datasets" / str(resource_id)
+    names |= {p.name for p in local.iterdir()} if local.is_dir() else set()
+    return sorted(names)
+
+
+def stored_names() -> list[str]:
+    """Every file's storage-relative name, in the store and in this process's working copy."""
+    import pyarrow.fs as pafs
+
+    from core.storage import get_storage
+
+    storage = get_storage()
+    selector = pafs.FileSelector(storage.base, recursive=True, allow_not_found=True)
+    names = {info.path[len(storage.base) + 1:] for info in storage.fs.get_file_info(selector)}
+    names |= {p.relative_to(storage.root).as_posix() for p in storage.root.rglob("*")}
+    return sorted(names)
+
+
 def version_folder(version) -> Path:  # noqa: ANN001 - DatasetVersion
     from pipeline.paths import resolve
 

@@ -2,10 +2,12 @@
 
     dsn = require_postgres()   # "postgresql://postgres@127.0.0.1:5432/test", or $GOVSHARE_TEST_PG_DSN
     kwargs = require_mysql()   # host, port, user, password, database: pymysql.connect(**kwargs)
+    url = require_redis()      # "redis://127.0.0.1:6379/14", or $GOVSHARE_TEST_REDIS_URL
 
 Set ``GOVSHARE_REQUIRE_SERVICES=1`` (as CI does) to turn a missing server into a failure, so a broken service
-cannot pass as a run of skipped tests. Override the targets with ``GOVSHARE_TEST_PG_DSN`` (a libpq DSN/URL)
-and ``GOVSHARE_TEST_MYSQL_URL`` (``mysql://user:password@host:port/database``).
+cannot pass as a run of skipped tests. Override the targets with ``GOVSHARE_TEST_PG_DSN`` (a libpq DSN/URL),
+``GOVSHARE_TEST_MYSQL_URL`` (``mysql://user:password@host:port/database``) and ``GOVSHARE_TEST_REDIS_URL``
+(tests that use Redis keep to their own keys and queue names in that database, and delete them afterwards).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_MYSQL_URL = "mysql://root:@127.0.0.1:3306/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 CONNECT_TIMEOUT_SECONDS = 3
 
 
@@ -96,3 +99,24 @@ def require_mysql() -> dict[str, object]:
     if problem := _mysql_problem(**kwargs):  # type: ignore[arg-type]
         _unavailable(problem)
     return kwargs
+
+
+@functools.cache
+def _redis_problem(url: str) -> str | None:
+    try:
+        import redis
+    except ImportError as error:
+        return f"the redis client is not installed: {error}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS).ping()
+    except redis.RedisError as error:
+        return f"Redis at {_without_password(url)} is not reachable: {error}"
+    return None
+
+
+def require_redis() -> str:
+    """The test Redis URL (with its database number), once a PING answered; otherwise skip (or fail)."""
+    url = os.environ.get("GOVSHARE_TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    if problem := _redis_problem(url):
+        _unavailable(problem)
+    return url

@@ -1,5 +1,5 @@
-"""Atomic publish: a run that fails anywhere leaves the previous version served and no trace but a failed run;
-two publishes of one resource never overlap."""
+"""Atomic publish: a run that fails anywhere leaves the previous version served and no trace but a failed run
+(in the local folder and in an object store alike); two publishes of one resource never overlap."""
 
 from __future__ import annotations
 
@@ -25,10 +25,15 @@ from tests.helpers import (
     read_version,
     register_resource,
     rows_digest,
+    run_prefixes,
+    stored_names,
     sync_runs,
     table_rows,
     versions,
 )
+
+# Each test runs on the local folder and on an S3 object store (tests/s3_server.py).
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 ROWS = 1_200
 CHANGED = 150
@@ -74,12 +79,6 @@ def _change_source(database: Path) -> None:
                      "WHERE id <= ?", (CHANGED,))
 
 
-def _storage() -> Path:
-    from pipeline.paths import storage_root
-
-    return storage_root()
-
-
 def _publish_events(resource_code: str) -> int:
     from sqlalchemy import func, select
 
@@ -106,12 +105,9 @@ def _assert_v1_still_served(state: Published, *, error_fragment: str) -> None:
     assert failed.version_id is None and failed.finished_at is not None
     assert error_fragment in (failed.error or "")
 
-    # Storage: no folder of the failed run, neither as a version nor as staging.
-    version_folders = sorted(p.name for p in (_storage() / "datasets" / str(hub.resource_id)).iterdir())
-    assert version_folders == [Path(v1.path).name]
-    staging = _storage() / "staging"
-    assert not staging.exists() or not any(staging.iterdir())
-    assert not any(failed.id[:8] in p.name for p in _storage().rglob("*"))
+    # Storage (the object store and the working copy): nothing of the failed run, staged or published.
+    assert run_prefixes(hub.resource_id) == [Path(v1.path).name]
+    assert not any(failed.id in name for name in stored_names())
 
     # The API still serves v1's rows.
     response = requests.get(f"{state.api.base_url}/api/v1/resources/{hub.resource_code}/files",
@@ -133,7 +129,7 @@ def _assert_next_sync_publishes_v2(state: Published) -> None:
     assert not names[CHANGED + 1].endswith("（变更）")
     assert cursor_value(state.hub.resource_code) == "2026-06-01T09:00:00+08:00"
     assert sync_runs(state.hub.resource_code)[-1].status == "published"
-    assert not any((_storage() / "staging").iterdir())
+    assert run_prefixes(state.hub.resource_id) == sorted(Path(v.path).name for v in versions(state.hub.resource_code))
 
 
 def _boom(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -141,9 +137,10 @@ def _boom(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
 
 
 @pytest.mark.parametrize("failure_point", ["record", "record_event"])
-def test_failure_after_the_rename_keeps_v1(published: Published, monkeypatch: pytest.MonkeyPatch,
-                                           failure_point: str) -> None:
-    """The version folder is already in place when the registry write fails: it must not become visible."""
+def test_failure_at_the_commit_keeps_v1(published: Published, monkeypatch: pytest.MonkeyPatch,
+                                        failure_point: str) -> None:
+    """The run's parts and manifest are already written when the registry write fails: it must not become
+    visible, and its files go."""
     _change_source(published.database)
     with monkeypatch.context() as patch:
         if failure_point == "record":

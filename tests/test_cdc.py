@@ -415,3 +415,31 @@ def test_a_composite_primary_key(source: str) -> None:
     published = table_rows(read_version(latest(code), sort_by=None).sort_by([("uscc", "ascending"),
                                                                             ("seq", "ascending")]), columns)
     assert published == pg_rows(source, "licences", columns=columns, order_by="uscc, seq")
+
+
+def test_change_capture_versions_get_the_expectations_report(source: str) -> None:
+    """The one run lifecycle's follow-up runs for change capture as for table reads: each published version
+    (the snapshot and a change run's layer) gets its great-expectations report and expectation run."""
+    from sqlalchemy import select
+
+    from core.storage import get_storage
+    from pipeline.cdc import sync_cdc
+    from registry.db import session_scope
+    from registry.exchange.models import DatasetVersion
+    from registry.quality.models import ExpectationRun
+
+    code = register(source)
+    snapshot = sync_cdc(resource_code=code)
+    pg_execute(source, "UPDATE enterprises SET status = '注销' WHERE id = 2; DELETE FROM enterprises WHERE id = 5")
+    changes = sync_cdc(resource_code=code)
+    assert (snapshot.mode, snapshot.version, changes.mode, changes.version) == ("cdc-snapshot", 1, "cdc", 2)
+
+    with session_scope() as session:
+        runs = {number: (run.rows, run.status, run.report_path) for number, run in session.execute(
+            select(DatasetVersion.number, ExpectationRun).join(ExpectationRun,
+                                                              ExpectationRun.version_id == DatasetVersion.id))}
+    assert sorted(runs) == [1, 2]
+    assert runs[1][0] == 5 and runs[2][0] == 4  # the suite read each version's live rows
+    assert all(status in ("passed", "failed") for _, status, _ in runs.values())
+    for _, _, report in runs.values():
+        assert get_storage().exists(f"{report}/report.html")

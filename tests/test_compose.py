@@ -295,7 +295,7 @@ def test_airflow_settings(config: dict[str, Any]) -> None:
 
 def test_hub_api_service(config: dict[str, Any]) -> None:
     api = config["services"]["govshare-api"]
-    assert _command(api) == ["govshare", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert _command(api) == ["govshare", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
     assert "http://localhost:8000/healthz" in api["healthcheck"]["test"]
     ports = api.get("ports") or []
     assert [(p["target"], str(p["published"])) for p in ports] == [(8000, "8000")]
@@ -339,6 +339,89 @@ def test_postgres_service_and_init_script(config: dict[str, Any]) -> None:
 
     sql = INIT_SQL.read_text()
     assert "CREATE DATABASE govshare" in sql and "CREATE DATABASE airflow" in sql
+
+
+# --------------------------------------------------------------------------------------------------
+# The profile `scale`: CeleryExecutor, Redis broker, several workers, the object store
+
+SCALE_SERVICES = {"redis", "airflow-worker", "object-store"}
+SCALE_ENV = {
+    "AIRFLOW_EXECUTOR": "CeleryExecutor",
+    "GOVSHARE_REDIS_URL": "redis://redis:6379/1",
+    "GOVSHARE_STORAGE": "s3://govshare/hub",
+    "OBJECT_STORE_PASSWORD": "test-object-store-password",
+    "AIRFLOW_WORKERS": "3",
+}
+
+
+@pytest.fixture(scope="module")
+def scale_config(compose_binary: Path, work_dir: Path) -> dict[str, Any]:
+    result = run_compose(compose_binary, work_dir, ["--profile", "scale", "config", "--format", "json"],
+                         env=_env(work_dir, **SCALE_ENV))
+    assert result.returncode == 0, f"compose config --profile scale failed:\n{result.stderr}"
+    return json.loads(result.stdout)
+
+
+def test_the_scale_services_run_only_with_their_profile(config: dict[str, Any], scale_config: dict[str, Any]) -> None:
+    assert not SCALE_SERVICES & set(config["services"]), "the one-machine stack starts a scale-out service"
+    assert set(scale_config["services"]) == EXPECTED_SERVICES | SCALE_SERVICES
+    for name in SCALE_SERVICES:
+        assert scale_config["services"][name]["profiles"] == ["scale"], name
+        health = scale_config["services"][name].get("healthcheck") or {}
+        assert health.get("test") and not health.get("disable"), f"{name} has no health check"
+    # Without the profile the executor stays local and nothing points at a broker that is not there.
+    for name in (*AIRFLOW_LONG_RUNNING, "airflow-init"):
+        assert _environment(config["services"][name])["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+    assert _environment(config["services"]["govshare-api"])["GOVSHARE_REDIS_URL"] == ""
+
+
+def test_every_airflow_service_of_the_scale_profile_uses_celery_on_one_broker(scale_config: dict[str, Any]) -> None:
+    services = scale_config["services"]
+    brokers, backends = set(), set()
+    for name in (*AIRFLOW_LONG_RUNNING, "airflow-init", "airflow-worker"):
+        env = _environment(services[name])
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", name
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == REQUIRED_ENV["AIRFLOW_JWT_SECRET"], name
+        brokers.add(env["AIRFLOW__CELERY__BROKER_URL"])
+        backends.add(env["AIRFLOW__CELERY__RESULT_BACKEND"])
+    assert brokers == {"redis://redis:6379/0"}
+    assert backends == {f"db+postgresql+psycopg2://airflow:{REQUIRED_ENV['AIRFLOW_DB_PASSWORD']}@postgres:5432/airflow"}
+    # The long-running Airflow services wait for the broker when it runs.
+    for name in AIRFLOW_LONG_RUNNING:
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
+def test_the_celery_workers(scale_config: dict[str, Any]) -> None:
+    worker = scale_config["services"]["airflow-worker"]
+    assert _command(worker)[:2] == ["celery", "worker"]
+    assert worker["deploy"]["replicas"] == int(SCALE_ENV["AIRFLOW_WORKERS"])
+    depends = worker["depends_on"]
+    assert depends["redis"]["condition"] == "service_healthy"
+    assert depends["airflow-apiserver"]["condition"] == "service_healthy"  # task runners call the Execution API
+    assert depends["airflow-init"]["condition"] == "service_completed_successfully"
+    assert depends["govshare-init"]["condition"] == "service_completed_successfully"
+    dags = [m for m in _mounts(worker) if m.get("target") == DAGS_TARGET]
+    assert dags and Path(dags[0]["source"]) == REPO / "dags"
+    assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
+
+
+def test_the_hub_sees_one_set_of_settings_everywhere_in_the_scale_profile(scale_config: dict[str, Any]) -> None:
+    services = scale_config["services"]
+    seen = {}
+    for name in (*DATA_SERVICES, "airflow-worker"):
+        env = _environment(services[name])
+        seen[name] = {k: v for k, v in env.items() if k.startswith(("GOVSHARE_", "AWS_"))}
+    reference = seen["govshare-api"]
+    assert reference["GOVSHARE_STORAGE"] == SCALE_ENV["GOVSHARE_STORAGE"]
+    assert reference["GOVSHARE_REDIS_URL"] == SCALE_ENV["GOVSHARE_REDIS_URL"]
+    assert reference["AWS_ENDPOINT_URL"] == "http://object-store:9000"
+    assert reference["AWS_SECRET_ACCESS_KEY"] == SCALE_ENV["OBJECT_STORE_PASSWORD"]
+    assert all(env == reference for env in seen.values()), "services of the scale profile see different settings"
+    store = _environment(services["object-store"])
+    assert (store["MINIO_ROOT_USER"], store["MINIO_ROOT_PASSWORD"]) == (
+        reference["AWS_ACCESS_KEY_ID"], reference["AWS_SECRET_ACCESS_KEY"])
+    assert "object-store-data" in {m.get("source") for m in _mounts(services["object-store"])}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -241,15 +241,59 @@ def test_the_maintenance_and_notices_dags_run(hub_home: Path, tmp_path: Path) ->
     from pipeline import paths
     from pipeline.airflow_runner import run_dags
 
-    leftover = paths.staging_dir("killed-long-ago")
+    leftover = paths.run_dir(1, "killed-long-ago")
     (leftover / "data").mkdir(parents=True)
     old = clock.time() - 48 * 3600
     for item in (leftover, leftover / "data"):
         os.utime(item, (old, old))
-    fresh = paths.staging_dir("just-started")
+    fresh = paths.run_dir(1, "just-started")
     fresh.mkdir(parents=True)
 
     states = run_dags(["govshare_maintenance", "govshare_notices"], airflow_home=tmp_path / "airflow")
 
     assert states == {"govshare_maintenance": "success", "govshare_notices": "success"}
     assert not leftover.exists() and fresh.exists()
+
+
+@pytest.mark.slow
+def test_a_refused_login_fails_the_sync_task_at_once_without_retries(hub_home: Path, tmp_path: Path) -> None:
+    """A wrong password is a configuration error: the stage task fails on its first try (the DAG's tasks
+    otherwise retry twice), nothing is published, and the run says why."""
+    import secrets
+    import uuid
+    from contextlib import closing
+
+    import pymysql
+
+    from pipeline.airflow_runner import run_dags
+    from registry.catalog.dagspecs import dag_id_for
+    from samples.loaders import load_mysql
+    from tests.services import require_mysql
+
+    mysql = require_mysql()
+    database, user = f"gs_dag_{uuid.uuid4().hex[:8]}", f"gs_u_{uuid.uuid4().hex[:8]}"
+    password = secrets.token_urlsafe(16)
+    with closing(pymysql.connect(**mysql, autocommit=True)) as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+        cursor.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+        cursor.execute(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'")
+    try:
+        load_mysql(**{**mysql, "database": database}, rows=50, seed=63)
+        hub = register_resource(kind="mysql", secret={"password": password + "-wrong"},
+                                config={"host": mysql["host"], "port": mysql["port"], "database": database,
+                                        "user": user})
+        dag_id = dag_id_for(hub.resource_code)
+        tasks: dict[str, dict] = {}
+
+        states = run_dags([dag_id], airflow_home=tmp_path / "airflow", tasks=tasks)
+
+        assert states == {dag_id: "failed"}
+        assert tasks[dag_id]["stage"] == {"state": "failed", "try_number": 1}
+        assert tasks[dag_id]["publish"]["state"] == "upstream_failed"
+        assert versions(hub.resource_code) == []
+        run = sync_runs(hub.resource_code)[-1]
+        assert run.status == "failed" and "cannot log in" in run.error and password not in run.error
+    finally:
+        with closing(pymysql.connect(**mysql, autocommit=True)) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")

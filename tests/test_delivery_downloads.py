@@ -21,6 +21,9 @@ import requests
 from tests.delivery_helpers import GRANTED, Delivery, delivery_hub, expected_rows, grant
 from tests.helpers import latest, sqlite_execute, version_folder
 
+# Every delivery test runs on the local folder and on an S3 object store (tests/s3_server.py).
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 
 @pytest.fixture
 def served(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
@@ -176,11 +179,10 @@ def test_a_consumer_without_a_grant_gets_no_file_and_no_link(served: Delivery) -
 
 
 def test_caches_of_pruned_versions_are_removed(served: Delivery) -> None:
-    import shutil
-
     from typer.testing import CliRunner
 
     from cli.main import app
+    from core.storage import get_storage
     from pipeline.paths import storage_root
     from pipeline.sync import sync_resource
 
@@ -194,9 +196,10 @@ def test_caches_of_pruned_versions_are_removed(served: Delivery) -> None:
     exports = storage_root() / "exports" / str(served.hub.resource_id)
     assert sorted(p.name for p in exports.iterdir()) == ["v000001", "v000002"]
 
-    shutil.rmtree(version_folder(v1))  # what the retention rule does to an old version
+    get_storage().delete(v1.path)  # what the retention rule does to an old version
     done = CliRunner().invoke(app, ["delivery-cache", "prune"])
     assert done.exit_code == 0, done.output
     assert sorted(p.name for p in exports.iterdir()) == ["v000002"]
+    assert not get_storage().exists(f"exports/{served.hub.resource_id}/v000001")  # nor in an object store
     assert not list((storage_root() / "index").glob(f"*/{version_folder(v1).name}"))
     assert "removed 2" in done.output

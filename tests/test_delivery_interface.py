@@ -15,6 +15,9 @@ import pytest
 from tests.delivery_helpers import GRANTED, Delivery, delivery_hub, expected_rows
 from tests.helpers import latest
 
+# Every delivery test runs on the local folder and on an S3 object store (tests/s3_server.py).
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 
 @pytest.fixture(params=["sqlite-registry", "postgres-registry"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Delivery]:

@@ -24,6 +24,9 @@ from tests.delivery_helpers import (
 from tests.helpers import OTHER_PROVIDER, latest
 from tests.test_connectors_sftp import SSHServer, outbox, sshd  # noqa: F401 - the shared sshd fixtures
 
+# Every delivery test runs on the local folder and on an S3 object store (tests/s3_server.py).
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 runner = CliRunner()
 
 

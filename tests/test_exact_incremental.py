@@ -94,6 +94,9 @@ def test_incremental_versions_equal_the_source_exactly(hub: Path, source: tuple[
         assert (changes["inserted"], changes["updated"], changes["deleted"], changes["deletes_detected"]) == \
             (1, 10, 5, True)
         assert v2.manifest["key_scan"]["method"] == ("merge" if key == "id" else "anti-join")
+        # an integer key is read in two ranges at once, each over its own connection
+        assert v2.manifest["key_scan"]["ranges"] == (2 if key == "id" else 1)
+        assert v2.manifest["key_scan"]["source_keys"] == ROWS - 5 + 1
         late.commit()  # the late writer: rows at the very cursor value the last run stopped at
     finally:
         late.close()
@@ -122,3 +125,35 @@ def test_incremental_versions_equal_the_source_exactly(hub: Path, source: tuple[
     shown = CliRunner().invoke(app, ["versions", code], env={"COLUMNS": "250"})
     assert shown.exit_code == 0 and "+1 ~10 -5" in shown.output and "+2 ~6 -3" in shown.output
     assert "-?" not in shown.output
+
+
+def test_a_source_that_cannot_order_its_keys_still_yields_exact_deletes(hub_home: Path,
+                                                                        source: tuple[str, str]) -> None:
+    """A legacy table keeps its integer ids as text (the contract publishes them as integers): the source
+    sorts its keys as text ("1", "10", "100", "1000", "1001", ...), not in the published order, so the
+    streaming merge gives up and the keys are compared by the anti-join: the deletes are still exact."""
+    from pipeline.sync import sync_resource
+    from registry.exchange.contracts import attach_contract
+    from registry.db import session_scope
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    pg_execute(dsn, f"ALTER TABLE {table} ALTER COLUMN id TYPE text USING id::text")
+    config, secret = pg_source_config(dsn, schema=schema)
+    code = register_resource(kind="postgresql", config=config, secret=secret).resource_code
+    with session_scope() as session:
+        attach_contract(session, resource_code=code, name="enterprises", actor="test")
+    assert sync_resource(resource_code=code).version == 1
+    assert str(read_version(latest(code)).schema.field("id").type) == "int64"
+
+    pg_execute(dsn, f"DELETE FROM {table} WHERE id IN ('7', '100', '2999')")
+    pg_execute(dsn, f"UPDATE {table} SET status = '注销', updated_at = '{LATE}' WHERE id IN ('8', '1000')")
+    report = sync_resource(resource_code=code)
+    version = latest(code)
+    assert report.mode == "incremental" and version.number == 2
+    assert version.manifest["key_scan"]["method"] == "anti-join"
+    changes = version.manifest["changes"]
+    assert (changes["inserted"], changes["updated"], changes["deleted"], changes["deletes_detected"]) == \
+        (0, 2, 3, True)
+    ids = read_version(version).column("id").to_pylist()
+    assert len(ids) == ROWS - 3 and not {7, 100, 2999} & set(ids) and {8, 1000} <= set(ids)

@@ -13,16 +13,21 @@ from pathlib import Path
 import pytest
 import requests
 
+from core.storage import get_storage
 from samples.loaders import load_sqlite
 from tests.helpers import (
     Hub,
     bearer,
     latest,
     register_resource,
+    run_prefixes,
     running_api,
     sync_runs,
     versions,
 )
+
+# Crashed runs' leftovers and pruned versions go from the local folder and from an object store alike.
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 
 def _sync(hub: Hub, **kwargs):  # noqa: ANN003, ANN202
@@ -80,27 +85,32 @@ def test_clean_staging_removes_only_what_no_run_needs(source: tuple[Hub, Path]) 
     # A run killed mid-stage a day ago: its folder and its run record are left behind.
     with session_scope() as session:
         session.add(SyncRun(id="killed-run", resource_id=hub.resource_id, status="staging"))
-    dead = paths.staging_dir("killed-run")
+    dead = paths.run_dir(hub.resource_id, "killed-run")
     (dead / "data").mkdir(parents=True)
     (dead / "data" / "part-00000.parquet").write_bytes(b"half written")
+    get_storage().push(dead)
     _age(dead, hours=30)
-    fresh = paths.staging_dir("fresh-run")
+    fresh = paths.run_dir(hub.resource_id, "fresh-run")
     fresh.mkdir(parents=True)
     _age(fresh, hours=0)  # made now by the hub's clock, which a test may pin ahead of the file system's
-    # A version folder the registry never recorded (a crash between the rename and the commit).
-    orphan = paths.storage_root() / "datasets" / str(hub.resource_id) / "v000009-deadbeef"
+    # A run prefix the registry never recorded as a version: killed after its manifest, before the commit.
+    orphan = paths.run_dir(hub.resource_id, "deadbeef" * 4)
     (orphan / "data").mkdir(parents=True)
+    (orphan / "manifest.json").write_text("{}")
+    get_storage().push(orphan)
     _age(orphan, hours=30)
     served = paths.resolve(latest(hub.resource_code).path)
     _age(served, hours=30)
 
     removed = clean_staging(max_age_hours=24)
 
-    assert sorted(removed) == sorted(["staging/killed-run", f"datasets/{hub.resource_id}/v000009-deadbeef"])
+    assert sorted(removed) == sorted([f"datasets/{hub.resource_id}/killed-run",
+                                      f"datasets/{hub.resource_id}/{'deadbeef' * 4}"])
+    assert run_prefixes(hub.resource_id) == sorted(["fresh-run", Path(waiting.folder).name, served.name])
     assert not dead.exists() and not orphan.exists()
     assert fresh.exists() and Path(waiting.folder).exists() and served.exists()
     runs = {r.id: r for r in sync_runs(hub.resource_code)}
-    assert runs["killed-run"].status == "failed" and "expired" in runs["killed-run"].error
+    assert runs["killed-run"].status == "failed" and "abandoned" in runs["killed-run"].error
     locks.release(resource_id=hub.resource_id, run_id=waiting.run_id)
 
 

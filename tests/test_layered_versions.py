@@ -13,6 +13,9 @@ import pytest
 from samples.loaders import load_sqlite
 from tests.helpers import Hub, latest, read_version, register_resource, sqlite_execute, sync, versions
 
+# Every exchange test runs on the local folder and on an S3 object store (tests/s3_server.py).
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 ROWS = 400
 LATER = "2026-07-01T10:00:00+08:00"
 LATEST = "2026-08-01T10:00:00+08:00"

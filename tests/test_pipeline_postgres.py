@@ -35,6 +35,9 @@ from tests.helpers import (
 )
 from tests.services import require_postgres
 
+# Every exchange test runs on the local folder and on an S3 object store (tests/s3_server.py).
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 ROWS = 3_000
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from samples.loaders import load_postgres
 from tests.helpers import (
+    OTHER_PROVIDER,
     PROVIDER,
     latest,
     pg_execute,
@@ -60,12 +61,12 @@ def _plant(dsn: str, table: str, new_id: int | None, **changes: object) -> None:
                params)
 
 
-def _register_with_contract(dsn: str, schema: str):  # noqa: ANN202
+def _register_with_contract(dsn: str, schema: str, **resource: object):  # noqa: ANN202
     from registry.db import session_scope
     from registry.exchange.contracts import attach_contract
 
     config, secret = pg_source_config(dsn, schema=schema)
-    setup = register_resource(kind="postgresql", config=config, secret=secret)
+    setup = register_resource(kind="postgresql", config=config, secret=secret, **resource)
     with session_scope() as session:
         attach_contract(session, resource_code=setup.resource_code, name="enterprises", actor="test")
     return setup
@@ -279,6 +280,64 @@ def test_reading_bad_rows_again_keeps_one_record_per_key_and_rule(hub: Path, sou
     assert 10001 in read_version(version).column("id").to_pylist()
 
 
+def test_one_open_ticket_per_provider_and_rule_across_its_resources(hub: Path, source: tuple[str, str]) -> None:
+    """Two resources of one provider break the same rule: one ticket lists both resources' rows and stays open
+    until both are fixed; another provider breaking that rule gets a ticket of its own."""
+    from cli.main import app
+    from registry.db import session_scope
+    from registry.quality.tickets import list_tickets
+
+    dsn, schema = source
+    for table in ("licences", "branches"):
+        load_postgres(dsn, table=table, rows=60, seed=6, schema=schema)
+    (uscc,) = pg_execute(dsn, f'SELECT uscc FROM "{schema}".enterprises WHERE id = 1')[0]
+    _plant(dsn, f'"{schema}".enterprises', 10001, uscc=_typo(uscc))
+    for table, new_id in (("licences", 10002), ("licences", 10003), ("branches", 10004)):
+        pg_execute(dsn, f'INSERT INTO "{schema}".{table} SELECT %s, %s, name, legal_rep, legal_rep_id, reg_capital, '
+                        f'established, status, address, industry, updated_at FROM "{schema}".{table} WHERE id = 1',
+                   (new_id, _typo(uscc)))
+    first = _register_with_contract(dsn, schema)
+    second = _register_with_contract(dsn, schema, table="licences", name="许可信息", classification="101002")
+    other = _register_with_contract(dsn, schema, table="branches", name="分支机构", classification="101003",
+                                    provider=OTHER_PROVIDER)
+    for setup in (first, second, other):
+        assert _sync(setup.resource_code).rows_quarantined == (2 if setup is second else 1)
+
+    with session_scope() as session:
+        mine = list_tickets(session, agency=PROVIDER[0], status="open")
+        theirs = list_tickets(session, agency=OTHER_PROVIDER[0], status="open")
+        assert [(t.rule, t.rows) for t in mine] == [("identifier_uscc", 3)]
+        assert mine[0].detail["resources"] == {first.resource_code: 1, second.resource_code: 2}
+        assert [(t.rule, t.rows) for t in theirs] == [("identifier_uscc", 1)]
+        ticket_id = mine[0].id
+    # listed under either resource of the provider, once, naming both
+    assert _tickets(first.resource_code) == _tickets(second.resource_code) == {"identifier_uscc": 3}
+    listed = CliRunner().invoke(app, ["ticket", "list", "--resource", second.resource_code],
+                                env={"COLUMNS": "250"})
+    assert listed.exit_code == 0 and f"{first.resource_code}, {second.resource_code}" in listed.output
+    shown = CliRunner().invoke(app, ["ticket", "show", str(ticket_id)], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    for key in ("10001", "10002", "10003"):
+        assert key in shown.output
+    assert "10004" not in shown.output and second.resource_code in shown.output
+
+    # the first resource's row is fixed: the same ticket stays open for the other resource's two rows
+    pg_execute(dsn, f'UPDATE "{schema}".enterprises SET uscc = %s, updated_at = now() WHERE id = 10001', (uscc,))
+    _sync(first.resource_code)
+    assert _tickets(second.resource_code) == {"identifier_uscc": 2}
+    with session_scope() as session:
+        (still,) = list_tickets(session, agency=PROVIDER[0], status="open")
+        assert still.id == ticket_id
+        assert still.detail["resources"] == {first.resource_code: 0, second.resource_code: 2}
+    # ... and closes once the second resource's rows are gone from the source
+    pg_execute(dsn, f'DELETE FROM "{schema}".licences WHERE id IN (10002, 10003)')
+    _sync(second.resource_code)
+    with session_scope() as session:
+        assert list_tickets(session, agency=PROVIDER[0], status="open") == []
+        assert [t.id for t in list_tickets(session, agency=PROVIDER[0], status="closed")] == [ticket_id]
+        assert len(list_tickets(session, agency=OTHER_PROVIDER[0], status="open")) == 1
+
+
 def test_a_run_over_its_threshold_publishes_nothing_and_says_why(hub_home: Path, source: tuple[str, str]) -> None:
     from core.errors import FatalError
     from pipeline.paths import storage_root
@@ -306,7 +365,8 @@ def test_a_run_over_its_threshold_publishes_nothing_and_says_why(hub_home: Path,
     assert [v.number for v in versions(setup.resource_code)] == [1]  # the previous version stays served
     failed = sync_runs(setup.resource_code)[-1]
     assert failed.status == "failed" and "隔离总数超过阈值" in failed.error
-    assert not any((storage_root() / "staging").iterdir())
+    assert [p.name for p in (storage_root() / "datasets" / str(setup.resource_id)).iterdir()] == \
+        [Path(versions(setup.resource_code)[0].path).name]  # the failed run's own folder is gone
     with session_scope() as session:
         assert list_quarantine(session, resource_code=setup.resource_code) == []
 

@@ -29,12 +29,16 @@ from tests.helpers import (
     read_version,
     register_resource,
     rows_digest,
+    run_prefixes,
     sigkill,
     sync_runs,
     table_rows,
     versions,
 )
 from tests.services import require_postgres
+
+# The dropped connection and the SIGKILL mid-read, on the local folder and on an S3 object store.
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 ROWS = 2_000
 SLOW_ID = 1_500
@@ -133,8 +137,9 @@ def test_a_run_killed_mid_stage_leaves_the_previous_version_and_a_rerun_complete
             as child:
         _wait_for(lambda: _sleepers(dsn, schema) or child.poll() is not None, "the child's read to start")
         assert child.poll() is None, child.stderr.read().decode()[-2000:]
-        staging = paths.storage_root() / "staging"
-        (killed_folder,) = list(staging.iterdir())  # the run is mid-stage: its folder exists, nothing published
+        runs_folder = paths.storage_root() / "datasets" / str(hub.resource_id)
+        # The run is mid-stage: its own folder exists beside v1's, nothing published.
+        (killed_folder,) = [p for p in runs_folder.iterdir() if p.name != Path(v1.path).name]
         assert (killed_folder / "data").is_dir()
         sigkill(child)
     _terminate_sleepers(dsn, schema)
@@ -153,5 +158,5 @@ def test_a_run_killed_mid_stage_leaves_the_previous_version_and_a_rerun_complete
     assert latest(hub.resource_code).manifest["changes"]["updated"] == 100
     runs = {r.id: r for r in sync_runs(hub.resource_code)}
     assert runs[killed_run.id].status == "failed" and "abandoned" in runs[killed_run.id].error
-    assert not killed_folder.exists()
+    assert not killed_folder.exists() and killed_run.id not in run_prefixes(hub.resource_id)
     assert rows_digest(table_rows(read_version(versions(hub.resource_code)[0]))) == v1_digest

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from core.storage import get_storage
 from samples.loaders import load_sqlite
 from tests.helpers import (
     REPO,
@@ -24,13 +25,18 @@ from tests.helpers import (
     latest,
     read_version,
     register_resource,
+    run_prefixes,
     sigkill,
     sqlite_execute,
     sqlite_query,
+    stored_names,
     sync_runs,
     table_rows,
     versions,
 )
+
+# Every test runs on the local folder and on an S3 object store (tests/s3_server.py), with each registry.
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 ROWS = 120
 
@@ -83,7 +89,9 @@ def _plant_lock(hub: Hub, *, run_status: str | None, pid: int, host: str | None 
             session.flush()
         session.add(ResourceLock(resource_id=hub.resource_id, run_id=run_id, host=host or locks.HOST, pid=pid,
                                  acquired_at=clock.now(), expires_at=clock.now() + expires_in))
-    (paths.staging_dir(run_id) / "data").mkdir(parents=True)
+    (paths.run_dir(hub.resource_id, run_id) / "data" / "part-00000.parquet").parent.mkdir(parents=True)
+    (paths.run_dir(hub.resource_id, run_id) / "data" / "part-00000.parquet").write_bytes(b"half written")
+    get_storage().push(paths.run_dir(hub.resource_id, run_id))
     return run_id
 
 
@@ -142,10 +150,10 @@ def test_a_gone_holder_is_taken_over_at_once_in_every_run_state(hub: Hub, state:
     assert report.version == 1 and time.monotonic() - started < 60
     runs = {r.id: r for r in sync_runs(hub.resource_code)}
     assert runs[abandoned].status == "failed" and "abandoned" in runs[abandoned].error
-    assert not paths.staging_dir(abandoned).exists()
+    assert abandoned not in run_prefixes(hub.resource_id)
     (takeover,) = _takeovers(hub.resource_code)
     assert takeover["abandoned_run"] == abandoned and "is gone" in takeover["reason"]
-    assert takeover["removed"] == [f"staging/{abandoned}"]
+    assert takeover["removed"] == [paths.run_prefix(hub.resource_id, abandoned)]
 
 
 def test_leases_on_other_hosts_end_when_the_heartbeat_stops(hub: Hub) -> None:
@@ -184,7 +192,7 @@ print(stage_resource(resource_code={code!r}, hand_over=True).folder)
 """
 
 
-def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub) -> None:
+def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub, tmp_path: Path) -> None:
     """Under Airflow, stage and publish run in two processes: the stage process ends after handing over."""
     from core import clock
     from core.errors import RetriableError
@@ -192,8 +200,11 @@ def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub) -> Non
     from registry.db import session_scope
     from registry.exchange.models import ResourceLock
 
+    # The stage task runs on another worker: on an object store, a working copy of its own (the publish task
+    # here finds the staged run in the store).
+    other_worker = {**child_env(), "GOVSHARE_STORAGE_CACHE": str(tmp_path / "other-worker")}
     staged = subprocess.run([sys.executable, "-c", STAGE_AND_HAND_OVER.format(code=hub.resource_code)],
-                            cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=300)
+                            cwd=REPO, env=other_worker, capture_output=True, text=True, timeout=300)
     assert staged.returncode == 0, staged.stderr[-2000:]
     folder = staged.stdout.strip().splitlines()[-1]
     lock = _lock(hub)
@@ -203,6 +214,7 @@ def test_the_stage_task_hands_the_lock_over_to_its_publish_task(hub: Hub) -> Non
 
     report = publish_run(folder=folder)  # the publish task takes it back and releases it
     assert report.version == 1 and _lock(hub) is None and _takeovers(hub.resource_code) == []
+    assert read_version(latest(hub.resource_code)).num_rows == ROWS
 
     # A hand-over nobody takes back (the publish task never came) lasts only until its deadline.
     _change(hub, 3)
@@ -262,9 +274,9 @@ def pause(original):
         time.sleep(600)
         return original(*args, **kwargs)
     return paused
-if where == "before-rename":  # staged, lock re-entered for the publish, manifest about to be written
+if where == "before-manifest":  # staged, lock re-entered for the publish, manifest about to be written
     publish.write_manifest = pause(publish.write_manifest)
-else:  # the folder renamed into datasets/, the registry transaction not yet committed
+else:  # parts and manifest written (and pushed to an object store), the registry transaction not yet committed
     publish._record = pause(publish._record)
 from pipeline.sync import sync_resource
 sync_resource(resource_code={code!r})
@@ -282,7 +294,7 @@ def _kill_in_publish(hub: Hub, where: str, tmp_path: Path) -> None:
         sigkill(child)
 
 
-@pytest.mark.parametrize("where", ["before-rename", "after-rename"])
+@pytest.mark.parametrize("where", ["before-manifest", "after-manifest"])
 def test_a_publish_killed_with_sigkill_is_taken_over_at_once(hub: Hub, where: str, tmp_path: Path) -> None:
     from pipeline import paths
 
@@ -296,8 +308,10 @@ def test_a_publish_killed_with_sigkill_is_taken_over_at_once(hub: Hub, where: st
     assert table_rows(read_version(versions(hub.resource_code)[0])) == v1_rows
     killed = sync_runs(hub.resource_code)[-1]
     assert killed.status == "staged" and _lock(hub).run_id == killed.id and _lock(hub).pid != 0
-    orphans = list((paths.storage_root() / "datasets" / str(hub.resource_id)).glob(f"v*-{killed.id[:8]}"))
-    assert len(orphans) == (1 if where == "after-rename" else 0)
+    # Its parts are under its own prefix (staged; with the manifest too after it was written), no version.
+    assert killed.id in run_prefixes(hub.resource_id)
+    manifest = f"{paths.run_prefix(hub.resource_id, killed.id)}/manifest.json"
+    assert (manifest in stored_names()) == (where == "after-manifest")
 
     # The next run takes the lock over at once (no lease to wait out), clears what the killed run left and
     # publishes exactly the source.
@@ -310,24 +324,24 @@ def test_a_publish_killed_with_sigkill_is_taken_over_at_once(hub: Hub, where: st
     assert runs[killed.id].status == "failed" and "abandoned" in runs[killed.id].error
     (takeover,) = _takeovers(hub.resource_code)
     assert takeover["abandoned_run"] == killed.id and "is gone" in takeover["reason"]
-    assert not any(o.exists() for o in orphans) and not paths.staging_dir(killed.id).exists()
-    assert set(takeover["removed"]) == {f"staging/{killed.id}"} if where == "before-rename" else \
-        {o.relative_to(paths.storage_root()).as_posix() for o in orphans}
+    assert killed.id not in run_prefixes(hub.resource_id)
+    assert not any(killed.id in name for name in stored_names())
+    assert takeover["removed"] == [paths.run_prefix(hub.resource_id, killed.id)]
 
 
-def test_housekeeping_removes_a_version_folder_no_registry_row_names(hub: Hub, tmp_path: Path) -> None:
-    """A publish killed between its rename and its commit leaves a folder no version names; housekeeping
+def test_housekeeping_removes_a_run_prefix_no_registry_row_names(hub: Hub, tmp_path: Path) -> None:
+    """A publish killed between its manifest and its commit leaves a prefix no version names; housekeeping
     removes it at once (no age limit): its run is dead, so it will never be committed."""
     from pipeline import paths
     from pipeline.housekeeping import clean_staging
 
     _sync(hub)
     _change(hub, 9)
-    _kill_in_publish(hub, "after-rename", tmp_path)
+    _kill_in_publish(hub, "after-manifest", tmp_path)
     killed = sync_runs(hub.resource_code)[-1]
-    (orphan,) = (paths.storage_root() / "datasets" / str(hub.resource_id)).glob(f"v*-{killed.id[:8]}")
-    served = paths.resolve(latest(hub.resource_code).path)
+    served = latest(hub.resource_code).path
 
     removed = clean_staging(max_age_hours=24)
-    assert orphan.relative_to(paths.storage_root()).as_posix() in removed
-    assert not orphan.exists() and served.exists()
+    assert removed == [paths.run_prefix(hub.resource_id, killed.id)]
+    assert run_prefixes(hub.resource_id) == [Path(served).name]
+    assert not any(killed.id in name for name in stored_names())

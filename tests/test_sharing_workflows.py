@@ -264,9 +264,9 @@ def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None
     with session_scope() as session:
         decision = authorize_read(session, token=token, resource_code=code, channel="file")
         assert decision.grant_id and decision.purpose == "市场监管协同"
-    from core.settings import get_settings
+    from core.storage import get_storage
 
-    assert (get_settings().storage / agreement.scan_path).read_bytes() == scan.read_bytes()
+    assert get_storage().pull(agreement.scan_path).read_bytes() == scan.read_bytes()
     with session_scope() as session:
         revoke_agreement(session, number=number, by=admin)
     with session_scope() as session, pytest.raises(AccessDenied) as ended:

@@ -551,3 +551,49 @@ def test_the_supervision_dag_runs_through_airflow(hub_home: Path, tmp_path: Path
         assert "supervision.evaluate" in session.scalars(select(AuditEvent.action)).all()
         assert "sharing.check" in session.scalars(select(AuditEvent.action)).all()
     assert list((hub_home / "audit-anchors").glob("audit-anchor-*.json"))  # the head, kept outside the database
+
+
+def test_inaccurate_data_is_one_violation_per_resource_and_rule(world) -> None:
+    """Re-reading the same bad rows keeps one violation (not one per run); a second broken rule is a second
+    one; fixing a rule's rows resolves its violation only. Last in the module: it changes the shared world's
+    quarantine (its runs are dated before the evaluated quarter, so no score counts them)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from registry.db import session_scope
+    from registry.exchange.models import SyncRun
+    from registry.quality.quarantine import Findings, settle_quarantine
+    from registry.supervision.models import Violation
+    from registry.supervision.violations import detect_violations
+
+    def inaccurate() -> dict[str, tuple[str, int]]:
+        with session_scope() as session:
+            return {v.evidence["facts"]["rule"]: (v.status, v.evidence["facts"]["open_records"])
+                    for v in session.scalars(select(Violation).where(Violation.kind == "inaccurate_data"))}
+
+    def run(run_id: str, entries: list[tuple[str, str, str]], seen: set[str] = frozenset()) -> None:
+        with session_scope() as session:
+            moment = datetime(2026, 9, 20, 2, tzinfo=UTC)
+            session.add(SyncRun(id=run_id, resource_id=world.ids["C1"], status="published", mode="incremental",
+                                started_at=moment, finished_at=moment, rows_read=200,
+                                rows_published=200 - len(entries), rows_quarantined=len(entries)))
+            session.flush()
+            settle_quarantine(session, resource_id=world.ids["C1"], run_id=run_id, version_id=None,
+                              path=f"quarantine/c1/{run_id}.parquet", rows=len(entries),
+                              rules={rule: 1 for _, rule, _ in entries}, findings=Findings(entries=entries, seen=seen))
+        with session_scope() as session:
+            detect_violations(session, as_of=AS_OF, actor="test")
+
+    with session_scope() as session:
+        detect_violations(session, as_of=AS_OF, actor="test")
+    assert inaccurate() == {"identifier_uscc": ("open", 30)}
+    uscc = [(str(k), "identifier_uscc", "统一社会信用代码无效 / invalid") for k in range(1, 31)]
+    capital = [(str(k), "range_reg_capital", "注册资本为负 / negative") for k in range(1, 21)]
+    run("run-c1-again", uscc)  # the same 30 rows read again: superseded, still one violation
+    assert inaccurate() == {"identifier_uscc": ("open", 30)}
+    run("run-c1-capital", uscc + capital)  # 20 of them also break a second rule
+    assert inaccurate() == {"identifier_uscc": ("open", 30), "range_reg_capital": ("open", 20)}
+    run("run-c1-fixed", capital, seen={k for k, _, _ in uscc})  # the codes corrected, the capitals not
+    assert inaccurate() == {"identifier_uscc": ("resolved", 30), "range_reg_capital": ("open", 20)}
+    assert len(inaccurate()) == 2  # one violation per resource and rule, whatever the number of runs

@@ -25,6 +25,7 @@ class TicketPublic(BaseModel):
     id: int
     kind: str
     resource_code: str
+    resource_codes: list[str]  # a quarantine ticket stands for one rule across the provider's resources
     title: str
     rows: int
     status: str
@@ -64,7 +65,8 @@ class FindingPublic(BaseModel):
 
 
 def _public(ticket) -> dict[str, Any]:  # noqa: ANN001 - CorrectionTicket
-    return {"id": ticket.id, "kind": ticket.kind, "resource_code": ticket.resource.code, "title": ticket.title,
+    return {"id": ticket.id, "kind": ticket.kind, "resource_code": ticket.resource.code,
+            "resource_codes": ticket.resource_codes, "title": ticket.title,
             "rows": ticket.rows, "status": ticket.status, "note": ticket.note, "created_at": ticket.created_at,
             "closed_at": ticket.closed_at}
 

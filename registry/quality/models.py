@@ -74,18 +74,25 @@ class QuarantineRecord(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
 
 
+_OPEN_RULE = "status = 'open' AND kind = 'quarantine' AND rule IS NOT NULL"
+
+
 class CorrectionTicket(Base):
     """疑义校核工单: asks an agency to check and correct its data (quarantined rows or inconsistent values)."""
 
     __tablename__ = "correction_tickets"
+    # one open quarantine ticket per provider and rule (migration 0070)
+    __table_args__ = (Index("uq_correction_tickets_open_rule", "agency_id", "rule", unique=True,
+                            sqlite_where=text(_OPEN_RULE), postgresql_where=text(_OPEN_RULE)),)
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
     quarantine_set_id: Mapped[int | None] = mapped_column(ForeignKey("quarantine_sets.id"))
     consistency_check_id: Mapped[int | None] = mapped_column(ForeignKey("consistency_checks.id"))
-    # quarantine tickets: the rule whose open records the ticket asks about (one open ticket per resource and
-    # rule; migration 0040). Empty on tickets opened per run before that.
+    # quarantine tickets: the rule whose open records the ticket asks about (one open ticket per provider and
+    # rule, migration 0070; `resource` is the first resource it named, `detail["resources"]` every resource
+    # with its open records). Empty on tickets opened per run before migration 0040.
     rule: Mapped[str | None] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(Text)
     rows: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -96,6 +103,13 @@ class CorrectionTicket(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
     agency: Mapped[Agency] = relationship()
     resource: Mapped[Resource] = relationship()
+
+    @property
+    def resource_codes(self) -> list[str]:
+        """The resources the ticket asks about: a provider-and-rule ticket's resources with open records (all
+        it ever named once closed), else its one resource."""
+        named = (self.detail or {}).get("resources") or {}
+        return [code for code, rows in named.items() if rows] or list(named) or [self.resource.code]
 
 
 class ConsistencyCheck(Base):

@@ -1,5 +1,5 @@
 """The quarantine store (隔离区): a set per run that quarantined rows (the rows stay in its Parquet file) and
-one record per key and rule (隔离记录), with one open ticket per resource and rule for the provider.
+one record per key and rule (隔离记录), with one open ticket per provider and rule (all its resources).
 
 A key read again settles its records: a rule it still breaks gets a new record that supersedes the old one,
 a rule it no longer breaks is closed as fixed. A key gone from the source is closed as deleted (a full read
@@ -120,34 +120,53 @@ def _settle_sets(session: Session, resource_id: int, now) -> None:  # noqa: ANN0
 
 
 def _settle_tickets(session: Session, resource: Resource, now, *, actor: str) -> None:  # noqa: ANN001 - datetime
-    """One open ticket per resource and rule, listing that rule's open records; closed when none is left."""
-    open_by_rule: dict[str, list[QuarantineRecord]] = {}
-    for record in session.scalars(select(QuarantineRecord).where(QuarantineRecord.resource_id == resource.id,
-                                                                 QuarantineRecord.status == "open")):
-        open_by_rule.setdefault(record.rule, []).append(record)
+    """One open ticket per provider (agency) and rule, listing that rule's open records in every resource of
+    the agency (``detail["resources"]``: open records per resource code, 0 once a resource's are settled);
+    closed when none is left anywhere."""
+    agency = resource.agency
+    open_by_rule: dict[str, dict[str, int]] = {}
+    reasons: dict[str, str] = {}
+    newest: dict[str, int] = {}
+    for record, code in session.execute(
+            select(QuarantineRecord, Resource.code).join(Resource, Resource.id == QuarantineRecord.resource_id)
+            .where(Resource.agency_id == agency.id, QuarantineRecord.status == "open")
+            .order_by(QuarantineRecord.id)):
+        by_code = open_by_rule.setdefault(record.rule, {})
+        by_code[code] = by_code.get(code, 0) + 1
+        reasons.setdefault(record.rule, record.reason)
+        newest[record.rule] = max(newest.get(record.rule, 0), record.set_id)
     tickets = {t.rule: t for t in session.scalars(select(CorrectionTicket).where(
-        CorrectionTicket.resource_id == resource.id, CorrectionTicket.kind == "quarantine",
+        CorrectionTicket.agency_id == agency.id, CorrectionTicket.kind == "quarantine",
         CorrectionTicket.status == "open", CorrectionTicket.rule.is_not(None)))}
-    for rule, records in sorted(open_by_rule.items()):
-        newest_set = max(r.set_id for r in records)
+    for rule, by_code in sorted(open_by_rule.items()):
+        rows = sum(by_code.values())
         ticket = tickets.pop(rule, None)
         if ticket is None:
-            open_ticket(session, kind="quarantine", agency=resource.agency, resource=resource, rows=len(records),
-                        title=_title(resource, rule, len(records)), rule=rule, actor=actor,
-                        detail={"rule": rule, "reason": records[0].reason}, quarantine_set_id=newest_set)
-        elif (ticket.rows, ticket.quarantine_set_id) != (len(records), newest_set):
-            ticket.rows, ticket.quarantine_set_id = len(records), newest_set
-            ticket.title = _title(resource, rule, len(records))
+            first = session.scalar(select(Resource).where(Resource.agency_id == agency.id,
+                                                          Resource.code == min(by_code)))
+            open_ticket(session, kind="quarantine", agency=agency, resource=first, rows=rows,
+                        title=_title(agency.name, rule, rows, by_code), rule=rule, actor=actor,
+                        detail={"rule": rule, "reason": reasons[rule], "resources": dict(sorted(by_code.items()))},
+                        quarantine_set_id=newest[rule])
+            continue
+        named = {**dict.fromkeys((ticket.detail or {}).get("resources", {}), 0), **by_code}
+        if (ticket.rows, ticket.quarantine_set_id, (ticket.detail or {}).get("resources")) != (rows, newest[rule], named):
+            ticket.rows, ticket.quarantine_set_id = rows, newest[rule]
+            ticket.detail = {**(ticket.detail or {}), "resources": dict(sorted(named.items()))}
+            ticket.title = _title(agency.name, rule, rows, by_code)
     for ticket in tickets.values():  # every row of that rule was fixed or deleted at the source
         ticket.status, ticket.closed_at, ticket.rows = "closed", now, 0
+        ticket.detail = {**(ticket.detail or {}),
+                         "resources": dict.fromkeys((ticket.detail or {}).get("resources", {}), 0)}
         ticket.note = "数据已更正或删除 / every row of this rule was read again correct, or is gone from the source"
-        record_event(session, actor=actor, action="ticket.close", agency_code=resource.agency.code,
+        record_event(session, actor=actor, action="ticket.close", agency_code=agency.code,
                      resource_code=resource.code, detail={"ticket": ticket.id, "rule": ticket.rule, "note": ticket.note})
 
 
-def _title(resource: Resource, rule: str, keys: int) -> str:
-    return (f"{resource.name} ({resource.code}) 有 {keys} 条数据未通过规则 {rule}, 请核实更正 / {keys} records (by key) "
-            f"break the rule {rule}; please check and correct them")
+def _title(agency: str, rule: str, keys: int, by_code: dict[str, int]) -> str:
+    codes = ", ".join(sorted(by_code))
+    return (f"{agency} 有 {keys} 条数据未通过规则 {rule} (资源 {codes}), 请核实更正 / {keys} records (by key) of "
+            f"{codes} break the rule {rule}; please check and correct them")
 
 
 def list_quarantine(session: Session, *, resource_code: str, status: str | None = None) -> list[QuarantineSet]:

@@ -1,7 +1,8 @@
 """Error-correction tickets (疑义校核工单, article 23): the hub asks an agency to check and correct its data.
 
 A ticket is opened for the provider when a run quarantines rows under a rule that has no open ticket yet (kind
-``quarantine``: one open ticket per resource and rule, listing that rule's open records, registry/quality/quarantine.py)
+``quarantine``: one open ticket per provider and rule, listing that rule's open records in all the provider's
+resources, registry/quality/quarantine.py)
 and for both agencies when a copy disagrees with the authoritative data (kind
 ``consistency``). Closing a ticket records who closed it and why; a replay of the fixed rows closes it too.
 """
@@ -48,9 +49,16 @@ def list_tickets(session: Session, *, agency: str | None = None, status: str | N
         if status not in TICKET_STATUSES:
             raise ConfigError(f"ticket status {status!r} must be one of {', '.join(TICKET_STATUSES)}")
         query = query.where(CorrectionTicket.status == status)
-    if resource_code:
-        query = query.join(Resource, Resource.id == CorrectionTicket.resource_id).where(Resource.code == resource_code)
-    return list(session.scalars(query))
+    if not resource_code:
+        return list(session.scalars(query))
+    resource = session.scalar(select(Resource).where(Resource.code == resource_code))
+    if resource is None:
+        return []
+    # a quarantine ticket stands for its agency's resources: it names each in detail["resources"]
+    query = query.where((CorrectionTicket.resource_id == resource.id) | (
+        (CorrectionTicket.kind == "quarantine") & (CorrectionTicket.agency_id == resource.agency_id)))
+    return [t for t in session.scalars(query)
+            if t.resource_id == resource.id or resource_code in (t.detail or {}).get("resources", {})]
 
 
 def get_ticket(session: Session, *, ticket_id: int) -> CorrectionTicket:

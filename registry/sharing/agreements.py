@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import ConfigError, NotFound
-from core.settings import get_settings
+from core.storage import get_storage
 from registry.audit.log import record_event
 from registry.catalog.resources import get_resource
 from registry.people.agencies import get_agency
@@ -66,12 +66,14 @@ def _store_scan(scan: Path) -> tuple[str, str]:
             digest.update(chunk)
     sha = digest.hexdigest()
     relative = f"agreements/{sha}{scan.suffix.lower()}"
-    target = get_settings().storage / relative
+    storage = get_storage()
+    target = storage.local(relative)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         partial = target.with_suffix(target.suffix + ".part")
         shutil.copyfile(scan, partial)
         partial.replace(target)
+        storage.push(relative)
     return relative, sha
 
 
@@ -129,7 +131,10 @@ def revoke_agreement(session: Session, *, number: str, by: Principal) -> Secrecy
 
 def verify_scan(agreement: SecrecyAgreement) -> bool:
     """Whether the stored scan still has the digest recorded when it was filed."""
-    path = get_settings().storage / agreement.scan_path
+    storage = get_storage()
+    if not storage.exists(agreement.scan_path):
+        return False
+    path = storage.pull(agreement.scan_path)
     return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == agreement.scan_sha256
 
 

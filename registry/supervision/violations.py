@@ -10,9 +10,9 @@ evidence refreshed while it lasts, resolved when the records no longer show it, 
     (``duplicate_collection``, registry/catalog/elements.py); columns added at the source that the published catalogue
     does not declare (``widened_collection``, from the recorded schema changes).
 (3) 不真实、不准确或未按时: an update obligation missed (``late_update``), a yearly full maintenance missed
-    (``reconfirmation_overdue``), a copy disagreeing with the authoritative source (``inconsistent_copy``), an
-    open quarantine above the configured share of a run (``inaccurate_data``), data older than its update cycle
-    plus the grace working days (``stale_data``).
+    (``reconfirmation_overdue``), a copy disagreeing with the authoritative source (``inconsistent_copy``), a
+    rule's open quarantine records above the configured share of the dataset (``inaccurate_data``, one per
+    resource and rule), data older than its update cycle plus the grace working days (``stale_data``).
 (4) 管理失控: a successful read outside any grant in force for it at that moment, or of columns beyond it
     (``read_outside_grant``); a revoked API token still presented (``revoked_token_use``).
 (5) 超范围使用: a read recorded for a purpose other than the grant's, or for onward provision without the
@@ -47,7 +47,7 @@ from registry.exchange.models import DatasetVersion, SchemaChange, SyncRun
 from registry.people.agencies import get_agency
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.people.models import Agency, ApiToken
-from registry.quality.models import ConsistencyCheck, QuarantineSet
+from registry.quality.models import ConsistencyCheck, QuarantineRecord, QuarantineSet
 from registry.sharing.models import Application, Grant
 from registry.supervision.models import VIOLATION_CASES, Violation
 from schemas.catalog_metadata import code_list
@@ -223,16 +223,7 @@ def _late_or_inaccurate(session: Session, as_of: date, config: EvaluationConfig)
                               f"（比对 {check.rows_compared} 行）",
                       records=[_ref("consistency_checks", check.id), _ref("dataset_versions", check.copy_version_id)],
                       facts={"mismatches": check.mismatches, "rows_compared": check.rows_compared})
-    limit = config.thresholds.quarantine_rate
-    for quarantine, run in session.execute(select(QuarantineSet, SyncRun).join(
-            SyncRun, SyncRun.id == QuarantineSet.run_id).where(QuarantineSet.status == "open")).tuples():
-        if run.rows_read and quarantine.rows / run.rows_read > limit:
-            resource = quarantine.resource
-            yield Finding(3, "inaccurate_data", resource.agency_id, str(quarantine.id), resource_id=resource.id,
-                          summary=f"{resource.code}（{resource.name}）一次同步有 {quarantine.rows}/{run.rows_read} 行"
-                                  f"未通过校核（超过 {limit:.0%}），尚未更正",
-                          records=[_ref("quarantine_sets", quarantine.id), _ref("sync_runs", run.id)],
-                          facts={"rows": quarantine.rows, "rows_read": run.rows_read, "rules": quarantine.rules})
+    yield from _inaccurate(session, config.thresholds.quarantine_rate)
     grace = config.thresholds.stale_grace_working_days
     for resource, _revision in _published(session):
         days = CYCLE_DAYS.get(resource.update_cycle)
@@ -253,6 +244,45 @@ def _late_or_inaccurate(session: Session, as_of: date, config: EvaluationConfig)
                           records=[_ref("dataset_versions", version.id)] + ([_ref("sync_runs", run.id)] if run else []),
                           facts={"version": version.number, "last_synced_on": made.isoformat(),
                                  "update_cycle": resource.update_cycle})
+
+
+def _inaccurate(session: Session, limit: float) -> Iterator[Finding]:
+    """``inaccurate_data``: one per resource and rule (like the quarantine records and tickets), while that
+    rule's open records (distinct keys) are more than ``limit`` of the dataset (the latest version's rows plus
+    the resource's keys held in quarantine); a run's set from before per-key records counts against its run."""
+    open_by_rule: dict[tuple[int, str], list[QuarantineRecord]] = defaultdict(list)
+    for record in session.scalars(select(QuarantineRecord).where(QuarantineRecord.status == "open")
+                                  .order_by(QuarantineRecord.id)):
+        open_by_rule[(record.resource_id, record.rule)].append(record)
+    held = defaultdict(set)
+    for (resource_id, _), records in open_by_rule.items():
+        held[resource_id].update(r.key for r in records)
+    for (resource_id, rule), records in sorted(open_by_rule.items()):
+        resource = session.get(Resource, resource_id)
+        version = session.scalars(select(DatasetVersion).where(DatasetVersion.resource_id == resource_id)
+                                  .order_by(DatasetVersion.number.desc())).first()
+        dataset = (version.row_count if version is not None else 0) + len(held[resource_id])
+        if not dataset or len(records) / dataset <= limit:
+            continue
+        sets = sorted({r.set_id for r in records})
+        yield Finding(3, "inaccurate_data", resource.agency_id, f"{resource_id}:{rule}", resource_id=resource_id,
+                      summary=f"{resource.code}（{resource.name}）有 {len(records)} 条数据未通过规则 {rule}"
+                              f"（数据集 {dataset} 条，超过 {limit:.0%}），尚未更正",
+                      records=[*(_ref("quarantine_sets", i) for i in sets),
+                               *([_ref("dataset_versions", version.id)] if version is not None else [])],
+                      facts={"rule": rule, "open_records": len(records), "dataset_rows": dataset,
+                             "keys": sorted(r.key for r in records)[:20]})
+    recorded = select(QuarantineRecord.set_id)
+    for quarantine, run in session.execute(select(QuarantineSet, SyncRun).join(
+            SyncRun, SyncRun.id == QuarantineSet.run_id).where(QuarantineSet.status == "open",
+                                                               QuarantineSet.id.not_in(recorded))).tuples():
+        if run.rows_read and quarantine.rows / run.rows_read > limit:
+            resource = quarantine.resource
+            yield Finding(3, "inaccurate_data", resource.agency_id, str(quarantine.id), resource_id=resource.id,
+                          summary=f"{resource.code}（{resource.name}）一次同步有 {quarantine.rows}/{run.rows_read} 行"
+                                  f"未通过校核（超过 {limit:.0%}），尚未更正",
+                          records=[_ref("quarantine_sets", quarantine.id), _ref("sync_runs", run.id)],
+                          facts={"rows": quarantine.rows, "rows_read": run.rows_read, "rules": quarantine.rules})
 
 
 # --- (4) out of control, (5) use outside the purpose --------------------------------------------------------------
