@@ -411,16 +411,16 @@ def test_the_hub_sees_one_set_of_settings_everywhere_in_the_scale_profile(scale_
     seen = {}
     for name in (*DATA_SERVICES, "airflow-worker"):
         env = _environment(services[name])
-        seen[name] = {k: v for k, v in env.items() if k.startswith(("GOVSHARE_", "AWS_"))}
+        seen[name] = {k: v for k, v in env.items() if k.startswith("GOVSHARE_")}
     reference = seen["govshare-api"]
     assert reference["GOVSHARE_STORAGE"] == SCALE_ENV["GOVSHARE_STORAGE"]
     assert reference["GOVSHARE_REDIS_URL"] == SCALE_ENV["GOVSHARE_REDIS_URL"]
-    assert reference["AWS_ENDPOINT_URL"] == "http://object-store:9000"
-    assert reference["AWS_SECRET_ACCESS_KEY"] == SCALE_ENV["OBJECT_STORE_PASSWORD"]
+    assert reference["GOVSHARE_STORAGE_ENDPOINT"] == "http://object-store:9000"
+    assert reference["GOVSHARE_STORAGE_SECRET_KEY"] == SCALE_ENV["OBJECT_STORE_PASSWORD"]
     assert all(env == reference for env in seen.values()), "services of the scale profile see different settings"
     store = _environment(services["object-store"])
     assert (store["MINIO_ROOT_USER"], store["MINIO_ROOT_PASSWORD"]) == (
-        reference["AWS_ACCESS_KEY_ID"], reference["AWS_SECRET_ACCESS_KEY"])
+        reference["GOVSHARE_STORAGE_ACCESS_KEY"], reference["GOVSHARE_STORAGE_SECRET_KEY"])
     assert "object-store-data" in {m.get("source") for m in _mounts(services["object-store"])}
 
 
