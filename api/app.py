@@ -10,20 +10,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import DataError
 
 from api.delivery import install as install_delivery
-from api.routes import access, catalog, catalog_exchange, datasets, exchange, sharing
+from api.routes import catalog, catalog_interop, datasets, exchange, people, sharing
 from api.routes import quality as quality_routes
 from api.web import for_people, http_error_page
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
 
 # Each capability's router; a new module in api/routes/ is added here.
-# catalog_exchange first: its fixed paths (/api/v1/catalog/search, ...) must win over any {code:path} route.
-ROUTERS = [catalog_exchange.router, access.router, sharing.router, datasets.router, exchange.router,
+# catalog_interop first: its fixed paths (/api/v1/catalog/search, ...) must win over any {code:path} route.
+ROUTERS = [catalog_interop.router, people.router, sharing.router, datasets.router, exchange.router,
            catalog.router]
-ROUTERS.append(quality_routes.router)  # issue 5: tickets, data elements, duplicate-collection check
-from api.routes import supervision as supervision_routes  # noqa: E402 - issue 8
+ROUTERS.append(quality_routes.router)  # tickets, data elements, duplicate-collection check
+from api.routes import supervision as supervision_routes  # noqa: E402 - supervision
 from api.routes import supervision_web  # noqa: E402
 
-ROUTERS += [supervision_routes.router, supervision_web.router]  # issue 8: an agency's standing and open items
+ROUTERS += [supervision_routes.router, supervision_web.router]  # an agency's standing and open items
 
 
 def create_app() -> FastAPI:
@@ -38,11 +38,11 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(NotFound)
     def _missing(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+        return JSONResponse({"detail": str(exc), "detail_zh": exc.zh or exc.user_message()}, status_code=404)
 
     @app.exception_handler(ConfigError)
     def _bad(_: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": str(exc), "detail_zh": exc.zh or exc.user_message()}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -70,5 +70,5 @@ def create_app() -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
-    install_delivery(app)  # issue 7: interface, downloads, signed links, web pages
+    install_delivery(app)  # interface, downloads, signed links, web pages
     return app

@@ -1,4 +1,4 @@
-"""Issue 7's delivery channels plugged into the app in one call: interface, downloads, web pages, 429s."""
+"""The delivery channels plugged into the app in one call: interface, downloads, web pages, 429s."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The caller of a workflow request, and the route class that audits every refusal (issue 6)."""
+"""The caller of a workflow request, and the route class that audits every refusal."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class AuditedRoute(APIRoute):
             try:
                 return await handler(request)
             except AccessDenied as denied:
-                if not getattr(denied, "audited", False):
+                if not denied.audited:
                     principal = getattr(request.state, "principal", None)
                     await run_in_threadpool(
                         record_refusal, actor=principal.actor if principal else "anonymous",

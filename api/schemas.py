@@ -19,7 +19,7 @@ class ResourcePublic(BaseModel):
     sharing_modes: list[str]
     update_cycle: str
     latest_version: int | None
-    catalog_status: str = "registered"  # registered (resource add) or published (catalogue review, issue 3)
+    catalog_status: str = "registered"  # registered (resource add) or published (catalogue review)
 
 
 class VersionPublic(BaseModel):

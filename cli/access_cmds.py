@@ -45,7 +45,7 @@ def refusals_audited(as_user: str | None, command: str) -> Iterator[None]:
     try:
         yield
     except AccessDenied as denied:
-        if not getattr(denied, "audited", False):
+        if not denied.audited:
             from registry.audit.log import record_refusal
 
             record_refusal(actor=f"user:{as_user}" if as_user else f"console:{getpass.getuser()}",

@@ -149,7 +149,7 @@ def _download_through_api(code: str, token: str) -> list[tuple[str, str, str]]:
             if server.started:
                 break
             time.sleep(0.05)
-        url = f"{base}/api/v1/resources/{code}/download"
+        url = f"{base}/api/v1/resources/{code}/files"
         anonymous = requests.get(url, timeout=30)
         as_parquet = requests.get(url, params={"format": "parquet"}, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         as_parquet.raise_for_status()

@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from cli import calendar as calendar_cmds
-from cli import registry_cmds
-from cli import validate as validate_cmds
+from cli import identifier_cmds, registry_cmds
 from cli.output import console, err_console, reported_errors, table
 from schemas.presentation import moment_compact
 
@@ -22,19 +21,19 @@ app.add_typer(registry_cmds.source_app, name="source")
 app.add_typer(registry_cmds.resource_app, name="resource")
 app.add_typer(registry_cmds.token_app, name="token")
 app.add_typer(calendar_cmds.app, name="calendar")
-app.add_typer(validate_cmds.app, name="validate")
+app.add_typer(identifier_cmds.app, name="validate")
 app.command("subscribe")(registry_cmds.subscribe_command)
-from cli import cdc_cmds  # noqa: E402 - change capture (issue 4)
+from cli import cdc_cmds  # noqa: E402 - change capture
 
 app.add_typer(cdc_cmds.cdc_app, name="cdc")
-from cli import catalog_cmds, people_cmds  # noqa: E402 - catalogue system (issue 3)
+from cli import catalog_cmds, people_cmds  # noqa: E402 - catalogue system
 
 app.add_typer(catalog_cmds.catalog_app, name="catalog")
-from cli import catalog_io_cmds  # noqa: E402 - offline tool, docking, search, interface services, DCAT (issue 3)
+from cli import catalog_io_cmds  # noqa: E402 - offline tool, docking, search, interface services, DCAT
 
 catalog_io_cmds.register(catalog_cmds.catalog_app)
 app.add_typer(people_cmds.person_app, name="person")
-from cli import quality_cmds  # noqa: E402 - quality layer (issue 5)
+from cli import quality_cmds  # noqa: E402 - quality layer
 
 app.add_typer(quality_cmds.quarantine_app, name="quarantine")
 app.add_typer(quality_cmds.ticket_app, name="ticket")
@@ -42,7 +41,7 @@ app.add_typer(quality_cmds.element_app, name="element")
 app.add_typer(quality_cmds.contract_app, name="contract")
 app.command("consistency")(quality_cmds.consistency_command)
 app.command("expectations")(quality_cmds.expectations_command)
-from cli import exchange_cmds  # noqa: E402 - exchange engine (issue 4)
+from cli import exchange_cmds  # noqa: E402 - exchange engine
 
 app.add_typer(exchange_cmds.notices_app, name="notices")
 app.command("changes")(exchange_cmds.changes_command)
@@ -50,15 +49,15 @@ app.command("verify")(exchange_cmds.verify_command)
 app.command("export")(exchange_cmds.export_command)
 app.command("schema-changes")(exchange_cmds.schema_changes_command)
 app.command("housekeep")(exchange_cmds.housekeep_command)
-from cli import delivery_cmds  # noqa: E402 - offline exchange: packages and SFTP push (issue 7)
+from cli import delivery_cmds  # noqa: E402 - offline exchange: packages and SFTP push
 
 app.add_typer(delivery_cmds.package_app, name="package")
 app.add_typer(delivery_cmds.push_app, name="push")
 app.add_typer(delivery_cmds.cache_app, name="delivery-cache")
-from cli import sharing_cmds  # noqa: E402 - sharing workflows, users, grants, audit (issue 6)
+from cli import sharing_cmds  # noqa: E402 - sharing workflows, users, grants, audit
 
 sharing_cmds.install(app, registry_cmds.token_app)
-from cli import supervision_cmds  # noqa: E402 - evaluation, violations, rectification, notices (issue 8)
+from cli import supervision_cmds  # noqa: E402 - evaluation, violations, rectification, notices
 
 supervision_cmds.install(app)
 

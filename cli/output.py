@@ -13,7 +13,6 @@ from rich.table import Table
 
 from core.errors import (
     AccessDenied,
-    ConfigError,
     FatalError,
     GovshareError,
     RetriableError,
@@ -51,16 +50,16 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except AccessDenied as exc:
-        err_console.print(f"[red]拒绝 / denied:[/red] {exc}", soft_wrap=True)
+        err_console.print(f"[red]拒绝 / denied:[/red] {exc.user_message()}", soft_wrap=True)
         raise typer.Exit(4) from exc
     except RetriableError as exc:
-        err_console.print(f"[yellow]暂时失败，可重试 / retriable:[/yellow] {exc}", soft_wrap=True)
+        err_console.print(f"[yellow]暂时失败，可重试 / retriable:[/yellow] {exc.user_message()}", soft_wrap=True)
         raise typer.Exit(2) from exc
     except FatalError as exc:
-        err_console.print(f"[red]运行失败 / fatal:[/red] {exc}", soft_wrap=True)
+        err_console.print(f"[red]运行失败 / fatal:[/red] {exc.user_message()}", soft_wrap=True)
         raise typer.Exit(3) from exc
-    except (ConfigError, GovshareError) as exc:
-        err_console.print(f"[red]错误 / error:[/red] {exc}", soft_wrap=True)
+    except GovshareError as exc:  # ConfigError and the rest
+        err_console.print(f"[red]错误 / error:[/red] {exc.user_message()}", soft_wrap=True)
         raise typer.Exit(1) from exc
     except (TyperException, typer.Exit, typer.Abort):
         raise  # usage errors and exits: the command-line parser says them itself

@@ -1,4 +1,4 @@
-"""Supervision commands (issue 8, articles 22 and 23): evaluation and its periodic notice, violations,
+"""Supervision commands (articles 22 and 23): evaluation and its periodic notice, violations,
 rectification orders, and the daily run the Airflow DAG makes."""
 
 from __future__ import annotations

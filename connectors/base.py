@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from connectors.config import SourceConfig, parse_config
 from core.errors import ConfigError, RetriableError
 
 # A column a connector adds to a batch to flag rows it could not convert faithfully: the value is the
@@ -89,11 +90,22 @@ class TableInfo:
     primary_key: list[str] = field(default_factory=list)
 
 
+# What a connector can do beyond reading a stream in full (`Connector.capabilities`):
+# incremental: reads only rows with cursor >= the last published value; key_scan: reads a stream's key columns
+# alone (the pipeline then finds keys deleted at the source in every incremental run, pipeline/deletes.py);
+# cdc: change capture from the source's log (pipeline/cdc.py).
+CAPABILITIES = frozenset({"incremental", "key_scan", "cdc"})
+
+
 class Connector(ABC):
+    """A source kind. Declares its `kind`, `title`, `config_model` (the settings it reads, connectors/config.py),
+    `secret_fields` and `capabilities`."""
+
     kind: ClassVar[str]
     title: ClassVar[str]
-    required_config: ClassVar[tuple[str, ...]] = ()
+    config_model: ClassVar[type[SourceConfig]] = SourceConfig
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    capabilities: ClassVar[frozenset[str]] = frozenset({"incremental"})
 
     def __init__(self, *, name: str, config: dict[str, Any], secret: dict[str, Any] | None = None) -> None:
         self.validate_config(config)
@@ -102,10 +114,9 @@ class Connector(ABC):
         self.secret = secret or {}
 
     @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        missing = [key for key in cls.required_config if not config.get(key)]
-        if missing:
-            raise ConfigError(f"a {cls.kind} source needs {', '.join(missing)} in its configuration")
+    def validate_config(cls, config: dict[str, Any]) -> SourceConfig:
+        """The configuration checked against `config_model`; a ConfigError names each wrong setting."""
+        return parse_config(cls.kind, cls.config_model, config)
 
     def __repr__(self) -> str:  # never shows the secret
         return f"<{type(self).__name__} {self.name}: {self.describe()}>"
@@ -142,14 +153,10 @@ class Connector(ABC):
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         """Record batches of at most stream.batch_rows rows; rows with cursor >= state.cursor_value."""
 
-    # A source that can read a stream's key columns alone (a database) says so; the pipeline then finds the
-    # keys deleted at the source in every incremental run (pipeline/deletes.py). Others (files, HTTP APIs)
-    # find them only by a full read.
-    reads_keys: ClassVar[bool] = False
-
     def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
         """Every row's key columns only, in record batches; sorted by the key when ``ordered`` (the caller
-        checks the order and copes when it is not)."""
+        checks the order and copes when it is not). Only for a connector with the `key_scan` capability: others
+        (files, HTTP APIs) find deleted keys only by a full read."""
         raise NotImplementedError(f"a {self.kind} source cannot read its keys alone")
 
     # A source that can read one range of a single integer key, sorted, says so: the key scan then reads two

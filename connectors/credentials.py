@@ -36,10 +36,8 @@ def uses_airflow_connection(config: dict[str, Any]) -> bool:
 
 def airflow_credentials(conn_id: str, *, source: str) -> AirflowCredentials:
     """Look the connection up through Airflow's secrets backends (environment variables first)."""
-    try:
-        from airflow.sdk import BaseHook
-    except ImportError as exc:  # the hub pins Airflow, but a trimmed install may lack it
-        raise ConfigError(f"source {source!r}: airflow_conn_id {conn_id!r} needs apache-airflow installed") from exc
+    from airflow.sdk import BaseHook
+
     try:
         connection = BaseHook.get_connection(conn_id)
     except Exception as exc:  # noqa: BLE001 - Airflow raises AirflowNotFoundException and friends

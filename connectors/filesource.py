@@ -20,8 +20,10 @@ from itertools import islice
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+from pydantic import model_validator
 
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.config import SourceConfig
 from connectors.fileformats import Record, csv_rows, excel_rows, excerpt
 from connectors.tabular import (
     UNDECODABLE,
@@ -51,27 +53,35 @@ class FileEntry:
     size: int
 
 
+class FileSourceConfig(SourceConfig):
+    required = ("path",)
+
+    path: str | None = None  # the folder
+    streams: Any = None  # stream name -> its settings (STREAM_KEYS); checked by validate_streams
+
+    @model_validator(mode="after")
+    def _stream_settings(self) -> FileSourceConfig:
+        validate_streams({**(self.model_extra or {}), **self.model_dump()})
+        return self
+
+
+def validate_streams(config: dict[str, Any]) -> None:
+    """Each stream's settings are known ones, with declared columns and a time zone that can be used."""
+    streams = config.get("streams") or {}
+    if not isinstance(streams, dict):
+        raise ConfigError('streams must map stream names to settings, e.g. {"enterprises": {"pattern": "企业*.csv"}}')
+    for name, settings in streams.items():
+        unknown = sorted(set(settings or {}) - set(STREAM_KEYS))
+        if unknown:
+            raise ConfigError(f"stream {name!r}: unknown setting(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(STREAM_KEYS)}")
+        declared_columns((settings or {}).get("columns"))
+    declared_columns(config.get("columns"))
+    zone(config.get("timezone"))
+
+
 class FileSourceConnector(Connector):
-    required_config = ("path",)
-
-    @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        super().validate_config(config)
-        cls.validate_streams(config)
-
-    @staticmethod
-    def validate_streams(config: dict[str, Any]) -> None:
-        streams = config.get("streams") or {}
-        if not isinstance(streams, dict):
-            raise ConfigError('streams must map stream names to settings, e.g. {"enterprises": {"pattern": "企业*.csv"}}')
-        for name, settings in streams.items():
-            unknown = sorted(set(settings or {}) - set(STREAM_KEYS))
-            if unknown:
-                raise ConfigError(f"stream {name!r}: unknown setting(s) {', '.join(unknown)}; "
-                                  f"known: {', '.join(STREAM_KEYS)}")
-            declared_columns((settings or {}).get("columns"))
-        declared_columns(config.get("columns"))
-        zone(config.get("timezone"))
+    config_model = FileSourceConfig
 
     # --- what a subclass provides -------------------------------------------------------------------------------
 

@@ -25,9 +25,11 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import requests
+from pydantic import field_validator, model_validator
 
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
-from connectors.credentials import overlay, uses_airflow_connection
+from connectors.config import SourceConfig
+from connectors.credentials import overlay
 from connectors.tabular import (
     BatchBuilder,
     Column,
@@ -65,26 +67,38 @@ def dig(document: Any, path: str | None, default: Any = None) -> Any:
     return document
 
 
-class HTTPConnector(Connector):
-    kind = "http"
-    title = "HTTP JSON 接口"
-    required_config = ("base_url",)
-    secret_fields = ("token", "password")
+class HTTPConfig(SourceConfig):
+    required = ("base_url",)
     # An Airflow Connection supplies credentials only (login, password, extra "token"); base_url stays in the config.
-    AIRFLOW_FIELDS: ClassVar[dict[str, str]] = {"username": "login"}
+    airflow_fields: ClassVar[dict[str, str]] = {"username": "login"}
 
+    base_url: str | None = None
+    auth: str = "none"  # one of AUTHS
+    username: str | None = None  # basic auth (the password goes in the secret)
+    streams: dict[str, dict[str, Any] | None] | None = None  # per stream: STREAM_KEYS
+
+    @field_validator("base_url")
     @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        super().validate_config(config)
-        if not str(config["base_url"]).startswith(("http://", "https://")):
-            raise ConfigError(f"base_url {config['base_url']!r} must start with http:// or https://")
-        if "@" in str(config["base_url"]).split("/")[2]:
-            raise ConfigError("base_url must not carry a user or password; put the password or token in the secret")
-        if config.get("auth", "none") not in AUTHS:
-            raise ConfigError(f"auth {config.get('auth')!r} must be one of {', '.join(AUTHS)}")
-        if config.get("auth") == "basic" and not config.get("username") and not uses_airflow_connection(config):
+    def _plain_http(cls, base_url: str | None) -> str | None:
+        if base_url and not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"{base_url!r} must start with http:// or https://")
+        if base_url and "@" in base_url.split("/")[2]:
+            raise ValueError("must not carry a user or password; put the password or token in the secret")
+        return base_url
+
+    @field_validator("auth")
+    @classmethod
+    def _known_auth(cls, auth: str) -> str:
+        if auth not in AUTHS:
+            raise ValueError(f"{auth!r} must be one of {', '.join(AUTHS)}")
+        return auth
+
+    @model_validator(mode="after")
+    def _streams(self) -> HTTPConfig:
+        config = {**(self.model_extra or {}), **self.model_dump(exclude_unset=True)}
+        if self.auth == "basic" and not self.username and not self.airflow_conn_id:
             raise ConfigError("basic auth needs username in the configuration (the password goes in the secret)")
-        streams = config.get("streams") or {}
+        streams = self.streams or {}
         for name, settings in [("(defaults)", config), *streams.items()]:
             settings = settings or {}
             if name != "(defaults)" and (unknown := sorted(set(settings) - set(STREAM_KEYS))):
@@ -94,6 +108,14 @@ class HTTPConnector(Connector):
                 raise ConfigError(f"stream {name!r}: pagination must be one of {', '.join(PAGINATIONS)}")
             declared_columns(settings.get("columns"))
             zone(settings.get("timezone"))
+        return self
+
+
+class HTTPConnector(Connector):
+    kind = "http"
+    title = "HTTP JSON 接口"
+    config_model = HTTPConfig
+    secret_fields = ("token", "password")
 
     def describe(self) -> str:
         return str(self.config["base_url"])
@@ -101,7 +123,7 @@ class HTTPConnector(Connector):
     # --- requests ---------------------------------------------------------------------------------------------
 
     def _session(self) -> requests.Session:
-        config, secret = overlay(self.config, self.secret, source=self.name, mapping=self.AIRFLOW_FIELDS)
+        config, secret = overlay(self.config, self.secret, source=self.name, mapping=self.config_model.airflow_fields)
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": "govshare"})
         session.headers.update({str(k): str(v) for k, v in (config.get("headers") or {}).items()})

@@ -12,17 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import pymysql
 import pymysql.cursors
+from pydantic import field_validator
 from pymysql.constants import FIELD_TYPE, FLAG
 
 from connectors.arrowconv import rows_to_batch
-from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo, quoted_names
-from connectors.credentials import overlay, required_unless_airflow, uses_airflow_connection
+from connectors.base import (
+    ColumnInfo,
+    Connector,
+    ReadState,
+    StreamSpec,
+    TableInfo,
+    quoted_names,
+)
+from connectors.config import SourceConfig
+from connectors.credentials import overlay, uses_airflow_connection
 from core.errors import ConfigError, RetriableError
 
 # Server error codes that mean the configuration is wrong: retrying will not help.
@@ -43,25 +52,35 @@ def _decimal(precision: int, scale: int) -> pa.DataType:
     return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
 
 
-class MySQLConnector(Connector):
-    kind = "mysql"
-    title = "MySQL / MariaDB 数据库"
-    required_config = ("host", "database", "user")
-    secret_fields = ("password",)
-    # config key -> Airflow Connection field, when the config names an airflow_conn_id
-    AIRFLOW_FIELDS = {"host": "host", "port": "port", "user": "login", "database": "schema"}
+class MySQLConfig(SourceConfig):
+    required = ("host", "database", "user")
+    airflow_fields: ClassVar[dict[str, str]] = {"host": "host", "port": "port", "user": "login", "database": "schema"}
 
+    host: str | None = None
+    port: int | None = None  # 3306
+    database: str | None = None
+    user: str | None = None
+    connect_timeout: int | None = None
+    read_timeout: int | None = None
+    datetime_timezone: str | None = None  # the zone DATETIME values are written in at the source
+
+    @field_validator("datetime_timezone")
     @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        required = required_unless_airflow(config, cls.required_config, tuple(cls.AIRFLOW_FIELDS))
-        missing = [key for key in required if not config.get(key)]
-        if missing:
-            raise ConfigError(f"a {cls.kind} source needs {', '.join(missing)} in its configuration")
-        if zone := config.get("datetime_timezone"):
+    def _known_zone(cls, zone: str | None) -> str | None:
+        if zone:
             try:
                 ZoneInfo(zone)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ConfigError(f"datetime_timezone {zone!r} is not a known time zone (e.g. Asia/Shanghai)") from None
+                raise ValueError(f"{zone!r} is not a known time zone (e.g. Asia/Shanghai)") from None
+        return zone
+
+
+class MySQLConnector(Connector):
+    kind = "mysql"
+    title = "MySQL / MariaDB 数据库"
+    config_model = MySQLConfig
+    capabilities = frozenset({"incremental", "key_scan"})
+    secret_fields = ("password",)
 
     def describe(self) -> str:
         c = self.config
@@ -72,7 +91,7 @@ class MySQLConnector(Connector):
     def _resolved(self) -> tuple[dict[str, Any], dict[str, Any]]:
         # Resolved at the first connection, never at construction: the Airflow lookup may need the network.
         if not hasattr(self, "_resolved_cache"):
-            self._resolved_cache = overlay(self.config, self.secret, source=self.name, mapping=self.AIRFLOW_FIELDS)
+            self._resolved_cache = overlay(self.config, self.secret, source=self.name, mapping=self.config_model.airflow_fields)
         return self._resolved_cache
 
     def _connect(self) -> pymysql.connections.Connection:
@@ -239,7 +258,6 @@ class MySQLConnector(Connector):
         yield from self._stream(connection, select, params, columns, stream.batch_rows, doing="read failed",
                                 always=True)
 
-    reads_keys = True
 
     def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
         connection = self._connect()

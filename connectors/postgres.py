@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import psycopg2
@@ -12,8 +12,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric
-from connectors.base import (ROW_PROBLEM_COLUMN, ColumnInfo, Connector, ReadState, StreamSpec, TableInfo, quoted_names,
-                             refused)
+from connectors.base import (
+    ROW_PROBLEM_COLUMN,
+    ColumnInfo,
+    Connector,
+    ReadState,
+    StreamSpec,
+    TableInfo,
+    quoted_names,
+    refused,
+)
+from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
 from connectors.prefetch import prefetched
 from core.errors import ConfigError
@@ -58,11 +67,23 @@ def _adbc_database(uri: str):  # noqa: ANN202 - adbc_driver_manager.AdbcDatabase
         return _DATABASES[uri]
 
 
+class PostgresConfig(SourceConfig):
+    required = ("host", "dbname", "user")
+
+    host: str | None = None
+    port: int | None = None  # 5432
+    dbname: str | None = None
+    user: str | None = None
+    connect_timeout: int | None = None  # seconds, 10
+    reader: Literal["auto", "adbc"] = "auto"  # auto: DuckDB's scan for a full read of a table it reads faithfully
+
+
 class PostgresConnector(Connector):
     kind = "postgresql"
     title = "PostgreSQL 数据库"
-    required_config = ("host", "dbname", "user")
+    config_model = PostgresConfig
     secret_fields = ("password",)
+    capabilities = frozenset({"incremental", "key_scan", "cdc"})
 
     def describe(self) -> str:
         c = self.config
@@ -175,7 +196,6 @@ class PostgresConnector(Connector):
         # ahead are enough now that parts are written in threads of their own (and each holds 13 MB or so).
         yield from prefetched(batches, depth=2)
 
-    reads_keys = True
 
     def _from(self, stream: StreamSpec) -> str:
         if stream.table:

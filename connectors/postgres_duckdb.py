@@ -23,10 +23,8 @@ FAITHFUL_TYPES = ("smallint", "integer", "bigint", "real", "double precision", "
 @lru_cache(maxsize=1)
 def scanner_extension() -> Path | None:
     """The postgres_scanner extension file shipped by duckdb-ext-postgres, if installed."""
-    try:
-        import duckdb
-    except ImportError:
-        return None
+    import duckdb
+
     root = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     matches = sorted(root.glob(f"duckdb_ext/extensions/v{duckdb.__version__}/*/postgres_scanner.duckdb_extension"))
     return matches[0] if matches else None

@@ -26,14 +26,14 @@ from typing import Any, BinaryIO, ClassVar
 
 import paramiko
 import pyarrow as pa
+from pydantic import model_validator
 
 from connectors.base import ReadState, StreamSpec, TableInfo
 from connectors.credentials import (
     overlay,
-    required_unless_airflow,
     uses_airflow_connection,
 )
-from connectors.filesource import FileEntry, FileSourceConnector
+from connectors.filesource import FileEntry, FileSourceConfig, FileSourceConnector
 from core.errors import ConfigError, RetriableError
 
 TRANSIENT = (paramiko.SSHException, OSError, EOFError)
@@ -67,23 +67,32 @@ class _RemoteReader(io.RawIOBase):
         return n
 
 
+class SFTPConfig(FileSourceConfig):
+    required = ("host", "user", "path")
+    airflow_fields: ClassVar[dict[str, str]] = {"host": "host", "port": "port", "user": "login"}
+
+    host: str | None = None
+    port: int | None = None  # 22
+    user: str | None = None
+    host_key_fingerprint: str | None = None  # SHA256:..., or known_hosts / known_hosts_file
+    known_hosts: str | None = None
+    known_hosts_file: str | None = None
+    connect_timeout: float | None = None
+    timeout: float | None = None
+
+    @model_validator(mode="after")
+    def _server_verified(self) -> SFTPConfig:
+        if not (self.host_key_fingerprint or self.known_hosts or self.known_hosts_file):
+            raise ConfigError("a sftp source needs host_key_fingerprint (SHA256:..., from `ssh-keygen -lf` on the "
+                              "server's key) or known_hosts / known_hosts_file, so that the server is verified")
+        return self
+
+
 class SFTPConnector(FileSourceConnector):
     kind = "sftp"
     title = "SFTP 服务器 (CSV / Excel)"
-    required_config = ("host", "user", "path")
+    config_model = SFTPConfig
     secret_fields = ("password", "private_key", "passphrase")
-    AIRFLOW_FIELDS: ClassVar[dict[str, str]] = {"host": "host", "port": "port", "user": "login"}
-
-    @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        required = required_unless_airflow(config, cls.required_config, tuple(cls.AIRFLOW_FIELDS))
-        missing = [key for key in required if not config.get(key)]
-        if missing:
-            raise ConfigError(f"a sftp source needs {', '.join(missing)} in its configuration")
-        if not any(config.get(k) for k in ("host_key_fingerprint", "known_hosts", "known_hosts_file")):
-            raise ConfigError("a sftp source needs host_key_fingerprint (SHA256:..., from `ssh-keygen -lf` on the "
-                              "server's key) or known_hosts / known_hosts_file, so that the server is verified")
-        cls.validate_streams(config)
 
     def describe(self) -> str:
         c = self.config
@@ -145,7 +154,7 @@ class SFTPConnector(FileSourceConnector):
 
     @contextmanager
     def _session(self) -> Iterator[paramiko.SFTPClient]:
-        config, secret = overlay(self.config, self.secret, source=self.name, mapping=self.AIRFLOW_FIELDS)
+        config, secret = overlay(self.config, self.secret, source=self.name, mapping=self.config_model.airflow_fields)
         host, port = str(config["host"]), self._port(config)
         timeout = float(config.get("connect_timeout", 10))
         try:

@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import sqlalchemy as sa
+from pydantic import field_validator
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
 from connectors.arrowconv import DEFAULT_DECIMAL, rows_to_batch
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
-from connectors.credentials import CONN_ID_KEY, airflow_credentials, uses_airflow_connection
+from connectors.config import SourceConfig
+from connectors.credentials import CONN_ID_KEY, airflow_credentials
 from core.errors import ConfigError, RetriableError
 
 # Driver messages that mean the login or the database name is wrong: retrying will not help.
@@ -58,23 +60,33 @@ def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine) -> pa.DataType:
     return pa.string()  # String, Text, Unicode, Enum, JSON, UUID and dialect types without a generic base
 
 
+class SQLAlchemyConfig(SourceConfig):
+    required = ("url",)
+    airflow_fields: ClassVar[dict[str, str]] = {"url": "uri"}  # an Airflow connection gives the whole address (see `_url`)
+
+    url: str | None = None  # dialect+driver://user@host/db, without the password
+    dialect: str | None = None  # with an Airflow connection: the dialect when its conn_type is not one
+    connect_args: dict[str, Any] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _plain_url(cls, url: str | None) -> str | None:
+        if url:
+            try:
+                parsed = make_url(url)
+            except sa_exc.ArgumentError:
+                raise ValueError(f"{url!r} is not a SQLAlchemy URL (dialect+driver://user@host/db)") from None
+            if parsed.password:
+                raise ValueError("put the password in the source's secret (--password-env), not in the URL")
+        return url
+
+
 class SQLAlchemyConnector(Connector):
     kind = "sqlalchemy"
     title = "SQLAlchemy URL 数据库（Oracle、达梦、SQL Server 等）"
-    required_config = ("url",)
+    config_model = SQLAlchemyConfig
     secret_fields = ("password",)
-
-    @classmethod
-    def validate_config(cls, config: dict[str, Any]) -> None:
-        if uses_airflow_connection(config) and not config.get("url"):
-            return
-        super().validate_config(config)
-        try:
-            url = make_url(config["url"])
-        except sa_exc.ArgumentError as exc:
-            raise ConfigError(f"{config['url']!r} is not a SQLAlchemy URL (dialect+driver://user@host/db)") from exc
-        if url.password:
-            raise ConfigError("put the password in the source's secret (--password-env), not in the URL")
+    capabilities = frozenset({"incremental", "key_scan"})
 
     def describe(self) -> str:
         if not self.config.get("url"):
@@ -178,7 +190,6 @@ class SQLAlchemyConnector(Connector):
             pass  # a cursor saved before the column changed type: let the database compare the text
         return text
 
-    reads_keys = True
 
     def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
         if not stream.table:

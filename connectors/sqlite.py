@@ -9,14 +9,29 @@ from pathlib import Path
 import pyarrow as pa
 
 from connectors.arrowconv import arrow_type_for_declared, rows_to_batch
-from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo, quoted_names
+from connectors.base import (
+    ColumnInfo,
+    Connector,
+    ReadState,
+    StreamSpec,
+    TableInfo,
+    quoted_names,
+)
+from connectors.config import SourceConfig
 from core.errors import ConfigError, RetriableError
+
+
+class SQLiteConfig(SourceConfig):
+    required = ("path",)
+
+    path: str | None = None  # the database file
 
 
 class SQLiteConnector(Connector):
     kind = "sqlite"
     title = "SQLite 数据库文件"
-    required_config = ("path",)
+    config_model = SQLiteConfig
+    capabilities = frozenset({"incremental", "key_scan"})
 
     def describe(self) -> str:
         return str(self.config["path"])
@@ -66,7 +81,6 @@ class SQLiteConnector(Connector):
         finally:
             connection.close()
 
-    reads_keys = True
 
     def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
         connection = self._connect()

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from core.errors import ConfigError
+from core.keys import derive_key
 
 
 def _fernet(secret_key: str) -> Fernet:
-    # A purpose-bound derivation, so the same secret key signing links never doubles as this key.
-    digest = hmac.new(secret_key.encode(), b"govshare:credentials:v1", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+    # A purpose-bound key (core.keys), so the same secret key signing links never doubles as this key.
+    return Fernet(base64.urlsafe_b64encode(derive_key(purpose="credentials", secret=secret_key)))
 
 
 def encrypt(plaintext: str, *, secret_key: str) -> str:

@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     storage_region: str = Field(default="us-east-1", description="object store region")
     storage_cache: Path = Field(default=Path(""), description="this worker's working copy of an object store; "
                                 "default home/objects (unused for a local folder)")
-    secret_key: str = Field(default=PLACEHOLDER_SECRET, description="signs links, encrypts source credentials")
+    secret_key: SecretStr = Field(default=SecretStr(PLACEHOLDER_SECRET), description="every key the hub derives "
+                                  "(core/keys.py): signed links, stored credentials, audit seals, offline packages")
     demo: bool = Field(default=False, description="demo mode: the placeholder secret is allowed")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -66,16 +67,20 @@ class Settings(BaseSettings):
             self.audit_anchor_dir = self.home / "audit-anchors"
 
     def require_secret(self) -> str:
-        """The secret key, refused while it is the placeholder (allowed only in demo mode)."""
-        if self.secret_key == PLACEHOLDER_SECRET and not self.demo:
+        """The secret key, refused while it is the placeholder (allowed only in demo mode). Only core/keys.py
+        derives keys from it."""
+        secret = self.secret_key.get_secret_value()
+        if secret == PLACEHOLDER_SECRET and not self.demo:
             raise ConfigError(
+                "密钥仍是占位值，请设置环境变量 GOVSHARE_SECRET_KEY 为足够长的随机值 / "
                 "GOVSHARE_SECRET_KEY is still the placeholder; set it to a long random value "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
                 "or set GOVSHARE_DEMO=1 for a throwaway demo"
             )
-        if len(self.secret_key) < 16:
-            raise ConfigError("GOVSHARE_SECRET_KEY is shorter than 16 characters; use a long random value")
-        return self.secret_key
+        if len(secret) < 16:
+            raise ConfigError("密钥 GOVSHARE_SECRET_KEY 少于16个字符，请使用足够长的随机值 / "
+                              "GOVSHARE_SECRET_KEY is shorter than 16 characters; use a long random value")
+        return secret
 
 
 @lru_cache(maxsize=1)

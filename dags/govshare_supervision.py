@@ -1,4 +1,4 @@
-"""Airflow DAG file: supervision's daily run (issue 8, articles 10, 14, 22, 23).
+"""Airflow DAG file: supervision's daily run (articles 10, 14, 22, 23).
 
 clocks (application reminders and overdue flags, rectification deadlines) >> violation detection >> the current
 quarter's evaluation; beside them the sharing check (every grant in force has its basis) and the audit anchor

@@ -153,10 +153,10 @@ def authorize_read(session: Session, *, token: str | None, resource_code: str, c
     except AuthenticationFailed as failed:
         # An unknown caller's attempt is evidence too; the presented token itself is never logged.
         detail = {"channel": channel, "reason": failed.en}
-        if getattr(failed, "token_id", None) is not None:  # a revoked token: which one (issue 8, article 23.4)
+        if failed.token_id is not None:  # a revoked token: which one (article 23.4)
             detail["token"] = failed.token_id
         record_event(session, actor="anonymous", action="data.read", resource_code=resource_code, result="denied",
-                     agency_code=getattr(failed, "agency_code", None), detail=detail)
+                     agency_code=failed.agency_code, detail=detail)
         session.commit()
         raise mark_audited(failed)
     return authorize_principal(session, principal=principal, resource_code=resource_code, channel=channel)

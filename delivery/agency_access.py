@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from core.errors import AccessDenied
 from delivery import access
 from registry.people.agencies import get_agency
 from registry.audit.log import mark_audited, record_event
@@ -19,8 +20,8 @@ def authorize_agency(session: Session, *, agency: str, resource_code: str, chann
     return access.authorize_principal(session, principal=principal, resource_code=resource_code, channel=channel)
 
 
-def refuse(session: Session, *, principal: Principal, resource_code: str, channel: str, error: Exception,
-           reason: str) -> Exception:
+def refuse(session: Session, *, principal: Principal, resource_code: str, channel: str,
+           error: AccessDenied, reason: str) -> AccessDenied:
     """Record a refusal decided here (not by the access check) and return the error, marked as audited."""
     record_event(session, actor=principal.actor, action="data.read", agency_code=principal.agency_code,
                  resource_code=resource_code, result="denied", detail={"channel": channel, "reason": reason})

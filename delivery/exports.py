@@ -20,22 +20,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
 from core.storage import get_storage
 from delivery.access import AccessDecision, restrict, restricted_schema
-from delivery.files import iter_batches, version_schema
+from delivery.files import FORMATS, iter_batches, version_schema, write_batches
 from pipeline.paths import storage_root
 from registry.exchange.models import DatasetVersion
 
-MEDIA_TYPES = {
-    "parquet": "application/vnd.apache.parquet",
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
+MEDIA_TYPES = {**FORMATS, "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 EXCEL_MAX_ROWS = 1_048_575  # a sheet holds 1,048,576 rows, one of them the header
 CHUNK = 1 << 20
 
@@ -147,20 +141,9 @@ def _write(target: Path, fmt: str, schema: pa.Schema, batches: Iterator[pa.Recor
             while chunk := handle.read(CHUNK):
                 digest.update(chunk)
         return digest.hexdigest(), target.stat().st_size, rows
-    rows = 0
     with target.open("wb") as handle:
         sink = _Hashing(handle)
-        if fmt == "parquet":
-            writer = pq.ParquetWriter(sink, schema, compression="snappy")
-        elif fmt == "csv":
-            sink.write("\ufeff".encode())  # a BOM, so Excel opens Chinese text correctly
-            writer = pacsv.CSVWriter(sink, schema)
-        else:
-            raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(MEDIA_TYPES)}")
-        for batch in batches:
-            writer.write_batch(batch)
-            rows += batch.num_rows
-        writer.close()
+        rows = sum(write_batches(sink, fmt, schema, batches))
     return sink.digest.hexdigest(), sink.size, rows
 
 

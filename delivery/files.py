@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from core.errors import ConfigError
 from pipeline.layers import iter_parts, parts_schema, version_parts
 from registry.exchange.models import DatasetVersion
 
@@ -54,24 +56,32 @@ def _schema(version: DatasetVersion, columns: list[str] | None) -> pa.Schema:
     return pa.schema([schema.field(c) for c in columns]) if columns else schema
 
 
-def stream_version(version: DatasetVersion, *, fmt: str, columns: list[str] | None = None,
-                   batches: Iterable[pa.RecordBatch] | None = None, schema: pa.Schema | None = None) -> Iterator[bytes]:
-    """The version's bytes in ``fmt``; ``batches`` with their ``schema`` (e.g. from delivery.access.restrict)
-    replace the version's own batches."""
-    sink = _ChunkSink()
-    schema = schema if schema is not None else _schema(version, columns)
+def write_batches(sink: BinaryIO, fmt: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[int]:
+    """The one Parquet/CSV writer of downloads: each batch written to ``sink`` (a write-only file object), its row
+    count yielded once written, so a caller may hand out the bytes between batches."""
     if fmt == "parquet":
         writer = pq.ParquetWriter(sink, schema, compression="snappy")
     elif fmt == "csv":
         sink.write("\ufeff".encode())  # a BOM, so Excel opens Chinese text correctly
         writer = pacsv.CSVWriter(sink, schema)
     else:
-        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    for batch in batches if batches is not None else iter_batches(version, columns=columns):
+        raise ConfigError(f"格式 {fmt!r} 无效 / unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    for batch in batches:
         writer.write_batch(batch)
+        yield batch.num_rows
+    writer.close()
+
+
+def stream_version(version: DatasetVersion, *, fmt: str, columns: list[str] | None = None,
+                   batches: Iterable[pa.RecordBatch] | None = None, schema: pa.Schema | None = None) -> Iterator[bytes]:
+    """The version's bytes in ``fmt``, chunk by chunk; ``batches`` with their ``schema`` (e.g. from
+    delivery.access.restrict) replace the version's own batches."""
+    sink = _ChunkSink()
+    schema = schema if schema is not None else _schema(version, columns)
+    batches = batches if batches is not None else iter_batches(version, columns=columns)
+    for _rows in write_batches(sink, fmt, schema, batches):
         if chunk := sink.drain():
             yield chunk
-    writer.close()
     if chunk := sink.drain():
         yield chunk
 
@@ -89,7 +99,7 @@ def export_version(*, resource_code: str, fmt: str, out: Path, version: int | No
     import hashlib
     import os
 
-    from core.errors import ConfigError, NotFound
+    from core.errors import NotFound
     from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.exchange.models import PrunedVersion

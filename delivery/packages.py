@@ -30,15 +30,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from core.errors import ConfigError, FatalError
+from core.keys import derive_key
 from core.settings import get_settings
 
 MAGIC = b"GSPKG1\n"
@@ -49,18 +49,18 @@ SIGNATURE_BYTES = 64
 class PackageRefused(FatalError):
     """The package must not be used: tampered, from another hub, or for another consumer."""
 
+    zh_advice = "离线包不可使用，请向发送方重新索取"
+    en_advice = "the package must not be used; ask the sender for a new one"
+
     def __init__(self, zh: str, en: str) -> None:
-        super().__init__(f"{zh} / {en}")
-        self.zh, self.en = zh, en
+        super().__init__(zh=zh, en=en)
 
 
 # --- keys -------------------------------------------------------------------------------------------------------
 
 def consumer_key(agency_code: str) -> bytes:
     """The AES-256 key of one consumer agency, derived from the hub's secret (never stored)."""
-    secret = get_settings().require_secret().encode()
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"govshare:offline-package:v1",
-                info=agency_code.encode()).derive(secret)
+    return derive_key(purpose="offline-package", context=agency_code)
 
 
 def hub_key_path() -> Path:

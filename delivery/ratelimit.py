@@ -18,20 +18,22 @@ import time
 from dataclasses import dataclass
 
 from core.crypto import sha256_hex
-from core.errors import GovshareError
+from core.errors import RetriableError
 
 log = logging.getLogger(__name__)
 
 
-class RateLimited(GovshareError):
+class RateLimited(RetriableError):
     """Too many requests from one consumer; retry after the given number of seconds (HTTP 429)."""
+
+    zh_advice = "请求过于频繁，请稍后重试"
+    en_advice = "too many requests; retry later"
 
     def __init__(self, retry_after: float, *, rate: float, burst: int) -> None:
         self.retry_after = max(1, math.ceil(retry_after))
-        self.zh = f"请求过于频繁：每秒最多{rate:g}次（突发{burst}次），请在{self.retry_after}秒后重试"
-        self.en = (f"rate limit exceeded: at most {rate:g} requests per second (burst {burst}); "
-                   f"retry after {self.retry_after} s")
-        super().__init__(f"{self.zh} / {self.en}")
+        super().__init__(zh=f"请求过于频繁：每秒最多{rate:g}次（突发{burst}次），请在{self.retry_after}秒后重试",
+                         en=(f"rate limit exceeded: at most {rate:g} requests per second (burst {burst}); "
+                             f"retry after {self.retry_after} s"))
 
 
 @dataclass

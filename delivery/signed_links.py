@@ -14,7 +14,7 @@ import hmac
 import json
 from dataclasses import asdict, dataclass
 
-from core import clock
+from core import clock, keys
 from core.errors import AccessDenied
 from core.settings import get_settings
 
@@ -29,11 +29,6 @@ class LinkClaims:
     since: int | None
     grant: str  # digest of the approved columns, row condition and masking at issue time
     expires: int  # Unix seconds
-
-
-def _key() -> bytes:
-    secret = get_settings().require_secret()
-    return hmac.new(secret.encode(), b"govshare:signed-links:v1", hashlib.sha256).digest()
 
 
 def grant_digest(columns: list[str] | None, row_filter: dict | None, mask: list[str] | None) -> str:
@@ -52,14 +47,14 @@ def _unb64(text: str) -> bytes:
 def sign(claims: LinkClaims) -> str:
     """An opaque token: the claims and their signature."""
     body = _b64(json.dumps(asdict(claims), sort_keys=True, separators=(",", ":")).encode())
-    signature = _b64(hmac.new(_key(), body.encode(), hashlib.sha256).digest())
+    signature = _b64(keys.sign(body.encode(), purpose="signed-links"))
     return f"{body}.{signature}"
 
 
 def verify(token: str, *, now: float | None = None) -> LinkClaims:
     """The claims of an untampered, unexpired link, or AccessDenied saying which it is."""
     body, _, signature = token.partition(".")
-    expected = _b64(hmac.new(_key(), body.encode(), hashlib.sha256).digest())
+    expected = _b64(keys.sign(body.encode(), purpose="signed-links"))
     if not signature or not hmac.compare_digest(signature, expected):
         raise AccessDenied("下载链接无效（签名不符）", "invalid download link: the signature does not match")
     try:

@@ -157,11 +157,12 @@ def set_cdc_mode(*, resource_code: str, enabled: bool, actor: str = "cli") -> st
     """Switch a resource to change capture, or back to table reads (dropping its slot and publication, which
     would otherwise hold WAL on the source for ever). The next cdc run starts with a full snapshot.
     Returns the slot name dropped, if any."""
+    from connectors.kinds import connector_class
     from core.errors import ConfigError
 
     with session_scope() as session:
         resource = get_resource(session, code=resource_code)
-        if enabled and (resource.source is None or resource.source.kind != "postgresql"
+        if enabled and (resource.source is None or "cdc" not in connector_class(resource.source.kind).capabilities
                         or not (resource.stream or {}).get("table")):
             raise ConfigError(f"resource {resource_code}: change capture (cdc) needs a postgresql source and a table")
         capture = capture_for(resource) if resource.source is not None and resource.source.kind == "postgresql" \

@@ -49,7 +49,7 @@ class ChangeRange:
 
 def changes_since(session: Session, *, resource: Resource, since: int) -> ChangeRange:
     latest = require_latest_version(session, resource=resource)
-    full = (f"download the whole version instead (`GET /api/v1/resources/{resource.code}/download`, "
+    full = (f"download the whole version instead (`GET /api/v1/resources/{resource.code}/files`, "
             f"v{latest.number})")
     if since < 1:
         raise FullCopyNeeded(f"version {since} is not one that was published; {full}")

@@ -273,7 +273,7 @@ def _start_key_scan(staged: StagedRun, inputs: Inputs, folder: Path):  # noqa: A
     """An incremental run of a keyed stream whose source reads its keys alone scans them for deletes beside
     the cursor read (pipeline.deletes.BackgroundScan)."""
     if not (staged.mode == "incremental" and inputs.previous is not None and inputs.stream.primary_key
-            and inputs.connector.reads_keys):
+            and "key_scan" in inputs.connector.capabilities):
         return None
     from pipeline.deletes import BackgroundScan
 

@@ -84,7 +84,7 @@ def _payload(version: DatasetVersion, subscription: Subscription) -> dict[str, A
         "row_count": manifest.get("row_count", version.row_count),
         "quarantined_count": manifest.get("quarantined_count", version.quarantined_count),
         "manifest_sha256": version.manifest_sha256,
-        "download": f"/api/v1/resources/{resource.code}/download",
+        "download": f"/api/v1/resources/{resource.code}/files",
     }
     if "changes" in manifest:  # the change summary of an incremental run, when the pipeline records one
         payload["changes"] = manifest["changes"]

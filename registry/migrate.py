@@ -7,7 +7,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from core.settings import get_settings
 from registry.db import engine_for
@@ -35,7 +34,3 @@ def current_revision(*, url: str | None = None) -> str | None:
     with engine_for(url or get_settings().database_url).connect() as connection:
         heads = MigrationContext.configure(connection).get_current_heads()
     return ",".join(sorted(heads)) or None
-
-
-def head_revisions() -> tuple[str, ...]:
-    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())

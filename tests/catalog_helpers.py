@@ -1,4 +1,4 @@
-"""Setup for the catalogue tests (issue 3): a registry on SQLite or PostgreSQL with two agencies, their
+"""Setup for the catalogue tests: a registry on SQLite or PostgreSQL with two agencies, their
 designated people, and entries driven through the same service functions as the CLI and API."""
 
 from __future__ import annotations

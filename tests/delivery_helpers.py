@@ -1,4 +1,4 @@
-"""Setup shared by the delivery-channel tests (issue 7): a synced resource offered on every channel, a grant of
+"""Setup shared by the delivery-channel tests: a synced resource offered on every channel, a grant of
 some columns and rows to one consumer, a consumer without a grant, and the real API on loopback."""
 
 from __future__ import annotations

@@ -64,10 +64,8 @@ def _without_password(dsn: str) -> str:
 # probed once per test session: a down server would otherwise cost a connect timeout in every test
 @functools.cache
 def _postgres_problem(dsn: str) -> str | None:
-    try:
-        import psycopg2
-    except ImportError as error:
-        return f"psycopg2 is not installed: {error}"
+    import psycopg2
+
     try:
         psycopg2.connect(dsn, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
     except psycopg2.Error as error:
@@ -77,10 +75,8 @@ def _postgres_problem(dsn: str) -> str | None:
 
 @functools.cache
 def _mysql_problem(host: str, port: int, user: str, password: str, database: str) -> str | None:
-    try:
-        import pymysql
-    except ImportError as error:
-        return f"pymysql is not installed: {error}"
+    import pymysql
+
     try:
         pymysql.connect(host=host, port=port, user=user, password=password, database=database,
                         connect_timeout=CONNECT_TIMEOUT_SECONDS).close()

@@ -1,4 +1,4 @@
-"""A small sharing world for the issue-6 tests: a provider with four resources (one per sharing situation), a
+"""A small sharing world for the sharing workflow tests: a provider with four resources (one per sharing situation), a
 consumer, a third agency, the oversight agencies, people in every role, API tokens, a real published version of
 each resource, and the grants the workflows made (subscription, partial approval with a row condition and a
 secrecy agreement). Everything goes through the service functions, as the CLI and API do."""

@@ -1,5 +1,5 @@
 """A seeded year (2026) of activity across three provider agencies and one consumer, with known violations,
-for the supervision tests (issue 8). Everything goes through the service functions (catalogue review, syncs,
+for the supervision tests. Everything goes through the service functions (catalogue review, syncs,
 subscriptions, applications, grants, tokens, reads, rectification); the platform stamps some moments with the
 wall clock, so those are then moved back to the day the story says (``_on``). Rows are written directly only
 where no service exists for a fact from outside (a schema change seen at the source, a consistency check's

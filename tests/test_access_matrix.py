@@ -141,7 +141,7 @@ def test_download_endpoint_follows_the_matrix(world: World) -> None:
         for principal in principals(world):
             for situation in SITUATIONS:
                 code = world.resources[situation]
-                response = requests.get(f"{api.base_url}/api/v1/resources/{code}/download",
+                response = requests.get(f"{api.base_url}/api/v1/resources/{code}/files",
                                         params={"format": "parquet"}, headers=bearer(world.tokens[principal]),
                                         timeout=60)
                 scope = expected(principal, situation)
@@ -170,7 +170,7 @@ def test_the_role_table_is_the_one_the_services_use() -> None:
 
 
 ROUTES = (  # (method, path with {code}, query or JSON body, channel)
-    ("GET", "/api/v1/resources/{code}/download", {"format": "parquet"}, "file"),
+    ("GET", "/api/v1/resources/{code}/files", {"format": "parquet"}, "file"),
     ("GET", "/api/v1/resources/{code}/files", {"format": "csv"}, "file"),
     ("POST", "/api/v1/resources/{code}/links", {"format": "csv"}, "file"),
     ("GET", "/api/v1/resources/{code}/changes", {"since": 1}, "interface"),

@@ -48,7 +48,7 @@ class Served:
 
     def download(self, token: str | None = None, *, fmt: str = "parquet", code: str | None = None,
                  headers: dict[str, str] | None = None) -> requests.Response:
-        return requests.get(self.url(f"/api/v1/resources/{code or self.hub.resource_code}/download"),
+        return requests.get(self.url(f"/api/v1/resources/{code or self.hub.resource_code}/files"),
                             params={"format": fmt}, headers=headers or (bearer(token) if token else {}), timeout=60)
 
 
@@ -213,8 +213,8 @@ def test_catalog_versions_and_openapi(served: Served) -> None:
     spec = requests.get(served.url("/openapi.json"), timeout=30)
     assert spec.status_code == 200
     paths = spec.json()["paths"]
-    assert {"/api/v1/catalog", "/api/v1/resources/{code}/versions", "/api/v1/resources/{code}/download"} <= set(paths)
-    assert "format" in {p["name"] for p in paths["/api/v1/resources/{code}/download"]["get"]["parameters"]}
+    assert {"/api/v1/catalog", "/api/v1/resources/{code}/versions", "/api/v1/resources/{code}/files"} <= set(paths)
+    assert "format" in {p["name"] for p in paths["/api/v1/resources/{code}/files"]["get"]["parameters"]}
 
 
 def test_every_read_and_refusal_is_audited_and_the_chain_exposes_tampering(served: Served) -> None:

@@ -110,7 +110,7 @@ def _assert_v1_still_served(state: Published, *, error_fragment: str) -> None:
     assert not any(failed.id in name for name in stored_names())
 
     # The API still serves v1's rows.
-    response = requests.get(f"{state.api.base_url}/api/v1/resources/{hub.resource_code}/download",
+    response = requests.get(f"{state.api.base_url}/api/v1/resources/{hub.resource_code}/files",
                             params={"format": "parquet"}, headers=bearer(hub.token), timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["X-Govshare-Version"] == "1"

@@ -1,4 +1,4 @@
-"""The catalogue system (issue 3): agencies and designated people, entries with revisions and diffs, the review
+"""The catalogue system: agencies and designated people, entries with revisions and diffs, the review
 workflow with its confidentiality gate, on SQLite and PostgreSQL."""
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ def test_a_resource_without_a_key_does_not_track_changes(hub_home: Path, tmp_pat
 def test_verify_a_downloaded_copy(source: tuple[Hub, Path], tmp_path: Path, fmt: str) -> None:
     hub, _ = source
     with running_api() as api:
-        answer = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/download",
+        answer = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/files",
                               params={"format": fmt}, headers=bearer(hub.token), timeout=30)
     assert answer.status_code == 200, answer.text
     copy = tmp_path / f"{hub.resource_code.replace('/', '_')}_v1.{fmt}"

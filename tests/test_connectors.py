@@ -248,7 +248,7 @@ def test_read_of_an_empty_table_still_tells_the_schema(pg_source: tuple[str, str
 
 def test_connector_kinds_come_from_entry_points() -> None:
     from connectors.postgres import PostgresConnector
-    from connectors.registry import available_kinds, connector_class
+    from connectors.kinds import available_kinds, connector_class
     from connectors.sqlite import SQLiteConnector
 
     assert connector_class("postgresql") is PostgresConnector
@@ -257,7 +257,7 @@ def test_connector_kinds_come_from_entry_points() -> None:
 
 
 def test_unknown_kind_is_a_clear_error(hub_home: Path) -> None:
-    from connectors.registry import connector_class
+    from connectors.kinds import connector_class
     from registry.db import session_scope
     from registry.catalog.sources import add_source
 

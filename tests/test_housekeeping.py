@@ -126,7 +126,7 @@ def test_retention_keeps_the_latest_and_what_a_subscriber_needs(source: tuple[Hu
     _sync(hub)
     _new_version(hub, database, 2)
     with running_api() as api:  # the consumer downloads v2 and keeps it
-        answer = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/download",
+        answer = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/files",
                               headers=bearer(hub.token), timeout=30)
         assert answer.status_code == 200 and answer.headers["X-Govshare-Version"] == "2"
     for n in (3, 4, 5):

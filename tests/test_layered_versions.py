@@ -1,4 +1,4 @@
-"""Layered versions (issue 4): an incremental run publishes only what it read, on top of the previous version's
+"""Layered versions: an incremental run publishes only what it read, on top of the previous version's
 files, and every reader (downloads, verify, retention) sees exactly the rows the source holds."""
 
 from __future__ import annotations

@@ -302,7 +302,7 @@ def test_revoking_a_grant_refuses_the_very_next_request(world: World) -> None:
     code = world.resources["conditional"]
     with running_api() as api:
         def download() -> requests.Response:
-            return requests.get(f"{api.base_url}/api/v1/resources/{code}/download", timeout=30,
+            return requests.get(f"{api.base_url}/api/v1/resources/{code}/files", timeout=30,
                                 headers=bearer(world.tokens["system:consumer"]))
 
         assert download().status_code == 200
@@ -498,7 +498,7 @@ def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
                       json={"personal_privacy": True, "personal_columns": ["name"]})
         assert review.status_code == 200 and review.json()["involves_secrets"] is True
         # Marked as involving personal privacy after the grant: reads stop until an agreement is recorded.
-        download = call("GET", f"/resources/{code}/download", world.tokens["system:consumer"])
+        download = call("GET", f"/resources/{code}/files", world.tokens["system:consumer"])
         assert download.status_code == 403 and "secrecy agreement" in download.json()["detail"]
 
         scan = tmp_path / "协议.pdf"
@@ -509,13 +509,13 @@ def test_the_workflow_through_the_api(world: World, tmp_path: Path) -> None:
                                   files={"scan": ("协议.pdf", scan.read_bytes(), "application/pdf")})
         assert agreement.status_code == 201, agreement.text
         assert agreement.json()["scan_sha256"] == hashlib.sha256(scan.read_bytes()).hexdigest()
-        download = call("GET", f"/resources/{code}/download", world.tokens["system:consumer"], params={"format": "csv"})
+        download = call("GET", f"/resources/{code}/files", world.tokens["system:consumer"], params={"format": "csv"})
         assert download.status_code == 200
         assert download.text.lstrip("\ufeff").splitlines()[0].replace('"', "") == "id,name,address"
         revoked = call("POST", f"/grants/{concluded.json()['grant_id']}/revoke", world.tokens["consumer:agency_admin"],
                        json={"reason": "执法检查结束"})
         assert revoked.status_code == 200
-        assert call("GET", f"/resources/{code}/download", world.tokens["system:consumer"]).status_code == 403
+        assert call("GET", f"/resources/{code}/files", world.tokens["system:consumer"]).status_code == 403
 
         assert call("GET", "/audit/verify", consumer).status_code == 403
         commission = requests.post(f"{api.base_url}/api/v1/auth/login", timeout=30,

@@ -1,4 +1,4 @@
-"""Supervision (issue 8, articles 10, 14, 16, 22, 23): a seeded year of three provider agencies and a consumer
+"""Supervision (articles 10, 14, 16, 22, 23): a seeded year of three provider agencies and a consumer
 (tests/supervision_world.py). Every planted violation is found with its evidence and nothing else is; scores
 follow the weights file exactly (hand-computed below); rectification deadlines turn into case (6); the notice
 renders as HTML, PDF (text read back with pypdf) and Excel; the API shows an agency only its own standing; the

@@ -47,16 +47,17 @@ def test_purpose_and_onward_transfer_are_checked_on_every_read(world: World) -> 
             return requests.get(f"{api.base_url}/api/v1/resources/{code}/{path}", timeout=30,
                                 headers={**bearer(token), **sent})
 
-        fitting = read("download", purpose="社保登记核验")
+        fitting = read("files", purpose="社保登记核验")
         assert fitting.status_code == 200
         assert _events(declared_purpose="社保登记核验", purpose="社保登记核验")  # the read carries the purpose
-        for path in ("download", "files", "records", "lookup?column=id&value=1", "changes?since=1"):
+        paths = ("files", "records", "lookup?column=id&value=1", "changes?since=1")  # every channel that reads rows
+        for path in paths:
             other = read(path, purpose="市场营销")
             assert other.status_code == 403 and "授权用途" in other.json()["detail_zh"], path
             onward = read(path, onward_to="某咨询公司")
             assert onward.status_code == 403 and "第十七条" in onward.json()["detail_zh"], path
         refused_purpose, refused_onward = _events(misuse="purpose"), _events(misuse="onward")
-        assert len(refused_purpose) == len(refused_onward) == 5
+        assert len(refused_purpose) == len(refused_onward) == len(paths)
         assert all(e.result == "denied" and e.detail["purpose"] == "市场营销" for e in refused_purpose)
 
         with session_scope() as session:
@@ -72,7 +73,7 @@ def test_purpose_and_onward_transfer_are_checked_on_every_read(world: World) -> 
                              purpose="就业服务协作核验", items=["id", "status"], kind="external", by=consumer)
             decide(session, number=external.number, outcome="approve", reasons="同意向协作单位提供",
                    by=user_principal(get_user(session, username="provider-data_admin")))
-        assert read("download", onward_to="某咨询公司").status_code == 200
+        assert read("files", onward_to="某咨询公司").status_code == 200
         allowed = [e for e in _events(onward_to="某咨询公司") if e.result == "ok"]  # the read names the recipient
         assert len(allowed) == 1
         with session_scope() as session:  # and adds no violation

@@ -76,7 +76,7 @@ def test_applying_every_change_file_gives_the_filtered_snapshot(world: tuple[Wor
     code, token = hub.resources["conditional"], hub.tokens["system:consumer"]
     with running_api() as api:
         def snapshot() -> dict[int, dict]:
-            answer = requests.get(f"{api.base_url}/api/v1/resources/{code}/download", headers=bearer(token),
+            answer = requests.get(f"{api.base_url}/api/v1/resources/{code}/files", headers=bearer(token),
                                   timeout=60)
             assert answer.status_code == 200, answer.text
             return {row["id"]: row for row in pq.read_table(io.BytesIO(answer.content)).to_pylist()}

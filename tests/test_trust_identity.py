@@ -33,7 +33,7 @@ def test_the_operator_cannot_impersonate_an_agency(world: World) -> None:
                                json={"username": "rogue", "agency": CONSUMER[0], "roles": ["data_admin"],
                                      "password": "correct-horse-battery"})
         assert person.status_code == 403
-        for route in ("download", "versions"):  # and reads no data, metadata included
+        for route in ("files", "versions"):  # and reads no data, metadata included
             read = requests.get(f"{base}/resources/{world.resources['unconditional']}/{route}",
                                 headers=bearer(operator), timeout=30)
             assert read.status_code == 403, route

@@ -52,13 +52,12 @@ def test_the_catalogue_mark_alone_masks_on_every_channel_until_the_decision_lift
                 return pq.read_table(io.BytesIO(answer.content)).to_pylist()
             return answer.json()["records"]
 
-        for channel_rows in (rows("download", format="parquet"), rows("files", format="parquet"),
-                             rows("records", limit=50)):
+        for channel_rows in (rows("files", format="parquet"), rows("records", limit=50)):
             assert channel_rows and all(_masked(r["legal_rep_id"]) and _masked(r["legal_rep"]) for r in channel_rows)
         page = requests.get(f"{api.base_url}/web/data/{code}", cookies={COOKIE: world.tokens["consumer:data_admin"]},
                             timeout=30)
         assert page.status_code == 200 and "已脱敏" in page.text
-        owner = requests.get(f"{api.base_url}/api/v1/resources/{code}/download", params={"format": "parquet"},
+        owner = requests.get(f"{api.base_url}/api/v1/resources/{code}/files", params={"format": "parquet"},
                              headers=bearer(world.tokens["system:provider"]), timeout=30)
         assert not any(_masked(r["legal_rep_id"]) for r in pq.read_table(io.BytesIO(owner.content)).to_pylist())
 
@@ -68,5 +67,5 @@ def test_the_catalogue_mark_alone_masks_on_every_channel_until_the_decision_lift
                           items=["id", "legal_rep", "legal_rep_id"], by=person_of(session, CONSUMER[0], "data_admin"))
             decide(session, number=again.number, outcome="approve", reasons="核对法定代表人需要姓名",
                    unmask=["legal_rep"], by=person_of(session, PROVIDER[0], "data_admin"))
-        lifted = rows("download", format="parquet")
+        lifted = rows("files", format="parquet")
         assert not any(_masked(r["legal_rep"]) for r in lifted) and all(_masked(r["legal_rep_id"]) for r in lifted)

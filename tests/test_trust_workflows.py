@@ -62,7 +62,7 @@ def test_a_registered_uncatalogued_resource_is_never_shared(hub_home: Path, tmp_
                          agency=get_agency(session, ref=CONSUMER[0]), origin="subscription", purpose="核验",
                          by=console("test"))
     with running_api() as api:
-        url = f"{api.base_url}/api/v1/resources/{hub.resource_code}/download"
+        url = f"{api.base_url}/api/v1/resources/{hub.resource_code}/files"
         refused = requests.get(url, headers=bearer(hub.token), timeout=30)
         assert refused.status_code == 403 and "未经保密审查" in refused.json()["detail_zh"]
         with session_scope() as session:
@@ -79,7 +79,7 @@ def test_a_refusing_conclusion_revokes_the_grant_and_the_next_read_fails(world: 
 
     code = world.resources["conditional"]
     with running_api() as api:
-        url = f"{api.base_url}/api/v1/resources/{code}/download"
+        url = f"{api.base_url}/api/v1/resources/{code}/files"
         assert requests.get(url, headers=bearer(world.tokens["system:consumer"]), timeout=30).status_code == 200
         with session_scope() as session:
             application = get_application(session, number=world.application)
@@ -147,7 +147,7 @@ def test_every_workflow_path_leaves_no_grant_without_its_basis(world: World) -> 
                   by=_as(session, "consumer-data_admin"))
     assert _baseless() == []
     with running_api() as api:
-        url = f"{api.base_url}/api/v1/resources/{world.resources['unconditional']}/download"
+        url = f"{api.base_url}/api/v1/resources/{world.resources['unconditional']}/files"
         assert requests.get(url, headers=bearer(world.tokens["system:consumer"]), timeout=30).status_code == 403
 
     # the check is not vacuous: an application set to "refused" behind the hub's back leaves its grant baseless

@@ -1,18 +1,13 @@
-"""Datasets: the catalogue list, a resource's versions, and file download of the latest version."""
+"""Datasets: the catalogue list and a resource's versions (file download: api/routes/downloads.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
-
-from api.deps import ReadUseDep, SessionDep, TokenDep
+from api.deps import SessionDep, TokenDep
 from api.principal import PrincipalDep
 from api.schemas import Problem, ResourcePublic, VersionPublic
-from delivery.access import apply_use, audit_read, authorize_read, restrict, restricted_row_count, restricted_schema
 from delivery.metadata import authorize_metadata, version_view
-from delivery.files import FORMATS, iter_batches, stream_version, version_schema
 from registry.catalog.resources import list_resources
 from registry.exchange.versions import latest_version, list_versions
 
@@ -48,26 +43,3 @@ def versions(code: str, session: SessionDep, token: TokenDep) -> list[VersionPub
     listed = [VersionPublic(**version_view(decision, v)) for v in list_versions(session, resource=decision.resource)]
     session.commit()
     return listed
-
-
-@router.get("/api/v1/resources/{code:path}/download", responses=DENIED, tags=["file download"],
-         response_class=StreamingResponse)
-def download(code: str, session: SessionDep, token: TokenDep, use: ReadUseDep,
-             fmt: Annotated[Literal["parquet", "csv"], Query(alias="format")] = "parquet") -> StreamingResponse:
-    """The latest version as Parquet or CSV (文件下载), for a consumer agency holding a grant."""
-    decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="file"), use)
-    version = decision.version
-    rows = restricted_row_count(decision)
-    audit_read(session, decision=decision, rows=rows, fmt=fmt)
-    session.commit()
-    schema = restricted_schema(decision, version_schema(version))
-    batches = restrict(decision, iter_batches(version, columns=decision.read_columns))
-    filename = f"{decision.resource.code.replace('/', '_')}_v{version.number}.{fmt}"
-    headers = {
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "X-Govshare-Version": str(version.number),
-        "X-Govshare-Rows": str(rows),
-        "X-Govshare-Manifest-SHA256": version.manifest_sha256,
-    }
-    return StreamingResponse(stream_version(version, fmt=fmt, batches=batches, schema=schema),
-                             media_type=FORMATS[fmt], headers=headers)

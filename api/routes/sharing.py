@@ -1,5 +1,5 @@
 """Sharing workflows over HTTP: subscriptions, applications and their PDF form, decisions, disputes, secrecy
-review and agreements, grants, inbox (issue 6; people, tokens and the audit log are in api/routes/access.py).
+review and agreements, grants, inbox (people, tokens and the audit log are in api/routes/people.py).
 
 Every call names its caller with a bearer token (a person's session from /auth/login, or a system's API token);
 the services check roles and agencies and audit the action; refusals come back as 403 with Chinese and English,

@@ -1,4 +1,4 @@
-"""Supervision over HTTP (issue 8, articles 22 and 23): an agency's own standing in the evaluation and its open
+"""Supervision over HTTP (articles 22 and 23): an agency's own standing in the evaluation and its open
 items (violations with their evidence, rectification orders, update obligations, undecided applications, quality
 tickets). A caller sees only its own agency; the supervisor and the coordination office see every agency."""
 

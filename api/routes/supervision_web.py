@@ -1,4 +1,4 @@
-"""The supervision web page (issue 8): a signed-in person sees their agency's standing in the evaluation and its
+"""The supervision web page: a signed-in person sees their agency's standing in the evaluation and its
 open items; the supervisor and the coordination office see every agency's score, may open any agency's page and
 download the periodic notice (评估定期通报) as a PDF. Same session cookie and checks as the other web pages
 (api/web); the data comes from api/routes/supervision.py `standing_view` and registry/supervision/report.py."""

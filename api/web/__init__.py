@@ -153,27 +153,15 @@ def logout(session: SessionDep, token: SessionCookie = None) -> RedirectResponse
 
 
 def _search(session, *, keyword: str, agency: str, sharing_type: str, mode: str, page: int) -> tuple[int, list]:
-    """The catalogue helper's search of published entries when present, else a plain listing of resources."""
-    try:
-        from registry.catalog.search import search_catalog
-    except ImportError:
-        search_catalog = None
-    if search_catalog is not None:
-        result = search_catalog(session, keyword=keyword or None, agency=agency or None,
-                                sharing_type=sharing_type or None, mode=mode or None, limit=PAGE_ROWS,
-                                offset=(page - 1) * PAGE_ROWS)
-        return result.total, [{"code": h.code, "name": h.name, "abstract": h.abstract, "provider": h.provider,
-                               "sharing_type": h.sharing_type, "sharing_modes": h.sharing_modes,
-                               "update_cycle": h.update_cycle, "matched": h.matched_items} for h in result.hits]
-    from registry.catalog.resources import list_resources
+    """The catalogue's search of published entries, one page."""
+    from registry.catalog.search import search_catalog
 
-    rows = [r for r in list_resources(session, agency=agency or None)
-            if (not keyword or keyword in r.name or keyword in r.abstract)
-            and (not sharing_type or r.sharing_type == sharing_type) and (not mode or mode in r.sharing_modes)]
-    return len(rows), [{"code": r.code, "name": r.name, "abstract": r.abstract, "provider": r.agency.name,
-                        "sharing_type": r.sharing_type, "sharing_modes": r.sharing_modes,
-                        "update_cycle": r.update_cycle, "matched": []}
-                       for r in rows[(page - 1) * PAGE_ROWS: page * PAGE_ROWS]]
+    result = search_catalog(session, keyword=keyword or None, agency=agency or None,
+                            sharing_type=sharing_type or None, mode=mode or None, limit=PAGE_ROWS,
+                            offset=(page - 1) * PAGE_ROWS)
+    return result.total, [{"code": h.code, "name": h.name, "abstract": h.abstract, "provider": h.provider,
+                           "sharing_type": h.sharing_type, "sharing_modes": h.sharing_modes,
+                           "update_cycle": h.update_cycle, "matched": h.matched_items} for h in result.hits]
 
 
 @router.get("/catalog", response_class=HTMLResponse)

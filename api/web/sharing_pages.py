@@ -36,7 +36,7 @@ def _refused(session, principal, request: Request, exc: AccessDenied, resource_c
     from registry.audit.log import record_refusal
 
     session.rollback()
-    if not getattr(exc, "audited", False):
+    if not exc.audited:
         record_refusal(actor=principal.actor, action="request.refused", agency_code=principal.agency_code,
                        resource_code=resource_code, reason=exc.en,
                        detail={"method": request.method, "path": request.url.path, "channel": "web"})

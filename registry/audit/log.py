@@ -10,6 +10,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.errors import AccessDenied
+from core.keys import derive_key
 from registry.audit.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -35,13 +37,9 @@ def event_hash(event: AuditEvent) -> str:
     return sha256_hex(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
-def _seal_key() -> bytes:
-    import hashlib
-    import hmac
-
-    from core.settings import get_settings
-
-    return hmac.new(get_settings().secret_key.encode(), b"govshare:audit-seal:v1", hashlib.sha256).digest()
+def seal_key() -> bytes:
+    """The audit seal's key (core.keys): refused while GOVSHARE_SECRET_KEY is the placeholder, outside demo mode."""
+    return derive_key(purpose="audit-seal")
 
 
 def event_seal(event_hash_hex: str, *, key: bytes | None = None) -> str:
@@ -49,7 +47,7 @@ def event_seal(event_hash_hex: str, *, key: bytes | None = None) -> str:
     import hashlib
     import hmac
 
-    return hmac.new(key or _seal_key(), event_hash_hex.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key or seal_key(), event_hash_hex.encode(), hashlib.sha256).hexdigest()
 
 
 def sealing_seal(sealed_from_id: int, started_at: datetime, *, key: bytes | None = None) -> str:
@@ -107,7 +105,7 @@ def _chained(events: list[dict[str, Any]], last: str) -> list[dict[str, Any]]:
     """The rows of events appended after the hash ``last``, hashed and sealed as record_event does."""
     from types import SimpleNamespace
 
-    key = _seal_key()
+    key = seal_key()
     rows = []
     for spec in events:
         event = SimpleNamespace(  # a plain record: hashed like an AuditEvent, without an ORM instance each
@@ -178,9 +176,10 @@ def record_refusal(*, actor: str, action: str, reason: str, agency_code: str | N
                      result="denied", detail={"reason": reason, **(detail or {})})
 
 
-def mark_audited(error: Exception) -> Exception:
-    """Flag a refusal already written to the log, so the API and CLI boundaries do not write it twice."""
-    error.audited = True  # type: ignore[attr-defined]
+def mark_audited(error: AccessDenied) -> AccessDenied:
+    """Flag a refusal already written to the log (its declared `audited`), so the API and CLI boundaries do not
+    write it twice."""
+    error.audited = True
     return error
 
 

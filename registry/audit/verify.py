@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock
-from registry.audit.log import GENESIS, _canonical_time, _seal_key, anchor_seal, event_hash, event_seal, sealing_seal
+from registry.audit.log import GENESIS, _canonical_time, anchor_seal, event_hash, event_seal, seal_key, sealing_seal
 from registry.audit.models import AuditEvent, AuditSealing
 
 KINDS = {"edited": "被修改", "deleted": "被删除", "inserted": "被插入", "reordered": "顺序被调换",
@@ -160,7 +160,7 @@ def read_anchor(text: str) -> dict[str, Any]:
 
 
 def verify_log(session: Session, *, anchor: str | dict[str, Any] | None = None) -> VerifyReport:
-    key = _seal_key()
+    key = seal_key()
     rows = [_row(e) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id)).yield_per(5000)]
     sealed_from, marker_findings = _sealing_start(session, key, rows)
     given = read_anchor(anchor) if isinstance(anchor, str) else anchor

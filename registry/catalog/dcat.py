@@ -52,9 +52,9 @@ def _distributions(base: str, code: str, content: dict[str, Any], service: Inter
                 "dcat:endpointDescription": {"@id": f"{base}/api/v1/catalog/{code}/openapi.json"},
                 "dct:conformsTo": {"@id": "https://spec.openapis.org/oas/v3.0.3"}}
         elif mode == "file":
-            dist["dcat:accessURL"] = {"@id": f"{base}/api/v1/resources/{code}/download"}
-            dist["dcat:downloadURL"] = [{"@id": f"{base}/api/v1/resources/{code}/download?format=parquet"},
-                                        {"@id": f"{base}/api/v1/resources/{code}/download?format=csv"}]
+            dist["dcat:accessURL"] = {"@id": f"{base}/api/v1/resources/{code}/files"}
+            dist["dcat:downloadURL"] = [{"@id": f"{base}/api/v1/resources/{code}/files?format=parquet"},
+                                        {"@id": f"{base}/api/v1/resources/{code}/files?format=csv"}]
             dist["dcat:mediaType"] = ["application/vnd.apache.parquet", "text/csv"]
         out.append(dist)
     return out

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connectors.kinds import connector_class
 from core.errors import ConfigError, NotFound
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
@@ -75,7 +76,7 @@ def add_resource(
     if sync_mode not in (None, "auto"):
         if sync_mode not in SYNC_MODES:
             raise ConfigError(f"sync mode {sync_mode!r} must be one of {', '.join(SYNC_MODES)}")
-        if sync_mode == "cdc" and not (src and src.kind == "postgresql" and table):
+        if sync_mode == "cdc" and not (src and "cdc" in connector_class(src.kind).capabilities and table):
             raise ConfigError("sync mode cdc (change capture) needs a postgresql source and --table")
         stream["mode"] = sync_mode
     resource = Resource(

@@ -1,4 +1,4 @@
-"""Tables of issue 3, article 15: the search index of the published catalogue and the registered interface
+"""Tables of the catalogue search (article 15): the search index of the published catalogue and the registered interface
 services (接口服务) of entries shared through the interface mode.
 
 Both are projections of the published revisions (registry/catalog/entries.py) kept in step by

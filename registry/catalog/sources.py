@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector
-from connectors.registry import connector_class
+from connectors.kinds import connector_class
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings

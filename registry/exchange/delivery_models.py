@@ -1,4 +1,4 @@
-"""Tables of issue 7: offline exchange targets (SFTP) and the delivery record that prevents a double delivery.
+"""Tables of the delivery channels: offline exchange targets (SFTP) and the delivery record that prevents a double delivery.
 
 registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0007_delivery.py (a branch of its own, label "delivery").

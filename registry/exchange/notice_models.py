@@ -1,4 +1,4 @@
-"""Tables of issue 4: update notices to subscribers (article 16) and change-capture resync marks (article 7).
+"""Tables of the exchange engine's notices: update notices to subscribers (article 16) and change-capture resync marks (article 7).
 
 registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0006_notices.py (a branch of its own, label "notices").

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,11 +11,9 @@ from registry.exchange.models import SchemaChange
 
 
 def _open_obligation(session: Session, *, resource_code: str, reason: str, actor: str) -> str | None:
-    """The catalogue's update obligation (资源目录更新义务), when the catalogue module is installed."""
-    try:
-        from registry.catalog.obligations import open_update_obligation
-    except ImportError:
-        return None
+    """The catalogue's update obligation (资源目录更新义务)."""
+    from registry.catalog.obligations import open_update_obligation
+
     opened = open_update_obligation(session, resource_code=resource_code, reason=reason, actor=actor)
     return str(getattr(opened, "id", opened)) if opened is not None else None
 
@@ -48,10 +44,3 @@ def record_schema_change(session: Session, *, resource: Resource, run_id: str, p
 def list_schema_changes(session: Session, *, resource: Resource) -> list[SchemaChange]:
     return list(session.scalars(select(SchemaChange).where(SchemaChange.resource_id == resource.id)
                                 .order_by(SchemaChange.id)))
-
-
-def schema_change_public(change: SchemaChange) -> dict[str, Any]:
-    return {"detected_at": change.detected_at.isoformat(), "actor": change.actor,
-            "previous_version": change.previous_version, "added": change.added, "dropped": change.dropped,
-            "retyped": change.retyped, "compatible": change.compatible, "reason": change.reason,
-            "obligation": change.obligation}

@@ -74,10 +74,9 @@ def authenticate(session: Session, *, token: str | None) -> ApiToken:
     if record is None:
         raise AuthenticationFailed("访问令牌无效", "invalid API token")
     if record.revoked_at is not None:
-        revoked = AuthenticationFailed("访问令牌已吊销", "API token revoked")
         # which credential and whose: the audit names them (never the token) so supervision can act (23.4)
-        revoked.token_id, revoked.agency_code = record.id, record.agency.code  # type: ignore[attr-defined]
-        raise revoked
+        raise AuthenticationFailed("访问令牌已吊销", "API token revoked", token_id=record.id,
+                                   agency_code=record.agency.code)
     if record.expires_at is not None and clock.as_utc(record.expires_at) <= clock.now():
         raise AuthenticationFailed("访问令牌已过期", "API token expired")
     return record

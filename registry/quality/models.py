@@ -1,4 +1,4 @@
-"""Tables of issue 5 (articles 11, 12, 23): the quarantine store, error-correction tickets (疑义校核工单),
+"""Tables of the quality layer (articles 11, 12, 23): the quarantine store, error-correction tickets (疑义校核工单),
 consistency checks and great-expectations runs (the data-element registry, 数据元, is the catalogue's:
 registry/catalog/models.py).
 

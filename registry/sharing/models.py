@@ -1,5 +1,5 @@
-"""Tables of issue 6: subscriptions, grants, applications, disputes, secrecy agreements, inbox (people and their
-roles: registry/people/models.py).
+"""Tables of the sharing workflows: subscriptions, grants, applications, disputes, secrecy agreements, inbox (people
+and their roles: registry/people/models.py).
 
 registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0016_sharing.py (a branch of its own, label "sharing").

@@ -47,11 +47,6 @@ def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str
         Subscription.resource_id == resource.id, Subscription.agency_id == consumer.id))
 
 
-def active_subscription(session: Session, *, resource: Resource, agency_id: int) -> Subscription | None:
-    return session.scalar(select(Subscription).where(
-        Subscription.resource_id == resource.id, Subscription.agency_id == agency_id, Subscription.status == "active"))
-
-
 def subscribers(session: Session, *, resource: Resource) -> list[Subscription]:
     return list(session.scalars(select(Subscription).where(
         Subscription.resource_id == resource.id, Subscription.status == "active")))

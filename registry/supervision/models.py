@@ -1,4 +1,4 @@
-"""Tables of issue 8 (articles 22, 23): evaluation runs, violations with their evidence, rectification orders.
+"""Tables of supervision (articles 22, 23): evaluation runs, violations with their evidence, rectification orders.
 
 registry/models.py imports them for Alembic; their migration is
 registry/migrations/versions/0018_supervision.py (a branch of its own, label "supervision").

@@ -332,7 +332,7 @@ def _use(session: Session) -> Iterator[Finding]:
         if resource is None or agency is None or agency.id == resource.agency_id:
             continue  # a provider reading its own data needs no grant
         if "grant" not in event.detail:
-            continue  # written before grants existed (issue 6): nothing to judge it against
+            continue  # written before grants existed: nothing to judge it against
         grant_id = event.detail.get("grant")
         grant = session.get(Grant, grant_id) if isinstance(grant_id, int) else None
         problem = _read_problem(event, grant, resource, agency, lag)

@@ -1,4 +1,4 @@
-"""quality: quarantine store, error-correction tickets, data elements, consistency checks, GX runs (issue 5)
+"""quality: quarantine store, error-correction tickets, data elements, consistency checks, GX runs
 
 Revision ID: 0005_quality
 Revises: 0001

@@ -1,4 +1,4 @@
-"""delivery channels (issue 7): SFTP targets and the once-only delivery record
+"""delivery channels: SFTP targets and the once-only delivery record
 
 Revision ID: 0007_delivery
 Revises: 0001

@@ -1,4 +1,4 @@
-"""sharing workflows, people and grants (issue 6: articles 5, 13, 14, 17, 18, 19)
+"""sharing workflows, people and grants (articles 5, 13, 14, 17, 18, 19)
 
 Revision ID: 0016_sharing
 Revises: 0001

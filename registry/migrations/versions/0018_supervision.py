@@ -1,4 +1,4 @@
-"""supervision: evaluation runs, violations, rectification orders (issue 8: articles 22, 23)
+"""supervision: evaluation runs, violations, rectification orders (articles 22, 23)
 
 Revision ID: 0018_supervision
 Revises: 0001

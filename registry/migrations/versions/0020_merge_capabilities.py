@@ -4,7 +4,7 @@ Revision ID: 0020_merge
 Revises: 0005_quality, 0006_notices, 0007_delivery, 0007_exchange, 0010_catalog, 0012_catalog_search,
          0016_sharing, 0018_supervision
 
-Each capability (issues 3-8) was built as its own branch off 0001 so that they could be written in parallel.
+Each capability (catalogue, exchange, quality, sharing, delivery, supervision) was built as its own branch off 0001 so that they could be written in parallel.
 This empty merge gives the registry one head again: `alembic upgrade head` and `govshare init` agree, and the
 next migration has a single parent. New migrations revise "0020_merge".
 """

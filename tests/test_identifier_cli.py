@@ -10,7 +10,7 @@ import pytest
 from openpyxl import Workbook
 from typer.testing import CliRunner
 
-from cli.validate import app
+from cli.identifier_cmds import app
 
 runner = CliRunner()
 

@@ -1,6 +1,6 @@
 """`govshare validate ...`: check identifiers (标识符校验) given on the command line or in a data file.
 
-Mounted by the main CLI as ``app.add_typer(validate.app, name="validate")``.
+Mounted by the main CLI as ``app.add_typer(identifier_cmds.app, name="validate")``.
 Exit status: 0 when nothing is invalid (warnings allowed), 1 when at least one value is invalid, 2 when the
 command itself cannot run (missing column, unsupported file type).
 """
