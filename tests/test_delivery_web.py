@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from core import clock
 from tests.delivery_helpers import (
     ALL_MODES,
     DENIED_AGENCY,
@@ -85,7 +86,7 @@ def _catalogue_and_people(code: str, tmp_path: Path) -> None:
         set_sensitivity(session, resource_code=code, by=by, personal_privacy=True,
                         personal_columns=["legal_rep", "legal_rep_id"])
         add_agreement(session, resource_code=code, consumer=CONSUMER[0], parties=["市场监管局", "人社局"],
-                      signed_on=date.today() - timedelta(days=1), valid_until=date.today() + timedelta(days=365),
+                      signed_on=clock.today() - timedelta(days=1), valid_until=clock.today() + timedelta(days=365),
                       scan=scan, by=by)
         add_user(session, username="wang", agency=CONSUMER[0], roles=["data_admin"], password=PASSWORD, by=by)
         add_user(session, username="zhou", agency=DENIED_AGENCY[0], roles=["data_admin"], password=PASSWORD, by=by)

@@ -16,6 +16,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from core import clock
 from samples.loaders import load_sqlite
 from tests.helpers import (
     CONSUMER,
@@ -130,7 +131,7 @@ def test_decisions_need_reasons_and_the_provider(desk: dict[str, str]) -> None:
     from registry.db import session_scope
 
     with session_scope() as session:
-        number = _apply(session, desk["conditional"], when=datetime.now(timezone.utc)).number
+        number = _apply(session, desk["conditional"], when=clock.now()).number
         with pytest.raises(ConfigError, match="reasons"):
             decide(session, number=number, outcome="refuse", reasons=" ", by=_as(session, "prov"))
         for outsider in ("cons", "cat", "office"):
@@ -156,7 +157,7 @@ def test_a_dispute_conclusion_becomes_the_decision(desk: dict[str, str]) -> None
     from registry.audit.models import AuditEvent
 
     with session_scope() as session:
-        number = _apply(session, desk["conditional"], when=datetime.now(timezone.utc)).number
+        number = _apply(session, desk["conditional"], when=clock.now()).number
         decision = decide(session, number=number, outcome="approve", approved_items=["uscc", "name"],
                           reasons="信用等级属于内部评价", by=_as(session, "prov"))
         assert decision.status == "partial"
@@ -397,7 +398,7 @@ def test_failed_logins_are_rate_limited_and_audited(desk: dict[str, str]) -> Non
         with session_scope() as session:
             user = session.scalar(select(User).where(User.username == "cons"))
             assert user.password_hash.startswith("scrypt$") and PASSWORD not in user.password_hash
-            user.locked_until = datetime.now(timezone.utc) - timedelta(seconds=1)  # the lock has run out
+            user.locked_until = clock.now() - timedelta(seconds=1)  # the lock has run out
         ok = requests.post(url, json={"username": "cons", "password": PASSWORD}, timeout=30)
         assert ok.status_code == 200
         me = requests.get(f"{api.base_url}/api/v1/me", headers=bearer(ok.json()["token"]), timeout=30).json()

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from core import clock
 from tests.delivery_helpers import ALL_MODES, DENIED_AGENCY, Delivery, delivery_hub
 from tests.helpers import PROVIDER, latest, read_version
 from tests.test_delivery_web import PASSWORD, _cells, _snap, browser  # noqa: F401 - browser is a fixture
@@ -49,7 +50,7 @@ def site(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
             by = console("test")
             set_sensitivity(session, resource_code=code, by=by, personal_privacy=True, personal_columns=["legal_rep_id"])
             add_agreement(session, resource_code=code, consumer=DENIED_AGENCY[0], parties=["市场监管局", "统计局"],
-                          signed_on=date.today() - timedelta(days=1), valid_until=date.today() + timedelta(days=365),
+                          signed_on=clock.today() - timedelta(days=1), valid_until=clock.today() + timedelta(days=365),
                           scan=scan, by=by)
             add_user(session, username="zhou", agency=DENIED_AGENCY[0], roles=["data_admin"], password=PASSWORD, by=by)
             add_user(session, username="qian", agency=DENIED_AGENCY[0], roles=["cataloguer"], password=PASSWORD,
@@ -113,7 +114,6 @@ def test_apply_approve_one_item_and_browse_it(browser, site: Delivery) -> None: 
     number = page.inner_text("#number")
     assert number.startswith("XQSQ-") and page.inner_text("#status") == "待答复"
     assert page.inner_text("#items") == "企业名称、法定代表人身份证号"
-    from core import clock
     from core.calendar.due_days import DECISION_WORKING_DAYS, due_after
     from schemas.presentation import day, due_day
 
