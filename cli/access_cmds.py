@@ -12,13 +12,12 @@ import getpass
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from cli.output import console, reported_errors, table
+from cli.output import console, parse_day, reported_errors, table
 from core.errors import AccessDenied
 from schemas.presentation import label_list
 
@@ -59,15 +58,6 @@ def _password(env: str | None) -> str:
             raise typer.BadParameter(f"environment variable {env} is not set")
         return os.environ[env]
     return typer.prompt("password 密码", hide_input=True, confirmation_prompt=True)
-
-
-def parse_day(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2026-09-30") from None
 
 
 @user_app.command("add")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cli.access_cmds import AsUser
+from cli.output import parse_day
 from core.errors import ConfigError
 from core.settings import get_settings
 from core.calendar.workdays import (
@@ -51,13 +52,6 @@ _WEEKDAYS = (
     ("星期六", "Saturday"),
     ("星期日", "Sunday"),
 )
-
-
-def _parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / expected a date like 2025-10-08, got {text!r}") from None
 
 
 def _weekday(day: date) -> str:
@@ -140,7 +134,7 @@ def check_command(
 
     Example: govshare calendar check 2025-10-11
     """
-    parsed = _parse_day(day)
+    parsed = parse_day(day)
     try:
         status = day_status(parsed, calendar_dir=calendar_dir)
     except ConfigError as exc:
@@ -159,7 +153,7 @@ def add_command(
 
     Example: govshare calendar add 2025-09-30 10   (-> 2025-10-21, across National Day)
     """
-    parsed = _parse_day(day)
+    parsed = parse_day(day)
     try:
         result = add_working_days(parsed, n, calendar_dir=calendar_dir)
     except ConfigError as exc:

@@ -6,7 +6,6 @@ commands attach themselves to it from their own module.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,15 +27,6 @@ STATUS_LABELS = labels("catalog_statuses")
 ItemOption = Annotated[list[str] | None, typer.Option(
     "--item", help="信息项 data item NAME:TYPE[:SUBJECT_ID[:COLUMN]], e.g. 统一社会信用代码:字符型:uscc:uscc; repeatable")]
 DayOption = Annotated[str | None, typer.Option("--on", help="日期 day of the act, YYYY-MM-DD (default today, Beijing)")]
-
-
-def parse_day(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / expected a date like 2025-10-08, got {text!r}") from None
 
 
 def _item(text: str) -> dict[str, Any]:

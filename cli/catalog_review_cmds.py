@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cli.catalog_cmds import DayOption, catalog_app, parse_day
+from cli.catalog_cmds import DayOption, catalog_app
+from cli.output import parse_day
 from cli.output import console, due, reported_errors, table
 from registry.db import session_scope
 

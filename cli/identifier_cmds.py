@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.output import parse_day
 from core.errors import ConfigError
 from quality.identifiers import ArrayOutcome, IdentifierKind, Level, Outcome, validate_array, validate_value
 
@@ -71,7 +72,7 @@ def idcard_command(
 
     Example: govshare validate idcard 11010519491231002X 110105491231002
     """
-    _check_values(values, kind=IdentifierKind.IDCARD, today=_parse_today(today))
+    _check_values(values, kind=IdentifierKind.IDCARD, today=parse_day(today))
 
 
 @app.command("orgcode")
@@ -104,7 +105,7 @@ def file_command(
 
     Example: govshare validate file enterprises.xlsx --column 统一社会信用代码 --kind uscc
     """
-    day = _parse_today(today)
+    day = parse_day(today)
     tally = _Tally(max_rows=max_rows)
     try:
         first_row = 1
@@ -283,15 +284,6 @@ def _cell_text(cell: object) -> str | None:
         return cell.isoformat()
     text = str(cell)
     return text if text.strip() else None
-
-
-def _parse_today(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / expected a date like 2025-10-08, got {text!r}") from None
 
 
 def _console() -> Console:

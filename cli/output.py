@@ -29,6 +29,16 @@ def due(day: date | None) -> str:
     return day.isoformat() if day is not None else due_text(None)
 
 
+def parse_day(text: str | None) -> date | None:
+    """A day given on the command line (YYYY-MM-DD); None stays None (the command then means today, Beijing)."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / expected a date like 2025-10-08, got {text!r}") from None
+
+
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     grid = Table(title=title, title_justify="left")
     for column in columns:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.catalog_cmds import parse_day
+from cli.output import parse_day
 from cli.output import console, reported_errors, table
 from registry.people.models import DESIGNATION_ROLES
 from registry.db import session_scope

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from cli import access_cmds
-from cli.access_cmds import AsUser, acting_as, parse_day, refusals_audited
+from cli.access_cmds import AsUser, acting_as, refusals_audited
+from cli.output import parse_day
 from cli.output import console, due, reported_errors, table
 from schemas.presentation import label
 
