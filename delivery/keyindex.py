@@ -115,7 +115,7 @@ def _build(version: DatasetVersion, column: str, target: Path) -> None:
     try:
         quoted = '"' + column.replace('"', '""') + '"'
         # The live rows only: a layered version's referenced files minus their deletion vectors.
-        result = connection.execute(f"SELECT * FROM {live_sql(parts)} ORDER BY {quoted} NULLS LAST")
+        result = connection.execute(f"SELECT * FROM {live_sql(parts, connection)} ORDER BY {quoted} NULLS LAST")
         # pyarrow writes the copy, so its schema (types, time zones, labels) is the version's own and every
         # row group carries min/max statistics.
         with pq.ParquetWriter(partial, schema, compression="snappy") as writer:

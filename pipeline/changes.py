@@ -80,7 +80,7 @@ def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: t
     target = change_schema(schema)
     writer = pq.ParquetWriter(out, target, compression="snappy")
     try:
-        new, old = f"read_parquet({_files(new_files)})", live_sql(previous_parts)
+        new, old = f"read_parquet({_files(new_files)})", live_sql(previous_parts, connection)
         on = " AND ".join(f"n.{_q(k)} = o.{_q(k)}" for k in key)
         def order(alias: str) -> str:  # by key: the same change set reads the same way every time
             return ", ".join(f"{alias}.{_q(k)}" for k in key)

@@ -101,10 +101,48 @@ def test_live_sql_holds_the_live_rows(layered: Layered) -> None:
 
     connection = duckdb.connect()
     try:
-        rows = connection.execute(f"SELECT id, name FROM {live_sql(layered.parts)} ORDER BY id").fetchall()
+        rows = connection.execute(f"SELECT id, name FROM {live_sql(layered.parts, connection)} ORDER BY id").fetchall()
     finally:
         connection.close()
     assert rows == sorted(EXPECTED)
+
+
+def test_live_sql_reads_a_deeply_layered_version_within_a_small_budget(hub_home: Path) -> None:
+    """Twenty-four layers, each with rows deleted by later ones: the full refresh after a month of incremental
+    runs compares against such a version (pipeline.changes), and a scan per layer once ran out of memory."""
+    import duckdb
+
+    from pipeline.paths import storage_root
+
+    rng = np.random.default_rng(5)
+    parts, expected = [], {}
+    for layer in range(24):
+        path = storage_root() / f"datasets/9/layer-{layer:02d}/data/part-00000.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = np.arange(layer * 20_000, (layer + 1) * 20_000)
+        names = [f"企业{i}-" + "x" * int(rng.integers(20, 120)) for i in ids]
+        pq.write_table(pa.table({"id": ids, "name": names}), path, row_group_size=4_096)
+        dead = np.sort(rng.choice(len(ids), 2_000, replace=False))
+        vector = path.parent.parent / DELETES_DIR / "part-00000.parquet"
+        write_deleted(vector, dead)
+        parts.append(Part(path=path, rows=len(ids), deleted=vector, deleted_rows=len(dead)))
+        keep = np.ones(len(ids), dtype=bool)
+        keep[dead] = False
+        expected.update({int(i): n for i, n, k in zip(ids, names, keep) if k})
+    connection = duckdb.connect(config={"threads": "2", "memory_limit": "24MB", "preserve_insertion_order": False,
+                                        "temp_directory": str(storage_root() / "spill")})
+    try:
+        count, checksum = connection.execute(
+            f"SELECT count(*), sum(hash(id, name)) FROM {live_sql(parts, connection)}").fetchone()
+        sample = dict(connection.execute(
+            f"SELECT id, name FROM {live_sql(parts, connection)} WHERE id % 997 = 0").fetchall())
+        connection.register("expected_rows", pa.table({"id": list(expected), "name": list(expected.values())}))
+        reference = connection.execute("SELECT sum(hash(id, name)) FROM expected_rows").fetchone()[0]
+    finally:
+        connection.close()
+    assert count == len(expected) == 24 * 18_000
+    assert checksum == reference
+    assert sample == {i: n for i, n in expected.items() if i % 997 == 0}
 
 
 def test_a_download_streams_the_live_rows(layered: Layered) -> None:
