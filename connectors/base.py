@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -163,8 +163,11 @@ class Connector(ABC):
     # ranges over two connections at once (the server's index scan is most of the scan's time).
     reads_key_ranges: ClassVar[bool] = False
 
-    def read_key_range(self, stream: StreamSpec, *, low: int | None, high: int | None) -> Iterator[pa.RecordBatch]:
-        """The single integer key's values with low <= key < high (None: unbounded), sorted."""
+    def read_key_range(self, stream: StreamSpec, *, low: int | None, high: int | None,
+                       splits: Sequence[int] = ()) -> Iterator[pa.RecordBatch]:
+        """The single integer key's values with low <= key < high (None: unbounded), sorted. ``splits``: keys
+        inside the range where the source may cut its answer into chunks of about as many keys (the published
+        keys' quantiles), to send many keys at once."""
         raise NotImplementedError(f"a {self.kind} source cannot read a range of its keys")
 
     def stream_schema(self, stream: StreamSpec) -> pa.Schema:

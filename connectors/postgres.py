@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -24,6 +24,7 @@ from connectors.base import (
 )
 from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
+from connectors.postgres_keys import chunk_bounds, chunk_query, extremes_query
 from connectors.prefetch import prefetched
 from core.errors import ConfigError
 
@@ -211,12 +212,29 @@ class PostgresConnector(Connector):
 
     reads_key_ranges = True
 
-    def read_key_range(self, stream: StreamSpec, *, low: int | None, high: int | None) -> Iterator[pa.RecordBatch]:
+    def read_key_range(self, stream: StreamSpec, *, low: int | None, high: int | None,
+                       splits: Sequence[int] = ()) -> Iterator[pa.RecordBatch]:
         key = quoted_names(stream.primary_key[:1])
+        if splits and stream.table:  # a query stream would run its query once per chunk: row by row there
+            yield from prefetched(self._key_chunks(stream, key, low=low, high=high, splits=splits))
+            return
         bounds = [f"{key} >= {int(low)}" if low is not None else "", f"{key} < {int(high)}" if high is not None else ""]
         where = " AND ".join(b for b in bounds if b)
         select = f"SELECT {key} FROM {self._from(stream)}" + (f" WHERE {where}" if where else "") + f" ORDER BY {key}"
         yield from prefetched(self._read_adbc(select, stream))
+
+    def _key_chunks(self, stream: StreamSpec, key: str, *, low: int | None, high: int | None,
+                    splits: Sequence[int]) -> Iterator[pa.RecordBatch]:
+        """The range's keys sent as sorted arrays, one row per chunk (connectors.postgres_keys says why)."""
+        relation = self._from(stream)
+        extremes = next(self._read_adbc(extremes_query(key=key, relation=relation), stream))
+        bounds = chunk_bounds(low=low, high=high, splits=splits, source_min=extremes.column(0)[0].as_py(),
+                              source_max=extremes.column(1)[0].as_py())
+        name = stream.primary_key[0]
+        for batch in self._read_adbc(chunk_query(key=key, relation=relation, bounds=bounds), stream):
+            keys = batch.column(0).flatten()  # NULL (an empty chunk) flattens to nothing
+            if len(keys):
+                yield pa.RecordBatch.from_arrays([keys], names=[name])
 
     def stream_schema(self, stream: StreamSpec) -> pa.Schema:
         if stream.table:

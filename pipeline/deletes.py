@@ -159,20 +159,25 @@ def _ranges(connector: Connector, stream: StreamSpec, parts: list[Part],
     if not bounds:
         return whole
     edges = [None, *bounds, None]
-    return [(_until(connector.read_key_range(stream, low=low, high=high), stop), low, high)
+    # Cuts where the source may send a chunk of keys at once (about CHUNK_KEYS published keys apart).
+    splits = _quantiles(parts, max(KEY_RANGES, sum(p.rows for p in parts) // CHUNK_KEYS))
+    return [(_until(connector.read_key_range(stream, low=low, high=high, splits=splits), stop), low, high)
             for low, high in zip(edges[:-1], edges[1:])]
+
+
+CHUNK_KEYS = 65_536  # keys a source may send in one row of its key range (connectors.postgres_keys)
 
 
 def _quantiles(parts: list[Part], count: int) -> list[int]:
     """Keys splitting the published keys into ``count`` ranges of about as many keys (from a sample)."""
-    samples = []
+    samples, total, wanted = [], max(sum(p.rows for p in parts), 1), max(256, 4 * count)
     for part in parts:
         mapped = Mapped(locator_files(part.locator)[0], random=True)
         try:
             keys = mapped.array
             if len(keys):
-                samples.append(keys[np.linspace(0, len(keys) - 1, max(2, 256 * len(keys) // max(
-                    sum(p.rows for p in parts), 1))).astype(np.int64)])
+                samples.append(keys[np.linspace(0, len(keys) - 1, max(2, wanted * len(keys) // total))
+                                    .astype(np.int64)])
         finally:
             keys = None
             mapped.close()
@@ -319,7 +324,7 @@ def _anti_join(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[
             columns = ", ".join(_quoted(n) for n in key)
             on = " AND ".join(f"s.{_quoted(n)} = p.{_quoted(n)}" for n in key)
             query = (f"SELECT {', '.join('p.' + _quoted(n) for n in key)} FROM (SELECT {columns} FROM "
-                     f"{live_sql(parts)}) p WHERE NOT EXISTS (SELECT 1 FROM read_parquet('"
+                     f"{live_sql(parts, connection)}) p WHERE NOT EXISTS (SELECT 1 FROM read_parquet('"
                      + str(source).replace("'", "''") + f"') s WHERE {on})")
             found = connection.execute(query).fetch_arrow_table()
         finally:

@@ -10,6 +10,7 @@ instead: it writes a whole snapshot, as a full refresh does (pipeline.extract).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pipeline.validate import key_array
 
 MAX_PARTS = 24  # a version read as more files than this is compacted by its next incremental run
 MAX_DEAD_FRACTION = 0.2  # ... and so is one whose referenced files are a fifth dead rows
+ROW_READERS = 8  # record batches of a row store read at once when rows are taken from it (I/O overlapped)
 
 
 def layerable(parts: list[Part], schema: pa.Schema, previous_schema: pa.Schema) -> bool:
@@ -158,7 +160,9 @@ def _stored_rows_at(part: Part, positions: np.ndarray) -> pa.Table | None:
 
     # Pages mapped count in the process's resident memory, and the kernel maps whole neighbourhoods (large
     # folios) of a touched page: rows spread over the file would map most of it. So no read-ahead, and the
-    # pages are given back after each record batch (they stay in the page cache).
+    # pages are given back after each round of record batches (they stay in the page cache). A row's values
+    # sit on pages of their own in every column: where the file has left the page cache, each is a read from
+    # disk, so the batches of a round are taken in threads (their reads overlap; take releases the GIL).
     with path.open("rb") as handle:
         mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     mapping.madvise(mmap.MADV_RANDOM)
@@ -170,10 +174,12 @@ def _stored_rows_at(part: Part, positions: np.ndarray) -> pa.Table | None:
             return None
         starts = np.cumsum([0] + [b.num_rows for b in batches[:-1]])
         which = np.searchsorted(starts, positions, side="right") - 1
+        jobs = [(batches[b], pa.array(positions[which == b] - starts[b])) for b in np.unique(which)]
         taken = []
-        for b in np.unique(which):
-            taken.append(batches[b].take(pa.array(positions[which == b] - starts[b])))
-            mapping.madvise(mmap.MADV_DONTNEED)
+        with ThreadPoolExecutor(max_workers=ROW_READERS, thread_name_prefix="govshare-rows") as pool:
+            for first in range(0, len(jobs), ROW_READERS):
+                taken += pool.map(lambda job: job[0].take(job[1]), jobs[first:first + ROW_READERS])
+                mapping.madvise(mmap.MADV_DONTNEED)
         return pa.Table.from_batches(taken, schema=batches[0].schema) if taken else \
             batches[0].schema.empty_table()  # take copies: nothing returned points into the mapping
     finally:
