@@ -24,7 +24,7 @@ from connectors.base import (
 )
 from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
-from connectors.postgres_keys import chunk_bounds, chunk_query, extremes_query
+from connectors.postgres_keys import chunk_bounds, chunk_query, extremes_query, indexed_query
 from connectors.prefetch import prefetched
 from core.errors import ConfigError
 
@@ -215,13 +215,18 @@ class PostgresConnector(Connector):
     def read_key_range(self, stream: StreamSpec, *, low: int | None, high: int | None,
                        splits: Sequence[int] = ()) -> Iterator[pa.RecordBatch]:
         key = quoted_names(stream.primary_key[:1])
-        if splits and stream.table:  # a query stream would run its query once per chunk: row by row there
+        # Chunks only over a key index: a query stream, or a table without one, would be scanned once per chunk.
+        if splits and stream.table and self._key_indexed(stream):
             yield from prefetched(self._key_chunks(stream, key, low=low, high=high, splits=splits))
             return
         bounds = [f"{key} >= {int(low)}" if low is not None else "", f"{key} < {int(high)}" if high is not None else ""]
         where = " AND ".join(b for b in bounds if b)
         select = f"SELECT {key} FROM {self._from(stream)}" + (f" WHERE {where}" if where else "") + f" ORDER BY {key}"
         yield from prefetched(self._read_adbc(select, stream))
+
+    def _key_indexed(self, stream: StreamSpec) -> bool:
+        query = indexed_query(column=stream.primary_key[0], relation=self._from(stream))
+        return bool(next(self._read_adbc(query, stream)).column(0)[0].as_py())
 
     def _key_chunks(self, stream: StreamSpec, key: str, *, low: int | None, high: int | None,
                     splits: Sequence[int]) -> Iterator[pa.RecordBatch]:

@@ -60,3 +60,17 @@ def chunk_query(*, key: str, relation: str, bounds: list[tuple[int, int]]) -> st
 
 def extremes_query(*, key: str, relation: str) -> str:
     return f"SELECT min({key}) AS low, max({key}) AS high FROM {relation}"
+
+
+def indexed_query(*, column: str, relation: str) -> str:
+    """Whether a valid B-tree index leads with the key column: each chunk is then a range scan of the index.
+    Without one every chunk would scan the whole table, so the caller reads the range row by row instead
+    (one scan). ``relation`` is the quoted "schema"."table"; ``column`` the plain name."""
+    def literal(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    return ("SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am m ON m.oid = c.relam AND m.amname = 'btree' "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            f"WHERE i.indrelid = to_regclass({literal(relation)}) AND i.indisvalid "
+            f"AND a.attname = {literal(column)}) AS indexed")

@@ -24,8 +24,19 @@ def keyed() -> tuple[PostgresConnector, StreamSpec]:
     with pg_scratch_schema(dsn) as schema:
         pg_execute(dsn, f'CREATE TABLE "{schema}".t (id bigint PRIMARY KEY, note text)')
         pg_execute(dsn, f'INSERT INTO "{schema}".t SELECT k, \'n\' FROM unnest(%s::bigint[]) AS k', (KEYS,))
+        # the same keys declared as a key without an index (a view's or a legacy table's)
+        pg_execute(dsn, f'CREATE TABLE "{schema}".bare AS SELECT * FROM "{schema}".t')
         config, secret = pg_source_config(dsn, schema=schema)
         yield PostgresConnector(name="chunks", config=config, secret=secret), StreamSpec(table="t", primary_key=["id"])
+
+
+def test_chunks_only_over_a_key_index(keyed) -> None:  # noqa: ANN001
+    connector, stream = keyed
+    bare = StreamSpec(table="bare", primary_key=["id"])
+    assert connector._key_indexed(stream) and not connector._key_indexed(bare)
+    assert not connector._key_indexed(StreamSpec(table="t", primary_key=["note"]))
+    # without an index the range is read row by row (one scan, not one per chunk), the same keys
+    assert _read(connector, bare, low=None, high=10_000, splits=[2_000, 4_000]) == [k for k in KEYS if k < 10_000]
 
 
 def _read(connector: PostgresConnector, stream: StreamSpec, **bounds) -> list[int]:  # noqa: ANN003
