@@ -159,8 +159,8 @@ class Connector(ABC):
         (files, HTTP APIs) find deleted keys only by a full read."""
         raise NotImplementedError(f"a {self.kind} source cannot read its keys alone")
 
-    # A source that can read one range of a single integer key, sorted, says so: the key scan then reads two
-    # ranges over two connections at once (the server's index scan is most of the scan's time).
+    # A source that can read one range of a single integer key, sorted, says so: the key scan then reads several
+    # ranges over as many connections at once (the server's index scan is most of the scan's time).
     reads_key_ranges: ClassVar[bool] = False
 
     def read_key_range(self, stream: StreamSpec, *, low: int | None, high: int | None,

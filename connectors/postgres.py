@@ -24,7 +24,7 @@ from connectors.base import (
 )
 from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
-from connectors.postgres_keys import chunk_bounds, chunk_query, extremes_query, indexed_query
+from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_query, extremes_query, indexed_query
 from connectors.prefetch import prefetched
 from core.errors import ConfigError
 
@@ -217,7 +217,8 @@ class PostgresConnector(Connector):
         key = quoted_names(stream.primary_key[:1])
         # Chunks only over a key index: a query stream, or a table without one, would be scanned once per chunk.
         if splits and stream.table and self._key_indexed(stream):
-            yield from prefetched(self._key_chunks(stream, key, low=low, high=high, splits=splits))
+            # Several ranges are read at once: each keeps little in flight (about 4 MB a batch, two ahead).
+            yield from prefetched(self._key_chunks(stream, key, low=low, high=high, splits=splits), depth=2)
             return
         bounds = [f"{key} >= {int(low)}" if low is not None else "", f"{key} < {int(high)}" if high is not None else ""]
         where = " AND ".join(b for b in bounds if b)
@@ -236,7 +237,8 @@ class PostgresConnector(Connector):
         bounds = chunk_bounds(low=low, high=high, splits=splits, source_min=extremes.column(0)[0].as_py(),
                               source_max=extremes.column(1)[0].as_py())
         name = stream.primary_key[0]
-        for batch in self._read_adbc(chunk_query(key=key, relation=relation, bounds=bounds), stream):
+        for batch in self._read_adbc(chunk_query(key=key, relation=relation, bounds=bounds), stream,
+                                     batch_bytes=KEY_CHUNK_BATCH_BYTES):
             keys = batch.column(0).flatten()  # NULL (an empty chunk) flattens to nothing
             if len(keys):
                 yield pa.RecordBatch.from_arrays([keys], names=[name])
@@ -263,7 +265,7 @@ class PostgresConnector(Connector):
         except duckdb.Error as exc:
             raise self.error(str(exc), doing="read failed") from exc
 
-    def _read_adbc(self, select: str, stream: StreamSpec) -> Iterator[pa.RecordBatch]:
+    def _read_adbc(self, select: str, stream: StreamSpec, *, batch_bytes: int = 16 << 20) -> Iterator[pa.RecordBatch]:
         # The low-level ADBC API: its DB-API layer imports pandas, which alone costs more than a small
         # incremental read (about 0.15 s per process).
         import adbc_driver_manager
@@ -271,7 +273,7 @@ class PostgresConnector(Connector):
         try:
             with adbc_driver_manager.AdbcConnection(_adbc_database(self._uri())) as connection, \
                     adbc_driver_manager.AdbcStatement(connection) as statement:
-                statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(16 << 20)})
+                statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(batch_bytes)})
                 statement.set_sql_query(select)
                 handle, _ = statement.execute_query()
                 reader = pa.RecordBatchReader._import_from_c(handle.address)

@@ -19,6 +19,7 @@ import numpy as np
 
 INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
 MAX_EXTRA_EDGES = 4096  # past the published keys; beyond that the span grows instead
+KEY_CHUNK_BATCH_BYTES = 4 << 20  # a batch of chunks from the driver: several ranges are read at once
 
 
 def chunk_bounds(*, low: int | None, high: int | None, splits: Sequence[int],

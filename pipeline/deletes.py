@@ -141,7 +141,7 @@ def _without(keys: pa.Array, exclude: pa.Array) -> pa.Array:
 
 # --- a single integer key: streaming merge against the locators ----------------------------------------------
 
-KEY_RANGES = 2  # ranges of an integer key read at once, each over its own connection, where the source can
+KEY_RANGES = 4  # ranges of an integer key read at once, each over its own connection, where the source can
 
 
 def _ranges(connector: Connector, stream: StreamSpec, parts: list[Part],
