@@ -24,7 +24,7 @@ from connectors.base import (
 )
 from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
-from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_query, extremes_query, indexed_query
+from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_query, extent_query
 from connectors.prefetch import prefetched
 from core.errors import ConfigError
 
@@ -216,28 +216,29 @@ class PostgresConnector(Connector):
                        splits: Sequence[int] = ()) -> Iterator[pa.RecordBatch]:
         key = quoted_names(stream.primary_key[:1])
         # Chunks only over a key index: a query stream, or a table without one, would be scanned once per chunk.
-        if splits and stream.table and self._key_indexed(stream):
-            # Several ranges are read at once: each keeps little in flight (about 4 MB a batch, two ahead).
-            yield from prefetched(self._key_chunks(stream, key, low=low, high=high, splits=splits), depth=2)
-            return
+        if splits and stream.table:
+            indexed, lowest, highest = self._key_extent(stream)
+            if indexed:
+                # Several ranges are read at once: each keeps little in flight (about 4 MB a batch, two ahead).
+                bounds = chunk_bounds(low=low, high=high, splits=splits, source_min=lowest, source_max=highest)
+                yield from prefetched(self._key_chunks(stream, key, bounds), depth=2)
+                return
         bounds = [f"{key} >= {int(low)}" if low is not None else "", f"{key} < {int(high)}" if high is not None else ""]
         where = " AND ".join(b for b in bounds if b)
         select = f"SELECT {key} FROM {self._from(stream)}" + (f" WHERE {where}" if where else "") + f" ORDER BY {key}"
         yield from prefetched(self._read_adbc(select, stream))
 
-    def _key_indexed(self, stream: StreamSpec) -> bool:
-        query = indexed_query(column=stream.primary_key[0], relation=self._from(stream))
-        return bool(next(self._read_adbc(query, stream)).column(0)[0].as_py())
+    def _key_extent(self, stream: StreamSpec) -> tuple[bool, int | None, int | None]:
+        """Whether a B-tree index leads with the key, and then the key's lowest and highest values."""
+        query = extent_query(key=quoted_names(stream.primary_key[:1]), column=stream.primary_key[0],
+                             relation=self._from(stream))
+        indexed, lowest, highest = next(self._read_adbc(query, stream)).to_pylist()[0].values()
+        return bool(indexed), lowest, highest
 
-    def _key_chunks(self, stream: StreamSpec, key: str, *, low: int | None, high: int | None,
-                    splits: Sequence[int]) -> Iterator[pa.RecordBatch]:
+    def _key_chunks(self, stream: StreamSpec, key: str, bounds: list[tuple[int, int]]) -> Iterator[pa.RecordBatch]:
         """The range's keys sent as sorted arrays, one row per chunk (connectors.postgres_keys says why)."""
-        relation = self._from(stream)
-        extremes = next(self._read_adbc(extremes_query(key=key, relation=relation), stream))
-        bounds = chunk_bounds(low=low, high=high, splits=splits, source_min=extremes.column(0)[0].as_py(),
-                              source_max=extremes.column(1)[0].as_py())
         name = stream.primary_key[0]
-        for batch in self._read_adbc(chunk_query(key=key, relation=relation, bounds=bounds), stream,
+        for batch in self._read_adbc(chunk_query(key=key, relation=self._from(stream), bounds=bounds), stream,
                                      batch_bytes=KEY_CHUNK_BATCH_BYTES):
             keys = batch.column(0).flatten()  # NULL (an empty chunk) flattens to nothing
             if len(keys):

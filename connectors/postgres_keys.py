@@ -59,19 +59,20 @@ def chunk_query(*, key: str, relation: str, bounds: list[tuple[int, int]]) -> st
             f"ORDER BY b.n")
 
 
-def extremes_query(*, key: str, relation: str) -> str:
-    return f"SELECT min({key}) AS low, max({key}) AS high FROM {relation}"
-
-
-def indexed_query(*, column: str, relation: str) -> str:
-    """Whether a valid B-tree index leads with the key column: each chunk is then a range scan of the index.
-    Without one every chunk would scan the whole table, so the caller reads the range row by row instead
-    (one scan). ``relation`` is the quoted "schema"."table"; ``column`` the plain name."""
+def extent_query(*, key: str, column: str, relation: str) -> str:
+    """One row: whether a valid B-tree index leads with the key column, and then the key's lowest and highest
+    values (read off the index's ends; not computed without one, where they would scan the table). Each chunk
+    is a range scan of that index; without it every chunk would scan the whole table, so the caller reads the
+    range row by row instead (one scan). ``key`` is quoted; ``relation`` the quoted "schema"."table";
+    ``column`` the plain name."""
     def literal(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
 
-    return ("SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_am m ON m.oid = c.relam AND m.amname = 'btree' "
-            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
-            f"WHERE i.indrelid = to_regclass({literal(relation)}) AND i.indisvalid "
-            f"AND a.attname = {literal(column)}) AS indexed")
+    indexed = ("SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+               "JOIN pg_am m ON m.oid = c.relam AND m.amname = 'btree' "
+               "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+               f"WHERE i.indrelid = to_regclass({literal(relation)}) AND i.indisvalid "
+               f"AND a.attname = {literal(column)}) AS indexed")
+    # An uncorrelated subquery is run when its value is first needed: only where the index exists.
+    return (f"SELECT x.indexed, CASE WHEN x.indexed THEN (SELECT min({key}) FROM {relation}) END AS low, "
+            f"CASE WHEN x.indexed THEN (SELECT max({key}) FROM {relation}) END AS high FROM ({indexed}) AS x")

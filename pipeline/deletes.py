@@ -12,8 +12,9 @@ whatever the table's size:
   is written to a Parquet file in the run's scratch folder and anti-joined with the published keys by DuckDB,
   under a memory limit with spill.
 
-The scan runs beside the cursor read (``BackgroundScan``, which says why that is as exact as after it). Keys of open quarantine records (``watch``) are checked too: one the source no longer has closes
-its records as deleted.
+The scan runs beside the cursor read (``BackgroundScan``, which says why that is as exact as after it). Keys
+of open quarantine records (``watch``) are checked too: one the source no longer has closes its records as
+deleted.
 """
 
 from __future__ import annotations
@@ -155,12 +156,15 @@ def _ranges(connector: Connector, stream: StreamSpec, parts: list[Part],
         source_type = connector.stream_schema(stream).field(stream.primary_key[0]).type
     except (KeyError, NotImplementedError):
         return whole
-    bounds = _quantiles(parts, KEY_RANGES) if pa.types.is_integer(source_type) else []
+    if not pa.types.is_integer(source_type):
+        return whole
+    # Cuts where the source may send a chunk of keys at once (about CHUNK_KEYS published keys apart); every
+    # so many of them also bound the ranges.
+    splits = _quantiles(parts, max(KEY_RANGES, sum(p.rows for p in parts) // CHUNK_KEYS))
+    bounds = sorted({splits[len(splits) * i // KEY_RANGES] for i in range(1, KEY_RANGES)}) if splits else []
     if not bounds:
         return whole
     edges = [None, *bounds, None]
-    # Cuts where the source may send a chunk of keys at once (about CHUNK_KEYS published keys apart).
-    splits = _quantiles(parts, max(KEY_RANGES, sum(p.rows for p in parts) // CHUNK_KEYS))
     return [(_until(connector.read_key_range(stream, low=low, high=high, splits=splits), stop), low, high)
             for low, high in zip(edges[:-1], edges[1:])]
 
@@ -223,20 +227,20 @@ def _merge(streams: list[tuple[Iterator[pa.RecordBatch], int | None, int | None]
     """Each key range's stream merged against the slice of every part's sorted keys it covers; the ranges
     at once, each in a thread of its own (the first in this one)."""
     results: list[KeyScan | BaseException | None] = [None] * len(streams)
+    dead = [deleted_positions(part) for part in parts]  # the same for every range
 
     def merge_range(index: int) -> None:
         batches, low, high = streams[index]
         sorted_parts = []
         try:
-            for part in parts:
+            for part, part_dead in zip(parts, dead):
                 keys_file, rows_file = locator_files(part.locator)
                 mapped = Mapped(keys_file, random=False)
                 keys = mapped.array
                 start = 0 if low is None else int(np.searchsorted(keys, low, side="left"))
                 stop = len(keys) if high is None else int(np.searchsorted(keys, high, side="left"))
                 keys = None
-                sorted_parts.append(_Sorted(mapped, Mapped(rows_file, random=True), deleted_positions(part),
-                                            at=start, stop=stop))
+                sorted_parts.append(_Sorted(mapped, Mapped(rows_file, random=True), part_dead, at=start, stop=stop))
             results[index] = _merged(batches, sorted_parts, parts, key, watch)
         except BaseException as exc:  # noqa: BLE001 - raised by the caller
             results[index] = exc

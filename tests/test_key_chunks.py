@@ -33,8 +33,9 @@ def keyed() -> tuple[PostgresConnector, StreamSpec]:
 def test_chunks_only_over_a_key_index(keyed) -> None:  # noqa: ANN001
     connector, stream = keyed
     bare = StreamSpec(table="bare", primary_key=["id"])
-    assert connector._key_indexed(stream) and not connector._key_indexed(bare)
-    assert not connector._key_indexed(StreamSpec(table="t", primary_key=["note"]))
+    assert connector._key_extent(stream) == (True, KEYS[0], KEYS[-1])
+    assert connector._key_extent(bare) == (False, None, None)  # min and max not computed: no table scan
+    assert not connector._key_extent(StreamSpec(table="t", primary_key=["note"]))[0]
     # without an index the range is read row by row (one scan, not one per chunk), the same keys
     assert _read(connector, bare, low=None, high=10_000, splits=[2_000, 4_000]) == [k for k in KEYS if k < 10_000]
 
