@@ -1,26 +1,31 @@
 """Change sets (变更集): keys inserted, updated and deleted between a version and the one before it.
 
 Computed by key with DuckDB over the two versions' Parquet files, out of core (a memory limit and a spill
-folder), and handed back as Arrow record batches: no table is ever loaded whole. A full refresh also finds
-deletions (keys of the previous version the source no longer has); an incremental run compares only the
-keys it read, plus the keys its scan of the source's keys found deleted (pipeline/deletes.py). The result is
-``changes.parquet`` next to the version's data: the new row for inserts and updates, the last published row
-for deletes, and a ``_change`` column.
+folder): the joins name the changed rows by key, one hash of their columns and row numbers, and the rows
+are then read part by part, in row order, so no table is loaded whole and no join carries whole rows. A full
+refresh also finds deletions (keys of the previous version the source no longer has); an incremental run
+compares only the keys it read, plus the keys its scan of the source's keys found deleted
+(pipeline/deletes.py). The result is ``changes.parquet`` next to the version's data: the new row for inserts
+and updates, the last published row for deletes, and a ``_change`` column.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.layers import Part, live_sql
+from pipeline.layers import PART_INDEX, Part, live_sql
 
 CHANGE_COLUMN = "_change"
+# DuckDB's budget for a change set: a whole sync stays under 512 MiB (`make bench`: peak_rss_mib); joins spill.
+MEMORY_LIMIT = "96MB"
 CHANGES_FILE = "changes.parquet"
 
 
@@ -56,10 +61,6 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _files(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-
-
 def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: tuple[str, ...], schema: pa.Schema,
                     previous_schema: pa.Schema, out: Path, since_version: int, read_keys: pa.Table | None = None,
                     deleted_keys: pa.Table | None = None, scratch: Path) -> ChangeSet:
@@ -74,58 +75,59 @@ def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: t
                        schema_changed=schema.names != previous_schema.names or len(unchanged_type) + len(key) != len(schema),
                        compared_columns=unchanged_type)
     scratch.mkdir(parents=True, exist_ok=True)
-    # The budget keeps a whole sync under 512 MiB (`make bench`: peak_rss_mib); the join spills beyond it.
-    connection = duckdb.connect(config={"threads": "2", "memory_limit": "96MB", "temp_directory": str(scratch),
+    connection = duckdb.connect(config={"threads": "2", "memory_limit": MEMORY_LIMIT, "temp_directory": str(scratch),
                                         "preserve_insertion_order": False})
     target = change_schema(schema)
     writer = pq.ParquetWriter(out, target, compression="snappy")
     try:
-        new, old = f"read_parquet({_files(new_files)})", live_sql(previous_parts, connection)
-        on = " AND ".join(f"n.{_q(k)} = o.{_q(k)}" for k in key)
-        def order(alias: str) -> str:  # by key: the same change set reads the same way every time
-            return ", ".join(f"{alias}.{_q(k)}" for k in key)
+        # Every join here carries keys, one hash and row numbers, never whole rows: the rows it names are read
+        # afterwards, part by part (_located_rows). A join that carried whole rows went over the budget and
+        # could not spill: DuckDB's estimate of a layered version's live rows is far too low, so it built its
+        # hash table on the old rows (a full refresh after some weeks of incremental runs failed that way), and
+        # a hash table that spilled took the wide rows probing it along (a source emptied at once failed so).
+        new_parts = [Part(path=path, rows=pq.ParquetFile(path).metadata.num_rows) for path in new_files]
+        keys = [_q(k) for k in key]
+        on = " AND ".join(f"n.{k} = o.{k}" for k in keys)
 
-        # The old side carries one 64-bit hash of its compared columns, not the columns: the join's table stays
-        # small (5 M rows: about 80 MB instead of gigabytes spilled). Two different rows share a hash with a
+        # One 64-bit hash of the compared columns stands for them. Two different rows share a hash with a
         # chance of about one in 2^64 per row.
-        def row_hash(alias: str) -> str:
-            return f"hash({', '.join(f'{alias}.{_q(c)}' for c in unchanged_type)})"
+        def narrow(alias: str) -> str:
+            digest = f"hash({', '.join(f'{alias}.{_q(c)}' for c in unchanged_type)})" if unchanged_type else "NULL"
+            return ", ".join([*(f"{alias}.{k}" for k in keys), f"{digest} AS __hash"])
 
-        differs = f"{row_hash('n')} IS DISTINCT FROM o.__hash" if unchanged_type else "FALSE"
-        old_columns = ", ".join([*(f"x.{_q(k)}" for k in key),
-                                 f"{row_hash('x') if unchanged_type else 'NULL'} AS __hash"])
-        source, before = new, f"(SELECT {old_columns}, TRUE AS __present FROM {old} x)"
-        if read_keys is not None:
-            # Only the keys read can have changed: both sides shrink to them before the join.
+        only_read = ""
+        if read_keys is not None:  # only the keys read can have changed: both sides shrink to them first
             connection.register("read_keys", read_keys)
-            by_key = " AND ".join(f"k.{_q(c)} = x.{_q(c)}" for c in key)
-            source = f"(SELECT * FROM {new} x WHERE EXISTS (SELECT 1 FROM read_keys k WHERE {by_key}))"
-            before = (f"(SELECT {old_columns}, TRUE AS __present FROM {old} x "
-                      f"WHERE EXISTS (SELECT 1 FROM read_keys k WHERE {by_key}))")
-        upserts = connection.execute(
-            f"SELECT n.*, CASE WHEN o.__present IS NULL THEN 'insert' ELSE 'update' END AS {CHANGE_COLUMN} "
-            f"FROM {source} n LEFT JOIN {before} o ON {on} "
-            f"WHERE o.__present IS NULL OR {differs} ORDER BY {order('n')}").fetch_record_batch(65_536)
-        for batch in upserts:
-            batch = pa.RecordBatch.from_arrays([batch.column(n) for n in target.names], names=target.names)
-            batch = batch.cast(target)
-            writer.write_batch(batch)
-            kinds = batch.column(CHANGE_COLUMN).to_numpy(zero_copy_only=False)
-            inserted = int((kinds == "insert").sum())
-            result.inserted += inserted
-            result.updated += batch.num_rows - inserted
+            only_read = " WHERE EXISTS (SELECT 1 FROM read_keys k WHERE " + \
+                " AND ".join(f"k.{k} = x.{k}" for k in keys) + ")"
+        fresh = live_sql(new_parts, connection, positions=True)
+        before = live_sql(previous_parts, connection)
+        located = connection.execute(
+            f"SELECT n.{PART_INDEX}, n.file_row_number, o.__present IS NULL AS inserted "
+            f"FROM (SELECT {narrow('x')}, x.{PART_INDEX}, x.file_row_number FROM {fresh} x{only_read}) n "
+            f"LEFT JOIN (SELECT {narrow('x')}, TRUE AS __present FROM {before} x{only_read}) o ON {on} "
+            f"WHERE o.__present IS NULL OR "
+            f"{'n.__hash IS DISTINCT FROM o.__hash' if unchanged_type else 'FALSE'} ORDER BY 1, 2"
+        ).fetch_record_batch(LOCATED_BATCH)
+        for batch, inserted in _located_rows(located, new_parts, schema.names):
+            kinds = pa.array(np.where(inserted, "insert", "update"), pa.string())
+            arrays = [kinds if f.name == CHANGE_COLUMN else batch.column(f.name).cast(f.type) for f in target]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target))
+            result.inserted += int(inserted.sum())
+            result.updated += int((~inserted).sum())
         if read_keys is None or deleted_keys is not None:
             # A delete carries the row as it was, so a consumer's row condition and columns apply to it too.
             kept = [n for n in schema.names if n in previous_schema.names]
-            gone = f"NOT EXISTS (SELECT 1 FROM {new} n WHERE {on})"
             if deleted_keys is not None:
                 connection.register("deleted_keys", deleted_keys)
-                gone = "EXISTS (SELECT 1 FROM deleted_keys d WHERE " + \
-                    " AND ".join(f"d.{_q(c)} = o.{_q(c)}" for c in key) + ")"
-            deletes = connection.execute(
-                f"SELECT {', '.join('o.' + _q(n) for n in kept)} FROM {old} o "
-                f"WHERE {gone} ORDER BY {order('o')}").fetch_record_batch(65_536)
-            for batch in deletes:
+                match = "SEMI JOIN deleted_keys d ON " + " AND ".join(f"d.{k} = o.{k}" for k in keys)
+            else:
+                match = f"ANTI JOIN (SELECT {', '.join(keys)} FROM {fresh}) n ON {on}"
+            located = connection.execute(
+                f"SELECT o.{PART_INDEX}, o.file_row_number, FALSE FROM (SELECT {', '.join(keys)}, {PART_INDEX}, "
+                f"file_row_number FROM {live_sql(previous_parts, connection, positions=True)}) o {match} "
+                "ORDER BY 1, 2").fetch_record_batch(LOCATED_BATCH)
+            for batch, _ in _located_rows(located, previous_parts, kept):
                 writer.write_batch(_deleted_rows(batch, target))
                 result.deleted += batch.num_rows
     finally:
@@ -133,6 +135,34 @@ def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: t
         connection.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+LOCATED_BATCH = 16_384  # changed rows named at once, then read: a few MB of rows in flight
+DENSE_ROWS = 4_096  # rows of a part named at once from which its row groups are decoded instead of its row store
+
+
+def _located_rows(located: pa.RecordBatchReader, parts: list[Part], columns: list[str]
+                  ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """The rows that ``located`` names (part index from 1, row number, a flag; ordered by part and row), with
+    their flags, in that order: the same every time for the same files. Memory: one batch of ``located`` and
+    the rows it names (from a part's row store where it has one, else from the row groups that hold them)."""
+    from pipeline.layering import parquet_rows_at, rows_at
+
+    for batch in located:
+        indexes, rows, flags = (batch.column(i).to_numpy(zero_copy_only=False) for i in range(3))
+        edges = np.flatnonzero(np.diff(indexes)) + 1
+        for first, end in zip([0, *edges], [*edges, len(indexes)]):
+            part, wanted = parts[int(indexes[first]) - 1], rows[first:end].astype(np.int64)
+            read = rows_at if len(wanted) < DENSE_ROWS else parquet_rows_at
+            found = read(part, wanted).select(columns)
+            yield from zip(found.to_batches(), _slices(flags[first:end].astype(bool), found))
+
+
+def _slices(flags: np.ndarray, table: pa.Table) -> Iterator[np.ndarray]:
+    done = 0
+    for batch in table.to_batches():
+        yield flags[done:done + batch.num_rows]
+        done += batch.num_rows
 
 
 def _deleted_rows(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:

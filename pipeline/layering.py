@@ -127,13 +127,17 @@ def _distinct_keys(files: list[Path], key: tuple[str, ...]) -> pa.Array:
     return pc.unique(pa.chunked_array(arrays).combine_chunks())
 
 
-def _rows_at(part: Part, positions: np.ndarray) -> pa.Table:
+def rows_at(part: Part, positions: np.ndarray) -> pa.Table:
     """The rows of a file at some positions (ascending): copied out of the part's row store where the publish
     wrote one, else decoding only the row groups that hold them (rows spread over a whole table, such as
     random deletes, touch every row group: the whole part is decoded)."""
     stored = _stored_rows_at(part, positions)
-    if stored is not None:
-        return stored
+    return stored if stored is not None else parquet_rows_at(part, positions)
+
+
+def parquet_rows_at(part: Part, positions: np.ndarray) -> pa.Table:
+    """The rows at some positions (ascending) decoded from the row groups that hold them: cheaper than the row
+    store for rows that lie close together (a store's pages are read one at a time)."""
     parquet = pq.ParquetFile(part.path)
     starts = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
     groups = np.searchsorted(starts, positions, side="right") - 1
@@ -227,7 +231,7 @@ def _unchanged_ties(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, f
         wanted_here = np.isin(hit.wanted, new_index)
         if not wanted_here.any():
             continue
-        old = _rows_at(parts[hit.part_index], hit.positions[wanted_here])
+        old = rows_at(parts[hit.part_index], hit.positions[wanted_here])
         old_index = pc.index_in(key_array(old, key), value_set=wanted).to_numpy(zero_copy_only=False)
         mine = new.take(pa.array(np.flatnonzero(np.isin(new_index, old_index))))
         mine_index = pc.index_in(key_array(mine, key), value_set=wanted).to_numpy(zero_copy_only=False)
@@ -264,7 +268,7 @@ def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, ex
                 result.updated += int(updates.sum())
                 result.inserted += int((~updates).sum())
         for part, positions in deletes:  # a delete carries the row as last published
-            rows = _rows_at(part, np.sort(positions))
+            rows = rows_at(part, np.sort(positions))
             kinds = pa.array(["delete"] * rows.num_rows, pa.string())
             arrays = [rows.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds for f in target]
             writer.write_table(pa.Table.from_arrays(arrays, schema=target))

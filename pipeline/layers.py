@@ -136,12 +136,16 @@ def _literal(path: Path) -> str:
 
 
 PART_COLUMN = "__govshare_part"  # the file a row comes from, in live_sql's scan
+PART_INDEX = "__govshare_part_index"  # live_sql(positions=True): the row's part, as its place in the list from 1
 _registered = itertools.count()
 
 
-def live_sql(parts: list[Part], connection) -> str:  # noqa: ANN001 - a duckdb connection
+def live_sql(parts: list[Part], connection, *, positions: bool = False) -> str:  # noqa: ANN001 - a duckdb connection
     """A DuckDB subquery (in parentheses) over the version's live rows, for out-of-core joins and sorts, on
-    ``connection`` (the parts' deleted positions are registered on it as an Arrow table).
+    ``connection`` (the parts' deleted positions are registered on it as an Arrow table). With ``positions``,
+    each row also says where it lives: ``PART_INDEX`` (the part's place in ``parts``, from 1) and
+    ``file_row_number`` (its row in that file), so a query can name rows by key alone and leave their other
+    columns to be read afterwards, part by part (pipeline.changes).
 
     One scan of every part, less an anti-join with the deleted positions: a scan per part (a UNION ALL)
     holds memory per branch, and a version of some twenty layers ran out of a 96 MB budget that way. The
@@ -149,12 +153,15 @@ def live_sql(parts: list[Part], connection) -> str:  # noqa: ANN001 - a duckdb c
     files = ", ".join(_literal(p.path) for p in parts)
     dead = [(index, deleted_positions(part)) for index, part in enumerate(parts, start=1) if part.deleted is not None]
     dead = [(index, positions) for index, positions in dead if len(positions)]
+    scan = f"read_parquet([{files}], filename = '{PART_COLUMN}', file_row_number = true) r"
+    where = f"list_position([{files}], r.{PART_COLUMN})"
+    kept = (f"r.* EXCLUDE ({PART_COLUMN}), {where} AS {PART_INDEX}" if positions
+            else f"r.* EXCLUDE ({PART_COLUMN}, file_row_number)")
     if not dead:
-        return f"(SELECT * FROM read_parquet([{files}]))"
+        return f"(SELECT {kept} FROM {scan})" if positions else f"(SELECT * FROM read_parquet([{files}]))"
     name = f"govshare_deleted_{next(_registered)}"
     connection.register(name, pa.table({
         "part": pa.array(np.concatenate([np.full(len(positions), index, np.int32) for index, positions in dead])),
         POSITION: pa.array(np.concatenate([positions for _, positions in dead]).astype(np.int64))}))
-    return (f"(SELECT r.* EXCLUDE ({PART_COLUMN}, file_row_number) FROM read_parquet([{files}], "
-            f"filename = '{PART_COLUMN}', file_row_number = true) r ANTI JOIN {name} d "
-            f"ON list_position([{files}], r.{PART_COLUMN}) = d.part AND r.file_row_number = d.{POSITION})")
+    return (f"(SELECT {kept} FROM {scan} ANTI JOIN {name} d "
+            f"ON {where} = d.part AND r.file_row_number = d.{POSITION})")
