@@ -6,9 +6,10 @@ of five runs of one worker, each after 10,000 rows changed, 1,000 deleted and 1,
 every key of the table to find the deletes; the worker's first run, a quiet one that pays the process's
 one-time imports, is reported as `incremental_first_run_seconds`; `incremental_key_scan_seconds` is the key
 scan's own time, beside the cursor read, and `incremental_key_scan_waited_seconds` how long the run waited for
-it), and the engine's peak memory. The table is vacuumed once after loading, as autovacuum would (it is off on
-the shared server). Each contender runs in its own process, so its peak RSS
-is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000; another count suffixes every figure, e.g.
+it), the weekly full refresh against the version those runs layered (`refresh_layered_*`, after one more round
+of changes, which it must find exactly), and the engine's peak memory. The table is vacuumed once after
+loading, as autovacuum would (it is off on the shared server). Each contender runs in its own process, so its
+peak RSS is its own. Rows: GOVSHARE_BENCH_ROWS (default 5,000,000; another count suffixes every figure, e.g.
 `full_peak_rss_mib_20m`); server: GOVSHARE_BENCH_PG_DSN. GOVSHARE_BENCH_FULL_ONLY=1 measures COPY and the full
 sync only (the memory bound on a large table); GOVSHARE_BENCH_PROFILE_DIR=DIR records a py-spy profile of the
 full sync there.
@@ -171,6 +172,20 @@ RESULT = {{"seconds": statistics.median(runs), "runs": runs, "first_run_seconds"
           "key_scan_method": scans[0]["method"]}}
 """
 
+# The weekly safety net (GOVSHARE_FULL_REFRESH_DAYS) after the incremental runs: a full read compared with the
+# version their layers built, after one more round of changes (which the refresh must find exactly).
+ENGINE_REFRESH = """
+import subprocess, sys, time
+from pipeline.sync import sync_resource
+subprocess.run([sys.executable, "-c", {change!r}], check=True)
+started = time.perf_counter()
+report = sync_resource(resource_code="101001/0001", full=True, after=("notices",))
+RESULT = {{"seconds": time.perf_counter() - started, "changes": report.changes, "mode": report.mode}}
+"""
+REFRESH_CHANGE = ("from samples.loaders import churn_postgres, mutate_postgres\n"
+                  "mutate_postgres({dsn!r}, 'enterprises', changed={changed}, seed=99, one_by_one=True)\n"
+                  "churn_postgres({dsn!r}, 'enterprises', deleted={deleted}, inserted={deleted}, seed=99)\n")
+
 DLT = """
 import time, dlt
 from dlt.sources.sql_database import sql_table
@@ -235,6 +250,13 @@ def _run() -> dict[str, float]:
                 or changes["updated"] + DELETED < CHANGED:  # a changed row may be among the deleted
             raise RuntimeError(f"the incremental run did not see the {CHANGED} changed, {DELETED} deleted and "
                                f"{DELETED} inserted rows: {incremental}")
+        refresh = _child(ENGINE_REFRESH.format(change=REFRESH_CHANGE.format(dsn=_bench_dsn(), changed=CHANGED,
+                                                                            deleted=DELETED)), env)
+        found = refresh["changes"]
+        if refresh["mode"] != "full" or (found["inserted"], found["deleted"]) != (DELETED, DELETED) \
+                or found["updated"] + DELETED < CHANGED:
+            raise RuntimeError(f"the full refresh did not find the {CHANGED} changed, {DELETED} deleted and "
+                               f"{DELETED} inserted rows: {refresh}")
         dlt_load = _load()
         dlt_run = _child(DLT.format(url=_bench_dsn().replace("postgresql://", "postgresql+psycopg2://"),
                                     out=f"file://{work}/dlt", pipes=f"{work}/dlt-pipelines"),
@@ -264,7 +286,12 @@ def _run() -> dict[str, float]:
         "incremental_max_seconds": max(incremental["runs"]),
         "incremental_cpu_seconds": incremental["cpu_seconds"],  # the worker: first run and five measured ones
         "incremental_load_average_1m": incremental_load,
-        "peak_rss_mib": max(full["peak_rss_mib"], incremental["peak_rss_mib"]),
+        # the weekly full refresh against the layered version the incremental runs built (one more round of changes)
+        "refresh_layered_seconds": refresh["seconds"],
+        "refresh_layered_vs_full_ratio": refresh["seconds"] / full["seconds"],
+        "refresh_layered_cpu_seconds": refresh["cpu_seconds"],
+        "refresh_layered_peak_rss_mib": refresh["peak_rss_mib"],
+        "peak_rss_mib": max(full["peak_rss_mib"], incremental["peak_rss_mib"], refresh["peak_rss_mib"]),
         "dlt_peak_rss_mib": dlt_run["peak_rss_mib"],
         "dlt_cpu_seconds": dlt_run["cpu_seconds"],
         "dlt_load_average_1m": dlt_load,

@@ -66,8 +66,6 @@ def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: t
                     deleted_keys: pa.Table | None = None, scratch: Path) -> ChangeSet:
     """Write `out` and return the counts. `read_keys` (incremental runs): only these keys can have changed;
     `deleted_keys` (with them): the keys the source no longer has (pipeline.deletes), written as deletes."""
-    import duckdb
-
     unchanged_type = [n for n in schema.names if n in previous_schema.names and n not in key
                       and previous_schema.field(n).type == schema.field(n).type]
     result = ChangeSet(since_version=since_version, file=out.name,
@@ -75,24 +73,54 @@ def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: t
                        schema_changed=schema.names != previous_schema.names or len(unchanged_type) + len(key) != len(schema),
                        compared_columns=unchanged_type)
     scratch.mkdir(parents=True, exist_ok=True)
+    new_parts = [Part(path=path, rows=pq.ParquetFile(path).metadata.num_rows) for path in new_files]
+    deletes = read_keys is None or deleted_keys is not None
+    target = change_schema(schema)
+    try:
+        upserts_at, deletes_at = _locate(new_parts=new_parts, previous_parts=previous_parts, key=key,
+                                         compared=unchanged_type, read_keys=read_keys, deleted_keys=deleted_keys,
+                                         deletes=deletes, scratch=scratch)
+        with pq.ParquetWriter(out, target, compression="snappy") as writer:
+            for batch, inserted in _located_rows(upserts_at, new_parts, schema.names):
+                kinds = pa.array(np.where(inserted, "insert", "update"), pa.string())
+                arrays = [kinds if f.name == CHANGE_COLUMN else batch.column(f.name).cast(f.type) for f in target]
+                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target))
+                result.inserted += int(inserted.sum())
+                result.updated += int((~inserted).sum())
+            if deletes:
+                # A delete carries the row as it was, so a consumer's row condition and columns apply to it too.
+                kept = [n for n in schema.names if n in previous_schema.names]
+                for batch, _ in _located_rows(deletes_at, previous_parts, kept):
+                    writer.write_batch(_deleted_rows(batch, target))
+                    result.deleted += batch.num_rows
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def _locate(*, new_parts: list[Part], previous_parts: list[Part], key: tuple[str, ...], compared: list[str],
+            read_keys: pa.Table | None, deleted_keys: pa.Table | None, deletes: bool, scratch: Path
+            ) -> tuple[Path, Path | None]:
+    """The changed rows named by (part index from 1, row number, inserted), ordered by part and row: the new
+    version's inserted and updated rows, and the previous version's deleted ones, each in a narrow Parquet
+    file in ``scratch``. DuckDB's memory is given back before any row is read.
+
+    Every join here carries keys, one hash and row numbers, never whole rows. A join that carried whole rows
+    went over the budget and could not spill: DuckDB's estimate of a layered version's live rows is far too
+    low, so it built its hash table on the old rows (a full refresh after some weeks of incremental runs failed
+    that way), and a hash table that spilled took the wide rows probing it along (a source emptied at once
+    failed so). One 64-bit hash of the compared columns stands for them: two different rows share a hash with
+    a chance of about one in 2^64 per row."""
+    import duckdb
+
     connection = duckdb.connect(config={"threads": "2", "memory_limit": MEMORY_LIMIT, "temp_directory": str(scratch),
                                         "preserve_insertion_order": False})
-    target = change_schema(schema)
-    writer = pq.ParquetWriter(out, target, compression="snappy")
     try:
-        # Every join here carries keys, one hash and row numbers, never whole rows: the rows it names are read
-        # afterwards, part by part (_located_rows). A join that carried whole rows went over the budget and
-        # could not spill: DuckDB's estimate of a layered version's live rows is far too low, so it built its
-        # hash table on the old rows (a full refresh after some weeks of incremental runs failed that way), and
-        # a hash table that spilled took the wide rows probing it along (a source emptied at once failed so).
-        new_parts = [Part(path=path, rows=pq.ParquetFile(path).metadata.num_rows) for path in new_files]
         keys = [_q(k) for k in key]
         on = " AND ".join(f"n.{k} = o.{k}" for k in keys)
 
-        # One 64-bit hash of the compared columns stands for them. Two different rows share a hash with a
-        # chance of about one in 2^64 per row.
         def narrow(alias: str) -> str:
-            digest = f"hash({', '.join(f'{alias}.{_q(c)}' for c in unchanged_type)})" if unchanged_type else "NULL"
+            digest = f"hash({', '.join(f'{alias}.{_q(c)}' for c in compared)})" if compared else "NULL"
             return ", ".join([*(f"{alias}.{k}" for k in keys), f"{digest} AS __hash"])
 
         only_read = ""
@@ -101,54 +129,46 @@ def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: t
             only_read = " WHERE EXISTS (SELECT 1 FROM read_keys k WHERE " + \
                 " AND ".join(f"k.{k} = x.{k}" for k in keys) + ")"
         fresh = live_sql(new_parts, connection, positions=True)
-        before = live_sql(previous_parts, connection)
-        located = connection.execute(
+        upserts = _located_file(connection, scratch / "located-upserts.parquet", (
             f"SELECT n.{PART_INDEX}, n.file_row_number, o.__present IS NULL AS inserted "
             f"FROM (SELECT {narrow('x')}, x.{PART_INDEX}, x.file_row_number FROM {fresh} x{only_read}) n "
-            f"LEFT JOIN (SELECT {narrow('x')}, TRUE AS __present FROM {before} x{only_read}) o ON {on} "
-            f"WHERE o.__present IS NULL OR "
-            f"{'n.__hash IS DISTINCT FROM o.__hash' if unchanged_type else 'FALSE'} ORDER BY 1, 2"
-        ).fetch_record_batch(LOCATED_BATCH)
-        for batch, inserted in _located_rows(located, new_parts, schema.names):
-            kinds = pa.array(np.where(inserted, "insert", "update"), pa.string())
-            arrays = [kinds if f.name == CHANGE_COLUMN else batch.column(f.name).cast(f.type) for f in target]
-            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target))
-            result.inserted += int(inserted.sum())
-            result.updated += int((~inserted).sum())
-        if read_keys is None or deleted_keys is not None:
-            # A delete carries the row as it was, so a consumer's row condition and columns apply to it too.
-            kept = [n for n in schema.names if n in previous_schema.names]
-            if deleted_keys is not None:
-                connection.register("deleted_keys", deleted_keys)
-                match = "SEMI JOIN deleted_keys d ON " + " AND ".join(f"d.{k} = o.{k}" for k in keys)
-            else:
-                match = f"ANTI JOIN (SELECT {', '.join(keys)} FROM {fresh}) n ON {on}"
-            located = connection.execute(
-                f"SELECT o.{PART_INDEX}, o.file_row_number, FALSE FROM (SELECT {', '.join(keys)}, {PART_INDEX}, "
-                f"file_row_number FROM {live_sql(previous_parts, connection, positions=True)}) o {match} "
-                "ORDER BY 1, 2").fetch_record_batch(LOCATED_BATCH)
-            for batch, _ in _located_rows(located, previous_parts, kept):
-                writer.write_batch(_deleted_rows(batch, target))
-                result.deleted += batch.num_rows
+            f"LEFT JOIN (SELECT {narrow('x')}, TRUE AS __present FROM {live_sql(previous_parts, connection)} "
+            f"x{only_read}) o ON {on} WHERE o.__present IS NULL OR "
+            f"{'n.__hash IS DISTINCT FROM o.__hash' if compared else 'FALSE'} ORDER BY 1, 2"))
+        if deleted_keys is not None:
+            connection.register("deleted_keys", deleted_keys)
+            match = "SEMI JOIN deleted_keys d ON " + " AND ".join(f"d.{k} = o.{k}" for k in keys)
+        else:
+            match = f"ANTI JOIN (SELECT {', '.join(keys)} FROM {fresh}) n ON {on}"
+        gone = _located_file(connection, scratch / "located-deletes.parquet", (
+            f"SELECT o.{PART_INDEX}, o.file_row_number, FALSE AS inserted FROM (SELECT {', '.join(keys)}, "
+            f"{PART_INDEX}, file_row_number FROM {live_sql(previous_parts, connection, positions=True)}) o "
+            f"{match} ORDER BY 1, 2")) if deletes else None
     finally:
-        writer.close()
         connection.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-    return result
+    return upserts, gone
 
 
-LOCATED_BATCH = 16_384  # changed rows named at once, then read: a few MB of rows in flight
+def _located_file(connection, path: Path, query: str) -> Path:  # noqa: ANN001 - a duckdb connection
+    reader = connection.execute(query).fetch_record_batch(LOCATED_BATCH)
+    with pq.ParquetWriter(path, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+    return path
+
+
+LOCATED_BATCH = 65_536  # changed rows named at once, then read: one row group of rows in flight
 DENSE_ROWS = 4_096  # rows of a part named at once from which its row groups are decoded instead of its row store
 
 
-def _located_rows(located: pa.RecordBatchReader, parts: list[Part], columns: list[str]
+def _located_rows(located: Path, parts: list[Part], columns: list[str]
                   ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """The rows that ``located`` names (part index from 1, row number, a flag; ordered by part and row), with
     their flags, in that order: the same every time for the same files. Memory: one batch of ``located`` and
     the rows it names (from a part's row store where it has one, else from the row groups that hold them)."""
     from pipeline.layering import parquet_rows_at, rows_at
 
-    for batch in located:
+    for batch in pq.ParquetFile(located).iter_batches(batch_size=LOCATED_BATCH):
         indexes, rows, flags = (batch.column(i).to_numpy(zero_copy_only=False) for i in range(3))
         edges = np.flatnonzero(np.diff(indexes)) + 1
         for first, end in zip([0, *edges], [*edges, len(indexes)]):
@@ -156,6 +176,8 @@ def _located_rows(located: pa.RecordBatchReader, parts: list[Part], columns: lis
             read = rows_at if len(wanted) < DENSE_ROWS else parquet_rows_at
             found = read(part, wanted).select(columns)
             yield from zip(found.to_batches(), _slices(flags[first:end].astype(bool), found))
+            found = None  # mimalloc keeps freed pages: decoded row groups would stay in the process's memory
+            pa.default_memory_pool().release_unused()
 
 
 def _slices(flags: np.ndarray, table: pa.Table) -> Iterator[np.ndarray]:
