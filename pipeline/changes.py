@@ -68,13 +68,12 @@ def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: t
     `deleted_keys` (with them): the keys the source no longer has (pipeline.deletes), written as deletes."""
     unchanged_type = [n for n in schema.names if n in previous_schema.names and n not in key
                       and previous_schema.field(n).type == schema.field(n).type]
-    result = ChangeSet(since_version=since_version, file=out.name,
-                       deletes_detected=read_keys is None or deleted_keys is not None,
+    deletes = read_keys is None or deleted_keys is not None
+    result = ChangeSet(since_version=since_version, file=out.name, deletes_detected=deletes,
                        schema_changed=schema.names != previous_schema.names or len(unchanged_type) + len(key) != len(schema),
                        compared_columns=unchanged_type)
     scratch.mkdir(parents=True, exist_ok=True)
     new_parts = [Part(path=path, rows=pq.ParquetFile(path).metadata.num_rows) for path in new_files]
-    deletes = read_keys is None or deleted_keys is not None
     target = change_schema(schema)
     try:
         upserts_at, deletes_at = _locate(new_parts=new_parts, previous_parts=previous_parts, key=key,
@@ -128,13 +127,15 @@ def _locate(*, new_parts: list[Part], previous_parts: list[Part], key: tuple[str
             connection.register("read_keys", read_keys)
             only_read = " WHERE EXISTS (SELECT 1 FROM read_keys k WHERE " + \
                 " AND ".join(f"k.{k} = x.{k}" for k in keys) + ")"
+        # Each version's subquery once: the previous one's registers its deletion vectors on the connection.
         fresh = live_sql(new_parts, connection, positions=True)
+        before = live_sql(previous_parts, connection, positions=True)
         upserts = _located_file(connection, scratch / "located-upserts.parquet", (
             f"SELECT n.{PART_INDEX}, n.file_row_number, o.__present IS NULL AS inserted "
             f"FROM (SELECT {narrow('x')}, x.{PART_INDEX}, x.file_row_number FROM {fresh} x{only_read}) n "
-            f"LEFT JOIN (SELECT {narrow('x')}, TRUE AS __present FROM {live_sql(previous_parts, connection)} "
-            f"x{only_read}) o ON {on} WHERE o.__present IS NULL OR "
-            f"{'n.__hash IS DISTINCT FROM o.__hash' if compared else 'FALSE'} ORDER BY 1, 2"))
+            f"LEFT JOIN (SELECT {narrow('x')}, TRUE AS __present FROM {before} x{only_read}) o ON {on} "
+            f"WHERE o.__present IS NULL OR {'n.__hash IS DISTINCT FROM o.__hash' if compared else 'FALSE'} "
+            "ORDER BY 1, 2"))
         if deleted_keys is not None:
             connection.register("deleted_keys", deleted_keys)
             match = "SEMI JOIN deleted_keys d ON " + " AND ".join(f"d.{k} = o.{k}" for k in keys)
@@ -142,8 +143,7 @@ def _locate(*, new_parts: list[Part], previous_parts: list[Part], key: tuple[str
             match = f"ANTI JOIN (SELECT {', '.join(keys)} FROM {fresh}) n ON {on}"
         gone = _located_file(connection, scratch / "located-deletes.parquet", (
             f"SELECT o.{PART_INDEX}, o.file_row_number, FALSE AS inserted FROM (SELECT {', '.join(keys)}, "
-            f"{PART_INDEX}, file_row_number FROM {live_sql(previous_parts, connection, positions=True)}) o "
-            f"{match} ORDER BY 1, 2")) if deletes else None
+            f"{PART_INDEX}, file_row_number FROM {before}) o {match} ORDER BY 1, 2")) if deletes else None
     finally:
         connection.close()
     return upserts, gone
@@ -174,17 +174,12 @@ def _located_rows(located: Path, parts: list[Part], columns: list[str]
         for first, end in zip([0, *edges], [*edges, len(indexes)]):
             part, wanted = parts[int(indexes[first]) - 1], rows[first:end].astype(np.int64)
             read = rows_at if len(wanted) < DENSE_ROWS else parquet_rows_at
-            found = read(part, wanted).select(columns)
-            yield from zip(found.to_batches(), _slices(flags[first:end].astype(bool), found))
+            found, chosen, done = read(part, wanted).select(columns), flags[first:end].astype(bool), 0
+            for piece in found.to_batches():
+                yield piece, chosen[done:done + piece.num_rows]
+                done += piece.num_rows
             found = None  # mimalloc keeps freed pages: decoded row groups would stay in the process's memory
             pa.default_memory_pool().release_unused()
-
-
-def _slices(flags: np.ndarray, table: pa.Table) -> Iterator[np.ndarray]:
-    done = 0
-    for batch in table.to_batches():
-        yield flags[done:done + batch.num_rows]
-        done += batch.num_rows
 
 
 def _deleted_rows(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
