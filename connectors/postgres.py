@@ -25,6 +25,7 @@ from connectors.base import (
 from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_query, extent_query
+from connectors.postgres_types import converted_select
 from connectors.prefetch import prefetched
 from core.errors import ConfigError
 
@@ -33,7 +34,7 @@ PG_TO_ARROW = {
     "double precision": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(), "text": pa.string(),
     "character varying": pa.string(), "character": pa.string(), "uuid": pa.string(), "bytea": pa.binary(),
     "timestamp without time zone": pa.timestamp("us"), "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-    "json": pa.string(), "jsonb": pa.string(),
+    "json": pa.string(), "jsonb": pa.string(), "money": DEFAULT_DECIMAL,  # read as numeric: connectors.postgres_types
 }
 
 
@@ -114,19 +115,23 @@ class PostgresConnector(Connector):
 
     def _columns(self, cursor, table: str) -> list[ColumnInfo]:  # noqa: ANN001
         schema, name = self._table_parts(table)
+        # A domain's values are read as its base type's (the driver resolves it too): its type, with its typmod.
         cursor.execute(
-            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.atttypmod, NOT a.attnotnull,
-                      col_description(c.oid, a.attnum)
+            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), b.typname, x.typmod, NOT a.attnotnull,
+                      col_description(c.oid, a.attnum), format_type(b.oid, x.typmod)
                FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_type t ON t.oid = a.atttypid
+               CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod) x
+               JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
                WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
             (schema, name))
         rows = cursor.fetchall()
         if not rows:
-            raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to {self.config['user']}"))
+            raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to "
+                                        f"{self.config['user']}"))
         columns = []
-        for col, formatted, typname, typmod, nullable, comment in rows:
-            base = formatted.split("(")[0]
+        for col, formatted, typname, typmod, nullable, comment, base_formatted in rows:
+            base = base_formatted.split("(")[0]
             arrow = _decimal_from_typmod(typmod) if typname == "numeric" else PG_TO_ARROW.get(base, pa.string())
             columns.append(ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable,
                                       comment=comment or ""))
@@ -192,7 +197,7 @@ class PostgresConnector(Connector):
                 # a query without bound parameters is read through COPY, twice as fast, and an incremental
                 # read needs no catalogue lookup first (a wrong column is reported from the query's error).
                 select += f' WHERE "{stream.cursor_column}" >= {_dollar_quoted(str(state.cursor_value))}'
-            batches = self._read_adbc(select, stream)
+            batches = self._read_adbc(select, stream, convert=True)
         # Fetching runs ahead in a thread while the pipeline checks and writes the previous batches; two batches
         # ahead are enough now that parts are written in threads of their own (and each holds 13 MB or so).
         yield from prefetched(batches, depth=2)
@@ -208,7 +213,7 @@ class PostgresConnector(Connector):
         keys = quoted_names(stream.primary_key)
         # Ordered by the primary key's index: an index-only scan where the table is vacuumed.
         select = f"SELECT {keys} FROM {self._from(stream)}" + (f" ORDER BY {keys}" if ordered else "")
-        yield from prefetched(self._read_adbc(select, stream))
+        yield from prefetched(self._read_adbc(select, stream, convert=True))  # keys as the rows' read gives them
 
     reads_key_ranges = True
 
@@ -266,7 +271,10 @@ class PostgresConnector(Connector):
         except duckdb.Error as exc:
             raise self.error(str(exc), doing="read failed") from exc
 
-    def _read_adbc(self, select: str, stream: StreamSpec, *, batch_bytes: int = 16 << 20) -> Iterator[pa.RecordBatch]:
+    def _read_adbc(self, select: str, stream: StreamSpec, *, batch_bytes: int = 16 << 20,
+                   convert: bool = False) -> Iterator[pa.RecordBatch]:
+        """``convert``: columns the driver cannot deliver publishably are converted by the server
+        (connectors.postgres_types; their result types are asked first, no row read)."""
         # The low-level ADBC API: its DB-API layer imports pandas, which alone costs more than a small
         # incremental read (about 0.15 s per process).
         import adbc_driver_manager
@@ -276,6 +284,12 @@ class PostgresConnector(Connector):
                     adbc_driver_manager.AdbcStatement(connection) as statement:
                 statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(batch_bytes)})
                 statement.set_sql_query(select)
+                if convert:
+                    handle = statement.execute_schema()  # kept alive until imported
+                    described = pa.Schema._import_from_c(handle.address)
+                    converted = converted_select(select, described)
+                    if converted is not None:
+                        statement.set_sql_query(converted)
                 handle, _ = statement.execute_query()
                 reader = pa.RecordBatchReader._import_from_c(handle.address)
                 yielded = False

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from core.errors import ConfigError
 from pipeline.layers import iter_parts, parts_schema, version_parts
+from pipeline.text_values import csv_ready, csv_schema
 from registry.exchange.models import DatasetVersion
 
 FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
@@ -63,11 +64,11 @@ def write_batches(sink: BinaryIO, fmt: str, schema: pa.Schema, batches: Iterable
         writer = pq.ParquetWriter(sink, schema, compression="snappy")
     elif fmt == "csv":
         sink.write("\ufeff".encode())  # a BOM, so Excel opens Chinese text correctly
-        writer = pacsv.CSVWriter(sink, schema)
+        writer = pacsv.CSVWriter(sink, csv_schema(schema))  # binary as \x hex, nested as JSON: text_values
     else:
         raise ConfigError(f"格式 {fmt!r} 无效 / unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     for batch in batches:
-        writer.write_batch(batch)
+        writer.write_batch(csv_ready(batch) if fmt == "csv" else batch)
         yield batch.num_rows
     writer.close()
 

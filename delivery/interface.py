@@ -231,6 +231,12 @@ def json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
+    if isinstance(value, list):  # an array column (e.g. PostgreSQL numeric[]): its items likewise
+        return [json_value(item) for item in value]
+    if isinstance(value, dict):  # a struct's fields; a map comes as a list of (key, value) pairs
+        return {key: json_value(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [json_value(item) for item in value]
     return value
 
 

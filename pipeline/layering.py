@@ -239,12 +239,20 @@ def _unchanged_ties(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, f
         aligned = old.take(order)
         same = np.ones(mine.num_rows, dtype=bool)
         for name in schema.names:
-            a, b = mine.column(name), aligned.column(name)
-            equal = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
-            both_null = pc.and_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
-            same &= equal | both_null
+            same &= _same_values(mine.column(name), aligned.column(name))
         unchanged[mine_index[same]] = True
     return unchanged
+
+
+def _same_values(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
+    """Row by row: equal values, or both null. Nested values (e.g. a PostgreSQL array) have no comparison
+    kernel: they are compared as Python values (only the rows at the watermark come here)."""
+    try:
+        equal = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
+    except pa.ArrowNotImplementedError:
+        return np.array([x == y for x, y in zip(a.to_pylist(), b.to_pylist())], dtype=bool)
+    both_null = pc.and_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
+    return equal | both_null
 
 
 def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, existed: np.ndarray,

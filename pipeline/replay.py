@@ -25,6 +25,7 @@ from core.errors import ConfigError
 from pipeline import paths
 from pipeline.quarantine import BATCH_ROWS, KEY_COLUMN, RUN_COLUMN
 from pipeline.run import lifecycle
+from pipeline.text_values import from_text
 from pipeline.validate import (
     REASON_COLUMN,
     RULE_COLUMN,
@@ -108,14 +109,14 @@ def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.RecordBatch, pa
     for field in schema:
         text = batch.column(field.name)
         try:
-            arrays.append(pc.cast(text, field.type))
+            arrays.append(from_text(text, field.type))
             continue
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         values = []
         for index, value in enumerate(text.to_pylist()):
             try:
-                values.append(pa.scalar(value, pa.string()).cast(field.type).as_py())
+                values.append(from_text(pa.array([value], pa.string()), field.type)[0].as_py())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 values.append(None)
                 problems.setdefault(index, f"{field.name}={value!r}: 无法转换为 {field.type} / cannot be read as "

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import text_values
+
 ROWS_PER_FILE = 1_000_000
 PARALLEL_FROM_ROWS = 262_144  # a run reading more than this writes two parts at a time
 
@@ -213,9 +215,7 @@ class QuarantineWriter:
 
     def write(self, rows: pa.RecordBatch) -> None:
         # Quarantined values are kept as text: a value that failed conversion must survive as it was.
-        as_text = pa.RecordBatch.from_arrays(
-            [c.cast(pa.string()) if not pa.types.is_string(c.type) else c for c in rows.columns],
-            names=rows.schema.names)
+        as_text = pa.RecordBatch.from_arrays([text_values.as_text(c) for c in rows.columns], names=rows.schema.names)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.path, as_text.schema)
