@@ -5,7 +5,8 @@ becomes decimal128(p,s) (decimal256 above 38 digits), never a float. TIMESTAMP c
 session time zone set to UTC and arrive as UTC instants; DATETIME has no zone, so it stays a wall-clock
 timestamp unless the source config names the zone its values are written in (``datetime_timezone``, e.g.
 ``Asia/Shanghai``), in which case they become instants in that zone. Zero dates and other values the driver
-cannot convert are flagged on their row (ROW_PROBLEM_COLUMN), not raised.
+cannot convert are flagged on their row (ROW_PROBLEM_COLUMN), not raised. Spatial columns (GEOMETRY, POINT,
+...) are read as their WKT text (``ST_AsText``: 'POINT(1 2)'), not the driver's internal bytes.
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ def _integer(bits: int, unsigned: bool) -> pa.DataType:
 
 def _decimal(precision: int, scale: int) -> pa.DataType:
     return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+
+
+SPATIAL = ("geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+           "geometrycollection", "geomcollection")
+
+
+def _selected(column: ColumnInfo) -> str:
+    """A table column in the read's select list: spatial values as WKT text (the catalogue declares text)."""
+    name = "`" + column.name.replace("`", "``") + "`"
+    return f"ST_AsText({name}) AS {name}" if column.source_type.lower() in SPATIAL else name
 
 
 class MySQLConfig(SourceConfig):
@@ -235,7 +246,7 @@ class MySQLConnector(Connector):
             with connection.cursor() as cursor:  # buffered: the metadata queries
                 if stream.table:
                     columns = self._columns(cursor, stream.table)
-                    select = f"SELECT {', '.join(f'`{c.name}`' for c in columns)} FROM {self._quoted(stream.table)}"
+                    select = f"SELECT {', '.join(_selected(c) for c in columns)} FROM {self._quoted(stream.table)}"
                 else:
                     columns = self._query_columns(cursor, stream.query)
                     select = f"SELECT * FROM ({stream.query}) AS q"

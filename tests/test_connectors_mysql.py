@@ -166,6 +166,21 @@ def test_zero_date_is_a_flagged_row_not_a_crash(scratch: dict) -> None:
     assert "born" in flags[4] and "0000-00-00" in flags[4]
 
 
+def test_spatial_columns_are_read_as_wkt_text(scratch: dict) -> None:
+    """A GEOMETRY or POINT column arrives from the driver as MySQL's internal bytes (published before as their
+    Python repr); it is read as WKT, as the catalogue's text type says."""
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE places (id INT PRIMARY KEY, at POINT, area GEOMETRY, `名称` VARCHAR(8))")
+        cursor.execute("INSERT INTO places VALUES (1, POINT(121.5, 31.2), "
+                       "ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))'), '浦东'), (2, NULL, NULL, NULL)")
+    connector = _connector(scratch)
+    stream = StreamSpec(table="places", primary_key=["id"], batch_rows=10)
+    assert connector.stream_schema(stream).field("at").type == pa.string()
+    rows = pa.Table.from_batches(list(connector.read(stream, ReadState()))).to_pylist()
+    assert [(r["at"], r["area"], r["名称"]) for r in rows] == [
+        ("POINT(121.5 31.2)", "POLYGON((0 0,1 0,1 1,0 0))", "浦东"), (None, None, None)]
+
+
 def test_query_stream_types_from_field_descriptors(scratch: dict) -> None:
     stream = StreamSpec(query="SELECT id, capital, wide, name, updated_at, level FROM people", batch_rows=10)
     [batch] = list(_connector(scratch).read(stream, ReadState()))
