@@ -54,7 +54,9 @@ class StreamSpec:
             raise ConfigError("a stream reads either a table or a query")
         for name in [self.table or "x", *self.primary_key, self.cursor_column or "x"]:
             if not IDENTIFIER.match(name):
-                raise ConfigError(f"{name!r} is not a plain identifier (letters, digits, underscore)")
+                raise ConfigError(f"{name!r} is not a plain identifier (letters, digits, underscore); for a table "
+                                  "or column named otherwise, register a --query that gives plain names (e.g. "
+                                  "--query 'SELECT \"Name\" AS name, ... FROM \"My Table\"'), or ask for a view")
 
     @classmethod
     def from_stream(cls, stream: dict[str, Any], *, batch_rows: int) -> StreamSpec:
