@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime
 from decimal import Context, Decimal, InvalidOperation
@@ -10,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import ROW_PROBLEM_COLUMN
+from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN
 
 DECIMAL_TYPE = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
 # Unconstrained NUMERIC has no declared precision; 38 digits with 10 after the point keeps real data exact.
@@ -100,29 +101,51 @@ def to_arrow_column(name: str, values: list[Any], target: pa.DataType) -> tuple[
     return pa.array(converted, type=target), problems
 
 
+def raw_text(value: Any) -> str:
+    """A value as read, as text for a quarantined row (connectors.base.ROW_RAW_COLUMN)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def with_flags(batch: pa.RecordBatch, flags: list[str | None], raw: dict[int, dict[str, str]]) -> pa.RecordBatch:
+    """The batch with its row-problem column, and beside it the values those problems concern as read."""
+    batch = batch.append_column(ROW_PROBLEM_COLUMN, pa.array(flags, pa.string()))
+    if raw:
+        batch = batch.append_column(ROW_RAW_COLUMN, pa.array(
+            [json.dumps(raw[i], ensure_ascii=False) if i in raw else None for i in range(len(flags))], pa.string()))
+    return batch
+
+
 def rows_to_batch(names: list[str], types: list[pa.DataType], rows: list[tuple]) -> pa.RecordBatch:
     """Row tuples to a record batch; adds the row-problem column only when some value did not fit."""
     columns = list(zip(*rows)) if rows else [() for _ in names]
     arrays: list[pa.Array] = []
     problems: dict[int, list[str]] = {}
+    raw: dict[int, dict[str, str]] = {}
     for name, target, values in zip(names, types, columns):
         array, column_problems = to_arrow_column(name, list(values), target)
         arrays.append(array)
         for index, problem in column_problems.items():
             problems.setdefault(index, []).append(problem)
+            if values[index] is not None:
+                raw.setdefault(index, {})[name] = raw_text(values[index])
     batch = pa.RecordBatch.from_arrays(arrays, names=names)
     if problems:
-        flags = pa.array(["; ".join(problems[i]) if i in problems else None for i in range(len(rows))], pa.string())
-        batch = batch.append_column(ROW_PROBLEM_COLUMN, flags)
+        batch = with_flags(batch, ["; ".join(problems[i]) if i in problems else None for i in range(len(rows))], raw)
     return batch
 
 
-def cast_opaque_numeric(column: pa.Array, target: pa.DataType, name: str) -> tuple[pa.Array, pa.Array | None]:
-    """Decimal text from a driver (e.g. PostgreSQL numeric) to exact decimals; unfit values flagged."""
+def cast_opaque_numeric(column: pa.Array, target: pa.DataType,
+                        name: str) -> tuple[pa.Array, dict[int, str], dict[int, str]]:
+    """Decimal text from a driver (e.g. PostgreSQL numeric) to exact decimals; unfit values flagged:
+    {row: problem} and {row: the value as read}."""
     storage = column.storage if isinstance(column, pa.ExtensionArray) else column
     try:
-        return pc.cast(storage, target), None
+        return pc.cast(storage, target), {}, {}
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        array, problems = to_arrow_column(name, storage.to_pylist(), target)
-        flags = pa.array([problems.get(i) for i in range(len(storage))], pa.string())
-        return array, flags
+        values = storage.to_pylist()
+        array, problems = to_arrow_column(name, values, target)
+        return array, problems, {i: raw_text(values[i]) for i in problems if values[i] is not None}

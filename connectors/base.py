@@ -16,6 +16,10 @@ from core.errors import ConfigError, RetriableError
 # A column a connector adds to a batch to flag rows it could not convert faithfully: the value is the
 # problem (column, raw value, reason); the pipeline quarantines those rows instead of publishing them.
 ROW_PROBLEM_COLUMN = "__govshare_row_problem"
+# Beside it, the values those problems concern as they were read (JSON: column -> text; bytes as \x hex): the
+# converted column holds NULL there, and the quarantined row must keep what the source had, for the provider to
+# correct. Never published.
+ROW_RAW_COLUMN = "__govshare_row_raw"
 # A column a file source adds: the rank of the row's file among those read, by modification time then name. When
 # several files hold a key, the pipeline keeps the newest file's row (an update) and only repeats within one
 # file are duplicates (pipeline/extract.py). Never published.
@@ -183,7 +187,7 @@ class Connector(ABC):
 
 def payload_schema(schema: pa.Schema) -> pa.Schema:
     """A read's columns as they will be published (without a connector's row flags)."""
-    for name in (ROW_PROBLEM_COLUMN, ROW_ORIGIN_COLUMN):
+    for name in (ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN, ROW_ORIGIN_COLUMN):
         index = schema.get_field_index(name)
         if index >= 0:
             schema = schema.remove(index)

@@ -9,11 +9,9 @@ from urllib.parse import quote
 
 import psycopg2
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric
+from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric, with_flags
 from connectors.base import (
-    ROW_PROBLEM_COLUMN,
     ColumnInfo,
     Connector,
     ReadState,
@@ -311,18 +309,23 @@ class PostgresConnector(Connector):
 
     def _faithful(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale."""
-        arrays, fields, flags = [], [], None
+        arrays, fields = [], []
+        problems: dict[int, list[str]] = {}
+        raw: dict[int, dict[str, str]] = {}
         for field, column in zip(batch.schema, batch.columns):
             metadata = field.metadata or {}
             if metadata.get(b"POSTGRESQL:type") == b"numeric":
                 target = _decimal_from_typmod(int(metadata.get(b"POSTGRESQL:typmod", b"-1")))
-                column, problems = cast_opaque_numeric(column, target, field.name)
-                if problems is not None:
-                    flags = problems if flags is None else pc.coalesce(flags, problems)
+                column, found, values = cast_opaque_numeric(column, target, field.name)
+                for row, problem in found.items():
+                    problems.setdefault(row, []).append(problem)
+                for row, value in values.items():
+                    raw.setdefault(row, {})[field.name] = value
                 field = pa.field(field.name, target)
             arrays.append(column)
             fields.append(pa.field(field.name, field.type, field.nullable))
         result = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
-        if flags is not None:
-            result = result.append_column(ROW_PROBLEM_COLUMN, flags)
+        if problems:
+            result = with_flags(result, ["; ".join(problems[i]) if i in problems else None
+                                         for i in range(result.num_rows)], raw)
         return result

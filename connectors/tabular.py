@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.arrowconv import arrow_type_for_declared, to_arrow_column
-from connectors.base import ROW_ORIGIN_COLUMN, ROW_PROBLEM_COLUMN
+from connectors.arrowconv import arrow_type_for_declared, raw_text, to_arrow_column, with_flags
+from connectors.base import ROW_ORIGIN_COLUMN
 from core.errors import ConfigError
 
 INTEGER = re.compile(r"^[+-]?(?:0|[1-9]\d{0,17})$")  # no leading zeros: codes such as 0012 stay text
@@ -270,16 +270,19 @@ class BatchBuilder:
             return None
         arrays = []
         problems: dict[int, list[str]] = {i: [p] for i, p in self.problems.items()}
+        raw: dict[int, dict[str, str]] = {}
         for position, (name, target) in enumerate(zip(self.names, self.types)):
-            array, column_problems = self._column(name, target, [row[position] for row in self.rows])
+            cells = [row[position] for row in self.rows]
+            array, column_problems = self._column(name, target, cells)
             arrays.append(array)
             for index, problem in column_problems.items():
                 problems.setdefault(index, []).append(problem)
+                if cells[index] is not None:
+                    raw.setdefault(index, {})[name] = raw_text(cells[index])
         batch = pa.RecordBatch.from_arrays(arrays, names=self.names)
         if problems:
-            flags = [f"{self.places[i]}: {'; '.join(problems[i])}" if i in problems else None
-                     for i in range(len(self.rows))]
-            batch = batch.append_column(ROW_PROBLEM_COLUMN, pa.array(flags, pa.string()))
+            batch = with_flags(batch, [f"{self.places[i]}: {'; '.join(problems[i])}" if i in problems else None
+                                       for i in range(len(self.rows))], raw)
         if self.origins:
             batch = batch.append_column(ROW_ORIGIN_COLUMN, pa.array(self.origins, pa.int32()))
         self.rows, self.places, self.problems, self.origins = [], [], {}, []

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ROW_PROBLEM_COLUMN, StreamSpec
+from connectors.base import ROW_PROBLEM_COLUMN, StreamSpec, payload_schema
 from connectors.pgoutput import lsn_int, lsn_text
 from connectors.postgres_cdc import (
     UNCHANGED_COLUMN,
@@ -252,8 +252,7 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
                     staged.schema_change = guard_schema(
                         resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
                         previous_schema=parts_schema(resource.previous_parts),
-                        schema=batch.schema.remove(batch.schema.get_field_index(ROW_PROBLEM_COLUMN))
-                        if ROW_PROBLEM_COLUMN in batch.schema.names else batch.schema,
+                        schema=payload_schema(batch.schema),
                         key=table.primary_key, cursor=None, contract_columns=set(), incremental=False)
                 _write(staged, batch, writer, quarantine, table, contract, resource.watch)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from connectors.base import (
     ROW_ORIGIN_COLUMN,
     ROW_PROBLEM_COLUMN,
+    ROW_RAW_COLUMN,
     Connector,
     ReadState,
     StreamSpec,
@@ -333,8 +334,9 @@ def _published_schema(batch: pa.RecordBatch, contract) -> pa.Schema:  # noqa: AN
     columns the contract declares with another type converted."""
     if contract is None:
         return payload_schema(batch.schema)
-    if ROW_PROBLEM_COLUMN in batch.schema.names:
-        batch = batch.drop_columns([ROW_PROBLEM_COLUMN])
+    flags = [name for name in (ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN) if name in batch.schema.names]
+    if flags:
+        batch = batch.drop_columns(flags)
     return contract.convert(batch)[0].schema
 
 

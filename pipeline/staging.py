@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from connectors.base import ROW_RAW_COLUMN
 from pipeline import text_values
 
 ROWS_PER_FILE = 1_000_000
@@ -214,8 +215,14 @@ class QuarantineWriter:
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, rows: pa.RecordBatch) -> None:
-        # Quarantined values are kept as text: a value that failed conversion must survive as it was.
+        # Quarantined values are kept as text: a value that failed conversion must survive as it was (a
+        # connector's converted column holds NULL there; ROW_RAW_COLUMN has what it read).
+        raw = None
+        if ROW_RAW_COLUMN in rows.schema.names:
+            raw, rows = rows.column(ROW_RAW_COLUMN), rows.drop_columns([ROW_RAW_COLUMN])
         as_text = pa.RecordBatch.from_arrays([text_values.as_text(c) for c in rows.columns], names=rows.schema.names)
+        if raw is not None:
+            as_text = text_values.with_raw(as_text, raw)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.path, as_text.schema)

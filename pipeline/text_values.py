@@ -87,3 +87,18 @@ def _parsed(value: str, kind: pa.DataType) -> object:
             raise ValueError(f"binary values are written as hex after {BINARY_PREFIX}, e.g. {BINARY_PREFIX}deadbeef")
         return bytes.fromhex(value[len(BINARY_PREFIX):])
     return json.loads(value)
+
+
+def with_raw(rows: pa.RecordBatch, raw: pa.Array) -> pa.RecordBatch:
+    """Text rows with the values a connector could not convert put back as it read them (``raw``: per row, a
+    JSON object column -> text, or null; connectors.base.ROW_RAW_COLUMN)."""
+    restored: dict[str, list] = {}
+    for row, found in enumerate(raw.to_pylist()):
+        for name, value in (json.loads(found) if found else {}).items():
+            if name in rows.schema.names:
+                restored.setdefault(name, rows.column(name).to_pylist())[row] = value
+    if not restored:
+        return rows
+    return pa.RecordBatch.from_arrays([pa.array(restored[n], pa.string()) if n in restored else rows.column(n)
+                                       for n in rows.schema.names], names=rows.schema.names)
+

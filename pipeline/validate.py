@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ROW_PROBLEM_COLUMN
+from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN
 from core import clock
 
 if TYPE_CHECKING:
@@ -78,6 +78,9 @@ def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contra
     breaks: values the connector (or the contract's declared type) could not read faithfully, a NULL key,
     and (with a contract) its blocking row rules. A row whose value could not be read is checked no further."""
     breaks = _Breaks(batch.num_rows)
+    raw = batch.column(ROW_RAW_COLUMN) if ROW_RAW_COLUMN in batch.schema.names else None
+    if raw is not None:
+        batch = batch.drop_columns([ROW_RAW_COLUMN])
     payload = batch
     if ROW_PROBLEM_COLUMN in batch.schema.names:
         flags = batch.column(ROW_PROBLEM_COLUMN)
@@ -116,6 +119,8 @@ def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contra
     bad = original.take(pa.array(bad_rows))
     rules, reasons = breaks.columns(bad_rows)
     bad = bad.append_column(RULE_COLUMN, rules).append_column(REASON_COLUMN, reasons)
+    if raw is not None:  # the values the connector could not convert, as read (the quarantine file keeps them)
+        bad = bad.append_column(ROW_RAW_COLUMN, raw.take(pa.array(bad_rows)))
     return Split(good=payload.filter(keep), bad=bad, keep=keep)
 
 

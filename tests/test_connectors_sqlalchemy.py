@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import secrets
 import sqlite3
 import uuid
@@ -14,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 
-from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
+from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN, ReadState, StreamSpec
 from connectors.sqlalchemy_url import SQLAlchemyConnector
 from core.errors import ConfigError, RetriableError
 from tests.helpers import pg_execute, pg_scratch_schema
@@ -73,6 +75,9 @@ def test_sqlite_url_discover_read_and_flag(tmp_path: Path) -> None:
     # 'abc' in a decimal column and 30 February are problems of row 3, not a crashed read
     assert rows[1][ROW_PROBLEM_COLUMN] is None and rows[2][ROW_PROBLEM_COLUMN] is None
     assert "capital='abc'" in rows[3][ROW_PROBLEM_COLUMN] and "born='2000-02-30'" in rows[3][ROW_PROBLEM_COLUMN]
+    # beside the problems, the values as read: the quarantined row keeps them for the provider to correct
+    assert json.loads(rows[3][ROW_RAW_COLUMN]) == {"capital": "abc", "born": "2000-02-30"}
+    assert rows[1][ROW_RAW_COLUMN] is None
     assert _read(connector, since="2026-01-03T09:30:00+08:00").column("id").to_pylist() == [2, 3]
 
 

@@ -11,7 +11,6 @@ with its bytes and arrays as they were at the source."""
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -111,15 +110,23 @@ def test_quarantined_rows_keep_bytes_and_arrays_through_replay(hub_home: Path, o
     by_id = {int(row["id"]): row for row in rows}
     assert by_id[1]["blob"] == "\\x00ff01" and by_id[1]["arr"] == "[1, null, 2]" and by_id[1]["ip"] == "10.0.1.1"
     assert by_id[7]["blob"] == "" and by_id[7]["ips"] == ""  # NULLs stay empty
+    # the value that did not fit is in its column as the source had it (not only quoted in the reason)
+    assert by_id[1]["ratio"] == "0.33333333333333333333" and "ratio=" in by_id[1]["_reason"]
+
+    def replay(rows: list[dict]) -> None:
+        fixed = hub_home / "fixed.csv"
+        with fixed.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        result = runner.invoke(app, ["quarantine", "replay", code, "--file", str(fixed)])
+        assert result.exit_code == 0, result.output
+
+    replay(rows)  # sent back unchanged: still too precise, still quarantined, never published as NULL
+    assert len(_published(code)) == ROWS // 3 and latest(code).quarantined_count == ROWS - ROWS // 3
     for row in rows:  # the provider rounds each ratio to the column's 10 places
-        row["ratio"] = str(round(Decimal(re.search(r"ratio='([^']*)'", row["_reason"]).group(1)), 10))
-    fixed = hub_home / "fixed.csv"
-    with fixed.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    result = runner.invoke(app, ["quarantine", "replay", code, "--file", str(fixed)])
-    assert result.exit_code == 0, result.output
+        row["ratio"] = str(round(Decimal(row["ratio"]), 10))
+    replay(rows)
     published = _published(code)
     assert len(published) == ROWS
     assert published[1]["blob"] == bytes.fromhex("00ff01") and published[1]["arr"] == [1, None, 2]
