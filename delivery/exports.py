@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
 from core.storage import get_storage
+from core.xlsx import append_row
 from delivery.access import AccessDecision, restrict, restricted_schema
 from delivery.files import FORMATS, iter_batches, version_schema, write_batches
 from pipeline.paths import storage_root
+from pipeline.text_values import as_text
 from registry.exchange.models import DatasetVersion
 
 MEDIA_TYPES = {**FORMATS, "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -108,6 +110,8 @@ class _Hashing:
 def _excel_value(value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.replace(tzinfo=None)  # Excel has no time zones: keep the wall-clock time as published
+    if isinstance(value, bytes | list | dict):  # no Excel form: the text forms of CSV (pipeline.text_values)
+        return as_text(pa.array([value])).to_pylist()[0]
     return value
 
 
@@ -121,13 +125,13 @@ def _write_xlsx(target: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatc
         for values in zip(*columns):
             if in_sheet >= EXCEL_MAX_ROWS:
                 sheet = workbook.create_sheet(title=f"数据{len(workbook.worksheets) + 1}")
-                sheet.append(schema.names)
+                append_row(sheet, schema.names)
                 in_sheet = 0
-            sheet.append([_excel_value(v) for v in values])
+            append_row(sheet, [_excel_value(v) for v in values])  # text stays text: core.xlsx
             in_sheet += 1
             rows += 1
     if sheet is None:
-        workbook.create_sheet(title="数据1").append(schema.names)
+        append_row(workbook.create_sheet(title="数据1"), schema.names)
     workbook.save(target)
     return rows
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError, NotFound
+from core.xlsx import append_row
 from pipeline import paths
 from pipeline.validate import REASON_COLUMN, REASON_SEPARATOR, RULE_COLUMN, key_array, rules_of
 
@@ -172,11 +173,11 @@ def _write_excel(path: Path, columns: list[str], batches: Iterator[pa.RecordBatc
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("隔离数据")
-    sheet.append(columns)
+    append_row(sheet, columns)
     written = 0
     for batch in batches:
         for row in zip(*(batch.column(c).to_pylist() for c in columns)):
-            sheet.append(list(row))
+            append_row(sheet, row)  # the rows that failed: text stays text, any character survives (core.xlsx)
         written += batch.num_rows
     notes = book.create_sheet("说明")
     notes.append(["请在“隔离数据”表中更正数据值后交回; 以 _ 开头的列不要修改。"])

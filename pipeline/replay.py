@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError
+from core.xlsx import unescaped
 from pipeline import paths
 from pipeline.quarantine import BATCH_ROWS, KEY_COLUMN, RUN_COLUMN
 from pipeline.run import lifecycle
@@ -62,7 +63,7 @@ def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
         from openpyxl import load_workbook
 
         book = load_workbook(path, read_only=True, data_only=True)
-        rows = book.worksheets[0].iter_rows(values_only=True)
+        rows = (tuple(unescaped(v) for v in row) for row in book.worksheets[0].iter_rows(values_only=True))
         header = [str(h) if h is not None else "" for h in next(rows, ())]
         yield from _rows_to_batches(header, rows)
         book.close()

@@ -17,6 +17,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from core.errors import ConfigError
+from core.xlsx import append_row, unescaped
 from schemas.catalog_metadata import code_list
 from schemas.catalog_tabular import MAX_ROWS, Grid, ParsedEntry, parse_grids
 from schemas.catalog_workbook import (
@@ -125,10 +126,7 @@ def _help_sheet(wb: Workbook) -> None:
 
 
 def _append_values(ws: Worksheet, values: list[Any]) -> None:
-    ws.append(values)
-    for cell in ws[ws.max_row]:
-        if cell.data_type == "f":
-            cell.data_type = "s"  # text that starts with = stays text: openpyxl would write it as a formula
+    append_row(ws, values)  # text stays text (never a formula), any character survives: core.xlsx
 
 
 def write_workbook(path: Path, rows: list[tuple[str, dict[str, Any], str, str]] = (), *,
@@ -181,7 +179,7 @@ def _check_package(path: Path) -> None:
 
 def _value(cell: Any) -> Any:
     value = getattr(cell, "value", None)
-    return Formula(value) if getattr(cell, "data_type", None) == "f" else value
+    return Formula(value) if getattr(cell, "data_type", None) == "f" else unescaped(value)
 
 
 def _grid(ws: Worksheet, sheet: str) -> Grid:

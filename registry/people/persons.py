@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
+from core.xlsx import append_row
 from registry.audit.log import record_event
 from registry.people.agencies import get_agency
 from registry.people.models import DESIGNATION_ROLES, Designation, Person
@@ -193,7 +194,7 @@ def write_administrators(rows: list[tuple], path: Path) -> Path:
         sheet.title = "数据资源管理员"
         sheet.append(ADMINISTRATOR_HEADERS)
         for row in rows:
-            sheet.append(list(row))
+            append_row(sheet, row)  # names as text, never formulas (core.xlsx)
         book.save(path)
     elif path.suffix.lower() == ".csv":
         with path.open("w", encoding="utf-8-sig", newline="") as handle:

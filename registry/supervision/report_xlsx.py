@@ -9,6 +9,7 @@ from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from core.xlsx import append_row
 from registry.supervision.report import ReportData
 
 HEADER_FILL = PatternFill("solid", fgColor="EEF3FA")
@@ -22,7 +23,7 @@ def _sheet(workbook: Workbook, title: str, header: list[str], rows: list[list[ob
         cell.font, cell.fill = Font(bold=True), HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="center")
     for row in rows:
-        sheet.append(row)
+        append_row(sheet, row)  # agency names as text, never formulas (core.xlsx)
     for index, name in enumerate(header, start=1):
         width = max([len(str(name))] + [len(str(r[index - 1])) for r in rows if index - 1 < len(r)])
         sheet.column_dimensions[get_column_letter(index)].width = min(60, max(8, width * 1.6))

@@ -1,0 +1,60 @@
+"""Excel cells from untrusted values (Excel 单元格): text stays text, and any character survives.
+
+Every .xlsx the hub writes may carry values an agency's database or a file supplied: data downloads, the
+quarantined rows sent to a provider for correction, the catalogue, the filing list, identifier reports.
+Two things go wrong with openpyxl's defaults:
+
+- **Formulas.** openpyxl writes a string that starts with ``=`` as a formula, so a company name such as
+  ``=HYPERLINK("http://...")`` becomes a live formula in the reader's Excel (CSV/formula injection). Here every
+  string is written as text (``data_type = "s"``), which Excel never evaluates.
+- **Control characters.** XML 1.0 cannot hold most characters below U+0020, and openpyxl refuses them
+  (IllegalCharacterError: the whole export failed). OOXML escapes them as ``_xHHHH_`` (ECMA-376 ST_Xstring),
+  which Excel decodes when it opens the file; a literal ``_xHHHH_`` in the text has its underscore escaped
+  (``_x005F_``) so it reads back as written. ``unescaped`` is the inverse, for the files the hub reads back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ESCAPE_LIKE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def escaped(text: str) -> str:
+    """Text an Excel cell can hold, read back by Excel (and ``unescaped``) as ``text``."""
+    text = _ESCAPE_LIKE.sub("_x005F_", text)
+    return _ILLEGAL.sub(lambda match: f"_x{ord(match.group(0)):04X}_", text)
+
+
+def unescaped(value: Any) -> Any:
+    """A cell's value as its writer meant it (``_xHHHH_`` decoded); other values as they are."""
+    if isinstance(value, str) and "_x" in value:
+        return _ESCAPED.sub(lambda match: chr(int(match.group(1), 16)), value)
+    return value
+
+
+def append_row(sheet: Any, values: Iterable[Any]) -> None:
+    """Append one row to a worksheet (write-only or not): strings escaped and written as text, never formulas."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+    values = list(values)
+    if isinstance(sheet, WriteOnlyWorksheet):
+        cells = []
+        for value in values:
+            if isinstance(value, str):
+                cell = WriteOnlyCell(sheet, escaped(value))
+                cell.data_type = "s"
+                cells.append(cell)
+            else:
+                cells.append(value)
+        sheet.append(cells)
+        return
+    sheet.append([escaped(v) if isinstance(v, str) else v for v in values])
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"

@@ -1,0 +1,31 @@
+"""Excel cells from untrusted values (core/xlsx.py): text stays text, never a formula, and any character
+survives a write and a read back, in write-only and ordinary worksheets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook, load_workbook
+
+from core.xlsx import append_row, escaped, unescaped
+
+VALUES = ["=1+1", '=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "a\x00b\x01c\x1f", "_x0041_",
+          "_x005F_x0041_", "中文\x0b换行", "plain", "_x"]
+
+
+@pytest.mark.parametrize("write_only", [True, False], ids=["write-only", "ordinary"])
+def test_values_come_back_as_written_and_never_as_formulas(tmp_path: Path, write_only: bool) -> None:
+    book = Workbook(write_only=write_only)
+    sheet = book.create_sheet("数据") if write_only else book.active
+    append_row(sheet, [None, *VALUES, 42])
+    book.save(tmp_path / "out.xlsx")
+    cells = next(load_workbook(tmp_path / "out.xlsx").worksheets[0].iter_rows())
+    assert [c.data_type for c in cells[1:len(VALUES) + 1]] == ["s"] * len(VALUES)
+    assert [unescaped(c.value) for c in cells] == [None, *VALUES, 42]
+
+
+def test_a_literal_escape_sequence_is_kept_literal() -> None:
+    for text in VALUES:
+        assert unescaped(escaped(text)) == text
+    assert escaped("_x0041_") == "_x005F_x0041_" and unescaped("_x0041_") == "A"  # what Excel itself writes
