@@ -54,6 +54,14 @@ def test_export_writes_any_published_version_and_it_verifies(hub_home: Path, tmp
     assert len(rows) == v2.row_count and {r["id"]: r["name"] for r in rows}["5"] == "上海导出测试有限公司"
     assert _cli("verify", hub.resource_code, str(as_csv), "--version", "2").exit_code == 0
 
+    # a damaged or foreign file is a copy that differs, said in one line (it was an internal error)
+    (tmp_path / "cut.parquet").write_bytes(parquet.read_bytes()[:-40])
+    (tmp_path / "noise.csv").write_bytes(bytes(range(128, 256)) * 8)
+    for damaged in ("cut.parquet", "noise.csv"):
+        checked = _cli("verify", hub.resource_code, str(tmp_path / damaged), "--version", "1")
+        assert checked.exit_code == 1 and "neither a readable Parquet file nor a UTF-8 CSV" in checked.output, \
+            checked.output
+
     refused = _cli("export", hub.resource_code, "--version", "9", "--out", str(tmp_path / "v9.parquet"))
     assert refused.exit_code == 1 and "has no version 9" in refused.output
     from sqlalchemy import select
