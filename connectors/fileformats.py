@@ -39,13 +39,16 @@ class _Prepended(io.RawIOBase):
 
 
 def sniff_encoding(head: bytes) -> str:
-    """UTF-8 (with or without BOM) when the first 64 KiB read mostly as UTF-8, otherwise GB18030 (国标, covers GBK).
+    """UTF-8 (with or without BOM) when the first 64 KiB read mostly as UTF-8, otherwise GB18030 (国标, covers GBK);
+    UTF-16 when the file starts with its byte-order mark (Excel's "Unicode text" export).
 
     Mostly, not entirely: a UTF-8 export with one pasted GB18030 line stays UTF-8 (that line is flagged), where
     GB18030, which decodes almost any bytes, would turn the whole file into plausible-looking nonsense.
     """
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"  # the codec reads the mark and drops it
     text = head[:-3].decode("utf-8", errors="replace") if len(head) >= SNIFF_BYTES else head.decode("utf-8", "replace")
     bad = text.count("\ufffd")
     good = sum(1 for ch in text if ord(ch) > 127) - bad

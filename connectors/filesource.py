@@ -155,8 +155,9 @@ class FileSourceConnector(Connector):
                 raise ConfigError(self.fail(f"{entry.path}: the heading line is not readable: {record.problem}"))
             if any(isinstance(f, str) and UNDECODABLE.search(f) for f in record.fields):
                 raise ConfigError(self.fail(
-                    f"{entry.path}: 标题行无法解码 / the heading line is not {settings.get('encoding', 'auto')} text; "
-                    "set the stream's encoding (gb18030 for GBK/GB2312 exports, utf-8, or auto)"))
+                    f"{entry.path}: 标题行无法解码 / the heading line cannot be read as "
+                    f"{settings.get('encoding', 'auto (UTF-8, UTF-16 with its mark, or GB18030)')} text; set the "
+                    "stream's encoding (gb18030 for GBK/GB2312 exports, utf-8, utf-16, or auto)"))
             return record.fields
         return []
 
