@@ -124,7 +124,8 @@ def test_gb18030_detected_and_declared(folder: Path) -> None:
 
 def test_utf16_with_its_mark_is_read_in_auto_mode(folder: Path) -> None:
     """Excel's "Unicode text" export is UTF-16 with a byte-order mark: auto reads it (it was refused)."""
-    rows = [["1", "91310000000000001X", "上海浦东𠀀发展银行股份有限公司", "12.50", "2020-01-01", "2026-01-01 08:00:00", ""]]
+    rows = [["1", "91310000000000001X", "上海浦东𠀀发展银行股份有限公司", "12.50", "2020-01-01", "2026-01-01 08:00:00",
+             ""]]
     for encoding in ("utf-16-le", "utf-16-be"):
         path = write_csv(folder / "企业.csv", rows, encoding=encoding)
         path.write_bytes(("\ufeff".encode(encoding)) + path.read_bytes())  # the mark Excel writes first
