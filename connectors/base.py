@@ -157,7 +157,9 @@ class Connector(ABC):
 
     @abstractmethod
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
-        """Record batches of at most stream.batch_rows rows; rows with cursor >= state.cursor_value."""
+        """Record batches of at most stream.batch_rows rows; rows with cursor >= state.cursor_value, and rows
+        without a cursor value (NULL): those cannot be placed after any watermark, so every incremental read
+        reads them (a row inserted or changed without one would otherwise wait for the next full read)."""
 
     def read_keys(self, stream: StreamSpec, *, ordered: bool) -> Iterator[pa.RecordBatch]:
         """Every row's key columns only, in record batches; sorted by the key when ``ordered`` (the caller

@@ -256,7 +256,8 @@ class MySQLConnector(Connector):
                     if cursor_info is None:
                         raise ConfigError(self.fail(f"cursor column {stream.cursor_column!r} is not in {stream.label}"))
                     # >= not >: rows tied with the last cursor value are read again and merged by key.
-                    select += f" WHERE `{stream.cursor_column}` >= %s"
+                    # A row without a cursor value cannot be placed after the watermark: read every time.
+                    select += f" WHERE (`{stream.cursor_column}` >= %s OR `{stream.cursor_column}` IS NULL)"
                     params = (self._cursor_param(state.cursor_value, cursor_info),)
                 if stream.cursor_column:
                     select += f" ORDER BY `{stream.cursor_column}`"

@@ -194,7 +194,9 @@ class PostgresConnector(Connector):
                 # value goes in as an untyped literal, which PostgreSQL reads as the cursor column's own type;
                 # a query without bound parameters is read through COPY, twice as fast, and an incremental
                 # read needs no catalogue lookup first (a wrong column is reported from the query's error).
-                select += f' WHERE "{stream.cursor_column}" >= {_dollar_quoted(str(state.cursor_value))}'
+                # A row without a cursor value cannot be placed after the watermark: it is read every time.
+                select += (f' WHERE ("{stream.cursor_column}" >= {_dollar_quoted(str(state.cursor_value))} '
+                           f'OR "{stream.cursor_column}" IS NULL)')
             batches = self._read_adbc(select, stream, convert=True)
         # Fetching runs ahead in a thread while the pipeline checks and writes the previous batches; two batches
         # ahead are enough now that parts are written in threads of their own (and each holds 13 MB or so).

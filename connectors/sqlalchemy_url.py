@@ -230,7 +230,8 @@ class SQLAlchemyConnector(Connector):
                 # >= not >: rows tied with the last cursor value are read again and merged by key.
                 target = next(c.arrow_type for c in columns if c.name == stream.cursor_column)
                 value = self._cursor_value(state.cursor_value, target, connection.dialect.name)
-                select = select.where(table.c[stream.cursor_column] >= sa.literal(value, sa.types.NullType()))
+                column = table.c[stream.cursor_column]  # a row without a cursor value: read every time
+                select = select.where(sa.or_(column >= sa.literal(value, sa.types.NullType()), column.is_(None)))
             if stream.cursor_column:
                 select = select.order_by(table.c[stream.cursor_column])
             names, types = [c.name for c in columns], [c.arrow_type for c in columns]

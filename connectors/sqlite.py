@@ -125,8 +125,9 @@ class SQLiteConnector(Connector):
                 sql = "SELECT * FROM govshare_stream"
             params: tuple = ()
             if stream.cursor_column and state.cursor_value is not None:
-                # >= not >: rows tied with the last cursor value are read again and merged by key.
-                sql += f' WHERE "{stream.cursor_column}" >= ?'
+                # >= not >: rows tied with the last cursor value are read again and merged by key. A row without
+                # a cursor value cannot be placed after the watermark: it is read every time (connectors.base).
+                sql += f' WHERE ("{stream.cursor_column}" >= ? OR "{stream.cursor_column}" IS NULL)'
                 params = (state.cursor_value,)
             if stream.cursor_column:
                 sql += f' ORDER BY "{stream.cursor_column}"'

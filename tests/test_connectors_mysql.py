@@ -152,7 +152,8 @@ def test_incremental_reads_cursor_ge_saved_value(scratch: dict) -> None:
     table = pa.Table.from_batches(_read(connector, since=saved))
     assert table.column("id").to_pylist() == [2, 3]  # the tie (id 2) is read again
     saved_utc = str(datetime(2026, 1, 4, 15, 59, 59, tzinfo=timezone.utc))
-    assert pa.Table.from_batches(_read(connector, cursor="seen_at", since=saved_utc)).column("id").to_pylist() == [3]
+    # row 2 has no seen_at: without a cursor value it is read every time
+    assert pa.Table.from_batches(_read(connector, cursor="seen_at", since=saved_utc)).column("id").to_pylist() == [2, 3]
     assert _read(connector, since="2027-01-01 00:00:00")[0].num_rows == 0  # schema-only batch
 
 
