@@ -48,6 +48,9 @@ PAGINATIONS = ("page", "cursor", "none")
 AUTHS = ("none", "bearer", "basic", "header")
 RETRY_STATUSES = {408, 425, 429}
 MAX_BACKOFF = 60.0
+# A page is read into memory to parse it: a server that answers with gigabytes (a bug, a wrong page_size, a hostile
+# peer) would take the worker's memory with it. Beyond this many bytes the read stops with a clear error.
+MAX_PAGE_BYTES = 64 << 20
 
 
 MISSING = object()
@@ -76,6 +79,7 @@ class HTTPConfig(SourceConfig):
     auth: str = "none"  # one of AUTHS
     username: str | None = None  # basic auth (the password goes in the secret)
     streams: dict[str, dict[str, Any] | None] | None = None  # per stream: STREAM_KEYS
+    max_page_bytes: int | None = None  # default MAX_PAGE_BYTES
 
     @field_validator("base_url")
     @classmethod
@@ -148,7 +152,8 @@ class HTTPConnector(Connector):
         for attempt in range(retries + 1):
             wait = min(backoff * 2 ** attempt, MAX_BACKOFF)
             try:
-                response = session.get(url, params=params, timeout=timeout)
+                response = session.get(url, params=params, timeout=timeout, stream=True)
+                body = self._body(response, url) if response.status_code < 300 else b""
             except requests.exceptions.SSLError as exc:
                 raise ConfigError(self.fail(f"TLS verification of {url} failed: {exc.__class__.__name__}")) from None
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
@@ -165,20 +170,43 @@ class HTTPConnector(Connector):
                 if status >= 500 or status in RETRY_STATUSES:
                     problem = f"HTTP {status} from {url}"
                     wait = max(wait, min(_retry_after(response), MAX_BACKOFF))
+                    response.close()  # streamed: its connection goes back to the pool unread
                 elif status in (401, 403):
                     raise ConfigError(self.fail(f"认证被拒绝 / HTTP {status} from {url}: the token or password is "
                                                 "wrong or lacks access"))
                 elif status >= 400:
-                    raise ConfigError(self.fail(f"HTTP {status} from {url}: {_excerpt(response.text)}"))
+                    text = response.raw.read(4096, decode_content=True).decode("utf-8", "replace")
+                    raise ConfigError(self.fail(f"HTTP {status} from {url}: {_excerpt(text)}"))
                 else:
                     try:
-                        return response.json(parse_float=Decimal)
+                        return json.loads(body, parse_float=Decimal)
                     except ValueError:
-                        raise ConfigError(self.fail(f"{url} did not answer JSON: {_excerpt(response.text)}")) from None
+                        text = body[:4096].decode("utf-8", "replace")
+                        raise ConfigError(self.fail(f"{url} did not answer JSON: {_excerpt(text)}")) from None
+                    finally:
+                        response.close()
             if attempt < retries:
                 time.sleep(wait)
         attempts = f" after {retries + 1} attempts" if retries else ""
         raise RetriableError(self.fail(f"{problem}{attempts}"))
+
+    def _body(self, response: requests.Response, url: str) -> bytes:
+        """The page's bytes, at most ``max_page_bytes`` (default MAX_PAGE_BYTES) of them."""
+        limit = int(self.config.get("max_page_bytes") or MAX_PAGE_BYTES)
+        declared = response.headers.get("Content-Length", "")
+        too_big = ConfigError(self.fail(f"{url} answered a page larger than {limit:,} bytes; lower the stream's "
+                                        "page_size, or raise the source's max_page_bytes"))
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise too_big
+        chunks, total = [], 0
+        for chunk in response.iter_content(chunk_size=1 << 16):
+            total += len(chunk)
+            if total > limit:
+                response.close()
+                raise too_big
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     # --- streams ---------------------------------------------------------------------------------------------
 

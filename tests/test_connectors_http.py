@@ -101,6 +101,20 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, {"items": rows[start:start + 20], "links": {"next": following}})
             if url.path == "/api/broken":
                 return self._send(200, b"<html>not json</html>")
+            if url.path == "/api/huge":  # a page of 3 MB, streamed without announcing its length
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                try:
+                    self.wfile.write(b'{"items": [' + b'{"id": 1, "pad": "' + b"x" * (3 << 20) + b'"}]}')
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: expected
+                    pass
+                return None
+            if url.path == "/api/announced":  # announces 10 GB, sends nothing
+                self.send_response(200)
+                self.send_header("Content-Length", str(10 << 30))
+                self.end_headers()
+                return None
             return self._send(404, {"error": "no such endpoint"})
 
     return Handler
@@ -294,3 +308,16 @@ def test_next_url_and_single_response_streams(api: Api) -> None:
     api.requests.clear()
     assert [r["id"] for r in _rows(connector, "single")] == list(range(1, 11))
     assert len(api.requests) == 1 and "page" not in api.requests[0]["query"]
+
+
+def test_a_page_larger_than_the_limit_stops_the_read_with_the_fix(api: Api) -> None:
+    """A server answering with gigabytes (a bug, a wrong page_size, a hostile peer) would take the worker's
+    memory: the read stops at max_page_bytes, announced or not, and says what to change."""
+    for path in ("/huge", "/announced"):
+        connector = _connector(api, max_page_bytes=1 << 20, streams={
+            "big": {"path": path, "pagination": "none", "records_path": "items"}})
+        with pytest.raises(ConfigError, match="larger than 1,048,576 bytes; lower the stream's page_size"):
+            _rows(connector, "big")
+    connector = _connector(api, streams={"big": {"path": "/huge", "pagination": "none", "records_path": "items"}})
+    assert len(_rows(connector, "big")[0]["pad"]) == 3 << 20  # under the default limit it is read
+
