@@ -11,12 +11,16 @@ Two things go wrong with openpyxl's defaults:
   (IllegalCharacterError: the whole export failed). OOXML escapes them as ``_xHHHH_`` (ECMA-376 ST_Xstring),
   which Excel decodes when it opens the file; a literal ``_xHHHH_`` in the text has its underscore escaped
   (``_x005F_``) so it reads back as written. ``unescaped`` is the inverse, for the files the hub reads back.
+- **Precision.** An Excel number is a double, and openpyxl writes decimals and integers through float: an
+  amount of 17 digits or an 18-digit integer id came out rounded, in the file itself. A number a double cannot
+  hold exactly (an integer beyond 2**53, a decimal of more than 15 significant digits) is written as its text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -37,12 +41,26 @@ def unescaped(value: Any) -> Any:
     return value
 
 
+EXACT_INTEGER = 2**53  # beyond it a double skips integers
+EXACT_DIGITS = 15  # significant digits every double holds exactly
+
+
+def _exact(value: Any) -> Any:
+    """A number Excel would round, as its text; other values as they are."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > EXACT_INTEGER:
+        return str(value)
+    if isinstance(value, Decimal) and (not value.is_finite() or len(value.as_tuple().digits) > EXACT_DIGITS):
+        return str(value)
+    return value
+
+
 def append_row(sheet: Any, values: Iterable[Any]) -> None:
-    """Append one row to a worksheet (write-only or not): strings escaped and written as text, never formulas."""
+    """Append one row to a worksheet (write-only or not): strings escaped and written as text, never formulas;
+    numbers Excel would round written as text."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-    values = list(values)
+    values = [_exact(v) for v in values]
     if isinstance(sheet, WriteOnlyWorksheet):
         cells = []
         for value in values:

@@ -29,3 +29,19 @@ def test_a_literal_escape_sequence_is_kept_literal() -> None:
     for text in VALUES:
         assert unescaped(escaped(text)) == text
     assert escaped("_x0041_") == "_x005F_x0041_" and unescaped("_x0041_") == "A"  # what Excel itself writes
+
+
+def test_numbers_a_double_would_round_are_written_as_their_text(tmp_path: Path) -> None:
+    """An 18-digit integer id or a 19-digit amount was written rounded (through float); it is now its exact
+    text, while ordinary numbers stay numbers."""
+    from decimal import Decimal
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("数据")
+    append_row(sheet, [2**62 + 1, Decimal("12345678901234567.89"), Decimal("12.50"), 42, 1.5, True])
+    book.save(tmp_path / "out.xlsx")
+    cells = next(load_workbook(tmp_path / "out.xlsx").worksheets[0].iter_rows())
+    assert [c.value for c in cells[:2]] == [str(2**62 + 1), "12345678901234567.89"]
+    assert [c.data_type for c in cells] == ["s", "s", "n", "n", "n", "b"]
+    assert [c.value for c in cells[2:]] == [12.5, 42, 1.5, True]
+
