@@ -7,6 +7,8 @@ The API keeps the codes and ISO instants; it is read by programs.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterable
 from datetime import date, datetime
 from functools import cache
@@ -126,4 +128,8 @@ def cell(value: object, data_type: str | None = None) -> str:
             return cell(datetime.fromisoformat(value))
         except ValueError:
             return value
+    if isinstance(value, bytes):  # as CSV writes it (pipeline/text_values.py), not Python's b'...'
+        return "\\x" + value.hex()
+    if isinstance(value, list | dict):  # an array or a structure, as JSON
+        return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)

@@ -3,6 +3,8 @@ catalogue metadata names only lists that exist, and days and times read as a per
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from datetime import UTC, date, datetime
 
 import pytest
@@ -68,3 +70,6 @@ def test_days_and_times_as_a_person_reads_them() -> None:
     assert cell("2026-12-06T14:35:49.328+08:00", "timestamp") == "2026-12-06 14:35:49"
     assert cell("2026-12-06T06:35:49+00:00", "timestamp") == "2026-12-06 14:35:49"
     assert cell("not a time", "timestamp") == "not a time" and cell(None) == "" and cell(True) == "是"
+    # bytes as CSV writes them, arrays and structures as JSON (not Python's b'...' and reprs)
+    assert cell(b"\xde\xad") == "\\xdead" and cell([1, None, "中"]) == '[1, null, "中"]'
+    assert cell({"a": Decimal("1.50")}) == '{"a": "1.50"}'
