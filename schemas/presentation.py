@@ -8,7 +8,6 @@ The API keeps the codes and ISO instants; it is read by programs.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Iterable
 from datetime import date, datetime
 from functools import cache

@@ -3,9 +3,8 @@ catalogue metadata names only lists that exist, and days and times read as a per
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 
