@@ -194,8 +194,8 @@ class HTTPConnector(Connector):
         """The page's bytes, at most ``max_page_bytes`` (default MAX_PAGE_BYTES) of them."""
         limit = int(self.config.get("max_page_bytes") or MAX_PAGE_BYTES)
         declared = response.headers.get("Content-Length", "")
-        too_big = ConfigError(self.fail(f"{url} answered a page larger than {limit:,} bytes; lower the stream's "
-                                        "page_size, or raise the source's max_page_bytes"))
+        too_big = ConfigError(self.fail(f"页面过大 / {url} answered a page larger than {limit:,} bytes; lower the "
+                                        "stream's page_size, or raise the source's max_page_bytes"))
         if declared.isdigit() and int(declared) > limit:
             response.close()
             raise too_big

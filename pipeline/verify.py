@@ -148,8 +148,8 @@ def verify_copy(*, resource_code: str, path: Path, version: int | None = None) -
         fmt, actual_batches, columns = _open(path, schema)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError, StopIteration) as exc:  # not a copy at all
         return Verdict(match=False, version=record.number, rows=record.row_count, columns=[],
-                       difference=f"{path.name} is neither a readable Parquet file nor a UTF-8 CSV of "
-                                  f"v{record.number} ({' '.join(str(exc).split())[:160]})")
+                       difference=f"无法读取 / {path.name} is neither a readable Parquet file nor a UTF-8 CSV "
+                                  f"of v{record.number} ({' '.join(str(exc).split())[:160]})")
     verdict = Verdict(match=False, version=record.number, rows=record.row_count, columns=columns)
     _check_own_files(parts, resource_code=resource_code, number=record.number)
     if _is_own_file(parts, path):
