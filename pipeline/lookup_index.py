@@ -142,8 +142,10 @@ def build_keys(part_path: Path, column: str, stem: Path) -> None:
     order = np.argsort(keys, kind="stable")
     rows = order if positions is None else positions[order]
     keys_file, rows_file = key_files(stem, column)
-    _save_atomically(keys_file, keys[order])
+    # The rows first: readers take the keys file for the pair (a lookup beside the build loaded the keys and
+    # found no rows file: a FileNotFoundError under concurrent first lookups).
     _save_atomically(rows_file, rows.astype(np.int64, copy=False))
+    _save_atomically(keys_file, keys[order])
 
 
 def build_row_store(part_path: Path, stem: Path) -> None:

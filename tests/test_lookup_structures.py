@@ -216,3 +216,33 @@ def test_a_writer_kept_in_arrival_order_writes_one_part_at_a_time(tmp_path: Path
     with pytest.raises(RuntimeError):
         late.keep_arrival_order()
     late.close()
+
+
+def test_a_columns_keys_file_appears_only_with_its_rows_file(tmp_path: Path) -> None:
+    """Readers take a column's keys file for the pair (pipeline.lookup_index.key_files): a lookup running beside
+    the first build loaded the keys and found no rows file yet (FileNotFoundError under concurrent lookups).
+    Whenever the keys file exists, its rows file does: watched by a thread polling while the pair is built."""
+    import threading
+
+    from pipeline.lookup_index import build_keys, key_files
+
+    part = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"code": [f"{i:018d}" for i in range(300_000, 0, -1)]}), part)
+    stem = tmp_path / "index" / "part"
+    keys_file, rows_file = key_files(stem, "code")
+    seen_alone, done = [], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if keys_file.is_file() and not rows_file.is_file():
+                seen_alone.append(True)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    for _ in range(3):  # built three times over: each time the keys file is replaced last
+        build_keys(part, "code", stem)
+        keys_file.unlink()
+        rows_file.unlink()
+    done.set()
+    watcher.join()
+    assert not seen_alone
