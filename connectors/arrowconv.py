@@ -101,17 +101,28 @@ def to_arrow_column(name: str, values: list[Any], target: pa.DataType) -> tuple[
     return pa.array(converted, type=target), problems
 
 
-def raw_text(value: Any) -> str:
-    """A value as read, as text for a quarantined row (connectors.base.ROW_RAW_COLUMN)."""
+BINARY_PREFIX = "\\x"  # binary values as text: PostgreSQL's form, \xdeadbeef
+
+
+def value_text(value: Any) -> str:
+    """One value as text, the one form the hub writes where a type has no text of its own (a quarantined
+    row's raw values, CSV and Excel cells, browsing pages; pipeline/text_values.py reads it back): bytes as
+    BINARY_PREFIX + hex, arrays and structures as JSON, times in ISO 8601, anything else as str()."""
     if isinstance(value, bytes | bytearray | memoryview):
-        return "\\x" + bytes(value).hex()
+        return BINARY_PREFIX + bytes(value).hex()
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
 
 
-def with_flags(batch: pa.RecordBatch, flags: list[str | None], raw: dict[int, dict[str, str]]) -> pa.RecordBatch:
-    """The batch with its row-problem column, and beside it the values those problems concern as read."""
+def with_flags(batch: pa.RecordBatch, problems: dict[int, list[str]], raw: dict[int, dict[str, str]], *,
+               places: list[str] | None = None) -> pa.RecordBatch:
+    """The batch with its row-problem column (each row's problems, after its place in a file where given),
+    and beside it the values those problems concern as read."""
+    flags = [None if i not in problems else "; ".join(problems[i]) if places is None
+             else f"{places[i]}: {'; '.join(problems[i])}" for i in range(batch.num_rows)]
     batch = batch.append_column(ROW_PROBLEM_COLUMN, pa.array(flags, pa.string()))
     if raw:
         batch = batch.append_column(ROW_RAW_COLUMN, pa.array(
@@ -131,10 +142,10 @@ def rows_to_batch(names: list[str], types: list[pa.DataType], rows: list[tuple])
         for index, problem in column_problems.items():
             problems.setdefault(index, []).append(problem)
             if values[index] is not None:
-                raw.setdefault(index, {})[name] = raw_text(values[index])
+                raw.setdefault(index, {})[name] = value_text(values[index])
     batch = pa.RecordBatch.from_arrays(arrays, names=names)
     if problems:
-        batch = with_flags(batch, ["; ".join(problems[i]) if i in problems else None for i in range(len(rows))], raw)
+        batch = with_flags(batch, problems, raw)
     return batch
 
 
@@ -148,4 +159,4 @@ def cast_opaque_numeric(column: pa.Array, target: pa.DataType,
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         values = storage.to_pylist()
         array, problems = to_arrow_column(name, values, target)
-        return array, problems, {i: raw_text(values[i]) for i in problems if values[i] is not None}
+        return array, problems, {i: value_text(values[i]) for i in problems if values[i] is not None}

@@ -328,6 +328,5 @@ class PostgresConnector(Connector):
             fields.append(pa.field(field.name, field.type, field.nullable))
         result = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
         if problems:
-            result = with_flags(result, ["; ".join(problems[i]) if i in problems else None
-                                         for i in range(result.num_rows)], raw)
+            result = with_flags(result, problems, raw)
         return result

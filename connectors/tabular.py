@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.arrowconv import arrow_type_for_declared, raw_text, to_arrow_column, with_flags
+from connectors.arrowconv import arrow_type_for_declared, to_arrow_column, value_text, with_flags
 from connectors.base import ROW_ORIGIN_COLUMN
 from core.errors import ConfigError
 
@@ -278,11 +278,10 @@ class BatchBuilder:
             for index, problem in column_problems.items():
                 problems.setdefault(index, []).append(problem)
                 if cells[index] is not None:
-                    raw.setdefault(index, {})[name] = raw_text(cells[index])
+                    raw.setdefault(index, {})[name] = value_text(cells[index])
         batch = pa.RecordBatch.from_arrays(arrays, names=self.names)
         if problems:
-            batch = with_flags(batch, [f"{self.places[i]}: {'; '.join(problems[i])}" if i in problems else None
-                                       for i in range(len(self.rows))], raw)
+            batch = with_flags(batch, problems, raw, places=self.places)
         if self.origins:
             batch = batch.append_column(ROW_ORIGIN_COLUMN, pa.array(self.origins, pa.int32()))
         self.rows, self.places, self.problems, self.origins = [], [], {}, []

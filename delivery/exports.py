@@ -22,13 +22,13 @@ from pathlib import Path
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
+from connectors.arrowconv import value_text
 from core.errors import ConfigError
 from core.storage import get_storage
 from core.xlsx import append_row
 from delivery.access import AccessDecision, restrict, restricted_schema
 from delivery.files import FORMATS, iter_batches, version_schema, write_batches
 from pipeline.paths import storage_root
-from pipeline.text_values import as_text
 from registry.exchange.models import DatasetVersion
 
 MEDIA_TYPES = {**FORMATS, "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -110,8 +110,8 @@ class _Hashing:
 def _excel_value(value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.replace(tzinfo=None)  # Excel has no time zones: keep the wall-clock time as published
-    if isinstance(value, bytes | list | dict):  # no Excel form: the text forms of CSV (pipeline.text_values)
-        return as_text(pa.array([value])).to_pylist()[0]
+    if isinstance(value, bytes | list | dict):  # no Excel form: the text forms of CSV
+        return value_text(value)
     return value
 
 

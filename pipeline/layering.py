@@ -239,14 +239,15 @@ def _unchanged_ties(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, f
         aligned = old.take(order)
         same = np.ones(mine.num_rows, dtype=bool)
         for name in schema.names:
-            same &= _same_values(mine.column(name), aligned.column(name))
+            same &= same_values(mine.column(name), aligned.column(name))
         unchanged[mine_index[same]] = True
     return unchanged
 
 
-def _same_values(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
+def same_values(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
     """Row by row: equal values, or both null. Nested values (e.g. a PostgreSQL array) have no comparison
-    kernel: they are compared as Python values (only the rows at the watermark come here)."""
+    kernel: they are compared as Python values (callers pass a few rows: the rows at the watermark, a window
+    of a copy being verified)."""
     try:
         equal = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
     except pa.ArrowNotImplementedError:

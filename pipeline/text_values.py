@@ -19,7 +19,7 @@ import json
 
 import pyarrow as pa
 
-BINARY_PREFIX = "\\x"
+from connectors.arrowconv import BINARY_PREFIX, value_text
 
 
 def _binary(kind: pa.DataType) -> bool:
@@ -54,15 +54,12 @@ def as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     kind = column.type
     if pa.types.is_string(kind):
         return column
-    if _binary(kind):
-        return pa.array([None if v is None else BINARY_PREFIX + v.hex() for v in column.to_pylist()], pa.string())
-    if _nested(kind):
-        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str)
-                         for v in column.to_pylist()], pa.string())
-    try:
-        return column.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
+    if not needs_text(kind):
+        try:
+            return column.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return pa.array([None if v is None else value_text(v) for v in column.to_pylist()], pa.string())
 
 
 def from_text(text: pa.Array, kind: pa.DataType) -> pa.Array:

@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError, FatalError, NotFound
 from pipeline.manifest import file_sha256
+from pipeline.layering import same_values
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.paths import storage_root
 from pipeline.text_values import from_text, needs_text
@@ -89,13 +90,8 @@ def _first_difference(expected: pa.ChunkedArray, actual: pa.ChunkedArray) -> int
             actual = actual.cast(expected.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return 0
-    try:
-        differs = pc.fill_null(pc.not_equal(expected, actual), False)
-    except pa.ArrowNotImplementedError:  # nested values (arrays) have no comparison kernel: as Python values
-        return next((i for i, (a, b) in enumerate(zip(expected.to_pylist(), actual.to_pylist())) if a != b), None)
-    differs = pc.or_(differs, pc.xor(pc.is_null(expected), pc.is_null(actual)))
-    found = pc.index(differs, True).as_py()
-    return None if found < 0 else found
+    differs = np.flatnonzero(~same_values(expected, actual))
+    return int(differs[0]) if len(differs) else None
 
 
 def _pick_version(session, resource, number: int | None, path: Path) -> DatasetVersion:  # noqa: ANN001

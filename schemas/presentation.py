@@ -7,7 +7,6 @@ The API keeps the codes and ISO instants; it is read by programs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import date, datetime
 from functools import cache
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from connectors.arrowconv import value_text
 from core import clock
 from core.errors import ConfigError
 
@@ -127,8 +127,6 @@ def cell(value: object, data_type: str | None = None) -> str:
             return cell(datetime.fromisoformat(value))
         except ValueError:
             return value
-    if isinstance(value, bytes):  # as CSV writes it (pipeline/text_values.py), not Python's b'...'
-        return "\\x" + value.hex()
-    if isinstance(value, list | dict):  # an array or a structure, as JSON
-        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, bytes | list | dict):  # as CSV writes them, not Python's b'...' and reprs
+        return value_text(value)
     return str(value)
