@@ -22,7 +22,7 @@ from connectors.base import (
 )
 from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
-from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_query, extent_query
+from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
 from connectors.postgres_types import converted_select
 from connectors.prefetch import prefetched
 from core.errors import ConfigError
@@ -245,9 +245,9 @@ class PostgresConnector(Connector):
         name = stream.primary_key[0]
         for batch in self._read_adbc(chunk_query(key=key, relation=self._from(stream), bounds=bounds), stream,
                                      batch_bytes=KEY_CHUNK_BATCH_BYTES):
-            keys = batch.column(0).flatten()  # NULL (an empty chunk) flattens to nothing
+            keys = chunk_keys(batch.column(0))
             if len(keys):
-                yield pa.RecordBatch.from_arrays([keys], names=[name])
+                yield pa.RecordBatch.from_arrays([pa.array(keys)], names=[name])
 
     def stream_schema(self, stream: StreamSpec) -> pa.Schema:
         if stream.table:

@@ -2,9 +2,10 @@
 
 Reading 5 M keys one row each costs the client about 0.2 µs a row in libpq's copy protocol alone (a message,
 a malloc and a parse per row): about a second of CPU, more than the server's index scan. The same keys sent
-as arrays, one row per chunk of some 65,000 keys (``array_agg`` over an index range scan), cost the client
-about a third of that, and the server about as much as the row-by-row read (measured on 5 M rows: 0.3 s of
-client CPU instead of 1.0 s; the server's scan 0.46 s instead of 0.40 s for half of the keys).
+as one value per chunk of some 65,000 keys (their 8-byte forms end to end, aggregated over an index range
+scan) cost the client a copy, and the server about as much as the row-by-row read. Measured on 5 M rows:
+arrays (``array_agg``) cut the client's 1.0 s to 0.3 s; bytes instead of arrays cut the hub's whole key
+comparison from 0.25 to 0.09 CPU s (no array parsing) and the server's work by about a tenth.
 
 The chunk edges come from the caller (the published keys' quantiles, so each chunk holds about as many keys);
 past the published keys at either end (a table that grew), more edges of the usual span are added up to the
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
 
 INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
 MAX_EXTRA_EDGES = 4096  # past the published keys; beyond that the span grows instead
@@ -47,16 +49,34 @@ def _extend(after: int, upto: int, span: int) -> list[int]:
 
 
 def chunk_query(*, key: str, relation: str, bounds: list[tuple[int, int]]) -> str:
-    """One row per chunk, in key order: the chunk's keys as an array (NULL for an empty chunk), sorted by
-    the subquery's index scan (aggregates keep their input's order in practice, which PostgreSQL does not
-    promise: the caller checks the order and copes when it is not). ``key`` is quoted already; the bounds are
-    integers, written as literals."""
+    """One row per chunk, in key order: the chunk's keys as 8-byte big-endian integers end to end in one
+    bytea (NULL for an empty chunk; ``chunk_keys`` reads them), sorted by the subquery's index scan
+    (aggregates keep their input's order in practice, which PostgreSQL does not promise: the caller checks
+    the order and copes when it is not). ``key`` is quoted already; the bounds are integers, written as
+    literals. Bytes rather than an array: the server appends each key's 8 bytes instead of building an array
+    and sending it element by element, and the client copies them instead of parsing an array (measured on
+    5 M keys: 0.61 s of server CPU instead of 0.69 s)."""
     firsts = ",".join(str(first) for first, _ in bounds)
     lasts = ",".join(str(last) for _, last in bounds)
-    return (f"SELECT (SELECT array_agg(k) FROM (SELECT {key} AS k FROM {relation} "
+    return (f"SELECT (SELECT string_agg(int8send(k::int8), ''::bytea) FROM (SELECT {key} AS k FROM {relation} "
             f"WHERE {key} >= b.first AND {key} <= b.last ORDER BY {key}) AS c) AS {key} "
             f"FROM unnest(ARRAY[{firsts}]::int8[], ARRAY[{lasts}]::int8[]) WITH ORDINALITY AS b(first, last, n) "
             f"ORDER BY b.n")
+
+
+def chunk_keys(column: pa.Array) -> np.ndarray:
+    """The keys of a batch of ``chunk_query`` rows, in order: the values of a binary column lie end to end
+    in its data buffer (an empty chunk, NULL, adds nothing), so they are read as one array."""
+    if column.null_count:
+        column = column.drop_null()
+    width = 8 if pa.types.is_large_binary(column.type) else 4
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64 if width == 8 else np.int32,
+                            count=len(column) + 1, offset=column.offset * width)
+    start, end = int(offsets[0]), int(offsets[-1])
+    if end == start:
+        return np.empty(0, np.int64)
+    data = column.buffers()[2]
+    return np.frombuffer(data, dtype=">i8", count=(end - start) // 8, offset=start).astype(np.int64)
 
 
 def extent_query(*, key: str, column: str, relation: str) -> str:

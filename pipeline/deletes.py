@@ -199,7 +199,7 @@ class _Sorted:
     at: int = 0  # how far the merge has come
     stop: int = 0  # where its key range ends
 
-    def missing(self, upto: int | None, present: np.ndarray) -> np.ndarray:
+    def missing(self, upto: int | None, present: _Present) -> np.ndarray:
         """Live keys of this part up to ``upto`` (all that remain in its range: None) not in ``present``."""
         keys = self.mapped.array
         end = self.stop if upto is None else \
@@ -210,16 +210,43 @@ class _Sorted:
         self.at = end
         if not len(segment):
             return np.empty(0, np.int64)
-        if len(present):
-            index = np.minimum(np.searchsorted(present, segment), len(present) - 1)
-            absent = present[index] != segment
-        else:
-            absent = np.ones(len(segment), dtype=bool)
+        absent = present.absent(segment)
         gone, positions = np.asarray(segment[absent]), np.asarray(rows[absent])
         if len(self.dead) and len(gone):
             index = np.minimum(np.searchsorted(self.dead, positions), len(self.dead) - 1)
             gone = gone[self.dead[index] != positions]  # a dead row is not a published key
         return gone
+
+
+DENSE_SPAN = 8  # a presence table up to this many slots (a byte each) per key read beats bisection
+
+
+class _Present:
+    """A batch of the source's sorted keys, asked which of a part's keys it holds. Where the keys are dense
+    (ids), one presence table over the batch's range answers every part in linear time; bisection, which
+    cost a search per published key, was the largest share of the hub's work in a key scan."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        self.table = None
+        if len(keys):
+            self.low, span = int(keys[0]), int(keys[-1]) - int(keys[0]) + 1
+            if span <= DENSE_SPAN * len(keys):
+                self.table = np.zeros(span, dtype=bool)
+                self.table[keys - self.low] = True
+
+    def absent(self, segment: np.ndarray) -> np.ndarray:
+        """Which of the sorted ``segment`` keys (none above the batch's last key) the batch does not hold."""
+        keys = self.keys
+        if not len(keys):
+            return np.ones(len(segment), dtype=bool)
+        if self.table is not None:
+            absent = np.ones(len(segment), dtype=bool)
+            below = int(np.searchsorted(segment, self.low, side="left"))
+            absent[below:] = ~self.table[segment[below:] - self.low]
+            return absent
+        index = np.minimum(np.searchsorted(keys, segment), len(keys) - 1)
+        return keys[index] != segment
 
 
 def _merge(streams: list[tuple[Iterator[pa.RecordBatch], int | None, int | None]], parts: list[Part],
@@ -292,8 +319,9 @@ def _merged(batches: Iterator[pa.RecordBatch], sorted_parts: list[_Sorted], part
         last = int(values[-1])
         count += len(values)
         seen.update(seen_keys(batch, key, watch))
-        found += [part.missing(last, values) for part in sorted_parts]
-    found += [part.missing(None, np.empty(0, np.int64)) for part in sorted_parts]
+        present = _Present(values)
+        found += [part.missing(last, present) for part in sorted_parts]
+    found += [part.missing(None, _Present(np.empty(0, np.int64))) for part in sorted_parts]
     deleted = np.sort(np.concatenate(found)) if found else np.empty(0, np.int64)
     return KeyScan(deleted=pa.array(deleted).cast(pq.read_schema(parts[0].path).field(key[0]).type),
                    watched_gone=set(watch.to_pylist()) - seen, source_keys=count, method="merge")
