@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import get_settings
@@ -52,6 +53,29 @@ def _create(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def migration_engine(url: str) -> Engine:
+    """The engine migrations run on: on SQLite one whose transactions hold DDL too. pysqlite opens a transaction
+    only before INSERT, UPDATE or DELETE, so a migration's CREATE TABLE committed by itself, and a migration that
+    failed after it left the schema half changed, its revision unrecorded, and every later `govshare init`
+    failing on a table that already exists. Here the driver starts no transaction of its own and each one
+    SQLAlchemy begins is an explicit BEGIN; its connections are not pooled (the application's keep theirs)."""
+    if not url.startswith("sqlite"):
+        return engine_for(url)
+    engine_for(url)  # the database's folder
+    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, record) -> None:  # noqa: ANN001 - DBAPI hook signature
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:  # noqa: ANN001 - sqlalchemy Connection
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 def get_engine() -> Engine:

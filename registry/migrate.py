@@ -22,6 +22,9 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(*, url: str | None = None, revision: str = "heads") -> None:
+    """Migrate to ``revision``; all of it or, on a failure, none of it (registry.db.migration_engine). The
+    secret key is checked first: a migration seals the audit log's markers with it."""
+    get_settings().require_secret()
     command.upgrade(alembic_config(url), revision)
 
 

@@ -132,3 +132,56 @@ def test_init_twice_says_already_up_to_date(backend: str, request: pytest.Fixtur
 def test_the_migrations_have_one_head() -> None:
     """Capability branches are merged (0020_merge): an operator's `alembic upgrade head` reaches every table."""
     assert "," not in _heads(), f"several heads {_heads()}: add a merge migration revising all of them"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_migration_that_fails_changes_nothing_and_init_then_goes_on(backend: str, request: pytest.FixtureRequest,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """A migration failing half way (here the audit sealing marker's, after its CREATE TABLE) leaves the schema
+    and the recorded revision as they were: on SQLite the table used to stay, unrecorded, and every later
+    `govshare init` failed on it ("table audit_sealing already exists")."""
+    from registry.audit import log
+    from registry.migrate import current_revision, upgrade
+
+    url = (request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1)
+           if backend == "postgresql" else f"sqlite:///{(tmp_path / 'registry.db').as_posix()}")
+    upgrade(url=url, revision="0021_due_days")
+    before = _tables(url)
+
+    def broken(*_args: object, **_kwargs: object) -> str:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(log, "sealing_seal", broken)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        upgrade(url=url)
+    assert current_revision(url=url) == "0021_due_days"
+    assert _tables(url) == before and "audit_sealing" not in before
+
+    monkeypatch.undo()
+    monkeypatch.setenv("GOVSHARE_HOME", str(tmp_path / "var"))
+    monkeypatch.setenv("GOVSHARE_DEMO", "1")
+    _reset()
+    upgrade(url=url)
+    assert current_revision(url=url) == _heads() and "audit_sealing" in _tables(url)
+
+
+def test_init_without_a_secret_key_stops_before_touching_the_schema(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    """The sealing migration needs GOVSHARE_SECRET_KEY: init says so before migrating anything (it used to
+    migrate half way and fail), then runs whole once the key is set."""
+    from cli.main import app
+
+    monkeypatch.delenv("GOVSHARE_DEMO")
+    _reset()
+    url = f"sqlite:///{(tmp_path / 'var' / 'govshare.db').as_posix()}"
+    refused = CliRunner().invoke(app, ["init"])
+    assert refused.exit_code == 1 and "GOVSHARE_SECRET_KEY" in refused.output
+    assert "Traceback" not in refused.output
+    assert not REGISTRY_TABLES & _tables(url)
+
+    monkeypatch.setenv("GOVSHARE_SECRET_KEY", "a-long-random-secret-for-the-test-only")
+    _reset()
+    done = CliRunner().invoke(app, ["init"])
+    assert done.exit_code == 0, done.output
+    assert REGISTRY_TABLES <= _tables(url)

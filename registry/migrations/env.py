@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
 
 import registry.models  # noqa: F401 - every capability's tables, so the metadata is complete
-from registry.db import engine_for
+from registry.db import migration_engine
 from registry.orm import Base
 
 config = context.config
@@ -26,7 +25,7 @@ def run_offline() -> None:
 def run_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        engine = engine_for(url).execution_options()
+        engine = migration_engine(url)
         with engine.connect() as connection:
             _run(connection)
     else:
