@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -106,15 +106,42 @@ BINARY_PREFIX = "\\x"  # binary values as text: PostgreSQL's form, \xdeadbeef
 
 def value_text(value: Any) -> str:
     """One value as text, the one form the hub writes where a type has no text of its own (a quarantined
-    row's raw values, CSV and Excel cells, browsing pages; pipeline/text_values.py reads it back): bytes as
-    BINARY_PREFIX + hex, arrays and structures as JSON, times in ISO 8601, anything else as str()."""
+    row's raw values, CSV and Excel cells, browsing pages, JSON answers; pipeline/text_values.py reads it
+    back): bytes as BINARY_PREFIX + hex, arrays and structures as JSON, durations as duration_text, times in
+    ISO 8601, anything else as str()."""
     if isinstance(value, bytes | bytearray | memoryview):
         return BINARY_PREFIX + bytes(value).hex()
+    if isinstance(value, timedelta):
+        return duration_text(value)
     if isinstance(value, list | tuple | dict):
         return json.dumps(value, ensure_ascii=False, default=str)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
+
+
+def duration_text(value: timedelta) -> str:
+    """A duration as MySQL shows a TIME value: [-]HH:MM:SS, hours unbounded, and the fraction of a second
+    where there is one (01:02:03, 838:59:59.999, -12:00:00); Python's own (34 days, 22:59:59.999000) is not."""
+    micros = value // timedelta(microseconds=1)
+    sign, micros = ("-" if micros < 0 else ""), abs(micros)
+    seconds, fraction = divmod(micros, 1_000_000)
+    text = f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return text + (f".{fraction:06d}".rstrip("0") if fraction else "")
+
+
+DURATION_TEXT = re.compile(r"(-?)(\d+):([0-5]\d):([0-5]\d)(?:\.(\d{1,6}))?")
+
+
+def parse_duration(text: str) -> timedelta:
+    """duration_text read back; ValueError names the expected form."""
+    found = DURATION_TEXT.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"{text!r} is not a duration written as [-]HH:MM:SS[.ffffff], e.g. 838:59:59.5")
+    sign, hours, minutes, seconds, fraction = found.groups()
+    value = timedelta(hours=int(hours), minutes=int(minutes), seconds=int(seconds),
+                      microseconds=int((fraction or "0").ljust(6, "0")))
+    return -value if sign else value
 
 
 def with_flags(batch: pa.RecordBatch, problems: dict[int, list[str]], raw: dict[int, dict[str, str]], *,

@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -110,7 +110,7 @@ class _Hashing:
 def _excel_value(value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.replace(tzinfo=None)  # Excel has no time zones: keep the wall-clock time as published
-    if isinstance(value, bytes | list | dict):  # no Excel form: the text forms of CSV
+    if isinstance(value, bytes | list | dict | timedelta):  # no Excel form: the text forms of CSV
         return value_text(value)
     return value
 

@@ -11,7 +11,7 @@ import base64
 import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.arrowconv import duration_text
 from core.errors import AccessDenied, ConfigError, NotFound
 from delivery.access import AccessDecision, restrict
 from delivery.keyindex import sorted_copy
@@ -231,6 +232,8 @@ def json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
+    if isinstance(value, timedelta):  # no JSON form: the hub's text form (MySQL's, 838:59:59.5)
+        return duration_text(value)
     if isinstance(value, list):  # an array column (e.g. PostgreSQL numeric[]): its items likewise
         return [json_value(item) for item in value]
     if isinstance(value, dict):  # a struct's fields; a map comes as a list of (key, value) pairs

@@ -6,11 +6,13 @@ published types. Most types go through Arrow's casts both ways; two kinds have n
 
 - binary values (bytea, BLOB) are not text: written as hex with PostgreSQL's ``\\x`` prefix
   (``\\xdeadbeef``), read back from that form;
-- nested values (arrays, structs, maps: e.g. PostgreSQL ``int[]``) are written as JSON, read back from JSON.
+- nested values (arrays, structs, maps: e.g. PostgreSQL ``int[]``) are written as JSON, read back from JSON;
+- durations (MySQL ``TIME``) are written as MySQL shows them, ``[-]HH:MM:SS[.ffffff]`` (Arrow would write a
+  count of microseconds), read back from that form.
 
 Any other value Arrow cannot cast to text is written as Python prints it (read back only where Arrow can parse
-it; replay then reports the value it cannot convert, row by row). CSV downloads and exports write binary and
-nested columns in the same form (``csv_ready``), and ``govshare verify`` reads them back from it.
+it; replay then reports the value it cannot convert, row by row). CSV downloads and exports write binary,
+nested and duration columns in the same form (``csv_ready``), and ``govshare verify`` reads them back from it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 
 import pyarrow as pa
 
-from connectors.arrowconv import BINARY_PREFIX, value_text
+from connectors.arrowconv import BINARY_PREFIX, parse_duration, value_text
 
 
 def _binary(kind: pa.DataType) -> bool:
@@ -31,8 +33,8 @@ def _nested(kind: pa.DataType) -> bool:
 
 
 def needs_text(kind: pa.DataType) -> bool:
-    """Whether CSV must carry the type as text (``as_text``): binary and nested values."""
-    return _binary(kind) or _nested(kind)
+    """Whether CSV must carry the type as text (``as_text``): binary, nested and duration values."""
+    return _binary(kind) or _nested(kind) or pa.types.is_duration(kind)
 
 
 def csv_schema(schema: pa.Schema) -> pa.Schema:
@@ -40,7 +42,8 @@ def csv_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch with its binary and nested columns as text, for a CSV writer (which has no form for them)."""
+    """The batch with its binary, nested and duration columns as text, for a CSV writer (which has no form
+    for them)."""
     if not any(needs_text(f.type) for f in batch.schema):
         return batch
     return pa.RecordBatch.from_arrays([as_text(c) if needs_text(c.type) else c for c in batch.columns],
@@ -64,7 +67,7 @@ def as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def from_text(text: pa.Array, kind: pa.DataType) -> pa.Array:
     """Text back to ``kind``; raises pa.ArrowInvalid naming the first value that does not convert."""
-    if _binary(kind) or _nested(kind):
+    if needs_text(kind):
         values = []
         for value in text.to_pylist():
             try:
@@ -83,6 +86,8 @@ def _parsed(value: str, kind: pa.DataType) -> object:
         if not value.startswith(BINARY_PREFIX):
             raise ValueError(f"binary values are written as hex after {BINARY_PREFIX}, e.g. {BINARY_PREFIX}deadbeef")
         return bytes.fromhex(value[len(BINARY_PREFIX):])
+    if pa.types.is_duration(kind):
+        return parse_duration(value)
     return json.loads(value)
 
 

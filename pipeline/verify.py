@@ -56,8 +56,10 @@ def _open(path: Path, schema: pa.Schema) -> tuple[str, Iterator[pa.RecordBatch],
     unknown = [c for c in header if c not in schema.names]
     if unknown:
         raise ConfigError(f"{path.name}: column(s) {', '.join(unknown)} are not in the version; is it the right resource?")
-    # binary and nested columns are text in a CSV (pipeline.text_values): read as text, then converted back
-    texts = {c: schema.field(c).type for c in header if needs_text(schema.field(c).type)}
+    # binary, nested and duration columns are text in a CSV (pipeline.text_values): read as text, then converted
+    # back; so are decimals of more than 38 digits, which Arrow's CSV reader does not convert (its cast does)
+    texts = {c: schema.field(c).type for c in header
+             if needs_text(schema.field(c).type) or pa.types.is_decimal256(schema.field(c).type)}
     convert = pacsv.ConvertOptions(column_types={c: pa.string() if c in texts else schema.field(c).type
                                                  for c in header},
                                    strings_can_be_null=True, quoted_strings_can_be_null=False)

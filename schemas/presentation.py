@@ -8,7 +8,7 @@ The API keeps the codes and ISO instants; it is read by programs.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,6 @@ def cell(value: object, data_type: str | None = None) -> str:
             return cell(datetime.fromisoformat(value))
         except ValueError:
             return value
-    if isinstance(value, bytes | list | dict):  # as CSV writes them, not Python's b'...' and reprs
+    if isinstance(value, bytes | list | dict | timedelta):  # as CSV writes them, not Python's reprs
         return value_text(value)
     return str(value)
