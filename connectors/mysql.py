@@ -6,7 +6,8 @@ session time zone set to UTC and arrive as UTC instants; DATETIME has no zone, s
 timestamp unless the source config names the zone its values are written in (``datetime_timezone``, e.g.
 ``Asia/Shanghai``), in which case they become instants in that zone. Zero dates and other values the driver
 cannot convert are flagged on their row (ROW_PROBLEM_COLUMN), not raised. Spatial columns (GEOMETRY, POINT,
-...) are read as their WKT text (``ST_AsText``: 'POINT(1 2)'), not the driver's internal bytes.
+...) are read as their WKT text (``ST_AsText``: 'POINT(1 2)'), not the driver's internal bytes. BIT(n) values
+are text of n binary digits, as PostgreSQL's bit(n) are published ('1', '10101010'), not bytes (b'\x01').
 """
 
 from __future__ import annotations
@@ -61,6 +62,26 @@ def _selected(column: ColumnInfo) -> str:
     """A table column in the read's select list: spatial values as WKT text (the catalogue declares text)."""
     name = "`" + column.name.replace("`", "``") + "`"
     return f"ST_AsText({name}) AS {name}" if column.source_type.lower() in SPATIAL else name
+
+
+def _bit_width(source_type: str) -> int:
+    """n of a BIT(n) column's type (BIT alone is BIT(1)); 0 for any other type."""
+    kind = source_type.lower().replace(" ", "")
+    if kind == "bit":
+        return 1
+    return int(kind[4:-1]) if kind.startswith("bit(") and kind.endswith(")") and kind[4:-1].isdigit() else 0
+
+
+def _bit_strings(rows: list[tuple], bits: dict[int, int]) -> list[tuple]:
+    """BIT values (the driver's big-endian bytes) as text of their binary digits, n of them."""
+    result = []
+    for row in rows:
+        values = list(row)
+        for i, width in bits.items():
+            if isinstance(values[i], bytes):
+                values[i] = format(int.from_bytes(values[i], "big"), f"0{width}b")
+        result.append(tuple(values))
+    return result
 
 
 class MySQLConfig(SourceConfig):
@@ -148,7 +169,7 @@ class MySQLConnector(Connector):
             return _integer(INTEGERS[data_type], unsigned)
         simple = {"float": pa.float32(), "double": pa.float64(), "real": pa.float64(), "date": pa.date32(),
                   "timestamp": pa.timestamp("us", tz="UTC"), "time": pa.duration("us"), "year": pa.int16(),
-                  "bit": pa.binary()}
+                  "bit": pa.string()}
         if data_type == "datetime":
             return self._datetime_type()
         if data_type in simple:
@@ -187,10 +208,11 @@ class MySQLConnector(Connector):
                          FIELD_TYPE.DATE: pa.date32(), FIELD_TYPE.NEWDATE: pa.date32(),
                          FIELD_TYPE.TIMESTAMP: pa.timestamp("us", tz="UTC"), FIELD_TYPE.DATETIME: self._datetime_type(),
                          FIELD_TYPE.TIME: pa.duration("us"), FIELD_TYPE.YEAR: pa.int16(),
-                         FIELD_TYPE.BIT: pa.binary()}.get(f.type_code)
+                         FIELD_TYPE.BIT: pa.string()}.get(f.type_code)
                 if arrow is None:
                     arrow = pa.binary() if f.charsetnr == BINARY_CHARSET and f.type_code != FIELD_TYPE.JSON else pa.string()
-            columns.append(ColumnInfo(name=f.name, source_type=f"mysql type {f.type_code}", arrow_type=arrow,
+            source_type = f"bit({f.length})" if f.type_code == FIELD_TYPE.BIT else f"mysql type {f.type_code}"
+            columns.append(ColumnInfo(name=f.name, source_type=source_type, arrow_type=arrow,
                                       nullable=not f.flags & FLAG.NOT_NULL))
         return columns
 
@@ -301,6 +323,7 @@ class MySQLConnector(Connector):
         read, and fails on a dropped connection; closing the connection ends both."""
         names, types = [c.name for c in columns], [c.arrow_type for c in columns]
         zoned = [i for i, t in enumerate(types) if pa.types.is_timestamp(t) and t.tz]
+        bits = {i: _bit_width(c.source_type) for i, c in enumerate(columns) if _bit_width(c.source_type)}
         stream_cursor = None
         try:
             stream_cursor = connection.cursor(pymysql.cursors.SSCursor)
@@ -308,6 +331,8 @@ class MySQLConnector(Connector):
             yielded = False
             while rows := stream_cursor.fetchmany(batch_rows):
                 yielded = True
+                if bits:
+                    rows = _bit_strings(rows, bits)
                 yield rows_to_batch(names, types, self._localized(rows, zoned, types) if zoned else rows)
             if always and not yielded:  # an empty table still tells its schema
                 yield rows_to_batch(names, types, [])

@@ -243,6 +243,23 @@ def test_query_stream_types_from_field_descriptors(scratch: dict) -> None:
     assert batch.column("capital").to_pylist()[0] == Decimal("12345678901234.56")
 
 
+def test_bit_columns_are_read_as_their_binary_digits(scratch: dict) -> None:
+    """BIT(1) flags and BIT(n) masks arrived as the driver's bytes (published as b'\\x01'); they are text of n
+    binary digits, as PostgreSQL's bit(n) values are published, in table and query streams alike."""
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("ALTER TABLE people ADD COLUMN active BIT(1), ADD COLUMN mask BIT(10)")
+        cursor.execute("UPDATE people SET active = b'1', mask = b'1010101010' WHERE id = 1")
+        cursor.execute("UPDATE people SET active = b'0', mask = b'1' WHERE id = 2")
+    expected = {1: ("1", "1010101010"), 2: ("0", "0000000001"), 3: (None, None)}
+    table = pa.Table.from_batches(_read(_connector(scratch), batch_rows=10))
+    assert table.schema.field("active").type == table.schema.field("mask").type == pa.string()
+    rows = table.select(["id", "active", "mask"]).to_pylist()
+    assert {r["id"]: (r["active"], r["mask"]) for r in rows} == expected
+    stream = StreamSpec(query="SELECT id, active, mask FROM people", batch_rows=10)
+    [batch] = list(_connector(scratch).read(stream, ReadState()))
+    assert {r["id"]: (r["active"], r["mask"]) for r in batch.to_pylist()} == expected
+
+
 def test_connection_dropped_mid_read_is_retriable(scratch: dict) -> None:
     with closing(_root()) as conn, conn.cursor() as cursor:
         cursor.execute(f"GRANT SELECT ON *.* TO '{scratch['user']}'@'%'")  # the sequence engine's virtual tables
