@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +17,8 @@ from api.routes import catalog, catalog_interop, datasets, exchange, people, sha
 from api.routes import quality as quality_routes
 from api.web import for_people, http_error_page
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
+
+log = logging.getLogger(__name__)
 
 # Each capability's router; a new module in api/routes/ is added here.
 # catalog_interop first: its fixed paths (/api/v1/catalog/search, ...) must win over any {code:path} route.
@@ -55,6 +60,18 @@ def create_app() -> FastAPI:
         if for_people(request):
             return http_error_page(request, 400)
         return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(OSError)
+    def _disk(request: Request, exc: OSError) -> Response:
+        # A full disk is the operator's to fix, not a bug: say so (507) instead of a bare 500; anything else
+        # goes on to the server's error handling (500, logged).
+        if exc.errno != errno.ENOSPC:
+            raise exc
+        log.error("no space left on the hub's storage: %s", exc)
+        if for_people(request):
+            return http_error_page(request, 507)
+        return JSONResponse({"detail": "the hub's storage is full; try again later (the operator has to free space)",
+                             "detail_zh": "平台存储空间已满，请稍后再试（需由运维人员清理空间）"}, status_code=507)
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)

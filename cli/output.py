@@ -9,6 +9,7 @@ from datetime import date
 import typer
 from typer.exceptions import TyperException
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from core.errors import (
@@ -51,7 +52,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
 def note(text: str | None) -> None:
     """A warning the person should read, on stderr (nothing when there is none)."""
     if text:
-        err_console.print(f"[yellow]注意 / note:[/yellow] {text}", soft_wrap=True)
+        err_console.print(f"[yellow]注意 / note:[/yellow] {escape(text)}", soft_wrap=True)
 
 
 @contextmanager
@@ -60,16 +61,16 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except AccessDenied as exc:
-        err_console.print(f"[red]拒绝 / denied:[/red] {exc.user_message()}", soft_wrap=True)
+        err_console.print(f"[red]拒绝 / denied:[/red] {escape(exc.user_message())}", soft_wrap=True)
         raise typer.Exit(4) from exc
     except RetriableError as exc:
-        err_console.print(f"[yellow]暂时失败，可重试 / retriable:[/yellow] {exc.user_message()}", soft_wrap=True)
+        err_console.print(f"[yellow]暂时失败，可重试 / retriable:[/yellow] {escape(exc.user_message())}", soft_wrap=True)
         raise typer.Exit(2) from exc
     except FatalError as exc:
-        err_console.print(f"[red]运行失败 / fatal:[/red] {exc.user_message()}", soft_wrap=True)
+        err_console.print(f"[red]运行失败 / fatal:[/red] {escape(exc.user_message())}", soft_wrap=True)
         raise typer.Exit(3) from exc
     except GovshareError as exc:  # ConfigError and the rest
-        err_console.print(f"[red]错误 / error:[/red] {exc.user_message()}", soft_wrap=True)
+        err_console.print(f"[red]错误 / error:[/red] {escape(exc.user_message())}", soft_wrap=True)
         raise typer.Exit(1) from exc
     except (TyperException, typer.Exit, typer.Abort):
         raise  # usage errors and exits: the command-line parser says them itself
@@ -84,23 +85,41 @@ def unexpected(exc: BaseException) -> int:
 
     detail = " ".join(str(getattr(exc, "orig", None) or exc).split())[:400]
     if isinstance(exc, OperationalError) and "no such table" not in detail:
-        err_console.print(f"[yellow]登记库无法访问，可重试 / the registry database cannot be reached:[/yellow] {detail}; "
+        err_console.print(f"[yellow]登记库无法访问，可重试 / the registry database cannot be reached:[/yellow] {escape(detail)}; "
                           "check GOVSHARE_DATABASE_URL and that the database is running", soft_wrap=True)
         return 2
     if isinstance(exc, (OperationalError, ProgrammingError)):
-        err_console.print(f"[red]登记库结构不是最新 / the registry database is not up to date:[/red] {detail}; run "
+        err_console.print(f"[red]登记库结构不是最新 / the registry database is not up to date:[/red] {escape(detail)}; run "
                           "`govshare init`", soft_wrap=True)
         return 1
     if isinstance(exc, OSError) and not isinstance(exc, DBAPIError):
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        err_console.print(f"[red]文件或网络错误 / file or network error:[/red]{where}: {exc.strerror or detail}",
-                          soft_wrap=True)
+        err_console.print(f"[red]{escape(file_problem(exc))}[/red]", soft_wrap=True)
         return 1
     log = _log_traceback(exc)
-    err_console.print(f"[red]内部错误 / internal error ({type(exc).__name__}):[/red] {detail}. "
+    err_console.print(f"[red]内部错误 / internal error ({type(exc).__name__}):[/red] {escape(detail)}. "
                       + (f"The details are in {log}; " if log else "") + "please report it to the platform's operator",
                       soft_wrap=True)
     return 70
+
+
+def file_problem(exc: OSError) -> str:
+    """One line for a file or network error, saying what to do where the cause is the disk."""
+    import errno
+
+    from core.settings import get_settings
+
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    reason = exc.strerror or " ".join(str(exc).split())[:400]
+    if exc.errno == errno.ENOSPC:
+        settings = get_settings()
+        return (f"存储空间已满 / no space left on the device{where}: {reason}. Free space there (`govshare housekeep` "
+                f"removes abandoned runs and versions past the retention rule) or move GOVSHARE_STORAGE "
+                f"({settings.storage or settings.home / 'storage'}) to a larger disk; a sync stopped by it published "
+                "nothing and the last version is intact")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"没有写入权限 / the hub may not write{where}: {reason}; give the user it runs as write access "
+                "there, or point GOVSHARE_HOME / GOVSHARE_STORAGE elsewhere")
+    return f"文件或网络错误 / file or network error{where}: {reason}"
 
 
 def _log_traceback(exc: BaseException) -> str | None:

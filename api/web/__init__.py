@@ -100,6 +100,9 @@ def http_error_page(request: Request, status: int) -> HTMLResponse:
             return error_page(request, principal, 404, title="页面不存在", problem="没有这个页面。")
         if status == 400:
             return error_page(request, principal, 400, title="请求有误", problem="提交的内容不完整或格式不对。")
+        if status == 507:
+            return error_page(request, principal, 507, title="存储空间已满",
+                              problem="平台的存储空间已满，暂时无法生成文件。请稍后再试，并告知平台运维人员清理空间。")
         return error_page(request, principal, status, title="无法完成请求", problem="该操作不能以这种方式进行。")
     finally:
         session.close()
