@@ -66,3 +66,11 @@ class FilesConnector(FileSourceConnector):
     @contextmanager
     def _local_path(self, session: Any, entry: FileEntry) -> Iterator[str]:
         yield str(self._root() / entry.path)
+
+    def _current(self, session: Any, entry: FileEntry) -> FileEntry | None:
+        try:
+            info = (self._root() / entry.path).stat()
+        except FileNotFoundError:
+            return None
+        return FileEntry(path=entry.path, modified=EPOCH + timedelta(microseconds=info.st_mtime_ns // 1000),
+                         size=info.st_size)

@@ -4,7 +4,8 @@ A stream (the resource's ``--table``) names an entry of the config's ``streams``
 config are defaults for every stream. Files are read in name order. Incremental reads use a file cursor: with
 ``--cursor _file_modified`` (or ``_file_name``) each row carries its file's modification time (or name), and a
 later run reads only files whose time (name) is at or after the last one published; files sharing that newest
-time are read again and merged by primary key, so a file written in the same second is never lost.
+time are read again and merged by primary key, so a file written in the same second is never lost. A file whose
+size or time changed while it was read (an upload still in progress) stops the run before anything is published.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from connectors.tabular import (
     safe_name,
     zone,
 )
-from core.errors import ConfigError
+from core.errors import ConfigError, RetriableError
 
 FILE_NAME, FILE_MODIFIED = "_file_name", "_file_modified"
 FILE_COLUMNS = (Column(FILE_NAME, pa.string(), FILE_NAME),
@@ -100,6 +101,23 @@ class FileSourceConnector(Connector):
     @abstractmethod
     def _local_path(self, session: Any, entry: FileEntry) -> AbstractContextManager[str]:
         """A local path to the file (a workbook needs random access)."""
+
+    @abstractmethod
+    def _current(self, session: Any, entry: FileEntry) -> FileEntry | None:
+        """The file as it is now (size, modification time), None if it is gone."""
+
+    def _unchanged_since_listed(self, session: Any, entry: FileEntry) -> None:
+        """A file that changed while it was read was still being written (an upload in progress): its rows may
+        end mid-file, and a full read would take every row after that for deleted. The run stops, nothing is
+        published, and the next run reads the file whole."""
+        now = self._current(session, entry)
+        if now is None or (now.size, now.modified) != (entry.size, entry.modified):
+            change = "was removed" if now is None else (f"went from {entry.size:,} to {now.size:,} bytes"
+                                                        if now.size != entry.size else "was modified")
+            raise RetriableError(self.fail(
+                f"文件在读取期间被改动（可能仍在上传）/ {entry.path} changed while it was read: it {change}; "
+                "nothing was published and the next run reads it again. An uploader should write under a "
+                "temporary name (e.g. .part) and rename the file when it is complete"))
 
     # --- streams ----------------------------------------------------------------------------------------------
 
@@ -293,3 +311,4 @@ class FileSourceConnector(Connector):
                                     origin=rank)
                 if batch is not None:
                     yield batch
+        self._unchanged_since_listed(session, entry)

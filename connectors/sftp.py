@@ -226,6 +226,14 @@ class SFTPConnector(FileSourceConnector):
         with session.open(self._remote(entry.path), "rb") as handle:
             yield io.BufferedReader(_RemoteReader(handle, entry.size), buffer_size=CHUNK)
 
+    def _current(self, session: paramiko.SFTPClient, entry: FileEntry) -> FileEntry | None:
+        try:
+            attr = session.stat(self._remote(entry.path))
+        except FileNotFoundError:
+            return None
+        return FileEntry(path=entry.path, modified=datetime.fromtimestamp(int(attr.st_mtime or 0), tz=UTC),
+                         size=int(attr.st_size or 0))
+
     @contextmanager
     def _local_path(self, session: paramiko.SFTPClient, entry: FileEntry) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="govshare-sftp-") as folder:

@@ -350,3 +350,46 @@ def test_pattern_in_a_subfolder_and_settings_given_as_text(folder: Path) -> None
     config = _config(folder, pattern="2026/企业-*.csv", file_columns="true")
     [batch] = list(FilesConnector(name="sub", config=config).read(StreamSpec(table="enterprises"), ReadState()))
     assert batch.column("_file_name").to_pylist() == ["2026/企业-03.csv"] * 2
+
+
+def test_a_file_still_being_written_stops_the_run_and_nothing_is_published(hub_home: Path, folder: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agency's export lands while the hub reads it: the rows would end where the upload had got to, and a
+    full read would take the rest for deleted. The file's size changed while it was read, so the run stops with
+    a retriable error, the last version stays, and the next run (the upload done) reads the file whole."""
+    from core.errors import RetriableError
+
+    path = write_csv(folder / "企业.csv", enterprise_rows(1, 300))
+    hub = register_resource(kind="files", config=_config(folder))
+    assert _sync(hub.resource_code).rows_published == 300
+    write_csv(path, enterprise_rows(1, 2_000))  # the next export: more rows
+
+    connector = FilesConnector(name="市监局交换目录", config=_config(folder), secret={})
+    batches = connector.read(StreamSpec(table="enterprises", batch_rows=100), ReadState())
+    assert next(batches).num_rows == 100
+    with path.open("a", encoding="utf-8", newline="") as handle:  # the upload goes on meanwhile
+        csv.writer(handle).writerows(enterprise_rows(2_001, 500))
+    with pytest.raises(RetriableError) as raised:
+        for _ in batches:
+            pass
+    message = str(raised.value)
+    assert "企业.csv changed while it was read" in message and "bytes" in message and "temporary name" in message
+
+    # Through the pipeline: a write landing after the listing fails the run the same way, v1 stays.
+    from connectors import files as files_module
+
+    listed = files_module.FilesConnector._list
+
+    def listing_then_upload(self, session, folder_name):  # noqa: ANN001, ANN202
+        entries = listed(self, session, folder_name)
+        with path.open("a", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerows(enterprise_rows(3_001, 10))
+        return entries
+
+    monkeypatch.setattr(files_module.FilesConnector, "_list", listing_then_upload)
+    with pytest.raises(RetriableError):
+        _sync(hub.resource_code, full=True)
+    monkeypatch.setattr(files_module.FilesConnector, "_list", listed)
+    assert latest(hub.resource_code).number == 1 and len(published(hub.resource_code)) == 300
+    assert sync_runs(hub.resource_code)[-1].status == "failed"
+    assert _sync(hub.resource_code, full=True).rows_published == 2_510  # the upload complete: read whole

@@ -4,6 +4,7 @@ modification time, GB18030 CSV and Excel files, and a read into a published vers
 
 from __future__ import annotations
 
+import csv
 import os
 import secrets
 import shutil
@@ -359,3 +360,21 @@ def test_a_connection_dropped_mid_read_is_retriable(sshd: SSHServer, outbox: Pat
     _refused(raised, "read failed")
     # The server is still there: a new read (the pipeline's retry) gets every row.
     assert sum(b.num_rows for b in connector.read(stream, ReadState())) == 60_000
+
+
+def test_a_file_still_being_uploaded_stops_the_read(sshd: SSHServer, outbox: Path) -> None:
+    """The hub read a remote file up to the size it listed: an upload in progress gave a file cut off mid-way.
+    Its size changed while it was read, so the read stops with a retriable error; once the upload is done, the
+    next read gets every row."""
+    path = write_csv(outbox / "企业.csv", enterprise_rows(1, 3_000))
+    connector = _connector(sshd, outbox)
+    stream = StreamSpec(table="enterprises", batch_rows=500)
+    batches = connector.read(stream, ReadState())
+    assert next(batches).num_rows == 500
+    with path.open("a", encoding="utf-8", newline="") as handle:  # the agency's upload is still going on
+        csv.writer(handle).writerows(enterprise_rows(3_001, 2_000))
+    with pytest.raises(RetriableError) as raised:
+        for _ in batches:
+            pass
+    _refused(raised, "企业.csv changed while it was read", "bytes", "temporary name")
+    assert sum(b.num_rows for b in connector.read(stream, ReadState())) == 5_000
