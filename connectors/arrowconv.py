@@ -18,11 +18,21 @@ DECIMAL_TYPE = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?
 DEFAULT_DECIMAL = pa.decimal128(38, 10)
 
 
+def decimal_type(precision: int, scale: int) -> pa.DataType:
+    """An exact type for DECIMAL(precision, scale): decimal128 up to 38 digits, decimal256 up to 76, beyond that
+    the value's text (PostgreSQL allows 1000 digits; a float would change it)."""
+    if precision <= 38:
+        return pa.decimal128(precision, scale)
+    if precision <= 76:
+        return pa.decimal256(precision, scale)
+    return pa.string()
+
+
 def arrow_type_for_declared(declared: str) -> pa.DataType:
     """SQLite-style declared types (and common SQL spellings) to Arrow types."""
     upper = (declared or "").upper()
     if match := DECIMAL_TYPE.search(upper):
-        return pa.decimal128(int(match.group(1)), int(match.group(2) or 0))
+        return decimal_type(int(match.group(1)), int(match.group(2) or 0))
     if "INT" in upper:
         return pa.int64()
     if "BOOL" in upper:

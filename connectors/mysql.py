@@ -23,7 +23,7 @@ import pymysql.cursors
 from pydantic import field_validator
 from pymysql.constants import FIELD_TYPE, FLAG
 
-from connectors.arrowconv import rows_to_batch
+from connectors.arrowconv import decimal_type, rows_to_batch
 from connectors.base import (
     ColumnInfo,
     Connector,
@@ -51,7 +51,7 @@ def _integer(bits: int, unsigned: bool) -> pa.DataType:
 
 
 def _decimal(precision: int, scale: int) -> pa.DataType:
-    return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+    return decimal_type(precision, scale)
 
 
 SPATIAL = ("geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import psycopg2
 import pyarrow as pa
 
-from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric, with_flags
+from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric, decimal_type, with_flags
 from connectors.base import (
     ColumnInfo,
     Connector,
@@ -40,7 +40,7 @@ def _decimal_from_typmod(typmod: int) -> pa.DataType:
     if typmod < 4:
         return DEFAULT_DECIMAL
     precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
-    return pa.decimal128(precision, scale)
+    return decimal_type(precision, scale)
 
 
 def _dollar_quoted(value: str) -> str:

@@ -25,6 +25,7 @@ from core.errors import AccessDenied, ConfigError, NotFound
 from delivery.access import AccessDecision, restrict
 from delivery.keyindex import sorted_copy
 from delivery.partlookup import loaded, version_lookup
+from pipeline.text_values import from_text, needs_text
 from registry.exchange.models import DatasetVersion
 
 ORDINAL = "__govshare_ordinal"
@@ -118,6 +119,8 @@ def _typed(value: str, kind: pa.DataType, column: str) -> object:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return value
     try:
+        if needs_text(kind):  # bytes and durations in the text forms the hub writes them in (\x00ff, 01:02:03)
+            return from_text(pa.array([value], pa.string()), kind)[0].as_py()
         return pa.scalar(value).cast(kind).as_py()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ConfigError(f"value {value!r} is not a valid {kind} for column {column!r}") from exc

@@ -15,6 +15,7 @@ import bisect
 import fcntl
 import gc
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError
+from pipeline.duckdb_parts import readable_parts
 from pipeline.layers import live_sql, parts_schema, version_parts
 from pipeline.paths import resolve, storage_root
 from registry.exchange.models import DatasetVersion
@@ -110,6 +112,8 @@ def _build(version: DatasetVersion, column: str, target: Path) -> None:
     schema = parts_schema(parts)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".partial-{os.getpid()}-{threading.get_ident()}")
+    scratch = target.parent / f"duckdb-parts-{os.getpid()}-{threading.get_ident()}"
+    parts = readable_parts(parts, scratch=scratch)  # wide decimals as text; the writer casts them back
     connection = duckdb.connect(config={"threads": 2, "memory_limit": "1GB",
                                         "temp_directory": str(target.parent / "duckdb-spill")})
     try:
@@ -123,6 +127,7 @@ def _build(version: DatasetVersion, column: str, target: Path) -> None:
                 writer.write_batch(batch.cast(schema), row_group_size=ROW_GROUP_ROWS)
     finally:
         connection.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     os.replace(partial, target)  # readers see the whole copy or none
 
 

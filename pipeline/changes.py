@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.duckdb_parts import readable_parts
 from pipeline.layers import PART_INDEX, Part, live_sql
 
 CHANGE_COLUMN = "_change"
@@ -128,8 +129,11 @@ def _locate(*, new_parts: list[Part], previous_parts: list[Part], key: tuple[str
             only_read = " WHERE EXISTS (SELECT 1 FROM read_keys k WHERE " + \
                 " AND ".join(f"k.{k} = x.{k}" for k in keys) + ")"
         # Each version's subquery once: the previous one's registers its deletion vectors on the connection.
-        fresh = live_sql(new_parts, connection, positions=True)
-        before = live_sql(previous_parts, connection, positions=True)
+        needed = [*key, *compared]  # wide decimals as text (pipeline.duckdb_parts): hashed exactly
+        fresh = live_sql(readable_parts(new_parts, scratch=scratch / "fresh", columns=needed), connection,
+                         positions=True)
+        before = live_sql(readable_parts(previous_parts, scratch=scratch / "before", columns=needed), connection,
+                          positions=True)
         upserts = _located_file(connection, scratch / "located-upserts.parquet", (
             f"SELECT n.{PART_INDEX}, n.file_row_number, o.__present IS NULL AS inserted "
             f"FROM (SELECT {narrow('x')}, x.{PART_INDEX}, x.file_row_number FROM {fresh} x{only_read}) n "

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.base import Connector, StreamSpec
+from pipeline.duckdb_parts import readable_parts
 from pipeline.layers import Part, deleted_positions, live_sql
 from pipeline.locator import Mapped
 from pipeline.locator import _files as locator_files
@@ -339,17 +340,21 @@ def _anti_join(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[
 
     scratch.mkdir(parents=True, exist_ok=True)
     target = pa.schema([schema.field(name) for name in key])
+    # wide decimal keys go to DuckDB as exact text, on both sides (pipeline.duckdb_parts)
+    readable = pa.schema([pa.field(f.name, pa.string(), f.nullable) if pa.types.is_decimal256(f.type) else f
+                          for f in target])
     source = scratch / "source_keys.parquet"
     seen: set[str] = set()
     count = 0
     try:
-        with pq.ParquetWriter(source, target) as writer:
+        with pq.ParquetWriter(source, readable) as writer:
             for batch in batches:
                 batch = pa.RecordBatch.from_arrays([batch.column(n).cast(target.field(n).type) for n in key],
                                                    schema=target)
                 count += batch.num_rows
                 seen.update(seen_keys(batch, key, watch))
-                writer.write_batch(batch)
+                writer.write_batch(batch.cast(readable))
+        parts = readable_parts(parts, scratch=scratch / "parts", columns=list(key))
         connection = duckdb.connect(config={"threads": "2", "memory_limit": "96MB", "temp_directory": str(scratch),
                                             "preserve_insertion_order": False})
         try:

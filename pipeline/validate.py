@@ -138,13 +138,20 @@ def duplicated_keys_in_files(files: list, key: tuple[str, ...], *, scratch) -> p
     if not files:
         return pa.array([])
     scratch.mkdir(parents=True, exist_ok=True)
+    from pathlib import Path
+
+    from pipeline.duckdb_parts import readable_parts
+    from pipeline.layers import Part
+
+    readable = [p.path for p in readable_parts([Part(path=Path(f), rows=0) for f in files],
+                                               scratch=scratch / "parts", columns=list(key))]  # wide decimals: text
     columns = ", ".join('"' + name.replace('"', '""') + '"' for name in key)
     connection = duckdb.connect(config={"threads": "1", "memory_limit": "160MB", "temp_directory": str(scratch),
                                         "preserve_insertion_order": "false"})
     try:
         found = connection.execute(
             f"SELECT {columns} FROM read_parquet(?) GROUP BY ALL HAVING count(*) > 1",
-            [[str(f) for f in files]]).fetch_arrow_table()
+            [[str(f) for f in readable]]).fetch_arrow_table()
     finally:
         connection.close()
     schema = pq.ParquetFile(files[0]).schema_arrow

@@ -199,6 +199,9 @@ def test_time_values_are_delivered_as_mysql_shows_them(hub_home, scratch: dict, 
                                   params={"column": "id", "value": str(key)}, headers=bearer(hub.token), timeout=10)
             assert answer.status_code == 200, answer.text
             assert answer.json()["records"][0]["span"] == text
+            page = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/records",  # filtered by it
+                                params={"where": f"span:{text}"}, headers=bearer(hub.token), timeout=10)
+            assert page.status_code == 200 and [r["id"] for r in page.json()["records"]] == [key], page.text
         excel = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/files",
                              params={"format": "xlsx"}, headers=bearer(hub.token), timeout=30)
         assert excel.status_code == 200, excel.text
