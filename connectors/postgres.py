@@ -25,6 +25,7 @@ from connectors.postgres_duckdb import can_scan, scan_table
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
 from connectors.postgres_types import converted_select
 from connectors.prefetch import prefetched
+from connectors.time_range import out_of_range_times
 from core.errors import ConfigError
 
 PG_TO_ARROW = {
@@ -266,8 +267,11 @@ class PostgresConnector(Connector):
 
         schema, name = self._table_parts(stream.table)
         try:
-            yield from scan_table(config=self.config, password=self.secret.get("password"), schema=schema,
-                                  table=name, columns=[c.name for c in columns], batch_rows=stream.batch_rows)
+            for batch in scan_table(config=self.config, password=self.secret.get("password"), schema=schema,
+                                    table=name, columns=[c.name for c in columns], batch_rows=stream.batch_rows):
+                arrays, problems, raw = out_of_range_times(batch)
+                yield with_flags(pa.RecordBatch.from_arrays(arrays, schema=batch.schema), problems, raw) \
+                    if problems else batch
         except duckdb.Error as exc:
             raise self.error(str(exc), doing="read failed") from exc
 
@@ -327,6 +331,12 @@ class PostgresConnector(Connector):
             arrays.append(column)
             fields.append(pa.field(field.name, field.type, field.nullable))
         result = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+        arrays, outside, values = out_of_range_times(result)  # infinity and the like: see connectors.time_range
+        if outside:
+            result = pa.RecordBatch.from_arrays(arrays, schema=result.schema)
+            for row, found in outside.items():
+                problems.setdefault(row, []).extend(found)
+                raw.setdefault(row, {}).update(values[row])
         if problems:
             result = with_flags(result, problems, raw)
         return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -248,11 +249,18 @@ def json_value(value: Any) -> Any:
 
 def json_rows(table: pa.Table) -> list[dict[str, Any]]:
     rows = table.to_pylist()
-    # Only decimals, times and bytes need converting; text, numbers and booleans are JSON already.
+    # Only decimals, times and bytes need converting; text, numbers and booleans are JSON already, except a
+    # float that is not a number or infinite (JSON has no such number: the answer failed): "NaN", "Infinity".
     for field in table.schema:
         if field.type.id not in _JSON_READY:
             for row in rows:
                 row[field.name] = json_value(row[field.name])
+        elif pa.types.is_floating(field.type) and table.num_rows \
+                and not pc.all(pc.fill_null(pc.is_finite(table.column(field.name)), True)).as_py():
+            for row in rows:
+                value = row[field.name]
+                if value is not None and not math.isfinite(value):
+                    row[field.name] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return rows
 
 

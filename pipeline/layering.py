@@ -245,14 +245,18 @@ def _unchanged_ties(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, f
 
 
 def same_values(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
-    """Row by row: equal values, or both null. Nested values (e.g. a PostgreSQL array) have no comparison
-    kernel: they are compared as Python values (callers pass a few rows: the rows at the watermark, a window
-    of a copy being verified)."""
+    """Row by row: equal values, or both null, or both NaN (a float that is not a number is the same value
+    read again: compared as unequal, every run republished its row). Nested values (e.g. a PostgreSQL array)
+    have no comparison kernel: they are compared as Python values (callers pass a few rows: the rows at the
+    watermark, a window of a copy being verified)."""
     try:
         equal = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
     except pa.ArrowNotImplementedError:
         return np.array([x == y for x, y in zip(a.to_pylist(), b.to_pylist())], dtype=bool)
     both_null = pc.and_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(a.type) and pa.types.is_floating(b.type):
+        both_nan = pc.fill_null(pc.and_(pc.is_nan(a), pc.is_nan(b)), False).to_numpy(zero_copy_only=False)
+        return equal | both_null | both_nan
     return equal | both_null
 
 

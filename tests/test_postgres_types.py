@@ -206,3 +206,69 @@ def test_a_uuid_keyed_table_finds_its_deletes(hub_home: Path) -> None:
         assert published.schema.field("id").type == pa.string()
         gone = {row[0] for row in pg_execute(dsn, "SELECT md5(g::text)::uuid::text FROM generate_series(5, 6) g")}
         assert len(published) == 48 and not gone & set(published.column("id").to_pylist())
+
+
+def test_infinite_and_far_dates_are_quarantined_not_published_as_garbage(hub_home, tmp_path) -> None:  # noqa: ANN001
+    """PostgreSQL's infinity, years BC and years past 9999 were published as values no consumer can read
+    (2**31-1 days; timestamps of 2**63-1 microseconds) or, through the full read's DuckDB scanner, as other
+    dates (-infinity became 28165 BC). Each such row is quarantined with its value as read and a reason, on the
+    full read and on the incremental one; other rows publish. Floats that are not finite go out over the API
+    as "NaN" and "Infinity" (JSON has no such number: the answer failed)."""
+    import requests
+
+    from pipeline.sync import sync_resource
+    from registry.db import session_scope
+    from registry.quality.quarantine import open_keys
+    from registry.catalog.resources import get_resource
+    from tests.helpers import bearer, running_api
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        table = f'"{schema}".licences'
+        pg_execute(dsn, f"CREATE TABLE {table} (id int PRIMARY KEY, valid_to date, issued timestamp, "
+                        f"checked timestamptz, score float8, updated_at timestamptz)")
+        pg_execute(dsn, f"""INSERT INTO {table} VALUES
+            (1, 'infinity', '-infinity', '2026-01-01 09:00+08', 1.5, '{LATE}'),
+            (2, '2027-06-30', '2026-01-01 09:00', '2026-01-01 09:00+08', 'NaN', '{LATE}'),
+            (3, '2027-06-30', '2026-01-01 09:00', '-infinity', 'Infinity', '{LATE}'),
+            (4, '0001-01-01 BC', '2026-01-01 09:00', '294276-12-31 00:00+00', 2.5, '{LATE}'),
+            (5, '2027-06-30', '2026-01-01 09:00', '2026-01-01 09:00+08', 3.5, '{LATE}')""")
+        config, secret = pg_source_config(dsn, schema=schema)
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="licences", subscribe=True)
+        full = sync_resource(resource_code=hub.resource_code)
+        assert (full.rows_published, full.rows_quarantined) == (2, 3)
+        published = _published(hub.resource_code)
+        assert sorted(published) == [2, 5] and published[5]["valid_to"].isoformat() == "2027-06-30"
+        with session_scope() as session:
+            resource = get_resource(session, code=hub.resource_code)
+            assert sorted(open_keys(session, resource_id=resource.id)) == ["1", "3", "4"]
+        export = tmp_path / "quarantine.csv"
+        done = CliRunner().invoke(_cli(), ["quarantine", "export", hub.resource_code, "--output", str(export)])
+        assert done.exit_code == 0, done.output
+        with export.open(encoding="utf-8-sig", newline="") as handle:
+            rows = {r["id"]: r for r in csv.DictReader(handle)}
+        assert rows["1"]["valid_to"] == "infinity" and rows["1"]["issued"] == "-infinity"
+        assert "超出日期范围" in rows["1"]["_reason"]
+        assert "checked=" in rows["3"]["_reason"] and "valid_to=" in rows["4"]["_reason"]
+
+        with running_api() as api:
+            answer = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/lookup",
+                                  params={"column": "id", "value": "2"}, headers=bearer(hub.token), timeout=10)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["records"][0]["score"] == "NaN"
+
+        # the incremental read (the driver's own path, not DuckDB's): the same values are caught the same way
+        pg_execute(dsn, f"UPDATE {table} SET valid_to = 'infinity', updated_at = '{LATE}'::timestamptz + "
+                        "interval '1 day' WHERE id = 5")
+        incremental = sync_resource(resource_code=hub.resource_code)
+        assert incremental.mode == "incremental" and incremental.rows_quarantined == 4  # 1, 3, 4 read again
+        # nothing else changed: no version (the NaN score read again is the same value, not an update)
+        assert incremental.version is None and latest(hub.resource_code).number == 1
+        assert sorted(_published(hub.resource_code)) == [2, 5]  # id 5 keeps its published row
+        assert _published(hub.resource_code)[5]["valid_to"].isoformat() == "2027-06-30"
+
+
+def _cli():  # noqa: ANN202
+    from cli.main import app
+
+    return app
