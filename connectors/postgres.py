@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -183,6 +183,11 @@ class PostgresConnector(Connector):
         if stream.table and not incremental and self.config.get("reader", "auto") != "adbc" \
                 and can_scan([c.source_type for c in columns]):
             batches = self._scan(stream, columns)
+            numeric = [c.name for c in columns if c.source_type.startswith("numeric")]
+            if numeric:
+                batches = self._unless_nan(batches, stream, numeric, lambda: self._read_adbc(
+                    f"SELECT {quoted_names([c.name for c in columns])} FROM {self._from(stream)}", stream,
+                    convert=True))
         else:
             if stream.table:
                 schema, name = self._table_parts(stream.table)
@@ -260,6 +265,44 @@ class PostgresConnector(Connector):
                 connection.close()
         batch = next(self._read_adbc(f"SELECT * FROM ({stream.query}) AS q LIMIT 0", stream))
         return batch.schema
+
+    def _unless_nan(self, scan: Iterator[pa.RecordBatch], stream: StreamSpec, numeric: list[str],
+                    exact: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+        """The DuckDB scan, unless a numeric column holds 'NaN': the scanner reads it as 0 (a wrong amount,
+        published as if true), where the driver's read quarantines it. The check runs on the server beside the
+        scan's start, and nothing of the scan is passed on before its answer: on NaN the scan is dropped and
+        the table read by the driver instead."""
+        condition = " OR ".join(f"{quoted_names([name])} = 'NaN'::numeric" for name in numeric)
+        found: list[object] = []
+
+        def probe() -> None:
+            try:
+                connection = self._connect()
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {self._from(stream)} WHERE {condition})")
+                        found.append(bool(cursor.fetchone()[0]))
+                finally:
+                    connection.close()
+            except psycopg2.Error as exc:
+                found.append(self.error(str(exc), doing="checking numeric columns for NaN", sqlstate=exc.pgcode))
+            except BaseException as exc:  # noqa: BLE001 - raised in the reading thread
+                found.append(exc)
+
+        checker = threading.Thread(target=probe, name="govshare-nan-check", daemon=True)
+        checker.start()
+        first = next(scan, None)  # the scan gets going meanwhile
+        checker.join()
+        if isinstance(found[0], BaseException):
+            scan.close()
+            raise found[0]
+        if found[0]:
+            scan.close()
+            yield from exact()
+            return
+        if first is not None:
+            yield first
+        yield from scan
 
     def _scan(self, stream: StreamSpec, columns: list[ColumnInfo]) -> Iterator[pa.RecordBatch]:
         """Full table read through DuckDB's parallel postgres scanner."""

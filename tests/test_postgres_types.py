@@ -272,3 +272,28 @@ def _cli():  # noqa: ANN202
     from cli.main import app
 
     return app
+
+
+def test_a_numeric_nan_is_quarantined_on_the_full_read_too(hub_home) -> None:  # noqa: ANN001
+    """The full read's DuckDB scanner read numeric 'NaN' as 0.00 and published it as a true amount; the
+    driver's read quarantines it. A full read of a table with a NaN is now the driver's, and the NaN row is
+    quarantined with its reason; a table without one keeps the fast scan."""
+    from pipeline.sync import sync_resource
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        for name, values in (("with_nan", "(1, 'NaN', 5), (2, 1.5, 0)"), ("without", "(1, 0, 5), (2, 1.5, 0)")):
+            pg_execute(dsn, f'CREATE TABLE "{schema}".{name} (id int PRIMARY KEY, capital numeric(12, 2), '
+                            f"staff int, updated_at timestamptz DEFAULT now())")
+            pg_execute(dsn, f'INSERT INTO "{schema}".{name} (id, capital, staff) VALUES {values}')
+        config, secret = pg_source_config(dsn, schema=schema)
+        nan = register_resource(kind="postgresql", config=config, secret=secret, table="with_nan")
+        report = sync_resource(resource_code=nan.resource_code)
+        assert (report.rows_published, report.rows_quarantined) == (1, 1)
+        assert {k: v["capital"] for k, v in _published(nan.resource_code).items()} == {2: Decimal("1.50")}
+        plain = register_resource(kind="postgresql", config=config, secret=secret, table="without",
+                                  classification="101002")
+        report = sync_resource(resource_code=plain.resource_code)
+        assert (report.rows_published, report.rows_quarantined) == (2, 0)
+        assert {k: v["capital"] for k, v in _published(plain.resource_code).items()} == \
+            {1: Decimal("0.00"), 2: Decimal("1.50")}
