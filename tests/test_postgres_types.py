@@ -297,3 +297,29 @@ def test_a_numeric_nan_is_quarantined_on_the_full_read_too(hub_home) -> None:  #
         assert (report.rows_published, report.rows_quarantined) == (2, 0)
         assert {k: v["capital"] for k, v in _published(plain.resource_code).items()} == \
             {1: Decimal("0.00"), 2: Decimal("1.50")}
+
+
+def test_char_columns_read_the_same_on_full_and_incremental_reads(hub_home) -> None:  # noqa: ANN001
+    """char(n) pads its values with spaces. The full read's scanner dropped the padding, the driver (every
+    incremental read, every key scan) kept it: each row read again looked changed, and a char key looked like
+    another key. Both reads now give the value without its padding, as PostgreSQL compares it."""
+    from pipeline.sync import sync_resource
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        table = f'"{schema}".codes'
+        pg_execute(dsn, f"CREATE TABLE {table} (code char(20) PRIMARY KEY, name char(10), updated_at timestamptz)")
+        pg_execute(dsn, f"INSERT INTO {table} SELECT '913100' || lpad(g::text, 12, '0'), '企业' || g, "
+                        f"timestamptz '2026-03-01 08:00+08' FROM generate_series(1, 50) AS g")
+        config, secret = pg_source_config(dsn, schema=schema)
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="codes", key=("code",))
+        sync_resource(resource_code=hub.resource_code)
+        pg_execute(dsn, f"UPDATE {table} SET name = '改名', updated_at = '{LATE}' WHERE code = '913100000000000007'")
+        pg_execute(dsn, f"DELETE FROM {table} WHERE code = '913100000000000009'")
+        report = sync_resource(resource_code=hub.resource_code)
+        version = latest(hub.resource_code)
+        changes = version.manifest["changes"]
+        assert report.mode == "incremental" and (changes["inserted"], changes["updated"], changes["deleted"]) == \
+            (0, 1, 1)
+        rows = {r["code"]: r["name"] for r in read_version(version, sort_by="code").to_pylist()}
+        assert len(rows) == 49 and rows["913100000000000007"] == "改名" and rows["913100000000000008"] == "企业8"
