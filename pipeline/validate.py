@@ -41,7 +41,9 @@ def key_array(batch: pa.RecordBatch | pa.Table, key: tuple[str, ...]) -> pa.Arra
         column = batch.column(key[0])
         return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     parts = [pc.cast(batch.column(name), pa.string()) for name in key]
-    return pc.binary_join_element_wise(*parts, "\x1f")
+    joined = pc.binary_join_element_wise(*parts, "\x1f")
+    # a table's columns give a chunked array: one array, as for a single key (callers concatenate arrays)
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
 class _Breaks:

@@ -158,3 +158,31 @@ def test_a_source_that_cannot_order_its_keys_still_yields_exact_deletes(hub_home
         (0, 2, 3, True)
     ids = read_version(version).column("id").to_pylist()
     assert len(ids) == ROWS - 3 and not {7, 100, 2999} & set(ids) and {8, 1000} <= set(ids)
+
+
+def test_a_composite_key_has_its_deletes_found(hub_home: Path) -> None:
+    """A key of two columns (region, sequence number): an incremental run with deletes crashed (the deleted keys
+    came back as a chunked array where the layering concatenates arrays). The deletes are exact now, an empty
+    text part included."""
+    from pipeline.sync import sync_resource
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        table = f'"{schema}".permits'
+        pg_execute(dsn, f"CREATE TABLE {table} (region text, seq int, holder text, updated_at timestamptz, "
+                        f"PRIMARY KEY (region, seq))")
+        pg_execute(dsn, f"INSERT INTO {table} SELECT r, g, r || g, timestamptz '2026-03-01 08:00+08' "
+                        f"FROM unnest(ARRAY['浦东新区', '黄浦区', '']) AS r, generate_series(1, 40) AS g")
+        config, secret = pg_source_config(dsn, schema=schema)
+        code = register_resource(kind="postgresql", config=config, secret=secret, table="permits",
+                                 key=("region", "seq")).resource_code
+        assert sync_resource(resource_code=code).rows_published == 120
+        pg_execute(dsn, f"DELETE FROM {table} WHERE (region, seq) IN (('浦东新区', 2), ('', 40), ('黄浦区', 7))")
+        pg_execute(dsn, f"UPDATE {table} SET holder = '改', updated_at = '{LATE}' WHERE region = '' AND seq = 3")
+        report = sync_resource(resource_code=code)
+        version = latest(code)
+        changes = version.manifest["changes"]
+        assert report.mode == "incremental" and version.manifest["key_scan"]["method"] == "anti-join"
+        assert (changes["inserted"], changes["updated"], changes["deleted"]) == (0, 1, 3)
+        rows = {(r["region"], r["seq"]): r["holder"] for r in read_version(version, sort_by=None).to_pylist()}
+        assert len(rows) == 117 and ("浦东新区", 2) not in rows and ("", 40) not in rows and rows[("", 3)] == "改"
