@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
@@ -80,9 +81,17 @@ def _convert_one(value: Any, target: pa.DataType) -> Any:
     if pa.types.is_integer(target):
         if isinstance(value, float) and not value.is_integer():
             raise ValueError("is not a whole number")
-        return int(value)
+        number, bits = int(value), target.bit_width
+        low, high = ((0, 2**bits - 1) if pa.types.is_unsigned_integer(target)
+                     else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
+        if not low <= number <= high:  # pa.array would fail the whole read on it
+            raise ValueError(f"is outside the range of {target} ({low} to {high})")
+        return number
     if pa.types.is_floating(target):
-        return float(value)
+        number = float(value)
+        if math.isinf(number) and str(value).strip().lstrip("+-").lower() not in ("inf", "infinity"):
+            raise ValueError(f"is outside the range of {target}")  # 1e400 is not infinity
+        return number
     if pa.types.is_boolean(target):
         if value in (0, 1, True, False, "0", "1", "true", "false"):
             return value in (1, True, "1", "true")

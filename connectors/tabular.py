@@ -216,7 +216,13 @@ class Normalizer:
                     return pc.cast(pc.assume_timezone(naive, timezone=self.zone.key), target)
                 except pa.ArrowInvalid:
                     return pc.cast(trimmed, target)
-            return pc.cast(trimmed, target)
+            cast = pc.cast(trimmed, target)
+            if pa.types.is_floating(target) and pc.any(pc.is_inf(cast)).as_py():
+                # Arrow reads 1e400 as infinity: only a cell that says inf is one; the others are flagged
+                written = pc.match_substring_regex(pc.utf8_lower(trimmed), r"^[+-]?inf(inity)?$")
+                if pc.any(pc.and_(pc.is_inf(cast), pc.invert(written))).as_py():
+                    return None
+            return cast
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return None
 

@@ -393,3 +393,19 @@ def test_a_file_still_being_written_stops_the_run_and_nothing_is_published(hub_h
     assert latest(hub.resource_code).number == 1 and len(published(hub.resource_code)) == 300
     assert sync_runs(hub.resource_code)[-1].status == "failed"
     assert _sync(hub.resource_code, full=True).rows_published == 2_510  # the upload complete: read whole
+
+
+def test_a_number_beyond_its_column_is_flagged_not_published_changed(folder: Path) -> None:
+    """1e400 in a column declared double became infinity, published as if the source had said so ("inf" as
+    written stays infinity); an integer beyond 64 bits is flagged too, the other rows read."""
+    path = folder / "测量.csv"
+    path.write_text("编号,读数,计数\n1,1e400,3\n2,inf,4\n3,2.5,99999999999999999999\n4,0.5,5\n", encoding="utf-8")
+    config = {"path": str(folder), "streams": {"readings": {"pattern": "测量*.csv", "columns": [
+        {"name": "id", "type": "integer", "header": "编号"}, {"name": "value", "type": "double", "header": "读数"},
+        {"name": "count", "type": "integer", "header": "计数"}]}}}
+    connector = FilesConnector(name="监测目录", config=config, secret={})
+    rows = [r for b in connector.read(StreamSpec(table="readings"), ReadState()) for r in b.to_pylist()]
+    assert "value='1e400': is outside the range of double" in rows[0][ROW_PROBLEM_COLUMN]
+    assert rows[1]["value"] == float("inf") and rows[1][ROW_PROBLEM_COLUMN] is None
+    assert "count='99999999999999999999': is outside the range of int64" in rows[2][ROW_PROBLEM_COLUMN]
+    assert (rows[3]["value"], rows[3]["count"], rows[3][ROW_PROBLEM_COLUMN]) == (0.5, 5, None)

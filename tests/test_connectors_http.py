@@ -321,3 +321,14 @@ def test_a_page_larger_than_the_limit_stops_the_read_with_the_fix(api: Api) -> N
     connector = _connector(api, streams={"big": {"path": "/huge", "pagination": "none", "records_path": "items"}})
     assert len(_rows(connector, "big")[0]["pad"]) == 3 << 20  # under the default limit it is read
 
+
+
+def test_numbers_beyond_their_declared_type_are_flagged_not_a_crash(api: Api) -> None:
+    """An id of 20 digits in a column declared integer failed the whole read (OverflowError, an internal
+    error). It is flagged on its row, with the value as sent; the other rows read."""
+    api.records[3]["id"] = 99999999999999999999
+    rows = [r for b in _connector(api).read(StreamSpec(table="licences", primary_key=("id",), batch_rows=1000),
+                                            ReadState()) for r in b.to_pylist()]
+    flagged = {i: r[ROW_PROBLEM_COLUMN] for i, r in enumerate(rows) if r[ROW_PROBLEM_COLUMN]}
+    assert list(flagged) == [3] and len(rows) == len(api.records)
+    assert "id=99999999999999999999: is outside the range of int64" in flagged[3]
