@@ -85,7 +85,8 @@ def discover_command(
     classification: Annotated[str, typer.Option(help="信息资源分类代码")] = "",
     abstract: Annotated[str, typer.Option(help="信息资源摘要")] = "",
 ) -> None:
-    """读取数据源表结构预填信息项 Prefill data items from a source table's columns and types.
+    """读取数据源表结构预填信息项 Prefill data items from a source table's columns and types (a column's comment
+    at the source names its item: 统一社会信用代码).
 
     Example: govshare catalog discover scjg-pg enterprises --out 企业基本信息.xlsx --name 企业基本信息
     """
@@ -100,7 +101,8 @@ def discover_command(
         if out is None:
             types = code_list("data_types")
             table(f"{source}.{table_name} 信息项草稿 draft data items", ["信息项名称/字段名", "数据类型", "长度"],
-                  [(i["column"], types[i["data_type"]], i.get("length") or "") for i in items])
+                  [(i["name"] if i["name"] == i["column"] else f"{i['name']} / {i['column']}",
+                    types[i["data_type"]], i.get("length") or "") for i in items])
             console.print("用 --out 文件.xlsx 或 .json 写出草稿，补全中文名称和其他要素后导入 / write a draft with --out")
             return
         if out.suffix.lower() == ".xlsx":

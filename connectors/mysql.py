@@ -180,7 +180,8 @@ class MySQLConnector(Connector):
 
     def _columns(self, cursor: pymysql.cursors.Cursor, table: str) -> list[ColumnInfo]:
         cursor.execute(
-            """SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE
+            """SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE,
+                      COLUMN_COMMENT
                FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
                ORDER BY ORDINAL_POSITION""", self._table_parts(table))
         rows = cursor.fetchall()
@@ -188,8 +189,8 @@ class MySQLConnector(Connector):
             schema, name = self._table_parts(table)
             raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to this user"))
         return [ColumnInfo(name=name, source_type=column_type, nullable=nullable == "YES",
-                           arrow_type=self._arrow_type(data_type, column_type, precision, scale))
-                for name, data_type, column_type, precision, scale, nullable in rows]
+                           arrow_type=self._arrow_type(data_type, column_type, precision, scale), comment=comment or "")
+                for name, data_type, column_type, precision, scale, nullable, comment in rows]
 
     def _query_columns(self, cursor: pymysql.cursors.Cursor, query: str) -> list[ColumnInfo]:
         """A query's column types from the result's field descriptors (no view needed, no write privilege)."""

@@ -416,6 +416,70 @@ def test_discover_prefills_data_items_from_postgresql(hub_home: Path, tmp_path: 
         _discover_and_check("scjg-pg", "enterprises", tmp_path)
 
 
+COMMENTS = {"uscc": "统一社会信用代码，18位，GB 32100", "name": "企业名称", "reg_capital": "注册资本(万元)"}
+
+
+def _named_items(source: str, table: str) -> dict[str, dict]:
+    from registry.catalog.import_export import discover_items
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        return {i["column"]: i for i in discover_items(session, source=source, table=table)}
+
+
+def _assert_named(items: dict[str, dict]) -> None:
+    """The comments name the items (their first clause), say the rest in the description; no comment, the
+    column's name stays for the person to rename."""
+    assert items["uscc"]["name"] == "统一社会信用代码" and items["uscc"]["description"] == COMMENTS["uscc"]
+    assert items["name"]["name"] == "企业名称" and "description" not in items["name"]
+    assert items["reg_capital"]["name"] == "注册资本(万元)"
+    assert items["id"]["name"] == "id"
+
+
+def test_discover_names_data_items_by_the_columns_comments(hub_home: Path) -> None:
+    """Agencies' databases describe their columns in Chinese (COMMENT ON COLUMN, MySQL's COMMENT): the draft's
+    data items take their names from them, on PostgreSQL and on MySQL."""
+    import uuid
+
+    import pymysql
+
+    from registry.catalog.sources import add_source
+    from registry.db import session_scope
+    from tests.helpers import pg_execute, pg_scratch_schema, pg_source_config
+    from tests.services import require_mysql, require_postgres
+
+    dsn = require_postgres()
+    _agencies()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, ENTERPRISES_DDL.format(real="DOUBLE PRECISION").replace("enterprises", f"{schema}.enterprises"))
+        for column, comment in COMMENTS.items():
+            pg_execute(dsn, f"COMMENT ON COLUMN {schema}.enterprises.{column} IS '{comment}'")
+        config, secret = pg_source_config(dsn, schema=schema)
+        with session_scope() as session:
+            add_source(session, name="scjg-pg", agency=PROVIDER[0], kind="postgresql", config=config, secret=secret,
+                       actor="test")
+        _assert_named(_named_items("scjg-pg", "enterprises"))
+
+    mysql = require_mysql()
+    database = f"gs_t_{uuid.uuid4().hex[:10]}"
+    connection = pymysql.connect(**mysql, charset="utf8mb4", autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+            columns = ", ".join(f"{c} VARCHAR(18) COMMENT '{COMMENTS[c]}'" if c in COMMENTS else f"{c} INT"
+                                for c in ("id", "uscc", "name", "reg_capital"))
+            cursor.execute(f"CREATE TABLE `{database}`.enterprises ({columns}, PRIMARY KEY (id))")
+        with session_scope() as session:
+            add_source(session, name="scjg-my", agency=PROVIDER[0], kind="mysql", actor="test",
+                       config={"host": mysql["host"], "port": mysql["port"], "database": database,
+                               "user": mysql["user"]}, secret={"password": mysql.get("password") or ""})
+        _assert_named(_named_items("scjg-my", "enterprises"))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        connection.close()
+
+
 def test_text_that_looks_like_a_formula_stays_text_through_a_workbook(hub_home: Path, tmp_path: Path) -> None:
     from registry.catalog.entries import upsert_entry
     from registry.db import session_scope

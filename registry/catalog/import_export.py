@@ -208,8 +208,11 @@ def data_type_of(arrow_type: pa.DataType) -> str:
 
 
 def discover_items(session: Session, *, source: str, table: str, actor: str = "cli") -> list[dict[str, Any]]:
-    """Data items prefilled from a source table's columns: name and column = the column name (rename the
-    name to its Chinese term), data type mapped from the column's type, length from its declaration."""
+    """Data items prefilled from a source table's columns: column = the column name; name = the column's
+    comment at the source up to its first punctuation, where it has one (agencies' databases often describe
+    their columns in Chinese: 统一社会信用代码), else the column name to rename; the whole comment as the
+    item's description where it says more; data type mapped from the column's type, length from its
+    declaration."""
     src = get_source(session, name=source)
     wanted = table.rpartition(".")[2]
     tables = open_connector(src).discover()
@@ -219,13 +222,24 @@ def discover_items(session: Session, *, source: str, table: str, actor: str = "c
                        f" / no table {table!r} in source {source!r}")
     items = []
     for column in found.columns:
-        item: dict[str, Any] = {"name": column.name, "column": column.name, "data_type": data_type_of(column.arrow_type)}
+        label = _label(column.comment)
+        item: dict[str, Any] = {"name": label or column.name, "column": column.name,
+                                "data_type": data_type_of(column.arrow_type)}
+        if column.comment.strip() and column.comment.strip() != label:
+            item["description"] = column.comment.strip()
         if (match := LENGTH.search(column.source_type or "")) and item["data_type"] in ("string", "decimal"):
             item["length"] = int(match.group(1))
         items.append(item)
     record_event(session, actor=actor, action="catalog.discover", agency_code=src.agency.code,
                  detail={"source": source, "table": table, "columns": len(items)})
     return items
+
+
+def _label(comment: str) -> str:
+    """A column comment's first clause, as a data item's name (at most 50 characters): '统一社会信用代码，18位'
+    names the item 统一社会信用代码; '注册资本(万元)' keeps its unit."""
+    first = re.split(r"[，,;；。:：\n]", comment.strip(), maxsplit=1)[0].strip()
+    return first[:50]
 
 
 def draft_document(items: list[dict[str, Any]], *, provider: str, provider_code: str,
