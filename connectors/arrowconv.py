@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -98,6 +98,18 @@ def _convert_one(value: Any, target: pa.DataType) -> Any:
         raise ValueError("is not a boolean")
     if pa.types.is_binary(target):
         return bytes(value)
+    if pa.types.is_time(target):
+        if isinstance(value, time):
+            return value
+        if isinstance(value, timedelta):  # MySQL drivers give TIME as a duration, which may not be a time of day
+            if timedelta(0) <= value < timedelta(days=1):
+                return (datetime.min + value).time()
+            raise ValueError(f"{duration_text(value)} is not a time of day (00:00:00 to 23:59:59.999999)")
+        return time.fromisoformat(str(value))
+    if pa.types.is_duration(target):
+        return value if isinstance(value, timedelta) else parse_duration(str(value))
+    if pa.types.is_nested(target):
+        return value  # Arrow judges it (below)
     return value if isinstance(value, str) else str(value)
 
 
@@ -117,6 +129,17 @@ def to_arrow_column(name: str, values: list[Any], target: pa.DataType) -> tuple[
         except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
             converted.append(None)
             problems[index] = f"{name}={value!r}: {exc or 'cannot be read as ' + str(target)}"
+    try:
+        return pa.array(converted, type=target), problems
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass
+    # A value of a kind no conversion above knows: its row is flagged, the read goes on (it failed whole)
+    for index, value in enumerate(converted):
+        try:
+            pa.scalar(value, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+            converted[index] = None
+            problems[index] = f"{name}={values[index]!r}: cannot be read as {target}"
     return pa.array(converted, type=target), problems
 
 

@@ -43,6 +43,8 @@ def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine) -> pa.DataType:
             return DEFAULT_DECIMAL  # unconstrained NUMERIC: as the PostgreSQL connector does
         scale = scale or 0
         return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+    if isinstance(sql_type, sa.Integer) and getattr(sql_type, "unsigned", False):  # MySQL's UNSIGNED
+        return pa.uint64()
     if isinstance(sql_type, sa.SmallInteger):
         return pa.int16()
     if isinstance(sql_type, sa.Integer):  # Integer and BigInteger: int64 holds both
@@ -52,7 +54,9 @@ def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine) -> pa.DataType:
     if isinstance(sql_type, sa.Date):
         return pa.date32()
     if isinstance(sql_type, sa.Time):
-        return pa.time64("us")
+        # MySQL's TIME is a duration (-838:59:59 to 838:59:59), as the mysql connector reads it
+        return pa.duration("us") if type(sql_type).__module__.startswith("sqlalchemy.dialects.mysql") \
+            else pa.time64("us")
     if isinstance(sql_type, sa.Interval):
         return pa.duration("us")
     if isinstance(sql_type, sa.LargeBinary | sa.types._Binary):

@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 import uuid
 from contextlib import closing
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -180,3 +180,37 @@ def test_mysql_url_wrong_password_hides_the_secret() -> None:
     finally:
         with closing(pymysql.connect(**kwargs, autocommit=True)) as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_mysql_url_times_unsigned_and_odd_values_read_without_failing() -> None:
+    """Through a MariaDB URL: a negative TIME failed the whole read (the driver's duration was cast to a time of
+    day); it is a duration, as the mysql connector reads it. BIGINT UNSIGNED holds 2**64-1 (uint64); a zero
+    date is flagged on its row. A value of a kind no conversion knows is flagged, not a failed read."""
+    import pymysql
+
+    from connectors.arrowconv import to_arrow_column
+
+    kwargs = require_mysql()
+    table = f"gs_sa_{uuid.uuid4().hex[:8]}"
+    with closing(pymysql.connect(**kwargs, autocommit=True)) as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, span TIME(3), big BIGINT UNSIGNED, born DATE) "
+                       "CHARSET utf8mb4")
+        cursor.execute("SET SESSION sql_mode = ''")
+        cursor.execute(f"INSERT INTO {table} VALUES (1, '-12:30:00.5', 18446744073709551615, '2024-02-29'), "
+                       "(2, '838:59:59', 0, '0000-00-00')")
+    try:
+        url = f"mysql+pymysql://{kwargs['user']}@{kwargs['host']}:{kwargs['port']}/{kwargs['database']}"
+        connector = SQLAlchemyConnector(name="市场库", config={"url": url}, secret={"password": kwargs.get("password")})
+        rows = pa.Table.from_batches(list(connector.read(StreamSpec(table=table, primary_key=("id",)),
+                                                         ReadState()))).sort_by("id").to_pylist()
+        assert rows[0]["span"] == -timedelta(hours=12, minutes=30, milliseconds=500)
+        assert rows[0]["big"] == 2**64 - 1 and rows[0][ROW_PROBLEM_COLUMN] is None
+        assert rows[1]["span"] == timedelta(hours=838, minutes=59, seconds=59)
+        assert rows[1]["born"] is None and "born='0000-00-00'" in rows[1][ROW_PROBLEM_COLUMN]
+    finally:
+        with closing(pymysql.connect(**kwargs, autocommit=True)) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+    array, problems = to_arrow_column("tags", [[1, 2], "x", None], pa.list_(pa.int64()))
+    assert array.to_pylist() == [[1, 2], None, None] and list(problems) == [1]
+    assert problems[1] == "tags='x': cannot be read as list<item: int64>"
