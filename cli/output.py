@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -104,8 +105,6 @@ def unexpected(exc: BaseException) -> int:
 
 def file_problem(exc: OSError) -> str:
     """One line for a file or network error, saying what to do where the cause is the disk."""
-    import errno
-
     from core.settings import get_settings
 
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""

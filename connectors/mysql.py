@@ -50,10 +50,6 @@ def _integer(bits: int, unsigned: bool) -> pa.DataType:
     return getattr(pa, f"{'u' if unsigned else ''}int{bits}")()
 
 
-def _decimal(precision: int, scale: int) -> pa.DataType:
-    return decimal_type(precision, scale)
-
-
 SPATIAL = ("geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
            "geometrycollection", "geomcollection")
 
@@ -164,7 +160,7 @@ class MySQLConnector(Connector):
     def _arrow_type(self, data_type: str, column_type: str, precision: int | None, scale: int | None) -> pa.DataType:
         data_type, unsigned = data_type.lower(), "unsigned" in column_type.lower()
         if data_type in ("decimal", "numeric"):
-            return _decimal(int(precision or 10), int(scale or 0))
+            return decimal_type(int(precision or 10), int(scale or 0))
         if data_type in INTEGERS:
             return _integer(INTEGERS[data_type], unsigned)
         simple = {"float": pa.float32(), "double": pa.float64(), "real": pa.float64(), "date": pa.date32(),
@@ -201,7 +197,7 @@ class MySQLConnector(Connector):
             if f.type_code in (FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL):
                 # the wire length counts the sign and the decimal point, not only digits
                 precision = f.length - (1 if f.scale else 0) - (0 if unsigned else 1)
-                arrow = _decimal(max(precision, 1), f.scale)
+                arrow = decimal_type(max(precision, 1), f.scale)
             elif f.type_code in FIELD_INTEGERS:
                 arrow = _integer(FIELD_INTEGERS[f.type_code], unsigned)
             else:
@@ -324,7 +320,7 @@ class MySQLConnector(Connector):
         read, and fails on a dropped connection; closing the connection ends both."""
         names, types = [c.name for c in columns], [c.arrow_type for c in columns]
         zoned = [i for i, t in enumerate(types) if pa.types.is_timestamp(t) and t.tz]
-        bits = {i: _bit_width(c.source_type) for i, c in enumerate(columns) if _bit_width(c.source_type)}
+        bits = {i: width for i, c in enumerate(columns) if (width := _bit_width(c.source_type))}
         stream_cursor = None
         try:
             stream_cursor = connection.cursor(pymysql.cursors.SSCursor)

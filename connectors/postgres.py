@@ -364,12 +364,13 @@ class PostgresConnector(Connector):
         raw: dict[int, dict[str, str]] = {}
         for field, column in zip(batch.schema, batch.columns):
             metadata = field.metadata or {}
-            if metadata.get(b"POSTGRESQL:type") == b"bpchar":
+            postgres_type = metadata.get(b"POSTGRESQL:type")
+            if postgres_type == b"bpchar":
                 # char(n)'s padding is not part of the value (PostgreSQL ignores it when comparing and drops it
                 # in a cast to text, and the full read's scanner drops it): kept here, an incremental read gave
                 # every such value, a key too, another form than the full read had published
                 column = pc.utf8_rtrim(column, characters=" ")
-            if metadata.get(b"POSTGRESQL:type") == b"numeric":
+            if postgres_type == b"numeric":
                 target = _decimal_from_typmod(int(metadata.get(b"POSTGRESQL:typmod", b"-1")))
                 column, found, values = cast_opaque_numeric(column, target, field.name)
                 for row, problem in found.items():

@@ -20,7 +20,7 @@ from pydantic import field_validator
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
-from connectors.arrowconv import DEFAULT_DECIMAL, rows_to_batch
+from connectors.arrowconv import DEFAULT_DECIMAL, decimal_type, rows_to_batch
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.config import SourceConfig
 from connectors.credentials import CONN_ID_KEY, airflow_credentials
@@ -41,8 +41,7 @@ def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine) -> pa.DataType:
         precision, scale = sql_type.precision, sql_type.scale
         if precision is None:
             return DEFAULT_DECIMAL  # unconstrained NUMERIC: as the PostgreSQL connector does
-        scale = scale or 0
-        return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        return decimal_type(precision, scale or 0)
     if isinstance(sql_type, sa.Integer) and getattr(sql_type, "unsigned", False):  # MySQL's UNSIGNED
         return pa.uint64()
     if isinstance(sql_type, sa.SmallInteger):

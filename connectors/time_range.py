@@ -51,8 +51,7 @@ def out_of_range_times(batch: pa.RecordBatch) -> tuple[list[pa.Array], dict[int,
         if bounds is None or not len(arrays[index]):
             continue
         low, high, storage = bounds
-        values = arrays[index].view(storage) if not isinstance(arrays[index], pa.ChunkedArray) else \
-            arrays[index].combine_chunks().view(storage)
+        values = arrays[index].view(storage)
         outside = pc.fill_null(pc.or_(pc.less(values, low), pc.greater(values, high)), False)
         if not pc.any(outside).as_py():
             continue

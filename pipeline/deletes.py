@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.base import Connector, StreamSpec
-from pipeline.duckdb_parts import readable_parts
+from pipeline.duckdb_parts import readable_parts, readable_schema
 from pipeline.layers import Part, deleted_positions, live_sql
 from pipeline.locator import Mapped
 from pipeline.locator import _files as locator_files
@@ -341,8 +341,7 @@ def _anti_join(batches: Iterator[pa.RecordBatch], parts: list[Part], key: tuple[
     scratch.mkdir(parents=True, exist_ok=True)
     target = pa.schema([schema.field(name) for name in key])
     # wide decimal keys go to DuckDB as exact text, on both sides (pipeline.duckdb_parts)
-    readable = pa.schema([pa.field(f.name, pa.string(), f.nullable) if pa.types.is_decimal256(f.type) else f
-                          for f in target])
+    readable = readable_schema(target)
     source = scratch / "source_keys.parquet"
     seen: set[str] = set()
     count = 0

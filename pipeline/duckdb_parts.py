@@ -24,6 +24,12 @@ def wide_decimals(schema: pa.Schema, columns: list[str] | None = None) -> list[s
     return [f.name for f in schema if pa.types.is_decimal256(f.type) and (columns is None or f.name in columns)]
 
 
+def readable_schema(schema: pa.Schema, columns: list[str] | None = None) -> pa.Schema:
+    """``schema`` with its wide decimals (among ``columns``) as text, the form DuckDB is given them in."""
+    wide = set(wide_decimals(schema, columns))
+    return pa.schema([pa.field(f.name, pa.string(), f.nullable) if f.name in wide else f for f in schema])
+
+
 def readable_parts(parts: list[Part], *, scratch: Path, columns: list[str] | None = None) -> list[Part]:
     """``parts``, or copies of them with their wide decimals (among ``columns``) as text."""
     if not parts:
@@ -36,8 +42,7 @@ def readable_parts(parts: list[Part], *, scratch: Path, columns: list[str] | Non
     copies = []
     for index, part in enumerate(parts):
         source = pq.ParquetFile(_source(part.path), pre_buffer=False)
-        target = pa.schema([pa.field(f.name, pa.string(), f.nullable) if f.name in wide else f
-                            for f in source.schema_arrow])
+        target = readable_schema(source.schema_arrow, wide)
         path = scratch / f"duckdb-part-{index}.parquet"
         with pq.ParquetWriter(path, target, compression="snappy") as writer:
             for batch in source.iter_batches(batch_size=BATCH_ROWS):  # every row, the dead ones too: positions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +13,8 @@ import pyarrow.parquet as pq
 
 from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN
 from core import clock
+from pipeline.duckdb_parts import readable_parts
+from pipeline.layers import Part
 
 if TYPE_CHECKING:
     from quality.contracts import Contract
@@ -140,11 +143,6 @@ def duplicated_keys_in_files(files: list, key: tuple[str, ...], *, scratch) -> p
     if not files:
         return pa.array([])
     scratch.mkdir(parents=True, exist_ok=True)
-    from pathlib import Path
-
-    from pipeline.duckdb_parts import readable_parts
-    from pipeline.layers import Part
-
     readable = [p.path for p in readable_parts([Part(path=Path(f), rows=0) for f in files],
                                                scratch=scratch / "parts", columns=list(key))]  # wide decimals: text
     columns = ", ".join('"' + name.replace('"', '""') + '"' for name in key)

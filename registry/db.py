@@ -44,11 +44,15 @@ def dispose_engines() -> None:
     _ENGINES.clear()
 
 
+def _sqlite_folder(url: str) -> None:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_folder(url)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -63,7 +67,7 @@ def migration_engine(url: str) -> Engine:
     SQLAlchemy begins is an explicit BEGIN; its connections are not pooled (the application's keep theirs)."""
     if not url.startswith("sqlite"):
         return engine_for(url)
-    engine_for(url)  # the database's folder
+    _sqlite_folder(url)
     engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
