@@ -30,7 +30,7 @@ from pipeline import locator, locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
 from pipeline.deletes import key_table
 from pipeline.duplicates import FileRanks, settle_duplicates
-from pipeline.layering import carry_forward, layerable, stack, version_batches
+from pipeline.layering import carry_forward, layerable, start_layer, version_batches
 from pipeline.layers import Part, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
@@ -183,6 +183,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     high_water = None
     first = True
     scan = _start_key_scan(staged, inputs, folder)
+    started = None  # a layer begun while the key scan reads (pipeline.layering.start_layer)
     try:
         for batch in _guarded(connector, connector.read(stream, inputs.state)):
             staged.rows_read += batch.num_rows
@@ -218,12 +219,25 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             raise GovshareError(connector.fail("returned no schema; the table or query yields no columns"))
         writer.close()
         origins.close()
-        deleted = _finish_keys(staged, folder, writer, quarantine, origins, key, keys, inputs, scan) if key else None
+        if key:
+            _settle_keys(staged, folder, writer, quarantine, origins, key, keys)
+        layered = bool(incremental and previous is not None and key
+                       and layerable(previous.parts, writer.schema, previous.schema))
+        if layered:  # the delta's share of the layer, while the key scan is still reading the source's keys
+            staged.files = [f"data/{name}" for name in writer.files  # a layer that read nothing adds no file
+                            if pq.ParquetFile(folder / "data" / name).metadata.num_rows]
+            if locator.supports(writer.schema, key):
+                _build_locators(staged, folder, [Path(f).name for f in staged.files], key)
+            started = start_layer(folder=folder, delta_files=staged.files, key=key, parts=previous.parts,
+                                  schema=previous.schema, cursor=stream.cursor_column,
+                                  previous_mark=inputs.state.cursor_value, previous_number=previous.number)
+        deleted = _await_deletes(staged, keys, scan)
         scan = None
-        delta_keys = layered = None
-        if incremental and previous is not None and key:
-            layered = layerable(previous.parts, writer.schema, previous.schema)
-        if incremental and previous is not None and key and not layered:
+        delta_keys = None
+        if layered:
+            layer = started.finish(previous_path=previous.path, removed=deleted)
+            started = None
+        elif incremental and previous is not None and key:
             # The keys of the rows kept: a key quarantined as repeated keeps its published row, as in a layer.
             delta_keys = pa.concat_tables([pq.read_table(folder / "data" / name, columns=list(key))
                                            for name in writer.files] or
@@ -237,12 +251,13 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     finally:
         if scan is not None:  # the run failed before it needed the deletes
             scan.cancel()
+        if started is not None:
+            started.abort()
         writer.close()
         quarantine.close()
         origins.close()
-    staged.files = [f"data/{name}" for name in writer.files]
-    if layered:  # a layer that read nothing adds no file: its version is the previous one's files
-        staged.files = [f for f in staged.files if pq.ParquetFile(folder / f).metadata.num_rows]
+    if not layered:
+        staged.files = [f"data/{name}" for name in writer.files]
     own_rows = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
     staged.rows_quarantined = quarantine.rows
     staged.quarantine_rules = quarantine.by_rule
@@ -252,18 +267,15 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     if stream.cursor_column:
         staged.watermark = {"cursor_column": stream.cursor_column,
                             "value": _cursor_text(high_water) if high_water is not None else inputs.state.cursor_value}
-    if incremental and key and locator.supports(writer.schema, key):
-        _build_locators(staged, folder, [Path(f).name for f in staged.files], key)
     if layered:
-        layer = stack(folder=folder, delta_files=staged.files, key=key, parts=previous.parts,
-                      previous_path=previous.path, previous_number=previous.number, schema=previous.schema,
-                      cursor=stream.cursor_column, previous_mark=inputs.state.cursor_value, removed=deleted)
         staged.referenced, staged.rows_carried = layer.referenced, layer.rows_carried
         staged.rows_staged = layer.rows_carried + own_rows
         finish_checks(staged, contract, previous_rows=previous.rows,
                       batches=version_batches(folder, layer, staged.files))
         staged.changes = layer.changes
     else:
+        if incremental and key and locator.supports(writer.schema, key):
+            _build_locators(staged, folder, [Path(f).name for f in staged.files], key)
         staged.rows_staged = own_rows
         finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
         staged.changes = _change_set(staged, folder, writer.schema, key, previous, delta_keys, deleted)
@@ -283,11 +295,9 @@ def _start_key_scan(staged: StagedRun, inputs: Inputs, folder: Path):  # noqa: A
                           scratch=folder / "keys")
 
 
-def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine: QuarantineWriter,
-                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array], inputs: Inputs,
-                 scan) -> pa.Array | None:  # noqa: ANN001 - pipeline.deletes.BackgroundScan | None
-    """Repeated keys (the newest file's row kept, else every row quarantined), sorted key locators, and in an
-    incremental run the keys deleted at the source (None when the source cannot tell them)."""
+def _settle_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine: QuarantineWriter,
+                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array]) -> None:
+    """Repeated keys (the newest file's row kept, else every row quarantined) and sorted key locators."""
     data = folder / "data"
     incremental = staged.mode == "incremental"
     located = not incremental and locator.supports(writer.schema, key)
@@ -306,6 +316,11 @@ def _finish_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine
                                                    origins.path if origins.rows else None)
         if located:  # the parts lost rows: their positions moved
             _build_locators(staged, folder, writer.files, key)
+
+
+def _await_deletes(staged: StagedRun, keys: list[pa.Array], scan) -> pa.Array | None:  # noqa: ANN001 - BackgroundScan | None
+    """In an incremental run, the keys deleted at the source (None when the source cannot tell them): the
+    background scan's result, without the keys the run read."""
     if scan is None:
         return None
     started = time.monotonic()

@@ -58,43 +58,87 @@ def stack(*, folder: Path, delta_files: list[str], key: tuple[str, ...], parts: 
           removed: pa.Array | None = None) -> Layer:
     """Reference the previous version's files, mark the rows the delta replaces, and write the change set.
 
-    ``removed`` (change capture): more keys whose rows go, deleted at the source or quarantined, with no
-    new row; they are deletes in the change set, carrying the row as it was. Without a cursor (change
-    capture), every re-read key is compared with its published row; with one, only rows at the watermark.
+    ``removed`` (change capture, deletes found by a key scan): more keys whose rows go, deleted at the source
+    or quarantined, with no new row; they are deletes in the change set, carrying the row as it was. Without
+    a cursor (change capture), every re-read key is compared with its published row; with one, only rows at
+    the watermark.
     """
+    started = start_layer(folder=folder, delta_files=delta_files, key=key, parts=parts, schema=schema,
+                          cursor=cursor, previous_mark=previous_mark, previous_number=previous_number)
+    return started.finish(previous_path=previous_path, removed=removed)
+
+
+def start_layer(*, folder: Path, delta_files: list[str], key: tuple[str, ...], parts: list[Part],
+                schema: pa.Schema, cursor: str | None, previous_mark: str | None,
+                previous_number: int) -> StartedLayer:
+    """The part of ``stack`` that needs only the delta: which keys it replaces, which re-reads are
+    unchanged, and its rows in the change set. An incremental run does this while its key scan is still
+    reading the source's keys, and finishes the layer with the deletes the scan found (``finish``)."""
     delta = [folder / name for name in delta_files]
     read = _distinct_keys(delta, key)
-    wanted = read if removed is None or not len(removed) else pc.unique(pa.concat_arrays(
-        [read.cast(removed.type) if len(read) else pa.array([], removed.type), removed]))
     dead_before = [deleted_positions(part) for part in parts]
-    found = find_live(parts, key, wanted, dead_before)
-    existed = np.zeros(len(wanted), dtype=bool)
+    found = find_live(parts, key, read, dead_before) if len(read) else []
+    existed = np.zeros(len(read), dtype=bool)
     for hit in found:
         existed[hit.wanted] = True
-    unchanged = _unchanged_ties(delta, key, wanted, found, parts, cursor=cursor, mark=previous_mark, schema=schema)
-    layer = Layer()
-    newly_dead = 0
-    by_part = {hit.part_index: hit for hit in found}
-    for index, part in enumerate(parts):
-        entry = _entry_for(part, previous_path)
-        hit = by_part.get(index)
-        if hit is not None:
-            dead = np.union1d(dead_before[index], hit.positions)
-            name = f"{DELETES_DIR}/{index:05d}.parquet"
-            write_deleted(folder / name, dead)
-            entry["deleted"] = {"path": name, "rows": int(len(dead)), "sha256": file_sha256(folder / name)}
-            newly_dead += len(hit.positions)
-        layer.referenced.append(entry)
-    layer.rows_carried = sum(p.live_rows for p in parts) - newly_dead
-    in_delta = (pc.is_in(wanted, value_set=read.cast(wanted.type)).to_numpy(zero_copy_only=False) if len(read)
-                else np.zeros(len(wanted), dtype=bool))
-    gone = [Found(part_index=h.part_index, positions=h.positions[~in_delta[h.wanted]],
-                  wanted=h.wanted[~in_delta[h.wanted]]) for h in found] if removed is not None else []
-    layer.changes = _write_changes(delta, key, wanted, existed, unchanged, schema=schema,
-                                   out=folder / "changes.parquet", since=previous_number,
-                                   deletes=[(parts[g.part_index], g.positions) for g in gone if len(g.positions)],
-                                   deletes_detected=removed is not None)
-    return layer
+    unchanged = _unchanged_ties(delta, key, read, found, parts, cursor=cursor, mark=previous_mark, schema=schema)
+    changes = ChangeWriter(folder / "changes.parquet", schema=schema, since=previous_number)
+    try:
+        changes.write_delta(delta, key, read, existed, unchanged)
+    except BaseException:
+        changes.abort()
+        raise
+    return StartedLayer(folder=folder, key=key, parts=parts, read=read, found=found, dead_before=dead_before,
+                        changes=changes)
+
+
+@dataclass
+class StartedLayer:
+    folder: Path
+    key: tuple[str, ...]
+    parts: list[Part]
+    read: pa.Array  # the delta's distinct keys
+    found: list[Found]  # where they had live rows
+    dead_before: list[np.ndarray]
+    changes: ChangeWriter  # open: the deletes come last
+
+    def finish(self, *, previous_path: str, removed: pa.Array | None) -> Layer:
+        """Mark the replaced and the ``removed`` keys' rows dead and close the change set with the deletes."""
+        try:
+            gone = self._gone(removed)
+            layer = Layer()
+            newly_dead = 0
+            replaced = {hit.part_index: hit.positions for hit in self.found}
+            removed_here = {hit.part_index: hit.positions for hit in gone}
+            for index, part in enumerate(self.parts):
+                entry = _entry_for(part, previous_path)
+                marked = [p for p in (replaced.get(index), removed_here.get(index)) if p is not None]
+                if marked:
+                    dead = np.union1d(self.dead_before[index], np.concatenate(marked))
+                    name = f"{DELETES_DIR}/{index:05d}.parquet"
+                    write_deleted(self.folder / name, dead)
+                    entry["deleted"] = {"path": name, "rows": int(len(dead)), "sha256": file_sha256(self.folder / name)}
+                    newly_dead += len(dead) - len(self.dead_before[index])
+                layer.referenced.append(entry)
+            layer.rows_carried = sum(p.live_rows for p in self.parts) - newly_dead
+            self.changes.write_deletes([(self.parts[g.part_index], g.positions) for g in gone if len(g.positions)])
+            layer.changes = self.changes.close(deletes_detected=removed is not None)
+            return layer
+        except BaseException:
+            self.changes.abort()
+            raise
+
+    def abort(self) -> None:
+        self.changes.abort()
+
+    def _gone(self, removed: pa.Array | None) -> list[Found]:
+        """Where the removed keys the delta does not hold had live rows."""
+        if removed is None or not len(removed):
+            return []
+        if len(self.read):
+            removed = removed.filter(pc.invert(pc.is_in(removed, value_set=self.read.cast(removed.type))))
+        removed = pc.unique(removed)
+        return find_live(self.parts, self.key, removed, self.dead_before) if len(removed) else []
 
 
 def version_batches(folder: Path, layer: Layer, own_files: list[str]):  # noqa: ANN201 - quality.checks.BatchReader
@@ -260,13 +304,18 @@ def same_values(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
     return equal | both_null
 
 
-def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, existed: np.ndarray,
-                   unchanged: np.ndarray, *, schema: pa.Schema, out: Path, since: int,
-                   deletes: list[tuple[Part, np.ndarray]] = (), deletes_detected: bool = False) -> dict:
-    target = change_schema(schema)
-    result = ChangeSet(since_version=since, file=out.name, deletes_detected=deletes_detected)
-    # No dictionaries: a layer's change file is small and written on every run, where they cost a third.
-    with pq.ParquetWriter(out, target, compression="snappy", use_dictionary=False) as writer:
+class ChangeWriter:
+    """A layer's change file: the delta's inserts and updates, then the deletes carrying their old rows."""
+
+    def __init__(self, out: Path, *, schema: pa.Schema, since: int) -> None:
+        self.target = change_schema(schema)
+        self.result = ChangeSet(since_version=since, file=out.name)
+        # No dictionaries: a layer's change file is small and written on every run, where they cost a third.
+        self.writer = pq.ParquetWriter(out, self.target, compression="snappy", use_dictionary=False)
+
+    def write_delta(self, delta: list[Path], key: tuple[str, ...], wanted: pa.Array, existed: np.ndarray,
+                    unchanged: np.ndarray) -> None:
+        target, result = self.target, self.result
         for path in delta:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
                 index = pc.index_in(key_array(batch, key), value_set=wanted).to_numpy(zero_copy_only=False)
@@ -277,13 +326,22 @@ def _write_changes(delta: list[Path], key: tuple[str, ...], wanted: pa.Array, ex
                 updates = existed[index[keep]]
                 kinds = pc.if_else(pa.array(updates), "update", "insert")
                 arrays = [batch.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds for f in target]
-                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target))
+                self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target))
                 result.updated += int(updates.sum())
                 result.inserted += int((~updates).sum())
+
+    def write_deletes(self, deletes: list[tuple[Part, np.ndarray]]) -> None:
         for part, positions in deletes:  # a delete carries the row as last published
             rows = rows_at(part, np.sort(positions))
             kinds = pa.array(["delete"] * rows.num_rows, pa.string())
-            arrays = [rows.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds for f in target]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=target))
-            result.deleted += rows.num_rows
-    return result.summary()
+            arrays = [rows.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds for f in self.target]
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.target))
+            self.result.deleted += rows.num_rows
+
+    def close(self, *, deletes_detected: bool) -> dict:
+        self.writer.close()
+        self.result.deletes_detected = deletes_detected
+        return self.result.summary()
+
+    def abort(self) -> None:
+        self.writer.close()

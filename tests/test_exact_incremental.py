@@ -5,12 +5,17 @@ of an integer key against the published sorted keys, and the DuckDB anti-join of
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
 
+import pipeline.deletes
+import pipeline.layering
+from core.errors import RetriableError
+from pipeline import paths
 from pipeline.deletes import KEY_RANGES
 from samples.loaders import load_postgres
 from tests.helpers import (
@@ -24,7 +29,9 @@ from tests.helpers import (
     read_version,
     register_resource,
     rows_digest,
+    sync_runs,
     table_rows,
+    versions,
 )
 from tests.services import require_postgres
 
@@ -186,3 +193,64 @@ def test_a_composite_key_has_its_deletes_found(hub_home: Path) -> None:
         assert (changes["inserted"], changes["updated"], changes["deleted"]) == (0, 1, 3)
         rows = {(r["region"], r["seq"]): r["holder"] for r in read_version(version, sort_by=None).to_pylist()}
         assert len(rows) == 117 and ("浦东新区", 2) not in rows and ("", 40) not in rows and rows[("", 3)] == "改"
+
+
+def test_a_key_scan_that_fails_after_the_layer_began_publishes_nothing(
+        hub_home: Path, source: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layer's delta share is written while the key scan still reads (pipeline.layering.start_layer). When
+    the scan then fails (here: its connection lost), the run fails as retriable, the last version stays the
+    one served, the run leaves no folder, and the next run publishes the source exactly, deletes included."""
+    from pipeline.sync import sync_resource
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    config, secret = pg_source_config(dsn, schema=schema)
+    hub = register_resource(kind="postgresql", config=config, secret=secret, key=("id",))
+    code = hub.resource_code
+    sync_resource(resource_code=code)
+    v1 = latest(code)
+    v1_digest = rows_digest(table_rows(read_version(v1, sort_by="id"), ENTERPRISE_COLUMNS))
+    pg_execute(dsn, f"UPDATE {table} SET status = '吊销', updated_at = '{LATE}' WHERE id BETWEEN 1 AND 5")
+    pg_execute(dsn, f"DELETE FROM {table} WHERE id BETWEEN 50 AND 52")
+
+    merge = pipeline.deletes._merge
+    began: list[list[bool]] = []
+
+    def lost(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the scan's own signature
+        began.append([(f / "changes.parquet").is_file() for f in run_folders()])  # the layer begun?
+        raise RetriableError("the source closed the key scan's connection; retry the run")
+
+    def run_folders() -> list[Path]:
+        return [p for p in (paths.storage_root() / "datasets" / str(hub.resource_id)).iterdir()
+                if p.name != Path(v1.path).name]
+
+    release = threading.Event()
+
+    def slow_lost(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        release.wait(timeout=30)  # until the run's main thread has begun the layer and waits for the scan
+        return lost(*args, **kwargs)
+
+    start_layer = pipeline.layering.start_layer
+
+    def started_then_release(**kwargs):  # noqa: ANN003, ANN202
+        layer = start_layer(**kwargs)
+        release.set()
+        return layer
+
+    monkeypatch.setattr(pipeline.deletes, "_merge", slow_lost)
+    monkeypatch.setattr("pipeline.extract.start_layer", started_then_release)
+    with pytest.raises(RetriableError, match="key scan"):
+        sync_resource(resource_code=code)
+    assert began == [[True]]  # the failure came after the run's layer had begun its change file
+    assert [v.number for v in versions(code)] == [1]
+    assert rows_digest(table_rows(read_version(latest(code), sort_by="id"), ENTERPRISE_COLUMNS)) == v1_digest
+    assert sync_runs(code)[-1].status == "failed"
+    assert run_folders() == []  # the failed run's folder is gone
+
+    monkeypatch.setattr(pipeline.deletes, "_merge", merge)
+    monkeypatch.setattr("pipeline.extract.start_layer", start_layer)
+    report = sync_resource(resource_code=code)
+    assert report.mode == "incremental" and report.version == 2
+    _assert_equals_source(latest(code), dsn, table, "id")
+    changes = latest(code).manifest["changes"]
+    assert (changes["updated"], changes["deleted"]) == (5, 3)
