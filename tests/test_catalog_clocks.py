@@ -180,3 +180,30 @@ def test_every_entry_is_reconfirmed_once_a_calendar_year(catalog_home: Path) -> 
         with pytest.raises(ConfigError, match="未完成的更新"):
             reconfirm_entry(session, code=code, account="zhang", on=date(2026, 3, 3))
         assert "catalog.reconfirm" in audit_actions(session, code)
+
+
+def test_acts_cannot_be_dated_before_what_they_answer(catalog_home: Path) -> None:
+    """An update published "on" a day before the change that opened its obligation would close the obligation
+    before it existed, in time; a reconfirmation dated before the revision's publication would fake a year's
+    full maintenance. Both are refused with the day they may not precede; the real days are accepted."""
+    from registry.catalog.entries import upsert_entry
+    from registry.catalog.obligations import list_obligations, open_update_obligation, reconfirm_entry
+    from registry.catalog.review import review_revision
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        setup_people(session)
+        code = new_entry(session)
+        publish(session, code, on=date(2025, 9, 1))
+        with pytest.raises(ConfigError, match="早于目录条目.*的发布日 2025-09-01"):
+            reconfirm_entry(session, code=code, account="zhang", on=date(2025, 8, 29))
+        open_update_obligation(session, resource_code=code, reason="数据源结构变更", actor="sync",
+                               opened_on=date(2025, 9, 30))
+        upsert_entry(session, agency=PROVIDER[0], code=code, author="zhang", data=entry_data(abstract="新增列后的摘要"))
+        with pytest.raises(ConfigError, match="早于待完成更新的发生日 2025-09-30"):
+            publish(session, code, on=date(2025, 9, 29))
+        [still_open] = list_obligations(session)
+        assert still_open.closed_on is None
+        review_revision(session, code=code, account="li", approve=True, on=date(2025, 10, 13))  # still submitted
+        [closed] = list_obligations(session, open_only=False)
+        assert (closed.opened_on, closed.closed_on) == (date(2025, 9, 30), date(2025, 10, 13))

@@ -130,6 +130,11 @@ def reconfirm_entry(session: Session, *, code: str, account: str, on: date | Non
         CatalogRevision.resource_id == resource.id, CatalogRevision.status == "published"))
     if published is None:
         raise ConfigError(f"目录条目 {code} 尚未发布，无需全面维护；请先提交审核 / the entry is not published yet")
+    published_on = session.scalar(select(func.min(Reconfirmation.confirmed_on)).where(
+        Reconfirmation.revision_id == published.id))
+    if published_on is not None and day < published_on:
+        raise ConfigError(f"确认日期 {day} 早于目录条目 {code} 现行版本（第{published.number}版）的发布日 {published_on}"
+                          f" / a reconfirmation cannot be dated before the published revision ({published_on})")
     pending = session.scalar(select(UpdateObligation).where(
         UpdateObligation.resource_id == resource.id, UpdateObligation.closed_on.is_(None)))
     if pending is not None:

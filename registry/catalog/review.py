@@ -23,6 +23,7 @@ from registry.catalog.models import (
     ConfidentialityReview,
     Reconfirmation,
     Resource,
+    UpdateObligation,
 )
 from registry.catalog.obligations import close_obligations
 from registry.people.persons import act_day, person_actor, require_designated
@@ -124,6 +125,7 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
         raise AccessDenied(f"第{revision.number}版{why}，不能发布（第十九条） / a passed confidentiality review "
                            "of this revision is required before publication (article 19)",
                            "a passed confidentiality review of this revision is required before publication")
+    _not_before_the_change(session, resource, day)
     for previous in session.scalars(select(CatalogRevision).where(
             CatalogRevision.resource_id == resource.id, CatalogRevision.status == "published")):
         previous.status = "superseded"
@@ -138,6 +140,18 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
                  resource_code=code, detail=detail)
     close_obligations(session, resource=resource, revision=revision, on=day, actor=actor)
     return revision
+
+
+def _not_before_the_change(session: Session, resource: Resource, day: date) -> None:
+    """A publication that answers an update obligation cannot be dated before the change that opened it: it would
+    close the obligation before it existed, and in time whatever day it really came."""
+    pending = session.scalar(select(UpdateObligation).where(
+        UpdateObligation.resource_id == resource.id, UpdateObligation.closed_on.is_(None))
+        .order_by(UpdateObligation.opened_on).limit(1))
+    if pending is not None and day < pending.opened_on:
+        raise ConfigError(f"发布日期 {day} 早于待完成更新的发生日 {pending.opened_on}（{pending.reason}），"
+                          f"请以实际办理日（不早于 {pending.opened_on}）审核发布 / a publication cannot be dated before "
+                          f"the change it answers ({pending.opened_on})")
 
 
 def _set_release_date(session: Session, resource: Resource, revision: CatalogRevision, day: date) -> None:
