@@ -125,6 +125,25 @@ def test_the_2025_clock_and_a_recorded_receipt_restart_the_deadline(desk: dict[s
         assert application.due_on == date(2025, 10, 21)
 
 
+def test_a_receipt_cannot_be_recorded_for_a_day_still_to_come(desk: dict[str, str]) -> None:
+    """Recording the written form as arriving next month would push the 10-working-day clock out at will."""
+    from datetime import timedelta
+
+    from core import clock
+    from core.errors import ConfigError
+    from registry.sharing.applications import record_receipt
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        application = _apply(session, desk["conditional"], when=clock.now())
+        due = application.due_on
+        with pytest.raises(ConfigError, match="晚于今天"):
+            record_receipt(session, number=application.number, received_on=clock.today() + timedelta(days=30),
+                           by=_as(session, "prov"))
+        assert application.due_on == due and application.received_on == clock.today()
+        record_receipt(session, number=application.number, received_on=clock.today(), by=_as(session, "prov"))
+
+
 def test_decisions_need_reasons_and_the_provider(desk: dict[str, str]) -> None:
     from core.errors import AccessDenied, ConfigError
     from registry.sharing.applications import decide

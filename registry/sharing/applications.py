@@ -167,6 +167,9 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
     if application.status != "submitted":
         raise ConfigError(f"申请 {number} 已答复，不能再登记收到日期 / application {number} is already "
                           f"{application.status}")
+    if received_on > (today := clock.today()):
+        raise ConfigError(f"收到书面申请的日期 {received_on} 晚于今天 {today}：请在收到后登记实际收到日期 / the written "
+                          "form's arrival cannot be recorded before it happens")
     submitted = application.submitted_at
     if received_on < clock.beijing_day(submitted):
         raise ConfigError("收到书面申请的日期不能早于提交申请的日期 / the written form cannot arrive before the "
