@@ -18,7 +18,7 @@ rectification_app = typer.Typer(help="Rectification orders (责令限期改正).
 supervision_app = typer.Typer(help="Supervision's daily run (clocks, detection, evaluation).", no_args_is_help=True)
 
 Period = Annotated[str, typer.Option("--period", help="2026 (year), 2026Q4 (quarter) or 2026-11 (month)")]
-AsOf = Annotated[str | None, typer.Option("--as-of", help="count clocks as of this day (YYYY-MM-DD; default today)")]
+AsOf = Annotated[str | None, typer.Option("--as-of", help="count clocks as of this day, today or earlier (YYYY-MM-DD; default today)")]
 Config = Annotated[Path | None, typer.Option("--config", help="weights file (default GOVSHARE_HOME/evaluation.yaml "
                                                                  "or the shipped schemas/supervision/evaluation.yaml)")]
 AsUser = Annotated[str | None, typer.Option("--as", help="act as this user (their roles are checked)")]
@@ -27,10 +27,17 @@ AsUser = Annotated[str | None, typer.Option("--as", help="act as this user (thei
 def _day(value: str | None) -> date | None:
     if value is None:
         return None
+    from core import clock
+
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD") from None
+        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / {value!r} is not a date: use YYYY-MM-DD") from None
+    if day > (today := clock.today()):
+        # A day still to come would count every deadline before it as missed (and record violations) already.
+        raise typer.BadParameter(f"统计截至日 {day} 晚于今天 {today}：尚未到期的时限不能算作逾期 / "
+                                 f"{day} is after today: a deadline still to come is not missed yet")
+    return day
 
 
 def _by(session, as_user: str | None):

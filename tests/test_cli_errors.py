@@ -69,6 +69,9 @@ def test_bad_names_options_and_values_answer_in_one_line(world: dict[str, str], 
     _clear(govshare("contract", "check", str(bad_contract)), 1, "not valid YAML")
     _clear(govshare("calendar", "check", "2026-13-45"), 2)
     _clear(govshare("evaluate", "--period", "2026Q9"), 1)
+    # a day still to come would count deadlines not yet reached as missed (and detect violations before they happen)
+    _clear(govshare("evaluate", "--period", "2026Q4", "--as-of", "2099-01-05"), 2, "晚于今天")
+    _clear(govshare("violation", "detect", "--as-of", "2099-01-05"), 2, "晚于今天")
 
 
 def test_columns_the_source_lacks_are_refused_when_named_and_stop_a_sync_naming_them(world: dict[str, str]) -> None:
