@@ -127,8 +127,6 @@ def test_the_2025_clock_and_a_recorded_receipt_restart_the_deadline(desk: dict[s
 
 def test_a_receipt_cannot_be_recorded_for_a_day_still_to_come(desk: dict[str, str]) -> None:
     """Recording the written form as arriving next month would push the 10-working-day clock out at will."""
-    from datetime import timedelta
-
     from core import clock
     from core.errors import ConfigError
     from registry.sharing.applications import record_receipt
@@ -276,6 +274,17 @@ def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None
         assert expired.scan_sha256 == hashlib.sha256(scan.read_bytes()).hexdigest()
     with session_scope() as session, pytest.raises(AccessDenied):
         authorize_read(session, token=token, resource_code=code, channel="file")  # a lapsed term activates nothing
+    from core import clock
+    from core.errors import ConfigError
+
+    with session_scope() as session:  # an agreement is recorded once signed: a day still to come is refused
+        with pytest.raises(ConfigError, match="晚于今天"):
+            add_agreement(session, resource_code=code, consumer=OTHER_PROVIDER[0], parties=["甲", "乙"],
+                          signed_on=clock.today() + timedelta(days=30), valid_until=date(2030, 1, 4), scan=scan,
+                          by=admin)
+        with pytest.raises(ConfigError, match="早于签订日期"):  # said in Chinese too
+            add_agreement(session, resource_code=code, consumer=OTHER_PROVIDER[0], parties=["甲", "乙"],
+                          signed_on=date(2026, 1, 5), valid_until=date(2025, 1, 4), scan=scan, by=admin)
     with session_scope() as session:
         agreement = add_agreement(session, resource_code=code, consumer=OTHER_PROVIDER[0],
                                   parties=[PROVIDER[1], OTHER_PROVIDER[1]], signed_on=date(2026, 1, 5),

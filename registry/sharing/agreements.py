@@ -91,8 +91,12 @@ def add_agreement(session: Session, *, resource_code: str, consumer: str, partie
     require(by, by.acts_for(resource.agency_id) or by.acts_for(taker.id),
             zh="只有协议双方的机构管理员或数据资源管理员可以登记保密协议",
             en="only an agency or data resource administrator of either party may record the agreement")
+    if signed_on > (today := clock.today()):
+        raise ConfigError(f"签订日期 {signed_on} 晚于今天 {today}：请在协议签订后登记 / an agreement is recorded once "
+                          f"signed, not before ({signed_on} is after today)")
     if valid_until < signed_on:
-        raise ConfigError(f"the agreement's term ends ({valid_until}) before it was signed ({signed_on})")
+        raise ConfigError(f"协议有效期至 {valid_until}，早于签订日期 {signed_on} / the agreement's term ends "
+                          f"({valid_until}) before it was signed ({signed_on})")
     if len([p for p in parties if p.strip()]) < 2:
         raise ConfigError("name both parties (协议双方): --party 提供方 --party 需求方")
     path, sha = _store_scan(Path(scan))
