@@ -10,16 +10,23 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 ENTERPRISE_ITEMS = [
-    ("统一社会信用代码", "uscc", "string", "uscc"), ("企业名称", "name", "string", None),
-    ("法定代表人", "legal_rep", "string", None), ("法定代表人身份证号码", "legal_rep_id", "string", "idcard"),
-    ("注册资本（万元）", "reg_capital", "decimal", None), ("成立日期", "established", "date", None),
-    ("登记状态", "status", "string", None), ("住所", "address", "string", None), ("行业", "industry", "string", None),
-    ("更新时间", "updated_at", "timestamp", None),
+    ("统一社会信用代码", "uscc", "string", "uscc", "18位法人和其他组织统一社会信用代码（GB 32100）"),
+    ("企业名称", "name", "string", None, "营业执照登记的企业名称"),
+    ("法定代表人", "legal_rep", "string", None, "营业执照登记的法定代表人姓名"),
+    ("法定代表人身份证号码", "legal_rep_id", "string", "idcard", "法定代表人的公民身份号码（GB 11643），共享时脱敏"),
+    ("注册资本（万元）", "reg_capital", "decimal", None, "登记的注册资本，单位万元，保留两位小数"),
+    ("成立日期", "established", "date", None, "企业成立（营业执照签发）日期"),
+    ("登记状态", "status", "string", None, "存续、在业、吊销、注销等登记状态"),
+    ("住所", "address", "string", None, "营业执照登记的住所"),
+    ("行业", "industry", "string", None, "国民经济行业分类（GB/T 4754）门类名称"),
+    ("更新时间", "updated_at", "timestamp", None, "该条记录在登记系统中最后一次变更的时间"),
 ]
 CREDIT_ITEMS = [
-    ("统一社会信用代码", "uscc", "string", "uscc"), ("纳税人名称", "taxpayer_name", "string", None),
-    ("纳税信用等级", "credit_grade", "string", None), ("评价年度", "rating_year", "integer", None),
-    ("更新时间", "updated_at", "timestamp", None),
+    ("统一社会信用代码", "uscc", "string", "uscc", "纳税人的统一社会信用代码（GB 32100）"),
+    ("纳税人名称", "taxpayer_name", "string", None, "税务登记的纳税人名称"),
+    ("纳税信用等级", "credit_grade", "string", None, "纳税信用评价结果：A、B、M、C、D 级"),
+    ("评价年度", "rating_year", "integer", None, "纳税信用评价所属年度"),
+    ("更新时间", "updated_at", "timestamp", None, "该条记录最后一次变更的时间"),
 ]
 CREDIT_CONDITION = "仅限人力资源社会保障部门在就业参保登记时核验用人单位纳税信用，须说明共享范围和用途"
 
@@ -69,8 +76,8 @@ def _publish(session: Session, *, agency: str, code: str, people: Cataloguers, n
     return revision.number
 
 
-def _items(rows: list[tuple[str, str, str, str | None]]) -> list[dict[str, object]]:
-    return [{"name": n, "column": c, "data_type": t, "subject_id": s} for n, c, t, s in rows]
+def _items(rows: list[tuple[str, str, str, str | None, str]]) -> list[dict[str, object]]:
+    return [{"name": n, "column": c, "data_type": t, "subject_id": s, "description": d} for n, c, t, s, d in rows]
 
 
 def catalogue_enterprises(session: Session, *, agency: str, code: str, abstract: str) -> int:
