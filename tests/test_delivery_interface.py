@@ -142,6 +142,19 @@ def test_pages_follow_a_stable_cursor_with_filters(served: Delivery) -> None:
     assert bad.status_code == 403
 
 
+def test_a_refused_page_does_not_break_the_next_requests(served: Delivery) -> None:
+    """A page request refused after its access decision (a bad filter value: 400) rolled its session back, which
+    expired the decision it had just cached; every request reusing it within the window was a bare 500."""
+    target = expected_rows(latest(served.hub.resource_code))[0]
+    bad = served.get(_path(served, "records"), token=served.hub.token, params={"where": "id:abc", "limit": 1})
+    assert bad.status_code == 400 and bad.json()["detail_zh"], bad.text
+    page = served.get(_path(served, "records"), token=served.hub.token, params={"limit": 1, "fields": "id"})
+    assert page.status_code == 200, page.text
+    found = served.get(_path(served, "lookup"), token=served.hub.token,
+                       params={"column": "uscc", "value": target["uscc"], "fields": "uscc"})
+    assert found.status_code == 200 and found.json()["records"] == [{"uscc": target["uscc"]}], found.text
+
+
 @pytest.mark.parametrize("fmt", ["arrow", "parquet"])
 def test_bulk_read_streams_exactly_the_granted_rows(served: Delivery, fmt: str) -> None:
     version = latest(served.hub.resource_code)
