@@ -217,3 +217,36 @@ def test_pages_need_a_signed_in_person(site: Delivery) -> None:
     forged = requests.get(site.url("/web/catalog"), cookies={"govshare_session": "gsu_forged"},
                           allow_redirects=False, timeout=30)
     assert forged.status_code == 303 and forged.headers["location"].startswith("/web/login")
+
+
+def _session_cookie(site: Delivery, username: str) -> dict[str, str]:
+    import requests
+
+    signed = requests.post(site.url("/api/v1/auth/login"), json={"username": username, "password": PASSWORD},
+                           timeout=30)
+    assert signed.status_code == 200, signed.text
+    return {"govshare_session": signed.json()["token"]}
+
+
+def test_pages_tell_no_count_or_digest_beyond_the_grant(site: Delivery) -> None:
+    """The browsing page counts the rows the grant gives (not the version's, which include rows outside the row
+    condition), and the entry page shows the whole version's count and manifest digest to its provider only,
+    as the versions endpoint withholds them."""
+    import requests
+
+    from tests.delivery_helpers import expected_rows
+
+    version = latest(site.hub.resource_code)
+    granted = len(expected_rows(version))
+    assert 0 < granted < version.row_count
+    cookies = _session_cookie(site, "wang")
+    page = requests.get(site.url(f"/web/data/{site.hub.resource_code}"), cookies=cookies, timeout=30)
+    assert page.status_code == 200, page.text
+    assert f"共 {granted} 条" in page.text and f"共 {version.row_count} 条" not in page.text
+
+    for username in ("wang", "zhou"):
+        entry = requests.get(site.url(f"/web/catalog/{site.hub.resource_code}"),
+                             cookies=_session_cookie(site, username), timeout=30)
+        assert entry.status_code == 200, entry.text
+        assert "最新版本：第 1 版" in entry.text
+        assert f"{version.row_count} 条记录" not in entry.text and version.manifest_sha256 not in entry.text
