@@ -193,6 +193,9 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
 
     try:
         resource = get_resource(session, code=code)
+        if resource.catalog_status == "draft" and principal.agency_id != resource.agency_id:
+            # never published: its content is the provider's alone, as the catalogue API answers
+            raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
     except NotFound as exc:
         return _problem(request, principal, exc)
     content, elements = _entry_content(session, resource)
