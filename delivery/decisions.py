@@ -110,6 +110,8 @@ def cached_authorize(session: Session | None, *, token: str | None, resource_cod
     with deciding:
         if (hit := cached_decision(token=token, resource_code=resource_code, channel=channel)) is not None:
             return hit  # another caller decided while this one waited
-        decision = _decide(session, token, resource_code, channel)
+        # Decided in a session of its own, never the caller's: a request that then fails rolls its session back,
+        # which expired the cached decision's rows, and every request reusing it within the window was a 500.
+        decision = _decide(None, token, resource_code, channel)
         _store(key, decision)
         return decision

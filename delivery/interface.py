@@ -73,11 +73,16 @@ def choose_fields(decision: AccessDecision, version: DatasetVersion, fields: lis
 
 def searchable(decision: AccessDecision, version: DatasetVersion, column: str) -> None:
     """Lookups and filters only on granted, unmasked columns: otherwise a match would reveal a hidden value."""
-    if column not in all_columns(version):
-        raise ConfigError(f"no column {column!r} in version {version.number}; columns: {', '.join(all_columns(version))}")
-    if column not in granted_columns(decision, version) or column in _masked(decision):
-        raise AccessDenied(f"数据项“{column}”未获授权或已脱敏，不能作为查询条件",
-                           f"column {column!r} is not granted or is masked, so it cannot be searched")
+    granted = granted_columns(decision, version)
+    usable = [c for c in granted if c not in _masked(decision)]
+    if column not in all_columns(version) and getattr(decision, "columns", None) is None:
+        raise ConfigError(f"no column {column!r} in version {version.number}; columns: {', '.join(usable)}")
+    if column not in usable:
+        # An unknown column and a hidden one are answered alike, naming only what may be searched: the
+        # answer must not tell a consumer which columns exist beyond its grant.
+        raise AccessDenied(f"数据项“{column}”未获授权或已脱敏，不能作为查询条件；可用：{'、'.join(usable)}",
+                           f"column {column!r} is not granted or is masked, so it cannot be searched; "
+                           f"searchable: {', '.join(usable)}")
 
 
 def _restricted(decision: AccessDecision, table: pa.Table, *, keep_ordinal: bool = False) -> pa.Table:
@@ -169,6 +174,15 @@ def decode_cursor(cursor: str) -> tuple[int, str, int]:
 
 def order_column(version: DatasetVersion, primary_key: list[str]) -> str:
     return primary_key[0] if primary_key else all_columns(version)[0]
+
+
+def cursor_order(version: DatasetVersion, primary_key: list[str], cursor_order_by: str | None) -> str:
+    """The order of a page: always the key's. A cursor naming another column was not issued here (an edited
+    one would sort the rows by a column hidden or masked from the consumer, revealing its order)."""
+    order_by = order_column(version, primary_key)
+    if cursor_order_by is not None and cursor_order_by != order_by:
+        raise ConfigError("cursor is not one this service issued; start again without a cursor")
+    return order_by
 
 
 def page(decision: AccessDecision, version: DatasetVersion, *, order_by: str, start: int, limit: int,

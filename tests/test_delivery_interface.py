@@ -142,6 +142,41 @@ def test_pages_follow_a_stable_cursor_with_filters(served: Delivery) -> None:
     assert bad.status_code == 403
 
 
+def test_a_refused_page_does_not_break_the_next_requests(served: Delivery) -> None:
+    """A page request refused after its access decision (a bad filter value: 400) rolled its session back, which
+    expired the decision it had just cached; every request reusing it within the window was a bare 500."""
+    target = expected_rows(latest(served.hub.resource_code))[0]
+    bad = served.get(_path(served, "records"), token=served.hub.token, params={"where": "id:abc", "limit": 1})
+    assert bad.status_code == 400 and bad.json()["detail_zh"], bad.text
+    page = served.get(_path(served, "records"), token=served.hub.token, params={"limit": 1, "fields": "id"})
+    assert page.status_code == 200, page.text
+    found = served.get(_path(served, "lookup"), token=served.hub.token,
+                       params={"column": "uscc", "value": target["uscc"], "fields": "uscc"})
+    assert found.status_code == 200 and found.json()["records"] == [{"uscc": target["uscc"]}], found.text
+
+
+def test_neither_an_edited_cursor_nor_an_unknown_column_reveals_hidden_columns(served: Delivery) -> None:
+    """A cursor edited to sort by a column outside the grant (or a masked one) would give the rows in that
+    column's order; an unknown column's error listed every column of the version, the hidden ones too."""
+    import base64
+    import json
+
+    hidden = ["legal_rep_id", "address", "legal_rep", "established"]
+    for column in ("legal_rep_id", "status", "nope"):
+        raw = json.dumps({"v": 1, "k": column, "o": 0}).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        edited = served.get(_path(served, "records"), token=served.hub.token, params={"cursor": cursor, "limit": 5})
+        assert edited.status_code == 400, edited.text
+        assert "cursor" in edited.json()["detail"] and not any(h in edited.text for h in hidden)
+    for what, params in (("records", {"where": "nope:1"}), ("lookup", {"column": "nope", "value": "1"}),
+                         ("records", {"where": "address:上海"})):
+        refused = served.get(_path(served, what), token=served.hub.token, params=params)
+        assert refused.status_code == 403, refused.text  # unknown or hidden: the same answer
+        assert refused.json()["detail_zh"] and not any(h in refused.text for h in hidden if h not in params.get(
+            "where", "") + params.get("column", ""))
+        assert "uscc" in refused.json()["detail"]  # it names what may be searched
+
+
 @pytest.mark.parametrize("fmt", ["arrow", "parquet"])
 def test_bulk_read_streams_exactly_the_granted_rows(served: Delivery, fmt: str) -> None:
     version = latest(served.hub.resource_code)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core import clock
+from tests.catalog_helpers import entry_data
 from tests.delivery_helpers import (
     ALL_MODES,
     DENIED_AGENCY,
@@ -217,3 +218,54 @@ def test_pages_need_a_signed_in_person(site: Delivery) -> None:
     forged = requests.get(site.url("/web/catalog"), cookies={"govshare_session": "gsu_forged"},
                           allow_redirects=False, timeout=30)
     assert forged.status_code == 303 and forged.headers["location"].startswith("/web/login")
+
+
+def _session_cookie(site: Delivery, username: str) -> dict[str, str]:
+    import requests
+
+    signed = requests.post(site.url("/api/v1/auth/login"), json={"username": username, "password": PASSWORD},
+                           timeout=30)
+    assert signed.status_code == 200, signed.text
+    return {"govshare_session": signed.json()["token"]}
+
+
+def test_pages_tell_no_count_or_digest_beyond_the_grant(site: Delivery) -> None:
+    """The browsing page counts the rows the grant gives (not the version's, which include rows outside the row
+    condition), and the entry page shows the whole version's count and manifest digest to its provider only,
+    as the versions endpoint withholds them."""
+    import requests
+
+    from tests.delivery_helpers import expected_rows
+
+    version = latest(site.hub.resource_code)
+    granted = len(expected_rows(version))
+    assert 0 < granted < version.row_count
+    cookies = _session_cookie(site, "wang")
+    page = requests.get(site.url(f"/web/data/{site.hub.resource_code}"), cookies=cookies, timeout=30)
+    assert page.status_code == 200, page.text
+    assert f"共 {granted} 条" in page.text and f"共 {version.row_count} 条" not in page.text
+
+    for username in ("wang", "zhou"):
+        entry = requests.get(site.url(f"/web/catalog/{site.hub.resource_code}"),
+                             cookies=_session_cookie(site, username), timeout=30)
+        assert entry.status_code == 200, entry.text
+        assert "最新版本：第 1 版" in entry.text
+        assert f"{version.row_count} 条记录" not in entry.text and version.manifest_sha256 not in entry.text
+
+
+def test_an_unpublished_entry_is_the_providers_alone_on_the_pages_too(site: Delivery) -> None:
+    """A catalogue entry never published (a draft) was shown in full on its page to any signed-in person of any
+    agency, while the catalogue API answers that it is not published. It is answered as one that does not exist."""
+    import requests
+
+    from registry.catalog.entries import upsert_entry
+    from registry.catalog.models import Resource
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        draft = upsert_entry(session, agency=PROVIDER[0], author="zhang", actor="test", data=entry_data(
+            classification="101009", name="内部草稿资源", abstract="尚未发布的草稿摘要"))
+        code = session.get(Resource, draft.resource_id).code
+    page = requests.get(site.url(f"/web/catalog/{code}"), cookies=_session_cookie(site, "wang"), timeout=30)
+    assert page.status_code == 404 and "未找到要查看的资源" in page.text  # as an entry that does not exist
+    assert "内部草稿资源" not in page.text and "尚未发布的草稿摘要" not in page.text

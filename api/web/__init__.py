@@ -193,11 +193,17 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
 
     try:
         resource = get_resource(session, code=code)
+        if resource.catalog_status == "draft" and principal.agency_id != resource.agency_id:
+            # never published: its content is the provider's alone, as the catalogue API answers
+            raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
     except NotFound as exc:
         return _problem(request, principal, exc)
     content, elements = _entry_content(session, resource)
     return _page(request, "entry.html", principal, resource=resource, content=content, elements=elements,
-                 latest=latest_version(session, resource=resource))
+                 latest=latest_version(session, resource=resource),
+                 # the whole version's row count and manifest digest are the provider's (metadata is data:
+                 # a consumer sees what its grant gives it, through browsing or the versions endpoint)
+                 own=principal.agency_id == resource.agency_id)
 
 
 def _entry_content(session, resource) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -247,7 +253,7 @@ def browse(code: str, request: Request, session: SessionDep, token: SessionCooki
         if cursor:
             number, order_by, start = interface.decode_cursor(cursor)
         version = interface.version_for(session, decision, number)
-        order_by = order_by or interface.order_column(version, decision.resource.stream.get("primary_key") or [])
+        order_by = interface.cursor_order(version, decision.resource.stream.get("primary_key") or [], order_by)
         result = interface.page(decision, version, order_by=order_by, start=start, limit=PAGE_ROWS, where=None,
                                 fields=None)
     except (AccessDenied, ConfigError) as exc:
@@ -265,4 +271,14 @@ def browse(code: str, request: Request, session: SessionDep, token: SessionCooki
     rows = [[presentation.cell(row[c], types.get(c)) for c in columns] for row in result.rows.to_pylist()]
     return _page(request, "data.html", principal, resource=decision.resource, version=version, columns=columns,
                  labels=labels, rows=rows, masked=decision.mask_columns, next_cursor=result.next_cursor, page=page,
-                 total=version.row_count)
+                 total=_total(decision, version))
+
+
+def _total(decision, version) -> int:
+    """The rows this reader receives of the version: with a row condition, never the whole version's count (a
+    fact about rows outside the grant, which the versions endpoint withholds too)."""
+    from dataclasses import replace
+
+    from delivery.access import restricted_row_count
+
+    return restricted_row_count(replace(decision, version=version))
