@@ -31,7 +31,8 @@ METRICS = {
 # Each metric's one definition: numerator ÷ denominator, the numerator always a part of the denominator, so a
 # metric is a share in [0, 1] (0-100 %). registry/supervision/evaluation.py computes them, the report prints these notes.
 METRIC_FORMULAS = {
-    "catalogue_coverage": "经审核发布的目录条目数 ÷ 期末前登记的目录条目数 / entries published after review ÷ "
+    "catalogue_coverage": "经审核发布且期末未撤销发布的目录条目数 ÷ 期末前登记的目录条目数 / entries published after review "
+                          "and not withdrawn by the period's end ÷ "
                           "entries registered by the period's end",
     "catalogue_completeness": "要素完整的已发布条目数 ÷ 已发布条目数（完整：有发布日期，且每个信息项都有对应列和说明） / "
                               "published entries with a release date and every data item's column and description ÷ "

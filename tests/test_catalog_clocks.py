@@ -207,3 +207,43 @@ def test_acts_cannot_be_dated_before_what_they_answer(catalog_home: Path) -> Non
         review_revision(session, code=code, account="li", approve=True, on=date(2025, 10, 13))  # still submitted
         [closed] = list_obligations(session, open_only=False)
         assert (closed.opened_on, closed.closed_on) == (date(2025, 9, 30), date(2025, 10, 13))
+
+
+def test_a_withdrawn_entry_counts_as_published_only_before_its_withdrawal(catalog_home: Path) -> None:
+    """撤销发布 takes an entry out of the catalogue: the evaluation of a period after the withdrawal counts it as
+    registered but not published (it counted as published and shared for good); a period that ended before
+    the withdrawal still counts it as it stood then."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from core import clock
+    from registry.catalog.models import CatalogRevision, Resource
+    from registry.catalog.review import withdraw_entry
+    from registry.db import session_scope
+    from registry.supervision.evaluation import evaluate
+
+    with session_scope() as session:
+        setup_people(session)
+        kept = new_entry(session)
+        gone = new_entry(session, classification="101002", name="企业年报信息")
+        publish(session, kept)
+        publish(session, gone)
+    with session_scope() as session:
+        withdraw_entry(session, code=gone, account="li", reason="已并入企业基本信息")
+    with session_scope() as session:
+        now = evaluate(session, period=str(clock.today().year)).standing(PROVIDER[0])
+    assert now.counts["catalogue_coverage"] == [1, 2]
+    assert now.counts["sharing_openness"] == [1, 1]
+
+    # The same records, as if both entries had been registered and published some 400 days ago: the period
+    # then (a year that ended before today's withdrawal) counts both as published.
+    earlier = clock.now() - timedelta(days=400)
+    with session_scope() as session:
+        for resource in session.scalars(select(Resource)):
+            resource.created_at = earlier - timedelta(days=1)
+        for revision in session.scalars(select(CatalogRevision).where(CatalogRevision.published_at.is_not(None))):
+            revision.published_at = earlier
+    with session_scope() as session:
+        then = evaluate(session, period=str(clock.beijing_day(earlier).year)).standing(PROVIDER[0])
+    assert then.counts["catalogue_coverage"] == [2, 2] and then.counts["sharing_openness"] == [2, 2]

@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import clock
 from registry.audit.log import record_event
+from registry.audit.models import AuditEvent
 from registry.catalog.elements import check_duplicate_collection
 from registry.catalog.models import CatalogRevision, Reconfirmation, Resource, UpdateObligation
 from registry.exchange.delivery_models import Delivery
@@ -105,11 +106,21 @@ def weighted_score(metrics: dict[str, float | None], weights: dict[str, float]) 
 
 
 def published_as_of(session: Session, *, resource: Resource, moment: datetime) -> CatalogRevision | None:
-    """The revision consumers saw at `moment`: the last one published before it (later ones may supersede it)."""
-    return session.scalars(select(CatalogRevision).where(
+    """The revision consumers saw at `moment`: the last one published before it (later ones may supersede it),
+    unless the entry was withdrawn (撤销发布) after that publication and before `moment`: a withdrawn entry is
+    not in the catalogue, so it counts as neither published nor shared."""
+    revision = session.scalars(select(CatalogRevision).where(
         CatalogRevision.resource_id == resource.id, CatalogRevision.published_at.is_not(None),
         CatalogRevision.published_at < clock.as_utc(moment)).order_by(CatalogRevision.published_at.desc(),
                                                                 CatalogRevision.number.desc())).first()
+    if revision is None:
+        return None
+    withdrawn = session.scalar(select(func.max(AuditEvent.at)).where(
+        AuditEvent.action == "catalog.withdraw", AuditEvent.resource_code == resource.code,
+        AuditEvent.at < clock.as_utc(moment)))
+    if withdrawn is not None and clock.as_utc(withdrawn) >= clock.as_utc(revision.published_at):
+        return None
+    return revision
 
 
 def _complete(content: dict[str, Any]) -> bool:
