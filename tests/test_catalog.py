@@ -217,7 +217,13 @@ def test_confidentiality_review_is_required_before_publication(catalog_home: Pat
     with session_scope() as session:
         setup_people(session)
         code = new_entry(session)
+        # a draft is not reviewed: the refusal names both states as staff know them, not the codes
+        with pytest.raises(ConfigError, match="第1版草稿，不能审核（只有待审核的版本可以审核）") as refused:
+            review_revision(session, code=code, account="li", approve=True)
+        assert "draft，" not in str(refused.value)
         submit_revision(session, code=code, account="zhang")
+        with pytest.raises(ConfigError, match="第1版待审核，不能提交（只有草稿、已退回的版本可以提交）"):
+            submit_revision(session, code=code, account="zhang")
         with pytest.raises(AccessDenied, match="保密审查"):
             review_revision(session, code=code, account="li", approve=True)
         with pytest.raises(ConfigError, match="原因"):

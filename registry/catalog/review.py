@@ -20,6 +20,7 @@ from registry.audit.log import record_event
 from registry.catalog.entries import apply_to_resource, canonical, get_entry, latest_revision
 from registry.catalog.models import (
     CatalogRevision,
+    REVISION_STATUSES,
     ConfidentialityReview,
     Reconfirmation,
     Resource,
@@ -38,8 +39,11 @@ def _open_revision(session: Session, resource: Resource, allowed: tuple[str, ...
     if revision is None:
         raise ConfigError(f"目录条目 {resource.code} 还没有编目内容，请先 `govshare catalog edit` / nothing to {doing}")
     if revision.status not in allowed:
-        raise ConfigError(f"目录条目 {resource.code} 第{revision.number}版状态为 {revision.status}，不能{doing} / "
-                          f"revision {revision.number} is {revision.status}; only {', '.join(allowed)} can be {doing}")
+        zh, en = doing.split(" ", 1)
+        label = REVISION_STATUSES.get(revision.status, revision.status)
+        can = "、".join(REVISION_STATUSES.get(s, s) for s in allowed)
+        raise ConfigError(f"目录条目 {resource.code} 第{revision.number}版{label}，不能{zh}（只有{can}的版本可以{zh}） / "
+                          f"revision {revision.number} is {revision.status}; only {', '.join(allowed)} can be {en}")
     return revision
 
 
