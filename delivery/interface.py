@@ -172,14 +172,21 @@ def decode_cursor(cursor: str) -> tuple[int, str, int]:
         raise ConfigError("cursor is not one this service issued; start again without a cursor") from exc
 
 
-def order_column(version: DatasetVersion, primary_key: list[str]) -> str:
-    return primary_key[0] if primary_key else all_columns(version)[0]
+def order_column(decision: AccessDecision, version: DatasetVersion) -> str:
+    """The column a reader's pages are sorted by: the key's first column, unless the reader may not see it in
+    the clear (not granted, or masked: a person-keyed resource whose key is the ID number), since the order of
+    its values would tell them; then the first column the reader sees in the clear."""
+    primary_key = decision.resource.stream.get("primary_key") or []
+    candidates = [*primary_key[:1], *all_columns(version)]
+    granted = granted_columns(decision, version)
+    clear = [c for c in candidates if c in granted and c not in _masked(decision)]
+    return (clear or [c for c in candidates if c in granted] or candidates)[0]
 
 
-def cursor_order(version: DatasetVersion, primary_key: list[str], cursor_order_by: str | None) -> str:
-    """The order of a page: always the key's. A cursor naming another column was not issued here (an edited
-    one would sort the rows by a column hidden or masked from the consumer, revealing its order)."""
-    order_by = order_column(version, primary_key)
+def cursor_order(decision: AccessDecision, version: DatasetVersion, cursor_order_by: str | None) -> str:
+    """The order of a page: always ``order_column``'s. A cursor naming another column was not issued here (an
+    edited one would sort the rows by a column hidden or masked from the consumer, revealing its order)."""
+    order_by = order_column(decision, version)
     if cursor_order_by is not None and cursor_order_by != order_by:
         raise ConfigError("cursor is not one this service issued; start again without a cursor")
     return order_by

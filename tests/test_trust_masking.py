@@ -69,3 +69,38 @@ def test_the_catalogue_mark_alone_masks_on_every_channel_until_the_decision_lift
                    unmask=["legal_rep"], by=person_of(session, PROVIDER[0], "data_admin"))
         lifted = rows("files", format="parquet")
         assert not any(_masked(r["legal_rep"]) for r in lifted) and all(_masked(r["legal_rep_id"]) for r in lifted)
+
+
+def test_pages_of_a_resource_keyed_by_a_masked_column_are_not_in_its_order(world: World) -> None:
+    """A person-keyed resource (its key the ID number, masked for this consumer): pages sorted by the key would
+    give the masked numbers' order (which rows share a district prefix, who was born first); they are sorted by
+    the first column the consumer sees in the clear instead, and the cursor walks that order to the end."""
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.sharing.applications import apply, decide
+
+    code = world.resources["pending"]
+    with session_scope() as session:
+        publish_entry(session, code, personal={"legal_rep_id": "idcard"})
+        resource = get_resource(session, code=code)
+        resource.stream = {**resource.stream, "primary_key": ["legal_rep_id"]}
+        application = apply(session, resource_code=code, consumer=CONSUMER[0], scope="本市企业", purpose="执法检查",
+                            items=["legal_rep_id", "id", "name"], by=person_of(session, CONSUMER[0], "data_admin"))
+        decide(session, number=application.number, outcome="approve", reasons="同意",
+               by=person_of(session, PROVIDER[0], "data_admin"))
+    with running_api() as api:
+        def walk(token: str) -> list[dict]:
+            rows, cursor = [], None
+            while True:
+                answer = requests.get(f"{api.base_url}/api/v1/resources/{code}/records", headers=bearer(token),
+                                      params={"limit": 7, **({"cursor": cursor} if cursor else {})}, timeout=30)
+                assert answer.status_code == 200, answer.text
+                rows += answer.json()["records"]
+                if not (cursor := answer.json().get("next_cursor")):
+                    return rows
+        consumer = walk(world.tokens["system:consumer"])
+        assert len(consumer) == 30 and all(_masked(r["legal_rep_id"]) for r in consumer)
+        assert [r["id"] for r in consumer] == sorted(r["id"] for r in consumer)  # the clear column's order
+        owner = walk(world.tokens["system:provider"])  # the provider sees the key: its own order
+        assert [r["legal_rep_id"] for r in owner] == sorted(r["legal_rep_id"] for r in owner)
+        assert [r["id"] for r in owner] != sorted(r["id"] for r in owner)  # (the two orders differ here)

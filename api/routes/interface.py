@@ -97,7 +97,7 @@ def records(code: str, session: SessionDep, token: TokenDep, _: RateLimitDep, us
     condition = interface.parse_where(decision, chosen, where or [])
     if fmt != "json":
         return _bulk(session, decision, chosen, condition, _fields(fields), fmt)
-    order_by = interface.cursor_order(chosen, decision.resource.stream.get("primary_key") or [], order_by)
+    order_by = interface.cursor_order(decision, chosen, order_by)
     result = interface.page(decision, chosen, order_by=order_by, start=start, limit=limit, where=condition,
                             fields=_fields(fields))
     group_audit().record(decision=decision, rows=result.rows.num_rows, fmt="json")

@@ -253,7 +253,7 @@ def browse(code: str, request: Request, session: SessionDep, token: SessionCooki
         if cursor:
             number, order_by, start = interface.decode_cursor(cursor)
         version = interface.version_for(session, decision, number)
-        order_by = interface.cursor_order(version, decision.resource.stream.get("primary_key") or [], order_by)
+        order_by = interface.cursor_order(decision, version, order_by)
         result = interface.page(decision, version, order_by=order_by, start=start, limit=PAGE_ROWS, where=None,
                                 fields=None)
     except (AccessDenied, ConfigError) as exc:
