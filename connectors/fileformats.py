@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -14,6 +15,12 @@ from connectors.tabular import UNDECODABLE
 from core.errors import ConfigError
 
 SNIFF_BYTES = 64 * 1024
+# A field may be as long as a text column holds (a judgment, a contract's full text): the csv module's default of
+# 128 KiB refused such a record as malformed and quarantined it without its key.
+MAX_FIELD_CHARS = 1 << 28
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+NON_ASCII = re.compile(rb"[\x80-\xff]")
+LATE_SNIFF = "govshare-sniff-at-first-non-ascii"
 
 
 # --- CSV ------------------------------------------------------------------------------------------------------
@@ -55,6 +62,55 @@ def sniff_encoding(head: bytes) -> str:
     return "utf-8-sig" if bad == 0 or good > 2 * bad else "gb18030"
 
 
+class _SniffAtFirstNonAscii(codecs.IncrementalDecoder):
+    """For a file whose first 64 KiB are plain ASCII (English headings, codes and numbers first): ASCII is both
+    UTF-8 and GB18030, so the encoding is sniffed where the first other byte appears. Sniffed at the start, a GBK
+    export whose Chinese text began past the first 64 KiB was read as UTF-8 and every Chinese row quarantined."""
+
+    def __init__(self, errors: str = "strict") -> None:
+        super().__init__(errors)
+        self.reset()
+
+    def reset(self) -> None:
+        self.inner: codecs.IncrementalDecoder | None = None
+        self.pending = b""
+
+    def getstate(self) -> tuple[bytes, int]:
+        return (self.pending, 0) if self.inner is None else self.inner.getstate()
+
+    def setstate(self, state: tuple[bytes, int]) -> None:
+        self.reset()
+        self.pending = state[0]
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        if self.inner is not None:
+            return self.inner.decode(data, final)
+        data = self.pending + bytes(data)
+        match = NON_ASCII.search(data)
+        if match is None:
+            self.pending = b""
+            return data.decode("ascii")
+        plain, rest = data[: match.start()], data[match.start():]
+        if len(rest) < SNIFF_BYTES and not final:
+            self.pending = rest  # sniff on a full window
+            return plain.decode("ascii")
+        self.pending = b""
+        sniffed = sniff_encoding(rest[:SNIFF_BYTES])
+        self.inner = codecs.getincrementaldecoder("utf-8" if sniffed == "utf-8-sig" else sniffed)(self.errors)
+        return plain.decode("ascii") + self.inner.decode(rest, final)
+
+
+def _late_sniff_codec(name: str) -> codecs.CodecInfo | None:
+    if name != LATE_SNIFF.replace("-", "_"):
+        return None
+    ascii_codec = codecs.lookup("ascii")
+    return codecs.CodecInfo(ascii_codec.encode, ascii_codec.decode, name=LATE_SNIFF,
+                            incrementaldecoder=_SniffAtFirstNonAscii)
+
+
+codecs.register(_late_sniff_codec)
+
+
 @dataclass
 class Record:
     number: int               # line (CSV) or row (Excel) where the record starts
@@ -72,6 +128,8 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
     """One Record per CSV record, streamed; the encoding is sniffed unless given."""
     head = binary.read(SNIFF_BYTES)
     chosen = sniff_encoding(head) if encoding in ("auto", "", None) else encoding
+    if encoding in ("auto", "", None) and len(head) >= SNIFF_BYTES and NON_ASCII.search(head) is None:
+        chosen = LATE_SNIFF
     if chosen.lower().replace("_", "-") in ("utf-8", "utf8"):
         chosen = "utf-8-sig"  # a BOM is never part of the first heading
     try:

@@ -409,3 +409,38 @@ def test_a_number_beyond_its_column_is_flagged_not_published_changed(folder: Pat
     assert rows[1]["value"] == float("inf") and rows[1][ROW_PROBLEM_COLUMN] is None
     assert "count='99999999999999999999': is outside the range of int64" in rows[2][ROW_PROBLEM_COLUMN]
     assert (rows[3]["value"], rows[3]["count"], rows[3][ROW_PROBLEM_COLUMN]) == (0.5, 5, None)
+
+
+def test_gbk_text_first_seen_past_the_sniffed_window_is_read_as_gbk(hub_home: Path, folder: Path) -> None:
+    """An export with English headings, codes and numbers first: its first 64 KiB are plain ASCII, so the
+    encoding is decided where the first Chinese text appears (it was taken for UTF-8 and every Chinese row
+    quarantined as undecodable)."""
+    headings = ["id", "uscc", "name", "reg_capital", "established", "updated_at", "note"]
+    columns = [{**c, "header": h} for c, h in zip(COLUMNS, headings)]
+    rows = [[str(i), f"91310000{i:09d}X", f"company-{i}", "1.00", "2020-01-01", "2026-01-01 08:00:00", ""]
+            for i in range(1, 1500)]
+    rows += [[str(i), f"91310000{i:09d}X", f"上海市第{i}号科技有限公司", "1.00", "2020-01-01",
+              "2026-01-01 08:00:00", "龘𠀀"] for i in range(1500, 1503)]
+    path = write_csv(folder / "企业.csv", rows, encoding="gb18030", headings=headings)
+    assert not any(b > 127 for b in path.read_bytes()[:64 * 1024])
+    hub = register_resource(kind="files", config={"path": str(folder), "streams": {
+        "enterprises": {"pattern": "企业*.csv", "columns": columns}}}, cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (1502, 1502, 0)
+    assert published(hub.resource_code) == expected(rows)
+
+
+def test_a_field_longer_than_128_kib_is_published_whole(hub_home: Path, folder: Path) -> None:
+    """A long text (a judgment, a contract's text) is data, not a malformed line: the csv module's default field
+    limit of 128 KiB had it quarantined, without its key, as malformed CSV."""
+    rows = enterprise_rows(1, 3)
+    rows[1][6] = "判决书全文" * 60_000  # 300,000 characters
+    write_csv(folder / "企业.csv", rows)
+    hub = register_resource(kind="files", config=_config(folder), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (3, 3, 0)
+    assert published(hub.resource_code) == expected(rows)
