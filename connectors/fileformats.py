@@ -9,6 +9,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, BinaryIO
 
 from connectors.tabular import UNDECODABLE
@@ -117,6 +118,7 @@ class Record:
     fields: list[Any] | None  # None: the parser refused the record
     problem: str | None = None
     raw: str = ""             # the record's text, quoted in a problem so that nothing is lost
+    epoch: datetime | None = None  # Excel: the workbook's date system (day 0 of its serial numbers)
 
 
 def excerpt(text: str, limit: int = 2000) -> str:
@@ -185,6 +187,6 @@ def excel_rows(path: str, *, sheet: str | int | None = None) -> Iterator[Record]
             while cells and cells[-1] is None:
                 cells.pop()
             if cells:
-                yield Record(number, cells)
+                yield Record(number, cells, epoch=workbook.epoch)
     finally:
         workbook.close()

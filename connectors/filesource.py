@@ -81,6 +81,22 @@ def validate_streams(config: dict[str, Any]) -> None:
     zone(config.get("timezone"))
 
 
+EXCEL_LAST_DAY = 2958466  # 9999-12-31 as an Excel serial number
+
+
+def excel_dates(row: list[Any], columns: list[Column], epoch: datetime) -> list[Any]:
+    """A number in a column declared ``date`` or ``timestamp`` is an Excel serial date (a cell that lost its date
+    format, a tool's export) and is read as the date Excel shows for it; it was quarantined as no ISO date."""
+    from openpyxl.utils.datetime import from_excel
+
+    for index, column in enumerate(columns):
+        value = row[index]
+        if (pa.types.is_date(column.type) or pa.types.is_timestamp(column.type)) \
+                and isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < EXCEL_LAST_DAY:
+            row[index] = from_excel(value, epoch)
+    return row
+
+
 class FileSourceConnector(Connector):
     config_model = FileSourceConfig
 
@@ -303,6 +319,8 @@ class FileSourceConnector(Connector):
                         problem = (f"字段数不符 / has {len(fields)} fields where the heading has {expected}: "
                                    f"{excerpt(record.raw) if record.raw else fields!r}")
                     row = [fields[p] if p < len(fields) else None for p in positions]
+                    if record.epoch is not None:
+                        row = excel_dates(row, columns, record.epoch)
                     if record.raw and UNDECODABLE.search(record.raw):
                         row, text_problem = normalizer.text(row)
                         problem = "; ".join(p for p in (problem, text_problem) if p)

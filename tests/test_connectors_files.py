@@ -444,3 +444,33 @@ def test_a_field_longer_than_128_kib_is_published_whole(hub_home: Path, folder: 
 
     assert (report.rows_read, report.rows_published, report.rows_quarantined) == (3, 3, 0)
     assert published(hub.resource_code) == expected(rows)
+
+
+def test_excel_serial_numbers_in_date_columns_are_the_dates_excel_shows(hub_home: Path, folder: Path) -> None:
+    """A cell that lost its date format holds Excel's serial number (45000 is 2023-03-15, 45001.5 noon the next
+    day, in the workbook's date system): read as that date in a column declared date or timestamptz (such rows
+    were quarantined as "Invalid isoformat string")."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(HEADINGS)
+    sheet.append([1, "91310000000000001X", "甲公司", 10, 45000, 45001.5, None])
+    sheet.append([2, "91310000000000002X", "乙公司", 20, datetime(2020, 1, 2), datetime(2026, 3, 1, 8, 0), None])
+    sheet.append([3, "91310000000000003X", "丙公司", 30, 59, 45000.75, None])  # 59: before Excel's 1900-02-29
+    workbook.save(folder / "企业.xlsx")
+    mac = openpyxl.Workbook()
+    mac.epoch = openpyxl.utils.datetime.MAC_EPOCH  # Excel for Mac's 1904 date system
+    mac.active.append(HEADINGS)
+    mac.active.append([4, "91310000000000004X", "丁公司", 40, 43538, 43538.25, None])
+    mac.save(folder / "企业-mac.xlsx")
+    hub = register_resource(kind="files", config=_config(folder, pattern="企业*.xlsx"), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_published, report.rows_quarantined) == (4, 0)
+    rows = {r["id"]: (r["established"], r["updated_at"]) for r in published(hub.resource_code)}
+    assert rows == {1: (date(2023, 3, 15), datetime(2023, 3, 16, 4, 0, tzinfo=UTC)),
+                    2: (date(2020, 1, 2), datetime(2026, 3, 1, 0, 0, tzinfo=UTC)),
+                    3: (date(1900, 2, 28), datetime(2023, 3, 15, 10, 0, tzinfo=UTC)),
+                    4: (date(2023, 3, 15), datetime(2023, 3, 14, 22, 0, tzinfo=UTC))}
