@@ -155,6 +155,13 @@ class Connector(ABC):
     def discover(self) -> list[TableInfo]:
         """Tables, columns, types and primary keys."""
 
+    def table_info(self, table: str) -> TableInfo | None:
+        """One table as discover() describes it, None when the source has none of that name. Connectors with
+        schemas look a qualified name (``schema.table``) up in that schema: matched by its bare name among the
+        default schema's tables, another schema's table was described (a namesake, or nothing)."""
+        bare = table.rpartition(".")[2]
+        return next((t for t in self.discover() if t.name in (table, bare)), None)
+
     @abstractmethod
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         """Record batches of at most stream.batch_rows rows; rows with cursor >= state.cursor_value, and rows

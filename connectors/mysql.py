@@ -249,6 +249,26 @@ class MySQLConnector(Connector):
         finally:
             connection.close()
 
+    def table_info(self, table: str) -> TableInfo | None:
+        database, name = self._table_parts(table)
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s
+                       AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION""",
+                    (database, name))
+                key = [r[0] for r in cursor.fetchall()]
+                try:
+                    columns = self._columns(cursor, f"{database}.{name}")
+                except ConfigError:
+                    return None
+                return TableInfo(name=name, columns=columns, primary_key=key)
+        except pymysql.MySQLError as exc:
+            raise self._error(exc, "discover failed") from None
+        finally:
+            connection.close()
+
     def _cursor_param(self, value: str, column: ColumnInfo) -> Any:
         """The saved cursor text as the column's own kind of value, in the zone the server compares in."""
         if not pa.types.is_timestamp(column.arrow_type):

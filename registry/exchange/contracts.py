@@ -55,7 +55,7 @@ def draft_contract(session, *, source: str, table: str, name: str | None = None)
 
     connector = open_connector(get_source(session, name=source))
     bare = table.rpartition(".")[2]
-    found = next((t for t in connector.discover() if t.name in (table, bare)), None)
+    found = connector.table_info(table)
     if found is not None:
         columns = [(c.name, c.arrow_type, c.nullable, c.comment) for c in found.columns]
         key = list(found.primary_key)
