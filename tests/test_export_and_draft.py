@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from samples.loaders import load_postgres, load_sqlite
 from tests.helpers import (
     latest,
+    pg_execute,
     pg_scratch_schema,
     pg_source_config,
     read_version,
@@ -99,3 +100,22 @@ def test_a_contract_drafted_from_a_postgresql_table_checks_and_attaches(hub_home
         report = sync(hub)
         assert report.version == 1 and report.rows_quarantined == 0
         assert latest(hub.resource_code).row_count == 30
+
+
+def test_a_draft_keeps_column_names_yaml_would_read_as_other_types(hub_home: Path, tmp_path: Path) -> None:
+    """Columns named no (编号), on, y, off or null are names: written bare, YAML read `no` as False and the
+    draft of such a table was refused as an invalid contract."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f'CREATE TABLE {schema}.licences (no int PRIMARY KEY, "on" date, y text, off text, '
+                        '"null" text)')
+        config, secret = pg_source_config(dsn, schema=schema)
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="licences", key=("no",),
+                                cursor=None)
+        out = tmp_path / "licences.yaml"
+        done = _cli("contract", "draft", "--source", hub.source_name, "--table", "licences", "--out", str(out))
+        assert done.exit_code == 0, done.output
+        draft = yaml.safe_load(out.read_text(encoding="utf-8"))
+        assert draft["key"] == ["no"]
+        assert [c["name"] for c in draft["columns"]] == ["no", "on", "y", "off", "null"]
+        assert _cli("contract", "check", str(out)).exit_code == 0

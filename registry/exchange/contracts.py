@@ -68,10 +68,11 @@ def draft_contract(session, *, source: str, table: str, name: str | None = None)
     lines = [f"# 数据契约草稿 / draft contract for {source} table {table}, {clock.today().isoformat()}",
              "# 请核对类型、可空、标识符角色和规则后再 `govshare contract check` / check the types, nullable, roles",
              "# and rules, then `govshare contract check` this file (docs/contracts.md explains each field).",
-             f"name: {name}", f"title: {bare}", f"key: [{', '.join(key)}]", "threshold: {max_fraction: 0.05}", "columns:"]
+             f"name: {name}", f"title: {bare}", f"key: [{', '.join(json.dumps(k) for k in key)}]", "threshold: {max_fraction: 0.05}", "columns:"]
     for column, arrow_type, nullable, comment in columns:
         kind = _contract_type(arrow_type)
-        fields = [f"name: {column}", f"type: {kind}"] + ([] if nullable and column not in key else ["nullable: false"])
+        # quoted: YAML reads a bare no, on, y, null or 1e3 as another type (a column named `no` became False)
+        fields = [f"name: {json.dumps(column)}", f"type: {kind}"] + ([] if nullable and column not in key else ["nullable: false"])
         role = next((r for r, hints in ROLE_HINTS.items() if column.lower() in hints), None)
         if role and kind == "string":
             fields.append(f"role: {role}")
