@@ -171,6 +171,8 @@ def excel_rows(path: str, *, sheet: str | int | None = None) -> Iterator[Record]
 
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except FileNotFoundError:
+        raise  # the file is gone, not unreadable: the caller says so
     except (InvalidFileException, OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"cannot open as an .xlsx workbook: {exc}") from None
     try:

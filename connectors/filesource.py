@@ -165,17 +165,24 @@ class FileSourceConnector(Connector):
 
     @contextmanager
     def _records(self, session: Any, entry: FileEntry, settings: dict[str, Any]) -> Iterator[Iterator[Record]]:
-        if self._format(entry, settings) == "excel":
-            with self._local_path(session, entry) as path:
-                try:
-                    yield excel_rows(path, sheet=settings.get("sheet"))
-                except ConfigError as exc:
-                    raise ConfigError(self.fail(f"{entry.path}: {exc}")) from None
-        else:
-            with self._open(session, entry) as binary:
-                delimiter = settings.get("delimiter") or ("\t" if entry.path.lower().endswith(".tsv") else ",")
-                yield csv_rows(binary, encoding=settings.get("encoding", "auto"), delimiter=delimiter,
-                               quotechar=settings.get("quotechar") or '"')
+        try:
+            if self._format(entry, settings) == "excel":
+                with self._local_path(session, entry) as path:
+                    try:
+                        yield excel_rows(path, sheet=settings.get("sheet"))
+                    except ConfigError as exc:
+                        raise ConfigError(self.fail(f"{entry.path}: {exc}")) from None
+            else:
+                with self._open(session, entry) as binary:
+                    delimiter = settings.get("delimiter") or ("\t" if entry.path.lower().endswith(".tsv") else ",")
+                    yield csv_rows(binary, encoding=settings.get("encoding", "auto"), delimiter=delimiter,
+                                   quotechar=settings.get("quotechar") or '"')
+        except FileNotFoundError:
+            # Removed after the folder was listed (a clean-up job, a file moved away): the files read so far are
+            # not the folder's state either. It was a ConfigError ("cannot open"), never retried.
+            raise RetriableError(self.fail(
+                f"文件在列出后被删除 / {entry.path} was removed after the folder was listed: nothing was published; "
+                "the next run (or --attempts) lists the folder again")) from None
 
     def _heading(self, records: Iterator[Record], entry: FileEntry, settings: dict[str, Any]) -> list[Any] | None:
         """The heading record's cells (None when the stream says its files have no heading line)."""

@@ -474,3 +474,35 @@ def test_excel_serial_numbers_in_date_columns_are_the_dates_excel_shows(hub_home
                     2: (date(2020, 1, 2), datetime(2026, 3, 1, 0, 0, tzinfo=UTC)),
                     3: (date(1900, 2, 28), datetime(2023, 3, 15, 10, 0, tzinfo=UTC)),
                     4: (date(2023, 3, 15), datetime(2023, 3, 14, 22, 0, tzinfo=UTC))}
+
+
+@pytest.mark.parametrize("extension", ["csv", "xlsx"])
+def test_a_file_removed_after_listing_is_a_retriable_error(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          extension: str) -> None:
+    """A clean-up job removes a file between the listing and its read: retriable, saying so (it was a
+    ConfigError, "cannot open ...: No such file or directory", which `sync --attempts` never retries)."""
+    import openpyxl
+
+    from core.errors import RetriableError
+
+    for name, rows in (("企业-01", enterprise_rows(1, 3)), ("企业-02", enterprise_rows(4, 3))):
+        if extension == "csv":
+            write_csv(folder / f"{name}.csv", rows)
+        else:
+            workbook = openpyxl.Workbook()
+            workbook.active.append(HEADINGS)
+            for row in rows:
+                workbook.active.append(row)
+            workbook.save(folder / f"{name}.xlsx")
+    listed = FilesConnector._matching
+
+    def listed_then_removed(self, session, settings):  # noqa: ANN001, ANN202
+        entries = listed(self, session, settings)
+        (folder / f"企业-02.{extension}").unlink()
+        return entries
+
+    monkeypatch.setattr(FilesConnector, "_matching", listed_then_removed)
+    connector = FilesConnector(name="gone", config=_config(folder, pattern=f"企业*.{extension}"))
+    with pytest.raises(RetriableError) as raised:
+        list(connector.read(StreamSpec(table="enterprises"), ReadState()))
+    assert "文件在列出后被删除" in str(raised.value) and f"企业-02.{extension} was removed" in str(raised.value)
