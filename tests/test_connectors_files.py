@@ -506,3 +506,11 @@ def test_a_file_removed_after_listing_is_a_retriable_error(folder: Path, monkeyp
     with pytest.raises(RetriableError) as raised:
         list(connector.read(StreamSpec(table="enterprises"), ReadState()))
     assert "文件在列出后被删除" in str(raised.value) and f"企业-02.{extension} was removed" in str(raised.value)
+
+
+def test_a_chinese_heading_as_key_says_how_to_name_the_column() -> None:
+    """--key 编号 on a file stream: the refusal says to declare the column with a plain name and its heading
+    (it only offered a --query, which file sources do not have)."""
+    with pytest.raises(ConfigError) as raised:
+        StreamSpec(table="enterprises", primary_key=("编号",))
+    assert str(raised.value).startswith("名称须为") and '"header": "编号"' in str(raised.value)
