@@ -334,8 +334,8 @@ class HTTPConnector(Connector):
         values = []
         for column in columns:
             value = record[column.header] if column.header in record else dig(record, column.header)
-            if isinstance(value, (dict, list)) and pa.types.is_string(column.type):
-                value = json.dumps(value, ensure_ascii=False, default=str)
+            if isinstance(value, (dict, list, bool)) and pa.types.is_string(column.type):
+                value = json_text(value)
             values.append(value)
         row, problem = normalizer.text(values)  # a JSON string may hold an escaped lone surrogate
         problems = [problem] if problem else []
@@ -344,6 +344,19 @@ class HTTPConnector(Connector):
             problems.append(f"字段未声明 / field(s) {', '.join(unknown)} not in the columns inferred from the first "
                             f"page (declare the columns): {text}")
         return row, "; ".join(problems) or None
+
+
+def json_text(value: Any) -> str:
+    """A parsed JSON value written back as JSON, its numbers as they were sent: numbers are parsed as exact
+    decimals, which json.dumps wrote as strings ({"lng": "121.4737"})."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {json_text(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(json_text(v) for v in value) + "]"
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _api_text(cursor: str) -> str:

@@ -332,3 +332,21 @@ def test_numbers_beyond_their_declared_type_are_flagged_not_a_crash(api: Api) ->
     flagged = {i: r[ROW_PROBLEM_COLUMN] for i, r in enumerate(rows) if r[ROW_PROBLEM_COLUMN]}
     assert list(flagged) == [3] and len(rows) == len(api.records)
     assert "id=99999999999999999999: is outside the range of int64" in flagged[3]
+
+
+def test_nested_numbers_and_booleans_keep_their_json_spelling(api: Api) -> None:
+    """An object or array in a text column is published as the JSON it was: its numbers stay numbers, exact
+    (they were written as strings, {"lng": "121.4737"}), and true in a text column stays true (was True)."""
+    api.records = [{"id": 1, "uscc": "91310000000000001X", "name": "甲", "reg_capital": "1.00", "established": None,
+                    "updated_at": "2026-03-01T08:00:00+08:00",
+                    "tags": {"位置": {"lng": 121.4737, "lat": 31.2304}, "评分": [4.5, 1e2, 0.1],
+                             "ok": True, "n": None, "件数": 3}},
+                   {"id": 2, "uscc": "91310000000000002X", "name": "乙", "reg_capital": "2.00", "established": None,
+                    "updated_at": "2026-03-01T08:00:00+08:00", "tags": True}]
+    rows = _rows(_connector(api), "licences")
+    assert json.loads(rows[0]["tags"], parse_float=Decimal) == {
+        "位置": {"lng": Decimal("121.4737"), "lat": Decimal("31.2304")},
+        "评分": [Decimal("4.5"), Decimal("100.0"), Decimal("0.1")], "ok": True, "n": None,
+        "件数": 3}
+    assert '"lng": 121.4737' in rows[0]["tags"]
+    assert rows[1]["tags"] == "true"
