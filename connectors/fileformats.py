@@ -165,30 +165,51 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
 # --- Excel ----------------------------------------------------------------------------------------------------
 
 def excel_rows(path: str, *, sheet: str | int | None = None) -> Iterator[Record]:
-    """One Record per non-empty row of one sheet, streamed with openpyxl's read-only mode."""
+    """One Record per non-empty row of one sheet, streamed with openpyxl's read-only mode.
+
+    A cell's value is the one Excel saved with the file. A formula never calculated (a workbook a program wrote
+    and no one opened in Excel) has none and was read as an empty cell, silently: the sheet is read a second time
+    beside the first, for its formulas, and such a row is flagged with the cell and its formula."""
     import openpyxl  # imported here: only an Excel stream needs it
+    from openpyxl.utils import get_column_letter
     from openpyxl.utils.exceptions import InvalidFileException
 
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except FileNotFoundError:
-        raise  # the file is gone, not unreadable: the caller says so
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"cannot open as an .xlsx workbook: {exc}") from None
-    try:
+    def opened(data_only: bool):  # noqa: ANN202 - an openpyxl workbook
+        try:
+            return openpyxl.load_workbook(path, read_only=True, data_only=data_only)
+        except FileNotFoundError:
+            raise  # the file is gone, not unreadable: the caller says so
+        except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cannot open as an .xlsx workbook: {exc}") from None
+
+    def chosen(workbook):  # noqa: ANN001, ANN202 - the stream's worksheet
         if sheet is None or sheet == "":
-            worksheet = workbook.worksheets[0]
-        elif isinstance(sheet, int) or str(sheet).isdigit():
-            worksheet = workbook.worksheets[int(sheet)]
-        elif sheet in workbook.sheetnames:
-            worksheet = workbook[sheet]
-        else:
-            raise ConfigError(f"sheet {sheet!r} not found; sheets: {', '.join(workbook.sheetnames)}")
+            return workbook.worksheets[0]
+        if isinstance(sheet, int) or str(sheet).isdigit():
+            return workbook.worksheets[int(sheet)]
+        if sheet in workbook.sheetnames:
+            return workbook[sheet]
+        raise ConfigError(f"sheet {sheet!r} not found; sheets: {', '.join(workbook.sheetnames)}")
+
+    workbook = opened(True)
+    written = None
+    try:
+        worksheet = chosen(workbook)
+        written = opened(False)
+        formulas = chosen(written).iter_rows(values_only=True)
         for number, cells in enumerate(worksheet.iter_rows(values_only=True), start=1):
             cells = list(cells)
+            uncalculated = [f"{get_column_letter(i + 1)}{number} {formula}"
+                            for i, (value, formula) in enumerate(zip(cells, next(formulas, ())))
+                            if value is None and isinstance(formula, str) and formula.startswith("=")]
             while cells and cells[-1] is None:
                 cells.pop()
-            if cells:
-                yield Record(number, cells, epoch=workbook.epoch)
+            if cells or uncalculated:
+                problem = (f"公式未计算、无保存值 / cell(s) {', '.join(uncalculated)}: a formula with no value saved "
+                           "in the file (written by a program, never calculated); open and save the file in Excel, "
+                           "or have the exporting system write values") if uncalculated else None
+                yield Record(number, cells, problem, epoch=workbook.epoch)
     finally:
         workbook.close()
+        if written is not None:
+            written.close()

@@ -514,3 +514,37 @@ def test_a_chinese_heading_as_key_says_how_to_name_the_column() -> None:
     with pytest.raises(ConfigError) as raised:
         StreamSpec(table="enterprises", primary_key=("编号",))
     assert str(raised.value).startswith("名称须为") and '"header": "编号"' in str(raised.value)
+
+
+def test_an_uncalculated_excel_formula_is_flagged_not_published_empty(hub_home: Path, folder: Path) -> None:
+    """A workbook a program wrote holds formulas without saved values: such a cell was published as NULL,
+    silently; its row is quarantined naming the cell and formula. A calculated formula's saved value is data."""
+    import zipfile
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(HEADINGS)
+    workbook.active.append([1, "91310000000000001X", "甲公司", "=10+0.5", datetime(2020, 1, 2), None, None])
+    workbook.active.append([2, "91310000000000002X", "乙公司", "=20+0.5", datetime(2020, 1, 3), None, None])
+    written = folder / "written.xlsx"
+    workbook.save(written)
+    with zipfile.ZipFile(written) as source, zipfile.ZipFile(folder / "企业.xlsx", "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":  # Excel saved row 2's value, never row 3's
+                assert b"<f>10+0.5</f><v />" in data
+                data = data.replace(b"<f>10+0.5</f><v />", b"<f>10+0.5</f><v>10.5</v>")
+            target.writestr(item, data)
+    written.unlink()
+    hub = register_resource(kind="files", config=_config(folder, pattern="企业*.xlsx"), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (2, 1, 1)
+    assert [(r["id"], r["reg_capital"]) for r in published(hub.resource_code)] == [(1, Decimal("10.50"))]
+    batches = list(FilesConnector(name="xl", config=_config(folder, pattern="企业*.xlsx")).read(
+        StreamSpec(table="enterprises"), ReadState()))
+    problems = [r[ROW_PROBLEM_COLUMN] for b in batches for r in b.to_pylist()]
+    assert problems[0] is None and problems[1].startswith("企业.xlsx row 3: 公式未计算")
+    assert "D3 =20+0.5" in problems[1]
