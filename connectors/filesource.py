@@ -171,6 +171,8 @@ class FileSourceConnector(Connector):
                     try:
                         yield excel_rows(path, sheet=settings.get("sheet"))
                     except ConfigError as exc:
+                        if str(exc).startswith(self.fail("")):  # the caller's, already naming the source
+                            raise
                         raise ConfigError(self.fail(f"{entry.path}: {exc}")) from None
             else:
                 with self._open(session, entry) as binary:
@@ -215,6 +217,8 @@ class FileSourceConnector(Connector):
             if heading is None:
                 raise ConfigError(self.fail("files without a heading line need their columns declared"))
             names = [safe_name(h, i) for i, h in enumerate(heading)]
+            if not names:  # an empty sheet or file: a version without a single column was published
+                raise self._empty(entry)
             if len(set(names)) != len(names):
                 raise ConfigError(self.fail(f"{entry.path}: headings repeat; declare the columns"))
             sample = [r.fields for r in islice(records, int(settings.get("infer_rows", 1000))) if r.fields]
@@ -227,6 +231,8 @@ class FileSourceConnector(Connector):
         if heading is None:
             return list(range(len(columns)))
         names = [safe_name(h, i) for i, h in enumerate(heading)]
+        if not names:
+            raise self._empty(entry)
         missing = [c.header for c in columns if c.header not in names]
         if missing:
             raise ConfigError(self.fail(f"{entry.path}: heading(s) {', '.join(missing)} missing "
@@ -237,6 +243,18 @@ class FileSourceConnector(Connector):
                 raise ConfigError(self.fail(f"{entry.path}: heading(s) {', '.join(extra)} are not in the stream's "
                                             "columns (taken from its first file); declare the columns"))
         return [names.index(c.header) for c in columns]
+
+    def _empty(self, entry: FileEntry) -> ConfigError | RetriableError:
+        """A file (or sheet) without even a heading line. Of 0 bytes it is most likely an upload that has only
+        begun (retriable); otherwise the export or the stream's sheet is wrong."""
+        if entry.size == 0:
+            return RetriableError(self.fail(
+                f"文件为空 / {entry.path} is empty (0 bytes): an upload still starting, or an export that wrote "
+                "nothing; nothing was published. The next run reads it once it is written; remove it if it stays "
+                "empty"))
+        return ConfigError(self.fail(
+            f"无标题行 / {entry.path} has no heading line (an empty sheet or file); check the stream's sheet "
+            "or header_row, or remove the file"))
 
     def _wants_file_columns(self, stream: StreamSpec, settings: dict[str, Any]) -> bool:
         return flag(settings.get("file_columns")) or stream.cursor_column in (FILE_NAME, FILE_MODIFIED)

@@ -548,3 +548,25 @@ def test_an_uncalculated_excel_formula_is_flagged_not_published_empty(hub_home: 
     problems = [r[ROW_PROBLEM_COLUMN] for b in batches for r in b.to_pylist()]
     assert problems[0] is None and problems[1].startswith("企业.xlsx row 3: 公式未计算")
     assert "D3 =20+0.5" in problems[1]
+
+
+def test_an_empty_file_or_sheet_is_named_not_published_without_columns(folder: Path) -> None:
+    """A 0-byte file among a stream's files (an upload just begun) is retriable, said as such (it was "heading(s)
+    ... missing (the file has: )"); an empty sheet with inferred columns is refused (a version without a single
+    column was published); an Excel heading problem names the source once."""
+    import openpyxl
+
+    from core.errors import RetriableError
+
+    write_csv(folder / "企业-01.csv", enterprise_rows(1, 2))
+    (folder / "企业-02.csv").write_bytes(b"")
+    with pytest.raises(RetriableError) as raised:
+        list(FilesConnector(name="empty", config=_config(folder)).read(StreamSpec(table="enterprises"), ReadState()))
+    assert "文件为空 / 企业-02.csv is empty (0 bytes)" in str(raised.value)
+
+    openpyxl.Workbook().save(folder / "空表.xlsx")
+    config = {"path": str(folder), "streams": {"blank": {"pattern": "空表.xlsx"}}}
+    with pytest.raises(ConfigError) as refused:
+        list(FilesConnector(name="empty", config=config).read(StreamSpec(table="blank"), ReadState()))
+    assert "无标题行 / 空表.xlsx has no heading line" in str(refused.value)
+    assert str(refused.value).count("source 'empty'") == 1
