@@ -27,6 +27,7 @@ import pyarrow as pa
 import requests
 from pydantic import field_validator, model_validator
 
+from connectors.arrowconv import json_text
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.config import SourceConfig
 from connectors.credentials import overlay
@@ -344,19 +345,6 @@ class HTTPConnector(Connector):
             problems.append(f"字段未声明 / field(s) {', '.join(unknown)} not in the columns inferred from the first "
                             f"page (declare the columns): {text}")
         return row, "; ".join(problems) or None
-
-
-def json_text(value: Any) -> str:
-    """A parsed JSON value written back as JSON, its numbers as they were sent: numbers are parsed as exact
-    decimals, which json.dumps wrote as strings ({"lng": "121.4737"})."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {json_text(v)}"
-                               for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(json_text(v) for v in value) + "]"
-    if isinstance(value, Decimal) and value.is_finite():
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _api_text(cursor: str) -> str:
