@@ -31,6 +31,7 @@ from connectors.tabular import (
     BatchBuilder,
     Column,
     Normalizer,
+    check_parsing,
     declared_columns,
     flag,
     infer_type,
@@ -77,7 +78,9 @@ def validate_streams(config: dict[str, Any]) -> None:
             raise ConfigError(f"stream {name!r}: unknown setting(s) {', '.join(unknown)}; "
                               f"known: {', '.join(STREAM_KEYS)}")
         declared_columns((settings or {}).get("columns"))
+        check_parsing(name, {**{k: v for k, v in config.items() if k in STREAM_KEYS}, **(settings or {})})
     declared_columns(config.get("columns"))
+    check_parsing("(defaults)", {k: v for k, v in config.items() if k in STREAM_KEYS})
     zone(config.get("timezone"))
 
 

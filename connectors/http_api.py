@@ -35,6 +35,7 @@ from connectors.tabular import (
     BatchBuilder,
     Column,
     Normalizer,
+    check_parsing,
     declared_columns,
     flag,
     infer_type,
@@ -112,6 +113,7 @@ class HTTPConfig(SourceConfig):
             if settings.get("pagination", "page") not in PAGINATIONS:
                 raise ConfigError(f"stream {name!r}: pagination must be one of {', '.join(PAGINATIONS)}")
             declared_columns(settings.get("columns"))
+            check_parsing(name, settings)
             zone(settings.get("timezone"))
         return self
 

@@ -570,3 +570,24 @@ def test_an_empty_file_or_sheet_is_named_not_published_without_columns(folder: P
         list(FilesConnector(name="empty", config=config).read(StreamSpec(table="blank"), ReadState()))
     assert "无标题行 / 空表.xlsx has no heading line" in str(refused.value)
     assert str(refused.value).count("source 'empty'") == 1
+
+
+def test_parsing_settings_of_the_wrong_kind_are_refused_at_registration(folder: Path) -> None:
+    """null_values "NA" (a text, not a list) made every cell reading N or A a NULL, silently; header_row "abc"
+    was an internal error at the first read. Both are refused with the fix, for files and HTTP streams."""
+    from connectors.http_api import HTTPConnector
+
+    write_csv(folder / "企业.csv", [["1", "N", "A", "1.00", "2020-01-01", "2026-01-01 08:00:00", "NA"]])
+    for stream, fix in (({"null_values": "NA"}, 'null_values must be a list of texts, e.g. ["", "NA", "-"]'),
+                        ({"header_row": "abc"}, "header_row must be a whole number"),
+                        ({"header_row": 0}, "header_row counts from 1")):
+        with pytest.raises(ConfigError) as raised:
+            FilesConnector(name="bad", config=_config(folder, **stream))
+        assert fix in str(raised.value)
+    with pytest.raises(ConfigError) as raised:
+        HTTPConnector(name="bad", config={"base_url": "http://127.0.0.1:9/api", "auth": "none",
+                                          "streams": {"licences": {"path": "/licences", "null_values": "NA"}}})
+    assert "null_values must be a list" in str(raised.value)
+    rows = [r for b in FilesConnector(name="ok", config=_config(folder, null_values=["", "NA"])).read(
+        StreamSpec(table="enterprises"), ReadState()) for r in b.to_pylist()]
+    assert (rows[0]["uscc"], rows[0]["name"], rows[0]["note"]) == ("N", "A", None)
