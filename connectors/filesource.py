@@ -84,7 +84,9 @@ def validate_streams(config: dict[str, Any]) -> None:
     zone(config.get("timezone"))
 
 
-EXCEL_LAST_DAY = 2958466  # 9999-12-31 as an Excel serial number
+# Excel serial numbers read as dates: up to 2099-12-31, and 9999-12-31 ("no end"). A number between them is no
+# plausible serial date (202001 would be a day of 2453: a yyyymm code), so it is left to be flagged.
+EXCEL_SERIALS_UNTIL, EXCEL_NO_END = 73051, 2958465
 
 
 def excel_dates(row: list[Any], columns: list[Column], epoch: datetime) -> list[Any]:
@@ -95,7 +97,8 @@ def excel_dates(row: list[Any], columns: list[Column], epoch: datetime) -> list[
     for index, column in enumerate(columns):
         value = row[index]
         if (pa.types.is_date(column.type) or pa.types.is_timestamp(column.type)) \
-                and isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < EXCEL_LAST_DAY:
+                and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and (0 < value < EXCEL_SERIALS_UNTIL or EXCEL_NO_END <= value < EXCEL_NO_END + 1):
             row[index] = from_excel(value, epoch)
     return row
 

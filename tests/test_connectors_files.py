@@ -458,6 +458,8 @@ def test_excel_serial_numbers_in_date_columns_are_the_dates_excel_shows(hub_home
     sheet.append([1, "91310000000000001X", "甲公司", 10, 45000, 45001.5, None])
     sheet.append([2, "91310000000000002X", "乙公司", 20, datetime(2020, 1, 2), datetime(2026, 3, 1, 8, 0), None])
     sheet.append([3, "91310000000000003X", "丙公司", 30, 59, 45000.75, None])  # 59: before Excel's 1900-02-29
+    sheet.append([5, "91310000000000005X", "戊公司", 50, 2958465, None, None])  # 9999-12-31: "no end"
+    sheet.append([6, "91310000000000006X", "己公司", 60, 202001, None, None])  # a yyyymm code: no serial date
     workbook.save(folder / "企业.xlsx")
     mac = openpyxl.Workbook()
     mac.epoch = openpyxl.utils.datetime.MAC_EPOCH  # Excel for Mac's 1904 date system
@@ -468,11 +470,12 @@ def test_excel_serial_numbers_in_date_columns_are_the_dates_excel_shows(hub_home
 
     report = _sync(hub.resource_code)
 
-    assert (report.rows_published, report.rows_quarantined) == (4, 0)
+    assert (report.rows_published, report.rows_quarantined) == (5, 1)
     rows = {r["id"]: (r["established"], r["updated_at"]) for r in published(hub.resource_code)}
     assert rows == {1: (date(2023, 3, 15), datetime(2023, 3, 16, 4, 0, tzinfo=UTC)),
                     2: (date(2020, 1, 2), datetime(2026, 3, 1, 0, 0, tzinfo=UTC)),
                     3: (date(1900, 2, 28), datetime(2023, 3, 15, 10, 0, tzinfo=UTC)),
+                    5: (date(9999, 12, 31), None),
                     4: (date(2023, 3, 15), datetime(2023, 3, 14, 22, 0, tzinfo=UTC))}
 
 
