@@ -6,7 +6,8 @@
                               "incremental_param": "updated_since", "columns": {"id": "integer", ...}}}}
 
 Keys at the top of the config are defaults for every stream. Pagination ``page`` sends ``page_param`` (from
-``first_page``) and ``size_param`` = ``page_size`` and stops at a short or empty page; ``cursor`` sends the value
+``first_page``) and ``size_param`` = ``page_size`` and stops at an empty page, a page shorter than the longest
+before (a server may cap the size asked for) or a repeat of the previous page; ``cursor`` sends the value
 found at ``next_cursor_path`` (a full URL is followed as it is) until it is missing or empty; ``none`` reads one
 response. With ``--cursor FIELD`` and ``incremental_param``, the last published value of FIELD is sent as that
 query parameter. Numbers are parsed as exact decimals. 5xx, 429, timeouts and dropped connections are retried
@@ -233,6 +234,7 @@ class HTTPConnector(Connector):
         if pagination == "page":
             params[settings.get("size_param", "page_size")] = size
         seen_cursors: set[str] = set()
+        largest, previous = 0, None
         for number in range(int(limit or settings.get("max_pages", 100_000))):
             request_params = dict(params)
             if pagination == "page":
@@ -247,8 +249,22 @@ class HTTPConnector(Connector):
                 records = []
             if not isinstance(records, list):
                 raise ConfigError(self.fail(f"records_path {settings.get('records_path')!r} of {url} is not a list"))
+            if pagination == "page":
+                # A server may cap the page size below page_size (20 of 100 asked): a page shorter than asked
+                # is not the last, one shorter than the longest seen is; and a server that answers a page past
+                # the end with the last page again repeats it. Stopping at the first short page read only
+                # the first page of a capped API, silently (and a full read took the rest for deleted).
+                if records == previous and records:
+                    return
+                yield records
+                if not records:
+                    return
+                if len(records) < largest:
+                    return
+                largest, previous = max(largest, len(records)), records
+                continue
             yield records
-            if pagination == "none" or (pagination == "page" and len(records) < size):
+            if pagination == "none":
                 return
             if pagination == "cursor":
                 following = dig(document, settings.get("next_cursor_path", "next"))

@@ -50,6 +50,8 @@ class Api:
     fail_first: int = 0                       # answer 503 to this many requests first
     always_fail: bool = False
     delay_seconds: float = 0.0                # answer this late
+    max_page_size: int = 0                    # /licences answers at most this many records a page (0: as asked)
+    clamp_pages: bool = False                 # /licences answers a page past the end with the last page
     requests: list[dict] = field(default_factory=list)
     port: int = 0
 
@@ -89,6 +91,9 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 rows = [r for r in rows if datetime.fromisoformat(r["updated_at"]) >= datetime.fromisoformat(since)]
             if url.path == "/api/licences":  # page pagination, records under data.items
                 page, size = int(query.get("page", 1)), int(query.get("page_size", 10))
+                size = min(size, api.max_page_size or size)
+                if api.clamp_pages and rows:
+                    page = min(page, (len(rows) + size - 1) // size)
                 return self._send(200, {"data": {"items": rows[(page - 1) * size: page * size]}, "page": page})
             if url.path == "/api/changes":  # cursor pagination: an opaque cursor, null on the last page
                 start = int(base64.b64decode(query["cursor"]).decode()) if "cursor" in query else 0
@@ -350,3 +355,20 @@ def test_nested_numbers_and_booleans_keep_their_json_spelling(api: Api) -> None:
         "件数": 3}
     assert '"lng": 121.4737' in rows[0]["tags"]
     assert rows[1]["tags"] == "true"
+
+
+def test_a_server_capping_the_page_size_is_read_to_the_end(api: Api) -> None:
+    """The API answers at most 7 records a page though 10 were asked: every page is read (only the first was:
+    a short page was taken for the last, silently). A server answering pages past the end with the last page
+    again stops the read there, each record once."""
+    api.max_page_size = 7
+    rows = _rows(_connector(api), "licences")
+    assert [r["id"] for r in rows] == list(range(1, 46))
+    assert [int(r["query"]["page"]) for r in api.requests] == [1, 2, 3, 4, 5, 6, 7]
+    api.max_page_size, api.clamp_pages, api.requests = 9, True, []  # 45 = 5 full pages; page 6 repeats page 5
+    assert [r["id"] for r in _rows(_connector(api), "licences")] == list(range(1, 46))
+    assert [int(r["query"]["page"]) for r in api.requests] == [1, 2, 3, 4, 5, 6]
+    api.max_page_size, api.requests = 0, []
+    api.records = api.records[:3]  # fewer records than a page: one request more says so
+    assert [r["id"] for r in _rows(_connector(api), "licences")] == [1, 2, 3]
+    assert [int(r["query"]["page"]) for r in api.requests] == [1, 2]
