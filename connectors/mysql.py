@@ -296,6 +296,9 @@ class MySQLConnector(Connector):
                         raise ConfigError(self.fail(f"cursor column {stream.cursor_column!r} is not in {stream.label}"))
                     # >= not >: rows tied with the last cursor value are read again and merged by key.
                     # A row without a cursor value cannot be placed after the watermark: read every time.
+                    # With a parameter the driver %-formats the statement: a % of a column name (`占比%`) or of a
+                    # query (LIKE '%公司') is written %%; it failed every incremental run as an internal error.
+                    select = select.replace("%", "%%")
                     select += f" WHERE (`{stream.cursor_column}` >= %s OR `{stream.cursor_column}` IS NULL)"
                     params = (self._cursor_param(state.cursor_value, cursor_info),)
                 if stream.cursor_column:
