@@ -164,6 +164,53 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
 
 # --- Excel ----------------------------------------------------------------------------------------------------
 
+@dataclass
+class _Merged:
+    """A merged range over several rows (a 区县 cell merged down the rows of its district): every row it spans
+    reads its value, as a person reading the sheet does; openpyxl gives it to the top-left cell alone, so the
+    other rows were published with NULL there."""
+    min_col: int
+    min_row: int
+    max_col: int
+    max_row: int
+    value: Any = None
+
+
+def _merged_down(workbook: Any, worksheet: Any) -> list[_Merged]:
+    """The sheet's merged ranges that span more than one row, read from its XML (read-only mode has none)."""
+    from xml.etree.ElementTree import iterparse
+
+    from openpyxl.utils.cell import range_boundaries
+
+    path = getattr(worksheet, "_worksheet_path", None)
+    if path is None:
+        return []
+    ranges = []
+    with workbook._archive.open(path) as xml:
+        for _, element in iterparse(xml):
+            if element.tag.endswith("}mergeCell") and element.get("ref"):
+                min_col, min_row, max_col, max_row = range_boundaries(element.get("ref"))
+                if max_row > min_row:
+                    ranges.append(_Merged(min_col, min_row, max_col, max_row))
+            element.clear()
+    return ranges
+
+
+def _fill_merged(cells: list[Any], number: int, merged: list[_Merged]) -> None:
+    for area in merged:
+        if not area.min_row <= number <= area.max_row:
+            continue
+        if number == area.min_row:
+            area.value = cells[area.min_col - 1] if area.min_col <= len(cells) else None
+        if area.value is None:
+            continue
+        if len(cells) < area.max_col:
+            cells.extend([None] * (area.max_col - len(cells)))
+        for column in range(area.min_col, area.max_col + 1):
+            if column != area.min_col or number != area.min_row:
+                cells[column - 1] = area.value
+
+
 def excel_rows(path: str, *, sheet: str | int | None = None) -> Iterator[Record]:
     """One Record per non-empty row of one sheet, streamed with openpyxl's read-only mode.
 
@@ -195,10 +242,13 @@ def excel_rows(path: str, *, sheet: str | int | None = None) -> Iterator[Record]
     written = None
     try:
         worksheet = chosen(workbook)
+        merged = _merged_down(workbook, worksheet)
         written = opened(False)
         formulas = chosen(written).iter_rows(values_only=True)
         for number, cells in enumerate(worksheet.iter_rows(values_only=True), start=1):
             cells = list(cells)
+            if merged:
+                _fill_merged(cells, number, merged)
             uncalculated = [f"{get_column_letter(i + 1)}{number} {formula}"
                             for i, (value, formula) in enumerate(zip(cells, next(formulas, ())))
                             if value is None and isinstance(formula, str) and formula.startswith("=")]

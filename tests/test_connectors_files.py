@@ -594,3 +594,29 @@ def test_parsing_settings_of_the_wrong_kind_are_refused_at_registration(folder: 
     rows = [r for b in FilesConnector(name="ok", config=_config(folder, null_values=["", "NA"])).read(
         StreamSpec(table="enterprises"), ReadState()) for r in b.to_pylist()]
     assert (rows[0]["uscc"], rows[0]["name"], rows[0]["note"]) == ("N", "A", None)
+
+
+def test_cells_merged_down_rows_give_every_row_their_value(hub_home: Path, folder: Path) -> None:
+    """A district merged down the rows of its enterprises (a common layout of agencies' sheets): every row
+    spans it and reads it (only the first had it, the others were published NULL). A title merged across the
+    first row is not spread."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["2026年企业名录"])
+    sheet.merge_cells("A1:C1")
+    sheet.append(["区县", "企业", "人数"])
+    sheet.append(["浦东新区", "甲", 1])
+    sheet.append([None, "乙", 2])
+    sheet.append([None, "丙", 3])
+    sheet.merge_cells("A3:A5")
+    sheet.append(["黄浦区", "丁", 4])
+    sheet.append(["合计", None, 10])
+    sheet.merge_cells("A7:B7")
+    workbook.save(folder / "名录.xlsx")
+    config = {"path": str(folder), "streams": {"list": {"pattern": "名录.xlsx", "header_row": 2}}}
+    rows = [r for b in FilesConnector(name="merged", config=config).read(StreamSpec(table="list"), ReadState())
+            for r in b.to_pylist()]
+    assert [(r["区县"], r["企业"], r["人数"]) for r in rows] == [
+        ("浦东新区", "甲", 1), ("浦东新区", "乙", 2), ("浦东新区", "丙", 3), ("黄浦区", "丁", 4), ("合计", None, 10)]
