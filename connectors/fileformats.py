@@ -182,11 +182,11 @@ def _merged_down(workbook: Any, worksheet: Any) -> list[_Merged]:
 
     from openpyxl.utils.cell import range_boundaries
 
-    path = getattr(worksheet, "_worksheet_path", None)
-    if path is None:
+    path, archive = getattr(worksheet, "_worksheet_path", None), getattr(workbook, "_archive", None)
+    if path is None or archive is None:  # openpyxl's read-only internals: without them, cells stay as read
         return []
     ranges = []
-    with workbook._archive.open(path) as xml:
+    with archive.open(path) as xml:
         for _, element in iterparse(xml):
             if element.tag.endswith("}mergeCell") and element.get("ref"):
                 min_col, min_row, max_col, max_row = range_boundaries(element.get("ref"))
