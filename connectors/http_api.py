@@ -255,6 +255,11 @@ class HTTPConnector(Connector):
                 # the end with the last page again repeats it. Stopping at the first short page read only
                 # the first page of a capped API, silently (and a full read took the rest for deleted).
                 if records == previous and records:
+                    if number == 1 and len(records) == size:  # a full first page again: the parameter is ignored
+                        raise ConfigError(self.fail(
+                            f"第2页与第1页相同 / page 2 of {url} answered the same {size} records as page 1: the "
+                            f"server ignores {settings.get('page_param', 'page')!r}; set the stream's page_param "
+                            "(and size_param) to the names the API documents"))
                     return
                 yield records
                 if not records:

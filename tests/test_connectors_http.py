@@ -369,6 +369,10 @@ def test_a_server_capping_the_page_size_is_read_to_the_end(api: Api) -> None:
     assert [r["id"] for r in _rows(_connector(api), "licences")] == list(range(1, 46))
     assert [int(r["query"]["page"]) for r in api.requests] == [1, 2, 3, 4, 5, 6]
     api.max_page_size, api.requests = 0, []
+    with pytest.raises(ConfigError) as raised:  # the API's parameter is page, not pageNo: always the first page
+        _rows(_connector(api, page_param="pageNo"), "licences")
+    assert "page 2 of" in str(raised.value) and "ignores 'pageNo'" in str(raised.value)
+    api.requests = []
     api.records = api.records[:3]  # fewer records than a page: one request more says so
     assert [r["id"] for r in _rows(_connector(api), "licences")] == [1, 2, 3]
     assert [int(r["query"]["page"]) for r in api.requests] == [1, 2]
