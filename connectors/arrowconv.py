@@ -110,7 +110,22 @@ def _convert_one(value: Any, target: pa.DataType) -> Any:
         return value if isinstance(value, timedelta) else parse_duration(str(value))
     if pa.types.is_nested(target):
         return value  # Arrow judges it (below)
+    if isinstance(value, list | tuple | dict):  # a json or array column a driver parsed: JSON, not Python's repr
+        return json_text(value)
     return value if isinstance(value, str) else str(value)
+
+
+def json_text(value: Any) -> str:
+    """A parsed JSON value (or a driver's array or structure) written as JSON, exact decimals as numbers:
+    json.dumps wrote them as strings ({"lng": "121.4737"}), and str() as Python's repr ({'k': 1}, None)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {json_text(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(json_text(v) for v in value) + "]"
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def to_arrow_column(name: str, values: list[Any], target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:

@@ -58,9 +58,11 @@ class StreamSpec:
             raise ConfigError("a stream reads either a table or a query")
         for name in [self.table or "x", *self.primary_key, self.cursor_column or "x"]:
             if not IDENTIFIER.match(name):
-                raise ConfigError(f"{name!r} is not a plain identifier (letters, digits, underscore); for a table "
-                                  "or column named otherwise, register a --query that gives plain names (e.g. "
-                                  "--query 'SELECT \"Name\" AS name, ... FROM \"My Table\"'), or ask for a view")
+                raise ConfigError(f"名称须为字母、数字、下划线 / {name!r} is not a plain identifier (letters, digits, "
+                                  "underscore); for a table or column named otherwise, register a --query that gives "
+                                  "plain names (e.g. --query 'SELECT \"Name\" AS name, ... FROM \"My Table\"'), or "
+                                  "ask for a view; a file or API stream declares its columns with plain names and "
+                                  'their headings: "columns": [{"name": "id", "type": "integer", "header": "编号"}]')
 
     @classmethod
     def from_stream(cls, stream: dict[str, Any], *, batch_rows: int) -> StreamSpec:
@@ -154,6 +156,13 @@ class Connector(ABC):
     @abstractmethod
     def discover(self) -> list[TableInfo]:
         """Tables, columns, types and primary keys."""
+
+    def table_info(self, table: str) -> TableInfo | None:
+        """One table as discover() describes it, None when the source has none of that name. Connectors with
+        schemas look a qualified name (``schema.table``) up in that schema: matched by its bare name among the
+        default schema's tables, another schema's table was described (a namesake, or nothing)."""
+        bare = table.rpartition(".")[2]
+        return next((t for t in self.discover() if t.name in (table, bare)), None)
 
     @abstractmethod
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:

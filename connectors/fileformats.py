@@ -6,14 +6,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, BinaryIO
 
 from connectors.tabular import UNDECODABLE
 from core.errors import ConfigError
 
 SNIFF_BYTES = 64 * 1024
+# A field may be as long as a text column holds (a judgment, a contract's full text): the csv module's default of
+# 128 KiB refused such a record as malformed and quarantined it without its key.
+MAX_FIELD_CHARS = 1 << 28
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+NON_ASCII = re.compile(rb"[\x80-\xff]")
+LATE_SNIFF = "govshare-sniff-at-first-non-ascii"
 
 
 # --- CSV ------------------------------------------------------------------------------------------------------
@@ -55,12 +63,62 @@ def sniff_encoding(head: bytes) -> str:
     return "utf-8-sig" if bad == 0 or good > 2 * bad else "gb18030"
 
 
+class _SniffAtFirstNonAscii(codecs.IncrementalDecoder):
+    """For a file whose first 64 KiB are plain ASCII (English headings, codes and numbers first): ASCII is both
+    UTF-8 and GB18030, so the encoding is sniffed where the first other byte appears. Sniffed at the start, a GBK
+    export whose Chinese text began past the first 64 KiB was read as UTF-8 and every Chinese row quarantined."""
+
+    def __init__(self, errors: str = "strict") -> None:
+        super().__init__(errors)
+        self.reset()
+
+    def reset(self) -> None:
+        self.inner: codecs.IncrementalDecoder | None = None
+        self.pending = b""
+
+    def getstate(self) -> tuple[bytes, int]:
+        return (self.pending, 0) if self.inner is None else self.inner.getstate()
+
+    def setstate(self, state: tuple[bytes, int]) -> None:
+        self.reset()
+        self.pending = state[0]
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        if self.inner is not None:
+            return self.inner.decode(data, final)
+        data = self.pending + bytes(data)
+        match = NON_ASCII.search(data)
+        if match is None:
+            self.pending = b""
+            return data.decode("ascii")
+        plain, rest = data[: match.start()], data[match.start():]
+        if len(rest) < SNIFF_BYTES and not final:
+            self.pending = rest  # sniff on a full window
+            return plain.decode("ascii")
+        self.pending = b""
+        sniffed = sniff_encoding(rest[:SNIFF_BYTES])
+        self.inner = codecs.getincrementaldecoder("utf-8" if sniffed == "utf-8-sig" else sniffed)(self.errors)
+        return plain.decode("ascii") + self.inner.decode(rest, final)
+
+
+def _late_sniff_codec(name: str) -> codecs.CodecInfo | None:
+    if name != LATE_SNIFF.replace("-", "_"):
+        return None
+    ascii_codec = codecs.lookup("ascii")
+    return codecs.CodecInfo(ascii_codec.encode, ascii_codec.decode, name=LATE_SNIFF,
+                            incrementaldecoder=_SniffAtFirstNonAscii)
+
+
+codecs.register(_late_sniff_codec)
+
+
 @dataclass
 class Record:
     number: int               # line (CSV) or row (Excel) where the record starts
     fields: list[Any] | None  # None: the parser refused the record
     problem: str | None = None
     raw: str = ""             # the record's text, quoted in a problem so that nothing is lost
+    epoch: datetime | None = None  # Excel: the workbook's date system (day 0 of its serial numbers)
 
 
 def excerpt(text: str, limit: int = 2000) -> str:
@@ -72,6 +130,8 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
     """One Record per CSV record, streamed; the encoding is sniffed unless given."""
     head = binary.read(SNIFF_BYTES)
     chosen = sniff_encoding(head) if encoding in ("auto", "", None) else encoding
+    if encoding in ("auto", "", None) and len(head) >= SNIFF_BYTES and NON_ASCII.search(head) is None:
+        chosen = LATE_SNIFF
     if chosen.lower().replace("_", "-") in ("utf-8", "utf8"):
         chosen = "utf-8-sig"  # a BOM is never part of the first heading
     try:
@@ -104,29 +164,102 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
 
 # --- Excel ----------------------------------------------------------------------------------------------------
 
+@dataclass
+class _Merged:
+    """A merged range over several rows (a 区县 cell merged down the rows of its district): every row it spans
+    reads its value, as a person reading the sheet does; openpyxl gives it to the top-left cell alone, so the
+    other rows were published with NULL there."""
+    min_col: int
+    min_row: int
+    max_col: int
+    max_row: int
+    value: Any = None
+
+
+def _merged_down(workbook: Any, worksheet: Any) -> list[_Merged]:
+    """The sheet's merged ranges that span more than one row, read from its XML (read-only mode has none)."""
+    from xml.etree.ElementTree import iterparse
+
+    from openpyxl.utils.cell import range_boundaries
+
+    path, archive = getattr(worksheet, "_worksheet_path", None), getattr(workbook, "_archive", None)
+    if path is None or archive is None:  # openpyxl's read-only internals: without them, cells stay as read
+        return []
+    ranges = []
+    with archive.open(path) as xml:
+        for _, element in iterparse(xml):
+            if element.tag.endswith("}mergeCell") and element.get("ref"):
+                min_col, min_row, max_col, max_row = range_boundaries(element.get("ref"))
+                if max_row > min_row:
+                    ranges.append(_Merged(min_col, min_row, max_col, max_row))
+            element.clear()
+    return ranges
+
+
+def _fill_merged(cells: list[Any], number: int, merged: list[_Merged]) -> None:
+    for area in merged:
+        if not area.min_row <= number <= area.max_row:
+            continue
+        if number == area.min_row:
+            area.value = cells[area.min_col - 1] if area.min_col <= len(cells) else None
+        if area.value is None:
+            continue
+        if len(cells) < area.max_col:
+            cells.extend([None] * (area.max_col - len(cells)))
+        for column in range(area.min_col, area.max_col + 1):
+            if column != area.min_col or number != area.min_row:
+                cells[column - 1] = area.value
+
+
 def excel_rows(path: str, *, sheet: str | int | None = None) -> Iterator[Record]:
-    """One Record per non-empty row of one sheet, streamed with openpyxl's read-only mode."""
+    """One Record per non-empty row of one sheet, streamed with openpyxl's read-only mode.
+
+    A cell's value is the one Excel saved with the file. A formula never calculated (a workbook a program wrote
+    and no one opened in Excel) has none and was read as an empty cell, silently: the sheet is read a second time
+    beside the first, for its formulas, and such a row is flagged with the cell and its formula."""
     import openpyxl  # imported here: only an Excel stream needs it
+    from openpyxl.utils import get_column_letter
     from openpyxl.utils.exceptions import InvalidFileException
 
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"cannot open as an .xlsx workbook: {exc}") from None
-    try:
+    def opened(data_only: bool):  # noqa: ANN202 - an openpyxl workbook
+        try:
+            return openpyxl.load_workbook(path, read_only=True, data_only=data_only)
+        except FileNotFoundError:
+            raise  # the file is gone, not unreadable: the caller says so
+        except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cannot open as an .xlsx workbook: {exc}") from None
+
+    def chosen(workbook):  # noqa: ANN001, ANN202 - the stream's worksheet
         if sheet is None or sheet == "":
-            worksheet = workbook.worksheets[0]
-        elif isinstance(sheet, int) or str(sheet).isdigit():
-            worksheet = workbook.worksheets[int(sheet)]
-        elif sheet in workbook.sheetnames:
-            worksheet = workbook[sheet]
-        else:
-            raise ConfigError(f"sheet {sheet!r} not found; sheets: {', '.join(workbook.sheetnames)}")
+            return workbook.worksheets[0]
+        if isinstance(sheet, int) or str(sheet).isdigit():
+            return workbook.worksheets[int(sheet)]
+        if sheet in workbook.sheetnames:
+            return workbook[sheet]
+        raise ConfigError(f"sheet {sheet!r} not found; sheets: {', '.join(workbook.sheetnames)}")
+
+    workbook = opened(True)
+    written = None
+    try:
+        worksheet = chosen(workbook)
+        merged = _merged_down(workbook, worksheet)
+        written = opened(False)
+        formulas = chosen(written).iter_rows(values_only=True)
         for number, cells in enumerate(worksheet.iter_rows(values_only=True), start=1):
             cells = list(cells)
+            if merged:
+                _fill_merged(cells, number, merged)
+            uncalculated = [f"{get_column_letter(i + 1)}{number} {formula}"
+                            for i, (value, formula) in enumerate(zip(cells, next(formulas, ())))
+                            if value is None and isinstance(formula, str) and formula.startswith("=")]
             while cells and cells[-1] is None:
                 cells.pop()
-            if cells:
-                yield Record(number, cells)
+            if cells or uncalculated:
+                problem = (f"公式未计算、无保存值 / cell(s) {', '.join(uncalculated)}: a formula with no value saved "
+                           "in the file (written by a program, never calculated); open and save the file in Excel, "
+                           "or have the exporting system write values") if uncalculated else None
+                yield Record(number, cells, problem, epoch=workbook.epoch)
     finally:
         workbook.close()
+        if written is not None:
+            written.close()

@@ -58,6 +58,8 @@ class FilesConnector(FileSourceConnector):
     def _open(self, session: Any, entry: FileEntry) -> Iterator[BinaryIO]:
         try:
             handle = open(self._root() / entry.path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise  # removed since it was listed: FileSourceConnector._records says so, retriable
         except OSError as exc:
             raise ConfigError(self.fail(f"cannot open {entry.path}: {exc.strerror}")) from None
         with handle:

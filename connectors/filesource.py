@@ -31,6 +31,7 @@ from connectors.tabular import (
     BatchBuilder,
     Column,
     Normalizer,
+    check_parsing,
     declared_columns,
     flag,
     infer_type,
@@ -77,8 +78,29 @@ def validate_streams(config: dict[str, Any]) -> None:
             raise ConfigError(f"stream {name!r}: unknown setting(s) {', '.join(unknown)}; "
                               f"known: {', '.join(STREAM_KEYS)}")
         declared_columns((settings or {}).get("columns"))
+        check_parsing(name, {**{k: v for k, v in config.items() if k in STREAM_KEYS}, **(settings or {})})
     declared_columns(config.get("columns"))
+    check_parsing("(defaults)", {k: v for k, v in config.items() if k in STREAM_KEYS})
     zone(config.get("timezone"))
+
+
+# Excel serial numbers read as dates: up to 2099-12-31, and 9999-12-31 ("no end"). A number between them is no
+# plausible serial date (202001 would be a day of 2453: a yyyymm code), so it is left to be flagged.
+EXCEL_SERIALS_UNTIL, EXCEL_NO_END = 73051, 2958465
+
+
+def excel_dates(row: list[Any], columns: list[Column], epoch: datetime) -> list[Any]:
+    """A number in a column declared ``date`` or ``timestamp`` is an Excel serial date (a cell that lost its date
+    format, a tool's export) and is read as the date Excel shows for it; it was quarantined as no ISO date."""
+    from openpyxl.utils.datetime import from_excel
+
+    for index, column in enumerate(columns):
+        value = row[index]
+        if (pa.types.is_date(column.type) or pa.types.is_timestamp(column.type)) \
+                and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and (0 < value < EXCEL_SERIALS_UNTIL or EXCEL_NO_END <= value < EXCEL_NO_END + 1):
+            row[index] = from_excel(value, epoch)
+    return row
 
 
 class FileSourceConnector(Connector):
@@ -149,17 +171,26 @@ class FileSourceConnector(Connector):
 
     @contextmanager
     def _records(self, session: Any, entry: FileEntry, settings: dict[str, Any]) -> Iterator[Iterator[Record]]:
-        if self._format(entry, settings) == "excel":
-            with self._local_path(session, entry) as path:
-                try:
-                    yield excel_rows(path, sheet=settings.get("sheet"))
-                except ConfigError as exc:
-                    raise ConfigError(self.fail(f"{entry.path}: {exc}")) from None
-        else:
-            with self._open(session, entry) as binary:
-                delimiter = settings.get("delimiter") or ("\t" if entry.path.lower().endswith(".tsv") else ",")
-                yield csv_rows(binary, encoding=settings.get("encoding", "auto"), delimiter=delimiter,
-                               quotechar=settings.get("quotechar") or '"')
+        try:
+            if self._format(entry, settings) == "excel":
+                with self._local_path(session, entry) as path:
+                    try:
+                        yield excel_rows(path, sheet=settings.get("sheet"))
+                    except ConfigError as exc:
+                        if str(exc).startswith(self.fail("")):  # the caller's, already naming the source
+                            raise
+                        raise ConfigError(self.fail(f"{entry.path}: {exc}")) from None
+            else:
+                with self._open(session, entry) as binary:
+                    delimiter = settings.get("delimiter") or ("\t" if entry.path.lower().endswith(".tsv") else ",")
+                    yield csv_rows(binary, encoding=settings.get("encoding", "auto"), delimiter=delimiter,
+                                   quotechar=settings.get("quotechar") or '"')
+        except FileNotFoundError:
+            # Removed after the folder was listed (a clean-up job, a file moved away): the files read so far are
+            # not the folder's state either. It was a ConfigError ("cannot open"), never retried.
+            raise RetriableError(self.fail(
+                f"文件在列出后被删除 / {entry.path} was removed after the folder was listed: nothing was published; "
+                "the next run (or --attempts) lists the folder again")) from None
 
     def _heading(self, records: Iterator[Record], entry: FileEntry, settings: dict[str, Any]) -> list[Any] | None:
         """The heading record's cells (None when the stream says its files have no heading line)."""
@@ -192,6 +223,8 @@ class FileSourceConnector(Connector):
             if heading is None:
                 raise ConfigError(self.fail("files without a heading line need their columns declared"))
             names = [safe_name(h, i) for i, h in enumerate(heading)]
+            if not names:  # an empty sheet or file: a version without a single column was published
+                raise self._empty(entry)
             if len(set(names)) != len(names):
                 raise ConfigError(self.fail(f"{entry.path}: headings repeat; declare the columns"))
             sample = [r.fields for r in islice(records, int(settings.get("infer_rows", 1000))) if r.fields]
@@ -204,6 +237,8 @@ class FileSourceConnector(Connector):
         if heading is None:
             return list(range(len(columns)))
         names = [safe_name(h, i) for i, h in enumerate(heading)]
+        if not names:
+            raise self._empty(entry)
         missing = [c.header for c in columns if c.header not in names]
         if missing:
             raise ConfigError(self.fail(f"{entry.path}: heading(s) {', '.join(missing)} missing "
@@ -214,6 +249,18 @@ class FileSourceConnector(Connector):
                 raise ConfigError(self.fail(f"{entry.path}: heading(s) {', '.join(extra)} are not in the stream's "
                                             "columns (taken from its first file); declare the columns"))
         return [names.index(c.header) for c in columns]
+
+    def _empty(self, entry: FileEntry) -> ConfigError | RetriableError:
+        """A file (or sheet) without even a heading line. Of 0 bytes it is most likely an upload that has only
+        begun (retriable); otherwise the export or the stream's sheet is wrong."""
+        if entry.size == 0:
+            return RetriableError(self.fail(
+                f"文件为空 / {entry.path} is empty (0 bytes): an upload still starting, or an export that wrote "
+                "nothing; nothing was published. The next run reads it once it is written; remove it if it stays "
+                "empty"))
+        return ConfigError(self.fail(
+            f"无标题行 / {entry.path} has no heading line (an empty sheet or file); check the stream's sheet "
+            "or header_row, or remove the file"))
 
     def _wants_file_columns(self, stream: StreamSpec, settings: dict[str, Any]) -> bool:
         return flag(settings.get("file_columns")) or stream.cursor_column in (FILE_NAME, FILE_MODIFIED)
@@ -303,6 +350,8 @@ class FileSourceConnector(Connector):
                         problem = (f"字段数不符 / has {len(fields)} fields where the heading has {expected}: "
                                    f"{excerpt(record.raw) if record.raw else fields!r}")
                     row = [fields[p] if p < len(fields) else None for p in positions]
+                    if record.epoch is not None:
+                        row = excel_dates(row, columns, record.epoch)
                     if record.raw and UNDECODABLE.search(record.raw):
                         row, text_problem = normalizer.text(row)
                         problem = "; ".join(p for p in (problem, text_problem) if p)

@@ -6,7 +6,8 @@
                               "incremental_param": "updated_since", "columns": {"id": "integer", ...}}}}
 
 Keys at the top of the config are defaults for every stream. Pagination ``page`` sends ``page_param`` (from
-``first_page``) and ``size_param`` = ``page_size`` and stops at a short or empty page; ``cursor`` sends the value
+``first_page``) and ``size_param`` = ``page_size`` and stops at an empty page, a page shorter than the longest
+before (a server may cap the size asked for) or a repeat of the previous page; ``cursor`` sends the value
 found at ``next_cursor_path`` (a full URL is followed as it is) until it is missing or empty; ``none`` reads one
 response. With ``--cursor FIELD`` and ``incremental_param``, the last published value of FIELD is sent as that
 query parameter. Numbers are parsed as exact decimals. 5xx, 429, timeouts and dropped connections are retried
@@ -27,6 +28,7 @@ import pyarrow as pa
 import requests
 from pydantic import field_validator, model_validator
 
+from connectors.arrowconv import json_text
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.config import SourceConfig
 from connectors.credentials import overlay
@@ -34,6 +36,7 @@ from connectors.tabular import (
     BatchBuilder,
     Column,
     Normalizer,
+    check_parsing,
     declared_columns,
     flag,
     infer_type,
@@ -111,6 +114,7 @@ class HTTPConfig(SourceConfig):
             if settings.get("pagination", "page") not in PAGINATIONS:
                 raise ConfigError(f"stream {name!r}: pagination must be one of {', '.join(PAGINATIONS)}")
             declared_columns(settings.get("columns"))
+            check_parsing(name, settings)
             zone(settings.get("timezone"))
         return self
 
@@ -230,6 +234,7 @@ class HTTPConnector(Connector):
         if pagination == "page":
             params[settings.get("size_param", "page_size")] = size
         seen_cursors: set[str] = set()
+        largest, previous = 0, None
         for number in range(int(limit or settings.get("max_pages", 100_000))):
             request_params = dict(params)
             if pagination == "page":
@@ -244,8 +249,27 @@ class HTTPConnector(Connector):
                 records = []
             if not isinstance(records, list):
                 raise ConfigError(self.fail(f"records_path {settings.get('records_path')!r} of {url} is not a list"))
+            if pagination == "page":
+                # A server may cap the page size below page_size (20 of 100 asked): a page shorter than asked
+                # is not the last, one shorter than the longest seen is; and a server that answers a page past
+                # the end with the last page again repeats it. Stopping at the first short page read only
+                # the first page of a capped API, silently (and a full read took the rest for deleted).
+                if records == previous and records:
+                    if number == 1 and len(records) == size:  # a full first page again: the parameter is ignored
+                        raise ConfigError(self.fail(
+                            f"第2页与第1页相同 / page 2 of {url} answered the same {size} records as page 1: the "
+                            f"server ignores {settings.get('page_param', 'page')!r}; set the stream's page_param "
+                            "(and size_param) to the names the API documents"))
+                    return
+                yield records
+                if not records:
+                    return
+                if len(records) < largest:
+                    return
+                largest, previous = max(largest, len(records)), records
+                continue
             yield records
-            if pagination == "none" or (pagination == "page" and len(records) < size):
+            if pagination == "none":
                 return
             if pagination == "cursor":
                 following = dig(document, settings.get("next_cursor_path", "next"))
@@ -334,8 +358,8 @@ class HTTPConnector(Connector):
         values = []
         for column in columns:
             value = record[column.header] if column.header in record else dig(record, column.header)
-            if isinstance(value, (dict, list)) and pa.types.is_string(column.type):
-                value = json.dumps(value, ensure_ascii=False, default=str)
+            if isinstance(value, (dict, list, bool)) and pa.types.is_string(column.type):
+                value = json_text(value)
             values.append(value)
         row, problem = normalizer.text(values)  # a JSON string may hold an escaped lone surrogate
         problems = [problem] if problem else []

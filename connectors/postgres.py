@@ -171,6 +171,26 @@ class PostgresConnector(Connector):
         finally:
             connection.close()
 
+    def table_info(self, table: str) -> TableInfo | None:
+        schema, name = self._table_parts(table)
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
+                       AND a.attnum = ANY(i.indkey) JOIN pg_class c ON c.oid = i.indrelid
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary
+                       ORDER BY array_position(i.indkey::int2[], a.attnum)""", (schema, name))
+                key = [r[0] for r in cursor.fetchall()]
+                try:
+                    columns = self._columns(cursor, f"{schema}.{name}")
+                except ConfigError:
+                    return None
+                return TableInfo(name=name, columns=columns, primary_key=key)
+        finally:
+            connection.close()
+
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         incremental = bool(stream.cursor_column and state.cursor_value is not None)
         columns: list[ColumnInfo] = []

@@ -175,6 +175,20 @@ class SQLAlchemyConnector(Connector):
             except sa_exc.SQLAlchemyError as exc:
                 raise self._error(exc, "discover failed") from None
 
+    def table_info(self, table: str) -> TableInfo | None:
+        schema, _, name = table.rpartition(".")
+        schema = schema or self.config.get("schema")
+        with self._connect() as connection:
+            try:
+                inspector = sa.inspect(connection)
+                if not inspector.has_table(name, schema=schema):
+                    return None
+                key = inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
+                _, columns = self._table(connection, f"{schema}.{name}" if schema else name)
+                return TableInfo(name=name, columns=columns, primary_key=list(key))
+            except sa_exc.SQLAlchemyError as exc:
+                raise self._error(exc, "discover failed") from None
+
     @staticmethod
     def _cursor_value(text: str, target: pa.DataType, dialect: str) -> Any:
         """The saved cursor text as a driver value of the column's kind (aware datetimes keep their offset)."""

@@ -55,6 +55,23 @@ def declared_columns(spec: Any) -> list[Column] | None:
     return columns
 
 
+def check_parsing(stream: str, settings: dict[str, Any]) -> None:
+    """A stream's parsing settings of the right kind, refused when the source is registered: a null_values of
+    "NA" made every cell reading N or A a NULL (a set of its letters), a header_row of "abc" was an internal
+    error at the first read."""
+    nulls = settings.get("null_values")
+    if nulls is not None and (not isinstance(nulls, list) or not all(isinstance(v, str) for v in nulls)):
+        raise ConfigError(f'stream {stream!r}: null_values must be a list of texts, e.g. ["", "NA", "-"]; '
+                          f"got {nulls!r}")
+    for name in ("header_row", "infer_rows", "page_size", "first_page", "max_pages"):
+        value = settings.get(name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0
+                                      or isinstance(value, str) and value.strip().isdigit()):
+            raise ConfigError(f"stream {stream!r}: {name} must be a whole number, e.g. 2; got {value!r}")
+    if settings.get("header_row") is not None and int(settings["header_row"]) < 1:
+        raise ConfigError(f"stream {stream!r}: header_row counts from 1 (the first line or row)")
+
+
 def flag(value: Any, default: bool = False) -> bool:
     """A yes/no setting, which may arrive as text from ``-o KEY=VALUE``."""
     if value is None or value == "":

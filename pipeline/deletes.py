@@ -36,6 +36,7 @@ from pipeline.duckdb_parts import readable_parts, readable_schema
 from pipeline.layers import Part, deleted_positions, live_sql
 from pipeline.locator import Mapped
 from pipeline.locator import _files as locator_files
+from pipeline.locator import supports as locator_supports
 from pipeline.quarantine import seen_keys
 from pipeline.validate import key_array
 
@@ -59,7 +60,7 @@ def scan_deletes(*, connector: Connector, stream: StreamSpec, parts: list[Part],
     """Find the published keys the source no longer has (except the ``exclude`` keys the run just read).
     ``stop``: set by another thread to end the scan early (it then raises _Stopped)."""
     watch_set = pa.array(sorted(set(watch)), pa.string())
-    mergeable = (len(key) == 1 and pa.types.is_integer(schema.field(key[0]).type) and parts
+    mergeable = (locator_supports(schema, key) and parts
                  and all(p.locator is not None and all(f.is_file() for f in locator_files(p.locator)) for p in parts))
     if mergeable:
         try:

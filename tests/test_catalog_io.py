@@ -515,3 +515,64 @@ def test_hand_written_csv_with_only_the_needed_columns_imports(hub_home: Path, t
         content = latest_revision(session, resource=get_entry(session, code="101001/0001")).content
     assert [i["name"] for i in content["data_items"]] == ["企业名称", "统一社会信用代码"]
     assert content["sharing_modes"] == ["interface", "file"] and content["sharing_type"] == "unconditional"
+
+
+def test_discover_and_draft_describe_the_named_schemas_table_not_a_namesake(hub_home: Path, tmp_path: Path) -> None:
+    """`catalog discover SRC other_schema.t` and `contract draft --table other_schema.t` describe that table: they
+    took the bare name and described the default schema's table of that name (another table's columns, silently),
+    or found none; a composite primary key keeps its declared order."""
+    import uuid
+
+    import pymysql
+    import yaml
+
+    from registry.catalog.import_export import discover_items
+    from registry.catalog.sources import add_source
+    from registry.db import session_scope
+    from registry.exchange.contracts import draft_contract
+    from tests.helpers import pg_execute, pg_scratch_schema, pg_source_config
+    from tests.services import require_mysql, require_postgres
+
+    def described(source: str, table: str) -> tuple[list[str], list[str]]:
+        with session_scope() as session:
+            items = [i["column"] for i in discover_items(session, source=source, table=table)]
+            draft = yaml.safe_load(draft_contract(session, source=source, table=table, name="draft"))
+        assert [c["name"] for c in draft["columns"]] == items
+        return items, draft["key"]
+
+    dsn = require_postgres()
+    _agencies()
+    with pg_scratch_schema(dsn) as default, pg_scratch_schema(dsn) as other:
+        pg_execute(dsn, f"CREATE TABLE {default}.licences (id int PRIMARY KEY, holder_secret text)")
+        pg_execute(dsn, f"CREATE TABLE {other}.licences (region text, licence_no int, issued date, "
+                        "PRIMARY KEY (licence_no, region))")
+        config, secret = pg_source_config(dsn, schema=default)
+        with session_scope() as session:
+            add_source(session, name="scjg-pg", agency=PROVIDER[0], kind="postgresql", config=config, secret=secret,
+                       actor="test")
+        assert described("scjg-pg", f"{other}.licences") == (["region", "licence_no", "issued"],
+                                                              ["licence_no", "region"])
+        assert described("scjg-pg", "licences") == (["id", "holder_secret"], ["id"])
+
+    mysql = require_mysql()
+    databases = [f"gs_t_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    connection = pymysql.connect(**mysql, charset="utf8mb4", autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            for database in databases:
+                cursor.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+            cursor.execute(f"CREATE TABLE `{databases[0]}`.licences (id INT PRIMARY KEY, holder_secret TEXT)")
+            cursor.execute(f"CREATE TABLE `{databases[1]}`.licences (region VARCHAR(8), licence_no INT, issued DATE, "
+                           "PRIMARY KEY (licence_no, region))")
+        with session_scope() as session:
+            add_source(session, name="scjg-my", agency=PROVIDER[0], kind="mysql", actor="test",
+                       config={"host": mysql["host"], "port": mysql["port"], "database": databases[0],
+                               "user": mysql["user"]}, secret={"password": mysql.get("password") or ""})
+        assert described("scjg-my", f"{databases[1]}.licences") == (["region", "licence_no", "issued"],
+                                                                    ["licence_no", "region"])
+        assert described("scjg-my", "licences") == (["id", "holder_secret"], ["id"])
+    finally:
+        with connection.cursor() as cursor:
+            for database in databases:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        connection.close()

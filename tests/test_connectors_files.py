@@ -409,3 +409,214 @@ def test_a_number_beyond_its_column_is_flagged_not_published_changed(folder: Pat
     assert rows[1]["value"] == float("inf") and rows[1][ROW_PROBLEM_COLUMN] is None
     assert "count='99999999999999999999': is outside the range of int64" in rows[2][ROW_PROBLEM_COLUMN]
     assert (rows[3]["value"], rows[3]["count"], rows[3][ROW_PROBLEM_COLUMN]) == (0.5, 5, None)
+
+
+def test_gbk_text_first_seen_past_the_sniffed_window_is_read_as_gbk(hub_home: Path, folder: Path) -> None:
+    """An export with English headings, codes and numbers first: its first 64 KiB are plain ASCII, so the
+    encoding is decided where the first Chinese text appears (it was taken for UTF-8 and every Chinese row
+    quarantined as undecodable)."""
+    headings = ["id", "uscc", "name", "reg_capital", "established", "updated_at", "note"]
+    columns = [{**c, "header": h} for c, h in zip(COLUMNS, headings)]
+    rows = [[str(i), f"91310000{i:09d}X", f"company-{i}", "1.00", "2020-01-01", "2026-01-01 08:00:00", ""]
+            for i in range(1, 1500)]
+    rows += [[str(i), f"91310000{i:09d}X", f"上海市第{i}号科技有限公司", "1.00", "2020-01-01",
+              "2026-01-01 08:00:00", "龘𠀀"] for i in range(1500, 1503)]
+    path = write_csv(folder / "企业.csv", rows, encoding="gb18030", headings=headings)
+    assert not any(b > 127 for b in path.read_bytes()[:64 * 1024])
+    hub = register_resource(kind="files", config={"path": str(folder), "streams": {
+        "enterprises": {"pattern": "企业*.csv", "columns": columns}}}, cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (1502, 1502, 0)
+    assert published(hub.resource_code) == expected(rows)
+
+
+def test_a_field_longer_than_128_kib_is_published_whole(hub_home: Path, folder: Path) -> None:
+    """A long text (a judgment, a contract's text) is data, not a malformed line: the csv module's default field
+    limit of 128 KiB had it quarantined, without its key, as malformed CSV."""
+    rows = enterprise_rows(1, 3)
+    rows[1][6] = "判决书全文" * 60_000  # 300,000 characters
+    write_csv(folder / "企业.csv", rows)
+    hub = register_resource(kind="files", config=_config(folder), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (3, 3, 0)
+    assert published(hub.resource_code) == expected(rows)
+
+
+def test_excel_serial_numbers_in_date_columns_are_the_dates_excel_shows(hub_home: Path, folder: Path) -> None:
+    """A cell that lost its date format holds Excel's serial number (45000 is 2023-03-15, 45001.5 noon the next
+    day, in the workbook's date system): read as that date in a column declared date or timestamptz (such rows
+    were quarantined as "Invalid isoformat string")."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(HEADINGS)
+    sheet.append([1, "91310000000000001X", "甲公司", 10, 45000, 45001.5, None])
+    sheet.append([2, "91310000000000002X", "乙公司", 20, datetime(2020, 1, 2), datetime(2026, 3, 1, 8, 0), None])
+    sheet.append([3, "91310000000000003X", "丙公司", 30, 59, 45000.75, None])  # 59: before Excel's 1900-02-29
+    sheet.append([5, "91310000000000005X", "戊公司", 50, 2958465, None, None])  # 9999-12-31: "no end"
+    sheet.append([6, "91310000000000006X", "己公司", 60, 202001, None, None])  # a yyyymm code: no serial date
+    workbook.save(folder / "企业.xlsx")
+    mac = openpyxl.Workbook()
+    mac.epoch = openpyxl.utils.datetime.MAC_EPOCH  # Excel for Mac's 1904 date system
+    mac.active.append(HEADINGS)
+    mac.active.append([4, "91310000000000004X", "丁公司", 40, 43538, 43538.25, None])
+    mac.save(folder / "企业-mac.xlsx")
+    hub = register_resource(kind="files", config=_config(folder, pattern="企业*.xlsx"), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_published, report.rows_quarantined) == (5, 1)
+    rows = {r["id"]: (r["established"], r["updated_at"]) for r in published(hub.resource_code)}
+    assert rows == {1: (date(2023, 3, 15), datetime(2023, 3, 16, 4, 0, tzinfo=UTC)),
+                    2: (date(2020, 1, 2), datetime(2026, 3, 1, 0, 0, tzinfo=UTC)),
+                    3: (date(1900, 2, 28), datetime(2023, 3, 15, 10, 0, tzinfo=UTC)),
+                    5: (date(9999, 12, 31), None),
+                    4: (date(2023, 3, 15), datetime(2023, 3, 14, 22, 0, tzinfo=UTC))}
+
+
+@pytest.mark.parametrize("extension", ["csv", "xlsx"])
+def test_a_file_removed_after_listing_is_a_retriable_error(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          extension: str) -> None:
+    """A clean-up job removes a file between the listing and its read: retriable, saying so (it was a
+    ConfigError, "cannot open ...: No such file or directory", which `sync --attempts` never retries)."""
+    import openpyxl
+
+    from core.errors import RetriableError
+
+    for name, rows in (("企业-01", enterprise_rows(1, 3)), ("企业-02", enterprise_rows(4, 3))):
+        if extension == "csv":
+            write_csv(folder / f"{name}.csv", rows)
+        else:
+            workbook = openpyxl.Workbook()
+            workbook.active.append(HEADINGS)
+            for row in rows:
+                workbook.active.append(row)
+            workbook.save(folder / f"{name}.xlsx")
+    listed = FilesConnector._matching
+
+    def listed_then_removed(self, session, settings):  # noqa: ANN001, ANN202
+        entries = listed(self, session, settings)
+        (folder / f"企业-02.{extension}").unlink()
+        return entries
+
+    monkeypatch.setattr(FilesConnector, "_matching", listed_then_removed)
+    connector = FilesConnector(name="gone", config=_config(folder, pattern=f"企业*.{extension}"))
+    with pytest.raises(RetriableError) as raised:
+        list(connector.read(StreamSpec(table="enterprises"), ReadState()))
+    assert "文件在列出后被删除" in str(raised.value) and f"企业-02.{extension} was removed" in str(raised.value)
+
+
+def test_a_chinese_heading_as_key_says_how_to_name_the_column() -> None:
+    """--key 编号 on a file stream: the refusal says to declare the column with a plain name and its heading
+    (it only offered a --query, which file sources do not have)."""
+    with pytest.raises(ConfigError) as raised:
+        StreamSpec(table="enterprises", primary_key=("编号",))
+    assert str(raised.value).startswith("名称须为") and '"header": "编号"' in str(raised.value)
+
+
+def test_an_uncalculated_excel_formula_is_flagged_not_published_empty(hub_home: Path, folder: Path) -> None:
+    """A workbook a program wrote holds formulas without saved values: such a cell was published as NULL,
+    silently; its row is quarantined naming the cell and formula. A calculated formula's saved value is data."""
+    import zipfile
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(HEADINGS)
+    workbook.active.append([1, "91310000000000001X", "甲公司", "=10+0.5", datetime(2020, 1, 2), None, None])
+    workbook.active.append([2, "91310000000000002X", "乙公司", "=20+0.5", datetime(2020, 1, 3), None, None])
+    written = folder / "written.xlsx"
+    workbook.save(written)
+    with zipfile.ZipFile(written) as source, zipfile.ZipFile(folder / "企业.xlsx", "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":  # Excel saved row 2's value, never row 3's
+                assert b"<f>10+0.5</f><v />" in data
+                data = data.replace(b"<f>10+0.5</f><v />", b"<f>10+0.5</f><v>10.5</v>")
+            target.writestr(item, data)
+    written.unlink()
+    hub = register_resource(kind="files", config=_config(folder, pattern="企业*.xlsx"), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (2, 1, 1)
+    assert [(r["id"], r["reg_capital"]) for r in published(hub.resource_code)] == [(1, Decimal("10.50"))]
+    batches = list(FilesConnector(name="xl", config=_config(folder, pattern="企业*.xlsx")).read(
+        StreamSpec(table="enterprises"), ReadState()))
+    problems = [r[ROW_PROBLEM_COLUMN] for b in batches for r in b.to_pylist()]
+    assert problems[0] is None and problems[1].startswith("企业.xlsx row 3: 公式未计算")
+    assert "D3 =20+0.5" in problems[1]
+
+
+def test_an_empty_file_or_sheet_is_named_not_published_without_columns(folder: Path) -> None:
+    """A 0-byte file among a stream's files (an upload just begun) is retriable, said as such (it was "heading(s)
+    ... missing (the file has: )"); an empty sheet with inferred columns is refused (a version without a single
+    column was published); an Excel heading problem names the source once."""
+    import openpyxl
+
+    from core.errors import RetriableError
+
+    write_csv(folder / "企业-01.csv", enterprise_rows(1, 2))
+    (folder / "企业-02.csv").write_bytes(b"")
+    with pytest.raises(RetriableError) as raised:
+        list(FilesConnector(name="empty", config=_config(folder)).read(StreamSpec(table="enterprises"), ReadState()))
+    assert "文件为空 / 企业-02.csv is empty (0 bytes)" in str(raised.value)
+
+    openpyxl.Workbook().save(folder / "空表.xlsx")
+    config = {"path": str(folder), "streams": {"blank": {"pattern": "空表.xlsx"}}}
+    with pytest.raises(ConfigError) as refused:
+        list(FilesConnector(name="empty", config=config).read(StreamSpec(table="blank"), ReadState()))
+    assert "无标题行 / 空表.xlsx has no heading line" in str(refused.value)
+    assert str(refused.value).count("source 'empty'") == 1
+
+
+def test_parsing_settings_of_the_wrong_kind_are_refused_at_registration(folder: Path) -> None:
+    """null_values "NA" (a text, not a list) made every cell reading N or A a NULL, silently; header_row "abc"
+    was an internal error at the first read. Both are refused with the fix, for files and HTTP streams."""
+    from connectors.http_api import HTTPConnector
+
+    write_csv(folder / "企业.csv", [["1", "N", "A", "1.00", "2020-01-01", "2026-01-01 08:00:00", "NA"]])
+    for stream, fix in (({"null_values": "NA"}, 'null_values must be a list of texts, e.g. ["", "NA", "-"]'),
+                        ({"header_row": "abc"}, "header_row must be a whole number"),
+                        ({"header_row": 0}, "header_row counts from 1")):
+        with pytest.raises(ConfigError) as raised:
+            FilesConnector(name="bad", config=_config(folder, **stream))
+        assert fix in str(raised.value)
+    with pytest.raises(ConfigError) as raised:
+        HTTPConnector(name="bad", config={"base_url": "http://127.0.0.1:9/api", "auth": "none",
+                                          "streams": {"licences": {"path": "/licences", "null_values": "NA"}}})
+    assert "null_values must be a list" in str(raised.value)
+    rows = [r for b in FilesConnector(name="ok", config=_config(folder, null_values=["", "NA"])).read(
+        StreamSpec(table="enterprises"), ReadState()) for r in b.to_pylist()]
+    assert (rows[0]["uscc"], rows[0]["name"], rows[0]["note"]) == ("N", "A", None)
+
+
+def test_cells_merged_down_rows_give_every_row_their_value(hub_home: Path, folder: Path) -> None:
+    """A district merged down the rows of its enterprises (a common layout of agencies' sheets): every row
+    spans it and reads it (only the first had it, the others were published NULL). A title merged across the
+    first row is not spread."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["2026年企业名录"])
+    sheet.merge_cells("A1:C1")
+    sheet.append(["区县", "企业", "人数"])
+    sheet.append(["浦东新区", "甲", 1])
+    sheet.append([None, "乙", 2])
+    sheet.append([None, "丙", 3])
+    sheet.merge_cells("A3:A5")
+    sheet.append(["黄浦区", "丁", 4])
+    sheet.append(["合计", None, 10])
+    sheet.merge_cells("A7:B7")
+    workbook.save(folder / "名录.xlsx")
+    config = {"path": str(folder), "streams": {"list": {"pattern": "名录.xlsx", "header_row": 2}}}
+    rows = [r for b in FilesConnector(name="merged", config=config).read(StreamSpec(table="list"), ReadState())
+            for r in b.to_pylist()]
+    assert [(r["区县"], r["企业"], r["人数"]) for r in rows] == [
+        ("浦东新区", "甲", 1), ("浦东新区", "乙", 2), ("浦东新区", "丙", 3), ("黄浦区", "丁", 4), ("合计", None, 10)]

@@ -50,6 +50,8 @@ class Api:
     fail_first: int = 0                       # answer 503 to this many requests first
     always_fail: bool = False
     delay_seconds: float = 0.0                # answer this late
+    max_page_size: int = 0                    # /licences answers at most this many records a page (0: as asked)
+    clamp_pages: bool = False                 # /licences answers a page past the end with the last page
     requests: list[dict] = field(default_factory=list)
     port: int = 0
 
@@ -89,6 +91,9 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 rows = [r for r in rows if datetime.fromisoformat(r["updated_at"]) >= datetime.fromisoformat(since)]
             if url.path == "/api/licences":  # page pagination, records under data.items
                 page, size = int(query.get("page", 1)), int(query.get("page_size", 10))
+                size = min(size, api.max_page_size or size)
+                if api.clamp_pages and rows:
+                    page = min(page, (len(rows) + size - 1) // size)
                 return self._send(200, {"data": {"items": rows[(page - 1) * size: page * size]}, "page": page})
             if url.path == "/api/changes":  # cursor pagination: an opaque cursor, null on the last page
                 start = int(base64.b64decode(query["cursor"]).decode()) if "cursor" in query else 0
@@ -332,3 +337,42 @@ def test_numbers_beyond_their_declared_type_are_flagged_not_a_crash(api: Api) ->
     flagged = {i: r[ROW_PROBLEM_COLUMN] for i, r in enumerate(rows) if r[ROW_PROBLEM_COLUMN]}
     assert list(flagged) == [3] and len(rows) == len(api.records)
     assert "id=99999999999999999999: is outside the range of int64" in flagged[3]
+
+
+def test_nested_numbers_and_booleans_keep_their_json_spelling(api: Api) -> None:
+    """An object or array in a text column is published as the JSON it was: its numbers stay numbers, exact
+    (they were written as strings, {"lng": "121.4737"}), and true in a text column stays true (was True)."""
+    api.records = [{"id": 1, "uscc": "91310000000000001X", "name": "甲", "reg_capital": "1.00", "established": None,
+                    "updated_at": "2026-03-01T08:00:00+08:00",
+                    "tags": {"位置": {"lng": 121.4737, "lat": 31.2304}, "评分": [4.5, 1e2, 0.1],
+                             "ok": True, "n": None, "件数": 3}},
+                   {"id": 2, "uscc": "91310000000000002X", "name": "乙", "reg_capital": "2.00", "established": None,
+                    "updated_at": "2026-03-01T08:00:00+08:00", "tags": True}]
+    rows = _rows(_connector(api), "licences")
+    assert json.loads(rows[0]["tags"], parse_float=Decimal) == {
+        "位置": {"lng": Decimal("121.4737"), "lat": Decimal("31.2304")},
+        "评分": [Decimal("4.5"), Decimal("100.0"), Decimal("0.1")], "ok": True, "n": None,
+        "件数": 3}
+    assert '"lng": 121.4737' in rows[0]["tags"]
+    assert rows[1]["tags"] == "true"
+
+
+def test_a_server_capping_the_page_size_is_read_to_the_end(api: Api) -> None:
+    """The API answers at most 7 records a page though 10 were asked: every page is read (only the first was:
+    a short page was taken for the last, silently). A server answering pages past the end with the last page
+    again stops the read there, each record once."""
+    api.max_page_size = 7
+    rows = _rows(_connector(api), "licences")
+    assert [r["id"] for r in rows] == list(range(1, 46))
+    assert [int(r["query"]["page"]) for r in api.requests] == [1, 2, 3, 4, 5, 6, 7]
+    api.max_page_size, api.clamp_pages, api.requests = 9, True, []  # 45 = 5 full pages; page 6 repeats page 5
+    assert [r["id"] for r in _rows(_connector(api), "licences")] == list(range(1, 46))
+    assert [int(r["query"]["page"]) for r in api.requests] == [1, 2, 3, 4, 5, 6]
+    api.max_page_size, api.requests = 0, []
+    with pytest.raises(ConfigError) as raised:  # the API's parameter is page, not pageNo: always the first page
+        _rows(_connector(api, page_param="pageNo"), "licences")
+    assert "page 2 of" in str(raised.value) and "ignores 'pageNo'" in str(raised.value)
+    api.requests = []
+    api.records = api.records[:3]  # fewer records than a page: one request more says so
+    assert [r["id"] for r in _rows(_connector(api), "licences")] == [1, 2, 3]
+    assert [int(r["query"]["page"]) for r in api.requests] == [1, 2]

@@ -315,3 +315,52 @@ def test_credentials_from_an_airflow_connection(scratch: dict, monkeypatch: pyte
     missing = MySQLConnector(name="人社库", config={"airflow_conn_id": "gs_not_defined"})
     with pytest.raises(ConfigError, match="gs_not_defined"):
         missing.check()
+
+
+def test_bigint_unsigned_keys_beyond_int64_update_and_delete_exactly(hub_home, scratch: dict) -> None:  # noqa: ANN001
+    """A BIGINT UNSIGNED key from 2**63 up: an incremental run published its update as a second row and missed
+    its delete (the sorted key files held such keys as negative int64s). Each run equals the source."""
+    from pipeline.sync import sync_resource
+    from tests.helpers import latest, read_version, register_resource
+
+    top, middle = 2**64 - 1, 2**63
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE ids (id BIGINT UNSIGNED PRIMARY KEY, v VARCHAR(8), upd DATETIME NOT NULL)")
+        cursor.executemany("INSERT INTO ids VALUES (%s, %s, %s)", [(1, "a", "2026-01-01"), (middle, "b", "2026-01-01"),
+                                                                   (top, "c", "2026-01-02")])
+    hub = register_resource(kind="mysql", config=scratch["config"], secret=scratch["secret"], table="ids", key=("id",),
+                            cursor="upd")
+
+    def published() -> dict[int, str]:
+        rows = read_version(latest(hub.resource_code)).select(["id", "v"]).to_pylist()
+        assert len(rows) == len({r["id"] for r in rows}), rows
+        return {r["id"]: r["v"] for r in rows}
+
+    sync_resource(resource_code=hub.resource_code)
+    assert published() == {1: "a", middle: "b", top: "c"}
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("UPDATE ids SET v = 'c2', upd = '2026-01-03' WHERE id = %s", (top,))
+        cursor.execute("DELETE FROM ids WHERE id = %s", (middle,))
+        cursor.execute("INSERT INTO ids VALUES (5, 'e', '2026-01-03')")
+    report = sync_resource(resource_code=hub.resource_code)
+    assert report.mode == "incremental"
+    assert published() == {1: "a", 5: "e", top: "c2"}
+
+
+def test_a_percent_sign_in_a_column_or_query_reads_incrementally(scratch: dict) -> None:
+    """`占比%` (a share in percent) or a query with LIKE '%公司': the driver %-formats a statement with a
+    parameter, and every incremental read failed as an internal error ("unsupported format character")."""
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE shares (id INT PRIMARY KEY, `占比%` DECIMAL(5,2), name VARCHAR(20), "
+                       "updated_at DATETIME NOT NULL) DEFAULT CHARSET=utf8mb4")
+        cursor.execute("INSERT INTO shares VALUES (1, 12.50, '甲公司', '2026-01-01'), (2, 50, '乙', '2026-01-02')")
+    connector = _connector(scratch)
+    rows = [r for b in _read(connector, table="shares", since="2026-01-01 12:00:00") for r in b.to_pylist()]
+    assert rows == [{"id": 2, "占比%": Decimal("50.00"), "name": "乙",
+                     "updated_at": datetime(2026, 1, 2, tzinfo=SHANGHAI)}]
+    stream = StreamSpec(query="SELECT id, `占比%` AS pct FROM shares WHERE name LIKE '%公司'", primary_key=("id",))
+    assert [r for b in connector.read(stream, ReadState()) for r in b.to_pylist()] == [{"id": 1,
+                                                                                     "pct": Decimal("12.50")}]
+    stream = StreamSpec(query="SELECT id, `占比%` AS pct, updated_at FROM shares WHERE name LIKE '%公司'",
+                        primary_key=("id",), cursor_column="updated_at")
+    assert [r["id"] for b in connector.read(stream, ReadState("2026-01-01 00:00:00")) for r in b.to_pylist()] == [1]

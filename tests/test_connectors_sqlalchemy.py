@@ -214,3 +214,19 @@ def test_mysql_url_times_unsigned_and_odd_values_read_without_failing() -> None:
     array, problems = to_arrow_column("tags", [[1, 2], "x", None], pa.list_(pa.int64()))
     assert array.to_pylist() == [[1, 2], None, None] and list(problems) == [1]
     assert problems[1] == "tags='x': cannot be read as list<item: int64>"
+
+
+def test_postgresql_url_arrays_and_json_are_published_as_json() -> None:
+    """Arrays and json/jsonb the driver parses are text columns: published as JSON (they were Python's repr,
+    ['a', None] and {'k': 1}, which no consumer can parse), exact numbers as numbers."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f"CREATE TABLE {schema}.licences (id int PRIMARY KEY, tags text[], amounts numeric[], "
+                        "doc jsonb, j json)")
+        pg_execute(dsn, f"INSERT INTO {schema}.licences VALUES (1, ARRAY['食品', NULL, 'a\"b,c'], "
+                        """ARRAY[1.10, 2], '{"中": "值", "n": [1, true, null], "x": 2.5}', '{"a": 3}')""")
+        rows = _read(_pg_connector(dsn, schema), table="licences", cursor=None).to_pylist()
+    assert json.loads(rows[0]["tags"]) == ["食品", None, 'a"b,c']
+    assert rows[0]["amounts"] == "[1.10, 2]"
+    assert json.loads(rows[0]["doc"]) == {"中": "值", "n": [1, True, None], "x": 2.5}
+    assert json.loads(rows[0]["j"]) == {"a": 3}

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from samples.loaders import load_postgres, load_sqlite
 from tests.helpers import (
     latest,
+    pg_execute,
     pg_scratch_schema,
     pg_source_config,
     read_version,
@@ -99,3 +100,48 @@ def test_a_contract_drafted_from_a_postgresql_table_checks_and_attaches(hub_home
         report = sync(hub)
         assert report.version == 1 and report.rows_quarantined == 0
         assert latest(hub.resource_code).row_count == 30
+
+
+def test_a_draft_keeps_column_names_yaml_would_read_as_other_types(hub_home: Path, tmp_path: Path) -> None:
+    """Columns named no (编号), on, y, off or null are names: written bare, YAML read `no` as False and the
+    draft of such a table was refused as an invalid contract."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f'CREATE TABLE {schema}.licences (no int PRIMARY KEY, "on" date, y text, off text, '
+                        '"null" text)')
+        config, secret = pg_source_config(dsn, schema=schema)
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="licences", key=("no",),
+                                cursor=None)
+        out = tmp_path / "licences.yaml"
+        done = _cli("contract", "draft", "--source", hub.source_name, "--table", "licences", "--out", str(out))
+        assert done.exit_code == 0, done.output
+        draft = yaml.safe_load(out.read_text(encoding="utf-8"))
+        assert draft["key"] == ["no"]
+        assert [c["name"] for c in draft["columns"]] == ["no", "on", "y", "off", "null"]
+        assert _cli("contract", "check", str(out)).exit_code == 0
+
+
+def test_a_draft_of_a_table_with_chinese_names_and_arrays_attaches_and_syncs(hub_home: Path) -> None:
+    """Columns named 统一社会信用代码 or "full name" made the whole draft invalid; an array or bytea column was
+    declared string and every run failed "column type mismatch". Such columns are left out with a comment
+    (they are published as read), and the draft attaches and syncs."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f'CREATE TABLE {schema}.licences (id int PRIMARY KEY, "统一社会信用代码" text, '
+                        '"full name" text, tags text[], scores int[], scan bytea, issued date)')
+        pg_execute(dsn, f"INSERT INTO {schema}.licences VALUES (1, '91310000000000001X', '张 三', "
+                        "ARRAY['a', NULL], ARRAY[1, 2], '\\x00ff', '2026-01-02')")
+        config, secret = pg_source_config(dsn, schema=schema)
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="licences", key=("id",),
+                                cursor=None)
+        out = hub_home / "contracts" / "licences.yaml"
+        done = _cli("contract", "draft", "--source", hub.source_name, "--table", "licences", "--out", str(out))
+        assert done.exit_code == 0, done.output
+        draft = yaml.safe_load(out.read_text(encoding="utf-8"))
+        assert [c["name"] for c in draft["columns"]] == ["id", "issued"]
+        text = out.read_text(encoding="utf-8")
+        assert all(f'# "{name}"' in text for name in ("统一社会信用代码", "full name", "tags", "scores", "scan"))
+        assert _cli("contract", "attach", hub.resource_code, "licences").exit_code == 0
+        report = sync(hub)
+        assert report.version == 1 and report.rows_quarantined == 0
+        assert read_version(latest(hub.resource_code)).to_pylist()[0]["scores"] == [1, 2]

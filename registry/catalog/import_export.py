@@ -214,10 +214,10 @@ def discover_items(session: Session, *, source: str, table: str, actor: str = "c
     item's description where it says more; data type mapped from the column's type, length from its
     declaration."""
     src = get_source(session, name=source)
-    wanted = table.rpartition(".")[2]
-    tables = open_connector(src).discover()
-    found = next((t for t in tables if t.name == wanted), None)
+    connector = open_connector(src)
+    found = connector.table_info(table)
     if found is None:
+        tables = connector.discover()
         raise NotFound(f"数据源 {source} 中没有表 {table}（已有：{', '.join(t.name for t in tables) or '无'}）"
                        f" / no table {table!r} in source {source!r}")
     items = []
