@@ -145,10 +145,12 @@ def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_
     import uvicorn
 
     from core.settings import get_settings
+    from registry.migrate import require_current
 
     with reported_errors():
         settings = get_settings()
         settings.require_secret()
+        require_current()  # an empty or older registry: say so now, not as a 500 on every request
         # Named, not imported: the CLI and the API are both entry layers, neither imports the other.
         uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host or settings.api_host,
                     port=port or settings.api_port, access_log=access_log)

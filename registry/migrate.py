@@ -32,6 +32,26 @@ def downgrade(*, url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def head_revision() -> str:
+    """The revision(s) this code's migrations end at, comma separated."""
+    from alembic.script import ScriptDirectory
+
+    return ",".join(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))
+
+
+def require_current(*, url: str | None = None) -> None:
+    """Refuse to serve a registry that is missing, half made or older than this code (every request would fail
+    on a table or column it lacks): ConfigError naming `govshare init`. An unreachable database raises the
+    driver's OperationalError (retriable)."""
+    from core.errors import ConfigError
+
+    current, head = current_revision(url=url), head_revision()
+    if current != head:
+        raise ConfigError(zh=f"登记库结构不是最新（当前 {current or '空库'}，需要 {head}），请先运行 `govshare init`",
+                          en=f"the registry database is not up to date ({current or 'empty'}, this hub needs "
+                             f"{head}): run `govshare init` first")
+
+
 def current_revision(*, url: str | None = None) -> str | None:
     """The applied revision(s), comma separated (several while feature branches are not merged)."""
     with engine_for(url or get_settings().database_url).connect() as connection:

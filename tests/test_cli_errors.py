@@ -134,3 +134,30 @@ def test_a_refused_login_is_a_configuration_error_on_every_path_and_never_retrie
 
         _clear(govshare("source", "edit", "pg", "-o", f"user={config['user']}"), 0, "source pg: ok")
         _clear(govshare("sync", code), 0, "v2")
+
+
+def test_serve_refuses_a_registry_that_is_empty_or_behind_instead_of_answering_500(hub_home: Path,
+                                                                                     tmp_path: Path) -> None:
+    """`govshare serve` on a registry `govshare init` never made (or made by an older hub) once started, said
+    /healthz ok and answered every request 500 with a traceback in its log; it now refuses in one line."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+
+    def serve(env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "serve", "--port", port],
+                              cwd=REPO, env={**child_env(), "COLUMNS": "200", **env}, capture_output=True, text=True,
+                              timeout=60)
+
+    _clear(serve({"GOVSHARE_HOME": str(tmp_path / "never-initialised")}), 1, "登记库结构不是最新",
+           "run `govshare init` first")
+    from registry.migrate import downgrade, upgrade
+
+    behind = f"sqlite:///{tmp_path / 'behind.db'}"
+    upgrade(url=behind)
+    downgrade(url=behind, revision="-1")
+    _clear(serve({"GOVSHARE_DATABASE_URL": behind}), 1, "登记库结构不是最新", "run `govshare init` first")
+    down = "postgresql+psycopg2://nobody@127.0.0.1:1/govshare"
+    _clear(serve({"GOVSHARE_DATABASE_URL": down}), 2, "registry database cannot be reached")
