@@ -101,6 +101,9 @@ def test_a_lost_file_and_a_registry_that_cannot_be_used_are_explained(world: dic
     _clear(govshare("resource", "list", env={"GOVSHARE_HOME": str(unmigrated)}), 1, "run `govshare init`")
     down = "postgresql+psycopg2://nobody@127.0.0.1:1/govshare"
     _clear(govshare("resource", "list", env={"GOVSHARE_DATABASE_URL": down}), 2, "registry database cannot be reached")
+    for wrong in ("postgres:/nobody@127.0.0.1", "mysql://root@127.0.0.1/test", "registry.db"):  # a typo, a kind
+        _clear(govshare("init", env={"GOVSHARE_DATABASE_URL": wrong}), 1,  # with no driver, a bare path: not a bug
+               "GOVSHARE_DATABASE_URL 无法使用", "expected sqlite:///PATH")
 
 
 def test_a_refused_login_is_a_configuration_error_on_every_path_and_never_retried(hub_home: Path) -> None:
