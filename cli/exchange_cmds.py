@@ -216,13 +216,15 @@ def notices_queue(resource: Annotated[str, typer.Argument(help="resource code")]
 
 @notices_app.command("deliver")
 def notices_deliver() -> None:
-    """Send the webhook notices that are due now (the notices DAG does this every few minutes).
+    """Queue the notices of recent versions a publish never queued (its process killed after the commit), then
+    send the webhook notices that are due now (the notices DAG does both every few minutes).
 
     Example: govshare notices deliver
     """
-    from pipeline.notify import deliver_pending
+    from pipeline.notify import deliver_pending, queue_missed
 
     with reported_errors():
+        missed = queue_missed()
         report = deliver_pending()
-    console.print(f"delivered {len(report.delivered)}, retrying {len(report.retrying)}, "
-                  f"given up {len(report.failed)}")
+    console.print((f"queued {missed} missed, " if missed else "") + f"delivered {len(report.delivered)}, "
+                  f"retrying {len(report.retrying)}, given up {len(report.failed)}")

@@ -134,15 +134,17 @@ def build_maintenance_dags() -> dict[str, Any]:
 
         clean_staging() >> prune_versions()
 
-    @dag(dag_id="govshare_notices", description="更新通知: deliver due webhook notices, with retries and backoff",
+    @dag(dag_id="govshare_notices", description="更新通知: queue missed notices, deliver due webhook notices, with retries "
+                                                "and backoff",
          schedule="*/5 * * * *", tags=["govshare", "notices"], **common)
     def notices() -> None:
         @task(execution_timeout=timedelta(minutes=4))
         def deliver() -> dict[str, int]:
-            from pipeline.notify import deliver_pending
+            from pipeline.notify import deliver_pending, queue_missed
 
+            missed = queue_missed()  # versions whose publish died before queuing their notices
             report = deliver_pending()
-            return {"delivered": len(report.delivered), "retrying": len(report.retrying),
+            return {"missed": missed, "delivered": len(report.delivered), "retrying": len(report.retrying),
                     "failed": len(report.failed)}
 
         deliver()
