@@ -151,6 +151,11 @@ def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_
         settings = get_settings()
         settings.require_secret()
         require_current()  # an empty or older registry: say so now, not as a 500 on every request
+        from registry.audit.log import require_sealing_key
+        from registry.db import session_scope
+
+        with session_scope() as session:
+            require_sealing_key(session)  # not the key the registry was sealed with: every audited action fails
         # Named, not imported: the CLI and the API are both entry layers, neither imports the other.
         uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host or settings.api_host,
                     port=port or settings.api_port, access_log=access_log)

@@ -164,3 +164,24 @@ def test_serve_refuses_a_registry_that_is_empty_or_behind_instead_of_answering_5
     _clear(serve({"GOVSHARE_DATABASE_URL": behind}), 1, "登记库结构不是最新", "run `govshare init` first")
     down = "postgresql+psycopg2://nobody@127.0.0.1:1/govshare"
     _clear(serve({"GOVSHARE_DATABASE_URL": down}), 2, "registry database cannot be reached")
+
+
+def test_a_secret_key_other_than_the_registrys_is_refused_before_it_seals_anything(tmp_path: Path) -> None:
+    """A mistyped GOVSHARE_SECRET_KEY (or another hub's) used to be taken: every action it audited was sealed
+    with the wrong key, so `audit verify` under the right key showed those records as forged, for good. Now
+    every audited command and `serve` refuse it in one line, before writing; a demo registry may take a real key."""
+    right = {"GOVSHARE_HOME": str(tmp_path / "home"), "GOVSHARE_SECRET_KEY": "the-right-secret-key-0123456789abcdef"}
+    wrong = {**right, "GOVSHARE_SECRET_KEY": "a-mistyped-secret-key-0123456789abcdef"}
+    _clear(govshare("init", env=right), 0)
+    _clear(govshare("agency", "add", PROVIDER[0], PROVIDER[1], env=right), 0)
+    refused = "GOVSHARE_SECRET_KEY 不是此登记库审计日志封印所用的密钥"
+    _clear(govshare("agency", "add", "11310000MB2F3956X1", "上海市民政局", env=wrong), 1, refused,
+           "set the original key back")
+    _clear(govshare("serve", "--port", "1", env=wrong), 1, refused)
+    _clear(govshare("audit", "verify", env=right), 0, "audit log intact: 1 records")
+    assert "上海市民政局" not in govshare("agency", "list", env=right).stdout
+
+    demo = {"GOVSHARE_HOME": str(tmp_path / "trial"), "GOVSHARE_DEMO": "1"}
+    _clear(govshare("init", env=demo), 0)
+    _clear(govshare("agency", "add", PROVIDER[0], PROVIDER[1], env={**demo, **{"GOVSHARE_DEMO": "0"},
+                                                                    "GOVSHARE_SECRET_KEY": right["GOVSHARE_SECRET_KEY"]}), 0)
