@@ -13,7 +13,8 @@ from typing import Any
 
 SCHEDULES = {
     "realtime": "*/15 * * * *", "hourly": "@hourly", "daily": "@daily", "weekly": "@weekly",
-    "monthly": "@monthly", "quarterly": "0 0 1 */3 *", "yearly": "@yearly",
+    "monthly": "@monthly", "quarterly": "0 0 1 */3 *", "half_yearly": "0 0 1 1,7 *", "yearly": "@yearly",
+    "irregular": "@daily",  # 不定期: no cycle to follow, so looked at daily (a run without a change publishes nothing)
 }
 LOCK_WAIT_SECONDS = 300  # a run of the same resource started elsewhere (CLI): wait, then Airflow retries
 DEFAULT_ARGS = {"owner": "govshare", "retries": 2, "retry_delay": timedelta(minutes=5),
