@@ -175,10 +175,12 @@ def demo(airflow: Annotated[bool, typer.Option(help="run the sync DAGs through A
 
 def main() -> None:
     """The `govshare` command; an error no command caught still ends in one clear line, never a traceback."""
+    import logging
     import sys
 
-    from cli.output import unexpected
+    from cli.output import OneLineWarnings, unexpected
 
+    logging.lastResort = OneLineWarnings()  # a warning logged with its traceback: one line here, the rest in the log
     try:
         app()
     except Exception as exc:  # noqa: BLE001 - the last net under every command

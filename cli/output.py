@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -119,6 +120,26 @@ def file_problem(exc: OSError) -> str:
         return (f"没有写入权限 / the hub may not write{where}: {reason}; give the user it runs as write access "
                 "there, or point GOVSHARE_HOME / GOVSHARE_STORAGE elsewhere")
     return f"文件或网络错误 / file or network error{where}: {reason}"
+
+
+class OneLineWarnings(logging.Handler):
+    """Where the hub's own warnings go when nothing configured logging (the command line): one line each on
+    stderr; a traceback that came with one is kept in GOVSHARE_HOME/logs/cli-errors.log, never shown."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = " ".join(record.getMessage().split())
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                kept = _log_traceback(exc)
+                text += f" ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}" + (
+                    f"; the details are in {kept})" if kept else ")")
+            err_console.print(f"[yellow]注意 / note:[/yellow] {escape(text)}", soft_wrap=True)
+        except Exception:  # noqa: BLE001 - a warning that cannot be shown must not end the command
+            self.handleError(record)
 
 
 def _log_traceback(exc: BaseException) -> str | None:

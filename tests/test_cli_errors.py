@@ -185,3 +185,13 @@ def test_a_secret_key_other_than_the_registrys_is_refused_before_it_seals_anythi
     _clear(govshare("init", env=demo), 0)
     _clear(govshare("agency", "add", PROVIDER[0], PROVIDER[1], env={**demo, **{"GOVSHARE_DEMO": "0"},
                                                                     "GOVSHARE_SECRET_KEY": right["GOVSHARE_SECRET_KEY"]}), 0)
+
+
+def test_a_storage_path_that_is_a_file_is_one_line_not_tracebacks(world: dict[str, str], tmp_path: Path) -> None:
+    """GOVSHARE_STORAGE naming a file: `govshare sync` printed two tracebacks (the failed run's clean-up logged
+    with its traceback) and 'File exists'; now what to fix, and a logged warning stays one line."""
+    a_file = tmp_path / "storage"
+    a_file.write_text("not a folder")
+    for command in (("sync", world["code"]), ("housekeep",)):
+        _clear(govshare(*command, env={"GOVSHARE_STORAGE": str(a_file)}), 1, "is a file, not a folder",
+               "是文件而不是文件夹")
