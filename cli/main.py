@@ -156,9 +156,36 @@ def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_
 
         with session_scope() as session:
             require_sealing_key(session)  # not the key the registry was sealed with: every audited action fails
+        host, port = host or settings.api_host, port or settings.api_port
+        _require_free_address(host, port)
         # Named, not imported: the CLI and the API are both entry layers, neither imports the other.
-        uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host or settings.api_host,
-                    port=port or settings.api_port, access_log=access_log)
+        uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host, port=port,
+                    access_log=access_log)
+
+
+def _require_free_address(host: str, port: int) -> None:
+    """Say in one line that the address is taken or not this machine's (uvicorn logged it in English after
+    'Application startup complete' and exited 3, the hub's status for a fatal run)."""
+    import socket
+
+    from core.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(zh=f"无法解析监听地址 {host}（GOVSHARE_API_HOST / --host）：{exc}",
+                          en=f"cannot resolve the address to listen on, {host} (GOVSHARE_API_HOST / --host): {exc}")
+    family, kind, protocol, _, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(zh=f"无法在 {host}:{port} 上监听（{exc.strerror}）：端口已被占用时请先停止占用它的进程，或用 "
+                                 "--port / GOVSHARE_API_PORT 换一个端口；地址须是本机的（--host / GOVSHARE_API_HOST）",
+                              en=f"cannot listen on {host}:{port} ({exc.strerror}): if another process holds the port, "
+                                 "stop it or choose another with --port / GOVSHARE_API_PORT; the address must be this "
+                                 "machine's (--host / GOVSHARE_API_HOST)")
 
 
 @app.command()

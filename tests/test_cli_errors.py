@@ -165,6 +165,12 @@ def test_serve_refuses_a_registry_that_is_empty_or_behind_instead_of_answering_5
     down = "postgresql+psycopg2://nobody@127.0.0.1:1/govshare"
     _clear(serve({"GOVSHARE_DATABASE_URL": down}), 2, "registry database cannot be reached")
 
+    # The port taken by another process: one line saying so (uvicorn logged it in English and exited 3).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(port)))
+        taken.listen()
+        _clear(serve({}), 1, "cannot listen on 127.0.0.1:" + port, "端口已被占用")
+
 
 def test_a_secret_key_other_than_the_registrys_is_refused_before_it_seals_anything(tmp_path: Path) -> None:
     """A mistyped GOVSHARE_SECRET_KEY (or another hub's) used to be taken: every action it audited was sealed
