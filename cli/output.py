@@ -86,6 +86,12 @@ def unexpected(exc: BaseException) -> int:
     from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
     detail = " ".join(str(getattr(exc, "orig", None) or exc).split())[:400]
+    if isinstance(exc, DBAPIError) and (getattr(exc.orig, "pgcode", None) == "42501"  # insufficient_privilege
+                                        or "readonly database" in detail):
+        err_console.print(f"[red]登记库拒绝了平台的数据库用户 / the registry database refused the hub's user:[/red] "
+                          f"{escape(detail)}; grant the user GOVSHARE_DATABASE_URL names the rights on the registry's "
+                          "tables (or make the SQLite file writable), or use the user that owns them", soft_wrap=True)
+        return 1
     if isinstance(exc, OperationalError) and "no such table" not in detail:
         err_console.print(f"[yellow]登记库无法访问，可重试 / the registry database cannot be reached:[/yellow] {escape(detail)}; "
                           "check GOVSHARE_DATABASE_URL and that the database is running", soft_wrap=True)

@@ -201,3 +201,34 @@ def test_a_storage_path_that_is_a_file_is_one_line_not_tracebacks(world: dict[st
     for command in (("sync", world["code"]), ("housekeep",)):
         _clear(govshare(*command, env={"GOVSHARE_STORAGE": str(a_file)}), 1, "is a file, not a folder",
                "是文件而不是文件夹")
+
+
+def test_a_registry_user_without_rights_is_told_so_not_to_run_init(pg_database: str, tmp_path: Path) -> None:
+    """GOVSHARE_DATABASE_URL naming a PostgreSQL user without rights on the registry's tables: every command,
+    `init` included, said "not up to date: run `govshare init`", a loop; now what is wrong and what to grant."""
+    import uuid
+
+    import psycopg2
+
+    admin_dsn = require_postgres()
+    owner = pg_database.replace("postgresql://", "postgresql+psycopg2://", 1)
+    role = f"govshare_t_r_{uuid.uuid4().hex[:8]}"
+    env = {"GOVSHARE_HOME": str(tmp_path / "home"), "GOVSHARE_DEMO": "1"}
+    _clear(govshare("init", env={**env, "GOVSHARE_DATABASE_URL": owner}), 0)
+    admin = psycopg2.connect(admin_dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE ROLE "{role}" LOGIN')
+        base, _, name = owner.rpartition("/")
+        scheme, _, host = base.partition("://")
+        reader = f"{scheme}://{role}@{host.rpartition('@')[2]}/{name}"
+        for command in (("agency", "list"), ("init",)):
+            text = _clear(govshare(*command, env={**env, "GOVSHARE_DATABASE_URL": reader}), 1,
+                          "the registry database refused the hub's user", "permission denied")
+            assert "govshare init" not in text
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+            cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()
