@@ -132,6 +132,40 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
 
 
 @app.command()
+def runs(resource: Annotated[str | None, typer.Argument(help="resource code (all resources when left out)")] = None,
+         status: Annotated[str | None, typer.Option(help="running, staging, staged, published, unchanged or "
+                                                    "failed")] = None,
+         limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 20) -> None:
+    """Sync runs (同步运行记录), newest first: how each ended, its rows, the version it published, or why it
+    failed (a refused login, a missing column, a run abandoned by a killed process and taken over).
+
+    Example: govshare runs 101001/0001 --status failed
+    """
+    from sqlalchemy import select
+
+    from registry.catalog.models import Resource
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.models import DatasetVersion, SyncRun
+
+    with reported_errors(), session_scope() as session:
+        query = select(SyncRun, Resource.code).join(Resource, Resource.id == SyncRun.resource_id)
+        if resource is not None:
+            query = query.where(SyncRun.resource_id == get_resource(session, code=resource).id)
+        if status is not None:
+            query = query.where(SyncRun.status == status)
+        rows = []
+        for run, code in session.execute(query.order_by(SyncRun.started_at.desc()).limit(max(1, limit))):
+            version = session.get(DatasetVersion, run.version_id) if run.version_id is not None else None
+            rows.append((run.id[:8], code, moment_compact(run.started_at),
+                         moment_compact(run.finished_at) if run.finished_at else "", run.mode, run.status,
+                         run.rows_read, run.rows_published, run.rows_quarantined,
+                         f"v{version.number}" if version else "", " ".join((run.error or "").split())[:120]))
+        table("同步运行 / sync runs", ["run", "resource", "started 北京时间", "finished", "mode", "status", "read",
+                                      "published", "quarantined", "version", "error"], rows)
+
+
+@app.command()
 def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_API_HOST)")] = None,
           port: Annotated[int | None, typer.Option(help="port (GOVSHARE_API_PORT)")] = None,
           workers: Annotated[int, typer.Option(help="server processes (one per core for busy interfaces); with "

@@ -232,3 +232,18 @@ def test_a_registry_user_without_rights_is_told_so_not_to_run_init(pg_database: 
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
             cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
         admin.close()
+
+
+def test_govshare_runs_shows_how_each_run_ended_and_why_one_failed(world: dict[str, str], tmp_path: Path) -> None:
+    """An operator had no command to see a failed or abandoned run (only Airflow's task log, or the database):
+    `govshare runs` lists them newest first with the reason, filtered by resource and status."""
+    code = world["code"]
+    _clear(govshare("sync", code), 0)
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    _clear(govshare("sync", code, env={"GOVSHARE_STORAGE": str(a_file)}), 1)
+    listed = " ".join(_clear(govshare("runs", code), 0).split())
+    assert listed.index("│ failed │") < listed.index("│ published │") and "GOVSHARE_STORAGE" in listed and "│ v1 │" in listed
+    only_failed = " ".join(_clear(govshare("runs", "--status", "failed"), 0).split())
+    assert "│ failed │" in only_failed and "│ published │" not in only_failed
+    _clear(govshare("runs", "999999/0001"), 1, "no resource '999999/0001'")
