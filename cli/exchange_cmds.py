@@ -180,8 +180,9 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
 @notices_app.command("list")
 def notices_list(resource: Annotated[str | None, typer.Option(help="only this resource")] = None,
                  status: Annotated[str | None, typer.Option(help="pending, delivered, failed or feed")] = None,
-                 limit: Annotated[int, typer.Option(help="at most this many")] = 100) -> None:
-    """Notices, oldest first, with their delivery state; --status failed shows the ones given up.
+                 limit: Annotated[int, typer.Option(help="at most this many, the newest")] = 100) -> None:
+    """The newest notices (oldest of them first) with their delivery state; --status failed shows the ones
+    given up.
 
     Example: govshare notices list --status failed
     """
@@ -191,7 +192,7 @@ def notices_list(resource: Annotated[str | None, typer.Option(help="only this re
 
     with reported_errors(), session_scope() as session:
         rows = []
-        for n in list_notices(session, resource_code=resource, status=status, limit=limit):
+        for n in list_notices(session, resource_code=resource, status=status, limit=limit, newest=True):
             subscriber = session.get(Subscription, n.subscription_id).agency.name
             changes = (n.payload or {}).get("changes") or {}
             rows.append((n.id, n.resource_code, f"v{n.version_number}", subscriber, n.status, n.attempts,
