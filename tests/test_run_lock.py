@@ -418,3 +418,25 @@ def test_a_publish_task_retried_after_its_commit_returns_its_version_and_removes
     assert sync_runs(hub.resource_code)[-1].status == "published" and _lock(hub) is None
     _change(hub, 13, "2030-01-03T00:00:00+08:00")
     assert _sync(hub).version == 4
+
+
+def test_a_run_stopped_with_ctrl_c_is_recorded_with_a_reason(hub: Hub, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) during a publish: the run was cleaned up but recorded failed with an empty error, so
+    `govshare runs` showed a failure without a reason; it now says it was interrupted."""
+    import signal
+
+    _sync(hub)
+    _change(hub, 14)
+    marker = tmp_path / "paused-before-manifest"
+    with hub_child(PAUSED_PUBLISH.format(code=hub.resource_code), str(marker), "before-manifest") as child:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the child never reached the publish phase"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=60)
+    stopped = sync_runs(hub.resource_code)[-1]
+    assert stopped.status == "failed" and "interrupted (KeyboardInterrupt" in stopped.error
+    assert [v.number for v in versions(hub.resource_code)] == [1] and _lock(hub) is None
+    assert _sync(hub).version == 2
