@@ -55,13 +55,20 @@ def begin(*, resource_id: int, resource_code: str, run_id: str, mode: str, wait_
 def discard(*, resource_id: int, run_id: str, exc: BaseException, release: bool = True) -> None:
     """Clean up a run that failed before its commit: its prefix removed, the failure recorded, the lease freed.
     An error after the commit discards nothing: the prefix is a served version and the run is done."""
-    if ended_report(run_id) is not None:
+    try:
+        committed = ended_report(run_id) is not None
+    except Exception:  # noqa: BLE001 - the registry is not answering: whether it committed is unknown
+        committed = None
+    if committed:
         log.error("run %s failed after its publish committed (%s); its version stays served", run_id[:8], exc)
         if release:
             locks.release(resource_id=resource_id, run_id=run_id)
         return
     try:
-        get_storage().delete(paths.run_prefix(resource_id, run_id))
+        if committed is None:  # never remove what may be a served version's folder; housekeeping knows later
+            log.warning("could not tell whether run %s committed; its files are left to housekeeping", run_id[:8])
+        else:
+            get_storage().delete(paths.run_prefix(resource_id, run_id))
     except Exception:  # noqa: BLE001 - the run's own error matters more; housekeeping removes the leftover
         log.exception("could not remove the failed run %s's files; housekeeping will", run_id)
     record_run_failure(run_id, exc)
