@@ -126,6 +126,11 @@ def test_a_second_run_is_refused_or_waits(hub: Hub) -> None:
         with pytest.raises(RetriableError) as refused:
             _sync(hub)
         assert "is being published by another run" in str(refused.value) and holder[:8] in str(refused.value)
+        from core import clock
+
+        # The time it names is Beijing time, as `govshare runs` shows the same run's start (it said UTC).
+        lock = _lock(hub)
+        assert f"since {clock.to_beijing(lock.acquired_at):%H:%M:%S} 北京时间" in str(refused.value)
         assert versions(hub.resource_code) == []
 
     # Held now, released in a moment: a run that may wait goes through once it is free.
