@@ -296,8 +296,10 @@ def test_a_registry_that_stops_answering_is_503_with_the_reason_and_recovers(pg_
                 page = requests.post(f"{api.base_url}/web/login", data={"username": "zhang.wei", "password": "x"},
                                      headers={"Accept": "text/html"}, timeout=30, allow_redirects=False)
                 assert page.status_code == 503 and "平台的登记库暂时无法访问" in page.text
+                assert requests.get(f"{api.base_url}/healthz", timeout=30).status_code == 503  # compose sees it
             finally:
                 rename(name + "_away", name)
             assert requests.get(catalog, headers=bearer(hub.token), timeout=30).status_code == 200
+            assert requests.get(f"{api.base_url}/healthz", timeout=30).json() == {"status": "ok"}
     finally:
         admin.close()
