@@ -10,7 +10,7 @@ from fastapi.exception_handlers import http_exception_handler, request_validatio
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
 from api.delivery import install as install_delivery
 from api.routes import catalog, catalog_interop, datasets, exchange, people, sharing
@@ -73,6 +73,20 @@ def create_app() -> FastAPI:
         return JSONResponse({"detail": "the hub's storage is full; try again later (the operator has to free space)",
                              "detail_zh": "平台存储空间已满，请稍后再试（需由运维人员清理空间）"}, status_code=507)
 
+    @app.exception_handler(OperationalError)
+    def _registry_down(request: Request, exc: OperationalError) -> Response:
+        # The registry database stopped answering (restarted, unreachable, dropped): the operator's to fix, and
+        # the caller may retry; a bare 500 told neither. Logged in one line, without the driver's traceback.
+        log.error("the registry database cannot be reached: %s", " ".join(str(exc.orig or exc).split())[:300])
+        if for_people(request):
+            from api.web import error_page
+
+            return error_page(request, None, 503, title="平台暂时无法使用",
+                              problem="平台的登记库暂时无法访问。请稍后再试；如持续出现，请告知平台运维人员。")
+        return JSONResponse({"detail": "the hub's registry database cannot be reached; try again later",
+                             "detail_zh": "平台登记库暂时无法访问，请稍后再试"}, status_code=503,
+                            headers={"Retry-After": "30"})
+
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
     def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
@@ -83,6 +97,14 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
+        # Healthy means able to answer: the registry is asked too (unreachable: 503 by the handler above), so
+        # the compose health check no longer calls a hub healthy while every request fails.
+        from sqlalchemy import text
+
+        from registry.db import get_engine
+
+        with get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
         return {"status": "ok"}
 
     for router in ROUTERS:

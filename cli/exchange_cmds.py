@@ -180,8 +180,9 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
 @notices_app.command("list")
 def notices_list(resource: Annotated[str | None, typer.Option(help="only this resource")] = None,
                  status: Annotated[str | None, typer.Option(help="pending, delivered, failed or feed")] = None,
-                 limit: Annotated[int, typer.Option(help="at most this many")] = 100) -> None:
-    """Notices, oldest first, with their delivery state; --status failed shows the ones given up.
+                 limit: Annotated[int, typer.Option(help="at most this many, the newest")] = 100) -> None:
+    """The newest notices (oldest of them first) with their delivery state; --status failed shows the ones
+    given up.
 
     Example: govshare notices list --status failed
     """
@@ -191,7 +192,7 @@ def notices_list(resource: Annotated[str | None, typer.Option(help="only this re
 
     with reported_errors(), session_scope() as session:
         rows = []
-        for n in list_notices(session, resource_code=resource, status=status, limit=limit):
+        for n in list_notices(session, resource_code=resource, status=status, limit=limit, newest=True):
             subscriber = session.get(Subscription, n.subscription_id).agency.name
             changes = (n.payload or {}).get("changes") or {}
             rows.append((n.id, n.resource_code, f"v{n.version_number}", subscriber, n.status, n.attempts,
@@ -216,13 +217,15 @@ def notices_queue(resource: Annotated[str, typer.Argument(help="resource code")]
 
 @notices_app.command("deliver")
 def notices_deliver() -> None:
-    """Send the webhook notices that are due now (the notices DAG does this every few minutes).
+    """Queue the notices of recent versions a publish never queued (its process killed after the commit), then
+    send the webhook notices that are due now (the notices DAG does both every few minutes).
 
     Example: govshare notices deliver
     """
-    from pipeline.notify import deliver_pending
+    from pipeline.notify import deliver_pending, queue_missed
 
     with reported_errors():
+        missed = queue_missed()
         report = deliver_pending()
-    console.print(f"delivered {len(report.delivered)}, retrying {len(report.retrying)}, "
-                  f"given up {len(report.failed)}")
+    console.print((f"queued {missed} missed, " if missed else "") + f"delivered {len(report.delivered)}, "
+                  f"retrying {len(report.retrying)}, given up {len(report.failed)}")

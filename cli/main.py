@@ -132,6 +132,40 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
 
 
 @app.command()
+def runs(resource: Annotated[str | None, typer.Argument(help="resource code (all resources when left out)")] = None,
+         status: Annotated[str | None, typer.Option(help="running, staging, staged, published, unchanged or "
+                                                    "failed")] = None,
+         limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 20) -> None:
+    """Sync runs (同步运行记录), newest first: how each ended, its rows, the version it published, or why it
+    failed (a refused login, a missing column, a run abandoned by a killed process and taken over).
+
+    Example: govshare runs 101001/0001 --status failed
+    """
+    from sqlalchemy import select
+
+    from registry.catalog.models import Resource
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.models import DatasetVersion, SyncRun
+
+    with reported_errors(), session_scope() as session:
+        query = select(SyncRun, Resource.code).join(Resource, Resource.id == SyncRun.resource_id)
+        if resource is not None:
+            query = query.where(SyncRun.resource_id == get_resource(session, code=resource).id)
+        if status is not None:
+            query = query.where(SyncRun.status == status)
+        rows = []
+        for run, code in session.execute(query.order_by(SyncRun.started_at.desc()).limit(max(1, limit))):
+            version = session.get(DatasetVersion, run.version_id) if run.version_id is not None else None
+            rows.append((run.id[:8], code, moment_compact(run.started_at),
+                         moment_compact(run.finished_at) if run.finished_at else "", run.mode, run.status,
+                         run.rows_read, run.rows_published, run.rows_quarantined,
+                         f"v{version.number}" if version else "", " ".join((run.error or "").split())[:120]))
+        table("同步运行 / sync runs", ["run", "resource", "started 北京时间", "finished", "mode", "status", "read",
+                                      "published", "quarantined", "version", "error"], rows)
+
+
+@app.command()
 def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_API_HOST)")] = None,
           port: Annotated[int | None, typer.Option(help="port (GOVSHARE_API_PORT)")] = None,
           workers: Annotated[int, typer.Option(help="server processes (one per core for busy interfaces); with "
@@ -145,13 +179,47 @@ def serve(host: Annotated[str | None, typer.Option(help="bind address (GOVSHARE_
     import uvicorn
 
     from core.settings import get_settings
+    from registry.migrate import require_current
 
     with reported_errors():
         settings = get_settings()
         settings.require_secret()
+        require_current()  # an empty or older registry: say so now, not as a 500 on every request
+        from registry.audit.log import require_sealing_key
+        from registry.db import session_scope
+
+        with session_scope() as session:
+            require_sealing_key(session)  # not the key the registry was sealed with: every audited action fails
+        host, port = host or settings.api_host, port or settings.api_port
+        _require_free_address(host, port)
         # Named, not imported: the CLI and the API are both entry layers, neither imports the other.
-        uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host or settings.api_host,
-                    port=port or settings.api_port, access_log=access_log)
+        uvicorn.run("api.delivery:serving_app", factory=True, workers=workers, host=host, port=port,
+                    access_log=access_log)
+
+
+def _require_free_address(host: str, port: int) -> None:
+    """Say in one line that the address is taken or not this machine's (uvicorn logged it in English after
+    'Application startup complete' and exited 3, the hub's status for a fatal run)."""
+    import socket
+
+    from core.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(zh=f"无法解析监听地址 {host}（GOVSHARE_API_HOST / --host）：{exc}",
+                          en=f"cannot resolve the address to listen on, {host} (GOVSHARE_API_HOST / --host): {exc}")
+    family, kind, protocol, _, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(zh=f"无法在 {host}:{port} 上监听（{exc.strerror}）：端口已被占用时请先停止占用它的进程，或用 "
+                                 "--port / GOVSHARE_API_PORT 换一个端口；地址须是本机的（--host / GOVSHARE_API_HOST）",
+                              en=f"cannot listen on {host}:{port} ({exc.strerror}): if another process holds the port, "
+                                 "stop it or choose another with --port / GOVSHARE_API_PORT; the address must be this "
+                                 "machine's (--host / GOVSHARE_API_HOST)")
 
 
 @app.command()
@@ -168,10 +236,12 @@ def demo(airflow: Annotated[bool, typer.Option(help="run the sync DAGs through A
 
 def main() -> None:
     """The `govshare` command; an error no command caught still ends in one clear line, never a traceback."""
+    import logging
     import sys
 
-    from cli.output import unexpected
+    from cli.output import OneLineWarnings, unexpected
 
+    logging.lastResort = OneLineWarnings()  # a warning logged with its traceback: one line here, the rest in the log
     try:
         app()
     except Exception as exc:  # noqa: BLE001 - the last net under every command

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -85,6 +86,12 @@ def unexpected(exc: BaseException) -> int:
     from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
     detail = " ".join(str(getattr(exc, "orig", None) or exc).split())[:400]
+    if isinstance(exc, DBAPIError) and (getattr(exc.orig, "pgcode", None) == "42501"  # insufficient_privilege
+                                        or "readonly database" in detail):
+        err_console.print(f"[red]登记库拒绝了平台的数据库用户 / the registry database refused the hub's user:[/red] "
+                          f"{escape(detail)}; grant the user GOVSHARE_DATABASE_URL names the rights on the registry's "
+                          "tables (or make the SQLite file writable), or use the user that owns them", soft_wrap=True)
+        return 1
     if isinstance(exc, OperationalError) and "no such table" not in detail:
         err_console.print(f"[yellow]登记库无法访问，可重试 / the registry database cannot be reached:[/yellow] {escape(detail)}; "
                           "check GOVSHARE_DATABASE_URL and that the database is running", soft_wrap=True)
@@ -119,6 +126,26 @@ def file_problem(exc: OSError) -> str:
         return (f"没有写入权限 / the hub may not write{where}: {reason}; give the user it runs as write access "
                 "there, or point GOVSHARE_HOME / GOVSHARE_STORAGE elsewhere")
     return f"文件或网络错误 / file or network error{where}: {reason}"
+
+
+class OneLineWarnings(logging.Handler):
+    """Where the hub's own warnings go when nothing configured logging (the command line): one line each on
+    stderr; a traceback that came with one is kept in GOVSHARE_HOME/logs/cli-errors.log, never shown."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = " ".join(record.getMessage().split())
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                kept = _log_traceback(exc)
+                text += f" ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}" + (
+                    f"; the details are in {kept})" if kept else ")")
+            err_console.print(f"[yellow]注意 / note:[/yellow] {escape(text)}", soft_wrap=True)
+        except Exception:  # noqa: BLE001 - a warning that cannot be shown must not end the command
+            self.handleError(record)
 
 
 def _log_traceback(exc: BaseException) -> str | None:

@@ -209,6 +209,10 @@ def _open(url: str, cache: str) -> Storage:
     if "://" in url and not url.startswith("file://"):
         raise ConfigError(f"GOVSHARE_STORAGE={url}: use a folder or s3://bucket/prefix (存储只支持本地目录或 S3 兼容对象存储)")
     root = Path(url.removeprefix("file://")).absolute()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(zh=f"GOVSHARE_STORAGE={url} 是文件而不是文件夹：请指向一个文件夹（不存在时会自动创建）",
+                          en=f"GOVSHARE_STORAGE={url} is a file, not a folder: point it at a folder (one that does "
+                             "not exist yet is created)")
     root.mkdir(parents=True, exist_ok=True)
     return Storage(fs=pafs.LocalFileSystem(), base=root.as_posix(), root=root, remote=False, url=url)
 

@@ -13,7 +13,8 @@ from typing import Any
 
 SCHEDULES = {
     "realtime": "*/15 * * * *", "hourly": "@hourly", "daily": "@daily", "weekly": "@weekly",
-    "monthly": "@monthly", "quarterly": "0 0 1 */3 *", "yearly": "@yearly",
+    "monthly": "@monthly", "quarterly": "0 0 1 */3 *", "half_yearly": "0 0 1 1,7 *", "yearly": "@yearly",
+    "irregular": "@daily",  # 不定期: no cycle to follow, so looked at daily (a run without a change publishes nothing)
 }
 LOCK_WAIT_SECONDS = 300  # a run of the same resource started elsewhere (CLI): wait, then Airflow retries
 DEFAULT_ARGS = {"owner": "govshare", "retries": 2, "retry_delay": timedelta(minutes=5),
@@ -134,15 +135,17 @@ def build_maintenance_dags() -> dict[str, Any]:
 
         clean_staging() >> prune_versions()
 
-    @dag(dag_id="govshare_notices", description="更新通知: deliver due webhook notices, with retries and backoff",
+    @dag(dag_id="govshare_notices", description="更新通知: queue missed notices, deliver due webhook notices, with retries "
+                                                "and backoff",
          schedule="*/5 * * * *", tags=["govshare", "notices"], **common)
     def notices() -> None:
         @task(execution_timeout=timedelta(minutes=4))
         def deliver() -> dict[str, int]:
-            from pipeline.notify import deliver_pending
+            from pipeline.notify import deliver_pending, queue_missed
 
+            missed = queue_missed()  # versions whose publish died before queuing their notices
             report = deliver_pending()
-            return {"delivered": len(report.delivered), "retrying": len(report.retrying),
+            return {"missed": missed, "delivered": len(report.delivered), "retrying": len(report.retrying),
                     "failed": len(report.failed)}
 
         deliver()

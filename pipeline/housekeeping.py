@@ -57,10 +57,13 @@ def clean_staging(*, max_age_hours: float = 24, now: datetime | None = None) -> 
     limit = timedelta(hours=max_age_hours)
     removed: list[str] = []
     storage = get_storage()
+    # Listed before asking which runs hold a lock: a run takes its lock before it makes its folder, so every
+    # folder listed belongs to a run that is live below, or that has ended (a version names it, or it is dead).
+    prefixes = _run_prefixes(storage)
     held = live_runs()
     with session_scope() as session:
         recorded = set(session.scalars(select(DatasetVersion.path)))
-        for relative, modified in _run_prefixes(storage):
+        for relative, modified in prefixes:
             run_id = relative.rpartition("/")[2]
             if relative in recorded or run_id in held:
                 continue

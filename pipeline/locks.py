@@ -208,10 +208,11 @@ def acquire(*, resource_id: int, resource_code: str, run_id: str, wait_seconds: 
 
 
 def _busy(resource_code: str, holder: ResourceLock) -> str:
-    who = (f"handed over to its publish task until {clock.as_utc(holder.expires_at).strftime('%H:%M:%S')} UTC"
+    # Beijing time, as `govshare runs` and every page show it (北京时间)
+    who = (f"handed over to its publish task until {clock.to_beijing(holder.expires_at):%H:%M:%S} 北京时间"
            if not holder.pid else f"on {holder.host}, pid {holder.pid}")
     return (f"资源 {resource_code} 正由另一运行发布 / resource {resource_code} is being published by another run "
-            f"({holder.run_id[:8]} {who}, since {clock.as_utc(holder.acquired_at).strftime('%H:%M:%S')} UTC)")
+            f"({holder.run_id[:8]} {who}, since {clock.to_beijing(holder.acquired_at):%H:%M:%S} 北京时间)")
 
 
 def renew(*, resource_id: int, run_id: str) -> bool:

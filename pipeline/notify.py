@@ -120,19 +120,55 @@ def queue_notices(*, resource_code: str, version_number: int) -> int:
         if _unchanged(version):
             return 0  # nothing was updated (article 16 notifies updates): no notice
         now = clock.now()
-        rows = []
-        for subscription in subscribers(session, resource=resource):
-            webhook = session.get(NoticeEndpoint, subscription.id) is not None
-            rows.append({"subscription_id": subscription.id, "version_id": version.id, "resource_id": resource.id,
-                         "agency_id": subscription.agency_id, "resource_code": resource.code,
-                         "version_number": version.number, "payload": _payload(version, subscription),
-                         "status": "pending" if webhook else "feed", "attempts": 0,
-                         "next_attempt_at": now if webhook else None, "created_at": now})
+        rows = [_row(session, version, subscription, now) for subscription in subscribers(session, resource=resource)]
         created = _insert_ignoring_duplicates(session, rows)
         if created:
             record_event(session, actor="pipeline", action="notice.queue", resource_code=resource.code,
                          detail={"version": version.number, "notices": created})
         return created
+
+
+def _row(session, version: DatasetVersion, subscription: Subscription, now: datetime) -> dict[str, Any]:  # noqa: ANN001
+    webhook = session.get(NoticeEndpoint, subscription.id) is not None
+    return {"subscription_id": subscription.id, "version_id": version.id, "resource_id": version.resource_id,
+            "agency_id": subscription.agency_id, "resource_code": version.resource.code,
+            "version_number": version.number, "payload": _payload(version, subscription),
+            "status": "pending" if webhook else "feed", "attempts": 0,
+            "next_attempt_at": now if webhook else None, "created_at": now}
+
+
+MISSED_DAYS = 7  # how far back the sweep looks for versions whose notices were never queued
+
+
+def queue_missed(*, now: datetime | None = None, days: int = MISSED_DAYS) -> int:
+    """Queue the notices a publish's follow-up never queued (its process killed between the commit and the
+    notices, or the notices step failed): for every version of the last ``days``, one per subscriber that was
+    active when it was published and has none. The notices sweep runs it first; as idempotent as
+    :func:`queue_notices` (the same unique pair), so a follow-up running meanwhile queues nothing twice."""
+    now = clock.as_utc(now or clock.now())
+    with session_scope() as session:
+        pairs = session.execute(
+            select(DatasetVersion, Subscription)
+            .join(Subscription, Subscription.resource_id == DatasetVersion.resource_id)
+            .outerjoin(Notice, (Notice.subscription_id == Subscription.id) & (Notice.version_id == DatasetVersion.id))
+            .where(DatasetVersion.created_at >= now - timedelta(days=days), Subscription.status == "active",
+                   Subscription.created_at <= DatasetVersion.created_at, Notice.id.is_(None))
+            .order_by(DatasetVersion.id, Subscription.id)).all()
+        by_version: dict[int, list[dict[str, Any]]] = {}
+        versions = {}
+        for version, subscription in pairs:
+            if not _unchanged(version):
+                versions[version.id] = version
+                by_version.setdefault(version.id, []).append(_row(session, version, subscription, now))
+        queued = 0
+        for version_id, rows in by_version.items():
+            created = _insert_ignoring_duplicates(session, rows)
+            if created:
+                version = versions[version_id]
+                record_event(session, actor="pipeline", action="notice.queue", resource_code=version.resource.code,
+                             detail={"version": version.number, "notices": created, "missed": True})
+            queued += created
+        return queued
 
 
 def backoff(attempts: int, *, base_seconds: float, max_seconds: float) -> timedelta:

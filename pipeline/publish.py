@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from sqlalchemy import select
 
 from core import clock
 from core.errors import FatalError, RetriableError
@@ -63,6 +64,31 @@ def unchanged(staged: StagedRun) -> bool:
     return (staged.previous_version is not None and changes.get("file") is not None and not staged.schema_change
             and not (changes.get("inserted") or changes.get("updated") or changes.get("deleted")
                      or changes.get("schema_changed")))
+
+
+def ended_report(run_id: str) -> PublishReport | None:
+    """The report of a run whose publish committed already (published, or recorded unchanged), else None.
+
+    A publish task retried after its first try committed (killed before Airflow recorded its success, or an
+    error after the commit) gets this instead of publishing again: the run is done, its version served."""
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id)
+        if run is None or run.status not in ("published", "unchanged"):
+            return None
+        resource = session.get(Resource, run.resource_id)
+        version = session.get(DatasetVersion, run.version_id) if run.version_id is not None else None
+        if run.status == "published" and version is None:
+            return None
+        manifest = version.manifest if version is not None else {}
+        previous = session.scalar(select(DatasetVersion.number).where(
+            DatasetVersion.resource_id == run.resource_id, DatasetVersion.id < run.version_id)
+            .order_by(DatasetVersion.id.desc()).limit(1)) if version is not None else None
+        return PublishReport(resource_code=resource.code, run_id=run.id, version=version.number if version else None,
+                             mode=run.mode, rows_read=run.rows_read or 0, rows_published=run.rows_published or 0,
+                             rows_quarantined=run.rows_quarantined or 0, path=version.path if version else "",
+                             manifest_sha256=version.manifest_sha256 if version else "",
+                             changes=manifest.get("changes"), version_rows=version.row_count if version else 0,
+                             previous_version=previous)
 
 
 def publish_staged(staged: StagedRun, *, wait_seconds: float = 0) -> PublishReport:

@@ -23,6 +23,13 @@ def start_run(*, run_id: str, resource_id: int, mode: str, status: str = "stagin
         session.add(SyncRun(id=run_id, resource_id=resource_id, status=status, mode=mode))
 
 
+def _reason(exc: BaseException) -> str:
+    """What `govshare runs` shows for a failed run (a Ctrl-C or a stop signal has no text of its own)."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return f"已中断 / interrupted ({type(exc).__name__}: Ctrl-C or a stop signal); nothing was published"
+    return str(exc) or type(exc).__name__
+
+
 def record_run_failure(run_id: str, exc: BaseException, *, resource_id: int | None = None,
                        mode: str = "full") -> None:
     """The run failed: recorded with its error (a run refused before it started gets a row of its own)."""
@@ -33,7 +40,7 @@ def record_run_failure(run_id: str, exc: BaseException, *, resource_id: int | No
                 run = SyncRun(id=run_id, resource_id=resource_id, mode=mode)
                 session.add(run)
             if run is not None:
-                run.status, run.finished_at, run.error = "failed", clock.now(), str(exc)[:2000]
+                run.status, run.finished_at, run.error = "failed", clock.now(), _reason(exc)[:2000]
     except Exception:  # noqa: BLE001 - the original error matters more than the bookkeeping
         pass
 

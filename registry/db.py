@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +52,18 @@ def _sqlite_folder(url: str) -> None:
 
 
 def _create(url: str) -> Engine:
+    try:
+        return _create_engine(url)
+    except (ArgumentError, ImportError) as exc:  # not a URL, an unknown database kind or a driver not installed
+        from core.errors import ConfigError
+
+        raise ConfigError(zh=f"GOVSHARE_DATABASE_URL 无法使用：{exc}；应为 sqlite:///路径 或 "
+                             "postgresql+psycopg2://用户@主机/库名",
+                          en=f"GOVSHARE_DATABASE_URL cannot be used: {exc}; expected sqlite:///PATH or "
+                             "postgresql+psycopg2://USER@HOST/DBNAME") from exc
+
+
+def _create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         _sqlite_folder(url)
         engine = create_engine(url, connect_args={"check_same_thread": False})

@@ -260,3 +260,46 @@ def test_every_read_and_refusal_is_audited_and_the_chain_exposes_tampering(serve
         connection.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": removed})
     problems = _verify_chain()
     assert problems == [f"event {denied[2].id}: does not follow the previous event (deleted, inserted or reordered)"]
+
+
+def test_a_registry_that_stops_answering_is_503_with_the_reason_and_recovers(pg_hub_home: Path, pg_database: str,
+                                                                             tmp_path: Path) -> None:
+    """The PostgreSQL registry going away under a running server (restarted, moved) answered every request a
+    bare 500 'Internal Server Error' with the driver's traceback in the log; now 503 with the reason (Chinese and
+    English, Retry-After), a Chinese page for a browser, and the next request after it is back answers again."""
+    import psycopg2
+
+    from tests.helpers import bearer, register_resource, running_api
+    from tests.services import require_postgres
+
+    database = tmp_path / "biz.db"
+    load_sqlite(database, rows=20, seed=4)
+    hub = register_resource(kind="sqlite", config={"path": str(database)}, subscribe=True)
+    name = pg_database.rpartition("/")[2]
+    admin = psycopg2.connect(require_postgres())
+    admin.autocommit = True
+
+    def rename(old: str, new: str) -> None:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (old,))
+            cursor.execute(f'ALTER DATABASE "{old}" RENAME TO "{new}"')
+
+    try:
+        with running_api() as api:
+            catalog = f"{api.base_url}/api/v1/catalog"
+            assert requests.get(catalog, headers=bearer(hub.token), timeout=30).status_code == 200
+            rename(name, name + "_away")
+            try:
+                answer = requests.get(catalog, headers=bearer(hub.token), timeout=30)
+                assert answer.status_code == 503 and answer.headers["Retry-After"] == "30", answer.text
+                assert answer.json()["detail_zh"] == "平台登记库暂时无法访问，请稍后再试"
+                page = requests.post(f"{api.base_url}/web/login", data={"username": "zhang.wei", "password": "x"},
+                                     headers={"Accept": "text/html"}, timeout=30, allow_redirects=False)
+                assert page.status_code == 503 and "平台的登记库暂时无法访问" in page.text
+                assert requests.get(f"{api.base_url}/healthz", timeout=30).status_code == 503  # compose sees it
+            finally:
+                rename(name + "_away", name)
+            assert requests.get(catalog, headers=bearer(hub.token), timeout=30).status_code == 200
+            assert requests.get(f"{api.base_url}/healthz", timeout=30).json() == {"status": "ok"}
+    finally:
+        admin.close()

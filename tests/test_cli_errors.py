@@ -104,6 +104,9 @@ def test_a_lost_file_and_a_registry_that_cannot_be_used_are_explained(world: dic
     _clear(govshare("resource", "list", env={"GOVSHARE_HOME": str(unmigrated)}), 1, "run `govshare init`")
     down = "postgresql+psycopg2://nobody@127.0.0.1:1/govshare"
     _clear(govshare("resource", "list", env={"GOVSHARE_DATABASE_URL": down}), 2, "registry database cannot be reached")
+    for wrong in ("postgres:/nobody@127.0.0.1", "mysql://root@127.0.0.1/test", "registry.db"):  # a typo, a kind
+        _clear(govshare("init", env={"GOVSHARE_DATABASE_URL": wrong}), 1,  # with no driver, a bare path: not a bug
+               "GOVSHARE_DATABASE_URL 无法使用", "expected sqlite:///PATH")
 
 
 def test_a_refused_login_is_a_configuration_error_on_every_path_and_never_retried(hub_home: Path) -> None:
@@ -137,3 +140,113 @@ def test_a_refused_login_is_a_configuration_error_on_every_path_and_never_retrie
 
         _clear(govshare("source", "edit", "pg", "-o", f"user={config['user']}"), 0, "source pg: ok")
         _clear(govshare("sync", code), 0, "v2")
+
+
+def test_serve_refuses_a_registry_that_is_empty_or_behind_instead_of_answering_500(hub_home: Path,
+                                                                                     tmp_path: Path) -> None:
+    """`govshare serve` on a registry `govshare init` never made (or made by an older hub) once started, said
+    /healthz ok and answered every request 500 with a traceback in its log; it now refuses in one line."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+
+    def serve(env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "serve", "--port", port],
+                              cwd=REPO, env={**child_env(), "COLUMNS": "200", **env}, capture_output=True, text=True,
+                              timeout=60)
+
+    _clear(serve({"GOVSHARE_HOME": str(tmp_path / "never-initialised")}), 1, "登记库结构不是最新",
+           "run `govshare init` first")
+    from registry.migrate import downgrade, upgrade
+
+    behind = f"sqlite:///{tmp_path / 'behind.db'}"
+    upgrade(url=behind)
+    downgrade(url=behind, revision="-1")
+    _clear(serve({"GOVSHARE_DATABASE_URL": behind}), 1, "登记库结构不是最新", "run `govshare init` first")
+    down = "postgresql+psycopg2://nobody@127.0.0.1:1/govshare"
+    _clear(serve({"GOVSHARE_DATABASE_URL": down}), 2, "registry database cannot be reached")
+
+    # The port taken by another process: one line saying so (uvicorn logged it in English and exited 3).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(port)))
+        taken.listen()
+        _clear(serve({}), 1, "cannot listen on 127.0.0.1:" + port, "端口已被占用")
+
+
+def test_a_secret_key_other_than_the_registrys_is_refused_before_it_seals_anything(tmp_path: Path) -> None:
+    """A mistyped GOVSHARE_SECRET_KEY (or another hub's) used to be taken: every action it audited was sealed
+    with the wrong key, so `audit verify` under the right key showed those records as forged, for good. Now
+    every audited command and `serve` refuse it in one line, before writing; a demo registry may take a real key."""
+    right = {"GOVSHARE_HOME": str(tmp_path / "home"), "GOVSHARE_SECRET_KEY": "the-right-secret-key-0123456789abcdef"}
+    wrong = {**right, "GOVSHARE_SECRET_KEY": "a-mistyped-secret-key-0123456789abcdef"}
+    _clear(govshare("init", env=right), 0)
+    _clear(govshare("agency", "add", PROVIDER[0], PROVIDER[1], env=right), 0)
+    refused = "GOVSHARE_SECRET_KEY 不是此登记库审计日志封印所用的密钥"
+    _clear(govshare("agency", "add", "11310000MB2F3956X1", "上海市民政局", env=wrong), 1, refused,
+           "set the original key back")
+    _clear(govshare("serve", "--port", "1", env=wrong), 1, refused)
+    _clear(govshare("audit", "verify", env=right), 0, "audit log intact: 1 records")
+    assert "上海市民政局" not in govshare("agency", "list", env=right).stdout
+
+    demo = {"GOVSHARE_HOME": str(tmp_path / "trial"), "GOVSHARE_DEMO": "1"}
+    _clear(govshare("init", env=demo), 0)
+    _clear(govshare("agency", "add", PROVIDER[0], PROVIDER[1], env={**demo, **{"GOVSHARE_DEMO": "0"},
+                                                                    "GOVSHARE_SECRET_KEY": right["GOVSHARE_SECRET_KEY"]}), 0)
+
+
+def test_a_storage_path_that_is_a_file_is_one_line_not_tracebacks(world: dict[str, str], tmp_path: Path) -> None:
+    """GOVSHARE_STORAGE naming a file: `govshare sync` printed two tracebacks (the failed run's clean-up logged
+    with its traceback) and 'File exists'; now what to fix, and a logged warning stays one line."""
+    a_file = tmp_path / "storage"
+    a_file.write_text("not a folder")
+    for command in (("sync", world["code"]), ("housekeep",)):
+        _clear(govshare(*command, env={"GOVSHARE_STORAGE": str(a_file)}), 1, "is a file, not a folder",
+               "是文件而不是文件夹")
+
+
+def test_a_registry_user_without_rights_is_told_so_not_to_run_init(pg_database: str, tmp_path: Path) -> None:
+    """GOVSHARE_DATABASE_URL naming a PostgreSQL user without rights on the registry's tables: every command,
+    `init` included, said "not up to date: run `govshare init`", a loop; now what is wrong and what to grant."""
+    import uuid
+
+    import psycopg2
+
+    admin_dsn = require_postgres()
+    owner = pg_database.replace("postgresql://", "postgresql+psycopg2://", 1)
+    role = f"govshare_t_r_{uuid.uuid4().hex[:8]}"
+    env = {"GOVSHARE_HOME": str(tmp_path / "home"), "GOVSHARE_DEMO": "1"}
+    _clear(govshare("init", env={**env, "GOVSHARE_DATABASE_URL": owner}), 0)
+    admin = psycopg2.connect(admin_dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE ROLE "{role}" LOGIN')
+        base, _, name = owner.rpartition("/")
+        scheme, _, host = base.partition("://")
+        reader = f"{scheme}://{role}@{host.rpartition('@')[2]}/{name}"
+        for command in (("agency", "list"), ("init",)):
+            text = _clear(govshare(*command, env={**env, "GOVSHARE_DATABASE_URL": reader}), 1,
+                          "the registry database refused the hub's user", "permission denied")
+            assert "govshare init" not in text
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+            cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()
+
+
+def test_govshare_runs_shows_how_each_run_ended_and_why_one_failed(world: dict[str, str], tmp_path: Path) -> None:
+    """An operator had no command to see a failed or abandoned run (only Airflow's task log, or the database):
+    `govshare runs` lists them newest first with the reason, filtered by resource and status."""
+    code = world["code"]
+    _clear(govshare("sync", code), 0)
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    _clear(govshare("sync", code, env={"GOVSHARE_STORAGE": str(a_file)}), 1)
+    listed = " ".join(_clear(govshare("runs", code), 0).split())
+    assert listed.index("│ failed │") < listed.index("│ published │") and "GOVSHARE_STORAGE" in listed and "│ v1 │" in listed
+    only_failed = " ".join(_clear(govshare("runs", "--status", "failed"), 0).split())
+    assert "│ failed │" in only_failed and "│ published │" not in only_failed
+    _clear(govshare("runs", "999999/0001"), 1, "no resource '999999/0001'")

@@ -297,3 +297,23 @@ def test_a_refused_login_fails_the_sync_task_at_once_without_retries(hub_home: P
         with closing(pymysql.connect(**mysql, autocommit=True)) as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
             cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_every_catalogue_update_cycle_has_its_own_schedule(tmp_path: Path) -> None:
+    """A 每半年 resource was scheduled @daily (the fallback for a cycle the table lacked); each cycle of the
+    catalogue's code list now names its schedule, 不定期 looked at daily."""
+    import yaml
+
+    from pipeline.airflow_dags import SCHEDULES, build_sync_dags
+
+    cycles = yaml.safe_load((REPO / "schemas" / "labels.yaml").read_text(encoding="utf-8"))["update_cycles"]
+    assert set(SCHEDULES) == set(cycles)
+    specs = tmp_path / "dag_specs.json"
+    specs.write_text(json.dumps({"resources": [
+        {"dag_id": f"govshare_sync_{cycle}", "resource_code": f"10100{n}/0001", "name": "企业基本信息",
+         "agency_code": PROVIDER[0], "agency_name": PROVIDER[1], "update_cycle": cycle, "source_kind": "sqlite",
+         "sync_mode": "auto"} for n, cycle in enumerate(cycles)]}, ensure_ascii=False))
+    built = build_sync_dags(specs)
+    assert built["govshare_sync_half_yearly"].schedule == "0 0 1 1,7 *"
+    assert built["govshare_sync_quarterly"].schedule == "0 0 1 */3 *"
+    assert built["govshare_sync_irregular"].schedule == "@daily"

@@ -161,3 +161,35 @@ def test_retention_keeps_the_latest_and_what_a_subscriber_needs(source: tuple[Hu
         with pytest.raises(FullCopyNeeded, match="removed by the retention rule"):
             changes_since(session, resource=resource, since=2)
         assert changes_since(session, resource=resource, since=5).versions == []
+
+
+def test_a_run_that_starts_while_housekeeping_looks_keeps_its_folder(source: tuple[Hub, Path],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Housekeeping asked which runs hold a lock, then listed the run folders: a run that took its lock and
+    staged in between (the maintenance DAG beside a sync) was taken for abandoned, its staged files removed and
+    the live run marked failed, so its publish task found nothing. The folders are now listed first."""
+    import pipeline.locks as locks
+    from pipeline.extract import stage_resource
+    from pipeline.housekeeping import clean_staging
+    from pipeline.sync import publish_run
+
+    hub, database = source
+    _sync(hub)
+    with closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute("UPDATE enterprises SET status = '注销', updated_at = '2026-03-01T08:00:00+08:00' WHERE id = 3")
+    original = locks.live_runs
+    started = []
+
+    def live_runs_then_a_run_starts() -> set[str]:
+        held = original()
+        if not started:  # the stage task of a scheduled sync, between housekeeping's two looks
+            started.append(stage_resource(resource_code=hub.resource_code, full=True, hand_over=True))
+        return held
+
+    monkeypatch.setattr(locks, "live_runs", live_runs_then_a_run_starts)
+    clean_staging()
+    monkeypatch.setattr(locks, "live_runs", original)
+    (staged,) = started
+    assert sync_runs(hub.resource_code)[-1].status == "staged"
+    assert publish_run(folder=staged.folder).version == 2
+    assert clean_staging() == [] and latest(hub.resource_code).number == 2

@@ -183,3 +183,35 @@ def test_init_without_a_secret_key_stops_before_touching_the_schema(monkeypatch:
     done = CliRunner().invoke(app, ["init"])
     assert done.exit_code == 0, done.output
     assert REGISTRY_TABLES <= _tables(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_init_on_tables_without_their_migration_record_says_what_it_is(backend: str, request: pytest.FixtureRequest,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    """A registry whose `alembic_version` was lost (restored from a partial dump, made by another tool): init
+    failed with "table agencies already exists" shown as an unreachable registry to retry (exit 2); it now says
+    what the database is and what to do (exit 1), and changes nothing."""
+    from sqlalchemy import text
+
+    from cli.main import app
+
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1)
+        monkeypatch.setenv("GOVSHARE_DATABASE_URL", url)
+    else:
+        url = f"sqlite:///{(tmp_path / 'var' / 'govshare.db').as_posix()}"
+    _reset()
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
+    engine.dispose()
+    before = _tables(url)
+
+    again = runner.invoke(app, ["init"], env={"COLUMNS": "300"})
+    assert again.exit_code == 1, again.output
+    flat = " ".join(again.output.split())
+    assert "没有迁移版本记录" in flat and "no migration record (alembic_version)" in flat and "agencies" in flat
+    assert _tables(url) == before

@@ -228,3 +228,58 @@ def test_the_pull_feed(source: tuple[Hub, Path]) -> None:
         assert requests.get(url, headers=bearer(stranger), timeout=30).json()["notices"] == []
     result = _cli("notices", "subscriptions", "--resource", hub.resource_code)
     assert result.exit_code == 0 and "pull feed" in result.output and CONSUMER[1] in result.output
+    # The operator's list shows the newest notices: with more than --limit, it used to show the oldest only.
+    result = _cli("notices", "list", "--limit", "1")
+    assert result.exit_code == 0 and "│ v2 " in result.output and "│ v1 " not in result.output, result.output
+    result = _cli("notices", "list")
+    assert result.output.index("│ v1 ") < result.output.index("│ v2 ")
+
+
+KILLED_BEFORE_NOTICES = """
+import sys, time
+from pathlib import Path
+import pipeline.after_publish as after_publish
+marker = Path(sys.argv[1])
+def killed_here(*args, **kwargs):  # the version is committed; its follow-up has not queued anything yet
+    marker.write_text("committed")
+    time.sleep(600)
+after_publish.after_publish = killed_here
+import pipeline.run.lifecycle as lifecycle
+lifecycle.after_publish = killed_here
+from pipeline.sync import sync_resource
+sync_resource(resource_code={code!r})
+"""
+
+
+def test_notices_of_a_version_whose_sync_was_killed_after_the_commit_are_queued_by_the_sweep(
+        source: tuple[Hub, Path]) -> None:
+    """`govshare sync` (or Airflow's after_publish task) killed between the commit and the notices: v1 served,
+    no notice, and nothing ever queued it (`notices deliver` and the notices DAG only sent queued ones). The
+    sweep now queues what a version's subscribers of the day lack, once; later subscribers get none."""
+    import time
+
+    from tests.helpers import hub_child, latest, sigkill
+
+    hub, database = source
+    marker = database.parent / "committed"
+    with receiving() as receiver:
+        _set_webhook(hub, CONSUMER[0], receiver)
+        with hub_child(KILLED_BEFORE_NOTICES.format(code=hub.resource_code), str(marker)) as child:
+            deadline = time.monotonic() + 300
+            while not marker.exists():
+                assert child.poll() is None, child.stderr.read().decode()[-3000:]
+                assert time.monotonic() < deadline, "the child never committed"
+                time.sleep(0.05)
+            sigkill(child)
+        assert latest(hub.resource_code).number == 1 and _notices(resource_code=hub.resource_code) == []
+        assert _cli("agency", "add", OTHER_PROVIDER[0], OTHER_PROVIDER[1]).exit_code == 0
+        result = _cli("subscribe", hub.resource_code, "--agency", OTHER_PROVIDER[1], "--purpose", "迟到的订阅")
+        assert result.exit_code == 0, result.output  # after v1: no notice of v1 for it
+
+        result = _cli("notices", "deliver")
+        assert result.exit_code == 0 and "queued 1 missed, delivered 1" in result.output, result.output
+        (notice,) = _notices(resource_code=hub.resource_code)
+        assert notice.version_number == 1 and notice.status == "delivered"
+        assert [n["version"] for n in receiver.accepted] == [1]
+        result = _cli("notices", "deliver")
+        assert result.exit_code == 0 and "missed" not in result.output and len(receiver.requests) == 1

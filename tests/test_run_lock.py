@@ -126,6 +126,11 @@ def test_a_second_run_is_refused_or_waits(hub: Hub) -> None:
         with pytest.raises(RetriableError) as refused:
             _sync(hub)
         assert "is being published by another run" in str(refused.value) and holder[:8] in str(refused.value)
+        from core import clock
+
+        # The time it names is Beijing time, as `govshare runs` shows the same run's start (it said UTC).
+        lock = _lock(hub)
+        assert f"since {clock.to_beijing(lock.acquired_at):%H:%M:%S} 北京时间" in str(refused.value)
         assert versions(hub.resource_code) == []
 
     # Held now, released in a moment: a run that may wait goes through once it is free.
@@ -345,3 +350,98 @@ def test_housekeeping_removes_a_run_prefix_no_registry_row_names(hub: Hub, tmp_p
     assert removed == [paths.run_prefix(hub.resource_id, killed.id)]
     assert run_prefixes(hub.resource_id) == [Path(served).name]
     assert not any(killed.id in name for name in stored_names())
+
+
+KILLED_AFTER_COMMIT = """
+import sys, time
+from pathlib import Path
+import pipeline.publish as publish
+marker = Path(sys.argv[1])
+original = publish._record
+def committed_then_paused(*args, **kwargs):
+    report = original(*args, **kwargs)  # the version is committed; Airflow has not heard of it yet
+    marker.write_text("committed")
+    time.sleep(600)
+    return report
+publish._record = committed_then_paused
+from pipeline.extract import stage_resource
+from pipeline.sync import publish_run
+staged = stage_resource(resource_code={code!r}, hand_over=True)  # the stage task
+marker.with_suffix(".folder").write_text(staged.folder)
+publish_run(folder=staged.folder)  # the publish task, killed after its commit
+"""
+
+
+def test_a_publish_task_retried_after_its_commit_returns_its_version_and_removes_nothing(
+        hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow retries a publish task that died after the commit (SIGKILL, a lost worker): the retry used to
+    find the resource 'already at v2', discard the run and delete its prefix, which is v2's folder: the served
+    version lost its files and its run was marked failed. The retry now returns the committed version."""
+    from pipeline.run.lifecycle import follow_up
+    from pipeline.sync import publish_run
+
+    _sync(hub)
+    _change(hub, 11)
+    marker = tmp_path / "committed"
+    with hub_child(KILLED_AFTER_COMMIT.format(code=hub.resource_code), str(marker)) as child:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the child never committed"
+            time.sleep(0.05)
+        sigkill(child)
+    folder = marker.with_suffix(".folder").read_text()
+    v2 = latest(hub.resource_code)
+    assert v2.number == 2 and _lock(hub).run_id == v2.run_id  # the killed task still names the lock
+
+    report = publish_run(folder=folder)  # Airflow's retry of the publish task
+    assert report.version == 2 and report.run_id == v2.run_id and report.manifest_sha256 == v2.manifest_sha256
+    assert report.previous_version == 1
+    assert follow_up(resource_code=hub.resource_code, version=report.version)["errors"] == {}
+    assert [v.number for v in versions(hub.resource_code)] == [1, 2]
+    expected = sqlite_query(_source(hub), "SELECT id, name, status FROM enterprises ORDER BY id")
+    assert table_rows(read_version(latest(hub.resource_code)), ("id", "name", "status")) == expected
+    assert sync_runs(hub.resource_code)[-1].status == "published" and _lock(hub) is None
+
+    # An error after the commit (here: the working copy's bookkeeping) fails the call, never the version.
+    import pipeline.publish as publish
+
+    original = publish._record
+
+    def committed_then_failed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        original(*args, **kwargs)
+        raise OSError("after the commit")
+
+    monkeypatch.setattr(publish, "_record", committed_then_failed)
+    _change(hub, 12, "2030-01-02T00:00:00+08:00")
+    with pytest.raises(OSError, match="after the commit"):
+        _sync(hub)
+    monkeypatch.setattr(publish, "_record", original)
+    assert [v.number for v in versions(hub.resource_code)] == [1, 2, 3]
+    expected = sqlite_query(_source(hub), "SELECT id, name, status FROM enterprises ORDER BY id")
+    assert table_rows(read_version(latest(hub.resource_code)), ("id", "name", "status")) == expected
+    assert sync_runs(hub.resource_code)[-1].status == "published" and _lock(hub) is None
+    _change(hub, 13, "2030-01-03T00:00:00+08:00")
+    assert _sync(hub).version == 4
+
+
+def test_a_run_stopped_with_ctrl_c_is_recorded_with_a_reason(hub: Hub, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) during a publish: the run was cleaned up but recorded failed with an empty error, so
+    `govshare runs` showed a failure without a reason; it now says it was interrupted."""
+    import signal
+
+    _sync(hub)
+    _change(hub, 14)
+    marker = tmp_path / "paused-before-manifest"
+    with hub_child(PAUSED_PUBLISH.format(code=hub.resource_code), str(marker), "before-manifest") as child:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the child never reached the publish phase"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=60)
+    stopped = sync_runs(hub.resource_code)[-1]
+    assert stopped.status == "failed" and "interrupted (KeyboardInterrupt" in stopped.error
+    assert [v.number for v in versions(hub.resource_code)] == [1] and _lock(hub) is None
+    assert _sync(hub).version == 2

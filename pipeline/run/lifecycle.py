@@ -23,7 +23,7 @@ from typing import Any
 from core.storage import get_storage
 from pipeline import locks, paths
 from pipeline.after_publish import STEPS, after_publish
-from pipeline.publish import PublishReport, publish_staged
+from pipeline.publish import PublishReport, ended_report, publish_staged
 from pipeline.runs import record_run_failure, start_run
 from pipeline.staging import StagedRun
 
@@ -53,9 +53,22 @@ def begin(*, resource_id: int, resource_code: str, run_id: str, mode: str, wait_
 
 
 def discard(*, resource_id: int, run_id: str, exc: BaseException, release: bool = True) -> None:
-    """Clean up a run that failed before its commit: its prefix removed, the failure recorded, the lease freed."""
+    """Clean up a run that failed before its commit: its prefix removed, the failure recorded, the lease freed.
+    An error after the commit discards nothing: the prefix is a served version and the run is done."""
     try:
-        get_storage().delete(paths.run_prefix(resource_id, run_id))
+        committed = ended_report(run_id) is not None
+    except Exception:  # noqa: BLE001 - the registry is not answering: whether it committed is unknown
+        committed = None
+    if committed:
+        log.error("run %s failed after its publish committed (%s); its version stays served", run_id[:8], exc)
+        if release:
+            locks.release(resource_id=resource_id, run_id=run_id)
+        return
+    try:
+        if committed is None:  # never remove what may be a served version's folder; housekeeping knows later
+            log.warning("could not tell whether run %s committed; its files are left to housekeeping", run_id[:8])
+        else:
+            get_storage().delete(paths.run_prefix(resource_id, run_id))
     except Exception:  # noqa: BLE001 - the run's own error matters more; housekeeping removes the leftover
         log.exception("could not remove the failed run %s's files; housekeeping will", run_id)
     record_run_failure(run_id, exc)
@@ -77,6 +90,9 @@ def publish(*, folder: str, wait_seconds: float = 0) -> PublishReport:
     """Publish a staged run (the Airflow publish task, or straight after staging); a failure leaves the previous
     version served and the run's prefix removed. The lease, held since staging (or handed over to this task),
     is released however this ends."""
+    if (done := ended_report(Path(folder).name)) is not None:  # a retried task whose first try committed
+        locks.release(resource_id=int(Path(folder).parent.name), run_id=done.run_id)  # what a killed try kept
+        return done
     staged = StagedRun.load(Path(folder))
     try:
         return publish_staged(staged, wait_seconds=wait_seconds)

@@ -60,6 +60,42 @@ def anchor_seal(event_id: int, event_hash_hex: str, written_at: str, *, key: byt
     return event_seal(f"anchor:{int(event_id)}:{event_hash_hex}:{written_at}", key=key)
 
 
+_KEYS_CHECKED: set[tuple[str, bytes]] = set()
+
+
+def require_sealing_key(session: Session) -> None:
+    """Refuse to seal with another key than the one this registry's log is sealed with (a GOVSHARE_SECRET_KEY
+    mistyped or not the registry's): every record sealed so would show as forged under the right key, for good.
+    The sealed marker of when sealing began (AuditSealing) tells; checked once per process, database and key."""
+    from registry.audit.models import AuditSealing
+
+    key = seal_key()
+    checked = (str(session.get_bind().url), key)
+    if checked in _KEYS_CHECKED:
+        return
+    marker = session.get(AuditSealing, 1)
+    if marker is not None and sealing_seal(marker.sealed_from_id, marker.started_at, key=key) != marker.seal \
+            and not _sealed_in_demo_mode(marker):
+        from core.errors import ConfigError
+
+        raise ConfigError(zh="GOVSHARE_SECRET_KEY 不是此登记库审计日志封印所用的密钥（或封印起点记录被改动）：请设回原密钥；"
+                             "用别的密钥写入的审计记录将永远无法核验",
+                          en="GOVSHARE_SECRET_KEY is not the key this registry's audit log is sealed with (or the "
+                             "record of when sealing began was altered): set the original key back; records sealed "
+                             "with another key could never be verified")
+    _KEYS_CHECKED.add(checked)
+
+
+def _sealed_in_demo_mode(marker) -> bool:  # noqa: ANN001 - AuditSealing
+    """A registry begun in demo mode was sealed with the public placeholder's key, which proves nothing: it may
+    take a real key (the way from a trial to production); a real key it was sealed with may not change."""
+    from core.keys import derive_key
+    from core.settings import PLACEHOLDER_SECRET
+
+    demo_key = derive_key(purpose="audit-seal", secret=PLACEHOLDER_SECRET)
+    return sealing_seal(marker.sealed_from_id, marker.started_at, key=demo_key) == marker.seal
+
+
 def _lock_chain(session: Session) -> None:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -82,6 +118,7 @@ def record_event(
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction, so it commits or rolls back with the action."""
+    require_sealing_key(session)
     _lock_chain(session)
     last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
     event = AuditEvent(
@@ -136,6 +173,8 @@ class ChainWriter:
     tail read as record_event; the columns' own bind processing (times, JSON) is applied."""
 
     def __init__(self, engine) -> None:  # noqa: ANN001 - sqlalchemy Engine
+        with Session(engine) as session:
+            require_sealing_key(session)
         dialect = engine.dialect
         compiled = insert(AuditEvent.__table__).compile(dialect=dialect, column_keys=list(_COLUMNS))
         self._sql, self._order = compiled.string, compiled.positiontup if compiled.positional else None

@@ -140,7 +140,8 @@ def _sealing_start(session: Session, key: bytes, rows: list[dict[str, Any]]) -> 
         return 0, [Finding(None, "sealing", "the record of when sealing began is missing (deleted)")] if rows else []
     if sealing_seal(marker.sealed_from_id, marker.started_at, key=key) != marker.seal:
         return 0, [Finding(None, "sealing", "the record of when sealing began was altered (its seal does not "
-                                            "match)")]
+                                            "match; if every record shows as forged too, check first that "
+                                            "GOVSHARE_SECRET_KEY is the key the log was sealed with)")]
     return marker.sealed_from_id, []
 
 

@@ -87,9 +87,11 @@ def endpoint_for(session: Session, *, subscription_id: int) -> tuple[str, str] |
 
 
 def list_notices(session: Session, *, resource_code: str | None = None, status: str | None = None,
-                 agency_id: int | None = None, after: int | None = None, limit: int = 100) -> list[Notice]:
-    """Notices oldest first (by id); `after` is the pull feed's cursor, the id of the last notice seen."""
-    query = select(Notice).order_by(Notice.id)
+                 agency_id: int | None = None, after: int | None = None, limit: int = 100,
+                 newest: bool = False) -> list[Notice]:
+    """Notices oldest first (by id); `after` is the pull feed's cursor, the id of the last notice seen. With
+    ``newest``, the newest ``limit`` of them (still oldest first): what an operator looking now wants."""
+    query = select(Notice).order_by(Notice.id.desc() if newest else Notice.id)
     if resource_code:
         query = query.where(Notice.resource_code == resource_code)
     if status:
@@ -98,7 +100,8 @@ def list_notices(session: Session, *, resource_code: str | None = None, status: 
         query = query.where(Notice.agency_id == agency_id)
     if after is not None:
         query = query.where(Notice.id > after)
-    return list(session.scalars(query.limit(max(1, min(limit, FEED_PAGE_MAX)))))
+    found = list(session.scalars(query.limit(max(1, min(limit, FEED_PAGE_MAX)))))
+    return found[::-1] if newest else found
 
 
 def parse_cursor(after: str | None) -> int | None:
