@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from core.calendar.workdays import UnknownCalendarYear
 from tests.catalog_helpers import (
     audit_actions,
     catalog_home_fixture,  # noqa: F401 - the catalog_home fixture
