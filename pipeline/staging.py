@@ -70,10 +70,12 @@ class StagedRun:
         if not path.is_file():
             storage.pull(folder)  # staged by another worker: its files are in the store
         if not path.is_file():
-            from core.errors import RetriableError
+            from core.errors import FatalError
 
-            # e.g. removed by housekeeping or by a run that took over an expired lock
-            raise RetriableError(f"{folder} holds no staged run (staged.json missing); run the stage step again")
+            # e.g. removed by housekeeping or by a run that took over an expired lock. Fatal, not retriable: a
+            # retried publish task finds it gone again (Airflow retried it for a quarter of an hour, in vain).
+            raise FatalError(f"暂存的运行已不存在，请重新运行同步（抽取与发布） / {folder} holds no staged run "
+                             "(staged.json missing): run the sync again, stage and publish")
         return cls(**{**json.loads(path.read_text()), "folder": str(folder)})
 
 

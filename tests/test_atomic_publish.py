@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -205,3 +206,25 @@ def test_a_second_publish_of_the_same_resource_is_refused(published: Published) 
 
     # Once the other publish is over, the next sync goes through.
     _assert_next_sync_publishes_v2(published)
+
+
+def test_a_publish_whose_staged_run_is_gone_fails_at_once_and_frees_the_resource(published: Published) -> None:
+    """Airflow's publish task after its staged run was removed (housekeeping, a takeover): retrying cannot bring
+    it back, so it fails as fatal (not retried for a quarter of an hour), records the run failed, releases the
+    lock the stage task handed over, and the next sync publishes."""
+    from core.errors import FatalError
+    from core.storage import get_storage
+    from pipeline import paths
+    from pipeline.extract import stage_resource
+    from pipeline.sync import publish_run
+
+    hub = published.hub
+    _change_source(published.database)
+    staged = stage_resource(resource_code=hub.resource_code, run_id="gone0000run")
+    get_storage().delete(paths.run_prefix(hub.resource_id, staged.run_id))
+    shutil.rmtree(staged.folder, ignore_errors=True)  # the working copy too, on an object store
+    with pytest.raises(FatalError, match="重新运行同步"):
+        publish_run(folder=staged.folder)
+    assert sync_runs(hub.resource_code)[-1].status == "failed"
+    _assert_v1_still_served(published, error_fragment="staged.json missing")
+    _assert_next_sync_publishes_v2(published)  # the lock is free: no wait for its lease

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from core.errors import FatalError
 from core.storage import get_storage
 from pipeline import locks, paths
 from pipeline.after_publish import STEPS, after_publish
@@ -93,7 +94,13 @@ def publish(*, folder: str, wait_seconds: float = 0) -> PublishReport:
     if (done := ended_report(Path(folder).name)) is not None:  # a retried task whose first try committed
         locks.release(resource_id=int(Path(folder).parent.name), run_id=done.run_id)  # what a killed try kept
         return done
-    staged = StagedRun.load(Path(folder))
+    try:
+        staged = StagedRun.load(Path(folder))
+    except FatalError as exc:  # nothing staged to publish: the run ends here, and frees what it held
+        run_id = Path(folder).name
+        record_run_failure(run_id, exc)
+        locks.release(resource_id=int(Path(folder).parent.name), run_id=run_id)
+        raise
     try:
         return publish_staged(staged, wait_seconds=wait_seconds)
     except BaseException as exc:
