@@ -237,11 +237,7 @@ class MySQLConnector(Connector):
                 names = [r[0] for r in cursor.fetchall()]
                 tables = []
                 for name in names:
-                    cursor.execute(
-                        """SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s
-                           AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION""",
-                        (database, name))
-                    key = [r[0] for r in cursor.fetchall()]
+                    key = _primary_key(cursor, database, name)
                     tables.append(TableInfo(name=name, columns=self._columns(cursor, name), primary_key=key))
                 return tables
         except pymysql.MySQLError as exc:
@@ -254,11 +250,7 @@ class MySQLConnector(Connector):
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    """SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s
-                       AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION""",
-                    (database, name))
-                key = [r[0] for r in cursor.fetchall()]
+                key = _primary_key(cursor, database, name)
                 try:
                     columns = self._columns(cursor, f"{database}.{name}")
                 except ConfigError:
@@ -390,3 +382,11 @@ class MySQLConnector(Connector):
                     values[i] = values[i].replace(tzinfo=zone)
             result.append(tuple(values))
         return result
+
+
+def _primary_key(cursor, database: str, table: str) -> list[str]:  # noqa: ANN001 - a pymysql cursor
+    """The table's primary key columns, in the key's order."""
+    cursor.execute("""SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s
+                      AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION""",
+                   (database, table))
+    return [r[0] for r in cursor.fetchall()]
