@@ -189,6 +189,10 @@ def test_a_refusal_and_a_stranger(browser, site: Delivery) -> None:  # noqa: F81
     with session_scope() as session:
         submitted = apply(session, resource_code=code, consumer=DENIED_AGENCY[0], scope="全部", purpose="核验",
                           items=["uscc"], by=console("test"))
+        # submitted yesterday, so that its written form can arrive today (an arrival still to come is refused)
+        submitted.submitted_at -= timedelta(days=1)
+        submitted.received_on -= timedelta(days=1)
+        submitted.due_on, submitted.due_problem = due_after(submitted.received_on, DECISION_WORKING_DAYS)
         number, received_on = submitted.number, submitted.received_on
     page = browser.new_page()
     _sign_in_as(page, site, "liu", f"/web/applications/{number}")
