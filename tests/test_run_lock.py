@@ -238,7 +238,7 @@ def test_a_stale_staged_run_is_not_published(hub: Hub) -> None:
     import shutil
 
     from core import clock
-    from core.errors import RetriableError
+    from core.errors import FatalError, RetriableError
     from pipeline.extract import stage_resource
     from pipeline.sync import publish_run
     from registry.db import session_scope
@@ -253,7 +253,7 @@ def test_a_stale_staged_run_is_not_published(hub: Hub) -> None:
     shutil.copytree(slow.folder, kept)
     assert _sync(hub).version == 2  # takes the expired lock over and removes the stale staging folder
     assert not Path(slow.folder).exists()
-    with pytest.raises(RetriableError, match="run the stage step again"):
+    with pytest.raises(FatalError, match="run the sync again"):  # gone for good: not retried in vain
         publish_run(folder=slow.folder)
 
     # Even if its folder had survived (staging on a host of its own), the stale run publishes nothing.
