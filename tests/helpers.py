@@ -308,6 +308,18 @@ def hub_child(code: str, *args: str) -> Iterator[Any]:
             child.wait()
 
 
+def wait_for_marker(child: Any, marker: Path, what: str, *, seconds: float = 300) -> None:  # noqa: ANN401 - Popen
+    """Wait until a hub child writes ``marker`` (it has reached the point a test strikes at); fail with the
+    child's error output if it ends first, or with ``what`` it never reached."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not marker.exists():
+        assert child.poll() is None, child.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, f"the child never {what}"
+        time.sleep(0.05)
+
+
 def sigkill(child: Any) -> None:  # noqa: ANN401 - subprocess.Popen
     """A real SIGKILL: the process gets no chance to clean up."""
     import signal

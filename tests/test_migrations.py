@@ -100,16 +100,23 @@ def test_upgraded_schema_is_usable_after_a_round_trip(tmp_path: Path, monkeypatc
         assert verify_chain(session) == []
 
 
+def _registry_url(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                  tmp_path: Path) -> str:
+    """The registry's URL on each backend: a scratch PostgreSQL database (set as GOVSHARE_DATABASE_URL), or the
+    default SQLite file under the test's GOVSHARE_HOME."""
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1)
+        monkeypatch.setenv("GOVSHARE_DATABASE_URL", url)
+        return url
+    return f"sqlite:///{(tmp_path / 'var' / 'govshare.db').as_posix()}"
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_init_twice_says_already_up_to_date(backend: str, request: pytest.FixtureRequest,
                                             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from cli.main import app
 
-    if backend == "postgresql":
-        url = request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1)
-        monkeypatch.setenv("GOVSHARE_DATABASE_URL", url)
-    else:
-        url = f"sqlite:///{(tmp_path / 'var' / 'govshare.db').as_posix()}"
+    url = _registry_url(backend, request, monkeypatch, tmp_path)
     _reset()
 
     runner = CliRunner()
@@ -196,11 +203,7 @@ def test_init_on_tables_without_their_migration_record_says_what_it_is(backend: 
 
     from cli.main import app
 
-    if backend == "postgresql":
-        url = request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1)
-        monkeypatch.setenv("GOVSHARE_DATABASE_URL", url)
-    else:
-        url = f"sqlite:///{(tmp_path / 'var' / 'govshare.db').as_posix()}"
+    url = _registry_url(backend, request, monkeypatch, tmp_path)
     _reset()
     runner = CliRunner()
     assert runner.invoke(app, ["init"]).exit_code == 0

@@ -256,20 +256,14 @@ def test_notices_of_a_version_whose_sync_was_killed_after_the_commit_are_queued_
     """`govshare sync` (or Airflow's after_publish task) killed between the commit and the notices: v1 served,
     no notice, and nothing ever queued it (`notices deliver` and the notices DAG only sent queued ones). The
     sweep now queues what a version's subscribers of the day lack, once; later subscribers get none."""
-    import time
-
-    from tests.helpers import hub_child, latest, sigkill
+    from tests.helpers import hub_child, latest, sigkill, wait_for_marker
 
     hub, database = source
     marker = database.parent / "committed"
     with receiving() as receiver:
         _set_webhook(hub, CONSUMER[0], receiver)
         with hub_child(KILLED_BEFORE_NOTICES.format(code=hub.resource_code), str(marker)) as child:
-            deadline = time.monotonic() + 300
-            while not marker.exists():
-                assert child.poll() is None, child.stderr.read().decode()[-3000:]
-                assert time.monotonic() < deadline, "the child never committed"
-                time.sleep(0.05)
+            wait_for_marker(child, marker, "committed")
             sigkill(child)
         assert latest(hub.resource_code).number == 1 and _notices(resource_code=hub.resource_code) == []
         assert _cli("agency", "add", OTHER_PROVIDER[0], OTHER_PROVIDER[1]).exit_code == 0

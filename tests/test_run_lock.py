@@ -33,6 +33,7 @@ from tests.helpers import (
     sync_runs,
     table_rows,
     versions,
+    wait_for_marker,
 )
 
 # Every test runs on the local folder and on an S3 object store (tests/s3_server.py), with each registry.
@@ -291,11 +292,7 @@ sync_resource(resource_code={code!r})
 def _kill_in_publish(hub: Hub, where: str, tmp_path: Path) -> None:
     marker = tmp_path / f"paused-{where}"
     with hub_child(PAUSED_PUBLISH.format(code=hub.resource_code), str(marker), where) as child:
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert child.poll() is None, child.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "the child never reached the publish phase"
-            time.sleep(0.05)
+        wait_for_marker(child, marker, "reached the publish phase")
         sigkill(child)
 
 
@@ -384,11 +381,7 @@ def test_a_publish_task_retried_after_its_commit_returns_its_version_and_removes
     _change(hub, 11)
     marker = tmp_path / "committed"
     with hub_child(KILLED_AFTER_COMMIT.format(code=hub.resource_code), str(marker)) as child:
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert child.poll() is None, child.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "the child never committed"
-            time.sleep(0.05)
+        wait_for_marker(child, marker, "committed")
         sigkill(child)
     folder = marker.with_suffix(".folder").read_text()
     v2 = latest(hub.resource_code)
@@ -434,11 +427,7 @@ def test_a_run_stopped_with_ctrl_c_is_recorded_with_a_reason(hub: Hub, tmp_path:
     _change(hub, 14)
     marker = tmp_path / "paused-before-manifest"
     with hub_child(PAUSED_PUBLISH.format(code=hub.resource_code), str(marker), "before-manifest") as child:
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert child.poll() is None, child.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "the child never reached the publish phase"
-            time.sleep(0.05)
+        wait_for_marker(child, marker, "reached the publish phase")
         child.send_signal(signal.SIGINT)
         child.wait(timeout=60)
     stopped = sync_runs(hub.resource_code)[-1]
