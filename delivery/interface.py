@@ -73,8 +73,8 @@ def choose_fields(decision: AccessDecision, version: DatasetVersion, fields: lis
 
 def searchable(decision: AccessDecision, version: DatasetVersion, column: str) -> None:
     """Lookups and filters only on granted, unmasked columns: otherwise a match would reveal a hidden value."""
-    granted = granted_columns(decision, version)
-    usable = [c for c in granted if c not in _masked(decision)]
+    masked = _masked(decision)
+    usable = [c for c in granted_columns(decision, version) if c not in masked]
     if column not in all_columns(version) and getattr(decision, "columns", None) is None:
         raise ConfigError(f"no column {column!r} in version {version.number}; columns: {', '.join(usable)}")
     if column not in usable:
@@ -178,8 +178,8 @@ def order_column(decision: AccessDecision, version: DatasetVersion) -> str:
     its values would tell them; then the first column the reader sees in the clear."""
     primary_key = decision.resource.stream.get("primary_key") or []
     candidates = [*primary_key[:1], *all_columns(version)]
-    granted = granted_columns(decision, version)
-    clear = [c for c in candidates if c in granted and c not in _masked(decision)]
+    granted, masked = granted_columns(decision, version), _masked(decision)
+    clear = [c for c in candidates if c in granted and c not in masked]
     return (clear or [c for c in candidates if c in granted] or candidates)[0]
 
 
