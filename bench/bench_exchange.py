@@ -286,6 +286,7 @@ def _run() -> dict[str, float]:
         "incremental_max_seconds": max(incremental["runs"]),
         "incremental_cpu_seconds": incremental["cpu_seconds"],  # the worker: first run and five measured ones
         "incremental_load_average_1m": incremental_load,
+        "incremental_peak_rss_mib": incremental["peak_rss_mib"],  # the worker, over all its runs
         # the weekly full refresh against the layered version the incremental runs built (one more round of changes)
         "refresh_layered_seconds": refresh["seconds"],
         "refresh_layered_vs_full_ratio": refresh["seconds"] / full["seconds"],

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import RetriableError
+from core.memory import give_back_free_memory
 from pipeline.after_publish import STEPS
 from pipeline.extract import stage_resource
 from pipeline.publish import PublishReport
@@ -49,5 +50,7 @@ def sync_resource(*, resource_code: str, full: bool = False, attempts: int = 1, 
                 raise
             log.warning("sync of %s failed (attempt %d of %d), retrying: %s", resource_code, attempt, attempts, exc)
             time.sleep(retry_delay_seconds * 2 ** (attempt - 1))
+        finally:
+            give_back_free_memory()  # the next run (or attempt) in this process starts from the base, not this peak
     done = lifecycle.follow_up(resource_code=report.resource_code, version=report.version, steps=after)
     return SyncReport(**vars(report), after=done)
