@@ -83,3 +83,33 @@ def test_a_consumers_masked_filtered_copy_verifies_as_it_receives_it(consumer: t
         assert result.exit_code == 1, result.output
         assert "the file has 5 rows more" in result.output
 
+
+
+def _kinds(table: pa.Table) -> dict[str, int]:
+    kinds = table.column("_change").to_pylist()
+    return {"inserted": kinds.count("insert"), "updated": kinds.count("update"), "deleted": kinds.count("delete")}
+
+
+def test_the_change_feeds_counts_are_those_of_the_consumers_view(consumer: tuple[Hub, Path], tmp_path: Path) -> None:
+    hub, database = consumer
+    # Rows leave the consumer's condition (注销), one is renamed inside it, one is deleted at the source.
+    sqlite_execute(database,
+                   f"UPDATE enterprises SET status = '注销', updated_at = '{LATER}' "
+                   "WHERE id IN (SELECT id FROM enterprises WHERE status IN ('存续', '在业') ORDER BY id LIMIT 4)",
+                   f"UPDATE enterprises SET name = name || '（更名）', updated_at = '{LATER}' "
+                   "WHERE id = (SELECT max(id) FROM enterprises WHERE status IN ('存续', '在业'))",
+                   "DELETE FROM enterprises WHERE id = (SELECT max(id) FROM enterprises WHERE status = '存续')")
+    sync(hub)
+    with running_api() as api:
+        answer = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/changes",
+                              params={"since": 1}, headers=bearer(hub.token), timeout=60)
+        assert answer.status_code == 200, answer.text
+        delta = _download(api, hub, "parquet", since=1)
+    copy = tmp_path / "changes.parquet"
+    copy.write_bytes(answer.content)
+    table = pq.read_table(copy)
+    said = {k: int(answer.headers[f"X-Govshare-{k.capitalize()}"]) for k in ("inserted", "updated", "deleted")}
+    # The four rows that left the view are deletes of the consumer's copy: what the headers say is what came.
+    assert said == _kinds(table)
+    assert said["deleted"] == 5 and said["inserted"] == 0
+    assert sum(said.values()) == table.num_rows == int(delta.headers["X-Govshare-Rows"])
