@@ -113,3 +113,35 @@ def test_the_change_feeds_counts_are_those_of_the_consumers_view(consumer: tuple
     assert said == _kinds(table)
     assert said["deleted"] == 5 and said["inserted"] == 0
     assert sum(said.values()) == table.num_rows == int(delta.headers["X-Govshare-Rows"])
+
+
+def test_an_update_notice_tells_a_restricted_consumer_only_what_its_download_confirms(
+        consumer: tuple[Hub, Path]) -> None:
+    from pipeline.notify import deliver_pending
+    from tests.test_notices import _set_webhook, receiving
+
+    hub, database = consumer
+    sqlite_execute(database, f"UPDATE enterprises SET status = '注销', updated_at = '{LATER}' "
+                             "WHERE id IN (SELECT id FROM enterprises WHERE status IN ('存续', '在业') LIMIT 3)")
+    with receiving() as receiver, running_api() as api:
+        _set_webhook(hub, hub.consumer_code, receiver)
+        sync(hub)
+        assert deliver_pending().delivered
+        (body,) = receiver.accepted
+        feed = requests.get(f"{api.base_url}/api/v1/notices", headers=bearer(hub.token), timeout=30).json()
+        versions = requests.get(f"{api.base_url}/api/v1/resources/{hub.resource_code}/versions",
+                                headers=bearer(hub.token), timeout=30).json()
+        download = _download(api, hub, "parquet")
+    assert all(r["valid"] for r in receiver.requests)
+    assert body["version"] == 2 == int(download.headers["X-Govshare-Version"])
+    # The whole version's row count is not the consumer's (its download has fewer rows), nor are the change
+    # counts (rows leaving its condition are deletes of its copy); the digests are of files it never gets.
+    (listed,) = [v for v in versions if v["number"] == 2]
+    assert body["row_count"] is None and listed["row_count"] is None
+    assert body["manifest_sha256"] is None and listed["manifest_sha256"] is None
+    assert "quarantined_count" not in body
+    assert body["changes"]["since_version"] == 1
+    assert not {"inserted", "updated", "deleted", "rows", "sha256", "file"} & set(body["changes"])
+    assert body["changes_feed"] == f"/api/v1/resources/{hub.resource_code}/changes"
+    assert [n["payload"] for n in feed["notices"] if n["version"] == 2] == [
+        {k: v for k, v in body.items() if k != "notice_id"}]
