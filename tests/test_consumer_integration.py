@@ -135,10 +135,11 @@ def test_an_update_notice_tells_a_restricted_consumer_only_what_its_download_con
     assert all(r["valid"] for r in receiver.requests)
     assert body["version"] == 2 == int(download.headers["X-Govshare-Version"])
     # The whole version's row count is not the consumer's (its download has fewer rows), nor are the change
-    # counts (rows leaving its condition are deletes of its copy); the digests are of files it never gets.
+    # counts (rows leaving its condition are deletes of its copy); the change file's digest is of a file it never
+    # gets. The manifest digest is the one its download carries: the notice names the version it downloads.
     (listed,) = [v for v in versions if v["number"] == 2]
     assert body["row_count"] is None and listed["row_count"] is None
-    assert body["manifest_sha256"] is None and listed["manifest_sha256"] is None
+    assert body["manifest_sha256"] == download.headers["X-Govshare-Manifest-SHA256"]
     assert "quarantined_count" not in body
     assert body["changes"]["since_version"] == 1
     assert not {"inserted", "updated", "deleted", "rows", "sha256", "file"} & set(body["changes"])
