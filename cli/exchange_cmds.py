@@ -75,21 +75,31 @@ def verify_command(
     file: Annotated[Path, typer.Argument(help="a downloaded Parquet or CSV copy")],
     version: Annotated[int | None, typer.Option(help="version to compare with (default: from the file name, "
                                                      "else the latest)")] = None,
+    agency: Annotated[str | None, typer.Option(help="the consumer agency (code or name) whose copy it is: compare "
+                                                    "with what its grant delivers (rows, items, masking)")] = None,
 ) -> None:
     """Check a downloaded copy against a version's manifest and files: prints match or the first difference.
 
-    Example: govshare verify 101001/0001 101001_0001_v3.parquet
+    A consumer's copy holds what its grant lets through (personal identifiers masked, only its rows and data
+    items): name the consumer with --agency.
+
+    Example: govshare verify 101001/0001 101001_0001_v3.parquet --agency 上海市人力资源和社会保障局
     """
     from pipeline.verify import verify_copy
 
     with reported_errors():
-        verdict = verify_copy(resource_code=resource, path=file, version=version)
+        verdict = verify_copy(resource_code=resource, path=file, version=version, agency=agency)
+    whose = f" as {agency} receives it" if agency else ""
     if verdict.match:
-        console.print(f"一致 / match: {file.name} holds exactly v{verdict.version} of {resource} "
+        console.print(f"一致 / match: {file.name} holds exactly v{verdict.version} of {resource}{whose} "
                       f"({verdict.rows} rows, {len(verdict.columns)} columns)")
         return
-    err_console.print(f"[red]不一致 / differs:[/red] {file.name} against v{verdict.version} of {resource}: "
+    err_console.print(f"[red]不一致 / differs:[/red] {file.name} against v{verdict.version} of {resource}{whose}: "
                       f"{verdict.difference}", soft_wrap=True)
+    if agency is None:
+        err_console.print("注意 / note: 使用部门收到的副本只含其授权的行和数据项，个人信息已脱敏；核验其副本请加 "
+                          "--agency <机构代码> / a consumer's copy holds only its granted rows and items, personal "
+                          "identifiers masked: to check it, add --agency <its code>", soft_wrap=True)
     raise typer.Exit(1)
 
 

@@ -95,3 +95,23 @@ def restrict_openapi(document: dict[str, Any], decision: AccessDecision) -> dict
             if parameter.get("name") == "fields":
                 parameter["description"] = f"逗号分隔的信息项，默认全部已授权项；可选：{', '.join(decision.columns)}"
     return out
+
+
+def subscriber_decision(session: Session, *, version: DatasetVersion, agency_code: str, agency_id: int,
+                        purpose: str) -> AccessDecision:
+    """What an update notice may tell a subscriber of a version (its grant's columns, row condition and masks),
+    decided without a read: a notice is no delivery, so neither refused nor audited as one. A subscriber whose
+    grant is gone is told as little as the most restricted reader."""
+    from delivery.access import personal_identifiers
+    from registry.sharing.grants import lifted_masks, live_grant
+
+    resource = version.resource
+    grant = live_grant(session, resource=resource, agency_id=agency_id)
+    if grant is None:
+        return AccessDecision(agency_code=agency_code, resource=resource, version=version, columns=[],
+                              purpose=purpose, channel=METADATA, grant_id=-1, row_filter={"none": True})
+    lifted = lifted_masks(grant)
+    masked = [] if lifted is True else [c for c in personal_identifiers(session, resource) if c not in lifted]
+    return AccessDecision(agency_code=agency_code, resource=resource, version=version,
+                          columns=list(grant.columns) if grant.columns else None, purpose=grant.purpose,
+                          channel=METADATA, grant_id=grant.id, row_filter=grant.row_filter, mask_columns=masked)

@@ -72,22 +72,37 @@ def notice_body(notice_id: int, payload: dict[str, Any]) -> bytes:
                       separators=(",", ":"), default=str).encode()
 
 
-def _payload(version: DatasetVersion, subscription: Subscription) -> dict[str, Any]:
+CHANGE_COUNTS = ("inserted", "updated", "deleted")
+CHANGE_FILE_FACTS = ("file", "sha256", "bytes", "rows")  # of the whole change set's file
+
+
+def _payload(session, version: DatasetVersion, subscription: Subscription) -> dict[str, Any]:  # noqa: ANN001
+    """What the subscriber may know of the version, as the versions endpoint shows it to that reader
+    (delivery.metadata.version_view): a row condition hides the row count and the change counts (those of its
+    own view are the change feed's headers), any restriction the digests of change files it never gets, and the
+    quarantine is the provider's business. The manifest digest stays: every download's X-Govshare-Manifest-SHA256
+    carries it, so a subscriber matches a notice with the version it downloads. The numbers a notice gives are
+    then the ones the subscriber's download confirms."""
+    from delivery.metadata import restricted, subscriber_decision, version_view
+
     manifest = version.manifest or {}
     resource = version.resource
+    decision = subscriber_decision(session, version=version, agency_code=subscription.agency.code,
+                                   agency_id=subscription.agency_id, purpose=subscription.purpose)
+    view = version_view(decision, version)
     payload: dict[str, Any] = {
         "event": "dataset.version.published",
         "resource": resource.code, "resource_name": resource.name,
         "provider": resource.agency.name, "provider_code": resource.agency.code,
         "subscriber_code": subscription.agency.code,
         "version": version.number, "published_at": version.created_at.isoformat(), "mode": manifest.get("mode"),
-        "row_count": manifest.get("row_count", version.row_count),
-        "quarantined_count": manifest.get("quarantined_count", version.quarantined_count),
-        "manifest_sha256": version.manifest_sha256,
+        "row_count": view["row_count"], "manifest_sha256": version.manifest_sha256,
         "download": f"/api/v1/resources/{resource.code}/files",
+        "changes_feed": f"/api/v1/resources/{resource.code}/changes",
     }
     if "changes" in manifest:  # the change summary of an incremental run, when the pipeline records one
-        payload["changes"] = manifest["changes"]
+        hidden = (CHANGE_COUNTS if decision.row_filter else ()) + (CHANGE_FILE_FACTS if restricted(decision) else ())
+        payload["changes"] = {k: v for k, v in manifest["changes"].items() if k not in hidden}
     return payload
 
 
@@ -132,7 +147,7 @@ def _row(session, version: DatasetVersion, subscription: Subscription, now: date
     webhook = session.get(NoticeEndpoint, subscription.id) is not None
     return {"subscription_id": subscription.id, "version_id": version.id, "resource_id": version.resource_id,
             "agency_id": subscription.agency_id, "resource_code": version.resource.code,
-            "version_number": version.number, "payload": _payload(version, subscription),
+            "version_number": version.number, "payload": _payload(session, version, subscription),
             "status": "pending" if webhook else "feed", "attempts": 0,
             "next_attempt_at": now if webhook else None, "created_at": now}
 

@@ -4,9 +4,11 @@ The file is read batch by batch next to the version's own rows and compared colu
 (the download streams the version's live rows in manifest order, pipeline.layers), so memory stays bounded
 whatever the size.
 The answer is "match" or the first difference: row count, columns, or the first row and column that differ.
-A copy restricted to granted columns is compared on those columns. The hub's own files are checked against
-the manifest's SHA-256 first, deletion vectors included (an altered version is a FatalError, never a silent
-"match").
+A copy restricted to granted columns is compared on those columns. A consumer's copy is what its grant lets
+through (rows of its row condition, personal identifiers masked): with ``agency`` the version is passed through
+that consumer's access decision first (delivery.access.restrict, as every channel does), so a faithful masked
+copy matches. The hub's own files are checked against the manifest's SHA-256 first, deletion vectors included
+(an altered version is a FatalError, never a silent "match").
 """
 
 from __future__ import annotations
@@ -135,13 +137,34 @@ def _is_own_file(parts: list[Part], path: Path) -> bool:
     return file_sha256(path) == parts[0].entry["sha256"]
 
 
-def verify_copy(*, resource_code: str, path: Path, version: int | None = None) -> Verdict:
+def _consumer_view(session, *, agency: str, resource_code: str):  # noqa: ANN001, ANN202 - AccessDecision
+    """What the agency receives through file download: its live grant's columns, row condition and masks (its
+    refusal, e.g. no grant or an expired one, is the answer then, audited as every refusal)."""
+    from delivery.agency_access import authorize_agency
+
+    return authorize_agency(session, agency=agency, resource_code=resource_code, channel="file",
+                            actor="console:verify")
+
+
+def _counted(batches: Iterator[pa.RecordBatch], seen: list[int]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        seen[0] += batch.num_rows
+        yield batch
+
+
+def verify_copy(*, resource_code: str, path: Path, version: int | None = None,
+                agency: str | None = None) -> Verdict:
     if not path.is_file():
         raise ConfigError(f"{path} is not a file; give the path of the downloaded Parquet or CSV copy")
     with session_scope() as session:
         record = _pick_version(session, get_resource(session, code=resource_code), version, path)
+        view = _consumer_view(session, agency=agency, resource_code=resource_code) if agency else None
     parts = version_parts(record)
     schema = parts_schema(parts)
+    if view is not None:
+        from delivery.access import restricted_schema
+
+        schema = restricted_schema(view, schema)
     try:
         fmt, actual_batches, columns = _open(path, schema)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError, StopIteration) as exc:  # not a copy at all
@@ -150,12 +173,13 @@ def verify_copy(*, resource_code: str, path: Path, version: int | None = None) -
                                   f"of v{record.number} ({' '.join(str(exc).split())[:160]})")
     verdict = Verdict(match=False, version=record.number, rows=record.row_count, columns=columns)
     _check_own_files(parts, resource_code=resource_code, number=record.number)
-    if _is_own_file(parts, path):
+    if view is None and _is_own_file(parts, path):
         verdict.match = True  # byte for byte the version's own (only) file
         return verdict
     missing_in_version = [c for c in columns if c not in schema.names]
     if missing_in_version:
-        verdict.difference = f"column(s) {', '.join(missing_in_version)} are not in v{record.number}"
+        whose = f"what {agency} receives of v{record.number}" if view is not None else f"v{record.number}"
+        verdict.difference = f"column(s) {', '.join(missing_in_version)} are not in {whose}"
         return verdict
     if fmt == "parquet":
         wrong = [f"{c} ({schema.field(c).type} in v{record.number}, {t} in the file)"
@@ -163,9 +187,17 @@ def verify_copy(*, resource_code: str, path: Path, version: int | None = None) -
         if wrong:
             verdict.difference = "column types differ: " + "; ".join(wrong)
             return verdict
-    expected = _windows(iter_parts(parts, batch_size=WINDOW, columns=columns))
+    if view is None:
+        source = iter_parts(parts, batch_size=WINDOW, columns=columns)
+    else:
+        from delivery.access import restrict
+
+        source = (batch.select(columns) for batch in
+                  restrict(view, iter_parts(parts, batch_size=WINDOW, columns=view.read_columns)))
+    expected_rows = [0]
+    expected = _windows(_counted(source, expected_rows))
     actual = _windows(actual_batches)
-    offset = 0
+    offset = surplus = 0
     for want in expected:
         try:
             got = next(actual, None)
@@ -173,20 +205,29 @@ def verify_copy(*, resource_code: str, path: Path, version: int | None = None) -
             verdict.difference = f"after row {offset}, the file does not read as v{record.number}'s columns: {exc}"
             return verdict
         if got is None or got.num_rows < want.num_rows:
+            for _ in expected:
+                pass  # counts the rows still expected
             verdict.difference = (f"the file ends after {offset + (got.num_rows if got else 0)} rows; "
-                                  f"v{record.number} has {record.row_count}")
+                                  f"{whose_rows(record, agency)} has {expected_rows[0]}")
             return verdict
+        surplus = got.num_rows - want.num_rows  # only in the last window: a copy longer than the version
+        got = got.slice(0, want.num_rows)
         for name in columns:
             index = _first_difference(want.column(name), got.column(name))
             if index is not None:
                 row = offset + index
-                verdict.difference = (f"row {row + 1}, column {name}: v{record.number} has "
+                verdict.difference = (f"row {row + 1}, column {name}: {whose_rows(record, agency)} has "
                                       f"{want.column(name)[index].as_py()!r}, the file has {got.column(name)[index].as_py()!r}")
                 return verdict
         offset += want.num_rows
-    extra = sum(t.num_rows for t in actual)
+    verdict.rows = expected_rows[0]
+    extra = sum(t.num_rows for t in actual) + surplus
     if extra:
-        verdict.difference = f"the file has {extra} rows more than v{record.number} ({record.row_count} rows)"
+        verdict.difference = f"the file has {extra} rows more than {whose_rows(record, agency)} ({verdict.rows} rows)"
         return verdict
     verdict.match = True
     return verdict
+
+
+def whose_rows(record: DatasetVersion, agency: str | None) -> str:
+    return f"v{record.number} as {agency} receives it" if agency else f"v{record.number}"

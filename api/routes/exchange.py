@@ -35,14 +35,14 @@ def changes(code: str, session: SessionDep, token: TokenDep, use: ReadUseDep, si
     """Every change after the version you hold (since=N), oldest first: `_version`, `_change` (insert, update,
     delete) and the row. 409 when only a whole download can bring your copy up to date."""
     decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="interface"), use)
+    full_schema = changes_schema(decision.version)
     try:
         span = changes_since(session, resource=decision.resource, since=since)
+        counts = _view_counts(session, decision, span, full_schema) if decision.row_filter else span.counts
     except FullCopyNeeded as exc:
         return JSONResponse({"detail": str(exc), "detail_zh": "无法增量更新，请下载完整的最新版本"}, status_code=409)
     marks = [VERSION_COLUMN, CHANGE_COLUMN]
     view = dataclasses.replace(decision, columns=[*decision.columns, *marks]) if decision.columns else decision
-    full_schema = changes_schema(decision.version)
-    counts = span.counts
     audit_read(session, decision=decision, rows=sum(counts.values()), fmt=f"changes-{fmt}")
     session.commit()
     changes = filtered_changes(session, decision, span, schema=full_schema, columns=_file_columns(view))
@@ -54,6 +54,21 @@ def changes(code: str, session: SessionDep, token: TokenDep, use: ReadUseDep, si
     return StreamingResponse(stream_version(decision.version, fmt=fmt, batches=batches,
                                             schema=restricted_schema(view, full_schema)),
                              media_type=FORMATS[fmt], headers=headers)
+
+
+def _view_counts(session: Any, decision: Any, span: Any, schema: Any) -> dict[str, int]:  # noqa: ANN401
+    """Inserts, updates and deletes of the consumer's view under a row condition (rows entering or leaving it
+    are inserts or deletes there): the counts of the file it gets, not of the whole change set. Reads only the
+    keys, the condition's columns and the change kind."""
+    import pyarrow.compute as pc
+
+    totals = {"inserted": 0, "updated": 0, "deleted": 0}
+    names = {"insert": "inserted", "update": "updated", "delete": "deleted"}
+    for batch in filtered_changes(session, decision, span, schema=schema, columns=[CHANGE_COLUMN]):
+        counted = pc.value_counts(batch.column(batch.schema.get_field_index(CHANGE_COLUMN))).to_pylist()
+        for entry in counted:
+            totals[names[entry["values"]]] += entry["counts"]
+    return totals
 
 
 def _file_columns(view: Any) -> list[str] | None:  # noqa: ANN401 - AccessDecision
