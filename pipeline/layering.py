@@ -27,6 +27,7 @@ from pipeline.validate import key_array
 
 MAX_PARTS = 24  # a version read as more files than this is compacted by its next incremental run
 MAX_DEAD_FRACTION = 0.2  # ... and so is one whose referenced files are a fifth dead rows
+DELETED_ROWS_AT_ONCE = 65_536  # deleted rows read and written to the change set at once
 ROW_READERS = 8  # record batches of a row store read at once when rows are taken from it (I/O overlapped)
 
 
@@ -331,12 +332,20 @@ class ChangeWriter:
                 result.inserted += int((~updates).sum())
 
     def write_deletes(self, deletes: list[tuple[Part, np.ndarray]]) -> None:
-        for part, positions in deletes:  # a delete carries the row as last published
-            rows = rows_at(part, np.sort(positions))
-            kinds = pa.array(["delete"] * rows.num_rows, pa.string())
-            arrays = [rows.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds for f in self.target]
-            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.target))
-            self.result.deleted += rows.num_rows
+        """A delete carries the row as last published. The rows are read and written DELETED_ROWS_AT_ONCE at a
+        time: a source that dropped most of a table must not bring every old row into memory at once."""
+        for part, positions in deletes:
+            positions = np.sort(positions)
+            for first in range(0, len(positions), DELETED_ROWS_AT_ONCE):
+                wanted = positions[first:first + DELETED_ROWS_AT_ONCE]
+                rows = rows_at(part, wanted)
+                kinds = pa.array(["delete"] * rows.num_rows, pa.string())
+                arrays = [rows.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds
+                          for f in self.target]
+                self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.target))
+                self.result.deleted += rows.num_rows
+                rows = arrays = None
+                pa.default_memory_pool().release_unused()  # mimalloc would keep the decoded row groups' pages
 
     def close(self, *, deletes_detected: bool) -> dict:
         self.writer.close()
