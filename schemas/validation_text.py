@@ -2,14 +2,15 @@
 
 pydantic validates the API's request bodies and queries (FastAPI) and the command line's option values
 (typer); its messages are English only. :func:`reason_zh` says the same for the error types people meet (a
-missing value, a wrong type, too long, a pattern, a choice), and an English-only fallback naming the type for
-the rest, so nothing is lost. The machine-readable record itself stays as pydantic made it.
+missing value, a wrong type, too long, a pattern, a choice), and for the rest 值无效 with pydantic's own words,
+so nothing is lost; :func:`summary_zh` names every wrong field of a request with its reason. The
+machine-readable record itself stays as pydantic made it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # pydantic error type -> Chinese reason; {placeholders} come from the error's ctx (and `input`).
@@ -75,3 +76,32 @@ def reason_zh(error: Mapping[str, Any]) -> str:
     except (KeyError, IndexError, ValueError):
         return f"值无效（{kind}）：{error.get('msg', '')}"
 
+
+
+PLACES = {"body": "请求体", "query": "查询参数", "path": "路径参数", "header": "请求头", "cookie": "Cookie"}
+
+
+def location_zh(loc: Sequence[Any]) -> str:
+    """Where in a request the value was: ('body', 'items', 0, 'name') -> 请求体 items[0].name."""
+    parts = list(loc)
+    where = PLACES.get(str(parts[0]), "") if parts else ""
+    if where:
+        parts = parts[1:]
+    field = ""
+    for part in parts:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return " ".join(p for p in (where, field) if p) or "请求"
+
+
+def summary_zh(errors: Sequence[Mapping[str, Any]], *, names: Mapping[str, str] | None = None, most: int = 5) -> str:
+    """Every wrong field and why, in one Chinese sentence: 请求体 username：应为文本；请求体 password：必须填写.
+    ``names`` gives a field (the last name in its location) the label a page shows for it (用户名)."""
+    said = []
+    for error in errors:
+        loc = list(error.get("loc") or ())
+        named = [p for p in loc if isinstance(p, str) and p not in PLACES]
+        where = (names or {}).get(named[-1]) if named else None
+        said.append(f"{where or location_zh(loc)}：{reason_zh(error)}")
+    unique = list(dict.fromkeys(said))
+    more = f"（另有 {len(unique) - most} 处）" if len(unique) > most else ""
+    return "；".join(unique[:most]) + more
