@@ -6,7 +6,8 @@ import errno
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -15,8 +16,9 @@ from sqlalchemy.exc import DataError, OperationalError
 from api.delivery import install as install_delivery
 from api.routes import catalog, catalog_interop, datasets, exchange, people, sharing
 from api.routes import quality as quality_routes
-from api.web import for_people, http_error_page
+from api.web import for_people, http_error_page, invalid_request_page
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
+from schemas.validation_text import summary_zh
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,14 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        if for_people(request):
-            return http_error_page(request, 400)
-        return await request_validation_exception_handler(request, exc)
+        # A page's form post is a person's whatever its Accept header says: never FastAPI's JSON on a page.
+        if for_people(request) or request.url.path.startswith("/web"):
+            return invalid_request_page(request, list(exc.errors()))
+        # FastAPI's machine-readable `detail` list as it was (clients read it), with which field is wrong and why
+        # in Chinese beside it: `message`, and `detail_zh` as every other error of the API has.
+        message = f"请求有误：{summary_zh(exc.errors())}"
+        return JSONResponse({"detail": jsonable_encoder(exc.errors()), "message": message, "detail_zh": message},
+                            status_code=422)
 
     @app.exception_handler(OSError)
     def _disk(request: Request, exc: OSError) -> Response:

@@ -18,6 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from cli.output import console, parse_day, reported_errors, table
+from cli.usage import bad_value
 from core.errors import AccessDenied
 from schemas.presentation import label_list
 
@@ -55,7 +56,7 @@ def refusals_audited(as_user: str | None, command: str) -> Iterator[None]:
 def _password(env: str | None) -> str:
     if env:
         if env not in os.environ:
-            raise typer.BadParameter(f"environment variable {env} is not set")
+            raise bad_value(env, f"环境变量 {env} 未设置 / environment variable {env} is not set")
         return os.environ[env]
     return typer.prompt("password 密码", hide_input=True, confirmation_prompt=True)
 

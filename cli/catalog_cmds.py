@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from cli.output import console, reported_errors, table
 from cli.output import note as show_note
+from cli.usage import bad_value
 from core.errors import ConfigError
 from registry.db import session_scope
 from schemas.catalog_metadata import CatalogEntryData, code_list, metadata, problems_of
@@ -32,7 +33,7 @@ DayOption = Annotated[str | None, typer.Option("--on", help="日期 day of the a
 def _item(text: str) -> dict[str, Any]:
     parts = [p.strip() for p in text.split(":")]
     if len(parts) < 2 or not parts[0]:
-        raise typer.BadParameter(f"信息项 {text!r} 应为 名称:数据类型[:主体标识[:字段名]] / NAME:TYPE[:SUBJECT[:COLUMN]]")
+        raise bad_value(text, f"信息项 {text!r} 应为 名称:数据类型[:主体标识[:字段名]] / NAME:TYPE[:SUBJECT[:COLUMN]]")
     item: dict[str, Any] = {"name": parts[0], "data_type": parts[1]}
     if len(parts) > 2 and parts[2]:
         item["subject_id"] = parts[2]

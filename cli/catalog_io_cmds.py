@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from cli.output import console, err_console, reported_errors, table
+from cli.usage import bad_value
 from registry.db import session_scope
 from schemas.catalog_metadata import code_list
 
@@ -26,7 +27,7 @@ def template_command(path: Annotated[Path, typer.Argument(help="要写入的 .xl
 
     with reported_errors():
         if path.suffix.lower() != ".xlsx":
-            raise typer.BadParameter("模板是 Excel 工作簿，文件名请以 .xlsx 结尾 / the template is an .xlsx workbook")
+            raise bad_value(path, "模板是 Excel 工作簿，文件名请以 .xlsx 结尾 / the template is an .xlsx workbook")
         write_workbook(path)
         console.print(f"模板已写入 {path}：填好“信息资源”和“信息项”两张表后用 `govshare catalog import` 导入")
 
@@ -111,7 +112,7 @@ def discover_command(
             document = draft_document(items, provider=provider, provider_code=provider_code, prefill=prefill)
             out.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
         else:
-            raise typer.BadParameter("--out 须为 .xlsx 或 .json / --out must end in .xlsx or .json")
+            raise bad_value(out, "须为 .xlsx 或 .json / --out must end in .xlsx or .json")
         console.print(f"已写入 {len(items)} 个信息项的草稿 {out} / draft written")
 
 

@@ -10,6 +10,7 @@ import typer
 from cli.catalog_cmds import DayOption, catalog_app
 from cli.output import parse_day
 from cli.output import console, due, reported_errors, table
+from cli.usage import bad_value
 from registry.db import session_scope
 
 
@@ -52,7 +53,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     for value in values or []:
         key, sep, text = value.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"{what} {value!r} 应为 名称=意见 / expected NAME=COMMENT")
+            raise bad_value(value, f"{what} {value!r} 应为 名称=意见 / expected NAME=COMMENT")
         out[key.strip()] = text.strip()
     return out
 

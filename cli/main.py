@@ -9,9 +9,11 @@ import typer
 from cli import calendar as calendar_cmds
 from cli import identifier_cmds, registry_cmds
 from cli.output import console, err_console, reported_errors, table
+from cli.usage import ChineseUsageGroup
 from schemas.presentation import moment_compact
 
 app = typer.Typer(
+    cls=ChineseUsageGroup,  # usage errors of every command in Chinese
     help="govshare: government data sharing and exchange hub (政务数据资源共享交换平台).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.usage import bad_value
 from core.errors import (
     AccessDenied,
     FatalError,
@@ -39,7 +40,7 @@ def parse_day(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / expected a date like 2025-10-08, got {text!r}") from None
+        raise bad_value(text, f"{text!r} 不是有效日期，格式应为 YYYY-MM-DD / expected a date like 2025-10-08") from None
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -12,6 +12,7 @@ import typer
 
 from cli.output import console, reported_errors, table
 from cli.output import note as show_note
+from cli.usage import bad_value
 from core.errors import ConfigError
 from schemas.presentation import label, moment_compact
 
@@ -201,7 +202,7 @@ def consistency_command(
         for pair in map_ or []:
             column, sep, element = pair.partition("=")
             if not sep:
-                raise typer.BadParameter(f"{pair!r} is not COLUMN=ELEMENT")
+                raise bad_value(pair, f"{pair!r} 应为 列名=数据元代码 / is not COLUMN=ELEMENT")
             mapping[column.strip()] = element.strip()
         report = check_consistency(resource_code=resource, mapping=mapping or None, key_column=key)
         table(f"{resource} 一致性比对 / consistency", ["数据元 element", "权威来源 authority", "比对 compared",

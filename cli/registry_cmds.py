@@ -11,6 +11,7 @@ import typer
 
 from cli.output import console, err_console, reported_errors, table
 from cli.output import note as show_note
+from cli.usage import bad_value
 from registry.people.agencies import add_agency, list_agencies
 from registry.db import session_scope
 from registry.catalog.resources import add_resource, get_resource, list_resources
@@ -61,12 +62,12 @@ def _options(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE")
+            raise bad_value(pair, f"{pair!r} 应为 键=值 / is not KEY=VALUE")
         if value.lstrip().startswith(("{", "[")):  # nested settings, e.g. -o 'streams={"enterprises": {...}}'
             try:
                 config[key.strip()] = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise typer.BadParameter(f"{key.strip()}: not valid JSON ({exc})") from None
+                raise bad_value(pair, f"{key.strip()} 的值不是有效的 JSON / {key.strip()}: not valid JSON ({exc})") from None
             continue
         config[key.strip()] = value
     return config
@@ -77,13 +78,13 @@ def _secret_from(*, password_env: str | None, token_env: str | None, key_file: P
     for field, variable in (("password", password_env), ("token", token_env)):
         if variable:
             if variable not in os.environ:
-                raise typer.BadParameter(f"environment variable {variable} is not set")
+                raise bad_value(variable, f"环境变量 {variable} 未设置 / environment variable {variable} is not set")
             secret[field] = os.environ[variable]
     if key_file:
         try:
             secret["private_key"] = key_file.read_text()
         except OSError as exc:
-            raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror}") from None
+            raise bad_value(key_file, f"无法读取 {key_file} / cannot read {key_file}: {exc.strerror}") from None
     return secret or None
 
 

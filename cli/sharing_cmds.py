@@ -16,6 +16,7 @@ from cli import access_cmds
 from cli.access_cmds import AsUser, acting_as, refusals_audited
 from cli.output import parse_day
 from cli.output import console, due, reported_errors, table
+from cli.usage import bad_value
 from schemas.presentation import label
 
 apply_app = typer.Typer(help="Applications for conditional resources (按需共享申请, article 14) and for leave to "
@@ -72,7 +73,7 @@ def apply_submit(resource: str, agency: Annotated[str, typer.Option(help="consum
         try:
             rule = json.loads(row_filter) if row_filter else None
         except json.JSONDecodeError as exc:
-            raise typer.BadParameter(f"--filter is not JSON: {exc}") from None
+            raise bad_value(row_filter, f"不是有效的 JSON / --filter is not JSON: {exc}") from None
         application = apply(session, resource_code=resource, consumer=agency, scope=scope, purpose=purpose,
                             items=item, row_filter=rule, kind=kind, by=acting_as(session, as_user))
         if form:

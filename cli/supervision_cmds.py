@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.output import console, due, reported_errors, table
+from cli.usage import bad_value
 
 report_app = typer.Typer(help="Reports (报告): the periodic evaluation notice (定期通报).", no_args_is_help=True)
 violation_app = typer.Typer(help="Violations of article 23 (违规情形) with their evidence.", no_args_is_help=True)
@@ -32,10 +33,10 @@ def _day(value: str | None) -> date | None:
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / {value!r} is not a date: use YYYY-MM-DD") from None
+        raise bad_value(value, f"{value!r} 不是有效日期，格式应为 YYYY-MM-DD / not a date: use YYYY-MM-DD") from None
     if day > (today := clock.today()):
         # A day still to come would count every deadline before it as missed (and record violations) already.
-        raise typer.BadParameter(f"统计截至日 {day} 晚于今天 {today}：尚未到期的时限不能算作逾期 / "
+        raise bad_value(value, f"统计截至日 {day} 晚于今天 {today}：尚未到期的时限不能算作逾期 / "
                                  f"{day} is after today: a deadline still to come is not missed yet")
     return day
 
@@ -145,7 +146,7 @@ def violation_record(case: Annotated[int, typer.Option(help="article 23 case, 1-
     for item in record or []:
         table_name, _, ident = item.partition(":")
         if not table_name or not ident.isdigit():
-            raise typer.BadParameter(f"{item!r}: use TABLE:ID, e.g. audit_events:42")
+            raise bad_value(item, f"{item!r} 应为 表名:编号，如 audit_events:42 / use TABLE:ID, e.g. audit_events:42")
         refs.append({"table": table_name, "id": int(ident)})
     with reported_errors(), session_scope() as session:
         violation = record_finding(session, case=case, agency=agency, summary=summary, resource_code=resource,

@@ -85,7 +85,8 @@ def validate_streams(config: dict[str, Any]) -> None:
 
 
 # Excel serial numbers read as dates: up to 2099-12-31, and 9999-12-31 ("no end"). A number between them is no
-# plausible serial date (202001 would be a day of 2453: a yyyymm code), so it is left to be flagged.
+# plausible serial date (202001 would be a day of 2453: a yyyymm code): tabular.Normalizer refuses it, and its
+# row is quarantined.
 EXCEL_SERIALS_UNTIL, EXCEL_NO_END = 73051, 2958465
 
 

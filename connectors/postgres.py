@@ -24,7 +24,7 @@ from connectors.base import (
 from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
-from connectors.postgres_types import converted_select
+from connectors.postgres_types import array_type, converted_select
 from connectors.prefetch import prefetched
 from connectors.time_range import out_of_range_times
 from core.errors import ConfigError
@@ -132,7 +132,8 @@ class PostgresConnector(Connector):
         columns = []
         for col, formatted, typname, typmod, nullable, comment, base_formatted in rows:
             base = base_formatted.split("(")[0]
-            arrow = _decimal_from_typmod(typmod) if typname == "numeric" else PG_TO_ARROW.get(base, pa.string())
+            arrow = _decimal_from_typmod(typmod) if typname == "numeric" else \
+                array_type(base_formatted) or PG_TO_ARROW.get(base, pa.string())
             columns.append(ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable,
                                       comment=comment or ""))
         return columns

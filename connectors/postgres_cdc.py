@@ -16,7 +16,7 @@ import select
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg2
 import psycopg2.extras
@@ -135,7 +135,9 @@ class ChangeCapture:
                 raise ConfigError(self.connector.fail(
                     "源库未开启逻辑复制 / wal_level is not 'logical': set wal_level = logical in postgresql.conf "
                     "and restart the source server, or use sync mode full/incremental"))
-            columns = self.connector._columns(cursor, f"{schema}.{name}")  # noqa: SLF001
+            # Arrays are captured as their PostgreSQL text, the form the change stream carries ('{a,NULL}').
+            columns = [replace(c, arrow_type=pa.string()) if pa.types.is_list(c.arrow_type) else c
+                       for c in self.connector._columns(cursor, f"{schema}.{name}")]  # noqa: SLF001
             cursor.execute(
                 """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
                    AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary

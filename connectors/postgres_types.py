@@ -17,6 +17,9 @@ columns converted by the server itself:
 
 ``numeric`` also arrives as an opaque extension (its text), which the connector converts to an exact decimal
 itself (``PostgresConnector._faithful``).
+
+An array of a type the driver reads natively arrives as an Arrow list of it (``text[]`` -> ``list<string>``);
+:func:`array_type` describes such a column the same way before any row is read (discovery, ``contract attach``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,22 @@ from __future__ import annotations
 import pyarrow as pa
 
 _TYPE_KEY = b"POSTGRESQL:type"
+# Element types (format_type's spelling) whose arrays the driver delivers as Arrow lists; an array of any other
+# type (numeric, uuid, json, inet, a composite, ...) is converted to its text above, '{1.50,2}'.
+LIST_ELEMENTS = {"smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(),
+                 "double precision": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(), "text": pa.string(),
+                 "character varying": pa.string(), "character": pa.string(), "bytea": pa.binary(),
+                 "timestamp without time zone": pa.timestamp("us"),
+                 "timestamp with time zone": pa.timestamp("us", tz="UTC")}
+
+
+def array_type(formatted: str) -> pa.DataType | None:
+    """The Arrow type a read delivers for a column of type ``formatted`` (``format_type``: 'integer[]',
+    'character varying(10)[]') when it is an array; None when it is not one."""
+    if not formatted.endswith("[]"):
+        return None
+    element = formatted[:-2].split("(")[0]
+    return pa.list_(LIST_ELEMENTS[element]) if element in LIST_ELEMENTS else pa.string()
 
 
 def _quoted(name: str) -> str:

@@ -241,6 +241,23 @@ def release(*, resource_id: int, run_id: str) -> None:
                                                    ResourceLock.run_id == run_id))
 
 
+# What a run's clean-up says when it could not release (pipeline.runs.cleanup_unfinished).
+KEPT = (f"未能释放资源锁，待确认其持有者已不在（运行已结束、本进程退出，或心跳停止 {LEASE_SECONDS} 秒后）时由下一次运行接管",
+        f"the resource's lock is kept: the next run takes it over once its holder is seen gone (the run ended, this "
+        f"process exited, or its heartbeat stopped for {LEASE_SECONDS} s)")
+
+
+def release_in_cleanup(*, resource_id: int, run_id: str) -> Exception | None:
+    """Release as a run's clean-up does: an error (the registry unreachable) is returned, not raised, so the
+    run's own error stays the one reported. The heartbeat has stopped either way, so the lock kept is taken over
+    once its holder is seen gone (its lease runs out, or its process has ended)."""
+    try:
+        release(resource_id=resource_id, run_id=run_id)
+    except Exception as exc:  # noqa: BLE001 - said by the caller, beside the run's own error
+        return exc
+    return None
+
+
 def live_runs() -> set[str]:
     """Run ids whose lock is held by a live holder now (housekeeping leaves their folders alone)."""
     now = clock.now()
@@ -256,12 +273,20 @@ def live_runs() -> set[str]:
 @contextmanager
 def resource_lock(resource_id: int, resource_code: str, *, run_id: str | None = None,
                   wait_seconds: float = 0) -> Iterator[str]:
-    """Hold the lock for the block (a fresh run id unless given); released however the block ends."""
+    """Hold the lock for the block (a fresh run id unless given); released however the block ends (a release
+    the registry refuses is a warning: the lock is taken over once its holder is seen gone)."""
     import uuid
+
+    from pipeline.runs import cleanup_unfinished
 
     run_id = run_id or uuid.uuid4().hex
     acquire(resource_id=resource_id, resource_code=resource_code, run_id=run_id, wait_seconds=wait_seconds)
+    failed = False
     try:
         yield run_id
-    finally:
-        release(resource_id=resource_id, run_id=run_id)
+    except BaseException:
+        failed = True
+        raise
+    finally:  # a release the registry refuses is said beside the block's own error, never in its place
+        if (problem := release_in_cleanup(resource_id=resource_id, run_id=run_id)) is not None:
+            cleanup_unfinished(run_id, failed=failed, undone=[KEPT], cause=problem)

@@ -30,6 +30,7 @@ from pipeline.manifest import (
     schema_fields,
     write_manifest,
 )
+from pipeline.runs import cleanup_unfinished
 from pipeline.staging import StagedRun
 from registry.audit.log import record_event
 from registry.db import session_scope
@@ -105,8 +106,10 @@ def publish_staged(staged: StagedRun, *, wait_seconds: float = 0) -> PublishRepo
     try:
         return _publish_locked(staged)
     finally:
-        if fresh:  # a staged run built without stage_resource (benchmarks, replays) holds no lock after this
-            locks.release(resource_id=staged.resource_id, run_id=staged.run_id)
+        # a staged run built without stage_resource (benchmarks, replays) holds no lock after this; a release
+        # the registry refuses is a warning, never in place of the publish's own error or result
+        if fresh and (problem := locks.release_in_cleanup(resource_id=staged.resource_id, run_id=staged.run_id)):
+            cleanup_unfinished(staged.run_id, failed=False, undone=[locks.KEPT], cause=problem)
 
 
 def _publish_locked(staged: StagedRun) -> PublishReport:

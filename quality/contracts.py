@@ -75,10 +75,16 @@ class Contract(BaseModel):
             raise FatalError(f"契约 {self.name} 声明的字段在数据源中不存在 / contract {self.name}: the source has no "
                              f"column(s) {', '.join(missing)}; fix the source or the contract")
         wrong = [f"{c.name} ({c.type} expected, source has {schema.field(c.name).type})"
-                 for c in self.columns if not _type_matches(c.type, schema.field(c.name).type)
-                 and not _convertible(c.type, schema.field(c.name).type)]
+                 for c in self.mistyped(schema)]
         if wrong:
             raise FatalError(f"契约 {self.name} 字段类型不符 / contract {self.name}: column type mismatch: {'; '.join(wrong)}")
+
+    def mistyped(self, schema: pa.Schema) -> list[ColumnSpec]:
+        """Declared columns the source has with a type that neither matches nor converts (an array declared
+        string, a date declared integer): a run stops on them."""
+        return [c for c in self.columns if c.name in schema.names
+                and not _type_matches(c.type, schema.field(c.name).type)
+                and not _convertible(c.type, schema.field(c.name).type)]
 
     def convert(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[int, str]]:
         """Text columns declared with another type, read as that type (SQLite, CSV and JSON sources deliver

@@ -303,3 +303,41 @@ def test_a_registry_that_stops_answering_is_503_with_the_reason_and_recovers(pg_
             assert requests.get(f"{api.base_url}/healthz", timeout=30).json() == {"status": "ok"}
     finally:
         admin.close()
+
+
+def test_invalid_requests_say_which_field_and_why_in_chinese_and_pages_never_show_json(hub_home: Path) -> None:
+    """FastAPI answered an invalid request with its English-only `detail` list, and a page's form sent without a
+    text/html Accept header got that JSON. The list stays as it was (clients read it), with a Chinese `message`
+    naming each field and why beside it; a page's form shows the Chinese text, by the field's label."""
+    hub = register_resource(kind=None)
+    api = ApiServer().start()
+    try:
+        def call(method: str, path: str, **kwargs) -> requests.Response:  # noqa: ANN003
+            return requests.request(method, f"{api.base_url}{path}", timeout=30, **kwargs)
+
+        login = call("POST", "/api/v1/auth/login", json={"username": 5})
+        assert login.status_code == 422, login.text
+        body = login.json()
+        assert [(e["type"], e["loc"]) for e in body["detail"]] == [("string_type", ["body", "username"]),
+                                                                   ("missing", ["body", "password"])]
+        assert body["message"] == "请求有误：请求体 username：应为文本；请求体 password：必须填写"
+        assert body["detail_zh"] == body["message"]
+        auth = bearer(hub.token)
+        cases = [
+            (f"/api/v1/resources/{hub.resource_code}/files?format=xml", "查询参数 format：只能是 'parquet'、'csv'、'xlsx' 之一"),
+            ("/api/v1/tickets?status=bogus", "查询参数 status：格式不符（应匹配 ^(open|closed)$）"),
+        ]
+        for path, says in cases:
+            answer = call("GET", path, headers=auth)
+            assert answer.status_code == 422 and answer.json()["message"] == f"请求有误：{says}", answer.text
+        too_many = call("POST", "/api/v1/elements/duplicate-check", headers=auth,
+                        json={"element_codes": [f"DE{i:04d}" for i in range(501)]})
+        assert too_many.status_code == 422 and too_many.json()["message"] == \
+            "请求有误：请求体 element_codes：过多：最多 500 项", too_many.text
+
+        for accept in ({"Accept": "text/html"}, {}):  # a browser's form post, and one without Accept
+            page = call("POST", "/web/login", data={"username": "zhang"}, headers=accept, allow_redirects=False)
+            assert page.status_code == 400 and page.headers["content-type"].startswith("text/html"), page.text
+            assert "提交的内容有误：密码：必须填写。" in page.text and '"detail"' not in page.text
+    finally:
+        api.stop()

@@ -49,7 +49,7 @@ def world(hub_home: Path, tmp_path: Path) -> dict[str, str]:
 def test_bad_names_options_and_values_answer_in_one_line(world: dict[str, str], tmp_path: Path) -> None:
     code = world["code"]
     _clear(govshare("sync", "999999/0001"), 1, "no resource '999999/0001'")
-    _clear(govshare("sync"), 2, "Missing argument")  # usage: click's own message
+    _clear(govshare("sync"), 2, "错误：缺少参数 resource")  # usage: the parser's, in Chinese (cli/usage.py)
     _clear(govshare("source", "add", "x", "--agency", PROVIDER[1], "--kind", "sqlite", "-o", "path"), 2,
            "is not KEY=VALUE")
     _clear(govshare("source", "add", "x", "--agency", PROVIDER[1], "--kind", "files", "-o", "streams={bad json"), 2,
@@ -72,6 +72,28 @@ def test_bad_names_options_and_values_answer_in_one_line(world: dict[str, str], 
     # a day still to come would count deadlines not yet reached as missed (and detect violations before they happen)
     _clear(govshare("evaluate", "--period", "2026Q4", "--as-of", "2099-01-05"), 2, "晚于今天")
     _clear(govshare("violation", "detect", "--as-of", "2099-01-05"), 2, "晚于今天")
+
+
+def test_usage_errors_of_every_command_are_said_in_chinese(hub_home: Path) -> None:
+    """A bad option value, an unknown option or command, a missing value: the parser's English ("Invalid value
+    for '--keep': ...", in a box headed Error) is said in Chinese with the command's usage, exit status 2."""
+    cases = [
+        (("evaluate", "--period", "2026Q4", "--as-of", "2026-13-40"),
+         "错误：选项 --as-of 的值无效：'2026-13-40' 不是有效日期", "用法：", "evaluate [OPTIONS]"),
+        (("housekeep", "--keep", "abc"), "错误：选项 --keep 的值无效：'abc' 不是整数", "housekeep --help"),
+        (("sync", "101001/0001", "--wait", "soon"), "错误：选项 --wait 的值无效：'soon' 不是数字", "sync --help"),
+        (("calendar", "check", "2026-13-45"), "错误：参数 DATE 的值无效：'2026-13-45' 不是有效日期"),
+        (("source", "add", "x", "--agency", PROVIDER[1], "--kind", "sqlite", "-o", "path"),
+         "错误：选项 --option / -o 的值无效：'path' 应为 键=值"),
+        (("resource", "list", "--bogus"), "错误：没有选项 --bogus", "resource list --help"),
+        (("catalog", "export", "x.xlsx", "--agency"), "错误：选项 --agency 需要一个值", "catalog export --help"),
+        (("snyc", "101001/0001"), "错误：没有命令 snyc（是否想用 'sync'？）"),
+        (("sync", "101001/0001", "extra"), "错误：多余的参数：extra"),
+    ]
+    for args, *says in cases:
+        text = _clear(govshare(*args), 2, *says)
+        assert "Invalid value" not in text and "Error" not in text and "Usage:" not in text, text
+        assert len(text.strip().splitlines()) == 2, text  # the error, then the usage
 
 
 def test_columns_the_source_lacks_are_refused_when_named_and_stop_a_sync_naming_them(world: dict[str, str]) -> None:

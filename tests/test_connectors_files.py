@@ -479,6 +479,39 @@ def test_excel_serial_numbers_in_date_columns_are_the_dates_excel_shows(hub_home
                     4: (date(2023, 3, 15), datetime(2023, 3, 14, 22, 0, tzinfo=UTC))}
 
 
+def test_excel_numbers_beyond_the_serial_dates_are_quarantined_naming_column_and_value(hub_home: Path,
+                                                                                      folder: Path) -> None:
+    """A number past Excel's serial dates in a timestamptz or date column (a yyyymmdd code, epoch seconds) was
+    read as ISO text: 20260101 was published as 2026-01-01 00:00 UTC, a time nobody wrote (and not even in the
+    source's zone). Such a row is quarantined with a Chinese reason naming the column and the value."""
+    import openpyxl
+
+    from pipeline.paths import quarantine_file
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(HEADINGS)
+    sheet.append([1, "91310000000000001X", "甲公司", 10, 45000, 45001.5, None])  # serial dates: read as dates
+    sheet.append([2, "91310000000000002X", "乙公司", 20, datetime(2020, 1, 2), 20260101, None])
+    sheet.append([3, "91310000000000003X", "丙公司", 30, datetime(2020, 1, 2), 1767225600, None])
+    sheet.append([4, "91310000000000004X", "丁公司", 40, 20200102, datetime(2026, 3, 1, 8, 0), None])
+    workbook.save(folder / "企业.xlsx")
+    hub = register_resource(kind="files", config=_config(folder, pattern="企业*.xlsx"), cursor=None)
+
+    report = _sync(hub.resource_code)
+
+    assert (report.rows_published, report.rows_quarantined) == (1, 3)
+    assert [r["id"] for r in published(hub.resource_code)] == [1]
+    run = sync_runs(hub.resource_code)[-1]
+    quarantined = {int(row["id"]): row for row in pq.read_table(quarantine_file(hub.resource_id, run.id)).to_pylist()}
+    for key, column, value, kind in ((2, "updated_at", "20260101", "时间"), (3, "updated_at", "1767225600", "时间"),
+                                     (4, "established", "20200102", "日期")):
+        reason = quarantined[key]["_reason"]
+        assert reason.startswith(f"企业.xlsx row {key + 1}: {column}={value}: "), reason
+        assert f"数字不能读作{kind}" in reason and "73050" in reason, reason
+        assert quarantined[key][column] == value  # the value exactly as it was read, for the provider
+
+
 @pytest.mark.parametrize("extension", ["csv", "xlsx"])
 def test_a_file_removed_after_listing_is_a_retriable_error(folder: Path, monkeypatch: pytest.MonkeyPatch,
                                                           extension: str) -> None:

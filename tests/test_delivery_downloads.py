@@ -105,6 +105,10 @@ def test_an_interrupted_download_resumes_with_range(served: Delivery) -> None:
     assert tail.status_code == 206 and tail.content == whole.content[-100:]
     beyond = requests.get(url, headers={**auth, "Range": f"bytes={size}-"}, timeout=60)
     assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{size}"
+    # why, in the API's error shape, with where the file ends (the body was empty)
+    said = beyond.json()
+    assert said["size"] == size and f"文件共 {size} 字节" in said["detail_zh"] and "not satisfiable" in said["detail"]
+    assert beyond.headers["content-type"].startswith("application/json")
     stale = requests.get(url, headers={**auth, "Range": "bytes=10-", "If-Range": '"0000"'}, timeout=60)
     assert stale.status_code == 200 and stale.content == whole.content
 

@@ -350,3 +350,22 @@ def test_composite_values_are_read_as_their_text_on_every_read(hub_home) -> None
             pg_execute(dsn, f"UPDATE {table} SET updated_at = updated_at + interval '1 day' WHERE id = 1")
             assert sync_resource(resource_code=code).mode == "incremental"
             assert {k: (v["st"], v["a"]) for k, v in _published(code).items()} == expected
+
+
+def test_a_table_with_a_numeric_array_syncs_in_full(hub_home: Path) -> None:
+    """A numeric(p,s)[] column in a table the fast full read takes: its probe for NaN compared the array with
+    a number and the read failed as retriable, on every attempt. It is read as the driver reads it, the
+    array's text, as discovery describes it."""
+    from pipeline.sync import sync_resource
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f"CREATE TABLE {schema}.rates (id int PRIMARY KEY, ratios numeric(6,2)[], tags text[], "
+                        "rate numeric(6,2))")
+        pg_execute(dsn, f"INSERT INTO {schema}.rates VALUES (1, ARRAY[1.5, NULL], ARRAY['a'], 2.25)")
+        config, secret = pg_source_config(dsn, schema=schema)
+        code = register_resource(kind="postgresql", config=config, secret=secret, table="rates",
+                                 cursor=None).resource_code
+        assert sync_resource(resource_code=code).rows_published == 1
+        row = read_version(latest(code)).to_pylist()[0]
+        assert row["ratios"] == "{1.50,NULL}" and row["tags"] == ["a"] and row["rate"] == Decimal("2.25")

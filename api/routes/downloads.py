@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api.deps import ReadUseDep, SessionDep, TokenDep
 from api.routes.interface import LIMITED, RateLimitDep
@@ -55,7 +55,7 @@ def serve(request: Request, export: Export) -> Response:
             else:
                 start, end = max(export.size - int(last), 0), export.size - 1
             if start >= export.size or start > end:
-                return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{export.size}"})
+                return _unsatisfiable(export, headers, wanted)
             headers.update({"Content-Range": f"bytes {start}-{end}/{export.size}",
                             "Content-Length": str(end - start + 1)})
             return StreamingResponse(read_range(export.path, start, end), status_code=206,
@@ -64,6 +64,19 @@ def serve(request: Request, export: Export) -> Response:
     headers["Content-Length"] = str(export.size)
     return StreamingResponse(read_range(export.path, 0, export.size - 1), media_type=export.media_type,
                              headers=headers)
+
+
+def _unsatisfiable(export: Export, headers: dict[str, str], wanted: str) -> Response:
+    """416 in the API's error shape (detail, detail_zh) with the file's size, so a client resuming a copy of
+    other bytes (or one already whole) learns why and where the file ends; Content-Range says it too (RFC 9110)."""
+    headers = {k: v for k, v in headers.items() if k != "Content-Disposition"}  # no file comes with it
+    return JSONResponse(
+        {"detail": f"range {wanted!r} is not satisfiable: the file has {export.size} bytes (0-{export.size - 1}); "
+                   "ask for a range within it, or without Range for the whole file",
+         "detail_zh": f"请求的字节范围 {wanted} 超出文件大小：文件共 {export.size} 字节（0-{export.size - 1}），"
+                      "请在此范围内续传，或不带 Range 重新下载整个文件",
+         "size": export.size},
+        status_code=416, headers={**headers, "Content-Range": f"bytes */{export.size}"})
 
 
 @router.get("/api/v1/resources/{code:path}/files", responses=LIMITED, response_class=StreamingResponse)

@@ -88,7 +88,23 @@ def for_people(request: Request) -> bool:
     return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
 
 
-def http_error_page(request: Request, status: int) -> HTMLResponse:
+# What the pages call the fields of their forms and filters, for a form sent incomplete or wrong.
+FIELD_LABELS = {"username": "用户名", "password": "密码", "next": "登录后返回的页面", "resource": "资源",
+                "scope": "共享范围", "purpose": "共享用途", "items": "数据项", "outcome": "审核结果",
+                "reasons": "意见及理由", "approved_items": "同意共享的数据项", "unmask": "显示个人标识",
+                "received_on": "收到书面需求申请表的日期", "grounds": "异议理由", "conclusion": "协调结论",
+                "q": "关键词", "agency": "提供方", "sharing_type": "共享类型", "mode": "共享方式", "period": "评估期",
+                "page": "页码"}
+
+
+def invalid_request_page(request: Request, errors: list[dict[str, Any]]) -> HTMLResponse:
+    """A form or page address the app could not read: which field, by the label the page shows, and why."""
+    from schemas.validation_text import summary_zh
+
+    return http_error_page(request, 400, problem=f"提交的内容有误：{summary_zh(errors, names=FIELD_LABELS)}。")
+
+
+def http_error_page(request: Request, status: int, *, problem: str | None = None) -> HTMLResponse:
     """The Chinese page for a request the app could not route or read (an unknown address, a form sent
     incomplete), for the person signed in, if any."""
     from registry.db import session_factory
@@ -99,7 +115,7 @@ def http_error_page(request: Request, status: int) -> HTMLResponse:
         if status == 404:
             return error_page(request, principal, 404, title="页面不存在", problem="没有这个页面。")
         if status == 400:
-            return error_page(request, principal, 400, title="请求有误", problem="提交的内容不完整或格式不对。")
+            return error_page(request, principal, 400, title="请求有误", problem=problem or "提交的内容不完整或格式不对。")
         if status == 507:
             return error_page(request, principal, 507, title="存储空间已满",
                               problem="平台的存储空间已满，暂时无法生成文件。请稍后再试，并告知平台运维人员清理空间。")

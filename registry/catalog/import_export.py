@@ -200,10 +200,12 @@ def export_file(session: Session, *, path: Path, agency: str | None = None, publ
 # --- discover -------------------------------------------------------------------------------------------------
 
 def data_type_of(arrow_type: pa.DataType) -> str:
-    """A source column's Arrow type as the data_types code list spells it."""
+    """A source column's Arrow type as the data_types code list spells it (a PostgreSQL text[] is an array, as
+    every channel delivers it: a list, JSON in CSV)."""
     checks = ((pa.types.is_boolean, "boolean"), (pa.types.is_integer, "integer"), (pa.types.is_decimal, "decimal"),
               (pa.types.is_floating, "float"), (pa.types.is_timestamp, "timestamp"), (pa.types.is_date, "date"),
-              (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), "binary"))
+              (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), "binary"),
+              (lambda t: pa.types.is_list(t) or pa.types.is_large_list(t), "array"))
     return next((code for check, code in checks if check(arrow_type)), "string")
 
 
@@ -227,7 +229,8 @@ def discover_items(session: Session, *, source: str, table: str, actor: str = "c
                                 "data_type": data_type_of(column.arrow_type)}
         if column.comment.strip() and column.comment.strip() != label:
             item["description"] = column.comment.strip()
-        if (match := LENGTH.search(column.source_type or "")) and item["data_type"] in ("string", "decimal"):
+        if (match := LENGTH.search(column.source_type or "")) and item["data_type"] in ("string", "decimal") \
+                and not (column.source_type or "").endswith("]"):  # numeric(10,2)[]: its elements' precision
             item["length"] = int(match.group(1))
         items.append(item)
     record_event(session, actor=actor, action="catalog.discover", agency_code=src.agency.code,

@@ -35,6 +35,7 @@ FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "timestamp": {"type": "string", "format": "date-time"},
     "boolean": {"type": "boolean"},
     "binary": {"type": "string", "format": "byte"},
+    "array": {"type": "array", "items": {}},
 }
 PAGE_SIZE_MAX = 1000  # delivery/interface.py MAX_PAGE
 

@@ -3,12 +3,13 @@
 `resource add`, `resource edit` (a new key or cursor, another table, or another source of the same agency,
 e.g. after a password rotation) and `catalog stream` all go through :func:`set_stream`; each then checks what
 the stream names against the source with :func:`verify_stream` when the source can be reached, so a missing
-key, cursor or contract column is refused when it is registered, not at the first sync.
+key, cursor or contract column, or a contract column of a type the run would refuse, is refused when it is
+registered, not at the first sync.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,12 @@ from registry.audit.log import record_event
 from registry.catalog.models import Resource
 from registry.catalog.sources import get_source, open_connector
 from registry.exchange.models import CursorState
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from connectors.base import Connector, StreamSpec
+    from quality.contracts import ColumnSpec, Contract
 
 STREAM_FIELDS = ("table", "query", "primary_key", "cursor_column")
 
@@ -68,8 +75,8 @@ def _stream(stream: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def verify_stream(resource: Resource) -> str | None:
-    """Check the key, cursor and contract columns against the source. A column it lacks, or a source that
-    refuses the hub, raises ConfigError; a source that cannot be reached now returns why it was not checked
+    """Check the key, cursor and contract columns against the source. A column it lacks, a contract column
+    whose type the run would refuse (Contract.mistyped), or a source that refuses the hub, raises ConfigError; a source that cannot be reached now returns why it was not checked
     (the first sync checks again, and stops naming a missing column)."""
     from connectors.base import StreamSpec
     from schemas.contract_store import contract_for
@@ -79,16 +86,45 @@ def verify_stream(resource: Resource) -> str | None:
     connector = open_connector(resource.source)
     stream = StreamSpec.from_stream(resource.stream, batch_rows=min(get_settings().batch_rows, 1000))
     try:
-        names = connector.stream_schema(stream).names
+        schema = connector.stream_schema(stream)
     except RetriableError as exc:
         return f"未能连接数据源，尚未核对列 / not checked, the source cannot be reached now: {exc}"
     contract = contract_for(resource_code=resource.code, stream=resource.stream)
     wanted = [("主键 key", k) for k in stream.primary_key]
     wanted += [("游标 cursor", stream.cursor_column)] if stream.cursor_column else []
     wanted += [(f"契约 contract {contract.name}", c.name) for c in contract.columns] if contract else []
-    missing = [f"{role} {name}" for role, name in wanted if name not in names]
+    missing = [f"{role} {name}" for role, name in wanted if name not in schema.names]
     if missing:
         raise ConfigError(connector.fail(
             f"资源 {resource.code} 所需的列在 {stream.label} 中不存在 / {stream.label} has no column(s) "
-            f"{', '.join(missing)} (it has: {', '.join(names)}); correct --key/--cursor or the contract"))
+            f"{', '.join(missing)} (it has: {', '.join(schema.names)}); correct --key/--cursor or the contract"))
+    if contract and (mistyped := contract.mistyped(schema)):
+        raise ConfigError(_type_mismatch(connector=connector, stream=stream, schema=schema, contract=contract,
+                                         mistyped=mistyped))
     return None
+
+
+def _type_mismatch(*, connector: Connector, stream: StreamSpec, schema: pa.Schema, contract: Contract,
+                   mistyped: list[ColumnSpec]) -> str:
+    """Each mistyped column with its type at the source (as the database spells it: text[]) and in the contract."""
+    import pyarrow as pa
+
+    from quality.contracts import TYPE_LABELS
+
+    found = connector.table_info(stream.table) if stream.table else None
+    spelled = {c.name: c.source_type for c in found.columns} if found else {}
+    zh, en, arrays = [], [], False
+    for spec in mistyped:
+        actual = schema.field(spec.name).type
+        source_type = spelled.get(spec.name) or str(actual)
+        array = pa.types.is_list(actual) or pa.types.is_large_list(actual)
+        arrays = arrays or array
+        zh.append(f"列 {spec.name} 在数据源中为 {source_type}{'（数组）' if array else ''}，契约声明为 {spec.type}"
+                  f"（{TYPE_LABELS[spec.type]}）")
+        en.append(f"{spec.name} is {source_type} at the source, {spec.type} in the contract")
+    # A contract has no array type: such a column can only be left out of it (published as read, unchecked).
+    zh_hint, en_hint = ("契约没有数组类型，请从契约中删去数组列（照常发布，不作检查）",
+                        "contracts have no array type: leave array columns out of the contract") if arrays else \
+        ("请改正契约中这些列的类型", "correct their type in the contract")
+    return connector.fail(f"契约 {contract.name} 与 {stream.label} 的列类型不符：{'；'.join(zh)}。{zh_hint} / contract "
+                          f"{contract.name} does not match {stream.label}: {'; '.join(en)}; {en_hint}")
