@@ -85,7 +85,7 @@ def verify_command(
 
     Example: govshare verify 101001/0001 101001_0001_v3.parquet --agency 上海市人力资源和社会保障局
     """
-    from pipeline.verify import verify_copy
+    from delivery.verify import verify_copy
 
     with reported_errors():
         verdict = verify_copy(resource_code=resource, path=file, version=version, agency=agency)

@@ -118,7 +118,7 @@ def test_retention_keeps_the_latest_and_what_a_subscriber_needs(source: tuple[Hu
     from pipeline.changes_feed import FullCopyNeeded, changes_since
     from pipeline.housekeeping import prune_versions
     from pipeline.paths import resolve
-    from pipeline.verify import verify_copy
+    from delivery.verify import verify_copy
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
 

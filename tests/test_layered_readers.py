@@ -221,7 +221,7 @@ def test_change_capture_carries_and_fills_from_the_live_rows(layered: Layered, t
 
 
 def test_verify_checks_every_part_and_deletion_vector(layered: Layered) -> None:
-    from pipeline.verify import WINDOW, _check_own_files, _is_own_file, _windows
+    from delivery.verify import WINDOW, _check_own_files, _is_own_file, _windows
 
     _check_own_files(layered.parts, resource_code="layered", number=2)
     # no single file is the version: its first file holds deleted rows, its delta only two rows

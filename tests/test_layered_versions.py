@@ -140,7 +140,7 @@ def test_layers_compact_into_a_snapshot_past_the_limit(source, monkeypatch: pyte
 
 def test_a_layered_version_downloads_and_verifies(source, tmp_path: Path) -> None:  # noqa: ANN001
     from delivery.files import stream_version
-    from pipeline.verify import verify_copy
+    from delivery.verify import verify_copy
 
     hub, database = source
     _sql(database, f"UPDATE enterprises SET name = '上海改名有限公司', updated_at = '{LATER}' WHERE id = 2")
