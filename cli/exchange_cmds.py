@@ -238,4 +238,5 @@ def notices_deliver() -> None:
         missed = queue_missed()
         report = deliver_pending()
     console.print((f"queued {missed} missed, " if missed else "") + f"delivered {len(report.delivered)}, "
-                  f"retrying {len(report.retrying)}, given up {len(report.failed)}")
+                  f"retrying {len(report.retrying)}, given up {len(report.failed)}"
+                  + (f", deferred {len(report.deferred)} (receiver unreachable: next sweep)" if report.deferred else ""))
