@@ -189,7 +189,8 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
 
 @notices_app.command("list")
 def notices_list(resource: Annotated[str | None, typer.Option(help="only this resource")] = None,
-                 status: Annotated[str | None, typer.Option(help="pending, delivered, failed or feed")] = None,
+                 status: Annotated[str | None, typer.Option(help="pending, delivered, failed, feed or withheld "
+                                                                     "(no live grant: not sent)")] = None,
                  limit: Annotated[int, typer.Option(help="at most this many, the newest")] = 100) -> None:
     """The newest notices (oldest of them first) with their delivery state; --status failed shows the ones
     given up.
@@ -239,4 +240,5 @@ def notices_deliver() -> None:
         report = deliver_pending()
     console.print((f"queued {missed} missed, " if missed else "") + f"delivered {len(report.delivered)}, "
                   f"retrying {len(report.retrying)}, given up {len(report.failed)}"
-                  + (f", deferred {len(report.deferred)} (receiver unreachable: next sweep)" if report.deferred else ""))
+                  + (f", deferred {len(report.deferred)} (receiver unreachable: next sweep)" if report.deferred else "")
+                  + (f", withheld {len(report.withheld)} (grant lapsed)" if report.withheld else ""))

@@ -34,6 +34,7 @@ from registry.db import session_scope
 from registry.exchange.notice_models import Notice, NoticeEndpoint
 from registry.exchange.notices import endpoint_for
 from registry.sharing.models import Subscription
+from registry.sharing.subscriptions import notice_withheld
 
 SIGNATURE_HEADER = "X-Govshare-Signature"
 TIMESTAMP_HEADER = "X-Govshare-Timestamp"
@@ -46,10 +47,11 @@ class DeliveryReport:
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     deferred: list[int] = field(default_factory=list)  # not tried: their receiver timed out earlier this sweep
+    withheld: list[int] = field(default_factory=list)  # not sent: the subscriber's grant lapsed since queueing
     skipped: int = 0  # claimed by another sweep meanwhile
 
     def merge(self, other: DeliveryReport) -> None:
-        for name in ("delivered", "retrying", "failed", "deferred"):
+        for name in ("delivered", "retrying", "failed", "deferred", "withheld"):
             getattr(self, name).extend(getattr(other, name))
         self.skipped += other.skipped
 
@@ -145,6 +147,9 @@ def _attempt(notice_id: int, *, seen_attempts: int, policy: _Policy, report: Del
             report.skipped += 1
             return True
         notice = session.get(Notice, notice_id)
+        if _withheld(session, notice, seen_attempts=seen_attempts, now=now):
+            report.withheld.append(notice_id)
+            return True
         target = endpoint_for(session, subscription_id=notice.subscription_id)
         payload = dict(notice.payload)
         if target is None:  # the endpoint was removed: the notice stays readable in the pull feed
@@ -170,6 +175,20 @@ def _attempt(notice_id: int, *, seen_attempts: int, policy: _Policy, report: Del
         error = f"{type(exc).__name__}: {exc}"[:500]
     _settle(notice_id, attempt=attempt, error=error, policy=policy, report=report)
     return reachable
+
+
+def _withheld(session, notice: Notice, *, seen_attempts: int, now: datetime) -> bool:  # noqa: ANN001 - Session
+    """A notice queued under a grant that has lapsed since (expired, revoked) is not sent: marked withheld with
+    the reason, the claim undone (no attempt was made), audited."""
+    subscription = session.get(Subscription, notice.subscription_id)
+    reason = notice_withheld(session, subscription=subscription, now=now)
+    if reason is None:
+        return False
+    notice.status, notice.attempts, notice.last_error, notice.next_attempt_at = "withheld", seen_attempts, reason[0], None
+    record_event(session, actor="pipeline", action="notice.withheld", agency_code=subscription.agency.code,
+                 resource_code=notice.resource_code, result="denied",
+                 detail={"notice_id": notice.id, "version": notice.version_number, "reason": reason[1]})
+    return True
 
 
 def _settle(notice_id: int, *, attempt: int, error: str | None, policy: _Policy, report: DeliveryReport) -> None:

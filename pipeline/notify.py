@@ -46,7 +46,7 @@ from registry.exchange.models import DatasetVersion
 from registry.exchange.notice_models import Notice, NoticeEndpoint
 from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
-from registry.sharing.subscriptions import subscribers
+from registry.sharing.subscriptions import notice_withheld, subscribers
 
 CHANGE_COUNTS = ("inserted", "updated", "deleted")
 CHANGE_FILE_FACTS = ("file", "sha256", "bytes", "rows")  # of the whole change set's file
@@ -114,18 +114,30 @@ def queue_notices(*, resource_code: str, version_number: int) -> int:
         rows = [_row(session, version, subscription, now) for subscription in subscribers(session, resource=resource)]
         created = _insert_ignoring_duplicates(session, rows)
         if created:
+            withheld = sum(1 for row in rows if row["status"] == "withheld")
             record_event(session, actor="pipeline", action="notice.queue", resource_code=resource.code,
-                         detail={"version": version.number, "notices": created})
+                         detail={"version": version.number, "notices": created, "withheld": withheld})
         return created
 
 
+def withheld_payload(version: DatasetVersion, reason: tuple[str, str]) -> dict[str, Any]:
+    """What a subscriber without a live grant is told of a version: that it exists and why nothing more."""
+    resource = version.resource
+    return {"event": "dataset.version.withheld", "resource": resource.code, "resource_name": resource.name,
+            "version": version.number, "withheld_zh": reason[0], "withheld": reason[1]}
+
+
 def _row(session, version: DatasetVersion, subscription: Subscription, now: datetime) -> dict[str, Any]:  # noqa: ANN001
+    row = {"subscription_id": subscription.id, "version_id": version.id, "resource_id": version.resource_id,
+           "agency_id": subscription.agency_id, "resource_code": version.resource.code,
+           "version_number": version.number, "attempts": 0, "created_at": now}
+    reason = notice_withheld(session, subscription=subscription, now=now)
+    if reason is not None:  # recorded, so the subscriber's feed says why this version was never announced
+        return {**row, "payload": withheld_payload(version, reason), "status": "withheld", "last_error": reason[0],
+                "next_attempt_at": None}
     webhook = session.get(NoticeEndpoint, subscription.id) is not None
-    return {"subscription_id": subscription.id, "version_id": version.id, "resource_id": version.resource_id,
-            "agency_id": subscription.agency_id, "resource_code": version.resource.code,
-            "version_number": version.number, "payload": _payload(session, version, subscription),
-            "status": "pending" if webhook else "feed", "attempts": 0,
-            "next_attempt_at": now if webhook else None, "created_at": now}
+    return {**row, "payload": _payload(session, version, subscription), "status": "pending" if webhook else "feed",
+            "last_error": None, "next_attempt_at": now if webhook else None}
 
 
 MISSED_DAYS = 7  # how far back the sweep looks for versions whose notices were never queued

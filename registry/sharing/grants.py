@@ -138,7 +138,10 @@ def create_grant(session: Session, *, resource: Resource, agency: Agency, origin
     grant = Grant(resource_id=resource.id, agency_id=agency.id, origin=origin, application_id=application_id,
                   columns=list(columns) if columns else None, row_filter=validate_row_filter(row_filter),
                   unmask=unmask is True, unmasked_columns=sorted(set(unmask)) if isinstance(unmask, list) else None,
-                  external_use=external_use, purpose=purpose, expires_at=expires_at,
+                  external_use=external_use, purpose=purpose,
+                  # in UTC: SQLite keeps a datetime's wall time and drops its offset (Beijing end of day
+                  # would come back as 23:59 UTC, eight hours late)
+                  expires_at=clock.as_utc(expires_at) if expires_at else None,
                   status="pending_agreement")
     session.add(grant)
     session.flush()
