@@ -56,9 +56,9 @@ def _payload(session, version: DatasetVersion, subscription: Subscription) -> di
     """What the subscriber may know of the version, as the versions endpoint shows it to that reader
     (delivery.metadata.version_view): a row condition hides the row count and the change counts (those of its
     own view are the change feed's headers), any restriction the digests of change files it never gets, and the
-    quarantine is the provider's business. The manifest digest stays: every download's X-Govshare-Manifest-SHA256
-    carries it, so a subscriber matches a notice with the version it downloads. The numbers a notice gives are
-    then the ones the subscriber's download confirms."""
+    quarantine is the provider's business. The manifest digest stays, as for every reader with a live grant:
+    every download's X-Govshare-Manifest-SHA256 carries it, so a subscriber matches a notice with the version it
+    downloads. The numbers a notice gives are then the ones the subscriber's download confirms."""
     from delivery.metadata import restricted, subscriber_decision, version_view
 
     manifest = version.manifest or {}
@@ -72,7 +72,7 @@ def _payload(session, version: DatasetVersion, subscription: Subscription) -> di
         "provider": resource.agency.name, "provider_code": resource.agency.code,
         "subscriber_code": subscription.agency.code,
         "version": version.number, "published_at": version.created_at.isoformat(), "mode": manifest.get("mode"),
-        "row_count": view["row_count"], "manifest_sha256": version.manifest_sha256,
+        "row_count": view["row_count"], "manifest_sha256": view["manifest_sha256"],
         "download": f"/api/v1/resources/{resource.code}/files",
         "changes_feed": f"/api/v1/resources/{resource.code}/changes",
     }
