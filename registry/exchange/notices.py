@@ -108,7 +108,8 @@ def parse_cursor(after: str | None) -> int | None:
     if after in (None, ""):
         return None
     if not after.isdigit():
-        raise ConfigError(f"cursor {after!r} is not one this feed returned; pass next_cursor from the last page, "
+        raise ConfigError(zh=f"游标“{after}”不是本通知接口返回的；请传回上一页的 next_cursor，或不传从头读取",
+                          en=f"cursor {after!r} is not one this feed returned; pass next_cursor from the last page, "
                           "or nothing to start from the beginning")
     return int(after)
 
