@@ -173,12 +173,27 @@ def encode_cursor(version: int, column: str, ordinal: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+CURSOR_FIELDS = {"v", "k", "o"}  # version, order column, ordinal of the next row
+LARGEST = 2**63 - 1  # what the registry and Arrow hold; a larger number was never issued
+
+
+def _whole(value: object, *, least: int) -> bool:
+    # bool is an int subclass: true must not pass for 1
+    return type(value) is int and least <= value <= LARGEST
+
+
 def decode_cursor(cursor: str) -> tuple[int, str, int]:
+    """The cursor exactly as encode_cursor wrote it, or a 400: only its three fields, whole numbers as numbers
+    ("3", 1.5 or true were taken for 3, 1 and 1), a version from 1, an ordinal from 0."""
     try:
-        body = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(body["v"]), str(body["k"]), int(body["o"])
-    except (ValueError, KeyError, TypeError) as exc:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        body = json.loads(raw)
+    except (ValueError, TypeError) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
         raise ConfigError(zh=BAD_CURSOR_ZH, en=BAD_CURSOR_EN) from exc
+    if not (isinstance(body, dict) and set(body) == CURSOR_FIELDS and _whole(body["v"], least=1)
+            and isinstance(body["k"], str) and body["k"] and _whole(body["o"], least=0)):
+        raise ConfigError(zh=BAD_CURSOR_ZH, en=BAD_CURSOR_EN)
+    return body["v"], body["k"], body["o"]
 
 
 def order_column(decision: AccessDecision, version: DatasetVersion) -> str:

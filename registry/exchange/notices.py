@@ -107,7 +107,8 @@ def list_notices(session: Session, *, resource_code: str | None = None, status: 
 def parse_cursor(after: str | None) -> int | None:
     if after in (None, ""):
         return None
-    if not after.isdigit():
+    # ASCII digits only ("²" is a digit to str.isdigit and no number to int), within a notice id's range
+    if not (after.isascii() and after.isdigit() and int(after) < 2**63):
         raise ConfigError(zh=f"游标“{after}”不是本通知接口返回的；请传回上一页的 next_cursor，或不传从头读取",
                           en=f"cursor {after!r} is not one this feed returned; pass next_cursor from the last page, "
                           "or nothing to start from the beginning")
