@@ -45,11 +45,12 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(NotFound)
     def _missing(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "detail_zh": exc.zh or exc.user_message()}, status_code=404)
+        # detail in English, detail_zh in Chinese: an error raised with both texts answers each in its own
+        return JSONResponse({"detail": exc.en or str(exc), "detail_zh": exc.zh or exc.user_message()}, status_code=404)
 
     @app.exception_handler(ConfigError)
     def _bad(_: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "detail_zh": exc.zh or exc.user_message()}, status_code=400)
+        return JSONResponse({"detail": exc.en or str(exc), "detail_zh": exc.zh or exc.user_message()}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -77,7 +77,8 @@ def user_add(username: str, agency: Annotated[str, typer.Option(help="agency cod
     with reported_errors(), refusals_audited(as_user, "user add"), session_scope() as session:
         user = add_user(session, username=username, agency=agency, roles=role, password=_password(password_env),
                         display_name=name, by=acting_as(session, as_user))
-        console.print(f"user {user.username} ({', '.join(user.roles)}) added to {user.agency.name}")
+        console.print(f"已为{user.agency.name}添加用户 {user.username}（{label_list('roles', user.roles)}） / "
+                      f"user {user.username} ({', '.join(user.roles)}) added to {user.agency.name}")
 
 
 @user_app.command("list")
@@ -106,7 +107,8 @@ def user_roles(username: str, role: Annotated[list[str], typer.Option("--role")]
 
     with reported_errors(), refusals_audited(as_user, "user roles"), session_scope() as session:
         user = set_roles(session, username=username, roles=role, by=acting_as(session, as_user))
-        console.print(f"user {user.username}: {', '.join(user.roles)}")
+        console.print(f"用户 {user.username} 的角色：{label_list('roles', user.roles)} / "
+                      f"user {user.username}: {', '.join(user.roles)}")
 
 
 @user_app.command("password")
@@ -118,7 +120,7 @@ def user_password(username: str, password_env: Annotated[Optional[str], typer.Op
 
     with reported_errors(), refusals_audited(as_user, "user password"), session_scope() as session:
         set_password(session, username=username, password=_password(password_env), by=acting_as(session, as_user))
-        console.print(f"password of {username} changed")
+        console.print(f"用户 {username} 的密码已更改（账户如被锁定已解锁） / password of {username} changed")
 
 
 @user_app.command("deactivate")
@@ -129,7 +131,7 @@ def user_deactivate(username: str, as_user: AsUser = None) -> None:
 
     with reported_errors(), refusals_audited(as_user, "user deactivate"), session_scope() as session:
         deactivate_user(session, username=username, by=acting_as(session, as_user))
-        console.print(f"user {username} deactivated")
+        console.print(f"用户 {username} 已停用，其登录会话立即失效 / user {username} deactivated")
 
 
 def token_list(agency: Annotated[Optional[str], typer.Option(help="only this agency")] = None) -> None:
@@ -156,7 +158,7 @@ def token_revoke(token_id: int, as_user: AsUser = None) -> None:
 
     with reported_errors(), refusals_audited(as_user, "token revoke"), session_scope() as session:
         record = revoke_token(session, token_id=token_id, by=acting_as(session, as_user))
-        console.print(f"token {record.id} ({record.name}) revoked")
+        console.print(f"令牌 {record.id}（{record.name}）已撤销，立即失效 / token {record.id} ({record.name}) revoked")
 
 
 @audit_app.command("verify")

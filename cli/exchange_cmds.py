@@ -160,8 +160,10 @@ def notices_set_webhook(
     with reported_errors(), session_scope() as session:
         subscription = find_subscription(session, resource_code=resource, agency=agency)
         done = set_endpoint(session, subscription=subscription, url=url)
-    console.print(f"webhook of subscription {done.subscription_id}: {done.url}")
-    console.print(f"signing secret (shown once; verify X-Govshare-Signature with it): {done.secret}", soft_wrap=True)
+    console.print(f"订阅 {done.subscription_id} 的更新通知将推送到 {done.url} / webhook of subscription "
+                  f"{done.subscription_id}: {done.url}", soft_wrap=True)
+    console.print(f"签名密钥（仅显示这一次，旧密钥即时失效；接收端用它校验 X-Govshare-Signature） / signing secret "
+                  f"(shown once; verify X-Govshare-Signature with it): {done.secret}", soft_wrap=True)
 
 
 @notices_app.command("subscriptions")
@@ -189,7 +191,8 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
 
 @notices_app.command("list")
 def notices_list(resource: Annotated[str | None, typer.Option(help="only this resource")] = None,
-                 status: Annotated[str | None, typer.Option(help="pending, delivered, failed or feed")] = None,
+                 status: Annotated[str | None, typer.Option(help="pending, delivered, failed, feed or withheld "
+                                                                     "(no live grant: not sent)")] = None,
                  limit: Annotated[int, typer.Option(help="at most this many, the newest")] = 100) -> None:
     """The newest notices (oldest of them first) with their delivery state; --status failed shows the ones
     given up.
@@ -222,7 +225,8 @@ def notices_queue(resource: Annotated[str, typer.Argument(help="resource code")]
     from pipeline.notify import queue_notices
 
     with reported_errors():
-        console.print(f"{queue_notices(resource_code=resource, version_number=version)} notice(s) queued")
+        queued = queue_notices(resource_code=resource, version_number=version)
+        console.print(f"已排队 {queued} 条更新通知 / {queued} notice(s) queued")
 
 
 @notices_app.command("deliver")
@@ -237,5 +241,10 @@ def notices_deliver() -> None:
     with reported_errors():
         missed = queue_missed()
         report = deliver_pending()
-    console.print((f"queued {missed} missed, " if missed else "") + f"delivered {len(report.delivered)}, "
-                  f"retrying {len(report.retrying)}, given up {len(report.failed)}")
+    console.print(f"更新通知：补排 {missed} 条，送达 {len(report.delivered)} 条，待重试 {len(report.retrying)} 条，"
+                  f"放弃 {len(report.failed)} 条，接收端不可达顺延 {len(report.deferred)} 条，"
+                  f"授权失效未发送 {len(report.withheld)} 条 / "
+                  + (f"queued {missed} missed, " if missed else "") + f"delivered {len(report.delivered)}, "
+                  f"retrying {len(report.retrying)}, given up {len(report.failed)}"
+                  + (f", deferred {len(report.deferred)} (receiver unreachable: next sweep)" if report.deferred else "")
+                  + (f", withheld {len(report.withheld)} (grant lapsed)" if report.withheld else ""))

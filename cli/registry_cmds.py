@@ -274,7 +274,13 @@ def token_issue(agency: Annotated[str, typer.Argument(help="consumer agency code
     Example: govshare token issue 上海市人力资源和社会保障局 --name hr-sync
     """
     with reported_errors(), session_scope() as session:
-        console.print(issue_token(session, agency=agency, name=name, days=days), soft_wrap=True)
+        token = issue_token(session, agency=agency, name=name, days=days)
+    # The token alone on standard output, so `TOKEN=$(govshare token issue ...)` keeps working; the note for
+    # the person at the terminal goes to standard error.
+    console.print(token, soft_wrap=True)
+    err_console.print(f"访问令牌已签发给 {agency} 的系统 {name}，有效期 {days} 天；仅显示这一次（平台只保存其摘要），"
+                      f"请妥善保存 / API token issued to {agency}'s system {name} for {days} days; shown once "
+                      "(the hub keeps only its digest)", soft_wrap=True)
 
 
 def subscribe_command(

@@ -68,7 +68,8 @@ def _batches(session: Session, decision: AccessDecision, version: DatasetVersion
     from pipeline.changes_feed import VERSION_COLUMN, changes_schema, changes_since
 
     if version.number != decision.version.number:
-        raise ConfigError("changes are offered up to the latest version only; leave out `version`")
+        raise ConfigError(zh="变更只提供到最新版本为止，请去掉 version 参数",
+                          en="changes are offered up to the latest version only; leave out `version`")
     change_range = changes_since(session, resource=decision.resource, since=since)
     full = changes_schema(version)
     # The change columns travel with the approved data items; the row condition is applied to the changes as
@@ -155,7 +156,8 @@ def materialise(session: Session, decision: AccessDecision, version: DatasetVers
                 since: int | None = None) -> Export:
     """The cached export for this grant, version and format, written first if it does not exist yet."""
     if fmt not in MEDIA_TYPES:
-        raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(MEDIA_TYPES)}")
+        raise ConfigError(zh=f"不支持的格式“{fmt}”，可选：{'、'.join(MEDIA_TYPES)}",
+                          en=f"unknown format {fmt!r}; use one of {', '.join(MEDIA_TYPES)}")
     shape = _shape(decision, version, fmt, since)
     key = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:24]
     folder = storage_root() / "exports" / str(decision.resource.id) / f"v{version.number:06d}"

@@ -41,8 +41,10 @@ def version_for(session: Session, decision: AccessDecision, number: int | None) 
     version = session.scalar(select(DatasetVersion).where(
         DatasetVersion.resource_id == decision.resource.id, DatasetVersion.number == number))
     if version is None:
-        raise NotFound(f"resource {decision.resource.code} has no version {number}; list them at "
-                       f"/api/v1/resources/{decision.resource.code}/versions")
+        raise NotFound(zh=f"资源 {decision.resource.code} 没有第 {number} 版；已发布的版本见 "
+                          f"/api/v1/resources/{decision.resource.code}/versions",
+                       en=f"resource {decision.resource.code} has no version {number}; list them at "
+                          f"/api/v1/resources/{decision.resource.code}/versions")
     return version
 
 
@@ -76,7 +78,8 @@ def searchable(decision: AccessDecision, version: DatasetVersion, column: str) -
     masked = _masked(decision)
     usable = [c for c in granted_columns(decision, version) if c not in masked]
     if column not in all_columns(version) and getattr(decision, "columns", None) is None:
-        raise ConfigError(f"no column {column!r} in version {version.number}; columns: {', '.join(usable)}")
+        raise ConfigError(zh=f"第 {version.number} 版没有数据项“{column}”；可用：{'、'.join(usable)}",
+                          en=f"no column {column!r} in version {version.number}; columns: {', '.join(usable)}")
     if column not in usable:
         # An unknown column and a hidden one are answered alike, naming only what may be searched: the
         # answer must not tell a consumer which columns exist beyond its grant.
@@ -129,7 +132,8 @@ def _typed(value: str, kind: pa.DataType, column: str) -> object:
             return from_text(pa.array([value], pa.string()), kind)[0].as_py()
         return pa.scalar(value).cast(kind).as_py()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ConfigError(f"value {value!r} is not a valid {kind} for column {column!r}") from exc
+        raise ConfigError(zh=f"“{value}”不是数据项“{column}”可取的值（类型 {kind}，或超出其取值范围）",
+                          en=f"value {value!r} is not a valid {kind} for column {column!r}") from exc
 
 
 def arrow_schema(version: DatasetVersion) -> pa.Schema:
@@ -145,7 +149,8 @@ def parse_where(decision: AccessDecision, version: DatasetVersion, where: list[s
     for condition in where:
         column, sep, raw = condition.partition(":")
         if not sep:
-            raise ConfigError(f"filter {condition!r} must read column:value, e.g. status:存续")
+            raise ConfigError(zh=f"查询条件“{condition}”格式有误，应为 数据项:值，例如 status:存续",
+                              en=f"filter {condition!r} must read column:value, e.g. status:存续")
         searchable(decision, version, column)
         term = pc.field(column) == pc.scalar(_typed(raw, schema.field(column).type, column))
         expression = term if expression is None else expression & term
@@ -159,17 +164,36 @@ class Page:
     version: int
 
 
+BAD_CURSOR_ZH = "游标（cursor）不是本服务签发的，请去掉 cursor 从第一页重新读取"
+BAD_CURSOR_EN = "cursor is not one this service issued; start again without a cursor"
+
+
 def encode_cursor(version: int, column: str, ordinal: int) -> str:
     raw = json.dumps({"v": version, "k": column, "o": ordinal}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+CURSOR_FIELDS = {"v", "k", "o"}  # version, order column, ordinal of the next row
+LARGEST = 2**63 - 1  # what the registry and Arrow hold; a larger number was never issued
+
+
+def _whole(value: object, *, least: int) -> bool:
+    # bool is an int subclass: true must not pass for 1
+    return type(value) is int and least <= value <= LARGEST
+
+
 def decode_cursor(cursor: str) -> tuple[int, str, int]:
+    """The cursor exactly as encode_cursor wrote it, or a 400: only its three fields, whole numbers as numbers
+    ("3", 1.5 or true were taken for 3, 1 and 1), a version from 1, an ordinal from 0."""
     try:
-        body = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(body["v"]), str(body["k"]), int(body["o"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError("cursor is not one this service issued; start again without a cursor") from exc
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        body = json.loads(raw)
+    except (ValueError, TypeError) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
+        raise ConfigError(zh=BAD_CURSOR_ZH, en=BAD_CURSOR_EN) from exc
+    if not (isinstance(body, dict) and set(body) == CURSOR_FIELDS and _whole(body["v"], least=1)
+            and isinstance(body["k"], str) and body["k"] and _whole(body["o"], least=0)):
+        raise ConfigError(zh=BAD_CURSOR_ZH, en=BAD_CURSOR_EN)
+    return body["v"], body["k"], body["o"]
 
 
 def order_column(decision: AccessDecision, version: DatasetVersion) -> str:
@@ -188,7 +212,7 @@ def cursor_order(decision: AccessDecision, version: DatasetVersion, cursor_order
     edited one would sort the rows by a column hidden or masked from the consumer, revealing its order)."""
     order_by = order_column(decision, version)
     if cursor_order_by is not None and cursor_order_by != order_by:
-        raise ConfigError("cursor is not one this service issued; start again without a cursor")
+        raise ConfigError(zh=BAD_CURSOR_ZH, en=BAD_CURSOR_EN)
     return order_by
 
 

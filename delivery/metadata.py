@@ -5,7 +5,8 @@ columns, and every such read is audited (action ``data.metadata``).
 A consumer whose grant is restricted (some columns, a row condition, masked identifiers) never sees the version
 manifest, which lists every column and the digest of every file: it gets the manifest of what it receives, with
 the digests of its own files. Unrestricted readers (the provider, a grant on every column and row) get the
-version manifest itself.
+version manifest itself. Every reader with a live grant sees the version manifest's digest (manifest_sha256):
+it names the version the reader got, as every download's X-Govshare-Manifest-SHA256 does, and reveals no value.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def version_view(decision: AccessDecision, version: DatasetVersion) -> dict[str,
         # a row condition makes the total a fact about rows outside the grant
         "row_count": None if decision.row_filter else version.row_count,
         "quarantined_count": version.quarantined_count if own else None,
-        "manifest_sha256": None if restricted(decision) else version.manifest_sha256,
+        # the version's identity, which every download of it carries (X-Govshare-Manifest-SHA256): shown to any
+        # reader with a live grant, restricted or not; it reveals no value (ARCHITECTURE.md, "Manifest digest")
+        "manifest_sha256": version.manifest_sha256,
         "watermark": watermark if (not restricted(decision) or (cursor and _granted(decision, cursor))) else {},
         "schema_fields": _granted_fields(decision, manifest.get("schema", [])),
     }
@@ -71,6 +74,7 @@ def consumer_manifest(decision: AccessDecision, version: DatasetVersion, *, file
     return {
         "resource": decision.resource.code, "version": version.number, "since": since,
         "created_at": str(version.created_at), "consumer": decision.agency_code, "rows": rows,
+        "version_manifest_sha256": version.manifest_sha256,  # which version this is (never the manifest itself)
         "schema": view["schema_fields"], "watermark": view["watermark"], "columns": decision.columns,
         "row_filter": decision.row_filter, "masked": decision.mask_columns, "purpose": decision.purpose,
         "files": files,

@@ -54,7 +54,8 @@ def changes_since(session: Session, *, resource: Resource, since: int) -> Change
     if since < 1:
         raise FullCopyNeeded(f"version {since} is not one that was published; {full}")
     if since > latest.number:
-        raise ConfigError(f"{resource.code} has no version {since} yet: the latest is v{latest.number}")
+        raise ConfigError(zh=f"{resource.code} 尚无第 {since} 版，最新为第 {latest.number} 版",
+                          en=f"{resource.code} has no version {since} yet: the latest is v{latest.number}")
     later = list(session.scalars(select(DatasetVersion).where(
         DatasetVersion.resource_id == resource.id, DatasetVersion.number > since).order_by(DatasetVersion.number)))
     pruned = set(session.scalars(select(PrunedVersion.version_id).where(

@@ -5,11 +5,14 @@ Two steps, both safe to run any number of times:
 1. ``queue_notices(resource_code=, version_number=)`` inserts one row per active subscriber and version with
    INSERT ... ON CONFLICT DO NOTHING on the unique (subscription_id, version_id) pair, so a retried task, a
    re-run or a restart never queues a second notice.
-2. ``deliver_pending(now=)`` POSTs the due webhook notices. Each attempt first *claims* the notice (a
-   conditional UPDATE that also pushes its next attempt out by a lease), so two sweeps running at once do not
-   both send it; a delivered notice is never selected again. If the process dies after the receiver accepted
-   a notice but before it was marked delivered, the notice is sent again when the lease ends: receivers must
-   dedupe on the ``X-Govshare-Notice-Id`` header (the same id, body and signature scheme on every attempt).
+2. ``deliver_pending(now=)`` (pipeline/notice_delivery.py) POSTs the due webhook notices: receivers in
+   parallel (a small pool), each receiver's notices in order and one at a time, and a receiver that timed out
+   or could not be reached is left for the next sweep, so it never holds up another agency's notices. Each
+   attempt first *claims* the notice (a conditional UPDATE that also pushes its next attempt out by a lease), so
+   two sweeps running at once do not both send it; a delivered notice is never selected again. If the process
+   dies after the receiver accepted a notice but before it was marked delivered, the notice is sent again when
+   the lease ends: receivers must dedupe on the ``X-Govshare-Notice-Id`` header (the same id, body and
+   signature scheme on every attempt).
 
 What a receiver gets (``POST <url>``, JSON body, UTF-8)::
 
@@ -27,50 +30,23 @@ answer means delivered; anything else (or no answer) is retried with exponential
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core import clock
 from core.errors import NotFound
+# The sweep lives in pipeline/notice_delivery.py; its names stay importable from here.
+from pipeline.notice_delivery import (  # noqa: F401 - re-exported
+    NOTICE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, DeliveryReport, backoff, deliver_pending, notice_body, sign)
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.models import DatasetVersion
 from registry.exchange.notice_models import Notice, NoticeEndpoint
 from registry.sharing.models import Subscription
-from registry.exchange.notices import endpoint_for
 from registry.catalog.resources import get_resource
-from registry.sharing.subscriptions import subscribers
-
-SIGNATURE_HEADER = "X-Govshare-Signature"
-TIMESTAMP_HEADER = "X-Govshare-Timestamp"
-NOTICE_ID_HEADER = "X-Govshare-Notice-Id"
-
-
-@dataclass
-class DeliveryReport:
-    delivered: list[int] = field(default_factory=list)
-    retrying: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-    skipped: int = 0  # claimed by another sweep meanwhile
-
-
-def sign(*, secret: str, timestamp: str, body: bytes) -> str:
-    """The signature header's value; receivers compute the same and compare with hmac.compare_digest."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def notice_body(notice_id: int, payload: dict[str, Any]) -> bytes:
-    """The exact bytes POSTed: canonical JSON, identical on every attempt of one notice."""
-    return json.dumps({**payload, "notice_id": str(notice_id)}, ensure_ascii=False, sort_keys=True,
-                      separators=(",", ":"), default=str).encode()
-
+from registry.sharing.subscriptions import notice_withheld, subscribers
 
 CHANGE_COUNTS = ("inserted", "updated", "deleted")
 CHANGE_FILE_FACTS = ("file", "sha256", "bytes", "rows")  # of the whole change set's file
@@ -80,9 +56,9 @@ def _payload(session, version: DatasetVersion, subscription: Subscription) -> di
     """What the subscriber may know of the version, as the versions endpoint shows it to that reader
     (delivery.metadata.version_view): a row condition hides the row count and the change counts (those of its
     own view are the change feed's headers), any restriction the digests of change files it never gets, and the
-    quarantine is the provider's business. The manifest digest stays: every download's X-Govshare-Manifest-SHA256
-    carries it, so a subscriber matches a notice with the version it downloads. The numbers a notice gives are
-    then the ones the subscriber's download confirms."""
+    quarantine is the provider's business. The manifest digest stays, as for every reader with a live grant:
+    every download's X-Govshare-Manifest-SHA256 carries it, so a subscriber matches a notice with the version it
+    downloads. The numbers a notice gives are then the ones the subscriber's download confirms."""
     from delivery.metadata import restricted, subscriber_decision, version_view
 
     manifest = version.manifest or {}
@@ -96,7 +72,7 @@ def _payload(session, version: DatasetVersion, subscription: Subscription) -> di
         "provider": resource.agency.name, "provider_code": resource.agency.code,
         "subscriber_code": subscription.agency.code,
         "version": version.number, "published_at": version.created_at.isoformat(), "mode": manifest.get("mode"),
-        "row_count": view["row_count"], "manifest_sha256": version.manifest_sha256,
+        "row_count": view["row_count"], "manifest_sha256": view["manifest_sha256"],
         "download": f"/api/v1/resources/{resource.code}/files",
         "changes_feed": f"/api/v1/resources/{resource.code}/changes",
     }
@@ -138,18 +114,30 @@ def queue_notices(*, resource_code: str, version_number: int) -> int:
         rows = [_row(session, version, subscription, now) for subscription in subscribers(session, resource=resource)]
         created = _insert_ignoring_duplicates(session, rows)
         if created:
+            withheld = sum(1 for row in rows if row["status"] == "withheld")
             record_event(session, actor="pipeline", action="notice.queue", resource_code=resource.code,
-                         detail={"version": version.number, "notices": created})
+                         detail={"version": version.number, "notices": created, "withheld": withheld})
         return created
 
 
+def withheld_payload(version: DatasetVersion, reason: tuple[str, str]) -> dict[str, Any]:
+    """What a subscriber without a live grant is told of a version: that it exists and why nothing more."""
+    resource = version.resource
+    return {"event": "dataset.version.withheld", "resource": resource.code, "resource_name": resource.name,
+            "version": version.number, "withheld_zh": reason[0], "withheld": reason[1]}
+
+
 def _row(session, version: DatasetVersion, subscription: Subscription, now: datetime) -> dict[str, Any]:  # noqa: ANN001
+    row = {"subscription_id": subscription.id, "version_id": version.id, "resource_id": version.resource_id,
+           "agency_id": subscription.agency_id, "resource_code": version.resource.code,
+           "version_number": version.number, "attempts": 0, "created_at": now}
+    reason = notice_withheld(session, subscription=subscription, now=now)
+    if reason is not None:  # recorded, so the subscriber's feed says why this version was never announced
+        return {**row, "payload": withheld_payload(version, reason), "status": "withheld", "last_error": reason[0],
+                "next_attempt_at": None}
     webhook = session.get(NoticeEndpoint, subscription.id) is not None
-    return {"subscription_id": subscription.id, "version_id": version.id, "resource_id": version.resource_id,
-            "agency_id": subscription.agency_id, "resource_code": version.resource.code,
-            "version_number": version.number, "payload": _payload(session, version, subscription),
-            "status": "pending" if webhook else "feed", "attempts": 0,
-            "next_attempt_at": now if webhook else None, "created_at": now}
+    return {**row, "payload": _payload(session, version, subscription), "status": "pending" if webhook else "feed",
+            "last_error": None, "next_attempt_at": now if webhook else None}
 
 
 MISSED_DAYS = 7  # how far back the sweep looks for versions whose notices were never queued
@@ -184,80 +172,6 @@ def queue_missed(*, now: datetime | None = None, days: int = MISSED_DAYS) -> int
                              detail={"version": version.number, "notices": created, "missed": True})
             queued += created
         return queued
-
-
-def backoff(attempts: int, *, base_seconds: float, max_seconds: float) -> timedelta:
-    """Delay after the n-th failed attempt: base, 2 x base, 4 x base, ... capped."""
-    return timedelta(seconds=min(max_seconds, base_seconds * 2 ** max(0, attempts - 1)))
-
-
-def deliver_pending(*, now: datetime | None = None, max_attempts: int = 8, base_delay_seconds: float = 30,
-                    max_delay_seconds: float = 3600, timeout_seconds: float = 10, lease_seconds: float = 300,
-                    limit: int = 200) -> DeliveryReport:
-    """Send every webhook notice that is due at `now`; see the module docstring for the guarantees."""
-    import requests  # only a sweep needs it
-
-    now = clock.as_utc(now or clock.now())
-    report = DeliveryReport()
-    with session_scope() as session:
-        due = list(session.execute(
-            select(Notice.id, Notice.attempts).where(Notice.status == "pending", Notice.next_attempt_at <= now)
-            .order_by(Notice.id).limit(limit)))
-    for notice_id, seen_attempts in due:
-        with session_scope() as session:
-            claimed = session.execute(
-                update(Notice).where(Notice.id == notice_id, Notice.status == "pending",
-                                     Notice.attempts == seen_attempts)
-                .values(attempts=seen_attempts + 1, next_attempt_at=now + timedelta(seconds=lease_seconds)))
-            if claimed.rowcount != 1:
-                report.skipped += 1
-                continue
-            notice = session.get(Notice, notice_id)
-            target = endpoint_for(session, subscription_id=notice.subscription_id)
-            payload = dict(notice.payload)
-        attempt = seen_attempts + 1
-        if target is None:  # the endpoint was removed: the notice stays readable in the pull feed
-            with session_scope() as session:
-                session.execute(update(Notice).where(Notice.id == notice_id).values(status="feed"))
-            continue
-        url, secret = target
-        body = notice_body(notice_id, payload)
-        timestamp = str(int(clock.now().timestamp()))  # the real clock, as the receiver compares it with its own
-        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "govshare-notices/1",
-                   NOTICE_ID_HEADER: str(notice_id), TIMESTAMP_HEADER: timestamp,
-                   SIGNATURE_HEADER: sign(secret=secret, timestamp=timestamp, body=body),
-                   "X-Govshare-Attempt": str(attempt)}
-        error = None
-        try:
-            answer = requests.post(url, data=body, headers=headers, timeout=timeout_seconds, allow_redirects=False)
-            if not 200 <= answer.status_code < 300:
-                error = f"HTTP {answer.status_code}: {answer.text[:200]}"
-        except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        _settle(notice_id, attempt=attempt, error=error, now=now, max_attempts=max_attempts, report=report,
-                delay=backoff(attempt, base_seconds=base_delay_seconds, max_seconds=max_delay_seconds))
-    return report
-
-
-def _settle(notice_id: int, *, attempt: int, error: str | None, now: datetime, max_attempts: int,
-            report: DeliveryReport, delay: timedelta) -> None:
-    with session_scope() as session:
-        notice = session.get(Notice, notice_id)
-        subscription = session.get(Subscription, notice.subscription_id)
-        detail = {"notice_id": notice_id, "version": notice.version_number, "attempts": attempt}
-        if error is None:
-            notice.status, notice.delivered_at, notice.last_error, notice.next_attempt_at = "delivered", now, None, None
-            record_event(session, actor="pipeline", action="notice.delivered", agency_code=subscription.agency.code,
-                         resource_code=notice.resource_code, detail=detail)
-            report.delivered.append(notice_id)
-        elif attempt >= max_attempts:
-            notice.status, notice.last_error, notice.next_attempt_at = "failed", error, None
-            record_event(session, actor="pipeline", action="notice.failed", agency_code=subscription.agency.code,
-                         resource_code=notice.resource_code, result="failed", detail={**detail, "error": error})
-            report.failed.append(notice_id)
-        else:
-            notice.last_error, notice.next_attempt_at = error, now + delay
-            report.retrying.append(notice_id)
 
 
 def notify_published(*, resource_code: str, version_number: int, now: datetime | None = None) -> dict[str, Any]:

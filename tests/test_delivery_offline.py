@@ -74,8 +74,10 @@ def test_sftp_push_delivers_the_granted_data_once(hub: Delivery, sshd: SSHServer
     import hashlib
 
     assert manifest["files"][0]["sha256"] == hashlib.sha256((outbox / f"{stem}.parquet").read_bytes()).hexdigest()
-    # a restricted consumer gets the manifest of what it receives, never the whole version's (metadata is data)
+    # a restricted consumer gets the manifest of what it receives, never the whole version's (metadata is data);
+    # the version's digest names the version, as on every download
     assert "version_manifest" not in manifest and "manifest_sha256" not in manifest
+    assert manifest["version_manifest_sha256"] == latest(hub.hub.resource_code).manifest_sha256
     assert [f["name"] for f in manifest["schema"]] == GRANTED and manifest["rows"] == data.num_rows
     assert not {"legal_rep_id", "updated_at"} & set(json.dumps(manifest, ensure_ascii=False).split('"'))
 

@@ -38,7 +38,8 @@ def catalog(session: SessionDep, _: PrincipalDep) -> list[ResourcePublic]:
             tags=["versions"])
 def versions(code: str, session: SessionDep, token: TokenDep) -> list[VersionPublic]:
     """Published versions of a resource, newest first, for a reader the access check allows: granted columns
-    only; counts, watermark and manifest digest only where the grant does not restrict them. Audited."""
+    only; counts and watermark only where the grant does not restrict them; the manifest digest (the version's
+    identity, as on every download) always. Audited."""
     decision = authorize_metadata(session, token=token, resource_code=code, what="versions")
     listed = [VersionPublic(**version_view(decision, v)) for v in list_versions(session, resource=decision.resource)]
     session.commit()

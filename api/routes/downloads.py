@@ -101,7 +101,8 @@ def create_link(code: str, body: SignedLinkCreate, request: Request, session: Se
     if body.format not in MEDIA_TYPES:
         from core.errors import ConfigError
 
-        raise ConfigError(f"unknown format {body.format!r}; use one of {', '.join(MEDIA_TYPES)}")
+        raise ConfigError(zh=f"不支持的格式“{body.format}”，可选：{'、'.join(MEDIA_TYPES)}",
+                          en=f"unknown format {body.format!r}; use one of {', '.join(MEDIA_TYPES)}")
     decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="file"), use)
     version = version_for(session, decision, body.version)
     claims = signed_links.new_claims(

@@ -214,12 +214,17 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
             raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
     except NotFound as exc:
         return _problem(request, principal, exc)
+    from registry.sharing.grants import usable_grant
+
     content, elements = _entry_content(session, resource)
+    own = principal.agency_id == resource.agency_id
     return _page(request, "entry.html", principal, resource=resource, content=content, elements=elements,
                  latest=latest_version(session, resource=resource),
-                 # the whole version's row count and manifest digest are the provider's (metadata is data:
-                 # a consumer sees what its grant gives it, through browsing or the versions endpoint)
-                 own=principal.agency_id == resource.agency_id)
+                 # the whole version's row count is the provider's (metadata is data: a consumer sees what its
+                 # grant gives it); the manifest digest names the version every download carries, so any
+                 # reader with a live grant sees it, as on the versions endpoint and in notices
+                 own=own, digest=own or (principal.agency_id is not None and usable_grant(
+                     session, resource=resource, agency_id=principal.agency_id) is not None))
 
 
 def _entry_content(session, resource) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -18,8 +18,10 @@ from registry.orm import Base
 __all__ = ["NoticeEndpoint", "Notice", "CdcResync", "NOTICE_STATUSES"]
 
 # pending: a webhook delivery is due or being retried; delivered: the receiver answered 2xx;
-# failed: given up after the maximum attempts (reported); feed: no webhook, only in the pull feed.
-NOTICE_STATUSES = ("pending", "delivered", "failed", "feed")
+# failed: given up after the maximum attempts (reported); feed: no webhook, only in the pull feed;
+# withheld: not sent, the subscriber of a resource shared on application holding no live grant (last_error says
+# why, in the feed too).
+NOTICE_STATUSES = ("pending", "delivered", "failed", "feed", "withheld")
 
 
 class NoticeEndpoint(Base):

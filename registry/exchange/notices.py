@@ -107,8 +107,10 @@ def list_notices(session: Session, *, resource_code: str | None = None, status: 
 def parse_cursor(after: str | None) -> int | None:
     if after in (None, ""):
         return None
-    if not after.isdigit():
-        raise ConfigError(f"cursor {after!r} is not one this feed returned; pass next_cursor from the last page, "
+    # ASCII digits only ("²" is a digit to str.isdigit and no number to int), within a notice id's range
+    if not (after.isascii() and after.isdigit() and int(after) < 2**63):
+        raise ConfigError(zh=f"游标“{after}”不是本通知接口返回的；请传回上一页的 next_cursor，或不传从头读取",
+                          en=f"cursor {after!r} is not one this feed returned; pass next_cursor from the last page, "
                           "or nothing to start from the beginning")
     return int(after)
 
@@ -117,4 +119,6 @@ def notice_public(notice: Notice) -> dict[str, Any]:
     """What a consumer sees of a notice in the feed: the payload the webhook carries plus delivery state."""
     return {"id": str(notice.id), "resource": notice.resource_code, "version": notice.version_number,
             "created_at": notice.created_at.isoformat(), "webhook_status": notice.status,
+            # why a notice was not sent (status "withheld": no live grant), in Chinese as the consumer reads it
+            "withheld_reason": notice.last_error if notice.status == "withheld" else None,
             "payload": notice.payload}

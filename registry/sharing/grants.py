@@ -106,6 +106,20 @@ def live_grant(session: Session, *, resource: Resource, agency_id: int) -> Grant
         .order_by(Grant.id.desc())).first()
 
 
+def usable_grant(session: Session, *, resource: Resource, agency_id: int) -> Grant | None:
+    """The agency's grant when a read would pass it now (active, not expired, its secrecy agreement in force),
+    for pages that show what a grant allows without reading data."""
+    grant = live_grant(session, resource=resource, agency_id=agency_id)
+    if grant is None or grant.status != "active":
+        return None
+    if grant.expires_at is not None and clock.as_utc(grant.expires_at) <= clock.now():
+        return None
+    if needs_agreement(session, resource=resource) and not agreement_in_force(
+            session, resource=resource, agency_id=agency_id):
+        return None
+    return grant
+
+
 def _sync_subscription(session: Session, *, grant: Grant) -> None:
     # Update notices (article 16) go to subscribers: an active grant keeps a subscription in step.
     subscription = session.scalar(select(Subscription).where(
@@ -138,7 +152,10 @@ def create_grant(session: Session, *, resource: Resource, agency: Agency, origin
     grant = Grant(resource_id=resource.id, agency_id=agency.id, origin=origin, application_id=application_id,
                   columns=list(columns) if columns else None, row_filter=validate_row_filter(row_filter),
                   unmask=unmask is True, unmasked_columns=sorted(set(unmask)) if isinstance(unmask, list) else None,
-                  external_use=external_use, purpose=purpose, expires_at=expires_at,
+                  external_use=external_use, purpose=purpose,
+                  # in UTC: SQLite keeps a datetime's wall time and drops its offset (Beijing end of day
+                  # would come back as 23:59 UTC, eight hours late)
+                  expires_at=clock.as_utc(expires_at) if expires_at else None,
                   status="pending_agreement")
     session.add(grant)
     session.flush()

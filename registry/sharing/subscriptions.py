@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.errors import AccessDenied, ConfigError
 from registry.audit.log import mark_audited, record_event
 from registry.catalog.models import Resource
 from registry.catalog.resources import get_resource
 from registry.people.agencies import get_agency
 from registry.people.auth import Principal, console, require
-from registry.sharing.grants import create_grant, unpublished
+from registry.sharing.grants import agreement_in_force, create_grant, live_grant, needs_agreement, unpublished
 from registry.sharing.models import Subscription
+from schemas.presentation import day
 
 
 def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str, actor: str = "cli",
@@ -50,3 +54,29 @@ def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str
 def subscribers(session: Session, *, resource: Resource) -> list[Subscription]:
     return list(session.scalars(select(Subscription).where(
         Subscription.resource_id == resource.id, Subscription.status == "active")))
+
+
+def notice_withheld(session: Session, *, subscription: Subscription, now: datetime) -> tuple[str, str] | None:
+    """Why a subscriber must not be sent an update notice now, as (zh, en), or None. A resource shared on
+    application (有条件共享) is notified only under a live grant, read as a download would read it (active, not
+    expired, its secrecy agreement in force): a grant that ran out keeps its subscription active until someone
+    revokes it, and the notice would announce data the subscriber may no longer take. Unconditional resources
+    are notified as before. A new grant approved (a new application) resumes the notices."""
+    resource = subscription.resource
+    if resource.sharing_type != "conditional":
+        return None
+    grant = live_grant(session, resource=resource, agency_id=subscription.agency_id)
+    if grant is None or grant.status != "active":
+        return ("本机构没有该资源的有效共享授权，更新通知未发送；重新申请获批后恢复通知（govshare apply submit）",
+                "your agency holds no active grant for this resource: the notice was not sent; notices resume "
+                "once a new application is approved (`govshare apply submit`)")
+    if grant.expires_at is not None and clock.as_utc(grant.expires_at) <= now:
+        return (f"共享授权已于{day(grant.expires_at)}到期，更新通知未发送；重新申请获批后恢复通知（govshare apply submit）",
+                f"your agency's grant expired on {clock.beijing_day(grant.expires_at).isoformat()}: the notice was "
+                "not sent; notices resume once a new application is approved (`govshare apply submit`)")
+    if needs_agreement(session, resource=resource) and not agreement_in_force(
+            session, resource=resource, agency_id=subscription.agency_id, on=clock.beijing_day(now)):
+        return ("共享安全保密协议已到期或被撤销，更新通知未发送；续签后恢复通知",
+                "the secrecy agreement has ended or was revoked: the notice was not sent; notices resume once a "
+                "renewed agreement is recorded")
+    return None
