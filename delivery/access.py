@@ -29,15 +29,8 @@ from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit.log import mark_audited, record_event
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
-from registry.sharing.grants import (
-    agreement_in_force,
-    filter_columns,
-    lifted_masks,
-    live_grant,
-    needs_agreement,
-    require_published,
-    sensitivity,
-)
+from registry.sharing.grants import agreement_in_force, filter_columns, live_grant, needs_agreement, require_published
+from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
 from registry.catalog.resources import SHARING_MODES, get_resource
@@ -110,11 +103,10 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
                       "the secrecy agreement has ended or was revoked: record a renewed one")
     version = _version_for(session, resource, channel)
     # Private by default: personal identifiers are masked on every channel unless the decision lifted them.
-    lifted = lifted_masks(grant)
-    masked = [] if lifted is True else [c for c in personal_identifiers(session, resource) if c not in lifted]
+    scope = grant_scope(session, resource=resource, grant=grant)
     return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
-                          columns=list(grant.columns) if grant.columns else None, purpose=grant.purpose,
-                          channel=channel, grant_id=grant.id, row_filter=grant.row_filter, mask_columns=masked,
+                          columns=scope.columns, purpose=grant.purpose, channel=channel, grant_id=grant.id,
+                          row_filter=scope.row_filter, mask_columns=scope.mask_columns,
                           expires_at=grant.expires_at, actor=principal.actor, external_use=grant.external_use)
 
 
@@ -123,27 +115,6 @@ def _version_for(session: Session, resource: Resource, channel: str) -> DatasetV
     if channel == "metadata":
         return latest_version(session, resource=resource)
     return require_latest_version(session, resource=resource)
-
-
-def personal_identifiers(session: Session, resource: Resource) -> list[str]:
-    """Columns holding personal identifiers (个人信息): those the published catalogue entry marks (主体标识
-    身份证号码, or a 个人信息 kind: ID number, name, phone or address of a natural person), those the provider's
-    secrecy review names, and those the resource's data contract gives the role subject_id_idcard."""
-    from registry.catalog.entries import published_revision
-    from schemas.catalog_metadata import CatalogEntryData
-    from schemas.contract_store import contract_for
-
-    columns: list[str] = []
-    revision = published_revision(session, resource=resource)
-    if revision is not None:
-        columns += [item.column for item in CatalogEntryData.model_validate(revision.content).data_items
-                    if item.is_personal and item.column]
-    marks = sensitivity(session, resource=resource)
-    columns += list(marks.personal_columns) if marks else []
-    contract = contract_for(resource_code=resource.code, stream=resource.stream)
-    if contract is not None:
-        columns += [c.name for c in contract.columns if c.role == "subject_id_idcard"]
-    return list(dict.fromkeys(columns))
 
 
 def authorize_read(session: Session, *, token: str | None, resource_code: str, channel: str) -> AccessDecision:

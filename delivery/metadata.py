@@ -19,12 +19,9 @@ from sqlalchemy.orm import Session
 from delivery.access import AccessDecision, authorize_read
 from registry.audit.log import record_event
 from registry.exchange.models import DatasetVersion
+from registry.sharing.visibility import restricted, version_facts
 
 METADATA = "metadata"
-
-
-def restricted(decision: AccessDecision) -> bool:
-    return decision.columns is not None or bool(decision.row_filter) or bool(decision.mask_columns)
 
 
 def _granted(decision: AccessDecision, name: str) -> bool:
@@ -49,12 +46,8 @@ def version_view(decision: AccessDecision, version: DatasetVersion) -> dict[str,
     own = decision.grant_id is None
     return {
         "number": version.number, "created_at": version.created_at,
-        # a row condition makes the total a fact about rows outside the grant
-        "row_count": None if decision.row_filter else version.row_count,
+        **version_facts(decision, version),  # row count (not under a row condition), manifest digest
         "quarantined_count": version.quarantined_count if own else None,
-        # the version's identity, which every download of it carries (X-Govshare-Manifest-SHA256): shown to any
-        # reader with a live grant, restricted or not; it reveals no value (ARCHITECTURE.md, "Manifest digest")
-        "manifest_sha256": version.manifest_sha256,
         "watermark": watermark if (not restricted(decision) or (cursor and _granted(decision, cursor))) else {},
         "schema_fields": _granted_fields(decision, manifest.get("schema", [])),
     }
@@ -99,23 +92,3 @@ def restrict_openapi(document: dict[str, Any], decision: AccessDecision) -> dict
             if parameter.get("name") == "fields":
                 parameter["description"] = f"逗号分隔的信息项，默认全部已授权项；可选：{', '.join(decision.columns)}"
     return out
-
-
-def subscriber_decision(session: Session, *, version: DatasetVersion, agency_code: str, agency_id: int,
-                        purpose: str) -> AccessDecision:
-    """What an update notice may tell a subscriber of a version (its grant's columns, row condition and masks),
-    decided without a read: a notice is no delivery, so neither refused nor audited as one. A subscriber whose
-    grant is gone is told as little as the most restricted reader."""
-    from delivery.access import personal_identifiers
-    from registry.sharing.grants import lifted_masks, live_grant
-
-    resource = version.resource
-    grant = live_grant(session, resource=resource, agency_id=agency_id)
-    if grant is None:
-        return AccessDecision(agency_code=agency_code, resource=resource, version=version, columns=[],
-                              purpose=purpose, channel=METADATA, grant_id=-1, row_filter={"none": True})
-    lifted = lifted_masks(grant)
-    masked = [] if lifted is True else [c for c in personal_identifiers(session, resource) if c not in lifted]
-    return AccessDecision(agency_code=agency_code, resource=resource, version=version,
-                          columns=list(grant.columns) if grant.columns else None, purpose=grant.purpose,
-                          channel=METADATA, grant_id=grant.id, row_filter=grant.row_filter, mask_columns=masked)

@@ -47,37 +47,35 @@ from registry.exchange.notice_models import Notice, NoticeEndpoint
 from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
 from registry.sharing.subscriptions import notice_withheld, subscribers
+from registry.sharing.visibility import restricted, subscriber_scope, version_facts
 
 CHANGE_COUNTS = ("inserted", "updated", "deleted")
 CHANGE_FILE_FACTS = ("file", "sha256", "bytes", "rows")  # of the whole change set's file
 
 
 def _payload(session, version: DatasetVersion, subscription: Subscription) -> dict[str, Any]:  # noqa: ANN001
-    """What the subscriber may know of the version, as the versions endpoint shows it to that reader
-    (delivery.metadata.version_view): a row condition hides the row count and the change counts (those of its
+    """What the subscriber may know of the version, as the versions endpoint shows it to that reader (the same
+    registry.sharing.visibility rules): a row condition hides the row count and the change counts (those of its
     own view are the change feed's headers), any restriction the digests of change files it never gets, and the
     quarantine is the provider's business. The manifest digest stays, as for every reader with a live grant:
     every download's X-Govshare-Manifest-SHA256 carries it, so a subscriber matches a notice with the version it
     downloads. The numbers a notice gives are then the ones the subscriber's download confirms."""
-    from delivery.metadata import restricted, subscriber_decision, version_view
-
     manifest = version.manifest or {}
     resource = version.resource
-    decision = subscriber_decision(session, version=version, agency_code=subscription.agency.code,
-                                   agency_id=subscription.agency_id, purpose=subscription.purpose)
-    view = version_view(decision, version)
+    scope = subscriber_scope(session, resource=resource, agency_id=subscription.agency_id)
+    facts = version_facts(scope, version)
     payload: dict[str, Any] = {
         "event": "dataset.version.published",
         "resource": resource.code, "resource_name": resource.name,
         "provider": resource.agency.name, "provider_code": resource.agency.code,
         "subscriber_code": subscription.agency.code,
         "version": version.number, "published_at": version.created_at.isoformat(), "mode": manifest.get("mode"),
-        "row_count": view["row_count"], "manifest_sha256": view["manifest_sha256"],
+        "row_count": facts["row_count"], "manifest_sha256": facts["manifest_sha256"],
         "download": f"/api/v1/resources/{resource.code}/files",
         "changes_feed": f"/api/v1/resources/{resource.code}/changes",
     }
     if "changes" in manifest:  # the change summary of an incremental run, when the pipeline records one
-        hidden = (CHANGE_COUNTS if decision.row_filter else ()) + (CHANGE_FILE_FACTS if restricted(decision) else ())
+        hidden = (CHANGE_COUNTS if scope.row_filter else ()) + (CHANGE_FILE_FACTS if restricted(scope) else ())
         payload["changes"] = {k: v for k, v in manifest["changes"].items() if k not in hidden}
     return payload
 
