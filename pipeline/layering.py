@@ -86,11 +86,33 @@ def start_layer(*, folder: Path, delta_files: list[str], key: tuple[str, ...], p
     changes = ChangeWriter(folder / "changes.parquet", schema=schema, since=previous_number)
     try:
         changes.write_delta(delta, key, read, existed, unchanged)
+        # The replaced rows' marks too: a part the deletes do not touch keeps these as they are written here
+        replaced = {hit.part_index: _marked(dead_before[hit.part_index], hit.positions) for hit in found}
+        vectors = {index: _write_vector(folder, index, dead) for index, dead in replaced.items()}
     except BaseException:
         changes.abort()
         raise
     return StartedLayer(folder=folder, key=key, parts=parts, read=read, found=found, dead_before=dead_before,
-                        changes=changes)
+                        changes=changes, replaced=replaced, vectors=vectors)
+
+
+def _marked(dead: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """A part's sorted dead positions with more marked: inserted in place (a merge, not a sort of them all:
+    after a run the part's marks are many, the new ones few)."""
+    if not len(positions):
+        return dead
+    positions = np.unique(positions)
+    at = np.searchsorted(dead, positions)
+    new = (at >= len(dead)) | (dead[np.minimum(at, len(dead) - 1)] != positions) if len(dead) else \
+        np.ones(len(positions), dtype=bool)
+    return np.insert(dead, at[new], positions[new])
+
+
+def _write_vector(folder: Path, index: int, dead: np.ndarray) -> dict:
+    """The part's deletion vector in the layer's folder, and its manifest entry."""
+    name = f"{DELETES_DIR}/{index:05d}.parquet"
+    write_deleted(folder / name, dead)
+    return {"path": name, "rows": int(len(dead)), "sha256": file_sha256(folder / name)}
 
 
 @dataclass
@@ -102,6 +124,8 @@ class StartedLayer:
     found: list[Found]  # where they had live rows
     dead_before: list[np.ndarray]
     changes: ChangeWriter  # open: the deletes come last
+    replaced: dict[int, np.ndarray] = field(default_factory=dict)  # dead positions once the delta's keys are marked
+    vectors: dict[int, dict] = field(default_factory=dict)  # their deletion vectors, written already
 
     def finish(self, *, previous_path: str, removed: pa.Array | None) -> Layer:
         """Mark the replaced and the ``removed`` keys' rows dead and close the change set with the deletes."""
@@ -109,17 +133,17 @@ class StartedLayer:
             gone = self._gone(removed)
             layer = Layer()
             newly_dead = 0
-            replaced = {hit.part_index: hit.positions for hit in self.found}
             removed_here = {hit.part_index: hit.positions for hit in gone}
             for index, part in enumerate(self.parts):
                 entry = _entry_for(part, previous_path)
-                marked = [p for p in (replaced.get(index), removed_here.get(index)) if p is not None]
-                if marked:
-                    dead = np.union1d(self.dead_before[index], np.concatenate(marked))
-                    name = f"{DELETES_DIR}/{index:05d}.parquet"
-                    write_deleted(self.folder / name, dead)
-                    entry["deleted"] = {"path": name, "rows": int(len(dead)), "sha256": file_sha256(self.folder / name)}
-                    newly_dead += len(dead) - len(self.dead_before[index])
+                if index in removed_here:
+                    dead = _marked(self.replaced.get(index, self.dead_before[index]), removed_here[index])
+                    entry["deleted"] = _write_vector(self.folder, index, dead)
+                elif index in self.vectors:
+                    dead, entry["deleted"] = self.replaced[index], self.vectors[index]
+                else:
+                    dead = self.dead_before[index]
+                newly_dead += len(dead) - len(self.dead_before[index])
                 layer.referenced.append(entry)
             layer.rows_carried = sum(p.live_rows for p in self.parts) - newly_dead
             self.changes.write_deletes([(self.parts[g.part_index], g.positions) for g in gone if len(g.positions)])
