@@ -57,7 +57,7 @@ class FileLedger:
         every recorded path in Python objects)."""
         if not entries:
             return []
-        listed = _table(entries)
+        listed = record_of(entries)
         where = pc.index_in(listed.column("path"), value_set=self.previous.column("path"))
         found = pc.is_valid(where).to_pylist()
         if not any(found):
@@ -73,7 +73,7 @@ class FileLedger:
 
     def record(self, entries: list[Listed], changed: list[bool]) -> int:
         """Write the difference between the listing and the previous record; the number of entries in it."""
-        fresh = _table([e for e, c in zip(entries, changed) if c])
+        fresh = record_of([e for e, c in zip(entries, changed) if c])
         listed = pa.array([e.path for e in entries], pa.string())
         gone_paths = pc.filter(self.previous.column("path"),
                                pc.invert(pc.is_in(self.previous.column("path"), value_set=listed)))
@@ -88,13 +88,10 @@ class FileLedger:
         return delta.num_rows
 
 
-def _table(entries: Iterable[Listed]) -> pa.Table:
+def record_of(entries: Iterable[Listed]) -> pa.Table:
+    """Entries as the registry records them (RECORD_SCHEMA)."""
     entries = list(entries)
     return pa.table({"path": pa.array([e.path for e in entries], pa.string()),
                      "size": pa.array([e.size for e in entries], pa.int64()),
                      "modified_us": pa.array([microseconds(e.modified) for e in entries], pa.int64()),
                      "stamp": pa.array([e.stamp for e in entries], pa.string())}, schema=RECORD_SCHEMA)
-
-
-def empty_record() -> pa.Table:
-    return RECORD_SCHEMA.empty_table()

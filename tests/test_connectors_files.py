@@ -245,11 +245,13 @@ def files_read(resource_code: str) -> list[str]:
         return sorted(session.scalars(select(CursorFile.path).where(CursorFile.resource_id == resource.id)))
 
 
-def test_a_file_uploaded_with_its_old_time_kept_is_read_by_the_next_incremental_run(hub_home: Path,
-                                                                                     folder: Path) -> None:
+@pytest.mark.parametrize("registry", ["hub_home", "pg_hub_home"])
+def test_a_file_uploaded_with_its_old_time_kept_is_read_by_the_next_incremental_run(
+        registry: str, request: pytest.FixtureRequest, folder: Path) -> None:
     """`scp -p`, `rsync -t` or an extracted archive keep a file's old time: it sorts before the watermark but is
     new, and is published by the next run, not the weekly full read. Its key that a newer file holds keeps the
-    newer file's row, as a full read has it."""
+    newer file's row, as a full read has it. The record of files read lives in either registry."""
+    request.getfixturevalue(registry)
     a, b = write_csv(folder / "企业-a.csv", enterprise_rows(1, 5)), write_csv(folder / "企业-b.csv", enterprise_rows(6, 5))
     _stamp(a, datetime(2026, 3, 1, 8, tzinfo=UTC))
     _stamp(b, datetime(2026, 3, 2, 8, tzinfo=UTC))
@@ -275,6 +277,27 @@ def test_a_file_uploaded_with_its_old_time_kept_is_read_by_the_next_incremental_
 
     report = _sync(hub.resource_code, full=True)  # the full read agrees: nothing to publish
     assert report.version is None and published(hub.resource_code) == incremental
+
+
+def test_the_record_of_a_large_folder_changes_by_the_files_read(tmp_path: Path) -> None:
+    """100,000 recorded files, three new or changed and one gone: the run reads three and its difference to the
+    record holds four entries, not the folder's 100,000."""
+    from connectors.filelist import FileLedger, record_of
+    from connectors.filesource import FileEntry
+
+    moment = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    entries = [FileEntry(path=f"企业-{i:06d}.csv", modified=moment, size=100 + i, stamp=f"{i}:1")
+               for i in range(100_000)]
+    ledger = FileLedger(previous=record_of(entries), out=tmp_path / "files-read.parquet")
+    listed = [*entries[1:50_000], FileEntry(path=entries[50_000].path, modified=moment, size=100 + 50_000,
+                                            stamp="50000:2"),  # same time and size, rewritten
+              *entries[50_001:], FileEntry(path="企业-new-1.csv", modified=moment, size=1),
+              FileEntry(path="企业-new-2.csv", modified=moment, size=1)]
+    changed = ledger.changed(listed)
+    assert [e.path for e, c in zip(listed, changed) if c] == ["企业-050000.csv", "企业-new-1.csv", "企业-new-2.csv"]
+    assert ledger.record(listed, changed) == 4
+    delta = pq.read_table(ledger.out).to_pylist()
+    assert [(r["path"], r["gone"]) for r in delta][-1] == ("企业-000000.csv", True)
 
 
 def test_a_file_rewritten_with_its_time_and_size_kept_is_read_again(hub_home: Path, folder: Path) -> None:
