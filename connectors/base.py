@@ -77,9 +77,11 @@ class StreamSpec:
 
 @dataclass(frozen=True)
 class ReadState:
-    """The typed cursor position an incremental read resumes from (None: read everything)."""
+    """The typed cursor position an incremental read resumes from (None: read everything), and for a source
+    with the ``files`` capability the record of files read (已读文件清单, connectors.filelist.FileLedger)."""
 
     cursor_value: str | None = None
+    files: Any = None  # connectors.filelist.FileLedger | None
 
 
 @dataclass
@@ -101,8 +103,9 @@ class TableInfo:
 # What a connector can do beyond reading a stream in full (`Connector.capabilities`):
 # incremental: reads only rows with cursor >= the last published value; key_scan: reads a stream's key columns
 # alone (the pipeline then finds keys deleted at the source in every incremental run, pipeline/deletes.py);
-# cdc: change capture from the source's log (pipeline/cdc.py).
-CAPABILITIES = frozenset({"incremental", "key_scan", "cdc"})
+# cdc: change capture from the source's log (pipeline/cdc.py); files: reads files, records which ones it read
+# (connectors/filelist.py) and, incrementally, reads every file new or changed since (connectors/filesource.py).
+CAPABILITIES = frozenset({"incremental", "key_scan", "cdc", "files"})
 
 
 class Connector(ABC):

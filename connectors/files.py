@@ -21,6 +21,12 @@ from core.errors import ConfigError
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _stamp(info: os.stat_result) -> str:
+    """Inode and change time: a file rewritten or replaced with its modification time (and size) kept still
+    gets a new change time, which no uploader can set (connectors/filelist.py)."""
+    return f"{info.st_ino}:{info.st_ctime_ns}"
+
+
 class FilesConnector(FileSourceConnector):
     kind = "files"
     title = "本地文件夹 (CSV / Excel)"
@@ -49,7 +55,8 @@ class FilesConnector(FileSourceConnector):
                         info = item.stat()
                         modified = EPOCH + timedelta(microseconds=info.st_mtime_ns // 1000)
                         relative = f"{folder}/{item.name}" if folder else item.name
-                        entries.append(FileEntry(path=relative, modified=modified, size=info.st_size))
+                        entries.append(FileEntry(path=relative, modified=modified, size=info.st_size,
+                                                 stamp=_stamp(info)))
         except PermissionError as exc:
             raise ConfigError(self.fail(f"cannot list {directory}: {exc.strerror}")) from None
         return entries

@@ -2,10 +2,11 @@
 
 A stream (the resource's ``--table``) names an entry of the config's ``streams`` mapping; keys at the top of the
 config are defaults for every stream. Files are read in name order. Incremental reads use a file cursor: with
-``--cursor _file_modified`` (or ``_file_name``) each row carries its file's modification time (or name), and a
-later run reads only files whose time (name) is at or after the last one published; files sharing that newest
-time are read again and merged by primary key, so a file written in the same second is never lost. A file whose
-size or time changed while it was read (an upload still in progress) stops the run before anything is published.
+``--cursor _file_modified`` (or ``_file_name``) each row carries its file's modification time (or name), every
+read records which files it read (已读文件清单, connectors/filelist.py), and a later run reads every file that is
+new or changed since that record, whatever its time, with the files ranked after it (see _new_or_changed). A
+file whose size or time changed while it was read (an upload still in progress) stops the run before anything
+is published.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydantic import model_validator
 
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.config import SourceConfig
+from connectors.filelist import FileLedger
 from connectors.fileformats import Record, csv_rows, excel_rows, excerpt
 from connectors.tabular import (
     UNDECODABLE,
@@ -53,6 +55,7 @@ class FileEntry:
     path: str          # relative to the source folder, with forward slashes
     modified: datetime  # UTC
     size: int
+    stamp: str | None = None  # what else tells a rewrite and no uploader sets (a local inode and change time)
 
 
 class FileSourceConfig(SourceConfig):
@@ -106,6 +109,7 @@ def excel_dates(row: list[Any], columns: list[Column], epoch: datetime) -> list[
 
 class FileSourceConnector(Connector):
     config_model = FileSourceConfig
+    capabilities = frozenset({"incremental", "files"})
 
     # --- what a subclass provides -------------------------------------------------------------------------------
 
@@ -303,8 +307,12 @@ class FileSourceConnector(Connector):
             file_columns = self._wants_file_columns(stream, settings)
             if file_columns and {c.name for c in columns} & {FILE_NAME, FILE_MODIFIED}:
                 raise ConfigError(self.fail(f"the files have a column named {FILE_NAME} or {FILE_MODIFIED}"))
+            listed, ledger = entries, state.files
+            changed = ledger.changed(entries) if isinstance(ledger, FileLedger) else None
             if stream.cursor_column and state.cursor_value is not None:
-                entries = self._since(entries, stream.cursor_column, state.cursor_value)
+                entries = self._since(entries, stream.cursor_column, state.cursor_value) \
+                    if changed is None or stream.cursor_column not in (FILE_NAME, FILE_MODIFIED) \
+                    else self._new_or_changed(entries, changed)
             normalizer = Normalizer(columns, null_values=settings.get("null_values", [""]),
                                     timezone=settings.get("timezone"))
             builder = BatchBuilder(columns + list(FILE_COLUMNS if file_columns else ()), batch_rows=stream.batch_rows,
@@ -315,11 +323,26 @@ class FileSourceConnector(Connector):
             for entry in entries:
                 yield from self._read_file(session, entry, settings, columns, normalizer, builder, file_columns,
                                            ranks[entry.path] if stream.primary_key else None)
+            if changed is not None:  # read whole (a file that changed meanwhile stopped the run): recorded
+                ledger.record(listed, changed)
             last = builder.flush(always=True)  # an empty read still tells its schema
             if last is not None:
                 yield last
 
+    @staticmethod
+    def _new_or_changed(entries: list[FileEntry], changed: list[bool]) -> list[FileEntry]:
+        """The files new or changed since the record, and every file ranked after the oldest of them (by time,
+        then name). A key takes the newest file's row (pipeline/duplicates.py): a late file (an old time kept)
+        read alone would replace a newer file's row of the same key, which a full read ranks above it; read with
+        them, it loses as it does there. A new file with today's time is the newest: read alone."""
+        fresh = [(e.modified, e.path) for e, c in zip(entries, changed) if c]
+        if not fresh:
+            return []
+        oldest = min(fresh)
+        return [e for e in entries if (e.modified, e.path) >= oldest]
+
     def _since(self, entries: list[FileEntry], cursor: str, value: str) -> list[FileEntry]:
+        """Without a record of files read (a connector used on its own): files at or after the watermark."""
         if cursor == FILE_MODIFIED:
             try:
                 mark = datetime.fromisoformat(value)

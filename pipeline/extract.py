@@ -24,6 +24,8 @@ from connectors.base import (
     StreamSpec,
     payload_schema,
 )
+from connectors.filelist import FileLedger
+from connectors.filesource import FILE_MODIFIED, FILE_NAME
 from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
@@ -48,14 +50,33 @@ from registry.db import session_scope
 from registry.exchange.models import SyncRun
 from registry.catalog.resources import get_resource
 from registry.catalog.sources import open_connector
+from registry.exchange.file_ledger import recorded_files
 from registry.exchange.versions import cursor_state, latest_version
 
 __all__ = ["record_run_failure", "stage_resource"]
+
+FILES_READ = "files-read.parquet"  # in the run folder: the change to the record of files read
 
 
 def _cursor_text(value: Any) -> str:
     # str() keeps the "YYYY-MM-DD HH:MM:SS" spelling SQL engines compare correctly against stored text.
     return value.isoformat() if isinstance(value, date) and not isinstance(value, datetime) else str(value)
+
+
+def _watermark(cursor: str, high_water: Any, previous: str | None) -> str | None:
+    """The highest cursor value read. A file source also reads files older than its watermark (one uploaded
+    with its old time kept, connectors/filesource.py); the watermark never moves back for them, or rows of files
+    read before would sort past it and count as changed (pipeline/layering.py compares only rows up to it)."""
+    if high_water is None:
+        return previous
+    if previous is not None and cursor in (FILE_MODIFIED, FILE_NAME):
+        try:
+            mark = datetime.fromisoformat(previous) if cursor == FILE_MODIFIED else previous
+            if mark > high_water:
+                return previous
+        except (TypeError, ValueError):
+            pass  # a mark of another spelling: the value read stands
+    return _cursor_text(high_water)
 
 
 @dataclass
@@ -114,7 +135,7 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
             # Rows carried from the previous version would lack the change: read everything again.
             shutil.rmtree(folder, ignore_errors=True)
             staged = replace(staged, mode="full", rows_read=0)
-            _extract(staged, replace(inputs, state=ReadState()))
+            _extract(staged, replace(inputs, state=ReadState(files=inputs.state.files)))
     with session_scope() as session:
         run = session.get(SyncRun, run_id)
         run.status, run.mode, run.rows_read, run.rows_quarantined = "staged", staged.mode, staged.rows_read, \
@@ -150,7 +171,13 @@ def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, In
             key=list(stream.primary_key),
             row_stores="interface" in (resource.sharing_modes or []),
         )
-        inputs = Inputs(stream=stream, state=ReadState(cursor_value=state.cursor_value if incremental else None),
+        files = None
+        if "files" in connector.capabilities:  # recorded by full reads too, so the next run compares with them
+            files = FileLedger(previous=recorded_files(session, resource_id=resource.id),
+                               out=Path(staged.folder) / FILES_READ)
+            staged.files_read = FILES_READ
+        inputs = Inputs(stream=stream, state=ReadState(cursor_value=state.cursor_value if incremental else None,
+                                                       files=files),
                         connector=connector, contract=contract, previous=_previous(previous_version),
                         watch=open_keys(session, resource_id=resource.id) if stream.primary_key else [])
     return staged, inputs
@@ -266,7 +293,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     staged.findings["complete"] = not incremental
     if stream.cursor_column:
         staged.watermark = {"cursor_column": stream.cursor_column,
-                            "value": _cursor_text(high_water) if high_water is not None else inputs.state.cursor_value}
+                            "value": _watermark(stream.cursor_column, high_water, inputs.state.cursor_value)}
     if layered:
         staged.referenced, staged.rows_carried = layer.referenced, layer.rows_carried
         staged.rows_staged = layer.rows_carried + own_rows

@@ -35,6 +35,7 @@ from pipeline.staging import StagedRun
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.catalog.models import Resource
+from registry.exchange.file_ledger import apply_file_delta
 from registry.exchange.models import CursorState, DatasetVersion, SyncRun
 from registry.exchange.versions import latest_version, next_version_number
 
@@ -192,6 +193,13 @@ def _changes_entry(staging: Path, changes: dict) -> dict:
     return entry
 
 
+def _record_files_read(session, staged: StagedRun, folder: Path) -> None:  # noqa: ANN001
+    """A file source's record of files read, with the cursor state it belongs to (connectors/filelist.py)."""
+    if staged.files_read and (folder / staged.files_read).is_file():
+        apply_file_delta(session, resource_id=staged.resource_id, run_id=staged.run_id,
+                         delta=folder / staged.files_read)
+
+
 def _close_run(session, staged: StagedRun, *, status: str, version_id: int | None) -> None:  # noqa: ANN001
     run = session.get(SyncRun, staged.run_id)
     if run is None:
@@ -218,6 +226,7 @@ def _record_unchanged(staged: StagedRun, *, findings, previous_number: int | Non
         state = session.get(CursorState, staged.resource_id)
         if state is not None and staged.watermark.get("value") is not None:
             state.cursor_column, state.cursor_value = staged.watermark.get("cursor_column"), staged.watermark["value"]
+        _record_files_read(session, staged, staging)
         _close_run(session, staged, status="unchanged", version_id=None)
         _settle(session, staged, findings=findings, version_id=None, quarantine=quarantine)
         record_event(session, actor="pipeline", action="run.unchanged", resource_code=staged.resource_code,
@@ -247,6 +256,7 @@ def _record(staged: StagedRun, *, number: int, final: Path, manifest: dict, mani
         state.cursor_value = staged.watermark.get("value")
         state.version_id = version.id
         session.add(state)
+        _record_files_read(session, staged, final)
         _close_run(session, staged, status="published", version_id=version.id)
         record_event(session, actor="pipeline", action="version.publish", resource_code=staged.resource_code,
                      detail={"version": number, "run_id": staged.run_id, "mode": staged.mode,

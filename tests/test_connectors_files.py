@@ -213,22 +213,113 @@ def test_incremental_by_modification_time_reads_only_new_files(hub_home: Path, f
     hub = register_resource(kind="files", config=_config(folder), cursor="_file_modified")
     assert _sync(hub.resource_code).rows_published == 10
     assert cursor_value(hub.resource_code).startswith("2026-03-02 08:00:00")
+    assert files_read(hub.resource_code) == ["企业-a.csv", "企业-b.csv"]
 
-    # A new file arrives; an old file is rewritten in place with its old time kept: it is not read again.
-    c = write_csv(folder / "企业-c.csv", enterprise_rows(11, 4))
+    c = write_csv(folder / "企业-c.csv", enterprise_rows(11, 4))  # a new file arrives
     _stamp(c, datetime(2026, 3, 3, 8, tzinfo=UTC))
-    write_csv(folder / "企业-a.csv", [["1", "X", "改名不应被读到", "1.00", "2020-01-01", "2026-01-01 00:00:00", ""]])
-    _stamp(a, datetime(2026, 3, 1, 8, tzinfo=UTC))
     report = _sync(hub.resource_code)
 
     assert report.mode == "incremental"
-    assert report.rows_read == 5 + 4  # b (the newest time, read again and merged by key) and c; a not at all
+    assert report.rows_read == 4  # c alone: a and b are recorded as read and unchanged (b was read again before)
     rows = published(hub.resource_code)
     assert [r["id"] for r in rows] == list(range(1, 15))
-    assert rows[0]["name"] == "上海市第1号科技有限公司"
     assert cursor_value(hub.resource_code).startswith("2026-03-03 08:00:00")
     version = read_version(latest(hub.resource_code))
     assert version.column("_file_name").to_pylist()[-1] == "企业-c.csv"
+
+    report = _sync(hub.resource_code)  # nothing changed: nothing read, nothing published
+    assert (report.mode, report.rows_read, report.version) == ("incremental", 0, None)
+    assert latest(hub.resource_code).number == 2
+
+
+def files_read(resource_code: str) -> list[str]:
+    """The resource's record of files read (已读文件清单), as the registry keeps it."""
+    from sqlalchemy import select
+
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.models import CursorFile
+
+    with session_scope() as session:
+        resource = get_resource(session, code=resource_code)
+        return sorted(session.scalars(select(CursorFile.path).where(CursorFile.resource_id == resource.id)))
+
+
+@pytest.mark.parametrize("registry", ["hub_home", "pg_hub_home"])
+def test_a_file_uploaded_with_its_old_time_kept_is_read_by_the_next_incremental_run(
+        registry: str, request: pytest.FixtureRequest, folder: Path) -> None:
+    """`scp -p`, `rsync -t` or an extracted archive keep a file's old time: it sorts before the watermark but is
+    new, and is published by the next run, not the weekly full read. Its key that a newer file holds keeps the
+    newer file's row, as a full read has it. The record of files read lives in either registry."""
+    request.getfixturevalue(registry)
+    a, b = write_csv(folder / "企业-a.csv", enterprise_rows(1, 5)), write_csv(folder / "企业-b.csv", enterprise_rows(6, 5))
+    _stamp(a, datetime(2026, 3, 1, 8, tzinfo=UTC))
+    _stamp(b, datetime(2026, 3, 2, 8, tzinfo=UTC))
+    hub = register_resource(kind="files", config=_config(folder), cursor="_file_modified")
+    assert _sync(hub.resource_code).version == 1
+
+    late = enterprise_rows(20, 3) + [["1", "91310000000000001X", "迟到文件的1号", "1.00", "2020-01-01",
+                                      "2026-01-01 00:00:00", ""],
+                                     ["7", "91310000000000007X", "迟到文件的7号", "7.00", "2020-01-01",
+                                      "2026-01-01 00:00:00", ""]]
+    d = write_csv(folder / "企业-d.csv", late)
+    _stamp(d, datetime(2026, 3, 1, 8, tzinfo=UTC))  # a day before the watermark (2026-03-02 08:00)
+    report = _sync(hub.resource_code)
+
+    assert report.mode == "incremental" and report.version == 2
+    assert report.rows_read == 5 + 5  # d, and b ranked after it (a, older, not at all)
+    names = {r["id"]: r["name"] for r in published(hub.resource_code)}
+    assert {20, 21, 22} <= set(names) and len(names) == 13
+    assert names[1] == "迟到文件的1号"  # d is newer than a (same time, later name)
+    assert names[7] == "上海市第7号科技有限公司"  # b is newer than d
+    assert cursor_value(hub.resource_code).startswith("2026-03-02 08:00:00")  # never moves back
+    incremental = published(hub.resource_code)
+
+    report = _sync(hub.resource_code, full=True)  # the full read agrees: nothing to publish
+    assert report.version is None and published(hub.resource_code) == incremental
+
+
+def test_the_record_of_a_large_folder_changes_by_the_files_read(tmp_path: Path) -> None:
+    """100,000 recorded files, three new or changed and one gone: the run reads three and its difference to the
+    record holds four entries, not the folder's 100,000."""
+    from connectors.filelist import FileLedger, record_of
+    from connectors.filesource import FileEntry
+
+    moment = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    entries = [FileEntry(path=f"企业-{i:06d}.csv", modified=moment, size=100 + i, stamp=f"{i}:1")
+               for i in range(100_000)]
+    ledger = FileLedger(previous=record_of(entries), out=tmp_path / "files-read.parquet")
+    listed = [*entries[1:50_000], FileEntry(path=entries[50_000].path, modified=moment, size=100 + 50_000,
+                                            stamp="50000:2"),  # same time and size, rewritten
+              *entries[50_001:], FileEntry(path="企业-new-1.csv", modified=moment, size=1),
+              FileEntry(path="企业-new-2.csv", modified=moment, size=1)]
+    changed = ledger.changed(listed)
+    assert [e.path for e, c in zip(listed, changed) if c] == ["企业-050000.csv", "企业-new-1.csv", "企业-new-2.csv"]
+    assert ledger.record(listed, changed) == 4
+    delta = pq.read_table(ledger.out).to_pylist()
+    assert [(r["path"], r["gone"]) for r in delta][-1] == ("企业-000000.csv", True)
+
+
+def test_a_file_rewritten_with_its_time_and_size_kept_is_read_again(hub_home: Path, folder: Path) -> None:
+    a, b = write_csv(folder / "企业-a.csv", enterprise_rows(1, 5)), write_csv(folder / "企业-b.csv", enterprise_rows(6, 5))
+    _stamp(a, datetime(2026, 3, 1, 8, tzinfo=UTC))
+    _stamp(b, datetime(2026, 3, 2, 8, tzinfo=UTC))
+    hub = register_resource(kind="files", config=_config(folder), cursor="_file_modified")
+    assert _sync(hub.resource_code).version == 1
+
+    before = a.stat().st_size
+    rows = enterprise_rows(1, 5)
+    rows[2][2] = rows[2][2].replace("科技", "贸易")  # same length in bytes
+    write_csv(a, rows)
+    _stamp(a, datetime(2026, 3, 1, 8, tzinfo=UTC))
+    assert a.stat().st_size == before
+    report = _sync(hub.resource_code)
+
+    assert report.mode == "incremental" and report.version == 2
+    assert report.rows_read == 10 and report.changes["updated"] == 1
+    assert {r["id"]: r["name"] for r in published(hub.resource_code)}[3] == "上海市第3号贸易有限公司"
+    report = _sync(hub.resource_code)  # read once: nothing again
+    assert (report.rows_read, report.version) == (0, None)
 
 
 def test_a_key_in_several_files_takes_the_newest_files_row(hub_home: Path, folder: Path) -> None:
@@ -244,9 +335,9 @@ def test_a_key_in_several_files_takes_the_newest_files_row(hub_home: Path, folde
 
     b = write_csv(folder / "企业-b.csv", renamed(enterprise_rows(2, 2), "（更名）") + enterprise_rows(6, 1))
     _stamp(b, datetime(2026, 3, 2, 8, tzinfo=UTC))
-    report = _sync(hub.resource_code)  # reads a again (the tie at the watermark) and b: ids 2 and 3 twice
-    assert report.mode == "incremental" and (report.rows_read, report.rows_quarantined) == (8, 0)
-    assert report.rows_published == 6  # a's rows of ids 2 and 3 were replaced by b's, not published
+    report = _sync(hub.resource_code)  # b alone (a is recorded as read): its ids 2 and 3 update a's
+    assert report.mode == "incremental" and (report.rows_read, report.rows_quarantined) == (3, 0)
+    assert report.rows_published == 3
     names = {r["id"]: r["name"] for r in published(hub.resource_code)}
     assert names[2] == "上海市第2号科技有限公司（更名）" and names[3] == "上海市第3号科技有限公司（更名）"
     assert names[1] == "上海市第1号科技有限公司" and set(names) == {1, 2, 3, 4, 5, 6}
@@ -255,7 +346,7 @@ def test_a_key_in_several_files_takes_the_newest_files_row(hub_home: Path, folde
 
     c = write_csv(folder / "企业-c.csv", renamed(enterprise_rows(4, 1), "甲") + renamed(enterprise_rows(4, 1), "乙"))
     _stamp(c, datetime(2026, 3, 3, 8, tzinfo=UTC))
-    report = _sync(hub.resource_code)  # b again and c, whose two rows of id 4 cannot both be right
+    report = _sync(hub.resource_code)  # c alone, whose two rows of id 4 cannot both be right
     assert report.rows_quarantined == 2 and report.version is None  # nothing else changed
     assert {r["id"]: r["name"] for r in published(hub.resource_code)}[4] == "上海市第4号科技有限公司"
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -278,11 +278,27 @@ def test_sftp_into_published_versions_incrementally(hub_home: Path, sshd: SSHSer
     report = sync_resource(resource_code=hub.resource_code)
 
     assert report.mode == "incremental" and report.version == 2
-    assert report.rows_read == 15 + 5  # 0301 is not read again
+    assert report.rows_read == 5  # only the new file: 0301 and 0302 are recorded as read
     table = read_version(latest(hub.resource_code))
     published = [{k: v for k, v in row.items() if not k.startswith("_file")} for row in table.to_pylist()]
     assert published == expected(first + second + third)
     assert sorted(set(table.column("_file_name").to_pylist())) == ["企业-0301.csv", "企业-0302.csv", "企业-0303.csv"]
+
+    # Uploaded with its old time kept (a day before the watermark): read by the next run, with the files after it.
+    late = enterprise_rows(41, 3)
+    _stamp(write_csv(outbox / "企业-0302b.csv", late), datetime(2026, 3, 2, 8, tzinfo=UTC) - timedelta(days=1))
+    report = sync_resource(resource_code=hub.resource_code)
+    assert (report.mode, report.version, report.rows_read) == ("incremental", 3, 3 + 15 + 5)  # 0301 is older
+    assert sorted(r["id"] for r in read_version(latest(hub.resource_code)).to_pylist()) == list(range(1, 44))
+
+    # Rewritten in place with its time kept (a correction of one row, longer): read again. Then nothing.
+    fixed = [list(r) for r in third]
+    fixed[0][2] += "（更正）"
+    _stamp(write_csv(outbox / "企业-0303.csv", fixed), datetime(2026, 3, 3, 8, tzinfo=UTC))
+    report = sync_resource(resource_code=hub.resource_code)
+    assert (report.version, report.rows_read, report.changes["updated"]) == (4, 5, 1)
+    report = sync_resource(resource_code=hub.resource_code)
+    assert (report.rows_read, report.version) == (0, None)
 
 
 def test_excel_over_sftp(sshd: SSHServer, outbox: Path) -> None:

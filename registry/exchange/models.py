@@ -1,7 +1,8 @@
 """Tables of the exchange engine: published versions, run cursors and runs, the per-resource run lock, detected
 source schema changes, and pruned versions (articles 7 and 16).
 
-Migrations: registry/migrations/versions/0001 (versions, cursors, runs), 0007_exchange.py (label "exchange").
+Migrations: registry/migrations/versions/0001 (versions, cursors, runs), 0007_exchange.py (label "exchange"),
+0075_cursor_files.py (files read by a file source).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from core import clock
 from registry.catalog.models import Resource
 from registry.orm import Base
 
-__all__ = ["CursorState", "DatasetVersion", "ResourceLock", "SchemaChange", "PrunedVersion", "SyncRun"]
+__all__ = ["CursorFile", "CursorState", "DatasetVersion", "ResourceLock", "SchemaChange", "PrunedVersion", "SyncRun"]
 
 
 class DatasetVersion(Base):
@@ -46,6 +47,20 @@ class CursorState(Base):
     cursor_value: Mapped[str | None] = mapped_column(Text)
     version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+
+class CursorFile(Base):
+    """One file of a file source's record of files read (已读文件清单, connectors/filelist.py): part of the cursor
+    state, rewritten in the same transaction as it. One row a file, not one document: a run that reads three of
+    100,000 files writes three rows."""
+
+    __tablename__ = "cursor_files"
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True, doc="relative to the source folder")
+    size: Mapped[int] = mapped_column(BigInteger)
+    modified_us: Mapped[int] = mapped_column(BigInteger, doc="modification time, microseconds since 1970 UTC")
+    stamp: Mapped[str | None] = mapped_column(String(100), doc="a local file's inode and change time")
+    run_id: Mapped[str] = mapped_column(String(40), doc="the run that read it last")
 
 
 class SyncRun(Base):
