@@ -47,9 +47,13 @@ class ChangeSet:
                 "deleted": self.deleted, "deletes_detected": self.deletes_detected, "file": self.file,
                 "note": self.note, "schema_changed": self.schema_changed}
 
-    @property
-    def empty(self) -> bool:
-        return self.file is not None and not (self.inserted or self.updated or self.deleted or self.schema_changed)
+
+
+def no_change(summary: dict[str, Any]) -> bool:
+    """A change set (its summary) that is known, with its file, and empty: no key inserted, updated or deleted,
+    no column changed. A run that finds one publishes nothing (pipeline.publish)."""
+    return bool(summary.get("file")) and not (summary.get("inserted") or summary.get("updated")
+                                              or summary.get("deleted") or summary.get("schema_changed"))
 
 
 def change_schema(schema: pa.Schema) -> pa.Schema:

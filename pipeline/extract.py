@@ -29,10 +29,10 @@ from connectors.filesource import FILE_MODIFIED, FILE_NAME
 from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
-from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
+from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes, no_change
 from pipeline.deletes import key_table
 from pipeline.duplicates import FileRanks, settle_duplicates
-from pipeline.layering import carry_forward, layerable, start_layer, version_batches
+from pipeline.layering import carry_forward, compact, compaction_due, start_layer, version_batches
 from pipeline.layers import Part, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
@@ -248,9 +248,10 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         origins.close()
         if key:
             _settle_keys(staged, folder, writer, quarantine, origins, key, keys)
-        layered = bool(incremental and previous is not None and key
-                       and layerable(previous.parts, writer.schema, previous.schema))
-        if layered:  # the delta's share of the layer, while the key scan is still reading the source's keys
+        # A layer on the previous version, or its change set at least: past the limits (compaction_due) the
+        # version is compacted, but only once the layer's change set shows something to publish.
+        stacked = bool(incremental and previous is not None and key and writer.schema == previous.schema)
+        if stacked:  # the delta's share of the layer, while the key scan is still reading the source's keys
             staged.files = [f"data/{name}" for name in writer.files  # a layer that read nothing adds no file
                             if pq.ParquetFile(folder / "data" / name).metadata.num_rows]
             if locator.supports(writer.schema, key):
@@ -261,10 +262,14 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         deleted = _await_deletes(staged, keys, scan)
         scan = None
         delta_keys = None
-        if layered:
+        layered = stacked
+        if stacked:
             layer = started.finish(previous_path=previous.path, removed=deleted)
             started = None
-        elif incremental and previous is not None and key:
+            if compaction_due(previous.parts) and not no_change(layer.changes):
+                staged.rows_carried = compact(folder, layer, writer)
+                layered = False
+        elif incremental and previous is not None and key:  # a schema equal only as schema drift compares it
             # The keys of the rows kept: a key quarantined as repeated keeps its published row, as in a layer.
             delta_keys = pa.concat_tables([pq.read_table(folder / "data" / name, columns=list(key))
                                            for name in writer.files] or
@@ -301,11 +306,12 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                       batches=version_batches(folder, layer, staged.files))
         staged.changes = layer.changes
     else:
-        if incremental and key and locator.supports(writer.schema, key):
-            _build_locators(staged, folder, [Path(f).name for f in staged.files], key)
+        if incremental and key and locator.supports(writer.schema, key):  # the delta's were built already
+            _build_locators(staged, folder, [Path(f).name for f in staged.files if f not in staged.locators], key)
         staged.rows_staged = own_rows
         finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
-        staged.changes = _change_set(staged, folder, writer.schema, key, previous, delta_keys, deleted)
+        staged.changes = layer.changes if stacked else \
+            _change_set(staged, folder, writer.schema, key, previous, delta_keys, deleted)
     staged.save()
 
 

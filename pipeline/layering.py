@@ -4,12 +4,15 @@ The rows read become the new version's own delta part; every file of the previou
 copied, and the rows the delta replaces get a deletion vector (pipeline.layers). The change set comes from
 the delta alone: a key the previous version held is an update, any other an insert, and a row re-read at the
 previous watermark (cursor ties are read again on purpose) that is identical to its published row is not a
-change. Layers stack up to a limit; past it, or once too many referenced rows are dead, the run compacts
-instead: it writes a whole snapshot, as a full refresh does (pipeline.extract).
+change. Layers stack up to a limit; past it, or once too many referenced rows are dead, the next run with
+changes compacts instead: it writes a whole snapshot, as a full refresh does (pipeline.extract). The layer is
+worked out first all the same, for its change set: a run that finds no change publishes nothing, and one
+that compacted first would throw its snapshot away (and every quiet run after it would write it again).
 """
 
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +34,16 @@ DELETED_ROWS_AT_ONCE = 65_536  # deleted rows read and written to the change set
 ROW_READERS = 8  # record batches of a row store read at once when rows are taken from it (I/O overlapped)
 
 
-def layerable(parts: list[Part], schema: pa.Schema, previous_schema: pa.Schema) -> bool:
-    """Whether the next incremental run may stack a layer, or must compact into a snapshot."""
+def compaction_due(parts: list[Part]) -> bool:
+    """Whether a version of these parts is past the limits: its next run with changes compacts it."""
     total = sum(p.rows for p in parts)
     dead = sum(p.deleted_rows for p in parts)
-    return schema == previous_schema and len(parts) < MAX_PARTS and dead <= MAX_DEAD_FRACTION * max(total, 1)
+    return len(parts) >= MAX_PARTS or dead > MAX_DEAD_FRACTION * max(total, 1)
+
+
+def layerable(parts: list[Part], schema: pa.Schema, previous_schema: pa.Schema) -> bool:
+    """Whether the next incremental run may stack a layer, or must compact into a snapshot."""
+    return schema == previous_schema and not compaction_due(parts)
 
 
 @dataclass
@@ -43,6 +51,10 @@ class Layer:
     referenced: list[dict] = field(default_factory=list)  # manifest entries of the previous version's files
     rows_carried: int = 0
     changes: dict = field(default_factory=dict)
+
+    def carried_parts(self, folder: Path) -> list[Part]:
+        """The previous version's files as the layer keeps them (with its new marks); ``folder``: the run's."""
+        return parts_of(folder, {"files": self.referenced})
 
 
 def _entry_for(part: Part, previous_path: str) -> dict:
@@ -169,9 +181,21 @@ class StartedLayer:
 def version_batches(folder: Path, layer: Layer, own_files: list[str]):  # noqa: ANN201 - quality.checks.BatchReader
     """The rows the layered version will hold (the previous files minus the new marks, and the delta), for the
     dataset rules that run before it is published."""
-    parts = parts_of(folder, {"files": layer.referenced}) + [
+    parts = layer.carried_parts(folder) + [
         Part(path=folder / name, rows=pq.ParquetFile(folder / name).metadata.num_rows) for name in own_files]
     return lambda *, columns=None: iter_parts(parts, columns=columns)
+
+
+def compact(folder: Path, layer: Layer, writer) -> int:  # noqa: ANN001 - PartWriter
+    """Compaction (合并) of a layer that found changes: the rows it carries (the previous version's live rows
+    less those its delta replaced and its deletes removed) written after the delta, batch by batch, so the
+    version owns every file it lists; its deletion vectors go, nothing refers to them. The rows carried."""
+    carried = 0
+    for batch in iter_parts(layer.carried_parts(folder)):
+        writer.write(batch)
+        carried += batch.num_rows
+    shutil.rmtree(folder / DELETES_DIR, ignore_errors=True)
+    return carried
 
 
 def carry_forward(parts: list[Part], writer, key: tuple[str, ...], changed: pa.Array | pa.ChunkedArray) -> int:  # noqa: ANN001 - PartWriter

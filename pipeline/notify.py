@@ -37,6 +37,7 @@ from sqlalchemy import select
 
 from core import clock
 from core.errors import NotFound
+from pipeline.changes import no_change
 # The sweep lives in pipeline/notice_delivery.py; its names stay importable from here.
 from pipeline.notice_delivery import (  # noqa: F401 - re-exported
     NOTICE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, DeliveryReport, backoff, deliver_pending, notice_body, sign)
@@ -82,9 +83,7 @@ def _payload(session, version: DatasetVersion, subscription: Subscription) -> di
 
 def _unchanged(version: DatasetVersion) -> bool:
     """A version whose change set is known and empty: same keys, same values, same columns."""
-    changes = (version.manifest or {}).get("changes") or {}
-    return bool(changes.get("file")) and not (changes.get("inserted") or changes.get("updated")
-                                              or changes.get("deleted") or changes.get("schema_changed"))
+    return no_change((version.manifest or {}).get("changes") or {})
 
 
 def _insert_ignoring_duplicates(session, rows: list[dict[str, Any]]) -> int:  # noqa: ANN001 - Session

@@ -19,7 +19,7 @@ from core import clock
 from core.errors import FatalError, RetriableError
 from core.storage import get_storage
 from pipeline import locks, paths
-from pipeline.changes import CHANGES_FILE
+from pipeline.changes import CHANGES_FILE, no_change
 from pipeline.layers import live_rows, parts_of, parts_schema, version_parts
 from pipeline.locks import resource_lock  # noqa: F401 - the lock publishing holds, importable from here
 from pipeline.lookup_publish import build_for_publish, lookup_columns
@@ -62,10 +62,7 @@ class PublishReport:
 
 def unchanged(staged: StagedRun) -> bool:
     """Nothing to publish: the version it would make holds exactly the previous one's rows."""
-    changes = staged.changes or {}
-    return (staged.previous_version is not None and changes.get("file") is not None and not staged.schema_change
-            and not (changes.get("inserted") or changes.get("updated") or changes.get("deleted")
-                     or changes.get("schema_changed")))
+    return staged.previous_version is not None and not staged.schema_change and no_change(staged.changes or {})
 
 
 def ended_report(run_id: str) -> PublishReport | None:

@@ -254,3 +254,75 @@ def test_a_key_scan_that_fails_after_the_layer_began_publishes_nothing(
     _assert_equals_source(latest(code), dsn, table, "id")
     changes = latest(code).manifest["changes"]
     assert (changes["updated"], changes["deleted"]) == (5, 3)
+
+
+def test_a_version_past_the_limit_is_compacted_only_by_a_run_with_changes(hub_home: Path,
+                                                                          source: tuple[str, str]) -> None:
+    """After a mass delete the version is past the compaction limit (more than a fifth of its referenced rows
+    dead). A run that then finds no change publishes nothing, so it writes no snapshot either: its staged folder
+    holds the rows it read and no more (every quiet run used to rewrite the whole table and throw it away). A
+    run failing while it compacts leaves the version served; the next run with changes compacts, and publishes
+    the source exactly, every column compared, with its exact change set."""
+    import pyarrow.parquet as pq
+
+    from pipeline.extract import stage_resource
+    from pipeline.layering import compaction_due
+    from pipeline.layers import version_parts
+    from pipeline.sync import publish_run, sync_resource
+    from tests.helpers import run_prefixes
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    config, secret = pg_source_config(dsn, schema=schema)
+    hub = register_resource(kind="postgresql", config=config, secret=secret, key=("id",))
+    code = hub.resource_code
+    sync_resource(resource_code=code)
+    pg_execute(dsn, f"DELETE FROM {table} WHERE id % 4 = 0")  # a quarter of the rows
+    assert sync_resource(resource_code=code).version == 2
+    v2 = latest(code)
+    assert any(e.get("folder") for e in v2.manifest["files"]), "a layer on v1"
+    assert v2.manifest["changes"]["deleted"] == ROWS // 4 and compaction_due(version_parts(v2))
+    v2_digest = rows_digest(table_rows(read_version(v2, sort_by="id"), ENTERPRISE_COLUMNS))
+
+    for _ in range(2):  # quiet runs, staged then published as the Airflow tasks do
+        staged = stage_resource(resource_code=code)
+        folder = Path(staged.folder)
+        written = sum(pq.ParquetFile(part).metadata.num_rows for part in (folder / "data").glob("*.parquet"))
+        assert written == staged.rows_read < ROWS // 10, "the staged run holds what it read, not a snapshot"
+        assert staged.referenced, "the previous version's files are referenced, as by a layer"
+        report = publish_run(folder=staged.folder)
+        assert report.version is None and sync_runs(code)[-1].status == "unchanged"
+        assert [v.number for v in versions(code)] == [1, 2]
+        assert folder.name not in run_prefixes(hub.resource_id)
+
+    pg_execute(dsn, f"UPDATE {table} SET name = name || '（更名）', reg_capital = reg_capital + 1, "
+                    f"updated_at = '{LATE}' WHERE id BETWEEN 1 AND 3")
+    pg_execute(dsn, _copy_row(table, 9001, LATE))
+    pg_execute(dsn, f"DELETE FROM {table} WHERE id IN (5, 2999)")
+
+    compact = pipeline.layering.compact
+
+    def crash(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - a failure once the snapshot is written
+        compact(*args, **kwargs)
+        raise RetriableError("the worker lost its disk while compacting")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("pipeline.extract.compact", crash)
+        with pytest.raises(RetriableError, match="compacting"):
+            sync_resource(resource_code=code)
+    assert [v.number for v in versions(code)] == [1, 2] and sync_runs(code)[-1].status == "failed"
+    assert run_prefixes(hub.resource_id) == sorted(Path(v.path).name for v in versions(code))
+    assert rows_digest(table_rows(read_version(latest(code), sort_by="id"), ENTERPRISE_COLUMNS)) == v2_digest
+
+    report = sync_resource(resource_code=code)
+    v3 = latest(code)
+    assert report.mode == "incremental" and v3.number == 3 and v3.manifest["mode"] == "incremental"
+    assert not any(e.get("folder") or e.get("deleted") for e in v3.manifest["files"]), "compacted: a snapshot"
+    assert not compaction_due(version_parts(v3))
+    _assert_equals_source(v3, dsn, table, "id")
+    changes = v3.manifest["changes"]
+    assert (changes["inserted"], changes["updated"], changes["deleted"], changes["deletes_detected"]) == \
+        (1, 3, 2, True)
+    change_file = pq.read_table(paths.resolve(v3.path) / changes["file"])
+    kinds = dict(zip(change_file.column("id").to_pylist(), change_file.column("_change").to_pylist()))
+    assert kinds == {1: "update", 2: "update", 3: "update", 9001: "insert", 5: "delete", 2999: "delete"}
