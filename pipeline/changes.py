@@ -174,7 +174,7 @@ def _located_rows(located: Path, parts: list[Part], columns: list[str]
     """The rows that ``located`` names (part index from 1, row number, a flag; ordered by part and row), with
     their flags, in that order: the same every time for the same files. Memory: one batch of ``located`` and
     the rows it names (from a part's row store where it has one, else from the row groups that hold them)."""
-    from pipeline.layering import parquet_rows_at, rows_at
+    from pipeline.layer_changes import parquet_rows_at, rows_at
 
     for batch in pq.ParquetFile(located).iter_batches(batch_size=LOCATED_BATCH):
         indexes, rows, flags = (batch.column(i).to_numpy(zero_copy_only=False) for i in range(3))
