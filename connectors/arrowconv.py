@@ -171,9 +171,17 @@ def value_text(value: Any) -> str:
     if isinstance(value, timedelta):
         return duration_text(value)
     if isinstance(value, list | tuple | dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, ensure_ascii=False, default=_json_item)
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    return str(value)
+
+
+def _json_item(value: Any) -> str:
+    """An array's or structure's element JSON has no form for: bytes as BINARY_PREFIX + hex (str() wrote
+    Python's b'...', which nothing read back), anything else as str()."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return BINARY_PREFIX + bytes(value).hex()
     return str(value)
 
 

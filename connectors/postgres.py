@@ -17,6 +17,7 @@ from connectors.base import (
     Connector,
     ReadState,
     StreamSpec,
+    payload_schema,
     TableInfo,
     quoted_names,
     refused,
@@ -24,7 +25,9 @@ from connectors.base import (
 from connectors.config import SourceConfig
 from connectors.postgres_duckdb import can_scan, scan_table
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
-from connectors.postgres_types import array_type, converted_select
+from connectors.pgarrays import ArrayColumn, array_column, listed_arrays
+from connectors.pgarrays import convert as convert_arrays
+from connectors.postgres_types import ARRAY_TEXT, array_columns, converted_select
 from connectors.prefetch import prefetched
 from connectors.time_range import out_of_range_times
 from core.errors import ConfigError
@@ -114,11 +117,15 @@ class PostgresConnector(Connector):
         return schema or self.config.get("schema", "public"), name
 
     def _columns(self, cursor, table: str) -> list[ColumnInfo]:  # noqa: ANN001
+        return [column for column, _array in self._catalogue(cursor, table)]
+
+    def _catalogue(self, cursor, table: str) -> list[tuple[ColumnInfo, ArrayColumn | None]]:  # noqa: ANN001
+        """Each column, and for an array column its element type and declared dimensions (connectors.pgarrays)."""
         schema, name = self._table_parts(table)
         # A domain's values are read as its base type's (the driver resolves it too): its type, with its typmod.
         cursor.execute(
             """SELECT a.attname, format_type(a.atttypid, a.atttypmod), b.typname, x.typmod, NOT a.attnotnull,
-                      col_description(c.oid, a.attnum), format_type(b.oid, x.typmod)
+                      col_description(c.oid, a.attnum), format_type(b.oid, x.typmod), a.attndims
                FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_type t ON t.oid = a.atttypid
                CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod) x
@@ -130,12 +137,14 @@ class PostgresConnector(Connector):
             raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to "
                                         f"{self.config['user']}"))
         columns = []
-        for col, formatted, typname, typmod, nullable, comment, base_formatted in rows:
+        for col, formatted, typname, typmod, nullable, comment, base_formatted, dims in rows:
             base = base_formatted.split("(")[0]
-            arrow = _decimal_from_typmod(typmod) if typname == "numeric" else \
-                array_type(base_formatted) or PG_TO_ARROW.get(base, pa.string())
-            columns.append(ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable,
-                                      comment=comment or ""))
+            # an array's form depends on its element type and declared dimensions (connectors.pgarrays)
+            array = array_column(typname, dims)
+            arrow = array.arrow_type if array else _decimal_from_typmod(typmod) if typname == "numeric" else \
+                PG_TO_ARROW.get(base, pa.string())
+            columns.append((ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable,
+                                       comment=comment or ""), array))
         return columns
 
     def check(self, stream: StreamSpec | None = None) -> None:
@@ -205,7 +214,7 @@ class PostgresConnector(Connector):
         if stream.table and not incremental and self.config.get("reader", "auto") != "adbc" \
                 and can_scan([c.source_type for c in columns]):
             batches = self._scan(stream, columns)
-            numeric = [c.name for c in columns if c.source_type.startswith("numeric")]
+            numeric = [c.name for c in columns if c.source_type.startswith("numeric") and pa.types.is_decimal(c.arrow_type)]
             if numeric:
                 batches = self._unless_nan(batches, stream, numeric, lambda: self._read_adbc(
                     f"SELECT {quoted_names([c.name for c in columns])} FROM {self._from(stream)}", stream,
@@ -285,8 +294,8 @@ class PostgresConnector(Connector):
                     return pa.schema([pa.field(c.name, c.arrow_type) for c in self._columns(cursor, stream.table)])
             finally:
                 connection.close()
-        batch = next(self._read_adbc(f"SELECT * FROM ({stream.query}) AS q LIMIT 0", stream))
-        return batch.schema
+        batch = next(self._read_adbc(f"SELECT * FROM ({stream.query}) AS q LIMIT 0", stream, convert=True))
+        return payload_schema(batch.schema)
 
     def _unless_nan(self, scan: Iterator[pa.RecordBatch], stream: StreamSpec, numeric: list[str],
                     exact: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
@@ -353,10 +362,13 @@ class PostgresConnector(Connector):
                     adbc_driver_manager.AdbcStatement(connection) as statement:
                 statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(batch_bytes)})
                 statement.set_sql_query(select)
+                arrays: dict[str, ArrayColumn] = {}
                 if convert:
                     handle = statement.execute_schema()  # kept alive until imported
                     described = pa.Schema._import_from_c(handle.address)
-                    converted = converted_select(select, described)
+                    if array_columns(described):  # their form depends on their declared dimensions
+                        arrays = array_columns(described, self._declared_dims(stream) if stream.table else None)
+                    converted = converted_select(select, described, arrays)
                     if converted is not None:
                         statement.set_sql_query(converted)
                 handle, _ = statement.execute_query()
@@ -365,9 +377,9 @@ class PostgresConnector(Connector):
                 for batch in reader:
                     for offset in range(0, batch.num_rows, stream.batch_rows):
                         yielded = True
-                        yield self._faithful(batch.slice(offset, stream.batch_rows))
+                        yield self._faithful(batch.slice(offset, stream.batch_rows), arrays)
                 if not yielded:  # an empty table still tells its schema
-                    yield self._faithful(pa.RecordBatch.from_pylist([], schema=reader.schema))
+                    yield self._faithful(pa.RecordBatch.from_pylist([], schema=reader.schema), arrays)
         except adbc_driver_manager.Error as exc:
             problem = " ".join(str(exc).split())
             sqlstate = getattr(exc, "sqlstate", None) or ""
@@ -378,14 +390,45 @@ class PostgresConnector(Connector):
                                             f"columns and cursor column ({stream.cursor_column})")) from exc
             raise self.error(problem, doing="read failed", sqlstate=sqlstate) from exc
 
-    def _faithful(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale."""
+    def _declared_dims(self, stream: StreamSpec) -> dict[str, int]:
+        """Each column's declared array dimensions (pg_attribute.attndims): they decide an array's form."""
+        schema, name = self._table_parts(stream.table)
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """SELECT a.attname, a.attndims FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""",
+                    (schema, name))
+                return dict(cursor.fetchall())
+        finally:
+            connection.close()
+
+    def _faithful(self, batch: pa.RecordBatch, array_forms: dict[str, ArrayColumn] | None = None) -> pa.RecordBatch:
+        """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale.
+        Arrays arrive as their text (``array_forms``): connectors.pgarrays makes them their published form."""
         arrays, fields = [], []
         problems: dict[int, list[str]] = {}
         raw: dict[int, dict[str, str]] = {}
         for field, column in zip(batch.schema, batch.columns):
             metadata = field.metadata or {}
             postgres_type = metadata.get(b"POSTGRESQL:type")
+            if field.name.startswith(ARRAY_TEXT):
+                continue
+            if array_forms and field.name in array_forms:
+                spec = array_forms[field.name]
+                odd = ARRAY_TEXT + field.name
+                if spec.listed:
+                    column, found, values = listed_arrays(field.name, column, spec, batch.column(odd)
+                                                          if odd in batch.schema.names else None)
+                else:
+                    column, found, values = convert_arrays(field.name, column.to_pylist(), spec)
+                for row, problem in found.items():
+                    problems.setdefault(row, []).append(problem)
+                for row, value in values.items():
+                    raw.setdefault(row, {})[field.name] = value
+                field = pa.field(field.name, column.type)
             if postgres_type == b"bpchar":
                 # char(n)'s padding is not part of the value (PostgreSQL ignores it when comparing and drops it
                 # in a cast to text, and the full read's scanner drops it): kept here, an incremental read gave

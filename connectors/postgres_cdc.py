@@ -16,7 +16,7 @@ import select
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import psycopg2
 import psycopg2.extras
@@ -24,6 +24,8 @@ import pyarrow as pa
 
 from connectors.arrowconv import rows_to_batch
 from connectors.base import ColumnInfo, StreamSpec
+from connectors.pgarrays import ArrayColumn
+from connectors.pgarrays import apply as apply_arrays
 from connectors.pgoutput import UNCHANGED, Begin, Change, Commit, Relation, Truncate, Tuple, decode, lsn_int, lsn_text
 from connectors.postgres import PostgresConnector
 from core.errors import ConfigError, FatalError, RetriableError
@@ -60,6 +62,12 @@ class CapturedTable:
     name: str
     columns: list[ColumnInfo]
     primary_key: tuple[str, ...]
+    arrays: dict[str, ArrayColumn] = field(default_factory=dict)  # the array columns: read from their text
+
+    def to_batch(self, rows: list[tuple]) -> pa.RecordBatch:
+        """Rows of Python values (arrays as their PostgreSQL text) as a batch of the published forms."""
+        types = [pa.string() if c.name in self.arrays else c.arrow_type for c in self.columns]
+        return apply_arrays(rows_to_batch([c.name for c in self.columns], types, rows), self.arrays)
 
     @property
     def quoted(self) -> str:
@@ -135,9 +143,11 @@ class ChangeCapture:
                 raise ConfigError(self.connector.fail(
                     "源库未开启逻辑复制 / wal_level is not 'logical': set wal_level = logical in postgresql.conf "
                     "and restart the source server, or use sync mode full/incremental"))
-            # Arrays are captured as their PostgreSQL text, the form the change stream carries ('{a,NULL}').
-            columns = [replace(c, arrow_type=pa.string()) if pa.types.is_list(c.arrow_type) else c
-                       for c in self.connector._columns(cursor, f"{schema}.{name}")]  # noqa: SLF001
+            # Arrays are read as their text on the snapshot as in the change stream ('{a,NULL}'), and published
+            # in the form every other read gives them (connectors.pgarrays)
+            catalogue = self.connector._catalogue(cursor, f"{schema}.{name}")  # noqa: SLF001
+            columns = [column for column, _array in catalogue]
+            arrays = {column.name: array for column, array in catalogue if array is not None}
             cursor.execute(
                 """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
                    AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary
@@ -158,7 +168,7 @@ class ChangeCapture:
             raise ConfigError(self.connector.fail(
                 f"table {schema}.{name} has REPLICA IDENTITY {'NOTHING' if identity == 'n' else 'USING INDEX'}; "
                 "deletes would not carry the primary key: ALTER TABLE ... REPLICA IDENTITY DEFAULT"))
-        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key)
+        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key, arrays=arrays)
 
     def ensure_publication(self, table: CapturedTable) -> None:
         """The resource's publication, covering exactly its table (created or corrected)."""
@@ -246,21 +256,22 @@ class ChangeCapture:
     def _read_table(self, conn, table: CapturedTable, batch_rows: int) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
         # Types psycopg2 would hand back as Python objects with no faithful Arrow form (json, arrays,
         # intervals, ...) are read as their PostgreSQL text, the same text the change stream carries.
-        # Character types are not cast: char(n)::text would strip the padding the stream keeps.
+        # Character types are not cast: char(n)::text would strip the padding the stream keeps. Arrays are
+        # cast whatever their element type: psycopg2 made a text[] a Python list, published as JSON.
         select_list = ", ".join(
-            f'"{c.name}"::text' if pa.types.is_string(c.arrow_type) and not c.source_type.startswith(TEXT_TYPES)
+            f'"{c.name}"::text' if c.name in table.arrays or (
+                pa.types.is_string(c.arrow_type) and not c.source_type.startswith(TEXT_TYPES))
             else f'"{c.name}"' for c in table.columns)
-        names, types = [c.name for c in table.columns], [c.arrow_type for c in table.columns]
         with conn.cursor(name="govshare_cdc_snapshot") as cursor:
             cursor.itersize = batch_rows
             cursor.execute(f"SELECT {select_list} FROM {table.quoted}")
             yielded = False
             while rows := cursor.fetchmany(batch_rows):
                 yielded = True
-                yield rows_to_batch(names, types, [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
-                                                   for row in rows])
+                yield table.to_batch([tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                                      for row in rows])
             if not yielded:
-                yield rows_to_batch(names, types, [])
+                yield table.to_batch([])
 
     # --- the change stream --------------------------------------------------------------------------------
 
@@ -364,13 +375,14 @@ def _from_text(value: str | None, target: pa.DataType) -> object:
 def upsert_batches(table: CapturedTable, collected: Collected, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The rows inserted or updated (their last state), as record batches of the table's Arrow schema, with
     UNCHANGED_COLUMN naming the columns to take from the previous version."""
-    names, types = [c.name for c in table.columns], [c.arrow_type for c in table.columns]
+    names = [c.name for c in table.columns]
+    types = [pa.string() if c.name in table.arrays else c.arrow_type for c in table.columns]
     rows = [row for row in collected.rows.values() if row is not None]
     for start in range(0, len(rows), batch_rows):
         chunk = rows[start:start + batch_rows]
         unchanged = [",".join(n for n, v in zip(names, row) if v is UNCHANGED) or None for row in chunk]
         converted = [tuple(None if v is UNCHANGED else _from_text(v, t) for v, t in zip(row, types)) for row in chunk]
-        batch = rows_to_batch(names, types, converted)
+        batch = table.to_batch(converted)
         if any(unchanged):
             batch = batch.append_column(UNCHANGED_COLUMN, pa.array(unchanged, pa.string()))
         yield batch

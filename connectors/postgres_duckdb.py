@@ -2,7 +2,8 @@
 
 Used by the postgresql connector for full reads of tables whose column types it maps faithfully; the
 scanner comes from the PyPI package duckdb-ext-postgres, loaded from its file (no download at run time).
-Unconstrained `numeric` would arrive as double there, so such tables keep the ADBC path.
+Unconstrained `numeric` would arrive as double there, so such tables keep the ADBC path; so do tables with an
+array column (connectors.pgarrays reads every array the same way, from its text).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ def scanner_extension() -> Path | None:
 
 
 def _faithful(source_type: str) -> bool:
-    if source_type.startswith("numeric(") and source_type.endswith("[]"):
-        # the driver reads these as their text, '{1.50}' (connectors.postgres_types); the NaN probe of numeric
-        # columns cannot compare an array either (the read failed, retried forever)
+    if source_type.endswith("[]"):
+        # Arrays are read by the driver, as their text, on every path (connectors.pgarrays): the scanner failed
+        # the whole read on a 2-D value in a column declared 1-D (retried forever), dropped char(n)'s padding
+        # where the other reads kept it, and named the list's field and timestamptz's zone its own way
         return False
     if source_type.startswith("numeric("):
         # DuckDB's decimals stop at 38 digits; wider ones would come back as double.

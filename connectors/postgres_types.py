@@ -18,31 +18,33 @@ columns converted by the server itself:
 ``numeric`` also arrives as an opaque extension (its text), which the connector converts to an exact decimal
 itself (``PostgresConnector._faithful``).
 
-An array of a type the driver reads natively arrives as an Arrow list of it (``text[]`` -> ``list<string>``);
-:func:`array_type` describes such a column the same way before any row is read (discovery, ``contract attach``).
+Every array column is read as its text too, whatever its element type ('{1,NULL}', '{{1,2},{3,4}}'), and
+turned into its published form by connectors.pgarrays, the one place every read path (full, incremental, the
+change capture's snapshot and changes) takes arrays from: the driver's own decoding flattened a 2-D array into
+a 1-D list and kept char(n)'s padding. The catalogue describes the form before any row is read (discovery,
+``contract attach``: ``connectors.pgarrays.ArrayColumn.arrow_type``): ``list<string>`` for ``text[]``, text for
+``integer[][]`` and ``numeric[]``.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
+from connectors.pgarrays import ArrayColumn, array_column
+
 _TYPE_KEY = b"POSTGRESQL:type"
-# Element types (format_type's spelling) whose arrays the driver delivers as Arrow lists; an array of any other
-# type (numeric, uuid, json, inet, a composite, ...) is converted to its text above, '{1.50,2}'.
-LIST_ELEMENTS = {"smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(),
-                 "double precision": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(), "text": pa.string(),
-                 "character varying": pa.string(), "character": pa.string(), "bytea": pa.binary(),
-                 "timestamp without time zone": pa.timestamp("us"),
-                 "timestamp with time zone": pa.timestamp("us", tz="UTC")}
 
 
-def array_type(formatted: str) -> pa.DataType | None:
-    """The Arrow type a read delivers for a column of type ``formatted`` (``format_type``: 'integer[]',
-    'character varying(10)[]') when it is an array; None when it is not one."""
-    if not formatted.endswith("[]"):
-        return None
-    element = formatted[:-2].split("(")[0]
-    return pa.list_(LIST_ELEMENTS[element]) if element in LIST_ELEMENTS else pa.string()
+def array_columns(schema: pa.Schema, dims: dict[str, int] | None = None) -> dict[str, ArrayColumn]:
+    """The array columns of a schema the driver described, with the dimensions the catalogue declares for them
+    (a query's columns have none: one)."""
+    found = {}
+    for field in schema:
+        postgres_type = (field.metadata or {}).get(_TYPE_KEY, b"").decode()
+        if postgres_type.startswith("_") and (pa.types.is_list(field.type)
+                                              or isinstance(field.type, pa.BaseExtensionType)):
+            found[field.name] = array_column(postgres_type, (dims or {}).get(field.name, 1))
+    return found
 
 
 def _quoted(name: str) -> str:
@@ -59,12 +61,42 @@ def _unpublishable(kind: pa.DataType) -> bool:
     return False
 
 
-def conversions(schema: pa.Schema) -> dict[str, str]:
-    """Column -> the SQL expression that reads it publishably, for the columns that need one."""
+ARRAY_TEXT = "__govshare_array_text_"  # beside a list column: the text of the values the driver cannot decode
+_TIME_BOUNDS = {"date": ("'0001-01-01'::date", "'10000-01-01'::date"),
+                "timestamp": ("'0001-01-01'::timestamp", "'10000-01-01'::timestamp"),
+                "timestamptz": ("'0001-01-01 00:00:00+00'::timestamptz", "'10000-01-01 00:00:00+00'::timestamptz")}
+
+
+def _odd(name: str, spec: ArrayColumn) -> str:
+    """Rows whose array the driver's list would not give exactly: more than one dimension (it flattens them),
+    an index not starting at 1 (it drops the bounds), a date or time no consumer can read (infinity)."""
+    condition = f"array_ndims({name}) > 1 OR array_lower({name}, 1) <> 1"
+    if spec.element in _TIME_BOUNDS:
+        low, high = _TIME_BOUNDS[spec.element]
+        condition += (f" OR EXISTS (SELECT 1 FROM unnest({name}) AS e WHERE NOT isfinite(e) OR e < {low} "
+                      f"OR e >= {high})")
+    return condition
+
+
+def conversions(schema: pa.Schema, arrays: dict[str, ArrayColumn] | None = None) -> dict[str, str]:
+    """Column -> the SQL expression that reads it publishably, for the columns that need one. ``arrays``: the
+    array columns' forms (:func:`array_columns`); an array published as a list is read by the driver, with
+    its rows in :func:`_odd` read as their text instead (an ARRAY_TEXT column beside it), any other array as
+    its text; connectors.pgarrays makes both its published form."""
     found = {}
+    arrays = arrays if arrays is not None else array_columns(schema)
     for field in schema:
         postgres_type = (field.metadata or {}).get(_TYPE_KEY, b"").decode()
         if postgres_type == "numeric":
+            continue
+        if field.name in arrays:
+            name, spec = _quoted(field.name), arrays[field.name]
+            if spec.listed:
+                odd = _odd(name, spec)
+                found[field.name] = f"CASE WHEN {odd} THEN NULL ELSE {name} END"
+                found[ARRAY_TEXT + field.name] = f"CASE WHEN {odd} THEN format('%s', {name}) END"
+            else:
+                found[field.name] = f"CASE WHEN {name} IS NULL THEN NULL ELSE format('%s', {name}) END"
             continue
         if postgres_type == "money":
             found[field.name] = f"{_quoted(field.name)}::numeric"
@@ -74,11 +106,11 @@ def conversions(schema: pa.Schema) -> dict[str, str]:
     return found
 
 
-def converted_select(select: str, schema: pa.Schema) -> str | None:
+def converted_select(select: str, schema: pa.Schema, arrays: dict[str, ArrayColumn] | None = None) -> str | None:
     """``select`` wrapped so that the columns needing it are converted by the server (None: none needs it)."""
-    found = conversions(schema)
+    found = conversions(schema, arrays)
     if not found:
         return None
-    columns = ", ".join(f"{found[f.name]} AS {_quoted(f.name)}" if f.name in found else _quoted(f.name)
-                        for f in schema)
-    return f"SELECT {columns} FROM ({select}) AS govshare_read"
+    columns = [f"{found[f.name]} AS {_quoted(f.name)}" if f.name in found else _quoted(f.name) for f in schema]
+    columns += [f"{found[name]} AS {_quoted(name)}" for name in found if name.startswith(ARRAY_TEXT)]
+    return f"SELECT {', '.join(columns)} FROM ({select}) AS govshare_read"

@@ -6,7 +6,9 @@ published types. Most types go through Arrow's casts both ways; two kinds have n
 
 - binary values (bytea, BLOB) are not text: written as hex with PostgreSQL's ``\\x`` prefix
   (``\\xdeadbeef``), read back from that form;
-- nested values (arrays, structs, maps: e.g. PostgreSQL ``int[]``) are written as JSON, read back from JSON;
+- nested values (arrays, structs, maps: e.g. PostgreSQL ``int[]``) are written as JSON, read back from JSON
+  (an array also from PostgreSQL's text of it, ``{1,NULL}``, as a quarantined row keeps a value its list form
+  could not hold; connectors.pgarrays.list_value);
 - durations (MySQL ``TIME``) are written as MySQL shows them, ``[-]HH:MM:SS[.ffffff]`` (Arrow would write a
   count of microseconds), read back from that form.
 
@@ -22,6 +24,7 @@ import json
 import pyarrow as pa
 
 from connectors.arrowconv import BINARY_PREFIX, parse_duration, value_text
+from connectors.pgarrays import list_value
 
 
 def _binary(kind: pa.DataType) -> bool:
@@ -88,6 +91,8 @@ def _parsed(value: str, kind: pa.DataType) -> object:
         return bytes.fromhex(value[len(BINARY_PREFIX):])
     if pa.types.is_duration(kind):
         return parse_duration(value)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):  # JSON, or PostgreSQL's text of the array
+        return list_value(value, kind)
     return json.loads(value)
 
 

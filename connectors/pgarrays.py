@@ -1,0 +1,398 @@
+"""PostgreSQL arrays (数组), published in one form whatever read delivered them.
+
+Every path reads an array column as PostgreSQL's own text of it (the array type's output function, as psql
+shows it: ``{1,NULL,3}``, ``{{1,2},{3,4}}``, ``[0:1]={a,b}``) and turns that text into the published value
+here, with one set of rules: the full and incremental reads (the driver, asked for ``format('%s', column)``),
+the change-capture snapshot (``column::text``) and its changes (pgoutput sends that same text). The driver's
+own array decoding flattened a 2-D array into a 1-D list and kept char(n) padding; DuckDB's scanner failed on a
+2-D value in a column declared 1-D and named the list field and the time zone its own way; the capture's
+snapshot wrote JSON where its changes kept PostgreSQL's text. So no path decodes arrays its own way any more.
+
+The form of a column depends on its declared type only, never on the rows (ARCHITECTURE.md, "Arrays"):
+
+- an array of an element type in :data:`LIST_ELEMENTS` declared with at most one dimension (``int[]``; a column
+  made by CREATE TABLE AS declares none, which counts as one) is an Arrow ``list`` of the element's type, as a
+  scalar column of that type is published: char(n) without its padding, timestamptz as UTC instants. A value
+  with more dimensions, or not starting at index 1, has no such form without losing its shape: its row is
+  quarantined with the value as read, never flattened. So is a value with an element no consumer can read
+  (``infinity``, a year BC or after 9999), as for a scalar column;
+- such an array declared with two or more dimensions (``int[][]``; PostgreSQL keeps the declaration in
+  ``pg_attribute.attndims`` and enforces nothing) is its canonical text: PostgreSQL's output as a session in
+  UTC shows it, char(n) elements without their padding. Any value fits, whatever its dimensions or bounds;
+- an array of any other element type (numeric, uuid, json, inet, interval, a composite, ...) is PostgreSQL's
+  text of it, unchanged, as before: '{1.50,NULL}'.
+
+A NULL array is NULL, an empty one ``[]`` (or ``{}`` as text).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN
+
+# Element types (pg_type.typname) whose arrays are published as Arrow lists, with the element's Arrow type:
+# the scalar column's own (connectors.postgres.PG_TO_ARROW).
+LIST_ELEMENTS: dict[str, pa.DataType] = {
+    "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(), "float8": pa.float64(),
+    "bool": pa.bool_(), "date": pa.date32(), "text": pa.string(), "varchar": pa.string(), "bpchar": pa.string(),
+    "bytea": pa.binary(), "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
+}
+_SPACE = " \t\n\r\v\f"
+_BOUNDS = re.compile(r"(\[-?\d+:-?\d+\])+=")  # [0:1]={a,b}: an array not starting at index 1
+
+
+@dataclass(frozen=True)
+class ArrayColumn:
+    """An array column as the catalogue declares it: its element type and declared number of dimensions."""
+
+    element: str  # pg_type.typname of the element: int4, bpchar, timestamptz, numeric, ...
+    dims: int = 1  # pg_attribute.attndims; 0 (undeclared, or a query's column) counts as 1
+
+    @property
+    def listed(self) -> bool:
+        return self.element in LIST_ELEMENTS and self.dims <= 1
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return pa.list_(LIST_ELEMENTS[self.element]) if self.listed else pa.string()
+
+    @property
+    def canonical(self) -> bool:
+        """Published as text rewritten canonically (UTC, no padding), not as PostgreSQL's text unchanged."""
+        return self.element in LIST_ELEMENTS and self.dims > 1
+
+
+def array_column(typname: str, dims: int) -> ArrayColumn | None:
+    """The column's array description from its type's typname ('_int4': an array of int4), None if no array."""
+    return ArrayColumn(element=typname[1:], dims=max(dims, 1)) if typname.startswith("_") else None
+
+
+# --- PostgreSQL's array text ---------------------------------------------------------------------------------
+
+@dataclass
+class Parsed:
+    values: list  # nested lists of element texts (None for NULL), one level per dimension
+    dims: int  # 0 for an empty array
+    bounds: str  # the decoration before '=' when an index does not start at 1 ('[0:1]'), else ''
+
+
+def parse(text: str) -> Parsed:
+    """PostgreSQL's output of an array (array_out) as nested lists of element texts; ValueError if it is not one."""
+    try:
+        return _parse(text)
+    except (IndexError, ValueError):
+        raise ValueError(f"{text!r} is not an array's text (PostgreSQL's, e.g. {{1,NULL,\"a b\"}})") from None
+
+
+def _parse(text: str) -> Parsed:
+    bounds = ""
+    start = 0
+    if text.startswith("["):
+        start = text.index("=") + 1
+        bounds = text[:start - 1]
+        if all(low == "1" for low in re.findall(r"\[(-?\d+):", bounds)):
+            bounds = ""  # the default bounds, written out
+    if not text.startswith("{", start) or not text.endswith("}"):
+        raise ValueError(f"{text!r} is not an array's text")
+    body = text[start:]
+    if not any(ch in body[1:-1] for ch in '"\\{}'):  # one dimension, nothing quoted: most arrays
+        inner = body[1:-1]
+        if not inner:
+            return Parsed([], 0, bounds)
+        return Parsed([None if part.upper() == "NULL" else part for part in inner.split(",")], 1, bounds)
+    stack: list[list] = []
+    result: list | None = None
+    depth = dims = 0
+    i, n = 0, len(body)
+    while i < n:
+        ch = body[i]
+        if ch == "{":
+            stack.append([])
+            depth += 1
+            dims = max(dims, depth)
+            i += 1
+        elif ch == "}":
+            done = stack.pop()
+            depth -= 1
+            if stack:
+                stack[-1].append(done)
+            else:
+                result = done
+                if i != n - 1:
+                    raise ValueError("text after the array's end")
+            i += 1
+        elif ch == ",":
+            i += 1
+        elif ch in _SPACE:
+            i += 1
+        elif ch == '"':
+            i += 1
+            chars = []
+            while body[i] != '"':
+                if body[i] == "\\":
+                    i += 1
+                chars.append(body[i])
+                i += 1
+            stack[-1].append("".join(chars))
+            i += 1
+        else:
+            chars = []
+            while body[i] not in ",}":
+                if body[i] in '"{':
+                    raise ValueError("a quote or brace inside an unquoted element")
+                if body[i] == "\\":
+                    i += 1
+                chars.append(body[i])
+                i += 1
+            word = "".join(chars).strip(_SPACE)
+            stack[-1].append(None if word.upper() == "NULL" else word)
+    if result is None or stack:
+        raise ValueError(f"{text!r} is not an array's text")
+    return Parsed(result, dims if result else 0, bounds)
+
+
+def _quoted(text: str) -> str:
+    """An element as array_out writes it: quoted when empty, NULL, or holding a brace, quote, comma, backslash
+    or white space."""
+    if text == "" or text.upper() == "NULL" or any(ch in '{}",\\' or ch in _SPACE for ch in text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def _render(values: list) -> str:
+    return "{" + ",".join("NULL" if v is None else _render(v) if isinstance(v, list) else _quoted(v)
+                          for v in values) + "}"
+
+
+# --- elements ------------------------------------------------------------------------------------------------
+
+def _utc_text(moment: datetime) -> str:
+    """A UTC instant as PostgreSQL writes a timestamptz in a UTC session: 2026-03-01 00:00:00.5+00."""
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "+00"
+
+
+def _canonical_element(text: str, element: str) -> str:
+    if element == "bpchar":
+        return text.rstrip(" ")
+    if element == "timestamptz":
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return text  # infinity, a year BC: kept as PostgreSQL wrote it
+        if moment.tzinfo is not None:
+            return _utc_text(moment.astimezone(timezone.utc))
+    return text
+
+
+def _moment(text: str, *, zoned: bool) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("超出日期范围 / is outside the years 1 to 9999 (PostgreSQL's infinity, a year BC or after "
+                         "9999), which consumers cannot read") from None
+    if zoned:
+        return moment.astimezone(timezone.utc)
+    return moment
+
+
+def _element(text: str, element: str) -> object:
+    """One element's text as the value its Arrow type takes; ValueError says why it cannot be."""
+    if element in ("text", "varchar"):
+        return text
+    if element == "bpchar":
+        return text.rstrip(" ")  # as a char(n) column: connectors.postgres._faithful
+    if element in ("int2", "int4", "int8"):
+        return int(text)
+    if element in ("float4", "float8"):
+        return float(text)  # NaN, Infinity and -Infinity included, as in a float column
+    if element == "bool":
+        if text not in ("t", "f"):
+            raise ValueError("is not a boolean")
+        return text == "t"
+    if element == "date":
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError("超出日期范围 / is outside the years 1 to 9999 (PostgreSQL's infinity, a year BC or "
+                             "after 9999), which consumers cannot read") from None
+    if element == "timestamp":
+        return _moment(text, zoned=False)
+    if element == "timestamptz":
+        return _moment(text, zoned=True)
+    if element == "bytea":
+        if not text.startswith("\\x"):
+            raise ValueError("is not bytea's hex output (bytea_output = hex)")
+        return bytes.fromhex(text[2:])
+    raise ValueError(f"has no list form ({element})")
+
+
+def _problem(name: str, text: str, why: str) -> str:
+    return f"{name}={text}: {why}"
+
+
+def convert(name: str, texts: list[str | None], spec: ArrayColumn) -> tuple[pa.Array, dict[int, str], dict[int, str]]:
+    """A column of array texts as its published form: (array, {row: problem}, {row: the value as read}).
+    A row with a problem gets NULL here and is quarantined by the pipeline with the value as read."""
+    problems: dict[int, str] = {}
+    if spec.element not in LIST_ELEMENTS:
+        return pa.array(texts, pa.string()), problems, {}
+    if spec.canonical:
+        if spec.element not in ("bpchar", "timestamptz"):  # PostgreSQL's text is already the canonical one
+            return pa.array(texts, pa.string()), problems, {}
+        out: list[str | None] = []
+        for row, text in enumerate(texts):
+            if text is None:
+                out.append(None)
+                continue
+            try:
+                parsed = parse(text)
+            except ValueError as exc:
+                problems[row] = _problem(name, text, str(exc))
+                out.append(None)
+                continue
+            rendered = _render(_map(parsed.values, lambda e: _canonical_element(e, spec.element)))
+            out.append(f"{parsed.bounds}={rendered}" if parsed.bounds else rendered)
+        return pa.array(out, pa.string()), problems, {row: texts[row] for row in problems}
+    values: list[list | None] = []
+    for row, text in enumerate(texts):
+        if text is None:
+            values.append(None)
+            continue
+        try:
+            parsed = parse(text)
+            if parsed.dims > 1:
+                raise ValueError(
+                    f"是 {parsed.dims} 维数组，而该列声明为一维数组，列表无法保留其形状 / is a {parsed.dims}-dimensional "
+                    "array in a column declared with one dimension, which a list cannot hold without losing its "
+                    "shape; declare the column with its dimensions (ALTER TABLE ... ALTER COLUMN "
+                    f"{name} TYPE its type with {parsed.dims} pairs of brackets, e.g. integer{'[]' * parsed.dims}) to "
+                    "publish it as its text")
+            if parsed.bounds:
+                raise ValueError(
+                    f"下标不从 1 开始，列表无法保留 / starts at index {parsed.bounds}, which a list cannot keep; store it "
+                    "from index 1 or declare the column with two dimensions to publish it as its text")
+            items = []
+            for item in parsed.values:
+                try:
+                    items.append(None if item is None else _element(item, spec.element))
+                except ValueError as exc:
+                    raise ValueError(f"数组元素 {item} / element {item!r} {exc}") from None
+            values.append(items)
+        except ValueError as exc:
+            problems[row] = _problem(name, text, str(exc))
+            values.append(None)
+    return pa.array(values, spec.arrow_type), problems, {row: texts[row] for row in problems}
+
+
+def listed_arrays(name: str, column: pa.Array, spec: ArrayColumn,
+                  odd: pa.Array | None) -> tuple[pa.Array, dict[int, str], dict[int, str]]:
+    """A list column as the driver decoded it (the full and incremental reads: far faster than parsing text),
+    in the form :func:`convert` gives: char(n) unpadded. The rows whose array the driver would not decode
+    exactly (connectors.postgres_types._odd: several dimensions, other bounds, infinity) are NULL there and
+    their text is in ``odd``: they are converted from it, as on every other path."""
+    if spec.element == "bpchar" and len(column):
+        column = pa.ListArray.from_arrays(column.offsets, pc.utf8_rtrim(column.values, characters=" "),
+                                          mask=column.is_null())
+    if not column.type.equals(spec.arrow_type, check_metadata=True):  # the driver's element field has metadata
+        column = column.cast(spec.arrow_type) if column.type != spec.arrow_type else column.view(spec.arrow_type)
+    if odd is None or odd.null_count == len(odd):
+        return column, {}, {}
+    texts = odd.to_pylist()
+    rows = [row for row, text in enumerate(texts) if text is not None]
+    converted, found, values = convert(name, [texts[row] for row in rows], spec)
+    merged = column.to_pylist()
+    for index, row in enumerate(rows):
+        merged[row] = converted[index].as_py()
+    return (pa.array(merged, spec.arrow_type), {rows[i]: problem for i, problem in found.items()},
+            {rows[i]: value for i, value in values.items()})
+
+
+def list_value(text: str, kind: pa.DataType) -> list:
+    """A list column's value from its text, for replay and ``govshare verify``: the JSON a quarantine export or
+    a CSV copy writes (pipeline/text_values.py: ``[1, null]``, instants and dates as ISO text, bytes as \\x hex)
+    or PostgreSQL's text of the array as a quarantined row keeps it (``{1,NULL}``); ValueError says what is
+    wrong."""
+    element = kind.value_type
+    if text.startswith("{") or _BOUNDS.match(text):
+        parsed = parse(text)
+        if parsed.dims > 1 or parsed.bounds:
+            raise ValueError(f"{text} is not a one-dimensional array starting at index 1, which the column's list "
+                             "form needs")
+        items = parsed.values
+    else:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError(f"{text} is not an array: write it as [1, 2] (JSON) or {{1,2}}")
+    return [None if item is None else _typed(item, element) for item in items]
+
+
+def _typed(item: object, kind: pa.DataType) -> object:
+    if isinstance(item, list | dict):
+        raise ValueError(f"{json.dumps(item, ensure_ascii=False)} is not a single element")
+    if not isinstance(item, str):
+        return item
+    if pa.types.is_timestamp(kind):
+        moment = datetime.fromisoformat(item)
+        return moment.astimezone(timezone.utc) if kind.tz and moment.tzinfo else moment
+    if pa.types.is_date(kind):
+        return date.fromisoformat(item)
+    if pa.types.is_binary(kind):
+        if not item.startswith("\\x"):
+            raise ValueError(f"{item!r}: binary elements are written as hex after \\x, e.g. \\xdeadbeef")
+        return bytes.fromhex(item[2:])
+    if pa.types.is_boolean(kind):
+        if item not in ("t", "f", "true", "false"):
+            raise ValueError(f"{item!r} is not a boolean")
+        return item in ("t", "true")
+    if pa.types.is_integer(kind):
+        return int(item)
+    if pa.types.is_floating(kind):
+        return float(item)
+    return item
+
+
+def _map(values: list, function) -> list:  # noqa: ANN001
+    return [None if v is None else _map(v, function) if isinstance(v, list) else function(v) for v in values]
+
+
+def apply(batch: pa.RecordBatch, forms: dict[str, ArrayColumn]) -> pa.RecordBatch:
+    """A batch whose array columns hold their text (connectors.arrowconv.rows_to_batch of the text) with those
+    columns in their published form, each row's problems added to the flags it may carry already."""
+    if not forms:
+        return batch
+    names = batch.schema.names
+    problems: dict[int, list[str]] = {}
+    raw: dict[int, dict[str, str]] = {}
+    columns = list(batch.columns)
+    fields = list(batch.schema)
+    for name, spec in forms.items():
+        index = names.index(name)
+        column, found, values = convert(name, columns[index].to_pylist(), spec)
+        columns[index], fields[index] = column, pa.field(name, column.type, fields[index].nullable)
+        for row, problem in found.items():
+            problems.setdefault(row, []).append(problem)
+        for row, value in values.items():
+            raw.setdefault(row, {})[name] = value
+    if problems:
+        before = columns[names.index(ROW_PROBLEM_COLUMN)].to_pylist() if ROW_PROBLEM_COLUMN in names else None
+        old_raw = columns[names.index(ROW_RAW_COLUMN)].to_pylist() if ROW_RAW_COLUMN in names else None
+        flags = ["; ".join([*([before[i]] if before and before[i] else []), *problems.get(i, [])]) or None
+                 for i in range(batch.num_rows)]
+        merged = [{**(json.loads(old_raw[i]) if old_raw and old_raw[i] else {}), **raw.get(i, {})} or None
+                  for i in range(batch.num_rows)]
+        keep = [i for i, n in enumerate(names) if n not in (ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN)]
+        columns = [columns[i] for i in keep] + [pa.array(flags, pa.string()), pa.array(
+            [None if m is None else json.dumps(m, ensure_ascii=False) for m in merged], pa.string())]
+        fields = [fields[i] for i in keep] + [pa.field(ROW_PROBLEM_COLUMN, pa.string()),
+                                              pa.field(ROW_RAW_COLUMN, pa.string())]
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
