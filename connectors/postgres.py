@@ -17,16 +17,16 @@ from connectors.base import (
     Connector,
     ReadState,
     StreamSpec,
-    payload_schema,
     TableInfo,
+    payload_schema,
     quoted_names,
     refused,
 )
 from connectors.config import SourceConfig
-from connectors.postgres_duckdb import can_scan, scan_table
-from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
 from connectors.pgarrays import ArrayColumn, array_column, listed_arrays
 from connectors.pgarrays import convert as convert_arrays
+from connectors.postgres_duckdb import can_scan, scan_table
+from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
 from connectors.postgres_types import ARRAY_TEXT, array_columns, converted_select
 from connectors.prefetch import prefetched
 from connectors.time_range import out_of_range_times
@@ -214,7 +214,8 @@ class PostgresConnector(Connector):
         if stream.table and not incremental and self.config.get("reader", "auto") != "adbc" \
                 and can_scan([c.source_type for c in columns]):
             batches = self._scan(stream, columns)
-            numeric = [c.name for c in columns if c.source_type.startswith("numeric") and pa.types.is_decimal(c.arrow_type)]
+            numeric = [c.name for c in columns
+                       if c.source_type.startswith("numeric") and not c.source_type.endswith("[]")]
             if numeric:
                 batches = self._unless_nan(batches, stream, numeric, lambda: self._read_adbc(
                     f"SELECT {quoted_names([c.name for c in columns])} FROM {self._from(stream)}", stream,
@@ -407,7 +408,8 @@ class PostgresConnector(Connector):
 
     def _faithful(self, batch: pa.RecordBatch, array_forms: dict[str, ArrayColumn] | None = None) -> pa.RecordBatch:
         """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale.
-        Arrays arrive as their text (``array_forms``): connectors.pgarrays makes them their published form."""
+        Arrays (``array_forms``) arrive as the driver's lists, with their odd rows' text beside them, or as their
+        text: connectors.pgarrays makes them their published form."""
         arrays, fields = [], []
         problems: dict[int, list[str]] = {}
         raw: dict[int, dict[str, str]] = {}

@@ -52,7 +52,8 @@ CHANGES = ("UPDATE {table} SET grid = '{{{{9}}}}', words = ARRAY['新', NULL, 'N
            "UPDATE {table} SET moments = ARRAY['2026-06-01 12:00+08'::timestamptz], code_grid = '{{{{z}}}}', "
            "updated_at = '{later}' WHERE id = 6",
            "UPDATE {table} SET ints = '{{5,6}}', updated_at = '{later}' WHERE id = 4",
-           "INSERT INTO {table} (id, ints, grid, codes, updated_at) VALUES (41, '{{41}}', '{{{{4}},{{1}}}}', '{{q}}', '{later}')",
+           "INSERT INTO {table} (id, ints, grid, codes, updated_at) "
+           "VALUES (41, '{{41}}', '{{{{4}},{{1}}}}', '{{q}}', '{later}')",
            "DELETE FROM {table} WHERE id = 7")
 
 ROW_1 = {
@@ -232,7 +233,8 @@ def _register_cdc(dsn: str) -> str:
     with session_scope() as session:
         ensure_agency(session, *PROVIDER)
         ensure_agency(session, *CONSUMER)
-        add_source(session, name=name, agency=PROVIDER[0], kind="postgresql", config=config, secret=secret, actor="test")
+        add_source(session, name=name, agency=PROVIDER[0], kind="postgresql", config=config, secret=secret,
+                   actor="test")
         return add_resource(session, name="许可证数组", agency=PROVIDER[0], classification="101003", source=name,
                             table="permits", primary_key=["id"], sync_mode="cdc", update_cycle="realtime",
                             actor="test").code
