@@ -214,6 +214,9 @@ class _Sorted:
             return np.empty(0, np.int64)
         absent = present.absent(segment)
         gone, positions = np.asarray(segment[absent]), np.asarray(rows[absent])
+        # Copied: the positions' pages passed go back too. Absent keys (deletes, and the rows earlier layers
+        # marked dead) lie all over the file, so over a scan they touched nearly every page of it.
+        self.positions.release(end)
         if len(self.dead) and len(gone):
             index = np.minimum(np.searchsorted(self.dead, positions), len(self.dead) - 1)
             gone = gone[self.dead[index] != positions]  # a dead row is not a published key
