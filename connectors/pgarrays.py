@@ -243,55 +243,54 @@ def _problem(name: str, text: str, why: str) -> str:
 def convert(name: str, texts: list[str | None], spec: ArrayColumn) -> tuple[pa.Array, dict[int, str], dict[int, str]]:
     """A column of array texts as its published form: (array, {row: problem}, {row: the value as read}).
     A row with a problem gets NULL here and is quarantined by the pipeline with the value as read."""
-    problems: dict[int, str] = {}
     if spec.element not in LIST_ELEMENTS:
-        return pa.array(texts, pa.string()), problems, {}
+        return pa.array(texts, pa.string()), {}, {}
     if spec.canonical:
         if spec.element not in ("bpchar", "timestamptz"):  # PostgreSQL's text is already the canonical one
-            return pa.array(texts, pa.string()), problems, {}
-        out: list[str | None] = []
-        for row, text in enumerate(texts):
-            if text is None:
-                out.append(None)
-                continue
-            try:
-                parsed = parse(text)
-            except ValueError as exc:
-                problems[row] = _problem(name, text, str(exc))
-                out.append(None)
-                continue
-            rendered = _render(_map(parsed.values, lambda e: _canonical_element(e, spec.element)))
-            out.append(f"{parsed.bounds}={rendered}" if parsed.bounds else rendered)
+            return pa.array(texts, pa.string()), {}, {}
+        out, problems = _each(name, texts, lambda parsed: _canonical(parsed, spec.element))
         return pa.array(out, pa.string()), problems, {row: texts[row] for row in problems}
-    values: list[list | None] = []
+    values, problems = _each(name, texts, lambda parsed: _listed(parsed, name, spec.element))
+    return pa.array(values, spec.arrow_type), problems, {row: texts[row] for row in problems}
+
+
+def _each(name: str, texts: list[str | None], publish) -> tuple[list, dict[int, str]]:  # noqa: ANN001 - parsed -> value
+    """Each text parsed and published; NULL stays NULL, a text that does not parse or publish is a problem."""
+    out: list = []
+    problems: dict[int, str] = {}
     for row, text in enumerate(texts):
-        if text is None:
-            values.append(None)
-            continue
         try:
-            parsed = parse(text)
-            if parsed.dims > 1:
-                raise ValueError(
-                    f"是 {parsed.dims} 维数组，而该列声明为一维数组，列表无法保留其形状 / is a {parsed.dims}-dimensional "
-                    "array in a column declared with one dimension, which a list cannot hold without losing its "
-                    "shape; declare the column with its dimensions (ALTER TABLE ... ALTER COLUMN "
-                    f"{name} TYPE its type with {parsed.dims} pairs of brackets, e.g. integer{'[]' * parsed.dims}) to "
-                    "publish it as its text")
-            if parsed.bounds:
-                raise ValueError(
-                    f"下标不从 1 开始，列表无法保留 / starts at index {parsed.bounds}, which a list cannot keep; store it "
-                    "from index 1 or declare the column with two dimensions to publish it as its text")
-            items = []
-            for item in parsed.values:
-                try:
-                    items.append(None if item is None else _element(item, spec.element))
-                except ValueError as exc:
-                    raise ValueError(f"数组元素 {item} / element {item!r} {exc}") from None
-            values.append(items)
+            out.append(None if text is None else publish(parse(text)))
         except ValueError as exc:
             problems[row] = _problem(name, text, str(exc))
-            values.append(None)
-    return pa.array(values, spec.arrow_type), problems, {row: texts[row] for row in problems}
+            out.append(None)
+    return out, problems
+
+
+def _canonical(parsed, element: str) -> str:  # noqa: ANN001 - a parsed array
+    rendered = _render(_map(parsed.values, lambda e: _canonical_element(e, element)))
+    return f"{parsed.bounds}={rendered}" if parsed.bounds else rendered
+
+
+def _listed(parsed, name: str, element: str) -> list:  # noqa: ANN001 - a parsed array
+    if parsed.dims > 1:
+        raise ValueError(
+            f"是 {parsed.dims} 维数组，而该列声明为一维数组，列表无法保留其形状 / is a {parsed.dims}-dimensional "
+            "array in a column declared with one dimension, which a list cannot hold without losing its "
+            "shape; declare the column with its dimensions (ALTER TABLE ... ALTER COLUMN "
+            f"{name} TYPE its type with {parsed.dims} pairs of brackets, e.g. integer{'[]' * parsed.dims}) to "
+            "publish it as its text")
+    if parsed.bounds:
+        raise ValueError(
+            f"下标不从 1 开始，列表无法保留 / starts at index {parsed.bounds}, which a list cannot keep; store it "
+            "from index 1 or declare the column with two dimensions to publish it as its text")
+    items = []
+    for item in parsed.values:
+        try:
+            items.append(None if item is None else _element(item, element))
+        except ValueError as exc:
+            raise ValueError(f"数组元素 {item} / element {item!r} {exc}") from None
+    return items
 
 
 def listed_arrays(name: str, column: pa.Array, spec: ArrayColumn,
