@@ -245,6 +245,18 @@ def pg_rows(dsn: str, table: str, *, columns: Sequence[str] = ENTERPRISE_COLUMNS
 
 # --- published versions ---------------------------------------------------------------------------------------
 
+def write_corrections(path: Path, rows: list[dict]) -> Path:
+    """A provider's corrected quarantine export, as `govshare quarantine replay --file` reads it (UTF-8 with BOM,
+    the export's own columns)."""
+    import csv
+
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def latest(resource_code: str):  # noqa: ANN201 - DatasetVersion | None
     from registry.db import session_scope
     from registry.catalog.resources import get_resource

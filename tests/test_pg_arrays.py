@@ -19,7 +19,15 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.helpers import latest, pg_execute, pg_scratch_schema, pg_source_config, read_version, register_resource
+from tests.helpers import (
+    latest,
+    pg_execute,
+    pg_scratch_schema,
+    pg_source_config,
+    read_version,
+    register_resource,
+    write_corrections,
+)
 from tests.pg_cluster import pg_logical_cluster, pg_logical_database  # noqa: F401 - fixtures
 from tests.services import require_postgres
 
@@ -340,10 +348,7 @@ def test_a_2d_value_quarantined_from_a_1d_column_is_corrected_and_replayed(hub_h
         assert rows[0]["moments"] == '["2026-03-01 00:00:00+00:00"]'
         rows[0]["ints"] = "{5,6,7,8}"  # the provider's decision: one dimension
         fixed = hub_home / "fixed.csv"
-        with fixed.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_corrections(fixed, rows)
         result = runner.invoke(app, ["quarantine", "replay", code, "--file", str(fixed)])
         assert result.exit_code == 0, result.output
         published = {r["id"]: r for r in read_version(latest(code)).to_pylist()}

@@ -19,7 +19,15 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import latest, pg_execute, pg_scratch_schema, pg_source_config, read_version, register_resource
+from tests.helpers import (
+    latest,
+    pg_execute,
+    pg_scratch_schema,
+    pg_source_config,
+    read_version,
+    register_resource,
+    write_corrections,
+)
 from tests.services import require_postgres
 
 ROWS = 40
@@ -115,10 +123,7 @@ def test_quarantined_rows_keep_bytes_and_arrays_through_replay(hub_home: Path, o
 
     def replay(rows: list[dict]) -> None:
         fixed = hub_home / "fixed.csv"
-        with fixed.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_corrections(fixed, rows)
         result = runner.invoke(app, ["quarantine", "replay", code, "--file", str(fixed)])
         assert result.exit_code == 0, result.output
 

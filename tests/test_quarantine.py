@@ -23,6 +23,7 @@ from tests.helpers import (
     register_resource,
     sync_runs,
     versions,
+    write_corrections,
 )
 from tests.services import require_postgres
 
@@ -182,10 +183,7 @@ def test_planted_bad_rows_are_quarantined_counted_ticketed_and_replayed(hub: Pat
         if row["name"] == "重复乙":
             row["id"] = "10005"
     fixed = tmp_path / "fixed.csv"
-    with fixed.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_corrections(fixed, rows)
 
     result = runner.invoke(app, ["quarantine", "replay", setup.resource_code, "--file", str(fixed)])
     assert result.exit_code == 0, result.output
