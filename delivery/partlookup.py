@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.layers import Part, deleted_positions, parts_schema, version_parts
+from pipeline.layers import Part, deleted_positions, is_dead, parts_schema, version_parts
 from pipeline.locator import supports
 from pipeline.lookup_index import (
     build_keys,
@@ -134,8 +134,7 @@ class VersionLookup:
             part.load_rows()  # every part, hit or not: then `loaded` lets the next lookups skip the thread hop
             positions = part.positions(column, value, kind)
             if len(positions) and len(dead):
-                at = np.minimum(np.searchsorted(dead, positions), len(dead) - 1)
-                positions = positions[dead[at] != positions]
+                positions = positions[~is_dead(dead, positions)]
             if len(positions):
                 found += part.take(positions, wanted)
         if not found:

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from connectors.base import Connector, StreamSpec
 from pipeline.duckdb_parts import readable_parts, readable_schema
-from pipeline.layers import Part, deleted_positions, live_sql
+from pipeline.layers import Part, deleted_positions, is_dead, live_sql
 from pipeline.locator import Mapped
 from pipeline.locator import _files as locator_files
 from pipeline.locator import supports as locator_supports
@@ -218,8 +218,7 @@ class _Sorted:
         # marked dead) lie all over the file, so over a scan they touched nearly every page of it.
         self.positions.release(end)
         if len(self.dead) and len(gone):
-            index = np.minimum(np.searchsorted(self.dead, positions), len(self.dead) - 1)
-            gone = gone[self.dead[index] != positions]  # a dead row is not a published key
+            gone = gone[~is_dead(self.dead, positions)]  # a dead row is not a published key
         return gone
 
 

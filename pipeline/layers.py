@@ -93,6 +93,13 @@ def deleted_positions(part: Part) -> np.ndarray:
     return pq.read_table(_source(part.deleted), columns=[POSITION]).column(0).to_numpy()
 
 
+def is_dead(dead: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Which of the ``positions`` a part's sorted deleted positions hold (one bool each)."""
+    if not len(dead) or not len(positions):
+        return np.zeros(len(positions), dtype=bool)
+    return dead[np.minimum(np.searchsorted(dead, positions), len(dead) - 1)] == positions
+
+
 def write_deleted(path: Path, positions: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Plain encoding, no statistics: a handful of these small files is written by every incremental run.
