@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.layers import Part, deleted_positions, is_dead, parts_schema, version_parts
-from pipeline.locator import supports
+from pipeline.locator import load_npy, supports
 from pipeline.lookup_index import (
     build_keys,
     build_row_store,
@@ -90,8 +90,8 @@ class PartLookup:
                 files = key_files(cached, column)
                 _built(files[0], lambda: build_keys(self.part.path, column, cached))
             # Plain arrays over the mappings: np.memmap's Python-level indexing costs more than the search.
-            loaded = self.keys[column] = (np.load(files[0], mmap_mode="r").view(np.ndarray),
-                                          np.load(files[1], mmap_mode="r").view(np.ndarray))
+            loaded = self.keys[column] = (load_npy(files[0], mmap_mode="r").view(np.ndarray),
+                                          load_npy(files[1], mmap_mode="r").view(np.ndarray))
         return loaded
 
     def positions(self, column: str, value: object, kind: pa.DataType) -> np.ndarray:

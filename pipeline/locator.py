@@ -10,6 +10,7 @@ found by scanning the key column, which stays correct, only slower.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,33 @@ LOCATOR_DIR = "locator"
 # The duplicate check merges the parts' sorted keys one key range at a time, about this many keys a range:
 # its memory (some 30 MB) does not grow with the table.
 DUPLICATES_RANGE_ROWS = 1_000_000
+
+
+# CPython 3.11 builds an AST with interpreter-wide recursion bookkeeping, so two threads parsing at once (a
+# garbage collection in one lets the other run) can fail with "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905; seen here in a key scan). A .npy header is a dict parsed by
+# ast.literal_eval, and the key scan's range threads and the interface's threads read headers at once: every
+# header read in the hub takes this lock (npy_header, load_npy).
+NPY_HEADER_LOCK = threading.Lock()
+
+
+def npy_header(handle) -> tuple[tuple[int, ...], np.dtype]:  # noqa: ANN001 - a binary file at its start
+    """A .npy file's shape and dtype; the handle is left at the data."""
+    with NPY_HEADER_LOCK:
+        major, _ = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(handle)
+    return shape, dtype
+
+
+def load_npy(path: Path, *, mmap_mode: str | None = None) -> np.ndarray:
+    """np.load of a one-dimensional .npy file, its header read under NPY_HEADER_LOCK."""
+    if mmap_mode is not None:
+        with NPY_HEADER_LOCK:
+            return np.load(path, mmap_mode=mmap_mode)
+    with path.open("rb") as handle:
+        shape, dtype = npy_header(handle)
+        return np.fromfile(handle, dtype=dtype, count=int(np.prod(shape)))
 
 
 def supports(schema: pa.Schema, key: tuple[str, ...]) -> bool:
@@ -69,7 +97,7 @@ def duplicates(stems: list[Path]) -> pa.Array:
     # to find the ranges, then each range's slices are read from every part.
     samples, total = [], 0
     for path in files:
-        keys = np.load(path)
+        keys = load_npy(path)
         total += len(keys)
         samples.append(keys[:: max(1, len(keys) // 64)].copy())  # a copy: a view would keep the part alive
     if not total:
@@ -79,7 +107,7 @@ def duplicates(stems: list[Path]) -> pa.Array:
     bounds = np.unique(sample[np.linspace(0, len(sample) - 1, ranges + 1).astype(np.int64)[1:-1]])
     edges = []
     for path in files:
-        keys = np.load(path)
+        keys = load_npy(path)
         edges.append([0, *np.searchsorted(keys, bounds).tolist(), len(keys)])
     found = []
     for index in range(len(bounds) + 1):
@@ -92,9 +120,7 @@ def duplicates(stems: list[Path]) -> pa.Array:
 def _read_slice(path: Path, start: int, stop: int) -> np.ndarray:
     """Elements start..stop of a one-dimensional .npy file, read without loading or mapping the rest."""
     with path.open("rb") as handle:
-        major, _ = np.lib.format.read_magic(handle)
-        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        _, _, dtype = read_header(handle)
+        _, dtype = npy_header(handle)
         handle.seek(handle.tell() + start * dtype.itemsize)
         return np.fromfile(handle, dtype=dtype, count=max(stop - start, 0))
 
@@ -108,9 +134,7 @@ class Mapped:
         import mmap
 
         with path.open("rb") as handle:
-            major, _ = np.lib.format.read_magic(handle)
-            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read_header(handle)
+            shape, dtype = npy_header(handle)
             self._offset = handle.tell()
             self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         self._map.madvise(mmap.MADV_RANDOM if random else mmap.MADV_SEQUENTIAL)
