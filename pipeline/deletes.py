@@ -38,6 +38,7 @@ from pipeline.locator import Mapped
 from pipeline.locator import _files as locator_files
 from pipeline.locator import supports as locator_supports
 from pipeline.quarantine import seen_keys
+from pipeline.row_store import PrefetchReader, PrefetchedRows
 from pipeline.validate import key_array
 
 
@@ -48,6 +49,7 @@ class KeyScan:
     source_keys: int = 0
     method: str = ""
     ranges: int = 1  # key ranges read at once (the merge of an integer key, where the source can)
+    rows: PrefetchedRows | None = None  # the deleted keys' published rows, read as they were found
 
 
 class _Unordered(Exception):
@@ -201,8 +203,9 @@ class _Sorted:
     at: int = 0  # how far the merge has come
     stop: int = 0  # where its key range ends
 
-    def missing(self, upto: int | None, present: _Present) -> np.ndarray:
-        """Live keys of this part up to ``upto`` (all that remain in its range: None) not in ``present``."""
+    def missing(self, upto: int | None, present: _Present) -> tuple[np.ndarray, np.ndarray]:
+        """Live keys of this part up to ``upto`` (all that remain in its range: None) not in ``present``, and
+        their row positions."""
         keys = self.mapped.array
         end = self.stop if upto is None else \
             self.at + int(np.searchsorted(keys[self.at:self.stop], upto, side="right"))
@@ -211,15 +214,16 @@ class _Sorted:
         self.mapped.release(self.at)  # the keys passed are not read again
         self.at = end
         if not len(segment):
-            return np.empty(0, np.int64)
+            return np.empty(0, np.int64), np.empty(0, np.int64)
         absent = present.absent(segment)
         gone, positions = np.asarray(segment[absent]), np.asarray(rows[absent])
         # Copied: the positions' pages passed go back too. Absent keys (deletes, and the rows earlier layers
         # marked dead) lie all over the file, so over a scan they touched nearly every page of it.
         self.positions.release(end)
         if len(self.dead) and len(gone):
-            gone = gone[~is_dead(self.dead, positions)]  # a dead row is not a published key
-        return gone
+            live = ~is_dead(self.dead, positions)  # a dead row is not a published key
+            gone, positions = gone[live], positions[live]
+        return gone, positions
 
 
 DENSE_SPAN = 8  # a presence table up to this many slots (a byte each) per key read beats bisection
@@ -259,10 +263,12 @@ def _merge(streams: list[tuple[Iterator[pa.RecordBatch], int | None, int | None]
     at once, each in a thread of its own (the first in this one)."""
     results: list[KeyScan | BaseException | None] = [None] * len(streams)
     dead = [deleted_positions(part) for part in parts]  # the same for every range
+    rows = PrefetchedRows()
 
     def merge_range(index: int) -> None:
         batches, low, high = streams[index]
         sorted_parts = []
+        reader = rows.reader()
         try:
             for part, part_dead in zip(parts, dead):
                 keys_file, rows_file = locator_files(part.locator)
@@ -272,10 +278,11 @@ def _merge(streams: list[tuple[Iterator[pa.RecordBatch], int | None, int | None]
                 stop = len(keys) if high is None else int(np.searchsorted(keys, high, side="left"))
                 keys = None
                 sorted_parts.append(_Sorted(mapped, Mapped(rows_file, random=True), part_dead, at=start, stop=stop))
-            results[index] = _merged(batches, sorted_parts, parts, key, watch)
+            results[index] = _merged(batches, sorted_parts, parts, key, watch, reader)
         except BaseException as exc:  # noqa: BLE001 - raised by the caller
             results[index] = exc
         finally:
+            reader.close()
             for part in sorted_parts:
                 part.mapped.close()
                 part.positions.close()
@@ -298,11 +305,11 @@ def _merge(streams: list[tuple[Iterator[pa.RecordBatch], int | None, int | None]
     return KeyScan(deleted=pa.concat_arrays([s.deleted for s in scans]).sort() if len(scans) > 1
                    else scans[0].deleted,
                    watched_gone=watched - set().union(*(watched - s.watched_gone for s in scans)),
-                   source_keys=sum(s.source_keys for s in scans), method="merge", ranges=len(scans))
+                   source_keys=sum(s.source_keys for s in scans), method="merge", ranges=len(scans), rows=rows)
 
 
 def _merged(batches: Iterator[pa.RecordBatch], sorted_parts: list[_Sorted], parts: list[Part],
-            key: tuple[str, ...], watch: pa.Array) -> KeyScan:
+            key: tuple[str, ...], watch: pa.Array, reader: PrefetchReader) -> KeyScan:
     found: list[np.ndarray] = []
     seen: set[str] = set()
     count, last = 0, None
@@ -324,11 +331,22 @@ def _merged(batches: Iterator[pa.RecordBatch], sorted_parts: list[_Sorted], part
         count += len(values)
         seen.update(seen_keys(batch, key, watch))
         present = _Present(values)
-        found += [part.missing(last, present) for part in sorted_parts]
-    found += [part.missing(None, _Present(np.empty(0, np.int64))) for part in sorted_parts]
+        found += _found(sorted_parts, parts, last, present, reader)
+    found += _found(sorted_parts, parts, None, _Present(np.empty(0, np.int64)), reader)
     deleted = np.sort(np.concatenate(found)) if found else np.empty(0, np.int64)
     return KeyScan(deleted=pa.array(deleted).cast(pq.read_schema(parts[0].path).field(key[0]).type),
                    watched_gone=set(watch.to_pylist()) - seen, source_keys=count, method="merge")
+
+
+def _found(sorted_parts: list[_Sorted], parts: list[Part], upto: int | None, present: _Present,
+           reader: PrefetchReader) -> list[np.ndarray]:
+    """The keys missing up to ``upto`` in every part; their rows are read meanwhile (pipeline.row_store)."""
+    found = []
+    for sorted_part, part in zip(sorted_parts, parts):
+        keys, positions = sorted_part.missing(upto, present)
+        reader.read(part, positions)
+        found.append(keys)
+    return found
 
 
 # --- any key: DuckDB anti-join, spilling to the scratch folder -------------------------------------------------

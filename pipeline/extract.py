@@ -259,12 +259,13 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             started = start_layer(folder=folder, delta_files=staged.files, key=key, parts=previous.parts,
                                   schema=previous.schema, cursor=stream.cursor_column,
                                   previous_mark=inputs.state.cursor_value, previous_number=previous.number)
-        deleted = _await_deletes(staged, keys, scan)
-        scan = None
+        found = _await_deletes(staged, keys, scan)
+        deleted, prefetched = (found.deleted, found.rows) if found is not None else (None, None)
+        scan = found = None
         delta_keys = None
         layered = stacked
         if stacked:
-            layer = started.finish(previous_path=previous.path, removed=deleted)
+            layer = started.finish(previous_path=previous.path, removed=deleted, prefetched=prefetched)
             started = None
             if compaction_due(previous.parts) and not no_change(layer.changes):
                 staged.rows_carried = compact(folder, layer, writer)
@@ -351,9 +352,9 @@ def _settle_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine
             _build_locators(staged, folder, writer.files, key)
 
 
-def _await_deletes(staged: StagedRun, keys: list[pa.Array], scan) -> pa.Array | None:  # noqa: ANN001 - BackgroundScan | None
+def _await_deletes(staged: StagedRun, keys: list[pa.Array], scan):  # noqa: ANN001, ANN202 - BackgroundScan, KeyScan | None
     """In an incremental run, the keys deleted at the source (None when the source cannot tell them): the
-    background scan's result, without the keys the run read."""
+    background scan's result, without the keys the run read (with the rows it read ahead for them)."""
     if scan is None:
         return None
     started = time.monotonic()
@@ -364,7 +365,7 @@ def _await_deletes(staged: StagedRun, keys: list[pa.Array], scan) -> pa.Array | 
     staged.key_scan = {"source_keys": found.source_keys, "deleted": len(found.deleted), "method": found.method,
                        "ranges": found.ranges, "seconds": round(scan.seconds, 3),
                        "waited": round(time.monotonic() - started, 3)}
-    return found.deleted
+    return found
 
 
 def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple[str, ...]) -> None:

@@ -4,7 +4,6 @@ groups that hold it."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,10 @@ import pyarrow.parquet as pq
 
 from pipeline.changes import CHANGE_COLUMN, ChangeSet, change_schema
 from pipeline.layers import Part
+from pipeline.row_store import PrefetchedRows, RowStore
 from pipeline.validate import key_array
 
 DELETED_ROWS_AT_ONCE = 65_536  # deleted rows read and written to the change set at once
-ROW_READERS = 8  # record batches of a row store read at once when rows are taken from it (I/O overlapped)
 
 
 def rows_at(part: Part, positions: np.ndarray) -> pa.Table:
@@ -42,49 +41,15 @@ def parquet_rows_at(part: Part, positions: np.ndarray) -> pa.Table:
 
 
 def _stored_rows_at(part: Part, positions: np.ndarray) -> pa.Table | None:
-    """The rows from the part's row store (pipeline.lookup_index: uncompressed Arrow, memory-mapped, so a row
-    costs a copy of its values), or None when the part has none, or one that does not hold the part row
-    for row."""
-    from pipeline.lookup_index import published_stem, row_store_path
-
-    name = part.entry.get("path")
-    if not name:
+    """The rows from the part's row store, or None when the part has none, or one that does not hold the part
+    row for row (pipeline.row_store)."""
+    store = RowStore.open(part)
+    if store is None:
         return None
-    path = row_store_path(published_stem(Path(str(part.path)[: -len(name)].rstrip("/")), name))
-    if not path.is_file():
-        return None
-    import mmap
-
-    # Pages mapped count in the process's resident memory, and the kernel maps whole neighbourhoods (large
-    # folios) of a touched page: rows spread over the file would map most of it. So no read-ahead, and the
-    # pages are given back after each round of record batches (they stay in the page cache). A row's values
-    # sit on pages of their own in every column: where the file has left the page cache, each is a read from
-    # disk, so the batches of a round are taken in threads (their reads overlap; take releases the GIL).
-    with path.open("rb") as handle:
-        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    mapping.madvise(mmap.MADV_RANDOM)
     try:
-        reader = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapping)))
-        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-        if sum(b.num_rows for b in batches) != part.rows or not batches \
-                or batches[0].schema.names != pq.read_schema(part.path).names:
-            return None
-        starts = np.cumsum([0] + [b.num_rows for b in batches[:-1]])
-        which = np.searchsorted(starts, positions, side="right") - 1
-        jobs = [(batches[b], pa.array(positions[which == b] - starts[b])) for b in np.unique(which)]
-        taken = []
-        with ThreadPoolExecutor(max_workers=ROW_READERS, thread_name_prefix="govshare-rows") as pool:
-            for first in range(0, len(jobs), ROW_READERS):
-                taken += pool.map(lambda job: job[0].take(job[1]), jobs[first:first + ROW_READERS])
-                mapping.madvise(mmap.MADV_DONTNEED)
-        return pa.Table.from_batches(taken, schema=batches[0].schema) if taken else \
-            batches[0].schema.empty_table()  # take copies: nothing returned points into the mapping
+        return store.take(positions)
     finally:
-        reader = batches = None
-        try:
-            mapping.close()
-        except BufferError:  # a buffer of it still lives: the mapping goes with it
-            pass
+        store.close()
 
 
 class ChangeWriter:
@@ -113,14 +78,18 @@ class ChangeWriter:
                 result.updated += int(updates.sum())
                 result.inserted += int((~updates).sum())
 
-    def write_deletes(self, deletes: list[tuple[Part, np.ndarray]]) -> None:
+    def write_deletes(self, deletes: list[tuple[Part, np.ndarray]], *,
+                      prefetched: PrefetchedRows | None = None) -> None:
         """A delete carries the row as last published. The rows are read and written DELETED_ROWS_AT_ONCE at a
-        time: a source that dropped most of a table must not bring every old row into memory at once."""
+        time: a source that dropped most of a table must not bring every old row into memory at once.
+        ``prefetched``: rows the key scan read as it found them (pipeline.row_store says why)."""
         for part, positions in deletes:
             positions = np.sort(positions)
             for first in range(0, len(positions), DELETED_ROWS_AT_ONCE):
                 wanted = positions[first:first + DELETED_ROWS_AT_ONCE]
-                rows = rows_at(part, wanted)
+                rows = prefetched.rows_at(part, wanted) if prefetched is not None else None
+                if rows is None:
+                    rows = rows_at(part, wanted)
                 kinds = pa.array(["delete"] * rows.num_rows, pa.string())
                 arrays = [rows.column(f.name).cast(f.type) if f.name != CHANGE_COLUMN else kinds
                           for f in self.target]

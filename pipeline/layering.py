@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.layer_changes import ChangeWriter, rows_at
+from pipeline.row_store import PrefetchedRows
 from pipeline.layers import DELETES_DIR, Part, deleted_positions, iter_parts, parts_of, write_deleted
 from pipeline.locator import Found, find_live
 from pipeline.manifest import file_sha256
@@ -136,8 +137,10 @@ class StartedLayer:
     replaced: dict[int, np.ndarray] = field(default_factory=dict)  # dead positions once the delta's keys are marked
     vectors: dict[int, dict] = field(default_factory=dict)  # their deletion vectors, written already
 
-    def finish(self, *, previous_path: str, removed: pa.Array | None) -> Layer:
-        """Mark the replaced and the ``removed`` keys' rows dead and close the change set with the deletes."""
+    def finish(self, *, previous_path: str, removed: pa.Array | None,
+               prefetched: PrefetchedRows | None = None) -> Layer:
+        """Mark the replaced and the ``removed`` keys' rows dead and close the change set with the deletes
+        (their rows taken from ``prefetched`` where the key scan read them ahead)."""
         try:
             gone = self._gone(removed)
             layer = Layer()
@@ -155,7 +158,8 @@ class StartedLayer:
                 newly_dead += len(dead) - len(self.dead_before[index])
                 layer.referenced.append(entry)
             layer.rows_carried = sum(p.live_rows for p in self.parts) - newly_dead
-            self.changes.write_deletes([(self.parts[g.part_index], g.positions) for g in gone if len(g.positions)])
+            self.changes.write_deletes([(self.parts[g.part_index], g.positions) for g in gone if len(g.positions)],
+                                       prefetched=prefetched)
             layer.changes = self.changes.close(deletes_detected=removed is not None)
             return layer
         except BaseException:
