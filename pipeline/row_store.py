@@ -152,13 +152,20 @@ class PrefetchReader:
         if not len(positions):
             return
         name = str(part.path)
-        if name not in self._stores:
-            self._stores[name] = RowStore.open(part)
-        store = self._stores[name]
-        if store is None or not self._rows._reserve(len(positions)):
-            return
-        positions = np.sort(positions)
-        self._rows._keep(part, positions, store.take(positions, threads=1))
+        try:
+            if name not in self._stores:
+                self._stores[name] = RowStore.open(part)
+            store = self._stores[name]
+            if store is None or not self._rows._reserve(len(positions)):
+                return
+            positions = np.sort(positions)
+            self._rows._keep(part, positions, store.take(positions, threads=1))
+        except (OSError, ValueError, pa.ArrowException):
+            # Only a read ahead: the change set reads what it needs after the scan, and fails there with the
+            # error if the rows are needed (a key the cursor read read again needs none).
+            if (broken := self._stores.get(name)) is not None:
+                broken.close()
+            self._stores[name] = None
 
     def close(self) -> None:
         for store in self._stores.values():

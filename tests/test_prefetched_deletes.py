@@ -109,3 +109,27 @@ def test_prefetched_rows_answer_only_for_positions_they_hold(hub_home: Path, sou
     assert rows.rows_at(part, wanted).to_pylist() == rows_at(part, wanted).to_pylist()
     assert rows.rows_at(part, np.array([10, 40])) is None  # one of them was not read ahead
     assert rows.rows_at(part, np.array([31])) is None
+
+
+def test_a_row_store_that_cannot_be_read_is_left_to_the_read_after_the_scan(hub_home: Path,
+                                                                            source: tuple[str, str]) -> None:
+    from pipeline.layers import version_parts
+    from pipeline.lookup_index import published_stem, row_store_path
+    from pipeline.row_store import PrefetchedRows
+    from pipeline.sync import sync_resource
+
+    dsn, schema = source
+    config, secret = pg_source_config(dsn, schema=schema)
+    code = register_resource(kind="postgresql", config=config, secret=secret).resource_code
+    sync_resource(resource_code=code)
+    part = version_parts(latest(code))[0]
+    store = row_store_path(published_stem(version_folder(latest(code)), part.entry["path"]))
+    store.write_bytes(store.read_bytes()[:1000])  # cut short
+
+    rows = PrefetchedRows()
+    reader = rows.reader()
+    try:
+        reader.read(part, np.array([10, 20]))  # a read ahead only: it does not fail the scan
+    finally:
+        reader.close()
+    assert rows.rows_at(part, np.array([10, 20])) is None
