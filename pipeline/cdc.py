@@ -42,7 +42,8 @@ from core.settings import get_settings
 from pipeline import locks
 from pipeline.after_publish import STEPS
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.layering import carry_forward, layerable, stack, version_batches
+from pipeline.cdc_layer import stage_layer
+from pipeline.layering import carry_forward
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
@@ -189,24 +190,16 @@ def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter,
         writer.ensure_file(writer.schema or table.arrow_schema)
     writer.close()
     quarantine.close()
-    staged.files = [f"data/{name}" for name in writer.files
-                    if removed is None or pq.ParquetFile(folder / "data" / name).metadata.num_rows]
-    own_rows = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
     staged.rows_quarantined, staged.quarantine_rules = quarantine.rows, quarantine.by_rule
     staged.quarantine = "quarantine.parquet" if quarantine.rows else None
     if removed is not None:
-        parts = resource.previous_parts
-        layer = stack(folder=folder, delta_files=staged.files, key=table.primary_key, parts=parts,
-                      previous_path=resource.previous_path, previous_number=resource.previous_number,
-                      schema=parts_schema(parts), cursor=None, previous_mark=None, removed=removed)
-        staged.referenced, staged.rows_carried = layer.referenced, layer.rows_carried
-        staged.rows_staged = layer.rows_carried + own_rows
-        finish_checks(staged, contract, previous_rows=resource.previous_rows,
-                      batches=version_batches(folder, layer, staged.files))
-        staged.changes = layer.changes
+        batches = stage_layer(staged, writer, parts=resource.previous_parts, previous_path=resource.previous_path,
+                              previous_number=resource.previous_number, key=table.primary_key, removed=removed)
+        finish_checks(staged, contract, previous_rows=resource.previous_rows, batches=batches)
         _save(staged)
         return
-    staged.rows_staged = own_rows
+    staged.files = [f"data/{name}" for name in writer.files]
+    staged.rows_staged = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
     finish_checks(staged, contract, previous_rows=resource.previous_rows)
     if resource.previous_parts:  # the version holds the whole table: compare every key, deletions included
         staged.changes = compute_changes(
@@ -286,9 +279,10 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
     try:
         touched = key_array(changed_keys(table, collected), table.primary_key)
         previous_schema = parts_schema(resource.previous_parts) if resource.previous_parts else None
-        layered = bool(not collected.truncated and resource.previous_parts
-                       and layerable(resource.previous_parts, table.arrow_schema, previous_schema))
-        if layered:  # the changes become a layer on the previous version (pipeline.layering)
+        # A layer on the previous version, or its change set at least: past the compaction limits the version
+        # is compacted, but only once that change set shows a change (pipeline.cdc_layer).
+        layered = bool(not collected.truncated and resource.previous_parts and table.arrow_schema == previous_schema)
+        if layered:
             writer.schema = previous_schema
         elif not collected.truncated:
             staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)

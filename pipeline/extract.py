@@ -15,21 +15,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import (
-    ROW_ORIGIN_COLUMN,
-    ROW_PROBLEM_COLUMN,
-    ROW_RAW_COLUMN,
-    Connector,
-    ReadState,
-    StreamSpec,
-    payload_schema,
-)
+from connectors.base import ROW_ORIGIN_COLUMN, Connector, ReadState, StreamSpec
 from connectors.filelist import FileLedger
 from connectors.filesource import FILE_MODIFIED, FILE_NAME
 from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from core.settings import get_settings
 from pipeline import locator, locks, paths
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes, no_change
+from pipeline.conform import conform, published_form, run_schema
 from pipeline.deletes import key_table
 from pipeline.duplicates import FileRanks, settle_duplicates
 from pipeline.layering import carry_forward, compact, compaction_due, start_layer, version_batches
@@ -209,6 +202,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     seen: set[str] = set()
     high_water = None
     first = True
+    form = None  # the published column order and nullability, when the run reads them otherwise (pipeline.conform)
     scan = _start_key_scan(staged, inputs, folder)
     started = None  # a layer begun while the key scan reads (pipeline.layering.start_layer)
     try:
@@ -222,15 +216,19 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                 first = False
                 _required_columns(batch.schema, stream, connector, staged.resource_code)
                 if previous is not None:  # before the contract's own check, so the change is recorded
+                    read = run_schema(batch, contract)
                     staged.schema_change = guard_schema(
                         resource_code=staged.resource_code, run_id=staged.run_id, previous_number=previous.number,
-                        previous_schema=previous.schema, schema=_published_schema(batch, contract), key=key,
+                        previous_schema=previous.schema, schema=read, key=key,
                         cursor=stream.cursor_column, incremental=incremental,
                         contract_columns={c.name for c in contract.columns} if contract is not None else set())
+                    form = published_form(previous.schema, read) if incremental and key else None
             seen.update(seen_keys(batch, key, watch))  # open quarantine records read again, good or bad
             split = split_batch(batch, key=key, contract=contract)
             if split.bad is not None:
                 quarantine.write(split.bad)
+            if form is not None:
+                split.good = conform(split.good, form)
             if key and incremental:
                 # Copies: a column of a connector's batch can pin the whole batch (Arrow's C data interface
                 # releases a batch as one unit), and an incremental run's keys live until its end.
@@ -376,17 +374,6 @@ def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tupl
         stem = locator.locator_name(part)
         locator.build(folder / part, key[0], folder / stem)
         staged.locators[part] = stem
-
-
-def _published_schema(batch: pa.RecordBatch, contract) -> pa.Schema:  # noqa: ANN001 - Contract | None
-    """The batch's columns as they will be published: without a connector's row flags, and with the text
-    columns the contract declares with another type converted."""
-    if contract is None:
-        return payload_schema(batch.schema)
-    flags = [name for name in (ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN) if name in batch.schema.names]
-    if flags:
-        batch = batch.drop_columns(flags)
-    return contract.convert(batch)[0].schema
 
 
 def _guarded(connector: Connector, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -39,11 +39,6 @@ def compaction_due(parts: list[Part]) -> bool:
     return len(parts) >= MAX_PARTS or dead > MAX_DEAD_FRACTION * max(total, 1)
 
 
-def layerable(parts: list[Part], schema: pa.Schema, previous_schema: pa.Schema) -> bool:
-    """Whether the next incremental run may stack a layer, or must compact into a snapshot."""
-    return schema == previous_schema and not compaction_due(parts)
-
-
 @dataclass
 class Layer:
     referenced: list[dict] = field(default_factory=list)  # manifest entries of the previous version's files

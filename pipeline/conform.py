@@ -1,0 +1,55 @@
+"""An incremental run's rows in the published version's column order and nullability (按已发布的列序与可空性).
+
+A layer's delta is read part after part with the files it references (pipeline.layers), so it must have the
+published schema exactly, not merely the same columns. The source does not always give it that: a table
+rebuilt by a migration (CREATE TABLE ... AS, a dump restored with another column list) or a redefined view or
+query lists the same columns in another order, and a reader may report a column NOT NULL where another read
+of it does not. Schema drift matches columns by name (pipeline.schema_drift), so such a run neither re-read in
+full nor stacked a layer: it rewrote the whole previous version (nullability) or failed casting the carried
+rows to its own order (order), every run until the next full read. With the same names and types the run's
+batches are put in the published form instead, and the run stacks a layer like any other; a column added,
+dropped or retyped still takes the other path.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN, payload_schema
+from pipeline.schema_drift import SchemaMoved
+
+
+def run_schema(batch: pa.RecordBatch, contract) -> pa.Schema:  # noqa: ANN001 - quality.contracts.Contract | None
+    """The batch's columns as they will be published: without a connector's row flags, and with the text
+    columns the contract declares with another type converted."""
+    if contract is None:
+        return payload_schema(batch.schema)
+    flags = [name for name in (ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN) if name in batch.schema.names]
+    if flags:
+        batch = batch.drop_columns(flags)
+    return contract.convert(batch)[0].schema
+
+
+def published_form(published: pa.Schema, read: pa.Schema) -> pa.Schema | None:
+    """``published`` when ``read`` has exactly its columns with their types, only in another order or with
+    other nullability flags: the schema the run's batches are conformed to. None when they are equal already
+    or differ in more than that."""
+    if read == published or len(read) != len(published) or len(set(read.names)) != len(read.names):
+        return None
+    if set(read.names) != set(published.names):
+        return None
+    if any(read.field(f.name).type != f.type for f in published):
+        return None
+    return published
+
+
+def conform(batch: pa.RecordBatch, form: pa.Schema) -> pa.RecordBatch:
+    """``batch`` in ``form``'s column order and nullability. A NULL in a column published NOT NULL is a change
+    of the column itself, which a layer on rows published as never NULL cannot carry: SchemaMoved, the run
+    reads in full (pipeline.extract)."""
+    batch = batch.select(form.names)
+    nulls = [f.name for f in form if not f.nullable and batch.column(f.name).null_count]
+    if nulls:
+        raise SchemaMoved(f"列 {', '.join(nulls)} 出现空值 / column(s) {', '.join(nulls)} published as NOT NULL "
+                          "now hold NULL")
+    return batch.cast(form)
