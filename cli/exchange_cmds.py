@@ -191,8 +191,9 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
 
 @notices_app.command("list")
 def notices_list(resource: Annotated[str | None, typer.Option(help="only this resource")] = None,
-                 status: Annotated[str | None, typer.Option(help="pending, delivered, failed, feed or withheld "
-                                                                     "(no live grant: not sent)")] = None,
+                 status: Annotated[str | None, typer.Option(help="pending, delivered, failed, feed, withheld "
+                                                                     "(no live grant: not sent) or superseded "
+                                                                     "(withheld, covered by a later notice)")] = None,
                  limit: Annotated[int, typer.Option(help="at most this many, the newest")] = 100) -> None:
     """The newest notices (oldest of them first) with their delivery state; --status failed shows the ones
     given up.
@@ -243,8 +244,11 @@ def notices_deliver() -> None:
         report = deliver_pending()
     console.print(f"更新通知：补排 {missed} 条，送达 {len(report.delivered)} 条，待重试 {len(report.retrying)} 条，"
                   f"放弃 {len(report.failed)} 条，接收端不可达顺延 {len(report.deferred)} 条，"
-                  f"授权失效未发送 {len(report.withheld)} 条 / "
+                  f"授权失效未发送 {len(report.withheld)} 条，授权恢复补发 {len(report.released)} 条"
+                  f"（另有 {len(report.superseded)} 条由后续通知代替）/ "
                   + (f"queued {missed} missed, " if missed else "") + f"delivered {len(report.delivered)}, "
                   f"retrying {len(report.retrying)}, given up {len(report.failed)}"
                   + (f", deferred {len(report.deferred)} (receiver unreachable: next sweep)" if report.deferred else "")
-                  + (f", withheld {len(report.withheld)} (grant lapsed)" if report.withheld else ""))
+                  + (f", withheld {len(report.withheld)} (grant lapsed)" if report.withheld else "")
+                  + (f", released {len(report.released)} (grant live again; {len(report.superseded)} superseded)"
+                     if report.released or report.superseded else ""))

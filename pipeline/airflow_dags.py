@@ -146,7 +146,8 @@ def build_maintenance_dags() -> dict[str, Any]:
             missed = queue_missed()  # versions whose publish died before queuing their notices
             report = deliver_pending()
             return {"missed": missed, "delivered": len(report.delivered), "retrying": len(report.retrying),
-                    "failed": len(report.failed), "deferred": len(report.deferred)}
+                    "failed": len(report.failed), "deferred": len(report.deferred),
+                    "released": len(report.released), "superseded": len(report.superseded)}
 
         deliver()
 

@@ -47,8 +47,11 @@ class ChangeRange:
         return totals
 
 
-def changes_since(session: Session, *, resource: Resource, since: int) -> ChangeRange:
+def changes_since(session: Session, *, resource: Resource, since: int, until: int | None = None) -> ChangeRange:
+    """The change sets after ``since`` up to the latest version, or to ``until`` (a notice that names an older
+    version counts only what it names)."""
     latest = require_latest_version(session, resource=resource)
+    last = latest.number if until is None else min(until, latest.number)
     full = (f"download the whole version instead (`GET /api/v1/resources/{resource.code}/files`, "
             f"v{latest.number})")
     if since < 1:
@@ -57,7 +60,8 @@ def changes_since(session: Session, *, resource: Resource, since: int) -> Change
         raise ConfigError(zh=f"{resource.code} 尚无第 {since} 版，最新为第 {latest.number} 版",
                           en=f"{resource.code} has no version {since} yet: the latest is v{latest.number}")
     later = list(session.scalars(select(DatasetVersion).where(
-        DatasetVersion.resource_id == resource.id, DatasetVersion.number > since).order_by(DatasetVersion.number)))
+        DatasetVersion.resource_id == resource.id, DatasetVersion.number > since, DatasetVersion.number <= last)
+        .order_by(DatasetVersion.number)))
     pruned = set(session.scalars(select(PrunedVersion.version_id).where(
         PrunedVersion.version_id.in_([v.id for v in later])))) if later else set()
     for version in later:
@@ -70,7 +74,7 @@ def changes_since(session: Session, *, resource: Resource, since: int) -> Change
         if changes.get("schema_changed"):
             raise FullCopyNeeded(f"v{version.number} changed the columns ({version.manifest.get('schema_change')}); "
                                  f"{full}")
-    return ChangeRange(resource_code=resource.code, since=since, latest=latest.number, versions=later)
+    return ChangeRange(resource_code=resource.code, since=since, latest=last, versions=later)
 
 
 def changes_schema(latest: DatasetVersion) -> pa.Schema:

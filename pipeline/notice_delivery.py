@@ -2,6 +2,8 @@
 
 A receiver (接收端) is a webhook origin, ``scheme://host:port``: one consumer system. The sweep
 
+- first releases the withheld notices of subscribers that hold a live grant again, one per subscription
+  covering what it missed (pipeline/notice_release.py);
 - picks the due notices round-robin across subscriptions (each one's oldest first, then each one's second, ...),
   so one subscriber's backlog never fills the sweep's ``limit`` and starves the others;
 - sends to different receivers at once, from a small pool of ``workers`` threads, and to one receiver one
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, update
 
 from core import clock
+from pipeline.notice_release import release_regranted
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.notice_models import Notice, NoticeEndpoint
@@ -48,6 +51,8 @@ class DeliveryReport:
     failed: list[int] = field(default_factory=list)
     deferred: list[int] = field(default_factory=list)  # not tried: their receiver timed out earlier this sweep
     withheld: list[int] = field(default_factory=list)  # not sent: the subscriber's grant lapsed since queueing
+    released: list[int] = field(default_factory=list)  # withheld, now due: the subscriber holds a live grant again
+    superseded: list[int] = field(default_factory=list)  # withheld, never to be sent: a later notice covers them
     skipped: int = 0  # claimed by another sweep meanwhile
 
     def merge(self, other: DeliveryReport) -> None:
@@ -113,8 +118,10 @@ def deliver_pending(*, now: datetime | None = None, max_attempts: int = 8, base_
     policy = _Policy(now=clock.as_utc(now or clock.now()), max_attempts=max_attempts,
                      base_delay_seconds=base_delay_seconds, max_delay_seconds=max_delay_seconds,
                      timeout_seconds=timeout_seconds, lease_seconds=lease_seconds)
+    # First, so a subscriber granted again is told what it missed before (in notice order) anything newer.
+    released = release_regranted(now=policy.now)
     queues = _due_by_receiver(now=policy.now, limit=limit)
-    report = DeliveryReport()
+    report = DeliveryReport(released=released.released, superseded=released.superseded)
     if not queues:
         return report
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(queues))),

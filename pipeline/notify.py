@@ -38,6 +38,7 @@ from sqlalchemy import select
 from core import clock
 from core.errors import NotFound
 from pipeline.changes import no_change
+from pipeline.notice_payload import version_payload, withheld_payload
 # The sweep lives in pipeline/notice_delivery.py; its names stay importable from here.
 from pipeline.notice_delivery import (  # noqa: F401 - re-exported
     NOTICE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, DeliveryReport, backoff, deliver_pending, notice_body, sign)
@@ -48,37 +49,6 @@ from registry.exchange.notice_models import Notice, NoticeEndpoint
 from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
 from registry.sharing.subscriptions import notice_withheld, subscribers
-from registry.sharing.visibility import restricted, subscriber_scope, version_facts
-
-CHANGE_COUNTS = ("inserted", "updated", "deleted")
-CHANGE_FILE_FACTS = ("file", "sha256", "bytes", "rows")  # of the whole change set's file
-
-
-def _payload(session, version: DatasetVersion, subscription: Subscription) -> dict[str, Any]:  # noqa: ANN001
-    """What the subscriber may know of the version, as the versions endpoint shows it to that reader (the same
-    registry.sharing.visibility rules): a row condition hides the row count and the change counts (those of its
-    own view are the change feed's headers), any restriction the digests of change files it never gets, and the
-    quarantine is the provider's business. The manifest digest stays, as for every reader with a live grant:
-    every download's X-Govshare-Manifest-SHA256 carries it, so a subscriber matches a notice with the version it
-    downloads. The numbers a notice gives are then the ones the subscriber's download confirms."""
-    manifest = version.manifest or {}
-    resource = version.resource
-    scope = subscriber_scope(session, resource=resource, agency_id=subscription.agency_id)
-    facts = version_facts(scope, version)
-    payload: dict[str, Any] = {
-        "event": "dataset.version.published",
-        "resource": resource.code, "resource_name": resource.name,
-        "provider": resource.agency.name, "provider_code": resource.agency.code,
-        "subscriber_code": subscription.agency.code,
-        "version": version.number, "published_at": version.created_at.isoformat(), "mode": manifest.get("mode"),
-        "row_count": facts["row_count"], "manifest_sha256": facts["manifest_sha256"],
-        "download": f"/api/v1/resources/{resource.code}/files",
-        "changes_feed": f"/api/v1/resources/{resource.code}/changes",
-    }
-    if "changes" in manifest:  # the change summary of an incremental run, when the pipeline records one
-        hidden = (CHANGE_COUNTS if scope.row_filter else ()) + (CHANGE_FILE_FACTS if restricted(scope) else ())
-        payload["changes"] = {k: v for k, v in manifest["changes"].items() if k not in hidden}
-    return payload
 
 
 def _unchanged(version: DatasetVersion) -> bool:
@@ -117,13 +87,6 @@ def queue_notices(*, resource_code: str, version_number: int) -> int:
         return created
 
 
-def withheld_payload(version: DatasetVersion, reason: tuple[str, str]) -> dict[str, Any]:
-    """What a subscriber without a live grant is told of a version: that it exists and why nothing more."""
-    resource = version.resource
-    return {"event": "dataset.version.withheld", "resource": resource.code, "resource_name": resource.name,
-            "version": version.number, "withheld_zh": reason[0], "withheld": reason[1]}
-
-
 def _row(session, version: DatasetVersion, subscription: Subscription, now: datetime) -> dict[str, Any]:  # noqa: ANN001
     row = {"subscription_id": subscription.id, "version_id": version.id, "resource_id": version.resource_id,
            "agency_id": subscription.agency_id, "resource_code": version.resource.code,
@@ -133,8 +96,8 @@ def _row(session, version: DatasetVersion, subscription: Subscription, now: date
         return {**row, "payload": withheld_payload(version, reason), "status": "withheld", "last_error": reason[0],
                 "next_attempt_at": None}
     webhook = session.get(NoticeEndpoint, subscription.id) is not None
-    return {**row, "payload": _payload(session, version, subscription), "status": "pending" if webhook else "feed",
-            "last_error": None, "next_attempt_at": now if webhook else None}
+    return {**row, "payload": version_payload(session, version, subscription),
+            "status": "pending" if webhook else "feed", "last_error": None, "next_attempt_at": now if webhook else None}
 
 
 MISSED_DAYS = 7  # how far back the sweep looks for versions whose notices were never queued

@@ -20,8 +20,9 @@ __all__ = ["NoticeEndpoint", "Notice", "CdcResync", "NOTICE_STATUSES"]
 # pending: a webhook delivery is due or being retried; delivered: the receiver answered 2xx;
 # failed: given up after the maximum attempts (reported); feed: no webhook, only in the pull feed;
 # withheld: not sent, the subscriber of a resource shared on application holding no live grant (last_error says
-# why, in the feed too).
-NOTICE_STATUSES = ("pending", "delivered", "failed", "feed", "withheld")
+# why, in the feed too); superseded: withheld, then covered by a later notice once the grant was live again, so
+# never sent (last_error names that notice; pipeline/notice_release.py).
+NOTICE_STATUSES = ("pending", "delivered", "failed", "feed", "withheld", "superseded")
 
 
 class NoticeEndpoint(Base):

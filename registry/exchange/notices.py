@@ -119,6 +119,7 @@ def notice_public(notice: Notice) -> dict[str, Any]:
     """What a consumer sees of a notice in the feed: the payload the webhook carries plus delivery state."""
     return {"id": str(notice.id), "resource": notice.resource_code, "version": notice.version_number,
             "created_at": notice.created_at.isoformat(), "webhook_status": notice.status,
-            # why a notice was not sent (status "withheld": no live grant), in Chinese as the consumer reads it
-            "withheld_reason": notice.last_error if notice.status == "withheld" else None,
+            # why a notice was not sent (withheld: no live grant; superseded: a later notice covers it), in
+            # Chinese as the consumer reads it
+            "withheld_reason": notice.last_error if notice.status in ("withheld", "superseded") else None,
             "payload": notice.payload}

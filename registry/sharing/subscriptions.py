@@ -61,7 +61,8 @@ def notice_withheld(session: Session, *, subscription: Subscription, now: dateti
     application (有条件共享) is notified only under a live grant, read as a download would read it (active, not
     expired, its secrecy agreement in force): a grant that ran out keeps its subscription active until someone
     revokes it, and the notice would announce data the subscriber may no longer take. Unconditional resources
-    are notified as before. A new grant approved (a new application) resumes the notices."""
+    are notified as before. A new grant approved (a new application) resumes the notices, and the notices sweep
+    then sends one notice of what was withheld meanwhile (pipeline/notice_release.py)."""
     resource = subscription.resource
     if resource.sharing_type != "conditional":
         return None
