@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import select, update
 
 from samples.loaders import load_sqlite
-from tests.helpers import CONSUMER, PROVIDER, bearer, ensure_agency, running_api
+from tests.helpers import CONSUMER, PROVIDER, bearer, running_api
 from tests.sharing_world import World, small_world
 
 
