@@ -28,6 +28,7 @@ from connectors.pgarrays import ArrayColumn
 from connectors.pgarrays import apply as apply_arrays
 from connectors.pgoutput import UNCHANGED, Begin, Change, Commit, Relation, Truncate, Tuple, decode, lsn_int, lsn_text
 from connectors.postgres import PostgresConnector
+from connectors.postgres_forms import SESSION_OPTIONS, ScalarForms, from_text, scalar_forms
 from core.errors import ConfigError, FatalError, RetriableError
 
 # Column added to upsert batches: the comma-separated columns an update left unchanged (TOASTed values the
@@ -38,9 +39,6 @@ TEXT_TYPES = ("text", "character", "character varying")
 
 class StreamSchemaChanged(Exception):
     """The table's columns changed while capturing: the stream cannot be merged; re-read the table."""
-
-
-SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601 -c extra_float_digits=3"
 
 
 @dataclass
@@ -63,11 +61,14 @@ class CapturedTable:
     columns: list[ColumnInfo]
     primary_key: tuple[str, ...]
     arrays: dict[str, ArrayColumn] = field(default_factory=dict)  # the array columns: read from their text
+    forms: ScalarForms = field(default_factory=ScalarForms)  # scalar columns read otherwise than the full read
 
     def to_batch(self, rows: list[tuple]) -> pa.RecordBatch:
         """Rows of Python values (arrays as their PostgreSQL text) as a batch of the published forms."""
         types = [pa.string() if c.name in self.arrays else c.arrow_type for c in self.columns]
-        return apply_arrays(rows_to_batch([c.name for c in self.columns], types, rows), self.arrays)
+        names = [c.name for c in self.columns]
+        batch = rows_to_batch(names, types, self.forms.values(names, rows))
+        return apply_arrays(self.forms.batch(batch), self.arrays)
 
     @property
     def quoted(self) -> str:
@@ -146,7 +147,8 @@ class ChangeCapture:
             # Arrays are read as their text on the snapshot as in the change stream ('{a,NULL}'), and published
             # in the form every other read gives them (connectors.pgarrays)
             catalogue = self.connector._catalogue(cursor, f"{schema}.{name}")  # noqa: SLF001
-            columns = [column for column, _array in catalogue]
+            forms = scalar_forms(cursor, schema, name)  # and scalars in the full read's forms too
+            columns = forms.columns([column for column, _array in catalogue])
             arrays = {column.name: array for column, array in catalogue if array is not None}
             cursor.execute(
                 """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
@@ -168,7 +170,7 @@ class ChangeCapture:
             raise ConfigError(self.connector.fail(
                 f"table {schema}.{name} has REPLICA IDENTITY {'NOTHING' if identity == 'n' else 'USING INDEX'}; "
                 "deletes would not carry the primary key: ALTER TABLE ... REPLICA IDENTITY DEFAULT"))
-        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key, arrays=arrays)
+        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key, arrays=arrays, forms=forms)
 
     def ensure_publication(self, table: CapturedTable) -> None:
         """The resource's publication, covering exactly its table (created or corrected)."""
@@ -256,8 +258,8 @@ class ChangeCapture:
     def _read_table(self, conn, table: CapturedTable, batch_rows: int) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
         # Types psycopg2 would hand back as Python objects with no faithful Arrow form (json, arrays,
         # intervals, ...) are read as their PostgreSQL text, the same text the change stream carries.
-        # Character types are not cast: char(n)::text would strip the padding the stream keeps. Arrays are
-        # cast whatever their element type: psycopg2 made a text[] a Python list, published as JSON.
+        # Character types are not cast (char(n)'s padding is dropped with the stream's: CapturedTable.forms).
+        # Arrays are cast whatever their element type: psycopg2 made a text[] a Python list, published as JSON.
         select_list = ", ".join(
             f'"{c.name}"::text' if c.name in table.arrays or (
                 pa.types.is_string(c.arrow_type) and not c.source_type.startswith(TEXT_TYPES))
@@ -361,17 +363,6 @@ class ChangeCapture:
 
 # --- from collected changes to Arrow ---------------------------------------------------------------------------
 
-def _from_text(value: str | None, target: pa.DataType) -> object:
-    """pgoutput text to what arrowconv converts faithfully (other types parse from text there)."""
-    if value is None:
-        return None
-    if pa.types.is_boolean(target):
-        return {"t": True, "f": False}.get(value, value)
-    if pa.types.is_binary(target) and value.startswith("\\x"):
-        return bytes.fromhex(value[2:])
-    return value
-
-
 def upsert_batches(table: CapturedTable, collected: Collected, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The rows inserted or updated (their last state), as record batches of the table's Arrow schema, with
     UNCHANGED_COLUMN naming the columns to take from the previous version."""
@@ -381,7 +372,7 @@ def upsert_batches(table: CapturedTable, collected: Collected, *, batch_rows: in
     for start in range(0, len(rows), batch_rows):
         chunk = rows[start:start + batch_rows]
         unchanged = [",".join(n for n, v in zip(names, row) if v is UNCHANGED) or None for row in chunk]
-        converted = [tuple(None if v is UNCHANGED else _from_text(v, t) for v, t in zip(row, types)) for row in chunk]
+        converted = [tuple(None if v is UNCHANGED else from_text(v, t) for v, t in zip(row, types)) for row in chunk]
         batch = table.to_batch(converted)
         if any(unchanged):
             batch = batch.append_column(UNCHANGED_COLUMN, pa.array(unchanged, pa.string()))
@@ -392,8 +383,9 @@ def changed_keys(table: CapturedTable, collected: Collected) -> pa.RecordBatch:
     """Every key the changes touched (upserted or deleted), typed like the table's key columns."""
     types = {c.name: c.arrow_type for c in table.columns}
     key_types = [types[k] for k in table.primary_key]
-    keys = [tuple(_from_text(v, t) for v, t in zip(key, key_types)) for key in collected.rows]
-    return rows_to_batch(list(table.primary_key), key_types, keys).select(list(table.primary_key))
+    keys = [tuple(from_text(v, t) for v, t in zip(key, key_types)) for key in collected.rows]
+    keys = table.forms.values(list(table.primary_key), keys)
+    return table.forms.batch(rows_to_batch(list(table.primary_key), key_types, keys)).select(list(table.primary_key))
 
 
 def deleted_count(collected: Collected) -> int:

@@ -1,0 +1,104 @@
+"""Change capture (变更捕获) publishes every scalar value in the form a full read of the same table publishes
+(connectors/postgres_forms.py), against a private PostgreSQL cluster with wal_level=logical (tests/pg_cluster.py).
+
+Before, the capture's snapshot and changes kept char(n)'s blank padding ('ab  ' where a full read publishes 'ab',
+so the same key had two forms), wrote intervals in ISO 8601 ('P1D', 'PT-3H' where it publishes '1 day',
+'-03:00:00'), quarantined every row with a money value ('$1,234.56' is no decimal) and published a time of day
+as text where it publishes time64."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import latest, pg_execute, pg_source_config, read_version, register_resource
+from tests.pg_cluster import pg_logical_cluster, pg_logical_database  # noqa: F401 - fixtures
+from tests.test_cdc import register
+
+# Read by the full read through the driver (ADBC): interval, json, money and the rest are not the scanner's.
+MIXED = """CREATE TABLE mixed (code char(4) PRIMARY KEY, label char(6), span interval, amount numeric(10,2),
+    ratio numeric, at timestamptz, stamp timestamp, clock time, zoned timetz, day date, doc json, docb jsonb,
+    raw bytea, uid uuid, flag boolean, price money, r real, d double precision, n int)"""
+MIXED_ROWS = """INSERT INTO mixed VALUES
+    ('ab', 'x', '1 day', 12.5, 1.50, '2026-03-01 08:00+08', '2026-03-01 08:00:00.25', '08:00:01.5', '08:00+08',
+     '2026-03-01', '{"a": [1, 2],  "b": "统一"}', '{"b": 1, "a": [1, 2]}', '\\x00ff', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+     true, 1234.56, 0.1, 0.1, 1),
+    ('abcd', '全称  ', '1 year 2 mons', -0.01, 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
+     -1.5, -1e-10, 1e300, 2),
+    ('c', NULL, '-3 hours', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, 3),
+    ('d  ', ' y', '00:00:01.5', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, 4)"""
+MIXED_CHANGES = (
+    "UPDATE mixed SET label = 'z', n = 10 WHERE code = 'ab'",
+    "UPDATE mixed SET span = span + interval '1 min', n = 20 WHERE code = 'c'",
+    "UPDATE mixed SET n = 30 WHERE code = 'abcd'",
+    "INSERT INTO mixed VALUES ('e', 'e', '2 days 03:04:05.678', 7.25, 0.000, '2026-06-01 12:00+08', "
+    "'2026-06-01 12:00', '23:59:59.999999', '12:00-03:30', '2026-06-01', '[]', '{}', '\\x', "
+    "'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', true, 0, 1.5, 2.5, 5)",
+    "UPDATE mixed SET code = 'f' WHERE code = 'd'",
+)
+# Read through DuckDB's postgres scanner by the full read (every column a type it reads faithfully).
+PLAIN = "CREATE TABLE plain (code char(4) PRIMARY KEY, label char(6), name text, n int)"
+PLAIN_ROWS = "INSERT INTO plain VALUES ('ab', 'x', 'a', 1), ('abcd', '全称  ', 'b', 2), ('c', NULL, NULL, 3)"
+PLAIN_CHANGES = ("UPDATE plain SET label = 'y', n = 10 WHERE code = 'ab'",
+                 "INSERT INTO plain VALUES ('d', ' d', 'd', 4)",
+                 "UPDATE plain SET code = 'e' WHERE code = 'c'")
+
+
+@pytest.fixture
+def dsn(pg_logical_database: str, hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: F811
+    from core.settings import reset_settings
+
+    monkeypatch.setenv("GOVSHARE_CDC_SLOT_PREFIX", f"t{uuid.uuid4().hex[:8]}")
+    reset_settings()
+    return pg_logical_database
+
+
+def _published(code: str) -> tuple[object, list[dict]]:
+    table = read_version(latest(code), sort_by="code")
+    return table.schema, table.to_pylist()
+
+
+def _full_read(dsn: str, table: str) -> tuple[object, list[dict]]:
+    """What a fresh full read of the table publishes: a resource of its own, read once."""
+    from pipeline.sync import sync_resource
+
+    config, secret = pg_source_config(dsn)
+    code = register_resource(kind="postgresql", config=config, secret=secret, table=table, key=("code",),
+                             cursor=None, classification="101009", name=f"对照 {uuid.uuid4().hex[:4]}").resource_code
+    assert sync_resource(resource_code=code).mode == "full"
+    return _published(code)
+
+
+def _assert_same(captured: tuple, full: tuple) -> None:
+    (captured_schema, captured_rows), (full_schema, full_rows) = captured, full
+    assert [(f.name, f.type) for f in captured_schema] == [(f.name, f.type) for f in full_schema]
+    assert [row["code"] for row in captured_rows] == [row["code"] for row in full_rows]
+    for mine, theirs in zip(captured_rows, full_rows):
+        differing = {k: (mine[k], theirs[k]) for k in theirs if mine[k] != theirs[k]}
+        assert not differing, f"row {theirs['code']!r}: (captured, full read) {differing}"
+
+
+@pytest.mark.parametrize("table, ddl, rows, changes", [
+    ("mixed", MIXED, MIXED_ROWS, MIXED_CHANGES), ("plain", PLAIN, PLAIN_ROWS, PLAIN_CHANGES)])
+def test_captured_values_are_published_as_the_full_read_publishes_them(dsn: str, table: str, ddl: str, rows: str,
+                                                                      changes: tuple[str, ...]) -> None:
+    from pipeline.cdc import sync_cdc
+
+    pg_execute(dsn, ddl)
+    pg_execute(dsn, rows)
+    code = register(dsn, table=table, key=("code",))
+    assert sync_cdc(resource_code=code).mode == "cdc-snapshot"
+    _assert_same(_published(code), _full_read(dsn, table))
+
+    for statement in changes:
+        pg_execute(dsn, statement)
+    report = sync_cdc(resource_code=code)
+    assert report.mode == "cdc" and report.version is not None
+    _assert_same(_published(code), _full_read(dsn, table))
+    keys = [row["code"] for row in _published(code)[1]]
+    assert len(keys) == len(set(keys)) and "ab" in keys, keys
+
