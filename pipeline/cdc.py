@@ -36,6 +36,7 @@ from connectors.postgres_cdc import (
     slot_name,
     upsert_batches,
 )
+from connectors.postgres_forms import FORMS
 from core import clock
 from core.errors import ConfigError
 from core.settings import get_settings
@@ -57,7 +58,18 @@ from registry.catalog.resources import get_resource
 from registry.catalog.sources import open_connector
 from registry.exchange.versions import cursor_state, latest_version
 
-CDC_CURSOR = "__cdc_lsn"  # CursorState.cursor_column of a cdc resource; its value is an LSN such as 0/1949108
+# CursorState.cursor_column of a cdc resource, its value an LSN such as 0/1949108. It names the forms the versions
+# hold values in (connectors.postgres_forms; "__cdc_lsn": before they were numbered), here and not in a version's
+# manifest because a snapshot that changes nothing publishes no version but does rewrite this state.
+CDC_CURSOR = f"__cdc_lsn/forms={FORMS}"
+
+
+def cdc_forms(cursor_column: str | None) -> int | None:
+    """The forms of a cdc cursor state's versions; None: not a cdc cursor state."""
+    if cursor_column == "__cdc_lsn":
+        return 1
+    number = (cursor_column or "").removeprefix("__cdc_lsn/forms=")
+    return int(number) if number != cursor_column and number.isdigit() else None
 
 
 def is_cdc(stream: dict | None) -> bool:
@@ -93,6 +105,7 @@ class _Resource:
     previous_path: str | None  # its storage-relative folder, which a layer's entries point at
     cursor: int | None
     watch: list[str]  # keys with open quarantine records (registry.quality.quarantine)
+    forms: int | None  # the forms its values were published in (cdc_forms)
 
 
 def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource with its source
@@ -117,8 +130,9 @@ def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
             previous_rows=previous.row_count if previous else None,
             previous_parts=version_parts(previous) if previous else [],
             previous_path=previous.path if previous else None,
-            cursor=lsn_int(state.cursor_value) if state and state.cursor_column == CDC_CURSOR and state.cursor_value
-            else None, watch=open_keys(session, resource_id=resource.id))
+            cursor=lsn_int(state.cursor_value) if state and cdc_forms(state.cursor_column) and state.cursor_value
+            else None, watch=open_keys(session, resource_id=resource.id),
+            forms=cdc_forms(state.cursor_column) if state else None)
         contract = contract_for(resource_code=resource.code, stream=resource.stream)
     return info, capture, contract
 
@@ -146,6 +160,9 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
             reason = "first run: no slot yet" if resource.cursor is None else "the slot was dropped"
         elif resource.cursor is None or resource.previous_id is None:
             reason = "no published position for this slot (an earlier snapshot run did not finish)"
+        elif resource.forms != FORMS:  # changes merged into it would give a value, a key too, two forms
+            reason = (f"已发布的取值形式已过时，重新快照 / values were published in forms {resource.forms}, not {FORMS} "
+                      "(char(n) padded, intervals in ISO 8601): a snapshot republishes them as the full read does")
         elif slot.confirmed_flush_lsn and lsn_int(slot.confirmed_flush_lsn) > resource.cursor:
             reason = (f"the slot was advanced to {slot.confirmed_flush_lsn} past the published position "
                       f"{lsn_text(resource.cursor)}: changes in between may be lost")
@@ -339,7 +356,7 @@ def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Col
     advanced and the server recycles WAL even while the table is quiet."""
     with session_scope() as session:
         state = session.get(CursorState, resource.id)
-        if state is not None and state.cursor_column == CDC_CURSOR:
+        if state is not None and cdc_forms(state.cursor_column):
             state.cursor_value = lsn_text(position)
             state.updated_at = clock.now()
         session.add(SyncRun(id=run_id, resource_id=resource.id, status="unchanged", mode="cdc",

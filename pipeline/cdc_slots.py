@@ -20,7 +20,7 @@ from connectors.postgres_cdc import ChangeCapture
 from core import clock
 from core.errors import GovshareError
 from core.settings import get_settings
-from pipeline.cdc import CDC_CURSOR, capture_for, is_cdc
+from pipeline.cdc import capture_for, cdc_forms, is_cdc
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.models import CursorState
@@ -63,7 +63,7 @@ def mark_resync(*, resource_id: int, resource_code: str, slot: str, reason: str,
 def _last_confirmed(resource_id: int):  # noqa: ANN202 - datetime | None
     with session_scope() as session:
         state = session.get(CursorState, resource_id)
-        if state is None or state.cursor_column != CDC_CURSOR:
+        if state is None or not cdc_forms(state.cursor_column):
             return None
         return clock.as_utc(state.updated_at)
 
@@ -129,7 +129,7 @@ def cdc_status() -> list[SlotStatus]:
             resource = get_resource(session, code=code)
             capture = capture_for(resource)
             state = session.get(CursorState, resource.id)
-            published = state.cursor_value if state and state.cursor_column == CDC_CURSOR else None
+            published = state.cursor_value if state and cdc_forms(state.cursor_column) else None
             mark = session.scalar(select(CdcResync).where(CdcResync.resource_id == resource.id)
                                   .order_by(CdcResync.marked_at.desc()).limit(1))
             pending = None

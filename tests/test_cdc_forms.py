@@ -4,7 +4,8 @@
 Before, the capture's snapshot and changes kept char(n)'s blank padding ('ab  ' where a full read publishes 'ab',
 so the same key had two forms), wrote intervals in ISO 8601 ('P1D', 'PT-3H' where it publishes '1 day',
 '-03:00:00'), quarantined every row with a money value ('$1,234.56' is no decimal) and published a time of day
-as text where it publishes time64."""
+as text where it publishes time64. A resource whose versions were captured in the old forms takes a snapshot on
+its next run."""
 
 from __future__ import annotations
 
@@ -102,3 +103,50 @@ def test_captured_values_are_published_as_the_full_read_publishes_them(dsn: str,
     keys = [row["code"] for row in _published(code)[1]]
     assert len(keys) == len(set(keys)) and "ab" in keys, keys
 
+
+def _old_state(code: str) -> None:
+    """The cursor state as the capture wrote it before its forms were numbered."""
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.models import CursorState
+
+    with session_scope() as session:
+        state = session.get(CursorState, get_resource(session, code=code).id)
+        assert state.cursor_column.startswith("__cdc_lsn/forms=")
+        state.cursor_column = "__cdc_lsn"
+
+
+def test_a_resource_captured_in_the_old_forms_takes_a_snapshot_once(dsn: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Versions captured before hold char(n) padded: the next run republishes every row by a snapshot, whatever
+    changed meanwhile, and goes back to changes after it (also when that snapshot found nothing to publish)."""
+    import connectors.postgres_forms
+    from pipeline.cdc import sync_cdc
+
+    pg_execute(dsn, PLAIN)
+    pg_execute(dsn, PLAIN_ROWS)
+    code = register(dsn, table="plain", key=("code",))
+    with monkeypatch.context() as old:  # published as before: padding kept
+        old.setattr(connectors.postgres_forms.ScalarForms, "batch", lambda self, batch: batch)
+        assert sync_cdc(resource_code=code).mode == "cdc-snapshot"
+    assert sorted(row["code"] for row in _published(code)[1]) == ["ab  ", "abcd", "c   "]
+    _old_state(code)
+
+    pg_execute(dsn, PLAIN_CHANGES[0])
+    upgraded = sync_cdc(resource_code=code)
+    assert upgraded.mode == "cdc-snapshot" and upgraded.version == 2, upgraded
+    assert "forms 1" in upgraded.note
+    changes = latest(code).manifest["changes"]  # a padded key's row is republished under the unpadded key
+    assert (changes["inserted"], changes["updated"], changes["deleted"]) == (2, 1, 2), changes
+    _assert_same(_published(code), _full_read(dsn, table="plain"))
+
+    pg_execute(dsn, PLAIN_CHANGES[1])
+    after = sync_cdc(resource_code=code)
+    assert after.mode == "cdc" and after.version == 3 and after.upserts == 1
+    _assert_same(_published(code), _full_read(dsn, table="plain"))
+
+    _old_state(code)  # the versions hold the forms already: the snapshot publishes nothing, the state moves on
+    again = sync_cdc(resource_code=code)
+    assert again.mode == "cdc-snapshot" and again.version is None
+    quiet = sync_cdc(resource_code=code)
+    assert quiet.mode == "cdc" and quiet.version is None, "one snapshot, not one every run"
