@@ -11,7 +11,7 @@ import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric, decimal_type, with_flags
+from connectors.arrowconv import cast_opaque_numeric, with_flags
 from connectors.base import (
     ColumnInfo,
     Connector,
@@ -23,29 +23,22 @@ from connectors.base import (
     refused,
 )
 from connectors.config import SourceConfig
-from connectors.pgarrays import ArrayColumn, array_column, listed_arrays
+from connectors.pgarrays import ArrayColumn, listed_arrays
 from connectors.pgarrays import convert as convert_arrays
+from connectors.postgres_catalog import (
+    declared_dims,
+    decimal_from_typmod,
+    discovered_primary_key,
+    primary_key,
+    schema_tables,
+    table_columns,
+)
 from connectors.postgres_duckdb import can_scan, scan_table
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
 from connectors.postgres_types import ARRAY_TEXT, array_columns, converted_select
 from connectors.prefetch import prefetched
 from connectors.time_range import out_of_range_times
 from core.errors import ConfigError
-
-PG_TO_ARROW = {
-    "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(),
-    "double precision": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(), "text": pa.string(),
-    "character varying": pa.string(), "character": pa.string(), "uuid": pa.string(), "bytea": pa.binary(),
-    "timestamp without time zone": pa.timestamp("us"), "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-    "json": pa.string(), "jsonb": pa.string(), "money": DEFAULT_DECIMAL,  # read as numeric: connectors.postgres_types
-}
-
-
-def _decimal_from_typmod(typmod: int) -> pa.DataType:
-    if typmod < 4:
-        return DEFAULT_DECIMAL
-    precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
-    return decimal_type(precision, scale)
 
 
 def _dollar_quoted(value: str) -> str:
@@ -122,29 +115,10 @@ class PostgresConnector(Connector):
     def _catalogue(self, cursor, table: str) -> list[tuple[ColumnInfo, ArrayColumn | None]]:  # noqa: ANN001
         """Each column, and for an array column its element type and declared dimensions (connectors.pgarrays)."""
         schema, name = self._table_parts(table)
-        # A domain's values are read as its base type's (the driver resolves it too): its type, with its typmod.
-        cursor.execute(
-            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), b.typname, x.typmod, NOT a.attnotnull,
-                      col_description(c.oid, a.attnum), format_type(b.oid, x.typmod), a.attndims
-               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-               JOIN pg_type t ON t.oid = a.atttypid
-               CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod) x
-               JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-               WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
-            (schema, name))
-        rows = cursor.fetchall()
-        if not rows:
+        columns = table_columns(cursor, schema, name)
+        if not columns:
             raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to "
                                         f"{self.config['user']}"))
-        columns = []
-        for col, formatted, typname, typmod, nullable, comment, base_formatted, dims in rows:
-            base = base_formatted.split("(")[0]
-            # an array's form depends on its element type and declared dimensions (connectors.pgarrays)
-            array = array_column(typname, dims)
-            arrow = array.arrow_type if array else _decimal_from_typmod(typmod) if typname == "numeric" else \
-                PG_TO_ARROW.get(base, pa.string())
-            columns.append((ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable,
-                                       comment=comment or ""), array))
         return columns
 
     def check(self, stream: StreamSpec | None = None) -> None:
@@ -166,15 +140,9 @@ class PostgresConnector(Connector):
         try:
             with connection.cursor() as cursor:
                 schema = self.config.get("schema", "public")
-                cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1", (schema,))
-                names = [r[0] for r in cursor.fetchall()]
                 tables = []
-                for name in names:
-                    cursor.execute(
-                        """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
-                           AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary""",
-                        (f'"{schema}"."{name}"',))
-                    key = [r[0] for r in cursor.fetchall()]  # fetched before _columns reuses the cursor
+                for name in schema_tables(cursor, schema):
+                    key = discovered_primary_key(cursor, schema, name)
                     tables.append(TableInfo(name=name, columns=self._columns(cursor, f"{schema}.{name}"),
                                             primary_key=key))
                 return tables
@@ -186,13 +154,7 @@ class PostgresConnector(Connector):
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
-                       AND a.attnum = ANY(i.indkey) JOIN pg_class c ON c.oid = i.indrelid
-                       JOIN pg_namespace n ON n.oid = c.relnamespace
-                       WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary
-                       ORDER BY array_position(i.indkey::int2[], a.attnum)""", (schema, name))
-                key = [r[0] for r in cursor.fetchall()]
+                key = primary_key(cursor, schema, name)
                 try:
                     columns = self._columns(cursor, f"{schema}.{name}")
                 except ConfigError:
@@ -392,17 +354,12 @@ class PostgresConnector(Connector):
             raise self.error(problem, doing="read failed", sqlstate=sqlstate) from exc
 
     def _declared_dims(self, stream: StreamSpec) -> dict[str, int]:
-        """Each column's declared array dimensions (pg_attribute.attndims): they decide an array's form."""
+        """Each column's declared array dimensions (connectors.postgres_catalog): they decide an array's form."""
         schema, name = self._table_parts(stream.table)
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    """SELECT a.attname, a.attndims FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-                       JOIN pg_namespace n ON n.oid = c.relnamespace
-                       WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""",
-                    (schema, name))
-                return dict(cursor.fetchall())
+                return declared_dims(cursor, schema, name)
         finally:
             connection.close()
 
@@ -437,7 +394,7 @@ class PostgresConnector(Connector):
                 # every such value, a key too, another form than the full read had published
                 column = pc.utf8_rtrim(column, characters=" ")
             if postgres_type == b"numeric":
-                target = _decimal_from_typmod(int(metadata.get(b"POSTGRESQL:typmod", b"-1")))
+                target = decimal_from_typmod(int(metadata.get(b"POSTGRESQL:typmod", b"-1")))
                 column, found, values = cast_opaque_numeric(column, target, field.name)
                 for row, problem in found.items():
                     problems.setdefault(row, []).append(problem)
