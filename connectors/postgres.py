@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote
 
 import psycopg2
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from connectors.arrowconv import cast_opaque_numeric, with_flags
+from connectors.arrowconv import with_flags
 from connectors.base import (
     ColumnInfo,
     Connector,
@@ -23,19 +23,11 @@ from connectors.base import (
     refused,
 )
 from connectors.config import SourceConfig
-from connectors.pgarrays import ArrayColumn, listed_arrays
-from connectors.pgarrays import convert as convert_arrays
-from connectors.postgres_catalog import (
-    declared_dims,
-    decimal_from_typmod,
-    discovered_primary_key,
-    primary_key,
-    schema_tables,
-    table_columns,
-)
+from connectors.pgarrays import ArrayColumn
+from connectors.postgres_adbc import read_batches
+from connectors.postgres_catalog import declared_dims, discovered_primary_key, primary_key, schema_tables, table_columns
 from connectors.postgres_duckdb import can_scan, scan_table
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
-from connectors.postgres_types import ARRAY_TEXT, array_columns, converted_select
 from connectors.prefetch import prefetched
 from connectors.time_range import out_of_range_times
 from core.errors import ConfigError
@@ -47,22 +39,6 @@ def _dollar_quoted(value: str) -> str:
     while tag in value:
         tag = tag[:-1] + "x$"
     return f"{tag}{value}{tag}"
-
-
-_DATABASES: dict[str, Any] = {}
-_DATABASES_LOCK = threading.Lock()
-
-
-def _adbc_database(uri: str):  # noqa: ANN202 - adbc_driver_manager.AdbcDatabase
-    """One ADBC database per server and credentials, kept for the process: opening one loads the server's
-    type catalogue (about 30 ms), which a worker running many small incremental reads should pay once.
-    Each read still opens a connection of its own."""
-    import adbc_driver_postgresql
-
-    with _DATABASES_LOCK:
-        if uri not in _DATABASES:
-            _DATABASES[uri] = adbc_driver_postgresql.connect(uri)
-        return _DATABASES[uri]
 
 
 class PostgresConfig(SourceConfig):
@@ -314,35 +290,14 @@ class PostgresConnector(Connector):
 
     def _read_adbc(self, select: str, stream: StreamSpec, *, batch_bytes: int = 16 << 20,
                    convert: bool = False) -> Iterator[pa.RecordBatch]:
-        """``convert``: columns the driver cannot deliver publishably are converted by the server
-        (connectors.postgres_types; their result types are asked first, no row read)."""
-        # The low-level ADBC API: its DB-API layer imports pandas, which alone costs more than a small
-        # incremental read (about 0.15 s per process).
+        """Read through the ADBC driver (connectors.postgres_adbc, which says what ``convert`` does); the driver's
+        errors become the source's ConfigError or RetriableError."""
         import adbc_driver_manager
 
         try:
-            with adbc_driver_manager.AdbcConnection(_adbc_database(self._uri())) as connection, \
-                    adbc_driver_manager.AdbcStatement(connection) as statement:
-                statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(batch_bytes)})
-                statement.set_sql_query(select)
-                arrays: dict[str, ArrayColumn] = {}
-                if convert:
-                    handle = statement.execute_schema()  # kept alive until imported
-                    described = pa.Schema._import_from_c(handle.address)
-                    if array_columns(described):  # their form depends on their declared dimensions
-                        arrays = array_columns(described, self._declared_dims(stream) if stream.table else None)
-                    converted = converted_select(select, described, arrays)
-                    if converted is not None:
-                        statement.set_sql_query(converted)
-                handle, _ = statement.execute_query()
-                reader = pa.RecordBatchReader._import_from_c(handle.address)
-                yielded = False
-                for batch in reader:
-                    for offset in range(0, batch.num_rows, stream.batch_rows):
-                        yielded = True
-                        yield self._faithful(batch.slice(offset, stream.batch_rows), arrays)
-                if not yielded:  # an empty table still tells its schema
-                    yield self._faithful(pa.RecordBatch.from_pylist([], schema=reader.schema), arrays)
+            yield from read_batches(self._uri(), select, batch_rows=stream.batch_rows, batch_bytes=batch_bytes,
+                                    convert=convert,
+                                    declared_dims=partial(self._declared_dims, stream) if stream.table else None)
         except adbc_driver_manager.Error as exc:
             problem = " ".join(str(exc).split())
             sqlstate = getattr(exc, "sqlstate", None) or ""
@@ -362,54 +317,3 @@ class PostgresConnector(Connector):
                 return declared_dims(cursor, schema, name)
         finally:
             connection.close()
-
-    def _faithful(self, batch: pa.RecordBatch, array_forms: dict[str, ArrayColumn] | None = None) -> pa.RecordBatch:
-        """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale.
-        Arrays (``array_forms``) arrive as the driver's lists, with their odd rows' text beside them, or as their
-        text: connectors.pgarrays makes them their published form."""
-        arrays, fields = [], []
-        problems: dict[int, list[str]] = {}
-        raw: dict[int, dict[str, str]] = {}
-        for field, column in zip(batch.schema, batch.columns):
-            metadata = field.metadata or {}
-            postgres_type = metadata.get(b"POSTGRESQL:type")
-            if field.name.startswith(ARRAY_TEXT):
-                continue
-            if array_forms and field.name in array_forms:
-                spec = array_forms[field.name]
-                odd = ARRAY_TEXT + field.name
-                if spec.listed:
-                    column, found, values = listed_arrays(field.name, column, spec, batch.column(odd)
-                                                          if odd in batch.schema.names else None)
-                else:
-                    column, found, values = convert_arrays(field.name, column.to_pylist(), spec)
-                for row, problem in found.items():
-                    problems.setdefault(row, []).append(problem)
-                for row, value in values.items():
-                    raw.setdefault(row, {})[field.name] = value
-                field = pa.field(field.name, column.type)
-            if postgres_type == b"bpchar":
-                # char(n)'s padding is not part of the value (PostgreSQL ignores it when comparing and drops it
-                # in a cast to text, and the full read's scanner drops it): kept here, an incremental read gave
-                # every such value, a key too, another form than the full read had published
-                column = pc.utf8_rtrim(column, characters=" ")
-            if postgres_type == b"numeric":
-                target = decimal_from_typmod(int(metadata.get(b"POSTGRESQL:typmod", b"-1")))
-                column, found, values = cast_opaque_numeric(column, target, field.name)
-                for row, problem in found.items():
-                    problems.setdefault(row, []).append(problem)
-                for row, value in values.items():
-                    raw.setdefault(row, {})[field.name] = value
-                field = pa.field(field.name, target)
-            arrays.append(column)
-            fields.append(pa.field(field.name, field.type, field.nullable))
-        result = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
-        arrays, outside, values = out_of_range_times(result)  # infinity and the like: see connectors.time_range
-        if outside:
-            result = pa.RecordBatch.from_arrays(arrays, schema=result.schema)
-            for row, found in outside.items():
-                problems.setdefault(row, []).extend(found)
-                raw.setdefault(row, {}).update(values[row])
-        if problems:
-            result = with_flags(result, problems, raw)
-        return result
