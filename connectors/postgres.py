@@ -1,8 +1,13 @@
-"""PostgreSQL source: checked and discovered with psycopg2, read as Arrow through ADBC (binary COPY)."""
+"""PostgreSQL source: checked and discovered with psycopg2, read as Arrow through ADBC (binary COPY).
+
+The plugin (its settings, connection and the Connector protocol) and which way each read goes. The parts live
+beside it: the catalogue's queries in connectors/postgres_catalog.py, the driver's reads in
+connectors/postgres_adbc.py, the fast full read in connectors/postgres_duckdb.py, key ranges in chunks in
+connectors/postgres_keys.py, the types read as text in connectors/postgres_types.py.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, Literal
@@ -26,7 +31,7 @@ from connectors.config import SourceConfig
 from connectors.pgarrays import ArrayColumn
 from connectors.postgres_adbc import read_batches
 from connectors.postgres_catalog import declared_dims, discovered_primary_key, primary_key, schema_tables, table_columns
-from connectors.postgres_duckdb import can_scan, scan_table
+from connectors.postgres_duckdb import can_scan, scan_table, unless_nan
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
 from connectors.prefetch import prefetched
 from connectors.time_range import out_of_range_times
@@ -238,41 +243,23 @@ class PostgresConnector(Connector):
 
     def _unless_nan(self, scan: Iterator[pa.RecordBatch], stream: StreamSpec, numeric: list[str],
                     exact: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
-        """The DuckDB scan, unless a numeric column holds 'NaN': the scanner reads it as 0 (a wrong amount,
-        published as if true), where the driver's read quarantines it. The check runs on the server beside the
-        scan's start, and nothing of the scan is passed on before its answer: on NaN the scan is dropped and
-        the table read by the driver instead."""
+        """The DuckDB scan, unless a numeric column holds 'NaN' (connectors.postgres_duckdb.unless_nan says why);
+        the check asks the server whether one does."""
         condition = " OR ".join(f"{quoted_names([name])} = 'NaN'::numeric" for name in numeric)
-        found: list[object] = []
 
-        def probe() -> None:
+        def has_nan() -> bool:
             try:
                 connection = self._connect()
                 try:
                     with connection.cursor() as cursor:
                         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {self._from(stream)} WHERE {condition})")
-                        found.append(bool(cursor.fetchone()[0]))
+                        return bool(cursor.fetchone()[0])
                 finally:
                     connection.close()
             except psycopg2.Error as exc:
-                found.append(self.error(str(exc), doing="checking numeric columns for NaN", sqlstate=exc.pgcode))
-            except BaseException as exc:  # noqa: BLE001 - raised in the reading thread
-                found.append(exc)
+                raise self.error(str(exc), doing="checking numeric columns for NaN", sqlstate=exc.pgcode) from exc
 
-        checker = threading.Thread(target=probe, name="govshare-nan-check", daemon=True)
-        checker.start()
-        first = next(scan, None)  # the scan gets going meanwhile
-        checker.join()
-        if isinstance(found[0], BaseException):
-            scan.close()
-            raise found[0]
-        if found[0]:
-            scan.close()
-            yield from exact()
-            return
-        if first is not None:
-            yield first
-        yield from scan
+        yield from unless_nan(scan, has_nan, exact)
 
     def _scan(self, stream: StreamSpec, columns: list[ColumnInfo]) -> Iterator[pa.RecordBatch]:
         """Full table read through DuckDB's parallel postgres scanner."""
