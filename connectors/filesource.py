@@ -4,9 +4,13 @@ A stream (the resource's ``--table``) names an entry of the config's ``streams``
 config are defaults for every stream. Files are read in name order. Incremental reads use a file cursor: with
 ``--cursor _file_modified`` (or ``_file_name``) each row carries its file's modification time (or name), every
 read records which files it read (已读文件清单, connectors/filelist.py), and a later run reads every file that is
-new or changed since that record, whatever its time, with the files ranked after it (see _new_or_changed). A
-file whose size or time changed while it was read (an upload still in progress) stops the run before anything
-is published.
+new or changed since that record, whatever its time, with the files ranked after it (see
+connectors/filestreams.new_or_changed). A file whose size or time changed while it was read (an upload still in
+progress) stops the run before anything is published.
+
+This module is the file source itself: what a subclass provides (listing and opening files, locally or over
+SFTP) and the Connector protocol over it. A stream's settings and which files a read takes are in
+connectors/filestreams.py.
 """
 
 from __future__ import annotations
@@ -16,75 +20,38 @@ import posixpath
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-from pydantic import model_validator
 
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
-from connectors.config import SourceConfig
 from connectors.filelist import FileLedger
 from connectors.fileformats import Record, csv_rows, excel_rows, excerpt
+from connectors.filestreams import (
+    FILE_COLUMNS,
+    FILE_MODIFIED,
+    FILE_NAME,
+    STREAM_KEYS,
+    FileEntry,
+    FileSourceConfig,
+    files_since,
+    new_or_changed,
+)
 from connectors.tabular import (
     UNDECODABLE,
     BatchBuilder,
     Column,
     Normalizer,
-    check_parsing,
     declared_columns,
     flag,
     infer_type,
     safe_name,
-    zone,
 )
 from core.errors import ConfigError, RetriableError
 
-FILE_NAME, FILE_MODIFIED = "_file_name", "_file_modified"
-FILE_COLUMNS = (Column(FILE_NAME, pa.string(), FILE_NAME),
-                Column(FILE_MODIFIED, pa.timestamp("us", tz="UTC"), FILE_MODIFIED))
-STREAM_KEYS = ("pattern", "format", "columns", "encoding", "delimiter", "quotechar", "sheet", "header", "header_row",
-               "null_values", "timezone", "infer_rows", "file_columns", "primary_key")
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel"}
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    path: str          # relative to the source folder, with forward slashes
-    modified: datetime  # UTC
-    size: int
-    stamp: str | None = None  # what else tells a rewrite and no uploader sets (a local inode and change time)
-
-
-class FileSourceConfig(SourceConfig):
-    required = ("path",)
-
-    path: str | None = None  # the folder
-    streams: Any = None  # stream name -> its settings (STREAM_KEYS); checked by validate_streams
-
-    @model_validator(mode="after")
-    def _stream_settings(self) -> FileSourceConfig:
-        validate_streams({**(self.model_extra or {}), **self.model_dump()})
-        return self
-
-
-def validate_streams(config: dict[str, Any]) -> None:
-    """Each stream's settings are known ones, with declared columns and a time zone that can be used."""
-    streams = config.get("streams") or {}
-    if not isinstance(streams, dict):
-        raise ConfigError('streams must map stream names to settings, e.g. {"enterprises": {"pattern": "企业*.csv"}}')
-    for name, settings in streams.items():
-        unknown = sorted(set(settings or {}) - set(STREAM_KEYS))
-        if unknown:
-            raise ConfigError(f"stream {name!r}: unknown setting(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(STREAM_KEYS)}")
-        declared_columns((settings or {}).get("columns"))
-        check_parsing(name, {**{k: v for k, v in config.items() if k in STREAM_KEYS}, **(settings or {})})
-    declared_columns(config.get("columns"))
-    check_parsing("(defaults)", {k: v for k, v in config.items() if k in STREAM_KEYS})
-    zone(config.get("timezone"))
 
 
 # Excel serial numbers read as dates: up to 2099-12-31, and 9999-12-31 ("no end"). A number between them is no
@@ -310,9 +277,9 @@ class FileSourceConnector(Connector):
             listed, ledger = entries, state.files
             changed = ledger.changed(entries) if isinstance(ledger, FileLedger) else None
             if stream.cursor_column and state.cursor_value is not None:
-                entries = self._since(entries, stream.cursor_column, state.cursor_value) \
+                entries = files_since(entries, stream.cursor_column, state.cursor_value, fail=self.fail) \
                     if changed is None or stream.cursor_column not in (FILE_NAME, FILE_MODIFIED) \
-                    else self._new_or_changed(entries, changed)
+                    else new_or_changed(entries, changed)
             normalizer = Normalizer(columns, null_values=settings.get("null_values", [""]),
                                     timezone=settings.get("timezone"))
             builder = BatchBuilder(columns + list(FILE_COLUMNS if file_columns else ()), batch_rows=stream.batch_rows,
@@ -328,30 +295,6 @@ class FileSourceConnector(Connector):
             last = builder.flush(always=True)  # an empty read still tells its schema
             if last is not None:
                 yield last
-
-    @staticmethod
-    def _new_or_changed(entries: list[FileEntry], changed: list[bool]) -> list[FileEntry]:
-        """The files new or changed since the record, and every file ranked after the oldest of them (by time,
-        then name). A key takes the newest file's row (pipeline/duplicates.py): a late file (an old time kept)
-        read alone would replace a newer file's row of the same key, which a full read ranks above it; read with
-        them, it loses as it does there. A new file with today's time is the newest: read alone."""
-        fresh = [(e.modified, e.path) for e, c in zip(entries, changed) if c]
-        if not fresh:
-            return []
-        oldest = min(fresh)
-        return [e for e in entries if (e.modified, e.path) >= oldest]
-
-    def _since(self, entries: list[FileEntry], cursor: str, value: str) -> list[FileEntry]:
-        """Without a record of files read (a connector used on its own): files at or after the watermark."""
-        if cursor == FILE_MODIFIED:
-            try:
-                mark = datetime.fromisoformat(value)
-            except ValueError:
-                raise ConfigError(self.fail(f"saved cursor {value!r} is not a time; run a full sync")) from None
-            return [e for e in entries if e.modified >= mark]
-        if cursor == FILE_NAME:
-            return [e for e in entries if e.path >= value]
-        return entries  # a cursor inside the data: every file is read, rows are merged by key
 
     def _read_file(self, session: Any, entry: FileEntry, settings: dict[str, Any], columns: list[Column],
                    normalizer: Normalizer, builder: BatchBuilder, file_columns: bool,
