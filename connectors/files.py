@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from connectors.filesource import FileEntry, FileSourceConnector
+from connectors.filesource import FileSourceConnector
+from connectors.filestreams import FileEntry
 from core.errors import ConfigError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -4,9 +4,13 @@ A stream (the resource's ``--table``) names an entry of the config's ``streams``
 config are defaults for every stream. Files are read in name order. Incremental reads use a file cursor: with
 ``--cursor _file_modified`` (or ``_file_name``) each row carries its file's modification time (or name), every
 read records which files it read (已读文件清单, connectors/filelist.py), and a later run reads every file that is
-new or changed since that record, whatever its time, with the files ranked after it (see _new_or_changed). A
-file whose size or time changed while it was read (an upload still in progress) stops the run before anything
-is published.
+new or changed since that record, whatever its time, with the files ranked after it (see
+connectors/filestreams.new_or_changed). A file whose size or time changed while it was read (an upload still in
+progress) stops the run before anything is published.
+
+This module is the file source itself: what a subclass provides (listing and opening files, locally or over
+SFTP) and the Connector protocol over it. A stream's settings and which files a read takes are in
+connectors/filestreams.py, one file's heading and columns in connectors/filetable.py.
 """
 
 from __future__ import annotations
@@ -16,95 +20,26 @@ import posixpath
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from itertools import islice
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-from pydantic import model_validator
 
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
-from connectors.config import SourceConfig
 from connectors.filelist import FileLedger
 from connectors.fileformats import Record, csv_rows, excel_rows, excerpt
-from connectors.tabular import (
-    UNDECODABLE,
-    BatchBuilder,
-    Column,
-    Normalizer,
-    check_parsing,
-    declared_columns,
-    flag,
-    infer_type,
-    safe_name,
-    zone,
+from connectors.filestreams import (
+    FILE_COLUMNS,
+    FILE_MODIFIED,
+    FILE_NAME,
+    STREAM_KEYS,
+    FileEntry,
+    FileSourceConfig,
+    files_since,
+    new_or_changed,
 )
+from connectors.filetable import excel_dates, file_format, heading, inferred_columns, positions
+from connectors.tabular import UNDECODABLE, BatchBuilder, Column, Normalizer, declared_columns, flag
 from core.errors import ConfigError, RetriableError
-
-FILE_NAME, FILE_MODIFIED = "_file_name", "_file_modified"
-FILE_COLUMNS = (Column(FILE_NAME, pa.string(), FILE_NAME),
-                Column(FILE_MODIFIED, pa.timestamp("us", tz="UTC"), FILE_MODIFIED))
-STREAM_KEYS = ("pattern", "format", "columns", "encoding", "delimiter", "quotechar", "sheet", "header", "header_row",
-               "null_values", "timezone", "infer_rows", "file_columns", "primary_key")
-FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel"}
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    path: str          # relative to the source folder, with forward slashes
-    modified: datetime  # UTC
-    size: int
-    stamp: str | None = None  # what else tells a rewrite and no uploader sets (a local inode and change time)
-
-
-class FileSourceConfig(SourceConfig):
-    required = ("path",)
-
-    path: str | None = None  # the folder
-    streams: Any = None  # stream name -> its settings (STREAM_KEYS); checked by validate_streams
-
-    @model_validator(mode="after")
-    def _stream_settings(self) -> FileSourceConfig:
-        validate_streams({**(self.model_extra or {}), **self.model_dump()})
-        return self
-
-
-def validate_streams(config: dict[str, Any]) -> None:
-    """Each stream's settings are known ones, with declared columns and a time zone that can be used."""
-    streams = config.get("streams") or {}
-    if not isinstance(streams, dict):
-        raise ConfigError('streams must map stream names to settings, e.g. {"enterprises": {"pattern": "企业*.csv"}}')
-    for name, settings in streams.items():
-        unknown = sorted(set(settings or {}) - set(STREAM_KEYS))
-        if unknown:
-            raise ConfigError(f"stream {name!r}: unknown setting(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(STREAM_KEYS)}")
-        declared_columns((settings or {}).get("columns"))
-        check_parsing(name, {**{k: v for k, v in config.items() if k in STREAM_KEYS}, **(settings or {})})
-    declared_columns(config.get("columns"))
-    check_parsing("(defaults)", {k: v for k, v in config.items() if k in STREAM_KEYS})
-    zone(config.get("timezone"))
-
-
-# Excel serial numbers read as dates: up to 2099-12-31, and 9999-12-31 ("no end"). A number between them is no
-# plausible serial date (202001 would be a day of 2453: a yyyymm code): tabular.Normalizer refuses it, and its
-# row is quarantined.
-EXCEL_SERIALS_UNTIL, EXCEL_NO_END = 73051, 2958465
-
-
-def excel_dates(row: list[Any], columns: list[Column], epoch: datetime) -> list[Any]:
-    """A number in a column declared ``date`` or ``timestamp`` is an Excel serial date (a cell that lost its date
-    format, a tool's export) and is read as the date Excel shows for it; it was quarantined as no ISO date."""
-    from openpyxl.utils.datetime import from_excel
-
-    for index, column in enumerate(columns):
-        value = row[index]
-        if (pa.types.is_date(column.type) or pa.types.is_timestamp(column.type)) \
-                and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and (0 < value < EXCEL_SERIALS_UNTIL or EXCEL_NO_END <= value < EXCEL_NO_END + 1):
-            row[index] = from_excel(value, epoch)
-    return row
 
 
 class FileSourceConnector(Connector):
@@ -166,18 +101,10 @@ class FileSourceConnector(Connector):
                    and not posixpath.basename(e.path).startswith((".", "~$"))]  # hidden files, Excel lock files
         return sorted(entries, key=lambda e: e.path)
 
-    def _format(self, entry: FileEntry, settings: dict[str, Any]) -> str:
-        if settings.get("format"):
-            return str(settings["format"])
-        extension = posixpath.splitext(entry.path)[1].lower()
-        if extension == ".xls":
-            raise ConfigError(self.fail(f"{entry.path}: the old binary .xls format is not read; save it as .xlsx"))
-        return FORMATS.get(extension, "csv")
-
     @contextmanager
     def _records(self, session: Any, entry: FileEntry, settings: dict[str, Any]) -> Iterator[Iterator[Record]]:
         try:
-            if self._format(entry, settings) == "excel":
+            if file_format(entry, settings, fail=self.fail) == "excel":
                 with self._local_path(session, entry) as path:
                     try:
                         yield excel_rows(path, sheet=settings.get("sheet"))
@@ -197,24 +124,6 @@ class FileSourceConnector(Connector):
                 f"文件在列出后被删除 / {entry.path} was removed after the folder was listed: nothing was published; "
                 "the next run (or --attempts) lists the folder again")) from None
 
-    def _heading(self, records: Iterator[Record], entry: FileEntry, settings: dict[str, Any]) -> list[Any] | None:
-        """The heading record's cells (None when the stream says its files have no heading line)."""
-        skip = int(settings.get("header_row", 1)) - 1
-        for record in islice(records, skip):
-            pass
-        if not flag(settings.get("header"), default=True):
-            return None
-        for record in records:
-            if record.fields is None:
-                raise ConfigError(self.fail(f"{entry.path}: the heading line is not readable: {record.problem}"))
-            if any(isinstance(f, str) and UNDECODABLE.search(f) for f in record.fields):
-                raise ConfigError(self.fail(
-                    f"{entry.path}: 标题行无法解码 / the heading line cannot be read as "
-                    f"{settings.get('encoding', 'auto (UTF-8, UTF-16 with its mark, or GB18030)')} text; set the "
-                    "stream's encoding (gb18030 for GBK/GB2312 exports, utf-8, utf-16, or auto)"))
-            return record.fields
-        return []
-
     def _columns(self, session: Any, entries: list[FileEntry], settings: dict[str, Any]) -> list[Column]:
         """Declared, or inferred from the heading and the first rows of the first file."""
         declared = declared_columns(settings.get("columns"))
@@ -222,50 +131,8 @@ class FileSourceConnector(Connector):
             return declared
         if not entries:
             raise ConfigError(self.fail(f"no file matches {settings['pattern']!r} and no columns are declared"))
-        entry = entries[0]
-        with self._records(session, entry, settings) as records:
-            heading = self._heading(records, entry, settings)
-            if heading is None:
-                raise ConfigError(self.fail("files without a heading line need their columns declared"))
-            names = [safe_name(h, i) for i, h in enumerate(heading)]
-            if not names:  # an empty sheet or file: a version without a single column was published
-                raise self._empty(entry)
-            if len(set(names)) != len(names):
-                raise ConfigError(self.fail(f"{entry.path}: headings repeat; declare the columns"))
-            sample = [r.fields for r in islice(records, int(settings.get("infer_rows", 1000))) if r.fields]
-        null_values = set(settings.get("null_values", [""]))
-        return [Column(name, infer_type(None if i >= len(row) or row[i] in null_values else row[i] for row in sample), name)
-                for i, name in enumerate(names)]
-
-    def _positions(self, heading: list[Any] | None, columns: list[Column], entry: FileEntry,
-                   settings: dict[str, Any]) -> list[int]:
-        if heading is None:
-            return list(range(len(columns)))
-        names = [safe_name(h, i) for i, h in enumerate(heading)]
-        if not names:
-            raise self._empty(entry)
-        missing = [c.header for c in columns if c.header not in names]
-        if missing:
-            raise ConfigError(self.fail(f"{entry.path}: heading(s) {', '.join(missing)} missing "
-                                        f"(the file has: {', '.join(names)})"))
-        if not declared_columns(settings.get("columns")):
-            extra = [n for n in names if n not in {c.header for c in columns}]
-            if extra:  # an inferred stream publishes every column; silently dropping one would lose data
-                raise ConfigError(self.fail(f"{entry.path}: heading(s) {', '.join(extra)} are not in the stream's "
-                                            "columns (taken from its first file); declare the columns"))
-        return [names.index(c.header) for c in columns]
-
-    def _empty(self, entry: FileEntry) -> ConfigError | RetriableError:
-        """A file (or sheet) without even a heading line. Of 0 bytes it is most likely an upload that has only
-        begun (retriable); otherwise the export or the stream's sheet is wrong."""
-        if entry.size == 0:
-            return RetriableError(self.fail(
-                f"文件为空 / {entry.path} is empty (0 bytes): an upload still starting, or an export that wrote "
-                "nothing; nothing was published. The next run reads it once it is written; remove it if it stays "
-                "empty"))
-        return ConfigError(self.fail(
-            f"无标题行 / {entry.path} has no heading line (an empty sheet or file); check the stream's sheet "
-            "or header_row, or remove the file"))
+        with self._records(session, entries[0], settings) as records:
+            return inferred_columns(records, entries[0], settings, fail=self.fail)
 
     def _wants_file_columns(self, stream: StreamSpec, settings: dict[str, Any]) -> bool:
         return flag(settings.get("file_columns")) or stream.cursor_column in (FILE_NAME, FILE_MODIFIED)
@@ -282,7 +149,8 @@ class FileSourceConnector(Connector):
                     raise ConfigError(self.fail(f"no file matches {settings['pattern']!r}"))
                 columns = self._columns(session, entries, settings)
                 with self._records(session, entries[0], settings) as records:
-                    self._positions(self._heading(records, entries[0], settings), columns, entries[0], settings)
+                    positions(heading(records, entries[0], settings, fail=self.fail), columns, entries[0], settings,
+                              fail=self.fail)
 
     def discover(self) -> list[TableInfo]:
         streams = list(self.config.get("streams") or {})
@@ -310,9 +178,9 @@ class FileSourceConnector(Connector):
             listed, ledger = entries, state.files
             changed = ledger.changed(entries) if isinstance(ledger, FileLedger) else None
             if stream.cursor_column and state.cursor_value is not None:
-                entries = self._since(entries, stream.cursor_column, state.cursor_value) \
+                entries = files_since(entries, stream.cursor_column, state.cursor_value, fail=self.fail) \
                     if changed is None or stream.cursor_column not in (FILE_NAME, FILE_MODIFIED) \
-                    else self._new_or_changed(entries, changed)
+                    else new_or_changed(entries, changed)
             normalizer = Normalizer(columns, null_values=settings.get("null_values", [""]),
                                     timezone=settings.get("timezone"))
             builder = BatchBuilder(columns + list(FILE_COLUMNS if file_columns else ()), batch_rows=stream.batch_rows,
@@ -329,40 +197,16 @@ class FileSourceConnector(Connector):
             if last is not None:
                 yield last
 
-    @staticmethod
-    def _new_or_changed(entries: list[FileEntry], changed: list[bool]) -> list[FileEntry]:
-        """The files new or changed since the record, and every file ranked after the oldest of them (by time,
-        then name). A key takes the newest file's row (pipeline/duplicates.py): a late file (an old time kept)
-        read alone would replace a newer file's row of the same key, which a full read ranks above it; read with
-        them, it loses as it does there. A new file with today's time is the newest: read alone."""
-        fresh = [(e.modified, e.path) for e, c in zip(entries, changed) if c]
-        if not fresh:
-            return []
-        oldest = min(fresh)
-        return [e for e in entries if (e.modified, e.path) >= oldest]
-
-    def _since(self, entries: list[FileEntry], cursor: str, value: str) -> list[FileEntry]:
-        """Without a record of files read (a connector used on its own): files at or after the watermark."""
-        if cursor == FILE_MODIFIED:
-            try:
-                mark = datetime.fromisoformat(value)
-            except ValueError:
-                raise ConfigError(self.fail(f"saved cursor {value!r} is not a time; run a full sync")) from None
-            return [e for e in entries if e.modified >= mark]
-        if cursor == FILE_NAME:
-            return [e for e in entries if e.path >= value]
-        return entries  # a cursor inside the data: every file is read, rows are merged by key
-
     def _read_file(self, session: Any, entry: FileEntry, settings: dict[str, Any], columns: list[Column],
                    normalizer: Normalizer, builder: BatchBuilder, file_columns: bool,
                    rank: int | None) -> Iterator[pa.RecordBatch]:
         extra = (entry.path, entry.modified) if file_columns else ()
         width = len(columns)
-        unit = "row" if self._format(entry, settings) == "excel" else "line"
+        unit = "row" if file_format(entry, settings, fail=self.fail) == "excel" else "line"
         with self._records(session, entry, settings) as records:
-            heading = self._heading(records, entry, settings)
-            positions = self._positions(heading, columns, entry, settings)
-            expected = len(heading) if heading is not None else width
+            cells = heading(records, entry, settings, fail=self.fail)
+            places = positions(cells, columns, entry, settings, fail=self.fail)
+            expected = len(cells) if cells is not None else width
             for record in records:
                 problem = record.problem
                 if record.fields is None:
@@ -373,7 +217,7 @@ class FileSourceConnector(Connector):
                     if len(fields) > expected or (unit == "line" and len(fields) != expected):
                         problem = (f"字段数不符 / has {len(fields)} fields where the heading has {expected}: "
                                    f"{excerpt(record.raw) if record.raw else fields!r}")
-                    row = [fields[p] if p < len(fields) else None for p in positions]
+                    row = [fields[p] if p < len(fields) else None for p in places]
                     if record.epoch is not None:
                         row = excel_dates(row, columns, record.epoch)
                     if record.raw and UNDECODABLE.search(record.raw):

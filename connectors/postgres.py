@@ -1,17 +1,22 @@
-"""PostgreSQL source: checked and discovered with psycopg2, read as Arrow through ADBC (binary COPY)."""
+"""PostgreSQL source: checked and discovered with psycopg2, read as Arrow through ADBC (binary COPY).
+
+The plugin (its settings, connection and the Connector protocol) and which way each read goes. The parts live
+beside it: the catalogue's queries in connectors/postgres_catalog.py, the driver's reads in
+connectors/postgres_adbc.py, the fast full read in connectors/postgres_duckdb.py, key ranges in chunks in
+connectors/postgres_keys.py, the types read as text in connectors/postgres_types.py.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote
 
 import psycopg2
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from connectors.arrowconv import DEFAULT_DECIMAL, cast_opaque_numeric, decimal_type, with_flags
+from connectors.arrowconv import with_flags
 from connectors.base import (
     ColumnInfo,
     Connector,
@@ -23,29 +28,14 @@ from connectors.base import (
     refused,
 )
 from connectors.config import SourceConfig
-from connectors.pgarrays import ArrayColumn, array_column, listed_arrays
-from connectors.pgarrays import convert as convert_arrays
-from connectors.postgres_duckdb import can_scan, scan_table
+from connectors.pgarrays import ArrayColumn
+from connectors.postgres_adbc import read_batches
+from connectors.postgres_catalog import declared_dims, discovered_primary_key, primary_key, schema_tables, table_columns
+from connectors.postgres_duckdb import can_scan, scan_table, unless_nan
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
-from connectors.postgres_types import ARRAY_TEXT, array_columns, converted_select
 from connectors.prefetch import prefetched
 from connectors.time_range import out_of_range_times
 from core.errors import ConfigError
-
-PG_TO_ARROW = {
-    "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(),
-    "double precision": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(), "text": pa.string(),
-    "character varying": pa.string(), "character": pa.string(), "uuid": pa.string(), "bytea": pa.binary(),
-    "timestamp without time zone": pa.timestamp("us"), "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-    "json": pa.string(), "jsonb": pa.string(), "money": DEFAULT_DECIMAL,  # read as numeric: connectors.postgres_types
-}
-
-
-def _decimal_from_typmod(typmod: int) -> pa.DataType:
-    if typmod < 4:
-        return DEFAULT_DECIMAL
-    precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
-    return decimal_type(precision, scale)
 
 
 def _dollar_quoted(value: str) -> str:
@@ -54,22 +44,6 @@ def _dollar_quoted(value: str) -> str:
     while tag in value:
         tag = tag[:-1] + "x$"
     return f"{tag}{value}{tag}"
-
-
-_DATABASES: dict[str, Any] = {}
-_DATABASES_LOCK = threading.Lock()
-
-
-def _adbc_database(uri: str):  # noqa: ANN202 - adbc_driver_manager.AdbcDatabase
-    """One ADBC database per server and credentials, kept for the process: opening one loads the server's
-    type catalogue (about 30 ms), which a worker running many small incremental reads should pay once.
-    Each read still opens a connection of its own."""
-    import adbc_driver_postgresql
-
-    with _DATABASES_LOCK:
-        if uri not in _DATABASES:
-            _DATABASES[uri] = adbc_driver_postgresql.connect(uri)
-        return _DATABASES[uri]
 
 
 class PostgresConfig(SourceConfig):
@@ -122,29 +96,10 @@ class PostgresConnector(Connector):
     def _catalogue(self, cursor, table: str) -> list[tuple[ColumnInfo, ArrayColumn | None]]:  # noqa: ANN001
         """Each column, and for an array column its element type and declared dimensions (connectors.pgarrays)."""
         schema, name = self._table_parts(table)
-        # A domain's values are read as its base type's (the driver resolves it too): its type, with its typmod.
-        cursor.execute(
-            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), b.typname, x.typmod, NOT a.attnotnull,
-                      col_description(c.oid, a.attnum), format_type(b.oid, x.typmod), a.attndims
-               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-               JOIN pg_type t ON t.oid = a.atttypid
-               CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod) x
-               JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-               WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
-            (schema, name))
-        rows = cursor.fetchall()
-        if not rows:
+        columns = table_columns(cursor, schema, name)
+        if not columns:
             raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to "
                                         f"{self.config['user']}"))
-        columns = []
-        for col, formatted, typname, typmod, nullable, comment, base_formatted, dims in rows:
-            base = base_formatted.split("(")[0]
-            # an array's form depends on its element type and declared dimensions (connectors.pgarrays)
-            array = array_column(typname, dims)
-            arrow = array.arrow_type if array else _decimal_from_typmod(typmod) if typname == "numeric" else \
-                PG_TO_ARROW.get(base, pa.string())
-            columns.append((ColumnInfo(name=col, source_type=formatted, arrow_type=arrow, nullable=nullable,
-                                       comment=comment or ""), array))
         return columns
 
     def check(self, stream: StreamSpec | None = None) -> None:
@@ -166,15 +121,9 @@ class PostgresConnector(Connector):
         try:
             with connection.cursor() as cursor:
                 schema = self.config.get("schema", "public")
-                cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1", (schema,))
-                names = [r[0] for r in cursor.fetchall()]
                 tables = []
-                for name in names:
-                    cursor.execute(
-                        """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
-                           AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary""",
-                        (f'"{schema}"."{name}"',))
-                    key = [r[0] for r in cursor.fetchall()]  # fetched before _columns reuses the cursor
+                for name in schema_tables(cursor, schema):
+                    key = discovered_primary_key(cursor, schema, name)
                     tables.append(TableInfo(name=name, columns=self._columns(cursor, f"{schema}.{name}"),
                                             primary_key=key))
                 return tables
@@ -186,13 +135,7 @@ class PostgresConnector(Connector):
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
-                       AND a.attnum = ANY(i.indkey) JOIN pg_class c ON c.oid = i.indrelid
-                       JOIN pg_namespace n ON n.oid = c.relnamespace
-                       WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary
-                       ORDER BY array_position(i.indkey::int2[], a.attnum)""", (schema, name))
-                key = [r[0] for r in cursor.fetchall()]
+                key = primary_key(cursor, schema, name)
                 try:
                     columns = self._columns(cursor, f"{schema}.{name}")
                 except ConfigError:
@@ -300,41 +243,23 @@ class PostgresConnector(Connector):
 
     def _unless_nan(self, scan: Iterator[pa.RecordBatch], stream: StreamSpec, numeric: list[str],
                     exact: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
-        """The DuckDB scan, unless a numeric column holds 'NaN': the scanner reads it as 0 (a wrong amount,
-        published as if true), where the driver's read quarantines it. The check runs on the server beside the
-        scan's start, and nothing of the scan is passed on before its answer: on NaN the scan is dropped and
-        the table read by the driver instead."""
+        """The DuckDB scan, unless a numeric column holds 'NaN' (connectors.postgres_duckdb.unless_nan says why);
+        the check asks the server whether one does."""
         condition = " OR ".join(f"{quoted_names([name])} = 'NaN'::numeric" for name in numeric)
-        found: list[object] = []
 
-        def probe() -> None:
+        def has_nan() -> bool:
             try:
                 connection = self._connect()
                 try:
                     with connection.cursor() as cursor:
                         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {self._from(stream)} WHERE {condition})")
-                        found.append(bool(cursor.fetchone()[0]))
+                        return bool(cursor.fetchone()[0])
                 finally:
                     connection.close()
             except psycopg2.Error as exc:
-                found.append(self.error(str(exc), doing="checking numeric columns for NaN", sqlstate=exc.pgcode))
-            except BaseException as exc:  # noqa: BLE001 - raised in the reading thread
-                found.append(exc)
+                raise self.error(str(exc), doing="checking numeric columns for NaN", sqlstate=exc.pgcode) from exc
 
-        checker = threading.Thread(target=probe, name="govshare-nan-check", daemon=True)
-        checker.start()
-        first = next(scan, None)  # the scan gets going meanwhile
-        checker.join()
-        if isinstance(found[0], BaseException):
-            scan.close()
-            raise found[0]
-        if found[0]:
-            scan.close()
-            yield from exact()
-            return
-        if first is not None:
-            yield first
-        yield from scan
+        yield from unless_nan(scan, has_nan, exact)
 
     def _scan(self, stream: StreamSpec, columns: list[ColumnInfo]) -> Iterator[pa.RecordBatch]:
         """Full table read through DuckDB's parallel postgres scanner."""
@@ -352,35 +277,14 @@ class PostgresConnector(Connector):
 
     def _read_adbc(self, select: str, stream: StreamSpec, *, batch_bytes: int = 16 << 20,
                    convert: bool = False) -> Iterator[pa.RecordBatch]:
-        """``convert``: columns the driver cannot deliver publishably are converted by the server
-        (connectors.postgres_types; their result types are asked first, no row read)."""
-        # The low-level ADBC API: its DB-API layer imports pandas, which alone costs more than a small
-        # incremental read (about 0.15 s per process).
+        """Read through the ADBC driver (connectors.postgres_adbc, which says what ``convert`` does); the driver's
+        errors become the source's ConfigError or RetriableError."""
         import adbc_driver_manager
 
         try:
-            with adbc_driver_manager.AdbcConnection(_adbc_database(self._uri())) as connection, \
-                    adbc_driver_manager.AdbcStatement(connection) as statement:
-                statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(batch_bytes)})
-                statement.set_sql_query(select)
-                arrays: dict[str, ArrayColumn] = {}
-                if convert:
-                    handle = statement.execute_schema()  # kept alive until imported
-                    described = pa.Schema._import_from_c(handle.address)
-                    if array_columns(described):  # their form depends on their declared dimensions
-                        arrays = array_columns(described, self._declared_dims(stream) if stream.table else None)
-                    converted = converted_select(select, described, arrays)
-                    if converted is not None:
-                        statement.set_sql_query(converted)
-                handle, _ = statement.execute_query()
-                reader = pa.RecordBatchReader._import_from_c(handle.address)
-                yielded = False
-                for batch in reader:
-                    for offset in range(0, batch.num_rows, stream.batch_rows):
-                        yielded = True
-                        yield self._faithful(batch.slice(offset, stream.batch_rows), arrays)
-                if not yielded:  # an empty table still tells its schema
-                    yield self._faithful(pa.RecordBatch.from_pylist([], schema=reader.schema), arrays)
+            yield from read_batches(self._uri(), select, batch_rows=stream.batch_rows, batch_bytes=batch_bytes,
+                                    convert=convert,
+                                    declared_dims=partial(self._declared_dims, stream) if stream.table else None)
         except adbc_driver_manager.Error as exc:
             problem = " ".join(str(exc).split())
             sqlstate = getattr(exc, "sqlstate", None) or ""
@@ -392,67 +296,11 @@ class PostgresConnector(Connector):
             raise self.error(problem, doing="read failed", sqlstate=sqlstate) from exc
 
     def _declared_dims(self, stream: StreamSpec) -> dict[str, int]:
-        """Each column's declared array dimensions (pg_attribute.attndims): they decide an array's form."""
+        """Each column's declared array dimensions (connectors.postgres_catalog): they decide an array's form."""
         schema, name = self._table_parts(stream.table)
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    """SELECT a.attname, a.attndims FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-                       JOIN pg_namespace n ON n.oid = c.relnamespace
-                       WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""",
-                    (schema, name))
-                return dict(cursor.fetchall())
+                return declared_dims(cursor, schema, name)
         finally:
             connection.close()
-
-    def _faithful(self, batch: pa.RecordBatch, array_forms: dict[str, ArrayColumn] | None = None) -> pa.RecordBatch:
-        """Numeric arrives as text from the driver; make it exact decimals with the column's precision and scale.
-        Arrays (``array_forms``) arrive as the driver's lists, with their odd rows' text beside them, or as their
-        text: connectors.pgarrays makes them their published form."""
-        arrays, fields = [], []
-        problems: dict[int, list[str]] = {}
-        raw: dict[int, dict[str, str]] = {}
-        for field, column in zip(batch.schema, batch.columns):
-            metadata = field.metadata or {}
-            postgres_type = metadata.get(b"POSTGRESQL:type")
-            if field.name.startswith(ARRAY_TEXT):
-                continue
-            if array_forms and field.name in array_forms:
-                spec = array_forms[field.name]
-                odd = ARRAY_TEXT + field.name
-                if spec.listed:
-                    column, found, values = listed_arrays(field.name, column, spec, batch.column(odd)
-                                                          if odd in batch.schema.names else None)
-                else:
-                    column, found, values = convert_arrays(field.name, column.to_pylist(), spec)
-                for row, problem in found.items():
-                    problems.setdefault(row, []).append(problem)
-                for row, value in values.items():
-                    raw.setdefault(row, {})[field.name] = value
-                field = pa.field(field.name, column.type)
-            if postgres_type == b"bpchar":
-                # char(n)'s padding is not part of the value (PostgreSQL ignores it when comparing and drops it
-                # in a cast to text, and the full read's scanner drops it): kept here, an incremental read gave
-                # every such value, a key too, another form than the full read had published
-                column = pc.utf8_rtrim(column, characters=" ")
-            if postgres_type == b"numeric":
-                target = _decimal_from_typmod(int(metadata.get(b"POSTGRESQL:typmod", b"-1")))
-                column, found, values = cast_opaque_numeric(column, target, field.name)
-                for row, problem in found.items():
-                    problems.setdefault(row, []).append(problem)
-                for row, value in values.items():
-                    raw.setdefault(row, {})[field.name] = value
-                field = pa.field(field.name, target)
-            arrays.append(column)
-            fields.append(pa.field(field.name, field.type, field.nullable))
-        result = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
-        arrays, outside, values = out_of_range_times(result)  # infinity and the like: see connectors.time_range
-        if outside:
-            result = pa.RecordBatch.from_arrays(arrays, schema=result.schema)
-            for row, found in outside.items():
-                problems.setdefault(row, []).extend(found)
-                raw.setdefault(row, {}).update(values[row])
-        if problems:
-            result = with_flags(result, problems, raw)
-        return result

@@ -3,14 +3,16 @@
 Used by the postgresql connector for full reads of tables whose column types it maps faithfully; the
 scanner comes from the PyPI package duckdb-ext-postgres, loaded from its file (no download at run time).
 Unconstrained `numeric` would arrive as double there, so such tables keep the ADBC path; so do tables with an
-array column (connectors.pgarrays reads every array the same way, from its text).
+array column (connectors.pgarrays reads every array the same way, from its text). A numeric 'NaN' the scanner
+reads as 0: a table holding one is read by the driver instead (unless_nan).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -85,3 +87,33 @@ def _utc(batch: pa.RecordBatch) -> pa.RecordBatch:
     fields = [pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC"), f.nullable)
               if pa.types.is_timestamp(f.type) and f.type.tz == "Etc/UTC" else f for f in batch.schema]
     return batch.cast(pa.schema(fields))
+
+
+def unless_nan(scan: Iterator[pa.RecordBatch], has_nan: Callable[[], bool],
+               exact: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+    """The scan, unless a numeric column holds 'NaN': the scanner reads it as 0 (a wrong amount, published as
+    if true), where the driver's read quarantines it. The check (``has_nan``) runs on the server beside the
+    scan's start, and nothing of the scan is passed on before its answer: on NaN the scan is dropped and
+    the table read by the driver instead (``exact``)."""
+    found: list[object] = []
+
+    def probe() -> None:
+        try:
+            found.append(has_nan())
+        except BaseException as exc:  # noqa: BLE001 - raised in the reading thread
+            found.append(exc)
+
+    checker = threading.Thread(target=probe, name="govshare-nan-check", daemon=True)
+    checker.start()
+    first = next(scan, None)  # the scan gets going meanwhile
+    checker.join()
+    if isinstance(found[0], BaseException):
+        scan.close()
+        raise found[0]
+    if found[0]:
+        scan.close()
+        yield from exact()
+        return
+    if first is not None:
+        yield first
+    yield from scan

@@ -16,7 +16,7 @@ columns converted by the server itself:
   that output: inet's adds the netmask.
 
 ``numeric`` also arrives as an opaque extension (its text), which the connector converts to an exact decimal
-itself (``PostgresConnector._faithful``).
+itself (``connectors.postgres_adbc.faithful``).
 
 Every array column is read as its text too, whatever its element type ('{1,NULL}', '{{1,2},{3,4}}'), and
 turned into its published form by connectors.pgarrays, the one place every read path (full, incremental, the

@@ -33,7 +33,8 @@ from connectors.credentials import (
     overlay,
     uses_airflow_connection,
 )
-from connectors.filesource import FileEntry, FileSourceConfig, FileSourceConnector
+from connectors.filesource import FileSourceConnector
+from connectors.filestreams import FileEntry, FileSourceConfig
 from core.errors import ConfigError, RetriableError
 
 TRANSIENT = (paramiko.SSHException, OSError, EOFError)

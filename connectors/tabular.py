@@ -204,7 +204,7 @@ class Normalizer:
                     return value  # to_arrow_column reports it
         if (pa.types.is_date(target) or pa.types.is_timestamp(target)) and not isinstance(value, bool) \
                 and isinstance(value, int | float | Decimal):
-            # A spreadsheet's serial date became a date already (filesource.excel_dates); any other number is
+            # A spreadsheet's serial date became a date already (filetable.excel_dates); any other number is
             # no date: str(20260101) read as ISO text was published as a day nobody wrote, at 00:00 UTC.
             kind = ("日期", "date") if pa.types.is_date(target) else ("时间", "time")
             raise ValueError(f"数字不能读作{kind[0]}（表格的日期序列号只认 1 至 73050，即 2099-12-31 以前，及 "
