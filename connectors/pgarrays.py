@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN
 
 # Element types (pg_type.typname) whose arrays are published as Arrow lists, with the element's Arrow type:
-# the scalar column's own (connectors.postgres.PG_TO_ARROW).
+# the scalar column's own (connectors.postgres_catalog.PG_TO_ARROW).
 LIST_ELEMENTS: dict[str, pa.DataType] = {
     "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(), "float8": pa.float64(),
     "bool": pa.bool_(), "date": pa.date32(), "text": pa.string(), "varchar": pa.string(), "bpchar": pa.string(),
@@ -210,7 +210,7 @@ def _element(text: str, element: str) -> object:
     if element in ("text", "varchar"):
         return text
     if element == "bpchar":
-        return text.rstrip(" ")  # as a char(n) column: connectors.postgres._faithful
+        return text.rstrip(" ")  # as a char(n) column: connectors.postgres_adbc.faithful
     if element in ("int2", "int4", "int8"):
         return int(text)
     if element in ("float4", "float8"):

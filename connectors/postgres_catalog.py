@@ -23,6 +23,7 @@ PG_TO_ARROW = {
     "character varying": pa.string(), "character": pa.string(), "uuid": pa.string(), "bytea": pa.binary(),
     "timestamp without time zone": pa.timestamp("us"), "timestamp with time zone": pa.timestamp("us", tz="UTC"),
     "json": pa.string(), "jsonb": pa.string(), "money": DEFAULT_DECIMAL,  # read as numeric: connectors.postgres_types
+    "time without time zone": pa.time64("us"),  # as the reads' drivers deliver it (discovery had said text)
 }
 
 

@@ -374,3 +374,22 @@ def test_a_table_with_a_numeric_array_syncs_in_full(hub_home: Path) -> None:
         assert sync_resource(resource_code=code).rows_published == 1
         row = read_version(latest(code)).to_pylist()[0]
         assert row["ratios"] == "{1.50,NULL}" and row["tags"] == ["a"] and row["rate"] == Decimal("2.25")
+
+
+def test_a_time_of_day_column_is_described_as_the_reads_publish_it(hub_home) -> None:  # noqa: ANN001
+    """Discovery (a contract draft, a contract's check) said text for `time`, while every read publishes a time
+    of day: a contract drafted from the source did not match what the sync published."""
+    from connectors.postgres import PostgresConnector
+    from pipeline.sync import sync_resource
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f'CREATE TABLE "{schema}".shifts (id int PRIMARY KEY, starts time, updated_at timestamptz)')
+        pg_execute(dsn, f"INSERT INTO \"{schema}\".shifts VALUES (1, '08:30:01.5', now())")
+        config, secret = pg_source_config(dsn, schema=schema)
+        described = PostgresConnector(name="shifts", config=config, secret=secret).table_info("shifts")
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="shifts")
+        sync_resource(resource_code=hub.resource_code)
+        published = read_version(latest(hub.resource_code))
+        starts = next(c for c in described.columns if c.name == "starts")
+        assert starts.arrow_type == published.schema.field("starts").type == pa.time64("us")
