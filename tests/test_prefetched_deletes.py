@@ -38,6 +38,16 @@ def source() -> Iterator[tuple[str, str]]:
         yield dsn, schema
 
 
+def _synced_in_full(dsn: str, schema: str) -> str:
+    """The source's table registered and synced once (v1); its resource code."""
+    from pipeline.sync import sync_resource
+
+    config, secret = pg_source_config(dsn, schema=schema)
+    code = register_resource(kind="postgresql", config=config, secret=secret).resource_code
+    sync_resource(resource_code=code)
+    return code
+
+
 def _deleted_rows(version) -> dict[int, dict]:  # noqa: ANN001 - DatasetVersion
     table = pq.read_table(version_folder(version) / "changes.parquet").to_pylist()
     return {row["id"]: {k: v for k, v in row.items() if k != "_change"} for row in table if row["_change"] == "delete"}
@@ -62,9 +72,7 @@ def test_a_change_sets_deletes_carry_the_rows_as_published(hub_home: Path, sourc
     from pipeline.sync import sync_resource
 
     dsn, schema = source
-    config, secret = pg_source_config(dsn, schema=schema)
-    code = register_resource(kind="postgresql", config=config, secret=secret).resource_code
-    sync_resource(resource_code=code)
+    code = _synced_in_full(dsn, schema)
     v1 = latest(code)
     assert list(version_folder(v1).glob("lookup/data/*.arrow")), "the full version has no row store to read ahead"
     published = {row["id"]: row for row in read_version(v1).to_pylist()}
@@ -90,12 +98,9 @@ def test_prefetched_rows_answer_only_for_positions_they_hold(hub_home: Path, sou
     from pipeline.layers import version_parts
     from pipeline.layer_changes import rows_at
     from pipeline.row_store import PrefetchedRows
-    from pipeline.sync import sync_resource
 
     dsn, schema = source
-    config, secret = pg_source_config(dsn, schema=schema)
-    code = register_resource(kind="postgresql", config=config, secret=secret).resource_code
-    sync_resource(resource_code=code)
+    code = _synced_in_full(dsn, schema)
     part = version_parts(latest(code))[0]
 
     rows = PrefetchedRows(limit=5)
@@ -116,12 +121,9 @@ def test_a_row_store_that_cannot_be_read_is_left_to_the_read_after_the_scan(hub_
     from pipeline.layers import version_parts
     from pipeline.lookup_index import published_stem, row_store_path
     from pipeline.row_store import PrefetchedRows
-    from pipeline.sync import sync_resource
 
     dsn, schema = source
-    config, secret = pg_source_config(dsn, schema=schema)
-    code = register_resource(kind="postgresql", config=config, secret=secret).resource_code
-    sync_resource(resource_code=code)
+    code = _synced_in_full(dsn, schema)
     part = version_parts(latest(code))[0]
     store = row_store_path(published_stem(version_folder(latest(code)), part.entry["path"]))
     store.write_bytes(store.read_bytes()[:1000])  # cut short
