@@ -30,7 +30,7 @@ from connectors.base import (
 from connectors.config import SourceConfig
 from connectors.pgarrays import ArrayColumn
 from connectors.postgres_adbc import read_batches
-from connectors.postgres_catalog import declared_dims, discovered_primary_key, primary_key, schema_tables, table_columns
+from connectors.postgres_catalog import declared_dims, primary_key, schema_tables, table_columns
 from connectors.postgres_duckdb import can_scan, scan_table, unless_nan
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
 from connectors.prefetch import prefetched
@@ -123,7 +123,7 @@ class PostgresConnector(Connector):
                 schema = self.config.get("schema", "public")
                 tables = []
                 for name in schema_tables(cursor, schema):
-                    key = discovered_primary_key(cursor, schema, name)
+                    key = primary_key(cursor, schema, name)
                     tables.append(TableInfo(name=name, columns=self._columns(cursor, f"{schema}.{name}"),
                                             primary_key=key))
                 return tables

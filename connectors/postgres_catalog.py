@@ -77,16 +77,6 @@ def primary_key(cursor: Any, schema: str, name: str) -> list[str]:
     return [r[0] for r in cursor.fetchall()]
 
 
-def discovered_primary_key(cursor: Any, schema: str, name: str) -> list[str]:
-    """The primary key's columns as discovery lists them: the table found by its regclass, the columns in the
-    order the server returns them (no ORDER BY, unlike primary_key)."""
-    cursor.execute(
-        """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
-           AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary""",
-        (f'"{schema}"."{name}"',))
-    return [r[0] for r in cursor.fetchall()]
-
-
 def declared_dims(cursor: Any, schema: str, name: str) -> dict[str, int]:
     """Each column's declared array dimensions (pg_attribute.attndims): they decide an array's form."""
     cursor.execute(
