@@ -49,7 +49,7 @@ from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
 from pipeline.schema_drift import compare, guard_schema
-from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
+from pipeline.staging import PartWriter, QuarantineWriter, StagedRun, files_rows
 from pipeline.validate import finish_checks, key_array, split_batch
 from registry.audit.log import record_event
 from registry.db import session_scope
@@ -216,7 +216,7 @@ def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter,
         _save(staged)
         return
     staged.files = [f"data/{name}" for name in writer.files]
-    staged.rows_staged = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
+    staged.rows_staged = files_rows(folder, staged.files)
     finish_checks(staged, contract, previous_rows=resource.previous_rows)
     if resource.previous_parts:  # the version holds the whole table: compare every key, deletions included
         staged.changes = compute_changes(

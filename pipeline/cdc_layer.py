@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from pipeline.changes import no_change
 from pipeline.layering import compact, compaction_due, stack, version_batches
 from pipeline.layers import Part, parts_schema
-from pipeline.staging import PartWriter, StagedRun
+from pipeline.staging import PartWriter, StagedRun, files_rows
 
 
 def stage_layer(staged: StagedRun, writer: PartWriter, *, parts: list[Part], previous_path: str,
@@ -37,12 +37,8 @@ def stage_layer(staged: StagedRun, writer: PartWriter, *, parts: list[Part], pre
         writer.ensure_file(writer.schema)  # every row deleted: the version still shows its columns
         writer.close()
         staged.files = [f"data/{name}" for name in writer.files]
-        staged.rows_staged = _rows(folder, staged.files)
+        staged.rows_staged = files_rows(folder, staged.files)
         return None
     staged.referenced, staged.rows_carried = layer.referenced, layer.rows_carried
-    staged.rows_staged = layer.rows_carried + _rows(folder, staged.files)
+    staged.rows_staged = layer.rows_carried + files_rows(folder, staged.files)
     return version_batches(folder, layer, staged.files)
-
-
-def _rows(folder: Path, files: list[str]) -> int:
-    return sum(pq.ParquetFile(folder / name).metadata.num_rows for name in files)

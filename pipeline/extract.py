@@ -31,7 +31,7 @@ from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
 from pipeline.runs import full_read_due, record_run_failure
 from pipeline.schema_drift import SchemaMoved, guard_schema
-from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
+from pipeline.staging import PartWriter, QuarantineWriter, StagedRun, files_rows
 from pipeline.validate import (
     duplicated_keys,
     duplicated_keys_in_files,
@@ -289,7 +289,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         origins.close()
     if not layered:
         staged.files = [f"data/{name}" for name in writer.files]
-    own_rows = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
+    own_rows = files_rows(folder, staged.files)
     staged.rows_quarantined = quarantine.rows
     staged.quarantine_rules = quarantine.by_rule
     staged.quarantine = "quarantine.parquet" if quarantine.rows else None

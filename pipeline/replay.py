@@ -142,7 +142,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
     from pipeline.layers import parts_of, parts_schema
     from pipeline.manifest import read_manifest
     from pipeline.quarantine import open_rows, resource_key, seen_keys
-    from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
+    from pipeline.staging import PartWriter, QuarantineWriter, StagedRun, files_rows
     from registry.db import session_scope
     from registry.quality.quarantine import mark_replayed, open_keys, open_sets
     from registry.catalog.resources import get_resource
@@ -216,7 +216,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
             writer.close()
             quarantine.close()
         staged.files = [f"data/{name}" for name in writer.files]
-        staged.rows_staged = sum(pq.ParquetFile(folder / f).metadata.num_rows for f in staged.files)
+        staged.rows_staged = files_rows(folder, staged.files)
         staged.rows_quarantined, staged.quarantine_rules = quarantine.rows, quarantine.by_rule
         staged.quarantine = "quarantine.parquet" if quarantine.rows else None
         # Only the replayed keys can have changed: the change set compares them alone (a consumer holding the

@@ -80,6 +80,11 @@ class StagedRun:
         return cls(**{**json.loads(path.read_text()), "folder": str(folder)})
 
 
+def files_rows(folder: Path, files: list[str]) -> int:
+    """Rows of a run's Parquet files (paths relative to its folder), from their footers."""
+    return sum(pq.ParquetFile(folder / name).metadata.num_rows for name in files)
+
+
 class _Lane:
     """One file being written at a time: its Parquet writer and, for the interface, its row store."""
 
