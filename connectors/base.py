@@ -22,7 +22,7 @@ ROW_PROBLEM_COLUMN = "__govshare_row_problem"
 ROW_RAW_COLUMN = "__govshare_row_raw"
 # A column a file source adds: the rank of the row's file among those read, by modification time then name. When
 # several files hold a key, the pipeline keeps the newest file's row (an update) and only repeats within one
-# file are duplicates (pipeline/extract.py). Never published.
+# file are duplicates (pipeline/extract_keys.py). Never published.
 ROW_ORIGIN_COLUMN = "__govshare_row_origin"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 # A source that refuses the credential or the right to read is a configuration problem: trying again with the

@@ -1,12 +1,16 @@
-"""Extract and stage: read the source as record batches, check them, and write a staged run."""
+"""Extract and stage: read the source as record batches, check them, and write a staged run.
+
+What the run reads and compares with is settled first (pipeline/extract_inputs.py); the read here checks,
+conforms and writes the batches and makes a layer on the previous version or carries its rows forward; the
+work by primary key (repeated keys, locators, deletes, the change set) is in pipeline/extract_keys.py.
+"""
 
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,39 +20,26 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.base import ROW_ORIGIN_COLUMN, Connector, ReadState, StreamSpec
-from connectors.filelist import FileLedger
 from connectors.filesource import FILE_MODIFIED, FILE_NAME
 from core.errors import ConfigError, FatalError, GovshareError, RetriableError
-from core.settings import get_settings
-from pipeline import locator, locks, paths
-from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes, no_change
+from pipeline import locator, locks
+from pipeline.changes import no_change
 from pipeline.conform import conform, published_form, run_schema
-from pipeline.deletes import key_table
-from pipeline.duplicates import FileRanks, settle_duplicates
+from pipeline.duplicates import FileRanks
+from pipeline.extract_inputs import Inputs, prepare
+from pipeline.extract_keys import await_deletes, build_locators, change_set, settle_keys, start_key_scan
 from pipeline.layering import carry_forward, compact, compaction_due, start_layer, version_batches
-from pipeline.layers import Part, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
-from pipeline.runs import full_read_due, record_run_failure
+from pipeline.runs import record_run_failure
 from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun, files_rows
-from pipeline.validate import (
-    duplicated_keys,
-    duplicated_keys_in_files,
-    finish_checks,
-    key_array,
-    split_batch,
-)
+from pipeline.validate import finish_checks, key_array, split_batch
 from registry.db import session_scope
 from registry.exchange.models import SyncRun
 from registry.catalog.resources import get_resource
-from registry.catalog.sources import open_connector
-from registry.exchange.file_ledger import recorded_files
-from registry.exchange.versions import cursor_state, latest_version
 
 __all__ = ["record_run_failure", "stage_resource"]
-
-FILES_READ = "files-read.parquet"  # in the run folder: the change to the record of files read
 
 
 def _cursor_text(value: Any) -> str:
@@ -72,37 +63,6 @@ def _watermark(cursor: str, high_water: Any, previous: str | None) -> str | None
     return _cursor_text(high_water)
 
 
-@dataclass
-class Previous:
-    """The version a run is compared with: for layering on it, schema changes and the change set."""
-
-    number: int
-    rows: int
-    path: str  # storage-relative folder
-    parts: list[Part]
-    schema: pa.Schema
-
-
-@dataclass
-class Inputs:
-    """What a run reads and compares with, read once under the resource's lock."""
-
-    stream: StreamSpec
-    state: ReadState
-    connector: Connector
-    contract: Any  # quality.contracts.Contract | None
-    previous: Previous | None
-    watch: list[str] = field(default_factory=list)  # keys with open quarantine records
-
-
-def _previous(version) -> Previous | None:  # noqa: ANN001 - DatasetVersion | None
-    if version is None:
-        return None
-    parts = version_parts(version)
-    return Previous(number=version.number, rows=version.row_count, path=version.path, parts=parts,
-                    schema=parts_schema(parts))
-
-
 def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None = None, wait_seconds: float = 0,
                    hand_over: bool = False) -> StagedRun:
     """Read the resource's source into a staged run, holding the resource's lock (kept for the publish).
@@ -121,7 +81,7 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
     folder = lifecycle.begin(resource_id=resource_id, resource_code=resource_code, run_id=run_id, mode="full",
                                       wait_seconds=wait_seconds)
     with lifecycle.staging(resource_id=resource_id, run_id=run_id):
-        staged, inputs = _prepare(resource_code, run_id, full)
+        staged, inputs = prepare(resource_code, run_id, full)
         try:
             _extract(staged, inputs)
         except SchemaMoved:
@@ -137,43 +97,6 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
         staged.push()  # the publish task may run on another worker: it finds the run in the store
         locks.hand_over(resource_id=resource_id, run_id=run_id)
     return staged
-
-
-def _prepare(resource_code: str, run_id: str, full: bool) -> tuple[StagedRun, Inputs]:
-    from registry.quality.quarantine import open_keys
-    from schemas.contract_store import contract_for  # the resource's data contract (quality rules), if any
-
-    with session_scope() as session:
-        resource = get_resource(session, code=resource_code)
-        previous_version = latest_version(session, resource=resource)
-        state = cursor_state(session, resource=resource)
-        stream = StreamSpec.from_stream(resource.stream, batch_rows=get_settings().batch_rows)
-        contract = contract_for(resource_code=resource.code, stream=resource.stream)
-        if contract is not None and contract.key and not stream.primary_key:
-            stream = replace(stream, primary_key=tuple(contract.key))
-        incremental = bool(not full and stream.cursor_column and stream.primary_key and previous_version
-                           and state and state.cursor_value is not None
-                           and not full_read_due(session, resource_id=resource.id))
-        connector = open_connector(resource.source)
-        mode = "incremental" if incremental else "full"
-        session.get(SyncRun, run_id).mode = mode
-        staged = StagedRun(
-            run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
-            folder=str(paths.run_dir(resource.id, run_id)), previous_version=previous_version.id if previous_version else None,
-            source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
-            key=list(stream.primary_key),
-            row_stores="interface" in (resource.sharing_modes or []),
-        )
-        files = None
-        if "files" in connector.capabilities:  # recorded by full reads too, so the next run compares with them
-            files = FileLedger(previous=recorded_files(session, resource_id=resource.id),
-                               out=Path(staged.folder) / FILES_READ)
-            staged.files_read = FILES_READ
-        inputs = Inputs(stream=stream, state=ReadState(cursor_value=state.cursor_value if incremental else None,
-                                                       files=files),
-                        connector=connector, contract=contract, previous=_previous(previous_version),
-                        watch=open_keys(session, resource_id=resource.id) if stream.primary_key else [])
-    return staged, inputs
 
 
 def _required_columns(schema: pa.Schema, stream: StreamSpec, connector: Connector, resource_code: str) -> None:
@@ -203,7 +126,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     high_water = None
     first = True
     form = None  # the published column order and nullability, when the run reads them otherwise (pipeline.conform)
-    scan = _start_key_scan(staged, inputs, folder)
+    scan = start_key_scan(staged, inputs, folder)
     started = None  # a layer begun while the key scan reads (pipeline.layering.start_layer)
     try:
         for batch in _guarded(connector, connector.read(stream, inputs.state)):
@@ -245,7 +168,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         writer.close()
         origins.close()
         if key:
-            _settle_keys(staged, folder, writer, quarantine, origins, key, keys)
+            settle_keys(staged, folder, writer, quarantine, origins, key, keys)
         # A layer on the previous version, or its change set at least: past the limits (compaction_due) the
         # version is compacted, but only once the layer's change set shows something to publish.
         stacked = bool(incremental and previous is not None and key and writer.schema == previous.schema)
@@ -253,11 +176,11 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             staged.files = [f"data/{name}" for name in writer.files  # a layer that read nothing adds no file
                             if pq.ParquetFile(folder / "data" / name).metadata.num_rows]
             if locator.supports(writer.schema, key):
-                _build_locators(staged, folder, [Path(f).name for f in staged.files], key)
+                build_locators(staged, folder, [Path(f).name for f in staged.files], key)
             started = start_layer(folder=folder, delta_files=staged.files, key=key, parts=previous.parts,
                                   schema=previous.schema, cursor=stream.cursor_column,
                                   previous_mark=inputs.state.cursor_value, previous_number=previous.number)
-        found = _await_deletes(staged, keys, scan)
+        found = await_deletes(staged, keys, scan)
         deleted, prefetched = (found.deleted, found.rows) if found is not None else (None, None)
         scan = found = None
         delta_keys = None
@@ -306,74 +229,12 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         staged.changes = layer.changes
     else:
         if incremental and key and locator.supports(writer.schema, key):  # the delta's were built already
-            _build_locators(staged, folder, [Path(f).name for f in staged.files if f not in staged.locators], key)
+            build_locators(staged, folder, [Path(f).name for f in staged.files if f not in staged.locators], key)
         staged.rows_staged = own_rows
         finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
         staged.changes = layer.changes if stacked else \
-            _change_set(staged, folder, writer.schema, key, previous, delta_keys, deleted)
+            change_set(staged, folder, writer.schema, key, previous, delta_keys, deleted)
     staged.save()
-
-
-def _start_key_scan(staged: StagedRun, inputs: Inputs, folder: Path):  # noqa: ANN202 - BackgroundScan | None
-    """An incremental run of a keyed stream whose source reads its keys alone scans them for deletes beside
-    the cursor read (pipeline.deletes.BackgroundScan)."""
-    if not (staged.mode == "incremental" and inputs.previous is not None and inputs.stream.primary_key
-            and "key_scan" in inputs.connector.capabilities):
-        return None
-    from pipeline.deletes import BackgroundScan
-
-    return BackgroundScan(connector=inputs.connector, stream=inputs.stream, parts=inputs.previous.parts,
-                          key=inputs.stream.primary_key, schema=inputs.previous.schema, watch=inputs.watch,
-                          scratch=folder / "keys")
-
-
-def _settle_keys(staged: StagedRun, folder: Path, writer: PartWriter, quarantine: QuarantineWriter,
-                 origins: FileRanks, key: tuple[str, ...], keys: list[pa.Array]) -> None:
-    """Repeated keys (the newest file's row kept, else every row quarantined) and sorted key locators."""
-    data = folder / "data"
-    incremental = staged.mode == "incremental"
-    located = not incremental and locator.supports(writer.schema, key)
-    if located:  # sorted keys first: they also tell the duplicates, one key range at a time (bounded memory)
-        _build_locators(staged, folder, writer.files, key)
-        dupes = locator.duplicates([folder / stem for stem in staged.locators.values()])
-    elif incremental:  # the keys read are few: counted in memory
-        dupes = duplicated_keys(keys)
-    else:  # DuckDB over the parts, spilling to disk
-        try:
-            dupes = duplicated_keys_in_files([data / name for name in writer.files], key, scratch=folder / "scratch")
-        finally:
-            shutil.rmtree(folder / "scratch", ignore_errors=True)
-    if len(dupes):
-        staged.rows_superseded = settle_duplicates(data, writer.files, key, dupes, quarantine,
-                                                   origins.path if origins.rows else None)
-        if located:  # the parts lost rows: their positions moved
-            _build_locators(staged, folder, writer.files, key)
-
-
-def _await_deletes(staged: StagedRun, keys: list[pa.Array], scan):  # noqa: ANN001, ANN202 - BackgroundScan, KeyScan | None
-    """In an incremental run, the keys deleted at the source (None when the source cannot tell them): the
-    background scan's result, without the keys the run read (with the rows it read ahead for them)."""
-    if scan is None:
-        return None
-    started = time.monotonic()
-    read = pa.chunked_array(keys, type=keys[0].type).combine_chunks() if keys else pa.array([])
-    found = scan.result(exclude=read)
-    staged.findings["gone"] = sorted(found.watched_gone)
-    # seconds: the scan's own time; waited: how long the run waited for it after its own reading
-    staged.key_scan = {"source_keys": found.source_keys, "deleted": len(found.deleted), "method": found.method,
-                       "ranges": found.ranges, "seconds": round(scan.seconds, 3),
-                       "waited": round(time.monotonic() - started, 3)}
-    return found
-
-
-def _build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple[str, ...]) -> None:
-    """A sorted key file beside each part the run wrote (names under data/), so later incremental runs find
-    keys by bisection."""
-    for name in names:
-        part = f"data/{name}"
-        stem = locator.locator_name(part)
-        locator.build(folder / part, key[0], folder / stem)
-        staged.locators[part] = stem
 
 
 def _guarded(connector: Connector, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -387,22 +248,3 @@ def _guarded(connector: Connector, batches: Iterator[pa.RecordBatch]) -> Iterato
         except OSError as exc:  # pyarrow's IOError and the drivers' socket errors are OSErrors
             raise RetriableError(connector.fail(f"read interrupted: {' '.join(str(exc).split())}")) from exc
         yield batch
-
-
-def _change_set(staged: StagedRun, folder: Path, schema: pa.Schema, key: tuple[str, ...],
-                previous: Previous | None, read_keys: pa.Table | None, deleted: pa.Array | None) -> dict:
-    if previous is None:
-        return ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
-                         note="first version: every row is new").summary()
-    if not key:
-        return ChangeSet(since_version=previous.number, note="no primary key: changes are not tracked by key; "
-                         "take the whole version").summary()
-    if staged.mode == "incremental" and read_keys is None:  # nothing read: nothing changed
-        read_keys = pa.table({k: pa.array([], schema.field(k).type) for k in key})
-    gone = None
-    if staged.mode == "incremental" and deleted is not None:
-        gone = key_table(deleted, key, previous.schema)
-    return compute_changes(new_files=[folder / f for f in staged.files], previous_parts=previous.parts, key=key,
-                           schema=schema, previous_schema=previous.schema, out=folder / CHANGES_FILE,
-                           since_version=previous.number, read_keys=read_keys, deleted_keys=gone,
-                           scratch=folder / "tmp").summary()
