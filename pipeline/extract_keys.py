@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pipeline import locator
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.deletes import key_table
+from pipeline.key_scan import key_table
 from pipeline.duplicates import FileRanks, settle_duplicates
 from pipeline.extract_inputs import Inputs, Previous
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun

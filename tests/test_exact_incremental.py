@@ -16,7 +16,7 @@ import pipeline.deletes
 import pipeline.layering
 from core.errors import RetriableError
 from pipeline import paths
-from pipeline.deletes import KEY_RANGES
+from pipeline.deletes_merge import KEY_RANGES
 from samples.loaders import load_postgres
 from tests.helpers import (
     ENTERPRISE_COLUMNS,
@@ -213,7 +213,7 @@ def test_a_key_scan_that_fails_after_the_layer_began_publishes_nothing(
     pg_execute(dsn, f"UPDATE {table} SET status = '吊销', updated_at = '{LATE}' WHERE id BETWEEN 1 AND 5")
     pg_execute(dsn, f"DELETE FROM {table} WHERE id BETWEEN 50 AND 52")
 
-    merge = pipeline.deletes._merge
+    merge = pipeline.deletes.merge_key_streams
     began: list[list[bool]] = []
 
     def lost(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the scan's own signature
@@ -237,7 +237,7 @@ def test_a_key_scan_that_fails_after_the_layer_began_publishes_nothing(
         release.set()
         return layer
 
-    monkeypatch.setattr(pipeline.deletes, "_merge", slow_lost)
+    monkeypatch.setattr(pipeline.deletes, "merge_key_streams", slow_lost)
     monkeypatch.setattr("pipeline.extract.start_layer", started_then_release)
     with pytest.raises(RetriableError, match="key scan"):
         sync_resource(resource_code=code)
@@ -247,7 +247,7 @@ def test_a_key_scan_that_fails_after_the_layer_began_publishes_nothing(
     assert sync_runs(code)[-1].status == "failed"
     assert run_folders() == []  # the failed run's folder is gone
 
-    monkeypatch.setattr(pipeline.deletes, "_merge", merge)
+    monkeypatch.setattr(pipeline.deletes, "merge_key_streams", merge)
     monkeypatch.setattr("pipeline.extract.start_layer", start_layer)
     report = sync_resource(resource_code=code)
     assert report.mode == "incremental" and report.version == 2

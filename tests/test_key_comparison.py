@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from connectors.postgres_keys import chunk_keys
-from pipeline.deletes import _Present
+from pipeline.deletes_merge import _Present
 
 
 @pytest.mark.parametrize(("spread", "offset", "dense"), [
