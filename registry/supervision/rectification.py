@@ -20,8 +20,9 @@ from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.sharing.applications import notify
 from registry.supervision.due_days import due_text
+from registry.supervision.findings import Finding
 from registry.supervision.models import VIOLATION_CASES, RectificationOrder
-from registry.supervision.violations import Finding, get_violation, upsert_violation
+from registry.supervision.violations import get_violation, upsert_violation
 from schemas.evaluation_config import load_config
 
 __all__ = ["check_orders", "get_order", "issue_order", "list_orders", "report_fixed"]
