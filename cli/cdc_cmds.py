@@ -109,7 +109,7 @@ def sync_cdc_command(resource: str, *, full: bool, wait: float = 0, attempts: in
 
 
 def is_cdc_resource(resource: str) -> bool:
-    from pipeline.cdc import is_cdc
+    from pipeline.cdc_resource import is_cdc
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
 

@@ -11,6 +11,9 @@ One run, under the resource's lock:
    commit is in the version) commits in the same transaction as the version;
 5. only then is the slot advanced to that LSN. A crash before 5 re-delivers the changes: transactions
    committed before the stored LSN are skipped, the rest merge by key, so nothing is lost or doubled.
+
+The resource as a run finds it is read by pipeline/cdc_resource.py, a run's folder is begun, finished and
+saved by pipeline/cdc_staging.py; the two runs, which read the slot or its snapshot, are here.
 """
 
 from __future__ import annotations
@@ -20,60 +23,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from connectors.base import ROW_PROBLEM_COLUMN, StreamSpec, payload_schema
+from connectors.base import StreamSpec, payload_schema
 from connectors.pgoutput import lsn_int, lsn_text
 from connectors.postgres_cdc import (
-    UNCHANGED_COLUMN,
     CapturedTable,
     ChangeCapture,
-    Collected,
     StreamSchemaChanged,
     changed_keys,
     deleted_count,
-    slot_name,
     upsert_batches,
 )
 from connectors.postgres_forms import FORMS
-from core import clock
-from core.errors import ConfigError
 from core.settings import get_settings
 from pipeline import locks
 from pipeline.after_publish import STEPS
-from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.cdc_layer import stage_layer
+from pipeline.cdc_resource import CDC_CURSOR, _load, _Resource
+from pipeline.cdc_staging import _fill_unchanged, _finish, _move_cursor, _start
 from pipeline.layering import carry_forward
-from pipeline.layers import Part, iter_parts, parts_schema, version_parts
+from pipeline.layers import parts_schema
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
 from pipeline.schema_drift import compare, guard_schema
-from pipeline.staging import PartWriter, QuarantineWriter, StagedRun, files_rows
-from pipeline.validate import finish_checks, key_array, split_batch
+from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
+from pipeline.validate import key_array, split_batch
 from registry.audit.log import record_event
 from registry.db import session_scope
-from registry.exchange.models import CursorState, SyncRun
 from registry.catalog.resources import get_resource
-from registry.catalog.sources import open_connector
-from registry.exchange.versions import cursor_state, latest_version
-
-# CursorState.cursor_column of a cdc resource, its value an LSN such as 0/1949108. It names the forms the versions
-# hold values in (connectors.postgres_forms; "__cdc_lsn": before they were numbered), here and not in a version's
-# manifest because a snapshot that changes nothing publishes no version but does rewrite this state.
-CDC_CURSOR = f"__cdc_lsn/forms={FORMS}"
-
-
-def cdc_forms(cursor_column: str | None) -> int | None:
-    """The forms of a cdc cursor state's versions; None: not a cdc cursor state."""
-    if cursor_column == "__cdc_lsn":
-        return 1
-    number = (cursor_column or "").removeprefix("__cdc_lsn/forms=")
-    return int(number) if number != cursor_column and number.isdigit() else None
-
-
-def is_cdc(stream: dict | None) -> bool:
-    return (stream or {}).get("mode") == "cdc"
 
 
 @dataclass
@@ -90,51 +66,6 @@ class CdcReport:
     rows_quarantined: int = 0
     manifest_sha256: str = ""
     note: str = ""
-
-
-@dataclass
-class _Resource:
-    id: int
-    code: str
-    stream: dict
-    source: dict
-    previous_id: int | None
-    previous_number: int | None
-    previous_rows: int | None
-    previous_parts: list[Part]  # the previous version's parts: its rows are their live rows (pipeline.layers)
-    previous_path: str | None  # its storage-relative folder, which a layer's entries point at
-    cursor: int | None
-    watch: list[str]  # keys with open quarantine records (registry.quality.quarantine)
-    forms: int | None  # the forms its values were published in (cdc_forms)
-
-
-def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource with its source
-    if resource.source is None:
-        raise ConfigError(f"resource {resource.code} has no source; change capture needs a postgresql source")
-    return ChangeCapture(open_connector(resource.source), slot=slot_name(get_settings().cdc_slot_prefix, resource.code))
-
-
-def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
-    from registry.quality.quarantine import open_keys
-    from schemas.contract_store import contract_for
-
-    with session_scope() as session:
-        resource = get_resource(session, code=resource_code)
-        capture = capture_for(resource)
-        previous = latest_version(session, resource=resource)
-        state = cursor_state(session, resource=resource)
-        info = _Resource(
-            id=resource.id, code=resource.code, stream=dict(resource.stream),
-            source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
-            previous_id=previous.id if previous else None, previous_number=previous.number if previous else None,
-            previous_rows=previous.row_count if previous else None,
-            previous_parts=version_parts(previous) if previous else [],
-            previous_path=previous.path if previous else None,
-            cursor=lsn_int(state.cursor_value) if state and cdc_forms(state.cursor_column) and state.cursor_value
-            else None, watch=open_keys(session, resource_id=resource.id),
-            forms=cdc_forms(state.cursor_column) if state else None)
-        contract = contract_for(resource_code=resource.code, stream=resource.stream)
-    return info, capture, contract
 
 
 def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
@@ -184,58 +115,7 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
     return report
 
 
-# --- staging ------------------------------------------------------------------------------------------------
-
-def _start(resource: _Resource, run_id: str, mode: str) -> StagedRun:
-    # The lease is held for the whole run (sync_cdc): record the run, take its own folder.
-    folder = lifecycle.begin(resource_id=resource.id, resource_code=resource.code, run_id=run_id, mode=mode,
-                             leased=True)
-    return StagedRun(run_id=run_id, resource_id=resource.id, resource_code=resource.code, mode=mode,
-                     folder=str(folder), previous_version=resource.previous_id, source=resource.source,
-                     findings={"seen": [], "complete": mode == "cdc-snapshot"})
-
-
-def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter, resource: _Resource,
-            table: CapturedTable, contract, removed: pa.Array | None = None) -> None:  # noqa: ANN001
-    """``removed``: the keys the changes touched, when they are published as a layer on the previous version."""
-    folder = Path(staged.folder)
-    staged.key = list(table.primary_key)
-    if removed is not None:  # a touched key with no new row was deleted at the source
-        touched = set(seen_keys(pa.record_batch([removed], names=["k"]), ("k",), pa.array(resource.watch, pa.string())))
-        staged.findings["gone"] = sorted(touched - set(staged.findings["seen"]))
-    if removed is None:
-        writer.ensure_file(writer.schema or table.arrow_schema)
-    writer.close()
-    quarantine.close()
-    staged.rows_quarantined, staged.quarantine_rules = quarantine.rows, quarantine.by_rule
-    staged.quarantine = "quarantine.parquet" if quarantine.rows else None
-    if removed is not None:
-        batches = stage_layer(staged, writer, parts=resource.previous_parts, previous_path=resource.previous_path,
-                              previous_number=resource.previous_number, key=table.primary_key, removed=removed)
-        finish_checks(staged, contract, previous_rows=resource.previous_rows, batches=batches)
-        _save(staged)
-        return
-    staged.files = [f"data/{name}" for name in writer.files]
-    staged.rows_staged = files_rows(folder, staged.files)
-    finish_checks(staged, contract, previous_rows=resource.previous_rows)
-    if resource.previous_parts:  # the version holds the whole table: compare every key, deletions included
-        staged.changes = compute_changes(
-            new_files=[folder / f for f in staged.files], previous_parts=resource.previous_parts,
-            key=table.primary_key, schema=pq.read_schema(folder / staged.files[0]),
-            previous_schema=parts_schema(resource.previous_parts), out=folder / CHANGES_FILE,
-            since_version=resource.previous_number, scratch=folder / "tmp").summary()
-    else:
-        staged.changes = ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
-                                   note="first version: every row is new").summary()
-    _save(staged)
-
-
-def _save(staged: StagedRun) -> None:
-    staged.save()
-    with session_scope() as session:  # the status stays "staging": the same process publishes at once, and a
-        run = session.get(SyncRun, staged.run_id)  # crash before that frees the lock (a dead "staged" run would not)
-        run.rows_read, run.rows_quarantined = staged.rows_read, staged.rows_quarantined
-
+# --- the runs: a snapshot, or the slot's changes ------------------------------------------------------------
 
 def _write(staged: StagedRun, batch: pa.RecordBatch, writer: PartWriter, quarantine: QuarantineWriter,
            table: CapturedTable, contract, watch: list[str]) -> None:  # noqa: ANN001
@@ -321,46 +201,3 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
                      upserts=staged.rows_read, deletes=deleted_count(collected), transactions=collected.transactions,
                      redelivered=collected.skipped, rows_published=report.rows_published,
                      rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256)
-
-
-def _fill_unchanged(batch: pa.RecordBatch, parts: list[Part], key: tuple[str, ...]) -> pa.RecordBatch:
-    """Columns an update left unchanged (TOASTed values the server did not resend) take the previous value."""
-    if UNCHANGED_COLUMN not in batch.schema.names:
-        return batch
-    marks = batch.column(UNCHANGED_COLUMN)
-    batch = batch.drop_columns([UNCHANGED_COLUMN])
-    wanted = key_array(batch, key).filter(pc.is_valid(marks))
-    previous: dict = {}
-    for old in iter_parts(parts):  # live rows only: a replaced row's old value is not the previous value
-        hit = old.filter(pc.is_in(key_array(old, key), value_set=wanted))
-        for row in hit.to_pylist():
-            previous[tuple(row[k] for k in key)] = row
-    rows = batch.to_pylist()
-    for row, mark in zip(rows, marks.to_pylist()):
-        if not mark:
-            continue
-        before = previous.get(tuple(row[k] for k in key))
-        for name in mark.split(","):
-            if before is not None:
-                row[name] = before[name]
-            else:
-                row[ROW_PROBLEM_COLUMN] = f"{name}: unchanged large value with no earlier version to take it from"
-    schema = batch.schema
-    if any(ROW_PROBLEM_COLUMN in r for r in rows) and ROW_PROBLEM_COLUMN not in schema.names:
-        schema = schema.append(pa.field(ROW_PROBLEM_COLUMN, pa.string()))
-    return pa.RecordBatch.from_pylist(rows, schema=schema)
-
-
-def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Collected) -> None:
-    """Nothing to publish: the position still moves on (and the run is recorded), so the slot can be
-    advanced and the server recycles WAL even while the table is quiet."""
-    with session_scope() as session:
-        state = session.get(CursorState, resource.id)
-        if state is not None and cdc_forms(state.cursor_column):
-            state.cursor_value = lsn_text(position)
-            state.updated_at = clock.now()
-        session.add(SyncRun(id=run_id, resource_id=resource.id, status="unchanged", mode="cdc",
-                            finished_at=clock.now(), error=None if not collected.skipped else
-                            f"{collected.skipped} re-delivered transaction(s) were already published"))
-
-

@@ -20,7 +20,7 @@ from connectors.postgres_cdc import ChangeCapture
 from core import clock
 from core.errors import GovshareError
 from core.settings import get_settings
-from pipeline.cdc import capture_for, cdc_forms, is_cdc
+from pipeline.cdc_resource import capture_for, cdc_forms, is_cdc
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.models import CursorState

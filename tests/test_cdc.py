@@ -108,13 +108,14 @@ def crash_run(code: str, where: str) -> None:
     script = (
         "import os, signal, sys\n"
         "import pipeline.cdc as cdc\n"
+        "import pipeline.cdc_staging as cdc_staging\n"
         "from connectors.postgres_cdc import ChangeCapture\n"
         "def die(*args, **kwargs):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "if sys.argv[2] == 'before_confirm':\n"
         "    ChangeCapture.advance = die\n"
         "else:\n"
-        "    cdc.finish_checks = die\n"
+        "    cdc_staging.finish_checks = die\n"
         "cdc.sync_cdc(resource_code=sys.argv[1])\n")
     child = subprocess.run([sys.executable, "-c", script, code, where], cwd=REPO, env=dict(os.environ),
                            capture_output=True, text=True, timeout=120)
