@@ -25,17 +25,15 @@ import pyarrow.parquet as pq
 
 from connectors.base import ROW_PROBLEM_COLUMN, StreamSpec, payload_schema
 from connectors.pgoutput import lsn_int, lsn_text
-from connectors.postgres_cdc import (
+from connectors.postgres_captured import (
     UNCHANGED_COLUMN,
     CapturedTable,
-    ChangeCapture,
     Collected,
-    StreamSchemaChanged,
     changed_keys,
     deleted_count,
-    slot_name,
     upsert_batches,
 )
+from connectors.postgres_cdc import ChangeCapture, StreamSchemaChanged, slot_name
 from connectors.postgres_forms import FORMS
 from core import clock
 from core.errors import ConfigError
