@@ -1,19 +1,16 @@
 """MySQL / MariaDB source: pymysql, streamed with an unbuffered server-side cursor (SSCursor + fetchmany).
 
-Types come from information_schema (tables) or the result's field descriptors (queries), so a DECIMAL(p,s)
-becomes decimal128(p,s) (decimal256 above 38 digits), never a float. TIMESTAMP columns are read with the
-session time zone set to UTC and arrive as UTC instants; DATETIME has no zone, so it stays a wall-clock
-timestamp unless the source config names the zone its values are written in (``datetime_timezone``, e.g.
-``Asia/Shanghai``), in which case they become instants in that zone. Zero dates and other values the driver
-cannot convert are flagged on their row (ROW_PROBLEM_COLUMN), not raised. Spatial columns (GEOMETRY, POINT,
-...) are read as their WKT text (``ST_AsText``: 'POINT(1 2)'), not the driver's internal bytes. BIT(n) values
-are text of n binary digits, as PostgreSQL's bit(n) are published ('1', '10101010'), not bytes (b'\x01').
+The connector connects (a UTC session), tells a wrong configuration from a passing failure by the server's
+error code, and streams a table's, a query's or the keys' rows as Arrow batches. Zero dates and other values
+the driver cannot convert are flagged on their row (ROW_PROBLEM_COLUMN), not raised. Parts beside it: the
+catalogue's queries and the columns' Arrow types (connectors/mysql_catalog.py: DECIMAL(p,s) is decimal128(p,s),
+never a float), and the values' published forms (connectors/mysql_forms.py: TIMESTAMP and DATETIME zones,
+spatial values as WKT text, BIT(n) as binary digits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,9 +18,8 @@ import pyarrow as pa
 import pymysql
 import pymysql.cursors
 from pydantic import field_validator
-from pymysql.constants import FIELD_TYPE, FLAG
 
-from connectors.arrowconv import decimal_type, rows_to_batch
+from connectors.arrowconv import rows_to_batch
 from connectors.base import (
     ColumnInfo,
     Connector,
@@ -34,50 +30,14 @@ from connectors.base import (
 )
 from connectors.config import SourceConfig
 from connectors.credentials import overlay, uses_airflow_connection
+from connectors.mysql_catalog import database_tables, primary_key, query_columns, table_columns
+from connectors.mysql_forms import bit_strings, bit_width, cursor_param, localized, selected
 from core.errors import ConfigError, RetriableError
 
 # Server error codes that mean the configuration is wrong: retrying will not help.
 LOGIN_ERRORS = {1044, 1045, 1049, 1227, 1698, 1251}
 # A missing table or column, bad SQL: the stream's definition is wrong.
 DEFINITION_ERRORS = {1054, 1064, 1146, 1142, 1143}
-INTEGERS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "integer": 32, "bigint": 64}
-FIELD_INTEGERS = {FIELD_TYPE.TINY: 8, FIELD_TYPE.SHORT: 16, FIELD_TYPE.INT24: 32, FIELD_TYPE.LONG: 32,
-                  FIELD_TYPE.LONGLONG: 64}
-BINARY_CHARSET = 63
-
-
-def _integer(bits: int, unsigned: bool) -> pa.DataType:
-    return getattr(pa, f"{'u' if unsigned else ''}int{bits}")()
-
-
-SPATIAL = ("geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
-           "geometrycollection", "geomcollection")
-
-
-def _selected(column: ColumnInfo) -> str:
-    """A table column in the read's select list: spatial values as WKT text (the catalogue declares text)."""
-    name = "`" + column.name.replace("`", "``") + "`"
-    return f"ST_AsText({name}) AS {name}" if column.source_type.lower() in SPATIAL else name
-
-
-def _bit_width(source_type: str) -> int:
-    """n of a BIT(n) column's type (BIT alone is BIT(1)); 0 for any other type."""
-    kind = source_type.lower().replace(" ", "")
-    if kind == "bit":
-        return 1
-    return int(kind[4:-1]) if kind.startswith("bit(") and kind.endswith(")") and kind[4:-1].isdigit() else 0
-
-
-def _bit_strings(rows: list[tuple], bits: dict[int, int]) -> list[tuple]:
-    """BIT values (the driver's big-endian bytes) as text of their binary digits, n of them."""
-    result = []
-    for row in rows:
-        values = list(row)
-        for i, width in bits.items():
-            if isinstance(values[i], bytes):
-                values[i] = format(int.from_bytes(values[i], "big"), f"0{width}b")
-        result.append(tuple(values))
-    return result
 
 
 class MySQLConfig(SourceConfig):
@@ -157,61 +117,15 @@ class MySQLConnector(Connector):
     def _datetime_type(self) -> pa.DataType:
         return pa.timestamp("us", tz=self.config.get("datetime_timezone") or None)
 
-    def _arrow_type(self, data_type: str, column_type: str, precision: int | None, scale: int | None) -> pa.DataType:
-        data_type, unsigned = data_type.lower(), "unsigned" in column_type.lower()
-        if data_type in ("decimal", "numeric"):
-            return decimal_type(int(precision or 10), int(scale or 0))
-        if data_type in INTEGERS:
-            return _integer(INTEGERS[data_type], unsigned)
-        simple = {"float": pa.float32(), "double": pa.float64(), "real": pa.float64(), "date": pa.date32(),
-                  "timestamp": pa.timestamp("us", tz="UTC"), "time": pa.duration("us"), "year": pa.int16(),
-                  "bit": pa.string()}
-        if data_type == "datetime":
-            return self._datetime_type()
-        if data_type in simple:
-            return simple[data_type]
-        if "blob" in data_type or "binary" in data_type:
-            return pa.binary()
-        return pa.string()  # char, varchar, text, enum, set, json: utf8mb4 text
-
     def _columns(self, cursor: pymysql.cursors.Cursor, table: str) -> list[ColumnInfo]:
-        cursor.execute(
-            """SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE,
-                      COLUMN_COMMENT
-               FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
-               ORDER BY ORDINAL_POSITION""", self._table_parts(table))
-        rows = cursor.fetchall()
-        if not rows:
-            schema, name = self._table_parts(table)
+        schema, name = self._table_parts(table)
+        columns = table_columns(cursor, schema, name, datetime_type=self._datetime_type())
+        if not columns:
             raise ConfigError(self.fail(f"table {schema}.{name} does not exist or is not visible to this user"))
-        return [ColumnInfo(name=name, source_type=column_type, nullable=nullable == "YES",
-                           arrow_type=self._arrow_type(data_type, column_type, precision, scale), comment=comment or "")
-                for name, data_type, column_type, precision, scale, nullable, comment in rows]
+        return columns
 
     def _query_columns(self, cursor: pymysql.cursors.Cursor, query: str) -> list[ColumnInfo]:
-        """A query's column types from the result's field descriptors (no view needed, no write privilege)."""
-        cursor.execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
-        columns = []
-        for f in cursor._result.fields:  # the descriptors carry flags and charset, PEP 249's description does not
-            unsigned = bool(f.flags & FLAG.UNSIGNED)
-            if f.type_code in (FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL):
-                # the wire length counts the sign and the decimal point, not only digits
-                precision = f.length - (1 if f.scale else 0) - (0 if unsigned else 1)
-                arrow = decimal_type(max(precision, 1), f.scale)
-            elif f.type_code in FIELD_INTEGERS:
-                arrow = _integer(FIELD_INTEGERS[f.type_code], unsigned)
-            else:
-                arrow = {FIELD_TYPE.FLOAT: pa.float32(), FIELD_TYPE.DOUBLE: pa.float64(),
-                         FIELD_TYPE.DATE: pa.date32(), FIELD_TYPE.NEWDATE: pa.date32(),
-                         FIELD_TYPE.TIMESTAMP: pa.timestamp("us", tz="UTC"), FIELD_TYPE.DATETIME: self._datetime_type(),
-                         FIELD_TYPE.TIME: pa.duration("us"), FIELD_TYPE.YEAR: pa.int16(),
-                         FIELD_TYPE.BIT: pa.string()}.get(f.type_code)
-                if arrow is None:
-                    arrow = pa.binary() if f.charsetnr == BINARY_CHARSET and f.type_code != FIELD_TYPE.JSON else pa.string()
-            source_type = f"bit({f.length})" if f.type_code == FIELD_TYPE.BIT else f"mysql type {f.type_code}"
-            columns.append(ColumnInfo(name=f.name, source_type=source_type, arrow_type=arrow,
-                                      nullable=not f.flags & FLAG.NOT_NULL))
-        return columns
+        return query_columns(cursor, query, datetime_type=self._datetime_type())
 
     def check(self, stream: StreamSpec | None = None) -> None:
         connection = self._connect()
@@ -232,12 +146,9 @@ class MySQLConnector(Connector):
         try:
             with connection.cursor() as cursor:
                 database = self._resolved()[0]["database"]
-                cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY 1",
-                               (database,))
-                names = [r[0] for r in cursor.fetchall()]
                 tables = []
-                for name in names:
-                    key = _primary_key(cursor, database, name)
+                for name in database_tables(cursor, database):
+                    key = primary_key(cursor, database, name)
                     tables.append(TableInfo(name=name, columns=self._columns(cursor, name), primary_key=key))
                 return tables
         except pymysql.MySQLError as exc:
@@ -250,7 +161,7 @@ class MySQLConnector(Connector):
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
-                key = _primary_key(cursor, database, name)
+                key = primary_key(cursor, database, name)
                 try:
                     columns = self._columns(cursor, f"{database}.{name}")
                 except ConfigError:
@@ -261,23 +172,13 @@ class MySQLConnector(Connector):
         finally:
             connection.close()
 
-    def _cursor_param(self, value: str, column: ColumnInfo) -> Any:
-        """The saved cursor text as the column's own kind of value, in the zone the server compares in."""
-        if not pa.types.is_timestamp(column.arrow_type):
-            return value
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            return moment
-        # DATETIME in a declared zone compares as wall-clock time there; TIMESTAMP in the UTC session.
-        return moment.astimezone(ZoneInfo(column.arrow_type.tz)).replace(tzinfo=None)
-
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         connection = self._connect()
         try:
             with connection.cursor() as cursor:  # buffered: the metadata queries
                 if stream.table:
                     columns = self._columns(cursor, stream.table)
-                    select = f"SELECT {', '.join(_selected(c) for c in columns)} FROM {self._quoted(stream.table)}"
+                    select = f"SELECT {', '.join(selected(c) for c in columns)} FROM {self._quoted(stream.table)}"
                 else:
                     columns = self._query_columns(cursor, stream.query)
                     select = f"SELECT * FROM ({stream.query}) AS q"
@@ -292,7 +193,7 @@ class MySQLConnector(Connector):
                     # query (LIKE '%公司') is written %%; it failed every incremental run as an internal error.
                     select = select.replace("%", "%%")
                     select += f" WHERE (`{stream.cursor_column}` >= %s OR `{stream.cursor_column}` IS NULL)"
-                    params = (self._cursor_param(state.cursor_value, cursor_info),)
+                    params = (cursor_param(state.cursor_value, cursor_info),)
                 if stream.cursor_column:
                     select += f" ORDER BY `{stream.cursor_column}`"
         except pymysql.MySQLError as exc:
@@ -335,7 +236,7 @@ class MySQLConnector(Connector):
         read, and fails on a dropped connection; closing the connection ends both."""
         names, types = [c.name for c in columns], [c.arrow_type for c in columns]
         zoned = [i for i, t in enumerate(types) if pa.types.is_timestamp(t) and t.tz]
-        bits = {i: width for i, c in enumerate(columns) if (width := _bit_width(c.source_type))}
+        bits = {i: width for i, c in enumerate(columns) if (width := bit_width(c.source_type))}
         stream_cursor = None
         try:
             stream_cursor = connection.cursor(pymysql.cursors.SSCursor)
@@ -344,8 +245,8 @@ class MySQLConnector(Connector):
             while rows := stream_cursor.fetchmany(batch_rows):
                 yielded = True
                 if bits:
-                    rows = _bit_strings(rows, bits)
-                yield rows_to_batch(names, types, self._localized(rows, zoned, types) if zoned else rows)
+                    rows = bit_strings(rows, bits)
+                yield rows_to_batch(names, types, localized(rows, zoned, types) if zoned else rows)
             if always and not yielded:  # an empty table still tells its schema
                 yield rows_to_batch(names, types, [])
         except pymysql.MySQLError as exc:
@@ -369,24 +270,3 @@ class MySQLConnector(Connector):
         if result is not None:
             result.unbuffered_active = False
             cursor._result = None
-
-    @staticmethod
-    def _localized(rows: list[tuple], zoned: list[int], types: list[pa.DataType]) -> list[tuple]:
-        """Naive driver datetimes get their zone; Arrow would otherwise take them as UTC."""
-        zones = {i: timezone.utc if types[i].tz == "UTC" else ZoneInfo(types[i].tz) for i in zoned}
-        result = []
-        for row in rows:
-            values = list(row)
-            for i, zone in zones.items():
-                if isinstance(values[i], datetime):
-                    values[i] = values[i].replace(tzinfo=zone)
-            result.append(tuple(values))
-        return result
-
-
-def _primary_key(cursor, database: str, table: str) -> list[str]:  # noqa: ANN001 - a pymysql cursor
-    """The table's primary key columns, in the key's order."""
-    cursor.execute("""SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s
-                      AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION""",
-                   (database, table))
-    return [r[0] for r in cursor.fetchall()]

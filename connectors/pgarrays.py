@@ -23,19 +23,22 @@ The form of a column depends on its declared type only, never on the rows (ARCHI
   text of it, unchanged, as before: '{1.50,NULL}'.
 
 A NULL array is NULL, an empty one ``[]`` (or ``{}`` as text).
+
+Parts beside this module: PostgreSQL's array text, read and written (connectors/pgarray_text.py), and one
+element's value from its text, with a list column's value for replay (connectors/pgarray_values.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN
+from connectors.pgarray_text import map_elements, parse, render
+from connectors.pgarray_values import canonical_element, element_value
 
 # Element types (pg_type.typname) whose arrays are published as Arrow lists, with the element's Arrow type:
 # the scalar column's own (connectors.postgres_catalog.PG_TO_ARROW).
@@ -44,8 +47,6 @@ LIST_ELEMENTS: dict[str, pa.DataType] = {
     "bool": pa.bool_(), "date": pa.date32(), "text": pa.string(), "varchar": pa.string(), "bpchar": pa.string(),
     "bytea": pa.binary(), "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
 }
-_SPACE = " \t\n\r\v\f"
-_BOUNDS = re.compile(r"(\[-?\d+:-?\d+\])+=")  # [0:1]={a,b}: an array not starting at index 1
 
 
 @dataclass(frozen=True)
@@ -72,168 +73,6 @@ class ArrayColumn:
 def array_column(typname: str, dims: int) -> ArrayColumn | None:
     """The column's array description from its type's typname ('_int4': an array of int4), None if no array."""
     return ArrayColumn(element=typname[1:], dims=max(dims, 1)) if typname.startswith("_") else None
-
-
-# --- PostgreSQL's array text ---------------------------------------------------------------------------------
-
-@dataclass
-class Parsed:
-    values: list  # nested lists of element texts (None for NULL), one level per dimension
-    dims: int  # 0 for an empty array
-    bounds: str  # the decoration before '=' when an index does not start at 1 ('[0:1]'), else ''
-
-
-def parse(text: str) -> Parsed:
-    """PostgreSQL's output of an array (array_out) as nested lists of element texts; ValueError if it is not one."""
-    try:
-        return _parse(text)
-    except (IndexError, ValueError):
-        raise ValueError(f"{text!r} is not an array's text (PostgreSQL's, e.g. {{1,NULL,\"a b\"}})") from None
-
-
-def _parse(text: str) -> Parsed:
-    bounds = ""
-    start = 0
-    if text.startswith("["):
-        start = text.index("=") + 1
-        bounds = text[:start - 1]
-        if all(low == "1" for low in re.findall(r"\[(-?\d+):", bounds)):
-            bounds = ""  # the default bounds, written out
-    if not text.startswith("{", start) or not text.endswith("}"):
-        raise ValueError(f"{text!r} is not an array's text")
-    body = text[start:]
-    if not any(ch in body[1:-1] for ch in '"\\{}'):  # one dimension, nothing quoted: most arrays
-        inner = body[1:-1]
-        if not inner:
-            return Parsed([], 0, bounds)
-        return Parsed([None if part.upper() == "NULL" else part for part in inner.split(",")], 1, bounds)
-    stack: list[list] = []
-    result: list | None = None
-    depth = dims = 0
-    i, n = 0, len(body)
-    while i < n:
-        ch = body[i]
-        if ch == "{":
-            stack.append([])
-            depth += 1
-            dims = max(dims, depth)
-            i += 1
-        elif ch == "}":
-            done = stack.pop()
-            depth -= 1
-            if stack:
-                stack[-1].append(done)
-            else:
-                result = done
-                if i != n - 1:
-                    raise ValueError("text after the array's end")
-            i += 1
-        elif ch == ",":
-            i += 1
-        elif ch in _SPACE:
-            i += 1
-        elif ch == '"':
-            i += 1
-            chars = []
-            while body[i] != '"':
-                if body[i] == "\\":
-                    i += 1
-                chars.append(body[i])
-                i += 1
-            stack[-1].append("".join(chars))
-            i += 1
-        else:
-            chars = []
-            while body[i] not in ",}":
-                if body[i] in '"{':
-                    raise ValueError("a quote or brace inside an unquoted element")
-                if body[i] == "\\":
-                    i += 1
-                chars.append(body[i])
-                i += 1
-            word = "".join(chars).strip(_SPACE)
-            stack[-1].append(None if word.upper() == "NULL" else word)
-    if result is None or stack:
-        raise ValueError(f"{text!r} is not an array's text")
-    return Parsed(result, dims if result else 0, bounds)
-
-
-def _quoted(text: str) -> str:
-    """An element as array_out writes it: quoted when empty, NULL, or holding a brace, quote, comma, backslash
-    or white space."""
-    if text == "" or text.upper() == "NULL" or any(ch in '{}",\\' or ch in _SPACE for ch in text):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return text
-
-
-def _render(values: list) -> str:
-    return "{" + ",".join("NULL" if v is None else _render(v) if isinstance(v, list) else _quoted(v)
-                          for v in values) + "}"
-
-
-# --- elements ------------------------------------------------------------------------------------------------
-
-def _utc_text(moment: datetime) -> str:
-    """A UTC instant as PostgreSQL writes a timestamptz in a UTC session: 2026-03-01 00:00:00.5+00."""
-    text = moment.strftime("%Y-%m-%d %H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    return text + "+00"
-
-
-def _canonical_element(text: str, element: str) -> str:
-    if element == "bpchar":
-        return text.rstrip(" ")
-    if element == "timestamptz":
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return text  # infinity, a year BC: kept as PostgreSQL wrote it
-        if moment.tzinfo is not None:
-            return _utc_text(moment.astimezone(timezone.utc))
-    return text
-
-
-def _moment(text: str, *, zoned: bool) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("超出日期范围 / is outside the years 1 to 9999 (PostgreSQL's infinity, a year BC or after "
-                         "9999), which consumers cannot read") from None
-    if zoned:
-        return moment.astimezone(timezone.utc)
-    return moment
-
-
-def _element(text: str, element: str) -> object:
-    """One element's text as the value its Arrow type takes; ValueError says why it cannot be."""
-    if element in ("text", "varchar"):
-        return text
-    if element == "bpchar":
-        return text.rstrip(" ")  # as a char(n) column: connectors.postgres_adbc.faithful
-    if element in ("int2", "int4", "int8"):
-        return int(text)
-    if element in ("float4", "float8"):
-        return float(text)  # NaN, Infinity and -Infinity included, as in a float column
-    if element == "bool":
-        if text not in ("t", "f"):
-            raise ValueError("is not a boolean")
-        return text == "t"
-    if element == "date":
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            raise ValueError("超出日期范围 / is outside the years 1 to 9999 (PostgreSQL's infinity, a year BC or "
-                             "after 9999), which consumers cannot read") from None
-    if element == "timestamp":
-        return _moment(text, zoned=False)
-    if element == "timestamptz":
-        return _moment(text, zoned=True)
-    if element == "bytea":
-        if not text.startswith("\\x"):
-            raise ValueError("is not bytea's hex output (bytea_output = hex)")
-        return bytes.fromhex(text[2:])
-    raise ValueError(f"has no list form ({element})")
 
 
 def _problem(name: str, text: str, why: str) -> str:
@@ -268,7 +107,7 @@ def _each(name: str, texts: list[str | None], publish) -> tuple[list, dict[int, 
 
 
 def _canonical(parsed, element: str) -> str:  # noqa: ANN001 - a parsed array
-    rendered = _render(_map(parsed.values, lambda e: _canonical_element(e, element)))
+    rendered = render(map_elements(parsed.values, lambda e: canonical_element(e, element)))
     return f"{parsed.bounds}={rendered}" if parsed.bounds else rendered
 
 
@@ -287,7 +126,7 @@ def _listed(parsed, name: str, element: str) -> list:  # noqa: ANN001 - a parsed
     items = []
     for item in parsed.values:
         try:
-            items.append(None if item is None else _element(item, element))
+            items.append(None if item is None else element_value(item, element))
         except ValueError as exc:
             raise ValueError(f"数组元素 {item} / element {item!r} {exc}") from None
     return items
@@ -314,54 +153,6 @@ def listed_arrays(name: str, column: pa.Array, spec: ArrayColumn,
         merged[row] = converted[index].as_py()
     return (pa.array(merged, spec.arrow_type), {rows[i]: problem for i, problem in found.items()},
             {rows[i]: value for i, value in values.items()})
-
-
-def list_value(text: str, kind: pa.DataType) -> list:
-    """A list column's value from its text, for replay and ``govshare verify``: the JSON a quarantine export or
-    a CSV copy writes (pipeline/text_values.py: ``[1, null]``, instants and dates as ISO text, bytes as \\x hex)
-    or PostgreSQL's text of the array as a quarantined row keeps it (``{1,NULL}``); ValueError says what is
-    wrong."""
-    element = kind.value_type
-    if text.startswith("{") or _BOUNDS.match(text):
-        parsed = parse(text)
-        if parsed.dims > 1 or parsed.bounds:
-            raise ValueError(f"{text} is not a one-dimensional array starting at index 1, which the column's list "
-                             "form needs")
-        items = parsed.values
-    else:
-        items = json.loads(text)
-        if not isinstance(items, list):
-            raise ValueError(f"{text} is not an array: write it as [1, 2] (JSON) or {{1,2}}")
-    return [None if item is None else _typed(item, element) for item in items]
-
-
-def _typed(item: object, kind: pa.DataType) -> object:
-    if isinstance(item, list | dict):
-        raise ValueError(f"{json.dumps(item, ensure_ascii=False)} is not a single element")
-    if not isinstance(item, str):
-        return item
-    if pa.types.is_timestamp(kind):
-        moment = datetime.fromisoformat(item)
-        return moment.astimezone(timezone.utc) if kind.tz and moment.tzinfo else moment
-    if pa.types.is_date(kind):
-        return date.fromisoformat(item)
-    if pa.types.is_binary(kind):
-        if not item.startswith("\\x"):
-            raise ValueError(f"{item!r}: binary elements are written as hex after \\x, e.g. \\xdeadbeef")
-        return bytes.fromhex(item[2:])
-    if pa.types.is_boolean(kind):
-        if item not in ("t", "f", "true", "false"):
-            raise ValueError(f"{item!r} is not a boolean")
-        return item in ("t", "true")
-    if pa.types.is_integer(kind):
-        return int(item)
-    if pa.types.is_floating(kind):
-        return float(item)
-    return item
-
-
-def _map(values: list, function) -> list:  # noqa: ANN001
-    return [None if v is None else _map(v, function) if isinstance(v, list) else function(v) for v in values]
 
 
 def apply(batch: pa.RecordBatch, forms: dict[str, ArrayColumn]) -> pa.RecordBatch:

@@ -8,6 +8,9 @@ stream pgoutput messages from the slot and collapse them by primary key.
 
 The slot is never advanced here while reading: the pipeline confirms a position (pg_replication_slot_advance)
 only after the version holding those changes is committed, so a crash before that re-delivers the changes.
+
+What the capture hands the pipeline (the captured table, the changes collapsed by key, and their Arrow
+batches) is in connectors/postgres_captured.py.
 """
 
 from __future__ import annotations
@@ -16,24 +19,19 @@ import select
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg2
 import psycopg2.extras
 import pyarrow as pa
 
-from connectors.arrowconv import rows_to_batch
-from connectors.base import ColumnInfo, StreamSpec
-from connectors.pgarrays import ArrayColumn
-from connectors.pgarrays import apply as apply_arrays
-from connectors.pgoutput import UNCHANGED, Begin, Change, Commit, Relation, Truncate, Tuple, decode, lsn_int, lsn_text
+from connectors.base import StreamSpec
+from connectors.pgoutput import Begin, Change, Commit, Relation, Truncate, decode, lsn_int, lsn_text
 from connectors.postgres import PostgresConnector
-from connectors.postgres_forms import SESSION_OPTIONS, ScalarForms, from_text, scalar_forms
+from connectors.postgres_captured import CapturedTable, Collected, collapse
+from connectors.postgres_forms import SESSION_OPTIONS, scalar_forms
 from core.errors import ConfigError, FatalError, RetriableError
 
-# Column added to upsert batches: the comma-separated columns an update left unchanged (TOASTed values the
-# server did not resend); the pipeline fills them from the previous version.
-UNCHANGED_COLUMN = "__govshare_unchanged"
 TEXT_TYPES = ("text", "character", "character varying")
 
 
@@ -50,45 +48,6 @@ class SlotInfo:
     confirmed_flush_lsn: str | None
     wal_status: str | None
     retained_bytes: int
-
-
-@dataclass
-class CapturedTable:
-    """The captured table: its columns (with Arrow types) and primary key, checked to be capturable."""
-
-    schema: str
-    name: str
-    columns: list[ColumnInfo]
-    primary_key: tuple[str, ...]
-    arrays: dict[str, ArrayColumn] = field(default_factory=dict)  # the array columns: read from their text
-    forms: ScalarForms = field(default_factory=ScalarForms)  # scalar columns read otherwise than the full read
-
-    def to_batch(self, rows: list[tuple]) -> pa.RecordBatch:
-        """Rows of Python values (arrays as their PostgreSQL text) as a batch of the published forms."""
-        types = [pa.string() if c.name in self.arrays else c.arrow_type for c in self.columns]
-        names = [c.name for c in self.columns]
-        batch = rows_to_batch(names, types, self.forms.values(names, rows))
-        return apply_arrays(self.forms.batch(batch), self.arrays)
-
-    @property
-    def quoted(self) -> str:
-        return f'"{self.schema}"."{self.name}"'
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
-
-
-@dataclass
-class Collected:
-    """Changes read from the slot, collapsed by key: the row after the last change, or None once deleted."""
-
-    rows: dict[tuple, Tuple | None] = field(default_factory=dict)
-    truncated: bool = False  # a TRUNCATE was read: nothing of the previous version carries over
-    position: int | None = None  # every transaction committed before this LSN is in `rows`
-    changes: int = 0
-    transactions: int = 0
-    skipped: int = 0  # transactions re-delivered although already published (crash before confirmation)
 
 
 def slot_name(prefix: str, resource_code: str) -> str:
@@ -325,7 +284,7 @@ class ChangeCapture:
                     continue
                 elif isinstance(item, Change):
                     collected.changes += 1
-                    self._apply(collected, item, key_positions)
+                    collapse(collected, item, key_positions)
                 elif isinstance(item, Truncate):
                     collected.changes += 1
                     collected.rows.clear()
@@ -343,50 +302,3 @@ class ChangeCapture:
             raise StreamSchemaChanged(
                 f"the columns of {table.schema}.{table.name} changed while capturing (added: "
                 f"{', '.join(added) or '-'}; dropped: {', '.join(dropped) or '-'}): the table is read again")
-
-    @staticmethod
-    def _apply(collected: Collected, change: Change, key_positions: list[int]) -> None:
-        rows = collected.rows
-        if change.op == "delete":
-            rows[tuple(change.old[i] for i in key_positions)] = None
-            return
-        new = change.new
-        key = tuple(new[i] for i in key_positions)
-        if change.old is not None:
-            old_key = tuple(change.old[i] for i in key_positions)
-            if old_key != key:  # the primary key itself changed: the old key is gone
-                rows[old_key] = None
-        if UNCHANGED in new and (earlier := rows.get(key)) is not None:
-            new = [earlier[i] if value is UNCHANGED else value for i, value in enumerate(new)]
-        rows[key] = new
-
-
-# --- from collected changes to Arrow ---------------------------------------------------------------------------
-
-def upsert_batches(table: CapturedTable, collected: Collected, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """The rows inserted or updated (their last state), as record batches of the table's Arrow schema, with
-    UNCHANGED_COLUMN naming the columns to take from the previous version."""
-    names = [c.name for c in table.columns]
-    types = [pa.string() if c.name in table.arrays else c.arrow_type for c in table.columns]
-    rows = [row for row in collected.rows.values() if row is not None]
-    for start in range(0, len(rows), batch_rows):
-        chunk = rows[start:start + batch_rows]
-        unchanged = [",".join(n for n, v in zip(names, row) if v is UNCHANGED) or None for row in chunk]
-        converted = [tuple(None if v is UNCHANGED else from_text(v, t) for v, t in zip(row, types)) for row in chunk]
-        batch = table.to_batch(converted)
-        if any(unchanged):
-            batch = batch.append_column(UNCHANGED_COLUMN, pa.array(unchanged, pa.string()))
-        yield batch
-
-
-def changed_keys(table: CapturedTable, collected: Collected) -> pa.RecordBatch:
-    """Every key the changes touched (upserted or deleted), typed like the table's key columns."""
-    types = {c.name: c.arrow_type for c in table.columns}
-    key_types = [types[k] for k in table.primary_key]
-    keys = [tuple(from_text(v, t) for v, t in zip(key, key_types)) for key in collected.rows]
-    keys = table.forms.values(list(table.primary_key), keys)
-    return table.forms.batch(rows_to_batch(list(table.primary_key), key_types, keys)).select(list(table.primary_key))
-
-
-def deleted_count(collected: Collected) -> int:
-    return sum(1 for row in collected.rows.values() if row is None)

@@ -26,14 +26,13 @@ import pyarrow as pa
 
 from connectors.base import StreamSpec, payload_schema
 from connectors.pgoutput import lsn_int, lsn_text
-from connectors.postgres_cdc import (
+from connectors.postgres_captured import (
     CapturedTable,
-    ChangeCapture,
-    StreamSchemaChanged,
     changed_keys,
     deleted_count,
     upsert_batches,
 )
+from connectors.postgres_cdc import ChangeCapture, StreamSchemaChanged
 from connectors.postgres_forms import FORMS
 from core.settings import get_settings
 from pipeline import locks

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from connectors.base import ROW_PROBLEM_COLUMN
 from connectors.pgoutput import lsn_text
-from connectors.postgres_cdc import UNCHANGED_COLUMN, CapturedTable, Collected
+from connectors.postgres_captured import UNCHANGED_COLUMN, CapturedTable, Collected
 from core import clock
 from pipeline.cdc_layer import stage_layer
 from pipeline.cdc_resource import _Resource, cdc_forms

@@ -8,7 +8,7 @@ published types. Most types go through Arrow's casts both ways; two kinds have n
   (``\\xdeadbeef``), read back from that form;
 - nested values (arrays, structs, maps: e.g. PostgreSQL ``int[]``) are written as JSON, read back from JSON
   (an array also from PostgreSQL's text of it, ``{1,NULL}``, as a quarantined row keeps a value its list form
-  could not hold; connectors.pgarrays.list_value);
+  could not hold; connectors.pgarray_values.list_value);
 - durations (MySQL ``TIME``) are written as MySQL shows them, ``[-]HH:MM:SS[.ffffff]`` (Arrow would write a
   count of microseconds), read back from that form.
 
@@ -24,7 +24,7 @@ import json
 import pyarrow as pa
 
 from connectors.arrowconv import BINARY_PREFIX, parse_duration, value_text
-from connectors.pgarrays import list_value
+from connectors.pgarray_values import list_value
 
 
 def _binary(kind: pa.DataType) -> bool:

@@ -199,7 +199,7 @@ def test_dataset_rules_over_a_version_ignore_deleted_rows(layered: Layered) -> N
 
 def test_change_capture_carries_and_fills_from_the_live_rows(layered: Layered, tmp_path: Path) -> None:
     from connectors.base import ROW_PROBLEM_COLUMN
-    from connectors.postgres_cdc import UNCHANGED_COLUMN
+    from connectors.postgres_captured import UNCHANGED_COLUMN
     from pipeline.cdc_staging import _fill_unchanged
     from pipeline.layering import carry_forward
     from pipeline.staging import PartWriter

@@ -123,7 +123,8 @@ def _assert_schema(code: str) -> None:
 
 
 def test_array_text_is_parsed_and_written_as_postgresql_does() -> None:
-    from connectors.pgarrays import ArrayColumn, convert, parse
+    from connectors.pgarray_text import parse
+    from connectors.pgarrays import ArrayColumn, convert
 
     assert parse('{{"a b",NULL},{"",c}}').values == [["a b", None], ["", "c"]]
     assert parse('{{"a b",NULL},{"",c}}').dims == 2 and parse("{}").dims == 0

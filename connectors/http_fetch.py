@@ -1,0 +1,137 @@
+"""One JSON document from an HTTP API (requests): the session with the source's authentication and TLS
+settings, and a GET that retries what may pass and refuses what will not.
+
+5xx, 408, 425, 429, timeouts and dropped connections are retried ``max_retries`` times with exponential backoff
+(a server's Retry-After is honoured up to MAX_BACKOFF), then raise RetriableError; 401/403 and other 4xx, TLS
+and URL errors, an answer that is not JSON and a page beyond ``max_page_bytes`` are ConfigErrors. Numbers are
+parsed as exact decimals.
+
+Apart from the HTTP source (connectors/http_api.py), which turns pages into rows, and the pagination
+(connectors/http_pages.py), because this is the transport alone: what one request costs and how it fails.
+Each function takes the source's config (timeouts, backoff, page limit) and ``fail`` (Connector.fail) to name
+the source in its errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from connectors.tabular import flag
+from core.errors import ConfigError, RetriableError
+
+RETRY_STATUSES = {408, 425, 429}
+MAX_BACKOFF = 60.0
+# A page is read into memory to parse it: a server that answers with gigabytes (a bug, a wrong page_size, a hostile
+# peer) would take the worker's memory with it. Beyond this many bytes the read stops with a clear error.
+MAX_PAGE_BYTES = 64 << 20
+
+
+def open_session(config: dict[str, Any], secret: dict[str, Any], *, fail: Callable[[str], str]) -> requests.Session:
+    """A session sending the source's headers and credentials (config and secret as credentials.overlay gives
+    them: an Airflow connection's filled in)."""
+    session = requests.Session()
+    session.headers.update({"Accept": "application/json", "User-Agent": "govshare"})
+    session.headers.update({str(k): str(v) for k, v in (config.get("headers") or {}).items()})
+    auth = config.get("auth") or ("bearer" if secret.get("token") else "none")
+    if auth in ("bearer", "header") and not secret.get("token"):
+        raise ConfigError(fail(f"{auth} auth needs a token in the source's secret (--token-env)"))
+    if auth == "bearer":
+        session.headers["Authorization"] = f"Bearer {secret['token']}"
+    elif auth == "header":
+        session.headers[str(config.get("auth_header") or "X-API-Key")] = str(secret["token"])
+    elif auth == "basic":
+        # UTF-8 (RFC 7617), not requests' default latin-1, so a Chinese password works
+        session.auth = (str(config.get("username")).encode(), str(secret.get("password") or "").encode())
+    session.verify = config.get("ca_bundle") or flag(config.get("verify_tls"), default=True)
+    return session
+
+
+def get_json(session: requests.Session, url: str, params: dict[str, Any] | None, *, retries: int,
+             config: dict[str, Any], fail: Callable[[str], str]) -> Any:
+    """The JSON document at url, retrying transient failures with exponential backoff."""
+    timeout = (float(config.get("connect_timeout", 10)), float(config.get("timeout", 30)))
+    backoff = float(config.get("backoff_seconds", 1.0))
+    problem = ""
+    for attempt in range(retries + 1):
+        wait = min(backoff * 2 ** attempt, MAX_BACKOFF)
+        try:
+            response = session.get(url, params=params, timeout=timeout, stream=True)
+            body = _body(response, url, config=config, fail=fail) if response.status_code < 300 else b""
+        except requests.exceptions.SSLError as exc:
+            raise ConfigError(fail(f"TLS verification of {url} failed: {exc.__class__.__name__}")) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise ConfigError(fail(f"invalid URL {url}: {exc}")) from None
+        except requests.Timeout:
+            problem = f"超时 / no answer from {url} within {timeout[1]:g}s"
+        except requests.ConnectionError as exc:
+            problem = f"无法连接 / cannot connect to {url}: {_root_cause(exc)}"
+        except requests.RequestException as exc:  # e.g. a body cut off mid-transfer
+            problem = f"传输中断 / transfer from {url} failed: {_root_cause(exc)}"
+        else:
+            status = response.status_code
+            if status >= 500 or status in RETRY_STATUSES:
+                problem = f"HTTP {status} from {url}"
+                wait = max(wait, min(_retry_after(response), MAX_BACKOFF))
+                response.close()  # streamed: its connection goes back to the pool unread
+            elif status in (401, 403):
+                raise ConfigError(fail(f"认证被拒绝 / HTTP {status} from {url}: the token or password is "
+                                       "wrong or lacks access"))
+            elif status >= 400:
+                text = response.raw.read(4096, decode_content=True).decode("utf-8", "replace")
+                raise ConfigError(fail(f"HTTP {status} from {url}: {excerpt(text)}"))
+            else:
+                try:
+                    return json.loads(body, parse_float=Decimal)
+                except ValueError:
+                    text = body[:4096].decode("utf-8", "replace")
+                    raise ConfigError(fail(f"{url} did not answer JSON: {excerpt(text)}")) from None
+                finally:
+                    response.close()
+        if attempt < retries:
+            time.sleep(wait)
+    attempts = f" after {retries + 1} attempts" if retries else ""
+    raise RetriableError(fail(f"{problem}{attempts}"))
+
+
+def _body(response: requests.Response, url: str, *, config: dict[str, Any], fail: Callable[[str], str]) -> bytes:
+    """The page's bytes, at most ``max_page_bytes`` (default MAX_PAGE_BYTES) of them."""
+    limit = int(config.get("max_page_bytes") or MAX_PAGE_BYTES)
+    declared = response.headers.get("Content-Length", "")
+    too_big = ConfigError(fail(f"页面过大 / {url} answered a page larger than {limit:,} bytes; lower the "
+                               "stream's page_size, or raise the source's max_page_bytes"))
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise too_big
+    chunks, total = [], 0
+    for chunk in response.iter_content(chunk_size=1 << 16):
+        total += len(chunk)
+        if total > limit:
+            response.close()
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _retry_after(response: requests.Response) -> float:
+    try:
+        return float(response.headers.get("Retry-After", 0))
+    except ValueError:
+        return 0.0
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+
+
+def excerpt(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,114 @@
+"""An HTTP stream's settings and its pages of records.
+
+Keys at the top of the source's config are defaults for every stream (STREAM_KEYS). Pagination ``page`` sends
+``page_param`` (from ``first_page``) and ``size_param`` = ``page_size`` and stops at an empty page, a page shorter
+than the longest before (a server may cap the size asked for) or a repeat of the previous page; ``cursor`` sends
+the value found at ``next_cursor_path`` (a full URL is followed as it is) until it is missing or empty; ``none``
+reads one response.
+
+Apart from the HTTP source (connectors/http_api.py), which turns records into rows, and the transport
+(connectors/http_fetch.py), because these rules decide which requests a read makes and where the records are
+in each answer, whatever the request costs. ``pages`` takes ``get`` (the JSON document at a URL with its query
+parameters) and ``fail`` (Connector.fail) to name the source in its errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from core.errors import ConfigError
+
+STREAM_KEYS = ("path", "records_path", "params", "pagination", "page_param", "size_param", "page_size", "first_page",
+               "cursor_param", "next_cursor_path", "incremental_param", "columns", "primary_key", "timezone",
+               "max_pages", "null_values")
+PAGINATIONS = ("page", "cursor", "none")
+
+MISSING = object()
+
+
+def dig(document: Any, path: str | None, default: Any = None) -> Any:
+    """The value at a dotted path (``data.items``); the document itself for an empty path; default if absent."""
+    for part in (path or "").split("."):
+        if not part:
+            continue
+        if isinstance(document, dict) and part in document:
+            document = document[part]
+        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
+            document = document[int(part)]
+        else:
+            return default
+    return document
+
+
+def stream_settings(config: dict[str, Any], stream: str, *, fail: Callable[[str], str]) -> dict[str, Any]:
+    """The stream's settings: the source's defaults, then the stream's own, its path /<stream> unless set."""
+    streams = config.get("streams") or {}
+    if streams and stream not in streams and "path" not in config:
+        raise ConfigError(fail(f"stream {stream!r} is not declared; declared streams: {', '.join(streams)}"))
+    merged = {k: v for k, v in config.items() if k in STREAM_KEYS}
+    merged.update(streams.get(stream) or {})
+    merged.setdefault("path", f"/{stream}")
+    return merged
+
+
+def pages(get: Callable[[str, dict[str, Any]], Any], settings: dict[str, Any], extra: dict[str, Any], *,
+          base_url: str, fail: Callable[[str], str], limit: int | None = None) -> Iterator[list[Any]]:
+    """The records of each page, in order."""
+    url = base_url.rstrip("/") + "/" + str(settings["path"]).lstrip("/")
+    params = {**(settings.get("params") or {}), **extra}
+    pagination = settings.get("pagination", "page")
+    size = int(settings.get("page_size", 100))
+    page = int(settings.get("first_page", 1))
+    if pagination == "page":
+        params[settings.get("size_param", "page_size")] = size
+    seen_cursors: set[str] = set()
+    largest, previous = 0, None
+    for number in range(int(limit or settings.get("max_pages", 100_000))):
+        request_params = dict(params)
+        if pagination == "page":
+            request_params[settings.get("page_param", "page")] = page + number
+        document = get(url, request_params)
+        records = dig(document, settings.get("records_path"), MISSING)
+        if records is MISSING:  # a misspelt path would otherwise read as an empty source
+            keys = ", ".join(document) if isinstance(document, dict) else type(document).__name__
+            raise ConfigError(fail(f"records_path {settings.get('records_path')!r} is not in the answer "
+                                   f"of {url} (its top-level keys: {keys})"))
+        if records is None:
+            records = []
+        if not isinstance(records, list):
+            raise ConfigError(fail(f"records_path {settings.get('records_path')!r} of {url} is not a list"))
+        if pagination == "page":
+            # A server may cap the page size below page_size (20 of 100 asked): a page shorter than asked
+            # is not the last, one shorter than the longest seen is; and a server that answers a page past
+            # the end with the last page again repeats it. Stopping at the first short page read only
+            # the first page of a capped API, silently (and a full read took the rest for deleted).
+            if records == previous and records:
+                if number == 1 and len(records) == size:  # a full first page again: the parameter is ignored
+                    raise ConfigError(fail(
+                        f"第2页与第1页相同 / page 2 of {url} answered the same {size} records as page 1: the "
+                        f"server ignores {settings.get('page_param', 'page')!r}; set the stream's page_param "
+                        "(and size_param) to the names the API documents"))
+                return
+            yield records
+            if not records:
+                return
+            if len(records) < largest:
+                return
+            largest, previous = max(largest, len(records)), records
+            continue
+        yield records
+        if pagination == "none":
+            return
+        if pagination == "cursor":
+            following = dig(document, settings.get("next_cursor_path", "next"))
+            if following in (None, "") or not records:
+                return
+            if str(following) in seen_cursors:
+                raise ConfigError(fail(f"next cursor {following!r} repeats; the pagination would loop"))
+            seen_cursors.add(str(following))
+            if str(following).startswith(("http://", "https://")):
+                url, params = str(following), {}
+            else:
+                params[settings.get("cursor_param", "cursor")] = following
+    raise ConfigError(fail(f"more than max_pages={settings.get('max_pages', 100_000)} pages"))
