@@ -50,6 +50,12 @@ def conform(batch: pa.RecordBatch, form: pa.Schema) -> pa.RecordBatch:
     batch = batch.select(form.names)
     nulls = [f.name for f in form if not f.nullable and batch.column(f.name).null_count]
     if nulls:
-        raise SchemaMoved(f"列 {', '.join(nulls)} 出现空值 / column(s) {', '.join(nulls)} published as NOT NULL "
-                          "now hold NULL")
+        raise nulls_moved(nulls)
     return batch.cast(form)
+
+
+def nulls_moved(columns: list[str]) -> SchemaMoved:
+    """The reason a run meeting a NULL in ``columns`` (published NOT NULL) reads in full, said once for the
+    incremental and the change-capture paths."""
+    return SchemaMoved(f"列 {', '.join(columns)} 出现空值 / column(s) {', '.join(columns)} published as NOT NULL "
+                       "now hold NULL")
