@@ -43,12 +43,12 @@ from core.settings import get_settings
 from pipeline import locks
 from pipeline.after_publish import STEPS
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.cdc_layer import stage_layer
+from pipeline.cdc_layer import snapshot_reason, stage_layer
 from pipeline.layering import carry_forward
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
-from pipeline.schema_drift import compare, guard_schema
+from pipeline.schema_drift import guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun, files_rows
 from pipeline.validate import finish_checks, key_array, split_batch
 from registry.audit.log import record_event
@@ -150,7 +150,7 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
         resource, capture, contract = _load(code)  # under the lock: the version and position are current
         stream = StreamSpec.from_stream(resource.stream, batch_rows=get_settings().batch_rows)
         table = capture.inspect(stream)
-        capture.ensure_publication(table)
+        publication_added = capture.ensure_publication(table)
         guard_slot(resource_code=resource.code, capture=capture)
         slot = capture.slot_info()
         reason = None
@@ -168,8 +168,11 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
                       f"{lsn_text(resource.cursor)}: changes in between may be lost")
             mark_resync(resource_id=resource.id, resource_code=resource.code, slot=capture.slot, reason=reason,
                         retained_bytes=slot.retained_bytes)
-        elif resource.previous_parts and compare(parts_schema(resource.previous_parts), table.arrow_schema):
-            reason = "the source table's columns changed since the last version"
+        else:
+            reason = snapshot_reason(
+                published=parts_schema(resource.previous_parts) if resource.previous_parts else None,
+                read=table.arrow_schema, table=f"{table.schema}.{table.name}", publication=capture.publication,
+                publication_added=publication_added)
         report = None
         if reason is None:
             try:
