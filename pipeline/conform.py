@@ -8,7 +8,8 @@ of it does not. Schema drift matches columns by name (pipeline.schema_drift), so
 full nor stacked a layer: it rewrote the whole previous version (nullability) or failed casting the carried
 rows to its own order (order), every run until the next full read. With the same names and types the run's
 batches are put in the published form instead, and the run stacks a layer like any other; a column added,
-dropped or retyped still takes the other path.
+dropped or retyped still takes the other path. A change-capture run conforms its changes the same way for
+nullability flags, not for another order (pipeline.cdc_layer says why).
 """
 
 from __future__ import annotations
