@@ -131,13 +131,16 @@ class ChangeCapture:
                 "deletes would not carry the primary key: ALTER TABLE ... REPLICA IDENTITY DEFAULT"))
         return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key, arrays=arrays, forms=forms)
 
-    def ensure_publication(self, table: CapturedTable) -> None:
-        """The resource's publication, covering exactly its table (created or corrected)."""
+    def ensure_publication(self, table: CapturedTable) -> bool:
+        """The resource's publication, covering exactly its table (created or corrected). True when the table
+        was not in it: its changes until now never reached the slot (a table rebuilt and renamed into place is
+        in no publication)."""
         try:
             with closing(self._connect()) as conn, conn, conn.cursor() as cursor:
                 cursor.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                                (self.publication,))
                 tables = cursor.fetchall()
+                missing = (table.schema, table.name) not in tables
                 cursor.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.publication,))
                 if not cursor.fetchone():
                     cursor.execute(f'CREATE PUBLICATION "{self.publication}" FOR TABLE {table.quoted}')
@@ -148,6 +151,7 @@ class ChangeCapture:
                 f"cannot create publication {self.publication}: {' '.join(str(exc).split())}; the source user must "
                 f"own {table.schema}.{table.name} (or an administrator runs CREATE PUBLICATION \"{self.publication}\" "
                 f"FOR TABLE {table.quoted})")) from exc
+        return missing
 
     def drop_publication(self) -> None:
         self._query(f'DROP PUBLICATION IF EXISTS "{self.publication}"')

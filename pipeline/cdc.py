@@ -37,13 +37,14 @@ from connectors.postgres_forms import FORMS
 from core.settings import get_settings
 from pipeline import locks
 from pipeline.after_publish import STEPS
+from pipeline.cdc_layer import layer_form, layer_rows, snapshot_reason
 from pipeline.cdc_resource import CDC_CURSOR, _load, _Resource
 from pipeline.cdc_staging import _fill_unchanged, _finish, _move_cursor, _start
 from pipeline.layering import carry_forward
 from pipeline.layers import parts_schema
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
-from pipeline.schema_drift import compare, guard_schema
+from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
 from pipeline.validate import key_array, split_batch
 from registry.audit.log import record_event
@@ -80,7 +81,7 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
         resource, capture, contract = _load(code)  # under the lock: the version and position are current
         stream = StreamSpec.from_stream(resource.stream, batch_rows=get_settings().batch_rows)
         table = capture.inspect(stream)
-        capture.ensure_publication(table)
+        publication_added = capture.ensure_publication(table)
         guard_slot(resource_code=resource.code, capture=capture)
         slot = capture.slot_info()
         reason = None
@@ -98,13 +99,16 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
                       f"{lsn_text(resource.cursor)}: changes in between may be lost")
             mark_resync(resource_id=resource.id, resource_code=resource.code, slot=capture.slot, reason=reason,
                         retained_bytes=slot.retained_bytes)
-        elif resource.previous_parts and compare(parts_schema(resource.previous_parts), table.arrow_schema):
-            reason = "the source table's columns changed since the last version"
+        else:
+            reason = snapshot_reason(
+                published=parts_schema(resource.previous_parts) if resource.previous_parts else None,
+                read=table.arrow_schema, table=f"{table.schema}.{table.name}", publication=capture.publication,
+                publication_added=publication_added)
         report = None
         if reason is None:
             try:
                 report = _change_run(resource, capture, table, contract, run_id)
-            except StreamSchemaChanged as moved:
+            except (StreamSchemaChanged, SchemaMoved) as moved:
                 reason = str(moved)
         if report is None:
             if capture.slot_info() is not None:
@@ -117,13 +121,13 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
 # --- the runs: a snapshot, or the slot's changes ------------------------------------------------------------
 
 def _write(staged: StagedRun, batch: pa.RecordBatch, writer: PartWriter, quarantine: QuarantineWriter,
-           table: CapturedTable, contract, watch: list[str]) -> None:  # noqa: ANN001
+           table: CapturedTable, contract, watch: list[str], form: pa.Schema | None = None) -> None:  # noqa: ANN001
     staged.rows_read += batch.num_rows
     staged.findings["seen"] += seen_keys(batch, table.primary_key, pa.array(watch, pa.string()))
     split = split_batch(batch, key=table.primary_key, contract=contract)
     if split.bad is not None:
         quarantine.write(split.bad)
-    writer.write(split.good)
+    writer.write(layer_rows(split.good, form, resource_code=staged.resource_code) if form is not None else split.good)
 
 
 def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTable, contract, run_id: str,
@@ -169,22 +173,25 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
         return CdcReport(resource_code=resource.code, mode="cdc", version=None, position=lsn_text(position),
                          redelivered=collected.skipped,
                          note=f"no change since v{resource.previous_number}" if resource.previous_number else "")
+    # A layer on the previous version, or its change set at least: past the compaction limits the version is
+    # compacted, but only once that change set shows a change (pipeline.cdc_layer). Before the run is recorded:
+    # a NULL in a column published NOT NULL makes this run a snapshot.
+    form = None if collected.truncated else layer_form(
+        parts_schema(resource.previous_parts) if resource.previous_parts else None, table.arrow_schema,
+        rows=collected.rows.values())
     staged = _start(resource, run_id, "cdc")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
     try:
         touched = key_array(changed_keys(table, collected), table.primary_key)
-        previous_schema = parts_schema(resource.previous_parts) if resource.previous_parts else None
-        # A layer on the previous version, or its change set at least: past the compaction limits the version
-        # is compacted, but only once that change set shows a change (pipeline.cdc_layer).
-        layered = bool(not collected.truncated and resource.previous_parts and table.arrow_schema == previous_schema)
+        layered = form is not None
         if layered:
-            writer.schema = previous_schema
+            writer.schema = form
         elif not collected.truncated:
             staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
             _write(staged, _fill_unchanged(batch, resource.previous_parts, table.primary_key), writer, quarantine,
-                   table, contract, resource.watch)
+                   table, contract, resource.watch, form)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}

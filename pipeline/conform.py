@@ -8,7 +8,8 @@ of it does not. Schema drift matches columns by name (pipeline.schema_drift), so
 full nor stacked a layer: it rewrote the whole previous version (nullability) or failed casting the carried
 rows to its own order (order), every run until the next full read. With the same names and types the run's
 batches are put in the published form instead, and the run stacks a layer like any other; a column added,
-dropped or retyped still takes the other path.
+dropped or retyped still takes the other path. A change-capture run conforms its changes the same way for
+nullability flags, not for another order (pipeline.cdc_layer says why).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def conform(batch: pa.RecordBatch, form: pa.Schema) -> pa.RecordBatch:
     batch = batch.select(form.names)
     nulls = [f.name for f in form if not f.nullable and batch.column(f.name).null_count]
     if nulls:
-        raise SchemaMoved(f"列 {', '.join(nulls)} 出现空值 / column(s) {', '.join(nulls)} published as NOT NULL "
-                          "now hold NULL")
+        raise nulls_moved(nulls)
     return batch.cast(form)
+
+
+def nulls_moved(columns: list[str]) -> SchemaMoved:
+    """The reason a run meeting a NULL in ``columns`` (published NOT NULL) reads in full, said once for the
+    incremental and the change-capture paths."""
+    return SchemaMoved(f"列 {', '.join(columns)} 出现空值 / column(s) {', '.join(columns)} published as NOT NULL "
+                       "now hold NULL")
