@@ -192,8 +192,10 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
 @notices_app.command("list")
 def notices_list(resource: Annotated[str | None, typer.Option(help="only this resource")] = None,
                  status: Annotated[str | None, typer.Option(help="pending, delivered, failed, feed, withheld "
-                                                                     "(no live grant: not sent) or superseded "
-                                                                     "(withheld, covered by a later notice)")] = None,
+                                                                     "(no live grant: not sent), superseded "
+                                                                     "(withheld, covered by a later notice) or "
+                                                                     "released (withheld, then released as a new "
+                                                                     "notice with catch_up)")] = None,
                  limit: Annotated[int, typer.Option(help="at most this many, the newest")] = 100) -> None:
     """The newest notices (oldest of them first) with their delivery state; --status failed shows the ones
     given up.

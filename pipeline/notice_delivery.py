@@ -7,7 +7,8 @@ A receiver (接收端) is a webhook origin, ``scheme://host:port``: one consumer
 - picks the due notices round-robin across subscriptions (each one's oldest first, then each one's second, ...),
   so one subscriber's backlog never fills the sweep's ``limit`` and starves the others;
 - sends to different receivers at once, from a small pool of ``workers`` threads, and to one receiver one
-  notice at a time in notice order (a receiver sees v1 before v2);
+  notice at a time, each subscription's in version order (a receiver sees v1 before v2, and the release of a
+  withheld notice with its catch_up before a later version's notice);
 - stops sending to a receiver for the rest of the sweep once it timed out or could not be reached: its
   remaining notices are not even claimed, so they stay ``pending`` with their attempts and retry time
   untouched (``DeliveryReport.deferred``), and the next sweep tries again. A slow receiver therefore costs the
@@ -96,8 +97,12 @@ def _receiver(url: str | None) -> str:
 
 
 def _due_by_receiver(*, now: datetime, limit: int) -> list[list[tuple[int, int]]]:
-    """(notice id, attempts seen) of the due notices, one list per receiver in notice order."""
-    rank = func.row_number().over(partition_by=Notice.subscription_id, order_by=Notice.id).label("rank")
+    """(notice id, attempts seen) of the due notices, one list per receiver, each subscription's in version
+    order."""
+    # By version, not id: a withheld notice released is a new notice (pipeline/notice_release.py), whose id
+    # comes after that of a later version queued under the new grant and not sent yet; its catch_up goes first.
+    rank = func.row_number().over(partition_by=Notice.subscription_id,
+                                  order_by=(Notice.version_number, Notice.id)).label("rank")
     due = (select(Notice.id, Notice.attempts, Notice.subscription_id, rank)
            .where(Notice.status == "pending", Notice.next_attempt_at <= now).subquery())
     with session_scope() as session:
@@ -106,7 +111,7 @@ def _due_by_receiver(*, now: datetime, limit: int) -> list[list[tuple[int, int]]
         urls = dict(session.execute(select(NoticeEndpoint.subscription_id, NoticeEndpoint.url).where(
             NoticeEndpoint.subscription_id.in_({row.subscription_id for row in rows}))).all()) if rows else {}
     queues: dict[str, list[tuple[int, int]]] = {}
-    for notice_id, attempts, subscription_id in sorted(rows):
+    for notice_id, attempts, subscription_id in rows:  # round-robin order: each subscription's in version order
         queues.setdefault(_receiver(urls.get(subscription_id)), []).append((notice_id, attempts))
     return list(queues.values())
 

@@ -55,10 +55,11 @@ def withheld_payload(version: DatasetVersion, reason: tuple[str, str]) -> dict[s
 
 
 def catch_up_payload(session: Session, version: DatasetVersion, subscription: Subscription, *,
-                     since: int | None, missed: list[int]) -> dict[str, Any]:
+                     since: int | None, missed: list[int], releases: int) -> dict[str, Any]:
     """The notice released when a subscriber holds a live grant again: ``version`` as any notice states it, plus
     ``catch_up``, the versions whose notices were withheld (``missed``) and the changes since ``since``, the
-    version of the last notice it received (None: none, so only a whole download brings it up to date).
+    version of the last notice it received (None: none, so only a whole download brings it up to date), and
+    ``releases``, the id of the withheld notice it releases (a feed reader may have read that one already).
 
     ``changes`` stays this version's own summary, as in every notice; the range's counts are
     ``catch_up.changes``, summed over the versions' change sets exactly as the changes feed (``?since=``)
@@ -68,7 +69,8 @@ def catch_up_payload(session: Session, version: DatasetVersion, subscription: Su
     payload = version_payload(session, version, subscription)
     resource = version.resource
     listed = "、".join(str(number) for number in missed)
-    catch_up: dict[str, Any] = {"since_version": since, "withheld_versions": missed, "changes_feed": None}
+    catch_up: dict[str, Any] = {"since_version": since, "withheld_versions": missed, "changes_feed": None,
+                                "releases": str(releases)}  # a string, as the feed and webhook spell notice ids
     counts = None
     if since is not None:
         try:

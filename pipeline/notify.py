@@ -3,8 +3,9 @@
 Two steps, both safe to run any number of times:
 
 1. ``queue_notices(resource_code=, version_number=)`` inserts one row per active subscriber and version with
-   INSERT ... ON CONFLICT DO NOTHING on the unique (subscription_id, version_id) pair, so a retried task, a
-   re-run or a restart never queues a second notice.
+   INSERT ... ON CONFLICT DO NOTHING on the unique (subscription_id, version_id) pair of the versions' own
+   notices, so a retried task, a re-run or a restart never queues a second notice (the one other row a pair may
+   have is the release of a withheld notice, pipeline/notice_release.py).
 2. ``deliver_pending(now=)`` (pipeline/notice_delivery.py) POSTs the due webhook notices: receivers in
    parallel (a small pool), each receiver's notices in order and one at a time, and a receiver that timed out
    or could not be reached is left for the next sweep, so it never holds up another agency's notices. Each
@@ -45,7 +46,7 @@ from pipeline.notice_delivery import (  # noqa: F401 - re-exported
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.models import DatasetVersion
-from registry.exchange.notice_models import Notice, NoticeEndpoint
+from registry.exchange.notice_models import OWN_NOTICE, Notice, NoticeEndpoint
 from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
 from registry.sharing.subscriptions import notice_withheld, subscribers
@@ -63,7 +64,9 @@ def _insert_ignoring_duplicates(session, rows: list[dict[str, Any]]) -> int:  # 
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(Notice).values(rows).on_conflict_do_nothing(index_elements=["subscription_id", "version_id"])
+    # The conflict target is the partial unique index of the versions' own notices (a release entry is not one).
+    statement = insert(Notice).values(rows).on_conflict_do_nothing(index_elements=["subscription_id", "version_id"],
+                                                                   index_where=OWN_NOTICE)
     return session.execute(statement).rowcount or 0
 
 

@@ -1,8 +1,8 @@
 """Update notices follow the grant (有条件共享): a subscriber whose grant on a resource shared on application has
 expired is not notified (the notice is recorded as withheld, with the reason in its feed) until a new grant is
-approved; then the next sweep sends one notice of what it missed (the newest withheld one, released with the
-changes since the last notice it received) and marks the older withheld ones superseded. An unconditionally
-shared resource's subscriber is notified as before.
+approved; then the next sweep sends one notice of what it missed (the newest withheld one, released as a new
+notice with the changes since the last notice it received) and marks the older withheld ones superseded. An
+unconditionally shared resource's subscriber is notified as before.
 
 The clock is pinned to the days the test means: the grant runs to 10 December 2026 (Beijing)."""
 
@@ -100,8 +100,12 @@ def test_an_expired_grant_stops_notices_until_a_new_one_is_approved(hub_home: Pa
         assert (catch_up["since_version"], catch_up["withheld_versions"], catch_up["changes_feed"]) == (None, [1, 2],
                                                                                                      None)
         assert "请下载第2版完整数据" in catch_up["note_zh"] and "catch_up" not in receiver.accepted[1]
-        assert [n.status for n in _notices(resource_code=conditional.resource_code)] == [
-            "superseded", "delivered", "delivered"]
+        # The release is a new notice after v3's (pipeline/notice_release.py), sent first all the same: a
+        # receiver gets each subscription's notices in version order.
+        notices = _notices(resource_code=conditional.resource_code)
+        assert [(n.version_number, n.status, n.releases_id) for n in notices] == [
+            (1, "superseded", None), (2, "released", None), (3, "delivered", None), (2, "delivered", notices[1].id)]
+        assert receiver.accepted[0]["notice_id"] == str(notices[3].id) and catch_up["releases"] == str(notices[1].id)
 
 
 def _audit(action: str) -> list:
@@ -169,20 +173,25 @@ def test_a_consumer_granted_again_is_sent_one_notice_of_what_it_missed(registry:
 
     by_agency = {agency: [(n.version_number, n.status) for n in _notices(resource_code=hub.resource_code)
                           if n.agency_id == agency_id] for agency, agency_id in _agency_ids().items()}
-    assert by_agency[CONSUMER[0]] == [(1, "delivered"), (2, "superseded"), (3, "delivered")]
+    # v3's withheld notice stays in its place, released; its release is a new notice (补发通知) after it
+    assert by_agency[CONSUMER[0]] == [(1, "delivered"), (2, "superseded"), (3, "released"), (3, "delivered")]
     assert by_agency[OTHER_PROVIDER[0]] == [(1, "delivered"), (2, "withheld"), (3, "withheld")]
-    notices = {(n.agency_id, n.version_number): n for n in _notices(resource_code=hub.resource_code)}
-    superseded, released = (notices[(_agency_ids()[CONSUMER[0]], v)] for v in (2, 3))
+    consumer_id = _agency_ids()[CONSUMER[0]]
+    _, superseded, withheld, released = (n for n in _notices(resource_code=hub.resource_code)
+                                         if n.agency_id == consumer_id)
+    assert released.releases_id == withheld.id and catch_up["releases"] == str(withheld.id)
+    assert regranted.requests[1]["id"] == str(released.id)
     assert report.released == [released.id] and report.superseded == [superseded.id]
     assert report.delivered == [released.id] and report.withheld == []
     assert (again.released, again.superseded, again.delivered) == ([], [], [])
     assert superseded.last_error == f"已由第3版的更新通知（编号{released.id}）代替，不再单独发送"
-    assert "withheld_zh" in superseded.payload  # what it said when withheld stays on record
+    assert withheld.last_error == f"共享授权恢复后已补发为更新通知（编号{released.id}），附 catch_up（未通知的版本及其变更）"
+    assert "withheld_zh" in superseded.payload and "withheld_zh" in withheld.payload  # as they were when withheld
 
     # Every step is audited like the rest of the notices' life.
     assert _audit("notice.released") == [(CONSUMER[0], "ok", {
-        "notice_id": released.id, "version": 3, "since_version": 1, "withheld_versions": [2, 3],
-        "superseded": [superseded.id]})]
+        "notice_id": released.id, "releases": withheld.id, "version": 3, "since_version": 1,
+        "withheld_versions": [2, 3], "superseded": [superseded.id]})]
     assert _audit("notice.superseded") == [(CONSUMER[0], "ok", {
         "notice_id": superseded.id, "version": 2, "superseded_by": released.id, "superseded_by_version": 3})]
     delivered = [(agency, detail["version"]) for agency, _, detail in _audit("notice.delivered")]

@@ -80,7 +80,8 @@ def _file_columns(view: Any) -> list[str] | None:  # noqa: ANN401 - AccessDecisi
 def notices(session: SessionDep, token: TokenDep, after: str | None = None,
             limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
     """Update notices for your agency's subscriptions, oldest first (更新通知拉取). Pass `next_cursor` back as
-    `after` to get only newer ones; the same notices a webhook receives."""
+    `after` to get only newer ones; the same notices a webhook receives. An entry never moves: a withheld notice
+    released once your grant is live again comes as a new entry whose `releases` names it (补发通知)."""
     principal = authenticate_principal(session, token=token)
     if principal.agency_id is None:
         from core.errors import AccessDenied

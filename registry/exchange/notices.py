@@ -25,6 +25,7 @@ from registry.people.agencies import get_agency
 from registry.sharing.models import Subscription
 
 FEED_PAGE_MAX = 500
+WITHHELD_OR_COVERED = ("withheld", "superseded", "released")  # never sent as themselves; last_error says why
 
 
 @dataclass
@@ -90,7 +91,11 @@ def list_notices(session: Session, *, resource_code: str | None = None, status: 
                  agency_id: int | None = None, after: int | None = None, limit: int = 100,
                  newest: bool = False) -> list[Notice]:
     """Notices oldest first (by id); `after` is the pull feed's cursor, the id of the last notice seen. With
-    ``newest``, the newest ``limit`` of them (still oldest first): what an operator looking now wants."""
+    ``newest``, the newest ``limit`` of them (still oldest first): what an operator looking now wants.
+
+    A notice keeps its id, so its place in the feed, for good: a notice the consumer must hear of again after
+    its cursor passed it (a withheld one released, pipeline/notice_release.py) is a new notice, whose
+    ``releases`` names the one it answers. The cursor therefore only moves on and no entry is shown twice."""
     query = select(Notice).order_by(Notice.id.desc() if newest else Notice.id)
     if resource_code:
         query = query.where(Notice.resource_code == resource_code)
@@ -116,10 +121,12 @@ def parse_cursor(after: str | None) -> int | None:
 
 
 def notice_public(notice: Notice) -> dict[str, Any]:
-    """What a consumer sees of a notice in the feed: the payload the webhook carries plus delivery state."""
+    """What a consumer sees of a notice in the feed: the payload the webhook carries plus delivery state, and for
+    a release entry (补发通知) the id of the withheld notice it releases."""
     return {"id": str(notice.id), "resource": notice.resource_code, "version": notice.version_number,
             "created_at": notice.created_at.isoformat(), "webhook_status": notice.status,
-            # why a notice was not sent (withheld: no live grant; superseded: a later notice covers it), in
-            # Chinese as the consumer reads it
-            "withheld_reason": notice.last_error if notice.status in ("withheld", "superseded") else None,
+            # why a notice was not sent (withheld: no live grant; superseded: a later notice covers it; released:
+            # the release entry that carries it), in Chinese as the consumer reads it
+            "withheld_reason": notice.last_error if notice.status in WITHHELD_OR_COVERED else None,
+            "releases": str(notice.releases_id) if notice.releases_id is not None else None,
             "payload": notice.payload}
