@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ROW_PROBLEM_COLUMN, StreamSpec, payload_schema
+from connectors.base import ROW_PROBLEM_COLUMN, StreamSpec
 from connectors.pgoutput import lsn_int, lsn_text
 from connectors.postgres_cdc import (
     UNCHANGED_COLUMN,
@@ -43,7 +43,8 @@ from core.settings import get_settings
 from pipeline import locks
 from pipeline.after_publish import STEPS
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.cdc_layer import layer_form, layer_rows, snapshot_reason, stage_layer
+from pipeline.cdc_layer import contract_form, layer_form, layer_rows, snapshot_reason, stage_layer, touched_keys
+from pipeline.conform import run_schema
 from pipeline.layering import carry_forward
 from pipeline.layers import Part, iter_parts, parts_schema, version_parts
 from pipeline.quarantine import seen_keys
@@ -169,9 +170,10 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
             mark_resync(resource_id=resource.id, resource_code=resource.code, slot=capture.slot, reason=reason,
                         retained_bytes=slot.retained_bytes)
         else:
+            published = parts_schema(resource.previous_parts) if resource.previous_parts else None
             reason = snapshot_reason(
-                published=parts_schema(resource.previous_parts) if resource.previous_parts else None,
-                read=table.arrow_schema, table=f"{table.schema}.{table.name}", publication=capture.publication,
+                published=published, read=contract_form(published, table.arrow_schema, contract),
+                table=f"{table.schema}.{table.name}", publication=capture.publication,
                 publication_added=publication_added)
         report = None
         if reason is None:
@@ -265,7 +267,7 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
                     staged.schema_change = guard_schema(
                         resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
                         previous_schema=parts_schema(resource.previous_parts),
-                        schema=payload_schema(batch.schema),
+                        schema=run_schema(batch, contract),
                         key=table.primary_key, cursor=None, contract_columns=set(), incremental=False)
                 _write(staged, batch, writer, quarantine, table, contract, resource.watch)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
@@ -296,14 +298,14 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
     # A layer on the previous version, or its change set at least: past the compaction limits the version is
     # compacted, but only once that change set shows a change (pipeline.cdc_layer). Before the run is recorded:
     # a NULL in a column published NOT NULL makes this run a snapshot.
+    published = parts_schema(resource.previous_parts) if resource.previous_parts else None
     form = None if collected.truncated else layer_form(
-        parts_schema(resource.previous_parts) if resource.previous_parts else None, table.arrow_schema,
-        rows=collected.rows.values())
+        published, contract_form(published, table.arrow_schema, contract), rows=collected.rows.values())
     staged = _start(resource, run_id, "cdc")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
     try:
-        touched = key_array(changed_keys(table, collected), table.primary_key)
+        touched = touched_keys(changed_keys(table, collected), table.primary_key, contract)
         layered = form is not None
         if layered:
             writer.schema = form
