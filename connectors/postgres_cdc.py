@@ -28,6 +28,7 @@ from connectors.pgarrays import ArrayColumn
 from connectors.pgarrays import apply as apply_arrays
 from connectors.pgoutput import UNCHANGED, Begin, Change, Commit, Relation, Truncate, Tuple, decode, lsn_int, lsn_text
 from connectors.postgres import PostgresConnector
+from connectors.postgres_catalog import table_identity
 from connectors.postgres_forms import SESSION_OPTIONS, ScalarForms, from_text, scalar_forms
 from core.errors import ConfigError, FatalError, RetriableError
 
@@ -62,6 +63,7 @@ class CapturedTable:
     primary_key: tuple[str, ...]
     arrays: dict[str, ArrayColumn] = field(default_factory=dict)  # the array columns: read from their text
     forms: ScalarForms = field(default_factory=ScalarForms)  # scalar columns read otherwise than the full read
+    identity: dict = field(default_factory=dict)  # postgres_catalog.table_identity: kept with the cursor state
 
     def to_batch(self, rows: list[tuple]) -> pa.RecordBatch:
         """Rows of Python values (arrays as their PostgreSQL text) as a batch of the published forms."""
@@ -157,6 +159,7 @@ class ChangeCapture:
             key = tuple(r[0] for r in cursor.fetchall())
             cursor.execute("SELECT relreplident FROM pg_class WHERE oid = %s::regclass", (f'"{schema}"."{name}"',))
             identity = cursor.fetchone()[0]
+            same_table = table_identity(cursor, schema, name)
         if not key:
             raise ConfigError(self.connector.fail(
                 f"表 {schema}.{name} 没有主键，无法变更捕获 / table {schema}.{name} has no primary key, so its "
@@ -170,7 +173,8 @@ class ChangeCapture:
             raise ConfigError(self.connector.fail(
                 f"table {schema}.{name} has REPLICA IDENTITY {'NOTHING' if identity == 'n' else 'USING INDEX'}; "
                 "deletes would not carry the primary key: ALTER TABLE ... REPLICA IDENTITY DEFAULT"))
-        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key, arrays=arrays, forms=forms)
+        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key, arrays=arrays, forms=forms,
+                             identity=same_table)
 
     def ensure_publication(self, table: CapturedTable) -> bool:
         """The resource's publication, covering exactly its table (created or corrected). True when the table

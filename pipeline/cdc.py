@@ -43,6 +43,7 @@ from core.settings import get_settings
 from pipeline import locks
 from pipeline.after_publish import STEPS
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
+from pipeline.cdc_identity import identity_reason
 from pipeline.cdc_layer import contract_form, layer_form, layer_rows, snapshot_reason, stage_layer, touched_keys
 from pipeline.conform import run_schema
 from pipeline.layering import carry_forward
@@ -107,6 +108,7 @@ class _Resource:
     cursor: int | None
     watch: list[str]  # keys with open quarantine records (registry.quality.quarantine)
     forms: int | None  # the forms its values were published in (cdc_forms)
+    identity: dict | None  # the table they were read from (pipeline.cdc_identity); None: not recorded yet
 
 
 def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource with its source
@@ -133,7 +135,8 @@ def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
             previous_path=previous.path if previous else None,
             cursor=lsn_int(state.cursor_value) if state and cdc_forms(state.cursor_column) and state.cursor_value
             else None, watch=open_keys(session, resource_id=resource.id),
-            forms=cdc_forms(state.cursor_column) if state else None)
+            forms=cdc_forms(state.cursor_column) if state else None,
+            identity=state.source_identity if state and cdc_forms(state.cursor_column) else None)
         contract = contract_for(resource_code=resource.code, stream=resource.stream)
     return info, capture, contract
 
@@ -174,7 +177,8 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
             reason = snapshot_reason(
                 published=published, read=contract_form(published, table.arrow_schema, contract),
                 table=f"{table.schema}.{table.name}", publication=capture.publication,
-                publication_added=publication_added)
+                publication_added=publication_added) or identity_reason(
+                recorded=resource.identity, current=table.identity, table=f"{table.schema}.{table.name}")
         report = None
         if reason is None:
             try:
@@ -272,6 +276,7 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
                 _write(staged, batch, writer, quarantine, table, contract, resource.watch)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
                             "snapshot": reason}
+        staged.source_identity = table.identity
         _finish(staged, writer, quarantine, resource, table, contract)
     except BaseException as exc:
         writer.close()
@@ -290,7 +295,7 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
                                 wait_seconds=settings.cdc_wait_seconds)
     position = max(collected.position or 0, resource.cursor)
     if not collected.rows and not collected.truncated:
-        _move_cursor(resource, run_id, position, collected)
+        _move_cursor(resource, run_id, position, collected, identity=table.identity)
         capture.advance(position)
         return CdcReport(resource_code=resource.code, mode="cdc", version=None, position=lsn_text(position),
                          redelivered=collected.skipped,
@@ -317,6 +322,7 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}
+        staged.source_identity = table.identity
         _finish(staged, writer, quarantine, resource, table, contract, removed=touched if layered else None)
     except BaseException as exc:
         writer.close()
@@ -359,13 +365,15 @@ def _fill_unchanged(batch: pa.RecordBatch, parts: list[Part], key: tuple[str, ..
     return pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
-def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Collected) -> None:
+def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Collected, *, identity: dict) -> None:
     """Nothing to publish: the position still moves on (and the run is recorded), so the slot can be
-    advanced and the server recycles WAL even while the table is quiet."""
+    advanced and the server recycles WAL even while the table is quiet. The table's identity goes with it: the
+    same as recorded, or recorded for the first time (pipeline.cdc_identity)."""
     with session_scope() as session:
         state = session.get(CursorState, resource.id)
         if state is not None and cdc_forms(state.cursor_column):
             state.cursor_value = lsn_text(position)
+            state.source_identity = identity
             state.updated_at = clock.now()
         session.add(SyncRun(id=run_id, resource_id=resource.id, status="unchanged", mode="cdc",
                             finished_at=clock.now(), error=None if not collected.skipped else
