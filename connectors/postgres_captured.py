@@ -36,6 +36,7 @@ class CapturedTable:
     primary_key: tuple[str, ...]
     arrays: dict[str, ArrayColumn] = field(default_factory=dict)  # the array columns: read from their text
     forms: ScalarForms = field(default_factory=ScalarForms)  # scalar columns read otherwise than the full read
+    identity: dict = field(default_factory=dict)  # postgres_catalog.table_identity: kept with the cursor state
 
     def to_batch(self, rows: list[tuple]) -> pa.RecordBatch:
         """Rows of Python values (arrays as their PostgreSQL text) as a batch of the published forms."""

@@ -85,3 +85,19 @@ def declared_dims(cursor: Any, schema: str, name: str) -> dict[str, int]:
            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""",
         (schema, name))
     return dict(cursor.fetchall())
+
+
+def table_identity(cursor: Any, schema: str, name: str) -> dict[str, Any]:
+    """What makes the table the same table with the same physical columns (源表标识): its pg_class oid, and each
+    column's name, attnum, type oid and typmod in column order. A table rebuilt under the same name has another
+    oid, a column dropped and added again another attnum, a column retyped in place (ALTER COLUMN ... TYPE)
+    another type: each sets values in rows without a row change in the WAL. The storage (relfilenode) is left out:
+    VACUUM FULL, CLUSTER and TRUNCATE give a table new storage without changing a row behind the WAL's back."""
+    cursor.execute(
+        """SELECT c.oid, a.attname, a.attnum, a.atttypid, a.atttypmod
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+           WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
+        (schema, name))
+    rows = cursor.fetchall()
+    return {"oid": int(rows[0][0]) if rows else None,
+            "columns": [[column, int(attnum), int(typid), int(typmod)] for _oid, column, attnum, typid, typmod in rows]}

@@ -29,6 +29,7 @@ from connectors.base import StreamSpec
 from connectors.pgoutput import Begin, Change, Commit, Relation, Truncate, decode, lsn_int, lsn_text
 from connectors.postgres import PostgresConnector
 from connectors.postgres_captured import CapturedTable, Collected, collapse
+from connectors.postgres_catalog import table_identity
 from connectors.postgres_forms import SESSION_OPTIONS, scalar_forms
 from core.errors import ConfigError, FatalError, RetriableError
 
@@ -116,6 +117,7 @@ class ChangeCapture:
             key = tuple(r[0] for r in cursor.fetchall())
             cursor.execute("SELECT relreplident FROM pg_class WHERE oid = %s::regclass", (f'"{schema}"."{name}"',))
             identity = cursor.fetchone()[0]
+            same_table = table_identity(cursor, schema, name)
         if not key:
             raise ConfigError(self.connector.fail(
                 f"表 {schema}.{name} 没有主键，无法变更捕获 / table {schema}.{name} has no primary key, so its "
@@ -129,7 +131,8 @@ class ChangeCapture:
             raise ConfigError(self.connector.fail(
                 f"table {schema}.{name} has REPLICA IDENTITY {'NOTHING' if identity == 'n' else 'USING INDEX'}; "
                 "deletes would not carry the primary key: ALTER TABLE ... REPLICA IDENTITY DEFAULT"))
-        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key, arrays=arrays, forms=forms)
+        return CapturedTable(schema=schema, name=name, columns=columns, primary_key=key, arrays=arrays, forms=forms,
+                             identity=same_table)
 
     def ensure_publication(self, table: CapturedTable) -> bool:
         """The resource's publication, covering exactly its table (created or corrected). True when the table

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from connectors.base import StreamSpec, payload_schema
+from connectors.base import StreamSpec
 from connectors.pgoutput import lsn_int, lsn_text
 from connectors.postgres_captured import (
     CapturedTable,
@@ -37,16 +37,18 @@ from connectors.postgres_forms import FORMS
 from core.settings import get_settings
 from pipeline import locks
 from pipeline.after_publish import STEPS
-from pipeline.cdc_layer import layer_form, layer_rows, snapshot_reason
+from pipeline.cdc_identity import identity_reason
+from pipeline.cdc_layer import contract_form, layer_form, layer_rows, snapshot_reason, touched_keys
 from pipeline.cdc_resource import CDC_CURSOR, _load, _Resource
 from pipeline.cdc_staging import _fill_unchanged, _finish, _move_cursor, _start
+from pipeline.conform import run_schema
 from pipeline.layering import carry_forward
 from pipeline.layers import parts_schema
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
 from pipeline.schema_drift import SchemaMoved, guard_schema
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
-from pipeline.validate import key_array, split_batch
+from pipeline.validate import split_batch
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.catalog.resources import get_resource
@@ -100,10 +102,12 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
             mark_resync(resource_id=resource.id, resource_code=resource.code, slot=capture.slot, reason=reason,
                         retained_bytes=slot.retained_bytes)
         else:
+            published = parts_schema(resource.previous_parts) if resource.previous_parts else None
             reason = snapshot_reason(
-                published=parts_schema(resource.previous_parts) if resource.previous_parts else None,
-                read=table.arrow_schema, table=f"{table.schema}.{table.name}", publication=capture.publication,
-                publication_added=publication_added)
+                published=published, read=contract_form(published, table.arrow_schema, contract),
+                table=f"{table.schema}.{table.name}", publication=capture.publication,
+                publication_added=publication_added) or identity_reason(
+                recorded=resource.identity, current=table.identity, table=f"{table.schema}.{table.name}")
         report = None
         if reason is None:
             try:
@@ -145,11 +149,12 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
                     staged.schema_change = guard_schema(
                         resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
                         previous_schema=parts_schema(resource.previous_parts),
-                        schema=payload_schema(batch.schema),
+                        schema=run_schema(batch, contract),
                         key=table.primary_key, cursor=None, contract_columns=set(), incremental=False)
                 _write(staged, batch, writer, quarantine, table, contract, resource.watch)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
                             "snapshot": reason}
+        staged.source_identity = table.identity
         _finish(staged, writer, quarantine, resource, table, contract)
     except BaseException as exc:
         writer.close()
@@ -168,7 +173,7 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
                                 wait_seconds=settings.cdc_wait_seconds)
     position = max(collected.position or 0, resource.cursor)
     if not collected.rows and not collected.truncated:
-        _move_cursor(resource, run_id, position, collected)
+        _move_cursor(resource, run_id, position, collected, identity=table.identity)
         capture.advance(position)
         return CdcReport(resource_code=resource.code, mode="cdc", version=None, position=lsn_text(position),
                          redelivered=collected.skipped,
@@ -176,14 +181,14 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
     # A layer on the previous version, or its change set at least: past the compaction limits the version is
     # compacted, but only once that change set shows a change (pipeline.cdc_layer). Before the run is recorded:
     # a NULL in a column published NOT NULL makes this run a snapshot.
+    published = parts_schema(resource.previous_parts) if resource.previous_parts else None
     form = None if collected.truncated else layer_form(
-        parts_schema(resource.previous_parts) if resource.previous_parts else None, table.arrow_schema,
-        rows=collected.rows.values())
+        published, contract_form(published, table.arrow_schema, contract), rows=collected.rows.values())
     staged = _start(resource, run_id, "cdc")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
     try:
-        touched = key_array(changed_keys(table, collected), table.primary_key)
+        touched = touched_keys(changed_keys(table, collected), table.primary_key, contract)
         layered = form is not None
         if layered:
             writer.schema = form
@@ -195,6 +200,7 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}
+        staged.source_identity = table.identity
         _finish(staged, writer, quarantine, resource, table, contract, removed=touched if layered else None)
     except BaseException as exc:
         writer.close()

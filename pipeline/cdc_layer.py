@@ -16,6 +16,11 @@ reads a snapshot, as for a column added, dropped or retyped. So does a run that 
 the publication (a table rebuilt and renamed into place is in none): the changes made meanwhile never reached
 the slot. Before, a rebuilt table's changes were missed ("no change") and every later run failed casting the
 carried rows to the table's new order (`tests/test_cdc_column_form.py`).
+
+The table's columns are compared as the data contract publishes them (contract_form): a text column declared
+date, number or timestamp is published in that type, and comparing the table's own type with it had made every
+run of such a resource a snapshot. The keys the changes touched are converted the same way (touched_keys), so a
+key column the contract converts meets its published rows (`tests/test_cdc_contract.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pipeline.layering import compact, compaction_due, stack, version_batches
 from pipeline.layers import Part, parts_schema
 from pipeline.schema_drift import SchemaMoved, compare
 from pipeline.staging import PartWriter, StagedRun, files_rows
+from pipeline.validate import key_array
 
 
 def snapshot_reason(*, published: pa.Schema | None, read: pa.Schema, table: str, publication: str,
@@ -54,6 +60,35 @@ def snapshot_reason(*, published: pa.Schema | None, read: pa.Schema, table: str,
                 f"({', '.join(read.names)}, was {', '.join(published.names)}): a table rebuilt or a column dropped "
                 "and added again changes rows without a change in the slot")
     return None
+
+
+def contract_form(published: pa.Schema | None, read: pa.Schema, contract) -> pa.Schema:  # noqa: ANN001 - Contract | None
+    """The table's columns (``read``) as a run publishes them under the data contract: each text column it
+    declares with another type in that type. A timestamp comes with a zone or without as its values say
+    (quality.contracts.convert_text), and a change run may hold no value to say it (no row, or NULLs only): the
+    published version's choice stands when the contract allows it, and the changes are cast to it
+    (pipeline.conform) as a full read casts its later batches to its first batch's types (staging.PartWriter).
+    Another type (the contract or the table changed) is a column change: the run reads a snapshot."""
+    if contract is None:
+        return read
+    conversions = contract.conversions(read)
+    fields = []
+    for field in read:
+        if types := conversions.get(field.name):
+            chosen = published.field(field.name).type if published is not None and field.name in published.names \
+                else None
+            field = pa.field(field.name, chosen if chosen is not None and chosen in types else types[0])
+        fields.append(field)
+    return pa.schema(fields)
+
+
+def touched_keys(keys: pa.RecordBatch, key: tuple[str, ...], contract) -> pa.Array:  # noqa: ANN001 - Contract | None
+    """Every key the changes touched (``keys``: connectors.postgres_cdc.changed_keys) as the published rows hold
+    it: a key column the contract converts (text declared integer) is converted as the rows are, so an update
+    replaces its published row and a delete removes it (unconverted, they matched none)."""
+    if contract is not None:
+        keys = contract.convert(keys)[0]
+    return key_array(keys, key)
 
 
 def layer_form(published: pa.Schema | None, read: pa.Schema, *, rows: Iterable[list | None]) -> pa.Schema | None:

@@ -54,6 +54,7 @@ class _Resource:
     cursor: int | None
     watch: list[str]  # keys with open quarantine records (registry.quality.quarantine)
     forms: int | None  # the forms its values were published in (cdc_forms)
+    identity: dict | None  # the table they were read from (pipeline.cdc_identity); None: not recorded yet
 
 
 def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource with its source
@@ -80,6 +81,7 @@ def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
             previous_path=previous.path if previous else None,
             cursor=lsn_int(state.cursor_value) if state and cdc_forms(state.cursor_column) and state.cursor_value
             else None, watch=open_keys(session, resource_id=resource.id),
-            forms=cdc_forms(state.cursor_column) if state else None)
+            forms=cdc_forms(state.cursor_column) if state else None,
+            identity=state.source_identity if state and cdc_forms(state.cursor_column) else None)
         contract = contract_for(resource_code=resource.code, stream=resource.stream)
     return info, capture, contract

@@ -110,13 +110,15 @@ def _fill_unchanged(batch: pa.RecordBatch, parts: list[Part], key: tuple[str, ..
     return pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
-def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Collected) -> None:
+def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Collected, *, identity: dict) -> None:
     """Nothing to publish: the position still moves on (and the run is recorded), so the slot can be
-    advanced and the server recycles WAL even while the table is quiet."""
+    advanced and the server recycles WAL even while the table is quiet. The table's identity goes with it: the
+    same as recorded, or recorded for the first time (pipeline.cdc_identity)."""
     with session_scope() as session:
         state = session.get(CursorState, resource.id)
         if state is not None and cdc_forms(state.cursor_column):
             state.cursor_value = lsn_text(position)
+            state.source_identity = identity
             state.updated_at = clock.now()
         session.add(SyncRun(id=run_id, resource_id=resource.id, status="unchanged", mode="cdc",
                             finished_at=clock.now(), error=None if not collected.skipped else

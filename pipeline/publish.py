@@ -223,6 +223,8 @@ def _record_unchanged(staged: StagedRun, *, findings, previous_number: int | Non
         state = session.get(CursorState, staged.resource_id)
         if state is not None and staged.watermark.get("value") is not None:
             state.cursor_column, state.cursor_value = staged.watermark.get("cursor_column"), staged.watermark["value"]
+            if staged.source_identity is not None:  # a change-capture snapshot that changed nothing
+                state.source_identity = staged.source_identity
         _record_files_read(session, staged, staging)
         _close_run(session, staged, status="unchanged", version_id=None)
         _settle(session, staged, findings=findings, version_id=None, quarantine=quarantine)
@@ -251,6 +253,8 @@ def _record(staged: StagedRun, *, number: int, final: Path, manifest: dict, mani
         state = session.get(CursorState, staged.resource_id) or CursorState(resource_id=staged.resource_id)
         state.cursor_column = staged.watermark.get("cursor_column")
         state.cursor_value = staged.watermark.get("value")
+        if staged.source_identity is not None:  # change capture's table (pipeline.cdc_identity); a replay keeps it
+            state.source_identity = staged.source_identity
         state.version_id = version.id
         session.add(state)
         _record_files_read(session, staged, final)

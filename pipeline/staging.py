@@ -48,6 +48,7 @@ class StagedRun:
     findings: dict[str, Any] = field(default_factory=dict)  # open quarantine keys seen / gone (registry.quality.quarantine)
     key_scan: dict[str, Any] | None = None  # an incremental run's scan of the source's keys (pipeline.deletes)
     files_read: str | None = None  # a file source: the change to its record of files read (connectors/filelist.py)
+    source_identity: dict[str, Any] | None = None  # change capture: the table read (pipeline.cdc_identity)
 
     def save(self) -> None:
         (Path(self.folder) / "staged.json").write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))

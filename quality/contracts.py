@@ -106,6 +106,12 @@ class Contract(BaseModel):
             return batch, problems
         return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)), problems
 
+    def conversions(self, schema: pa.Schema) -> dict[str, list[pa.DataType]]:
+        """The text columns of ``schema`` declared with another type, each with the types :meth:`convert` may
+        give it: one, or two for a timestamp (with a zone or without, as its values say: convert_text)."""
+        return {c.name: list(TEXT_TARGETS[c.type]) for c in self.columns
+                if c.name in schema.names and _convertible(c.type, schema.field(c.name).type)}
+
 
 def _type_matches(declared: str, actual: pa.DataType) -> bool:
     t = pa.types

@@ -2,7 +2,8 @@
 source schema changes, and pruned versions (articles 7 and 16).
 
 Migrations: registry/migrations/versions/0001 (versions, cursors, runs), 0007_exchange.py (label "exchange"),
-0075_cursor_files.py (files read by a file source).
+0075_cursor_files.py (files read by a file source), 0085_cdc_table_identity.py (a change-captured table's
+identity).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class CursorState(Base):
     resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), primary_key=True)
     cursor_column: Mapped[str | None] = mapped_column(String(100))
     cursor_value: Mapped[str | None] = mapped_column(Text)
+    source_identity: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="change capture: the table the position belongs to (pg_class oid, its columns' attnums and types; "
+            "pipeline/cdc_identity.py); NULL for other resources and for a state from before it was kept")
     version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
