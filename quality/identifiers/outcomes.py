@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -107,7 +108,13 @@ REASON_MESSAGES: dict[Reason, tuple[str, str]] = {
 # Dictionary of the vectorised ``reason`` column: index i is the i-th Reason member.
 REASON_ORDER: tuple[Reason, ...] = tuple(Reason)
 REASON_INDEX: dict[Reason, int] = {reason: index for index, reason in enumerate(REASON_ORDER)}
-REASON_DICTIONARY = pa.array([reason.value for reason in REASON_ORDER], type=pa.string())
+
+
+@cache
+def reason_dictionary() -> pa.Array:
+    """The reasons as the dictionary's values. Built on first use, not at import: pyarrow's first conversion of
+    a Python list imports pandas (a fifth of a second), which every `govshare` command paid at start-up."""
+    return pa.array([reason.value for reason in REASON_ORDER], type=pa.string())
 
 
 @dataclass(frozen=True, slots=True)

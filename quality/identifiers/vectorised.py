@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from core import clock
 from quality.identifiers.idcard import evaluate_idcard_matrix, validate_idcard
 from quality.identifiers.orgcode import validate_orgcode
-from quality.identifiers.outcomes import REASON_DICTIONARY, REASON_INDEX, ArrayOutcome, Level, Outcome, Reason
+from quality.identifiers.outcomes import REASON_INDEX, ArrayOutcome, Level, Outcome, Reason, reason_dictionary
 from quality.identifiers.uscc import evaluate_uscc_matrix, validate_uscc
 
 Engine = Literal["vectorised", "python"]
@@ -176,7 +176,7 @@ def _validate_chunk(
     return ArrayOutcome(
         status=pa.array(status, type=pa.int8(), mask=null if chunk.null_count else None),
         reason=pa.DictionaryArray.from_arrays(
-            pa.array(reason, type=pa.int8(), mask=reason == NO_REASON), REASON_DICTIONARY
+            pa.array(reason, type=pa.int8(), mask=reason == NO_REASON), reason_dictionary()
         ),
         normalized=normalized,
     )
