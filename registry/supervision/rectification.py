@@ -20,7 +20,7 @@ from registry.audit.log import record_event
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.sharing.applications import notify
 from registry.supervision.due_days import due_text
-from registry.supervision.findings import Finding
+from registry.supervision.findings import Finding, row_ref
 from registry.supervision.models import VIOLATION_CASES, RectificationOrder
 from registry.supervision.violations import get_violation, upsert_violation
 from schemas.evaluation_config import load_config
@@ -78,7 +78,7 @@ def _flag(session: Session, order: RectificationOrder, *, on: date, actor: str) 
     finding = Finding(6, "rectification_refused", order.agency_id, str(order.id), resource_id=violation.resource_id,
                       summary=f"整改通知 {order.number}（{VIOLATION_CASES[violation.case]}）限 {order.due_on} 前整改，"
                               f"{state}",
-                      records=[_ref("rectification_orders", order.id), _ref("violations", violation.id)],
+                      records=[row_ref("rectification_orders", order.id), row_ref("violations", violation.id)],
                       facts={"due_on": order.due_on.isoformat(),
                              "fixed_on": order.fixed_on.isoformat() if order.fixed_on else None})
     refusal, _ = upsert_violation(session, finding=finding, on=on, actor=actor, origin="rectification")
@@ -91,10 +91,6 @@ def _flag(session: Session, order: RectificationOrder, *, on: date, actor: str) 
         notify(session, kind="rectification_overdue", **target,
                message=f"整改通知 {order.number} 已过 {due_text(order.due_on)} 的整改期限，{state}，"
                        f"已认定为拒不整改（第二十三条第六项）")
-
-
-def _ref(table: str, id_: int) -> dict[str, object]:
-    return {"table": table, "id": id_}
 
 
 def report_fixed(session: Session, *, number: str, note: str, by: Principal,
