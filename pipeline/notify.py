@@ -47,6 +47,7 @@ from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.models import DatasetVersion
 from registry.exchange.notice_models import OWN_NOTICE, Notice, NoticeEndpoint
+from registry.exchange.notices import lock_feed_order
 from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
 from registry.sharing.subscriptions import notice_withheld, subscribers
@@ -73,6 +74,9 @@ def _insert_ignoring_duplicates(session, rows: list[dict[str, Any]]) -> int:  # 
 def queue_notices(*, resource_code: str, version_number: int) -> int:
     """One notice per active subscriber of the version; returns how many were new (0 when run again)."""
     with session_scope() as session:
+        # First, so the ids come after every notice already committed and the audit lock comes second
+        # (registry/exchange/notices.py: the pull feed's order).
+        lock_feed_order(session)
         resource = get_resource(session, code=resource_code)
         version = session.scalar(select(DatasetVersion).where(DatasetVersion.resource_id == resource.id,
                                                               DatasetVersion.number == version_number))
@@ -113,6 +117,7 @@ def queue_missed(*, now: datetime | None = None, days: int = MISSED_DAYS) -> int
     :func:`queue_notices` (the same unique pair), so a follow-up running meanwhile queues nothing twice."""
     now = clock.as_utc(now or clock.now())
     with session_scope() as session:
+        lock_feed_order(session)  # before the first insert and the first audit event, as queue_notices
         pairs = session.execute(
             select(DatasetVersion, Subscription)
             .join(Subscription, Subscription.resource_id == DatasetVersion.resource_id)
