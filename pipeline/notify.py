@@ -5,7 +5,8 @@ Two steps, both safe to run any number of times:
 1. ``queue_notices(resource_code=, version_number=)`` inserts one row per active subscriber and version with
    INSERT ... ON CONFLICT DO NOTHING on the unique (subscription_id, version_id) pair of the versions' own
    notices, so a retried task, a re-run or a restart never queues a second notice (the one other row a pair may
-   have is the release of a withheld notice, pipeline/notice_release.py).
+   have is the release of a withheld notice, pipeline/notice_release.py). It first takes the pull feed's order
+   lock (registry/exchange/notices.py), so the ids commit in order and no consumer's cursor passes one.
 2. ``deliver_pending(now=)`` (pipeline/notice_delivery.py) POSTs the due webhook notices: receivers in
    parallel (a small pool), each receiver's notices in order and one at a time, and a receiver that timed out
    or could not be reached is left for the next sweep, so it never holds up another agency's notices. Each
