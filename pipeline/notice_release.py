@@ -45,6 +45,7 @@ from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.models import DatasetVersion
 from registry.exchange.notice_models import Notice, NoticeEndpoint
+from registry.exchange.notices import lock_feed_order
 from registry.sharing.models import Subscription
 from registry.sharing.subscriptions import notice_withheld
 
@@ -74,6 +75,9 @@ def _release(session: Session, *, subscription_id: int, now: datetime, result: R
     subscription = session.get(Subscription, subscription_id)
     if subscription.status != "active" or notice_withheld(session, subscription=subscription, now=now) is not None:
         return  # still no live grant: the notices stay withheld with their reason
+    # Before the first write: the release entry's id then comes after every notice already committed, the audit
+    # lock comes second as everywhere, and two sweeps releasing for one subscriber run one after the other.
+    lock_feed_order(session)
     notices = list(session.scalars(select(Notice).where(Notice.subscription_id == subscription_id)
                                    .order_by(Notice.id)))
     # By version, not id: a release entry's id comes after notices of later versions queued before the sweep.

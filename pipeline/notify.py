@@ -5,7 +5,8 @@ Two steps, both safe to run any number of times:
 1. ``queue_notices(resource_code=, version_number=)`` inserts one row per active subscriber and version with
    INSERT ... ON CONFLICT DO NOTHING on the unique (subscription_id, version_id) pair of the versions' own
    notices, so a retried task, a re-run or a restart never queues a second notice (the one other row a pair may
-   have is the release of a withheld notice, pipeline/notice_release.py).
+   have is the release of a withheld notice, pipeline/notice_release.py). It first takes the pull feed's order
+   lock (registry/exchange/notices.py), so the ids commit in order and no consumer's cursor passes one.
 2. ``deliver_pending(now=)`` (pipeline/notice_delivery.py) POSTs the due webhook notices: receivers in
    parallel (a small pool), each receiver's notices in order and one at a time, and a receiver that timed out
    or could not be reached is left for the next sweep, so it never holds up another agency's notices. Each
@@ -47,6 +48,7 @@ from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.exchange.models import DatasetVersion
 from registry.exchange.notice_models import OWN_NOTICE, Notice, NoticeEndpoint
+from registry.exchange.notices import lock_feed_order
 from registry.sharing.models import Subscription
 from registry.catalog.resources import get_resource
 from registry.sharing.subscriptions import notice_withheld, subscribers
@@ -73,6 +75,9 @@ def _insert_ignoring_duplicates(session, rows: list[dict[str, Any]]) -> int:  # 
 def queue_notices(*, resource_code: str, version_number: int) -> int:
     """One notice per active subscriber of the version; returns how many were new (0 when run again)."""
     with session_scope() as session:
+        # First, so the ids come after every notice already committed and the audit lock comes second
+        # (registry/exchange/notices.py: the pull feed's order).
+        lock_feed_order(session)
         resource = get_resource(session, code=resource_code)
         version = session.scalar(select(DatasetVersion).where(DatasetVersion.resource_id == resource.id,
                                                               DatasetVersion.number == version_number))
@@ -113,6 +118,7 @@ def queue_missed(*, now: datetime | None = None, days: int = MISSED_DAYS) -> int
     :func:`queue_notices` (the same unique pair), so a follow-up running meanwhile queues nothing twice."""
     now = clock.as_utc(now or clock.now())
     with session_scope() as session:
+        lock_feed_order(session)  # before the first insert and the first audit event, as queue_notices
         pairs = session.execute(
             select(DatasetVersion, Subscription)
             .join(Subscription, Subscription.resource_id == DatasetVersion.resource_id)

@@ -2,6 +2,24 @@
 
 Queueing and delivery live in pipeline/notify.py; this module holds the registry side every channel uses
 (the CLI, the API's pull feed, the delivery sweep).
+
+The pull feed's order (拉取游标的顺序). A consumer without a webhook reads ``GET /api/v1/notices?after=ID`` and
+saves the last id it got as its cursor, so an entry that becomes visible *below* a cursor already saved is never
+read by that consumer. On PostgreSQL the ids come from a sequence, drawn at INSERT and visible at COMMIT, and
+transactions commit in any order: A draws 10, B draws 11 and commits first, a reader sees 11 and saves it,
+A commits 10 behind the cursor, and that notice is lost to the consumer for good. So every transaction that
+inserts notices first takes one transaction-scoped advisory lock (:func:`lock_feed_order`, held to COMMIT or
+ROLLBACK): ids are drawn and committed one inserting transaction after another, and a reader that sees an id
+sees every smaller one. Notices are inserted a few per publish, by post-publish queueing, the sweep's queueing of
+missed versions and the release of withheld notices (pipeline/notify.py, pipeline/notice_release.py), so the
+serialisation costs little. Not taken: the feed answering only ids below the oldest insert still in flight
+(an xid column compared with ``pg_snapshot_xmin``), which keeps writers parallel but adds a column, a
+migration and a wraparound-aware comparison to every read, for writers that are few and short. SQLite needs no
+lock: it has one writer at a time, whose write lock is taken by the INSERT and held to COMMIT.
+
+Lock order: a transaction that takes this lock takes it before its first write and before it records any audit
+event; the audit chain's lock (registry/audit/log.py) always comes second, never the other way round, so two
+publishes' notices cannot deadlock on the two locks. No transaction that holds the audit lock waits for this one.
 """
 
 from __future__ import annotations
@@ -11,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from core import clock
@@ -25,6 +43,8 @@ from registry.people.agencies import get_agency
 from registry.sharing.models import Subscription
 
 FEED_PAGE_MAX = 500
+# The feed-order lock's key: beside the audit chain's 7310001, so both are found in pg_locks by their prefix.
+FEED_ORDER_LOCK = 7310002
 WITHHELD_OR_COVERED = ("withheld", "superseded", "released")  # never sent as themselves; last_error says why
 
 
@@ -77,6 +97,15 @@ def set_endpoint(session: Session, *, subscription: Subscription, url: str, acto
     record_event(session, actor=actor, action="notice.endpoint_set", agency_code=subscription.agency.code,
                  resource_code=subscription.resource.code, detail={"subscription_id": subscription.id, "url": url})
     return EndpointSet(subscription_id=subscription.id, url=url, secret=secret)
+
+
+def lock_feed_order(session: Session) -> None:
+    """Take the pull feed's order lock for the rest of the caller's transaction; call it before the transaction's
+    first write and before any audit event (see the module docstring for why and for the lock order). Taking it
+    again in the same transaction waits for nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_ORDER_LOCK})
+    # SQLite: one writer at a time already; the INSERT takes the database's write lock and holds it to COMMIT.
 
 
 def endpoint_for(session: Session, *, subscription_id: int) -> tuple[str, str] | None:
