@@ -31,6 +31,25 @@ def run_schema(batch: pa.RecordBatch, contract) -> pa.Schema:  # noqa: ANN001 - 
     return contract.convert(batch)[0].schema
 
 
+def published_choice(name: str, types: list[pa.DataType], published: pa.Schema | None) -> pa.DataType:
+    """The type a converted column takes when no value chooses among ``types`` (a text timestamp with a zone
+    or without): the published version's, when the contract allows it, else the contract's first."""
+    chosen = published.field(name).type if published is not None and name in published.names else None
+    return chosen if chosen is not None and chosen in types else types[0]
+
+
+def contract_form(published: pa.Schema | None, read: pa.Schema, contract) -> pa.Schema:  # noqa: ANN001 - Contract | None
+    """The source's columns (``read``) as a run publishes them under the data contract, without looking at a
+    value: each text column it declares with another type in that type, the published choice where the values
+    would choose (published_choice). Change capture compares its table with the published version in this form
+    (pipeline.cdc_layer); another type (the contract or the table changed) is a column change."""
+    if contract is None:
+        return read
+    conversions = contract.conversions(read)
+    return pa.schema([pa.field(f.name, published_choice(f.name, conversions[f.name], published))
+                      if f.name in conversions else f for f in read])
+
+
 def published_form(published: pa.Schema, read: pa.Schema) -> pa.Schema | None:
     """``published`` when ``read`` has exactly its columns with their types, only in another order or with
     other nullability flags: the schema the run's batches are conformed to. None when they are equal already
