@@ -38,10 +38,10 @@ from core.settings import get_settings
 from pipeline import locks
 from pipeline.after_publish import STEPS
 from pipeline.cdc_identity import identity_reason
-from pipeline.cdc_layer import contract_form, layer_form, layer_rows, snapshot_reason, touched_keys
+from pipeline.cdc_layer import layer_form, layer_rows, snapshot_reason, touched_keys
 from pipeline.cdc_resource import CDC_CURSOR, _load, _Resource
 from pipeline.cdc_staging import _fill_unchanged, _finish, _move_cursor, _start
-from pipeline.conform import run_schema
+from pipeline.conform import contract_form, run_schema
 from pipeline.layering import carry_forward
 from pipeline.layers import parts_schema
 from pipeline.quarantine import seen_keys

@@ -17,10 +17,12 @@ the publication (a table rebuilt and renamed into place is in none): the changes
 the slot. Before, a rebuilt table's changes were missed ("no change") and every later run failed casting the
 carried rows to the table's new order (`tests/test_cdc_column_form.py`).
 
-The table's columns are compared as the data contract publishes them (contract_form): a text column declared
-date, number or timestamp is published in that type, and comparing the table's own type with it had made every
-run of such a resource a snapshot. The keys the changes touched are converted the same way (touched_keys), so a
-key column the contract converts meets its published rows (`tests/test_cdc_contract.py`).
+The table's columns are compared as the data contract publishes them (pipeline.conform.contract_form): a text
+column declared date, number or timestamp is published in that type, and comparing the table's own type with it
+had made every run of such a resource a snapshot. The changes are cast to it (layer_form, layer_rows), so a text
+timestamp whose changes hold no value keeps the published zone. The keys the changes touched are converted the
+same way (touched_keys), so a key column the contract converts meets its published rows
+(`tests/test_cdc_contract.py`).
 """
 
 from __future__ import annotations
@@ -60,26 +62,6 @@ def snapshot_reason(*, published: pa.Schema | None, read: pa.Schema, table: str,
                 f"({', '.join(read.names)}, was {', '.join(published.names)}): a table rebuilt or a column dropped "
                 "and added again changes rows without a change in the slot")
     return None
-
-
-def contract_form(published: pa.Schema | None, read: pa.Schema, contract) -> pa.Schema:  # noqa: ANN001 - Contract | None
-    """The table's columns (``read``) as a run publishes them under the data contract: each text column it
-    declares with another type in that type. A timestamp comes with a zone or without as its values say
-    (quality.contracts.convert_text), and a change run may hold no value to say it (no row, or NULLs only): the
-    published version's choice stands when the contract allows it, and the changes are cast to it
-    (pipeline.conform) as a full read casts its later batches to its first batch's types (staging.PartWriter).
-    Another type (the contract or the table changed) is a column change: the run reads a snapshot."""
-    if contract is None:
-        return read
-    conversions = contract.conversions(read)
-    fields = []
-    for field in read:
-        if types := conversions.get(field.name):
-            chosen = published.field(field.name).type if published is not None and field.name in published.names \
-                else None
-            field = pa.field(field.name, chosen if chosen is not None and chosen in types else types[0])
-        fields.append(field)
-    return pa.schema(fields)
 
 
 def touched_keys(keys: pa.RecordBatch, key: tuple[str, ...], contract) -> pa.Array:  # noqa: ANN001 - Contract | None

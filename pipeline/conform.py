@@ -10,6 +10,11 @@ rows to its own order (order), every run until the next full read. With the same
 batches are put in the published form instead, and the run stacks a layer like any other; a column added,
 dropped or retyped still takes the other path. A change-capture run conforms its changes the same way for
 nullability flags, not for another order (pipeline.cdc_layer says why).
+
+The types of the text columns the data contract converts are settled here too (按契约转换的列类型). A text
+timestamp's zone is chosen by its values, and a batch of NULLs holds none: the run's first value chooses
+(ValueChoices), and until it comes the published version's choice stands, as change capture decides it
+without values (contract_form).
 """
 
 from __future__ import annotations
@@ -20,15 +25,100 @@ from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN, payload_schema
 from pipeline.schema_drift import SchemaMoved
 
 
-def run_schema(batch: pa.RecordBatch, contract) -> pa.Schema:  # noqa: ANN001 - quality.contracts.Contract | None
+def run_schema(batch: pa.RecordBatch, contract, choices: ValueChoices | None = None) -> pa.Schema:  # noqa: ANN001 - Contract | None
     """The batch's columns as they will be published: without a connector's row flags, and with the text
-    columns the contract declares with another type converted."""
+    columns the contract declares with another type converted (in the type ``choices`` holds for a column whose
+    values in this batch do not choose one)."""
     if contract is None:
         return payload_schema(batch.schema)
     flags = [name for name in (ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN) if name in batch.schema.names]
     if flags:
         batch = batch.drop_columns(flags)
-    return contract.convert(batch)[0].schema
+    converted = contract.convert(batch)[0]
+    return choices.schema(converted) if choices is not None else converted.schema
+
+
+def published_choice(name: str, types: list[pa.DataType], published: pa.Schema | None) -> pa.DataType:
+    """The type a converted column takes when no value chooses among ``types`` (a text timestamp with a zone
+    or without): the published version's, when the contract allows it, else the contract's first."""
+    chosen = published.field(name).type if published is not None and name in published.names else None
+    return chosen if chosen is not None and chosen in types else types[0]
+
+
+def contract_form(published: pa.Schema | None, read: pa.Schema, contract) -> pa.Schema:  # noqa: ANN001 - Contract | None
+    """The source's columns (``read``) as a run publishes them under the data contract, without looking at a
+    value: each text column it declares with another type in that type, the published choice where the values
+    would choose (published_choice). Change capture compares its table with the published version in this form
+    (pipeline.cdc_layer); another type (the contract or the table changed) is a column change."""
+    if contract is None:
+        return read
+    conversions = contract.conversions(read)
+    return pa.schema([pa.field(f.name, published_choice(f.name, conversions[f.name], published))
+                      if f.name in conversions else f for f in read])
+
+
+class TypesChosen(SchemaMoved):
+    """A value chose another type for a converted column than the one its NULLs were already written in: the
+    run reads the table again with ``chosen`` standing from its first batch (pipeline.extract)."""
+
+    def __init__(self, chosen: dict[str, pa.DataType]) -> None:
+        self.chosen = chosen
+        names = ", ".join(f"{name} ({kind})" for name, kind in chosen.items())
+        super().__init__(f"列的取值决定了类型，重新读取 / the values chose the type of {names} after NULLs were "
+                         "written in another")
+
+
+class ValueChoices:
+    """A run's choice for each converted column whose values choose its type (a text timestamp: UTC when the
+    texts carry offsets, no zone otherwise; quality.contracts.convert_text). The first VALUE the run reads
+    chooses, not the first batch: a batch of NULLs converted alone says UTC, which made a run against a version
+    published without a zone re-read in full (incremental) or stop as a contract column retyped (full), and
+    made a first read publish texts without offsets as UTC instants. Until a value comes, the column stands in
+    the published choice (published_choice, as change capture decides it). A value that chooses otherwise
+    after NULLs were written in the standing type raises TypesChosen: the run reads again with the values'
+    choice standing (``chosen``), so texts now carrying offsets are a schema change like any other."""
+
+    def __init__(self, *, contract, read: pa.Schema, published: pa.Schema | None,  # noqa: ANN001 - Contract | None
+                 chosen: dict[str, pa.DataType] | None = None) -> None:
+        conversions = contract.conversions(read) if contract is not None else {}
+        self._standing = {name: (chosen or {}).get(name) or published_choice(name, types, published)
+                          for name, types in conversions.items() if len(types) > 1}
+        self._decided = set(chosen or {}) & set(self._standing)  # chosen by values, of this read or the last
+        self._nulls_written: set[str] = set()
+
+    def schema(self, converted: pa.RecordBatch) -> pa.Schema:
+        """``converted``'s schema with each column whose values chose nothing yet in its standing type."""
+        schema = converted.schema
+        for name, kind in self._standing.items():
+            index = schema.get_field_index(name)
+            if index >= 0 and (name in self._decided or not _has_values(converted.column(index))):
+                schema = schema.set(index, schema.field(index).with_type(kind))
+        return schema
+
+    def apply(self, converted: pa.RecordBatch) -> pa.RecordBatch:
+        """``converted`` (rows about to be written) with the run's choices: its values choose a column's type
+        when none has yet, its NULLs take the type chosen or standing."""
+        for name in self._standing:
+            index = converted.schema.get_field_index(name)
+            if index < 0:
+                continue
+            column = converted.column(index)
+            if _has_values(column):
+                if name not in self._decided:
+                    if name in self._nulls_written and column.type != self._standing[name]:
+                        raise TypesChosen({**{n: self._standing[n] for n in self._decided}, name: column.type})
+                    self._standing[name] = column.type
+                    self._decided.add(name)
+                continue  # a later value of the other form is cast to the first one's choice (staging.PartWriter)
+            self._nulls_written.add(name)
+            if column.type != self._standing[name]:
+                converted = converted.set_column(index, converted.schema.field(index).with_type(
+                    self._standing[name]), column.cast(self._standing[name]))
+        return converted
+
+
+def _has_values(column: pa.Array) -> bool:
+    return column.null_count < len(column)
 
 
 def published_form(published: pa.Schema, read: pa.Schema) -> pa.Schema | None:

@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.base import ROW_ORIGIN_COLUMN, Connector, ReadState, StreamSpec
+from connectors.base import ROW_ORIGIN_COLUMN, Connector, ReadState, StreamSpec, payload_schema
 from connectors.filesource import FILE_MODIFIED, FILE_NAME
 from core.errors import ConfigError, FatalError, GovshareError, RetriableError
 from pipeline import locator, locks
 from pipeline.changes import no_change
-from pipeline.conform import conform, published_form, run_schema
+from pipeline.conform import TypesChosen, ValueChoices, conform, published_form, run_schema
 from pipeline.duplicates import FileRanks
 from pipeline.extract_inputs import Inputs, prepare
 from pipeline.extract_keys import await_deletes, build_locators, change_set, settle_keys, start_key_scan
@@ -82,13 +82,20 @@ def stage_resource(*, resource_code: str, full: bool = False, run_id: str | None
                                       wait_seconds=wait_seconds)
     with lifecycle.staging(resource_id=resource_id, run_id=run_id):
         staged, inputs = prepare(resource_code, run_id, full)
-        try:
-            _extract(staged, inputs)
-        except SchemaMoved:
-            # Rows carried from the previous version would lack the change: read everything again.
-            shutil.rmtree(folder, ignore_errors=True)
-            staged = replace(staged, mode="full", rows_read=0)
-            _extract(staged, replace(inputs, state=ReadState(files=inputs.state.files)))
+        while True:
+            try:
+                _extract(staged, inputs)
+                break
+            except SchemaMoved as moved:
+                # Rows carried from the previous version would lack the change: read everything again. A full
+                # read whose values chose a type after NULLs were written in another reads again with it (each
+                # time for another column, so this ends); a full read after an incremental one chooses afresh.
+                chosen = moved.chosen if isinstance(moved, TypesChosen) and staged.mode == "full" else {}
+                if staged.mode == "full" and not set(chosen) - set(inputs.chosen):
+                    raise
+                shutil.rmtree(folder, ignore_errors=True)
+                staged = replace(staged, mode="full", rows_read=0)
+                inputs = replace(inputs, state=ReadState(files=inputs.state.files), chosen=chosen)
     with session_scope() as session:
         run = session.get(SyncRun, run_id)
         run.status, run.mode, run.rows_read, run.rows_quarantined = "staged", staged.mode, staged.rows_read, \
@@ -138,8 +145,10 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             if first:
                 first = False
                 _required_columns(batch.schema, stream, connector, staged.resource_code)
+                choices = ValueChoices(contract=contract, read=payload_schema(batch.schema), chosen=inputs.chosen,
+                                       published=previous.schema if previous is not None else None)
                 if previous is not None:  # before the contract's own check, so the change is recorded
-                    read = run_schema(batch, contract)
+                    read = run_schema(batch, contract, choices)
                     staged.schema_change = guard_schema(
                         resource_code=staged.resource_code, run_id=staged.run_id, previous_number=previous.number,
                         previous_schema=previous.schema, schema=read, key=key,
@@ -150,6 +159,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             split = split_batch(batch, key=key, contract=contract)
             if split.bad is not None:
                 quarantine.write(split.bad)
+            split.good = choices.apply(split.good)
             if form is not None:
                 split.good = conform(split.good, form)
             if key and incremental:

@@ -52,6 +52,8 @@ class Inputs:
     contract: Any  # quality.contracts.Contract | None
     previous: Previous | None
     watch: list[str] = field(default_factory=list)  # keys with open quarantine records
+    # Types the values of an earlier read of this run chose for converted columns (pipeline.conform.ValueChoices)
+    chosen: dict[str, pa.DataType] = field(default_factory=dict)
 
 
 def _previous(version) -> Previous | None:  # noqa: ANN001 - DatasetVersion | None

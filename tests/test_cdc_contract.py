@@ -1,5 +1,5 @@
 """Change capture of a table whose data contract converts columns (text declared date, timestamp, decimal or
-integer, pipeline.cdc_layer.contract_form), against a private PostgreSQL cluster with wal_level=logical
+integer, pipeline.conform.contract_form), against a private PostgreSQL cluster with wal_level=logical
 (tests/pg_cluster.py).
 
 The published version holds the converted types (date32 where the table says text): change capture compared
