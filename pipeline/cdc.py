@@ -195,8 +195,8 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
         elif not collected.truncated:
             staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
-            _write(staged, _fill_unchanged(batch, resource.previous_parts, table.primary_key), writer, quarantine,
-                   table, contract, resource.watch, form)
+            filled = _fill_unchanged(batch, parts=resource.previous_parts, key=table.primary_key, contract=contract)
+            _write(staged, filled, writer, quarantine, table, contract, resource.watch, form)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}
