@@ -145,12 +145,13 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
     try:
         with capture.create_slot_with_snapshot(table, batch_rows=get_settings().batch_rows) as (lsn, batches):
             for batch in batches:
-                if writer.schema is None and resource.previous_parts:
+                if writer.schema is None and resource.previous_parts:  # judged as the full read judges it
                     staged.schema_change = guard_schema(
                         resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
                         previous_schema=parts_schema(resource.previous_parts),
                         schema=run_schema(batch, contract),
-                        key=table.primary_key, cursor=None, contract_columns=set(), incremental=False)
+                        key=table.primary_key, cursor=None, incremental=False,
+                        contract_columns={c.name for c in contract.columns} if contract is not None else set())
                 _write(staged, batch, writer, quarantine, table, contract, resource.watch)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
                             "snapshot": reason}

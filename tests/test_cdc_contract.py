@@ -214,3 +214,35 @@ def test_an_unchanged_large_value_is_kept_under_a_key_the_contract_converts(fili
     _assert_layer(code, report, v1)
     assert report.rows_quarantined == 0
     _assert_equals_full_read(code, full_code, "case_no")
+
+
+def test_a_dropped_contract_column_stops_both_reads_with_the_same_message(filings: str, hub_home: Path) -> None:
+    """A column the contract declares, dropped at the source: the change capture's snapshot judges the change
+    with the contract's columns as the full read does, records it as incompatible and stops with the same
+    message (it had recorded a compatible change and the contract's own check stopped the run otherwise)."""
+    from core.errors import FatalError
+    from pipeline.cdc import sync_cdc
+    from pipeline.sync import sync_resource
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.schema_changes import list_schema_changes
+
+    pg_execute(filings, PERMITS)
+    code = register(filings, table="permits", key=("permit_no",))
+    full_code = _register_full(filings, "permits", ("permit_no",))
+    _contract(hub_home, PERMITS_CONTRACT, code, full_code)
+    assert sync_cdc(resource_code=code).version == 1
+    assert sync_resource(resource_code=full_code).version == 1
+
+    pg_execute(filings, "ALTER TABLE permits DROP COLUMN valid_until")
+    messages = {}
+    for resource_code, run in ((code, sync_cdc), (full_code, sync_resource)):
+        with pytest.raises(FatalError) as stopped:
+            run(resource_code=resource_code)
+        messages[resource_code] = str(stopped.value).replace(resource_code, "CODE")
+        with session_scope() as session:
+            (change,) = list_schema_changes(session, resource=get_resource(session, code=resource_code))
+            assert not change.compatible and "valid_until (契约/contract) was dropped" in change.reason
+        assert latest(resource_code).number == 1, "nothing was published"
+    assert "column valid_until (契约/contract) was dropped" in messages[code]
+    assert messages[code] == messages[full_code]
