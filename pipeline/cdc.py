@@ -145,12 +145,13 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
     try:
         with capture.create_slot_with_snapshot(table, batch_rows=get_settings().batch_rows) as (lsn, batches):
             for batch in batches:
-                if writer.schema is None and resource.previous_parts:
+                if writer.schema is None and resource.previous_parts:  # judged as the full read judges it
                     staged.schema_change = guard_schema(
                         resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
                         previous_schema=parts_schema(resource.previous_parts),
                         schema=run_schema(batch, contract),
-                        key=table.primary_key, cursor=None, contract_columns=set(), incremental=False)
+                        key=table.primary_key, cursor=None, incremental=False,
+                        contract_columns={c.name for c in contract.columns} if contract is not None else set())
                 _write(staged, batch, writer, quarantine, table, contract, resource.watch)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
                             "snapshot": reason}
@@ -195,8 +196,8 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
         elif not collected.truncated:
             staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
-            _write(staged, _fill_unchanged(batch, resource.previous_parts, table.primary_key), writer, quarantine,
-                   table, contract, resource.watch, form)
+            filled = _fill_unchanged(batch, parts=resource.previous_parts, key=table.primary_key, contract=contract)
+            _write(staged, filled, writer, quarantine, table, contract, resource.watch, form)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}

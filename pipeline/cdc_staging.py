@@ -19,7 +19,7 @@ from connectors.base import ROW_PROBLEM_COLUMN
 from connectors.pgoutput import lsn_text
 from connectors.postgres_captured import UNCHANGED_COLUMN, CapturedTable, Collected
 from core import clock
-from pipeline.cdc_layer import stage_layer
+from pipeline.cdc_layer import stage_layer, touched_keys
 from pipeline.cdc_resource import _Resource, cdc_forms
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
 from pipeline.layers import Part, iter_parts, parts_schema
@@ -82,23 +82,30 @@ def _save(staged: StagedRun) -> None:
         run.rows_read, run.rows_quarantined = staged.rows_read, staged.rows_quarantined
 
 
-def _fill_unchanged(batch: pa.RecordBatch, parts: list[Part], key: tuple[str, ...]) -> pa.RecordBatch:
-    """Columns an update left unchanged (TOASTed values the server did not resend) take the previous value."""
+def _fill_unchanged(batch: pa.RecordBatch, *, parts: list[Part], key: tuple[str, ...],
+                    contract) -> pa.RecordBatch:  # noqa: ANN001 - Contract | None
+    """Columns an update left unchanged (TOASTed values the server did not resend) take the previous value.
+
+    The previous rows are found by the key as they hold it: the data contract may convert the key column (text
+    declared integer, pipeline.cdc_layer.touched_keys). Matched as the server sent it, such a key met no
+    published row, and every update that left a large value unchanged was quarantined for want of one
+    (`tests/test_cdc_contract.py`)."""
     if UNCHANGED_COLUMN not in batch.schema.names:
         return batch
     marks = batch.column(UNCHANGED_COLUMN)
     batch = batch.drop_columns([UNCHANGED_COLUMN])
-    wanted = key_array(batch, key).filter(pc.is_valid(marks))
+    published_keys = touched_keys(batch.select(list(key)), key, contract)
+    wanted = published_keys.filter(pc.is_valid(marks))
     previous: dict = {}
     for old in iter_parts(parts):  # live rows only: a replaced row's old value is not the previous value
-        hit = old.filter(pc.is_in(key_array(old, key), value_set=wanted))
-        for row in hit.to_pylist():
-            previous[tuple(row[k] for k in key)] = row
+        old_keys = key_array(old, key)
+        hit = pc.is_in(old_keys, value_set=wanted)
+        previous.update(zip(old_keys.filter(hit).to_pylist(), old.filter(hit).to_pylist()))
     rows = batch.to_pylist()
-    for row, mark in zip(rows, marks.to_pylist()):
+    for row, mark, published_key in zip(rows, marks.to_pylist(), published_keys.to_pylist()):
         if not mark:
             continue
-        before = previous.get(tuple(row[k] for k in key))
+        before = previous.get(published_key)
         for name in mark.split(","):
             if before is not None:
                 row[name] = before[name]

@@ -6,6 +6,13 @@ version: the latest version's rows with the fixed rows merged in by key (mode ``
 Rows that still fail go to the new run's quarantine (with a new ticket); nothing is dropped: replayed rows =
 published + quarantined, checked at publish. Dataset rules and thresholds judged the original run and are not
 applied to a replay. The sets replayed (those named by the file's ``_run_id``) and their tickets are closed.
+
+A replay reads nothing from the source, so the resource's cursor state (its position, and for change capture
+the forms and the table's identity) is left exactly as it stands, not set back to the latest version's
+watermark. For a change-captured resource (变更捕获) that means the slot and the recorded position stay
+consistent: the next run streams the slot from where the last run left it and stacks its changes on the
+replay version. A replayed row stays until the source changes its key again (the source's row then replaces
+it, and goes to quarantine again if it still breaks a rule) or a snapshot re-reads the table.
 """
 
 from __future__ import annotations
@@ -134,6 +141,18 @@ def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.RecordBatch, pa
     return typed.filter(pc.invert(bad)), failed
 
 
+def _kept_position(manifest: dict, state) -> dict:  # noqa: ANN001 - CursorState | None
+    """The replay version's watermark: the cursor state as it stands, which the publish writes back unchanged.
+    A replay reads nothing from the source, so the position it holds is the resource's, and that may be past the
+    latest version's watermark: runs that found no change still move it (a change-capture run moves its slot
+    with it). The latest version's watermark put the position back behind the slot's, and the next change-capture
+    run read a snapshot with a resync mark (`tests/test_cdc_replay.py`)."""
+    watermark = dict(manifest.get("watermark") or {})
+    if state is not None and state.cursor_value is not None:
+        watermark.update(cursor_column=state.cursor_column, value=state.cursor_value)
+    return watermark
+
+
 def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: str | None = None) -> ReplayReport:
     """Check the fixed rows again and publish them into a new version (see the module docstring)."""
     from pipeline.changes import CHANGES_FILE, compute_changes
@@ -146,7 +165,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
     from registry.db import session_scope
     from registry.quality.quarantine import mark_replayed, open_keys, open_sets
     from registry.catalog.resources import get_resource
-    from registry.exchange.versions import require_latest_version
+    from registry.exchange.versions import cursor_state, require_latest_version
     from schemas.contract_store import contract_for
 
     if file is not None and not file.is_file():
@@ -172,7 +191,8 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
             staged = StagedRun(run_id=new_run, resource_id=resource.id, resource_code=resource.code, mode="replay",
                                folder=str(folder), previous_version=version.id,
                                source={"replay_of": [r for _, _, r in set_info], "file": file.name if file else None},
-                               watermark=dict(version.manifest.get("watermark") or {}), key=list(key),
+                               watermark=_kept_position(version.manifest, cursor_state(session, resource=resource)),
+                               key=list(key),
                                findings={"seen": [], "complete": False})
             previous_number = version.number
         manifest = read_manifest(version_folder)

@@ -178,3 +178,71 @@ def test_a_key_the_contract_converts_replaces_its_published_row(filings: str, hu
     changes = latest(code).manifest["changes"]
     assert (changes["inserted"], changes["updated"], changes["deleted"]) == (1, 1, 1)
     _assert_equals_full_read(code, full_code, "permit_no")
+
+
+DOSSIERS = """
+    CREATE TABLE dossiers (case_no text PRIMARY KEY, holder text NOT NULL, body text);
+    ALTER TABLE dossiers ALTER COLUMN body SET STORAGE EXTERNAL;  -- out of line and uncompressed: TOASTed
+    INSERT INTO dossiers VALUES ('1001', '上海申城科技有限公司', repeat('卷', 4000)), ('1002', '上海浦江贸易有限公司', NULL),
+                                ('1003', '上海黄浦物流有限公司', repeat('x', 10000));
+    INSERT INTO dossiers SELECT (2000 + g)::text, '企业' || g, NULL FROM generate_series(1, 20) g"""
+DOSSIERS_CONTRACT = """name: {name}
+key: [case_no]
+resources: [{codes}]
+columns:
+  - {{name: case_no, type: integer, nullable: false}}
+  - {{name: holder, type: string}}
+  - {{name: body, type: string}}
+"""
+
+
+def test_an_unchanged_large_value_is_kept_under_a_key_the_contract_converts(filings: str, hub_home: Path) -> None:
+    """An UPDATE of another column does not resend a TOASTed value: the run takes it from the published row,
+    found by the key as the published rows hold it (text declared integer), not as the server sent it."""
+    from pipeline.cdc import sync_cdc
+
+    pg_execute(filings, DOSSIERS)
+    code = register(filings, table="dossiers", key=("case_no",))
+    full_code = _register_full(filings, "dossiers", ("case_no",))
+    _contract(hub_home, DOSSIERS_CONTRACT, code, full_code)
+    assert sync_cdc(resource_code=code).version == 1
+    v1 = latest(code)
+
+    pg_execute(filings, "UPDATE dossiers SET holder = '上海申城数字科技有限公司' WHERE case_no = '1001'; "
+                        "UPDATE dossiers SET holder = '上海黄浦智慧物流有限公司' WHERE case_no = '1003'")
+    report = sync_cdc(resource_code=code)
+    _assert_layer(code, report, v1)
+    assert report.rows_quarantined == 0
+    _assert_equals_full_read(code, full_code, "case_no")
+
+
+def test_a_dropped_contract_column_stops_both_reads_with_the_same_message(filings: str, hub_home: Path) -> None:
+    """A column the contract declares, dropped at the source: the change capture's snapshot judges the change
+    with the contract's columns as the full read does, records it as incompatible and stops with the same
+    message (it had recorded a compatible change and the contract's own check stopped the run otherwise)."""
+    from core.errors import FatalError
+    from pipeline.cdc import sync_cdc
+    from pipeline.sync import sync_resource
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.schema_changes import list_schema_changes
+
+    pg_execute(filings, PERMITS)
+    code = register(filings, table="permits", key=("permit_no",))
+    full_code = _register_full(filings, "permits", ("permit_no",))
+    _contract(hub_home, PERMITS_CONTRACT, code, full_code)
+    assert sync_cdc(resource_code=code).version == 1
+    assert sync_resource(resource_code=full_code).version == 1
+
+    pg_execute(filings, "ALTER TABLE permits DROP COLUMN valid_until")
+    messages = {}
+    for resource_code, run in ((code, sync_cdc), (full_code, sync_resource)):
+        with pytest.raises(FatalError) as stopped:
+            run(resource_code=resource_code)
+        messages[resource_code] = str(stopped.value).replace(resource_code, "CODE")
+        with session_scope() as session:
+            (change,) = list_schema_changes(session, resource=get_resource(session, code=resource_code))
+            assert not change.compatible and "valid_until (契约/contract) was dropped" in change.reason
+        assert latest(resource_code).number == 1, "nothing was published"
+    assert "column valid_until (契约/contract) was dropped" in messages[code]
+    assert messages[code] == messages[full_code]

@@ -215,7 +215,7 @@ def test_change_capture_carries_and_fills_from_the_live_rows(layered: Layered, t
     update = pa.record_batch({"id": pa.array([2, 5], pa.int64()), "name": pa.array([None, None], pa.string()),
                               "at": pa.array([NOW, NOW], SCHEMA.field("at").type),
                               UNCHANGED_COLUMN: pa.array(["name", "name"])})
-    filled = _fill_unchanged(update, layered.parts, ("id",)).to_pylist()
+    filled = _fill_unchanged(update, parts=layered.parts, key=("id",), contract=None).to_pylist()
     assert filled[0]["name"] == "two, corrected" and not filled[0].get(ROW_PROBLEM_COLUMN)
     assert filled[1]["name"] is None and "no earlier version" in filled[1][ROW_PROBLEM_COLUMN]
 
