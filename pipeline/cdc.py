@@ -39,8 +39,8 @@ from pipeline import locks
 from pipeline.after_publish import STEPS
 from pipeline.cdc_identity import identity_reason
 from pipeline.cdc_layer import layer_form, layer_rows, snapshot_reason, touched_keys
-from pipeline.cdc_resource import CDC_CURSOR, _load, _Resource
-from pipeline.cdc_staging import _fill_unchanged, _finish, _move_cursor, _start
+from pipeline.cdc_resource import CDC_CURSOR, load_resource, CdcResource
+from pipeline.cdc_staging import begin_cdc_run, fill_unchanged, finish_cdc_run, move_cursor
 from pipeline.conform import contract_form, run_schema
 from pipeline.layering import carry_forward
 from pipeline.layers import parts_schema
@@ -80,7 +80,7 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
         resource_id, code = found.id, found.code
     run_id = uuid.uuid4().hex
     with locks.resource_lock(resource_id, code, run_id=run_id, wait_seconds=wait_seconds):
-        resource, capture, contract = _load(code)  # under the lock: the version and position are current
+        resource, capture, contract = load_resource(code)  # under the lock: the version and position are current
         stream = StreamSpec.from_stream(resource.stream, batch_rows=get_settings().batch_rows)
         table = capture.inspect(stream)
         publication_added = capture.ensure_publication(table)
@@ -134,12 +134,12 @@ def _write(staged: StagedRun, batch: pa.RecordBatch, writer: PartWriter, quarant
     writer.write(layer_rows(split.good, form, resource_code=staged.resource_code) if form is not None else split.good)
 
 
-def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTable, contract, run_id: str,
+def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTable, contract, run_id: str,
                   reason: str) -> CdcReport:  # noqa: ANN001
     with session_scope() as session:
         record_event(session, actor="pipeline", action="cdc.snapshot", resource_code=resource.code,
                      detail={"slot": capture.slot, "publication": capture.publication, "reason": reason})
-    staged = _start(resource, run_id, "cdc-snapshot")
+    staged = begin_cdc_run(resource, run_id, "cdc-snapshot")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
     try:
@@ -156,7 +156,7 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
                             "snapshot": reason}
         staged.source_identity = table.identity
-        _finish(staged, writer, quarantine, resource, table, contract)
+        finish_cdc_run(staged, writer, quarantine, resource, table, contract)
     except BaseException as exc:
         writer.close()
         quarantine.close()
@@ -168,13 +168,14 @@ def _snapshot_run(resource: _Resource, capture: ChangeCapture, table: CapturedTa
                      rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256, note=reason)
 
 
-def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTable, contract, run_id: str) -> CdcReport:  # noqa: ANN001
+def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTable, contract,  # noqa: ANN001
+                run_id: str) -> CdcReport:
     settings = get_settings()
     collected = capture.collect(table, after=resource.cursor, max_changes=settings.cdc_max_changes,
                                 wait_seconds=settings.cdc_wait_seconds)
     position = max(collected.position or 0, resource.cursor)
     if not collected.rows and not collected.truncated:
-        _move_cursor(resource, run_id, position, collected, identity=table.identity)
+        move_cursor(resource, run_id, position, collected, identity=table.identity)
         capture.advance(position)
         return CdcReport(resource_code=resource.code, mode="cdc", version=None, position=lsn_text(position),
                          redelivered=collected.skipped,
@@ -185,7 +186,7 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
     published = parts_schema(resource.previous_parts) if resource.previous_parts else None
     form = None if collected.truncated else layer_form(
         published, contract_form(published, table.arrow_schema, contract), rows=collected.rows.values())
-    staged = _start(resource, run_id, "cdc")
+    staged = begin_cdc_run(resource, run_id, "cdc")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
     try:
@@ -196,13 +197,13 @@ def _change_run(resource: _Resource, capture: ChangeCapture, table: CapturedTabl
         elif not collected.truncated:
             staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
-            filled = _fill_unchanged(batch, parts=resource.previous_parts, key=table.primary_key, contract=contract)
+            filled = fill_unchanged(batch, parts=resource.previous_parts, key=table.primary_key, contract=contract)
             _write(staged, filled, writer, quarantine, table, contract, resource.watch, form)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}
         staged.source_identity = table.identity
-        _finish(staged, writer, quarantine, resource, table, contract, removed=touched if layered else None)
+        finish_cdc_run(staged, writer, quarantine, resource, table, contract, removed=touched if layered else None)
     except BaseException as exc:
         writer.close()
         quarantine.close()

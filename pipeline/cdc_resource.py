@@ -2,7 +2,7 @@
 
 Whether a stream is in cdc mode, how its cursor state names an LSN and the forms its values were published in
 (``CDC_CURSOR``, ``cdc_forms``), its capture (the source's connector and the resource's slot), and what one
-run starts from, read once under the resource's lock (``_Resource``, ``_load``). Separate from the run
+run starts from, read once under the resource's lock (``CdcResource``, ``load_resource``). Separate from the run
 (pipeline/cdc.py) so that the slot guard (pipeline/cdc_slots.py), which the run calls, reads these without
 importing the run.
 """
@@ -41,7 +41,7 @@ def is_cdc(stream: dict | None) -> bool:
 
 
 @dataclass
-class _Resource:
+class CdcResource:
     id: int
     code: str
     stream: dict
@@ -63,7 +63,7 @@ def capture_for(resource) -> ChangeCapture:  # noqa: ANN001 - registry Resource 
     return ChangeCapture(open_connector(resource.source), slot=slot_name(get_settings().cdc_slot_prefix, resource.code))
 
 
-def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
+def load_resource(resource_code: str) -> tuple[CdcResource, ChangeCapture, object]:
     from registry.quality.quarantine import open_keys
     from schemas.contract_store import contract_for
 
@@ -72,7 +72,7 @@ def _load(resource_code: str) -> tuple[_Resource, ChangeCapture, object]:
         capture = capture_for(resource)
         previous = latest_version(session, resource=resource)
         state = cursor_state(session, resource=resource)
-        info = _Resource(
+        info = CdcResource(
             id=resource.id, code=resource.code, stream=dict(resource.stream),
             source={"name": resource.source.name, "kind": resource.source.kind, "stream": resource.stream},
             previous_id=previous.id if previous else None, previous_number=previous.number if previous else None,

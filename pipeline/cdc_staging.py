@@ -20,7 +20,7 @@ from connectors.pgoutput import lsn_text
 from connectors.postgres_captured import UNCHANGED_COLUMN, CapturedTable, Collected
 from core import clock
 from pipeline.cdc_layer import stage_layer, touched_keys
-from pipeline.cdc_resource import _Resource, cdc_forms
+from pipeline.cdc_resource import CdcResource, cdc_forms
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
 from pipeline.layers import Part, iter_parts, parts_schema
 from pipeline.quarantine import seen_keys
@@ -31,7 +31,7 @@ from registry.db import session_scope
 from registry.exchange.models import CursorState, SyncRun
 
 
-def _start(resource: _Resource, run_id: str, mode: str) -> StagedRun:
+def begin_cdc_run(resource: CdcResource, run_id: str, mode: str) -> StagedRun:
     # The lease is held for the whole run (sync_cdc): record the run, take its own folder.
     folder = lifecycle.begin(resource_id=resource.id, resource_code=resource.code, run_id=run_id, mode=mode,
                              leased=True)
@@ -40,7 +40,7 @@ def _start(resource: _Resource, run_id: str, mode: str) -> StagedRun:
                      findings={"seen": [], "complete": mode == "cdc-snapshot"})
 
 
-def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter, resource: _Resource,
+def finish_cdc_run(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter, resource: CdcResource,
             table: CapturedTable, contract, removed: pa.Array | None = None) -> None:  # noqa: ANN001
     """``removed``: the keys the changes touched, when they are published as a layer on the previous version."""
     folder = Path(staged.folder)
@@ -58,7 +58,7 @@ def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter,
         batches = stage_layer(staged, writer, parts=resource.previous_parts, previous_path=resource.previous_path,
                               previous_number=resource.previous_number, key=table.primary_key, removed=removed)
         finish_checks(staged, contract, previous_rows=resource.previous_rows, batches=batches)
-        _save(staged)
+        save_staged(staged)
         return
     staged.files = [f"data/{name}" for name in writer.files]
     staged.rows_staged = files_rows(folder, staged.files)
@@ -72,17 +72,17 @@ def _finish(staged: StagedRun, writer: PartWriter, quarantine: QuarantineWriter,
     else:
         staged.changes = ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
                                    note="first version: every row is new").summary()
-    _save(staged)
+    save_staged(staged)
 
 
-def _save(staged: StagedRun) -> None:
+def save_staged(staged: StagedRun) -> None:
     staged.save()
     with session_scope() as session:  # the status stays "staging": the same process publishes at once, and a
         run = session.get(SyncRun, staged.run_id)  # crash before that frees the lock (a dead "staged" run would not)
         run.rows_read, run.rows_quarantined = staged.rows_read, staged.rows_quarantined
 
 
-def _fill_unchanged(batch: pa.RecordBatch, *, parts: list[Part], key: tuple[str, ...],
+def fill_unchanged(batch: pa.RecordBatch, *, parts: list[Part], key: tuple[str, ...],
                     contract) -> pa.RecordBatch:  # noqa: ANN001 - Contract | None
     """Columns an update left unchanged (TOASTed values the server did not resend) take the previous value.
 
@@ -117,7 +117,7 @@ def _fill_unchanged(batch: pa.RecordBatch, *, parts: list[Part], key: tuple[str,
     return pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
-def _move_cursor(resource: _Resource, run_id: str, position: int, collected: Collected, *, identity: dict) -> None:
+def move_cursor(resource: CdcResource, run_id: str, position: int, collected: Collected, *, identity: dict) -> None:
     """Nothing to publish: the position still moves on (and the run is recorded), so the slot can be
     advanced and the server recycles WAL even while the table is quiet. The table's identity goes with it: the
     same as recorded, or recorded for the first time (pipeline.cdc_identity)."""

@@ -200,7 +200,7 @@ def test_dataset_rules_over_a_version_ignore_deleted_rows(layered: Layered) -> N
 def test_change_capture_carries_and_fills_from_the_live_rows(layered: Layered, tmp_path: Path) -> None:
     from connectors.base import ROW_PROBLEM_COLUMN
     from connectors.postgres_captured import UNCHANGED_COLUMN
-    from pipeline.cdc_staging import _fill_unchanged
+    from pipeline.cdc_staging import fill_unchanged
     from pipeline.layering import carry_forward
     from pipeline.staging import PartWriter
 
@@ -215,7 +215,7 @@ def test_change_capture_carries_and_fills_from_the_live_rows(layered: Layered, t
     update = pa.record_batch({"id": pa.array([2, 5], pa.int64()), "name": pa.array([None, None], pa.string()),
                               "at": pa.array([NOW, NOW], SCHEMA.field("at").type),
                               UNCHANGED_COLUMN: pa.array(["name", "name"])})
-    filled = _fill_unchanged(update, parts=layered.parts, key=("id",), contract=None).to_pylist()
+    filled = fill_unchanged(update, parts=layered.parts, key=("id",), contract=None).to_pylist()
     assert filled[0]["name"] == "two, corrected" and not filled[0].get(ROW_PROBLEM_COLUMN)
     assert filled[1]["name"] is None and "no earlier version" in filled[1][ROW_PROBLEM_COLUMN]
 
