@@ -19,12 +19,13 @@ saved by pipeline/cdc_staging.py; the two runs, which read the slot or its snaps
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
-from connectors.base import StreamSpec
+from connectors.base import StreamSpec, payload_schema
 from connectors.pgoutput import lsn_int, lsn_text
 from connectors.postgres_captured import (
     CapturedTable,
@@ -39,9 +40,9 @@ from pipeline import locks
 from pipeline.after_publish import STEPS
 from pipeline.cdc_identity import identity_reason
 from pipeline.cdc_layer import layer_form, layer_rows, snapshot_reason, touched_keys
-from pipeline.cdc_resource import CDC_CURSOR, load_resource, CdcResource
+from pipeline.cdc_resource import CDC_CURSOR, CdcResource, load_resource
 from pipeline.cdc_staging import begin_cdc_run, fill_unchanged, finish_cdc_run, move_cursor
-from pipeline.conform import contract_form, run_schema
+from pipeline.conform import ValueChoices, contract_form, run_schema
 from pipeline.layering import carry_forward
 from pipeline.layers import parts_schema
 from pipeline.quarantine import seen_keys
@@ -125,13 +126,17 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
 # --- the runs: a snapshot, or the slot's changes ------------------------------------------------------------
 
 def _write(staged: StagedRun, batch: pa.RecordBatch, writer: PartWriter, quarantine: QuarantineWriter,
-           table: CapturedTable, contract, watch: list[str], form: pa.Schema | None = None) -> None:  # noqa: ANN001
+           table: CapturedTable, contract, watch: list[str], form: pa.Schema | None = None,  # noqa: ANN001
+           choices: ValueChoices | None = None, retype: Callable[[dict[str, pa.DataType]], object] | None = None,
+           ) -> None:
     staged.rows_read += batch.num_rows
     staged.findings["seen"] += seen_keys(batch, table.primary_key, pa.array(watch, pa.string()))
-    split = split_batch(batch, key=table.primary_key, contract=contract)
+    split = split_batch(batch, key=table.primary_key, contract=contract,
+                        decided=choices.decided if choices is not None else None)
     if split.bad is not None:
         quarantine.write(split.bad)
-    writer.write(layer_rows(split.good, form, resource_code=staged.resource_code) if form is not None else split.good)
+    good = choices.apply(split.good, retype) if choices is not None else split.good
+    writer.write(layer_rows(good, form, resource_code=staged.resource_code) if form is not None else good)
 
 
 def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTable, contract, run_id: str,
@@ -142,17 +147,25 @@ def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: Captured
     staged = begin_cdc_run(resource, run_id, "cdc-snapshot")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
+    published = parts_schema(resource.previous_parts) if resource.previous_parts else None
+    choices = None  # a text timestamp's zone: the first value decides, NULLs before it take the published choice
+
+    def guard(schema: pa.Schema) -> None:  # the first batch's columns, and again once a value re-typed NULLs
+        if resource.previous_parts:
+            staged.schema_change = guard_schema(
+                resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
+                previous_schema=published, schema=schema,
+                key=table.primary_key, cursor=None, incremental=False,  # judged as the full read judges it
+                contract_columns={c.name for c in contract.columns} if contract is not None else set())
+
     try:
         with capture.create_slot_with_snapshot(table, batch_rows=get_settings().batch_rows) as (lsn, batches):
             for batch in batches:
-                if writer.schema is None and resource.previous_parts:  # judged as the full read judges it
-                    staged.schema_change = guard_schema(
-                        resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
-                        previous_schema=parts_schema(resource.previous_parts),
-                        schema=run_schema(batch, contract),
-                        key=table.primary_key, cursor=None, incremental=False,
-                        contract_columns={c.name for c in contract.columns} if contract is not None else set())
-                _write(staged, batch, writer, quarantine, table, contract, resource.watch)
+                if choices is None:
+                    choices = ValueChoices(contract=contract, read=payload_schema(batch.schema), published=published)
+                    guard(run_schema(batch, contract, choices))
+                _write(staged, batch, writer, quarantine, table, contract, resource.watch, choices=choices,
+                       retype=lambda types: guard(writer.retype(types)))  # only NULLs written: no second read
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
                             "snapshot": reason}
         staged.source_identity = table.identity

@@ -19,6 +19,8 @@ without values (contract_form).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 
 from connectors.base import ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN, payload_schema
@@ -76,7 +78,18 @@ class ValueChoices:
     made a first read publish texts without offsets as UTC instants. Until a value comes, the column stands in
     the published choice (published_choice, as change capture decides it). A value that chooses otherwise
     after NULLs were written in the standing type raises TypesChosen: the run reads again with the values'
-    choice standing (``chosen``), so texts now carrying offsets are a schema change like any other."""
+    choice standing (``chosen``), so texts now carrying offsets are a schema change like any other. Change
+    capture's snapshot cannot read again (its slot's snapshot is read once): it re-types the NULLs it wrote
+    instead (``retype``), which is exact, as they are only NULLs.
+
+    Once decided, the choice is the run's for every later value (``decided``, given to split_batch): a text of
+    the other kind, in whichever batch, does not convert and its row is quarantined as ``type_conversion``
+    with the same reason as within one batch. Later batches' texts had been converted on their own and cast to
+    the first one's type, so '09:00+08:00' in a column decided without a zone was published as 01:00. What
+    tells a column whose texts all switched (a schema change) from one with a few of the other kind (a
+    quarantine) is the first value: it decides, even against the published version, and only later values
+    that disagree with it are quarantined. An incremental run whose first value decides against the published
+    version reads in full (schema drift), and that read's first value decides again."""
 
     def __init__(self, *, contract, read: pa.Schema, published: pa.Schema | None,  # noqa: ANN001 - Contract | None
                  chosen: dict[str, pa.DataType] | None = None) -> None:
@@ -85,6 +98,11 @@ class ValueChoices:
                           for name, types in conversions.items() if len(types) > 1}
         self._decided = set(chosen or {}) & set(self._standing)  # chosen by values, of this read or the last
         self._nulls_written: set[str] = set()
+
+    @property
+    def decided(self) -> dict[str, pa.DataType]:
+        """The types values have chosen so far: every later value is read as its column's (split_batch)."""
+        return {name: self._standing[name] for name in self._decided}
 
     def schema(self, converted: pa.RecordBatch) -> pa.Schema:
         """``converted``'s schema with each column whose values chose nothing yet in its standing type."""
@@ -95,9 +113,12 @@ class ValueChoices:
                 schema = schema.set(index, schema.field(index).with_type(kind))
         return schema
 
-    def apply(self, converted: pa.RecordBatch) -> pa.RecordBatch:
+    def apply(self, converted: pa.RecordBatch,
+              retype: Callable[[dict[str, pa.DataType]], object] | None = None) -> pa.RecordBatch:
         """``converted`` (rows about to be written) with the run's choices: its values choose a column's type
-        when none has yet, its NULLs take the type chosen or standing."""
+        when none has yet, its NULLs take the type chosen or standing. ``retype``: where a value chooses
+        otherwise after NULLs were written, called with the choice to re-type the NULLs written (change
+        capture's snapshot, staging.PartWriter.retype) instead of raising TypesChosen."""
         for name in self._standing:
             index = converted.schema.get_field_index(name)
             if index < 0:
@@ -106,10 +127,12 @@ class ValueChoices:
             if _has_values(column):
                 if name not in self._decided:
                     if name in self._nulls_written and column.type != self._standing[name]:
-                        raise TypesChosen({**{n: self._standing[n] for n in self._decided}, name: column.type})
+                        if retype is None:
+                            raise TypesChosen({**self.decided, name: column.type})
+                        retype({name: column.type})
                     self._standing[name] = column.type
                     self._decided.add(name)
-                continue  # a later value of the other form is cast to the first one's choice (staging.PartWriter)
+                continue  # a decided column's values were read in its type: one of the other kind is quarantined
             self._nulls_written.add(name)
             if column.type != self._standing[name]:
                 converted = converted.set_column(index, converted.schema.field(index).with_type(

@@ -156,7 +156,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                         contract_columns={c.name for c in contract.columns} if contract is not None else set())
                     form = published_form(previous.schema, read) if incremental and key else None
             seen.update(seen_keys(batch, key, watch))  # open quarantine records read again, good or bad
-            split = split_batch(batch, key=key, contract=contract)
+            split = split_batch(batch, key=key, contract=contract, decided=choices.decided)
             if split.bad is not None:
                 quarantine.write(split.bad)
             split.good = choices.apply(split.good)

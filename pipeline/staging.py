@@ -187,6 +187,33 @@ class PartWriter:
             self.schema = self.schema or schema
             self._open(self._lanes[0])
 
+    def retype(self, types: dict[str, pa.DataType]) -> pa.Schema:
+        """Columns that hold only NULLs in the parts written so far take other ``types``: the parts are
+        rewritten with them cast, row group by row group (exact: a NULL is NULL in any type), and later batches
+        are written in the new schema, which is returned. Change capture's snapshot cannot read its snapshot
+        again when a value chooses a converted column's type after NULLs (pipeline.conform.ValueChoices)."""
+        if self._lookup_owner is not None:
+            raise RuntimeError("retype() does not rewrite row stores")
+        self.close()
+        schema = self.schema
+        for name, kind in types.items():
+            index = schema.get_field_index(name)
+            schema = schema.set(index, schema.field(index).with_type(kind))
+        for name in self.files:
+            path, scratch = self.folder / name, self.folder / f"{name}.retyped"
+            source = pq.ParquetFile(path)
+            with pq.ParquetWriter(scratch, schema, compression="snappy", write_statistics=True,
+                                  use_dictionary=self._dictionary) as rewritten:
+                for group in range(source.num_row_groups):
+                    rows = source.read_row_group(group)
+                    if any(rows.column(n).null_count != rows.num_rows for n in types):
+                        raise RuntimeError(f"retype(): {name} holds values in {', '.join(types)}")
+                    rewritten.write_table(rows.cast(schema))
+            source.close()
+            scratch.replace(path)
+        self.schema = schema
+        return schema
+
     def close(self) -> None:
         """Finish every part (a later write starts new ones); raises what a writing thread raised."""
         try:

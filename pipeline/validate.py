@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,10 +79,12 @@ def _reasons_of(issue, rows: int) -> pa.Array:  # noqa: ANN001 - quality.checks.
     return pa.array([issue.reasons] * rows, pa.string())
 
 
-def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contract | None = None) -> Split:
+def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contract | None = None,
+                decided: Mapping[str, pa.DataType] | None = None) -> Split:
     """Separate the rows that may be published from those that may not, recording every rule each bad row
     breaks: values the connector (or the contract's declared type) could not read faithfully, a NULL key,
-    and (with a contract) its blocking row rules. A row whose value could not be read is checked no further."""
+    and (with a contract) its blocking row rules. A row whose value could not be read is checked no further.
+    ``decided``: the types the run's values chose for converted columns (Contract.convert)."""
     breaks = _Breaks(batch.num_rows)
     raw = batch.column(ROW_RAW_COLUMN) if ROW_RAW_COLUMN in batch.schema.names else None
     if raw is not None:
@@ -94,7 +97,7 @@ def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contra
         breaks.add("type_conversion", rows, flags.take(pa.array(rows)).to_pylist())
     original = payload  # quarantined rows keep the values as they were read
     if contract is not None:
-        payload, problems = contract.convert(payload)
+        payload, problems = contract.convert(payload, decided)
         rows = np.array(sorted(set(problems) - set(breaks.by_row)), dtype=np.int64)
         breaks.add("type_conversion", rows, [problems[r] for r in rows.tolist()])
         contract.check_schema(payload.schema)

@@ -20,6 +20,7 @@ the contract loads, all at once, as a ConfigError naming the file and the rule.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,10 +87,13 @@ class Contract(BaseModel):
                 and not _type_matches(c.type, schema.field(c.name).type)
                 and not _convertible(c.type, schema.field(c.name).type)]
 
-    def convert(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[int, str]]:
+    def convert(self, batch: pa.RecordBatch, decided: Mapping[str, pa.DataType] | None = None,
+                ) -> tuple[pa.RecordBatch, dict[int, str]]:
         """Text columns declared with another type, read as that type (SQLite, CSV and JSON sources deliver
         dates and numbers as text). Returns the converted batch and {row: reason} for values that do not
-        convert; those rows are quarantined as ``type_conversion`` with the value as it was."""
+        convert; those rows are quarantined as ``type_conversion`` with the value as it was. ``decided``: the
+        type a run's earlier values chose for a column that may take two (pipeline.conform.ValueChoices), the
+        only one its values are read as here, so a text of the other kind fails as within one batch."""
         problems: dict[int, str] = {}
         arrays = list(batch.columns)
         fields = list(batch.schema)
@@ -97,7 +101,7 @@ class Contract(BaseModel):
             index = batch.schema.get_field_index(spec.name)
             if index < 0 or not _convertible(spec.type, batch.schema.field(index).type):
                 continue
-            arrays[index], failed = convert_text(batch.column(index), spec.type)
+            arrays[index], failed = convert_text(batch.column(index), spec.type, (decided or {}).get(spec.name))
             fields[index] = pa.field(spec.name, arrays[index].type)
             for row, value in failed.items():
                 problems.setdefault(row, f"{spec.name}={value!r}: 不是有效的{TYPE_LABELS[spec.type]} / cannot be "
@@ -138,14 +142,17 @@ def _convertible(declared: str, actual: pa.DataType) -> bool:
     return declared != "string" and (pa.types.is_string(actual) or pa.types.is_large_string(actual))
 
 
-def convert_text(values: pa.Array, declared: str) -> tuple[pa.Array, dict[int, str]]:
+def convert_text(values: pa.Array, declared: str, decided: pa.DataType | None = None,
+                 ) -> tuple[pa.Array, dict[int, str]]:
     """Text to the declared type; blank text is NULL. A timestamp with a zone offset becomes UTC, one without
-    stays as written (the first value that parses decides which). Returns the array and {row: raw value} for
+    stays as written (the first value that parses decides which, or ``decided``, one of the declared type's
+    targets: then a value of the other kind does not convert). Returns the array and {row: raw value} for
     values that do not convert (NULL in the array)."""
     import pyarrow.compute as pc
 
+    targets = [decided] if decided is not None else TEXT_TARGETS[declared]
     text = pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""), pa.scalar(None, values.type), values)
-    for target in TEXT_TARGETS[declared]:
+    for target in targets:
         try:
             return pc.cast(text, target), {}
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -155,7 +162,7 @@ def convert_text(values: pa.Array, declared: str) -> tuple[pa.Array, dict[int, s
         if value is None:
             converted.append(None)
             continue
-        for target in ([chosen] if chosen is not None else TEXT_TARGETS[declared]):
+        for target in ([chosen] if chosen is not None else targets):
             try:
                 converted.append(pa.scalar(value.strip(), pa.string()).cast(target).as_py())
                 chosen = target
@@ -165,7 +172,7 @@ def convert_text(values: pa.Array, declared: str) -> tuple[pa.Array, dict[int, s
         else:
             converted.append(None)
             failed[row] = value
-    return pa.array(converted, chosen or TEXT_TARGETS[declared][0]), failed
+    return pa.array(converted, chosen or targets[0]), failed
 
 
 def _describe(error: ValidationError) -> str:

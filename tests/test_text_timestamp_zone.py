@@ -146,3 +146,58 @@ def test_first_read_with_nulls_first_publishes_what_the_values_say(permits: tupl
     # The next full read, its NULLs first again, publishes nothing new: the same rows, the same type.
     assert sync(hub, full=True).version is None
     assert _schema_changes(hub.resource_code) == []
+
+
+# Texts with and without offsets in one column: once the run's first value has decided the column's zone, a value
+# of the other kind is quarantined as type_conversion, whichever batch it comes in. A later batch's texts were
+# converted on their own and cast to the first batch's type: '09:00:00+08:00' published as 01:00 without a zone.
+def _other_kind(key: int, text: str) -> tuple[tuple[str, str], str]:
+    return (str(key), "type_conversion"), f"issued_at={text!r}: 不是有效的时间 / cannot be read as timestamp"
+
+
+def _open_records(code: str) -> dict[tuple[str, str], str]:
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.quality.quarantine import open_records
+
+    with session_scope() as session:
+        resource = get_resource(session, code=code)
+        return {(r.key, r.rule): r.reason for r in open_records(session, resource_id=resource.id)}
+
+
+def test_full_read_quarantines_texts_of_the_other_kind_in_any_batch(permits: tuple[str, object]) -> None:
+    dsn, hub = permits
+    pg_execute(dsn, "INSERT INTO permits VALUES (1, '2024-01-01 09:00:00', '2024-01-01 08:00+08'), "
+                    "(2, '2024-01-02 09:00:00', '2024-01-02 08:00+08'), "
+                    "(3, '2024-01-03 09:00:00+08:00', '2024-01-03 08:00+08'), "  # a later batch, led by an offset
+                    "(4, '2024-01-04 09:00:00', '2024-01-04 08:00+08'), "
+                    "(5, '2024-01-05 09:00:00', '2024-01-05 08:00+08'), "
+                    "(6, '2024-01-06 09:00:00+08:00', '2024-01-06 08:00+08')")  # within a batch
+    report = sync(hub)
+    assert (report.version, report.rows_published, report.rows_quarantined) == (1, 4, 2)
+    table = read_version(latest(hub.resource_code), sort_by="id")
+    assert table.column("id").to_pylist() == [1, 2, 4, 5]
+    kind, values = _issued(latest(hub.resource_code))
+    assert kind == LOCAL and [v.isoformat() for v in values] == \
+        ["2024-01-01T09:00:00", "2024-01-02T09:00:00", "2024-01-04T09:00:00", "2024-01-05T09:00:00"]
+    assert _open_records(hub.resource_code) == dict([_other_kind(3, "2024-01-03 09:00:00+08:00"),
+                                                     _other_kind(6, "2024-01-06 09:00:00+08:00")])
+
+
+def test_incremental_run_quarantines_offsets_in_a_later_batch(permits: tuple[str, object]) -> None:
+    """The run re-reads row 5 (NULL) and reads row 6 (no offset) first: the column stays without a zone, and
+    row 7's offset, in the next batch, is quarantined, not cast to a local 01:00 (row 8 beside it is published)."""
+    dsn, hub = permits
+    _first_sync(dsn, hub)
+    pg_execute(dsn, "INSERT INTO permits VALUES (6, '2024-01-06 09:00:00', '2024-01-06 08:00+08'), "
+                    "(7, '2024-01-07 09:00:00+08:00', '2024-01-07 08:00+08'), "
+                    "(8, '2024-01-08 09:00:00', '2024-01-08 08:00+08')")
+    report = sync(hub)
+    assert (report.version, report.mode, report.rows_quarantined) == (2, "incremental", 1)
+    table = read_version(latest(hub.resource_code), sort_by="id")
+    assert table.column("id").to_pylist() == [1, 2, 3, 4, 5, 6, 8]
+    kind, values = _issued(latest(hub.resource_code))
+    assert kind == LOCAL and [v and v.isoformat() for v in values[4:]] == \
+        [None, "2024-01-06T09:00:00", "2024-01-08T09:00:00"]
+    assert _open_records(hub.resource_code) == dict([_other_kind(7, "2024-01-07 09:00:00+08:00")])
+    assert _schema_changes(hub.resource_code) == []

@@ -1,0 +1,102 @@
+"""Change capture's snapshot of a text column the data contract declares `timestamp`, read from a PostgreSQL
+cluster with wal_level=logical (tests/pg_cluster.py) in batches of two rows, where the rows read first hold no
+value in it (pipeline.conform.ValueChoices, as the table read decides).
+
+The snapshot took the column's type from its first batch alone: a batch of NULLs converted to UTC, so against a
+version published without a zone the snapshot republished the column as UTC, the local texts read after it
+taken as UTC instants. Now NULLs take the published choice and the first value decides; a value deciding
+otherwise after NULLs were written re-types the staged parts (they hold only NULLs in it), so the snapshot
+neither reads the table again nor drops its slot."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from tests.helpers import latest, pg_execute, read_version
+from tests.pg_cluster import pg_logical_cluster, pg_logical_database  # noqa: F401 - fixtures
+from tests.test_cdc import register, slot, slot_name_of
+
+CONTRACT = """name: {name}
+key: [id]
+resources: ['{code}']
+columns:
+  - {{name: id, type: integer, nullable: false}}
+  - {{name: issued_at, type: timestamp}}
+"""
+LOCAL, ZONED = pa.timestamp("us"), pa.timestamp("us", tz="UTC")
+
+
+@pytest.fixture
+def permits(pg_logical_database: str, hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:  # noqa: F811
+    from core.settings import reset_settings
+
+    monkeypatch.setenv("GOVSHARE_CDC_SLOT_PREFIX", f"t{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("GOVSHARE_BATCH_ROWS", "2")
+    reset_settings()
+    pg_execute(pg_logical_database, "CREATE TABLE permits (id integer PRIMARY KEY, issued_at text)")
+    code = register(pg_logical_database, table="permits")
+    name = f"c{uuid.uuid4().hex[:8]}"
+    (hub_home / "contracts").mkdir(parents=True, exist_ok=True)
+    (hub_home / "contracts" / f"{name}.yaml").write_text(CONTRACT.format(name=name, code=code), encoding="utf-8")
+    return pg_logical_database, code
+
+
+def _issued(code: str) -> tuple[pa.DataType, list]:
+    table = read_version(latest(code), sort_by="id")
+    return table.schema.field("issued_at").type, [v and v.isoformat() for v in table.column("issued_at").to_pylist()]
+
+
+def _schema_changes(code: str) -> list:
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.schema_changes import list_schema_changes
+
+    with session_scope() as session:
+        return [c.retyped for c in list_schema_changes(session, resource=get_resource(session, code=code))]
+
+
+def test_snapshot_reading_nulls_first_keeps_the_published_zone(permits: tuple[str, str]) -> None:
+    from pipeline.cdc import sync_cdc
+
+    dsn, code = permits
+    pg_execute(dsn, "INSERT INTO permits VALUES (1, '2024-01-01 09:00:00'), (2, '2024-01-02 09:00:00')")
+    assert sync_cdc(resource_code=code).version == 1
+    assert _issued(code) == (LOCAL, ["2024-01-01T09:00:00", "2024-01-02T09:00:00"])
+
+    # Rewritten so the snapshot's first batch holds only NULLs (rows come as stored: the new ones last).
+    pg_execute(dsn, "DELETE FROM permits; INSERT INTO permits VALUES (8, NULL), (9, NULL), "
+                    "(1, '2024-01-01 09:00:00'), (2, '2024-01-02 10:00:00')")
+    report = sync_cdc(resource_code=code, full=True)
+    assert (report.mode, report.version) == ("cdc-snapshot", 2)
+    assert _issued(code) == (LOCAL, ["2024-01-01T09:00:00", "2024-01-02T10:00:00", None, None])
+    assert _schema_changes(code) == []
+
+
+@pytest.mark.parametrize(("text", "kind", "value"), [
+    ("2024-01-03 09:00:00", LOCAL, "2024-01-03T09:00:00"),
+    ("2024-01-03 09:00:00+08:00", ZONED, "2024-01-03T01:00:00+00:00"),
+])
+def test_first_snapshot_with_nulls_first_publishes_what_the_values_say(permits: tuple[str, str], text: str,
+                                                                       kind: pa.DataType, value: str) -> None:
+    """No published version: the NULLs are written in the contract's first choice (UTC), and a value choosing
+    otherwise re-types them in the staged parts; the snapshot keeps its slot (no second read)."""
+    from pipeline.cdc import sync_cdc
+
+    dsn, code = permits
+    pg_execute(dsn, f"INSERT INTO permits VALUES (1, NULL), (2, NULL), (3, '{text}'), (4, NULL), "
+                    "(5, '2024-01-05 09:00:00+08:00'), (6, '2024-01-06 09:00:00')")
+    report = sync_cdc(resource_code=code)
+    assert (report.mode, report.version, report.rows_quarantined) == ("cdc-snapshot", 1, 1)
+    published, values = _issued(code)
+    assert published == kind and values[:4] == [None, None, value, None]
+    # of rows 5 and 6, the one of the other kind than row 3 is quarantined, the other exact
+    assert values[4:] == (["2024-01-06T09:00:00"] if kind == LOCAL else ["2024-01-05T01:00:00+00:00"])
+    assert slot(dsn, slot_name_of(code)) is not None
+    # the change runs that follow stack on it: a local text, then a NULL, in the published zone
+    pg_execute(dsn, "UPDATE permits SET issued_at = NULL WHERE id = 3")
+    assert sync_cdc(resource_code=code).version == 2
+    assert _issued(code)[0] == kind
