@@ -199,6 +199,10 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
     published = parts_schema(resource.previous_parts) if resource.previous_parts else None
     form = None if collected.truncated else layer_form(
         published, contract_form(published, table.arrow_schema, contract), rows=collected.rows.values())
+    # A text timestamp's zone, as a table read decides it: the run's first value decides (against the published
+    # choice: a snapshot), a later text of the other kind is quarantined, never cast to the published type.
+    choices = _first_values(ValueChoices(contract=contract, read=table.arrow_schema, published=published),
+                            table=table, collected=collected, contract=contract, batch_rows=settings.batch_rows)
     staged = begin_cdc_run(resource, run_id, "cdc")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
@@ -211,7 +215,7 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
             staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
             filled = fill_unchanged(batch, parts=resource.previous_parts, key=table.primary_key, contract=contract)
-            _write(staged, filled, writer, quarantine, table, contract, resource.watch, form)
+            _write(staged, filled, writer, quarantine, table, contract, resource.watch, form, choices=choices)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}
@@ -228,3 +232,19 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
                      upserts=staged.rows_read, deletes=deleted_count(collected), transactions=collected.transactions,
                      redelivered=collected.skipped, rows_published=report.rows_published,
                      rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256)
+
+
+def _first_values(choices: ValueChoices, *, table: CapturedTable, collected, contract,  # noqa: ANN001
+                  batch_rows: int) -> ValueChoices:
+    """The choices of a change run's first values, read from the collected changes before the run is recorded:
+    a first value choosing another type than the published version holds (or one choosing after NULLs) raises
+    SchemaMoved while sync_cdc can still read a snapshot as this run. The run then writes with them decided."""
+    if not choices.undecided:
+        return choices
+    for batch in upsert_batches(table, collected, batch_rows=batch_rows):
+        choices.apply(split_batch(batch, key=table.primary_key, contract=contract, decided=choices.decided).good)
+        if (moved := choices.departed()) is not None:
+            raise moved
+        if not choices.undecided:
+            break
+    return choices.again()

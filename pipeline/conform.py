@@ -98,11 +98,40 @@ class ValueChoices:
                           for name, types in conversions.items() if len(types) > 1}
         self._decided = set(chosen or {}) & set(self._standing)  # chosen by values, of this read or the last
         self._nulls_written: set[str] = set()
+        self._published = published
 
     @property
     def decided(self) -> dict[str, pa.DataType]:
         """The types values have chosen so far: every later value is read as its column's (split_batch)."""
         return {name: self._standing[name] for name in self._decided}
+
+    @property
+    def undecided(self) -> set[str]:
+        """The columns whose values have chosen nothing yet."""
+        return set(self._standing) - self._decided
+
+    def again(self) -> ValueChoices:
+        """The same choices for a second pass over the same rows: what values decided stands from the start,
+        what they did not stands as before."""
+        fresh = ValueChoices.__new__(ValueChoices)
+        fresh._standing, fresh._decided = dict(self._standing), set(self._decided)
+        fresh._nulls_written, fresh._published = set(), self._published
+        return fresh
+
+    def departed(self) -> SchemaMoved | None:
+        """Change capture's change run, which stacks on the published version: the reason to read a snapshot
+        when its first value chose another type than the version holds (the texts now carry offsets, or no
+        longer do). A table read finds the same through schema drift; a change run's rows were cast to the
+        published type instead, so '09:00+08:00' in a column published without a zone became 01:00."""
+        if self._published is None:
+            return None
+        moved = {name: kind for name, kind in self.decided.items()
+                 if name in self._published.names and self._published.field(name).type != kind}
+        if not moved:
+            return None
+        said = ", ".join(f"{name} ({self._published.field(name).type} -> {kind})" for name, kind in moved.items())
+        return SchemaMoved(f"列的取值改变了时间类型，读取快照 / the values of {said} now choose another type than "
+                           "the published version holds")
 
     def schema(self, converted: pa.RecordBatch) -> pa.Schema:
         """``converted``'s schema with each column whose values chose nothing yet in its standing type."""

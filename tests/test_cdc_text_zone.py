@@ -100,3 +100,31 @@ def test_first_snapshot_with_nulls_first_publishes_what_the_values_say(permits: 
     pg_execute(dsn, "UPDATE permits SET issued_at = NULL WHERE id = 3")
     assert sync_cdc(resource_code=code).version == 2
     assert _issued(code)[0] == kind
+
+
+def test_a_change_run_never_casts_a_text_of_the_other_kind(permits: tuple[str, str]) -> None:
+    """A change run decides as a table read: its first value decides; against the published version it reads
+    a snapshot (the texts now choose otherwise: a schema change, recorded), and a later text of the other kind
+    is quarantined. Change runs had cast every change to the published type, so '09:00+08:00' in a column
+    published without a zone was published as 01:00."""
+    from pipeline.cdc import sync_cdc
+
+    dsn, code = permits
+    pg_execute(dsn, "INSERT INTO permits VALUES (1, '2024-01-01 09:00:00'), (2, '2024-01-02 09:00:00')")
+    assert sync_cdc(resource_code=code).version == 1
+
+    # one change run: a local text first, then one with an offset (a batch of its own: two rows a batch)
+    pg_execute(dsn, "INSERT INTO permits VALUES (3, '2024-01-03 09:00:00'), (4, NULL), "
+                    "(5, '2024-01-05 09:00:00+08:00')")
+    report = sync_cdc(resource_code=code)
+    assert (report.mode, report.version, report.rows_quarantined) == ("cdc", 2, 1)
+    assert _issued(code) == (LOCAL, ["2024-01-01T09:00:00", "2024-01-02T09:00:00", "2024-01-03T09:00:00", None])
+
+    # a change run whose first value carries an offset: the texts now choose UTC, so a snapshot reads the table
+    # and its own first value decides (row 1, local): the offset texts are quarantined, never cast
+    pg_execute(dsn, "UPDATE permits SET issued_at = '2024-01-06 09:00:00+08:00' WHERE id = 2")
+    report = sync_cdc(resource_code=code)
+    assert report.mode == "cdc-snapshot" and "issued_at" in report.note
+    published, values = _issued(code)
+    assert published == LOCAL and "2024-01-06T01:00:00" not in values
+    assert values == ["2024-01-01T09:00:00", "2024-01-03T09:00:00", None]
