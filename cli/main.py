@@ -1,4 +1,5 @@
-"""The `govshare` command. Heavy imports (Airflow, pyarrow, FastAPI) stay inside the commands that need them."""
+"""The `govshare` command. Heavy imports (the registry and SQLAlchemy, Airflow, pyarrow, FastAPI) stay inside the
+commands that need them: help and usage errors load none of them (tests/test_cli_startup.py)."""
 
 from __future__ import annotations
 
