@@ -20,7 +20,6 @@ import typer
 from cli.output import console, parse_day, reported_errors, table
 from cli.usage import bad_value
 from core.errors import AccessDenied
-from schemas.presentation import label_list
 
 user_app = typer.Typer(help="People (用户) of agencies and their roles.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log (审计日志): verify the chain, export a period.", no_args_is_help=True)
@@ -73,6 +72,7 @@ def user_add(username: str, agency: Annotated[str, typer.Option(help="agency cod
     """
     from registry.db import session_scope
     from registry.people.users import add_user
+    from schemas.presentation import label_list
 
     with reported_errors(), refusals_audited(as_user, "user add"), session_scope() as session:
         user = add_user(session, username=username, agency=agency, roles=role, password=_password(password_env),
@@ -89,6 +89,7 @@ def user_list(as_user: AsUser = None) -> None:
     """
     from registry.db import session_scope
     from registry.people.users import list_users
+    from schemas.presentation import label_list
 
     with reported_errors(), refusals_audited(as_user, "user list"), session_scope() as session:
         table("用户 / users", ["username", "name", "agency", "roles", "active"],
@@ -104,6 +105,7 @@ def user_roles(username: str, role: Annotated[list[str], typer.Option("--role")]
     """
     from registry.db import session_scope
     from registry.people.users import set_roles
+    from schemas.presentation import label_list
 
     with reported_errors(), refusals_audited(as_user, "user roles"), session_scope() as session:
         user = set_roles(session, username=username, roles=role, by=acting_as(session, as_user))

@@ -7,23 +7,16 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.access_cmds import AsUser
 from cli.output import parse_day
 from core.errors import ConfigError
-from core.settings import get_settings
-from core.calendar.workdays import (
-    DayKind,
-    DayStatus,
-    add_working_days,
-    day_status,
-    known_years,
-    load_schedule_file,
-    read_schedule_file,
-)
+
+if TYPE_CHECKING:  # the calendar brings the settings (pydantic-settings): imported by the commands that count
+    from core.calendar.workdays import DayStatus
 
 app = typer.Typer(
     help=(
@@ -66,6 +59,8 @@ def _fail(exc: ConfigError) -> typer.Exit:
 
 
 def _reason(status: DayStatus) -> str:
+    from core.calendar.workdays import DayKind
+
     if status.kind is DayKind.HOLIDAY:
         return f"{status.holiday_name} 放假 / public holiday"
     if status.kind is DayKind.ADJUSTED_WORKDAY:
@@ -90,6 +85,9 @@ def load_command(
 
     Example: govshare calendar load 2027.json
     """
+    from core.calendar.workdays import load_schedule_file, read_schedule_file
+    from core.settings import get_settings
+
     try:
         schedule = read_schedule_file(file)
         installed = load_schedule_file(file, calendar_dir=calendar_dir)
@@ -113,6 +111,7 @@ def _schedule_pending(as_user: str | None) -> None:
     from registry.db import session_scope
     from registry.supervision.due_days import fill_pending
     from registry.migrate import current_revision
+    from core.settings import get_settings
 
     url = get_settings().database_url
     if (url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file()) or not current_revision():
@@ -134,6 +133,8 @@ def check_command(
 
     Example: govshare calendar check 2025-10-11
     """
+    from core.calendar.workdays import day_status
+
     parsed = parse_day(day)
     try:
         status = day_status(parsed, calendar_dir=calendar_dir)
@@ -153,6 +154,8 @@ def add_command(
 
     Example: govshare calendar add 2025-09-30 10   (-> 2025-10-21, across National Day)
     """
+    from core.calendar.workdays import add_working_days
+
     parsed = parse_day(day)
     try:
         result = add_working_days(parsed, n, calendar_dir=calendar_dir)
@@ -167,6 +170,8 @@ def years_command(calendar_dir: CalendarDirOption = None) -> None:
 
     Example: govshare calendar years
     """
+    from core.calendar.workdays import known_years
+
     sources = known_years(calendar_dir=calendar_dir)
     library = [source for source in sources if source.origin == "library"]
     files = [source for source in sources if source.origin == "file"]

@@ -6,24 +6,32 @@ commands attach themselves to it from their own module.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from cli.output import console, reported_errors, table
 from cli.output import note as show_note
 from cli.usage import bad_value
 from core.errors import ConfigError
-from registry.db import session_scope
-from schemas.catalog_metadata import CatalogEntryData, code_list, metadata, problems_of
-from schemas.presentation import labels, moment_compact
+
+# The registry (SQLAlchemy) and the catalogue's metadata (pydantic) are imported inside the commands: help
+# and usage errors never need them.
+if TYPE_CHECKING:
+    from schemas.catalog_metadata import CatalogEntryData
 
 catalog_app = typer.Typer(help="资源目录 Resource catalogue: compile, review, publish, keep up (articles 8-10, 19).",
                           no_args_is_help=True)
 
-STATUS_LABELS = labels("catalog_statuses")
+
+@cache
+def status_labels() -> dict[str, str]:
+    """The revision statuses' Chinese labels (read from the labels file when a command first shows one)."""
+    from schemas.presentation import labels
+
+    return labels("catalog_statuses")
 
 ItemOption = Annotated[list[str] | None, typer.Option(
     "--item", help="信息项 data item NAME:TYPE[:SUBJECT_ID[:COLUMN]], e.g. 统一社会信用代码:字符型:uscc:uscc; repeatable")]
@@ -44,6 +52,10 @@ def _item(text: str) -> dict[str, Any]:
 
 def build_entry(base: dict[str, Any], *, file: Path | None = None, **options: Any) -> CatalogEntryData:
     """The entry from a base content, an optional JSON/YAML file and the command-line options, validated."""
+    from pydantic import ValidationError
+
+    from schemas.catalog_metadata import CatalogEntryData, problems_of
+
     content = dict(base)
     if file is not None:
         import yaml
@@ -77,6 +89,8 @@ def cataloguer(session, account: str, agency: str) -> str:  # noqa: ANN001 - Ses
 
 
 def _display(field: str, value: Any) -> str:
+    from schemas.catalog_metadata import code_list, metadata
+
     element = next((e for e in metadata()["elements"] if e["field"] == field), None)
     codes = code_list(element["codes"]) if element and element.get("codes") else {}
     if isinstance(value, bool):
@@ -112,6 +126,7 @@ def add_command(
     --sharing unconditional --mode interface --mode file
     """
     from registry.catalog.entries import upsert_entry
+    from registry.db import session_scope
     from registry.people.persons import person_actor
 
     with reported_errors():
@@ -151,6 +166,7 @@ def edit_command(
     Example: govshare catalog edit 101001/0001 --as zhangsan --cycle weekly
     """
     from registry.catalog.entries import get_entry, latest_revision, upsert_entry
+    from registry.db import session_scope
     from registry.people.persons import person_actor
 
     with reported_errors():
@@ -183,6 +199,8 @@ def show_command(code: Annotated[str, typer.Argument(help="信息资源代码")]
 
     Example: govshare catalog show 101001/0001
     """
+    from registry.db import session_scope
+    from schemas.catalog_metadata import code_list, metadata
     from registry.catalog.entries import (
         get_entry,
         get_revision,
@@ -198,15 +216,15 @@ def show_command(code: Annotated[str, typer.Argument(help="信息资源代码")]
         rows = [("信息资源代码", entry.code), ("信息资源提供方", entry.agency.name),
                 ("信息资源提供方代码", entry.agency.code)]
         if shown is None:
-            rows += [("信息资源名称", entry.name), ("状态", STATUS_LABELS["registered"])]
+            rows += [("信息资源名称", entry.name), ("状态", status_labels()["registered"])]
         else:
             for element in metadata()["elements"]:
                 field = element["field"]
                 if field in shown.content and field != "data_items":
                     rows.append((element["label"], _display(field, shown.content[field])))
-            rows.append(("版本 / 状态", f"第{shown.number}版 {STATUS_LABELS.get(shown.status, shown.status)}"))
+            rows.append(("版本 / 状态", f"第{shown.number}版 {status_labels().get(shown.status, shown.status)}"))
         if latest is not None and shown is not None and latest.id != shown.id:
-            rows.append(("待发布版本", f"第{latest.number}版 {STATUS_LABELS.get(latest.status, latest.status)}"))
+            rows.append(("待发布版本", f"第{latest.number}版 {status_labels().get(latest.status, latest.status)}"))
         table(f"{entry.code} {entry.name}", ["要素 element", "内容 value"], rows)
         if shown is not None:
             types, subjects = code_list("data_types"), code_list("subject_ids")
@@ -241,14 +259,15 @@ def list_command(agency: Annotated[str | None, typer.Option(help="只列出该�
     Example: govshare catalog list --agency 上海市市场监督管理局
     """
     from registry.catalog.entries import latest_revision, list_entries, published_revision
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         rows = []
         for entry in list_entries(session, agency=agency, published_only=published, with_subordinates=tree):
             pub, latest = published_revision(session, resource=entry), latest_revision(session, resource=entry)
-            pending = (f"第{latest.number}版 {STATUS_LABELS[latest.status]}"
+            pending = (f"第{latest.number}版 {status_labels()[latest.status]}"
                        if latest is not None and latest.status != "published" else "")
-            rows.append((entry.code, entry.name, entry.agency.name, STATUS_LABELS[entry.catalog_status],
+            rows.append((entry.code, entry.name, entry.agency.name, status_labels()[entry.catalog_status],
                          f"第{pub.number}版" if pub else "", pending))
         table("资源目录 / catalogue", ["信息资源代码", "信息资源名称", "提供方", "状态", "已发布版本", "待处理版本"], rows)
 
@@ -261,6 +280,8 @@ def history_command(code: Annotated[str, typer.Argument(help="信息资源代码
     """
     from registry.catalog.entries import get_entry, list_revisions
     from registry.catalog.review import confidentiality_of
+    from registry.db import session_scope
+    from schemas.presentation import moment_compact
 
     when = moment_compact
     with reported_errors(), session_scope() as session:
@@ -268,7 +289,7 @@ def history_command(code: Annotated[str, typer.Argument(help="信息资源代码
         rows = []
         for r in list_revisions(session, resource=entry):
             secrecy = confidentiality_of(session, revision=r)
-            rows.append((f"第{r.number}版", STATUS_LABELS[r.status], r.author, when(r.created_at),
+            rows.append((f"第{r.number}版", status_labels()[r.status], r.author, when(r.created_at),
                          f"{r.submitted_by or ''} {when(r.submitted_at)}".strip(),
                          "" if secrecy is None else f"{'通过' if secrecy.passed else '未通过'} {secrecy.reviewer}",
                          f"{r.reviewed_by or ''} {when(r.reviewed_at)}".strip(), r.content_sha256[:12]))
@@ -285,6 +306,8 @@ def diff_command(code: Annotated[str, typer.Argument(help="信息资源代码")]
     Example: govshare catalog diff 101001/0001 1 2
     """
     from registry.catalog.entries import diff_revisions
+    from registry.db import session_scope
+    from schemas.catalog_metadata import code_list
 
     kinds = {"changed": "修改", "added": "新增", "removed": "删除"}
 
@@ -316,6 +339,7 @@ def stream_command(code: Annotated[str, typer.Argument(help="信息资源代码"
     Example: govshare catalog stream 101001/0001 --source scjg-pg --table enterprises --key id --cursor updated_at
     """
     from registry.catalog.entries import attach_stream
+    from registry.db import session_scope
     from registry.exchange.streams import verify_stream
 
     with reported_errors():

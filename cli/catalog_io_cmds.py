@@ -14,8 +14,6 @@ import typer
 
 from cli.output import console, err_console, reported_errors, table
 from cli.usage import bad_value
-from registry.db import session_scope
-from schemas.catalog_metadata import code_list
 
 
 def template_command(path: Annotated[Path, typer.Argument(help="要写入的 .xlsx 文件 workbook to write")]) -> None:
@@ -42,6 +40,7 @@ def import_command(
     Example: govshare catalog import 目录.xlsx --agency 上海市市场监督管理局 --as zhang.san
     """
     from registry.catalog.import_export import ImportRefused, import_file
+    from registry.db import session_scope
 
     with reported_errors():
         try:
@@ -72,6 +71,7 @@ def export_command(
     Example: govshare catalog export 目录.xlsx --agency 上海市市场监督管理局
     """
     from registry.catalog.import_export import export_file
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         count = export_file(session, path=path, agency=agency, published_only=published)
@@ -93,6 +93,8 @@ def discover_command(
     """
     from registry.catalog.import_export import discover_items, draft_document, write_draft_workbook
     from registry.catalog.sources import get_source
+    from registry.db import session_scope
+    from schemas.catalog_metadata import code_list
 
     with reported_errors(), session_scope() as session:
         src = get_source(session, name=source)
@@ -129,6 +131,8 @@ def search_command(
     Example: govshare catalog search 企业 --mode interface
     """
     from registry.catalog.search import search_catalog
+    from registry.db import session_scope
+    from schemas.catalog_metadata import code_list
 
     with reported_errors(), session_scope() as session:
         result = search_catalog(session, keyword=keyword, agency=agency, classification=classification,
@@ -147,6 +151,7 @@ def services_command() -> None:
     Example: govshare catalog services
     """
     from registry.catalog.search import list_services
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         table("接口服务 interface services", ["信息资源代码", "说明", "调用方法"],
@@ -160,6 +165,7 @@ def openapi_command(code: Annotated[str, typer.Argument(help="信息资源代码
     Example: govshare catalog openapi 101001/0001 --out 101001-0001.openapi.json
     """
     from registry.catalog.search import get_service
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         text = json.dumps(get_service(session, code=code).openapi, ensure_ascii=False, indent=2)
@@ -178,6 +184,7 @@ def dcat_command(out: Annotated[Path | None, typer.Option(help="写入文件 wri
     Example: govshare catalog dcat --out catalog.jsonld --base-url https://data.example.gov.cn
     """
     from registry.catalog.dcat import dcat_catalog
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         text = json.dumps(dcat_catalog(session, base_url=base_url), ensure_ascii=False, indent=2)

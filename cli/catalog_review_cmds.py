@@ -11,7 +11,6 @@ from cli.catalog_cmds import DayOption, catalog_app
 from cli.output import parse_day
 from cli.output import console, due, reported_errors, table
 from cli.usage import bad_value
-from registry.db import session_scope
 
 
 @catalog_app.command("submit")
@@ -23,6 +22,7 @@ def submit_command(code: Annotated[str, typer.Argument(help="信息资源代码"
     Example: govshare catalog submit 101001/0001 --as zhangsan
     """
     from registry.catalog.review import submit_revision
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         revision = submit_revision(session, code=code, account=by, on=parse_day(on))
@@ -42,6 +42,7 @@ def confidentiality_command(
     Example: govshare catalog confidentiality 101001/0001 --as lisi --passed --note 不涉及国家秘密
     """
     from registry.catalog.review import record_confidentiality_review
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         record_confidentiality_review(session, code=code, account=by, passed=passed, note=note, on=parse_day(on))
@@ -72,6 +73,7 @@ def review_command(
     Example: govshare catalog review 101001/0001 --as lisi --return --comment 共享条件=请写明法律依据
     """
     from registry.catalog.review import review_revision
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         revision = review_revision(session, code=code, account=by, approve=approve,
@@ -91,6 +93,7 @@ def withdraw_command(code: Annotated[str, typer.Argument(help="信息资源代�
     Example: govshare catalog withdraw 101001/0001 --as lisi --reason 数据来源停止采集
     """
     from registry.catalog.review import withdraw_entry
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         withdraw_entry(session, code=code, account=by, reason=reason, on=parse_day(on))
@@ -107,6 +110,7 @@ def overdue_command(agency: Annotated[str | None, typer.Option(help="只看该�
 
     Example: govshare catalog overdue --pending
     """
+    from registry.db import session_scope
     from registry.catalog.obligations import (
         OBLIGATION_KINDS,
         list_obligations,
@@ -147,6 +151,7 @@ def reconfirm_command(code: Annotated[str, typer.Argument(help="信息资源代�
     Example: govshare catalog reconfirm 101001/0001 --as zhangsan --note 年度全面维护
     """
     from registry.catalog.obligations import reconfirm_entry
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         confirmation = reconfirm_entry(session, code=code, account=by, on=parse_day(on), note=note)

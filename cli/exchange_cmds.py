@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from cli.output import console, err_console, reported_errors, table
-from schemas.presentation import moment_compact
 
 notices_app = typer.Typer(help="Update notices to subscribers (更新通知, article 16).", no_args_is_help=True)
 
@@ -111,6 +110,7 @@ def schema_changes_command(resource: Annotated[str, typer.Argument(help="resourc
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
     from registry.exchange.schema_changes import list_schema_changes
+    from schemas.presentation import moment_compact
 
     with reported_errors(), session_scope() as session:
         rows = [(moment_compact(c.detected_at), c.actor, f"v{c.previous_version}",

@@ -1,4 +1,5 @@
-"""The `govshare` command. Heavy imports (Airflow, pyarrow, FastAPI) stay inside the commands that need them."""
+"""The `govshare` command. Heavy imports (the registry and SQLAlchemy, Airflow, pyarrow, FastAPI) stay inside the
+commands that need them: help and usage errors load none of them (tests/test_cli_startup.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from cli import calendar as calendar_cmds
 from cli import identifier_cmds, registry_cmds
 from cli.output import console, err_console, reported_errors, table
 from cli.usage import ChineseUsageGroup
-from schemas.presentation import moment_compact
 
 app = typer.Typer(
     cls=ChineseUsageGroup,  # usage errors of every command in Chinese
@@ -120,9 +120,10 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
 
     Example: govshare versions 101001/0001
     """
-    from registry.db import session_scope
     from registry.catalog.resources import get_resource
+    from registry.db import session_scope
     from registry.exchange.versions import change_summary, list_versions
+    from schemas.presentation import moment_compact
 
     with reported_errors(), session_scope() as session:
         rows = [(f"v{v.number}", moment_compact(v.created_at), v.row_count, v.quarantined_count,
@@ -149,6 +150,7 @@ def runs(resource: Annotated[str | None, typer.Argument(help="resource code (all
     from registry.catalog.resources import get_resource
     from registry.db import session_scope
     from registry.exchange.models import DatasetVersion, SyncRun
+    from schemas.presentation import moment_compact
 
     with reported_errors(), session_scope() as session:
         query = select(SyncRun, Resource.code).join(Resource, Resource.id == SyncRun.resource_id)

@@ -9,8 +9,6 @@ import typer
 
 from cli.output import parse_day
 from cli.output import console, reported_errors, table
-from registry.people.models import DESIGNATION_ROLES
-from registry.db import session_scope
 
 person_app = typer.Typer(help="人员与指定 People of agencies and their designations (articles 10, 21).",
                          no_args_is_help=True)
@@ -28,6 +26,7 @@ def add_command(account: Annotated[str, typer.Argument(help="平台账号 accoun
 
     Example: govshare person add zhangsan 张三 --agency 上海市市场监督管理局 --office 信息中心 --phone 021-12345678
     """
+    from registry.db import session_scope
     from registry.people.persons import add_person
 
     with reported_errors(), session_scope() as session:
@@ -46,6 +45,8 @@ def designate_command(account: Annotated[str, typer.Argument(help="账号")],
 
     Example: govshare person designate lisi reviewer --from 2025-01-01
     """
+    from registry.db import session_scope
+    from registry.people.models import DESIGNATION_ROLES
     from registry.people.persons import designate
 
     with reported_errors(), session_scope() as session:
@@ -63,6 +64,8 @@ def undesignate_command(account: Annotated[str, typer.Argument(help="账号")],
 
     Example: govshare person undesignate lisi reviewer --last-day 2025-06-30
     """
+    from registry.db import session_scope
+    from registry.people.models import DESIGNATION_ROLES
     from registry.people.persons import end_designation
 
     with reported_errors(), session_scope() as session:
@@ -78,6 +81,8 @@ def list_command(agency: Annotated[str | None, typer.Option(help="机构")] = No
 
     Example: govshare person list --role reviewer --on 2025-10-09
     """
+    from registry.db import session_scope
+    from registry.people.models import DESIGNATION_ROLES
     from registry.people.persons import designations
 
     with reported_errors(), session_scope() as session:
@@ -94,6 +99,7 @@ def administrators_command(agency: Annotated[str | None, typer.Option(help="机�
 
     Example: govshare person administrators --output 数据资源管理员备案.xlsx
     """
+    from registry.db import session_scope
     from registry.people.persons import (
         ADMINISTRATOR_HEADERS,
         administrators_rows,

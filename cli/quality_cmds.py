@@ -14,7 +14,6 @@ from cli.output import console, reported_errors, table
 from cli.output import note as show_note
 from cli.usage import bad_value
 from core.errors import ConfigError
-from schemas.presentation import label, moment_compact
 
 quarantine_app = typer.Typer(help="隔离数据 Quarantined rows: list, export for the provider, replay after the fix.",
                              no_args_is_help=True)
@@ -23,9 +22,6 @@ contract_app = typer.Typer(help="数据契约 Data contracts: columns, key, iden
                            no_args_is_help=True)
 element_app = typer.Typer(help="数据元 Data elements and their one authoritative source (一数一源).",
                           no_args_is_help=True)
-
-
-_when = moment_compact
 
 
 @quarantine_app.command("list")
@@ -37,11 +33,12 @@ def quarantine_list(resource: Annotated[str, typer.Argument(help="resource code"
     """
     from registry.db import session_scope
     from registry.quality.quarantine import list_quarantine
+    from schemas.presentation import label, moment_compact
 
     with reported_errors(), session_scope() as session:
         sets = list_quarantine(session, resource_code=resource, status=status)
         table(f"{resource} 隔离数据 / quarantined rows", ["run", "隔离时间（北京时间）", "行数 rows", "规则 rules", "状态 status"],
-              [(s.run_id[:12], _when(s.created_at), s.rows,
+              [(s.run_id[:12], moment_compact(s.created_at), s.rows,
                 ", ".join(f"{k}={v}" for k, v in sorted(s.rules.items())), label("quarantine_statuses", s.status))
                for s in sets])
         console.print(f"待处理 open: {sum(s.rows for s in sets if s.status == 'open')} 行 rows")
@@ -91,13 +88,14 @@ def ticket_list(agency: Annotated[str | None, typer.Option(help="agency code or 
     """
     from registry.db import session_scope
     from registry.quality.tickets import list_tickets
+    from schemas.presentation import label, moment_compact
 
     with reported_errors(), session_scope() as session:
         tickets = list_tickets(session, agency=agency, status=status, resource_code=resource)
         table("疑义校核工单 / tickets", ["id", "类型 kind", "机构 agency", "资源 resource", "行数 rows", "状态 status",
                                      "开具 opened 北京时间"],
               [(t.id, t.kind, t.agency.name, ", ".join(t.resource_codes), t.rows, label("ticket_statuses", t.status),
-                _when(t.created_at)) for t in tickets])
+                moment_compact(t.created_at)) for t in tickets])
 
 
 @ticket_app.command("show")

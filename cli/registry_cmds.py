@@ -12,14 +12,9 @@ import typer
 from cli.output import console, err_console, reported_errors, table
 from cli.output import note as show_note
 from cli.usage import bad_value
-from registry.people.agencies import add_agency, list_agencies
-from registry.db import session_scope
-from registry.catalog.resources import add_resource, get_resource, list_resources
-from registry.catalog.sources import add_source, edit_source, get_source, list_sources, open_connector
-from registry.exchange.streams import set_stream, verify_stream
-from registry.sharing.subscriptions import subscribe
-from registry.people.tokens import issue_token
-from registry.exchange.versions import latest_version
+
+# The registry (SQLAlchemy and the models) is imported inside each command: `govshare --help` and a usage
+# error never need it, and it is most of the command's start-up time.
 
 agency_app = typer.Typer(help="Agencies (行政机构) that provide and consume data.", no_args_is_help=True)
 source_app = typer.Typer(help="Sources: connections to agencies' business databases.", no_args_is_help=True)
@@ -39,6 +34,9 @@ def agency_add(
 
     Example: govshare agency add 113100000024200171 上海市市场监督管理局
     """
+    from registry.db import session_scope
+    from registry.people.agencies import add_agency
+
     with reported_errors(), session_scope() as session:
         agency = add_agency(session, code=code, name=name, level=level, district=district, parent=parent)
         console.print(f"agency {agency.code} {agency.name} registered")
@@ -50,6 +48,9 @@ def agency_list() -> None:
 
     Example: govshare agency list
     """
+    from registry.db import session_scope
+    from registry.people.agencies import list_agencies
+
     with reported_errors(), session_scope() as session:
         agencies = list_agencies(session)
         names = {a.id: a.name for a in agencies}
@@ -108,6 +109,9 @@ def source_add(
     -o path=/outbox -o host_key_fingerprint=SHA256:... -o 'streams={"enterprises": {"pattern": "企业*.csv"}}'
     --key-file ~/.ssh/scjg_exchange
     """
+    from registry.catalog.sources import add_source
+    from registry.db import session_scope
+
     with reported_errors(), session_scope() as session:
         secret = _secret_from(password_env=password_env, token_env=token_env, key_file=key_file)
         source = add_source(session, name=name, agency=agency, kind=kind, config=_options(option), secret=secret)
@@ -128,6 +132,9 @@ def source_edit(
 
     Example: SCJG_PG_PASSWORD=... govshare source edit scjg-pg --password-env SCJG_PG_PASSWORD -o port=6432
     """
+    from registry.catalog.sources import edit_source, open_connector
+    from registry.db import session_scope
+
     with reported_errors():
         with session_scope() as session:
             secret = _secret_from(password_env=password_env, token_env=token_env, key_file=key_file)
@@ -158,6 +165,8 @@ def source_check(name: Annotated[str, typer.Argument(help="source name")],
     Example: govshare source check scjg-pg --table enterprises
     """
     from connectors.base import StreamSpec
+    from registry.catalog.sources import get_source, open_connector
+    from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
         connector = open_connector(get_source(session, name=name))
@@ -171,6 +180,9 @@ def source_list() -> None:
 
     Example: govshare source list
     """
+    from registry.catalog.sources import list_sources, open_connector
+    from registry.db import session_scope
+
     with reported_errors(), session_scope() as session:
         table("数据源 / sources", ["name", "kind", "agency", "where"],
               [(s.name, s.kind, s.agency.name, open_connector(s).describe()) for s in list_sources(session)])
@@ -199,6 +211,10 @@ def resource_add(
     --source scjg-pg --table enterprises --key id --cursor updated_at
     (change capture instead: --source scjg-pg --table enterprises --key id --mode cdc --cycle realtime)
     """
+    from registry.catalog.resources import add_resource
+    from registry.db import session_scope
+    from registry.exchange.streams import verify_stream
+
     with reported_errors(), session_scope() as session:
         resource = add_resource(session, name=name, agency=agency, classification=classification, source=source,
                                 table=table_name, query=query, primary_key=key.split(",") if key else None,
@@ -224,6 +240,10 @@ def resource_edit(
     The versions stay; the next sync reads in full (and publishes nothing if nothing changed).
     Example: govshare resource edit 101001/0001 --source scjg-pg-2024
     """
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.streams import set_stream, verify_stream
+
     with reported_errors(), session_scope() as session:
         resource = get_resource(session, code=code)
         changed = set_stream(session, resource=resource, source=source, table=table_name, query=query,
@@ -239,6 +259,10 @@ def resource_list(agency: Annotated[str | None, typer.Option(help="only this age
 
     Example: govshare resource list --agency 上海市市场监督管理局
     """
+    from registry.catalog.resources import list_resources
+    from registry.db import session_scope
+    from registry.exchange.versions import latest_version
+
     with reported_errors(), session_scope() as session:
         rows = []
         for r in list_resources(session, agency=agency):
@@ -254,6 +278,10 @@ def resource_show(code: Annotated[str, typer.Argument(help="resource code")]) ->
 
     Example: govshare resource show 101001/0001
     """
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.versions import latest_version
+
     with reported_errors(), session_scope() as session:
         r = get_resource(session, code=code)
         latest = latest_version(session, resource=r)
@@ -273,6 +301,9 @@ def token_issue(agency: Annotated[str, typer.Argument(help="consumer agency code
 
     Example: govshare token issue 上海市人力资源和社会保障局 --name hr-sync
     """
+    from registry.db import session_scope
+    from registry.people.tokens import issue_token
+
     with reported_errors(), session_scope() as session:
         token = issue_token(session, agency=agency, name=name, days=days)
     # The token alone on standard output, so `TOKEN=$(govshare token issue ...)` keeps working; the note for
@@ -292,6 +323,9 @@ def subscribe_command(
 
     Example: govshare subscribe 101001/0001 --agency 上海市人力资源和社会保障局 --purpose 就业登记核验
     """
+    from registry.db import session_scope
+    from registry.sharing.subscriptions import subscribe
+
     with reported_errors(), session_scope() as session:
         subscribe(session, resource_code=resource, agency=agency, purpose=purpose)
         console.print(f"{agency} subscribed to {resource}")

@@ -17,7 +17,6 @@ from cli.access_cmds import AsUser, acting_as, refusals_audited
 from cli.output import parse_day
 from cli.output import console, due, reported_errors, table
 from cli.usage import bad_value
-from schemas.presentation import label
 
 apply_app = typer.Typer(help="Applications for conditional resources (按需共享申请, article 14) and for leave to "
                              "publish or pass on data (article 17).", no_args_is_help=True)
@@ -89,6 +88,7 @@ def apply_list(status: Annotated[Optional[str], typer.Option()] = None, as_user:
     """List applications."""
     from registry.sharing.applications import list_applications
     from registry.db import session_scope
+    from schemas.presentation import label
 
     with reported_errors(), refusals_audited(as_user, "apply list"), session_scope() as session:
         table("共享申请 / applications", ["number", "kind", "resource", "consumer", "status", "due", "approved"],
@@ -163,6 +163,7 @@ def decide_command(number: str,
     """
     from registry.sharing.applications import decide
     from registry.db import session_scope
+    from schemas.presentation import label
 
     with reported_errors(), refusals_audited(as_user, "decide"), session_scope() as session:
         application = decide(session, number=number, outcome=outcome, reasons=reason, approved_items=item or None,
@@ -202,6 +203,7 @@ def dispute_conclude(dispute_id: int, outcome: Annotated[str, typer.Option(help=
 def dispute_list(as_user: AsUser = None) -> None:
     from registry.db import session_scope
     from registry.sharing.disputes import list_disputes
+    from schemas.presentation import label
 
     with reported_errors(), refusals_audited(as_user, "dispute list"), session_scope() as session:
         table("协调处理 / disputes", ["id", "application", "status", "outcome", "conclusion"],
@@ -282,6 +284,7 @@ def grant_list(resource: Annotated[Optional[str], typer.Option()] = None,
     from registry.db import session_scope
     from registry.sharing.grants import list_grants
     from registry.catalog.resources import get_resource
+    from schemas.presentation import label
 
     with reported_errors(), refusals_audited(as_user, "grant list"), session_scope() as session:
         rows = list_grants(session, by=acting_as(session, as_user),

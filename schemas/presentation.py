@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 
-from connectors.arrowconv import value_text
 from core import clock
 from core.errors import ConfigError
 
@@ -128,5 +127,8 @@ def cell(value: object, data_type: str | None = None) -> str:
         except ValueError:
             return value
     if isinstance(value, bytes | list | dict | timedelta):  # as CSV writes them, not Python's reprs
+        # Imported here: it brings pyarrow, and labels and times are wanted where no table is (the CLI's start).
+        from connectors.arrowconv import value_text
+
         return value_text(value)
     return str(value)

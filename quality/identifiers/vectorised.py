@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date
-from enum import StrEnum
 from typing import Literal
 
 import numpy as np
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import clock
+from quality.identifier_kinds import IdentifierKind
 from quality.identifiers.idcard import evaluate_idcard_matrix, validate_idcard
 from quality.identifiers.orgcode import validate_orgcode
 from quality.identifiers.outcomes import REASON_INDEX, ArrayOutcome, Level, Outcome, Reason, reason_dictionary
@@ -40,14 +40,6 @@ from quality.identifiers.uscc import evaluate_uscc_matrix, validate_uscc
 Engine = Literal["vectorised", "python"]
 ArrayLike = pa.Array | pa.ChunkedArray | Sequence[str | None]
 NO_REASON = -1
-
-
-class IdentifierKind(StrEnum):
-    """Which identifier a column holds (标识符类型)."""
-
-    USCC = "uscc"  # 统一社会信用代码
-    IDCARD = "idcard"  # 居民身份证号码
-    ORGCODE = "orgcode"  # 组织机构代码
 
 
 ScalarValidator = Callable[[str | None], Outcome | None]
