@@ -19,15 +19,8 @@ import pytest
 from tests.helpers import latest, pg_execute, read_version
 from tests.pg_cluster import pg_logical_cluster, pg_logical_database  # noqa: F401 - fixtures
 from tests.test_cdc import register, slot, slot_name_of
+from tests.test_text_timestamp_zone import CONTRACT, LOCAL, ZONED  # the same contract as the table read's
 
-CONTRACT = """name: {name}
-key: [id]
-resources: ['{code}']
-columns:
-  - {{name: id, type: integer, nullable: false}}
-  - {{name: issued_at, type: timestamp}}
-"""
-LOCAL, ZONED = pa.timestamp("us"), pa.timestamp("us", tz="UTC")
 
 
 @pytest.fixture
