@@ -63,6 +63,15 @@ def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine) -> pa.DataType:
     return pa.string()  # String, Text, Unicode, Enum, JSON, UUID and dialect types without a generic base
 
 
+def _raw_value(column: sa.Column) -> sa.ColumnElement:
+    """What a read selects of ``column``: the driver's raw value, or for JSON the server's own text. Drivers
+    parse JSON into Python floats (psycopg2 json/jsonb: 1.10 became 1.1, 12345678901234567890.5 was rounded),
+    and written back it was not what the source holds; the PostgreSQL connector publishes the server's text too."""
+    if isinstance(column.type, sa.JSON):
+        return sa.cast(column, sa.Text)
+    return sa.type_coerce(column, sa.types.NullType())
+
+
 class SQLAlchemyConfig(SourceConfig):
     required = ("url",)
     airflow_fields: ClassVar[dict[str, str]] = {"url": "uri"}  # an Airflow connection gives the whole address (see `_url`)
@@ -239,7 +248,7 @@ class SQLAlchemyConnector(Connector):
             table, columns = self._table(connection, stream.table)
             # Raw driver values (type_coerce to NullType): SQLAlchemy's own result processors would parse
             # e.g. SQLite text dates themselves and raise on one bad value; rows_to_batch flags it instead.
-            raw = [sa.type_coerce(table.c[c.name], sa.types.NullType()).label(c.name) for c in columns]
+            raw = [_raw_value(table.c[c.name]).label(c.name) for c in columns]
             select = sa.select(*raw)
             if stream.cursor_column and state.cursor_value is not None:
                 if stream.cursor_column not in table.c:

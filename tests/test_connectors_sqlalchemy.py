@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import psycopg2
 import pyarrow as pa
 import pytest
 
@@ -230,3 +231,22 @@ def test_postgresql_url_arrays_and_json_are_published_as_json() -> None:
     assert rows[0]["amounts"] == "[1.10, 2]"
     assert json.loads(rows[0]["doc"]) == {"中": "值", "n": [1, True, None], "x": 2.5}
     assert json.loads(rows[0]["j"]) == {"a": 3}
+
+
+def test_postgresql_url_json_is_published_as_the_server_writes_it() -> None:
+    """A json or jsonb value is the server's own text: the driver parsed it into Python floats, so 1.10 came out
+    as 1.1 and a number beyond a float's digits was rounded. The PostgreSQL connector publishes the same text."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f"CREATE TABLE {schema}.filings (id int PRIMARY KEY, doc jsonb, j json)")
+        value = '{"price": 1.10, "big": 12345678901234567890.5, "键": ["值", 2.50e3]}'
+        pg_execute(dsn, f"INSERT INTO {schema}.filings VALUES (1, %s, %s), (2, NULL, NULL)", (value, value))
+        rows = _read(_pg_connector(dsn, schema), table="filings", cursor=None).sort_by("id").to_pylist()
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+            cursor.execute(f"SELECT doc::text, j::text FROM {schema}.filings WHERE id = 1")
+            doc_text, json_text_ = cursor.fetchone()
+        conn.close()
+    assert json_text_ == value  # json keeps its input text, spacing and all
+    assert (rows[0]["doc"], rows[0]["j"]) == (doc_text, json_text_)
+    assert "1.10" in rows[0]["doc"] and "12345678901234567890.5" in rows[0]["doc"]
+    assert (rows[1]["doc"], rows[1]["j"]) == (None, None)
