@@ -201,8 +201,10 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
         published, contract_form(published, table.arrow_schema, contract), rows=collected.rows.values())
     # A text timestamp's zone, as a table read decides it: the run's first value decides (against the published
     # choice: a snapshot), a later text of the other kind is quarantined, never cast to the published type.
-    choices = _first_values(ValueChoices(contract=contract, read=table.arrow_schema, published=published),
-                            table=table, collected=collected, contract=contract, batch_rows=settings.batch_rows)
+    first = ValueChoices(contract=contract, read=table.arrow_schema, published=published)
+    choices = ValueChoices(contract=contract, read=table.arrow_schema, published=published,
+                           chosen=_first_values(first, table=table, collected=collected, contract=contract,
+                                                batch_rows=settings.batch_rows))
     staged = begin_cdc_run(resource, run_id, "cdc")
     folder = Path(staged.folder)
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
@@ -235,16 +237,16 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
 
 
 def _first_values(choices: ValueChoices, *, table: CapturedTable, collected, contract,  # noqa: ANN001
-                  batch_rows: int) -> ValueChoices:
-    """The choices of a change run's first values, read from the collected changes before the run is recorded:
+                  batch_rows: int) -> dict[str, pa.DataType]:
+    """The types a change run's first values choose, read from the collected changes before the run is recorded:
     a first value choosing another type than the published version holds (or one choosing after NULLs) raises
     SchemaMoved while sync_cdc can still read a snapshot as this run. The run then writes with them decided."""
     if not choices.undecided:
-        return choices
+        return choices.decided
     for batch in upsert_batches(table, collected, batch_rows=batch_rows):
         choices.apply(split_batch(batch, key=table.primary_key, contract=contract, decided=choices.decided).good)
         if (moved := choices.departed()) is not None:
             raise moved
         if not choices.undecided:
             break
-    return choices.again()
+    return choices.decided

@@ -110,14 +110,6 @@ class ValueChoices:
         """The columns whose values have chosen nothing yet."""
         return set(self._standing) - self._decided
 
-    def again(self) -> ValueChoices:
-        """The same choices for a second pass over the same rows: what values decided stands from the start,
-        what they did not stands as before."""
-        fresh = ValueChoices.__new__(ValueChoices)
-        fresh._standing, fresh._decided = dict(self._standing), set(self._decided)
-        fresh._nulls_written, fresh._published = set(), self._published
-        return fresh
-
     def departed(self) -> SchemaMoved | None:
         """Change capture's change run, which stacks on the published version: the reason to read a snapshot
         when its first value chose another type than the version holds (the texts now carry offsets, or no
