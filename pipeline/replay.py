@@ -141,16 +141,24 @@ def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.RecordBatch, pa
     return typed.filter(pc.invert(bad)), failed
 
 
-def _kept_position(manifest: dict, state) -> dict:  # noqa: ANN001 - CursorState | None
-    """The replay version's watermark: the cursor state as it stands, which the publish writes back unchanged.
-    A replay reads nothing from the source, so the position it holds is the resource's, and that may be past the
-    latest version's watermark: runs that found no change still move it (a change-capture run moves its slot
-    with it). The latest version's watermark put the position back behind the slot's, and the next change-capture
-    run read a snapshot with a resync mark (`tests/test_cdc_replay.py`)."""
-    watermark = dict(manifest.get("watermark") or {})
-    if state is not None and state.cursor_value is not None:
-        watermark.update(cursor_column=state.cursor_column, value=state.cursor_value)
-    return watermark
+def _kept_position(state) -> dict:  # noqa: ANN001 - CursorState | None
+    """The replay version's watermark: what is true of the replay, the position it keeps and that it is one.
+
+    A run's watermark holds its position and, for change capture, that run's own details. A table read writes
+    ``cursor_column`` and ``value`` (the highest cursor value read), position only. A change-capture snapshot
+    writes the position (``cursor_column``, ``value``: the slot's consistent point) with ``slot`` and
+    ``snapshot`` (why it read one); a change run writes the position (``value``: the LSN its changes reach)
+    with ``slot``, ``transactions``, ``changes``, ``deletes`` and ``truncated`` (pipeline/cdc.py). A replay
+    reads nothing from the source, no slot and no change, so of these it keeps the position alone, and takes
+    it from the cursor state as it stands (both keys, a reset cursor's None too), which the publish writes
+    back unchanged: quiet runs move the state past the latest version's watermark (a change-capture run moves
+    its slot with it), and a stream edit resets it so that the next run reads in full. Copying the latest
+    watermark had put the position back behind the slot's, so the next change-capture run read a snapshot
+    with a resync mark (`tests/test_cdc_replay.py`), had brought a reset cursor back (the next run read
+    incrementally from the old cursor's value) and made the replay version claim the last run's slot and
+    counts (`tests/test_quarantine.py`). ``replay``: True, so the watermark says which kind of run it is."""
+    return {"cursor_column": state.cursor_column if state is not None else None,
+            "value": state.cursor_value if state is not None else None, "replay": True}
 
 
 def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: str | None = None) -> ReplayReport:
@@ -191,7 +199,7 @@ def replay_quarantine(*, resource_code: str, file: Path | None = None, run_id: s
             staged = StagedRun(run_id=new_run, resource_id=resource.id, resource_code=resource.code, mode="replay",
                                folder=str(folder), previous_version=version.id,
                                source={"replay_of": [r for _, _, r in set_info], "file": file.name if file else None},
-                               watermark=_kept_position(version.manifest, cursor_state(session, resource=resource)),
+                               watermark=_kept_position(cursor_state(session, resource=resource)),
                                key=list(key),
                                findings={"seen": [], "complete": False})
             previous_number = version.number

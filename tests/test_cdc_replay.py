@@ -95,3 +95,32 @@ def _version(code: str, number: int):  # noqa: ANN202 - DatasetVersion
     from tests.helpers import versions
 
     return next(v for v in versions(code) if v.number == number)
+
+
+def test_a_replay_version_claims_no_details_of_an_earlier_run(filings: str, hub_home: Path) -> None:  # noqa: F811
+    """The replay version's watermark holds the position it keeps and says it is a replay: none of the change
+    run's own details before it (its slot, transaction, change and delete counts), which a replay did not make.
+    It had copied them from the latest version's watermark."""
+    from pipeline.cdc import sync_cdc
+    from pipeline.replay import replay_quarantine
+
+    pg_execute(filings, LICENCES)
+    code = register(filings, table="licences")
+    contract = f"c{uuid.uuid4().hex[:8]}"
+    _write_contract(hub_home, contract, (code,), "有效, 注销")
+    assert sync_cdc(resource_code=code).rows_quarantined == 1  # 暂停 is not an allowed status yet
+    pg_execute(filings, "UPDATE licences SET status = '注销' WHERE id = 1; DELETE FROM licences WHERE id = 100")
+    change = sync_cdc(resource_code=code)
+    assert change.mode == "cdc" and change.transactions and change.deletes
+    changed = latest(code).manifest["watermark"]
+    run_details = set(changed) - {"cursor_column", "value"}
+    assert run_details, "a change run writes its own details beside its position"
+
+    _write_contract(hub_home, contract, (code,), "有效, 暂停, 注销")
+    held = cursor(code)
+    assert replay_quarantine(resource_code=code).version == change.version + 1
+    watermark = latest(code).manifest["watermark"]
+    assert latest(code).manifest["mode"] == "replay" and watermark.get("replay") is True, watermark
+    assert (watermark["cursor_column"], watermark["value"]) == (changed["cursor_column"], held) == \
+        (changed["cursor_column"], cursor(code)), "the replay keeps the position"
+    assert not run_details & set(watermark), f"the replay claims the change run's {run_details & set(watermark)}"

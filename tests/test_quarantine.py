@@ -516,3 +516,46 @@ def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: P
     version = read_version(latest(code))
     names = dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
     assert (names[10001], names[10002]) == (formula, control)
+
+
+def test_a_replay_keeps_the_cursor_state_as_it_stands(hub_home: Path, source: tuple[str, str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table read's replay version names the position the resource holds and says it is a replay; the cursor
+    state stays exactly as it stands. After a stream edit reset the cursor (the next run must read in full), a
+    replay had written the latest version's watermark back into it, and the next run read incrementally from
+    the old cursor's value."""
+    import yaml
+
+    dsn, schema = source
+    pg_execute(dsn, f"UPDATE \"{schema}\".enterprises SET status = '歇业' WHERE id = 7")
+    setup = _register_with_contract(dsn, schema)
+    assert _sync(setup.resource_code).rows_quarantined == 1
+    v1 = latest(setup.resource_code)
+    assert v1.manifest["watermark"]["value"] is not None
+
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.streams import set_stream
+    from tests.helpers import cursor_value
+
+    with session_scope() as session:  # another cursor column: the next run reads in full
+        assert set_stream(session, resource=get_resource(session, code=setup.resource_code),
+                          cursor_column="established", actor="test")
+    assert cursor_value(setup.resource_code) is None
+
+    from schemas.contract_store import SHIPPED
+
+    own = hub_home / "contracts"
+    own.mkdir(parents=True, exist_ok=True)
+    data = yaml.safe_load((SHIPPED / "enterprises.yaml").read_text(encoding="utf-8"))
+    data["rules"][0]["values"].append("歇业")
+    (own / "enterprises.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    from pipeline.replay import replay_quarantine
+
+    assert replay_quarantine(resource_code=setup.resource_code).rows_fixed == 1
+    replayed = latest(setup.resource_code).manifest
+    assert replayed["mode"] == "replay" and replayed["watermark"].get("replay") is True, replayed["watermark"]
+    assert replayed["watermark"].get("value") is None, "the replay names a position the resource does not hold"
+    assert cursor_value(setup.resource_code) is None, "the replay set the cursor back to the old watermark"
+    assert _sync(setup.resource_code).mode == "full"
