@@ -149,23 +149,32 @@ def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: Captured
     writer, quarantine = PartWriter(folder / "data"), QuarantineWriter(folder / "quarantine.parquet")
     published = parts_schema(resource.previous_parts) if resource.previous_parts else None
     choices = None  # a text timestamp's zone: the first value decides, NULLs before it take the published choice
+    columns = None  # the run's columns as they stand: the first batch's, then as re-typed
 
-    def guard(schema: pa.Schema) -> None:  # the first batch's columns, and again once a value re-typed NULLs
+    def guard(schema: pa.Schema, *, settled: bool = False) -> None:
+        # The first batch's columns, and again once a value re-typed NULLs: a change that cannot publish stops
+        # the run at once; while values may still re-type NULLs, a compatible change is recorded only once the
+        # table is read (one change a run, with all its differences).
+        nonlocal columns
+        columns = schema
         if resource.previous_parts:
             staged.schema_change = guard_schema(
                 resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
                 previous_schema=published, schema=schema,
                 key=table.primary_key, cursor=None, incremental=False,  # judged as the full read judges it
-                contract_columns={c.name for c in contract.columns} if contract is not None else set())
+                contract_columns={c.name for c in contract.columns} if contract is not None else set(),
+                settled=settled)
 
     try:
         with capture.create_slot_with_snapshot(table, batch_rows=get_settings().batch_rows) as (lsn, batches):
             for batch in batches:
                 if choices is None:
                     choices = ValueChoices(contract=contract, read=payload_schema(batch.schema), published=published)
-                    guard(run_schema(batch, contract, choices))
+                    guard(run_schema(batch, contract, choices), settled=not choices.undecided)
                 _write(staged, batch, writer, quarantine, table, contract, resource.watch, choices=choices,
                        retype=lambda types: guard(writer.retype(types)))  # only NULLs written: no second read
+        if columns is not None:
+            guard(columns, settled=True)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(lsn), "slot": capture.slot,
                             "snapshot": reason}
         staged.source_identity = table.identity

@@ -132,6 +132,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     seen: set[str] = set()
     high_water = None
     first = True
+    settled = True  # the columns compared with the previous version are final (see guard below)
     form = None  # the published column order and nullability, when the run reads them otherwise (pipeline.conform)
     scan = start_key_scan(staged, inputs, folder)
     started = None  # a layer begun while the key scan reads (pipeline.layering.start_layer)
@@ -149,11 +150,18 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                                        published=previous.schema if previous is not None else None)
                 if previous is not None:  # before the contract's own check, so the change is recorded
                     read = run_schema(batch, contract, choices)
-                    staged.schema_change = guard_schema(
-                        resource_code=staged.resource_code, run_id=staged.run_id, previous_number=previous.number,
-                        previous_schema=previous.schema, schema=read, key=key,
-                        cursor=stream.cursor_column, incremental=incremental,
-                        contract_columns={c.name for c in contract.columns} if contract is not None else set())
+                    # Until values choose the types of the columns they decide (a later one may re-read the
+                    # table, TypesChosen), a compatible change is recorded only once the table is read.
+                    settled = not choices.undecided
+
+                    def guard(final: bool) -> dict | None:
+                        return guard_schema(
+                            resource_code=staged.resource_code, run_id=staged.run_id, previous_number=previous.number,
+                            previous_schema=previous.schema, schema=read, key=key,
+                            cursor=stream.cursor_column, incremental=incremental, settled=final,
+                            contract_columns={c.name for c in contract.columns} if contract is not None else set())
+
+                    staged.schema_change = guard(settled)
                     form = published_form(previous.schema, read) if incremental and key else None
             seen.update(seen_keys(batch, key, watch))  # open quarantine records read again, good or bad
             split = split_batch(batch, key=key, contract=contract, decided=choices.decided)
@@ -175,6 +183,8 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                 origins.write(split.kept(origin))
         if writer.schema is None:
             raise GovshareError(connector.fail("returned no schema; the table or query yields no columns"))
+        if previous is not None and not settled:  # read to the end without a value choosing otherwise
+            staged.schema_change = guard(True)
         writer.close()
         origins.close()
         if key:

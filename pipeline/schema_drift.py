@@ -110,8 +110,14 @@ class SchemaMoved(Exception):
 
 def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previous_schema: pa.Schema,
                  schema: pa.Schema, key: tuple[str, ...], cursor: str | None, contract_columns: set[str],
-                 incremental: bool) -> dict | None:
-    """Compare with the previous version; record a change (once) and stop the run when it is incompatible."""
+                 incremental: bool, settled: bool = True) -> dict | None:
+    """Compare with the previous version; record a change (once) and stop the run when it is incompatible.
+
+    ``settled=False``: the run's columns may still change (change capture's snapshot re-types the NULLs it
+    wrote once a value chooses a converted column's type, pipeline.conform.ValueChoices). A change that cannot
+    publish is recorded and stops the run at once, as that is all the run will find; a compatible one is only
+    returned, and the run calls again with the settled schema, so one run records one change with all its
+    differences. Recording each call had recorded the added column alone, then it and the re-typed column."""
     from core.errors import FatalError
     from registry.db import session_scope
     from registry.catalog.resources import get_resource
@@ -123,6 +129,8 @@ def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previ
     if incremental:
         raise SchemaMoved(diff.describe())
     reasons = blocking(diff, key=key, cursor=cursor, contract_columns=contract_columns)
+    if not reasons and not settled:
+        return {"since_version": previous_number, **asdict(diff), "compatible": True}
     with session_scope() as session:  # its own transaction: the fact stays recorded even though the run stops
         record_schema_change(session, resource=get_resource(session, code=resource_code), run_id=run_id,
                              previous_version=previous_number, signature=diff.signature, added=diff.added,

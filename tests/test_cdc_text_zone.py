@@ -121,3 +121,34 @@ def test_a_change_run_never_casts_a_text_of_the_other_kind(permits: tuple[str, s
     published, values = _issued(code)
     assert published == LOCAL and "2024-01-06T01:00:00" not in values
     assert values == ["2024-01-01T09:00:00", "2024-01-03T09:00:00", None]
+
+
+def test_a_snapshot_records_one_schema_change_with_all_its_differences(permits: tuple[str, str]) -> None:
+    """A snapshot whose table gained a column and whose first value in a column it had written NULLs in chooses
+    another zone than the published one (the staged parts re-typed): one schema change, naming both. The run
+    had recorded one at its first batch (the added column) and another after the re-type (both columns), and
+    `govshare schema-changes` listed two changes, one of them compatible, for one run."""
+    from core.errors import FatalError
+    from pipeline.cdc import sync_cdc
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.schema_changes import list_schema_changes
+
+    dsn, code = permits
+    pg_execute(dsn, "INSERT INTO permits VALUES (1, '2024-01-01 09:00:00'), (2, '2024-01-02 09:00:00')")
+    assert sync_cdc(resource_code=code).version == 1
+    assert _issued(code)[0] == LOCAL
+
+    # A column added, and the rows rewritten so the snapshot's first batch holds only NULLs in issued_at; the
+    # texts now carry offsets.
+    pg_execute(dsn, "ALTER TABLE permits ADD COLUMN note text; DELETE FROM permits; INSERT INTO permits VALUES "
+                    "(8, NULL, 'a'), (9, NULL, 'b'), (1, '2024-01-01 09:00:00+08:00', 'c')")
+    try:
+        sync_cdc(resource_code=code)
+    except FatalError:
+        pass  # issued_at is the contract's and no longer holds local times: the run may not publish
+    with session_scope() as session:
+        changes = list_schema_changes(session, resource=get_resource(session, code=code))
+        recorded = [({a["name"] for a in c.added}, {r["name"] for r in c.retyped}, c.run_id) for c in changes]
+    assert len({run for _, _, run in recorded}) == 1 and len(recorded) == 1, recorded
+    assert recorded[0][:2] == ({"note"}, {"issued_at"}), recorded

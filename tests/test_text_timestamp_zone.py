@@ -201,3 +201,24 @@ def test_incremental_run_quarantines_offsets_in_a_later_batch(permits: tuple[str
         [None, "2024-01-06T09:00:00", "2024-01-08T09:00:00"]
     assert _open_records(hub.resource_code) == dict([_other_kind(7, "2024-01-07 09:00:00+08:00")])
     assert _schema_changes(hub.resource_code) == []
+
+
+def test_full_run_records_one_schema_change_with_all_its_differences(permits: tuple[str, object]) -> None:
+    """A column added and, after two NULLs, texts that now carry offsets: the full read reads again with the
+    values' choice (TypesChosen) and stops; the run records one schema change naming both columns, not one
+    for its first read (the added column) and another for the second."""
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.schema_changes import list_schema_changes
+
+    dsn, hub = permits
+    _first_sync(dsn, hub)
+    pg_execute(dsn, "ALTER TABLE permits ADD COLUMN note text")
+    _rewrite(dsn, "INSERT INTO permits VALUES (8, NULL, '2024-01-08 08:00+08', 'a'), "
+                  "(9, NULL, '2024-01-09 08:00+08', 'b'), (1, '2024-01-01 09:00:00+08:00', '2024-01-01 08:00+08', 'c')")
+    with pytest.raises(FatalError, match="issued_at"):
+        sync(hub, full=True)
+    with session_scope() as session:
+        changes = list_schema_changes(session, resource=get_resource(session, code=hub.resource_code))
+        recorded = [({a["name"] for a in c.added}, {r["name"] for r in c.retyped}) for c in changes]
+    assert recorded == [({"note"}, {"issued_at"})]
