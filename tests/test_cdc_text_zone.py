@@ -152,3 +152,26 @@ def test_a_snapshot_records_one_schema_change_with_all_its_differences(permits: 
         recorded = [({a["name"] for a in c.added}, {r["name"] for r in c.retyped}, c.run_id) for c in changes]
     assert len({run for _, _, run in recorded}) == 1 and len(recorded) == 1, recorded
     assert recorded[0][:2] == ({"note"}, {"issued_at"}), recorded
+
+
+def test_a_snapshot_with_nulls_first_still_records_its_compatible_change(permits: tuple[str, str]) -> None:
+    """Its NULLs first, the zone decided later as published: the added column is recorded once the table is read
+    (not at the first batch, where the zone waited on a value), and the snapshot publishes."""
+    from pipeline.cdc import sync_cdc
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.schema_changes import list_schema_changes
+
+    dsn, code = permits
+    pg_execute(dsn, "INSERT INTO permits VALUES (1, '2024-01-01 09:00:00'), (2, '2024-01-02 09:00:00')")
+    assert sync_cdc(resource_code=code).version == 1
+    pg_execute(dsn, "ALTER TABLE permits ADD COLUMN note text; DELETE FROM permits; INSERT INTO permits VALUES "
+                    "(8, NULL, 'a'), (9, NULL, 'b'), (1, '2024-01-01 09:00:00', 'c')")
+    report = sync_cdc(resource_code=code)
+    assert (report.mode, report.version) == ("cdc-snapshot", 2)
+    assert _issued(code)[0] == LOCAL
+    with session_scope() as session:
+        changes = list_schema_changes(session, resource=get_resource(session, code=code))
+        recorded = [(c.compatible, [a["name"] for a in c.added], c.retyped) for c in changes]
+    assert recorded == [(True, ["note"], [])]
+    assert latest(code).manifest["schema_change"]["added"][0]["name"] == "note"
