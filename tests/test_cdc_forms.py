@@ -154,8 +154,8 @@ def test_captured_values_are_published_as_the_full_read_publishes_them(dsn: str,
     assert len(keys) == len(set(keys)) and ("ab" in keys or table == "other"), keys  # char(n) keys unpadded
 
 
-def _old_state(code: str) -> None:
-    """The cursor state as the capture wrote it before its forms were numbered."""
+def _old_state(code: str, forms: str = "__cdc_lsn") -> None:
+    """The cursor state as the capture wrote it before its forms were numbered (or with an older number)."""
     from registry.catalog.resources import get_resource
     from registry.db import session_scope
     from registry.exchange.models import CursorState
@@ -163,7 +163,7 @@ def _old_state(code: str) -> None:
     with session_scope() as session:
         state = session.get(CursorState, get_resource(session, code=code).id)
         assert state.cursor_column.startswith("__cdc_lsn/forms=")
-        state.cursor_column = "__cdc_lsn"
+        state.cursor_column = forms
 
 
 def test_a_resource_captured_in_the_old_forms_takes_a_snapshot_once(dsn: str,
@@ -224,3 +224,30 @@ def test_ranges_of_dates_and_times_are_refused_while_the_source_writes_dates_oth
     pg_execute(dsn, "UPDATE dated SET rd = '(,2026-05-01]', n = 2 WHERE code = 'a'")
     assert sync_cdc(resource_code=code).mode == "cdc"
     _assert_same(_published(code), _full_read(dsn, "dated"))
+
+
+def test_a_resource_captured_in_forms_2_republishes_its_ranges_in_the_full_reads_zone(
+        dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Versions captured in forms 2 hold tstzrange written in UTC where a full read writes the source's zone: the
+    next run takes a snapshot that republishes those rows, then goes back to changes."""
+    import connectors.postgres_forms
+    from pipeline.cdc import sync_cdc
+
+    database = dsn.rpartition("/")[2]
+    pg_execute(dsn, f"ALTER DATABASE \"{database}\" SET TimeZone = 'Asia/Shanghai'")
+    pg_execute(dsn, "CREATE TABLE spans (code text PRIMARY KEY, rtz tstzrange, n int)")
+    pg_execute(dsn, "INSERT INTO spans VALUES ('a', '[2026-03-01 08:00+08,)', 1), ('b', NULL, 2)")
+    code = register(dsn, table="spans", key=("code",))
+    with monkeypatch.context() as old:  # captured as before: the sessions in UTC
+        old.setattr(connectors.postgres_forms.ScalarForms, "options", connectors.postgres_forms.SESSION_OPTIONS)
+        assert sync_cdc(resource_code=code).mode == "cdc-snapshot"
+    assert _published(code)[1][0]["rtz"] == '["2026-03-01 00:00:00+00",)'
+    _old_state(code, forms="__cdc_lsn/forms=2")
+
+    upgraded = sync_cdc(resource_code=code)
+    assert upgraded.mode == "cdc-snapshot" and upgraded.version == 2 and "forms 2" in upgraded.note, upgraded
+    _assert_same(_published(code), _full_read(dsn, "spans"))
+    pg_execute(dsn, "UPDATE spans SET n = 3 WHERE code = 'b'")
+    after = sync_cdc(resource_code=code)
+    assert after.mode == "cdc" and after.version == 3
+    _assert_same(_published(code), _full_read(dsn, "spans"))
