@@ -50,15 +50,15 @@ PLAIN_CHANGES = ("UPDATE plain SET label = 'y', n = 10 WHERE code = 'ab'",
                  "UPDATE plain SET code = 'e' WHERE code = 'c'")
 
 
-# The types whose captured text had not been compared with a full read: money at its extremes, a time of day
-# of 24:00, every range type (empty, unbounded, each kind of bound), network addresses (IPv6 with a prefix), xml
+# The types whose captured text had not been compared with a full read: money at its extremes, a timetz of
+# 24:00 (a time of day of 24:00 is quarantined on both paths: test_a_time_of_24_00_is_quarantined_as_the_full_read_does), every range type (empty, unbounded, each kind of bound), network addresses (IPv6 with a prefix), xml
 # and bit strings with leading zeros. tstzrange's text follows the session's TimeZone: the source database gets
 # one of its own (set below), which the full read's sessions take and the capture's replication session did not.
 OTHER = """CREATE TABLE other (code text PRIMARY KEY, price money, clock time, zoned timetz, r4 int4range,
     r8 int8range, rn numrange, rd daterange, rts tsrange, rtz tstzrange, ip inet, net cidr, mac macaddr, doc xml,
     flags bit(8), vflags varbit, n int)"""
 OTHER_ROWS = """INSERT INTO other VALUES
-    ('a', '-92233720368547758.08', '24:00:00', '24:00:00+00', 'empty', '[-9223372036854775808,9223372036854775807)',
+    ('a', '-92233720368547758.08', '23:59:59.999999', '24:00:00+00', 'empty', '[-9223372036854775808,9223372036854775807)',
      '(,)', '[2026-01-01,)', '[2026-03-01 08:00, 2026-03-01 09:00:00.5]', '[2026-03-01 08:00+08,infinity)',
      '2001:db8::1/64', '2001:db8::/32', '08:00:2b:01:02:03', '<a x="1">统一 &amp; 共享</a>', B'00000001', B'0', 1),
     ('b', '92233720368547758.07', '00:00:00', '00:00:00-15:59', '(1,5]', '[-1,1]', '[1.50,2.5]',
@@ -66,7 +66,7 @@ OTHER_ROWS = """INSERT INTO other VALUES
      '10.0.0.1', '10.0.0.0/8', 'ff:ff:ff:ff:ff:ff', 'text only', B'10000000', B'', 2),
     ('c', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3)"""
 OTHER_CHANGES = (
-    "UPDATE other SET clock = '24:00', zoned = '24:00-03', rtz = '[2026-07-01 00:00+08,2026-07-02 00:00+08)', n = 10 "
+    "UPDATE other SET clock = '00:00:00.000001', zoned = '24:00-03', rtz = '[2026-07-01 00:00+08,2026-07-02 00:00+08)', n = 10 "
     "WHERE code = 'b'",
     "UPDATE other SET price = '-0.01', n = 30 WHERE code = 'a'",
     "INSERT INTO other VALUES ('d', '1234567.89', '23:59:59.999999', '23:59:59.999999+15:59', '[0,0]', 'empty', "
@@ -251,3 +251,29 @@ def test_a_resource_captured_in_forms_2_republishes_its_ranges_in_the_full_reads
     after = sync_cdc(resource_code=code)
     assert after.mode == "cdc" and after.version == 3
     _assert_same(_published(code), _full_read(dsn, "spans"))
+
+
+def test_a_time_of_24_00_is_quarantined_as_the_full_read_does(dsn: str) -> None:
+    """PostgreSQL's '24:00:00' has no time of day in Arrow and Parquet (consumers read it as 00:00): the full read
+    quarantines its row with the value and what to store instead, and so does change capture, in its snapshot
+    and in a change; the row publishes once the source holds a time a consumer can read."""
+    from pipeline.cdc import sync_cdc
+
+    pg_execute(dsn, "CREATE TABLE hours (code text PRIMARY KEY, closes time, n int)")
+    pg_execute(dsn, "INSERT INTO hours VALUES ('a', '24:00:00', 1), ('b', '23:59:59.999999', 2), ('c', NULL, 3)")
+    code = register(dsn, table="hours", key=("code",))
+    snapshot = sync_cdc(resource_code=code)
+    assert snapshot.mode == "cdc-snapshot" and snapshot.rows_quarantined == 1
+    full = _full_read(dsn, "hours")
+    _assert_same(_published(code), full)
+    assert [row["code"] for row in full[1]] == ["b", "c"]
+    (key, rule, reason), = _quarantined(code)
+    assert key == "a" and "closes=24:00:00" in reason and "23:59:59.999999" in reason, reason
+
+    pg_execute(dsn, "UPDATE hours SET closes = '24:00', n = 20 WHERE code = 'b'")
+    pg_execute(dsn, "UPDATE hours SET closes = '08:30', n = 10 WHERE code = 'a'")
+    report = sync_cdc(resource_code=code)
+    assert report.mode == "cdc" and report.rows_quarantined == 1
+    assert [(k, "closes=24:00:00" in why) for k, _, why in _quarantined(code)] == [("b", True)]
+    published = {row["code"]: row for row in _published(code)[1]}
+    assert published["a"]["closes"] == 8.5 * 3600 * 1_000_000 and published["a"]["n"] == 10
