@@ -222,6 +222,22 @@ def with_flags(batch: pa.RecordBatch, problems: dict[int, list[str]], raw: dict[
     return batch
 
 
+def add_flags(batch: pa.RecordBatch, problems: dict[int, list[str]], raw: dict[int, dict[str, str]]) -> pa.RecordBatch:
+    """with_flags on a batch that may carry flags already (a later check of the same rows): each row's problems
+    and values as read are added to those it has."""
+    if ROW_PROBLEM_COLUMN not in batch.schema.names:
+        return with_flags(batch, problems, raw)
+    flags = batch.column(ROW_PROBLEM_COLUMN).to_pylist()
+    held = batch.column(ROW_RAW_COLUMN).to_pylist() if ROW_RAW_COLUMN in batch.schema.names else [None] * len(flags)
+    for row, found in problems.items():
+        flags[row] = "; ".join([*([flags[row]] if flags[row] else []), *found])
+    for row, values in raw.items():
+        held[row] = json.dumps({**json.loads(held[row] or "{}"), **values}, ensure_ascii=False)
+    batch = batch.drop_columns([c for c in (ROW_PROBLEM_COLUMN, ROW_RAW_COLUMN) if c in batch.schema.names])
+    batch = batch.append_column(ROW_PROBLEM_COLUMN, pa.array(flags, pa.string()))
+    return batch.append_column(ROW_RAW_COLUMN, pa.array(held, pa.string())) if any(held) else batch
+
+
 def rows_to_batch(names: list[str], types: list[pa.DataType], rows: list[tuple]) -> pa.RecordBatch:
     """Row tuples to a record batch; adds the row-problem column only when some value did not fit."""
     columns = list(zip(*rows)) if rows else [() for _ in names]

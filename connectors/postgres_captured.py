@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from connectors.arrowconv import rows_to_batch
+from connectors.arrowconv import add_flags, rows_to_batch
 from connectors.base import ColumnInfo
 from connectors.pgarrays import ArrayColumn
 from connectors.pgarrays import apply as apply_arrays
 from connectors.pgoutput import UNCHANGED, Change, Tuple
 from connectors.postgres_forms import ScalarForms, from_text
+from connectors.time_range import out_of_range_times
 
 # Column added to upsert batches: the comma-separated columns an update left unchanged (TOASTed values the
 # server did not resend); the pipeline fills them from the previous version.
 UNCHANGED_COLUMN = "__govshare_unchanged"
+TEXT_TYPES = ("text", "character", "character varying")  # read by psycopg2 as they are
 
 
 @dataclass
@@ -42,8 +44,28 @@ class CapturedTable:
         """Rows of Python values (arrays as their PostgreSQL text) as a batch of the published forms."""
         types = [pa.string() if c.name in self.arrays else c.arrow_type for c in self.columns]
         names = [c.name for c in self.columns]
-        batch = rows_to_batch(names, types, self.forms.values(names, rows))
-        return apply_arrays(self.forms.batch(batch), self.arrays)
+        batch = rows_to_batch(names, self.forms.build_types(names, types), self.forms.values(names, rows))
+        batch = self.forms.batch(batch)
+        arrays, problems, raw = out_of_range_times(batch)  # a time of 24:00:00, flagged as the full read flags it
+        if problems:
+            batch = add_flags(pa.RecordBatch.from_arrays(arrays, schema=batch.schema), problems, raw)
+        return apply_arrays(batch, self.arrays)
+
+    @property
+    def snapshot_columns(self) -> str:
+        """The snapshot's select list: each column as the change stream gives it, or psycopg2 does faithfully.
+
+        Types psycopg2 would hand back as Python objects with no faithful Arrow form (json, ranges, intervals,
+        ...) are read as their PostgreSQL text, the text the stream carries; so is a time of day (psycopg2 made
+        '24:00:00' 00:00) and every array (psycopg2 made a text[] a Python list, published as JSON). That text
+        is the type's output function, as in the stream and the full read: a cast to text is not always that
+        (inet's adds the netmask, '10.0.0.1/32'), and format('%s', NULL) would be ''. Character types are read
+        as they are (char(n)'s padding is dropped with the stream's: ``forms``)."""
+        def text(column: ColumnInfo) -> bool:
+            return column.name in self.arrays or column.name in self.forms.times or (
+                pa.types.is_string(column.arrow_type) and not column.source_type.startswith(TEXT_TYPES))
+        return ", ".join(f'CASE WHEN "{c.name}" IS NULL THEN NULL ELSE format(\'%s\', "{c.name}") END' if text(c)
+                         else f'"{c.name}"' for c in self.columns)
 
     @property
     def quoted(self) -> str:
@@ -106,8 +128,9 @@ def changed_keys(table: CapturedTable, collected: Collected) -> pa.RecordBatch:
     types = {c.name: c.arrow_type for c in table.columns}
     key_types = [types[k] for k in table.primary_key]
     keys = [tuple(from_text(v, t) for v, t in zip(key, key_types)) for key in collected.rows]
-    keys = table.forms.values(list(table.primary_key), keys)
-    return table.forms.batch(rows_to_batch(list(table.primary_key), key_types, keys)).select(list(table.primary_key))
+    names = list(table.primary_key)
+    keys = table.forms.values(names, keys)
+    return table.forms.batch(rows_to_batch(names, table.forms.build_types(names, key_types), keys)).select(names)
 
 
 def deleted_count(collected: Collected) -> int:

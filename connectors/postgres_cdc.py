@@ -33,9 +33,6 @@ from connectors.postgres_catalog import table_identity
 from connectors.postgres_forms import SESSION_OPTIONS, scalar_forms
 from core.errors import ConfigError, FatalError, RetriableError
 
-TEXT_TYPES = ("text", "character", "character varying")
-
-
 class StreamSchemaChanged(Exception):
     """The table's columns changed while capturing: the stream cannot be merged; re-read the table."""
 
@@ -65,17 +62,17 @@ class ChangeCapture:
         self.slot = slot
         self.publication = slot
 
-    def _connect(self):  # noqa: ANN202 - psycopg2 connection
+    def _connect(self, options: str = SESSION_OPTIONS):  # noqa: ANN202 - psycopg2 connection
         kwargs = self.connector._dsn_kwargs()  # noqa: SLF001 - same package
         try:
-            return psycopg2.connect(**kwargs, options=SESSION_OPTIONS)
+            return psycopg2.connect(**kwargs, options=options)
         except psycopg2.OperationalError as exc:
             raise self.connector.error(str(exc), doing="cannot connect", sqlstate=exc.pgcode) from exc
 
-    def _replication(self):  # noqa: ANN202 - LogicalReplicationConnection
+    def _replication(self, options: str = SESSION_OPTIONS):  # noqa: ANN202 - LogicalReplicationConnection
         kwargs = self.connector._dsn_kwargs()  # noqa: SLF001
         try:
-            return psycopg2.connect(**kwargs, options=SESSION_OPTIONS,
+            return psycopg2.connect(**kwargs, options=options,
                                     connection_factory=psycopg2.extras.LogicalReplicationConnection)
         except psycopg2.OperationalError as exc:
             reason = " ".join(str(exc).split())
@@ -199,7 +196,7 @@ class ChangeCapture:
     @contextmanager
     def create_slot_with_snapshot(self, table: CapturedTable, *, batch_rows: int) -> Iterator[tuple[int, Iterator[pa.RecordBatch]]]:
         """Create the slot and read the table in the snapshot it exports: (consistent LSN, batches)."""
-        replication = self._replication()
+        replication = self._replication(table.forms.options)
         try:
             with replication.cursor() as cursor:
                 try:
@@ -210,7 +207,7 @@ class ChangeCapture:
                         "needs REPLICATION; max_replication_slots must leave a free slot)")) from exc
                 _name, consistent_point, snapshot, _plugin = cursor.fetchone()
             # The exported snapshot lives as long as the replication connection stays open and idle.
-            reader = self._connect()
+            reader = self._connect(table.forms.options)
             try:
                 reader.set_session(isolation_level="REPEATABLE READ", readonly=True)
                 with reader.cursor() as cursor:
@@ -222,17 +219,9 @@ class ChangeCapture:
             replication.close()
 
     def _read_table(self, conn, table: CapturedTable, batch_rows: int) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
-        # Types psycopg2 would hand back as Python objects with no faithful Arrow form (json, arrays,
-        # intervals, ...) are read as their PostgreSQL text, the same text the change stream carries.
-        # Character types are not cast (char(n)'s padding is dropped with the stream's: CapturedTable.forms).
-        # Arrays are cast whatever their element type: psycopg2 made a text[] a Python list, published as JSON.
-        select_list = ", ".join(
-            f'"{c.name}"::text' if c.name in table.arrays or (
-                pa.types.is_string(c.arrow_type) and not c.source_type.startswith(TEXT_TYPES))
-            else f'"{c.name}"' for c in table.columns)
         with conn.cursor(name="govshare_cdc_snapshot") as cursor:
             cursor.itersize = batch_rows
-            cursor.execute(f"SELECT {select_list} FROM {table.quoted}")
+            cursor.execute(f"SELECT {table.snapshot_columns} FROM {table.quoted}")
             yielded = False
             while rows := cursor.fetchmany(batch_rows):
                 yielded = True
@@ -249,7 +238,7 @@ class ChangeCapture:
         target = lsn_int(self._query("SELECT pg_current_wal_flush_lsn()::text")[0][0])
         key_positions = [[c.name for c in table.columns].index(k) for k in table.primary_key]
         collected = Collected()
-        with closing(self._replication()) as replication, replication.cursor() as cursor:
+        with closing(self._replication(table.forms.options)) as replication, replication.cursor() as cursor:
             try:
                 cursor.start_replication(slot_name=self.slot, decode=False, start_lsn=0, status_interval=5,
                                          options={"proto_version": "1", "publication_names": self.publication})

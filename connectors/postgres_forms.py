@@ -9,7 +9,15 @@ The capture reads its snapshot with psycopg2 and its changes as pgoutput text, w
   server's own style ('1 day', '-03:00:00'), so the capture session now keeps the server's default too;
 - money came as locale text ('$1,234.56'), which does not parse as the decimal the reads publish (money::numeric):
   every row with a value was quarantined. The session reads it in the C locale, parsed here;
-- time of day was text ('08:00:01.5') where the reads' driver gives Arrow time64[us].
+- time of day was text ('08:00:01.5') where the reads' driver gives Arrow time64[us]; then '24:00:00' became
+  00:00 in a snapshot (psycopg2) and was quarantined in a change, where the driver publishes 86,400,000,000
+  microseconds: both now read the text and count its microseconds;
+- tstzrange's text was written in the capture's UTC session, the reads' in the source's own TimeZone: the
+  capture's sessions now take that zone (asked of a session opened as the reads open theirs);
+- money was read with two fraction digits whatever the source's lc_monetary says (a ja_JP count of yen
+  would have been a hundredth of itself): the count is shifted to the digits the reads' session uses;
+- inet and cidr had their netmask in a snapshot ('10.0.0.1/32' for '10.0.0.1': a cast to text, not the type's
+  output); the snapshot reads each text column through its type's output, as the stream carries it.
 
 The columns are told by their base type (a domain's too), never by their values. FORMS numbers this set of
 rules: a resource's cdc cursor state names the forms its versions hold, and one naming other forms takes a
@@ -25,13 +33,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import ColumnInfo
+from core.errors import ConfigError
 
-FORMS = 2  # 1: the forms before (unnumbered): padding kept, intervals in ISO 8601, money quarantined, time as text
+# 1: the forms before (unnumbered): padding kept, intervals in ISO 8601, money quarantined, time as text;
+# 2: those aligned, but tstzrange written in UTC, a time of 24:00:00 as 00:00 (or quarantined), inet and cidr
+# in a snapshot with their netmask ('10.0.0.1/32'), money in two fraction digits whatever lc_monetary said
+FORMS = 3
 
-# Settings of the capture's sessions (snapshot and stream). TimeZone and DateStyle only fix the text the
-# capture parses into typed values; IntervalStyle is left to the server, as the full read leaves it.
+# Settings of the capture's sessions (snapshot and stream). DateStyle only fixes the text the capture parses
+# into typed values; IntervalStyle is left to the server, as the full read leaves it. TimeZone is the one the
+# full read's sessions have (ScalarForms.zone): a timestamptz parses to the same instant in any zone, but a
+# tstzrange is published as its text, whose bounds PostgreSQL writes in the session's zone.
 SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c lc_monetary=C -c extra_float_digits=3"
 TIME_OF_DAY = pa.time64("us")
+DATED_RANGES = {"daterange", "tsrange", "tstzrange", "datemultirange", "tsmultirange", "tstzmultirange"}
 
 
 @dataclass(frozen=True)
@@ -39,25 +54,44 @@ class ScalarForms:
     padded: frozenset[str] = field(default_factory=frozenset)  # char(n): padding dropped
     money: frozenset[str] = field(default_factory=frozenset)  # C-locale money text to a decimal
     times: frozenset[str] = field(default_factory=frozenset)  # time without time zone: a time of day
+    zone: str = "UTC"  # the TimeZone a full read's session has (the source's default for the user)
+    money_digits: int = 2  # the fraction digits a full read's session reads money with (its lc_monetary)
+
+    @property
+    def options(self) -> str:
+        """The capture's session options, in the full read's TimeZone (libpq's options escape a blank with \\)."""
+        zone = self.zone.replace("\\", "\\\\").replace(" ", "\\ ")
+        return SESSION_OPTIONS.replace("TimeZone=UTC", f"TimeZone={zone}")
 
     def columns(self, columns: list[ColumnInfo]) -> list[ColumnInfo]:
         """The catalogue's columns with the types the full read publishes (it says text for a time of day)."""
         return [replace(c, arrow_type=TIME_OF_DAY) if c.name in self.times else c for c in columns]
 
     def values(self, names: list[str], rows: list[tuple]) -> list[tuple]:
-        """Rows as psycopg2 or pgoutput give them, money made a decimal (before Arrow, which cannot read '$')."""
-        positions = [i for i, name in enumerate(names) if name in self.money]
-        if not positions:
+        """Rows as psycopg2 or pgoutput give them (a time of day as its text), money made a decimal (before
+        Arrow, which cannot read '$'), a time of day its count of microseconds (:meth:`build_types`)."""
+        convert = {i: (lambda v: money(v, self.money_digits)) if name in self.money else time_micros
+                   for i, name in enumerate(names) if name in self.money or name in self.times}
+        if not convert:
             return rows
-        return [tuple(money(v) if i in positions else v for i, v in enumerate(row)) for row in rows]
+        return [tuple(convert[i](v) if i in convert else v for i, v in enumerate(row)) for row in rows]
+
+    def build_types(self, names: list[str], types: list[pa.DataType]) -> list[pa.DataType]:
+        """The types a batch is built in before :meth:`batch`: a time of day as int64 microseconds, because
+        PostgreSQL's '24:00:00' has no Python time (psycopg2 made it 00:00, the stream's text was refused)
+        while the full read's driver publishes it as 86,400,000,000 microseconds."""
+        return [pa.int64() if name in self.times else kind for name, kind in zip(names, types)]
 
     def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """A batch (rows or keys) with char(n)'s padding dropped, as the full read drops it."""
-        trimmed = [n for n in batch.schema.names if n in self.padded]
-        for name in trimmed:
+        """A batch (rows or keys) with char(n)'s padding dropped, as the full read drops it, and a time of day
+        (built as microseconds) typed as the full read types it."""
+        for name in batch.schema.names:
             index = batch.schema.get_field_index(name)
-            batch = batch.set_column(index, batch.schema.field(index),
-                                     pc.utf8_rtrim(batch.column(index), characters=" "))
+            if name in self.padded:
+                batch = batch.set_column(index, batch.schema.field(index),
+                                         pc.utf8_rtrim(batch.column(index), characters=" "))
+            elif name in self.times and pa.types.is_integer(batch.schema.field(index).type):
+                batch = batch.set_column(index, pa.field(name, TIME_OF_DAY), batch.column(index).cast(TIME_OF_DAY))
         return batch
 
 
@@ -69,20 +103,55 @@ def scalar_forms(cursor, schema: str, table: str) -> ScalarForms:  # noqa: ANN00
            JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""", (schema, table))
     found = cursor.fetchall()
+    # Asked on a session as the full read opens one (no options): its zone, its money's fraction digits, and
+    # how it writes dates (a range's text holds them: the capture reads its stream in ISO, to parse dates).
+    # psycopg2 sets DateStyle to ISO on connecting; the session began with the setting a full read's session
+    # keeps (ADBC sets none), which RESET would restore.
+    cursor.execute("""SELECT current_setting('TimeZone'), scale(0::money::numeric),
+                             (SELECT reset_val FROM pg_settings WHERE name = 'DateStyle')""")
+    zone, digits, date_style = cursor.fetchone()
+    dated = [n for n, t in found if t in DATED_RANGES]
+    if dated and not date_style.upper().startswith("ISO"):
+        raise ConfigError(
+            f"源库日期格式 DateStyle 为 {date_style}，范围列 {', '.join(dated)} 无法与全量读取一致 / {schema}.{table}: "
+            f"the range columns {', '.join(dated)} hold dates that a full read writes in DateStyle {date_style!r}, "
+            "which change capture cannot give (it reads its changes in ISO): make the source write ISO dates "
+            "(ALTER DATABASE ... SET DateStyle = 'ISO, DMY', or ALTER ROLE for the source's user), "
+            "or register the resource with sync mode full or incremental")
     return ScalarForms(padded=frozenset(n for n, t in found if t == "bpchar"),
                        money=frozenset(n for n, t in found if t == "money"),
-                       times=frozenset(n for n, t in found if t == "time"))
+                       times=frozenset(n for n, t in found if t == "time"), zone=zone, money_digits=int(digits))
 
 
-def money(value: object) -> object:
-    """'$1,234.56' or '-$1.50' (lc_monetary C) as a Decimal; anything else is left to be flagged."""
+def money(value: object, digits: int = 2) -> object:
+    """'$1,234.56' or '-$1.50' (lc_monetary C) as a Decimal; anything else is left to be flagged.
+
+    money is stored as a count of the currency's smallest unit, and lc_monetary says how many fraction digits
+    that unit has: the C locale writes the count with two, the full read's session (another lc_monetary, say
+    ja_JP with none) reads it with its own. The count is shifted to the full read's digits, exactly."""
     if not isinstance(value, str):
         return value
     text = value.replace("$", "").replace(",", "")
     try:
-        return Decimal(text)
+        return Decimal(text).scaleb(2 - digits)
     except ArithmeticError:
         return value
+
+
+def time_micros(value: object) -> object:
+    """A time of day's text ('08:00:01.5', '24:00:00') as microseconds since midnight; anything else is left
+    to be flagged (a text that is no time, refused by the int64 it is built in)."""
+    if not isinstance(value, str):
+        return value
+    hours, _, rest = value.partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        whole, _, fraction = seconds.partition(".")
+        micros = ((int(hours) * 60 + int(minutes)) * 60 + int(whole)) * 1_000_000 + int((fraction + "000000")[:6])
+    except ValueError:
+        return value
+    # 24:00:00 is counted (86,400,000,000): the batch's time check quarantines it as the full read does
+    return micros if 0 <= micros <= 86_400_000_000 and len(fraction) <= 6 else value
 
 
 def from_text(value: str | None, target: pa.DataType) -> object:

@@ -1,4 +1,4 @@
-"""Dates and times a consumer can hold: years 1 to 9999 (日期范围).
+"""Dates and times a consumer can hold: years 1 to 9999 (日期范围), times of day before 24:00.
 
 PostgreSQL also stores ``infinity`` and ``-infinity`` (an agency's "valid until further notice"), years BC and
 years up to 294276. The drivers pass them on as Arrow values no consumer can read back: a date of 2**31-1 days,
@@ -6,6 +6,10 @@ a timestamp of 2**63-1 microseconds (Python, Excel and the API's JSON all fail o
 wraps some into other, wrong dates (-infinity became 28165 BC). Such a value is taken out of its row (NULL) and
 the row is flagged with the value as read, so it is quarantined with its reason and the provider decides what
 the date means (NULL, or 9999-12-31 for "no end"); nothing is published changed.
+
+A time of day of '24:00:00' (PostgreSQL's "end of the day", an office's closing time) came as 86,400,000,000
+microseconds, past what a time of day in Arrow and Parquet may hold (0 to 24 hours, the end excluded):
+consumers read it as 00:00, the start of the day. It is quarantined the same way, with what to store instead.
 """
 
 from __future__ import annotations
@@ -17,9 +21,14 @@ import pyarrow.compute as pc
 # 0001-01-01 and 9999-12-31 as days since 1970-01-01
 FIRST_DAY, LAST_DAY = -719_162, 2_932_896
 SECONDS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+END_OF_DAY = ("超出一天的时间范围 / is the end of the day, which a time of day in Arrow and Parquet cannot hold "
+              "(consumers would read 00:00, the start of the day); store 23:59:59.999999, or 00:00 with the next "
+              "day's date in a date column, or NULL")
 
 
 def _bounds(kind: pa.DataType) -> tuple[int, int, pa.DataType] | None:
+    if pa.types.is_time(kind):
+        return 0, 86_400 * SECONDS[kind.unit] - 1, pa.int32() if pa.types.is_time32(kind) else pa.int64()
     if pa.types.is_date32(kind):
         return FIRST_DAY, LAST_DAY, pa.int32()
     if pa.types.is_date64(kind):
@@ -31,6 +40,10 @@ def _bounds(kind: pa.DataType) -> tuple[int, int, pa.DataType] | None:
 
 
 def _as_read(value: int, kind: pa.DataType, storage: pa.DataType) -> str:
+    if pa.types.is_time(kind):  # only 24:00:00 and beyond get here: PostgreSQL's own text
+        seconds, fraction = divmod(value, SECONDS[kind.unit])
+        text = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        return text + (f".{fraction:0{len(str(SECONDS[kind.unit])) - 1}d}".rstrip("0") if fraction else "")
     top = np.iinfo(np.int32 if storage == pa.int32() else np.int64)
     if value == top.max:
         return "infinity"
@@ -58,10 +71,10 @@ def out_of_range_times(batch: pa.RecordBatch) -> tuple[list[pa.Array], dict[int,
         numbers = values.to_numpy(zero_copy_only=False)
         for row in np.flatnonzero(outside.to_numpy(zero_copy_only=False)):
             text = _as_read(int(numbers[row]), field.type, storage)
-            problems.setdefault(int(row), []).append(
-                f"{field.name}={text}: 超出日期范围 / is outside the years 1 to 9999 (PostgreSQL's infinity, a year BC "
-                "or after 9999), which consumers cannot read; store such a date as NULL, or as 9999-12-31 for "
-                "'no end'")
+            problems.setdefault(int(row), []).append(f"{field.name}={text}: " + (
+                END_OF_DAY if pa.types.is_time(field.type) else
+                "超出日期范围 / is outside the years 1 to 9999 (PostgreSQL's infinity, a year BC or after 9999), "
+                "which consumers cannot read; store such a date as NULL, or as 9999-12-31 for 'no end'"))
             raw.setdefault(int(row), {})[field.name] = text
         arrays[index] = pc.if_else(outside, pa.nulls(len(values), field.type), arrays[index])
     return arrays, problems, raw

@@ -393,3 +393,43 @@ def test_a_time_of_day_column_is_described_as_the_reads_publish_it(hub_home) -> 
         published = read_version(latest(hub.resource_code))
         starts = next(c for c in described.columns if c.name == "starts")
         assert starts.arrow_type == published.schema.field("starts").type == pa.time64("us")
+
+
+def test_a_time_of_24_00_is_quarantined_not_published_as_midnight(hub_home, tmp_path) -> None:  # noqa: ANN001
+    """PostgreSQL's time of day '24:00:00' (an office's closing time, "until the end of the day") was published as
+    86,400,000,000 microseconds, past what a time of day in Arrow and Parquet may hold: consumers read it as
+    00:00, the start of the day. Such a row is quarantined with the value as read and what to store instead, on
+    the full read and on the incremental one; 23:59:59.999999 and 00:00 publish as they are."""
+    from pipeline.sync import sync_resource
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.quality.quarantine import open_keys
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        table = f'"{schema}".hours'
+        pg_execute(dsn, f"CREATE TABLE {table} (id int PRIMARY KEY, closes time, updated_at timestamptz)")
+        pg_execute(dsn, f"""INSERT INTO {table} VALUES (1, '24:00:00', '{LATE}'), (2, '23:59:59.999999', '{LATE}'),
+            (3, '00:00', '{LATE}'), (4, NULL, '{LATE}')""")
+        config, secret = pg_source_config(dsn, schema=schema)
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="hours")
+        full = sync_resource(resource_code=hub.resource_code)
+        assert (full.rows_published, full.rows_quarantined) == (3, 1)
+        published = _published(hub.resource_code)
+        assert sorted(published) == [2, 3, 4]
+        assert published[2]["closes"].isoformat() == "23:59:59.999999" and published[3]["closes"].isoformat() == "00:00:00"
+        export = tmp_path / "quarantine.csv"
+        done = CliRunner().invoke(_cli(), ["quarantine", "export", hub.resource_code, "--output", str(export)])
+        assert done.exit_code == 0, done.output
+        with export.open(encoding="utf-8-sig", newline="") as handle:
+            rows = {r["id"]: r for r in csv.DictReader(handle)}
+        assert rows["1"]["closes"] == "24:00:00" and "closes=24:00:00" in rows["1"]["_reason"]
+
+        pg_execute(dsn, f"UPDATE {table} SET closes = '24:00', updated_at = '{LATE}'::timestamptz + interval '1 day' "
+                        "WHERE id = 2")
+        incremental = sync_resource(resource_code=hub.resource_code)
+        assert incremental.mode == "incremental" and incremental.rows_quarantined == 2  # 1 read again, and 2
+        assert _published(hub.resource_code)[2]["closes"].isoformat() == "23:59:59.999999"  # its published row kept
+        with session_scope() as session:
+            resource = get_resource(session, code=hub.resource_code)
+            assert sorted(open_keys(session, resource_id=resource.id)) == ["1", "2"]
