@@ -1,0 +1,42 @@
+"""A messy MariaDB business table published exactly: what the source holds is what consumers get."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+import numpy as np
+import pyarrow as pa
+
+from connectors.base import ReadState, StreamSpec
+from tests.test_connectors_mysql import _connector, _root, scratch  # noqa: F401 - the scratch fixture
+
+# FLOAT literals whose single-precision value needs more than the six digits MariaDB prints for a FLOAT
+FLOATS = {1: 123456789.0, 2: 3.14159265, 3: 16777217.0, 4: 3.4028234e38, 5: 1.17549435e-38}
+
+
+def test_float_columns_publish_the_stored_single_precision_value(hub_home, scratch: dict) -> None:  # noqa: ANN001
+    """MariaDB prints a FLOAT with six significant digits (123456789 is stored as 123456792, shown as 123457000);
+    the hub published that text, so a count or an amount differed from the source's by hundreds. The published
+    value is the one the column holds, in table and query streams and through a sync."""
+    from pipeline.sync import sync_resource
+    from tests.helpers import latest, read_version, register_resource
+
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE readings (id INT PRIMARY KEY, f FLOAT, g FLOAT UNSIGNED, "
+                       "updated_at DATETIME NOT NULL)")
+        cursor.executemany("INSERT INTO readings VALUES (%s, %s, %s, '2026-01-01')",
+                           [(k, v, abs(v)) for k, v in FLOATS.items()] + [(6, None, None)])
+    stored = {k: float(np.float32(v)) for k, v in FLOATS.items()} | {6: None}
+
+    connector = _connector(scratch)
+    for stream in (StreamSpec(table="readings", primary_key=("id",), batch_rows=10),
+                   StreamSpec(query="SELECT id, f, g FROM readings", primary_key=("id",), batch_rows=10)):
+        rows = [r for b in connector.read(stream, ReadState()) for r in b.to_pylist()]
+        assert {r["id"]: r["f"] for r in rows} == stored
+        assert {r["id"]: r["g"] for r in rows} == {k: v if v is None else abs(v) for k, v in stored.items()}
+
+    hub = register_resource(kind="mysql", config=scratch["config"], secret=scratch["secret"], table="readings")
+    sync_resource(resource_code=hub.resource_code)
+    published = read_version(latest(hub.resource_code))
+    assert published.schema.field("f").type == pa.float32()
+    assert dict(zip(*published.select(["id", "f"]).to_pydict().values())) == stored
