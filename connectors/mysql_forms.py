@@ -3,7 +3,9 @@
 TIMESTAMP columns are read with the session time zone set to UTC and arrive as UTC instants; DATETIME has no
 zone, so it stays a wall-clock timestamp unless the source config names the zone its values are written in
 (``datetime_timezone``, e.g. ``Asia/Shanghai``), in which case they become instants in that zone, and a saved
-cursor is compared in that zone. Spatial columns (GEOMETRY, POINT, ...) are read as their WKT text
+cursor is compared in that zone. A wall-clock time the zone skipped (Shanghai's summer time of 1986-1991:
+1990-04-15 02:30) names no instant: its row is quarantined (connectors.arrowconv), never moved an hour on; a
+time the zone repeats (the autumn hour) is taken as its first occurrence. Spatial columns (GEOMETRY, POINT, ...) are read as their WKT text
 (``ST_AsText``: 'POINT(1 2)'), not the driver's internal bytes. BIT(n) values are text of n binary digits, as
 PostgreSQL's bit(n) are published ('1', '10101010'), not bytes (b'\x01'). FLOAT values are read as doubles
 (``f * 1e0``, exact: every single-precision value is a double): the server prints a FLOAT with six significant

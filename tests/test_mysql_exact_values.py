@@ -40,3 +40,29 @@ def test_float_columns_publish_the_stored_single_precision_value(hub_home, scrat
     published = read_version(latest(hub.resource_code))
     assert published.schema.field("f").type == pa.float32()
     assert dict(zip(*published.select(["id", "f"]).to_pydict().values())) == stored
+
+
+def test_a_wall_clock_time_the_declared_zone_skipped_is_quarantined_not_moved(hub_home, scratch: dict) -> None:  # noqa: ANN001
+    """China kept summer time from 1986 to 1991: on 1990-04-15 Shanghai's clocks went from 02:00 to 03:00, so a
+    DATETIME of 02:30 that day names no instant there. It was published an hour later (03:30), silently; it is
+    quarantined with the reason, and the day's real times (and the repeated hour in autumn) keep their wall
+    clock."""
+    from pipeline.sync import sync_resource
+    from registry.db import session_scope
+    from registry.catalog.resources import get_resource
+    from registry.quality.quarantine import open_records
+    from tests.helpers import latest, read_version, register_resource
+
+    written = {1: "1990-04-15 02:30:00", 2: "1990-04-15 03:30:00", 3: "1990-09-16 01:30:00", 4: "2026-01-01 12:00:00"}
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE births (id INT PRIMARY KEY, born_at DATETIME, updated_at DATETIME NOT NULL)")
+        cursor.executemany("INSERT INTO births VALUES (%s, %s, '2026-01-01')", list(written.items()))
+    hub = register_resource(kind="mysql", config=scratch["config"], secret=scratch["secret"], table="births")
+    report = sync_resource(resource_code=hub.resource_code)
+    assert (report.rows_published, report.rows_quarantined) == (3, 1)
+    published = read_version(latest(hub.resource_code)).to_pylist()
+    assert {r["id"]: r["born_at"].strftime("%Y-%m-%d %H:%M:%S") for r in published} == {
+        k: v for k, v in written.items() if k != 1}
+    with session_scope() as session:
+        [record] = open_records(session, resource_id=get_resource(session, code=hub.resource_code).id)
+    assert record.key == "1" and "born_at" in record.reason and "Asia/Shanghai" in record.reason
