@@ -66,3 +66,52 @@ def test_a_wall_clock_time_the_declared_zone_skipped_is_quarantined_not_moved(hu
     with session_scope() as session:
         [record] = open_records(session, resource_id=get_resource(session, code=hub.resource_code).id)
     assert record.key == "1" and "born_at" in record.reason and "Asia/Shanghai" in record.reason
+
+
+MESSY = """CREATE TABLE biz (
+    id BIGINT UNSIGNED NOT NULL PRIMARY KEY, flag TINYINT(1), yr YEAR, bits BIT(3), kind ENUM('甲', '乙'),
+    tags SET('a', 'b', 'c'), dec65 DECIMAL(65,30), f FLOAT, d DOUBLE, dt DATETIME(6), ts TIMESTAMP(6) NULL,
+    tm TIME(6), txt VARCHAR(100), ch CHAR(10), bin BINARY(4), bl BLOB, js JSON, updated_at DATETIME NOT NULL,
+    KEY (updated_at)) DEFAULT CHARSET=utf8mb4"""
+MESSY_ROWS = [
+    "(18446744073709551615, 127, 2155, b'101', '甲', 'a,c', -99999999999999999999999999999999999.99999999999999999999"
+    "9999999999, 123456789, 1.7976931348623157e308, '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', "
+    "'-838:59:59.999999', '😀𠀀𪚥 emoji', 'ab  ', x'00010000', x'00', '{\"a\": 1.10}', '2026-01-01 10:00:00')",
+    "(9223372036854775808, 0, 0, b'000', '乙', '', 0, -0.5, 5e-324, '1000-01-01', '1970-01-01 08:00:01', "
+    "'-00:00:00.000001', '', '', x'', x'', 'null', '2026-01-01 10:00:00')",
+    "(1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    "'2026-01-01 10:00:00')",
+]
+
+
+def test_messy_table_incremental_runs_publish_exactly_the_changes(hub_home, scratch: dict) -> None:  # noqa: ANN001
+    """Every MySQL form at once, through a full and then incremental syncs: a quiet run (every row tied at the
+    watermark and re-read) publishes nothing; a late writer on the watermark's value, an update, a delete and
+    an insert publish exactly those, the rest of the version unchanged value for value."""
+    from pipeline.sync import sync_resource
+    from tests.helpers import latest, read_version, register_resource
+
+    def run(*statements: str):  # noqa: ANN202 - the sync's report
+        with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+            cursor.execute("SET time_zone = '+08:00'")  # the agency's writers; TIMESTAMP is an instant all the same
+            for statement in statements:
+                cursor.execute(statement)
+        return sync_resource(resource_code=hub.resource_code)
+
+    def rows() -> dict[int, dict]:
+        return {r["id"]: r for r in read_version(latest(hub.resource_code)).to_pylist()}
+
+    hub = register_resource(kind="mysql", config=scratch["config"], secret=scratch["secret"], table="biz")
+    first = run(MESSY, "INSERT INTO biz VALUES " + ", ".join(MESSY_ROWS))
+    assert (first.rows_published, first.rows_quarantined) == (3, 0)
+    before = rows()
+    assert run().version is None
+    top, middle = 2**64 - 1, 2**63
+    report = run(f"INSERT INTO biz SELECT 7, flag, yr, bits, kind, tags, dec65, f, d, dt, ts, tm, txt, ch, bin, bl, js, "
+                 f"updated_at FROM biz WHERE id = {top}",  # a late writer on the watermark's own value
+                 f"UPDATE biz SET txt = '改过' WHERE id = {middle}", "DELETE FROM biz WHERE id = 1")
+    assert report.mode == "incremental"
+    assert {k: report.changes[k] for k in ("inserted", "updated", "deleted")} == {"inserted": 1, "updated": 1,
+                                                                                  "deleted": 1}
+    after = rows()
+    assert after == {top: before[top], middle: {**before[middle], "txt": "改过"}, 7: {**before[top], "id": 7}}
