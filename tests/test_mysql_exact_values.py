@@ -115,3 +115,21 @@ def test_messy_table_incremental_runs_publish_exactly_the_changes(hub_home, scra
                                                                                   "deleted": 1}
     after = rows()
     assert after == {top: before[top], middle: {**before[middle], "txt": "改过"}, 7: {**before[top], "id": 7}}
+
+
+def test_spatial_columns_of_a_query_stream_are_wkt_text_as_a_table_streams_are(scratch: dict) -> None:
+    """A query stream's POINT arrived as MySQL's internal bytes (SRID and WKB, published as binary) where the same
+    column of a table stream is published as WKT; both are WKT, the query read with its cursor too."""
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE sites (id INT PRIMARY KEY, at POINT, name VARCHAR(9), updated_at DATETIME NOT NULL)")
+        cursor.execute("INSERT INTO sites VALUES (1, POINT(121.5, 31.2), '甲公司', '2026-01-01'), "
+                       "(2, NULL, '乙公司', '2026-01-02')")
+    connector = _connector(scratch)
+    table = StreamSpec(table="sites", primary_key=("id",))
+    query = StreamSpec(query="SELECT id, at FROM sites WHERE name LIKE '%公司'", primary_key=("id",))
+    assert connector.stream_schema(query).field("at").type == connector.stream_schema(table).field("at").type
+    as_table = [(r["id"], r["at"]) for b in connector.read(table, ReadState()) for r in b.to_pylist()]
+    assert [(r["id"], r["at"]) for b in connector.read(query, ReadState()) for r in b.to_pylist()] == as_table
+    since = StreamSpec(query="SELECT id, at, updated_at FROM sites", primary_key=("id",), cursor_column="updated_at")
+    assert [(r["id"], r["at"]) for b in connector.read(since, ReadState("2026-01-01 00:00:00"))
+            for r in b.to_pylist()] == as_table
