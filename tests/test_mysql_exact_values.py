@@ -14,7 +14,7 @@ from tests.test_connectors_mysql import _connector, _root, scratch  # noqa: F401
 FLOATS = {1: 123456789.0, 2: 3.14159265, 3: 16777217.0, 4: 3.4028234e38, 5: 1.17549435e-38}
 
 
-def test_float_columns_publish_the_stored_single_precision_value(hub_home, scratch: dict) -> None:  # noqa: ANN001
+def test_float_columns_publish_the_stored_single_precision_value(hub_home, scratch: dict) -> None:  # noqa: ANN001, F811
     """MariaDB prints a FLOAT with six significant digits (123456789 is stored as 123456792, shown as 123457000);
     the hub published that text, so a count or an amount differed from the source's by hundreds. The published
     value is the one the column holds, in table and query streams and through a sync."""
@@ -42,7 +42,7 @@ def test_float_columns_publish_the_stored_single_precision_value(hub_home, scrat
     assert dict(zip(*published.select(["id", "f"]).to_pydict().values())) == stored
 
 
-def test_a_wall_clock_time_the_declared_zone_skipped_is_quarantined_not_moved(hub_home, scratch: dict) -> None:  # noqa: ANN001
+def test_a_wall_clock_time_the_declared_zone_skipped_is_quarantined_not_moved(hub_home, scratch: dict) -> None:  # noqa: ANN001, F811
     """China kept summer time from 1986 to 1991: on 1990-04-15 Shanghai's clocks went from 02:00 to 03:00, so a
     DATETIME of 02:30 that day names no instant there. It was published an hour later (03:30), silently; it is
     quarantined with the reason, and the day's real times (and the repeated hour in autumn) keep their wall
@@ -84,7 +84,7 @@ MESSY_ROWS = [
 ]
 
 
-def test_messy_table_incremental_runs_publish_exactly_the_changes(hub_home, scratch: dict) -> None:  # noqa: ANN001
+def test_messy_table_incremental_runs_publish_exactly_the_changes(hub_home, scratch: dict) -> None:  # noqa: ANN001, F811
     """Every MySQL form at once, through a full and then incremental syncs: a quiet run (every row tied at the
     watermark and re-read) publishes nothing; a late writer on the watermark's value, an update, a delete and
     an insert publish exactly those, the rest of the version unchanged value for value."""
@@ -117,7 +117,7 @@ def test_messy_table_incremental_runs_publish_exactly_the_changes(hub_home, scra
     assert after == {top: before[top], middle: {**before[middle], "txt": "改过"}, 7: {**before[top], "id": 7}}
 
 
-def test_spatial_columns_of_a_query_stream_are_wkt_text_as_a_table_streams_are(scratch: dict) -> None:
+def test_spatial_columns_of_a_query_stream_are_wkt_text_as_a_table_streams_are(scratch: dict) -> None:  # noqa: F811
     """A query stream's POINT arrived as MySQL's internal bytes (SRID and WKB, published as binary) where the same
     column of a table stream is published as WKT; both are WKT, the query read with its cursor too."""
     with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
