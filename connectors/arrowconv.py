@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,6 +78,9 @@ def _convert_one(value: Any, target: pa.DataType) -> Any:
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         if target.tz is None and moment.tzinfo is not None:
             raise ValueError("carries a time zone in a column declared without one")
+        if isinstance(moment.tzinfo, ZoneInfo) and _skipped(moment):
+            raise ValueError(f"is a wall-clock time {moment.tzinfo.key} skipped (its clocks were put forward): "
+                             "no instant to publish; correct the value or the source's datetime_timezone")
         return moment
     if pa.types.is_integer(target):
         if isinstance(value, float) and not value.is_integer():
@@ -113,6 +117,13 @@ def _convert_one(value: Any, target: pa.DataType) -> Any:
     if isinstance(value, list | tuple | dict):  # a json or array column a driver parsed: JSON, not Python's repr
         return json_text(value)
     return value if isinstance(value, str) else str(value)
+
+
+def _skipped(moment: datetime) -> bool:
+    """A wall-clock time in a zone's gap (Shanghai's 1990-04-15 02:30): Arrow would store the instant an hour
+    on, and the published wall clock would be 03:30, not the value written."""
+    return moment.astimezone(timezone.utc).astimezone(moment.tzinfo).replace(tzinfo=None) != \
+        moment.replace(tzinfo=None)
 
 
 def json_text(value: Any) -> str:

@@ -5,7 +5,7 @@ error code, and streams a table's, a query's or the keys' rows as Arrow batches.
 the driver cannot convert are flagged on their row (ROW_PROBLEM_COLUMN), not raised. Parts beside it: the
 catalogue's queries and the columns' Arrow types (connectors/mysql_catalog.py: DECIMAL(p,s) is decimal128(p,s),
 never a float), and the values' published forms (connectors/mysql_forms.py: TIMESTAMP and DATETIME zones,
-spatial values as WKT text, BIT(n) as binary digits).
+spatial values as WKT text, BIT(n) as binary digits, FLOAT as its stored value).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from connectors.base import (
 from connectors.config import SourceConfig
 from connectors.credentials import overlay, uses_airflow_connection
 from connectors.mysql_catalog import database_tables, primary_key, query_columns, table_columns
-from connectors.mysql_forms import bit_strings, bit_width, cursor_param, localized, selected
+from connectors.mysql_forms import bit_strings, bit_width, cursor_param, localized, needs_form, selected
 from core.errors import ConfigError, RetriableError
 
 # Server error codes that mean the configuration is wrong: retrying will not help.
@@ -181,7 +181,10 @@ class MySQLConnector(Connector):
                     select = f"SELECT {', '.join(selected(c) for c in columns)} FROM {self._quoted(stream.table)}"
                 else:
                     columns = self._query_columns(cursor, stream.query)
-                    select = f"SELECT * FROM ({stream.query}) AS q"
+                    # by name only where a column needs its published form (a query's names are unique)
+                    listed = ", ".join(selected(c, source="q.") for c in columns) \
+                        if any(needs_form(c) for c in columns) else "*"
+                    select = f"SELECT {listed} FROM ({stream.query}) AS q"
                 params: tuple = ()
                 if stream.cursor_column and state.cursor_value is not None:
                     cursor_info = next((c for c in columns if c.name == stream.cursor_column), None)

@@ -5,7 +5,7 @@ Types come from information_schema (tables) or the result's field descriptors (q
 becomes decimal128(p,s) (decimal256 above 38 digits), never a float. TIMESTAMP is a UTC instant (the session
 is in UTC); DATETIME is wall-clock time unless the source names the zone its values are written in
 (``datetime_timezone``): the caller passes that type in as ``datetime_type``. Spatial columns and BIT(n) are
-text (connectors/mysql_forms.py reads them so).
+text (connectors/mysql_forms.py reads them so), in a query's result as in a table.
 
 Apart from the connector (connectors/mysql.py) because none of it reads a row, as connectors/postgres_catalog.py
 is for PostgreSQL. Each function runs its query on the cursor it is given; the connection, and what a missing
@@ -82,10 +82,12 @@ def query_columns(cursor: pymysql.cursors.Cursor, query: str, *, datetime_type: 
                      FIELD_TYPE.DATE: pa.date32(), FIELD_TYPE.NEWDATE: pa.date32(),
                      FIELD_TYPE.TIMESTAMP: pa.timestamp("us", tz="UTC"), FIELD_TYPE.DATETIME: datetime_type,
                      FIELD_TYPE.TIME: pa.duration("us"), FIELD_TYPE.YEAR: pa.int16(),
-                     FIELD_TYPE.BIT: pa.string()}.get(f.type_code)
+                     FIELD_TYPE.BIT: pa.string(), FIELD_TYPE.GEOMETRY: pa.string()}.get(f.type_code)
             if arrow is None:
                 arrow = pa.binary() if f.charsetnr == BINARY_CHARSET and f.type_code != FIELD_TYPE.JSON else pa.string()
-        source_type = f"bit({f.length})" if f.type_code == FIELD_TYPE.BIT else f"mysql type {f.type_code}"
+        # the names connectors/mysql_forms.py reads by: BIT(n) as digits, spatial values as WKT text
+        source_type = (f"bit({f.length})" if f.type_code == FIELD_TYPE.BIT else "geometry"
+                       if f.type_code == FIELD_TYPE.GEOMETRY else f"mysql type {f.type_code}")
         columns.append(ColumnInfo(name=f.name, source_type=source_type, arrow_type=arrow,
                                   nullable=not f.flags & FLAG.NOT_NULL))
     return columns

@@ -3,9 +3,13 @@
 TIMESTAMP columns are read with the session time zone set to UTC and arrive as UTC instants; DATETIME has no
 zone, so it stays a wall-clock timestamp unless the source config names the zone its values are written in
 (``datetime_timezone``, e.g. ``Asia/Shanghai``), in which case they become instants in that zone, and a saved
-cursor is compared in that zone. Spatial columns (GEOMETRY, POINT, ...) are read as their WKT text
+cursor is compared in that zone. A wall-clock time the zone skipped (Shanghai's summer time of 1986-1991:
+1990-04-15 02:30) names no instant: its row is quarantined (connectors.arrowconv), never moved an hour on; a
+time the zone repeats (the autumn hour) is taken as its first occurrence. Spatial columns (GEOMETRY, POINT, ...) are read as their WKT text
 (``ST_AsText``: 'POINT(1 2)'), not the driver's internal bytes. BIT(n) values are text of n binary digits, as
-PostgreSQL's bit(n) are published ('1', '10101010'), not bytes (b'\x01').
+PostgreSQL's bit(n) are published ('1', '10101010'), not bytes (b'\x01'). FLOAT values are read as doubles
+(``f * 1e0``, exact: every single-precision value is a double): the server prints a FLOAT with six significant
+digits, so 123456789, stored as 123456792, came as 123457000 and was published so.
 
 Apart from the connector (connectors/mysql.py), which connects, streams and classifies errors, because these
 rules look at a column's declared type and a row's values only, as connectors/postgres_forms.py does for
@@ -26,10 +30,21 @@ SPATIAL = ("geometry", "point", "linestring", "polygon", "multipoint", "multilin
            "geometrycollection", "geomcollection")
 
 
-def selected(column: ColumnInfo) -> str:
-    """A table column in the read's select list: spatial values as WKT text (the catalogue declares text)."""
+def selected(column: ColumnInfo, *, source: str = "") -> str:
+    """A column in the read's select list (``source``: the alias of a query's result, ``q.``): spatial values
+    as WKT text (the catalogue declares text); FLOAT as a double, whose text the server prints exactly (a FLOAT's
+    own text has six significant digits, and the value published from it was not the stored one)."""
     name = "`" + column.name.replace("`", "``") + "`"
-    return f"ST_AsText({name}) AS {name}" if column.source_type.lower() in SPATIAL else name
+    if column.source_type.lower() in SPATIAL:
+        return f"ST_AsText({source}{name}) AS {name}"
+    if column.arrow_type == pa.float32():
+        return f"{source}{name} * 1e0 AS {name}"
+    return source + name
+
+
+def needs_form(column: ColumnInfo) -> bool:
+    """Whether the column is selected as an expression rather than as itself."""
+    return selected(column) != "`" + column.name.replace("`", "``") + "`"
 
 
 def bit_width(source_type: str) -> int:
