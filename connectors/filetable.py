@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from connectors.fileformats import Record
 from connectors.filestreams import FileEntry
-from connectors.tabular import UNDECODABLE, Column, declared_columns, flag, infer_type, safe_name
+from connectors.inference import infer_type
+from connectors.tabular import UNDECODABLE, Column, declared_columns, flag, safe_name
 from core.errors import ConfigError, RetriableError
 
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel"}
@@ -73,8 +74,8 @@ def inferred_columns(records: Iterator[Record], entry: FileEntry, settings: dict
         raise ConfigError(fail(f"{entry.path}: headings repeat; declare the columns"))
     sample = [r.fields for r in islice(records, int(settings.get("infer_rows", 1000))) if r.fields]
     null_values = set(settings.get("null_values", [""]))
-    return [Column(name, infer_type(None if i >= len(row) or row[i] in null_values else row[i] for row in sample), name)
-            for i, name in enumerate(names)]
+    return [Column(name, infer_type(None if i >= len(row) or row[i] in null_values else row[i] for row in sample), name,
+                   inferred=True) for i, name in enumerate(names)]
 
 
 def positions(cells: list[Any] | None, columns: list[Column], entry: FileEntry, settings: dict[str, Any], *,

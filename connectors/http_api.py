@@ -35,13 +35,13 @@ from connectors.config import SourceConfig
 from connectors.credentials import overlay
 from connectors.http_fetch import excerpt, get_json, open_session
 from connectors.http_pages import PAGINATIONS, STREAM_KEYS, dig, pages, stream_settings
+from connectors.inference import infer_type
 from connectors.tabular import (
     BatchBuilder,
     Column,
     Normalizer,
     check_parsing,
     declared_columns,
-    infer_type,
     zone,
 )
 from core.errors import ConfigError

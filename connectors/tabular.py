@@ -23,13 +23,13 @@ import pyarrow.compute as pc
 
 from connectors.arrowconv import arrow_type_for_declared, to_arrow_column, value_text, with_flags
 from connectors.base import ROW_ORIGIN_COLUMN
+from connectors.inference import INFERRED_FORMS
 from core.errors import ConfigError
 
-INTEGER = re.compile(r"^[+-]?(?:0|[1-9]\d{0,17})$")  # no leading zeros: codes such as 0012 stay text
-DECIMAL = re.compile(r"^[+-]?(?:0|[1-9]\d*)\.(\d+)$")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
 UNDECODABLE = re.compile(r"[\udc80-\udcff]")  # bytes surrogateescape could not decode
+# A double holds every integer only below 2**53: a spreadsheet number past it (an 18-digit ID number typed as a
+# number, which Excel saves with 15 significant digits) has lost digits that cannot be told.
+EXACT_FLOAT_LIMIT = 2**53
 TRUE_WORDS, FALSE_WORDS = {"true", "t", "yes", "y", "1", "是"}, {"false", "f", "no", "n", "0", "否"}
 
 
@@ -38,6 +38,7 @@ class Column:
     name: str          # the column's name in the published dataset
     type: pa.DataType
     header: str        # its heading in the file (or key in a JSON record)
+    inferred: bool = False  # typed from a file's first rows, not declared
 
 
 def declared_columns(spec: Any) -> list[Column] | None:
@@ -88,65 +89,6 @@ def zone(name: str | None) -> ZoneInfo:
         raise ConfigError(f"timezone {name!r} is not a known time zone (e.g. Asia/Shanghai)") from None
 
 
-# --- inference ------------------------------------------------------------------------------------------------
-
-def _kind(value: Any) -> tuple[str, int]:
-    """A sample value's kind and, for decimals, its scale."""
-    if isinstance(value, bool):
-        return "bool", 0
-    if isinstance(value, int):
-        return ("int", 0) if -(2**63) <= value < 2**63 else ("decimal", 0)
-    if isinstance(value, Decimal):
-        return ("decimal", max(0, -value.as_tuple().exponent)) if value.is_finite() else ("str", 0)
-    if isinstance(value, float):
-        return "float", 0
-    if isinstance(value, datetime):
-        return ("tstz" if value.tzinfo else "ts"), 0
-    if isinstance(value, date):
-        return "date", 0
-    text = str(value).strip()
-    if INTEGER.match(text):
-        return "int", 0
-    if match := DECIMAL.match(text):
-        return "decimal", len(match.group(1))
-    if text.lower() in ("true", "false"):
-        return "bool", 0
-    if ISO_DATE.match(text):
-        return "date", 0
-    if match := ISO_TIMESTAMP.match(text):
-        return ("tstz" if match.group(1) else "ts"), 0
-    return "str", 0
-
-
-def infer_type(values: Iterable[Any]) -> pa.DataType:
-    """The narrowest Arrow type every sample value fits; text when in doubt, so nothing is lost."""
-    kinds: set[str] = set()
-    scale = 0
-    for value in values:
-        if value is None:
-            continue
-        kind, value_scale = _kind(value)
-        kinds.add(kind)
-        scale = max(scale, value_scale)
-    if not kinds or "str" in kinds:
-        return pa.string()
-    if kinds == {"int"}:
-        return pa.int64()
-    if kinds <= {"int", "decimal"}:
-        return pa.decimal128(38, min(scale, 37))
-    if kinds <= {"int", "float", "decimal"}:
-        return pa.float64()
-    if kinds == {"bool"}:
-        return pa.bool_()
-    if kinds == {"date"}:
-        return pa.date32()
-    if kinds <= {"date", "ts"}:
-        return pa.timestamp("us")
-    if kinds <= {"date", "ts", "tstz"}:
-        return pa.timestamp("us", tz="UTC")
-    return pa.string()
-
-
 def safe_name(header: str, index: int) -> str:
     """A heading as a column name; a heading that is no plain identifier (e.g. Chinese) is kept as it is."""
     text = " ".join(str(header).split()) if header is not None else ""
@@ -162,6 +104,9 @@ class Normalizer:
         self.names = [c.name for c in columns]
         self.nulls = set(null_values)
         self.zone = zone(timezone)
+        # inferred integer and decimal columns: name -> the form their text cells must have (INFERRED_FORMS)
+        self.forms = {c.name: INFERRED_FORMS["integer" if pa.types.is_integer(c.type) else "decimal"]
+                      for c in columns if c.inferred and (pa.types.is_integer(c.type) or pa.types.is_decimal(c.type))}
 
     def text(self, values: list[Any]) -> tuple[list[Any], str | None]:
         """Text cells with bytes the file's encoding could not decode: repaired for the data, quoted in a problem."""
@@ -174,10 +119,23 @@ class Normalizer:
             out.append(value)
         return out, "; ".join(problems) or None
 
-    def value(self, value: Any, target: pa.DataType) -> Any:
-        """One value for its column; ValueError says why it does not fit."""
+    def value(self, value: Any, target: pa.DataType, *, form: str | None = None) -> Any:
+        """One value for its column; ValueError says why it does not fit. ``form``: the pattern a text cell of an
+        inferred column must match (Normalizer.forms)."""
         if value is None or (isinstance(value, str) and value in self.nulls):
             return None
+        if isinstance(value, float) and abs(value) >= EXACT_FLOAT_LIMIT and not pa.types.is_floating(target):
+            raise ValueError(
+                "表格中的数字超过 2**53，末几位已丢失 / a spreadsheet number past 2**53: a double keeps about 15 "
+                "significant digits, so the digits published would be made up (an 18-digit ID number typed as a "
+                "number); have the export write this column as text (format its cells as 文本 / Text) and deliver "
+                "the file again")
+        if form is not None and isinstance(value, str) and value.strip() \
+                and re.match(form, value.strip()) is None:
+            raise ValueError(
+                "与推断的列类型不符（如前导零的代码 050000）/ does not read as the number the column was inferred "
+                "from its first rows (infer_rows) to hold, e.g. a code with a leading zero would lose it; declare "
+                "the column's type in the stream's columns (text keeps every value as written)")
         if pa.types.is_string(target):
             if isinstance(value, float) and value.is_integer():
                 return str(int(value))  # an Excel number in a text column: 91310000 not 91310000.0
@@ -283,13 +241,20 @@ class BatchBuilder:
             strings = pa.array(raw, pa.string())
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             strings = None  # not all text (Excel cells, JSON values)
+        form = self.normalizer.forms.get(name)
+        if strings is not None and form is not None:
+            trimmed = pc.utf8_trim_whitespace(strings)
+            odd = pc.and_(pc.invert(pc.match_substring_regex(trimmed, form)), pc.not_equal(trimmed, ""))
+            if pc.any(pc.and_(odd, pc.invert(pc.is_in(strings, value_set=pa.array(sorted(self.normalizer.nulls),
+                                                                                      pa.string()))))).as_py():
+                strings = None  # some cell is not the number the inference saw: value by value, flagged
         if strings is not None and (fast := self.normalizer.cast_text(strings, target)) is not None:
             return fast, {}
         values: list[Any] = []
         problems: dict[int, str] = {}
         for index, value in enumerate(raw):
             try:
-                values.append(self.normalizer.value(value, target))
+                values.append(self.normalizer.value(value, target, form=form))
             except ValueError as exc:
                 problems[index] = f"{name}={value!r}: {exc}"
                 values.append(None)

@@ -1,0 +1,82 @@
+"""A clerk's messy files read exactly or quarantined with a reason, never silently changed: an ID number typed
+as a number in Excel, a code with a leading zero past the rows the columns were inferred from."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
+from connectors.files import FilesConnector
+from tests.helpers import latest, read_version, register_resource, sync_runs
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "exchange"
+    path.mkdir()
+    return path
+
+
+def _rows(folder: Path, **stream: object) -> list[dict]:
+    connector = FilesConnector(name="clerk", config={"path": str(folder), "streams": {"people": stream}})
+    return [row for batch in connector.read(StreamSpec(table="people"), ReadState()) for row in batch.to_pylist()]
+
+
+def _workbook(rows: list[list[object]]) -> bytes:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    data = io.BytesIO()
+    workbook.save(data)  # a number is saved as Excel saves it: a double, 15 significant digits
+    return data.getvalue()
+
+
+def test_an_id_number_typed_as_a_number_in_excel_is_quarantined_not_published_with_made_up_digits(
+        hub_home: Path, folder: Path) -> None:
+    from pipeline.paths import quarantine_file
+    from pipeline.sync import sync_resource
+
+    (folder / "人员.xlsx").write_bytes(_workbook([
+        ["编号", "身份证号", "人数"],
+        [1, "11010519491231002X", 3],
+        [2, 110105194912310021, 4],      # typed as a number: the file keeps 1.1010519491231e+17
+        [3, "110105194912310021", 5],
+    ]))
+    columns = [{"name": "id", "type": "integer", "header": "编号"},
+               {"name": "idno", "type": "text", "header": "身份证号"},
+               {"name": "staff", "type": "integer", "header": "人数"}]
+    hub = register_resource(kind="files", config={"path": str(folder), "streams": {"enterprises": {
+        "pattern": "人员*.xlsx", "columns": columns}}}, cursor=None)
+
+    report = sync_resource(resource_code=hub.resource_code)
+
+    assert (report.rows_read, report.rows_published, report.rows_quarantined) == (3, 2, 1)
+    assert [r["idno"] for r in read_version(latest(hub.resource_code)).to_pylist()] == \
+        ["11010519491231002X", "110105194912310021"]
+    quarantined = pq.read_table(quarantine_file(hub.resource_id, sync_runs(hub.resource_code)[-1].id)).to_pylist()
+    assert [r["id"] for r in quarantined] == ["2"]
+    assert "身份证号" in quarantined[0]["_reason"] or "idno" in quarantined[0]["_reason"]
+    assert "text" in quarantined[0]["_reason"] and "2**53" in quarantined[0]["_reason"]
+
+
+def test_a_large_spreadsheet_number_in_an_integer_column_is_quarantined(folder: Path) -> None:
+    (folder / "人员.xlsx").write_bytes(_workbook([["id", "n"], [1, 12345678901234567], [2, 9007199254740992.0 - 2]]))
+    rows = _rows(folder, pattern="人员*.xlsx", columns={"id": "integer", "n": "integer"})
+    assert [r["n"] for r in rows] == [None, 9007199254740990]
+    assert "2**53" in rows[0][ROW_PROBLEM_COLUMN] and rows[1][ROW_PROBLEM_COLUMN] is None
+
+
+def test_a_code_with_a_leading_zero_past_the_inferred_rows_keeps_its_zero_or_is_quarantined(folder: Path) -> None:
+    """Inference keeps 0012 as text; a column inferred integer from its first rows took a later 050000 (a
+    Hebei postcode) as 50000, silently."""
+    (folder / "人员.csv").write_text("编号,邮编\n1,200000\n2,050000\n3,-0\n", encoding="utf-8")
+    rows = _rows(folder, pattern="人员*.csv", infer_rows=1)
+    assert [r["邮编"] for r in rows] == [200000, None, 0]
+    assert "'050000'" in rows[1][ROW_PROBLEM_COLUMN] and "text" in rows[1][ROW_PROBLEM_COLUMN]
+    assert rows[0][ROW_PROBLEM_COLUMN] is None and rows[2][ROW_PROBLEM_COLUMN] is None
