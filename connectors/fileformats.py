@@ -21,6 +21,7 @@ SNIFF_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 1 << 28
 csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
 NON_ASCII = re.compile(rb"[\x80-\xff]")
+GB_CODECS = ("gb2312", "gbk", "gb18030")
 LATE_SNIFF = "govshare-sniff-at-first-non-ascii"
 
 
@@ -112,6 +113,16 @@ def _late_sniff_codec(name: str) -> codecs.CodecInfo | None:
 codecs.register(_late_sniff_codec)
 
 
+def _reads_as_utf8(head: bytes) -> bool:
+    """The head is valid UTF-8 with characters of three bytes or more (CJK among them). GBK text rarely forms
+    such sequences for more than a character or two, so a real GBK export is never taken for UTF-8."""
+    try:
+        text = codecs.getincrementaldecoder("utf-8")("strict").decode(head, final=False)  # a cut last character
+    except UnicodeDecodeError:
+        return False
+    return any(ord(ch) >= 0x800 for ch in text)
+
+
 @dataclass
 class Record:
     number: int               # line (CSV) or row (Excel) where the record starts
@@ -135,9 +146,15 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
     if chosen.lower().replace("_", "-") in ("utf-8", "utf8"):
         chosen = "utf-8-sig"  # a BOM is never part of the first heading
     try:
-        codecs.lookup(chosen)
+        codec = codecs.lookup(chosen)
     except LookupError:
         raise ConfigError(f"encoding {chosen!r} is unknown; use utf-8, gb18030 or auto") from None
+    if codec.name in GB_CODECS and _reads_as_utf8(head):
+        # GB18030 decodes almost any bytes: a UTF-8 export (the system changed its export, the stream kept its
+        # setting) was published as plausible-looking nonsense (上海 as 涓婃捣), every row, with no flag.
+        raise ConfigError(f"编码声明为 {encoding} 但文件是 UTF-8 / the file reads as UTF-8 although the stream "
+                          f"declares {encoding}: read as {encoding} its Chinese text would be published garbled; "
+                          "set the stream's encoding to utf-8 or auto")
     text = io.TextIOWrapper(io.BufferedReader(_Prepended(head, binary), buffer_size=1 << 20), encoding=chosen,
                             errors="surrogateescape", newline="")
     raw: list[str] = []

@@ -104,19 +104,19 @@ class FileSourceConnector(Connector):
     @contextmanager
     def _records(self, session: Any, entry: FileEntry, settings: dict[str, Any]) -> Iterator[Iterator[Record]]:
         try:
-            if file_format(entry, settings, fail=self.fail) == "excel":
-                with self._local_path(session, entry) as path:
-                    try:
+            try:
+                if file_format(entry, settings, fail=self.fail) == "excel":
+                    with self._local_path(session, entry) as path:
                         yield excel_rows(path, sheet=settings.get("sheet"))
-                    except ConfigError as exc:
-                        if str(exc).startswith(self.fail("")):  # the caller's, already naming the source
-                            raise
-                        raise ConfigError(self.fail(f"{entry.path}: {exc}")) from None
-            else:
-                with self._open(session, entry) as binary:
-                    delimiter = settings.get("delimiter") or ("\t" if entry.path.lower().endswith(".tsv") else ",")
-                    yield csv_rows(binary, encoding=settings.get("encoding", "auto"), delimiter=delimiter,
-                                   quotechar=settings.get("quotechar") or '"')
+                else:
+                    with self._open(session, entry) as binary:
+                        delimiter = settings.get("delimiter") or ("\t" if entry.path.lower().endswith(".tsv") else ",")
+                        yield csv_rows(binary, encoding=settings.get("encoding", "auto"), delimiter=delimiter,
+                                       quotechar=settings.get("quotechar") or '"')
+            except ConfigError as exc:  # the parser's (a workbook, an encoding) named with the source and file
+                if str(exc).startswith(self.fail("")):  # the caller's, already naming the source
+                    raise
+                raise ConfigError(self.fail(f"{entry.path}: {exc}")) from None
         except FileNotFoundError:
             # Removed after the folder was listed (a clean-up job, a file moved away): the files read so far are
             # not the folder's state either. It was a ConfigError ("cannot open"), never retried.

@@ -1,5 +1,6 @@
 """A clerk's messy files read exactly or quarantined with a reason, never silently changed: an ID number typed
-as a number in Excel, a code with a leading zero past the rows the columns were inferred from."""
+as a number in Excel, a code with a leading zero past the rows the columns were inferred from, a UTF-8 file under
+a stream declared GBK."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
 from connectors.files import FilesConnector
+from core.errors import ConfigError
 from tests.helpers import latest, read_version, register_resource, sync_runs
 
 
@@ -80,3 +82,14 @@ def test_a_code_with_a_leading_zero_past_the_inferred_rows_keeps_its_zero_or_is_
     assert [r["邮编"] for r in rows] == [200000, None, 0]
     assert "'050000'" in rows[1][ROW_PROBLEM_COLUMN] and "text" in rows[1][ROW_PROBLEM_COLUMN]
     assert rows[0][ROW_PROBLEM_COLUMN] is None and rows[2][ROW_PROBLEM_COLUMN] is None
+
+
+def test_a_utf8_file_under_a_stream_declared_gbk_is_refused_not_published_garbled(folder: Path) -> None:
+    (folder / "人员.csv").write_text("id,name\n1,上海市浦东新区市场监督管理局\n", encoding="utf-8")
+    for declared in ("gbk", "gb18030", "GB2312"):
+        with pytest.raises(ConfigError) as raised:
+            _rows(folder, pattern="人员*.csv", encoding=declared)
+        assert "UTF-8" in str(raised.value) and "auto" in str(raised.value)
+    # A real GBK export under the same setting is read as before.
+    (folder / "人员.csv").write_text("id,name\n1,上海市浦东新区市场监督管理局\n", encoding="gbk")
+    assert _rows(folder, pattern="人员*.csv", encoding="gbk") == [{"id": 1, "name": "上海市浦东新区市场监督管理局"}]
