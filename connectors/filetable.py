@@ -90,6 +90,14 @@ def positions(cells: list[Any] | None, columns: list[Column], entry: FileEntry, 
     if missing:
         raise ConfigError(fail(f"{entry.path}: heading(s) {', '.join(missing)} missing "
                                f"(the file has: {', '.join(names)})"))
+    repeated = {c.header: [i + 1 for i, n in enumerate(names) if n == c.header] for c in columns}
+    repeated = {header: places for header, places in repeated.items() if len(places) > 1}
+    if repeated:  # which of them is the column's cannot be told; the first was taken, the other silently dropped
+        raise ConfigError(fail(
+            f"{entry.path}: 标题重复 / heading(s) " + ", ".join(f"{h!r} in columns {', '.join(map(str, p))}"
+                                                     for h, p in repeated.items())
+            + " of the file, so which is the stream's column cannot be told; rename them in the export, or "
+              "declare the columns in file order with header: false and header_row: 2 (the heading line skipped)"))
     if not declared_columns(settings.get("columns")):
         extra = [n for n in names if n not in {c.header for c in columns}]
         if extra:  # an inferred stream publishes every column; silently dropping one would lose data

@@ -1,6 +1,6 @@
 """A clerk's messy files read exactly or quarantined with a reason, never silently changed: an ID number typed
 as a number in Excel, a code with a leading zero past the rows the columns were inferred from, a UTF-8 file under
-a stream declared GBK."""
+a stream declared GBK, a heading the file repeats."""
 
 from __future__ import annotations
 
@@ -93,3 +93,10 @@ def test_a_utf8_file_under_a_stream_declared_gbk_is_refused_not_published_garble
     # A real GBK export under the same setting is read as before.
     (folder / "人员.csv").write_text("id,name\n1,上海市浦东新区市场监督管理局\n", encoding="gbk")
     assert _rows(folder, pattern="人员*.csv", encoding="gbk") == [{"id": 1, "name": "上海市浦东新区市场监督管理局"}]
+
+
+def test_a_declared_column_whose_heading_the_file_repeats_is_refused_not_read_from_the_first(folder: Path) -> None:
+    (folder / "人员.csv").write_text("id,电话,电话\n1,021-1,139\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        _rows(folder, pattern="人员*.csv", columns={"id": "integer", "电话": "text"})
+    assert "电话" in str(raised.value) and "2" in str(raised.value) and "3" in str(raised.value)
