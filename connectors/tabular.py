@@ -124,6 +124,10 @@ class Normalizer:
         inferred column must match (Normalizer.forms)."""
         if value is None or (isinstance(value, str) and value in self.nulls):
             return None
+        if isinstance(value, bool) and (pa.types.is_integer(target) or pa.types.is_decimal(target)
+                                        or pa.types.is_floating(target)):
+            # Python's True is the number 1: an Excel TRUE or a JSON true in a number column was published as 1
+            raise ValueError("是/否值不是数字 / a TRUE/FALSE value is no number")
         if isinstance(value, float) and abs(value) >= EXACT_FLOAT_LIMIT and not pa.types.is_floating(target):
             raise ValueError(
                 "表格中的数字超过 2**53，末几位已丢失 / a spreadsheet number past 2**53: a double keeps about 15 "

@@ -1,10 +1,11 @@
 """A clerk's messy files read exactly or quarantined with a reason, never silently changed: an ID number typed
 as a number in Excel, a code with a leading zero past the rows the columns were inferred from, a UTF-8 file under
-a stream declared GBK, a heading the file repeats."""
+a stream declared GBK, a heading the file repeats, a TRUE/FALSE cell in a number column."""
 
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -100,3 +101,11 @@ def test_a_declared_column_whose_heading_the_file_repeats_is_refused_not_read_fr
     with pytest.raises(ConfigError) as raised:
         _rows(folder, pattern="人员*.csv", columns={"id": "integer", "电话": "text"})
     assert "电话" in str(raised.value) and "2" in str(raised.value) and "3" in str(raised.value)
+
+
+def test_a_true_false_cell_in_a_number_column_is_quarantined_not_published_as_1_or_0(folder: Path) -> None:
+    (folder / "人员.xlsx").write_bytes(_workbook([["id", "n", "amount"], [1, True, False], [2, 3, 2.5]]))
+    rows = _rows(folder, pattern="人员*.xlsx", columns={"id": "integer", "n": "integer", "amount": "decimal(9,2)"})
+    assert [(r["n"], r["amount"]) for r in rows] == [(None, None), (3, Decimal("2.50"))]
+    assert "n=True" in rows[0][ROW_PROBLEM_COLUMN] and "amount=False" in rows[0][ROW_PROBLEM_COLUMN]
+    assert rows[1][ROW_PROBLEM_COLUMN] is None
