@@ -23,6 +23,11 @@ from connectors.tabular import UNDECODABLE, Column, declared_columns, flag, safe
 from core.errors import ConfigError, RetriableError
 
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel"}
+# Files of another known format that a pattern may match: read as CSV (the default for an unknown extension),
+# a JSON lines file published its first record as the headings and the rest as values.
+NOT_READ = {".json": "JSON", ".jsonl": "JSON lines", ".ndjson": "JSON lines", ".xml": "XML", ".xlsb": "binary Excel",
+            ".ods": "OpenDocument", ".et": "WPS 表格", ".dbf": "dBASE", ".zip": "zip", ".gz": "gzip", ".rar": "rar",
+            ".7z": "7-Zip", ".pdf": "PDF", ".doc": "Word", ".docx": "Word"}
 
 # Excel serial numbers read as dates: up to 2099-12-31, and 9999-12-31 ("no end"). A number between them is no
 # plausible serial date (202001 would be a day of 2453: a yyyymm code): tabular.Normalizer refuses it, and its
@@ -37,6 +42,11 @@ def file_format(entry: FileEntry, settings: dict[str, Any], *, fail: Callable[[s
     extension = posixpath.splitext(entry.path)[1].lower()
     if extension == ".xls":
         raise ConfigError(fail(f"{entry.path}: the old binary .xls format is not read; save it as .xlsx"))
+    if extension in NOT_READ:
+        raise ConfigError(fail(
+            f"{entry.path}: 不支持的文件格式 / a {NOT_READ[extension]} file is not read by a file source (CSV and "
+            ".xlsx only); have the system export CSV or .xlsx, or narrow the stream's pattern (e.g. *.csv) so "
+            "it matches only such files"))
     return FORMATS.get(extension, "csv")
 
 

@@ -109,3 +109,19 @@ def test_a_true_false_cell_in_a_number_column_is_quarantined_not_published_as_1_
     assert [(r["n"], r["amount"]) for r in rows] == [(None, None), (3, Decimal("2.50"))]
     assert "n=True" in rows[0][ROW_PROBLEM_COLUMN] and "amount=False" in rows[0][ROW_PROBLEM_COLUMN]
     assert rows[1][ROW_PROBLEM_COLUMN] is None
+
+
+def test_a_json_or_other_non_csv_file_matched_by_the_pattern_is_refused_not_read_as_csv(folder: Path) -> None:
+    """Any extension but .xlsx was read as CSV: a JSON lines file published its first record as headings."""
+    for name, body in (("人员.jsonl", '{"id": 1, "name": "张三"}\n{"id": 2, "name": "李四"}\n'),
+                       ("人员.json", '[{"id": 1, "name": "张三"}]\n'), ("人员.et", "WPS\n")):
+        for stale in folder.iterdir():
+            stale.unlink()
+        (folder / name).write_text(body, encoding="utf-8")
+        with pytest.raises(ConfigError) as raised:
+            _rows(folder, pattern="人员*")
+        assert name in str(raised.value) and "CSV" in str(raised.value)
+    # An extension of no other known format (an export named .dat) is still read as CSV.
+    (folder / "人员.dat").write_text("id,name\n1,张三\n", encoding="utf-8")
+    (folder / "人员.et").unlink()
+    assert _rows(folder, pattern="人员*.dat") == [{"id": 1, "name": "张三"}]
