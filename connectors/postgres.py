@@ -16,7 +16,6 @@ from urllib.parse import quote
 import psycopg2
 import pyarrow as pa
 
-from connectors.arrowconv import with_flags
 from connectors.base import (
     ColumnInfo,
     Connector,
@@ -34,7 +33,7 @@ from connectors.postgres_catalog import declared_dims, primary_key, schema_table
 from connectors.postgres_duckdb import can_scan, scan_table, unless_nan
 from connectors.postgres_keys import KEY_CHUNK_BATCH_BYTES, chunk_bounds, chunk_keys, chunk_query, extent_query
 from connectors.prefetch import prefetched
-from connectors.time_range import out_of_range_times
+from connectors.time_range import flag_out_of_range
 from core.errors import ConfigError
 
 
@@ -269,9 +268,7 @@ class PostgresConnector(Connector):
         try:
             for batch in scan_table(config=self.config, password=self.secret.get("password"), schema=schema,
                                     table=name, columns=[c.name for c in columns], batch_rows=stream.batch_rows):
-                arrays, problems, raw = out_of_range_times(batch)
-                yield with_flags(pa.RecordBatch.from_arrays(arrays, schema=batch.schema), problems, raw) \
-                    if problems else batch
+                yield flag_out_of_range(batch)
         except duckdb.Error as exc:
             raise self.error(str(exc), doing="read failed") from exc
 

@@ -22,7 +22,7 @@ from connectors.pgarrays import ArrayColumn, listed_arrays
 from connectors.pgarrays import convert as convert_arrays
 from connectors.postgres_catalog import decimal_from_typmod
 from connectors.postgres_types import ARRAY_TEXT, array_columns, converted_select
-from connectors.time_range import out_of_range_times
+from connectors.time_range import flag_out_of_range
 
 _DATABASES: dict[str, Any] = {}
 _DATABASES_LOCK = threading.Lock()
@@ -116,12 +116,6 @@ def faithful(batch: pa.RecordBatch, array_forms: dict[str, ArrayColumn] | None =
         arrays.append(column)
         fields.append(pa.field(field.name, field.type, field.nullable))
     result = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
-    arrays, outside, values = out_of_range_times(result)  # infinity and the like: see connectors.time_range
-    if outside:
-        result = pa.RecordBatch.from_arrays(arrays, schema=result.schema)
-        for row, found in outside.items():
-            problems.setdefault(row, []).extend(found)
-            raw.setdefault(row, {}).update(values[row])
     if problems:
         result = with_flags(result, problems, raw)
-    return result
+    return flag_out_of_range(result)  # infinity and the like: see connectors.time_range

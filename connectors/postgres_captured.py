@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from connectors.arrowconv import add_flags, rows_to_batch
+from connectors.arrowconv import rows_to_batch
 from connectors.base import ColumnInfo
 from connectors.pgarrays import ArrayColumn
 from connectors.pgarrays import apply as apply_arrays
 from connectors.pgoutput import UNCHANGED, Change, Tuple
 from connectors.postgres_forms import ScalarForms, from_text
-from connectors.time_range import out_of_range_times
+from connectors.time_range import flag_out_of_range
 
 # Column added to upsert batches: the comma-separated columns an update left unchanged (TOASTed values the
 # server did not resend); the pipeline fills them from the previous version.
@@ -45,11 +45,8 @@ class CapturedTable:
         types = [pa.string() if c.name in self.arrays else c.arrow_type for c in self.columns]
         names = [c.name for c in self.columns]
         batch = rows_to_batch(names, self.forms.build_types(names, types), self.forms.values(names, rows))
-        batch = self.forms.batch(batch)
-        arrays, problems, raw = out_of_range_times(batch)  # a time of 24:00:00, flagged as the full read flags it
-        if problems:
-            batch = add_flags(pa.RecordBatch.from_arrays(arrays, schema=batch.schema), problems, raw)
-        return apply_arrays(batch, self.arrays)
+        # a time of 24:00:00, flagged as the full read flags it
+        return apply_arrays(flag_out_of_range(self.forms.batch(batch)), self.arrays)
 
     @property
     def snapshot_columns(self) -> str:

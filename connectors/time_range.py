@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from connectors.arrowconv import add_flags
+
 # 0001-01-01 and 9999-12-31 as days since 1970-01-01
 FIRST_DAY, LAST_DAY = -719_162, 2_932_896
 SECONDS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
@@ -78,3 +80,9 @@ def out_of_range_times(batch: pa.RecordBatch) -> tuple[list[pa.Array], dict[int,
             raw.setdefault(int(row), {})[field.name] = text
         arrays[index] = pc.if_else(outside, pa.nulls(len(values), field.type), arrays[index])
     return arrays, problems, raw
+
+
+def flag_out_of_range(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with such values taken out (NULL) and their rows flagged, beside any flags it carries."""
+    arrays, problems, raw = out_of_range_times(batch)
+    return add_flags(pa.RecordBatch.from_arrays(arrays, schema=batch.schema), problems, raw) if problems else batch
