@@ -144,8 +144,7 @@ class PartWriter:
 
     def _open(self, lane: _Lane) -> None:
         name = f"{self.prefix}-{len(self.files):05d}.parquet"
-        lane.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="snappy",
-                                       write_statistics=True, use_dictionary=self._dictionary)
+        lane.writer = self._part_writer(self.folder / name, self.schema)
         self.files.append(name)
         lane.rows_in_file = 0
         if self._lookup_owner is not None:
@@ -153,6 +152,10 @@ class PartWriter:
 
             stem = published_stem(self._lookup_owner, f"{self.folder.name}/{name}")
             lane.row_store = RowStoreWriter(stem, self.schema)
+
+    def _part_writer(self, path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+        return pq.ParquetWriter(path, schema, compression="snappy", write_statistics=True,
+                                use_dictionary=self._dictionary)
 
     def keep_arrival_order(self) -> None:
         """Write one part at a time, so the parts' rows, file after file, are the rows in the order they came
@@ -202,8 +205,7 @@ class PartWriter:
         for name in self.files:
             path, scratch = self.folder / name, self.folder / f"{name}.retyped"
             source = pq.ParquetFile(path)
-            with pq.ParquetWriter(scratch, schema, compression="snappy", write_statistics=True,
-                                  use_dictionary=self._dictionary) as rewritten:
+            with self._part_writer(scratch, schema) as rewritten:
                 for group in range(source.num_row_groups):
                     rows = source.read_row_group(group)
                     if any(rows.column(n).null_count != rows.num_rows for n in types):
