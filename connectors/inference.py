@@ -12,13 +12,16 @@ from typing import Any
 
 import pyarrow as pa
 
-INTEGER = re.compile(r"^[+-]?(?:0|[1-9]\d{0,17})$")  # no leading zeros: codes such as 0012 stay text
+# re.ASCII: Python's \d is any Unicode digit, and 1２ (a full-width digit typed in a Chinese input method)
+# inferred a column integer and was published as 12.
+INTEGER = re.compile(r"^[+-]?(?:0|[1-9]\d{0,17})$", re.ASCII)  # no leading zeros: codes such as 0012 stay text
 # What a text cell of a column inferred integer or decimal must look like, as the inference read its first rows:
 # past them, 050000 (a postcode) was cast to 50000 and 1e3 to 1000, silently.
 INFERRED_FORMS = {"integer": r"^[+-]?(?:0|[1-9]\d*)$", "decimal": r"^[+-]?(?:0|[1-9]\d*)(?:\.\d+)?$"}
-DECIMAL = re.compile(r"^[+-]?(?:0|[1-9]\d*)\.(\d+)$")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
+DECIMAL = re.compile(r"^[+-]?(?:0|[1-9]\d*)\.(\d+)$", re.ASCII)
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$",
+                           re.ASCII)
 
 
 def _kind(value: Any) -> tuple[str, int]:

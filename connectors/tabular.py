@@ -30,6 +30,9 @@ UNDECODABLE = re.compile(r"[\udc80-\udcff]")  # bytes surrogateescape could not 
 # A double holds every integer only below 2**53: a spreadsheet number past it (an 18-digit ID number typed as a
 # number, which Excel saves with 15 significant digits) has lost digits that cannot be told.
 EXACT_FLOAT_LIMIT = 2**53
+NOT_PLAIN_DIGITS = ("数字须用半角 0-9 书写，不含全角数字或下划线 / a number must be written with the digits 0-9 "
+                    "(no full-width digits such as １２, no underscores such as 1_000); correct the cell at the "
+                    "source and deliver the file again")
 TRUE_WORDS, FALSE_WORDS = {"true", "t", "yes", "y", "1", "是"}, {"false", "f", "no", "n", "0", "否"}
 
 
@@ -135,7 +138,7 @@ class Normalizer:
                 "number); have the export write this column as text (format its cells as 文本 / Text) and deliver "
                 "the file again")
         if form is not None and isinstance(value, str) and value.strip() \
-                and re.match(form, value.strip()) is None:
+                and re.match(form, value.strip(), re.ASCII) is None:
             raise ValueError(
                 "与推断的列类型不符（如前导零的代码 050000）/ does not read as the number the column was inferred "
                 "from its first rows (infer_rows) to hold, e.g. a code with a leading zero would lose it; declare "
@@ -149,6 +152,10 @@ class Normalizer:
             if not value and "" in self.nulls:
                 return None  # a blank cell in a typed column
             if pa.types.is_decimal(target) or pa.types.is_integer(target) or pa.types.is_floating(target):
+                if not value.isascii() or "_" in value:
+                    # Python reads １２ (full-width digits) as 12 and 1_000 as 1000: a typo published as a
+                    # number that looks otherwise in the file
+                    raise ValueError(NOT_PLAIN_DIGITS)
                 try:
                     number = Decimal(value)
                 except InvalidOperation:

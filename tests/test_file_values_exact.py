@@ -125,3 +125,31 @@ def test_a_json_or_other_non_csv_file_matched_by_the_pattern_is_refused_not_read
     (folder / "人员.dat").write_text("id,name\n1,张三\n", encoding="utf-8")
     (folder / "人员.et").unlink()
     assert _rows(folder, pattern="人员*.dat") == [{"id": 1, "name": "张三"}]
+
+
+def test_full_width_digits_and_underscores_in_number_columns_are_quarantined_not_read_as_numbers(
+        folder: Path) -> None:
+    """Python's int() and Decimal() read １２ (full-width, a Chinese input method's digits) as 12 and 1_000 as
+    1000: a clerk's typo was published as a different-looking number. CSV and Excel text cells alike."""
+    (folder / "人员.csv").write_text("id,n,amount\n1,１２,1_000.50\n2,1_000,３.5\n3,7,2.5\n", encoding="utf-8")
+    columns = {"id": "integer", "n": "integer", "amount": "decimal(9,2)"}
+    (folder / "人员.xlsx").write_bytes(_workbook([["id", "n", "amount"], [1, "１２", "1_000.50"], [2, "1_000", "３.5"],
+                                                [3, "7", "2.5"]]))
+    for pattern in ("人员*.csv", "人员*.xlsx"):
+        rows = _rows(folder, pattern=pattern, columns=columns)
+        assert [(r["n"], r["amount"]) for r in rows] == [(None, None), (None, None), (7, Decimal("2.50"))], pattern
+        assert "n='１２'" in rows[0][ROW_PROBLEM_COLUMN] and "amount='1_000.50'" in rows[0][ROW_PROBLEM_COLUMN]
+        assert "n='1_000'" in rows[1][ROW_PROBLEM_COLUMN] and "amount='３.5'" in rows[1][ROW_PROBLEM_COLUMN]
+        assert "半角" in rows[0][ROW_PROBLEM_COLUMN] and "0-9" in rows[0][ROW_PROBLEM_COLUMN]
+        assert rows[2][ROW_PROBLEM_COLUMN] is None
+
+
+def test_full_width_digits_in_an_inferred_column_are_not_read_as_numbers(folder: Path) -> None:
+    """Inference read 1２ as an integer (Python's \\d is any Unicode digit), and a later １２ past the rows the
+    column was inferred from was cast to 12."""
+    (folder / "人员.csv").write_text("编号,人数\n1,5\n2,1２\n", encoding="utf-8")
+    assert [r["人数"] for r in _rows(folder, pattern="人员*.csv")] == ["5", "1２"]  # text: kept as written
+    (folder / "人员.csv").write_text("编号,人数\n1,5\n2,1２\n3,2_0\n4,6\n", encoding="utf-8")
+    rows = _rows(folder, pattern="人员*.csv", infer_rows=1)
+    assert [r["人数"] for r in rows] == [5, None, None, 6]
+    assert "'1２'" in rows[1][ROW_PROBLEM_COLUMN] and "'2_0'" in rows[2][ROW_PROBLEM_COLUMN]
