@@ -100,6 +100,17 @@ def safe_name(header: str, index: int) -> str:
 
 # --- values ---------------------------------------------------------------------------------------------------
 
+def shown_date(value: date | datetime) -> str:
+    """A spreadsheet's date cell in a text column as Excel shows it: 2026-01-05 for a day (a date-formatted cell
+    holds a day at midnight), 2026-01-05 08:30:00 with a time of day (and its fraction, if the cell has one).
+    ISO's 2026-01-05T00:00:00 was published, a form the clerk never saw."""
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    if value.time() == datetime.min.time() and value.tzinfo is None:
+        return value.date().isoformat()
+    return value.isoformat(sep=" ")
+
+
 class Normalizer:
     """Cell values as the Python values ``to_arrow_column`` converts faithfully to each column's type."""
 
@@ -146,7 +157,7 @@ class Normalizer:
         if pa.types.is_string(target):
             if isinstance(value, float) and value.is_integer():
                 return str(int(value))  # an Excel number in a text column: 91310000 not 91310000.0
-            return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+            return shown_date(value) if isinstance(value, (date, datetime)) else str(value)
         if isinstance(value, str):
             value = value.strip()
             if not value and "" in self.nulls:

@@ -153,3 +153,21 @@ def test_full_width_digits_in_an_inferred_column_are_not_read_as_numbers(folder:
     rows = _rows(folder, pattern="人员*.csv", infer_rows=1)
     assert [r["人数"] for r in rows] == [5, None, None, 6]
     assert "'1２'" in rows[1][ROW_PROBLEM_COLUMN] and "'2_0'" in rows[2][ROW_PROBLEM_COLUMN]
+
+
+def test_an_excel_date_in_a_text_column_is_published_as_excel_shows_it(folder: Path) -> None:
+    """A date-formatted cell in a column declared (or inferred) text was published as 2026-01-05T00:00:00, a
+    form the clerk never saw in Excel: a day alone reads 2026-01-05, a time of day 2026-01-05 08:30:00."""
+    from datetime import datetime
+
+    (folder / "人员.xlsx").write_bytes(_workbook([
+        ["id", "到岗", "备注"],
+        [1, datetime(2026, 1, 5), "待定"],
+        [2, datetime(2026, 1, 5, 8, 30), datetime(2026, 12, 31)],
+        [3, "2026年1月", "x"],
+    ]))
+    declared = _rows(folder, pattern="人员*.xlsx", columns={"id": "integer", "到岗": "text", "备注": "text"})
+    inferred = _rows(folder, pattern="人员*.xlsx")  # the text cells make both columns text
+    for rows in (declared, inferred):
+        assert [(r["到岗"], r["备注"]) for r in rows] == [("2026-01-05", "待定"), ("2026-01-05 08:30:00", "2026-12-31"),
+                                                        ("2026年1月", "x")]
