@@ -123,6 +123,48 @@ def _reads_as_utf8(head: bytes) -> bool:
     return any(ord(ch) >= 0x800 for ch in text)
 
 
+def _utf8_under_gb(declared: str) -> str:
+    return (f"编码声明为 {declared} 但文件是 UTF-8 / the file reads as UTF-8 although the stream declares "
+            f"{declared}: read as {declared} its Chinese text would be published garbled; set the stream's "
+            "encoding to utf-8 or auto")
+
+
+class _LateUtf8Check(io.RawIOBase):
+    """The rest of a file whose head is plain ASCII, under a declared GBK/GB18030: the bytes pass through as they
+    are read, and the first SNIFF_BYTES from its first other byte are judged as the head is (_reads_as_utf8).
+    A UTF-8 export with codes and numbers first had its Chinese text published garbled. Raising stops the read
+    mid-file, before anything is published; only that window is held, never the file."""
+
+    def __init__(self, rest: BinaryIO, declared: str) -> None:
+        self._rest, self._declared = rest, declared
+        self._window: bytearray | None = None  # from the first non-ASCII byte on, until judged
+        self._judged = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._rest.read(len(buffer))
+        if not self._judged:
+            self._watch(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _watch(self, data: bytes) -> None:
+        if self._window is None:
+            match = NON_ASCII.search(data)
+            if match is None:
+                self._judged = not data  # the end, all ASCII: nothing to judge
+                return
+            self._window = bytearray(data[match.start():])
+        else:
+            self._window += data
+        if len(self._window) >= SNIFF_BYTES or not data:
+            window, self._window, self._judged = bytes(self._window[:SNIFF_BYTES]), None, True
+            if _reads_as_utf8(window):
+                raise ConfigError(_utf8_under_gb(self._declared))
+
+
 @dataclass
 class Record:
     number: int               # line (CSV) or row (Excel) where the record starts
@@ -152,9 +194,9 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
     if codec.name in GB_CODECS and _reads_as_utf8(head):
         # GB18030 decodes almost any bytes: a UTF-8 export (the system changed its export, the stream kept its
         # setting) was published as plausible-looking nonsense (上海 as 涓婃捣), every row, with no flag.
-        raise ConfigError(f"编码声明为 {encoding} 但文件是 UTF-8 / the file reads as UTF-8 although the stream "
-                          f"declares {encoding}: read as {encoding} its Chinese text would be published garbled; "
-                          "set the stream's encoding to utf-8 or auto")
+        raise ConfigError(_utf8_under_gb(encoding))
+    if codec.name in GB_CODECS and NON_ASCII.search(head) is None:
+        binary = _LateUtf8Check(binary, encoding)  # the head tells nothing: judged where the text begins
     text = io.TextIOWrapper(io.BufferedReader(_Prepended(head, binary), buffer_size=1 << 20), encoding=chosen,
                             errors="surrogateescape", newline="")
     raw: list[str] = []

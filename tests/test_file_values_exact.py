@@ -171,3 +171,23 @@ def test_an_excel_date_in_a_text_column_is_published_as_excel_shows_it(folder: P
     for rows in (declared, inferred):
         assert [(r["到岗"], r["备注"]) for r in rows] == [("2026-01-05", "待定"), ("2026-01-05 08:30:00", "2026-12-31"),
                                                         ("2026年1月", "x")]
+
+
+def test_utf8_text_past_the_first_64_kib_under_a_stream_declared_gbk_is_refused_not_published_garbled(
+        folder: Path) -> None:
+    """Codes and numbers first, Chinese names only past the first 64 KiB: the check for UTF-8 under a declared
+    GBK looked at the head alone, and the names were published garbled (上海 as 涓婃捣)."""
+    lines = ["id,name"] + [f"{i},company-{i:06d}" for i in range(1, 4000)] + \
+        [f"{i},上海市第{i}号科技有限公司" for i in range(4000, 4003)]
+    body = "\n".join(lines) + "\n"
+    (folder / "人员.csv").write_bytes(body.encode("utf-8"))
+    assert (folder / "人员.csv").read_bytes()[:64 * 1024].isascii()
+    for declared in ("gbk", "gb18030"):
+        with pytest.raises(ConfigError) as raised:
+            _rows(folder, pattern="人员*.csv", encoding=declared)
+        assert "UTF-8" in str(raised.value) and "人员.csv" in str(raised.value)
+    # The same file in GBK is read under the same setting, every name as written.
+    (folder / "人员.csv").write_bytes(body.encode("gbk"))
+    rows = _rows(folder, pattern="人员*.csv", encoding="gbk")
+    assert [r["name"] for r in rows[-3:]] == [f"上海市第{i}号科技有限公司" for i in range(4000, 4003)]
+    assert len(rows) == 4002
