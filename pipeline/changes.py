@@ -62,8 +62,22 @@ def change_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([*fields, pa.field(CHANGE_COLUMN, pa.string(), nullable=False)])
 
 
-def _q(name: str) -> str:
+def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def row_digest(alias: str, columns: list[str]) -> str:
+    """DuckDB's one 64-bit hash of a row's ``columns`` (NULL without any): two different rows share it with a
+    chance of about one in 2^64."""
+    return f"hash({', '.join(f'{alias}.{quoted(c)}' for c in columns)})" if columns else "NULL"
+
+
+def budget_connection(scratch: Path):  # noqa: ANN201 - a duckdb connection
+    """A DuckDB connection within the change set's memory budget, spilling to ``scratch``."""
+    import duckdb
+
+    return duckdb.connect(config={"threads": "2", "memory_limit": MEMORY_LIMIT, "temp_directory": str(scratch),
+                                  "preserve_insertion_order": False})
 
 
 def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: tuple[str, ...], schema: pa.Schema,
@@ -115,17 +129,13 @@ def _locate(*, new_parts: list[Part], previous_parts: list[Part], key: tuple[str
     that way), and a hash table that spilled took the wide rows probing it along (a source emptied at once
     failed so). One 64-bit hash of the compared columns stands for them: two different rows share a hash with
     a chance of about one in 2^64 per row."""
-    import duckdb
-
-    connection = duckdb.connect(config={"threads": "2", "memory_limit": MEMORY_LIMIT, "temp_directory": str(scratch),
-                                        "preserve_insertion_order": False})
+    connection = budget_connection(scratch)
     try:
-        keys = [_q(k) for k in key]
+        keys = [quoted(k) for k in key]
         on = " AND ".join(f"n.{k} = o.{k}" for k in keys)
 
         def narrow(alias: str) -> str:
-            digest = f"hash({', '.join(f'{alias}.{_q(c)}' for c in compared)})" if compared else "NULL"
-            return ", ".join([*(f"{alias}.{k}" for k in keys), f"{digest} AS __hash"])
+            return ", ".join([*(f"{alias}.{k}" for k in keys), f"{row_digest(alias, compared)} AS __hash"])
 
         only_read = ""
         if read_keys is not None:  # only the keys read can have changed: both sides shrink to them first
@@ -138,7 +148,7 @@ def _locate(*, new_parts: list[Part], previous_parts: list[Part], key: tuple[str
                          positions=True)
         before = live_sql(readable_parts(previous_parts, scratch=scratch / "before", columns=needed), connection,
                           positions=True)
-        upserts = _located_file(connection, scratch / "located-upserts.parquet", (
+        upserts = located_file(connection, scratch / "located-upserts.parquet", (
             f"SELECT n.{PART_INDEX}, n.file_row_number, o.__present IS NULL AS inserted "
             f"FROM (SELECT {narrow('x')}, x.{PART_INDEX}, x.file_row_number FROM {fresh} x{only_read}) n "
             f"LEFT JOIN (SELECT {narrow('x')}, TRUE AS __present FROM {before} x{only_read}) o ON {on} "
@@ -149,7 +159,7 @@ def _locate(*, new_parts: list[Part], previous_parts: list[Part], key: tuple[str
             match = "SEMI JOIN deleted_keys d ON " + " AND ".join(f"d.{k} = o.{k}" for k in keys)
         else:
             match = f"ANTI JOIN (SELECT {', '.join(keys)} FROM {fresh}) n ON {on}"
-        gone = _located_file(connection, scratch / "located-deletes.parquet", (
+        gone = located_file(connection, scratch / "located-deletes.parquet", (
             f"SELECT o.{PART_INDEX}, o.file_row_number, FALSE AS inserted FROM (SELECT {', '.join(keys)}, "
             f"{PART_INDEX}, file_row_number FROM {before}) o {match} ORDER BY 1, 2")) if deletes else None
     finally:
@@ -157,7 +167,8 @@ def _locate(*, new_parts: list[Part], previous_parts: list[Part], key: tuple[str
     return upserts, gone
 
 
-def _located_file(connection, path: Path, query: str) -> Path:  # noqa: ANN001 - a duckdb connection
+def located_file(connection, path: Path, query: str) -> Path:  # noqa: ANN001 - a duckdb connection
+    """The query's rows (row numbers naming rows, not the rows) written to ``path`` batch by batch."""
     reader = connection.execute(query).fetch_record_batch(LOCATED_BATCH)
     with pq.ParquetWriter(path, reader.schema) as writer:
         for batch in reader:

@@ -29,6 +29,7 @@ from pipeline.duplicates import FileRanks
 from pipeline.extract_inputs import Inputs, prepare
 from pipeline.extract_keys import await_deletes, build_locators, change_set, settle_keys, start_key_scan
 from pipeline.layering import carry_forward, compact, compaction_due, start_layer, version_batches
+from pipeline.provenance import keep_published_provenance, provenance_columns
 from pipeline.quarantine import seen_keys
 from pipeline.run import lifecycle
 from pipeline.runs import record_run_failure
@@ -189,6 +190,12 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         origins.close()
         if key:
             settle_keys(staged, folder, writer, quarantine, origins, key, keys)
+        provenance = provenance_columns(connector, writer.schema)
+        if provenance and key and previous is not None and writer.schema == previous.schema and writer.files:
+            # where a row came from is not a change: an unchanged row stays its published row (pipeline.provenance)
+            keep_published_provenance(folder=folder, files=[f"data/{name}" for name in writer.files],
+                                      previous_parts=previous.parts, key=key, schema=writer.schema,
+                                      provenance=provenance, row_stores=staged.row_stores)
         # A layer on the previous version, or its change set at least: past the limits (compaction_due) the
         # version is compacted, but only once the layer's change set shows something to publish.
         stacked = bool(incremental and previous is not None and key and writer.schema == previous.schema)
