@@ -155,14 +155,17 @@ def _catalogue(session: Session, agency: Agency, period: Period, as_of: date) ->
     }
 
 
-def _clock(pairs: list[tuple[date, date | None]], as_of: date) -> Ratio:
-    """(due day, day done or None): counted once done or once due has passed; kept when done by the due day."""
+def _clock(pairs: list[tuple[date, date | None]], as_of: date, today: date) -> Ratio:
+    """(due day, day done or None): counted once done by `as_of` (the period's last day at most) or once the due
+    day has passed by `today` (the day the figures are read); kept when done by the due day. A due day on the
+    period's last day has passed once the period is over: capping that test at the period's end too counted
+    such a clock in no period at all (更新及时率 100 % with an update never made)."""
     counted = [(due, done if done is not None and done <= as_of else None) for due, done in pairs]
-    counted = [(due, done) for due, done in counted if done is not None or due < as_of]
+    counted = [(due, done) for due, done in counted if done is not None or due < today]
     return Ratio(sum(1 for due, done in counted if done is not None and done <= due), len(counted))
 
 
-def _clocks(session: Session, agency: Agency, period: Period, as_of: date) -> dict[str, Ratio]:
+def _clocks(session: Session, agency: Agency, period: Period, as_of: date, today: date) -> dict[str, Ratio]:
     obligations = session.execute(select(UpdateObligation.due_on, UpdateObligation.closed_on).join(Resource).where(
         Resource.agency_id == agency.id, UpdateObligation.due_on >= period.start, UpdateObligation.due_on <= period.end))
     applications = session.execute(select(Application.due_on, Application.decided_at, Application.status)
@@ -173,9 +176,9 @@ def _clocks(session: Session, agency: Agency, period: Period, as_of: date) -> di
     orders = session.execute(select(RectificationOrder.due_on, RectificationOrder.fixed_on).where(
         RectificationOrder.agency_id == agency.id, RectificationOrder.due_on >= period.start,
         RectificationOrder.due_on <= period.end))
-    return {"update_timeliness": _clock([tuple(row) for row in obligations], as_of),
-            "application_timeliness": _clock(decided, as_of),
-            "rectification": _clock([tuple(row) for row in orders], as_of)}
+    return {"update_timeliness": _clock([tuple(row) for row in obligations], as_of, today),
+            "application_timeliness": _clock(decided, as_of, today),
+            "rectification": _clock([tuple(row) for row in orders], as_of, today)}
 
 
 def _runs(session: Session, agency: Agency, period: Period) -> dict[str, Ratio]:
@@ -197,9 +200,9 @@ def _runs(session: Session, agency: Agency, period: Period) -> dict[str, Ratio]:
             "delivery_success": Ratio(outcomes.count("delivered"), len(outcomes))}
 
 
-def _standing(session: Session, agency: Agency, period: Period, as_of: date,
+def _standing(session: Session, agency: Agency, period: Period, as_of: date, today: date,
               weights: dict[str, float]) -> AgencyStanding:
-    ratios = {**_catalogue(session, agency, period, as_of), **_clocks(session, agency, period, as_of),
+    ratios = {**_catalogue(session, agency, period, as_of), **_clocks(session, agency, period, as_of, today),
               **_runs(session, agency, period)}
     rectification = ratios.pop("rectification")
     metrics = {m: ratios[m].value for m in METRICS}
@@ -225,7 +228,7 @@ def evaluate(session: Session, *, period: str, as_of: date | None = None,
     as_of = min(today, span.end) if today >= span.start else today
     providers = session.scalars(select(Agency).where(Agency.id.in_(
         select(Resource.agency_id).where(Resource.created_at < clock.as_utc(span.end_at)))).order_by(Agency.code))
-    standings = [_standing(session, a, span, as_of, config.weights) for a in providers]
+    standings = [_standing(session, a, span, as_of, today, config.weights) for a in providers]
     ranked = sorted((s for s in standings if s.score is not None), key=lambda s: (-s.score, s.code))
     for index, standing in enumerate(ranked):
         # competition ranking: equal scores share a rank, the next rank skips
