@@ -80,17 +80,24 @@ def evaluate_command(period: Period, as_of: AsOf = None, config: Config = None,
     """
     from registry.db import session_scope
     from registry.supervision.evaluation import evaluate, run_evaluation
-    from registry.supervision.report import fmt_score, pct
     from schemas.evaluation_config import METRICS
+    from schemas.presentation import NO_DATA, score, share
 
     with reported_errors(), session_scope() as session:
         weights = _config(config)
         result = evaluate(session, period=period, as_of=_day(as_of), config=weights)
         if save:
             run_evaluation(session, period=period, as_of=_day(as_of), config=weights, actor=f"console:{getpass.getuser()}")
-        table(f"{result.period} 评估（截至 {result.as_of}）", ["排名", "机构", "得分", *METRICS.values()],
-              [(a.rank or "—", a.name, fmt_score(a.score), *[pct(a.metrics[m]) for m in METRICS])
-               for a in result.agencies])
+        # The ranking, then one narrow table per agency: nine metric columns side by side did not fit a terminal,
+        # and rich cut every figure to "100…" or "10…".
+        table(f"{result.period} 评估（截至 {result.as_of}）", ["排名", "机构", "得分"],
+              [(a.rank or "—", a.name, score(a.score)) for a in result.agencies])
+        for a in result.agencies:
+            table(f"{a.name} · 得分 {score(a.score)}", ["指标", "值", "达标 / 应计", "权重"],
+                  [(label, share(a.metrics[m]), f"{a.counts[m][0]} / {a.counts[m][1]}", f"{weights.weights[m]:g}")
+                   for m, label in METRICS.items()])
+        if result.agencies:
+            console.print(f"{NO_DATA}：本期没有可统计的事项，不计入得分 / no data: nothing to measure, left out of the score")
 
 
 @violation_app.command("detect")

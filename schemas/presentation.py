@@ -21,6 +21,10 @@ from core.errors import ConfigError
 LABELS_FILE = Path(__file__).with_name("labels.yaml")
 # An application's or obligation's due day while the year's State Council working-day schedule is unknown.
 DUE_UNKNOWN_CODE = "awaiting_schedule"
+# An evaluation metric with nothing to measure in the period (its denominator is 0): never shown as 0 % or 100 %.
+NO_DATA = "无数据"
+# An agency whose every metric is without data (or that registered no resource) has no score and no rank.
+NOT_SCORED = "不参与评分"
 
 
 @cache
@@ -94,6 +98,17 @@ def day(value: date | datetime | str | None) -> str:
 def due_day(value: date | str | None) -> str:
     """A due day, or the reason it is not known yet (the year's working-day schedule is missing)."""
     return day(value) if value else label("due_statuses", DUE_UNKNOWN_CODE)
+
+
+def share(value: float | None) -> str:
+    """An evaluation metric as every surface shows it (web page, notice, CLI): 66.7%; 无数据 when there was
+    nothing to measure. One format, so a figure reads the same wherever it appears."""
+    return NO_DATA if value is None else f"{value * 100:.1f}%"
+
+
+def score(value: float | None) -> str:
+    """An evaluation score (0-100, two decimals), or 不参与评分."""
+    return NOT_SCORED if value is None else f"{value:.2f}"
 
 
 def moment(value: datetime | None) -> str:

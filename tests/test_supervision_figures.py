@@ -84,3 +84,84 @@ def test_an_update_due_on_the_last_day_of_a_period_counts_in_it(catalog_home: Pa
     assert month.counts["update_timeliness"] == [1, 3]
     assert october.counts["update_timeliness"] == [0, 0]  # counted in the period it fell due in, once
     assert october.metrics["update_timeliness"] is None
+
+
+def _surfaces_world(session) -> str:
+    """The provider registers three entries and publishes two (目录覆盖率 2 / 3); its data items carry no
+    description (目录要素完整率 0 / 2: a real 0 %); nothing else happened in the quarter, so 更新及时率, 申请答复及时率,
+    数据质量合格率 and 交付成功率 have nothing to measure. Returns the provider's user's session token."""
+    from registry.people.auth import console
+    from registry.people.users import add_user, login
+    from tests.sharing_world import PASSWORD
+
+    setup_people(session)
+    for classification, name in (("101001", "企业基本信息"), ("101002", "企业年报信息")):
+        publish(session, new_entry(session, classification=classification, name=name), on=date(2026, 11, 2))
+    new_entry(session, classification="101003", name="企业变更记录")
+    add_user(session, username="li.na", agency=PROVIDER[0], roles=["data_admin"], password=PASSWORD,
+             by=console("test"))
+    session.flush()
+    return login(session, username="li.na", password=PASSWORD)
+
+
+# by hand: 100 x (15 x 2/3 + 10 x 0 + 15 x 1 + 10 x 1 + 10 x 1) / (15 + 10 + 15 + 10 + 10), the four metrics with
+# nothing to measure (weights 15, 10, 10, 5) left out of both sums
+SCORE = "75.00"
+COVERAGE, COMPLETENESS, NO_DATA = "66.7%", "0.0%", "无数据"
+
+
+@pytest.mark.usefixtures("seen_later", "cheap_hashing")
+def test_every_surface_shows_the_same_figures_and_no_data_where_nothing_was_measured(catalog_home: Path,
+                                                                                     tmp_path: Path) -> None:
+    """A metric with nothing to measure read "—" on the CLI, the notice and the web page, and an empty cell in
+    Excel; a standard 80-column terminal cut every figure of `govshare evaluate` to "100…" or "10…"."""
+    import re
+
+    import requests
+    from openpyxl import load_workbook
+    from pypdf import PdfReader
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from registry.db import session_scope
+    from registry.people.tokens import issue_token
+    from registry.supervision.report_writer import write_report
+    from tests.helpers import bearer, running_api
+
+    with session_scope() as session:
+        cookie = _surfaces_world(session)
+        token = issue_token(session, agency=PROVIDER[0], name="scjg-system", days=30, actor="test")
+
+    cli = CliRunner().invoke(app, ["evaluate", "--period", "2026Q4"], env={"COLUMNS": "80"})
+    assert cli.exit_code == 0, cli.output
+    assert "…" not in cli.output, cli.output
+    assert SCORE in cli.output and COVERAGE in cli.output and COMPLETENESS in cli.output
+    assert re.search(r"目录覆盖率\s*│\s*66\.7%\s*│\s*2 / 3", cli.output), cli.output
+    assert re.search(r"更新及时率\s*│\s*无数据\s*│\s*0 / 0", cli.output), cli.output
+
+    with running_api() as api:
+        body = requests.get(f"{api.base_url}/api/v1/supervision/agencies/{PROVIDER[0]}",
+                            params={"period": "2026Q4"}, headers=bearer(token), timeout=30).json()
+        page = requests.get(f"{api.base_url}/web/supervision", params={"period": "2026Q4"},
+                            cookies={"govshare_session": cookie}, timeout=30).text
+    assert body["score"] == 75.0 and body["counts"]["catalogue_coverage"] == [2, 3]
+    assert body["metrics"]["catalogue_coverage"] == pytest.approx(2 / 3)
+    assert body["metrics"]["update_timeliness"] is None and body["counts"]["update_timeliness"] == [0, 0]
+    cells = [re.sub(r"<[^>]+>|\s+", " ", row).split() for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    assert ["目录覆盖率", COVERAGE, "2", "/", "3"] in cells and ["目录要素完整率", COMPLETENESS, "0", "/", "2"] in cells
+    assert ["更新及时率", NO_DATA, "0", "/", "0"] in cells, cells
+    assert f"得分： {SCORE}" in re.sub(r"<[^>]+>|\s+", " ", page)
+
+    with session_scope() as session:
+        html = write_report(session, period="2026Q4", fmt="html", out=tmp_path / "n.html").read_text()
+        xlsx = write_report(session, period="2026Q4", fmt="xlsx", out=tmp_path / "n.xlsx")
+        pdf = write_report(session, period="2026Q4", fmt="pdf", out=tmp_path / "n.pdf")
+    html_cells = [re.sub(r"<[^>]+>", " ", cell).split() for cell in re.findall(r"<td[^>]*>(.*?)</td>", html, re.S)]
+    assert [COVERAGE, "2/3"] in html_cells and [COMPLETENESS, "0/2"] in html_cells and [NO_DATA, "0/0"] in html_cells
+    assert "—" not in re.sub(r"<td>—</td>", "", html.split("二、评估得分与排名")[1].split("三、")[0])
+    header, row = list(load_workbook(xlsx)["得分排名"].iter_rows(values_only=True))
+    shown = dict(zip(header, row))
+    assert shown["得分"] == 75.0 and shown["目录覆盖率"] == pytest.approx(0.6667) and shown["目录要素完整率"] == 0
+    assert shown["更新及时率"] == NO_DATA and shown["交付成功率"] == NO_DATA
+    text = "".join(page.extract_text() for page in PdfReader(pdf).pages).replace(" ", "").replace("\n", "")
+    assert f"{SCORE}{COVERAGE}2/3{COMPLETENESS}0/2" in text and f"{NO_DATA}0/0" in text, text[:2000]

@@ -62,12 +62,9 @@ class ReportData:
         return {a.code: a.name for a in self.evaluation.agencies}
 
 
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
-def fmt_score(value: float | None) -> str:
-    return "不参与评分" if value is None else f"{value:.2f}"
+# one format for every surface (schemas/presentation.py): 66.7%, 无数据, 75.00, 不参与评分
+pct = presentation.share
+fmt_score = presentation.score
 
 
 def build_report(session: Session, *, period: str, as_of: date | None = None,
