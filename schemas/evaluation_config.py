@@ -50,8 +50,10 @@ METRIC_FORMULAS = {
                             "collection finding ÷ published entries",
     "delivery_success": "成功送达的SFTP推送与更新通知数 ÷（成功 + 放弃）数 / SFTP pushes and update notices delivered "
                         "÷ delivered + given up",
-    "reconfirmation": "本年度已全面维护的已发布条目数 ÷ 已发布条目数 / published entries maintained (reconfirmed or "
-                      "published after review) this year ÷ published entries",
+    "reconfirmation": "本年度已全面维护的已发布条目数 ÷ 已维护或已逾期的已发布条目数（12月31日前尚未维护且上年已维护的不计入） / "
+                      "published entries maintained (reconfirmed or published after review) this year ÷ published "
+                      "entries maintained or late (one maintained last year and not yet this year is not due "
+                      "before 31 December and is left out until then)",
 }
 SCORE_FORMULA = ("得分 = 100 × Σ(权重 × 指标值) ÷ Σ(本期适用指标的权重)；本期无可统计事项的指标不计入 / score = "
                  "100 × Σ(weight × metric) ÷ Σ(weights of the metrics that apply); a metric with nothing to measure "

@@ -165,3 +165,44 @@ def test_every_surface_shows_the_same_figures_and_no_data_where_nothing_was_meas
     assert shown["更新及时率"] == NO_DATA and shown["交付成功率"] == NO_DATA
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages).replace(" ", "").replace("\n", "")
     assert f"{SCORE}{COVERAGE}2/3{COMPLETENESS}0/2" in text and f"{NO_DATA}0/0" in text, text[:2000]
+
+
+def _published(session, *, classification: str, name: str, on: date) -> str:
+    """An entry registered and published (as consumers saw it) on `on`."""
+    from sqlalchemy import select
+
+    from registry.catalog.models import CatalogRevision, Resource
+    from tests.clock import on as at
+
+    code = _registered(session, classification=classification, name=name, on=on)
+    publish(session, code, on=on)
+    resource = session.scalar(select(Resource).where(Resource.code == code))
+    session.scalar(select(CatalogRevision).where(CatalogRevision.resource_id == resource.id,
+                                                 CatalogRevision.status == "published")).published_at = at(on)
+    return code
+
+
+def test_the_yearly_reconfirmation_is_late_only_after_its_due_day(catalog_home: Path) -> None:
+    """年度全面维护 is due by 31 December. An entry last maintained the year before, not yet reconfirmed in the
+    first quarter, was counted 超时 in that quarter and lowered 年度全面维护率 although its due day was months
+    away; one that skipped a whole year is late, and at the year's end every entry not maintained is."""
+    from registry.catalog.obligations import reconfirm_entry
+    from registry.db import session_scope
+    from registry.supervision.evaluation import evaluate
+    from tests.clock import on, pinned
+
+    with pinned(on(SEEN_ON)), session_scope() as session:
+        setup_people(session)
+        kept = _published(session, classification="101001", name="企业基本信息", on=date(2025, 6, 2))
+        _published(session, classification="101002", name="企业年报信息", on=date(2025, 6, 2))  # due 2026-12-31
+        _published(session, classification="101003", name="企业变更记录", on=date(2024, 5, 6))  # nothing in 2025
+        reconfirm_entry(session, code=kept, account="zhang", on=date(2026, 2, 10))
+    with pinned(on(SEEN_ON)), session_scope() as session:
+        first_quarter = evaluate(session, period="2026Q1").standing(PROVIDER[0])
+    # by hand: 101001 kept (02-10); 101003 late (missed 2025); 101002 not due until 2026-12-31: not counted yet
+    assert first_quarter.counts["reconfirmation"] == [1, 2]
+    assert first_quarter.clocks["reconfirmation"] == {"kept": 1, "missed": 1}
+    with pinned(on(date(2027, 1, 6))), session_scope() as session:  # the year is over: 101002 missed it too
+        year = evaluate(session, period="2026").standing(PROVIDER[0])
+    assert year.counts["reconfirmation"] == [1, 3]
+    assert year.clocks["reconfirmation"] == {"kept": 1, "missed": 2}

@@ -129,18 +129,27 @@ def _complete(content: dict[str, Any]) -> bool:
         i.get("column") and (i.get("description") or "").strip() for i in items)
 
 
-def _catalogue(session: Session, agency: Agency, period: Period, as_of: date) -> dict[str, Ratio]:
+def _maintenance(session: Session, resource: Resource, revision: CatalogRevision, year: int, last: date,
+                 today: date) -> bool | None:
+    """The yearly full maintenance (全面维护) of a published entry, due by 31 December: True when done in `year` by
+    `last`, False when late (that year is over by `today`, or the entry already went a whole earlier year without
+    it), None while still due (not yet counted, like any clock before its due day)."""
+    confirmed = session.scalar(select(func.max(Reconfirmation.confirmed_on)).where(
+        Reconfirmation.resource_id == resource.id, Reconfirmation.confirmed_on <= last))
+    if confirmed is not None and confirmed.year == year:
+        return True
+    since = confirmed or clock.beijing_day(revision.published_at)
+    return False if today > date(year, 12, 31) or since.year < year - 1 else None
+
+
+def _catalogue(session: Session, agency: Agency, period: Period, as_of: date, today: date) -> dict[str, Ratio]:
     resources = list(session.scalars(select(Resource).where(
         Resource.agency_id == agency.id, Resource.created_at < clock.as_utc(period.end_at)).order_by(Resource.id)))
     published = [(r, rev) for r in resources if (rev := published_as_of(session, resource=r, moment=period.end_at))]
-    year_start, last = date(period.end.year, 1, 1), min(period.end, as_of)
-    maintained = 0
+    last = min(period.end, as_of)
+    maintenance = [_maintenance(session, r, rev, period.end.year, last, today) for r, rev in published]
     duplicated = 0
     for resource, revision in published:
-        if session.scalar(select(Reconfirmation.id).where(
-                Reconfirmation.resource_id == resource.id, Reconfirmation.confirmed_on >= year_start,
-                Reconfirmation.confirmed_on <= last).limit(1)) is not None:
-            maintained += 1
         codes = [i["element_code"] for i in revision.content.get("data_items", []) if i.get("element_code")]
         if codes and any(f.kind == "duplicate_collection" for f in check_duplicate_collection(
                 session, agency_code=agency.code, element_codes=codes)):
@@ -151,7 +160,7 @@ def _catalogue(session: Session, agency: Agency, period: Period, as_of: date) ->
         "catalogue_completeness": Ratio(sum(_complete(rev.content) for _, rev in published), n),
         "sharing_openness": Ratio(sum(rev.content.get("sharing_type") in SHARED_TYPES for _, rev in published), n),
         "duplicate_collection": Ratio(n - duplicated, n),
-        "reconfirmation": Ratio(maintained, n),
+        "reconfirmation": Ratio(maintenance.count(True), maintenance.count(True) + maintenance.count(False)),
     }
 
 
@@ -202,7 +211,7 @@ def _runs(session: Session, agency: Agency, period: Period) -> dict[str, Ratio]:
 
 def _standing(session: Session, agency: Agency, period: Period, as_of: date, today: date,
               weights: dict[str, float]) -> AgencyStanding:
-    ratios = {**_catalogue(session, agency, period, as_of), **_clocks(session, agency, period, as_of, today),
+    ratios = {**_catalogue(session, agency, period, as_of, today), **_clocks(session, agency, period, as_of, today),
               **_runs(session, agency, period)}
     rectification = ratios.pop("rectification")
     metrics = {m: ratios[m].value for m in METRICS}
