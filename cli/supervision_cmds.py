@@ -221,10 +221,12 @@ def rectification_list(status: Annotated[str | None, typer.Option(help="open, fi
                        as_user: AsUser = None) -> None:
     from registry.db import session_scope
     from registry.supervision.rectification import list_orders
+    from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         table("整改通知 / rectification orders", ["编号", "机构", "违规", "下达", "期限", "完成", "状态"],
-              [(o.number, o.agency.name, o.violation_id, o.issued_on, due(o.due_on), o.fixed_on, o.status)
+              [(o.number, o.agency.name, o.violation_id, o.issued_on, due(o.due_on), o.fixed_on,
+                label("order_statuses", o.status))
                for o in list_orders(session, by=_by(session, as_user), status=status)])
 
 

@@ -206,3 +206,27 @@ def test_the_yearly_reconfirmation_is_late_only_after_its_due_day(catalog_home: 
         year = evaluate(session, period="2026").standing(PROVIDER[0])
     assert year.counts["reconfirmation"] == [1, 3]
     assert year.clocks["reconfirmation"] == {"kept": 1, "missed": 2}
+
+
+@pytest.mark.usefixtures("seen_later")
+def test_rectification_orders_on_the_console_say_their_state_in_chinese(catalog_home: Path) -> None:
+    """`govshare rectification list` printed open / fixed / overdue where the notice and the web page say 待整改,
+    已整改, 逾期未整改."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.supervision.rectification import issue_order
+    from registry.supervision.violations import record_finding
+
+    with session_scope() as session:
+        setup_people(session)
+        finding = record_finding(session, case=3, agency=PROVIDER[0], summary="数据更新不及时", by=console("test"))
+        order = issue_order(session, violation_id=finding.id, requirement="按更新周期发布数据", by=console("test"),
+                            working_days=10, issued_on=date(2026, 11, 2))
+        assert order.due_on == date(2026, 11, 16)  # Monday 11-02 + 10 working days, two weekends skipped
+    listed = CliRunner().invoke(app, ["rectification", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if order.number in line)
+    assert "待整改" in row and "open" not in row, listed.output
