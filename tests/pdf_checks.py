@@ -4,6 +4,7 @@
 - `render_without_fonts(pdf)`: the first page rendered by `pdftoppm` under a fontconfig that knows no font at
   all, so nothing but the PDF's own embedded fonts can draw a glyph (an unembedded STSong-Light page renders
   blank and poppler reports the missing Adobe-GB1 pack; tests/test_pdf_documents.py shows it).
+- `text(pdf)`: every page's text as `pdftotext` reads it back (what a viewer's copy and search see).
 - `glyph_match(...)`: where `pdftotext -bbox` says a word is, the rendered ink compared with the same word drawn
   by Pillow from the font file: a correlation near 1 means those very Chinese glyphs are on the page (no OCR
   is needed, and a box of missing-glyph squares or another text scores low).
@@ -58,6 +59,11 @@ def fonts(pdf: Path) -> list[PdfFont]:
         emb, sub = parts[-5], parts[-4]
         rows.append(PdfFont(name=parts[0], kind=" ".join(parts[1:-6]), embedded=emb == "yes", subset=sub == "yes"))
     return rows
+
+
+def text(pdf: Path) -> str:
+    """The PDF's text, page after page, in reading order."""
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
 
 
 @dataclass

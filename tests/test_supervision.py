@@ -399,7 +399,7 @@ def test_the_notice_as_html_with_svg_charts_and_as_xlsx_with_charts(world, tmp_p
     cases = {row[1] for row in workbook["违规情形"].iter_rows(min_row=2, values_only=True)}
     assert cases == {1, 2, 3, 4, 5, 6}
     # Evidence and metrics are read by people: table names and metric codes in Chinese, never the English codes.
-    evidence = [row[5] for row in workbook["违规情形"].iter_rows(min_row=2, values_only=True)]
+    evidence = [row[6] for row in workbook["违规情形"].iter_rows(min_row=2, values_only=True)]
     part = r"[\u4e00-\u9fff]+(第\d+号| [\w-]+)"
     assert all(re.fullmatch(rf"{part}(，{part})*( 等\d+条)?", text) for text in evidence), evidence
     assert "数据资源第" in html and "resources#" not in html and "catalogue_coverage" not in html

@@ -18,6 +18,7 @@ from core import clock
 from registry.audit.log import record_event
 from registry.people.auth import Principal, require
 from core.calendar.due_days import due_status, schedule_warning
+from schemas.presentation import label
 
 # refusals (another agency's standing) are audited by the route class, like every workflow request
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"], responses=DENIED, route_class=AuditedRoute)
@@ -27,7 +28,8 @@ SEE_ALL = ("supervisor", "coordination_office")
 class ViolationPublic(BaseModel):
     id: int
     case: int
-    kind: str
+    kind: str = Field(description="what found it, e.g. late_update (schemas/labels.yaml violation_kinds)")
+    kind_zh: str = Field(description="the kind's Chinese label, as pages and notices show it: 目录逾期未更新")
     summary: str
     status: str
     detected_on: date
@@ -104,7 +106,8 @@ def standing_view(session: Session, *, principal: Principal, code: str, period: 
         "ranked_agencies": sum(1 for a in result.agencies if a.rank is not None),
         "metrics": standing.metrics if standing else {}, "counts": standing.counts if standing else {},
         "clocks": standing.clocks if standing else {},
-        "violations": [ViolationPublic(id=v.id, case=v.case, kind=v.kind, summary=v.summary, status=v.status,
+        "violations": [ViolationPublic(id=v.id, case=v.case, kind=v.kind, kind_zh=label("violation_kinds", v.kind),
+                                       summary=v.summary, status=v.status,
                                        detected_on=v.detected_on, evidence=v.evidence,
                                        resource_code=v.resource.code if v.resource else None) for v in violations],
         "rectification_orders": [OrderPublic(number=o.number, violation_id=o.violation_id, requirement=o.requirement,

@@ -21,6 +21,7 @@ from schemas.presentation import labels
 __all__ = [
     "ORDER_STATUSES",
     "VIOLATION_CASES",
+    "VIOLATION_KINDS",
     "VIOLATION_STATUSES",
     "EvaluationRun",
     "RectificationOrder",
@@ -36,6 +37,9 @@ VIOLATION_CASES = {
     5: "超出履职需要使用、擅自转让或经营性使用共享数据",
     6: "拒不整改监督检查机关责令整改的问题",
 }
+# What found a violation, each with its one Chinese label (schemas/labels.yaml violation_kinds): every detector's
+# kind (violations_provider.py, violations_use.py), rectification.py's refusal and the commission's inspection.
+VIOLATION_KINDS = labels("violation_kinds")
 # open: found and not yet put right; resolved: the condition no longer holds (detected again and gone) or the
 # rectification order was fixed; dismissed: the supervisor judged it not a violation (with a reason).
 VIOLATION_STATUSES = tuple(labels("violation_statuses"))

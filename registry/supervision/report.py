@@ -74,7 +74,8 @@ def build_report(session: Session, *, period: str, as_of: date | None = None,
     evaluation = evaluate(session, period=span.code, as_of=as_of, config=config)
     scores = trend(session, period=span.code, as_of=as_of, config=config)
     violations = [{
-        "id": v.id, "case": v.case, "case_label": VIOLATION_CASES[v.case], "agency": v.agency.name,
+        "id": v.id, "case": v.case, "case_label": VIOLATION_CASES[v.case],
+        "kind": presentation.label("violation_kinds", v.kind), "agency": v.agency.name,
         "agency_code": v.agency.code, "summary": v.summary, "evidence": presentation.evidence(v.evidence.get("records", [])),
         "status": presentation.label("violation_statuses", v.status), "detected_on": day(v.detected_on)}
         for v in session.scalars(select(Violation).where(

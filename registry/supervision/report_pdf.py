@@ -145,10 +145,10 @@ def render_pdf(data: ReportData, out: Path) -> Path:
                     ["按时", "超时"], font=font, stacked=True), Paragraph("图3 各类时限按时与超时情况", styles["meta"])]
     story.append(Paragraph("五、违规情形（第二十三条）", styles["h2"]))
     if data.violations:
-        story.append(table([["编号", "情形", "行政机构", "事实", "证据记录", "发现日期", "状态"],
-                             *[[v["id"], f"（{'一二三四五六'[v['case'] - 1]}）{v['case_label']}", v["agency"],
+        story.append(table([["编号", "情形", "类型", "行政机构", "事实", "证据记录", "发现日期", "状态"],
+                             *[[v["id"], f"（{'一二三四五六'[v['case'] - 1]}）{v['case_label']}", v["kind"], v["agency"],
                                 v["summary"], v["evidence"], v["detected_on"], v["status"]] for v in data.violations]],
-                            [12 * mm, 40 * mm, 35 * mm, 85 * mm, 45 * mm, 22 * mm, 18 * mm]))
+                            [12 * mm, 40 * mm, 25 * mm, 35 * mm, 70 * mm, 35 * mm, 22 * mm, 18 * mm]))
     else:
         story.append(Paragraph("本期未发现违规情形。", styles["body"]))
     story.append(Paragraph("六、责令整改情况", styles["h2"]))

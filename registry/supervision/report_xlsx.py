@@ -75,8 +75,8 @@ def render_xlsx(data: ReportData, out: Path) -> Path:
     stacked.add_data(Reference(summary, min_col=2, max_col=3, min_row=1, max_row=1 + len(clocks)), titles_from_data=True)
     stacked.set_categories(Reference(summary, min_col=1, min_row=2, max_row=1 + len(clocks)))
     summary.add_chart(stacked, "E2")
-    _sheet(workbook, "违规情形", ["编号", "情形", "情形说明", "行政机构", "事实", "证据记录", "发现日期", "状态"],
-           [[v["id"], v["case"], v["case_label"], v["agency"], v["summary"], v["evidence"], v["detected_on"],
+    _sheet(workbook, "违规情形", ["编号", "情形", "情形说明", "类型", "行政机构", "事实", "证据记录", "发现日期", "状态"],
+           [[v["id"], v["case"], v["case_label"], v["kind"], v["agency"], v["summary"], v["evidence"], v["detected_on"],
              v["status"]] for v in data.violations])
     _sheet(workbook, "整改情况", ["通知编号", "行政机构", "违规编号", "整改要求", "下达日期", "整改期限", "完成日期", "状态"],
            [[o["number"], o["agency"], o["violation"], o["requirement"], o["issued_on"], o["due_on"], o["fixed_on"],
