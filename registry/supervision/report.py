@@ -172,11 +172,18 @@ def render_html(data: ReportData) -> str:
                                       for k, (kept, missed) in data.clock_totals().items()])),
     }
     return env.get_template("evaluation_report.html.j2").render(
-        data=data, charts=charts, pct=pct, fmt_score=fmt_score, span_text=span_text, periods=periods, names=names)
+        data=data, charts=charts, pct=pct, fmt_score=fmt_score, span_text=span_text, overview=overview, periods=periods, names=names)
 
 
 def generated_on(data: ReportData) -> str:
     return day(data.generated_at)
+
+
+def overview(data: ReportData) -> str:
+    """一、总体情况 as every rendering of the notice states it (the PDF once left out 其中参与评分 N 个)."""
+    agencies = data.evaluation.agencies
+    return (f"本期参与评估的行政机构共 {len(agencies)} 个，其中参与评分 {sum(1 for a in agencies if a.rank)} 个；"
+            f"发现违规情形 {len(data.violations)} 项，下达整改通知 {len(data.orders)} 份。")
 
 
 def span_text(data: ReportData) -> str:

@@ -22,6 +22,7 @@ from registry.supervision.report import (
     ReportData,
     fmt_score,
     generated_on,
+    overview,
     pct,
     span_text,
 )
@@ -115,8 +116,7 @@ def render_pdf(data: ReportData, out: Path) -> Path:
         Paragraph(f"{span_text(data)}　生成日期：{generated_on(data)}　依据：《上海市政务数据资源共享管理办法》第二十二条、第二十三条",
                   styles["meta"]),
         Paragraph("一、总体情况", styles["h2"]),
-        Paragraph(f"本期参与评估的行政机构共 {len(evaluation.agencies)} 个，发现违规情形 {len(data.violations)} 项，"
-                  f"下达整改通知 {len(data.orders)} 份。", styles["body"]),
+        Paragraph(overview(data), styles["body"]),
         Paragraph("二、评估得分与排名", styles["h2"]),
     ]
     labels = data.metric_labels
