@@ -29,7 +29,7 @@ def notice_pdf(request: Request, session: SessionDep, token: SessionCookie = Non
     """The periodic notice of every agency (the supervisor and the coordination office only)."""
     from core import clock
     from registry.audit.log import record_event
-    from registry.supervision.periods import current_quarter
+    from registry.supervision.periods import current_quarter, parse_period
     from registry.supervision.report_writer import write_report
 
     principal = _principal(session, token)
@@ -39,13 +39,15 @@ def notice_pdf(request: Request, session: SessionDep, token: SessionCookie = Non
         if not principal.has(*SEE_ALL):
             raise AccessDenied("只有监督机构和领导小组办公室可以下载评估定期通报",
                                "only the supervisor or the coordination office downloads the periodic notice")
+        # the audit names the period reported: without ?period= that is this quarter (it recorded null)
+        reported = parse_period(period or current_quarter(clock.today())).code
         with tempfile.TemporaryDirectory() as folder:
-            out = write_report(session, period=period or current_quarter(clock.today()), fmt="pdf",
+            out = write_report(session, period=reported, fmt="pdf",
                                out=Path(folder) / "notice.pdf")
             body = out.read_bytes()
     except GovshareError as exc:
         return _problem(request, principal, exc)
-    record_event(session, actor=principal.actor, action="supervision.notice_read", detail={"period": period})
+    record_event(session, actor=principal.actor, action="supervision.notice_read", detail={"period": reported})
     session.commit()
     return Response(body, media_type="application/pdf",
                     headers={"Content-Disposition": 'attachment; filename="evaluation-notice.pdf"'})
