@@ -125,6 +125,20 @@ def apply_receive(number: str, on: Annotated[str, typer.Option(help="day the wri
         console.print(f"{number}: received {application.received_on}, answer due by {due(application.due_on)}")
 
 
+@apply_app.command("withdraw")
+def apply_withdraw(number: str, reason: Annotated[str, typer.Option(help="撤回理由")], as_user: AsUser = None) -> None:
+    """Withdraw your agency's application before it is answered (撤回申请); the provider is told.
+
+    Example: govshare apply withdraw XQSQ-20261102-0001 --reason 需求已取消 --as zhang.wei
+    """
+    from registry.db import session_scope
+    from registry.sharing.withdrawal import withdraw_application
+
+    with reported_errors(), refusals_audited(as_user, "apply withdraw"), session_scope() as session:
+        withdraw_application(session, number=number, reason=reason, by=acting_as(session, as_user))
+    console.print(f"已撤回申请 {number} / application {number} withdrawn")
+
+
 @apply_app.command("deadlines")
 def apply_deadlines(today: Annotated[Optional[str], typer.Option(help="as of this day (default today)")] = None,
                     ) -> None:

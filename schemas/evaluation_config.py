@@ -41,8 +41,10 @@ METRIC_FORMULAS = {
                         "on application ÷ published entries",
     "update_timeliness": "2个工作日内完成的目录更新义务数 ÷ 本期到期且已完成或已逾期的更新义务数 / update obligations "
                          "closed within 2 working days ÷ obligations due in the period, done or overdue",
-    "application_timeliness": "10个工作日内答复的共享申请数 ÷ 本期到期且已答复或已逾期的申请数 / applications decided "
-                              "within 10 working days ÷ applications due in the period, decided or overdue",
+    "application_timeliness": "10个工作日内答复的共享申请数 ÷ 本期到期且已答复或已逾期的申请数（逾期未答复后撤回的仍计为"
+                              "逾期，到期前撤回的不计入） / applications decided within 10 working days ÷ applications "
+                              "due in the period, decided or overdue (one withdrawn after its due day passed unanswered "
+                              "is overdue; one withdrawn by its due day is left out)",
     "quality_pass_rate": "（读取行数 − 隔离行数）÷ 读取行数，本期全部同步运行（含无变化的运行，不含回放） / (rows read − "
                          "rows quarantined) ÷ rows read, over the period's sync runs (unchanged ones included, replays "
                          "excluded)",

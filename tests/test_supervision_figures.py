@@ -230,3 +230,56 @@ def test_rectification_orders_on_the_console_say_their_state_in_chinese(catalog_
     assert listed.exit_code == 0, listed.output
     row = next(line for line in listed.output.splitlines() if order.number in line)
     assert "待整改" in row and "open" not in row, listed.output
+
+
+def test_an_application_withdrawn_after_its_due_day_counts_as_answered_late(catalog_home: Path) -> None:
+    """申请答复及时率 left out an application the provider let pass its 10-working-day due day unanswered when the
+    consumer withdrew it afterwards, so the provider's silence cost it nothing; one withdrawn before its due day
+    had nothing to answer and is not counted."""
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.sharing.applications import apply, decide
+    from registry.sharing.withdrawal import withdraw_application
+    from registry.supervision.evaluation import evaluate
+    from tests.clock import on, pinned
+    from tests.helpers import CONSUMER, ensure_agency, person_of
+
+    received = date(2026, 11, 2)  # Monday; + 10 working days (two weekends skipped) = Monday 11-16
+    with pinned(on(received)), session_scope() as session:
+        setup_people(session)
+        ensure_agency(session, *CONSUMER)
+        code = new_entry(session, classification="101001", name="企业基本信息", sharing_type="conditional",
+                         sharing_condition="仅用于履职核验")
+        publish(session, code, on=date(2026, 10, 12))
+        numbers = [apply(session, resource_code=code, consumer=CONSUMER[0], scope="本市企业", purpose="社保稽核",
+                         items=["uscc", "name"], by=console("test"), submitted_at=on(received)).number
+                   for _ in range(3)]
+        assert {a.due_on for a in map(lambda n: _application(session, n), numbers)} == {date(2026, 11, 16)}
+    answered, withdrawn_late, withdrawn_early = numbers
+    with pinned(on(date(2026, 11, 5))), session_scope() as session:
+        decide(session, number=answered, outcome="approve", reasons="符合履职需要",
+               by=person_of(session, PROVIDER[0], "data_admin"))
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    with pinned(on(date(2026, 11, 10))):  # the consumer withdraws on the console; an answered one cannot be
+        refused = CliRunner().invoke(app, ["apply", "withdraw", answered, "--reason", "需求已取消"])
+        withdrawn = CliRunner().invoke(app, ["apply", "withdraw", withdrawn_early, "--reason", "需求已取消"])
+    assert refused.exit_code == 1 and "已答复" in refused.output and "Traceback" not in refused.output
+    assert withdrawn.exit_code == 0 and "已撤回申请" in withdrawn.output, withdrawn.output
+    with pinned(on(date(2026, 11, 18))), session_scope() as session:
+        withdraw_application(session, number=withdrawn_late, reason="久未答复，改用其他渠道", by=console("test"))
+    with pinned(on(SEEN_ON)), session_scope() as session:
+        quarter = evaluate(session, period="2026Q4").standing(PROVIDER[0])
+    # by hand: answered 11-05 by its due day 11-16: kept; withdrawn 11-18, two days after 11-16 unanswered: late;
+    # withdrawn 11-10, before its due day: not counted
+    assert quarter.counts["application_timeliness"] == [1, 2]
+    assert quarter.clocks["application"] == {"kept": 1, "missed": 1}
+    assert quarter.metrics["application_timeliness"] == pytest.approx(0.5)
+
+
+def _application(session, number: str):  # noqa: ANN202 - Application
+    from registry.sharing.applications import get_application
+
+    return get_application(session, number=number)

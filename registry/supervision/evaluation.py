@@ -5,7 +5,7 @@ Computed from what the platform already records, never from self-reports:
 - catalogue (registry/catalog*): entries registered by the period's end, the revision published as of its end
   (published_at), its elements (sharing type, release date, data items); reconfirmations (全面维护);
 - clocks: update obligations (registry/catalog/obligations.py, 2 working days), applications (registry/sharing/applications.py,
-  10 working days), rectification orders (registry/supervision/rectification.py);
+  10 working days; one withdrawn unanswered after its due day counts as late, registry/sharing/withdrawal.py), rectification orders (registry/supervision/rectification.py);
 - runs: sync runs' rows read / published (quarantined rows failed the quality rules); SFTP deliveries and
   update notices delivered or failed;
 - one data, one source: registry/catalog/elements.py `check_duplicate_collection` on the published data items.
@@ -34,6 +34,7 @@ from registry.exchange.models import SyncRun
 from registry.exchange.notice_models import Notice
 from registry.people.models import Agency
 from registry.sharing.models import Application
+from registry.sharing.withdrawal import withdrawn_on
 from registry.supervision.models import EvaluationRun, RectificationOrder, Violation
 from registry.supervision.periods import Period, parse_period, trailing
 from schemas.evaluation_config import METRICS, EvaluationConfig, load_config
@@ -177,11 +178,16 @@ def _clock(pairs: list[tuple[date, date | None]], as_of: date, today: date) -> R
 def _clocks(session: Session, agency: Agency, period: Period, as_of: date, today: date) -> dict[str, Ratio]:
     obligations = session.execute(select(UpdateObligation.due_on, UpdateObligation.closed_on).join(Resource).where(
         Resource.agency_id == agency.id, UpdateObligation.due_on >= period.start, UpdateObligation.due_on <= period.end))
-    applications = session.execute(select(Application.due_on, Application.decided_at, Application.status)
+    applications = session.execute(select(Application.due_on, Application.decided_at, Application.status,
+                                          Application.number)
                                    .join(Resource, Resource.id == Application.resource_id).where(
-        Resource.agency_id == agency.id, Application.due_on >= period.start, Application.due_on <= period.end))
-    decided = [(due, clock.beijing_day(at) if at else None) for due, at, status in applications
-               if not (status == "withdrawn" and at is None)]
+        Resource.agency_id == agency.id, Application.due_on >= period.start, Application.due_on <= period.end)).all()
+    # Withdrawn unanswered: late if its due day had passed by the withdrawal (the provider's silence is not undone
+    # by the consumer giving up), not counted if withdrawn by its due day or when no withdrawal day is recorded.
+    withdrawn = withdrawn_on(session, numbers=[n for _, at, status, n in applications
+                                               if status == "withdrawn" and at is None])
+    decided = [(due, clock.beijing_day(at) if at else None) for due, at, status, number in applications
+               if not (status == "withdrawn" and at is None) or withdrawn.get(number, due) > due]
     orders = session.execute(select(RectificationOrder.due_on, RectificationOrder.fixed_on).where(
         RectificationOrder.agency_id == agency.id, RectificationOrder.due_on >= period.start,
         RectificationOrder.due_on <= period.end))
