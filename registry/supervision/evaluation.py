@@ -4,8 +4,9 @@ Computed from what the platform already records, never from self-reports:
 
 - catalogue (registry/catalog*): entries registered by the period's end, the revision published as of its end
   (published_at), its elements (sharing type, release date, data items); reconfirmations (全面维护);
-- clocks: update obligations (registry/catalog/obligations.py, 2 working days), applications (registry/sharing/applications.py,
-  10 working days; one withdrawn unanswered after its due day counts as late, registry/sharing/withdrawal.py), rectification orders (registry/supervision/rectification.py);
+- clocks: update obligations (registry/catalog/obligations.py, 2 working days), applications
+  (registry/sharing/applications.py, 10 working days; one withdrawn unanswered after its due day counts as late,
+  registry/sharing/withdrawal.py), rectification orders (registry/supervision/rectification.py);
 - runs: sync runs' rows read / published (quarantined rows failed the quality rules); SFTP deliveries and
   update notices delivered or failed;
 - one data, one source: registry/catalog/elements.py `check_duplicate_collection` on the published data items.

@@ -172,7 +172,8 @@ def render_html(data: ReportData) -> str:
                                       for k, (kept, missed) in data.clock_totals().items()])),
     }
     return env.get_template("evaluation_report.html.j2").render(
-        data=data, charts=charts, pct=pct, fmt_score=fmt_score, span_text=span_text, overview=overview, periods=periods, names=names)
+        data=data, charts=charts, pct=pct, fmt_score=fmt_score, span_text=span_text, overview=overview,
+        periods=periods, names=names)
 
 
 def generated_on(data: ReportData) -> str:
