@@ -32,10 +32,23 @@ MAX_BACKOFF = 60.0
 MAX_PAGE_BYTES = 64 << 20
 
 
+class _Session(requests.Session):
+    """A session whose credentials stay on the host they were given for: requests drops Authorization on a
+    redirect to another host, but not the header of ``header`` auth (X-API-Key), which went with it."""
+
+    secret_headers: tuple[str, ...] = ()
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in self.secret_headers:
+                prepared_request.headers.pop(name, None)
+        super().rebuild_auth(prepared_request, response)
+
+
 def open_session(config: dict[str, Any], secret: dict[str, Any], *, fail: Callable[[str], str]) -> requests.Session:
     """A session sending the source's headers and credentials (config and secret as credentials.overlay gives
     them: an Airflow connection's filled in)."""
-    session = requests.Session()
+    session = _Session()
     session.headers.update({"Accept": "application/json", "User-Agent": "govshare"})
     session.headers.update({str(k): str(v) for k, v in (config.get("headers") or {}).items()})
     auth = config.get("auth") or ("bearer" if secret.get("token") else "none")
@@ -44,7 +57,9 @@ def open_session(config: dict[str, Any], secret: dict[str, Any], *, fail: Callab
     if auth == "bearer":
         session.headers["Authorization"] = f"Bearer {secret['token']}"
     elif auth == "header":
-        session.headers[str(config.get("auth_header") or "X-API-Key")] = str(secret["token"])
+        name = str(config.get("auth_header") or "X-API-Key")
+        session.headers[name] = str(secret["token"])
+        session.secret_headers = (name,)
     elif auth == "basic":
         # UTF-8 (RFC 7617), not requests' default latin-1, so a Chinese password works
         session.auth = (str(config.get("username")).encode(), str(secret.get("password") or "").encode())

@@ -1,0 +1,141 @@
+"""The http connector at the edges a new agency's API shows, against real HTTP servers on loopback (two of them,
+on 127.0.0.1 and 127.0.0.2, so that "another host" is one): where the agency's credentials may go (a next link
+or a redirect to another host), pagination that would never end, values that cannot be read exactly (a lone
+surrogate, a number a double cannot hold), and a page in the Chinese national charset (GB18030).
+
+Each server answers from a table of routes (path -> function of the query), so a test says what its API does."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
+from connectors.http_api import HTTPConnector
+from core.errors import ConfigError
+
+TOKEN = "agency-token-" + "机密".encode().hex()
+Answer = tuple[int, dict[str, str], object]  # status, headers, body (bytes, or a value written as JSON)
+
+
+@dataclass
+class Host:
+    """One loopback API: what it answers (routes) and what it was sent (requests)."""
+
+    address: str
+    routes: dict[str, Callable[[dict[str, str]], Answer]] = field(default_factory=dict)
+    requests: list[dict] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.address}:{self.port}/api"
+
+
+def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # quiet
+            pass
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            host.requests.append({"path": url.path, "query": query, "authorization": self.headers.get("Authorization"),
+                                  "api_key": self.headers.get("X-API-Key")})
+            route = host.routes.get(url.path.removeprefix("/api"))
+            status, headers, body = route(query) if route else (404, {}, {"error": "no such endpoint"})
+            data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+            self.send_response(status)
+            headers = {"Content-Type": "application/json; charset=utf-8", **headers}
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def _serve(address: str) -> Iterator[Host]:
+    host = Host(address)
+    server = ThreadingHTTPServer((address, 0), _handler(host))
+    host.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, name=f"govshare-test-http-{address}", daemon=True).start()
+    try:
+        yield host
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def agency() -> Iterator[Host]:
+    """The agency's API, the one the source is registered with."""
+    yield from _serve("127.0.0.1")
+
+
+@pytest.fixture
+def stranger() -> Iterator[Host]:
+    """Another host on loopback, which must never see the agency's credentials."""
+    yield from _serve("127.0.0.2")
+
+
+def _connector(host: Host, stream: dict, **config: object) -> HTTPConnector:
+    settings = {"base_url": host.base_url, "auth": "bearer", "backoff_seconds": 0.01, "max_retries": 1, "timeout": 5,
+                "streams": {"s": {"records_path": "items", "columns": {"id": "integer", "name": "text"}, **stream}},
+                **config}
+    return HTTPConnector(name="人社接口", config=settings, secret={"token": TOKEN})
+
+
+def _rows(connector: HTTPConnector) -> list[dict]:
+    spec = StreamSpec(table="s", primary_key=("id",), batch_rows=1000)
+    return [r for b in connector.read(spec, ReadState()) for r in b.to_pylist()]
+
+
+def _json(body: object, headers: dict[str, str] | None = None) -> Callable[[dict[str, str]], Answer]:
+    return lambda query: (200, headers or {}, body)
+
+
+# --- credentials go to the agency's host only ------------------------------------------------------------------
+
+@pytest.mark.parametrize("auth", ["bearer", "header"])
+def test_a_next_link_to_another_host_is_refused_before_the_token_goes_there(agency: Host, stranger: Host,
+                                                                            auth: str) -> None:
+    """The API's next link named another host: the read followed it with the agency's token (Authorization, or
+    the X-API-Key of header auth), handing it to whoever that host is. It stops, naming the host, and that host
+    is sent nothing."""
+    agency.routes["/people"] = _json({"items": [{"id": 1, "name": "张三"}], "next": f"{stranger.base_url}/people"})
+    stranger.routes["/people"] = _json({"items": [{"id": 2, "name": "李四"}], "next": None})
+    connector = _connector(agency, {"path": "/people", "pagination": "cursor", "next_cursor_path": "next"}, auth=auth)
+    with pytest.raises(ConfigError) as raised:
+        _rows(connector)
+    message = str(raised.value)
+    assert "127.0.0.2" in message and "another host" in message and TOKEN not in message
+    assert stranger.requests == []
+
+
+def test_a_next_link_on_the_agency_host_is_followed(agency: Host) -> None:
+    """The same host, spelt as the base URL spells it, with its port: followed as before."""
+    agency.routes["/people"] = _json({"items": [{"id": 1, "name": "张三"}], "next": f"{agency.base_url}/more"})
+    agency.routes["/more"] = _json({"items": [{"id": 2, "name": "李四"}], "next": None})
+    connector = _connector(agency, {"path": "/people", "pagination": "cursor", "next_cursor_path": "next"})
+    assert [r["id"] for r in _rows(connector)] == [1, 2]
+    assert [r["authorization"] for r in agency.requests] == [f"Bearer {TOKEN}"] * 2
+
+
+@pytest.mark.parametrize("auth", ["bearer", "header", "basic"])
+def test_a_redirect_to_another_host_carries_no_credential(agency: Host, stranger: Host, auth: str) -> None:
+    """A redirect to another host was followed with header auth's X-API-Key still on it (requests drops only
+    Authorization). No credential of any kind reaches the other host."""
+    agency.routes["/people"] = lambda query: (302, {"Location": f"{stranger.base_url}/people"}, b"")
+    stranger.routes["/people"] = _json({"items": [{"id": 2, "name": "李四"}]})
+    connector = _connector(agency, {"path": "/people", "pagination": "none"}, auth=auth, username="exchange")
+    _rows(connector)
+    assert agency.requests[0]["authorization"] or agency.requests[0]["api_key"]  # the agency's host has them
+    assert [(r["authorization"], r["api_key"]) for r in stranger.requests] == [(None, None)]
