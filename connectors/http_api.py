@@ -9,7 +9,8 @@ Keys at the top of the config are defaults for every stream. Pagination ``page``
 ``first_page``) and ``size_param`` = ``page_size`` and stops at an empty page, a page shorter than the longest
 before (a server may cap the size asked for) or a repeat of the previous page; ``cursor`` sends the value
 found at ``next_cursor_path`` (a full URL is followed as it is, on base_url's host only) until it is missing or
-empty; ``none`` reads one response. With ``--cursor FIELD`` and ``incremental_param``, the last published value of FIELD is sent as that
+empty or a page repeats the previous one (at page 2 an error: the cursor parameter is ignored); ``none``
+reads one response. With ``--cursor FIELD`` and ``incremental_param``, the last published value of FIELD is sent as that
 query parameter. Numbers are parsed as exact decimals. 5xx, 429, timeouts and dropped connections are retried
 ``max_retries`` times with exponential backoff, then raise RetriableError; 401/403 and other 4xx are ConfigErrors.
 The token (bearer / header auth) or password (basic auth) lives in the encrypted secret.

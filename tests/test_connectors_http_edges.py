@@ -139,3 +139,20 @@ def test_a_redirect_to_another_host_carries_no_credential(agency: Host, stranger
     _rows(connector)
     assert agency.requests[0]["authorization"] or agency.requests[0]["api_key"]  # the agency's host has them
     assert [(r["authorization"], r["api_key"]) for r in stranger.requests] == [(None, None)]
+
+
+# --- pagination that would never end ----------------------------------------------------------------------------
+
+def test_a_server_ignoring_the_cursor_stops_at_the_second_page(agency: Host) -> None:
+    """The API ignores the cursor parameter (it is named after another one) and answers the first page again,
+    each time with a new next cursor: the read went on for max_pages (100,000 requests), every one the same
+    records. The second page, equal to the first, stops it and names the parameter to check."""
+    served = iter(range(10**6))
+    agency.routes["/people"] = lambda query: (200, {}, {"items": [{"id": 1, "name": "张三"}, {"id": 2, "name": "李四"}],
+                                                        "next": f"c{next(served)}"})
+    connector = _connector(agency, {"path": "/people", "pagination": "cursor", "next_cursor_path": "next",
+                                    "cursor_param": "pageToken"})
+    with pytest.raises(ConfigError) as raised:
+        _rows(connector)
+    assert "ignores 'pageToken'; set the stream's cursor_param" in str(raised.value)
+    assert len(agency.requests) == 2
