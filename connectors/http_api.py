@@ -22,6 +22,7 @@ Parts beside it: the transport, one JSON document per request with its retries a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
@@ -192,21 +193,40 @@ class HTTPConnector(Connector):
     def _row(record: Any, columns: list[Column], known: set[str], declared: bool,
              normalizer: Normalizer) -> tuple[tuple, str | None]:
         if not isinstance(record, dict):
-            text = excerpt(json.dumps(record, ensure_ascii=False, default=str))
+            text = _escaped(excerpt(json.dumps(record, ensure_ascii=False, default=str)))
             return (None,) * len(columns), f"记录不是对象 / record is not a JSON object: {text}"
-        values = []
+        values, problems = [], []
         for column in columns:
             value = record[column.header] if column.header in record else dig(record, column.header)
             if isinstance(value, (dict, list, bool)) and pa.types.is_string(column.type):
                 value = json_text(value)
+            if (escaped := _lone_surrogates(value)) is not None:
+                problems.append(f"{column.name}={escaped!r}: 孤立的代理项不是字符 / a lone surrogate escaped in the "
+                                "JSON (half of an emoji's UTF-16 pair, cut by the provider's system) is no "
+                                "character; have the provider send the whole character")
+                value = escaped  # as the JSON wrote it, for the quarantine: the row is not published
             values.append(value)
-        row, problem = normalizer.text(values)  # a JSON string may hold an escaped lone surrogate
-        problems = [problem] if problem else []
+        row, problem = normalizer.text(values)
+        problems += [problem] if problem else []
         if not declared and (unknown := [k for k in record if k not in known]):
             text = excerpt(json.dumps({k: record[k] for k in unknown}, ensure_ascii=False, default=str))
             problems.append(f"字段未声明 / field(s) {', '.join(unknown)} not in the columns inferred from the first "
                             f"page (declare the columns): {text}")
-        return row, "; ".join(problems) or None
+        return row, _escaped("; ".join(problems)) or None  # an unknown field's excerpt may hold one too
+
+
+SURROGATE = re.compile(r"[\ud800-\udfff]")  # json.loads keeps an escaped half of a UTF-16 pair as one
+
+
+def _lone_surrogates(value: Any) -> str | None:
+    """A value holding a lone surrogate (nested values too) as text, each one written as the JSON escaped it
+    (\\ud83d); None if it holds none. UTF-8 has no form for one: Arrow's conversion failed the whole read."""
+    text = value if isinstance(value, str) else json_text(value) if isinstance(value, (dict, list)) else ""
+    return _escaped(text) if SURROGATE.search(text) else None
+
+
+def _escaped(text: str) -> str:
+    return SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def _api_text(cursor: str) -> str:

@@ -156,3 +156,22 @@ def test_a_server_ignoring_the_cursor_stops_at_the_second_page(agency: Host) -> 
         _rows(connector)
     assert "ignores 'pageToken'; set the stream's cursor_param" in str(raised.value)
     assert len(agency.requests) == 2
+
+
+# --- values that cannot be read exactly are quarantined, never a crash -------------------------------------------
+
+def test_a_lone_surrogate_in_a_json_string_is_flagged_on_its_row(agency: Host) -> None:
+    """JSON may escape half of a UTF-16 pair (\\ud83d without its \\ude00), as a system that cut an emoji in two
+    writes it: no character, so no UTF-8 either; the read failed whole with UnicodeEncodeError (a traceback).
+    Its row is flagged with the escape, the others are read, an emoji written whole is kept."""
+    agency.routes["/people"] = _json(b'{"items": [{"id": 1, "name": "\\u5f20\\u4e09 \\ud83d\\ude00"},'
+                                     b' {"id": 2, "name": "\\u674e\\ud83d"},'
+                                     b' {"id": 3, "name": {"nick": "\\udead"}},'
+                                     b' {"id": 4, "name": "\\u738b\\u4e94"}, ["\\udead"]]}')
+    rows = _rows(_connector(agency, {"path": "/people", "pagination": "none"}))
+    assert [r["id"] for r in rows] == [1, 2, 3, 4, None]
+    assert rows[0]["name"] == "张三 😀" and rows[3]["name"] == "王五"
+    assert rows[0][ROW_PROBLEM_COLUMN] is None and rows[3][ROW_PROBLEM_COLUMN] is None
+    assert "\\ud83d" in rows[1][ROW_PROBLEM_COLUMN] and "lone surrogate" in rows[1][ROW_PROBLEM_COLUMN]
+    assert rows[1]["name"] == "李\\ud83d"  # kept as the JSON wrote it for the quarantine, which shows it
+    assert "\\udead" in rows[2][ROW_PROBLEM_COLUMN] and "\\udead" in rows[4][ROW_PROBLEM_COLUMN]
