@@ -4,7 +4,7 @@ settings, and a GET that retries what may pass and refuses what will not.
 5xx, 408, 425, 429, timeouts and dropped connections are retried ``max_retries`` times with exponential backoff
 (a server's Retry-After is honoured up to MAX_BACKOFF), then raise RetriableError; 401/403 and other 4xx, TLS
 and URL errors, an answer that is not JSON and a page beyond ``max_page_bytes`` are ConfigErrors. Numbers are
-parsed as exact decimals.
+parsed as exact decimals. A page is UTF-8, or when it is not, in the charset its Content-Type declares (GBK).
 
 Apart from the HTTP source (connectors/http_api.py), which turns pages into rows, and the pagination
 (connectors/http_pages.py), because this is the transport alone: what one request costs and how it fails.
@@ -103,7 +103,8 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
                 raise ConfigError(fail(f"HTTP {status} from {url}: {excerpt(text)}"))
             else:
                 try:
-                    return json.loads(body, parse_float=Decimal)
+                    return json.loads(_text(body, response.headers.get("Content-Type", ""), url, fail=fail),
+                                      parse_float=Decimal)
                 except ValueError:
                     text = body[:4096].decode("utf-8", "replace")
                     raise ConfigError(fail(f"{url} did not answer JSON: {excerpt(text)}")) from None
@@ -132,6 +133,44 @@ def _body(response: requests.Response, url: str, *, config: dict[str, Any], fail
             raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def charset(content_type: str) -> str | None:
+    """The charset a Content-Type declares (``application/json; charset="GBK"``), lower case; None if none."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip("\"'"):
+            return value.strip().strip("\"'").lower()
+    return None
+
+
+def _text(body: bytes, content_type: str, url: str, *, fail: Callable[[str], str]) -> str | bytes:
+    """The page as json.loads takes it: UTF-8 (or UTF-16/32, which json.loads tells by the bytes) as it is;
+    another charset the server declares (GB18030, GBK: many Chinese government systems answer in it) decoded.
+
+    UTF-8 is JSON's own encoding (RFC 8259), so a page that reads as UTF-8 is UTF-8 whatever the header says:
+    a gateway stamping charset=GBK on a UTF-8 answer would otherwise publish 上海 as 涓婃捣 (and a servlet
+    container's default ISO-8859-1 label é as Ã©). Under a GB label, UTF-8 needs a character of three bytes
+    or more (CJK among them): GBK text forms only two-byte ones by chance, for a character or two."""
+    declared = charset(content_type)
+    if declared is None or declared.replace("_", "-").startswith(("utf-8", "utf8", "utf-16", "utf-32")):
+        return body
+    national = declared in ("gbk", "gb2312", "gb18030", "cp936", "x-gbk")
+    try:
+        text = body.decode("utf-8")
+        if not national or text.isascii() or any(ord(ch) >= 0x800 for ch in text):
+            return body
+    except UnicodeDecodeError:
+        pass
+    codec = "gb18030" if national else declared  # GB18030 holds GBK and GB2312
+    try:
+        return body.decode(codec)  # strict: a byte that is not text in it is no page to publish
+    except LookupError:
+        raise ConfigError(fail(f"{url} answered in charset {declared!r}, which is unknown here; ask the provider "
+                               "for UTF-8 (JSON's own encoding) or GB18030")) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(fail(f"{url} declares charset {declared!r} but byte {exc.start} is not text in it: "
+                               f"{body[max(0, exc.start - 20):exc.start + 20]!r}")) from None
 
 
 def _retry_after(response: requests.Response) -> float:

@@ -175,3 +175,32 @@ def test_a_lone_surrogate_in_a_json_string_is_flagged_on_its_row(agency: Host) -
     assert "\\ud83d" in rows[1][ROW_PROBLEM_COLUMN] and "lone surrogate" in rows[1][ROW_PROBLEM_COLUMN]
     assert rows[1]["name"] == "李\\ud83d"  # kept as the JSON wrote it for the quarantine, which shows it
     assert "\\udead" in rows[2][ROW_PROBLEM_COLUMN] and "\\udead" in rows[4][ROW_PROBLEM_COLUMN]
+
+
+# --- charsets ------------------------------------------------------------------------------------------------------
+
+def test_a_page_in_the_charset_it_declares_is_read_as_written(agency: Host) -> None:
+    """Many Chinese government systems answer in GB18030 or GBK and say so (charset=GBK): the page was refused
+    as "did not answer JSON". Read in the charset declared, four-byte GB18030 characters (𠀀, an emoji) too."""
+    names = {1: "上海市徐汇区𠀀", 2: "漕河泾😀", 3: "张三"}
+    page = json.dumps({"items": [{"id": i, "name": n} for i, n in names.items()]}, ensure_ascii=False)
+    agency.routes["/gb18030"] = _json(page.encode("gb18030"), {"Content-Type": "application/json; charset=GB18030"})
+    agency.routes["/gbk"] = _json(page.replace("𠀀", "").replace("😀", "").encode("gbk"),
+                                  {"Content-Type": 'application/json;charset="gbk"'})
+    agency.routes["/bom"] = _json(b"\xef\xbb\xbf" + page.encode())
+    assert {r["id"]: r["name"] for r in _rows(_connector(agency, {"path": "/gb18030", "pagination": "none"}))} \
+        == names
+    assert [r["name"] for r in _rows(_connector(agency, {"path": "/gbk", "pagination": "none"}))] \
+        == ["上海市徐汇区", "漕河泾", "张三"]
+    assert [r["name"] for r in _rows(_connector(agency, {"path": "/bom", "pagination": "none"}))] == list(names.values())
+
+
+def test_a_page_its_charset_misnames_is_read_as_the_utf8_it_is(agency: Host) -> None:
+    """A gateway stamping charset=GBK on a system's UTF-8 answer: read as the UTF-8 it is (JSON's own encoding,
+    RFC 8259), never decoded as GBK into 涓婃捣. A page in a charset Python does not know says which."""
+    page = json.dumps({"items": [{"id": 1, "name": "上海市"}]}, ensure_ascii=False)
+    agency.routes["/mislabelled"] = _json(page.encode(), {"Content-Type": "application/json; charset=GBK"})
+    agency.routes["/unknown"] = _json(page.encode("gb18030"), {"Content-Type": "application/json; charset=x-gb-9999"})
+    assert [r["name"] for r in _rows(_connector(agency, {"path": "/mislabelled", "pagination": "none"}))] == ["上海市"]
+    with pytest.raises(ConfigError, match="charset 'x-gb-9999'"):
+        _rows(_connector(agency, {"path": "/unknown", "pagination": "none"}))
