@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,6 +30,9 @@ UNDECODABLE = re.compile(r"[\udc80-\udcff]")  # bytes surrogateescape could not 
 # A double holds every integer only below 2**53: a spreadsheet number past it (an 18-digit ID number typed as a
 # number, which Excel saves with 15 significant digits) has lost digits that cannot be told.
 EXACT_FLOAT_LIMIT = 2**53
+# Any number of up to 15 significant digits reads back from a double as written (DBL_DIG); past that, or far
+# enough from 1 to leave its range, it may not (123456789012345678 reads back as ...680, 1e-400 as 0).
+DOUBLE_DIGITS = 15
 TRUE_WORDS, FALSE_WORDS = {"true", "t", "yes", "y", "1", "是"}, {"false", "f", "no", "n", "0", "否"}
 
 
@@ -71,6 +74,21 @@ def check_parsing(stream: str, settings: dict[str, Any]) -> None:
             raise ConfigError(f"stream {stream!r}: {name} must be a whole number, e.g. 2; got {value!r}")
     if settings.get("header_row") is not None and int(settings["header_row"]) < 1:
         raise ConfigError(f"stream {stream!r}: header_row counts from 1 (the first line or row)")
+
+
+def double_keeps(value: int | Decimal | str) -> bool:
+    """The double nearest the number reads back as the number, to the digits it was written with (0.1, 12.30
+    and 0.10000000000000001 do; 123456789012345678 and 1e-400 do not). Text that is no number is judged later."""
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        return True
+    if not number.is_finite():
+        return True  # inf is a double; nan too
+    held = Decimal(float(number))
+    if not held.is_finite():
+        return True  # past a double's range: said as such where it is converted (1e400 is no infinity)
+    return Context(prec=len(number.as_tuple().digits)).plus(held) == number
 
 
 def flag(value: Any, default: bool = False) -> bool:
@@ -128,6 +146,11 @@ class Normalizer:
                                         or pa.types.is_floating(target)):
             # Python's True is the number 1: an Excel TRUE or a JSON true in a number column was published as 1
             raise ValueError("是/否值不是数字 / a TRUE/FALSE value is no number")
+        if pa.types.is_floating(target) and isinstance(value, int | Decimal | str) and not double_keeps(value):
+            raise ValueError(
+                "双精度浮点数存不下这个数，发布的将是近似值 / a double cannot hold this number as written (an 18-digit "
+                "ID would be published with its last digits changed): declare the column as decimal(p,s), or "
+                "text for codes and IDs")
         if isinstance(value, float) and abs(value) >= EXACT_FLOAT_LIMIT and not pa.types.is_floating(target):
             raise ValueError(
                 "表格中的数字超过 2**53，末几位已丢失 / a spreadsheet number past 2**53: a double keeps about 15 "
@@ -203,6 +226,11 @@ class Normalizer:
                     return pc.cast(pc.assume_timezone(naive, timezone=self.zone.key), target)
                 except pa.ArrowInvalid:
                     return pc.cast(trimmed, target)
+            if pa.types.is_floating(target) and pc.any(pc.or_(
+                    pc.greater(pc.utf8_length(pc.replace_substring_regex(pc.replace_substring_regex(
+                        trimmed, r"[eE].*$|[^0-9]", ""), r"^0+", "")), DOUBLE_DIGITS),
+                    pc.match_substring_regex(trimmed, r"[eE][+-]?0*\d{3}"))).as_py():
+                return None  # more digits than a double keeps, or an exponent near its range: value by value
             cast = pc.cast(trimmed, target)
             if pa.types.is_floating(target) and pc.any(pc.is_inf(cast)).as_py():
                 # Arrow reads 1e400 as infinity: only a cell that says inf is one; the others are flagged

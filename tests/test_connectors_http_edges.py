@@ -204,3 +204,20 @@ def test_a_page_its_charset_misnames_is_read_as_the_utf8_it_is(agency: Host) -> 
     assert [r["name"] for r in _rows(_connector(agency, {"path": "/mislabelled", "pagination": "none"}))] == ["上海市"]
     with pytest.raises(ConfigError, match="charset 'x-gb-9999'"):
         _rows(_connector(agency, {"path": "/unknown", "pagination": "none"}))
+
+
+def test_a_number_a_double_column_cannot_hold_is_flagged_not_rounded(agency: Host) -> None:
+    """A column declared double took an 18-digit ID (JSON number or string) and published it rounded,
+    123456789012345678 as 123456789012345680, silently; 1e-400 as 0. Such values are flagged with the fix;
+    what a double reads back as written (0.1, 12.30, 2**60, the 17 digits a double prints) is published."""
+    written = ['123456789012345678', '"123456789012345678"', '12345678901234567.5', '1e-400', '"1e-400"',
+               '0.1', '"12.30"', '1152921504606846976', '0.10000000000000001', '-2.5e-3', '"7"']
+    body = '{"items": [' + ", ".join(f'{{"id": {i}, "v": {v}}}' for i, v in enumerate(written)) + "]}"
+    agency.routes["/measures"] = _json(body.encode())
+    rows = _rows(_connector(agency, {"path": "/measures", "pagination": "none",
+                                     "columns": {"id": "integer", "v": "double"}}))
+    flagged = {r["id"]: r[ROW_PROBLEM_COLUMN] for r in rows if r[ROW_PROBLEM_COLUMN]}
+    assert sorted(flagged) == [0, 1, 2, 3, 4]
+    assert "declare the column as decimal" in flagged[0] and "123456789012345678" in flagged[1]
+    assert {r["id"]: r["v"] for r in rows if not r[ROW_PROBLEM_COLUMN]} == {
+        5: 0.1, 6: 12.3, 7: 2.0**60, 8: 0.1, 9: -0.0025, 10: 7.0}
