@@ -170,11 +170,11 @@ class HTTPConnector(Connector):
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         settings = self.settings(stream.label)
         extra: dict[str, Any] = {}
-        if stream.cursor_column and state.cursor_value is not None and settings.get("incremental_param"):
-            # The API filters; it is expected to return records at or after the value (ties merged by key).
-            extra[settings["incremental_param"]] = _api_text(state.cursor_value)
         with self._session() as session:
             columns, declared = self._columns(session, settings, retries=self._retries())
+            if stream.cursor_column and state.cursor_value is not None and settings.get("incremental_param"):
+                # The API filters; it is expected to return records at or after the value (ties merged by key).
+                extra[settings["incremental_param"]] = _api_text(state.cursor_value, columns, stream.cursor_column)
             known = {c.header for c in columns}
             normalizer = Normalizer(columns, null_values=settings.get("null_values") or (),
                                     timezone=settings.get("timezone"))
@@ -229,9 +229,10 @@ def _escaped(text: str) -> str:
     return SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
-def _api_text(cursor: str) -> str:
-    """A saved time cursor in ISO 8601 with a T (2026-03-01T08:00:00+00:00), the spelling APIs expect."""
-    if ":" in cursor:
+def _api_text(cursor: str, columns: list[Column], name: str) -> str:
+    """A saved time cursor in ISO 8601 with a T (2026-03-01T08:00:00+00:00), the spelling APIs expect; a text
+    cursor as the API wrote it (re-spelt with a T, 2026-03-01 09:30:00 sorted before it as text: skipped)."""
+    if any(c.name == name and pa.types.is_timestamp(c.type) for c in columns) and ":" in cursor:
         try:
             return datetime.fromisoformat(cursor).isoformat()
         except ValueError:

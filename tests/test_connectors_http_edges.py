@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from connectors.base import ROW_PROBLEM_COLUMN, ReadState, StreamSpec
 from connectors.http_api import HTTPConnector
 from core.errors import ConfigError
+from tests.helpers import cursor_value, latest, read_version, register_resource
 
 TOKEN = "agency-token-" + "机密".encode().hex()
 Answer = tuple[int, dict[str, str], object]  # status, headers, body (bytes, or a value written as JSON)
@@ -221,3 +223,39 @@ def test_a_number_a_double_column_cannot_hold_is_flagged_not_rounded(agency: Hos
     assert "declare the column as decimal" in flagged[0] and "123456789012345678" in flagged[1]
     assert {r["id"]: r["v"] for r in rows if not r[ROW_PROBLEM_COLUMN]} == {
         5: 0.1, 6: 12.3, 7: 2.0**60, 8: 0.1, 9: -0.0025, 10: 7.0}
+
+
+# --- incremental reads over HTTP -----------------------------------------------------------------------------------
+
+def test_a_text_cursor_is_sent_as_the_api_wrote_it(hub_home: Path, agency: Host) -> None:
+    """The API writes its times as text, 2026-03-01 09:00:00, and filters updated_since by comparing text, as
+    an SQL varchar column does. The hub sent the mark re-spelt as 2026-03-01T09:00:00, which sorts after every
+    time of that day written with a space: a record changed at 09:30 was never read again, silently. Ties
+    at the mark across pages and records out of order are read too."""
+    from pipeline.sync import sync_resource
+
+    records = [{"id": i, "name": f"第{i}号", "updated": f"2026-03-01 0{t}:00:00"}
+               for i, t in [(1, 8), (2, 9), (3, 7), (4, 9), (5, 8)]]  # out of order; 09:00 on two pages
+
+    def people(query: dict[str, str]) -> Answer:
+        rows = [r for r in records if r["updated"] >= query.get("updated_since", "")]
+        page, size = int(query["page"]), int(query["page_size"])
+        return 200, {}, {"items": rows[(page - 1) * size:page * size]}
+
+    agency.routes["/people"] = people
+    config = {"base_url": agency.base_url, "auth": "bearer", "backoff_seconds": 0.01,
+              "streams": {"people": {"path": "/people", "records_path": "items", "page_size": 2,
+                                     "incremental_param": "updated_since",
+                                     "columns": {"id": "integer", "name": "text", "updated": "text"}}}}
+    hub = register_resource(kind="http", config=config, secret={"token": TOKEN}, table="people", cursor="updated")
+    assert sync_resource(resource_code=hub.resource_code).rows_published == 5
+    assert cursor_value(hub.resource_code) == "2026-03-01 09:00:00"
+
+    records.append({"id": 6, "name": "第6号", "updated": "2026-03-01 09:30:00"})
+    records[3]["name"] = "第4号（更正）"  # a late writer at the mark, on the second page
+    agency.requests.clear()
+    report = sync_resource(resource_code=hub.resource_code)
+    by_id = {r["id"]: r for r in read_version(latest(hub.resource_code)).to_pylist()}
+    assert sorted(by_id) == [1, 2, 3, 4, 5, 6] and by_id[4]["name"] == "第4号（更正）"
+    assert report.mode == "incremental" and report.rows_read == 3  # both ties at the mark, and the new one
+    assert {r["query"]["updated_since"] for r in agency.requests} == {"2026-03-01 09:00:00"}
