@@ -91,6 +91,26 @@ def double_keeps(value: int | Decimal | str) -> bool:
     return Context(prec=len(number.as_tuple().digits)).plus(held) == number
 
 
+def _day(value: str | datetime) -> date:
+    """A date column's value: a day, or a moment at midnight of it (2026-03-01 00:00:00, with a zone or not);
+    ValueError for any other time of day, which the day alone would drop, and for text that is no such day
+    (to_arrow_column took the first ten characters: 2026-03-01 待核实 was that day)."""
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("不是日期 / is not a date (YYYY-MM-DD)") from None
+    if value.time() != datetime.min.time():
+        raise ValueError(f"带有时刻 {value.time().isoformat()}，日期列会丢弃它 / the time of day "
+                         f"{value.time().isoformat()} would be dropped by a date column: declare the column as "
+                         "timestamp (or timestamptz) to keep it, or have the provider send the day alone")
+    return value.date()
+
+
 def flag(value: Any, default: bool = False) -> bool:
     """A yes/no setting, which may arrive as text from ``-o KEY=VALUE``."""
     if value is None or value == "":
@@ -187,6 +207,8 @@ class Normalizer:
                     value = datetime.fromisoformat(value)
                 except ValueError:
                     return value  # to_arrow_column reports it
+            if pa.types.is_date(target):
+                value = _day(value)
         if (pa.types.is_date(target) or pa.types.is_timestamp(target)) and not isinstance(value, bool) \
                 and isinstance(value, int | float | Decimal):
             # A spreadsheet's serial date became a date already (filetable.excel_dates); any other number is
@@ -196,7 +218,7 @@ class Normalizer:
                              f"2958465 即 9999-12-31）/ a number is no {kind[1]} (spreadsheet serial dates run from "
                              "1 to 73050, up to 2099-12-31, and 2958465 for 9999-12-31)")
         if pa.types.is_date(target) and isinstance(value, datetime):
-            return value.date()
+            return _day(value)
         if pa.types.is_timestamp(target) and isinstance(value, datetime) and target.tz is not None \
                 and value.tzinfo is None:
             return value.replace(tzinfo=self.zone)  # naive wall-clock time in the source's zone

@@ -259,3 +259,19 @@ def test_a_text_cursor_is_sent_as_the_api_wrote_it(hub_home: Path, agency: Host)
     assert sorted(by_id) == [1, 2, 3, 4, 5, 6] and by_id[4]["name"] == "第4号（更正）"
     assert report.mode == "incremental" and report.rows_read == 3  # both ties at the mark, and the new one
     assert {r["query"]["updated_since"] for r in agency.requests} == {"2026-03-01 09:00:00"}
+
+
+def test_a_time_of_day_in_a_date_column_is_flagged_not_dropped(agency: Host) -> None:
+    """A date column took 2026-03-01T15:30:00 and published 2026-03-01, the time dropped without a word (and
+    anything after ten characters that read as a date: 2026-03-01 待核实). Midnight, written either way, is
+    the day; anything else is flagged with the fix."""
+    written = ['"2026-03-01T15:30:00"', '"2026-03-01 待核实"', '"2026-03-01T00:00:00+08:00"', '"2026-03-01 00:00:00"',
+               '"2026-03-01"']
+    body = '{"items": [' + ", ".join(f'{{"id": {i}, "v": {v}}}' for i, v in enumerate(written)) + "]}"
+    agency.routes["/days"] = _json(body.encode())
+    rows = _rows(_connector(agency, {"path": "/days", "pagination": "none",
+                                     "columns": {"id": "integer", "v": "date"}}))
+    flagged = {r["id"]: r[ROW_PROBLEM_COLUMN] for r in rows if r[ROW_PROBLEM_COLUMN]}
+    assert sorted(flagged) == [0, 1] and "declare the column as timestamp" in flagged[0]
+    assert {r["id"]: r["v"].isoformat() for r in rows if not r[ROW_PROBLEM_COLUMN]} == {
+        2: "2026-03-01", 3: "2026-03-01", 4: "2026-03-01"}
