@@ -2,7 +2,8 @@
 settings, and a GET that retries what may pass and refuses what will not.
 
 5xx, 408, 425, 429, timeouts and dropped connections are retried ``max_retries`` times with exponential backoff
-(a server's Retry-After is honoured up to MAX_BACKOFF), then raise RetriableError; 401/403 and other 4xx, TLS
+(a server's Retry-After, seconds or a date, is honoured up to MAX_BACKOFF; one asking longer ends the read at
+once, retriable), then raise RetriableError; 401/403 and other 4xx, TLS
 and URL errors, an answer that is not JSON and a page beyond ``max_page_bytes`` are ConfigErrors. Numbers are
 parsed as exact decimals. A page is UTF-8, or when it is not, in the charset its Content-Type declares (GBK).
 
@@ -18,11 +19,13 @@ import json
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 
 from connectors.tabular import flag
+from core import clock
 from core.errors import ConfigError, RetriableError
 
 RETRY_STATUSES = {408, 425, 429}
@@ -93,8 +96,12 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
             status = response.status_code
             if status >= 500 or status in RETRY_STATUSES:
                 problem = f"HTTP {status} from {url}"
-                wait = max(wait, min(_retry_after(response), MAX_BACKOFF))
+                asked = _retry_after(response)
                 response.close()  # streamed: its connection goes back to the pool unread
+                if asked > MAX_BACKOFF:  # holding the worker that long, to be refused again, helps nobody
+                    raise RetriableError(fail(f"{problem}: 服务器要求 {asked:.0f} 秒后再试 / the server asks to be left "
+                                              f"alone for {asked:.0f}s (Retry-After); the next run will read it"))
+                wait = max(wait, asked)
             elif status in (401, 403):
                 raise ConfigError(fail(f"认证被拒绝 / HTTP {status} from {url}: the token or password is "
                                        "wrong or lacks access"))
@@ -174,9 +181,15 @@ def _text(body: bytes, content_type: str, url: str, *, fail: Callable[[str], str
 
 
 def _retry_after(response: requests.Response) -> float:
+    """The seconds a server asks to be left alone: Retry-After in seconds, or as an HTTP date (RFC 9110)."""
+    value = response.headers.get("Retry-After", "").strip()
     try:
-        return float(response.headers.get("Retry-After", 0))
+        return max(float(value or 0), 0.0)
     except ValueError:
+        pass
+    try:
+        return max((parsedate_to_datetime(value) - clock.now()).total_seconds(), 0.0)
+    except (TypeError, ValueError):  # neither form: the backoff alone
         return 0.0
 
 

@@ -11,6 +11,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -275,3 +276,23 @@ def test_a_time_of_day_in_a_date_column_is_flagged_not_dropped(agency: Host) -> 
     assert sorted(flagged) == [0, 1] and "declare the column as timestamp" in flagged[0]
     assert {r["id"]: r["v"].isoformat() for r in rows if not r[ROW_PROBLEM_COLUMN]} == {
         2: "2026-03-01", 3: "2026-03-01", 4: "2026-03-01"}
+
+
+# --- a server asking to wait ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_a_server_asking_to_wait_an_hour_is_left_alone_until_the_next_run(agency: Host, form: str) -> None:
+    """429 with Retry-After an hour away, in seconds or as an HTTP date (RFC 9110 allows both): the date was
+    not understood, so the rate-limited server was asked again at once; the seconds held the worker a minute
+    per retry, to be refused again. The read stops at the first answer, retriable, saying when to come back."""
+    from email.utils import format_datetime
+
+    from core import clock
+    from core.errors import RetriableError
+
+    later = "3600" if form == "seconds" else format_datetime(clock.now() + timedelta(hours=1), usegmt=True)
+    agency.routes["/people"] = lambda query: (429, {"Retry-After": later}, {"error": "请求过于频繁"})
+    with pytest.raises(RetriableError) as raised:
+        _rows(_connector(agency, {"path": "/people", "pagination": "none"}, max_retries=3))
+    assert len(agency.requests) == 1
+    assert "Retry-After" in str(raised.value) and "3600" in str(raised.value)
