@@ -4,7 +4,8 @@ settings, and a GET that retries what may pass and refuses what will not.
 5xx, 408, 425, 429, timeouts and dropped connections are retried ``max_retries`` times with exponential backoff
 (a server's Retry-After, seconds or a date, is honoured up to MAX_BACKOFF; one asking longer ends the read at
 once, retriable), then raise RetriableError; 401/403 and other 4xx, TLS
-and URL errors, an answer that is not JSON and a page beyond ``max_page_bytes`` are ConfigErrors. Numbers are
+and URL errors, an answer that is not JSON and a page beyond ``max_page_bytes`` are ConfigErrors; a page
+that has not arrived whole within ``page_timeout`` is a timeout like any other. Numbers are
 parsed as exact decimals. A page is UTF-8, or when it is not, in the charset its Content-Type declares (GBK).
 
 Apart from the HTTP source (connectors/http_api.py), which turns pages into rows, and the pagination
@@ -20,9 +21,11 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
+from math import ceil
 from typing import Any
 
 import requests
+import urllib3
 
 from connectors.tabular import flag
 from core import clock
@@ -33,6 +36,7 @@ MAX_BACKOFF = 60.0
 # A page is read into memory to parse it: a server that answers with gigabytes (a bug, a wrong page_size, a hostile
 # peer) would take the worker's memory with it. Beyond this many bytes the read stops with a clear error.
 MAX_PAGE_BYTES = 64 << 20
+PAGE_TIMEOUT = 600.0  # seconds a whole page may take (64 MiB at about 1 Mbit/s); ``page_timeout`` changes it
 
 
 class _Session(requests.Session):
@@ -86,6 +90,8 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema) as exc:
             raise ConfigError(fail(f"invalid URL {url}: {exc}")) from None
+        except _TooSlow as exc:
+            problem = str(exc)
         except requests.Timeout:
             problem = f"超时 / no answer from {url} within {timeout[1]:g}s"
         except requests.ConnectionError as exc:
@@ -99,8 +105,8 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
                 asked = _retry_after(response)
                 response.close()  # streamed: its connection goes back to the pool unread
                 if asked > MAX_BACKOFF:  # holding the worker that long, to be refused again, helps nobody
-                    raise RetriableError(fail(f"{problem}: 服务器要求 {asked:.0f} 秒后再试 / the server asks to be left "
-                                              f"alone for {asked:.0f}s (Retry-After); the next run will read it"))
+                    raise RetriableError(fail(f"{problem}: 服务器要求 {ceil(asked)} 秒后再试 / the server asks to be left "
+                                              f"alone for {ceil(asked)}s (Retry-After); the next run will read it"))
                 wait = max(wait, asked)
             elif status in (401, 403):
                 raise ConfigError(fail(f"认证被拒绝 / HTTP {status} from {url}: the token or password is "
@@ -132,14 +138,38 @@ def _body(response: requests.Response, url: str, *, config: dict[str, Any], fail
     if declared.isdigit() and int(declared) > limit:
         response.close()
         raise too_big
+    # The read timeout bounds each wait for a byte, not the page: a server trickling a byte at a time held the
+    # worker for as long as it liked. read1 returns what has arrived, so the page's own deadline is checked.
+    deadline = time.monotonic() + float(config.get("page_timeout", PAGE_TIMEOUT))
     chunks, total = [], 0
-    for chunk in response.iter_content(chunk_size=1 << 16):
+    while chunk := _read1(response):
         total += len(chunk)
         if total > limit:
             response.close()
             raise too_big
+        if time.monotonic() > deadline:
+            response.close()
+            raise _TooSlow(f"超时 / {url} did not send its page within page_timeout="
+                           f"{config.get('page_timeout', PAGE_TIMEOUT)}s ({total:,} bytes came)")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _TooSlow(requests.Timeout):
+    """A page that did not arrive whole within page_timeout."""
+
+
+def _read1(response: requests.Response) -> bytes:
+    """What has arrived of the body (at most 64 KiB), decompressed; urllib3's errors as requests' (as
+    iter_content gives them), which get_json sorts into retriable and not."""
+    try:
+        return response.raw.read1(1 << 16, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(str(exc)) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(str(exc)) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # cut off, reset, or shorter than announced
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
 
 
 def charset(content_type: str) -> str | None:

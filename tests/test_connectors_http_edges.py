@@ -25,6 +25,7 @@ from tests.helpers import cursor_value, latest, read_version, register_resource
 
 TOKEN = "agency-token-" + "机密".encode().hex()
 Answer = tuple[int, dict[str, str], object]  # status, headers, body (bytes, or a value written as JSON)
+# ... or a function writing the answer itself to the handler (a server sending it slowly)
 
 
 @dataclass
@@ -52,7 +53,10 @@ def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
             host.requests.append({"path": url.path, "query": query, "authorization": self.headers.get("Authorization"),
                                   "api_key": self.headers.get("X-API-Key")})
             route = host.routes.get(url.path.removeprefix("/api"))
-            status, headers, body = route(query) if route else (404, {}, {"error": "no such endpoint"})
+            answer = route(query) if route else (404, {}, {"error": "no such endpoint"})
+            if callable(answer):  # the route writes its answer itself, slowly
+                return answer(self)
+            status, headers, body = answer
             data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
             self.send_response(status)
             headers = {"Content-Type": "application/json; charset=utf-8", **headers}
@@ -295,4 +299,37 @@ def test_a_server_asking_to_wait_an_hour_is_left_alone_until_the_next_run(agency
     with pytest.raises(RetriableError) as raised:
         _rows(_connector(agency, {"path": "/people", "pagination": "none"}, max_retries=3))
     assert len(agency.requests) == 1
-    assert "Retry-After" in str(raised.value) and "3600" in str(raised.value)
+    assert "Retry-After" in str(raised.value) and (form != "seconds" or "for 3600s" in str(raised.value))
+
+
+def test_a_server_trickling_its_answer_is_cut_at_the_page_timeout(agency: Host) -> None:
+    """A server sending a byte every tenth of a second never trips the read timeout (30 s between bytes), so a
+    page of a few kilobytes held the worker for minutes, a large one for days. A page must arrive whole within
+    page_timeout; past it the read stops, retriable, saying so."""
+    body = json.dumps({"items": [{"id": i, "name": "名" * 10} for i in range(20)]}, ensure_ascii=False).encode()
+
+    def trickle(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            for offset in range(len(body)):
+                handler.wfile.write(body[offset:offset + 1])
+                handler.wfile.flush()
+                stop.wait(0.1)
+                if stop.is_set():
+                    return
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up: expected
+            return
+
+    stop = threading.Event()
+    agency.routes["/people"] = lambda query: trickle
+    from core.errors import RetriableError
+
+    try:
+        with pytest.raises(RetriableError) as raised:
+            _rows(_connector(agency, {"path": "/people", "pagination": "none"}, page_timeout=1, max_retries=0))
+    finally:
+        stop.set()
+    assert "page_timeout" in str(raised.value) and len(agency.requests) == 1
