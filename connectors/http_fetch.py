@@ -6,7 +6,7 @@ settings, and a GET that retries what may pass and refuses what will not.
 once, retriable), then raise RetriableError; 401/403 and other 4xx, TLS
 and URL errors, an answer that is not JSON and a page beyond ``max_page_bytes`` are ConfigErrors; a page
 that has not arrived whole within ``page_timeout`` is a timeout like any other. Numbers are
-parsed as exact decimals. A page is UTF-8, or when it is not, in the charset its Content-Type declares (GBK).
+parsed as exact decimals that keep their spelling (JSONNumber). A page is UTF-8, or when it is not, in the charset its Content-Type declares (GBK).
 
 Apart from the HTTP source (connectors/http_api.py), which turns pages into rows, and the pagination
 (connectors/http_pages.py), because this is the transport alone: what one request costs and how it fails.
@@ -50,6 +50,22 @@ class _Session(requests.Session):
             for name in self.secret_headers:
                 prepared_request.headers.pop(name, None)
         super().rebuild_auth(prepared_request, response)
+
+
+class JSONNumber(Decimal):
+    """A JSON number with a fraction or an exponent: its exact decimal, written (str) as the API wrote it, so a
+    text column or an object kept as JSON publishes 1e400 and 1.5e3, not Python's 1E+400 and 1.5E+3.
+    Arithmetic gives plain decimals; whole numbers stay ints (exact, and written the one way)."""
+
+    __slots__ = ("text",)
+
+    def __new__(cls, text: str) -> JSONNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def open_session(config: dict[str, Any], secret: dict[str, Any], *, fail: Callable[[str], str]) -> requests.Session:
@@ -117,7 +133,7 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
             else:
                 try:
                     return json.loads(_text(body, response.headers.get("Content-Type", ""), url, fail=fail),
-                                      parse_float=Decimal)
+                                      parse_float=JSONNumber)
                 except ValueError:
                     text = body[:4096].decode("utf-8", "replace")
                     raise ConfigError(fail(f"{url} did not answer JSON: {excerpt(text)}")) from None

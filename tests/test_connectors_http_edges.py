@@ -333,3 +333,14 @@ def test_a_server_trickling_its_answer_is_cut_at_the_page_timeout(agency: Host) 
     finally:
         stop.set()
     assert "page_timeout" in str(raised.value) and len(agency.requests) == 1
+
+
+def test_a_number_in_a_text_column_is_published_as_the_api_wrote_it(agency: Host) -> None:
+    """A JSON number in a text column (or inside an object kept as JSON) was published in Python's spelling of
+    its decimal, 1e400 as 1E+400 and 1.5e3 as 1.5E+3: the value the API sent, but not as it sent it."""
+    written = ["1e400", "1.5e3", "0.10", "-2.50E-7", "123456789012345678901234567890"]
+    body = '{"items": [' + ", ".join(f'{{"id": {i}, "name": {v}}}' for i, v in enumerate(written)) \
+        + ', {"id": 9, "name": {"lng": 121.4737e0, "n": [1e2, 0.1]}}]}'
+    agency.routes["/codes"] = _json(body.encode())
+    rows = _rows(_connector(agency, {"path": "/codes", "pagination": "none"}))
+    assert [r["name"] for r in rows] == [*written, '{"lng": 121.4737e0, "n": [1e2, 0.1]}']
