@@ -1,7 +1,7 @@
 """One JSON document from an HTTP API (requests): the session with the source's authentication and TLS
 settings, and a GET that retries what may pass and refuses what will not.
 
-5xx, 408, 425, 429, timeouts and dropped connections are retried ``max_retries`` times with exponential backoff
+5xx, 408, 425, 429, timeouts, dropped connections and answers cut off mid-JSON are retried ``max_retries`` times with exponential backoff
 (a server's Retry-After, seconds or a date, is honoured up to MAX_BACKOFF; one asking longer ends the read at
 once, retriable), then raise RetriableError; 401/403 and other 4xx, TLS
 and URL errors, an answer that is not JSON and a page beyond ``max_page_bytes`` are ConfigErrors; a page
@@ -134,9 +134,12 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
                 try:
                     return json.loads(_text(body, response.headers.get("Content-Type", ""), url, fail=fail),
                                       parse_float=JSONNumber)
-                except ValueError:
-                    text = body[:4096].decode("utf-8", "replace")
-                    raise ConfigError(fail(f"{url} did not answer JSON: {excerpt(text)}")) from None
+                except ValueError as exc:
+                    if not _cut_off(exc):
+                        text = body[:4096].decode("utf-8", "replace")
+                        raise ConfigError(fail(f"{url} did not answer JSON: {excerpt(text)}")) from None
+                    # a connection closed mid-answer, its length unannounced: transient, like a reset
+                    problem = f"传输中断 / the answer from {url} was cut off mid-JSON after {len(body):,} bytes"
                 finally:
                     response.close()
         if attempt < retries:
@@ -224,6 +227,16 @@ def _text(body: bytes, content_type: str, url: str, *, fail: Callable[[str], str
     except UnicodeDecodeError as exc:
         raise ConfigError(fail(f"{url} declares charset {declared!r} but byte {exc.start} is not text in it: "
                                f"{body[max(0, exc.start - 20):exc.start + 20]!r}")) from None
+
+
+def _cut_off(exc: ValueError) -> bool:
+    """JSON that ends before its document does (an open string, or nothing wrong but the end, maybe within a
+    character's bytes): cut off."""
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.reason == "unexpected end of data"
+    if not isinstance(exc, json.JSONDecodeError):
+        return False
+    return exc.msg.startswith("Unterminated string") or exc.pos >= len(exc.doc.rstrip())
 
 
 def _retry_after(response: requests.Response) -> float:

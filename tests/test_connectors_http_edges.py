@@ -344,3 +344,27 @@ def test_a_number_in_a_text_column_is_published_as_the_api_wrote_it(agency: Host
     agency.routes["/codes"] = _json(body.encode())
     rows = _rows(_connector(agency, {"path": "/codes", "pagination": "none"}))
     assert [r["name"] for r in rows] == [*written, '{"lng": 121.4737e0, "n": [1e2, 0.1]}']
+
+
+def test_an_answer_cut_off_mid_json_is_retried_not_called_a_configuration_error(agency: Host) -> None:
+    """A server (or a proxy) closing the connection mid-answer, without announcing the length, leaves JSON that
+    ends mid-record: it was a configuration error ("did not answer JSON", never retried) and the run failed
+    until someone looked. It is retried, and said as cut off when it keeps happening."""
+    whole = json.dumps({"items": [{"id": i, "name": f"第{i}号"} for i in range(50)]}, ensure_ascii=False).encode()
+    cuts = iter([len(whole) // 2])
+
+    def cut_once(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()  # no Content-Length: the body ends where the connection closes
+        handler.wfile.write(whole[:next(cuts, len(whole))])
+
+    agency.routes["/people"] = lambda query: cut_once
+    assert [r["id"] for r in _rows(_connector(agency, {"path": "/people", "pagination": "none"}))] == list(range(50))
+    assert len(agency.requests) == 2
+
+    from core.errors import RetriableError
+
+    cuts = iter([whole.index("第".encode()) + 1] * 3)  # within a character's three bytes
+    with pytest.raises(RetriableError, match="cut off"):
+        _rows(_connector(agency, {"path": "/people", "pagination": "none"}, max_retries=2))
