@@ -8,8 +8,9 @@
 Keys at the top of the config are defaults for every stream. Pagination ``page`` sends ``page_param`` (from
 ``first_page``) and ``size_param`` = ``page_size`` and stops at an empty page, a page shorter than the longest
 before (a server may cap the size asked for) or a repeat of the previous page; ``cursor`` sends the value
-found at ``next_cursor_path`` (a full URL is followed as it is) until it is missing or empty; ``none`` reads one
-response. With ``--cursor FIELD`` and ``incremental_param``, the last published value of FIELD is sent as that
+found at ``next_cursor_path`` (a full URL is followed as it is, on base_url's host only) until it is missing or
+empty or a page repeats the previous one (at page 2 an error: the cursor parameter is ignored); ``none``
+reads one response. With ``--cursor FIELD`` and ``incremental_param``, the last published value of FIELD is sent as that
 query parameter. Numbers are parsed as exact decimals. 5xx, 429, timeouts and dropped connections are retried
 ``max_retries`` times with exponential backoff, then raise RetriableError; 401/403 and other 4xx are ConfigErrors.
 The token (bearer / header auth) or password (basic auth) lives in the encrypted secret.
@@ -21,6 +22,7 @@ Parts beside it: the transport, one JSON document per request with its retries a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
@@ -168,11 +170,11 @@ class HTTPConnector(Connector):
     def read(self, stream: StreamSpec, state: ReadState) -> Iterator[pa.RecordBatch]:
         settings = self.settings(stream.label)
         extra: dict[str, Any] = {}
-        if stream.cursor_column and state.cursor_value is not None and settings.get("incremental_param"):
-            # The API filters; it is expected to return records at or after the value (ties merged by key).
-            extra[settings["incremental_param"]] = _api_text(state.cursor_value)
         with self._session() as session:
             columns, declared = self._columns(session, settings, retries=self._retries())
+            if stream.cursor_column and state.cursor_value is not None and settings.get("incremental_param"):
+                # The API filters; it is expected to return records at or after the value (ties merged by key).
+                extra[settings["incremental_param"]] = _api_text(state.cursor_value, columns, stream.cursor_column)
             known = {c.header for c in columns}
             normalizer = Normalizer(columns, null_values=settings.get("null_values") or (),
                                     timezone=settings.get("timezone"))
@@ -191,26 +193,46 @@ class HTTPConnector(Connector):
     def _row(record: Any, columns: list[Column], known: set[str], declared: bool,
              normalizer: Normalizer) -> tuple[tuple, str | None]:
         if not isinstance(record, dict):
-            text = excerpt(json.dumps(record, ensure_ascii=False, default=str))
+            text = _escaped(excerpt(json.dumps(record, ensure_ascii=False, default=str)))
             return (None,) * len(columns), f"记录不是对象 / record is not a JSON object: {text}"
-        values = []
+        values, problems = [], []
         for column in columns:
             value = record[column.header] if column.header in record else dig(record, column.header)
             if isinstance(value, (dict, list, bool)) and pa.types.is_string(column.type):
                 value = json_text(value)
+            if (escaped := _lone_surrogates(value)) is not None:
+                problems.append(f"{column.name}={escaped!r}: 孤立的代理项不是字符 / a lone surrogate escaped in the "
+                                "JSON (half of an emoji's UTF-16 pair, cut by the provider's system) is no "
+                                "character; have the provider send the whole character")
+                value = escaped  # as the JSON wrote it, for the quarantine: the row is not published
             values.append(value)
-        row, problem = normalizer.text(values)  # a JSON string may hold an escaped lone surrogate
-        problems = [problem] if problem else []
+        row, problem = normalizer.text(values)
+        problems += [problem] if problem else []
         if not declared and (unknown := [k for k in record if k not in known]):
             text = excerpt(json.dumps({k: record[k] for k in unknown}, ensure_ascii=False, default=str))
             problems.append(f"字段未声明 / field(s) {', '.join(unknown)} not in the columns inferred from the first "
                             f"page (declare the columns): {text}")
-        return row, "; ".join(problems) or None
+        return row, _escaped("; ".join(problems)) or None  # an unknown field's excerpt may hold one too
 
 
-def _api_text(cursor: str) -> str:
-    """A saved time cursor in ISO 8601 with a T (2026-03-01T08:00:00+00:00), the spelling APIs expect."""
-    if ":" in cursor:
+SURROGATE = re.compile(r"[\ud800-\udfff]")  # json.loads keeps an escaped half of a UTF-16 pair as one
+
+
+def _lone_surrogates(value: Any) -> str | None:
+    """A value holding a lone surrogate (nested values too) as text, each one written as the JSON escaped it
+    (\\ud83d); None if it holds none. UTF-8 has no form for one: Arrow's conversion failed the whole read."""
+    text = value if isinstance(value, str) else json_text(value) if isinstance(value, (dict, list)) else ""
+    return _escaped(text) if SURROGATE.search(text) else None
+
+
+def _escaped(text: str) -> str:
+    return SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+def _api_text(cursor: str, columns: list[Column], name: str) -> str:
+    """A saved time cursor in ISO 8601 with a T (2026-03-01T08:00:00+00:00), the spelling APIs expect; a text
+    cursor as the API wrote it (re-spelt with a T, 2026-03-01 09:30:00 sorted before it as text: skipped)."""
+    if any(c.name == name and pa.types.is_timestamp(c.type) for c in columns) and ":" in cursor:
         try:
             return datetime.fromisoformat(cursor).isoformat()
         except ValueError:

@@ -3,8 +3,9 @@
 Keys at the top of the source's config are defaults for every stream (STREAM_KEYS). Pagination ``page`` sends
 ``page_param`` (from ``first_page``) and ``size_param`` = ``page_size`` and stops at an empty page, a page shorter
 than the longest before (a server may cap the size asked for) or a repeat of the previous page; ``cursor`` sends
-the value found at ``next_cursor_path`` (a full URL is followed as it is) until it is missing or empty; ``none``
-reads one response.
+the value found at ``next_cursor_path`` (a full URL is followed as it is, on base_url's host only: the
+session carries the agency's credentials) until it is missing or empty or a page repeats the previous one (at
+page 2: the server ignores ``cursor_param``, an error); ``none`` reads one response.
 
 Apart from the HTTP source (connectors/http_api.py), which turns records into rows, and the transport
 (connectors/http_fetch.py), because these rules decide which requests a read makes and where the records are
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.errors import ConfigError
 
@@ -39,6 +41,16 @@ def dig(document: Any, path: str | None, default: Any = None) -> Any:
         else:
             return default
     return document
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of a URL, the port spelt out (https://a.gov.cn and https://a.gov.cn:443 are one)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is no number: no origin of base_url's
+        return parts.scheme.lower(), parts.netloc.lower(), -1
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(parts.scheme.lower())
 
 
 def stream_settings(config: dict[str, Any], stream: str, *, fail: Callable[[str], str]) -> dict[str, Any]:
@@ -85,10 +97,8 @@ def pages(get: Callable[[str, dict[str, Any]], Any], settings: dict[str, Any], e
             # the first page of a capped API, silently (and a full read took the rest for deleted).
             if records == previous and records:
                 if number == 1 and len(records) == size:  # a full first page again: the parameter is ignored
-                    raise ConfigError(fail(
-                        f"第2页与第1页相同 / page 2 of {url} answered the same {size} records as page 1: the "
-                        f"server ignores {settings.get('page_param', 'page')!r}; set the stream's page_param "
-                        "(and size_param) to the names the API documents"))
+                    raise _ignored(url, size, settings.get("page_param", "page"), "page_param (and size_param)",
+                                   fail=fail)
                 return
             yield records
             if not records:
@@ -97,6 +107,11 @@ def pages(get: Callable[[str, dict[str, Any]], Any], settings: dict[str, Any], e
                 return
             largest, previous = max(largest, len(records)), records
             continue
+        if pagination == "cursor" and records and records == previous:
+            if number == 1:  # new cursors, the same first page: the parameter is ignored, it would never end
+                raise _ignored(url, len(records), settings.get("cursor_param", "cursor"), "cursor_param", fail=fail)
+            return  # a server answering past the end with the last page again
+        previous = records
         yield records
         if pagination == "none":
             return
@@ -108,7 +123,20 @@ def pages(get: Callable[[str, dict[str, Any]], Any], settings: dict[str, Any], e
                 raise ConfigError(fail(f"next cursor {following!r} repeats; the pagination would loop"))
             seen_cursors.add(str(following))
             if str(following).startswith(("http://", "https://")):
+                if origin(str(following)) != origin(base_url):
+                    # the session sends the agency's token with every request: a link elsewhere would hand it over
+                    raise ConfigError(fail(
+                        f"下一页链接指向其他主机 / the next link {following!r} of {url} points at another host "
+                        f"({urlsplit(str(following)).netloc}) than base_url ({urlsplit(base_url).netloc}); the "
+                        "agency's credentials go to base_url's host only, so the read stops: ask the provider "
+                        "why its API links elsewhere, or register that host as a source of its own"))
                 url, params = str(following), {}
             else:
                 params[settings.get("cursor_param", "cursor")] = following
     raise ConfigError(fail(f"more than max_pages={settings.get('max_pages', 100_000)} pages"))
+
+
+def _ignored(url: str, count: int, param: str, setting: str, *, fail: Callable[[str], str]) -> ConfigError:
+    """Page 2 answered as page 1: the server ignores the parameter that moves through the pages."""
+    return ConfigError(fail(f"第2页与第1页相同 / page 2 of {url} answered the same {count} records as page 1: the "
+                            f"server ignores {param!r}; set the stream's {setting} to the names the API documents"))

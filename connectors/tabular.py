@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +33,9 @@ EXACT_FLOAT_LIMIT = 2**53
 NOT_PLAIN_DIGITS = ("数字须用半角 0-9 书写，不含全角数字或下划线 / a number must be written with the digits 0-9 "
                     "(no full-width digits such as １２, no underscores such as 1_000); correct the cell at the "
                     "source and deliver the file again")
+# Any number of up to 15 significant digits reads back from a double as written (DBL_DIG); past that, or far
+# enough from 1 to leave its range, it may not (123456789012345678 reads back as ...680, 1e-400 as 0).
+DOUBLE_DIGITS = 15
 TRUE_WORDS, FALSE_WORDS = {"true", "t", "yes", "y", "1", "是"}, {"false", "f", "no", "n", "0", "否"}
 
 
@@ -74,6 +77,41 @@ def check_parsing(stream: str, settings: dict[str, Any]) -> None:
             raise ConfigError(f"stream {stream!r}: {name} must be a whole number, e.g. 2; got {value!r}")
     if settings.get("header_row") is not None and int(settings["header_row"]) < 1:
         raise ConfigError(f"stream {stream!r}: header_row counts from 1 (the first line or row)")
+
+
+def double_keeps(value: int | Decimal | str) -> bool:
+    """The double nearest the number reads back as the number, to the digits it was written with (0.1, 12.30
+    and 0.10000000000000001 do; 123456789012345678 and 1e-400 do not). Text that is no number is judged later."""
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        return True
+    if not number.is_finite():
+        return True  # inf is a double; nan too
+    held = Decimal(float(number))
+    if not held.is_finite():
+        return True  # past a double's range: said as such where it is converted (1e400 is no infinity)
+    return Context(prec=len(number.as_tuple().digits)).plus(held) == number
+
+
+def _day(value: str | datetime) -> date:
+    """A date column's value: a day, or a moment at midnight of it (2026-03-01 00:00:00, with a zone or not);
+    ValueError for any other time of day, which the day alone would drop, and for text that is no such day
+    (to_arrow_column took the first ten characters: 2026-03-01 待核实 was that day)."""
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("不是日期 / is not a date (YYYY-MM-DD)") from None
+    if value.time() != datetime.min.time():
+        raise ValueError(f"带有时刻 {value.time().isoformat()}，日期列会丢弃它 / the time of day "
+                         f"{value.time().isoformat()} would be dropped by a date column: declare the column as "
+                         "timestamp (or timestamptz) to keep it, or have the provider send the day alone")
+    return value.date()
 
 
 def flag(value: Any, default: bool = False) -> bool:
@@ -142,6 +180,11 @@ class Normalizer:
                                         or pa.types.is_floating(target)):
             # Python's True is the number 1: an Excel TRUE or a JSON true in a number column was published as 1
             raise ValueError("是/否值不是数字 / a TRUE/FALSE value is no number")
+        if pa.types.is_floating(target) and isinstance(value, int | Decimal | str) and not double_keeps(value):
+            raise ValueError(
+                "双精度浮点数存不下这个数，发布的将是近似值 / a double cannot hold this number as written (an 18-digit "
+                "ID would be published with its last digits changed): declare the column as decimal(p,s), or "
+                "text for codes and IDs")
         if isinstance(value, float) and abs(value) >= EXACT_FLOAT_LIMIT and not pa.types.is_floating(target):
             raise ValueError(
                 "表格中的数字超过 2**53，末几位已丢失 / a spreadsheet number past 2**53: a double keeps about 15 "
@@ -182,6 +225,8 @@ class Normalizer:
                     value = datetime.fromisoformat(value)
                 except ValueError:
                     return value  # to_arrow_column reports it
+            if pa.types.is_date(target):
+                value = _day(value)
         if (pa.types.is_date(target) or pa.types.is_timestamp(target)) and not isinstance(value, bool) \
                 and isinstance(value, int | float | Decimal):
             # A spreadsheet's serial date became a date already (filetable.excel_dates); any other number is
@@ -191,7 +236,7 @@ class Normalizer:
                              f"2958465 即 9999-12-31）/ a number is no {kind[1]} (spreadsheet serial dates run from "
                              "1 to 73050, up to 2099-12-31, and 2958465 for 9999-12-31)")
         if pa.types.is_date(target) and isinstance(value, datetime):
-            return value.date()
+            return _day(value)
         if pa.types.is_timestamp(target) and isinstance(value, datetime) and target.tz is not None \
                 and value.tzinfo is None:
             return value.replace(tzinfo=self.zone)  # naive wall-clock time in the source's zone
@@ -221,6 +266,11 @@ class Normalizer:
                     return pc.cast(pc.assume_timezone(naive, timezone=self.zone.key), target)
                 except pa.ArrowInvalid:
                     return pc.cast(trimmed, target)
+            if pa.types.is_floating(target) and pc.any(pc.or_(
+                    pc.greater(pc.utf8_length(pc.replace_substring_regex(pc.replace_substring_regex(
+                        trimmed, r"[eE].*$|[^0-9]", ""), r"^0+", "")), DOUBLE_DIGITS),
+                    pc.match_substring_regex(trimmed, r"[eE][+-]?0*\d{3}"))).as_py():
+                return None  # more digits than a double keeps, or an exponent near its range: value by value
             cast = pc.cast(trimmed, target)
             if pa.types.is_floating(target) and pc.any(pc.is_inf(cast)).as_py():
                 # Arrow reads 1e400 as infinity: only a cell that says inf is one; the others are flagged
