@@ -35,8 +35,10 @@ RETRY_STATUSES = {408, 425, 429}
 MAX_BACKOFF = 60.0
 # A page is read into memory to parse it: a server that answers with gigabytes (a bug, a wrong page_size, a hostile
 # peer) would take the worker's memory with it. Beyond this many bytes the read stops with a clear error.
-MAX_PAGE_BYTES = 64 << 20
-PAGE_TIMEOUT = 600.0  # seconds a whole page may take (64 MiB at about 1 Mbit/s); ``page_timeout`` changes it
+# A page is held whole and parsed into Python values, about eight times its size (a 58 MiB page took 470 MiB):
+# 16 MiB keeps a page's read within the worker's 512 MiB bound; an API whose pages are larger lowers page_size.
+MAX_PAGE_BYTES = 16 << 20
+PAGE_TIMEOUT = 600.0  # seconds a whole page may take (64 MiB at about 1 Mbit/s, four full pages); ``page_timeout`` changes it
 
 
 class _Session(requests.Session):
