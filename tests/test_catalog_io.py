@@ -617,3 +617,29 @@ def test_an_xml_entity_bomb_is_refused_in_one_line(hub_home: Path, tmp_path: Pat
     with pytest.raises(ConfigError) as refused:
         parse_file(path)
     assert "目录.xlsx" in str(refused.value) and "另存为" in str(refused.value)
+
+
+def test_text_that_looks_like_a_formula_is_safe_in_the_csv_and_comes_back_exactly(hub_home: Path,
+                                                                                   tmp_path: Path) -> None:
+    """The catalogue CSV is written for Excel (UTF-8 with a BOM): an abstract =HYPERLINK(...) ran as a live link
+    in the reader's sheet, and importing the hub's own export again was refused ("formulas are not accepted")."""
+    import csv
+
+    from registry.catalog.entries import upsert_entry
+    from registry.db import session_scope
+    from schemas.catalog_metadata import CatalogEntryData
+
+    hostile = '=HYPERLINK("http://evil.example","点我")'
+    _agencies()
+    items = [dict(ENTRY["data_items"][0], description="-2+3"), dict(ENTRY["data_items"][1], description="@SUM(A1)"),
+             dict(ENTRY["data_items"][2], description="-5"), dict(ENTRY["data_items"][3], description="'+1+1")]
+    with session_scope() as session:
+        upsert_entry(session, agency=PROVIDER[0], data=CatalogEntryData.model_validate(
+            dict(ENTRY, abstract=hostile, data_items=items)), author="zhang.san", actor="test")
+    out = tmp_path / "out.csv"
+    _export(out)
+
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert rows[0]["信息资源摘要"] == "'" + hostile  # a text marker: the spreadsheet shows the text, runs nothing
+    assert [r["说明"] for r in rows] == ["'-2+3", "'@SUM(A1)", "-5", "''+1+1"]  # a number is no formula
+    assert _import(out).unchanged == ["101001/0001"]
