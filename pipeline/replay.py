@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError
+from core.sheet_text import from_people
 from core.xlsx import unescaped
 from pipeline import paths
 from pipeline.quarantine import BATCH_ROWS, KEY_COLUMN, RUN_COLUMN
@@ -65,7 +66,7 @@ def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
             header = next(reader, None)
             if not header:
                 raise ConfigError(f"{path.name} is empty; export the quarantined rows first")
-            yield from _rows_to_batches(header, reader)
+            yield from _rows_to_batches(header, ([from_people(v) for v in row] for row in reader))
     elif suffix == ".xlsx":
         from openpyxl import load_workbook
 

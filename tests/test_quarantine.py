@@ -518,6 +518,41 @@ def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: P
     assert (names[10001], names[10002]) == (formula, control)
 
 
+def test_a_csv_export_never_runs_a_formula_and_replays_exactly(hub_home: Path, source: tuple[str, str],
+                                                               tmp_path: Path) -> None:
+    """The CSV of quarantined rows is for the provider to correct in Excel (it has a BOM for that): a name
+    =HYPERLINK(...) ran there as a live link. It is written after the text marker ' and replayed without it;
+    a negative amount is no formula and stays as it was."""
+    import csv
+
+    from cli.main import app
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    formula, sign = '=HYPERLINK("http://evil.example","打开")', "+1+1"
+    _plant(dsn, table, 10001, reg_capital=-5, name=formula)
+    _plant(dsn, table, 10002, reg_capital=-6, name=sign)
+    code = _register_with_contract(dsn, schema).resource_code
+    assert _sync(code).rows_quarantined == 2
+    exported = tmp_path / "fix.csv"
+    result = CliRunner().invoke(app, ["quarantine", "export", code, "-o", str(exported)])
+    assert result.exit_code == 0, result.output
+    with exported.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((r["name"], r["reg_capital"]) for r in rows) == [("'" + sign, "-6.00"), ("'" + formula, "-5.00")]
+    for row in rows:
+        row["reg_capital"] = "5.00"  # the provider's correction
+    with exported.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(exported)])
+    assert result.exit_code == 0, result.output
+    version = read_version(latest(code))
+    names = dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
+    assert (names[10001], names[10002]) == (formula, sign)
+
+
 def test_a_replay_keeps_the_cursor_state_as_it_stands(hub_home: Path, source: tuple[str, str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A table read's replay version names the position the resource holds and says it is a replay; the cursor
