@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from core.errors import ConfigError
 from core.sheet_text import from_people
 from core.xlsx import unescaped
+from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
 from pipeline import paths
 from pipeline.quarantine import BATCH_ROWS, KEY_COLUMN, RUN_COLUMN
 from pipeline.run import lifecycle
@@ -55,6 +56,9 @@ class ReplayReport:
     sets: list[str]
 
 
+MAX_FIXED_BYTES = 4 * 1024 ** 3  # a returned workbook unpacked: as for a source's (connectors/fileformats.py)
+
+
 def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
     """The provider's corrected export, every value as text (so no spreadsheet guess changes a code)."""
     if not path.is_file():
@@ -70,11 +74,17 @@ def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
     elif suffix == ".xlsx":
         from openpyxl import load_workbook
 
-        book = load_workbook(path, read_only=True, data_only=True)
-        rows = (tuple(unescaped(v) for v in row) for row in book.worksheets[0].iter_rows(values_only=True))
-        header = [str(h) if h is not None else "" for h in next(rows, ())]
-        yield from _rows_to_batches(header, rows)
-        book.close()
+        check_package(path, max_unpacked_bytes=MAX_FIXED_BYTES)  # it comes back from the provider's tools
+        try:
+            book = load_workbook(path, read_only=True, data_only=True)
+            sheet = book.worksheets[0]
+            sheet.reset_dimensions()  # a stated <dimension ref="A1:Z2"/> left every row below 2 out of the replay
+            rows = (tuple(unescaped(v) for v in row) for row in sheet.iter_rows(values_only=True))
+            header = [str(h) if h is not None else "" for h in next(rows, ())]
+            yield from _rows_to_batches(header, rows)
+            book.close()
+        except XML_ERRORS as exc:
+            raise xml_refusal(path, exc) from None
     else:
         raise ConfigError(f"replay reads .csv or .xlsx, not {path.name}")
 

@@ -553,6 +553,46 @@ def test_a_csv_export_never_runs_a_formula_and_replays_exactly(hub_home: Path, s
     assert (names[10001], names[10002]) == (formula, sign)
 
 
+def test_a_returned_workbook_is_read_past_its_stated_size(hub_home: Path, source: tuple[str, str],
+                                                          tmp_path: Path) -> None:
+    """The corrected workbook comes back from the provider's own tools: one that states <dimension ref="A1:Z2"/>
+    had every row below row 2 silently left out of the replay (read-only openpyxl stops there)."""
+    import io
+    import re
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    from pipeline.quarantine import export_quarantine
+    from pipeline.replay import replay_quarantine
+
+    dsn, schema = source
+    table = f'"{schema}".enterprises'
+    for key in (10001, 10002, 10003):
+        _plant(dsn, table, key, reg_capital=-5, name=f"公司{key}")
+    code = _register_with_contract(dsn, schema).resource_code
+    assert _sync(code).rows_quarantined == 3
+    exported = tmp_path / "fix.xlsx"
+    export_quarantine(resource_code=code, path=exported)
+    book = load_workbook(exported)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        row[header.index("reg_capital")].value = "5.00"
+    book.save(exported)
+    data = exported.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as source_zip, zipfile.ZipFile(exported, "w") as target:
+        for item in source_zip.infolist():
+            part = source_zip.read(item.filename)
+            if item.filename.startswith("xl/worksheets/"):
+                part = re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:Z2"', part)
+            target.writestr(item, part)
+
+    report = replay_quarantine(resource_code=code, file=exported)
+
+    assert (report.rows_fixed, report.rows_still_failing) == (3, 0)
+
+
 def test_a_replay_keeps_the_cursor_state_as_it_stands(hub_home: Path, source: tuple[str, str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A table read's replay version names the position the resource holds and says it is a replay; the cursor
