@@ -613,7 +613,8 @@ def test_an_xml_entity_bomb_is_refused_in_one_line(hub_home: Path, tmp_path: Pat
 
     entities = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{("&a%d;" % (i - 1)) * 10}">' for i in range(1, 10))
     path = _with_part(_filled_template(tmp_path / "目录.xlsx"), "xl/worksheets/", lambda xml: xml.replace(
-        b"<worksheet ", f"<!DOCTYPE worksheet [{entities}]><worksheet ".encode(), 1).replace("企业基本信息".encode(), b"&a9;", 1))
+        b"<worksheet ", f"<!DOCTYPE worksheet [{entities}]><worksheet ".encode(), 1).replace(
+        "企业基本信息".encode(), b"&a9;", 1))
     with pytest.raises(ConfigError) as refused:
         parse_file(path)
     assert "目录.xlsx" in str(refused.value) and "另存为" in str(refused.value)

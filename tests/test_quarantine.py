@@ -483,6 +483,31 @@ def test_the_sorted_key_check_quarantines_every_row_of_a_repeated_key(hub_home: 
     assert (report.rows_read, report.rows_published, report.rows_quarantined) == (ROWS + 2, ROWS, 2)
 
 
+def _exported(source: tuple[str, str], names: list[str], exported: Path) -> str:
+    """Rows named `names` planted with a negative capital (quarantined), synced and exported through the CLI
+    to `exported`; the resource's code."""
+    from cli.main import app
+
+    dsn, schema = source
+    for key, name in enumerate(names, start=10001):
+        _plant(dsn, f'"{schema}".enterprises', key, reg_capital=-5 - (key - 10001), name=name)
+    code = _register_with_contract(dsn, schema).resource_code
+    assert _sync(code).rows_quarantined == len(names)
+    result = CliRunner().invoke(app, ["quarantine", "export", code, "-o", str(exported)])
+    assert result.exit_code == 0, result.output
+    return code
+
+
+def _replayed_names(code: str, fixed: Path) -> dict:
+    """The provider's corrected file replayed through the CLI; the published names by id."""
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(fixed)])
+    assert result.exit_code == 0, result.output
+    version = read_version(latest(code))
+    return dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
+
+
 def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: Path, source: tuple[str, str],
                                                                      tmp_path: Path) -> None:
     """The rows sent to a provider are the source's worst: a name that Excel would run as a formula, one with
@@ -490,19 +515,11 @@ def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: P
     the capital in Excel, and the replay publishes the names exactly as the source had them."""
     from openpyxl import load_workbook
 
-    from cli.main import app
     from core.xlsx import unescaped
 
-    dsn, schema = source
-    table = f'"{schema}".enterprises'
     formula, control = '=HYPERLINK("http://evil.example","打开")', "第一行\x01第二行"
-    _plant(dsn, table, 10001, reg_capital=-5, name=formula)
-    _plant(dsn, table, 10002, reg_capital=-6, name=control)
-    code = _register_with_contract(dsn, schema).resource_code
-    assert _sync(code).rows_quarantined == 2
     exported = tmp_path / "fix.xlsx"
-    result = CliRunner().invoke(app, ["quarantine", "export", code, "-o", str(exported)])
-    assert result.exit_code == 0, result.output
+    code = _exported(source, [formula, control], exported)
     book = load_workbook(exported)
     sheet = book.worksheets[0]
     header = [c.value for c in sheet[1]]
@@ -511,10 +528,7 @@ def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: P
         assert name.data_type == "s" and unescaped(name.value) in (formula, control)
         row[header.index("reg_capital")].value = "5.00"  # the provider's correction, in Excel
     book.save(exported)
-    result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(exported)])
-    assert result.exit_code == 0, result.output
-    version = read_version(latest(code))
-    names = dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
+    names = _replayed_names(code, exported)
     assert (names[10001], names[10002]) == (formula, control)
 
 
@@ -525,18 +539,9 @@ def test_a_csv_export_never_runs_a_formula_and_replays_exactly(hub_home: Path, s
     a negative amount is no formula and stays as it was."""
     import csv
 
-    from cli.main import app
-
-    dsn, schema = source
-    table = f'"{schema}".enterprises'
     formula, sign = '=HYPERLINK("http://evil.example","打开")', "+1+1"
-    _plant(dsn, table, 10001, reg_capital=-5, name=formula)
-    _plant(dsn, table, 10002, reg_capital=-6, name=sign)
-    code = _register_with_contract(dsn, schema).resource_code
-    assert _sync(code).rows_quarantined == 2
     exported = tmp_path / "fix.csv"
-    result = CliRunner().invoke(app, ["quarantine", "export", code, "-o", str(exported)])
-    assert result.exit_code == 0, result.output
+    code = _exported(source, [formula, sign], exported)
     with exported.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((r["name"], r["reg_capital"]) for r in rows) == [("'" + sign, "-6.00"), ("'" + formula, "-5.00")]
@@ -546,10 +551,7 @@ def test_a_csv_export_never_runs_a_formula_and_replays_exactly(hub_home: Path, s
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(exported)])
-    assert result.exit_code == 0, result.output
-    version = read_version(latest(code))
-    names = dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
+    names = _replayed_names(code, exported)
     assert (names[10001], names[10002]) == (formula, sign)
 
 
@@ -563,17 +565,10 @@ def test_a_returned_workbook_is_read_past_its_stated_size(hub_home: Path, source
 
     from openpyxl import load_workbook
 
-    from pipeline.quarantine import export_quarantine
     from pipeline.replay import replay_quarantine
 
-    dsn, schema = source
-    table = f'"{schema}".enterprises'
-    for key in (10001, 10002, 10003):
-        _plant(dsn, table, key, reg_capital=-5, name=f"公司{key}")
-    code = _register_with_contract(dsn, schema).resource_code
-    assert _sync(code).rows_quarantined == 3
     exported = tmp_path / "fix.xlsx"
-    export_quarantine(resource_code=code, path=exported)
+    code = _exported(source, ["公司甲", "公司乙", "公司丙"], exported)
     book = load_workbook(exported)
     sheet = book.worksheets[0]
     header = [c.value for c in sheet[1]]
