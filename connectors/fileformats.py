@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 from connectors.tabular import UNDECODABLE
 from core.errors import ConfigError
+from core.xlsx import unescaped
 from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
 
 SNIFF_BYTES = 64 * 1024
@@ -363,7 +364,7 @@ def _sheet_rows(opened, chosen, get_column_letter) -> Iterator[Record]:  # noqa:
         formulas.reset_dimensions()
         formulas = formulas.iter_rows(values_only=True)
         for number, cells in enumerate(worksheet.iter_rows(values_only=True), start=1):
-            cells = list(cells)
+            cells = [unescaped(c) for c in cells]  # Excel's _x000D_ (a CR) is the character: it was published as text
             if merged:
                 _fill_merged(cells, number, merged)
             uncalculated = [f"{get_column_letter(i + 1)}{number} {formula}"

@@ -136,3 +136,11 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(folder: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         stream_rows(folder, pattern="人员*.xlsx")
     assert "人员.xlsx" in str(refused.value) and "zip bomb" in str(refused.value)
+
+
+def test_a_carriage_return_excel_wrote_as_its_escape_is_read_as_the_character(folder: Path) -> None:
+    """Excel writes a CR in a cell (text pasted from a Windows program) and other control characters as OOXML's
+    _x000D_ escape; it was published as the seven characters "_x000D_"."""
+    (folder / "人员.xlsx").write_bytes(_with_sheet(workbook_bytes([["编号", "地址"], [1, "上海市CRLF浦东新区"]]),
+                                                 lambda xml: xml.replace(b"CRLF", b"_x000D_\n")))
+    assert [r["地址"] for r in stream_rows(folder, pattern="人员*.xlsx")] == ["上海市\r\n浦东新区"]
