@@ -644,3 +644,16 @@ def test_text_that_looks_like_a_formula_is_safe_in_the_csv_and_comes_back_exactl
     assert rows[0]["信息资源摘要"] == "'" + hostile  # a text marker: the spreadsheet shows the text, runs nothing
     assert [r["说明"] for r in rows] == ["'-2+3", "'@SUM(A1)", "-5", "''+1+1"]  # a number is no formula
     assert _import(out).unchanged == ["101001/0001"]
+
+
+def test_a_json_nested_beyond_reason_is_refused_in_one_line(hub_home: Path, tmp_path: Path) -> None:
+    """100,000 nested brackets (a few hundred KB): json.loads ran out of recursion, which reached the command as
+    an error the hub did not foresee (exit 70, "internal error")."""
+    from cli.main import app
+
+    _agencies()
+    path = tmp_path / "目录.json"
+    path.write_text('{"entries": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    result = CliRunner().invoke(app, ["catalog", "import", str(path), "--agency", PROVIDER[0], "--as", "zhang.san"])
+    assert result.exit_code == 1, result.output
+    assert "嵌套过深" in result.output and "内部错误" not in result.output
