@@ -555,6 +555,35 @@ def test_a_csv_export_never_runs_a_formula_and_replays_exactly(hub_home: Path, s
     assert (names[10001], names[10002]) == (formula, sign)
 
 
+def test_a_returned_csv_with_a_stray_quote_or_comma_is_refused_not_replayed_shifted(
+        hub_home: Path, source: tuple[str, str], tmp_path: Path) -> None:
+    """A provider fixing the CSV in a text editor: a quote never closed made every later line part of one name
+    (published as that name, the other corrections lost), and a comma outside quotes shifted the values and
+    dropped the last one. Either refuses the file, naming the record; nothing is replayed."""
+    from cli.main import app
+
+    exported = tmp_path / "fix.csv"
+    code = _exported(source, ["公司甲", "公司乙", "公司丙"], exported)
+    before = latest(code).number
+    lines = exported.read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    capital = header.index("reg_capital")
+
+    def fixed(line: str) -> str:
+        cells = line.split(",")
+        cells[capital] = "5.00"
+        return ",".join(cells)
+
+    for broken, replaced, said in ((1, '"公司甲', "第2行起"), (2, "上海市,浦东新区", "第3条记录")):
+        rows = [fixed(line) for line in lines[1:]]
+        rows[broken - 1] = rows[broken - 1].replace(["公司甲", "公司乙"][broken - 1], replaced)
+        exported.write_text("\n".join([lines[0], *rows]) + "\n", encoding="utf-8-sig")
+        result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(exported)])
+        assert result.exit_code == 1, result.output
+        assert said in result.output and "fix.csv" in result.output, result.output
+        assert latest(code).number == before
+
+
 def test_a_returned_workbook_is_read_past_its_stated_size(hub_home: Path, source: tuple[str, str],
                                                           tmp_path: Path) -> None:
     """The corrected workbook comes back from the provider's own tools: one that states <dimension ref="A1:Z2"/>
