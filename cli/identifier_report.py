@@ -17,10 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.output import shown
 from core.errors import ConfigError
+from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
 from quality.identifiers import ArrayOutcome, IdentifierKind, Level, Outcome, validate_array, validate_value
 
 BATCH_ROWS = 65_536
+MAX_UNPACKED_BYTES = 4 * 1024 ** 3  # a workbook unpacked, streamed; a zip bomb is refused at any size
 KIND_NAMES = {
     IdentifierKind.USCC: "统一社会信用代码 USCC",
     IdentifierKind.IDCARD: "身份证号码 citizen ID",
@@ -124,7 +127,7 @@ def _problem_table(rows: list[tuple[int, Outcome]], *, title: str) -> Table:
     table.add_column("原因 reason", no_wrap=True)
     table.add_column("说明 message")
     for row, outcome in rows:
-        table.add_row(str(row), outcome.value, *_verdict_cells(outcome))
+        table.add_row(str(row), *[shown(cell) for cell in (outcome.value, *_verdict_cells(outcome))])  # file text
     return table
 
 
@@ -162,27 +165,38 @@ def _read_csv(path: Path, *, column: str, encoding: str, delimiter: str) -> Iter
 def _read_xlsx(path: Path, *, column: str, sheet: str | None) -> Iterator[pa.Array]:
     from openpyxl import load_workbook
 
-    workbook = load_workbook(path, read_only=True, data_only=True)  # read-only streams rows from the zip
+    check_package(path, max_unpacked_bytes=MAX_UNPACKED_BYTES)  # a zip bomb refused before it is unpacked
     try:
-        if sheet is not None and sheet not in workbook.sheetnames:
-            raise ConfigError(f"工作表不存在 no sheet {sheet!r} in {path.name}; sheets: {workbook.sheetnames}")
-        worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
-        rows = worksheet.iter_rows(values_only=True)
-        header = [_cell_text(cell) for cell in next(rows, ())]
-        names = [name.strip() if name else "" for name in header]
-        if column not in names:
-            raise ConfigError(f"列不存在 no column {column!r} in {path.name}; columns: {[n for n in names if n]}")
-        index = names.index(column)
-        batch: list[str | None] = []
-        for row in rows:
-            batch.append(_cell_text(row[index]) if index < len(row) else None)
-            if len(batch) == BATCH_ROWS:
-                yield pa.array(batch, type=pa.string())
-                batch = []
-        if batch:
-            yield pa.array(batch, type=pa.string())
+        workbook = load_workbook(path, read_only=True, data_only=True)  # read-only streams rows from the zip
+    except (*XML_ERRORS, KeyError, ValueError) as exc:
+        raise xml_refusal(path, exc) from None
+    try:
+        yield from _xlsx_column(workbook, path, column=column, sheet=sheet)
+    except XML_ERRORS as exc:
+        raise xml_refusal(path, exc) from None
     finally:
         workbook.close()
+
+
+def _xlsx_column(workbook, path: Path, *, column: str, sheet: str | None) -> Iterator[pa.Array]:  # noqa: ANN001
+    if sheet is not None and sheet not in workbook.sheetnames:
+        raise ConfigError(f"工作表不存在 no sheet {sheet!r} in {path.name}; sheets: {workbook.sheetnames}")
+    worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
+    worksheet.reset_dimensions()  # a stated <dimension ref="A1:B2"/> left every row below 2 unchecked
+    rows = worksheet.iter_rows(values_only=True)
+    header = [_cell_text(cell) for cell in next(rows, ())]
+    names = [name.strip() if name else "" for name in header]
+    if column not in names:
+        raise ConfigError(f"列不存在 no column {column!r} in {path.name}; columns: {[n for n in names if n]}")
+    index = names.index(column)
+    batch: list[str | None] = []
+    for row in rows:
+        batch.append(_cell_text(row[index]) if index < len(row) else None)
+        if len(batch) == BATCH_ROWS:
+            yield pa.array(batch, type=pa.string())
+            batch = []
+    if batch:
+        yield pa.array(batch, type=pa.string())
 
 
 def _read_parquet(path: Path, *, column: str) -> Iterator[pa.Array]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -24,6 +25,19 @@ from core.errors import (
 
 console = Console()
 err_console = Console(stderr=True)
+# Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts sequences that clear the screen,
+# retitle the window or make a link), DEL, and the bidirectional overrides that show text in another order.
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSHOWN_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: object, *, lines: bool = False) -> str:
+    """A value from data, a file or a person, for the console: rich markup escaped ([red], [link=...] are text)
+    and control characters written as escapes (\\x1b, \\n), never acted on. A table cell is one value, so a
+    newline is escaped too (it made a fake row); ``lines``: a message the hub composed may have several lines."""
+    text = "" if value is None else str(value)
+    pattern = _UNSHOWN_IN_LINES if lines else _UNSHOWN
+    return escape(pattern.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text))
 
 
 def due(day: date | None) -> str:
@@ -44,18 +58,18 @@ def parse_day(text: str | None) -> date | None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    grid = Table(title=title, title_justify="left")
+    grid = Table(title=shown(title), title_justify="left")
     for column in columns:
-        grid.add_column(column)
+        grid.add_column(shown(column))
     for row in rows:
-        grid.add_row(*["" if v is None else str(v) for v in row])
+        grid.add_row(*[shown(v) for v in row])  # values as they are: never markup, never a terminal sequence
     console.print(grid)
 
 
 def note(text: str | None) -> None:
     """A warning the person should read, on stderr (nothing when there is none)."""
     if text:
-        err_console.print(f"[yellow]注意 / note:[/yellow] {escape(text)}", soft_wrap=True)
+        err_console.print(f"[yellow]注意 / note:[/yellow] {shown(text, lines=True)}", soft_wrap=True)
 
 
 @contextmanager
@@ -64,16 +78,16 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except AccessDenied as exc:
-        err_console.print(f"[red]拒绝 / denied:[/red] {escape(exc.user_message())}", soft_wrap=True)
+        err_console.print(f"[red]拒绝 / denied:[/red] {shown(exc.user_message(), lines=True)}", soft_wrap=True)
         raise typer.Exit(4) from exc
     except RetriableError as exc:
-        err_console.print(f"[yellow]暂时失败，可重试 / retriable:[/yellow] {escape(exc.user_message())}", soft_wrap=True)
+        err_console.print(f"[yellow]暂时失败，可重试 / retriable:[/yellow] {shown(exc.user_message(), lines=True)}", soft_wrap=True)
         raise typer.Exit(2) from exc
     except FatalError as exc:
-        err_console.print(f"[red]运行失败 / fatal:[/red] {escape(exc.user_message())}", soft_wrap=True)
+        err_console.print(f"[red]运行失败 / fatal:[/red] {shown(exc.user_message(), lines=True)}", soft_wrap=True)
         raise typer.Exit(3) from exc
     except GovshareError as exc:  # ConfigError and the rest
-        err_console.print(f"[red]错误 / error:[/red] {escape(exc.user_message())}", soft_wrap=True)
+        err_console.print(f"[red]错误 / error:[/red] {shown(exc.user_message(), lines=True)}", soft_wrap=True)
         raise typer.Exit(1) from exc
     except (TyperException, typer.Exit, typer.Abort):
         raise  # usage errors and exits: the command-line parser says them itself
@@ -90,22 +104,22 @@ def unexpected(exc: BaseException) -> int:
     if isinstance(exc, DBAPIError) and (getattr(exc.orig, "pgcode", None) == "42501"  # insufficient_privilege
                                         or "readonly database" in detail):
         err_console.print(f"[red]登记库拒绝了平台的数据库用户 / the registry database refused the hub's user:[/red] "
-                          f"{escape(detail)}; grant the user GOVSHARE_DATABASE_URL names the rights on the registry's "
+                          f"{shown(detail)}; grant the user GOVSHARE_DATABASE_URL names the rights on the registry's "
                           "tables (or make the SQLite file writable), or use the user that owns them", soft_wrap=True)
         return 1
     if isinstance(exc, OperationalError) and "no such table" not in detail:
-        err_console.print(f"[yellow]登记库无法访问，可重试 / the registry database cannot be reached:[/yellow] {escape(detail)}; "
+        err_console.print(f"[yellow]登记库无法访问，可重试 / the registry database cannot be reached:[/yellow] {shown(detail)}; "
                           "check GOVSHARE_DATABASE_URL and that the database is running", soft_wrap=True)
         return 2
     if isinstance(exc, (OperationalError, ProgrammingError)):
-        err_console.print(f"[red]登记库结构不是最新 / the registry database is not up to date:[/red] {escape(detail)}; run "
+        err_console.print(f"[red]登记库结构不是最新 / the registry database is not up to date:[/red] {shown(detail)}; run "
                           "`govshare init`", soft_wrap=True)
         return 1
     if isinstance(exc, OSError) and not isinstance(exc, DBAPIError):
-        err_console.print(f"[red]{escape(file_problem(exc))}[/red]", soft_wrap=True)
+        err_console.print(f"[red]{shown(file_problem(exc))}[/red]", soft_wrap=True)
         return 1
     log = _log_traceback(exc)
-    err_console.print(f"[red]内部错误 / internal error ({type(exc).__name__}):[/red] {escape(detail)}. "
+    err_console.print(f"[red]内部错误 / internal error ({type(exc).__name__}):[/red] {shown(detail)}. "
                       + (f"The details are in {log}; " if log else "") + "please report it to the platform's operator",
                       soft_wrap=True)
     return 70
@@ -144,7 +158,7 @@ class OneLineWarnings(logging.Handler):
                 kept = _log_traceback(exc)
                 text += f" ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}" + (
                     f"; the details are in {kept})" if kept else ")")
-            err_console.print(f"[yellow]注意 / note:[/yellow] {escape(text)}", soft_wrap=True)
+            err_console.print(f"[yellow]注意 / note:[/yellow] {shown(text, lines=True)}", soft_wrap=True)
         except Exception:  # noqa: BLE001 - a warning that cannot be shown must not end the command
             self.handleError(record)
 

@@ -24,6 +24,7 @@ ROW_RAW_COLUMN = "__govshare_row_raw"
 # several files hold a key, the pipeline keeps the newest file's row (an update) and only repeats within one
 # file are duplicates (pipeline/extract_keys.py). Never published.
 ROW_ORIGIN_COLUMN = "__govshare_row_origin"
+RESERVED_PREFIX = "__govshare_"  # the hub's own columns: a source column of such a name would be taken for one
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 # A source that refuses the credential or the right to read is a configuration problem: trying again with the
 # same password or grants cannot succeed, so it is never retried (sync --attempts, Airflow task retries).

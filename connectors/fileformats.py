@@ -14,8 +14,13 @@ from typing import Any, BinaryIO
 
 from connectors.tabular import UNDECODABLE
 from core.errors import ConfigError
+from core.xlsx import unescaped
+from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
 
 SNIFF_BYTES = 64 * 1024
+# A source workbook may be large (a million rows unpack to about a gigabyte of XML, streamed); past this, or a part
+# packed like a zip bomb, it is refused before it is opened (core/xlsx_package.py).
+MAX_UNPACKED_BYTES = 4 * 1024 ** 3
 # A field may be as long as a text column holds (a judgment, a contract's full text): the csv module's default of
 # 128 KiB refused such a record as malformed and quarantined it without its key.
 MAX_FIELD_CHARS = 1 << 28
@@ -199,26 +204,67 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
         binary = _LateUtf8Check(binary, encoding)  # the head tells nothing: judged where the text begins
     text = io.TextIOWrapper(io.BufferedReader(_Prepended(head, binary), buffer_size=1 << 20), encoding=chosen,
                             errors="surrogateescape", newline="")
-    raw: list[str] = []
-
-    def lines() -> Iterator[str]:
-        for line in text:
-            raw.append(line)
-            yield line
-
-    reader = csv.reader(lines(), delimiter=delimiter, quotechar=quotechar, strict=True)
+    lines = _Lines(text)
+    reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, strict=True)
     while True:
-        number = reader.line_num + 1
-        raw.clear()
+        number = lines.consumed + 1
+        lines.raw.clear()
         try:
             fields = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield Record(number, None, f"CSV 格式错误 / malformed CSV ({exc}): {excerpt(''.join(raw))}")
+            raw = list(lines.raw)
+            if len(raw) > 1:
+                # A stray quote made every later line (to the end of the file, or to the field size limit) part of
+                # one field: they were quarantined as one "row" whose reason kept 2,000 characters, the rest lost.
+                # That record's first line is quarantined; the lines after it are read again as records.
+                lines.again(raw[1:])
+                yield Record(number, None, f"CSV 格式错误：引号未闭合 / malformed CSV: a quote on this line is not "
+                             f"closed before the next {len(raw) - 1:,} line(s) ({exc}); the lines after it were "
+                             f"read on their own: {excerpt(raw[0])}", raw=raw[0])
+            else:
+                yield Record(number, None, f"CSV 格式错误 / malformed CSV ({exc}): {excerpt(''.join(raw))}")
             continue
         if fields:  # blank lines carry no record
-            yield Record(number, fields, raw="".join(raw))
+            text_of = "".join(lines.raw)
+            yield Record(number, fields, _suspect(text_of), raw=text_of)
+
+
+class _Lines:
+    """A file's lines for the CSV parser, with the text of the record being read (``raw``) and lines to read
+    again (``again``) after a record that swallowed them; ``consumed`` counts the lines handed out."""
+
+    def __init__(self, text: Iterator[str]) -> None:
+        self._text, self._again = text, []
+        self.raw: list[str] = []
+        self.consumed = 0
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        line = self._again.pop() if self._again else next(self._text)
+        self.consumed += 1
+        self.raw.append(line)
+        return line
+
+    def again(self, lines: list[str]) -> None:
+        self._again.extend(reversed(lines))
+        self.consumed -= len(lines)
+
+
+def _suspect(text: str) -> str | None:
+    """Why a parsed record must not be published as it reads: characters that are no data in a CSV text."""
+    problems = []
+    if "\ufeff" in text:
+        problems.append("字节顺序标记（BOM）出现在文件中间，可能是多个导出文件被拼接 / a byte-order mark (BOM) inside "
+                        "the file: two exports joined (cat, copy /b) put the second one's heading here, or a value "
+                        "carries an invisible U+FEFF; deliver each export as its own file")
+    if "\x00" in text:
+        problems.append("含 NUL 字节 / a NUL byte (0x00): a file padded by an interrupted copy, or a UTF-16 export "
+                        "read without its mark; export again as UTF-8 or GB18030")
+    return "; ".join(problems) or None
 
 
 # --- Excel ----------------------------------------------------------------------------------------------------
@@ -297,15 +343,28 @@ def excel_rows(path: str, *, sheet: str | int | None = None) -> Iterator[Record]
             return workbook[sheet]
         raise ConfigError(f"sheet {sheet!r} not found; sheets: {', '.join(workbook.sheetnames)}")
 
+    check_package(path, max_unpacked_bytes=MAX_UNPACKED_BYTES)
+    try:
+        yield from _sheet_rows(opened, chosen, get_column_letter)
+    except XML_ERRORS as exc:
+        raise xml_refusal(path, exc) from None
+
+
+def _sheet_rows(opened, chosen, get_column_letter) -> Iterator[Record]:  # noqa: ANN001 - excel_rows' helpers
     workbook = opened(True)
     written = None
     try:
         worksheet = chosen(workbook)
         merged = _merged_down(workbook, worksheet)
         written = opened(False)
-        formulas = chosen(written).iter_rows(values_only=True)
+        # The sheet's stated size (<dimension ref="A1:B2"/>) is what a program wrote, and read-only mode stopped
+        # there: rows and columns past it were silently not read. Excel ignores it; so does this read.
+        worksheet.reset_dimensions()
+        formulas = chosen(written)
+        formulas.reset_dimensions()
+        formulas = formulas.iter_rows(values_only=True)
         for number, cells in enumerate(worksheet.iter_rows(values_only=True), start=1):
-            cells = list(cells)
+            cells = [unescaped(c) for c in cells]  # Excel's _x000D_ (a CR) is the character: it was published as text
             if merged:
                 _fill_merged(cells, number, merged)
             uncalculated = [f"{get_column_letter(i + 1)}{number} {formula}"

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.base import RESERVED_PREFIX, ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.filelist import FileLedger
 from connectors.fileformats import Record, csv_rows, excel_rows, excerpt
 from connectors.filestreams import (
@@ -96,6 +96,11 @@ class FileSourceConnector(Connector):
         folder, pattern = posixpath.split(str(settings["pattern"]).replace("\\", "/"))
         if any(ch in folder for ch in "*?["):
             raise ConfigError(self.fail(f"pattern {settings['pattern']!r}: wildcards only in the file name part"))
+        if folder.startswith("/") or ".." in folder.split("/"):  # another agency's folder, or any file the hub reads
+            raise ConfigError(self.fail(
+                f"pattern {settings['pattern']!r}: 不能匹配源文件夹之外的文件 / a pattern names files in the source's "
+                "folder (path) or a folder inside it, never above it (..) or an absolute path; to read another "
+                "folder, register it as a source of its own"))
         entries = [e for e in self._list(session, folder)
                    if fnmatch.fnmatchcase(posixpath.basename(e.path), pattern)
                    and not posixpath.basename(e.path).startswith((".", "~$"))]  # hidden files, Excel lock files
@@ -126,13 +131,19 @@ class FileSourceConnector(Connector):
 
     def _columns(self, session: Any, entries: list[FileEntry], settings: dict[str, Any]) -> list[Column]:
         """Declared, or inferred from the heading and the first rows of the first file."""
-        declared = declared_columns(settings.get("columns"))
-        if declared:
-            return declared
-        if not entries:
-            raise ConfigError(self.fail(f"no file matches {settings['pattern']!r} and no columns are declared"))
-        with self._records(session, entries[0], settings) as records:
-            return inferred_columns(records, entries[0], settings, fail=self.fail)
+        columns = declared_columns(settings.get("columns"))
+        if not columns:
+            if not entries:
+                raise ConfigError(self.fail(f"no file matches {settings['pattern']!r} and no columns are declared"))
+            with self._records(session, entries[0], settings) as records:
+                columns = inferred_columns(records, entries[0], settings, fail=self.fail)
+        reserved = [c.name for c in columns if c.name.startswith(RESERVED_PREFIX)]
+        if reserved:  # taken for the hub's row flags: its values became quarantine reasons, the column unpublished
+            raise ConfigError(self.fail(
+                f"列名 {', '.join(reserved)} 为平台保留 / column name(s) {', '.join(reserved)}: names starting with "
+                f"{RESERVED_PREFIX} are reserved for the hub's own row flags; rename the heading in the export, or "
+                'declare the column under another name ({"name": "...", "header": "<the heading>"})'))
+        return columns
 
     def _wants_file_columns(self, stream: StreamSpec, settings: dict[str, Any]) -> bool:
         return flag(settings.get("file_columns")) or stream.cursor_column in (FILE_NAME, FILE_MODIFIED)
@@ -215,8 +226,9 @@ class FileSourceConnector(Connector):
                     fields = record.fields
                     # Excel drops trailing empty cells, so only a CSV line can come short.
                     if len(fields) > expected or (unit == "line" and len(fields) != expected):
-                        problem = (f"字段数不符 / has {len(fields)} fields where the heading has {expected}: "
-                                   f"{excerpt(record.raw) if record.raw else fields!r}")
+                        problem = "; ".join(p for p in (problem, (
+                            f"字段数不符 / has {len(fields)} fields where the heading has {expected}: "
+                            f"{excerpt(record.raw) if record.raw else fields!r}")) if p)
                     row = [fields[p] if p < len(fields) else None for p in places]
                     if record.epoch is not None:
                         row = excel_dates(row, columns, record.epoch)

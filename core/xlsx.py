@@ -7,7 +7,7 @@ Two things go wrong with openpyxl's defaults:
 - **Formulas.** openpyxl writes a string that starts with ``=`` as a formula, so a company name such as
   ``=HYPERLINK("http://...")`` becomes a live formula in the reader's Excel (CSV/formula injection). Here every
   string is written as text (``data_type = "s"``), which Excel never evaluates.
-- **Control characters.** XML 1.0 cannot hold most characters below U+0020, and openpyxl refuses them
+- **Control characters.** XML 1.0 cannot hold most characters below U+0020 (and turns a CR into LF), and openpyxl refuses them
   (IllegalCharacterError: the whole export failed). OOXML escapes them as ``_xHHHH_`` (ECMA-376 ST_Xstring),
   which Excel decodes when it opens the file; a literal ``_xHHHH_`` in the text has its underscore escaped
   (``_x005F_``) so it reads back as written. ``unescaped`` is the inverse, for the files the hub reads back.
@@ -23,7 +23,9 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# CR is legal XML, but a reader turns a literal CR into LF (XML 1.0, 2.11): "a\r\nb" came back "a\nb". It is escaped
+# as the others are, and Excel shows it as the CR it is.
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 _ESCAPE_LIKE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
 

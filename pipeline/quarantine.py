@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError, NotFound
+from core.sheet_text import for_people
 from core.xlsx import append_row
 from pipeline import paths
 from pipeline.validate import REASON_COLUMN, REASON_SEPARATOR, RULE_COLUMN, key_array, rules_of
@@ -163,7 +164,10 @@ def _write_csv(path: Path, columns: list[str], batches: Iterator[pa.RecordBatch]
         writer = csv.writer(handle)
         writer.writerow(columns)
         for batch in batches:
-            writer.writerows(zip(*(batch.column(c).to_pylist() for c in columns)))
+            # for the provider's spreadsheet: a value it would run as a formula gets the text marker ' (replay
+            # takes it off again, core/sheet_text.py)
+            rows = zip(*(batch.column(c).to_pylist() for c in columns))
+            writer.writerows([for_people(v) for v in row] for row in rows)
             written += batch.num_rows
     return written
 

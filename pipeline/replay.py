@@ -29,7 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import ConfigError
+from core.sheet_text import from_people
 from core.xlsx import unescaped
+from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
 from pipeline import paths
 from pipeline.quarantine import BATCH_ROWS, KEY_COLUMN, RUN_COLUMN
 from pipeline.run import lifecycle
@@ -54,6 +56,9 @@ class ReplayReport:
     sets: list[str]
 
 
+MAX_FIXED_BYTES = 4 * 1024 ** 3  # a returned workbook unpacked: as for a source's (connectors/fileformats.py)
+
+
 def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
     """The provider's corrected export, every value as text (so no spreadsheet guess changes a code)."""
     if not path.is_file():
@@ -61,28 +66,56 @@ def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
+            records = _csv_records(handle, path)
+            header = next(records, None)
             if not header:
                 raise ConfigError(f"{path.name} is empty; export the quarantined rows first")
-            yield from _rows_to_batches(header, reader)
+            yield from _rows_to_batches(header, records, path=path)
     elif suffix == ".xlsx":
         from openpyxl import load_workbook
 
-        book = load_workbook(path, read_only=True, data_only=True)
-        rows = (tuple(unescaped(v) for v in row) for row in book.worksheets[0].iter_rows(values_only=True))
-        header = [str(h) if h is not None else "" for h in next(rows, ())]
-        yield from _rows_to_batches(header, rows)
-        book.close()
+        check_package(path, max_unpacked_bytes=MAX_FIXED_BYTES)  # it comes back from the provider's tools
+        try:
+            book = load_workbook(path, read_only=True, data_only=True)
+            sheet = book.worksheets[0]
+            sheet.reset_dimensions()  # a stated <dimension ref="A1:Z2"/> left every row below 2 out of the replay
+            rows = (tuple(unescaped(v) for v in row) for row in sheet.iter_rows(values_only=True))
+            header = [str(h) if h is not None else "" for h in next(rows, ())]
+            yield from _rows_to_batches(header, rows, path=path)
+            book.close()
+        except XML_ERRORS as exc:
+            raise xml_refusal(path, exc) from None
     else:
         raise ConfigError(f"replay reads .csv or .xlsx, not {path.name}")
 
 
-def _rows_to_batches(header: list[str], rows) -> Iterator[pa.RecordBatch]:  # noqa: ANN001 - iterator of rows
+def _csv_records(handle, path: Path) -> Iterator[list[str]]:  # noqa: ANN001 - a text file
+    """The returned CSV's records, the text marker ' taken off (core/sheet_text.py); a quote never closed is an
+    error naming the line it opened on, not one long value (the other corrections swallowed into it)."""
+    reader = csv.reader(handle, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ConfigError(f"{path.name} 第{start}行起 CSV 格式错误（引号未闭合？）/ the record from line {start} is "
+                              f"not valid CSV ({exc}): close the quote, or quote the whole value (\"...\", a quote "
+                              "inside doubled), and replay again; nothing was replayed") from None
+        yield [from_people(v) for v in row]
+
+
+def _rows_to_batches(header: list[str], rows, *, path: Path) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
     chunk: list = []
-    for row in rows:
+    for number, row in enumerate(rows, start=2):
         if not any(v not in (None, "") for v in row):
             continue
+        if any(v not in (None, "") for v in row[len(header):]):  # values past the heading were dropped, the rest
+            # shifted: a comma outside quotes ("上海市,浦东新区"), a cell typed beside the table
+            raise ConfigError(f"{path.name} 第{number}条记录的字段多于标题 / record {number} (the heading is record 1) "
+                              f"has {len(row)} fields where the heading has {len(header)}: a comma outside quotes, "
+                              "or a value beside the table; fix it and replay again; nothing was replayed")
         chunk.append(row)
         if len(chunk) >= BATCH_ROWS:
             yield _text_batch(header, chunk)

@@ -63,6 +63,9 @@ def parse_json(path: Path) -> tuple[list[ParsedEntry], list[Problem]]:
         raw = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path.name} 不是有效的 JSON（第{exc.lineno}行）/ not valid JSON: {exc.msg}") from None
+    except RecursionError:  # brackets nested by the hundred thousand: the decoder ran out of stack
+        raise ConfigError(f"{path.name} 的 JSON 嵌套过深，不是目录文件 / JSON nested far too deeply for a catalogue "
+                          '(entries hold data items, nothing deeper): export it again as {"entries": [...]}') from None
     return parse_json_entries(raw, sheet=path.name)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.errors import ConfigError
+from core.sheet_text import MARK, for_people, from_people
 from schemas.catalog_metadata import (
     RESOURCE_CODE,
     CatalogEntryData,
@@ -285,7 +286,10 @@ def read_text(path: Path) -> str:
 
 
 def _csv_cell(text: str) -> str:
-    # CSV has no cell types: text starting with = is what a spreadsheet would run as a formula (CSV injection)
+    # CSV has no cell types: text starting with = is what a spreadsheet would run as a formula (CSV injection),
+    # unless it carries the text marker ' that the export writes before it (core/sheet_text.py)
+    if text.startswith(MARK):
+        return from_people(text)
     return Formula(text) if text.lstrip().startswith("=") else text
 
 
@@ -308,6 +312,6 @@ def csv_text(rows: list[tuple[str, dict[str, Any], str, str]]) -> str:
     for code, content, provider, provider_code in rows:
         head = entry_row(code, content, provider=provider, provider_code=provider_code)
         for item in item_rows(code, content):
-            writer.writerow([head[c.field] if head[c.field] is not None else "" for c in ENTRY_COLUMNS]
-                            + ["" if item[c.field] is None else item[c.field] for c in ITEM_COLUMNS[1:]])
+            writer.writerow([for_people(head[c.field]) if head[c.field] is not None else "" for c in ENTRY_COLUMNS]
+                            + ["" if item[c.field] is None else for_people(item[c.field]) for c in ITEM_COLUMNS[1:]])
     return out.getvalue()

@@ -93,6 +93,34 @@ def test_who_was_the_reviewer_on_that_day(catalog_home: Path, tmp_path: Path) ->
     assert "陈五" in text and PROVIDER[0] in text
 
 
+def test_the_filing_list_never_runs_a_value_as_a_formula(catalog_home: Path, tmp_path: Path) -> None:
+    """The filing list is for people (its CSV has a BOM so that Excel opens it): an office typed as
+    =HYPERLINK(...) ran as a live link in the commission's sheet. The CSV writes it after the text marker ',
+    the workbook as a text cell; a phone number such as +86 21 ... is no formula in either."""
+    import csv
+
+    from openpyxl import load_workbook
+
+    from registry.db import session_scope
+    from registry.people.persons import add_person, administrators_rows, designate, write_administrators
+
+    hostile = '=HYPERLINK("http://evil.example","点我")'
+    with session_scope() as session:
+        setup_people(session)
+        add_person(session, agency=PROVIDER[0], account="evil", name="@SUM(A1)", office=hostile,
+                   phone="+86 21 1234", email="-2+3")
+        designate(session, account="evil", role="administrator", valid_from=date(2025, 1, 1))
+        rows = administrators_rows(session, agency=PROVIDER[0], on=date(2025, 3, 1))
+    path = write_administrators(rows, tmp_path / "备案.csv")
+    filed = {r["账号"]: r for r in csv.DictReader(path.open(encoding="utf-8-sig"))}["evil"]
+    assert (filed["姓名"], filed["处室"], filed["电话"], filed["电子邮箱"]) == (
+        "'@SUM(A1)", "'" + hostile, "'+86 21 1234", "'-2+3")
+    sheet = load_workbook(write_administrators(rows, tmp_path / "备案.xlsx")).active
+    cells = [row for row in sheet.iter_rows(min_row=2) if row[5].value == "evil"][0]
+    assert [(cells[i].value, cells[i].data_type) for i in (4, 6, 7, 8)] == [
+        ("@SUM(A1)", "s"), (hostile, "s"), ("+86 21 1234", "s"), ("-2+3", "s")]
+
+
 # --- entries, codes, revisions (articles 8, 9) -----------------------------------------------------------------
 
 def test_codes_are_generated_per_classification_and_unique(catalog_home: Path) -> None:

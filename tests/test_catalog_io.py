@@ -576,3 +576,84 @@ def test_discover_and_draft_describe_the_named_schemas_table_not_a_namesake(hub_
             for database in databases:
                 cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
         connection.close()
+
+
+def _with_part(path: Path, part: str, edit) -> Path:  # noqa: ANN001 - bytes -> bytes
+    """The workbook with its XML parts under `part` replaced by edit(xml), as another program might write them."""
+    data = path.read_bytes()
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            target.writestr(item.filename, edit(content) if item.filename.startswith(part) else content)
+    return path
+
+
+def test_a_sheet_whose_stated_size_is_too_small_imports_every_row(hub_home: Path, tmp_path: Path) -> None:
+    """A workbook saved by a program that wrote <dimension ref="A1:B2"/> on the 信息项 sheet: read-only openpyxl
+    stopped at row 2, so data items were silently left out of the entry (and the row limit never checked)."""
+    import re
+
+    from registry.catalog.import_export import parse_file
+
+    path = _with_part(_filled_template(tmp_path / "目录.xlsx"), "xl/worksheets/",
+                      lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:B2"', xml))
+    parsed, problems = parse_file(path)
+    assert problems == []
+    assert {p.key: [i["name"] for i in p.data.model_dump()["data_items"]] for p in parsed} == {
+        "A": ["统一社会信用代码", "企业名称"], "B": ["经营者姓名"]}
+
+
+def test_an_xml_entity_bomb_is_refused_in_one_line(hub_home: Path, tmp_path: Path) -> None:
+    """expat stops an entity expansion, but its ParseError reached the command as an error the hub did not
+    foresee (exit 70): it is a refusal saying what to do."""
+    from core.errors import ConfigError
+    from registry.catalog.import_export import parse_file
+
+    entities = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{("&a%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+    path = _with_part(_filled_template(tmp_path / "目录.xlsx"), "xl/worksheets/", lambda xml: xml.replace(
+        b"<worksheet ", f"<!DOCTYPE worksheet [{entities}]><worksheet ".encode(), 1).replace(
+        "企业基本信息".encode(), b"&a9;", 1))
+    with pytest.raises(ConfigError) as refused:
+        parse_file(path)
+    assert "目录.xlsx" in str(refused.value) and "另存为" in str(refused.value)
+
+
+def test_text_that_looks_like_a_formula_is_safe_in_the_csv_and_comes_back_exactly(hub_home: Path,
+                                                                                   tmp_path: Path) -> None:
+    """The catalogue CSV is written for Excel (UTF-8 with a BOM): an abstract =HYPERLINK(...) ran as a live link
+    in the reader's sheet, and importing the hub's own export again was refused ("formulas are not accepted")."""
+    import csv
+
+    from registry.catalog.entries import upsert_entry
+    from registry.db import session_scope
+    from schemas.catalog_metadata import CatalogEntryData
+
+    hostile = '=HYPERLINK("http://evil.example","点我")'
+    _agencies()
+    items = [dict(ENTRY["data_items"][0], description="-2+3"), dict(ENTRY["data_items"][1], description="@SUM(A1)"),
+             dict(ENTRY["data_items"][2], description="-5"), dict(ENTRY["data_items"][3], description="'+1+1")]
+    with session_scope() as session:
+        upsert_entry(session, agency=PROVIDER[0], data=CatalogEntryData.model_validate(
+            dict(ENTRY, abstract=hostile, data_items=items)), author="zhang.san", actor="test")
+    out = tmp_path / "out.csv"
+    _export(out)
+
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert rows[0]["信息资源摘要"] == "'" + hostile  # a text marker: the spreadsheet shows the text, runs nothing
+    assert [r["说明"] for r in rows] == ["'-2+3", "'@SUM(A1)", "-5", "''+1+1"]  # a number is no formula
+    assert _import(out).unchanged == ["101001/0001"]
+
+
+def test_a_json_nested_beyond_reason_is_refused_in_one_line(hub_home: Path, tmp_path: Path) -> None:
+    """100,000 nested brackets (a few hundred KB): json.loads ran out of recursion, which reached the command as
+    an error the hub did not foresee (exit 70, "internal error")."""
+    from cli.main import app
+
+    _agencies()
+    path = tmp_path / "目录.json"
+    path.write_text('{"entries": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    result = CliRunner().invoke(app, ["catalog", "import", str(path), "--agency", PROVIDER[0], "--as", "zhang.san"])
+    assert result.exit_code == 1, result.output
+    assert "嵌套过深" in result.output and "内部错误" not in result.output

@@ -209,6 +209,44 @@ def test_caches_of_pruned_versions_are_removed(served: Delivery) -> None:
     assert "removed 2" in done.output
 
 
+def test_formula_text_is_a_text_cell_in_excel_and_exact_in_every_machine_format(served: Delivery) -> None:
+    """Values a spreadsheet would run (=, +, -, @, a tab or CR first): the Excel copy, for people, holds text
+    cells, never formulas; CSV, Parquet, Arrow and JSON, read by consumers' systems, hold the value byte for byte
+    (no ' prefix: ARCHITECTURE.md, "Excel cells are text, never formulas")."""
+    import json
+
+    import pyarrow as pa
+    from openpyxl import load_workbook
+
+    from core.xlsx import unescaped
+    from pipeline.sync import sync_resource
+
+    hostile = ['=HYPERLINK("http://evil.example","点我")', "+1+1", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1\r\n"]
+    keys = sorted(r["id"] for r in expected_rows(latest(served.hub.resource_code)))[:len(hostile)]
+    with closing(sqlite3.connect(served.database)) as conn, conn:
+        for key, name in zip(keys, hostile):
+            conn.execute("UPDATE enterprises SET name = ?, updated_at = '2031-01-01T09:00:00+08:00' WHERE id = ?",
+                         (name, key))
+    sync_resource(resource_code=served.hub.resource_code)
+    planted = dict(zip(keys, hostile))
+
+    def got(params: dict, read) -> dict:  # noqa: ANN001 - bytes -> rows
+        response = served.get(params.pop("path", _files(served)), token=served.hub.token, params=params)
+        assert response.status_code == 200, response.text
+        return {r["id"]: r["name"] for r in read(response.content) if r["id"] in planted}
+
+    sheet = load_workbook(io.BytesIO(served.get(_files(served), token=served.hub.token,
+                                                params={"format": "xlsx"}).content)).worksheets[0]
+    cells = {row[0].value: row[2] for row in sheet.iter_rows(min_row=2) if row[0].value in planted}
+    assert {k: (unescaped(c.value), c.data_type) for k, c in cells.items()} == {k: (v, "s") for k, v in planted.items()}
+    records = f"/api/v1/resources/{served.hub.resource_code}/records"
+    assert got({"format": "csv"}, lambda b: [dict(r, id=int(r["id"])) for r in csv.DictReader(
+        io.StringIO(b.decode("utf-8-sig"), newline=""))]) == planted
+    assert got({"format": "parquet"}, lambda b: pq.read_table(io.BytesIO(b)).to_pylist()) == planted
+    assert got({"path": records, "format": "arrow"}, lambda b: pa.ipc.open_stream(b).read_all().to_pylist()) == planted
+    assert got({"path": records, "limit": 1000}, lambda b: json.loads(b)["records"]) == planted
+
+
 def test_excel_copies_keep_hostile_text_as_text(served: Delivery) -> None:
     """A provider's value that starts with = (a formula in Excel: CSV/formula injection) or holds a control
     character (which XML cannot carry: the export failed) is written as text Excel shows as it was."""

@@ -134,3 +134,56 @@ def test_missing_excel_column_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["file", str(path), "--column", "统一社会信用代码", "--kind", "uscc"])
     assert result.exit_code == 2
     assert "名称" in result.output
+
+
+def _restated(path: Path, edit) -> Path:  # noqa: ANN001 - bytes -> bytes
+    """The workbook with its sheet XML edited, as another program might have written it."""
+    import io
+    import zipfile
+
+    data = path.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            part = source.read(item.filename)
+            target.writestr(item.filename, edit(part) if item.filename.startswith("xl/worksheets/") else part)
+    return path
+
+
+def test_an_xlsx_is_checked_to_its_last_row_whatever_size_it_states(tmp_path: Path) -> None:
+    """<dimension ref="A1:B2"/> (a program's, not Excel's): only the first row was checked and the summary said
+    so, all valid, while 39 codes below it, one of them wrong, were never looked at."""
+    import re
+
+    path = tmp_path / "codes.xlsx"
+    workbook = Workbook()
+    workbook.active.append(["名称", "统一社会信用代码"])
+    for n in range(39):
+        workbook.active.append([f"企业{n}", VALID])
+    workbook.active.append(["末行", BAD_CHECK])
+    workbook.save(path)
+    _restated(path, lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:B2"', xml))
+    result = runner.invoke(app, ["file", str(path), "--column", "统一社会信用代码", "--kind", "uscc"])
+    assert result.exit_code == 1, result.output
+    assert "共 40 个：有效 39，存疑 0，无效 1 " in result.output
+
+
+def test_a_hostile_workbook_is_one_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "codes.xlsx"
+    workbook = Workbook()
+    workbook.active.append(["统一社会信用代码"])
+    workbook.active.append(["x"])
+    workbook.save(path)
+    entities = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{("&a%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+    _restated(path, lambda xml: xml.replace(b"<worksheet ", f"<!DOCTYPE worksheet [{entities}]><worksheet ".encode(),
+                                            1).replace(b">x<", b">&a9;<"))
+    result = runner.invoke(app, ["file", str(path), "--column", "统一社会信用代码", "--kind", "uscc"])
+    assert result.exit_code == 2, result.output
+    assert "codes.xlsx" in result.output and "另存为" in result.output
+
+
+def test_a_value_in_the_problem_table_is_shown_not_acted_on(tmp_path: Path) -> None:
+    path = tmp_path / "codes.csv"
+    path.write_text("code\n\"[red]911100006000[/red]\x1b[2J\"\n", encoding="utf-8")
+    result = runner.invoke(app, ["file", str(path), "--column", "code", "--kind", "uscc"])
+    assert result.exit_code == 1, result.output
+    assert "\x1b" not in result.output and "[red]911100006000[/red]\\x1b[2J" in result.output

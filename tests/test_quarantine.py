@@ -483,6 +483,31 @@ def test_the_sorted_key_check_quarantines_every_row_of_a_repeated_key(hub_home: 
     assert (report.rows_read, report.rows_published, report.rows_quarantined) == (ROWS + 2, ROWS, 2)
 
 
+def _exported(source: tuple[str, str], names: list[str], exported: Path) -> str:
+    """Rows named `names` planted with a negative capital (quarantined), synced and exported through the CLI
+    to `exported`; the resource's code."""
+    from cli.main import app
+
+    dsn, schema = source
+    for key, name in enumerate(names, start=10001):
+        _plant(dsn, f'"{schema}".enterprises', key, reg_capital=-5 - (key - 10001), name=name)
+    code = _register_with_contract(dsn, schema).resource_code
+    assert _sync(code).rows_quarantined == len(names)
+    result = CliRunner().invoke(app, ["quarantine", "export", code, "-o", str(exported)])
+    assert result.exit_code == 0, result.output
+    return code
+
+
+def _replayed_names(code: str, fixed: Path) -> dict:
+    """The provider's corrected file replayed through the CLI; the published names by id."""
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(fixed)])
+    assert result.exit_code == 0, result.output
+    version = read_version(latest(code))
+    return dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
+
+
 def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: Path, source: tuple[str, str],
                                                                      tmp_path: Path) -> None:
     """The rows sent to a provider are the source's worst: a name that Excel would run as a formula, one with
@@ -490,19 +515,11 @@ def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: P
     the capital in Excel, and the replay publishes the names exactly as the source had them."""
     from openpyxl import load_workbook
 
-    from cli.main import app
     from core.xlsx import unescaped
 
-    dsn, schema = source
-    table = f'"{schema}".enterprises'
     formula, control = '=HYPERLINK("http://evil.example","打开")', "第一行\x01第二行"
-    _plant(dsn, table, 10001, reg_capital=-5, name=formula)
-    _plant(dsn, table, 10002, reg_capital=-6, name=control)
-    code = _register_with_contract(dsn, schema).resource_code
-    assert _sync(code).rows_quarantined == 2
     exported = tmp_path / "fix.xlsx"
-    result = CliRunner().invoke(app, ["quarantine", "export", code, "-o", str(exported)])
-    assert result.exit_code == 0, result.output
+    code = _exported(source, [formula, control], exported)
     book = load_workbook(exported)
     sheet = book.worksheets[0]
     header = [c.value for c in sheet[1]]
@@ -511,11 +528,93 @@ def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: P
         assert name.data_type == "s" and unescaped(name.value) in (formula, control)
         row[header.index("reg_capital")].value = "5.00"  # the provider's correction, in Excel
     book.save(exported)
-    result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(exported)])
-    assert result.exit_code == 0, result.output
-    version = read_version(latest(code))
-    names = dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
+    names = _replayed_names(code, exported)
     assert (names[10001], names[10002]) == (formula, control)
+
+
+def test_a_csv_export_never_runs_a_formula_and_replays_exactly(hub_home: Path, source: tuple[str, str],
+                                                               tmp_path: Path) -> None:
+    """The CSV of quarantined rows is for the provider to correct in Excel (it has a BOM for that): a name
+    =HYPERLINK(...) ran there as a live link. It is written after the text marker ' and replayed without it;
+    a negative amount is no formula and stays as it was."""
+    import csv
+
+    formula, sign = '=HYPERLINK("http://evil.example","打开")', "+1+1"
+    exported = tmp_path / "fix.csv"
+    code = _exported(source, [formula, sign], exported)
+    with exported.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((r["name"], r["reg_capital"]) for r in rows) == [("'" + sign, "-6.00"), ("'" + formula, "-5.00")]
+    for row in rows:
+        row["reg_capital"] = "5.00"  # the provider's correction
+    with exported.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    names = _replayed_names(code, exported)
+    assert (names[10001], names[10002]) == (formula, sign)
+
+
+def test_a_returned_csv_with_a_stray_quote_or_comma_is_refused_not_replayed_shifted(
+        hub_home: Path, source: tuple[str, str], tmp_path: Path) -> None:
+    """A provider fixing the CSV in a text editor: a quote never closed made every later line part of one name
+    (published as that name, the other corrections lost), and a comma outside quotes shifted the values and
+    dropped the last one. Either refuses the file, naming the record; nothing is replayed."""
+    from cli.main import app
+
+    exported = tmp_path / "fix.csv"
+    code = _exported(source, ["公司甲", "公司乙", "公司丙"], exported)
+    before = latest(code).number
+    lines = exported.read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    capital = header.index("reg_capital")
+
+    def fixed(line: str) -> str:
+        cells = line.split(",")
+        cells[capital] = "5.00"
+        return ",".join(cells)
+
+    for broken, replaced, said in ((1, '"公司甲', "第2行起"), (2, "上海市,浦东新区", "第3条记录")):
+        rows = [fixed(line) for line in lines[1:]]
+        rows[broken - 1] = rows[broken - 1].replace(["公司甲", "公司乙"][broken - 1], replaced)
+        exported.write_text("\n".join([lines[0], *rows]) + "\n", encoding="utf-8-sig")
+        result = CliRunner().invoke(app, ["quarantine", "replay", code, "--file", str(exported)])
+        assert result.exit_code == 1, result.output
+        assert said in result.output and "fix.csv" in result.output, result.output
+        assert latest(code).number == before
+
+
+def test_a_returned_workbook_is_read_past_its_stated_size(hub_home: Path, source: tuple[str, str],
+                                                          tmp_path: Path) -> None:
+    """The corrected workbook comes back from the provider's own tools: one that states <dimension ref="A1:Z2"/>
+    had every row below row 2 silently left out of the replay (read-only openpyxl stops there)."""
+    import io
+    import re
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    from pipeline.replay import replay_quarantine
+
+    exported = tmp_path / "fix.xlsx"
+    code = _exported(source, ["公司甲", "公司乙", "公司丙"], exported)
+    book = load_workbook(exported)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        row[header.index("reg_capital")].value = "5.00"
+    book.save(exported)
+    data = exported.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as source_zip, zipfile.ZipFile(exported, "w") as target:
+        for item in source_zip.infolist():
+            part = source_zip.read(item.filename)
+            if item.filename.startswith("xl/worksheets/"):
+                part = re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:Z2"', part)
+            target.writestr(item, part)
+
+    report = replay_quarantine(resource_code=code, file=exported)
+
+    assert (report.rows_fixed, report.rows_still_failing) == (3, 0)
 
 
 def test_a_replay_keeps_the_cursor_state_as_it_stands(hub_home: Path, source: tuple[str, str],

@@ -408,6 +408,33 @@ def test_the_notice_as_html_with_svg_charts_and_as_xlsx_with_charts(world, tmp_p
                                                           for row in notes)
 
 
+def test_an_agency_name_is_never_a_formula_in_the_notice_workbook(world, tmp_path: Path) -> None:
+    """The trend sheet heads a column with each agency's name: a name such as =HYPERLINK(...) (a hostile or
+    careless registration) was written as a live formula there, run by the supervisor's Excel."""
+    _story(world)
+    from openpyxl import load_workbook
+    from sqlalchemy import select
+
+    from registry.db import session_scope
+    from registry.people.models import Agency
+    from registry.supervision.report_writer import write_report
+
+    hostile = '=HYPERLINK("http://evil.example","点我")'
+    with session_scope() as session:
+        agency = session.scalar(select(Agency).where(Agency.code == PROVIDER[0]))
+        agency.name = hostile
+    try:
+        with session_scope() as session:
+            xlsx = write_report(session, period="2026Q4", fmt="xlsx", out=tmp_path / "n.xlsx", as_of=AS_OF)
+    finally:
+        with session_scope() as session:
+            session.scalar(select(Agency).where(Agency.code == PROVIDER[0])).name = PROVIDER[1]
+    workbook = load_workbook(xlsx)
+    cells = [cell for sheet in workbook for row in sheet.iter_rows() for cell in row if cell.value == hostile]
+    assert {cell.parent.title for cell in cells} >= {"得分排名", "得分趋势"}
+    assert all(cell.data_type == "s" for cell in cells)
+
+
 def test_the_api_shows_an_agency_its_own_standing_and_the_supervisor_all(world) -> None:
     _story(world)
     import requests

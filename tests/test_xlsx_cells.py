@@ -11,7 +11,10 @@ from openpyxl import Workbook, load_workbook
 from core.xlsx import append_row, escaped, unescaped
 
 VALUES = ["=1+1", '=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "a\x00b\x01c\x1f", "_x0041_",
-          "_x005F_x0041_", "中文\x0b换行", "plain", "_x"]
+          "_x005F_x0041_", "中文\x0b换行", "plain", "_x",
+          # a carriage return: XML turns a literal CR into LF when it is read, so "a\r\nb" came back "a\nb" (a
+          # quarantined value changed by its replay, a download not as published)
+          "\r=1+1", "a\r\nb", "\tx", "-2+3", "@SUM(A1)"]
 
 
 @pytest.mark.parametrize("write_only", [True, False], ids=["write-only", "ordinary"])

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
+from core.sheet_text import for_people
 from core.xlsx import append_row
 from registry.audit.log import record_event
 from registry.people.agencies import get_agency
@@ -200,7 +201,7 @@ def write_administrators(rows: list[tuple], path: Path) -> Path:
         with path.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(ADMINISTRATOR_HEADERS)
-            writer.writerows(rows)
+            writer.writerows([for_people(v) for v in row] for row in rows)  # never a formula: core/sheet_text.py
     else:
         raise ConfigError(f"{path.name}: 仅支持 .xlsx 或 .csv / write .xlsx or .csv")
     return path

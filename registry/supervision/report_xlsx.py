@@ -19,7 +19,7 @@ HEADER_FILL = PatternFill("solid", fgColor="EEF3FA")
 def _sheet(workbook: Workbook, title: str, header: list[str], rows: list[list[object]], *, first: bool = False):
     sheet = workbook.active if first else workbook.create_sheet()
     sheet.title = title
-    sheet.append(header)
+    append_row(sheet, header)  # the trend sheet heads its columns with agency names: text, never formulas
     for cell in sheet[1]:
         cell.font, cell.fill = Font(bold=True), HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="center")
