@@ -73,6 +73,16 @@ def _withdrawals(number: str) -> list[tuple[str, str]]:
             select(AuditEvent).where(AuditEvent.action == "application.withdraw")) if e.detail["number"] == number]
 
 
+def _refusals() -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        return [(e.actor, e.result) for e in session.scalars(select(AuditEvent).where(AuditEvent.result == "denied"))]
+
+
 def test_the_consumer_withdraws_an_unanswered_application_from_its_page(hub: str) -> None:
     consumer, provider = _signed_in("c.admin"), _signed_in("p.admin")
     number = _apply(consumer, hub)
@@ -90,6 +100,7 @@ def test_the_consumer_withdraws_an_unanswered_application_from_its_page(hub: str
     refused = provider.post(f"/web/applications/{number}/withdrawal", data={"reason": "代为撤回"},
                             follow_redirects=False)
     assert refused.status_code == 403 and "只有申请机构可以撤回" in refused.text and not _withdrawals(number)
+    assert ("user:p.admin", "denied") in _refusals()
 
     done = consumer.post(f"/web/applications/{number}/withdrawal", data={"reason": REASON}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == f"/web/applications/{number}"
@@ -98,7 +109,8 @@ def test_the_consumer_withdraws_an_unanswered_application_from_its_page(hub: str
     assert _withdrawals(number) == [("user:c.admin", REASON)]  # the signed-in person, with the reason
 
     again = consumer.post(f"/web/applications/{number}/withdrawal", data={"reason": REASON}, follow_redirects=False)
-    assert again.status_code == 400 and "不能撤回" in again.text and len(_withdrawals(number)) == 1
+    assert again.status_code == 400 and "已经撤回，不能撤回" in again.text
+    assert len(_withdrawals(number)) == 1
 
 
 def test_the_inbox_names_each_message_kind_in_chinese(hub: str) -> None:
