@@ -150,7 +150,7 @@ def runs(resource: Annotated[str | None, typer.Argument(help="resource code (all
     from registry.catalog.resources import get_resource
     from registry.db import session_scope
     from registry.exchange.models import DatasetVersion, SyncRun
-    from schemas.presentation import moment_compact
+    from schemas.presentation import label, moment_compact
 
     with reported_errors(), session_scope() as session:
         query = select(SyncRun, Resource.code).join(Resource, Resource.id == SyncRun.resource_id)
@@ -162,10 +162,11 @@ def runs(resource: Annotated[str | None, typer.Argument(help="resource code (all
         for run, code in session.execute(query.order_by(SyncRun.started_at.desc()).limit(max(1, limit))):
             version = session.get(DatasetVersion, run.version_id) if run.version_id is not None else None
             rows.append((run.id[:8], code, moment_compact(run.started_at),
-                         moment_compact(run.finished_at) if run.finished_at else "", run.mode, run.status,
+                         moment_compact(run.finished_at) if run.finished_at else "",
+                         label("run_modes", run.mode), label("run_statuses", run.status),
                          run.rows_read, run.rows_published, run.rows_quarantined,
                          f"v{version.number}" if version else "", " ".join((run.error or "").split())[:120]))
-        table("同步运行 / sync runs", ["run", "resource", "started 北京时间", "finished", "mode", "status", "read",
+        table("同步运行 / sync runs", ["run", "resource", "started 北京时间", "finished", "方式 mode", "状态 status", "read",
                                       "published", "quarantined", "version", "error"], rows)
 
 

@@ -94,7 +94,8 @@ def ticket_list(agency: Annotated[str | None, typer.Option(help="agency code or 
         tickets = list_tickets(session, agency=agency, status=status, resource_code=resource)
         table("疑义校核工单 / tickets", ["id", "类型 kind", "机构 agency", "资源 resource", "行数 rows", "状态 status",
                                      "开具 opened 北京时间"],
-              [(t.id, t.kind, t.agency.name, ", ".join(t.resource_codes), t.rows, label("ticket_statuses", t.status),
+              [(t.id, label("ticket_kinds", t.kind), t.agency.name, ", ".join(t.resource_codes), t.rows,
+                label("ticket_statuses", t.status),
                 moment_compact(t.created_at)) for t in tickets])
 
 
@@ -108,10 +109,15 @@ def ticket_show(ticket_id: Annotated[int, typer.Argument(help="ticket id")],
     from pipeline.quarantine import ticket_rows
     from registry.db import session_scope
     from registry.quality.tickets import get_ticket
+    from rich.markup import escape
+
+    from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         ticket = get_ticket(session, ticket_id=ticket_id)
-        console.print(f"工单 {ticket.id} [{ticket.status}] {ticket.agency.name}: {ticket.title}", soft_wrap=True)
+        # escaped: rich reads text in brackets as markup (the status, once shown as [open], vanished)
+        console.print(escape(f"工单 {ticket.id}（{label('ticket_statuses', ticket.status)}）{ticket.agency.name}: "
+                             f"{ticket.title}"), soft_wrap=True)
         if ticket.note:
             console.print(f"备注 note: {ticket.note}", soft_wrap=True)
         columns, rows = ticket_rows(session, ticket=ticket, limit=limit)

@@ -156,10 +156,12 @@ def apply_inbox(as_user: AsUser = None) -> None:
     """Messages: applications to answer, reminders, decisions, overdue flags, disputes."""
     from registry.sharing.applications import inbox
     from registry.db import session_scope
+    from schemas.presentation import label
 
     with reported_errors(), refusals_audited(as_user, "apply inbox"), session_scope() as session:
-        table("消息 / inbox", ["id", "kind", "message"],
-              [(m.id, m.kind, m.message) for m in inbox(session, by=acting_as(session, as_user))])
+        table("消息 / inbox", ["id", "类型", "消息"],
+              [(m.id, label("inbox_kinds", m.kind), m.message)
+               for m in inbox(session, by=acting_as(session, as_user))])
 
 
 def decide_command(number: str,

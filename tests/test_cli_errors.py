@@ -268,7 +268,9 @@ def test_govshare_runs_shows_how_each_run_ended_and_why_one_failed(world: dict[s
     a_file.write_text("x")
     _clear(govshare("sync", code, env={"GOVSHARE_STORAGE": str(a_file)}), 1)
     listed = " ".join(_clear(govshare("runs", code), 0).split())
-    assert listed.index("│ failed │") < listed.index("│ published │") and "GOVSHARE_STORAGE" in listed and "│ v1 │" in listed
+    # how each ended and how it read, in Chinese (schemas/labels.yaml run_statuses, run_modes)
+    assert listed.index("│ 失败 │") < listed.index("│ 已发布 │") and "GOVSHARE_STORAGE" in listed and "│ v1 │" in listed
+    assert "│ 全量 │" in listed and "│ full │" not in listed
     only_failed = " ".join(_clear(govshare("runs", "--status", "failed"), 0).split())
-    assert "│ failed │" in only_failed and "│ published │" not in only_failed
+    assert "│ 失败 │" in only_failed and "│ 已发布 │" not in only_failed
     _clear(govshare("runs", "999999/0001"), 1, "no resource '999999/0001'")

@@ -18,7 +18,7 @@ def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
     from registry.people.agencies import LEVEL_LABELS
     from registry.people.models import DESIGNATION_ROLES
     from registry.people.roles import ROLES
-    from registry.quality.models import QUARANTINE_STATUSES, TICKET_STATUSES
+    from registry.quality.models import QUARANTINE_STATUSES, TICKET_KINDS, TICKET_STATUSES
     from registry.sharing.applications import KINDS
     from registry.sharing.grants import ROW_FILTER_OPS
     from registry.sharing.models import APPLICATION_STATUSES, GRANT_STATUSES
@@ -27,7 +27,7 @@ def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
     kept = {"application_statuses": APPLICATION_STATUSES, "grant_statuses": GRANT_STATUSES, "roles": ROLES,
             "application_kinds": KINDS, "designation_roles": DESIGNATION_ROLES, "catalog_statuses": REVISION_STATUSES,
             "obligation_kinds": OBLIGATION_KINDS, "quarantine_statuses": QUARANTINE_STATUSES,
-            "ticket_statuses": TICKET_STATUSES, "violation_statuses": VIOLATION_STATUSES,
+            "ticket_statuses": TICKET_STATUSES, "ticket_kinds": TICKET_KINDS, "violation_statuses": VIOLATION_STATUSES,
             "order_statuses": ORDER_STATUSES, "sharing_types": SHARING_TYPES, "sharing_modes": SHARING_MODES,
             "update_cycles": UPDATE_CYCLES, "agency_levels": LEVEL_LABELS, "row_filter_ops": ROW_FILTER_OPS,
             "dispute_statuses": ("open", "concluded")}

@@ -154,6 +154,10 @@ def test_planted_bad_rows_are_quarantined_counted_ticketed_and_replayed(hub: Pat
     shown = runner.invoke(app, ["ticket", "show", str(ticket_id)], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     assert "-5.00" in shown.output and "-7.00" in shown.output and "identifier_uscc;range_reg_capital" in shown.output
+    assert f"工单 {ticket_id}（待处理）" in shown.output  # its status in Chinese (rich ate [open] as markup)
+    tickets_listed = runner.invoke(app, ["ticket", "list", "--resource", setup.resource_code], env={"COLUMNS": "250"})
+    assert tickets_listed.exit_code == 0 and "隔离数据待更正" in tickets_listed.output, tickets_listed.output
+    assert "quarantine" not in tickets_listed.output  # the kind as its label
     listed = runner.invoke(app, ["quarantine", "list", setup.resource_code])
     assert listed.exit_code == 0 and "待处理 open: 7" in listed.output
 

@@ -172,7 +172,10 @@ def _evidence(session, kind: str, agency: str):
 
 
 def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(world) -> None:
+    from sqlalchemy import select
+
     from registry.db import session_scope
+    from registry.supervision.models import Violation
     from registry.supervision.violations import detect_violations
 
     with session_scope() as session:
@@ -198,6 +201,8 @@ def test_every_planted_violation_is_found_with_its_evidence_and_nothing_else(wor
         assert refs("read_outside_grant", CONSUMER[0]) == {("audit_events", ids["outside.event"]),
                                                             ("grants", ids["C1.grant"])}
         assert _evidence(session, "read_outside_grant", CONSUMER[0])["facts"]["problem"] == "grant_revoked"
+        uncatalogued = session.scalar(select(Violation).where(Violation.kind == "uncatalogued")).summary
+        assert uncatalogued.endswith("未完成目录编制和审核发布（状态 草稿）"), uncatalogued  # the status in Chinese
         assert refs("purpose_mismatch", CONSUMER[0]) == {("audit_events", ids["purpose.event"]),
                                                           ("grants", ids["A1.grant"])}
         leaked = _evidence(session, "revoked_token_use", CONSUMER[0])

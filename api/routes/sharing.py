@@ -25,6 +25,7 @@ from registry.people.auth import Principal
 from core.calendar.due_days import due_status
 from registry.catalog.resources import get_resource
 from registry.sharing.subscriptions import subscribe
+from schemas.presentation import label
 
 router = APIRouter(prefix="/api/v1", responses=DENIED, route_class=AuditedRoute)
 
@@ -244,5 +245,6 @@ def revoke(grant_id: int, body: RevokeCreate, session: SessionDep, principal: Pr
 
 @router.get("/inbox", tags=["sharing"])
 def inbox(session: SessionDep, principal: PrincipalDep) -> list[dict[str, Any]]:
-    return [{"id": m.id, "kind": m.kind, "message": m.message, "created_at": m.created_at,
+    return [{"id": m.id, "kind": m.kind, "kind_zh": label("inbox_kinds", m.kind), "message": m.message,
+             "created_at": m.created_at,
              "application": m.application_id} for m in applications.inbox(session, by=principal)]

@@ -4,9 +4,10 @@ A consumer's person applies for a conditional resource from its catalogue entry 
 follows its applications (status, the 10-working-day due date, the generated 需求申请表 PDF) and sees the
 decision; a provider's person decides from an inbox (approve all or some data items, or refuse, always with
 reasons) and records the day the written form arrived; a consumer disputes a refusal or partial approval
-(协调处理) and the coordination office's conclusion becomes the decision. Every action calls the registry
-services, which check roles and agencies and write the audit log; a refusal those services did not already log
-is logged here, as the API's AuditedRoute does.
+(协调处理) and the coordination office's conclusion becomes the decision; a consumer withdraws an application not
+yet answered (撤回申请, with the reason). Every action calls the registry services, which check roles and agencies
+and write the audit log; a refusal those services did not already log is logged here, as the API's AuditedRoute
+does.
 """
 
 from __future__ import annotations
@@ -139,13 +140,15 @@ def _detail(request: Request, session, principal, application, status: int = 200
     deciding = (application.status == "submitted" and principal.agency_id == application.resource.agency_id)
     disputing = application.status in DISPUTABLE and principal.agency_id == application.consumer_agency_id
     concluding = application.status == "disputed" and principal.kind == "user" and principal.has("coordination_office")
+    # The consumer may take back an application the provider has not answered yet (the service checks the role).
+    withdrawing = application.status == "submitted" and principal.agency_id == application.consumer_agency_id
     disputes = disputes_of(session, application_id=application.id)
     names = actor_names(session, [application.applicant, application.decided_by,
                                   *[d.opened_by for d in disputes], *[d.concluded_by for d in disputes]])
     labels = _labels(session, application)
     return _page(request, "application.html", principal, status, application=application, labels=labels,
                  grant=grant_for(session, application=application), deciding=deciding, disputing=disputing,
-                 concluding=concluding, disputes=disputes, names=names,
+                 concluding=concluding, withdrawing=withdrawing, disputes=disputes, names=names,
                  condition=condition_text(application.row_filter, labels), **extra)
 
 
@@ -259,6 +262,16 @@ def dispute(number: str, request: Request, session: SessionDep, grounds: Annotat
 
     return _act(request, session, token, number,
                 lambda principal, application: open_dispute(session, number=number, grounds=grounds, by=principal))
+
+
+@router.post("/{number}/withdrawal", response_class=HTMLResponse)
+def withdrawal(number: str, request: Request, session: SessionDep, reason: Annotated[str, Form()] = "",
+               token: SessionCookie = None) -> Response:
+    """The consumer withdraws its unanswered application (撤回申请), with the reason; the provider is told."""
+    from registry.sharing.withdrawal import withdraw_application
+
+    return _act(request, session, token, number, lambda principal, application: withdraw_application(
+        session, number=number, reason=reason, by=principal))
 
 
 @router.post("/{number}/conclusion", response_class=HTMLResponse)

@@ -40,7 +40,7 @@ from registry.sharing.grants import (
 )
 from registry.sharing.models import Application, InboxMessage
 from registry.supervision.due_days import due_text
-from schemas.presentation import labels
+from schemas.presentation import label, labels
 
 REMIND_WORKING_DAYS = 2
 KINDS = labels("application_kinds")
@@ -62,6 +62,11 @@ def _next_number(session: Session, kind: str, today: date) -> str:
 
 def notify(session: Session, *, kind: str, message: str, application: Application | None = None,
            agency_id: int | None = None, role: str | None = None) -> InboxMessage:
+    """A message to an agency or a role. Its kind must have its Chinese label (schemas/labels.yaml inbox_kinds):
+    staff read the label, so a new kind without one fails where it is written, not on a person's screen."""
+    if kind not in labels("inbox_kinds"):
+        raise ConfigError(f"消息类型 {kind} 没有中文标签 / inbox message kind {kind!r} has no label: add it to "
+                          f"schemas/labels.yaml inbox_kinds")
     note = InboxMessage(agency_id=agency_id, role=role, kind=kind, message=message,
                         application_id=application.id if application else None)
     session.add(note)
@@ -234,7 +239,8 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
                          "reasons": reasons, "origin": origin, "grant": application.grant_id,
                          "late": today > application.due_on if application.due_on else None})
     notify(session, kind="decision", application=application, agency_id=taker.id,
-           message=f"申请 {application.number} 的意见：{application.status}；理由：{reasons}")
+           message=f"申请 {application.number} 的意见：{label('application_statuses', application.status)}；"
+                   f"理由：{reasons}")
     return application
 
 

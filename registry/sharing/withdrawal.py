@@ -21,6 +21,7 @@ from registry.audit.models import AuditEvent
 from registry.people.auth import Principal, require
 from registry.sharing.applications import get_application, notify
 from registry.sharing.models import Application
+from schemas.presentation import label
 
 __all__ = ["WITHDRAW_ACTION", "withdraw_application", "withdrawn_on"]
 
@@ -33,8 +34,11 @@ def withdraw_application(session: Session, *, number: str, reason: str, by: Prin
     require(by, by.acts_for(application.consumer_agency_id), zh="只有申请机构可以撤回本机构的共享申请",
             en="only the applying agency's administrators withdraw its application")
     if application.status != "submitted":
-        raise ConfigError(f"申请 {number} 已答复，不能撤回；如有异议请申请协调处理 / application {number} is already "
-                          f"{application.status} and cannot be withdrawn; dispute it instead (`govshare dispute open`)")
+        state = ("已经撤回" if application.status == "withdrawn"
+                 else f"已答复（{label('application_statuses', application.status)}）")
+        raise ConfigError(f"申请 {number} {state}，不能撤回；只有待答复的申请可以撤回，如对答复有异议请申请协调处理 / "
+                          f"application {number} is already {application.status} and cannot be withdrawn; dispute "
+                          f"an answer instead (`govshare dispute open`)")
     if not reason.strip():
         raise ConfigError("撤回申请须说明理由 / withdrawing an application needs a reason (--reason)")
     today = clock.today()

@@ -27,6 +27,7 @@ from registry.sharing.models import Application
 from registry.supervision.findings import Finding, row_ref
 from schemas.catalog_metadata import code_list
 from schemas.evaluation_config import EvaluationConfig
+from schemas.presentation import label
 
 __all__ = ["CYCLE_DAYS", "find_collection", "find_late_or_inaccurate", "find_not_provided"]
 
@@ -77,7 +78,7 @@ def find_not_provided(session: Session, as_of: date, config: EvaluationConfig) -
             yield Finding(1, "uncatalogued", resource.agency_id, str(resource.id), resource_id=resource.id,
                           summary=f"资源 {resource.code}（{resource.name}）{since} 登记后超过"
                                   f"{grace.uncatalogued_grace_working_days}个工作日未完成目录编制和审核发布"
-                                  f"（状态 {resource.catalog_status}）",
+                                  f"（状态 {label('catalog_statuses', resource.catalog_status)}）",
                           records=[row_ref("resources", resource.id)],
                           facts={"registered_on": since.isoformat(), "catalog_status": resource.catalog_status})
     for application in session.scalars(select(Application).where(
