@@ -12,8 +12,11 @@ import pytest
 
 from connectors.base import ROW_PROBLEM_COLUMN
 from core.errors import ConfigError
-from tests.file_helpers import folder, stream_rows, workbook_bytes  # noqa: F401 - folder: a fixture
+from tests import file_helpers
+from tests.file_helpers import stream_rows, workbook_bytes
 from tests.helpers import latest, read_version, register_resource, sync_runs
+
+folder = file_helpers.folder  # the exchange folder fixture, shared with the other file-source tests
 
 
 def test_an_id_number_typed_as_a_number_in_excel_is_quarantined_not_published_with_made_up_digits(

@@ -14,8 +14,11 @@ import pytest
 
 from connectors.base import ROW_PROBLEM_COLUMN
 from core.errors import ConfigError
-from tests.file_helpers import folder, stream_rows, workbook_bytes  # noqa: F401 - folder: a fixture
+from tests import file_helpers
+from tests.file_helpers import stream_rows, workbook_bytes
 from tests.helpers import latest, read_version, register_resource
+
+folder = file_helpers.folder  # the exchange folder fixture, shared with the other file-source tests
 
 
 def _with_sheet(package: bytes, edit) -> bytes:  # noqa: ANN001 - bytes -> bytes
