@@ -1,0 +1,102 @@
+"""The access rules attacked as a hostile consumer, a curious agency clerk and a careless operator would, against
+the real API on loopback: each test is a hole that once gave way (ARCHITECTURE.md, "Trust").
+
+- an inspector's audit check named a file on the server, and the server opened it;
+- a grant widened by an UPDATE in the registry database was served as if the provider had approved it;
+- a signed link outlived the token (or session) that issued it;
+- a cross-site form post acted with the signed-in person's session cookie;
+- the session cookie went out without Secure over HTTPS;
+- a catalogue entry never published (registered only, or withdrawn) was shown to any agency on the pages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select, text
+
+from tests.delivery_helpers import DENIED_AGENCY, Delivery, delivery_hub, grant
+from tests.helpers import CONSUMER, PROVIDER
+from tests.test_delivery_web import PASSWORD, WEB_COLUMNS, _catalogue_and_people
+
+pytestmark = pytest.mark.clock
+
+
+@pytest.fixture
+def site(hub_home: Path, tmp_path: Path) -> Iterator[Delivery]:
+    """A published conditional entry with its data, a consumer granted WEB_COLUMNS (some rows), people who sign
+    in: wang (consumer's data administrator), zhou (an agency without a grant), sun (supervisor)."""
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.people.users import add_user
+
+    with delivery_hub(tmp_path, rows=120) as made:
+        grant(made.hub.resource_code, made.hub.consumer_code, columns=WEB_COLUMNS)
+        _catalogue_and_people(made.hub.resource_code, tmp_path)
+        with session_scope() as session:
+            add_user(session, username="sun", agency=DENIED_AGENCY[0], roles=["supervisor"], password=PASSWORD,
+                     by=console("test"))
+        yield made
+
+
+def _login(site: Delivery, username: str) -> str:
+    signed = requests.post(site.url("/api/v1/auth/login"), json={"username": username, "password": PASSWORD},
+                           timeout=30)
+    assert signed.status_code == 200, signed.text
+    return signed.json()["token"]
+
+
+def _events(action: str, **where: str) -> list:
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        query = select(AuditEvent).where(AuditEvent.action == action)
+        for name, value in where.items():
+            query = query.where(getattr(AuditEvent, name) == value)
+        return [(e.actor, e.result, e.detail) for e in session.scalars(query.order_by(AuditEvent.id))]
+
+
+# --- the audit check over HTTP opens no file ----------------------------------------------------------------------
+
+def test_the_audit_check_over_http_never_opens_a_file_the_caller_names(site: Delivery, tmp_path: Path) -> None:
+    """`GET /api/v1/audit/verify?anchor=` took a path on the server, as the CLI's `--anchor FILE` does: a
+    supervisor's request made the server open any file it named (an answer that depended on the file's content,
+    a 500 for one that is not JSON or does not exist). Over HTTP an anchor is the head's hash, or the anchor
+    file's content sent in the body; the hash path still answers, and a sealed anchor sent as JSON is checked."""
+    token = _login(site, "sun")
+    planted = tmp_path / "server-side.json"
+    planted.write_text(json.dumps({"last_hash": "ab" * 32}), encoding="utf-8")
+    for anchor in (str(planted), "/etc/passwd", str(tmp_path / "nothing-here.json")):
+        answer = site.get("/api/v1/audit/verify", token=token, params={"anchor": anchor})
+        assert answer.status_code == 400, (anchor, answer.status_code, answer.text[:300])
+        body = answer.json()
+        assert "anchor" in body["detail"] and body["detail_zh"], body
+        assert "truncated" not in answer.text  # nothing was read from the file
+
+    whole = site.get("/api/v1/audit/verify", token=token)
+    assert whole.status_code == 200 and whole.json()["ok"], whole.text
+    head = whole.json()["last_hash"]
+    by_hash = site.get("/api/v1/audit/verify", token=token, params={"anchor": head})
+    assert by_hash.status_code == 200 and by_hash.json()["ok"], by_hash.text
+
+    from registry.audit.verify import write_anchor
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        _, anchor = write_anchor(session, out=tmp_path / "anchor.json")
+    sent = requests.post(site.url("/api/v1/audit/verify"), json=anchor, headers={"Authorization": f"Bearer {token}"},
+                         timeout=30)
+    assert sent.status_code == 200 and sent.json()["ok"], sent.text
+    forged = requests.post(site.url("/api/v1/audit/verify"), json={**anchor, "seal": "0" * 64},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert forged.status_code == 200 and not forged.json()["ok"]
+    assert [f["kind"] for f in forged.json()["findings"]] == ["forged"]
+    # A consumer's system is no inspector, by path or by body.
+    assert site.get("/api/v1/audit/verify", token=site.hub.token).status_code == 403
+    assert requests.post(site.url("/api/v1/audit/verify"), json=anchor, timeout=30,
+                         headers={"Authorization": f"Bearer {site.hub.token}"}).status_code == 403
