@@ -16,8 +16,8 @@ import hashlib
 import hmac
 from typing import Literal
 
-Purpose = Literal["credentials", "signed-links", "audit-seal", "offline-package"]
-PURPOSES: tuple[Purpose, ...] = ("credentials", "signed-links", "audit-seal", "offline-package")
+Purpose = Literal["credentials", "signed-links", "audit-seal", "offline-package", "grant-seal"]
+PURPOSES: tuple[Purpose, ...] = ("credentials", "signed-links", "audit-seal", "offline-package", "grant-seal")
 
 
 def _label(purpose: str) -> bytes:

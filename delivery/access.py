@@ -29,6 +29,7 @@ from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit.log import mark_audited, record_event
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
+from registry.sharing.grant_seal import intact as grant_intact
 from registry.sharing.grants import agreement_in_force, filter_columns, live_grant, needs_agreement, require_published
 from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
@@ -91,6 +92,10 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     if grant is None:
         raise _refuse("本机构未获得该资源的共享授权，请先订阅或申请",
                       "your agency holds no grant for this resource: subscribe or apply first")
+    if not grant_intact(grant):
+        raise _refuse("本机构的共享授权记录在平台之外被改动，已停止使用；请联系平台运维人员核查并恢复",
+                      "the grant record was changed outside the hub (its seal does not match), so it is not used: "
+                      "ask the platform operator to check it (`govshare sharing check`) and restore it")
     if grant.status == "pending_agreement":
         raise _refuse("该资源涉及国家秘密、商业秘密或个人隐私，须先签订共享安全保密协议",
                       "this resource involves secrets or personal privacy: a secrecy agreement must be recorded "

@@ -100,3 +100,56 @@ def test_the_audit_check_over_http_never_opens_a_file_the_caller_names(site: Del
     assert site.get("/api/v1/audit/verify", token=site.hub.token).status_code == 403
     assert requests.post(site.url("/api/v1/audit/verify"), json=anchor, timeout=30,
                          headers={"Authorization": f"Bearer {site.hub.token}"}).status_code == 403
+
+
+# --- a grant edited in the database ---------------------------------------------------------------------------
+
+def _registry_sql(statement: str, **params) -> None:
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        session.execute(text(statement), params)
+
+
+def test_a_grant_widened_in_the_database_is_refused_and_reported(site: Delivery) -> None:
+    """A careless operator (or anyone with write access to the registry) widened the consumer's grant with an
+    UPDATE: every column, no row condition, identifiers unmasked. The next download served the whole table as if
+    the provider had approved it, and `govshare sharing check` saw nothing (the grant still rested on its basis).
+    A grant carries a seal made with the hub's key whenever the hub writes it: an edited one is refused on every
+    channel (audited) and reported by the sharing check; the grant made through the services keeps working."""
+    from registry.db import session_scope
+    from registry.sharing.check import baseless_grants
+    from registry.sharing.models import Grant
+
+    code, token = site.hub.resource_code, site.hub.token
+    files = f"/api/v1/resources/{code}/files"
+    before = site.get(files, token=token, params={"format": "csv"})
+    assert before.status_code == 200, before.text
+    assert "address" not in before.text.splitlines()[0]
+    with session_scope() as session:
+        grant_id = session.scalar(select(Grant.id).where(Grant.status == "active"))
+        assert not [g for g in baseless_grants(session) if g.problem_en.startswith("the grant record was changed")]
+
+    _registry_sql("UPDATE grants SET columns = NULL, row_filter = NULL, unmask = :yes WHERE id = :id",
+                  yes=True, id=grant_id)
+    for path, params in ((files, {"format": "csv"}), (f"/api/v1/resources/{code}/records", {"limit": 5}),
+                         (f"/api/v1/resources/{code}/lookup", {"column": "uscc", "value": "x"}),
+                         (f"/api/v1/resources/{code}/versions", {})):
+        answer = site.get(path, token=token, params=params)
+        assert answer.status_code == 403, (path, answer.status_code, answer.text[:300])
+        assert "授权记录" in answer.json()["detail_zh"], answer.json()
+        assert "address" not in answer.text
+    refused = [d for _, result, d in _events("data.read", agency_code=CONSUMER[0]) if result == "denied"]
+    assert refused and "grant record was changed" in refused[-1]["reason"]
+    with session_scope() as session:
+        found = [g for g in baseless_grants(session) if g.grant_id == grant_id]
+        assert found and found[0].problem_en.startswith("the grant record was changed"), found
+
+    # Changed back to what the hub wrote, the seal matches again: nothing but the edit was refused.
+    _registry_sql("UPDATE grants SET columns = :columns, row_filter = :row_filter, unmask = :no WHERE id = :id",
+                  columns=json.dumps(WEB_COLUMNS), row_filter=json.dumps(
+                      {"column": "status", "op": "in", "values": ["存续", "在业"]}, ensure_ascii=False),
+                  no=False, id=grant_id)
+    again = site.get(files, token=token, params={"format": "csv"})
+    assert again.status_code == 200 and again.content == before.content
+
