@@ -153,3 +153,44 @@ def test_a_grant_widened_in_the_database_is_refused_and_reported(site: Delivery)
     again = site.get(files, token=token, params={"format": "csv"})
     assert again.status_code == 200 and again.content == before.content
 
+
+# --- signed links live no longer than the credential that issued them ------------------------------------------
+
+def test_a_signed_link_dies_with_the_credential_that_issued_it(site: Delivery) -> None:
+    """A consumer system's token leaked and its agency revoked it: every link issued with it kept downloading the
+    data for up to seven days, credential-free, because following a link re-checked only the agency's grant. The
+    same after a person signed out. A link now names the credential that issued it, and following it checks that
+    credential as a request would (revoked, expired, signed out: refused and audited)."""
+    from registry.db import session_scope
+    from registry.people.models import ApiToken
+    from registry.people.tokens import issue_token as issue
+    from registry.people.tokens import revoke_token
+
+    code = site.hub.resource_code
+    with session_scope() as session:
+        leaked = issue(session, agency=CONSUMER[0], name="leaky-system", days=30, actor="test")
+    person = _login(site, "wang")
+    links = {}
+    for who, token in (("system", leaked), ("person", person)):
+        made = requests.post(site.url(f"/api/v1/resources/{code}/links"), json={"format": "csv", "expires_in": 86400},
+                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert made.status_code == 200, made.text
+        links[who] = made.json()["url"]
+        assert requests.get(links[who], timeout=30).status_code == 200
+
+    with session_scope() as session:
+        revoke_token(session, token_id=session.scalar(select(ApiToken.id).where(ApiToken.name == "leaky-system")))
+    assert requests.post(site.url("/api/v1/auth/logout"), headers={"Authorization": f"Bearer {person}"},
+                         timeout=30).status_code == 204
+    for who, url in links.items():
+        followed = requests.get(url, timeout=30)
+        assert followed.status_code in (401, 403), (who, followed.status_code, followed.text[:200])
+        assert followed.json()["detail_zh"] and "uscc" not in followed.text, followed.text
+    denied = [d for _, result, d in _events("data.read") if result == "denied" and "signed link" in d["reason"]]
+    assert len(denied) == 2, denied
+
+    # A link of a credential still in force keeps working.
+    kept = requests.post(site.url(f"/api/v1/resources/{code}/links"), json={"format": "csv"},
+                         headers={"Authorization": f"Bearer {site.hub.token}"}, timeout=30)
+    assert kept.status_code == 200 and requests.get(kept.json()["url"], timeout=30).status_code == 200
+
