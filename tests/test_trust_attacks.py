@@ -194,3 +194,57 @@ def test_a_signed_link_dies_with_the_credential_that_issued_it(site: Delivery) -
                          headers={"Authorization": f"Bearer {site.hub.token}"}, timeout=30)
     assert kept.status_code == 200 and requests.get(kept.json()["url"], timeout=30).status_code == 200
 
+
+# --- web forms: cross-site posts, the session cookie --------------------------------------------------------------
+
+def _applications() -> int:
+    from registry.db import session_scope
+    from registry.sharing.models import Application
+
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(Application))
+
+
+def test_a_cross_site_form_post_is_refused_and_audited(site: Delivery) -> None:
+    """The session cookie is SameSite=Strict, but a page of a sibling site (another agency's portal under the same
+    registrable domain is "same-site") or an older browser still sent it with a form posted from elsewhere, and the
+    hub acted on it: an application submitted in the signed-in person's name. A form post whose Origin (or
+    Sec-Fetch-Site) says it came from another site is refused before anything is done, and the refusal audited;
+    the hub's own pages post as before, and so do clients that send no Origin (they carry no browser cookie)."""
+    cookies = {"govshare_session": _login(site, "wang")}
+    form = {"resource": site.hub.resource_code, "scope": "本市", "purpose": "就业登记核验", "items": ["uscc"]}
+    before = _applications()
+    for headers in ({"Origin": "https://portal.example.gov.cn"}, {"Origin": "null"},
+                    {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"}):
+        forged = requests.post(site.url("/web/applications"), data=form, cookies=cookies, headers=headers,
+                               allow_redirects=False, timeout=30)
+        assert forged.status_code == 403, (headers, forged.status_code, forged.text[:300])
+        assert "跨站" in forged.text
+    assert _applications() == before
+    refused = [d for actor, _, d in _events("request.refused") if actor == "user:wang"]
+    assert len(refused) == 4 and all("cross-site" in d["reason"] for d in refused), refused
+    login = requests.post(site.url("/web/login"), data={"username": "wang", "password": PASSWORD},
+                          headers={"Origin": "https://portal.example.gov.cn"}, allow_redirects=False, timeout=30)
+    assert login.status_code == 403 and "govshare_session" not in login.headers.get("set-cookie", "")
+
+    own = requests.post(site.url("/web/applications"), data=form, cookies=cookies,
+                        headers={"Origin": site.url(""), "Sec-Fetch-Site": "same-origin"}, allow_redirects=False,
+                        timeout=30)
+    assert own.status_code == 303, own.text[:300]
+    assert _applications() == before + 1
+
+
+def test_the_session_cookie_is_secure_over_https(site: Delivery) -> None:
+    """Behind the HTTPS proxy a deployment puts in front of the hub, the session cookie went out without Secure,
+    so a browser would also send it over plain HTTP (a downgraded or mistyped http:// address) where anyone on
+    the path reads it. It is Secure whenever the request came over HTTPS; over plain HTTP (the loopback demo) a
+    Secure cookie would never come back, so there it stays without."""
+    for proto, secure in (("https", True), (None, False)):
+        headers = {"X-Forwarded-Proto": proto} if proto else {}
+        signed = requests.post(site.url("/web/login"), data={"username": "wang", "password": PASSWORD},
+                               headers=headers, allow_redirects=False, timeout=30)
+        assert signed.status_code == 303, signed.text[:300]
+        cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert ("; secure" in cookie) is secure, (proto, cookie)
+

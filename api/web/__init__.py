@@ -150,7 +150,10 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form()
         return _page(request, "login.html", None, 401, next=target, error=failed.zh, username=username)
     session.commit()
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/web")
+    # Secure whenever the request came over HTTPS (behind the proxy: X-Forwarded-Proto from an address uvicorn's
+    # --forwarded-allow-ips trusts), so the browser never sends it over plain HTTP; the loopback demo is HTTP.
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/web",
+                        secure=request.url.scheme == "https")
     return response
 
 
