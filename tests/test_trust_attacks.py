@@ -248,3 +248,32 @@ def test_the_session_cookie_is_secure_over_https(site: Delivery) -> None:
         assert "httponly" in cookie and "samesite=strict" in cookie
         assert ("; secure" in cookie) is secure, (proto, cookie)
 
+
+# --- pages of entries never published -----------------------------------------------------------------------------
+
+def test_an_entry_not_published_is_the_providers_alone_on_every_page(site: Delivery) -> None:
+    """Only a draft was hidden from other agencies: a resource registered with `resource add` and never
+    catalogued, or a withdrawn entry (撤销发布), was shown on its page to any signed-in person, while the API
+    answers that no such published entry exists; and the application form of any resource listed the published
+    version's columns. Another agency's person now gets 未找到 for each; the provider still sees its own."""
+    from registry.catalog.resources import add_resource
+    from registry.catalog.review import withdraw_entry
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        registered = add_resource(session, name="内部登记资源", agency=PROVIDER[0], classification="101002",
+                                  abstract="仅登记未编目的摘要", actor="test").code
+    consumer = {"govshare_session": _login(site, "wang")}
+    for path in (f"/web/catalog/{registered}", f"/web/applications/new?resource={registered}"):
+        page = requests.get(site.url(path), cookies=consumer, timeout=30)
+        assert page.status_code == 404, (path, page.status_code)
+        assert "内部登记资源" not in page.text and "仅登记未编目的摘要" not in page.text
+
+    code = site.hub.resource_code
+    with session_scope() as session:
+        withdraw_entry(session, code=code, account="li", reason="数据来源停止采集")
+    for path in (f"/web/catalog/{code}", f"/web/applications/new?resource={code}"):
+        page = requests.get(site.url(path), cookies=consumer, timeout=30)
+        assert page.status_code == 404, (path, page.status_code)
+        assert "legal_rep_id" not in page.text and "企业基本信息" not in page.text
+    assert site.get(f"/api/v1/catalog/entries/{code}", token=site.hub.token).status_code == 404

@@ -207,14 +207,10 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
-    from registry.catalog.resources import get_resource
     from registry.exchange.versions import latest_version
 
     try:
-        resource = get_resource(session, code=code)
-        if resource.catalog_status == "draft" and principal.agency_id != resource.agency_id:
-            # never published: its content is the provider's alone, as the catalogue API answers
-            raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
+        resource = shown_entry(session, principal, code)
     except NotFound as exc:
         return _problem(request, principal, exc)
     from registry.sharing.grants import usable_grant
@@ -228,6 +224,17 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
                  # reader with a live grant sees it, as on the versions endpoint and in notices
                  own=own, digest=own or (principal.agency_id is not None and usable_grant(
                      session, resource=resource, agency_id=principal.agency_id) is not None))
+
+
+def shown_entry(session, principal, code: str):  # noqa: ANN001, ANN201 - Session, Principal -> Resource
+    """The resource of a page about a catalogue entry, or NotFound: an entry that is not published (registered
+    by `resource add` only, a draft, withdrawn) is its provider's alone, as the catalogue API answers."""
+    from registry.catalog.resources import get_resource
+
+    resource = get_resource(session, code=code)
+    if resource.catalog_status != "published" and principal.agency_id != resource.agency_id:
+        raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
+    return resource
 
 
 def _entry_content(session, resource) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -25,6 +25,7 @@ from api.web import (
     _principal,
     _problem,
     chinese_message,
+    shown_entry,
 )
 from core.errors import AccessDenied, ConfigError, NotFound
 
@@ -92,13 +93,11 @@ def _form(request: Request, session, principal, resource, status: int = 200, **v
 
 @router.get("/new", response_class=HTMLResponse)
 def new(request: Request, session: SessionDep, resource: str, token: SessionCookie = None) -> Response:
-    from registry.catalog.resources import get_resource
-
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
     try:
-        found = get_resource(session, code=resource)
+        found = shown_entry(session, principal, resource)  # an entry not published is not applied for
     except NotFound as exc:
         return _problem(request, principal, exc)
     return _form(request, session, principal, found, scope="", purpose="", items=[])
