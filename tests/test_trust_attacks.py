@@ -277,3 +277,63 @@ def test_an_entry_not_published_is_the_providers_alone_on_every_page(site: Deliv
         assert page.status_code == 404, (path, page.status_code)
         assert "legal_rep_id" not in page.text and "企业基本信息" not in page.text
     assert site.get(f"/api/v1/catalog/entries/{code}", token=site.hub.token).status_code == 404
+
+
+# --- the records cursor tells nothing of rows outside the grant ---------------------------------------------------
+
+def _position(cursor: str) -> int | None:
+    """The global row position a cursor reveals to whoever holds it, if it reveals one."""
+    import base64
+
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["o"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def test_the_records_cursor_tells_nothing_of_rows_outside_the_grant(site: Delivery) -> None:
+    """Under a row condition the version's row count is withheld (a fact about rows outside the grant), yet the
+    records cursor carried the next row's position among *all* rows in key order, readable base64 JSON: paging
+    one row at a time, a consumer counted the hidden rows between each two of its own (with integer keys, which
+    ids exist outside its view), and by editing the position it could probe them. The cursor is now sealed and
+    opaque (authenticated encryption, bound to the resource and the reader's agency): it pins the version and the
+    position as before, but reads as nothing, an edited one is refused, and another agency's is no use."""
+    from tests.delivery_helpers import expected_rows
+    from tests.helpers import issue_token, latest
+
+    code = site.hub.resource_code
+    records = f"/api/v1/resources/{code}/records"
+    cursors, seen, cursor = [], [], None
+    while True:
+        params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = site.get(records, token=site.hub.token, params=params)
+        assert page.status_code == 200, page.text
+        seen += page.json()["records"]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+        cursors.append(cursor)
+    visible = expected_rows(latest(code), columns=WEB_COLUMNS)
+    assert len(seen) == len(visible) < latest(code).row_count  # every row of the view, once, and no other
+    assert sorted(r["id"] for r in seen) == sorted(r["id"] for r in visible)
+    assert [_position(c) for c in cursors] == [None] * len(cursors), "the cursor shows positions among hidden rows"
+
+    issued = cursors[0]
+    flipped = issued[:-3] + ("A" if issued[-3] != "A" else "B") + issued[-2:]
+    provider = issue_token(PROVIDER[0])
+    own = site.get(records, token=provider, params={"limit": 7}).json()["next_cursor"]
+    for cursor, token in ((flipped, site.hub.token), (own, site.hub.token), (issued, provider)):
+        refused = site.get(records, token=token, params={"limit": 7, "cursor": cursor})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["detail_zh"].startswith("游标（cursor）不是本服务签发的")
+    # The browsing page's "next page" link is the same kind of cursor.
+    cookies = {"govshare_session": _login(site, "wang")}
+    browse = requests.get(site.url(f"/web/data/{code}"), cookies=cookies, timeout=30)
+    assert browse.status_code == 200
+    import re
+
+    links = re.findall(r"cursor=([A-Za-z0-9_\-%]+)", browse.text)
+    assert links and all(_position(requests.utils.unquote(c)) is None for c in links), links
+    second = requests.get(site.url(f"/web/data/{code}"), params={"cursor": requests.utils.unquote(links[0]),
+                                                                  "page": 2}, cookies=cookies, timeout=30)
+    assert second.status_code == 200, second.text[:300]

@@ -92,7 +92,7 @@ def records(code: str, session: SessionDep, token: TokenDep, _: RateLimitDep, us
                                                              channel="interface"), use)
     start, order_by = 0, None
     if cursor:
-        version, order_by, start = interface.decode_cursor(cursor)
+        version, order_by, start = interface.decode_cursor(cursor, reader=interface.cursor_reader(decision))
     chosen = interface.version_for(session, decision, version)
     condition = interface.parse_where(decision, chosen, where or [])
     if fmt != "json":

@@ -282,7 +282,7 @@ def browse(code: str, request: Request, session: SessionDep, token: SessionCooki
         decision = authorize_read(session, token=token, resource_code=code, channel="browse")
         start, order_by, number = 0, None, None
         if cursor:
-            number, order_by, start = interface.decode_cursor(cursor)
+            number, order_by, start = interface.decode_cursor(cursor, reader=interface.cursor_reader(decision))
         version = interface.version_for(session, decision, number)
         order_by = interface.cursor_order(decision, version, order_by)
         result = interface.page(decision, version, order_by=order_by, start=start, limit=PAGE_ROWS, where=None,
