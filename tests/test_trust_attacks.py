@@ -337,3 +337,68 @@ def test_the_records_cursor_tells_nothing_of_rows_outside_the_grant(site: Delive
     second = requests.get(site.url(f"/web/data/{code}"), params={"cursor": requests.utils.unquote(links[0]),
                                                                   "page": 2}, cookies=cookies, timeout=30)
     assert second.status_code == 200, second.text[:300]
+
+
+# --- consistency tickets show the other agency's values only under a grant -------------------------------------
+
+def test_a_consistency_ticket_shows_the_other_agencys_values_only_under_its_grant(hub_home: Path,
+                                                                                    tmp_path: Path) -> None:
+    """A consistency check (一数一源) compares the tax bureau's copy of enterprise names with the market regulator's
+    authoritative names and sends a ticket to both. Over `GET /api/v1/tickets/{id}` each agency then read the
+    other's values for every mismatching key (the tax bureau's data of a resource shared on application, read by
+    an agency that never applied; the regulator's names, read by one with no grant), outside any access check.
+    Each side now sees its own values and the other side's only where its live grant on that resource gives the
+    column in the clear; withheld values say so, the read is audited with how many were withheld, and a grant
+    obtained later shows them."""
+    import sqlite3
+    from contextlib import closing
+
+    from pipeline.consistency import check_consistency
+    from registry.db import session_scope
+    from registry.quality.tickets import list_tickets
+    from registry.sharing.subscriptions import subscribe
+    from samples.demo_sources import TAX, make_tax_db
+    from tests.helpers import bearer, issue_token, register_resource, running_api
+    from tests.test_elements import ROWS, TAX_AGENCY, _add_name_element, _market, _sync
+
+    market = _market(tmp_path)
+    tax_db = tmp_path / "tax.db"
+    make_tax_db(tax_db, rows=ROWS)
+    with closing(sqlite3.connect(tax_db)) as connection, connection:
+        changed = [r[0] for r in connection.execute("SELECT uscc FROM taxpayer_credit ORDER BY uscc LIMIT 3")]
+        connection.executemany("UPDATE taxpayer_credit SET taxpayer_name = taxpayer_name || '（旧名）' WHERE uscc = ?",
+                               [(u,) for u in changed])
+    tax = register_resource(kind="sqlite", config={"path": str(tax_db)}, table="taxpayer_credit", key=("uscc",),
+                            name="纳税信用等级", classification="102001", provider=TAX_AGENCY, consumer=PROVIDER,
+                            sharing_type="conditional", sharing_condition="仅限税务核查")
+    _sync(market.resource_code)
+    _sync(tax.resource_code)
+    _add_name_element(market.resource_code)
+    check_consistency(resource_code=tax.resource_code, mapping={"taxpayer_name": "DE0001"}, key_column="uscc")
+    with session_scope() as session:
+        tax_ticket = list_tickets(session, agency=TAX.code, status="open")[0].id
+        market_ticket = list_tickets(session, agency=PROVIDER[0], status="open")[0].id
+    tax_token, market_token = issue_token(TAX.code), issue_token(PROVIDER[0])
+
+    def read(api, ticket: int, token: str) -> list[dict]:
+        answer = requests.get(f"{api.base_url}/api/v1/tickets/{ticket}", headers=bearer(token), timeout=30)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        return [dict(zip(body["columns"], row)) for row in body["data"]]
+
+    with running_api() as api:
+        as_tax = read(api, tax_ticket, tax_token)
+        as_market = read(api, market_ticket, market_token)
+        assert sorted(r["key"] for r in as_tax) == sorted(changed) == sorted(r["key"] for r in as_market)
+        # its own values in the clear, the other agency's withheld (no grant either way)
+        assert all(r["copy_value"].endswith("（旧名）") for r in as_tax)
+        assert all(r["authoritative_value"] == "（未获授权，不予显示）" for r in as_tax), as_tax
+        assert all(r["copy_value"] == "（未获授权，不予显示）" for r in as_market), as_market
+        assert all(r["authoritative_value"] and "旧名" not in r["authoritative_value"] for r in as_market)
+        reads = [d for _, _, d in _events("ticket.read") if d.get("ticket") in (tax_ticket, market_ticket)]
+        assert [d["withheld"] for d in reads] == [3, 3], reads
+
+        with session_scope() as session:  # the regulator's entry is shared unconditionally: the tax bureau subscribes
+            subscribe(session, resource_code=market.resource_code, agency=TAX.code, purpose="纳税人名称核对")
+        granted = read(api, tax_ticket, tax_token)
+        assert all(r["authoritative_value"] == r["copy_value"].removesuffix("（旧名）") for r in granted), granted
