@@ -15,6 +15,7 @@ files with ``decision.read_columns`` (approved columns plus those the row condit
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, AuthenticationFailed, FatalError
-from registry.audit.log import mark_audited, record_event
+from registry.audit.log import mark_audited, record_event, record_refusal
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
 from registry.sharing.grant_seal import intact as grant_intact
@@ -152,6 +153,20 @@ def authorize_principal(session: Session, *, principal: Principal, resource_code
                      resource_code=resource_code, result="denied", detail={"channel": channel, "reason": denied.en})
         session.commit()  # the refusal is evidence too: keep it even though the request fails
         raise mark_audited(denied)
+
+
+@contextmanager
+def refusals_audited(decision: AccessDecision) -> Iterator[None]:
+    """A refusal after the decision (a lookup, filter or field on a column outside the grant or masked) is
+    recorded like the decision's own, in a transaction of its own: probing hidden columns leaves a trace."""
+    try:
+        yield
+    except AccessDenied as denied:
+        if not denied.audited:
+            record_refusal(actor=decision.actor, action="data.read", agency_code=decision.agency_code,
+                           resource_code=decision.resource.code, reason=denied.en,
+                           detail={"channel": decision.channel, "grant": decision.grant_id})
+        raise mark_audited(denied) from None
 
 
 # --- applying a decision to record batches ---------------------------------------------------------------------

@@ -402,3 +402,27 @@ def test_a_consistency_ticket_shows_the_other_agencys_values_only_under_its_gran
             subscribe(session, resource_code=market.resource_code, agency=TAX.code, purpose="纳税人名称核对")
         granted = read(api, tax_ticket, tax_token)
         assert all(r["authoritative_value"] == r["copy_value"].removesuffix("（旧名）") for r in granted), granted
+
+
+# --- probing columns outside the grant leaves a trace --------------------------------------------------------------
+
+def test_probing_a_column_outside_the_grant_is_audited(site: Delivery) -> None:
+    """A lookup by a column outside the grant (or a masked one), a filter on one, or asking for one as a field
+    was refused (403) but left nothing in the audit log: the refusal came after the access decision, from the
+    interface's own checks, and only the decision's refusals were recorded. A clerk could probe which columns
+    exist and which are masked without a trace. Each such refusal is now a denied `data.read` naming the
+    reader, the resource and the reason, as every other refusal is."""
+    code = site.hub.resource_code
+    probes = [("lookup", {"column": "address", "value": "上海"}),
+              ("lookup", {"column": "legal_rep_id", "value": "310101199001011234"}),
+              ("lookup", {"column": "uscc", "value": "x", "fields": "uscc,address"}),
+              ("records", {"where": "address:上海"}),
+              ("records", {"fields": "reg_capital"})]
+    before = len([1 for _, result, _ in _events("data.read", agency_code=CONSUMER[0]) if result == "denied"])
+    for what, params in probes:
+        refused = site.get(f"/api/v1/resources/{code}/{what}", token=site.hub.token, params=params)
+        assert refused.status_code == 403, (what, params, refused.text[:200])
+    denied = [(actor, d) for actor, result, d in _events("data.read", agency_code=CONSUMER[0]) if result == "denied"]
+    assert len(denied) == before + len(probes), denied
+    assert all(actor.startswith("system:") and d["channel"] == "interface" for actor, d in denied[before:])
+    assert "address" in denied[before][1]["reason"] and "legal_rep_id" in denied[before + 1][1]["reason"]
