@@ -426,3 +426,43 @@ def test_probing_a_column_outside_the_grant_is_audited(site: Delivery) -> None:
     assert len(denied) == before + len(probes), denied
     assert all(actor.startswith("system:") and d["channel"] == "interface" for actor, d in denied[before:])
     assert "address" in denied[before][1]["reason"] and "legal_rep_id" in denied[before + 1][1]["reason"]
+
+
+# --- the secrecy agreement is the provider's gate -------------------------------------------------------------------
+
+def test_a_consumer_cannot_open_the_secrecy_gate_with_its_own_agreement(site: Delivery, tmp_path: Path) -> None:
+    """The provider marked the resource as involving personal privacy, so a grant waits for a signed secrecy
+    agreement before anything is read. The consumer's own data administrator could record one by itself (any
+    PDF as the scan, any two names as the parties): its pending grant turned active and the data flowed, though
+    the provider never signed or saw it. Recording the agreement that opens a grant is the provider's (its
+    agency's administrators); the consumer's attempt is refused and audited, and the grant stays pending until the
+    provider records it. Either party may still revoke one."""
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.people.users import add_user
+    from registry.sharing.models import Grant
+
+    code = site.hub.resource_code
+    grant(code, DENIED_AGENCY[0], columns=WEB_COLUMNS)
+    with session_scope() as session:
+        add_user(session, username="li.na", agency=PROVIDER[0], roles=["data_admin"], password=PASSWORD,
+                 by=console("test"))
+        pending = session.scalar(select(Grant).where(Grant.status == "pending_agreement")).id
+    zhou_system = site.denied_token
+    assert site.get(f"/api/v1/resources/{code}/files", token=zhou_system).status_code == 403
+    form = {"resource_code": code, "consumer": DENIED_AGENCY[0], "parties": ["市场监管局", "统计局"],
+            "signed_on": "2026-01-05", "valid_until": "2029-01-04"}
+    scan = {"scan": ("协议.pdf", b"%PDF-1.4 not signed by anyone", "application/pdf")}
+    forged = requests.post(site.url("/api/v1/agreements"), data=form, files=scan, timeout=30,
+                           headers={"Authorization": f"Bearer {_login(site, 'zhou')}"})
+    assert forged.status_code == 403, forged.text
+    assert forged.json()["detail_zh"]
+    with session_scope() as session:
+        assert session.get(Grant, pending).status == "pending_agreement"
+    assert site.get(f"/api/v1/resources/{code}/files", token=zhou_system).status_code == 403
+    assert [d for actor, result, d in _events("request.refused") if actor == "user:zhou"]
+
+    recorded = requests.post(site.url("/api/v1/agreements"), data=form, files=scan, timeout=30,
+                             headers={"Authorization": f"Bearer {_login(site, 'li.na')}"})
+    assert recorded.status_code == 201, recorded.text
+    assert site.get(f"/api/v1/resources/{code}/files", token=zhou_system).status_code == 200
