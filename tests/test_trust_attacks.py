@@ -466,3 +466,38 @@ def test_a_consumer_cannot_open_the_secrecy_gate_with_its_own_agreement(site: De
                              headers={"Authorization": f"Bearer {_login(site, 'li.na')}"})
     assert recorded.status_code == 201, recorded.text
     assert site.get(f"/api/v1/resources/{code}/files", token=zhou_system).status_code == 200
+
+
+# --- the notice feed is read under the role table like any metadata -------------------------------------------
+
+def test_the_notice_feed_is_for_those_who_may_read_the_data(site: Delivery) -> None:
+    """The role table gives reading shared data and its metadata to agency and data resource administrators and
+    the agency's systems; a cataloguer's session is refused `GET .../versions`. Yet the update notice feed, which
+    names each new version with its manifest digest and change counts, answered any signed-in person of the
+    agency. It is now refused (and audited) for a person without a data role, as the versions endpoint is."""
+    import sqlite3
+    from contextlib import closing
+
+    from pipeline.sync import sync_resource
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.people.users import add_user
+
+    with closing(sqlite3.connect(site.database)) as connection, connection:
+        connection.execute("UPDATE enterprises SET status = '注销', updated_at = '2026-09-01T08:00:00+08:00' "
+                           "WHERE id IN (3, 4)")
+    sync_resource(resource_code=site.hub.resource_code)
+    with session_scope() as session:
+        add_user(session, username="cat", agency=CONSUMER[0], roles=["cataloguer"], password=PASSWORD,
+                 by=console("test"))
+    feed = site.get("/api/v1/notices", token=site.hub.token)
+    assert feed.status_code == 200 and feed.json()["notices"], feed.text  # the agency's system reads it
+
+    clerk = _login(site, "cat")
+    assert site.get(f"/api/v1/resources/{site.hub.resource_code}/versions", token=clerk).status_code == 403
+    refused = site.get("/api/v1/notices", token=clerk)
+    assert refused.status_code == 403, refused.text[:300]
+    assert refused.json()["detail_zh"] and "manifest_sha256" not in refused.text
+    assert [d for actor, _, d in _events("notice.feed_read") if actor == "user:cat"] == []
+    assert [d for actor, result, d in _events("request.refused") if actor == "user:cat" and result == "denied"]
+    assert site.get("/api/v1/notices", token=_login(site, "wang")).status_code == 200  # a data administrator

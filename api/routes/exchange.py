@@ -20,7 +20,9 @@ from pipeline.changes_feed import (
     changes_schema,
     changes_since,
 )
-from registry.audit.log import record_event
+from core.errors import AccessDenied
+from registry.audit.log import mark_audited, record_event
+from registry.people.auth import DATA_ROLES
 from registry.people.bearer import authenticate_principal
 from registry.exchange.notices import list_notices, notice_public, parse_cursor
 
@@ -84,9 +86,16 @@ def notices(session: SessionDep, token: TokenDep, after: str | None = None,
     released once your grant is live again comes as a new entry whose `releases` names it (补发通知)."""
     principal = authenticate_principal(session, token=token)
     if principal.agency_id is None:
-        from core.errors import AccessDenied
-
         raise AccessDenied("该令牌不属于任何机构", "this credential belongs to no agency")
+    if principal.kind == "user" and not principal.has(*DATA_ROLES):
+        # notices name versions, digests and counts: metadata, read under the role table as GET .../versions is
+        denied = AccessDenied("您的角色不能读取共享数据的更新通知（仅机构管理员、数据资源管理员及其系统）",
+                              "your roles may not read update notices of shared data: only agency administrators, "
+                              "data resource administrators and the agency's systems may")
+        record_event(session, actor=principal.actor, action="request.refused", agency_code=principal.agency_code,
+                     result="denied", detail={"reason": denied.en, "method": "GET", "path": "/api/v1/notices"})
+        session.commit()
+        raise mark_audited(denied)
     page = list_notices(session, agency_id=principal.agency_id, after=parse_cursor(after), limit=limit)
     record_event(session, actor=principal.actor, action="notice.feed_read", agency_code=principal.agency_code,
                  detail={"after": after, "returned": len(page)})
