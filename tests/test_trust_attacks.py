@@ -501,3 +501,30 @@ def test_the_notice_feed_is_for_those_who_may_read_the_data(site: Delivery) -> N
     assert [d for actor, _, d in _events("notice.feed_read") if actor == "user:cat"] == []
     assert [d for actor, result, d in _events("request.refused") if actor == "user:cat" and result == "denied"]
     assert site.get("/api/v1/notices", token=_login(site, "wang")).status_code == 200  # a data administrator
+
+
+# --- a body naming another agency or person is refused, never silently dropped ---------------------------------
+
+def test_a_body_naming_another_agency_or_person_is_refused(site: Delivery) -> None:
+    """The catalogue's request models refuse unknown fields, so a body naming an author is a 422; the sharing
+    and download requests did not: an application whose body named another agency as the consumer (or a
+    decision naming who decided, a link naming the agency it is for) was accepted, the name silently dropped,
+    and the act done for the caller's own agency: the caller was told it succeeded at what it asked. Such a
+    body is now a 422 naming the field, and nothing is done."""
+    code = site.hub.resource_code
+    person = {"Authorization": f"Bearer {_login(site, 'wang')}"}
+    before = _applications()
+    attempts = [
+        ("/api/v1/applications", {"resource_code": code, "scope": "本市", "purpose": "核验", "items": ["uscc"],
+                                  "consumer": DENIED_AGENCY[0]}, "consumer"),
+        ("/api/v1/applications", {"resource_code": code, "scope": "本市", "purpose": "核验", "items": ["uscc"],
+                                  "applicant": "user:zhou"}, "applicant"),
+        ("/api/v1/subscriptions", {"resource_code": code, "purpose": "核验", "agency": DENIED_AGENCY[0]}, "agency"),
+        (f"/api/v1/resources/{code}/links", {"format": "csv", "agency": DENIED_AGENCY[0]}, "agency"),
+        ("/api/v1/grants/1/revoke", {"reason": "测试", "by": "user:li"}, "by"),
+    ]
+    for path, body, field in attempts:
+        answer = requests.post(site.url(path), json=body, headers=person, timeout=30)
+        assert answer.status_code == 422, (path, answer.status_code, answer.text[:300])
+        assert field in answer.text and answer.json()["detail_zh"]
+    assert _applications() == before

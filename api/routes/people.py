@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, TokenDep
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api/v1", responses=DENIED, route_class=AuditedRoute)
 
 
 class LoginCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     username: str
     password: str
 
@@ -49,6 +50,7 @@ class UserPublic(BaseModel):
 
 
 class RolesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     roles: list[str]
 
 

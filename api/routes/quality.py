@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ConsumerDep, SessionDep
 from api.schemas import Problem
@@ -52,6 +52,7 @@ class ElementPublic(BaseModel):
 
 
 class DuplicateCheckCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the caller's agency is the token's, never a field
     element_codes: list[str] = Field(min_length=1, max_length=500)
 
 
