@@ -154,6 +154,37 @@ def test_a_grant_widened_in_the_database_is_refused_and_reported(site: Delivery)
     assert again.status_code == 200 and again.content == before.content
 
 
+
+def test_a_grant_edited_in_a_postgresql_registry_is_refused_too(pg_hub_home: Path) -> None:
+    """The same on the PostgreSQL registry (its JSON and timestamp columns come back in other forms than
+    SQLite's): a grant the hub wrote verifies, an edited one is refused and reported, the restored one verifies."""
+    from datetime import timedelta
+
+    from core import clock
+    from core.errors import AccessDenied
+    from delivery.access import authorize_read
+    from registry.db import session_scope
+    from registry.sharing.check import baseless_grants
+    from tests.helpers import register_resource
+
+    hub = register_resource(kind=None, subscribe=True)
+    with session_scope() as session:
+        grant_id = session.execute(text("SELECT id FROM grants WHERE status = 'active'")).scalar_one()
+    with session_scope() as session:  # an expiry set through the ORM is sealed again
+        from registry.sharing.models import Grant
+
+        session.get(Grant, grant_id).expires_at = clock.now() + timedelta(days=30)
+    with session_scope() as session:
+        assert authorize_read(session, token=hub.token, resource_code=hub.resource_code,
+                              channel="metadata").grant_id == grant_id
+        assert baseless_grants(session) == []
+    _registry_sql("UPDATE grants SET expires_at = NULL WHERE id = :id", id=grant_id)
+    with session_scope() as session, pytest.raises(AccessDenied, match="changed outside the hub"):
+        authorize_read(session, token=hub.token, resource_code=hub.resource_code, channel="metadata")
+    with session_scope() as session:
+        assert [g.grant_id for g in baseless_grants(session)] == [grant_id]
+
+
 # --- signed links live no longer than the credential that issued them ------------------------------------------
 
 def test_a_signed_link_dies_with_the_credential_that_issued_it(site: Delivery) -> None:
