@@ -381,24 +381,16 @@ def test_a_consistency_ticket_shows_the_other_agencys_values_only_under_its_gran
     Each side now sees its own values and the other side's only where its live grant on that resource gives the
     column in the clear; withheld values say so, the read is audited with how many were withheld, and a grant
     obtained later shows them."""
-    import sqlite3
-    from contextlib import closing
-
     from pipeline.consistency import check_consistency
     from registry.db import session_scope
     from registry.quality.tickets import list_tickets
     from registry.sharing.subscriptions import subscribe
-    from samples.demo_sources import TAX, make_tax_db
+    from samples.demo_sources import TAX
     from tests.helpers import bearer, issue_token, register_resource, running_api
-    from tests.test_elements import ROWS, TAX_AGENCY, _add_name_element, _market, _sync
+    from tests.test_elements import TAX_AGENCY, _add_name_element, _market, _sync, renamed_tax_copy
 
     market = _market(tmp_path)
-    tax_db = tmp_path / "tax.db"
-    make_tax_db(tax_db, rows=ROWS)
-    with closing(sqlite3.connect(tax_db)) as connection, connection:
-        changed = [r[0] for r in connection.execute("SELECT uscc FROM taxpayer_credit ORDER BY uscc LIMIT 3")]
-        connection.executemany("UPDATE taxpayer_credit SET taxpayer_name = taxpayer_name || '（旧名）' WHERE uscc = ?",
-                               [(u,) for u in changed])
+    tax_db, changed = renamed_tax_copy(tmp_path)
     tax = register_resource(kind="sqlite", config={"path": str(tax_db)}, table="taxpayer_credit", key=("uscc",),
                             name="纳税信用等级", classification="102001", provider=TAX_AGENCY, consumer=PROVIDER,
                             sharing_type="conditional", sharing_condition="仅限税务核查")
