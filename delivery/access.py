@@ -206,7 +206,9 @@ def _condition(batch: pa.RecordBatch, rule: dict[str, Any]) -> pa.Array:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             pass
         matched = pc.is_in(column, value_set=values)
-        return pc.invert(matched) if op == "not_in" else pc.and_kleene(matched, pc.is_valid(column))
+        # An unknown (null) value passes neither: it may be one of the values (fail closed, as SQL's NOT IN and
+        # this grant's `ne` do; `not_in` had let every null through).
+        return pc.and_kleene(pc.invert(matched) if op == "not_in" else matched, pc.is_valid(column))
     compare = {"eq": pc.equal, "ne": pc.not_equal, "lt": pc.less, "le": pc.less_equal, "gt": pc.greater,
                "ge": pc.greater_equal}[op]
     return compare(column, _scalar(rule["value"], column.type))

@@ -551,3 +551,39 @@ def test_a_body_naming_another_agency_or_person_is_refused(site: Delivery) -> No
         assert answer.status_code == 422, (path, answer.status_code, answer.text[:300])
         assert field in answer.text and answer.json()["detail_zh"]
     assert _applications() == before
+
+
+
+# --- a row condition never passes a row whose value it cannot judge ----------------------------------------------
+
+def test_a_not_in_condition_passes_no_row_whose_value_is_unknown(site: Delivery, tmp_path: Path) -> None:
+    """A provider limits a grant to the licences "not of 浦东新区" (`not_in`). Rows whose district is NULL (not
+    known) were delivered under `not_in`, while the same grant written `ne 浦东新区` withheld them, as SQL's NOT IN
+    does: an unknown value may well be the excluded one. Every operator now fails closed on an unknown value."""
+    import csv
+    import io
+    import sqlite3
+    from contextlib import closing
+
+    from pipeline.sync import sync_resource
+    from tests.delivery_helpers import set_modes
+    from tests.helpers import register_resource
+
+    database = tmp_path / "licences.db"
+    with closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute("CREATE TABLE licences (id INTEGER PRIMARY KEY, district TEXT, updated_at TEXT NOT NULL)")
+        connection.executemany("INSERT INTO licences VALUES (?, ?, '2026-01-01T08:00:00+08:00')",
+                               [(1, "浦东新区"), (2, "黄浦区"), (3, None), (4, "徐汇区"), (5, None)])
+    hub = register_resource(kind="sqlite", config={"path": str(database)}, table="licences", name="许可信息",
+                            classification="101003", sharing_type="conditional", sharing_condition="仅限核验")
+    set_modes(hub.resource_code, ["file"])
+    sync_resource(resource_code=hub.resource_code)
+    answers = {}
+    for condition in ({"column": "district", "op": "ne", "value": "浦东新区"},
+                      {"column": "district", "op": "not_in", "values": ["浦东新区"]}):
+        grant(hub.resource_code, hub.consumer_code, columns=["id", "district"], row_filter=condition)
+        download = site.get(f"/api/v1/resources/{hub.resource_code}/files", token=hub.token, params={"format": "csv"})
+        assert download.status_code == 200, download.text
+        rows = list(csv.DictReader(io.StringIO(download.text.lstrip("\ufeff"))))
+        answers[condition["op"]] = sorted(int(r["id"]) for r in rows)
+    assert answers == {"ne": [2, 4], "not_in": [2, 4]}, answers
