@@ -587,3 +587,19 @@ def test_a_not_in_condition_passes_no_row_whose_value_is_unknown(site: Delivery,
         rows = list(csv.DictReader(io.StringIO(download.text.lstrip("\ufeff"))))
         answers[condition["op"]] = sorted(int(r["id"]) for r in rows)
     assert answers == {"ne": [2, 4], "not_in": [2, 4]}, answers
+
+
+# --- refusals on the supervision pages are evidence too ------------------------------------------------------------
+
+def test_refusals_on_the_supervision_pages_are_audited(site: Delivery) -> None:
+    """An agency's person opening another agency's standing page (`/web/supervision/<code>`) or the periodic notice
+    meant for the supervisor was refused, but the refusal was not written to the audit log, while the same
+    request over the API is (`request.refused`) and the sharing pages log theirs. Both pages now log it."""
+    cookies = {"govshare_session": _login(site, "zhou")}
+    for path in (f"/web/supervision/{PROVIDER[0]}", "/web/supervision/report.pdf"):
+        page = requests.get(site.url(path), cookies=cookies, timeout=60)
+        assert page.status_code == 403, (path, page.status_code)
+    refused = [d for actor, result, d in _events("request.refused") if actor == "user:zhou" and result == "denied"]
+    assert [d["path"] for d in refused] == [f"/web/supervision/{PROVIDER[0]}", "/web/supervision/report.pdf"], refused
+    own = requests.get(site.url("/web/supervision"), cookies=cookies, timeout=60)
+    assert own.status_code == 200  # its own standing

@@ -66,6 +66,19 @@ def error_page(request: Request, principal: Any, status: int, *, title: str, pro
     return _page(request, "error.html", principal, status, title=title, problem=problem, advice=ADVICE.get(status, ""))
 
 
+def refusal_logged(session, principal: Any, request: Request, exc: AccessDenied,  # noqa: ANN001 - Session
+                   resource_code: str | None = None) -> None:
+    """Roll back the refused action, then keep the refusal as evidence (unless the service logged it), as the
+    API's AuditedRoute does: every page that refuses a signed-in person calls it."""
+    from registry.audit.log import record_refusal
+
+    session.rollback()
+    if not exc.audited:
+        record_refusal(actor=principal.actor, action="request.refused", agency_code=principal.agency_code,
+                       resource_code=resource_code, reason=exc.en,
+                       detail={"method": request.method, "path": request.url.path, "channel": "web"})
+
+
 def _problem(request: Request, principal: Any, exc: Exception) -> HTMLResponse:
     if isinstance(exc, AccessDenied):
         return error_page(request, principal, 403, title="无权访问", problem=exc.zh)
