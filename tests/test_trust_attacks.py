@@ -603,3 +603,30 @@ def test_refusals_on_the_supervision_pages_are_audited(site: Delivery) -> None:
     assert [d["path"] for d in refused] == [f"/web/supervision/{PROVIDER[0]}", "/web/supervision/report.pdf"], refused
     own = requests.get(site.url("/web/supervision"), cookies=cookies, timeout=60)
     assert own.status_code == 200  # its own standing
+
+
+# --- a revoked credential presented anywhere is named in the log ------------------------------------------------
+
+def test_a_revoked_token_presented_to_any_route_is_named_in_the_log(site: Delivery) -> None:
+    """A revoked API token presented to a data route is logged with the token's id and agency (supervision finds
+    it as violation case 4). Presented to the notice feed or the tickets it left no record at all, and to a
+    workflow route (grants, applications) an anonymous one without saying whose credential it was. Every 401 of a
+    route now leaves a denied record, naming a revoked token's id and agency."""
+    from registry.db import session_scope
+    from registry.people.models import ApiToken
+    from registry.people.tokens import issue_token as issue
+    from registry.people.tokens import revoke_token
+
+    with session_scope() as session:
+        revoked = issue(session, agency=CONSUMER[0], name="old-system", days=30, actor="test")
+        token_id = session.scalar(select(ApiToken.id).where(ApiToken.name == "old-system"))
+        revoke_token(session, token_id=token_id)
+    paths = ("/api/v1/notices", "/api/v1/tickets", "/api/v1/grants", "/api/v1/applications")
+    for path in paths:
+        assert site.get(path, token=revoked).status_code == 401, path
+    named = [d for actor, result, d in _events("request.refused", agency_code=CONSUMER[0])
+             if result == "denied" and d.get("token") == token_id]
+    assert sorted(d["path"] for d in named) == sorted(paths), named
+    assert site.get("/api/v1/notices").status_code == 401  # no credential at all: still a record, anonymous
+    assert [d for actor, _, d in _events("request.refused") if d.get("path") == "/api/v1/notices"
+            and "token" not in d]
