@@ -630,3 +630,11 @@ def test_a_revoked_token_presented_to_any_route_is_named_in_the_log(site: Delive
     assert site.get("/api/v1/notices").status_code == 401  # no credential at all: still a record, anonymous
     assert [d for actor, _, d in _events("request.refused") if d.get("path") == "/api/v1/notices"
             and "token" not in d]
+
+    # Supervision finds the leaked credential (violation case 4) from these records too, not only from data reads.
+    from core import clock
+    from registry.supervision.violations import find_violations
+
+    with session_scope() as session:
+        found = [f for f in find_violations(session, as_of=clock.today()) if f.kind == "revoked_token_use"]
+        assert [(f.key, f.facts["attempts"]) for f in found] == [(str(token_id), len(paths))], found
