@@ -12,7 +12,10 @@ from api.web import sharing_pages
 def install(app: FastAPI) -> None:
     from delivery.ratelimit import RateLimited
 
+    from api.web.cross_site import CrossSiteGuard
+
     app.add_exception_handler(RateLimited, lambda _request, exc: interface.too_many(exc))
+    app.add_middleware(CrossSiteGuard)  # a page's form posted from another site is refused (and audited)
     app.add_middleware(interface.FastLookup)  # answers keyed lookups that need no registry query itself
     app.include_router(interface.router)
     app.include_router(downloads.router)

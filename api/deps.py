@@ -10,7 +10,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from core.errors import AuthenticationFailed
 from delivery.access import ReadUse
+from registry.audit.log import mark_audited, record_refusal
 from registry.db import session_factory
 from registry.people.models import ApiToken
 from registry.people.tokens import authenticate
@@ -51,8 +53,21 @@ async def get_read_use(request: Request) -> ReadUse:
 ReadUseDep = Annotated[ReadUse, Depends(get_read_use)]
 
 
+def credential_refused(request: Request, failed: AuthenticationFailed) -> AuthenticationFailed:
+    """A refused credential is evidence (articles 18, 23.4): recorded in a transaction of its own, naming a revoked
+    token's id and agency (never the token), then returned marked audited for the route to raise."""
+    if not failed.audited:
+        record_refusal(actor="anonymous", action="request.refused", agency_code=failed.agency_code,
+                       reason=failed.en, detail={"method": request.method, "path": request.url.path,
+                                                 **({"token": failed.token_id} if failed.token_id else {})})
+    return mark_audited(failed)
+
+
 def get_consumer(session: SessionDep, token: TokenDep, request: Request) -> ApiToken:
-    consumer = authenticate(session, token=token)
+    try:
+        consumer = authenticate(session, token=token)
+    except AuthenticationFailed as failed:
+        raise credential_refused(request, failed) from None
     request.state.agency_code = consumer.agency.code
     return consumer
 

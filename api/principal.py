@@ -10,9 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, TokenDep
+from api.deps import SessionDep, TokenDep, credential_refused
 from api.schemas import Problem
-from core.errors import AccessDenied
+from core.errors import AccessDenied, AuthenticationFailed
 from registry.audit.log import record_refusal
 from registry.people.auth import Principal
 from registry.people.bearer import authenticate_principal
@@ -42,7 +42,10 @@ class AuditedRoute(APIRoute):
 
 
 def get_principal(session: SessionDep, token: TokenDep, request: Request) -> Principal:
-    principal = authenticate_principal(session, token=token)
+    try:
+        principal = authenticate_principal(session, token=token)
+    except AuthenticationFailed as failed:
+        raise credential_refused(request, failed) from None
     request.state.principal = principal
     return principal
 

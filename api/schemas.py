@@ -52,6 +52,7 @@ class PagePublic(LookupPublic):
 
 
 class SignedLinkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # names nobody: the link is the caller's, for its agency
     format: str = Field(default="parquet", description="parquet, csv or xlsx")
     version: int | None = Field(default=None, description="a given version; default the latest")
     since: int | None = Field(default=None, description="only the changes after this version")

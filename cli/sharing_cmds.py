@@ -256,7 +256,8 @@ def agreement_add(resource: str, consumer: Annotated[str, typer.Option(help="con
                   valid_until: Annotated[str, typer.Option(help="last day of the term")],
                   scan: Annotated[Path, typer.Option(help="the signed agreement, scanned (PDF or image)")],
                   as_user: AsUser = None) -> None:
-    """Record a signed secrecy agreement; pending grants on the resource become active.
+    """Record a signed secrecy agreement (the provider's side, or `--as` one of its administrators); pending
+    grants on the resource become active.
 
     Example: govshare agreement add 101001/0002 --consumer 上海市人力资源和社会保障局 --party 上海市市场监督管理局
     --party 上海市人力资源和社会保障局 --signed-on 2026-10-08 --valid-until 2027-10-07 --scan 协议.pdf

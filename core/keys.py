@@ -16,8 +16,9 @@ import hashlib
 import hmac
 from typing import Literal
 
-Purpose = Literal["credentials", "signed-links", "audit-seal", "offline-package"]
-PURPOSES: tuple[Purpose, ...] = ("credentials", "signed-links", "audit-seal", "offline-package")
+Purpose = Literal["credentials", "signed-links", "audit-seal", "offline-package", "grant-seal", "page-cursor"]
+PURPOSES: tuple[Purpose, ...] = ("credentials", "signed-links", "audit-seal", "offline-package", "grant-seal",
+                                 "page-cursor")
 
 
 def _label(purpose: str) -> bytes:

@@ -15,6 +15,7 @@ files with ``decision.read_columns`` (approved columns plus those the row condit
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -26,9 +27,10 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, AuthenticationFailed, FatalError
-from registry.audit.log import mark_audited, record_event
+from registry.audit.log import mark_audited, record_event, record_refusal
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
+from registry.sharing.grant_seal import intact as grant_intact
 from registry.sharing.grants import agreement_in_force, filter_columns, live_grant, needs_agreement, require_published
 from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
@@ -91,6 +93,10 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     if grant is None:
         raise _refuse("本机构未获得该资源的共享授权，请先订阅或申请",
                       "your agency holds no grant for this resource: subscribe or apply first")
+    if not grant_intact(grant):
+        raise _refuse("本机构的共享授权记录在平台之外被改动，已停止使用；请联系平台运维人员核查并恢复",
+                      "the grant record was changed outside the hub (its seal does not match), so it is not used: "
+                      "ask the platform operator to check it (`govshare sharing check`) and restore it")
     if grant.status == "pending_agreement":
         raise _refuse("该资源涉及国家秘密、商业秘密或个人隐私，须先签订共享安全保密协议",
                       "this resource involves secrets or personal privacy: a secrecy agreement must be recorded "
@@ -149,6 +155,20 @@ def authorize_principal(session: Session, *, principal: Principal, resource_code
         raise mark_audited(denied)
 
 
+@contextmanager
+def refusals_audited(decision: AccessDecision) -> Iterator[None]:
+    """A refusal after the decision (a lookup, filter or field on a column outside the grant or masked) is
+    recorded like the decision's own, in a transaction of its own: probing hidden columns leaves a trace."""
+    try:
+        yield
+    except AccessDenied as denied:
+        if not denied.audited:
+            record_refusal(actor=decision.actor, action="data.read", agency_code=decision.agency_code,
+                           resource_code=decision.resource.code, reason=denied.en,
+                           detail={"channel": decision.channel, "grant": decision.grant_id})
+        raise mark_audited(denied) from None
+
+
 # --- applying a decision to record batches ---------------------------------------------------------------------
 
 def _scalar(value: Any, type_: pa.DataType) -> pa.Scalar:
@@ -186,7 +206,9 @@ def _condition(batch: pa.RecordBatch, rule: dict[str, Any]) -> pa.Array:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             pass
         matched = pc.is_in(column, value_set=values)
-        return pc.invert(matched) if op == "not_in" else pc.and_kleene(matched, pc.is_valid(column))
+        # An unknown (null) value passes neither: it may be one of the values (fail closed, as SQL's NOT IN and
+        # this grant's `ne` do; `not_in` had let every null through).
+        return pc.and_kleene(pc.invert(matched) if op == "not_in" else matched, pc.is_valid(column))
     compare = {"eq": pc.equal, "ne": pc.not_equal, "lt": pc.less, "le": pc.less_equal, "gt": pc.greater,
                "ge": pc.greater_equal}[op]
     return compare(column, _scalar(rule["value"], column.type))

@@ -168,9 +168,26 @@ BAD_CURSOR_ZH = "游标（cursor）不是本服务签发的，请去掉 cursor �
 BAD_CURSOR_EN = "cursor is not one this service issued; start again without a cursor"
 
 
-def encode_cursor(version: int, column: str, ordinal: int) -> str:
+def encode_cursor(version: int, column: str, ordinal: int, *, reader: str) -> str:
+    """The next page's cursor, sealed and opaque (AES-256-GCM under the `page-cursor` key, bound to ``reader``):
+    the ordinal counts every row of the version in key order, those outside the reader's row condition too, so
+    a readable one told how many rows the reader may not see lie between its own (and an editable one let it
+    probe them)."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from core.keys import derive_key
+
     raw = json.dumps({"v": version, "k": column, "o": ordinal}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    nonce = os.urandom(12)
+    sealed = AESGCM(derive_key(purpose="page-cursor")).encrypt(nonce, raw, reader.encode())
+    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+
+def cursor_reader(decision: AccessDecision) -> str:
+    """Whom a cursor is issued to: the resource and the reading agency (another's cursor is no use)."""
+    return f"{decision.resource.code}|{decision.agency_code}"
 
 
 CURSOR_FIELDS = {"v", "k", "o"}  # version, order column, ordinal of the next row
@@ -182,13 +199,20 @@ def _whole(value: object, *, least: int) -> bool:
     return type(value) is int and least <= value <= LARGEST
 
 
-def decode_cursor(cursor: str) -> tuple[int, str, int]:
-    """The cursor exactly as encode_cursor wrote it, or a 400: only its three fields, whole numbers as numbers
-    ("3", 1.5 or true were taken for 3, 1 and 1), a version from 1, an ordinal from 0."""
+def decode_cursor(cursor: str, *, reader: str) -> tuple[int, str, int]:
+    """The cursor exactly as encode_cursor sealed it for this reader, or a 400: anything edited, made elsewhere
+    or issued to another reader fails the seal; within it only its three fields, whole numbers as numbers, a
+    version from 1, an ordinal from 0."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from core.keys import derive_key
+
     try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        sealed = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        raw = AESGCM(derive_key(purpose="page-cursor")).decrypt(sealed[:12], sealed[12:], reader.encode())
         body = json.loads(raw)
-    except (ValueError, TypeError) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
+    except (ValueError, TypeError, InvalidTag) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
         raise ConfigError(zh=BAD_CURSOR_ZH, en=BAD_CURSOR_EN) from exc
     if not (isinstance(body, dict) and set(body) == CURSOR_FIELDS and _whole(body["v"], least=1)
             and isinstance(body["k"], str) and body["k"] and _whole(body["o"], least=0)):
@@ -243,7 +267,8 @@ def page(decision: AccessDecision, version: DatasetVersion, *, order_by: str, st
             ordinal = kept.column(ORDINAL)[-1].as_py() + 1
     rows = pa.concat_tables(parts) if parts else pa.table({})
     done = ordinal >= copy.rows
-    cursor = None if done else encode_cursor(version.number, order_by, ordinal)
+    cursor = None if done else encode_cursor(version.number, order_by, ordinal,
+                                             reader=cursor_reader(decision))
     return Page(rows=rows.select(chosen) if rows.num_columns else rows, next_cursor=cursor, version=version.number)
 
 

@@ -3,7 +3,9 @@
 The link carries who it was issued to (agency and caller), the resource, the version, the change range, the
 format and a digest of the approved columns and row condition, with an expiry, all under an HMAC-SHA256 keyed
 by a purpose-bound derivation of GOVSHARE_SECRET_KEY. Changing any part breaks the signature; a link used after
-its grant was narrowed or revoked is refused, because the download re-checks the grant.
+its grant was narrowed or revoked, or after the token or session that issued it was revoked, expired or signed
+out, is refused, because the download re-checks both. A link issued before links named their credential no
+longer verifies: ask for a new one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class LinkClaims:
     since: int | None
     grant: str  # digest of the approved columns, row condition and masking at issue time
     expires: int  # Unix seconds
+    credential: str  # the token or session that issued it ("token:ID", "session:ID"): the link dies with it
 
 
 def grant_digest(columns: list[str] | None, row_filter: dict | None, mask: list[str] | None) -> str:
@@ -67,23 +70,38 @@ def verify(token: str, *, now: float | None = None) -> LinkClaims:
 
 
 def new_claims(*, agency: str, caller: str, resource: str, version: int, fmt: str, since: int | None,
-               grant: str, seconds: int | None = None) -> LinkClaims:
+               grant: str, credential: str, seconds: int | None = None) -> LinkClaims:
     lifetime = seconds or get_settings().signed_link_seconds
     return LinkClaims(agency=agency, caller=caller, resource=resource, version=version, fmt=fmt, since=since,
-                      grant=grant, expires=int(clock.now().timestamp()) + lifetime)
+                      grant=grant, expires=int(clock.now().timestamp()) + lifetime, credential=credential)
 
 
 def authorize_link(session, claims: LinkClaims):
-    """The consumer's grant re-checked at download time: a revoked, expired or narrowed grant stops the link."""
-    from delivery.agency_access import authorize_agency, refuse
+    """The link re-checked at download time as a request of the credential that issued it would be: that token
+    or session still in force (a leaked token revoked, a person signed out: its links stop too), then the same
+    access decision (a revoked, expired or narrowed grant stops the link)."""
+    from core.errors import AuthenticationFailed
+    from delivery.access import authorize_principal
+    from delivery.agency_access import refuse
     from registry.people.auth import Principal
+    from registry.people.bearer import credential_principal
 
-    decision = authorize_agency(session, agency=claims.agency, resource_code=claims.resource, channel="file",
-                                actor=claims.caller, kind="link")
+    link = Principal(kind="link", name=claims.caller, agency_id=None, agency_code=claims.agency)
+    try:
+        issuer = credential_principal(session, credential=claims.credential)
+        if issuer.agency_code != claims.agency:
+            raise AuthenticationFailed("签发此链接的凭据已不属于该机构", "the credential that issued this link no longer "
+                                       "belongs to its agency")
+    except AuthenticationFailed as failed:
+        denied = AccessDenied(f"签发此下载链接的令牌或会话已失效（{failed.zh}），链接作废，请重新获取",
+                              f"the token or session that issued this signed link is no longer in force "
+                              f"({failed.en}): ask for a new link")
+        raise refuse(session, principal=link, resource_code=claims.resource, channel="file", error=denied,
+                     reason=denied.en) from None
+    decision = authorize_principal(session, principal=issuer, resource_code=claims.resource, channel="file")
     if grant_digest(decision.columns, decision.row_filter, decision.mask_columns) != claims.grant:
         denied = AccessDenied("共享授权已变更，此链接作废，请重新获取",
                               "the grant changed since this link was issued: ask for a new link")
-        raise refuse(session, principal=Principal(kind="link", name=claims.caller, agency_id=None,
-                                                  agency_code=claims.agency),
-                     resource_code=claims.resource, channel="file", error=denied, reason=denied.en)
+        raise refuse(session, principal=link, resource_code=claims.resource, channel="file", error=denied,
+                     reason=denied.en)
     return decision

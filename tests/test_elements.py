@@ -37,6 +37,17 @@ def _sync(code: str) -> None:
     sync_resource(resource_code=code)
 
 
+def renamed_tax_copy(tmp_path: Path) -> tuple[Path, list[str]]:
+    """The tax bureau's taxpayer table, three enterprises' names changed from the authority's (旧名 added)."""
+    tax_db = tmp_path / "tax.db"
+    make_tax_db(tax_db, rows=ROWS)
+    with closing(sqlite3.connect(tax_db)) as connection, connection:
+        changed = [r[0] for r in connection.execute("SELECT uscc FROM taxpayer_credit ORDER BY uscc LIMIT 3")]
+        connection.executemany("UPDATE taxpayer_credit SET taxpayer_name = taxpayer_name || '（旧名）' WHERE uscc = ?",
+                               [(u,) for u in changed])
+    return tax_db, changed
+
+
 def _add_name_element(resource_code: str, code: str = "DE0001") -> None:
     from registry.db import session_scope
     from registry.catalog.elements import add_element
@@ -88,12 +99,8 @@ def test_a_copy_is_compared_with_the_authority_and_both_agencies_hear_of_mismatc
     from registry.quality.tickets import list_tickets
 
     market = _market(tmp_path)
-    tax_db = tmp_path / "tax.db"
-    make_tax_db(tax_db, rows=ROWS)
+    tax_db, changed = renamed_tax_copy(tmp_path)
     with closing(sqlite3.connect(tax_db)) as connection, connection:
-        changed = [r[0] for r in connection.execute("SELECT uscc FROM taxpayer_credit ORDER BY uscc LIMIT 3")]
-        connection.executemany("UPDATE taxpayer_credit SET taxpayer_name = taxpayer_name || '（旧名）' WHERE uscc = ?",
-                               [(u,) for u in changed])
         connection.execute("UPDATE taxpayer_credit SET taxpayer_name = '  ' || taxpayer_name || ' ' "
                            "WHERE uscc = (SELECT uscc FROM taxpayer_credit ORDER BY uscc DESC LIMIT 1)")
         connection.execute("INSERT INTO taxpayer_credit VALUES (?, '外省企业', 'B', 2025, '2026-01-01 00:00:00')",

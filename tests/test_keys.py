@@ -47,7 +47,7 @@ def test_a_value_signed_for_one_purpose_is_refused_for_another(secret: str) -> N
     from delivery import signed_links
 
     claims = signed_links.new_claims(agency="SH001", caller="system:SH001", resource="101001/0001", version=1,
-                                     fmt="csv", since=None, grant="g")
+                                     fmt="csv", since=None, grant="g", credential="token:1")
     token = signed_links.sign(claims)
     assert signed_links.verify(token) == claims
     body = token.partition(".")[0]

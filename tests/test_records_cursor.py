@@ -1,4 +1,4 @@
-"""The records cursor is read strictly: only the cursor a page returned continues the pages; an edited one
+"""The records cursor is read strictly: only the cursor a page returned continues the pages; one written by hand
 (a number as text, a fraction, true for 1, an unknown or missing field, a negative or oversized number, text
 that is no base64) is a 400 that says so in Chinese, never a page read from a guessed position or a 500."""
 
@@ -25,8 +25,9 @@ def test_only_an_issued_cursor_continues_the_pages(hub_home: Path, tmp_path: Pat
         assert not {json.dumps(r, sort_keys=True) for r in first["records"]} & {
             json.dumps(r, sort_keys=True) for r in second.json()["records"]}
 
-        body = json.loads(base64.urlsafe_b64decode(issued + "=" * (-len(issued) % 4)))
-        v, k, o = body["v"], body["k"], body["o"]
+        # The issued cursor is sealed and opaque (delivery.interface.encode_cursor): a cursor written by hand, in
+        # the form the hub seals, is refused whatever it holds.
+        v, k, o = 1, "id", 5
         edited = {
             "ordinal as text": {"v": v, "k": k, "o": str(o)},
             "fractional ordinal": {"v": v, "k": k, "o": o + 0.5},

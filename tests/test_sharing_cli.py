@@ -104,9 +104,11 @@ def test_the_whole_workflow_from_the_command_line(cli: CliRunner, tmp_path: Path
     run(cli, "agreement", "review", "101001/0001", "--commercial-secret", "--as", "p.admin")
     scan = tmp_path / "scan.pdf"
     scan.write_bytes(b"%PDF-1.4 signed")
-    added = run(cli, "agreement", "add", "101001/0001", "--consumer", CONSUMER[0], "--party", PROVIDER[1], "--party",
-                CONSUMER[1], "--signed-on", "2026-01-05", "--valid-until", "2027-01-04", "--scan", str(scan),
-                "--as", "c.admin")
+    agreement = ("agreement", "add", "101001/0001", "--consumer", CONSUMER[0], "--party", PROVIDER[1], "--party",
+                 CONSUMER[1], "--signed-on", "2026-01-05", "--valid-until", "2027-01-04", "--scan", str(scan))
+    # the consumer cannot open its own grant: the provider's side records the agreement
+    assert "提供方" in run(cli, *agreement, "--as", "c.admin", code=4)
+    added = run(cli, *agreement, "--as", "p.admin")
     assert "BMXY-" in added
     assert "True" in run(cli, "agreement", "list")
 

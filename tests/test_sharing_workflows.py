@@ -285,10 +285,15 @@ def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None
         with pytest.raises(ConfigError, match="早于签订日期"):  # said in Chinese too
             add_agreement(session, resource_code=code, consumer=OTHER_PROVIDER[0], parties=["甲", "乙"],
                           signed_on=date(2026, 1, 5), valid_until=date(2025, 1, 4), scan=scan, by=admin)
+    with session_scope() as session, pytest.raises(AccessDenied, match="提供方"):
+        # the consumer cannot open its own grant with an agreement of its own: the provider's side records it
+        add_agreement(session, resource_code=code, consumer=OTHER_PROVIDER[0],
+                      parties=[PROVIDER[1], OTHER_PROVIDER[1]], signed_on=date(2026, 1, 5),
+                      valid_until=date(2030, 1, 4), scan=scan, by=_as(session, "other-admin"))
     with session_scope() as session:
         agreement = add_agreement(session, resource_code=code, consumer=OTHER_PROVIDER[0],
                                   parties=[PROVIDER[1], OTHER_PROVIDER[1]], signed_on=date(2026, 1, 5),
-                                  valid_until=date(2030, 1, 4), scan=scan, by=_as(session, "other-admin"))
+                                  valid_until=date(2030, 1, 4), scan=scan, by=_as(session, "provider-data_admin"))
         number = agreement.number
     with session_scope() as session:
         decision = authorize_read(session, token=token, resource_code=code, channel="file")

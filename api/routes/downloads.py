@@ -20,6 +20,7 @@ from delivery.exports import MEDIA_TYPES, Export, materialise, read_range
 from delivery.interface import version_for
 from delivery.ratelimit import limiter
 from registry.audit.log import record_event
+from registry.people.bearer import authenticate_principal
 
 router = APIRouter(tags=["file download"])
 Format = Literal["parquet", "csv", "xlsx"]
@@ -105,9 +106,10 @@ def create_link(code: str, body: SignedLinkCreate, request: Request, session: Se
                           en=f"unknown format {body.format!r}; use one of {', '.join(MEDIA_TYPES)}")
     decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="file"), use)
     version = version_for(session, decision, body.version)
+    issuer = authenticate_principal(session, token=token)  # the link lives no longer than this credential
     claims = signed_links.new_claims(
         agency=decision.agency_code, caller=decision.actor, resource=decision.resource.code, version=version.number,
-        fmt=body.format, since=body.since,
+        fmt=body.format, since=body.since, credential=issuer.credential or "",
         grant=signed_links.grant_digest(decision.columns, decision.row_filter, decision.mask_columns),
         seconds=body.expires_in)
     record_event(session, actor=decision.actor, action="link.issue", agency_code=decision.agency_code,

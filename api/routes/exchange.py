@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import ReadUseDep, SessionDep, TokenDep
+from api.deps import ReadUseDep, SessionDep, TokenDep, credential_refused
 from api.schemas import Problem
 from delivery.access import apply_use, audit_read, authorize_read, restrict, restricted_schema
 from delivery.change_filter import filtered_changes
@@ -20,7 +20,9 @@ from pipeline.changes_feed import (
     changes_schema,
     changes_since,
 )
-from registry.audit.log import record_event
+from core.errors import AccessDenied, AuthenticationFailed
+from registry.audit.log import mark_audited, record_event
+from registry.people.auth import DATA_ROLES
 from registry.people.bearer import authenticate_principal
 from registry.exchange.notices import list_notices, notice_public, parse_cursor
 
@@ -77,16 +79,26 @@ def _file_columns(view: Any) -> list[str] | None:  # noqa: ANN401 - AccessDecisi
 
 
 @router.get("/api/v1/notices", responses=DENIED, tags=["notices"])
-def notices(session: SessionDep, token: TokenDep, after: str | None = None,
+def notices(request: Request, session: SessionDep, token: TokenDep, after: str | None = None,
             limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
     """Update notices for your agency's subscriptions, oldest first (更新通知拉取). Pass `next_cursor` back as
     `after` to get only newer ones; the same notices a webhook receives. An entry never moves: a withheld notice
     released once your grant is live again comes as a new entry whose `releases` names it (补发通知)."""
-    principal = authenticate_principal(session, token=token)
+    try:
+        principal = authenticate_principal(session, token=token)
+    except AuthenticationFailed as failed:
+        raise credential_refused(request, failed) from None
     if principal.agency_id is None:
-        from core.errors import AccessDenied
-
         raise AccessDenied("该令牌不属于任何机构", "this credential belongs to no agency")
+    if principal.kind == "user" and not principal.has(*DATA_ROLES):
+        # notices name versions, digests and counts: metadata, read under the role table as GET .../versions is
+        denied = AccessDenied("您的角色不能读取共享数据的更新通知（仅机构管理员、数据资源管理员及其系统）",
+                              "your roles may not read update notices of shared data: only agency administrators, "
+                              "data resource administrators and the agency's systems may")
+        record_event(session, actor=principal.actor, action="request.refused", agency_code=principal.agency_code,
+                     result="denied", detail={"reason": denied.en, "method": "GET", "path": "/api/v1/notices"})
+        session.commit()
+        raise mark_audited(denied)
     page = list_notices(session, agency_id=principal.agency_id, after=parse_cursor(after), limit=limit)
     record_event(session, actor=principal.actor, action="notice.feed_read", agency_code=principal.agency_code,
                  detail={"after": after, "returned": len(page)})

@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from api.deps import ReadUseDep, SessionDep, TokenDep, bearer
 from api.schemas import LookupPublic, PagePublic, Problem
 from delivery import decisions, interface
-from delivery.access import ReadUse, apply_use, audit_read
+from delivery.access import ReadUse, apply_use, audit_read, refusals_audited
 from delivery.audit_batch import group_audit
 from delivery.ratelimit import consumer_key, limiter
 
@@ -67,7 +67,8 @@ def _lookup(code: str, token: str | None, column: str, value: str, fields: str |
     else:
         with session_scope() as session:
             chosen = interface.version_for(session, decision, version)
-    found = interface.lookup(decision, chosen, column=column, value=value, fields=_fields(fields))
+    with refusals_audited(decision):  # a column outside the grant or masked: refused, and recorded
+        found = interface.lookup(decision, chosen, column=column, value=value, fields=_fields(fields))
     group_audit().record(decision=decision, rows=found.num_rows, fmt="json")  # committed before the answer
     return _answer(chosen, found)
 
@@ -92,14 +93,15 @@ def records(code: str, session: SessionDep, token: TokenDep, _: RateLimitDep, us
                                                              channel="interface"), use)
     start, order_by = 0, None
     if cursor:
-        version, order_by, start = interface.decode_cursor(cursor)
+        version, order_by, start = interface.decode_cursor(cursor, reader=interface.cursor_reader(decision))
     chosen = interface.version_for(session, decision, version)
-    condition = interface.parse_where(decision, chosen, where or [])
-    if fmt != "json":
-        return _bulk(session, decision, chosen, condition, _fields(fields), fmt)
-    order_by = interface.cursor_order(decision, chosen, order_by)
-    result = interface.page(decision, chosen, order_by=order_by, start=start, limit=limit, where=condition,
-                            fields=_fields(fields))
+    with refusals_audited(decision):  # a filter or field outside the grant or masked: refused, and recorded
+        condition = interface.parse_where(decision, chosen, where or [])
+        if fmt != "json":
+            return _bulk(session, decision, chosen, condition, _fields(fields), fmt)
+        order_by = interface.cursor_order(decision, chosen, order_by)
+        result = interface.page(decision, chosen, order_by=order_by, start=start, limit=limit, where=condition,
+                                fields=_fields(fields))
     group_audit().record(decision=decision, rows=result.rows.num_rows, fmt="json")
     return JSONResponse({"version": result.version, "manifest_sha256": chosen.manifest_sha256,
                          "records": interface.json_rows(result.rows), "next_cursor": result.next_cursor})

@@ -9,19 +9,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, TokenDep
 from api.principal import DENIED, AuditedRoute, PrincipalDep, commit_then_raise, committed
-from core.errors import AccessDenied
+from core.errors import AccessDenied, ConfigError
 from registry.people import tokens, users
-from registry.audit.verify import export_period, verify_log
+from registry.audit.verify import anchor_of, export_period, is_hash, verify_log
 from registry.people.auth import OVERSIGHT_ROLES, require_roles
 
 router = APIRouter(prefix="/api/v1", responses=DENIED, route_class=AuditedRoute)
 
 
 class LoginCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     username: str
     password: str
 
@@ -48,6 +50,7 @@ class UserPublic(BaseModel):
 
 
 class RolesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     roles: list[str]
 
 
@@ -115,14 +118,58 @@ def revoke_token(token_id: int, session: SessionDep, principal: PrincipalDep) ->
     return committed(session, Response(status_code=204))
 
 
-@router.get("/audit/verify", tags=["audit"])
-def audit_verify(session: SessionDep, principal: PrincipalDep,
-                 anchor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-    require_roles(principal, *OVERSIGHT_ROLES)
+class AnchorCreate(BaseModel):
+    """An anchor's content as `govshare audit anchor` wrote it (id, hash, written_at, seal; other fields of the
+    file are ignored), or an export's .anchor.json (last_hash)."""
+
+    hash: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+    last_hash: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+    id: int | None = None
+    written_at: str | None = None
+    seal: str | None = None
+
+    def anchor(self) -> dict[str, Any]:
+        if self.hash is None and self.last_hash is None:
+            raise ConfigError(zh="锚点须含 hash（`govshare audit anchor` 写出的文件）或 last_hash（导出的 .anchor.json）",
+                              en="the anchor needs its hash (the file `govshare audit anchor` wrote) or last_hash "
+                                 "(an export's .anchor.json)")
+        if self.hash is not None and self.id is not None:
+            if not (self.written_at and self.seal):
+                raise ConfigError(zh="锚点文件不完整：缺少 written_at 或 seal，请原样提交 `govshare audit anchor` 写出的文件",
+                                  en="the anchor lacks written_at or seal: send the file `govshare audit anchor` "
+                                     "wrote as it is")
+            return {"id": self.id, "hash": self.hash, "written_at": self.written_at, "seal": self.seal}
+        return anchor_of({k: v for k, v in self.model_dump().items() if v is not None})
+
+
+def _report(session: Session, anchor: str | dict[str, Any] | None) -> dict[str, Any]:
     report = verify_log(session, anchor=anchor)
     return {"ok": report.ok, "count": report.count, "last_id": report.last_id, "last_hash": report.last_hash,
             "first_bad": str(report.first) if report.first else None,
             "findings": [{"event": f.event_id, "kind": f.kind, "detail": f.detail} for f in report.findings]}
+
+
+@router.get("/audit/verify", tags=["audit"])
+def audit_verify(session: SessionDep, principal: PrincipalDep,
+                 anchor: Annotated[str | None, Query(description="the anchored head's hash (64 hex digits)")] = None,
+                 ) -> dict[str, Any]:
+    """Verify the whole log, optionally against an anchor's hash. An anchor is never a file name here: the
+    server would open whatever file the caller named (the CLI's `--anchor FILE` reads the operator's own file);
+    send a sealed anchor file's content with POST instead."""
+    require_roles(principal, *OVERSIGHT_ROLES)
+    if anchor is not None and not is_hash(anchor):
+        raise ConfigError(zh="anchor 应为锚点记录的哈希（64 位十六进制）；锚点文件请以 POST 提交其内容",
+                          en="anchor must be the anchored record's hash (64 hex digits); send an anchor file's "
+                             "content with POST /api/v1/audit/verify")
+    return _report(session, anchor)
+
+
+@router.post("/audit/verify", tags=["audit"])
+def audit_verify_anchor(body: AnchorCreate, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Verify the whole log against an anchor file's content (`govshare audit anchor`'s file, or an export's
+    .anchor.json): a forged anchor, or a log cut back or rewritten after it, is reported."""
+    require_roles(principal, *OVERSIGHT_ROLES)
+    return _report(session, body.anchor())
 
 
 @router.get("/audit/export", tags=["audit"], response_class=FileResponse)

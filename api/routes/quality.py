@@ -2,6 +2,8 @@
 data-element registry (数据元), and the duplicate-collection check (一数一源) a catalogue tool can call.
 
 A ticket and its rows are visible only to the agency it is addressed to; every read of rows is audited.
+A consistency ticket shows the other agency's values only where this agency's grant on that resource gives
+them in the clear (delivery/ticket_view.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ConsumerDep, SessionDep
 from api.schemas import Problem
@@ -50,6 +52,7 @@ class ElementPublic(BaseModel):
 
 
 class DuplicateCheckCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the caller's agency is the token's, never a field
     element_codes: list[str] = Field(min_length=1, max_length=500)
 
 
@@ -84,6 +87,7 @@ def tickets(session: SessionDep, consumer: ConsumerDep,
 def ticket(ticket_id: int, session: SessionDep, consumer: ConsumerDep,
            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> TicketRowsPublic:
     """One ticket with the rows it lists (quarantined rows with rule and reason, or value mismatches)."""
+    from delivery.ticket_view import visible_rows
     from pipeline.quarantine import ticket_rows
     from registry.quality.tickets import get_ticket
 
@@ -94,8 +98,11 @@ def ticket(ticket_id: int, session: SessionDep, consumer: ConsumerDep,
         session.commit()
         raise AccessDenied("该工单不是发给贵单位的", f"ticket {ticket_id} is addressed to another agency")
     columns, rows = ticket_rows(session, ticket=found, limit=limit)
+    # the other agency's values only under this agency's grant on its resource (delivery/ticket_view.py)
+    rows, withheld = visible_rows(session, ticket=found, columns=columns, rows=rows)
     record_event(session, actor=consumer.name, action="ticket.read", agency_code=consumer.agency.code,
-                 resource_code=found.resource.code, detail={"ticket": ticket_id, "rows": len(rows)})
+                 resource_code=found.resource.code, detail={"ticket": ticket_id, "rows": len(rows),
+                                                            "withheld": withheld})
     return TicketRowsPublic(**_public(found), columns=columns, data=[list(r) for r in rows])
 
 

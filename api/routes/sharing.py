@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
@@ -30,12 +30,19 @@ from schemas.presentation import label
 router = APIRouter(prefix="/api/v1", responses=DENIED, route_class=AuditedRoute)
 
 
+# Request bodies name nobody: the caller is the principal its token authenticates. A field the model does not
+# declare (a "consumer", "by" or "decided_by" naming another agency or person) is a 422, never dropped.
+NO_NAMES = ConfigDict(extra="forbid")
+
+
 class SubscriptionCreate(BaseModel):
+    model_config = NO_NAMES
     resource_code: str
     purpose: str
 
 
 class ApplicationCreate(BaseModel):
+    model_config = NO_NAMES
     resource_code: str
     scope: str
     purpose: str
@@ -66,10 +73,12 @@ class ApplicationPublic(BaseModel):
 
 
 class ReceiptCreate(BaseModel):
+    model_config = NO_NAMES
     received_on: date
 
 
 class DecisionCreate(BaseModel):
+    model_config = NO_NAMES
     outcome: Literal["approve", "partial", "refuse"]
     reasons: str
     approved_items: list[str] | None = None
@@ -79,16 +88,19 @@ class DecisionCreate(BaseModel):
 
 
 class DisputeCreate(BaseModel):
+    model_config = NO_NAMES
     grounds: str
 
 
 class ConclusionCreate(BaseModel):
+    model_config = NO_NAMES
     outcome: Literal["approve", "partial", "refuse"]
     conclusion: str
     approved_items: list[str] | None = None
 
 
 class SensitivityUpdate(BaseModel):
+    model_config = NO_NAMES
     state_secret: bool = False
     commercial_secret: bool = False
     personal_privacy: bool = False
@@ -112,6 +124,7 @@ class GrantPublic(BaseModel):
 
 
 class RevokeCreate(BaseModel):
+    model_config = NO_NAMES
     reason: str
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import SessionDep
 from api.routes.supervision import SEE_ALL, standing_view
-from api.web import SessionCookie, _login_redirect, _page, _principal, _problem
+from api.web import SessionCookie, _login_redirect, _page, _principal, _problem, refusal_logged
 from core.errors import AccessDenied, GovshareError
 from core.calendar.due_days import schedule_warning
 from registry.supervision.evaluation import CLOCKS
@@ -46,6 +46,8 @@ def notice_pdf(request: Request, session: SessionDep, token: SessionCookie = Non
                                out=Path(folder) / "notice.pdf")
             body = out.read_bytes()
     except GovshareError as exc:
+        if isinstance(exc, AccessDenied):
+            refusal_logged(session, principal, request, exc)
         return _problem(request, principal, exc)
     record_event(session, actor=principal.actor, action="supervision.notice_read", detail={"period": reported})
     session.commit()
@@ -66,7 +68,8 @@ def standing_page(request: Request, session: SessionDep, token: SessionCookie = 
     try:
         view = standing_view(session, principal=principal, code=code or principal.agency_code or "", period=period)
     except GovshareError as exc:
-        session.commit()
+        if isinstance(exc, AccessDenied):  # another agency's standing: the refusal is evidence, as over the API
+            refusal_logged(session, principal, request, exc)
         return _problem(request, principal, exc)
     ranking = evaluate(session, period=view["period"]).agencies if principal.has(*SEE_ALL) else []
     warning = schedule_warning()

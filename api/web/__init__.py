@@ -67,6 +67,19 @@ def error_page(request: Request, principal: Any, status: int, *, title: str, pro
     return _page(request, "error.html", principal, status, title=title, problem=problem, advice=ADVICE.get(status, ""))
 
 
+def refusal_logged(session, principal: Any, request: Request, exc: AccessDenied,  # noqa: ANN001 - Session
+                   resource_code: str | None = None) -> None:
+    """Roll back the refused action, then keep the refusal as evidence (unless the service logged it), as the
+    API's AuditedRoute does: every page that refuses a signed-in person calls it."""
+    from registry.audit.log import record_refusal
+
+    session.rollback()
+    if not exc.audited:
+        record_refusal(actor=principal.actor, action="request.refused", agency_code=principal.agency_code,
+                       resource_code=resource_code, reason=exc.en,
+                       detail={"method": request.method, "path": request.url.path, "channel": "web"})
+
+
 def _problem(request: Request, principal: Any, exc: Exception) -> HTMLResponse:
     if isinstance(exc, AccessDenied):
         return error_page(request, principal, 403, title="无权访问", problem=exc.zh)
@@ -151,7 +164,10 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form()
         return _page(request, "login.html", None, 401, next=target, error=failed.zh, username=username)
     session.commit()
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/web")
+    # Secure whenever the request came over HTTPS (behind the proxy: X-Forwarded-Proto from an address uvicorn's
+    # --forwarded-allow-ips trusts), so the browser never sends it over plain HTTP; the loopback demo is HTTP.
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/web",
+                        secure=request.url.scheme == "https")
     return response
 
 
@@ -205,14 +221,10 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
-    from registry.catalog.resources import get_resource
     from registry.exchange.versions import latest_version
 
     try:
-        resource = get_resource(session, code=code)
-        if resource.catalog_status == "draft" and principal.agency_id != resource.agency_id:
-            # never published: its content is the provider's alone, as the catalogue API answers
-            raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
+        resource = shown_entry(session, principal, code)
     except NotFound as exc:
         return _problem(request, principal, exc)
     from registry.sharing.grants import usable_grant
@@ -226,6 +238,17 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
                  # reader with a live grant sees it, as on the versions endpoint and in notices
                  own=own, digest=own or (principal.agency_id is not None and usable_grant(
                      session, resource=resource, agency_id=principal.agency_id) is not None))
+
+
+def shown_entry(session, principal, code: str):  # noqa: ANN001, ANN201 - Session, Principal -> Resource
+    """The resource of a page about a catalogue entry, or NotFound: an entry that is not published (registered
+    by `resource add` only, a draft, withdrawn) is its provider's alone, as the catalogue API answers."""
+    from registry.catalog.resources import get_resource
+
+    resource = get_resource(session, code=code)
+    if resource.catalog_status != "published" and principal.agency_id != resource.agency_id:
+        raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
+    return resource
 
 
 def _entry_content(session, resource) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -273,7 +296,7 @@ def browse(code: str, request: Request, session: SessionDep, token: SessionCooki
         decision = authorize_read(session, token=token, resource_code=code, channel="browse")
         start, order_by, number = 0, None, None
         if cursor:
-            number, order_by, start = interface.decode_cursor(cursor)
+            number, order_by, start = interface.decode_cursor(cursor, reader=interface.cursor_reader(decision))
         version = interface.version_for(session, decision, number)
         order_by = interface.cursor_order(decision, version, order_by)
         result = interface.page(decision, version, order_by=order_by, start=start, limit=PAGE_ROWS, where=None,

@@ -26,21 +26,12 @@ from api.web import (
     _principal,
     _problem,
     chinese_message,
+    refusal_logged,
+    shown_entry,
 )
 from core.errors import AccessDenied, ConfigError, NotFound
 
 router = APIRouter(prefix="/web/applications", include_in_schema=False)
-
-
-def _refused(session, principal, request: Request, exc: AccessDenied, resource_code: str | None = None) -> None:
-    """Roll back the failed action, then keep the refusal as evidence (unless the service logged it)."""
-    from registry.audit.log import record_refusal
-
-    session.rollback()
-    if not exc.audited:
-        record_refusal(actor=principal.actor, action="request.refused", agency_code=principal.agency_code,
-                       resource_code=resource_code, reason=exc.en,
-                       detail={"method": request.method, "path": request.url.path, "channel": "web"})
 
 
 def _item_choices(session, resource) -> list[dict[str, str]]:
@@ -93,13 +84,11 @@ def _form(request: Request, session, principal, resource, status: int = 200, **v
 
 @router.get("/new", response_class=HTMLResponse)
 def new(request: Request, session: SessionDep, resource: str, token: SessionCookie = None) -> Response:
-    from registry.catalog.resources import get_resource
-
     principal = _principal(session, token)
     if principal is None:
         return _login_redirect(request)
     try:
-        found = get_resource(session, code=resource)
+        found = shown_entry(session, principal, resource)  # an entry not published is not applied for
     except NotFound as exc:
         return _problem(request, principal, exc)
     return _form(request, session, principal, found, scope="", purpose="", items=[])
@@ -121,7 +110,7 @@ def submit(request: Request, session: SessionDep, resource: Annotated[str, Form(
         application = apply(session, resource_code=resource, consumer=principal.agency_code or "", scope=scope,
                             purpose=purpose, items=items or [], by=principal)
     except AccessDenied as exc:
-        _refused(session, principal, request, exc, resource)
+        refusal_logged(session, principal, request, exc, resource)
         return _problem(request, principal, exc)
     except NotFound as exc:
         return _problem(request, principal, exc)
@@ -162,7 +151,7 @@ def _open_application(request: Request, session, token: str | None, number: str)
         return principal, _visible(session, principal, number)
     except (AccessDenied, NotFound) as exc:
         if isinstance(exc, AccessDenied):
-            _refused(session, principal, request, exc)
+            refusal_logged(session, principal, request, exc)
         return _problem(request, principal, exc)
 
 
@@ -209,7 +198,7 @@ def _act(request: Request, session, token: str | None, number: str, action) -> R
     try:
         action(principal, application)
     except AccessDenied as exc:
-        _refused(session, principal, request, exc)
+        refusal_logged(session, principal, request, exc)
         return _problem(request, principal, exc)
     except NotFound as exc:
         return _problem(request, principal, exc)

@@ -149,12 +149,21 @@ def read_anchor(text: str) -> dict[str, Any]:
     """An anchor given to `audit verify --anchor`: a file written by `audit anchor` or an export's
     .anchor.json, or a bare last hash."""
     path = Path(text)
-    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+    if is_hash(text):
         return {"hash": text}
     if not path.is_file():
         raise FileNotFoundError(f"anchor {text!r} is neither a 64-hex hash nor a file; give the file "
                                 "`govshare audit anchor` wrote")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    return anchor_of(json.loads(path.read_text(encoding="utf-8")))
+
+
+def is_hash(text: str) -> bool:
+    """A bare chain hash (64 lower-case hex digits), as an anchor may be given."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def anchor_of(data: dict[str, Any]) -> dict[str, Any]:
+    """An anchor's content (`audit anchor`'s file, or an export's .anchor.json) in the form verify_log checks."""
     if "last_hash" in data and "hash" not in data:  # an export's anchor
         return {"hash": data["last_hash"]}
     return data

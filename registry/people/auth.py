@@ -29,6 +29,7 @@ class Principal:
     user_id: int | None = None
     display_name: str = ""  # a person's name as pages show it (张伟); the account name stays `name`
     agency_name: str = ""
+    credential: str | None = None  # "token:ID" or "session:ID": what authenticated it (a signed link names it)
 
     @property
     def actor(self) -> str:

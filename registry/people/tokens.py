@@ -70,7 +70,11 @@ def authenticate(session: Session, *, token: str | None) -> ApiToken:
     """The token record for a presented token, or AuthenticationFailed saying why."""
     if not token:
         raise AuthenticationFailed("缺少访问令牌", "missing API token: send `Authorization: Bearer <token>`")
-    record = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == sha256_hex(token)))
+    return in_force(session.scalar(select(ApiToken).where(ApiToken.token_sha256 == sha256_hex(token))))
+
+
+def in_force(record: ApiToken | None) -> ApiToken:
+    """The token record if it may still act (not revoked, not expired), or AuthenticationFailed saying why."""
     if record is None:
         raise AuthenticationFailed("访问令牌无效", "invalid API token")
     if record.revoked_at is not None:

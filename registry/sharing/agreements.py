@@ -85,12 +85,16 @@ def _next_number(session: Session, today: date) -> str:
 
 def add_agreement(session: Session, *, resource_code: str, consumer: str, parties: list[str], signed_on: date,
                   valid_until: date, scan: Path, by: Principal) -> SecrecyAgreement:
-    """Record a signed agreement; pending grants of that consumer on that resource become active."""
+    """Record a signed agreement (the provider's side); pending grants of that consumer on that resource become
+    active."""
     resource = get_resource(session, code=resource_code)
     taker = get_agency(session, ref=consumer)
-    require(by, by.acts_for(resource.agency_id) or by.acts_for(taker.id),
-            zh="只有协议双方的机构管理员或数据资源管理员可以登记保密协议",
-            en="only an agency or data resource administrator of either party may record the agreement")
+    # The agreement is the provider's gate (its secrecy review made grants wait for one): recorded by the
+    # provider's side, never on the consumer's word alone (a consumer's own "agreement" opened its grant).
+    require(by, by.acts_for(resource.agency_id),
+            zh="保密协议由资源提供方的机构管理员或数据资源管理员登记（需求方请将签署的协议交提供方登记）",
+            en="the secrecy agreement is recorded by the provider's agency or data resource administrator (the "
+               "consumer hands the signed agreement to the provider)")
     if signed_on > (today := clock.today()):
         raise ConfigError(f"签订日期 {signed_on} 晚于今天 {today}：请在协议签订后登记 / an agreement is recorded once "
                           f"signed, not before ({signed_on} is after today)")

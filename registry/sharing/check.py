@@ -4,7 +4,8 @@ A grant is in force (active, or pending its secrecy agreement) only while its re
 published and either the subscription it came from is live on an unconditionally shared entry, or the
 application it came from stands approved (in whole or in part) with this very grant as its outcome. A refusal,
 a withdrawn entry or a revoked subscription ends the grant where it happens; this check finds any grant that
-escaped (a bug, an edited table) so supervision sees it. `govshare sharing check` and the daily supervision
+escaped (a bug, an edited table) so supervision sees it, and any grant whose row no longer matches its seal
+(registry/sharing/grant_seal.py: edited outside the hub). `govshare sharing check` and the daily supervision
 DAG run it; it reads only the registry.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.sharing.grant_seal import intact
 from registry.sharing.grants import LIVE
 from registry.sharing.models import Application, Grant, Subscription
 
@@ -32,6 +34,9 @@ class BaselessGrant:
 
 
 def _problem(session: Session, grant: Grant) -> tuple[str, str] | None:
+    if not intact(grant):
+        return ("授权记录在平台之外被改动（封签不符），读取已被拒绝", "the grant record was changed outside the hub "
+                "(its seal does not match): reads on it are refused")
     resource = grant.resource
     if resource.catalog_status != "published":
         return (f"目录条目状态为 {resource.catalog_status}，未发布", f"the catalogue entry is {resource.catalog_status}, "

@@ -109,8 +109,10 @@ def live_grant(session: Session, *, resource: Resource, agency_id: int) -> Grant
 def usable_grant(session: Session, *, resource: Resource, agency_id: int) -> Grant | None:
     """The agency's grant when a read would pass it now (active, not expired, its secrecy agreement in force),
     for pages that show what a grant allows without reading data."""
+    from registry.sharing.grant_seal import intact
+
     grant = live_grant(session, resource=resource, agency_id=agency_id)
-    if grant is None or grant.status != "active":
+    if grant is None or grant.status != "active" or not intact(grant):
         return None
     if grant.expires_at is not None and clock.as_utc(grant.expires_at) <= clock.now():
         return None

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
+from registry.sharing.grant_seal import intact
 from registry.sharing.grants import lifted_masks, live_grant, sensitivity
 from registry.sharing.models import Grant
 
@@ -75,7 +76,8 @@ def grant_scope(session: Session, *, resource: Resource, grant: Grant) -> GrantS
 def subscriber_scope(session: Session, *, resource: Resource, agency_id: int) -> GrantScope:
     """What an agency's live grant lets it see of a resource, or NO_GRANT."""
     grant = live_grant(session, resource=resource, agency_id=agency_id)
-    return NO_GRANT if grant is None else grant_scope(session, resource=resource, grant=grant)
+    # an edited grant (its seal broken) is refused on every read: a notice tells no more than to no grant
+    return NO_GRANT if grant is None or not intact(grant) else grant_scope(session, resource=resource, grant=grant)
 
 
 def restricted(scope: Scoped) -> bool:

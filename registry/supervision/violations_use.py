@@ -28,10 +28,10 @@ __all__ = ["PROBLEMS", "find_use_outside_grants"]
 MAX_EVENT_IDS = 100  # evidence lists this many audit event ids and counts the rest
 
 
-def _events(session: Session, *, result: str) -> Iterator[AuditEvent]:
+def _events(session: Session, *, result: str, actions: tuple[str, ...] = ("data.read",)) -> Iterator[AuditEvent]:
     # Every recorded read, whatever the detection day: the log only holds what already happened, and its
     # timestamps are the platform's own (they cannot be back-dated without breaking the chain).
-    query = (select(AuditEvent).where(AuditEvent.action == "data.read", AuditEvent.result == result)
+    query = (select(AuditEvent).where(AuditEvent.action.in_(actions), AuditEvent.result == result)
              .order_by(AuditEvent.id).execution_options(yield_per=1000))
     yield from session.scalars(query)
 
@@ -110,7 +110,8 @@ def find_use_outside_grants(session: Session) -> Iterator[Finding]:
                               f"{what} {len(ids)} 次；授权用途：{grant.purpose}",
                       facts={"reads": len(ids), "granted_purpose": grant.purpose, "why": why})
     revoked: dict[int, list[int]] = defaultdict(list)
-    for event in _events(session, result="denied"):
+    # a revoked token presented to any route: a data read, or any other request refused at authentication
+    for event in _events(session, result="denied", actions=("data.read", "request.refused")):
         token_id = event.detail.get("token")
         if event.detail.get("reason") == "API token revoked" and isinstance(token_id, int):
             revoked[token_id].append(event.id)

@@ -1,0 +1,63 @@
+"""What a consistency ticket (一致性疑义校核工单) shows the agency it is addressed to.
+
+A consistency check sends the copy's agency and the authority's agency the same mismatches: the key, the copy's
+value and the authoritative value. Each value is data of one agency's resource, so a ticket is a delivery
+channel like any other: the reader sees its own resource's values, and the other agency's only where its
+usable grant on that resource (active, unexpired, its secrecy agreement in force, its seal intact; the entry
+published) gives that column in the clear and rows without a condition (a mismatch row carries only its key,
+so a row condition cannot be judged on it). Anything else reads WITHHELD, with the count audited by the route.
+Quarantine tickets list the provider's own rows and pass unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from registry.catalog.elements import get_element
+from registry.catalog.resources import get_resource
+from registry.sharing.grants import usable_grant
+from registry.sharing.visibility import grant_scope
+
+WITHHELD = "（未获授权，不予显示）"
+
+
+def _in_clear(session: Session, *, code: str, column: str, agency_id: int) -> bool:
+    """Whether the agency may read this column of this resource's rows, as a read without a row filter."""
+    resource = get_resource(session, code=code)
+    if resource.agency_id == agency_id:
+        return True
+    if resource.catalog_status != "published" or resource.sharing_type == "not_shared":
+        return False
+    grant = usable_grant(session, resource=resource, agency_id=agency_id)
+    if grant is None:
+        return False
+    scope = grant_scope(session, resource=resource, grant=grant)
+    return (not scope.row_filter and (scope.columns is None or column in scope.columns)
+            and column not in scope.mask_columns)
+
+
+def visible_rows(session: Session, *, ticket: Any, columns: list[str],  # noqa: ANN401 - a CorrectionTicket
+                 rows: list[tuple]) -> tuple[list[tuple], int]:
+    """The ticket's rows as its agency may see them, and how many values were withheld."""
+    if ticket.kind != "consistency" or not rows:
+        return rows, 0
+    at = {name: i for i, name in enumerate(columns)}
+    copy_code = (ticket.detail or {}).get("copy") or ticket.resource.code
+    allowed: dict[tuple[str, str], bool] = {}
+    shown, withheld = [], 0
+    for row in rows:
+        values = list(row)
+        # the other side of each mismatch: for the copy's agency the authority's value, and the reverse
+        sides = (("authoritative_value", row[at["authoritative_resource"]],
+                  get_element(session, code=row[at["element"]]).column),
+                 ("copy_value", copy_code, row[at["copy_column"]]))
+        for name, code, column in sides:
+            if (code, column) not in allowed:
+                allowed[(code, column)] = _in_clear(session, code=code, column=column, agency_id=ticket.agency_id)
+            if not allowed[(code, column)] and values[at[name]] is not None:
+                values[at[name]] = WITHHELD
+                withheld += 1
+        shown.append(tuple(values))
+    return shown, withheld
