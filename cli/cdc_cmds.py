@@ -88,6 +88,7 @@ def sync_cdc_command(resource: str, *, full: bool, wait: float = 0, attempts: in
 
     from core.errors import RetriableError
     from pipeline.cdc import sync_cdc
+    from schemas.presentation import label
 
     with reported_errors():
         for attempt in range(1, max(1, attempts) + 1):
@@ -102,7 +103,7 @@ def sync_cdc_command(resource: str, *, full: bool, wait: float = 0, attempts: in
             f"{report.resource_code}: 无变更 / no change ({report.note or 'nothing new'})"
         table(title, ["mode", "changed rows", "deleted", "transactions", "re-delivered", "published", "quarantined",
                       "position (LSN)"],
-              [(report.mode, report.upserts, report.deletes, report.transactions, report.redelivered,
+              [(label("run_modes", report.mode), report.upserts, report.deletes, report.transactions, report.redelivered,
                 report.rows_published if report.version else "-", report.rows_quarantined, report.position)])
         if report.version and report.mode == "cdc-snapshot":
             console.print(f"全量快照 / full snapshot: {report.note}")

@@ -177,6 +177,7 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
     from registry.db import session_scope
     from registry.exchange.notice_models import NoticeEndpoint
     from registry.sharing.models import Subscription
+    from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         query = select(Subscription).order_by(Subscription.id)
@@ -185,7 +186,8 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
             if resource and s.resource.code != resource:
                 continue
             endpoint = session.get(NoticeEndpoint, s.id)
-            rows.append((s.id, s.resource.code, s.agency.name, s.status, endpoint.url if endpoint else "pull feed"))
+            rows.append((s.id, s.resource.code, s.agency.name, label("subscription_statuses", s.status),
+                         endpoint.url if endpoint else "pull feed"))
         table("订阅 / subscriptions", ["id", "resource", "subscriber", "status", "notices go to"], rows)
 
 
@@ -205,13 +207,15 @@ def notices_list(resource: Annotated[str | None, typer.Option(help="only this re
     from registry.db import session_scope
     from registry.sharing.models import Subscription
     from registry.exchange.notices import list_notices
+    from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         rows = []
         for n in list_notices(session, resource_code=resource, status=status, limit=limit, newest=True):
             subscriber = session.get(Subscription, n.subscription_id).agency.name
             changes = (n.payload or {}).get("changes") or {}
-            rows.append((n.id, n.resource_code, f"v{n.version_number}", subscriber, n.status, n.attempts,
+            rows.append((n.id, n.resource_code, f"v{n.version_number}", subscriber, label("notice_statuses", n.status),
+                         n.attempts,
                          f"+{changes.get('inserted', 0)} ~{changes.get('updated', 0)} -{changes.get('deleted', 0)}",
                          (n.last_error or "")[:60]))
         table("更新通知 / notices", ["id", "resource", "version", "subscriber", "status", "attempts", "changes",

@@ -15,7 +15,7 @@ import typer
 from cli import access_cmds
 from cli.access_cmds import AsUser, acting_as, refusals_audited
 from cli.output import parse_day
-from cli.output import console, due, reported_errors, table
+from cli.output import console, due, reported_errors, shown, table
 from cli.usage import bad_value
 
 apply_app = typer.Typer(help="Applications for conditional resources (按需共享申请, article 14) and for leave to "
@@ -38,12 +38,14 @@ def sharing_check() -> None:
     """
     from registry.db import session_scope
     from registry.sharing.check import baseless_grants
+    from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         found = baseless_grants(session)
         table("无依据的授权 / grants without a basis", ["授权 grant", "资源 resource", "获取方 consumer", "来源 origin",
                                                  "问题 problem"],
-              [(g.grant_id, g.resource_code, g.agency_code, g.origin, f"{g.problem_zh} / {g.problem_en}")
+              [(g.grant_id, g.resource_code, g.agency_code, label("grant_origins", g.origin),
+                f"{g.problem_zh} / {g.problem_en}")
                for g in found])
         if found:
             raise typer.Exit(1)
@@ -185,7 +187,7 @@ def decide_command(number: str,
         application = decide(session, number=number, outcome=outcome, reasons=reason, approved_items=item or None,
                              unmask=unmask or list(unmask_column or []), expires_on=parse_day(expires),
                              by=acting_as(session, as_user))
-        console.print(f"{number}: {label('application_statuses', application.status)} / {application.status}; "
+        console.print(f"{shown(number)}: {label('application_statuses', application.status)}; "
                       f"grant {application.grant_id or '-'}")
 
 
