@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.output import console, parse_day, reported_errors, table
+from cli.output import console, parse_day, reported_errors, shown, table
 from cli.usage import bad_value
 from core.errors import AccessDenied
 
@@ -77,8 +77,9 @@ def user_add(username: str, agency: Annotated[str, typer.Option(help="agency cod
     with reported_errors(), refusals_audited(as_user, "user add"), session_scope() as session:
         user = add_user(session, username=username, agency=agency, roles=role, password=_password(password_env),
                         display_name=name, by=acting_as(session, as_user))
-        console.print(f"已为{user.agency.name}添加用户 {user.username}（{label_list('roles', user.roles)}） / "
-                      f"user {user.username} ({', '.join(user.roles)}) added to {user.agency.name}")
+        agency, username = shown(user.agency.name), shown(user.username)
+        console.print(f"已为{agency}添加用户 {username}（{label_list('roles', user.roles)}） / "
+                      f"user {username} ({', '.join(user.roles)}) added to {agency}")
 
 
 @user_app.command("list")
@@ -109,8 +110,8 @@ def user_roles(username: str, role: Annotated[list[str], typer.Option("--role")]
 
     with reported_errors(), refusals_audited(as_user, "user roles"), session_scope() as session:
         user = set_roles(session, username=username, roles=role, by=acting_as(session, as_user))
-        console.print(f"用户 {user.username} 的角色：{label_list('roles', user.roles)} / "
-                      f"user {user.username}: {', '.join(user.roles)}")
+        console.print(f"用户 {shown(user.username)} 的角色：{label_list('roles', user.roles)} / "
+                      f"user {shown(user.username)}: {', '.join(user.roles)}")
 
 
 @user_app.command("password")
@@ -122,7 +123,7 @@ def user_password(username: str, password_env: Annotated[Optional[str], typer.Op
 
     with reported_errors(), refusals_audited(as_user, "user password"), session_scope() as session:
         set_password(session, username=username, password=_password(password_env), by=acting_as(session, as_user))
-        console.print(f"用户 {username} 的密码已更改（账户如被锁定已解锁） / password of {username} changed")
+        console.print(f"用户 {shown(username)} 的密码已更改（账户如被锁定已解锁） / password of {shown(username)} changed")
 
 
 @user_app.command("deactivate")
@@ -133,7 +134,7 @@ def user_deactivate(username: str, as_user: AsUser = None) -> None:
 
     with reported_errors(), refusals_audited(as_user, "user deactivate"), session_scope() as session:
         deactivate_user(session, username=username, by=acting_as(session, as_user))
-        console.print(f"用户 {username} 已停用，其登录会话立即失效 / user {username} deactivated")
+        console.print(f"用户 {shown(username)} 已停用，其登录会话立即失效 / user {shown(username)} deactivated")
 
 
 def token_list(agency: Annotated[Optional[str], typer.Option(help="only this agency")] = None) -> None:
@@ -160,7 +161,7 @@ def token_revoke(token_id: int, as_user: AsUser = None) -> None:
 
     with reported_errors(), refusals_audited(as_user, "token revoke"), session_scope() as session:
         record = revoke_token(session, token_id=token_id, by=acting_as(session, as_user))
-        console.print(f"令牌 {record.id}（{record.name}）已撤销，立即失效 / token {record.id} ({record.name}) revoked")
+        console.print(f"令牌 {record.id}（{shown(record.name)}）已撤销，立即失效 / token {record.id} ({shown(record.name)}) revoked")
 
 
 @audit_app.command("verify")
@@ -184,9 +185,9 @@ def audit_verify(anchor: Annotated[Optional[str], typer.Option(
         console.print(f"审计日志完整 / audit log intact: {report.count} records, last hash {report.last_hash}")
         return
     first = report.first
-    console.print(f"[red]审计日志被篡改 / audit log tampered:[/red] first bad record: {first}", soft_wrap=True)
+    console.print(f"[red]审计日志被篡改 / audit log tampered:[/red] first bad record: {shown(first)}", soft_wrap=True)
     for finding in report.findings[1:10]:
-        console.print(f"  also: {finding}", soft_wrap=True)
+        console.print(f"  also: {shown(finding)}", soft_wrap=True)
     raise typer.Exit(3)
 
 
@@ -211,7 +212,7 @@ def audit_anchor(out: Annotated[Optional[Path], typer.Option(
             from core.errors import ConfigError
 
             raise ConfigError(f"审计日志校验未通过，不写锚点 / {refused}") from None
-    console.print(f"锚点已写入 / anchor written: {path} (record {anchor['id']}, hash {anchor['hash']})")
+    console.print(f"锚点已写入 / anchor written: {shown(path)} (record {anchor['id']}, hash {anchor['hash']})")
 
 
 @audit_app.command("export")
@@ -227,5 +228,5 @@ def audit_export(start: Annotated[str, typer.Option("--from", help="first day (B
 
     with reported_errors(), session_scope() as session:
         anchor = export_period(session, start=parse_day(start), end=parse_day(end), out=out)
-    console.print(f"{anchor['count']} records written to {out}; anchor {out}.anchor.json: hash before "
+    console.print(f"{anchor['count']} records written to {shown(out)}; anchor {shown(out)}.anchor.json: hash before "
                   f"{anchor['hash_before']}, last hash {anchor['last_hash']}, log verified {anchor['log_verified']}")

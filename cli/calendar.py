@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.access_cmds import AsUser
-from cli.output import parse_day
+from cli.output import parse_day, shown
 from core.errors import ConfigError
 
 if TYPE_CHECKING:  # the calendar brings the settings (pydantic-settings): imported by the commands that count
@@ -52,9 +52,15 @@ def _weekday(day: date) -> str:
     return f"{chinese} {english}"
 
 
+def _plain(value: object) -> str:
+    # A schedule file's text (its notice, a holiday's name) or a path: plain echo acts on no markup, but the
+    # terminal would act on a control character.
+    return shown(value, markup=False)
+
+
 def _fail(exc: ConfigError) -> typer.Exit:
     # Plain echo, not rich: rich would wrap long paths and commands in the middle.
-    typer.echo(f"错误 / error: {exc}", err=True)
+    typer.echo(f"错误 / error: {shown(exc, lines=True, markup=False)}", err=True)
     return typer.Exit(code=1)
 
 
@@ -95,11 +101,11 @@ def load_command(
         raise _fail(exc) from None
     off_days = len({day for period in schedule.holidays for day in period.days()})
     typer.echo(
-        f"已安装 / installed: {schedule.year} schedule ({schedule.source}) -> {installed}: "
+        f"已安装 / installed: {schedule.year} schedule ({_plain(schedule.source)}) -> {_plain(installed)}: "
         f"{len(schedule.holidays)} holidays, {off_days} off days, {len(schedule.workdays)} 调休 working days"
     )
     if schedule.note:
-        typer.echo(f"note: {schedule.note}")
+        typer.echo(f"note: {_plain(schedule.note)}")
     if installed.parent.resolve() == get_settings().calendar_dir.resolve():
         _schedule_pending(as_user)
 
@@ -120,7 +126,7 @@ def _schedule_pending(as_user: str | None) -> None:
     with reported_errors(), session_scope() as session:
         filled = fill_pending(session, actor=acting_as(session, as_user).actor)
     for item in filled:
-        typer.echo(f"期限已确定 / due day set: {item.kind} {item.reference} -> {item.due_on.isoformat()}")
+        typer.echo(f"期限已确定 / due day set: {item.kind} {_plain(item.reference)} -> {item.due_on.isoformat()}")
     typer.echo(f"{len(filled)} 个待定期限已计算 / due day(s) filled in")
 
 
@@ -141,7 +147,7 @@ def check_command(
     except ConfigError as exc:
         raise _fail(exc) from None
     verdict = "工作日 / working day" if status.is_working_day else "非工作日 / not a working day"
-    typer.echo(f"{parsed.isoformat()} ({_weekday(parsed)}): {verdict} — {_reason(status)} [{status.origin}]")
+    typer.echo(f"{parsed.isoformat()} ({_weekday(parsed)}): {verdict} — {_plain(_reason(status))} [{status.origin}]")
 
 
 @app.command("add")
@@ -177,17 +183,17 @@ def years_command(calendar_dir: CalendarDirOption = None) -> None:
     files = [source for source in sources if source.origin == "file"]
     if library:
         except_files = " (except the files below)" if any(source.overrides_library for source in files) else ""
-        typer.echo(f"{library[0].year}-{library[-1].year}  library  {library[0].location}{except_files}")
+        typer.echo(f"{library[0].year}-{library[-1].year}  library  {_plain(library[0].location)}{except_files}")
     for source in files:
         if source.error:
-            typer.echo(f"{source.year}  file  {source.location}  无效 / INVALID: {source.error}")
+            typer.echo(f"{source.year}  file  {_plain(source.location)}  无效 / INVALID: {_plain(source.error)}")
             continue
         overrides = " (overrides the library / 覆盖库数据)" if source.overrides_library else ""
-        typer.echo(f"{source.year}  file  {source.location}{overrides}  source: {source.notice}")
+        typer.echo(f"{source.year}  file  {_plain(source.location)}{overrides}  source: {_plain(source.notice)}")
     from core.calendar.due_days import schedule_warning
 
     if calendar_dir is None and (warning := schedule_warning()):
-        typer.echo(f"警告 / warning: {warning}")
+        typer.echo(f"警告 / warning: {_plain(warning)}")
     if any(source.error for source in files):
         # Non-zero so a health check notices an unusable schedule before a deadline needs it.
         raise typer.Exit(code=1)

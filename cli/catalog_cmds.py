@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.output import console, reported_errors, table
+from cli.output import console, reported_errors, shown, table
 from cli.output import note as show_note
 from cli.usage import bad_value
 from core.errors import ConfigError
@@ -138,7 +138,7 @@ def add_command(
             revision = upsert_entry(session, agency=agency, data=data, author=cataloguer(session, author, agency),
                                     actor=person_actor(author))
             code, number = revision.resource.code, revision.number
-        console.print(f"目录条目 {code} {data.name}：第{number}版（草稿） / entry {code} revision {number} (draft)")
+        console.print(f"目录条目 {shown(code)} {shown(data.name)}：第{number}版（草稿） / entry {shown(code)} revision {number} (draft)")
 
 
 @catalog_app.command("edit")
@@ -186,9 +186,9 @@ def edit_command(
             same = latest is not None and revision.id == latest.id
             number = revision.number
         if same:
-            console.print(f"{code}：内容无变化，未新建版本 / unchanged, no new revision (still revision {number})")
+            console.print(f"{shown(code)}：内容无变化，未新建版本 / unchanged, no new revision (still revision {number})")
         else:
-            console.print(f"目录条目 {code}：第{number}版（草稿），提交审核后发布 / revision {number} (draft)")
+            console.print(f"目录条目 {shown(code)}：第{number}版（草稿），提交审核后发布 / revision {number} (draft)")
 
 
 @catalog_app.command("show")
@@ -348,7 +348,7 @@ def stream_command(code: Annotated[str, typer.Argument(help="信息资源代码"
                                   primary_key=key.split(",") if key else None, cursor_column=cursor)
             note = verify_stream(entry)  # a missing key or cursor column refuses it
         show_note(note)
-        console.print(f"{code} 已接入数据源 {source} / stream attached")
+        console.print(f"{shown(code)} 已接入数据源 {shown(source)} / stream attached")
 
 
 from cli import catalog_review_cmds  # noqa: F401 - submit, confidentiality, review, overdue, reconfirm

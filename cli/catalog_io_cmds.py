@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cli.output import console, err_console, reported_errors, table
+from cli.output import console, err_console, reported_errors, shown, table
 from cli.usage import bad_value
 
 
@@ -27,7 +27,7 @@ def template_command(path: Annotated[Path, typer.Argument(help="要写入的 .xl
         if path.suffix.lower() != ".xlsx":
             raise bad_value(path, "模板是 Excel 工作簿，文件名请以 .xlsx 结尾 / the template is an .xlsx workbook")
         write_workbook(path)
-        console.print(f"模板已写入 {path}：填好“信息资源”和“信息项”两张表后用 `govshare catalog import` 导入")
+        console.print(f"模板已写入 {shown(path)}：填好“信息资源”和“信息项”两张表后用 `govshare catalog import` 导入")
 
 
 def import_command(
@@ -51,14 +51,14 @@ def import_command(
                 report = import_file(session, path=path, agency=agency, author=cataloguer(session, author, agency),
                                      actor=person_actor(author))
         except ImportRefused as refused:
-            err_console.print(f"[red]未导入 / not imported:[/red] {refused}", soft_wrap=True)
+            err_console.print(f"[red]未导入 / not imported:[/red] {shown(refused, lines=True)}", soft_wrap=True)
             grid = [(p.sheet, "" if p.row is None else p.row, p.column or "", p.message) for p in refused.problems]
             table("问题 problems", ["工作表 sheet", "行 row", "列 column", "问题 problem"], grid)
             raise typer.Exit(1) from None
     console.print(f"已导入：新建 {len(report.created)} 条，更新 {len(report.updated)} 条（新的草稿修订），"
                   f"未变 {len(report.unchanged)} 条 / created, updated (new draft revision), unchanged")
     for code in report.created + report.updated:
-        console.print(f"  {code}")
+        console.print(f"  {shown(code)}")
 
 
 def export_command(
@@ -75,7 +75,7 @@ def export_command(
 
     with reported_errors(), session_scope() as session:
         count = export_file(session, path=path, agency=agency, published_only=published)
-        console.print(f"已导出 {count} 条目录到 {path} / exported {count} entries")
+        console.print(f"已导出 {count} 条目录到 {shown(path)} / exported {count} entries")
 
 
 def discover_command(
@@ -115,7 +115,7 @@ def discover_command(
             out.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
         else:
             raise bad_value(out, "须为 .xlsx 或 .json / --out must end in .xlsx or .json")
-        console.print(f"已写入 {len(items)} 个信息项的草稿 {out} / draft written")
+        console.print(f"已写入 {len(items)} 个信息项的草稿 {shown(out)} / draft written")
 
 
 def search_command(
@@ -171,7 +171,7 @@ def openapi_command(code: Annotated[str, typer.Argument(help="信息资源代码
         text = json.dumps(get_service(session, code=code).openapi, ensure_ascii=False, indent=2)
     if out:
         out.write_text(text, encoding="utf-8")
-        console.print(f"已写入 {out}")
+        console.print(f"已写入 {shown(out)}")
     else:
         print(text)
 
@@ -190,7 +190,7 @@ def dcat_command(out: Annotated[Path | None, typer.Option(help="写入文件 wri
         text = json.dumps(dcat_catalog(session, base_url=base_url), ensure_ascii=False, indent=2)
     if out:
         out.write_text(text, encoding="utf-8")
-        console.print(f"已写入 {out}")
+        console.print(f"已写入 {shown(out)}")
     else:
         print(text)
 

@@ -9,7 +9,7 @@ import typer
 
 from cli.catalog_cmds import DayOption, catalog_app
 from cli.output import parse_day
-from cli.output import console, due, reported_errors, table
+from cli.output import console, due, reported_errors, shown, table
 from cli.usage import bad_value
 
 
@@ -26,7 +26,7 @@ def submit_command(code: Annotated[str, typer.Argument(help="信息资源代码"
 
     with reported_errors(), session_scope() as session:
         revision = submit_revision(session, code=code, account=by, on=parse_day(on))
-        console.print(f"{code} 第{revision.number}版已提交审核 / submitted for review")
+        console.print(f"{shown(code)} 第{revision.number}版已提交审核 / submitted for review")
 
 
 @catalog_app.command("confidentiality")
@@ -46,7 +46,7 @@ def confidentiality_command(
 
     with reported_errors(), session_scope() as session:
         record_confidentiality_review(session, code=code, account=by, passed=passed, note=note, on=parse_day(on))
-        console.print(f"{code} 保密审查已记录：{'通过' if passed else '未通过'} / confidentiality review recorded")
+        console.print(f"{shown(code)} 保密审查已记录：{'通过' if passed else '未通过'} / confidentiality review recorded")
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -80,7 +80,7 @@ def review_command(
                                    comments=_pairs(comment, "要素意见"), item_comments=_pairs(item_comment, "信息项意见"),
                                    on=parse_day(on))
         verdict = "审核通过，已发布 / published" if approve else "已退回修改 / returned"
-        console.print(f"{code} 第{revision.number}版{verdict}")
+        console.print(f"{shown(code)} 第{revision.number}版{verdict}")
 
 
 @catalog_app.command("withdraw")
@@ -97,7 +97,7 @@ def withdraw_command(code: Annotated[str, typer.Argument(help="信息资源代�
 
     with reported_errors(), session_scope() as session:
         withdraw_entry(session, code=code, account=by, reason=reason, on=parse_day(on))
-        console.print(f"{code} 已撤销发布，相关共享授权已终止 / withdrawn; its grants ended")
+        console.print(f"{shown(code)} 已撤销发布，相关共享授权已终止 / withdrawn; its grants ended")
 
 
 @catalog_app.command("overdue")
@@ -155,4 +155,4 @@ def reconfirm_command(code: Annotated[str, typer.Argument(help="信息资源代�
 
     with reported_errors(), session_scope() as session:
         confirmation = reconfirm_entry(session, code=code, account=by, on=parse_day(on), note=note)
-        console.print(f"{code} 已于 {confirmation.confirmed_on} 完成全面维护确认 / reconfirmed")
+        console.print(f"{shown(code)} 已于 {confirmation.confirmed_on} 完成全面维护确认 / reconfirmed")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.output import console, reported_errors, table
+from cli.output import console, reported_errors, shown, table
 
 cdc_app = typer.Typer(help="Change capture (变更捕获): PostgreSQL logical replication slots of cdc resources.",
                       no_args_is_help=True)
@@ -52,7 +52,7 @@ def guard() -> None:
             console.print("所有复制槽均在限值内 / every change-capture slot is within its limits")
         for r in results:
             verb = "已删除 / dropped" if r.dropped else "未删除 / kept"
-            console.print(f"{r.resource_code} slot {r.slot}: {verb}: {r.reason}")
+            console.print(f"{shown(r.resource_code)} slot {shown(r.slot)}: {verb}: {shown(r.reason, lines=True)}")
 
 
 @cdc_app.command("enable")
@@ -65,7 +65,7 @@ def enable(resource: Annotated[str, typer.Argument(help="resource code")]) -> No
 
     with reported_errors():
         set_cdc_mode(resource_code=resource, enabled=True)
-        console.print(f"{resource}: 已启用变更捕获 / change capture enabled; run `govshare sync {resource}`")
+        console.print(f"{shown(resource)}: 已启用变更捕获 / change capture enabled; run `govshare sync {shown(resource)}`")
 
 
 @cdc_app.command("disable")
@@ -78,8 +78,8 @@ def disable(resource: Annotated[str, typer.Argument(help="resource code")]) -> N
 
     with reported_errors():
         dropped = set_cdc_mode(resource_code=resource, enabled=False)
-        console.print(f"{resource}: 已停用变更捕获 / change capture disabled"
-                      + (f"; slot {dropped} dropped" if dropped else ""))
+        console.print(f"{shown(resource)}: 已停用变更捕获 / change capture disabled"
+                      + (f"; slot {shown(dropped)} dropped" if dropped else ""))
 
 
 def sync_cdc_command(resource: str, *, full: bool, wait: float = 0, attempts: int = 1) -> None:
@@ -88,6 +88,7 @@ def sync_cdc_command(resource: str, *, full: bool, wait: float = 0, attempts: in
 
     from core.errors import RetriableError
     from pipeline.cdc import sync_cdc
+    from schemas.presentation import label
 
     with reported_errors():
         for attempt in range(1, max(1, attempts) + 1):
@@ -102,10 +103,10 @@ def sync_cdc_command(resource: str, *, full: bool, wait: float = 0, attempts: in
             f"{report.resource_code}: 无变更 / no change ({report.note or 'nothing new'})"
         table(title, ["mode", "changed rows", "deleted", "transactions", "re-delivered", "published", "quarantined",
                       "position (LSN)"],
-              [(report.mode, report.upserts, report.deletes, report.transactions, report.redelivered,
+              [(label("run_modes", report.mode), report.upserts, report.deletes, report.transactions, report.redelivered,
                 report.rows_published if report.version else "-", report.rows_quarantined, report.position)])
         if report.version and report.mode == "cdc-snapshot":
-            console.print(f"全量快照 / full snapshot: {report.note}")
+            console.print(f"全量快照 / full snapshot: {shown(report.note, lines=True)}")
 
 
 def is_cdc_resource(resource: str) -> bool:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.output import console, reported_errors, table
+from cli.output import console, reported_errors, shown, table
 
 package_app = typer.Typer(help="Offline packages (离线交换包): signed, encrypted, for one consumer.", no_args_is_help=True)
 push_app = typer.Typer(help="SFTP push (推送) of versions to consumers' servers.", no_args_is_help=True)
@@ -24,7 +24,7 @@ def cache_prune() -> None:
 
     with reported_errors():
         removed = prune_delivery_caches()
-        console.print(f"removed {len(removed)} cached folder(s)" + "".join(f"\n  {r}" for r in removed))
+        console.print(f"removed {len(removed)} cached folder(s)" + "".join(f"\n  {shown(r)}" for r in removed))
 
 
 @package_app.command("export")
@@ -65,8 +65,8 @@ def package_import(
     with reported_errors():
         report = import_package(package=package, key=decode_key(key_file.read_text()),
                                 hub_public_key=hub_key.read_bytes(), agency=agency, out=out)
-        console.print(f"验证通过，已导入 / verified and unpacked: {report.resource} v{report.version}, "
-                      f"{report.rows} rows -> {report.folder}")
+        console.print(f"验证通过，已导入 / verified and unpacked: {shown(report.resource)} v{report.version}, "
+                      f"{report.rows} rows -> {shown(report.folder)}")
 
 
 @package_app.command("key")
@@ -121,7 +121,8 @@ def push_target(
         target = add_target(session, agency=agency, host=host, port=port, username=user, folder=folder,
                             host_key=host_key, password=password,
                             private_key=private_key_file.read_text() if private_key_file else None)
-        console.print(f"SFTP target for agency {agency}: {target.username}@{target.host}:{target.port}/{target.folder}")
+        console.print(f"SFTP target for agency {shown(agency)}: {shown(target.username)}@{shown(target.host)}:{target.port}/"
+                      f"{shown(target.folder)}")
 
 
 @push_app.command("sftp")
@@ -140,4 +141,5 @@ def push_sftp(
     with reported_errors():
         report = push(resource_code=resource, agency=agency, since=since, attempts=attempts)
         label = "已推送 / delivered" if report.status == "delivered" else "此前已推送，未重复 / already delivered"
-        console.print(f"{label}: {report.resource} v{report.version} -> {report.consumer} {report.remote_path}")
+        console.print(f"{label}: {shown(report.resource)} v{report.version} -> {shown(report.consumer)} "
+                      f"{shown(report.remote_path)}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.output import console, err_console, reported_errors, table
+from cli.output import console, err_console, reported_errors, shown, table
 
 notices_app = typer.Typer(help="Update notices to subscribers (更新通知, article 16).", no_args_is_help=True)
 
@@ -47,7 +47,7 @@ def changes_command(
             record_event(session, actor="cli", action="changes.export", agency_code=found.agency.code,
                          resource_code=found.code, detail={"since": since, "to": span.latest, "rows": rows,
                                                            "file": str(out)})
-            console.print(f"{rows} change rows written to {out}")
+            console.print(f"{rows} change rows written to {shown(out)}")
 
 
 def export_command(
@@ -64,8 +64,8 @@ def export_command(
 
     with reported_errors():
         done = export_version(resource_code=resource, fmt=fmt, out=out, version=version)
-    console.print(f"{resource} v{done['version']}: {done['rows']} 行写入 / rows written to {out} ({done['bytes']:,} "
-                  f"bytes, SHA-256 {done['sha256'][:16]}…; `govshare verify {resource} {out} --version "
+    console.print(f"{shown(resource)} v{done['version']}: {done['rows']} 行写入 / rows written to {shown(out)} ({done['bytes']:,} "
+                  f"bytes, SHA-256 {done['sha256'][:16]}…; `govshare verify {shown(resource)} {shown(out)} --version "
                   f"{done['version']}` checks it)", soft_wrap=True)
 
 
@@ -88,13 +88,13 @@ def verify_command(
 
     with reported_errors():
         verdict = verify_copy(resource_code=resource, path=file, version=version, agency=agency)
-    whose = f" as {agency} receives it" if agency else ""
+    whose = f" as {shown(agency)} receives it" if agency else ""
     if verdict.match:
-        console.print(f"一致 / match: {file.name} holds exactly v{verdict.version} of {resource}{whose} "
+        console.print(f"一致 / match: {shown(file.name)} holds exactly v{verdict.version} of {shown(resource)}{whose} "
                       f"({verdict.rows} rows, {len(verdict.columns)} columns)")
         return
-    err_console.print(f"[red]不一致 / differs:[/red] {file.name} against v{verdict.version} of {resource}{whose}: "
-                      f"{verdict.difference}", soft_wrap=True)
+    err_console.print(f"[red]不一致 / differs:[/red] {shown(file.name)} against v{verdict.version} of {shown(resource)}{whose}: "
+                      f"{shown(verdict.difference, lines=True)}", soft_wrap=True)
     if agency is None:
         err_console.print("注意 / note: 使用部门收到的副本只含其授权的行和数据项，个人信息已脱敏；核验其副本请加 "
                           "--agency <机构代码> / a consumer's copy holds only its granted rows and items, personal "
@@ -141,7 +141,7 @@ def housekeep_command(
         cleaned = clean_staging(max_age_hours=staging_hours)
         pruned = prune_versions(keep_last=keep, keep_days=keep_days)
     console.print(f"unpublished run folders removed: {len(cleaned)}; versions pruned: "
-                  f"{', '.join(pruned) if pruned else 'none'}")
+                  f"{shown(', '.join(pruned)) if pruned else 'none'}")
 
 
 @notices_app.command("set-webhook")
@@ -160,8 +160,8 @@ def notices_set_webhook(
     with reported_errors(), session_scope() as session:
         subscription = find_subscription(session, resource_code=resource, agency=agency)
         done = set_endpoint(session, subscription=subscription, url=url)
-    console.print(f"订阅 {done.subscription_id} 的更新通知将推送到 {done.url} / webhook of subscription "
-                  f"{done.subscription_id}: {done.url}", soft_wrap=True)
+    console.print(f"订阅 {done.subscription_id} 的更新通知将推送到 {shown(done.url)} / webhook of subscription "
+                  f"{done.subscription_id}: {shown(done.url)}", soft_wrap=True)
     console.print(f"签名密钥（仅显示这一次，旧密钥即时失效；接收端用它校验 X-Govshare-Signature） / signing secret "
                   f"(shown once; verify X-Govshare-Signature with it): {done.secret}", soft_wrap=True)
 
@@ -177,6 +177,7 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
     from registry.db import session_scope
     from registry.exchange.notice_models import NoticeEndpoint
     from registry.sharing.models import Subscription
+    from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         query = select(Subscription).order_by(Subscription.id)
@@ -185,7 +186,8 @@ def notices_subscriptions(resource: Annotated[str | None, typer.Option(help="onl
             if resource and s.resource.code != resource:
                 continue
             endpoint = session.get(NoticeEndpoint, s.id)
-            rows.append((s.id, s.resource.code, s.agency.name, s.status, endpoint.url if endpoint else "pull feed"))
+            rows.append((s.id, s.resource.code, s.agency.name, label("subscription_statuses", s.status),
+                         endpoint.url if endpoint else "pull feed"))
         table("订阅 / subscriptions", ["id", "resource", "subscriber", "status", "notices go to"], rows)
 
 
@@ -205,13 +207,15 @@ def notices_list(resource: Annotated[str | None, typer.Option(help="only this re
     from registry.db import session_scope
     from registry.sharing.models import Subscription
     from registry.exchange.notices import list_notices
+    from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         rows = []
         for n in list_notices(session, resource_code=resource, status=status, limit=limit, newest=True):
             subscriber = session.get(Subscription, n.subscription_id).agency.name
             changes = (n.payload or {}).get("changes") or {}
-            rows.append((n.id, n.resource_code, f"v{n.version_number}", subscriber, n.status, n.attempts,
+            rows.append((n.id, n.resource_code, f"v{n.version_number}", subscriber, label("notice_statuses", n.status),
+                         n.attempts,
                          f"+{changes.get('inserted', 0)} ~{changes.get('updated', 0)} -{changes.get('deleted', 0)}",
                          (n.last_error or "")[:60]))
         table("更新通知 / notices", ["id", "resource", "version", "subscriber", "status", "attempts", "changes",

@@ -42,11 +42,11 @@ def check_file(path: Path, *, column: str, kind: IdentifierKind, sheet: str | No
             tally.add_batch(batch, validate_array(batch, kind=kind, today=today), first_row=first_row)
             first_row += len(batch)
     except (ConfigError, pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        typer.echo(f"错误 / error: {exc}", err=True)
+        typer.echo(f"错误 / error: {shown(exc, lines=True, markup=False)}", err=True)
         raise typer.Exit(code=2) from None
     console = _console()
     if tally.shown:
-        console.print(_problem_table(tally.shown, title=f"{KIND_NAMES[kind]} · {path.name} · {column}"))
+        console.print(_problem_table(tally.shown, title=f"{KIND_NAMES[kind]} · {shown(path.name)} · {shown(column)}"))
     if tally.hidden:
         console.print(f"……另有 {tally.hidden} 行问题未显示 / {tally.hidden} more problem rows not shown")
     console.print(tally.summary())
@@ -67,8 +67,7 @@ def check_values(values: list[str], *, kind: IdentifierKind, today: date | None)
     if show_normalized:
         table.add_column("规范形式 normalized", no_wrap=True)
     for outcome in judged:
-        cells = [outcome.value, *_verdict_cells(outcome)]
-        table.add_row(*cells, *([outcome.normalized or ""] if show_normalized else []))
+        table.add_row(*_row_cells(outcome), *([shown(outcome.normalized)] if show_normalized else []))
     tally = _Tally(max_rows=0)
     for outcome in judged:
         tally.counts[outcome.level] += 1
@@ -79,10 +78,12 @@ def check_values(values: list[str], *, kind: IdentifierKind, today: date | None)
         raise typer.Exit(code=1)
 
 
-def _verdict_cells(outcome: Outcome) -> list[str]:
+def _row_cells(outcome: Outcome) -> list[str]:
+    # The value is a person's or a file's text, shown; only the verdict's own style is markup.
     style = _LEVEL_STYLES[outcome.level]
     reason = outcome.reason.value if outcome.reason else ""
-    return [f"[{style}]{outcome.level.label}[/]", reason, f"{outcome.message_zh} / {outcome.message_en}"]
+    return [shown(outcome.value), f"[{style}]{outcome.level.label}[/]", shown(reason),
+            shown(f"{outcome.message_zh} / {outcome.message_en}")]
 
 
 @dataclass
@@ -127,7 +128,7 @@ def _problem_table(rows: list[tuple[int, Outcome]], *, title: str) -> Table:
     table.add_column("原因 reason", no_wrap=True)
     table.add_column("说明 message")
     for row, outcome in rows:
-        table.add_row(str(row), *[shown(cell) for cell in (outcome.value, *_verdict_cells(outcome))])  # file text
+        table.add_row(str(row), *_row_cells(outcome))
     return table
 
 

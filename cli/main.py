@@ -9,7 +9,7 @@ import typer
 
 from cli import calendar as calendar_cmds
 from cli import identifier_cmds, registry_cmds
-from cli.output import console, err_console, reported_errors, table
+from cli.output import console, err_console, reported_errors, shown, table
 from cli.usage import ChineseUsageGroup
 
 app = typer.Typer(
@@ -81,7 +81,7 @@ def init() -> None:
         write_dag_specs()
         after = current_revision()
         state = "already up to date" if before == after else f"migrated {before or 'empty'} -> {after}"
-        console.print(f"registry {settings.database_url.split('@')[-1]}: {state}")
+        console.print(f"registry {shown(settings.database_url.split('@')[-1])}: {state}")
 
 
 @app.command()
@@ -108,9 +108,9 @@ def sync(resource: Annotated[str, typer.Argument(help="resource code")],
                 change_summary(report.changes), report.manifest_sha256[:16] or "-")])
         if report.rows_quarantined:  # where the provider's rows wait, and its ticket
             console.print(f"{report.rows_quarantined} 行已隔离并通知提供部门更正 / rows quarantined, the provider's "
-                          f"ticket lists them: `govshare quarantine list {resource}`")
+                          f"ticket lists them: `govshare quarantine list {shown(resource)}`")
         for step, problem in report.after.get("errors", {}).items():
-            err_console.print(f"[yellow]发布后步骤未完成 / after the publish, {step} failed:[/yellow] {problem}",
+            err_console.print(f"[yellow]发布后步骤未完成 / after the publish, {shown(step)} failed:[/yellow] {shown(problem, lines=True)}",
                               soft_wrap=True)
 
 

@@ -31,13 +31,15 @@ _UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069
 _UNSHOWN_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def shown(value: object, *, lines: bool = False) -> str:
+def shown(value: object, *, lines: bool = False, markup: bool = True) -> str:
     """A value from data, a file or a person, for the console: rich markup escaped ([red], [link=...] are text)
     and control characters written as escapes (\\x1b, \\n), never acted on. A table cell is one value, so a
-    newline is escaped too (it made a fake row); ``lines``: a message the hub composed may have several lines."""
+    newline is escaped too (it made a fake row); ``lines``: a message the hub composed may have several lines;
+    ``markup=False``: for a line rich never reads (typer.echo), where a backslash before [ would show."""
     text = "" if value is None else str(value)
     pattern = _UNSHOWN_IN_LINES if lines else _UNSHOWN
-    return escape(pattern.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text))
+    text = pattern.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+    return escape(text) if markup else text
 
 
 def due(day: date | None) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.output import parse_day
-from cli.output import console, reported_errors, table
+from cli.output import console, reported_errors, shown, table
 
 person_app = typer.Typer(help="人员与指定 People of agencies and their designations (articles 10, 21).",
                          no_args_is_help=True)
@@ -32,7 +32,7 @@ def add_command(account: Annotated[str, typer.Argument(help="平台账号 accoun
     with reported_errors(), session_scope() as session:
         person = add_person(session, agency=agency, account=account, name=name, phone=phone, email=email,
                             office=office)
-        console.print(f"人员 {person.name}（{person.account}）已登记 / registered")
+        console.print(f"人员 {shown(person.name)}（{shown(person.account)}）已登记 / registered")
 
 
 @person_app.command("designate")
@@ -52,7 +52,7 @@ def designate_command(account: Annotated[str, typer.Argument(help="账号")],
     with reported_errors(), session_scope() as session:
         d = designate(session, account=account, role=role, valid_from=parse_day(valid_from),
                       valid_to=parse_day(valid_to), note=note)
-        console.print(f"{d.person.name} 自 {d.valid_from} 起为{DESIGNATION_ROLES[d.role]} / designated")
+        console.print(f"{shown(d.person.name)} 自 {d.valid_from} 起为{DESIGNATION_ROLES[d.role]} / designated")
 
 
 @person_app.command("undesignate")
@@ -70,7 +70,7 @@ def undesignate_command(account: Annotated[str, typer.Argument(help="账号")],
 
     with reported_errors(), session_scope() as session:
         d = end_designation(session, account=account, role=role, last_day=parse_day(last_day))
-        console.print(f"{d.person.name} 的{DESIGNATION_ROLES[d.role]}指定至 {d.valid_to} 止 / ended")
+        console.print(f"{shown(d.person.name)} 的{DESIGNATION_ROLES[d.role]}指定至 {d.valid_to} 止 / ended")
 
 
 @person_app.command("list")
@@ -110,6 +110,6 @@ def administrators_command(agency: Annotated[str | None, typer.Option(help="机�
         rows = administrators_rows(session, agency=agency, on=parse_day(on))
         if output is not None:
             write_administrators(rows, output)
-            console.print(f"已写入 {output}：{len(rows)} 名数据资源管理员 / written")
+            console.print(f"已写入 {shown(output)}：{len(rows)} 名数据资源管理员 / written")
         else:
             table("数据资源管理员 / administrators", ADMINISTRATOR_HEADERS, rows)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.output import console, reported_errors, table
+from cli.output import console, reported_errors, shown, table
 from cli.output import note as show_note
 from cli.usage import bad_value
 from core.errors import ConfigError
@@ -56,7 +56,7 @@ def quarantine_export(resource: Annotated[str, typer.Argument(help="resource cod
 
     with reported_errors():
         rows = export_quarantine(resource_code=resource, path=output, run_id=run)
-        console.print(f"已导出 {rows} 行至 {output} / exported {rows} rows to {output}")
+        console.print(f"已导出 {rows} 行至 {shown(output)} / exported {rows} rows to {shown(output)}")
 
 
 @quarantine_app.command("replay")
@@ -109,17 +109,15 @@ def ticket_show(ticket_id: Annotated[int, typer.Argument(help="ticket id")],
     from pipeline.quarantine import ticket_rows
     from registry.db import session_scope
     from registry.quality.tickets import get_ticket
-    from rich.markup import escape
-
     from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         ticket = get_ticket(session, ticket_id=ticket_id)
-        # escaped: rich reads text in brackets as markup (the status, once shown as [open], vanished)
-        console.print(escape(f"工单 {ticket.id}（{label('ticket_statuses', ticket.status)}）{ticket.agency.name}: "
-                             f"{ticket.title}"), soft_wrap=True)
+        # shown: rich reads text in brackets as markup (the status, once shown as [open], vanished)
+        console.print(f"工单 {ticket.id}（{shown(label('ticket_statuses', ticket.status))}）{shown(ticket.agency.name)}: "
+                      f"{shown(ticket.title)}", soft_wrap=True)
         if ticket.note:
-            console.print(f"备注 note: {ticket.note}", soft_wrap=True)
+            console.print(f"备注 note: {shown(ticket.note, lines=True)}", soft_wrap=True)
         columns, rows = ticket_rows(session, ticket=ticket, limit=limit)
         if columns and columns[0] == "_rule":  # rule and reason, then the source values of the row
             rows = [(r[0], r[1], "; ".join(f"{c}={v}" for c, v in zip(columns[2:], r[2:]) if v is not None))
@@ -129,8 +127,8 @@ def ticket_show(ticket_id: Annotated[int, typer.Argument(help="ticket id")],
             console.print(f"前 {len(rows)} 处 / first {len(rows)} of {ticket.rows} mismatches:")
             for row in rows:
                 record = dict(zip(columns, row))
-                console.print(f"  {record['key']} {record['element']}: 副本 copy {record['copy_value']!r} ≠ 权威 "
-                              f"authority {record['authoritative_value']!r}", soft_wrap=True)
+                console.print(f"  {shown(record['key'])} {shown(record['element'])}: 副本 copy {shown(repr(record['copy_value']))} "
+                              f"≠ 权威 authority {shown(repr(record['authoritative_value']))}", soft_wrap=True)
         elif columns:
             table(f"前 {len(rows)} 行 / first {len(rows)} of {ticket.rows} rows", columns, rows)
 
@@ -171,8 +169,8 @@ def element_add(
     with reported_errors(), session_scope() as session:
         element = add_element(session, code=code, name=name, agency=agency, resource_code=resource, column=column,
                               key_column=key_column, subject_key=subject_key, description=description)
-        console.print(f"数据元 {element.code} {element.name} 已登记, 权威来源 {element.agency.name} "
-                      f"{element.resource.code}.{element.column} / registered")
+        console.print(f"数据元 {shown(element.code)} {shown(element.name)} 已登记, 权威来源 {shown(element.agency.name)} "
+                      f"{shown(element.resource.code)}.{shown(element.column)} / registered")
 
 
 @element_app.command("list")
@@ -233,7 +231,7 @@ def expectations_command(
               [(r["expectation"], r.get("column") or "", r["unexpected_count"], "✓" if r["success"] else "✗")
                for r in result["results"]])
         console.print(f"{result['status']}: {result['failed']} of {result['evaluated']} failed; "
-                      f"report: {result['report_html']}")
+                      f"report: {shown(result['report_html'])}")
 
 
 @contract_app.command("list")
@@ -266,7 +264,7 @@ def contract_check(path: Annotated[Path, typer.Argument(help="contract YAML file
         table(f"{contract.name} 规则 / rules", ["id", "type", "scope", "blocking", "columns"],
               [(r.id, r.type, r.scope, "是 yes" if r.blocking else "否 no (提示)", ", ".join(r.columns_used()))
                for r in contract.rules])
-        console.print(f"契约有效 / contract {contract.name} is valid")
+        console.print(f"契约有效 / contract {shown(contract.name)} is valid")
 
 
 @contract_app.command("draft")
@@ -291,7 +289,7 @@ def contract_draft(source: Annotated[str, typer.Option(help="source name")],
             raise ConfigError(f"{out} exists; give another --out (a draft never overwrites an edited contract)")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
-    console.print(f"契约草稿已写入 / draft written to {out}; edit it, then `govshare contract check {out}`",
+    console.print(f"契约草稿已写入 / draft written to {shown(out)}; edit it, then `govshare contract check {shown(out)}`",
                   soft_wrap=True)
 
 
@@ -311,4 +309,4 @@ def contract_attach(resource: Annotated[str, typer.Argument(help="resource code"
         contract = attach_contract(session, resource_code=resource, name=name)
         note = verify_stream(get_resource(session, code=resource))  # the source must have the contract's columns
         show_note(note)
-        console.print(f"资源 {resource} 使用契约 {contract.name} ({len(contract.rules)} 条规则 rules)")
+        console.print(f"资源 {shown(resource)} 使用契约 {shown(contract.name)} ({len(contract.rules)} 条规则 rules)")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.output import console, err_console, reported_errors, table
+from cli.output import console, err_console, reported_errors, shown, table
 from cli.output import note as show_note
 from cli.usage import bad_value
 
@@ -39,7 +39,7 @@ def agency_add(
 
     with reported_errors(), session_scope() as session:
         agency = add_agency(session, code=code, name=name, level=level, district=district, parent=parent)
-        console.print(f"agency {agency.code} {agency.name} registered")
+        console.print(f"agency {shown(agency.code)} {shown(agency.name)} registered")
 
 
 @agency_app.command("list")
@@ -115,7 +115,7 @@ def source_add(
     with reported_errors(), session_scope() as session:
         secret = _secret_from(password_env=password_env, token_env=token_env, key_file=key_file)
         source = add_source(session, name=name, agency=agency, kind=kind, config=_options(option), secret=secret)
-        console.print(f"source {source.name} ({source.kind}) registered")
+        console.print(f"source {shown(source.name)} ({source.kind}) registered")
 
 
 @source_app.command("edit")
@@ -140,7 +140,7 @@ def source_edit(
             secret = _secret_from(password_env=password_env, token_env=token_env, key_file=key_file)
             source = edit_source(session, name=name, config=_options(option or []), unset=unset, secret=secret)
             connector = open_connector(source)
-        console.print(f"source {name} updated" + (f" (secret: {', '.join(sorted(secret))} replaced)" if secret else ""))
+        console.print(f"source {shown(name)} updated" + (f" (secret: {shown(', '.join(sorted(secret)))} replaced)" if secret else ""))
         if check:
             _report_check(connector)
 
@@ -152,9 +152,9 @@ def _report_check(connector) -> None:  # noqa: ANN001 - connectors.base.Connecto
     try:
         connector.check(None)
     except GovshareError as exc:
-        err_console.print(f"[yellow]连接检查未通过 / check failed:[/yellow] {exc}", soft_wrap=True)
+        err_console.print(f"[yellow]连接检查未通过 / check failed:[/yellow] {shown(exc, lines=True)}", soft_wrap=True)
         return
-    console.print(f"source {connector.name}: ok")
+    console.print(f"source {shown(connector.name)}: ok")
 
 
 @source_app.command("check")
@@ -171,7 +171,7 @@ def source_check(name: Annotated[str, typer.Argument(help="source name")],
     with reported_errors(), session_scope() as session:
         connector = open_connector(get_source(session, name=name))
         connector.check(StreamSpec(table=table_name) if table_name else None)
-        console.print(f"source {name}: ok")
+        console.print(f"source {shown(name)}: ok")
 
 
 @source_app.command("list")
@@ -223,7 +223,7 @@ def resource_add(
         note = verify_stream(resource)  # a missing key or cursor column refuses the whole registration
         code = resource.code
     show_note(note)
-    console.print(f"resource {code} {name} registered")
+    console.print(f"resource {shown(code)} {shown(name)} registered")
 
 
 @resource_app.command("edit")
@@ -250,7 +250,7 @@ def resource_edit(
                              primary_key=key.split(",") if key is not None else None, cursor_column=cursor)
         note = verify_stream(resource) if changed else None
     show_note(note)
-    console.print(f"resource {code}: " + ("stream updated; the next sync reads in full" if changed else "unchanged"))
+    console.print(f"resource {shown(code)}: " + ("stream updated; the next sync reads in full" if changed else "unchanged"))
 
 
 @resource_app.command("list")
@@ -309,8 +309,8 @@ def token_issue(agency: Annotated[str, typer.Argument(help="consumer agency code
     # The token alone on standard output, so `TOKEN=$(govshare token issue ...)` keeps working; the note for
     # the person at the terminal goes to standard error.
     console.print(token, soft_wrap=True)
-    err_console.print(f"访问令牌已签发给 {agency} 的系统 {name}，有效期 {days} 天；仅显示这一次（平台只保存其摘要），"
-                      f"请妥善保存 / API token issued to {agency}'s system {name} for {days} days; shown once "
+    err_console.print(f"访问令牌已签发给 {shown(agency)} 的系统 {shown(name)}，有效期 {days} 天；仅显示这一次（平台只保存其摘要），"
+                      f"请妥善保存 / API token issued to {shown(agency)}'s system {shown(name)} for {days} days; shown once "
                       "(the hub keeps only its digest)", soft_wrap=True)
 
 
@@ -328,4 +328,4 @@ def subscribe_command(
 
     with reported_errors(), session_scope() as session:
         subscribe(session, resource_code=resource, agency=agency, purpose=purpose)
-        console.print(f"{agency} subscribed to {resource}")
+        console.print(f"{shown(agency)} subscribed to {shown(resource)}")

@@ -15,7 +15,7 @@ import typer
 from cli import access_cmds
 from cli.access_cmds import AsUser, acting_as, refusals_audited
 from cli.output import parse_day
-from cli.output import console, due, reported_errors, table
+from cli.output import console, due, reported_errors, shown, table
 from cli.usage import bad_value
 
 apply_app = typer.Typer(help="Applications for conditional resources (按需共享申请, article 14) and for leave to "
@@ -38,12 +38,14 @@ def sharing_check() -> None:
     """
     from registry.db import session_scope
     from registry.sharing.check import baseless_grants
+    from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
         found = baseless_grants(session)
         table("无依据的授权 / grants without a basis", ["授权 grant", "资源 resource", "获取方 consumer", "来源 origin",
                                                  "问题 problem"],
-              [(g.grant_id, g.resource_code, g.agency_code, g.origin, f"{g.problem_zh} / {g.problem_en}")
+              [(g.grant_id, g.resource_code, g.agency_code, label("grant_origins", g.origin),
+                f"{g.problem_zh} / {g.problem_en}")
                for g in found])
         if found:
             raise typer.Exit(1)
@@ -110,7 +112,7 @@ def apply_form(number: str, out: Annotated[Path, typer.Option(help="PDF file to 
 
     with reported_errors(), session_scope() as session:
         out.write_bytes(render_form(get_application(session, number=number)))
-        console.print(f"form written to {out}")
+        console.print(f"form written to {shown(out)}")
 
 
 @apply_app.command("receive")
@@ -122,7 +124,7 @@ def apply_receive(number: str, on: Annotated[str, typer.Option(help="day the wri
 
     with reported_errors(), refusals_audited(as_user, "apply receive"), session_scope() as session:
         application = record_receipt(session, number=number, received_on=parse_day(on), by=acting_as(session, as_user))
-        console.print(f"{number}: received {application.received_on}, answer due by {due(application.due_on)}")
+        console.print(f"{shown(number)}: received {application.received_on}, answer due by {due(application.due_on)}")
 
 
 @apply_app.command("withdraw")
@@ -136,7 +138,7 @@ def apply_withdraw(number: str, reason: Annotated[str, typer.Option(help="撤回
 
     with reported_errors(), refusals_audited(as_user, "apply withdraw"), session_scope() as session:
         withdraw_application(session, number=number, reason=reason, by=acting_as(session, as_user))
-    console.print(f"已撤回申请 {number} / application {number} withdrawn")
+    console.print(f"已撤回申请 {shown(number)} / application {shown(number)} withdrawn")
 
 
 @apply_app.command("deadlines")
@@ -185,7 +187,7 @@ def decide_command(number: str,
         application = decide(session, number=number, outcome=outcome, reasons=reason, approved_items=item or None,
                              unmask=unmask or list(unmask_column or []), expires_on=parse_day(expires),
                              by=acting_as(session, as_user))
-        console.print(f"{number}: {label('application_statuses', application.status)} / {application.status}; "
+        console.print(f"{shown(number)}: {label('application_statuses', application.status)}; "
                       f"grant {application.grant_id or '-'}")
 
 
@@ -197,7 +199,7 @@ def dispute_open(number: str, grounds: Annotated[str, typer.Option(help="异议�
 
     with reported_errors(), refusals_audited(as_user, "dispute open"), session_scope() as session:
         dispute = open_dispute(session, number=number, grounds=grounds, by=acting_as(session, as_user))
-        console.print(f"dispute {dispute.id} opened on {number}")
+        console.print(f"dispute {dispute.id} opened on {shown(number)}")
 
 
 @dispute_app.command("conclude")
@@ -246,7 +248,7 @@ def agreement_review(resource: str,
         marks = set_sensitivity(session, resource_code=resource, state_secret=state_secret,
                                 commercial_secret=commercial_secret, personal_privacy=personal_privacy,
                                 personal_columns=personal_column or [], note=note, by=acting_as(session, as_user))
-        console.print(f"{resource}: secrecy review recorded; agreement required: {marks.involves_secrets}")
+        console.print(f"{shown(resource)}: secrecy review recorded; agreement required: {marks.involves_secrets}")
 
 
 @agreement_app.command("add")
@@ -269,7 +271,7 @@ def agreement_add(resource: str, consumer: Annotated[str, typer.Option(help="con
         agreement = add_agreement(session, resource_code=resource, consumer=consumer, parties=party,
                                   signed_on=parse_day(signed_on), valid_until=parse_day(valid_until), scan=scan,
                                   by=acting_as(session, as_user))
-        console.print(f"agreement {agreement.number} recorded (scan SHA-256 {agreement.scan_sha256[:16]}…)")
+        console.print(f"agreement {shown(agreement.number)} recorded (scan SHA-256 {agreement.scan_sha256[:16]}…)")
 
 
 @agreement_app.command("list")
@@ -290,7 +292,7 @@ def agreement_revoke(number: str, as_user: AsUser = None) -> None:
 
     with reported_errors(), refusals_audited(as_user, "agreement revoke"), session_scope() as session:
         revoke_agreement(session, number=number, by=acting_as(session, as_user))
-        console.print(f"agreement {number} revoked")
+        console.print(f"agreement {shown(number)} revoked")
 
 
 @grant_app.command("list")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.output import console, due, reported_errors, table
+from cli.output import console, due, reported_errors, shown, table
 from cli.usage import bad_value
 
 report_app = typer.Typer(help="Reports (报告): the periodic evaluation notice (定期通报).", no_args_is_help=True)
@@ -68,7 +68,7 @@ def report_evaluation(period: Period, out: Annotated[Path, typer.Option("--out",
 
     with reported_errors(), session_scope() as session:
         path = write_report(session, period=period, fmt=fmt, out=out, as_of=_day(as_of), config=_config(config))
-    console.print(f"已生成评估通报 / notice written: {path}")
+    console.print(f"已生成评估通报 / notice written: {shown(path)}")
 
 
 def evaluate_command(period: Period, as_of: AsOf = None, config: Config = None,
@@ -203,7 +203,7 @@ def rectification_fixed(number: str, note: Annotated[str, typer.Option(help="wha
     with reported_errors(), session_scope() as session:
         order = report_fixed(session, number=number, note=note, fixed_on=_day(on), by=_by(session, as_user))
         late = "（逾期，已认定为拒不整改）" if order.refusal_violation_id else ""
-        console.print(f"整改通知 {number} 已完成{late} / reported fixed")
+        console.print(f"整改通知 {shown(number)} 已完成{late} / reported fixed")
 
 
 @rectification_app.command("check")

@@ -141,7 +141,7 @@ def test_inserts_updates_and_deletes_are_captured_and_published(source: str) -> 
 
     first = runner.invoke(app, ["sync", code], env=env)
     assert first.exit_code == 0, first.output
-    assert "cdc-snapshot" in first.output
+    assert "变更捕获全量快照" in first.output  # the run's mode as staff read it (run_modes)
     assert latest(code).manifest["mode"] == "cdc-snapshot"
     assert_published_matches_source(code, source)
 

@@ -58,3 +58,37 @@ def test_a_file_name_in_an_error_is_shown_escaped(hub_home: Path, tmp_path: Path
     text = _console_text(result)
     assert result.exit_code == 1, text
     assert "\x1b" not in text and "人员\\x1b[2J[bold]x.csv" in text
+
+
+def test_a_name_on_a_line_of_its_own_is_shown_escaped(hub_home: Path, wide: None) -> None:
+    """Not only tables: `agency add`, `person add` and `person designate` each say the name back on one line."""
+    from cli.main import app
+
+    agency_code = "113100000024200171"
+    runner = CliRunner()
+    said = [runner.invoke(app, ["agency", "add", agency_code, HOSTILE]),
+            runner.invoke(app, ["person", "add", "evil", HOSTILE, "--agency", agency_code]),
+            runner.invoke(app, ["person", "designate", "evil", "reviewer", "--from", "2025-01-01"])]
+
+    for result in said:
+        text = _console_text(result)
+        assert result.exit_code == 0, text
+        assert "\x1b" not in text and "\u202e" not in text, text
+        assert SHOWN in text, text  # [red] as typed, not red; ESC and the newline as their escapes
+
+
+def test_validate_shows_the_value_as_typed_and_the_verdict_in_its_colour_not_as_markup(tmp_path: Path,
+                                                                                        wide: None) -> None:
+    """`govshare validate`: a value typed or read from a file is text; the verdict (无效) is coloured, and its
+    style was once escaped with the file's text, so the file check printed `[bold red]无效[/]` literally."""
+    from cli.identifier_cmds import app
+
+    typed = CliRunner().invoke(app, ["uscc", "[red]x[/red]\x1b[2J"])
+    assert typed.exit_code == 1, typed.output
+    assert "[red]x[/red]\\x1b[2J" in typed.output and "\x1b" not in typed.output
+
+    path = tmp_path / "企业.csv"
+    path.write_text("统一社会信用代码\n[red]x[/red]\n", encoding="utf-8")
+    checked = CliRunner().invoke(app, ["file", str(path), "--column", "统一社会信用代码", "--kind", "uscc"])
+    assert checked.exit_code == 1, checked.output
+    assert "[red]x[/red]" in checked.output and "无效" in checked.output and "[bold red]" not in checked.output

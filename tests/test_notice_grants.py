@@ -87,6 +87,7 @@ def test_an_expired_grant_stops_notices_until_a_new_one_is_approved(hub_home: Pa
             assert all("共享授权已于2026年12月10日到期" in n["withheld_reason"] for n in withheld)
             listed = _cli("notices", "list", "--status", "withheld")
             assert listed.exit_code == 0 and "2026年12月10日到期" in listed.output, listed.output
+            assert "暂不发送" in listed.output and "withheld" not in listed.output, listed.output
 
             # A new application approved: notices resume. The sweep first sends the one notice of what was
             # missed (v2, the newest withheld; v1 superseded by it), then the next version's, in order.

@@ -228,11 +228,13 @@ def test_the_pull_feed(source: tuple[Hub, Path]) -> None:
         assert requests.get(url, headers=bearer(stranger), timeout=30).json()["notices"] == []
     result = _cli("notices", "subscriptions", "--resource", hub.resource_code)
     assert result.exit_code == 0 and "pull feed" in result.output and CONSUMER[1] in result.output
+    assert "有效" in result.output and "active" not in result.output  # the subscription's status in Chinese
     # The operator's list shows the newest notices: with more than --limit, it used to show the oldest only.
     result = _cli("notices", "list", "--limit", "1")
     assert result.exit_code == 0 and "│ v2 " in result.output and "│ v1 " not in result.output, result.output
     result = _cli("notices", "list")
     assert result.output.index("│ v1 ") < result.output.index("│ v2 ")
+    assert "仅供拉取" in result.output and "feed" not in result.output  # each notice's status in Chinese
 
 
 KILLED_BEFORE_NOTICES = """

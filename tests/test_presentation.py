@@ -13,6 +13,7 @@ from schemas.presentation import cell, code_of, day, due_day, label, label_list,
 
 def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
     from registry.catalog.models import REVISION_STATUSES
+    from registry.exchange.notice_models import NOTICE_STATUSES
     from registry.catalog.obligations import OBLIGATION_KINDS
     from registry.catalog.resources import SHARING_MODES, SHARING_TYPES, UPDATE_CYCLES
     from registry.people.agencies import LEVEL_LABELS
@@ -30,7 +31,9 @@ def test_every_code_the_registry_keeps_has_a_chinese_label() -> None:
             "ticket_statuses": TICKET_STATUSES, "ticket_kinds": TICKET_KINDS, "violation_statuses": VIOLATION_STATUSES,
             "order_statuses": ORDER_STATUSES, "sharing_types": SHARING_TYPES, "sharing_modes": SHARING_MODES,
             "update_cycles": UPDATE_CYCLES, "agency_levels": LEVEL_LABELS, "row_filter_ops": ROW_FILTER_OPS,
-            "dispute_statuses": ("open", "concluded")}
+            "dispute_statuses": ("open", "concluded"), "notice_statuses": NOTICE_STATUSES,
+            "subscription_statuses": ("active", "pending", "revoked"),
+            "grant_origins": ("application", "subscription", "dispute")}
     for kind, codes in kept.items():
         table = labels(kind)
         for code in codes:

@@ -164,3 +164,4 @@ def test_every_workflow_path_leaves_no_grant_without_its_basis(world: World) -> 
 
     result = CliRunner().invoke(app, ["sharing", "check"], env={"COLUMNS": "250"})
     assert result.exit_code == 1 and str(planted) in result.output and "approved" in result.output
+    assert "共享申请" in result.output  # where the grant came from, in Chinese (grant_origins)

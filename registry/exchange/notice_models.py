@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core import clock
 from registry.orm import Base
+from schemas.presentation import labels
 
 __all__ = ["NoticeEndpoint", "Notice", "CdcResync", "NOTICE_STATUSES", "OWN_NOTICE"]
 
@@ -25,7 +26,7 @@ __all__ = ["NoticeEndpoint", "Notice", "CdcResync", "NOTICE_STATUSES", "OWN_NOTI
 # never sent (last_error names that notice); released: withheld, then released once the grant was live again as a
 # new notice (a release entry, 补发通知, whose releases_id names this one; last_error names it) that carries
 # catch_up (pipeline/notice_release.py).
-NOTICE_STATUSES = ("pending", "delivered", "failed", "feed", "withheld", "superseded", "released")
+NOTICE_STATUSES = tuple(labels("notice_statuses"))
 # The rows that are a version's own notice (not a release entry): one per subscriber and version, the partial
 # unique index queueing's INSERT ... ON CONFLICT DO NOTHING names (pipeline/notify.py).
 OWN_NOTICE = text("releases_id IS NULL")
