@@ -30,7 +30,7 @@ from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit.log import mark_audited, record_event, record_refusal
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
-from registry.sharing.grant_seal import intact as grant_intact
+from registry.seals import intact as grant_intact
 from registry.sharing.grants import agreement_in_force, filter_columns, live_grant, needs_agreement, require_published
 from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
