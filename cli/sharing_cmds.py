@@ -31,7 +31,7 @@ sharing_app = typer.Typer(help="The sharing invariant (共享授权核查): ever
 @sharing_app.command("check")
 def sharing_check() -> None:
     """List every grant in force without an approved application or a live subscription on a published entry,
-    and every sealed row (grant, API token, user, session, designation) changed outside the hub.
+    and every sealed row (grant, API token, user, session, designation, resource) changed outside the hub.
 
     Exits 1 when any is found (a cron job or health check notices); the daily supervision DAG runs it too.
 

@@ -44,6 +44,8 @@ SEALED: dict[str, tuple[Purpose, tuple[str, ...]]] = {
     "users": ("user-seal", ("id", "username", "agency_id", "roles", "password_hash", "active")),
     # registry/people/bearer.py: whose session a session token is, and until when
     "user_sessions": ("session-seal", ("id", "user_id", "token_sha256", "expires_at", "revoked_at")),
+    # delivery/access.py: whose resource it is, whether and how it is shared, whether its entry is published
+    "resources": ("resource-seal", ("id", "code", "agency_id", "sharing_type", "sharing_modes", "catalog_status")),
     # registry/people/persons.py: who reviews or compiles an agency's entries on a day (article 10)
     "designations": ("designation-seal", ("id", "person_id", "agency_id", "role", "valid_from", "valid_to")),
 }

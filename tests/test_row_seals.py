@@ -173,6 +173,32 @@ def test_a_designation_reopened_in_the_database_is_refused(hub_home: Path) -> No
         assert edited_rows(session) == []
 
 
+def test_a_resource_given_to_the_consumer_in_the_database_is_refused(site: Delivery) -> None:
+    """An UPDATE made the consumer the resource's owner: its grant's columns, row condition and masking no longer
+    applied ("the provider's own data") and it downloaded the whole table unmasked. The edited resource is now
+    refused on every channel (audited) and reported; put back, the consumer gets what it was granted again."""
+    code, token = site.hub.resource_code, site.hub.token
+    files = FILES.format(code=code)
+    before = site.get(files, token=token, params={"format": "csv"})
+    assert before.status_code == 200 and "address" not in before.text.splitlines()[0], before.text[:300]
+    _registry_sql("UPDATE resources SET agency_id = :agency WHERE code = :code", agency=_agency_id(CONSUMER[0]),
+                  code=code)
+
+    for path, params in ((files, {"format": "csv"}), (f"/api/v1/resources/{code}/records", {"limit": 5})):
+        taken = site.get(path, token=token, params=params)
+        assert taken.status_code == 403, (path, taken.status_code, taken.text[:300])
+        assert "目录记录在平台之外被改动" in taken.json()["detail_zh"] and "address" not in taken.text
+    refused = [d for _, result, d in _events("data.read", agency_code=CONSUMER[0]) if result == "denied"]
+    assert refused and "changed outside the hub" in refused[-1]["reason"]
+    assert "resources" in _edited_reported()
+
+    _registry_sql("UPDATE resources SET agency_id = :agency WHERE code = :code", agency=_agency_id(PROVIDER[0]),
+                  code=code)
+    again = site.get(files, token=token, params={"format": "csv"})
+    assert again.status_code == 200 and again.content == before.content
+    assert _edited_reported() == ""
+
+
 def test_a_token_edited_in_a_postgresql_registry_is_refused_too(pg_hub_home: Path) -> None:
     """The same on PostgreSQL (its timestamps come back aware): a revoked token revived, and one moved."""
     from core.errors import AuthenticationFailed

@@ -6,8 +6,8 @@ application it came from stands approved (in whole or in part) with this very gr
 a withdrawn entry or a revoked subscription ends the grant where it happens; this check finds any grant that
 escaped (a bug, an edited table) so supervision sees it, and any grant whose row no longer matches its seal
 (registry/seals.py: edited outside the hub), and every other sealed row (an API token, a user, a session, a
-designation) edited outside the hub. `govshare sharing check` and the daily supervision DAG run it; it reads only
-the registry.
+designation, a resource) edited outside the hub. `govshare sharing check` and the daily supervision DAG run it;
+it reads only the registry.
 """
 
 from __future__ import annotations
