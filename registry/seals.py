@@ -65,7 +65,7 @@ def _canonical(table: Table, values: Mapping[str, Any]) -> bytes:
             return clock.as_utc(value).isoformat()  # SQLite gives it back naive, as UTC
         if isinstance(value, date):
             return value.isoformat()
-        if isinstance(table.c[name].type, Boolean) and value is not None:
+        if isinstance(table.c[name].type, Boolean):
             return bool(value)  # SQLite gives 0/1
         return value
 
