@@ -16,9 +16,12 @@ import hashlib
 import hmac
 from typing import Literal
 
-Purpose = Literal["credentials", "signed-links", "audit-seal", "offline-package", "grant-seal", "page-cursor"]
+# The row seals' purposes (registry/seals.py) are one per sealed table.
+Purpose = Literal["credentials", "signed-links", "audit-seal", "offline-package", "grant-seal", "page-cursor",
+                  "token-seal", "user-seal", "session-seal", "designation-seal", "resource-seal"]
 PURPOSES: tuple[Purpose, ...] = ("credentials", "signed-links", "audit-seal", "offline-package", "grant-seal",
-                                 "page-cursor")
+                                 "page-cursor", "token-seal", "user-seal", "session-seal", "designation-seal",
+                                 "resource-seal")
 
 
 def _label(purpose: str) -> bytes:

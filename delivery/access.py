@@ -30,7 +30,7 @@ from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit.log import mark_audited, record_event, record_refusal
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
-from registry.sharing.grant_seal import intact as grant_intact
+from registry.seals import edited, intact
 from registry.sharing.grants import agreement_in_force, filter_columns, live_grant, needs_agreement, require_published
 from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
@@ -77,6 +77,8 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
         raise _refuse("您的角色不能读取共享数据（仅机构管理员、数据资源管理员及其系统）",
                       "your roles may not read shared data: only agency administrators, data resource "
                       "administrators and the agency's systems may")
+    if not intact(resource):  # its sharing type, modes, status or owner set outside the hub
+        raise _refuse(*edited(zh="该资源的目录", en="resource's catalogue"))
     if resource.sharing_type == "not_shared":
         raise _refuse(f"该资源不予共享，依据：{resource.sharing_condition}",
                       f"resource not shared; legal basis: {resource.sharing_condition}")
@@ -93,7 +95,7 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     if grant is None:
         raise _refuse("本机构未获得该资源的共享授权，请先订阅或申请",
                       "your agency holds no grant for this resource: subscribe or apply first")
-    if not grant_intact(grant):
+    if not intact(grant):
         raise _refuse("本机构的共享授权记录在平台之外被改动，已停止使用；请联系平台运维人员核查并恢复",
                       "the grant record was changed outside the hub (its seal does not match), so it is not used: "
                       "ask the platform operator to check it (`govshare sharing check`) and restore it")

@@ -35,3 +35,8 @@ class UtcDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UtcDateTime()}
+
+
+# Every table is declared on this Base, so whatever writes a row has imported this module: the row seals' hooks are
+# installed here and every sealed row the hub writes is sealed without a service having to remember it.
+import registry.seals  # noqa: E402,F401

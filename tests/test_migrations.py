@@ -218,3 +218,44 @@ def test_init_on_tables_without_their_migration_record_says_what_it_is(backend: 
     flat = " ".join(again.output.split())
     assert "没有迁移版本记录" in flat and "no migration record (alembic_version)" in flat and "agencies" in flat
     assert _tables(url) == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_row_seals_migration_seals_the_rows_it_finds(backend: str, request: pytest.FixtureRequest,
+                                                         tmp_path: Path) -> None:
+    """0095_row_seals seals the tokens, users, sessions and designations an older hub wrote as they are: none is
+    refused after the upgrade (a user locked out by the upgrade itself), and each one's seal is its own."""
+    from sqlalchemy import text
+
+    from registry.db import engine_for
+    from registry.migrate import upgrade
+    from registry.orm import Base
+    from registry.seals import broken_rows
+
+    url = (f"sqlite:///{(tmp_path / 'registry.db').as_posix()}" if backend == "sqlite" else
+           request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1))
+    upgrade(url=url, revision="0090_grant_seal")
+    with engine_for(url).begin() as connection:
+        for statement in (
+                "INSERT INTO agencies (id, code, name, level, created_at) VALUES "
+                "(1, '113100000024200171', '上海市市场监督管理局', 'city', '2026-12-01 08:00:00')",
+                "INSERT INTO users (id, username, display_name, agency_id, roles, password_hash, active, "
+                "failed_logins, created_at) VALUES (1, 'li.na', '李娜', 1, '[\"agency_admin\"]', 'scrypt$x', "
+                "true, 0, '2026-12-01 08:00:00')",
+                "INSERT INTO user_sessions (id, user_id, token_sha256, created_at, expires_at) VALUES "
+                "(1, 1, 'aa', '2026-12-01 08:00:00', '2026-12-01 16:00:00')",
+                "INSERT INTO api_tokens (id, agency_id, name, token_sha256, created_at, expires_at) VALUES "
+                "(1, 1, 'hr-system', 'bb', '2026-12-01 08:00:00', '2027-03-01 08:00:00')",
+                "INSERT INTO people (id, agency_id, account, name, phone, email, office, created_at) VALUES "
+                "(1, 1, 'li.na', '李娜', '', '', '', '2026-12-01 08:00:00')",
+                "INSERT INTO designations (id, person_id, agency_id, role, valid_from, note, created_at) VALUES "
+                "(1, 1, 1, 'reviewer', '2026-01-05', '', '2026-12-01 08:00:00')"):
+            connection.execute(text(statement))
+    upgrade(url=url)
+    with engine_for(url).begin() as connection:
+        for name in ("api_tokens", "users", "user_sessions", "designations"):
+            table = Base.metadata.tables[name]
+            assert connection.execute(text(f"SELECT seal FROM {name}")).scalar_one(), name
+            assert broken_rows(connection, table) == [], name
+        connection.execute(text("UPDATE users SET roles = '[\"supervisor\"]'"))
+        assert broken_rows(connection, Base.metadata.tables["users"]) == [1]

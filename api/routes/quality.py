@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ConsumerDep, SessionDep
+from api.principal import committed
 from api.schemas import Problem
 from core.errors import AccessDenied
 from registry.audit.log import record_event
@@ -103,7 +104,8 @@ def ticket(ticket_id: int, session: SessionDep, consumer: ConsumerDep,
     record_event(session, actor=consumer.name, action="ticket.read", agency_code=consumer.agency.code,
                  resource_code=found.resource.code, detail={"ticket": ticket_id, "rows": len(rows),
                                                             "withheld": withheld})
-    return TicketRowsPublic(**_public(found), columns=columns, data=[list(r) for r in rows])
+    # committed before the answer leaves: the read is evidence, and an auditor looking at once must find it
+    return committed(session, TicketRowsPublic(**_public(found), columns=columns, data=[list(r) for r in rows]))
 
 
 @router.get("/api/v1/elements", response_model=list[ElementPublic], responses=DENIED)

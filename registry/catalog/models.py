@@ -79,6 +79,9 @@ class Resource(Base):
     catalog_status: Mapped[str] = mapped_column(String(20), default="registered", server_default="registered")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+    # HMAC of what the access check reads, made whenever the hub writes the row (registry/seals.py): a row edited
+    # outside the hub no longer matches it and is refused (migration 0095_row_seals)
+    seal: Mapped[str | None] = mapped_column(String(64))
     agency: Mapped[Agency] = relationship()
     source: Mapped[Source | None] = relationship()
 

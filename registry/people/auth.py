@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from core.errors import AccessDenied
+from core.errors import AccessDenied, AuthenticationFailed
 from registry.people.models import User
 from registry.people.roles import ROLES, roles_that
+from registry.seals import edited, intact
 
 SESSION_PREFIX = "gsu_"
 # From the declared role table (registry/people/roles.py): oversight roles see every agency's grants, applications and
@@ -49,6 +50,9 @@ def console(name: str = "cli") -> Principal:
 
 
 def user_principal(user: User) -> Principal:
+    """The person acting; a user row edited outside the hub (its agency, roles, password) acts as no one."""
+    if not intact(user):
+        raise AuthenticationFailed(*edited(zh="用户账户", en=f"user account {user.username!r}"))
     return Principal(kind="user", name=user.username, agency_id=user.agency_id, agency_code=user.agency.code,
                      roles=frozenset(user.roles), user_id=user.id, display_name=user.display_name or user.username,
                      agency_name=user.agency.name)

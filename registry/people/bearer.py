@@ -14,6 +14,7 @@ from core.errors import AuthenticationFailed
 from registry.people.auth import SESSION_PREFIX, Principal, user_principal
 from registry.people.models import Agency, ApiToken, UserSession
 from registry.people.tokens import TOKEN_PREFIX, authenticate, in_force
+from registry.seals import edited, intact
 
 
 def authenticate_principal(session: Session, *, token: str | None) -> Principal:
@@ -40,6 +41,8 @@ def credential_principal(session: Session, *, credential: str) -> Principal:
 def _person(record: UserSession | None) -> Principal:
     if record is None:
         raise AuthenticationFailed("会话令牌无效", "invalid session token: log in again")
+    if not intact(record):  # moved to another user, or its expiry or logout undone
+        raise AuthenticationFailed(*edited(zh="会话", en="session"))
     if record.revoked_at is not None:
         raise AuthenticationFailed("会话已注销", "session logged out: log in again")
     if clock.as_utc(record.expires_at) <= clock.now():

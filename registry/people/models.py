@@ -41,6 +41,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # HMAC of what the access check reads, made whenever the hub writes the row (registry/seals.py): a row edited
+    # outside the hub no longer matches it and is refused (migration 0095_row_seals)
+    seal: Mapped[str | None] = mapped_column(String(64))
     agency: Mapped[Agency] = relationship()
 
 
@@ -71,6 +74,9 @@ class Designation(Base):
     valid_to: Mapped[date | None] = mapped_column(Date, doc="last day of the designation, inclusive")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # HMAC of what the access check reads, made whenever the hub writes the row (registry/seals.py): a row edited
+    # outside the hub no longer matches it and is refused (migration 0095_row_seals)
+    seal: Mapped[str | None] = mapped_column(String(64))
     person: Mapped[Person] = relationship()
 
 
@@ -89,6 +95,9 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column()
     last_login_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # HMAC of what the access check reads, made whenever the hub writes the row (registry/seals.py): a row edited
+    # outside the hub no longer matches it and is refused (migration 0095_row_seals)
+    seal: Mapped[str | None] = mapped_column(String(64))
     agency: Mapped[Agency] = relationship()
 
 
@@ -102,4 +111,7 @@ class UserSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # HMAC of what the access check reads, made whenever the hub writes the row (registry/seals.py): a row edited
+    # outside the hub no longer matches it and is refused (migration 0095_row_seals)
+    seal: Mapped[str | None] = mapped_column(String(64))
     user: Mapped[User] = relationship()

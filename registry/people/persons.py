@@ -22,6 +22,7 @@ from core.xlsx import append_row
 from registry.audit.log import record_event
 from registry.people.agencies import get_agency
 from registry.people.models import DESIGNATION_ROLES, Designation, Person
+from registry.seals import edited, intact
 
 __all__ = [
     "ADMINISTRATOR_HEADERS",
@@ -165,10 +166,12 @@ def require_designated(session: Session, *, account: str, agency_id: int, roles:
     if person.agency_id != agency_id:
         raise AccessDenied(f"{person.name}（{account}）不属于该目录条目的提供方，不能作为其{wanted}",
                            f"{account} belongs to another agency than the entry's provider")
-    held = session.scalar(select(Designation).where(
+    held = list(session.scalars(select(Designation).where(
         Designation.person_id == person.id, Designation.role.in_(roles), Designation.valid_from <= on,
-        or_(Designation.valid_to.is_(None), Designation.valid_to >= on)).limit(1))
-    if held is None:
+        or_(Designation.valid_to.is_(None), Designation.valid_to >= on))))
+    if held and not any(intact(d) for d in held):  # its dates, role or person set outside the hub
+        raise AccessDenied(*edited(zh=f"{person.name}（{account}）的指定", en=f"designation of {account}"))
+    if not held:
         raise AccessDenied(f"{person.name}（{account}）在 {on} 未被本机构指定为{wanted}",
                            f"{account} was not designated as {' or '.join(roles)} by the agency on {on}")
     return person

@@ -15,6 +15,7 @@ from registry.audit.log import record_event
 from registry.people.agencies import get_agency
 from registry.people.auth import PEOPLE_ROLES, Principal, console, require
 from registry.people.models import ApiToken
+from registry.seals import edited, intact
 
 TOKEN_PREFIX = "gsk_"
 
@@ -77,6 +78,9 @@ def in_force(record: ApiToken | None) -> ApiToken:
     """The token record if it may still act (not revoked, not expired), or AuthenticationFailed saying why."""
     if record is None:
         raise AuthenticationFailed("访问令牌无效", "invalid API token")
+    if not intact(record):
+        # its agency, expiry and revocation are what was edited: the audit names the token, never its agency
+        raise AuthenticationFailed(*edited(zh="访问令牌", en="API token"), token_id=record.id)
     if record.revoked_at is not None:
         # which credential and whose: the audit names them (never the token) so supervision can act (23.4)
         raise AuthenticationFailed("访问令牌已吊销", "API token revoked", token_id=record.id,

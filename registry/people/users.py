@@ -25,6 +25,7 @@ from registry.people.agencies import get_agency
 from registry.people.auth import OVERSIGHT_ROLES, PEOPLE_ROLES, SESSION_PREFIX, Principal, require
 from registry.people.models import User, UserSession
 from registry.people.roles import PLATFORM_ROLES, ROLES
+from registry.seals import edited, intact
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 MIN_PASSWORD = 10
@@ -176,6 +177,8 @@ def login(session: Session, *, username: str, password: str, source: str = "api"
         if left <= 0:
             user.locked_until, user.failed_logins = now + timedelta(minutes=LOCK_MINUTES), 0
         raise fail(*_wrong(left))
+    if not intact(user):  # its agency, roles or password set outside the hub: the password holder learns it
+        raise fail(*edited(zh="用户账户", en=f"user account {username!r}"), edited=True)
     user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     session.add(UserSession(user_id=user.id, token_sha256=sha256_hex(token),

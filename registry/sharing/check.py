@@ -5,8 +5,9 @@ published and either the subscription it came from is live on an unconditionally
 application it came from stands approved (in whole or in part) with this very grant as its outcome. A refusal,
 a withdrawn entry or a revoked subscription ends the grant where it happens; this check finds any grant that
 escaped (a bug, an edited table) so supervision sees it, and any grant whose row no longer matches its seal
-(registry/sharing/grant_seal.py: edited outside the hub). `govshare sharing check` and the daily supervision
-DAG run it; it reads only the registry.
+(registry/seals.py: edited outside the hub), and every other sealed row (an API token, a user, a session, a
+designation, a resource) edited outside the hub. `govshare sharing check` and the daily supervision DAG run it;
+it reads only the registry.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.sharing.grant_seal import intact
+from registry.orm import Base
+from registry.seals import SEALED, broken_rows, intact
 from registry.sharing.grants import LIVE
 from registry.sharing.models import Application, Grant, Subscription
 
@@ -69,3 +71,15 @@ def baseless_grants(session: Session) -> list[BaselessGrant]:
                                        agency_code=grant.agency.code, origin=grant.origin,
                                        problem_zh=problem[0], problem_en=problem[1]))
     return found
+
+
+@dataclass(frozen=True)
+class EditedRow:
+    table: str
+    row_id: int
+
+
+def edited_rows(session: Session) -> list[EditedRow]:
+    """Every sealed row, beside grants (above), whose seal no longer matches: edited outside the hub, refused."""
+    return [EditedRow(table=name, row_id=row_id) for name in SEALED if name != "grants"
+            for row_id in broken_rows(session, Base.metadata.tables[name])]

@@ -109,7 +109,7 @@ def live_grant(session: Session, *, resource: Resource, agency_id: int) -> Grant
 def usable_grant(session: Session, *, resource: Resource, agency_id: int) -> Grant | None:
     """The agency's grant when a read would pass it now (active, not expired, its secrecy agreement in force),
     for pages that show what a grant allows without reading data."""
-    from registry.sharing.grant_seal import intact
+    from registry.seals import intact
 
     grant = live_grant(session, resource=resource, agency_id=agency_id)
     if grant is None or grant.status != "active" or not intact(grant):

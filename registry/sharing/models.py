@@ -151,7 +151,7 @@ class Grant(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
     revoked_by: Mapped[str | None] = mapped_column(String(100))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
-    # HMAC of what the access check reads, made whenever the hub writes the grant (registry/sharing/grant_seal.py):
+    # HMAC of what the access check reads, made whenever the hub writes the grant (registry/seals.py):
     # a row edited outside the hub no longer matches it and is refused (migration 0090_grant_seal)
     seal: Mapped[str | None] = mapped_column(String(64))
     resource: Mapped[Resource] = relationship()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
-from registry.sharing.grant_seal import intact
+from registry.seals import intact
 from registry.sharing.grants import lifted_masks, live_grant, sensitivity
 from registry.sharing.models import Grant
 

@@ -56,17 +56,20 @@ def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str,
 
 
 def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
-    """Grants in force without a basis (registry/sharing/check.py); each finding is audited so it is kept."""
+    """Grants in force without a basis and rows edited outside the hub (registry/sharing/check.py); each finding
+    is audited so it is kept."""
     from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.sharing.check import baseless_grants
+    from registry.sharing.check import baseless_grants, edited_rows
 
     with session_scope() as session:
-        found = baseless_grants(session)
-        record_event(session, actor=actor, action="sharing.check", result="failed" if found else "ok",
+        found, edited = baseless_grants(session), edited_rows(session)
+        record_event(session, actor=actor, action="sharing.check", result="failed" if found or edited else "ok",
                      detail={"baseless": [{"grant": g.grant_id, "resource": g.resource_code, "agency": g.agency_code,
-                                           "problem": g.problem_en} for g in found]})
-        return {"baseless_grants": [g.grant_id for g in found]}
+                                           "problem": g.problem_en} for g in found],
+                             "edited": [{"table": e.table, "id": e.row_id} for e in edited]})
+        return {"baseless_grants": [g.grant_id for g in found],
+                "edited_rows": [f"{e.table}:{e.row_id}" for e in edited]}
 
 
 def run_audit_anchor() -> dict[str, Any]:
