@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 from tests.delivery_helpers import DENIED_AGENCY, Delivery
 from tests.helpers import CONSUMER, PROVIDER
 from tests.test_delivery_web import PASSWORD
-from tests.test_trust_attacks import _events, _login, _registry_sql, site  # noqa: F401 - `site` is a fixture
+from tests import test_trust_attacks
+from tests.test_trust_attacks import _events, _login, _registry_sql
 
 pytestmark = pytest.mark.clock
+site = test_trust_attacks.site  # the delivery site fixture of the attack tests
 
 FILES = "/api/v1/resources/{code}/files"
 
