@@ -31,5 +31,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("grants") as batch:
-        batch.drop_column("seal")
+    op.drop_column("grants", "seal")  # in place, as 0095_row_seals says why

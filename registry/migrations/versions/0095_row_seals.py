@@ -39,6 +39,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not batch mode: its copy-and-swap drops the old table, which
+    # SQLite refuses while other tables' rows point at it (resources, users), so a downgrade with data failed.
     for name in reversed(TABLES):
-        with op.batch_alter_table(name) as batch:
-            batch.drop_column("seal")
+        op.drop_column(name, "seal")
