@@ -68,6 +68,9 @@ class AccessDecision:
         return [*self.columns, *extra]
 
 
+OWN_DATA = "提供方自有数据 / provider's own data"  # the purpose of a provider's read of its own resource
+
+
 def _refuse(zh: str, en: str) -> AccessDenied:
     return AccessDenied(zh, en)
 
@@ -88,7 +91,7 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     if principal.agency_id == resource.agency_id:
         version = _version_for(session, resource, channel)
         return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
-                              columns=None, purpose="提供方自有数据 / provider's own data", channel=channel,
+                              columns=None, purpose=OWN_DATA, channel=channel,
                               actor=principal.actor)
     require_published(resource, doing_zh="共享", doing_en="shared")
     grant = live_grant(session, resource=resource, agency_id=principal.agency_id or -1)
