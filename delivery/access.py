@@ -30,12 +30,12 @@ from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit.log import mark_audited, record_event, record_refusal
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
-from registry.seals import edited, intact
+from registry.seals import intact
 from registry.sharing.grants import agreement_in_force, filter_columns, live_grant, needs_agreement, require_published
 from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
-from registry.catalog.resources import SHARING_MODES, get_resource
+from registry.catalog.resources import SHARING_MODES, edited_refusal, get_resource
 from registry.exchange.versions import latest_version, require_latest_version
 
 CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
@@ -81,7 +81,7 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
                       "your roles may not read shared data: only agency administrators, data resource "
                       "administrators and the agency's systems may")
     if not intact(resource):  # its sharing type, modes, status or owner set outside the hub
-        raise _refuse(*edited(zh="该资源的目录", en="resource's catalogue"))
+        raise _refuse(*edited_refusal())
     if resource.sharing_type == "not_shared":
         raise _refuse(f"该资源不予共享，依据：{resource.sharing_condition}",
                       f"resource not shared; legal basis: {resource.sharing_condition}")

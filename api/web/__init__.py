@@ -253,10 +253,12 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
 def shown_entry(session, principal, code: str):  # noqa: ANN001, ANN201 - Session, Principal -> Resource
     """The resource of a page about a catalogue entry, or NotFound: an entry that is not published (registered
     by `resource add` only, a draft, withdrawn) is its provider's alone, as the catalogue API answers."""
-    from registry.catalog.resources import get_resource
+    from registry.catalog.resources import get_resource, shown_as_published
 
     resource = get_resource(session, code=code)
-    if resource.catalog_status != "published" and principal.agency_id != resource.agency_id:
+    if principal.agency_id != resource.agency_id and not shown_as_published(
+            session, resource=resource, actor=principal.actor, where="entry page", agency_code=principal.agency_code):
+        session.commit()  # an edited entry's refusal is recorded even though the page is refused
         raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
     return resource
 
