@@ -11,12 +11,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select, text
 
 from core import clock
 from samples.loaders import load_sqlite
 from tests.clock import on, pinned
-from tests.helpers import CONSUMER, person_of, register_resource
+from tests.helpers import CONSUMER, bearer, person_of, register_resource, running_api
 
 pytestmark = pytest.mark.clock
 
@@ -61,9 +62,14 @@ def test_a_withdrawn_entry_made_to_look_published_stays_out_of_the_catalogue(hub
         assert [r.code for r in list_entries(session, published_only=True)] == [kept.resource_code]
         with pytest.raises(NotFound):
             shown_entry(session, person_of(session, CONSUMER[0], "data_admin"), code)
+    with running_api() as api:
+        for path in ("/api/v1/catalog", "/api/v1/catalog/entries"):
+            listed = requests.get(f"{api.base_url}{path}", headers=bearer(hub.token), timeout=30)
+            assert listed.status_code == 200, listed.text
+            assert [e["code"] for e in listed.json()] == [kept.resource_code], (path, listed.text[:300])
     refused = _denied("catalog.read")
     assert refused and all("changed outside the hub" in d["reason"] for d in refused), refused
-    assert {d["where"] for d in refused} >= {"search", "entry page"}
+    assert {d["where"] for d in refused} == {"search", "catalogue list", "entry page"}
 
 
 def test_a_resource_made_to_look_unconditional_sends_no_notice(hub_home: Path, tmp_path: Path) -> None:
