@@ -105,8 +105,8 @@ def sync(resource: Annotated[str, typer.Argument(help="resource code")],
         title = (f"{report.resource_code} v{report.version}" if report.published else
                  f"{report.resource_code}: 无变化，未发布新版本 / unchanged, v{report.previous_version} stays current")
         table(title, ["mode", "read", "published", "quarantined", "version rows", "changes +/~/-", "manifest"],
-              [(label("run_modes", report.mode), report.rows_read, report.rows_published, report.rows_quarantined, report.version_rows,
-                change_summary(report.changes), report.manifest_sha256[:16] or "-")])
+              [(label("run_modes", report.mode), report.rows_read, report.rows_published, report.rows_quarantined,
+                report.version_rows, change_summary(report.changes), report.manifest_sha256[:16] or "-")])
         if report.rows_quarantined:  # where the provider's rows wait, and its ticket
             console.print(f"{report.rows_quarantined} 行已隔离并通知提供部门更正 / rows quarantined, the provider's "
                           f"ticket lists them: `govshare quarantine list {shown(resource)}`")

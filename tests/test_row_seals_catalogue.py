@@ -7,14 +7,13 @@ each refusal is audited, as the data channels' are."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
 import requests
 from sqlalchemy import select, text
 
-from core import clock
 from samples.loaders import load_sqlite
 from tests.clock import on, pinned
 from tests.helpers import CONSUMER, bearer, person_of, register_resource, running_api
@@ -74,24 +73,15 @@ def test_a_withdrawn_entry_made_to_look_published_stays_out_of_the_catalogue(hub
 
 def test_a_resource_made_to_look_unconditional_sends_no_notice(hub_home: Path, tmp_path: Path) -> None:
     from pipeline.sync import sync_resource
-    from registry.catalog.resources import get_resource
-    from registry.db import session_scope
-    from registry.people.auth import console
-    from registry.sharing.grants import create_grant
-    from tests.helpers import ensure_agency
+    from tests.test_notice_grants import EXPIRES, _grant
     from tests.test_notices import _notices
 
     database = tmp_path / "biz.db"
     load_sqlite(database, rows=30, seed=7)
     hub = register_resource(kind="sqlite", config={"path": str(database)}, name="企业纳税信用等级",
-                            classification="102001", sharing_type="conditional",
-                            sharing_condition="仅用于就业参保登记核验")
+                            classification="102001", sharing_type="conditional", sharing_condition="仅用于就业参保登记核验")
     with pinned(on(date(2026, 12, 9))):  # the application approved, the grant running to 10 December
-        with session_scope() as session:
-            create_grant(session, resource=get_resource(session, code=hub.resource_code),
-                         agency=ensure_agency(session, *CONSUMER), origin="application", purpose="就业登记核验",
-                         by=console("test"),
-                         expires_at=datetime.combine(date(2026, 12, 10), datetime.max.time(), clock.BEIJING_TIME))
+        _grant(hub.resource_code, expires_at=EXPIRES)
     _sql("UPDATE resources SET sharing_type = 'unconditional', sharing_condition = '' WHERE id = :id",
          id=hub.resource_id)
     with pinned(on(date(2026, 12, 14))):  # the grant has run out
