@@ -100,12 +100,13 @@ def sync(resource: Annotated[str, typer.Argument(help="resource code")],
     with reported_errors():
         report = sync_resource(resource_code=resource, full=full, wait_seconds=wait, attempts=attempts)
         from registry.exchange.versions import change_summary
+        from schemas.presentation import label
 
         title = (f"{report.resource_code} v{report.version}" if report.published else
                  f"{report.resource_code}: 无变化，未发布新版本 / unchanged, v{report.previous_version} stays current")
         table(title, ["mode", "read", "published", "quarantined", "version rows", "changes +/~/-", "manifest"],
-              [(report.mode, report.rows_read, report.rows_published, report.rows_quarantined, report.version_rows,
-                change_summary(report.changes), report.manifest_sha256[:16] or "-")])
+              [(label("run_modes", report.mode), report.rows_read, report.rows_published, report.rows_quarantined,
+                report.version_rows, change_summary(report.changes), report.manifest_sha256[:16] or "-")])
         if report.rows_quarantined:  # where the provider's rows wait, and its ticket
             console.print(f"{report.rows_quarantined} 行已隔离并通知提供部门更正 / rows quarantined, the provider's "
                           f"ticket lists them: `govshare quarantine list {shown(resource)}`")
@@ -123,11 +124,11 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
     from registry.catalog.resources import get_resource
     from registry.db import session_scope
     from registry.exchange.versions import change_summary, list_versions
-    from schemas.presentation import moment_compact
+    from schemas.presentation import label, moment_compact
 
     with reported_errors(), session_scope() as session:
         rows = [(f"v{v.number}", moment_compact(v.created_at), v.row_count, v.quarantined_count,
-                 v.manifest.get("mode"), (v.manifest.get("watermark") or {}).get("value"),
+                 label("run_modes", v.manifest.get("mode")), (v.manifest.get("watermark") or {}).get("value"),
                  change_summary(v.manifest.get("changes")), v.manifest_sha256[:16])
                 for v in list_versions(session, resource=get_resource(session, code=resource))]
         table(f"{resource} versions", ["version", "published 北京时间", "rows", "quarantined", "mode", "watermark",

@@ -215,11 +215,13 @@ def dispute_conclude(dispute_id: int, outcome: Annotated[str, typer.Option(help=
     """The coordination office's conclusion, which becomes the decision."""
     from registry.db import session_scope
     from registry.sharing.disputes import conclude_dispute
+    from schemas.presentation import label
 
     with reported_errors(), refusals_audited(as_user, "dispute conclude"), session_scope() as session:
         dispute = conclude_dispute(session, dispute_id=dispute_id, outcome=outcome, conclusion=conclusion,
                                    approved_items=item or None, by=acting_as(session, as_user))
-        console.print(f"dispute {dispute.id}: {dispute.outcome}; grant {dispute.application.grant_id or '-'}")
+        console.print(f"dispute {dispute.id}: {label('application_statuses', dispute.outcome)}; "
+                      f"grant {dispute.application.grant_id or '-'}")
 
 
 @dispute_app.command("list")

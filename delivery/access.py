@@ -30,12 +30,12 @@ from core.errors import AccessDenied, AuthenticationFailed, FatalError
 from registry.audit.log import mark_audited, record_event, record_refusal
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
-from registry.seals import edited, intact
+from registry.seals import intact
 from registry.sharing.grants import agreement_in_force, filter_columns, live_grant, needs_agreement, require_published
 from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
-from registry.catalog.resources import SHARING_MODES, get_resource
+from registry.catalog.resources import SHARING_MODES, edited_refusal, get_resource
 from registry.exchange.versions import latest_version, require_latest_version
 
 CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
@@ -68,6 +68,9 @@ class AccessDecision:
         return [*self.columns, *extra]
 
 
+OWN_DATA = "提供方自有数据 / provider's own data"  # the purpose of a provider's read of its own resource
+
+
 def _refuse(zh: str, en: str) -> AccessDenied:
     return AccessDenied(zh, en)
 
@@ -78,7 +81,7 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
                       "your roles may not read shared data: only agency administrators, data resource "
                       "administrators and the agency's systems may")
     if not intact(resource):  # its sharing type, modes, status or owner set outside the hub
-        raise _refuse(*edited(zh="该资源的目录", en="resource's catalogue"))
+        raise _refuse(*edited_refusal())
     if resource.sharing_type == "not_shared":
         raise _refuse(f"该资源不予共享，依据：{resource.sharing_condition}",
                       f"resource not shared; legal basis: {resource.sharing_condition}")
@@ -88,7 +91,7 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     if principal.agency_id == resource.agency_id:
         version = _version_for(session, resource, channel)
         return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
-                              columns=None, purpose="提供方自有数据 / provider's own data", channel=channel,
+                              columns=None, purpose=OWN_DATA, channel=channel,
                               actor=principal.actor)
     require_published(resource, doing_zh="共享", doing_en="shared")
     grant = live_grant(session, resource=resource, agency_id=principal.agency_id or -1)

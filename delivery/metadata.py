@@ -31,11 +31,17 @@ def _granted(decision: AccessDecision, name: str) -> bool:
 def authorize_metadata(session: Session, *, token: str | None, resource_code: str, what: str) -> AccessDecision:
     """The same decision as a data read (refusals audited by it); the allowed read is audited here."""
     decision = authorize_read(session, token=token, resource_code=resource_code, channel=METADATA)
-    record_event(session, actor=decision.actor, action="data.metadata", agency_code=decision.agency_code,
-                 resource_code=decision.resource.code,
-                 detail={"what": what, "grant": decision.grant_id, "columns": decision.columns or "all",
-                         "purpose": decision.purpose})
+    record_metadata_read(session, actor=decision.actor, agency_code=decision.agency_code,
+                         resource_code=decision.resource.code, what=what, grant_id=decision.grant_id,
+                         columns=decision.columns, purpose=decision.purpose)
     return decision
+
+
+def record_metadata_read(session: Session, *, actor: str, agency_code: str | None, resource_code: str, what: str,
+                         grant_id: int | None, columns: list[str] | None, purpose: str | None) -> None:
+    """Record one allowed metadata read (data.metadata), whichever route or page showed it."""
+    record_event(session, actor=actor, action="data.metadata", agency_code=agency_code, resource_code=resource_code,
+                 detail={"what": what, "grant": grant_id, "columns": columns or "all", "purpose": purpose})
 
 
 def version_view(decision: AccessDecision, version: DatasetVersion) -> dict[str, Any]:

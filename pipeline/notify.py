@@ -50,7 +50,8 @@ from registry.exchange.models import DatasetVersion
 from registry.exchange.notice_models import OWN_NOTICE, Notice, NoticeEndpoint
 from registry.exchange.notices import lock_feed_order
 from registry.sharing.models import Subscription
-from registry.catalog.resources import get_resource
+from registry.catalog.resources import edited_refusal, get_resource
+from registry.seals import intact
 from registry.sharing.subscriptions import notice_withheld, subscribers
 
 
@@ -85,6 +86,10 @@ def queue_notices(*, resource_code: str, version_number: int) -> int:
             raise NotFound(f"{resource_code} has no version {version_number}; `govshare versions {resource_code}`")
         if _unchanged(version):
             return 0  # nothing was updated (article 16 notifies updates): no notice
+        if not intact(resource):  # its sharing type or status set outside the hub: not believed, nobody told
+            record_event(session, actor="pipeline", action="notice.queue", resource_code=resource.code,
+                         result="denied", detail={"version": version.number, "reason": edited_refusal()[1]})
+            return 0
         now = clock.now()
         rows = [_row(session, version, subscription, now) for subscription in subscribers(session, resource=resource)]
         created = _insert_ignoring_duplicates(session, rows)
@@ -129,7 +134,8 @@ def queue_missed(*, now: datetime | None = None, days: int = MISSED_DAYS) -> int
         by_version: dict[int, list[dict[str, Any]]] = {}
         versions = {}
         for version, subscription in pairs:
-            if not _unchanged(version):
+            # an edited resource's versions wait (queue_notices recorded why) until its row is put back
+            if not _unchanged(version) and intact(version.resource):
                 versions[version.id] = version
                 by_version.setdefault(version.id, []).append(_row(session, version, subscription, now))
         queued = 0

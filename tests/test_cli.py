@@ -56,9 +56,14 @@ def test_registration_round_trip(hub_home, tmp_path) -> None:  # noqa: ANN001
         ["sync", "101001/0001"],
         ["versions", "101001/0001"],
     ]
+    outputs = {}
     for step in steps:
         result = runner.invoke(app, step, env={"COLUMNS": "200"})
         assert result.exit_code == 0, (step, result.output)
+        outputs[step[0]] = result.output
+    # the run's mode as staff read it (schemas/labels.yaml run_modes), never the code
+    for command in ("sync", "versions"):
+        assert "全量" in outputs[command] and " full " not in outputs[command], outputs[command]
     # registered is not published: nothing is shared before the catalogue review (articles 10, 19)
     refused = runner.invoke(app, ["subscribe", "101001/0001", "--agency", HR.name, "--purpose", "核验"])
     assert refused.exit_code == 4 and "未经保密审查和审核发布" in refused.output

@@ -91,3 +91,29 @@ def test_an_offline_manifest_names_the_version_for_a_restricted_consumer(hub_hom
         manifest = consumer_manifest(decision, decision.version, files=[], rows=0, since=None)
         assert manifest["version_manifest_sha256"] == latest(site.hub.resource_code).manifest_sha256
         assert "version_manifest" not in manifest  # the manifest itself stays the provider's
+
+
+def test_the_digest_on_the_entry_page_is_a_metadata_read_audited_as_the_apis(hub_home: Path, tmp_path: Path) -> None:
+    """The entry page showed a grantee the version's digest without a trace, while the same digest from
+    `GET .../versions` is recorded as data.metadata: an inspector reading the log missed who looked. The page's
+    read is now recorded like the API's (who, which grant, what); a reader the page shows no digest leaves none."""
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+    from sqlalchemy import select
+
+    def metadata_reads() -> list[tuple[str, str | None, dict]]:
+        with session_scope() as session:
+            return [(e.actor, e.agency_code, e.detail) for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "data.metadata").order_by(AuditEvent.id))]
+
+    with delivery_hub(tmp_path, rows=40) as site:
+        _users()
+        digest = latest(site.hub.resource_code).manifest_sha256
+        before = metadata_reads()
+        assert digest not in _entry_page(site, "zhou")
+        assert metadata_reads() == before  # no grant, no digest: nothing read
+        assert digest in _entry_page(site, "wang")
+        (read,) = metadata_reads()[len(before):]
+        actor, agency_code, detail = read
+        assert actor == "user:wang" and agency_code == CONSUMER[0]
+        assert detail["what"] == "entry page digest" and detail["grant"] is not None

@@ -157,11 +157,13 @@ def _author(session: Session, caller: Principal, entry_agency_id: int) -> str:
 
 
 @router.get("/entries", response_model=list[EntryPublic], responses=ERRORS)
-def entries(session: SessionDep, _: PrincipalDep,
+def entries(session: SessionDep, caller: PrincipalDep,
             agency: Annotated[str | None, Query(description="提供方代码或名称")] = None) -> list[EntryPublic]:
     """Published entries (已发布目录) with every core element."""
-    return [_public(e, published_revision(session, resource=e))
-            for e in list_entries(session, agency=agency, published_only=True)]
+    listed = [_public(e, published_revision(session, resource=e))
+              for e in list_entries(session, agency=agency, published_only=True, actor=caller.actor)]
+    session.commit()  # an edited entry's refusal recorded before the answer leaves
+    return listed
 
 
 @router.post("/entries", response_model=EntryPublic, status_code=201, responses=ERRORS)

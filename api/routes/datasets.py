@@ -8,7 +8,7 @@ from api.deps import SessionDep, TokenDep
 from api.principal import PrincipalDep
 from api.schemas import Problem, ResourcePublic, VersionPublic
 from delivery.metadata import authorize_metadata, version_view
-from registry.catalog.resources import list_resources
+from registry.catalog.resources import list_resources, shown_as_published
 from registry.exchange.versions import latest_version, list_versions
 
 DENIED = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
@@ -16,7 +16,7 @@ router = APIRouter()
 
 
 @router.get("/api/v1/catalog", response_model=list[ResourcePublic], responses=DENIED, tags=["catalogue"])
-def catalog(session: SessionDep, _: PrincipalDep) -> list[ResourcePublic]:
+def catalog(session: SessionDep, caller: PrincipalDep) -> list[ResourcePublic]:
     """The published catalogue (资源目录): every resource with its sharing attributes.
 
     Only published entries are shared, so only they are listed: a stream registered with `resource add`, a draft
@@ -24,7 +24,8 @@ def catalog(session: SessionDep, _: PrincipalDep) -> list[ResourcePublic]:
     """
     out = []
     for resource in list_resources(session):
-        if resource.catalog_status != "published":
+        if not shown_as_published(session, resource=resource, actor=caller.actor, where="catalogue list",
+                                  agency_code=caller.agency_code):
             continue
         latest = latest_version(session, resource=resource)
         out.append(ResourcePublic(
@@ -32,6 +33,7 @@ def catalog(session: SessionDep, _: PrincipalDep) -> list[ResourcePublic]:
             provider_code=resource.agency.code, sharing_type=resource.sharing_type,
             sharing_modes=resource.sharing_modes, update_cycle=resource.update_cycle,
             latest_version=latest.number if latest else None, catalog_status=resource.catalog_status))
+    session.commit()  # an edited entry's refusal recorded before the answer leaves
     return out
 
 @router.get("/api/v1/resources/{code:path}/versions", response_model=list[VersionPublic], responses=DENIED,

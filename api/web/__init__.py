@@ -227,26 +227,38 @@ def entry(code: str, request: Request, session: SessionDep, token: SessionCookie
         resource = shown_entry(session, principal, code)
     except NotFound as exc:
         return _problem(request, principal, exc)
+    from delivery.access import OWN_DATA
+    from delivery.metadata import record_metadata_read
     from registry.sharing.grants import usable_grant
 
     content, elements = _entry_content(session, resource)
     own = principal.agency_id == resource.agency_id
+    latest = latest_version(session, resource=resource)
+    # the whole version's row count is the provider's (metadata is data: a consumer sees what its grant gives
+    # it); the manifest digest names the version every download carries, so any reader with a live grant sees
+    # it, as on the versions endpoint and in notices, and the read is audited as that endpoint's is
+    grant = None if own or principal.agency_id is None else usable_grant(
+        session, resource=resource, agency_id=principal.agency_id)
+    digest = own or grant is not None
+    if digest and latest is not None:
+        record_metadata_read(session, actor=principal.actor, agency_code=principal.agency_code,
+                             resource_code=resource.code, what="entry page digest",
+                             grant_id=grant.id if grant else None, columns=grant.columns if grant else None,
+                             purpose=grant.purpose if grant else OWN_DATA)
+        session.commit()  # recorded before the page leaves, as the API's reads are
     return _page(request, "entry.html", principal, resource=resource, content=content, elements=elements,
-                 latest=latest_version(session, resource=resource),
-                 # the whole version's row count is the provider's (metadata is data: a consumer sees what its
-                 # grant gives it); the manifest digest names the version every download carries, so any
-                 # reader with a live grant sees it, as on the versions endpoint and in notices
-                 own=own, digest=own or (principal.agency_id is not None and usable_grant(
-                     session, resource=resource, agency_id=principal.agency_id) is not None))
+                 latest=latest, own=own, digest=digest)
 
 
 def shown_entry(session, principal, code: str):  # noqa: ANN001, ANN201 - Session, Principal -> Resource
     """The resource of a page about a catalogue entry, or NotFound: an entry that is not published (registered
     by `resource add` only, a draft, withdrawn) is its provider's alone, as the catalogue API answers."""
-    from registry.catalog.resources import get_resource
+    from registry.catalog.resources import get_resource, shown_as_published
 
     resource = get_resource(session, code=code)
-    if resource.catalog_status != "published" and principal.agency_id != resource.agency_id:
+    if principal.agency_id != resource.agency_id and not shown_as_published(
+            session, resource=resource, actor=principal.actor, where="entry page", agency_code=principal.agency_code):
+        session.commit()  # an edited entry's refusal is recorded even though the page is refused
         raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
     return resource
 

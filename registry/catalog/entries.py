@@ -22,7 +22,7 @@ from core.crypto import sha256_hex
 from core.errors import AccessDenied, ConfigError, NotFound, RetriableError
 from registry.audit.log import record_event
 from registry.catalog.models import CatalogRevision, Resource
-from registry.catalog.resources import _next_code
+from registry.catalog.resources import _next_code, shown_as_published
 from registry.people.agencies import get_agency
 from schemas.catalog_metadata import RESOURCE_CODE, CatalogEntryData, label_of
 
@@ -179,7 +179,7 @@ def get_entry(session: Session, *, code: str) -> Resource:
 
 
 def list_entries(session: Session, *, agency: str | None = None, published_only: bool = False,
-                 with_subordinates: bool = False) -> list[Resource]:
+                 with_subordinates: bool = False, actor: str = "system") -> list[Resource]:
     """Entries by code; of one agency, or with `with_subordinates` of it and the agencies under it (a city
     agency's catalogue with its district agencies' catalogues, article 25)."""
     query = select(Resource).order_by(Resource.code)
@@ -188,6 +188,8 @@ def list_entries(session: Session, *, agency: str | None = None, published_only:
         query = query.where(Resource.agency_id.in_(_agency_tree(session, top.id) if with_subordinates else [top.id]))
     if published_only:
         query = query.where(Resource.catalog_status == "published")
+        return [r for r in session.scalars(query)
+                if shown_as_published(session, resource=r, actor=actor, where="catalogue list")]
     return list(session.scalars(query))
 
 

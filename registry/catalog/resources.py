@@ -14,6 +14,7 @@ from registry.audit.log import record_event
 from registry.catalog.models import Resource
 from registry.catalog.sources import get_source
 from registry.people.agencies import get_agency
+from registry.seals import edited, intact
 from schemas.presentation import labels
 
 SHARING_TYPES = labels("sharing_types")
@@ -103,3 +104,22 @@ def list_resources(session: Session, *, agency: str | None = None) -> list[Resou
     if agency:
         query = query.where(Resource.agency_id == get_agency(session, ref=agency).id)
     return list(session.scalars(query))
+
+
+def edited_refusal() -> tuple[str, str]:
+    """Why an edited resource (its seal broken) is not shown, notified or delivered, as (zh, en)."""
+    return edited(zh="该资源的目录", en="resource's catalogue")
+
+
+def shown_as_published(session: Session, *, resource: Resource, actor: str, where: str,
+                       agency_code: str | None = None) -> bool:
+    """Whether others may see the entry as published: published, and its row as the hub wrote it. The status and
+    sharing type of a row edited outside the hub are not believed (registry/seals.py); hiding it is audited as
+    `catalog.read` denied, as the data channels record their refusals."""
+    if resource.catalog_status != "published":
+        return False
+    if intact(resource):
+        return True
+    record_event(session, actor=actor, action="catalog.read", agency_code=agency_code, resource_code=resource.code,
+                 result="denied", detail={"where": where, "reason": edited_refusal()[1]})
+    return False

@@ -21,7 +21,9 @@ from core.errors import ConfigError, NotFound
 from registry.catalog.interface_services import register_service, withdraw_service
 from registry.catalog.models import CatalogRevision, Resource
 from registry.catalog.search_models import CatalogSearchEntry, InterfaceService
+from registry.catalog.resources import shown_as_published
 from registry.people.agencies import get_agency
+from registry.seals import intact
 from schemas.catalog_metadata import CLASSIFICATION, code_list
 
 MAX_LIMIT = 500
@@ -42,10 +44,15 @@ def search_text(content: dict[str, Any]) -> str:
 def refresh_published(session: Session, *, actor: str = "system") -> int:
     """Bring the index and the interface services up to the published revisions; the number of entries changed."""
     published = _published().subquery()
+    # A resource row edited outside the hub (its seal broken) is not believed published: it leaves the index
+    # (audited once, when it leaves) and comes back once put back as the hub wrote it.
+    edited = [r.id for r in session.scalars(select(Resource).where(Resource.id.in_(select(published.c.resource_id))))
+              if not intact(r)]
     stale = session.execute(
         select(published.c.id, published.c.resource_id)
         .outerjoin(CatalogSearchEntry, CatalogSearchEntry.resource_id == published.c.resource_id)
-        .where(or_(CatalogSearchEntry.resource_id.is_(None), CatalogSearchEntry.revision_id != published.c.id))
+        .where(or_(CatalogSearchEntry.resource_id.is_(None), CatalogSearchEntry.revision_id != published.c.id),
+               published.c.resource_id.not_in(edited))
     ).all()
     changed = 0
     for revision_id, resource_id in stale:
@@ -69,10 +76,14 @@ def refresh_published(session: Session, *, actor: str = "system") -> int:
             changed += 1
         except IntegrityError:
             continue  # a concurrent refresh indexed it first
-    gone = session.scalars(select(CatalogSearchEntry.resource_id).where(
-        CatalogSearchEntry.resource_id.not_in(select(published.c.resource_id)))).all()
+    gone = session.scalars(select(CatalogSearchEntry.resource_id).where(or_(
+        CatalogSearchEntry.resource_id.not_in(select(published.c.resource_id)),
+        CatalogSearchEntry.resource_id.in_(edited)))).all()
     for resource_id in gone:
-        withdraw_service(session, resource=session.get(Resource, resource_id), actor=actor)
+        resource = session.get(Resource, resource_id)
+        if resource_id in edited:
+            shown_as_published(session, resource=resource, actor=actor, where="search")  # records the refusal
+        withdraw_service(session, resource=resource, actor=actor)
         session.execute(delete(CatalogSearchEntry).where(CatalogSearchEntry.resource_id == resource_id))
         changed += 1
     session.flush()
