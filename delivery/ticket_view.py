@@ -46,12 +46,15 @@ def visible_rows(session: Session, *, ticket: Any, columns: list[str],  # noqa: 
     at = {name: i for i, name in enumerate(columns)}
     copy_code = (ticket.detail or {}).get("copy") or ticket.resource.code
     allowed: dict[tuple[str, str], bool] = {}
+    element_columns: dict[str, str] = {}  # a ticket's rows name a few elements, each looked up once
     shown, withheld = [], 0
     for row in rows:
         values = list(row)
+        element = row[at["element"]]
+        if element not in element_columns:
+            element_columns[element] = get_element(session, code=element).column
         # the other side of each mismatch: for the copy's agency the authority's value, and the reverse
-        sides = (("authoritative_value", row[at["authoritative_resource"]],
-                  get_element(session, code=row[at["element"]]).column),
+        sides = (("authoritative_value", row[at["authoritative_resource"]], element_columns[element]),
                  ("copy_value", copy_code, row[at["copy_column"]]))
         for name, code, column in sides:
             if (code, column) not in allowed:
