@@ -27,7 +27,7 @@ from delivery.access import AccessDecision, restrict
 from delivery.keyindex import sorted_copy
 from delivery.partlookup import loaded, version_lookup
 from pipeline.text_values import from_text, needs_text
-from registry.exchange.models import DatasetVersion
+from registry.exchange.models import DatasetVersion, PrunedVersion
 
 ORDINAL = "__govshare_ordinal"
 MAX_PAGE = 1000
@@ -40,6 +40,11 @@ def version_for(session: Session, decision: AccessDecision, number: int | None) 
         return decision.version
     version = session.scalar(select(DatasetVersion).where(
         DatasetVersion.resource_id == decision.resource.id, DatasetVersion.number == number))
+    if version is not None and session.get(PrunedVersion, version.id) is not None:
+        # its files are gone (a cached copy may not be): what retention removed is not delivered
+        raise NotFound(zh=f"资源 {decision.resource.code} 第 {number} 版已超过保存期限被清理（记录保留），请获取更新的版本",
+                       en=f"{decision.resource.code} v{number} was removed by retention (its record stays); "
+                          f"ask for a later version (v{decision.version.number} is the latest)")
     if version is None:
         raise NotFound(zh=f"资源 {decision.resource.code} 没有第 {number} 版；已发布的版本见 "
                           f"/api/v1/resources/{decision.resource.code}/versions",

@@ -270,3 +270,35 @@ def test_excel_copies_keep_hostile_text_as_text(served: Delivery) -> None:
     assert all(row[2].data_type == "s" for row in rows)  # no cell of the column is a formula
     shown = {row[0].value: unescaped(row[2].value) for row in rows}
     assert shown == names and (shown[first], shown[second]) == (hostile, broken)
+
+
+def _prune_first_version(code: str) -> None:
+    """What the retention rule does to v1: its files deleted, the version recorded as pruned."""
+    from core import clock
+    from core.storage import get_storage
+    from registry.db import session_scope
+    from registry.exchange.models import DatasetVersion, PrunedVersion
+
+    with session_scope() as session:
+        first = session.query(DatasetVersion).filter_by(number=1).one()
+        get_storage().delete(first.path)
+        session.add(PrunedVersion(version_id=first.id, reason="retention", pruned_at=clock.now()))
+
+
+def test_a_version_removed_by_retention_is_refused_on_every_route(served: Delivery) -> None:
+    from pipeline.sync import sync_resource
+
+    code = served.hub.resource_code
+    assert served.get(_files(served), token=served.hub.token, params={"format": "csv"}).status_code == 200  # cached
+    made = requests.post(served.url(f"/api/v1/resources/{code}/links"), json={"format": "csv"},
+                         headers={"Authorization": f"Bearer {served.hub.token}"}, timeout=30).json()["url"]
+    sqlite_execute(served.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
+    sync_resource(resource_code=code, full=True)
+    _prune_first_version(code)
+    for params in ({"version": 1, "format": "csv"}, {"version": 1, "format": "xlsx"}):  # cached or not
+        gone = served.get(_files(served), token=served.hub.token, params=params)
+        assert gone.status_code == 404, gone.text
+        assert "retention" in gone.json()["detail"] and "保存期限" in gone.json()["detail_zh"]
+    assert requests.get(made, timeout=30).status_code == 404
+    assert served.get(f"/api/v1/resources/{code}/records", token=served.hub.token,
+                      params={"version": 1}).status_code == 404
