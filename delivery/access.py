@@ -302,18 +302,25 @@ def apply_use(session: Session, decision: AccessDecision, use: ReadUse | None) -
     return replace(decision, declared_purpose=use.purpose, onward_to=use.onward_to)
 
 
-def read_event(*, decision: AccessDecision, rows: int, fmt: str) -> dict[str, Any]:
+def read_event(*, decision: AccessDecision, rows: int, fmt: str, version: DatasetVersion | None = None,
+               since: int | None = None, via: str | None = None) -> dict[str, Any]:
     """record_event's arguments for one read (audit_read writes it; the interface channel's group commit
-    writes many at once with registry.audit.log.ChainWriter)."""
+    writes many at once with registry.audit.log.ChainWriter). ``version``: the one read when it is not the
+    decision's latest (retention keeps what subscribers hold from this record); ``since``: the change range's
+    start; ``via``: how it was reached when not by the reader's own credential (a signed link)."""
+    number = (version or decision.version).number
     return {"actor": decision.actor, "action": "data.read", "agency_code": decision.agency_code,
             "resource_code": decision.resource.code,
-            "detail": {"channel": decision.channel, "format": fmt, "version": decision.version.number,
+            "detail": {"channel": decision.channel, "format": fmt, "version": number,
                        "rows": rows, "columns": decision.columns or "all", "purpose": decision.purpose,
                        "grant": decision.grant_id, "row_filter": decision.row_filter,
                        "masked": decision.mask_columns,
+                       **({"since": since} if since is not None else {}),
+                       **({"via": via} if via else {}),
                        **({"declared_purpose": decision.declared_purpose} if decision.declared_purpose else {}),
                        **({"onward_to": decision.onward_to} if decision.onward_to else {})}}
 
 
-def audit_read(session: Session, *, decision: AccessDecision, rows: int, fmt: str) -> None:
-    record_event(session, **read_event(decision=decision, rows=rows, fmt=fmt))
+def audit_read(session: Session, *, decision: AccessDecision, rows: int, fmt: str,
+               version: DatasetVersion | None = None, since: int | None = None, via: str | None = None) -> None:
+    record_event(session, **read_event(decision=decision, rows=rows, fmt=fmt, version=version, since=since, via=via))

@@ -272,6 +272,35 @@ def test_excel_copies_keep_hostile_text_as_text(served: Delivery) -> None:
     assert shown == names and (shown[first], shown[second]) == (hostile, broken)
 
 
+def _reads(resource_code: str) -> list[dict]:
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        return [dict(e.detail) for e in session.query(AuditEvent).filter_by(
+            action="data.read", result="ok", resource_code=resource_code).order_by(AuditEvent.id)]
+
+
+def test_the_audit_names_the_version_downloaded_the_change_range_and_the_link(served: Delivery) -> None:
+    from pipeline.sync import sync_resource
+
+    code = served.hub.resource_code
+    sqlite_execute(served.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
+    sync_resource(resource_code=code, full=True)  # v2 is the latest
+    old = served.get(_files(served), token=served.hub.token, params={"version": 1, "format": "csv"})
+    assert old.status_code == 200 and old.headers["X-Govshare-Version"] == "1"
+    # the record says which version left the hub (retention keeps what subscribers hold from these records)
+    assert _reads(code)[-1]["version"] == 1
+    assert served.get(_files(served), token=served.hub.token, params={"since": 1}).status_code == 200
+    assert (_reads(code)[-1]["version"], _reads(code)[-1]["since"]) == (2, 1)
+
+    made = requests.post(served.url(f"/api/v1/resources/{code}/links"), json={"format": "parquet", "version": 1},
+                         headers={"Authorization": f"Bearer {served.hub.token}"}, timeout=30)
+    assert requests.get(made.json()["url"], timeout=60).status_code == 200
+    followed = _reads(code)[-1]
+    assert followed["version"] == 1 and followed["via"] == "signed link"  # whoever held the URL, not the issuer
+
+
 def _prune_first_version(code: str) -> None:
     """What the retention rule does to v1: its files deleted, the version recorded as pruned."""
     from core import clock

@@ -88,8 +88,9 @@ def download_file(code: str, request: Request, session: SessionDep, token: Token
                   ) -> Response:
     """A version (or the changes since one) as a file; send `Range: bytes=N-` to resume a broken download."""
     decision = apply_use(session, authorize_read(session, token=token, resource_code=code, channel="file"), use)
-    export = materialise(session, decision, version_for(session, decision, version), fmt=fmt, since=since)
-    audit_read(session, decision=decision, rows=export.rows, fmt=fmt)
+    chosen = version_for(session, decision, version)
+    export = materialise(session, decision, chosen, fmt=fmt, since=since)
+    audit_read(session, decision=decision, rows=export.rows, fmt=fmt, version=chosen, since=since)
     session.commit()
     return serve(request, export)
 
@@ -139,6 +140,7 @@ def follow_link(link: str, request: Request, session: SessionDep) -> Response:
     # A changes link runs up to the latest version at the time it is followed; a version link stays on its version.
     version = decision.version if claims.since is not None else version_for(session, decision, claims.version)
     export = materialise(session, decision, version, fmt=claims.fmt, since=claims.since)
-    audit_read(session, decision=decision, rows=export.rows, fmt=claims.fmt)
+    audit_read(session, decision=decision, rows=export.rows, fmt=claims.fmt, version=version, since=claims.since,
+               via="signed link")
     session.commit()
     return serve(request, export)
