@@ -262,3 +262,29 @@ def test_a_revoked_grant_stops_lookups(hub_home: Path, tmp_path: Path, monkeypat
             revoke_grant(session, grant_id=grant_id, reason="用途已结束", by=console("test"))
         refused = made.get(_path(made, "lookup"), token=made.hub.token, params=params)
         assert refused.status_code == 403 and "grant" in refused.json()["detail"]
+
+
+def test_reads_of_an_earlier_version_are_audited_as_that_version(served: Delivery) -> None:
+    from sqlalchemy import select
+
+    from pipeline.sync import sync_resource
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+    from tests.helpers import sqlite_execute
+
+    code = served.hub.resource_code
+    sqlite_execute(served.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
+    sync_resource(resource_code=code, full=True)  # v2 is the latest; the consumer asks for v1
+    target = expected_rows(latest(code))[3]
+    asked = [served.get(_path(served, "lookup"), token=served.hub.token,
+                        params={"column": "uscc", "value": target["uscc"], "version": 1}),
+             served.get(_path(served, "records"), token=served.hub.token, params={"version": 1}),
+             served.get(_path(served, "records"), token=served.hub.token, params={"version": 1, "format": "arrow"}),
+             served.get(_path(served, "changes"), token=served.hub.token, params={"since": 1})]
+    assert [a.status_code for a in asked] == [200] * 4
+    assert asked[0].json()["version"] == asked[1].json()["version"] == 1
+    with session_scope() as session:
+        reads = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "data.read")
+                                     .order_by(AuditEvent.id)))
+    assert [e.detail["version"] for e in reads[-4:]] == [1, 1, 1, 2]  # what was read, not the latest
+    assert reads[-1].detail["since"] == 1  # and the change file's range

@@ -45,7 +45,7 @@ def changes(code: str, session: SessionDep, token: TokenDep, use: ReadUseDep, si
         return JSONResponse({"detail": str(exc), "detail_zh": "无法增量更新，请下载完整的最新版本"}, status_code=409)
     marks = [VERSION_COLUMN, CHANGE_COLUMN]
     view = dataclasses.replace(decision, columns=[*decision.columns, *marks]) if decision.columns else decision
-    audit_read(session, decision=decision, rows=sum(counts.values()), fmt=f"changes-{fmt}")
+    audit_read(session, decision=decision, rows=sum(counts.values()), fmt=f"changes-{fmt}", since=since)
     session.commit()
     changes = filtered_changes(session, decision, span, schema=full_schema, columns=_file_columns(view))
     batches = restrict(dataclasses.replace(view, row_filter=None), changes)  # the feed applied the condition

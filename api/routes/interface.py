@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -69,7 +70,8 @@ def _lookup(code: str, token: str | None, column: str, value: str, fields: str |
             chosen = interface.version_for(session, decision, version)
     with refusals_audited(decision):  # a column outside the grant or masked: refused, and recorded
         found = interface.lookup(decision, chosen, column=column, value=value, fields=_fields(fields))
-    group_audit().record(decision=decision, rows=found.num_rows, fmt="json")  # committed before the answer
+    group_audit().record(decision=dataclasses.replace(decision, version=chosen), rows=found.num_rows,
+                         fmt="json")  # committed before the answer; the version answered, not always the latest
     return _answer(chosen, found)
 
 
@@ -102,7 +104,8 @@ def records(code: str, session: SessionDep, token: TokenDep, _: RateLimitDep, us
         order_by = interface.cursor_order(decision, chosen, order_by)
         result = interface.page(decision, chosen, order_by=order_by, start=start, limit=limit, where=condition,
                                 fields=_fields(fields))
-    group_audit().record(decision=decision, rows=result.rows.num_rows, fmt="json")
+    group_audit().record(decision=dataclasses.replace(decision, version=chosen), rows=result.rows.num_rows,
+                         fmt="json")
     return JSONResponse({"version": result.version, "manifest_sha256": chosen.manifest_sha256,
                          "records": interface.json_rows(result.rows), "next_cursor": result.next_cursor})
 
@@ -111,7 +114,8 @@ def _bulk(session, decision, version, condition, fields, fmt) -> StreamingRespon
     schema, batches = interface.bulk_batches(decision, version, where=condition, fields=fields)
     media = "application/vnd.apache.arrow.stream" if fmt == "arrow" else "application/vnd.apache.parquet"
     headers = {"X-Govshare-Version": str(version.number), "X-Govshare-Manifest-SHA256": version.manifest_sha256}
-    return StreamingResponse(_encode_audited(schema, batches, fmt, decision), media_type=media, headers=headers)
+    return StreamingResponse(_encode_audited(schema, batches, fmt, dataclasses.replace(decision, version=version)),
+                             media_type=media, headers=headers)
 
 
 def _encode_audited(schema: pa.Schema, batches: Iterator[pa.RecordBatch], fmt: str, decision) -> Iterator[bytes]:

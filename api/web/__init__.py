@@ -315,7 +315,7 @@ def browse(code: str, request: Request, session: SessionDep, token: SessionCooki
                                 fields=None)
     except (AccessDenied, ConfigError) as exc:
         return _problem(request, principal, exc)
-    audit_read(session, decision=decision, rows=result.rows.num_rows, fmt="html")
+    audit_read(session, decision=decision, rows=result.rows.num_rows, fmt="html", version=version)
     session.commit()
     # Column headings: the catalogue's data item names, else the label the contract gave the column. Columns the
     # catalogue does not list as data items (a technical key such as `id`) are the exchange's, not shown here.
