@@ -165,6 +165,14 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
         body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
         connector = _connector(target)
         last_error: Exception | None = None
+
+        def failed(error: Exception) -> None:
+            record.status = "failed"
+            record_event(session, actor=decision.actor, action="sftp.push", agency_code=consumer.code,
+                         resource_code=decision.resource.code, result="failed",
+                         detail={"version": version.number, "kind": kind, "error": str(error)})
+            session.commit()
+
         for attempt in range(1, attempts + 1):
             record.attempts += 1
             try:
@@ -177,6 +185,10 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
                         _upload(client, target.folder, manifest_name, body=body)
                 last_error = None
                 break
+            except ConfigError as exc:  # a host key that does not match (an impostor?), a login refused: no retry
+                record.last_error = f"attempt {attempt}: {exc}"
+                failed(exc)  # the refusal is evidence: recorded before the error reaches the operator
+                raise
             except (RetriableError, OSError, paramiko.SSHException, EOFError) as exc:
                 last_error = exc
                 record.last_error = f"attempt {attempt}: {exc}"
@@ -184,11 +196,7 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
                 if attempt < attempts:
                     time.sleep(backoff * 2 ** (attempt - 1))
         if last_error is not None:
-            record.status = "failed"
-            record_event(session, actor=decision.actor, action="sftp.push", agency_code=consumer.code,
-                         resource_code=decision.resource.code, result="failed",
-                         detail={"version": version.number, "kind": kind, "error": str(last_error)})
-            session.commit()
+            failed(last_error)
             raise RetriableError(f"SFTP push of {resource_code} v{version.number} to {consumer.code} failed after "
                                  f"{attempts} attempts: {last_error}; run `govshare push sftp` again")
         record.status, record.delivered_at, record.remote_path, record.last_error = "delivered", clock.now(), remote, None

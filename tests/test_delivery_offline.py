@@ -139,6 +139,33 @@ def test_sftp_push_of_the_changes_since_a_version(hub: Delivery, sshd: SSHServer
     assert json.loads((outbox / f"{stem}.manifest.json").read_text())["since"] == 1
 
 
+def test_a_push_to_a_server_whose_host_key_changed_is_refused_and_recorded(hub: Delivery, sshd: SSHServer,  # noqa: F811
+                                                                         outbox: Path, tmp_path: Path) -> None:  # noqa: F811
+    from core.errors import ConfigError
+    from delivery.sftp_push import push
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+    from registry.exchange.delivery_models import Delivery as DeliveryRecord
+    from tests.test_connectors_sftp import _keygen
+
+    _keygen(tmp_path / "impostor", "impostor")  # the registered key is not the one the server shows
+    kind, key = (tmp_path / "impostor.pub").read_text().split()[:2]
+    from delivery.sftp_push import add_target
+
+    with session_scope() as session:
+        add_target(session, agency=hub.hub.consumer_code, host="127.0.0.1", port=sshd.port, username=sshd.user,
+                   folder=outbox.name, host_key=f"[127.0.0.1]:{sshd.port} {kind} {key}", private_key=sshd.private_key)
+    with pytest.raises(ConfigError, match="does not match"):
+        push(resource_code=hub.hub.resource_code, agency=hub.hub.consumer_code, attempts=3, backoff=0.01)
+    assert list(outbox.iterdir()) == []  # nothing sent to a server that may be an impostor
+    with session_scope() as session:
+        record = session.query(DeliveryRecord).one()
+        assert record.status == "failed" and "does not match" in record.last_error
+        refused = session.query(AuditEvent).filter_by(action="sftp.push").one()
+        assert (refused.result, refused.agency_code) == ("failed", hub.hub.consumer_code)
+        assert "host key" in refused.detail["error"] and refused.detail["version"] == 1
+
+
 def _keys(tmp_path: Path, agency: str) -> tuple[Path, Path]:
     key = runner.invoke(_app(), ["package", "key", agency])
     assert key.exit_code == 0, key.output
