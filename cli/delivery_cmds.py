@@ -70,17 +70,17 @@ def package_import(
 
 
 @package_app.command("key")
-def package_key(agency: Annotated[str, typer.Argument(help="consumer agency code")]) -> None:
+def package_key(agency: Annotated[str, typer.Argument(help="consumer agency code or name")]) -> None:
     """Print the consumer's package key (base64), to hand over once through a secure channel.
 
     Example: govshare package key 113100000024210120 > 人社局.key
     """
     import base64
 
-    from delivery.packages import consumer_key
+    from delivery.packages import hand_out_consumer_key
 
     with reported_errors():
-        console.print(base64.b64encode(consumer_key(agency)).decode(), soft_wrap=True)
+        console.print(base64.b64encode(hand_out_consumer_key(agency=agency)).decode(), soft_wrap=True)
 
 
 @package_app.command("hub-key")

@@ -63,6 +63,20 @@ def consumer_key(agency_code: str) -> bytes:
     return derive_key(purpose="offline-package", context=agency_code)
 
 
+def hand_out_consumer_key(*, agency: str, actor: str = "cli") -> bytes:
+    """The key of a registered agency (by code or name, as `package export --for` takes it), recorded: handing
+    out a decryption key is an action on the record. An unknown agency (a typo) is refused, never given a key
+    that opens nothing."""
+    from registry.audit.log import record_event
+    from registry.db import session_scope
+    from registry.people.agencies import get_agency
+
+    with session_scope() as session:
+        code = get_agency(session, ref=agency).code  # the addressee's code, as export_package seals for it
+        record_event(session, actor=actor, action="package.key", agency_code=code, detail={"purpose": "offline-package"})
+    return consumer_key(code)
+
+
 def hub_key_path() -> Path:
     return get_settings().home / "keys" / "hub_ed25519.pem"
 

@@ -212,6 +212,11 @@ def test_package_round_trip_and_refusals(hub: Delivery, tmp_path: Path) -> None:
     assert not (tmp_path / "t").exists()
 
     # Addressed to another agency, or opened with another agency's key: refused.
+    from registry.db import session_scope
+    from tests.helpers import ensure_agency
+
+    with session_scope() as session:  # keys are handed out to registered agencies only
+        ensure_agency(session, *OTHER_PROVIDER)
     other_key, _ = _keys(tmp_path, OTHER_PROVIDER[0])
     misaddressed = _import(package, other_key, hub_pem, OTHER_PROVIDER[0], tmp_path / "m")
     assert misaddressed.exit_code == 3 and f"addressed to agency {consumer}" in misaddressed.output
@@ -236,3 +241,26 @@ def test_package_export_for_a_consumer_without_grant_is_denied(hub: Delivery, tm
                                     "--out", str(package)])
     assert denied.exit_code == 4 and "no grant" in denied.output
     assert not package.exists() and not os.path.exists(str(package) + ".partial")
+
+
+def test_the_package_key_is_handed_out_for_a_registered_agency_only_and_recorded(hub: Delivery, tmp_path: Path) -> None:
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+    from tests.helpers import CONSUMER
+
+    consumer = hub.hub.consumer_code
+    package = tmp_path / "package.gspkg"
+    assert runner.invoke(_app(), ["package", "export", hub.hub.resource_code, "--for", CONSUMER[1],  # by name
+                                  "--out", str(package)]).exit_code == 0
+    by_name = runner.invoke(_app(), ["package", "key", CONSUMER[1]])  # by name too: the same agency's key
+    assert by_name.exit_code == 0, by_name.output
+    (tmp_path / "named.key").write_text(by_name.output)
+    _, hub_pem = _keys(tmp_path, consumer)
+    assert (tmp_path / "named.key").read_text() == (tmp_path / f"{consumer}.key").read_text()
+    assert _import(package, tmp_path / "named.key", hub_pem, consumer, tmp_path / "in").exit_code == 0
+
+    unknown = runner.invoke(_app(), ["package", "key", "913100000000000000"])  # a typo: no such agency
+    assert unknown.exit_code != 0 and "913100000000000000" in unknown.output
+    with session_scope() as session:
+        handed = [e.agency_code for e in session.query(AuditEvent).filter_by(action="package.key")]
+    assert handed == [consumer, consumer]  # each handover of a decryption key is on record
