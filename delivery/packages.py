@@ -182,7 +182,7 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
                 "resource": decision.resource.code, "version": version.number, "since": since,
                 "manifest_sha256": manifest_sha256, "tar_sha256": _sha256_file(tar_path),
                 "nonce_prefix": base64.b64encode(secrets.token_bytes(8)).decode(), "segment": SEGMENT})
-        audit_read(session, decision=decision, rows=export.rows, fmt="package")
+        audit_read(session, decision=decision, rows=export.rows, fmt="package", since=since)
     return PackageReport(path=out, consumer=decision.agency_code, resource=decision.resource.code,
                          version=version.number, rows=export.rows, bytes=size)
 

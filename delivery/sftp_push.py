@@ -200,6 +200,6 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
             raise RetriableError(f"SFTP push of {resource_code} v{version.number} to {consumer.code} failed after "
                                  f"{attempts} attempts: {last_error}; run `govshare push sftp` again")
         record.status, record.delivered_at, record.remote_path, record.last_error = "delivered", clock.now(), remote, None
-        audit_read(session, decision=decision, rows=export.rows, fmt="sftp")
+        audit_read(session, decision=decision, rows=export.rows, fmt="sftp", since=since)
         return PushReport(status="delivered", resource=resource_code, version=version.number, consumer=consumer.code,
                           remote_path=remote, rows=export.rows, attempts=record.attempts)

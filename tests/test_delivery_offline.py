@@ -137,6 +137,12 @@ def test_sftp_push_of_the_changes_since_a_version(hub: Delivery, sshd: SSHServer
     expected = [r for r in expected_rows(latest(hub.hub.resource_code)) if r["id"] <= 25]
     assert _by_id([{c: r[c] for c in GRANTED} for r in changes.to_pylist()]) == _by_id(expected)
     assert json.loads((outbox / f"{stem}.manifest.json").read_text())["since"] == 1
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    with session_scope() as session:  # the record says it was a change file, and from which version
+        sent = session.query(AuditEvent).filter_by(action="data.read").order_by(AuditEvent.id.desc()).first()
+        assert (sent.detail["format"], sent.detail["version"], sent.detail["since"]) == ("sftp", 2, 1)
 
 
 def test_a_push_to_a_server_whose_host_key_changed_is_refused_and_recorded(hub: Delivery, sshd: SSHServer,  # noqa: F811
