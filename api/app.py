@@ -18,6 +18,7 @@ from api.routes import catalog, catalog_interop, datasets, exchange, people, sha
 from api.routes import quality as quality_routes
 from api.web import for_people, http_error_page, invalid_request_page
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
+from pipeline.changes_feed import FullCopyNeeded
 from schemas.validation_text import summary_zh
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,12 @@ def create_app() -> FastAPI:
     def _missing(_: Request, exc: NotFound) -> JSONResponse:
         # detail in English, detail_zh in Chinese: an error raised with both texts answers each in its own
         return JSONResponse({"detail": exc.en or str(exc), "detail_zh": exc.zh or exc.user_message()}, status_code=404)
+
+    @app.exception_handler(FullCopyNeeded)
+    def _whole_copy(_: Request, exc: FullCopyNeeded) -> JSONResponse:
+        # on every route that offers changes (files?since=, links, /changes): 409 tells a client to download the
+        # whole version, where a 400 said its request was wrong
+        return JSONResponse({"detail": exc.en or str(exc), "detail_zh": exc.zh or exc.zh_advice}, status_code=409)
 
     @app.exception_handler(ConfigError)
     def _bad(_: Request, exc: ConfigError) -> JSONResponse:

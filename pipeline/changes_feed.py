@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,6 +30,8 @@ VERSION_COLUMN = "_version"
 
 class FullCopyNeeded(ConfigError):
     """The change sets cannot bring the consumer's copy up to date: download the whole latest version."""
+
+    zh_advice: ClassVar[str] = "无法增量更新，请下载完整的最新版本"
 
 
 @dataclass

@@ -331,3 +331,17 @@ def test_a_version_removed_by_retention_is_refused_on_every_route(served: Delive
     assert requests.get(made, timeout=30).status_code == 404
     assert served.get(f"/api/v1/resources/{code}/records", token=served.hub.token,
                       params={"version": 1}).status_code == 404
+
+
+def test_changes_only_a_whole_download_can_replace_are_answered_409_as_on_the_change_feed(served: Delivery) -> None:
+    from pipeline.sync import sync_resource
+
+    code = served.hub.resource_code
+    sqlite_execute(served.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
+    sync_resource(resource_code=code, full=True)  # a snapshot: v1's files are no longer read by v2
+    _prune_first_version(code)  # under a row condition, v2's changes need v1's rows to tell who left the view
+    for path in (_files(served), f"/api/v1/resources/{code}/changes"):
+        answer = served.get(path, token=served.hub.token, params={"since": 1})
+        assert answer.status_code == 409, (path, answer.text)
+        assert "download the whole latest version" in answer.json()["detail"]
+        assert "请下载完整的最新版本" in answer.json()["detail_zh"]
