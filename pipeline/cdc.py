@@ -19,6 +19,7 @@ saved by pipeline/cdc_staging.py; the two runs, which read the slot or its snaps
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from pipeline.validate import split_batch
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.catalog.resources import get_resource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -166,7 +169,7 @@ def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: Captured
                 resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
                 previous_schema=published, schema=schema,
                 key=table.primary_key, cursor=None, incremental=False,  # judged as the full read judges it
-                contract_columns={c.name for c in contract.columns} if contract is not None else set(),
+                contract=contract,
                 settled=settled)
 
     try:
@@ -186,12 +189,25 @@ def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: Captured
     except BaseException as exc:
         writer.close()
         quarantine.close()
+        _drop_unpublished_slot(capture)
         lifecycle.discard(resource_id=resource.id, run_id=run_id, exc=exc, release=False)
         raise
     report = lifecycle.publish(folder=staged.folder)
     return CdcReport(resource_code=resource.code, mode="cdc-snapshot", version=report.version, position=lsn_text(lsn),
                      upserts=staged.rows_read, rows_published=report.rows_published,
                      rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256, note=reason)
+
+
+def _drop_unpublished_slot(capture: ChangeCapture) -> None:
+    """A snapshot that did not publish leaves a slot no run can use: its start is past the published position.
+    Left, it held the source's WAL back while the run stayed stopped (a dropped contract column stops every run
+    until the contract is edited), and each next run took it for a slot advanced behind the hub's back and
+    marked a resync ("changes in between may be lost") that `govshare cdc status` showed. Dropped, the next run
+    reads a snapshot for the plain reason that there is no slot."""
+    try:
+        capture.drop_slot()
+    except Exception as problem:  # noqa: BLE001 - the run's own error matters more; the next run finds the slot ahead
+        log.warning("could not drop slot %s after a stopped snapshot: %s", capture.slot, problem)
 
 
 def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTable, contract,  # noqa: ANN001
