@@ -240,10 +240,12 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
     try:
         touched = touched_keys(changed_keys(table, collected), table.primary_key, contract)
         layered = form is not None
+        touched_rows: list[pa.RecordBatch] = []  # at most one published row per touched key
         if layered:
             writer.schema = form
         elif not collected.truncated:
-            staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
+            staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched,
+                                                aside=touched_rows)
         # A key whose upsert is quarantined keeps its published row, as on a table read: the source still holds
         # it, and dropping it (removed with every touched key) made the change set report a phantom delete.
         held: list[pa.Array] = []
@@ -257,7 +259,7 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
             kept = pa.concat_arrays([keys.cast(touched.type) for keys in held])
             touched = touched.filter(pc.invert(pc.is_in(touched, value_set=kept)))
             if not layered:
-                staged.rows_carried += keep_published(parts=resource.previous_parts, writer=writer,
+                staged.rows_carried += keep_published(touched_rows=touched_rows, writer=writer,
                                                       key=table.primary_key, held=kept)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
