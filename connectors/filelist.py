@@ -11,8 +11,9 @@ Where the time is told to the second only and no stamp beside it (SFTP v3), a fi
 the hub listed it, its size unchanged (a corrected digit), looked unchanged until the weekly full read. Such a
 file, its time within RECENT_SECONDS of the hub's clock when listed (either side: the server's clock may be off),
 is stamped RECENT, and a file recorded RECENT is read again by the next run, until it is read with an older
-time (git's "racily clean" files: one more read of the files changed in the last minutes). A content check was the other choice: a hash of the first and last blocks costs two reads of every
-listed file on every run (100,000 files: minutes) and misses the likely same-size edit, a digit mid-file.
+time (git's "racily clean" files: one more read of the files changed in the last minutes). A content check was
+the other choice: a hash of the first and last blocks costs two reads of every listed file on every run
+(100,000 files: minutes) and misses the likely same-size edit, a digit mid-file.
 
 The pipeline hands the previous record in as an Arrow table (registry.exchange.file_ledger streams it out of the
 registry; some 60 bytes a file, about 6 MB for 100,000 files, less than the listing itself) and takes back only

@@ -251,8 +251,8 @@ class SQLAlchemyConnector(Connector):
             table, columns, texts = self._table(connection, stream.table)
             # Raw driver values (type_coerce to NullType): SQLAlchemy's own result processors would parse
             # e.g. SQLite text dates themselves and raise on one bad value; rows_to_batch flags it instead.
-            raw = [(as_text(table.c[c.name]) if texts and c.name in texts else _raw_value(table.c[c.name])).label(c.name)
-                   for c in columns]
+            raw = [(as_text(table.c[c.name]) if texts and c.name in texts else _raw_value(table.c[c.name]))
+                   .label(c.name) for c in columns]
             select = sa.select(*raw)
             if stream.cursor_column and state.cursor_value is not None:
                 if stream.cursor_column not in table.c:

@@ -272,7 +272,8 @@ def test_a_snapshot_stopped_by_a_dropped_contract_column_repeats_quietly_until_t
     code = register(filings, table="permits", key=("permit_no",))
     contract = _contract(hub_home, PERMITS_CONTRACT, code)
     assert sync_cdc(resource_code=code).version == 1
-    pg_execute(filings, "ALTER TABLE permits DROP COLUMN valid_until; UPDATE permits SET holder = '改' WHERE permit_no = '1001'")
+    pg_execute(filings, "ALTER TABLE permits DROP COLUMN valid_until; "
+                        "UPDATE permits SET holder = '改' WHERE permit_no = '1001'")
     messages = []
     for _ in range(3):
         with pytest.raises(FatalError) as stopped:
