@@ -7,6 +7,14 @@ size, modification time to the microsecond and, where the source tells it cheapl
 sets (a local file's inode and change time; SFTP has none). A file whose entry differs, or that has none, is new
 or changed and is read.
 
+Where the time is told to the second only and no stamp beside it (SFTP v3), a file rewritten within the second
+the hub listed it, its size unchanged (a corrected digit), looked unchanged until the weekly full read. Such a
+file, its time within RECENT_SECONDS of the hub's clock when listed (either side: the server's clock may be off),
+is stamped RECENT, and a file recorded RECENT is read again by the next run, until it is read with an older
+time (git's "racily clean" files: one more read of the files changed in the last minutes). A content check was
+the other choice: a hash of the first and last blocks costs two reads of every listed file on every run
+(100,000 files: minutes) and misses the likely same-size edit, a digit mid-file.
+
 The pipeline hands the previous record in as an Arrow table (registry.exchange.file_ledger streams it out of the
 registry; some 60 bytes a file, about 6 MB for 100,000 files, less than the listing itself) and takes back only
 the difference, written by the connector to a Parquet file in the run folder and applied to the registry in the
@@ -26,6 +34,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RECENT = "recent"
+RECENT_SECONDS = 300
 # The registry's record (cursor_files) as the connector receives it.
 RECORD_SCHEMA = pa.schema([("path", pa.string()), ("size", pa.int64()), ("modified_us", pa.int64()),
                            ("stamp", pa.string())])
@@ -65,9 +75,11 @@ class FileLedger:
         recorded = self.previous.take(pc.fill_null(where, 0))
         same = pc.and_kleene(pc.equal(listed.column("size"), recorded.column("size")),
                              pc.equal(listed.column("modified_us"), recorded.column("modified_us")))
-        # a stamp on both sides must agree (None on both, e.g. SFTP, leaves size and time to decide)
+        # a stamp on both sides must agree (None on both, e.g. SFTP, leaves size and time to decide); a file
+        # recorded RECENT may have been rewritten after it was read, within its second: read it again
         stamps = pc.or_kleene(pc.and_(pc.is_null(listed.column("stamp")), pc.is_null(recorded.column("stamp"))),
                               pc.equal(listed.column("stamp"), recorded.column("stamp")))
+        stamps = pc.and_kleene(stamps, pc.not_equal(pc.fill_null(recorded.column("stamp"), ""), RECENT))
         same = pc.fill_null(pc.and_kleene(same, stamps), False).to_pylist()
         return [not (f and s) for f, s in zip(found, same)]
 
@@ -86,6 +98,11 @@ class FileLedger:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(delta, self.out)
         return delta.num_rows
+
+
+def second_stamp(modified: datetime, now: datetime) -> str | None:
+    """The stamp of a file whose time is told to the second: RECENT while a rewrite may still share it."""
+    return RECENT if abs((modified - now).total_seconds()) <= RECENT_SECONDS else None
 
 
 def record_of(entries: Iterable[Listed]) -> pa.Table:

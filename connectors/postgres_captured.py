@@ -17,10 +17,8 @@ import pyarrow as pa
 from connectors.arrowconv import rows_to_batch
 from connectors.base import ColumnInfo
 from connectors.pgarrays import ArrayColumn
-from connectors.pgarrays import apply as apply_arrays
 from connectors.pgoutput import UNCHANGED, Change, Tuple
-from connectors.postgres_forms import ScalarForms, from_text
-from connectors.time_range import flag_out_of_range
+from connectors.postgres_forms import ScalarForms, from_text, published_batch
 
 # Column added to upsert batches: the comma-separated columns an update left unchanged (TOASTed values the
 # server did not resend); the pipeline fills them from the previous version.
@@ -42,11 +40,8 @@ class CapturedTable:
 
     def to_batch(self, rows: list[tuple]) -> pa.RecordBatch:
         """Rows of Python values (arrays as their PostgreSQL text) as a batch of the published forms."""
-        types = [pa.string() if c.name in self.arrays else c.arrow_type for c in self.columns]
-        names = [c.name for c in self.columns]
-        batch = rows_to_batch(names, self.forms.build_types(names, types), self.forms.values(names, rows))
-        # a time of 24:00:00, flagged as the full read flags it
-        return apply_arrays(flag_out_of_range(self.forms.batch(batch)), self.arrays)
+        return published_batch([c.name for c in self.columns], [c.arrow_type for c in self.columns], rows,
+                               forms=self.forms, arrays=self.arrays)
 
     @property
     def snapshot_columns(self) -> str:

@@ -32,7 +32,11 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from connectors.arrowconv import rows_to_batch
 from connectors.base import ColumnInfo
+from connectors.pgarrays import ArrayColumn
+from connectors.pgarrays import apply as apply_arrays
+from connectors.time_range import flag_out_of_range
 from core.errors import ConfigError
 
 # 1: the forms before (unnumbered): padding kept, intervals in ISO 8601, money quarantined, time as text;
@@ -93,6 +97,16 @@ class ScalarForms:
             elif name in self.times and pa.types.is_integer(batch.schema.field(index).type):
                 batch = batch.set_column(index, pa.field(name, TIME_OF_DAY), batch.column(index).cast(TIME_OF_DAY))
         return batch
+
+
+def published_batch(names: list[str], types: list[pa.DataType], rows: list[tuple], *, forms: ScalarForms,
+                    arrays: dict[str, ArrayColumn]) -> pa.RecordBatch:
+    """Rows of Python values, each array and time of day as PostgreSQL's text of it, as a batch of the forms the
+    full read publishes (``types``: the catalogue's): a time of 24:00:00 flagged as the full read flags it,
+    arrays in connectors.pgarrays' forms. The change capture's rows and a read through a SQLAlchemy URL."""
+    types = [pa.string() if name in arrays else kind for name, kind in zip(names, types)]
+    batch = rows_to_batch(names, forms.build_types(names, types), forms.values(names, rows))
+    return apply_arrays(flag_out_of_range(forms.batch(batch)), arrays)
 
 
 def scalar_forms(cursor, schema: str, table: str) -> ScalarForms:  # noqa: ANN001 - psycopg2 cursor

@@ -33,8 +33,10 @@ from connectors.credentials import (
     overlay,
     uses_airflow_connection,
 )
+from connectors.filelist import second_stamp
 from connectors.filesource import FileSourceConnector
 from connectors.filestreams import FileEntry, FileSourceConfig
+from core import clock
 from core.errors import ConfigError, RetriableError
 
 TRANSIENT = (paramiko.SSHException, OSError, EOFError)
@@ -215,11 +217,13 @@ class SFTPConnector(FileSourceConnector):
         except PermissionError:
             raise ConfigError(self.fail(f"无权读取 / folder {directory} is not readable for this user")) from None
         entries = []
+        now = clock.now()
         for attr in listing:
             if attr.st_mode is not None and stat.S_ISREG(attr.st_mode):
                 modified = datetime.fromtimestamp(int(attr.st_mtime or 0), tz=UTC)
                 relative = f"{folder}/{attr.filename}" if folder else attr.filename
-                entries.append(FileEntry(path=relative, modified=modified, size=int(attr.st_size or 0)))
+                entries.append(FileEntry(path=relative, modified=modified, size=int(attr.st_size or 0),
+                                         stamp=second_stamp(modified, now)))  # times to the second only
         return entries
 
     @contextmanager

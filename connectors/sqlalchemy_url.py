@@ -24,6 +24,7 @@ from connectors.arrowconv import DEFAULT_DECIMAL, decimal_type, rows_to_batch
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.config import SourceConfig
 from connectors.credentials import CONN_ID_KEY, airflow_credentials
+from connectors.sqlalchemy_pg import TextColumns, as_text, text_columns
 from core.errors import ConfigError, RetriableError
 
 # Driver messages that mean the login or the database name is wrong: retrying will not help.
@@ -151,12 +152,14 @@ class SQLAlchemyConnector(Connector):
         except sa_exc.SQLAlchemyError as exc:
             raise self._error(exc, "cannot connect") from None
 
-    def _table(self, connection: sa.Connection, table: str) -> tuple[sa.Table, list[ColumnInfo]]:
+    def _table(self, connection: sa.Connection, table: str) -> tuple[sa.Table, list[ColumnInfo], TextColumns | None]:
+        """The reflected table, its columns as published, and (PostgreSQL) those read as their text."""
         schema, _, name = table.rpartition(".")
         reflected = sa.Table(name, sa.MetaData(), schema=schema or self.config.get("schema"), autoload_with=connection)
         columns = [ColumnInfo(name=c.name, source_type=str(c.type), nullable=bool(c.nullable),
                               arrow_type=arrow_type_for_sqlalchemy(c.type)) for c in reflected.columns]
-        return reflected, columns
+        texts = text_columns(connection, reflected)
+        return reflected, [texts.described(c) for c in columns] if texts else columns, texts
 
     def check(self, stream: StreamSpec | None = None) -> None:
         with self._connect() as connection:
@@ -178,7 +181,7 @@ class SQLAlchemyConnector(Connector):
                 tables = []
                 for name in sorted(inspector.get_table_names(schema=schema)):
                     key = inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
-                    _, columns = self._table(connection, f"{schema}.{name}" if schema else name)
+                    _, columns, _ = self._table(connection, f"{schema}.{name}" if schema else name)
                     tables.append(TableInfo(name=name, columns=columns, primary_key=list(key)))
                 return tables
             except sa_exc.SQLAlchemyError as exc:
@@ -193,7 +196,7 @@ class SQLAlchemyConnector(Connector):
                 if not inspector.has_table(name, schema=schema):
                     return None
                 key = inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
-                _, columns = self._table(connection, f"{schema}.{name}" if schema else name)
+                _, columns, _ = self._table(connection, f"{schema}.{name}" if schema else name)
                 return TableInfo(name=name, columns=columns, primary_key=list(key))
             except sa_exc.SQLAlchemyError as exc:
                 raise self._error(exc, "discover failed") from None
@@ -222,7 +225,7 @@ class SQLAlchemyConnector(Connector):
             raise ConfigError(self.fail("a sqlalchemy source reads tables; declare a view for a query"))
         connection = self._connect()
         try:
-            table, columns = self._table(connection, stream.table)
+            table, columns, _ = self._table(connection, stream.table)
             types = {c.name: c.arrow_type for c in columns}
             keys = [sa.type_coerce(table.c[k], sa.types.NullType()).label(k) for k in stream.primary_key]
             select = sa.select(*keys)
@@ -245,10 +248,11 @@ class SQLAlchemyConnector(Connector):
             raise ConfigError(self.fail("a sqlalchemy source reads tables; declare a view for a query"))
         connection = self._connect()
         try:
-            table, columns = self._table(connection, stream.table)
+            table, columns, texts = self._table(connection, stream.table)
             # Raw driver values (type_coerce to NullType): SQLAlchemy's own result processors would parse
             # e.g. SQLite text dates themselves and raise on one bad value; rows_to_batch flags it instead.
-            raw = [_raw_value(table.c[c.name]).label(c.name) for c in columns]
+            raw = [(as_text(table.c[c.name]) if texts and c.name in texts else _raw_value(table.c[c.name]))
+                   .label(c.name) for c in columns]
             select = sa.select(*raw)
             if stream.cursor_column and state.cursor_value is not None:
                 if stream.cursor_column not in table.c:
@@ -261,13 +265,14 @@ class SQLAlchemyConnector(Connector):
             if stream.cursor_column:
                 select = select.order_by(table.c[stream.cursor_column])
             names, types = [c.name for c in columns], [c.arrow_type for c in columns]
+            to_batch = texts.batch if texts else rows_to_batch
             result = connection.execution_options(stream_results=True, yield_per=stream.batch_rows).execute(select)
             yielded = False
             for rows in result.partitions(stream.batch_rows):
                 yielded = True
-                yield rows_to_batch(names, types, [tuple(row) for row in rows])
+                yield to_batch(names, types, [tuple(row) for row in rows])
             if not yielded:  # an empty table still tells its schema
-                yield rows_to_batch(names, types, [])
+                yield to_batch(names, types, [])
         except sa_exc.SQLAlchemyError as exc:
             raise self._error(exc, "read failed") from None
         finally:

@@ -19,6 +19,7 @@ saved by pipeline/cdc_staging.py; the two runs, which read the slot or its snaps
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from pipeline.validate import split_batch
 from registry.audit.log import record_event
 from registry.db import session_scope
 from registry.catalog.resources import get_resource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -166,7 +169,7 @@ def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: Captured
                 resource_code=resource.code, run_id=run_id, previous_number=resource.previous_number,
                 previous_schema=published, schema=schema,
                 key=table.primary_key, cursor=None, incremental=False,  # judged as the full read judges it
-                contract_columns={c.name for c in contract.columns} if contract is not None else set(),
+                contract=contract,
                 settled=settled)
 
     try:
@@ -186,12 +189,25 @@ def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: Captured
     except BaseException as exc:
         writer.close()
         quarantine.close()
+        _drop_unpublished_slot(capture)
         lifecycle.discard(resource_id=resource.id, run_id=run_id, exc=exc, release=False)
         raise
     report = lifecycle.publish(folder=staged.folder)
     return CdcReport(resource_code=resource.code, mode="cdc-snapshot", version=report.version, position=lsn_text(lsn),
                      upserts=staged.rows_read, rows_published=report.rows_published,
                      rows_quarantined=report.rows_quarantined, manifest_sha256=report.manifest_sha256, note=reason)
+
+
+def _drop_unpublished_slot(capture: ChangeCapture) -> None:
+    """A snapshot that did not publish leaves a slot no run can use: its start is past the published position.
+    Left, it held the source's WAL back while the run stayed stopped (a dropped contract column stops every run
+    until the contract is edited), and each next run took it for a slot advanced behind the hub's back and
+    marked a resync ("changes in between may be lost") that `govshare cdc status` showed. Dropped, the next run
+    reads a snapshot for the plain reason that there is no slot."""
+    try:
+        capture.drop_slot()
+    except Exception as problem:  # noqa: BLE001 - the run's own error matters more; the next run finds the slot ahead
+        log.warning("could not drop slot %s after a stopped snapshot: %s", capture.slot, problem)
 
 
 def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTable, contract,  # noqa: ANN001
@@ -224,10 +240,12 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
     try:
         touched = touched_keys(changed_keys(table, collected), table.primary_key, contract)
         layered = form is not None
+        touched_rows: list[pa.RecordBatch] = []  # at most one published row per touched key
         if layered:
             writer.schema = form
         elif not collected.truncated:
-            staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
+            staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched,
+                                                aside=touched_rows)
         # A key whose upsert is quarantined keeps its published row, as on a table read: the source still holds
         # it, and dropping it (removed with every touched key) made the change set report a phantom delete.
         held: list[pa.Array] = []
@@ -241,7 +259,7 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
             kept = pa.concat_arrays([keys.cast(touched.type) for keys in held])
             touched = touched.filter(pc.invert(pc.is_in(touched, value_set=kept)))
             if not layered:
-                staged.rows_carried += keep_published(parts=resource.previous_parts, writer=writer,
+                staged.rows_carried += keep_published(touched_rows=touched_rows, writer=writer,
                                                       key=table.primary_key, held=kept)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,

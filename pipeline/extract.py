@@ -160,7 +160,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                             resource_code=staged.resource_code, run_id=staged.run_id, previous_number=previous.number,
                             previous_schema=previous.schema, schema=read, key=key,
                             cursor=stream.cursor_column, incremental=incremental, settled=final,
-                            contract_columns={c.name for c in contract.columns} if contract is not None else set())
+                            contract=contract)
 
                     staged.schema_change = guard(settled)
                     form = published_form(previous.schema, read) if incremental and key else None

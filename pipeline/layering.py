@@ -194,18 +194,23 @@ def compact(folder: Path, layer: Layer, writer) -> int:  # noqa: ANN001 - PartWr
     return carried
 
 
-def carry_forward(parts: list[Part], writer, key: tuple[str, ...], changed: pa.Array | pa.ChunkedArray) -> int:  # noqa: ANN001 - PartWriter
+def carry_forward(parts: list[Part], writer, key: tuple[str, ...], changed: pa.Array | pa.ChunkedArray,  # noqa: ANN001 - PartWriter
+                  *, aside: list[pa.RecordBatch] | None = None) -> int:
     """A snapshot instead of a layer (compaction, a TRUNCATE, a replay): the previous version's live rows whose
-    key did not change are written into the new version, batch by batch."""
+    key did not change are written into the new version, batch by batch. ``aside``: the changed keys' rows are
+    appended there (no more rows than changed keys), for a caller that may keep some of them."""
     if isinstance(changed, pa.ChunkedArray):
         changed = changed.combine_chunks()
     changed = pc.unique(changed) if len(changed) else changed
     carried = 0
     for batch in iter_parts(parts):
-        kept = batch.filter(pc.invert(pc.is_in(key_array(batch, key), value_set=changed)))
+        hit = pc.is_in(key_array(batch, key), value_set=changed)
+        kept = batch.filter(pc.invert(hit))
         if kept.num_rows:
             writer.write(kept)
             carried += kept.num_rows
+        if aside is not None and kept.num_rows < batch.num_rows:
+            aside.append(batch.filter(hit))
     return carried
 
 

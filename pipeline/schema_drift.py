@@ -108,8 +108,20 @@ class SchemaMoved(Exception):
     """An incremental run met a changed schema: carried-forward rows lack the change, so it re-reads in full."""
 
 
+def _remedy(diff: SchemaDiff, *, key: tuple[str, ...], cursor: str | None, contract) -> str:  # noqa: ANN001
+    """What to do about a change that cannot publish; a contract's column names the contract's file to edit."""
+    moved = {d["name"] for d in diff.dropped} | {r["name"] for r in diff.retyped if not r["widening"]}
+    in_contract = sorted(moved & {c.name for c in contract.columns}) if contract is not None else []
+    if not in_contract or not contract.source:
+        return "restore the column at the source, or update the resource's key, cursor or contract"
+    also = " (and the resource's key or cursor)" if moved & {*key, *([cursor] if cursor else [])} else ""
+    return (f"请在源库恢复该列，或修改数据契约 {contract.source} / restore the column at the source, or edit the "
+            f"contract {contract.source}{also}: take out or retype {', '.join(in_contract)} "
+            f"(`govshare contract check {contract.source}`), and the next run publishes")
+
+
 def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previous_schema: pa.Schema,
-                 schema: pa.Schema, key: tuple[str, ...], cursor: str | None, contract_columns: set[str],
+                 schema: pa.Schema, key: tuple[str, ...], cursor: str | None, contract,  # noqa: ANN001
                  incremental: bool, settled: bool = True) -> dict | None:
     """Compare with the previous version; record a change (once) and stop the run when it is incompatible.
 
@@ -128,6 +140,7 @@ def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previ
         return None
     if incremental:
         raise SchemaMoved(diff.describe())
+    contract_columns = {c.name for c in contract.columns} if contract is not None else set()
     reasons = blocking(diff, key=key, cursor=cursor, contract_columns=contract_columns)
     if not reasons and not settled:
         return {"since_version": previous_number, **asdict(diff), "compatible": True}
@@ -140,6 +153,6 @@ def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previ
         raise FatalError(
             f"资源 {resource_code} 数据源结构发生不兼容变更，本次未发布 / the source schema of {resource_code} changed "
             f"incompatibly since v{previous_number}: {'; '.join(reasons)}. Nothing was published and v{previous_number} "
-            "stays served; restore the column at the source, or update the resource's key, cursor or contract "
+            f"stays served; {_remedy(diff, key=key, cursor=cursor, contract=contract)} "
             "(the catalogue update obligation is open; `govshare schema-changes " + resource_code + "` shows it)")
     return {"since_version": previous_number, **asdict(diff), "compatible": True}

@@ -62,12 +62,13 @@ def _register_full(dsn: str, table: str, key: tuple[str, ...]) -> str:
                             update_cycle="daily", actor="test").code
 
 
-def _contract(hub_home: Path, template: str, *codes: str) -> None:
+def _contract(hub_home: Path, template: str, *codes: str) -> Path:
     folder = hub_home / "contracts"
     folder.mkdir(parents=True, exist_ok=True)
     name = f"c{uuid.uuid4().hex[:8]}"
-    (folder / f"{name}.yaml").write_text(template.format(name=name, codes=", ".join(f"'{c}'" for c in codes)),
-                                         encoding="utf-8")
+    path = folder / f"{name}.yaml"
+    path.write_text(template.format(name=name, codes=", ".join(f"'{c}'" for c in codes)), encoding="utf-8")
+    return path
 
 
 def _assert_equals_full_read(code: str, full_code: str, key: str) -> None:
@@ -246,3 +247,53 @@ def test_a_dropped_contract_column_stops_both_reads_with_the_same_message(filing
         assert latest(resource_code).number == 1, "nothing was published"
     assert "column valid_until (契约/contract) was dropped" in messages[code]
     assert messages[code] == messages[full_code]
+
+
+def test_a_snapshot_stopped_by_a_dropped_contract_column_repeats_quietly_until_the_contract_is_edited(
+        filings: str, hub_home: Path) -> None:
+    """Each later run stops the same way until someone acts: the message names the contract's file and what to
+    change there, the repeats open nothing more (one schema change, one catalogue obligation, no "resync" mark:
+    the slot ahead of the published position is the stopped snapshot's own, nothing was lost), and once the
+    column is taken out of the contract the next run publishes. The repeats had marked a resync each run, saying
+    "changes in between may be lost", which `govshare cdc status` showed as pending."""
+    from sqlalchemy import func, select
+
+    from core.errors import FatalError
+    from pipeline.cdc import sync_cdc
+    from pipeline.cdc_slots import cdc_status
+    from registry.audit.models import AuditEvent
+    from registry.catalog.obligations import list_obligations
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.notice_models import CdcResync
+    from registry.exchange.schema_changes import list_schema_changes
+
+    pg_execute(filings, PERMITS)
+    code = register(filings, table="permits", key=("permit_no",))
+    contract = _contract(hub_home, PERMITS_CONTRACT, code)
+    assert sync_cdc(resource_code=code).version == 1
+    pg_execute(filings, "ALTER TABLE permits DROP COLUMN valid_until; "
+                        "UPDATE permits SET holder = '改' WHERE permit_no = '1001'")
+    messages = []
+    for _ in range(3):
+        with pytest.raises(FatalError) as stopped:
+            sync_cdc(resource_code=code)
+        messages.append(str(stopped.value))
+    assert len(set(messages)) == 1 and str(contract) in messages[0] and "valid_until" in messages[0]
+    with session_scope() as session:
+        resource = get_resource(session, code=code)
+        assert len(list_schema_changes(session, resource=resource)) == 1
+        assert [o.resource_id for o in list_obligations(session)].count(resource.id) == 1
+        assert session.scalar(select(func.count()).select_from(CdcResync)
+                              .where(CdcResync.resource_id == resource.id)) == 0
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.resource_code == code, AuditEvent.action == "cdc.resync_mark")) == 0
+    assert [s.resync_pending for s in cdc_status() if s.resource_code == code] == [None]
+    assert latest(code).number == 1
+
+    contract.write_text("\n".join(line for line in contract.read_text(encoding="utf-8").splitlines()
+                                  if "valid_until" not in line) + "\n", encoding="utf-8")
+    report = sync_cdc(resource_code=code)
+    assert report.version == 2 and report.mode == "cdc-snapshot"
+    published = read_version(latest(code), sort_by="permit_no")
+    assert published.column_names == ["permit_no", "holder"] and published.column("holder")[0].as_py() == "改"

@@ -394,3 +394,37 @@ def test_a_file_still_being_uploaded_stops_the_read(sshd: SSHServer, outbox: Pat
             pass
     _refused(raised, "企业.csv changed while it was read", "bytes", "temporary name")
     assert sum(b.num_rows for b in connector.read(stream, ReadState())) == 5_000
+
+
+def test_a_same_size_rewrite_within_the_second_read_is_read_by_the_next_run(hub_home: Path, sshd: SSHServer,
+                                                                             outbox: Path) -> None:
+    """SFTP (v3) tells a file's time to the second and nothing else that changes with its content: an export
+    rewritten in the second the hub read it, its size unchanged (a corrected digit), looked unchanged and waited up
+    to a week for the full read. A file whose time is that recent when listed is read once more by the next run,
+    and once more after that only when it has aged (then never again)."""
+    from core import clock
+    from pipeline.sync import sync_resource
+    from tests.clock import pinned
+
+    path = outbox / "企业-0301.csv"
+    written = clock.now().replace(microsecond=0)  # the hub reads within the second the export wrote
+    rows = enterprise_rows(1, 5)
+    _stamp(write_csv(path, rows), written)
+    size = path.stat().st_size
+    hub = register_resource(kind="sftp", config=_config(sshd, outbox), secret={"private_key": sshd.private_key},
+                            cursor="_file_modified")
+    assert sync_resource(resource_code=hub.resource_code).rows_read == 5
+
+    fixed = [list(r) for r in rows]
+    fixed[2][3] = fixed[2][3].replace("3", "4", 1)  # a capital corrected, one digit: the same size
+    _stamp(write_csv(path, fixed), written)
+    assert path.stat().st_size == size and fixed != rows
+    report = sync_resource(resource_code=hub.resource_code)
+    assert (report.rows_read, report.version, report.changes["updated"]) == (5, 2, 1)
+    published = [{k: v for k, v in row.items() if not k.startswith("_file")}
+                 for row in read_version(latest(hub.resource_code)).sort_by("id").to_pylist()]
+    assert published == expected(fixed)
+
+    with pinned(clock.now() + timedelta(hours=1)):  # the file has aged: read once more, then left alone
+        assert (sync_resource(resource_code=hub.resource_code).rows_read,
+                sync_resource(resource_code=hub.resource_code).rows_read) == (5, 0)

@@ -217,9 +217,10 @@ def test_mysql_url_times_unsigned_and_odd_values_read_without_failing() -> None:
     assert problems[1] == "tags='x': cannot be read as list<item: int64>"
 
 
-def test_postgresql_url_arrays_and_json_are_published_as_json() -> None:
-    """Arrays and json/jsonb the driver parses are text columns: published as JSON (they were Python's repr,
-    ['a', None] and {'k': 1}, which no consumer can parse), exact numbers as numbers."""
+def test_postgresql_url_arrays_are_lists_and_json_is_json() -> None:
+    """json/jsonb the driver parses are text columns: published as JSON (they were Python's repr, {'k': 1},
+    which no consumer can parse). Arrays are published as the PostgreSQL connector publishes them (they were
+    JSON text): a text[] a list, a numeric[] PostgreSQL's text, exact."""
     dsn = require_postgres()
     with pg_scratch_schema(dsn) as schema:
         pg_execute(dsn, f"CREATE TABLE {schema}.licences (id int PRIMARY KEY, tags text[], amounts numeric[], "
@@ -227,8 +228,8 @@ def test_postgresql_url_arrays_and_json_are_published_as_json() -> None:
         pg_execute(dsn, f"INSERT INTO {schema}.licences VALUES (1, ARRAY['食品', NULL, 'a\"b,c'], "
                         """ARRAY[1.10, 2], '{"中": "值", "n": [1, true, null], "x": 2.5}', '{"a": 3}')""")
         rows = _read(_pg_connector(dsn, schema), table="licences", cursor=None).to_pylist()
-    assert json.loads(rows[0]["tags"]) == ["食品", None, 'a"b,c']
-    assert rows[0]["amounts"] == "[1.10, 2]"
+    assert rows[0]["tags"] == ["食品", None, 'a"b,c']
+    assert rows[0]["amounts"] == "{1.10,2}"
     assert json.loads(rows[0]["doc"]) == {"中": "值", "n": [1, True, None], "x": 2.5}
     assert json.loads(rows[0]["j"]) == {"a": 3}
 
@@ -250,3 +251,42 @@ def test_postgresql_url_json_is_published_as_the_server_writes_it() -> None:
     assert (rows[0]["doc"], rows[0]["j"]) == (doc_text, json_text_)
     assert "1.10" in rows[0]["doc"] and "12345678901234567890.5" in rows[0]["doc"]
     assert (rows[1]["doc"], rows[1]["j"]) == (None, None)
+
+
+def _native_read(dsn: str, schema: str, table: str) -> pa.Table:
+    from connectors.postgres import PostgresConnector
+    from tests.helpers import pg_source_config
+
+    config, secret = pg_source_config(dsn, schema=schema)
+    stream = StreamSpec(table=table, primary_key=("id",), batch_rows=100)
+    batches = list(PostgresConnector(name="税务库", config=config, secret=secret).read(stream, ReadState()))
+    return pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="default")
+
+
+def test_postgresql_url_publishes_arrays_and_24_00_as_the_postgresql_connector_does() -> None:
+    """The same PostgreSQL table read through a SQLAlchemy URL publishes what the PostgreSQL connector does:
+    arrays were JSON text ('["a", null]') where the PostgreSQL connector publishes a list (or PostgreSQL's text
+    for a 2-D or numeric array), and psycopg2 turned a time of '24:00:00' (an office's closing time) into 00:00,
+    the start of the day, published silently; the PostgreSQL connector quarantines it with what to store."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f"""CREATE TABLE {schema}.offices (id int PRIMARY KEY, closes time, words text[],
+            ints int[], grid int[][], codes char(4)[], amounts numeric(8,2)[], moments timestamptz[])""")
+        pg_execute(dsn, f"""INSERT INTO {schema}.offices VALUES
+            (1, '24:00:00', ARRAY['食品', NULL, 'x,y', 'NULL', ''], '{{1,NULL,3}}', '{{{{1,2}},{{3,NULL}}}}',
+             '{{ab,NULL}}', '{{1.5,NULL}}', ARRAY['2026-03-01 08:00:00+08'::timestamptz, NULL]),
+            (2, '23:59:59.999999', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}'),
+            (3, NULL, NULL, '{{{{5,6}},{{7,8}}}}', NULL, NULL, NULL, NULL)""")
+        native = _native_read(dsn, schema, "offices").sort_by("id")
+        connector = _pg_connector(dsn, schema)
+        through_url = _read(connector, table="offices", cursor=None, batch_rows=100).sort_by("id")
+        described = {c.name: c.arrow_type for c in connector.table_info("offices").columns}
+    assert through_url.to_pylist() == native.to_pylist()
+    published = {f.name: f.type for f in native.schema if f.name != "id"}  # integers: int64 on this path
+    assert {f.name: f.type for f in through_url.schema if f.name != "id"} == published
+    assert {name: kind for name, kind in described.items() if name != "id"} == \
+        {name: kind for name, kind in published.items() if name in described}
+    first, _, third = through_url.to_pylist()
+    assert first["closes"] is None and "closes=24:00:00" in first[ROW_PROBLEM_COLUMN]
+    assert first["words"] == ["食品", None, "x,y", "NULL", ""] and first["grid"] == "{{1,2},{3,NULL}}"
+    assert third["ints"] is None and "ints={{5,6},{7,8}}" in third[ROW_PROBLEM_COLUMN]

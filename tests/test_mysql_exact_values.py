@@ -133,3 +133,49 @@ def test_spatial_columns_of_a_query_stream_are_wkt_text_as_a_table_streams_are(s
     since = StreamSpec(query="SELECT id, at, updated_at FROM sites", primary_key=("id",), cursor_column="updated_at")
     assert [(r["id"], r["at"]) for b in connector.read(since, ReadState("2026-01-01 00:00:00"))
             for r in b.to_pylist()] == as_table
+
+
+def _client_rows(scratch: dict, select: str) -> list[list[str]]:
+    """What MariaDB's own command-line client shows for ``select``, as the source's user (raw tab-separated)."""
+    import subprocess
+
+    config = scratch["config"]
+    shown = subprocess.run(
+        ["mysql", f"--host={config['host']}", f"--port={config['port']}", f"--user={scratch['user']}",
+         f"--password={scratch['password']}", "--batch", "--raw", "--skip-column-names",
+         "--default-character-set=utf8mb4", scratch["database"], "-e", select],
+        capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in shown.splitlines()]
+
+
+def test_char_values_are_what_mariadbs_own_client_shows_on_full_and_incremental_runs(hub_home, scratch: dict) -> None:  # noqa: ANN001, F811
+    """The decision (ARCHITECTURE.md, "CHAR(n) from MariaDB"): a CHAR(n) value is what the source's own clients
+    read, which in MariaDB's default sql_mode is without the trailing spaces its storage pads with ('ab  ' in a
+    CHAR(10) reads 'ab'); leading spaces, other blanks (U+3000) and a VARCHAR's trailing spaces are the value's
+    own and kept. A full and an incremental run publish the same form: the row an update re-reads does not flip."""
+    from pipeline.sync import sync_resource
+    from tests.helpers import latest, read_version, register_resource
+
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE codes (id INT PRIMARY KEY, code CHAR(10), note VARCHAR(10), "
+                       "updated_at DATETIME NOT NULL) DEFAULT CHARSET=utf8mb4")
+        cursor.execute("INSERT INTO codes VALUES (1, 'ab  ', 'ab  ', '2026-01-01 10:00'), "
+                       "(2, '  lead', '  lead', '2026-01-01 10:00'), (3, '全角\u3000', '全角\u3000', '2026-01-01 10:00'), "
+                       "(4, '', '', '2026-01-01 10:00'), (5, '   ', '   ', '2026-01-01 10:00')")
+    hub = register_resource(kind="mysql", config=scratch["config"], secret=scratch["secret"], table="codes")
+    select = "SELECT id, code, note FROM codes ORDER BY id"
+
+    def published() -> list[list[str]]:
+        rows = sorted(read_version(latest(hub.resource_code)).to_pylist(), key=lambda r: r["id"])
+        return [[str(r["id"]), r["code"], r["note"]] for r in rows]
+
+    assert sync_resource(resource_code=hub.resource_code).mode == "full"
+    shown = _client_rows(scratch, select)
+    assert published() == shown
+    assert shown[0] == ["1", "ab", "ab  "] and shown[2] == ["3", "全角\u3000", "全角\u3000"]
+    with closing(_root(database=scratch["database"])) as conn, conn.cursor() as cursor:
+        cursor.execute("UPDATE codes SET note = 'x', updated_at = '2026-01-02 10:00' WHERE id IN (1, 5)")
+        cursor.execute("INSERT INTO codes VALUES (6, 'cd   ', 'cd ', '2026-01-02 10:00')")
+    report = sync_resource(resource_code=hub.resource_code)
+    assert report.mode == "incremental" and report.changes["updated"] == 2 and report.changes["inserted"] == 1
+    assert published() == _client_rows(scratch, select)
