@@ -127,10 +127,13 @@ def check_orders(session: Session, *, today: date | None = None, actor: str = "s
             RectificationOrder.status == "open", RectificationOrder.due_on < today,
             RectificationOrder.refusal_violation_id.is_(None)).order_by(RectificationOrder.id)):
         resolved = order.violation.resolved_on
-        if order.violation.status == "resolved" and resolved is not None and resolved <= order.due_on:
-            # the records stopped showing the violation in time: fixed, even if nobody reported it
+        if order.violation.status in ("resolved", "closed") and resolved is not None and resolved <= order.due_on:
+            # the records stopped showing the violation in time, or nothing was left to put right (closed: the
+            # violation itself still counts): the order is done, even if nobody reported it
             order.status, order.fixed_on, order.fixed_by = "fixed", resolved, actor
-            order.fix_note = "记录显示违规情形已消除 / the records no longer show the violation"
+            order.fix_note = ("记录显示违规情形已消除 / the records no longer show the violation"
+                              if order.violation.status == "resolved" else
+                              f"{order.violation.note} / nothing is left to put right (the violation stands)")
             record_event(session, actor=actor, action="rectification.fixed", agency_code=order.agency.code,
                          detail={"order": order.number, "fixed_on": resolved.isoformat(), "late": False,
                                  "note": order.fix_note})
