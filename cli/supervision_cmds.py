@@ -129,9 +129,9 @@ def violation_list(agency: Annotated[str | None, typer.Option(help="agency code 
     from schemas import presentation
 
     with reported_errors(), session_scope() as session:
-        rows = [(v.id, v.case, presentation.label("violation_kinds", v.kind), v.agency.name, v.summary,
-                 presentation.evidence(v.evidence.get("records", [])),
-                 presentation.label("violation_statuses", v.status), v.detected_on)
+        rows = [(v.id, v.case, presentation.label("violation_kinds", v.kind), v.agency.name,
+                 presentation.days_in(v.summary), presentation.evidence(v.evidence.get("records", [])),
+                 presentation.label("violation_statuses", v.status), presentation.day(v.detected_on))
                 for v in list_violations(session, by=_by(session, as_user), agency=agency, status=status, case=case)]
         table("违规情形 / violations", ["id", "情形", "类型", "机构", "事实", "证据", "状态", "发现"], rows)
 

@@ -47,6 +47,7 @@ from registry.supervision.models import VIOLATION_CASES, Violation
 from registry.supervision.violations_provider import find_collection, find_late_or_inaccurate, find_not_provided
 from registry.supervision.violations_use import find_use_outside_grants
 from schemas.evaluation_config import EvaluationConfig, load_config
+from schemas.presentation import days_in
 
 __all__ = [
     "DetectionReport",
@@ -95,7 +96,7 @@ def upsert_violation(session: Session, *, finding: Finding, on: date, actor: str
         from registry.sharing.applications import notify
 
         notify(session, kind="violation", agency_id=violation.agency_id,
-               message=f"监督发现（第二十三条第{'一二三四五六'[violation.case - 1]}项）：{violation.summary}")
+               message=f"监督发现（第二十三条第{'一二三四五六'[violation.case - 1]}项）：{days_in(violation.summary)}")
         record_event(session, actor=actor, action="violation.open", agency_code=violation.agency.code,
                      resource_code=violation.resource.code if violation.resource else None,
                      detail={"violation": violation.id, "case": finding.case, "kind": finding.kind,
