@@ -10,11 +10,9 @@ from pathlib import Path
 
 from tests.catalog_helpers import (
     catalog_home_fixture,  # noqa: F401 - the catalog_home fixture
-    new_entry,
-    publish,
-    setup_people,
+    received_applications,
 )
-from tests.helpers import CONSUMER, PROVIDER
+from tests.helpers import PROVIDER
 
 RECEIVED = date(2026, 11, 2)  # Monday; + 10 working days (two weekends skipped) = due Monday 11-16
 
@@ -42,24 +40,14 @@ def test_an_unanswered_application_withdrawn_after_its_due_day_stays_a_violation
     metric counted the application late; one withdrawn before any detection saw it was never recorded at all."""
     from registry.db import session_scope
     from registry.people.auth import console
-    from registry.sharing.applications import apply
     from registry.sharing.withdrawal import withdraw_application
     from registry.supervision.evaluation import evaluate
     from registry.supervision.rectification import check_orders, get_order, issue_order
     from registry.supervision.report import build_report
     from registry.supervision.violations import detect_violations
     from tests.clock import on, pinned
-    from tests.helpers import ensure_agency
 
-    with pinned(on(RECEIVED)), session_scope() as session:
-        setup_people(session)
-        ensure_agency(session, *CONSUMER)
-        code = new_entry(session, classification="101001", name="企业基本信息", sharing_type="conditional",
-                         sharing_condition="仅用于履职核验")
-        publish(session, code, on=date(2026, 10, 12))
-        seen, unseen, early = (apply(session, resource_code=code, consumer=CONSUMER[0], scope="本市企业",
-                                     purpose="社保稽核", items=["uscc", "name"], by=console("test"),
-                                     submitted_at=on(RECEIVED)).number for _ in range(3))
+    seen, unseen, early = received_applications(RECEIVED, 3)
 
     def withdraw(number: str, day: date) -> None:
         with pinned(on(day)), session_scope() as session:

@@ -15,11 +15,9 @@ from typer.testing import CliRunner
 
 from tests.catalog_helpers import (
     catalog_home_fixture,  # noqa: F401 - the catalog_home fixture
-    new_entry,
-    publish,
-    setup_people,
+    received_applications,
 )
-from tests.helpers import CONSUMER, PROVIDER, bearer
+from tests.helpers import PROVIDER, bearer
 
 ISO, CHINESE = "2026-11-16", "2026年11月16日"
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # an ISO day anywhere
@@ -31,20 +29,12 @@ def unanswered(catalog_home: Path) -> str:
     from registry.db import session_scope
     from registry.people.auth import console
     from registry.people.users import add_user, login
-    from registry.sharing.applications import apply
     from registry.supervision.violations import detect_violations
     from tests.clock import on, pinned
-    from tests.helpers import ensure_agency
     from tests.sharing_world import PASSWORD
 
-    with pinned(on(date(2026, 11, 2))), session_scope() as session:
-        setup_people(session)
-        ensure_agency(session, *CONSUMER)
-        code = new_entry(session, classification="101001", name="企业基本信息", sharing_type="conditional",
-                         sharing_condition="仅用于履职核验")
-        publish(session, code, on=date(2026, 10, 12))
-        apply(session, resource_code=code, consumer=CONSUMER[0], scope="本市企业", purpose="社保稽核",
-              items=["uscc", "name"], by=console("test"), submitted_at=on(date(2026, 11, 2)))
+    received_applications(date(2026, 11, 2), 1)
+    with session_scope() as session:
         add_user(session, username="li.na", agency=PROVIDER[0], roles=["data_admin"], password=PASSWORD,
                  by=console("test"))
     with pinned(on(date(2026, 11, 17))), session_scope() as session:
