@@ -57,7 +57,8 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(ConfigError)
     def _bad(_: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse({"detail": exc.en or str(exc), "detail_zh": exc.zh or exc.user_message()}, status_code=400)
+        return JSONResponse({"detail": exc.en or str(exc), "detail_zh": exc.zh or exc.user_message()},
+                            status_code=exc.http_status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

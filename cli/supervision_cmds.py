@@ -110,13 +110,14 @@ def violation_detect(as_of: AsOf = None) -> None:
 
     with reported_errors():
         result = run_detection(today=_day(as_of), actor=f"console:{getpass.getuser()}")
-    console.print(f"发现 {result['found']} 项（新增 {len(result['new'])}，消除 {len(result['resolved'])}）"
-                  f" / found {result['found']}, new {len(result['new'])}, resolved {len(result['resolved'])}")
+    console.print(f"发现 {result['found']} 项（新增 {len(result['new'])}，消除 {len(result['resolved'])}，"
+                  f"终结 {len(result['closed'])}） / found {result['found']}, new {len(result['new'])}, "
+                  f"resolved {len(result['resolved'])}, closed {len(result['closed'])}")
 
 
 @violation_app.command("list")
 def violation_list(agency: Annotated[str | None, typer.Option(help="agency code or name")] = None,
-                   status: Annotated[str | None, typer.Option(help="open, resolved or dismissed")] = None,
+                   status: Annotated[str | None, typer.Option(help="open, resolved, closed or dismissed")] = None,
                    case: Annotated[int | None, typer.Option(help="article 23 case, 1-6")] = None,
                    as_user: AsUser = None) -> None:
     """List violations with their evidence records.
@@ -128,9 +129,9 @@ def violation_list(agency: Annotated[str | None, typer.Option(help="agency code 
     from schemas import presentation
 
     with reported_errors(), session_scope() as session:
-        rows = [(v.id, v.case, presentation.label("violation_kinds", v.kind), v.agency.name, v.summary,
-                 presentation.evidence(v.evidence.get("records", [])),
-                 presentation.label("violation_statuses", v.status), v.detected_on)
+        rows = [(v.id, v.case, presentation.label("violation_kinds", v.kind), v.agency.name,
+                 presentation.days_in(v.summary), presentation.evidence(v.evidence.get("records", [])),
+                 presentation.label("violation_statuses", v.status), presentation.day(v.detected_on))
                 for v in list_violations(session, by=_by(session, as_user), agency=agency, status=status, case=case)]
         table("违规情形 / violations", ["id", "情形", "类型", "机构", "事实", "证据", "状态", "发现"], rows)
 

@@ -1,7 +1,8 @@
 """Exceptions grouped by how they are handled (错误按处理方式分组); each class says what to do next.
 
 - ConfigError (配置错误): wrong settings or arguments; fix the configuration, retrying will not help.
-  NotFound (未找到) is one: the thing named does not exist.
+  NotFound (未找到) is one: the thing named does not exist; InvalidInput (输入有误, HTTP 422) another: a value a
+  person typed that is refused as such (a name a spreadsheet would run).
 - RetriableError (可重试错误): a transient fault (network, lock, busy peer); the same call may succeed later.
 - FatalError (致命错误): the run cannot go on (broken contract, incompatible schema); an operator must act.
 - AccessDenied (拒绝访问): the caller may not do this; AuthenticationFailed (身份认证失败): unknown caller.
@@ -55,6 +56,15 @@ class GovshareError(Exception):
 class ConfigError(GovshareError):
     zh_advice: ClassVar[str] = "配置或参数有误，请按提示改正后再试（重试不会成功）"
     en_advice: ClassVar[str] = "fix the configuration or arguments as the message says; retrying will not help"
+    http_status: ClassVar[int] = 400  # the API's and the web pages' answer
+
+
+class InvalidInput(ConfigError):
+    """A value a person typed that the hub will not store (HTTP 422), e.g. a name a spreadsheet would run."""
+
+    zh_advice: ClassVar[str] = "输入的内容不能登记，请按提示修改后再提交"
+    en_advice: ClassVar[str] = "the value typed cannot be stored; change it as the message says"
+    http_status: ClassVar[int] = 422
 
 
 class NotFound(ConfigError):

@@ -7,6 +7,7 @@ The API keeps the codes and ISO instants; it is read by programs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -93,6 +94,23 @@ def day(value: date | datetime | str | None) -> str:
     if isinstance(value, datetime):
         value = clock.beijing_day(value)
     return f"{value.year}年{value.month}月{value.day}日"
+
+
+# An ISO day inside a recorded text, not part of a longer number, range or timestamp.
+_ISO_DAY = re.compile(r"(?<![\d-])(\d{4})-(\d{2})-(\d{2})(?![\d:T-])")
+
+
+def days_in(text: str | None) -> str:
+    """A recorded text (a violation's facts, 违规事实) with each ISO day in it as a person reads it:
+    已过 2026-11-16 的答复期限 -> 已过 2026年11月16日 的答复期限. The record and the API keep the ISO days."""
+
+    def shown(match: re.Match[str]) -> str:
+        try:
+            return day(date(*(int(part) for part in match.groups())))
+        except ValueError:  # not a day after all (2026-13-45): left as written
+            return match.group(0)
+
+    return _ISO_DAY.sub(shown, text or "")
 
 
 def due_day(value: date | str | None) -> str:

@@ -98,3 +98,23 @@ def audit_actions(session, code: str) -> list[str]:
 
     return list(session.scalars(select(AuditEvent.action).where(AuditEvent.resource_code == code)
                                 .order_by(AuditEvent.id)))
+
+
+def received_applications(received: date, count: int) -> list[str]:
+    """The provider's conditional entry (published 2026-10-12) and `count` applications of the consumer for it
+    received on `received`, each in a session of that day; their numbers."""
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.sharing.applications import apply
+    from tests.clock import on, pinned
+    from tests.helpers import CONSUMER, ensure_agency
+
+    with pinned(on(received)), session_scope() as session:
+        setup_people(session)
+        ensure_agency(session, *CONSUMER)
+        code = new_entry(session, classification="101001", name="企业基本信息", sharing_type="conditional",
+                         sharing_condition="仅用于履职核验")
+        publish(session, code, on=date(2026, 10, 12))
+        return [apply(session, resource_code=code, consumer=CONSUMER[0], scope="本市企业", purpose="社保稽核",
+                      items=["uscc", "name"], by=console("test"), submitted_at=on(received)).number
+                for _ in range(count)]

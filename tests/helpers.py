@@ -59,6 +59,23 @@ def ensure_agency(session, code: str, name: str):  # noqa: ANN001, ANN201 - Sess
         return add_agency(session, code=code, name=name, actor="test")
 
 
+def conditional_hub(session, *, password: str, roles: Sequence[str] = ("data_admin",)) -> str:  # noqa: ANN001
+    """A published conditional entry of the provider and an administrator on each side (p.admin, c.admin, with
+    `roles`); the entry's code."""
+    from registry.catalog.resources import add_resource
+    from registry.people.auth import console
+    from registry.people.users import add_user
+
+    for code, name in (PROVIDER, CONSUMER):
+        ensure_agency(session, code, name)
+    resource = add_resource(session, name="企业纳税信用信息", agency=PROVIDER[0], classification="101001",
+                            sharing_type="conditional", sharing_condition="限于行政审批核验", actor="test")
+    publish_entry(session, resource.code, columns=("uscc", "credit_level"))
+    for username, agency in (("p.admin", PROVIDER[0]), ("c.admin", CONSUMER[0])):
+        add_user(session, username=username, agency=agency, roles=list(roles), password=password, by=console("test"))
+    return resource.code
+
+
 def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COLUMNS,  # noqa: ANN001 - Session
                   personal: dict[str, str] | None = None) -> None:
     """Publish a registered entry as the measures require before anything is shared: its elements compiled

@@ -107,8 +107,10 @@ def test_the_filing_list_never_runs_a_value_as_a_formula(catalog_home: Path, tmp
     hostile = '=HYPERLINK("http://evil.example","点我")'
     with session_scope() as session:
         setup_people(session)
-        add_person(session, agency=PROVIDER[0], account="evil", name="@SUM(A1)", office=hostile,
-                   phone="+86 21 1234", email="-2+3")
+        evil = add_person(session, agency=PROVIDER[0], account="evil", name="王芳", phone="+86 21 1234",
+                          email="-2+3")
+        # registration refuses such names now (tests/test_typed_names.py); one stored before is still written safely
+        evil.name, evil.office = "@SUM(A1)", hostile
         designate(session, account="evil", role="administrator", valid_from=date(2025, 1, 1))
         rows = administrators_rows(session, agency=PROVIDER[0], on=date(2025, 3, 1))
     path = write_administrators(rows, tmp_path / "备案.csv")

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.helpers import CONSUMER, PROVIDER, bearer, ensure_agency, issue_token, publish_entry
+from tests.helpers import PROVIDER, bearer, conditional_hub, issue_token
 
 pytestmark = [pytest.mark.clock, pytest.mark.usefixtures("cheap_hashing")]
 
@@ -24,22 +24,11 @@ REASON = "业务系统改造，需求已取消"
 @pytest.fixture
 def hub(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A published conditional entry of the provider, a data administrator on each side; its code."""
-    from registry.catalog.resources import add_resource
     from registry.db import session_scope
-    from registry.people.auth import console
-    from registry.people.users import add_user
 
     monkeypatch.setattr("cli.output.console._width", 400)  # whole table cells, not ellipses
     with session_scope() as session:
-        for code, name in (PROVIDER, CONSUMER):
-            ensure_agency(session, code, name)
-        resource = add_resource(session, name="企业纳税信用信息", agency=PROVIDER[0], classification="101001",
-                                sharing_type="conditional", sharing_condition="限于行政审批核验", actor="test")
-        publish_entry(session, resource.code, columns=("uscc", "credit_level"))
-        for username, agency in (("p.admin", PROVIDER[0]), ("c.admin", CONSUMER[0])):
-            add_user(session, username=username, agency=agency, roles=["data_admin"], password=PASSWORD,
-                     by=console("test"))
-        return resource.code
+        return conditional_hub(session, password=PASSWORD)
 
 
 def _signed_in(username: str) -> TestClient:

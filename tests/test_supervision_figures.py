@@ -16,6 +16,7 @@ from tests.catalog_helpers import (
     entry_data,
     new_entry,
     publish,
+    received_applications,
     setup_people,
 )
 from tests.helpers import PROVIDER
@@ -238,22 +239,14 @@ def test_an_application_withdrawn_after_its_due_day_counts_as_answered_late(cata
     had nothing to answer and is not counted."""
     from registry.db import session_scope
     from registry.people.auth import console
-    from registry.sharing.applications import apply, decide
+    from registry.sharing.applications import decide
     from registry.sharing.withdrawal import withdraw_application
     from registry.supervision.evaluation import evaluate
     from tests.clock import on, pinned
-    from tests.helpers import CONSUMER, ensure_agency, person_of
+    from tests.helpers import person_of
 
-    received = date(2026, 11, 2)  # Monday; + 10 working days (two weekends skipped) = Monday 11-16
-    with pinned(on(received)), session_scope() as session:
-        setup_people(session)
-        ensure_agency(session, *CONSUMER)
-        code = new_entry(session, classification="101001", name="企业基本信息", sharing_type="conditional",
-                         sharing_condition="仅用于履职核验")
-        publish(session, code, on=date(2026, 10, 12))
-        numbers = [apply(session, resource_code=code, consumer=CONSUMER[0], scope="本市企业", purpose="社保稽核",
-                         items=["uscc", "name"], by=console("test"), submitted_at=on(received)).number
-                   for _ in range(3)]
+    numbers = received_applications(date(2026, 11, 2), 3)  # Monday; + 10 working days = Monday 11-16
+    with session_scope() as session:
         assert {a.due_on for a in map(lambda n: _application(session, n), numbers)} == {date(2026, 11, 16)}
     answered, withdrawn_late, withdrawn_early = numbers
     with pinned(on(date(2026, 11, 5))), session_scope() as session:

@@ -27,7 +27,8 @@ templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 # Every code and time a page shows goes through schemas/presentation.py: {{ a.status | label("application_statuses") }}
 templates.env.filters.update(label=lambda code, kind: presentation.label(kind, code),
                              labels=lambda codes, kind: presentation.label_list(kind, codes),
-                             day=presentation.day, evidence=presentation.evidence, due_day=presentation.due_day, moment=presentation.moment,
+                             day=presentation.day, days_in=presentation.days_in, evidence=presentation.evidence,
+                             due_day=presentation.due_day, moment=presentation.moment,
                              share=presentation.share, score=presentation.score)
 templates.env.globals.update(labels_of=presentation.labels, named=presentation.named)
 router = APIRouter(prefix="/web", include_in_schema=False)

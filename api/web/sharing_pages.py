@@ -116,7 +116,7 @@ def submit(request: Request, session: SessionDep, resource: Annotated[str, Form(
         return _problem(request, principal, exc)
     except ConfigError as exc:
         session.rollback()
-        return _form(request, session, principal, found, 400, error=chinese_message(exc), **values)
+        return _form(request, session, principal, found, exc.http_status, error=chinese_message(exc), **values)
     session.commit()
     return RedirectResponse(f"/web/applications/{application.number}", status_code=303)
 
@@ -204,7 +204,7 @@ def _act(request: Request, session, token: str | None, number: str, action) -> R
         return _problem(request, principal, exc)
     except ConfigError as exc:
         session.rollback()
-        return _detail(request, session, principal, _visible(session, principal, number), 400,
+        return _detail(request, session, principal, _visible(session, principal, number), exc.http_status,
                        error=chinese_message(exc))
     session.commit()
     return RedirectResponse(f"/web/applications/{number}", status_code=303)

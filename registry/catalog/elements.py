@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
+from core.sheet_text import checked_name
 from registry.audit.log import record_event
 from registry.catalog.models import DataElement
 from registry.catalog.resources import get_resource
@@ -61,6 +62,7 @@ def add_element(session: Session, *, code: str, name: str, agency: str, resource
     code = code.strip().upper()
     if not code or len(code) > 40:
         raise ConfigError("数据元编码不能为空且不超过 40 字符 / an element code is 1-40 characters")
+    checked_name(name.strip(), what_zh="数据元名称", what_en="a data element name")
     if subject_key not in SUBJECT_KEYS:
         raise ConfigError(f"subject key {subject_key!r} must be one of {', '.join(SUBJECT_KEYS)}")
     existing = session.scalar(select(DataElement).where(DataElement.code == code))

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, ConfigError, NotFound, RetriableError
+from core.sheet_text import checked_name
 from registry.audit.log import record_event
 from registry.catalog.models import CatalogRevision, Resource
 from registry.catalog.resources import _next_code, shown_as_published
@@ -76,6 +77,9 @@ def upsert_entry(
     the classification creates the entry under that code (a catalogue carried over from an earlier platform).
     """
     owner = get_agency(session, ref=agency)
+    checked_name(data.name, what_zh=label_of("name"), what_en="a resource name")
+    for item in data.data_items:
+        checked_name(item.name, what_zh=label_of("name", data_item=True), what_en="a data item name")
     resource = None
     if code is None:
         resource = session.scalar(select(Resource).where(

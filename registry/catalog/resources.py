@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from connectors.kinds import connector_class
 from core.errors import ConfigError, NotFound
+from core.sheet_text import checked_name
 from registry.audit.log import record_event
 from registry.catalog.models import Resource
 from registry.catalog.sources import get_source
@@ -53,6 +54,7 @@ def add_resource(
     update_cycle: str = "daily",
     actor: str = "cli",
 ) -> Resource:
+    checked_name(name, what_zh="信息资源名称", what_en="a resource name")
     if not CLASSIFICATION.match(classification):
         raise ConfigError(f"classification {classification!r} must be class(1)+item(2)[+sub-item(3)[+detail]] digits, e.g. 101001")
     if sharing_type not in SHARING_TYPES:

@@ -13,6 +13,7 @@ from connectors.kinds import connector_class
 from core.crypto import decrypt, encrypt
 from core.errors import ConfigError, NotFound
 from core.settings import get_settings
+from core.sheet_text import checked_name
 from registry.audit.log import record_event
 from registry.catalog.models import Source
 from registry.people.agencies import get_agency
@@ -30,6 +31,7 @@ def add_source(
     secret: dict[str, Any] | None = None,
     actor: str = "cli",
 ) -> Source:
+    checked_name(name, what_zh="数据源名称", what_en="a source name")
     cls = connector_class(kind)  # an unknown kind fails here, not at the first run
     cls.validate_config(config)
     if session.scalar(select(Source).where(Source.name == name)):

@@ -6,6 +6,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, NotFound
+from core.sheet_text import checked_name
 from registry.audit.log import record_event
 from registry.people.models import Agency
 from schemas.presentation import labels
@@ -37,6 +38,7 @@ def add_agency(
     actor: str = "cli",
 ) -> Agency:
     code, warning = checked_uscc(code)
+    checked_name(name, what_zh="机构名称", what_en="an agency name")
     if level not in LEVELS:
         raise ConfigError(f"agency level {level!r} must be one of {', '.join(LEVELS)}")
     if level != "city" and not district:

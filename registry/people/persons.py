@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
-from core.sheet_text import for_people
+from core.sheet_text import checked_name, for_people
 from core.xlsx import append_row
 from registry.audit.log import record_event
 from registry.people.agencies import get_agency
@@ -65,6 +65,9 @@ def add_person(session: Session, *, agency: str, account: str, name: str, phone:
     account = account.strip()
     if not account or not name.strip():
         raise ConfigError("人员需要账号和姓名 / a person needs an account and a name")
+    checked_name(account, what_zh="账号", what_en="an account")
+    checked_name(name.strip(), what_zh="姓名", what_en="a person's name")
+    checked_name(office, what_zh="处室", what_en="an office")
     if session.scalar(select(Person).where(Person.account == account)):
         raise ConfigError(f"账号 {account} 已存在 / account {account} already exists; `govshare person list` shows it")
     person = Person(agency_id=owner.id, account=account, name=name.strip(), phone=phone, email=email, office=office)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.crypto import sha256_hex
 from core.errors import AuthenticationFailed, ConfigError, NotFound
+from core.sheet_text import checked_name
 from registry.audit.log import record_event
 from registry.people.agencies import get_agency
 from registry.people.auth import PEOPLE_ROLES, Principal, console, require
@@ -32,6 +33,7 @@ def issue_token(session: Session, *, agency: str, name: str, days: int = 90, act
     require(by, by.kind == "console" or by.acts_for(owner.id, roles=PEOPLE_ROLES),
             zh="只有本机构管理员可以签发本机构令牌（平台运维不代表任何机构）",
             en="only the agency's own administrator may issue its tokens (the platform operator acts for no agency)")
+    checked_name(name, what_zh="令牌名称", what_en="a token name")
     if days > MAX_DAYS:
         raise ConfigError(f"a token is valid for at most {MAX_DAYS} days; issue a new one before it expires")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.crypto import sha256_hex
 from core.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
+from core.sheet_text import checked_name
 from registry.audit.log import mark_audited, record_event
 from registry.people.agencies import get_agency
 from registry.people.auth import OVERSIGHT_ROLES, PEOPLE_ROLES, SESSION_PREFIX, Principal, require
@@ -80,6 +81,8 @@ def add_user(session: Session, *, username: str, agency: str, roles: list[str], 
             en="only the agency's own administrator may add its users (the platform operator acts for no agency)")
     _check_platform_roles(by, roles)
     _check_password_rules(password)
+    checked_name(username, what_zh="用户名", what_en="a username")
+    checked_name(display_name, what_zh="姓名", what_en="a display name")
     if session.scalar(select(User).where(User.username == username)):
         raise ConfigError(f"user {username!r} already exists")
     user = User(username=username, display_name=display_name, agency_id=owner.id, roles=roles,

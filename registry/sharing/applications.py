@@ -21,6 +21,7 @@ from core import clock
 from core.calendar.due_days import DECISION_WORKING_DAYS, due_after, due_status
 from core.calendar.workdays import working_days_between
 from core.errors import AccessDenied, ConfigError, NotFound
+from core.sheet_text import checked_name
 from registry.audit.log import mark_audited, record_event
 from registry.catalog.resources import get_resource
 from registry.exchange.versions import latest_version
@@ -101,6 +102,7 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
         raise ConfigError("提供方无需申请本机构的资源 / a provider does not apply for its own resource")
     if not scope.strip() or not purpose.strip():
         raise ConfigError("请填写共享范围和共享用途 / an application states its scope (共享范围) and purpose (共享用途)")
+    checked_name(scope.strip(), what_zh="共享范围", what_en="the scope")
     items = [i.strip() for i in items if i.strip()]
     if not items:
         raise ConfigError("请至少选择一个申请数据项 / list the data items wanted (申请数据项): --item COLUMN, repeatable")

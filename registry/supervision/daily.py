@@ -52,7 +52,7 @@ def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str,
     with session_scope() as session:
         report = detect_violations(session, as_of=day, actor=actor)
         return {"day": day.isoformat(), "found": len(report.found), "new": [v.id for v in report.new],
-                "resolved": [v.id for v in report.resolved]}
+                "resolved": [v.id for v in report.resolved], "closed": [v.id for v in report.closed]}
 
 
 def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:

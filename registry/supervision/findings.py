@@ -1,7 +1,7 @@
 """A finding of a violation (违规发现) as every detector yields it, with its evidence.
 
 A finding names its case of article 23, its kind, the agency (and resource) it concerns, the subject that
-makes it the same finding day after day (``fingerprint``), and its evidence: ``{"records": [{"table", "id"},
+makes it the same finding day after day (``fingerprint``), when it ended without being put right (``closed_on``), and its evidence: ``{"records": [{"table", "id"},
 ...], "facts": {...}}``, the rows to open to see it for oneself. Separate so that the detectors
 (violations_provider.py, violations_use.py) and what records findings (violations.py, rectification.py) share
 it, and no detector imports the recording that calls it.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 __all__ = ["Finding", "row_ref"]
@@ -26,6 +27,10 @@ class Finding:
     records: list[dict[str, Any]]
     facts: dict[str, Any] = field(default_factory=dict)
     resource_id: int | None = None
+    # A violation that stood and can no longer be put right (an application withdrawn after its due day passed
+    # unanswered): recorded as closed on that day with the reason, still a violation, never "resolved".
+    closed_on: date | None = None
+    closed_because: str = ""
 
     @property
     def fingerprint(self) -> str:

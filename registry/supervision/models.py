@@ -41,7 +41,8 @@ VIOLATION_CASES = {
 # kind (violations_provider.py, violations_use.py), rectification.py's refusal and the commission's inspection.
 VIOLATION_KINDS = labels("violation_kinds")
 # open: found and not yet put right; resolved: the condition no longer holds (detected again and gone) or the
-# rectification order was fixed; dismissed: the supervisor judged it not a violation (with a reason).
+# rectification order was fixed; closed: it stood and can no longer be put right (an application withdrawn after
+# its due day passed unanswered), still counted; dismissed: the supervisor judged it not a violation (with a reason).
 VIOLATION_STATUSES = tuple(labels("violation_statuses"))
 # open: waiting for the agency; fixed: reported fixed (fixed_on says when); overdue: not fixed by the deadline.
 ORDER_STATUSES = tuple(labels("order_statuses"))

@@ -24,6 +24,7 @@ from registry.supervision.findings import Finding, row_ref
 from registry.supervision.models import VIOLATION_CASES, RectificationOrder
 from registry.supervision.violations import get_violation, upsert_violation
 from schemas.evaluation_config import load_config
+from schemas.presentation import days_in
 
 __all__ = ["check_orders", "get_order", "issue_order", "list_orders", "report_fixed"]
 
@@ -59,7 +60,7 @@ def issue_order(session: Session, *, violation_id: int, requirement: str, by: Pr
                  detail={"order": order.number, "violation": violation.id, "case": violation.case,
                          "due_on": order.due_on, "due_status": due_status(order.due_on), "working_days": days})
     notify(session, kind="rectification", agency_id=violation.agency_id,
-           message=f"责令整改通知 {order.number}：{violation.summary}。整改要求：{order.requirement}。"
+           message=f"责令整改通知 {order.number}：{days_in(violation.summary)}。整改要求：{order.requirement}。"
                    + (f"请于{due_text(order.due_on)}前完成整改并报告" if order.due_on
                       else f"整改期限{days}个工作日，到期日{due_text(None)}后确定"))
     return order
@@ -127,10 +128,13 @@ def check_orders(session: Session, *, today: date | None = None, actor: str = "s
             RectificationOrder.status == "open", RectificationOrder.due_on < today,
             RectificationOrder.refusal_violation_id.is_(None)).order_by(RectificationOrder.id)):
         resolved = order.violation.resolved_on
-        if order.violation.status == "resolved" and resolved is not None and resolved <= order.due_on:
-            # the records stopped showing the violation in time: fixed, even if nobody reported it
+        if order.violation.status in ("resolved", "closed") and resolved is not None and resolved <= order.due_on:
+            # the records stopped showing the violation in time, or nothing was left to put right (closed: the
+            # violation itself still counts): the order is done, even if nobody reported it
             order.status, order.fixed_on, order.fixed_by = "fixed", resolved, actor
-            order.fix_note = "记录显示违规情形已消除 / the records no longer show the violation"
+            order.fix_note = ("记录显示违规情形已消除 / the records no longer show the violation"
+                              if order.violation.status == "resolved" else
+                              f"{days_in(order.violation.note)} / nothing is left to put right (the violation stands)")
             record_event(session, actor=actor, action="rectification.fixed", agency_code=order.agency.code,
                          detail={"order": order.number, "fixed_on": resolved.isoformat(), "late": False,
                                  "note": order.fix_note})

@@ -76,7 +76,7 @@ def build_report(session: Session, *, period: str, as_of: date | None = None,
     violations = [{
         "id": v.id, "case": v.case, "case_label": VIOLATION_CASES[v.case],
         "kind": presentation.label("violation_kinds", v.kind), "agency": v.agency.name,
-        "agency_code": v.agency.code, "summary": v.summary, "evidence": presentation.evidence(v.evidence.get("records", [])),
+        "agency_code": v.agency.code, "summary": presentation.days_in(v.summary), "evidence": presentation.evidence(v.evidence.get("records", [])),
         "status": presentation.label("violation_statuses", v.status), "detected_on": day(v.detected_on)}
         for v in session.scalars(select(Violation).where(
             Violation.detected_on <= span.end, Violation.status != "dismissed",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
@@ -14,6 +15,10 @@ from registry.supervision.report import ReportData
 from schemas.presentation import NO_DATA, NOT_SCORED
 
 HEADER_FILL = PatternFill("solid", fgColor="EEF3FA")
+# A period without a score stays an empty cell (the trend line breaks there; text or 0 would be plotted as 0), and
+# says so to the reader: a note on the cell and a line under the table (decision, 2026-12-07).
+NO_SCORE_NOTE = f"{NO_DATA}：本期{NOT_SCORED}（没有可统计的指标，或机构尚未登记资源）"
+NO_SCORE_LEGEND = f"空白单元格 = {NO_DATA}（本期{NOT_SCORED}），折线在此断开，不按 0 分计"
 
 
 def _sheet(workbook: Workbook, title: str, header: list[str], rows: list[list[object]], *, first: bool = False):
@@ -30,6 +35,17 @@ def _sheet(workbook: Workbook, title: str, header: list[str], rows: list[list[ob
         sheet.column_dimensions[get_column_letter(index)].width = min(60, max(8, width * 1.6))
     sheet.freeze_panes = "A2"
     return sheet
+
+
+def _mark_no_score(sheet, *, rows: int, columns: int) -> None:  # noqa: ANN001 - an openpyxl worksheet
+    """Each empty score cell of the trend table gets the 无数据 note; the legend goes under the table."""
+    blank = False
+    for row in sheet.iter_rows(min_row=2, max_row=1 + rows, min_col=2, max_col=1 + columns):
+        for cell in row:
+            if cell.value is None:
+                cell.comment, blank = Comment(NO_SCORE_NOTE, "govshare"), True
+    if blank:
+        sheet.cell(row=rows + 3, column=1, value=NO_SCORE_LEGEND)
 
 
 def render_xlsx(data: ReportData, out: Path) -> Path:
@@ -53,15 +69,17 @@ def render_xlsx(data: ReportData, out: Path) -> Path:
     periods, names = list(data.trend), data.names()
     trend = _sheet(workbook, "得分趋势", ["评估期", *names.values()],
                    [[p, *[data.trend[p].get(code) for code in names]] for p in periods])
+    _mark_no_score(trend, rows=len(periods), columns=len(names))
     if names:
         line = LineChart()
+        line.display_blanks = "gap"
         line.title, line.y_axis.title = f"近{len(periods)}期得分趋势", "得分"
         line.y_axis.scaling.min, line.y_axis.scaling.max = 0, 100
         line.add_data(Reference(trend, min_col=2, max_col=1 + len(names), min_row=1, max_row=1 + len(periods)),
                       titles_from_data=True)
         line.set_categories(Reference(trend, min_col=1, min_row=2, max_row=1 + len(periods)))
         line.width = 20
-        trend.add_chart(line, f"A{len(periods) + 4}")
+        trend.add_chart(line, f"A{len(periods) + 5}")
     clocks = data.clock_labels
     _sheet(workbook, "时限执行", ["行政机构", *[f"{v}按时" for v in clocks.values()],
                                    *[f"{v}超时" for v in clocks.values()]],

@@ -1,7 +1,9 @@
 """Violations of article 23 (效能监督), found in the records the platform keeps, each with its evidence.
 
 Detected (``detect_violations``, run daily; idempotent: a violation is found once by its fingerprint, its
-evidence refreshed while it lasts, resolved when the records no longer show it, reopened if they do again):
+evidence refreshed while it lasts, resolved when the records no longer show it, reopened if they do again; one
+that stood and can no longer be put right is closed, still a violation, e.g. an application withdrawn after its
+due day passed unanswered):
 
 (1) 不提供共享: a published entry with no data version after a grace period (``no_data``); an entry left
     registered or draft, never reviewed and published (``uncatalogued``); an application left undecided past its
@@ -45,6 +47,7 @@ from registry.supervision.models import VIOLATION_CASES, Violation
 from registry.supervision.violations_provider import find_collection, find_late_or_inaccurate, find_not_provided
 from registry.supervision.violations_use import find_use_outside_grants
 from schemas.evaluation_config import EvaluationConfig, load_config
+from schemas.presentation import days_in
 
 __all__ = [
     "DetectionReport",
@@ -63,6 +66,7 @@ class DetectionReport:
     found: list[Violation]
     new: list[Violation]
     resolved: list[Violation]
+    closed: list[Violation]
 
 
 def find_violations(session: Session, *, as_of: date, config: EvaluationConfig | None = None) -> list[Finding]:
@@ -86,28 +90,38 @@ def upsert_violation(session: Session, *, finding: Finding, on: date, actor: str
         session.flush()
     else:
         violation.summary, violation.evidence, violation.last_seen_on = finding.summary, finding.evidence, on
-        if violation.status == "resolved":
+        if violation.status == "resolved" and finding.closed_on is None:
             violation.status, violation.resolved_on, fresh = "open", None, True
     if fresh:
         from registry.sharing.applications import notify
 
         notify(session, kind="violation", agency_id=violation.agency_id,
-               message=f"监督发现（第二十三条第{'一二三四五六'[violation.case - 1]}项）：{violation.summary}")
+               message=f"监督发现（第二十三条第{'一二三四五六'[violation.case - 1]}项）：{days_in(violation.summary)}")
         record_event(session, actor=actor, action="violation.open", agency_code=violation.agency.code,
                      resource_code=violation.resource.code if violation.resource else None,
                      detail={"violation": violation.id, "case": finding.case, "kind": finding.kind,
                              "evidence": finding.evidence["records"][:10]})
+    if finding.closed_on is not None and violation.status in ("open", "resolved"):
+        violation.status, violation.resolved_on, violation.note = "closed", finding.closed_on, finding.closed_because
+        record_event(session, actor=actor, action="violation.close", agency_code=violation.agency.code,
+                     detail={"violation": violation.id, "kind": violation.kind, "closed_on": finding.closed_on,
+                             "reason": finding.closed_because})
     return violation, fresh
 
 
 def detect_violations(session: Session, *, as_of: date, actor: str = "supervision",
                       config: EvaluationConfig | None = None) -> DetectionReport:
-    """Record today's findings; resolve detected violations the records no longer show."""
+    """Record today's findings; resolve detected violations the records no longer show, close those that can no
+    longer be put right (``found`` lists the violations open today)."""
     findings = find_violations(session, as_of=as_of, config=config)
-    found, new = [], []
+    found, new, closed = [], [], []
     for finding in findings:
+        was = session.scalar(select(Violation.status).where(Violation.fingerprint == finding.fingerprint))
         violation, fresh = upsert_violation(session, finding=finding, on=as_of, actor=actor)
-        found.append(violation)
+        if violation.status == "open":
+            found.append(violation)
+        elif was != "closed":
+            closed.append(violation)
         if fresh:
             new.append(violation)
     seen = {v.id for v in found}
@@ -120,7 +134,7 @@ def detect_violations(session: Session, *, as_of: date, actor: str = "supervisio
             record_event(session, actor=actor, action="violation.resolve", agency_code=violation.agency.code,
                          detail={"violation": violation.id, "kind": violation.kind,
                                  "reason": "the records no longer show it"})
-    return DetectionReport(found=found, new=new, resolved=resolved)
+    return DetectionReport(found=found, new=new, resolved=resolved, closed=closed)
 
 
 def record_finding(session: Session, *, case: int, agency: str, summary: str, by: Principal,

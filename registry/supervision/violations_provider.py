@@ -24,6 +24,7 @@ from registry.catalog.obligations import overdue_reconfirmations
 from registry.exchange.models import DatasetVersion, SchemaChange, SyncRun
 from registry.quality.models import ConsistencyCheck, QuarantineRecord, QuarantineSet
 from registry.sharing.models import Application
+from registry.sharing.withdrawal import withdrawn_on
 from registry.supervision.findings import Finding, row_ref
 from schemas.catalog_metadata import code_list
 from schemas.evaluation_config import EvaluationConfig
@@ -81,14 +82,30 @@ def find_not_provided(session: Session, as_of: date, config: EvaluationConfig) -
                                   f"（状态 {label('catalog_statuses', resource.catalog_status)}）",
                           records=[row_ref("resources", resource.id)],
                           facts={"registered_on": since.isoformat(), "catalog_status": resource.catalog_status})
-    for application in session.scalars(select(Application).where(
-            Application.status == "submitted", Application.due_on < as_of).order_by(Application.id)):
+    yield from _unanswered_applications(session, as_of)
+
+
+def _unanswered_applications(session: Session, as_of: date) -> Iterator[Finding]:
+    """Applications left undecided past their due day. One the consumer withdrew after that day stays a violation,
+    closed on the withdrawal day (申请答复及时率 counts it late: registry/sharing/withdrawal.py); one withdrawn by
+    its due day had nothing left to answer."""
+    overdue = list(session.scalars(select(Application).where(
+        Application.status.in_(("submitted", "withdrawn")), Application.due_on < as_of).order_by(Application.id)))
+    withdrawn = withdrawn_on(session, numbers=[a.number for a in overdue if a.status == "withdrawn"])
+    for application in overdue:
+        ended = withdrawn.get(application.number) if application.status == "withdrawn" else None
+        if application.status == "withdrawn" and (ended is None or ended <= application.due_on):
+            continue
         resource = application.resource
         yield Finding(1, "application_unanswered", resource.agency_id, str(application.id), resource_id=resource.id,
                       summary=f"共享申请 {application.number}（{application.consumer.name}申请{resource.name}）"
-                              f"已过 {application.due_on} 的答复期限，未提出意见",
+                              f"已过 {application.due_on} 的答复期限，未提出意见"
+                              + (f"；申请机构已于 {ended} 撤回" if ended else ""),
                       records=[row_ref("sharing_applications", application.id), row_ref("resources", resource.id)],
-                      facts={"number": application.number, "due_on": application.due_on.isoformat()})
+                      facts={"number": application.number, "due_on": application.due_on.isoformat(),
+                             **({"withdrawn_on": ended.isoformat()} if ended else {})},
+                      closed_on=ended, closed_because=(f"申请机构于 {ended} 撤回申请，撤回时已过答复期限而未答复，"
+                                                       f"违规成立，已无可答复" if ended else ""))
 
 
 # --- (2) duplicate or widened collection -----------------------------------------------------------------------
