@@ -134,6 +134,24 @@ def _utf8_under_gb(declared: str) -> str:
             "encoding to utf-8 or auto")
 
 
+def _utf8_line(text: str, gb: str) -> str | None:
+    """Why a line read as GBK is UTF-8 text, if it is: its bytes are valid UTF-8 with two characters or more of
+    three bytes (CJK among them). Only the file's first 64 KiB of text are judged as a whole, and GB18030 decodes
+    almost any bytes: a UTF-8 export joined after a GBK one was published garbled (上海 as 涓婃捣), unflagged.
+    One such character alone is no sign: its three bytes leave GBK a byte short, which already reads as an error."""
+    if text.isascii():
+        return None
+    try:
+        utf8 = text.encode(gb, "surrogateescape").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+    if sum(1 for ch in utf8 if ord(ch) >= 0x800) < 2:
+        return None
+    return (f"此行为 UTF-8 编码，文件按 {gb} 读取 / this line is UTF-8 text in a file read as {gb} (two exports of "
+            "different encodings joined, or an export that changed its encoding): read so it would be published "
+            f"garbled; deliver the file again in one encoding (UTF-8): {excerpt(utf8)}")
+
+
 class _LateUtf8Check(io.RawIOBase):
     """The rest of a file whose head is plain ASCII, under a declared GBK/GB18030: the bytes pass through as they
     are read, and the first SNIFF_BYTES from its first other byte are judged as the head is (_reads_as_utf8).
@@ -202,6 +220,8 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
         raise ConfigError(_utf8_under_gb(encoding))
     if codec.name in GB_CODECS and NON_ASCII.search(head) is None:
         binary = _LateUtf8Check(binary, encoding)  # the head tells nothing: judged where the text begins
+    # Read as GBK, each line is judged again (_utf8_line): a UTF-8 export joined after a GBK one.
+    gb = codec.name if codec.name in GB_CODECS else "gb18030" if chosen == LATE_SNIFF else None
     text = io.TextIOWrapper(io.BufferedReader(_Prepended(head, binary), buffer_size=1 << 20), encoding=chosen,
                             errors="surrogateescape", newline="")
     lines = _Lines(text)
@@ -228,7 +248,7 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
             continue
         if fields:  # blank lines carry no record
             text_of = "".join(lines.raw)
-            yield Record(number, fields, _suspect(text_of), raw=text_of)
+            yield Record(number, fields, _suspect(text_of, gb=gb), raw=text_of)
 
 
 class _Lines:
@@ -254,9 +274,10 @@ class _Lines:
         self.consumed -= len(lines)
 
 
-def _suspect(text: str) -> str | None:
-    """Why a parsed record must not be published as it reads: characters that are no data in a CSV text."""
-    problems = []
+def _suspect(text: str, *, gb: str | None = None) -> str | None:
+    """Why a parsed record must not be published as it reads: characters that are no data in a CSV text, or
+    (``gb``: the GBK codec the file is read with) a line that is UTF-8 text."""
+    problems = [found] if gb and (found := _utf8_line(text, gb)) else []
     if "\ufeff" in text:
         problems.append("字节顺序标记（BOM）出现在文件中间，可能是多个导出文件被拼接 / a byte-order mark (BOM) inside "
                         "the file: two exports joined (cat, copy /b) put the second one's heading here, or a value "

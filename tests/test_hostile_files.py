@@ -147,3 +147,25 @@ def test_a_carriage_return_excel_wrote_as_its_escape_is_read_as_the_character(fo
     (folder / "人员.xlsx").write_bytes(_with_sheet(workbook_bytes([["编号", "地址"], [1, "上海市CRLF浦东新区"]]),
                                                  lambda xml: xml.replace(b"CRLF", b"_x000D_\n")))
     assert [r["地址"] for r in stream_rows(folder, pattern="人员*.xlsx")] == ["上海市\r\n浦东新区"]
+
+
+@pytest.mark.parametrize("encoding", ["auto", "gb18030", "gbk"])
+def test_utf8_lines_past_the_judged_gbk_window_are_quarantined_not_published_garbled(folder: Path,
+                                                                                      encoding: str) -> None:
+    """Two exports joined, the older system's GBK first and the newer one's UTF-8 after it: only the first 64 KiB
+    of text were judged, and GB18030 decodes almost any bytes, so 上海 was published as 涓婃捣 with no flag."""
+    gbk = [f"{i},上海市第{i}号科技有限公司\n" for i in range(1, 4000)]  # UTF-8 上海 reads as GBK 涓婃捣
+    utf8 = [f"{i},{name}\n" for i, name in zip(range(4000, 4003), ["上海", "上海浦东", "深圳"])]
+    data = "编号,名称\n".encode("gbk") + "".join(gbk).encode("gbk") + "".join(utf8).encode("utf-8")
+    assert len("".join(gbk).encode("gbk")) > 64 * 1024
+    (folder / "企业.csv").write_bytes(data)
+
+    rows = stream_rows(folder, pattern="企业*.csv", encoding=encoding,
+                       columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                {"name": "name", "type": "text", "header": "名称"}])
+
+    good = [r for r in rows if not r.get(ROW_PROBLEM_COLUMN)]
+    assert [(r["id"], r["name"]) for r in good] == [(i, f"上海市第{i}号科技有限公司") for i in range(1, 4000)]
+    flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert len(flagged) == 3 and all("UTF-8" in p and "编码" in p for p in flagged)
+    assert "企业.csv line 4001" in flagged[0]
