@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 from connectors.tabular import UNDECODABLE
 from core.errors import ConfigError
+from core.settings import get_settings
 from core.xlsx import unescaped
 from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
 
@@ -22,7 +23,8 @@ SNIFF_BYTES = 64 * 1024
 # packed like a zip bomb, it is refused before it is opened (core/xlsx_package.py).
 MAX_UNPACKED_BYTES = 4 * 1024 ** 3
 # A field may be as long as a text column holds (a judgment, a contract's full text): the csv module's default of
-# 128 KiB refused such a record as malformed and quarantined it without its key.
+# 128 KiB refused such a record as malformed and quarantined it without its key. A source file's records are
+# bounded lower, by GOVSHARE_CSV_MAX_FIELD_CHARS (_Lines); this limit is the csv module's, for every reader.
 MAX_FIELD_CHARS = 1 << 28
 csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
 NON_ASCII = re.compile(rb"[\x80-\xff]")
@@ -224,15 +226,18 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
     gb = codec.name if codec.name in GB_CODECS else "gb18030" if chosen == LATE_SNIFF else None
     text = io.TextIOWrapper(io.BufferedReader(_Prepended(head, binary), buffer_size=1 << 20), encoding=chosen,
                             errors="surrogateescape", newline="")
-    lines = _Lines(text)
+    lines = _Lines(text, limit=get_settings().csv_max_field_chars)
     reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, strict=True)
     while True:
         number = lines.consumed + 1
-        lines.raw.clear()
+        lines.begin()
         try:
             fields = next(reader)
         except StopIteration:
             return
+        except _PastBound as past:
+            yield _past_bound(lines, past, number)
+            continue
         except csv.Error as exc:
             raw = list(lines.raw)
             if len(raw) > 1:
@@ -251,27 +256,72 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
             yield Record(number, fields, _suspect(text_of, gb=gb), raw=text_of)
 
 
+class _PastBound(Exception):
+    """The record being read passed the bound (GOVSHARE_CSV_MAX_FIELD_CHARS): ``line`` is the line that would
+    have passed it, or None when that line alone is longer (it was skipped to its end, ``head`` its start)."""
+
+    def __init__(self, line: str | None, head: str = "") -> None:
+        super().__init__()
+        self.line, self.head = line, head
+
+
 class _Lines:
     """A file's lines for the CSV parser, with the text of the record being read (``raw``) and lines to read
-    again (``again``) after a record that swallowed them; ``consumed`` counts the lines handed out."""
+    again (``again``) after a record that swallowed them; ``consumed`` counts the lines handed out.
 
-    def __init__(self, text: Iterator[str]) -> None:
-        self._text, self._again = text, []
+    A record holds at most ``limit`` characters and a line is read at most that far: a quote never closed took
+    every later line (to the end, or the csv module's 256 Mi-character field limit) and one 100 MB field took
+    663 MB, past what a worker has. A line longer than that is skipped to its end, never held whole."""
+
+    def __init__(self, text: io.TextIOBase, *, limit: int) -> None:
+        self._text, self._again, self.limit = text, [], limit
         self.raw: list[str] = []
-        self.consumed = 0
+        self.consumed = self._size = 0
+
+    def begin(self) -> None:
+        """A new record starts."""
+        self.raw.clear()
+        self._size = 0
 
     def __iter__(self) -> "_Lines":
         return self
 
     def __next__(self) -> str:
-        line = self._again.pop() if self._again else next(self._text)
+        line = self._again.pop() if self._again else self._text.readline(self.limit + 1)
         self.consumed += 1
+        if isinstance(line, _PastBound):  # read again after the record that held it
+            raise line
+        if not line:
+            self.consumed -= 1
+            raise StopIteration
+        if len(line) > self.limit:
+            while (rest := self._text.readline(self.limit)) and not rest.endswith(("\n", "\r")):
+                pass  # the rest of the line, dropped as it is read
+            raise _PastBound(None, line[:4000])
+        if self._size + len(line) > self.limit:
+            raise _PastBound(line)
+        self._size += len(line)
         self.raw.append(line)
         return line
 
-    def again(self, lines: list[str]) -> None:
+    def again(self, lines: list[str | _PastBound]) -> None:
         self._again.extend(reversed(lines))
         self.consumed -= len(lines)
+
+
+def _past_bound(lines: _Lines, past: _PastBound, number: int) -> Record:
+    """The record that passed the bound, quarantined: a record of several lines (a quote never closed) by its
+    first line, the lines after it read again on their own; a line too long alone, by its start."""
+    bound = f"the bound of {lines.limit:,} characters (GOVSHARE_CSV_MAX_FIELD_CHARS)"
+    raw = list(lines.raw)
+    if raw:
+        lines.again([*raw[1:], past.line if past.line is not None else past])
+        return Record(number, None, f"CSV 字段超过 {lines.limit:,} 字符上限：引号未闭合或值过大 / a field starting on "
+                      f"this line runs past {bound}: a quote on this line is never closed, or the value is larger "
+                      f"than the hub reads; the lines after it were read on their own: {excerpt(raw[0])}", raw=raw[0])
+    return Record(lines.consumed, None, f"CSV 行超过 {lines.limit:,} 字符上限，未读取 / this line is longer than {bound} "
+                  "and was not read (a value that large, or a file that is not CSV); shorten the value at the "
+                  f"source, or raise the bound: {excerpt(past.head)}", raw=past.head[:2000])
 
 
 def _suspect(text: str, *, gb: str | None = None) -> str | None:

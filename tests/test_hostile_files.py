@@ -7,6 +7,7 @@ bomb and a zip bomb."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 import zipfile
 from pathlib import Path
 
@@ -169,3 +170,59 @@ def test_utf8_lines_past_the_judged_gbk_window_are_quarantined_not_published_gar
     flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
     assert len(flagged) == 3 and all("UTF-8" in p and "编码" in p for p in flagged)
     assert "企业.csv line 4001" in flagged[0]
+
+
+@pytest.fixture
+def field_bound(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """GOVSHARE_CSV_MAX_FIELD_CHARS set low (4,096 characters), so that a file of a few lines passes it."""
+    from core.settings import reset_settings
+
+    monkeypatch.setenv("GOVSHARE_CSV_MAX_FIELD_CHARS", "4096")
+    reset_settings()
+    yield 4096
+    reset_settings()
+
+
+def test_a_quote_never_closed_stops_at_the_field_bound(folder: Path, field_bound: int) -> None:
+    """The lines a quote never closed swallowed were held until the end of the file or the 256 Mi-character
+    field limit (a 100 MB field took 663 MB): they are held up to the bound, then read again on their own."""
+    lines = ["编号,姓名", "1,张三", '2,"李四', *[f"{i},王{i}-{'x' * 100}" for i in range(3, 203)]]
+    (folder / "人员.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    rows = stream_rows(folder, pattern="人员*.csv", columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                                     {"name": "name", "type": "text", "header": "姓名"}])
+
+    assert [r["id"] for r in rows if not r.get(ROW_PROBLEM_COLUMN)] == [1, *range(3, 203)]
+    flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert len(flagged) == 1 and "人员.csv line 3" in flagged[0] and "4,096" in flagged[0]
+    assert "GOVSHARE_CSV_MAX_FIELD_CHARS" in flagged[0] and "'2,\"李四'" in flagged[0]
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_line_longer_than_the_field_bound_is_quarantined_unread(folder: Path, field_bound: int,
+                                                                  quoted: bool) -> None:
+    """One field of 100 MB on a line was read whole into memory (663 MB peak, past the hub's 512 MiB): a line
+    past the bound is quarantined, naming it, and the lines around it are read."""
+    long = "长" * (field_bound * 3)
+    long = f'"{long}"' if quoted else long
+    (folder / "人员.csv").write_text(f"编号,姓名\n1,张三\n2,{long}\n3,王五\n", encoding="utf-8")
+
+    rows = stream_rows(folder, pattern="人员*.csv", columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                                     {"name": "name", "type": "text", "header": "姓名"}])
+
+    assert [(r["id"], r["name"]) for r in rows if not r.get(ROW_PROBLEM_COLUMN)] == [(1, "张三"), (3, "王五")]
+    flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert len(flagged) == 1 and "人员.csv line 3" in flagged[0] and "4,096" in flagged[0]
+    assert len(flagged[0]) < 3000  # an excerpt, not the line
+
+
+def test_a_long_line_inside_a_quote_never_closed_is_quarantined_on_its_own(folder: Path, field_bound: int) -> None:
+    (folder / "人员.csv").write_text(f'编号,姓名\n1,"张三\n2,{"长" * field_bound * 2}\n3,王五\n', encoding="utf-8")
+
+    rows = stream_rows(folder, pattern="人员*.csv", columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                                     {"name": "name", "type": "text", "header": "姓名"}])
+
+    assert [(r["id"], r["name"]) for r in rows if not r.get(ROW_PROBLEM_COLUMN)] == [(3, "王五")]
+    flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert len(flagged) == 2 and "人员.csv line 2" in flagged[0] and "引号未闭合" in flagged[0]
+    assert "人员.csv line 3" in flagged[1] and "行超过" in flagged[1]
