@@ -9,10 +9,11 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from connectors.tabular import UNDECODABLE
+from connectors.tabular import UNDECODABLE, ShownAsDay
 from core.errors import ConfigError
 from core.settings import get_settings
 from core.xlsx import unescaped
@@ -421,6 +422,21 @@ def excel_rows(path: str, *, sheet: str | int | None = None) -> Iterator[Record]
         raise xml_refusal(path, exc) from None
 
 
+@lru_cache(maxsize=256)
+def _shows_day_only(number_format: str) -> bool:
+    from openpyxl.styles.numbers import is_datetime
+
+    return is_datetime(number_format) == "date"
+
+
+def _as_shown(value: datetime, number_format: str) -> datetime:
+    """A date cell whose format shows the day alone (yyyy-mm-dd) but that holds a time of day: Excel shows the
+    day, and a text column published the time too (connectors.tabular.ShownAsDay)."""
+    if value.time() == datetime.min.time() or not _shows_day_only(number_format):
+        return value
+    return ShownAsDay.combine(value.date(), value.timetz())
+
+
 def _sheet_rows(opened, chosen, get_column_letter) -> Iterator[Record]:  # noqa: ANN001 - excel_rows' helpers
     workbook = opened(True)
     written = None
@@ -434,8 +450,10 @@ def _sheet_rows(opened, chosen, get_column_letter) -> Iterator[Record]:  # noqa:
         formulas = chosen(written)
         formulas.reset_dimensions()
         formulas = formulas.iter_rows(values_only=True)
-        for number, cells in enumerate(worksheet.iter_rows(values_only=True), start=1):
-            cells = [unescaped(c) for c in cells]  # Excel's _x000D_ (a CR) is the character: it was published as text
+        for number, row in enumerate(worksheet.iter_rows(), start=1):
+            # Excel's _x000D_ (a CR) is the character: it was published as text
+            cells = [_as_shown(c.value, c.number_format) if isinstance(c.value, datetime) else unescaped(c.value)
+                     for c in row]
             if merged:
                 _fill_merged(cells, number, merged)
             uncalculated = [f"{get_column_letter(i + 1)}{number} {formula}"
