@@ -17,7 +17,7 @@ from connectors.tabular import UNDECODABLE, ShownAsDay
 from core.errors import ConfigError
 from core.settings import get_settings
 from core.xlsx import unescaped
-from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
+from core.xlsx_package import XML_ERRORS, check_package, keep_typed_escapes, xml_refusal
 
 SNIFF_BYTES = 64 * 1024
 # A source workbook may be large (a million rows unpack to about a gigabyte of XML, streamed); past this, or a part
@@ -442,6 +442,7 @@ def _sheet_rows(opened, chosen, get_column_letter) -> Iterator[Record]:  # noqa:
     written = None
     try:
         worksheet = chosen(workbook)
+        keep_typed_escapes(worksheet)  # a typed _x0041_ read as A
         merged = _merged_down(workbook, worksheet)
         written = opened(False)
         # The sheet's stated size (<dimension ref="A1:B2"/>) is what a program wrote, and read-only mode stopped

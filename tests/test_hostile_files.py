@@ -16,7 +16,7 @@ import pytest
 from connectors.base import ROW_PROBLEM_COLUMN
 from core.errors import ConfigError
 from tests import file_helpers
-from tests.file_helpers import stream_rows, workbook_bytes
+from tests.file_helpers import stream_rows, with_shared_strings, workbook_bytes
 from tests.helpers import latest, read_version, register_resource
 
 folder = file_helpers.folder  # the exchange folder fixture, shared with the other file-source tests
@@ -226,3 +226,15 @@ def test_a_long_line_inside_a_quote_never_closed_is_quarantined_on_its_own(folde
     flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
     assert len(flagged) == 2 and "人员.csv line 2" in flagged[0] and "引号未闭合" in flagged[0]
     assert "人员.csv line 3" in flagged[1] and "行超过" in flagged[1]
+
+
+def test_an_escape_typed_as_text_in_excel_is_read_as_typed(folder: Path) -> None:
+    """Excel saves a typed `_x0041_` as `_x005F_x0041_` (its underscore escaped) and a CR as `_x000D_`; openpyxl
+    dropped the `x005F_` of shared strings, so the typed text was published as `A`."""
+    rows = [["编号", "备注"], [1, "_x005F_x0041_"], [2, "a_x000D_b"], [3, "x005F_1"], [4, "普通"]]
+    (folder / "人员.xlsx").write_bytes(with_shared_strings(workbook_bytes(rows)))
+    assert b'<v>' in zipfile.ZipFile(folder / "人员.xlsx").read("xl/worksheets/sheet1.xml")
+
+    read = stream_rows(folder, pattern="人员*.xlsx")
+
+    assert [r["备注"] for r in read] == ["_x0041_", "a\rb", "x005F_1", "普通"]

@@ -662,3 +662,27 @@ def test_a_replay_keeps_the_cursor_state_as_it_stands(hub_home: Path, source: tu
     assert replayed["watermark"].get("value") is None, "the replay names a position the resource does not hold"
     assert cursor_value(setup.resource_code) is None, "the replay set the cursor back to the old watermark"
     assert _sync(setup.resource_code).mode == "full"
+
+
+def test_a_returned_workbook_saved_by_excel_keeps_a_literal_escape(hub_home: Path, source: tuple[str, str],
+                                                                   tmp_path: Path) -> None:
+    """A name holding the text `_x0041_` is exported as `_x005F_x0041_` (its underscore escaped); Excel keeps
+    that in its shared strings when the provider saves the corrections, and openpyxl dropped the `x005F_`, so the
+    replay published the name as `A公司`."""
+    from openpyxl import load_workbook
+
+    from tests.file_helpers import with_shared_strings
+
+    exported = tmp_path / "fix.xlsx"
+    code = _exported(source, ["_x0041_公司", "x005F_公司"], exported)
+    book = load_workbook(exported)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        row[header.index("reg_capital")].value = "5.00"
+    book.save(exported)
+    exported.write_bytes(with_shared_strings(exported.read_bytes()))
+
+    names = _replayed_names(code, exported)
+
+    assert (names[10001], names[10002]) == ("_x0041_公司", "x005F_公司")
