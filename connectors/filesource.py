@@ -25,8 +25,9 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.excel_rows import excel_rows
 from connectors.filelist import FileLedger
-from connectors.fileformats import Record, csv_rows, excel_rows, excerpt
+from connectors.fileformats import Record, csv_rows, excerpt
 from connectors.filestreams import (
     FILE_COLUMNS,
     FILE_MODIFIED,

@@ -56,7 +56,7 @@ class ReplayReport:
     sets: list[str]
 
 
-MAX_FIXED_BYTES = 4 * 1024 ** 3  # a returned workbook unpacked: as for a source's (connectors/fileformats.py)
+MAX_FIXED_BYTES = 4 * 1024 ** 3  # a returned workbook unpacked: as for a source's (connectors/excel_rows.py)
 
 
 def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
