@@ -39,8 +39,8 @@ def workbook_bytes(rows: list[list[object]]) -> bytes:
 
 
 def with_shared_strings(package: bytes) -> bytes:
-    """The workbook with its text cells in a shared string table, as Excel saves them (openpyxl writes them
-    inline, where openpyxl's reader keeps Excel's escapes as they are)."""
+    """The workbook with the text cells of every sheet in one shared string table, as Excel saves them (openpyxl
+    writes them inline, where openpyxl's reader keeps Excel's escapes as they are)."""
     texts: list[str] = []
 
     def shared(match: re.Match) -> bytes:
@@ -49,17 +49,15 @@ def with_shared_strings(package: bytes) -> bytes:
 
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(package)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        sheet = re.sub(rb'(<c r="[A-Z]+\d+")(?: s="\d+")? t="inlineStr"><is><t>(.*?)</t></is></c>', shared,
-                       source.read("xl/worksheets/sheet1.xml"))
-        table = "".join(f"<si><t>{t}</t></si>" for t in texts)
         for item in source.infolist():
             data = source.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = sheet
+            if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", item.filename):
+                data = re.sub(rb'(<c r="[A-Z]+\d+")(?: s="\d+")? t="inlineStr"><is><t>(.*?)</t></is></c>', shared, data)
             elif item.filename == "[Content_Types].xml":
                 data = data.replace(b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
                                     b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
             target.writestr(item.filename, data)
+        table = "".join(f"<si><t>{t}</t></si>" for t in texts)
         target.writestr("xl/sharedStrings.xml", '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/'
                         f'main" count="{len(texts)}" uniqueCount="{len(texts)}">{table}</sst>')
     return out.getvalue()
