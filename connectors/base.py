@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,6 +25,9 @@ ROW_RAW_COLUMN = "__govshare_row_raw"
 # file are duplicates (pipeline/extract_keys.py). Never published.
 ROW_ORIGIN_COLUMN = "__govshare_row_origin"
 RESERVED_PREFIX = "__govshare_"  # the hub's own columns: a source column of such a name would be taken for one
+# What a database source does about such a column (a file source says how to rename a heading instead).
+RENAME_AT_SOURCE = ("rename the column at the source, or register a --query that reads it under another name "
+                    "(SELECT ..., the_column AS another_name FROM ...)")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 # A source that refuses the credential or the right to read is a configuration problem: trying again with the
 # same password or grants cannot succeed, so it is never retried (sync --attempts, Airflow task retries).
@@ -136,6 +139,15 @@ class Connector(ABC):
     def fail(self, problem: str) -> str:
         """A one-line error naming the source, for check() and read()."""
         return f"source {self.name!r} ({self.kind} {self.describe()}): {problem}"
+
+    def refuse_reserved(self, names: Iterable[str], *, rename: str = RENAME_AT_SOURCE) -> None:
+        """A ConfigError naming the source's columns spelled like the hub's own (RESERVED_PREFIX): read, such a
+        column was taken for a row flag, its values became quarantine reasons and it was never published."""
+        reserved = [name for name in names if name.startswith(RESERVED_PREFIX)]
+        if reserved:
+            raise ConfigError(self.fail(
+                f"列名 {', '.join(reserved)} 为平台保留 / column name(s) {', '.join(reserved)}: names starting with "
+                f"{RESERVED_PREFIX} are reserved for the hub's own row flags; {rename}"))
 
     def error(self, reason: str, *, doing: str, sqlstate: str | None = None) -> ConfigError | RetriableError:
         """The error a failed call to the source raises, by its cause: refused credentials or rights are a

@@ -24,9 +24,10 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from connectors.base import RESERVED_PREFIX, ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
+from connectors.excel_rows import excel_rows
 from connectors.filelist import FileLedger
-from connectors.fileformats import Record, csv_rows, excel_rows, excerpt
+from connectors.fileformats import Record, csv_rows, excerpt
 from connectors.filestreams import (
     FILE_COLUMNS,
     FILE_MODIFIED,
@@ -137,12 +138,9 @@ class FileSourceConnector(Connector):
                 raise ConfigError(self.fail(f"no file matches {settings['pattern']!r} and no columns are declared"))
             with self._records(session, entries[0], settings) as records:
                 columns = inferred_columns(records, entries[0], settings, fail=self.fail)
-        reserved = [c.name for c in columns if c.name.startswith(RESERVED_PREFIX)]
-        if reserved:  # taken for the hub's row flags: its values became quarantine reasons, the column unpublished
-            raise ConfigError(self.fail(
-                f"列名 {', '.join(reserved)} 为平台保留 / column name(s) {', '.join(reserved)}: names starting with "
-                f"{RESERVED_PREFIX} are reserved for the hub's own row flags; rename the heading in the export, or "
-                'declare the column under another name ({"name": "...", "header": "<the heading>"})'))
+        self.refuse_reserved([c.name for c in columns], rename=(
+            'rename the heading in the export, or declare the column under another name '
+            '({"name": "...", "header": "<the heading>"})'))
         return columns
 
     def _wants_file_columns(self, stream: StreamSpec, settings: dict[str, Any]) -> bool:

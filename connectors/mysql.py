@@ -133,9 +133,9 @@ class MySQLConnector(Connector):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
                 if stream and stream.table:
-                    self._columns(cursor, stream.table)
+                    self.refuse_reserved([c.name for c in self._columns(cursor, stream.table)])
                 elif stream and stream.query:
-                    self._query_columns(cursor, stream.query)
+                    self.refuse_reserved([c.name for c in self._query_columns(cursor, stream.query)])
         except pymysql.MySQLError as exc:
             raise self._error(exc, "check failed") from None
         finally:
@@ -185,6 +185,7 @@ class MySQLConnector(Connector):
                     listed = ", ".join(selected(c, source="q.") for c in columns) \
                         if any(needs_form(c) for c in columns) else "*"
                     select = f"SELECT {listed} FROM ({stream.query}) AS q"
+                self.refuse_reserved([c.name for c in columns])
                 params: tuple = ()
                 if stream.cursor_column and state.cursor_value is not None:
                     cursor_info = next((c for c in columns if c.name == stream.cursor_column), None)

@@ -107,9 +107,10 @@ class PostgresConnector(Connector):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
                 if stream and stream.table:
-                    self._columns(cursor, stream.table)
+                    self.refuse_reserved([c.name for c in self._columns(cursor, stream.table)])
                 elif stream and stream.query:
                     cursor.execute(f"SELECT * FROM ({stream.query}) AS q LIMIT 0")
+                    self.refuse_reserved([d.name for d in cursor.description])
         except psycopg2.Error as exc:
             raise ConfigError(self.fail(" ".join(str(exc).split()))) from exc
         finally:
@@ -153,6 +154,7 @@ class PostgresConnector(Connector):
                     columns = self._columns(cursor, stream.table)
             finally:
                 connection.close()
+            self.refuse_reserved([c.name for c in columns])
         if stream.table and not incremental and self.config.get("reader", "auto") != "adbc" \
                 and can_scan([c.source_type for c in columns]):
             batches = self._scan(stream, columns)
@@ -234,9 +236,11 @@ class PostgresConnector(Connector):
             connection = self._connect()
             try:
                 with connection.cursor() as cursor:
-                    return pa.schema([pa.field(c.name, c.arrow_type) for c in self._columns(cursor, stream.table)])
+                    columns = self._columns(cursor, stream.table)
             finally:
                 connection.close()
+            self.refuse_reserved([c.name for c in columns])
+            return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
         batch = next(self._read_adbc(f"SELECT * FROM ({stream.query}) AS q LIMIT 0", stream, convert=True))
         return payload_schema(batch.schema)
 
@@ -280,7 +284,7 @@ class PostgresConnector(Connector):
 
         try:
             yield from read_batches(self._uri(), select, batch_rows=stream.batch_rows, batch_bytes=batch_bytes,
-                                    convert=convert,
+                                    convert=convert, told=self.refuse_reserved,
                                     declared_dims=partial(self._declared_dims, stream) if stream.table else None)
         except adbc_driver_manager.Error as exc:
             problem = " ".join(str(exc).split())

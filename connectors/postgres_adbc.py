@@ -41,11 +41,14 @@ def _adbc_database(uri: str):  # noqa: ANN202 - adbc_driver_manager.AdbcDatabase
 
 
 def read_batches(uri: str, select: str, *, batch_rows: int, batch_bytes: int = 16 << 20, convert: bool = False,
-                 declared_dims: Callable[[], dict[str, int]] | None = None) -> Iterator[pa.RecordBatch]:
+                 declared_dims: Callable[[], dict[str, int]] | None = None,
+                 told: Callable[[list[str]], None] | None = None) -> Iterator[pa.RecordBatch]:
     """The query's rows in batches of at most ``batch_rows``, made faithful. ``convert``: columns the driver
     cannot deliver publishably are converted by the server (connectors.postgres_types; their result types are
     asked first, no row read). ``declared_dims``: a table's arrays' declared dimensions
     (connectors.postgres_catalog), asked only when the read has an array column; a query's arrays have none.
+    ``told`` (with ``convert``): given the names of the query's own columns, before the conversion adds any and
+    before any row is read; it may refuse them.
     The driver's errors (adbc_driver_manager.Error) are the caller's to tell."""
     # The low-level ADBC API: its DB-API layer imports pandas, which alone costs more than a small
     # incremental read (about 0.15 s per process).
@@ -59,6 +62,8 @@ def read_batches(uri: str, select: str, *, batch_rows: int, batch_bytes: int = 1
         if convert:
             handle = statement.execute_schema()  # kept alive until imported
             described = pa.Schema._import_from_c(handle.address)
+            if told is not None:
+                told(described.names)
             if array_columns(described):  # their form depends on their declared dimensions
                 arrays = array_columns(described, declared_dims() if declared_dims else None)
             converted = converted_select(select, described, arrays)

@@ -166,7 +166,7 @@ class SQLAlchemyConnector(Connector):
             try:
                 connection.execute(sa.select(sa.literal(1))).scalar()
                 if stream and stream.table:
-                    self._table(connection, stream.table)
+                    self.refuse_reserved([c.name for c in self._table(connection, stream.table)[1]])
                 elif stream and stream.query:
                     connection.execute(sa.select(sa.text("*")).select_from(
                         sa.text(f"({stream.query}) AS q")).limit(0)).fetchall()
@@ -249,6 +249,7 @@ class SQLAlchemyConnector(Connector):
         connection = self._connect()
         try:
             table, columns, texts = self._table(connection, stream.table)
+            self.refuse_reserved([c.name for c in columns])
             # Raw driver values (type_coerce to NullType): SQLAlchemy's own result processors would parse
             # e.g. SQLite text dates themselves and raise on one bad value; rows_to_batch flags it instead.
             raw = [(as_text(table.c[c.name]) if texts and c.name in texts else _raw_value(table.c[c.name]))

@@ -59,9 +59,10 @@ class SQLiteConnector(Connector):
             # Reads the schema, so a file that is not a SQLite database fails here, not at the first sync.
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
             if stream and stream.table:
-                self._columns(connection, stream.table)
+                self.refuse_reserved([c.name for c in self._columns(connection, stream.table)])
             elif stream and stream.query:
-                connection.execute(f"SELECT * FROM ({stream.query}) LIMIT 0")
+                described = connection.execute(f"SELECT * FROM ({stream.query}) LIMIT 0").description
+                self.refuse_reserved([d[0] for d in described])
         except sqlite3.Error as exc:
             raise ConfigError(self.fail(str(exc))) from exc
         finally:
@@ -106,6 +107,7 @@ class SQLiteConnector(Connector):
             else:
                 connection.execute(f"CREATE TEMP VIEW govshare_stream AS {stream.query}")
                 columns = self._columns(connection, "govshare_stream")
+            self.refuse_reserved([c.name for c in columns])
             return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
         except sqlite3.Error as exc:
             raise ConfigError(self.fail(str(exc))) from exc
@@ -123,6 +125,7 @@ class SQLiteConnector(Connector):
                 connection.execute(f"CREATE TEMP VIEW govshare_stream AS {stream.query}")
                 columns = self._columns(connection, "govshare_stream")
                 sql = "SELECT * FROM govshare_stream"
+            self.refuse_reserved([c.name for c in columns])
             params: tuple = ()
             if stream.cursor_column and state.cursor_value is not None:
                 # >= not >: rows tied with the last cursor value are read again and merged by key. A row without

@@ -138,10 +138,18 @@ def safe_name(header: str, index: int) -> str:
 
 # --- values ---------------------------------------------------------------------------------------------------
 
+class ShownAsDay(datetime):
+    """A spreadsheet cell's day and time whose number format shows the day alone (yyyy-mm-dd): a text column
+    takes the day, as Excel shows it; a typed column takes the time it holds, as any datetime."""
+
+
 def shown_date(value: date | datetime) -> str:
     """A spreadsheet's date cell in a text column as Excel shows it: 2026-01-05 for a day (a date-formatted cell
-    holds a day at midnight), 2026-01-05 08:30:00 with a time of day (and its fraction, if the cell has one).
-    ISO's 2026-01-05T00:00:00 was published, a form the clerk never saw."""
+    holds a day at midnight, or a time of day it does not show: ShownAsDay), 2026-01-05 08:30:00 with a time of
+    day (and its fraction, if the cell has one). ISO's 2026-01-05T00:00:00 was published, a form the clerk never
+    saw."""
+    if isinstance(value, ShownAsDay):
+        return value.date().isoformat()
     if not isinstance(value, datetime):
         return value.isoformat()
     if value.time() == datetime.min.time() and value.tzinfo is None:

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     audit_anchor_dir: Path = Field(default=Path(""), description="where `audit anchor` and the daily DAG write the "
                                    "audit chain's head; keep it off the database host; default home/audit-anchors")
     batch_rows: int = Field(default=65_536, ge=1, description="rows per Arrow record batch read from a source")
+    csv_max_field_chars: int = Field(default=16 * 1024 * 1024, ge=1024, le=1 << 28, description="the longest "
+                                     "CSV line, and field over several lines, a file source reads (characters); "
+                                     "past it the line is quarantined: a quote never closed stops there, and "
+                                     "memory stays bounded (about 8 bytes a character)")
     full_refresh_days: float = Field(default=7, ge=0, description="an incremental resource is read in full again "
                                      "(deletes detected) once its last full read is this old; 0: never")
     cdc_slot_prefix: str = Field(default="govshare", pattern=r"^[a-z][a-z0-9_]{0,30}$",

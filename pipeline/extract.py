@@ -195,7 +195,8 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
             # where a row came from is not a change: an unchanged row stays its published row (pipeline.provenance)
             keep_published_provenance(folder=folder, files=[f"data/{name}" for name in writer.files],
                                       previous_parts=previous.parts, key=key, schema=writer.schema,
-                                      provenance=provenance, row_stores=staged.row_stores)
+                                      provenance=provenance, row_stores=staged.row_stores,
+                                      dictionary=writer.dictionary)
         # A layer on the previous version, or its change set at least: past the limits (compaction_due) the
         # version is compacted, but only once the layer's change set shows something to publish.
         stacked = bool(incremental and previous is not None and key and writer.schema == previous.schema)

@@ -27,6 +27,7 @@ from pipeline.changes import budget_connection, located_file, quoted, row_digest
 from pipeline.duckdb_parts import readable_parts
 from pipeline.layers import PART_INDEX, Part, live_sql
 from pipeline.lookup_index import published_stem, row_store_path
+from pipeline.staging import part_writer
 
 PROVENANCE = (FILE_NAME, FILE_MODIFIED)
 
@@ -39,11 +40,12 @@ def provenance_columns(connector: Connector, schema: pa.Schema) -> tuple[str, ..
 
 
 def keep_published_provenance(*, folder: Path, files: list[str], previous_parts: list[Part], key: tuple[str, ...],
-                              schema: pa.Schema, provenance: tuple[str, ...], row_stores: bool) -> int:
+                              schema: pa.Schema, provenance: tuple[str, ...], row_stores: bool,
+                              dictionary: list[str] | bool = True) -> int:
     """Rewrite the run's parts (``files``, relative to ``folder``) so that a row whose content equals its live
     published row carries the published row's provenance. Same rows, same order (key locators stay valid); a
-    rewritten part's row store is dropped, and the publish writes it again. Returns the rows given back their
-    provenance."""
+    rewritten part's row store is dropped, and the publish writes it again; ``dictionary``: the columns the run's
+    parts are dictionary-encoded in (PartWriter.dictionary), kept. Returns the rows given back their provenance."""
     content = [n for n in schema.names if n not in key and n not in provenance]
     scratch = folder / "provenance"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -54,7 +56,7 @@ def keep_published_provenance(*, folder: Path, files: list[str], previous_parts:
         for index, name in enumerate(files, start=1):
             found = pq.read_table(located, filters=[("part", "=", index)])
             if found.num_rows:
-                _rewrite(folder / name, found, provenance)
+                _rewrite(folder / name, found, provenance, dictionary)
                 restored += found.num_rows
                 if row_stores:  # it holds the rows as first written
                     store = row_store_path(published_stem(folder, name))
@@ -91,13 +93,13 @@ def _located(parts: list[Part], previous_parts: list[Part], key: tuple[str, ...]
         connection.close()
 
 
-def _rewrite(path: Path, found: pa.Table, provenance: tuple[str, ...]) -> None:
+def _rewrite(path: Path, found: pa.Table, provenance: tuple[str, ...], dictionary: list[str] | bool) -> None:
     """The part with the provenance of the rows ``found`` names replaced, row group by row group."""
     rows = found.column("row").to_numpy().astype(np.int64)
     source = pq.ParquetFile(path)
     partial = path.with_name(path.name + ".provenance")
     start = 0
-    with pq.ParquetWriter(partial, source.schema_arrow, compression="snappy", write_statistics=True) as writer:
+    with part_writer(partial, source.schema_arrow, dictionary=dictionary) as writer:
         for group in range(source.num_row_groups):
             table = source.read_row_group(group)
             end = start + table.num_rows

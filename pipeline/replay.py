@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from core.errors import ConfigError
 from core.sheet_text import from_people
 from core.xlsx import unescaped
-from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
+from core.xlsx_package import XML_ERRORS, check_package, keep_typed_escapes, xml_refusal
 from pipeline import paths
 from pipeline.quarantine import BATCH_ROWS, KEY_COLUMN, RUN_COLUMN
 from pipeline.run import lifecycle
@@ -56,7 +56,7 @@ class ReplayReport:
     sets: list[str]
 
 
-MAX_FIXED_BYTES = 4 * 1024 ** 3  # a returned workbook unpacked: as for a source's (connectors/fileformats.py)
+MAX_FIXED_BYTES = 4 * 1024 ** 3  # a returned workbook unpacked: as for a source's (connectors/excel_rows.py)
 
 
 def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
@@ -79,6 +79,7 @@ def _read_fixed_file(path: Path) -> Iterator[pa.RecordBatch]:
             book = load_workbook(path, read_only=True, data_only=True)
             sheet = book.worksheets[0]
             sheet.reset_dimensions()  # a stated <dimension ref="A1:Z2"/> left every row below 2 out of the replay
+            keep_typed_escapes(sheet)  # saved by Excel, an exported _x0041_ came back as A
             rows = (tuple(unescaped(v) for v in row) for row in sheet.iter_rows(values_only=True))
             header = [str(h) if h is not None else "" for h in next(rows, ())]
             yield from _rows_to_batches(header, rows, path=path)

@@ -116,6 +116,13 @@ class _Lane:
             self.row_store = None
 
 
+def part_writer(path: Path, schema: pa.Schema, *, dictionary: list[str] | bool = True) -> pq.ParquetWriter:
+    """A run's Parquet part as every one is written, and rewritten (PartWriter.retype, pipeline.provenance):
+    snappy, with statistics (key locators and DuckDB's scans skip by them), dictionary encoding only for the
+    ``dictionary`` columns (PartWriter chooses them from its first batch)."""
+    return pq.ParquetWriter(path, schema, compression="snappy", write_statistics=True, use_dictionary=dictionary)
+
+
 class PartWriter:
     """Writes record batches into Parquet parts of bounded size, so no file grows without limit.
 
@@ -137,14 +144,14 @@ class PartWriter:
         self._lookup_owner = lookup_owner
         self._lanes = [_Lane(), _Lane()]
         self._next = 0
-        self._dictionary: list[str] | bool = True
+        self.dictionary: list[str] | bool = True  # the columns dictionary-encoded (part_writer)
         self._threads: ThreadPoolExecutor | None = None
         self._serial = False
         self._alternated = False
 
     def _open(self, lane: _Lane) -> None:
         name = f"{self.prefix}-{len(self.files):05d}.parquet"
-        lane.writer = self._part_writer(self.folder / name, self.schema)
+        lane.writer = part_writer(self.folder / name, self.schema, dictionary=self.dictionary)
         self.files.append(name)
         lane.rows_in_file = 0
         if self._lookup_owner is not None:
@@ -152,10 +159,6 @@ class PartWriter:
 
             stem = published_stem(self._lookup_owner, f"{self.folder.name}/{name}")
             lane.row_store = RowStoreWriter(stem, self.schema)
-
-    def _part_writer(self, path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-        return pq.ParquetWriter(path, schema, compression="snappy", write_statistics=True,
-                                use_dictionary=self._dictionary)
 
     def keep_arrival_order(self) -> None:
         """Write one part at a time, so the parts' rows, file after file, are the rows in the order they came
@@ -167,7 +170,7 @@ class PartWriter:
     def write(self, batch: pa.RecordBatch) -> None:
         if self.schema is None:
             self.schema = batch.schema
-            self._dictionary = _repeating_columns(batch)
+            self.dictionary = _repeating_columns(batch)
         elif batch.schema != self.schema:
             batch = batch.cast(self.schema)  # a type that cannot be cast raises: the run fails, nothing publishes
         if self.rows >= PARALLEL_FROM_ROWS and not self._serial:
@@ -205,7 +208,7 @@ class PartWriter:
         for name in self.files:
             path, scratch = self.folder / name, self.folder / f"{name}.retyped"
             source = pq.ParquetFile(path)
-            with self._part_writer(scratch, schema) as rewritten:
+            with part_writer(scratch, schema, dictionary=self.dictionary) as rewritten:
                 for group in range(source.num_row_groups):
                     rows = source.read_row_group(group)
                     if any(rows.column(n).null_count != rows.num_rows for n in types):

@@ -17,7 +17,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from core.errors import ConfigError
 from core.xlsx import append_row, unescaped
-from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
+from core.xlsx_package import XML_ERRORS, check_package, keep_typed_escapes, xml_refusal
 from schemas.catalog_metadata import code_list
 from schemas.catalog_tabular import MAX_ROWS, Grid, ParsedEntry, parse_grids
 from schemas.catalog_workbook import (
@@ -205,6 +205,7 @@ def parse_workbook(path: Path) -> tuple[list[ParsedEntry], list[Problem]]:
             # Read past the stated size: a program's <dimension ref="A1:B2"/> made read-only mode stop at row 2,
             # and the rows below were silently not imported. The row limit is counted as the rows are read.
             ws.reset_dimensions()
+        keep_typed_escapes(wb[ENTRY_SHEET])  # saved by Excel, a typed _x0041_ read as A (every sheet's strings)
         return parse_grids(_grid(wb[ENTRY_SHEET], ENTRY_SHEET), _grid(wb[ITEM_SHEET], ITEM_SHEET))
     except XML_ERRORS as exc:
         raise xml_refusal(path, exc) from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,28 @@ def workbook_bytes(rows: list[list[object]]) -> bytes:
     data = io.BytesIO()
     workbook.save(data)
     return data.getvalue()
+
+
+def with_shared_strings(package: bytes) -> bytes:
+    """The workbook with the text cells of every sheet in one shared string table, as Excel saves them (openpyxl
+    writes them inline, where openpyxl's reader keeps Excel's escapes as they are)."""
+    texts: list[str] = []
+
+    def shared(match: re.Match) -> bytes:
+        texts.append(match.group(2).decode())
+        return match.group(1) + b' t="s"><v>' + str(len(texts) - 1).encode() + b"</v></c>"
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(package)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", item.filename):
+                data = re.sub(rb'(<c r="[A-Z]+\d+")(?: s="\d+")? t="inlineStr"><is><t>(.*?)</t></is></c>', shared, data)
+            elif item.filename == "[Content_Types].xml":
+                data = data.replace(b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+            target.writestr(item.filename, data)
+        table = "".join(f"<si><t>{t}</t></si>" for t in texts)
+        target.writestr("xl/sharedStrings.xml", '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/'
+                        f'main" count="{len(texts)}" uniqueCount="{len(texts)}">{table}</sst>')
+    return out.getvalue()

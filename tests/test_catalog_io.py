@@ -657,3 +657,22 @@ def test_a_json_nested_beyond_reason_is_refused_in_one_line(hub_home: Path, tmp_
     result = CliRunner().invoke(app, ["catalog", "import", str(path), "--agency", PROVIDER[0], "--as", "zhang.san"])
     assert result.exit_code == 1, result.output
     assert "嵌套过深" in result.output and "内部错误" not in result.output
+
+
+def test_a_literal_escape_typed_in_excel_imports_as_typed(hub_home: Path, tmp_path: Path) -> None:
+    """Excel saves a typed `_x0041_` as `_x005F_x0041_` in its shared strings; openpyxl dropped the `x005F_` and
+    the catalogue imported the abstract as `A见附件`."""
+    from registry.catalog.import_export import parse_file
+    from tests.file_helpers import with_shared_strings
+
+    path = _filled_template(tmp_path / "目录.xlsx")
+    wb = openpyxl.load_workbook(path)
+    header = [c.value for c in wb["信息资源"][1]]
+    wb["信息资源"].cell(row=2, column=header.index("信息资源摘要") + 1).value = "_x005F_x0041_见附件"
+    wb.save(path)
+    path.write_bytes(with_shared_strings(path.read_bytes()))
+
+    parsed, problems = parse_file(path)
+
+    assert problems == []
+    assert {p.key: p.data.abstract for p in parsed}["A"] == "_x0041_见附件"

@@ -744,3 +744,28 @@ def test_cells_merged_down_rows_give_every_row_their_value(hub_home: Path, folde
             for r in b.to_pylist()]
     assert [(r["区县"], r["企业"], r["人数"]) for r in rows] == [
         ("浦东新区", "甲", 1), ("浦东新区", "乙", 2), ("浦东新区", "丙", 3), ("黄浦区", "丁", 4), ("合计", None, 10)]
+
+
+def test_a_date_formatted_cell_reads_into_a_text_column_as_excel_shows_it(folder: Path) -> None:
+    """A cell holding a day and a time of day but formatted yyyy-mm-dd shows the day alone in Excel; read into a
+    text column it was published with its time (2026-01-05 08:30:00), a value the clerk never saw. A column
+    typed timestamp keeps the time the cell holds."""
+    import openpyxl
+
+    from tests.file_helpers import stream_rows
+
+    moment = datetime(2026, 1, 5, 8, 30)
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["编号", "日期", "时刻", "时间戳"])
+    sheet.append([1, moment, moment, moment])
+    sheet["B2"].number_format = "yyyy-mm-dd"
+    sheet["C2"].number_format = "yyyy-mm-dd hh:mm"
+    sheet["D2"].number_format = "yyyy-mm-dd"
+    workbook.save(folder / "日程.xlsx")
+
+    rows = stream_rows(folder, pattern="日程*.xlsx", columns=[
+        {"name": "id", "type": "integer", "header": "编号"}, {"name": "day", "type": "text", "header": "日期"},
+        {"name": "moment", "type": "text", "header": "时刻"}, {"name": "at", "type": "timestamp", "header": "时间戳"}])
+
+    assert [(r["day"], r["moment"], r["at"]) for r in rows] == [("2026-01-05", "2026-01-05 08:30:00", moment)]

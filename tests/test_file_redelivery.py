@@ -101,3 +101,28 @@ def test_a_database_column_named_like_a_files_provenance_is_content(hub_home: Pa
     report = _sync(hub.resource_code)
 
     assert report.version == 2 and latest(hub.resource_code).manifest["changes"]["updated"] == 1
+
+
+def test_parts_given_back_their_provenance_keep_the_runs_encoding(hub_home: Path, folder: Path) -> None:
+    """The provenance rewrite opened a Parquet writer of its own: it dictionary-encoded every column, near-unique
+    ones too, where every other part of a run keeps dictionaries for the columns that repeat (pipeline/staging)."""
+    import pyarrow.parquet as pq
+
+    from tests.helpers import version_folder
+
+    rows = [(i, f"上海市第{i}号科技有限公司", "100.00") for i in range(1, 2001)]
+    _export(folder, "企业-20260302.csv", rows, DAY_1)
+    hub = register_resource(kind="files", cursor="_file_modified", config={
+        "path": str(folder), "streams": {"enterprises": {"pattern": "企业-*.csv", "columns": COLUMNS}}})
+    assert _sync(hub.resource_code).version == 1
+    _export(folder, "企业-20260303.csv", [*rows[:-1], (2000, "上海市第2000号贸易有限公司", "100.00")], DAY_2)
+    assert _sync(hub.resource_code).version == 2
+
+    parts = sorted(version_folder(latest(hub.resource_code)).glob("data/*.parquet"))  # the run's, rewritten
+    assert parts
+    for part in parts:
+        metadata = pq.ParquetFile(part).metadata
+        group = metadata.row_group(0)
+        encoded = {group.column(i).path_in_schema: group.column(i).has_dictionary_page
+                   for i in range(group.num_columns)}
+        assert encoded["name"] is False and encoded["capital"] is True and encoded["_file_name"] is True, part

@@ -7,6 +7,7 @@ bomb and a zip bomb."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 import zipfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from connectors.base import ROW_PROBLEM_COLUMN
 from core.errors import ConfigError
 from tests import file_helpers
-from tests.file_helpers import stream_rows, workbook_bytes
+from tests.file_helpers import stream_rows, with_shared_strings, workbook_bytes
 from tests.helpers import latest, read_version, register_resource
 
 folder = file_helpers.folder  # the exchange folder fixture, shared with the other file-source tests
@@ -147,3 +148,93 @@ def test_a_carriage_return_excel_wrote_as_its_escape_is_read_as_the_character(fo
     (folder / "人员.xlsx").write_bytes(_with_sheet(workbook_bytes([["编号", "地址"], [1, "上海市CRLF浦东新区"]]),
                                                  lambda xml: xml.replace(b"CRLF", b"_x000D_\n")))
     assert [r["地址"] for r in stream_rows(folder, pattern="人员*.xlsx")] == ["上海市\r\n浦东新区"]
+
+
+@pytest.mark.parametrize("encoding", ["auto", "gb18030", "gbk"])
+def test_utf8_lines_past_the_judged_gbk_window_are_quarantined_not_published_garbled(folder: Path,
+                                                                                      encoding: str) -> None:
+    """Two exports joined, the older system's GBK first and the newer one's UTF-8 after it: only the first 64 KiB
+    of text were judged, and GB18030 decodes almost any bytes, so 上海 was published as 涓婃捣 with no flag."""
+    gbk = [f"{i},上海市第{i}号科技有限公司\n" for i in range(1, 4000)]  # UTF-8 上海 reads as GBK 涓婃捣
+    utf8 = [f"{i},{name}\n" for i, name in zip(range(4000, 4003), ["上海", "上海浦东", "深圳"])]
+    data = "编号,名称\n".encode("gbk") + "".join(gbk).encode("gbk") + "".join(utf8).encode("utf-8")
+    assert len("".join(gbk).encode("gbk")) > 64 * 1024
+    (folder / "企业.csv").write_bytes(data)
+
+    rows = stream_rows(folder, pattern="企业*.csv", encoding=encoding,
+                       columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                {"name": "name", "type": "text", "header": "名称"}])
+
+    good = [r for r in rows if not r.get(ROW_PROBLEM_COLUMN)]
+    assert [(r["id"], r["name"]) for r in good] == [(i, f"上海市第{i}号科技有限公司") for i in range(1, 4000)]
+    flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert len(flagged) == 3 and all("UTF-8" in p and "编码" in p for p in flagged)
+    assert "企业.csv line 4001" in flagged[0]
+
+
+@pytest.fixture
+def field_bound(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """GOVSHARE_CSV_MAX_FIELD_CHARS set low (4,096 characters), so that a file of a few lines passes it."""
+    from core.settings import reset_settings
+
+    monkeypatch.setenv("GOVSHARE_CSV_MAX_FIELD_CHARS", "4096")
+    reset_settings()
+    yield 4096
+    reset_settings()
+
+
+def test_a_quote_never_closed_stops_at_the_field_bound(folder: Path, field_bound: int) -> None:
+    """The lines a quote never closed swallowed were held until the end of the file or the 256 Mi-character
+    field limit (a 100 MB field took 663 MB): they are held up to the bound, then read again on their own."""
+    lines = ["编号,姓名", "1,张三", '2,"李四', *[f"{i},王{i}-{'x' * 100}" for i in range(3, 203)]]
+    (folder / "人员.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    rows = stream_rows(folder, pattern="人员*.csv", columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                                     {"name": "name", "type": "text", "header": "姓名"}])
+
+    assert [r["id"] for r in rows if not r.get(ROW_PROBLEM_COLUMN)] == [1, *range(3, 203)]
+    flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert len(flagged) == 1 and "人员.csv line 3" in flagged[0] and "4,096" in flagged[0]
+    assert "GOVSHARE_CSV_MAX_FIELD_CHARS" in flagged[0] and "'2,\"李四'" in flagged[0]
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_line_longer_than_the_field_bound_is_quarantined_unread(folder: Path, field_bound: int,
+                                                                  quoted: bool) -> None:
+    """One field of 100 MB on a line was read whole into memory (663 MB peak, past the hub's 512 MiB): a line
+    past the bound is quarantined, naming it, and the lines around it are read."""
+    long = "长" * (field_bound * 3)
+    long = f'"{long}"' if quoted else long
+    (folder / "人员.csv").write_text(f"编号,姓名\n1,张三\n2,{long}\n3,王五\n", encoding="utf-8")
+
+    rows = stream_rows(folder, pattern="人员*.csv", columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                                     {"name": "name", "type": "text", "header": "姓名"}])
+
+    assert [(r["id"], r["name"]) for r in rows if not r.get(ROW_PROBLEM_COLUMN)] == [(1, "张三"), (3, "王五")]
+    flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert len(flagged) == 1 and "人员.csv line 3" in flagged[0] and "4,096" in flagged[0]
+    assert len(flagged[0]) < 3000  # an excerpt, not the line
+
+
+def test_a_long_line_inside_a_quote_never_closed_is_quarantined_on_its_own(folder: Path, field_bound: int) -> None:
+    (folder / "人员.csv").write_text(f'编号,姓名\n1,"张三\n2,{"长" * field_bound * 2}\n3,王五\n', encoding="utf-8")
+
+    rows = stream_rows(folder, pattern="人员*.csv", columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                                     {"name": "name", "type": "text", "header": "姓名"}])
+
+    assert [(r["id"], r["name"]) for r in rows if not r.get(ROW_PROBLEM_COLUMN)] == [(3, "王五")]
+    flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert len(flagged) == 2 and "人员.csv line 2" in flagged[0] and "引号未闭合" in flagged[0]
+    assert "人员.csv line 3" in flagged[1] and "行超过" in flagged[1]
+
+
+def test_an_escape_typed_as_text_in_excel_is_read_as_typed(folder: Path) -> None:
+    """Excel saves a typed `_x0041_` as `_x005F_x0041_` (its underscore escaped) and a CR as `_x000D_`; openpyxl
+    dropped the `x005F_` of shared strings, so the typed text was published as `A`."""
+    rows = [["编号", "备注"], [1, "_x005F_x0041_"], [2, "a_x000D_b"], [3, "x005F_1"], [4, "普通"]]
+    (folder / "人员.xlsx").write_bytes(with_shared_strings(workbook_bytes(rows)))
+    assert b'<v>' in zipfile.ZipFile(folder / "人员.xlsx").read("xl/worksheets/sheet1.xml")
+
+    read = stream_rows(folder, pattern="人员*.xlsx")
+
+    assert [r["备注"] for r in read] == ["_x0041_", "a\rb", "x005F_1", "普通"]

@@ -512,6 +512,18 @@ def _replayed_names(code: str, fixed: Path) -> dict:
     return dict(zip(version.column("id").to_pylist(), version.column("name").to_pylist()))
 
 
+def _capital_corrected(exported: Path) -> None:
+    """The provider's correction of every exported row's capital, saved as openpyxl saves a workbook."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(exported)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        row[header.index("reg_capital")].value = "5.00"
+    book.save(exported)
+
+
 def test_an_excel_export_keeps_hostile_values_as_text_through_replay(hub_home: Path, source: tuple[str, str],
                                                                      tmp_path: Path) -> None:
     """The rows sent to a provider are the source's worst: a name that Excel would run as a formula, one with
@@ -596,18 +608,11 @@ def test_a_returned_workbook_is_read_past_its_stated_size(hub_home: Path, source
     import re
     import zipfile
 
-    from openpyxl import load_workbook
-
     from pipeline.replay import replay_quarantine
 
     exported = tmp_path / "fix.xlsx"
     code = _exported(source, ["公司甲", "公司乙", "公司丙"], exported)
-    book = load_workbook(exported)
-    sheet = book.worksheets[0]
-    header = [c.value for c in sheet[1]]
-    for row in sheet.iter_rows(min_row=2):
-        row[header.index("reg_capital")].value = "5.00"
-    book.save(exported)
+    _capital_corrected(exported)
     data = exported.read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as source_zip, zipfile.ZipFile(exported, "w") as target:
         for item in source_zip.infolist():
@@ -662,3 +667,20 @@ def test_a_replay_keeps_the_cursor_state_as_it_stands(hub_home: Path, source: tu
     assert replayed["watermark"].get("value") is None, "the replay names a position the resource does not hold"
     assert cursor_value(setup.resource_code) is None, "the replay set the cursor back to the old watermark"
     assert _sync(setup.resource_code).mode == "full"
+
+
+def test_a_returned_workbook_saved_by_excel_keeps_a_literal_escape(hub_home: Path, source: tuple[str, str],
+                                                                   tmp_path: Path) -> None:
+    """A name holding the text `_x0041_` is exported as `_x005F_x0041_` (its underscore escaped); Excel keeps
+    that in its shared strings when the provider saves the corrections, and openpyxl dropped the `x005F_`, so the
+    replay published the name as `A公司`."""
+    from tests.file_helpers import with_shared_strings
+
+    exported = tmp_path / "fix.xlsx"
+    code = _exported(source, ["_x0041_公司", "x005F_公司"], exported)
+    _capital_corrected(exported)
+    exported.write_bytes(with_shared_strings(exported.read_bytes()))
+
+    names = _replayed_names(code, exported)
+
+    assert (names[10001], names[10002]) == ("_x0041_公司", "x005F_公司")
