@@ -275,6 +275,14 @@ def test_infinite_and_far_dates_are_quarantined_not_published_as_garbage(hub_hom
         assert incremental.version is None and latest(hub.resource_code).number == 1
         assert sorted(_published(hub.resource_code)) == [2, 5]  # id 5 keeps its published row
         assert _published(hub.resource_code)[5]["valid_to"].isoformat() == "2027-06-30"
+        # the driver's read told its infinity by a day count its epoch shift had wrapped: the provider saw
+        # -5877611-06-21 in the quarantine where the source holds infinity
+        done = CliRunner().invoke(_cli(), ["quarantine", "export", hub.resource_code, "--output", str(export)])
+        assert done.exit_code == 0, done.output
+        with export.open(encoding="utf-8-sig", newline="") as handle:
+            rows = {r["id"]: r for r in csv.DictReader(handle)}
+        assert rows["5"]["valid_to"] == "infinity" and "valid_to=infinity:" in rows["5"]["_reason"]
+        assert (rows["1"]["valid_to"], from_people(rows["1"]["issued"])) == ("infinity", "-infinity")
 
 
 def _cli():  # noqa: ANN202
