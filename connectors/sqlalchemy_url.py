@@ -24,7 +24,7 @@ from connectors.arrowconv import DEFAULT_DECIMAL, decimal_type, rows_to_batch
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.config import SourceConfig
 from connectors.credentials import CONN_ID_KEY, airflow_credentials
-from connectors.sqlalchemy_pg import TextColumns, as_text, text_columns
+from connectors.sqlalchemy_pg import TextColumns, text_columns
 from core.errors import ConfigError, RetriableError
 
 # Driver messages that mean the login or the database name is wrong: retrying will not help.
@@ -251,9 +251,9 @@ class SQLAlchemyConnector(Connector):
             table, columns, texts = self._table(connection, stream.table)
             # Raw driver values (type_coerce to NullType): SQLAlchemy's own result processors would parse
             # e.g. SQLite text dates themselves and raise on one bad value; rows_to_batch flags it instead.
-            raw = [(as_text(table.c[c.name]) if texts and c.name in texts else _raw_value(table.c[c.name]))
+            raw = [(texts.selected(table.c[c.name]) if texts and c.name in texts else _raw_value(table.c[c.name]))
                    .label(c.name) for c in columns]
-            select = sa.select(*raw)
+            select = sa.select(*raw, *(texts.beside(table) if texts else ()))
             if stream.cursor_column and state.cursor_value is not None:
                 if stream.cursor_column not in table.c:
                     raise ConfigError(self.fail(f"cursor column {stream.cursor_column!r} is not in {stream.label}"))

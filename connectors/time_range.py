@@ -28,6 +28,9 @@ END_OF_DAY = ("超出一天的时间范围 / is the end of the day, which a time
               "(consumers would read 00:00, the start of the day); store 23:59:59.999999, or 00:00 with the next "
               "day's date in a date column, or NULL")
 
+OUTSIDE_THE_YEARS = ("超出日期范围 / is outside the years 1 to 9999 (PostgreSQL's infinity, a year BC or after "
+                     "9999), which consumers cannot read; store such a date as NULL, or as 9999-12-31 for 'no end'")
+
 
 def _bounds(kind: pa.DataType) -> tuple[int, int, pa.DataType] | None:
     if pa.types.is_time(kind):
@@ -83,13 +86,12 @@ def out_of_range_times(batch: pa.RecordBatch) -> tuple[list[pa.Array], dict[int,
         outside = pc.fill_null(pc.or_(pc.less(values, low), pc.greater(values, high)), False)
         if not pc.any(outside).as_py():
             continue
-        numbers = values.to_numpy(zero_copy_only=False)
+        # a NULL would make numpy's array float, and infinity's count read back as -infinity's
+        numbers = pc.fill_null(values, 0).to_numpy(zero_copy_only=False)
         for row in np.flatnonzero(outside.to_numpy(zero_copy_only=False)):
             text = _as_read(int(numbers[row]), field.type, storage)
-            problems.setdefault(int(row), []).append(f"{field.name}={text}: " + (
-                END_OF_DAY if pa.types.is_time(field.type) else
-                "超出日期范围 / is outside the years 1 to 9999 (PostgreSQL's infinity, a year BC or after 9999), "
-                "which consumers cannot read; store such a date as NULL, or as 9999-12-31 for 'no end'"))
+            problems.setdefault(int(row), []).append(
+                f"{field.name}={text}: " + (END_OF_DAY if pa.types.is_time(field.type) else OUTSIDE_THE_YEARS))
             raw.setdefault(int(row), {})[field.name] = text
         arrays[index] = pc.if_else(outside, pa.nulls(len(values), field.type), arrays[index])
     return arrays, problems, raw
@@ -99,3 +101,12 @@ def flag_out_of_range(batch: pa.RecordBatch) -> pa.RecordBatch:
     """The batch with such values taken out (NULL) and their rows flagged, beside any flags it carries."""
     arrays, problems, raw = out_of_range_times(batch)
     return add_flags(pa.RecordBatch.from_arrays(arrays, schema=batch.schema), problems, raw) if problems else batch
+
+
+def flag_dates_as_text(batch: pa.RecordBatch, texts: dict[int, dict[str, str]]) -> pa.RecordBatch:
+    """The batch with the rows whose dates or times were outside the years 1 to 9999 flagged as
+    :func:`out_of_range_times` flags them; ``texts``: per row, each such column's text as the source wrote it
+    (read beside the value, which is NULL: a driver made infinity a true date, 9999-12-31)."""
+    problems = {row: [f"{name}={text}: {OUTSIDE_THE_YEARS}" for name, text in found.items()]
+                for row, found in texts.items()}
+    return add_flags(batch, problems, texts) if texts else batch
