@@ -13,7 +13,10 @@ and fails the whole read on a year BC or after 9999. Such a value is read as NUL
 its row flagged as the PostgreSQL connector flags it (connectors.time_range), with the source's text 'infinity'.
 
 Every column the PostgreSQL connector publishes as text is read as its type's output (a timetz had lost its
-offset, '10:00+08' published as 10:00), char(n) without its padding, as that connector publishes them.
+offset, '10:00+08' published as 10:00; an interval and a range were Python's '1 day, 2:00:00', '[1, 5)'),
+char(n) without its padding, money as numeric (it was locale text, '$12.34'), as that connector publishes them;
+the key scan reads its keys the same way (a time key of 24:00 was 00:00). ARCHITECTURE.md says what an existing
+resource's next run makes of the new forms.
 """
 
 from __future__ import annotations
@@ -59,14 +62,16 @@ class TextColumns:
     forms: ScalarForms
     outputs: dict[str, bool]  # read as their type's output; True: char(n), its padding dropped as a cast drops it
     dated: dict[str, str]  # date and timestamp columns: their PostgreSQL type
+    amounts: dict[str, pa.DataType]  # money (a domain over it too): read as numeric, this decimal
 
     def __contains__(self, name: str) -> bool:
-        return name in self.arrays or name in self.forms.times or name in self.outputs or name in self.dated
+        return any(name in found for found in (self.arrays, self.forms.times, self.outputs, self.dated, self.amounts))
 
     def described(self, column: ColumnInfo) -> ColumnInfo:
         """The column as the PostgreSQL connector's catalogue describes it (an array: its published form)."""
         array = self.arrays.get(column.name)
-        kind = array.arrow_type if array else pa.string() if column.name in self.outputs else None
+        kind = array.arrow_type if array else pa.string() if column.name in self.outputs else \
+            self.amounts.get(column.name)
         return column if kind is None else ColumnInfo(name=column.name, source_type=column.source_type,
                                                       nullable=column.nullable, arrow_type=kind)
 
@@ -76,22 +81,24 @@ class TextColumns:
         if column.name in self.dated:
             value = sa.case((_inside(column, self.dated[column.name]), column))
             return sa.type_coerce(value, sa.types.NullType())
+        if column.name in self.amounts:  # as the PostgreSQL connector reads it: money's text is the locale's
+            return sa.type_coerce(sa.cast(column, sa.Numeric), sa.types.NullType())
         if self.outputs.get(column.name) is False:
             return _output(column)
         return sa.cast(column, sa.Text)
 
-    def beside(self, table: sa.Table) -> list[sa.ColumnElement]:
-        """Selected after the columns: each dated column's text where its value is outside the years."""
-        return [sa.case((sa.not_(_inside(table.c[name], kind)), _output(table.c[name])))
-                for name, kind in self.dated.items()]
+    def beside(self, table: sa.Table, names: list[str]) -> list[sa.ColumnElement]:
+        """Selected after the columns ``names``: each dated one's text where its value is outside the years."""
+        return [sa.case((sa.not_(_inside(table.c[name], self.dated[name])), _output(table.c[name])))
+                for name in names if name in self.dated]
 
     def batch(self, names: list[str], types: list[pa.DataType], rows: list[tuple]) -> pa.RecordBatch:
         """Rows as selected (the columns, then :meth:`beside`) in the forms the PostgreSQL connector publishes."""
-        width = len(names)
+        width, dated = len(names), [name for name in names if name in self.dated]
         batch = published_batch(names, types, [row[:width] for row in rows], forms=self.forms, arrays=self.arrays)
         outside = {}
         for index, row in enumerate(rows):
-            found = {name: text for name, text in zip(self.dated, row[width:]) if text is not None}
+            found = {name: text for name, text in zip(dated, row[width:]) if text is not None}
             if found:
                 outside[index] = found
         return flag_dates_as_text(batch, outside)
@@ -112,4 +119,6 @@ def text_columns(connection: sa.Connection, table: sa.Table) -> TextColumns | No
     outputs = {column.name: column.source_type.split("(")[0] == "character" for column in plain
                if column.arrow_type == pa.string() and not isinstance(table.c[column.name].type, sa.JSON)}
     dated = {column.name: kind for column in plain if (kind := _dated(column.arrow_type))}
-    return TextColumns(arrays=arrays, forms=ScalarForms(times=times), outputs=outputs, dated=dated)
+    amounts = {column.name: column.arrow_type for column in plain if pa.types.is_decimal(column.arrow_type)
+               and not isinstance(table.c[column.name].type, sa.Numeric)}
+    return TextColumns(arrays=arrays, forms=ScalarForms(times=times), outputs=outputs, dated=dated, amounts=amounts)

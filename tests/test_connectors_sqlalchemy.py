@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 import uuid
 from contextlib import closing
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -325,3 +325,35 @@ def test_postgresql_url_quarantines_infinity_and_keeps_timetz_offsets_as_the_pos
     assert (fourth["valid_to"], fourth["issued"]) == (None, None)
     assert "valid_to=0001-01-01 BC: 超出日期范围" in fourth[ROW_PROBLEM_COLUMN] and "issued=10000-01-01" in \
         fourth[ROW_PROBLEM_COLUMN]
+
+
+def test_postgresql_url_publishes_money_char_ranges_intervals_and_time_keys_as_the_postgresql_connector_does() -> None:
+    """psycopg2's forms were published where the PostgreSQL connector publishes the source's: money as locale
+    text ('$12.34', not a number), char(n) with its padding, a range and an interval in Python's spelling
+    ('[1, 5)', '1 day, 2:00:00'); and the key scan read a time key of 24:00 as 00:00, the start of the day."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f"CREATE TABLE {schema}.fees (id int PRIMARY KEY, fee money, code char(6), ages int4range, "
+                        "span interval, during tstzrange)")
+        pg_execute(dsn, f"""INSERT INTO {schema}.fees VALUES
+            (1, '12.34', 'ab', '[1,5)', '1 day 2 hours', '[2026-03-01 08:00+08,infinity)'),
+            (2, '-1234.5', 'abcdef', 'empty', '-3 hours 5 minutes', NULL),
+            (3, NULL, NULL, NULL, '1 mon 3 days', '(,)')""")
+        pg_execute(dsn, f"CREATE TABLE {schema}.shifts (id time PRIMARY KEY, staff int)")
+        pg_execute(dsn, f"INSERT INTO {schema}.shifts VALUES ('24:00', 1), ('08:30', 2)")
+        native = _native_read(dsn, schema, "fees", reader="adbc").sort_by("id")
+        connector = _pg_connector(dsn, schema)
+        through_url = _read(connector, table="fees", cursor=None, batch_rows=100).sort_by("id")
+        described = {c.name: c.arrow_type for c in connector.table_info("fees").columns}
+        keys = pa.Table.from_batches(list(connector.read_keys(StreamSpec(table="shifts", primary_key=("id",)),
+                                                              ordered=True)))
+    assert through_url.to_pylist() == native.to_pylist()
+    published = {f.name: f.type for f in native.schema if f.name != "id"}
+    assert {f.name: f.type for f in through_url.schema if f.name != "id"} == published
+    assert {name: kind for name, kind in described.items() if name != "id"} == published
+    first, second, _ = through_url.to_pylist()
+    assert (first["fee"], first["code"], first["ages"], first["span"]) == \
+        (Decimal("12.34"), "ab", "[1,5)", "1 day 02:00:00")
+    assert (second["fee"], second["span"]) == (Decimal("-1234.5"), "-02:55:00")
+    assert keys.column("id").to_pylist() == [time(8, 30), None]  # ordered: 24:00 is the day's last
+    assert "id=24:00:00: 超出一天的时间范围" in keys.column(ROW_PROBLEM_COLUMN)[1].as_py()
