@@ -62,7 +62,7 @@ def _unpublishable(kind: pa.DataType) -> bool:
 
 
 ARRAY_TEXT = "__govshare_array_text_"  # beside a list column: the text of the values the driver cannot decode
-_TIME_BOUNDS = {"date": ("'0001-01-01'::date", "'10000-01-01'::date"),
+TIME_BOUNDS = {"date": ("'0001-01-01'::date", "'10000-01-01'::date"),
                 "timestamp": ("'0001-01-01'::timestamp", "'10000-01-01'::timestamp"),
                 "timestamptz": ("'0001-01-01 00:00:00+00'::timestamptz", "'10000-01-01 00:00:00+00'::timestamptz")}
 
@@ -71,8 +71,8 @@ def _odd(name: str, spec: ArrayColumn) -> str:
     """Rows whose array the driver's list would not give exactly: more than one dimension (it flattens them),
     an index not starting at 1 (it drops the bounds), a date or time no consumer can read (infinity)."""
     condition = f"array_ndims({name}) > 1 OR array_lower({name}, 1) <> 1"
-    if spec.element in _TIME_BOUNDS:
-        low, high = _TIME_BOUNDS[spec.element]
+    if spec.element in TIME_BOUNDS:
+        low, high = TIME_BOUNDS[spec.element]
         condition += (f" OR EXISTS (SELECT 1 FROM unnest({name}) AS e WHERE NOT isfinite(e) OR e < {low} "
                       f"OR e >= {high})")
     return condition

@@ -24,7 +24,7 @@ from connectors.arrowconv import DEFAULT_DECIMAL, decimal_type, rows_to_batch
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.config import SourceConfig
 from connectors.credentials import CONN_ID_KEY, airflow_credentials
-from connectors.sqlalchemy_pg import TextColumns, as_text, text_columns
+from connectors.sqlalchemy_pg import TextColumns, text_columns
 from core.errors import ConfigError, RetriableError
 
 # Driver messages that mean the login or the database name is wrong: retrying will not help.
@@ -225,16 +225,19 @@ class SQLAlchemyConnector(Connector):
             raise ConfigError(self.fail("a sqlalchemy source reads tables; declare a view for a query"))
         connection = self._connect()
         try:
-            table, columns, _ = self._table(connection, stream.table)
+            table, columns, texts = self._table(connection, stream.table)
             types = {c.name: c.arrow_type for c in columns}
-            keys = [sa.type_coerce(table.c[k], sa.types.NullType()).label(k) for k in stream.primary_key]
-            select = sa.select(*keys)
+            names = list(stream.primary_key)
+            # read as the rows' read reads them: a time key of 24:00 was 00:00 (psycopg2's), where it is flagged
+            keys = [(texts.selected(table.c[k]) if texts and k in texts else _raw_value(table.c[k])).label(k)
+                    for k in names]
+            select = sa.select(*keys, *(texts.beside(table, names) if texts else ()))
             if ordered:
                 select = select.order_by(*(table.c[k] for k in stream.primary_key))
+            to_batch = texts.batch if texts else rows_to_batch
             result = connection.execution_options(stream_results=True, yield_per=stream.batch_rows).execute(select)
-            names = list(stream.primary_key)
             for rows in result.partitions(stream.batch_rows):
-                yield rows_to_batch(names, [types[n] for n in names], [tuple(row) for row in rows])
+                yield to_batch(names, [types[n] for n in names], [tuple(row) for row in rows])
         except (sa_exc.SQLAlchemyError, KeyError) as exc:
             raise self._error(exc, "reading the keys failed") from None
         finally:
@@ -252,9 +255,9 @@ class SQLAlchemyConnector(Connector):
             self.refuse_reserved([c.name for c in columns])
             # Raw driver values (type_coerce to NullType): SQLAlchemy's own result processors would parse
             # e.g. SQLite text dates themselves and raise on one bad value; rows_to_batch flags it instead.
-            raw = [(as_text(table.c[c.name]) if texts and c.name in texts else _raw_value(table.c[c.name]))
+            raw = [(texts.selected(table.c[c.name]) if texts and c.name in texts else _raw_value(table.c[c.name]))
                    .label(c.name) for c in columns]
-            select = sa.select(*raw)
+            select = sa.select(*raw, *(texts.beside(table, [c.name for c in columns]) if texts else ()))
             if stream.cursor_column and state.cursor_value is not None:
                 if stream.cursor_column not in table.c:
                     raise ConfigError(self.fail(f"cursor column {stream.cursor_column!r} is not in {stream.label}"))

@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 import uuid
 from contextlib import closing
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -253,11 +253,12 @@ def test_postgresql_url_json_is_published_as_the_server_writes_it() -> None:
     assert (rows[1]["doc"], rows[1]["j"]) == (None, None)
 
 
-def _native_read(dsn: str, schema: str, table: str) -> pa.Table:
+def _native_read(dsn: str, schema: str, table: str, *, reader: str = "auto") -> pa.Table:
     from connectors.postgres import PostgresConnector
     from tests.helpers import pg_source_config
 
     config, secret = pg_source_config(dsn, schema=schema)
+    config = {**config, "reader": reader}
     stream = StreamSpec(table=table, primary_key=("id",), batch_rows=100)
     batches = list(PostgresConnector(name="税务库", config=config, secret=secret).read(stream, ReadState()))
     return pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="default")
@@ -290,3 +291,69 @@ def test_postgresql_url_publishes_arrays_and_24_00_as_the_postgresql_connector_d
     assert first["closes"] is None and "closes=24:00:00" in first[ROW_PROBLEM_COLUMN]
     assert first["words"] == ["食品", None, "x,y", "NULL", ""] and first["grid"] == "{{1,2},{3,NULL}}"
     assert third["ints"] is None and "ints={{5,6},{7,8}}" in third[ROW_PROBLEM_COLUMN]
+
+
+def test_postgresql_url_quarantines_infinity_and_keeps_timetz_offsets_as_the_postgresql_connector_does() -> None:
+    """psycopg2 gives PostgreSQL's infinity as 9999-12-31 (-infinity as 0001-01-01), which was published as a
+    true date with no flag where the PostgreSQL connector quarantines it with the source's text; a year BC or
+    after 9999 failed the whole read. A timetz lost its offset ('10:00+08' published as 10:00): the PostgreSQL
+    connector publishes its text. Both connectors now publish the same rows, flags and all."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f"CREATE TABLE {schema}.licences (id int PRIMARY KEY, valid_to date, issued timestamp, "
+                        "checked timestamptz, opens timetz)")
+        pg_execute(dsn, f"""INSERT INTO {schema}.licences VALUES
+            (1, 'infinity', '-infinity', 'infinity', '10:00+08'),
+            (2, '-infinity', 'infinity', '-infinity', '10:00:00.5-03:30'),
+            (3, '9999-12-31', '0001-01-01 00:00', '2026-01-01 09:00+08', '23:59:59.999999+00'),
+            (4, '0001-01-01 BC', '10000-01-01 00:00', NULL, NULL)""")
+        scanned = _native_read(dsn, schema, "licences").sort_by("id").to_pylist()
+        driven = _native_read(dsn, schema, "licences", reader="adbc").sort_by("id")
+        connector = _pg_connector(dsn, schema)
+        through_url = _read(connector, table="licences", cursor=None, batch_rows=100).sort_by("id")
+        described = {c.name: c.arrow_type for c in connector.table_info("licences").columns}
+    assert through_url.to_pylist()[:3] == driven.to_pylist()[:3] == scanned[:3]
+    assert {f.name: f.type for f in through_url.schema if f.name != "id"} == \
+        {f.name: f.type for f in driven.schema if f.name != "id"}
+    assert described["opens"] == pa.string()
+    first, second, third, fourth = through_url.to_pylist()
+    assert (first["valid_to"], first["issued"], first["checked"]) == (None, None, None)
+    assert json.loads(first[ROW_RAW_COLUMN]) == {"valid_to": "infinity", "issued": "-infinity", "checked": "infinity"}
+    assert "valid_to=infinity: 超出日期范围" in first[ROW_PROBLEM_COLUMN]
+    assert (first["opens"], second["opens"]) == ("10:00:00+08", "10:00:00.5-03:30")
+    assert third[ROW_PROBLEM_COLUMN] is None and third["valid_to"] == date(9999, 12, 31)
+    assert (fourth["valid_to"], fourth["issued"]) == (None, None)
+    assert "valid_to=0001-01-01 BC: 超出日期范围" in fourth[ROW_PROBLEM_COLUMN] and "issued=10000-01-01" in \
+        fourth[ROW_PROBLEM_COLUMN]
+
+
+def test_postgresql_url_publishes_money_char_ranges_intervals_and_time_keys_as_the_postgresql_connector_does() -> None:
+    """psycopg2's forms were published where the PostgreSQL connector publishes the source's: money as locale
+    text ('$12.34', not a number), char(n) with its padding, a range and an interval in Python's spelling
+    ('[1, 5)', '1 day, 2:00:00'); and the key scan read a time key of 24:00 as 00:00, the start of the day."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f"CREATE TABLE {schema}.fees (id int PRIMARY KEY, fee money, code char(6), ages int4range, "
+                        "span interval, during tstzrange)")
+        pg_execute(dsn, f"""INSERT INTO {schema}.fees VALUES
+            (1, '12.34', 'ab', '[1,5)', '1 day 2 hours', '[2026-03-01 08:00+08,infinity)'),
+            (2, '-1234.5', 'abcdef', 'empty', '-3 hours 5 minutes', NULL),
+            (3, NULL, NULL, NULL, '1 mon 3 days', '(,)')""")
+        pg_execute(dsn, f"CREATE TABLE {schema}.shifts (id time PRIMARY KEY, staff int)")
+        pg_execute(dsn, f"INSERT INTO {schema}.shifts VALUES ('24:00', 1), ('08:30', 2)")
+        native = _native_read(dsn, schema, "fees", reader="adbc").sort_by("id")
+        connector = _pg_connector(dsn, schema)
+        through_url = _read(connector, table="fees", cursor=None, batch_rows=100).sort_by("id")
+        described = {c.name: c.arrow_type for c in connector.table_info("fees").columns}
+        keys = pa.Table.from_batches(list(connector.read_keys(StreamSpec(table="shifts", primary_key=("id",)),
+                                                              ordered=True)))
+    assert through_url.to_pylist() == native.to_pylist()
+    published = {f.name: f.type for f in native.schema if f.name != "id"}
+    assert {f.name: f.type for f in through_url.schema if f.name != "id"} == published
+    assert {name: kind for name, kind in described.items() if name != "id"} == published
+    first, second, _ = through_url.to_pylist()
+    assert (first["fee"], first["code"], first["ages"], first["span"]) == \
+        (Decimal("12.34"), "ab", "[1,5)", "1 day 02:00:00")
+    assert (second["fee"], second["span"]) == (Decimal("-1234.5"), "-02:55:00")
+    assert keys.column("id").to_pylist() == [time(8, 30), None]  # ordered: 24:00 is the day's last
+    assert "id=24:00:00: 超出一天的时间范围" in keys.column(ROW_PROBLEM_COLUMN)[1].as_py()

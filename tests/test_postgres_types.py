@@ -275,6 +275,14 @@ def test_infinite_and_far_dates_are_quarantined_not_published_as_garbage(hub_hom
         assert incremental.version is None and latest(hub.resource_code).number == 1
         assert sorted(_published(hub.resource_code)) == [2, 5]  # id 5 keeps its published row
         assert _published(hub.resource_code)[5]["valid_to"].isoformat() == "2027-06-30"
+        # the driver's read told its infinity by a day count its epoch shift had wrapped: the provider saw
+        # -5877611-06-21 in the quarantine where the source holds infinity
+        done = CliRunner().invoke(_cli(), ["quarantine", "export", hub.resource_code, "--output", str(export)])
+        assert done.exit_code == 0, done.output
+        with export.open(encoding="utf-8-sig", newline="") as handle:
+            rows = {r["id"]: r for r in csv.DictReader(handle)}
+        assert rows["5"]["valid_to"] == "infinity" and "valid_to=infinity:" in rows["5"]["_reason"]
+        assert (rows["1"]["valid_to"], from_people(rows["1"]["issued"])) == ("infinity", "-infinity")
 
 
 def _cli():  # noqa: ANN202
@@ -437,3 +445,24 @@ def test_a_time_of_24_00_is_quarantined_not_published_as_midnight(hub_home, tmp_
         with session_scope() as session:
             resource = get_resource(session, code=hub.resource_code)
             assert sorted(open_keys(session, resource_id=resource.id)) == ["1", "2"]
+
+
+def test_an_infinite_timestamp_beside_a_null_is_quarantined_on_every_read() -> None:
+    """A batch holding an infinite timestamp and a NULL in the same column failed the full read (DuckDB's scan)
+    with 'int too big to convert', and on the driver's read told infinity as -infinity: the NULL made the
+    counts floats. Each read now quarantines the row with the source's text."""
+    from connectors.base import ROW_RAW_COLUMN, ReadState, StreamSpec
+    from connectors.postgres import PostgresConnector
+
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f'CREATE TABLE "{schema}".terms (id int PRIMARY KEY, ends date, stamp timestamp, at timestamptz)')
+        pg_execute(dsn, f"""INSERT INTO "{schema}".terms VALUES (1, 'infinity', 'infinity', 'infinity'),
+            (2, NULL, NULL, NULL), (3, '-infinity', '-infinity', '-infinity')""")
+        config, secret = pg_source_config(dsn, schema=schema)
+        for reader in ("auto", "adbc"):
+            connector = PostgresConnector(name="税务库", config={**config, "reader": reader}, secret=secret)
+            batches = connector.read(StreamSpec(table="terms", primary_key=("id",)), ReadState())
+            rows = pa.Table.from_batches(list(batches)).sort_by("id").column(ROW_RAW_COLUMN).to_pylist()
+            assert rows == ['{"ends": "infinity", "stamp": "infinity", "at": "infinity"}', None,
+                            '{"ends": "-infinity", "stamp": "-infinity", "at": "-infinity"}'], reader
