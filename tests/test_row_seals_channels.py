@@ -75,3 +75,57 @@ def test_a_resource_moved_to_the_readers_agency_shows_nothing_in_a_consistency_t
             for _, code, d in refused] == [(market.resource_code, True)], refused
     (read,) = [actor for actor, _, d in _audited("ticket.read", result="ok") if d.get("ticket") == ticket]
     assert refused[0][0] == read, (refused, read)  # the token's system that read, not the `system`
+
+
+def test_notices_queued_before_the_resource_was_edited_are_held_until_it_is_put_back(hub_home: Path,
+                                                                                     tmp_path: Path) -> None:
+    """v1's notices were queued while the row was as the hub wrote it; an UPDATE then moved the resource to
+    another agency, and the next sweep still POSTed the webhook notice, and the pull feed still showed the other
+    subscriber's. Both are now held (withheld, the refusal audited as whoever acted: the sweep, the feed's
+    reader) and carry nothing of the version; once the row is put back the sweep releases them as it releases
+    any withheld notice."""
+    from pipeline.notify import deliver_pending
+    from pipeline.sync import sync_resource
+    from registry.db import session_scope
+    from registry.sharing.subscriptions import subscribe
+    from samples.demo_sources import TAX
+    from samples.loaders import load_sqlite
+    from tests.helpers import CONSUMER, OTHER_PROVIDER, bearer, issue_token, register_resource, running_api
+    from tests.test_notices import _notices, _set_webhook, receiving
+
+    database = tmp_path / "biz.db"
+    load_sqlite(database, rows=30, seed=7)
+    hub = register_resource(kind="sqlite", config={"path": str(database)}, subscribe=True)
+    register_resource(kind=None, provider=OTHER_PROVIDER, consumer=(TAX.code, TAX.name), name="另一机构资源")
+    with session_scope() as session:  # a second subscriber reads the pull feed only
+        subscribe(session, resource_code=hub.resource_code, agency=TAX.code, purpose="纳税人核对")
+    feed_reader = issue_token(TAX.code)
+    with receiving() as receiver, running_api() as api:
+        _set_webhook(hub, CONSUMER[0], receiver)
+        sync_resource(resource_code=hub.resource_code)  # v1 queued, not sent yet
+        webhook, feed = sorted(_notices(resource_code=hub.resource_code), key=lambda n: n.status != "pending")
+        assert (webhook.status, feed.status) == ("pending", "feed")
+        _sql("UPDATE resources SET agency_id = (SELECT id FROM agencies WHERE code = :other) WHERE id = :id",
+             other=OTHER_PROVIDER[0], id=hub.resource_id)
+
+        read = requests.get(f"{api.base_url}/api/v1/notices", headers=bearer(feed_reader), timeout=30)
+        assert read.status_code == 200, read.text
+        (shown,) = read.json()["notices"]
+        assert shown["webhook_status"] == "withheld" and "平台之外被改动" in shown["withheld_reason"], shown
+        assert shown["payload"]["event"] == "dataset.version.withheld" and "row_count" not in shown["payload"]
+        report = deliver_pending()
+        assert receiver.requests == [] and report.delivered == [] and report.withheld == [webhook.id]
+        assert {n.status for n in _notices(resource_code=hub.resource_code)} == {"withheld"}
+        refused = {d["notice_id"]: actor for actor, _, d in _audited("notice.withheld")}
+        assert refused[webhook.id] == "pipeline" and refused[feed.id].startswith("system"), refused
+        assert all("changed outside the hub" in d["reason"] for _, _, d in _audited("notice.withheld"))
+        assert deliver_pending().released == []  # still edited: nothing released
+
+        _sql("UPDATE resources SET agency_id = (SELECT id FROM agencies WHERE code = :own) WHERE id = :id",
+             own=hub.provider_code, id=hub.resource_id)
+        report = deliver_pending()
+        assert len(report.released) == 2 and len(report.delivered) == 1, report
+        assert [(n["version"], n["catch_up"]["withheld_versions"]) for n in receiver.accepted] == [(1, [1])]
+        again = requests.get(f"{api.base_url}/api/v1/notices", headers=bearer(feed_reader),
+                             params={"after": read.json()["next_cursor"]}, timeout=30).json()["notices"]
+        assert [(n["version"], n["releases"]) for n in again] == [(1, str(feed.id))], again
