@@ -129,3 +129,42 @@ def test_notices_queued_before_the_resource_was_edited_are_held_until_it_is_put_
         again = requests.get(f"{api.base_url}/api/v1/notices", headers=bearer(feed_reader),
                              params={"after": read.json()["next_cursor"]}, timeout=30).json()["notices"]
         assert [(n["version"], n["releases"]) for n in again] == [(1, str(feed.id))], again
+
+
+def test_the_console_hiding_an_edited_entry_is_recorded_as_who_ran_it(hub_home: Path, tmp_path: Path) -> None:
+    """`catalog list --published` and `catalog export --published` kept an edited entry out, but recorded the
+    refusal (and the export) as `system`: the command passed no caller. They now act as the console's operator
+    (console:<login>), or as the person `--as` names, as the other console commands do."""
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.people.users import add_user
+    from tests.helpers import CONSUMER, register_resource
+    from tests.test_delivery_web import PASSWORD
+
+    hub = register_resource(kind=None)
+    kept = register_resource(kind=None, name="企业年报信息", classification="101002")
+    with session_scope() as session:
+        add_user(session, username="qian", agency=CONSUMER[0], roles=["data_admin"], password=PASSWORD,
+                 by=console("test"))
+    _sql("UPDATE resources SET agency_id = (SELECT id FROM agencies WHERE code = :consumer) WHERE id = :id",
+         consumer=CONSUMER[0], id=hub.resource_id)
+
+    operator, person = f"console:{getpass.getuser()}", "user:qian"
+    runs = [(["catalog", "list", "--published"], operator),
+            (["catalog", "list", "--published", "--as", "qian"], person),
+            (["catalog", "export", str(tmp_path / "目录.json"), "--published"], operator),
+            (["catalog", "export", str(tmp_path / "目录.csv"), "--published", "--as", "qian"], person)]
+    for args, _ in runs:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0 and "Traceback" not in result.output, (args, result.output)
+        assert hub.resource_code not in result.output
+    assert kept.resource_code in (tmp_path / "目录.csv").read_text(encoding="utf-8-sig")
+    refused = [(actor, code) for actor, code, d in _audited("catalog.read") if d["where"] == "catalogue list"]
+    assert refused == [(actor, hub.resource_code) for _, actor in runs], refused
+    exported = [actor for actor, _, _ in _audited("catalog.export", result="ok")]
+    assert exported == [operator, person], exported
