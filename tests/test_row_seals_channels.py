@@ -40,22 +40,13 @@ def test_a_resource_moved_to_the_readers_agency_shows_nothing_in_a_consistency_t
     An UPDATE gave the regulator's resource the tax bureau's agency: the ticket's "own data" test believed the
     row and showed the regulator's names. The edited row is not believed (withheld, the refusal audited with the
     resource it names), and the tax bureau's own values stay in the clear."""
-    from pipeline.consistency import check_consistency
     from registry.db import session_scope
     from registry.quality.tickets import list_tickets
     from samples.demo_sources import TAX
-    from tests.helpers import bearer, issue_token, register_resource, running_api
-    from tests.test_elements import TAX_AGENCY, _add_name_element, _market, _sync, renamed_tax_copy
+    from tests.helpers import bearer, issue_token, running_api
+    from tests.test_trust_attacks import consistency_checked
 
-    market = _market(tmp_path)
-    tax_db, changed = renamed_tax_copy(tmp_path)
-    tax = register_resource(kind="sqlite", config={"path": str(tax_db)}, table="taxpayer_credit", key=("uscc",),
-                            name="纳税信用等级", classification="102001", provider=TAX_AGENCY, consumer=PROVIDER,
-                            sharing_type="conditional", sharing_condition="仅限税务核查")
-    _sync(market.resource_code)
-    _sync(tax.resource_code)
-    _add_name_element(market.resource_code)
-    check_consistency(resource_code=tax.resource_code, mapping={"taxpayer_name": "DE0001"}, key_column="uscc")
+    market, changed = consistency_checked(tmp_path)
     with session_scope() as session:
         ticket = list_tickets(session, agency=TAX.code, status="open")[0].id
         tax_agency = session.execute(text("SELECT id FROM agencies WHERE code = :code"),
