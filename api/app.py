@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import DataError, OperationalError
 
 from api.delivery import install as install_delivery
+from api.origin import RequestOrigin
 from api.routes import catalog, catalog_interop, datasets, exchange, people, sharing
 from api.routes import quality as quality_routes
 from api.web import for_people, http_error_page, invalid_request_page
@@ -126,4 +127,6 @@ def create_app() -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_delivery(app)  # interface, downloads, signed links, web pages
+    # last, so outermost: every refusal below it, a middleware's too, knows the request's address and route
+    app.add_middleware(RequestOrigin)
     return app

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.access_cmds import AsUser, acting_as
 from cli.output import console, reported_errors, shown, table
 from cli.output import note as show_note
 from cli.usage import bad_value
@@ -253,7 +254,7 @@ def show_command(code: Annotated[str, typer.Argument(help="信息资源代码")]
 def list_command(agency: Annotated[str | None, typer.Option(help="只列出该机构 only this agency")] = None,
                  published: Annotated[bool, typer.Option("--published", help="只列出已发布 only published")] = False,
                  tree: Annotated[bool, typer.Option("--tree", help="含下级（区县）机构的目录 with subordinate agencies")] = False,
-                 ) -> None:
+                 as_user: AsUser = None) -> None:
     """列出目录 List catalogue entries with their published and pending revisions.
 
     Example: govshare catalog list --agency 上海市市场监督管理局
@@ -262,8 +263,9 @@ def list_command(agency: Annotated[str | None, typer.Option(help="只列出该�
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
-        rows = []
-        for entry in list_entries(session, agency=agency, published_only=published, with_subordinates=tree):
+        rows, actor = [], acting_as(session, as_user).actor
+        for entry in list_entries(session, agency=agency, published_only=published, with_subordinates=tree,
+                                  actor=actor):
             pub, latest = published_revision(session, resource=entry), latest_revision(session, resource=entry)
             pending = (f"第{latest.number}版 {status_labels()[latest.status]}"
                        if latest is not None and latest.status != "published" else "")

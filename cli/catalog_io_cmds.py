@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from cli.access_cmds import AsUser, acting_as
 from cli.output import console, err_console, reported_errors, shown, table
 from cli.usage import bad_value
 
@@ -65,6 +66,7 @@ def export_command(
     path: Annotated[Path, typer.Argument(help=".xlsx、.csv 或 .json 文件")],
     agency: Annotated[str | None, typer.Option(help="只导出该机构 only this agency")] = None,
     published: Annotated[bool, typer.Option("--published", help="导出已发布版本 published revisions only")] = False,
+    as_user: AsUser = None,
 ) -> None:
     """导出目录 Export entries (latest revisions, or --published) in the import format: xlsx, CSV or JSON.
 
@@ -74,7 +76,8 @@ def export_command(
     from registry.db import session_scope
 
     with reported_errors(), session_scope() as session:
-        count = export_file(session, path=path, agency=agency, published_only=published)
+        count = export_file(session, path=path, agency=agency, published_only=published,
+                            actor=acting_as(session, as_user).actor)
         console.print(f"已导出 {count} 条目录到 {shown(path)} / exported {count} entries")
 
 

@@ -6,6 +6,9 @@ channel like any other: the reader sees its own resource's values, and the other
 usable grant on that resource (active, unexpired, its secrecy agreement in force, its seal intact; the entry
 published) gives that column in the clear and rows without a condition (a mismatch row carries only its key,
 so a row condition cannot be judged on it). Anything else reads WITHHELD, with the count audited by the route.
+A resource row edited outside the hub (registry/seals.py) is believed for neither side, not even as the
+reader's own: its owner is what the edit may have changed. Its values are withheld and the refusal recorded
+for each of its columns the ticket shows, as the data channels record theirs.
 Quarantine tickets list the provider's own rows and pass unchanged.
 """
 
@@ -15,17 +18,26 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from registry.audit.log import record_event
 from registry.catalog.elements import get_element
-from registry.catalog.resources import get_resource
+from registry.catalog.resources import edited_refusal, get_resource
 from registry.sharing.grants import usable_grant
+from registry.seals import intact
 from registry.sharing.visibility import grant_scope
 
 WITHHELD = "（未获授权，不予显示）"
 
 
-def _in_clear(session: Session, *, code: str, column: str, agency_id: int) -> bool:
-    """Whether the agency may read this column of this resource's rows, as a read without a row filter."""
+def _in_clear(session: Session, *, code: str, column: str, ticket: Any, actor: str) -> bool:  # noqa: ANN401
+    """Whether the ticket's agency may read this column of this resource's rows, as a read without a row
+    filter."""
     resource = get_resource(session, code=code)
+    if not intact(resource):  # its owner, status or sharing type set outside the hub
+        record_event(session, actor=actor, action="ticket.read", agency_code=ticket.agency.code,
+                     resource_code=code, result="denied", detail={"ticket": ticket.id, "column": column,
+                                                                  "reason": edited_refusal()[1]})
+        return False
+    agency_id = ticket.agency_id
     if resource.agency_id == agency_id:
         return True
     if resource.catalog_status != "published" or resource.sharing_type == "not_shared":
@@ -39,8 +51,8 @@ def _in_clear(session: Session, *, code: str, column: str, agency_id: int) -> bo
 
 
 def visible_rows(session: Session, *, ticket: Any, columns: list[str],  # noqa: ANN401 - a CorrectionTicket
-                 rows: list[tuple]) -> tuple[list[tuple], int]:
-    """The ticket's rows as its agency may see them, and how many values were withheld."""
+                 rows: list[tuple], actor: str) -> tuple[list[tuple], int]:
+    """The ticket's rows as its agency may see them (read by `actor`), and how many values were withheld."""
     if ticket.kind != "consistency" or not rows:
         return rows, 0
     at = {name: i for i, name in enumerate(columns)}
@@ -58,7 +70,7 @@ def visible_rows(session: Session, *, ticket: Any, columns: list[str],  # noqa: 
                  ("copy_value", copy_code, row[at["copy_column"]]))
         for name, code, column in sides:
             if (code, column) not in allowed:
-                allowed[(code, column)] = _in_clear(session, code=code, column=column, agency_id=ticket.agency_id)
+                allowed[(code, column)] = _in_clear(session, code=code, column=column, ticket=ticket, actor=actor)
             if not allowed[(code, column)] and values[at[name]] is not None:
                 values[at[name]] = WITHHELD
                 withheld += 1

@@ -32,11 +32,14 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, update
 
 from core import clock
+from pipeline.notice_payload import withheld_payload
 from pipeline.notice_release import release_regranted
 from registry.audit.log import record_event
 from registry.db import session_scope
+from registry.exchange.models import DatasetVersion
 from registry.exchange.notice_models import Notice, NoticeEndpoint
 from registry.exchange.notices import endpoint_for
+from registry.seals import intact
 from registry.sharing.models import Subscription
 from registry.sharing.subscriptions import notice_withheld
 
@@ -190,17 +193,37 @@ def _attempt(notice_id: int, *, seen_attempts: int, policy: _Policy, report: Del
 
 
 def _withheld(session, notice: Notice, *, seen_attempts: int, now: datetime) -> bool:  # noqa: ANN001 - Session
-    """A notice queued under a grant that has lapsed since (expired, revoked) is not sent: marked withheld with
-    the reason, the claim undone (no attempt was made), audited."""
+    """A notice queued under a grant that has lapsed since (expired, revoked), or of a resource whose row was
+    edited outside the hub since, is not sent: held (the claim undone, no attempt was made)."""
     subscription = session.get(Subscription, notice.subscription_id)
     reason = notice_withheld(session, subscription=subscription, now=now)
     if reason is None:
         return False
-    notice.status, notice.attempts, notice.last_error, notice.next_attempt_at = "withheld", seen_attempts, reason[0], None
-    record_event(session, actor="pipeline", action="notice.withheld", agency_code=subscription.agency.code,
+    hold(session, notice=notice, reason=reason, attempts=seen_attempts, actor="pipeline")
+    return True
+
+
+def hold(session, *, notice: Notice, reason: tuple[str, str], attempts: int, actor: str) -> None:  # noqa: ANN001
+    """Mark a notice not yet handed over withheld with the reason (zh, en), audited: its body is replaced by what a
+    withheld notice says (the version exists, and why nothing more), so neither the webhook nor the pull feed
+    carries it; the sweep releases it, rebuilt from the version, once nothing withholds it any more."""
+    version = session.get(DatasetVersion, notice.version_id)
+    subscription = session.get(Subscription, notice.subscription_id)
+    notice.status, notice.attempts, notice.last_error, notice.next_attempt_at = "withheld", attempts, reason[0], None
+    notice.payload = withheld_payload(version, reason)
+    record_event(session, actor=actor, action="notice.withheld", agency_code=subscription.agency.code,
                  resource_code=notice.resource_code, result="denied",
                  detail={"notice_id": notice.id, "version": notice.version_number, "reason": reason[1]})
-    return True
+
+
+def hold_edited(session, *, notices: list[Notice], actor: str) -> None:  # noqa: ANN001 - Session
+    """Hold the notices of a feed page not handed over yet whose resource row was edited outside the hub since
+    they were queued (registry/seals.py), before the page is shown to `actor`."""
+    for notice in notices:
+        subscription = session.get(Subscription, notice.subscription_id)
+        if notice.status in ("pending", "feed") and not intact(subscription.resource):
+            reason = notice_withheld(session, subscription=subscription, now=clock.now())
+            hold(session, notice=notice, reason=reason, attempts=notice.attempts, actor=actor)
 
 
 def _settle(notice_id: int, *, attempt: int, error: str | None, policy: _Policy, report: DeliveryReport) -> None:

@@ -10,7 +10,8 @@ the hub wrote from an edited one; the checks refuse the edited one (audited) and
 it (registry/sharing/check.py). Putting the row back as the hub wrote it makes it match again.
 
 Decision: the hub never re-seals a row that was already broken when it writes it again (a login's counters, a
-revocation): that would launder the edit. The stored row is read back and checked first; a broken one keeps its
+revocation): that would launder the edit. A user's lockout (failed sign-ins, locked until) is sealed too: it
+decides whether a password is tried at all, and the hub writes it only through the ORM (registry/people/users.py). The stored row is read back and checked first; a broken one keeps its
 broken seal. Rows are written only through the ORM (there is no bulk `update()` of a sealed table; a new one
 must re-seal what it writes, or the rows it touches are refused).
 """
@@ -40,8 +41,10 @@ SEALED: dict[str, tuple[Purpose, tuple[str, ...]]] = {
                               "expires_at")),
     # registry/people/tokens.py: which agency a consumer system acts for, and until when
     "api_tokens": ("token-seal", ("id", "agency_id", "name", "token_sha256", "expires_at", "revoked_at")),
-    # registry/people/users.py: a person's agency, roles, password and whether the account may act
-    "users": ("user-seal", ("id", "username", "agency_id", "roles", "password_hash", "active")),
+    # registry/people/users.py: a person's agency, roles, password and whether the account may act; its lockout
+    # too (migration 0100_user_lockout_seal), or an UPDATE clearing the counter lifted the brute-force limit
+    "users": ("user-seal", ("id", "username", "agency_id", "roles", "password_hash", "active", "failed_logins",
+                            "locked_until")),
     # registry/people/bearer.py: whose session a session token is, and until when
     "user_sessions": ("session-seal", ("id", "user_id", "token_sha256", "expires_at", "revoked_at")),
     # delivery/access.py: whose resource it is, whether and how it is shared, whether its entry is published
@@ -58,7 +61,7 @@ def edited(*, zh: str, en: str) -> tuple[str, str]:
             "platform operator to check it (`govshare sharing check`) and restore it")
 
 
-def _canonical(table: Table, values: Mapping[str, Any]) -> bytes:
+def _canonical(table: Table, values: Mapping[str, Any], fields: tuple[str, ...]) -> bytes:
     def plain(name: str) -> Any:  # noqa: ANN401 - a column's value
         value = values[name]
         if isinstance(value, datetime):
@@ -69,19 +72,21 @@ def _canonical(table: Table, values: Mapping[str, Any]) -> bytes:
             return bool(value)  # SQLite gives 0/1
         return value
 
-    fields = SEALED[table.name][1]
     return json.dumps({name: plain(name) for name in fields}, sort_keys=True, ensure_ascii=False,
                       separators=(",", ":")).encode()
 
 
-def seal_of(table: Table, values: Mapping[str, Any]) -> str:
-    """The seal of a row's sealed fields (an ORM object's, or a row as the migration reads it)."""
-    purpose = SEALED[table.name][0]
-    return hmac.new(derive_key(purpose=purpose), _canonical(table, values), hashlib.sha256).hexdigest()
+def seal_of(table: Table, values: Mapping[str, Any], *, fields: tuple[str, ...] | None = None) -> str:
+    """The seal of a row's sealed fields (an ORM object's, or a row as the migration reads it); `fields` are
+    another list of them, as a migration changing the list reads the seals made before it."""
+    purpose, sealed = SEALED[table.name]
+    return hmac.new(derive_key(purpose=purpose), _canonical(table, values, fields or sealed),
+                    hashlib.sha256).hexdigest()
 
 
-def _matches(table: Table, values: Mapping[str, Any], seal: str | None) -> bool:
-    return seal is not None and hmac.compare_digest(seal, seal_of(table, values))
+def _matches(table: Table, values: Mapping[str, Any], seal: str | None, *,
+             fields: tuple[str, ...] | None = None) -> bool:
+    return seal is not None and hmac.compare_digest(seal, seal_of(table, values, fields=fields))
 
 
 def _of(row: Any) -> dict[str, Any]:  # noqa: ANN401 - any sealed ORM object
@@ -102,6 +107,16 @@ def broken_rows(connection: Any, table: Table) -> list[int]:  # noqa: ANN401 - a
     """The ids of the table's rows whose seal does not match (edited outside the hub)."""
     rows = connection.execute(stored_select(table).order_by(table.c.id)).mappings()
     return [row["id"] for row in rows if not _matches(table, row, row["seal"])]
+
+
+def reseal(connection: Any, table: Table, *, before: tuple[str, ...], after: tuple[str, ...]) -> None:  # noqa: ANN401
+    """Move a table's seals from one list of sealed fields to another (a migration): a row that matched under
+    `before` is sealed under `after`; a row that did not (edited outside the hub) keeps its broken seal."""
+    columns = sorted({*before, *after})
+    for row in connection.execute(select(*(table.c[name] for name in columns), table.c.seal)).mappings().all():
+        if _matches(table, row, row["seal"], fields=before):
+            connection.execute(update(table).where(table.c.id == row["id"]).values(
+                seal=seal_of(table, row, fields=after)))
 
 
 def seal_all(connection: Any, table: Table) -> None:  # noqa: ANN401 - a migration's Connection

@@ -63,10 +63,12 @@ def ordinary_day() -> Iterator[datetime]:
 
 def _reset_caches() -> None:
     from core.settings import reset_settings
+    from registry.audit.probes import forget
     from registry.db import dispose_engines
 
     reset_settings()
     dispose_engines()
+    forget()  # another registry: no refusal of an earlier test's is folded into this one's records
 
 
 STORAGE_VARIABLES = ("GOVSHARE_STORAGE", "GOVSHARE_STORAGE_ENDPOINT", "GOVSHARE_STORAGE_ACCESS_KEY",

@@ -44,10 +44,12 @@ def test_agency_codes_are_validated_and_districts_sit_under_the_city(catalog_hom
         city_code = upsert_entry(session, agency=PROVIDER[0], data=entry_data(), author="x").resource.code
         district_code = upsert_entry(session, agency=DISTRICT[0], data=entry_data(name="浦东新区企业信息"),
                                      author="y").resource.code
-        assert [e.code for e in list_entries(session, agency=PROVIDER[0])] == [city_code]
-        assert {e.code for e in list_entries(session, agency=PROVIDER[0], with_subordinates=True)} == {
-            city_code, district_code}
-        assert [e.code for e in list_entries(session, agency=DISTRICT[0], with_subordinates=True)] == [district_code]
+        def listed(agency: str, **options: bool) -> list[str]:
+            return [e.code for e in list_entries(session, agency=agency, actor="console:test", **options)]
+
+        assert listed(PROVIDER[0]) == [city_code]
+        assert set(listed(PROVIDER[0], with_subordinates=True)) == {city_code, district_code}
+        assert listed(DISTRICT[0], with_subordinates=True) == [district_code]
         # a city agency cannot sit under a district one
         with pytest.raises(ConfigError, match="上级机构"):
             add_agency(session, code=OTHER_PROVIDER[0], name=OTHER_PROVIDER[1], parent=DISTRICT[1])

@@ -71,7 +71,7 @@ def _export(path: Path, **options: object) -> int:
     from registry.db import session_scope
 
     with session_scope() as session:
-        return export_file(session, path=path, **options)
+        return export_file(session, path=path, actor="console:test", **options)
 
 
 def _filled_template(path: Path) -> Path:

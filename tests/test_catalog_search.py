@@ -136,8 +136,10 @@ def test_search_shows_the_published_revision_while_an_edit_is_under_review(regis
     from registry.db import session_scope
 
     with session_scope() as session:
-        published = {code: content["name"] for code, content, _, _ in export_rows(session, published_only=True)}
-        latest = {code: content["name"] for code, content, _, _ in export_rows(session, agency=PROVIDER[0])}
+        published = {code: content["name"] for code, content, _, _ in export_rows(session, published_only=True,
+                                                                                  actor="console:test")}
+        latest = {code: content["name"] for code, content, _, _ in export_rows(session, agency=PROVIDER[0],
+                                                                               actor="console:test")}
     assert published == {codes["enterprises"]: "企业基本信息", codes["permits"]: "食品经营许可",
                          codes["foundations"]: "社会团体登记"}
     assert latest[codes["enterprises"]] == "法人基本信息" and latest[codes["draft"]] == "企业年报草稿"

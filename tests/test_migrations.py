@@ -259,3 +259,48 @@ def test_the_row_seals_migration_seals_the_rows_it_finds(backend: str, request: 
             assert broken_rows(connection, table) == [], name
         connection.execute(text("UPDATE users SET roles = '[\"supervisor\"]'"))
         assert broken_rows(connection, Base.metadata.tables["users"]) == [1]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_lockout_seal_migration_keeps_an_edited_user_broken(backend: str, request: pytest.FixtureRequest,
+                                                                tmp_path: Path) -> None:
+    """0100_user_lockout_seal adds the lockout to the users' seals: a user the hub wrote (sealed without it) is
+    sealed again with it and still signs in; one already edited outside the hub is not laundered by the upgrade
+    (nor by the downgrade, which seals them as before)."""
+    from sqlalchemy import text
+
+    from registry.db import engine_for
+    from registry.migrate import downgrade, upgrade
+    from registry.orm import Base
+    from registry.seals import broken_rows, seal_of
+
+    before = ("id", "username", "agency_id", "roles", "password_hash", "active")
+    url = (f"sqlite:///{(tmp_path / 'registry.db').as_posix()}" if backend == "sqlite" else
+           request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1))
+    upgrade(url=url, revision="0095_row_seals")
+    users = Base.metadata.tables["users"]
+    with engine_for(url).begin() as connection:
+        connection.execute(text("INSERT INTO agencies (id, code, name, level, created_at) VALUES "
+                                "(1, '113100000024200171', '上海市市场监督管理局', 'city', '2026-12-01 08:00:00')"))
+        for number, name in ((1, "li.na"), (2, "wu.gang")):
+            connection.execute(text(
+                "INSERT INTO users (id, username, display_name, agency_id, roles, password_hash, active, "
+                "failed_logins, locked_until, created_at) VALUES (:id, :name, '', 1, '[\"agency_admin\"]', "
+                "'scrypt$x', true, 3, '2026-12-01 09:00:00', '2026-12-01 08:00:00')"), {"id": number, "name": name})
+        # as 0095 sealed them before the lockout was part of the seal
+        for row in connection.execute(users.select()).mappings().all():
+            connection.execute(users.update().where(users.c.id == row["id"]).values(
+                seal=seal_of(users, row, fields=before)))
+        connection.execute(text("UPDATE users SET roles = '[\"supervisor\"]' WHERE id = 2"))
+    upgrade(url=url)
+    with engine_for(url).begin() as connection:
+        assert broken_rows(connection, users) == [2]
+        connection.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = 1"))
+        assert broken_rows(connection, users) == [1, 2]
+        connection.execute(text("UPDATE users SET failed_logins = 3, locked_until = '2026-12-01 09:00:00' "
+                                "WHERE id = 1"))
+    downgrade(url=url, revision="0095_row_seals")
+    with engine_for(url).begin() as connection:
+        rows = {row["id"]: row for row in connection.execute(users.select()).mappings()}
+        assert rows[1]["seal"] == seal_of(users, rows[1], fields=before)
+        assert rows[2]["seal"] != seal_of(users, rows[2], fields=before)

@@ -33,6 +33,12 @@ def _agency_id(code: str) -> int:
         return session.execute(text("SELECT id FROM agencies WHERE code = :code"), {"code": code}).scalar_one()
 
 
+def site_session():  # noqa: ANN201 - a session_scope
+    from registry.db import session_scope
+
+    return session_scope()
+
+
 def _edited_reported() -> str:
     """What `govshare sharing check` prints of rows changed outside the hub (it exits 1 then): the tables named."""
     from cli.main import app
@@ -99,8 +105,8 @@ def test_a_revoked_token_revived_in_the_database_stays_refused(site: Delivery) -
 def test_a_user_moved_to_another_agency_in_the_database_is_refused(site: Delivery) -> None:
     """zhou of the statistics bureau (no grant) was moved by an UPDATE to the consumer's agency and read its
     data with the session already open, and signed in again as the consumer's data administrator. Now the session
-    and the sign-in are refused (401, audited); a wrong password meanwhile (the hub writes the failure counter)
-    does not make the edit stick; put back, zhou's session works again."""
+    and the sign-in are refused (401, audited), a wrong password as the right one (neither makes the edit
+    stick); put back, zhou's session works again."""
     token = _login(site, "zhou")
     files = FILES.format(code=site.hub.resource_code)
     assert site.get(files, token=token, params={"format": "csv"}).status_code == 403
@@ -143,6 +149,39 @@ def test_a_session_moved_to_another_person_in_the_database_is_refused(site: Deli
     assert moved.status_code == 401, (moved.status_code, moved.text[:300])
     assert "session" in moved.json()["detail"]
     assert "user_sessions" in _edited_reported()
+
+
+def test_a_lockout_lifted_in_the_database_is_refused(site: Delivery) -> None:
+    """zhou's account locked after five wrong passwords (连续失败锁定); an UPDATE cleared the lockout and the
+    counter, and the guessing went on: the brute-force limit was one statement away, and the right password then
+    signed in. The lockout is sealed now: the edited account refuses every sign-in, the right password and a
+    wrong one alike (no answer tells a guess right), audited, and `sharing check` names the row; put back as the
+    hub wrote it, it is simply locked again."""
+    from registry.people.users import MAX_FAILURES
+
+    def sign_in(password: str) -> requests.Response:
+        return requests.post(site.url("/api/v1/auth/login"), json={"username": "zhou", "password": password},
+                             timeout=30)
+
+    for attempt in range(MAX_FAILURES):
+        assert sign_in(f"guess-{attempt}").status_code == 401
+    locked = sign_in(PASSWORD)
+    assert locked.status_code == 401 and "too many failed logins" in locked.json()["detail"], locked.text
+    with site_session() as session:
+        stored = session.execute(text("SELECT failed_logins, locked_until FROM users WHERE username = 'zhou'")).one()
+    _registry_sql("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE username = 'zhou'")
+
+    for password in ("guess-again", PASSWORD):
+        refused = sign_in(password)
+        assert refused.status_code == 401 and "changed outside the hub" in refused.json()["detail"], refused.text
+    denied = [d for actor, result, d in _events("user.login") if actor == "user:zhou" and result == "denied"]
+    assert [d.get("edited") for d in denied[-2:]] == [True, True], denied[-2:]
+    assert "users" in _edited_reported()
+
+    _registry_sql("UPDATE users SET failed_logins = :failed, locked_until = :until WHERE username = 'zhou'",
+                  failed=stored.failed_logins, until=stored.locked_until)
+    assert _edited_reported() == ""
+    assert "too many failed logins" in sign_in(PASSWORD).json()["detail"]
 
 
 def test_a_designation_reopened_in_the_database_is_refused(hub_home: Path) -> None:

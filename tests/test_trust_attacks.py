@@ -372,21 +372,11 @@ def test_the_records_cursor_tells_nothing_of_rows_outside_the_grant(site: Delive
 
 # --- consistency tickets show the other agency's values only under a grant -------------------------------------
 
-def test_a_consistency_ticket_shows_the_other_agencys_values_only_under_its_grant(hub_home: Path,
-                                                                                    tmp_path: Path) -> None:
-    """A consistency check (一数一源) compares the tax bureau's copy of enterprise names with the market regulator's
-    authoritative names and sends a ticket to both. Over `GET /api/v1/tickets/{id}` each agency then read the
-    other's values for every mismatching key (the tax bureau's data of a resource shared on application, read by
-    an agency that never applied; the regulator's names, read by one with no grant), outside any access check.
-    Each side now sees its own values and the other side's only where its live grant on that resource gives the
-    column in the clear; withheld values say so, the read is audited with how many were withheld, and a grant
-    obtained later shows them."""
+def consistency_checked(tmp_path: Path) -> tuple:
+    """The market regulator's enterprise names (authoritative, DE0001) and the tax bureau's copy, three renamed,
+    compared: a ticket to each agency. The regulator's Hub and the renamed keys."""
     from pipeline.consistency import check_consistency
-    from registry.db import session_scope
-    from registry.quality.tickets import list_tickets
-    from registry.sharing.subscriptions import subscribe
-    from samples.demo_sources import TAX
-    from tests.helpers import bearer, issue_token, register_resource, running_api
+    from tests.helpers import register_resource
     from tests.test_elements import TAX_AGENCY, _add_name_element, _market, _sync, renamed_tax_copy
 
     market = _market(tmp_path)
@@ -398,6 +388,25 @@ def test_a_consistency_ticket_shows_the_other_agencys_values_only_under_its_gran
     _sync(tax.resource_code)
     _add_name_element(market.resource_code)
     check_consistency(resource_code=tax.resource_code, mapping={"taxpayer_name": "DE0001"}, key_column="uscc")
+    return market, changed
+
+
+def test_a_consistency_ticket_shows_the_other_agencys_values_only_under_its_grant(hub_home: Path,
+                                                                                    tmp_path: Path) -> None:
+    """A consistency check (一数一源) compares the tax bureau's copy of enterprise names with the market regulator's
+    authoritative names and sends a ticket to both. Over `GET /api/v1/tickets/{id}` each agency then read the
+    other's values for every mismatching key (the tax bureau's data of a resource shared on application, read by
+    an agency that never applied; the regulator's names, read by one with no grant), outside any access check.
+    Each side now sees its own values and the other side's only where its live grant on that resource gives the
+    column in the clear; withheld values say so, the read is audited with how many were withheld, and a grant
+    obtained later shows them."""
+    from registry.db import session_scope
+    from registry.quality.tickets import list_tickets
+    from registry.sharing.subscriptions import subscribe
+    from samples.demo_sources import TAX
+    from tests.helpers import bearer, issue_token, running_api
+
+    market, changed = consistency_checked(tmp_path)
     with session_scope() as session:
         tax_ticket = list_tickets(session, agency=TAX.code, status="open")[0].id
         market_ticket = list_tickets(session, agency=PROVIDER[0], status="open")[0].id

@@ -20,6 +20,7 @@ from pipeline.changes_feed import (
     changes_schema,
     changes_since,
 )
+from pipeline.notice_delivery import hold_edited
 from core.errors import AccessDenied, AuthenticationFailed
 from registry.audit.log import mark_audited, record_event
 from registry.people.auth import DATA_ROLES
@@ -100,6 +101,7 @@ def notices(request: Request, session: SessionDep, token: TokenDep, after: str |
         session.commit()
         raise mark_audited(denied)
     page = list_notices(session, agency_id=principal.agency_id, after=parse_cursor(after), limit=limit)
+    hold_edited(session, notices=page, actor=principal.actor)  # queued before its resource row was edited
     record_event(session, actor=principal.actor, action="notice.feed_read", agency_code=principal.agency_code,
                  detail={"after": after, "returned": len(page)})
     return {"notices": [notice_public(n) for n in page],

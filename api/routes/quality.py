@@ -100,7 +100,7 @@ def ticket(ticket_id: int, session: SessionDep, consumer: ConsumerDep,
         raise AccessDenied("该工单不是发给贵单位的", f"ticket {ticket_id} is addressed to another agency")
     columns, rows = ticket_rows(session, ticket=found, limit=limit)
     # the other agency's values only under this agency's grant on its resource (delivery/ticket_view.py)
-    rows, withheld = visible_rows(session, ticket=found, columns=columns, rows=rows)
+    rows, withheld = visible_rows(session, ticket=found, columns=columns, rows=rows, actor=consumer.name)
     record_event(session, actor=consumer.name, action="ticket.read", agency_code=consumer.agency.code,
                  resource_code=found.resource.code, detail={"ticket": ticket_id, "rows": len(rows),
                                                             "withheld": withheld})

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied
 from core.keys import derive_key
+from registry.audit import probes
 from registry.audit.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -116,8 +117,15 @@ def record_event(
     resource_code: str | None = None,
     result: str = "ok",
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event inside the caller's transaction, so it commits or rolls back with the action."""
+) -> AuditEvent | None:
+    """Append one event inside the caller's transaction, so it commits or rolls back with the action. An
+    anonymous refusal within a request is folded into the next one of its origin when one was recorded in the
+    last interval (registry/audit/probes.py): None then, and the next record's `count` says how many."""
+    if actor == "anonymous" and result == "denied":
+        count = probes.admitted(action, kind=((detail or {}).get("reason"), (detail or {}).get("token")))
+        if count is None:
+            return None
+        detail = {**(detail or {}), "count": count}
     require_sealing_key(session)
     _lock_chain(session)
     last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()

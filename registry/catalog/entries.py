@@ -183,9 +183,10 @@ def get_entry(session: Session, *, code: str) -> Resource:
 
 
 def list_entries(session: Session, *, agency: str | None = None, published_only: bool = False,
-                 with_subordinates: bool = False, actor: str = "system") -> list[Resource]:
+                 with_subordinates: bool = False, actor: str) -> list[Resource]:
     """Entries by code; of one agency, or with `with_subordinates` of it and the agencies under it (a city
-    agency's catalogue with its district agencies' catalogues, article 25)."""
+    agency's catalogue with its district agencies' catalogues, article 25). `actor` is who lists them: an edited
+    entry kept out of the published ones is recorded as refused to them."""
     query = select(Resource).order_by(Resource.code)
     if agency:
         top = get_agency(session, ref=agency)

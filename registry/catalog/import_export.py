@@ -167,12 +167,12 @@ def bulk_upsert(session: Session, *, entries: list[Any], agency: str, author: st
 
 # --- export ---------------------------------------------------------------------------------------------------
 
-def export_rows(session: Session, *, agency: str | None = None, published_only: bool = False
+def export_rows(session: Session, *, agency: str | None = None, published_only: bool = False, actor: str
                 ) -> list[tuple[str, dict[str, Any], str, str]]:
     """(code, content, provider, provider code) of each entry with elements: its latest revision, or the
     published one. Resources registered without catalogue elements have nothing to export."""
     rows = []
-    for entry in list_entries(session, agency=agency, published_only=published_only):
+    for entry in list_entries(session, agency=agency, published_only=published_only, actor=actor):
         revision = (published_revision if published_only else latest_revision)(session, resource=entry)
         if revision is not None:
             rows.append((entry.code, dict(revision.content), entry.agency.name, entry.agency.code))
@@ -180,9 +180,9 @@ def export_rows(session: Session, *, agency: str | None = None, published_only: 
 
 
 def export_file(session: Session, *, path: Path, agency: str | None = None, published_only: bool = False,
-                actor: str = "cli") -> int:
+                actor: str) -> int:
     fmt = file_format(path)
-    rows = export_rows(session, agency=agency, published_only=published_only)
+    rows = export_rows(session, agency=agency, published_only=published_only, actor=actor)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "xlsx":
         write_workbook(path, rows)

@@ -95,8 +95,9 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column()
     last_login_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    # HMAC of what the access check reads, made whenever the hub writes the row (registry/seals.py): a row edited
-    # outside the hub no longer matches it and is refused (migration 0095_row_seals)
+    # HMAC of what the access check reads, its lockout too, made whenever the hub writes the row
+    # (registry/seals.py): a row edited outside the hub no longer matches it and is refused (migrations
+    # 0095_row_seals, 0100_user_lockout_seal)
     seal: Mapped[str | None] = mapped_column(String(64))
     agency: Mapped[Agency] = relationship()
 

@@ -172,6 +172,11 @@ def login(session: Session, *, username: str, password: str, source: str = "api"
         if len(failures) >= MAX_FAILURES:
             raise fail(*_locked(clock.as_utc(failures[-MAX_FAILURES]) + timedelta(minutes=LOCK_MINUTES) - now), locked=True)
         raise fail(*_wrong(MAX_FAILURES - len(failures) - 1))
+    if not intact(user):
+        # its agency, roles, password or lockout set outside the hub: nothing in it is believed, and every
+        # password gets this answer, so a lockout cleared by an UPDATE gives a guesser no sign of the right one
+        verify_password(password, _dummy_hash())  # as long as any other answer takes; the edited hash unread
+        raise fail(*edited(zh="用户账户", en=f"user account {username!r}"), edited=True)
     if user.locked_until is not None and clock.as_utc(user.locked_until) > now:
         raise fail(*_locked(clock.as_utc(user.locked_until) - now), locked=True)
     if not verify_password(password, user.password_hash) or not user.active:
@@ -180,8 +185,6 @@ def login(session: Session, *, username: str, password: str, source: str = "api"
         if left <= 0:
             user.locked_until, user.failed_logins = now + timedelta(minutes=LOCK_MINUTES), 0
         raise fail(*_wrong(left))
-    if not intact(user):  # its agency, roles or password set outside the hub: the password holder learns it
-        raise fail(*edited(zh="用户账户", en=f"user account {username!r}"), edited=True)
     user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     session.add(UserSession(user_id=user.id, token_sha256=sha256_hex(token),

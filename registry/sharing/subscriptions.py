@@ -11,9 +11,10 @@ from core import clock
 from core.errors import AccessDenied, ConfigError
 from registry.audit.log import mark_audited, record_event
 from registry.catalog.models import Resource
-from registry.catalog.resources import get_resource
+from registry.catalog.resources import edited_refusal, get_resource
 from registry.people.agencies import get_agency
 from registry.people.auth import Principal, console, require
+from registry.seals import intact
 from registry.sharing.grants import agreement_in_force, create_grant, live_grant, needs_agreement, unpublished
 from registry.sharing.models import Subscription
 from schemas.presentation import day
@@ -62,8 +63,13 @@ def notice_withheld(session: Session, *, subscription: Subscription, now: dateti
     expired, its secrecy agreement in force): a grant that ran out keeps its subscription active until someone
     revokes it, and the notice would announce data the subscriber may no longer take. Unconditional resources
     are notified as before. A new grant approved (a new application) resumes the notices, and the notices sweep
-    then sends one notice of what was withheld meanwhile (pipeline/notice_release.py)."""
+    then sends one notice of what was withheld meanwhile (pipeline/notice_release.py). A resource row edited
+    outside the hub (registry/seals.py) is not believed: its notices are held, as a lapsed grant's are, and the
+    sweep releases them once the row is put back as the hub wrote it."""
     resource = subscription.resource
+    if not intact(resource):
+        zh, en = edited_refusal()
+        return f"{zh}；更新通知暂不发送，记录恢复后补发", f"{en}; the notice is held until then"
     if resource.sharing_type != "conditional":
         return None
     grant = live_grant(session, resource=resource, agency_id=subscription.agency_id)

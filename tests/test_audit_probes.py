@@ -1,0 +1,58 @@
+"""Requests without credentials, as a script probing the hub sends them: each 401 was one audit record, on every
+route, with no limit, so a loop grew the audit log (and the chain `audit verify` walks) without bound. Now the
+first refusal per client address, route and interval is recorded and the rest are folded into the next record's
+`count` (registry/audit/probes.py): the records stay few and their counts still add up to the requests."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from tests.clock import on, pinned
+from tests.helpers import running_api
+
+pytestmark = pytest.mark.clock
+
+PROBES = 40
+
+
+def _refusals() -> list[tuple[str, int]]:
+    """(path, count) of each anonymous `request.refused`, oldest first."""
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        return [(e.detail["path"], e.detail.get("count", 1)) for e in session.scalars(select(AuditEvent).where(
+            AuditEvent.actor == "anonymous", AuditEvent.action == "request.refused").order_by(AuditEvent.id))]
+
+
+def test_a_flood_without_credentials_is_recorded_in_bounded_counted_records(hub_home: Path) -> None:
+    start = on(date(2026, 12, 9))
+    with pinned(start), running_api() as api:
+        for number in range(PROBES):
+            assert requests.get(f"{api.base_url}/api/v1/tickets", timeout=30).status_code == 401
+            # another route; a different ticket each time is still the same route
+            assert requests.get(f"{api.base_url}/api/v1/tickets/{number}", timeout=30).status_code == 401
+        flood = _refusals()
+        assert flood == [("/api/v1/tickets", 1), ("/api/v1/tickets/0", 1)], flood
+        with pinned(start + timedelta(minutes=2)):  # the next interval: what was folded comes with its next record
+            for path in ("/api/v1/tickets", "/api/v1/tickets/7"):
+                assert requests.get(f"{api.base_url}{path}", timeout=30).status_code == 401
+    records = _refusals()
+    assert records[2:] == [("/api/v1/tickets", PROBES), ("/api/v1/tickets/7", PROBES)], records
+    listing = [count for path, count in records if path == "/api/v1/tickets"]
+    assert len(listing) == 2 and sum(listing) == PROBES + 1  # every request counted, in two records
+    assert sum(count for path, count in records if path != "/api/v1/tickets") == PROBES + 1
+
+
+def test_refusals_outside_a_request_are_each_recorded(hub_home: Path) -> None:
+    """The console and the sweeps have no client address: their refusals are recorded one by one, as before."""
+    from registry.audit.log import record_refusal
+
+    for _ in range(3):
+        record_refusal(actor="anonymous", action="request.refused", reason="test", detail={"path": "cli"})
+    assert _refusals() == [("cli", 1)] * 3
