@@ -145,6 +145,40 @@ def test_sftp_push_of_the_changes_since_a_version(hub: Delivery, sshd: SSHServer
         assert (sent.detail["format"], sent.detail["version"], sent.detail["since"]) == ("sftp", 2, 1)
 
 
+def test_a_push_that_cannot_start_leaves_no_pending_delivery_behind(hub: Delivery, sshd: SSHServer,  # noqa: F811
+                                                                    outbox: Path) -> None:  # noqa: F811
+    """A push with a --since that names no version, or of changes only a full copy can replace, fails before
+    anything is sent: it used to leave a delivery record "pending" (as if a transfer were under way, or had
+    broken off). Nothing was attempted, so nothing is recorded as a delivery; the full push still goes."""
+    from core.errors import ConfigError
+    from delivery.sftp_push import push
+    from pipeline.changes_feed import FullCopyNeeded
+    from pipeline.sync import sync_resource
+    from registry.db import session_scope
+    from registry.exchange.delivery_models import Delivery as DeliveryRecord
+    from tests.helpers import sqlite_execute
+    from tests.test_delivery_downloads import _prune_first_version
+
+    def records() -> list[tuple[str, str]]:
+        with session_scope() as session:
+            return [(r.kind, r.status) for r in session.query(DeliveryRecord).order_by(DeliveryRecord.id)]
+
+    _target(hub, sshd, outbox.name)
+    code = hub.hub.resource_code
+    with pytest.raises(ConfigError, match="第 9 版"):
+        push(resource_code=code, agency=hub.hub.consumer_code, since=9, attempts=1)
+    assert records() == []
+
+    sqlite_execute(hub.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
+    sync_resource(resource_code=code, full=True)
+    _prune_first_version(code)  # v2's changes under the row condition need v1's rows: only a full copy will do
+    with pytest.raises(FullCopyNeeded):
+        push(resource_code=code, agency=hub.hub.consumer_code, since=1, attempts=1)
+    assert records() == [] and list(outbox.iterdir()) == []
+    assert push(resource_code=code, agency=hub.hub.consumer_code).status == "delivered"
+    assert records() == [("full", "delivered")]
+
+
 def test_a_push_to_a_server_whose_host_key_changed_is_refused_and_recorded(hub: Delivery, sshd: SSHServer,  # noqa: F811
                                                                          outbox: Path, tmp_path: Path) -> None:  # noqa: F811
     from core.errors import ConfigError
