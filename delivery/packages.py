@@ -273,6 +273,7 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
         if header.get("consumer") != agency:
             raise PackageRefused(f"该离线包的接收方为 {header.get('consumer')}，不是本机构 {agency}，拒绝导入",
                                  f"this package is addressed to agency {header.get('consumer')}, not {agency}; refused")
+        made = _first_missing(out)
         out.mkdir(parents=True, exist_ok=True)
         tar_path = out / ".package.tar.partial"
         try:
@@ -281,10 +282,33 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
                 raise PackageRefused("离线包内容摘要不符", "package content digest does not match its header")
             report = _unpack(tar_path, out, header)
         except BaseException:
-            shutil.rmtree(out, ignore_errors=True)  # nothing half-imported stays behind
+            _remove_what_was_made(out, made)  # nothing half-imported stays behind
             raise
         tar_path.unlink()
     return report
+
+
+def _first_missing(out: Path) -> Path | None:
+    """The outermost folder of `out` that does not exist yet (the import makes it), or None if `out` exists."""
+    missing = None
+    for folder in (out, *out.parents):
+        if folder.exists():
+            return missing
+        missing = folder
+    return missing
+
+
+def _remove_what_was_made(out: Path, made: Path | None) -> None:
+    """Undo a failed import: the folders it made, or, in a folder the user gave (empty, as required), only
+    what it put there; the user's own folder stays."""
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        return
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _decrypt(handle, header: dict, header_bytes: bytes, key: bytes, tar_path: Path, *, end: int) -> None:

@@ -304,3 +304,30 @@ def test_the_package_key_is_handed_out_for_a_registered_agency_only_and_recorded
     with session_scope() as session:
         handed = [e.agency_code for e in session.query(AuditEvent).filter_by(action="package.key")]
     assert handed == [consumer, consumer]  # each handover of a decryption key is on record
+
+
+def test_a_failed_import_removes_only_what_it_created(hub: Delivery, tmp_path: Path) -> None:
+    """An import that fails part-way used to delete its --out folder whole: a folder the user had made for it
+    (empty, as required) vanished. Now only what the import created goes: the user's folder stays, empty; a
+    folder the import made (with its parents) is removed."""
+    from registry.db import session_scope
+    from tests.helpers import ensure_agency
+
+    consumer = hub.hub.consumer_code
+    package = tmp_path / "package.gspkg"
+    assert runner.invoke(_app(), ["package", "export", hub.hub.resource_code, "--for", consumer,
+                                  "--out", str(package)]).exit_code == 0
+    _, hub_pem = _keys(tmp_path, consumer)
+    with session_scope() as session:
+        ensure_agency(session, *OTHER_PROVIDER)
+    wrong_key, _ = _keys(tmp_path, OTHER_PROVIDER[0])  # passes the signature and addressee, fails to decrypt
+
+    mine = tmp_path / "收件"
+    mine.mkdir()
+    refused = _import(package, wrong_key, hub_pem, consumer, mine)
+    assert refused.exit_code == 3 and "cannot decrypt" in refused.output
+    assert mine.is_dir() and list(mine.iterdir()) == []
+
+    made = tmp_path / "new" / "deeper"
+    assert _import(package, wrong_key, hub_pem, consumer, made).exit_code == 3
+    assert not (tmp_path / "new").exists()
