@@ -9,7 +9,9 @@ from GOVSHARE_SECRET_KEY (HKDF, info = the agency's code) and handed to it once,
 (`govshare package key`); the hub's public key likewise (`govshare package hub-key`).
 
 Import checks, in order: the signature (a tampered package or one from another hub is refused before anything is
-decrypted), the addressee, each segment's tag (a package for another consumer fails here), the tar digest, then
+decrypted), the addressee, the expiry signed into the header (GOVSHARE_PACKAGE_DAYS after export), the consumer's
+ledger (a package imported before, or older than a version imported before, is refused:
+delivery/package_ledger.py), each segment's tag (a package for another consumer fails here), the tar digest, then
 every data file against package.json and the version manifest against the digest the hub published.
 """
 
@@ -26,6 +28,7 @@ import struct
 import tarfile
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -37,9 +40,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from core import clock
 from core.errors import ConfigError, FatalError
 from core.keys import derive_key
 from core.settings import get_settings
+from delivery.package_ledger import default_ledger, header_fields, held, package_id
 
 MAGIC = b"GSPKG1\n"
 SEGMENT = 1 << 20
@@ -133,6 +138,7 @@ class PackageReport:
     version: int
     rows: int
     bytes: int
+    expires_at: str
 
 
 def export_package(*, resource_code: str, agency: str, out: Path, since: int | None = None,
@@ -167,6 +173,7 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
             "manifest_sha256": manifest_sha256, "files": files,
         }
         signer = hub_private_key()
+        expires = (clock.now() + timedelta(days=get_settings().package_days)).isoformat()  # signed with the rest
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
             tar_path = Path(scratch) / "package.tar"
@@ -180,11 +187,11 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
             size = _seal(tar_path, out, signer=signer, header={
                 "format": 1, "hub": _fingerprint(signer.public_key()), "consumer": decision.agency_code,
                 "resource": decision.resource.code, "version": version.number, "since": since,
-                "manifest_sha256": manifest_sha256, "tar_sha256": _sha256_file(tar_path),
+                "manifest_sha256": manifest_sha256, "tar_sha256": _sha256_file(tar_path), "expires_at": expires,
                 "nonce_prefix": base64.b64encode(secrets.token_bytes(8)).decode(), "segment": SEGMENT})
         audit_read(session, decision=decision, rows=export.rows, fmt="package", since=since)
     return PackageReport(path=out, consumer=decision.agency_code, resource=decision.resource.code,
-                         version=version.number, rows=export.rows, bytes=size)
+                         version=version.number, rows=export.rows, bytes=size, expires_at=expires)
 
 
 def _sha256_file(path: Path) -> str:
@@ -246,11 +253,43 @@ def _read_header(handle) -> tuple[dict, bytes]:
         raise PackageRefused("离线包头部损坏", "package header is corrupt") from exc
 
 
-def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: str, out: Path) -> ImportReport:
-    """Verify and unpack a package into `out` (created; must not exist), or PackageRefused saying why."""
+def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: str, out: Path,
+                   ledger: Path | None = None) -> ImportReport:
+    """Verify and unpack a package into `out` (created; must not exist), or PackageRefused saying why. Each
+    import and refusal is written to the consumer's ledger (delivery/package_ledger.py), which refuses a package
+    imported before or one older than a version of its resource imported before."""
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty; unpack into a new folder")
-    public = load_public_key(hub_public_key)
+    ledger = ledger or default_ledger()
+    header: dict | None = None
+    identity = None
+    try:
+        signature = _verify_signature(package, load_public_key(hub_public_key))
+        identity = package_id(signature)
+        with package.open("rb") as handle:
+            header, header_bytes = _read_header(handle)
+            if header.get("consumer") != agency:
+                raise PackageRefused(f"该离线包的接收方为 {header.get('consumer')}，不是本机构 {agency}，拒绝导入",
+                                     f"this package is addressed to agency {header.get('consumer')}, not {agency}; "
+                                     "refused")
+            _refuse_expired(header)
+            with held(ledger) as record:
+                if (refusal := record.refusal(package=identity, header=header)) is not None:
+                    raise PackageRefused(*refusal)
+                report = _unpack_new(handle, header, header_bytes, key, out,
+                                     end=package.stat().st_size - SIGNATURE_BYTES)
+                record.append({"event": "imported", "package": identity, "file": str(package),
+                               "folder": str(out), **header_fields(header)})
+    except PackageRefused as refused:
+        with held(ledger) as record:  # the consumer side's record of what was turned away, and why
+            record.append({"event": "refused", "package": identity, "file": str(package), "reason": refused.en,
+                           **header_fields(header)})
+        raise
+    return report
+
+
+def _verify_signature(package: Path, public: Ed25519PublicKey) -> bytes:
+    """The package's signature, once it verifies over everything before it (nothing is decrypted before)."""
     size = package.stat().st_size
     if size < len(MAGIC) + 4 + SIGNATURE_BYTES:
         raise PackageRefused("离线包不完整", "package is truncated")
@@ -268,23 +307,33 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
         raise PackageRefused("离线包签名验证失败：包被篡改，或并非来自所信任的共享交换平台，拒绝导入",
                              "signature check failed: the package was altered or was not made by the trusted hub; "
                              "refused") from None
-    with package.open("rb") as handle:
-        header, header_bytes = _read_header(handle)
-        if header.get("consumer") != agency:
-            raise PackageRefused(f"该离线包的接收方为 {header.get('consumer')}，不是本机构 {agency}，拒绝导入",
-                                 f"this package is addressed to agency {header.get('consumer')}, not {agency}; refused")
-        made = _first_missing(out)
-        out.mkdir(parents=True, exist_ok=True)
-        tar_path = out / ".package.tar.partial"
-        try:
-            _decrypt(handle, header, header_bytes, key, tar_path, end=size - SIGNATURE_BYTES)
-            if _sha256_file(tar_path) != header["tar_sha256"]:
-                raise PackageRefused("离线包内容摘要不符", "package content digest does not match its header")
-            report = _unpack(tar_path, out, header)
-        except BaseException:
-            _remove_what_was_made(out, made)  # nothing half-imported stays behind
-            raise
-        tar_path.unlink()
+    return signature
+
+
+def _refuse_expired(header: dict) -> None:
+    """A package past the expiry the hub signed into it is refused: one held back (or found again) too long."""
+    if not header.get("expires_at"):
+        return  # a package made before packages expired: the ledger still refuses it as a replay or rollback
+    expires = datetime.fromisoformat(header["expires_at"])
+    if clock.now() >= expires:
+        shown = clock.to_beijing(expires).strftime("%Y-%m-%d %H:%M")
+        raise PackageRefused(f"该离线包已于 {shown}（北京时间）过期，拒绝导入，请向发送方重新索取",
+                             f"this package expired on {shown} Beijing time; refused: ask the sender for a new one")
+
+
+def _unpack_new(handle, header: dict, header_bytes: bytes, key: bytes, out: Path, *, end: int) -> ImportReport:
+    made = _first_missing(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tar_path = out / ".package.tar.partial"
+    try:
+        _decrypt(handle, header, header_bytes, key, tar_path, end=end)
+        if _sha256_file(tar_path) != header["tar_sha256"]:
+            raise PackageRefused("离线包内容摘要不符", "package content digest does not match its header")
+        report = _unpack(tar_path, out, header)
+    except BaseException:
+        _remove_what_was_made(out, made)  # nothing half-imported stays behind
+        raise
+    tar_path.unlink()
     return report
 
 
