@@ -64,7 +64,7 @@ def package_import(
 
     Example: govshare package import 人社局_v3.gspkg --as 113100000024210120 --key my.key --hub-key hub.pem --out in/
     """
-    from delivery.packages import decode_key, import_package
+    from delivery.package_import import decode_key, import_package
 
     with reported_errors():
         report = import_package(package=package, key=decode_key(key_file.read_text()),
