@@ -42,8 +42,9 @@ def package_export(
 
     with reported_errors():
         report = export_package(resource_code=resource, agency=agency, out=out, since=since)
-        table("离线交换包 / offline package", ["file", "resource", "version", "consumer", "rows", "bytes"],
-              [(report.path, report.resource, report.version, report.consumer, report.rows, report.bytes)])
+        table("离线交换包 / offline package", ["file", "resource", "version", "consumer", "rows", "bytes", "expires"],
+              [(report.path, report.resource, report.version, report.consumer, report.rows, report.bytes,
+                report.expires_at)])
 
 
 @package_app.command("import")
@@ -55,16 +56,19 @@ def package_import(
     hub_key: Annotated[Path, typer.Option("--hub-key", help="the hub's public key PEM (`package hub-key`)",
                                           exists=True, dir_okay=False)],
     out: Annotated[Path, typer.Option(help="new folder to unpack into")],
+    ledger: Annotated[Path | None, typer.Option(help="record of the packages imported here (default "
+                                                     "GOVSHARE_HOME/received-packages.jsonl)", dir_okay=False)] = None,
 ) -> None:
-    """Verify a package (hub signature, addressee, digests) and unpack it; a tampered or foreign one is refused.
+    """Verify a package (hub signature, addressee, expiry, digests) and unpack it; a tampered or foreign one is
+    refused, and so is one imported before, one older than a version already imported, or an expired one.
 
     Example: govshare package import 人社局_v3.gspkg --as 113100000024210120 --key my.key --hub-key hub.pem --out in/
     """
-    from delivery.packages import decode_key, import_package
+    from delivery.package_import import decode_key, import_package
 
     with reported_errors():
         report = import_package(package=package, key=decode_key(key_file.read_text()),
-                                hub_public_key=hub_key.read_bytes(), agency=agency, out=out)
+                                hub_public_key=hub_key.read_bytes(), agency=agency, out=out, ledger=ledger)
         console.print(f"验证通过，已导入 / verified and unpacked: {shown(report.resource)} v{report.version}, "
                       f"{report.rows} rows -> {shown(report.folder)}")
 

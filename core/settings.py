@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="", description="Redis (redis://host:6379/1) where every API process and "
                            "replica counts rate limits together; empty: each process counts its own")
     signed_link_seconds: int = Field(default=3600, ge=1, description="default lifetime of a signed download link")
+    package_days: float = Field(default=30, gt=0, description="an offline package is refused on import this many "
+                                "days after it was made (an expiry signed into it)")
     decision_cache_seconds: float = Field(default=1.0, ge=0, description="interface lookups reuse an access decision this long (0: off)")
     pdf_font: Path | None = Field(default=None, description="TrueType (.ttf/.ttc) CJK font embedded in PDFs; "
                                   "default: the first of the Debian fonts schemas/pdf_font.py lists that is installed")

@@ -145,9 +145,9 @@ def authorize_read(session: Session, *, token: str | None, resource_code: str, c
 
 
 def authorize_principal(session: Session, *, principal: Principal, resource_code: str,
-                        channel: str) -> AccessDecision:
+                        channel: str, via: str | None = None) -> AccessDecision:
     """authorize_read for a caller already identified (a signed link, an SFTP push, an offline package for an
-    agency): the same decision, the same audited refusal."""
+    agency): the same decision, the same audited refusal (``via`` as in read_event: a signed link)."""
     try:
         if channel not in (*CHANNELS, "metadata"):  # metadata: any channel's reader may see what it reads
             raise _refuse(f"未知的共享方式 {channel}", f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
@@ -155,7 +155,8 @@ def authorize_principal(session: Session, *, principal: Principal, resource_code
         return _decide(session, principal, resource, channel)
     except AccessDenied as denied:
         record_event(session, actor=principal.actor, action="data.read", agency_code=principal.agency_code,
-                     resource_code=resource_code, result="denied", detail={"channel": channel, "reason": denied.en})
+                     resource_code=resource_code, result="denied",
+                     detail={"channel": channel, "reason": denied.en, **({"via": via} if via else {})})
         session.commit()  # the refusal is evidence too: keep it even though the request fails
         raise mark_audited(denied)
 

@@ -21,9 +21,10 @@ def authorize_agency(session: Session, *, agency: str, resource_code: str, chann
 
 
 def refuse(session: Session, *, principal: Principal, resource_code: str, channel: str,
-           error: AccessDenied, reason: str) -> AccessDenied:
+           error: AccessDenied, reason: str, via: str | None = None) -> AccessDenied:
     """Record a refusal decided here (not by the access check) and return the error, marked as audited."""
     record_event(session, actor=principal.actor, action="data.read", agency_code=principal.agency_code,
-                 resource_code=resource_code, result="denied", detail={"channel": channel, "reason": reason})
+                 resource_code=resource_code, result="denied",
+                 detail={"channel": channel, "reason": reason, **({"via": via} if via else {})})
     session.commit()  # the refusal is evidence too
     return mark_audited(error)

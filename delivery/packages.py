@@ -8,9 +8,11 @@ and last the hub's Ed25519 signature over everything before it. The encryption k
 from GOVSHARE_SECRET_KEY (HKDF, info = the agency's code) and handed to it once, out of band
 (`govshare package key`); the hub's public key likewise (`govshare package hub-key`).
 
-Import checks, in order: the signature (a tampered package or one from another hub is refused before anything is
-decrypted), the addressee, each segment's tag (a package for another consumer fails here), the tar digest, then
-every data file against package.json and the version manifest against the digest the hub published.
+Import (delivery/package_import.py) checks, in order: the signature (a tampered package or one from another hub
+is refused before anything is decrypted), the addressee, the expiry signed into the header (GOVSHARE_PACKAGE_DAYS
+after export), the consumer's ledger (a package imported before, or older than a version imported before, is
+refused: delivery/package_ledger.py), each segment's tag (a package for another consumer fails here), the tar
+digest, then every data file against package.json and the version manifest against the digest the hub published.
 """
 
 from __future__ import annotations
@@ -21,15 +23,13 @@ import io
 import json
 import os
 import secrets
-import shutil
 import struct
 import tarfile
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
-import pyarrow.parquet as pq
-from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from core import clock
 from core.errors import ConfigError, FatalError
 from core.keys import derive_key
 from core.settings import get_settings
@@ -115,11 +116,11 @@ def _fingerprint(public: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
-def _nonce(prefix: bytes, index: int) -> bytes:
+def segment_nonce(prefix: bytes, index: int) -> bytes:
     return prefix + struct.pack(">I", index)
 
 
-def _aad(header: bytes, index: int, last: bool) -> bytes:
+def segment_aad(header: bytes, index: int, last: bool) -> bytes:
     return hashlib.sha256(header).digest() + struct.pack(">I?", index, last)
 
 
@@ -133,6 +134,7 @@ class PackageReport:
     version: int
     rows: int
     bytes: int
+    expires_at: str
 
 
 def export_package(*, resource_code: str, agency: str, out: Path, since: int | None = None,
@@ -167,6 +169,7 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
             "manifest_sha256": manifest_sha256, "files": files,
         }
         signer = hub_private_key()
+        expires = (clock.now() + timedelta(days=get_settings().package_days)).isoformat()  # signed with the rest
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
             tar_path = Path(scratch) / "package.tar"
@@ -180,14 +183,14 @@ def export_package(*, resource_code: str, agency: str, out: Path, since: int | N
             size = _seal(tar_path, out, signer=signer, header={
                 "format": 1, "hub": _fingerprint(signer.public_key()), "consumer": decision.agency_code,
                 "resource": decision.resource.code, "version": version.number, "since": since,
-                "manifest_sha256": manifest_sha256, "tar_sha256": _sha256_file(tar_path),
+                "manifest_sha256": manifest_sha256, "tar_sha256": sha256_file(tar_path), "expires_at": expires,
                 "nonce_prefix": base64.b64encode(secrets.token_bytes(8)).decode(), "segment": SEGMENT})
         audit_read(session, decision=decision, rows=export.rows, fmt="package", since=since)
     return PackageReport(path=out, consumer=decision.agency_code, resource=decision.resource.code,
-                         version=version.number, rows=export.rows, bytes=size)
+                         version=version.number, rows=export.rows, bytes=size, expires_at=expires)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(SEGMENT):
@@ -211,7 +214,7 @@ def _seal(tar_path: Path, out: Path, *, signer: Ed25519PrivateKey, header: dict)
         while True:
             following = source.read(SEGMENT)
             last = not following
-            sealed = aes.encrypt(_nonce(prefix, index), chunk, _aad(header_bytes, index, last))
+            sealed = aes.encrypt(segment_nonce(prefix, index), chunk, segment_aad(header_bytes, index, last))
             emit(struct.pack(">I", len(sealed)) + sealed)
             if last:
                 break
@@ -219,116 +222,3 @@ def _seal(tar_path: Path, out: Path, *, signer: Ed25519PrivateKey, header: dict)
         sink.write(signer.sign(digest.digest()))
     os.replace(partial, out)
     return out.stat().st_size
-
-
-# --- import -----------------------------------------------------------------------------------------------------
-
-@dataclass
-class ImportReport:
-    folder: Path
-    resource: str
-    version: int
-    consumer: str
-    rows: int
-    files: list[str]
-
-
-def _read_header(handle) -> tuple[dict, bytes]:
-    if handle.read(len(MAGIC)) != MAGIC:
-        raise PackageRefused("不是共享交换离线包", "not a govshare offline package (wrong magic bytes)")
-    (length,) = struct.unpack(">I", handle.read(4))
-    if length > 1 << 20:
-        raise PackageRefused("离线包头部损坏", "package header is corrupt")
-    header_bytes = handle.read(length)
-    try:
-        return json.loads(header_bytes), header_bytes
-    except ValueError as exc:
-        raise PackageRefused("离线包头部损坏", "package header is corrupt") from exc
-
-
-def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: str, out: Path) -> ImportReport:
-    """Verify and unpack a package into `out` (created; must not exist), or PackageRefused saying why."""
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} is not empty; unpack into a new folder")
-    public = load_public_key(hub_public_key)
-    size = package.stat().st_size
-    if size < len(MAGIC) + 4 + SIGNATURE_BYTES:
-        raise PackageRefused("离线包不完整", "package is truncated")
-    digest = hashlib.sha256()
-    with package.open("rb") as handle:
-        left = size - SIGNATURE_BYTES
-        while left > 0:
-            chunk = handle.read(min(SEGMENT, left))
-            digest.update(chunk)
-            left -= len(chunk)
-        signature = handle.read(SIGNATURE_BYTES)
-    try:
-        public.verify(signature, digest.digest())
-    except InvalidSignature:
-        raise PackageRefused("离线包签名验证失败：包被篡改，或并非来自所信任的共享交换平台，拒绝导入",
-                             "signature check failed: the package was altered or was not made by the trusted hub; "
-                             "refused") from None
-    with package.open("rb") as handle:
-        header, header_bytes = _read_header(handle)
-        if header.get("consumer") != agency:
-            raise PackageRefused(f"该离线包的接收方为 {header.get('consumer')}，不是本机构 {agency}，拒绝导入",
-                                 f"this package is addressed to agency {header.get('consumer')}, not {agency}; refused")
-        out.mkdir(parents=True, exist_ok=True)
-        tar_path = out / ".package.tar.partial"
-        try:
-            _decrypt(handle, header, header_bytes, key, tar_path, end=size - SIGNATURE_BYTES)
-            if _sha256_file(tar_path) != header["tar_sha256"]:
-                raise PackageRefused("离线包内容摘要不符", "package content digest does not match its header")
-            report = _unpack(tar_path, out, header)
-        except BaseException:
-            shutil.rmtree(out, ignore_errors=True)  # nothing half-imported stays behind
-            raise
-        tar_path.unlink()
-    return report
-
-
-def _decrypt(handle, header: dict, header_bytes: bytes, key: bytes, tar_path: Path, *, end: int) -> None:
-    aes = AESGCM(key)
-    prefix = base64.b64decode(header["nonce_prefix"])
-    index = 0
-    with tar_path.open("wb") as sink:
-        while handle.tell() < end:
-            (length,) = struct.unpack(">I", handle.read(4))
-            sealed = handle.read(length)
-            last = handle.tell() >= end
-            try:
-                sink.write(aes.decrypt(_nonce(prefix, index), sealed, _aad(header_bytes, index, last)))
-            except InvalidTag:
-                raise PackageRefused("无法解密离线包：密钥不是本机构的，或包已损坏",
-                                     "cannot decrypt the package: the key is not the one for this agency, or the "
-                                     "package is damaged; refused") from None
-            index += 1
-
-
-def _unpack(tar_path: Path, out: Path, header: dict) -> ImportReport:
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(out, filter="data")  # the data filter refuses absolute paths, links and ../ escapes
-    package_json = json.loads((out / "package.json").read_text())
-    manifest_digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
-    if manifest_digest != header["manifest_sha256"] or package_json["manifest_sha256"] != header["manifest_sha256"]:
-        raise PackageRefused("版本清单摘要不符", "the version manifest does not match the digest the hub published")
-    rows = 0
-    for entry in package_json["files"]:
-        path = out / entry["path"]
-        if _sha256_file(path) != entry["sha256"] or pq.ParquetFile(path).metadata.num_rows != entry["rows"]:
-            raise PackageRefused(f"数据文件 {entry['path']} 校验失败", f"data file {entry['path']} fails its check")
-        rows += entry["rows"]
-    return ImportReport(folder=out, resource=header["resource"], version=header["version"],
-                        consumer=header["consumer"], rows=rows, files=[e["path"] for e in package_json["files"]])
-
-
-def decode_key(text: str) -> bytes:
-    try:
-        key = base64.b64decode(text.strip(), validate=True)
-    except ValueError as exc:
-        raise ConfigError("the consumer key must be the base64 text `govshare package key` printed") from exc
-    if len(key) != 32:
-        raise ConfigError("the consumer key must be 32 bytes (base64 text from `govshare package key`)")
-    return key
-
-

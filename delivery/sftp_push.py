@@ -106,10 +106,14 @@ def _remote_sha256(client: paramiko.SFTPClient, path: str) -> str | None:
         return None
 
 
-def _claim(session: Session, *, agency_id: int, resource_id: int, version_id: int, kind: str) -> Delivery:
-    existing = session.scalar(select(Delivery).where(
+def _recorded(session: Session, *, agency_id: int, version_id: int, kind: str) -> Delivery | None:
+    return session.scalar(select(Delivery).where(
         Delivery.agency_id == agency_id, Delivery.version_id == version_id, Delivery.kind == kind,
         Delivery.channel == "sftp"))
+
+
+def _claim(session: Session, *, agency_id: int, resource_id: int, version_id: int, kind: str) -> Delivery:
+    existing = _recorded(session, agency_id=agency_id, version_id=version_id, kind=kind)
     if existing is not None:
         return existing
     record = Delivery(agency_id=agency_id, resource_id=resource_id, version_id=version_id, kind=kind, channel="sftp",
@@ -142,14 +146,20 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
             raise NotFound(f"agency {consumer.code} has no SFTP target; add one with `govshare push target ...`")
         version = decision.version
         kind = "full" if since is None else f"changes:{since}"
-        record = _claim(session, agency_id=consumer.id, resource_id=decision.resource.id, version_id=version.id,
-                        kind=kind)
         data_name, manifest_name = _remote_names(decision.resource.code, version.number, since)
         remote = posixpath.join(target.folder, data_name)
-        if record.status == "delivered":
+
+        def already(record: Delivery) -> PushReport:
             return PushReport(status="already-delivered", resource=resource_code, version=version.number,
                               consumer=consumer.code, remote_path=record.remote_path or remote, rows=0,
                               attempts=record.attempts)
+
+        record = _recorded(session, agency_id=consumer.id, version_id=version.id, kind=kind)
+        if record is not None and record.status == "delivered":
+            return already(record)
+        # The file, manifest and credential first: a --since naming no version, changes only a full copy can
+        # replace, a credential the secret no longer opens fail here, before a delivery is recorded as under way
+        # (nothing was attempted, so nothing stays "pending").
         export = materialise(session, decision, version, fmt="parquet", since=since)
         files = [{"path": data_name, "rows": export.rows, "bytes": export.size, "sha256": export.sha256}]
         if restricted(decision):  # what it receives, never the whole version's manifest
@@ -164,6 +174,10 @@ def push(*, resource_code: str, agency: str, since: int | None = None, attempts:
             }
         body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
         connector = _connector(target)
+        record = _claim(session, agency_id=consumer.id, resource_id=decision.resource.id, version_id=version.id,
+                        kind=kind)
+        if record.status == "delivered":  # a concurrent push finished while this one wrote its file
+            return already(record)
         last_error: Exception | None = None
 
         def failed(error: Exception) -> None:

@@ -20,6 +20,8 @@ from core import clock, keys
 from core.errors import AccessDenied
 from core.settings import get_settings
 
+VIA = "signed link"  # how the audit names a read (or refusal) that came through a link, not a credential
+
 
 @dataclass(frozen=True)
 class LinkClaims:
@@ -97,11 +99,12 @@ def authorize_link(session, claims: LinkClaims):
                               f"the token or session that issued this signed link is no longer in force "
                               f"({failed.en}): ask for a new link")
         raise refuse(session, principal=link, resource_code=claims.resource, channel="file", error=denied,
-                     reason=denied.en) from None
-    decision = authorize_principal(session, principal=issuer, resource_code=claims.resource, channel="file")
+                     reason=denied.en, via=VIA) from None
+    decision = authorize_principal(session, principal=issuer, resource_code=claims.resource, channel="file",
+                                   via=VIA)
     if grant_digest(decision.columns, decision.row_filter, decision.mask_columns) != claims.grant:
         denied = AccessDenied("共享授权已变更，此链接作废，请重新获取",
                               "the grant changed since this link was issued: ask for a new link")
         raise refuse(session, principal=link, resource_code=claims.resource, channel="file", error=denied,
-                     reason=denied.en)
+                     reason=denied.en, via=VIA)
     return decision

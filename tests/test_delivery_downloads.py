@@ -345,3 +345,42 @@ def test_changes_only_a_whole_download_can_replace_are_answered_409_as_on_the_ch
         assert answer.status_code == 409, (path, answer.text)
         assert "download the whole latest version" in answer.json()["detail"]
         assert "请下载完整的最新版本" in answer.json()["detail_zh"]
+
+
+def test_a_refused_signed_link_download_is_recorded_as_coming_through_the_link(served: Delivery) -> None:
+    """A link followed after its grant narrowed, its issuing token was revoked, or the channel was closed is
+    refused; the refusal's record says it came through a signed link, as a successful download's does, so a
+    reviewer can tell a leaked URL being tried from the consumer's own requests."""
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+    from tests.delivery_helpers import set_modes
+    from tests.helpers import issue_token, revoke_token
+
+    code = served.hub.resource_code
+    links = f"/api/v1/resources/{code}/links"
+
+    def link(token: str) -> str:
+        made = requests.post(served.url(links), json={"format": "csv"},
+                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert made.status_code == 200, made.text
+        return made.json()["url"]
+
+    def refusals() -> list[dict]:
+        with session_scope() as session:
+            return [dict(e.detail) for e in session.query(AuditEvent).filter_by(
+                action="data.read", result="denied", resource_code=code).order_by(AuditEvent.id)]
+
+    spare = issue_token(served.hub.consumer_code)
+    of_revoked_token, of_narrowed_grant, of_closed_channel = link(spare), link(served.hub.token), link(served.hub.token)
+    revoke_token(spare)
+    assert requests.get(of_revoked_token, timeout=30).status_code == 403
+    assert refusals()[-1]["via"] == "signed link"
+
+    grant(code, served.hub.consumer_code, columns=["id", "uscc"])
+    assert requests.get(of_narrowed_grant, timeout=30).status_code == 403
+    assert refusals()[-1]["via"] == "signed link"
+
+    set_modes(code, ["interface"])  # no file download any more: refused by the access decision itself
+    assert requests.get(of_closed_channel, timeout=30).status_code == 403
+    assert refusals()[-1]["via"] == "signed link"
+    assert len(refusals()) == 3

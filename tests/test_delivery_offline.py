@@ -145,6 +145,40 @@ def test_sftp_push_of_the_changes_since_a_version(hub: Delivery, sshd: SSHServer
         assert (sent.detail["format"], sent.detail["version"], sent.detail["since"]) == ("sftp", 2, 1)
 
 
+def test_a_push_that_cannot_start_leaves_no_pending_delivery_behind(hub: Delivery, sshd: SSHServer,  # noqa: F811
+                                                                    outbox: Path) -> None:  # noqa: F811
+    """A push with a --since that names no version, or of changes only a full copy can replace, fails before
+    anything is sent: it used to leave a delivery record "pending" (as if a transfer were under way, or had
+    broken off). Nothing was attempted, so nothing is recorded as a delivery; the full push still goes."""
+    from core.errors import ConfigError
+    from delivery.sftp_push import push
+    from pipeline.changes_feed import FullCopyNeeded
+    from pipeline.sync import sync_resource
+    from registry.db import session_scope
+    from registry.exchange.delivery_models import Delivery as DeliveryRecord
+    from tests.helpers import sqlite_execute
+    from tests.test_delivery_downloads import _prune_first_version
+
+    def records() -> list[tuple[str, str]]:
+        with session_scope() as session:
+            return [(r.kind, r.status) for r in session.query(DeliveryRecord).order_by(DeliveryRecord.id)]
+
+    _target(hub, sshd, outbox.name)
+    code = hub.hub.resource_code
+    with pytest.raises(ConfigError, match="第 9 版"):
+        push(resource_code=code, agency=hub.hub.consumer_code, since=9, attempts=1)
+    assert records() == []
+
+    sqlite_execute(hub.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
+    sync_resource(resource_code=code, full=True)
+    _prune_first_version(code)  # v2's changes under the row condition need v1's rows: only a full copy will do
+    with pytest.raises(FullCopyNeeded):
+        push(resource_code=code, agency=hub.hub.consumer_code, since=1, attempts=1)
+    assert records() == [] and list(outbox.iterdir()) == []
+    assert push(resource_code=code, agency=hub.hub.consumer_code).status == "delivered"
+    assert records() == [("full", "delivered")]
+
+
 def test_a_push_to_a_server_whose_host_key_changed_is_refused_and_recorded(hub: Delivery, sshd: SSHServer,  # noqa: F811
                                                                          outbox: Path, tmp_path: Path) -> None:  # noqa: F811
     from core.errors import ConfigError
@@ -226,7 +260,10 @@ def test_package_round_trip_and_refusals(hub: Delivery, tmp_path: Path) -> None:
     other_key, _ = _keys(tmp_path, OTHER_PROVIDER[0])
     misaddressed = _import(package, other_key, hub_pem, OTHER_PROVIDER[0], tmp_path / "m")
     assert misaddressed.exit_code == 3 and f"addressed to agency {consumer}" in misaddressed.output
-    wrong_key = _import(package, other_key, hub_pem, consumer, tmp_path / "w")
+    unopened = tmp_path / "unopened.gspkg"  # not imported yet (an imported one is refused before decryption)
+    assert runner.invoke(_app(), ["package", "export", hub.hub.resource_code, "--for", consumer,
+                                  "--out", str(unopened)]).exit_code == 0
+    wrong_key = _import(unopened, other_key, hub_pem, consumer, tmp_path / "w")
     assert wrong_key.exit_code == 3 and "cannot decrypt" in wrong_key.output
     assert not (tmp_path / "w").exists()
 
@@ -270,3 +307,86 @@ def test_the_package_key_is_handed_out_for_a_registered_agency_only_and_recorded
     with session_scope() as session:
         handed = [e.agency_code for e in session.query(AuditEvent).filter_by(action="package.key")]
     assert handed == [consumer, consumer]  # each handover of a decryption key is on record
+
+
+def test_a_failed_import_removes_only_what_it_created(hub: Delivery, tmp_path: Path) -> None:
+    """An import that fails part-way used to delete its --out folder whole: a folder the user had made for it
+    (empty, as required) vanished. Now only what the import created goes: the user's folder stays, empty; a
+    folder the import made (with its parents) is removed."""
+    from registry.db import session_scope
+    from tests.helpers import ensure_agency
+
+    consumer = hub.hub.consumer_code
+    package = tmp_path / "package.gspkg"
+    assert runner.invoke(_app(), ["package", "export", hub.hub.resource_code, "--for", consumer,
+                                  "--out", str(package)]).exit_code == 0
+    _, hub_pem = _keys(tmp_path, consumer)
+    with session_scope() as session:
+        ensure_agency(session, *OTHER_PROVIDER)
+    wrong_key, _ = _keys(tmp_path, OTHER_PROVIDER[0])  # passes the signature and addressee, fails to decrypt
+
+    mine = tmp_path / "收件"
+    mine.mkdir()
+    refused = _import(package, wrong_key, hub_pem, consumer, mine)
+    assert refused.exit_code == 3 and "cannot decrypt" in refused.output
+    assert mine.is_dir() and list(mine.iterdir()) == []
+
+    made = tmp_path / "new" / "deeper"
+    assert _import(package, wrong_key, hub_pem, consumer, made).exit_code == 3
+    assert not (tmp_path / "new").exists()
+
+
+def _ledger(home: Path) -> list[dict]:
+    return [json.loads(line) for line in (home / "received-packages.jsonl").read_text().splitlines()]
+
+
+def test_a_replayed_older_or_expired_package_is_refused_and_recorded(hub: Delivery, hub_home: Path,
+                                                                      tmp_path: Path) -> None:
+    """A genuinely signed package could be imported again and again, or an older one after a newer (a
+    rollback to stale data, e.g. by someone who kept a copy of last month's package), and nothing told: the
+    consumer side kept no record and packages never expired. The consumer keeps a ledger of what it imported
+    (GOVSHARE_HOME/received-packages.jsonl); a package it already imported, one older than the latest version it
+    imported of that resource, or one past its signed expiry is refused, in Chinese and English, and the refusal
+    written to the ledger beside the imports."""
+    from datetime import timedelta
+
+    from core import clock
+    from pipeline.sync import sync_resource
+    from tests.clock import pinned
+    from tests.helpers import sqlite_execute
+
+    code, consumer = hub.hub.resource_code, hub.hub.consumer_code
+
+    def export(name: str) -> Path:
+        made = runner.invoke(_app(), ["package", "export", code, "--for", consumer, "--out", str(tmp_path / name)])
+        assert made.exit_code == 0, made.output
+        return tmp_path / name
+
+    first, kept_back = export("v1.gspkg"), export("v1-copy.gspkg")
+    key, hub_pem = _keys(tmp_path, consumer)
+    assert _import(first, key, hub_pem, consumer, tmp_path / "in1").exit_code == 0
+
+    replayed = _import(first, key, hub_pem, consumer, tmp_path / "again")
+    assert replayed.exit_code == 3, replayed.output
+    assert "already imported" in replayed.output and "重复导入" in replayed.output
+    assert not (tmp_path / "again").exists()
+
+    sqlite_execute(hub.database, "UPDATE enterprises SET status = '吊销' WHERE id = 1")
+    sync_resource(resource_code=code, full=True)
+    assert _import(export("v2.gspkg"), key, hub_pem, consumer, tmp_path / "in2").exit_code == 0
+    rollback = _import(kept_back, key, hub_pem, consumer, tmp_path / "old")  # genuine, never imported, but v1
+    assert rollback.exit_code == 3, rollback.output
+    assert "older than v2" in rollback.output and "回退" in rollback.output
+    assert not (tmp_path / "old").exists()
+
+    late = export("v2-late.gspkg")
+    with pinned(clock.now() + timedelta(days=31)):  # the default lifetime is 30 days
+        expired = _import(late, key, hub_pem, consumer, tmp_path / "late")
+    assert expired.exit_code == 3, expired.output
+    assert "expired" in expired.output and "过期" in expired.output
+
+    ledger = _ledger(hub_home)
+    assert [(e["event"], e["version"]) for e in ledger] == [
+        ("imported", 1), ("refused", 1), ("imported", 2), ("refused", 1), ("refused", 2)]
+    assert all(e["resource"] == code and e["consumer"] == consumer for e in ledger)
+    assert "already imported" in ledger[1]["reason"] and "older" in ledger[3]["reason"]

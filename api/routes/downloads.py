@@ -132,7 +132,7 @@ def follow_link(link: str, request: Request, session: SessionDep) -> Response:
         claims = signed_links.verify(link)
     except AccessDenied as denied:  # a forged or expired link is an attempt too: audited, the link never logged
         record_event(session, actor="anonymous", action="data.read", result="denied",
-                     detail={"channel": "file", "via": "signed link", "reason": denied.en})
+                     detail={"channel": "file", "via": signed_links.VIA, "reason": denied.en})
         session.commit()
         raise mark_audited(denied) from None
     limiter().check(f"agency:{claims.agency}")
@@ -141,6 +141,6 @@ def follow_link(link: str, request: Request, session: SessionDep) -> Response:
     version = decision.version if claims.since is not None else version_for(session, decision, claims.version)
     export = materialise(session, decision, version, fmt=claims.fmt, since=claims.since)
     audit_read(session, decision=decision, rows=export.rows, fmt=claims.fmt, version=version, since=claims.since,
-               via="signed link")
+               via=signed_links.VIA)
     session.commit()
     return serve(request, export)

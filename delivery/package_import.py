@@ -1,0 +1,214 @@
+"""Importing an offline package on the consumer's side (离线包导入): verify, check the ledger, decrypt, unpack.
+
+The format and the order of the checks are described in delivery/packages.py; what was imported and refused
+is kept by delivery/package_ledger.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import struct
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from core import clock
+from core.errors import ConfigError
+from delivery.package_ledger import default_ledger, header_fields, held, package_id
+from delivery.packages import (
+    MAGIC,
+    SEGMENT,
+    SIGNATURE_BYTES,
+    PackageRefused,
+    load_public_key,
+    segment_aad,
+    segment_nonce,
+    sha256_file,
+)
+
+
+@dataclass
+class ImportReport:
+    folder: Path
+    resource: str
+    version: int
+    consumer: str
+    rows: int
+    files: list[str]
+
+
+def _read_header(handle) -> tuple[dict, bytes]:
+    if handle.read(len(MAGIC)) != MAGIC:
+        raise PackageRefused("不是共享交换离线包", "not a govshare offline package (wrong magic bytes)")
+    (length,) = struct.unpack(">I", handle.read(4))
+    if length > 1 << 20:
+        raise PackageRefused("离线包头部损坏", "package header is corrupt")
+    header_bytes = handle.read(length)
+    try:
+        return json.loads(header_bytes), header_bytes
+    except ValueError as exc:
+        raise PackageRefused("离线包头部损坏", "package header is corrupt") from exc
+
+
+def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: str, out: Path,
+                   ledger: Path | None = None) -> ImportReport:
+    """Verify and unpack a package into `out` (created; must not exist), or PackageRefused saying why. Each
+    import and refusal is written to the consumer's ledger (delivery/package_ledger.py), which refuses a package
+    imported before or one older than a version of its resource imported before."""
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} is not empty; unpack into a new folder")
+    ledger = ledger or default_ledger()
+    header: dict | None = None
+    identity = None
+    try:
+        signature = _verify_signature(package, load_public_key(hub_public_key))
+        identity = package_id(signature)
+        with package.open("rb") as handle:
+            header, header_bytes = _read_header(handle)
+            if header.get("consumer") != agency:
+                raise PackageRefused(f"该离线包的接收方为 {header.get('consumer')}，不是本机构 {agency}，拒绝导入",
+                                     f"this package is addressed to agency {header.get('consumer')}, not {agency}; "
+                                     "refused")
+            _refuse_expired(header)
+            with held(ledger) as record:
+                if (refusal := record.refusal(package=identity, header=header)) is not None:
+                    raise PackageRefused(*refusal)
+                report = _unpack_new(handle, header, header_bytes, key, out,
+                                     end=package.stat().st_size - SIGNATURE_BYTES)
+                record.append({"event": "imported", "package": identity, "file": str(package),
+                               "folder": str(out), **header_fields(header)})
+    except PackageRefused as refused:
+        with held(ledger) as record:  # the consumer side's record of what was turned away, and why
+            record.append({"event": "refused", "package": identity, "file": str(package), "reason": refused.en,
+                           **header_fields(header)})
+        raise
+    return report
+
+
+def _verify_signature(package: Path, public: Ed25519PublicKey) -> bytes:
+    """The package's signature, once it verifies over everything before it (nothing is decrypted before)."""
+    size = package.stat().st_size
+    if size < len(MAGIC) + 4 + SIGNATURE_BYTES:
+        raise PackageRefused("离线包不完整", "package is truncated")
+    digest = hashlib.sha256()
+    with package.open("rb") as handle:
+        left = size - SIGNATURE_BYTES
+        while left > 0:
+            chunk = handle.read(min(SEGMENT, left))
+            digest.update(chunk)
+            left -= len(chunk)
+        signature = handle.read(SIGNATURE_BYTES)
+    try:
+        public.verify(signature, digest.digest())
+    except InvalidSignature:
+        raise PackageRefused("离线包签名验证失败：包被篡改，或并非来自所信任的共享交换平台，拒绝导入",
+                             "signature check failed: the package was altered or was not made by the trusted hub; "
+                             "refused") from None
+    return signature
+
+
+def _refuse_expired(header: dict) -> None:
+    """A package past the expiry the hub signed into it is refused: one held back (or found again) too long."""
+    if not header.get("expires_at"):
+        return  # a package made before packages expired: the ledger still refuses it as a replay or rollback
+    expires = datetime.fromisoformat(header["expires_at"])
+    if clock.now() >= expires:
+        shown = clock.to_beijing(expires).strftime("%Y-%m-%d %H:%M")
+        raise PackageRefused(f"该离线包已于 {shown}（北京时间）过期，拒绝导入，请向发送方重新索取",
+                             f"this package expired on {shown} Beijing time; refused: ask the sender for a new one")
+
+
+def _unpack_new(handle, header: dict, header_bytes: bytes, key: bytes, out: Path, *, end: int) -> ImportReport:
+    made = _first_missing(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tar_path = out / ".package.tar.partial"
+    try:
+        _decrypt(handle, header, header_bytes, key, tar_path, end=end)
+        if sha256_file(tar_path) != header["tar_sha256"]:
+            raise PackageRefused("离线包内容摘要不符", "package content digest does not match its header")
+        report = _unpack(tar_path, out, header)
+    except BaseException:
+        _remove_what_was_made(out, made)  # nothing half-imported stays behind
+        raise
+    tar_path.unlink()
+    return report
+
+
+def _first_missing(out: Path) -> Path | None:
+    """The outermost folder of `out` that does not exist yet (the import makes it), or None if `out` exists."""
+    missing = None
+    for folder in (out, *out.parents):
+        if folder.exists():
+            return missing
+        missing = folder
+    return missing
+
+
+def _remove_what_was_made(out: Path, made: Path | None) -> None:
+    """Undo a failed import: the folders it made, or, in a folder the user gave (empty, as required), only
+    what it put there; the user's own folder stays."""
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        return
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _decrypt(handle, header: dict, header_bytes: bytes, key: bytes, tar_path: Path, *, end: int) -> None:
+    aes = AESGCM(key)
+    prefix = base64.b64decode(header["nonce_prefix"])
+    index = 0
+    with tar_path.open("wb") as sink:
+        while handle.tell() < end:
+            (length,) = struct.unpack(">I", handle.read(4))
+            sealed = handle.read(length)
+            last = handle.tell() >= end
+            try:
+                plain = aes.decrypt(segment_nonce(prefix, index), sealed, segment_aad(header_bytes, index, last))
+                sink.write(plain)
+            except InvalidTag:
+                raise PackageRefused("无法解密离线包：密钥不是本机构的，或包已损坏",
+                                     "cannot decrypt the package: the key is not the one for this agency, or the "
+                                     "package is damaged; refused") from None
+            index += 1
+
+
+def _unpack(tar_path: Path, out: Path, header: dict) -> ImportReport:
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(out, filter="data")  # the data filter refuses absolute paths, links and ../ escapes
+    package_json = json.loads((out / "package.json").read_text())
+    manifest_digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    if manifest_digest != header["manifest_sha256"] or package_json["manifest_sha256"] != header["manifest_sha256"]:
+        raise PackageRefused("版本清单摘要不符", "the version manifest does not match the digest the hub published")
+    rows = 0
+    for entry in package_json["files"]:
+        path = out / entry["path"]
+        if sha256_file(path) != entry["sha256"] or pq.ParquetFile(path).metadata.num_rows != entry["rows"]:
+            raise PackageRefused(f"数据文件 {entry['path']} 校验失败", f"data file {entry['path']} fails its check")
+        rows += entry["rows"]
+    return ImportReport(folder=out, resource=header["resource"], version=header["version"],
+                        consumer=header["consumer"], rows=rows, files=[e["path"] for e in package_json["files"]])
+
+
+def decode_key(text: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:
+        raise ConfigError("the consumer key must be the base64 text `govshare package key` printed") from exc
+    if len(key) != 32:
+        raise ConfigError("the consumer key must be 32 bytes (base64 text from `govshare package key`)")
+    return key
+
+
