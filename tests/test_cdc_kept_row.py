@@ -26,7 +26,7 @@ def _change_set(code: str) -> dict[str, str]:
                                                                   columns=["code", "_change"]).to_pylist()}
 
 
-def _captured_hours(dsn: str, monkeypatch: pytest.MonkeyPatch, *, whole_table: bool, rows: str) -> str:
+def _captured_hours(dsn: str, monkeypatch: pytest.MonkeyPatch, *, whole_table: bool, rows: str) -> str:  # noqa: F811
     """A captured table of opening hours, its snapshot published; the resource's code."""
     import pipeline.cdc
     from pipeline.cdc import sync_cdc

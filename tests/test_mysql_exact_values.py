@@ -135,7 +135,7 @@ def test_spatial_columns_of_a_query_stream_are_wkt_text_as_a_table_streams_are(s
             for r in b.to_pylist()] == as_table
 
 
-def _client_rows(scratch: dict, select: str) -> list[list[str]]:
+def _client_rows(scratch: dict, select: str) -> list[list[str]]:  # noqa: F811
     """What MariaDB's own command-line client shows for ``select``, as the source's user (raw tab-separated)."""
     import subprocess
 

@@ -12,7 +12,6 @@ import pytest
 import requests
 from sqlalchemy import select, text
 
-from tests.helpers import PROVIDER
 
 pytestmark = pytest.mark.clock
 
