@@ -202,6 +202,11 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
     if outcome == "refuse":
         approved: list[str] = []
     else:
+        # No items named approves every item applied for; a partial approval, or an empty list, names none: an
+        # approval of everything by omission is refused rather than granted.
+        if (outcome == "partial" or approved_items is not None) and not approved_items:
+            raise ConfigError("部分同意须列出同意共享的数据项（--item），或选择不予共享 / a partial approval names the "
+                              "approved data items (--item COLUMN, repeatable); to approve none, refuse")
         approved = list(approved_items) if approved_items else list(application.items)
         if extra := [i for i in approved if i not in application.items]:
             raise ConfigError(f"同意的数据项 {'、'.join(extra)} 不在申请范围内 / approved item(s) {extra} were not applied for")

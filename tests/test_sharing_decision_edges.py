@@ -1,0 +1,28 @@
+"""Edges of a decision and of its dispute (article 14): a partial approval names its items, a disputed partial
+approval stands (and is no baseless grant) until the conclusion, and the conclusion keeps the provider's term."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from core import clock
+from tests.test_sharing_workflows import _apply, _as, desk  # noqa: F401 - desk is a fixture
+
+pytestmark = [pytest.mark.usefixtures("cheap_hashing")]
+
+
+def test_a_partial_approval_without_items_is_refused_not_an_approval_of_all(desk: dict[str, str]) -> None:
+    from core.errors import ConfigError
+    from registry.db import session_scope
+    from registry.sharing.applications import decide, get_application
+
+    with session_scope() as session:
+        number = _apply(session, desk["conditional"], when=clock.now()).number
+        for outcome, items in (("partial", None), ("partial", []), ("approve", [])):
+            with pytest.raises(ConfigError, match="数据项"):
+                decide(session, number=number, outcome=outcome, approved_items=items, reasons="部分同意",
+                       by=_as(session, "prov"))
+        application = get_application(session, number=number)
+        assert application.status == "submitted" and application.grant_id is None
