@@ -26,3 +26,23 @@ def test_a_partial_approval_without_items_is_refused_not_an_approval_of_all(desk
                        by=_as(session, "prov"))
         application = get_application(session, number=number)
         assert application.status == "submitted" and application.grant_id is None
+
+
+def _disputed_partial(session, code: str) -> str:  # noqa: ANN001 - Session
+    from registry.sharing.applications import decide
+    from registry.sharing.disputes import open_dispute
+
+    number = _apply(session, code, when=clock.now()).number
+    decide(session, number=number, outcome="partial", approved_items=["uscc"], reasons="名称不属于核验所需",
+           expires_on=date(2027, 3, 31), unmask=["uscc"], by=_as(session, "prov"))
+    open_dispute(session, number=number, grounds="核验需要企业名称", by=_as(session, "cons"))
+    return number
+
+
+def test_a_disputed_partial_approval_is_no_baseless_grant(desk: dict[str, str]) -> None:
+    from registry.db import session_scope
+    from registry.sharing.check import baseless_grants
+
+    with session_scope() as session:
+        _disputed_partial(session, desk["conditional"])
+        assert baseless_grants(session) == []
