@@ -46,3 +46,18 @@ def test_a_disputed_partial_approval_is_no_baseless_grant(desk: dict[str, str]) 
     with session_scope() as session:
         _disputed_partial(session, desk["conditional"])
         assert baseless_grants(session) == []
+
+
+def test_a_dispute_conclusion_keeps_the_providers_term_and_unmasking(desk: dict[str, str]) -> None:
+    from registry.db import session_scope
+    from registry.sharing.applications import get_application, grant_for
+    from registry.sharing.disputes import conclude_dispute, disputes_of
+
+    with session_scope() as session:
+        application = get_application(session, number=_disputed_partial(session, desk["conditional"]))
+        conclude_dispute(session, dispute_id=disputes_of(session, application_id=application.id)[0].id,
+                         outcome="approve", conclusion="企业名称为核验所必需", by=_as(session, "office"))
+        grant = grant_for(session, application=application)
+        assert grant.columns == ["uscc", "name", "credit_level"] and grant.origin == "dispute"
+        assert clock.beijing_day(grant.expires_at) == date(2027, 3, 31)
+        assert grant.unmasked_columns == ["uscc"]
