@@ -61,3 +61,13 @@ def test_a_dispute_conclusion_keeps_the_providers_term_and_unmasking(desk: dict[
         assert grant.columns == ["uscc", "name", "credit_level"] and grant.origin == "dispute"
         assert clock.beijing_day(grant.expires_at) == date(2027, 3, 31)
         assert grant.unmasked_columns == ["uscc"]
+
+
+def test_an_application_names_only_the_entrys_data_items(desk: dict[str, str]) -> None:
+    from core.errors import ConfigError
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        with pytest.raises(ConfigError, match="没有数据项 tax_owed") as refused:
+            _apply(session, desk["conditional"], when=clock.now(), items=["uscc", "tax_owed"])
+        assert "credit_level" in str(refused.value)  # it names the items the entry offers
