@@ -71,3 +71,23 @@ def test_an_application_names_only_the_entrys_data_items(desk: dict[str, str]) -
         with pytest.raises(ConfigError, match="没有数据项 tax_owed") as refused:
             _apply(session, desk["conditional"], when=clock.now(), items=["uscc", "tax_owed"])
         assert "credit_level" in str(refused.value)  # it names the items the entry offers
+
+
+def test_the_written_forms_arrival_is_recorded_once_so_an_overdue_answer_stays_overdue(desk: dict[str, str]) -> None:
+    """A second receipt would restart the 10-working-day clock again and again, and clear the overdue flag the
+    coordination office was sent: the provider would never be late (申请答复及时率)."""
+    from datetime import datetime, timezone
+
+    from core.errors import ConfigError
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.sharing.applications import check_deadlines, record_receipt
+
+    with session_scope() as session:
+        application = _apply(session, desk["conditional"], when=datetime(2026, 5, 6, 2, 0, tzinfo=timezone.utc))
+        record_receipt(session, number=application.number, received_on=date(2026, 5, 8), by=_as(session, "prov"))
+        due = application.due_on
+        assert (application.number, "overdue") in check_deadlines(session, today=clock.today(), by=console("daily"))
+        with pytest.raises(ConfigError, match="已登记"):
+            record_receipt(session, number=application.number, received_on=clock.today(), by=_as(session, "prov"))
+        assert application.due_on == due and application.overdue_flagged_at is not None

@@ -175,6 +175,18 @@ def list_applications(session: Session, *, by: Principal, status: str | None = N
     return [a for a in session.scalars(query) if may_see(by, a)]
 
 
+def _receipt_recorded(session: Session, application: Application) -> str | None:
+    """The arrival day already recorded for the application's written form, if one was."""
+    from registry.audit.models import AuditEvent
+
+    for detail in session.scalars(select(AuditEvent.detail).where(
+            AuditEvent.action == "application.receive", AuditEvent.resource_code == application.resource.code,
+            AuditEvent.result == "ok")):
+        if (detail or {}).get("number") == application.number:
+            return detail.get("received_on")
+    return None
+
+
 def record_receipt(session: Session, *, number: str, received_on: date, by: Principal) -> Application:
     """The provider records the day the written form arrived; the 10-working-day clock restarts from it."""
     application = get_application(session, number=number)
@@ -183,6 +195,10 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
     if application.status != "submitted":
         raise ConfigError(f"申请 {number} 已答复，不能再登记收到日期 / application {number} is already "
                           f"{application.status}")
+    if (recorded := _receipt_recorded(session, application)) is not None:
+        raise ConfigError(f"申请 {number} 已登记收到书面申请日期 {recorded}，不能再次登记（再次登记会重新起算答复期限）/ "
+                          f"the written form's arrival ({recorded}) is already recorded: it is recorded once, so the "
+                          "10-working-day clock cannot be restarted")
     if received_on > (today := clock.today()):
         raise ConfigError(f"收到书面申请的日期 {received_on} 晚于今天 {today}：请在收到后登记实际收到日期 / the written "
                           "form's arrival cannot be recorded before it happens")
