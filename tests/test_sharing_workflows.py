@@ -62,8 +62,8 @@ def desk(hub_home: Path) -> Iterator[dict[str, str]]:
                                                                               ["coordination_office"])):
             add_user(session, username=username, agency=agency, roles=roles, password=PASSWORD, by=admin)
         codes = {"conditional": conditional.code, "closed": closed.code}
-        for code in codes.values():
-            publish_entry(session, code)
+        publish_entry(session, conditional.code, columns=("uscc", "name", "credit_level", "address"))
+        publish_entry(session, closed.code)
     yield codes
 
 

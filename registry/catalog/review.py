@@ -29,6 +29,7 @@ from registry.catalog.models import (
 from registry.catalog.obligations import close_obligations
 from registry.people.persons import act_day, person_actor, require_designated
 from schemas.catalog_metadata import CatalogEntryData, label_of, metadata
+from schemas.presentation import label
 
 __all__ = ["confidentiality_of", "record_confidentiality_review", "review_revision", "submit_revision",
            "withdraw_entry"]
@@ -40,9 +41,9 @@ def _open_revision(session: Session, resource: Resource, allowed: tuple[str, ...
         raise ConfigError(f"目录条目 {resource.code} 还没有编目内容，请先 `govshare catalog edit` / nothing to {doing}")
     if revision.status not in allowed:
         zh, en = doing.split(" ", 1)
-        label = REVISION_STATUSES.get(revision.status, revision.status)
+        state = REVISION_STATUSES.get(revision.status, revision.status)
         can = "、".join(REVISION_STATUSES.get(s, s) for s in allowed)
-        raise ConfigError(f"目录条目 {resource.code} 第{revision.number}版{label}，不能{zh}（只有{can}的版本可以{zh}） / "
+        raise ConfigError(f"目录条目 {resource.code} 第{revision.number}版{state}，不能{zh}（只有{can}的版本可以{zh}） / "
                           f"revision {revision.number} is {revision.status}; only {', '.join(allowed)} can be {en}")
     return revision
 
@@ -135,8 +136,13 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
         previous.status = "superseded"
     _set_release_date(session, resource, revision, day)
     revision.status, revision.published_at = "published", clock.now()
+    was_shared = resource.sharing_type
     apply_to_resource(resource, CatalogEntryData.model_validate(revision.content))
     resource.catalog_status = "published"
+    if resource.sharing_type not in (was_shared, "unconditional"):  # 普遍共享 takes nobody's grant away
+        _end_grants(session, resource=resource, account=account,
+                    reason=f"目录条目共享类型变更为{label('sharing_types', resource.sharing_type)}（第{revision.number}版）",
+                    keep_applications=resource.sharing_type == "conditional")
     # A publication after element-by-element review is also that year's full maintenance (全面维护).
     session.add(Reconfirmation(resource_id=resource.id, revision_id=revision.id, confirmed_on=day,
                                confirmed_by=account, note="审核发布 / published after review"))
@@ -173,10 +179,6 @@ def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
                    on: date | None = None) -> Resource:
     """Withdraw a published entry (撤销发布), by a reviewer designated by its agency: it leaves the catalogue
     consumers see and every grant on it ends at once (only published entries are shared)."""
-    from registry.people.auth import Principal
-    from registry.sharing.grants import LIVE, end_grant
-    from registry.sharing.models import Grant
-
     resource = get_entry(session, code=code)
     day = act_day(on)
     require_designated(session, account=account, agency_id=resource.agency_id, roles=("reviewer",), on=day)
@@ -191,10 +193,22 @@ def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
     actor = person_actor(account)
     record_event(session, actor=actor, action="catalog.withdraw", agency_code=resource.agency.code,
                  resource_code=code, detail={"by": account, "on": day, "reason": reason})
+    _end_grants(session, resource=resource, account=account, reason=f"目录条目已撤销发布：{reason}")
+    return resource
+
+
+def _end_grants(session: Session, *, resource: Resource, account: str, reason: str,
+                keep_applications: bool = False) -> None:
+    """End the live grants the entry no longer supports, as the reviewer whose decision took their basis away:
+    all of them, or (an entry now shared on application) those a subscription made, whose holders must apply."""
+    from registry.people.auth import Principal
+    from registry.sharing.grants import LIVE, end_grant
+    from registry.sharing.models import Grant
+
     by = Principal(kind="user", name=account, agency_id=resource.agency_id, agency_code=resource.agency.code)
     for grant in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.status.in_(LIVE))):
-        end_grant(session, grant=grant, reason=f"目录条目已撤销发布：{reason}", by=by)
-    return resource
+        if not (keep_applications and grant.application_id is not None):
+            end_grant(session, grant=grant, reason=reason, by=by)
 
 
 def comment_lines(revision: CatalogRevision) -> list[tuple[str, str]]:

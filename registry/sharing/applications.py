@@ -49,6 +49,15 @@ OUTCOMES = {"approve": "approved", "partial": "partial", "refuse": "refused"}
 
 
 def _known_columns(session: Session, resource) -> list[str] | None:  # noqa: ANN001 - Resource
+    """The data items one may apply for: the published entry's items (信息项) that name a column, as the
+    application page offers them; for an entry without such items, the latest version's columns."""
+    from registry.catalog.entries import published_revision
+
+    revision = published_revision(session, resource=resource)
+    items = [item["column"] for item in (revision.content if revision else {}).get("data_items", [])
+             if item.get("column")]
+    if items:
+        return items
     version = latest_version(session, resource=resource)
     if version is None:
         return None
@@ -166,6 +175,18 @@ def list_applications(session: Session, *, by: Principal, status: str | None = N
     return [a for a in session.scalars(query) if may_see(by, a)]
 
 
+def _receipt_recorded(session: Session, application: Application) -> str | None:
+    """The arrival day already recorded for the application's written form, if one was."""
+    from registry.audit.models import AuditEvent
+
+    for detail in session.scalars(select(AuditEvent.detail).where(
+            AuditEvent.action == "application.receive", AuditEvent.resource_code == application.resource.code,
+            AuditEvent.result == "ok")):
+        if (detail or {}).get("number") == application.number:
+            return detail.get("received_on")
+    return None
+
+
 def record_receipt(session: Session, *, number: str, received_on: date, by: Principal) -> Application:
     """The provider records the day the written form arrived; the 10-working-day clock restarts from it."""
     application = get_application(session, number=number)
@@ -174,6 +195,10 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
     if application.status != "submitted":
         raise ConfigError(f"申请 {number} 已答复，不能再登记收到日期 / application {number} is already "
                           f"{application.status}")
+    if (recorded := _receipt_recorded(session, application)) is not None:
+        raise ConfigError(f"申请 {number} 已登记收到书面申请日期 {recorded}，不能再次登记（再次登记会重新起算答复期限）/ "
+                          f"the written form's arrival ({recorded}) is already recorded: it is recorded once, so the "
+                          "10-working-day clock cannot be restarted")
     if received_on > (today := clock.today()):
         raise ConfigError(f"收到书面申请的日期 {received_on} 晚于今天 {today}：请在收到后登记实际收到日期 / the written "
                           "form's arrival cannot be recorded before it happens")
@@ -202,6 +227,11 @@ def apply_decision(session: Session, *, application: Application, outcome: str, 
     if outcome == "refuse":
         approved: list[str] = []
     else:
+        # No items named approves every item applied for; a partial approval, or an empty list, names none: an
+        # approval of everything by omission is refused rather than granted.
+        if (outcome == "partial" or approved_items is not None) and not approved_items:
+            raise ConfigError("部分同意须列出同意共享的数据项（--item），或选择不予共享 / a partial approval names the "
+                              "approved data items (--item COLUMN, repeatable); to approve none, refuse")
         approved = list(approved_items) if approved_items else list(application.items)
         if extra := [i for i in approved if i not in application.items]:
             raise ConfigError(f"同意的数据项 {'、'.join(extra)} 不在申请范围内 / approved item(s) {extra} were not applied for")

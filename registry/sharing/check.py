@@ -47,7 +47,8 @@ def _problem(session: Session, grant: Grant) -> tuple[str, str] | None:
         return "资源不予共享", "the resource is not shared"
     if grant.application_id is not None:
         application = session.get(Application, grant.application_id)
-        if application is None or application.status not in APPROVED:
+        # a disputed partial approval stands until the coordination office's conclusion replaces it
+        if application is None or application.status not in (*APPROVED, "disputed"):
             status = application.status if application else "missing"
             return f"申请状态为 {status}，未获批准", f"its application is {status}, not approved"
         if application.grant_id != grant.id:

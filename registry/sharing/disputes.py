@@ -10,7 +10,8 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from registry.audit.log import record_event
 from registry.people.auth import Principal, require, require_person, require_roles
-from registry.sharing.applications import apply_decision, get_application, notify
+from registry.sharing.applications import apply_decision, get_application, grant_for, notify
+from registry.sharing.grants import LIVE, lifted_masks
 from registry.sharing.models import Dispute
 
 DISPUTABLE = ("partial", "refused")
@@ -53,9 +54,15 @@ def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclus
     if dispute.status != "open":
         raise ConfigError(f"该协调事项已作出结论 / dispute {dispute_id} is already concluded")
     application = dispute.application
+    # The dispute is about the data items; the term and the unmasking the provider set on a partial approval
+    # still hold for the grant the conclusion makes (else a wider approval would also run forever).
+    standing = grant_for(session, application=application)
+    standing = standing if standing is not None and standing.status in LIVE else None
     application.status = "submitted"  # reopened for the decision the conclusion makes
     apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
-                   reasons=f"协调结论：{conclusion}", by=by, origin="dispute")
+                   reasons=f"协调结论：{conclusion}", by=by, origin="dispute",
+                   unmask=lifted_masks(standing) if standing else False,
+                   expires_at=standing.expires_at if standing else None)
     dispute.status, dispute.outcome = "concluded", application.status
     dispute.approved_items = application.approved_items
     dispute.conclusion, dispute.concluded_by, dispute.concluded_at = conclusion, by.actor, clock.now()
