@@ -45,7 +45,6 @@ from connectors.base import ColumnInfo
 from connectors.pgarrays import ArrayColumn
 from connectors.pgarrays import apply as apply_arrays
 from connectors.time_range import flag_out_of_range
-from core.errors import ConfigError
 
 # 1: the forms before (unnumbered): padding kept, intervals in ISO 8601, money quarantined, time as text;
 # 2: those aligned, but tstzrange written in UTC, a time of 24:00:00 as 00:00 (or quarantined), inet and cidr
@@ -59,7 +58,6 @@ FORMS = 4
 # tstzrange is published as its text, whose bounds PostgreSQL writes in the session's zone.
 SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c lc_monetary=C -c extra_float_digits=3"
 TIME_OF_DAY = pa.time64("us")
-DATED_RANGES = {"daterange", "tsrange", "tstzrange", "datemultirange", "tsmultirange", "tstzmultirange"}
 # Dates and timestamps (by base type) as the full read publishes them, counted from their text (dated_count)
 DATED = {"date": pa.date32(), "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC")}
 
@@ -143,21 +141,10 @@ def scalar_forms(cursor, schema: str, table: str) -> ScalarForms:  # noqa: ANN00
            JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""", (schema, table))
     found = cursor.fetchall()
-    # Asked on a session as the full read opens one (no options): its zone, its money's fraction digits, and
-    # how it writes dates (a range's text holds them: the capture reads its stream in ISO, to parse dates).
-    # psycopg2 sets DateStyle to ISO on connecting; the session began with the setting a full read's session
-    # keeps (ADBC sets none), which RESET would restore.
-    cursor.execute("""SELECT current_setting('TimeZone'), scale(0::money::numeric),
-                             (SELECT reset_val FROM pg_settings WHERE name = 'DateStyle')""")
-    zone, digits, date_style = cursor.fetchone()
-    dated = [n for n, t in found if t in DATED_RANGES]
-    if dated and not date_style.upper().startswith("ISO"):
-        raise ConfigError(
-            f"源库日期格式 DateStyle 为 {date_style}，范围列 {', '.join(dated)} 无法与全量读取一致 / {schema}.{table}: "
-            f"the range columns {', '.join(dated)} hold dates that a full read writes in DateStyle {date_style!r}, "
-            "which change capture cannot give (it reads its changes in ISO): make the source write ISO dates "
-            "(ALTER DATABASE ... SET DateStyle = 'ISO, DMY', or ALTER ROLE for the source's user), "
-            "or register the resource with sync mode full or incremental")
+    # Asked on a session as the full read opens one: its zone and its money's fraction digits. Its dates are in
+    # ISO, as the capture's (connectors.postgres.PostgresConnector._uri pins DateStyle for every read).
+    cursor.execute("SELECT current_setting('TimeZone'), scale(0::money::numeric)")
+    zone, digits = cursor.fetchone()
     return ScalarForms(padded=frozenset(n for n, t in found if t == "bpchar"),
                        money=frozenset(n for n, t in found if t == "money"),
                        times=frozenset(n for n, t in found if t == "time"),

@@ -72,3 +72,32 @@ def test_dates_outside_the_years_are_quarantined_as_the_full_read_quarantines_th
     _assert_same(_published(code), _published(full))
     _assert_same_quarantine(code, full)
 
+
+def test_composite_values_and_ranges_holding_dates_publish_iso_dates_whatever_the_sources_datestyle(
+        dsn: str) -> None:
+    """A role writing dates as 'SQL, DMY': a composite value's text holds its dates that way ('(01/03/2026,x)'),
+    which the full read published while change capture, reading in ISO, published '(2026-03-01,x)', and ranges
+    of dates were refused. Every read now writes ISO dates, so the capture publishes what the full read does."""
+    from pipeline.cdc import sync_cdc
+
+    database = dsn.rpartition("/")[2]
+    pg_execute(dsn, f"ALTER ROLE postgres IN DATABASE \"{database}\" SET DateStyle = 'SQL, DMY'")
+    # and a zone of the role's own: a tstzrange's text is written in the session's zone, on both paths
+    pg_execute(dsn, f"ALTER ROLE postgres IN DATABASE \"{database}\" SET TimeZone = 'America/St_Johns'")
+    pg_execute(dsn, "CREATE TYPE stay AS (arrived date, left_at timestamp, note text)")
+    pg_execute(dsn, "CREATE TABLE visits (code text PRIMARY KEY, visit stay, stays stay[], days date[][], "
+                    "period daterange, span tstzrange, n int)")
+    pg_execute(dsn, """INSERT INTO visits VALUES ('a', ROW('2026-03-01', '2026-03-01 08:00', '统一'),
+        ARRAY[ROW('2026-03-02', NULL, 'x')::stay], '{{2026-03-01,2026-03-02}}', '[2026-03-01,2026-04-01)',
+        '[2026-03-01 08:00+08,2026-03-02 00:00+00)', 1), ('b', NULL, NULL, NULL, NULL, NULL, 2)""")
+    code = register(dsn, table="visits", key=("code",))
+    assert sync_cdc(resource_code=code).mode == "cdc-snapshot"
+    full = _full_read(dsn, "visits")
+    _assert_same(_published(code), _published(full))
+    assert _published(full)[1][0]["visit"] == '(2026-03-01,"2026-03-01 08:00:00",统一)'
+    assert _published(code)[1][0]["span"] == '["2026-02-28 20:30:00-03:30","2026-03-01 20:30:00-03:30")'
+
+    pg_execute(dsn, "UPDATE visits SET visit = ROW('2026-12-31', '2026-12-31 23:00', 'y'), n = 20, "
+                    "days = '{{2026-12-31}}', span = '(,2026-12-31 12:00+08]' WHERE code = 'b'")
+    assert sync_cdc(resource_code=code).mode == "cdc"
+    _assert_same(_published(code), _published(_full_read(dsn, "visits")))
