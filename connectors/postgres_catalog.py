@@ -102,5 +102,6 @@ def table_identity(cursor: Any, schema: str, name: str) -> dict[str, Any]:
         (schema, name))
     rows = cursor.fetchall()
     return {"oid": int(rows[0][0]) if rows else None,
-            "columns": [[column, int(attnum), int(typid), int(typmod)] for _oid, column, attnum, typid, typmod, *_ in rows],
+            "columns": [[column, int(attnum), int(typid), int(typmod)]
+                        for _oid, column, attnum, typid, typmod, *_ in rows],
             "storage": int(rows[0][5]) if rows else None, "altered": {row[1]: row[6] for row in rows}}
