@@ -77,7 +77,11 @@ class PostgresConnector(Connector):
         c = self.config
         password = self.secret.get("password")
         auth = quote(c["user"]) + (":" + quote(password, safe="") if password else "")
-        return f"postgresql://{auth}@{c['host']}:{int(c.get('port', 5432))}/{quote(c['dbname'])}?application_name=govshare"
+        # Dates in ISO whatever the source's DateStyle (a database or role may say 'SQL, DMY'): the text published
+        # of a composite value, a range or an array read as text holds dates ('(01/03/2026,x)'), and the change
+        # capture and psycopg2's sessions write them in ISO. Only the output style: the order reading them stays.
+        return (f"postgresql://{auth}@{c['host']}:{int(c.get('port', 5432))}/{quote(c['dbname'])}"
+                f"?application_name=govshare&options={quote('-c DateStyle=ISO', safe='')}")
 
     def _connect(self):  # noqa: ANN202 - psycopg2 connection
         try:

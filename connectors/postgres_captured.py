@@ -49,12 +49,13 @@ class CapturedTable:
 
         Types psycopg2 would hand back as Python objects with no faithful Arrow form (json, ranges, intervals,
         ...) are read as their PostgreSQL text, the text the stream carries; so is a time of day (psycopg2 made
-        '24:00:00' 00:00) and every array (psycopg2 made a text[] a Python list, published as JSON). That text
-        is the type's output function, as in the stream and the full read: a cast to text is not always that
-        (inet's adds the netmask, '10.0.0.1/32'), and format('%s', NULL) would be ''. Character types are read
-        as they are (char(n)'s padding is dropped with the stream's: ``forms``)."""
+        '24:00:00' 00:00), a date or timestamp (it made infinity 9999-12-31 and failed on a year BC) and every
+        array (psycopg2 made a text[] a Python list, published as JSON). That text is the type's output function,
+        as in the stream and the full read: a cast to text is not always that (inet's adds the netmask,
+        '10.0.0.1/32'), and format('%s', NULL) would be ''. Character types are read as they are (char(n)'s
+        padding is dropped with the stream's: ``forms``)."""
         def text(column: ColumnInfo) -> bool:
-            return column.name in self.arrays or column.name in self.forms.times or (
+            return any(column.name in found for found in (self.arrays, self.forms.times, self.forms.dated)) or (
                 pa.types.is_string(column.arrow_type) and not column.source_type.startswith(TEXT_TYPES))
         return ", ".join(f'CASE WHEN "{c.name}" IS NULL THEN NULL ELSE format(\'%s\', "{c.name}") END' if text(c)
                          else f'"{c.name}"' for c in self.columns)

@@ -91,13 +91,17 @@ def table_identity(cursor: Any, schema: str, name: str) -> dict[str, Any]:
     """What makes the table the same table with the same physical columns (源表标识): its pg_class oid, and each
     column's name, attnum, type oid and typmod in column order. A table rebuilt under the same name has another
     oid, a column dropped and added again another attnum, a column retyped in place (ALTER COLUMN ... TYPE)
-    another type: each sets values in rows without a row change in the WAL. The storage (relfilenode) is left out:
-    VACUUM FULL, CLUSTER and TRUNCATE give a table new storage without changing a row behind the WAL's back."""
+    another type: each sets values in rows without a row change in the WAL. Beside them, the storage (relfilenode)
+    and the transaction that last wrote each column's entry (its pg_attribute xmin): a column retyped to the type it
+    has with USING rewrites every row and changes both, where VACUUM FULL, CLUSTER and TRUNCATE change only the
+    storage and a default or statistics target set only the entry (pipeline.cdc_identity)."""
     cursor.execute(
-        """SELECT c.oid, a.attname, a.attnum, a.atttypid, a.atttypmod
+        """SELECT c.oid, a.attname, a.attnum, a.atttypid, a.atttypmod, c.relfilenode, a.xmin::text
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
         (schema, name))
     rows = cursor.fetchall()
     return {"oid": int(rows[0][0]) if rows else None,
-            "columns": [[column, int(attnum), int(typid), int(typmod)] for _oid, column, attnum, typid, typmod in rows]}
+            "columns": [[column, int(attnum), int(typid), int(typmod)]
+                        for _oid, column, attnum, typid, typmod, *_ in rows],
+            "storage": int(rows[0][5]) if rows else None, "altered": {row[1]: row[6] for row in rows}}

@@ -17,7 +17,11 @@ The capture reads its snapshot with psycopg2 and its changes as pgoutput text, w
 - money was read with two fraction digits whatever the source's lc_monetary says (a ja_JP count of yen
   would have been a hundredth of itself): the count is shifted to the digits the reads' session uses;
 - inet and cidr had their netmask in a snapshot ('10.0.0.1/32' for '10.0.0.1': a cast to text, not the type's
-  output); the snapshot reads each text column through its type's output, as the stream carries it.
+  output); the snapshot reads each text column through its type's output, as the stream carries it;
+- a date or timestamp outside the years 1 to 9999: psycopg2 gave infinity as 9999-12-31 (published as a true
+  date) and failed the snapshot on a year BC or after 9999, and the stream's text was quarantined with a reason
+  of its own; both now read the text and count it as the full read's driver does (days, microseconds), so
+  connectors.time_range quarantines the row with the full read's reason and value.
 
 The columns are told by their base type (a domain's too), never by their values. FORMS numbers this set of
 rules: a resource's cdc cursor state names the forms its versions hold, and one naming other forms takes a
@@ -26,9 +30,13 @@ snapshot on its next run (pipeline/cdc.py), so no version mixes two forms of a v
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,12 +45,12 @@ from connectors.base import ColumnInfo
 from connectors.pgarrays import ArrayColumn
 from connectors.pgarrays import apply as apply_arrays
 from connectors.time_range import flag_out_of_range
-from core.errors import ConfigError
 
 # 1: the forms before (unnumbered): padding kept, intervals in ISO 8601, money quarantined, time as text;
 # 2: those aligned, but tstzrange written in UTC, a time of 24:00:00 as 00:00 (or quarantined), inet and cidr
-# in a snapshot with their netmask ('10.0.0.1/32'), money in two fraction digits whatever lc_monetary said
-FORMS = 3
+# in a snapshot with their netmask ('10.0.0.1/32'), money in two fraction digits whatever lc_monetary said;
+# 3: a snapshot's date or timestamp of infinity published as 9999-12-31 (-infinity as 0001-01-01)
+FORMS = 4
 
 # Settings of the capture's sessions (snapshot and stream). DateStyle only fixes the text the capture parses
 # into typed values; IntervalStyle is left to the server, as the full read leaves it. TimeZone is the one the
@@ -50,7 +58,8 @@ FORMS = 3
 # tstzrange is published as its text, whose bounds PostgreSQL writes in the session's zone.
 SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c lc_monetary=C -c extra_float_digits=3"
 TIME_OF_DAY = pa.time64("us")
-DATED_RANGES = {"daterange", "tsrange", "tstzrange", "datemultirange", "tsmultirange", "tstzmultirange"}
+# Dates and timestamps (by base type) as the full read publishes them, counted from their text (dated_count)
+DATED = {"date": pa.date32(), "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC")}
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class ScalarForms:
     padded: frozenset[str] = field(default_factory=frozenset)  # char(n): padding dropped
     money: frozenset[str] = field(default_factory=frozenset)  # C-locale money text to a decimal
     times: frozenset[str] = field(default_factory=frozenset)  # time without time zone: a time of day
+    dated: dict[str, pa.DataType] = field(default_factory=dict)  # date and timestamp columns: their Arrow type
     zone: str = "UTC"  # the TimeZone a full read's session has (the source's default for the user)
     money_digits: int = 2  # the fraction digits a full read's session reads money with (its lc_monetary)
 
@@ -72,23 +82,34 @@ class ScalarForms:
         return [replace(c, arrow_type=TIME_OF_DAY) if c.name in self.times else c for c in columns]
 
     def values(self, names: list[str], rows: list[tuple]) -> list[tuple]:
-        """Rows as psycopg2 or pgoutput give them (a time of day as its text), money made a decimal (before
-        Arrow, which cannot read '$'), a time of day its count of microseconds (:meth:`build_types`)."""
-        convert = {i: (lambda v: money(v, self.money_digits)) if name in self.money else time_micros
-                   for i, name in enumerate(names) if name in self.money or name in self.times}
+        """Rows as psycopg2 or pgoutput give them (a time of day, date or timestamp as its text), money made a
+        decimal (before Arrow, which cannot read '$'), a time of day, date or timestamp its count of microseconds
+        or days (:meth:`build_types`)."""
+        convert = {i: found for i, name in enumerate(names) if (found := self._converter(name))}
         if not convert:
             return rows
         return [tuple(convert[i](v) if i in convert else v for i, v in enumerate(row)) for row in rows]
 
+    def _converter(self, name: str) -> Callable[[object], object] | None:
+        if name in self.money:
+            return lambda value: money(value, self.money_digits)
+        if name in self.times:
+            return time_micros
+        if name in self.dated:
+            return partial(dated_count, kind=self.dated[name])
+        return None
+
     def build_types(self, names: list[str], types: list[pa.DataType]) -> list[pa.DataType]:
         """The types a batch is built in before :meth:`batch`: a time of day as int64 microseconds, because
         PostgreSQL's '24:00:00' has no Python time (psycopg2 made it 00:00, the stream's text was refused)
-        while the full read's driver publishes it as 86,400,000,000 microseconds."""
-        return [pa.int64() if name in self.times else kind for name, kind in zip(names, types)]
+        while the full read's driver publishes it as 86,400,000,000 microseconds; a date or timestamp as its
+        count, because infinity and years BC or after 9999 have no Python date either."""
+        return [pa.int64() if name in self.times else _count_type(self.dated[name]) if name in self.dated else kind
+                for name, kind in zip(names, types)]
 
     def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """A batch (rows or keys) with char(n)'s padding dropped, as the full read drops it, and a time of day
-        (built as microseconds) typed as the full read types it."""
+        """A batch (rows or keys) with char(n)'s padding dropped, as the full read drops it, and a time of day,
+        date or timestamp (built as its count) typed as the full read types it."""
         for name in batch.schema.names:
             index = batch.schema.get_field_index(name)
             if name in self.padded:
@@ -96,6 +117,9 @@ class ScalarForms:
                                          pc.utf8_rtrim(batch.column(index), characters=" "))
             elif name in self.times and pa.types.is_integer(batch.schema.field(index).type):
                 batch = batch.set_column(index, pa.field(name, TIME_OF_DAY), batch.column(index).cast(TIME_OF_DAY))
+            elif name in self.dated and pa.types.is_integer(batch.schema.field(index).type):
+                kind = self.dated[name]
+                batch = batch.set_column(index, pa.field(name, kind), batch.column(index).cast(kind))
         return batch
 
 
@@ -117,24 +141,14 @@ def scalar_forms(cursor, schema: str, table: str) -> ScalarForms:  # noqa: ANN00
            JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""", (schema, table))
     found = cursor.fetchall()
-    # Asked on a session as the full read opens one (no options): its zone, its money's fraction digits, and
-    # how it writes dates (a range's text holds them: the capture reads its stream in ISO, to parse dates).
-    # psycopg2 sets DateStyle to ISO on connecting; the session began with the setting a full read's session
-    # keeps (ADBC sets none), which RESET would restore.
-    cursor.execute("""SELECT current_setting('TimeZone'), scale(0::money::numeric),
-                             (SELECT reset_val FROM pg_settings WHERE name = 'DateStyle')""")
-    zone, digits, date_style = cursor.fetchone()
-    dated = [n for n, t in found if t in DATED_RANGES]
-    if dated and not date_style.upper().startswith("ISO"):
-        raise ConfigError(
-            f"源库日期格式 DateStyle 为 {date_style}，范围列 {', '.join(dated)} 无法与全量读取一致 / {schema}.{table}: "
-            f"the range columns {', '.join(dated)} hold dates that a full read writes in DateStyle {date_style!r}, "
-            "which change capture cannot give (it reads its changes in ISO): make the source write ISO dates "
-            "(ALTER DATABASE ... SET DateStyle = 'ISO, DMY', or ALTER ROLE for the source's user), "
-            "or register the resource with sync mode full or incremental")
+    # Asked on a session as the full read opens one: its zone and its money's fraction digits. Its dates are in
+    # ISO, as the capture's (connectors.postgres.PostgresConnector._uri pins DateStyle for every read).
+    cursor.execute("SELECT current_setting('TimeZone'), scale(0::money::numeric)")
+    zone, digits = cursor.fetchone()
     return ScalarForms(padded=frozenset(n for n, t in found if t == "bpchar"),
                        money=frozenset(n for n, t in found if t == "money"),
-                       times=frozenset(n for n, t in found if t == "time"), zone=zone, money_digits=int(digits))
+                       times=frozenset(n for n, t in found if t == "time"),
+                       dated={n: DATED[t] for n, t in found if t in DATED}, zone=zone, money_digits=int(digits))
 
 
 def money(value: object, digits: int = 2) -> object:
@@ -166,6 +180,47 @@ def time_micros(value: object) -> object:
         return value
     # 24:00:00 is counted (86,400,000,000): the batch's time check quarantines it as the full read does
     return micros if 0 <= micros <= 86_400_000_000 and len(fraction) <= 6 else value
+
+
+def _count_type(kind: pa.DataType) -> pa.DataType:
+    return pa.int32() if pa.types.is_date32(kind) else pa.int64()
+
+
+# PostgreSQL's ISO text of a date, timestamp or timestamptz (its offset to the second: a zone's local mean time)
+DATED_TEXT = re.compile(r"(\d{4,})-(\d\d)-(\d\d)(?: (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?"
+                        r"(?:([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?)?)?( BC)?")
+
+
+def _days(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date, any year (0 is 1 BC): H. Hinnant's days_from_civil."""
+    year -= month <= 2
+    era = year // 400
+    of_era = year - era * 400
+    of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    return era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719_468
+
+
+def dated_count(value: object, *, kind: pa.DataType) -> object:
+    """A date's or timestamp's ISO text ('2026-03-01', '0044-03-15 12:00:00+00 BC', 'infinity') as the count
+    the full read's driver delivers (days, or microseconds since 1970 in UTC; infinity the count's largest value,
+    -infinity its smallest), which connectors.time_range flags outside the years 1 to 9999 with the same text;
+    anything else is left to be flagged."""
+    if not isinstance(value, str):
+        return value
+    top = np.iinfo(np.int32 if pa.types.is_date32(kind) else np.int64)
+    if value in ("infinity", "-infinity"):
+        return int(top.max) if value == "infinity" else int(top.min)
+    found = DATED_TEXT.fullmatch(value)
+    if found is None:
+        return value
+    year, month, day, hours, minutes, seconds, fraction, sign, zone_h, zone_m, zone_s, bc = found.groups()
+    days = _days(1 - int(year) if bc else int(year), int(month), int(day))
+    if pa.types.is_date32(kind):
+        return days
+    offset = (int(zone_h) * 3600 + int(zone_m or 0) * 60 + int(zone_s or 0)) * (-1 if sign == "-" else 1) \
+        if sign else 0
+    seconds = days * 86_400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds or 0) - offset
+    return seconds * 1_000_000 + int(((fraction or "") + "000000")[:6])
 
 
 def from_text(value: str | None, target: pa.DataType) -> object:

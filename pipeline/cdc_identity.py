@@ -12,9 +12,11 @@ and typmod) is kept with the cdc cursor state (cursor_states.source_identity), w
 writes the position: the publish of a version, of a snapshot that changed nothing, or a quiet run's move. A run
 that finds it changed reads a snapshot, its reason recorded (audit event cdc.snapshot, the manifest's watermark).
 
-Not seen: ALTER COLUMN ... TYPE to the very type the column has, with a USING expression (a rewrite that leaves
-the catalogue as it was; only the table's storage, relfilenode, changes, and VACUUM FULL, CLUSTER and TRUNCATE
-change that too without changing a row unseen). Such a migration is followed by `govshare sync CODE --full`.
+ALTER COLUMN ... TYPE to the very type the column has, with a USING expression (``TYPE int USING n * 2``), leaves
+the catalogue's types as they were: it changes the table's storage (relfilenode) and the column's catalogue entry
+(its pg_attribute xmin), and the run reads a snapshot when both changed. Either alone changes no row unseen
+(VACUUM FULL, CLUSTER and TRUNCATE give new storage; a default or statistics target set rewrites the entry), so it
+costs no snapshot; both between two runs (a default set, then a VACUUM FULL) cost one that was not needed.
 
 Upgrading (decision): a cursor state from before the identity was kept has none. Its next run records it,
 quiet or not, without a snapshot: such a state was written by a run that checked the columns as before, and the
@@ -30,8 +32,10 @@ from typing import Any
 def identity_reason(*, recorded: dict[str, Any] | None, current: dict[str, Any], table: str) -> str | None:
     """Why the table is no longer the one the published version was read from, so the run reads a snapshot;
     None when it is, or when ``recorded`` is None (a state from before the identity was kept: see above)."""
-    if recorded is None or recorded == current:
+    if recorded is None:
         return None
+    if all(recorded.get(part) == current.get(part) for part in ("oid", "columns")):
+        return _rewritten_in_place(recorded=recorded, current=current, table=table)
     if recorded.get("oid") != current.get("oid"):
         return (f"表 {table} 已重建，重新快照 / table {table} was rebuilt (pg_class oid {recorded.get('oid')}, now "
                 f"{current.get('oid')}): its rows were written without a change in the slot")
@@ -48,3 +52,17 @@ def identity_reason(*, recorded: dict[str, Any] | None, current: dict[str, Any],
                 "changed type at the source (ALTER COLUMN ... TYPE): every row was rewritten without a change in the slot")
     return (f"表 {table} 的列已变化，重新快照 / the columns of {table} changed (added: "
             f"{', '.join(sorted(set(now) - set(before))) or '-'}; dropped: {', '.join(sorted(set(before) - set(now))) or '-'})")
+
+
+def _rewritten_in_place(*, recorded: dict[str, Any], current: dict[str, Any], table: str) -> str | None:
+    """A column retyped to its own type with USING: new storage and that column's entry written again (see above);
+    None for a state recorded before the storage was kept (it records it, as an old state records the identity)."""
+    if recorded.get("storage") is None or recorded.get("storage") == current.get("storage"):
+        return None
+    before = recorded.get("altered") or {}
+    altered = [name for name, written in current.get("altered", {}).items() if before.get(name) != written]
+    if not altered:
+        return None
+    return (f"表 {table} 已在源端原地重写（变更的列：{', '.join(altered)}），重新快照 / {table} was rewritten in place "
+            f"with column(s) {', '.join(altered)} altered (ALTER COLUMN ... TYPE ... USING to the type they have): "
+            "every row was rewritten without a change in the slot")

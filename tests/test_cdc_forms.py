@@ -202,12 +202,11 @@ def test_a_resource_captured_in_the_old_forms_takes_a_snapshot_once(dsn: str,
     assert quiet.mode == "cdc" and quiet.version is None, "one snapshot, not one every run"
 
 
-def test_ranges_of_dates_and_times_are_refused_while_the_source_writes_dates_otherwise_than_iso(dsn: str) -> None:
+def test_ranges_of_dates_and_times_publish_iso_dates_whatever_the_sources_datestyle(dsn: str) -> None:
     """A range's text is published as written, and its dates follow the session's DateStyle ('[01/03/2026,)'
-    under 'SQL, DMY'); the capture reads its stream in ISO to parse dates and times, so its ranges could never
-    match a full read's. The run refuses the column, saying what to do, and goes ahead once the source writes
-    ISO dates."""
-    from core.errors import ConfigError
+    under 'SQL, DMY'); the capture was refused while the source wrote dates otherwise than ISO, because the full
+    read took the source's style. Every read now writes ISO dates: the capture goes ahead and publishes what the
+    full read does."""
     from pipeline.cdc import sync_cdc
 
     database = dsn.rpartition("/")[2]
@@ -215,12 +214,9 @@ def test_ranges_of_dates_and_times_are_refused_while_the_source_writes_dates_oth
     pg_execute(dsn, "CREATE TABLE dated (code text PRIMARY KEY, rd daterange, rts tsrange, n int)")
     pg_execute(dsn, "INSERT INTO dated VALUES ('a', '[2026-03-01,2026-04-01)', '[2026-03-01 08:00,)', 1)")
     code = register(dsn, table="dated", key=("code",))
-    with pytest.raises(ConfigError, match="DateStyle") as refused:
-        sync_cdc(resource_code=code)
-    assert "rd" in str(refused.value) and "rts" in str(refused.value) and "ISO" in str(refused.value)
-
-    pg_execute(dsn, f"ALTER DATABASE \"{database}\" SET DateStyle = 'ISO, DMY'")
     assert sync_cdc(resource_code=code).mode == "cdc-snapshot"
+    _assert_same(_published(code), _full_read(dsn, "dated"))
+    assert _published(code)[1][0]["rd"] == "[2026-03-01,2026-04-01)"
     pg_execute(dsn, "UPDATE dated SET rd = '(,2026-05-01]', n = 2 WHERE code = 'a'")
     assert sync_cdc(resource_code=code).mode == "cdc"
     _assert_same(_published(code), _full_read(dsn, "dated"))

@@ -5,8 +5,9 @@ The last column dropped and added again with another default, a table rebuilt in
 back in the publication in the same transaction, a column retyped in place with a USING expression: each sets
 values in rows without a change in the slot, and the run had said "no change" (the version stayed stale for
 good). The cursor state now keeps the table's identity (pg_class oid, each column's attnum and type,
-pipeline.cdc_identity), and a run that finds it changed reads a snapshot, its reason recorded. A cursor state
-from before the identity was kept records it on its next run without a snapshot."""
+pipeline.cdc_identity), and a run that finds it changed reads a snapshot, its reason recorded. A retype to the
+type the column has (USING) changed none of those: the storage and the column's catalogue entry both changing
+tell it. A cursor state from before the identity was kept records it on its next run without a snapshot."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ REBUILT = ("CREATE TABLE rebuilt (LIKE enterprises INCLUDING ALL); "
            "FROM enterprises; DROP TABLE enterprises; ALTER TABLE rebuilt RENAME TO enterprises; "
            'ALTER PUBLICATION "{publication}" ADD TABLE enterprises')
 RETYPED = "ALTER TABLE enterprises ALTER COLUMN name TYPE varchar(200) USING name || '（更名）'"
+# to the type it has: the catalogue's types stay as they were, only the storage and the column's entry change
+REWRITTEN = "ALTER TABLE enterprises ALTER COLUMN reg_capital TYPE numeric(18, 2) USING reg_capital * 2"
 
 
 def _identity(code: str) -> dict | None:
@@ -36,7 +39,8 @@ def _identity(code: str) -> dict | None:
 
 
 @pytest.mark.parametrize(("ddl", "reason"), [(READDED, "dropped and added again"), (REBUILT, "rebuilt"),
-                                             (RETYPED, "changed type")], ids=["readded", "rebuilt", "retyped"])
+                                             (RETYPED, "changed type"), (REWRITTEN, "rewritten in place")],
+                         ids=["readded", "rebuilt", "retyped", "rewritten"])
 def test_a_change_outside_the_slot_reads_a_snapshot(source: str, ddl: str, reason: str) -> None:  # noqa: F811
     from pipeline.cdc import sync_cdc
 
@@ -50,6 +54,35 @@ def test_a_change_outside_the_slot_reads_a_snapshot(source: str, ddl: str, reaso
     _assert_snapshot(code, source, report, reason)
     assert _identity(code) != before
     _assert_layered_after(code, source, latest(code))
+
+
+def _autocommit(dsn: str, statement: str) -> None:
+    """A statement that cannot run in a transaction block (VACUUM)."""
+    import psycopg2
+
+    connection = psycopg2.connect(dsn)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def test_new_storage_without_a_column_rewritten_reads_no_snapshot(source: str) -> None:  # noqa: F811
+    """VACUUM FULL, CLUSTER and TRUNCATE give the table new storage and change no row unseen (a TRUNCATE is in
+    the slot); a default set changes a column's entry and no row: none of them costs a snapshot."""
+    from pipeline.cdc import sync_cdc
+
+    code = register(source)
+    assert sync_cdc(resource_code=code).version == 1
+    for ddl in ("VACUUM FULL enterprises", "CLUSTER enterprises USING enterprises_pkey",
+                "ALTER TABLE enterprises ALTER COLUMN status SET DEFAULT '存续'"):
+        _autocommit(source, ddl)
+        pg_execute(source, "UPDATE enterprises SET status = status || '.' WHERE id = 1")
+        report = sync_cdc(resource_code=code)
+        assert report.mode == "cdc" and report.upserts == 1, (ddl, report)
+    assert_published_matches_source(code, source)
 
 
 def test_a_cursor_state_without_an_identity_records_it_without_a_snapshot(source: str) -> None:  # noqa: F811
@@ -99,3 +132,13 @@ def test_identity_reasons() -> None:
     retyped = {**table, "columns": [table["columns"][0], ["name", 2, 1043, 204], table["columns"][2]]}
     assert "name" in identity_reason(recorded=table, current=retyped, table="s.t")
     assert "changed type" in identity_reason(recorded=table, current=retyped, table="s.t")
+
+    stored = {**table, "storage": 7, "altered": {"id": "10", "name": "10", "status": "10"}}
+    vacuumed = {**stored, "storage": 8}
+    assert identity_reason(recorded=stored, current=vacuumed, table="s.t") is None, "VACUUM FULL: no row changed"
+    defaulted = {**stored, "altered": {**stored["altered"], "status": "12"}}
+    assert identity_reason(recorded=stored, current=defaulted, table="s.t") is None, "a default set: no rewrite"
+    rewritten = {**defaulted, "storage": 8}
+    assert "status" in identity_reason(recorded=stored, current=rewritten, table="s.t")
+    assert "rewritten in place" in identity_reason(recorded=stored, current=rewritten, table="s.t")
+    assert identity_reason(recorded=table, current=rewritten, table="s.t") is None, "a state without storage"
