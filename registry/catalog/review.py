@@ -191,6 +191,7 @@ def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
     actor = person_actor(account)
     record_event(session, actor=actor, action="catalog.withdraw", agency_code=resource.agency.code,
                  resource_code=code, detail={"by": account, "on": day, "reason": reason})
+    close_obligations(session, resource=resource, revision=None, on=day, actor=actor)
     by = Principal(kind="user", name=account, agency_id=resource.agency_id, agency_code=resource.agency.code)
     for grant in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.status.in_(LIVE))):
         end_grant(session, grant=grant, reason=f"目录条目已撤销发布：{reason}", by=by)
