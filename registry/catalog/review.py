@@ -174,6 +174,7 @@ def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
     """Withdraw a published entry (撤销发布), by a reviewer designated by its agency: it leaves the catalogue
     consumers see and every grant on it ends at once (only published entries are shared)."""
     from registry.people.auth import Principal
+    from registry.sharing.applications import notify
     from registry.sharing.grants import LIVE, end_grant
     from registry.sharing.models import Grant
 
@@ -195,6 +196,10 @@ def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
     by = Principal(kind="user", name=account, agency_id=resource.agency_id, agency_code=resource.agency.code)
     for grant in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.status.in_(LIVE))):
         end_grant(session, grant=grant, reason=f"目录条目已撤销发布：{reason}", by=by)
+        # the consumer's data stops arriving: it is told why, not left to find out from a refused download
+        notify(session, kind="grant_ended", agency_id=grant.agency_id,
+               message=f"{resource.agency.name}已撤销发布目录条目 {code}（{resource.name}），贵单位对其的共享授权"
+                       f"已终止。理由：{reason}")
     return resource
 
 
