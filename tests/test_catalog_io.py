@@ -676,3 +676,27 @@ def test_a_literal_escape_typed_in_excel_imports_as_typed(hub_home: Path, tmp_pa
 
     assert problems == []
     assert {p.key: p.data.abstract for p in parsed}["A"] == "_x0041_见附件"
+
+
+def test_bulk_api_refuses_the_same_entry_twice_in_one_request(hub_home: Path) -> None:
+    """A file with one entry twice is refused (duplicates); the bulk API took both: the second silently replaced
+    the first's draft and both were answered "updated" (or "created" then "updated" for a new entry), so the
+    agency's system believed two different contents were both in the catalogue. The repeat is now an error
+    naming the first, and writes nothing."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.helpers import bearer, issue_token
+
+    _agencies()
+    client, token = TestClient(create_app()), issue_token(PROVIDER[0])
+    twice = client.post("/api/v1/catalog/bulk", json={"entries": [ENTRY, dict(ENTRY, abstract="另一种摘要")]},
+                        headers=bearer(token)).json()["results"]
+    assert [r["status"] for r in twice] == ["created", "error"]
+    assert "第1条" in twice[1]["problems"][0]["message"] and "重复" in twice[1]["problems"][0]["message"]
+    code = twice[0]["code"]
+    revisions = _revisions()
+    by_code = client.post("/api/v1/catalog/bulk", json={"entries": [dict(ENTRY, code=code, abstract="甲"),
+                                                                     dict(ENTRY, code=code, abstract="乙")]},
+                          headers=bearer(token)).json()["results"]
+    assert [r["status"] for r in by_code] == ["updated", "error"] and _revisions() == revisions + 1

@@ -30,7 +30,7 @@ from registry.catalog.models import CatalogRevision, Resource
 from registry.catalog.sources import get_source, open_connector
 from registry.people.agencies import get_agency
 from schemas.catalog_json import json_document, parse_json, parse_json_entry
-from schemas.catalog_tabular import ParsedEntry, csv_text, parse_csv
+from schemas.catalog_tabular import ParsedEntry, csv_text, duplicates, parse_csv
 from schemas.catalog_workbook import ENTRY_SHEET, ITEM_COLUMNS, Problem
 from schemas.catalog_xlsx import parse_workbook, write_workbook
 
@@ -140,6 +140,7 @@ def bulk_upsert(session: Session, *, entries: list[Any], agency: str, author: st
         raise ConfigError(f"一次最多提交 {MAX_BULK} 条 / at most {MAX_BULK} entries per request")
     owner = get_agency(session, ref=agency)
     results = []
+    earlier: list[ParsedEntry] = []
     for number, raw in enumerate(entries, start=1):
         code = raw.get("code") if isinstance(raw, dict) else None
         parsed = parse_json_entry(raw, sheet="entries", number=number)
@@ -147,7 +148,10 @@ def bulk_upsert(session: Session, *, entries: list[Any], agency: str, author: st
             results.append({"index": number - 1, "code": code, "status": "error",
                             "problems": [{"element": p.column, "message": p.message} for p in parsed]})
             continue
-        located = _registry_problems(session, [parsed], owner.code)
+        # the same entry twice in one request: the repeat would silently replace the first's draft
+        repeated = [p for p in duplicates([*earlier, parsed]) if p.row == parsed.row]
+        located = repeated or _registry_problems(session, [parsed], owner.code)
+        earlier.append(parsed)
         if located:
             results.append({"index": number - 1, "code": code, "status": "error",
                             "problems": [{"element": p.column, "message": p.message} for p in located]})
