@@ -28,6 +28,7 @@ from registry.catalog.entries import (
 )
 from registry.catalog.models import CatalogRevision, Resource
 from registry.catalog.sources import get_source, open_connector
+from registry.people.models import Agency
 from registry.people.agencies import get_agency
 from schemas.catalog_json import json_document, parse_json, parse_json_entry
 from schemas.catalog_tabular import ParsedEntry, csv_text, duplicates, parse_csv
@@ -75,13 +76,19 @@ def _registry_problems(session: Session, parsed: list[ParsedEntry], agency_code:
     if codes:
         owners = {code: owner for code, owner in session.execute(
             select(Resource.code, Resource.agency_id).where(Resource.code.in_(codes)))}
-    own_id = get_agency(session, ref=agency_code).id
+    owner = get_agency(session, ref=agency_code)
+    own_id = owner.id
+    named = {p.provider.strip() for p in parsed if isinstance(p.provider, str) and p.provider.strip()} - {owner.name}
+    others = set(session.scalars(select(Agency.name).where(Agency.name.in_(named)))) if named else set()
     problems = []
     for entry in parsed:
         found = []
         if entry.provider_code and entry.provider_code.upper() != agency_code:
             found.append(("provider_code", (f"提供方代码 {entry.provider_code} 不是导入机构的代码 {agency_code}"
                                            " / the provider code is not the importing agency's")))
+        elif isinstance(entry.provider, str) and entry.provider.strip() in others:  # code blank or own: the name must agree
+            found.append(("provider", (f"信息资源提供方 {entry.provider.strip()} 是其他机构，不是导入机构 {owner.name}；"
+                                      "请由该机构自行导入 / the provider named is another agency: it imports its own")))
         if entry.code in owners and owners[entry.code] != own_id:
             found.append(("code", f"目录条目 {entry.code} 属于其他机构，不能修改 / entry {entry.code} belongs to another agency"))
         if entry.code and entry.code.rpartition("/")[0] != entry.data.classification:
