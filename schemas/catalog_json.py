@@ -1,5 +1,5 @@
 """The catalogue as JSON (the export, the import and the bulk API's entries): CatalogEntryData's fields with an
-optional resource code; provider columns are informational. Problems name the entry by its position (第N条)
+optional resource code; the provider columns must name the importing agency, if filled in. Problems name the entry by its position (第N条)
 and the element by its Chinese label."""
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def parse_json_entry(item: Any, *, sheet: str, number: int) -> ParsedEntry | lis
         return problems + [Problem(sheet, number, where, message, "条") for where, message in problems_of(error)]
     if problems:
         return problems
-    return ParsedEntry(str(number), code, data, item.get("provider_code"), sheet, number, unit="条")
+    return ParsedEntry(str(number), code, data, item.get("provider_code"), sheet, number, unit="条",
+                       provider=item.get("provider"))
 
 
 def parse_json(path: Path) -> tuple[list[ParsedEntry], list[Problem]]:

@@ -69,6 +69,7 @@ class ParsedEntry:
     row: int
     cells: dict[str, str] = field(default_factory=dict)  # field -> "G（共享类型）", to report against the cell
     unit: str = "行"
+    provider: str | None = None  # the provider's name as the file states it; the registry checks it
 
     def where(self, name: str) -> str:
         return self.cells.get(name) or label_of(name)
@@ -230,7 +231,8 @@ def _validate(entry: _Rows, item_sheet: str, problems: list[Problem]) -> ParsedE
         return None
     if failed:
         return None
-    return ParsedEntry(entry.key, code, data, entry.values.get("provider_code"), entry.sheet, entry.row, entry.cells)
+    return ParsedEntry(entry.key, code, data, entry.values.get("provider_code"), entry.sheet, entry.row, entry.cells,
+                       provider=entry.values.get("provider"))
 
 
 def parse_grids(entries: Grid, items: Grid, *, flattened: bool = False) -> tuple[list[ParsedEntry], list[Problem]]:

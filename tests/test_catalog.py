@@ -344,3 +344,34 @@ def test_registered_resource_is_catalogued_through_review(catalog_home: Path) ->
         entry = get_entry(session, code=resource.code)
         assert (entry.catalog_status, entry.update_cycle, entry.abstract) == (
             "published", "weekly", entry_data().abstract)
+
+
+def test_a_withdrawal_tells_the_consumers_whose_grants_it_ended(catalog_home: Path) -> None:
+    """撤销发布 ends every grant on the entry at once, but the consumer agency's inbox said nothing: its data
+    stopped arriving without a word. Each consumer whose grant ended now gets one message naming the entry and
+    the provider's reason; the provider's own inbox is not filled with it."""
+    from registry.catalog.review import withdraw_entry
+    from registry.db import session_scope
+    from registry.people.auth import Principal
+    from registry.people.agencies import get_agency
+    from registry.sharing.applications import inbox
+    from registry.sharing.subscriptions import subscribe
+    from tests.helpers import CONSUMER, ensure_agency
+
+    with session_scope() as session:
+        setup_people(session)
+        ensure_agency(session, *CONSUMER)
+        code = new_entry(session)
+        publish(session, code)
+        subscribe(session, resource_code=code, agency=CONSUMER[0], purpose="企业登记核验")
+    with session_scope() as session:
+        withdraw_entry(session, code=code, account="li", reason="数据来源停止采集")
+    with session_scope() as session:
+        def reader(agency: tuple[str, str]) -> Principal:
+            found = get_agency(session, ref=agency[0])
+            return Principal(kind="user", name="reader", agency_id=found.id, agency_code=found.code,
+                             roles=frozenset({"data_admin"}))
+
+        [message] = inbox(session, by=reader(CONSUMER))
+        assert code in message.message and "企业基本信息" in message.message and "数据来源停止采集" in message.message
+        assert inbox(session, by=reader(PROVIDER)) == []

@@ -246,3 +246,32 @@ def test_a_withdrawn_entry_counts_as_published_only_before_its_withdrawal(catalo
     with session_scope() as session:
         then = evaluate(session, period=str(clock.beijing_day(earlier).year)).standing(PROVIDER[0])
     assert then.counts["catalogue_coverage"] == [2, 2] and then.counts["sharing_openness"] == [2, 2]
+
+
+def test_a_withdrawal_ends_the_entrys_open_update_obligation(catalog_home: Path) -> None:
+    """撤销发布 removes the entry from the catalogue, which is the update the change called for: its open
+    obligation was left open, so `catalog overdue` and the supervising office's violations reported the
+    withdrawn entry as 至今未更新 for ever. It is now closed on the withdrawal day (late if after the due day)."""
+    from registry.catalog.obligations import list_obligations, open_update_obligation, overdue_obligations
+    from registry.catalog.review import withdraw_entry
+    from registry.db import session_scope
+    from registry.supervision.violations_provider import find_late_or_inaccurate
+    from schemas.evaluation_config import load_config
+
+    with session_scope() as session:
+        setup_people(session)
+        in_time, late = new_entry(session), new_entry(session, classification="101002", name="企业年报信息")
+        publish(session, in_time, on=date(2025, 9, 1))
+        publish(session, late, on=date(2025, 9, 1))
+        for code in (in_time, late):
+            open_update_obligation(session, resource_code=code, reason="数据源停止采集", actor="sync",
+                                   opened_on=date(2025, 9, 30))  # due 2025-10-10
+        withdraw_entry(session, code=in_time, account="li", reason="数据源停用", on=date(2025, 10, 9))
+        withdraw_entry(session, code=late, account="li", reason="数据源停用", on=date(2025, 10, 13))
+        assert list_obligations(session) == []
+        assert overdue_obligations(session, today=date(2025, 11, 3)) == []
+        closed = {o.resource.code: o.closed_on for o in list_obligations(session, open_only=False)}
+        assert closed == {in_time: date(2025, 10, 9), late: date(2025, 10, 13)}
+        findings = list(find_late_or_inaccurate(session, date(2025, 11, 3), load_config()))
+        assert [(f.kind, f.summary.endswith("2025-10-13 才完成更新")) for f in findings] == [("late_update", True)]
+        assert audit_actions(session, late)[-2:] == ["catalog.withdraw", "catalog.obligation.close"]

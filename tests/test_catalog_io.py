@@ -676,3 +676,55 @@ def test_a_literal_escape_typed_in_excel_imports_as_typed(hub_home: Path, tmp_pa
 
     assert problems == []
     assert {p.key: p.data.abstract for p in parsed}["A"] == "_x0041_见附件"
+
+
+def test_bulk_api_refuses_the_same_entry_twice_in_one_request(hub_home: Path) -> None:
+    """A file with one entry twice is refused (duplicates); the bulk API took both: the second silently replaced
+    the first's draft and both were answered "updated" (or "created" then "updated" for a new entry), so the
+    agency's system believed two different contents were both in the catalogue. The repeat is now an error
+    naming the first, and writes nothing."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.helpers import bearer, issue_token
+
+    _agencies()
+    client, token = TestClient(create_app()), issue_token(PROVIDER[0])
+    twice = client.post("/api/v1/catalog/bulk", json={"entries": [ENTRY, dict(ENTRY, abstract="另一种摘要")]},
+                        headers=bearer(token)).json()["results"]
+    assert [r["status"] for r in twice] == ["created", "error"]
+    assert "第1条" in twice[1]["problems"][0]["message"] and "重复" in twice[1]["problems"][0]["message"]
+    code = twice[0]["code"]
+    revisions = _revisions()
+    by_code = client.post("/api/v1/catalog/bulk", json={"entries": [dict(ENTRY, code=code, abstract="甲"),
+                                                                     dict(ENTRY, code=code, abstract="乙")]},
+                          headers=bearer(token)).json()["results"]
+    assert [r["status"] for r in by_code] == ["updated", "error"] and _revisions() == revisions + 1
+
+
+def test_a_file_naming_another_agency_as_provider_is_refused(hub_home: Path, tmp_path: Path) -> None:
+    """A merged workbook of several agencies with the provider code column left blank: the rows that name another
+    registered agency as 信息资源提供方 were imported as the importing agency's own entries. They are refused now,
+    against the provider cell, and nothing is imported; a provider name that is the importer's own still imports."""
+    from registry.catalog.import_export import ImportRefused
+
+    _agencies()
+    merged = tmp_path / "merged.json"
+    merged.write_text(json.dumps({"entries": [dict(ENTRY, provider=PROVIDER[1]),
+                                              dict(SECOND, provider=OTHER_PROVIDER[1])]}, ensure_ascii=False),
+                      encoding="utf-8")
+    revisions = _revisions()
+    with pytest.raises(ImportRefused) as refused:
+        _import(merged)
+    [problem] = refused.value.problems
+    assert (problem.row, problem.column) == (2, "信息资源提供方") and OTHER_PROVIDER[1] in problem.message
+    assert _revisions() == revisions
+    merged.write_text(json.dumps({"entries": [dict(ENTRY, provider=PROVIDER[1])]}, ensure_ascii=False),
+                      encoding="utf-8")
+    assert len(_import(merged).created) == 1
+    from schemas.catalog_xlsx import write_workbook
+
+    book = write_workbook(tmp_path / "merged.xlsx", [("102003/0009", SECOND, OTHER_PROVIDER[1], None)])
+    with pytest.raises(ImportRefused) as refused:
+        _import(book)
+    assert [p.column for p in refused.value.problems] == ["E（信息资源提供方）"]

@@ -211,6 +211,30 @@ def test_dcat_export_describes_each_published_entry(registry: Path) -> None:
     assert datasets[codes["permits"]]["dct:accrualPeriodicity"]["@id"].endswith("/WEEKLY")
 
 
+def test_a_not_shared_entry_offers_no_way_to_get_its_data(registry: Path) -> None:
+    """不予共享 (article 8): an entry compiled not shared but with 共享方式 接口/文件 filled in got an interface
+    service registered on publication (listed with its OpenAPI invocation), matched the interface-mode search,
+    and DCAT advertised its interface endpoint and download URLs to harvesters. It offers none of them now; its
+    legal basis is still shown."""
+    from registry.catalog.dcat import dcat_catalog
+    from registry.catalog.search import list_services, search_catalog
+    from registry.db import session_scope
+
+    _people()
+    closed = _compile(dict(FOUNDATIONS, classification="101005", name="涉密企业名录", sharing_type="not_shared",
+                           sharing_condition="《中华人民共和国保守国家秘密法》第九条", sharing_modes=["interface", "file"]))
+    _publish(closed)
+    with session_scope() as session:
+        assert [s.code for s in list_services(session)] == []
+        [dataset] = dcat_catalog(session, base_url="https://data.example.gov.cn")["dcat:dataset"]
+    assert _search(mode="interface") == [] and _search(mode="file") == [] and _search(keyword="涉密") == [closed]
+    with session_scope() as session:
+        [hit] = search_catalog(session, keyword="涉密").hits
+    assert (hit.sharing_modes, hit.interface_service) == ([], None)
+    assert dataset["dcat:distribution"] == []
+    assert dataset["govshare:sharingCondition"]["@value"] == "《中华人民共和国保守国家秘密法》第九条"
+
+
 def test_search_openapi_and_dcat_over_the_api_and_cli(registry: Path) -> None:
     from fastapi.testclient import TestClient
 

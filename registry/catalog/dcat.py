@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.catalog.models import CatalogRevision
-from registry.catalog.search import refresh_published
+from registry.catalog.search import offered_modes, refresh_published
 from registry.catalog.search_models import CatalogSearchEntry, InterfaceService
 from schemas.catalog_metadata import code_list
 
@@ -40,7 +40,7 @@ def _zh(text: str) -> dict[str, str]:
 def _distributions(base: str, code: str, content: dict[str, Any], service: InterfaceService | None) -> list[dict]:
     labels = code_list("sharing_modes")
     out = []
-    for mode in content.get("sharing_modes", []):
+    for mode in offered_modes(content):
         dist: dict[str, Any] = {"@id": f"{base}/api/v1/catalog/entries/{code}#{mode}", "@type": "dcat:Distribution",
                                 "dct:title": _zh(labels.get(mode, mode)), "govshare:sharingMode": mode}
         if mode == "interface" and service is not None:

@@ -28,9 +28,10 @@ from registry.catalog.entries import (
 )
 from registry.catalog.models import CatalogRevision, Resource
 from registry.catalog.sources import get_source, open_connector
+from registry.people.models import Agency
 from registry.people.agencies import get_agency
 from schemas.catalog_json import json_document, parse_json, parse_json_entry
-from schemas.catalog_tabular import ParsedEntry, csv_text, parse_csv
+from schemas.catalog_tabular import ParsedEntry, csv_text, duplicates, parse_csv
 from schemas.catalog_workbook import ENTRY_SHEET, ITEM_COLUMNS, Problem
 from schemas.catalog_xlsx import parse_workbook, write_workbook
 
@@ -75,13 +76,19 @@ def _registry_problems(session: Session, parsed: list[ParsedEntry], agency_code:
     if codes:
         owners = {code: owner for code, owner in session.execute(
             select(Resource.code, Resource.agency_id).where(Resource.code.in_(codes)))}
-    own_id = get_agency(session, ref=agency_code).id
+    owner = get_agency(session, ref=agency_code)
+    own_id = owner.id
+    named = {p.provider.strip() for p in parsed if isinstance(p.provider, str) and p.provider.strip()} - {owner.name}
+    others = set(session.scalars(select(Agency.name).where(Agency.name.in_(named)))) if named else set()
     problems = []
     for entry in parsed:
         found = []
         if entry.provider_code and entry.provider_code.upper() != agency_code:
             found.append(("provider_code", (f"提供方代码 {entry.provider_code} 不是导入机构的代码 {agency_code}"
                                            " / the provider code is not the importing agency's")))
+        elif isinstance(entry.provider, str) and entry.provider.strip() in others:  # code blank or own: the name must agree
+            found.append(("provider", (f"信息资源提供方 {entry.provider.strip()} 是其他机构，不是导入机构 {owner.name}；"
+                                      "请由该机构自行导入 / the provider named is another agency: it imports its own")))
         if entry.code in owners and owners[entry.code] != own_id:
             found.append(("code", f"目录条目 {entry.code} 属于其他机构，不能修改 / entry {entry.code} belongs to another agency"))
         if entry.code and entry.code.rpartition("/")[0] != entry.data.classification:
@@ -140,6 +147,7 @@ def bulk_upsert(session: Session, *, entries: list[Any], agency: str, author: st
         raise ConfigError(f"一次最多提交 {MAX_BULK} 条 / at most {MAX_BULK} entries per request")
     owner = get_agency(session, ref=agency)
     results = []
+    earlier: list[ParsedEntry] = []
     for number, raw in enumerate(entries, start=1):
         code = raw.get("code") if isinstance(raw, dict) else None
         parsed = parse_json_entry(raw, sheet="entries", number=number)
@@ -147,7 +155,10 @@ def bulk_upsert(session: Session, *, entries: list[Any], agency: str, author: st
             results.append({"index": number - 1, "code": code, "status": "error",
                             "problems": [{"element": p.column, "message": p.message} for p in parsed]})
             continue
-        located = _registry_problems(session, [parsed], owner.code)
+        # the same entry twice in one request: the repeat would silently replace the first's draft
+        repeated = [p for p in duplicates([*earlier, parsed]) if p.row == parsed.row]
+        located = repeated or _registry_problems(session, [parsed], owner.code)
+        earlier.append(parsed)
         if located:
             results.append({"index": number - 1, "code": code, "status": "error",
                             "problems": [{"element": p.column, "message": p.message} for p in located]})

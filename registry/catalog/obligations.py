@@ -4,7 +4,7 @@
   sync detects a schema change at the source), the catalogue must be updated within 2 working days. An
   obligation opens on that day (Beijing time), is due 2 working days later (core/calendar/workdays.py: counted
   strictly after the day; a year without a known calendar raises, never guesses) and closes when a revision
-  of the entry is published. One open obligation per entry: a further change while one is open keeps the
+  of the entry is published, or when the entry is withdrawn (撤销发布: nothing is left to update). One open obligation per entry: a further change while one is open keeps the
   earlier (stricter) due date.
 - Yearly full maintenance (全面维护): every published entry must be reconfirmed at least once per calendar
   year (`govshare catalog reconfirm`); a publication after element-by-element review counts as well. An
@@ -87,18 +87,19 @@ def unscheduled_obligations(session: Session, *, agency: str | None = None) -> l
     return list(session.scalars(query))
 
 
-def close_obligations(session: Session, *, resource: Resource, revision: CatalogRevision, on: date,
+def close_obligations(session: Session, *, resource: Resource, revision: CatalogRevision | None, on: date,
                       actor: str) -> list[UpdateObligation]:
-    """Close every open obligation of the entry: `revision` was just published on day `on`."""
+    """Close every open obligation of the entry: `revision` was just published on day `on`, or (None) the entry
+    was withdrawn from the catalogue that day, which is the update too: nothing of it is left to bring up to date."""
     closed = list(session.scalars(select(UpdateObligation).where(
         UpdateObligation.resource_id == resource.id, UpdateObligation.closed_on.is_(None))))
     for obligation in closed:
-        obligation.closed_on, obligation.closed_by_revision_id = on, revision.id
+        obligation.closed_on, obligation.closed_by_revision_id = on, revision.id if revision else None
         record_event(session, actor=actor, action="catalog.obligation.close", agency_code=resource.agency.code,
                      resource_code=resource.code,
                      detail={"due_on": obligation.due_on, "closed_on": on,
                              "late": on > obligation.due_on if obligation.due_on else None,
-                             "revision": revision.number})
+                             "revision": revision.number if revision else None, "withdrawn": revision is None})
     return closed
 
 

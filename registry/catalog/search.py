@@ -35,6 +35,12 @@ def _published():
             .where(CatalogRevision.status == "published", Resource.catalog_status == "published"))
 
 
+def offered_modes(content: dict[str, Any]) -> list[str]:
+    """The sharing modes a published entry offers consumers: none for a not-shared one (article 8), whatever its
+    共享方式 element was filled in with; no service, search by mode or DCAT distribution may point to its data."""
+    return [] if content["sharing_type"] == "not_shared" else list(content.get("sharing_modes", []))
+
+
 def search_text(content: dict[str, Any]) -> str:
     parts = [content.get("name", ""), content.get("abstract", "")]
     parts += [item.get("name", "") for item in content.get("data_items", [])]
@@ -64,11 +70,11 @@ def refresh_published(session: Session, *, actor: str = "system") -> int:
                 row = session.get(CatalogSearchEntry, resource_id) or CatalogSearchEntry(resource_id=resource_id)
                 row.revision_id, row.code, row.agency_id = revision_id, resource.code, resource.agency_id
                 row.classification, row.sharing_type = content["classification"], content["sharing_type"]
-                row.sharing_modes = " " + " ".join(content.get("sharing_modes", [])) + " "
+                row.sharing_modes = " " + " ".join(offered_modes(content)) + " "
                 row.name, row.search_text = content["name"], search_text(content)
                 session.add(row)
                 session.flush()
-                if "interface" in content.get("sharing_modes", []):
+                if "interface" in offered_modes(content):
                     register_service(session, resource=resource, revision_id=revision_id,
                                      revision_number=revision.number, content=content, actor=actor)
                 else:
@@ -151,7 +157,7 @@ def search_catalog(session: Session, *, keyword: str | None = None, agency: str 
         matched = [item["name"] for item in content.get("data_items", [])
                    if words and any(w in item["name"].lower() for w in words)]
         hits.append(SearchHit(row.code, content["name"], content["abstract"], row.agency.name, row.agency.code,
-                              row.classification, row.sharing_type, list(content.get("sharing_modes", [])),
+                              row.classification, row.sharing_type, offered_modes(content),
                               content.get("update_cycle", ""), matched, services.get(row.resource_id)))
     return SearchResult(total, hits)
 
@@ -182,5 +188,5 @@ def list_services(session: Session) -> list[InterfaceService]:
                                 .order_by(InterfaceService.code)))
 
 
-__all__ = ["CLASSIFICATION", "SearchHit", "SearchResult", "get_service", "list_services", "refresh_published",
-           "search_catalog"]
+__all__ = ["CLASSIFICATION", "SearchHit", "SearchResult", "get_service", "list_services", "offered_modes",
+           "refresh_published", "search_catalog"]
