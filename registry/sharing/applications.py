@@ -51,12 +51,9 @@ OUTCOMES = {"approve": "approved", "partial": "partial", "refuse": "refused"}
 def _known_columns(session: Session, resource) -> list[str] | None:  # noqa: ANN001 - Resource
     """The data items one may apply for: the published entry's items (信息项) that name a column, as the
     application page offers them; for an entry without such items, the latest version's columns."""
-    from registry.catalog.entries import published_revision
+    from registry.catalog.entries import catalogued_columns
 
-    revision = published_revision(session, resource=resource)
-    items = [item["column"] for item in (revision.content if revision else {}).get("data_items", [])
-             if item.get("column")]
-    if items:
+    if items := catalogued_columns(session, resource=resource):
         return items
     version = latest_version(session, resource=resource)
     if version is None:
