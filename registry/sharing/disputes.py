@@ -93,8 +93,8 @@ def _term(standing: Grant | None, *, expires_on: date | None, granting: bool) ->
         return term_end(expires_on)
     provider_term = standing.expires_at if standing is not None else None
     if granting and provider_term is not None and clock.as_utc(provider_term) <= clock.now():
-        raise ConfigError(f"提供方设定的授权期限已于{day(provider_term)}届满，按该期限作出的协调结论自始过期；请在结论中另定"
-                          f"授权期限 / the provider's term ended on "
+        raise ConfigError(f"提供方设定的授权期限已于{day(provider_term)}届满，按该期限作出的协调结论自始过期；"
+                          f"请在结论中另定授权期限 / the provider's term ended on "
                           f"{clock.beijing_day(provider_term).isoformat()}, so the concluded grant would be expired from "
                           "the start: set a new term (--expires; API and page: expires_on)")
     return provider_term
