@@ -211,6 +211,8 @@ def dispute_open(number: str, grounds: Annotated[str, typer.Option(help="异议�
 def dispute_conclude(dispute_id: int, outcome: Annotated[str, typer.Option(help="approve, partial or refuse")],
                      conclusion: Annotated[str, typer.Option(help="协调结论")],
                      item: Annotated[Optional[list[str]], typer.Option("--item")] = None,
+                     expires: Annotated[Optional[str], typer.Option(
+                         help="grant ends on this day; needed when the provider's term has ended")] = None,
                      as_user: AsUser = None) -> None:
     """The coordination office's conclusion, which becomes the decision."""
     from registry.db import session_scope
@@ -219,7 +221,8 @@ def dispute_conclude(dispute_id: int, outcome: Annotated[str, typer.Option(help=
 
     with reported_errors(), refusals_audited(as_user, "dispute conclude"), session_scope() as session:
         dispute = conclude_dispute(session, dispute_id=dispute_id, outcome=outcome, conclusion=conclusion,
-                                   approved_items=item or None, by=acting_as(session, as_user))
+                                   approved_items=item or None, by=acting_as(session, as_user),
+                                   expires_on=parse_day(expires))
         console.print(f"dispute {dispute.id}: {label('application_statuses', dispute.outcome)}; "
                       f"grant {dispute.application.grant_id or '-'}")
 
@@ -293,12 +296,17 @@ def agreement_list(as_user: AsUser = None) -> None:
 
 
 @agreement_app.command("revoke")
-def agreement_revoke(number: str, as_user: AsUser = None) -> None:
+def agreement_revoke(number: str, reason: Annotated[str, typer.Option(help="撤销理由")],
+                     as_user: AsUser = None) -> None:
+    """End a secrecy agreement now; reads that need it are refused from the next request on.
+
+    Example: govshare agreement revoke BMXY-20260105-0001 --reason 需求方超范围使用
+    """
     from registry.sharing.agreements import revoke_agreement
     from registry.db import session_scope
 
     with reported_errors(), refusals_audited(as_user, "agreement revoke"), session_scope() as session:
-        revoke_agreement(session, number=number, by=acting_as(session, as_user))
+        revoke_agreement(session, number=number, reason=reason, by=acting_as(session, as_user))
         console.print(f"agreement {shown(number)} revoked")
 
 

@@ -31,12 +31,20 @@ from registry.audit.log import mark_audited, record_event, record_refusal
 from registry.people.auth import DATA_ROLES, Principal
 from registry.people.bearer import authenticate_principal
 from registry.seals import intact
-from registry.sharing.grants import agreement_in_force, filter_columns, live_grant, needs_agreement, require_published
+from registry.sharing.grants import (
+    agreement_in_force,
+    ended_grant,
+    filter_columns,
+    live_grant,
+    needs_agreement,
+    require_published,
+)
 from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
 from registry.catalog.resources import SHARING_MODES, edited_refusal, get_resource
 from registry.exchange.versions import latest_version, require_latest_version
+from schemas.presentation import day
 
 CHANNELS = tuple(SHARING_MODES)  # interface, file, browse, offline
 MASK = "****"
@@ -96,6 +104,13 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     require_published(resource, doing_zh="共享", doing_en="shared")
     grant = live_grant(session, resource=resource, agency_id=principal.agency_id or -1)
     if grant is None:
+        if ended := ended_grant(session, resource=resource, agency_id=principal.agency_id or -1):
+            # that and when, as the consumer's inbox told it; the reason stays in the inbox and the audit trail
+            raise _refuse(f"本机构对该资源的共享授权已于{day(ended.revoked_at)}撤销（终止），详见消息；"
+                          "如需继续使用请重新订阅或申请",
+                          f"your agency's grant for this resource was revoked on "
+                          f"{clock.beijing_day(ended.revoked_at).isoformat()} (see your inbox): "
+                          "subscribe or apply again")
         raise _refuse("本机构未获得该资源的共享授权，请先订阅或申请",
                       "your agency holds no grant for this resource: subscribe or apply first")
     if not intact(grant):
@@ -107,7 +122,9 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
                       "this resource involves secrets or personal privacy: a secrecy agreement must be recorded "
                       "before the grant is active (`govshare agreement add`)")
     if grant.expires_at is not None and clock.as_utc(grant.expires_at) <= clock.now():
-        raise _refuse("共享授权已过期，请重新申请", "your agency's grant has expired: apply again")
+        raise _refuse(f"共享授权已于{day(grant.expires_at)}到期，请重新申请",
+                      f"your agency's grant has expired (on {clock.beijing_day(grant.expires_at).isoformat()}): "
+                      "apply again")
     if needs_agreement(session, resource=resource) and not agreement_in_force(
             session, resource=resource, agency_id=grant.agency_id):
         raise _refuse("共享安全保密协议已到期或被撤销，请续签",

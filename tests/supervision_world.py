@@ -290,6 +290,7 @@ def _reads(world: SupervisionWorld) -> None:
     with session_scope() as session:
         decision = authorize_read(session, token=world.consumer_token, resource_code=world.codes["A1"], channel="file")
         audit_read(session, decision=decision, rows=ROWS, fmt="csv")
+        granted = decision.columns or "all"  # a subscription grants its entry's items: the misuse reads only those
         revoked = revoke_grant(session, grant_id=world.ids["C1.grant"], reason="用途已结束", by=console("test"))
         # revoked an hour ago: well past the moment a cached interface decision may still answer
         revoked.revoked_at = revoked.revoked_at - timedelta(hours=1)
@@ -301,7 +302,7 @@ def _reads(world: SupervisionWorld) -> None:
                                                      "purpose": "就业登记核验", "grant": world.ids["C1.grant"]}).id
         world.ids["purpose.event"] = record_event(
             session, actor="system:hr-system", action="data.read", agency_code=CONSUMER[0],
-            resource_code=world.codes["A1"], detail={"channel": "file", "rows": 50, "columns": "all",
+            resource_code=world.codes["A1"], detail={"channel": "file", "rows": 50, "columns": granted,
                                                      "purpose": "商业营销推广", "grant": world.ids["A1.grant"]}).id
         leaked = issue_token(session, agency=CONSUMER[0], name="leaked-system", days=30, actor="test")
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.name == "leaked-system"))

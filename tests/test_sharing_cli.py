@@ -111,6 +111,9 @@ def test_the_whole_workflow_from_the_command_line(cli: CliRunner, tmp_path: Path
     added = run(cli, *agreement, "--as", "p.admin")
     assert "BMXY-" in added
     assert "True" in run(cli, "agreement", "list")
+    number = re.search(r"BMXY-\d{8}-\d{4}", added).group(0)
+    assert "revoked" in run(cli, "agreement", "revoke", number, "--reason", "协议终止", "--as", "p.admin")
+    assert "已于" in run(cli, "agreement", "revoke", number, "--reason", "再次", "--as", "p.admin", code=1)
 
     assert "revoked" in run(cli, "grant", "revoke", grant_id, "--reason", "超出用途", "--as", "p.admin")
     assert "已撤销" in run(cli, "grant", "list")  # statuses in Chinese, from the one label table

@@ -302,7 +302,7 @@ def test_secrecy_agreement_gates_the_grant(world: World, tmp_path: Path) -> None
 
     assert get_storage().pull(agreement.scan_path).read_bytes() == scan.read_bytes()
     with session_scope() as session:
-        revoke_agreement(session, number=number, by=admin)
+        revoke_agreement(session, number=number, reason="协议终止", by=admin)
     with session_scope() as session, pytest.raises(AccessDenied) as ended:
         authorize_read(session, token=token, resource_code=code, channel="interface")
     assert "secrecy agreement has ended" in ended.value.en
@@ -360,7 +360,7 @@ def test_revoking_a_grant_refuses_the_very_next_request(world: World) -> None:
                                 headers=bearer(world.tokens["provider:data_admin"]))
         assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
         after = download()
-        assert after.status_code == 403 and "no grant" in after.json()["detail"]
+        assert after.status_code == 403 and "was revoked on" in after.json()["detail"]
         # A system token revoked through the API is refused on its next request too (401).
         tokens = requests.post(f"{api.base_url}/api/v1/tokens", json={"agency": CONSUMER[0], "name": "batch"},
                                headers=bearer(world.tokens["consumer:agency_admin"]), timeout=30)
@@ -456,7 +456,7 @@ def test_an_expired_grant_is_refused_and_unmasking_is_the_providers_choice(world
     with session_scope() as session, pytest.raises(AccessDenied) as refused:
         authorize_read(session, token=world.tokens["system:consumer"], resource_code=world.resources["pending"],
                        channel="interface")
-    assert "expired" in refused.value.en and "过期" in refused.value.zh
+    assert "expired" in refused.value.en and "到期" in refused.value.zh
 
     from registry.sharing.applications import apply
 

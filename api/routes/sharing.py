@@ -97,6 +97,7 @@ class ConclusionCreate(BaseModel):
     outcome: Literal["approve", "partial", "refuse"]
     conclusion: str
     approved_items: list[str] | None = None
+    expires_on: date | None = None  # needed when the provider's term has ended
 
 
 class SensitivityUpdate(BaseModel):
@@ -214,7 +215,8 @@ def open_dispute(number: str, body: DisputeCreate, session: SessionDep, principa
 @router.post("/disputes/{dispute_id}/conclusion", tags=["sharing"])
 def conclude(dispute_id: int, body: ConclusionCreate, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     dispute = disputes.conclude_dispute(session, dispute_id=dispute_id, outcome=body.outcome,
-                                        conclusion=body.conclusion, approved_items=body.approved_items, by=principal)
+                                        conclusion=body.conclusion, approved_items=body.approved_items,
+                                        expires_on=body.expires_on, by=principal)
     return committed(session, {"id": dispute.id, "status": dispute.status, "outcome": dispute.outcome,
                                 "approved_items": dispute.approved_items, "grant_id": dispute.application.grant_id})
 

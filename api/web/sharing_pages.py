@@ -12,6 +12,7 @@ does.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -266,8 +267,9 @@ def withdrawal(number: str, request: Request, session: SessionDep, reason: Annot
 @router.post("/{number}/conclusion", response_class=HTMLResponse)
 def conclusion(number: str, request: Request, session: SessionDep, outcome: Annotated[str, Form()],
                conclusion: Annotated[str, Form()] = "", approved_items: Annotated[list[str] | None, Form()] = None,
-               token: SessionCookie = None) -> Response:
-    """The coordination office concludes the open dispute; its conclusion becomes the decision."""
+               expires_on: Annotated[str, Form()] = "", token: SessionCookie = None) -> Response:
+    """The coordination office concludes the open dispute; its conclusion becomes the decision (and the term,
+    when it sets one)."""
     from registry.sharing.disputes import conclude_dispute, disputes_of
 
     def act(principal, application) -> None:  # noqa: ANN001
@@ -276,7 +278,11 @@ def conclusion(number: str, request: Request, session: SessionDep, outcome: Anno
             raise ConfigError(f"申请 {number} 没有待协调的异议 / application {number} has no open dispute")
         if not conclusion.strip():
             raise ConfigError("写明协调结论 / state the conclusion")
+        try:
+            term = date.fromisoformat(expires_on) if expires_on.strip() else None
+        except ValueError:
+            raise ConfigError(f"授权期限 {expires_on} 不是日期 / the term must be a day (YYYY-MM-DD)") from None
         conclude_dispute(session, dispute_id=open_ones[-1].id, outcome=outcome, conclusion=conclusion, by=principal,
-                         approved_items=_approved(outcome, approved_items))
+                         approved_items=_approved(outcome, approved_items), expires_on=term)
 
     return _act(request, session, token, number, act)

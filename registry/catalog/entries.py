@@ -224,6 +224,15 @@ def published_revision(session: Session, *, resource: Resource) -> CatalogRevisi
         CatalogRevision.resource_id == resource.id, CatalogRevision.status == "published"))
 
 
+def catalogued_columns(session: Session, *, resource: Resource) -> list[str] | None:
+    """The columns the published entry's data items (信息项) name: what a consumer may be granted of it. None
+    when the entry names none (then the version's columns are the items)."""
+    revision = published_revision(session, resource=resource)
+    items = [item["column"] for item in (revision.content if revision else {}).get("data_items", [])
+             if item.get("column")]
+    return items or None
+
+
 def get_revision(session: Session, *, resource: Resource, number: int) -> CatalogRevision:
     revision = session.scalar(select(CatalogRevision).where(
         CatalogRevision.resource_id == resource.id, CatalogRevision.number == number))

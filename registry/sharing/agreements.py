@@ -20,11 +20,14 @@ from core import clock
 from core.errors import ConfigError, NotFound
 from core.storage import get_storage
 from registry.audit.log import record_event
+from registry.catalog.models import Resource
 from registry.catalog.resources import get_resource
 from registry.people.agencies import get_agency
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
+from registry.people.models import Agency
 from registry.sharing.grants import activate_if_ready
 from registry.sharing.models import Grant, ResourceSensitivity, SecrecyAgreement
+from schemas.presentation import day
 
 SCAN_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".ofd")
 
@@ -126,14 +129,22 @@ def get_agreement(session: Session, *, number: str) -> SecrecyAgreement:
     return agreement
 
 
-def revoke_agreement(session: Session, *, number: str, by: Principal) -> SecrecyAgreement:
-    """Ends the agreement now; reads that needed it are refused from the next request on."""
+def revoke_agreement(session: Session, *, number: str, reason: str, by: Principal) -> SecrecyAgreement:
+    """Ends the agreement now, with the reason; reads that needed it are refused from the next request on. An
+    agreement is revoked once: a repeat would move the recorded end and hide when the reads stopped."""
     agreement = get_agreement(session, number=number)
     require(by, by.acts_for(agreement.provider_agency_id) or by.acts_for(agreement.consumer_agency_id)
             or by.has("coordination_office"), zh="无权撤销该保密协议", en="you may not revoke this agreement")
+    if agreement.revoked_at is not None:
+        raise ConfigError(f"保密协议 {number} 已于{day(agreement.revoked_at)}撤销，不能再次撤销 / agreement {number} was "
+                          f"already revoked on {clock.beijing_day(agreement.revoked_at).isoformat()}")
+    if not reason.strip():
+        raise ConfigError("撤销保密协议须说明理由 / revoking a secrecy agreement needs a reason (撤销理由): --reason")
     agreement.revoked_at = clock.now()
-    record_event(session, actor=by.actor, action="agreement.revoke", resource_code=None,
-                 detail={"number": number})
+    resource = session.get(Resource, agreement.resource_id)
+    record_event(session, actor=by.actor, action="agreement.revoke", resource_code=resource.code,
+                 agency_code=session.get(Agency, agreement.consumer_agency_id).code,
+                 detail={"number": number, "reason": reason.strip()})
     return agreement
 
 

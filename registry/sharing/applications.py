@@ -36,9 +36,11 @@ from registry.sharing.grants import (
     get_grant,
     lifted_masks,
     live_grant,
+    term_end,
     unpublished,
     validate_row_filter,
 )
+from registry.sharing.inbox import notify
 from registry.sharing.models import Application, InboxMessage
 from registry.supervision.due_days import due_text
 from schemas.presentation import label, labels
@@ -51,12 +53,9 @@ OUTCOMES = {"approve": "approved", "partial": "partial", "refuse": "refused"}
 def _known_columns(session: Session, resource) -> list[str] | None:  # noqa: ANN001 - Resource
     """The data items one may apply for: the published entry's items (信息项) that name a column, as the
     application page offers them; for an entry without such items, the latest version's columns."""
-    from registry.catalog.entries import published_revision
+    from registry.catalog.entries import catalogued_columns
 
-    revision = published_revision(session, resource=resource)
-    items = [item["column"] for item in (revision.content if revision else {}).get("data_items", [])
-             if item.get("column")]
-    if items:
+    if items := catalogued_columns(session, resource=resource):
         return items
     version = latest_version(session, resource=resource)
     if version is None:
@@ -68,19 +67,6 @@ def _next_number(session: Session, kind: str, today: date) -> str:
     prefix = f"{'XQSQ' if kind == 'use' else 'DWFB'}-{today:%Y%m%d}-"
     taken = session.scalars(select(Application.number).where(Application.number.like(prefix + "%"))).all()
     return f"{prefix}{len(taken) + 1:04d}"
-
-
-def notify(session: Session, *, kind: str, message: str, application: Application | None = None,
-           agency_id: int | None = None, role: str | None = None) -> InboxMessage:
-    """A message to an agency or a role. Its kind must have its Chinese label (schemas/labels.yaml inbox_kinds):
-    staff read the label, so a new kind without one fails where it is written, not on a person's screen."""
-    if kind not in labels("inbox_kinds"):
-        raise ConfigError(f"消息类型 {kind} 没有中文标签 / inbox message kind {kind!r} has no label: add it to "
-                          f"schemas/labels.yaml inbox_kinds")
-    note = InboxMessage(agency_id=agency_id, role=role, kind=kind, message=message,
-                        application_id=application.id if application else None)
-    session.add(note)
-    return note
 
 
 def _denied(session: Session, by: Principal, action: str, resource_code: str, agency: Agency | None,
@@ -288,7 +274,7 @@ def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Pri
     if application.status != "submitted":
         raise ConfigError(f"申请 {number} 已答复；需求方如有异议可申请协调处理 / application {number} is already "
                           f"{application.status}; a consumer who disagrees opens a dispute (`govshare dispute open`)")
-    expires_at = datetime.combine(expires_on, datetime.max.time(), clock.BEIJING_TIME) if expires_on else None
+    expires_at = term_end(expires_on) if expires_on else None
     return apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
                           reasons=reasons, by=by, origin="application", unmask=unmask, expires_at=expires_at)
 

@@ -3,6 +3,8 @@ the coordination office (领导小组办公室) records its conclusion, which be
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,8 +13,9 @@ from core.errors import ConfigError, NotFound
 from registry.audit.log import record_event
 from registry.people.auth import Principal, require, require_person, require_roles
 from registry.sharing.applications import apply_decision, get_application, grant_for, notify
-from registry.sharing.grants import LIVE, lifted_masks
-from registry.sharing.models import Dispute
+from registry.sharing.grants import LIVE, lifted_masks, term_end
+from registry.sharing.models import Dispute, Grant
+from schemas.presentation import day
 
 DISPUTABLE = ("partial", "refused")
 
@@ -35,6 +38,9 @@ def open_dispute(session: Session, *, number: str, grounds: str, by: Principal) 
                  detail={"dispute": dispute.id, "number": number, "grounds": grounds})
     notify(session, kind="dispute", application=application, role="coordination_office",
            message=f"{application.consumer.name}对申请 {number} 的意见有异议，申请协调处理：{grounds}")
+    # the provider's decision is what is disputed: it hears of it as the coordination office does
+    notify(session, kind="dispute", application=application, agency_id=application.resource.agency_id,
+           message=f"{application.consumer.name}对申请 {number} 的答复有异议，已申请领导小组办公室协调处理：{grounds}")
     return dispute
 
 
@@ -46,8 +52,10 @@ def get_dispute(session: Session, *, dispute_id: int) -> Dispute:
 
 
 def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclusion: str, by: Principal,
-                     approved_items: list[str] | None = None) -> Dispute:
-    """The coordination office's conclusion replaces the provider's decision (and grants what it approves)."""
+                     approved_items: list[str] | None = None, expires_on: date | None = None) -> Dispute:
+    """The coordination office's conclusion replaces the provider's decision (and grants what it approves).
+    ``expires_on``: the term the office sets; without it the provider's term holds, and a provider's term that
+    has already ended is refused (the grant would be expired from the start): the office sets a new one."""
     require_person(by, doing_zh="协调结论", doing_en="concluding a dispute")
     require_roles(by, "coordination_office")
     dispute = get_dispute(session, dispute_id=dispute_id)
@@ -58,11 +66,12 @@ def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclus
     # still hold for the grant the conclusion makes (else a wider approval would also run forever).
     standing = grant_for(session, application=application)
     standing = standing if standing is not None and standing.status in LIVE else None
+    expires_at = _term(standing, expires_on=expires_on, granting=outcome != "refuse")
     application.status = "submitted"  # reopened for the decision the conclusion makes
     apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
                    reasons=f"协调结论：{conclusion}", by=by, origin="dispute",
                    unmask=lifted_masks(standing) if standing else False,
-                   expires_at=standing.expires_at if standing else None)
+                   expires_at=expires_at)
     dispute.status, dispute.outcome = "concluded", application.status
     dispute.approved_items = application.approved_items
     dispute.conclusion, dispute.concluded_by, dispute.concluded_at = conclusion, by.actor, clock.now()
@@ -73,6 +82,22 @@ def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclus
     notify(session, kind="dispute", application=application, agency_id=application.resource.agency_id,
            message=f"申请 {application.number} 的协调结论：{conclusion}")
     return dispute
+
+
+def _term(standing: Grant | None, *, expires_on: date | None, granting: bool) -> datetime | None:
+    """The concluded grant's expiry: the office's term (end of that Beijing day), else the provider's."""
+    if expires_on is not None:
+        if expires_on < clock.today():
+            raise ConfigError(f"授权期限 {expires_on} 早于今天，请另定期限 / the term ({expires_on}) has already ended: "
+                              "give a day from today on (--expires)")
+        return term_end(expires_on)
+    provider_term = standing.expires_at if standing is not None else None
+    if granting and provider_term is not None and clock.as_utc(provider_term) <= clock.now():
+        raise ConfigError(f"提供方设定的授权期限已于{day(provider_term)}届满，按该期限作出的协调结论自始过期；"
+                          f"请在结论中另定授权期限 / the provider's term ended on "
+                          f"{clock.beijing_day(provider_term).isoformat()}, so the concluded grant would be expired from "
+                          "the start: set a new term (--expires; API and page: expires_on)")
+    return provider_term
 
 
 def disputes_of(session: Session, *, application_id: int) -> list[Dispute]:

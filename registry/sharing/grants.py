@@ -22,7 +22,9 @@ from registry.audit.log import record_event
 from registry.catalog.models import Resource
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.people.models import Agency
+from registry.sharing.inbox import notify
 from registry.sharing.models import Grant, ResourceSensitivity, SecrecyAgreement, Subscription
+from schemas.presentation import day
 
 ROW_FILTER_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge")
 LIVE = ("active", "pending_agreement")
@@ -75,6 +77,11 @@ def unpublished(resource: Resource, *, doing_zh: str, doing_en: str) -> AccessDe
 def require_published(resource: Resource, *, doing_zh: str, doing_en: str) -> None:
     if refusal := unpublished(resource, doing_zh=doing_zh, doing_en=doing_en):
         raise refusal
+
+
+def term_end(expires_on: date) -> datetime:
+    """A grant's term given as a day: it runs to the end of that day in Beijing."""
+    return datetime.combine(expires_on, datetime.max.time(), clock.BEIJING_TIME)
 
 
 def lifted_masks(grant: Grant) -> bool | list[str]:
@@ -213,7 +220,40 @@ def end_grant(session: Session, *, grant: Grant, reason: str, by: Principal) -> 
     _sync_subscription(session, grant=grant)
     record_event(session, actor=by.actor, action="grant.revoke", agency_code=grant.agency.code,
                  resource_code=grant.resource.code, detail={"grant": grant.id, "reason": reason})
+    # the consumer learns it here, not from a refused read (which says only that and when)
+    notify(session, kind="grant_ended", agency_id=grant.agency_id,
+           message=f"本机构对“{grant.resource.name}”（{grant.resource.code}）的共享授权已于{day(grant.revoked_at)}"
+                   f"终止：{reason}；如需继续使用请重新订阅或申请")
     return grant
+
+
+def notify_expired_grants(session: Session, *, by: Principal) -> list[int]:
+    """Tell each consumer whose active grant's term has passed (run daily): an expiry changes no status, so it
+    would otherwise learn of it only from a refused read. Each grant is told once (its grant.expire record)."""
+    from registry.audit.models import AuditEvent
+
+    told = {(detail or {}).get("grant") for detail in session.scalars(
+        select(AuditEvent.detail).where(AuditEvent.action == "grant.expire"))}
+    now, done = clock.now(), []
+    for grant in session.scalars(select(Grant).where(Grant.status == "active", Grant.expires_at.is_not(None))
+                                 .order_by(Grant.id)):
+        if grant.id in told or clock.as_utc(grant.expires_at) > now:
+            continue
+        notify(session, kind="grant_ended", agency_id=grant.agency_id,
+               message=f"本机构对“{grant.resource.name}”（{grant.resource.code}）的共享授权已于{day(grant.expires_at)}"
+                       "到期；如需继续使用请重新申请")
+        record_event(session, actor=by.actor, action="grant.expire", agency_code=grant.agency.code,
+                     resource_code=grant.resource.code,
+                     detail={"grant": grant.id, "expires_at": clock.as_utc(grant.expires_at).isoformat()})
+        done.append(grant.id)
+    return done
+
+
+def ended_grant(session: Session, *, resource: Resource, agency_id: int) -> Grant | None:
+    """The agency's latest revoked grant on the resource: what a read refused for want of a live one names."""
+    return session.scalars(select(Grant).where(
+        Grant.resource_id == resource.id, Grant.agency_id == agency_id, Grant.status == "revoked")
+        .order_by(Grant.id.desc())).first()
 
 
 def list_grants(session: Session, *, by: Principal, resource: Resource | None = None,

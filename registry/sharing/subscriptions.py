@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError
 from registry.audit.log import mark_audited, record_event
+from registry.catalog.entries import catalogued_columns
 from registry.catalog.models import Resource
 from registry.catalog.resources import edited_refusal, get_resource
 from registry.people.agencies import get_agency
@@ -45,8 +46,11 @@ def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str
         raise ConfigError("state the purpose of use (共享用途): --purpose")
     record_event(session, actor=by.actor, action="subscription.add", agency_code=consumer.code,
                  resource_code=resource.code, detail={"purpose": purpose})
-    # The grant keeps the subscription active (or pending until a secrecy agreement is in force).
-    create_grant(session, resource=resource, agency=consumer, origin="subscription", purpose=purpose, by=by)
+    # The grant keeps the subscription active (or pending until a secrecy agreement is in force). It covers the
+    # data items the published entry lists, as an approved application does: a column the entry does not
+    # catalogue was never offered for sharing (None: the entry names no columns, so the version's are its items).
+    create_grant(session, resource=resource, agency=consumer, origin="subscription", purpose=purpose, by=by,
+                 columns=catalogued_columns(session, resource=resource))
     session.flush()
     return session.scalar(select(Subscription).where(
         Subscription.resource_id == resource.id, Subscription.agency_id == consumer.id))

@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
     """Due days whose year's schedule has since been installed (filled in and audited), application reminders and
-    overdue flags (registry/sharing/applications.py), catalogue update obligations past due (registry/catalog/obligations.py,
-    listed; flagged as violations by detection), rectification deadlines. A missing working-day schedule the
+    overdue flags (registry/sharing/applications.py), consumers told of grants run out (registry/sharing/grants.py),
+    catalogue update obligations past due (registry/catalog/obligations.py, listed; flagged as violations by
+    detection), rectification deadlines. A missing working-day schedule the
     clocks need is logged as a warning naming the command that installs it."""
     from registry.catalog import obligations
     from registry.db import session_scope
     from registry.people.auth import console
     from registry.sharing.applications import check_deadlines
+    from registry.sharing.grants import notify_expired_grants
     from registry.supervision.rectification import check_orders
 
     day = (today or clock.today())
@@ -35,11 +37,12 @@ def run_clocks(*, today: date | None = None, actor: str = ACTOR) -> dict[str, An
     with session_scope() as session:
         scheduled = fill_pending(session, actor=actor)
         applications = check_deadlines(session, today=day, by=console(actor))
+        expired = notify_expired_grants(session, by=console(actor))
         overdue = [o.id for o in obligations.overdue_obligations(session, today=day)]
         waiting = [o.id for o in obligations.unscheduled_obligations(session)]
         flagged = [o.number for o in check_orders(session, today=day, actor=actor)]
     return {"day": day.isoformat(), "scheduled": [f"{s.kind}:{s.reference}:{s.due_on}" for s in scheduled],
-            "applications": [f"{n}:{what}" for n, what in applications],
+            "applications": [f"{n}:{what}" for n, what in applications], "expired_grants": expired,
             "overdue_obligations": overdue, "unscheduled_obligations": waiting, "rectification_overdue": flagged,
             "schedule_warning": str(warning) if warning else None}
 
