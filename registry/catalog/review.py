@@ -201,20 +201,15 @@ def withdraw_entry(session: Session, *, code: str, account: str, reason: str,
 def _end_grants(session: Session, *, resource: Resource, account: str, reason: str,
                 keep_applications: bool = False) -> None:
     """End the live grants the entry no longer supports, as the reviewer whose decision took their basis away:
-    all of them, or (an entry now shared on application) those a subscription made, whose holders must apply.
-    Each consumer is told why: its data stops arriving, and a refused download would not say so."""
+    all of them, or (an entry now shared on application) those a subscription made, whose holders must apply."""
     from registry.people.auth import Principal
-    from registry.sharing.applications import notify
     from registry.sharing.grants import LIVE, end_grant
     from registry.sharing.models import Grant
 
     by = Principal(kind="user", name=account, agency_id=resource.agency_id, agency_code=resource.agency.code)
     for grant in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.status.in_(LIVE))):
         if not (keep_applications and grant.application_id is not None):
-            end_grant(session, grant=grant, reason=reason, by=by)
-            notify(session, kind="grant_ended", agency_id=grant.agency_id,
-                   message=f"{resource.agency.name}的目录条目 {resource.code}（{resource.name}）已变更，贵单位对其的"
-                           f"共享授权已终止。理由：{reason}")
+            end_grant(session, grant=grant, reason=reason, by=by)  # the consumer is told there
 
 
 def comment_lines(revision: CatalogRevision) -> list[tuple[str, str]]:
