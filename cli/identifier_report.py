@@ -19,7 +19,8 @@ from rich.table import Table
 
 from cli.output import shown
 from core.errors import ConfigError
-from core.xlsx_package import XML_ERRORS, check_package, xml_refusal
+from core.xlsx import unescaped
+from core.xlsx_package import XML_ERRORS, check_package, keep_typed_escapes, xml_refusal
 from quality.identifiers import ArrayOutcome, IdentifierKind, Level, Outcome, validate_array, validate_value
 
 BATCH_ROWS = 65_536
@@ -183,6 +184,7 @@ def _xlsx_column(workbook, path: Path, *, column: str, sheet: str | None) -> Ite
     if sheet is not None and sheet not in workbook.sheetnames:
         raise ConfigError(f"工作表不存在 no sheet {sheet!r} in {path.name}; sheets: {workbook.sheetnames}")
     worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
+    keep_typed_escapes(worksheet)  # a typed x005F_1 read as 1, as every workbook reader of the hub reads it
     worksheet.reset_dimensions()  # a stated <dimension ref="A1:B2"/> left every row below 2 unchecked
     rows = worksheet.iter_rows(values_only=True)
     header = [_cell_text(cell) for cell in next(rows, ())]
@@ -224,7 +226,7 @@ def _cell_text(cell: object) -> str | None:
         return str(int(Decimal(repr(cell))))
     if isinstance(cell, datetime | date):
         return cell.isoformat()
-    text = str(cell)
+    text = str(unescaped(cell))  # Excel's _x000D_ is the character it stands for
     return text if text.strip() else None
 
 

@@ -80,6 +80,7 @@ class Record:
     problem: str | None = None
     raw: str = ""             # the record's text, quoted in a problem so that nothing is lost
     epoch: datetime | None = None  # Excel: the workbook's date system (day 0 of its serial numbers)
+    encoding: str = "utf-8"   # CSV: the codec the record was read with (its undecodable bytes quoted in it)
 
 
 def excerpt(text: str, limit: int = 2000) -> str:
@@ -107,6 +108,7 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
         binary = LateUtf8Check(binary, encoding)  # the head tells nothing: judged where the text begins
     # Read as GBK, each line is judged again (_utf8_line): a UTF-8 export joined after a GBK one.
     gb = codec.name if codec.name in GB_CODECS else "gb18030" if chosen == LATE_SNIFF else None
+    read_as = "utf-8" if codec.name == "utf-8-sig" else codec.name  # a BOM is read once, never inside a value
     text = io.TextIOWrapper(io.BufferedReader(_Prepended(head, binary), buffer_size=1 << 20), encoding=chosen,
                             errors="surrogateescape", newline="")
     lines = _Lines(text, limit=get_settings().csv_max_field_chars)
@@ -136,7 +138,7 @@ def csv_rows(binary: BinaryIO, *, encoding: str = "auto", delimiter: str = ",", 
             continue
         if fields:  # blank lines carry no record
             text_of = "".join(lines.raw)
-            yield Record(number, fields, _suspect(text_of, gb=gb), raw=text_of)
+            yield Record(number, fields, _suspect(text_of, gb=gb), raw=text_of, encoding=read_as)
 
 
 class _PastBound(Exception):

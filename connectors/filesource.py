@@ -231,7 +231,7 @@ class FileSourceConnector(Connector):
                     if record.epoch is not None:
                         row = excel_dates(row, columns, record.epoch)
                     if record.raw and UNDECODABLE.search(record.raw):
-                        row, text_problem = normalizer.text(row)
+                        row, text_problem = normalizer.text(row, encoding=record.encoding)
                         problem = "; ".join(p for p in (problem, text_problem) if p)
                     row = tuple(row)
                 batch = builder.add(row + extra, place=f"{entry.path} {unit} {record.number}", problem=problem,

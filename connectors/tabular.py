@@ -168,13 +168,16 @@ class Normalizer:
         self.forms = {c.name: INFERRED_FORMS["integer" if pa.types.is_integer(c.type) else "decimal"]
                       for c in columns if c.inferred and (pa.types.is_integer(c.type) or pa.types.is_decimal(c.type))}
 
-    def text(self, values: list[Any]) -> tuple[list[Any], str | None]:
-        """Text cells with bytes the file's encoding could not decode: repaired for the data, quoted in a problem."""
+    def text(self, values: list[Any], *, encoding: str = "utf-8") -> tuple[list[Any], str | None]:
+        """Text cells with bytes the file's encoding could not decode: repaired for the data, quoted in a problem
+        as the file's own bytes (encoded back in ``encoding``, the one they were read in: as UTF-8, a GBK file's
+        characters around the stray byte were quoted as bytes the file never held)."""
         out, problems = [], []
         for name, value in zip(self.names, values):
             if isinstance(value, str) and UNDECODABLE.search(value):
-                raw = value.encode("utf-8", "surrogateescape")
-                problems.append(f"{name}={raw!r}: 无法按文件编码解码 / bytes that are not text in the file's encoding")
+                raw = value.encode(encoding, "surrogateescape").hex(" ")
+                problems.append(f"{name}=十六进制 hex {raw}: 无法按文件编码 {encoding} 解码 / bytes that are not text "
+                                f"in the file's encoding ({encoding}), shown as the file holds them")
                 value = UNDECODABLE.sub("\ufffd", value)
             out.append(value)
         return out, "; ".join(problems) or None

@@ -68,7 +68,26 @@ def _as_read(value: int, kind: pa.DataType, storage: pa.DataType) -> str:
     if value in (top.min, top.min + 1) or value == _wrapped_infinity(kind, top, 1):
         return "-infinity"
     unit = "D" if pa.types.is_date32(kind) else "ms" if pa.types.is_date64(kind) else kind.unit
-    return str(np.datetime64(int(value), unit))
+    moment = np.datetime64(int(value), unit)
+    if pa.types.is_date64(kind):
+        moment = moment.astype("datetime64[D]")  # a date in milliseconds is still a date
+    return _postgres_text(str(moment), zoned=getattr(kind, "tz", None) is not None)
+
+
+def _postgres_text(iso: str, *, zoned: bool) -> str:
+    """numpy's ISO text of a date or timestamp as PostgreSQL writes it (an instant in UTC), the text the source
+    shows the provider and the SQLAlchemy path and array elements quote: 44 BC was '-043-03-15' (numpy counts a
+    year 0), 1 BC '0000-01-01', and a timestamp '...T12:00:00.500000' where PostgreSQL writes '... 12:00:00.5'."""
+    day, _, time = iso.partition("T")
+    negative, day = day.startswith("-"), day.lstrip("-")
+    year, rest = day.split("-", 1)
+    astronomical = -int(year) if negative else int(year)
+    text = f"{(1 - astronomical if astronomical <= 0 else astronomical):04d}-{rest}"
+    if time:
+        whole, _, fraction = time.partition(".")
+        fraction = fraction.rstrip("0")
+        text += f" {whole}" + (f".{fraction}" if fraction else "") + ("+00" if zoned else "")
+    return text + (" BC" if astronomical <= 0 else "")
 
 
 def out_of_range_times(batch: pa.RecordBatch) -> tuple[list[pa.Array], dict[int, list[str]], dict[int, dict[str, str]]]:

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
                                      "past it the line is quarantined: a quote never closed stops there, and "
                                      "memory stays bounded (about 8 bytes a character)")
     full_refresh_days: float = Field(default=7, ge=0, description="an incremental resource is read in full again "
-                                     "(deletes detected) once its last full read is this old; 0: never")
+                                     "(deletes detected; a change-capture one takes a fresh snapshot) once its "
+                                     "last full read is this old; 0: never")
     cdc_slot_prefix: str = Field(default="govshare", pattern=r"^[a-z][a-z0-9_]{0,30}$",
                                  description="prefix of change-capture slot and publication names")
     cdc_max_retained_mb: int = Field(default=1024, ge=1, description="WAL a change-capture slot may hold back "

@@ -78,6 +78,27 @@ def new_claims(*, agency: str, caller: str, resource: str, version: int, fmt: st
                       grant=grant, expires=int(clock.now().timestamp()) + lifetime, credential=credential)
 
 
+RATE_LIMITED = "rate limit exceeded (429)"  # one reason for every such refusal, so repeats fold into one record
+
+
+def check_rate(session, claims: LinkClaims) -> None:  # noqa: ANN001 - a SQLAlchemy Session
+    """The link's agency's rate limit; a link turned away is recorded as a refusal through the link (a leaked URL
+    hammered shows in the audit), repeats within the interval counted, not written, so a flood costs no rows."""
+    from delivery.ratelimit import RateLimited, limiter
+    from registry.audit.log import record_event
+    from registry.people.auth import Principal
+
+    try:
+        limiter().check(f"agency:{claims.agency}")
+    except RateLimited:
+        link = Principal(kind="link", name=claims.caller, agency_id=None, agency_code=claims.agency)
+        if record_event(session, actor=link.actor, action="data.read", agency_code=claims.agency,
+                        resource_code=claims.resource, result="denied", fold_repeats=True,
+                        detail={"channel": "file", "via": VIA, "reason": RATE_LIMITED}) is not None:
+            session.commit()
+        raise
+
+
 def authorize_link(session, claims: LinkClaims):
     """The link re-checked at download time as a request of the credential that issued it would be: that token
     or session still in force (a leaked token revoked, a person signed out: its links stop too), then the same

@@ -114,6 +114,7 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
                 table=f"{table.schema}.{table.name}", publication=capture.publication,
                 publication_added=publication_added) or identity_reason(
                 recorded=resource.identity, current=table.identity, table=f"{table.schema}.{table.name}")
+            reason = reason or _periodic_snapshot_reason(resource_id=resource.id)
         report = None
         if reason is None:
             try:
@@ -126,6 +127,21 @@ def sync_cdc(*, resource_code: str, full: bool = False, wait_seconds: float = 0,
             report = _snapshot_run(resource, capture, table, contract, run_id, reason)
     lifecycle.follow_up(resource_code=report.resource_code, version=report.version, steps=after)
     return report
+
+
+def _periodic_snapshot_reason(*, resource_id: int) -> str | None:
+    """The safety net every resource gets (GOVSHARE_FULL_REFRESH_DAYS): a slot tells only the changes it
+    decoded, so one it never saw (a slot advanced by hand together with the stored position, a table restored
+    from a backup under its slot, a merge gone wrong) stayed published for good. A fresh snapshot compared with
+    the published version shows any drift as a change set; streamed in batches like every snapshot."""
+    from pipeline.runs import full_read_due
+
+    with session_scope() as session:
+        due = full_read_due(session, resource_id=resource_id)
+    days = get_settings().full_refresh_days
+    return (f"定期全量核对，重新快照 / the periodic full read is due (last one {days:g} days or more ago, "
+            "GOVSHARE_FULL_REFRESH_DAYS): the source is read whole and compared with what was published") \
+        if due else None
 
 
 # --- the runs: a snapshot, or the slot's changes ------------------------------------------------------------

@@ -444,3 +444,38 @@ def test_change_capture_versions_get_the_expectations_report(source: str) -> Non
     assert all(status in ("passed", "failed") for _, status, _ in runs.values())
     for _, _, report in runs.values():
         assert get_storage().exists(f"{report}/report.html")
+
+
+def test_a_change_the_slot_never_saw_is_found_by_the_periodic_full_read(source: str) -> None:
+    """A cdc resource never got the safety-net full read (GOVSHARE_FULL_REFRESH_DAYS applied to incremental
+    resources only): a change the slot never decoded (here a slot advanced by hand with the stored position,
+    as a restore or an operator's repair leaves it) stayed published for good. Once the last full read is that
+    old, the run reads a fresh snapshot, and the version's change set shows the drift."""
+    from datetime import timedelta
+
+    from core import clock
+    from pipeline.cdc import sync_cdc
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.exchange.versions import cursor_state
+    from tests.clock import pinned
+
+    code = register(source)
+    assert sync_cdc(resource_code=code).mode == "cdc-snapshot"
+    name = slot_name_of(code)
+    pg_execute(source, "UPDATE enterprises SET status = '吊销' WHERE id = 4")
+    [(skipped,)] = pg_execute(source, "SELECT lsn::text FROM pg_replication_slot_advance(%s, pg_current_wal_lsn()) "
+                                      "AS advanced(slot, lsn)", (name,))
+    with session_scope() as session:
+        cursor_state(session, resource=get_resource(session, code=code)).cursor_value = skipped
+
+    within = sync_cdc(resource_code=code)
+    assert within.mode == "cdc"  # the slot has nothing: the drift stays published until the full read
+    assert read_version(latest(code)).to_pylist()[3]["status"] == "存续"
+
+    with pinned(clock.now() + timedelta(days=8)):
+        due = sync_cdc(resource_code=code)
+        assert due.mode == "cdc-snapshot" and due.version == 2
+        assert_published_matches_source(code, source)
+        assert latest(code).manifest["changes"]["updated"] == 1
+        assert sync_cdc(resource_code=code).mode == "cdc"  # and then the slot's changes again, for a week

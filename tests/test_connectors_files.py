@@ -143,7 +143,8 @@ def test_undecodable_row_is_flagged_not_garbled(folder: Path) -> None:
                                                                            ReadState()))
     rows = [r for b in batches for r in b.to_pylist()]
     assert [r[ROW_PROBLEM_COLUMN] is None for r in rows] == [True, True, False]
-    assert rows[2][ROW_PROBLEM_COLUMN].startswith("企业.csv line 4: name=b'")
+    assert rows[2][ROW_PROBLEM_COLUMN].startswith("企业.csv line 4: name=十六进制 hex ")
+    assert "黄浦区某公司".encode("gb18030").hex(" ") in rows[2][ROW_PROBLEM_COLUMN]  # the bytes as the file holds them
     assert "not text in the file's encoding" in rows[2][ROW_PROBLEM_COLUMN]
     pa.array([r["name"] for r in rows], pa.string())  # no lone surrogate reaches the data
 

@@ -357,3 +357,27 @@ def test_postgresql_url_publishes_money_char_ranges_intervals_and_time_keys_as_t
     assert (second["fee"], second["span"]) == (Decimal("-1234.5"), "-02:55:00")
     assert keys.column("id").to_pylist() == [time(8, 30), None]  # ordered: 24:00 is the day's last
     assert "id=24:00:00: 超出一天的时间范围" in keys.column(ROW_PROBLEM_COLUMN)[1].as_py()
+
+
+def test_a_year_bc_is_quarantined_in_postgresqls_own_text_on_every_path() -> None:
+    """A year BC was quarantined as numpy wrote it by the PostgreSQL connector's reads ('-043-03-15' for 44 BC,
+    '0000-01-01' for 1 BC, timestamps with a 'T'), as PostgreSQL's text in an array ('0044-03-15 BC') and through
+    a SQLAlchemy URL ('0001-01-01 BC'): the provider saw three spellings, none of them the source's for the
+    scalars. Every path now gives PostgreSQL's own text (the session here in UTC, as the hub reads instants)."""
+    dsn = require_postgres()
+    with pg_scratch_schema(dsn) as schema:
+        pg_execute(dsn, f"CREATE TABLE {schema}.dated (id int PRIMARY KEY, day date, at timestamp, "
+                        "checked timestamptz, days date[])")
+        pg_execute(dsn, f"""INSERT INTO {schema}.dated VALUES
+            (1, '0044-03-15 BC', '0044-03-15 12:00:00.5 BC', '0001-01-01 00:00+00 BC', NULL),
+            (2, '0001-01-01 BC', '10000-01-01 00:00', '10000-01-01 08:00+00', '{{0044-03-15 BC,2026-01-01}}'),
+            (3, '2026-01-01', '2026-01-01', NULL, NULL)""")
+        paths = {"scan": _native_read(dsn, schema, "dated"), "adbc": _native_read(dsn, schema, "dated", reader="adbc"),
+                 "url": _read(_pg_connector(dsn, schema), table="dated", cursor=None, batch_rows=100)}
+    flagged = {name: [(json.loads(r[ROW_RAW_COLUMN]), r[ROW_PROBLEM_COLUMN]) for r in table.sort_by("id").to_pylist()
+                      if r[ROW_PROBLEM_COLUMN]] for name, table in paths.items()}
+    assert flagged["scan"] == flagged["adbc"] == flagged["url"]
+    first, second = flagged["scan"]
+    assert first[0] == {"day": "0044-03-15 BC", "at": "0044-03-15 12:00:00.5 BC", "checked": "0001-01-01 00:00:00+00 BC"}
+    assert second[0]["day"] == "0001-01-01 BC" and second[0]["at"] == "10000-01-01 00:00:00"
+    assert "day=0044-03-15 BC: 超出日期范围" in first[1]

@@ -384,3 +384,31 @@ def test_a_refused_signed_link_download_is_recorded_as_coming_through_the_link(s
     assert requests.get(of_closed_channel, timeout=30).status_code == 403
     assert refusals()[-1]["via"] == "signed link"
     assert len(refusals()) == 3
+
+
+def test_a_signed_link_turned_away_by_the_rate_limit_is_recorded_once_a_flood(
+        hub_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Following a link past its agency's rate limit answered 429 and left no record: a leaked URL hammered by
+    someone was invisible to the reviewer. It is recorded as a refusal through the link, the repeats within the
+    minute folded into the next record's count as other refusals are, so a flood does not grow the log."""
+    from core.settings import reset_settings
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    monkeypatch.setenv("GOVSHARE_RATE_LIMIT_RPS", "0.01")
+    monkeypatch.setenv("GOVSHARE_RATE_LIMIT_BURST", "2")
+    monkeypatch.setattr("delivery.ratelimit._LIMITERS", {})  # each storage backend's run starts a full bucket
+    reset_settings()
+    with delivery_hub(tmp_path) as made:
+        code = made.hub.resource_code
+        url = requests.post(made.url(f"/api/v1/resources/{code}/links"), json={"format": "csv"},
+                            headers={"Authorization": f"Bearer {made.hub.token}"}, timeout=30).json()["url"]
+        codes = [requests.get(url, timeout=30).status_code for _ in range(5)]
+        assert codes == [200, 200, 429, 429, 429]
+        with session_scope() as session:
+            refused = [(e.actor, e.agency_code, dict(e.detail)) for e in session.query(AuditEvent).filter_by(
+                action="data.read", result="denied", resource_code=code)]
+    assert len(refused) == 1, refused  # the first of the minute written, the other two counted for the next
+    actor, agency, detail = refused[0]
+    assert agency == made.hub.consumer_code and actor != "anonymous"
+    assert detail["via"] == "signed link" and "rate limit" in detail["reason"] and detail["count"] == 1

@@ -238,3 +238,32 @@ def test_an_escape_typed_as_text_in_excel_is_read_as_typed(folder: Path) -> None
     read = stream_rows(folder, pattern="人员*.xlsx")
 
     assert [r["备注"] for r in read] == ["_x0041_", "a\rb", "x005F_1", "普通"]
+
+
+def test_an_undecodable_value_is_quarantined_with_the_files_own_bytes(hub_home: Path, folder: Path,
+                                                                      tmp_path: Path) -> None:
+    """A GBK export with a stray byte (0xFF) in a name: the quarantine quoted the value re-encoded as UTF-8
+    (李 as e6 9d 8e), bytes the file never held, so the provider could not find what to fix. It now gives the
+    file's own bytes, in hex, and names the encoding they were read in."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from pipeline.sync import sync_resource
+
+    (folder / "人员.csv").write_bytes("编号,姓名\n1,张三\n2,李".encode("gbk") + b"\xff" + "四\n".encode("gbk"))
+    hub = register_resource(kind="files", config={"path": str(folder), "streams": {"enterprises": {
+        "pattern": "人员*.csv", "encoding": "gbk",
+        "columns": [{"name": "id", "type": "integer", "header": "编号"},
+                    {"name": "name", "type": "text", "header": "姓名"}]}}}, cursor=None)
+    assert sync_resource(resource_code=hub.resource_code).rows_quarantined == 1
+
+    exported = tmp_path / "fix.csv"
+    result = CliRunner().invoke(app, ["quarantine", "export", hub.resource_code, "-o", str(exported)])
+    assert result.exit_code == 0, result.output
+    with exported.open(encoding="utf-8-sig", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["id"] == "2" and row["name"] == "李\ufffd四"
+    assert "c0 ee ff cb c4" in row["_reason"] and "gbk" in row["_reason"]
+    assert "e6 9d 8e" not in row["_reason"] and "\\xe6" not in row["_reason"]

@@ -187,3 +187,17 @@ def test_a_value_in_the_problem_table_is_shown_not_acted_on(tmp_path: Path) -> N
     result = runner.invoke(app, ["file", str(path), "--column", "code", "--kind", "uscc"])
     assert result.exit_code == 1, result.output
     assert "\x1b" not in result.output and "[red]911100006000[/red]\\x1b[2J" in result.output
+
+
+def test_an_identifier_typed_with_an_escape_in_excel_is_shown_as_typed(tmp_path: Path) -> None:
+    """Excel saves a typed `_x0041_` as `_x005F_x0041_` in its shared strings, and openpyxl drops every `x005F_`
+    of a shared string: the report, reading through openpyxl alone, showed a typed `x005F_9111...` as `9111...`
+    (a value the cell does not hold), where every other workbook reader keeps it as typed."""
+    from tests.file_helpers import with_shared_strings, workbook_bytes
+
+    path = tmp_path / "codes.xlsx"
+    path.write_bytes(with_shared_strings(workbook_bytes([["代码"], ["_x005F_x0041_1110000600037341L"], ["x005F_91110000600037341L"]])))
+    result = runner.invoke(app, ["file", str(path), "--column", "代码", "--kind", "uscc"])
+    assert result.exit_code == 1, result.output
+    assert "_x0041_1110000600037341L" in result.output and "x005F_91110000600037341L" in result.output
+    assert "共 2 个：有效 0，存疑 0，无效 2" in result.output

@@ -18,7 +18,6 @@ from delivery import signed_links
 from delivery.access import apply_use, audit_read, authorize_read
 from delivery.exports import MEDIA_TYPES, Export, materialise, read_range
 from delivery.interface import version_for
-from delivery.ratelimit import limiter
 from registry.audit.log import record_event
 from registry.people.bearer import authenticate_principal
 
@@ -135,7 +134,7 @@ def follow_link(link: str, request: Request, session: SessionDep) -> Response:
                      detail={"channel": "file", "via": signed_links.VIA, "reason": denied.en})
         session.commit()
         raise mark_audited(denied) from None
-    limiter().check(f"agency:{claims.agency}")
+    signed_links.check_rate(session, claims)
     decision = signed_links.authorize_link(session, claims)
     # A changes link runs up to the latest version at the time it is followed; a version link stays on its version.
     version = decision.version if claims.since is not None else version_for(session, decision, claims.version)

@@ -117,11 +117,13 @@ def record_event(
     resource_code: str | None = None,
     result: str = "ok",
     detail: dict[str, Any] | None = None,
+    fold_repeats: bool = False,
 ) -> AuditEvent | None:
     """Append one event inside the caller's transaction, so it commits or rolls back with the action. An
-    anonymous refusal within a request is folded into the next one of its origin when one was recorded in the
+    anonymous refusal within a request (or one the caller says may repeat by the thousand, ``fold_repeats``: a
+    link followed past the rate limit) is folded into the next one of its origin when one was recorded in the
     last interval (registry/audit/probes.py): None then, and the next record's `count` says how many."""
-    if actor == "anonymous" and result == "denied":
+    if result == "denied" and (actor == "anonymous" or fold_repeats):
         count = probes.admitted(action, kind=((detail or {}).get("reason"), (detail or {}).get("token")))
         if count is None:
             return None
