@@ -3,8 +3,8 @@
 Compatible changes publish: an added column, or a retype that widens (int32 -> int64, decimal(10,2) ->
 decimal(14,2), float32 -> float64, string -> large_string). A dropped or narrowed/changed key column, cursor
 column or column the data contract declares cannot publish: consumers and checks depend on it, so the run
-stops with a FatalError naming the columns and what to do. Either way the change is recorded and opens the
-catalogue update obligation (registry/exchange/schema_changes.py).
+stops with a FatalError naming the columns and what to do. Either way the change is recorded and, when the
+entry is published, opens the catalogue update obligation (registry/exchange/schema_changes.py).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previ
     if not reasons and not settled:
         return {"since_version": previous_number, **asdict(diff), "compatible": True}
     with session_scope() as session:  # its own transaction: the fact stays recorded even though the run stops
-        record_schema_change(session, resource=get_resource(session, code=resource_code), run_id=run_id,
+        change, _ = record_schema_change(session, resource=get_resource(session, code=resource_code), run_id=run_id,
                              previous_version=previous_number, signature=diff.signature, added=diff.added,
                              dropped=diff.dropped, retyped=diff.retyped, compatible=not reasons,
                              reason="; ".join(reasons) or diff.describe())
@@ -154,5 +154,6 @@ def guard_schema(*, resource_code: str, run_id: str, previous_number: int, previ
             f"资源 {resource_code} 数据源结构发生不兼容变更，本次未发布 / the source schema of {resource_code} changed "
             f"incompatibly since v{previous_number}: {'; '.join(reasons)}. Nothing was published and v{previous_number} "
             f"stays served; {_remedy(diff, key=key, cursor=cursor, contract=contract)} "
-            "(the catalogue update obligation is open; `govshare schema-changes " + resource_code + "` shows it)")
+            f"({'the catalogue update obligation is open; ' if change.obligation else ''}"
+            f"`govshare schema-changes {resource_code}` shows the change)")
     return {"since_version": previous_number, **asdict(diff), "compatible": True}

@@ -267,6 +267,54 @@ def test_confidentiality_review_is_required_before_publication(catalog_home: Pat
         assert review_revision(session, code=code, account="li", approve=True).status == "published"
 
 
+def test_the_author_may_not_do_the_confidentiality_review_of_their_revision(catalog_home: Path) -> None:
+    """Article 19: the agency's own confidentiality review is a check of what the cataloguer wrote, so like the
+    review decision it needs someone other than who wrote or submitted the revision (four-eyes)."""
+    from registry.catalog.review import record_confidentiality_review, review_revision, submit_revision
+    from registry.db import session_scope
+    from registry.people.persons import designate
+
+    day = date(2025, 3, 3)
+    with session_scope() as session:
+        setup_people(session)
+        designate(session, account="zhang", role="reviewer", valid_from=day)  # zhang wrote the entry
+        code = new_entry(session)
+        with pytest.raises(AccessDenied, match="自己编制"):
+            record_confidentiality_review(session, code=code, account="zhang", passed=True, note="不涉密", on=day)
+        submit_revision(session, code=code, account="zhang", on=day)
+        with pytest.raises(AccessDenied, match="自己编制"):
+            record_confidentiality_review(session, code=code, account="zhang", passed=True, note="不涉密", on=day)
+        record_confidentiality_review(session, code=code, account="li", passed=True, note="不涉密", on=day)
+        assert review_revision(session, code=code, account="li", approve=True, on=day).status == "published"
+
+
+def test_decisions_cannot_be_dated_before_the_submission(catalog_home: Path) -> None:
+    """A reviewer whose designation ended cannot date a decision back into it on a revision submitted later."""
+    from registry.catalog.review import record_confidentiality_review, review_revision, submit_revision
+    from registry.db import session_scope
+    from registry.people.persons import add_person, designate
+
+    ended, submitted = date(2025, 2, 28), date(2025, 3, 10)
+    with session_scope() as session:
+        setup_people(session)
+        add_person(session, agency=PROVIDER[0], account="sun", name="孙八")
+        designate(session, account="sun", role="reviewer", valid_from=date(2025, 1, 1), valid_to=ended)
+        code = new_entry(session)
+        revision = submit_revision(session, code=code, account="zhang", on=submitted)
+        assert revision.submitted_on == submitted
+        with pytest.raises(ConfigError, match="早于.*提交"):
+            record_confidentiality_review(session, code=code, account="sun", passed=True, note="不涉密", on=ended)
+        with pytest.raises(ConfigError, match="早于.*提交"):
+            record_confidentiality_review(session, code=code, account="li", passed=True, note="不涉密",
+                                          on=date(2025, 3, 9))
+        record_confidentiality_review(session, code=code, account="li", passed=True, note="不涉密", on=submitted)
+        with pytest.raises(ConfigError, match="早于.*提交"):
+            review_revision(session, code=code, account="sun", approve=True, on=ended)
+        with pytest.raises(AccessDenied, match="未被本机构指定"):  # on a day after the submission sun is no reviewer
+            review_revision(session, code=code, account="sun", approve=True, on=submitted)
+        assert review_revision(session, code=code, account="li", approve=True, on=submitted).status == "published"
+
+
 def test_a_published_entry_stays_visible_while_its_edit_is_reviewed(catalog_home: Path) -> None:
     from registry.audit.log import verify_chain
     from registry.catalog.entries import get_entry, published_content, upsert_entry

@@ -267,9 +267,12 @@ def test_a_snapshot_stopped_by_a_dropped_contract_column_repeats_quietly_until_t
     from registry.db import session_scope
     from registry.exchange.notice_models import CdcResync
     from registry.exchange.schema_changes import list_schema_changes
+    from tests.helpers import publish_entry
 
     pg_execute(filings, PERMITS)
     code = register(filings, table="permits", key=("permit_no",))
+    with session_scope() as session:  # published: only a published entry carries the update obligation
+        publish_entry(session, code, columns=("permit_no", "holder"))
     contract = _contract(hub_home, PERMITS_CONTRACT, code)
     assert sync_cdc(resource_code=code).version == 1
     pg_execute(filings, "ALTER TABLE permits DROP COLUMN valid_until; "

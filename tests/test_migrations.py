@@ -304,3 +304,40 @@ def test_the_lockout_seal_migration_keeps_an_edited_user_broken(backend: str, re
         rows = {row["id"]: row for row in connection.execute(users.select()).mappings()}
         assert rows[1]["seal"] == seal_of(users, rows[1], fields=before)
         assert rows[2]["seal"] != seal_of(users, rows[2], fields=before)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_submission_day_migration_dates_past_submissions(backend: str, request: pytest.FixtureRequest,
+                                                             tmp_path: Path) -> None:
+    """0105_revision_submitted_on stores the day a submission counts for; a revision submitted before it gets the
+    Beijing day of its submitted_at (a draft none), so a decision cannot be backdated before it either."""
+    from datetime import date, datetime
+
+    from sqlalchemy import inspect as inspect_engine, text
+
+    from registry.db import engine_for
+    from registry.migrate import downgrade, upgrade
+    from registry.orm import Base
+
+    url = (f"sqlite:///{(tmp_path / 'registry.db').as_posix()}" if backend == "sqlite" else
+           request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1))
+    upgrade(url=url, revision="0100_user_lockout_seal")
+    resources, revisions = Base.metadata.tables["resources"], Base.metadata.tables["catalog_revisions"]
+    with engine_for(url).begin() as connection:
+        connection.execute(text("INSERT INTO agencies (id, code, name, level, created_at) VALUES "
+                                "(1, '113100000024200171', '上海市市场监督管理局', 'city', '2026-12-01 08:00:00')"))
+        connection.execute(resources.insert().values(
+            id=1, code="101001/0001", classification="101001", name="企业基本信息", abstract="", agency_id=1,
+            stream={}, sharing_type="unconditional", sharing_condition="", sharing_modes=[], update_cycle="daily",
+            catalog_status="draft"))
+        for number, submitted_at in ((1, datetime(2026, 12, 1, 17, 30)), (2, None)):  # 01:30 on 12-02 in Beijing
+            connection.execute(revisions.insert().values(
+                id=number, resource_id=1, number=number, content={}, content_sha256="0" * 64, author="zhang",
+                status="submitted" if submitted_at else "draft", submitted_at=submitted_at, review_comments={}))
+    upgrade(url=url)
+    with engine_for(url).begin() as connection:
+        days = dict(connection.execute(text("SELECT number, submitted_on FROM catalog_revisions")).all())
+    assert {n: date.fromisoformat(str(d)) if d else None for n, d in days.items()} == {1: date(2026, 12, 2), 2: None}
+    downgrade(url=url, revision="0100_user_lockout_seal")
+    engine = engine_for(url)
+    assert "submitted_on" not in {c["name"] for c in inspect_engine(engine).get_columns("catalog_revisions")}

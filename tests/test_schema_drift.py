@@ -178,3 +178,51 @@ def test_a_column_the_contract_needs_cannot_be_dropped(hub_home: Path, tmp_path:
     assert [v.number for v in versions(hub.resource_code)] == [1]
     (change,) = _recorded(hub.resource_code)
     assert change.compatible is False and change.dropped == [{"name": "status", "type": "string"}]
+
+
+def test_an_unpublished_entry_carries_no_update_obligation(hub_home: Path, tmp_path: Path) -> None:
+    """Only a published entry has something consumers rely on to keep up (article 16): a change at the source of a
+    registered-only or draft entry is recorded but opens no obligation, which supervision had later counted as a
+    late update (更新及时率). The entry, once published, describes the schema as it is then."""
+    from datetime import timedelta
+
+    from core import clock
+    from registry.catalog.entries import upsert_entry
+    from registry.db import session_scope
+    from registry.supervision.evaluation import evaluate
+    from schemas.catalog_metadata import CatalogEntryData
+    from tests.helpers import PROVIDER, publish_entry
+
+    database = tmp_path / "biz.db"
+    load_sqlite(database, rows=50, seed=17)
+    hub = register_resource(kind="sqlite", config={"path": str(database)}, publish=False)
+    _sync(hub)
+    with closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute("ALTER TABLE enterprises ADD COLUMN email TEXT")
+    _sync(hub)  # registered only
+    with session_scope() as session:
+        upsert_entry(session, agency=PROVIDER[0], code=hub.resource_code, author="test", data=CatalogEntryData(
+            classification="101001", name="企业基本信息", abstract="企业基本信息", format="database",
+            data_items=[{"name": "统一社会信用代码", "column": "uscc", "data_type": "string"}],
+            sharing_type="unconditional", sharing_modes=["file"], update_cycle="daily"))
+    with closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute("ALTER TABLE enterprises DROP COLUMN industry")
+    _sync(hub)  # a draft, never published
+
+    first, second = _recorded(hub.resource_code)
+    assert [a["name"] for a in first.added] == ["email"] and [d["name"] for d in second.dropped] == ["industry"]
+    assert first.obligation is None and second.obligation is None and _open_obligations(hub.resource_code) == []
+
+    with session_scope() as session:
+        publish_entry(session, hub.resource_code)
+    later = clock.today() + timedelta(days=10)
+    with session_scope() as session:
+        counts = [evaluate(session, period=str(year), as_of=later).standing(PROVIDER[0]).counts["update_timeliness"]
+                  for year in {clock.today().year, later.year}]
+    assert all(count == [0, 0] for count in counts), counts
+
+    # Published now: the next change does open the obligation.
+    with closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute("ALTER TABLE enterprises ADD COLUMN phone TEXT")
+    _sync(hub)
+    assert _recorded(hub.resource_code)[-1].obligation and len(_open_obligations(hub.resource_code)) == 1

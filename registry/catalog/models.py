@@ -101,6 +101,9 @@ class CatalogRevision(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     submitted_by: Mapped[str | None] = mapped_column(String(100))
     submitted_at: Mapped[datetime | None] = mapped_column()
+    # the day the submission counts for (`--on` may record an earlier one); decisions are not dated before it
+    # (migration 0105_revision_submitted_on)
+    submitted_on: Mapped[date | None] = mapped_column(Date)
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
     reviewed_at: Mapped[datetime | None] = mapped_column()
     review_comments: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="{elements: {...}, data_items: {...}}")

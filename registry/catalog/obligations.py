@@ -1,7 +1,8 @@
 """The catalogue's statutory clocks (articles 10 and 16).
 
-- Update obligation (更新义务): when an entry's elements change, or its shared data resource changes (e.g. a
-  sync detects a schema change at the source), the catalogue must be updated within 2 working days. An
+- Update obligation (更新义务): when a published entry's elements change, or its shared data resource changes
+  (e.g. a sync detects a schema change at the source), the catalogue must be updated within 2 working days; a
+  registered or draft entry has none (nothing published to keep up; it is current when it is published). An
   obligation opens on that day (Beijing time), is due 2 working days later (core/calendar/workdays.py: counted
   strictly after the day; a year without a known calendar raises, never guesses) and closes when a revision
   of the entry is published, or when the entry is withdrawn (撤销发布: nothing is left to update). One open obligation per entry: a further change while one is open keeps the

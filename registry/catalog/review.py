@@ -3,7 +3,8 @@
 draft -> submitted -> published, or -> returned with comments per element and per data item. A designated
 cataloguer (编目人员) submits; only a reviewer (审核人员) designated by the entry's own agency on the day of the
 decision may decide, and never for a revision they wrote or submitted. A passed confidentiality review (保密审查,
-article 19) of the very revision is required before it is published. While an edit is under review the
+article 19) of the very revision, by someone other than its author or submitter, is required before it is
+published. Neither is dated before the submission's day. While an edit is under review the
 previously published revision stays the one consumers see. Every step is an audit event.
 """
 
@@ -27,6 +28,7 @@ from registry.catalog.models import (
     UpdateObligation,
 )
 from registry.catalog.obligations import close_obligations
+from registry.people.models import Person
 from registry.people.persons import act_day, person_actor, require_designated
 from schemas.catalog_metadata import CatalogEntryData, label_of, metadata
 from schemas.presentation import label
@@ -57,6 +59,7 @@ def submit_revision(session: Session, *, code: str, account: str, on: date | Non
     actor = person_actor(account)  # the acting person is what is recorded
     revision = _open_revision(session, resource, ("draft", "returned"), "提交 submitted")
     revision.status, revision.submitted_by, revision.submitted_at = "submitted", account, clock.now()
+    revision.submitted_on = day
     record_event(session, actor=actor, action="catalog.submit", agency_code=resource.agency.code,
                  resource_code=code, detail={"revision": revision.number, "by": account, "on": day})
     return revision
@@ -73,10 +76,12 @@ def record_confidentiality_review(session: Session, *, code: str, account: str, 
     """Record the agency's own confidentiality review (保密审查) of the entry's pending revision."""
     resource = get_entry(session, code=code)
     day = act_day(on)
-    require_designated(session, account=account, agency_id=resource.agency_id,
-                       roles=("reviewer", "administrator"), on=day)
+    checker = require_designated(session, account=account, agency_id=resource.agency_id,
+                                 roles=("reviewer", "administrator"), on=day)
     actor = person_actor(account)  # the acting person is what is recorded
     revision = _open_revision(session, resource, ("draft", "submitted", "returned"), "保密审查 reviewed")
+    _not_own_revision(checker, revision, "保密审查", "do the confidentiality review of")
+    _not_before_submission(revision, day)
     if not passed and not note.strip():
         raise ConfigError("保密审查未通过时须说明原因 / a failed confidentiality review needs its reason (--note)")
     review = ConfidentialityReview(revision_id=revision.id, reviewer=account, reviewed_on=day, passed=passed,
@@ -87,6 +92,24 @@ def record_confidentiality_review(session: Session, *, code: str, account: str, 
                  resource_code=code, result="ok" if passed else "failed",
                  detail={"revision": revision.number, "by": account, "on": day, "passed": passed, "note": note})
     return review
+
+
+def _not_own_revision(person: Person, revision: CatalogRevision, act_zh: str, act_en: str) -> None:
+    """Four-eyes: neither the confidentiality review (article 19, the agency's check of what was written) nor the
+    review decision may be done by whoever wrote or submitted the revision."""
+    if {person.account, person.name} & {revision.author, revision.submitted_by}:
+        raise AccessDenied(f"不能{act_zh}自己编制或提交的目录（第{revision.number}版由 {revision.author} 编制，"
+                           f"请由本机构其他指定人员办理）",
+                           f"nobody may {act_en} a revision they wrote or submitted")
+
+
+def _not_before_submission(revision: CatalogRevision, day: date) -> None:
+    """A decision is dated between the revision's submission and today (act_day refuses the future): dated
+    earlier, a reviewer whose designation has ended could still decide inside their old designation period."""
+    if revision.submitted_on is not None and day < revision.submitted_on:
+        raise ConfigError(f"办理日期 {day} 早于第{revision.number}版的提交日 {revision.submitted_on}，请以实际办理日"
+                          f"（不早于提交日）登记 / a decision cannot be dated before the revision was submitted "
+                          f"({revision.submitted_on})")
 
 
 def _element_field(key: str) -> str:
@@ -106,9 +129,8 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
     reviewer = require_designated(session, account=account, agency_id=resource.agency_id, roles=("reviewer",), on=day)
     actor = person_actor(account)  # the acting person is what is recorded
     revision = _open_revision(session, resource, ("submitted",), "审核 reviewed")
-    if {reviewer.account, reviewer.name} & {revision.author, revision.submitted_by}:
-        raise AccessDenied(f"审核人员不能审核自己编制或提交的目录（第{revision.number}版由 {revision.author} 编制）",
-                           "a reviewer may not decide on a revision they wrote or submitted")
+    _not_own_revision(reviewer, revision, "审核", "decide on")
+    _not_before_submission(revision, day)
     element_notes = {_element_field(k): v for k, v in (comments or {}).items() if v.strip()}
     names = {item["name"] for item in revision.content.get("data_items", [])}
     if unknown := sorted(set(item_comments or {}) - names):

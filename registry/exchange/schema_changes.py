@@ -10,11 +10,15 @@ from registry.catalog.models import Resource
 from registry.exchange.models import SchemaChange
 
 
-def _open_obligation(session: Session, *, resource_code: str, reason: str, actor: str) -> str | None:
-    """The catalogue's update obligation (资源目录更新义务)."""
+def _open_obligation(session: Session, *, resource: Resource, reason: str, actor: str) -> str | None:
+    """The catalogue's update obligation (资源目录更新义务), which only a published entry carries: a registered or
+    draft entry has nothing published to keep up (supervision had counted it as an update, late or not), and it
+    describes the schema as it is when it is published."""
     from registry.catalog.obligations import open_update_obligation
 
-    opened = open_update_obligation(session, resource_code=resource_code, reason=reason, actor=actor)
+    if resource.catalog_status != "published":
+        return None
+    opened = open_update_obligation(session, resource_code=resource.code, reason=reason, actor=actor)
     return str(getattr(opened, "id", opened)) if opened is not None else None
 
 
@@ -27,7 +31,7 @@ def record_schema_change(session: Session, *, resource: Resource, run_id: str, p
         SchemaChange.signature == signature))
     if seen is not None:
         return seen, False
-    obligation = _open_obligation(session, resource_code=resource.code, actor=actor,
+    obligation = _open_obligation(session, resource=resource, actor=actor,
                                   reason=f"数据源结构变更 / source schema changed since v{previous_version}: {reason}")
     change = SchemaChange(resource_id=resource.id, run_id=run_id, previous_version=previous_version,
                           signature=signature, added=added, dropped=dropped, retyped=retyped, compatible=compatible,
