@@ -136,6 +136,13 @@ def test_the_provider_hears_of_a_dispute_and_the_consumer_of_its_grants_end(worl
     assert "no grant" in never.value.en
 
 
+def _after_the_term():  # noqa: ANN202 - a context manager
+    """Two days on: a term can only be set from today on, so one that has run out is one set earlier."""
+    from tests.clock import pinned
+
+    return pinned(clock.now() + timedelta(days=2))
+
+
 def test_a_dispute_concluded_after_the_providers_term_ran_out_needs_a_new_term(world: World) -> None:
     from core.errors import ConfigError
     from registry.db import session_scope
@@ -145,39 +152,50 @@ def test_a_dispute_concluded_after_the_providers_term_ran_out_needs_a_new_term(w
 
     with session_scope() as session:
         decide(session, number=world.pending_application, outcome="partial", approved_items=["id"],
-               reasons="名称不属于执法检查所需", expires_on=clock.today() - timedelta(days=1),
-               by=_as(session, "provider-data_admin"))
-        dispute = open_dispute(session, number=world.pending_application, grounds="执法检查需要企业名称",
-                               by=_as(session, "consumer-data_admin"))
-        office = _as(session, "office")
-        with pytest.raises(ConfigError, match="期限") as refused:
-            conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
-                             by=office)
-        assert "--expires" in refused.value.args[0]
-        with pytest.raises(ConfigError, match="期限"):
-            conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
-                             expires_on=clock.today() - timedelta(days=1), by=office)
-        concluded = conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
-                                     expires_on=clock.today() + timedelta(days=90), by=office)
-        grant = get_grant(session, grant_id=concluded.application.grant_id)
-        assert clock.beijing_day(clock.as_utc(grant.expires_at)) == clock.today() + timedelta(days=90)
-    assert _read(world, world.resources["pending"]).grant_id == grant.id
+               reasons="名称不属于执法检查所需", expires_on=clock.today(), by=_as(session, "provider-data_admin"))
+    with _after_the_term():
+        with session_scope() as session:
+            dispute = open_dispute(session, number=world.pending_application, grounds="执法检查需要企业名称",
+                                   by=_as(session, "consumer-data_admin"))
+            office = _as(session, "office")
+            with pytest.raises(ConfigError, match="期限") as refused:
+                conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
+                                 by=office)
+            assert "--expires" in refused.value.args[0]
+            with pytest.raises(ConfigError, match="期限"):
+                conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
+                                 expires_on=clock.today() - timedelta(days=1), by=office)
+            concluded = conclude_dispute(session, dispute_id=dispute.id, outcome="approve",
+                                         conclusion="名称为执法所必需",
+                                         expires_on=clock.today() + timedelta(days=90), by=office)
+            grant = get_grant(session, grant_id=concluded.application.grant_id)
+            assert clock.beijing_day(clock.as_utc(grant.expires_at)) == clock.today() + timedelta(days=90)
+        assert _read(world, world.resources["pending"]).grant_id == grant.id
 
 
 def test_the_office_sets_the_new_term_on_the_conclusion_page(world: World) -> None:
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
     from registry.db import session_scope
-    from registry.sharing.applications import decide, get_application
-    from registry.sharing.disputes import open_dispute
-    from registry.sharing.grants import get_grant
-    from tests.sharing_world import PASSWORD
+    from registry.sharing.applications import decide
 
     number = world.pending_application
     with session_scope() as session:
         decide(session, number=number, outcome="partial", approved_items=["id"], reasons="名称不属于执法检查所需",
-               expires_on=clock.today() - timedelta(days=1), by=_as(session, "provider-data_admin"))
+               expires_on=clock.today(), by=_as(session, "provider-data_admin"))
+    with _after_the_term():
+        _conclude_on_the_page(number)
+
+
+def _conclude_on_the_page(number: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from registry.db import session_scope
+    from registry.sharing.applications import get_application
+    from registry.sharing.disputes import open_dispute
+    from registry.sharing.grants import get_grant
+    from tests.sharing_world import PASSWORD
+
+    with session_scope() as session:
         open_dispute(session, number=number, grounds="执法检查需要企业名称", by=_as(session, "consumer-data_admin"))
     office = TestClient(create_app())
     assert office.post("/web/login", data={"username": "office", "password": PASSWORD},
@@ -201,14 +219,15 @@ def test_the_consumer_is_told_once_when_its_grant_runs_out(world: World) -> None
     from registry.sharing.applications import decide
     from registry.supervision.daily import run_clocks
 
-    ended = clock.today() - timedelta(days=1)
+    ended = clock.today()
     with session_scope() as session:
         decide(session, number=world.pending_application, outcome="approve", reasons="同意执法检查使用",
                expires_on=ended, by=_as(session, "provider-data_admin"))
-    assert len(run_clocks(actor="test")["expired_grants"]) == 1
-    assert run_clocks(actor="test")["expired_grants"] == []  # told once, not every day
-    told = [message for kind, message in _inbox("consumer-data_admin") if kind == "grant_ended"]
-    assert len(told) == 1 and "到期" in told[0] and "企业登记信息2" in told[0]
-    with pytest.raises(AccessDenied) as refused:
-        _read(world, world.resources["pending"])
+    with _after_the_term():
+        assert len(run_clocks(actor="test")["expired_grants"]) == 1
+        assert run_clocks(actor="test")["expired_grants"] == []  # told once, not every day
+        told = [message for kind, message in _inbox("consumer-data_admin") if kind == "grant_ended"]
+        assert len(told) == 1 and "到期" in told[0] and "企业登记信息2" in told[0]
+        with pytest.raises(AccessDenied) as refused:
+            _read(world, world.resources["pending"])
     assert f"on {ended.isoformat()}" in refused.value.en
