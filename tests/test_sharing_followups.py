@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from core import clock
 from samples.loaders import load_sqlite
-from tests.helpers import CONSUMER, PROVIDER, publish_entry
+from tests.helpers import CONSUMER, ENTERPRISE_COLUMNS, PROVIDER, publish_entry
 from tests.sharing_world import CHANNELS, World, build_world
 
 pytestmark = [pytest.mark.usefixtures("cheap_hashing")]
@@ -231,3 +231,65 @@ def test_the_consumer_is_told_once_when_its_grant_runs_out(world: World) -> None
         with pytest.raises(AccessDenied) as refused:
             _read(world, world.resources["pending"])
     assert f"on {ended.isoformat()}" in refused.value.en
+
+
+def _grant_changes(code: str) -> list[dict]:
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        return [dict(e.detail, actor=e.actor) for e in session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "grant.change", AuditEvent.resource_code == code).order_by(AuditEvent.id))]
+
+
+def test_a_subscription_grant_follows_its_entrys_republished_items(world: World) -> None:
+    """A subscription (无条件共享) grant kept the items of the entry it was made under: republished without an
+    item, the consumer still read it; with a new one, it never got it. It now follows the published entry,
+    narrowed and widened, each change audited as the reviewer who published it."""
+    from registry.db import session_scope
+
+    code = world.resources["unconditional"]
+    assert _read(world, code).columns == list(ENTERPRISE_COLUMNS)
+    with session_scope() as session:
+        publish_entry(session, code, columns=CATALOGUED)
+    assert _read(world, code).columns == list(CATALOGUED)  # legal_rep_id and the rest no longer shared
+    with session_scope() as session:
+        publish_entry(session, code, columns=(*CATALOGUED, "uscc"))
+    assert _read(world, code).columns == [*CATALOGUED, "uscc"]
+    changes = _grant_changes(code)
+    assert [(c["before"], c["after"]) for c in changes] == [
+        (list(ENTERPRISE_COLUMNS), list(CATALOGUED)), (list(CATALOGUED), [*CATALOGUED, "uscc"])]
+    assert all(c["actor"].startswith("user:rev-") and c["origin"] == "subscription" for c in changes)
+
+
+def test_an_application_grant_keeps_its_approval_but_loses_items_the_entry_drops(world: World) -> None:
+    """An approved application's grant is what the provider approved: a republished entry adding items widens
+    nothing, but an item the entry no longer lists is no longer shared through it."""
+    from registry.db import session_scope
+    from tests.sharing_world import APPROVED_ITEMS
+
+    code = world.resources["conditional"]
+    assert _read(world, code).columns == APPROVED_ITEMS
+    with session_scope() as session:
+        publish_entry(session, code, columns=[c for c in ENTERPRISE_COLUMNS if c != "legal_rep"])
+    kept = [c for c in APPROVED_ITEMS if c != "legal_rep"]
+    assert _read(world, code).columns == kept
+    with session_scope() as session:
+        publish_entry(session, code)  # legal_rep listed again: the approval is not widened back
+    assert _read(world, code).columns == kept
+    assert [(c["before"], c["after"], c["origin"]) for c in _grant_changes(code)] == [
+        (APPROVED_ITEMS, kept, "application")]
+
+
+def test_an_application_grant_with_none_of_its_items_left_ends_and_the_consumer_is_told(world: World) -> None:
+    from core.errors import AccessDenied
+    from registry.db import session_scope
+
+    code = world.resources["conditional"]
+    with session_scope() as session:
+        publish_entry(session, code, columns=("uscc", "reg_capital"))
+    with pytest.raises(AccessDenied) as refused:  # not an empty list read as "every column"
+        _read(world, code)
+    assert "revoked" in refused.value.en
+    told = [message for kind, message in _inbox("consumer-data_admin") if kind == "grant_ended"]
+    assert len(told) == 1 and "不再列出" in told[0]
