@@ -125,3 +125,34 @@ def limiter() -> RateLimiter | SharedRateLimiter:
 
 def consumer_key(token: str | None, client: str | None) -> str:
     return "token:" + sha256_hex(token)[:32] if token else f"addr:{client or 'unknown'}"
+
+
+RATE_LIMITED = "rate limit exceeded (429)"  # one reason for every such refusal, so repeats fold into one record
+
+
+def refusal_count(*, token: str, action: str) -> int | None:
+    """How many refusals a credential's record of this one stands for, or None: folded into its next record
+    (registry/audit/probes.py). Asked before any database work, so a flood past the limit still costs none;
+    keyed by the credential, so one consumer's refusals are never counted under another's name."""
+    from registry.audit import probes
+
+    return probes.admitted(action, kind=(RATE_LIMITED, consumer_key(token, None)))
+
+
+def record_refusal(*, token: str, action: str, resource_code: str, channel: str, count: int) -> None:
+    """A request turned away by the rate limit, recorded as the consumer whose credential it presented. One
+    presenting no valid credential is not: the limit answered before authentication, and the same request
+    within the limit is refused (and recorded) as unauthenticated."""
+    from core.errors import AuthenticationFailed
+    from registry.audit.log import record_event
+    from registry.db import session_scope
+    from registry.people.bearer import authenticate_principal
+
+    with session_scope() as session:
+        try:
+            principal = authenticate_principal(session, token=token)
+        except AuthenticationFailed:
+            return
+        record_event(session, actor=principal.actor, action=action, agency_code=principal.agency_code,
+                     resource_code=resource_code, result="denied",
+                     detail={"channel": channel, "reason": RATE_LIMITED, "count": count})

@@ -78,13 +78,10 @@ def new_claims(*, agency: str, caller: str, resource: str, version: int, fmt: st
                       grant=grant, expires=int(clock.now().timestamp()) + lifetime, credential=credential)
 
 
-RATE_LIMITED = "rate limit exceeded (429)"  # one reason for every such refusal, so repeats fold into one record
-
-
 def check_rate(session, claims: LinkClaims) -> None:  # noqa: ANN001 - a SQLAlchemy Session
     """The link's agency's rate limit; a link turned away is recorded as a refusal through the link (a leaked URL
     hammered shows in the audit), repeats within the interval counted, not written, so a flood costs no rows."""
-    from delivery.ratelimit import RateLimited, limiter
+    from delivery.ratelimit import RATE_LIMITED, RateLimited, limiter
     from registry.audit.log import record_event
     from registry.people.auth import Principal
 

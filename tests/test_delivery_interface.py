@@ -288,3 +288,48 @@ def test_reads_of_an_earlier_version_are_audited_as_that_version(served: Deliver
                                      .order_by(AuditEvent.id)))
     assert [e.detail["version"] for e in reads[-4:]] == [1, 1, 1, 2]  # what was read, not the latest
     assert reads[-1].detail["since"] == 1  # and the change file's range
+
+
+def test_a_consumer_flooding_past_its_rate_limit_is_recorded_in_few_counted_records(
+        hub_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consumer's requests turned away by the rate limit (429) left no record: a token hammering lookups or
+    record pages was invisible to the reviewer. Each is now a refusal of that consumer's system (reason: rate
+    limit), the fast lookup path's too, the repeats within the minute folded into the next record's count,
+    so a flood adds a few rows whose counts add up to the requests refused."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from core import clock
+    from core.settings import reset_settings
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+    from tests.clock import pinned
+
+    monkeypatch.setenv("GOVSHARE_RATE_LIMIT_RPS", "0.001")
+    monkeypatch.setenv("GOVSHARE_RATE_LIMIT_BURST", "2")
+    monkeypatch.setattr("delivery.ratelimit._LIMITERS", {})
+    reset_settings()
+    with delivery_hub(tmp_path, rows=50) as made:
+        lookup = {"column": "uscc", "value": "x"}
+        assert made.get(_path(made, "records"), token=made.hub.token, params={"limit": 1}).status_code == 200
+        assert made.get(_path(made, "lookup"), token=made.hub.token, params=lookup).status_code == 200
+        start, refused = clock.now(), 0
+        for _ in range(15):  # the lookups answered in front of the app once the decision is cached, and pages
+            for what, params in (("lookup", lookup), ("records", {"limit": 1})):
+                assert made.get(_path(made, what), token=made.hub.token, params=params).status_code == 429
+                refused += 1
+        with pinned(start + timedelta(minutes=2)):  # the next interval: the folded ones come with the next record
+            for what, params in (("lookup", lookup), ("records", {"limit": 1})):
+                assert made.get(_path(made, what), token=made.hub.token, params=params).status_code == 429
+                refused += 1
+        with session_scope() as session:
+            reader = session.scalars(select(AuditEvent.actor).where(AuditEvent.action == "data.read",
+                                                                    AuditEvent.result == "ok")).first()
+            records = [(e.actor, e.agency_code, dict(e.detail)) for e in session.scalars(select(AuditEvent).where(
+                AuditEvent.result == "denied", AuditEvent.resource_code == made.hub.resource_code))]
+    assert records and len(records) <= 6, records
+    assert reader.startswith("system:")  # the consumer's own system, as its answered reads are recorded
+    assert {(actor, agency) for actor, agency, _ in records} == {(reader, made.hub.consumer_code)}
+    assert all("rate limit" in detail["reason"] for _, _, detail in records)
+    assert sum(detail["count"] for _, _, detail in records) == refused

@@ -28,6 +28,29 @@ def test_a_partial_approval_without_items_is_refused_not_an_approval_of_all(desk
         assert application.status == "submitted" and application.grant_id is None
 
 
+def test_a_providers_term_already_ended_is_refused_not_a_grant_expired_from_the_start(
+        desk: dict[str, str]) -> None:
+    """A provider approving with a term that ended yesterday got an approval whose grant was expired from the
+    start: the consumer was told it was granted and every read was refused. The term is refused, saying why,
+    as a dispute conclusion's is; today is still a term."""
+    from datetime import timedelta
+
+    from core.errors import ConfigError
+    from registry.db import session_scope
+    from registry.sharing.applications import decide, get_application
+
+    with session_scope() as session:
+        number = _apply(session, desk["conditional"], when=clock.now()).number
+        with pytest.raises(ConfigError, match="早于今天") as refused:
+            decide(session, number=number, outcome="approve", reasons="同意", by=_as(session, "prov"),
+                   expires_on=clock.today() - timedelta(days=1))
+        assert "already ended" in str(refused.value)
+        assert get_application(session, number=number).status == "submitted"
+        decide(session, number=number, outcome="approve", reasons="同意", by=_as(session, "prov"),
+               expires_on=clock.today())
+        assert get_application(session, number=number).status == "approved"
+
+
 def _disputed_partial(session, code: str) -> str:  # noqa: ANN001 - Session
     from registry.sharing.applications import decide
     from registry.sharing.disputes import open_dispute

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from core import clock
 from samples.loaders import load_sqlite
-from tests.helpers import CONSUMER, PROVIDER, publish_entry
+from tests.helpers import CONSUMER, ENTERPRISE_COLUMNS, PROVIDER, publish_entry
 from tests.sharing_world import CHANNELS, World, build_world
 
 pytestmark = [pytest.mark.usefixtures("cheap_hashing")]
@@ -136,6 +136,13 @@ def test_the_provider_hears_of_a_dispute_and_the_consumer_of_its_grants_end(worl
     assert "no grant" in never.value.en
 
 
+def _after_the_term():  # noqa: ANN202 - a context manager
+    """Two days on: a term can only be set from today on, so one that has run out is one set earlier."""
+    from tests.clock import pinned
+
+    return pinned(clock.now() + timedelta(days=2))
+
+
 def test_a_dispute_concluded_after_the_providers_term_ran_out_needs_a_new_term(world: World) -> None:
     from core.errors import ConfigError
     from registry.db import session_scope
@@ -145,39 +152,50 @@ def test_a_dispute_concluded_after_the_providers_term_ran_out_needs_a_new_term(w
 
     with session_scope() as session:
         decide(session, number=world.pending_application, outcome="partial", approved_items=["id"],
-               reasons="名称不属于执法检查所需", expires_on=clock.today() - timedelta(days=1),
-               by=_as(session, "provider-data_admin"))
-        dispute = open_dispute(session, number=world.pending_application, grounds="执法检查需要企业名称",
-                               by=_as(session, "consumer-data_admin"))
-        office = _as(session, "office")
-        with pytest.raises(ConfigError, match="期限") as refused:
-            conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
-                             by=office)
-        assert "--expires" in refused.value.args[0]
-        with pytest.raises(ConfigError, match="期限"):
-            conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
-                             expires_on=clock.today() - timedelta(days=1), by=office)
-        concluded = conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
-                                     expires_on=clock.today() + timedelta(days=90), by=office)
-        grant = get_grant(session, grant_id=concluded.application.grant_id)
-        assert clock.beijing_day(clock.as_utc(grant.expires_at)) == clock.today() + timedelta(days=90)
-    assert _read(world, world.resources["pending"]).grant_id == grant.id
+               reasons="名称不属于执法检查所需", expires_on=clock.today(), by=_as(session, "provider-data_admin"))
+    with _after_the_term():
+        with session_scope() as session:
+            dispute = open_dispute(session, number=world.pending_application, grounds="执法检查需要企业名称",
+                                   by=_as(session, "consumer-data_admin"))
+            office = _as(session, "office")
+            with pytest.raises(ConfigError, match="期限") as refused:
+                conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
+                                 by=office)
+            assert "--expires" in refused.value.args[0]
+            with pytest.raises(ConfigError, match="期限"):
+                conclude_dispute(session, dispute_id=dispute.id, outcome="approve", conclusion="名称为执法所必需",
+                                 expires_on=clock.today() - timedelta(days=1), by=office)
+            concluded = conclude_dispute(session, dispute_id=dispute.id, outcome="approve",
+                                         conclusion="名称为执法所必需",
+                                         expires_on=clock.today() + timedelta(days=90), by=office)
+            grant = get_grant(session, grant_id=concluded.application.grant_id)
+            assert clock.beijing_day(clock.as_utc(grant.expires_at)) == clock.today() + timedelta(days=90)
+        assert _read(world, world.resources["pending"]).grant_id == grant.id
 
 
 def test_the_office_sets_the_new_term_on_the_conclusion_page(world: World) -> None:
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
     from registry.db import session_scope
-    from registry.sharing.applications import decide, get_application
-    from registry.sharing.disputes import open_dispute
-    from registry.sharing.grants import get_grant
-    from tests.sharing_world import PASSWORD
+    from registry.sharing.applications import decide
 
     number = world.pending_application
     with session_scope() as session:
         decide(session, number=number, outcome="partial", approved_items=["id"], reasons="名称不属于执法检查所需",
-               expires_on=clock.today() - timedelta(days=1), by=_as(session, "provider-data_admin"))
+               expires_on=clock.today(), by=_as(session, "provider-data_admin"))
+    with _after_the_term():
+        _conclude_on_the_page(number)
+
+
+def _conclude_on_the_page(number: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from registry.db import session_scope
+    from registry.sharing.applications import get_application
+    from registry.sharing.disputes import open_dispute
+    from registry.sharing.grants import get_grant
+    from tests.sharing_world import PASSWORD
+
+    with session_scope() as session:
         open_dispute(session, number=number, grounds="执法检查需要企业名称", by=_as(session, "consumer-data_admin"))
     office = TestClient(create_app())
     assert office.post("/web/login", data={"username": "office", "password": PASSWORD},
@@ -201,14 +219,77 @@ def test_the_consumer_is_told_once_when_its_grant_runs_out(world: World) -> None
     from registry.sharing.applications import decide
     from registry.supervision.daily import run_clocks
 
-    ended = clock.today() - timedelta(days=1)
+    ended = clock.today()
     with session_scope() as session:
         decide(session, number=world.pending_application, outcome="approve", reasons="同意执法检查使用",
                expires_on=ended, by=_as(session, "provider-data_admin"))
-    assert len(run_clocks(actor="test")["expired_grants"]) == 1
-    assert run_clocks(actor="test")["expired_grants"] == []  # told once, not every day
-    told = [message for kind, message in _inbox("consumer-data_admin") if kind == "grant_ended"]
-    assert len(told) == 1 and "到期" in told[0] and "企业登记信息2" in told[0]
-    with pytest.raises(AccessDenied) as refused:
-        _read(world, world.resources["pending"])
+    with _after_the_term():
+        assert len(run_clocks(actor="test")["expired_grants"]) == 1
+        assert run_clocks(actor="test")["expired_grants"] == []  # told once, not every day
+        told = [message for kind, message in _inbox("consumer-data_admin") if kind == "grant_ended"]
+        assert len(told) == 1 and "到期" in told[0] and "企业登记信息2" in told[0]
+        with pytest.raises(AccessDenied) as refused:
+            _read(world, world.resources["pending"])
     assert f"on {ended.isoformat()}" in refused.value.en
+
+
+def _grant_changes(code: str) -> list[dict]:
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    with session_scope() as session:
+        return [dict(e.detail, actor=e.actor) for e in session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "grant.change", AuditEvent.resource_code == code).order_by(AuditEvent.id))]
+
+
+def test_a_subscription_grant_follows_its_entrys_republished_items(world: World) -> None:
+    """A subscription (无条件共享) grant kept the items of the entry it was made under: republished without an
+    item, the consumer still read it; with a new one, it never got it. It now follows the published entry,
+    narrowed and widened, each change audited as the reviewer who published it."""
+    from registry.db import session_scope
+
+    code = world.resources["unconditional"]
+    assert _read(world, code).columns == list(ENTERPRISE_COLUMNS)
+    with session_scope() as session:
+        publish_entry(session, code, columns=CATALOGUED)
+    assert _read(world, code).columns == list(CATALOGUED)  # legal_rep_id and the rest no longer shared
+    with session_scope() as session:
+        publish_entry(session, code, columns=(*CATALOGUED, "uscc"))
+    assert _read(world, code).columns == [*CATALOGUED, "uscc"]
+    changes = _grant_changes(code)
+    assert [(c["before"], c["after"]) for c in changes] == [
+        (list(ENTERPRISE_COLUMNS), list(CATALOGUED)), (list(CATALOGUED), [*CATALOGUED, "uscc"])]
+    assert all(c["actor"].startswith("user:rev-") and c["origin"] == "subscription" for c in changes)
+
+
+def test_an_application_grant_keeps_its_approval_but_loses_items_the_entry_drops(world: World) -> None:
+    """An approved application's grant is what the provider approved: a republished entry adding items widens
+    nothing, but an item the entry no longer lists is no longer shared through it."""
+    from registry.db import session_scope
+    from tests.sharing_world import APPROVED_ITEMS
+
+    code = world.resources["conditional"]
+    assert _read(world, code).columns == APPROVED_ITEMS
+    with session_scope() as session:
+        publish_entry(session, code, columns=[c for c in ENTERPRISE_COLUMNS if c != "legal_rep"])
+    kept = [c for c in APPROVED_ITEMS if c != "legal_rep"]
+    assert _read(world, code).columns == kept
+    with session_scope() as session:
+        publish_entry(session, code)  # legal_rep listed again: the approval is not widened back
+    assert _read(world, code).columns == kept
+    assert [(c["before"], c["after"], c["origin"]) for c in _grant_changes(code)] == [
+        (APPROVED_ITEMS, kept, "application")]
+
+
+def test_an_application_grant_with_none_of_its_items_left_ends_and_the_consumer_is_told(world: World) -> None:
+    from core.errors import AccessDenied
+    from registry.db import session_scope
+
+    code = world.resources["conditional"]
+    with session_scope() as session:
+        publish_entry(session, code, columns=("uscc", "reg_capital"))
+    with pytest.raises(AccessDenied) as refused:  # not an empty list read as "every column"
+        _read(world, code)
+    assert "revoked" in refused.value.en
+    told = [message for kind, message in _inbox("consumer-data_admin") if kind == "grant_ended"]
+    assert len(told) == 1 and "不再列出" in told[0]

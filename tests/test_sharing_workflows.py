@@ -450,13 +450,19 @@ def test_an_expired_grant_is_refused_and_unmasking_is_the_providers_choice(world
     from registry.sharing.applications import decide
     from registry.db import session_scope
 
-    with session_scope() as session:
+    from datetime import timedelta
+
+    from core import clock
+    from tests.clock import pinned
+
+    with session_scope() as session:  # a term that has ended is refused when set: this one ends today
         decide(session, number=world.pending_application, outcome="approve", reasons="同意执法检查使用",
-               expires_on=date(2026, 1, 1), by=_as(session, "provider-agency_admin"))
-    with session_scope() as session, pytest.raises(AccessDenied) as refused:
+               expires_on=clock.today(), by=_as(session, "provider-agency_admin"))
+    with pinned(clock.now() + timedelta(days=2)), session_scope() as session, \
+            pytest.raises(AccessDenied) as refused:
         authorize_read(session, token=world.tokens["system:consumer"], resource_code=world.resources["pending"],
                        channel="interface")
-    assert "expired" in refused.value.en and "到期" in refused.value.zh
+    assert "grant" in refused.value.en and "expired" in refused.value.en and "到期" in refused.value.zh
 
     from registry.sharing.applications import apply
 

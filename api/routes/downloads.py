@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api.deps import ReadUseDep, SessionDep, TokenDep
-from api.routes.interface import LIMITED, RateLimitDep
+from api.routes.interface import LIMITED, rate_limit
 from api.schemas import SignedLinkCreate, SignedLinkPublic
 from delivery import signed_links
 from delivery.access import apply_use, audit_read, authorize_read
@@ -22,6 +22,8 @@ from registry.audit.log import record_event
 from registry.people.bearer import authenticate_principal
 
 router = APIRouter(tags=["file download"])
+FileRateLimitDep = Annotated[None, Depends(rate_limit("file"))]
+LinkRateLimitDep = Annotated[None, Depends(rate_limit("file", action="link.issue"))]
 Format = Literal["parquet", "csv", "xlsx"]
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -80,7 +82,8 @@ def _unsatisfiable(export: Export, headers: dict[str, str], wanted: str) -> Resp
 
 
 @router.get("/api/v1/resources/{code:path}/files", responses=LIMITED, response_class=StreamingResponse)
-def download_file(code: str, request: Request, session: SessionDep, token: TokenDep, _: RateLimitDep, use: ReadUseDep,
+def download_file(code: str, request: Request, session: SessionDep, token: TokenDep, _: FileRateLimitDep,
+                  use: ReadUseDep,
                   fmt: Annotated[Format, Query(alias="format")] = "parquet",
                   version: Annotated[int | None, Query(description="a given version; default the latest")] = None,
                   since: Annotated[int | None, Query(description="only the changes after this version")] = None,
@@ -97,7 +100,7 @@ def download_file(code: str, request: Request, session: SessionDep, token: Token
 @router.post("/api/v1/resources/{code:path}/links", response_model=SignedLinkPublic, responses=LIMITED)
 def create_link(code: str, body: SignedLinkCreate, request: Request, session: SessionDep, token: TokenDep,
                 use: ReadUseDep,
-                _: RateLimitDep) -> SignedLinkPublic:
+                _: LinkRateLimitDep) -> SignedLinkPublic:
     """A signed link to a file that works without a credential until it expires (default an hour)."""
     if body.format not in MEDIA_TYPES:
         from core.errors import ConfigError

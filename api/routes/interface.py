@@ -30,12 +30,35 @@ async def presented_token(credentials: Annotated[HTTPAuthorizationCredentials | 
 FastTokenDep = Annotated[str | None, Depends(presented_token)]
 
 
-async def rate_limited(request: Request, token: FastTokenDep) -> None:
-    """Per-consumer limit, checked before any database work; 429 with Retry-After when exceeded."""
-    limiter().check(consumer_key(token, request.client.host if request.client else None))
+async def audit_rate_refusal(*, token: str | None, resource_code: str, channel: str,
+                             action: str = "data.read") -> None:
+    """A consumer turned away by its rate limit, recorded as that consumer; its repeats folded before any
+    database work (the registry is only asked for the first of each interval, off the event loop)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from delivery.ratelimit import record_refusal, refusal_count
+
+    if token and (count := refusal_count(token=token, action=action)) is not None:
+        await run_in_threadpool(lambda: record_refusal(token=token, action=action, resource_code=resource_code,
+                                                       channel=channel, count=count))
 
 
-RateLimitDep = Annotated[None, Depends(rate_limited)]
+def rate_limit(channel: str, action: str = "data.read"):  # noqa: ANN201 - a FastAPI dependency
+    async def rate_limited(request: Request, token: FastTokenDep) -> None:
+        """Per-consumer limit, checked before any database work; 429 with Retry-After when exceeded."""
+        from delivery.ratelimit import RateLimited
+
+        try:
+            limiter().check(consumer_key(token, request.client.host if request.client else None))
+        except RateLimited:
+            await audit_rate_refusal(token=token, resource_code=request.path_params.get("code", ""),
+                                     channel=channel, action=action)
+            raise
+
+    return rate_limited
+
+
+RateLimitDep = Annotated[None, Depends(rate_limit("interface"))]
 
 
 def _fields(fields: str | None) -> list[str] | None:
@@ -204,6 +227,7 @@ async def _fast_answer(scope, code: str) -> JSONResponse | None:  # noqa: ANN001
         found = interface.lookup(decision, decision.version, column=column, value=query["value"][0],
                                  fields=_fields(query.get("fields", [None])[0]))
     except RateLimited as exc:
+        await audit_rate_refusal(token=token, resource_code=code, channel="interface")
         return too_many(exc)
     except Exception:  # noqa: BLE001 - the route answers it (and refuses, audits or reports it) as always
         return None

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError
 from registry.audit.log import record_event
-from registry.catalog.entries import apply_to_resource, canonical, get_entry, latest_revision
+from registry.catalog.entries import apply_to_resource, canonical, catalogued_columns, get_entry, latest_revision
 from registry.catalog.models import (
     CatalogRevision,
     REVISION_STATUSES,
@@ -165,6 +165,7 @@ def review_revision(session: Session, *, code: str, account: str, approve: bool,
         _end_grants(session, resource=resource, account=account,
                     reason=f"目录条目共享类型变更为{label('sharing_types', resource.sharing_type)}（第{revision.number}版）",
                     keep_applications=resource.sharing_type == "conditional")
+    _follow_items(session, resource=resource, revision=revision, account=account)
     # A publication after element-by-element review is also that year's full maintenance (全面维护).
     session.add(Reconfirmation(resource_id=resource.id, revision_id=revision.id, confirmed_on=day,
                                confirmed_by=account, note="审核发布 / published after review"))
@@ -224,14 +225,28 @@ def _end_grants(session: Session, *, resource: Resource, account: str, reason: s
                 keep_applications: bool = False) -> None:
     """End the live grants the entry no longer supports, as the reviewer whose decision took their basis away:
     all of them, or (an entry now shared on application) those a subscription made, whose holders must apply."""
-    from registry.people.auth import Principal
     from registry.sharing.grants import LIVE, end_grant
     from registry.sharing.models import Grant
 
-    by = Principal(kind="user", name=account, agency_id=resource.agency_id, agency_code=resource.agency.code)
+    by = _reviewer(resource, account)
     for grant in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.status.in_(LIVE))):
         if not (keep_applications and grant.application_id is not None):
             end_grant(session, grant=grant, reason=reason, by=by)  # the consumer is told there
+
+
+def _follow_items(session: Session, *, resource: Resource, revision: CatalogRevision, account: str) -> None:
+    """The grants still live follow the published items (registry/sharing/entry_items.py)."""
+    from registry.sharing.entry_items import follow_entry_items
+
+    session.flush()  # the revision just published is the one catalogued_columns reads
+    follow_entry_items(session, resource=resource, items=catalogued_columns(session, resource=resource),
+                       revision=revision.number, by=_reviewer(resource, account))
+
+
+def _reviewer(resource: Resource, account: str):  # noqa: ANN202 - a Principal
+    from registry.people.auth import Principal
+
+    return Principal(kind="user", name=account, agency_id=resource.agency_id, agency_code=resource.agency.code)
 
 
 def comment_lines(revision: CatalogRevision) -> list[tuple[str, str]]:

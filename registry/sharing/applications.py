@@ -36,7 +36,7 @@ from registry.sharing.grants import (
     get_grant,
     lifted_masks,
     live_grant,
-    term_end,
+    new_term,
     unpublished,
     validate_row_filter,
 )
@@ -274,7 +274,7 @@ def decide(session: Session, *, number: str, outcome: str, reasons: str, by: Pri
     if application.status != "submitted":
         raise ConfigError(f"申请 {number} 已答复；需求方如有异议可申请协调处理 / application {number} is already "
                           f"{application.status}; a consumer who disagrees opens a dispute (`govshare dispute open`)")
-    expires_at = term_end(expires_on) if expires_on else None
+    expires_at = new_term(expires_on) if expires_on else None
     return apply_decision(session, application=application, outcome=outcome, approved_items=approved_items,
                           reasons=reasons, by=by, origin="application", unmask=unmask, expires_at=expires_at)
 

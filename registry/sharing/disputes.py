@@ -13,7 +13,7 @@ from core.errors import ConfigError, NotFound
 from registry.audit.log import record_event
 from registry.people.auth import Principal, require, require_person, require_roles
 from registry.sharing.applications import apply_decision, get_application, grant_for, notify
-from registry.sharing.grants import LIVE, lifted_masks, term_end
+from registry.sharing.grants import LIVE, lifted_masks, new_term
 from registry.sharing.models import Dispute, Grant
 from schemas.presentation import day
 
@@ -87,10 +87,7 @@ def conclude_dispute(session: Session, *, dispute_id: int, outcome: str, conclus
 def _term(standing: Grant | None, *, expires_on: date | None, granting: bool) -> datetime | None:
     """The concluded grant's expiry: the office's term (end of that Beijing day), else the provider's."""
     if expires_on is not None:
-        if expires_on < clock.today():
-            raise ConfigError(f"授权期限 {expires_on} 早于今天，请另定期限 / the term ({expires_on}) has already ended: "
-                              "give a day from today on (--expires)")
-        return term_end(expires_on)
+        return new_term(expires_on)
     provider_term = standing.expires_at if standing is not None else None
     if granting and provider_term is not None and clock.as_utc(provider_term) <= clock.now():
         raise ConfigError(f"提供方设定的授权期限已于{day(provider_term)}届满，按该期限作出的协调结论自始过期；"

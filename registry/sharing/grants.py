@@ -84,6 +84,15 @@ def term_end(expires_on: date) -> datetime:
     return datetime.combine(expires_on, datetime.max.time(), clock.BEIJING_TIME)
 
 
+def new_term(expires_on: date) -> datetime:
+    """The end of a term being set now (a provider's decision, a dispute's conclusion): one already ended
+    would make a grant expired from the start, so it is refused; today is still a term."""
+    if expires_on < clock.today():
+        raise ConfigError(f"授权期限 {expires_on} 早于今天，请另定期限 / the term ({expires_on}) has already ended: "
+                          "give a day from today on (--expires; API and page: expires_on)")
+    return term_end(expires_on)
+
+
 def lifted_masks(grant: Grant) -> bool | list[str]:
     """What a grant's decision lifted: True for every personal identifier, else the named columns."""
     return True if grant.unmask else list(grant.unmasked_columns or [])
