@@ -56,3 +56,28 @@ def test_refusals_outside_a_request_are_each_recorded(hub_home: Path) -> None:
     for _ in range(3):
         record_refusal(actor="anonymous", action="request.refused", reason="test", detail={"path": "cli"})
     assert _refusals() == [("cli", 1)] * 3
+
+
+def test_folded_refusals_of_two_agencies_from_one_address_stay_each_agencys_own(hub_home: Path) -> None:
+    """Signed links of two agencies followed past their rate limits from one address (a shared proxy): the
+    repeats were folded by address, route and reason alone, so one agency's refusals were counted on the other's
+    next record. Each actor's and agency's refusals are folded only into its own records."""
+    from registry.audit import probes
+    from registry.audit.log import record_event
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    origin = probes.serving(address="10.0.0.9", route=lambda: "/api/v1/links/{link}")
+    try:
+        with pinned(on(date(2026, 12, 9))), session_scope() as session:
+            for _ in range(3):  # the first agency's first refusal written, two counted
+                record_event(session, actor="link:a-system", agency_code="A01", action="data.read",
+                             result="denied", fold_repeats=True, detail={"reason": "rate limit exceeded (429)"})
+            record_event(session, actor="link:b-system", agency_code="B02", action="data.read",
+                         result="denied", fold_repeats=True, detail={"reason": "rate limit exceeded (429)"})
+            session.commit()
+            written = [(e.agency_code, e.detail["count"]) for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "data.read").order_by(AuditEvent.id))]
+    finally:
+        probes.done(origin)
+    assert written == [("A01", 1), ("B02", 1)]  # B02's first refusal is on record, under B02

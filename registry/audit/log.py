@@ -124,7 +124,9 @@ def record_event(
     link followed past the rate limit) is folded into the next one of its origin when one was recorded in the
     last interval (registry/audit/probes.py): None then, and the next record's `count` says how many."""
     if result == "denied" and (actor == "anonymous" or fold_repeats):
-        count = probes.admitted(action, kind=((detail or {}).get("reason"), (detail or {}).get("token")))
+        # who is refused is part of the kind: one address (a proxy) may carry several agencies' refusals
+        count = probes.admitted(action, kind=((detail or {}).get("reason"), (detail or {}).get("token"), actor,
+                                              agency_code))
         if count is None:
             return None
         detail = {**(detail or {}), "count": count}

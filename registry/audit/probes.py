@@ -59,8 +59,9 @@ def forget() -> None:
 
 def admitted(action: str, *, kind: object = None) -> int | None:
     """How many refusals this anonymous refusal's record stands for, or None: not written, counted for the
-    next record of the same client address, route, action and kind (the reason, and the id of a revoked or
-    expired token the hub knows: each reason and each such token's use stays on record)."""
+    next record of the same client address, route, action and kind (the reason, the id of a revoked or
+    expired token the hub knows, and who was refused: each reason, each such token's use and each actor's and
+    agency's refusals stay on record as theirs)."""
     origin = _origin.get()
     if origin is None:
         return 1
