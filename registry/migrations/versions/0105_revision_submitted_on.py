@@ -24,8 +24,7 @@ depends_on = None
 def upgrade() -> None:
     from core.clock import beijing_day
 
-    with op.batch_alter_table("catalog_revisions") as batch:
-        batch.add_column(sa.Column("submitted_on", sa.Date(), nullable=True))
+    op.add_column("catalog_revisions", sa.Column("submitted_on", sa.Date(), nullable=True))
     revisions = sa.table("catalog_revisions", sa.column("id", sa.Integer), sa.column("submitted_at", sa.DateTime),
                          sa.column("submitted_on", sa.Date))
     bind = op.get_bind()
@@ -37,5 +36,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("catalog_revisions") as batch:
-        batch.drop_column("submitted_on")
+    # ALTER TABLE ... DROP COLUMN in place (SQLite 3.35+), not batch mode: its copy-and-swap drops the table,
+    # which SQLite refuses while other rows point at it, so a downgrade of a hub with data failed (0095 too).
+    op.drop_column("catalog_revisions", "submitted_on")
