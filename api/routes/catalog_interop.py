@@ -123,7 +123,8 @@ def dcat(request: Request, session: SessionDep, _: PrincipalDep) -> JSONResponse
 def openapi(code: str, session: SessionDep, token: TokenDep) -> JSONResponse:
     """The interface service of a published entry offered through the interface mode, as OpenAPI 3: for a
     reader the access check allows, describing only its granted columns (metadata is data; audited)."""
-    service = get_service(session, code=code)
+    # who asks first: an anonymous caller learns nothing, not even which entries have a service
     decision = authorize_metadata(session, token=token, resource_code=code, what="openapi")
     session.commit()
+    service = get_service(session, code=code)
     return JSONResponse(restrict_openapi(service.openapi, decision))
