@@ -133,9 +133,17 @@ def _decide(session: Session, principal: Principal, resource: Resource, channel:
     # Private by default: personal identifiers are masked on every channel unless the decision lifted them.
     scope = grant_scope(session, resource=resource, grant=grant)
     return AccessDecision(agency_code=principal.agency_code or "", resource=resource, version=version,
-                          columns=scope.columns, purpose=grant.purpose, channel=channel, grant_id=grant.id,
+                          columns=_present(scope.columns, version), purpose=grant.purpose, channel=channel, grant_id=grant.id,
                           row_filter=scope.row_filter, mask_columns=scope.mask_columns,
                           expires_at=grant.expires_at, actor=principal.actor, external_use=grant.external_use)
+
+
+def _present(columns: list[str] | None, version: DatasetVersion | None) -> list[str] | None:
+    """The granted items this version holds. An entry may list an item its source does not deliver yet (or no
+    longer: a column dropped at the source); the grant names it, the version has no such column, and a read
+    asking for it failed with an internal error on every channel. Absent items are simply not there."""
+    names = {f["name"] for f in (version.manifest or {}).get("schema", [])} if version is not None else set()
+    return columns if columns is None or not names else [c for c in columns if c in names]
 
 
 def _version_for(session: Session, resource: Resource, channel: str) -> DatasetVersion | None:

@@ -148,9 +148,11 @@ def register_resource(
     token_days: int = 30,
     source_name: str | None = None,
     publish: bool = True,
+    columns: Sequence[str] | None = None,
 ) -> Hub:
     """Register provider and consumer agencies, a source (unless kind is None), a resource fed by it, and an
-    API token for the consumer; optionally subscribe the consumer. Writes the DAG snapshot afterwards."""
+    API token for the consumer; optionally subscribe the consumer. Writes the DAG snapshot afterwards.
+    ``columns``: the entry's data items (default the enterprise table's); a subscription grants those."""
     from registry.catalog.dagspecs import write_dag_specs
     from registry.db import session_scope
     from registry.catalog.resources import add_resource
@@ -173,7 +175,7 @@ def register_resource(
             update_cycle=update_cycle, sharing_type=sharing_type, sharing_condition=sharing_condition, actor="test")
         code, resource_id = resource.code, resource.id
         if publish:
-            publish_entry(session, code)
+            publish_entry(session, code, **({"columns": columns} if columns else {}))
         if subscribe:
             subscribe_to(session, resource_code=code, agency=consumer[0], purpose="就业登记核验", actor="test")
         token = issue_token(session, agency=consumer[0], name=f"system-{uuid.uuid4().hex[:6]}", days=token_days,

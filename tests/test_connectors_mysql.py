@@ -186,7 +186,7 @@ def test_time_values_are_delivered_as_mysql_shows_them(hub_home, scratch: dict, 
         cursor.execute("ALTER TABLE people MODIFY span TIME(3)")
         cursor.execute("UPDATE people SET span = '838:59:59.999' WHERE id = 2")
     hub = register_resource(kind="mysql", config=scratch["config"], secret=scratch["secret"], table="people",
-                            subscribe=True)
+                            subscribe=True, columns=["id", "name", "span", "updated_at"])
     sync_resource(resource_code=hub.resource_code)
     published = dict(zip(*read_version(latest(hub.resource_code)).select(["id", "span"]).to_pydict().values()))
     assert published == {1: timedelta(hours=1, minutes=2, seconds=3), 2: timedelta(hours=838, minutes=59,

@@ -240,7 +240,8 @@ def test_infinite_and_far_dates_are_quarantined_not_published_as_garbage(hub_hom
             (4, '0001-01-01 BC', '2026-01-01 09:00', '294276-12-31 00:00+00', 2.5, '{LATE}'),
             (5, '2027-06-30', '2026-01-01 09:00', '2026-01-01 09:00+08', 3.5, '{LATE}')""")
         config, secret = pg_source_config(dsn, schema=schema)
-        hub = register_resource(kind="postgresql", config=config, secret=secret, table="licences", subscribe=True)
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="licences", subscribe=True,
+                                columns=["id", "valid_to", "issued", "checked", "score", "updated_at"])
         full = sync_resource(resource_code=hub.resource_code)
         assert (full.rows_published, full.rows_quarantined) == (2, 3)
         published = _published(hub.resource_code)

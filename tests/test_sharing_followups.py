@@ -84,6 +84,33 @@ def test_a_subscription_grants_only_the_items_its_entry_catalogues(world: World)
         assert scope.columns == list(CATALOGUED)
 
 
+def test_an_item_the_entry_lists_but_the_source_does_not_deliver_is_absent_not_an_error(world: World) -> None:
+    """An entry may list a data item its source does not deliver yet (or no longer: dropped at the source). The
+    subscription grants it; the version has no such column, and every keyed lookup and page of the resource
+    answered 500. The item is simply absent: the reader gets the granted items the version holds."""
+    from delivery import interface
+    from pipeline.sync import sync_resource
+    from registry.catalog.resources import add_resource, get_resource
+    from registry.db import session_scope
+    from registry.sharing.subscriptions import subscribe
+
+    with session_scope() as session:
+        source = get_resource(session, code=world.resources["unconditional"]).source.name
+        code = add_resource(session, name="企业名录（含待接入项）", agency=PROVIDER[0], classification="101001",
+                            source=source, table="enterprises", primary_key=["id"], cursor_column="updated_at",
+                            sharing_type="unconditional", sharing_condition="", sharing_modes=list(CHANNELS),
+                            actor="test").code
+        publish_entry(session, code, columns=[*CATALOGUED, "credit_rating"])  # not in the source's table
+    sync_resource(resource_code=code, after=())
+    with session_scope() as session:
+        subscribe(session, resource_code=code, agency=CONSUMER[0], purpose="企业名录核对",
+                  by=_as(session, "consumer-data_admin"))
+    decision = _read(world, code, channel="interface")
+    assert decision.columns == list(CATALOGUED)
+    found = interface.lookup(decision, decision.version, column="id", value="1", fields=None)
+    assert found.num_rows == 1 and found.schema.names == list(CATALOGUED)
+
+
 def test_revoking_a_secrecy_agreement_needs_a_reason_happens_once_and_names_what_it_ended(world: World) -> None:
     from core.errors import ConfigError
     from registry.audit.models import AuditEvent

@@ -37,7 +37,8 @@ def test_wide_decimals_are_paged_and_compared_exactly(hub_home: Path) -> None:
                         f"timestamptz '2026-03-01 08:00+08' FROM generate_series(1, 500) AS g")
         pg_execute(dsn, f"UPDATE {table} SET amount = -0.01 WHERE id = 7")
         config, secret = pg_source_config(dsn, schema=schema)
-        hub = register_resource(kind="postgresql", config=config, secret=secret, table="ledger", subscribe=True)
+        hub = register_resource(kind="postgresql", config=config, secret=secret, table="ledger", subscribe=True,
+                                columns=["id", "amount", "updated_at"])
         sync_resource(resource_code=hub.resource_code)
         source = {row[0]: row[1] for row in pg_execute(dsn, f"SELECT id, amount FROM {table}")}
 
