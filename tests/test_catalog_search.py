@@ -256,7 +256,9 @@ def test_search_openapi_and_dcat_over_the_api_and_cli(registry: Path) -> None:
     assert client.get(spec_url, headers=bearer(token)).status_code == 403  # metadata is data: a grant first
     spec = client.get(spec_url, headers=bearer(issue_token(PROVIDER[0])))
     assert spec.status_code == 200 and spec.json()["openapi"].startswith("3.")
-    assert client.get(f"/api/v1/catalog/{codes['permits']}/openapi.json", headers=bearer(token)).status_code == 404
+    permits_spec = f"/api/v1/catalog/{codes['permits']}/openapi.json"  # an entry without an interface service
+    assert client.get(permits_spec, headers=bearer(token)).status_code == 403  # who asks first: no grant, no answer
+    assert client.get(permits_spec, headers=bearer(issue_token(PROVIDER[0]))).status_code == 404
     dcat = client.get("/api/v1/catalog/dcat.jsonld", headers=bearer(token))
     assert dcat.status_code == 200 and dcat.headers["content-type"].startswith("application/ld+json")
     assert len(dcat.json()["dcat:dataset"]) == 3
