@@ -45,7 +45,7 @@ def _assert_same_quarantine(captured: str, full: str) -> None:
     assert [(k, why) for k, _, why in mine] == [(k, why) for k, _, why in theirs]
 
 
-def test_dates_outside_the_years_are_quarantined_as_the_full_read_quarantines_them(dsn: str) -> None:
+def test_dates_outside_the_years_are_quarantined_as_the_full_read_quarantines_them(dsn: str) -> None:  # noqa: F811
     """infinity, -infinity, a year BC and one after 9999, in a date, a timestamp and a timestamptz: the snapshot
     published infinity as 9999-12-31 and failed on BC; now the snapshot and every change quarantine each such
     row with the full read's reason and value, and publish the same rows."""
@@ -74,7 +74,7 @@ def test_dates_outside_the_years_are_quarantined_as_the_full_read_quarantines_th
 
 
 def test_composite_values_and_ranges_holding_dates_publish_iso_dates_whatever_the_sources_datestyle(
-        dsn: str) -> None:
+        dsn: str) -> None:  # noqa: F811
     """A role writing dates as 'SQL, DMY': a composite value's text holds its dates that way ('(01/03/2026,x)'),
     which the full read published while change capture, reading in ISO, published '(2026-03-01,x)', and ranges
     of dates were refused. Every read now writes ISO dates, so the capture publishes what the full read does."""

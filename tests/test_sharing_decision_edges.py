@@ -13,7 +13,7 @@ from tests.test_sharing_workflows import _apply, _as, desk  # noqa: F401 - desk 
 pytestmark = [pytest.mark.usefixtures("cheap_hashing")]
 
 
-def test_a_partial_approval_without_items_is_refused_not_an_approval_of_all(desk: dict[str, str]) -> None:
+def test_a_partial_approval_without_items_is_refused_not_an_approval_of_all(desk: dict[str, str]) -> None:  # noqa: F811
     from core.errors import ConfigError
     from registry.db import session_scope
     from registry.sharing.applications import decide, get_application
@@ -29,7 +29,7 @@ def test_a_partial_approval_without_items_is_refused_not_an_approval_of_all(desk
 
 
 def test_a_providers_term_already_ended_is_refused_not_a_grant_expired_from_the_start(
-        desk: dict[str, str]) -> None:
+        desk: dict[str, str]) -> None:  # noqa: F811
     """A provider approving with a term that ended yesterday got an approval whose grant was expired from the
     start: the consumer was told it was granted and every read was refused. The term is refused, saying why,
     as a dispute conclusion's is; today is still a term."""
@@ -62,7 +62,7 @@ def _disputed_partial(session, code: str) -> str:  # noqa: ANN001 - Session
     return number
 
 
-def test_a_disputed_partial_approval_is_no_baseless_grant(desk: dict[str, str]) -> None:
+def test_a_disputed_partial_approval_is_no_baseless_grant(desk: dict[str, str]) -> None:  # noqa: F811
     from registry.db import session_scope
     from registry.sharing.check import baseless_grants
 
@@ -71,7 +71,7 @@ def test_a_disputed_partial_approval_is_no_baseless_grant(desk: dict[str, str]) 
         assert baseless_grants(session) == []
 
 
-def test_a_dispute_conclusion_keeps_the_providers_term_and_unmasking(desk: dict[str, str]) -> None:
+def test_a_dispute_conclusion_keeps_the_providers_term_and_unmasking(desk: dict[str, str]) -> None:  # noqa: F811
     from registry.db import session_scope
     from registry.sharing.applications import get_application, grant_for
     from registry.sharing.disputes import conclude_dispute, disputes_of
@@ -86,7 +86,7 @@ def test_a_dispute_conclusion_keeps_the_providers_term_and_unmasking(desk: dict[
         assert grant.unmasked_columns == ["uscc"]
 
 
-def test_an_application_names_only_the_entrys_data_items(desk: dict[str, str]) -> None:
+def test_an_application_names_only_the_entrys_data_items(desk: dict[str, str]) -> None:  # noqa: F811
     from core.errors import ConfigError
     from registry.db import session_scope
 
@@ -96,7 +96,7 @@ def test_an_application_names_only_the_entrys_data_items(desk: dict[str, str]) -
         assert "credit_level" in str(refused.value)  # it names the items the entry offers
 
 
-def test_the_written_forms_arrival_is_recorded_once_so_an_overdue_answer_stays_overdue(desk: dict[str, str]) -> None:
+def test_the_written_forms_arrival_is_recorded_once_so_an_overdue_answer_stays_overdue(desk: dict[str, str]) -> None:  # noqa: F811
     """A second receipt would restart the 10-working-day clock again and again, and clear the overdue flag the
     coordination office was sent: the provider would never be late (申请答复及时率)."""
     from datetime import datetime, timezone

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from samples.loaders import load_sqlite
-from tests.helpers import CONSUMER, PROVIDER
+from tests.helpers import PROVIDER
 from tests.sharing_world import World, build_world
 
 pytestmark = [pytest.mark.usefixtures("cheap_hashing")]
