@@ -228,9 +228,12 @@ def catalogued_columns(session: Session, *, resource: Resource) -> list[str] | N
     """The columns the published entry's data items (信息项) name: what a consumer may be granted of it. None
     when the entry names none (then the version's columns are the items)."""
     revision = published_revision(session, resource=resource)
-    items = [item["column"] for item in (revision.content if revision else {}).get("data_items", [])
-             if item.get("column")]
-    return items or None
+    return item_columns(revision) if revision is not None else None
+
+
+def item_columns(revision: CatalogRevision) -> list[str] | None:
+    """The columns a revision's data items name, or None when it names none."""
+    return [item["column"] for item in revision.content.get("data_items", []) if item.get("column")] or None
 
 
 def get_revision(session: Session, *, resource: Resource, number: int) -> CatalogRevision:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError
 from registry.audit.log import record_event
-from registry.catalog.entries import apply_to_resource, canonical, catalogued_columns, get_entry, latest_revision
+from registry.catalog.entries import apply_to_resource, canonical, get_entry, item_columns, latest_revision
 from registry.catalog.models import (
     CatalogRevision,
     REVISION_STATUSES,
@@ -238,8 +238,7 @@ def _follow_items(session: Session, *, resource: Resource, revision: CatalogRevi
     """The grants still live follow the published items (registry/sharing/entry_items.py)."""
     from registry.sharing.entry_items import follow_entry_items
 
-    session.flush()  # the revision just published is the one catalogued_columns reads
-    follow_entry_items(session, resource=resource, items=catalogued_columns(session, resource=resource),
+    follow_entry_items(session, resource=resource, items=item_columns(revision),  # the revision just published
                        revision=revision.number, by=_reviewer(resource, account))
 
 
