@@ -130,29 +130,35 @@ def consumer_key(token: str | None, client: str | None) -> str:
 RATE_LIMITED = "rate limit exceeded (429)"  # one reason for every such refusal, so repeats fold into one record
 
 
-def refusal_count(*, token: str, action: str) -> int | None:
-    """How many refusals a credential's record of this one stands for, or None: folded into its next record
-    (registry/audit/probes.py). Asked before any database work, so a flood past the limit still costs none;
-    keyed by the credential, so one consumer's refusals are never counted under another's name."""
+def refusal_count(*, token: str | None, action: str) -> int | None:
+    """How many refusals the record of this one stands for, or None: folded into its next record (probes.fold,
+    the one folding every refusal goes through). Asked before any database work, so a flood past the limit still
+    costs none: a credential's refusals are keyed by its digest (never counted under another's name), a request
+    without one as record_event keys an anonymous refusal (per address, route and reason)."""
     from registry.audit import probes
+    from registry.audit.log import refused_party
 
-    return probes.admitted(action, kind=(RATE_LIMITED, consumer_key(token, None)))
+    return probes.fold(action=action, reason=RATE_LIMITED,
+                       who=consumer_key(token, None) if token else refused_party(actor="anonymous"))
 
 
-def record_refusal(*, token: str, action: str, resource_code: str, channel: str, count: int) -> None:
-    """A request turned away by the rate limit, recorded as the consumer whose credential it presented. One
-    presenting no valid credential is not: the limit answered before authentication, and the same request
-    within the limit is refused (and recorded) as unauthenticated."""
+def record_refusal(*, token: str | None, action: str, resource_code: str, channel: str, count: int) -> None:
+    """A request turned away by the rate limit, recorded as the consumer whose credential it presented; one
+    presenting none, or one the hub does not accept (unknown, revoked, expired: its id named when known), as
+    an anonymous refusal. ``count`` comes from refusal_count."""
     from core.errors import AuthenticationFailed
     from registry.audit.log import record_event
     from registry.db import session_scope
     from registry.people.bearer import authenticate_principal
 
+    detail: dict[str, object] = {"channel": channel, "reason": RATE_LIMITED}
     with session_scope() as session:
         try:
             principal = authenticate_principal(session, token=token)
-        except AuthenticationFailed:
+        except AuthenticationFailed as failed:
+            record_event(session, actor="anonymous", action=action, agency_code=failed.agency_code,
+                         resource_code=resource_code, result="denied", count=count,
+                         detail={**detail, **({"token": failed.token_id} if failed.token_id else {})})
             return
         record_event(session, actor=principal.actor, action=action, agency_code=principal.agency_code,
-                     resource_code=resource_code, result="denied",
-                     detail={"channel": channel, "reason": RATE_LIMITED, "count": count})
+                     resource_code=resource_code, result="denied", detail=detail, count=count)

@@ -81,3 +81,33 @@ def test_folded_refusals_of_two_agencies_from_one_address_stay_each_agencys_own(
     finally:
         probes.done(origin)
     assert written == [("A01", 1), ("B02", 1)]  # B02's first refusal is on record, under B02
+
+
+def test_the_rate_limit_and_the_audit_log_fold_refusals_through_one_tally(hub_home: Path) -> None:
+    """Two roads folded repeated refusals: record_event's own (anonymous refusals, `fold_repeats`) and the rate
+    limit's count asked before any database work, each keying its tallies its own way, so the same anonymous
+    refusal folded on one road was a first record on the other. Both now go through probes.fold with the same
+    refused party: an anonymous rate-limit refusal counted by the limit is folded into by the log, and back."""
+    from delivery.ratelimit import RATE_LIMITED, refusal_count
+    from registry.audit import probes
+    from registry.audit.log import record_event
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+
+    origin = probes.serving(address="10.0.0.7", route=lambda: "/api/v1/resources/{code}/records")
+    try:
+        with pinned(on(date(2026, 12, 9))), session_scope() as session:
+            assert refusal_count(token=None, action="data.read") == 1  # the first of the interval: written
+            for _ in range(2):  # the same refusal through the log: counted for the next record, not written
+                assert record_event(session, actor="anonymous", action="data.read", result="denied",
+                                    detail={"reason": RATE_LIMITED}) is None
+            assert refusal_count(token=None, action="data.read") is None
+            session.commit()
+        with pinned(on(date(2026, 12, 9)) + timedelta(minutes=2)), session_scope() as session:
+            written = record_event(session, actor="anonymous", action="data.read", result="denied",
+                                   detail={"reason": RATE_LIMITED})
+            assert written is not None and written.detail["count"] == 4  # itself and the three folded
+            session.commit()
+            assert session.scalars(select(AuditEvent).where(AuditEvent.action == "data.read")).all() == [written]
+    finally:
+        probes.done(origin)

@@ -333,3 +333,44 @@ def test_a_consumer_flooding_past_its_rate_limit_is_recorded_in_few_counted_reco
     assert {(actor, agency) for actor, agency, _ in records} == {(reader, made.hub.consumer_code)}
     assert all("rate limit" in detail["reason"] for _, _, detail in records)
     assert sum(detail["count"] for _, _, detail in records) == refused
+
+
+@pytest.mark.parametrize("presented", [None, "gst_not-a-token-of-this-hub"])
+def test_a_caller_without_a_valid_token_turned_away_by_the_rate_limit_is_recorded_folded(
+        hub_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, presented: str | None) -> None:
+    """Requests without a token (limited by client address) or with a token the hub does not know, past the
+    rate limit, answered 429 and left no record at all: only their first few 401s showed, so a script hammering
+    the hub looked like two requests. Each 429 is now an anonymous refusal (reason: rate limit), folded per
+    address, route and reason like the anonymous 401s: few records whose counts add up to the 429s."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from core import clock
+    from core.settings import reset_settings
+    from registry.audit.models import AuditEvent
+    from registry.db import session_scope
+    from tests.clock import pinned
+
+    monkeypatch.setenv("GOVSHARE_RATE_LIMIT_RPS", "0.001")
+    monkeypatch.setenv("GOVSHARE_RATE_LIMIT_BURST", "2")
+    monkeypatch.setattr("delivery.ratelimit._LIMITERS", {})
+    reset_settings()
+    with delivery_hub(tmp_path, rows=50) as made:
+        path = _path(made, "records")
+        assert [made.get(path, token=presented).status_code for _ in range(2)] == [401, 401]
+        start, refused = clock.now(), 0
+        for _ in range(12):
+            assert made.get(path, token=presented).status_code == 429
+            refused += 1
+        with pinned(start + timedelta(minutes=2)):  # the next interval: the folded ones come with the next record
+            assert made.get(path, token=presented).status_code == 429
+            refused += 1
+        with session_scope() as session:
+            limited = [(e.actor, dict(e.detail)) for e in session.scalars(select(AuditEvent).where(
+                AuditEvent.result == "denied", AuditEvent.resource_code == made.hub.resource_code))
+                if "rate limit" in e.detail.get("reason", "")]
+    assert limited and len(limited) <= 3, limited
+    assert {actor for actor, _ in limited} == {"anonymous"}
+    assert all(detail["channel"] == "interface" for _, detail in limited)
+    assert sum(detail["count"] for _, detail in limited) == refused

@@ -32,13 +32,14 @@ FastTokenDep = Annotated[str | None, Depends(presented_token)]
 
 async def audit_rate_refusal(*, token: str | None, resource_code: str, channel: str,
                              action: str = "data.read") -> None:
-    """A consumer turned away by its rate limit, recorded as that consumer; its repeats folded before any
-    database work (the registry is only asked for the first of each interval, off the event loop)."""
+    """A request turned away by the rate limit, recorded as the consumer whose token it presented (or as an
+    anonymous refusal: no token, or one the hub does not accept); its repeats folded before any database work
+    (the registry is only asked for the first of each interval, off the event loop)."""
     from starlette.concurrency import run_in_threadpool
 
     from delivery.ratelimit import record_refusal, refusal_count
 
-    if token and (count := refusal_count(token=token, action=action)) is not None:
+    if (count := refusal_count(token=token, action=action)) is not None:
         await run_in_threadpool(lambda: record_refusal(token=token, action=action, resource_code=resource_code,
                                                        channel=channel, count=count))
 

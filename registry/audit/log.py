@@ -108,6 +108,11 @@ def _lock_chain(session: Session) -> None:
         session.execute(text("UPDATE audit_events SET id = id WHERE 0"))
 
 
+def refused_party(*, actor: str, agency_code: str | None = None, token: object = None) -> tuple:
+    """Whose refusals fold together (probes.fold's ``who``): an actor of an agency, a revoked token's id."""
+    return (token, actor, agency_code)
+
+
 def record_event(
     session: Session,
     *,
@@ -118,17 +123,20 @@ def record_event(
     result: str = "ok",
     detail: dict[str, Any] | None = None,
     fold_repeats: bool = False,
+    count: int | None = None,
 ) -> AuditEvent | None:
     """Append one event inside the caller's transaction, so it commits or rolls back with the action. An
     anonymous refusal within a request (or one the caller says may repeat by the thousand, ``fold_repeats``: a
     link followed past the rate limit) is folded into the next one of its origin when one was recorded in the
-    last interval (registry/audit/probes.py): None then, and the next record's `count` says how many."""
-    if result == "denied" and (actor == "anonymous" or fold_repeats):
+    last interval (probes.fold): None then, and the next record's `count` says how many. A refusal folded
+    before any database work (the rate limit's) passes the ``count`` probes.fold gave it instead."""
+    if count is None and result == "denied" and (actor == "anonymous" or fold_repeats):
         # who is refused is part of the kind: one address (a proxy) may carry several agencies' refusals
-        count = probes.admitted(action, kind=((detail or {}).get("reason"), (detail or {}).get("token"), actor,
-                                              agency_code))
+        count = probes.fold(action=action, reason=(detail or {}).get("reason"),
+                            who=refused_party(actor=actor, agency_code=agency_code, token=(detail or {}).get("token")))
         if count is None:
             return None
+    if count is not None:
         detail = {**(detail or {}), "count": count}
     require_sealing_key(session)
     _lock_chain(session)

@@ -57,15 +57,17 @@ def forget() -> None:
         _tallies.clear()
 
 
-def admitted(action: str, *, kind: object = None) -> int | None:
-    """How many refusals this anonymous refusal's record stands for, or None: not written, counted for the
-    next record of the same client address, route, action and kind (the reason, the id of a revoked or
-    expired token the hub knows, and who was refused: each reason, each such token's use and each actor's and
-    agency's refusals stay on record as theirs)."""
+def fold(*, action: str, reason: object, who: object) -> int | None:
+    """The one folding of repeated refusals (every caller's: record_event's anonymous and ``fold_repeats``
+    refusals, the rate limit's before any database work): finds or creates the tally of this client address,
+    route, action, reason and refused party (``who``: the id of a revoked or expired token the hub knows, the
+    actor and agency, or a credential's digest; each party's refusals stay on record as its own) and bumps its
+    count. Returns how many refusals the record about to be written stands for (itself and those folded since
+    the last), or None: not written, counted for the next one. Outside a request every refusal is written (1)."""
     origin = _origin.get()
     if origin is None:
         return 1
-    key, now = (origin[0], origin[1](), action, kind), clock.now()
+    key, now = (origin[0], origin[1](), action, (reason, who)), clock.now()
     with _lock:
         tally = _tallies.get(key)
         if tally is not None and now - tally.recorded_at < INTERVAL:
