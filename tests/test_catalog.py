@@ -315,6 +315,30 @@ def test_decisions_cannot_be_dated_before_the_submission(catalog_home: Path) -> 
         assert review_revision(session, code=code, account="li", approve=True, on=submitted).status == "published"
 
 
+def test_a_draft_s_confidentiality_review_cannot_be_dated_before_the_draft_existed(catalog_home: Path) -> None:
+    """A revision never submitted had no day to hold a decision to: its 保密审查 could be dated a year before the
+    draft was written. The draft's own day is stored and the review is not dated before it."""
+    from registry.catalog.entries import latest_revision, get_entry
+    from registry.catalog.review import record_confidentiality_review
+    from registry.db import session_scope
+    from tests.clock import on, pinned
+
+    written = date(2026, 3, 10)
+    with pinned(on(written)), session_scope() as session:
+        setup_people(session)
+        code = new_entry(session)
+        draft = latest_revision(session, resource=get_entry(session, code=code))
+        assert draft.status == "draft" and draft.created_on == written
+    with pinned(on(date(2026, 3, 12))), session_scope() as session:
+        with pytest.raises(ConfigError, match="早于.*草稿") as refused:
+            record_confidentiality_review(session, code=code, account="li", passed=True, note="不涉密",
+                                          on=date(2026, 3, 9))
+        assert "before the draft" in str(refused.value.en)
+        review = record_confidentiality_review(session, code=code, account="li", passed=True, note="不涉密",
+                                               on=written)
+        assert review.reviewed_on == written
+
+
 def test_a_published_entry_stays_visible_while_its_edit_is_reviewed(catalog_home: Path) -> None:
     from registry.audit.log import verify_chain
     from registry.catalog.entries import get_entry, published_content, upsert_entry

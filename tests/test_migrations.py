@@ -306,6 +306,19 @@ def test_the_lockout_seal_migration_keeps_an_edited_user_broken(backend: str, re
         assert rows[2]["seal"] != seal_of(users, rows[2], fields=before)
 
 
+def _revisions_as_they_were(*columns: str):  # noqa: ANN202 - a sqlalchemy Table
+    """catalog_revisions with only the columns an older head had: the model's later columns (and their defaults)
+    are not in the database yet."""
+    from sqlalchemy import MetaData, Table
+
+    from registry.orm import Base
+
+    model = Base.metadata.tables["catalog_revisions"]
+    kept = ("id", "resource_id", "number", "content", "content_sha256", "author", "status", "created_at",
+            "review_comments", *columns)
+    return Table("catalog_revisions", MetaData(), *(model.c[name].copy() for name in kept))
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_submission_day_migration_dates_past_submissions(backend: str, request: pytest.FixtureRequest,
                                                              tmp_path: Path) -> None:
@@ -322,7 +335,7 @@ def test_the_submission_day_migration_dates_past_submissions(backend: str, reque
     url = (f"sqlite:///{(tmp_path / 'registry.db').as_posix()}" if backend == "sqlite" else
            request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1))
     upgrade(url=url, revision="0100_user_lockout_seal")
-    resources, revisions = Base.metadata.tables["resources"], Base.metadata.tables["catalog_revisions"]
+    resources, revisions = Base.metadata.tables["resources"], _revisions_as_they_were("submitted_at")
     with engine_for(url).begin() as connection:
         connection.execute(text("INSERT INTO agencies (id, code, name, level, created_at) VALUES "
                                 "(1, '113100000024200171', '上海市市场监督管理局', 'city', '2026-12-01 08:00:00')"))
@@ -341,3 +354,40 @@ def test_the_submission_day_migration_dates_past_submissions(backend: str, reque
     downgrade(url=url, revision="0100_user_lockout_seal")
     engine = engine_for(url)
     assert "submitted_on" not in {c["name"] for c in inspect_engine(engine).get_columns("catalog_revisions")}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_draft_day_migration_dates_past_revisions(backend: str, request: pytest.FixtureRequest,
+                                                      tmp_path: Path) -> None:
+    """revision_created_on stores the day a catalogue revision was made (the floor of a never-submitted draft's
+    保密审查); revisions made before it get the Beijing day of their created_at; the column is added in place."""
+    from datetime import date, datetime
+
+    from sqlalchemy import inspect as inspect_engine, text
+
+    from registry.db import engine_for
+    from registry.migrate import downgrade, upgrade
+    from registry.orm import Base
+
+    url = (f"sqlite:///{(tmp_path / 'registry.db').as_posix()}" if backend == "sqlite" else
+           request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1))
+    upgrade(url=url, revision="0105_revision_submitted_on")
+    resources, revisions = Base.metadata.tables["resources"], _revisions_as_they_were()
+    with engine_for(url).begin() as connection:
+        connection.execute(text("INSERT INTO agencies (id, code, name, level, created_at) VALUES "
+                                "(1, '113100000024200171', '上海市市场监督管理局', 'city', '2026-12-01 08:00:00')"))
+        connection.execute(resources.insert().values(
+            id=1, code="101001/0001", classification="101001", name="企业基本信息", abstract="", agency_id=1,
+            stream={}, sharing_type="unconditional", sharing_condition="", sharing_modes=[], update_cycle="daily",
+            catalog_status="draft"))
+        for number, created_at in ((1, datetime(2026, 12, 1, 17, 30)), (2, datetime(2026, 12, 3, 2, 0))):
+            connection.execute(revisions.insert().values(  # 17:30 UTC on 12-01 is 01:30 on 12-02 in Beijing
+                id=number, resource_id=1, number=number, content={}, content_sha256="0" * 64, author="zhang",
+                status="draft", created_at=created_at, review_comments={}))
+    upgrade(url=url)
+    with engine_for(url).begin() as connection:
+        days = dict(connection.execute(text("SELECT number, created_on FROM catalog_revisions")).all())
+    assert {n: date.fromisoformat(str(d)) for n, d in days.items()} == {1: date(2026, 12, 2), 2: date(2026, 12, 3)}
+    downgrade(url=url, revision="0105_revision_submitted_on")
+    engine = engine_for(url)
+    assert "created_on" not in {c["name"] for c in inspect_engine(engine).get_columns("catalog_revisions")}

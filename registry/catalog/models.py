@@ -99,6 +99,9 @@ class CatalogRevision(Base):
     status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
     author: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # the day the hub made the revision: a draft's confidentiality review is not dated before it (migration
+    # 0110_revision_created_on; revisions made before it have the Beijing day of created_at)
+    created_on: Mapped[date | None] = mapped_column(Date, default=clock.today)
     submitted_by: Mapped[str | None] = mapped_column(String(100))
     submitted_at: Mapped[datetime | None] = mapped_column()
     # the day the submission counts for (`--on` may record an earlier one); decisions are not dated before it

@@ -105,11 +105,17 @@ def _not_own_revision(person: Person, revision: CatalogRevision, act_zh: str, ac
 
 def _not_before_submission(revision: CatalogRevision, day: date) -> None:
     """A decision is dated between the revision's submission and today (act_day refuses the future): dated
-    earlier, a reviewer whose designation has ended could still decide inside their old designation period."""
-    if revision.submitted_on is not None and day < revision.submitted_on:
-        raise ConfigError(f"办理日期 {day} 早于第{revision.number}版的提交日 {revision.submitted_on}，请以实际办理日"
-                          f"（不早于提交日）登记 / a decision cannot be dated before the revision was submitted "
-                          f"({revision.submitted_on})")
+    earlier, a reviewer whose designation has ended could still decide inside their old designation period. A
+    draft never submitted holds to the day it was made instead (created_on): its 保密审查 cannot predate it."""
+    if revision.submitted_on is not None:
+        if day < revision.submitted_on:
+            raise ConfigError(f"办理日期 {day} 早于第{revision.number}版的提交日 {revision.submitted_on}，请以实际办理日"
+                              f"（不早于提交日）登记 / a decision cannot be dated before the revision was submitted "
+                              f"({revision.submitted_on})")
+    elif revision.created_on is not None and day < revision.created_on:
+        raise ConfigError(f"办理日期 {day} 早于第{revision.number}版草稿的编制日 {revision.created_on}，请以实际办理日"
+                          f"（不早于草稿编制日）登记 / a decision cannot be dated before the draft was made "
+                          f"({revision.created_on})")
 
 
 def _element_field(key: str) -> str:
