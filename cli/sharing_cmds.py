@@ -132,6 +132,23 @@ def apply_receive(number: str, on: Annotated[str, typer.Option(help="day the wri
         console.print(f"{shown(number)}: received {application.received_on}, answer due by {due(application.due_on)}")
 
 
+@apply_app.command("correct-receipt")
+def apply_correct_receipt(number: str, on: Annotated[str, typer.Option(help="the day the written form really arrived")],
+                          reason: Annotated[str, typer.Option(help="更正理由")], as_user: AsUser = None) -> None:
+    """Correct a recorded arrival day entered wrongly (更正收件日期); the due day is recomputed from it.
+
+    Example: govshare apply correct-receipt XQSQ-20261102-0001 --on 2026-11-03 --reason 签收日登记错误 --as zhang.wei
+    """
+    from registry.sharing.applications import correct_receipt
+    from registry.db import session_scope
+
+    with reported_errors(), refusals_audited(as_user, "apply correct-receipt"), session_scope() as session:
+        application = correct_receipt(session, number=number, received_on=parse_day(on), reason=reason,
+                                      by=acting_as(session, as_user))
+        console.print(f"{shown(number)}: received {application.received_on} (corrected), answer due by "
+                      f"{due(application.due_on)}")
+
+
 @apply_app.command("withdraw")
 def apply_withdraw(number: str, reason: Annotated[str, typer.Option(help="撤回理由")], as_user: AsUser = None) -> None:
     """Withdraw your agency's application before it is answered (撤回申请); the provider is told.

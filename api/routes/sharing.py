@@ -77,6 +77,12 @@ class ReceiptCreate(BaseModel):
     received_on: date
 
 
+class ReceiptCorrection(BaseModel):
+    model_config = NO_NAMES
+    received_on: date
+    reason: str
+
+
 class DecisionCreate(BaseModel):
     model_config = NO_NAMES
     outcome: Literal["approve", "partial", "refuse"]
@@ -195,6 +201,15 @@ def application_form(number: str, session: SessionDep, principal: PrincipalDep) 
 def receipt(number: str, body: ReceiptCreate, session: SessionDep, principal: PrincipalDep) -> ApplicationPublic:
     application = applications.record_receipt(session, number=number, received_on=body.received_on,
                                               by=principal)
+    return committed(session, _application(application))
+
+
+@router.post("/applications/{number}/receipt/correction", response_model=ApplicationPublic, tags=["sharing"])
+def correct_receipt(number: str, body: ReceiptCorrection, session: SessionDep,
+                    principal: PrincipalDep) -> ApplicationPublic:
+    """Correct a recorded arrival day entered wrongly (更正收件日期), with a reason; the due day follows."""
+    application = applications.correct_receipt(session, number=number, received_on=body.received_on,
+                                               reason=body.reason, by=principal)
     return committed(session, _application(application))
 
 

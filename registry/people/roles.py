@@ -35,6 +35,8 @@ CAPABILITIES = {
     "decide_sharing": "decide applications on its own agency's resources, record receipt and secrecy marks (applications.py)",
     "compile_catalogue": "compile and submit entries, when designated cataloguer on the day (catalog_review.py)",
     "review_catalogue": "confidentiality review, review decisions, withdrawal, when designated on the day (catalog_review.py)",
+    "correct_receipts": "correct an application's wrongly recorded arrival day: on its own agency's resources, or "
+                        "on any for the platform operator (applications.py)",
     "conclude_disputes": "conclude disputes (disputes.py)",
     "oversee": "see every agency's grants, applications and the audit log, never their data (grants.py, audit)",
     "read_evaluations": "read every agency's evaluation and violations (supervision)",
@@ -42,15 +44,16 @@ CAPABILITIES = {
 
 ROLE_TABLE: dict[str, Role] = {r.code: r for r in (
     Role("agency_admin", "agency", frozenset({"read_data", "manage_people", "revoke_tokens",
-                                                          "request_sharing", "decide_sharing"}), "18, 21"),
-    Role("data_admin", "agency", frozenset({"read_data", "request_sharing", "decide_sharing"}),
+                                                          "request_sharing", "decide_sharing", "correct_receipts"}),
+         "18, 21"),
+    Role("data_admin", "agency", frozenset({"read_data", "request_sharing", "decide_sharing", "correct_receipts"}),
          "14, 21"),
     Role("cataloguer", "agency", frozenset({"compile_catalogue"}), "10"),
     Role("reviewer", "agency", frozenset({"review_catalogue"}), "10, 19"),
     Role("coordination_office", "platform", frozenset({"conclude_disputes", "oversee",
                                                                        "read_evaluations"}), "14, 22"),
     Role("supervisor", "platform", frozenset({"oversee", "read_evaluations"}), "22, 23"),
-    Role("operator", "platform", frozenset({"revoke_tokens", "oversee"}), "18"),
+    Role("operator", "platform", frozenset({"revoke_tokens", "oversee", "correct_receipts"}), "18"),
 )}
 # A consumer system (API token of one agency): reads what its agency's grants allow, and docks its catalogue.
 SYSTEM = Role("system", "agency", frozenset({"read_data"}), "15, 18")

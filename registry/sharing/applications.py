@@ -28,6 +28,7 @@ from registry.exchange.versions import latest_version
 from registry.people.agencies import get_agency
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require, require_person
 from registry.people.models import Agency
+from registry.people.roles import PLATFORM_ROLES, roles_that
 from registry.sharing.grants import (
     LIVE,
     create_grant,
@@ -182,16 +183,11 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
         raise ConfigError(f"申请 {number} 已答复，不能再登记收到日期 / application {number} is already "
                           f"{application.status}")
     if (recorded := _receipt_recorded(session, application)) is not None:
-        raise ConfigError(f"申请 {number} 已登记收到书面申请日期 {recorded}，不能再次登记（再次登记会重新起算答复期限）/ "
-                          f"the written form's arrival ({recorded}) is already recorded: it is recorded once, so the "
-                          "10-working-day clock cannot be restarted")
-    if received_on > (today := clock.today()):
-        raise ConfigError(f"收到书面申请的日期 {received_on} 晚于今天 {today}：请在收到后登记实际收到日期 / the written "
-                          "form's arrival cannot be recorded before it happens")
-    submitted = application.submitted_at
-    if received_on < clock.beijing_day(submitted):
-        raise ConfigError("收到书面申请的日期不能早于提交申请的日期 / the written form cannot arrive before the "
-                          "application was submitted")
+        raise ConfigError(f"申请 {number} 已登记收到书面申请日期 {recorded}，不能再次登记（再次登记会重新起算答复期限；"
+                          f"登记有误请用 `govshare apply correct-receipt` 说明理由更正）/ the written form's arrival "
+                          f"({recorded}) is already recorded: it is recorded once, so the 10-working-day clock cannot "
+                          "be restarted (a wrong day is corrected, with a reason, by `govshare apply correct-receipt`)")
+    _receipt_day_possible(application, received_on)
     application.received_on = received_on
     application.due_on, application.due_problem = due_after(received_on, DECISION_WORKING_DAYS)
     application.reminded_at = application.overdue_flagged_at = None
@@ -199,6 +195,48 @@ def record_receipt(session: Session, *, number: str, received_on: date, by: Prin
                  resource_code=application.resource.code,
                  detail={"number": number, "received_on": received_on.isoformat(),
                          "due_on": application.due_on, "due_status": due_status(application.due_on)})
+    return application
+
+
+def _receipt_day_possible(application: Application, received_on: date) -> None:
+    """The written form arrives between the application's submission (Beijing day) and today."""
+    if received_on > (today := clock.today()):
+        raise ConfigError(f"收到书面申请的日期 {received_on} 晚于今天 {today}：请在收到后登记实际收到日期 / the written "
+                          "form's arrival cannot be recorded before it happens")
+    if received_on < (submitted := clock.beijing_day(application.submitted_at)):
+        raise ConfigError(f"收到书面申请的日期 {received_on} 早于提交申请的日期 {submitted} / the written form cannot "
+                          f"arrive before the application was submitted ({submitted})")
+
+
+def correct_receipt(session: Session, *, number: str, received_on: date, reason: str, by: Principal) -> Application:
+    """Correct a recorded arrival day entered wrongly (更正收件日期): by the provider's staff or the platform
+    operator, with a reason, while the application is unanswered; audited with the old and the new day, the due
+    day recomputed from the new one. Notices already sent (reminder, overdue flag) stay sent: the correction and
+    its reason are on record for the coordination office to weigh."""
+    application = get_application(session, number=number)
+    correctors = roles_that("correct_receipts")  # the provider's staff, and the platform operator for any agency
+    require(by, by.acts_for(application.resource.agency_id, correctors) or by.has(*correctors & PLATFORM_ROLES),
+            zh="只有提供方或平台运维人员可以更正收到书面申请的日期",
+            en="only the provider's staff or the platform operator correct the written form's arrival day")
+    if not reason.strip():
+        raise ConfigError("更正收件日期须说明理由 / a correction of the arrival day needs its reason (--reason)")
+    if application.status != "submitted":
+        raise ConfigError(f"申请 {number} 已答复，收件日期不能再更正 / application {number} is already "
+                          f"{application.status}: its arrival day is no longer corrected")
+    if _receipt_recorded(session, application) is None:
+        raise ConfigError(f"申请 {number} 尚未登记收到书面申请日期，请由提供方用 `govshare apply receive` 登记 / no "
+                          "arrival day is recorded yet: the provider records it with `govshare apply receive`")
+    if received_on == (before := application.received_on):
+        raise ConfigError(f"申请 {number} 登记的收件日期已是 {received_on}，无需更正 / the arrival day is already "
+                          f"{received_on}")
+    _receipt_day_possible(application, received_on)
+    application.received_on = received_on
+    application.due_on, application.due_problem = due_after(received_on, DECISION_WORKING_DAYS)
+    record_event(session, actor=by.actor, action="application.receipt_correct",
+                 agency_code=application.consumer.code, resource_code=application.resource.code,
+                 detail={"number": number, "from": before.isoformat(), "to": received_on.isoformat(),
+                         "reason": reason.strip(), "due_on": application.due_on,
+                         "due_status": due_status(application.due_on)})
     return application
 
 
