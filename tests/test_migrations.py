@@ -306,13 +306,23 @@ def test_the_lockout_seal_migration_keeps_an_edited_user_broken(backend: str, re
         assert rows[2]["seal"] != seal_of(users, rows[2], fields=before)
 
 
-def _revisions_as_they_were(*columns: str):  # noqa: ANN202 - a sqlalchemy Table
-    """catalog_revisions with only the columns an older head had: the model's later columns (and their defaults)
-    are not in the database yet."""
-    from sqlalchemy import MetaData, Table
+def _an_entry_at(url: str, head: str, *columns: str):  # noqa: ANN202 - a sqlalchemy Table
+    """A registry migrated to ``head`` holding one agency and one catalogue entry, and catalog_revisions with only
+    the columns that head had (besides ``columns``): the model's later columns and their defaults are not there."""
+    from sqlalchemy import MetaData, Table, text
 
+    from registry.db import engine_for
+    from registry.migrate import upgrade
     from registry.orm import Base
 
+    upgrade(url=url, revision=head)
+    with engine_for(url).begin() as connection:
+        connection.execute(text("INSERT INTO agencies (id, code, name, level, created_at) VALUES "
+                                "(1, '113100000024200171', '上海市市场监督管理局', 'city', '2026-12-01 08:00:00')"))
+        connection.execute(Base.metadata.tables["resources"].insert().values(
+            id=1, code="101001/0001", classification="101001", name="企业基本信息", abstract="", agency_id=1,
+            stream={}, sharing_type="unconditional", sharing_condition="", sharing_modes=[], update_cycle="daily",
+            catalog_status="draft"))
     model = Base.metadata.tables["catalog_revisions"]
     kept = ("id", "resource_id", "number", "content", "content_sha256", "author", "status", "created_at",
             "review_comments", *columns)
@@ -330,19 +340,11 @@ def test_the_submission_day_migration_dates_past_submissions(backend: str, reque
 
     from registry.db import engine_for
     from registry.migrate import downgrade, upgrade
-    from registry.orm import Base
 
     url = (f"sqlite:///{(tmp_path / 'registry.db').as_posix()}" if backend == "sqlite" else
            request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1))
-    upgrade(url=url, revision="0100_user_lockout_seal")
-    resources, revisions = Base.metadata.tables["resources"], _revisions_as_they_were("submitted_at")
+    revisions = _an_entry_at(url, "0100_user_lockout_seal", "submitted_at")
     with engine_for(url).begin() as connection:
-        connection.execute(text("INSERT INTO agencies (id, code, name, level, created_at) VALUES "
-                                "(1, '113100000024200171', '上海市市场监督管理局', 'city', '2026-12-01 08:00:00')"))
-        connection.execute(resources.insert().values(
-            id=1, code="101001/0001", classification="101001", name="企业基本信息", abstract="", agency_id=1,
-            stream={}, sharing_type="unconditional", sharing_condition="", sharing_modes=[], update_cycle="daily",
-            catalog_status="draft"))
         for number, submitted_at in ((1, datetime(2026, 12, 1, 17, 30)), (2, None)):  # 01:30 on 12-02 in Beijing
             connection.execute(revisions.insert().values(
                 id=number, resource_id=1, number=number, content={}, content_sha256="0" * 64, author="zhang",
@@ -367,19 +369,11 @@ def test_the_draft_day_migration_dates_past_revisions(backend: str, request: pyt
 
     from registry.db import engine_for
     from registry.migrate import downgrade, upgrade
-    from registry.orm import Base
 
     url = (f"sqlite:///{(tmp_path / 'registry.db').as_posix()}" if backend == "sqlite" else
            request.getfixturevalue("pg_database").replace("postgresql://", "postgresql+psycopg2://", 1))
-    upgrade(url=url, revision="0105_revision_submitted_on")
-    resources, revisions = Base.metadata.tables["resources"], _revisions_as_they_were()
+    revisions = _an_entry_at(url, "0105_revision_submitted_on")
     with engine_for(url).begin() as connection:
-        connection.execute(text("INSERT INTO agencies (id, code, name, level, created_at) VALUES "
-                                "(1, '113100000024200171', '上海市市场监督管理局', 'city', '2026-12-01 08:00:00')"))
-        connection.execute(resources.insert().values(
-            id=1, code="101001/0001", classification="101001", name="企业基本信息", abstract="", agency_id=1,
-            stream={}, sharing_type="unconditional", sharing_condition="", sharing_modes=[], update_cycle="daily",
-            catalog_status="draft"))
         for number, created_at in ((1, datetime(2026, 12, 1, 17, 30)), (2, datetime(2026, 12, 3, 2, 0))):
             connection.execute(revisions.insert().values(  # 17:30 UTC on 12-01 is 01:30 on 12-02 in Beijing
                 id=number, resource_id=1, number=number, content={}, content_sha256="0" * 64, author="zhang",
