@@ -21,8 +21,10 @@ pytestmark = [pytest.mark.usefixtures("cheap_hashing")]
 CATALOGUED = ("id", "name", "status")
 
 
-@pytest.fixture
-def world(hub_home: Path, tmp_path: Path) -> World:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
+    """The sharing world on a SQLite registry, then on a PostgreSQL one (JSON columns and terms alike)."""
+    request.getfixturevalue("hub_home" if request.param == "sqlite" else "pg_hub_home")
     return small_world(tmp_path, rows=30, seed=29)
 
 
