@@ -106,6 +106,24 @@ def test_the_consumer_is_told_once_per_change_of_its_grant_and_what_changed(worl
     assert all(code in message and "第" in message for message in (narrowed, widened))
 
 
+def test_a_changed_term_or_mask_is_told_and_an_unchanged_grant_is_not(world: World) -> None:
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.sharing.applications import get_application
+    from registry.sharing.grant_change import change_grant
+    from registry.sharing.grants import get_grant, term_end
+
+    term = clock.today() + timedelta(days=30)
+    with session_scope() as session:
+        grant = get_grant(session, grant_id=get_application(session, number=world.application).grant_id)
+        changes = [change_grant(session, grant=grant, by=console("test"), why_zh="提供方调整", why_en="adjusted",
+                                **change) for change in ({"expires_at": term_end(term), "unmasked_columns": ["name"]},
+                                                         {"expires_at": term_end(term), "columns": grant.columns})]
+    assert changes == [True, False]
+    [told] = _told("grant_changed")
+    assert f"有效期改为至{term.year}年{term.month}月{term.day}日" in told and "不再脱敏：name" in told
+
+
 def test_the_registered_key_stays_on_a_grant_and_no_other_unlisted_column_is_granted(world: World) -> None:
     """Decided: the entry's items are what may be shared, and the resource's registered key (登记的主键) that a
     grant names besides; a grant may name nothing else, at its making or after a republication."""
