@@ -585,7 +585,8 @@ def test_a_not_in_condition_passes_no_row_whose_value_is_unknown(site: Delivery,
         connection.executemany("INSERT INTO licences VALUES (?, ?, '2026-01-01T08:00:00+08:00')",
                                [(1, "浦东新区"), (2, "黄浦区"), (3, None), (4, "徐汇区"), (5, None)])
     hub = register_resource(kind="sqlite", config={"path": str(database)}, table="licences", name="许可信息",
-                            classification="101003", sharing_type="conditional", sharing_condition="仅限核验")
+                            classification="101003", sharing_type="conditional", sharing_condition="仅限核验",
+                            columns=("id", "district", "updated_at"))  # a grant names only listed items
     set_modes(hub.resource_code, ["file"])
     sync_resource(resource_code=hub.resource_code)
     answers = {}

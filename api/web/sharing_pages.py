@@ -189,6 +189,14 @@ def _approved(outcome: str, approved_items: list[str] | None) -> list[str] | Non
     return approved_items
 
 
+def _term(expires_on: str) -> date | None:
+    """The term (有效期) a decision or conclusion form gives as a day, or None when left blank."""
+    try:
+        return date.fromisoformat(expires_on) if expires_on.strip() else None
+    except ValueError:
+        raise ConfigError(f"授权期限 {expires_on} 不是日期 / the term must be a day (YYYY-MM-DD)") from None
+
+
 def _act(request: Request, session, token: str | None, number: str, action) -> Response:  # noqa: ANN001
     """Run one workflow action for the signed-in person: a stranger is refused (and logged) before anything
     else, a refused action is logged, a wrong input shows the page again with the reason; done, the page."""
@@ -214,13 +222,15 @@ def _act(request: Request, session, token: str | None, number: str, action) -> R
 @router.post("/{number}/decision", response_class=HTMLResponse)
 def decision(number: str, request: Request, session: SessionDep, outcome: Annotated[str, Form()],
              reasons: Annotated[str, Form()] = "", approved_items: Annotated[list[str] | None, Form()] = None,
-             unmask: Annotated[bool, Form()] = False, token: SessionCookie = None) -> Response:
-    """Approve the ticked data items (all of them: approve; some: partial) or refuse; reasons always."""
+             unmask: Annotated[bool, Form()] = False, expires_on: Annotated[str, Form()] = "",
+             token: SessionCookie = None) -> Response:
+    """Approve the ticked data items (all of them: approve; some: partial) or refuse; reasons always; the
+    term (有效期) when one is set, checked by the service as the API's and CLI's is."""
     from registry.sharing.applications import decide
 
     def act(principal, application) -> None:  # noqa: ANN001
         decide(session, number=number, outcome=outcome, reasons=reasons, by=principal,
-               approved_items=_approved(outcome, approved_items), unmask=unmask)
+               approved_items=_approved(outcome, approved_items), unmask=unmask, expires_on=_term(expires_on))
 
     return _act(request, session, token, number, act)
 
@@ -278,11 +288,7 @@ def conclusion(number: str, request: Request, session: SessionDep, outcome: Anno
             raise ConfigError(f"申请 {number} 没有待协调的异议 / application {number} has no open dispute")
         if not conclusion.strip():
             raise ConfigError("写明协调结论 / state the conclusion")
-        try:
-            term = date.fromisoformat(expires_on) if expires_on.strip() else None
-        except ValueError:
-            raise ConfigError(f"授权期限 {expires_on} 不是日期 / the term must be a day (YYYY-MM-DD)") from None
         conclude_dispute(session, dispute_id=open_ones[-1].id, outcome=outcome, conclusion=conclusion, by=principal,
-                         approved_items=_approved(outcome, approved_items), expires_on=term)
+                         approved_items=_approved(outcome, approved_items), expires_on=_term(expires_on))
 
     return _act(request, session, token, number, act)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AccessDenied, ConfigError, NotFound
 from registry.audit.log import record_event
+from registry.catalog.entries import catalogued_columns
 from registry.catalog.models import Resource
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require
 from registry.people.models import Agency
@@ -61,6 +62,24 @@ def filter_columns(rule: dict[str, Any] | None) -> list[str]:
     if "all" in rule:
         return [c for part in rule["all"] for c in filter_columns(part)]
     return [rule["column"]]
+
+
+def shareable_columns(resource: Resource, items: list[str] | None) -> list[str] | None:
+    """What a grant of the resource may name: the entry's data items (信息项) and the resource's registered key
+    (登记的主键, by which pages are cut and a consumer syncs), or None when the entry names no items."""
+    if items is None:
+        return None
+    return [*items, *(key for key in (resource.stream or {}).get("primary_key") or [] if key not in items)]
+
+
+def unlisted(session: Session, *, resource: Resource, columns: list[str] | None,
+             row_filter: dict[str, Any] | None) -> None:
+    """Refuse a grant naming, or choosing rows by, a column its published entry does not list."""
+    shareable = shareable_columns(resource, catalogued_columns(session, resource=resource))
+    if shareable is not None and (outside := list(dict.fromkeys(
+            c for c in [*(columns or []), *filter_columns(row_filter)] if c not in shareable))):
+        raise ConfigError(f"目录条目未列出信息项 {'、'.join(outside)}，不能授权 / the catalogue entry does not list "
+                          f"{', '.join(outside)}: a grant names only its data items ({', '.join(shareable)})")
 
 
 def unpublished(resource: Resource, *, doing_zh: str, doing_en: str) -> AccessDenied | None:
@@ -164,6 +183,7 @@ def create_grant(session: Session, *, resource: Resource, agency: Agency, origin
     require_published(resource, doing_zh="授权", doing_en="granted")
     if not purpose.strip():
         raise ConfigError("a grant needs its purpose (共享用途)")
+    unlisted(session, resource=resource, columns=columns, row_filter=row_filter)
     for old in session.scalars(select(Grant).where(Grant.resource_id == resource.id, Grant.agency_id == agency.id,
                                                    Grant.status.in_(LIVE))):
         old.status = "superseded"

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from registry.catalog.entries import catalogued_columns
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
 from registry.seals import intact
@@ -69,8 +70,12 @@ def grant_scope(session: Session, *, resource: Resource, grant: Grant) -> GrantS
     grant's decision lifted them."""
     lifted = lifted_masks(grant)
     masked = [] if lifted is True else [c for c in personal_identifiers(session, resource) if c not in lifted]
-    return GrantScope(grant_id=grant.id, columns=list(grant.columns) if grant.columns else None,
-                      row_filter=grant.row_filter, mask_columns=masked)
+    columns = list(grant.columns) if grant.columns else None
+    if columns is None and grant.origin == "subscription":
+        # A subscription made before subscriptions followed the entry (migration 0016 granted every column)
+        # covers what the entry lists, as one made since does: never a column the entry does not list.
+        columns = catalogued_columns(session, resource=resource)
+    return GrantScope(grant_id=grant.id, columns=columns, row_filter=grant.row_filter, mask_columns=masked)
 
 
 def subscriber_scope(session: Session, *, resource: Resource, agency_id: int) -> GrantScope:
