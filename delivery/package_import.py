@@ -11,11 +11,11 @@ import hashlib
 import json
 import shutil
 import struct
-import tarfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core import clock
 from core.errors import ConfigError
+from delivery.package_contents import hostile, unpack_members
 from delivery.package_ledger import default_ledger, header_fields, held, package_id
 from delivery.packages import (
     MAGIC,
@@ -98,7 +99,7 @@ def _verify_signature(package: Path, public: Ed25519PublicKey) -> bytes:
     """The package's signature, once it verifies over everything before it (nothing is decrypted before)."""
     size = package.stat().st_size
     if size < len(MAGIC) + 4 + SIGNATURE_BYTES:
-        raise PackageRefused("离线包不完整", "package is truncated")
+        raise _cut_off_refusal()
     digest = hashlib.sha256()
     with package.open("rb") as handle:
         left = size - SIGNATURE_BYTES
@@ -110,10 +111,35 @@ def _verify_signature(package: Path, public: Ed25519PublicKey) -> bytes:
     try:
         public.verify(signature, digest.digest())
     except InvalidSignature:
+        if _cut_off(package, size):
+            raise _cut_off_refusal() from None
         raise PackageRefused("离线包签名验证失败：包被篡改，或并非来自所信任的共享交换平台，拒绝导入",
                              "signature check failed: the package was altered or was not made by the trusted hub; "
                              "refused") from None
     return signature
+
+
+def _cut_off_refusal() -> PackageRefused:
+    return PackageRefused("离线包文件不完整（被截断，如拷贝中断），请从介质重新拷贝该文件，或向发送方重新索取",
+                          "the package file is incomplete (cut off, e.g. by an interrupted copy): copy it again from "
+                          "the medium, or ask the sender for a new one; refused")
+
+
+def _cut_off(package: Path, size: int) -> bool:
+    """Whether the file ends before its own segments do (a copy cut short), rather than being altered: the
+    lengths it states are walked, nothing is decrypted."""
+    end = size - SIGNATURE_BYTES
+    with package.open("rb") as handle:
+        if handle.read(len(MAGIC)) != MAGIC:
+            return False  # not a package at all: the signature refusal says so
+        position = len(MAGIC)
+        while position + 4 <= end:
+            handle.seek(position)
+            (length,) = struct.unpack(">I", handle.read(4))
+            position += 4 + length
+            if position == end:
+                return False
+    return True
 
 
 def _refuse_expired(header: dict) -> None:
@@ -186,20 +212,24 @@ def _decrypt(handle, header: dict, header_bytes: bytes, key: bytes, tar_path: Pa
 
 
 def _unpack(tar_path: Path, out: Path, header: dict) -> ImportReport:
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(out, filter="data")  # the data filter refuses absolute paths, links and ../ escapes
-    package_json = json.loads((out / "package.json").read_text())
+    package_json = unpack_members(tar_path, out)  # nothing but the listed plain files, or nothing at all
     manifest_digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
-    if manifest_digest != header["manifest_sha256"] or package_json["manifest_sha256"] != header["manifest_sha256"]:
-        raise PackageRefused("版本清单摘要不符", "the version manifest does not match the digest the hub published")
+    if manifest_digest != header["manifest_sha256"] or package_json.get("manifest_sha256") != header["manifest_sha256"]:
+        raise hostile("版本清单摘要不符", "the version manifest does not match the digest the hub published")
     rows = 0
     for entry in package_json["files"]:
-        path = out / entry["path"]
-        if sha256_file(path) != entry["sha256"] or pq.ParquetFile(path).metadata.num_rows != entry["rows"]:
-            raise PackageRefused(f"数据文件 {entry['path']} 校验失败", f"data file {entry['path']} fails its check")
+        if sha256_file(out / entry["path"]) != entry.get("sha256") or _rows(out / entry["path"]) != entry.get("rows"):
+            raise hostile(f"数据文件 {entry['path']} 校验失败", f"data file {entry['path']} fails its check")
         rows += entry["rows"]
     return ImportReport(folder=out, resource=header["resource"], version=header["version"],
                         consumer=header["consumer"], rows=rows, files=[e["path"] for e in package_json["files"]])
+
+
+def _rows(path: Path) -> int | None:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError):
+        return None  # not Parquet: the file fails its check
 
 
 def decode_key(text: str) -> bytes:
