@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -45,6 +45,8 @@ class ImportReport:
     consumer: str
     rows: int
     files: list[str]
+    ledger: Path
+    unchanged_since: datetime | None = None  # a re-delivery of data imported then: nothing was unpacked
 
 
 def _read_header(handle) -> tuple[dict, bytes]:
@@ -64,7 +66,8 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
                    ledger: Path | None = None) -> ImportReport:
     """Verify and unpack a package into `out` (created; must not exist), or PackageRefused saying why. Each
     import and refusal is written to the consumer's ledger (delivery/package_ledger.py), which refuses a package
-    imported before or one older than a version of its resource imported before."""
+    imported before or one older than a version of its resource imported before. A fresh package of data
+    imported before is verified like any other, then not kept: the report names where that data went."""
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty; unpack into a new folder")
     ledger = ledger or default_ledger()
@@ -83,10 +86,17 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
             with held(ledger) as record:
                 if (refusal := record.refusal(package=identity, header=header)) is not None:
                     raise PackageRefused(*refusal)
-                report = _unpack_new(handle, header, header_bytes, key, out,
+                earlier = record.same_data(header)  # the hub sent the same data again: verified, not kept
+                report = _unpack_new(handle, header, header_bytes, key, out, ledger=ledger, keep=earlier is None,
                                      end=package.stat().st_size - SIGNATURE_BYTES)
+                if earlier is not None:
+                    record.append({"event": "unchanged", "package": identity, "file": str(package),
+                                   "same_as": earlier["package"], **header_fields(header)})
+                    return replace(report, folder=Path(earlier["folder"]),
+                                   unchanged_since=clock.as_utc(datetime.fromisoformat(earlier["at"])))
                 record.append({"event": "imported", "package": identity, "file": str(package),
-                               "folder": str(out), **header_fields(header)})
+                               "folder": str(out), "rows": report.rows, "files": report.files,
+                               **header_fields(header)})
     except PackageRefused as refused:
         with held(ledger) as record:  # the consumer side's record of what was turned away, and why
             record.append({"event": "refused", "package": identity, "file": str(package), "reason": refused.en,
@@ -144,8 +154,11 @@ def _cut_off(package: Path, size: int) -> bool:
 
 def _refuse_expired(header: dict) -> None:
     """A package past the expiry the hub signed into it is refused: one held back (or found again) too long."""
-    if not header.get("expires_at"):
-        return  # a package made before packages expired: the ledger still refuses it as a replay or rollback
+    if not header.get("expires_at"):  # made before packages expired: good for ever, in any installation
+        raise PackageRefused("该离线包没有签名的有效期（由早于有效期机制的平台版本制作），拒绝导入；"
+                             "请向发送方重新索取新的离线包（新包带有效期）",
+                             "this package carries no signed expiry (a hub from before packages expired made it); "
+                             "refused: ask the sender to export a new package (`govshare package export`)")
     expires = datetime.fromisoformat(header["expires_at"])
     if clock.now() >= expires:
         shown = clock.to_beijing(expires).strftime("%Y-%m-%d %H:%M")
@@ -153,7 +166,9 @@ def _refuse_expired(header: dict) -> None:
                              f"this package expired on {shown} Beijing time; refused: ask the sender for a new one")
 
 
-def _unpack_new(handle, header: dict, header_bytes: bytes, key: bytes, out: Path, *, end: int) -> ImportReport:
+def _unpack_new(handle, header: dict, header_bytes: bytes, key: bytes, out: Path, *, ledger: Path, keep: bool,
+                end: int) -> ImportReport:
+    """Decrypt and unpack into `out` with every check; with `keep` false, verify only and leave nothing."""
     made = _first_missing(out)
     out.mkdir(parents=True, exist_ok=True)
     tar_path = out / ".package.tar.partial"
@@ -161,11 +176,13 @@ def _unpack_new(handle, header: dict, header_bytes: bytes, key: bytes, out: Path
         _decrypt(handle, header, header_bytes, key, tar_path, end=end)
         if sha256_file(tar_path) != header["tar_sha256"]:
             raise PackageRefused("离线包内容摘要不符", "package content digest does not match its header")
-        report = _unpack(tar_path, out, header)
+        report = _unpack(tar_path, out, header, ledger=ledger)
     except BaseException:
         _remove_what_was_made(out, made)  # nothing half-imported stays behind
         raise
     tar_path.unlink()
+    if not keep:
+        _remove_what_was_made(out, made)
     return report
 
 
@@ -211,7 +228,7 @@ def _decrypt(handle, header: dict, header_bytes: bytes, key: bytes, tar_path: Pa
             index += 1
 
 
-def _unpack(tar_path: Path, out: Path, header: dict) -> ImportReport:
+def _unpack(tar_path: Path, out: Path, header: dict, *, ledger: Path) -> ImportReport:
     package_json = unpack_members(tar_path, out)  # nothing but the listed plain files, or nothing at all
     manifest_digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
     if manifest_digest != header["manifest_sha256"] or package_json.get("manifest_sha256") != header["manifest_sha256"]:
@@ -222,7 +239,8 @@ def _unpack(tar_path: Path, out: Path, header: dict) -> ImportReport:
             raise hostile(f"数据文件 {entry['path']} 校验失败", f"data file {entry['path']} fails its check")
         rows += entry["rows"]
     return ImportReport(folder=out, resource=header["resource"], version=header["version"],
-                        consumer=header["consumer"], rows=rows, files=[e["path"] for e in package_json["files"]])
+                        consumer=header["consumer"], rows=rows, files=[e["path"] for e in package_json["files"]],
+                        ledger=ledger)
 
 
 def _rows(path: Path) -> int | None:

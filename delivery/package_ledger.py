@@ -6,6 +6,11 @@ The importing side therefore remembers: one JSON line per import and per refusal
 in GOVSHARE_HOME/received-packages.jsonl (or the file `package import --ledger` names). Import runs without a
 registry (the consumer's machine may have none, on the far side of the air gap), so this file is also the
 consumer side's audit record of what arrived, when, and what was turned away and why.
+
+The ledger is the installation's (another GOVSHARE_HOME on the same machine keeps its own unless both name one
+file): it guards the consumer's own pipeline, not against whoever holds the agency's key, who can decrypt a
+package without govshare. A fresh package of data imported before is a re-delivery: an `unchanged` line, and
+nothing unpacked again.
 """
 
 from __future__ import annotations
@@ -77,6 +82,21 @@ class HeldLedger:
         return None
 
 
+    def same_data(self, header: dict[str, Any]) -> dict[str, Any] | None:
+        """The import of the very data this fresh package holds (a re-delivery), or None. The same data: the
+        same consumer, resource, version, changes-since and manifest digest (a restricted consumer's manifest
+        holds its own files' digests); a narrowed grant or a package of changes is other data."""
+        if not header.get("manifest_sha256"):
+            return None
+        key = content_key(header)
+        return next((e for e in reversed(self.entries())
+                     if e.get("event") == "imported" and e.get("folder") and content_key(e) == key), None)
+
+
+def content_key(fields: dict[str, Any]) -> tuple:
+    return tuple(fields.get(k) for k in ("consumer", "resource", "version", "since", "manifest_sha256"))
+
+
 @contextmanager
 def held(path: Path) -> Iterator[HeldLedger]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,4 +112,5 @@ def header_fields(header: dict[str, Any] | None) -> dict[str, Any]:
     """What a ledger line says about the package (nothing from a header whose signature did not verify)."""
     if header is None:
         return {}
-    return {k: header.get(k) for k in ("consumer", "resource", "version", "since", "expires_at")}
+    return {k: header.get(k) for k in ("consumer", "resource", "version", "since", "expires_at",
+                                   "manifest_sha256")}

@@ -67,8 +67,10 @@ class Genuine:
     def members(self) -> list[Member]:
         return [_file(name, body) for name, body in self.files.items()]
 
-    def forge(self, name: str, members: list[Member], *, mode: str = "w", **header) -> Path:
-        """A package of these tar members, sealed and signed with the hub's own key."""
+    def forge(self, name: str, members: list[Member], *, mode: str = "w", drop: tuple[str, ...] = (),
+              **header) -> Path:
+        """A package of these tar members, sealed and signed with the hub's own key (without the header's
+        `drop` fields)."""
         from delivery.packages import _seal, hub_private_key, sha256_file
 
         tar_path = self.tmp / f"{name}.tar"
@@ -76,9 +78,9 @@ class Genuine:
             for info, body in members:
                 tar.addfile(info, io.BytesIO(body) if info.isreg() else None)
         out = self.tmp / f"{name}.gspkg"
-        _seal(tar_path, out, signer=hub_private_key(), header={
-            **self.header, "tar_sha256": sha256_file(tar_path),
-            "nonce_prefix": base64.b64encode(secrets.token_bytes(8)).decode(), **header})
+        sealed = {**self.header, "tar_sha256": sha256_file(tar_path),
+                  "nonce_prefix": base64.b64encode(secrets.token_bytes(8)).decode(), **header}
+        _seal(tar_path, out, signer=hub_private_key(), header={k: v for k, v in sealed.items() if k not in drop})
         return out
 
 
@@ -117,8 +119,8 @@ HOSTILE: dict[str, tuple[Callable[[Genuine], list[Member]], str, str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_a_signed_package_with_hostile_content_is_refused_and_leaves_nothing(hub: Delivery, hub_home: Path,  # noqa: F811
-                                                                            tmp_path: Path, case: str) -> None:
+def test_a_signed_package_with_hostile_content_is_refused_and_leaves_nothing(
+        hub: Delivery, hub_home: Path, tmp_path: Path, case: str) -> None:  # noqa: F811
     """Import unpacked whatever the tar held: a member its package.json does not list (a script, a link, a
     1 TiB sparse file) landed in the consumer's folder unchecked, and a path, link or unreadable package.json
     the tar filter refuses failed with an internal error, not a refusal, and was missing from the ledger."""
@@ -165,7 +167,8 @@ def test_a_truncated_package_says_to_copy_it_again(hub: Delivery, hub_home: Path
     assert _ledger(hub_home)[0]["event"] == "refused"
 
 
-def test_a_package_signed_for_another_agency_is_refused(hub: Delivery, hub_home: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_a_package_signed_for_another_agency_is_refused(
+        hub: Delivery, hub_home: Path, tmp_path: Path) -> None:  # noqa: F811
     """A package the hub sealed for agency B, handed to A with B's header rewritten to A: the signature fails;
     sealed for A under B's key (the header says A): the key check fails. Neither unpacks."""
     from delivery.packages import consumer_key
