@@ -142,13 +142,16 @@ def _cut_off(package: Path, size: int) -> bool:
     with package.open("rb") as handle:
         if handle.read(len(MAGIC)) != MAGIC:
             return False  # not a package at all: the signature refusal says so
-        position = len(MAGIC)
+        (length,) = struct.unpack(">I", handle.read(4))
+        position = len(MAGIC) + 4 + length  # past the header
         while position + 4 <= end:
             handle.seek(position)
             (length,) = struct.unpack(">I", handle.read(4))
             position += 4 + length
             if position == end:
-                return False
+                return False  # whole, so altered
+            if length != SEGMENT + 16:  # a full segment and its GCM tag; only the last is shorter (or junk)
+                return position > end  # (so a file of tiny made-up segments is not walked for minutes)
     return True
 
 

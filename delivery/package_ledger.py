@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core import clock
+from core.errors import ConfigError
 from core.settings import get_settings
 
 LEDGER_NAME = "received-packages.jsonl"
@@ -51,14 +52,42 @@ class HeldLedger:
     def entries(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = self.path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        if lines and not text.endswith("\n"):
+            lines.pop()  # torn by a crash while it was written; the next append keeps it as a `torn` line
+        entries = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                raise ConfigError(f"line {number} of the package ledger {self.path} is not a JSON record (edited "
+                                  "by hand?); restore it from a backup, or move that line out to a note beside "
+                                  "the file, then import again") from None
+        return entries
 
     def append(self, entry: dict[str, Any]) -> None:
-        line = json.dumps({"at": clock.now().isoformat(), **entry}, ensure_ascii=False, sort_keys=True)
+        lines = [{"at": clock.now().isoformat(), **entry}]
+        if (torn := self._torn_tail()) is not None:
+            lines.insert(0, {"at": clock.now().isoformat(), "event": "torn", "text": torn})
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+            for line in lines:
+                handle.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())  # a record that an import happened must survive a crash right after it
+
+    def _torn_tail(self) -> str | None:
+        """The unfinished last line a crash left (cut off the file here, kept by the caller as a line), or None."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return None
+        data = self.path.read_bytes()
+        if data.endswith(b"\n"):
+            return None
+        keep = data.rfind(b"\n") + 1
+        os.truncate(self.path, keep)
+        return data[keep:].decode("utf-8", errors="replace")
 
     def refusal(self, *, package: str, header: dict[str, Any]) -> tuple[str, str] | None:
         """(zh, en) why this package must not be imported again or over a newer one, or None."""

@@ -96,3 +96,28 @@ def test_the_ledger_is_the_installations_and_shared_by_naming_one_file(
     assert not (tmp_path / "again").exists()
     own = _import(package, key, hub_pem, consumer, tmp_path / "own")  # the second home's own record: not seen
     assert own.exit_code == 0 and "second-home" in own.output.replace("\n", "")
+
+
+def test_a_torn_or_damaged_ledger_line_is_told_not_an_internal_error(
+        hub: Delivery, hub_home: Path, tmp_path: Path) -> None:  # noqa: F811
+    """One line of the ledger that was not JSON (the last one torn by a crash while it was written, or an edit
+    by hand) made every later import fail with an internal error. A torn last line is passed over and the next
+    line starts afresh; a damaged line elsewhere is named, with what to do."""
+    consumer = hub.hub.consumer_code
+    first, again = _export(hub, tmp_path / "v1.gspkg"), _export(hub, tmp_path / "v1-again.gspkg")
+    key, hub_pem = _keys(tmp_path, consumer)
+    assert _import(first, key, hub_pem, consumer, tmp_path / "in1").exit_code == 0
+    ledger = hub_home / "received-packages.jsonl"
+    with ledger.open("a") as handle:
+        handle.write('{"at": "2026-')  # a crash part-way through the next line
+    redelivered = _import(again, key, hub_pem, consumer, tmp_path / "in1-again")
+    assert redelivered.exit_code == 0 and "nothing changed" in redelivered.output, redelivered.output
+    assert [(e["event"], e.get("text")) for e in _ledger(hub_home)] == [
+        ("imported", None), ("torn", '{"at": "2026-'), ("unchanged", None)]  # the fragment kept, as a line
+
+    lines = ledger.read_text().splitlines()
+    ledger.write_text("\n".join([lines[0], "not json", *lines[1:]]) + "\n")
+    damaged = _import(again, key, hub_pem, consumer, tmp_path / "in1-third")
+    assert damaged.exit_code == 1, damaged.output
+    assert str(ledger) in damaged.output.replace("\n", "") and "line 2" in damaged.output
+    assert not (tmp_path / "in1-third").exists()
