@@ -107,9 +107,13 @@ def public_pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem)
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:  # another file given (the agency's own key, a text file): say which one to give
+        key = None
     if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError("the hub key file is not an Ed25519 public key (`govshare package hub-key` prints it)")
+        raise ConfigError("the --hub-key file is not the hub's public key: give the PEM file `govshare package "
+                          "hub-key` printed (it starts -----BEGIN PUBLIC KEY-----)")
     return key
 
 

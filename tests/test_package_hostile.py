@@ -183,3 +183,14 @@ def test_a_package_signed_for_another_agency_is_refused(
     refused = _import(tmp_path / "rewritten.gspkg", tmp_path / "b.key", genuine.hub_pem, other, tmp_path / "in")
     assert refused.exit_code == 3 and "signature check failed" in refused.output
     assert not (tmp_path / "in").exists()
+
+
+def test_a_hub_key_file_that_is_not_a_public_key_is_told(
+        hub: Delivery, hub_home: Path, tmp_path: Path) -> None:  # noqa: F811
+    """--hub-key naming the wrong file (the agency's own key, a text file) failed as an internal error; it now
+    says which file to give."""
+    genuine = Genuine(hub, tmp_path)
+    wrong = _import(genuine.package, genuine.key, genuine.key, genuine.consumer, tmp_path / "in")
+    assert wrong.exit_code == 1, wrong.output
+    assert "hub-key" in wrong.output and "not the hub's public key" in wrong.output
+    assert not (tmp_path / "in").exists()
