@@ -46,7 +46,7 @@ class ImportReport:
     rows: int
     files: list[str]
     ledger: Path
-    unchanged_since: datetime | None = None  # a re-delivery of data imported then: nothing was unpacked
+    unchanged_since: datetime | None = None  # a re-delivery of data imported then: verified, not kept
 
 
 def _read_header(handle) -> tuple[dict, bytes]:
