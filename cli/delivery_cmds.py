@@ -57,20 +57,30 @@ def package_import(
                                           exists=True, dir_okay=False)],
     out: Annotated[Path, typer.Option(help="new folder to unpack into")],
     ledger: Annotated[Path | None, typer.Option(help="record of the packages imported here (default "
-                                                     "GOVSHARE_HOME/received-packages.jsonl)", dir_okay=False)] = None,
+                                                     "GOVSHARE_HOME/received-packages.jsonl; name one file for "
+                                                     "every installation on a machine)", dir_okay=False)] = None,
 ) -> None:
     """Verify a package (hub signature, addressee, expiry, digests) and unpack it; a tampered or foreign one is
-    refused, and so is one imported before, one older than a version already imported, or an expired one.
+    refused, and so is one imported before, one older than a version already imported, an expired one or one
+    without an expiry. A fresh package of data already imported changes nothing (it says where that data went).
 
     Example: govshare package import 人社局_v3.gspkg --as 113100000024210120 --key my.key --hub-key hub.pem --out in/
     """
+    from core import clock
     from delivery.package_import import decode_key, import_package
 
     with reported_errors():
         report = import_package(package=package, key=decode_key(key_file.read_text()),
                                 hub_public_key=hub_key.read_bytes(), agency=agency, out=out, ledger=ledger)
-        console.print(f"验证通过，已导入 / verified and unpacked: {shown(report.resource)} v{report.version}, "
-                      f"{report.rows} rows -> {shown(report.folder)}")
+        if report.unchanged_since is not None:
+            when = clock.to_beijing(report.unchanged_since).strftime("%Y-%m-%d %H:%M")
+            console.print(f"与 {when}（北京时间）导入到 {shown(report.folder)} 的数据相同，未再导入 / the same data as "
+                          f"imported on {when} Beijing time into {shown(report.folder)}: nothing changed, nothing "
+                          f"unpacked ({shown(report.resource)} v{report.version})")
+        else:
+            console.print(f"验证通过，已导入 / verified and unpacked: {shown(report.resource)} v{report.version}, "
+                          f"{report.rows} rows -> {shown(report.folder)}")
+        console.print(f"接收记录 / recorded in: {shown(report.ledger)}")
 
 
 @package_app.command("key")

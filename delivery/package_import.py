@@ -11,11 +11,11 @@ import hashlib
 import json
 import shutil
 import struct
-import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core import clock
 from core.errors import ConfigError
+from delivery.package_contents import hostile, unpack_members
 from delivery.package_ledger import default_ledger, header_fields, held, package_id
 from delivery.packages import (
     MAGIC,
@@ -44,6 +45,8 @@ class ImportReport:
     consumer: str
     rows: int
     files: list[str]
+    ledger: Path
+    unchanged_since: datetime | None = None  # a re-delivery of data imported then: verified, not kept
 
 
 def _read_header(handle) -> tuple[dict, bytes]:
@@ -63,7 +66,8 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
                    ledger: Path | None = None) -> ImportReport:
     """Verify and unpack a package into `out` (created; must not exist), or PackageRefused saying why. Each
     import and refusal is written to the consumer's ledger (delivery/package_ledger.py), which refuses a package
-    imported before or one older than a version of its resource imported before."""
+    imported before or one older than a version of its resource imported before. A fresh package of data
+    imported before is verified like any other, then not kept: the report names where that data went."""
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty; unpack into a new folder")
     ledger = ledger or default_ledger()
@@ -82,10 +86,17 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
             with held(ledger) as record:
                 if (refusal := record.refusal(package=identity, header=header)) is not None:
                     raise PackageRefused(*refusal)
-                report = _unpack_new(handle, header, header_bytes, key, out,
+                earlier = record.same_data(header)  # the hub sent the same data again: verified, not kept
+                report = _unpack_new(handle, header, header_bytes, key, out, ledger=ledger, keep=earlier is None,
                                      end=package.stat().st_size - SIGNATURE_BYTES)
+                if earlier is not None:
+                    record.append({"event": "unchanged", "package": identity, "file": str(package),
+                                   "same_as": earlier["package"], **header_fields(header)})
+                    return replace(report, folder=Path(earlier["folder"]),
+                                   unchanged_since=clock.as_utc(datetime.fromisoformat(earlier["at"])))
                 record.append({"event": "imported", "package": identity, "file": str(package),
-                               "folder": str(out), **header_fields(header)})
+                               "folder": str(out), "rows": report.rows, "files": report.files,
+                               **header_fields(header)})
     except PackageRefused as refused:
         with held(ledger) as record:  # the consumer side's record of what was turned away, and why
             record.append({"event": "refused", "package": identity, "file": str(package), "reason": refused.en,
@@ -98,7 +109,7 @@ def _verify_signature(package: Path, public: Ed25519PublicKey) -> bytes:
     """The package's signature, once it verifies over everything before it (nothing is decrypted before)."""
     size = package.stat().st_size
     if size < len(MAGIC) + 4 + SIGNATURE_BYTES:
-        raise PackageRefused("离线包不完整", "package is truncated")
+        raise _cut_off_refusal()
     digest = hashlib.sha256()
     with package.open("rb") as handle:
         left = size - SIGNATURE_BYTES
@@ -110,16 +121,47 @@ def _verify_signature(package: Path, public: Ed25519PublicKey) -> bytes:
     try:
         public.verify(signature, digest.digest())
     except InvalidSignature:
+        if _cut_off(package, size):
+            raise _cut_off_refusal() from None
         raise PackageRefused("离线包签名验证失败：包被篡改，或并非来自所信任的共享交换平台，拒绝导入",
                              "signature check failed: the package was altered or was not made by the trusted hub; "
                              "refused") from None
     return signature
 
 
+def _cut_off_refusal() -> PackageRefused:
+    return PackageRefused("离线包文件不完整（被截断，如拷贝中断），请从介质重新拷贝该文件，或向发送方重新索取",
+                          "the package file is incomplete (cut off, e.g. by an interrupted copy): copy it again from "
+                          "the medium, or ask the sender for a new one; refused")
+
+
+def _cut_off(package: Path, size: int) -> bool:
+    """Whether the file ends before its own segments do (a copy cut short), rather than being altered: the
+    lengths it states are walked, nothing is decrypted."""
+    end = size - SIGNATURE_BYTES
+    with package.open("rb") as handle:
+        if handle.read(len(MAGIC)) != MAGIC:
+            return False  # not a package at all: the signature refusal says so
+        (length,) = struct.unpack(">I", handle.read(4))
+        position = len(MAGIC) + 4 + length  # past the header
+        while position + 4 <= end:
+            handle.seek(position)
+            (length,) = struct.unpack(">I", handle.read(4))
+            position += 4 + length
+            if position == end:
+                return False  # whole, so altered
+            if length != SEGMENT + 16:  # a full segment and its GCM tag; only the last is shorter (or junk)
+                return position > end  # (so a file of tiny made-up segments is not walked for minutes)
+    return True
+
+
 def _refuse_expired(header: dict) -> None:
     """A package past the expiry the hub signed into it is refused: one held back (or found again) too long."""
-    if not header.get("expires_at"):
-        return  # a package made before packages expired: the ledger still refuses it as a replay or rollback
+    if not header.get("expires_at"):  # made before packages expired: good for ever, in any installation
+        raise PackageRefused("该离线包没有签名的有效期（由早于有效期机制的平台版本制作），拒绝导入；"
+                             "请向发送方重新索取新的离线包（新包带有效期）",
+                             "this package carries no signed expiry (a hub from before packages expired made it); "
+                             "refused: ask the sender to export a new package (`govshare package export`)")
     expires = datetime.fromisoformat(header["expires_at"])
     if clock.now() >= expires:
         shown = clock.to_beijing(expires).strftime("%Y-%m-%d %H:%M")
@@ -127,7 +169,9 @@ def _refuse_expired(header: dict) -> None:
                              f"this package expired on {shown} Beijing time; refused: ask the sender for a new one")
 
 
-def _unpack_new(handle, header: dict, header_bytes: bytes, key: bytes, out: Path, *, end: int) -> ImportReport:
+def _unpack_new(handle, header: dict, header_bytes: bytes, key: bytes, out: Path, *, ledger: Path, keep: bool,
+                end: int) -> ImportReport:
+    """Decrypt and unpack into `out` with every check; with `keep` false, verify only and leave nothing."""
     made = _first_missing(out)
     out.mkdir(parents=True, exist_ok=True)
     tar_path = out / ".package.tar.partial"
@@ -135,11 +179,13 @@ def _unpack_new(handle, header: dict, header_bytes: bytes, key: bytes, out: Path
         _decrypt(handle, header, header_bytes, key, tar_path, end=end)
         if sha256_file(tar_path) != header["tar_sha256"]:
             raise PackageRefused("离线包内容摘要不符", "package content digest does not match its header")
-        report = _unpack(tar_path, out, header)
+        report = _unpack(tar_path, out, header, ledger=ledger)
     except BaseException:
         _remove_what_was_made(out, made)  # nothing half-imported stays behind
         raise
     tar_path.unlink()
+    if not keep:
+        _remove_what_was_made(out, made)
     return report
 
 
@@ -185,21 +231,26 @@ def _decrypt(handle, header: dict, header_bytes: bytes, key: bytes, tar_path: Pa
             index += 1
 
 
-def _unpack(tar_path: Path, out: Path, header: dict) -> ImportReport:
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(out, filter="data")  # the data filter refuses absolute paths, links and ../ escapes
-    package_json = json.loads((out / "package.json").read_text())
+def _unpack(tar_path: Path, out: Path, header: dict, *, ledger: Path) -> ImportReport:
+    package_json = unpack_members(tar_path, out)  # nothing but the listed plain files, or nothing at all
     manifest_digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
-    if manifest_digest != header["manifest_sha256"] or package_json["manifest_sha256"] != header["manifest_sha256"]:
-        raise PackageRefused("版本清单摘要不符", "the version manifest does not match the digest the hub published")
+    if manifest_digest != header["manifest_sha256"] or package_json.get("manifest_sha256") != header["manifest_sha256"]:
+        raise hostile("版本清单摘要不符", "the version manifest does not match the digest the hub published")
     rows = 0
     for entry in package_json["files"]:
-        path = out / entry["path"]
-        if sha256_file(path) != entry["sha256"] or pq.ParquetFile(path).metadata.num_rows != entry["rows"]:
-            raise PackageRefused(f"数据文件 {entry['path']} 校验失败", f"data file {entry['path']} fails its check")
+        if sha256_file(out / entry["path"]) != entry.get("sha256") or _rows(out / entry["path"]) != entry.get("rows"):
+            raise hostile(f"数据文件 {entry['path']} 校验失败", f"data file {entry['path']} fails its check")
         rows += entry["rows"]
     return ImportReport(folder=out, resource=header["resource"], version=header["version"],
-                        consumer=header["consumer"], rows=rows, files=[e["path"] for e in package_json["files"]])
+                        consumer=header["consumer"], rows=rows, files=[e["path"] for e in package_json["files"]],
+                        ledger=ledger)
+
+
+def _rows(path: Path) -> int | None:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError):
+        return None  # not Parquet: the file fails its check
 
 
 def decode_key(text: str) -> bytes:

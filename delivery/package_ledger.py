@@ -6,6 +6,11 @@ The importing side therefore remembers: one JSON line per import and per refusal
 in GOVSHARE_HOME/received-packages.jsonl (or the file `package import --ledger` names). Import runs without a
 registry (the consumer's machine may have none, on the far side of the air gap), so this file is also the
 consumer side's audit record of what arrived, when, and what was turned away and why.
+
+The ledger is the installation's (another GOVSHARE_HOME on the same machine keeps its own unless both name one
+file): it guards the consumer's own pipeline, not against whoever holds the agency's key, who can decrypt a
+package without govshare. A fresh package of data imported before is a re-delivery: an `unchanged` line, and
+nothing unpacked again.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core import clock
+from core.errors import ConfigError
 from core.settings import get_settings
 
 LEDGER_NAME = "received-packages.jsonl"
@@ -46,14 +52,42 @@ class HeldLedger:
     def entries(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = self.path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        if lines and not text.endswith("\n"):
+            lines.pop()  # torn by a crash while it was written; the next append keeps it as a `torn` line
+        entries = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                raise ConfigError(f"line {number} of the package ledger {self.path} is not a JSON record (edited "
+                                  "by hand?); restore it from a backup, or move that line out to a note beside "
+                                  "the file, then import again") from None
+        return entries
 
     def append(self, entry: dict[str, Any]) -> None:
-        line = json.dumps({"at": clock.now().isoformat(), **entry}, ensure_ascii=False, sort_keys=True)
+        lines = [{"at": clock.now().isoformat(), **entry}]
+        if (torn := self._torn_tail()) is not None:
+            lines.insert(0, {"at": clock.now().isoformat(), "event": "torn", "text": torn})
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+            for line in lines:
+                handle.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())  # a record that an import happened must survive a crash right after it
+
+    def _torn_tail(self) -> str | None:
+        """The unfinished last line a crash left (cut off the file here, kept by the caller as a line), or None."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return None
+        data = self.path.read_bytes()
+        if data.endswith(b"\n"):
+            return None
+        keep = data.rfind(b"\n") + 1
+        os.truncate(self.path, keep)
+        return data[keep:].decode("utf-8", errors="replace")
 
     def refusal(self, *, package: str, header: dict[str, Any]) -> tuple[str, str] | None:
         """(zh, en) why this package must not be imported again or over a newer one, or None."""
@@ -77,6 +111,21 @@ class HeldLedger:
         return None
 
 
+    def same_data(self, header: dict[str, Any]) -> dict[str, Any] | None:
+        """The import of the very data this fresh package holds (a re-delivery), or None. The same data: the
+        same consumer, resource, version, changes-since and manifest digest (a restricted consumer's manifest
+        holds its own files' digests); a narrowed grant or a package of changes is other data."""
+        if not header.get("manifest_sha256"):
+            return None
+        key = content_key(header)
+        return next((e for e in reversed(self.entries())
+                     if e.get("event") == "imported" and e.get("folder") and content_key(e) == key), None)
+
+
+def content_key(fields: dict[str, Any]) -> tuple:
+    return tuple(fields.get(k) for k in ("consumer", "resource", "version", "since", "manifest_sha256"))
+
+
 @contextmanager
 def held(path: Path) -> Iterator[HeldLedger]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,4 +141,5 @@ def header_fields(header: dict[str, Any] | None) -> dict[str, Any]:
     """What a ledger line says about the package (nothing from a header whose signature did not verify)."""
     if header is None:
         return {}
-    return {k: header.get(k) for k in ("consumer", "resource", "version", "since", "expires_at")}
+    return {k: header.get(k) for k in ("consumer", "resource", "version", "since", "expires_at",
+                                   "manifest_sha256")}

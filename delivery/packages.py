@@ -9,10 +9,12 @@ from GOVSHARE_SECRET_KEY (HKDF, info = the agency's code) and handed to it once,
 (`govshare package key`); the hub's public key likewise (`govshare package hub-key`).
 
 Import (delivery/package_import.py) checks, in order: the signature (a tampered package or one from another hub
-is refused before anything is decrypted), the addressee, the expiry signed into the header (GOVSHARE_PACKAGE_DAYS
-after export), the consumer's ledger (a package imported before, or older than a version imported before, is
-refused: delivery/package_ledger.py), each segment's tag (a package for another consumer fails here), the tar
-digest, then every data file against package.json and the version manifest against the digest the hub published.
+is refused before anything is decrypted; a file cut short is told apart), the addressee, the expiry signed into
+the header (GOVSHARE_PACKAGE_DAYS after export; a package without one is refused), the consumer's ledger (a
+package imported before, or older than a version imported before, is refused; a fresh one of data imported
+before changes nothing: delivery/package_ledger.py), each segment's tag (a package for another consumer fails
+here), the tar digest, the tar's members (delivery/package_contents.py), then every data file against
+package.json and the version manifest against the digest the hub published.
 """
 
 from __future__ import annotations
@@ -105,9 +107,13 @@ def public_pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem)
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:  # another file given (the agency's own key, a text file): say which one to give
+        key = None
     if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError("the hub key file is not an Ed25519 public key (`govshare package hub-key` prints it)")
+        raise ConfigError("the --hub-key file is not the hub's public key: give the PEM file `govshare package "
+                          "hub-key` printed (it starts -----BEGIN PUBLIC KEY-----)")
     return key
 
 
