@@ -381,3 +381,35 @@ def test_a_year_bc_is_quarantined_in_postgresqls_own_text_on_every_path() -> Non
     assert first[0] == {"day": "0044-03-15 BC", "at": "0044-03-15 12:00:00.5 BC", "checked": "0001-01-01 00:00:00+00 BC"}
     assert second[0]["day"] == "0001-01-01 BC" and second[0]["at"] == "10000-01-01 00:00:00"
     assert "day=0044-03-15 BC: 超出日期范围" in first[1]
+
+
+def test_timestamptz_through_a_url_is_published_as_the_postgresql_connector_does_in_any_session_zone(
+        pg_database: str) -> None:
+    """A database whose TimeZone is Asia/Shanghai (ALTER DATABASE ... SET TimeZone, as many agencies' are): the
+    SQLAlchemy URL path wrote a timestamptz it publishes as text in that zone ('10000-01-01 16:00:00+08') where
+    the PostgreSQL connector writes it in UTC. Both connectors' output on one table must be the same."""
+    pg_execute(pg_database, "SELECT 1")
+    with closing(psycopg2.connect(pg_database)) as admin:
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f"ALTER DATABASE \"{pg_database.rpartition('/')[2]}\" SET TimeZone = 'Asia/Shanghai'")
+    with pg_scratch_schema(pg_database) as schema:
+        pg_execute(pg_database, f"CREATE TABLE {schema}.checks (id int PRIMARY KEY, checked timestamptz, "
+                                "moments timestamptz[], during tstzrange)")
+        pg_execute(pg_database, f"""INSERT INTO {schema}.checks VALUES
+            (1, '2026-03-01 08:00:00.5+08', ARRAY['2026-03-01 08:00+08'::timestamptz, NULL],
+             '[2026-03-01 08:00+08,2026-03-02 08:00+08)'),
+            (2, '10000-01-01 08:00+00', NULL, NULL),
+            (3, '0001-01-01 00:00+00 BC', NULL, '(,)'),
+            (4, 'infinity', '{{}}', 'empty')""")
+        paths = {"scan": _native_read(pg_database, schema, "checks"),
+                 "adbc": _native_read(pg_database, schema, "checks", reader="adbc"),
+                 "url": _read(_pg_connector(pg_database, schema), table="checks", cursor=None, batch_rows=100)}
+    rows = {name: table.sort_by("id").to_pylist() for name, table in paths.items()}
+    assert rows["url"] == rows["adbc"] == rows["scan"]
+    assert {f.name: f.type for f in paths["url"].schema if f.name != "id"} == \
+        {f.name: f.type for f in paths["adbc"].schema if f.name != "id"}
+    first, second, third, _ = rows["url"]
+    assert first["checked"] == datetime(2026, 3, 1, 0, 0, 0, 500000, tzinfo=timezone.utc)
+    assert json.loads(second[ROW_RAW_COLUMN]) == {"checked": "10000-01-01 08:00:00+00"}
+    assert json.loads(third[ROW_RAW_COLUMN]) == {"checked": "0001-01-01 00:00:00+00 BC"}
