@@ -36,8 +36,8 @@ from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableI
 from connectors.config import SourceConfig
 from connectors.credentials import overlay
 from connectors.http_fetch import excerpt, get_json, get_page, open_session
-from connectors.http_pages import PAGINATIONS, STREAM_KEYS, dig, pages, stream_settings
-from connectors.http_stream import Page
+from connectors.http_pages import PAGINATIONS, STREAM_KEYS, pages, stream_settings
+from connectors.http_stream import Page, dig
 from connectors.inference import Inference
 from connectors.tabular import (
     BatchBuilder,

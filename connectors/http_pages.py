@@ -28,20 +28,6 @@ STREAM_KEYS = ("path", "records_path", "params", "pagination", "page_param", "si
 PAGINATIONS = ("page", "cursor", "none")
 
 
-def dig(document: Any, path: str | None, default: Any = None) -> Any:
-    """The value at a dotted path (``data.items``); the document itself for an empty path; default if absent."""
-    for part in (path or "").split("."):
-        if not part:
-            continue
-        if isinstance(document, dict) and part in document:
-            document = document[part]
-        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
-            document = document[int(part)]
-        else:
-            return default
-    return document
-
-
 def origin(url: str) -> tuple[str, str, int | None]:
     """Scheme, host and port of a URL, the port spelt out (https://a.gov.cn and https://a.gov.cn:443 are one)."""
     parts = urlsplit(url)

@@ -226,7 +226,7 @@ class Page:
                 state["keys"] = _keys(value)
             for wanted, name in ((records, "records"), (cursor, "cursor")):
                 if wanted is not None and wanted[:len(path)] == path and name not in state:
-                    found = _dig(value, wanted[len(path):])
+                    found = dig(value, ".".join(wanted[len(path):]), MISSING)
                     if found is not MISSING:
                         state[name] = True if name == "records" and isinstance(found, list) else found
                         if name == "records" and isinstance(found, list):
@@ -250,15 +250,18 @@ class Page:
             state["keys"] = ", ".join(keys)
 
 
-def _dig(value: Any, parts: tuple[str, ...]) -> Any:
-    for part in parts:
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
+def dig(document: Any, path: str | None, default: Any = None) -> Any:
+    """The value at a dotted path (``data.items``); the document itself for an empty path; default if absent."""
+    for part in (path or "").split("."):
+        if not part:
+            continue
+        if isinstance(document, dict) and part in document:
+            document = document[part]
+        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
+            document = document[int(part)]
         else:
-            return MISSING
-    return value
+            return default
+    return document
 
 
 def _keys(document: Any) -> str:
