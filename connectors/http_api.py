@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -183,11 +184,13 @@ class HTTPConnector(Connector):
                                     timezone=settings.get("timezone"))
             builder = BatchBuilder(columns, batch_rows=stream.batch_rows, normalizer=normalizer)
             for page, records in enumerate(self._pages(session, settings, extra, retries=self._retries()), start=1):
-                for index, record in enumerate(records, start=1):
-                    row, problem = self._row(record, columns, known, declared, normalizer)
-                    batch = builder.add(row, place=f"{settings['path']} page {page} record {index}", problem=problem)
-                    if batch is not None:
-                        yield batch
+                with closing(records):  # its spooled file, removed once its records are read
+                    for index, record in enumerate(records, start=1):
+                        row, problem = self._row(record, columns, known, declared, normalizer)
+                        batch = builder.add(row, place=f"{settings['path']} page {page} record {index}",
+                                            problem=problem)
+                        if batch is not None:
+                            yield batch
             last = builder.flush(always=True)
             if last is not None:
                 yield last
