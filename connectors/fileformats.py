@@ -57,20 +57,38 @@ class _Prepended(io.RawIOBase):
 
 def _utf8_line(text: str, gb: str) -> str | None:
     """Why a line read as GBK is UTF-8 text, if it is: its bytes are valid UTF-8 with two characters or more of
-    three bytes (CJK among them). Only the file's first 64 KiB of text are judged as a whole, and GB18030 decodes
-    almost any bytes: a UTF-8 export joined after a GBK one was published garbled (上海 as 涓婃捣), unflagged.
-    One such character alone is no sign: its three bytes leave GBK a byte short, which already reads as an error."""
+    three bytes (CJK among them), and that reading is the likelier one. Only the file's first 64 KiB of text are
+    judged as a whole, and GB18030 decodes almost any bytes: a UTF-8 export joined after a GBK one was published
+    garbled (上海 as 涓婃捣), unflagged. One such character alone is no sign: its three bytes leave GBK a byte
+    short, which already reads as an error.
+
+    Valid UTF-8 alone quarantined GBK lines too (椁风肠 is, byte for byte, UTF-8 餷糦): the reading with fewer
+    characters outside GB2312 (the common set, _rare) wins, a tie going to the file's encoding. UTF-8 read as
+    GBK falls into GBK's extension and user-defined areas (涓婃捣: 婃); GBK text read as UTF-8, into rare CJK."""
     if text.isascii():
         return None
     try:
         utf8 = text.encode(gb, "surrogateescape").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return None
-    if sum(1 for ch in utf8 if ord(ch) >= 0x800) < 2:
+    if sum(1 for ch in utf8 if ord(ch) >= 0x800) < 2 or _rare(utf8) >= _rare(text):
         return None
     return (f"此行为 UTF-8 编码，文件按 {gb} 读取 / this line is UTF-8 text in a file read as {gb} (two exports of "
             "different encodings joined, or an export that changed its encoding): read so it would be published "
             f"garbled; deliver the file again in one encoding (UTF-8): {excerpt(utf8)}")
+
+
+def _rare(text: str) -> int:
+    """How many characters of the text are outside ASCII and GB2312 (the 6,763 common hanzi and their marks)."""
+    return sum(1 for ch in text if not ch.isascii() and not _in_gb2312(ch))
+
+
+def _in_gb2312(ch: str) -> bool:
+    try:
+        ch.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass

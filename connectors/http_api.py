@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -35,9 +36,10 @@ from connectors.arrowconv import json_text
 from connectors.base import ColumnInfo, Connector, ReadState, StreamSpec, TableInfo
 from connectors.config import SourceConfig
 from connectors.credentials import overlay
-from connectors.http_fetch import excerpt, get_json, open_session
-from connectors.http_pages import PAGINATIONS, STREAM_KEYS, dig, pages, stream_settings
-from connectors.inference import infer_type
+from connectors.http_fetch import excerpt, get_json, get_page, open_session
+from connectors.http_pages import PAGINATIONS, STREAM_KEYS, pages, stream_settings
+from connectors.http_stream import Page, dig
+from connectors.inference import Inference
 from connectors.tabular import (
     BatchBuilder,
     Column,
@@ -118,27 +120,29 @@ class HTTPConnector(Connector):
         return stream_settings(self.config, stream, fail=self.fail)
 
     def _pages(self, session: requests.Session, settings: dict[str, Any], extra: dict[str, Any], *,
-               retries: int, limit: int | None = None) -> Iterator[list[Any]]:
-        """The records of each page, in order (connectors.http_pages), each fetched with the retries given."""
-        def get(url: str, params: dict[str, Any]) -> Any:
-            return get_json(session, url, params, retries=retries, config=self.config, fail=self.fail)
+               retries: int, limit: int | None = None) -> Iterator[Page]:
+        """Each page, in order (connectors.http_pages), each fetched with the retries given; its records are
+        iterated from disk (connectors.http_stream)."""
+        cursor_path = settings.get("next_cursor_path", "next") if settings.get("pagination") == "cursor" else None
+
+        def get(url: str, params: dict[str, Any]) -> Page:
+            return get_page(session, url, params, retries=retries, config=self.config, fail=self.fail,
+                            records_path=settings.get("records_path"), cursor_path=cursor_path)
         yield from pages(get, settings, extra, base_url=str(self.config["base_url"]), fail=self.fail, limit=limit)
 
     def _columns(self, session: requests.Session, settings: dict[str, Any], *, retries: int) -> tuple[list[Column], bool]:
-        """Declared columns, or inferred from the first page (read without the incremental filter)."""
+        """Declared columns, or inferred from the first page (read without the incremental filter), one record
+        at a time."""
         declared = declared_columns(settings.get("columns"))
         if declared:
             return declared, True
-        records = next(self._pages(session, settings, {}, retries=retries, limit=1), [])
-        names: list[str] = []
-        for record in records:
-            for key in record if isinstance(record, dict) else ():
-                if key not in names:
-                    names.append(key)
-        if not names:
+        samples: dict[str, Inference] = {}  # in the order the fields first appear
+        for record in next(self._pages(session, settings, {}, retries=retries, limit=1), ()):
+            for key, value in record.items() if isinstance(record, dict) else ():
+                samples.setdefault(key, Inference()).add(value)
+        if not samples:
             raise ConfigError(self.fail(f"{settings['path']} returned no records to infer columns from; declare them"))
-        columns = [Column(n, infer_type(r.get(n) if isinstance(r, dict) else None for r in records), n) for n in names]
-        return columns, False
+        return [Column(name, sample.type(), name) for name, sample in samples.items()], False
 
     # --- the protocol ------------------------------------------------------------------------------------------
 
@@ -180,11 +184,13 @@ class HTTPConnector(Connector):
                                     timezone=settings.get("timezone"))
             builder = BatchBuilder(columns, batch_rows=stream.batch_rows, normalizer=normalizer)
             for page, records in enumerate(self._pages(session, settings, extra, retries=self._retries()), start=1):
-                for index, record in enumerate(records, start=1):
-                    row, problem = self._row(record, columns, known, declared, normalizer)
-                    batch = builder.add(row, place=f"{settings['path']} page {page} record {index}", problem=problem)
-                    if batch is not None:
-                        yield batch
+                with closing(records):  # its spooled file, removed once its records are read
+                    for index, record in enumerate(records, start=1):
+                        row, problem = self._row(record, columns, known, declared, normalizer)
+                        batch = builder.add(row, place=f"{settings['path']} page {page} record {index}",
+                                            problem=problem)
+                        if batch is not None:
+                            yield batch
             last = builder.flush(always=True)
             if last is not None:
                 yield last

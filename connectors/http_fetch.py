@@ -6,7 +6,9 @@ settings, and a GET that retries what may pass and refuses what will not.
 once, retriable), then raise RetriableError; 401/403 and other 4xx, TLS
 and URL errors, an answer that is not JSON and a page beyond ``max_page_bytes`` are ConfigErrors; a page
 that has not arrived whole within ``page_timeout`` is a timeout like any other. Numbers are
-parsed as exact decimals that keep their spelling (JSONNumber). A page is UTF-8, or when it is not, in the charset its Content-Type declares (GBK).
+parsed as exact decimals that keep their spelling (JSONNumber). A page is UTF-8, or when it is not, in the charset
+its Content-Type declares (GBK). A page is spooled, not held: its records are parsed from it one at a time
+(connectors/http_stream.py).
 
 Apart from the HTTP source (connectors/http_api.py), which turns pages into rows, and the pagination
 (connectors/http_pages.py), because this is the transport alone: what one request costs and how it fails.
@@ -17,6 +19,7 @@ the source in its errors.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -27,17 +30,18 @@ from typing import Any
 import requests
 import urllib3
 
+from connectors.http_stream import Page, Spool, Truncated, page_encoding
 from connectors.tabular import flag
 from core import clock
 from core.errors import ConfigError, RetriableError
 
 RETRY_STATUSES = {408, 425, 429}
 MAX_BACKOFF = 60.0
-# A page is read into memory to parse it: a server that answers with gigabytes (a bug, a wrong page_size, a hostile
-# peer) would take the worker's memory with it. Beyond this many bytes the read stops with a clear error.
-# A page is held whole and parsed into Python values, about eight times its size (a 58 MiB page took 470 MiB):
-# 16 MiB keeps a page's read within the worker's 512 MiB bound; an API whose pages are larger lowers page_size.
-MAX_PAGE_BYTES = 16 << 20
+# A page is kept on disk as it arrives and its records parsed one at a time (connectors/http_stream.py), so its
+# size no longer bounds the worker's memory; a server answering with gigabytes (a bug, a wrong page_size, a
+# hostile peer) would still fill the disk. Beyond this many bytes the read stops with a clear error.
+MAX_PAGE_BYTES = 1 << 30
+SPOOL_IN_MEMORY = 1 << 20  # a page up to this size stays in memory
 PAGE_TIMEOUT = 600.0  # seconds a whole page may take (64 MiB at about 1 Mbit/s, four full pages); ``page_timeout`` changes it
 
 
@@ -94,7 +98,41 @@ def open_session(config: dict[str, Any], secret: dict[str, Any], *, fail: Callab
 
 def get_json(session: requests.Session, url: str, params: dict[str, Any] | None, *, retries: int,
              config: dict[str, Any], fail: Callable[[str], str]) -> Any:
-    """The JSON document at url, retrying transient failures with exponential backoff."""
+    """The JSON document at url, whole, retrying transient failures with exponential backoff."""
+    def parse(spool: Spool, content_type: str) -> Any:
+        try:
+            return json.loads(_text(spool.read_all(), content_type, url, fail=fail), parse_float=JSONNumber)
+        finally:
+            spool.close()
+    return _fetch(session, url, params, retries=retries, config=config, fail=fail, parse=parse)
+
+
+def get_page(session: requests.Session, url: str, params: dict[str, Any] | None, *, retries: int,
+             config: dict[str, Any], fail: Callable[[str], str], records_path: str | None,
+             cursor_path: str | None) -> Page:
+    """The page at url, checked whole and its records counted (connectors.http_stream.Page), retrying
+    transient failures (a page cut off mid-JSON among them) as get_json does."""
+    def parse(spool: Spool, content_type: str) -> Page:
+        declared = charset(content_type)
+        encoding = page_encoding(spool, declared, url=url, fail=fail)
+        try:
+            return Page(spool, encoding, records_path=records_path, cursor_path=cursor_path,
+                        decoder=json.JSONDecoder(parse_float=JSONNumber))
+        except UnicodeDecodeError as exc:
+            spool.close()
+            if encoding.startswith("utf") or exc.reason == "unexpected end of data":
+                raise
+            raise ConfigError(fail(f"{url} declares charset {declared!r} but its bytes are not text in it "
+                                   f"({exc.reason}): {excerpt(spool.head.decode(encoding, 'replace'))}")) from None
+        except BaseException:
+            spool.close()
+            raise
+    return _fetch(session, url, params, retries=retries, config=config, fail=fail, parse=parse)
+
+
+def _fetch(session: requests.Session, url: str, params: dict[str, Any] | None, *, retries: int,
+           config: dict[str, Any], fail: Callable[[str], str], parse: Callable[[Spool, str], Any]) -> Any:
+    """parse(the answer's body, its Content-Type), retrying transient failures with exponential backoff."""
     timeout = (float(config.get("connect_timeout", 10)), float(config.get("timeout", 30)))
     backoff = float(config.get("backoff_seconds", 1.0))
     problem = ""
@@ -102,7 +140,7 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
         wait = min(backoff * 2 ** attempt, MAX_BACKOFF)
         try:
             response = session.get(url, params=params, timeout=timeout, stream=True)
-            body = _body(response, url, config=config, fail=fail) if response.status_code < 300 else b""
+            body = _body(response, url, config=config, fail=fail) if response.status_code < 300 else None
         except requests.exceptions.SSLError as exc:
             raise ConfigError(fail(f"TLS verification of {url} failed: {exc.__class__.__name__}")) from None
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
@@ -134,14 +172,13 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
                 raise ConfigError(fail(f"HTTP {status} from {url}: {excerpt(text)}"))
             else:
                 try:
-                    return json.loads(_text(body, response.headers.get("Content-Type", ""), url, fail=fail),
-                                      parse_float=JSONNumber)
+                    return parse(body, response.headers.get("Content-Type", ""))
                 except ValueError as exc:
                     if not _cut_off(exc):
-                        text = body[:4096].decode("utf-8", "replace")
+                        text = body.head.decode("utf-8", "replace")
                         raise ConfigError(fail(f"{url} did not answer JSON: {excerpt(text)}")) from None
                     # a connection closed mid-answer, its length unannounced: transient, like a reset
-                    problem = f"传输中断 / the answer from {url} was cut off mid-JSON after {len(body):,} bytes"
+                    problem = f"传输中断 / the answer from {url} was cut off mid-JSON after {body.size:,} bytes"
                 finally:
                     response.close()
         if attempt < retries:
@@ -150,8 +187,9 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any] | None,
     raise RetriableError(fail(f"{problem}{attempts}"))
 
 
-def _body(response: requests.Response, url: str, *, config: dict[str, Any], fail: Callable[[str], str]) -> bytes:
-    """The page's bytes, at most ``max_page_bytes`` (default MAX_PAGE_BYTES) of them."""
+def _body(response: requests.Response, url: str, *, config: dict[str, Any], fail: Callable[[str], str]) -> Spool:
+    """The page's bytes, spooled (in memory up to SPOOL_IN_MEMORY, then on disk), at most ``max_page_bytes``
+    (default MAX_PAGE_BYTES) of them."""
     limit = int(config.get("max_page_bytes") or MAX_PAGE_BYTES)
     declared = response.headers.get("Content-Length", "")
     too_big = ConfigError(fail(f"页面过大 / {url} answered a page larger than {limit:,} bytes; lower the "
@@ -162,18 +200,22 @@ def _body(response: requests.Response, url: str, *, config: dict[str, Any], fail
     # The read timeout bounds each wait for a byte, not the page: a server trickling a byte at a time held the
     # worker for as long as it liked. read1 returns what has arrived, so the page's own deadline is checked.
     deadline = time.monotonic() + float(config.get("page_timeout", PAGE_TIMEOUT))
-    chunks, total = [], 0
-    while chunk := _read1(response):
-        total += len(chunk)
-        if total > limit:
-            response.close()
-            raise too_big
-        if time.monotonic() > deadline:
-            response.close()
-            raise _TooSlow(f"超时 / {url} did not send its page within page_timeout="
-                           f"{config.get('page_timeout', PAGE_TIMEOUT)}s ({total:,} bytes came)")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    spool = Spool(tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="govshare-page-"))
+    try:
+        while chunk := _read1(response):
+            if spool.size + len(chunk) > limit:
+                response.close()
+                raise too_big
+            if time.monotonic() > deadline:
+                response.close()
+                raise _TooSlow(f"超时 / {url} did not send its page within page_timeout="
+                               f"{config.get('page_timeout', PAGE_TIMEOUT)}s ({spool.size:,} bytes came)")
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.close_writing()
+    return spool
 
 
 class _TooSlow(requests.Timeout):
@@ -234,6 +276,8 @@ def _text(body: bytes, content_type: str, url: str, *, fail: Callable[[str], str
 def _cut_off(exc: ValueError) -> bool:
     """JSON that ends before its document does (an open string, or nothing wrong but the end, maybe within a
     character's bytes): cut off."""
+    if isinstance(exc, Truncated):
+        return True
     if isinstance(exc, UnicodeDecodeError):
         return exc.reason == "unexpected end of data"
     if not isinstance(exc, json.JSONDecodeError):

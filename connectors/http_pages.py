@@ -9,7 +9,7 @@ page 2: the server ignores ``cursor_param``, an error); ``none`` reads one respo
 
 Apart from the HTTP source (connectors/http_api.py), which turns records into rows, and the transport
 (connectors/http_fetch.py), because these rules decide which requests a read makes and where the records are
-in each answer, whatever the request costs. ``pages`` takes ``get`` (the JSON document at a URL with its query
+in each answer, whatever the request costs. ``pages`` takes ``get`` (the page at a URL with its query
 parameters) and ``fail`` (Connector.fail) to name the source in its errors.
 """
 
@@ -19,28 +19,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors.http_stream import MISSING, Page
 from core.errors import ConfigError
 
 STREAM_KEYS = ("path", "records_path", "params", "pagination", "page_param", "size_param", "page_size", "first_page",
                "cursor_param", "next_cursor_path", "incremental_param", "columns", "primary_key", "timezone",
                "max_pages", "null_values")
 PAGINATIONS = ("page", "cursor", "none")
-
-MISSING = object()
-
-
-def dig(document: Any, path: str | None, default: Any = None) -> Any:
-    """The value at a dotted path (``data.items``); the document itself for an empty path; default if absent."""
-    for part in (path or "").split("."):
-        if not part:
-            continue
-        if isinstance(document, dict) and part in document:
-            document = document[part]
-        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
-            document = document[int(part)]
-        else:
-            return default
-    return document
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -64,9 +49,10 @@ def stream_settings(config: dict[str, Any], stream: str, *, fail: Callable[[str]
     return merged
 
 
-def pages(get: Callable[[str, dict[str, Any]], Any], settings: dict[str, Any], extra: dict[str, Any], *,
-          base_url: str, fail: Callable[[str], str], limit: int | None = None) -> Iterator[list[Any]]:
-    """The records of each page, in order."""
+def pages(get: Callable[[str, dict[str, Any]], Page], settings: dict[str, Any], extra: dict[str, Any], *,
+          base_url: str, fail: Callable[[str], str], limit: int | None = None) -> Iterator[Page]:
+    """Each page, in order: its records are iterated from the page kept on disk (connectors.http_stream), and
+    pages are compared by their records' count and digest, never held in memory."""
     url = base_url.rstrip("/") + "/" + str(settings["path"]).lstrip("/")
     params = {**(settings.get("params") or {}), **extra}
     pagination = settings.get("pagination", "page")
@@ -80,43 +66,45 @@ def pages(get: Callable[[str, dict[str, Any]], Any], settings: dict[str, Any], e
         request_params = dict(params)
         if pagination == "page":
             request_params[settings.get("page_param", "page")] = page + number
-        document = get(url, request_params)
-        records = dig(document, settings.get("records_path"), MISSING)
-        if records is MISSING:  # a misspelt path would otherwise read as an empty source
-            keys = ", ".join(document) if isinstance(document, dict) else type(document).__name__
+        answer = get(url, request_params)
+        if answer.found is MISSING:  # a misspelt path would otherwise read as an empty source
+            answer.close()
             raise ConfigError(fail(f"records_path {settings.get('records_path')!r} is not in the answer "
-                                   f"of {url} (its top-level keys: {keys})"))
-        if records is None:
-            records = []
-        if not isinstance(records, list):
+                                   f"of {url} (its top-level keys: {answer.keys})"))
+        if answer.found is not True and answer.found is not None:
+            answer.close()
             raise ConfigError(fail(f"records_path {settings.get('records_path')!r} of {url} is not a list"))
+        records = len(answer)
+        same = answer.count > 0 and previous == (answer.count, answer.digest)
         if pagination == "page":
             # A server may cap the page size below page_size (20 of 100 asked): a page shorter than asked
             # is not the last, one shorter than the longest seen is; and a server that answers a page past
             # the end with the last page again repeats it. Stopping at the first short page read only
             # the first page of a capped API, silently (and a full read took the rest for deleted).
-            if records == previous and records:
-                if number == 1 and len(records) == size:  # a full first page again: the parameter is ignored
+            if same:
+                answer.close()
+                if number == 1 and records == size:  # a full first page again: the parameter is ignored
                     raise _ignored(url, size, settings.get("page_param", "page"), "page_param (and size_param)",
                                    fail=fail)
                 return
-            yield records
+            yield answer
             if not records:
                 return
-            if len(records) < largest:
+            if records < largest:
                 return
-            largest, previous = max(largest, len(records)), records
+            largest, previous = max(largest, records), (answer.count, answer.digest)
             continue
-        if pagination == "cursor" and records and records == previous:
+        if pagination == "cursor" and same:
+            answer.close()
             if number == 1:  # new cursors, the same first page: the parameter is ignored, it would never end
-                raise _ignored(url, len(records), settings.get("cursor_param", "cursor"), "cursor_param", fail=fail)
+                raise _ignored(url, records, settings.get("cursor_param", "cursor"), "cursor_param", fail=fail)
             return  # a server answering past the end with the last page again
-        previous = records
-        yield records
+        previous = (answer.count, answer.digest)
+        yield answer
         if pagination == "none":
             return
         if pagination == "cursor":
-            following = dig(document, settings.get("next_cursor_path", "next"))
+            following = answer.cursor
             if following in (None, "") or not records:
                 return
             if str(following) in seen_cursors:

@@ -54,28 +54,43 @@ def _kind(value: Any) -> tuple[str, int]:
 
 def infer_type(values: Iterable[Any]) -> pa.DataType:
     """The narrowest Arrow type every sample value fits; text when in doubt, so nothing is lost."""
-    kinds: set[str] = set()
-    scale = 0
+    inference = Inference()
     for value in values:
+        inference.add(value)
+    return inference.type()
+
+
+class Inference:
+    """infer_type one value at a time, keeping the kinds seen and the largest scale, never the values (an API
+    page's records are streamed: connectors/http_stream.py)."""
+
+    def __init__(self) -> None:
+        self.kinds: set[str] = set()
+        self.scale = 0
+
+    def add(self, value: Any) -> None:
         if value is None:
-            continue
+            return
         kind, value_scale = _kind(value)
-        kinds.add(kind)
-        scale = max(scale, value_scale)
-    if not kinds or "str" in kinds:
+        self.kinds.add(kind)
+        self.scale = max(self.scale, value_scale)
+
+    def type(self) -> pa.DataType:
+        kinds, scale = self.kinds, self.scale
+        if not kinds or "str" in kinds:
+            return pa.string()
+        if kinds == {"int"}:
+            return pa.int64()
+        if kinds <= {"int", "decimal"}:
+            return pa.decimal128(38, min(scale, 37))
+        if kinds <= {"int", "float", "decimal"}:
+            return pa.float64()
+        if kinds == {"bool"}:
+            return pa.bool_()
+        if kinds == {"date"}:
+            return pa.date32()
+        if kinds <= {"date", "ts"}:
+            return pa.timestamp("us")
+        if kinds <= {"date", "ts", "tstz"}:
+            return pa.timestamp("us", tz="UTC")
         return pa.string()
-    if kinds == {"int"}:
-        return pa.int64()
-    if kinds <= {"int", "decimal"}:
-        return pa.decimal128(38, min(scale, 37))
-    if kinds <= {"int", "float", "decimal"}:
-        return pa.float64()
-    if kinds == {"bool"}:
-        return pa.bool_()
-    if kinds == {"date"}:
-        return pa.date32()
-    if kinds <= {"date", "ts"}:
-        return pa.timestamp("us")
-    if kinds <= {"date", "ts", "tstz"}:
-        return pa.timestamp("us", tz="UTC")
-    return pa.string()

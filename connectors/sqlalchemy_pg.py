@@ -53,6 +53,17 @@ def _output(column: sa.ColumnElement) -> sa.ColumnElement:
     return sa.case((column.is_not(None), sa.func.format("%s", column)))
 
 
+def _dated_text(column: sa.ColumnElement, kind: str) -> sa.ColumnElement:
+    """A date's or timestamp's text as the PostgreSQL connector writes it; a timestamptz in UTC, whatever the
+    session's TimeZone (a database set to Asia/Shanghai wrote '10000-01-01 16:00:00+08' where that connector,
+    counting the instant, writes '10000-01-01 08:00:00+00'): '+00' goes before a year's ' BC', as PostgreSQL
+    puts it. infinity has no zone."""
+    if kind != "timestamptz":
+        return _output(column)
+    utc = sa.func.regexp_replace(sa.func.format("%s", sa.func.timezone("UTC", column)), "( BC)?$", "+00\\1")
+    return sa.case((sa.func.isfinite(column), utc), else_=_output(column))
+
+
 @dataclass(frozen=True)
 class TextColumns:
     """How a PostgreSQL table's columns are read: arrays and times of day as their text, other columns the
@@ -89,7 +100,8 @@ class TextColumns:
 
     def beside(self, table: sa.Table, names: list[str]) -> list[sa.ColumnElement]:
         """Selected after the columns ``names``: each dated one's text where its value is outside the years."""
-        return [sa.case((sa.not_(_inside(table.c[name], self.dated[name])), _output(table.c[name])))
+        return [sa.case((sa.not_(_inside(table.c[name], self.dated[name])), _dated_text(table.c[name],
+                                                                                        self.dated[name])))
                 for name in names if name in self.dated]
 
     def batch(self, names: list[str], types: list[pa.DataType], rows: list[tuple]) -> pa.RecordBatch:

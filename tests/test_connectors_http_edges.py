@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -368,3 +369,38 @@ def test_an_answer_cut_off_mid_json_is_retried_not_called_a_configuration_error(
     cuts = iter([whole.index("第".encode()) + 1] * 3)  # within a character's three bytes
     with pytest.raises(RetriableError, match="cut off"):
         _rows(_connector(agency, {"path": "/people", "pagination": "none"}, max_retries=2))
+
+
+def test_a_page_larger_than_memory_allows_is_streamed_in_batches_with_exact_values(agency: Host) -> None:
+    """A whole page was held as bytes and parsed into Python values (about eight times its size), so a page past
+    16 MiB was refused and a smaller one took the worker's memory. The page is kept on disk as it arrives and its
+    records are parsed one at a time into batches: the Python memory a read takes stays far below the page."""
+    import tracemalloc
+
+    count, street = 45_000, "上海市浦东新区张江高科技园区碧波路690号" * 6
+    items = ", ".join(f'{{"id": {i}, "name": "上海市第{i}号科技有限公司", "capital": "{i}.05", "amount": {i}.10, '
+                      f'"address": "{street}{i}"}}' for i in range(count))  # amount: a JSON number
+    body = f'{{"meta": {{"total": {count}, "note": "全量"}}, "data": {{"items": [{items}], "next": null}}}}'.encode()
+    assert len(body) > 16 << 20
+    agency.routes["/firms"] = _json(body)
+    agency.routes["/one"] = _json(b'{"data": {"items": [{"id": 1, "capital": "1.05"}]}}')
+    stream = {"pagination": "none", "records_path": "data.items", "columns": {
+        "id": "integer", "name": "text", "capital": "decimal(20,2)", "amount": "text", "address": "text"}}
+    spec = StreamSpec(table="s", primary_key=("id",), batch_rows=5_000)
+    assert _rows(_connector(agency, {"path": "/one", **stream}))[0]["id"] == 1  # what a read imports, imported
+    connector = _connector(agency, {"path": "/firms", **stream})
+
+    tracemalloc.start()
+    try:
+        sizes, ids, firsts, peak = [], [], [], 0
+        for batch in connector.read(spec, ReadState()):
+            sizes.append(batch.num_rows)
+            ids.extend(batch.column("id").to_pylist())
+            firsts.extend(batch.slice(0, 1).to_pylist())
+            peak = max(peak, tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+    assert [size for size in sizes if size] == [5_000] * 9 and ids == list(range(count))
+    assert firsts[3] == {"id": 15_000, "name": "上海市第15000号科技有限公司", "capital": Decimal("15000.05"),
+                         "amount": "15000.10", "address": f"{street}15000"}
+    assert peak < len(body) // 2, f"{peak:,} bytes of Python objects for a page of {len(body):,}"

@@ -396,6 +396,12 @@ def test_a_file_still_being_uploaded_stops_the_read(sshd: SSHServer, outbox: Pat
     assert sum(b.num_rows for b in connector.read(stream, ReadState())) == 5_000
 
 
+def _published(code: str) -> list[dict]:
+    """The latest version's rows by id, without the file columns."""
+    return [{k: v for k, v in row.items() if not k.startswith("_file")}
+            for row in read_version(latest(code)).sort_by("id").to_pylist()]
+
+
 def test_a_same_size_rewrite_within_the_second_read_is_read_by_the_next_run(hub_home: Path, sshd: SSHServer,
                                                                              outbox: Path) -> None:
     """SFTP (v3) tells a file's time to the second and nothing else that changes with its content: an export
@@ -421,10 +427,31 @@ def test_a_same_size_rewrite_within_the_second_read_is_read_by_the_next_run(hub_
     assert path.stat().st_size == size and fixed != rows
     report = sync_resource(resource_code=hub.resource_code)
     assert (report.rows_read, report.version, report.changes["updated"]) == (5, 2, 1)
-    published = [{k: v for k, v in row.items() if not k.startswith("_file")}
-                 for row in read_version(latest(hub.resource_code)).sort_by("id").to_pylist()]
-    assert published == expected(fixed)
+    assert _published(hub.resource_code) == expected(fixed)
 
     with pinned(clock.now() + timedelta(hours=1)):  # the file has aged: read once more, then left alone
         assert (sync_resource(resource_code=hub.resource_code).rows_read,
                 sync_resource(resource_code=hub.resource_code).rows_read) == (5, 0)
+
+
+def test_a_file_replaced_by_an_older_one_of_the_same_size_is_read_again(hub_home: Path, sshd: SSHServer,
+                                                                         outbox: Path) -> None:
+    """An export replaced by an earlier one of the same size (a rollback: the agency withdrew a wrong export and
+    put the previous day's back, its time kept), its time moved back: the rows it holds now are published."""
+    from pipeline.sync import sync_resource
+
+    path = outbox / "企业.csv"
+    rows = enterprise_rows(1, 5)
+    _stamp(write_csv(path, rows), datetime(2026, 3, 2, 8, tzinfo=UTC))
+    size = path.stat().st_size
+    hub = register_resource(kind="sftp", config=_config(sshd, outbox), secret={"private_key": sshd.private_key},
+                            cursor="_file_modified")
+    assert sync_resource(resource_code=hub.resource_code).rows_read == 5
+
+    older = [list(r) for r in rows]
+    older[2][3] = older[2][3].replace("3", "4", 1)  # one digit apart: the same size
+    _stamp(write_csv(path, older), datetime(2026, 3, 1, 8, tzinfo=UTC))
+    assert path.stat().st_size == size and older != rows
+    report = sync_resource(resource_code=hub.resource_code)
+    assert (report.rows_read, report.version, report.changes["updated"]) == (5, 2, 1)
+    assert _published(hub.resource_code) == expected(older)

@@ -267,3 +267,22 @@ def test_an_undecodable_value_is_quarantined_with_the_files_own_bytes(hub_home: 
     assert row["id"] == "2" and row["name"] == "李\ufffd四"
     assert "c0 ee ff cb c4" in row["_reason"] and "gbk" in row["_reason"]
     assert "e6 9d 8e" not in row["_reason"] and "\\xe6" not in row["_reason"]
+
+
+def test_a_gbk_line_that_also_reads_as_utf8_is_published_as_gbk_not_quarantined(folder: Path) -> None:
+    """GBK 椁风肠 is, byte for byte, valid UTF-8 too (餷糦, two CJK characters): every line of a GBK export
+    holding such a name was quarantined as "UTF-8 text in a file read as GBK". The reading with fewer characters
+    outside GB2312 wins, a tie going to the file's encoding; a UTF-8 line joined after it is still flagged."""
+    assert "椁风肠".encode("gbk").decode("utf-8") == "餷糦"
+    gbk = [f"{i},椁风肠\n" for i in range(1, 4)]
+    data = "编号,名称\n".encode("gbk") + "".join(gbk).encode("gbk") + "4,上海浦东\n".encode("utf-8")
+    (folder / "企业.csv").write_bytes(data)
+
+    for encoding in ("gbk", "gb18030", "auto"):
+        rows = stream_rows(folder, pattern="企业*.csv", encoding=encoding,
+                           columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                    {"name": "name", "type": "text", "header": "名称"}])
+        good = [(r["id"], r["name"]) for r in rows if not r.get(ROW_PROBLEM_COLUMN)]
+        assert good == [(1, "椁风肠"), (2, "椁风肠"), (3, "椁风肠")], encoding
+        flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+        assert len(flagged) == 1 and "UTF-8" in flagged[0] and "上海浦东" in flagged[0], encoding
