@@ -32,28 +32,8 @@ LOGIN_WORDS = ("password", "authentication", "access denied", "login failed", "d
                "ora-01017")
 
 
-# Integer widths where the database fixes them (PostgreSQL's int2/int4/int8, MariaDB's TINYINT ... BIGINT), as
-# the postgres and mysql connectors publish them: a table moved between connectors changed type (int4 was int64
-# here, int32 there). Elsewhere an INTEGER may be wider (SQLite's 64 bits, Oracle's NUMBER(38)): int64.
-FIXED_WIDTHS = ("postgresql", "mysql", "mariadb")
-MYSQL_BITS = {"TINYINT": 8, "SMALLINT": 16, "MEDIUMINT": 32, "INTEGER": 32, "BIGINT": 64}
-
-
-def _integer(sql_type: sa.Integer, dialect: str) -> pa.DataType:
-    """An integer column's Arrow type: the database's own width where it has one (FIXED_WIDTHS)."""
-    unsigned = bool(getattr(sql_type, "unsigned", False))  # MySQL's UNSIGNED
-    if dialect not in FIXED_WIDTHS:
-        return pa.uint64() if unsigned else pa.int16() if isinstance(sql_type, sa.SmallInteger) else pa.int64()
-    bits = 64 if isinstance(sql_type, sa.BigInteger) else 16 if isinstance(sql_type, sa.SmallInteger) else 32
-    bits = MYSQL_BITS.get(type(sql_type).__name__, bits) if dialect != "postgresql" else bits
-    return getattr(pa, f"{'u' if unsigned else ''}int{bits}")()
-
-
-def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine, *, dialect: str = "") -> pa.DataType:
-    """A reflected SQLAlchemy type to the Arrow type that keeps its values exactly (``dialect``: the URL's,
-    for the integer widths it fixes)."""
-    if dialect in FIXED_WIDTHS[1:] and type(sql_type).__name__ == "YEAR":
-        return pa.int16()  # as the mysql connector reads it (it was text)
+def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine) -> pa.DataType:
+    """A reflected SQLAlchemy type to the Arrow type that keeps its values exactly."""
     if isinstance(sql_type, sa.Boolean):
         return pa.bool_()
     if isinstance(sql_type, sa.Float):  # Float subclasses Numeric: test it first
@@ -63,8 +43,12 @@ def arrow_type_for_sqlalchemy(sql_type: sa.types.TypeEngine, *, dialect: str = "
         if precision is None:
             return DEFAULT_DECIMAL  # unconstrained NUMERIC: as the PostgreSQL connector does
         return decimal_type(precision, scale or 0)
-    if isinstance(sql_type, sa.Integer):
-        return _integer(sql_type, dialect)
+    if isinstance(sql_type, sa.Integer) and getattr(sql_type, "unsigned", False):  # MySQL's UNSIGNED
+        return pa.uint64()
+    if isinstance(sql_type, sa.SmallInteger):
+        return pa.int16()
+    if isinstance(sql_type, sa.Integer):  # Integer and BigInteger: int64 holds both
+        return pa.int64()
     if isinstance(sql_type, sa.DateTime):
         return pa.timestamp("us", tz="UTC") if sql_type.timezone else pa.timestamp("us")
     if isinstance(sql_type, sa.Date):
@@ -173,8 +157,7 @@ class SQLAlchemyConnector(Connector):
         schema, _, name = table.rpartition(".")
         reflected = sa.Table(name, sa.MetaData(), schema=schema or self.config.get("schema"), autoload_with=connection)
         columns = [ColumnInfo(name=c.name, source_type=str(c.type), nullable=bool(c.nullable),
-                              arrow_type=arrow_type_for_sqlalchemy(c.type, dialect=connection.dialect.name))
-                   for c in reflected.columns]
+                              arrow_type=arrow_type_for_sqlalchemy(c.type)) for c in reflected.columns]
         texts = text_columns(connection, reflected)
         return reflected, [texts.described(c) for c in columns] if texts else columns, texts
 
