@@ -63,7 +63,8 @@ def _utf8_line(text: str, gb: str) -> str | None:
     short, which already reads as an error.
 
     Valid UTF-8 alone quarantined GBK lines too (椁风肠 is, byte for byte, UTF-8 餷糦): the reading with fewer
-    characters outside GB2312 (the common set, _rare) wins, a tie going to the file's encoding. UTF-8 read as
+    characters outside GB2312 (the common set, _rare) wins; a tie is quarantined, as a garbled value published
+    is worse than a good one held for the provider to see. UTF-8 read as
     GBK falls into GBK's extension and user-defined areas (涓婃捣: 婃); GBK text read as UTF-8, into rare CJK."""
     if text.isascii():
         return None
@@ -71,7 +72,7 @@ def _utf8_line(text: str, gb: str) -> str | None:
         utf8 = text.encode(gb, "surrogateescape").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return None
-    if sum(1 for ch in utf8 if ord(ch) >= 0x800) < 2 or _rare(utf8) >= _rare(text):
+    if sum(1 for ch in utf8 if ord(ch) >= 0x800) < 2 or _rare(utf8) > _rare(text):
         return None
     return (f"此行为 UTF-8 编码，文件按 {gb} 读取 / this line is UTF-8 text in a file read as {gb} (two exports of "
             "different encodings joined, or an export that changed its encoding): read so it would be published "

@@ -272,7 +272,7 @@ def test_an_undecodable_value_is_quarantined_with_the_files_own_bytes(hub_home: 
 def test_a_gbk_line_that_also_reads_as_utf8_is_published_as_gbk_not_quarantined(folder: Path) -> None:
     """GBK 椁风肠 is, byte for byte, valid UTF-8 too (餷糦, two CJK characters): every line of a GBK export
     holding such a name was quarantined as "UTF-8 text in a file read as GBK". The reading with fewer characters
-    outside GB2312 wins, a tie going to the file's encoding; a UTF-8 line joined after it is still flagged."""
+    outside GB2312 wins; a UTF-8 line joined after it is still flagged."""
     assert "椁风肠".encode("gbk").decode("utf-8") == "餷糦"
     gbk = [f"{i},椁风肠\n" for i in range(1, 4)]
     data = "编号,名称\n".encode("gbk") + "".join(gbk).encode("gbk") + "4,上海浦东\n".encode("utf-8")
@@ -286,3 +286,18 @@ def test_a_gbk_line_that_also_reads_as_utf8_is_published_as_gbk_not_quarantined(
         assert good == [(1, "椁风肠"), (2, "椁风肠"), (3, "椁风肠")], encoding
         flagged = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
         assert len(flagged) == 1 and "UTF-8" in flagged[0] and "上海浦东" in flagged[0], encoding
+
+
+def test_a_utf8_line_whose_gbk_reading_is_as_common_is_quarantined_not_published_garbled(folder: Path) -> None:
+    """UTF-8 两人 read as GBK is 涓や汉, every character of it common (GB2312) as 两人's are: neither reading is
+    the likelier, and publishing the file's reading would hand consumers 涓や汉 unflagged. A tie is held."""
+    assert "两人".encode("utf-8").decode("gbk") == "涓や汉"
+    data = "编号,名称\n1,椁风肠\n".encode("gbk") + "2,两人\n".encode("utf-8")
+    (folder / "企业.csv").write_bytes(data)
+
+    rows = stream_rows(folder, pattern="企业*.csv", encoding="gbk",
+                       columns=[{"name": "id", "type": "integer", "header": "编号"},
+                                {"name": "name", "type": "text", "header": "名称"}])
+    assert [(r["id"], r["name"]) for r in rows if not r.get(ROW_PROBLEM_COLUMN)] == [(1, "椁风肠")]
+    (flagged,) = [r[ROW_PROBLEM_COLUMN] for r in rows if r.get(ROW_PROBLEM_COLUMN)]
+    assert "UTF-8" in flagged and "两人" in flagged
