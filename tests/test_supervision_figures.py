@@ -276,3 +276,41 @@ def _application(session, number: str):  # noqa: ANN202 - Application
     from registry.sharing.applications import get_application
 
     return get_application(session, number=number)
+
+
+def test_the_daily_run_keeps_the_closed_quarter_with_its_last_day_counted(catalog_home: Path) -> None:
+    """The supervision DAG evaluated only the current quarter, so the last evaluation kept of 2026Q3 was the one
+    of the morning of Wednesday 30 September: an update due that day and never made was not yet counted, and
+    the kept record said 更新及时率 无数据 for the closed quarter for good."""
+    from sqlalchemy import select
+
+    from registry.catalog.obligations import open_update_obligation
+    from registry.db import session_scope
+    from registry.supervision.daily import run_scheduled_evaluation
+    from registry.supervision.models import EvaluationRun
+    from tests.clock import on, pinned
+
+    with pinned(on(date(2026, 9, 28))), session_scope() as session:
+        setup_people(session)
+        code = _registered(session, classification="101001", name="企业基本信息", on=date(2026, 9, 1))
+        publish(session, code, on=date(2026, 9, 2))
+        obligation = open_update_obligation(session, resource_code=code, reason="数据源结构变更", actor="test",
+                                            opened_on=date(2026, 9, 28))
+        assert obligation.due_on == date(2026, 9, 30)  # the quarter's last day; never made
+    for day in (date(2026, 9, 30), date(2026, 10, 1), date(2026, 10, 2)):
+        with pinned(on(day, 7)):
+            run_scheduled_evaluation(today=day, actor="test")
+
+    def kept(period: str) -> list[EvaluationRun]:
+        with session_scope() as session:
+            runs = list(session.scalars(select(EvaluationRun).where(EvaluationRun.period == period)
+                                        .order_by(EvaluationRun.id)))
+            session.expunge_all()
+            return runs
+
+    closed = kept("2026Q3")
+    # by hand: the morning of 09-30 the update is not yet late; once the quarter is over it is (0 kept of 1),
+    # and the closed quarter is kept once, not again each day after
+    assert [(r.as_of, r.results["agencies"][0]["counts"]["update_timeliness"]) for r in closed] == \
+        [(date(2026, 9, 30), [0, 0]), (date(2026, 9, 30), [0, 1])]
+    assert [r.as_of for r in kept("2026Q4")] == [date(2026, 10, 1), date(2026, 10, 2)]
