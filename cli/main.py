@@ -135,6 +135,13 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
                                        "changes +/~/-", "manifest"], rows)
 
 
+def _reason_cell(text: str | None, *, keep: int = 300) -> str:
+    """A run's error on one wrapped cell: whole, or its head and its tail when very long. The tail is what to do
+    (`govshare source edit …`): cutting at 120 characters left "the source refused the hub (cann" and no action."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= 2 * keep else f"{text[:keep]} … {text[-keep:]}"
+
+
 RUN_STATUSES = ("running", "staging", "staged", "published", "unchanged", "failed", "interrupted")
 
 
@@ -183,7 +190,7 @@ def runs(resource: Annotated[str | None, typer.Argument(help="resource code (all
                          label("run_modes", run.mode), label("run_statuses", shown_status),
                          run.rows_read, run.rows_published, run.rows_quarantined,
                          f"v{version.number}" if version else "",
-                         " ".join((gone.get(run.id) or run.error or "").split())[:240]))
+                         _reason_cell(gone.get(run.id) or run.error)))
         table("同步运行 / sync runs", ["run", "resource", "started 北京时间", "finished", "方式 mode", "状态 status", "read",
                                       "published", "quarantined", "version", "error"], rows[:max(1, limit)])
 

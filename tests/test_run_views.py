@@ -96,3 +96,22 @@ def test_a_mistyped_status_is_refused_with_the_statuses_there_are(hub_home: Path
     assert shown.exit_code == 2, shown.output
     assert "Traceback" not in shown.output and re.search(r"--status", shown.output), shown.output
     assert ("failed" if command[0] == "runs" else "open") in shown.output, shown.output
+
+
+def test_a_failed_run_shows_its_whole_reason_with_what_to_do(hub_home: Path) -> None:
+    """`govshare runs` cut each error at 120 characters: a source refusing the hub's login read "…the source
+    refused the hub (cann", and the command to fix it (`govshare source edit …`), at the end, never showed."""
+    from core.errors import GovshareError
+    from pipeline.sync import sync_resource
+
+    hub = register_resource(kind="postgresql", config={"host": "127.0.0.1", "port": 5432, "dbname": "no_such_db",
+                                                       "user": "no_such_role_for_runs"})
+    with pytest.raises(GovshareError):
+        sync_resource(resource_code=hub.resource_code)
+    (failed,) = sync_runs(hub.resource_code)
+    assert failed.status == "failed" and "govshare source edit" in failed.error  # recorded whole
+
+    code, output = _runs("--status", "failed")
+    shown = re.sub(r"[│\s]+", " ", output)
+    assert code == 0 and "no_such_role_for_runs" in shown, output
+    assert "check the credential and grants (`govshare source edit" in shown, output
