@@ -92,3 +92,16 @@ def test_a_share_short_of_all_never_reads_100_percent(hub_home: Path, tmp_path: 
     assert f"{cell * 100:.1f}%" == "99.9%"  # as the cell's 0.0% format shows it
     # and the other end: one kept of 3,000 is not none
     assert (share(1 / 3000), share(0.0), share(1.0), share(2 / 3)) == ("0.1%", "0.0%", "100.0%", "66.7%")
+
+
+def test_a_score_short_of_full_marks_never_reads_100() -> None:
+    """An agency whose every metric was 100 % but 数据质量合格率 2999 / 3000 scored 100.00 (99.995 rounded), tied
+    for first with one that kept everything; one above nothing read 0.00."""
+    from registry.supervision.evaluation import weighted_score
+    from schemas.presentation import score
+
+    # by hand: 100 x (15 x 2999/3000 + 85 x 1) / 100 = 99.995
+    assert score(weighted_score({"quality": 2999 / 3000, "rest": 1.0}, {"quality": 15, "rest": 85})) == "99.99"
+    assert score(weighted_score({"quality": 1 / 30000}, {"quality": 1})) == "0.01"  # 0.0033
+    assert weighted_score({"a": 1.0, "b": 1.0}, {"a": 1, "b": 3}) == 100.0
+    assert weighted_score({"a": 0.0}, {"a": 1}) == 0.0

@@ -104,7 +104,10 @@ def weighted_score(metrics: dict[str, float | None], weights: dict[str, float]) 
     total = sum(weights[m] for m in applicable)
     if not total:
         return None
-    return round(100 * sum(weights[m] * v for m, v in applicable.items()) / total, 2)
+    raw = 100 * sum(weights[m] * v for m, v in applicable.items()) / total
+    # to two decimals, but short of full marks never 100.00 (a tie with an agency that kept everything), nor
+    # above nothing 0.00: the share's rule (schemas/presentation.py shown_share)
+    return max(0.01, round(raw, 2)) if 0 < raw < 50 else min(99.99, round(raw, 2)) if 50 <= raw < 100 else round(raw, 2)
 
 
 def published_as_of(session: Session, *, resource: Resource, moment: datetime) -> CatalogRevision | None:
