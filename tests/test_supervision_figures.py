@@ -314,3 +314,38 @@ def test_the_daily_run_keeps_the_closed_quarter_with_its_last_day_counted(catalo
     assert [(r.as_of, r.results["agencies"][0]["counts"]["update_timeliness"]) for r in closed] == \
         [(date(2026, 9, 30), [0, 0]), (date(2026, 9, 30), [0, 1])]
     assert [r.as_of for r in kept("2026Q4")] == [date(2026, 10, 1), date(2026, 10, 2)]
+
+
+def test_open_violations_of_a_past_period_are_those_open_at_its_end(catalog_home: Path) -> None:
+    """未整改违规 of the 2026Q3 evaluation (the notice's ranking, the API, the page) counted the violations open
+    today, so a violation found in October raised the third quarter's figure and one open all through September
+    but put right in October left it."""
+    from registry.db import session_scope
+    from registry.people.agencies import get_agency
+    from registry.supervision.evaluation import evaluate
+    from registry.supervision.findings import Finding
+    from registry.supervision.violations import detect_violations, upsert_violation
+    from tests.clock import on, pinned
+
+    with pinned(on(date(2026, 9, 2))), session_scope() as session:
+        setup_people(session)
+        publish(session, new_entry(session, classification="101001", name="企业基本信息"), on=date(2026, 9, 2))
+        provider = get_agency(session, ref=PROVIDER[0]).id
+        upsert_violation(session, finding=Finding(3, "late_update", provider, "obligation-1", summary="目录更新义务逾期未完成",
+                                                  records=[]), on=date(2026, 9, 10), actor="test")
+    with pinned(on(date(2026, 10, 8))), session_scope() as session:
+        detect_violations(session, as_of=date(2026, 10, 8), actor="test")  # the records no longer show it: resolved
+        upsert_violation(session, finding=Finding(3, "late_update", provider, "obligation-2", summary="目录更新义务逾期未完成",
+                                                  records=[]), on=date(2026, 10, 12), actor="test")
+    with pinned(on(SEEN_ON)), session_scope() as session:
+        third = evaluate(session, period="2026Q3").standing(PROVIDER[0])
+        fourth = evaluate(session, period="2026Q4").standing(PROVIDER[0])
+        from sqlalchemy import func, select
+
+        from registry.supervision.models import Violation
+
+        open_now = session.scalar(select(func.count()).select_from(Violation).where(Violation.status == "open"))
+    # by hand: on 09-30 only obligation-1 (found 09-10, resolved 10-08) was open; today it is not, the ones found
+    # in October are
+    assert third.open_violations == 1
+    assert fourth.open_violations == open_now >= 1

@@ -227,8 +227,12 @@ def _standing(session: Session, agency: Agency, period: Period, as_of: date, tod
     metrics = {m: ratios[m].value for m in METRICS}
     clocks = {"update": ratios["update_timeliness"], "application": ratios["application_timeliness"],
               "reconfirmation": ratios["reconfirmation"], "rectification": rectification}
-    open_count = len(session.scalars(select(Violation.id).where(Violation.agency_id == agency.id,
-                                                                 Violation.status == "open")).all())
+    # open at the period's end (today for the current one), as the period's other figures: counting those open
+    # today let a violation found later raise a past quarter's figure and one put right later leave it
+    last = min(period.end, as_of)
+    open_count = session.scalar(select(func.count()).select_from(Violation).where(
+        Violation.agency_id == agency.id, Violation.status != "dismissed", Violation.detected_on <= last,
+        (Violation.status == "open") | (Violation.resolved_on > last)))
     return AgencyStanding(
         code=agency.code, name=agency.name, metrics=metrics,
         counts={m: [ratios[m].kept, ratios[m].total] for m in METRICS},
