@@ -182,7 +182,8 @@ def runs(resource: Annotated[str | None, typer.Argument(help="resource code (all
         rows = []
         for run, code in found:
             shown_status = "interrupted" if run.id in gone else run.status
-            if status is not None and shown_status not in ((status, "interrupted") if status == "failed" else (status,)):
+            wanted = (status, "interrupted") if status == "failed" else (status,)
+            if status is not None and shown_status not in wanted:
                 continue
             version = session.get(DatasetVersion, run.version_id) if run.version_id is not None else None
             rows.append((run.id[:8], code, moment_compact(run.started_at),
