@@ -10,7 +10,7 @@ import typer
 from cli import calendar as calendar_cmds
 from cli import identifier_cmds, registry_cmds
 from cli.output import console, err_console, reported_errors, shown, table
-from cli.usage import ChineseUsageGroup
+from cli.usage import ChineseUsageGroup, one_of
 
 app = typer.Typer(
     cls=ChineseUsageGroup,  # usage errors of every command in Chinese
@@ -135,40 +135,65 @@ def versions(resource: Annotated[str, typer.Argument(help="resource code")]) -> 
                                        "changes +/~/-", "manifest"], rows)
 
 
+def _reason_cell(text: str | None, *, keep: int = 300) -> str:
+    """A run's error on one wrapped cell: whole, or its head and its tail when very long. The tail is what to do
+    (`govshare source edit …`): cutting at 120 characters left "the source refused the hub (cann" and no action."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= 2 * keep else f"{text[:keep]} … {text[-keep:]}"
+
+
+RUN_STATUSES = ("running", "staging", "staged", "published", "unchanged", "failed", "interrupted")
+
+
 @app.command()
 def runs(resource: Annotated[str | None, typer.Argument(help="resource code (all resources when left out)")] = None,
-         status: Annotated[str | None, typer.Option(help="running, staging, staged, published, unchanged or "
-                                                    "failed")] = None,
+         status: Annotated[str | None, typer.Option(help="running, staging, staged, published, unchanged, failed "
+                                                    "(interrupted ones too) or interrupted (its process killed "
+                                                    "mid-way)")] = None,
          limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 20) -> None:
     """Sync runs (同步运行记录), newest first: how each ended, its rows, the version it published, or why it
-    failed (a refused login, a missing column, a run abandoned by a killed process and taken over).
+    failed (a refused login, a missing column, a run abandoned by a killed process and taken over). A run whose
+    process is gone (killed mid-way) shows as 已中断 (interrupted) until the resource's next run closes it.
 
     Example: govshare runs 101001/0001 --status failed
     """
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
+    from pipeline.locks import LIVE_RUN_STATES, interrupted_runs
     from registry.catalog.models import Resource
     from registry.catalog.resources import get_resource
     from registry.db import session_scope
     from registry.exchange.models import DatasetVersion, SyncRun
     from schemas.presentation import label, moment_compact
 
+    one_of(status, RUN_STATUSES)
+    # A killed run is still recorded live: it is asked for as failed or interrupted, and is no longer staging.
+    recorded = {"failed": ("failed", *LIVE_RUN_STATES), "interrupted": LIVE_RUN_STATES}.get(status or "", (status,))
     with reported_errors(), session_scope() as session:
         query = select(SyncRun, Resource.code).join(Resource, Resource.id == SyncRun.resource_id)
         if resource is not None:
             query = query.where(SyncRun.resource_id == get_resource(session, code=resource).id)
         if status is not None:
-            query = query.where(SyncRun.status == status)
+            query = query.where(SyncRun.status.in_(recorded))
+        live = session.scalar(select(func.count()).select_from(query.where(
+            SyncRun.status.in_(LIVE_RUN_STATES)).subquery())) if status is not None else 0
+        found = session.execute(query.order_by(SyncRun.started_at.desc()).limit(max(1, limit) + live)).all()
+        gone = interrupted_runs(session, [run for run, _ in found])
         rows = []
-        for run, code in session.execute(query.order_by(SyncRun.started_at.desc()).limit(max(1, limit))):
+        for run, code in found:
+            shown_status = "interrupted" if run.id in gone else run.status
+            wanted = (status, "interrupted") if status == "failed" else (status,)
+            if status is not None and shown_status not in wanted:
+                continue
             version = session.get(DatasetVersion, run.version_id) if run.version_id is not None else None
             rows.append((run.id[:8], code, moment_compact(run.started_at),
                          moment_compact(run.finished_at) if run.finished_at else "",
-                         label("run_modes", run.mode), label("run_statuses", run.status),
+                         label("run_modes", run.mode), label("run_statuses", shown_status),
                          run.rows_read, run.rows_published, run.rows_quarantined,
-                         f"v{version.number}" if version else "", " ".join((run.error or "").split())[:120]))
+                         f"v{version.number}" if version else "",
+                         _reason_cell(gone.get(run.id) or run.error)))
         table("同步运行 / sync runs", ["run", "resource", "started 北京时间", "finished", "方式 mode", "状态 status", "read",
-                                      "published", "quarantined", "version", "error"], rows)
+                                      "published", "quarantined", "version", "error"], rows[:max(1, limit)])
 
 
 @app.command()

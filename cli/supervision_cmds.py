@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.output import console, due, reported_errors, shown, table
-from cli.usage import bad_value
+from cli.usage import bad_value, one_of
 
 report_app = typer.Typer(help="Reports (报告): the periodic evaluation notice (定期通报).", no_args_is_help=True)
 violation_app = typer.Typer(help="Violations of article 23 (违规情形) with their evidence.", no_args_is_help=True)
@@ -23,6 +23,8 @@ AsOf = Annotated[str | None, typer.Option("--as-of", help="count clocks as of th
 Config = Annotated[Path | None, typer.Option("--config", help="weights file (default GOVSHARE_HOME/evaluation.yaml "
                                                                  "or the shipped schemas/supervision/evaluation.yaml)")]
 AsUser = Annotated[str | None, typer.Option("--as", help="act as this user (their roles are checked)")]
+VIOLATION_STATUSES = ("open", "resolved", "closed", "dismissed")
+ORDER_STATUSES = ("open", "fixed", "overdue")
 
 
 def _day(value: str | None) -> date | None:
@@ -128,6 +130,7 @@ def violation_list(agency: Annotated[str | None, typer.Option(help="agency code 
     from registry.supervision.violations import list_violations
     from schemas import presentation
 
+    one_of(status, VIOLATION_STATUSES)
     with reported_errors(), session_scope() as session:
         rows = [(v.id, v.case, presentation.label("violation_kinds", v.kind), v.agency.name,
                  presentation.days_in(v.summary), presentation.evidence(v.evidence.get("records", [])),
@@ -225,6 +228,7 @@ def rectification_list(status: Annotated[str | None, typer.Option(help="open, fi
     from registry.supervision.rectification import list_orders
     from schemas.presentation import label
 
+    one_of(status, ORDER_STATUSES)
     with reported_errors(), session_scope() as session:
         table("整改通知 / rectification orders", ["编号", "机构", "违规", "下达", "期限", "完成", "状态"],
               [(o.number, o.agency.name, o.violation_id, o.issued_on, due(o.due_on), o.fixed_on,

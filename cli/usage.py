@@ -43,6 +43,14 @@ def bad_value(value: object, message: str) -> typer.BadParameter:
     return typer.BadParameter(message, ctx=ctx, param=param)
 
 
+def one_of(value: str | None, choices: tuple[str, ...]) -> str | None:
+    """A filter value (--status) that must be one of `choices`: a typo refused, naming them, where it gave an
+    empty list that read as "nothing there" (`govshare runs --status fail`: no run failed)."""
+    if value is not None and value not in choices:
+        raise bad_value(value, f"{value!r} 不是可选的值，可选：{', '.join(choices)} / not one of {', '.join(choices)}")
+    return value
+
+
 def _hint(exc: parser_errors.BadParameter) -> str:
     if exc.param is not None:
         return _name(exc.param)

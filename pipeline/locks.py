@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -256,6 +256,28 @@ def release_in_cleanup(*, resource_id: int, run_id: str) -> Exception | None:
     except Exception as exc:  # noqa: BLE001 - said by the caller, beside the run's own error
         return exc
     return None
+
+
+INTERRUPTED = ("运行进程已不在（被终止，或所在主机停机），本次运行未发布数据；该资源的下一次运行将接管资源锁并清理其暂存文件",
+               "the run's process is gone (killed, or its host down) and it published nothing; the resource's next "
+               "run takes its lock over and removes what it staged")
+
+
+def interrupted_runs(session, runs: Sequence[SyncRun]) -> dict[str, str]:  # noqa: ANN001 - Session
+    """Runs still recorded live whose holder is gone (killed mid-way), run id -> why, in Chinese and English.
+    The registry keeps them live until the resource's next run takes over (and closes them failed); an operator
+    reading the runs meanwhile is told so instead of reading 暂存中 for a process that no longer exists."""
+    now, gone = clock.now(), {}
+    for run in runs:
+        if run.status not in LIVE_RUN_STATES:
+            continue
+        lock = session.get(ResourceLock, run.resource_id)
+        if lock is None or lock.run_id != run.id:  # a live run holds its lock from before its record
+            why = "it does not hold the resource's lock"
+        elif (why := _abandoned(lock, run.status, now)) is None:
+            continue
+        gone[run.id] = f"{INTERRUPTED[0]} / {INTERRUPTED[1]} ({why})"
+    return gone
 
 
 def live_runs() -> set[str]:

@@ -118,10 +118,20 @@ def due_day(value: date | str | None) -> str:
     return day(value) if value else label("due_statuses", DUE_UNKNOWN_CODE)
 
 
+def shown_share(value: float | None) -> float | None:
+    """A metric to the 0.1 % every surface shows (the notice workbook stores it, under a 0.0% format): rounded,
+    except that a share short of all never reads 100.0 % and one above none never reads 0.0 % (2999 of 3000 rows
+    passing read 100.0 %, as if all had)."""
+    if value is None:
+        return None
+    shown = round(value, 3)
+    return max(0.001, shown) if 0 < value < 0.5 else min(0.999, shown) if 0.5 <= value < 1 else shown
+
+
 def share(value: float | None) -> str:
     """An evaluation metric as every surface shows it (web page, notice, CLI): 66.7%; 无数据 when there was
     nothing to measure. One format, so a figure reads the same wherever it appears."""
-    return NO_DATA if value is None else f"{value * 100:.1f}%"
+    return NO_DATA if value is None else f"{shown_share(value) * 100:.1f}%"
 
 
 def score(value: float | None) -> str:

@@ -58,3 +58,50 @@ def test_a_metric_cannot_leave_its_range_and_each_has_one_formula() -> None:
         Ratio(-1, 4)
     assert set(METRIC_FORMULAS) == set(METRICS) and all(" ÷ " in f or "÷" in f for f in METRIC_FORMULAS.values())
     assert weighted_score({"a": 1.0, "b": 0.5, "c": None}, {"a": 1, "b": 3, "c": 5}) == 62.5  # (1 + 1.5) / 4
+
+
+def test_a_share_short_of_all_never_reads_100_percent(hub_home: Path, tmp_path: Path) -> None:
+    """One row of 3,000 failed the quality rules: 数据质量合格率 2999 / 3000 read 100.0 % on the console, the web page
+    and the notice (and in its workbook, the cell's 0.0% format rounding it up too), as if every row had passed."""
+    import re
+
+    from openpyxl import load_workbook
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from registry.db import session_scope
+    from registry.supervision.report_writer import write_report
+    from schemas.presentation import share
+
+    database = tmp_path / "market.db"
+    load_sqlite(database, rows=3000, seed=23)
+    sqlite_execute(database, "UPDATE enterprises SET reg_capital = 1.234 WHERE id = 4")  # does not fit decimal(18,2)
+    hub = register_resource(kind="sqlite", config={"path": str(database)})
+    run = sync(hub)
+    assert (run.rows_read, run.rows_quarantined) == (3000, 1)
+
+    shown = CliRunner().invoke(app, ["evaluate", "--period", _period()], env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"数据质量合格率\s*│\s*99\.9%\s*│\s*2999 / 3000", shown.output), shown.output
+    with session_scope() as session:
+        html = write_report(session, period=_period(), fmt="html", out=tmp_path / "n.html").read_text()
+        xlsx = write_report(session, period=_period(), fmt="xlsx", out=tmp_path / "n.xlsx")
+    assert "<td>99.9%<br><small>2999/3000</small></td>" in html, html
+    header, row = list(load_workbook(xlsx)["得分排名"].iter_rows(values_only=True))
+    cell = dict(zip(header, row))["数据质量合格率"]
+    assert f"{cell * 100:.1f}%" == "99.9%"  # as the cell's 0.0% format shows it
+    # and the other end: one kept of 3,000 is not none
+    assert (share(1 / 3000), share(0.0), share(1.0), share(2 / 3)) == ("0.1%", "0.0%", "100.0%", "66.7%")
+
+
+def test_a_score_short_of_full_marks_never_reads_100() -> None:
+    """An agency whose every metric was 100 % but 数据质量合格率 2999 / 3000 scored 100.00 (99.995 rounded), tied
+    for first with one that kept everything; one above nothing read 0.00."""
+    from registry.supervision.evaluation import weighted_score
+    from schemas.presentation import score
+
+    # by hand: 100 x (15 x 2999/3000 + 85 x 1) / 100 = 99.995
+    assert score(weighted_score({"quality": 2999 / 3000, "rest": 1.0}, {"quality": 15, "rest": 85})) == "99.99"
+    assert score(weighted_score({"quality": 1 / 30000}, {"quality": 1})) == "0.01"  # 0.0033
+    assert weighted_score({"a": 1.0, "b": 1.0}, {"a": 1, "b": 3}) == 100.0
+    assert weighted_score({"a": 0.0}, {"a": 1}) == 0.0

@@ -570,7 +570,9 @@ def test_the_supervision_dag_runs_through_airflow(hub_home: Path, tmp_path: Path
     from pipeline.airflow_runner import run_dags
     from registry.db import session_scope
     from registry.audit.models import AuditEvent
+    from core import clock
     from registry.supervision.models import EvaluationRun
+    from registry.supervision.periods import current_quarter, parse_period
     from tests.helpers import register_resource
 
     register_resource(kind=None, name="政策文件目录", classification="103001")
@@ -578,7 +580,10 @@ def test_the_supervision_dag_runs_through_airflow(hub_home: Path, tmp_path: Path
     assert run_dags(["govshare_supervision"], airflow_home=tmp_path / "airflow") == {"govshare_supervision": "success"}
 
     with session_scope() as session:
-        run = session.scalars(select(EvaluationRun)).one()
+        closed, run = session.scalars(select(EvaluationRun).order_by(EvaluationRun.id)).all()
+        # the quarter before, once after its end (its last morning's run could not count that day's clocks)
+        current = parse_period(current_quarter(clock.today()))
+        assert (closed.period, run.period) == (current.previous().code, current.code)
         assert run.actor == "supervision" and [a["code"] for a in run.results["agencies"]] == [PROVIDER[0]]
         assert "supervision.evaluate" in session.scalars(select(AuditEvent.action)).all()
         assert "sharing.check" in session.scalars(select(AuditEvent.action)).all()

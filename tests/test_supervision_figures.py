@@ -162,7 +162,7 @@ def test_every_surface_shows_the_same_figures_and_no_data_where_nothing_was_meas
     assert "—" not in re.sub(r"<td>—</td>", "", html.split("二、评估得分与排名")[1].split("三、")[0])
     header, row = list(load_workbook(xlsx)["得分排名"].iter_rows(values_only=True))
     shown = dict(zip(header, row))
-    assert shown["得分"] == 75.0 and shown["目录覆盖率"] == pytest.approx(0.6667) and shown["目录要素完整率"] == 0
+    assert shown["得分"] == 75.0 and shown["目录覆盖率"] == 0.667 and shown["目录要素完整率"] == 0
     assert shown["更新及时率"] == NO_DATA and shown["交付成功率"] == NO_DATA
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages).replace(" ", "").replace("\n", "")
     assert f"{SCORE}{COVERAGE}2/3{COMPLETENESS}0/2" in text and f"{NO_DATA}0/0" in text, text[:2000]
@@ -276,3 +276,76 @@ def _application(session, number: str):  # noqa: ANN202 - Application
     from registry.sharing.applications import get_application
 
     return get_application(session, number=number)
+
+
+def test_the_daily_run_keeps_the_closed_quarter_with_its_last_day_counted(catalog_home: Path) -> None:
+    """The supervision DAG evaluated only the current quarter, so the last evaluation kept of 2026Q3 was the one
+    of the morning of Wednesday 30 September: an update due that day and never made was not yet counted, and
+    the kept record said 更新及时率 无数据 for the closed quarter for good."""
+    from sqlalchemy import select
+
+    from registry.catalog.obligations import open_update_obligation
+    from registry.db import session_scope
+    from registry.supervision.daily import run_scheduled_evaluation
+    from registry.supervision.models import EvaluationRun
+    from tests.clock import on, pinned
+
+    with pinned(on(date(2026, 9, 28))), session_scope() as session:
+        setup_people(session)
+        code = _registered(session, classification="101001", name="企业基本信息", on=date(2026, 9, 1))
+        publish(session, code, on=date(2026, 9, 2))
+        obligation = open_update_obligation(session, resource_code=code, reason="数据源结构变更", actor="test",
+                                            opened_on=date(2026, 9, 28))
+        assert obligation.due_on == date(2026, 9, 30)  # the quarter's last day; never made
+    for day in (date(2026, 9, 30), date(2026, 10, 1), date(2026, 10, 2)):
+        with pinned(on(day, 7)):
+            run_scheduled_evaluation(today=day, actor="test")
+
+    def kept(period: str) -> list[EvaluationRun]:
+        with session_scope() as session:
+            runs = list(session.scalars(select(EvaluationRun).where(EvaluationRun.period == period)
+                                        .order_by(EvaluationRun.id)))
+            session.expunge_all()
+            return runs
+
+    closed = kept("2026Q3")
+    # by hand: the morning of 09-30 the update is not yet late; once the quarter is over it is (0 kept of 1),
+    # and the closed quarter is kept once, not again each day after
+    assert [(r.as_of, r.results["agencies"][0]["counts"]["update_timeliness"]) for r in closed] == \
+        [(date(2026, 9, 30), [0, 0]), (date(2026, 9, 30), [0, 1])]
+    assert [r.as_of for r in kept("2026Q4")] == [date(2026, 10, 1), date(2026, 10, 2)]
+
+
+def test_open_violations_of_a_past_period_are_those_open_at_its_end(catalog_home: Path) -> None:
+    """未整改违规 of the 2026Q3 evaluation (the notice's ranking, the API, the page) counted the violations open
+    today, so a violation found in October raised the third quarter's figure and one open all through September
+    but put right in October left it."""
+    from registry.db import session_scope
+    from registry.people.agencies import get_agency
+    from registry.supervision.evaluation import evaluate
+    from registry.supervision.findings import Finding
+    from registry.supervision.violations import detect_violations, upsert_violation
+    from tests.clock import on, pinned
+
+    with pinned(on(date(2026, 9, 2))), session_scope() as session:
+        setup_people(session)
+        publish(session, new_entry(session, classification="101001", name="企业基本信息"), on=date(2026, 9, 2))
+        provider = get_agency(session, ref=PROVIDER[0]).id
+        upsert_violation(session, finding=Finding(3, "late_update", provider, "obligation-1", summary="目录更新义务逾期未完成",
+                                                  records=[]), on=date(2026, 9, 10), actor="test")
+    with pinned(on(date(2026, 10, 8))), session_scope() as session:
+        detect_violations(session, as_of=date(2026, 10, 8), actor="test")  # the records no longer show it: resolved
+        upsert_violation(session, finding=Finding(3, "late_update", provider, "obligation-2", summary="目录更新义务逾期未完成",
+                                                  records=[]), on=date(2026, 10, 12), actor="test")
+    with pinned(on(SEEN_ON)), session_scope() as session:
+        third = evaluate(session, period="2026Q3").standing(PROVIDER[0])
+        fourth = evaluate(session, period="2026Q4").standing(PROVIDER[0])
+        from sqlalchemy import func, select
+
+        from registry.supervision.models import Violation
+
+        open_now = session.scalar(select(func.count()).select_from(Violation).where(Violation.status == "open"))
+    # by hand: on 09-30 only obligation-1 (found 09-10, resolved 10-08) was open; today it is not, the ones found
+    # in October are
+    assert third.open_violations == 1
+    assert fourth.open_violations == open_now >= 1

@@ -152,3 +152,32 @@ def test_the_notice_download_is_audited_with_the_period_it_reported(catalog_home
         recorded = [e.detail["period"] for e in session.scalars(
             select(AuditEvent).where(AuditEvent.action == "supervision.notice_read").order_by(AuditEvent.id))]
     assert recorded == ["2026Q4", "2026-10"]  # 25 November 2026 is in the fourth quarter
+
+
+@pytest.mark.usefixtures("seen_later", "cheap_hashing")
+def test_the_ranking_over_the_api_carries_the_figures_the_notice_shows(catalog_home: Path, tmp_path: Path) -> None:
+    """GET /api/v1/supervision/evaluation gave each agency's score and metrics only: no numerator and denominator
+    (the notice's 2/3 under 66.7 %, so 无数据 could not be told from a real figure without them) and no
+    未整改违规, which the notice's ranking sheet lists beside the score."""
+    import requests
+    from openpyxl import load_workbook
+
+    from registry.db import session_scope
+    from registry.supervision.report_writer import write_report
+    from tests.helpers import running_api
+
+    with session_scope() as session:
+        supervisor = _world(session)
+        xlsx = write_report(session, period="2026Q4", fmt="xlsx", out=tmp_path / "n.xlsx")
+    with running_api() as api:
+        ranking = requests.get(f"{api.base_url}/api/v1/supervision/evaluation", params={"period": "2026Q4"},
+                               headers={"Authorization": f"Bearer {supervisor}"}, timeout=30)
+        standing = requests.get(f"{api.base_url}/api/v1/supervision/agencies/{PROVIDER[0]}",
+                                params={"period": "2026Q4"}, headers={"Authorization": f"Bearer {supervisor}"},
+                                timeout=30).json()
+    assert ranking.status_code == 200, ranking.text
+    (row,) = ranking.json()
+    assert row["counts"] == standing["counts"] and row["counts"]["catalogue_coverage"] == [1, 1]
+    header, sheet_row = list(load_workbook(xlsx)["得分排名"].iter_rows(values_only=True))
+    # by hand: the late update and the inspection finding, both open on 11-25
+    assert row["open_violations"] == dict(zip(header, sheet_row))["未整改违规"] == 2

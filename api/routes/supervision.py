@@ -141,12 +141,13 @@ def agency_standing(code: str, session: SessionDep, principal: PrincipalDep,
 def ranking(session: SessionDep, principal: PrincipalDep,
             period: Annotated[str | None, Query(description="2026, 2026Q4 or 2026-11; default this quarter")] = None
             ) -> list[dict[str, Any]]:
-    """Every agency's score and rank (the supervisor and the coordination office only)."""
+    """Every agency's score and rank with its metrics, their numerators and denominators (`counts`) and its open
+    violations, as the notice's ranking shows them (the supervisor and the coordination office only)."""
     from registry.supervision.evaluation import evaluate
     from registry.supervision.periods import current_quarter
 
     require(principal, principal.has(*SEE_ALL), zh="只有监督机构可以查看全部机构的评估",
             en="only the supervisor or the coordination office sees every agency's evaluation")
     result = evaluate(session, period=period or current_quarter(clock.today()))
-    return [{"rank": a.rank, "code": a.code, "name": a.name, "score": a.score, "metrics": a.metrics}
-            for a in result.agencies]
+    return [{"rank": a.rank, "code": a.code, "name": a.name, "score": a.score, "metrics": a.metrics,
+             "counts": a.counts, "open_violations": a.open_violations} for a in result.agencies]

@@ -11,7 +11,7 @@ from typing import Any
 from core import clock
 from core.calendar.due_days import schedule_warning
 from registry.supervision.due_days import fill_pending
-from registry.supervision.periods import current_quarter
+from registry.supervision.periods import current_quarter, parse_period
 
 ACTOR = "supervision"
 log = logging.getLogger(__name__)
@@ -86,14 +86,26 @@ def run_audit_anchor() -> dict[str, Any]:
 
 
 def run_scheduled_evaluation(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:
-    """Evaluate the current quarter (a notice can be drawn any day from the latest run)."""
+    """Evaluate the current quarter (a notice can be drawn any day from the latest run), and once the quarter
+    before it is over, that one too, once: the last run inside it, the morning of its last day, could not yet count
+    the clocks due that day, so the record kept of a closed quarter left them out for good."""
+    from sqlalchemy import select
+
     from registry.db import session_scope
     from registry.supervision.evaluation import run_evaluation
+    from registry.supervision.models import EvaluationRun
 
     day = (today or clock.today())
+    current = parse_period(current_quarter(day))
+    closed = current.previous()
     with session_scope() as session:
-        run = run_evaluation(session, period=current_quarter(day), as_of=day, actor=actor)
-        return {"run": run.id, "period": run.period, "agencies": len(run.results["agencies"])}
+        final = session.scalar(select(EvaluationRun.id).where(
+            EvaluationRun.period == closed.code, EvaluationRun.created_at >= clock.as_utc(closed.end_at)).limit(1))
+        if final is None:
+            run_evaluation(session, period=closed.code, as_of=day, actor=actor)
+        run = run_evaluation(session, period=current.code, as_of=day, actor=actor)
+        return {"run": run.id, "period": run.period, "agencies": len(run.results["agencies"]),
+                "closed_period": None if final is not None else closed.code}
 
 
 def run_daily(*, today: date | None = None, actor: str = ACTOR) -> dict[str, Any]:

@@ -104,7 +104,10 @@ def weighted_score(metrics: dict[str, float | None], weights: dict[str, float]) 
     total = sum(weights[m] for m in applicable)
     if not total:
         return None
-    return round(100 * sum(weights[m] * v for m, v in applicable.items()) / total, 2)
+    raw = 100 * sum(weights[m] * v for m, v in applicable.items()) / total
+    # to two decimals, but short of full marks never 100.00 (a tie with an agency that kept everything), nor
+    # above nothing 0.00: the share's rule (schemas/presentation.py shown_share)
+    return max(0.01, round(raw, 2)) if 0 < raw < 50 else min(99.99, round(raw, 2)) if 50 <= raw < 100 else round(raw, 2)
 
 
 def published_as_of(session: Session, *, resource: Resource, moment: datetime) -> CatalogRevision | None:
@@ -224,8 +227,12 @@ def _standing(session: Session, agency: Agency, period: Period, as_of: date, tod
     metrics = {m: ratios[m].value for m in METRICS}
     clocks = {"update": ratios["update_timeliness"], "application": ratios["application_timeliness"],
               "reconfirmation": ratios["reconfirmation"], "rectification": rectification}
-    open_count = len(session.scalars(select(Violation.id).where(Violation.agency_id == agency.id,
-                                                                 Violation.status == "open")).all())
+    # open at the period's end (today for the current one), as the period's other figures: counting those open
+    # today let a violation found later raise a past quarter's figure and one put right later leave it
+    last = min(period.end, as_of)
+    open_count = session.scalar(select(func.count()).select_from(Violation).where(
+        Violation.agency_id == agency.id, Violation.status != "dismissed", Violation.detected_on <= last,
+        (Violation.status == "open") | (Violation.resolved_on > last)))
     return AgencyStanding(
         code=agency.code, name=agency.name, metrics=metrics,
         counts={m: [ratios[m].kept, ratios[m].total] for m in METRICS},

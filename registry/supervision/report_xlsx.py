@@ -12,7 +12,7 @@ from openpyxl.utils import get_column_letter
 
 from core.xlsx import append_row
 from registry.supervision.report import ReportData
-from schemas.presentation import NO_DATA, NOT_SCORED
+from schemas.presentation import NO_DATA, NOT_SCORED, shown_share
 
 HEADER_FILL = PatternFill("solid", fgColor="EEF3FA")
 # A period without a score stays an empty cell (the trend line breaks there; text or 0 would be plotted as 0), and
@@ -53,7 +53,8 @@ def render_xlsx(data: ReportData, out: Path) -> Path:
     evaluation, labels = data.evaluation, data.metric_labels
     scores = _sheet(workbook, "得分排名", ["排名", "行政机构", "统一社会信用代码", "得分", *labels.values(), "未整改违规"],
                     [[a.rank, a.name, a.code, NOT_SCORED if a.score is None else a.score,
-                      *[NO_DATA if a.metrics[k] is None else round(a.metrics[k], 4) for k in labels], a.open_violations]
+                      *[NO_DATA if a.metrics[k] is None else shown_share(a.metrics[k]) for k in labels],
+                      a.open_violations]
                      for a in evaluation.agencies], first=True)
     for row in scores.iter_rows(min_row=2, min_col=5, max_col=4 + len(labels)):
         for cell in row:
