@@ -94,14 +94,22 @@ def table_identity(cursor: Any, schema: str, name: str) -> dict[str, Any]:
     another type: each sets values in rows without a row change in the WAL. Beside them, the storage (relfilenode)
     and the transaction that last wrote each column's entry (its pg_attribute xmin): a column retyped to the type it
     has with USING rewrites every row and changes both, where VACUUM FULL, CLUSTER and TRUNCATE change only the
-    storage and a default or statistics target set only the entry (pipeline.cdc_identity)."""
+    storage and a default or statistics target set only the entry; ``missing`` and ``defaults`` tell a rewrite
+    that cleared a column's held default (VACUUM FULL after ADD COLUMN ... DEFAULT) from a retype
+    (pipeline.cdc_identity)."""
     cursor.execute(
-        """SELECT c.oid, a.attname, a.attnum, a.atttypid, a.atttypmod, c.relfilenode, a.xmin::text
+        """SELECT c.oid, a.attname, a.attnum, a.atttypid, a.atttypmod, c.relfilenode, a.xmin::text,
+                  a.atthasmissing, d.oid
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+           LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
         (schema, name))
     rows = cursor.fetchall()
     return {"oid": int(rows[0][0]) if rows else None,
             "columns": [[column, int(attnum), int(typid), int(typmod)]
                         for _oid, column, attnum, typid, typmod, *_ in rows],
-            "storage": int(rows[0][5]) if rows else None, "altered": {row[1]: row[6] for row in rows}}
+            "storage": int(rows[0][5]) if rows else None, "altered": {row[1]: row[6] for row in rows},
+            # a default still held in the column's entry (added with a default, not yet written into the rows),
+            # and the stored default's row: a rewrite clears the one, a retype stores the other again
+            "missing": {row[1]: int(row[8]) if row[8] is not None else None for row in rows if row[7]},
+            "defaults": {row[1]: int(row[8]) for row in rows if row[8] is not None}}

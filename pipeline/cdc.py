@@ -7,7 +7,7 @@ One run, under the resource's lock:
    exactly the state at the slot's consistent point;
 3. otherwise a *change run* streams the slot (pgoutput), collapses the changes by primary key and stages the
    previous version's untouched rows plus the changed rows (deleted keys dropped; a key whose upsert is
-   quarantined keeps its published row);
+   quarantined is dropped too, as a full read publishes no row for it);
 4. the version is published through the one run lifecycle (pipeline.run): its cursor state (the LSN before which every
    commit is in the version) commits in the same transaction as the version;
 5. only then is the slot advanced to that LSN. A crash before 5 re-delivers the changes: transactions
@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from connectors.base import StreamSpec, payload_schema
 from connectors.pgoutput import lsn_int, lsn_text
@@ -44,7 +43,7 @@ from pipeline.after_publish import STEPS
 from pipeline.cdc_identity import identity_reason
 from pipeline.cdc_layer import layer_form, layer_rows, snapshot_reason, touched_keys
 from pipeline.cdc_resource import CDC_CURSOR, CdcResource, load_resource
-from pipeline.cdc_staging import begin_cdc_run, fill_unchanged, finish_cdc_run, keep_published, move_cursor
+from pipeline.cdc_staging import begin_cdc_run, fill_unchanged, finish_cdc_run, move_cursor
 from pipeline.conform import ValueChoices, contract_form, run_schema
 from pipeline.layering import carry_forward
 from pipeline.layers import parts_schema
@@ -149,8 +148,8 @@ def _periodic_snapshot_reason(*, resource_id: int) -> str | None:
 def _write(staged: StagedRun, batch: pa.RecordBatch, writer: PartWriter, quarantine: QuarantineWriter,
            table: CapturedTable, contract, watch: list[str], form: pa.Schema | None = None,  # noqa: ANN001
            choices: ValueChoices | None = None, retype: Callable[[dict[str, pa.DataType]], object] | None = None,
-           ) -> pa.Array | None:
-    """Stage one batch; returns which of its rows were published (None: all of them)."""
+           ) -> None:
+    """Stage one batch: its good rows written, its bad ones quarantined."""
     staged.rows_read += batch.num_rows
     staged.findings["seen"] += seen_keys(batch, table.primary_key, pa.array(watch, pa.string()))
     split = split_batch(batch, key=table.primary_key, contract=contract,
@@ -159,7 +158,6 @@ def _write(staged: StagedRun, batch: pa.RecordBatch, writer: PartWriter, quarant
         quarantine.write(split.bad)
     good = choices.apply(split.good, retype) if choices is not None else split.good
     writer.write(layer_rows(good, form, resource_code=staged.resource_code) if form is not None else good)
-    return split.keep
 
 
 def _snapshot_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTable, contract, run_id: str,
@@ -256,27 +254,16 @@ def _change_run(resource: CdcResource, capture: ChangeCapture, table: CapturedTa
     try:
         touched = touched_keys(changed_keys(table, collected), table.primary_key, contract)
         layered = form is not None
-        touched_rows: list[pa.RecordBatch] = []  # at most one published row per touched key
         if layered:
             writer.schema = form
         elif not collected.truncated:
-            staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched,
-                                                aside=touched_rows)
-        # A key whose upsert is quarantined keeps its published row, as on a table read: the source still holds
-        # it, and dropping it (removed with every touched key) made the change set report a phantom delete.
-        held: list[pa.Array] = []
+            staged.rows_carried = carry_forward(resource.previous_parts, writer, table.primary_key, touched)
+        # Every touched key's published row goes, a key whose upsert is quarantined too: a full read of the table
+        # publishes no row for it either (only the quarantine record), and its old row is a value the source no
+        # longer holds. The new state waits in quarantine until a readable change or a replay publishes it.
         for batch in upsert_batches(table, collected, batch_rows=settings.batch_rows):
             filled = fill_unchanged(batch, parts=resource.previous_parts, key=table.primary_key, contract=contract)
-            keep = _write(staged, filled, writer, quarantine, table, contract, resource.watch, form, choices=choices)
-            if keep is not None:
-                held.append(touched_keys(filled.select(list(table.primary_key)).filter(pc.invert(keep)),
-                                         table.primary_key, contract))
-        if held and not collected.truncated:  # after a TRUNCATE no published row is left to keep
-            kept = pa.concat_arrays([keys.cast(touched.type) for keys in held])
-            touched = touched.filter(pc.invert(pc.is_in(touched, value_set=kept)))
-            if not layered:
-                staged.rows_carried += keep_published(touched_rows=touched_rows, writer=writer,
-                                                      key=table.primary_key, held=kept)
+            _write(staged, filled, writer, quarantine, table, contract, resource.watch, form, choices=choices)
         staged.watermark = {"cursor_column": CDC_CURSOR, "value": lsn_text(position), "slot": capture.slot,
                             "transactions": collected.transactions, "changes": collected.changes,
                             "deletes": deleted_count(collected), "truncated": collected.truncated}

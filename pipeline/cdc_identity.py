@@ -17,6 +17,10 @@ the catalogue's types as they were: it changes the table's storage (relfilenode)
 (its pg_attribute xmin), and the run reads a snapshot when both changed. Either alone changes no row unseen
 (VACUUM FULL, CLUSTER and TRUNCATE give new storage; a default or statistics target set rewrites the entry), so it
 costs no snapshot; both between two runs (a default set, then a VACUUM FULL) cost one that was not needed.
+A rewrite also writes the entry of each column whose default, given by ADD COLUMN ... DEFAULT, was held in the
+catalogue (atthasmissing) and is now put into the rows; such an entry is discounted when its default's row
+(pg_attrdef) is the one recorded (a USING retype stores the default again), where VACUUM FULL after an added
+column had cost a needless snapshot.
 
 Upgrading (decision): a cursor state from before the identity was kept has none. Its next run records it,
 quiet or not, without a snapshot: such a state was written by a run that checked the columns as before, and the
@@ -60,9 +64,19 @@ def _rewritten_in_place(*, recorded: dict[str, Any], current: dict[str, Any], ta
     if recorded.get("storage") is None or recorded.get("storage") == current.get("storage"):
         return None
     before = recorded.get("altered") or {}
-    altered = [name for name, written in current.get("altered", {}).items() if before.get(name) != written]
+    altered = [name for name, written in current.get("altered", {}).items()
+               if before.get(name) != written and not _default_written_out(name, recorded=recorded, current=current)]
     if not altered:
         return None
     return (f"表 {table} 已在源端原地重写（变更的列：{', '.join(altered)}），重新快照 / {table} was rewritten in place "
             f"with column(s) {', '.join(altered)} altered (ALTER COLUMN ... TYPE ... USING to the type they have): "
             "every row was rewritten without a change in the slot")
+
+
+def _default_written_out(name: str, *, recorded: dict[str, Any], current: dict[str, Any]) -> bool:
+    """The column's entry was written only because a rewrite (VACUUM FULL, CLUSTER) put the default it held
+    (added with ADD COLUMN ... DEFAULT, atthasmissing) into the rows and cleared it: no row changed. A retype with
+    USING clears it too but stores the column's default again (a new pg_attrdef row), so it still counts."""
+    held = recorded.get("missing") or {}
+    return (name in held and name not in (current.get("missing") or {})
+            and held[name] is not None and held[name] == (current.get("defaults") or {}).get(name))

@@ -117,22 +117,6 @@ def fill_unchanged(batch: pa.RecordBatch, *, parts: list[Part], key: tuple[str, 
     return pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
-def keep_published(*, touched_rows: list[pa.RecordBatch], writer: PartWriter, key: tuple[str, ...],
-                   held: pa.Array) -> int:
-    """A change run written as the whole table (not a layer): the published rows of ``held``, the keys whose
-    upsert was quarantined, written again after carry_forward left them out with every touched key. The source
-    still holds such a key, so it keeps its row as a table read keeps it; dropped, the change set reported it
-    deleted. ``touched_rows``: the touched keys' published rows, which carry_forward set aside in its one read
-    of the previous version (it was read a second time here, whole, for a single quarantined upsert)."""
-    kept = 0
-    for batch in touched_rows:
-        found = batch.filter(pc.is_in(key_array(batch, key), value_set=held))
-        if found.num_rows:
-            writer.write(found)
-            kept += found.num_rows
-    return kept
-
-
 def move_cursor(resource: CdcResource, run_id: str, position: int, collected: Collected, *, identity: dict) -> None:
     """Nothing to publish: the position still moves on (and the run is recorded), so the slot can be
     advanced and the server recycles WAL even while the table is quiet. The table's identity goes with it: the

@@ -194,11 +194,10 @@ def compact(folder: Path, layer: Layer, writer) -> int:  # noqa: ANN001 - PartWr
     return carried
 
 
-def carry_forward(parts: list[Part], writer, key: tuple[str, ...], changed: pa.Array | pa.ChunkedArray,  # noqa: ANN001 - PartWriter
-                  *, aside: list[pa.RecordBatch] | None = None) -> int:
+def carry_forward(parts: list[Part], writer, key: tuple[str, ...],  # noqa: ANN001 - PartWriter
+                  changed: pa.Array | pa.ChunkedArray) -> int:
     """A snapshot instead of a layer (compaction, a TRUNCATE, a replay): the previous version's live rows whose
-    key did not change are written into the new version, batch by batch. ``aside``: the changed keys' rows are
-    appended there (no more rows than changed keys), for a caller that may keep some of them."""
+    key did not change are written into the new version, batch by batch."""
     if isinstance(changed, pa.ChunkedArray):
         changed = changed.combine_chunks()
     changed = pc.unique(changed) if len(changed) else changed
@@ -209,8 +208,6 @@ def carry_forward(parts: list[Part], writer, key: tuple[str, ...], changed: pa.A
         if kept.num_rows:
             writer.write(kept)
             carried += kept.num_rows
-        if aside is not None and kept.num_rows < batch.num_rows:
-            aside.append(batch.filter(hit))
     return carried
 
 

@@ -203,22 +203,35 @@ def _withheld(session, notice: Notice, *, seen_attempts: int, now: datetime) -> 
     return True
 
 
-def hold(session, *, notice: Notice, reason: tuple[str, str], attempts: int, actor: str) -> None:  # noqa: ANN001
+def hold(session, *, notice: Notice, reason: tuple[str, str], attempts: int, actor: str) -> bool:  # noqa: ANN001
     """Mark a notice not yet handed over withheld with the reason (zh, en), audited: its body is replaced by what a
     withheld notice says (the version exists, and why nothing more), so neither the webhook nor the pull feed
-    carries it; the sweep releases it, rebuilt from the version, once nothing withholds it any more."""
+    carries it; the sweep releases it, rebuilt from the version, once nothing withholds it any more.
+
+    One conditional UPDATE: only while the notice is still as the caller read it (status and attempts). A sweep
+    may deliver or claim it between the caller's read and this hold; written back from the loaded object, the
+    hold overwrote `delivered` with `withheld`, and the sweep later released the notice a second time. False
+    (``notice`` refreshed to what it is) when it changed meanwhile."""
     version = session.get(DatasetVersion, notice.version_id)
     subscription = session.get(Subscription, notice.subscription_id)
-    notice.status, notice.attempts, notice.last_error, notice.next_attempt_at = "withheld", attempts, reason[0], None
-    notice.payload = withheld_payload(version, reason)
+    held = session.execute(
+        update(Notice).where(Notice.id == notice.id, Notice.status.in_(("pending", "feed")),
+                             Notice.attempts == notice.attempts)
+        .values(status="withheld", attempts=attempts, last_error=reason[0], next_attempt_at=None,
+                payload=withheld_payload(version, reason)).execution_options(synchronize_session=False))
+    session.refresh(notice)
+    if held.rowcount != 1:
+        return False
     record_event(session, actor=actor, action="notice.withheld", agency_code=subscription.agency.code,
                  resource_code=notice.resource_code, result="denied",
                  detail={"notice_id": notice.id, "version": notice.version_number, "reason": reason[1]})
+    return True
 
 
 def hold_edited(session, *, notices: list[Notice], actor: str) -> None:  # noqa: ANN001 - Session
     """Hold the notices of a feed page not handed over yet whose resource row was edited outside the hub since
-    they were queued (registry/seals.py), before the page is shown to `actor`."""
+    they were queued (registry/seals.py), before the page is shown to `actor`; a notice a sweep delivered or
+    claimed since the page was read is left to the sweep (hold)."""
     for notice in notices:
         subscription = session.get(Subscription, notice.subscription_id)
         if notice.status in ("pending", "feed") and not intact(subscription.resource):
@@ -232,6 +245,8 @@ def _settle(notice_id: int, *, attempt: int, error: str | None, policy: _Policy,
         notice = session.get(Notice, notice_id)
         subscription = session.get(Subscription, notice.subscription_id)
         detail = {"notice_id": notice_id, "version": notice.version_number, "attempts": attempt}
+        if error is not None and notice.status != "pending":
+            return  # held while in flight (hold) and not received: it stays held, to be released
         if error is None:
             notice.status, notice.delivered_at, notice.last_error, notice.next_attempt_at = "delivered", now, None, None
             record_event(session, actor="pipeline", action="notice.delivered", agency_code=subscription.agency.code,

@@ -26,7 +26,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, Table, event, select, update
-from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Mapper, Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core import clock
@@ -136,11 +136,46 @@ def _seal_new(mapper: Mapper, connection: Any, row: Any) -> None:  # noqa: ANN40
     set_committed_value(row, "seal", seal)
 
 
+# A flush's stored rows, read by _read_stored before the flush writes anything; kept in the session's info.
+_STORED = "govshare.seals.stored"
+_CHUNK = 500  # ids per IN list: SQLite's and PostgreSQL's parameter limits are far above it
+
+
+@event.listens_for(Session, "before_flush")
+def _read_stored(session: Session, flush_context: Any, instances: Any) -> None:  # noqa: ANN401 - the event's
+    """The stored rows of every sealed row this flush updates, one SELECT per table: _seal_changed read each one
+    by itself, a round trip per updated row (a sweep revoking many grants, a lockout pass over many users)."""
+    wanted: dict[Table, list[Any]] = {}
+    for row in session.dirty:
+        table = getattr(row, "__table__", None)
+        if table is not None and table.name in SEALED and row.id is not None and session.is_modified(row):
+            wanted.setdefault(table, []).append(row.id)
+    stored: dict[tuple[str, Any], dict[str, Any] | None] = {}
+    for table, ids in wanted.items():
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            stored.update({(table.name, row_id): None for row_id in chunk})  # gone meanwhile: nothing to match
+            for values in session.connection().execute(
+                    stored_select(table).where(table.c.id.in_(chunk))).mappings():
+                stored[(table.name, values["id"])] = dict(values)
+    session.info[_STORED] = stored
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_stored(session: Session, flush_context: Any) -> None:  # noqa: ANN401 - the event's
+    session.info.pop(_STORED, None)
+
+
 @event.listens_for(Mapper, "before_update")
 def _seal_changed(mapper: Mapper, connection: Any, row: Any) -> None:  # noqa: ANN401 - SQLAlchemy's event
     table = mapper.local_table
     if table.name not in SEALED:
         return
-    stored = connection.execute(stored_select(table).where(table.c.id == row.id)).mappings().one_or_none()
+    session = object_session(row)
+    read = session.info.get(_STORED, {}) if session is not None else {}
+    if (table.name, row.id) in read:  # read by _read_stored at the start of this flush
+        stored = read[(table.name, row.id)]
+    else:  # a row changed during the flush itself
+        stored = connection.execute(stored_select(table).where(table.c.id == row.id)).mappings().one_or_none()
     if stored is not None and _matches(table, stored, stored["seal"]):
         row.seal = seal_of(table, _of(row))

@@ -1,9 +1,11 @@
-"""A change-capture update that is quarantined keeps the key's published row, as a table read keeps it
-(tests/test_postgres_types.py), against a private PostgreSQL cluster with wal_level=logical (tests/pg_cluster.py).
+"""A change-capture update that is quarantined withdraws the key's published row, as a full read of the same
+table does (the full read is the reference), against a private PostgreSQL cluster with wal_level=logical
+(tests/pg_cluster.py).
 
-Before, a change run removed every key its changes touched from the previous version and then wrote the
-upserts; an upsert that was quarantined was not written, so its key vanished from the version and the change
-set reported it deleted: a consumer syncing by changes deleted a row the source still held (a phantom delete)."""
+Before, a change run kept the key's previously published row while the full read published no row for it
+(only the quarantine record): the two paths disagreed, and a consumer of the change run kept reading as
+current a value the source no longer held. The row is not lost: its new state waits in quarantine, and the
+next readable change (or a replay) publishes it."""
 
 from __future__ import annotations
 
@@ -42,11 +44,11 @@ def _captured_hours(dsn: str, monkeypatch: pytest.MonkeyPatch, *, whole_table: b
 
 
 @pytest.mark.parametrize("layered", [True, False], ids=["layer", "whole-table"])
-def test_a_quarantined_update_keeps_the_published_row(dsn: str, layered: bool,  # noqa: F811
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """b's update to 24:00 is quarantined and b keeps its published row, unreported by the change set; c's bad
-    update is followed by its deletion in the same run, so c goes; d was inserted with a bad value and has no
-    row to keep. Once the source holds a readable time, b's fixed row is published."""
+def test_a_quarantined_update_withdraws_the_published_row(dsn: str, layered: bool,  # noqa: F811
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """b's update to 24:00 is quarantined: b's old row is withdrawn (the change set says so), as the full read of
+    the same table publishes no b; c's bad update is followed by its deletion, so c goes; d was inserted with a
+    bad value and has no row. Once the source holds a readable time, b is published again."""
     from pipeline.cdc import sync_cdc
 
     code = _captured_hours(dsn, monkeypatch, whole_table=not layered,
@@ -59,31 +61,30 @@ def test_a_quarantined_update_keeps_the_published_row(dsn: str, layered: bool,  
     pg_execute(dsn, "UPDATE hours SET n = 10 WHERE code = 'a'")
     report = sync_cdc(resource_code=code)
     assert report.mode == "cdc" and report.version == 2
-    # of the three upserts read, a's is published and b's and d's quarantined; the version holds a and b
+    # of the three upserts read, a's is published and b's and d's quarantined; the version holds a only
     assert (report.upserts, report.rows_published, report.rows_quarantined, report.deletes) == (3, 1, 2, 1), report
-    assert latest(code).row_count == 2
+    assert latest(code).row_count == 1
     assert sorted(key for key, _, _ in _quarantined(code)) == ["b", "d"]
-    assert _published(code)[1] == [{"code": "a", "closes": 8 * HOUR, "n": 10},
-                                   {"code": "b", "closes": 17 * HOUR, "n": 2}]  # b keeps its published row
-    assert _change_set(code) == {"a": "update", "c": "delete"}  # no phantom delete of b
+    assert _published(code)[1] == [{"code": "a", "closes": 8 * HOUR, "n": 10}]  # no stale b: 17:00 is gone
+    assert _change_set(code) == {"a": "update", "b": "delete", "c": "delete"}
     changes = latest(code).manifest["changes"]
-    assert (changes["inserted"], changes["updated"], changes["deleted"]) == (0, 1, 1), changes
+    assert (changes["inserted"], changes["updated"], changes["deleted"]) == (0, 1, 2), changes
+    _assert_same(_published(code), _full_read(dsn, "hours"))  # one data, one source: the full read agrees
 
     pg_execute(dsn, "UPDATE hours SET closes = '23:00' WHERE code = 'b'")
     fixed = sync_cdc(resource_code=code)
     assert fixed.mode == "cdc" and fixed.version == 3 and fixed.rows_published == 1, fixed
     assert latest(code).row_count == 2
     assert _published(code)[1][1] == {"code": "b", "closes": 23 * HOUR, "n": 20}
-    assert _change_set(code) == {"b": "update"}
+    assert _change_set(code) == {"b": "insert"}
     assert [key for key, _, _ in _quarantined(code)] == ["d"]
     _assert_same(_published(code), _full_read(dsn, "hours"))  # d is quarantined by the full read too
 
 
 def test_a_whole_table_change_run_reads_the_previous_version_once(dsn: str,  # noqa: F811
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """A whole-table change run whose upsert is quarantined carries the untouched rows and keeps the held key's
-    published row from one read of the previous version: it read the whole version a second time to find the
-    held keys' rows (a table of millions of rows, for one quarantined update)."""
+    """A whole-table change run whose upsert is quarantined carries the untouched rows from one read of the
+    previous version and withdraws the held key's row, as the full read does."""
     import pipeline.cdc_staging
     import pipeline.layering
     from pipeline.cdc import sync_cdc
@@ -93,6 +94,7 @@ def test_a_whole_table_change_run_reads_the_previous_version_once(dsn: str,  # n
     pg_execute(dsn, "UPDATE hours SET closes = '24:00', n = 200 WHERE code = 'k2'")
     pg_execute(dsn, "UPDATE hours SET n = 100 WHERE code = 'k1'")
     scans = []
+
     for module in (pipeline.layering, pipeline.cdc_staging):
         def counted(parts, *args, read=module.iter_parts, **kwargs):  # noqa: ANN001, ANN202
             scans.append(len(parts))
@@ -102,5 +104,5 @@ def test_a_whole_table_change_run_reads_the_previous_version_once(dsn: str,  # n
     assert (report.version, report.rows_published, report.rows_quarantined) == (2, 1, 1)
     assert len(scans) == 1, scans
     published = {row["code"]: row["n"] for row in _published(code)[1]}
-    assert len(published) == 50 and (published["k1"], published["k2"]) == (100, 2)
-    assert _change_set(code) == {"k1": "update"}
+    assert len(published) == 49 and published["k1"] == 100 and "k2" not in published
+    assert _change_set(code) == {"k1": "update", "k2": "delete"}

@@ -85,6 +85,29 @@ def test_new_storage_without_a_column_rewritten_reads_no_snapshot(source: str) -
     assert_published_matches_source(code, source)
 
 
+def test_vacuum_full_after_a_column_added_with_a_default_reads_no_snapshot(source: str) -> None:  # noqa: F811
+    """A column added with a default keeps that value in its catalogue entry (atthasmissing) until the table is
+    rewritten; VACUUM FULL writes it into the rows and clears the entry: new storage and a column's entry
+    written, as a USING retype shows, where no row changed. It had cost a needless snapshot. A USING retype of
+    such a column still reads one: its default is stored again (pg_attrdef), which VACUUM FULL leaves as it was."""
+    from pipeline.cdc import sync_cdc
+
+    code = register(source)
+    assert sync_cdc(resource_code=code).version == 1
+    pg_execute(source, "ALTER TABLE enterprises ADD COLUMN grade int NOT NULL DEFAULT 3")
+    assert sync_cdc(resource_code=code).mode == "cdc-snapshot"  # a column added: a snapshot, needed
+    _autocommit(source, "VACUUM FULL enterprises")
+    pg_execute(source, "UPDATE enterprises SET status = status || '.' WHERE id = 1")
+    report = sync_cdc(resource_code=code)
+    assert report.mode == "cdc" and report.upserts == 1, report
+    assert_published_matches_source(code, source)
+
+    pg_execute(source, "ALTER TABLE enterprises ADD COLUMN rank int NOT NULL DEFAULT 5")
+    assert sync_cdc(resource_code=code).mode == "cdc-snapshot"
+    pg_execute(source, "ALTER TABLE enterprises ALTER COLUMN rank TYPE int USING rank * 2")
+    _assert_snapshot(code, source, sync_cdc(resource_code=code), "rewritten in place")
+
+
 def test_a_cursor_state_without_an_identity_records_it_without_a_snapshot(source: str) -> None:  # noqa: F811
     """Upgrading: a state from before the identity was kept gets it on the next run, quiet or not, with no
     snapshot; from then on a change outside the slot is seen."""
@@ -142,3 +165,8 @@ def test_identity_reasons() -> None:
     assert "status" in identity_reason(recorded=stored, current=rewritten, table="s.t")
     assert "rewritten in place" in identity_reason(recorded=stored, current=rewritten, table="s.t")
     assert identity_reason(recorded=table, current=rewritten, table="s.t") is None, "a state without storage"
+    held = {**stored, "missing": {"status": 41}, "defaults": {"status": 41}}
+    written_out = {**held, "storage": 8, "altered": {**stored["altered"], "status": "12"}, "missing": {}}
+    assert identity_reason(recorded=held, current=written_out, table="s.t") is None, "VACUUM FULL: default written"
+    redefaulted = {**written_out, "defaults": {"status": 42}}
+    assert "status" in identity_reason(recorded=held, current=redefaulted, table="s.t"), "USING: default stored again"

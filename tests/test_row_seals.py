@@ -303,3 +303,42 @@ def test_the_hubs_own_writes_keep_every_row_sealed(hub_home: Path) -> None:
         assert person.roles == {"agency_admin", "data_admin"} and person.agency_code == CONSUMER[0]
         wang = session.scalar(select(User).where(User.username == "wang"))
         assert user_principal(wang).name == "wang"
+
+
+def test_a_flush_of_many_sealed_rows_reads_their_stored_rows_once(hub_home: Path) -> None:
+    """Before a sealed row is written its stored row is read back (a broken seal is never laundered): one SELECT
+    per updated row had made a flush of n rows n round trips; it is one per table and flush. An edited row among
+    them still keeps its broken seal."""
+    from sqlalchemy import event, select, text
+
+    from registry.db import get_engine, session_scope
+    from registry.people.models import ApiToken
+    from registry.seals import intact
+    from tests.helpers import CONSUMER, issue_token, register_resource
+
+    register_resource(kind=None, name="封签资源")
+    for _ in range(4):
+        issue_token(CONSUMER[0])
+    with session_scope() as session:
+        ids = sorted(session.scalars(select(ApiToken.id)))
+        session.execute(text("UPDATE api_tokens SET name = 'edited' WHERE id = :id"), {"id": ids[0]})
+    reads: list[str] = []
+
+    def counted(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("SELECT") and "api_tokens" in statement:
+            reads.append(statement)
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        with session_scope() as session:
+            tokens = list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+            reads.clear()
+            for token in tokens:
+                token.expires_at = None
+            session.flush()
+            assert len(reads) == 1, reads
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+    with session_scope() as session:
+        kept = {token.id: intact(token) for token in session.scalars(select(ApiToken))}
+    assert kept == {token_id: token_id != ids[0] for token_id in ids}, "the edited row keeps its broken seal"
