@@ -51,6 +51,10 @@ def test_an_entry_never_published_answers_another_agency_as_no_entry_at_all(site
             assert (hidden.status_code, hidden.text.replace(code, MISSING)) == (missing.status_code, missing.text), \
                 (username, path, hidden.text[:300], missing.text[:300])
             assert "内部文件" not in hidden.text and "registered" not in hidden.text
+    page = {"govshare_session": _login(site, "zhou")}  # the data page too: 未找到, never 未经保密审查
+    hidden, missing = (requests.get(site.url(f"/web/data/{c}"), cookies=page, timeout=30) for c in (code, MISSING))
+    assert (hidden.status_code, hidden.text.replace(code, MISSING)) == (missing.status_code, missing.text)
+    assert hidden.status_code == 404 and "未经保密审查" not in hidden.text
     refused = [d for actor, result, d in _events("data.read", resource_code=code) if actor == "user:zhou"]
     assert refused and all("not passed" in d["reason"] for d in refused), refused
     provider = {"Authorization": f"Bearer {issue_token(PROVIDER[0])}"}
