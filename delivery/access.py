@@ -38,11 +38,12 @@ from registry.sharing.grants import (
     live_grant,
     needs_agreement,
     require_published,
+    unpublished,
 )
 from registry.sharing.visibility import grant_scope
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
-from registry.catalog.resources import SHARING_MODES, edited_refusal, get_resource
+from registry.catalog.resources import SHARING_MODES, edited_refusal, get_resource, hidden_from, missing_resource
 from registry.exchange.versions import latest_version, require_latest_version
 from schemas.presentation import day
 
@@ -177,6 +178,15 @@ def authorize_principal(session: Session, *, principal: Principal, resource_code
         if channel not in (*CHANNELS, "metadata"):  # metadata: any channel's reader may see what it reads
             raise _refuse(f"未知的共享方式 {channel}", f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
         resource = get_resource(session, code=resource_code)
+        if hidden_from(resource, agency_id=principal.agency_id):
+            # refused with its real reason in the audit trail, answered as a code that does not exist
+            record_event(session, actor=principal.actor, action="data.read", agency_code=principal.agency_code,
+                         resource_code=resource_code, result="denied",
+                         detail={"channel": channel, "reason": unpublished(resource, doing_zh="共享",
+                                                                           doing_en="shared").en,
+                                 **({"via": via} if via else {})})
+            session.commit()
+            raise missing_resource(resource_code)
         return _decide(session, principal, resource, channel)
     except AccessDenied as denied:
         record_event(session, actor=principal.actor, action="data.read", agency_code=principal.agency_code,

@@ -85,6 +85,8 @@ def restrict_openapi(document: dict[str, Any], decision: AccessDecision) -> dict
     if decision.columns is None:
         return document
     granted = set(decision.columns)
+    # a lookup key must also be in the clear: a match on a masked column would reveal its value (refused)
+    keys = granted - set(decision.mask_columns or [])
     out = copy.deepcopy(document)
     record = out.get("components", {}).get("schemas", {}).get("Record", {})
     record["properties"] = {k: v for k, v in record.get("properties", {}).items() if k in granted}
@@ -92,7 +94,8 @@ def restrict_openapi(document: dict[str, Any], decision: AccessDecision) -> dict
         for parameter in operation.get("parameters", []):
             schema = parameter.get("schema", {})
             if "enum" in schema:
-                schema["enum"] = [v for v in schema["enum"] if v in granted]
+                usable = keys if parameter.get("name") == "column" else granted
+                schema["enum"] = [v for v in schema["enum"] if v in usable]
                 if schema.get("default") not in schema["enum"]:
                     schema.pop("default", None)
             if parameter.get("name") == "fields":

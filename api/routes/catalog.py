@@ -28,10 +28,12 @@ from registry.catalog.entries import (
     latest_revision,
     list_entries,
     list_revisions,
+    missing_entry,
     published_revision,
     upsert_entry,
 )
 from registry.catalog.models import CatalogRevision, Resource
+from registry.catalog.resources import hidden_from
 from registry.catalog.review import (
     record_confidentiality_review,
     review_revision,
@@ -120,6 +122,8 @@ class OverduePublic(BaseModel):
 
 def owned_entry(code: str, session: SessionDep, caller: PrincipalDep) -> Resource:
     entry = get_entry(session, code=code)
+    if hidden_from(entry, agency_id=caller.agency_id):
+        raise missing_entry(code)  # not published: as if no such entry, to anyone but its provider
     if entry.agency_id != caller.agency_id:
         raise AccessDenied("只有提供方机构可以查看或修改该目录条目的未发布内容",
                            "only the provider agency may see or change this entry's unpublished content")
@@ -192,7 +196,11 @@ def diff(entry: OwnedEntryDep, session: SessionDep, old: int, new: int) -> list[
 @router.get("/entries/{code:path}/draft", response_model=EntryPublic, responses=ERRORS)
 def draft(entry: OwnedEntryDep, session: SessionDep) -> EntryPublic:
     """The latest revision of an own entry, whatever its status."""
-    return _public(entry, latest_revision(session, resource=entry))
+    latest = latest_revision(session, resource=entry)
+    if latest is None:  # registered with `resource add`, never catalogued: no elements to show
+        raise NotFound(f"目录条目 {entry.code} 尚无编目内容，请先编写目录（PUT 该条目） / entry {entry.code} has no "
+                       f"catalogue revision yet: compile it first (PUT /api/v1/catalog/entries/{entry.code})")
+    return _public(entry, latest)
 
 
 @router.post("/entries/{code:path}/submit", response_model=RevisionPublic, responses=ERRORS)
@@ -232,10 +240,12 @@ def update_entry(entry: OwnedEntryDep, body: EntryUpdate, session: SessionDep, c
 
 
 @router.get("/entries/{code:path}", response_model=EntryPublic, responses=ERRORS)
-def entry(code: str, session: SessionDep, _: PrincipalDep) -> EntryPublic:
+def entry(code: str, session: SessionDep, caller: PrincipalDep) -> EntryPublic:
     """The published elements of an entry (404 while it has none)."""
     found = get_entry(session, code=code)
     published = published_revision(session, resource=found)
+    if published is None and found.agency_id != caller.agency_id:
+        raise missing_entry(code)  # another agency learns nothing of an entry not published, not even that it is
     if published is None:
         raise NotFound(f"目录条目 {code} 尚未发布 / entry {code} has no published revision")
     return _public(found, published)

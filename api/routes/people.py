@@ -34,6 +34,7 @@ class SessionPublic(BaseModel):
 
 
 class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a field it does not know (active, by) is refused, never dropped
     username: str
     agency: str = Field(description="agency code or name")
     roles: list[str]
@@ -55,9 +56,10 @@ class RolesUpdate(BaseModel):
 
 
 class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the issuer is the caller, never a field
     agency: str
     name: str
-    days: int = 90
+    days: int = Field(default=90, ge=1)  # fewer: expired when shown, a credential nobody can use
 
 
 def _user(u: Any) -> UserPublic:

@@ -174,16 +174,14 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form()
 
 @router.post("/logout")
 def logout(session: SessionDep, token: SessionCookie = None) -> RedirectResponse:
-    from sqlalchemy import select
-
-    from core import clock
-    from core.crypto import sha256_hex
-    from registry.people.models import UserSession
+    from registry.people.users import logout as sign_out
 
     if token:
-        record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
-        if record is not None and record.revoked_at is None:
-            record.revoked_at = clock.now()
+        try:
+            sign_out(session, token=token, source="web")  # audited as the person, as the API's sign-out
+        except AccessDenied:
+            pass  # signed out already (or never signed in): the browser is sent to the login page all the same
+        session.commit()  # before the answer: the next page must find the session ended
     response = RedirectResponse("/web/login", status_code=303)
     response.delete_cookie(COOKIE, path="/web")
     return response

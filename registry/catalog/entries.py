@@ -178,8 +178,13 @@ def flag_duplicate_collection(session: Session, *, resource: Resource, revision:
 def get_entry(session: Session, *, code: str) -> Resource:
     entry = session.scalar(select(Resource).where(Resource.code == code.strip()))
     if entry is None:
-        raise NotFound(f"没有目录条目 {code!r}（`govshare catalog list` 列出目录） / no catalogue entry {code!r}")
+        raise missing_entry(code)
     return entry
+
+
+def missing_entry(code: str) -> NotFound:
+    """The answer for a code no entry has, and for one another agency may not know of (resources.hidden_from)."""
+    return NotFound(f"没有目录条目 {code!r}（`govshare catalog list` 列出目录） / no catalogue entry {code!r}")
 
 
 def list_entries(session: Session, *, agency: str | None = None, published_only: bool = False,

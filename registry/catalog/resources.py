@@ -97,8 +97,19 @@ def add_resource(
 def get_resource(session: Session, *, code: str) -> Resource:
     resource = session.scalar(select(Resource).where(Resource.code == code))
     if resource is None:
-        raise NotFound(f"no resource {code!r}; `govshare resource list` shows the catalogue")
+        raise missing_resource(code)
     return resource
+
+
+def missing_resource(code: str) -> NotFound:
+    """The answer for a code no resource has, and for one another agency may not know of (hidden_from)."""
+    return NotFound(f"no resource {code!r}; `govshare resource list` shows the catalogue")
+
+
+def hidden_from(resource: Resource, *, agency_id: int | None) -> bool:
+    """An entry not published (registered, draft, withdrawn) is its provider's alone: to any other agency it is
+    answered as a code that does not exist, so neither its existence nor its state can be probed."""
+    return agency_id != resource.agency_id and resource.catalog_status != "published"
 
 
 def list_resources(session: Session, *, agency: str | None = None) -> list[Resource]:

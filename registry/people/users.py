@@ -219,10 +219,11 @@ def _recent_failures(session: Session, *, username: str, since: datetime) -> lis
         AuditEvent.at >= since.replace(tzinfo=None)).order_by(AuditEvent.id)))
 
 
-def logout(session: Session, *, token: str) -> None:
+def logout(session: Session, *, token: str, source: str = "api") -> None:
+    """End a person's session (over the API or on the pages: `source`), audited as its person."""
     record = session.scalar(select(UserSession).where(UserSession.token_sha256 == sha256_hex(token)))
     if record is None or record.revoked_at is not None:
         raise AccessDenied("会话不存在或已注销", "no such session, or already logged out")
     record.revoked_at = clock.now()
     record_event(session, actor=f"user:{record.user.username}", action="user.logout",
-                 agency_code=record.user.agency.code)
+                 agency_code=record.user.agency.code, detail={"source": source})

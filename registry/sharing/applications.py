@@ -23,7 +23,7 @@ from core.calendar.workdays import working_days_between
 from core.errors import AccessDenied, ConfigError, NotFound
 from core.sheet_text import checked_name
 from registry.audit.log import mark_audited, record_event
-from registry.catalog.resources import get_resource
+from registry.catalog.resources import get_resource, hidden_from, missing_resource
 from registry.exchange.versions import latest_version
 from registry.people.agencies import get_agency
 from registry.people.auth import OVERSIGHT_ROLES, Principal, require, require_person
@@ -89,7 +89,11 @@ def apply(session: Session, *, resource_code: str, consumer: str, scope: str, pu
     if kind not in KINDS:
         raise ConfigError(f"application kind {kind!r} must be one of {', '.join(KINDS)}")
     if refusal := unpublished(resource, doing_zh="申请", doing_en="applied for"):
-        raise _denied(session, by, "application.submit", resource.code, taker, refusal)
+        denied = _denied(session, by, "application.submit", resource.code, taker, refusal)
+        # to another agency an entry not published is answered as a code that does not exist (audited as refused);
+        # the console (the operator's CLI) lists every resource anyway and is told why
+        hidden = by.kind != "console" and hidden_from(resource, agency_id=taker.id)
+        raise missing_resource(resource_code) if hidden else denied
     if resource.sharing_type == "not_shared":
         raise _denied(session, by, "application.submit", resource.code, taker, AccessDenied(
             f"该资源不予共享，不能申请，依据：{resource.sharing_condition}",

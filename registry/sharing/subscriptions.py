@@ -12,7 +12,7 @@ from core.errors import AccessDenied, ConfigError
 from registry.audit.log import mark_audited, record_event
 from registry.catalog.entries import catalogued_columns
 from registry.catalog.models import Resource
-from registry.catalog.resources import edited_refusal, get_resource
+from registry.catalog.resources import edited_refusal, get_resource, hidden_from, missing_resource
 from registry.people.agencies import get_agency
 from registry.people.auth import Principal, console, require
 from registry.seals import intact
@@ -41,6 +41,8 @@ def subscribe(session: Session, *, resource_code: str, agency: str, purpose: str
         record_event(session, actor=by.actor, action="subscription.add", agency_code=consumer.code,
                      resource_code=resource.code, result="denied", detail={"reason": refusal.en, "purpose": purpose})
         session.commit()  # the refusal is evidence too
+        if by.kind != "console" and hidden_from(resource, agency_id=consumer.id):
+            raise missing_resource(resource_code)  # not published: as if no such code, to another agency
         raise mark_audited(refusal)
     if not purpose.strip():
         raise ConfigError("state the purpose of use (共享用途): --purpose")
