@@ -36,7 +36,7 @@ ENTRY_PATHS = ["/api/v1/catalog/entries/{c}", "/api/v1/catalog/entries/{c}/draft
                "/api/v1/resources/{c}/lookup?column=uscc&value=1", "/api/v1/catalog/{c}/openapi.json"]
 
 
-def test_an_entry_never_published_answers_another_agency_as_no_entry_at_all(site: Delivery) -> None:
+def test_an_entry_never_published_answers_another_agency_as_no_entry_at_all(site: Delivery) -> None:  # noqa: F811
     """Another agency asking for a registered (never catalogued) entry was told 尚未发布, 403 where a missing
     code is 404, or "未经保密审查和审核发布（当前：registered）", and the data channels named its sharing type and
     legal basis: a clerk could list which codes exist, in which state, before the provider published anything.
@@ -62,7 +62,7 @@ def test_an_entry_never_published_answers_another_agency_as_no_entry_at_all(site
     assert own.status_code == 404 and "尚未发布" in own.json()["detail_zh"], own.text[:300]
 
 
-def test_the_draft_of_an_entry_never_catalogued_is_a_404_not_a_server_error(site: Delivery) -> None:
+def test_the_draft_of_an_entry_never_catalogued_is_a_404_not_a_server_error(site: Delivery) -> None:  # noqa: F811
     """The provider asking for the draft of its resource registered with `resource add` (no catalogue revision
     yet) got a 500 Internal Server Error; it is told the entry has no catalogue content yet and what to do."""
     code = _registered_only()
@@ -72,7 +72,7 @@ def test_the_draft_of_an_entry_never_catalogued_is_a_404_not_a_server_error(site
     assert "编目" in draft.json()["detail_zh"] and "PUT" in draft.json()["detail"]
 
 
-def test_signing_out_of_the_pages_is_audited_and_done_before_the_answer(site: Delivery) -> None:
+def test_signing_out_of_the_pages_is_audited_and_done_before_the_answer(site: Delivery) -> None:  # noqa: F811
     """Signing out over the API is recorded (user.logout); signing out of the pages revoked the session without a
     trace, and committed it only after the redirect had left, so the next page could still open as signed in.
     Now the page's sign-out is the same service, recorded, and committed before the answer."""
@@ -87,7 +87,7 @@ def test_signing_out_of_the_pages_is_audited_and_done_before_the_answer(site: De
     assert again.status_code == 303 and len(_events("user.logout")) == 1  # signed out already: nothing more
 
 
-def test_user_and_token_bodies_naming_more_than_they_may_are_refused(site: Delivery) -> None:
+def test_user_and_token_bodies_naming_more_than_they_may_are_refused(site: Delivery) -> None:  # noqa: F811
     """The sharing and catalogue requests refuse fields they do not know; a new user's or token's did not: a body
     saying who issues the token (`by`), or that the new account starts inactive, was accepted with the field
     silently dropped, and a token of 0 or fewer days was issued already expired. Each is now a 422 (or a 400
@@ -117,7 +117,7 @@ def test_user_and_token_bodies_naming_more_than_they_may_are_refused(site: Deliv
     assert "eve" not in names
 
 
-def test_applying_for_an_entry_never_published_tells_no_more_than_for_no_entry(site: Delivery) -> None:
+def test_applying_for_an_entry_never_published_tells_no_more_than_for_no_entry(site: Delivery) -> None:  # noqa: F811
     """Applying for (or subscribing to) another agency's entry not yet published answered "未经保密审查和审核发布
     （当前：registered）", where a code that does not exist is "not found": the workflow routes were a probe of
     which codes exist and their state. They now answer as for a missing code; the refusal is still audited."""
@@ -133,7 +133,7 @@ def test_applying_for_an_entry_never_published_tells_no_more_than_for_no_entry(s
         assert [actor for actor, result, _ in _events(action, resource_code=code)] == ["user:wang"], action
 
 
-def test_the_openapi_document_offers_no_lookup_key_the_grant_refuses(site: Delivery) -> None:
+def test_the_openapi_document_offers_no_lookup_key_the_grant_refuses(site: Delivery) -> None:  # noqa: F811
     """The interface service's OpenAPI document, cut to the reader's grant, still offered the masked columns
     (the legal representative's name and ID number) as lookup keys: a consumer system generated from it called
     lookups that are always refused (a match on a masked column would reveal its value). The key column's

@@ -46,7 +46,7 @@ def _sparse(name: str, claimed: int) -> Member:
 class Genuine:
     """A genuine package for the consumer, its signed header and unpacked files, and what forging needs."""
 
-    def __init__(self, hub: Delivery, tmp_path: Path) -> None:
+    def __init__(self, hub: Delivery, tmp_path: Path) -> None:  # noqa: F811
         from delivery.package_import import _read_header, decode_key, import_package
 
         self.tmp, self.consumer = tmp_path, hub.hub.consumer_code
