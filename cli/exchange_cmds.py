@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.output import console, err_console, reported_errors, shown, table
+from cli.usage import status_of
 
 notices_app = typer.Typer(help="Update notices to subscribers (更新通知, article 16).", no_args_is_help=True)
 
@@ -209,6 +210,7 @@ def notices_list(resource: Annotated[str | None, typer.Option(help="only this re
     from registry.exchange.notices import list_notices
     from schemas.presentation import label
 
+    status_of(status, "notice_statuses")
     with reported_errors(), session_scope() as session:
         rows = []
         for n in list_notices(session, resource_code=resource, status=status, limit=limit, newest=True):

@@ -12,7 +12,7 @@ import typer
 
 from cli.output import console, reported_errors, shown, table
 from cli.output import note as show_note
-from cli.usage import bad_value
+from cli.usage import bad_value, status_of
 from core.errors import ConfigError
 
 quarantine_app = typer.Typer(help="隔离数据 Quarantined rows: list, export for the provider, replay after the fix.",
@@ -26,7 +26,7 @@ element_app = typer.Typer(help="数据元 Data elements and their one authoritat
 
 @quarantine_app.command("list")
 def quarantine_list(resource: Annotated[str, typer.Argument(help="resource code")],
-                    status: Annotated[str | None, typer.Option(help="open or replayed")] = None) -> None:
+                    status: Annotated[str | None, typer.Option(help="open, resolved or replayed")] = None) -> None:
     """列出隔离数据 List a resource's quarantined rows by run and rule.
 
     Example: govshare quarantine list 101001/0001 --status open
@@ -35,6 +35,7 @@ def quarantine_list(resource: Annotated[str, typer.Argument(help="resource code"
     from registry.quality.quarantine import list_quarantine
     from schemas.presentation import label, moment_compact
 
+    status_of(status, "quarantine_statuses")
     with reported_errors(), session_scope() as session:
         sets = list_quarantine(session, resource_code=resource, status=status)
         table(f"{resource} 隔离数据 / quarantined rows", ["run", "隔离时间（北京时间）", "行数 rows", "规则 rules", "状态 status"],
@@ -90,6 +91,7 @@ def ticket_list(agency: Annotated[str | None, typer.Option(help="agency code or 
     from registry.quality.tickets import list_tickets
     from schemas.presentation import label, moment_compact
 
+    status_of(status, "ticket_statuses")
     with reported_errors(), session_scope() as session:
         tickets = list_tickets(session, agency=agency, status=status, resource_code=resource)
         table("疑义校核工单 / tickets", ["id", "类型 kind", "机构 agency", "资源 resource", "行数 rows", "状态 status",

@@ -16,7 +16,7 @@ from cli import access_cmds
 from cli.access_cmds import AsUser, acting_as, refusals_audited
 from cli.output import parse_day
 from cli.output import console, due, reported_errors, shown, table
-from cli.usage import bad_value
+from cli.usage import bad_value, status_of
 
 apply_app = typer.Typer(help="Applications for conditional resources (按需共享申请, article 14) and for leave to "
                              "publish or pass on data (article 17).", no_args_is_help=True)
@@ -91,12 +91,15 @@ def apply_submit(resource: str, agency: Annotated[str, typer.Option(help="consum
 
 
 @apply_app.command("list")
-def apply_list(status: Annotated[Optional[str], typer.Option()] = None, as_user: AsUser = None) -> None:
+def apply_list(status: Annotated[Optional[str], typer.Option(
+                   help="submitted, approved, partial, refused, disputed or withdrawn")] = None,
+               as_user: AsUser = None) -> None:
     """List applications."""
     from registry.sharing.applications import list_applications
     from registry.db import session_scope
     from schemas.presentation import label
 
+    status_of(status, "application_statuses")
     with reported_errors(), refusals_audited(as_user, "apply list"), session_scope() as session:
         table("共享申请 / applications", ["number", "kind", "resource", "consumer", "status", "due", "approved"],
               [(a.number, label("application_kinds", a.kind), a.resource.code, a.consumer.name,

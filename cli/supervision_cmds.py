@@ -43,6 +43,15 @@ def _day(value: str | None) -> date | None:
     return day
 
 
+def _case(value: int | None) -> int | None:
+    """--case refused at once when article 23 has no such case, naming the cases there are."""
+    from registry.supervision.violations import case_refusal
+
+    if value is not None and (refusal := case_refusal(value)):
+        raise bad_value(value, refusal)
+    return value
+
+
 def _by(session, as_user: str | None):
     from registry.people.auth import console as console_principal
     from registry.people.auth import user_principal
@@ -131,6 +140,7 @@ def violation_list(agency: Annotated[str | None, typer.Option(help="agency code 
     from schemas import presentation
 
     one_of(status, VIOLATION_STATUSES)
+    _case(case)
     with reported_errors(), session_scope() as session:
         rows = [(v.id, v.case, presentation.label("violation_kinds", v.kind), v.agency.name,
                  presentation.days_in(v.summary), presentation.evidence(v.evidence.get("records", [])),
@@ -154,6 +164,7 @@ def violation_record(case: Annotated[int, typer.Option(help="article 23 case, 1-
     from registry.db import session_scope
     from registry.supervision.violations import record_finding
 
+    _case(case)
     refs = []
     for item in record or []:
         table_name, _, ident = item.partition(":")
@@ -242,7 +253,38 @@ def supervision_daily(today: AsOf = None) -> None:
     from registry.supervision.daily import run_daily
 
     with reported_errors():
-        console.print(run_daily(today=_day(today), actor=f"console:{getpass.getuser()}"))
+        result = run_daily(today=_day(today), actor=f"console:{getpass.getuser()}")
+    for line in daily_summary(result):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def daily_summary(result: dict) -> list[str]:
+    """What the daily run did, a line a step, Chinese first (it printed the raw dict of registry's run_daily)."""
+    clocks, found, sharing, run = result["clocks"], result["violations"], result["sharing"], result["evaluation"]
+    lines = [f"监督日常运行 {clocks['day']} / supervision daily run",
+             f"时限：补记到期日 {len(clocks['scheduled'])} 项，申请提醒与逾期 {len(clocks['applications'])} 件，"
+             f"授权到期通知 {len(clocks['expired_grants'])} 项，目录更新逾期 {len(clocks['overdue_obligations'])} 项，"
+             f"待排期 {len(clocks['unscheduled_obligations'])} 项，逾期未整改 {len(clocks['rectification_overdue'])} 份"
+             f" / clocks: {len(clocks['scheduled'])} due days filled, {len(clocks['applications'])} application "
+             f"reminders or overdue, {len(clocks['expired_grants'])} expired grants told, "
+             f"{len(clocks['overdue_obligations'])} catalogue updates overdue, "
+             f"{len(clocks['unscheduled_obligations'])} unscheduled, "
+             f"{len(clocks['rectification_overdue'])} rectification orders overdue"]
+    if clocks.get("schedule_warning"):
+        lines.append(clocks["schedule_warning"])  # its Chinese, then its English
+    lines.append(f"违规情形：发现 {found['found']} 项（新增 {len(found['new'])}，消除 {len(found['resolved'])}，"
+                 f"终结 {len(found['closed'])}） / violations: found {found['found']}, new {len(found['new'])}, "
+                 f"resolved {len(found['resolved'])}, closed {len(found['closed'])}")
+    grants, rows = sharing["baseless_grants"], sharing["edited_rows"]
+    also = "；请运行 govshare sharing check 查看" if grants or rows else ""
+    lines.append(f"共享核查：无依据的授权 {len(grants)} 项，平台外改动的记录 {len(rows)} 条{also} / sharing check: "
+                 f"{len(grants)} grants without a basis, {len(rows)} rows edited outside the hub"
+                 + ("; see `govshare sharing check`" if also else ""))
+    closed = (f"，并对已结束的 {run['closed_period']} 作最终评估" if run["closed_period"] else "",
+              f"; the closed {run['closed_period']} evaluated for good" if run["closed_period"] else "")
+    lines.append(f"评估：{run['period']} 已评估 {run['agencies']} 个机构（评估运行 {run['run']}）{closed[0]} / "
+                 f"evaluation: {run['period']}, {run['agencies']} agencies scored (run {run['run']}){closed[1]}")
+    return lines
 
 
 def install(app: typer.Typer) -> None:

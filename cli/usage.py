@@ -51,6 +51,14 @@ def one_of(value: str | None, choices: tuple[str, ...]) -> str | None:
     return value
 
 
+def status_of(value: str | None, labels_kind: str) -> str | None:
+    """A --status filter whose choices are the codes of a label list (schemas/labels.yaml), the list every stored
+    status has its label in: one_of those codes."""
+    from schemas.presentation import labels
+
+    return one_of(value, tuple(labels(labels_kind)))
+
+
 def _hint(exc: parser_errors.BadParameter) -> str:
     if exc.param is not None:
         return _name(exc.param)

@@ -36,20 +36,34 @@ class SQLiteConnector(Connector):
     def describe(self) -> str:
         return str(self.config["path"])
 
+    def _failed(self, exc: sqlite3.Error, *, zh: str, en: str) -> ConfigError | RetriableError:
+        """A failed call as the run records it, in Chinese with the English: a file that is not a database or a
+        query the file cannot answer is the source's configuration (retrying will not help); anything else (a
+        locked file, a read error) may pass."""
+        reason = " ".join(str(exc).split())
+        if "file is not a database" in reason or "malformed" in reason:
+            return ConfigError(self.fail(f"该文件不是可读的 SQLite 数据库 / not a readable SQLite database ({reason}); "
+                                         f"check the source's path (`govshare source edit {self.name}`)"))
+        if isinstance(exc, sqlite3.OperationalError) and reason.startswith(("no such", "near ")):
+            return ConfigError(self.fail(f"{zh}，数据库无法执行该查询 / {en}: {reason}; check the stream's table, "
+                                         "columns and cursor column"))
+        return RetriableError(self.fail(f"{zh} / {en}: {reason}"))
+
     def _connect(self) -> sqlite3.Connection:
         path = Path(self.config["path"])
         if not path.is_file():
-            raise ConfigError(self.fail(f"database file {path} does not exist"))
+            raise ConfigError(self.fail(f"数据库文件 {path} 不存在 / database file {path} does not exist; check the "
+                                        f"source's path (`govshare source edit {self.name}`)"))
         try:
             # Read-only: a source is never written by the hub.
             return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         except sqlite3.Error as exc:
-            raise RetriableError(self.fail(f"cannot open: {exc}")) from exc
+            raise self._failed(exc, zh="无法打开数据库文件", en="cannot open") from exc
 
     def _columns(self, connection: sqlite3.Connection, table: str) -> list[ColumnInfo]:
         rows = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
         if not rows:
-            raise ConfigError(self.fail(f"table {table!r} does not exist"))
+            raise ConfigError(self.fail(f"表 {table} 不存在 / table {table!r} does not exist"))
         return [ColumnInfo(name=r[1], source_type=r[2], arrow_type=arrow_type_for_declared(r[2]), nullable=not r[3])
                 for r in rows]
 
@@ -64,7 +78,7 @@ class SQLiteConnector(Connector):
                 described = connection.execute(f"SELECT * FROM ({stream.query}) LIMIT 0").description
                 self.refuse_reserved([d[0] for d in described])
         except sqlite3.Error as exc:
-            raise ConfigError(self.fail(str(exc))) from exc
+            raise ConfigError(self.fail(f"读取数据库结构失败 / reading the schema failed: {exc}")) from exc
         finally:
             connection.close()
 
@@ -95,7 +109,7 @@ class SQLiteConnector(Connector):
             while rows := cursor.fetchmany(stream.batch_rows):
                 yield rows_to_batch(names, types, rows)
         except sqlite3.Error as exc:
-            raise RetriableError(self.fail(f"reading the keys failed: {exc}")) from exc
+            raise self._failed(exc, zh="读取主键失败", en="reading the keys failed") from exc
         finally:
             connection.close()
 
@@ -110,7 +124,7 @@ class SQLiteConnector(Connector):
             self.refuse_reserved([c.name for c in columns])
             return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
         except sqlite3.Error as exc:
-            raise ConfigError(self.fail(str(exc))) from exc
+            raise ConfigError(self.fail(f"读取数据库结构失败 / reading the schema failed: {exc}")) from exc
         finally:
             connection.close()
 
@@ -144,6 +158,6 @@ class SQLiteConnector(Connector):
             if not yielded:  # an empty table still tells its schema
                 yield rows_to_batch(names, types, [])
         except sqlite3.Error as exc:
-            raise RetriableError(self.fail(f"read failed: {exc}")) from exc
+            raise self._failed(exc, zh="读取数据失败", en="read failed") from exc
         finally:
             connection.close()

@@ -7,6 +7,7 @@ is kept by delivery/package_ledger.py.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import shutil
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core import clock
-from core.errors import ConfigError
+from core.errors import ConfigError, RetriableError
 from delivery.package_contents import hostile, unpack_members
 from delivery.package_ledger import default_ledger, header_fields, held, package_id
 from delivery.packages import (
@@ -57,9 +58,12 @@ def _read_header(handle) -> tuple[dict, bytes]:
         raise PackageRefused("离线包头部损坏", "package header is corrupt")
     header_bytes = handle.read(length)
     try:
-        return json.loads(header_bytes), header_bytes
+        header = json.loads(header_bytes)
     except ValueError as exc:
         raise PackageRefused("离线包头部损坏", "package header is corrupt") from exc
+    if not isinstance(header, dict):
+        raise PackageRefused("离线包头部损坏", "package header is corrupt (not a JSON object)")
+    return header, header_bytes
 
 
 def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: str, out: Path,
@@ -68,8 +72,13 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
     import and refusal is written to the consumer's ledger (delivery/package_ledger.py), which refuses a package
     imported before or one older than a version of its resource imported before. A fresh package of data
     imported before is verified like any other, then not kept: the report names where that data went."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(zh=f"--out {out} 是已有的文件，不是目录；请指定一个新目录（导入时创建）或空目录",
+                          en=f"--out {out} is an existing file, not a folder; name a new folder (the import makes "
+                             "it) or an empty one")
     if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} is not empty; unpack into a new folder")
+        raise ConfigError(zh=f"--out {out} 不是空目录；请指定一个新目录（导入时创建）或空目录",
+                          en=f"--out {out} is not empty; unpack into a new folder")
     ledger = ledger or default_ledger()
     header: dict | None = None
     identity = None
@@ -78,6 +87,7 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
         identity = package_id(signature)
         with package.open("rb") as handle:
             header, header_bytes = _read_header(handle)
+            _check_header(header)
             if header.get("consumer") != agency:
                 raise PackageRefused(f"该离线包的接收方为 {header.get('consumer')}，不是本机构 {agency}，拒绝导入",
                                      f"this package is addressed to agency {header.get('consumer')}, not {agency}; "
@@ -87,8 +97,19 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
                 if (refusal := record.refusal(package=identity, header=header)) is not None:
                     raise PackageRefused(*refusal)
                 earlier = record.same_data(header)  # the hub sent the same data again: verified, not kept
-                report = _unpack_new(handle, header, header_bytes, key, out, ledger=ledger, keep=earlier is None,
-                                     end=package.stat().st_size - SIGNATURE_BYTES)
+                try:
+                    report = _unpack_new(handle, header, header_bytes, key, out, ledger=ledger,
+                                         keep=earlier is None, end=package.stat().st_size - SIGNATURE_BYTES)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    # The consumer's own folder, not the hub's storage: the general disk-full advice
+                    # (housekeep, GOVSHARE_STORAGE) does not apply; nothing was imported or recorded.
+                    raise RetriableError(
+                        zh=f"--out {out} 所在磁盘空间不足，未导入任何内容；请腾出空间后重新导入，或用 --out 指定"
+                           "其他磁盘上的新目录",
+                        en=f"no space left on the disk of --out {out}; nothing was imported: free space there and "
+                           "import again, or give --out a new folder on a larger disk") from exc
                 if earlier is not None:
                     record.append({"event": "unchanged", "package": identity, "file": str(package),
                                    "same_as": earlier["package"], **header_fields(header)})
@@ -103,6 +124,41 @@ def import_package(*, package: Path, key: bytes, hub_public_key: bytes, agency: 
                            **header_fields(header)})
         raise
     return report
+
+
+# The signed header's fields the import reads, each with what it must be.
+_HEADER_FIELDS = {
+    "resource": lambda v: isinstance(v, str) and bool(v),
+    "version": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+    "tar_sha256": lambda v: isinstance(v, str) and len(v) == 64,
+    "manifest_sha256": lambda v: isinstance(v, str) and len(v) == 64,
+    "nonce_prefix": lambda v: isinstance(v, str) and len(_base64(v) or b"") == NONCE_PREFIX_BYTES,
+    "expires_at": lambda v: v is None or (isinstance(v, str) and _instant(v) is not None),
+}
+NONCE_PREFIX_BYTES = 8  # delivery/packages.py: 8 random bytes, then the segment's index (4)
+
+
+def _base64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _check_header(header: dict) -> None:
+    """Every field the import reads is of its kind: the hub signed the header, so a malformed one is a fault
+    of the hub that made it (or of its key), refused as such rather than failing mid-import."""
+    for name, valid in _HEADER_FIELDS.items():
+        if not valid(header.get(name)):
+            raise hostile(f"离线包头部字段 {name} 无效（{str(header.get(name))[:40]}）",
+                          f"the package header's {name} field is malformed ({str(header.get(name))[:40]!r})")
 
 
 def _verify_signature(package: Path, public: Ed25519PublicKey) -> bytes:

@@ -18,6 +18,7 @@ import pytest
 
 from tests.delivery_helpers import Delivery
 from tests.test_delivery_offline import _app, _import, _keys, hub, runner  # noqa: F401 - the shared hub fixture
+from tests.test_full_disk import small_disk  # noqa: F401 - a 3 MB tmpfs (root; skips without)
 
 pytestmark = pytest.mark.usefixtures("storage_backend")
 
@@ -194,3 +195,60 @@ def test_a_hub_key_file_that_is_not_a_public_key_is_told(
     assert wrong.exit_code == 1, wrong.output
     assert "hub-key" in wrong.output and "not the hub's public key" in wrong.output
     assert not (tmp_path / "in").exists()
+
+
+@pytest.mark.parametrize("field", ["nonce_prefix", "nonce_prefix length", "version", "expires_at", "tar_sha256"])
+def test_a_malformed_field_in_the_signed_header_is_refused(
+        hub: Delivery, hub_home: Path, tmp_path: Path, field: str) -> None:  # noqa: F811
+    """A signed header whose nonce_prefix was not base64 (or not the 8 bytes of a nonce's prefix), or whose
+    version, expiry or digest was not of its kind, ended as an internal error, not a refusal."""
+    genuine = Genuine(hub, tmp_path)
+    bad = {"nonce_prefix": {"nonce_prefix": "not base64 at all!"},
+           "nonce_prefix length": {"nonce_prefix": base64.b64encode(b"abc").decode()},
+           "version": {"version": "v3"}, "expires_at": {"expires_at": "next tuesday"},
+           "tar_sha256": {"tar_sha256": 42}}[field]
+    with pytest.MonkeyPatch.context() as patch:
+        # The hub's sealing reads the prefix it writes: a header with a malformed one is sealed under a good one.
+        decode = base64.b64decode
+        patch.setattr(base64, "b64decode", lambda text, *a, **k: decode(text) if text != bad.get(
+            "nonce_prefix") else secrets.token_bytes(8))
+        forged = genuine.forge(field.replace(" ", "-"), genuine.members(), **bad)
+    refused = _import(forged, genuine.key, genuine.hub_pem, genuine.consumer, tmp_path / "in")
+    assert refused.exit_code == 3, refused.output
+    assert "internal error" not in refused.output and field.split()[0] in refused.output, refused.output
+    assert "头部" in refused.output and "operators" in refused.output, refused.output
+    assert not (tmp_path / "in").exists()
+    assert [e["event"] for e in _ledger(hub_home)] == ["refused"]
+
+
+def test_an_out_that_is_an_existing_file_says_to_name_a_folder(
+        hub: Delivery, hub_home: Path, tmp_path: Path) -> None:  # noqa: F811
+    """--out naming a file already there failed as "file or network error: Not a directory"."""
+    genuine = Genuine(hub, tmp_path)
+    taken = tmp_path / "in.txt"
+    taken.write_text("the consumer's own notes")
+    told = _import(genuine.package, genuine.key, genuine.hub_pem, genuine.consumer, taken)
+    assert told.exit_code == 1, told.output
+    flat = " ".join(told.output.split())
+    assert "--out" in flat and "已有的文件" in flat and "new folder" in flat, told.output
+    assert "file or network error" not in flat, told.output
+    assert taken.read_text() == "the consumer's own notes"
+
+
+def test_an_import_onto_a_full_disk_says_to_free_space_or_unpack_elsewhere(
+        hub: Delivery, hub_home: Path, tmp_path: Path, small_disk: Path) -> None:  # noqa: F811
+    """A disk that fills while unpacking told the GOVSHARE_STORAGE and housekeep advice of the hub's own
+    storage, which the consumer's folder is not."""
+    import os
+
+    genuine = Genuine(hub, tmp_path)
+    free = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(bytes(free.f_bavail * free.f_frsize - 8192))
+    out = small_disk / "in"
+    told = _import(genuine.package, genuine.key, genuine.hub_pem, genuine.consumer, out)
+    assert told.exit_code == 2, told.output
+    flat = " ".join(told.output.split())
+    assert "空间不足" in flat and "--out" in flat and "free space" in flat, told.output
+    assert "housekeep" not in flat and "GOVSHARE_STORAGE" not in flat, told.output
+    assert not out.exists()
+    assert _ledger(hub_home) == []  # nothing was wrong with the package: no refusal recorded

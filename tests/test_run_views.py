@@ -84,18 +84,31 @@ def test_a_run_still_working_is_shown_as_running(hub: Hub) -> None:
         discard(resource_id=hub.resource_id, run_id=run_id, exc=RuntimeError("test over"))
 
 
-@pytest.mark.parametrize("command", [["runs", "--status", "fail"], ["violation", "list", "--status", "opened"],
-                                     ["rectification", "list", "--status", "late"]])
-def test_a_mistyped_status_is_refused_with_the_statuses_there_are(hub_home: Path, command: list[str]) -> None:
-    """`govshare runs --status fail` printed an empty table, which reads as "no run failed"."""
+# Each command with a --status filter, a typo of one of its statuses, and a status it offers.
+STATUS_FILTERS = {
+    "runs": (["runs", "--status", "fail"], "failed"),
+    "violation list": (["violation", "list", "--status", "opened"], "open"),
+    "rectification list": (["rectification", "list", "--status", "late"], "overdue"),
+    "apply list": (["apply", "list", "--status", "aproved"], "approved"),
+    "quarantine list": (["quarantine", "list", "101001/0001", "--status", "opened"], "replayed"),
+    "ticket list": (["ticket", "list", "--status", "closd"], "closed"),
+    "notices list": (["notices", "list", "--status", "fail"], "failed"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(STATUS_FILTERS))
+def test_a_mistyped_status_is_refused_with_the_statuses_there_are(hub_home: Path, command: str) -> None:
+    """`govshare runs --status fail` printed an empty table, which reads as "no run failed"; so did `apply list`,
+    `quarantine list`, `ticket list` and `notices list` with any text at all."""
     from typer.testing import CliRunner
 
     from cli.main import app
 
-    shown = CliRunner().invoke(app, command, env={"COLUMNS": "200"})
+    args, offered = STATUS_FILTERS[command]
+    shown = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert shown.exit_code == 2, shown.output
     assert "Traceback" not in shown.output and re.search(r"--status", shown.output), shown.output
-    assert ("failed" if command[0] == "runs" else "open") in shown.output, shown.output
+    assert "不是可选的值" in shown.output and offered in shown.output, shown.output
 
 
 def test_a_failed_run_shows_its_whole_reason_with_what_to_do(hub_home: Path) -> None:
@@ -115,3 +128,26 @@ def test_a_failed_run_shows_its_whole_reason_with_what_to_do(hub_home: Path) -> 
     shown = re.sub(r"[│\s]+", " ", output)
     assert code == 0 and "no_such_role_for_runs" in shown, output
     assert "check the credential and grants (`govshare source edit" in shown, output
+
+
+@pytest.mark.parametrize("broken", ["table dropped", "file removed", "not a database"])
+def test_a_sqlite_sources_failed_run_says_why_in_chinese_too(hub: Hub, tmp_path: Path, broken: str) -> None:
+    """A failed run of a SQLite source was recorded in English alone ("table 'enterprises' does not exist"),
+    where the other connectors' runs say it in Chinese with the English beside it."""
+    import sqlite3
+
+    from core.errors import GovshareError, has_chinese, has_english
+    from pipeline.sync import sync_resource
+
+    database = tmp_path / "biz.db"
+    if broken == "table dropped":
+        with sqlite3.connect(database) as connection:
+            connection.execute("DROP TABLE enterprises")
+    elif broken == "file removed":
+        database.unlink()
+    else:
+        database.write_bytes(b"not a sqlite database at all " * 200)
+    with pytest.raises(GovshareError):
+        sync_resource(resource_code=hub.resource_code)
+    (failed,) = sync_runs(hub.resource_code)
+    assert failed.status == "failed" and has_chinese(failed.error) and has_english(failed.error), failed.error

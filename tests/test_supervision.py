@@ -252,7 +252,7 @@ def test_inspection_findings_point_at_real_records_and_can_be_dismissed(world) -
         with pytest.raises(ConfigError, match="no row 999999 in grants"):
             record_finding(session, case=5, agency=CONSUMER[0], summary="将共享数据提供给第三方", by=inspector,
                            records=[{"table": "grants", "id": 999999}])
-        with pytest.raises(ConfigError, match="case must be 1-6"):
+        with pytest.raises(ConfigError, match="article 23 has no case 7"):
             record_finding(session, case=7, agency=CONSUMER[0], summary="其他", by=inspector)
         finding = record_finding(session, case=5, agency=CONSUMER[0], resource_code=world.codes["A1"], by=inspector,
                                  summary="现场检查发现将企业基本信息提供给第三方公司用于营销",

@@ -10,6 +10,7 @@ from typing import Any
 
 from core import clock
 from core.calendar.due_days import schedule_warning
+from core.errors import FatalError
 from registry.supervision.due_days import fill_pending
 from registry.supervision.periods import current_quarter, parse_period
 
@@ -73,6 +74,22 @@ def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
                              "edited": [{"table": e.table, "id": e.row_id} for e in edited]})
         return {"baseless_grants": [g.grant_id for g in found],
                 "edited_rows": [f"{e.table}:{e.row_id}" for e in edited]}
+
+
+def check_sharing(*, actor: str = ACTOR) -> dict[str, Any]:
+    """The sharing check as the DAG's task runs it: what it found fails the task (a failed task makes someone
+    look), said in Chinese with the English as every error is, naming the grants and rows."""
+    found = run_sharing_check(actor=actor)
+    grants, rows = found["baseless_grants"], found["edited_rows"]
+    if grants or rows:
+        listed = ", ".join(map(str, grants)) or "-"
+        edited = ", ".join(rows) or "-"
+        raise FatalError(zh=f"共享授权核查发现问题：无依据的授权 {len(grants)} 项（{listed}），在平台外被改动的记录 "
+                            f"{len(rows)} 条（{edited}）；请运行 govshare sharing check 查看并处理",
+                         en=f"the sharing check found {len(grants)} grant(s) in force without a basis ({listed}) and "
+                            f"{len(rows)} row(s) edited outside the hub ({edited}); run `govshare sharing check` to "
+                            "see them and put them right")
+    return found
 
 
 def run_audit_anchor() -> dict[str, Any]:

@@ -137,14 +137,24 @@ def detect_violations(session: Session, *, as_of: date, actor: str = "supervisio
     return DetectionReport(found=found, new=new, resolved=resolved, closed=closed)
 
 
+def case_refusal(case: int) -> str | None:
+    """Why `case` is not one of article 23's cases, naming those there are (None when it is one): a number
+    outside them listed nothing, or (0) everything, and read as "no such violation"."""
+    if case in VIOLATION_CASES:
+        return None
+    named = "；".join(f"{number} {label}" for number, label in VIOLATION_CASES.items())
+    return (f"第二十三条没有第 {case} 项情形，可选：{named} / article 23 has no case {case}: use one of "
+            f"{', '.join(map(str, VIOLATION_CASES))}")
+
+
 def record_finding(session: Session, *, case: int, agency: str, summary: str, by: Principal,
                    resource_code: str | None = None, records: list[dict[str, Any]] | None = None,
                    on: date | None = None) -> Violation:
     """The commission's own inspection finding (监督检查), e.g. data passed to a third party (case 5)."""
     require(by, by.has("supervisor", "coordination_office"), zh="只有监督机构可以登记检查发现的违规",
             en="only the supervisor or the coordination office records inspection findings")
-    if case not in VIOLATION_CASES:
-        raise ConfigError(f"情形 {case} 无效，可选 1-6 / case must be 1-6 (article 23)")
+    if refusal := case_refusal(case):
+        raise ConfigError(refusal)
     if not summary.strip():
         raise ConfigError("登记违规须说明事实 / a finding needs its facts (--summary)")
     owner = get_agency(session, ref=agency)
@@ -205,7 +215,9 @@ def list_violations(session: Session, *, by: Principal, agency: str | None = Non
         query = query.where(Violation.agency_id == get_agency(session, ref=agency).id)
     if status:
         query = query.where(Violation.status == status)
-    if case:
+    if case is not None:
+        if refusal := case_refusal(case):
+            raise ConfigError(refusal)
         query = query.where(Violation.case == case)
     rows = list(session.scalars(query))
     if by.kind == "console" or by.has(*OVERSIGHT_ROLES):
