@@ -5,8 +5,9 @@ folder): the joins name the changed rows by key, one hash of their columns and r
 are then read part by part, in row order, so no table is loaded whole and no join carries whole rows. A full
 refresh also finds deletions (keys of the previous version the source no longer has); an incremental run
 compares only the keys it read, plus the keys its scan of the source's keys found deleted
-(pipeline/deletes.py) and those whose new state it quarantined (their published rows withdrawn). The result is ``changes.parquet`` next to the version's data: the new row for inserts
-and updates, the last published row for deletes, and a ``_change`` column.
+(pipeline/deletes.py) and those whose new state it quarantined (their published rows withdrawn). The result
+is ``changes.parquet`` next to the version's data: the new row for inserts and updates, the last published row
+for deletes, and a ``_change`` column.
 """
 
 from __future__ import annotations
