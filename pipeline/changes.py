@@ -5,8 +5,9 @@ folder): the joins name the changed rows by key, one hash of their columns and r
 are then read part by part, in row order, so no table is loaded whole and no join carries whole rows. A full
 refresh also finds deletions (keys of the previous version the source no longer has); an incremental run
 compares only the keys it read, plus the keys its scan of the source's keys found deleted
-(pipeline/deletes.py). The result is ``changes.parquet`` next to the version's data: the new row for inserts
-and updates, the last published row for deletes, and a ``_change`` column.
+(pipeline/deletes.py) and those whose new state it quarantined (their published rows withdrawn). The result
+is ``changes.parquet`` next to the version's data: the new row for inserts and updates, the last published row
+for deletes, and a ``_change`` column.
 """
 
 from __future__ import annotations
@@ -82,13 +83,21 @@ def budget_connection(scratch: Path):  # noqa: ANN201 - a duckdb connection
 
 def compute_changes(*, new_files: list[Path], previous_parts: list[Part], key: tuple[str, ...], schema: pa.Schema,
                     previous_schema: pa.Schema, out: Path, since_version: int, read_keys: pa.Table | None = None,
-                    deleted_keys: pa.Table | None = None, scratch: Path) -> ChangeSet:
+                    deleted_keys: pa.Table | None = None, withheld_keys: pa.Table | None = None,
+                    scratch: Path) -> ChangeSet:
     """Write `out` and return the counts. `read_keys` (incremental runs): only these keys can have changed;
-    `deleted_keys` (with them): the keys the source no longer has (pipeline.deletes), written as deletes."""
+    `deleted_keys` (with them): the keys the source no longer has (pipeline.deletes), written as deletes;
+    `withheld_keys` (with them): keys whose new state was quarantined, their published rows withdrawn, written
+    as deletes too (whether the source's deletes were looked for stays the key scan's to say)."""
     unchanged_type = [n for n in schema.names if n in previous_schema.names and n not in key
                       and previous_schema.field(n).type == schema.field(n).type]
-    deletes = read_keys is None or deleted_keys is not None
-    result = ChangeSet(since_version=since_version, file=out.name, deletes_detected=deletes,
+    detected = read_keys is None or deleted_keys is not None
+    deletes = detected or withheld_keys is not None
+    if withheld_keys is not None and deleted_keys is not None:
+        deleted_keys = pa.concat_tables([deleted_keys, withheld_keys.cast(deleted_keys.schema)])
+    elif withheld_keys is not None:
+        deleted_keys = withheld_keys
+    result = ChangeSet(since_version=since_version, file=out.name, deletes_detected=detected,
                        schema_changed=schema.names != previous_schema.names or len(unchanged_type) + len(key) != len(schema),
                        compared_columns=unchanged_type)
     scratch.mkdir(parents=True, exist_ok=True)

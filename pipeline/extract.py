@@ -27,7 +27,14 @@ from pipeline.changes import no_change
 from pipeline.conform import TypesChosen, ValueChoices, conform, published_form, run_schema
 from pipeline.duplicates import FileRanks
 from pipeline.extract_inputs import Inputs, prepare
-from pipeline.extract_keys import await_deletes, build_locators, change_set, settle_keys, start_key_scan
+from pipeline.extract_keys import (
+    await_deletes,
+    build_locators,
+    change_set,
+    settle_keys,
+    start_key_scan,
+    withheld_keys,
+)
 from pipeline.layering import carry_forward, compact, compaction_due, start_layer, version_batches
 from pipeline.provenance import keep_published_provenance, provenance_columns
 from pipeline.quarantine import seen_keys
@@ -129,6 +136,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
     origins = FileRanks(folder / "origins.parquet")
     incremental = staged.mode == "incremental"
     keys: list[pa.Array] = []  # an incremental run's keys read (few): its delta
+    withheld: list[pa.Array] = []  # ... and the keys of the rows it quarantined, whose published rows go
     watch = pa.array(inputs.watch, pa.string())
     seen: set[str] = set()
     high_water = None
@@ -175,6 +183,8 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                 # Copies: a column of a connector's batch can pin the whole batch (Arrow's C data interface
                 # releases a batch as one unit), and an incremental run's keys live until its end.
                 keys.append(pa.concat_arrays([key_array(split.good, key)]))
+                if split.bad_keys is not None and len(split.bad_keys):
+                    withheld.append(pa.concat_arrays([split.bad_keys]))
             if stream.cursor_column and split.good.num_rows:  # the watermark in the source's own terms
                 batch_max = pc.max(split.kept(batch.column(stream.cursor_column))).as_py()
                 if batch_max is not None and (high_water is None or batch_max > high_water):
@@ -199,7 +209,7 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                                       dictionary=writer.dictionary)
         # A layer on the previous version, or its change set at least: past the limits (compaction_due) the
         # version is compacted, but only once the layer's change set shows something to publish.
-        stacked = bool(incremental and previous is not None and key and writer.schema == previous.schema)
+        stacked = bool(incremental and previous is not None and key and stackable(writer.schema, previous.schema))
         if stacked:  # the delta's share of the layer, while the key scan is still reading the source's keys
             staged.files = [f"data/{name}" for name in writer.files  # a layer that read nothing adds no file
                             if pq.ParquetFile(folder / "data" / name).metadata.num_rows]
@@ -209,12 +219,18 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                                   schema=previous.schema, cursor=stream.cursor_column,
                                   previous_mark=inputs.state.cursor_value, previous_number=previous.number)
         found = await_deletes(staged, keys, scan)
+        # A key whose new state is quarantined loses its published row, as a full read of the table publishes
+        # none for it and change capture withdraws it (ARCHITECTURE.md, quarantined updates): the old row is a
+        # value the source no longer holds. A key quarantined as repeated keeps it (its rows are in ``keys``).
+        held = withheld_keys(withheld, keys, key, previous.schema) if incremental and previous is not None and key \
+            else None
         deleted, prefetched = (found.deleted, found.rows) if found is not None else (None, None)
         scan = found = None
         delta_keys = None
         layered = stacked
         if stacked:
-            layer = started.finish(previous_path=previous.path, removed=deleted, prefetched=prefetched)
+            layer = started.finish(previous_path=previous.path, removed=deleted, prefetched=prefetched,
+                                   withheld=held)
             started = None
             if compaction_due(previous.parts) and not no_change(layer.changes):
                 staged.rows_carried = compact(folder, layer, writer)
@@ -225,8 +241,9 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
                                            for name in writer.files] or
                                           [pa.table({k: pa.array([], writer.schema.field(k).type) for k in key})])
             changed = key_array(delta_keys, key)
-            if deleted is not None and len(deleted):
-                changed = pa.concat_arrays([changed, deleted.cast(changed.type)])
+            for gone in (deleted, held):
+                if gone is not None and len(gone):
+                    changed = pa.concat_arrays([changed, gone.cast(changed.type)])
             staged.rows_carried = carry_forward(previous.parts, writer, key, changed)
         if not layered:
             writer.ensure_file(writer.schema)
@@ -261,8 +278,14 @@ def _extract(staged: StagedRun, inputs: Inputs) -> None:
         staged.rows_staged = own_rows
         finish_checks(staged, contract, previous_rows=previous.rows if previous else None)
         staged.changes = layer.changes if stacked else \
-            change_set(staged, folder, writer.schema, key, previous, delta_keys, deleted)
+            change_set(staged, folder, writer.schema, key, previous, delta_keys, deleted, withheld=held)
     staged.save()
+
+
+def stackable(schema: pa.Schema, published: pa.Schema) -> bool:
+    """Whether an incremental run's rows (in ``schema``) stack as a layer on the version published in
+    ``published``; otherwise the version's other rows are carried forward into a whole table."""
+    return schema == published
 
 
 def _guarded(connector: Connector, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

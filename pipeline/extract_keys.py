@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import locator
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
@@ -76,6 +77,29 @@ def await_deletes(staged: StagedRun, keys: list[pa.Array], scan):  # noqa: ANN00
     return found
 
 
+def withheld_keys(withheld: list[pa.Array], read: list[pa.Array], key: tuple[str, ...],
+                  schema: pa.Schema) -> pa.Array | None:
+    """An incremental run's keys whose new state it quarantined (``withheld``: the failing rows' keys) and
+    that no good row it read replaces, in the published version's key type (``schema``): their published rows
+    are withdrawn (撤下旧值), as a full read of the same table publishes none for them. None: no such key."""
+    if not withheld:
+        return None
+    target = schema.field(key[0]).type if len(key) == 1 else pa.string()
+    held = []
+    for keys in withheld:
+        try:
+            held.append(keys.cast(target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a key no published row can hold: none to withdraw
+            continue
+    if not held:
+        return None
+    held = pc.unique(pa.concat_arrays(held))
+    if read:
+        good = pa.chunked_array(read, type=read[0].type).combine_chunks()
+        held = held.filter(pc.invert(pc.is_in(held, value_set=good.cast(target))))
+    return held if len(held) else None
+
+
 def build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple[str, ...]) -> None:
     """A sorted key file beside each part the run wrote (names under data/), so later incremental runs find
     keys by bisection."""
@@ -87,9 +111,10 @@ def build_locators(staged: StagedRun, folder: Path, names: list[str], key: tuple
 
 
 def change_set(staged: StagedRun, folder: Path, schema: pa.Schema, key: tuple[str, ...],
-               previous: Previous | None, read_keys: pa.Table | None, deleted: pa.Array | None) -> dict:
+               previous: Previous | None, read_keys: pa.Table | None, deleted: pa.Array | None,
+               withheld: pa.Array | None = None) -> dict:
     """The change set of a run that did not begin as a layer (a stacked run's comes with its layer, compacted
-    or not)."""
+    or not). ``withheld`` (withheld_keys): deletes too, though not found by a key scan."""
     if previous is None:
         return ChangeSet(since_version=None, inserted=staged.rows_staged, deletes_detected=True,
                          note="first version: every row is new").summary()
@@ -101,7 +126,9 @@ def change_set(staged: StagedRun, folder: Path, schema: pa.Schema, key: tuple[st
     gone = None
     if staged.mode == "incremental" and deleted is not None:
         gone = key_table(deleted, key, previous.schema)
+    held = key_table(withheld, key, previous.schema) if staged.mode == "incremental" and withheld is not None \
+        else None
     return compute_changes(new_files=[folder / f for f in staged.files], previous_parts=previous.parts, key=key,
                            schema=schema, previous_schema=previous.schema, out=folder / CHANGES_FILE,
                            since_version=previous.number, read_keys=read_keys, deleted_keys=gone,
-                           scratch=folder / "tmp").summary()
+                           withheld_keys=held, scratch=folder / "tmp").summary()

@@ -133,11 +133,15 @@ class StartedLayer:
     vectors: dict[int, dict] = field(default_factory=dict)  # their deletion vectors, written already
 
     def finish(self, *, previous_path: str, removed: pa.Array | None,
-               prefetched: PrefetchedRows | None = None) -> Layer:
+               prefetched: PrefetchedRows | None = None, withheld: pa.Array | None = None) -> Layer:
         """Mark the replaced and the ``removed`` keys' rows dead and close the change set with the deletes
-        (their rows taken from ``prefetched`` where the key scan read them ahead)."""
+        (their rows taken from ``prefetched`` where the key scan read them ahead). ``withheld``: keys whose new
+        state the run quarantined; their rows go too, as deletes, without claiming the source's deletes were
+        looked for (``removed`` None: no key scan)."""
         try:
-            gone = self._gone(removed)
+            gone = self._gone(removed if withheld is None or not len(withheld) else
+                              withheld if removed is None else pa.concat_arrays([removed,
+                                                                                 withheld.cast(removed.type)]))
             layer = Layer()
             newly_dead = 0
             removed_here = {hit.part_index: hit.positions for hit in gone}

@@ -33,6 +33,7 @@ class Split:
     good: pa.RecordBatch
     bad: pa.RecordBatch | None  # the failing rows as read, with _rule and _reason columns added
     keep: pa.Array | None = None  # which rows of the batch are good (None: all), to filter what goes with them
+    bad_keys: pa.Array | None = None  # the failing rows' keys as converted (none where a key is empty or unread)
 
     def kept(self, values: pa.Array) -> pa.Array:
         """Values aligned with the batch (e.g. its cursor column as read), for the good rows."""
@@ -129,7 +130,11 @@ def split_batch(batch: pa.RecordBatch, *, key: tuple[str, ...], contract: Contra
     bad = bad.append_column(RULE_COLUMN, rules).append_column(REASON_COLUMN, reasons)
     if raw is not None:  # the values the connector could not convert, as read (the quarantine file keeps them)
         bad = bad.append_column(ROW_RAW_COLUMN, raw.take(pa.array(bad_rows)))
-    return Split(good=payload.filter(keep), bad=bad, keep=keep)
+    bad_keys = None
+    if key:  # a key the contract could not convert is no key a published row holds: left out
+        bad_keys = key_array(payload.take(pa.array(bad_rows)), key)
+        bad_keys = bad_keys.filter(pc.is_valid(bad_keys))
+    return Split(good=payload.filter(keep), bad=bad, keep=keep, bad_keys=bad_keys)
 
 
 def rules_of(rule_column: pa.Array) -> list[list[str]]:

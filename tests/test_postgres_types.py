@@ -272,10 +272,11 @@ def test_infinite_and_far_dates_are_quarantined_not_published_as_garbage(hub_hom
                         "interval '1 day' WHERE id = 5")
         incremental = sync_resource(resource_code=hub.resource_code)
         assert incremental.mode == "incremental" and incremental.rows_quarantined == 4  # 1, 3, 4 read again
-        # nothing else changed: no version (the NaN score read again is the same value, not an update)
-        assert incremental.version is None and latest(hub.resource_code).number == 1
-        assert sorted(_published(hub.resource_code)) == [2, 5]  # id 5 keeps its published row
-        assert _published(hub.resource_code)[5]["valid_to"].isoformat() == "2027-06-30"
+        # id 5's published row is withdrawn, as a full read of the table publishes none for it (it kept its
+        # 2027-06-30, a value the source no longer holds); nothing else changed (the NaN score read again is
+        # the same value, not an update)
+        assert incremental.version == 2 and latest(hub.resource_code).manifest["changes"]["deleted"] == 1
+        assert sorted(_published(hub.resource_code)) == [2]
         # the driver's read told its infinity by a day count its epoch shift had wrapped: the provider saw
         # -5877611-06-21 in the quarantine where the source holds infinity
         done = CliRunner().invoke(_cli(), ["quarantine", "export", hub.resource_code, "--output", str(export)])
@@ -442,7 +443,8 @@ def test_a_time_of_24_00_is_quarantined_not_published_as_midnight(hub_home, tmp_
                         "WHERE id = 2")
         incremental = sync_resource(resource_code=hub.resource_code)
         assert incremental.mode == "incremental" and incremental.rows_quarantined == 2  # 1 read again, and 2
-        assert _published(hub.resource_code)[2]["closes"].isoformat() == "23:59:59.999999"  # its published row kept
+        # its published row is withdrawn, as a full read publishes none for it (23:59:59.999999 is gone at the source)
+        assert sorted(_published(hub.resource_code)) == [3, 4]
         with session_scope() as session:
             resource = get_resource(session, code=hub.resource_code)
             assert sorted(open_keys(session, resource_id=resource.id)) == ["1", "2"]
