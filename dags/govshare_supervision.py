@@ -41,9 +41,11 @@ def supervision() -> None:
         from registry.supervision.daily import run_sharing_check
 
         found = run_sharing_check()
-        if found["baseless_grants"] or found["edited_rows"]:  # recorded and audited; a failed task makes one look
+        if found["baseless_grants"] or found["edited_rows"] or found["unlisted_columns"]:
+            # recorded and audited; a failed task makes one look
             raise RuntimeError(f"grants in force without a basis: {found['baseless_grants']}, rows edited outside the "
-                               f"hub: {found['edited_rows']} (govshare sharing check)")
+                               f"hub: {found['edited_rows']}, grants naming columns their entry does not list: "
+                               f"{found['unlisted_columns']} (govshare sharing check)")
         return found
 
     @task(execution_timeout=timedelta(minutes=30))

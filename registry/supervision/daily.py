@@ -59,20 +59,24 @@ def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str,
 
 
 def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
-    """Grants in force without a basis and rows edited outside the hub (registry/sharing/check.py); each finding
-    is audited so it is kept."""
+    """Grants in force without a basis, grants naming columns their entry does not list and rows edited outside
+    the hub (registry/sharing/check.py); each finding is audited so it is kept."""
     from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.sharing.check import baseless_grants, edited_rows
+    from registry.sharing.check import baseless_grants, edited_rows, unlisted_grant_columns
 
     with session_scope() as session:
-        found, edited = baseless_grants(session), edited_rows(session)
-        record_event(session, actor=actor, action="sharing.check", result="failed" if found or edited else "ok",
+        found, edited, unlisted = baseless_grants(session), edited_rows(session), unlisted_grant_columns(session)
+        record_event(session, actor=actor, action="sharing.check",
+                     result="failed" if found or edited or unlisted else "ok",
                      detail={"baseless": [{"grant": g.grant_id, "resource": g.resource_code, "agency": g.agency_code,
                                            "problem": g.problem_en} for g in found],
-                             "edited": [{"table": e.table, "id": e.row_id} for e in edited]})
+                             "edited": [{"table": e.table, "id": e.row_id} for e in edited],
+                             "unlisted": [{"grant": u.grant_id, "resource": u.resource_code, "columns": u.columns}
+                                          for u in unlisted]})
         return {"baseless_grants": [g.grant_id for g in found],
-                "edited_rows": [f"{e.table}:{e.row_id}" for e in edited]}
+                "edited_rows": [f"{e.table}:{e.row_id}" for e in edited],
+                "unlisted_columns": {u.grant_id: u.columns for u in unlisted}}
 
 
 def run_audit_anchor() -> dict[str, Any]:
