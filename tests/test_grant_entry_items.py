@@ -219,6 +219,10 @@ def _grant_other(code: str, *, columns: list[str] | None, origin: str = "applica
             session, ref=OTHER_PROVIDER[0]), origin=origin, purpose="执法检查", by=console("test"), columns=columns).id
 
 
+def _header(answer) -> list[str]:  # noqa: ANN001 - a response
+    return answer.text.lstrip("\ufeff").splitlines()[0].replace('"', "").split(",")
+
+
 def _served(world: World, code: str) -> dict[str, list[str]]:
     """The columns a consumer's system gets of the resource through each delivery route, and its notices."""
     from fastapi.testclient import TestClient
@@ -240,10 +244,10 @@ def _served(world: World, code: str) -> dict[str, list[str]]:
     with session_scope() as session:
         noticed = subscriber_scope(session, resource=get_resource(session, code=code),
                                    agency_id=get_agency(session, ref=OTHER_PROVIDER[0]).id).columns
-    header = lambda answer: answer.text.lstrip("\ufeff").splitlines()[0].replace('"', "").split(",")  # noqa: E731
     return {"records": sorted({c for record in page.json()["records"] for c in record}),
-            "files": sorted(header(download)), "changes": sorted(c for c in header(changes) if not c.startswith("_")),
-            "versions": sorted(f["name"] for f in versions.json()[0]["schema_fields"]), "notices": sorted(noticed) if noticed is not None else ["(every column)"]}
+            "files": sorted(_header(download)), "changes": sorted(c for c in _header(changes) if not c.startswith("_")),
+            "versions": sorted(f["name"] for f in versions.json()[0]["schema_fields"]),
+            "notices": sorted(noticed) if noticed is not None else ["(every column)"]}
 
 
 def test_a_grant_of_the_whole_version_serves_only_the_entrys_items_and_the_key(world: World) -> None:
