@@ -31,6 +31,7 @@ sharing_app = typer.Typer(help="The sharing invariant (共享授权核查): ever
 @sharing_app.command("check")
 def sharing_check() -> None:
     """List every grant in force without an approved application or a live subscription on a published entry,
+    every grant naming a column its catalogue entry does not list (neither a data item nor the registered key),
     and every sealed row (grant, API token, user, session, designation, resource) changed outside the hub.
 
     Exits 1 when any is found (a cron job or health check notices); the daily supervision DAG runs it too.
@@ -38,11 +39,11 @@ def sharing_check() -> None:
     Example: govshare sharing check
     """
     from registry.db import session_scope
-    from registry.sharing.check import baseless_grants, edited_rows
+    from registry.sharing.check import baseless_grants, edited_rows, unlisted_grant_columns
     from schemas.presentation import label
 
     with reported_errors(), session_scope() as session:
-        found, edited = baseless_grants(session), edited_rows(session)
+        found, edited, unlisted = baseless_grants(session), edited_rows(session), unlisted_grant_columns(session)
         table("无依据的授权 / grants without a basis", ["授权 grant", "资源 resource", "获取方 consumer", "来源 origin",
                                                  "问题 problem"],
               [(g.grant_id, g.resource_code, g.agency_code, label("grant_origins", g.origin),
@@ -52,7 +53,14 @@ def sharing_check() -> None:
             table("在平台之外被改动的记录 / rows changed outside the hub", ["表 table", "编号 id", "问题 problem"],
                   [(e.table, e.row_id, "封签不符，已停止使用，请核查并恢复 / its seal does not match: refused until "
                     "restored") for e in edited])
-        if found or edited:
+        if unlisted:
+            table("授权含目录未列出的列 / grants naming columns the entry does not list",
+                  ["授权 grant", "资源 resource", "获取方 consumer", "问题 problem"],
+                  [(u.grant_id, u.resource_code, u.agency_code,
+                    f"目录条目未列出 {'、'.join(u.columns)}，读取时已不提供；条目再次发布时从授权中移除 / the entry does not "
+                    f"list {', '.join(u.columns)}: not served; taken off the grant at the entry's next publication")
+                   for u in unlisted])
+        if found or edited or unlisted:
             raise typer.Exit(1)
         console.print("每项有效授权均有已批准的申请或有效订阅 / every grant in force has its basis")
 

@@ -77,11 +77,12 @@ def conditional_hub(session, *, password: str, roles: Sequence[str] = ("data_adm
 
 
 def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COLUMNS,  # noqa: ANN001 - Session
-                  personal: dict[str, str] | None = None) -> None:
+                  personal: dict[str, str] | None = None, names: dict[str, str] | None = None) -> None:
     """Publish a registered entry as the measures require before anything is shared: its elements compiled
     (one data item per column; `personal` marks columns: {"legal_rep_id": "idcard"} as the 主体标识, or a
     personal-information kind), submitted by a designated cataloguer, confidentiality-reviewed and approved by
-    a designated reviewer of its agency (people created once per agency)."""
+    a designated reviewer of its agency (people created once per agency). `names`: an item's Chinese name by
+    column (default: the column's name)."""
     from sqlalchemy import select
 
     from registry.catalog.entries import upsert_entry
@@ -102,7 +103,7 @@ def publish_entry(session, code: str, *, columns: Sequence[str] = ENTERPRISE_COL
     items = []
     for column in columns:
         mark = personal.get(column)
-        item = {"name": column, "column": column, "data_type": "string"}
+        item = {"name": (names or {}).get(column, column), "column": column, "data_type": "string"}
         if mark == "idcard":
             item["subject_id"] = "idcard"
         elif mark:

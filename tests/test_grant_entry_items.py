@@ -205,3 +205,106 @@ def test_the_provider_sets_the_term_on_the_decision_page(world: World) -> None:
                                   .order_by(AuditEvent.id.desc())).first()
         assert made.agency.code == CONSUMER[0] and clock.beijing_day(made.expires_at) == term
         assert decided.actor == "user:provider-data_admin" and decided.detail["grant"] == made.id
+
+
+def _grant_other(code: str, *, columns: list[str] | None, origin: str = "application") -> int:
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.people.agencies import get_agency
+    from registry.people.auth import console
+    from registry.sharing.grants import create_grant
+
+    with session_scope() as session:
+        return create_grant(session, resource=get_resource(session, code=code), agency=get_agency(
+            session, ref=OTHER_PROVIDER[0]), origin=origin, purpose="执法检查", by=console("test"), columns=columns).id
+
+
+def _header(answer) -> list[str]:  # noqa: ANN001 - a response
+    return answer.text.lstrip("\ufeff").splitlines()[0].replace('"', "").split(",")
+
+
+def _served(world: World, code: str) -> dict[str, list[str]]:
+    """The columns a consumer's system gets of the resource through each delivery route, and its notices."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from registry.catalog.resources import get_resource
+    from registry.db import session_scope
+    from registry.people.agencies import get_agency
+    from registry.sharing.visibility import subscriber_scope
+    from tests.helpers import bearer
+
+    client, auth, base = TestClient(create_app()), bearer(world.tokens["system:other"]), f"/api/v1/resources/{code}"
+    page = client.get(f"{base}/records", params={"limit": 5}, headers=auth)
+    download = client.get(f"{base}/files", params={"format": "csv"}, headers=auth)
+    changes = client.get(f"{base}/changes", params={"since": 1, "format": "csv"}, headers=auth)
+    versions = client.get(f"{base}/versions", headers=auth)
+    for answer in (page, download, changes, versions):
+        assert answer.status_code == 200, answer.text
+    with session_scope() as session:
+        noticed = subscriber_scope(session, resource=get_resource(session, code=code),
+                                   agency_id=get_agency(session, ref=OTHER_PROVIDER[0]).id).columns
+    return {"records": sorted({c for record in page.json()["records"] for c in record}),
+            "files": sorted(_header(download)), "changes": sorted(c for c in _header(changes) if not c.startswith("_")),
+            "versions": sorted(f["name"] for f in versions.json()[0]["schema_fields"]),
+            "notices": sorted(noticed) if noticed is not None else ["(every column)"]}
+
+
+def test_a_grant_of_the_whole_version_serves_only_the_entrys_items_and_the_key(world: World) -> None:
+    """An application or console grant approved as the whole version (no column list) served every column of
+    the version, those the entry does not list too. Served, it covers the entry's items and the registered key,
+    on every route a consumer reads and in its notices."""
+    code = world.resources["pending"]
+    _republish(code, ("name", "status"))  # ``id``, the registered key, is no listed item
+    _grant_other(code, columns=None)
+    expected = sorted(["name", "status", "id"])
+    assert _served(world, code) == dict.fromkeys(("records", "files", "changes", "versions", "notices"), expected)
+
+
+def test_a_grant_from_before_grants_followed_the_entry_is_served_narrowed_and_reported(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grant made before grants followed the entry's items may name a column the entry no longer lists until
+    its next republication: it was served that column. Served narrowed; `govshare sharing check` names it (exit
+    1), and no longer once the republication took the column off the grant."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from registry.db import session_scope
+    from registry.people.auth import console
+    from registry.sharing.subscriptions import subscribe
+
+    code = world.resources["unconditional"]
+    with session_scope() as session:  # a live subscription: the grant has its basis
+        subscribe(session, resource_code=code, agency=OTHER_PROVIDER[0], purpose="企业名录核对", by=console("test"))
+    with monkeypatch.context() as before:  # as the hub published before grants followed the entry's items
+        before.setattr("registry.sharing.entry_items.follow_entry_items", lambda session, **_: None)
+        _republish(code, ("name", "status"))
+    assert _served(world, code) == dict.fromkeys(("records", "files", "changes", "versions", "notices"),
+                                                 ["id", "name", "status"])
+    from registry.sharing.check import unlisted_grant_columns
+
+    with session_scope() as session:
+        [found] = [f for f in unlisted_grant_columns(session) if f.agency_code == OTHER_PROVIDER[0]]
+        assert found.resource_code == code and found.columns == _without("id", "name", "status")
+    checked = CliRunner().invoke(app, ["sharing", "check"])
+    assert checked.exit_code == 1 and "reg_capital" in checked.output and "未列出" in checked.output, checked.output
+    _republish(code, ("name", "status", "address"))  # the next republication brings the grant in line
+    checked = CliRunner().invoke(app, ["sharing", "check"])
+    assert checked.exit_code == 0 and "未列出" not in checked.output, checked.output
+
+
+def test_the_grant_change_message_names_the_items_in_chinese(world: World) -> None:
+    """The consumer's message named raw columns (reg_capital); it names the entry's items (注册资本), those the
+    entry just dropped by the name it listed them under, and a column the entry never named by itself."""
+    from registry.db import session_scope
+
+    code = world.resources["unconditional"]
+    names = {"name": "企业名称", "status": "登记状态", "reg_capital": "注册资本", "legal_rep": "法定代表人"}
+    with session_scope() as session:
+        publish_entry(session, code, names=names)  # the same items, named: the grant does not change
+    assert _told("grant_changed") == []
+    with session_scope() as session:
+        publish_entry(session, code, columns=CATALOGUED, names=names)
+    [narrowed] = _told("grant_changed")
+    assert "注册资本" in narrowed and "法定代表人" in narrowed and "reg_capital" not in narrowed
+    assert "uscc" in narrowed  # named by its column alone in every revision

@@ -88,7 +88,7 @@ def test_the_daily_sharing_check_fails_in_chinese_with_the_english(hub_home: Pat
         add_person(session, agency=PROVIDER[0], account="li", name="李四", actor="test")
         designate(session, account="li", role="reviewer", valid_from=clock.today() - timedelta(days=30), actor="test")
         end_designation(session, account="li", role="reviewer", actor="test")
-    assert check_sharing() == {"baseless_grants": [], "edited_rows": []}
+    assert check_sharing() == {"baseless_grants": [], "edited_rows": [], "unlisted_columns": {}}
 
     _registry_sql("UPDATE designations SET valid_to = NULL")  # reopened outside the hub
     with pytest.raises(FatalError) as raised:

@@ -241,6 +241,20 @@ def item_columns(revision: CatalogRevision) -> list[str] | None:
     return [item["column"] for item in revision.content.get("data_items", []) if item.get("column")] or None
 
 
+def item_names(session: Session, *, resource: Resource) -> dict[str, str]:
+    """Each column's data item name (信息项名称) as the published revision lists it, or, for a column it no
+    longer lists, as the latest earlier revision did: what a consumer is told of items changed on its grant."""
+    names: dict[str, str] = {}
+    revisions = session.scalars(select(CatalogRevision).where(
+        CatalogRevision.resource_id == resource.id, CatalogRevision.status.in_(("published", "superseded")))
+        .order_by((CatalogRevision.status == "published").desc(), CatalogRevision.number.desc()))
+    for revision in revisions:
+        for item in revision.content.get("data_items", []):
+            if item.get("column") and item.get("name"):
+                names.setdefault(item["column"], item["name"])
+    return names
+
+
 def get_revision(session: Session, *, resource: Resource, number: int) -> CatalogRevision:
     revision = session.scalar(select(CatalogRevision).where(
         CatalogRevision.resource_id == resource.id, CatalogRevision.number == number))

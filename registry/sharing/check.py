@@ -6,8 +6,9 @@ application it came from stands approved (in whole or in part) with this very gr
 a withdrawn entry or a revoked subscription ends the grant where it happens; this check finds any grant that
 escaped (a bug, an edited table) so supervision sees it, and any grant whose row no longer matches its seal
 (registry/seals.py: edited outside the hub), and every other sealed row (an API token, a user, a session, a
-designation, a resource) edited outside the hub. `govshare sharing check` and the daily supervision DAG run it;
-it reads only the registry.
+designation, a resource) edited outside the hub, and any grant naming a column its entry does not list (made
+before grants followed the entry's items: served narrowed, kept on record until the entry's next republication).
+`govshare sharing check` and the daily supervision DAG run it; it reads only the registry.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.catalog.entries import catalogued_columns
 from registry.orm import Base
 from registry.seals import SEALED, broken_rows, intact
-from registry.sharing.grants import LIVE
+from registry.sharing.grants import LIVE, filter_columns, shareable_columns
 from registry.sharing.models import Application, Grant, Subscription
 
 APPROVED = ("approved", "partial")
@@ -84,3 +86,27 @@ def edited_rows(session: Session) -> list[EditedRow]:
     """Every sealed row, beside grants (above), whose seal no longer matches: edited outside the hub, refused."""
     return [EditedRow(table=name, row_id=row_id) for name in SEALED if name != "grants"
             for row_id in broken_rows(session, Base.metadata.tables[name])]
+
+
+@dataclass(frozen=True)
+class UnlistedGrantColumns:
+    grant_id: int
+    resource_code: str
+    agency_code: str
+    columns: list[str]  # named by the grant or its row condition, not shareable (neither an item nor the key)
+
+
+def unlisted_grant_columns(session: Session) -> list[UnlistedGrantColumns]:
+    """Every grant in force naming, or choosing rows by, a column its published entry does not list beside the
+    registered key (登记的主键). Reads never serve such a column (visibility.grant_scope); the record still says
+    more than may be shared, so supervision sees it until the entry's next republication brings the grant in line."""
+    found = []
+    for grant in session.scalars(select(Grant).where(Grant.status.in_(LIVE)).order_by(Grant.id)):
+        named = [*(grant.columns or []), *filter_columns(grant.row_filter)]
+        if not named:
+            continue
+        shareable = shareable_columns(grant.resource, catalogued_columns(session, resource=grant.resource))
+        if shareable is not None and (outside := list(dict.fromkeys(c for c in named if c not in shareable))):
+            found.append(UnlistedGrantColumns(grant_id=grant.id, resource_code=grant.resource.code,
+                                              agency_code=grant.agency.code, columns=outside))
+    return found

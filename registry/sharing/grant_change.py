@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from registry.audit.log import record_event
+from registry.catalog.entries import item_names
 from registry.people.auth import Principal
 from registry.sharing.inbox import notify
 from registry.sharing.models import Grant
@@ -22,12 +23,12 @@ from schemas.presentation import day
 _UNCHANGED: Any = object()
 
 
-def _listed(columns: list[str]) -> str:
-    return "、".join(columns)
+def _what_changed(before: dict[str, Any], after: dict[str, Any], names: dict[str, str]) -> list[str]:
+    """The changes in Chinese, one phrase each, for the consumer's message: items by the names the entry gives
+    them (信息项名称; the column where it gives none), as the consumer knows them from the catalogue."""
+    def _listed(columns: list[str]) -> str:
+        return "、".join(names.get(column, column) for column in columns)
 
-
-def _what_changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The changes in Chinese, one phrase each, for the consumer's message."""
     said = []
     old, new = before["columns"], after["columns"]
     if old != new:
@@ -80,7 +81,7 @@ def change_grant(session: Session, *, grant: Grant, by: Principal, why_zh: str, 
                          "reason": f"{why_zh} / {why_en}"})
     notify(session, kind="grant_changed", agency_id=grant.agency_id,
            message=f"本机构对“{resource.name}”（{resource.code}）的共享授权已变更（{why_zh}）："
-                   f"{'；'.join(_what_changed(before, after))}")
+                   f"{'；'.join(_what_changed(before, after, item_names(session, resource=resource)))}")
     return True
 
 

@@ -20,7 +20,7 @@ from registry.catalog.entries import catalogued_columns
 from registry.catalog.models import Resource
 from registry.exchange.models import DatasetVersion
 from registry.seals import intact
-from registry.sharing.grants import lifted_masks, live_grant, sensitivity
+from registry.sharing.grants import lifted_masks, live_grant, sensitivity, shareable_columns
 from registry.sharing.models import Grant
 
 
@@ -35,7 +35,7 @@ class Scoped(Protocol):
 @dataclass(frozen=True)
 class GrantScope:
     grant_id: int
-    columns: list[str] | None  # approved data items as column names; None: every column
+    columns: list[str] | None  # approved data items as column names; None: every column (an entry naming none)
     row_filter: dict[str, Any] | None = None
     mask_columns: list[str] = field(default_factory=list)
 
@@ -71,10 +71,19 @@ def grant_scope(session: Session, *, resource: Resource, grant: Grant) -> GrantS
     lifted = lifted_masks(grant)
     masked = [] if lifted is True else [c for c in personal_identifiers(session, resource) if c not in lifted]
     columns = list(grant.columns) if grant.columns else None
-    if columns is None and grant.origin == "subscription":
-        # A subscription made before subscriptions followed the entry (migration 0016 granted every column)
-        # covers what the entry lists, as one made since does: never a column the entry does not list.
-        columns = catalogued_columns(session, resource=resource)
+    items = catalogued_columns(session, resource=resource)
+    shareable = shareable_columns(resource, items)
+    if shareable is not None:
+        # Served, a grant never reaches past what its entry lists now (ARCHITECTURE.md, "grants follow the
+        # entry's items"). A subscription made before subscriptions followed the entry (migration 0016 granted
+        # every column) covers what the entry lists, as one made since does; a grant approved as the whole
+        # version covers the items and the registered key (登记的主键), not every column a version holds; a grant
+        # made before grants followed the entry loses an item the entry no longer lists now, not only at the
+        # entry's next republication (which then records the change: entry_items.follow_entry_items).
+        if columns is None:
+            columns = list(items or []) if grant.origin == "subscription" else shareable
+        else:
+            columns = [column for column in columns if column in shareable]
     return GrantScope(grant_id=grant.id, columns=columns, row_filter=grant.row_filter, mask_columns=masked)
 
 

@@ -60,35 +60,42 @@ def run_detection(*, today: date | None = None, actor: str = ACTOR) -> dict[str,
 
 
 def run_sharing_check(*, actor: str = ACTOR) -> dict[str, Any]:
-    """Grants in force without a basis and rows edited outside the hub (registry/sharing/check.py); each finding
-    is audited so it is kept."""
+    """Grants in force without a basis, grants naming columns their entry does not list and rows edited outside
+    the hub (registry/sharing/check.py); each finding is audited so it is kept."""
     from registry.audit.log import record_event
     from registry.db import session_scope
-    from registry.sharing.check import baseless_grants, edited_rows
+    from registry.sharing.check import baseless_grants, edited_rows, unlisted_grant_columns
 
     with session_scope() as session:
-        found, edited = baseless_grants(session), edited_rows(session)
-        record_event(session, actor=actor, action="sharing.check", result="failed" if found or edited else "ok",
+        found, edited, unlisted = baseless_grants(session), edited_rows(session), unlisted_grant_columns(session)
+        record_event(session, actor=actor, action="sharing.check",
+                     result="failed" if found or edited or unlisted else "ok",
                      detail={"baseless": [{"grant": g.grant_id, "resource": g.resource_code, "agency": g.agency_code,
                                            "problem": g.problem_en} for g in found],
-                             "edited": [{"table": e.table, "id": e.row_id} for e in edited]})
+                             "edited": [{"table": e.table, "id": e.row_id} for e in edited],
+                             "unlisted": [{"grant": u.grant_id, "resource": u.resource_code, "columns": u.columns}
+                                          for u in unlisted]})
         return {"baseless_grants": [g.grant_id for g in found],
-                "edited_rows": [f"{e.table}:{e.row_id}" for e in edited]}
+                "edited_rows": [f"{e.table}:{e.row_id}" for e in edited],
+                "unlisted_columns": {u.grant_id: u.columns for u in unlisted}}
 
 
 def check_sharing(*, actor: str = ACTOR) -> dict[str, Any]:
     """The sharing check as the DAG's task runs it: what it found fails the task (a failed task makes someone
     look), said in Chinese with the English as every error is, naming the grants and rows."""
     found = run_sharing_check(actor=actor)
-    grants, rows = found["baseless_grants"], found["edited_rows"]
-    if grants or rows:
+    grants, rows, unlisted = found["baseless_grants"], found["edited_rows"], found["unlisted_columns"]
+    if grants or rows or unlisted:
         listed = ", ".join(map(str, grants)) or "-"
         edited = ", ".join(rows) or "-"
+        wide = "; ".join(f"{grant}: {', '.join(columns)}" for grant, columns in unlisted.items()) or "-"
         raise FatalError(zh=f"共享授权核查发现问题：无依据的授权 {len(grants)} 项（{listed}），在平台外被改动的记录 "
-                            f"{len(rows)} 条（{edited}）；请运行 govshare sharing check 查看并处理",
-                         en=f"the sharing check found {len(grants)} grant(s) in force without a basis ({listed}) and "
-                            f"{len(rows)} row(s) edited outside the hub ({edited}); run `govshare sharing check` to "
-                            "see them and put them right")
+                            f"{len(rows)} 条（{edited}），列出目录条目未列信息项的授权 {len(unlisted)} 项（{wide}）；"
+                            "请运行 govshare sharing check 查看并处理",
+                         en=f"the sharing check found {len(grants)} grant(s) in force without a basis ({listed}), "
+                            f"{len(rows)} row(s) edited outside the hub ({edited}) and {len(unlisted)} grant(s) naming "
+                            f"columns their entry does not list ({wide}); run `govshare sharing check` to see them "
+                            "and put them right")
     return found
 
 
