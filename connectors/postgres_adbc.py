@@ -54,8 +54,38 @@ def read_batches(uri: str, select: str, *, batch_rows: int, batch_bytes: int = 1
     # incremental read (about 0.15 s per process).
     import adbc_driver_manager
 
-    with adbc_driver_manager.AdbcConnection(_adbc_database(uri)) as connection, \
-            adbc_driver_manager.AdbcStatement(connection) as statement:
+    database = _adbc_database(uri)
+    connection = adbc_driver_manager.AdbcConnection(database)
+    try:
+        yield from _read(connection, select, batch_rows=batch_rows, batch_bytes=batch_bytes, convert=convert,
+                         declared_dims=declared_dims, told=told)
+    finally:
+        _close(uri, database, connection)
+
+
+def _close(uri: str, database: Any, connection: Any) -> None:
+    """Close the read's connection. The driver closes the server connection first and then counts it off its
+    database; once that count went wrong ("Open connection count underflowed", seen once in a whole test run,
+    cause not found), every later close on that database failed too and every PostgreSQL read of the process
+    after it. The read itself was whole, so it stands; the database is dropped and the next read opens another."""
+    import adbc_driver_manager
+
+    try:
+        connection.close()
+    except adbc_driver_manager.InternalError as exc:
+        if "connection count underflowed" not in str(exc):
+            raise
+        with _DATABASES_LOCK:
+            if _DATABASES.get(uri) is database:
+                del _DATABASES[uri]
+
+
+def _read(connection: Any, select: str, *, batch_rows: int, batch_bytes: int, convert: bool,
+          declared_dims: Callable[[], dict[str, int]] | None,
+          told: Callable[[list[str]], None] | None) -> Iterator[pa.RecordBatch]:
+    import adbc_driver_manager
+
+    with adbc_driver_manager.AdbcStatement(connection) as statement:
         statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(batch_bytes)})
         statement.set_sql_query(select)
         arrays: dict[str, ArrayColumn] = {}
