@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from pipeline import locator
 from pipeline.changes import CHANGES_FILE, ChangeSet, compute_changes
-from pipeline.key_scan import key_table
+from pipeline.key_scan import key_table, without_keys
 from pipeline.duplicates import FileRanks, settle_duplicates
 from pipeline.extract_inputs import Inputs, Previous
 from pipeline.staging import PartWriter, QuarantineWriter, StagedRun
@@ -95,8 +95,7 @@ def withheld_keys(withheld: list[pa.Array], read: list[pa.Array], key: tuple[str
         return None
     held = pc.unique(pa.concat_arrays(held))
     if read:
-        good = pa.chunked_array(read, type=read[0].type).combine_chunks()
-        held = held.filter(pc.invert(pc.is_in(held, value_set=good.cast(target))))
+        held = without_keys(held, pa.chunked_array(read, type=read[0].type).combine_chunks())
     return held if len(held) else None
 
 
